@@ -1,0 +1,63 @@
+/**
+ * `radmesh`: the command line. Every failure prints one line on stderr and exits non-zero
+ * (the exit codes are in `node/errors.ts`).
+ */
+import { isRadmeshError, UsageError } from '../errors.ts'
+import { consortiumCommand } from './consortium.ts'
+import { initCommand, joinCommand } from './member.ts'
+import { startCommand } from './start.ts'
+import { statusCommand } from './status.ts'
+
+const HELP = `radmesh: peer-to-peer teleradiology reading network
+
+  radmesh consortium create --dir DIR --name NAME
+  radmesh init --home HOME --name NAME --role site|radiologist [--subspecialty neuro,msk,…]
+  radmesh consortium admit --dir DIR --request FILE --out CERT   (or --home HOME on one machine)
+  radmesh consortium revoke --dir DIR --peer PEERID [--home HOME]
+  radmesh join --home HOME --cert CERT --consortium DIR/consortium.json
+  radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT]
+  radmesh status --home HOME`
+
+const NOT_YET: Record<string, string> = {
+  import: 'the archive (DICOM import)',
+  share: 'the encrypted study exchange',
+  fetch: 'the encrypted study exchange',
+  audit: 'the archive audit trail'
+}
+
+type Command = (argv: string[], print: (line: string) => void) => Promise<void>
+const COMMANDS: Record<string, Command> = {
+  consortium: consortiumCommand,
+  init: initCommand,
+  join: joinCommand,
+  start: startCommand,
+  status: statusCommand
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const print = (line: string): void => { process.stdout.write(`${line}\n`) }
+  const [name, ...rest] = argv
+  try {
+    if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+      print(HELP)
+      return name === undefined ? 2 : 0
+    }
+    const command = COMMANDS[name]
+    if (command === undefined) {
+      const later = NOT_YET[name]
+      throw new UsageError(later === undefined ? `unknown command "${name}"; run "radmesh help"` : `"radmesh ${name}" is not in this version yet: it arrives with ${later}`)
+    }
+    await command(rest, print)
+    return 0
+  } catch (error) {
+    if (isRadmeshError(error)) {
+      process.stderr.write(`radmesh: ${error.message}\n`)
+      return error.exitCode
+    }
+    process.stderr.write(`radmesh: internal error: ${(error as Error).message ?? String(error)} (please report it with HOME/node.log)\n`)
+    if (process.env['RADMESH_DEBUG'] !== undefined) process.stderr.write(`${(error as Error).stack}\n`)
+    return 70
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))

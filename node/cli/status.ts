@@ -1,0 +1,18 @@
+/** `radmesh status`: what the running node on HOME says about itself and its peers. */
+import type { ConnectedMember } from '../http/services.ts'
+import { parse, required } from './args.ts'
+import { connectToNode } from './client.ts'
+
+const STATUS = 'radmesh status --home HOME'
+
+export async function statusCommand (argv: string[], print: (line: string) => void): Promise<void> {
+  const { values } = parse(argv, { home: { type: 'string' } }, STATUS)
+  const client = await connectToNode(required(values, 'home', STATUS))
+  const health = await client.request<{ ok: boolean, peerId: string, name: string, role: string }>('GET', '/api/health')
+  const membership = await client.request<{ consortium: { name: string }, certificate: { expiresAt: string }, revocations: unknown[] }>('GET', '/api/membership')
+  const peers = await client.request<ConnectedMember[]>('GET', '/api/peers')
+  print(`${health.name} (${health.role}) ${health.peerId} ${health.ok ? 'running' : 'NOT RUNNING'} at ${client.url}`)
+  print(`consortium "${membership.consortium.name}", certificate valid until ${membership.certificate.expiresAt}, ${membership.revocations.length} revocation(s) known`)
+  print(`${peers.length} member(s) connected${peers.length > 0 ? ':' : ''}`)
+  for (const peer of peers) print(`  ${peer.name} (${peer.role}) ${peer.peerId} via ${peer.addrs.join(', ')}`)
+}

@@ -1,0 +1,84 @@
+/**
+ * Who may use the HTTP API: a caller with the bearer token from HOME/api-token (scripts, the CLI), or a
+ * browser holding a session cookie obtained through a one-time sign-in URL (the viewer). Only
+ * `/api/health` and the sign-in route are open. Tokens are compared in constant time.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RadmeshError } from '../errors.ts'
+
+export const SESSION_COOKIE = 'radmesh_session'
+/** HIPAA automatic logoff: a viewer session ends after this long without a request. */
+export const DEFAULT_SESSION_IDLE_MS = 15 * 60_000
+
+export const newSecret = (): string => randomBytes(32).toString('base64url')
+
+function sameSecret (a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+export class Sessions {
+  private readonly apiToken: string
+  private readonly idleMs: number
+  private readonly oneTimeCodes = new Set<string>()
+  private readonly sessions = new Map<string, number>()
+
+  constructor (apiToken: string, idleMs = DEFAULT_SESSION_IDLE_MS) {
+    this.apiToken = apiToken
+    this.idleMs = idleMs
+  }
+
+  /** A code for one sign-in; it is spent by the first browser that uses it. */
+  issueSignInCode (): string {
+    const code = newSecret()
+    this.oneTimeCodes.add(code)
+    return code
+  }
+
+  /** Spends a sign-in code and returns a new session id, or undefined when the code is unknown or used. */
+  redeem (code: string): string | undefined {
+    if (!this.oneTimeCodes.delete(code)) return undefined
+    const session = newSecret()
+    this.sessions.set(session, Date.now())
+    return session
+  }
+
+  isTokenValid (token: string): boolean {
+    return sameSecret(token, this.apiToken)
+  }
+
+  touchSession (session: string, now = Date.now()): boolean {
+    const last = this.sessions.get(session)
+    if (last === undefined) return false
+    if (now - last > this.idleMs) {
+      this.sessions.delete(session)
+      return false
+    }
+    this.sessions.set(session, now)
+    return true
+  }
+
+  /** The fastify `onRequest` hook. */
+  readonly authenticate = async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    const header = request.headers.authorization
+    if (header !== undefined) {
+      const match = /^Bearer (.+)$/.exec(header)
+      if (match?.[1] !== undefined && this.isTokenValid(match[1])) return
+      throw new RadmeshError('RADMESH_UNAUTHORIZED', 'the bearer token is wrong; it is in HOME/api-token')
+    }
+    const session = readCookie(request.headers.cookie, SESSION_COOKIE)
+    if (session !== undefined && this.touchSession(session)) return
+    throw new RadmeshError('RADMESH_UNAUTHORIZED', 'sign in: send "Authorization: Bearer TOKEN" (TOKEN is in HOME/api-token) or open the one-time viewer URL that "radmesh start" printed')
+  }
+}
+
+export function readCookie (header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined
+  for (const part of header.split(';')) {
+    const [key, ...value] = part.trim().split('=')
+    if (key === name) return value.join('=')
+  }
+  return undefined
+}

@@ -1,0 +1,25 @@
+/**
+ * What the HTTP layer may use of the node: a narrow view, so routes only translate and the work stays
+ * in the node's capabilities.
+ */
+import type { MemberCertificate } from '../../protocol/membership/index.ts'
+import type { MembershipRegistry } from '../membership/registry.ts'
+import type { RevocationSpreader } from '../membership/revocation-spread.ts'
+import type { RadmeshHost } from '../p2p/host.ts'
+
+export interface ConnectedMember {
+  peerId: string
+  name: string
+  role: string
+  subspecialties: string[]
+  addrs: string[]
+}
+
+export interface NodeServices {
+  peerId: string
+  certificate: MemberCertificate
+  host: RadmeshHost
+  registry: MembershipRegistry
+  revocations: RevocationSpreader
+  connectedMembers (): ConnectedMember[]
+}

@@ -1,0 +1,203 @@
+/**
+ * `createNode()`: the one place where a radmesh node is wired together and started, in order:
+ * HOME (identity, certificate) -> database -> membership registry -> libp2p host (handshake, gater)
+ * -> revocation spreading -> redial -> HTTP. `stop()` undoes it in reverse.
+ */
+import { promises as fs } from 'node:fs'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { FastifyInstance } from 'fastify'
+import { decodeRevocation } from '../protocol/membership/index.ts'
+import { ListenError, RadmeshError } from './errors.ts'
+import { exists, SECRET_FILE_MODE, toJsonText, writeFileAtomic } from './files.ts'
+import { Sessions, newSecret } from './http/auth.ts'
+import { createHttpServer } from './http/server.ts'
+import type { ConnectedMember, NodeServices } from './http/services.ts'
+import type { HomePaths } from './identity/home.ts'
+import { loadMember, type Member } from './identity/member.ts'
+import { createLogger, type Logger } from './log.ts'
+import { MembershipRegistry } from './membership/registry.ts'
+import { RevocationSpreader } from './membership/revocation-spread.ts'
+import { createHost, type RadmeshHost } from './p2p/host.ts'
+import { PeerPenalties } from './p2p/penalties.ts'
+import { Redialer } from './p2p/redial.ts'
+import { openDatabase, type Database } from './store/database.ts'
+
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7400', '/ip4/0.0.0.0/tcp/7401/ws']
+export const DEFAULT_HTTP = '127.0.0.1:7480'
+/** How often connections are re-checked against membership (expired certificates, revocations). */
+export const MEMBERSHIP_SWEEP_MS = 15_000
+
+export interface NodeOptions {
+  home: string
+  listen?: string[]
+  peers?: string[]
+  http?: string
+  mdns?: boolean
+  sessionIdleMs?: number
+}
+
+export interface RunningNode extends NodeServices {
+  member: Member
+  log: Logger
+  httpUrl: string
+  listenAddrs (): string[]
+  signInUrl (): string
+  stop (): Promise<void>
+}
+
+export function parseMultiaddrs (values: string[], flag: string): Multiaddr[] {
+  return values.map(value => {
+    try {
+      return multiaddr(value)
+    } catch (error) {
+      throw new ListenError('RADMESH_BAD_MULTIADDR', `${flag} ${value} is not a multiaddr (${(error as Error).message}); write it like /ip4/192.0.2.10/tcp/7400/p2p/12D3KooW…`)
+    }
+  })
+}
+
+export function parseHostPort (value: string): { host: string, port: number } {
+  const match = /^(.*):(\d{1,5})$/.exec(value)
+  const port = Number(match?.[2])
+  if (match?.[1] === undefined || match[1] === '' || port > 65535) throw new RadmeshError('RADMESH_USAGE', `--http ${value}: write HOST:PORT, e.g. 127.0.0.1:7480`)
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port }
+}
+
+export async function ensureApiToken (paths: HomePaths): Promise<string> {
+  if (!await exists(paths.apiToken)) await writeFileAtomic(paths.apiToken, `${newSecret()}\n`, SECRET_FILE_MODE)
+  return (await fs.readFile(paths.apiToken, 'utf8')).trim()
+}
+
+function isAddressInUse (error: unknown): boolean {
+  for (let e = error as { code?: string, message?: string, cause?: unknown } | undefined; e != null; e = e.cause as typeof e) {
+    if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(e.message ?? '')) return true
+  }
+  return false
+}
+
+export async function createNode (options: NodeOptions): Promise<RunningNode> {
+  const member = await loadMember(options.home)
+  const listen = parseMultiaddrs(options.listen ?? DEFAULT_LISTEN, '--listen')
+  const peers = parseMultiaddrs(options.peers ?? [], '--peer')
+  const http = parseHostPort(options.http ?? DEFAULT_HTTP)
+  const apiToken = await ensureApiToken(member.paths)
+  const log = createLogger(member.paths.log, { peerId: member.identity.peerId, name: member.certificate.name })
+
+  const cleanups: Array<() => Promise<void> | void> = []
+  const stop = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(error => log.error({ err: error }, 'stop step failed'))
+    cleanups.length = 0
+    await fs.rm(member.paths.running, { force: true })
+  }
+
+  try {
+    const db: Database = await openDatabase(member.paths.database)
+    cleanups.push(async () => { await db.close() })
+    const registry = new MembershipRegistry(member.trust, member.certificate, db)
+    await registry.load()
+    await takePendingRevocations(member.paths, registry, log)
+
+    const host: RadmeshHost = await createHost({
+      identity: member.identity,
+      registry,
+      listen: listen.map(String),
+      mdns: options.mdns ?? true,
+      agentName: member.certificate.name,
+      log
+    })
+    const penalties = new PeerPenalties(peer => {
+      log.warn({ event: 'peer-penalised', peer }, `disconnecting ${peer}: too many bad messages`)
+      void host.hangUp(peerIdFromString(peer)).catch(() => {})
+    })
+    const revocations = new RevocationSpreader(host, registry, penalties, log)
+    try {
+      await host.start()
+    } catch (error) {
+      await Promise.resolve(host.stop()).catch(() => {})
+      if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot listen on ${listen.join(', ')}: address already in use; choose other --listen ports or stop the program using them`, { cause: error })
+      throw error
+    }
+    cleanups.push(async () => { await host.stop() })
+    await revocations.start()
+    cleanups.push(async () => { await revocations.stop() })
+
+    const redialer = new Redialer(host, registry, log)
+    redialer.start(peers)
+    cleanups.push(() => { redialer.stop() })
+
+    const sweep = setInterval(() => {
+      for (const connection of host.getConnections()) {
+        const peer = connection.remotePeer.toString()
+        if (!registry.isMember(peer)) {
+          log.warn({ event: 'member-dropped', peer, reason: registry.isRevoked(peer) ? 'revoked' : 'certificate expired' }, `closing connection to ${peer}: no longer a member`)
+          void connection.close().catch(() => {})
+        }
+      }
+    }, MEMBERSHIP_SWEEP_MS)
+    sweep.unref()
+    cleanups.push(() => { clearInterval(sweep) })
+
+    const connectedMembers = (): ConnectedMember[] => {
+      const byPeer = new Map<string, ConnectedMember>()
+      for (const connection of host.getConnections()) {
+        if (connection.status !== 'open') continue
+        const peerId = connection.remotePeer.toString()
+        const certificate = registry.certificateOf(peerId)
+        if (certificate === undefined || !registry.isMember(peerId)) continue
+        const entry = byPeer.get(peerId) ?? { peerId, name: certificate.name, role: certificate.role, subspecialties: certificate.subspecialties, addrs: [] }
+        entry.addrs.push(connection.remoteAddr.toString())
+        byPeer.set(peerId, entry)
+      }
+      return [...byPeer.values()]
+    }
+
+    const sessions = new Sessions(apiToken, options.sessionIdleMs)
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, connectedMembers }
+    const app: FastifyInstance = await createHttpServer(services, sessions, log)
+    try {
+      await app.listen({ host: http.host, port: http.port })
+    } catch (error) {
+      await app.close().catch(() => {})
+      if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot serve HTTP on ${http.host}:${http.port}: address already in use; choose another --http port`, { cause: error })
+      throw error
+    }
+    cleanups.push(async () => { await app.close() })
+    const address = app.server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : http.port
+    const httpUrl = `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${port}`
+
+    const listenAddrs = (): string[] => host.getMultiaddrs().map(String)
+    await writeFileAtomic(member.paths.running, toJsonText({ pid: process.pid, peerId: member.identity.peerId, http: httpUrl, listen: listenAddrs(), startedAt: new Date().toISOString() }))
+    log.info({ event: 'node-started', listen: listenAddrs(), http: httpUrl }, 'node started')
+
+    return {
+      ...services,
+      member,
+      log,
+      httpUrl,
+      listenAddrs,
+      signInUrl: () => `${httpUrl}/signin/${sessions.issueSignInCode()}`,
+      stop
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+/** Revocations the administrator handed over while this node was stopped (`revoke --home`). */
+async function takePendingRevocations (paths: HomePaths, registry: MembershipRegistry, log: Logger): Promise<void> {
+  let list: unknown
+  try {
+    list = JSON.parse(await fs.readFile(paths.pendingRevocations, 'utf8'))
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw new RadmeshError('RADMESH_HOME_CORRUPT', `${paths.pendingRevocations} is damaged (${(error as Error).message}); ask the administrator for the revocation again`)
+  }
+  const revocations = (Array.isArray(list) ? list : []).flatMap(item => {
+    try { return [decodeRevocation(item)] } catch { return [] }
+  })
+  const { added, invalid } = await registry.addRevocations(revocations)
+  log.info({ event: 'pending-revocations', added: added.length, invalid }, `took ${added.length} pending revocation(s)`)
+  await fs.rm(paths.pendingRevocations)
+}

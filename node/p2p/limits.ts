@@ -1,0 +1,26 @@
+/**
+ * Every resource limit of the libp2p host, in one place, with the reason for each.
+ */
+export const P2P_LIMITS = {
+  /** A consortium is tens to a few hundred members; more connections than this is an attack or a bug. */
+  maxConnections: 256,
+  /** Strangers still in the handshake: bounded so a flood of half-open connections cannot starve members. */
+  maxIncomingPendingConnections: 32,
+  /** Noise + member handshake must finish in this time, or the connection is dropped. */
+  inboundUpgradeTimeout: 15_000,
+  /** Yamux: streams a peer may open at once on one connection (each protocol has its own, smaller cap). */
+  maxInboundStreams: 256,
+  maxOutboundStreams: 256,
+  /** Yamux may grow a stream's window to 16 MiB for bulk transfer on long links (see ENGINEERING.md). */
+  maxStreamWindowSize: 16 * 1024 * 1024,
+  /** Liveness: yamux pings an idle connection so a dead link is noticed and redialled. */
+  keepAliveInterval: 10_000
+} as const
+
+/** Redial: first retry after 1 s, doubling to at most 30 s, with ±20 % jitter so restarts do not stampede. */
+export const REDIAL_POLICY = {
+  initialDelayMs: 1_000,
+  maxDelayMs: 30_000,
+  factor: 2,
+  jitter: 0.2
+} as const

@@ -1,0 +1,141 @@
+/**
+ * Keeps this node connected to the members it should reach, through links that drop.
+ *
+ * Targets are the `--peer` addresses, members discovered by mDNS, and every member this node has been
+ * connected to during this run. When a target is not connected, it is dialled again with exponential
+ * backoff, for ever, until it connects or is revoked: a rural site's link may be down for hours.
+ */
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import type { MembershipRegistry } from '../membership/registry.ts'
+import { REDIAL_POLICY } from './limits.ts'
+
+interface Target {
+  key: string
+  peerId?: PeerId
+  addr?: Multiaddr
+  attempt: number
+  timer?: NodeJS.Timeout
+  dialing: boolean
+  /** found by mDNS and never connected: tried once, not for ever (it may belong to another consortium) */
+  once?: boolean
+}
+
+export function backoffDelay (attempt: number, random = Math.random): number {
+  const base = Math.min(REDIAL_POLICY.maxDelayMs, REDIAL_POLICY.initialDelayMs * REDIAL_POLICY.factor ** attempt)
+  return Math.round(base * (1 - REDIAL_POLICY.jitter + 2 * REDIAL_POLICY.jitter * random()))
+}
+
+export class Redialer {
+  private readonly targets = new Map<string, Target>()
+  private readonly libp2p: Libp2p
+  private readonly registry: MembershipRegistry
+  private readonly log: Logger
+  private stopped = false
+  private unsubscribe = (): void => {}
+
+  constructor (libp2p: Libp2p, registry: MembershipRegistry, log: Logger) {
+    this.libp2p = libp2p
+    this.registry = registry
+    this.log = log
+  }
+
+  start (bootstrap: Multiaddr[]): void {
+    for (const addr of bootstrap) {
+      const peerIdText = addr.getComponents().findLast(c => c.name === 'p2p')?.value
+      const peerId = peerIdText === undefined ? undefined : peerIdFromString(peerIdText)
+      this.add({ key: peerIdText ?? addr.toString(), ...(peerId === undefined ? {} : { peerId }), addr, attempt: 0, dialing: false })
+    }
+    this.libp2p.addEventListener('peer:connect', this.onConnect)
+    this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.addEventListener('peer:discovery', this.onDiscovery)
+    this.unsubscribe = this.registry.onRevoked(this.onRevoked)
+    for (const target of this.targets.values()) this.schedule(target, 0)
+  }
+
+  stop (): void {
+    this.stopped = true
+    this.libp2p.removeEventListener('peer:connect', this.onConnect)
+    this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.removeEventListener('peer:discovery', this.onDiscovery)
+    this.unsubscribe()
+    for (const target of this.targets.values()) clearTimeout(target.timer)
+  }
+
+  private add (target: Target): Target {
+    const known = this.targets.get(target.key)
+    if (known !== undefined) return known
+    this.targets.set(target.key, target)
+    return target
+  }
+
+  private readonly onConnect = (event: CustomEvent<PeerId>): void => {
+    const peerId = event.detail
+    const key = peerId.toString()
+    // A bootstrap address dialled without a peer id: now we know whose it is.
+    for (const target of this.targets.values()) {
+      if (target.peerId === undefined && target.addr !== undefined && this.libp2p.getConnections(peerId).some(c => c.remoteAddr.equals(target.addr as Multiaddr))) {
+        this.targets.delete(target.key)
+        target.key = key
+        target.peerId = peerId
+        this.targets.set(key, target)
+      }
+    }
+    const target = this.add({ key, peerId, attempt: 0, dialing: false })
+    target.attempt = 0
+    delete target.once
+    clearTimeout(target.timer)
+  }
+
+  private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
+    const target = this.targets.get(event.detail.toString())
+    if (target !== undefined && !this.registry.isRevoked(target.key)) {
+      this.log.info({ event: 'peer-lost', peer: target.key }, `lost ${target.key}; redialling`)
+      this.schedule(target, backoffDelay(0))
+    }
+  }
+
+  private readonly onDiscovery = (event: CustomEvent<{ id: PeerId }>): void => {
+    const key = event.detail.id.toString()
+    if (this.targets.has(key) || this.registry.isRevoked(key)) return
+    this.schedule(this.add({ key, peerId: event.detail.id, attempt: 0, dialing: false, once: true }), 0)
+  }
+
+  private readonly onRevoked = (revocation: { peerId: string }): void => {
+    const target = this.targets.get(revocation.peerId)
+    if (target === undefined) return
+    clearTimeout(target.timer)
+    this.targets.delete(target.key)
+  }
+
+  private schedule (target: Target, delay: number): void {
+    if (this.stopped) return
+    clearTimeout(target.timer)
+    target.timer = setTimeout(() => { void this.dial(target) }, delay)
+    target.timer.unref()
+  }
+
+  private async dial (target: Target): Promise<void> {
+    if (this.stopped || target.dialing || this.targets.get(target.key) !== target) return
+    if (target.peerId !== undefined && this.libp2p.getConnections(target.peerId).length > 0) return
+    target.dialing = true
+    try {
+      // Prefer the peer id (libp2p tries every address it has learnt); fall back to the configured address.
+      const peerAddrs = target.peerId === undefined ? [] : await this.libp2p.peerStore.get(target.peerId).then(p => p.addresses, () => [])
+      await this.libp2p.dial(peerAddrs.length > 0 || target.addr === undefined ? target.peerId as PeerId : target.addr)
+      target.attempt = 0
+    } catch (error) {
+      if (target.once === true) {
+        this.targets.delete(target.key)
+        return
+      }
+      const delay = backoffDelay(++target.attempt)
+      this.log.debug({ event: 'redial-failed', peer: target.key, attempt: target.attempt, retryInMs: delay, error: (error as Error).message }, 'dial failed')
+      this.schedule(target, delay)
+    } finally {
+      target.dialing = false
+    }
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The node's LevelDB. One database per HOME; each capability takes its own sublevel so keys never collide.
+ * Values are JSON unless a capability says otherwise.
+ */
+import { Level } from 'level'
+import { HomeError } from '../errors.ts'
+
+export type Database = Level<string, unknown>
+export type Sublevel<V> = ReturnType<Database['sublevel']> & { get(key: string): Promise<V | undefined> }
+
+export async function openDatabase (path: string): Promise<Database> {
+  const db = new Level<string, unknown>(path, { valueEncoding: 'json' })
+  try {
+    await db.open()
+  } catch (error) {
+    const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message
+    const hint = /lock/i.test(cause) ? 'another radmesh node is running on this HOME; stop it first' : 'the database may be damaged; restore HOME from a backup'
+    throw new HomeError('RADMESH_HOME_CORRUPT', `cannot open the node database at ${path}: ${cause}; ${hint}`, { cause: error })
+  }
+  return db
+}
