@@ -101,7 +101,43 @@ class MemberHandshake implements ConnectionEncrypter {
   }
 }
 
-/** The factory libp2p takes in `connectionEncrypters`. */
-export function memberHandshake (registry: MembershipRegistry, log: Logger): (components: MemberHandshakeComponents) => ConnectionEncrypter {
-  return (components) => new MemberHandshake(noise()(components as Parameters<ReturnType<typeof noise>>[0]), registry, log)
+/**
+ * Answers peers that offer only plain `/noise`: authenticates them (so the refusal names a peer id) and
+ * refuses them. Without it they would fail protocol negotiation and leave no trace in the log.
+ */
+class PlainNoiseRefusal implements ConnectionEncrypter {
+  readonly protocol = '/noise'
+  private readonly noise: ConnectionEncrypter
+  private readonly log: Logger
+
+  constructor (noiseEncrypter: ConnectionEncrypter, log: Logger) {
+    this.noise = noiseEncrypter
+    this.log = log
+  }
+
+  async secureInbound (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection> {
+    return this.refuse(await this.noise.secureInbound(connection, options), connection, 'inbound')
+  }
+
+  async secureOutbound (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection> {
+    return this.refuse(await this.noise.secureOutbound(connection, options), connection, 'outbound')
+  }
+
+  private refuse (secured: SecuredConnection, raw: MessageStream, direction: Direction): never {
+    const remotePeer = secured.remotePeer.toString()
+    const remoteAddr = (raw as { remoteAddr?: { toString(): string } }).remoteAddr?.toString()
+    const reason = 'speaks plain Noise without the radmesh member handshake: no consortium certificate'
+    this.log.warn({ event: 'member-refused', direction, remotePeer, remoteAddr, code: 'no-certificate', reason }, `refused ${remotePeer}: ${reason}`)
+    throw new MembershipRefusedError(`refused ${remotePeer}: no-certificate: ${reason}`)
+  }
+}
+
+type NoiseComponents = Parameters<ReturnType<typeof noise>>[0]
+
+/** The factories libp2p takes in `connectionEncrypters`: the member handshake first, the refusal of plain Noise after. */
+export function memberHandshake (registry: MembershipRegistry, log: Logger): Array<(components: MemberHandshakeComponents) => ConnectionEncrypter> {
+  return [
+    (components) => new MemberHandshake(noise()(components as NoiseComponents), registry, log),
+    (components) => new PlainNoiseRefusal(noise()(components as NoiseComponents), log)
+  ]
 }

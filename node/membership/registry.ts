@@ -41,7 +41,8 @@ export class MembershipRegistry {
     for await (const value of this.memberStore.values()) {
       try {
         const certificate = decodeCertificate(value)
-        if (checkCertificate(certificate, this.trust, 0).ok) this.members.set(certificate.peerId, certificate)
+        // Checked as of its own issue time: the signature and consortium must hold; expiry is judged on use.
+        if (checkCertificate(certificate, this.trust, Date.parse(certificate.issuedAt)).ok) this.members.set(certificate.peerId, certificate)
       } catch {}
     }
   }

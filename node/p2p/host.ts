@@ -35,7 +35,7 @@ export async function createHost (options: HostOptions): Promise<RadmeshHost> {
     nodeInfo: { userAgent: `radmesh/0.1.0 (${options.agentName})` },
     addresses: { listen: options.listen },
     transports: [tcp(), webSockets()],
-    connectionEncrypters: [memberHandshake(options.registry, options.log)],
+    connectionEncrypters: memberHandshake(options.registry, options.log),
     streamMuxers: [yamux({
       maxInboundStreams: P2P_LIMITS.maxInboundStreams,
       maxOutboundStreams: P2P_LIMITS.maxOutboundStreams,

@@ -81,7 +81,8 @@ export interface JoinRequest {
   requestedAt: string
 }
 
-type Unsigned<T> = Omit<T, 'signature'>
+/** A document before signing; a signed one is accepted too and its signature ignored. */
+type Unsigned<T> = Omit<T, 'signature'> & { signature?: string }
 
 export function certificateSigningBytes (certificate: Unsigned<MemberCertificate>): Uint8Array {
   const { signature: _ignored, ...fields } = certificate as MemberCertificate

@@ -11,6 +11,8 @@
  *
  * So a peer that is not a member never gets a muxer, never opens a stream, never runs identify. The verdict
  * tells an honest but misconfigured node why it was turned away ("certificate expired"), so a site can fix it.
+ * A peer that offers only plain `/noise` (any libp2p node without radmesh credentials) completes Noise, so
+ * its peer id is known and logged, and is then refused with code `no-certificate`.
  * Frames are unsigned-varint length prefixed JSON.
  */
 import { MalformedMessageError } from '../errors.ts'
@@ -26,6 +28,7 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000
 
 /** Why a peer was refused. Stable codes: logs, tests and the refused peer all see these. */
 export const REFUSAL_CODES = [
+  'no-certificate',
   'malformed-hello',
   'wrong-consortium',
   'bad-signature',

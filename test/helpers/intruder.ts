@@ -1,0 +1,71 @@
+/**
+ * A would-be intruder, run as its own process by the membership tests:
+ *
+ *   node intruder.ts plain TARGET_MULTIADDR
+ *       a stock libp2p node (Noise, Yamux) with a fresh key and no radmesh credentials
+ *   node intruder.ts certificate HOME CERT_FILE CONSORTIUM_FILE TARGET_MULTIADDR
+ *       radmesh's own host, presenting CERT_FILE whatever it is (expired, of another consortium, stolen)
+ *
+ * It dials the target, then tries to open a stream to a radmesh application protocol, and prints one JSON
+ * line: { peerId, dialed, dialError?, streamOpened, streamError? }.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { pino } from 'pino'
+import type { Libp2p } from '@libp2p/interface'
+import { homePaths } from '../../node/identity/home.ts'
+import { loadIdentity } from '../../node/identity/keys.ts'
+import { readCertificateFile, readConsortiumFile } from '../../node/identity/member.ts'
+import { MembershipRegistry } from '../../node/membership/registry.ts'
+import { trustFrom } from '../../node/membership/trust.ts'
+import { createHost } from '../../node/p2p/host.ts'
+import { openDatabase } from '../../node/store/database.ts'
+import { REVOCATIONS_PROTOCOL } from '../../protocol/membership/index.ts'
+
+const describe = (error: unknown): string => `${(error as Error)?.name ?? 'Error'}: ${(error as Error)?.message ?? String(error)}`
+
+const [mode, ...args] = process.argv.slice(2)
+let host: Libp2p
+let target: string
+
+if (mode === 'plain') {
+  target = args[0] as string
+  host = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+} else if (mode === 'certificate') {
+  const [home, certFile, consortiumFile, targetAddr] = args as [string, string, string, string]
+  target = targetAddr
+  const paths = homePaths(home)
+  const identity = await loadIdentity(paths)
+  const certificate = await readCertificateFile(certFile)
+  const trust = trustFrom(await readConsortiumFile(consortiumFile))
+  const db = await openDatabase(paths.database)
+  const registry = new MembershipRegistry(trust, certificate, db)
+  host = await createHost({ identity, registry, listen: [], mdns: false, agentName: 'intruder', log: pino({ level: 'silent' }) })
+  await host.start()
+} else {
+  throw new Error(`unknown mode ${mode}`)
+}
+
+const result: { peerId: string, dialed: boolean, dialError?: string, streamOpened: boolean, streamError?: string } = {
+  peerId: host.peerId.toString(), dialed: false, streamOpened: false
+}
+try {
+  await host.dial(multiaddr(target), { signal: AbortSignal.timeout(10_000) })
+  result.dialed = true
+} catch (error) {
+  result.dialError = describe(error)
+}
+// A resolved dial is not an authorisation (ENGINEERING.md): try a stream regardless.
+try {
+  const stream = await host.dialProtocol(multiaddr(target), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+  result.streamOpened = true
+  await stream.close()
+} catch (error) {
+  result.streamError = describe(error)
+}
+process.stdout.write(`${JSON.stringify(result)}\n`)
+await host.stop()
+process.exit(0)
