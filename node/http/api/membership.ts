@@ -11,11 +11,12 @@ import type { NodeServices } from '../services.ts'
  */
 export async function membershipRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
   app.post('/api/membership/revocations', {
-    schema: { body: { type: 'array', maxItems: 4096, items: { type: 'object' } } }
+    schema: { body: { anyOf: [{ type: 'array', maxItems: 4096, items: { type: 'object' } }, { type: 'object' }] } }
   }, async (request) => {
     let revocations: Revocation[]
     try {
-      revocations = (request.body as unknown[]).map(decodeRevocation)
+      // One revocation as the administrator's file holds it, or a list.
+      revocations = (Array.isArray(request.body) ? request.body : [request.body]).map(decodeRevocation)
     } catch (error) {
       if (error instanceof MalformedMessageError) throw new BadRequestError(error.message)
       throw error

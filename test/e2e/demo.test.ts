@@ -1,0 +1,45 @@
+/**
+ * `npm run demo -- --state DIR`: starts the consortium, writes nodes.json as the contract says, and every
+ * node in it answers with its peers; Ctrl-C stops all of them.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { ROOT, tempDir, waitFor } from '../helpers/processes.ts'
+
+interface NodeEntry { name: string, role: string, peerId: string, home: string, http: string, token: string, viewerUrl: string, dicomPort: number | null, aeTitle: string | null }
+
+test('the demo starts a site and two radiologists, all connected, described in nodes.json', async () => {
+  const state = await tempDir('radmesh-demo-test-')
+  const demo = spawn(process.execPath, [join(ROOT, 'scripts/demo.ts'), '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  demo.stdout.on('data', (c: Buffer) => { output += c.toString() })
+  demo.stderr.on('data', (c: Buffer) => { output += c.toString() })
+  try {
+    await waitFor('the demo to be ready', () => /Ctrl-C stops every node/.test(output), 60_000, 100)
+    const nodes = JSON.parse(await fs.readFile(join(state, 'nodes.json'), 'utf8')) as NodeEntry[]
+    assert.equal(nodes.map(n => n.role).sort(), ['radiologist', 'radiologist', 'site'])
+    for (const node of nodes) {
+      for (const key of ['name', 'role', 'peerId', 'home', 'http', 'token', 'viewerUrl', 'dicomPort', 'aeTitle']) assert.ok(key in node, key)
+      assert.match(node.http, /^http:\/\/127\.0\.0\.1:\d+$/)
+      assert.ok(node.viewerUrl.startsWith(`${node.http}/`))
+      const health = await (await fetch(`${node.http}/api/health`)).json() as { peerId: string }
+      assert.is(health.peerId, node.peerId)
+      const peers = await (await fetch(`${node.http}/api/peers`, { headers: { authorization: `Bearer ${node.token}` } })).json() as Array<{ peerId: string }>
+      assert.equal(peers.map(p => p.peerId).sort(), nodes.filter(n => n !== node).map(n => n.peerId).sort())
+    }
+    const exited = once(demo, 'exit')
+    demo.kill('SIGINT')
+    await exited
+    for (const node of nodes) {
+      await fetch(`${node.http}/api/health`).then(() => assert.unreachable(`${node.name} still answers after Ctrl-C`), () => {})
+    }
+  } finally {
+    demo.kill('SIGKILL')
+  }
+})
+
+test.run()
