@@ -14,9 +14,8 @@ const ROOT = join(import.meta.dirname, '..')
 const bin = (name: string): string => join(ROOT, 'node_modules/.bin', name)
 const pattern = process.argv[2]
 
-// Plain text output, so the summary can be read; FORCE_COLOR and NO_COLOR together make Node warn on stderr.
-const { FORCE_COLOR: _ignored, ...inherited } = process.env
-const plainEnv = { ...inherited, NO_COLOR: '1' }
+// Plain text output, so the summary can be read (uvu colours only when FORCE_COLOR is set or on a TTY).
+const { FORCE_COLOR: _ignored, ...plainEnv } = process.env
 
 async function run (title: string, command: string, args: string[], tee?: (text: string) => void): Promise<number> {
   process.stdout.write(`\n== ${title}\n`)
@@ -51,7 +50,7 @@ if (pattern === undefined) {
 
 let output = ''
 const testPattern = pattern === undefined ? '\\.test\\.ts$' : `${pattern}.*\\.test\\.ts$|${pattern}`
-const testsExit = await run('tests (uvu)', process.execPath, [bin('uvu'), 'test', testPattern, '-i', 'helpers'], text => { output += text })
+const testsExit = await run('tests (uvu)', process.execPath, [bin('uvu'), '--no-color', 'test', testPattern, '-i', 'helpers'], text => { output += text })
 const total = Number(/Total:\s+(\d+)/.exec(output)?.[1] ?? 0)
 const passed = Number(/Passed:\s+(\d+)/.exec(output)?.[1] ?? 0)
 const skipped = Number(/Skipped:\s+(\d+)/.exec(output)?.[1] ?? 0)

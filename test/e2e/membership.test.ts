@@ -7,7 +7,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { intrude } from '../helpers/intrude.ts'
-import { logOf, p2pAddr, peersOf, radmeshOk, type StartedNode, startNode, waitFor } from '../helpers/processes.ts'
+import { logOf, p2pAddr, peersOf, radmesh, radmeshOk, type StartedNode, startNode, waitFor } from '../helpers/processes.ts'
 
 let consortium: TestConsortium
 let site: StartedNode
@@ -141,6 +141,28 @@ test('the peer id survives a restart, and a member killed with SIGKILL is reconn
   assert.is(third.peerId, first.peerId)
   await waitFor('the site to redial the restarted member', async () => await lists(site, third.peerId) && await lists(third, site.peerId), 20_000)
   await third.stop()
+})
+
+test('a member sending malformed and oversized revocation frames is reset and penalised; the node serves on', async () => {
+  const home = await consortium.member('Dr Garbage', 'radiologist')
+  const result = await intrude(['garbage', home, p2pAddr(site)])
+  assert.is(result.sent, 3)
+  assert.ok(result.afterwards)
+  const bad = await waitFor('the bad messages in the log', async () => {
+    const lines = (await logOf(site.home)).filter(line => line['event'] === 'bad-message' && line['peer'] === result.peerId)
+    return lines.length >= 3 ? lines : undefined
+  }, 5_000)
+  assert.ok(bad.every(line => line['protocol'] === '/radmesh/revocations/1.0.0'))
+  assert.is((await site.api<{ ok: boolean }>('GET', '/api/health')).body.ok, true)
+  assert.ok(await lists(site, reader.peerId), 'the site still serves its other members')
+})
+
+test('a second node on the same HOME is refused with one clear line', async () => {
+  const result = await radmesh(['start', '--home', site.home, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--http', '127.0.0.1:0'])
+  assert.ok(result.code !== 0)
+  assert.match(result.stderr.trim(), /^radmesh: .*another radmesh node is running on this HOME/)
+  assert.is(result.stderr.trim().split('\n').length, 1)
+  assert.is((await site.api<{ ok: boolean }>('GET', '/api/health')).body.ok, true)
 })
 
 test('keys, the API token and the consortium root key are 0600', async () => {

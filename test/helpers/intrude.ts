@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { ROOT } from './processes.ts'
 
-export interface IntrusionResult { peerId: string, dialed: boolean, dialError?: string, streamOpened: boolean, streamError?: string }
+export interface IntrusionResult { peerId: string, dialed: boolean, dialError?: string, streamOpened: boolean, streamError?: string, sent?: number, afterwards?: boolean }
 
 /** Runs `test/helpers/intruder.ts` in its own process and returns what it saw. */
 export async function intrude (args: string[]): Promise<IntrusionResult> {

@@ -5,6 +5,9 @@
  *       a stock libp2p node (Noise, Yamux) with a fresh key and no radmesh credentials
  *   node intruder.ts certificate HOME CERT_FILE CONSORTIUM_FILE TARGET_MULTIADDR
  *       radmesh's own host, presenting CERT_FILE whatever it is (expired, of another consortium, stolen)
+ *   node intruder.ts garbage HOME TARGET_MULTIADDR
+ *       a real member (HOME is joined) that sends malformed and oversized frames on /radmesh/revocations;
+ *       prints { peerId, sent, afterwards } where afterwards says whether a well-formed exchange still works
  *
  * It dials the target, then tries to open a stream to a radmesh application protocol, and prints one JSON
  * line: { peerId, dialed, dialError?, streamOpened, streamError? }.
@@ -24,6 +27,14 @@ import { trustFrom } from '../../node/membership/trust.ts'
 import { createHost } from '../../node/p2p/host.ts'
 import { openDatabase } from '../../node/store/database.ts'
 import { REVOCATIONS_PROTOCOL } from '../../protocol/membership/index.ts'
+
+function lengthPrefixed (bytes: Uint8Array): Uint8Array {
+  const prefix: number[] = []
+  let n = bytes.byteLength
+  while (n >= 0x80) { prefix.push((n & 0x7f) | 0x80); n >>>= 7 }
+  prefix.push(n)
+  return new Uint8Array([...prefix, ...bytes])
+}
 
 const describe = (error: unknown): string => `${(error as Error)?.name ?? 'Error'}: ${(error as Error)?.message ?? String(error)}`
 
@@ -45,6 +56,33 @@ if (mode === 'plain') {
   const registry = new MembershipRegistry(trust, certificate, db)
   host = await createHost({ identity, registry, listen: [], mdns: false, agentName: 'intruder', log: pino({ level: 'silent' }) })
   await host.start()
+} else if (mode === 'garbage') {
+  const [home, targetAddr] = args as [string, string]
+  const paths = homePaths(home)
+  const certificate = await readCertificateFile(paths.certificate)
+  const registry = new MembershipRegistry(trustFrom(await readConsortiumFile(paths.consortium)), certificate, await openDatabase(paths.database))
+  const member = await createHost({ identity: await loadIdentity(paths), registry, listen: [], mdns: false, agentName: 'garbage', log: pino({ level: 'silent' }) })
+  await member.start()
+  const frames = [
+    new Uint8Array([5, 1, 2, 3, 4, 5]), // length 5, then bytes that are not JSON
+    lengthPrefixed(new TextEncoder().encode('{"v":1,"type":"revocations","revocations":[{"v":1}]}')),
+    new Uint8Array([0x80, 0x80, 0x80, 0x02]) // a length of 4 MiB, over the 2 MiB limit
+  ]
+  let sent = 0
+  for (const frame of frames) {
+    try {
+      const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+      stream.send(frame)
+      await stream.close().catch(() => {})
+      sent++
+    } catch {}
+  }
+  const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+  stream.send(lengthPrefixed(new TextEncoder().encode('{"v":1,"type":"revocations","revocations":[]}')))
+  await stream.close()
+  process.stdout.write(`${JSON.stringify({ peerId: member.peerId.toString(), sent, afterwards: true })}\n`)
+  await member.stop()
+  process.exit(0)
 } else {
   throw new Error(`unknown mode ${mode}`)
 }
