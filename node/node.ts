@@ -121,6 +121,20 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     await revocations.start()
     cleanups.push(async () => { await revocations.stop() })
 
+    const onPeerConnect = (event: CustomEvent<{ toString(): string }>): void => {
+      const peer = event.detail.toString()
+      log.info({ event: 'member-connected', peer, name: registry.certificateOf(peer)?.name }, `connected to ${registry.certificateOf(peer)?.name ?? peer}`)
+    }
+    const onPeerDisconnect = (event: CustomEvent<{ toString(): string }>): void => {
+      log.info({ event: 'member-disconnected', peer: event.detail.toString() }, 'member disconnected')
+    }
+    host.addEventListener('peer:connect', onPeerConnect)
+    host.addEventListener('peer:disconnect', onPeerDisconnect)
+    cleanups.push(() => {
+      host.removeEventListener('peer:connect', onPeerConnect)
+      host.removeEventListener('peer:disconnect', onPeerDisconnect)
+    })
+
     const redialer = new Redialer(host, registry, log)
     redialer.start(peers)
     cleanups.push(() => { redialer.stop() })
