@@ -4,7 +4,6 @@
  * -> revocation spreading -> redial -> HTTP. `stop()` undoes it in reverse.
  */
 import { promises as fs } from 'node:fs'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { FastifyInstance } from 'fastify'
 import { decodeRevocation } from '../protocol/membership/index.ts'
@@ -19,14 +18,13 @@ import { createLogger, type Logger } from './log.ts'
 import { MembershipRegistry } from './membership/registry.ts'
 import { RevocationSpreader } from './membership/revocation-spread.ts'
 import { createHost, type RadmeshHost } from './p2p/host.ts'
-import { PeerPenalties } from './p2p/penalties.ts'
+import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
+import { MembershipEnforcer } from './membership/enforcer.ts'
 import { Redialer } from './p2p/redial.ts'
 import { openDatabase, type Database } from './store/database.ts'
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7400', '/ip4/0.0.0.0/tcp/7401/ws']
 export const DEFAULT_HTTP = '127.0.0.1:7480'
-/** How often connections are re-checked against membership (expired certificates, revocations). */
-export const MEMBERSHIP_SWEEP_MS = 15_000
 
 export interface NodeOptions {
   home: string
@@ -97,17 +95,15 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     await registry.load()
     await takePendingRevocations(member.paths, registry, log)
 
+    const penalties = new PeerPenalties()
     const host: RadmeshHost = await createHost({
       identity: member.identity,
       registry,
+      penalties,
       listen: listen.map(String),
       mdns: options.mdns ?? true,
       agentName: member.certificate.name,
       log
-    })
-    const penalties = new PeerPenalties(peer => {
-      log.warn({ event: 'peer-penalised', peer }, `disconnecting ${peer}: too many bad messages`)
-      void host.hangUp(peerIdFromString(peer)).catch(() => {})
     })
     const revocations = new RevocationSpreader(host, registry, penalties, log)
     try {
@@ -139,17 +135,10 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     redialer.start(peers)
     cleanups.push(() => { redialer.stop() })
 
-    const sweep = setInterval(() => {
-      for (const connection of host.getConnections()) {
-        const peer = connection.remotePeer.toString()
-        if (!registry.isMember(peer)) {
-          log.warn({ event: 'member-dropped', peer, reason: registry.isRevoked(peer) ? 'revoked' : 'certificate expired' }, `closing connection to ${peer}: no longer a member`)
-          void connection.close().catch(() => {})
-        }
-      }
-    }, MEMBERSHIP_SWEEP_MS)
-    sweep.unref()
-    cleanups.push(() => { clearInterval(sweep) })
+    const enforcer = new MembershipEnforcer(host, registry, penalties, log)
+    penalties.setBanHandler((peer, reasons) => { enforcer.disconnect(peer, `banned for ${BAN_MS / 60_000} minutes after bad data (${JSON.stringify(reasons)})`) })
+    enforcer.start()
+    cleanups.push(() => { enforcer.stop() })
 
     const connectedMembers = (): ConnectedMember[] => {
       const byPeer = new Map<string, ConnectedMember>()

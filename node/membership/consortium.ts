@@ -18,7 +18,7 @@ import {
   type Revocation,
   revocationSigningBytes
 } from '../../protocol/membership/index.ts'
-import { ConsortiumError } from '../errors.ts'
+import { CertificateError, ConsortiumError } from '../errors.ts'
 import { exists, readJsonFile, SECRET_FILE_MODE, toJsonText, writeFileAtomic } from '../files.ts'
 import { consortiumIdOf, exportPrivateKeyDer, generateEd25519, importPrivateKeyDer, signEd25519 } from './crypto.ts'
 
@@ -32,6 +32,7 @@ export interface ConsortiumDir {
 
 const consortiumFile = (dir: string): string => join(dir, 'consortium.json')
 const rootKeyFile = (dir: string): string => join(dir, 'root.key')
+const revocationFile = (dir: string, peerId: string): string => join(dir, 'issued', `revocation-${peerId}.json`)
 
 export async function createConsortium (dir: string, name: string): Promise<ConsortiumInfo> {
   if (await exists(rootKeyFile(dir)) || await exists(consortiumFile(dir))) {
@@ -75,6 +76,9 @@ export interface AdmitOptions {
 }
 
 export async function admit (consortium: ConsortiumDir, request: JoinRequest, options: AdmitOptions = {}): Promise<MemberCertificate> {
+  if (await exists(revocationFile(consortium.dir, request.peerId))) {
+    throw new CertificateError('RADMESH_REVOKED', `peer ${request.peerId} was revoked and stays revoked; the member must run "radmesh init" with a new HOME to get a new identity`)
+  }
   const now = options.now ?? Date.now()
   const unsigned: Omit<MemberCertificate, 'signature'> = {
     v: 1,
@@ -101,6 +105,6 @@ export async function revoke (consortium: ConsortiumDir, peerId: PeerIdString, r
     ...(reason === undefined ? {} : { reason })
   }
   const revocation = { ...unsigned, signature: signEd25519(consortium.rootKey, revocationSigningBytes(unsigned)) }
-  await writeFileAtomic(join(consortium.dir, 'issued', `revocation-${peerId}.json`), toJsonText(revocation))
+  await writeFileAtomic(revocationFile(consortium.dir, peerId), toJsonText(revocation))
   return revocation
 }

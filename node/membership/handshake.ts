@@ -17,6 +17,7 @@ import {
   type MemberCertificate,
   type Verdict
 } from '../../protocol/membership/index.ts'
+import type { PeerPenalties } from '../p2p/penalties.ts'
 import type { MembershipRegistry } from './registry.ts'
 
 /** Thrown (inside libp2p's upgrade) when either side refuses the other. */
@@ -43,11 +44,13 @@ class MemberHandshake implements ConnectionEncrypter {
   readonly protocol = MEMBER_HANDSHAKE_PROTOCOL
   private readonly noise: ConnectionEncrypter
   private readonly registry: MembershipRegistry
+  private readonly penalties: Pick<PeerPenalties, 'isBanned'>
   private readonly log: Logger
 
-  constructor (noiseEncrypter: ConnectionEncrypter, registry: MembershipRegistry, log: Logger) {
+  constructor (noiseEncrypter: ConnectionEncrypter, registry: MembershipRegistry, penalties: Pick<PeerPenalties, 'isBanned'>, log: Logger) {
     this.noise = noiseEncrypter
     this.registry = registry
+    this.penalties = penalties
     this.log = log
   }
 
@@ -76,7 +79,11 @@ class MemberHandshake implements ConnectionEncrypter {
     try {
       certificate = decodeHello((await framed.read({ signal })).subarray()).certificate
       const check = this.registry.check(certificate, remotePeer)
-      ours = check.ok ? { type: 'verdict', accepted: true } : { type: 'verdict', accepted: false, code: check.code, reason: check.reason }
+      ours = !check.ok
+        ? { type: 'verdict', accepted: false, code: check.code, reason: check.reason }
+        : this.penalties.isBanned(remotePeer)
+          ? { type: 'verdict', accepted: false, code: 'banned', reason: 'refused for a cool-down after sending bad data' }
+          : { type: 'verdict', accepted: true }
     } catch (error) {
       if (signal.aborted) throw error
       ours = { type: 'verdict', accepted: false, code: 'malformed-hello', reason: (error as Error).message }
@@ -135,9 +142,9 @@ class PlainNoiseRefusal implements ConnectionEncrypter {
 type NoiseComponents = Parameters<ReturnType<typeof noise>>[0]
 
 /** The factories libp2p takes in `connectionEncrypters`: the member handshake first, the refusal of plain Noise after. */
-export function memberHandshake (registry: MembershipRegistry, log: Logger): Array<(components: MemberHandshakeComponents) => ConnectionEncrypter> {
+export function memberHandshake (registry: MembershipRegistry, penalties: Pick<PeerPenalties, 'isBanned'>, log: Logger): Array<(components: MemberHandshakeComponents) => ConnectionEncrypter> {
   return [
-    (components) => new MemberHandshake(noise()(components as NoiseComponents), registry, log),
+    (components) => new MemberHandshake(noise()(components as NoiseComponents), registry, penalties, log),
     (components) => new PlainNoiseRefusal(noise()(components as NoiseComponents), log)
   ]
 }

@@ -16,10 +16,12 @@ import { membershipGater } from '../membership/gater.ts'
 import { memberHandshake } from '../membership/handshake.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { P2P_LIMITS } from './limits.ts'
+import type { PeerPenalties } from './penalties.ts'
 
 export interface HostOptions {
   identity: Identity
   registry: MembershipRegistry
+  penalties: PeerPenalties
   listen: string[]
   mdns: boolean
   agentName: string
@@ -35,7 +37,7 @@ export async function createHost (options: HostOptions): Promise<RadmeshHost> {
     nodeInfo: { userAgent: `radmesh/0.1.0 (${options.agentName})` },
     addresses: { listen: options.listen },
     transports: [tcp(), webSockets()],
-    connectionEncrypters: memberHandshake(options.registry, options.log),
+    connectionEncrypters: memberHandshake(options.registry, options.penalties, options.log),
     streamMuxers: [yamux({
       maxInboundStreams: P2P_LIMITS.maxInboundStreams,
       maxOutboundStreams: P2P_LIMITS.maxOutboundStreams,
@@ -43,7 +45,7 @@ export async function createHost (options: HostOptions): Promise<RadmeshHost> {
       keepAliveInterval: P2P_LIMITS.keepAliveInterval,
       streamOptions: { maxStreamWindowSize: P2P_LIMITS.maxStreamWindowSize }
     })],
-    connectionGater: membershipGater(options.registry, options.log),
+    connectionGater: membershipGater(options.registry, options.penalties, options.log),
     connectionManager: {
       maxConnections: P2P_LIMITS.maxConnections,
       maxIncomingPendingConnections: P2P_LIMITS.maxIncomingPendingConnections,

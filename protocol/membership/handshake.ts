@@ -35,7 +35,8 @@ export const REFUSAL_CODES = [
   'peer-id-mismatch',
   'not-yet-valid',
   'expired',
-  'revoked'
+  'revoked',
+  'banned'
 ] as const
 export type RefusalCode = (typeof REFUSAL_CODES)[number]
 

@@ -106,6 +106,13 @@ test('init never replaces an existing identity; create never replaces a consorti
   failsWithOneLine(await radmesh(['consortium', 'create', '--dir', consortium.dir, '--name', 'Again']), /already holds a consortium/)
 })
 
+test('admit refuses a peer id that was revoked', async () => {
+  const again = await consortium.member('Dr Again', 'radiologist')
+  const peerId = JSON.parse(await fs.readFile(join(again, 'join-request.json'), 'utf8')).peerId as string
+  await radmeshOk(['consortium', 'revoke', '--dir', consortium.dir, '--peer', peerId])
+  failsWithOneLine(await radmesh(['consortium', 'admit', '--dir', consortium.dir, '--request', join(again, 'join-request.json'), '--out', join(consortium.root, 'again.cert')]), /was revoked.*new identity/)
+})
+
 test('commands that need the node say when it is not running', async () => {
   failsWithOneLine(await radmesh(['status', '--home', home]), /no radmesh node is running/)
 })

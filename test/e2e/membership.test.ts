@@ -157,6 +157,36 @@ test('a member sending malformed and oversized revocation frames is reset and pe
   assert.ok(await lists(site, reader.peerId), 'the site still serves its other members')
 })
 
+test('a member that keeps sending bad data is banned: disconnected, then refused with reason banned', async () => {
+  const home = await consortium.member('Dr Persistent Garbage', 'radiologist')
+  const result = await intrude(['garbage', home, p2pAddr(site), '8'])
+  assert.is(result.afterwards, false, 'the banned member could still open a stream')
+  const log = await waitFor('the ban and the refusal in the log', async () => {
+    const lines = await logOf(site.home)
+    const dropped = lines.some(l => l['event'] === 'member-dropped' && l['peer'] === result.peerId && /banned/.test(String(l['reason'])))
+    const refused = lines.some(l => l['event'] === 'member-refused' && l['remotePeer'] === result.peerId && l['code'] === 'banned')
+    return dropped && refused ? lines : undefined
+  }, 8_000)
+  assert.ok(log.length > 0)
+  assert.not.ok(await lists(site, result.peerId))
+  assert.ok(await lists(site, reader.peerId), 'the site still serves its other members')
+})
+
+test('a member whose certificate expires while connected is disconnected at expiry and kept out', async () => {
+  const home = await consortium.member('Dr Short Term', 'radiologist', ['--valid-for', '8s'])
+  const expiresAt = Date.parse(JSON.parse(await fs.readFile(join(home, 'certificate.json'), 'utf8')).expiresAt as string)
+  const member = await start(home, [p2pAddr(site)])
+  await waitFor('the member on the site', async () => await lists(site, member.peerId), 5_000)
+  await waitFor('the member dropped at expiry', async () => !await lists(site, member.peerId), 15_000)
+  assert.ok(Date.now() >= expiresAt, 'dropped before its certificate expired')
+  assert.ok(Date.now() - expiresAt < 5_000, `dropped ${Date.now() - expiresAt} ms after expiry`)
+  const dropped = (await logOf(site.home)).find(l => l['event'] === 'member-dropped' && l['peer'] === member.peerId)
+  assert.match(String(dropped?.['reason']), /certificate expired/)
+  await new Promise(resolve => setTimeout(resolve, 2_500))
+  assert.not.ok(await lists(site, member.peerId), 'the expired member got back in')
+  await member.stop()
+})
+
 test('a second node on the same HOME is refused with one clear line', async () => {
   const result = await radmesh(['start', '--home', site.home, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--http', '127.0.0.1:0'])
   assert.ok(result.code !== 0)

@@ -5,7 +5,7 @@
  *       a stock libp2p node (Noise, Yamux) with a fresh key and no radmesh credentials
  *   node intruder.ts certificate HOME CERT_FILE CONSORTIUM_FILE TARGET_MULTIADDR
  *       radmesh's own host, presenting CERT_FILE whatever it is (expired, of another consortium, stolen)
- *   node intruder.ts garbage HOME TARGET_MULTIADDR
+ *   node intruder.ts garbage HOME TARGET_MULTIADDR [ROUNDS]
  *       a real member (HOME is joined) that sends malformed and oversized frames on /radmesh/revocations;
  *       prints { peerId, sent, afterwards } where afterwards says whether a well-formed exchange still works
  *
@@ -25,6 +25,7 @@ import { readCertificateFile, readConsortiumFile } from '../../node/identity/mem
 import { MembershipRegistry } from '../../node/membership/registry.ts'
 import { trustFrom } from '../../node/membership/trust.ts'
 import { createHost } from '../../node/p2p/host.ts'
+import { PeerPenalties } from '../../node/p2p/penalties.ts'
 import { openDatabase } from '../../node/store/database.ts'
 import { REVOCATIONS_PROTOCOL } from '../../protocol/membership/index.ts'
 
@@ -54,14 +55,14 @@ if (mode === 'plain') {
   const trust = trustFrom(await readConsortiumFile(consortiumFile))
   const db = await openDatabase(paths.database)
   const registry = new MembershipRegistry(trust, certificate, db)
-  host = await createHost({ identity, registry, listen: [], mdns: false, agentName: 'intruder', log: pino({ level: 'silent' }) })
+  host = await createHost({ identity, registry, penalties: new PeerPenalties(), listen: [], mdns: false, agentName: 'intruder', log: pino({ level: 'silent' }) })
   await host.start()
 } else if (mode === 'garbage') {
-  const [home, targetAddr] = args as [string, string]
+  const [home, targetAddr, rounds = '1'] = args as [string, string, string?]
   const paths = homePaths(home)
   const certificate = await readCertificateFile(paths.certificate)
   const registry = new MembershipRegistry(trustFrom(await readConsortiumFile(paths.consortium)), certificate, await openDatabase(paths.database))
-  const member = await createHost({ identity: await loadIdentity(paths), registry, listen: [], mdns: false, agentName: 'garbage', log: pino({ level: 'silent' }) })
+  const member = await createHost({ identity: await loadIdentity(paths), registry, penalties: new PeerPenalties(), listen: [], mdns: false, agentName: 'garbage', log: pino({ level: 'silent' }) })
   await member.start()
   const frames = [
     new Uint8Array([5, 1, 2, 3, 4, 5]), // length 5, then bytes that are not JSON
@@ -69,7 +70,7 @@ if (mode === 'plain') {
     new Uint8Array([0x80, 0x80, 0x80, 0x02]) // a length of 4 MiB, over the 2 MiB limit
   ]
   let sent = 0
-  for (const frame of frames) {
+  for (const frame of Array.from({ length: Number(rounds) }, () => frames).flat()) {
     try {
       const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
       stream.send(frame)
@@ -77,10 +78,16 @@ if (mode === 'plain') {
       sent++
     } catch {}
   }
-  const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
-  stream.send(lengthPrefixed(new TextEncoder().encode('{"v":1,"type":"revocations","revocations":[]}')))
-  await stream.close()
-  process.stdout.write(`${JSON.stringify({ peerId: member.peerId.toString(), sent, afterwards: true })}\n`)
+  // Afterwards: can this member still open a stream and deliver a well-formed frame?
+  let afterwards = false
+  await new Promise(resolve => setTimeout(resolve, 500))
+  try {
+    const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+    stream.send(lengthPrefixed(new TextEncoder().encode('{"v":1,"type":"revocations","revocations":[]}')))
+    await stream.close()
+    afterwards = true
+  } catch {}
+  process.stdout.write(`${JSON.stringify({ peerId: member.peerId.toString(), sent, afterwards })}\n`)
   await member.stop()
   process.exit(0)
 } else {
