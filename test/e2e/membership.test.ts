@@ -22,8 +22,10 @@ async function start (home: string, peers: string[] = [], options: Parameters<ty
 
 const lists = async (node: StartedNode, peerId: string): Promise<boolean> => (await peersOf(node)).some(p => p.peerId === peerId)
 
-async function refusalsOf (node: StartedNode, peerId: string): Promise<Array<Record<string, unknown>>> {
-  return (await logOf(node.home)).filter(line => line['event'] === 'member-refused' && line['remotePeer'] === peerId)
+/** The first refusal of `peerId` in the node's log, waited for. */
+async function refusalOf (node: StartedNode, peerId: string, timeoutMs = 5_000): Promise<Record<string, unknown>> {
+  return await waitFor(`the refusal of ${peerId} in the log`, async () =>
+    (await logOf(node.home)).find(line => line['event'] === 'member-refused' && line['remotePeer'] === peerId), timeoutMs)
 }
 
 test.before(async () => {
@@ -60,8 +62,7 @@ test('a libp2p node with no certificate is refused before any stream, and the re
   assert.is(result.streamOpened, false, 'the outsider opened a stream')
   assert.ok(result.streamError !== undefined)
   assert.not.ok(await lists(site, result.peerId))
-  const refusals = await waitFor('the refusal in the log', async () => { const r = await refusalsOf(site, result.peerId); return r.length > 0 ? r : undefined }, 5_000)
-  assert.is(refusals[0]?.['code'], 'no-certificate')
+  assert.is((await refusalOf(site, result.peerId, 5_000))['code'], 'no-certificate')
 })
 
 test('a certificate of another consortium is refused with reason wrong-consortium', async () => {
@@ -70,8 +71,7 @@ test('a certificate of another consortium is refused with reason wrong-consortiu
   const result = await intrude(['certificate', home, join(home, 'certificate.json'), join(home, 'consortium.json'), p2pAddr(site)])
   assert.is(result.streamOpened, false)
   assert.not.ok(await lists(site, result.peerId))
-  const refusals = await waitFor('the refusal in the log', async () => { const r = await refusalsOf(site, result.peerId); return r.length > 0 ? r : undefined }, 5_000)
-  assert.is(refusals[0]?.['code'], 'wrong-consortium')
+  assert.is((await refusalOf(site, result.peerId, 5_000))['code'], 'wrong-consortium')
 })
 
 test('an expired certificate is refused with reason expired', async () => {
@@ -79,8 +79,7 @@ test('an expired certificate is refused with reason expired', async () => {
   await new Promise(resolve => setTimeout(resolve, 1_200))
   const result = await intrude(['certificate', home, join(home, 'certificate.json'), join(home, 'consortium.json'), p2pAddr(site)])
   assert.is(result.streamOpened, false)
-  const refusals = await waitFor('the refusal in the log', async () => { const r = await refusalsOf(site, result.peerId); return r.length > 0 ? r : undefined }, 5_000)
-  assert.is(refusals[0]?.['code'], 'expired')
+  assert.is((await refusalOf(site, result.peerId, 5_000))['code'], 'expired')
 })
 
 test('a certificate stolen from another member is refused with reason peer-id-mismatch', async () => {
@@ -88,8 +87,7 @@ test('a certificate stolen from another member is refused with reason peer-id-mi
   await radmeshOk(['init', '--home', thiefHome, '--name', 'Thief', '--role', 'radiologist'])
   const result = await intrude(['certificate', thiefHome, join(reader.home, 'certificate.json'), join(reader.home, 'consortium.json'), p2pAddr(site)])
   assert.is(result.streamOpened, false)
-  const refusals = await waitFor('the refusal in the log', async () => { const r = await refusalsOf(site, result.peerId); return r.length > 0 ? r : undefined }, 5_000)
-  assert.is(refusals[0]?.['code'], 'peer-id-mismatch')
+  assert.is((await refusalOf(site, result.peerId, 5_000))['code'], 'peer-id-mismatch')
 })
 
 test('a revoked member is refused, and learns why', async () => {
@@ -97,8 +95,7 @@ test('a revoked member is refused, and learns why', async () => {
   const peerId = JSON.parse(await fs.readFile(join(home, 'certificate.json'), 'utf8')).peerId as string
   await radmeshOk(['consortium', 'revoke', '--dir', consortium.dir, '--peer', peerId, '--home', site.home])
   const revoked = await start(home, [p2pAddr(site)])
-  const refusals = await waitFor('the refusal in the log', async () => { const r = await refusalsOf(site, peerId); return r.length > 0 ? r : undefined }, 8_000)
-  assert.is(refusals[0]?.['code'], 'revoked')
+  assert.is((await refusalOf(site, peerId, 8_000))['code'], 'revoked')
   await waitFor('the revoked node to log why', async () => (await logOf(revoked.home)).some(line => line['event'] === 'refused-by-peer' && line['code'] === 'revoked'), 5_000)
   assert.not.ok(await lists(site, peerId))
   assert.equal(await peersOf(revoked), [])

@@ -5,11 +5,17 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { asPeerIdString } from '../../protocol/ids.ts'
 import type { JoinRequest } from '../../protocol/membership/index.ts'
-import { admit, createConsortium, openConsortium, revoke } from '../../node/membership/consortium.ts'
+import { admit, type ConsortiumDir, createConsortium, openConsortium, revoke } from '../../node/membership/consortium.ts'
 import { checkCertificate, isValidRevocation, trustFrom, CLOCK_SKEW_MS } from '../../node/membership/trust.ts'
 import { generateX25519 } from '../../node/membership/crypto.ts'
 import { CertificateError } from '../../node/errors.ts'
 import { tempDir } from '../helpers/processes.ts'
+
+async function newConsortium (name: string): Promise<ConsortiumDir> {
+  const dir = await tempDir()
+  await createConsortium(dir, name)
+  return await openConsortium(dir)
+}
 
 const request: JoinRequest = {
   v: 1,
@@ -22,7 +28,7 @@ const request: JoinRequest = {
 }
 
 test('a certificate admitted by the root checks out; altered, it does not', async () => {
-  const consortium = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'A'); return dir }))
+  const consortium = await newConsortium('A')
   const trust = trustFrom(consortium.info)
   const certificate = await admit(consortium, request)
   assert.equal(checkCertificate(certificate, trust), { ok: true })
@@ -38,8 +44,8 @@ test('a certificate admitted by the root checks out; altered, it does not', asyn
 })
 
 test('a certificate of another consortium is wrong-consortium, even when its id is copied', async () => {
-  const ours = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'Ours'); return dir }))
-  const theirs = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'Theirs'); return dir }))
+  const ours = await newConsortium('Ours')
+  const theirs = await newConsortium('Theirs')
   const foreign = await admit(theirs, request)
   const check = checkCertificate(foreign, trustFrom(ours.info))
   assert.is(check.ok ? 'ok' : check.code, 'wrong-consortium')
@@ -48,7 +54,7 @@ test('a certificate of another consortium is wrong-consortium, even when its id 
 })
 
 test('validity is enforced at both ends, with clock skew allowed at the start only', async () => {
-  const consortium = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'A'); return dir }))
+  const consortium = await newConsortium('A')
   const trust = trustFrom(consortium.info)
   const now = Date.now()
   const short = await admit(consortium, request, { now, lifetimeMs: 60_000 })
@@ -62,8 +68,8 @@ test('validity is enforced at both ends, with clock skew allowed at the start on
 })
 
 test('revocations verify only against their own root and only unaltered', async () => {
-  const consortium = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'A'); return dir }))
-  const other = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'B'); return dir }))
+  const consortium = await newConsortium('A')
+  const other = await newConsortium('B')
   const revocation = await revoke(consortium, request.peerId, 'left')
   assert.ok(isValidRevocation(revocation, trustFrom(consortium.info)))
   assert.not.ok(isValidRevocation(revocation, trustFrom(other.info)))
@@ -71,8 +77,8 @@ test('revocations verify only against their own root and only unaltered', async 
 })
 
 test('a consortium.json whose id does not match its root key is refused', async () => {
-  const consortium = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'A'); return dir }))
-  const other = await openConsortium(await tempDir().then(async dir => { await createConsortium(dir, 'B'); return dir }))
+  const consortium = await newConsortium('A')
+  const other = await newConsortium('B')
   try {
     trustFrom({ ...consortium.info, rootPublicKey: other.info.rootPublicKey })
     assert.unreachable('accepted')
