@@ -1,0 +1,271 @@
+/**
+ * The archive: one `store()` for every way DICOM comes in (C-STORE, STOW-RS, import), and reads for
+ * DICOMweb and the exchange.
+ *
+ * Storing an instance: parse and validate the whole file; write its chunks durably; then one synced
+ * LevelDB batch adds the instance, its series and study aggregates and the listing keys together, and the
+ * audit record is on disk. Only then does `store()` resolve, so a C-STORE answered Success survives
+ * `kill -9`, and a crash before that leaves at most unreferenced chunks, never a half-visible instance.
+ *
+ * Index values hold patient data, so they are sealed with the storage key like the chunks; keys are UIDs.
+ * Layout in the `archive` sublevel:
+ *   i!SOP                     instance record
+ *   s!STUDY                   study record (patient and study attributes, counts, modalities)
+ *   r!STUDY!SERIES            series record
+ *   m!STUDY!SERIES!SOP        listing key (empty value)
+ *
+ * A second object with a SOP Instance UID already stored: identical bytes are a duplicate (Success, nothing
+ * written); different bytes keep the first object, as DCMTK's storescp and Orthanc do by default, answer
+ * Success so the sender does not retry for ever, and are logged and audited as `kept-existing`.
+ */
+import type { AbstractSublevel } from 'abstract-level'
+import type { Logger } from 'pino'
+import type { AuditActor, AuditLog } from '../audit/log.ts'
+import { InvalidDicomError } from '../dicom/errors.ts'
+import { type AttributeValue, type DicomInstance, parsePart10, type PixelDataLocation } from '../dicom/part10.ts'
+import type { Database } from '../store/database.ts'
+import { type ChunkStore, sha256Hex } from './chunks.ts'
+import type { StorageKey } from './sealing.ts'
+
+/** Largest single object accepted: a multi-frame ultrasound or breast tomosynthesis fits; 4 GiB does not. */
+export const MAX_INSTANCE_BYTES = 2 * 1024 * 1024 * 1024 - 1
+
+const STUDY_TAGS = ['00080005', '00080020', '00080030', '00080050', '00080090', '00081030', '00100010', '00100020', '00100030', '00100040', '0020000D', '00200010']
+const SERIES_TAGS = ['00080060', '0008103E', '0020000E', '00200011', '00180015', '00400244']
+const INSTANCE_TAGS = ['00080016', '00080018', '00200013', '00280002', '00280004', '00280008', '00280010', '00280011', '00280100', '00280103']
+
+export type Attributes = Record<string, AttributeValue>
+
+export interface InstanceRecord {
+  studyUid: string
+  seriesUid: string
+  sopUid: string
+  sopClassUid: string
+  transferSyntaxUid: string
+  size: number
+  sha256: string
+  chunks: string[]
+  datasetOffset: number
+  pixelData?: PixelDataLocation
+  executablePreamble: boolean
+  attributes: Attributes
+  storedAt: string
+}
+
+export interface SeriesRecord { studyUid: string, seriesUid: string, attributes: Attributes, instanceCount: number, bytes: number, updatedAt: string }
+export interface StudyRecord { studyUid: string, attributes: Attributes, modalities: string[], seriesCount: number, instanceCount: number, bytes: number, createdAt: string, updatedAt: string }
+
+export type StoreOutcome = 'stored' | 'duplicate' | 'kept-existing'
+export interface StoreResult { outcome: StoreOutcome, instance: InstanceRecord }
+
+export interface StudyStableEvent { studyUid: string, instanceCount: number, seriesCount: number, bytes: number }
+
+export interface ArchiveOptions {
+  db: Database
+  chunks: ChunkStore
+  key: StorageKey
+  audit: AuditLog
+  log: Logger
+  /** a study with no new instance for this long raises a study-stable event */
+  stableAfterMs: number
+}
+
+const pick = (attributes: Attributes, tags: string[]): Attributes =>
+  Object.fromEntries(tags.filter(tag => attributes[tag] !== undefined).map(tag => [tag, attributes[tag] as AttributeValue]))
+
+/** classic-level's fsync flag; abstract-level forwards batch options from a sublevel but does not type them. */
+const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
+
+type BinarySublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
+
+export class Archive {
+  private readonly store_: BinarySublevel
+  private readonly chunks: ChunkStore
+  private readonly key: StorageKey
+  private readonly audit: AuditLog
+  private readonly log: Logger
+  private readonly stableAfterMs: number
+  private readonly stableTimers = new Map<string, NodeJS.Timeout>()
+  private readonly stableListeners = new Set<(event: StudyStableEvent) => void>()
+  /** index updates of one study are serialised (read-modify-write of its aggregates) */
+  private readonly studyLocks = new Map<string, Promise<unknown>>()
+
+  constructor (options: ArchiveOptions) {
+    this.store_ = options.db.sublevel<string, Uint8Array>('archive', { valueEncoding: 'view' })
+    this.chunks = options.chunks
+    this.key = options.key
+    this.audit = options.audit
+    this.log = options.log
+    this.stableAfterMs = options.stableAfterMs
+  }
+
+  private async getSealed<T> (key: string): Promise<T | undefined> {
+    const sealed = await this.store_.get(key)
+    if (sealed === undefined) return undefined
+    return JSON.parse(this.key.open(sealed, `index:${key}`).toString('utf8')) as T
+  }
+
+  private sealed (key: string, value: unknown): { type: 'put', key: string, value: Uint8Array } {
+    return { type: 'put', key, value: this.key.seal(Buffer.from(JSON.stringify(value)), `index:${key}`) }
+  }
+
+  private async withStudyLock<T> (studyUid: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.studyLocks.get(studyUid) ?? Promise.resolve()
+    const next = previous.then(work, work)
+    const settled = next.catch(() => {})
+    this.studyLocks.set(studyUid, settled)
+    try {
+      return await next
+    } finally {
+      if (this.studyLocks.get(studyUid) === settled) this.studyLocks.delete(studyUid)
+    }
+  }
+
+  /**
+   * Validates and stores one Part 10 file. Throws InvalidDicomError (with the reason) for a file it
+   * refuses; every outcome, refusals included, is audited.
+   */
+  async store (file: Uint8Array, actor: AuditActor): Promise<StoreResult> {
+    let parsed: DicomInstance
+    try {
+      if (file.byteLength > MAX_INSTANCE_BYTES) throw new InvalidDicomError('too-large', `the object is ${file.byteLength} bytes; radmesh stores objects up to 2 GiB`)
+      parsed = parsePart10(file)
+    } catch (error) {
+      await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 4, actor, detail: `refused: ${(error as Error).message}` })
+      throw error
+    }
+    const sha256 = sha256Hex(file)
+    const existing = await this.instance(parsed.sopInstanceUid)
+    if (existing !== undefined) {
+      const outcome: StoreOutcome = existing.sha256 === sha256 ? 'duplicate' : 'kept-existing'
+      if (outcome === 'kept-existing') this.log.warn({ event: 'kept-existing', sop: parsed.sopInstanceUid, study: parsed.studyInstanceUid }, 'a different object with a known SOP Instance UID arrived; the first one is kept')
+      await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: existing.studyUid, series: existing.seriesUid, instances: [existing.sopUid], detail: outcome })
+      return { outcome, instance: existing }
+    }
+
+    const chunks = await this.chunks.putAll(file)
+    const now = new Date().toISOString()
+    const record: InstanceRecord = {
+      studyUid: parsed.studyInstanceUid,
+      seriesUid: parsed.seriesInstanceUid,
+      sopUid: parsed.sopInstanceUid,
+      sopClassUid: parsed.sopClassUid,
+      transferSyntaxUid: parsed.transferSyntaxUid,
+      size: file.byteLength,
+      sha256,
+      chunks,
+      datasetOffset: parsed.datasetOffset,
+      ...(parsed.pixelData === undefined ? {} : { pixelData: parsed.pixelData }),
+      executablePreamble: parsed.executablePreamble,
+      attributes: pick(parsed.attributes, INSTANCE_TAGS),
+      storedAt: now
+    }
+    const outcome = await this.withStudyLock(record.studyUid, async () => {
+      // Checked again under the lock: two copies of one instance may race through the same association.
+      if (await this.store_.get(`i!${record.sopUid}`) !== undefined) return 'duplicate' as const
+      const study = await this.study(record.studyUid)
+      const series = await this.series(record.studyUid, record.seriesUid)
+      const modality = parsed.attributes['00080060']
+      const nextSeries: SeriesRecord = {
+        studyUid: record.studyUid,
+        seriesUid: record.seriesUid,
+        attributes: series?.attributes ?? pick(parsed.attributes, SERIES_TAGS),
+        instanceCount: (series?.instanceCount ?? 0) + 1,
+        bytes: (series?.bytes ?? 0) + file.byteLength,
+        updatedAt: now
+      }
+      const nextStudy: StudyRecord = {
+        studyUid: record.studyUid,
+        attributes: study?.attributes ?? pick(parsed.attributes, STUDY_TAGS),
+        modalities: [...new Set([...(study?.modalities ?? []), ...(typeof modality === 'string' && modality !== '' ? [modality] : [])])],
+        seriesCount: (study?.seriesCount ?? 0) + (series === undefined ? 1 : 0),
+        instanceCount: (study?.instanceCount ?? 0) + 1,
+        bytes: (study?.bytes ?? 0) + file.byteLength,
+        createdAt: study?.createdAt ?? now,
+        updatedAt: now
+      }
+      await Promise.all([
+        this.store_.batch([
+          this.sealed(`i!${record.sopUid}`, record),
+          this.sealed(`r!${record.studyUid}!${record.seriesUid}`, nextSeries),
+          this.sealed(`s!${record.studyUid}`, nextStudy),
+          { type: 'put', key: `m!${record.studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array() }
+        ], SYNCED_WRITE),
+        this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: record.studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' })
+      ])
+      return 'stored' as const
+    })
+    if (outcome === 'stored') this.touchStudy(record.studyUid)
+    return { outcome, instance: outcome === 'stored' ? record : (await this.instance(record.sopUid) ?? record) }
+  }
+
+  private touchStudy (studyUid: string): void {
+    clearTimeout(this.stableTimers.get(studyUid))
+    const timer = setTimeout(() => {
+      this.stableTimers.delete(studyUid)
+      void this.study(studyUid).then(study => {
+        if (study === undefined) return
+        const event: StudyStableEvent = { studyUid, instanceCount: study.instanceCount, seriesCount: study.seriesCount, bytes: study.bytes }
+        this.log.info({ event: 'study-stable', study: studyUid, instances: study.instanceCount, series: study.seriesCount }, 'study stable')
+        for (const listener of this.stableListeners) listener(event)
+      })
+    }, this.stableAfterMs)
+    timer.unref()
+    this.stableTimers.set(studyUid, timer)
+  }
+
+  /** Calls `listener` when a study has had no new instance for `stableAfterMs`; returns the unsubscribe. */
+  onStudyStable (listener: (event: StudyStableEvent) => void): () => void {
+    this.stableListeners.add(listener)
+    return () => { this.stableListeners.delete(listener) }
+  }
+
+  stop (): void {
+    for (const timer of this.stableTimers.values()) clearTimeout(timer)
+    this.stableTimers.clear()
+  }
+
+  async instance (sopUid: string): Promise<InstanceRecord | undefined> {
+    return await this.getSealed<InstanceRecord>(`i!${sopUid}`)
+  }
+
+  async study (studyUid: string): Promise<StudyRecord | undefined> {
+    return await this.getSealed<StudyRecord>(`s!${studyUid}`)
+  }
+
+  async series (studyUid: string, seriesUid: string): Promise<SeriesRecord | undefined> {
+    return await this.getSealed<SeriesRecord>(`r!${studyUid}!${seriesUid}`)
+  }
+
+  async * studies (): AsyncGenerator<StudyRecord> {
+    for await (const key of this.store_.keys({ gt: 's!', lt: 's"' })) {
+      const study = await this.getSealed<StudyRecord>(key)
+      if (study !== undefined) yield study
+    }
+  }
+
+  async * seriesOf (studyUid: string): AsyncGenerator<SeriesRecord> {
+    for await (const key of this.store_.keys({ gt: `r!${studyUid}!`, lt: `r!${studyUid}"` })) {
+      const series = await this.getSealed<SeriesRecord>(key)
+      if (series !== undefined) yield series
+    }
+  }
+
+  /** Instances of a study (or one series), in UID order. */
+  async * instancesOf (studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord> {
+    const prefix = seriesUid === undefined ? `m!${studyUid}!` : `m!${studyUid}!${seriesUid}!`
+    for await (const key of this.store_.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) {
+      const instance = await this.instance(key.slice(key.lastIndexOf('!') + 1))
+      if (instance !== undefined) yield instance
+    }
+  }
+
+  /** The stored file, exactly as received, verified chunk by chunk and as a whole. */
+  async read (instance: InstanceRecord): Promise<Buffer> {
+    const file = await this.chunks.read(instance.chunks)
+    if (file.byteLength !== instance.size || sha256Hex(file) !== instance.sha256) {
+      throw new Error(`instance ${instance.sopUid} does not match its recorded size and SHA-256: the archive is damaged`)
+    }
+    return file
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Encryption at rest. Every byte of patient data a node writes (instance chunks, index records) is sealed
+ * with AES-256-GCM under the node's storage key (HOME/storage.key, 0600, made on first start), with
+ * associated data naming what the bytes are, so a sealed value moved to another key or file does not open.
+ * The key never leaves the node; the exchange re-encrypts for recipients with per-study keys.
+ */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import { HomeError } from '../errors.ts'
+import { exists, SECRET_FILE_MODE, writeFileAtomic } from '../files.ts'
+
+const NONCE_LENGTH = 12
+const TAG_LENGTH = 16
+export const SEAL_OVERHEAD = NONCE_LENGTH + TAG_LENGTH
+
+export class StorageKey {
+  private readonly key: Buffer
+  constructor (key: Buffer) {
+    if (key.byteLength !== 32) throw new TypeError('a storage key is 32 bytes')
+    this.key = key
+  }
+
+  static async load (path: string): Promise<StorageKey> {
+    if (!await exists(path)) await writeFileAtomic(path, randomBytes(32), SECRET_FILE_MODE)
+    const key = await fs.readFile(path)
+    if (key.byteLength !== 32) throw new HomeError('RADMESH_HOME_CORRUPT', `the storage key at ${path} is damaged (${key.byteLength} bytes, not 32); without it the archive cannot be read: restore it from a backup`)
+    return new StorageKey(key)
+  }
+
+  /** nonce || ciphertext || tag */
+  seal (plaintext: Uint8Array, associatedData: string): Buffer {
+    const nonce = randomBytes(NONCE_LENGTH)
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
+    cipher.setAAD(Buffer.from(associatedData))
+    const body = cipher.update(plaintext)
+    cipher.final()
+    return Buffer.concat([nonce, body, cipher.getAuthTag()])
+  }
+
+  /** Throws when the bytes were altered or sealed for other associated data. */
+  open (sealed: Uint8Array, associatedData: string): Buffer {
+    if (sealed.byteLength < SEAL_OVERHEAD) throw new Error('sealed value too short')
+    const nonce = sealed.subarray(0, NONCE_LENGTH)
+    const tag = sealed.subarray(sealed.byteLength - TAG_LENGTH)
+    const decipher = createDecipheriv('aes-256-gcm', this.key, nonce)
+    decipher.setAAD(Buffer.from(associatedData))
+    decipher.setAuthTag(tag)
+    const body = decipher.update(sealed.subarray(NONCE_LENGTH, sealed.byteLength - TAG_LENGTH))
+    decipher.final()
+    return body
+  }
+
+  /** A keyed name for a content hash, so file names on disk reveal nothing about the content. */
+  name (contentId: string): string {
+    return createHmac('sha256', this.key).update(contentId).digest('hex')
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The audit trail: an append-only, hash-chained log of every access to patient data, in HOME/audit.log
+ * (JSON lines, 0600). Each record carries the SHA-256 of the one before; changing, removing or reordering
+ * any record breaks the chain from there on, and `verify()` says where.
+ *
+ * Event ids are DICOM's (PS3.15 A.5, DCM codes): 110104 DICOM Instances Transferred (stored, retrieved,
+ * fetched), 110103 DICOM Instances Accessed (metadata, frames, viewing), 110112 Query, 110114 User
+ * Authentication. Records name studies and instances by UID and never carry patient names.
+ *
+ * Appends are group-committed: records that arrive while a write is in flight go out together with one
+ * fsync, and every `append()` resolves only once its record is on disk.
+ */
+import { createHash } from 'node:crypto'
+import { constants, promises as fs } from 'node:fs'
+import { canonicalJson, type Json } from '../../protocol/json.ts'
+
+export const AUDIT_EVENTS = {
+  instancesTransferred: { code: '110104', name: 'DICOM Instances Transferred' },
+  instancesAccessed: { code: '110103', name: 'DICOM Instances Accessed' },
+  query: { code: '110112', name: 'Query' },
+  userAuthentication: { code: '110114', name: 'User Authentication' }
+} as const
+export type AuditEventName = keyof typeof AUDIT_EVENTS
+
+/** PS3.15 A.5.1 EventActionCode and EventOutcomeIndicator */
+export type AuditAction = 'C' | 'R' | 'U' | 'D' | 'E'
+export type AuditOutcome = 0 | 4 | 8 | 12
+
+export interface AuditActor {
+  /** 'ae' (a DICOM peer), 'api' (token holder), 'viewer' (browser session), 'peer' (a member node), 'cli' */
+  type: 'ae' | 'api' | 'viewer' | 'peer' | 'cli'
+  id: string
+  address?: string
+}
+
+export interface AuditEntry {
+  event: AuditEventName
+  action: AuditAction
+  outcome: AuditOutcome
+  actor: AuditActor
+  study?: string
+  series?: string
+  instances?: string[]
+  detail?: string
+}
+
+export interface AuditRecord extends AuditEntry {
+  seq: number
+  time: string
+  eventCode: string
+  prev: string
+  hash: string
+}
+
+const GENESIS = '0'.repeat(64)
+
+function hashOf (record: Omit<AuditRecord, 'hash'>): string {
+  return createHash('sha256').update(canonicalJson(record as unknown as Json)).digest('hex')
+}
+
+export type VerifyResult = { ok: true, records: number } | { ok: false, records: number, brokenAt: number, problem: string }
+
+export class AuditLog {
+  private readonly path: string
+  private seq = 0
+  private head = GENESIS
+  private pending: Array<{ line: string, resolve: () => void, reject: (error: Error) => void }> = []
+  private writing: Promise<void> | undefined
+
+  constructor (path: string) {
+    this.path = path
+  }
+
+  /** Reads the existing log to continue its chain. A log whose chain is broken still opens (verify says where). */
+  async open (): Promise<void> {
+    const text = await fs.readFile(this.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return ''
+      throw error
+    })
+    const lines = text.split('\n').filter(line => line !== '')
+    const last = lines.at(-1)
+    if (last !== undefined) {
+      const record = JSON.parse(last) as AuditRecord
+      this.seq = record.seq
+      this.head = record.hash
+    }
+    const handle = await fs.open(this.path, constants.O_CREAT | constants.O_APPEND | constants.O_WRONLY, 0o600)
+    await handle.close()
+  }
+
+  async append (entry: AuditEntry): Promise<AuditRecord> {
+    const unhashed: Omit<AuditRecord, 'hash'> = {
+      seq: ++this.seq,
+      time: new Date().toISOString(),
+      eventCode: AUDIT_EVENTS[entry.event].code,
+      ...entry,
+      prev: this.head
+    }
+    const record: AuditRecord = { ...unhashed, hash: hashOf(unhashed) }
+    this.head = record.hash
+    await new Promise<void>((resolve, reject) => {
+      this.pending.push({ line: `${JSON.stringify(record)}\n`, resolve, reject })
+      this.writing ??= this.flush()
+    })
+    return record
+  }
+
+  private async flush (): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending
+      this.pending = []
+      try {
+        const handle = await fs.open(this.path, constants.O_APPEND | constants.O_WRONLY)
+        try {
+          await handle.write(batch.map(p => p.line).join(''))
+          await handle.sync()
+        } finally {
+          await handle.close()
+        }
+        for (const p of batch) p.resolve()
+      } catch (error) {
+        for (const p of batch) p.reject(error as Error)
+      }
+    }
+    this.writing = undefined
+  }
+
+  /** Every record, oldest first. */
+  static async read (path: string): Promise<AuditRecord[]> {
+    const text = await fs.readFile(path, 'utf8').catch(() => '')
+    return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as AuditRecord)
+  }
+
+  /** Recomputes the chain; names the first record that was altered, removed or reordered. */
+  static async verify (path: string): Promise<VerifyResult> {
+    const text = await fs.readFile(path, 'utf8').catch(() => '')
+    const lines = text.split('\n').filter(line => line !== '')
+    let prev = GENESIS
+    for (const [i, line] of lines.entries()) {
+      let record: AuditRecord
+      try {
+        record = JSON.parse(line) as AuditRecord
+      } catch {
+        return { ok: false, records: lines.length, brokenAt: i + 1, problem: `line ${i + 1} is not a JSON record` }
+      }
+      const { hash, ...rest } = record
+      if (record.seq !== i + 1) return { ok: false, records: lines.length, brokenAt: i + 1, problem: `line ${i + 1} has sequence number ${record.seq}: a record was removed or reordered` }
+      if (record.prev !== prev) return { ok: false, records: lines.length, brokenAt: record.seq, problem: `record ${record.seq} does not follow record ${record.seq - 1}: the chain was cut` }
+      if (hashOf(rest) !== hash) return { ok: false, records: lines.length, brokenAt: record.seq, problem: `record ${record.seq} was changed after it was written` }
+      prev = hash
+    }
+    return { ok: true, records: lines.length }
+  }
+}

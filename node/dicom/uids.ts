@@ -1,0 +1,47 @@
+/**
+ * UIDs radmesh needs to know by name, and what a valid UID looks like (PS3.5 9.1).
+ */
+export const TRANSFER_SYNTAX = {
+  implicitLittle: '1.2.840.10008.1.2',
+  explicitLittle: '1.2.840.10008.1.2.1',
+  deflatedExplicitLittle: '1.2.840.10008.1.2.1.99',
+  explicitBig: '1.2.840.10008.1.2.2',
+  jpegBaseline: '1.2.840.10008.1.2.4.50',
+  jpegExtended: '1.2.840.10008.1.2.4.51',
+  jpegLossless: '1.2.840.10008.1.2.4.57',
+  jpegLosslessSV1: '1.2.840.10008.1.2.4.70',
+  jpegLsLossless: '1.2.840.10008.1.2.4.80',
+  jpegLsNearLossless: '1.2.840.10008.1.2.4.81',
+  jpeg2000Lossless: '1.2.840.10008.1.2.4.90',
+  jpeg2000: '1.2.840.10008.1.2.4.91',
+  rle: '1.2.840.10008.1.2.5'
+} as const
+
+/** Transfer syntaxes whose pixel data is encapsulated (compressed, in fragments). */
+export const ENCAPSULATED_SYNTAXES = new Set<string>([
+  TRANSFER_SYNTAX.jpegBaseline, TRANSFER_SYNTAX.jpegExtended, TRANSFER_SYNTAX.jpegLossless, TRANSFER_SYNTAX.jpegLosslessSV1,
+  TRANSFER_SYNTAX.jpegLsLossless, TRANSFER_SYNTAX.jpegLsNearLossless, TRANSFER_SYNTAX.jpeg2000Lossless, TRANSFER_SYNTAX.jpeg2000,
+  TRANSFER_SYNTAX.rle
+])
+
+export const SUPPORTED_TRANSFER_SYNTAXES = new Set<string>(Object.values(TRANSFER_SYNTAX))
+
+/** radmesh's implementation class UID (2.25 root, a UUID made once for radmesh) and version name. */
+export const IMPLEMENTATION_CLASS_UID = '2.25.238471238946325718394672183946721839'
+export const IMPLEMENTATION_VERSION_NAME = 'RADMESH_0_1'
+
+const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/
+const LAX_UID_PATTERN = /^[0-9]+(\.[0-9]+)*$/
+
+/**
+ * Why `value` is not a UID, or undefined when it is one. Components with leading zeros are common in
+ * real files and harmless, so they pass; anything that could act as a path or query character does not.
+ */
+export function uidProblem (value: string): string | undefined {
+  if (value.length === 0) return 'is empty'
+  if (value.length > 64) return `is ${value.length} characters long (at most 64)`
+  if (!LAX_UID_PATTERN.test(value)) return 'has characters other than digits and dots'
+  return undefined
+}
+
+export const isStrictUid = (value: string): boolean => value.length <= 64 && UID_PATTERN.test(value)

@@ -1,0 +1,130 @@
+/**
+ * The archive on a real LevelDB and chunk store: what goes in comes back byte-identical, what is refused
+ * says why, the same UID twice is decided as documented, and no patient name is readable on disk.
+ */
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Archive } from '../../node/archive/archive.ts'
+import { ChunkStore, sha256Hex } from '../../node/archive/chunks.ts'
+import { StorageKey } from '../../node/archive/sealing.ts'
+import { AuditLog } from '../../node/audit/log.ts'
+import { InvalidDicomError } from '../../node/dicom/errors.ts'
+import { openDatabase, type Database } from '../../node/store/database.ts'
+import { corpusFiles, filesUnder, PYDICOM_CORPUS, replaceSameLength } from '../helpers/dicom.ts'
+import { tempDir } from '../helpers/processes.ts'
+
+const actor = { type: 'cli', id: 'test' } as const
+
+async function openArchive (home: string, stableAfterMs = 60_000): Promise<{ archive: Archive, db: Database, audit: string }> {
+  const key = await StorageKey.load(join(home, 'storage.key'))
+  const chunks = new ChunkStore(join(home, 'chunks'), key)
+  await chunks.open()
+  const db = await openDatabase(join(home, 'db'))
+  const auditPath = join(home, 'audit.log')
+  const audit = new AuditLog(auditPath)
+  await audit.open()
+  return { archive: new Archive({ db, chunks, key, audit, log: pino({ level: 'silent' }), stableAfterMs }), db, audit: auditPath }
+}
+
+test('every corpus file is stored and read back byte-identical, or refused with a reason', async () => {
+  const home = await tempDir()
+  const { archive, db } = await openArchive(home)
+  const outcomes: Record<string, string> = {}
+  for (const path of await corpusFiles()) {
+    const bytes = await fs.readFile(path)
+    const name = path.slice(PYDICOM_CORPUS.length + 1)
+    try {
+      const { outcome, instance } = await archive.store(bytes, actor)
+      outcomes[name] = outcome
+      if (outcome === 'stored') assert.is(sha256Hex(await archive.read(instance)), sha256Hex(bytes), name)
+    } catch (error) {
+      assert.instance(error, InvalidDicomError, `${name}: ${(error as Error).message}`)
+      outcomes[name] = `refused:${(error as InvalidDicomError).reason}`
+    }
+  }
+  assert.is(outcomes['CT_small.dcm'], 'stored')
+  assert.is(outcomes['MR_truncated.dcm'], 'refused:truncated')
+  assert.is(outcomes['rtplan_truncated.dcm'], 'refused:truncated')
+  assert.is(outcomes['no_meta.dcm'], 'refused:not-part10')
+  assert.is(outcomes['meta_missing_tsyntax.dcm'], 'refused:bad-meta')
+  const refused = Object.entries(outcomes).filter(([, o]) => o.startsWith('refused')).map(([name]) => name)
+  assert.equal(refused, [
+    'ExplVR_BigEndNoMeta.dcm', 'ExplVR_LitEndNoMeta.dcm', 'MR_truncated.dcm', 'SC_rgb_jpeg.dcm', 'UN_sequence.dcm',
+    'empty_charset_LEI.dcm', 'meta_missing_tsyntax.dcm', 'nested_priv_SQ.dcm', 'no_meta.dcm', 'no_meta_group_length.dcm',
+    'priv_SQ.dcm', 'rtplan_truncated.dcm', 'rtstruct.dcm'
+  ], JSON.stringify(outcomes))
+  // The corpus reuses SOP Instance UIDs (one image in several syntaxes): the first is kept.
+  assert.ok(Object.values(outcomes).includes('kept-existing'))
+  await db.close()
+})
+
+test('the same file twice is a duplicate; study and series aggregates count it once', async () => {
+  const home = await tempDir()
+  const { archive, db } = await openArchive(home)
+  const bytes = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
+  const first = await archive.store(bytes, actor)
+  const second = await archive.store(bytes, actor)
+  assert.is(first.outcome, 'stored')
+  assert.is(second.outcome, 'duplicate')
+  const study = await archive.study(first.instance.studyUid)
+  assert.is(study?.instanceCount, 1)
+  assert.is(study?.seriesCount, 1)
+  assert.equal(study?.modalities, ['CT'])
+  assert.is(study?.attributes['00100010'], 'CompressedSamples^CT1')
+  const listed = []
+  for await (const instance of archive.instancesOf(first.instance.studyUid)) listed.push(instance.sopUid)
+  assert.equal(listed, [first.instance.sopUid])
+  await db.close()
+})
+
+test('a canary patient name appears in no file under HOME after storing, indexing and auditing', async () => {
+  const home = await tempDir()
+  const { archive, db } = await openArchive(home)
+  const canary = 'ZZCANARY^QUOKKA7731X'
+  const bytes = replaceSameLength(await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm')), 'CompressedSamples^CT1', `${canary}1`)
+  const { instance } = await archive.store(bytes, actor)
+  assert.is((await archive.study(instance.studyUid))?.attributes['00100010'], `${canary}1`)
+  await db.close()
+  const needles = [Buffer.from(canary, 'latin1'), Buffer.from(canary, 'utf16le')]
+  let files = 0
+  for await (const path of filesUnder(home)) {
+    files++
+    const content = await fs.readFile(path)
+    for (const needle of needles) assert.is(content.indexOf(needle), -1, `the canary is readable in ${path}`)
+  }
+  assert.ok(files > 3)
+})
+
+test('a study with no new instance for the configured time raises study-stable once', async () => {
+  const home = await tempDir()
+  const { archive, db } = await openArchive(home, 300)
+  const events: Array<{ studyUid: string, instanceCount: number }> = []
+  archive.onStudyStable(event => events.push(event))
+  const { instance } = await archive.store(await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm')), actor)
+  await new Promise(resolve => setTimeout(resolve, 150))
+  assert.equal(events, [])
+  await new Promise(resolve => setTimeout(resolve, 400))
+  assert.is(events.length, 1)
+  assert.is(events[0]?.studyUid, instance.studyUid)
+  assert.is(events[0]?.instanceCount, 1)
+  archive.stop()
+  await db.close()
+})
+
+test('a damaged chunk is an error on read, never wrong bytes', async () => {
+  const home = await tempDir()
+  const { archive, db } = await openArchive(home)
+  const { instance } = await archive.store(await fs.readFile(join(PYDICOM_CORPUS, 'MR_small.dcm')), actor)
+  for await (const path of filesUnder(join(home, 'chunks'))) {
+    const content = await fs.readFile(path)
+    content[content.byteLength - 20] ^= 0xff
+    await fs.writeFile(path, content)
+  }
+  await archive.read(instance).then(() => assert.unreachable('damaged bytes were returned'), () => {})
+  await db.close()
+})
+
+test.run()
