@@ -34,6 +34,10 @@ if ((major ?? 0) < 22) {
   process.exit(1)
 }
 process.stdout.write(`node ${process.version}\n`)
+if (await run('system packages (Debian)', process.execPath, ['scripts/system-deps.ts']) !== 0) {
+  process.stdout.write('\n0 passed, 1 failed\n')
+  process.exit(1)
+}
 
 const checks: Array<[string, string, string[]]> = [
   ['type check (tsc)', bin('tsc'), ['--noEmit', '-p', '.']],

@@ -120,7 +120,8 @@ test('a damaged chunk is an error on read, never wrong bytes', async () => {
   const { instance } = await archive.store(await fs.readFile(join(PYDICOM_CORPUS, 'MR_small.dcm')), actor)
   for await (const path of filesUnder(join(home, 'chunks'))) {
     const content = await fs.readFile(path)
-    content[content.byteLength - 20] ^= 0xff
+    const at = content.byteLength - 20
+    content.writeUInt8(content.readUInt8(at) ^ 0xff, at)
     await fs.writeFile(path, content)
   }
   await archive.read(instance).then(() => assert.unreachable('damaged bytes were returned'), () => {})
