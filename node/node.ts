@@ -20,14 +20,28 @@ import { RevocationSpreader } from './membership/revocation-spread.ts'
 import { createHost, type RadmeshHost } from './p2p/host.ts'
 import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
 import { MembershipEnforcer } from './membership/enforcer.ts'
+import { Archive } from './archive/archive.ts'
+import { ChunkStore } from './archive/chunks.ts'
+import { StorageKey } from './archive/sealing.ts'
+import { storeFromNetwork } from './archive/ingest.ts'
+import { AuditLog } from './audit/log.ts'
+import { startDicomScp } from './dicom/scp.ts'
 import { Redialer } from './p2p/redial.ts'
 import { openDatabase, type Database } from './store/database.ts'
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7400', '/ip4/0.0.0.0/tcp/7401/ws']
 export const DEFAULT_HTTP = '127.0.0.1:7480'
 
+export const DEFAULT_AE_TITLE = 'RADMESH'
+export const DEFAULT_STABLE_AFTER_MS = 30_000
+
 export interface NodeOptions {
   home: string
+  /** C-STORE SCP port; no DICOM listener when undefined */
+  dicomPort?: number
+  aeTitle?: string
+  /** quiet time after the last instance before a study is "stable" */
+  stableAfterMs?: number
   listen?: string[]
   peers?: string[]
   http?: string
@@ -39,6 +53,8 @@ export interface RunningNode extends NodeServices {
   member: Member
   log: Logger
   httpUrl: string
+  dicomPort: number | undefined
+  aeTitle: string
   listenAddrs (): string[]
   signInUrl (): string
   stop (): Promise<void>
@@ -91,6 +107,14 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
   try {
     const db: Database = await openDatabase(member.paths.database)
     cleanups.push(async () => { await db.close() })
+    const storageKey = await StorageKey.load(member.paths.storageKey)
+    const chunks = new ChunkStore(member.paths.chunks, storageKey)
+    await chunks.open()
+    const audit = new AuditLog(member.paths.audit)
+    await audit.open()
+    const archive = new Archive({ db, chunks, key: storageKey, audit, log, stableAfterMs: options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS })
+    cleanups.push(() => { archive.stop() })
+
     const registry = new MembershipRegistry(member.trust, member.certificate, db)
     await registry.load()
     await takePendingRevocations(member.paths, registry, log)
@@ -155,7 +179,26 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     }
 
     const sessions = new Sessions(apiToken, options.sessionIdleMs)
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, connectedMembers }
+    const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
+    let dicomPort: number | undefined
+    if (options.dicomPort !== undefined) {
+      try {
+        const scp = await startDicomScp({
+          port: options.dicomPort,
+          host: http.host === '127.0.0.1' ? '0.0.0.0' : http.host,
+          aeTitle,
+          log,
+          onStore: async (request) => await storeFromNetwork(archive, request)
+        })
+        cleanups.push(async () => { await scp.stop() })
+        dicomPort = scp.port
+      } catch (error) {
+        if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot listen for DICOM on port ${options.dicomPort}: address already in use; choose another --dicom port`, { cause: error })
+        throw error
+      }
+    }
+
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, audit, auditPath: member.paths.audit, connectedMembers }
     const app: FastifyInstance = await createHttpServer(services, sessions, log)
     try {
       await app.listen({ host: http.host, port: http.port })
@@ -178,6 +221,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       member,
       log,
       httpUrl,
+      dicomPort,
+      aeTitle,
       listenAddrs,
       signInUrl: () => `${httpUrl}/signin/${sessions.issueSignInCode()}`,
       stop

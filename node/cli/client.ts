@@ -9,7 +9,8 @@ import { homePaths } from '../identity/home.ts'
 
 export interface NodeClient {
   url: string
-  request<T = unknown> (method: string, path: string, body?: unknown): Promise<T>
+  /** JSON in and out; a Uint8Array body is sent as is with `contentType` */
+  request<T = unknown> (method: string, path: string, body?: unknown, contentType?: string): Promise<T>
 }
 
 export async function connectToNode (home: string): Promise<NodeClient> {
@@ -26,13 +27,14 @@ export async function connectToNode (home: string): Promise<NodeClient> {
   }
   return {
     url,
-    async request<T> (method: string, path: string, body?: unknown): Promise<T> {
+    async request<T> (method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
+      const raw = body instanceof Uint8Array
       let response: Response
       try {
         response = await fetch(`${url}${path}`, {
           method,
-          headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': raw ? (contentType ?? 'application/octet-stream') : 'application/json' }) },
+          ...(body === undefined ? {} : { body: raw ? body as unknown as BodyInit : JSON.stringify(body) }),
           signal: AbortSignal.timeout(30_000)
         })
       } catch {

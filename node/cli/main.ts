@@ -3,6 +3,7 @@
  * (the exit codes are in `node/errors.ts`).
  */
 import { isRadmeshError, UsageError } from '../errors.ts'
+import { auditCommand, importCommand } from './archive.ts'
 import { consortiumCommand } from './consortium.ts'
 import { initCommand, joinCommand } from './member.ts'
 import { startCommand } from './start.ts'
@@ -15,23 +16,26 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
   radmesh consortium admit --dir DIR --request FILE --out CERT   (or --home HOME on one machine)
   radmesh consortium revoke --dir DIR --peer PEERID [--home HOME]
   radmesh join --home HOME --cert CERT --consortium DIR/consortium.json
-  radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT]
-  radmesh status --home HOME`
+  radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE]
+  radmesh status --home HOME
+  radmesh import --home HOME PATH…                 (files or folders of DICOM Part 10 files)
+  radmesh audit --home HOME [--verify]`
 
 const NOT_YET: Record<string, string> = {
-  import: 'the archive (DICOM import)',
   share: 'the encrypted study exchange',
-  fetch: 'the encrypted study exchange',
-  audit: 'the archive audit trail'
+  fetch: 'the encrypted study exchange'
 }
 
-type Command = (argv: string[], print: (line: string) => void) => Promise<void>
+/** A command resolves to its exit code (0 when it returns nothing) or throws a RadmeshError. */
+type Command = (argv: string[], print: (line: string) => void) => Promise<number | undefined | void>
 const COMMANDS: Record<string, Command> = {
   consortium: consortiumCommand,
   init: initCommand,
   join: joinCommand,
   start: startCommand,
-  status: statusCommand
+  status: statusCommand,
+  import: importCommand,
+  audit: auditCommand
 }
 
 export async function main (argv: string[]): Promise<number> {
@@ -47,8 +51,7 @@ export async function main (argv: string[]): Promise<number> {
       const later = NOT_YET[name]
       throw new UsageError(later === undefined ? `unknown command "${name}"; run "radmesh help"` : `"radmesh ${name}" is not in this version yet: it arrives with ${later}`)
     }
-    await command(rest, print)
-    return 0
+    return (await command(rest, print)) ?? 0
   } catch (error) {
     if (isRadmeshError(error)) {
       process.stderr.write(`radmesh: ${error.message}\n`)

@@ -1,9 +1,9 @@
 /** `radmesh start`: runs the node until SIGINT/SIGTERM. */
 import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
-import { list, optional, parse, required } from './args.ts'
+import { duration, list, optional, parse, required } from './args.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--no-mdns]'
+const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   const { values } = parse(argv, {
@@ -14,23 +14,31 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     dicom: { type: 'string' },
     ae: { type: 'string' },
     'no-mdns': { type: 'boolean' },
-    'session-idle': { type: 'string' }
+    'session-idle': { type: 'string' },
+    'stable-after': { type: 'string' }
   }, START)
-  if (optional(values, 'dicom') !== undefined || optional(values, 'ae') !== undefined) {
-    throw new UsageError('--dicom and --ae arrive with the archive (DICOM C-STORE SCP); this version does not listen for DICOM yet')
-  }
   const listen = list(values, 'listen')
   const http = optional(values, 'http')
+  const dicom = optional(values, 'dicom')
+  const ae = optional(values, 'ae')
+  const stableAfter = optional(values, 'stable-after')
+  const dicomPort = dicom === undefined ? undefined : Number(dicom)
+  if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535)) throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
+  if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae)) throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)
   const node = await createNode({
     home: required(values, 'home', START),
     ...(listen.length > 0 ? { listen } : {}),
     peers: list(values, 'peer'),
     ...(http === undefined ? {} : { http }),
-    mdns: values['no-mdns'] !== true
+    mdns: values['no-mdns'] !== true,
+    ...(dicomPort === undefined ? {} : { dicomPort }),
+    ...(ae === undefined ? {} : { aeTitle: ae.trim() }),
+    ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') })
   })
   print(`radmesh node "${node.certificate.name}" (${node.certificate.role}) peer ${node.peerId}`)
   for (const addr of node.listenAddrs()) print(`listening: ${addr}`)
   print(`http: ${node.httpUrl}`)
+  if (node.dicomPort !== undefined) print(`dicom: ${node.aeTitle}@${node.dicomPort}`)
   print(`viewer: ${node.signInUrl()}`)
 
   await new Promise<void>(resolve => {

@@ -147,7 +147,7 @@ function walk (reader: Reader, start: number, end: number, syntax: Syntax, depth
     const isSequence = el.vr === 'SQ' || (el.length === UNDEFINED && el.vr !== 'OB' && el.vr !== 'OW' && !(el.group === 0x7fe0 && el.element === 0x0010))
     if (el.group === 0x7fe0 && el.element === 0x0010 && depth === 0) {
       if (el.length === UNDEFINED) {
-        const encapsulated = readFragments(reader, el.valueOffset, syntax)
+        const encapsulated = readFragments(reader, el.valueOffset)
         pixelData = { encapsulated: true, offsetTable: encapsulated.offsetTable, fragments: encapsulated.fragments }
         offset = encapsulated.end
       } else {
@@ -165,7 +165,7 @@ function walk (reader: Reader, start: number, end: number, syntax: Syntax, depth
     }
     if (el.length === UNDEFINED) {
       // OB/OW with undefined length outside Pixel Data: encapsulated too (e.g. in icon sequences).
-      offset = readFragments(reader, el.valueOffset, syntax).end
+      offset = readFragments(reader, el.valueOffset).end
       continue
     }
     reader.need(el.valueOffset, el.length, `element ${tagName(el.group, el.element)} (${el.length} bytes)`)
@@ -211,7 +211,7 @@ function readSequence (reader: Reader, el: Element, syntax: Syntax, depth: numbe
   return offset
 }
 
-function readFragments (reader: Reader, start: number, syntax: Syntax): { offsetTable: number[], fragments: Array<{ offset: number, length: number }>, end: number } {
+function readFragments (reader: Reader, start: number): { offsetTable: number[], fragments: Array<{ offset: number, length: number }>, end: number } {
   const fragments: Array<{ offset: number, length: number }> = []
   let offsetTable: number[] | undefined
   let offset = start

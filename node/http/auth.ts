@@ -3,9 +3,14 @@
  * browser holding a session cookie obtained through a one-time sign-in URL (the viewer). Only
  * `/api/health` and the sign-in route are open. Tokens are compared in constant time.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { AuditActor } from '../audit/log.ts'
 import { RadmeshError } from '../errors.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest { actor: AuditActor }
+}
 
 export const SESSION_COOKIE = 'radmesh_session'
 /** HIPAA automatic logoff: a viewer session ends after this long without a request. */
@@ -60,16 +65,23 @@ export class Sessions {
     return true
   }
 
-  /** The fastify `onRequest` hook. */
+  /** The fastify `onRequest` hook: sets `request.actor` (who, for the audit trail) or refuses. */
   readonly authenticate = async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization
     if (header !== undefined) {
       const match = /^Bearer (.+)$/.exec(header)
-      if (match?.[1] !== undefined && this.isTokenValid(match[1])) return
+      if (match?.[1] !== undefined && this.isTokenValid(match[1])) {
+        request.actor = { type: 'api', id: 'api-token', address: request.ip }
+        return
+      }
       throw new RadmeshError('RADMESH_UNAUTHORIZED', 'the bearer token is wrong; it is in HOME/api-token')
     }
     const session = readCookie(request.headers.cookie, SESSION_COOKIE)
-    if (session !== undefined && this.touchSession(session)) return
+    if (session !== undefined && this.touchSession(session)) {
+      // The session id is a secret: the audit trail names it by a short hash.
+      request.actor = { type: 'viewer', id: `session-${createHash('sha256').update(session).digest('hex').slice(0, 12)}`, address: request.ip }
+      return
+    }
     throw new RadmeshError('RADMESH_UNAUTHORIZED', 'sign in: send "Authorization: Bearer TOKEN" (TOKEN is in HOME/api-token) or open the one-time viewer URL that "radmesh start" printed')
   }
 }

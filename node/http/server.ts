@@ -11,6 +11,10 @@ import { peerRoutes } from './api/peers.ts'
 import type { Sessions } from './auth.ts'
 import type { NodeServices } from './services.ts'
 import { viewerRoutes } from './viewer.ts'
+import { archiveApiRoutes } from './api/archive.ts'
+import { qidoRoutes } from './dicomweb/qido.ts'
+import { stowRoutes } from './dicomweb/stow.ts'
+import { wadoRoutes } from './dicomweb/wado.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig { public?: boolean }
@@ -38,5 +42,9 @@ export async function createHttpServer (node: NodeServices, sessions: Sessions, 
   await app.register(peerRoutes, { node })
   await app.register(membershipRoutes, { node })
   await app.register(viewerRoutes, { node, sessions })
+  await app.register(archiveApiRoutes, { node })
+  await app.register(qidoRoutes, { node })
+  await app.register(wadoRoutes, { node })
+  await app.register(stowRoutes, { node })
   return app
 }

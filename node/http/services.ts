@@ -3,6 +3,8 @@
  * in the node's capabilities.
  */
 import type { MemberCertificate } from '../../protocol/membership/index.ts'
+import type { Archive } from '../archive/archive.ts'
+import type { AuditLog } from '../audit/log.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import type { RevocationSpreader } from '../membership/revocation-spread.ts'
 import type { RadmeshHost } from '../p2p/host.ts'
@@ -21,5 +23,8 @@ export interface NodeServices {
   host: RadmeshHost
   registry: MembershipRegistry
   revocations: RevocationSpreader
+  archive: Archive
+  audit: AuditLog
+  auditPath: string
   connectedMembers (): ConnectedMember[]
 }

@@ -18,6 +18,12 @@ export interface HomePaths {
   consortium: string
   /** bearer token for the HTTP API, 0600 */
   apiToken: string
+  /** AES-256 key sealing the archive at rest, 0600 */
+  storageKey: string
+  /** sealed instance chunks */
+  chunks: string
+  /** the hash-chained audit trail, 0600 */
+  audit: string
   /** LevelDB: revocations, known members, and later the archive index and CRDTs */
   database: string
   /** structured log (JSON lines) */
@@ -38,6 +44,9 @@ export function homePaths (home: string): HomePaths {
     certificate: join(home, 'certificate.json'),
     consortium: join(home, 'consortium.json'),
     apiToken: join(home, 'api-token'),
+    storageKey: join(home, 'storage.key'),
+    chunks: join(home, 'chunks'),
+    audit: join(home, 'audit.log'),
     database: join(home, 'db'),
     log: join(home, 'node.log'),
     pendingRevocations: join(home, 'pending-revocations.json'),

@@ -78,9 +78,13 @@ export interface StartedNode {
   wsPort: number
   httpPort: number
   viewerUrl: string
+  /** the C-STORE SCP port, when started with `dicom: true` */
+  dicomPort: number
   process: ChildProcess
   output: () => string
   api<T = unknown> (method: string, path: string, body?: unknown): Promise<{ status: number, body: T }>
+  /** a raw request with the node's token: for DICOMweb */
+  fetch (path: string, init?: RequestInit): Promise<Response>
   stop (): Promise<void>
   kill (): Promise<void>
 }
@@ -92,6 +96,8 @@ export interface StartOptions {
   httpPort?: number
   extraArgs?: string[]
   env?: NodeJS.ProcessEnv
+  /** listen for DICOM (C-STORE) on this port, or on a free one with `true` */
+  dicom?: boolean | number
 }
 
 /** Starts `radmesh start` on HOME and resolves once it printed its viewer line. */
@@ -99,7 +105,8 @@ export async function startNode (home: string, options: StartOptions = {}): Prom
   const p2pPort = options.p2pPort ?? await freePort()
   const wsPort = options.wsPort ?? await freePort()
   const httpPort = options.httpPort ?? await freePort()
-  const args = [CLI, 'start', '--home', home,
+  const dicomPort = typeof options.dicom === 'number' ? options.dicom : options.dicom === true ? await freePort() : 0
+  const args = [CLI, 'start', '--home', home, ...(dicomPort === 0 ? [] : ['--dicom', String(dicomPort)]),
     '--listen', `/ip4/127.0.0.1/tcp/${p2pPort}`, '--listen', `/ip4/127.0.0.1/tcp/${wsPort}/ws`,
     '--http', `127.0.0.1:${httpPort}`, '--no-mdns',
     ...(options.peers ?? []).flatMap(peer => ['--peer', peer]), ...(options.extraArgs ?? [])]
@@ -123,7 +130,7 @@ export async function startNode (home: string, options: StartOptions = {}): Prom
     await exited
   }
   return {
-    home, peerId, http, token, p2pPort, wsPort, httpPort, viewerUrl, process: child,
+    home, peerId, http, token, p2pPort, wsPort, httpPort, viewerUrl, dicomPort, process: child,
     output: () => output,
     async api<T> (method: string, path: string, body?: unknown) {
       const response = await fetch(`${http}${path}`, {
@@ -133,6 +140,7 @@ export async function startNode (home: string, options: StartOptions = {}): Prom
       })
       return { status: response.status, body: await response.json() as T }
     },
+    fetch: async (path, init = {}) => await fetch(`${http}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } }),
     stop: async () => { await stopWith('SIGTERM') },
     kill: async () => { await stopWith('SIGKILL') }
   }

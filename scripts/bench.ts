@@ -1,0 +1,17 @@
+/**
+ * `npm run bench -- NAME [options]`: benchmarks that run radmesh beside its competitors in one run and
+ * print ratios. They are measurements, not tests: nothing here passes or fails on a number.
+ *
+ *   ingest    a synthetic 400-slice CT by storescu into radmesh, Orthanc and DCMTK storescp
+ */
+const benches: Record<string, string> = {
+  ingest: './bench/ingest.ts'
+}
+const [name, ...rest] = process.argv.slice(2)
+const module = name === undefined ? undefined : benches[name]
+if (module === undefined) {
+  process.stderr.write(`usage: npm run bench -- ${Object.keys(benches).join('|')} [options]\n`)
+  process.exit(2)
+}
+process.argv = [process.argv[0] as string, module, ...rest]
+await import(module)

@@ -1,0 +1,77 @@
+/**
+ * A real Orthanc (Debian's `orthanc`) on loopback for tests and benchmarks: its own storage in a temp
+ * folder, HTTP and DICOM ports of our choosing, no authentication, reachable only from this machine.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { freePort, tempDir, waitFor } from './processes.ts'
+
+export interface OrthancServer {
+  http: string
+  dicomPort: number
+  aeTitle: string
+  process: ChildProcess
+  request<T = unknown> (method: string, path: string, body?: unknown): Promise<T>
+  stop (): Promise<void>
+}
+
+export interface OrthancOptions {
+  /** DICOM modalities Orthanc may send to: name -> [AE, host, port] */
+  modalities?: Record<string, [string, string, number]>
+  plugins?: string[]
+}
+
+export async function startOrthanc (options: OrthancOptions = {}): Promise<OrthancServer> {
+  const dir = await tempDir('orthanc-')
+  const httpPort = await freePort()
+  const dicomPort = await freePort()
+  const config = {
+    Name: 'radmesh-test-orthanc',
+    StorageDirectory: join(dir, 'storage'),
+    IndexDirectory: join(dir, 'index'),
+    HttpPort: httpPort,
+    DicomPort: dicomPort,
+    DicomAet: 'ORTHANC',
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    HttpServerEnabled: true,
+    DicomServerEnabled: true,
+    DicomModalities: options.modalities ?? {},
+    Plugins: options.plugins ?? [],
+    StableAge: 1,
+    DicomScuTimeout: 30
+  }
+  const configPath = join(dir, 'orthanc.json')
+  await fs.writeFile(configPath, JSON.stringify(config, null, 2))
+  const child = spawn('Orthanc', [configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TCP_NODELAY: '1' } })
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
+  const http = `http://127.0.0.1:${httpPort}`
+  await waitFor('Orthanc to answer', async () => {
+    if (child.exitCode !== null) throw new Error(`Orthanc exited ${child.exitCode}: ${stderr}`)
+    return (await fetch(`${http}/system`)).ok
+  }, 30_000, 200)
+  return {
+    http,
+    dicomPort,
+    aeTitle: 'ORTHANC',
+    process: child,
+    async request<T> (method: string, path: string, body?: unknown): Promise<T> {
+      const raw = body instanceof Uint8Array
+      const response = await fetch(`${http}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body: raw ? body as unknown as BodyInit : JSON.stringify(body) }),
+        headers: body === undefined ? {} : { 'content-type': raw ? 'application/dicom' : 'application/json' }
+      })
+      if (!response.ok) throw new Error(`Orthanc ${method} ${path}: ${response.status} ${await response.text()}`)
+      return await response.json() as T
+    },
+    async stop () {
+      if (child.exitCode !== null) return
+      const exited = new Promise(resolve => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
