@@ -105,6 +105,35 @@ test('radmesh import stores the pydicom corpus byte-identical or refuses each ba
   assert.is((await node.api<{ ok: boolean }>('GET', '/api/health')).body.ok, true)
 })
 
+/** storescu's flag that proposes a file's own transfer syntax (it sends no compressed file otherwise). */
+const PROPOSE: Record<string, string> = {
+  '1.2.840.10008.1.2': '-xi', '1.2.840.10008.1.2.1': '-xe', '1.2.840.10008.1.2.2': '-xb', '1.2.840.10008.1.2.1.99': '-xd',
+  '1.2.840.10008.1.2.5': '-xr', '1.2.840.10008.1.2.4.90': '-xv', '1.2.840.10008.1.2.4.91': '-xw', '1.2.840.10008.1.2.4.50': '-xy',
+  '1.2.840.10008.1.2.4.51': '-xx', '1.2.840.10008.1.2.4.70': '-xs', '1.2.840.10008.1.2.4.80': '-xt', '1.2.840.10008.1.2.4.81': '-xu'
+}
+
+test('the pydicom corpus sent by C-STORE: every file storescu can send is stored or refused with a status, associations carry on', async () => {
+  const groups = new Map<string, string[]>()
+  for (const file of await corpusFiles()) {
+    const syntax = /\(0002,0010\) UI \[([0-9.]+)\]/.exec((await runTool('dcmdump', ['-M', '-Un', '+P', '0002,0010', file])).stdout)?.[1] ?? 'unknown'
+    groups.set(syntax, [...(groups.get(syntax) ?? []), file])
+  }
+  let successes = 0
+  let failures = 0
+  const perSyntax: string[] = []
+  for (const [syntax, files] of groups) {
+    // -nh: carry on past a refusal; -R: propose only the files' SOP classes, in the files' own syntax.
+    const result = await storescu(node.dicomPort, 'RADMESH', ['-nh', '-R', PROPOSE[syntax] ?? '-xe', ...files])
+    const output = result.stdout + result.stderr
+    assert.not.match(output, /Association Aborted|Peer aborted|Association Request Failed/i, syntax)
+    successes += (output.match(/Received Store Response \(Success\)/g) ?? []).length
+    failures += (output.match(/Received Store Response \((?!Success)[^)]*\)/g) ?? []).length
+    perSyntax.push(`${syntax}: ${files.length} files, ${(output.match(/Received Store Response/g) ?? []).length} answered; ${output.split('\n').filter(l => l.startsWith('E:')).join(' | ')}`)
+  }
+  assert.ok(successes >= 50, `${successes} stored, ${failures} refused\n${perSyntax.join('\n')}`)
+  assert.is((await node.api<{ ok: boolean }>('GET', '/api/health')).body.ok, true)
+})
+
 test('STOW-RS stores the good parts of a request, reports the bad one with its reason, and returns stored files whole', async () => {
   const good = await fs.readFile(join(PYDICOM_CORPUS, 'liver_1frame.dcm'))
   const bad = await fs.readFile(join(PYDICOM_CORPUS, 'rtplan_truncated.dcm'))
