@@ -2,8 +2,9 @@
  * `npm run demo [-- --state DIR]`: a small radmesh consortium on this machine.
  *
  * Creates a consortium with one site and two radiologists (or reuses the one in DIR), starts each as its
- * own `radmesh start` process on loopback, waits until they are connected, prints each node's viewer URL,
- * and runs until Ctrl-C. With --state DIR, DIR/nodes.json describes the nodes (see the README).
+ * own `radmesh start` process on loopback (the site with a DICOM port), waits until they are connected,
+ * sends the site a synthetic CT study by C-STORE (DCMTK storescu when installed, else `radmesh import`),
+ * prints each node's viewer URL, and runs until Ctrl-C. With --state DIR, DIR/nodes.json describes the nodes (see the README).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -12,6 +13,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { generateCt } from './generate-ct.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const CLI = join(ROOT, 'bin/radmesh')
@@ -60,7 +62,7 @@ for (const member of MEMBERS) {
   await cli(['consortium', 'admit', '--dir', consortiumDir, '--home', home])
 }
 
-interface Running { key: string, name: string, role: string, home: string, p2pPort: number, httpPort: number, peerId: string, viewerUrl: string, child: ChildProcess }
+interface Running { key: string, name: string, role: string, home: string, p2pPort: number, httpPort: number, dicomPort: number | null, peerId: string, viewerUrl: string, child: ChildProcess }
 const running: Running[] = []
 let stopping = false
 async function stopAll (): Promise<void> {
@@ -79,10 +81,11 @@ for (const member of MEMBERS) {
   const home = join(state, member.key)
   const p2pPort = await freePort()
   const httpPort = await freePort()
+  const dicomPort = member.role === 'site' ? await freePort() : null
   // Each radiologist dials every node started before it; the site dials no one and is found.
   const peers = running.flatMap(node => ['--peer', `/ip4/127.0.0.1/tcp/${node.p2pPort}/p2p/${node.peerId}`])
   const child = spawn(process.execPath, [CLI, 'start', '--home', home, '--listen', `/ip4/127.0.0.1/tcp/${p2pPort}`,
-    '--http', `127.0.0.1:${httpPort}`, '--no-mdns', ...peers], { stdio: ['ignore', 'pipe', 'pipe'] })
+    '--http', `127.0.0.1:${httpPort}`, '--no-mdns', ...(dicomPort === null ? [] : ['--dicom', String(dicomPort), '--ae', 'RADMESH']), ...peers], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (c: Buffer) => { output += c.toString() })
   child.stderr.on('data', (c: Buffer) => { process.stderr.write(`[${member.key}] ${c.toString()}`) })
@@ -93,7 +96,7 @@ for (const member of MEMBERS) {
     await new Promise(r => setTimeout(r, 50))
   }
   running.push({
-    key: member.key, name: member.name, role: member.role, home, p2pPort, httpPort, child,
+    key: member.key, name: member.name, role: member.role, home, p2pPort, httpPort, dicomPort, child,
     peerId: /peer (\S+)/.exec(output)?.[1] ?? '',
     viewerUrl: /^viewer: (\S+)$/m.exec(output)?.[1] ?? ''
   })
@@ -112,6 +115,18 @@ while (Date.now() < deadline) {
   await new Promise(r => setTimeout(r, 200))
 }
 
+// Feed the site a study, as its CT scanner would.
+const site = running.find(node => node.role === 'site') as Running
+const studyDir = join(state, 'incoming-ct')
+if (!await exists(studyDir)) await generateCt({ out: studyDir, slices: 40, series: 2, rows: 256, columns: 256, patientName: 'DEMO^STROKE', studyDescription: 'CT HEAD WITHOUT CONTRAST', seed: 2026 })
+const storescu = spawn('storescu', ['-aec', 'RADMESH', '-aet', 'DEMO_CT', '+sd', '+r', '127.0.0.1', String(site.dicomPort), studyDir], { stdio: 'ignore', env: { ...process.env, TCP_NODELAY: '1' } })
+const [storescuCode] = await once(storescu, 'exit').catch(() => [-1]) as [number]
+if (storescuCode === 0) step(`CT scanner (storescu) sent ${studyDir} to ${site.name} by C-STORE`)
+else {
+  await cli(['import', '--home', site.home, studyDir])
+  step(`imported ${studyDir} into ${site.name} (DCMTK storescu not installed)`)
+}
+
 const nodes = await Promise.all(running.map(async node => ({
   name: node.name,
   role: node.role,
@@ -120,9 +135,8 @@ const nodes = await Promise.all(running.map(async node => ({
   http: `http://127.0.0.1:${node.httpPort}`,
   token: await token(node.home),
   viewerUrl: node.viewerUrl,
-  // The DICOM listener arrives with the archive; until then these are null.
-  dicomPort: null,
-  aeTitle: null
+  dicomPort: node.dicomPort,
+  aeTitle: node.dicomPort === null ? null : 'RADMESH'
 })))
 await fs.writeFile(join(state, 'nodes.json'), `${JSON.stringify(nodes, null, 2)}\n`, { mode: 0o600 })
 
@@ -130,6 +144,10 @@ process.stdout.write('\nradmesh demo: a consortium of one site and two radiologi
 for (const node of running) {
   process.stdout.write(`  ${node.name} (${node.role})\n    peer     ${node.peerId}\n    members  ${await peerCount(node)} connected\n    viewer   ${node.viewerUrl}\n\n`)
 }
+const token0 = await token(site.home)
+const studies = await (await fetch(`http://127.0.0.1:${site.httpPort}/dicom-web/studies`, { headers: { authorization: `Bearer ${token0}` } })).json() as Array<Record<string, { Value?: unknown[] }>>
+process.stdout.write(`  ${site.name} archive: ${studies.length} stud${studies.length === 1 ? 'y' : 'ies'}, DICOM C-STORE at RADMESH@127.0.0.1:${site.dicomPort}, DICOMweb at http://127.0.0.1:${site.httpPort}/dicom-web\n\n`)
 process.stdout.write(`state: ${state} (nodes.json lists each node's URL and API token)\n`)
+process.stdout.write('try:   npx radmesh audit --home ' + join(state, 'site') + ' --verify\n')
 process.stdout.write('try:   npx radmesh status --home ' + join(state, 'site') + '\n')
 process.stdout.write('Ctrl-C stops every node.\n')

@@ -12,7 +12,7 @@ import { ROOT, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface NodeEntry { name: string, role: string, peerId: string, home: string, http: string, token: string, viewerUrl: string, dicomPort: number | null, aeTitle: string | null }
 
-test('the demo starts a site and two radiologists, all connected, described in nodes.json', async () => {
+test('the demo starts a site and two radiologists, all connected, described in nodes.json, and feeds the site a CT study', async () => {
   const state = await tempDir('radmesh-demo-test-')
   const demo = spawn(process.execPath, [join(ROOT, 'scripts/demo.ts'), '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
@@ -31,6 +31,12 @@ test('the demo starts a site and two radiologists, all connected, described in n
       const peers = await (await fetch(`${node.http}/api/peers`, { headers: { authorization: `Bearer ${node.token}` } })).json() as Array<{ peerId: string }>
       assert.equal(peers.map(p => p.peerId).sort(), nodes.filter(n => n !== node).map(n => n.peerId).sort())
     }
+    const site = nodes.find(n => n.role === 'site') as NodeEntry
+    assert.is(typeof site.dicomPort, 'number')
+    assert.is(site.aeTitle, 'RADMESH')
+    const studies = await (await fetch(`${site.http}/dicom-web/studies`, { headers: { authorization: `Bearer ${site.token}` } })).json() as Array<Record<string, { Value?: unknown[] }>>
+    assert.is(studies.length, 1, 'the demo feeds the site one CT study')
+    assert.equal(studies[0]?.['00201208']?.Value, [80])
     const exited = once(demo, 'exit')
     demo.kill('SIGINT')
     await exited
