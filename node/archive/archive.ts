@@ -18,7 +18,7 @@
  * written); different bytes keep the first object, as DCMTK's storescp and Orthanc do by default, answer
  * Success so the sender does not retry for ever, and are logged and audited as `kept-existing`.
  */
-import type { AbstractSublevel } from 'abstract-level'
+import type { AbstractBatchPutOperation, AbstractSublevel } from 'abstract-level'
 import type { Logger } from 'pino'
 import type { AuditActor, AuditLog } from '../audit/log.ts'
 import { InvalidDicomError } from '../dicom/errors.ts'
@@ -79,6 +79,7 @@ const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
 type BinarySublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
 
 export class Archive {
+  private readonly db: Database
   private readonly store_: BinarySublevel
   private readonly chunks: ChunkStore
   private readonly key: StorageKey
@@ -91,6 +92,7 @@ export class Archive {
   private readonly studyLocks = new Map<string, Promise<unknown>>()
 
   constructor (options: ArchiveOptions) {
+    this.db = options.db
     this.store_ = options.db.sublevel<string, Uint8Array>('archive', { valueEncoding: 'view' })
     this.chunks = options.chunks
     this.key = options.key
@@ -143,7 +145,7 @@ export class Archive {
       return { outcome, instance: existing }
     }
 
-    const chunks = await this.chunks.putAll(file)
+    const { ids: chunks, operations: chunkLocations } = await this.chunks.putAll(file, sha256)
     const now = new Date().toISOString()
     const record: InstanceRecord = {
       studyUid: parsed.studyInstanceUid,
@@ -185,12 +187,16 @@ export class Archive {
         updatedAt: now
       }
       await Promise.all([
-        this.store_.batch([
-          this.sealed(`i!${record.sopUid}`, record),
-          this.sealed(`r!${record.studyUid}!${record.seriesUid}`, nextSeries),
-          this.sealed(`s!${record.studyUid}`, nextStudy),
-          { type: 'put', key: `m!${record.studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array() }
-        ], SYNCED_WRITE),
+        // Chunk locations, instance, aggregates and listing become visible together, or not at all.
+        this.db.batch([
+          ...chunkLocations,
+          ...[
+            this.sealed(`i!${record.sopUid}`, record),
+            this.sealed(`r!${record.studyUid}!${record.seriesUid}`, nextSeries),
+            this.sealed(`s!${record.studyUid}`, nextStudy),
+            { type: 'put' as const, key: `m!${record.studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array() }
+          ].map(op => ({ ...op, sublevel: this.store_ }))
+        ] as unknown as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE),
         this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: record.studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' })
       ])
       return 'stored' as const
@@ -263,7 +269,9 @@ export class Archive {
   /** The stored file, exactly as received, verified chunk by chunk and as a whole. */
   async read (instance: InstanceRecord): Promise<Buffer> {
     const file = await this.chunks.read(instance.chunks)
-    if (file.byteLength !== instance.size || sha256Hex(file) !== instance.sha256) {
+    // A one-chunk object was verified whole by its chunk id, which is its SHA-256.
+    const verified = instance.chunks.length === 1 && instance.chunks[0] === instance.sha256
+    if (file.byteLength !== instance.size || (!verified && sha256Hex(file) !== instance.sha256)) {
       throw new Error(`instance ${instance.sopUid} does not match its recorded size and SHA-256: the archive is damaged`)
     }
     return file

@@ -20,9 +20,9 @@ const actor = { type: 'cli', id: 'test' } as const
 
 async function openArchive (home: string, stableAfterMs = 60_000): Promise<{ archive: Archive, db: Database, audit: string }> {
   const key = await StorageKey.load(join(home, 'storage.key'))
-  const chunks = new ChunkStore(join(home, 'chunks'), key)
-  await chunks.open()
   const db = await openDatabase(join(home, 'db'))
+  const chunks = new ChunkStore(join(home, 'chunks'), key, db)
+  await chunks.open()
   const auditPath = join(home, 'audit.log')
   const audit = new AuditLog(auditPath)
   await audit.open()
