@@ -27,7 +27,7 @@ const NOT_YET: Record<string, string> = {
 }
 
 /** A command resolves to its exit code (0 when it returns nothing) or throws a RadmeshError. */
-type Command = (argv: string[], print: (line: string) => void) => Promise<number | undefined | void>
+type Command = (argv: string[], print: (line: string) => void) => Promise<number> | Promise<void>
 const COMMANDS: Record<string, Command> = {
   consortium: consortiumCommand,
   init: initCommand,
