@@ -214,7 +214,7 @@ export class Archive {
         const event: StudyStableEvent = { studyUid, instanceCount: study.instanceCount, seriesCount: study.seriesCount, bytes: study.bytes }
         this.log.info({ event: 'study-stable', study: studyUid, instances: study.instanceCount, series: study.seriesCount }, 'study stable')
         for (const listener of this.stableListeners) listener(event)
-      })
+      }).catch((error: unknown) => { this.log.error({ err: error, study: studyUid }, 'study-stable check failed') })
     }, this.stableAfterMs)
     timer.unref()
     this.stableTimers.set(studyUid, timer)

@@ -18,7 +18,9 @@ import { tempDir } from '../helpers/processes.ts'
 
 const actor = { type: 'cli', id: 'test' } as const
 
-async function openArchive (home: string, stableAfterMs = 60_000): Promise<{ archive: Archive, db: Database, audit: string }> {
+interface Opened { archive: Archive, db: Database, audit: string, close (): Promise<void> }
+
+async function openArchive (home: string, stableAfterMs = 60_000): Promise<Opened> {
   const key = await StorageKey.load(join(home, 'storage.key'))
   const db = await openDatabase(join(home, 'db'))
   const chunks = new ChunkStore(join(home, 'chunks'), key, db)
@@ -26,12 +28,22 @@ async function openArchive (home: string, stableAfterMs = 60_000): Promise<{ arc
   const auditPath = join(home, 'audit.log')
   const audit = new AuditLog(auditPath)
   await audit.open()
-  return { archive: new Archive({ db, chunks, key, audit, log: pino({ level: 'silent' }), stableAfterMs }), db, audit: auditPath }
+  const archive = new Archive({ db, chunks, key, audit, log: pino({ level: 'silent' }), stableAfterMs })
+  return {
+    archive,
+    db,
+    audit: auditPath,
+    close: async () => {
+      archive.stop()
+      await chunks.close()
+      await db.close()
+    }
+  }
 }
 
 test('every corpus file is stored and read back byte-identical, or refused with a reason', async () => {
   const home = await tempDir()
-  const { archive, db } = await openArchive(home)
+  const { archive, close } = await openArchive(home)
   const outcomes: Record<string, string> = {}
   for (const path of await corpusFiles()) {
     const bytes = await fs.readFile(path)
@@ -58,12 +70,12 @@ test('every corpus file is stored and read back byte-identical, or refused with 
   ], JSON.stringify(outcomes))
   // The corpus reuses SOP Instance UIDs (one image in several syntaxes): the first is kept.
   assert.ok(Object.values(outcomes).includes('kept-existing'))
-  await db.close()
+  await close()
 })
 
 test('the same file twice is a duplicate; study and series aggregates count it once', async () => {
   const home = await tempDir()
-  const { archive, db } = await openArchive(home)
+  const { archive, close } = await openArchive(home)
   const bytes = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
   const first = await archive.store(bytes, actor)
   const second = await archive.store(bytes, actor)
@@ -77,17 +89,17 @@ test('the same file twice is a duplicate; study and series aggregates count it o
   const listed = []
   for await (const instance of archive.instancesOf(first.instance.studyUid)) listed.push(instance.sopUid)
   assert.equal(listed, [first.instance.sopUid])
-  await db.close()
+  await close()
 })
 
 test('a canary patient name appears in no file under HOME after storing, indexing and auditing', async () => {
   const home = await tempDir()
-  const { archive, db } = await openArchive(home)
+  const { archive, close } = await openArchive(home)
   const canary = 'ZZCANARY^QUOKKA7731X'
   const bytes = replaceSameLength(await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm')), 'CompressedSamples^CT1', `${canary}1`)
   const { instance } = await archive.store(bytes, actor)
   assert.is((await archive.study(instance.studyUid))?.attributes['00100010'], `${canary}1`)
-  await db.close()
+  await close()
   const needles = [Buffer.from(canary, 'latin1'), Buffer.from(canary, 'utf16le')]
   let files = 0
   for await (const path of filesUnder(home)) {
@@ -100,7 +112,7 @@ test('a canary patient name appears in no file under HOME after storing, indexin
 
 test('a study with no new instance for the configured time raises study-stable once', async () => {
   const home = await tempDir()
-  const { archive, db } = await openArchive(home, 300)
+  const { archive, close } = await openArchive(home, 300)
   const events: Array<{ studyUid: string, instanceCount: number }> = []
   archive.onStudyStable(event => events.push(event))
   const { instance } = await archive.store(await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm')), actor)
@@ -110,13 +122,12 @@ test('a study with no new instance for the configured time raises study-stable o
   assert.is(events.length, 1)
   assert.is(events[0]?.studyUid, instance.studyUid)
   assert.is(events[0]?.instanceCount, 1)
-  archive.stop()
-  await db.close()
+  await close()
 })
 
 test('a damaged chunk is an error on read, never wrong bytes', async () => {
   const home = await tempDir()
-  const { archive, db } = await openArchive(home)
+  const { archive, close } = await openArchive(home)
   const { instance } = await archive.store(await fs.readFile(join(PYDICOM_CORPUS, 'MR_small.dcm')), actor)
   for await (const path of filesUnder(join(home, 'chunks'))) {
     const content = await fs.readFile(path)
@@ -125,7 +136,7 @@ test('a damaged chunk is an error on read, never wrong bytes', async () => {
     await fs.writeFile(path, content)
   }
   await archive.read(instance).then(() => assert.unreachable('damaged bytes were returned'), () => {})
-  await db.close()
+  await close()
 })
 
 test.run()
