@@ -10,6 +10,7 @@
  * empty key or `*`.
  */
 import { BadRequestError } from '../errors.ts'
+import { personName } from '../dicom/json.ts'
 
 export type Level = 'study' | 'series' | 'instance'
 
@@ -335,14 +336,6 @@ export function matches (query: QidoQuery, record: Record<string, RecordValue>):
 
 // ---- Answer ----
 
-function personName (value: string): Record<string, string> {
-  const [alphabetic = '', ideographic = '', phonetic = ''] = value.split('=')
-  const name: Record<string, string> = {}
-  if (alphabetic !== '') name['Alphabetic'] = alphabetic
-  if (ideographic !== '') name['Ideographic'] = ideographic
-  if (phonetic !== '') name['Phonetic'] = phonetic
-  return name
-}
 
 function jsonValue (vr: string, value: string | number): unknown {
   if (typeof value === 'number') return Number.isFinite(value) ? value : null

@@ -428,7 +428,8 @@ function bigNumber (n: bigint): number | string {
   return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString()
 }
 
-function personName (value: string): Record<string, string> {
+/** A PN value as the DICOM JSON model's object of its three component groups (PS3.18 F.2.2). */
+export function personName (value: string): Record<string, string> {
   const [alphabetic = '', ideographic = '', phonetic = ''] = value.split('=')
   const name: Record<string, string> = {}
   if (alphabetic !== '') name['Alphabetic'] = alphabetic

@@ -4,7 +4,6 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { MalformedMessageError } from '../../protocol/errors.ts'
 import { canonicalJson, utf8 } from '../../protocol/json.ts'
 import {
   certificateSigningBytes,
@@ -20,6 +19,7 @@ import {
   type MemberCertificate,
   type Revocation
 } from '../../protocol/membership/index.ts'
+import { throwsMalformed } from '../helpers/assertions.ts'
 
 const b64 = (bytes: number, fill = 'A'): string => fill.repeat(Math.ceil((bytes * 4) / 3))
 
@@ -45,15 +45,6 @@ const revocation: Revocation = {
   signature: b64(64, 'D')
 }
 
-function throwsMalformed (fn: () => unknown, what: string): void {
-  try {
-    fn()
-  } catch (error) {
-    assert.instance(error, MalformedMessageError, what)
-    return
-  }
-  assert.unreachable(`${what} was accepted`)
-}
 
 test('a hello round-trips', () => {
   assert.equal(decodeHello(encodeHello({ type: 'hello', certificate })), { type: 'hello', certificate })

@@ -11,7 +11,7 @@ import {
   parseContentType,
   parseMultipartRelated
 } from '../../protocol/dicomweb/multipart.ts'
-import { MalformedMessageError } from '../../protocol/errors.ts'
+import { throwsMalformed } from '../helpers/assertions.ts'
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
@@ -27,15 +27,6 @@ function concat (chunks: Iterable<Uint8Array>): Uint8Array {
   return out
 }
 
-function throwsMalformed (fn: () => unknown, what: string): void {
-  try {
-    fn()
-  } catch (error) {
-    assert.instance(error, MalformedMessageError, what)
-    return
-  }
-  assert.unreachable(`${what}: did not throw`)
-}
 
 function randomBytes (n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n)
