@@ -1,29 +1,28 @@
 /**
- * The DICOM port: a C-ECHO and C-STORE SCP on dcmjs-dimse, for modalities and PACS that push studies to a node.
+ * The DICOM port: a C-ECHO and C-STORE SCP for modalities and PACS that push studies to a node, on radmesh's
+ * own DICOM Upper Layer (PS3.8, `dimse/pdu.ts`) and DIMSE command sets (PS3.7, `dimse/command.ts`) over node:net.
  *
  * Every data set reaches `onStore` exactly as the SCU sent it, in the transfer syntax negotiated for its
- * presentation context: the bytes are collected through dcmjs-dimse's `createStoreWritableStream` /
- * `createDatasetFromStoreWritableStream` hooks and never parsed or re-encoded here (parsing is slow and may
- * alter bytes; the archive checks what it stores). Each presentation context is accepted with the first
- * transfer syntax the SCU proposes that radmesh can store, so an SCU never has to convert.
+ * presentation context: its PDV fragments are kept as slices of the TCP reads they came in and joined once,
+ * never parsed or re-encoded here (parsing is slow and may alter bytes; the archive checks what it stores).
+ * Each presentation context is accepted with the first transfer syntax the SCU proposes that radmesh can
+ * store, so an SCU never has to convert.
  *
- * dcmjs-dimse is trusted with little: a watcher on each connection checks the PDU framing before the library
- * buffers anything (unknown PDU types and oversized PDUs end the connection), and every library error ends
- * only its own connection, logged at warn.
+ * Bytes from the network are trusted with little: each PDU header is checked before any of its body is kept
+ * (unknown types, PDUs out of place and oversized PDUs end the connection, with an A-ABORT), and every
+ * protocol or network error ends only its own connection, logged at warn. No asynchronous operations window
+ * is negotiated: an association does one operation at a time, and its C-STOREs are answered in order.
  */
 import { createServer, type Socket } from 'node:net'
-import { Writable } from 'node:stream'
-import dimse from 'dcmjs-dimse'
-import type { association, requests, responses } from 'dcmjs-dimse'
 import type { Logger } from '../log.ts'
-
-type Association = association.Association
-type PresentationContext = association.PresentationContext
-type CStoreRequest = requests.CStoreRequest
-
-const { Scp, Dataset, log: dimseLog } = dimse
-const { CEchoResponse, CStoreResponse, CFindResponse, CMoveResponse, CGetResponse, NCreateResponse, NActionResponse, NDeleteResponse, NEventReportResponse, NGetResponse, NSetResponse } = dimse.responses
-const { PresentationContextResult, RejectResult, RejectSource, RejectReason } = dimse.constants
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './uids.ts'
+import { type Command, COMMAND_FIELD, decodeCommand, encodeCommand, NO_DATA_SET, OPERATIONS, RESPONSE_BIT } from './dimse/command.ts'
+import { DicomProtocolError, type DicomProtocolProblem } from './dimse/errors.ts'
+import {
+  ABORT_REASON, ABORT_SOURCE, type Abort, CONTEXT_RESULT, DICOM_APPLICATION_CONTEXT, decodeAbort, decodeAssociateRq, encodeAbort,
+  encodeAssociateAc, encodeAssociateRj, encodePDataTf, encodeReleaseRp, hex2, PDU_TYPE, PDV_COMMAND, PDV_HEADER_LENGTH,
+  PDV_LAST, type PduSink, PduReader, type PresentationContextAnswer, REJECT_REASON, REJECT_RESULT, REJECT_SOURCE
+} from './dimse/pdu.ts'
 
 export interface StoreRequest {
   callingAeTitle: string
@@ -71,16 +70,22 @@ export const ACCEPTED_TRANSFER_SYNTAXES: readonly string[] = Object.freeze([
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1'
 const STORAGE_SOP_CLASS_ROOT = '1.2.840.10008.5.1.4.1.1.'
 const DICOM_UID_ROOT = '1.2.840.10008.'
+const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2'
 
-/** Largest P-DATA-TF PDU we announce and accept (dcmjs-dimse's own receive limit; DCMTK sends at most 128 KiB). */
-const MAX_PDU_LENGTH = 262_144
+/**
+ * Largest P-DATA-TF PDU (its length field) we announce and accept. Bigger PDUs mean fewer PDV headers and
+ * callbacks per data set; a 0.5 MB slice fits in one. An SCU may send smaller ones (DCMTK caps its own at 128 KiB).
+ */
+const MAX_PDU_LENGTH = 1_048_576
 /** Largest PDU of any other type (an A-ASSOCIATE-RQ with 128 presentation contexts is far smaller). */
-const MAX_OTHER_PDU_LENGTH = 1_048_576
+const MAX_OTHER_PDU_LENGTH = 65_536
+/** Largest command set (a real one is under 300 bytes); its fragments are kept until it is whole. */
+const MAX_COMMAND_LENGTH = 16_384
 /** The SCU must send its A-ASSOCIATE-RQ this soon after connecting. */
 const ASSOCIATION_TIMEOUT_MS = 30_000
 /** A connection with no traffic for this long is closed (covers a slow onStore too, which has no traffic). */
 const IDLE_TIMEOUT_MS = 10 * 60_000
-/** After a reject or a release, the SCU closes the connection; if it does not, we do after this. */
+/** After a reject, a release or an abort, the SCU closes the connection; if it does not, we do after this. */
 const CLOSE_GRACE_MS = 2_000
 
 const STATUS_SUCCESS = 0x0000
@@ -88,9 +93,6 @@ const STATUS_CANNOT_UNDERSTAND = 0xc000
 const STATUS_OUT_OF_RESOURCES = 0xa700
 const STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
 const STATUS_UNRECOGNIZED_OPERATION = 0x0211
-
-const PDU_TYPE = { associateRq: 0x01, pDataTf: 0x04, releaseRq: 0x05, releaseRp: 0x06, abort: 0x07 } as const
-const PDU_TYPES_FROM_SCU = new Set<number>(Object.values(PDU_TYPE))
 
 /** Verification, every standard storage SOP class, and private (non-DICOM-root) classes an SCU may store with. */
 export function isAcceptedAbstractSyntax (uid: string): boolean {
@@ -115,211 +117,325 @@ function statusOfError (error: unknown): number {
     : STATUS_CANNOT_UNDERSTAND
 }
 
-/** Why a PDU header is not one an SCU may send at this point, or undefined when it is. */
-function framingProblem (type: number, length: number, first: boolean): string | undefined {
-  const hex = `0x${type.toString(16).padStart(2, '0')}`
-  if (!PDU_TYPES_FROM_SCU.has(type)) return `not a PDU an SCU sends (type ${hex})`
-  if (first && type !== PDU_TYPE.associateRq) return `PDU type ${hex} before an A-ASSOCIATE-RQ`
-  if (!first && type === PDU_TYPE.associateRq) return 'a second A-ASSOCIATE-RQ'
-  const limit = type === PDU_TYPE.pDataTf ? MAX_PDU_LENGTH : MAX_OTHER_PDU_LENGTH
-  if (length > limit) return `PDU of ${length} bytes (type ${hex}) exceeds ${limit}`
-  return undefined
+/** The A-ABORT we send when a peer's bytes break the protocol. */
+function abortFor (problem: DicomProtocolProblem): Abort {
+  const reason = problem === 'unknown-pdu-type'
+    ? ABORT_REASON.unrecognizedPdu
+    : problem === 'unexpected-pdu' ? ABORT_REASON.unexpectedPdu : ABORT_REASON.invalidPduParameter
+  return { source: ABORT_SOURCE.serviceProvider, reason }
 }
 
-interface Received { context: PresentationContext, chunks: Buffer[] }
+/** An accepted presentation context. */
+interface Context { id: number, abstractSyntax: string, transferSyntax: string }
+
+/** A command whose data set is still coming. */
+interface Incoming { command: Command, context: Context, parts: Buffer[], length: number }
+
+/** What the association does next, in arrival order: a DIMSE message, or the release. */
+type Work = { command: Command, context: Context, dataset: Buffer | undefined } | 'release'
+
+const AWAITING_ASSOCIATION = 0
+const ASSOCIATED = 1
+const RELEASING = 2
 
 /** One TCP connection, at most one association. */
-class Connection extends Scp {
+class Connection implements PduSink {
   readonly #socket: Socket
   readonly #options: DicomScpOptions
   readonly #log: Logger
-  readonly #remote: string
   /** onStore calls still running, shared by all connections of one SCP, so stop() can wait for them. */
   readonly #inFlight: Set<Promise<unknown>>
-  /** Data sets received and not yet answered, by the request they belong to. */
-  readonly #received = new WeakMap<CStoreRequest, Received>()
-  #association: Association | undefined
-  #associationTimer: NodeJS.Timeout | undefined
+  readonly #reader: PduReader
+  readonly #associationTimer: NodeJS.Timeout
+  #graceTimer: NodeJS.Timeout | undefined
+  #state = AWAITING_ASSOCIATION
   #closing = false
+  #callingAeTitle: string | undefined
+  /** Accepted presentation contexts by id. */
+  readonly #contexts = new Map<number, Context>()
+  /** The SCU's maximum length received, for the PDUs we send (0 = no limit). */
+  #peerMaxPduLength = 0
+  #commandParts: Buffer[] = []
+  #commandLength = 0
+  #commandContext: Context | undefined
+  #incoming: Incoming | undefined
+  readonly #queue: Work[] = []
+  #draining = false
+  #paused = false
   #stored = 0
   #failed = 0
 
   constructor (socket: Socket, options: DicomScpOptions, log: Logger, inFlight: Set<Promise<unknown>>) {
-    // Timeouts of dcmjs-dimse: connectTimeout is the socket idle timeout. Its association and PDU timeouts only
-    // run on sockets it connected itself, so the association timeout is ours (below).
-    super(socket, { connectTimeout: IDLE_TIMEOUT_MS, associationTimeout: IDLE_TIMEOUT_MS, pduTimeout: IDLE_TIMEOUT_MS })
     this.#socket = socket
-    // Ahead of dcmjs-dimse's own 'data' listener, so a bad PDU header is caught before the library buffers the PDU.
-    socket.prependListener('data', Connection.#guard(reason => { this.#fail(`malformed PDU stream: ${reason}`) }))
     this.#options = options
     this.#inFlight = inFlight
-    this.#remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
-    this.#log = log.child({ dicomPeer: this.#remote })
+    this.#log = log.child({ dicomPeer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` })
+    this.#reader = new PduReader(this, { maxPDataLength: MAX_PDU_LENGTH, maxOtherLength: MAX_OTHER_PDU_LENGTH })
     this.#associationTimer = setTimeout(() => { this.#fail('no association request in time') }, ASSOCIATION_TIMEOUT_MS)
     this.#associationTimer.unref()
     socket.setNoDelay(true)
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => { this.#fail(`no traffic for ${IDLE_TIMEOUT_MS / 60_000} minutes`, { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified }) })
+    socket.on('data', (chunk: Buffer) => {
+      if (this.#closing) return
+      try {
+        this.#reader.push(chunk)
+      } catch (error) {
+        this.#protocolError(error)
+      }
+    })
+    socket.on('end', () => {
+      if (this.#closing) return
+      if (!this.#reader.idle) this.#fail('the peer closed the connection in the middle of a PDU')
+      else if (this.#state !== AWAITING_ASSOCIATION) this.#fail('the peer closed the connection without releasing the association')
+      else this.#close()
+    })
+    socket.on('error', (error: Error) => { this.#fail(error.message) })
     socket.on('close', () => {
       clearTimeout(this.#associationTimer)
-      if (this.#association !== undefined) {
-        this.#log.info({ callingAeTitle: this.#association.getCallingAeTitle(), stored: this.#stored, failed: this.#failed }, 'DICOM association closed')
+      clearTimeout(this.#graceTimer)
+      this.#closing = true
+      this.#reader.stop()
+      if (this.#callingAeTitle !== undefined) {
+        this.#log.info({ callingAeTitle: this.#callingAeTitle, stored: this.#stored, failed: this.#failed }, 'DICOM association closed')
       }
     })
-    this.on('networkError', (error: Error) => { this.#fail(error.message) })
   }
 
-  /** Called for every chunk before dcmjs-dimse sees it; a framing violation ends the connection. */
-  static #guard (onViolation: (reason: string) => void): (chunk: Buffer) => void {
-    const header: number[] = []
-    let remaining = 0
-    let first = true
-    let violated = false
-    return chunk => {
-      let offset = 0
-      while (!violated && offset < chunk.length) {
-        if (remaining > 0) {
-          const n = Math.min(remaining, chunk.length - offset)
-          remaining -= n
-          offset += n
-          continue
-        }
-        header.push(chunk[offset++] as number)
-        if (header.length < 6) continue
-        const [type = 0, , b2 = 0, b3 = 0, b4 = 0, b5 = 0] = header
-        header.length = 0
-        const length = ((b2 << 24) >>> 0) + (b3 << 16) + (b4 << 8) + b5
-        const reason = framingProblem(type, length, first)
-        if (reason !== undefined) {
-          violated = true
-          onViolation(reason)
-          return
-        }
-        first = false
-        remaining = length
-      }
+  // PduSink: called by the reader, synchronously, as bytes come. A DicomProtocolError thrown here ends the connection.
+
+  pduHeader (type: number, _length: number): void {
+    if (type === PDU_TYPE.abort) return
+    if (this.#state === AWAITING_ASSOCIATION) {
+      if (type !== PDU_TYPE.associateRq) throw new DicomProtocolError('unexpected-pdu', `PDU type ${hex2(type)} before an A-ASSOCIATE-RQ`)
+    } else if (type === PDU_TYPE.associateRq) {
+      throw new DicomProtocolError('unexpected-pdu', 'a second A-ASSOCIATE-RQ')
+    } else if (this.#state === RELEASING) {
+      throw new DicomProtocolError('unexpected-pdu', `PDU type ${hex2(type)} after the A-RELEASE-RQ`)
+    } else if (type !== PDU_TYPE.pDataTf && type !== PDU_TYPE.releaseRq) {
+      throw new DicomProtocolError('unexpected-pdu', `PDU type ${hex2(type)} from an SCU`)
     }
   }
 
-  /** Ends the connection after a protocol or network error; logs the first cause only. */
-  #fail (reason: string): void {
-    if (!this.#closing) this.#log.warn({ reason, callingAeTitle: this.#association?.getCallingAeTitle() }, 'DICOM connection closed on error')
-    this.#closing = true
-    this.#socket.destroy()
+  pdu (type: number, body: Buffer): void {
+    if (type === PDU_TYPE.associateRq) {
+      this.#associate(body)
+    } else if (type === PDU_TYPE.releaseRq) {
+      this.#state = RELEASING
+      this.#enqueue('release')
+    } else if (type === PDU_TYPE.abort) {
+      const { source, reason } = decodeAbort(body)
+      this.#log.warn({ source, reason, callingAeTitle: this.#callingAeTitle }, 'DICOM association aborted by the peer')
+      this.#close()
+    }
   }
 
-  /** Half-closes now (after what was written), closes for good after a grace period. */
-  #closeSoon (): void {
-    this.#closing = true
-    this.#socket.end()
-    setTimeout(() => { this.#socket.destroy() }, CLOSE_GRACE_MS).unref()
-  }
-
-  override associationRequested (association: Association): void {
-    clearTimeout(this.#associationTimer)
-    this.#association = association
-    const calledAeTitle = association.getCalledAeTitle()
-    const callingAeTitle = association.getCallingAeTitle()
-    if (calledAeTitle !== this.#options.aeTitle.trim()) {
-      this.#log.warn({ calledAeTitle, callingAeTitle, aeTitle: this.#options.aeTitle }, 'DICOM association rejected: called AE title not recognized')
-      this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized)
-      this.#association = undefined
-      this.#closeSoon()
+  pdv (contextId: number, control: number, part: Buffer, end: boolean): void {
+    const context = this.#contexts.get(contextId)
+    if (context === undefined) throw new DicomProtocolError('bad-pdv', `PDV on presentation context ${contextId}, which was not accepted`)
+    const last = end && (control & PDV_LAST) !== 0
+    if ((control & PDV_COMMAND) !== 0) {
+      if (this.#incoming !== undefined) throw new DicomProtocolError('bad-pdv', 'a command PDV before the data set of the command before it ended')
+      if (this.#commandContext !== undefined && this.#commandContext !== context) throw new DicomProtocolError('bad-pdv', 'one command on two presentation contexts')
+      this.#commandContext = context
+      this.#commandLength += part.length
+      if (this.#commandLength > MAX_COMMAND_LENGTH) throw new DicomProtocolError('too-long', `command set over ${MAX_COMMAND_LENGTH} bytes`)
+      this.#commandParts.push(part)
+      if (last) this.#commandReceived(context)
       return
     }
-    let accepted = 0
-    for (const { context } of association.getPresentationContexts()) {
-      if (!isAcceptedAbstractSyntax(context.getAbstractSyntaxUid())) {
-        context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported)
-        continue
-      }
-      const transferSyntax = context.getTransferSyntaxUids().find(uid => ACCEPTED_TRANSFER_SYNTAXES.includes(uid))
-      if (transferSyntax === undefined) {
-        context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported)
-        continue
-      }
-      context.setResult(PresentationContextResult.Accept, transferSyntax)
-      accepted++
+    const incoming = this.#incoming
+    if (incoming === undefined) throw new DicomProtocolError('bad-pdv', 'a data set PDV with no command before it')
+    if (incoming.context !== context) throw new DicomProtocolError('bad-pdv', 'a data set on another presentation context than its command')
+    if (part.length > 0) {
+      incoming.parts.push(part)
+      incoming.length += part.length
     }
-    // One operation at a time (no asynchronous operations window): bounds what an SCU can make us buffer.
-    association.setNegotiateAsyncOps(false)
-    // What we announce is what we receive; dcmjs-dimse would otherwise echo the SCU's value (0 = unlimited).
-    association.setMaxPduLength(MAX_PDU_LENGTH)
-    this.sendAssociationAccept()
-    this.#log.info({ callingAeTitle, proposed: association.getPresentationContexts().length, accepted }, 'DICOM association accepted')
+    if (!last) return
+    this.#incoming = undefined
+    const dataset = incoming.parts.length === 1 ? incoming.parts[0] as Buffer : Buffer.concat(incoming.parts, incoming.length)
+    this.#enqueue({ command: incoming.command, context, dataset })
   }
 
-  override associationReleaseRequested (): void {
-    this.sendAssociationReleaseResponse()
-    this.#closeSoon()
+  #commandReceived (context: Context): void {
+    const bytes = this.#commandParts.length === 1 ? this.#commandParts[0] as Buffer : Buffer.concat(this.#commandParts, this.#commandLength)
+    this.#commandParts = []
+    this.#commandLength = 0
+    this.#commandContext = undefined
+    let command: Command
+    try {
+      command = decodeCommand(bytes)
+    } catch (error) {
+      if (!(error instanceof DicomProtocolError)) throw error
+      // Nothing to answer (no message id), and not worth the association: the SCU times the operation out.
+      this.#log.warn({ reason: error.message, callingAeTitle: this.#callingAeTitle }, 'DIMSE command not understood, ignored')
+      return
+    }
+    if (command.commandDataSetType === NO_DATA_SET) this.#enqueue({ command, context, dataset: undefined })
+    else this.#incoming = { command, context, parts: [], length: 0 }
   }
 
-  override abort (source: number, reason: number): void {
-    this.#log.warn({ source, reason, callingAeTitle: this.#association?.getCallingAeTitle() }, 'DICOM association aborted by the peer')
-    this.#closing = true
-    this.#socket.destroy()
+  // Association
+
+  #associate (body: Buffer): void {
+    clearTimeout(this.#associationTimer)
+    const rq = decodeAssociateRq(body)
+    const { calledAeTitle, callingAeTitle } = rq
+    if ((rq.protocolVersion & 1) === 0) {
+      this.#reject('DICOM association rejected: protocol version not supported', { callingAeTitle, protocolVersion: rq.protocolVersion },
+        REJECT_SOURCE.serviceProviderAcse, REJECT_REASON.protocolVersionNotSupported)
+      return
+    }
+    if (calledAeTitle !== this.#options.aeTitle.trim()) {
+      this.#reject('DICOM association rejected: called AE title not recognized', { calledAeTitle, callingAeTitle, aeTitle: this.#options.aeTitle },
+        REJECT_SOURCE.serviceUser, REJECT_REASON.calledAeNotRecognized)
+      return
+    }
+    if (rq.applicationContext !== DICOM_APPLICATION_CONTEXT) {
+      this.#reject('DICOM association rejected: application context not supported', { callingAeTitle, applicationContext: rq.applicationContext },
+        REJECT_SOURCE.serviceUser, REJECT_REASON.applicationContextNotSupported)
+      return
+    }
+    if (rq.maxPduLength !== 0 && rq.maxPduLength <= PDV_HEADER_LENGTH) {
+      this.#reject('DICOM association rejected: maximum PDU length too small', { callingAeTitle, maxPduLength: rq.maxPduLength },
+        REJECT_SOURCE.serviceUser, REJECT_REASON.noReason)
+      return
+    }
+    const answers: PresentationContextAnswer[] = rq.presentationContexts.map(({ id, abstractSyntax, transferSyntaxes }) => {
+      // A rejected context's transfer syntax is not significant, but DCMTK wants the sub-item there.
+      const rejected = (result: number): PresentationContextAnswer => ({ id, result, transferSyntax: transferSyntaxes[0] ?? IMPLICIT_VR_LITTLE_ENDIAN })
+      if (!isAcceptedAbstractSyntax(abstractSyntax)) return rejected(CONTEXT_RESULT.abstractSyntaxNotSupported)
+      const transferSyntax = transferSyntaxes.find(uid => ACCEPTED_TRANSFER_SYNTAXES.includes(uid))
+      if (transferSyntax === undefined) return rejected(CONTEXT_RESULT.transferSyntaxesNotSupported)
+      this.#contexts.set(id, { id, abstractSyntax, transferSyntax })
+      return { id, result: CONTEXT_RESULT.acceptance, transferSyntax }
+    })
+    this.#peerMaxPduLength = rq.maxPduLength
+    this.#socket.write(encodeAssociateAc({
+      protocolVersion: 1,
+      calledAeTitle,
+      callingAeTitle,
+      applicationContext: DICOM_APPLICATION_CONTEXT,
+      presentationContexts: answers,
+      // What we announce is what we accept; no asynchronous operations window, so one operation at a time.
+      maxPduLength: MAX_PDU_LENGTH,
+      implementationClassUid: IMPLEMENTATION_CLASS_UID,
+      implementationVersionName: IMPLEMENTATION_VERSION_NAME
+    }))
+    this.#state = ASSOCIATED
+    this.#callingAeTitle = callingAeTitle
+    this.#log.info({
+      callingAeTitle,
+      proposed: rq.presentationContexts.length,
+      accepted: this.#contexts.size,
+      maxPduLength: rq.maxPduLength,
+      implementationVersionName: rq.implementationVersionName
+    }, 'DICOM association accepted')
   }
 
-  override cEchoRequest (request: requests.CEchoRequest, callback: (response: responses.CEchoResponse) => void): void {
-    const response = CEchoResponse.fromRequest(request)
-    response.setStatus(STATUS_SUCCESS)
-    callback(response)
+  #reject (message: string, fields: Record<string, unknown>, source: number, reason: number): void {
+    this.#log.warn(fields, message)
+    this.#closeAfter(encodeAssociateRj({ result: REJECT_RESULT.permanent, source, reason }))
   }
 
-  /** Collects the data set's P-DATA fragments as they come; never returns false, so dcmjs-dimse never waits. */
-  override createStoreWritableStream (context: PresentationContext, request: CStoreRequest): Writable {
-    const chunks: Buffer[] = []
-    this.#received.set(request, { context, chunks })
-    return new Writable({
-      highWaterMark: 1 << 30,
-      write (chunk: Buffer, _encoding, callback) {
-        chunks.push(chunk)
-        callback()
+  // DIMSE messages, one at a time in arrival order
+
+  #enqueue (work: Work): void {
+    this.#queue.push(work)
+    if (!this.#draining) {
+      void this.#drain()
+    } else if (!this.#paused) {
+      // An SCU that sends before it has its answer (none may: no asynchronous window) waits in TCP, not in memory.
+      this.#paused = true
+      this.#socket.pause()
+    }
+  }
+
+  async #drain (): Promise<void> {
+    this.#draining = true
+    try {
+      for (let work = this.#queue.shift(); work !== undefined && !this.#closing; work = this.#queue.shift()) {
+        if (work === 'release') this.#closeAfter(encodeReleaseRp())
+        else await this.#handle(work.command, work.context, work.dataset)
       }
+    } catch (error) {
+      this.#fail(`internal error: ${(error as Error).message}`, { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified }, error)
+    } finally {
+      this.#draining = false
+      if (this.#paused) {
+        this.#paused = false
+        if (!this.#closing) this.#socket.resume()
+      }
+    }
+  }
+
+  async #handle (command: Command, context: Context, dataset: Buffer | undefined): Promise<void> {
+    const { commandField, messageId } = command
+    if (commandField === COMMAND_FIELD.cCancelRq) return // nothing of ours runs long enough to cancel
+    const operation = OPERATIONS.get(commandField)
+    if (operation === undefined) {
+      this.#fail(`unrecognized DIMSE command field 0x${commandField.toString(16).padStart(4, '0')}`, { source: ABORT_SOURCE.serviceUser, reason: ABORT_REASON.notSpecified })
+      return
+    }
+    if (messageId === undefined) {
+      this.#log.warn({ operation, callingAeTitle: this.#callingAeTitle }, 'DIMSE command not understood, ignored')
+      return
+    }
+    const response: Command = {
+      affectedSopClassUid: command.affectedSopClassUid ?? command.requestedSopClassUid ?? context.abstractSyntax,
+      commandField: commandField | RESPONSE_BIT,
+      messageIdBeingRespondedTo: messageId,
+      commandDataSetType: NO_DATA_SET,
+      status: STATUS_SUCCESS
+    }
+    if (commandField === COMMAND_FIELD.cEchoRq) {
+      this.#send(context, response)
+      return
+    }
+    if (commandField !== COMMAND_FIELD.cStoreRq) {
+      this.#log.warn({ operation, callingAeTitle: this.#callingAeTitle }, 'DIMSE operation not supported')
+      const instance = command.affectedSopInstanceUid ?? command.requestedSopInstanceUid
+      this.#send(context, { ...response, status: STATUS_UNRECOGNIZED_OPERATION, ...(instance === undefined ? {} : { affectedSopInstanceUid: instance }) })
+      return
+    }
+    const storing = this.#store(command, context, dataset)
+    this.#inFlight.add(storing)
+    let outcome: StoreOutcome
+    try {
+      outcome = await storing
+    } finally {
+      this.#inFlight.delete(storing)
+    }
+    if (outcome.status === STATUS_SUCCESS) this.#stored++
+    else this.#failed++
+    const comment = errorCommentOf(outcome.errorComment ?? '')
+    this.#send(context, {
+      ...response,
+      status: outcome.status,
+      ...(comment === '' ? {} : { errorComment: comment }),
+      ...(command.affectedSopInstanceUid === undefined ? {} : { affectedSopInstanceUid: command.affectedSopInstanceUid })
     })
   }
 
-  /** Hands dcmjs-dimse an empty Dataset: the bytes stay in #received, unparsed. */
-  override createDatasetFromStoreWritableStream (_writable: Writable, context: PresentationContext, callback: (dataset: InstanceType<typeof Dataset>) => void): void {
-    callback(new Dataset({}, context.getAcceptedTransferSyntaxUid()))
-  }
-
-  override cStoreRequest (request: CStoreRequest, callback: (response: responses.CStoreResponse) => void): void {
-    const received = this.#received.get(request)
-    this.#received.delete(request)
-    const stored = this.#store(request, received)
-    this.#inFlight.add(stored)
-    stored.finally(() => { this.#inFlight.delete(stored) }).then(outcome => {
-      if (outcome.status === STATUS_SUCCESS) this.#stored++
-      else this.#failed++
-      if (this.#socket.destroyed) return
-      const response = CStoreResponse.fromRequest(request)
-      response.setStatus(outcome.status)
-      const comment = errorCommentOf(outcome.errorComment ?? '')
-      if (comment !== '') response.setErrorComment(comment)
-      callback(response)
-    }).catch((error: unknown) => { this.#fail(`answering C-STORE: ${(error as Error).message}`) })
-  }
-
-  async #store (request: CStoreRequest, received: Received | undefined): Promise<StoreOutcome> {
-    const sopClassUid = request.getAffectedSopClassUid() ?? ''
-    const sopInstanceUid = request.getAffectedSopInstanceUid() ?? ''
-    const context = received?.context
-    if (received === undefined || context === undefined) return { status: STATUS_CANNOT_UNDERSTAND, errorComment: 'no data set received' }
-    if (context.getResult() !== PresentationContextResult.Accept || context.getAbstractSyntaxUid() !== sopClassUid) {
-      this.#log.warn({ sopClassUid, sopInstanceUid, abstractSyntax: context.getAbstractSyntaxUid() }, 'C-STORE on a presentation context not accepted for its SOP class')
+  async #store (command: Command, context: Context, dataset: Buffer | undefined): Promise<StoreOutcome> {
+    const sopClassUid = command.affectedSopClassUid ?? ''
+    const sopInstanceUid = command.affectedSopInstanceUid ?? ''
+    if (dataset === undefined) return { status: STATUS_CANNOT_UNDERSTAND, errorComment: 'no data set received' }
+    if (context.abstractSyntax !== sopClassUid) {
+      this.#log.warn({ sopClassUid, sopInstanceUid, abstractSyntax: context.abstractSyntax }, 'C-STORE on a presentation context not accepted for its SOP class')
       return { status: STATUS_SOP_CLASS_NOT_SUPPORTED, errorComment: 'presentation context not accepted for this SOP class' }
     }
-    const storeRequest: StoreRequest = {
-      callingAeTitle: this.#association?.getCallingAeTitle() ?? '',
+    if (sopInstanceUid === '') return { status: STATUS_CANNOT_UNDERSTAND, errorComment: 'no Affected SOP Instance UID' }
+    const request: StoreRequest = {
+      callingAeTitle: this.#callingAeTitle ?? '',
       sopClassUid,
       sopInstanceUid,
-      transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '',
-      dataset: received.chunks.length === 1 ? received.chunks[0] as Buffer : Buffer.concat(received.chunks)
+      transferSyntaxUid: context.transferSyntax,
+      dataset
     }
-    received.chunks.length = 0
     try {
-      const outcome = await this.#options.onStore(storeRequest)
+      const outcome = await this.#options.onStore(request)
       if (!isValidStatus(outcome?.status)) throw new Error(`onStore answered an invalid status ${String(outcome?.status)}`)
-      if (outcome.status === STATUS_SUCCESS) this.#log.debug({ sopInstanceUid, bytes: storeRequest.dataset.length }, 'C-STORE stored')
+      if (outcome.status === STATUS_SUCCESS) this.#log.debug({ sopInstanceUid, bytes: dataset.length }, 'C-STORE stored')
       else this.#log.warn({ sopInstanceUid, status: outcome.status, errorComment: outcome.errorComment }, 'C-STORE refused')
       return outcome
     } catch (error) {
@@ -330,62 +446,50 @@ class Connection extends Scp {
     }
   }
 
-  // Services we do not offer: answered "unrecognized operation" rather than dcmjs-dimse's default.
-  #refuse<T extends { setStatus (status: number): void }> (operation: string, response: T): T {
-    this.#log.warn({ operation, callingAeTitle: this.#association?.getCallingAeTitle() }, 'DIMSE operation not supported')
-    response.setStatus(STATUS_UNRECOGNIZED_OPERATION)
-    return response
+  /** A response command, on the request's presentation context, in PDUs no longer than the SCU takes. Dropped once closing. */
+  #send (context: Context, command: Command): void {
+    if (this.#closing) return
+    this.#socket.write(encodePDataTf(context.id, true, encodeCommand(command), this.#peerMaxPduLength))
   }
 
-  override cFindRequest (request: requests.CFindRequest, callback: (responses: responses.CFindResponse[]) => void): void {
-    callback([this.#refuse('C-FIND', CFindResponse.fromRequest(request))])
+  // Closing
+
+  #protocolError (error: unknown): void {
+    if (error instanceof DicomProtocolError) this.#fail(`malformed PDU stream: ${error.message}`, abortFor(error.problem))
+    else this.#fail(`internal error: ${(error as Error).message}`, { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified }, error)
   }
 
-  override cMoveRequest (request: requests.CMoveRequest, callback: (responses: responses.CMoveResponse[]) => void): void {
-    callback([this.#refuse('C-MOVE', CMoveResponse.fromRequest(request))])
+  /** Ends the connection after a protocol or network error, with an A-ABORT if one is given; logs the first cause only. */
+  #fail (reason: string, abort?: Abort, error?: unknown): void {
+    if (this.#closing) return
+    this.#log.warn({ reason, callingAeTitle: this.#callingAeTitle, ...(error === undefined ? {} : { err: error }) }, 'DICOM connection closed on error')
+    if (abort !== undefined && this.#socket.writable) this.#closeAfter(encodeAbort(abort))
+    else this.#close()
   }
 
-  override cGetRequest (request: requests.CGetRequest, callback: (responses: responses.CGetResponse[]) => void): void {
-    callback([this.#refuse('C-GET', CGetResponse.fromRequest(request))])
+  /** Sends a last PDU and half-closes; the SCU closes then, or we do after a grace period. */
+  #closeAfter (pdu: Buffer): void {
+    this.#closing = true
+    this.#reader.stop()
+    this.#socket.end(pdu)
+    this.#graceTimer = setTimeout(() => { this.#socket.destroy() }, CLOSE_GRACE_MS)
+    this.#graceTimer.unref()
   }
 
-  override nCreateRequest (request: requests.NCreateRequest, callback: (response: responses.NCreateResponse) => void): void {
-    callback(this.#refuse('N-CREATE', NCreateResponse.fromRequest(request)))
+  #close (): void {
+    this.#closing = true
+    this.#reader.stop()
+    this.#socket.destroy()
   }
-
-  override nActionRequest (request: requests.NActionRequest, callback: (response: responses.NActionResponse) => void): void {
-    callback(this.#refuse('N-ACTION', NActionResponse.fromRequest(request)))
-  }
-
-  override nDeleteRequest (request: requests.NDeleteRequest, callback: (response: responses.NDeleteResponse) => void): void {
-    callback(this.#refuse('N-DELETE', NDeleteResponse.fromRequest(request)))
-  }
-
-  override nEventReportRequest (request: requests.NEventReportRequest, callback: (response: responses.NEventReportResponse) => void): void {
-    callback(this.#refuse('N-EVENT-REPORT', NEventReportResponse.fromRequest(request)))
-  }
-
-  override nGetRequest (request: requests.NGetRequest, callback: (response: responses.NGetResponse) => void): void {
-    callback(this.#refuse('N-GET', NGetResponse.fromRequest(request)))
-  }
-
-  override nSetRequest (request: requests.NSetRequest, callback: (response: responses.NSetResponse) => void): void {
-    callback(this.#refuse('N-SET', NSetResponse.fromRequest(request)))
-  }
-
-  override cCancelRequest (): void {}
 }
 
 export async function startDicomScp (options: DicomScpOptions): Promise<DicomScp> {
-  // dcmjs-dimse logs every PDU at info through the global loglevel logger; we log what matters ourselves.
-  dimseLog.setLevel('error')
   const log = options.log.child({ component: 'dicom-scp' })
   const sockets = new Set<Socket>()
   const inFlight = new Set<Promise<unknown>>()
-  const server = createServer(socket => {
+  const server = createServer({ noDelay: true }, socket => {
     sockets.add(socket)
     socket.once('close', () => { sockets.delete(socket) })
-    socket.on('error', () => {}) // dcmjs-dimse reports socket errors as networkError, logged by the Connection
     try {
       new Connection(socket, options, log, inFlight)
     } catch (error) {
