@@ -5,7 +5,6 @@
  */
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
-import { pino } from 'pino'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type Command, decodeCommand, encodeCommand, NO_DATA_SET } from '../../node/dicom/dimse/command.ts'
@@ -13,7 +12,8 @@ import {
   type AssociateRq, decodeAbort, decodeAssociateAc, decodeAssociateRj, encodeAssociateRq, encodePDataTf, encodeReleaseRq, PDU_TYPE,
   PDV_COMMAND, PDV_LAST, PduReader
 } from '../../node/dicom/dimse/pdu.ts'
-import { type DicomScp, type StoreOutcome, type StoreRequest, startDicomScp } from '../../node/dicom/scp.ts'
+import type { DicomScp } from '../../node/dicom/scp.ts'
+import { RecordingScp } from '../helpers/recording-scp.ts'
 
 const AE_TITLE = 'RADMESH'
 const CT = '1.2.840.10008.5.1.4.1.1.2'
@@ -22,24 +22,11 @@ const VERIFICATION = '1.2.840.10008.1.1'
 const EXPLICIT_LE = '1.2.840.10008.1.2.1'
 const IMPLICIT_LE = '1.2.840.10008.1.2'
 
-const received: StoreRequest[] = []
-let answer: (request: StoreRequest) => Promise<StoreOutcome> = async () => ({ status: 0 })
-const logLines: Array<Record<string, unknown>> = []
-const log = pino({ level: 'debug' }, { write (line: string) { logLines.push(JSON.parse(line) as Record<string, unknown>) } })
+const fixture = new RecordingScp()
+const { received, logLines } = fixture
 let scp: DicomScp
 
-test.before(async () => {
-  scp = await startDicomScp({
-    port: 0,
-    host: '127.0.0.1',
-    aeTitle: AE_TITLE,
-    log,
-    onStore: async request => {
-      received.push(request)
-      return await answer(request)
-    }
-  })
-})
+test.before(async () => { scp = await fixture.start(AE_TITLE) })
 
 test.after(async () => { await scp.stop() })
 
@@ -227,7 +214,7 @@ test('C-STORE: a data set in many PDVs and PDUs arrives whole; stores sent witho
   const datasets = [0, 1, 2, 3].map(i => Buffer.from(Array.from({ length: 50_000 + i * 7 }, (_, j) => (i * 31 + j) % 256)))
   let running = 0
   let most = 0
-  answer = async request => {
+  fixture.answer = async request => {
     running++
     most = Math.max(most, running)
     await new Promise(resolve => setTimeout(resolve, 20))
@@ -260,7 +247,7 @@ test('C-STORE: a data set in many PDVs and PDUs arrives whole; stores sent witho
     assert.is(request.callingAeTitle, 'HANDMADE')
     assert.is(request.sopClassUid, CT)
   })
-  answer = async () => ({ status: 0 })
+  fixture.answer = async () => ({ status: 0 })
 })
 
 test('C-STORE: the wrong SOP class for the context, an onStore out of resources, a bad status', async () => {
@@ -269,13 +256,13 @@ test('C-STORE: the wrong SOP class for the context, an onStore out of resources,
   received.length = 0
   peer.send(command(3, storeRq(1, '1.2.4.1', MR)), data(3, dataset))
   await peer.until(1)
-  answer = async () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }) }
+  fixture.answer = async () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }) }
   peer.send(command(3, storeRq(2, '1.2.4.2')), data(3, dataset))
   await peer.until(2)
-  answer = async () => ({ status: 0x1_0000 })
+  fixture.answer = async () => ({ status: 0x1_0000 })
   peer.send(command(3, storeRq(3, '1.2.4.3')), data(3, dataset))
   await peer.until(3)
-  answer = async () => ({ status: 0 })
+  fixture.answer = async () => ({ status: 0 })
   assert.equal(responses(peer).map(response => [response.status, response.errorComment]), [
     [0x0122, 'presentation context not accepted for this SOP class'],
     [0xa700, 'no space left on device'],

@@ -4,7 +4,6 @@
  * the wire (recorded by a relay), and those are the file's bytes after its meta header wherever storescu sends
  * the file unchanged; where it does not, the test says why and checks a copy DCMTK made itself.
  */
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,10 +11,12 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inflateRawSync } from 'node:zlib'
-import { pino } from 'pino'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ACCEPTED_TRANSFER_SYNTAXES, type DicomScp, type StoreOutcome, type StoreRequest, startDicomScp } from '../../node/dicom/scp.ts'
+import { ACCEPTED_TRANSFER_SYNTAXES, type DicomScp, type StoreOutcome, type StoreRequest } from '../../node/dicom/scp.ts'
+import { runTool } from '../helpers/dcmtk.ts'
+import { waitFor } from '../helpers/processes.ts'
+import { RecordingScp } from '../helpers/recording-scp.ts'
 
 const CORPUS = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
 const AE_TITLE = 'RADMESH'
@@ -69,43 +70,19 @@ function trailingPaddingStart (dataset: Buffer, transferSyntaxUid: string): numb
 interface Run { code: number | null, output: string }
 
 async function run (command: string, args: string[]): Promise<Run> {
-  const child = spawn(command, args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const [code] = await once(child, 'exit') as [number | null]
-  return { code, output }
+  const { code, stdout, stderr } = await runTool(command, args)
+  return { code, output: stdout + stderr }
 }
 
 // One SCP for the whole file; onStore records every request and answers what `answer` says.
-const received: StoreRequest[] = []
-let answer: (request: StoreRequest) => Promise<StoreOutcome> = async () => ({ status: 0 })
-const logLines: Array<Record<string, unknown>> = []
-const log = pino({ level: 'debug' }, { write (line: string) { logLines.push(JSON.parse(line) as Record<string, unknown>) } })
+const fixture = new RecordingScp()
+const { received, logLines } = fixture
 let scp: DicomScp
 
-const logged = (msg: string): Array<Record<string, unknown>> => logLines.filter(line => line['msg'] === msg)
+const logged = (msg: string): Array<Record<string, unknown>> => fixture.logged(msg)
 
-/** The SCP logs a connection's end when the socket closes, which may come a moment after the SCU exited. */
-async function until (what: string, probe: () => boolean): Promise<void> {
-  for (let waited = 0; !probe(); waited += 10) {
-    if (waited > 2_000) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
 
-test.before(async () => {
-  scp = await startDicomScp({
-    port: 0,
-    host: '127.0.0.1',
-    aeTitle: AE_TITLE,
-    log,
-    onStore: async request => {
-      received.push(request)
-      return await answer(request)
-    }
-  })
-})
+test.before(async () => { scp = await fixture.start(AE_TITLE) })
 
 test.after(async () => { await scp.stop() })
 
@@ -188,7 +165,7 @@ const CORPUS_FILES: Array<{ file: string, flag: string, transferSyntaxUid: strin
 const DEFLATED = '1.2.840.10008.1.2.1.99'
 
 test('storescu: each data set arrives as the bytes sent, in the file\'s own transfer syntax', async () => {
-  answer = async () => ({ status: 0 })
+  fixture.answer = async () => ({ status: 0 })
   const padded: string[] = []
   for (const { file, flag, transferSyntaxUid, asIs } of CORPUS_FILES) {
     const part10 = readPart10(join(CORPUS, file))
@@ -223,7 +200,7 @@ const DCMTK_COPIES: Array<{ source: string, tool: string[], flags: string[], tra
 ]
 
 test('storescu: files made by DCMTK arrive byte for byte (deflate, JPEG-LS lossless and near-lossless)', async () => {
-  answer = async () => ({ status: 0 })
+  fixture.answer = async () => ({ status: 0 })
   const dir = await mkdtemp(join(tmpdir(), 'radmesh-scp-'))
   try {
     for (const { source, tool, flags, transferSyntaxUid } of DCMTK_COPIES) {
@@ -247,7 +224,7 @@ test('storescu: files made by DCMTK arrive byte for byte (deflate, JPEG-LS lossl
 test('a failed C-STORE is reported to storescu and the rest of the association still stores', async () => {
   const files = ['CT_small.dcm', 'MR_small.dcm', 'SC_rgb_small_odd.dcm', 'reportsi.dcm', 'liver_1frame.dcm'].map(file => join(CORPUS, file))
   const [, refused, thrown] = files.map(file => readPart10(file).sopInstanceUid)
-  answer = async request => {
+  fixture.answer = async request => {
     if (request.sopInstanceUid === refused) return { status: 0xa900, errorComment: 'does not match its SOP class' }
     if (request.sopInstanceUid === thrown) throw new Error('disk on fire')
     return { status: 0 }
@@ -267,7 +244,7 @@ test('a failed C-STORE is reported to storescu and the rest of the association s
     'Received Store Response (Success)',
     'Received Store Response (Success)'
   ], store.output)
-  await until('the association to close', () => logged('DICOM association closed').length > closedBefore)
+  await waitFor('the association to close', () => logged('DICOM association closed').length > closedBefore, 2_000, 10)
   const closed = logged('DICOM association closed').at(-1)
   assert.is(closed?.['stored'], 3)
   assert.is(closed?.['failed'], 2)
@@ -276,13 +253,13 @@ test('a failed C-STORE is reported to storescu and the rest of the association s
 })
 
 test('the error comment reaches the SCU in the C-STORE response', async () => {
-  answer = async () => { throw new Error('disk on fire') }
+  fixture.answer = async () => { throw new Error('disk on fire') }
   const store = await run('storescu', ['-R', '-d', '-aec', AE_TITLE, '127.0.0.1', String(scp.port), join(CORPUS, 'CT_small.dcm')])
   assert.match(store.output, /\(0000,0902\) LO \[disk on fire\]/, store.output)
-  answer = async () => ({ status: 0xa900, errorComment: 'not\\what it says\u0007' })
+  fixture.answer = async () => ({ status: 0xa900, errorComment: 'not\\what it says\u0007' })
   const refused = await run('storescu', ['-R', '-d', '-aec', AE_TITLE, '127.0.0.1', String(scp.port), join(CORPUS, 'CT_small.dcm')])
   assert.match(refused.output, /\(0000,0902\) LO \[not what it says\]/, refused.output)
-  answer = async () => ({ status: 0 })
+  fixture.answer = async () => ({ status: 0 })
 })
 
 /** An A-ASSOCIATE-RQ for Verification with implicit VR little endian, built by hand. */
@@ -377,10 +354,10 @@ test('stop closes the listener and open associations, and waits for onStore call
   const idleClosed = once(socket, 'close')
   // …and one whose C-STORE is still in onStore.
   let finish: (outcome: StoreOutcome) => void = () => {}
-  answer = async () => await new Promise<StoreOutcome>(resolve => { finish = resolve })
+  fixture.answer = async () => await new Promise<StoreOutcome>(resolve => { finish = resolve })
   received.length = 0
   const store = run('storescu', ['-R', '-aec', AE_TITLE, '127.0.0.1', String(scp.port), join(CORPUS, 'CT_small.dcm')])
-  await until('the C-STORE to reach onStore', () => received.length === 1)
+  await waitFor('the C-STORE to reach onStore', () => received.length === 1, 2_000, 10)
 
   let stopped = false
   const stopping = scp.stop().then(() => { stopped = true })
