@@ -23,7 +23,7 @@ import { MembershipEnforcer } from './membership/enforcer.ts'
 import { Archive } from './archive/archive.ts'
 import { ChunkStore } from './archive/chunks.ts'
 import { StorageKey } from './archive/sealing.ts'
-import { storeFromNetwork } from './archive/ingest.ts'
+import { openNetworkDataset, storeFromNetwork } from './archive/ingest.ts'
 import { AuditLog } from './audit/log.ts'
 import { startDicomScp } from './dicom/scp.ts'
 import { Redialer } from './p2p/redial.ts'
@@ -113,6 +113,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     cleanups.push(async () => { await chunks.close() })
     const audit = new AuditLog(member.paths.audit)
     await audit.open()
+    cleanups.push(async () => { await audit.close() })
     const archive = new Archive({ db, chunks, key: storageKey, audit, log, stableAfterMs: options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS })
     cleanups.push(() => { archive.stop() })
 
@@ -189,6 +190,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
           host: http.host === '127.0.0.1' ? '0.0.0.0' : http.host,
           aeTitle,
           log,
+          openDataset: header => openNetworkDataset(archive, header),
           onStore: async (request) => await storeFromNetwork(archive, request)
         })
         cleanups.push(async () => { await scp.stop() })

@@ -25,6 +25,7 @@ import { InvalidDicomError } from '../dicom/errors.ts'
 import { type AttributeValue, type DicomInstance, parsePart10, type PixelDataLocation } from '../dicom/part10.ts'
 import type { Database } from '../store/database.ts'
 import { type ChunkStore, sha256Hex } from './chunks.ts'
+import { IncomingObject, ObjectTooLargeError, type ReceivedObject } from './incoming.ts'
 import type { StorageKey } from './sealing.ts'
 
 /** Largest single object accepted: a multi-frame ultrasound or breast tomosynthesis fits; 4 GiB does not. */
@@ -123,20 +124,38 @@ export class Archive {
     }
   }
 
+  /** An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. */
+  incoming (): IncomingObject {
+    return new IncomingObject(this.key, MAX_INSTANCE_BYTES)
+  }
+
   /**
    * Validates and stores one Part 10 file. Throws InvalidDicomError (with the reason) for a file it
    * refuses; every outcome, refusals included, is audited.
    */
   async store (file: Uint8Array, actor: AuditActor): Promise<StoreResult> {
+    const incoming = this.incoming()
+    incoming.write(file)
+    return await this.storeIncoming(incoming, actor)
+  }
+
+  /** `store` for a file written into `incoming()` piece by piece. */
+  async storeIncoming (incoming: IncomingObject, actor: AuditActor): Promise<StoreResult> {
+    let received: ReceivedObject
     let parsed: DicomInstance
     try {
-      if (file.byteLength > MAX_INSTANCE_BYTES) throw new InvalidDicomError('too-large', `the object is ${file.byteLength} bytes; radmesh stores objects up to 2 GiB`)
-      parsed = parsePart10(file)
+      try {
+        received = incoming.finish()
+      } catch (error) {
+        if (error instanceof ObjectTooLargeError) throw new InvalidDicomError('too-large', 'the object is over 2 GiB; radmesh stores objects up to 2 GiB')
+        throw error
+      }
+      parsed = parsePart10(received.bytes)
     } catch (error) {
       await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 4, actor, detail: `refused: ${(error as Error).message}` })
       throw error
     }
-    const sha256 = sha256Hex(file)
+    const { bytes: file, sha256 } = received
     const existing = await this.instance(parsed.sopInstanceUid)
     if (existing !== undefined) {
       const outcome: StoreOutcome = existing.sha256 === sha256 ? 'duplicate' : 'kept-existing'
@@ -145,7 +164,7 @@ export class Archive {
       return { outcome, instance: existing }
     }
 
-    const { ids: chunks, operations: chunkLocations } = await this.chunks.putAll(file, sha256)
+    const { ids: chunks, operations: chunkLocations } = await this.chunks.put(received.chunks)
     const now = new Date().toISOString()
     const record: InstanceRecord = {
       studyUid: parsed.studyInstanceUid,

@@ -1,6 +1,9 @@
 /**
  * The content store: instance bytes cut into fixed-size chunks, each addressed by the SHA-256 of its
- * plaintext and sealed at rest (AES-256-GCM under the storage key, the chunk id as associated data).
+ * plaintext and sealed at rest (AES-256-GCM under the storage key).
+ *
+ * Chunks are sealed as their bytes arrive (IncomingObject), with the same associated data for all: a chunk is
+ * bound to its id by the SHA-256 every read checks.
  *
  * Sealed chunks are appended to pack files (HOME/chunks/pack-000001.dat, a new pack past 1 GiB), one
  * append and one fdatasync per stored instance: no file is created, renamed or directory-synced per chunk,
@@ -14,7 +17,7 @@ import { constants, promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import type { AbstractSublevel } from 'abstract-level'
 import type { Database } from '../store/database.ts'
-import type { StorageKey } from './sealing.ts'
+import { CHUNK_ASSOCIATED_DATA, type StorageKey } from './sealing.ts'
 
 /** 1 MiB: big enough that per-chunk overhead vanishes, small enough to pull with bounded memory. */
 export const CHUNK_SIZE = 1024 * 1024
@@ -22,6 +25,15 @@ export const CHUNK_SIZE = 1024 * 1024
 export const PACK_LIMIT = 1024 * 1024 * 1024
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+
+/** A chunk sealed as it arrived (IncomingObject), ready to append. */
+export interface SealedChunk {
+  /** SHA-256 of the plaintext, hex */
+  id: string
+  /** the sealed chunk in pieces, in order: nonce, ciphertext…, tag */
+  sealed: Buffer[]
+  sealedLength: number
+}
 
 export interface ChunkLocation { pack: number, offset: number, length: number }
 
@@ -77,30 +89,23 @@ export class ChunkStore {
   }
 
   /**
-   * Appends the chunks of `bytes` that are not stored yet, fdatasyncs the pack, and returns the chunk ids
-   * in order with the index operations that make them visible (to go in the caller's synced batch).
-   * `wholeSha256`, when the caller has it, saves hashing a single-chunk object twice.
+   * Appends the sealed chunks that are not stored yet (see IncomingObject), fdatasyncs the pack, and returns
+   * the chunk ids in order with the index operations that make them visible (to go in the caller's synced
+   * batch).
    */
-  async putAll (bytes: Uint8Array, wholeSha256?: string): Promise<{ ids: string[], operations: LocationPut[] }> {
-    const pieces: Array<{ id: string, chunk: Uint8Array }> = []
-    for (let offset = 0; offset < bytes.byteLength || pieces.length === 0; offset += CHUNK_SIZE) {
-      const chunk = bytes.subarray(offset, Math.min(bytes.byteLength, offset + CHUNK_SIZE))
-      const id = wholeSha256 !== undefined && chunk.byteLength === bytes.byteLength ? wholeSha256 : sha256Hex(chunk)
-      pieces.push({ id, chunk })
-      if (bytes.byteLength === 0) break
-    }
-    const missing: Array<{ id: string, sealed: Buffer }> = []
+  async put (chunks: SealedChunk[]): Promise<{ ids: string[], operations: LocationPut[] }> {
+    const missing: SealedChunk[] = []
     const seen = new Set<string>()
-    for (const { id, chunk } of pieces) {
-      if (seen.has(id) || await this.has(id)) continue
-      seen.add(id)
-      missing.push({ id, sealed: this.key.seal(chunk, `chunk:${id}`) })
+    for (const chunk of chunks) {
+      if (seen.has(chunk.id) || await this.has(chunk.id)) continue
+      seen.add(chunk.id)
+      missing.push(chunk)
     }
     const operations = missing.length === 0 ? [] : await this.append(missing)
-    return { ids: pieces.map(p => p.id), operations }
+    return { ids: chunks.map(chunk => chunk.id), operations }
   }
 
-  private async append (missing: Array<{ id: string, sealed: Buffer }>): Promise<LocationPut[]> {
+  private async append (missing: SealedChunk[]): Promise<LocationPut[]> {
     const run = this.tail.then(async () => {
       if (this.size > PACK_LIMIT) {
         this.pack++
@@ -108,16 +113,17 @@ export class ChunkStore {
       }
       const appender = this.appender as fs.FileHandle
       let offset = this.size
-      const operations: LocationPut[] = missing.map(({ id, sealed }) => {
-        const value = { pack: this.pack, offset, length: sealed.byteLength }
-        offset += sealed.byteLength
+      const operations: LocationPut[] = missing.map(({ id, sealedLength }) => {
+        const value = { pack: this.pack, offset, length: sealedLength }
+        offset += sealedLength
         return { type: 'put' as const, sublevel: this.locations, key: this.key.name(id), value }
       })
       const total = offset - this.size
-      let { bytesWritten } = await appender.writev(missing.map(m => m.sealed))
+      const pieces = missing.flatMap(m => m.sealed)
+      let { bytesWritten } = await appender.writev(pieces)
       // A short write (rare: a full disk, a signal) is finished from where it stopped.
       if (bytesWritten < total) {
-        const rest = Buffer.concat(missing.map(m => m.sealed)).subarray(bytesWritten)
+        const rest = Buffer.concat(pieces).subarray(bytesWritten)
         bytesWritten += (await appender.write(rest)).bytesWritten
         if (bytesWritten < total) throw new Error(`could not append ${total} bytes to pack ${this.pack} (disk full?)`)
       }
@@ -145,7 +151,7 @@ export class ChunkStore {
     const sealed = Buffer.alloc(location.length)
     const { bytesRead } = await (await this.reader(location.pack)).read(sealed, 0, location.length, location.offset)
     if (bytesRead !== location.length) throw new Error(`chunk ${id}: pack ${location.pack} is shorter than its index says`)
-    const plaintext = this.key.open(sealed, `chunk:${id}`)
+    const plaintext = this.key.open(sealed, CHUNK_ASSOCIATED_DATA)
     if (sha256Hex(plaintext) !== id) throw new Error(`chunk ${id} does not match its hash`)
     return plaintext
   }

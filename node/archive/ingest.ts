@@ -1,11 +1,13 @@
 /**
- * C-STORE into the archive: wrap the received data set in a Part 10 file (new File Meta Information, as
- * every C-STORE SCP writes) and store it; map the outcome to a DIMSE status with an error comment.
+ * C-STORE into the archive: each data set is written, as its PDVs arrive, into an archive IncomingObject after a
+ * new File Meta Information (as every C-STORE SCP writes), so hashing and sealing keep pace with the network;
+ * then stored, and the outcome mapped to a DIMSE status with an error comment.
  */
-import type { StoreOutcome as DimseOutcome, StoreRequest } from '../dicom/scp.ts'
+import type { DatasetSink, StoreOutcome as DimseOutcome, StoreHeader, StoreRequest } from '../dicom/scp.ts'
 import { InvalidDicomError } from '../dicom/errors.ts'
-import { buildPart10 } from '../dicom/part10.ts'
+import { part10Header } from '../dicom/part10.ts'
 import type { Archive } from './archive.ts'
+import type { IncomingObject } from './incoming.ts'
 
 /** PS3.4 Annex B.2.3 C-STORE statuses */
 export const DIMSE_STATUS = { success: 0x0000, outOfResources: 0xa700, datasetMismatch: 0xa900, cannotUnderstand: 0xc000 } as const
@@ -13,15 +15,21 @@ export const DIMSE_STATUS = { success: 0x0000, outOfResources: 0xa700, datasetMi
 /** DIMSE error comments are LO: 64 characters at most. */
 const comment = (text: string): string => text.length <= 64 ? text : `${text.slice(0, 61)}...`
 
-export async function storeFromNetwork (archive: Archive, request: StoreRequest): Promise<DimseOutcome> {
-  const file = buildPart10(request.dataset, {
-    sopClassUid: request.sopClassUid,
-    sopInstanceUid: request.sopInstanceUid,
-    transferSyntaxUid: request.transferSyntaxUid,
-    sourceAeTitle: request.callingAeTitle
-  })
+/** The SCP's openDataset: a Part 10 file begun with the request's meta information, filled as PDVs come. */
+export function openNetworkDataset (archive: Archive, header: StoreHeader): DatasetSink<IncomingObject> {
+  const incoming = archive.incoming()
+  incoming.write(part10Header({
+    sopClassUid: header.sopClassUid,
+    sopInstanceUid: header.sopInstanceUid,
+    transferSyntaxUid: header.transferSyntaxUid,
+    sourceAeTitle: header.callingAeTitle
+  }))
+  return { write: part => { incoming.write(part) }, finish: () => incoming }
+}
+
+export async function storeFromNetwork (archive: Archive, request: StoreRequest<IncomingObject>): Promise<DimseOutcome> {
   try {
-    const { instance } = await archive.store(file, { type: 'ae', id: request.callingAeTitle })
+    const { instance } = await archive.storeIncoming(request.dataset, { type: 'ae', id: request.callingAeTitle })
     if (instance.sopUid !== request.sopInstanceUid) {
       return { status: DIMSE_STATUS.datasetMismatch, errorComment: comment('SOP Instance UID in data set differs from the request') }
     }

@@ -13,6 +13,16 @@ const NONCE_LENGTH = 12
 const TAG_LENGTH = 16
 export const SEAL_OVERHEAD = NONCE_LENGTH + TAG_LENGTH
 
+/** Associated data of every sealed chunk. A chunk is bound to its id by the SHA-256 checked on every read. */
+export const CHUNK_ASSOCIATED_DATA = 'radmesh chunk v1'
+
+/** Seals one chunk as its bytes arrive: `nonce`, then each `update`, then `final()` (the tag), make the sealed chunk. */
+export interface ChunkSealer {
+  readonly nonce: Buffer
+  update (plaintext: Uint8Array): Buffer
+  final (): Buffer
+}
+
 export class StorageKey {
   private readonly key: Buffer
   constructor (key: Buffer) {
@@ -35,6 +45,21 @@ export class StorageKey {
     const body = cipher.update(plaintext)
     cipher.final()
     return Buffer.concat([nonce, body, cipher.getAuthTag()])
+  }
+
+  /** A sealer whose output, concatenated, opens with `open(sealed, CHUNK_ASSOCIATED_DATA)`. */
+  chunkSealer (): ChunkSealer {
+    const nonce = randomBytes(NONCE_LENGTH)
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
+    cipher.setAAD(Buffer.from(CHUNK_ASSOCIATED_DATA))
+    return {
+      nonce,
+      update: plaintext => cipher.update(plaintext),
+      final: () => {
+        cipher.final()
+        return cipher.getAuthTag()
+      }
+    }
   }
 
   /** Throws when the bytes were altered or sealed for other associated data. */

@@ -8,7 +8,7 @@
  * Authentication. Records name studies and instances by UID and never carry patient names.
  *
  * Appends are group-committed: records that arrive while a write is in flight go out together with one
- * fsync, and every `append()` resolves only once its record is on disk.
+ * fdatasync, and every `append()` resolves only once its record is on disk.
  */
 import { createHash } from 'node:crypto'
 import { constants, promises as fs } from 'node:fs'
@@ -66,6 +66,7 @@ export class AuditLog {
   private head = GENESIS
   private pending: Array<{ line: string, resolve: () => void, reject: (error: Error) => void }> = []
   private writing: Promise<void> | undefined
+  private handle: fs.FileHandle | undefined
 
   constructor (path: string) {
     this.path = path
@@ -84,8 +85,14 @@ export class AuditLog {
       this.seq = record.seq
       this.head = record.hash
     }
-    const handle = await fs.open(this.path, constants.O_CREAT | constants.O_APPEND | constants.O_WRONLY, 0o600)
-    await handle.close()
+    this.handle = await fs.open(this.path, constants.O_CREAT | constants.O_APPEND | constants.O_WRONLY, 0o600)
+  }
+
+  /** Waits for records being written, then closes the file; `append` after this fails. */
+  async close (): Promise<void> {
+    await this.writing
+    await this.handle?.close()
+    this.handle = undefined
   }
 
   async append (entry: AuditEntry): Promise<AuditRecord> {
@@ -110,13 +117,12 @@ export class AuditLog {
       const batch = this.pending
       this.pending = []
       try {
-        const handle = await fs.open(this.path, constants.O_APPEND | constants.O_WRONLY)
-        try {
-          await handle.write(batch.map(p => p.line).join(''))
-          await handle.sync()
-        } finally {
-          await handle.close()
-        }
+        const handle = this.handle
+        if (handle === undefined) throw new Error('the audit log is not open')
+        const text = batch.map(p => p.line).join('')
+        const { bytesWritten } = await handle.write(text)
+        if (bytesWritten !== Buffer.byteLength(text)) throw new Error(`could not append to the audit log ${this.path} (disk full?)`)
+        await handle.datasync()
         for (const p of batch) p.resolve()
       } catch (error) {
         for (const p of batch) p.reject(error as Error)

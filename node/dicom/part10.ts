@@ -354,8 +354,8 @@ export interface MetaFields {
   sourceAeTitle?: string
 }
 
-/** Wraps a data set received over the network (C-STORE) in a Part 10 file: zero preamble, DICM, a new File Meta Information. */
-export function buildPart10 (dataset: Uint8Array, meta: MetaFields): Uint8Array {
+/** A Part 10 file's start for a data set received over the network (C-STORE): zero preamble, DICM, a new File Meta Information. */
+export function part10Header (meta: MetaFields): Uint8Array {
   const latin1 = (text: string): Uint8Array => Buffer.from(text, 'latin1')
   const elements = [
     metaElement(0x0001, 'OB', new Uint8Array([0, 1])),
@@ -368,7 +368,7 @@ export function buildPart10 (dataset: Uint8Array, meta: MetaFields): Uint8Array 
   ]
   const groupLength = Buffer.alloc(4)
   groupLength.writeUInt32LE(elements.reduce((sum, e) => sum + e.byteLength, 0))
-  return Buffer.concat([Buffer.alloc(PREAMBLE_LENGTH), Buffer.from(DICM), metaElement(0x0000, 'UL', groupLength), ...elements, dataset])
+  return Buffer.concat([Buffer.alloc(PREAMBLE_LENGTH), Buffer.from(DICM), metaElement(0x0000, 'UL', groupLength), ...elements])
 }
 
 /** A copy of the file safe to hand to a user: an executable preamble (CVE-2019-11687) is zeroed. */

@@ -3,8 +3,8 @@
  * own DICOM Upper Layer (PS3.8, `dimse/pdu.ts`) and DIMSE command sets (PS3.7, `dimse/command.ts`) over node:net.
  *
  * Every data set reaches `onStore` exactly as the SCU sent it, in the transfer syntax negotiated for its
- * presentation context: its PDV fragments are kept as slices of the TCP reads they came in and joined once,
- * never parsed or re-encoded here (parsing is slow and may alter bytes; the archive checks what it stores).
+ * presentation context: its PDV fragments go, as slices of the TCP reads they came in, to a sink (by default
+ * joined once at the end; the archive hashes and seals them as they come), never parsed or re-encoded here (parsing is slow and may alter bytes; the archive checks what it stores).
  * Each presentation context is accepted with the first transfer syntax the SCU proposes that radmesh can
  * store, so an SCU never has to convert.
  *
@@ -24,28 +24,61 @@ import {
   PDV_LAST, type PduSink, PduReader, type PresentationContextAnswer, REJECT_REASON, REJECT_RESULT, REJECT_SOURCE
 } from './dimse/pdu.ts'
 
-export interface StoreRequest {
+/** What a C-STORE request says of its data set, known before the data set arrives. */
+export interface StoreHeader {
   callingAeTitle: string
+  /** Affected SOP Class UID ('' when the command has none: refused once the data set is in) */
   sopClassUid: string
+  /** Affected SOP Instance UID ('' when the command has none) */
   sopInstanceUid: string
   /** The negotiated transfer syntax of the presentation context the data set came on. */
   transferSyntaxUid: string
-  /** Exactly the data set bytes the SCU sent (no re-encoding, no meta header). */
-  dataset: Uint8Array
+}
+
+export interface StoreRequest<D = Uint8Array> extends StoreHeader {
+  /** Exactly the data set bytes the SCU sent (no re-encoding, no meta header), as the sink made them. */
+  dataset: D
+}
+
+/**
+ * Where a data set's bytes go as its PDVs arrive (`write` is called synchronously from the socket reader
+ * and must not throw), and what `finish` makes of them for onStore.
+ */
+export interface DatasetSink<D> {
+  write (part: Buffer): void
+  finish (): D
 }
 
 /** status 0x0000 = Success; failures e.g. 0xA900 (data set does not match SOP class), 0xC000 (cannot understand), 0xA700 (out of resources). */
 export interface StoreOutcome { status: number, errorComment?: string }
 
-export interface DicomScpOptions {
+export interface DicomScpOptions<D = Uint8Array> {
   /** 0 = any free port. */
   port: number
   /** Default '0.0.0.0'. */
   host?: string
   /** The called AE title this SCP answers to. */
   aeTitle: string
-  onStore (request: StoreRequest): Promise<StoreOutcome>
+  /**
+   * Opens a sink for each data set as its command arrives, so work can start before the last PDV. Required
+   * when D is not Uint8Array; by default the PDV fragments are kept and joined once at the end.
+   */
+  openDataset?: (header: StoreHeader) => DatasetSink<D>
+  onStore (request: StoreRequest<D>): Promise<StoreOutcome>
   log: Logger
+}
+
+/** The default sink: the fragments as slices of the TCP reads they came in, joined once. */
+function collectDataset (): DatasetSink<Uint8Array> {
+  const parts: Buffer[] = []
+  let length = 0
+  return {
+    write: part => {
+      parts.push(part)
+      length += part.length
+    },
+    finish: () => parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts, length)
+  }
 }
 
 export interface DicomScp { port: number, stop (): Promise<void> }
@@ -129,19 +162,20 @@ function abortFor (problem: DicomProtocolProblem): Abort {
 interface Context { id: number, abstractSyntax: string, transferSyntax: string }
 
 /** A command whose data set is still coming. */
-interface Incoming { command: Command, context: Context, parts: Buffer[], length: number }
+interface Incoming<D> { command: Command, context: Context, sink: DatasetSink<D>, length: number }
 
 /** What the association does next, in arrival order: a DIMSE message, or the release. */
-type Work = { command: Command, context: Context, dataset: Buffer | undefined } | 'release'
+type Work<D> = { command: Command, context: Context, dataset: D | undefined, length: number } | 'release'
 
 const AWAITING_ASSOCIATION = 0
 const ASSOCIATED = 1
 const RELEASING = 2
 
 /** One TCP connection, at most one association. */
-class Connection implements PduSink {
+class Connection<D> implements PduSink {
   readonly #socket: Socket
-  readonly #options: DicomScpOptions
+  readonly #options: DicomScpOptions<D>
+  readonly #openDataset: (header: StoreHeader) => DatasetSink<D>
   readonly #log: Logger
   /** onStore calls still running, shared by all connections of one SCP, so stop() can wait for them. */
   readonly #inFlight: Set<Promise<unknown>>
@@ -158,16 +192,18 @@ class Connection implements PduSink {
   #commandParts: Buffer[] = []
   #commandLength = 0
   #commandContext: Context | undefined
-  #incoming: Incoming | undefined
-  readonly #queue: Work[] = []
+  #incoming: Incoming<D> | undefined
+  readonly #queue: Array<Work<D>> = []
   #draining = false
   #paused = false
   #stored = 0
   #failed = 0
 
-  constructor (socket: Socket, options: DicomScpOptions, log: Logger, inFlight: Set<Promise<unknown>>) {
+  constructor (socket: Socket, options: DicomScpOptions<D>, log: Logger, inFlight: Set<Promise<unknown>>) {
     this.#socket = socket
     this.#options = options
+    // Without openDataset, D is Uint8Array (see DicomScpOptions).
+    this.#openDataset = options.openDataset ?? (collectDataset as unknown as () => DatasetSink<D>)
     this.#inFlight = inFlight
     this.#log = log.child({ dicomPeer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` })
     this.#reader = new PduReader(this, { maxPDataLength: MAX_PDU_LENGTH, maxOtherLength: MAX_OTHER_PDU_LENGTH })
@@ -247,13 +283,12 @@ class Connection implements PduSink {
     if (incoming === undefined) throw new DicomProtocolError('bad-pdv', 'a data set PDV with no command before it')
     if (incoming.context !== context) throw new DicomProtocolError('bad-pdv', 'a data set on another presentation context than its command')
     if (part.length > 0) {
-      incoming.parts.push(part)
+      incoming.sink.write(part)
       incoming.length += part.length
     }
     if (!last) return
     this.#incoming = undefined
-    const dataset = incoming.parts.length === 1 ? incoming.parts[0] as Buffer : Buffer.concat(incoming.parts, incoming.length)
-    this.#enqueue({ command: incoming.command, context, dataset })
+    this.#enqueue({ command: incoming.command, context, dataset: incoming.sink.finish(), length: incoming.length })
   }
 
   #commandReceived (context: Context): void {
@@ -270,8 +305,17 @@ class Connection implements PduSink {
       this.#log.warn({ reason: error.message, callingAeTitle: this.#callingAeTitle }, 'DIMSE command not understood, ignored')
       return
     }
-    if (command.commandDataSetType === NO_DATA_SET) this.#enqueue({ command, context, dataset: undefined })
-    else this.#incoming = { command, context, parts: [], length: 0 }
+    if (command.commandDataSetType === NO_DATA_SET) {
+      this.#enqueue({ command, context, dataset: undefined, length: 0 })
+      return
+    }
+    const header: StoreHeader = {
+      callingAeTitle: this.#callingAeTitle ?? '',
+      sopClassUid: command.affectedSopClassUid ?? '',
+      sopInstanceUid: command.affectedSopInstanceUid ?? '',
+      transferSyntaxUid: context.transferSyntax
+    }
+    this.#incoming = { command, context, sink: this.#openDataset(header), length: 0 }
   }
 
   // Association
@@ -339,7 +383,7 @@ class Connection implements PduSink {
 
   // DIMSE messages, one at a time in arrival order
 
-  #enqueue (work: Work): void {
+  #enqueue (work: Work<D>): void {
     this.#queue.push(work)
     if (!this.#draining) {
       void this.#drain()
@@ -355,7 +399,7 @@ class Connection implements PduSink {
     try {
       for (let work = this.#queue.shift(); work !== undefined && !this.#closing; work = this.#queue.shift()) {
         if (work === 'release') this.#closeAfter(encodeReleaseRp())
-        else await this.#handle(work.command, work.context, work.dataset)
+        else await this.#handle(work.command, work.context, work.dataset, work.length)
       }
     } catch (error) {
       this.#fail(`internal error: ${(error as Error).message}`, { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified }, error)
@@ -368,7 +412,7 @@ class Connection implements PduSink {
     }
   }
 
-  async #handle (command: Command, context: Context, dataset: Buffer | undefined): Promise<void> {
+  async #handle (command: Command, context: Context, dataset: D | undefined, length: number): Promise<void> {
     const { commandField, messageId } = command
     if (commandField === COMMAND_FIELD.cCancelRq) return // nothing of ours runs long enough to cancel
     const operation = OPERATIONS.get(commandField)
@@ -397,7 +441,7 @@ class Connection implements PduSink {
       this.#send(context, { ...response, status: STATUS_UNRECOGNIZED_OPERATION, ...(instance === undefined ? {} : { affectedSopInstanceUid: instance }) })
       return
     }
-    const storing = this.#store(command, context, dataset)
+    const storing = this.#store(command, context, dataset, length)
     this.#inFlight.add(storing)
     let outcome: StoreOutcome
     try {
@@ -416,7 +460,7 @@ class Connection implements PduSink {
     })
   }
 
-  async #store (command: Command, context: Context, dataset: Buffer | undefined): Promise<StoreOutcome> {
+  async #store (command: Command, context: Context, dataset: D | undefined, length: number): Promise<StoreOutcome> {
     const sopClassUid = command.affectedSopClassUid ?? ''
     const sopInstanceUid = command.affectedSopInstanceUid ?? ''
     if (dataset === undefined) return { status: STATUS_CANNOT_UNDERSTAND, errorComment: 'no data set received' }
@@ -425,7 +469,7 @@ class Connection implements PduSink {
       return { status: STATUS_SOP_CLASS_NOT_SUPPORTED, errorComment: 'presentation context not accepted for this SOP class' }
     }
     if (sopInstanceUid === '') return { status: STATUS_CANNOT_UNDERSTAND, errorComment: 'no Affected SOP Instance UID' }
-    const request: StoreRequest = {
+    const request: StoreRequest<D> = {
       callingAeTitle: this.#callingAeTitle ?? '',
       sopClassUid,
       sopInstanceUid,
@@ -435,7 +479,7 @@ class Connection implements PduSink {
     try {
       const outcome = await this.#options.onStore(request)
       if (!isValidStatus(outcome?.status)) throw new Error(`onStore answered an invalid status ${String(outcome?.status)}`)
-      if (outcome.status === STATUS_SUCCESS) this.#log.debug({ sopInstanceUid, bytes: dataset.length }, 'C-STORE stored')
+      if (outcome.status === STATUS_SUCCESS) this.#log.debug({ sopInstanceUid, bytes: length }, 'C-STORE stored')
       else this.#log.warn({ sopInstanceUid, status: outcome.status, errorComment: outcome.errorComment }, 'C-STORE refused')
       return outcome
     } catch (error) {
@@ -483,7 +527,7 @@ class Connection implements PduSink {
   }
 }
 
-export async function startDicomScp (options: DicomScpOptions): Promise<DicomScp> {
+export async function startDicomScp<D = Uint8Array> (options: DicomScpOptions<D>): Promise<DicomScp> {
   const log = options.log.child({ component: 'dicom-scp' })
   const sockets = new Set<Socket>()
   const inFlight = new Set<Promise<unknown>>()

@@ -35,6 +35,7 @@ async function openArchive (home: string, stableAfterMs = 60_000): Promise<Opene
     audit: auditPath,
     close: async () => {
       archive.stop()
+      await audit.close()
       await chunks.close()
       await db.close()
     }

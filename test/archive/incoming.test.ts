@@ -1,0 +1,63 @@
+/**
+ * IncomingObject: an object written in pieces of any size comes out with the same hashes and chunks as
+ * when written whole, every sealed chunk opens to its plaintext, and an oversized object is refused at finish.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { CHUNK_SIZE } from '../../node/archive/chunks.ts'
+import { IncomingObject, ObjectTooLargeError } from '../../node/archive/incoming.ts'
+import { CHUNK_ASSOCIATED_DATA, StorageKey } from '../../node/archive/sealing.ts'
+
+const key = new StorageKey(randomBytes(32))
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+
+function writeInPieces (object: IncomingObject, bytes: Buffer, sizes: () => number): void {
+  for (let offset = 0; offset < bytes.byteLength;) {
+    const size = Math.min(sizes(), bytes.byteLength - offset)
+    object.write(bytes.subarray(offset, offset + size))
+    offset += size
+  }
+}
+
+test('pieces of any size: same bytes, whole hash, chunk ids and chunk plaintexts as the object cut at CHUNK_SIZE', () => {
+  const bytes = randomBytes(2 * CHUNK_SIZE + 12_345)
+  const expectedIds = [0, 1, 2].map(i => sha256(bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)))
+  let seed = 7
+  const randomSize = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return 1 + (seed % 200_000) }
+  // whole; TCP-read sized; bytes one at a time at first, then large; random sizes across chunk edges
+  let written = 0
+  const byteThenLarge = (): number => ++written <= 1000 ? 1 : 300_000
+  for (const sizes of [() => bytes.byteLength, () => 65_536, byteThenLarge, randomSize]) {
+    const object = new IncomingObject(key, 10 * CHUNK_SIZE)
+    writeInPieces(object, bytes, sizes)
+    const received = object.finish()
+    assert.ok(received.bytes.equals(bytes), 'the same bytes')
+    assert.is(received.sha256, sha256(bytes))
+    assert.equal(received.chunks.map(c => c.id), expectedIds)
+    received.chunks.forEach((chunk, i) => {
+      const sealed = Buffer.concat(chunk.sealed)
+      assert.is(sealed.byteLength, chunk.sealedLength)
+      assert.ok(key.open(sealed, CHUNK_ASSOCIATED_DATA).equals(bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)), `chunk ${i} opens to its plaintext`)
+    })
+  }
+})
+
+test('an object of exactly CHUNK_SIZE is one chunk; an empty object is one empty chunk', () => {
+  const exact = new IncomingObject(key, CHUNK_SIZE)
+  exact.write(randomBytes(CHUNK_SIZE))
+  assert.is(exact.finish().chunks.length, 1)
+  const empty = new IncomingObject(key, CHUNK_SIZE).finish()
+  assert.equal(empty.chunks.map(c => c.id), [sha256(new Uint8Array())])
+  assert.is(empty.bytes.byteLength, 0)
+})
+
+test('past the limit, the rest is dropped and finish throws ObjectTooLargeError', () => {
+  const object = new IncomingObject(key, 1000)
+  object.write(randomBytes(600))
+  object.write(randomBytes(600))
+  object.write(randomBytes(600))
+  assert.throws(() => object.finish(), (error: unknown) => error instanceof ObjectTooLargeError && error.limit === 1000)
+})
+
+test.run()
