@@ -3,7 +3,7 @@
  * to a radmesh node, to Orthanc and to DCMTK storescp, one after the other in this run.
  * Prints wall time, instances/s, ratios, and the peak RSS (VmHWM) of each receiver.
  *
- *   npm run bench -- ingest [--slices 400] [--rows 512] [--big]
+ *   npm run bench -- ingest [--slices 400] [--rows 512] [--rounds 3] [--big]
  *
  * --big also sends a ~2 GB study (4000 slices) to radmesh alone and reports its peak RSS.
  */
@@ -18,9 +18,10 @@ import { runTool } from '../../test/helpers/dcmtk.ts'
 import { startOrthanc } from '../../test/helpers/orthanc.ts'
 import { freePort, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
 
-const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rows: { type: 'string', default: '512' }, big: { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rows: { type: 'string', default: '512' }, rounds: { type: 'string', default: '3' }, big: { type: 'boolean', default: false } } })
 const slices = Number(values.slices)
 const rows = Number(values.rows)
+const rounds = Number(values.rounds)
 
 async function peakRss (pid: number | undefined): Promise<number> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
@@ -35,47 +36,87 @@ async function timeStorescu (port: number, aeTitle: string, dir: string): Promis
   return seconds
 }
 
-interface Row { name: string, seconds: number, rssMb: number }
+interface Run { seconds: number, rssMb: number }
+interface Receiver { name: string, run (): Promise<Run> }
+
+/** Dirty pages of the last run (or of the generated study) are written back first, so no run pays for another's. */
+async function settleDisk (): Promise<void> {
+  await runTool('sync', [])
+}
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`ingest benchmark: ${slices} slices ${rows}x${rows} 16-bit CT, storescu with TCP_NODELAY=1\n`)
 process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${new Date().toISOString()}\n`)
 const study = await generateCt({ out: join(work, 'study'), slices, rows, columns: rows, seed: 1 })
 process.stdout.write(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB\n\n`)
-const rows_: Row[] = []
 
-// radmesh
-{
-  const consortium = await createTestConsortium('Bench')
-  const node = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true })
-  const seconds = await timeStorescu(node.dicomPort, 'RADMESH', join(work, 'study'))
-  rows_.push({ name: 'radmesh', seconds, rssMb: await peakRss(node.process.pid) })
-  await node.stop()
-}
-// Orthanc
-{
-  const orthanc = await startOrthanc()
-  const seconds = await timeStorescu(orthanc.dicomPort, orthanc.aeTitle, join(work, 'study'))
-  rows_.push({ name: 'Orthanc', seconds, rssMb: await peakRss(orthanc.process.pid) })
-  await orthanc.stop()
-}
-// DCMTK storescp (writes files, nothing else)
-{
-  const port = await freePort()
-  const out = join(work, 'storescp')
-  await fs.mkdir(out)
-  const scp: ChildProcess = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' })
-  await waitFor('storescp', async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0, 10_000, 100)
-  const seconds = await timeStorescu(port, 'STORESCP', join(work, 'study'))
-  rows_.push({ name: 'DCMTK storescp', seconds, rssMb: await peakRss(scp.pid) })
-  scp.kill('SIGTERM')
-}
+const receivers: Receiver[] = [
+  {
+    name: 'radmesh',
+    run: async () => {
+      const consortium = await createTestConsortium('Bench')
+      const node = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true })
+      try {
+        const seconds = await timeStorescu(node.dicomPort, 'RADMESH', join(work, 'study'))
+        return { seconds, rssMb: await peakRss(node.process.pid) }
+      } finally {
+        await node.stop()
+      }
+    }
+  },
+  {
+    name: 'Orthanc',
+    run: async () => {
+      const orthanc = await startOrthanc()
+      try {
+        const seconds = await timeStorescu(orthanc.dicomPort, orthanc.aeTitle, join(work, 'study'))
+        return { seconds, rssMb: await peakRss(orthanc.process.pid) }
+      } finally {
+        await orthanc.stop()
+      }
+    }
+  },
+  {
+    // DCMTK storescp writes files, nothing else
+    name: 'DCMTK storescp',
+    run: async () => {
+      const port = await freePort()
+      const out = await fs.mkdtemp(join(work, 'storescp-'))
+      const scp: ChildProcess = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' })
+      try {
+        await waitFor('storescp', async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0, 10_000, 100)
+        const seconds = await timeStorescu(port, 'STORESCP', join(work, 'study'))
+        return { seconds, rssMb: await peakRss(scp.pid) }
+      } finally {
+        scp.kill('SIGTERM')
+        await fs.rm(out, { recursive: true, force: true })
+      }
+    }
+  }
+]
 
-const radmesh = rows_[0] as Row
-process.stdout.write('receiver           seconds   instances/s   MB/s    peak RSS   radmesh speed vs this\n')
-for (const row of rows_) {
+// Each receiver runs `rounds` times, the order rotating each round; the median is reported.
+const runs = new Map<string, Run[]>(receivers.map(r => [r.name, []]))
+for (let round = 0; round < rounds; round++) {
+  for (let i = 0; i < receivers.length; i++) {
+    const receiver = receivers[(i + round) % receivers.length] as Receiver
+    await settleDisk()
+    runs.get(receiver.name)?.push(await receiver.run())
+  }
+}
+const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number
+const summary = receivers.map(r => {
+  const list = runs.get(r.name) ?? []
+  const times = list.map(run => run.seconds)
+  return { name: r.name, seconds: median(times), min: Math.min(...times), max: Math.max(...times), rssMb: Math.max(...list.map(run => run.rssMb)) }
+})
+const radmesh = summary[0] as (typeof summary)[number]
+process.stdout.write(`median of ${rounds} rounds (order rotated, disk synced before each run)\n`)
+process.stdout.write('receiver           seconds (min-max)    instances/s   MB/s    peak RSS   radmesh speed vs this\n')
+for (const row of summary) {
   const rate = study.files.length / row.seconds
-  process.stdout.write(`${row.name.padEnd(18)} ${row.seconds.toFixed(2).padStart(7)}   ${rate.toFixed(0).padStart(11)}   ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(4)}   ${row.rssMb.toFixed(0).padStart(5)} MB   ${(row.seconds / radmesh.seconds).toFixed(2)}x\n`)
+  const spread = `(${row.min.toFixed(2)}-${row.max.toFixed(2)})`
+  process.stdout.write(`${row.name.padEnd(18)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(12)}   ${rate.toFixed(0).padStart(11)}   ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(4)}   ${row.rssMb.toFixed(0).padStart(5)} MB   ${(row.seconds / radmesh.seconds).toFixed(2)}x\n`)
 }
 process.stdout.write('\n(radmesh speed vs this = that receiver\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
 
@@ -83,6 +124,7 @@ if (values.big) {
   const big = await generateCt({ out: join(work, 'big'), slices: 4000, rows: 512, columns: 512, seed: 2 })
   const consortium = await createTestConsortium('Bench big')
   const node = await startNode(await consortium.member('Bench Big', 'site'), { dicom: true })
+  await settleDisk()
   const seconds = await timeStorescu(node.dicomPort, 'RADMESH', join(work, 'big'))
   process.stdout.write(`\n2 GB study: ${big.files.length} files, ${(big.bytes / 1e9).toFixed(2)} GB into radmesh in ${seconds.toFixed(1)} s, peak RSS ${(await peakRss(node.process.pid)).toFixed(0)} MB\n`)
   await node.stop()
