@@ -18,6 +18,8 @@ export const ERROR_TABLE = {
   RADMESH_CERTIFICATE_INVALID: { httpStatus: 400, exitCode: 1, summary: 'a certificate whose signature or fields do not check out' },
   RADMESH_CERTIFICATE_EXPIRED: { httpStatus: 400, exitCode: 1, summary: 'a certificate past its expiry time' },
   RADMESH_REVOKED: { httpStatus: 403, exitCode: 1, summary: 'the member has been revoked' },
+  RADMESH_NOT_A_MEMBER: { httpStatus: 400, exitCode: 1, summary: 'a peer id that is not a member this node knows with a valid certificate' },
+  RADMESH_NOT_A_RECIPIENT: { httpStatus: 403, exitCode: 1, summary: 'this node holds no key for the study' },
   RADMESH_ADDRESS_IN_USE: { httpStatus: 500, exitCode: 1, summary: 'a port to listen on is taken' },
   RADMESH_BAD_MULTIADDR: { httpStatus: 400, exitCode: 2, summary: 'a multiaddr that cannot be parsed or used' },
   RADMESH_INVALID_DICOM: { httpStatus: 400, exitCode: 1, summary: 'a DICOM object that is not valid enough to store' },
@@ -69,6 +71,14 @@ export class CertificateError extends RadmeshError {
   constructor (code: 'RADMESH_WRONG_CONSORTIUM' | 'RADMESH_CERTIFICATE_INVALID' | 'RADMESH_CERTIFICATE_EXPIRED' | 'RADMESH_REVOKED', message: string) {
     super(code, message)
     this.name = 'CertificateError'
+  }
+}
+
+/** Sharing or fetching a study could not be done; `code` says why. */
+export class ExchangeError extends RadmeshError {
+  constructor (code: 'RADMESH_NOT_FOUND' | 'RADMESH_NOT_A_MEMBER' | 'RADMESH_NOT_A_RECIPIENT' | 'RADMESH_REVOKED', message: string) {
+    super(code, message)
+    this.name = 'ExchangeError'
   }
 }
 

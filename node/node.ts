@@ -25,6 +25,8 @@ import { ChunkStore } from './archive/chunks.ts'
 import { StorageKey } from './archive/sealing.ts'
 import { openNetworkDataset, storeFromNetwork } from './archive/ingest.ts'
 import { AuditLog } from './audit/log.ts'
+import { Exchange } from './exchange/exchange.ts'
+import { StudyVersions } from './exchange/versions.ts'
 import { startDicomScp } from './dicom/scp.ts'
 import { Redialer } from './p2p/redial.ts'
 import { openDatabase, type Database } from './store/database.ts'
@@ -157,6 +159,21 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       host.removeEventListener('peer:disconnect', onPeerDisconnect)
     })
 
+    const exchange = new Exchange({
+      libp2p: host,
+      identity: member.identity,
+      consortiumId: member.trust.info.id,
+      registry,
+      penalties,
+      archive,
+      chunks,
+      versions: new StudyVersions(db, storageKey),
+      audit,
+      log
+    })
+    await exchange.start()
+    cleanups.push(async () => { await exchange.stop() })
+
     const redialer = new Redialer(host, registry, log)
     redialer.start(peers)
     cleanups.push(() => { redialer.stop() })
@@ -201,7 +218,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       }
     }
 
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, audit, auditPath: member.paths.audit, connectedMembers }
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, audit, auditPath: member.paths.audit, connectedMembers }
     const app: FastifyInstance = await createHttpServer(services, sessions, log)
     try {
       await app.listen({ host: http.host, port: http.port })

@@ -12,6 +12,7 @@ import type { Sessions } from './auth.ts'
 import type { NodeServices } from './services.ts'
 import { viewerRoutes } from './viewer.ts'
 import { archiveApiRoutes } from './api/archive.ts'
+import { studyRoutes } from './api/studies.ts'
 import { qidoRoutes } from './dicomweb/qido.ts'
 import { stowRoutes } from './dicomweb/stow.ts'
 import { wadoRoutes } from './dicomweb/wado.ts'
@@ -43,6 +44,7 @@ export async function createHttpServer (node: NodeServices, sessions: Sessions, 
   await app.register(membershipRoutes, { node })
   await app.register(viewerRoutes, { node, sessions })
   await app.register(archiveApiRoutes, { node })
+  await app.register(studyRoutes, { node })
   await app.register(qidoRoutes, { node })
   await app.register(wadoRoutes, { node })
   await app.register(stowRoutes, { node })

@@ -5,6 +5,7 @@
 import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import type { Archive } from '../archive/archive.ts'
 import type { AuditLog } from '../audit/log.ts'
+import type { Exchange } from '../exchange/exchange.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import type { RevocationSpreader } from '../membership/revocation-spread.ts'
 import type { RadmeshHost } from '../p2p/host.ts'
@@ -24,6 +25,7 @@ export interface NodeServices {
   registry: MembershipRegistry
   revocations: RevocationSpreader
   archive: Archive
+  exchange: Exchange
   audit: AuditLog
   auditPath: string
   connectedMembers (): ConnectedMember[]

@@ -1,0 +1,210 @@
+/**
+ * Study versions a node knows: manifests, the key wraps it holds, content keys (sealed with the storage
+ * key), kept in the `exchange` sublevel:
+ *   m!STUDY                    the newest manifest of the study this node knows
+ *   k!STUDY!VERSION            the content key, sealed at rest
+ *   w!STUDY!VERSION!RECIPIENT  a key wrap (the ones this node made, and its own)
+ *   p!STUDY!VERSION!INDEX      a verified chunk of an instance not yet whole (the chunk bytes are in the content store)
+ *
+ * Chunk ciphertext is deterministic (content key, index), so a holder does not keep it: it encrypts chunk
+ * `i` again from the instance in its archive when asked. Only chunks of an instance that spans several
+ * chunks and is not whole yet are kept, so a restart resumes from them.
+ *
+ * Publishing a version (the origin): instances in reading order (every series' first images first), each
+ * cut into chunks, encrypted once to learn the chunk hashes, and a signed manifest.
+ */
+import { randomBytes } from 'node:crypto'
+import type { PrivateKey } from '@libp2p/interface'
+import type { AbstractBatchPutOperation, AbstractSublevel } from 'abstract-level'
+import { type KeyWrap, type ManifestIndex, type ManifestInstance, type StudyManifest, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
+import type { PeerIdString } from '../../protocol/ids.ts'
+import type { Archive, InstanceRecord } from '../archive/archive.ts'
+import { sha256Hex } from '../archive/chunks.ts'
+import type { StorageKey } from '../archive/sealing.ts'
+import type { Database } from '../store/database.ts'
+import { encryptChunk, newContentKey, openIndex, sealIndex, signManifest } from './crypto.ts'
+
+/** A version this node can read: manifest, content key, the opened index, and which instance each chunk is in. */
+export interface OpenVersion {
+  manifest: StudyManifest
+  key: Buffer
+  index: ManifestIndex
+  instanceOfChunk: Uint32Array
+}
+
+type ExchangeSublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
+
+/** classic-level's fsync flag (abstract-level does not type it). */
+const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
+const pad = (index: number): string => String(index).padStart(10, '0')
+const utf8Json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value))
+
+export const chunkCountOf = (size: number): number => Math.max(1, Math.ceil(size / TRANSFER_CHUNK_PLAINTEXT))
+
+/** Reading order: series by Series Number, images by Instance Number; then round robin over the series. */
+export function readingOrder (instances: InstanceRecord[], seriesNumbers: Map<string, number>): InstanceRecord[] {
+  const bySeries = new Map<string, InstanceRecord[]>()
+  for (const instance of instances) {
+    const list = bySeries.get(instance.seriesUid) ?? []
+    list.push(instance)
+    bySeries.set(instance.seriesUid, list)
+  }
+  const number = (value: unknown): number => typeof value === 'number' ? value : Number.isFinite(Number(value)) && value !== '' && value !== undefined ? Number(value) : Number.MAX_SAFE_INTEGER
+  const series = [...bySeries.entries()].sort(([a], [b]) => (seriesNumbers.get(a) ?? 0) - (seriesNumbers.get(b) ?? 0) || a.localeCompare(b))
+  for (const [, list] of series) list.sort((x, y) => number(x.attributes['00200013']) - number(y.attributes['00200013']) || x.sopUid.localeCompare(y.sopUid))
+  const ordered: InstanceRecord[] = []
+  for (let round = 0; ordered.length < instances.length; round++) {
+    for (const [, list] of series) {
+      const instance = list[round]
+      if (instance !== undefined) ordered.push(instance)
+    }
+  }
+  return ordered
+}
+
+export function chunkMap (index: ManifestIndex, chunkCount: number): Uint32Array {
+  const map = new Uint32Array(chunkCount)
+  index.instances.forEach((instance, i) => { map.fill(i, instance.firstChunk, instance.firstChunk + instance.chunkCount) })
+  return map
+}
+
+export class StudyVersions {
+  private readonly db: Database
+  private readonly store: ExchangeSublevel
+  private readonly storageKey: StorageKey
+  private readonly open_ = new Map<string, OpenVersion>()
+
+  constructor (db: Database, storageKey: StorageKey) {
+    this.db = db
+    this.store = db.sublevel<string, Uint8Array>('exchange', { valueEncoding: 'view' })
+    this.storageKey = storageKey
+  }
+
+  async manifest (studyUid: string): Promise<StudyManifest | undefined> {
+    const bytes = await this.store.get(`m!${studyUid}`)
+    return bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8')) as StudyManifest
+  }
+
+  /** The newest version of the study this node can read, or undefined. */
+  async openLatest (studyUid: string): Promise<OpenVersion | undefined> {
+    const manifest = await this.manifest(studyUid)
+    return manifest === undefined ? undefined : await this.open(manifest)
+  }
+
+  async open (manifest: StudyManifest): Promise<OpenVersion | undefined> {
+    const id = `${manifest.studyUid}!${manifest.versionId}`
+    const cached = this.open_.get(id)
+    if (cached !== undefined) return cached
+    const sealed = await this.store.get(`k!${id}`)
+    if (sealed === undefined) return undefined
+    const key = this.storageKey.open(sealed, `content-key:${id}`)
+    const index = openIndex(key, manifest)
+    const version = { manifest, key, index, instanceOfChunk: chunkMap(index, manifest.chunkHashes.length) }
+    this.open_.set(id, version)
+    return version
+  }
+
+  /** Records a version this node can read (its own, or one whose key it unwrapped); the newest manifest wins. */
+  async remember (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<void> {
+    const id = `${manifest.studyUid}!${manifest.versionId}`
+    const current = await this.manifest(manifest.studyUid)
+    const newer = current === undefined || current.versionId === manifest.versionId || Date.parse(manifest.createdAt) > Date.parse(current.createdAt)
+    await this.store.batch([
+      ...(newer ? [{ type: 'put' as const, key: `m!${manifest.studyUid}`, value: utf8Json(manifest) }] : []),
+      { type: 'put' as const, key: `k!${id}`, value: this.storageKey.seal(key, `content-key:${id}`) },
+      ...wraps.map(wrap => ({ type: 'put' as const, key: `w!${id}!${wrap.recipient}`, value: utf8Json(wrap) }))
+    ])
+  }
+
+  async addWraps (wraps: KeyWrap[]): Promise<void> {
+    await this.store.batch(wraps.map(wrap => ({ type: 'put' as const, key: `w!${wrap.studyUid}!${wrap.versionId}!${wrap.recipient}`, value: utf8Json(wrap) })))
+  }
+
+  async wrapFor (studyUid: string, versionId: string, recipient: string): Promise<KeyWrap | undefined> {
+    const bytes = await this.store.get(`w!${studyUid}!${versionId}!${recipient}`)
+    return bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8')) as KeyWrap
+  }
+
+  async recipients (studyUid: string, versionId: string): Promise<PeerIdString[]> {
+    const prefix = `w!${studyUid}!${versionId}!`
+    const list: PeerIdString[] = []
+    for await (const key of this.store.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) list.push(key.slice(prefix.length) as PeerIdString)
+    return list
+  }
+
+  /** Chunks kept for instances not yet whole: index -> chunk hash. */
+  async partialChunks (studyUid: string, versionId: string): Promise<Map<number, string>> {
+    const prefix = `p!${studyUid}!${versionId}!`
+    const map = new Map<number, string>()
+    for await (const [key, value] of this.store.iterator({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) {
+      map.set(Number(key.slice(prefix.length)), Buffer.from(value).toString('utf8'))
+    }
+    return map
+  }
+
+  partialChunkPut (studyUid: string, versionId: string, index: number, hash: string): { type: 'put', sublevel: ExchangeSublevel, key: string, value: Uint8Array } {
+    return { type: 'put', sublevel: this.store, key: `p!${studyUid}!${versionId}!${pad(index)}`, value: Buffer.from(hash) }
+  }
+
+  /** One synced batch over sublevels (chunk locations with the partial-chunk keys that name them). */
+  async storeBatch (operations: Array<{ type: 'put', sublevel: unknown, key: string, value: unknown }>): Promise<void> {
+    await this.db.batch(operations as unknown as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE)
+  }
+
+  async forgetPartial (studyUid: string, versionId: string, indices: number[]): Promise<void> {
+    if (indices.length > 0) await this.store.batch(indices.map(index => ({ type: 'del' as const, key: `p!${studyUid}!${versionId}!${pad(index)}` })))
+  }
+
+  /**
+   * Publishes a new version of a study from the archive: reads every instance once, encrypts its chunks to
+   * learn their hashes (nothing is written but the manifest and the sealed key), signs the manifest.
+   */
+  async publish (archive: Archive, studyUid: string, origin: { peerId: PeerIdString, privateKey: PrivateKey, consortiumId: string }, onProgress?: (done: number, total: number) => void): Promise<OpenVersion> {
+    const records: InstanceRecord[] = []
+    for await (const instance of archive.instancesOf(studyUid)) records.push(instance)
+    if (records.length === 0) throw new Error(`study ${studyUid} has no instances in this node's archive`)
+    const seriesNumbers = new Map<string, number>()
+    for await (const series of archive.seriesOf(studyUid)) seriesNumbers.set(series.seriesUid, Number(series.attributes['00200011'] ?? 0) || 0)
+    const ordered = readingOrder(records, seriesNumbers)
+    const key = newContentKey()
+    const versionId = randomBytes(16).toString('hex')
+    const total = ordered.reduce((sum, instance) => sum + chunkCountOf(instance.size), 0)
+    const chunkHashes: string[] = []
+    const chunkSizes: number[] = []
+    const instances: ManifestInstance[] = []
+    let bytes = 0
+    for (const [n, record] of ordered.entries()) {
+      const file = await archive.read(record)
+      const firstChunk = chunkHashes.length
+      const count = chunkCountOf(file.byteLength)
+      for (let c = 0; c < count; c++) {
+        const index = firstChunk + c
+        const piece = file.subarray(c * TRANSFER_CHUNK_PLAINTEXT, (c + 1) * TRANSFER_CHUNK_PLAINTEXT)
+        const sealed = encryptChunk(key, studyUid, versionId, index, index === total - 1, piece)
+        chunkHashes.push(sha256Hex(sealed))
+        chunkSizes.push(sealed.byteLength)
+      }
+      instances.push({ sopUid: record.sopUid, seriesUid: record.seriesUid, size: file.byteLength, sha256: record.sha256, firstChunk, chunkCount: count })
+      bytes += file.byteLength
+      onProgress?.(n + 1, ordered.length)
+    }
+    const index: ManifestIndex = { instances }
+    const manifest = await signManifest(origin.privateKey, {
+      v: 1,
+      consortiumId: origin.consortiumId,
+      studyUid,
+      versionId,
+      origin: origin.peerId,
+      createdAt: new Date().toISOString(),
+      instanceCount: instances.length,
+      bytes,
+      chunkHashes,
+      chunkSizes,
+      sealedIndex: sealIndex(key, studyUid, versionId, index)
+    })
+    await this.remember(manifest, key, [])
+    const version = { manifest, key, index, instanceOfChunk: chunkMap(index, total) }
+    this.open_.set(`${studyUid}!${versionId}`, version)
+    return version
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The study exchange protocols, one codec per message, each with a hard size limit. Every message is
+ * length-prefixed (unsigned varint, as libp2p's lpStream writes it).
+ *
+ * `/radmesh/manifest/1.0.0`: ask a member about a study. Request `{ studyUid }`; answer the latest
+ *   manifest it knows, the key wraps it holds for the asker, and which chunks it can serve (a bit field).
+ * `/radmesh/chunks/1.0.0`: pull chunk bytes. The asker sends requests `{ s, v, i, o }` (study, version,
+ *   chunk index, offset), several in a row, and keeps the bytes it has asked for and not received under a
+ *   bound of its own: the server answers requests one at a time, in order, as frames of at most
+ *   CHUNK_FRAME_BYTES. A frame lost with a dropped connection costs at most that much: the asker asks again
+ *   from the offset it reached.
+ * `/radmesh/announce/1.0.0`: a sharer tells a recipient about a study: `{ manifest, wraps }`, answered
+ *   `{ status }`.
+ */
+import { MalformedMessageError } from '../errors.ts'
+import { asObject, integerField, parseJsonBytes, stringField, utf8 } from '../json.ts'
+import { decodeKeyWrap, decodeManifest, type KeyWrap, MAX_CHUNKS, MAX_KEY_WRAP_BYTES, MAX_MANIFEST_BYTES, type StudyManifest, TRANSFER_CHUNK_MAX, uidField, versionIdField } from './manifest.ts'
+
+export const MANIFEST_PROTOCOL = '/radmesh/manifest/1.0.0'
+export const CHUNKS_PROTOCOL = '/radmesh/chunks/1.0.0'
+export const ANNOUNCE_PROTOCOL = '/radmesh/announce/1.0.0'
+
+export const MAX_REQUEST_BYTES = 512
+/** Wraps in one message: a study shared with a whole department, not more. */
+export const MAX_WRAPS_PER_MESSAGE = 64
+export const MAX_MANIFEST_MESSAGE_BYTES = MAX_MANIFEST_BYTES + MAX_WRAPS_PER_MESSAGE * MAX_KEY_WRAP_BYTES + Math.ceil(MAX_CHUNKS / 6) + 1024
+export const CHUNK_FRAME_BYTES = 64 * 1024
+export const CHUNK_FRAME_HEADER_BYTES = 9
+export const MAX_CHUNK_FRAME_MESSAGE_BYTES = CHUNK_FRAME_HEADER_BYTES + CHUNK_FRAME_BYTES
+
+export const EXCHANGE_TIMEOUT_MS = 30_000
+
+const json = (value: unknown): Uint8Array => utf8(JSON.stringify(value))
+
+// /radmesh/manifest/1.0.0
+
+export interface ManifestRequest { studyUid: string }
+
+export type ManifestResponse =
+  | { status: 'ok', manifest: StudyManifest, wraps: KeyWrap[], have: Uint8Array }
+  | { status: 'unknown-study' }
+
+export const encodeManifestRequest = (request: ManifestRequest): Uint8Array => json(request)
+
+export function decodeManifestRequest (bytes: Uint8Array): ManifestRequest {
+  const object = asObject(parseJsonBytes(bytes, MAX_REQUEST_BYTES, 'manifest request'), 'manifest request')
+  return { studyUid: uidField(object, 'studyUid', 'manifest request') }
+}
+
+export function encodeManifestResponse (response: ManifestResponse): Uint8Array {
+  if (response.status !== 'ok') return json(response)
+  return json({ ...response, have: Buffer.from(response.have).toString('base64url') })
+}
+
+export function decodeManifestResponse (bytes: Uint8Array): ManifestResponse {
+  const what = 'manifest response'
+  const object = asObject(parseJsonBytes(bytes, MAX_MANIFEST_MESSAGE_BYTES, what), what)
+  const status = stringField(object, 'status', what, 32)
+  if (status === 'unknown-study') return { status }
+  if (status !== 'ok') throw new MalformedMessageError(`${what}.status "${status}" is not one this radmesh knows`)
+  const manifest = decodeManifest(object['manifest'])
+  return { status, manifest, wraps: wrapList(object['wraps'], what), have: bitField(object, manifest.chunkHashes.length, what) }
+}
+
+function wrapList (value: unknown, what: string): KeyWrap[] {
+  if (!Array.isArray(value) || value.length > MAX_WRAPS_PER_MESSAGE) throw new MalformedMessageError(`${what}.wraps must be a list of at most ${MAX_WRAPS_PER_MESSAGE} key wraps`)
+  return value.map(decodeKeyWrap)
+}
+
+function bitField (object: Record<string, unknown>, bits: number, what: string): Uint8Array {
+  const text = stringField(object, 'have', what, Math.ceil(MAX_CHUNKS / 6) + 4)
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new MalformedMessageError(`${what}.have must be base64url`)
+  const bytes = new Uint8Array(Buffer.from(text, 'base64url'))
+  if (bytes.byteLength !== Math.ceil(bits / 8)) throw new MalformedMessageError(`${what}.have must have one bit per chunk`)
+  return bytes
+}
+
+// /radmesh/chunks/1.0.0
+
+export interface ChunkRequest {
+  studyUid: string
+  versionId: string
+  index: number
+  offset: number
+}
+
+export const encodeChunkRequest = (request: ChunkRequest): Uint8Array =>
+  json({ s: request.studyUid, v: request.versionId, i: request.index, o: request.offset })
+
+export function decodeChunkRequest (bytes: Uint8Array): ChunkRequest {
+  const what = 'chunk request'
+  const object = asObject(parseJsonBytes(bytes, MAX_REQUEST_BYTES, what), what)
+  const index = integerField(object, 'i', what)
+  const offset = integerField(object, 'o', what)
+  if (index < 0 || index >= MAX_CHUNKS) throw new MalformedMessageError(`${what}.i must be a chunk index`)
+  if (offset < 0 || offset >= TRANSFER_CHUNK_MAX) throw new MalformedMessageError(`${what}.o must be an offset inside a chunk`)
+  return { studyUid: uidField(object, 's', what), versionId: versionIdField(object, 'v', what), index, offset }
+}
+
+export const FRAME_STATUS = { data: 0, notHeld: 1 } as const
+export type FrameStatus = (typeof FRAME_STATUS)[keyof typeof FRAME_STATUS]
+
+/** `status` u8, `index` u32be, `offset` u32be, then the bytes of the chunk from `offset` (none unless data). */
+export interface ChunkFrame { status: FrameStatus, index: number, offset: number, bytes: Uint8Array }
+
+export function encodeChunkFrameHeader (status: FrameStatus, index: number, offset: number): Uint8Array {
+  const header = Buffer.alloc(CHUNK_FRAME_HEADER_BYTES)
+  header.writeUInt8(status, 0)
+  header.writeUInt32BE(index, 1)
+  header.writeUInt32BE(offset, 5)
+  return header
+}
+
+export function decodeChunkFrame (bytes: Uint8Array): ChunkFrame {
+  if (bytes.byteLength < CHUNK_FRAME_HEADER_BYTES || bytes.byteLength > MAX_CHUNK_FRAME_MESSAGE_BYTES) {
+    throw new MalformedMessageError(`a chunk frame is ${CHUNK_FRAME_HEADER_BYTES} to ${MAX_CHUNK_FRAME_MESSAGE_BYTES} bytes, not ${bytes.byteLength}`)
+  }
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const status = view.readUInt8(0)
+  if (status !== FRAME_STATUS.data && status !== FRAME_STATUS.notHeld) throw new MalformedMessageError(`chunk frame status ${status} is not one this radmesh knows`)
+  const frame: ChunkFrame = { status, index: view.readUInt32BE(1), offset: view.readUInt32BE(5), bytes: bytes.subarray(CHUNK_FRAME_HEADER_BYTES) }
+  if (frame.status === FRAME_STATUS.data && frame.bytes.byteLength === 0) throw new MalformedMessageError('a data frame with no bytes')
+  if (frame.status !== FRAME_STATUS.data && frame.bytes.byteLength !== 0) throw new MalformedMessageError('a not-held frame with bytes')
+  return frame
+}
+
+// /radmesh/announce/1.0.0
+
+export interface Announcement { manifest: StudyManifest, wraps: KeyWrap[] }
+export type AnnouncementAnswer = { status: 'ok' } | { status: 'refused', reason: string }
+
+export const encodeAnnouncement = (announcement: Announcement): Uint8Array => json(announcement)
+
+export function decodeAnnouncement (bytes: Uint8Array): Announcement {
+  const what = 'announcement'
+  const object = asObject(parseJsonBytes(bytes, MAX_MANIFEST_MESSAGE_BYTES, what), what)
+  return { manifest: decodeManifest(object['manifest']), wraps: wrapList(object['wraps'], what) }
+}
+
+export const encodeAnnouncementAnswer = (answer: AnnouncementAnswer): Uint8Array => json(answer)
+
+export function decodeAnnouncementAnswer (bytes: Uint8Array): AnnouncementAnswer {
+  const what = 'announcement answer'
+  const object = asObject(parseJsonBytes(bytes, MAX_REQUEST_BYTES + 1024, what), what)
+  const status = stringField(object, 'status', what, 32)
+  if (status === 'ok') return { status }
+  if (status === 'refused') return { status, reason: stringField(object, 'reason', what, 512) }
+  throw new MalformedMessageError(`${what}.status "${status}" is not one this radmesh knows`)
+}
