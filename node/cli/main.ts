@@ -5,6 +5,7 @@
 import { isRadmeshError, UsageError } from '../errors.ts'
 import { auditCommand, importCommand } from './archive.ts'
 import { consortiumCommand } from './consortium.ts'
+import { fetchCommand, shareCommand } from './exchange.ts'
 import { initCommand, joinCommand } from './member.ts'
 import { startCommand } from './start.ts'
 import { statusCommand } from './status.ts'
@@ -19,12 +20,11 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
   radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE]
   radmesh status --home HOME
   radmesh import --home HOME PATH…                 (files or folders of DICOM Part 10 files)
+  radmesh share --home HOME STUDYUID --to PEERID…   (make a study readable by these members)
+  radmesh fetch --home HOME STUDYUID               (fetch a study now, with a progress bar)
   radmesh audit --home HOME [--verify]`
 
-const NOT_YET: Record<string, string> = {
-  share: 'the encrypted study exchange',
-  fetch: 'the encrypted study exchange'
-}
+const NOT_YET: Record<string, string> = {}
 
 /** A command resolves to its exit code (0 when it returns nothing) or throws a RadmeshError. */
 type Command = (argv: string[], print: (line: string) => void) => Promise<number> | Promise<void>
@@ -35,7 +35,9 @@ const COMMANDS: Record<string, Command> = {
   start: startCommand,
   status: statusCommand,
   import: importCommand,
-  audit: auditCommand
+  audit: auditCommand,
+  share: shareCommand,
+  fetch: fetchCommand
 }
 
 export async function main (argv: string[]): Promise<number> {

@@ -6,6 +6,7 @@ export class Progress {
   private readonly label: string
   private readonly total: number
   private readonly totalBytes: number
+  private readonly unit: string
   private readonly started = Date.now()
   private readonly tty = process.stderr.isTTY === true
   private count = 0
@@ -13,10 +14,19 @@ export class Progress {
   private lastDraw = 0
   private lastDecile = -1
 
-  constructor (label: string, total: number, totalBytes: number) {
+  constructor (label: string, total: number, totalBytes: number, unit = 'files') {
     this.label = label
     this.total = total
     this.totalBytes = totalBytes
+    this.unit = unit
+  }
+
+  /** Progress reported as totals so far (e.g. polled from the node). */
+  set (count: number, bytes: number): void {
+    if (count === this.count && bytes === this.bytes) return
+    this.count = count
+    this.bytes = bytes
+    this.draw(false)
   }
 
   advance (bytes: number): void {
@@ -43,7 +53,7 @@ export class Progress {
     const seconds = (now - this.started) / 1000
     const rate = seconds > 0 ? this.bytes / seconds / 1e6 : 0
     const left = fraction > 0 && fraction < 1 ? Math.round(seconds / fraction - seconds) : 0
-    const text = `${this.label} ${this.count}/${this.total} files, ${(this.bytes / 1e6).toFixed(1)}/${(this.totalBytes / 1e6).toFixed(1)} MB, ${rate.toFixed(1)} MB/s${left > 0 ? `, ${left}s left` : ''}`
+    const text = `${this.label} ${this.count}/${this.total} ${this.unit}, ${(this.bytes / 1e6).toFixed(1)}/${(this.totalBytes / 1e6).toFixed(1)} MB, ${rate.toFixed(1)} MB/s${left > 0 ? `, ${left}s left` : ''}`
     if (this.tty) {
       if (!force && now - this.lastDraw < 100 && this.count < this.total) return
       this.lastDraw = now

@@ -100,6 +100,10 @@ export class Exchange {
     await libp2p.handle(MANIFEST_PROTOCOL, this.onManifestStream, { maxInboundStreams: 16, maxOutboundStreams: 16 })
     await libp2p.handle(CHUNKS_PROTOCOL, this.onChunksStream, { maxInboundStreams: 8, maxOutboundStreams: 8 })
     await libp2p.handle(ANNOUNCE_PROTOCOL, this.onAnnounceStream, { maxInboundStreams: 8, maxOutboundStreams: 8 })
+    for (const [studyUid, actor] of await this.versions.unfinishedFetches()) {
+      this.log.info({ event: 'fetch-resumed', study: studyUid }, `resuming the fetch of study ${studyUid}`)
+      this.fetch(studyUid, actor as AuditActor)
+    }
   }
 
   async stop (): Promise<void> {
@@ -199,6 +203,12 @@ export class Exchange {
     const fetch = new StudyFetch({ exchange: this, libp2p: this.options.libp2p, registry: this.options.registry, penalties: this.options.penalties, archive: this.options.archive, chunks: this.options.chunks, versions: this.versions, audit: this.options.audit, log: this.log, studyUid, actor })
     this.fetches.set(studyUid, fetch)
     fetch.start()
+    const marked = this.versions.markFetching(studyUid, actor).catch((error: unknown) => { this.log.error({ err: error, study: studyUid }, 'could not record the fetch; it will not resume after a restart') })
+    void fetch.settled().then(async () => {
+      await marked
+      const { state } = await fetch.availability()
+      if (state === 'complete' || state === 'failed') await this.versions.fetchDone(studyUid)
+    }).catch(() => {})
     return fetch
   }
 

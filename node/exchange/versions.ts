@@ -5,6 +5,7 @@
  *   k!STUDY!VERSION            the content key, sealed at rest
  *   w!STUDY!VERSION!RECIPIENT  a key wrap (the ones this node made, and its own)
  *   p!STUDY!VERSION!INDEX      a verified chunk of an instance not yet whole (the chunk bytes are in the content store)
+ *   f!STUDY                    a fetch asked for and not complete (resumed when the node starts), with who asked
  *
  * Chunk ciphertext is deterministic (content key, index), so a holder does not keep it: it encrypts chunk
  * `i` again from the instance in its archive when asked. Only chunks of an instance that spans several
@@ -144,6 +145,21 @@ export class StudyVersions {
 
   partialChunkPut (studyUid: string, versionId: string, index: number, hash: string): { type: 'put', sublevel: ExchangeSublevel, key: string, value: Uint8Array } {
     return { type: 'put', sublevel: this.store, key: `p!${studyUid}!${versionId}!${pad(index)}`, value: Buffer.from(hash) }
+  }
+
+  async markFetching (studyUid: string, actor: unknown): Promise<void> {
+    await this.store.put(`f!${studyUid}`, utf8Json(actor))
+  }
+
+  async fetchDone (studyUid: string): Promise<void> {
+    await this.store.del(`f!${studyUid}`)
+  }
+
+  /** Fetches asked for and not complete: study UID -> who asked. */
+  async unfinishedFetches (): Promise<Map<string, unknown>> {
+    const map = new Map<string, unknown>()
+    for await (const [key, value] of this.store.iterator({ gt: 'f!', lt: 'f"' })) map.set(key.slice(2), JSON.parse(Buffer.from(value).toString('utf8')))
+    return map
   }
 
   /** One synced batch over sublevels (chunk locations with the partial-chunk keys that name them). */

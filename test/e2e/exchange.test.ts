@@ -2,12 +2,15 @@
  * The study exchange end to end, in separate processes over real libp2p: a site shares a study, readers
  * fetch it from whoever holds it, and every instance arrives byte-identical to the site's copy.
  */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { storescu } from '../helpers/dcmtk.ts'
-import { p2pAddr, peersOf, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { logOf, p2pAddr, peersOf, radmesh, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state: string, error?: string, sources?: Record<string, number> }
 interface InstanceInfo { sopInstanceUid: string, sha256: string, bytes: number }
@@ -84,6 +87,96 @@ test('site to reader: a 400-instance study arrives complete, every instance iden
   const readerHashes = await instanceHashes(reader, study.studyInstanceUid)
   assert.is(siteHashes.size, 400)
   assert.equal(readerHashes, siteHashes, 'every instance has the site\'s SHA-256')
+})
+
+test('three nodes: a second reader fetches from the site and the first reader at once (radmesh share / fetch)', async () => {
+  const site = await start(await consortium.member('Three Site', 'site'), { dicom: true })
+  const first = await start(await consortium.member('Three Reader 1', 'radiologist'), { peers: [p2pAddr(site)] })
+  const second = await start(await consortium.member('Three Reader 2', 'radiologist'), { peers: [p2pAddr(site), p2pAddr(first)] })
+  await connected(site, first)
+  await connected(site, second)
+  await connected(first, second)
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 60, rows: 256, columns: 256, seed: 12 })
+  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+
+  const shared = await radmesh(['share', '--home', site.home, study.studyInstanceUid, '--to', first.peerId, '--to', second.peerId])
+  assert.is(shared.code, 0, shared.stderr)
+  assert.match(shared.stdout, `shared ${study.studyInstanceUid} with ${second.peerId}`)
+  const firstFetch = await radmesh(['fetch', '--home', first.home, study.studyInstanceUid, '--timeout', '60'])
+  assert.is(firstFetch.code, 0, firstFetch.stderr)
+  assert.match(firstFetch.stdout, `${study.studyInstanceUid}: complete, 60 instances`)
+
+  const secondFetch = await radmesh(['fetch', '--home', second.home, study.studyInstanceUid, '--timeout', '60'])
+  assert.is(secondFetch.code, 0, secondFetch.stderr)
+  const done = await availability(second, study.studyInstanceUid)
+  assert.ok((done.sources?.[site.peerId] ?? 0) > 0, `chunks came from the site: ${JSON.stringify(done.sources)}`)
+  assert.ok((done.sources?.[first.peerId] ?? 0) > 0, `chunks came from the first reader: ${JSON.stringify(done.sources)}`)
+  assert.equal(await instanceHashes(second, study.studyInstanceUid), await instanceHashes(site, study.studyInstanceUid))
+  const audit = await second.api<{ records: Array<{ eventCode: string, detail?: string, study?: string }> }>('GET', '/api/audit')
+  assert.ok(audit.body.records.some(r => r.eventCode === '110104' && r.study === study.studyInstanceUid && r.detail?.startsWith('fetched 60 instances')), 'the fetch is in the audit trail')
+})
+
+test('a member that is not a recipient cannot read the study: its fetch fails, nothing is stored', async () => {
+  const site = await start(await consortium.member('Private Site', 'site'), { dicom: true })
+  const reader = await start(await consortium.member('Private Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  const outsider = await start(await consortium.member('Not A Recipient', 'radiologist'), { peers: [p2pAddr(site), p2pAddr(reader)] })
+  await connected(site, reader)
+  await connected(site, outsider)
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 5, rows: 64, columns: 64, seed: 13 })
+  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+  assert.is((await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })).status, 200)
+  assert.is((await reader.api('POST', `/api/studies/${study.studyInstanceUid}/fetch`)).status, 202)
+  await waitFor('the reader to have the study', async () => (await availability(reader, study.studyInstanceUid)).complete, 30_000)
+
+  const refused = await radmesh(['fetch', '--home', outsider.home, study.studyInstanceUid, '--timeout', '30'])
+  assert.is(refused.code, 1)
+  assert.match(refused.stderr, 'not a recipient')
+  assert.equal(await instanceHashes(outsider, study.studyInstanceUid), new Map(), 'nothing of the study is stored')
+
+  const revoked = await site.api<{ error: { code: string } }>('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: ['12D3KooWNotAMemberNotAMemberNotAMemberNotAMember1'] })
+  assert.is(revoked.status, 400)
+  assert.is(revoked.body.error.code, 'RADMESH_NOT_A_MEMBER')
+})
+
+test('a member that serves corrupted chunks: rejected, fetched from another holder, peer penalised', async () => {
+  const siteHome = await consortium.member('Honest Site', 'site')
+  let site = await start(siteHome, { dicom: true })
+  const reader = await start(await consortium.member('Careful Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  await connected(site, reader)
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 20, rows: 128, columns: 128, seed: 14 })
+  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+  assert.is((await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })).status, 200)
+
+  const bad = spawn(process.execPath, [join(ROOT, 'test/helpers/bad-holder.ts'), await consortium.member('Bad Holder', 'radiologist'), p2pAddr(site), study.studyInstanceUid, p2pAddr(reader)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    const [line] = await once(bad.stdout, 'data') as [Buffer]
+    const badHolder = JSON.parse(line.toString()) as { peerId: string }
+    // With the site gone, the bad holder is the only one to ask.
+    await site.kill()
+    assert.is((await reader.api('POST', `/api/studies/${study.studyInstanceUid}/fetch`)).status, 202)
+    const corrupt = await waitFor('a corrupt chunk to be refused', async () => {
+      const lines = (await logOf(reader.home)).filter(l => l['event'] === 'corrupt-chunk')
+      return lines.length > 0 ? lines : undefined
+    }, 20_000)
+    assert.ok(corrupt.every(l => l['peer'] === badHolder.peerId), 'the chunk was refused as coming from the bad holder')
+    assert.is((await availability(reader, study.studyInstanceUid)).instancesLocal, 0, 'nothing from the bad holder was stored')
+
+    site = await start(siteHome, { dicom: true, p2pPort: site.p2pPort, wsPort: site.wsPort, httpPort: site.httpPort })
+    await waitFor('the study to arrive from the site', async () => {
+      const a = await availability(reader, study.studyInstanceUid)
+      if (a.state === 'failed') throw new Error(`fetch failed: ${a.error}`)
+      return a.complete
+    }, 60_000)
+    const done = await availability(reader, study.studyInstanceUid)
+    assert.equal(Object.keys(done.sources ?? {}).filter(peer => (done.sources?.[peer] ?? 0) > 0).sort(), [badHolder.peerId, site.peerId].sort())
+    assert.equal(await instanceHashes(reader, study.studyInstanceUid), await instanceHashes(site, study.studyInstanceUid))
+    assert.is((await logOf(reader.home)).filter(l => l['event'] === 'corrupt-chunk').length, corrupt.length, 'the bad holder was not asked again')
+  } finally {
+    bad.kill('SIGKILL')
+  }
 })
 
 test.run()

@@ -1,0 +1,62 @@
+/**
+ * `radmesh share STUDYUID --to PEERID…` and `radmesh fetch STUDYUID` (with a progress bar until the study
+ * is complete). Both talk to the node running on HOME.
+ */
+import { RadmeshError } from '../errors.ts'
+import { parse, required } from './args.ts'
+import { connectToNode } from './client.ts'
+import { Progress } from './progress.ts'
+
+const SHARE = 'radmesh share --home HOME STUDYUID --to PEERID…'
+const FETCH = 'radmesh fetch --home HOME STUDYUID [--timeout SECONDS]'
+const POLL_MS = 250
+
+interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state: string, error?: string }
+interface ShareResult { versionId: string, recipients: Array<{ peerId: string, announced: boolean }> }
+
+function studyUidFrom (positionals: string[], usage: string): string {
+  if (positionals.length !== 1) throw new RadmeshError('RADMESH_USAGE', `give one Study Instance UID; usage: ${usage}`)
+  return positionals[0] as string
+}
+
+export async function shareCommand (argv: string[], print: (line: string) => void): Promise<void> {
+  const { values, positionals } = parse(argv, { home: { type: 'string' }, to: { type: 'string', multiple: true } }, SHARE, true)
+  const client = await connectToNode(required(values, 'home', SHARE))
+  const studyUid = studyUidFrom(positionals, SHARE)
+  const to = (values['to'] as string[] | undefined) ?? []
+  if (to.length === 0) throw new RadmeshError('RADMESH_USAGE', `name at least one member with --to PEERID; usage: ${SHARE}`)
+  const result = await client.request<ShareResult>('POST', `/api/studies/${encodeURIComponent(studyUid)}/share`, { peerIds: to })
+  for (const recipient of result.recipients) {
+    print(`shared ${studyUid} with ${recipient.peerId}${recipient.announced ? '' : ' (not reachable now: it can fetch the study when it connects)'}`)
+  }
+}
+
+/** Exits 0 once the study is complete here; 1 when the fetch fails or the timeout passes. */
+export async function fetchCommand (argv: string[], print: (line: string) => void): Promise<number> {
+  const { values, positionals } = parse(argv, { home: { type: 'string' }, timeout: { type: 'string' } }, FETCH, true)
+  const client = await connectToNode(required(values, 'home', FETCH))
+  const studyUid = studyUidFrom(positionals, FETCH)
+  const timeout = values['timeout'] === undefined ? Number.POSITIVE_INFINITY : Number(values['timeout'])
+  if (!(timeout > 0)) throw new RadmeshError('RADMESH_USAGE', `--timeout must be a number of seconds; usage: ${FETCH}`)
+  const path = `/api/studies/${encodeURIComponent(studyUid)}`
+  let state = await client.request<Availability>('POST', `${path}/fetch`)
+  const deadline = Date.now() + timeout * 1000
+  let progress: Progress | undefined
+  while (!state.complete && state.state !== 'failed' && Date.now() < deadline) {
+    if (state.instancesTotal > 0) {
+      progress ??= new Progress('fetch', state.instancesTotal, state.bytesTotal, 'instances')
+      progress.set(state.instancesLocal, state.bytesLocal)
+    }
+    await new Promise(resolve => setTimeout(resolve, POLL_MS))
+    state = await client.request<Availability>('GET', `${path}/availability`)
+  }
+  progress?.set(state.instancesLocal, state.bytesLocal)
+  progress?.done()
+  if (state.complete) {
+    print(`${studyUid}: complete, ${state.instancesTotal} instances, ${(state.bytesTotal / 1e6).toFixed(1)} MB`)
+    return 0
+  }
+  const why = state.state === 'failed' ? (state.error ?? 'the fetch failed') : `not complete after ${timeout} s (${state.instancesLocal} of ${state.instancesTotal} instances); the node keeps fetching`
+  process.stderr.write(`radmesh: ${studyUid}: ${why}\n`)
+  return 1
+}
