@@ -45,6 +45,8 @@ export interface NodeOptions {
   /** quiet time after the last instance before a study is "stable" */
   stableAfterMs?: number
   listen?: string[]
+  /** addresses announced to other members instead of the listen addresses */
+  announce?: string[]
   peers?: string[]
   http?: string
   mdns?: boolean
@@ -129,6 +131,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       registry,
       penalties,
       listen: listen.map(String),
+      announce: parseMultiaddrs(options.announce ?? [], '--announce').map(String),
       mdns: options.mdns ?? true,
       agentName: member.certificate.name,
       log

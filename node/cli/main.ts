@@ -17,7 +17,7 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
   radmesh consortium admit --dir DIR --request FILE --out CERT   (or --home HOME on one machine)
   radmesh consortium revoke --dir DIR --peer PEERID [--home HOME]
   radmesh join --home HOME --cert CERT --consortium DIR/consortium.json
-  radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE]
+  radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE]
   radmesh status --home HOME
   radmesh import --home HOME PATH…                 (files or folders of DICOM Part 10 files)
   radmesh share --home HOME STUDYUID --to PEERID…   (make a study readable by these members)

@@ -3,12 +3,13 @@ import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--no-mdns]'
+const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   const { values } = parse(argv, {
     home: { type: 'string' },
     listen: { type: 'string', multiple: true },
+    announce: { type: 'string', multiple: true },
     peer: { type: 'string', multiple: true },
     http: { type: 'string' },
     dicom: { type: 'string' },
@@ -28,6 +29,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   const node = await createNode({
     home: required(values, 'home', START),
     ...(listen.length > 0 ? { listen } : {}),
+    announce: list(values, 'announce'),
     peers: list(values, 'peer'),
     ...(http === undefined ? {} : { http }),
     mdns: values['no-mdns'] !== true,

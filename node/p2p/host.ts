@@ -23,6 +23,8 @@ export interface HostOptions {
   registry: MembershipRegistry
   penalties: PeerPenalties
   listen: string[]
+  /** addresses other members should dial instead of the listen addresses (port forwarding, NAT, a proxy) */
+  announce?: string[]
   mdns: boolean
   agentName: string
   log: Logger
@@ -35,7 +37,7 @@ export async function createHost (options: HostOptions): Promise<RadmeshHost> {
     start: false,
     privateKey: options.identity.privateKey,
     nodeInfo: { userAgent: `radmesh/0.1.0 (${options.agentName})` },
-    addresses: { listen: options.listen },
+    addresses: { listen: options.listen, ...(options.announce === undefined || options.announce.length === 0 ? {} : { announce: options.announce }) },
     transports: [tcp(), webSockets()],
     connectionEncrypters: memberHandshake(options.registry, options.penalties, options.log),
     streamMuxers: [yamux({
