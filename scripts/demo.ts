@@ -127,6 +127,26 @@ else {
   step(`imported ${studyDir} into ${site.name} (DCMTK storescu not installed)`)
 }
 
+// Share the study with both radiologists, end to end encrypted; each fetches it from whoever holds it.
+const studyUid = await (async () => {
+  const response = await fetch(`http://127.0.0.1:${site.httpPort}/dicom-web/studies?PatientName=DEMO*`, { headers: { authorization: `Bearer ${await token(site.home)}` } })
+  const list = await response.json() as Array<Record<string, { Value?: string[] }>>
+  return list[0]?.['0020000D']?.Value?.[0] as string
+})()
+const readers = running.filter(node => node.role === 'radiologist')
+await cli(['share', '--home', site.home, studyUid, ...readers.flatMap(reader => ['--to', reader.peerId])])
+step(`${site.name} shared study ${studyUid} with ${readers.map(r => r.name).join(' and ')} (key wrapped for each; chunks AES-256-GCM)`)
+const fetched: string[] = []
+for (const reader of readers) {
+  const started = Date.now()
+  await cli(['fetch', '--home', reader.home, studyUid, '--timeout', '60'])
+  const response = await fetch(`http://127.0.0.1:${reader.httpPort}/api/studies/${studyUid}/availability`, { headers: { authorization: `Bearer ${await token(reader.home)}` } })
+  const availability = await response.json() as { instancesTotal: number, bytesTotal: number, sources?: Record<string, number> }
+  const from = Object.entries(availability.sources ?? {}).filter(([, bytes]) => bytes > 0).map(([peer, bytes]) => `${running.find(n => n.peerId === peer)?.name ?? peer} ${(bytes / 1e6).toFixed(1)} MB`)
+  step(`${reader.name} fetched ${availability.instancesTotal} instances (${(availability.bytesTotal / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s${from.length > 0 ? ` from ${from.join(' + ')}` : ' (already local)'}`)
+  fetched.push(reader.name)
+}
+
 const nodes = await Promise.all(running.map(async node => ({
   name: node.name,
   role: node.role,
@@ -147,6 +167,7 @@ for (const node of running) {
 const token0 = await token(site.home)
 const studies = await (await fetch(`http://127.0.0.1:${site.httpPort}/dicom-web/studies`, { headers: { authorization: `Bearer ${token0}` } })).json() as Array<Record<string, { Value?: unknown[] }>>
 process.stdout.write(`  ${site.name} archive: ${studies.length} stud${studies.length === 1 ? 'y' : 'ies'}, DICOM C-STORE at RADMESH@127.0.0.1:${site.dicomPort}, DICOMweb at http://127.0.0.1:${site.httpPort}/dicom-web\n\n`)
+process.stdout.write(`  study ${studyUid} is readable by ${fetched.join(' and ')}: WADO-RS on their nodes returns the site's exact bytes\n\n`)
 process.stdout.write(`state: ${state} (nodes.json lists each node's URL and API token)\n`)
 process.stdout.write('try:   npx radmesh audit --home ' + join(state, 'site') + ' --verify\n')
 process.stdout.write('try:   npx radmesh status --home ' + join(state, 'site') + '\n')

@@ -12,7 +12,7 @@ import { ROOT, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface NodeEntry { name: string, role: string, peerId: string, home: string, http: string, token: string, viewerUrl: string, dicomPort: number | null, aeTitle: string | null }
 
-test('the demo starts a site and two radiologists, all connected, described in nodes.json, and feeds the site a CT study', async () => {
+test('the demo starts a site and two radiologists, all connected, described in nodes.json, feeds the site a CT study, and both radiologists fetch it', async () => {
   const state = await tempDir('radmesh-demo-test-')
   const demo = spawn(process.execPath, [join(ROOT, 'scripts/demo.ts'), '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
@@ -37,6 +37,11 @@ test('the demo starts a site and two radiologists, all connected, described in n
     const studies = await (await fetch(`${site.http}/dicom-web/studies`, { headers: { authorization: `Bearer ${site.token}` } })).json() as Array<Record<string, { Value?: unknown[] }>>
     assert.is(studies.length, 1, 'the demo feeds the site one CT study')
     assert.equal(studies[0]?.['00201208']?.Value, [80])
+    const studyUid = studies[0]?.['0020000D']?.Value?.[0] as string
+    for (const reader of nodes.filter(n => n.role === 'radiologist')) {
+      const availability = await (await fetch(`${reader.http}/api/studies/${studyUid}/availability`, { headers: { authorization: `Bearer ${reader.token}` } })).json() as { complete: boolean, instancesLocal: number }
+      assert.equal({ complete: availability.complete, instancesLocal: availability.instancesLocal }, { complete: true, instancesLocal: 80 }, `${reader.name} fetched the study`)
+    }
     const exited = once(demo, 'exit')
     demo.kill('SIGINT')
     await exited
