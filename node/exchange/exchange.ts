@@ -229,10 +229,12 @@ export class Exchange {
     const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const { studyUid } = decodeManifestRequest((await lp.read({ signal })).subarray())
+      const { studyUid, knownVersion } = decodeManifestRequest((await lp.read({ signal })).subarray())
       const version = await this.versions.openLatest(studyUid)
       if (version === undefined) {
         await lp.write(encodeManifestResponse({ status: 'unknown-study' }), { signal })
+      } else if (version.manifest.versionId === knownVersion) {
+        await lp.write(encodeManifestResponse({ status: 'current', have: await this.have(version) }), { signal })
       } else {
         const wrap = await this.versions.wrapFor(studyUid, version.manifest.versionId, peer)
         await lp.write(encodeManifestResponse({ status: 'ok', manifest: version.manifest, wraps: wrap === undefined ? [] : [wrap], have: await this.have(version) }), { signal })

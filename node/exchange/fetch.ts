@@ -13,10 +13,11 @@
  *   penalised and not asked again in this fetch. An instance whose chunks are all verified is decrypted,
  *   checked against its plaintext SHA-256 and stored by the archive (synced, audited). Chunks of an instance
  *   that spans several chunks are kept in the content store as they arrive, so a restart resumes from them.
- * - **Links drop.** A peer whose stream fails is retried with backoff (1 s doubling to 30 s); peers are
- *   asked again which chunks they hold; the fetch goes on until every instance is in or it is stopped.
+ * - **Links drop.** A peer whose stream fails is retried with backoff (1 s doubling to 30 s), or at once
+ *   when it connects again (the redialer has waited out the link's own backoff); peers are asked again
+ *   which chunks they hold; the fetch goes on until every instance is in or it is stopped.
  */
-import type { Libp2p, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
@@ -76,11 +77,6 @@ export interface StudyFetchOptions {
 }
 
 interface Wanted { index: number, received: Buffer[], offset: number }
-
-const sleep = async (ms: number, signal: AbortSignal): Promise<void> => await new Promise(resolve => {
-  const timer = setTimeout(resolve, ms)
-  signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
-})
 
 export class StudyFetch {
   private readonly o: StudyFetchOptions
@@ -162,6 +158,33 @@ export class StudyFetch {
   }
 
   private async main (): Promise<void> {
+    // A member that (re)connects is asked at once: the redialer has already waited out the link's backoff.
+    const onConnection = (event: CustomEvent<Connection>): void => {
+      this.retryAt.delete(event.detail.remotePeer.toString())
+      this.wake()
+    }
+    this.o.libp2p.addEventListener('connection:open', onConnection)
+    try {
+      await this.fetchAll()
+    } finally {
+      this.o.libp2p.removeEventListener('connection:open', onConnection)
+    }
+  }
+
+  /** Waits `ms`, or less when a member connects, a puller ends or the fetch stops. */
+  private async pause (ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, ms)
+      timer.unref()
+      this.wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.abort.signal.addEventListener('abort', this.wake, { once: true })
+    })
+  }
+
+  private async fetchAll (): Promise<void> {
     const started = performance.now()
     this.state = 'finding'
     this.version = await this.findVersion()
@@ -189,6 +212,19 @@ export class StudyFetch {
       const entry = index.instances[instance] as ManifestInstance
       if (count === entry.chunkCount && this.instanceDone[instance] === 0) this.importInstance(instance, 'resumed')
     }
+    await this.pullUntilComplete()
+    await Promise.allSettled([...this.workers.values()])
+    await Promise.allSettled([...this.imports])
+    if (this.abort.signal.aborted && !this.complete()) return
+    if (!this.complete()) throw new Error('the fetch ended before every instance was stored')
+    this.state = 'complete'
+    const seconds = (performance.now() - started) / 1000
+    this.log.info({ event: 'fetch-complete', version: manifest.versionId, instances: manifest.instanceCount, bytes: manifest.bytes, seconds, sources: this.sources }, `study ${manifest.studyUid} complete: ${manifest.instanceCount} instances in ${seconds.toFixed(1)} s`)
+    await this.o.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor: this.o.actor, study: manifest.studyUid, detail: `fetched ${manifest.instanceCount} instances from ${Object.keys(this.sources).join(', ') || 'the local archive'}` })
+  }
+
+  /** Starts a puller for every connected holder, again whenever one ends or a member connects, until done. */
+  private async pullUntilComplete (): Promise<void> {
     while (!this.complete() && !this.abort.signal.aborted) {
       const now = Date.now()
       for (const peer of this.members()) {
@@ -199,19 +235,8 @@ export class StudyFetch {
         })
         this.workers.set(peer, worker)
       }
-      await new Promise<void>(resolve => {
-        this.wake = resolve
-        setTimeout(resolve, BACKOFF_MIN_MS).unref()
-      })
+      await this.pause(BACKOFF_MIN_MS)
     }
-    await Promise.allSettled([...this.workers.values()])
-    await Promise.allSettled([...this.imports])
-    if (this.abort.signal.aborted && !this.complete()) return
-    if (!this.complete()) throw new Error('the fetch ended before every instance was stored')
-    this.state = 'complete'
-    const seconds = (performance.now() - started) / 1000
-    this.log.info({ event: 'fetch-complete', version: manifest.versionId, instances: manifest.instanceCount, bytes: manifest.bytes, seconds, sources: this.sources }, `study ${manifest.studyUid} complete: ${manifest.instanceCount} instances in ${seconds.toFixed(1)} s`)
-    await this.o.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor: this.o.actor, study: manifest.studyUid, detail: `fetched ${manifest.instanceCount} instances from ${Object.keys(this.sources).join(', ') || 'the local archive'}` })
   }
 
   private complete (): boolean {
@@ -246,20 +271,21 @@ export class StudyFetch {
       }
       if (local !== undefined) return local
       if (found.length > 0) throw new Error(`this node is not a recipient of study ${studyUid}: no member holds a key wrap for it; ask the site to share the study with ${this.o.libp2p.peerId.toString()}`)
-      this.log.info({ event: 'fetch-waiting', backoffMs: backoff }, `no connected member knows study ${studyUid} yet; asking again in ${backoff / 1000} s`)
-      await sleep(backoff, this.abort.signal)
+      this.log.info({ event: 'fetch-waiting', backoffMs: backoff }, `no connected member knows study ${studyUid} yet; asking again in ${backoff / 1000} s, or when a member connects`)
+      await this.pause(backoff)
       backoff = Math.min(BACKOFF_MAX_MS, backoff * 2)
     }
     throw new Error('stopped')
   }
 
-  private async askManifest (peer: string): Promise<ReturnType<typeof decodeManifestResponse>> {
+  /** With `known`, a peer whose latest version is that one answers only which chunks it holds. */
+  private async askManifest (peer: string, known?: StudyManifest): Promise<ReturnType<typeof decodeManifestResponse>> {
     const signal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), this.abort.signal])
     const stream = await this.o.libp2p.dialProtocol(peerIdFromString(peer), MANIFEST_PROTOCOL, { signal })
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_MANIFEST_MESSAGE_BYTES })
-      await lp.write(encodeManifestRequest({ studyUid: this.o.studyUid }), { signal })
-      const answer = decodeManifestResponse((await lp.read({ signal })).subarray())
+      await lp.write(encodeManifestRequest({ studyUid: this.o.studyUid, ...(known === undefined ? {} : { knownVersion: known.versionId }) }), { signal })
+      const answer = decodeManifestResponse((await lp.read({ signal })).subarray(), known?.chunkHashes.length)
       await stream.close({ signal }).catch(() => {})
       return answer
     } catch (error) {
@@ -296,8 +322,8 @@ export class StudyFetch {
     let stream: Stream | undefined
     let progressed = false
     try {
-      const answer = await this.askManifest(peer)
-      if (answer.status !== 'ok' || answer.manifest.versionId !== manifest.versionId) return
+      const answer = await this.askManifest(peer, manifest)
+      if (answer.status === 'unknown-study' || (answer.status === 'ok' && answer.manifest.versionId !== manifest.versionId)) return
       const have = answer.have
       stream = await this.o.libp2p.dialProtocol(peerIdFromString(peer), CHUNKS_PROTOCOL, { signal: AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal]) })
       const lp = lpStream(stream, { maxDataLength: MAX_CHUNK_FRAME_MESSAGE_BYTES })
