@@ -4,7 +4,7 @@
  *
  * Storing an instance: parse and validate the whole file; write its chunks durably; then one synced
  * LevelDB batch adds the instance, its series and study aggregates and the listing keys together, and the
- * audit record is on disk. Only then does `store()` resolve, so a C-STORE answered Success survives
+ * audit record is on disk. Instances stored at the same time share these writes (group commit). Only then does `store()` resolve, so a C-STORE answered Success survives
  * `kill -9`, and a crash before that leaves at most unreferenced chunks, never a half-visible instance.
  *
  * Index values hold patient data, so they are sealed with the storage key like the chunks; keys are UIDs.
@@ -24,7 +24,7 @@ import type { AuditActor, AuditLog } from '../audit/log.ts'
 import { InvalidDicomError } from '../dicom/errors.ts'
 import { type AttributeValue, type DicomInstance, parsePart10, type PixelDataLocation } from '../dicom/part10.ts'
 import type { Database } from '../store/database.ts'
-import { type ChunkStore, sha256Hex } from './chunks.ts'
+import { type ChunkStore, type LocationPut, sha256Hex } from './chunks.ts'
 import { IncomingObject, ObjectTooLargeError, type ReceivedObject } from './incoming.ts'
 import type { StorageKey } from './sealing.ts'
 
@@ -77,6 +77,16 @@ const pick = (attributes: Attributes, tags: string[]): Attributes =>
 /** classic-level's fsync flag; abstract-level forwards batch options from a sublevel but does not type them. */
 const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
 
+interface PendingCommit {
+  record: InstanceRecord
+  attributes: Attributes
+  chunkLocations: LocationPut[]
+  actor: AuditActor
+  resolve: (outcome: 'stored' | 'duplicate') => void
+  reject: (error: Error) => void
+}
+interface CommitQueue { pending: PendingCommit[], running: boolean }
+
 type BinarySublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
 
 export class Archive {
@@ -89,8 +99,8 @@ export class Archive {
   private readonly stableAfterMs: number
   private readonly stableTimers = new Map<string, NodeJS.Timeout>()
   private readonly stableListeners = new Set<(event: StudyStableEvent) => void>()
-  /** index updates of one study are serialised (read-modify-write of its aggregates) */
-  private readonly studyLocks = new Map<string, Promise<unknown>>()
+  /** index updates waiting, per study (see commitStudy) */
+  private readonly commits = new Map<string, CommitQueue>()
 
   constructor (options: ArchiveOptions) {
     this.db = options.db
@@ -112,16 +122,85 @@ export class Archive {
     return { type: 'put', key, value: this.key.seal(Buffer.from(JSON.stringify(value)), `index:${key}`) }
   }
 
-  private async withStudyLock<T> (studyUid: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.studyLocks.get(studyUid) ?? Promise.resolve()
-    const next = previous.then(work, work)
-    const settled = next.catch(() => {})
-    this.studyLocks.set(studyUid, settled)
+  /**
+   * Index updates of one study are group-committed: instances that arrive while a commit is running go
+   * together in the next, with their aggregates computed in order, in one synced batch (read-modify-write
+   * of the study and series records needs them serialised anyway).
+   */
+  private async commitStudy (studyUid: string, queue: CommitQueue): Promise<void> {
+    queue.running = true
     try {
-      return await next
+      while (queue.pending.length > 0) {
+        const batch = queue.pending
+        queue.pending = []
+        try {
+          const outcomes = await this.commit(studyUid, batch)
+          batch.forEach((entry, i) => { entry.resolve(outcomes[i] as 'stored' | 'duplicate') })
+        } catch (error) {
+          for (const entry of batch) entry.reject(error as Error)
+        }
+      }
     } finally {
-      if (this.studyLocks.get(studyUid) === settled) this.studyLocks.delete(studyUid)
+      queue.running = false
+      if (this.commits.get(studyUid) === queue) this.commits.delete(studyUid)
     }
+  }
+
+  private async commit (studyUid: string, batch: PendingCommit[]): Promise<Array<'stored' | 'duplicate'>> {
+    const now = new Date().toISOString()
+    let study = await this.study(studyUid)
+    const series = new Map<string, SeriesRecord | undefined>()
+    const seen = new Set<string>()
+    const operations: unknown[] = []
+    const outcomes: Array<'stored' | 'duplicate'> = []
+    const stored: PendingCommit[] = []
+    for (const entry of batch) {
+      const { record, attributes } = entry
+      // Checked again here: two copies of one instance may race through one association or two.
+      if (seen.has(record.sopUid) || await this.store_.get(`i!${record.sopUid}`) !== undefined) {
+        outcomes.push('duplicate')
+        continue
+      }
+      seen.add(record.sopUid)
+      if (!series.has(record.seriesUid)) series.set(record.seriesUid, await this.series(studyUid, record.seriesUid))
+      const before = series.get(record.seriesUid)
+      const modality = attributes['00080060']
+      const nextSeries: SeriesRecord = {
+        studyUid,
+        seriesUid: record.seriesUid,
+        attributes: before?.attributes ?? pick(attributes, SERIES_TAGS),
+        instanceCount: (before?.instanceCount ?? 0) + 1,
+        bytes: (before?.bytes ?? 0) + record.size,
+        updatedAt: now
+      }
+      series.set(record.seriesUid, nextSeries)
+      study = {
+        studyUid,
+        attributes: study?.attributes ?? pick(attributes, STUDY_TAGS),
+        modalities: [...new Set([...(study?.modalities ?? []), ...(typeof modality === 'string' && modality !== '' ? [modality] : [])])],
+        seriesCount: (study?.seriesCount ?? 0) + (before === undefined ? 1 : 0),
+        instanceCount: (study?.instanceCount ?? 0) + 1,
+        bytes: (study?.bytes ?? 0) + record.size,
+        createdAt: study?.createdAt ?? now,
+        updatedAt: now
+      }
+      operations.push(...entry.chunkLocations, { ...this.sealed(`i!${record.sopUid}`, record), sublevel: this.store_ },
+        { type: 'put', key: `m!${studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array(), sublevel: this.store_ })
+      outcomes.push('stored')
+      stored.push(entry)
+    }
+    if (stored.length > 0 && study !== undefined) {
+      for (const [seriesUid, record] of series) {
+        if (record !== undefined && stored.some(entry => entry.record.seriesUid === seriesUid)) operations.push({ ...this.sealed(`r!${studyUid}!${seriesUid}`, record), sublevel: this.store_ })
+      }
+      operations.push({ ...this.sealed(`s!${studyUid}`, study), sublevel: this.store_ })
+      await Promise.all([
+        // Chunk locations, instances, aggregates and listings become visible together, or not at all.
+        this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE),
+        ...stored.map(async ({ record, actor }) => await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' }))
+      ])
+    }
+    return outcomes
   }
 
   /** An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. */
@@ -181,44 +260,11 @@ export class Archive {
       attributes: pick(parsed.attributes, INSTANCE_TAGS),
       storedAt: now
     }
-    const outcome = await this.withStudyLock(record.studyUid, async () => {
-      // Checked again under the lock: two copies of one instance may race through the same association.
-      if (await this.store_.get(`i!${record.sopUid}`) !== undefined) return 'duplicate' as const
-      const study = await this.study(record.studyUid)
-      const series = await this.series(record.studyUid, record.seriesUid)
-      const modality = parsed.attributes['00080060']
-      const nextSeries: SeriesRecord = {
-        studyUid: record.studyUid,
-        seriesUid: record.seriesUid,
-        attributes: series?.attributes ?? pick(parsed.attributes, SERIES_TAGS),
-        instanceCount: (series?.instanceCount ?? 0) + 1,
-        bytes: (series?.bytes ?? 0) + file.byteLength,
-        updatedAt: now
-      }
-      const nextStudy: StudyRecord = {
-        studyUid: record.studyUid,
-        attributes: study?.attributes ?? pick(parsed.attributes, STUDY_TAGS),
-        modalities: [...new Set([...(study?.modalities ?? []), ...(typeof modality === 'string' && modality !== '' ? [modality] : [])])],
-        seriesCount: (study?.seriesCount ?? 0) + (series === undefined ? 1 : 0),
-        instanceCount: (study?.instanceCount ?? 0) + 1,
-        bytes: (study?.bytes ?? 0) + file.byteLength,
-        createdAt: study?.createdAt ?? now,
-        updatedAt: now
-      }
-      await Promise.all([
-        // Chunk locations, instance, aggregates and listing become visible together, or not at all.
-        this.db.batch([
-          ...chunkLocations,
-          ...[
-            this.sealed(`i!${record.sopUid}`, record),
-            this.sealed(`r!${record.studyUid}!${record.seriesUid}`, nextSeries),
-            this.sealed(`s!${record.studyUid}`, nextStudy),
-            { type: 'put' as const, key: `m!${record.studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array() }
-          ].map(op => ({ ...op, sublevel: this.store_ }))
-        ] as unknown as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE),
-        this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: record.studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' })
-      ])
-      return 'stored' as const
+    const outcome = await new Promise<'stored' | 'duplicate'>((resolve, reject) => {
+      const queue = this.commits.get(record.studyUid) ?? { pending: [], running: false }
+      this.commits.set(record.studyUid, queue)
+      queue.pending.push({ record, attributes: parsed.attributes, chunkLocations, actor, resolve, reject })
+      if (!queue.running) void this.commitStudy(record.studyUid, queue)
     })
     if (outcome === 'stored') this.touchStudy(record.studyUid)
     return { outcome, instance: outcome === 'stored' ? record : (await this.instance(record.sopUid) ?? record) }
