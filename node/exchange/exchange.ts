@@ -13,6 +13,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { KeyWrap, StudyManifest } from '../../protocol/exchange/manifest.ts'
+import type { ChunkRequest } from '../../protocol/exchange/messages.ts'
 import {
   ANNOUNCE_PROTOCOL,
   CHUNK_FRAME_BYTES,
@@ -55,6 +56,9 @@ export interface ExchangeOptions {
   audit: AuditLog
   log: Logger
 }
+
+/** Chunk requests of one stream read ahead and prepared while earlier ones are sent. */
+const PREPARED_AHEAD = 4
 
 export interface ShareResult { studyUid: string, versionId: string, recipients: Array<{ peerId: string, announced: boolean }> }
 
@@ -267,46 +271,79 @@ export class Exchange {
     const id = `${manifest.versionId}/${index}`
     const cached = this.sealedChunks.get(id)
     if (cached !== undefined) return cached
-    const hash = manifest.chunkHashes[index] as string
+    const instance = manifestIndex.instances[version.instanceOfChunk[index] as number]
+    if (instance === undefined) return undefined
     let sealed: Buffer | undefined
-    if (await this.options.chunks.has(hash)) {
-      sealed = await this.options.chunks.get(hash)
-    } else {
-      const instance = manifestIndex.instances[version.instanceOfChunk[index] as number]
-      if (instance === undefined) return undefined
-      let file = this.files.get(instance.sopUid)
-      if (file === undefined) {
-        const record = await this.options.archive.instance(instance.sopUid)
-        if (record === undefined || record.sha256 !== instance.sha256) return undefined
+    let file = this.files.get(instance.sopUid)
+    if (file === undefined) {
+      const record = await this.options.archive.instance(instance.sopUid)
+      if (record !== undefined && record.sha256 === instance.sha256) {
         file = await this.options.archive.read(record)
         this.files.set(instance.sopUid, file)
       }
-      const plaintextSize = (manifest.chunkSizes[index] as number) - 16
+    }
+    if (file !== undefined) {
       const start = chunkStart(version, index)
+      const plaintextSize = (manifest.chunkSizes[index] as number) - 16
       sealed = encryptChunk(key, manifest.studyUid, manifest.versionId, index, index === manifest.chunkHashes.length - 1, file.subarray(start, start + plaintextSize))
+    } else {
+      // A reader part way through a large instance holds some of its chunks as they came.
+      const hash = manifest.chunkHashes[index] as string
+      if (!await this.options.chunks.has(hash)) return undefined
+      sealed = await this.options.chunks.get(hash)
     }
     this.sealedChunks.set(id, sealed)
     return sealed
   }
 
+  /**
+   * Serves chunk requests in order. Requests are read ahead and their chunks prepared (read from the archive,
+   * encrypted) up to PREPARED_AHEAD at a time while earlier ones are being sent, so the disk, the cipher and
+   * the network work at once. The asker's own bound on bytes in flight keeps this short.
+   */
   private readonly onChunksStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const audited = new Set<string>()
-    try {
-      while (!this.stopped) {
-        let bytes: Uint8ArrayList
-        try {
-          bytes = await lp.read({ signal: AbortSignal.timeout(10 * EXCHANGE_TIMEOUT_MS) })
-        } catch (error) {
-          if (stream.remoteWriteStatus !== 'writable' || (error as Error).name === 'UnexpectedEOFError') break
-          throw error
+    type Prepared = { request: ChunkRequest, sealed: Buffer | undefined }
+    const queue: Array<Promise<Prepared>> = []
+    let reading = true
+    let readError: unknown
+    let more: () => void = () => {}
+    let room: () => void = () => {}
+    const reader = (async () => {
+      try {
+        while (!this.stopped) {
+          while (queue.length >= PREPARED_AHEAD) await new Promise<void>(resolve => { room = resolve })
+          let bytes: Uint8ArrayList
+          try {
+            bytes = await lp.read({ signal: AbortSignal.timeout(10 * EXCHANGE_TIMEOUT_MS) })
+          } catch (error) {
+            if (stream.remoteWriteStatus !== 'writable' || (error as Error).name === 'UnexpectedEOFError') break
+            throw error
+          }
+          const request = decodeChunkRequest(bytes.subarray())
+          const prepared = this.prepareChunk(request)
+          prepared.catch(() => {})
+          queue.push(prepared)
+          more()
         }
-        const request = decodeChunkRequest(bytes.subarray())
-        const manifest = await this.versions.manifest(request.studyUid)
-        const version = manifest?.versionId === request.versionId ? await this.versions.open(manifest) : undefined
-        const size = version?.manifest.chunkSizes[request.index]
-        const sealed = version === undefined || size === undefined || request.offset >= size ? undefined : await this.sealedChunk(version, request.index)
+      } catch (error) {
+        readError = error
+      } finally {
+        reading = false
+        more()
+      }
+    })()
+    try {
+      while (true) {
+        if (queue.length === 0) {
+          if (!reading) break
+          await new Promise<void>(resolve => { more = resolve })
+          continue
+        }
+        const { request, sealed } = await (queue.shift() as Promise<Prepared>)
+        room()
         if (sealed === undefined) {
           await lp.write(encodeChunkFrameHeader(FRAME_STATUS.notHeld, request.index, request.offset))
           continue
@@ -319,10 +356,20 @@ export class Exchange {
           await lp.write(new Uint8ArrayList(encodeChunkFrameHeader(FRAME_STATUS.data, request.index, offset), sealed.subarray(offset, offset + CHUNK_FRAME_BYTES)))
         }
       }
+      await reader
+      if (readError !== undefined) throw readError
       await stream.close().catch(() => {})
     } catch (error) {
       this.refuse(stream, peer, CHUNKS_PROTOCOL, error)
     }
+  }
+
+  private async prepareChunk (request: ChunkRequest): Promise<{ request: ChunkRequest, sealed: Buffer | undefined }> {
+    const manifest = await this.versions.manifest(request.studyUid)
+    const version = manifest?.versionId === request.versionId ? await this.versions.open(manifest) : undefined
+    const size = version?.manifest.chunkSizes[request.index]
+    const sealed = version === undefined || size === undefined || request.offset >= size ? undefined : await this.sealedChunk(version, request.index)
+    return { request, sealed }
   }
 
   private readonly onAnnounceStream = async (stream: Stream, connection: Connection): Promise<void> => {

@@ -74,6 +74,8 @@ export class StudyVersions {
   private readonly store: ExchangeSublevel
   private readonly storageKey: StorageKey
   private readonly open_ = new Map<string, OpenVersion>()
+  /** the newest manifest of each study asked for (a chunk request names its study: no parse per chunk) */
+  private readonly latest = new Map<string, StudyManifest | undefined>()
 
   constructor (db: Database, storageKey: StorageKey) {
     this.db = db
@@ -82,8 +84,11 @@ export class StudyVersions {
   }
 
   async manifest (studyUid: string): Promise<StudyManifest | undefined> {
+    if (this.latest.has(studyUid)) return this.latest.get(studyUid)
     const bytes = await this.store.get(`m!${studyUid}`)
-    return bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8')) as StudyManifest
+    const manifest = bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8')) as StudyManifest
+    if (manifest !== undefined) this.latest.set(studyUid, manifest)
+    return manifest
   }
 
   /** The newest version of the study this node can read, or undefined. */
@@ -115,6 +120,7 @@ export class StudyVersions {
       { type: 'put' as const, key: `k!${id}`, value: this.storageKey.seal(key, `content-key:${id}`) },
       ...wraps.map(wrap => ({ type: 'put' as const, key: `w!${id}!${wrap.recipient}`, value: utf8Json(wrap) }))
     ])
+    if (newer) this.latest.delete(manifest.studyUid)
   }
 
   async addWraps (wraps: KeyWrap[]): Promise<void> {
@@ -219,6 +225,7 @@ export class StudyVersions {
       sealedIndex: sealIndex(key, studyUid, versionId, index)
     })
     await this.remember(manifest, key, [])
+    this.latest.delete(studyUid)
     const version = { manifest, key, index, instanceOfChunk: chunkMap(index, total) }
     this.open_.set(`${studyUid}!${versionId}`, version)
     return version
