@@ -3,9 +3,11 @@
  * print ratios. They are measurements, not tests: nothing here passes or fails on a number.
  *
  *   ingest    a synthetic 400-slice CT by storescu into radmesh, Orthanc and DCMTK storescp
+ *   transfer  the same CT from one process to another: radmesh site -> reader, storescu -> storescp, Orthanc peers
  */
 const benches: Record<string, string> = {
-  ingest: './bench/ingest.ts'
+  ingest: './bench/ingest.ts',
+  transfer: './bench/transfer.ts'
 }
 const [name, ...rest] = process.argv.slice(2)
 const module = name === undefined ? undefined : benches[name]

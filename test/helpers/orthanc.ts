@@ -20,6 +20,8 @@ export interface OrthancOptions {
   /** DICOM modalities Orthanc may send to: name -> [AE, host, port] */
   modalities?: Record<string, [string, string, number]>
   plugins?: string[]
+  /** Orthanc peers it may store to: name -> { Url } (OrthancPeers) */
+  peers?: Record<string, { Url: string }>
 }
 
 export async function startOrthanc (options: OrthancOptions = {}): Promise<OrthancServer> {
@@ -39,6 +41,7 @@ export async function startOrthanc (options: OrthancOptions = {}): Promise<Ortha
     DicomServerEnabled: true,
     DicomModalities: options.modalities ?? {},
     Plugins: options.plugins ?? [],
+    OrthancPeers: options.peers ?? {},
     StableAge: 1,
     DicomScuTimeout: 30
   }
