@@ -18,6 +18,12 @@ export function canonicalJson (value: Json): string {
   return `{${keys.map(key => `${JSON.stringify(key)}:${canonicalJson(value[key] as Json)}`).join(',')}}`
 }
 
+/** The bytes a signature covers: a context naming the kind of document, then its canonical JSON without "signature". */
+export function signingBytes (context: string, document: object): Uint8Array {
+  const { signature: _ignored, ...fields } = document as { signature?: unknown }
+  return utf8(context + canonicalJson(fields as unknown as Json))
+}
+
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder('utf-8', { fatal: true })
 

@@ -22,9 +22,8 @@ import { asPeerIdString, type PeerIdString } from '../ids.ts'
 import {
   asObject,
   base64urlField,
-  canonicalJson,
   integerField,
-  type Json,
+  signingBytes,
   stringField,
   timeField,
   utf8
@@ -100,15 +99,8 @@ export interface KeyWrap {
 
 type Unsigned<T> = Omit<T, 'signature'> & { signature?: string }
 
-export function manifestSigningBytes (manifest: Unsigned<StudyManifest>): Uint8Array {
-  const { signature: _ignored, ...fields } = manifest as StudyManifest
-  return utf8(SIGNING_CONTEXT_MANIFEST + canonicalJson(fields as unknown as Json))
-}
-
-export function keyWrapSigningBytes (wrap: Unsigned<KeyWrap>): Uint8Array {
-  const { signature: _ignored, ...fields } = wrap as KeyWrap
-  return utf8(SIGNING_CONTEXT_KEY_WRAP + canonicalJson(fields as unknown as Json))
-}
+export const manifestSigningBytes = (manifest: Unsigned<StudyManifest>): Uint8Array => signingBytes(SIGNING_CONTEXT_MANIFEST, manifest)
+export const keyWrapSigningBytes = (wrap: Unsigned<KeyWrap>): Uint8Array => signingBytes(SIGNING_CONTEXT_KEY_WRAP, wrap)
 
 /** Associated data of chunk `index` of a study version. */
 export function chunkAssociatedData (studyUid: string, versionId: string, index: number, last: boolean): Uint8Array {

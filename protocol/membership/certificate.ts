@@ -13,14 +13,12 @@ import { MalformedMessageError } from '../errors.ts'
 import {
   asObject,
   base64urlField,
-  canonicalJson,
   integerField,
-  type Json,
   optionalStringField,
+  signingBytes,
   stringArrayField,
   stringField,
-  timeField,
-  utf8
+  timeField
 } from '../json.ts'
 import { type ConsortiumId, isRole, type PeerIdString, type Role } from '../ids.ts'
 
@@ -84,15 +82,8 @@ export interface JoinRequest {
 /** A document before signing; a signed one is accepted too and its signature ignored. */
 type Unsigned<T> = Omit<T, 'signature'> & { signature?: string }
 
-export function certificateSigningBytes (certificate: Unsigned<MemberCertificate>): Uint8Array {
-  const { signature: _ignored, ...fields } = certificate as MemberCertificate
-  return utf8(SIGNING_CONTEXT_CERTIFICATE + canonicalJson(fields as unknown as Json))
-}
-
-export function revocationSigningBytes (revocation: Unsigned<Revocation>): Uint8Array {
-  const { signature: _ignored, ...fields } = revocation as Revocation
-  return utf8(SIGNING_CONTEXT_REVOCATION + canonicalJson(fields as unknown as Json))
-}
+export const certificateSigningBytes = (certificate: Unsigned<MemberCertificate>): Uint8Array => signingBytes(SIGNING_CONTEXT_CERTIFICATE, certificate)
+export const revocationSigningBytes = (revocation: Unsigned<Revocation>): Uint8Array => signingBytes(SIGNING_CONTEXT_REVOCATION, revocation)
 
 function checkVersion (object: Record<string, unknown>, what: string): number {
   const v = integerField(object, 'v', what)

@@ -7,42 +7,21 @@
  *
  * --big also sends a ~2 GB study (4000 slices) to radmesh alone and reports its peak RSS.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
 import { createTestConsortium } from '../../test/helpers/consortium.ts'
-import { runTool } from '../../test/helpers/dcmtk.ts'
 import { startOrthanc } from '../../test/helpers/orthanc.ts'
-import { freePort, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
+import { runTool } from '../../test/helpers/dcmtk.ts'
+import { startNode, tempDir } from '../../test/helpers/processes.ts'
+import { type Contender, peakRss, runRounds, runStorescp, timeStorescu } from './common.ts'
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rows: { type: 'string', default: '512' }, rounds: { type: 'string', default: '3' }, big: { type: 'boolean', default: false } } })
 const slices = Number(values.slices)
 const rows = Number(values.rows)
 const rounds = Number(values.rounds)
-
-async function peakRss (pid: number | undefined): Promise<number> {
-  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
-}
-
-async function timeStorescu (port: number, aeTitle: string, dir: string): Promise<number> {
-  const started = performance.now()
-  const result = await runTool('storescu', ['-aec', aeTitle, '-aet', 'BENCH', '+sd', '+r', '127.0.0.1', String(port), dir])
-  const seconds = (performance.now() - started) / 1000
-  if (result.code !== 0) throw new Error(`storescu to ${aeTitle} failed: ${result.stderr.slice(0, 500)}`)
-  return seconds
-}
-
-interface Run { seconds: number, rssMb: number }
-interface Receiver { name: string, run (): Promise<Run> }
-
-/** Dirty pages of the last run (or of the generated study) are written back first, so no run pays for another's. */
-async function settleDisk (): Promise<void> {
-  await runTool('sync', [])
-}
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`ingest benchmark: ${slices} slices ${rows}x${rows} 16-bit CT, storescu with TCP_NODELAY=1\n`)
@@ -50,7 +29,7 @@ process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, 
 const study = await generateCt({ out: join(work, 'study'), slices, rows, columns: rows, seed: 1 })
 process.stdout.write(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB\n\n`)
 
-const receivers: Receiver[] = [
+const receivers: Contender[] = [
   {
     name: 'radmesh',
     run: async () => {
@@ -76,40 +55,11 @@ const receivers: Receiver[] = [
       }
     }
   },
-  {
-    // DCMTK storescp writes files, nothing else
-    name: 'DCMTK storescp',
-    run: async () => {
-      const port = await freePort()
-      const out = await fs.mkdtemp(join(work, 'storescp-'))
-      const scp: ChildProcess = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' })
-      try {
-        await waitFor('storescp', async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0, 10_000, 100)
-        const seconds = await timeStorescu(port, 'STORESCP', join(work, 'study'))
-        return { seconds, rssMb: await peakRss(scp.pid) }
-      } finally {
-        scp.kill('SIGTERM')
-        await fs.rm(out, { recursive: true, force: true })
-      }
-    }
-  }
+  { name: 'DCMTK storescp', run: async () => await runStorescp(work, join(work, 'study')) }
 ]
 
 // Each receiver runs `rounds` times, the order rotating each round; the median is reported.
-const runs = new Map<string, Run[]>(receivers.map(r => [r.name, []]))
-for (let round = 0; round < rounds; round++) {
-  for (let i = 0; i < receivers.length; i++) {
-    const receiver = receivers[(i + round) % receivers.length] as Receiver
-    await settleDisk()
-    runs.get(receiver.name)?.push(await receiver.run())
-  }
-}
-const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number
-const summary = receivers.map(r => {
-  const list = runs.get(r.name) ?? []
-  const times = list.map(run => run.seconds)
-  return { name: r.name, seconds: median(times), min: Math.min(...times), max: Math.max(...times), rssMb: Math.max(...list.map(run => run.rssMb)) }
-})
+const summary = await runRounds(receivers, rounds)
 const radmesh = summary[0] as (typeof summary)[number]
 process.stdout.write(`median of ${rounds} rounds (order rotated, disk synced before each run)\n`)
 process.stdout.write('receiver           seconds (min-max)    instances/s   MB/s    peak RSS   radmesh speed vs this\n')
@@ -124,7 +74,7 @@ if (values.big) {
   const big = await generateCt({ out: join(work, 'big'), slices: 4000, rows: 512, columns: 512, seed: 2 })
   const consortium = await createTestConsortium('Bench big')
   const node = await startNode(await consortium.member('Bench Big', 'site'), { dicom: true })
-  await settleDisk()
+  await runTool('sync', [])
   const seconds = await timeStorescu(node.dicomPort, 'RADMESH', join(work, 'big'))
   process.stdout.write(`\n2 GB study: ${big.files.length} files, ${(big.bytes / 1e9).toFixed(2)} GB into radmesh in ${seconds.toFixed(1)} s, peak RSS ${(await peakRss(node.process.pid)).toFixed(0)} MB\n`)
   await node.stop()

@@ -6,35 +6,21 @@
  *
  *   npm run bench -- transfer [--slices 400] [--rounds 3]
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
 import { createTestConsortium } from '../../test/helpers/consortium.ts'
-import { runTool } from '../../test/helpers/dcmtk.ts'
 import { startOrthanc } from '../../test/helpers/orthanc.ts'
-import { freePort, p2pAddr, peersOf, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
+import { p2pAddr, peersOf, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
+import { type Contender, peakRss, runRounds, runStorescp, timeStorescu } from './common.ts'
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' } } })
 const slices = Number(values.slices)
 const rounds = Number(values.rounds)
 
-async function peakRss (pid: number | undefined): Promise<number> {
-  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
-}
 
-async function storescu (port: number, aeTitle: string, dir: string): Promise<number> {
-  const started = performance.now()
-  const result = await runTool('storescu', ['-aec', aeTitle, '-aet', 'BENCH', '+sd', '+r', '127.0.0.1', String(port), dir])
-  if (result.code !== 0) throw new Error(`storescu to ${aeTitle} failed: ${result.stderr.slice(0, 500)}`)
-  return (performance.now() - started) / 1000
-}
-
-interface Run { seconds: number, rssMb: number, firstImageMs?: number }
-interface Way { name: string, run (): Promise<Run> }
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`transfer benchmark: ${slices} slices 512x512 16-bit CT between two processes on loopback\n`)
@@ -43,7 +29,7 @@ const studyDir = join(work, 'study')
 const study = await generateCt({ out: studyDir, slices, rows: 512, columns: 512, seed: 1 })
 process.stdout.write(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB\n\n`)
 
-const ways: Way[] = [
+const ways: Contender[] = [
   {
     name: 'radmesh site -> reader',
     run: async () => {
@@ -52,7 +38,7 @@ const ways: Way[] = [
       const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [p2pAddr(site)] })
       try {
         await waitFor('site and reader to connect', async () => (await peersOf(site)).some(p => p.peerId === reader.peerId), 15_000)
-        await storescu(site.dicomPort, 'RADMESH', studyDir)
+        await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
         const shared = await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })
         if (shared.status !== 200) throw new Error(`share answered ${shared.status}: ${JSON.stringify(shared.body)}`)
         const started = performance.now()
@@ -71,29 +57,14 @@ const ways: Way[] = [
       }
     }
   },
-  {
-    name: 'DCMTK storescu -> storescp',
-    run: async () => {
-      const port = await freePort()
-      const out = await fs.mkdtemp(join(work, 'storescp-'))
-      const scp: ChildProcess = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' })
-      try {
-        await waitFor('storescp', async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0, 10_000, 100)
-        const seconds = await storescu(port, 'STORESCP', studyDir)
-        return { seconds, rssMb: await peakRss(scp.pid) }
-      } finally {
-        scp.kill('SIGTERM')
-        await fs.rm(out, { recursive: true, force: true })
-      }
-    }
-  },
+  { name: 'DCMTK storescu -> storescp', run: async () => await runStorescp(work, studyDir) },
   {
     name: 'Orthanc -> Orthanc (peers)',
     run: async () => {
       const target = await startOrthanc()
       const origin = await startOrthanc({ peers: { target: { Url: `${target.http}/` } } })
       try {
-        await storescu(origin.dicomPort, origin.aeTitle, studyDir)
+        await timeStorescu(origin.dicomPort, origin.aeTitle, studyDir)
         const [id] = await origin.request<string[]>('GET', '/studies')
         const started = performance.now()
         await origin.request('POST', '/peers/target/store', { Resources: [id], Synchronous: true })
@@ -108,29 +79,12 @@ const ways: Way[] = [
   }
 ]
 
-const runs = new Map<string, Run[]>(ways.map(w => [w.name, []]))
-for (let round = 0; round < rounds; round++) {
-  for (let i = 0; i < ways.length; i++) {
-    const way = ways[(i + round) % ways.length] as Way
-    await runTool('sync', [])
-    try {
-      runs.get(way.name)?.push(await way.run())
-    } catch (error) {
-      process.stdout.write(`${way.name}: failed: ${(error as Error).message}\n`)
-    }
-  }
-}
-const median = (list: number[]): number => [...list].sort((x, y) => x - y)[Math.floor(list.length / 2)] as number
-const summary = ways.map(way => {
-  const list = runs.get(way.name) ?? []
-  const times = list.map(run => run.seconds)
-  return { name: way.name, n: list.length, seconds: median(times), min: Math.min(...times), max: Math.max(...times), rssMb: Math.max(...list.map(run => run.rssMb)), firstImageMs: list[0]?.firstImageMs === undefined ? undefined : median(list.map(run => run.firstImageMs as number)) }
-})
+const summary = await runRounds(ways, rounds)
 const radmesh = summary[0] as (typeof summary)[number]
 process.stdout.write(`median of ${rounds} rounds (order rotated, disk synced before each run)\n`)
 process.stdout.write('way                          seconds (min-max)      MB/s   first image   peak RSS   radmesh speed vs this\n')
 for (const row of summary) {
-  if (row.n === 0) {
+  if (row.runs === 0) {
     process.stdout.write(`${row.name.padEnd(28)} no successful run\n`)
     continue
   }
