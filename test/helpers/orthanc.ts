@@ -27,7 +27,9 @@ export interface OrthancOptions {
 export async function startOrthanc (options: OrthancOptions = {}): Promise<OrthancServer> {
   const dir = await tempDir('orthanc-')
   const httpPort = await freePort()
-  const dicomPort = await freePort()
+  let dicomPort = await freePort()
+  // Two free ports in a row can be the same one; Orthanc then fails to start.
+  while (dicomPort === httpPort) dicomPort = await freePort()
   const config = {
     Name: 'radmesh-test-orthanc',
     StorageDirectory: join(dir, 'storage'),
