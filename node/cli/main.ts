@@ -24,8 +24,6 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
   radmesh fetch --home HOME STUDYUID               (fetch a study now, with a progress bar)
   radmesh audit --home HOME [--verify]`
 
-const NOT_YET: Record<string, string> = {}
-
 /** A command resolves to its exit code (0 when it returns nothing) or throws a RadmeshError. */
 type Command = (argv: string[], print: (line: string) => void) => Promise<number> | Promise<void>
 const COMMANDS: Record<string, Command> = {
@@ -49,10 +47,7 @@ export async function main (argv: string[]): Promise<number> {
       return name === undefined ? 2 : 0
     }
     const command = COMMANDS[name]
-    if (command === undefined) {
-      const later = NOT_YET[name]
-      throw new UsageError(later === undefined ? `unknown command "${name}"; run "radmesh help"` : `"radmesh ${name}" is not in this version yet: it arrives with ${later}`)
-    }
+    if (command === undefined) throw new UsageError(`unknown command "${name}"; run "radmesh help"`)
     return (await command(rest, print)) ?? 0
   } catch (error) {
     if (isRadmeshError(error)) {
