@@ -1,83 +1,163 @@
 /**
  * Transfer benchmark (issue 4): the same synthetic CT moved between two processes on loopback, three ways,
- * in one run: DCMTK storescu -> storescp (TCP_NODELAY=1 on both), Orthanc -> Orthanc (peers, synchronous
- * store), and radmesh site -> reader (share, then fetch until complete and verified). Prints wall times,
- * ratios, radmesh's time to first image and peak RSS.
+ * in one run: radmesh site -> reader (share, then fetch until complete; verified afterwards), DCMTK
+ * storescu -> storescp (TCP_NODELAY=1 on both), and Orthanc -> Orthanc (`POST /peers/NAME/store`,
+ * synchronous). Prints wall times, MB/s, ratios, radmesh's time to first image and peak RSS (VmHWM).
+ * A way that fails is reported as such; the others still run and print.
  *
  *   npm run bench -- transfer [--slices 400] [--rounds 3]
  */
+import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
+import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { createTestConsortium } from '../../test/helpers/consortium.ts'
 import { startOrthanc } from '../../test/helpers/orthanc.ts'
-import { p2pAddr, peersOf, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
-import { type Contender, peakRss, runRounds, runStorescp, timeStorescu } from './common.ts'
+import { p2pAddr, peersOf, type StartedNode, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
+import { type Contender, peakRss, type Run, runRounds, runStorescp, timeStorescu } from './common.ts'
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' } } })
 const slices = Number(values.slices)
 const rounds = Number(values.rounds)
+/** how often the reader's availability is polled while it fetches */
+const POLL_MS = 20
+/** instances whose bytes are compared between site and reader after each radmesh run */
+const VERIFY_SAMPLE = 10
 
-
+interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state?: string, error?: string }
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`transfer benchmark: ${slices} slices 512x512 16-bit CT between two processes on loopback\n`)
 process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${new Date().toISOString()}\n`)
 const studyDir = join(work, 'study')
 const study = await generateCt({ out: studyDir, slices, rows: 512, columns: 512, seed: 1 })
+const studyUid = study.studyInstanceUid
 process.stdout.write(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB\n\n`)
 
-const ways: Contender[] = [
-  {
-    name: 'radmesh site -> reader',
-    run: async () => {
-      const consortium = await createTestConsortium('Bench')
-      const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true })
-      const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [p2pAddr(site)] })
-      try {
-        await waitFor('site and reader to connect', async () => (await peersOf(site)).some(p => p.peerId === reader.peerId), 15_000)
-        await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
-        const shared = await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })
-        if (shared.status !== 200) throw new Error(`share answered ${shared.status}: ${JSON.stringify(shared.body)}`)
-        const started = performance.now()
-        await reader.api('POST', `/api/studies/${study.studyInstanceUid}/fetch`)
-        let firstImageMs: number | undefined
-        await waitFor('the study to be complete on the reader', async () => {
-          const { body } = await reader.api<{ instancesLocal: number, complete: boolean, state: string, error?: string }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)
-          if (body.state === 'failed') throw new Error(`fetch failed: ${body.error}`)
-          if (firstImageMs === undefined && body.instancesLocal > 0) firstImageMs = performance.now() - started
-          return body.complete
-        }, 600_000, 20)
-        const seconds = (performance.now() - started) / 1000
-        return { seconds, firstImageMs: firstImageMs ?? seconds * 1000, rssMb: Math.max(await peakRss(site.process.pid), await peakRss(reader.process.pid)) }
-      } finally {
-        await Promise.all([site.stop(), reader.stop()])
-      }
-    }
-  },
-  { name: 'DCMTK storescu -> storescp', run: async () => await runStorescp(work, studyDir) },
-  {
-    name: 'Orthanc -> Orthanc (peers)',
-    run: async () => {
-      const target = await startOrthanc()
-      const origin = await startOrthanc({ peers: { target: { Url: `${target.http}/` } } })
-      try {
-        await timeStorescu(origin.dicomPort, origin.aeTitle, studyDir)
-        const [id] = await origin.request<string[]>('GET', '/studies')
-        const started = performance.now()
-        await origin.request('POST', '/peers/target/store', { Resources: [id], Synchronous: true })
-        const seconds = (performance.now() - started) / 1000
-        const stats = await target.request<{ CountInstances: number }>('GET', '/statistics')
-        if (stats.CountInstances !== study.files.length) throw new Error(`Orthanc peer got ${stats.CountInstances} of ${study.files.length} instances`)
-        return { seconds, rssMb: Math.max(await peakRss(origin.process.pid), await peakRss(target.process.pid)) }
-      } finally {
-        await Promise.all([origin.stop(), target.stop()])
-      }
+/** Why a way failed last, to print in its row when it never succeeded. */
+const failures = new Map<string, string>()
+const recordingFailure = (contender: Contender): Contender => ({
+  name: contender.name,
+  run: async () => {
+    try {
+      return await contender.run()
+    } catch (error) {
+      failures.set(contender.name, (error as Error).message.split('\n')[0] ?? '')
+      throw error
     }
   }
-]
+})
+
+/** Peak RSS of each radmesh node, the highest over the rounds. */
+const radmeshRss = { site: 0, reader: 0 }
+
+/** A radmesh API answer that is not the expected status: a 404 "no route" means the API is not there yet. */
+function unexpected (what: string, status: number, body: unknown): Error {
+  const text = JSON.stringify(body).slice(0, 300)
+  if (status === 404 && /no route|Route .* not found/.test(text)) return new Error(`${what} answered 404: the radmesh exchange API is not there yet (${text})`)
+  return new Error(`${what} answered ${status}: ${text}`)
+}
+
+/** The instances a node lists for the study (QIDO-RS, series by series): SOP Instance UID -> Series Instance UID. */
+async function instancesOf (node: StartedNode): Promise<Map<string, string>> {
+  const instances = new Map<string, string>()
+  for (const series of study.series) {
+    const response = await node.fetch(`/dicom-web/studies/${studyUid}/series/${series.seriesInstanceUid}/instances`)
+    if (!response.ok) throw new Error(`QIDO instances of series ${series.seriesInstanceUid} answered ${response.status}`)
+    const list = await response.json() as Array<Record<string, { Value?: string[] }>>
+    for (const instance of list) instances.set(instance['00080018']?.Value?.[0] ?? '', series.seriesInstanceUid)
+  }
+  return instances
+}
+
+/** SHA-256 of the one instance a WADO-RS instance retrieve returns. */
+async function instanceHash (node: StartedNode, seriesUid: string, sopUid: string): Promise<string> {
+  const response = await node.fetch(`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } })
+  if (!response.ok) throw new Error(`WADO-RS ${sopUid} answered ${response.status}`)
+  const parts = parseMultipartRelated(new Uint8Array(await response.arrayBuffer()), response.headers.get('content-type') ?? '')
+  if (parts.length !== 1) throw new Error(`WADO-RS ${sopUid} returned ${parts.length} parts`)
+  return createHash('sha256').update((parts[0] as { body: Uint8Array }).body).digest('hex')
+}
+
+/** The reader lists every instance the site lists, and a random sample of them is byte-identical on both. */
+async function verify (site: StartedNode, reader: StartedNode): Promise<void> {
+  const [onSite, onReader] = await Promise.all([instancesOf(site), instancesOf(reader)])
+  if (onSite.size !== study.files.length) throw new Error(`the site lists ${onSite.size} of ${study.files.length} instances`)
+  const missing = [...onSite.keys()].filter(sop => !onReader.has(sop))
+  if (onReader.size !== onSite.size || missing.length > 0) throw new Error(`the reader lists ${onReader.size} instances, ${missing.length} of the site's missing`)
+  const pool = [...onSite]
+  for (let n = 0; n < VERIFY_SAMPLE && pool.length > 0; n++) {
+    const [sop, series] = pool.splice(Math.floor(Math.random() * pool.length), 1)[0] as [string, string]
+    const [a, b] = await Promise.all([instanceHash(site, series, sop), instanceHash(reader, series, sop)])
+    if (a !== b) throw new Error(`instance ${sop} differs between site and reader`)
+  }
+}
+
+async function radmeshRun (): Promise<Run> {
+  const consortium = await createTestConsortium('Bench')
+  const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true })
+  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  try {
+    await waitFor('site and reader to list each other', async () =>
+      (await peersOf(site)).some(p => p.peerId === reader.peerId) && (await peersOf(reader)).some(p => p.peerId === site.peerId), 15_000)
+    await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
+    const shared = await site.api('POST', `/api/studies/${studyUid}/share`, { peerIds: [reader.peerId] })
+    if (shared.status !== 200) throw unexpected('POST share on the site', shared.status, shared.body)
+
+    const started = performance.now()
+    const fetched = await reader.api('POST', `/api/studies/${studyUid}/fetch`)
+    if (fetched.status !== 202) throw unexpected('POST fetch on the reader', fetched.status, fetched.body)
+    let firstImageMs: number | undefined
+    const deadline = Date.now() + 600_000
+    for (;;) {
+      const { status, body } = await reader.api<Availability>('GET', `/api/studies/${studyUid}/availability`)
+      if (status !== 200) throw unexpected('GET availability on the reader', status, body)
+      if (body.state === 'failed') throw new Error(`the fetch failed: ${body.error ?? 'no reason given'}`)
+      if (firstImageMs === undefined && body.instancesLocal >= 1) firstImageMs = performance.now() - started
+      if (body.complete) break
+      if (Date.now() > deadline) throw new Error(`not complete after 600 s: ${body.instancesLocal} of ${body.instancesTotal} instances`)
+      await new Promise(resolve => setTimeout(resolve, POLL_MS))
+    }
+    const seconds = (performance.now() - started) / 1000
+
+    const [siteRss, readerRss] = [await peakRss(site.process.pid), await peakRss(reader.process.pid)]
+    radmeshRss.site = Math.max(radmeshRss.site, siteRss)
+    radmeshRss.reader = Math.max(radmeshRss.reader, readerRss)
+    await verify(site, reader)
+    return { seconds, firstImageMs: firstImageMs ?? seconds * 1000, rssMb: Math.max(siteRss, readerRss) }
+  } finally {
+    await Promise.all([site.stop(), reader.stop()])
+  }
+}
+
+async function orthancRun (): Promise<Run> {
+  const target = await startOrthanc()
+  const origin = await startOrthanc({ peers: { target: { Url: `${target.http}/` } } })
+  try {
+    await timeStorescu(origin.dicomPort, origin.aeTitle, studyDir)
+    const [id] = await origin.request<string[]>('GET', '/studies')
+    if (id === undefined) throw new Error('the origin Orthanc holds no study after storescu')
+    const started = performance.now()
+    // Synchronous: the call returns once every instance is on the peer (the default of Orthanc 1.10 too).
+    const stored = await origin.request<{ InstancesCount?: number, FailedInstancesCount?: number }>('POST', '/peers/target/store', { Resources: [id], Synchronous: true })
+    const seconds = (performance.now() - started) / 1000
+    if ((stored.FailedInstancesCount ?? 0) > 0) throw new Error(`Orthanc peer store failed ${stored.FailedInstancesCount} instances`)
+    const onTarget = await target.request<unknown[]>('GET', `/studies/${id}/instances`)
+    if (onTarget.length !== study.files.length) throw new Error(`the Orthanc peer got ${onTarget.length} of ${study.files.length} instances`)
+    return { seconds, rssMb: Math.max(await peakRss(origin.process.pid), await peakRss(target.process.pid)) }
+  } finally {
+    await Promise.all([origin.stop(), target.stop()])
+  }
+}
+
+const ways: Contender[] = [
+  { name: 'radmesh site -> reader', run: radmeshRun },
+  { name: 'DCMTK storescu -> storescp', run: async () => await runStorescp(work, studyDir) },
+  { name: 'Orthanc -> Orthanc (peers)', run: orthancRun }
+].map(recordingFailure)
 
 const summary = await runRounds(ways, rounds)
 const radmesh = summary[0] as (typeof summary)[number]
@@ -85,13 +165,18 @@ process.stdout.write(`median of ${rounds} rounds (order rotated, disk synced bef
 process.stdout.write('way                          seconds (min-max)      MB/s   first image   peak RSS   radmesh speed vs this\n')
 for (const row of summary) {
   if (row.runs === 0) {
-    process.stdout.write(`${row.name.padEnd(28)} no successful run\n`)
+    process.stdout.write(`${row.name.padEnd(28)} no successful run: ${failures.get(row.name) ?? 'unknown'}\n`)
     continue
   }
   const spread = `(${row.min.toFixed(2)}-${row.max.toFixed(2)})`
   const first = row.firstImageMs === undefined ? '-' : `${row.firstImageMs.toFixed(0)} ms`
-  process.stdout.write(`${row.name.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(13)}  ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(5)}   ${first.padStart(11)}   ${row.rssMb.toFixed(0).padStart(5)} MB   ${(row.seconds / radmesh.seconds).toFixed(2)}x\n`)
+  const ratio = radmesh.runs === 0 ? '-' : `${(row.seconds / radmesh.seconds).toFixed(2)}x`
+  process.stdout.write(`${row.name.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(13)}  ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(5)}   ${first.padStart(11)}   ${row.rssMb.toFixed(0).padStart(5)} MB   ${ratio}\n`)
 }
-process.stdout.write('\n(radmesh speed vs this = that way\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
+process.stdout.write('\n')
+if (radmesh.runs > 0) {
+  process.stdout.write(`radmesh peak RSS: site ${radmeshRss.site.toFixed(0)} MB, reader ${radmeshRss.reader.toFixed(0)} MB; reader verified after each run (QIDO lists all ${study.files.length} instances, ${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`)
+}
+process.stdout.write('(peak RSS of a two-process way is the larger of the two; radmesh speed vs this = that way\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
 await fs.rm(work, { recursive: true, force: true })
 process.exit(0)
