@@ -12,7 +12,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import { Uint8ArrayList } from 'uint8arraylist'
-import type { KeyWrap, StudyManifest } from '../../protocol/exchange/manifest.ts'
+import { type KeyWrap, type StudyManifest, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
 import type { ChunkRequest } from '../../protocol/exchange/messages.ts'
 import {
   ANNOUNCE_PROTOCOL,
@@ -42,6 +42,7 @@ import type { MembershipRegistry } from '../membership/registry.ts'
 import type { PeerPenalties } from '../p2p/penalties.ts'
 import { encryptChunk, keyWrapVerifies, manifestVerifies, signKeyWrap, unwrapContentKey, wrapContentKey } from './crypto.ts'
 import { type Availability, StudyFetch } from './fetch.ts'
+import { Recent } from './recent.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
 export interface ExchangeOptions {
@@ -62,33 +63,14 @@ const PREPARED_AHEAD = 4
 
 export interface ShareResult { studyUid: string, versionId: string, recipients: Array<{ peerId: string, announced: boolean }> }
 
-/** Ciphertext chunks and files recently used to serve, so frames of one chunk do not repeat the work. */
-class Recent<T> {
-  private readonly items = new Map<string, T>()
-  private readonly limit: number
-  constructor (limit: number) { this.limit = limit }
-  get (key: string): T | undefined {
-    const value = this.items.get(key)
-    if (value !== undefined) {
-      this.items.delete(key)
-      this.items.set(key, value)
-    }
-    return value
-  }
-
-  set (key: string, value: T): void {
-    this.items.set(key, value)
-    if (this.items.size > this.limit) this.items.delete(this.items.keys().next().value as string)
-  }
-}
-
 export class Exchange {
   readonly versions: StudyVersions
   private readonly options: ExchangeOptions
   private readonly log: Logger
   private readonly fetches = new Map<string, StudyFetch>()
-  private readonly sealedChunks = new Recent<Buffer>(16)
-  private readonly files = new Recent<Buffer>(4)
+  /** ciphertext chunks and files recently used to serve, so frames of one chunk do not repeat the work */
+  private readonly sealedChunks = new Recent<string, Buffer>(16)
+  private readonly files = new Recent<string, Buffer>(4)
   private stopped = false
 
   constructor (options: ExchangeOptions) {
@@ -96,8 +78,6 @@ export class Exchange {
     this.versions = options.versions
     this.log = options.log
   }
-
-  get peerId (): PeerIdString { return this.options.identity.peerId }
 
   async start (): Promise<void> {
     const { libp2p } = this.options
@@ -135,9 +115,8 @@ export class Exchange {
     const study = await archive.study(studyUid)
     const stale = version !== undefined && version.manifest.origin === identity.peerId && study !== undefined && study.instanceCount !== version.manifest.instanceCount
     if (version === undefined || stale) {
-      if (study === undefined) {
-        throw new ExchangeError(version === undefined ? 'RADMESH_NOT_FOUND' : 'RADMESH_NOT_A_RECIPIENT', `study ${studyUid} is not in this node's archive${version === undefined ? '' : ', and this node cannot read it'}`)
-      }
+      // A stale version implies the study is in the archive: here there is no version at all.
+      if (study === undefined) throw new ExchangeError('RADMESH_NOT_FOUND', `study ${studyUid} is not in this node's archive, and no version of it was shared with this node`)
       const started = performance.now()
       version = await this.versions.publish(archive, studyUid, { peerId: identity.peerId, privateKey: identity.privateKey, consortiumId: this.options.consortiumId })
       this.log.info({ event: 'study-published', study: studyUid, version: version.manifest.versionId, instances: version.manifest.instanceCount, chunks: version.manifest.chunkHashes.length, ms: Math.round(performance.now() - started) }, 'study version published')
@@ -204,7 +183,7 @@ export class Exchange {
   fetch (studyUid: string, actor: AuditActor): StudyFetch {
     const running = this.fetches.get(studyUid)
     if (running !== undefined && !running.finished) return running
-    const fetch = new StudyFetch({ exchange: this, libp2p: this.options.libp2p, registry: this.options.registry, penalties: this.options.penalties, archive: this.options.archive, chunks: this.options.chunks, versions: this.versions, audit: this.options.audit, log: this.log, studyUid, actor })
+    const fetch = new StudyFetch({ ...this.options, exchange: this, studyUid, actor })
     this.fetches.set(studyUid, fetch)
     fetch.start()
     const marked = this.versions.markFetching(studyUid, actor).catch((error: unknown) => { this.log.error({ err: error, study: studyUid }, 'could not record the fetch; it will not resume after a restart') })
@@ -283,7 +262,8 @@ export class Exchange {
       }
     }
     if (file !== undefined) {
-      const start = chunkStart(version, index)
+      // Every chunk of an instance but its last holds TRANSFER_CHUNK_PLAINTEXT bytes (see versions.ts publish).
+      const start = (index - instance.firstChunk) * TRANSFER_CHUNK_PLAINTEXT
       const plaintextSize = (manifest.chunkSizes[index] as number) - 16
       sealed = encryptChunk(key, manifest.studyUid, manifest.versionId, index, index === manifest.chunkHashes.length - 1, file.subarray(start, start + plaintextSize))
     } else {
@@ -405,13 +385,4 @@ export class Exchange {
     this.log.warn({ event: malformed ? 'bad-message' : 'stream-failed', protocol, peer, error: message }, `reset a ${protocol} stream from ${peer}: ${message}`)
     stream.abort(error as Error)
   }
-}
-
-/** Where chunk `index` starts in its instance's file. */
-export function chunkStart (version: OpenVersion, index: number): number {
-  const instance = version.index.instances[version.instanceOfChunk[index] as number]
-  if (instance === undefined) return 0
-  let start = 0
-  for (let c = instance.firstChunk; c < index; c++) start += (version.manifest.chunkSizes[c] as number) - 16
-  return start
 }

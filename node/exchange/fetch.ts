@@ -17,7 +17,7 @@
  *   when it connects again (the redialer has waited out the link's own backoff); peers are asked again
  *   which chunks they hold; the fetch goes on until every instance is in or it is stopped.
  */
-import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
@@ -35,13 +35,11 @@ import {
   MAX_MANIFEST_MESSAGE_BYTES
 } from '../../protocol/exchange/messages.ts'
 import type { Archive } from '../archive/archive.ts'
-import { type ChunkStore, sha256Hex } from '../archive/chunks.ts'
-import type { AuditActor, AuditLog } from '../audit/log.ts'
-import type { MembershipRegistry } from '../membership/registry.ts'
-import type { PeerPenalties } from '../p2p/penalties.ts'
+import { sha256Hex } from '../archive/chunks.ts'
+import type { AuditActor } from '../audit/log.ts'
 import { decryptChunk } from './crypto.ts'
-import type { Exchange } from './exchange.ts'
-import type { OpenVersion, StudyVersions } from './versions.ts'
+import type { Exchange, ExchangeOptions } from './exchange.ts'
+import type { OpenVersion } from './versions.ts'
 
 /** Bytes asked for and not yet received, per peer. */
 export const WINDOW_BYTES = 4 * 1024 * 1024
@@ -72,16 +70,8 @@ export interface Availability {
   sources?: Record<string, number>
 }
 
-export interface StudyFetchOptions {
+export interface StudyFetchOptions extends ExchangeOptions {
   exchange: Exchange
-  libp2p: Libp2p
-  registry: MembershipRegistry
-  penalties: PeerPenalties
-  archive: Archive
-  chunks: ChunkStore
-  versions: StudyVersions
-  audit: AuditLog
-  log: Logger
   studyUid: string
   actor: AuditActor
 }

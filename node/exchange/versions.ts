@@ -24,6 +24,7 @@ import { sha256Hex } from '../archive/chunks.ts'
 import type { StorageKey } from '../archive/sealing.ts'
 import type { Database } from '../store/database.ts'
 import { encryptChunk, newContentKey, openIndex, sealIndex, signManifest } from './crypto.ts'
+import { Recent } from './recent.ts'
 
 /** A version this node can read: manifest, content key, the opened index, and which instance each chunk is in. */
 export interface OpenVersion {
@@ -73,9 +74,9 @@ export class StudyVersions {
   private readonly db: Database
   private readonly store: ExchangeSublevel
   private readonly storageKey: StorageKey
-  private readonly open_ = new Map<string, OpenVersion>()
-  /** the newest manifest of each study asked for (a chunk request names its study: no parse per chunk) */
-  private readonly latest = new Map<string, StudyManifest | undefined>()
+  /** versions and newest manifests in use, so a chunk request costs no parse; bounded for sites with many studies */
+  private readonly open_ = new Recent<string, OpenVersion>(64)
+  private readonly latest = new Recent<string, StudyManifest>(64)
 
   constructor (db: Database, storageKey: StorageKey) {
     this.db = db
@@ -84,7 +85,8 @@ export class StudyVersions {
   }
 
   async manifest (studyUid: string): Promise<StudyManifest | undefined> {
-    if (this.latest.has(studyUid)) return this.latest.get(studyUid)
+    const cached = this.latest.get(studyUid)
+    if (cached !== undefined) return cached
     const bytes = await this.store.get(`m!${studyUid}`)
     const manifest = bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8')) as StudyManifest
     if (manifest !== undefined) this.latest.set(studyUid, manifest)
