@@ -1,6 +1,7 @@
 /**
- * An object arriving in pieces (PDV fragments of a C-STORE, a file read, a STOW-RS part), hashed whole,
- * cut into chunks, and each chunk hashed and sealed, all as the pieces come. When the last piece lands, only
+ * An object arriving in pieces (PDV fragments of a C-STORE, a file read, a STOW-RS part), cut into chunks,
+ * each chunk hashed and sealed, and the object hashed whole, all as the pieces come. An object of one chunk
+ * (most images) is hashed once: its hash is its chunk's id. When the last piece lands, only
  * validation and one synced write are left: a C-STORE SCU, which waits for each answer before it sends the
  * next instance, does not wait for hashing or encryption.
  */
@@ -29,7 +30,8 @@ interface OpenChunk { hash: Hash, sealer: ChunkSealer, sealed: Buffer[], length:
 export class IncomingObject {
   readonly #key: StorageKey
   readonly #limit: number
-  readonly #whole = createHash('sha256')
+  /** the whole object's hash, begun only when a second chunk opens: a one-chunk object's hash is its chunk id */
+  #whole: Hash | undefined
   readonly #parts: Buffer[] = []
   readonly #chunks: SealedChunk[] = []
   #chunk: OpenChunk | undefined
@@ -56,13 +58,13 @@ export class IncomingObject {
     }
     const bytes = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)
     this.#parts.push(bytes)
-    this.#whole.update(bytes)
     let offset = 0
     while (offset < bytes.byteLength) {
       const chunk = this.#chunk ?? this.#openChunk()
       const take = Math.min(bytes.byteLength - offset, CHUNK_SIZE - chunk.length)
       const slice = bytes.subarray(offset, offset + take)
       chunk.hash.update(slice)
+      this.#whole?.update(slice)
       chunk.sealed.push(chunk.sealer.update(slice))
       chunk.length += take
       offset += take
@@ -78,10 +80,22 @@ export class IncomingObject {
     if (this.#tooLarge) throw new ObjectTooLargeError(this.#limit)
     if (this.#chunk !== undefined || this.#chunks.length === 0) this.#closeChunk(this.#chunk ?? this.#openChunk())
     const bytes = this.#parts.length === 1 ? this.#parts[0] as Buffer : Buffer.concat(this.#parts, this.#length)
-    return { bytes, sha256: this.#whole.digest('hex'), chunks: this.#chunks }
+    const sha256 = this.#whole?.digest('hex') ?? (this.#chunks[0] as SealedChunk).id
+    return { bytes, sha256, chunks: this.#chunks }
   }
 
   #openChunk (): OpenChunk {
+    if (this.#chunks.length === 1 && this.#whole === undefined) {
+      // A second chunk: from here on the object's hash is not its first chunk's. Hash the first chunk's bytes once more.
+      this.#whole = createHash('sha256')
+      let left = CHUNK_SIZE
+      for (const part of this.#parts) {
+        if (left === 0) break
+        const take = Math.min(left, part.byteLength)
+        this.#whole.update(part.subarray(0, take))
+        left -= take
+      }
+    }
     const sealer = this.#key.chunkSealer()
     this.#chunk = { hash: createHash('sha256'), sealer, sealed: [sealer.nonce], length: 0 }
     return this.#chunk
