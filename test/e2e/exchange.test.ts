@@ -7,9 +7,11 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { ANNOUNCE_PROTOCOL, CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { storescu } from '../helpers/dcmtk.ts'
+import { intrude } from '../helpers/intrude.ts'
 import { logOf, p2pAddr, peersOf, radmesh, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state: string, error?: string, sources?: Record<string, number> }
@@ -138,6 +140,26 @@ test('a member that is not a recipient cannot read the study: its fetch fails, n
   const revoked = await site.api<{ error: { code: string } }>('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: ['12D3KooWNotAMemberNotAMemberNotAMemberNotAMember1'] })
   assert.is(revoked.status, 400)
   assert.is(revoked.body.error.code, 'RADMESH_NOT_A_MEMBER')
+})
+
+test('garbage on the exchange protocols resets those streams; the node logs it and still shares and serves', async () => {
+  const site = await start(await consortium.member('Garbage Site', 'site'), { dicom: true })
+  const reader = await start(await consortium.member('Patient Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  await connected(site, reader)
+  const vandal = await consortium.member('Vandal', 'radiologist')
+  for (const protocol of [MANIFEST_PROTOCOL, CHUNKS_PROTOCOL, ANNOUNCE_PROTOCOL]) {
+    const result = await intrude(['garbage', vandal, p2pAddr(site), '1', protocol])
+    assert.ok((result.sent ?? 0) >= 2, `garbage reached ${protocol}`)
+  }
+  const refused = (await logOf(site.home)).filter(line => line['event'] === 'bad-message')
+  assert.equal([...new Set(refused.map(line => line['protocol']))].sort(), [ANNOUNCE_PROTOCOL, CHUNKS_PROTOCOL, MANIFEST_PROTOCOL].sort(), 'each protocol refused the garbage')
+
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 5, rows: 64, columns: 64, seed: 15 })
+  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+  assert.is((await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })).status, 200)
+  assert.is((await reader.api('POST', `/api/studies/${study.studyInstanceUid}/fetch`)).status, 202)
+  await waitFor('the study to arrive after the garbage', async () => (await availability(reader, study.studyInstanceUid)).complete, 30_000)
 })
 
 test('a member that serves corrupted chunks: rejected, fetched from another holder, peer penalised', async () => {

@@ -5,8 +5,9 @@
  *       a stock libp2p node (Noise, Yamux) with a fresh key and no radmesh credentials
  *   node intruder.ts certificate HOME CERT_FILE CONSORTIUM_FILE TARGET_MULTIADDR
  *       radmesh's own host, presenting CERT_FILE whatever it is (expired, of another consortium, stolen)
- *   node intruder.ts garbage HOME TARGET_MULTIADDR [ROUNDS]
- *       a real member (HOME is joined) that sends malformed and oversized frames on /radmesh/revocations;
+ *   node intruder.ts garbage HOME TARGET_MULTIADDR [ROUNDS] [PROTOCOL]
+ *       a real member (HOME is joined) that sends malformed and oversized frames on PROTOCOL (default
+ *       /radmesh/revocations/1.0.0);
  *       prints { peerId, sent, afterwards } where afterwards says whether a well-formed exchange still works
  *
  * It dials the target, then tries to open a stream to a radmesh application protocol, and prints one JSON
@@ -58,7 +59,7 @@ if (mode === 'plain') {
   host = await createHost({ identity, registry, penalties: new PeerPenalties(), listen: [], mdns: false, agentName: 'intruder', log: pino({ level: 'silent' }) })
   await host.start()
 } else if (mode === 'garbage') {
-  const [home, targetAddr, rounds = '1'] = args as [string, string, string?]
+  const [home, targetAddr, rounds = '1', protocol = REVOCATIONS_PROTOCOL] = args as [string, string, string?, string?]
   const paths = homePaths(home)
   const certificate = await readCertificateFile(paths.certificate)
   const registry = new MembershipRegistry(trustFrom(await readConsortiumFile(paths.consortium)), certificate, await openDatabase(paths.database))
@@ -72,7 +73,7 @@ if (mode === 'plain') {
   let sent = 0
   for (const frame of Array.from({ length: Number(rounds) }, () => frames).flat()) {
     try {
-      const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+      const stream = await member.dialProtocol(multiaddr(targetAddr), protocol, { signal: AbortSignal.timeout(5_000) })
       stream.send(frame)
       await stream.close().catch(() => {})
       sent++
