@@ -2,15 +2,18 @@
  * Transfer benchmark (issue 4): the same synthetic CT moved between two processes on loopback, three ways,
  * in one run: radmesh site -> reader (share, then fetch until complete; verified afterwards), DCMTK
  * storescu -> storescp (TCP_NODELAY=1 on both), and Orthanc -> Orthanc (`POST /peers/NAME/store`,
- * synchronous). Prints wall times, MB/s, ratios, radmesh's time to first image and peak RSS (VmHWM).
+ * synchronous); and, as the floor under every libp2p transfer, the same byte count over bare libp2p.
+ * Prints wall times, MB/s, ratios, radmesh's time to first image and peak RSS (VmHWM).
  * A way that fails is reported as such; the others still run and print.
  *
  *   npm run bench -- transfer [--slices 400] [--rounds 3]
  */
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
@@ -153,10 +156,39 @@ async function orthancRun (): Promise<Run> {
   }
 }
 
+/** streams the bare libp2p pipe pulls over (the fastest of 1, 2, 4 and 8 measured here) */
+const PIPE_STREAMS = 4
+const PIPE = join(import.meta.dirname, 'libp2p-pipe.ts')
+
+/**
+ * The study's byte count over bare libp2p (TCP + Noise + Yamux) between two processes: no content encryption,
+ * no verification, no storage. Any libp2p transfer, radmesh's included, takes at least this long here.
+ */
+async function libp2pPipeRun (): Promise<Run> {
+  const server = spawn(process.execPath, [PIPE, 'serve'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    const lines = createInterface({ input: server.stdout })
+    const address = await new Promise<string>((resolve, reject) => {
+      lines.once('line', resolve)
+      server.once('exit', code => { reject(new Error(`the libp2p pipe server exited with ${code}`)) })
+    })
+    const client = spawn(process.execPath, [PIPE, 'pull', address, String(study.bytes), String(PIPE_STREAMS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let output = ''
+    client.stdout.on('data', (data: Buffer) => { output += data.toString() })
+    const code = await new Promise<number | null>(resolve => client.once('exit', resolve))
+    if (code !== 0) throw new Error(`the libp2p pipe client exited with ${code}`)
+    const { seconds } = JSON.parse(output) as { seconds: number }
+    return { seconds, rssMb: await peakRss(server.pid) }
+  } finally {
+    server.kill('SIGTERM')
+  }
+}
+
 const ways: Contender[] = [
   { name: 'radmesh site -> reader', run: radmeshRun },
   { name: 'DCMTK storescu -> storescp', run: async () => await runStorescp(work, studyDir) },
-  { name: 'Orthanc -> Orthanc (peers)', run: orthancRun }
+  { name: 'Orthanc -> Orthanc (peers)', run: orthancRun },
+  { name: 'bare libp2p pipe (floor)', run: libp2pPipeRun }
 ].map(recordingFailure)
 
 const summary = await runRounds(ways, rounds)
@@ -177,6 +209,7 @@ process.stdout.write('\n')
 if (radmesh.runs > 0) {
   process.stdout.write(`radmesh peak RSS: site ${radmeshRss.site.toFixed(0)} MB, reader ${radmeshRss.reader.toFixed(0)} MB; reader verified after each run (QIDO lists all ${study.files.length} instances, ${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`)
 }
+process.stdout.write(`(bare libp2p pipe: the same byte count over TCP + Noise + Yamux between two processes, ${PIPE_STREAMS} streams, nothing else done: no libp2p transfer can be faster here)\n`)
 process.stdout.write('(peak RSS of a two-process way is the larger of the two; radmesh speed vs this = that way\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
 await fs.rm(work, { recursive: true, force: true })
 process.exit(0)
