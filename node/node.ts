@@ -1,7 +1,7 @@
 /**
  * `createNode()`: the one place where a radmesh node is wired together and started, in order:
- * HOME (identity, certificate) -> database -> membership registry -> libp2p host (handshake, gater)
- * -> revocation spreading -> redial -> HTTP. `stop()` undoes it in reverse.
+ * HOME (identity, certificate) -> database -> archive -> membership registry -> libp2p host (handshake,
+ * gater) -> revocation spreading -> exchange -> documents, worklist, reports, workflow, sync -> redial -> DICOM -> HTTP. `stop()` undoes it in reverse.
  */
 import { promises as fs } from 'node:fs'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -29,6 +29,14 @@ import { Exchange } from './exchange/exchange.ts'
 import { StudyVersions } from './exchange/versions.ts'
 import { startDicomScp } from './dicom/scp.ts'
 import { Redialer } from './p2p/redial.ts'
+import { Documents } from './collab/documents.ts'
+import { UpdateInspector } from './collab/inspect.ts'
+import { Reports } from './collab/reports.ts'
+import { loadRouting } from './collab/routing.ts'
+import { DocStore } from './collab/store.ts'
+import { SyncService } from './collab/sync.ts'
+import { ReadingWorkflow } from './collab/workflow.ts'
+import { Worklist } from './collab/worklist.ts'
 import { openDatabase, type Database } from './store/database.ts'
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7400', '/ip4/0.0.0.0/tcp/7401/ws']
@@ -177,6 +185,22 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     await exchange.start()
     cleanups.push(async () => { await exchange.stop() })
 
+    const routing = await loadRouting(member.paths.routing)
+    const documents = new Documents(new DocStore(db, storageKey), log)
+    cleanups.push(async () => { await documents.close() })
+    await documents.openAll()
+    const worklist = new Worklist({ documents, identity: member.identity, registry, log })
+    await worklist.start()
+    const reports = new Reports({ documents, identity: member.identity, registry, worklist, log })
+    const workflow = new ReadingWorkflow({ identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
+    workflow.start()
+    cleanups.push(() => { workflow.stop() })
+    const inspector = new UpdateInspector()
+    cleanups.push(async () => { await inspector.close() })
+    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy: workflow.syncPolicy(), log })
+    await sync.start()
+    cleanups.push(async () => { await sync.stop() })
+
     const redialer = new Redialer(host, registry, log)
     redialer.start(peers)
     cleanups.push(() => { redialer.stop() })
@@ -221,7 +245,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       }
     }
 
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, audit, auditPath: member.paths.audit, connectedMembers }
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, workflow, audit, auditPath: member.paths.audit, connectedMembers }
     const app: FastifyInstance = await createHttpServer(services, sessions, log)
     try {
       await app.listen({ host: http.host, port: http.port })

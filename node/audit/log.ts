@@ -5,7 +5,8 @@
  *
  * Event ids are DICOM's (PS3.15 A.5, DCM codes): 110104 DICOM Instances Transferred (stored, retrieved,
  * fetched), 110103 DICOM Instances Accessed (metadata, frames, viewing), 110112 Query, 110114 User
- * Authentication. Records name studies and instances by UID and never carry patient names.
+ * Authentication, 110110 Patient Record (a report read, written, signed), 110109 Order Record (a case
+ * created, claimed, released, consulted, canceled). Records name studies and instances by UID and never carry patient names.
  *
  * Appends are group-committed: records that arrive while a write is in flight go out together with one
  * fdatasync, and every `append()` resolves only once its record is on disk.
@@ -18,7 +19,11 @@ export const AUDIT_EVENTS = {
   instancesTransferred: { code: '110104', name: 'DICOM Instances Transferred' },
   instancesAccessed: { code: '110103', name: 'DICOM Instances Accessed' },
   query: { code: '110112', name: 'Query' },
-  userAuthentication: { code: '110114', name: 'User Authentication' }
+  userAuthentication: { code: '110114', name: 'User Authentication' },
+  /** a report read, written or signed */
+  patientRecord: { code: '110110', name: 'Patient Record' },
+  /** a case created, claimed, released, consulted or canceled */
+  orderRecord: { code: '110109', name: 'Order Record' }
 } as const
 export type AuditEventName = keyof typeof AUDIT_EVENTS
 

@@ -13,6 +13,8 @@ import type { NodeServices } from './services.ts'
 import { viewerRoutes } from './viewer.ts'
 import { archiveApiRoutes } from './api/archive.ts'
 import { studyRoutes } from './api/studies.ts'
+import { reportRoutes } from './api/reports.ts'
+import { worklistRoutes } from './api/worklist.ts'
 import { qidoRoutes } from './dicomweb/qido.ts'
 import { stowRoutes } from './dicomweb/stow.ts'
 import { wadoRoutes } from './dicomweb/wado.ts'
@@ -45,6 +47,8 @@ export async function createHttpServer (node: NodeServices, sessions: Sessions, 
   await app.register(viewerRoutes, { node, sessions })
   await app.register(archiveApiRoutes, { node })
   await app.register(studyRoutes, { node })
+  await app.register(worklistRoutes, { node })
+  await app.register(reportRoutes, { node })
   await app.register(qidoRoutes, { node })
   await app.register(wadoRoutes, { node })
   await app.register(stowRoutes, { node })

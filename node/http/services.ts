@@ -5,6 +5,9 @@
 import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import type { Archive } from '../archive/archive.ts'
 import type { AuditLog } from '../audit/log.ts'
+import type { Reports } from '../collab/reports.ts'
+import type { ReadingWorkflow } from '../collab/workflow.ts'
+import type { Worklist } from '../collab/worklist.ts'
 import type { Exchange } from '../exchange/exchange.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import type { RevocationSpreader } from '../membership/revocation-spread.ts'
@@ -26,6 +29,9 @@ export interface NodeServices {
   revocations: RevocationSpreader
   archive: Archive
   exchange: Exchange
+  worklist: Worklist
+  reports: Reports
+  workflow: ReadingWorkflow
   audit: AuditLog
   auditPath: string
   connectedMembers (): ConnectedMember[]

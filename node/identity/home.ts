@@ -32,6 +32,8 @@ export interface HomePaths {
   pendingRevocations: string
   /** written while the node runs: its pid and HTTP address, so other commands can find it */
   running: string
+  /** a site's routing rules and due times (optional; defaults in node/collab/routing.ts) */
+  routing: string
 }
 
 export function homePaths (home: string): HomePaths {
@@ -50,6 +52,7 @@ export function homePaths (home: string): HomePaths {
     database: join(home, 'db'),
     log: join(home, 'node.log'),
     pendingRevocations: join(home, 'pending-revocations.json'),
-    running: join(home, 'running.json')
+    running: join(home, 'running.json'),
+    routing: join(home, 'routing.json')
   }
 }

@@ -7,8 +7,8 @@ import { radmeshOk, tempDir } from './processes.ts'
 export interface TestConsortium {
   root: string
   dir: string
-  /** init + admit (installed in HOME); returns the HOME */
-  member (name: string, role: 'site' | 'radiologist', extra?: string[]): Promise<string>
+  /** init + admit (installed in HOME); returns the HOME. `extra` goes to admit, `initExtra` to init. */
+  member (name: string, role: 'site' | 'radiologist', extra?: string[], initExtra?: string[]): Promise<string>
 }
 
 export async function createTestConsortium (name = 'Test Consortium'): Promise<TestConsortium> {
@@ -19,9 +19,9 @@ export async function createTestConsortium (name = 'Test Consortium'): Promise<T
   return {
     root,
     dir,
-    async member (memberName, role, extra = []) {
+    async member (memberName, role, extra = [], initExtra = []) {
       const home = join(root, `member-${++count}`)
-      await radmeshOk(['init', '--home', home, '--name', memberName, '--role', role])
+      await radmeshOk(['init', '--home', home, '--name', memberName, '--role', role, ...initExtra])
       await radmeshOk(['consortium', 'admit', '--dir', dir, '--home', home, ...extra])
       return home
     }

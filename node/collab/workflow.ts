@@ -1,0 +1,227 @@
+/**
+ * The reading workflow, modelled on DICOM UPS / IHE RRR-WF: a stable study at a site becomes a case
+ * (routing.ts) published to the eligible readers, whose nodes are given the study key at once (the
+ * exchange); STAT cases are prefetched by eligible readers on duty, so the images are local when claimed;
+ * claiming fetches the study; a consult gives the consultant the key and the report. Every case and report
+ * action is audited. What documents are shared with whom (the sync policy) is decided here too.
+ */
+import { createHash } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { Shift } from '../../protocol/collab/records.ts'
+import { caseOfDoc, reportDocId, WORKLIST_DOC } from '../../protocol/collab/sync.ts'
+import type { PeerIdString } from '../../protocol/ids.ts'
+import type { MemberCertificate } from '../../protocol/membership/index.ts'
+import type { Archive, StudyRecord } from '../archive/archive.ts'
+import type { AuditActor, AuditLog } from '../audit/log.ts'
+import { CaseError } from '../errors.ts'
+import type { Exchange } from '../exchange/exchange.ts'
+import type { Identity } from '../identity/keys.ts'
+import type { MembershipRegistry } from '../membership/registry.ts'
+import type { CaseState } from './cases.ts'
+import type { Reports } from './reports.ts'
+import { route, type RoutingConfig } from './routing.ts'
+import type { SyncPolicy } from './sync.ts'
+import { dueAt, type Worklist } from './worklist.ts'
+
+export interface WorkflowOptions {
+  identity: Identity
+  registry: MembershipRegistry
+  archive: Archive
+  exchange: Exchange
+  audit: AuditLog
+  worklist: Worklist
+  reports: Reports
+  routing: RoutingConfig
+  log: Logger
+}
+
+/** A case id names one study at one site: the same on every node, whoever computes it. */
+export const caseIdFor = (site: string, studyUid: string): string => createHash('sha256').update(`${site}\n${studyUid}`).digest('hex').slice(0, 24)
+
+const text = (study: StudyRecord, tag: string): string => {
+  const value = study.attributes[tag]
+  return typeof value === 'string' ? value : Array.isArray(value) ? value.map(String).join('\\') : ''
+}
+
+export class ReadingWorkflow {
+  private readonly o: WorkflowOptions
+  private readonly cleanups: Array<() => void> = []
+  private readonly prefetched = new Set<string>()
+
+  constructor (options: WorkflowOptions) {
+    this.o = options
+  }
+
+  get isSite (): boolean {
+    return this.o.registry.self.role === 'site'
+  }
+
+  start (): void {
+    const { archive, worklist, log } = this.o
+    if (this.isSite) {
+      this.cleanups.push(archive.onStudyStable(event => {
+        this.caseForStudy(event.studyUid).catch(error => { log.error({ err: error, study: event.studyUid }, 'could not publish a case for a stable study') })
+      }))
+    }
+    this.cleanups.push(worklist.onChange(() => { this.react() }))
+    this.react()
+  }
+
+  stop (): void {
+    for (const cleanup of this.cleanups.splice(0)) cleanup()
+  }
+
+  // Sites: cases from stable studies
+
+  /** Radiologists known to this node (from the registry or the worklist), not revoked, not expired. */
+  radiologists (now = Date.now()): MemberCertificate[] {
+    const { registry, worklist } = this.o
+    const byPeer = new Map<string, MemberCertificate>()
+    for (const certificate of worklist.memberCertificates()) {
+      const known = registry.certificateOf(certificate.peerId) ?? certificate
+      if (known.role === 'radiologist' && !registry.isRevoked(known.peerId) && Date.parse(known.expiresAt) > now) byPeer.set(known.peerId, known)
+    }
+    return [...byPeer.values()]
+  }
+
+  /** Readers a case of this subspecialty goes to: those with it, or every radiologist when none has it. */
+  eligibleReaders (subspecialty: string): string[] {
+    const all = this.radiologists()
+    const specialists = all.filter(c => c.subspecialties.includes(subspecialty))
+    return (specialists.length > 0 ? specialists : all).map(c => c.peerId).sort()
+  }
+
+  /**
+   * Publishes the case of a stable study (once: a study that grows later keeps its case) and shares the
+   * study with the case's readers (again when it grew, so they get the new version).
+   */
+  async caseForStudy (studyUid: string): Promise<CaseState | undefined> {
+    const { archive, exchange, worklist, routing, identity, log } = this.o
+    const study = await archive.study(studyUid)
+    if (study === undefined) return undefined
+    const caseId = caseIdFor(identity.peerId, studyUid)
+    let state = worklist.caseState(caseId)
+    if (state === undefined) {
+      const series = []
+      for await (const record of archive.seriesOf(studyUid)) series.push(record)
+      const bodyPart = series.map(s => typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : '').find(part => part !== '') ?? ''
+      const { subspecialty, priority } = route({ modalities: study.modalities, bodyPart, description: text(study, '00081030') }, routing)
+      const readers = this.eligibleReaders(subspecialty)
+      const created = new Date()
+      state = await worklist.publishCase({
+        caseId,
+        studyUid,
+        siteName: this.o.registry.self.name,
+        priority,
+        subspecialty,
+        modalities: study.modalities.filter(m => /^[A-Z0-9]{1,16}$/.test(m)).slice(0, 16),
+        bodyPart: bodyPart.slice(0, 64),
+        readers: readers as PeerIdString[],
+        createdAt: created.toISOString(),
+        dueAt: dueAt(created, priority, routing.dueMinutes)
+      })
+      await this.audit('C', { type: 'peer', id: identity.peerId }, state, `case published: ${priority} ${subspecialty}, ${readers.length} reader(s)`)
+      log.info({ event: 'case-published', case: caseId, study: studyUid, priority, subspecialty, readers: readers.length }, `case ${caseId} published (${priority}, ${subspecialty})`)
+    }
+    if (state.readers.length === 0) {
+      log.warn({ event: 'case-without-readers', case: caseId }, 'no radiologist is known yet; the case waits on the worklist and the study is shared when one claims')
+      return state
+    }
+    const members = state.readers.filter(peer => this.o.registry.isMember(peer))
+    if (members.length > 0) await exchange.share(studyUid, members, { type: 'peer', id: identity.peerId })
+    return state
+  }
+
+  // Readers: prefetch, fetch on claim and consult
+
+  /** Whether a radiologist is on duty now: inside one of its shifts, or always when it published none. */
+  onDuty (peerId: string, now = Date.now()): boolean {
+    const shifts = this.o.worklist.shifts().get(peerId)
+    if (shifts === undefined) return true
+    return shifts.some(shift => Date.parse(shift.start) <= now && now < Date.parse(shift.end))
+  }
+
+  private react (): void {
+    const me = this.o.identity.peerId
+    if (this.isSite) return
+    for (const state of this.o.worklist.allCases()) {
+      if (this.prefetched.has(state.caseId) || state.status === 'COMPLETED' || state.status === 'CANCELED') continue
+      const stat = state.priority === 'STAT' && state.readers.includes(me) && this.onDuty(me)
+      const mine = state.claimedBy === me || state.consultants.includes(me)
+      if (!stat && !mine) continue
+      this.prefetched.add(state.caseId)
+      this.fetchStudy(state, stat && !mine ? 'STAT prefetch' : 'claimed or consulted')
+    }
+  }
+
+  private fetchStudy (state: CaseState, why: string): void {
+    const { exchange, identity, log } = this.o
+    void (async () => {
+      const availability = await exchange.availability(state.studyUid)
+      if (availability?.complete === true) return
+      log.info({ event: 'case-fetch', case: state.caseId, study: state.studyUid, why }, `fetching the study of case ${state.caseId} (${why})`)
+      exchange.fetch(state.studyUid, { type: 'peer', id: identity.peerId })
+    })().catch(error => { log.warn({ err: error, case: state.caseId }, 'could not start fetching a case\'s study') })
+  }
+
+  // Actions (the HTTP API calls these)
+
+  async claim (caseId: string, actor: AuditActor): Promise<CaseState> {
+    const state = await this.o.worklist.claim(caseId)
+    await this.audit('U', actor, state, 'claimed')
+    return state
+  }
+
+  async release (caseId: string, actor: AuditActor): Promise<CaseState> {
+    const state = await this.o.worklist.release(caseId)
+    await this.audit('U', actor, state, 'released')
+    return state
+  }
+
+  async cancel (caseId: string, reason: string, actor: AuditActor): Promise<CaseState> {
+    const state = await this.o.worklist.cancel(caseId, reason)
+    await this.audit('D', actor, state, `canceled: ${reason}`)
+    return state
+  }
+
+  /** Invites a consultant: a consult record, and the study key wrapped for them by this reader. */
+  async consult (caseId: string, consultant: string, actor: AuditActor): Promise<CaseState> {
+    const state = await this.o.worklist.invite(caseId, consultant)
+    try {
+      await this.o.exchange.share(state.studyUid, [consultant], actor)
+    } catch (error) {
+      throw new CaseError('RADMESH_NOT_ALLOWED', `the consultant was invited, but the study key could not be given to them: ${(error as Error).message}`)
+    }
+    await this.audit('U', actor, state, `consult: ${consultant}`)
+    return state
+  }
+
+  async setShifts (shifts: Shift[]): Promise<void> {
+    if (this.isSite) throw new CaseError('RADMESH_NOT_ALLOWED', 'duty shifts are for radiologists; a site has none')
+    await this.o.worklist.setShifts(shifts)
+  }
+
+  private async audit (action: 'C' | 'R' | 'U' | 'D', actor: AuditActor, state: CaseState, detail: string): Promise<void> {
+    await this.o.audit.append({ event: 'orderRecord', action, outcome: 0, actor, study: state.studyUid, detail: `case ${state.caseId}: ${detail}` })
+  }
+
+  // Who shares which document
+
+  syncPolicy (): SyncPolicy {
+    const { worklist, reports, identity } = this.o
+    const both = (state: CaseState | undefined, peer: string): boolean =>
+      state !== undefined && reports.isParticipant(state, peer) && reports.isParticipant(state, identity.peerId)
+    return {
+      sharedWith: peer => [WORKLIST_DOC, ...worklist.allCases().filter(state => both(state, peer)).map(state => reportDocId(state.caseId))],
+      mayShare: (docId, peer) => {
+        const caseId = caseOfDoc(docId)
+        return caseId === undefined || both(worklist.caseState(caseId), peer)
+      },
+      check: async (docId, update, inspected) => {
+        const caseId = caseOfDoc(docId)
+        if (caseId === undefined) await worklist.checkUpdate(inspected)
+        else await reports.checkUpdate(caseId, update, inspected)
+      }
+    }
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Reports over HTTP (CONTRACT.md). Every read and change is audited (110110 Patient Record).
+ * `GET /api/cases/:caseId/report`
+ * `PUT /api/cases/:caseId/report` `{ sections: { findings: "...", ... } }`: replaces these sections as one edit
+ * `POST /api/cases/:caseId/report/sign` `{ status: "PRELIMINARY" | "FINAL" }`
+ * `POST /api/cases/:caseId/report/addendum` `{ text }`: after FINAL
+ * `POST /api/cases/:caseId/consult` `{ peerId }`: invites a second reader
+ * `GET /api/cases/:caseId/report/fhir`: the FINAL report as a FHIR R4 DiagnosticReport (the case's site)
+ */
+import type { FastifyInstance } from 'fastify'
+import { SECTION_NAMES, type Sections } from '../../../protocol/collab/records.ts'
+import type { AuditActor } from '../../audit/log.ts'
+import { BadRequestError } from '../../errors.ts'
+import type { NodeServices } from '../services.ts'
+import { caseIdOf, worklistEntry } from './worklist.ts'
+
+function parseSections (body: unknown): Partial<Sections> {
+  const sections = (body as { sections?: unknown } | undefined)?.sections
+  if (sections === null || typeof sections !== 'object' || Array.isArray(sections)) throw new BadRequestError(`the body must be { "sections": { ${SECTION_NAMES.join(', ')} } } with any of the sections`)
+  for (const [name, text] of Object.entries(sections)) {
+    if (!(SECTION_NAMES as readonly string[]).includes(name)) throw new BadRequestError(`"${name.slice(0, 40)}" is not a report section; the sections are ${SECTION_NAMES.join(', ')}`)
+    if (typeof text !== 'string') throw new BadRequestError(`section ${name} must be text`)
+  }
+  return sections as Partial<Sections>
+}
+
+export async function reportRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
+  const audited = async (caseId: string, action: 'R' | 'U', actor: AuditActor, detail: string): Promise<void> => {
+    const state = node.worklist.caseState(caseId)
+    await node.audit.append({ event: 'patientRecord', action, outcome: 0, actor, ...(state === undefined ? {} : { study: state.studyUid }), detail: `report of case ${caseId}: ${detail}` })
+  }
+
+  app.get<{ Params: { caseId: string } }>('/api/cases/:caseId/report', async (request) => {
+    const caseId = caseIdOf(request.params)
+    const view = await node.reports.view(caseId)
+    await audited(caseId, 'R', request.actor, 'read')
+    return view
+  })
+
+  app.put<{ Params: { caseId: string }, Body: unknown }>('/api/cases/:caseId/report', async (request) => {
+    const caseId = caseIdOf(request.params)
+    const sections = parseSections(request.body)
+    const view = await node.reports.edit(caseId, sections)
+    await audited(caseId, 'U', request.actor, `edited ${Object.keys(sections).join(', ')}`)
+    return view
+  })
+
+  app.post<{ Params: { caseId: string }, Body: unknown }>('/api/cases/:caseId/report/sign', async (request) => {
+    const caseId = caseIdOf(request.params)
+    const status = (request.body as { status?: unknown } | undefined)?.status
+    if (status !== 'PRELIMINARY' && status !== 'FINAL') throw new BadRequestError('the body must be { "status": "PRELIMINARY" } or { "status": "FINAL" }')
+    const view = await node.reports.sign(caseId, status)
+    await audited(caseId, 'U', request.actor, `signed ${status}`)
+    return view
+  })
+
+  app.post<{ Params: { caseId: string }, Body: unknown }>('/api/cases/:caseId/report/addendum', async (request) => {
+    const caseId = caseIdOf(request.params)
+    const text = (request.body as { text?: unknown } | undefined)?.text
+    if (typeof text !== 'string') throw new BadRequestError('the body must be { "text": "..." }')
+    const view = await node.reports.addendum(caseId, text)
+    await audited(caseId, 'U', request.actor, 'addendum')
+    return view
+  })
+
+  app.post<{ Params: { caseId: string }, Body: unknown }>('/api/cases/:caseId/consult', async (request) => {
+    const caseId = caseIdOf(request.params)
+    const peerId = (request.body as { peerId?: unknown } | undefined)?.peerId
+    if (typeof peerId !== 'string' || peerId.length === 0 || peerId.length > 128) throw new BadRequestError('the body must be { "peerId": "..." }')
+    return worklistEntry(node, await node.workflow.consult(caseId, peerId, request.actor))
+  })
+}

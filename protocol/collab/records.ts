@@ -1,0 +1,243 @@
+/**
+ * The signed records that the replicated worklist and the report documents are made of.
+ *
+ * Yjs says nothing about who wrote what, and any member can relay any other member's updates, so
+ * authority cannot come from the peer that sent an update. It comes from the records themselves: every
+ * record is signed (Ed25519, the author's peer key) over its canonical JSON, and names its author in `by`.
+ * A record is stored under a key derived from its signature (`recordKey`), written once and never
+ * overwritten or deleted, so the worklist is a grow-only set of records that every node reads the same way.
+ *
+ * Worklist records (all members hold them; no patient data, only UIDs, codes, names of members and times):
+ *   case      a site publishes a case for a stable study: priority, subspecialty, modality, eligible readers
+ *   claim     a reader takes a case (IN PROGRESS); `seq` orders it after every claim/release its author saw
+ *   release   the holder gives a case back (SCHEDULED again)
+ *   consult   a reader invites a second reader onto the case's report
+ *   cancel    the site withdraws a case
+ *   signed    a report was signed: status and the SHA-256 of its signed content (the content stays in the report)
+ *   duty      a radiologist's on-duty shifts (the latest record of an author replaces its earlier ones)
+ *   member    a member's certificate (signed by the consortium root, not by `by`): every node publishes its
+ *             own, so every member can check the role of an author it has never been connected to
+ * Report records (only the case's site and readers hold them, inside the report document):
+ *   binding          "Yjs client N of this report is me": section edits by client N are the author's
+ *   report-signature a signature over the sections (PRELIMINARY, FINAL) or over an addendum's text
+ */
+import { MalformedMessageError } from '../errors.ts'
+import type { PeerIdString } from '../ids.ts'
+import { asObject, integerField, signingBytes, stringField, timeField } from '../json.ts'
+import { peerIdField, uidField } from '../exchange/manifest.ts'
+import { decodeCertificate, type MemberCertificate } from '../membership/certificate.ts'
+
+export const RECORD_VERSION = 1
+export const SIGNING_CONTEXT_WORKLIST_RECORD = 'radmesh/worklist-record/v1\n'
+export const SIGNING_CONTEXT_REPORT_RECORD = 'radmesh/report-record/v1\n'
+
+export const PRIORITIES = ['STAT', 'URGENT', 'ROUTINE'] as const
+export type Priority = (typeof PRIORITIES)[number]
+export const SECTION_NAMES = ['indication', 'technique', 'comparison', 'findings', 'impression'] as const
+export type SectionName = (typeof SECTION_NAMES)[number]
+export type Sections = Record<SectionName, string>
+export const SIGNATURE_STATUSES = ['PRELIMINARY', 'FINAL', 'ADDENDUM'] as const
+export type SignatureStatus = (typeof SIGNATURE_STATUSES)[number]
+
+/** Readers a case can name: a whole department, not more. */
+export const MAX_CASE_READERS = 256
+export const MAX_SHIFTS = 64
+/** One section of a report (a long CT chest/abdomen/pelvis findings section is ~10 kB). */
+export const MAX_SECTION_CHARS = 64 * 1024
+export const MAX_RECORD_BYTES = 8 * 1024 + 5 * MAX_SECTION_CHARS * 4
+const CASE_ID = /^[0-9a-f]{24}$/
+const RECORD_KEY = /^[a-z-]{3,20}:[A-Za-z0-9_-]{43}$/
+const SIGNATURE = /^[A-Za-z0-9_-]{86}$/
+const CODE = /^[a-z0-9-]{1,32}$/
+
+interface Signed { v: number, by: PeerIdString, at: string, signature: string }
+export interface CaseRecord extends Signed {
+  kind: 'case'
+  caseId: string
+  studyUid: string
+  site: PeerIdString
+  siteName: string
+  priority: Priority
+  subspecialty: string
+  modalities: string[]
+  bodyPart: string
+  readers: PeerIdString[]
+  createdAt: string
+  dueAt: string
+}
+export interface ClaimRecord extends Signed { kind: 'claim', caseId: string, seq: number }
+export interface ReleaseRecord extends Signed { kind: 'release', caseId: string, claim: string, seq: number }
+export interface ConsultRecord extends Signed { kind: 'consult', caseId: string, consultant: PeerIdString }
+export interface CancelRecord extends Signed { kind: 'cancel', caseId: string, reason: string }
+export interface SignedRecord extends Signed { kind: 'signed', caseId: string, status: SignatureStatus, reportHash: string }
+export interface Shift { start: string, end: string }
+export interface DutyRecord extends Signed { kind: 'duty', shifts: Shift[] }
+export interface MemberRecord { kind: 'member', certificate: MemberCertificate }
+export type AuthoredWorklistRecord = CaseRecord | ClaimRecord | ReleaseRecord | ConsultRecord | CancelRecord | SignedRecord | DutyRecord
+export type WorklistRecord = AuthoredWorklistRecord | MemberRecord
+
+export interface BindingRecord extends Signed { kind: 'binding', caseId: string, clientId: number }
+export interface ReportSignatureRecord extends Signed {
+  kind: 'report-signature'
+  caseId: string
+  studyUid: string
+  status: SignatureStatus
+  /** the signed sections (PRELIMINARY, FINAL); empty strings for an addendum */
+  sections: Sections
+  /** the addendum's text; empty for PRELIMINARY and FINAL */
+  text: string
+}
+export type ReportRecord = BindingRecord | ReportSignatureRecord
+
+type Unsigned<T> = T extends Signed ? Omit<T, 'signature'> : never
+export type UnsignedWorklistRecord = Unsigned<AuthoredWorklistRecord>
+export type UnsignedReportRecord = Unsigned<ReportRecord>
+
+/** The key a record is stored under: its kind and the first 32 bytes of its (deterministic) Ed25519 signature. */
+export const recordKey = (record: { kind: string, signature: string } | MemberRecord): string =>
+  `${record.kind}:${('certificate' in record ? record.certificate.signature : record.signature).slice(0, 43)}`
+export const isRecordKey = (key: string): boolean => RECORD_KEY.test(key)
+
+export const worklistSigningBytes = (record: UnsignedWorklistRecord | AuthoredWorklistRecord): Uint8Array => signingBytes(SIGNING_CONTEXT_WORKLIST_RECORD, record)
+export const reportSigningBytes = (record: UnsignedReportRecord | ReportRecord): Uint8Array => signingBytes(SIGNING_CONTEXT_REPORT_RECORD, record)
+
+export const isCaseId = (value: string): boolean => CASE_ID.test(value)
+
+function caseIdField (object: Record<string, unknown>, what: string): string {
+  const value = stringField(object, 'caseId', what, 24)
+  if (!CASE_ID.test(value)) throw new MalformedMessageError(`${what}.caseId must be 24 hex digits`)
+  return value
+}
+
+function signedFields (object: Record<string, unknown>, what: string): Signed {
+  if (object['v'] !== RECORD_VERSION) throw new MalformedMessageError(`${what}.v must be ${RECORD_VERSION}`)
+  const signature = stringField(object, 'signature', what, 86)
+  if (!SIGNATURE.test(signature)) throw new MalformedMessageError(`${what}.signature must be an Ed25519 signature in base64url`)
+  return { v: RECORD_VERSION, by: peerIdField(object, 'by', what), at: timeField(object, 'at', what), signature }
+}
+
+function oneOf<T extends string> (object: Record<string, unknown>, key: string, allowed: readonly T[], what: string): T {
+  const value = stringField(object, key, what, 32)
+  if (!(allowed as readonly string[]).includes(value)) throw new MalformedMessageError(`${what}.${key} must be one of ${allowed.join(', ')}`)
+  return value as T
+}
+
+function codeField (object: Record<string, unknown>, key: string, what: string): string {
+  const value = stringField(object, key, what, 32)
+  if (!CODE.test(value)) throw new MalformedMessageError(`${what}.${key} must be a lower-case code (letters, digits, dashes)`)
+  return value
+}
+
+function listField<T> (object: Record<string, unknown>, key: string, what: string, max: number, item: (value: unknown, what: string) => T): T[] {
+  const value = object[key]
+  if (!Array.isArray(value) || value.length > max) throw new MalformedMessageError(`${what}.${key} must be a list of at most ${max}`)
+  return value.map((entry, i) => item(entry, `${what}.${key}[${i}]`))
+}
+
+function seqField (object: Record<string, unknown>, what: string): number {
+  const seq = integerField(object, 'seq', what)
+  if (seq < 1) throw new MalformedMessageError(`${what}.seq must be 1 or more`)
+  return seq
+}
+
+function sectionsField (object: Record<string, unknown>, what: string): Sections {
+  const value = asObject(object['sections'], `${what}.sections`)
+  const sections = {} as Sections
+  for (const name of SECTION_NAMES) sections[name] = stringField(value, name, `${what}.sections`, MAX_SECTION_CHARS)
+  if (Object.keys(value).length !== SECTION_NAMES.length) throw new MalformedMessageError(`${what}.sections must have exactly ${SECTION_NAMES.join(', ')}`)
+  return sections
+}
+
+/** Checks the shape of a worklist record (not its signature: see node/collab/records.ts). */
+export function decodeWorklistRecord (value: unknown): WorklistRecord {
+  const what = 'worklist record'
+  const object = asObject(value, what)
+  const kind = stringField(object, 'kind', what, 16)
+  if (kind === 'member') {
+    if (Object.keys(object).length !== 2) throw new MalformedMessageError('member record must hold only kind and certificate')
+    return { kind, certificate: decodeCertificate(object['certificate']) }
+  }
+  const signed = signedFields(object, `${what} (${kind})`)
+  switch (kind) {
+    case 'case': {
+      const w = 'case record'
+      return {
+        ...signed,
+        kind,
+        caseId: caseIdField(object, w),
+        studyUid: uidField(object, 'studyUid', w),
+        site: peerIdField(object, 'site', w),
+        siteName: stringField(object, 'siteName', w, 128),
+        priority: oneOf(object, 'priority', PRIORITIES, w),
+        subspecialty: codeField(object, 'subspecialty', w),
+        modalities: listField(object, 'modalities', w, 16, (entry, at) => {
+          if (typeof entry !== 'string' || !/^[A-Z0-9]{1,16}$/.test(entry)) throw new MalformedMessageError(`${at} must be a DICOM modality code`)
+          return entry
+        }),
+        bodyPart: stringField(object, 'bodyPart', w, 64),
+        readers: listField(object, 'readers', w, MAX_CASE_READERS, (entry, at) => peerIdField({ peer: entry }, 'peer', at)),
+        createdAt: timeField(object, 'createdAt', w),
+        dueAt: timeField(object, 'dueAt', w)
+      }
+    }
+    case 'claim':
+      return { ...signed, kind, caseId: caseIdField(object, 'claim record'), seq: seqField(object, 'claim record') }
+    case 'release': {
+      const claim = stringField(object, 'claim', 'release record', 64)
+      if (!RECORD_KEY.test(claim) || !claim.startsWith('claim:')) throw new MalformedMessageError('release record.claim must be the key of a claim record')
+      return { ...signed, kind, caseId: caseIdField(object, 'release record'), claim, seq: seqField(object, 'release record') }
+    }
+    case 'consult':
+      return { ...signed, kind, caseId: caseIdField(object, 'consult record'), consultant: peerIdField(object, 'consultant', 'consult record') }
+    case 'cancel':
+      return { ...signed, kind, caseId: caseIdField(object, 'cancel record'), reason: stringField(object, 'reason', 'cancel record', 512) }
+    case 'signed': {
+      const reportHash = stringField(object, 'reportHash', 'signed record', 64)
+      if (!/^[0-9a-f]{64}$/.test(reportHash)) throw new MalformedMessageError('signed record.reportHash must be a hex SHA-256')
+      return { ...signed, kind, caseId: caseIdField(object, 'signed record'), status: oneOf(object, 'status', SIGNATURE_STATUSES, 'signed record'), reportHash }
+    }
+    case 'duty':
+      return {
+        ...signed,
+        kind,
+        shifts: listField(object, 'shifts', 'duty record', MAX_SHIFTS, (entry, at) => {
+          const shift = asObject(entry, at)
+          const start = timeField(shift, 'start', at)
+          const end = timeField(shift, 'end', at)
+          if (Date.parse(end) <= Date.parse(start)) throw new MalformedMessageError(`${at} must end after it starts`)
+          return { start, end }
+        })
+      }
+    default:
+      throw new MalformedMessageError(`worklist record kind "${kind}" is not one this radmesh knows`)
+  }
+}
+
+/** Checks the shape of a record of a report document (not its signature). */
+export function decodeReportRecord (value: unknown): ReportRecord {
+  const what = 'report record'
+  const object = asObject(value, what)
+  const kind = stringField(object, 'kind', what, 20)
+  const signed = signedFields(object, `${what} (${kind})`)
+  if (kind === 'binding') {
+    const clientId = integerField(object, 'clientId', 'binding record')
+    if (clientId < 0 || clientId > 0xffffffff) throw new MalformedMessageError('binding record.clientId must be a 32-bit Yjs client id')
+    return { ...signed, kind, caseId: caseIdField(object, 'binding record'), clientId }
+  }
+  if (kind === 'report-signature') {
+    const w = 'report signature'
+    const status = oneOf(object, 'status', SIGNATURE_STATUSES, w)
+    const record: ReportSignatureRecord = {
+      ...signed,
+      kind,
+      caseId: caseIdField(object, w),
+      studyUid: uidField(object, 'studyUid', w),
+      status,
+      sections: sectionsField(object, w),
+      text: stringField(object, 'text', w, MAX_SECTION_CHARS)
+    }
+    if (status === 'ADDENDUM' && record.text.trim() === '') throw new MalformedMessageError(`${w}: an addendum needs text`)
+    return record
+  }
+  throw new MalformedMessageError(`report record kind "${kind}" is not one this radmesh knows`)
+}

@@ -1,0 +1,168 @@
+/**
+ * The reading workflow end to end, in separate processes over real libp2p, with DCMTK as the modality:
+ * storescu -> site -> a case on two readers' worklists -> one claims (the other gets 409) -> the study is
+ * fetched -> the report is written, a consultant invited, both edit the same section at once -> signed
+ * FINAL -> the site holds a DICOM SR of it (dciodvfy passes) and serves it as FHIR; TAT fields are filled.
+ */
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
+import { generateCt } from '../../scripts/generate-ct.ts'
+import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
+import { runTool, storescu } from '../helpers/dcmtk.ts'
+import { p2pAddr, peersOf, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+
+interface Entry { caseId: string, studyInstanceUid: string, site: string, priority: string, subspecialty: string, status: string, claimedBy: string | null, createdAt: string, dueAt: string, claimedAt: string | null, preliminaryAt: string | null, finalAt: string | null, consultants: string[] }
+interface Report { status: string, sections: Record<string, string>, authors: Array<{ peerId: string }>, signatures: Array<{ peerId: string, status: string, verified: boolean }>, addenda: Array<{ text: string }> }
+
+let consortium: TestConsortium
+const started: StartedNode[] = []
+
+async function start (home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
+  const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
+  started.push(node)
+  return node
+}
+
+async function connected (a: StartedNode, b: StartedNode): Promise<void> {
+  await waitFor(`${a.peerId} and ${b.peerId} to see each other`, async () =>
+    (await peersOf(a)).some(p => p.peerId === b.peerId) && (await peersOf(b)).some(p => p.peerId === a.peerId), 10_000)
+}
+
+async function worklist (node: StartedNode): Promise<Entry[]> {
+  const { status, body } = await node.api<Entry[]>('GET', '/api/worklist')
+  assert.is(status, 200)
+  return body
+}
+
+async function report (node: StartedNode, caseId: string): Promise<Report> {
+  const { status, body } = await node.api<Report>('GET', `/api/cases/${caseId}/report`)
+  assert.is(status, 200, JSON.stringify(body))
+  return body
+}
+
+test.before(async () => {
+  consortium = await createTestConsortium('Workflow')
+})
+
+test.after(async () => {
+  await Promise.all(started.map(async node => { await node.kill() }))
+})
+
+test('storescu -> case on two worklists -> claim (409 for the other) -> fetch -> co-written report -> FINAL -> SR and FHIR at the site', async () => {
+  const site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
+  const alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })
+  const bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site), p2pAddr(alice)] })
+  const carol = await start(await consortium.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']), { peers: [p2pAddr(site), p2pAddr(alice)] })
+  await connected(site, alice)
+  await connected(site, bob)
+  await connected(alice, carol)
+  // Every member's certificate reaches the site through the worklist before the study is stable.
+  await waitFor('the site to know the three radiologists', async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 3, 15_000)
+
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 20, series: 1, rows: 64, columns: 64, seed: 5, studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD' })
+  const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])
+  assert.is(sent.code, 0, sent.stderr)
+
+  const [onAlice] = await waitFor('the case on Alice\'s worklist', async () => { const list = await worklist(alice); return list.length === 1 ? list : undefined }, 20_000)
+  const entry = onAlice as Entry
+  assert.is(entry.studyInstanceUid, study.studyInstanceUid)
+  assert.is(entry.priority, 'STAT')
+  assert.is(entry.subspecialty, 'neuro')
+  assert.is(entry.status, 'SCHEDULED')
+  assert.is(Date.parse(entry.dueAt) - Date.parse(entry.createdAt), 60 * 60_000, 'STAT is due in one hour')
+  await waitFor('the case on Bob\'s worklist', async () => (await worklist(bob)).length === 1, 10_000)
+  assert.is((await worklist(carol)).length, 0, 'the msk reader is not routed a neuro case')
+
+  const claimed = await alice.api<Entry>('POST', `/api/worklist/${entry.caseId}/claim`)
+  assert.is(claimed.status, 200, JSON.stringify(claimed.body))
+  assert.is(claimed.body.status, 'IN PROGRESS')
+  assert.is(claimed.body.claimedBy, alice.peerId)
+  await waitFor('Bob to see Alice\'s claim', async () => (await worklist(bob))[0]?.claimedBy === alice.peerId, 10_000)
+  const refused = await bob.api<{ error: { code: string } }>('POST', `/api/worklist/${entry.caseId}/claim`)
+  assert.is(refused.status, 409)
+  assert.is(refused.body.error.code, 'RADMESH_CASE_TAKEN')
+
+  // Claiming (and STAT prefetch) fetched the study to Alice.
+  await waitFor('the study on Alice\'s node', async () => (await alice.api<{ complete: boolean }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)).body.complete, 30_000)
+
+  const written = await alice.api<Report>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { indication: 'Sudden left weakness.', technique: 'Non-contrast CT head.', findings: 'No haemorrhage.' } })
+  assert.is(written.status, 200, JSON.stringify(written.body))
+  const invited = await alice.api<Entry>('POST', `/api/cases/${entry.caseId}/consult`, { peerId: carol.peerId })
+  assert.is(invited.status, 200, JSON.stringify(invited.body))
+  assert.equal(invited.body.consultants, [carol.peerId])
+  await waitFor('Carol to have the report', async () => (await carol.api<Report>('GET', `/api/cases/${entry.caseId}/report`)).body.sections?.findings === 'No haemorrhage.', 15_000)
+
+  // Both write the findings at once: both edits survive on both nodes.
+  const [a, c] = await Promise.all([
+    alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'No haemorrhage. Hyperdense right MCA.' } }),
+    carol.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'Early ischaemic change in the right insula. No haemorrhage.' } })
+  ])
+  assert.is(a.status, 200)
+  assert.is(c.status, 200)
+  const merged = await waitFor('both readers to show the same findings', async () => {
+    const [x, y] = await Promise.all([report(alice, entry.caseId), report(carol, entry.caseId)])
+    return x.sections['findings'] === y.sections['findings'] ? x.sections['findings'] : undefined
+  }, 10_000)
+  assert.ok(merged?.includes('Hyperdense right MCA'), merged)
+  assert.ok(merged?.includes('Early ischaemic change in the right insula'), merged)
+
+  const carolSigns = await carol.api<{ error: { code: string } }>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
+  assert.is(carolSigns.status, 403, 'a consultant does not sign FINAL')
+  const siteSigns = await site.api<{ error: { code: string } }>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'PRELIMINARY' })
+  assert.is(siteSigns.status, 403, 'a site never signs')
+
+  await alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { impression: 'Acute right MCA infarct. No haemorrhage.' } })
+  const prelim = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'PRELIMINARY' })
+  assert.is(prelim.body.status, 'PRELIMINARY')
+  const final = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
+  assert.is(final.status, 200, JSON.stringify(final.body))
+  assert.is(final.body.status, 'FINAL')
+  assert.ok(final.body.signatures.every(s => s.verified))
+
+  const afterFinal = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'changed after final' } })
+  await waitFor('Carol to see the FINAL report', async () => (await report(carol, entry.caseId)).status === 'FINAL', 10_000)
+  const late = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'changed after final' } })
+  assert.is(late.status, 409, `a FINAL report cannot change (first try answered ${afterFinal.status})`)
+  assert.is(late.body.error.code, 'RADMESH_REPORT_FINAL')
+
+  // Turnaround fields on every node.
+  const done = await waitFor('the site to see the case COMPLETED', async () => (await worklist(site)).find(e => e.status === 'COMPLETED'), 10_000)
+  assert.ok(done?.claimedAt !== null && done?.preliminaryAt !== null && done?.finalAt !== null, JSON.stringify(done))
+  const tat = await site.api<{ byPriority: Array<{ priority: string, completed: number, medianMinutes: number | null }> }>('GET', '/api/tat')
+  const stat = tat.body.byPriority.find(row => row.priority === 'STAT')
+  assert.is(stat?.completed, 1)
+  assert.ok(stat?.medianMinutes !== null && (stat?.medianMinutes ?? -1) >= 0)
+
+  // The site holds the report as a DICOM SR in its archive, which dciodvfy accepts, and as FHIR.
+  const sr = await waitFor('the SR in the site\'s archive', async () => {
+    const response = await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series?Modality=SR`, { headers: { accept: 'application/dicom+json' } })
+    if (response.status !== 200) return undefined
+    return (await response.json() as Array<Record<string, { Value?: string[] }>>)[0]
+  }, 15_000)
+  const seriesUid = sr?.['0020000E']?.Value?.[0] as string
+  const instances = await (await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances`, { headers: { accept: 'application/dicom+json' } })).json() as Array<Record<string, { Value?: string[] }>>
+  const sopUid = instances[0]?.['00080018']?.Value?.[0] as string
+  const retrieved = await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances/${sopUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } })
+  assert.is(retrieved.status, 200)
+  const [part] = parseMultipartRelated(new Uint8Array(await retrieved.arrayBuffer()), retrieved.headers.get('content-type') ?? '')
+  const srPath = join(await tempDir(), 'report.dcm')
+  await fs.writeFile(srPath, (part as { body: Uint8Array }).body)
+  const verified = await runTool('dciodvfy', [srPath])
+  const errors = `${verified.stdout}\n${verified.stderr}`.split('\n').filter(line => /^Error/.test(line))
+  assert.equal(errors, [], `dciodvfy: ${verified.stderr}`)
+
+  const fhir = await site.api<{ resourceType: string, status: string, conclusion: string, imagingStudy: Array<{ identifier?: { value: string } }>, resultsInterpreter: Array<{ display: string }>, presentedForm: Array<{ data: string }> }>('GET', `/api/cases/${entry.caseId}/report/fhir`)
+  assert.is(fhir.status, 200, JSON.stringify(fhir.body))
+  assert.is(fhir.body.resourceType, 'DiagnosticReport')
+  assert.is(fhir.body.status, 'final')
+  assert.is(fhir.body.conclusion, 'Acute right MCA infarct. No haemorrhage.')
+  assert.is(fhir.body.imagingStudy[0]?.identifier?.value, `urn:oid:${study.studyInstanceUid}`)
+  assert.ok(fhir.body.resultsInterpreter.some(r => r.display === 'Dr Alice Neuro'))
+  assert.ok(Buffer.from(fhir.body.presentedForm[0]?.data ?? '', 'base64').toString('utf8').includes('Hyperdense right MCA'))
+})
+
+test.run()
