@@ -4,21 +4,26 @@
  * fetched -> the report is written, a consultant invited, both edit the same section at once -> signed
  * FINAL -> the site holds a DICOM SR of it (dciodvfy passes) and serves it as FHIR; TAT fields are filled.
  */
+import { spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { runTool, storescu } from '../helpers/dcmtk.ts'
-import { p2pAddr, peersOf, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { logOf, p2pAddr, peersOf, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface Entry { caseId: string, studyInstanceUid: string, site: string, priority: string, subspecialty: string, status: string, claimedBy: string | null, createdAt: string, dueAt: string, claimedAt: string | null, preliminaryAt: string | null, finalAt: string | null, consultants: string[] }
 interface Report { status: string, sections: Record<string, string>, authors: Array<{ peerId: string }>, signatures: Array<{ peerId: string, status: string, verified: boolean }>, addenda: Array<{ text: string }> }
 
 let consortium: TestConsortium
 const started: StartedNode[] = []
+/** the first test's site and holder, reused by the next tests */
+let site: StartedNode
+let alice: StartedNode
 
 async function start (home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
   const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
@@ -52,8 +57,8 @@ test.after(async () => {
 })
 
 test('storescu -> case on two worklists -> claim (409 for the other) -> fetch -> co-written report -> FINAL -> SR and FHIR at the site', async () => {
-  const site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
-  const alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })
+  site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
+  alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })
   const bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site), p2pAddr(alice)] })
   const carol = await start(await consortium.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']), { peers: [p2pAddr(site), p2pAddr(alice)] })
   await connected(site, alice)
@@ -163,6 +168,53 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   assert.is(fhir.body.imagingStudy[0]?.identifier?.value, `urn:oid:${study.studyInstanceUid}`)
   assert.ok(fhir.body.resultsInterpreter.some(r => r.display === 'Dr Alice Neuro'))
   assert.ok(Buffer.from(fhir.body.presentedForm[0]?.data ?? '', 'base64').toString('utf8').includes('Hyperdense right MCA'))
+})
+
+test('a member that alters a FINAL report, signs or claims as someone else, or sends garbage is refused; the node carries on', async () => {
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 3, rows: 32, columns: 32, seed: 8, studyDescription: 'CT HEAD', bodyPart: 'HEAD' })
+  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+  const entry = await waitFor('the second case on Alice\'s worklist', async () => (await worklist(alice)).find(e => e.studyInstanceUid === study.studyInstanceUid), 20_000) as Entry
+  assert.is((await alice.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
+
+  const malloryHome = await consortium.member('Dr Mallory', 'radiologist')
+  const mallory = spawn(process.execPath, [join(ROOT, 'test/helpers/bad-editor.ts'), malloryHome, p2pAddr(alice), entry.caseId, alice.peerId], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: mallory.stdout })[Symbol.asyncIterator]()
+  try {
+    const { peerId: malloryId } = JSON.parse((await lines.next()).value as string) as { peerId: string }
+    await waitFor('Alice to know Mallory', async () => (await peersOf(alice)).some(p => p.peerId === malloryId), 10_000)
+    assert.is((await alice.api('POST', `/api/cases/${entry.caseId}/consult`, { peerId: malloryId })).status, 200)
+    await alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'Normal.', impression: 'No acute abnormality.' } })
+    const signed = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
+    assert.is(signed.body.status, 'FINAL')
+
+    mallory.stdin.write('attack\n')
+    const { sent } = JSON.parse((await lines.next()).value as string) as { sent: string[] }
+    assert.is(sent.length, 5, JSON.stringify(sent))
+    const refusals = await waitFor('Alice to refuse the four updates', async () => {
+      const refused = (await logOf(alice.home)).filter(line => line['event'] === 'sync-update-refused' && line['peer'] === malloryId)
+      return refused.length >= 4 ? refused : undefined
+    }, 10_000)
+    const reasons = refusals?.map(line => String(line['reason'])) ?? []
+    assert.ok(reasons.some(r => /FINAL report/.test(r)), reasons.join('\n'))
+    assert.ok(reasons.some(r => /not signed by/.test(r) && r.startsWith('the report-signature')), reasons.join('\n'))
+    assert.ok(reasons.some(r => /not signed by/.test(r) && r.startsWith('the claim')), reasons.join('\n'))
+    assert.ok(reasons.some(r => /does not decode/.test(r)), reasons.join('\n'))
+    await waitFor('Alice to reset the oversized stream', async () => (await logOf(alice.home)).some(line => line['event'] === 'sync-stream-refused' && line['peer'] === malloryId), 10_000)
+
+    const after = await report(alice, entry.caseId)
+    assert.is(after.status, 'FINAL')
+    assert.is(after.sections['findings'], 'Normal.')
+    assert.is(after.sections['impression'], 'No acute abnormality.')
+    assert.is(after.signatures.length, 1)
+    assert.ok(!JSON.stringify(after).includes('TAMPERED') && !JSON.stringify(after).includes('FORGED'))
+    assert.is((await worklist(alice)).find(e => e.caseId === entry.caseId)?.claimedBy, alice.peerId)
+    // Still responsive, still in sync with the site.
+    assert.is((await alice.api('GET', '/api/health')).status, 200)
+    await waitFor('the site to see the second case COMPLETED', async () => (await worklist(site)).find(e => e.caseId === entry.caseId)?.status === 'COMPLETED', 10_000)
+  } finally {
+    mallory.kill('SIGKILL')
+  }
 })
 
 test.run()
