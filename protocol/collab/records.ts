@@ -148,8 +148,19 @@ function sectionsField (object: Record<string, unknown>, what: string): Sections
   return sections
 }
 
+/** Refuses fields a record of this kind does not have: signed records carry nothing unchecked. */
+function exactly<T extends object> (object: Record<string, unknown>, record: T, what: string): T {
+  const extra = Object.keys(object).filter(key => !(key in record))
+  if (extra.length > 0) throw new MalformedMessageError(`${what} has fields it must not have: ${extra.slice(0, 5).join(', ')}`)
+  return record
+}
+
 /** Checks the shape of a worklist record (not its signature: see node/collab/records.ts). */
 export function decodeWorklistRecord (value: unknown): WorklistRecord {
+  return exactly(asObject(value, 'worklist record'), decodeWorklistFields(value), 'worklist record')
+}
+
+function decodeWorklistFields (value: unknown): WorklistRecord {
   const what = 'worklist record'
   const object = asObject(value, what)
   const kind = stringField(object, 'kind', what, 16)
@@ -215,6 +226,10 @@ export function decodeWorklistRecord (value: unknown): WorklistRecord {
 
 /** Checks the shape of a record of a report document (not its signature). */
 export function decodeReportRecord (value: unknown): ReportRecord {
+  return exactly(asObject(value, 'report record'), decodeReportFields(value), 'report record')
+}
+
+function decodeReportFields (value: unknown): ReportRecord {
   const what = 'report record'
   const object = asObject(value, what)
   const kind = stringField(object, 'kind', what, 20)
