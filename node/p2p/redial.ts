@@ -122,9 +122,23 @@ export class Redialer {
     if (target.peerId !== undefined && this.libp2p.getConnections(target.peerId).length > 0) return
     target.dialing = true
     try {
-      // Prefer the peer id (libp2p tries every address it has learnt); fall back to the configured address.
+      // First the peer id (libp2p tries every address it has learnt), then the configured address: what a
+      // peer announces (identify replaces the address we dialled) may not be reachable from here, as
+      // behind a NAT or a proxy, while the address the administrator gave is.
       const peerAddrs = target.peerId === undefined ? [] : await this.libp2p.peerStore.get(target.peerId).then(p => p.addresses, () => [])
-      await this.libp2p.dial(peerAddrs.length > 0 || target.addr === undefined ? target.peerId as PeerId : target.addr)
+      const ways: Array<PeerId | Multiaddr> = [...(target.peerId !== undefined && peerAddrs.length > 0 ? [target.peerId] : []), ...(target.addr === undefined ? [] : [target.addr])]
+      if (ways.length === 0 && target.peerId !== undefined) ways.push(target.peerId)
+      let failure: unknown
+      for (const way of ways) {
+        try {
+          await this.libp2p.dial(way)
+          failure = undefined
+          break
+        } catch (error) {
+          failure = error
+        }
+      }
+      if (failure !== undefined) throw failure
       target.attempt = 0
     } catch (error) {
       if (target.once === true) {

@@ -32,6 +32,8 @@ export interface FaultProxy {
   readonly cuts: number
   /** stop or restart cutting (e.g. let the transfer finish cleanly) */
   setCutting (on: boolean): void
+  /** a partition: cut every open connection and refuse new ones (reset at once) until unblocked */
+  setBlocked (on: boolean): void
   close (): Promise<void>
 }
 
@@ -254,7 +256,12 @@ export async function startFaultProxy (options: FaultProxyOptions): Promise<Faul
     })
   }
 
+  let blocked = false
   const server = createServer({ allowHalfOpen: true }, client => {
+    if (blocked) {
+      client.resetAndDestroy()
+      return
+    }
     const target = createConnection({ host: options.target.host, port: options.target.port, allowHalfOpen: true })
     client.setNoDelay(true)
     target.setNoDelay(true)
@@ -291,6 +298,10 @@ export async function startFaultProxy (options: FaultProxyOptions): Promise<Faul
     get bytesFromTarget () { return fromTarget.bytes },
     get cuts () { return cuts },
     setCutting,
+    setBlocked (on: boolean) {
+      blocked = on
+      if (on) for (const connection of [...open]) if (kill(connection, true)) cuts++
+    },
     async close () {
       setCutting(false)
       const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
