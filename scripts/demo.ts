@@ -3,8 +3,11 @@
  *
  * Creates a consortium with one site and two radiologists (or reuses the one in DIR), starts each as its
  * own `radmesh start` process on loopback (the site with a DICOM port), waits until they are connected,
- * sends the site a synthetic CT study by C-STORE (DCMTK storescu when installed, else `radmesh import`),
- * prints each node's viewer URL, and runs until Ctrl-C. With --state DIR, DIR/nodes.json describes the nodes (see the README).
+ * and walks through a night shift: the site's scanners send a stroke CT and a knee MR by C-STORE (DCMTK
+ * storescu when installed, else `radmesh import`); the site's node routes them into cases on the readers'
+ * worklists; the STAT CT is prefetched, claimed (the other reader is refused), co-written by two readers,
+ * signed FINAL, and lands back at the site as a DICOM SR and a FHIR report. The knee case stays open. It
+ * prints each node's viewer URL and runs until Ctrl-C. With --state DIR, DIR/nodes.json describes the nodes (see the README).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -85,7 +88,7 @@ for (const member of MEMBERS) {
   // Each radiologist dials every node started before it; the site dials no one and is found.
   const peers = running.flatMap(node => ['--peer', `/ip4/127.0.0.1/tcp/${node.p2pPort}/p2p/${node.peerId}`])
   const child = spawn(process.execPath, [CLI, 'start', '--home', home, '--listen', `/ip4/127.0.0.1/tcp/${p2pPort}`,
-    '--http', `127.0.0.1:${httpPort}`, '--no-mdns', ...(dicomPort === null ? [] : ['--dicom', String(dicomPort), '--ae', 'RADMESH']), ...peers], { stdio: ['ignore', 'pipe', 'pipe'] })
+    '--http', `127.0.0.1:${httpPort}`, '--no-mdns', '--stable-after', '2s', ...(dicomPort === null ? [] : ['--dicom', String(dicomPort), '--ae', 'RADMESH']), ...peers], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (c: Buffer) => { output += c.toString() })
   child.stderr.on('data', (c: Buffer) => { process.stderr.write(`[${member.key}] ${c.toString()}`) })
@@ -115,37 +118,97 @@ while (Date.now() < deadline) {
   await new Promise(r => setTimeout(r, 200))
 }
 
-// Feed the site a study, as its CT scanner would.
-const site = running.find(node => node.role === 'site') as Running
-const studyDir = join(state, 'incoming-ct')
-if (!await exists(studyDir)) await generateCt({ out: studyDir, slices: 40, series: 2, rows: 256, columns: 256, patientName: 'DEMO^STROKE', studyDescription: 'CT HEAD WITHOUT CONTRAST', seed: 2026 })
-const storescu = spawn('storescu', ['-aec', 'RADMESH', '-aet', 'DEMO_CT', '+sd', '+r', '127.0.0.1', String(site.dicomPort), studyDir], { stdio: 'ignore', env: { ...process.env, TCP_NODELAY: '1' } })
-const [storescuCode] = await once(storescu, 'exit').catch(() => [-1]) as [number]
-if (storescuCode === 0) step(`CT scanner (storescu) sent ${studyDir} to ${site.name} by C-STORE`)
-else {
-  await cli(['import', '--home', site.home, studyDir])
-  step(`imported ${studyDir} into ${site.name} (DCMTK storescu not installed)`)
+// HTTP API of a node, with its token.
+async function api<T> (node: Running, method: string, path: string, body?: unknown): Promise<{ status: number, body: T }> {
+  const response = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${await token(node.home)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  return { status: response.status, body: await response.json() as T }
+}
+async function until<T> (what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > end) throw new Error(`the demo gave up waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 200))
+  }
 }
 
-// Share the study with both radiologists, end to end encrypted; each fetches it from whoever holds it.
-const studyUid = await (async () => {
-  const response = await fetch(`http://127.0.0.1:${site.httpPort}/dicom-web/studies?PatientName=DEMO*`, { headers: { authorization: `Bearer ${await token(site.home)}` } })
-  const list = await response.json() as Array<Record<string, { Value?: string[] }>>
-  return list[0]?.['0020000D']?.Value?.[0] as string
-})()
-const readers = running.filter(node => node.role === 'radiologist')
-await cli(['share', '--home', site.home, studyUid, ...readers.flatMap(reader => ['--to', reader.peerId])])
-step(`${site.name} shared study ${studyUid} with ${readers.map(r => r.name).join(' and ')} (key wrapped for each; chunks AES-256-GCM)`)
-const fetched: string[] = []
-for (const reader of readers) {
+const site = running.find(node => node.role === 'site') as Running
+const [ada, hawk] = running.filter(node => node.role === 'radiologist') as [Running, Running]
+interface Case { caseId: string, studyInstanceUid: string, priority: string, subspecialty: string, status: string, claimedBy: string | null, createdAt: string, dueAt: string, claimedAt: string | null, finalAt: string | null }
+// Every member's certificate reaches the site through the worklist before a study is routed.
+await until('the site to know both radiologists', async () => (await api<unknown[]>(site, 'GET', '/api/duty')).body.length === 2 ? true : undefined)
+
+// Feed the site studies, as its scanners would: a stroke CT (STAT, neuro) and a knee MR (routine, msk).
+async function send (dir: string, description: string): Promise<void> {
+  const storescu = spawn('storescu', ['-aec', 'RADMESH', '-aet', 'DEMO_SCANNER', '+sd', '+r', '127.0.0.1', String(site.dicomPort), dir], { stdio: 'ignore', env: { ...process.env, TCP_NODELAY: '1' } })
+  const [code] = await once(storescu, 'exit').catch(() => [-1]) as [number]
+  if (code === 0) step(`scanner (storescu) sent ${description} to ${site.name} by C-STORE`)
+  else {
+    await cli(['import', '--home', site.home, dir])
+    step(`imported ${description} into ${site.name} (DCMTK storescu not installed)`)
+  }
+}
+const ctDir = join(state, 'incoming-ct')
+if (!await exists(ctDir)) await generateCt({ out: ctDir, slices: 40, series: 2, rows: 256, columns: 256, patientName: 'DEMO^STROKE', studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD', seed: 2026 })
+const mrDir = join(state, 'incoming-mr')
+if (!await exists(mrDir)) await generateCt({ out: mrDir, slices: 12, rows: 128, columns: 128, patientName: 'DEMO^KNEE', studyDescription: 'MRI KNEE', bodyPart: 'KNEE', modality: 'MR', seed: 2027 })
+await send(ctDir, 'a CT head (stroke protocol)')
+await send(mrDir, 'an MR knee')
+
+// The site's node turns each stable study into a case, routed by modality, body part and description.
+const stroke = await until('the stroke case on Dr Ada\'s worklist', async () => (await api<Case[]>(ada, 'GET', '/api/worklist')).body.find(c => c.priority === 'STAT'))
+step(`${site.name} published case ${stroke.caseId}: ${stroke.priority} ${stroke.subspecialty}, due ${stroke.dueAt} (on both neuro readers' worklists; no patient data in the worklist)`)
+// STAT: the readers on duty prefetch the study at once, end to end encrypted, from whoever holds it.
+const studyUid = stroke.studyInstanceUid
+for (const reader of [ada, hawk]) {
   const started = Date.now()
   await cli(['fetch', '--home', reader.home, studyUid, '--timeout', '60'])
-  const response = await fetch(`http://127.0.0.1:${reader.httpPort}/api/studies/${studyUid}/availability`, { headers: { authorization: `Bearer ${await token(reader.home)}` } })
-  const availability = await response.json() as { instancesTotal: number, bytesTotal: number, sources?: Record<string, number> }
-  const from = Object.entries(availability.sources ?? {}).filter(([, bytes]) => bytes > 0).map(([peer, bytes]) => `${running.find(n => n.peerId === peer)?.name ?? peer} ${(bytes / 1e6).toFixed(1)} MB`)
-  step(`${reader.name} fetched ${availability.instancesTotal} instances (${(availability.bytesTotal / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s${from.length > 0 ? ` from ${from.join(' + ')}` : ' (already local)'}`)
-  fetched.push(reader.name)
+  const { body } = await api<{ instancesTotal: number, bytesTotal: number }>(reader, 'GET', `/api/studies/${studyUid}/availability`)
+  step(`${reader.name} has the ${body.instancesTotal} images (${(body.bytesTotal / 1e6).toFixed(1)} MB, AES-256-GCM chunks, key wrapped for them) ${((Date.now() - started) / 1000).toFixed(1)} s after asking: prefetched because STAT`)
 }
+
+// Reading: Ada claims, Night Hawk is refused, Ada writes, consults Night Hawk, both write, Ada signs.
+const claimed = await api<Case>(ada, 'POST', `/api/worklist/${stroke.caseId}/claim`)
+step(`${ada.name} claims the case: ${claimed.body.status}`)
+await until('Night Hawk to see the claim', async () => (await api<Case[]>(hawk, 'GET', '/api/worklist')).body.find(c => c.caseId === stroke.caseId && c.claimedBy !== null))
+const refused = await api<{ error: { message: string } }>(hawk, 'POST', `/api/worklist/${stroke.caseId}/claim`)
+step(`${hawk.name} tries to claim it too: ${refused.status} (${refused.body.error.message.slice(0, 60)}…)`)
+await api(ada, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { indication: 'Sudden left-sided weakness, onset 02:10.', technique: 'Non-contrast CT of the head, 5 mm axial.', comparison: 'None.', findings: 'No intracranial haemorrhage.' } })
+await api(ada, 'POST', `/api/cases/${stroke.caseId}/consult`, { peerId: hawk.peerId })
+step(`${ada.name} writes a draft and invites ${hawk.name} to co-author`)
+await until('Night Hawk to hold the report', async () => (await api<{ sections?: { findings: string } }>(hawk, 'GET', `/api/cases/${stroke.caseId}/report`)).body.sections?.findings.includes('haemorrhage') === true ? true : undefined)
+await Promise.all([
+  api(ada, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { findings: 'No intracranial haemorrhage. Hyperdense right MCA sign.' } }),
+  api(hawk, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { findings: 'Loss of grey-white differentiation in the right insula. No intracranial haemorrhage.' } })
+])
+const merged = await until('both readers to show the same findings', async () => {
+  const [a, h] = await Promise.all([api<{ sections: { findings: string } }>(ada, 'GET', `/api/cases/${stroke.caseId}/report`), api<{ sections: { findings: string } }>(hawk, 'GET', `/api/cases/${stroke.caseId}/report`)])
+  return a.body.sections.findings === h.body.sections.findings ? a.body.sections.findings : undefined
+})
+step(`both edited the findings at the same moment; merged on both nodes: "${merged}"`)
+await api(ada, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { impression: 'Acute right MCA territory infarct. No haemorrhage. Stroke team informed.' } })
+const signed = await api<{ status: string, signatures: Array<{ name: string, verified: boolean }> }>(ada, 'POST', `/api/cases/${stroke.caseId}/report/sign`, { status: 'FINAL' })
+step(`${ada.name} signs: ${signed.body.status}, Ed25519 signature verified: ${signed.body.signatures.every(s => s.verified)}`)
+const completed = await until('the site to see the case COMPLETED', async () => (await api<Case[]>(site, 'GET', '/api/worklist')).body.find(c => c.caseId === stroke.caseId && c.status === 'COMPLETED'))
+const minutes = (Date.parse(completed.finalAt as string) - Date.parse(completed.createdAt)) / 60_000
+step(`${site.name} sees it COMPLETED: turnaround ${minutes.toFixed(1)} min against a 60 min STAT target`)
+await until('the SR in the site\'s archive', async () => {
+  const { status, body } = await api<unknown[]>(site, 'GET', `/dicom-web/studies/${studyUid}/series?Modality=SR`)
+  return status === 200 && body.length > 0 ? true : undefined
+})
+const fhir = await api<{ status: string, conclusion: string }>(site, 'GET', `/api/cases/${stroke.caseId}/report/fhir`)
+step(`the signed report is in ${site.name}'s archive as a DICOM Basic Text SR (QIDO/WADO, a PACS sees it) and as FHIR DiagnosticReport (${fhir.body.status}): "${fhir.body.conclusion}"`)
+
+// A second opinion outside the worklist: the site shares the knee MR with Ada by hand.
+const knee = await until('the knee case', async () => (await api<Case[]>(site, 'GET', '/api/worklist')).body.find(c => c.subspecialty === 'msk'))
+await cli(['share', '--home', site.home, knee.studyInstanceUid, '--to', ada.peerId])
+step(`the knee MR is a ${knee.priority} msk case waiting on ${hawk.name}'s worklist; ${site.name} also shared it with ${ada.name} by hand ("radmesh share")`)
+const fetched = [ada.name, hawk.name]
 
 const nodes = await Promise.all(running.map(async node => ({
   name: node.name,
@@ -167,7 +230,7 @@ for (const node of running) {
 const token0 = await token(site.home)
 const studies = await (await fetch(`http://127.0.0.1:${site.httpPort}/dicom-web/studies`, { headers: { authorization: `Bearer ${token0}` } })).json() as Array<Record<string, { Value?: unknown[] }>>
 process.stdout.write(`  ${site.name} archive: ${studies.length} stud${studies.length === 1 ? 'y' : 'ies'}, DICOM C-STORE at RADMESH@127.0.0.1:${site.dicomPort}, DICOMweb at http://127.0.0.1:${site.httpPort}/dicom-web\n\n`)
-process.stdout.write(`  study ${studyUid} is readable by ${fetched.join(' and ')}: WADO-RS on their nodes returns the site's exact bytes\n\n`)
+process.stdout.write(`  stroke CT ${studyUid}: read by ${fetched.join(' and ')}, report FINAL; knee MR: case ${knee.caseId} is open for you to claim\n\n`)
 process.stdout.write(`state: ${state} (nodes.json lists each node's URL and API token)\n`)
 process.stdout.write('try:   npx radmesh audit --home ' + join(state, 'site') + ' --verify\n')
 process.stdout.write('try:   npx radmesh status --home ' + join(state, 'site') + '\n')

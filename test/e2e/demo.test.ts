@@ -12,14 +12,14 @@ import { ROOT, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface NodeEntry { name: string, role: string, peerId: string, home: string, http: string, token: string, viewerUrl: string, dicomPort: number | null, aeTitle: string | null }
 
-test('the demo starts a site and two radiologists, all connected, described in nodes.json, feeds the site a CT study, and both radiologists fetch it', async () => {
+test('the demo starts a site and two radiologists, all connected, described in nodes.json, and reads a stroke CT from scanner to signed report back at the site', async () => {
   const state = await tempDir('radmesh-demo-test-')
   const demo = spawn(process.execPath, [join(ROOT, 'scripts/demo.ts'), '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   demo.stdout.on('data', (c: Buffer) => { output += c.toString() })
   demo.stderr.on('data', (c: Buffer) => { output += c.toString() })
   try {
-    await waitFor('the demo to be ready', () => /Ctrl-C stops every node/.test(output), 60_000, 100)
+    await waitFor('the demo to be ready', () => /Ctrl-C stops every node/.test(output), 150_000, 100)
     const nodes = JSON.parse(await fs.readFile(join(state, 'nodes.json'), 'utf8')) as NodeEntry[]
     assert.equal(nodes.map(n => n.role).sort(), ['radiologist', 'radiologist', 'site'])
     for (const node of nodes) {
@@ -34,14 +34,23 @@ test('the demo starts a site and two radiologists, all connected, described in n
     const site = nodes.find(n => n.role === 'site') as NodeEntry
     assert.is(typeof site.dicomPort, 'number')
     assert.is(site.aeTitle, 'RADMESH')
-    const studies = await (await fetch(`${site.http}/dicom-web/studies`, { headers: { authorization: `Bearer ${site.token}` } })).json() as Array<Record<string, { Value?: unknown[] }>>
-    assert.is(studies.length, 1, 'the demo feeds the site one CT study')
-    assert.equal(studies[0]?.['00201208']?.Value, [80])
-    const studyUid = studies[0]?.['0020000D']?.Value?.[0] as string
+    const get = async <T>(node: NodeEntry, path: string): Promise<T> => await (await fetch(`${node.http}${path}`, { headers: { authorization: `Bearer ${node.token}` } })).json() as T
+    const studies = await get<Array<Record<string, { Value?: unknown[] }>>>(site, '/dicom-web/studies')
+    assert.is(studies.length, 2, 'the demo feeds the site a CT and an MR')
+    const ct = studies.find(s => s['00081030']?.Value?.[0] === 'CT HEAD STROKE PROTOCOL')
+    assert.equal(ct?.['00201208']?.Value, [81], '80 CT images and the SR of the signed report')
+    const studyUid = ct?.['0020000D']?.Value?.[0] as string
     for (const reader of nodes.filter(n => n.role === 'radiologist')) {
-      const availability = await (await fetch(`${reader.http}/api/studies/${studyUid}/availability`, { headers: { authorization: `Bearer ${reader.token}` } })).json() as { complete: boolean, instancesLocal: number }
+      const availability = await get<{ complete: boolean, instancesLocal: number }>(reader, `/api/studies/${studyUid}/availability`)
       assert.equal({ complete: availability.complete, instancesLocal: availability.instancesLocal }, { complete: true, instancesLocal: 80 }, `${reader.name} fetched the study`)
     }
+    const cases = await get<Array<{ caseId: string, priority: string, status: string, finalAt: string | null }>>(site, '/api/worklist')
+    assert.equal(cases.map(c => `${c.priority} ${c.status}`), ['STAT COMPLETED', 'ROUTINE SCHEDULED'])
+    const report = await get<{ status: string, signatures: Array<{ verified: boolean }> }>(nodes.find(n => n.name === 'Dr Ada Neuro') as NodeEntry, `/api/cases/${cases[0]?.caseId}/report`)
+    assert.is(report.status, 'FINAL')
+    assert.ok(report.signatures.length === 1 && report.signatures[0]?.verified === true)
+    const fhir = await get<{ resourceType: string, status: string }>(site, `/api/cases/${cases[0]?.caseId}/report/fhir`)
+    assert.equal([fhir.resourceType, fhir.status], ['DiagnosticReport', 'final'])
     const exited = once(demo, 'exit')
     demo.kill('SIGINT')
     await exited
