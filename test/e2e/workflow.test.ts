@@ -67,6 +67,12 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   // Every member's certificate reaches the site through the worklist before the study is stable.
   await waitFor('the site to know the three radiologists', async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 3, 15_000)
 
+  // Bob's only shift is over: he is off duty, so he does not prefetch STAT studies.
+  const offDuty = await bob.api<{ onDuty: boolean }>('PUT', '/api/duty', { shifts: [{ start: '2026-01-01T00:00:00Z', end: '2026-01-01T08:00:00Z' }] })
+  assert.is(offDuty.status, 200, JSON.stringify(offDuty.body))
+  assert.is(offDuty.body.onDuty, false)
+  await waitFor('Alice to see Bob off duty', async () => (await alice.api<Array<{ peerId: string, onDuty: boolean }>>('GET', '/api/duty')).body.some(r => r.peerId === bob.peerId && !r.onDuty), 10_000)
+
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 20, series: 1, rows: 64, columns: 64, seed: 5, studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD' })
   const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])
@@ -82,6 +88,11 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   await waitFor('the case on Bob\'s worklist', async () => (await worklist(bob)).length === 1, 10_000)
   assert.is((await worklist(carol)).length, 0, 'the msk reader is not routed a neuro case')
 
+  // STAT: Alice, on duty, has the study before she claims it; Bob, off duty, has not fetched it.
+  await waitFor('the STAT study prefetched to Alice', async () => (await alice.api<{ complete: boolean }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)).body.complete, 30_000)
+  const onBob = await bob.api<{ instancesLocal?: number }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)
+  assert.ok(onBob.status === 404 || onBob.body.instancesLocal === 0, `Bob is off duty and fetched nothing: ${JSON.stringify(onBob.body)}`)
+
   const claimed = await alice.api<Entry>('POST', `/api/worklist/${entry.caseId}/claim`)
   assert.is(claimed.status, 200, JSON.stringify(claimed.body))
   assert.is(claimed.body.status, 'IN PROGRESS')
@@ -91,8 +102,6 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   assert.is(refused.status, 409)
   assert.is(refused.body.error.code, 'RADMESH_CASE_TAKEN')
 
-  // Claiming (and STAT prefetch) fetched the study to Alice.
-  await waitFor('the study on Alice\'s node', async () => (await alice.api<{ complete: boolean }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)).body.complete, 30_000)
 
   const written = await alice.api<Report>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { indication: 'Sudden left weakness.', technique: 'Non-contrast CT head.', findings: 'No haemorrhage.' } })
   assert.is(written.status, 200, JSON.stringify(written.body))

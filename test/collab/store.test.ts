@@ -1,0 +1,65 @@
+/**
+ * Documents on disk: every accepted update survives a reopen, sealed at rest (no plaintext in LevelDB), and a
+ * log past the threshold is compacted into one update that still holds the whole document.
+ */
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import * as Y from 'yjs'
+import { StorageKey } from '../../node/archive/sealing.ts'
+import { Documents } from '../../node/collab/documents.ts'
+import { COMPACT_AFTER, DocStore } from '../../node/collab/store.ts'
+import { openDatabase } from '../../node/store/database.ts'
+import { tempDir } from '../helpers/processes.ts'
+
+async function open (dir: string): Promise<{ documents: Documents, store: DocStore, close: () => Promise<void> }> {
+  const db = await openDatabase(join(dir, 'db'))
+  const store = new DocStore(db, await StorageKey.load(join(dir, 'storage.key')))
+  const documents = new Documents(store, pino({ level: 'silent' }))
+  await documents.openAll()
+  return { documents, store, close: async () => { await documents.close(); await db.close() } }
+}
+
+async function filesContain (dir: string, needle: string): Promise<boolean> {
+  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && (await fs.readFile(join(entry.parentPath, entry.name))).includes(needle)) return true
+  }
+  return false
+}
+
+test('local changes and peer updates survive a reopen; nothing is stored in the clear', async () => {
+  const dir = await tempDir()
+  const first = await open(dir)
+  await first.documents.change('report:0123456789abcdef01234567', doc => { doc.getText('findings').insert(0, 'CANARY-PATIENT-TEXT') })
+  const other = new Y.Doc()
+  other.getMap('records').set('claim:x', { kind: 'claim' })
+  await first.documents.applyRemote('worklist', Y.encodeStateAsUpdate(other), 'peer')
+  await first.documents.flushed('worklist')
+  await first.close()
+  assert.not.ok(await filesContain(dir, 'CANARY-PATIENT-TEXT'), 'report text is sealed at rest')
+
+  const second = await open(dir)
+  assert.equal(second.documents.ids().sort(), ['report:0123456789abcdef01234567', 'worklist'])
+  assert.is(second.documents.get('report:0123456789abcdef01234567')?.getText('findings').toString(), 'CANARY-PATIENT-TEXT')
+  assert.equal(second.documents.get('worklist')?.getMap('records').get('claim:x'), { kind: 'claim' })
+  await second.close()
+})
+
+test(`past ${COMPACT_AFTER} updates a document is compacted into one, and reopens the same`, async () => {
+  const dir = await tempDir()
+  const first = await open(dir)
+  for (let i = 0; i < COMPACT_AFTER + 5; i++) await first.documents.change('worklist', doc => { doc.getMap('records').set(`k${i}`, i) })
+  await first.documents.flushed('worklist')
+  const stored = await first.store.load('worklist')
+  assert.ok(stored.length < 10, `${stored.length} updates stored after compaction`)
+  const expected = first.documents.get('worklist')?.getMap('records').toJSON()
+  await first.close()
+  const second = await open(dir)
+  assert.equal(second.documents.get('worklist')?.getMap('records').toJSON(), expected)
+  assert.is(Object.keys(expected ?? {}).length, COMPACT_AFTER + 5)
+  await second.close()
+})
+
+test.run()
