@@ -29,6 +29,7 @@ import { Exchange } from './exchange/exchange.ts'
 import { StudyVersions } from './exchange/versions.ts'
 import { startDicomScp } from './dicom/scp.ts'
 import { Redialer } from './p2p/redial.ts'
+import { ReportDelivery } from './collab/delivery.ts'
 import { Documents } from './collab/documents.ts'
 import { UpdateInspector } from './collab/inspect.ts'
 import { Reports } from './collab/reports.ts'
@@ -195,6 +196,9 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const workflow = new ReadingWorkflow({ identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
     workflow.start()
     cleanups.push(() => { workflow.stop() })
+    const delivery = new ReportDelivery({ archive, documents, reports, worklist, identity: member.identity, registry, log })
+    delivery.start()
+    cleanups.push(async () => { delivery.stop(); await delivery.settled() })
     const inspector = new UpdateInspector()
     cleanups.push(async () => { await inspector.close() })
     const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy: workflow.syncPolicy(), log })
@@ -245,7 +249,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       }
     }
 
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, workflow, audit, auditPath: member.paths.audit, connectedMembers }
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, workflow, delivery, audit, auditPath: member.paths.audit, connectedMembers }
     const app: FastifyInstance = await createHttpServer(services, sessions, log)
     try {
       await app.listen({ host: http.host, port: http.port })

@@ -5,6 +5,7 @@
 import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import type { Archive } from '../archive/archive.ts'
 import type { AuditLog } from '../audit/log.ts'
+import type { ReportDelivery } from '../collab/delivery.ts'
 import type { Reports } from '../collab/reports.ts'
 import type { ReadingWorkflow } from '../collab/workflow.ts'
 import type { Worklist } from '../collab/worklist.ts'
@@ -32,6 +33,7 @@ export interface NodeServices {
   worklist: Worklist
   reports: Reports
   workflow: ReadingWorkflow
+  delivery: ReportDelivery
   audit: AuditLog
   auditPath: string
   connectedMembers (): ConnectedMember[]

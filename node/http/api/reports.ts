@@ -63,6 +63,13 @@ export async function reportRoutes (app: FastifyInstance, { node }: { node: Node
     return view
   })
 
+  app.get<{ Params: { caseId: string } }>('/api/cases/:caseId/report/fhir', async (request, reply) => {
+    const caseId = caseIdOf(request.params)
+    const resource = await node.delivery.fhir(caseId)
+    await audited(caseId, 'R', request.actor, 'read as FHIR')
+    return await reply.type('application/fhir+json').send(resource)
+  })
+
   app.post<{ Params: { caseId: string }, Body: unknown }>('/api/cases/:caseId/consult', async (request) => {
     const caseId = caseIdOf(request.params)
     const peerId = (request.body as { peerId?: unknown } | undefined)?.peerId
