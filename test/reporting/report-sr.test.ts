@@ -73,19 +73,24 @@ test('report UIDs are valid, at most 64 characters, and stable per case and vers
 })
 
 test('FHIR DiagnosticReport: status, codes, patient, study, interpreter, conclusion, the whole text', () => {
-  const resource = diagnosticReport(report, study, { srSopInstanceUid: ids.sopInstanceUid }) as Record<string, any>
+  interface Coded { coding: Array<{ code: string }> }
+  interface Resource {
+    resourceType: string, status: string, code: Coded, category: Coded[], subject: unknown, effectiveDateTime: string, issued: string,
+    imagingStudy: Array<{ identifier: unknown }>, resultsInterpreter: unknown, conclusion: string, identifier: Array<{ value: string }>, presentedForm: Array<{ data: string }>
+  }
+  const resource = diagnosticReport(report, study, { srSopInstanceUid: ids.sopInstanceUid }) as unknown as Resource
   assert.is(resource['resourceType'], 'DiagnosticReport')
   assert.is(resource['status'], 'amended')
-  assert.is(resource['code'].coding[0].code, '18748-4')
-  assert.is(resource['category'][0].coding[0].code, 'LP29684-5')
+  assert.is(resource.code.coding[0]?.code, '18748-4')
+  assert.is(resource.category[0]?.coding[0]?.code, 'LP29684-5')
   assert.equal(resource['subject'], { identifier: { value: 'MRN-77' }, display: 'MÜLLER JOSÉ' })
   assert.is(resource['effectiveDateTime'], '2026-11-28T03:15:00Z')
   assert.is(resource['issued'], report.finalAt)
-  assert.equal(resource['imagingStudy'][0].identifier, { system: 'urn:dicom:uid', value: `urn:oid:${STUDY_UID}` })
+  assert.equal(resource.imagingStudy[0]?.identifier, { system: 'urn:dicom:uid', value: `urn:oid:${STUDY_UID}` })
   assert.equal(resource['resultsInterpreter'], [{ display: 'Dr Ada Neuro', identifier: { system: 'urn:radmesh:peer', value: '12D3KooWExample' } }])
   assert.is(resource['conclusion'], 'Acute right MCA infarct.')
-  assert.ok(resource['identifier'].some((i: { value: string }) => i.value === `urn:oid:${ids.sopInstanceUid}`))
-  const text = Buffer.from(resource['presentedForm'][0].data, 'base64').toString('utf8')
+  assert.ok(resource.identifier.some(i => i.value === `urn:oid:${ids.sopInstanceUid}`))
+  const text = Buffer.from(resource.presentedForm[0]?.data ?? '', 'base64').toString('utf8')
   assert.is(text, reportText(report))
   assert.match(text, /FINDINGS\nHyperdense right MCA/)
   assert.match(text, /ADDENDUM \(Dr Ada Neuro/)
