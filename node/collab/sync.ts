@@ -35,8 +35,11 @@ const MAX_QUEUED_MESSAGES = 2_000
 const DIAL_TIMEOUT_MS = 10_000
 
 export interface SyncPolicy {
-  /** the documents this node shares with `peerId` now */
-  sharedWith (peerId: string): string[]
+  /**
+   * The documents this node shares with `peerId` now: all of them on connect (`everything`), and on the
+   * periodic resync only those that may still change (so a year of closed cases costs nothing every 5 s).
+   */
+  sharedWith (peerId: string, everything: boolean): string[]
   mayShare (docId: string, peerId: string): boolean
   /** throws UpdateRefusedError when an update from a peer must not be applied */
   check (docId: string, update: Uint8Array, inspected: InspectedUpdate): Promise<void>
@@ -142,17 +145,17 @@ export class SyncService {
   }
 
   private readonly onConnect = (event: CustomEvent<PeerId>): void => {
-    this.syncPeer(event.detail.toString())
+    this.syncPeer(event.detail.toString(), true)
   }
 
-  /** Sends a step 1 for every shared document to every connected member. */
+  /** Sends a step 1 for every shared document that may still change to every connected member. */
   syncAll (): void {
-    for (const peer of this.connectedMembers()) this.syncPeer(peer)
+    for (const peer of this.connectedMembers()) this.syncPeer(peer, false)
   }
 
-  private syncPeer (peer: string): void {
+  private syncPeer (peer: string, everything: boolean): void {
     if (!this.o.registry.isMember(peer)) return
-    const docIds = this.o.policy.sharedWith(peer)
+    const docIds = this.o.policy.sharedWith(peer, everything)
     if (docIds.length === 0) return
     const channel = this.channel(peer)
     void (async () => {

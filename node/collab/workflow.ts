@@ -35,6 +35,9 @@ export interface WorkflowOptions {
   log: Logger
 }
 
+/** Closed cases' reports are still resynced for this long (addenda, late co-signatures); after, only on connect. */
+const STILL_CHANGING_MS = 7 * 24 * 3600_000
+
 /** A case id names one study at one site: the same on every node, whoever computes it. */
 export const caseIdFor = (site: string, studyUid: string): string => createHash('sha256').update(`${site}\n${studyUid}`).digest('hex').slice(0, 24)
 
@@ -212,7 +215,11 @@ export class ReadingWorkflow {
     const both = (state: CaseState | undefined, peer: string): boolean =>
       state !== undefined && reports.isParticipant(state, peer) && reports.isParticipant(state, identity.peerId)
     return {
-      sharedWith: peer => [WORKLIST_DOC, ...worklist.allCases().filter(state => both(state, peer)).map(state => reportDocId(state.caseId))],
+      sharedWith: (peer, everything) => {
+        const recent = Date.now() - STILL_CHANGING_MS
+        const live = (state: CaseState): boolean => everything || (state.finalAt === null && state.canceledAt === null) || Date.parse(state.finalAt ?? state.canceledAt ?? '') > recent
+        return [WORKLIST_DOC, ...worklist.allCases().filter(state => live(state) && both(state, peer)).map(state => reportDocId(state.caseId))]
+      },
       mayShare: (docId, peer) => {
         const caseId = caseOfDoc(docId)
         return caseId === undefined || both(worklist.caseState(caseId), peer)
