@@ -3,7 +3,6 @@
  * signed by its author's peer key; its peer id holds the Ed25519 public key, so any member verifies it.
  */
 import type { PrivateKey } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
 import {
   decodeReportRecord,
   decodeWorklistRecord,
@@ -16,7 +15,7 @@ import {
   worklistSigningBytes
 } from '../../protocol/collab/records.ts'
 import { MalformedMessageError } from '../../protocol/errors.ts'
-import { fromBase64url, toBase64url } from '../membership/crypto.ts'
+import { signedByPeer, toBase64url } from '../membership/crypto.ts'
 import { checkCertificate, type ConsortiumTrust } from '../membership/trust.ts'
 
 export async function signWorklistRecord<R extends UnsignedWorklistRecord> (privateKey: PrivateKey, record: R): Promise<R & { signature: string }> {
@@ -25,14 +24,6 @@ export async function signWorklistRecord<R extends UnsignedWorklistRecord> (priv
 
 export async function signReportRecord<R extends UnsignedReportRecord> (privateKey: PrivateKey, record: R): Promise<R & { signature: string }> {
   return { ...record, signature: toBase64url(await privateKey.sign(reportSigningBytes(record))) }
-}
-
-async function verifiedBy (peerId: string, message: Uint8Array, signature: string): Promise<boolean> {
-  try {
-    return await peerIdFromString(peerId).publicKey?.verify(message, fromBase64url(signature)) ?? false
-  } catch {
-    return false
-  }
 }
 
 /**
@@ -47,13 +38,13 @@ export async function verifiedWorklistRecord (key: string, value: unknown, trust
     if (!check.ok) throw new MalformedMessageError(`member record ${key}: ${check.reason}`)
     return record
   }
-  if (!await verifiedBy(record.by, worklistSigningBytes(record), record.signature)) throw new MalformedMessageError(`the ${record.kind} record ${key} is not signed by ${record.by}`)
+  if (!await signedByPeer(record.by, worklistSigningBytes(record), record.signature)) throw new MalformedMessageError(`the ${record.kind} record ${key} is not signed by ${record.by}`)
   return record
 }
 
 export async function verifiedReportRecord (key: string, value: unknown): Promise<ReportRecord> {
   const record = decodeReportRecord(value)
   if (record.kind === 'binding' ? key !== String(record.clientId) : recordKey(record) !== key) throw new MalformedMessageError(`report record under key ${key.slice(0, 60)} is not under its own key`)
-  if (!await verifiedBy(record.by, reportSigningBytes(record), record.signature)) throw new MalformedMessageError(`the ${record.kind} record ${key} is not signed by ${record.by}`)
+  if (!await signedByPeer(record.by, reportSigningBytes(record), record.signature)) throw new MalformedMessageError(`the ${record.kind} record ${key} is not signed by ${record.by}`)
   return record
 }

@@ -90,12 +90,16 @@ export class Worklist {
         const value = this.map.get(key)
         if (value === undefined || this.records.has(key)) continue
         // Remote records were verified before they were applied (checkUpdate); local ones were signed here.
-        const record = decodeWorklistRecord(value)
-        this.records.set(key, record)
-        changed.push(record)
+        try {
+          const record = decodeWorklistRecord(value)
+          this.records.set(key, record)
+          changed.push(record)
+        } catch (error) {
+          log.error({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a worklist record that passed its check does not decode; it is ignored')
+        }
       }
       if (changed.length === 0) return
-      void this.learnMembers(changed)
+      this.learnMembers(changed).catch(error => { log.warn({ err: error }, 'could not record a member certificate from the worklist') })
       this.derive()
       for (const listener of this.listeners) listener(changed)
     })

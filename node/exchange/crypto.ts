@@ -5,7 +5,6 @@
  */
 import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject, randomBytes } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
 import {
   chunkAssociatedData,
   decodeManifestIndex,
@@ -19,8 +18,7 @@ import {
 } from '../../protocol/exchange/manifest.ts'
 import { parseJsonBytes, utf8 } from '../../protocol/json.ts'
 import { MalformedMessageError } from '../../protocol/errors.ts'
-import type { PeerIdString } from '../../protocol/ids.ts'
-import { fromBase64url, rawPublicKey, toBase64url } from '../membership/crypto.ts'
+import { fromBase64url, rawPublicKey, signedByPeer, toBase64url } from '../membership/crypto.ts'
 
 const TAG = 16
 const INDEX_NONCE = Buffer.alloc(12, 0xff)
@@ -110,16 +108,8 @@ export async function signKeyWrap (privateKey: PrivateKey, wrap: Omit<KeyWrap, '
   return { ...wrap, signature: toBase64url(await privateKey.sign(keyWrapSigningBytes(wrap))) }
 }
 
-async function verifiedBy (peerId: PeerIdString, message: Uint8Array, signature: string): Promise<boolean> {
-  try {
-    return await peerIdFromString(peerId).publicKey?.verify(message, fromBase64url(signature)) ?? false
-  } catch {
-    return false
-  }
-}
-
 export const manifestVerifies = async (manifest: StudyManifest): Promise<boolean> =>
-  await verifiedBy(manifest.origin, manifestSigningBytes(manifest), manifest.signature)
+  await signedByPeer(manifest.origin, manifestSigningBytes(manifest), manifest.signature)
 
 export const keyWrapVerifies = async (wrap: KeyWrap): Promise<boolean> =>
-  await verifiedBy(wrap.wrappedBy, keyWrapSigningBytes(wrap), wrap.signature)
+  await signedByPeer(wrap.wrappedBy, keyWrapSigningBytes(wrap), wrap.signature)

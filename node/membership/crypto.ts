@@ -2,6 +2,7 @@
  * Ed25519 and X25519 with `node:crypto`, on raw 32-byte keys carried as base64url (as in JWK).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify, createHash } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
 
 export const toBase64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url')
 export const fromBase64url = (text: string): Buffer => Buffer.from(text, 'base64url')
@@ -40,3 +41,12 @@ export function verifyEd25519 (publicKey: KeyObject, message: Uint8Array, signat
 /** A consortium id is the SHA-256 of its raw root public key. */
 export const consortiumIdOf = (rootPublicKeyRaw: string): string =>
   toBase64url(createHash('sha256').update(fromBase64url(rootPublicKeyRaw)).digest())
+
+/** Whether `signature` (base64url) is the Ed25519 signature of `message` by the key inside peer id `peerId`. */
+export async function signedByPeer (peerId: string, message: Uint8Array, signature: string): Promise<boolean> {
+  try {
+    return await peerIdFromString(peerId).publicKey?.verify(message, fromBase64url(signature)) ?? false
+  } catch {
+    return false
+  }
+}
