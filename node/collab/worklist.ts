@@ -285,11 +285,11 @@ export class Worklist {
         throw new UpdateRefusedError((error as Error).message, 5)
       }
     }
-    const certificates = new Map<string, MemberCertificate>()
+    const certificates = new Map<string, MemberCertificate>(this.memberCertificates().map(c => [c.peerId, c]))
     for (const record of verified) if (record.kind === 'member') certificates.set(record.certificate.peerId, record.certificate)
     for (const record of verified) {
       if (record.kind === 'member') continue
-      const certificate = certificates.get(record.by) ?? registry.certificateOf(record.by) ?? this.memberCertificates().find(c => c.peerId === record.by)
+      const certificate = registry.certificateOf(record.by) ?? certificates.get(record.by)
       if (certificate === undefined) throw new UpdateRefusedError(`the ${record.kind} record's author ${record.by} is not a member this node knows yet`, 0)
       if (certificate.role !== AUTHOR_ROLE[record.kind]) throw new UpdateRefusedError(`a ${record.kind} record must be written by a ${AUTHOR_ROLE[record.kind]}, and ${certificate.name} is a ${certificate.role}`, 5)
     }
