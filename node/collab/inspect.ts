@@ -83,7 +83,6 @@ export class UpdateInspector {
   private ensureWorker (): Worker {
     if (this.worker !== undefined) return this.worker
     const worker = new Worker(new URL('./inspect-worker.ts', import.meta.url), { resourceLimits: WORKER_LIMITS })
-    worker.unref()
     worker.on('message', ({ id, result, error }: { id: number, result?: InspectedUpdate, error?: string }) => {
       const pending = this.pending.get(id)
       if (pending === undefined) return
@@ -94,6 +93,8 @@ export class UpdateInspector {
     })
     worker.on('error', error => { this.failAll(worker, new UpdateRefusedError(`opening the update failed: ${error.message}`)) })
     worker.on('exit', () => { this.failAll(worker, new UpdateRefusedError('opening the update stopped the inspector (memory limit)')) })
+    // After the listeners (adding one refs the worker's port again): an idle inspector keeps no process alive.
+    worker.unref()
     this.worker = worker
     return worker
   }
