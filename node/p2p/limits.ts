@@ -20,6 +20,8 @@ export const P2P_LIMITS = {
 /** Redial: first retry after 1 s, doubling to at most 30 s, with ±20 % jitter so restarts do not stampede. */
 export const REDIAL_POLICY = {
   initialDelayMs: 1_000,
+  /** a dial that has not connected by then is given up, so a stuck dial never stops the redialling */
+  dialTimeoutMs: 10_000,
   maxDelayMs: 30_000,
   factor: 2,
   jitter: 0.2

@@ -131,7 +131,7 @@ export class Redialer {
       let failure: unknown
       for (const way of ways) {
         try {
-          await this.libp2p.dial(way)
+          await this.libp2p.dial(way, { signal: AbortSignal.timeout(REDIAL_POLICY.dialTimeoutMs) })
           failure = undefined
           break
         } catch (error) {
@@ -146,7 +146,8 @@ export class Redialer {
         return
       }
       const delay = backoffDelay(++target.attempt)
-      this.log.debug({ event: 'redial-failed', peer: target.key, attempt: target.attempt, retryInMs: delay, error: (error as Error).message }, 'dial failed')
+      // The first failures are expected (the member is restarting); later ones are worth an operator's eye.
+      this.log[target.attempt >= 4 ? 'info' : 'debug']({ event: 'redial-failed', peer: target.key, attempt: target.attempt, retryInMs: delay, error: (error as Error).message }, 'dial failed')
       this.schedule(target, delay)
     } finally {
       target.dialing = false
