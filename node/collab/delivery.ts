@@ -78,7 +78,9 @@ export class ReportDelivery {
     const sr = basicTextSr(report, study, {
       seriesInstanceUid: reportUid(caseId, 'series'),
       sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`),
-      instanceNumber: 1 + signed.addenda.length
+      instanceNumber: 1 + signed.addenda.length,
+      // An amended report names the SR it replaces.
+      ...(signed.addenda.length === 0 ? {} : { predecessor: { seriesInstanceUid: reportUid(caseId, 'series'), sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length - 1}`) } })
     })
     const { outcome } = await this.o.archive.store(sr, { type: 'peer', id: signed.final.by })
     this.delivered.set(caseId, version)
