@@ -177,6 +177,19 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   assert.is(fhir.body.imagingStudy[0]?.identifier?.value, `urn:oid:${study.studyInstanceUid}`)
   assert.ok(fhir.body.resultsInterpreter.some(r => r.display === 'Dr Alice Neuro'))
   assert.ok(Buffer.from(fhir.body.presentedForm[0]?.data ?? '', 'base64').toString('utf8').includes('Hyperdense right MCA'))
+
+  // An addendum: AMENDED on the readers, a second SR (naming the first) and an amended FHIR report at the site.
+  const amended = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/addendum`, { text: 'CTA: right M1 occlusion.' })
+  assert.is(amended.status, 200, JSON.stringify(amended.body))
+  assert.is(amended.body.status, 'AMENDED')
+  assert.equal(amended.body.addenda.map(a => a.text), ['CTA: right M1 occlusion.'])
+  assert.equal(amended.body.sections['impression'], 'Acute right MCA infarct. No haemorrhage.', 'the FINAL sections do not change')
+  await waitFor('the second SR in the site\'s archive', async () => {
+    const list = await (await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances`, { headers: { accept: 'application/dicom+json' } })).json() as unknown[]
+    return list.length === 2
+  }, 15_000)
+  const fhirAmended = await site.api<{ status: string }>('GET', `/api/cases/${entry.caseId}/report/fhir`)
+  assert.is(fhirAmended.body.status, 'amended')
 })
 
 test('a member that alters a FINAL report, signs or claims as someone else, or sends garbage is refused; the node carries on', async () => {
