@@ -4,7 +4,7 @@
  * associated data naming what the bytes are, so a sealed value moved to another key or file does not open.
  * The key never leaves the node; the exchange re-encrypts for recipients with per-study keys.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, type KeyObject, randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import { HomeError } from '../errors.ts'
 import { exists, SECRET_FILE_MODE, writeFileAtomic } from '../files.ts'
@@ -24,10 +24,11 @@ export interface ChunkSealer {
 }
 
 export class StorageKey {
-  private readonly key: Buffer
+  /** made once: a cipher given raw key bytes builds a key object each time (ENGINEERING: ~15 % of small seals) */
+  private readonly key: KeyObject
   constructor (key: Buffer) {
     if (key.byteLength !== 32) throw new TypeError('a storage key is 32 bytes')
-    this.key = key
+    this.key = createSecretKey(key)
   }
 
   static async load (path: string): Promise<StorageKey> {
