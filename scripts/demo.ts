@@ -234,4 +234,5 @@ process.stdout.write(`  stroke CT ${studyUid}: read by ${fetched.join(' and ')},
 process.stdout.write(`state: ${state} (nodes.json lists each node's URL and API token)\n`)
 process.stdout.write('try:   npx radmesh audit --home ' + join(state, 'site') + ' --verify\n')
 process.stdout.write('try:   npx radmesh status --home ' + join(state, 'site') + '\n')
+process.stdout.write(`try:   curl -H "Authorization: Bearer ${await token(hawk.home)}" http://127.0.0.1:${hawk.httpPort}/api/worklist   (${hawk.name}'s worklist; POST …/api/worklist/${knee.caseId}/claim to take the knee case)\n`)
 process.stdout.write('Ctrl-C stops every node.\n')
