@@ -88,6 +88,18 @@ export class Documents {
     Y.applyUpdate(doc, update, { kind: 'peer', peerId } satisfies UpdateOrigin)
   }
 
+  /**
+   * Whether an update made only of these deletions would change nothing here. A step 2 always carries the
+   * sender's whole delete set (deletions do not move a state vector), so most resync answers are this.
+   */
+  knowsOnly (docId: string, deletes: Array<{ client: number, clock: number, length: number }>): boolean {
+    const doc = this.docs.get(docId)
+    if (doc === undefined) return deletes.length === 0
+    const known = Y.createDeleteSetFromStructStore(doc.store).clients
+    return deletes.every(({ client, clock, length }) =>
+      (known.get(client) ?? []).some(range => range.clock <= clock && clock + length <= range.clock + range.len))
+  }
+
   /** Waits until every update of the document so far is on disk. */
   async flushed (docId: string): Promise<void> {
     await this.writes.get(docId)

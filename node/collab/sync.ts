@@ -235,6 +235,7 @@ export class SyncService {
     }
     try {
       const inspected = await this.o.inspector.inspect(message.payload)
+      if (inspected.items.length === 0 && inspected.otherStructs === 0 && documents.knowsOnly(message.docId, inspected.deletes)) return
       await policy.check(message.docId, message.payload, inspected)
       await documents.applyRemote(message.docId, message.payload, peer)
     } catch (error) {

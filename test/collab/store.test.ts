@@ -62,4 +62,19 @@ test(`past ${COMPACT_AFTER} updates a document is compacted into one, and reopen
   await second.close()
 })
 
+test('an update of only known deletions is recognised as changing nothing; unknown ones are not', async () => {
+  const dir = await tempDir()
+  const { documents, close } = await open(dir)
+  await documents.change('worklist', doc => { doc.getText('t').insert(0, 'abcdef') })
+  await documents.change('worklist', doc => { doc.getText('t').delete(1, 3) })
+  const doc = documents.get('worklist') as Y.Doc
+  const client = doc.clientID
+  assert.ok(documents.knowsOnly('worklist', [{ client, clock: 1, length: 3 }]))
+  assert.ok(documents.knowsOnly('worklist', [{ client, clock: 2, length: 1 }]))
+  assert.ok(documents.knowsOnly('worklist', []))
+  assert.not.ok(documents.knowsOnly('worklist', [{ client, clock: 0, length: 2 }]), 'clock 0 was never deleted')
+  assert.not.ok(documents.knowsOnly('worklist', [{ client: client + 1, clock: 0, length: 1 }]))
+  await close()
+})
+
 test.run()
