@@ -50,6 +50,8 @@ export class ReadingWorkflow {
   private readonly o: WorkflowOptions
   private readonly cleanups: Array<() => void> = []
   private readonly prefetched = new Set<string>()
+  /** stable studies of this site that wait for a radiologist to be known before their case is published */
+  private readonly waitingForReaders = new Set<string>()
 
   constructor (options: WorkflowOptions) {
     this.o = options
@@ -105,6 +107,12 @@ export class ReadingWorkflow {
     const caseId = caseIdFor(identity.peerId, studyUid)
     let state = worklist.caseState(caseId)
     if (state === undefined) {
+      if (this.radiologists().length === 0) {
+        // A case names its readers once and for all: it waits until the first radiologist is known.
+        this.waitingForReaders.add(studyUid)
+        log.warn({ event: 'case-waiting-for-readers', study: studyUid }, 'no radiologist is known yet; the case is published as soon as one is')
+        return undefined
+      }
       const series = []
       for await (const record of archive.seriesOf(studyUid)) series.push(record)
       const bodyPart = series.map(s => typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : '').find(part => part !== '') ?? ''
@@ -126,10 +134,6 @@ export class ReadingWorkflow {
       await this.audit('C', { type: 'peer', id: identity.peerId }, state, `case published: ${priority} ${subspecialty}, ${readers.length} reader(s)`)
       log.info({ event: 'case-published', case: caseId, study: studyUid, priority, subspecialty, readers: readers.length }, `case ${caseId} published (${priority}, ${subspecialty})`)
     }
-    if (state.readers.length === 0) {
-      log.warn({ event: 'case-without-readers', case: caseId }, 'no radiologist is known yet; the case waits on the worklist and the study is shared when one claims')
-      return state
-    }
     const members = state.readers.filter(peer => this.o.registry.isMember(peer))
     if (members.length > 0) await exchange.share(studyUid, members, { type: 'peer', id: identity.peerId })
     return state
@@ -146,7 +150,15 @@ export class ReadingWorkflow {
 
   private react (): void {
     const me = this.o.identity.peerId
-    if (this.isSite) return
+    if (this.isSite) {
+      if (this.waitingForReaders.size > 0 && this.radiologists().length > 0) {
+        for (const studyUid of [...this.waitingForReaders]) {
+          this.waitingForReaders.delete(studyUid)
+          this.caseForStudy(studyUid).catch(error => { this.o.log.error({ err: error, study: studyUid }, 'could not publish a waiting case') })
+        }
+      }
+      return
+    }
     for (const state of this.o.worklist.allCases()) {
       if (this.prefetched.has(state.caseId) || state.status === 'COMPLETED' || state.status === 'CANCELED') continue
       const stat = state.priority === 'STAT' && state.readers.includes(me) && this.onDuty(me)

@@ -192,6 +192,19 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   assert.is(fhirAmended.body.status, 'amended')
 })
 
+test('a study that becomes stable before any radiologist is known waits, and its case is published when one connects', async () => {
+  const lonely = await start(await consortium.member('Island Clinic', 'site'), { dicom: true })
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 2, rows: 16, columns: 16, seed: 31, studyDescription: 'XR CHEST', bodyPart: 'CHEST' })
+  assert.is((await storescu(lonely.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+  await waitFor('the site to hold the case back', async () => (await logOf(lonely.home)).some(line => line['event'] === 'case-waiting-for-readers'), 15_000)
+  assert.equal(await worklist(lonely), [])
+  const reader = await start(await consortium.member('Dr First Reader', 'radiologist'), { peers: [p2pAddr(lonely)] })
+  const published = await waitFor('the case on the first reader\'s worklist', async () => (await worklist(reader)).find(e => e.studyInstanceUid === study.studyInstanceUid), 20_000)
+  assert.is(published?.status, 'SCHEDULED')
+  assert.is((await reader.api('POST', `/api/worklist/${published?.caseId}/claim`)).status, 200, 'the reader it was published to can claim it')
+})
+
 test('a member that alters a FINAL report, signs or claims as someone else, or sends garbage is refused; the node carries on', async () => {
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 3, rows: 32, columns: 32, seed: 8, studyDescription: 'CT HEAD', bodyPart: 'HEAD' })
