@@ -8,7 +8,7 @@
  * `GET /api/cases/:caseId/report/fhir`: the FINAL report as a FHIR R4 DiagnosticReport (the case's site)
  */
 import type { FastifyInstance } from 'fastify'
-import { SECTION_NAMES, type Sections } from '../../../protocol/collab/records.ts'
+import { MAX_SECTION_CHARS, SECTION_NAMES, type Sections } from '../../../protocol/collab/records.ts'
 import type { AuditActor } from '../../audit/log.ts'
 import { BadRequestError } from '../../errors.ts'
 import type { NodeServices } from '../services.ts'
@@ -19,7 +19,7 @@ function parseSections (body: unknown): Partial<Sections> {
   if (sections === null || typeof sections !== 'object' || Array.isArray(sections)) throw new BadRequestError(`the body must be { "sections": { ${SECTION_NAMES.join(', ')} } } with any of the sections`)
   for (const [name, text] of Object.entries(sections)) {
     if (!(SECTION_NAMES as readonly string[]).includes(name)) throw new BadRequestError(`"${name.slice(0, 40)}" is not a report section; the sections are ${SECTION_NAMES.join(', ')}`)
-    if (typeof text !== 'string') throw new BadRequestError(`section ${name} must be text`)
+    if (typeof text !== 'string' || text.length > MAX_SECTION_CHARS) throw new BadRequestError(`section ${name} must be text of at most ${MAX_SECTION_CHARS} characters`)
   }
   return sections as Partial<Sections>
 }
