@@ -105,6 +105,10 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
 
   const written = await alice.api<Report>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { indication: 'Sudden left weakness.', technique: 'Non-contrast CT head.', findings: 'No haemorrhage.' } })
   assert.is(written.status, 200, JSON.stringify(written.body))
+  for (const bad of [{ sections: { findings: 'x'.repeat(70_000) } }, { sections: { opinion: 'x' } }, { sections: 'findings' }]) {
+    const refused = await alice.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, bad)
+    assert.equal([refused.status, refused.body.error.code], [400, 'RADMESH_BAD_REQUEST'], JSON.stringify(bad).slice(0, 60))
+  }
   const invited = await alice.api<Entry>('POST', `/api/cases/${entry.caseId}/consult`, { peerId: carol.peerId })
   assert.is(invited.status, 200, JSON.stringify(invited.body))
   assert.equal(invited.body.consultants, [carol.peerId])
