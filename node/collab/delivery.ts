@@ -11,7 +11,6 @@ import { caseOfDoc } from '../../protocol/collab/sync.ts'
 import type { Archive } from '../archive/archive.ts'
 import { CaseError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
-import type { MembershipRegistry } from '../membership/registry.ts'
 import { diagnosticReport } from '../reporting/fhir.ts'
 import { BASIC_TEXT_SR, basicTextSr, type FinalReport, reportUid, type StudyForReport } from '../reporting/sr.ts'
 import type { Documents } from './documents.ts'
@@ -25,7 +24,6 @@ export interface DeliveryOptions {
   reports: Reports
   worklist: Worklist
   identity: Identity
-  registry: MembershipRegistry
   log: Logger
 }
 
@@ -104,15 +102,14 @@ export class ReportDelivery {
     for await (const instance of archive.instancesOf(state.studyUid)) {
       if (instance.sopClassUid !== BASIC_TEXT_SR) instances.push({ seriesInstanceUid: instance.seriesUid, sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid })
     }
-    const nameOf = (peerId: string): string => this.o.registry.certificateOf(peerId)?.name ?? worklist.memberCertificates().find(c => c.peerId === peerId)?.name ?? peerId
     return {
       study: { studyInstanceUid: state.studyUid, attributes: record.attributes, instances },
       report: {
         caseId,
         status: signed.addenda.length > 0 ? 'AMENDED' : 'FINAL',
         sections: signed.final.sections,
-        signers: [{ peerId: signed.final.by, name: nameOf(signed.final.by), status: 'FINAL', signedAt: signed.final.at }],
-        addenda: signed.addenda.map(addendum => ({ text: addendum.text, signerName: nameOf(addendum.by), signedAt: addendum.at })),
+        signers: [{ peerId: signed.final.by, name: worklist.nameOf(signed.final.by), status: 'FINAL', signedAt: signed.final.at }],
+        addenda: signed.addenda.map(addendum => ({ text: addendum.text, signerName: worklist.nameOf(addendum.by), signedAt: addendum.at })),
         finalAt: signed.final.at,
         institutionName: state.siteName
       }

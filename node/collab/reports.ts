@@ -33,7 +33,6 @@ import { canonicalJson, type Json } from '../../protocol/json.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 import { CaseError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
-import type { MembershipRegistry } from '../membership/registry.ts'
 import { type CaseState, editorsOf } from './cases.ts'
 import type { Documents } from './documents.ts'
 import { type InspectedUpdate, UpdateRefusedError } from './inspect.ts'
@@ -60,7 +59,6 @@ export interface ReportView {
 export interface ReportsOptions {
   documents: Documents
   identity: Identity
-  registry: MembershipRegistry
   worklist: Worklist
   log: Logger
 }
@@ -137,10 +135,6 @@ export class Reports {
     return doc
   }
 
-  private nameOf (peerId: string): string {
-    return this.options.registry.certificateOf(peerId)?.name ?? this.options.worklist.memberCertificates().find(c => c.peerId === peerId)?.name ?? peerId
-  }
-
   async view (caseId: string): Promise<ReportView> {
     const state = this.readable(caseId)
     const doc = await this.open(caseId)
@@ -154,7 +148,7 @@ export class Reports {
     for (const record of signatures) {
       signatureViews.push({
         peerId: record.by,
-        name: this.nameOf(record.by),
+        name: this.options.worklist.nameOf(record.by),
         status: record.status,
         at: record.at,
         reportHash: reportHash(record.caseId, record.studyUid, record.sections),
@@ -166,9 +160,9 @@ export class Reports {
       studyInstanceUid: state.studyUid,
       status: final === undefined ? (preliminary ? 'PRELIMINARY' : 'DRAFT') : addenda.length > 0 ? 'AMENDED' : 'FINAL',
       sections: final?.sections ?? sectionsOf(doc),
-      authors: authors.map(peerId => ({ peerId, name: this.nameOf(peerId) })),
+      authors: authors.map(peerId => ({ peerId, name: this.options.worklist.nameOf(peerId) })),
       signatures: signatureViews,
-      addenda: addenda.map(r => ({ text: r.text, peerId: r.by, name: this.nameOf(r.by), at: r.at })),
+      addenda: addenda.map(r => ({ text: r.text, peerId: r.by, name: this.options.worklist.nameOf(r.by), at: r.at })),
       finalAt: final?.at ?? null
     }
   }

@@ -58,6 +58,8 @@ export class Worklist {
   private readonly options: WorklistOptions
   private readonly records = new Map<string, WorklistRecord>()
   private readonly listeners = new Set<WorklistListener>()
+  /** member certificates published in the worklist, the latest-expiring one per member */
+  private readonly certificates = new Map<string, MemberCertificate>()
   private cases = new Map<string, CaseState>()
   private doc: Y.Doc | undefined
 
@@ -76,7 +78,7 @@ export class Worklist {
     let dropped = 0
     for (const [key, value] of this.map.entries()) {
       try {
-        this.records.set(key, await verifiedWorklistRecord(key, value, registry.trust))
+        this.remember(key, await verifiedWorklistRecord(key, value, registry.trust))
       } catch (error) {
         dropped++
         log.warn({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a stored worklist record does not verify; it is ignored')
@@ -92,7 +94,7 @@ export class Worklist {
         // Remote records were verified before they were applied (checkUpdate); local ones were signed here.
         try {
           const record = decodeWorklistRecord(value)
-          this.records.set(key, record)
+          this.remember(key, record)
           changed.push(record)
         } catch (error) {
           log.error({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a worklist record that passed its check does not decode; it is ignored')
@@ -110,6 +112,13 @@ export class Worklist {
   onChange (listener: WorklistListener): () => void {
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
+  }
+
+  private remember (key: string, record: WorklistRecord): void {
+    this.records.set(key, record)
+    if (record.kind !== 'member') return
+    const known = this.certificates.get(record.certificate.peerId)
+    if (known === undefined || Date.parse(known.expiresAt) < Date.parse(record.certificate.expiresAt)) this.certificates.set(record.certificate.peerId, record.certificate)
   }
 
   private derive (): void {
@@ -135,11 +144,6 @@ export class Worklist {
     return this.cases.get(caseId)
   }
 
-  caseOfStudy (site: string, studyUid: string): CaseState | undefined {
-    for (const state of this.cases.values()) if (state.site === site && state.studyUid === studyUid) return state
-    return undefined
-  }
-
   /** The latest duty record of each radiologist. */
   shifts (): Map<string, Shift[]> {
     const latest = new Map<string, { at: string, shifts: Shift[] }>()
@@ -153,7 +157,17 @@ export class Worklist {
 
   /** Certificates of every member published in the worklist. */
   memberCertificates (): MemberCertificate[] {
-    return [...this.records.values()].flatMap(record => record.kind === 'member' ? [record.certificate] : [])
+    return [...this.certificates.values()]
+  }
+
+  /** A member's certificate: as the registry knows it (a connection, or learnt from here), else as published here. */
+  certificateOf (peerId: string): MemberCertificate | undefined {
+    return this.options.registry.certificateOf(peerId) ?? this.certificates.get(peerId)
+  }
+
+  /** A member's name for people to read, or its peer id when this node knows no certificate for it. */
+  nameOf (peerId: string): string {
+    return this.certificateOf(peerId)?.name ?? peerId
   }
 
   // Writing
@@ -195,10 +209,6 @@ export class Worklist {
     if (state.status === 'COMPLETED' || state.status === 'CANCELED') throw new CaseError('RADMESH_CASE_CLOSED', `case ${state.caseId} is ${state.status}`)
   }
 
-  private nameOf (peerId: string): string {
-    return this.options.registry.certificateOf(peerId)?.name ?? this.memberCertificates().find(c => c.peerId === peerId)?.name ?? peerId
-  }
-
   /**
    * This reader takes the case (SCHEDULED -> IN PROGRESS). Claiming a case one already holds is a no-op;
    * a case someone else holds is refused (409). See cases.ts for how concurrent claims are decided.
@@ -230,7 +240,7 @@ export class Worklist {
     const state = this.requireCase(caseId)
     this.requireOpen(state)
     if (state.claimedBy !== me) throw new CaseError('RADMESH_NOT_ALLOWED', `only the reader holding case ${caseId} can invite a consultant`)
-    const certificate = this.options.registry.certificateOf(consultant) ?? this.memberCertificates().find(c => c.peerId === consultant)
+    const certificate = this.certificateOf(consultant)
     if (certificate === undefined || !this.options.registry.isMember(consultant)) throw new CaseError('RADMESH_NOT_A_MEMBER', `${consultant} is not a member this node knows`)
     if (certificate.role !== 'radiologist') throw new CaseError('RADMESH_NOT_ALLOWED', `${certificate.name} is a ${certificate.role}; only radiologists can be consulted`)
     if (!state.consultants.includes(consultant)) await this.add({ v: 1, kind: 'consult', caseId, consultant: consultant as PeerIdString, by: me, at: new Date().toISOString() })
@@ -285,11 +295,11 @@ export class Worklist {
         throw new UpdateRefusedError((error as Error).message, 5)
       }
     }
-    const certificates = new Map<string, MemberCertificate>(this.memberCertificates().map(c => [c.peerId, c]))
-    for (const record of verified) if (record.kind === 'member') certificates.set(record.certificate.peerId, record.certificate)
+    const arriving = new Map<string, MemberCertificate>()
+    for (const record of verified) if (record.kind === 'member') arriving.set(record.certificate.peerId, record.certificate)
     for (const record of verified) {
       if (record.kind === 'member') continue
-      const certificate = registry.certificateOf(record.by) ?? certificates.get(record.by)
+      const certificate = this.certificateOf(record.by) ?? arriving.get(record.by)
       if (certificate === undefined) throw new UpdateRefusedError(`the ${record.kind} record's author ${record.by} is not a member this node knows yet`, 0)
       if (certificate.role !== AUTHOR_ROLE[record.kind]) throw new UpdateRefusedError(`a ${record.kind} record must be written by a ${AUTHOR_ROLE[record.kind]}, and ${certificate.name} is a ${certificate.role}`, 5)
     }

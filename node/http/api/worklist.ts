@@ -55,7 +55,7 @@ export function worklistEntry (node: NodeServices, state: CaseState, now = Date.
     bodyPart: state.bodyPart,
     status: state.status,
     claimedBy: state.claimedBy,
-    claimedByName: state.claimedBy === null ? null : node.registry.certificateOf(state.claimedBy)?.name ?? null,
+    claimedByName: state.claimedBy === null ? null : node.worklist.certificateOf(state.claimedBy)?.name ?? null,
     consultants: state.consultants,
     readers: state.readers,
     createdAt: state.createdAt,
