@@ -126,8 +126,9 @@ export class Redialer {
       // peer announces (identify replaces the address we dialled) may not be reachable from here, as
       // behind a NAT or a proxy, while the address the administrator gave is.
       const peerAddrs = target.peerId === undefined ? [] : await this.libp2p.peerStore.get(target.peerId).then(p => p.addresses, () => [])
-      const ways: Array<PeerId | Multiaddr> = [...(target.peerId !== undefined && peerAddrs.length > 0 ? [target.peerId] : []), ...(target.addr === undefined ? [] : [target.addr])]
-      if (ways.length === 0 && target.peerId !== undefined) ways.push(target.peerId)
+      const ways: Array<PeerId | Multiaddr> = []
+      if (target.peerId !== undefined && (peerAddrs.length > 0 || target.addr === undefined)) ways.push(target.peerId)
+      if (target.addr !== undefined) ways.push(target.addr)
       let failure: unknown
       for (const way of ways) {
         try {
