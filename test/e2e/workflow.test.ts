@@ -109,6 +109,17 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
     const refused = await alice.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, bad)
     assert.equal([refused.status, refused.body.error.code], [400, 'RADMESH_BAD_REQUEST'], JSON.stringify(bad).slice(0, 60))
   }
+  for (const [method, path, body, status, code] of [
+    ['POST', '/api/worklist/not-a-case/claim', undefined, 400, 'RADMESH_BAD_REQUEST'],
+    ['POST', `/api/worklist/${'0'.repeat(24)}/claim`, undefined, 404, 'RADMESH_NOT_FOUND'],
+    ['POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'SIGNED' }, 400, 'RADMESH_BAD_REQUEST'],
+    ['PUT', '/api/duty', { shifts: [{ start: 'tonight', end: 'tomorrow' }] }, 400, 'RADMESH_BAD_REQUEST'],
+    ['POST', `/api/cases/${entry.caseId}/consult`, { peerId: 'nobody' }, 400, 'RADMESH_NOT_A_MEMBER']
+  ] as const) {
+    const answer = await alice.api<{ error: { code: string } }>(method, path, body)
+    assert.equal([answer.status, answer.body.error?.code], [status, code], `${method} ${path}`)
+  }
+  assert.is((await alice.api('GET', '/api/health')).status, 200)
   const invited = await alice.api<Entry>('POST', `/api/cases/${entry.caseId}/consult`, { peerId: carol.peerId })
   assert.is(invited.status, 200, JSON.stringify(invited.body))
   assert.equal(invited.body.consultants, [carol.peerId])
