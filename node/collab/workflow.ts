@@ -37,6 +37,9 @@ export interface WorkflowOptions {
 
 /** Closed cases' reports are still resynced for this long (addenda, late co-signatures); after, only on connect. */
 const STILL_CHANGING_MS = 7 * 24 * 3600_000
+/** A case's study fetch that failed is tried again this many times in all, this far apart. */
+const FETCH_ATTEMPTS = 5
+const FETCH_RETRY_MS = 15_000
 
 /** A case id names one study at one site: the same on every node, whoever computes it. */
 export const caseIdFor = (site: string, studyUid: string): string => createHash('sha256').update(`${site}\n${studyUid}`).digest('hex').slice(0, 24)
@@ -52,6 +55,7 @@ export class ReadingWorkflow {
   private readonly prefetched = new Set<string>()
   /** stable studies of this site that wait for a radiologist to be known before their case is published */
   private readonly waitingForReaders = new Set<string>()
+  private stopped = false
 
   constructor (options: WorkflowOptions) {
     this.o = options
@@ -73,6 +77,7 @@ export class ReadingWorkflow {
   }
 
   stop (): void {
+    this.stopped = true
     for (const cleanup of this.cleanups.splice(0)) cleanup()
   }
 
@@ -101,7 +106,7 @@ export class ReadingWorkflow {
    * study with the case's readers (again when it grew, so they get the new version).
    */
   async caseForStudy (studyUid: string): Promise<CaseState | undefined> {
-    const { archive, exchange, worklist, routing, identity, log } = this.o
+    const { archive, worklist, routing, identity, log } = this.o
     const study = await archive.study(studyUid)
     if (study === undefined) return undefined
     const caseId = caseIdFor(identity.peerId, studyUid)
@@ -118,6 +123,8 @@ export class ReadingWorkflow {
       const bodyPart = series.map(s => typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : '').find(part => part !== '') ?? ''
       const { subspecialty, priority } = route({ modalities: study.modalities, bodyPart, description: text(study, '00081030') }, routing)
       const readers = this.eligibleReaders(subspecialty)
+      // The readers hold the study key before the case that makes them fetch it reaches them.
+      await this.shareWith(studyUid, readers)
       const created = new Date()
       state = await worklist.publishCase({
         caseId,
@@ -133,10 +140,16 @@ export class ReadingWorkflow {
       })
       await this.audit('C', { type: 'peer', id: identity.peerId }, state, `case published: ${priority} ${subspecialty}, ${readers.length} reader(s)`)
       log.info({ event: 'case-published', case: caseId, study: studyUid, priority, subspecialty, readers: readers.length }, `case ${caseId} published (${priority}, ${subspecialty})`)
+    } else {
+      await this.shareWith(studyUid, state.readers)
     }
-    const members = state.readers.filter(peer => this.o.registry.isMember(peer))
-    if (members.length > 0) await exchange.share(studyUid, members, { type: 'peer', id: identity.peerId })
     return state
+  }
+
+  /** Shares the study's latest version with those readers that are members (a new version when it grew). */
+  private async shareWith (studyUid: string, readers: readonly string[]): Promise<void> {
+    const members = readers.filter(peer => this.o.registry.isMember(peer))
+    if (members.length > 0) await this.o.exchange.share(studyUid, members, { type: 'peer', id: this.o.identity.peerId })
   }
 
   // Readers: prefetch, fetch on claim and consult
@@ -169,13 +182,24 @@ export class ReadingWorkflow {
     }
   }
 
-  private fetchStudy (state: CaseState, why: string): void {
+  private fetchStudy (state: CaseState, why: string, attempt = 1): void {
     const { exchange, identity, log } = this.o
     void (async () => {
       const availability = await exchange.availability(state.studyUid)
       if (availability?.complete === true) return
-      log.info({ event: 'case-fetch', case: state.caseId, study: state.studyUid, why }, `fetching the study of case ${state.caseId} (${why})`)
-      exchange.fetch(state.studyUid, { type: 'peer', id: identity.peerId })
+      log.info({ event: 'case-fetch', case: state.caseId, study: state.studyUid, why, attempt }, `fetching the study of case ${state.caseId} (${why})`)
+      const fetch = exchange.fetch(state.studyUid, { type: 'peer', id: identity.peerId })
+      await fetch.settled()
+      const { state: outcome, error } = await fetch.availability()
+      if (outcome !== 'failed' || this.stopped) return
+      // A key wrap can reach this node after the record that made it fetch (another path, a slow sharer).
+      if (attempt >= FETCH_ATTEMPTS) {
+        log.error({ event: 'case-fetch-failed', case: state.caseId, study: state.studyUid, error }, `gave up fetching the study of case ${state.caseId} after ${attempt} attempts: ${error}`)
+        return
+      }
+      log.warn({ event: 'case-fetch-retry', case: state.caseId, study: state.studyUid, error }, `fetching the study of case ${state.caseId} failed (${error}); trying again in ${FETCH_RETRY_MS / 1000} s`)
+      const timer = setTimeout(() => { if (!this.stopped) this.fetchStudy(state, why, attempt + 1) }, FETCH_RETRY_MS)
+      timer.unref()
     })().catch(error => { log.warn({ err: error, case: state.caseId }, 'could not start fetching a case\'s study') })
   }
 
@@ -199,14 +223,16 @@ export class ReadingWorkflow {
     return state
   }
 
-  /** Invites a consultant: a consult record, and the study key wrapped for them by this reader. */
+  /** Invites a consultant: the study key wrapped for them by this reader, then the consult record. */
   async consult (caseId: string, consultant: string, actor: AuditActor): Promise<CaseState> {
-    const state = await this.o.worklist.invite(caseId, consultant)
-    try {
-      await this.o.exchange.share(state.studyUid, [consultant], actor)
-    } catch (error) {
-      throw new CaseError('RADMESH_NOT_ALLOWED', `the consultant was invited, but the study key could not be given to them: ${(error as Error).message}`)
-    }
+    const state = await this.o.worklist.invite(caseId, consultant, async () => {
+      const { studyUid } = this.o.worklist.caseState(caseId) as CaseState
+      try {
+        await this.o.exchange.share(studyUid, [consultant], actor)
+      } catch (error) {
+        throw new CaseError('RADMESH_NOT_ALLOWED', `the study key could not be given to the consultant, so they were not invited: ${(error as Error).message}`)
+      }
+    })
     await this.audit('U', actor, state, `consult: ${consultant}`)
     return state
   }
