@@ -76,13 +76,15 @@ const pick = (attributes: Attributes, tags: string[]): Attributes =>
 
 /** classic-level's fsync flag; abstract-level forwards batch options from a sublevel but does not type them. */
 const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
+/** studies whose aggregates stay in memory after their last commit (enough for the associations of a busy site) */
+const AGGREGATES_CACHED = 64
 
 interface PendingCommit {
   record: InstanceRecord
   attributes: Attributes
   chunkLocations: LocationPut[]
   actor: AuditActor
-  resolve: (outcome: 'stored' | 'duplicate') => void
+  resolve: () => void
   reject: (error: Error) => void
 }
 interface CommitQueue { pending: PendingCommit[], running: boolean }
@@ -101,6 +103,13 @@ export class Archive {
   private readonly stableListeners = new Set<(event: StudyStableEvent) => void>()
   /** index updates waiting, per study (see commitStudy) */
   private readonly commits = new Map<string, CommitQueue>()
+  /**
+   * The study and series records of the studies stored to last, as last committed: `commit` is their only
+   * writer, so a study arriving instance by instance is not read back from LevelDB for every instance.
+   */
+  private readonly aggregates = new Map<string, { study: StudyRecord, series: Map<string, SeriesRecord> }>()
+  /** SOP Instance UIDs being stored, from the lookup that found them new to their commit, and when that ends */
+  private readonly storing = new Map<string, Promise<unknown>>()
 
   constructor (options: ArchiveOptions) {
     this.db = options.db
@@ -134,8 +143,8 @@ export class Archive {
         const batch = queue.pending
         queue.pending = []
         try {
-          const outcomes = await this.commit(studyUid, batch)
-          batch.forEach((entry, i) => { entry.resolve(outcomes[i] as 'stored' | 'duplicate') })
+          await this.commit(studyUid, batch)
+          for (const entry of batch) entry.resolve()
         } catch (error) {
           for (const entry of batch) entry.reject(error as Error)
         }
@@ -146,22 +155,14 @@ export class Archive {
     }
   }
 
-  private async commit (studyUid: string, batch: PendingCommit[]): Promise<Array<'stored' | 'duplicate'>> {
+  private async commit (studyUid: string, batch: PendingCommit[]): Promise<void> {
     const now = new Date().toISOString()
-    let study = await this.study(studyUid)
-    const series = new Map<string, SeriesRecord | undefined>()
-    const seen = new Set<string>()
+    const cached = this.aggregates.get(studyUid)
+    let study = cached?.study ?? await this.study(studyUid)
+    const series = new Map<string, SeriesRecord | undefined>(cached?.series)
     const operations: unknown[] = []
-    const outcomes: Array<'stored' | 'duplicate'> = []
-    const stored: PendingCommit[] = []
     for (const entry of batch) {
       const { record, attributes } = entry
-      // Checked again here: two copies of one instance may race through one association or two.
-      if (seen.has(record.sopUid) || await this.store_.get(`i!${record.sopUid}`) !== undefined) {
-        outcomes.push('duplicate')
-        continue
-      }
-      seen.add(record.sopUid)
       if (!series.has(record.seriesUid)) series.set(record.seriesUid, await this.series(studyUid, record.seriesUid))
       const before = series.get(record.seriesUid)
       const modality = attributes['00080060']
@@ -186,21 +187,27 @@ export class Archive {
       }
       operations.push(...entry.chunkLocations, { ...this.sealed(`i!${record.sopUid}`, record), sublevel: this.store_ },
         { type: 'put', key: `m!${studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array(), sublevel: this.store_ })
-      outcomes.push('stored')
-      stored.push(entry)
     }
-    if (stored.length > 0 && study !== undefined) {
+    if (study !== undefined) {
       for (const [seriesUid, record] of series) {
-        if (record !== undefined && stored.some(entry => entry.record.seriesUid === seriesUid)) operations.push({ ...this.sealed(`r!${studyUid}!${seriesUid}`, record), sublevel: this.store_ })
+        if (record !== undefined && batch.some(entry => entry.record.seriesUid === seriesUid)) operations.push({ ...this.sealed(`r!${studyUid}!${seriesUid}`, record), sublevel: this.store_ })
       }
       operations.push({ ...this.sealed(`s!${studyUid}`, study), sublevel: this.store_ })
-      await Promise.all([
-        // Chunk locations, instances, aggregates and listings become visible together, or not at all.
-        this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE),
-        ...stored.map(async ({ record, actor }) => await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' }))
-      ])
+      try {
+        await Promise.all([
+          // Chunk locations, instances, aggregates and listings become visible together, or not at all.
+          this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE),
+          ...batch.map(async ({ record, actor }) => await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' }))
+        ])
+      } catch (error) {
+        // The batch may or may not be on disk: read the aggregates back next time.
+        this.aggregates.delete(studyUid)
+        throw error
+      }
+      this.aggregates.delete(studyUid)
+      this.aggregates.set(studyUid, { study, series: new Map([...series].filter((entry): entry is [string, SeriesRecord] => entry[1] !== undefined)) })
+      if (this.aggregates.size > AGGREGATES_CACHED) this.aggregates.delete(this.aggregates.keys().next().value as string)
     }
-    return outcomes
   }
 
   /** An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. */
@@ -220,6 +227,14 @@ export class Archive {
 
   /** `store` for a file written into `incoming()` piece by piece. */
   async storeIncoming (incoming: IncomingObject, actor: AuditActor): Promise<StoreResult> {
+    try {
+      return await this.storeReceived(incoming, actor)
+    } finally {
+      incoming.release()
+    }
+  }
+
+  private async storeReceived (incoming: IncomingObject, actor: AuditActor): Promise<StoreResult> {
     let received: ReceivedObject
     let parsed: DicomInstance
     try {
@@ -234,8 +249,13 @@ export class Archive {
       await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 4, actor, detail: `refused: ${(error as Error).message}` })
       throw error
     }
-    const { bytes: file, sha256 } = received
-    const existing = await this.instance(parsed.sopInstanceUid)
+    const { sha256 } = received
+    let existing = await this.instance(parsed.sopInstanceUid)
+    // Two copies of one instance may race through one association or two: the second waits for the first.
+    for (let first = this.storing.get(parsed.sopInstanceUid); existing === undefined && first !== undefined; first = this.storing.get(parsed.sopInstanceUid)) {
+      await first.catch(() => {})
+      existing = await this.instance(parsed.sopInstanceUid)
+    }
     if (existing !== undefined) {
       const outcome: StoreOutcome = existing.sha256 === sha256 ? 'duplicate' : 'kept-existing'
       if (outcome === 'kept-existing') this.log.warn({ event: 'kept-existing', sop: parsed.sopInstanceUid, study: parsed.studyInstanceUid }, 'a different object with a known SOP Instance UID arrived; the first one is kept')
@@ -243,31 +263,42 @@ export class Archive {
       return { outcome, instance: existing }
     }
 
+    const storing = this.storeNew(parsed, received, actor)
+    this.storing.set(parsed.sopInstanceUid, storing)
+    try {
+      const record = await storing
+      this.touchStudy(record.studyUid)
+      return { outcome: 'stored', instance: record }
+    } finally {
+      this.storing.delete(parsed.sopInstanceUid)
+    }
+  }
+
+  /** Writes the chunks of an instance not stored before, then commits its index records (see commitStudy). */
+  private async storeNew (parsed: DicomInstance, received: ReceivedObject, actor: AuditActor): Promise<InstanceRecord> {
     const { ids: chunks, operations: chunkLocations } = await this.chunks.put(received.chunks)
-    const now = new Date().toISOString()
     const record: InstanceRecord = {
       studyUid: parsed.studyInstanceUid,
       seriesUid: parsed.seriesInstanceUid,
       sopUid: parsed.sopInstanceUid,
       sopClassUid: parsed.sopClassUid,
       transferSyntaxUid: parsed.transferSyntaxUid,
-      size: file.byteLength,
-      sha256,
+      size: received.bytes.byteLength,
+      sha256: received.sha256,
       chunks,
       datasetOffset: parsed.datasetOffset,
       ...(parsed.pixelData === undefined ? {} : { pixelData: parsed.pixelData }),
       executablePreamble: parsed.executablePreamble,
       attributes: pick(parsed.attributes, INSTANCE_TAGS),
-      storedAt: now
+      storedAt: new Date().toISOString()
     }
-    const outcome = await new Promise<'stored' | 'duplicate'>((resolve, reject) => {
+    await new Promise<void>((resolve, reject) => {
       const queue = this.commits.get(record.studyUid) ?? { pending: [], running: false }
       this.commits.set(record.studyUid, queue)
       queue.pending.push({ record, attributes: parsed.attributes, chunkLocations, actor, resolve, reject })
       if (!queue.running) void this.commitStudy(record.studyUid, queue)
     })
-    if (outcome === 'stored') this.touchStudy(record.studyUid)
-    return { outcome, instance: outcome === 'stored' ? record : (await this.instance(record.sopUid) ?? record) }
+    return record
   }
 
   private touchStudy (studyUid: string): void {

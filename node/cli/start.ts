@@ -1,22 +1,10 @@
 /** `radmesh start`: runs the node until SIGINT/SIGTERM. */
-import { setFlagsFromString } from 'node:v8'
+import { tuneHeap } from '../heap.ts'
 import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 
 const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--no-mdns]'
-
-/**
- * V8 lets the old generation grow by this percentage of the live heap before the next full collection.
- * Ingest allocates ~1.5 MB of buffers per instance; with V8's own heuristics the node ran 30+ full
- * collections per 400 instances (RADMESH_HEAP_GROWING_PERCENT=0 restores them; `npm run bench -- ingest`).
- */
-export const DEFAULT_HEAP_GROWING_PERCENT = 100
-
-function tuneHeap (): void {
-  const percent = Number(process.env['RADMESH_HEAP_GROWING_PERCENT'] ?? DEFAULT_HEAP_GROWING_PERCENT)
-  if (Number.isInteger(percent) && percent > 0 && percent <= 1000) setFlagsFromString(`--heap-growing-percent=${percent}`)
-}
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()

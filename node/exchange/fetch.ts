@@ -428,6 +428,7 @@ export class StudyFetch {
       const incoming = this.o.archive.incoming()
       incoming.write(sealed)
       const { chunks } = incoming.finish()
+      incoming.release()
       const { operations } = await this.o.chunks.put(chunks)
       await this.o.versions.storeBatch([...operations, this.o.versions.partialChunkPut(version.manifest.studyUid, version.manifest.versionId, index, version.manifest.chunkHashes[index] as string)])
     }

@@ -93,6 +93,28 @@ test('the same file twice is a duplicate; study and series aggregates count it o
   await close()
 })
 
+test('copies of one instance stored at once: one is stored, the rest are duplicates or kept-existing; counted once, even across a reopen', async () => {
+  const home = await tempDir()
+  let opened = await openArchive(home)
+  const bytes = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
+  const other = replaceSameLength(bytes, 'CompressedSamples^CT1', 'CompressedSamples^CT2')
+  const results = await Promise.all([bytes, bytes, other, bytes, other].map(async file => await opened.archive.store(file, actor)))
+  assert.equal(results.map(r => r.outcome).sort(), ['duplicate', 'duplicate', 'kept-existing', 'kept-existing', 'stored'])
+  const kept = results.find(r => r.outcome === 'stored')?.instance
+  assert.equal(results.map(r => r.instance.sha256), Array(5).fill(kept?.sha256), 'every caller is told about the copy that was kept')
+  assert.is((await opened.archive.study(kept?.studyUid ?? ''))?.instanceCount, 1)
+  assert.is(sha256Hex(await opened.archive.read(kept as NonNullable<typeof kept>)), sha256Hex(bytes))
+  // A second instance of the study after a reopen builds on the aggregates on disk, not on a stale memory.
+  await opened.close()
+  opened = await openArchive(home)
+  const uid = kept?.sopUid ?? ''
+  const sibling = replaceSameLength(replaceSameLength(bytes, uid, `${uid.slice(0, -1)}9`), uid, `${uid.slice(0, -1)}9`)
+  assert.is((await opened.archive.store(sibling, actor)).outcome, 'stored')
+  const study = await opened.archive.study(kept?.studyUid ?? '')
+  assert.equal([study?.instanceCount, study?.seriesCount, study?.bytes], [2, 1, bytes.byteLength * 2])
+  await opened.close()
+})
+
 test('a canary patient name appears in no file under HOME after storing, indexing and auditing', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)

@@ -60,4 +60,34 @@ test('past the limit, the rest is dropped and finish throws ObjectTooLargeError'
   assert.throws(() => object.finish(), (error: unknown) => error instanceof ObjectTooLargeError && error.limit === 1000)
 })
 
+
+test('objects received at once, each released after use, get pooled buffers back without mixing bytes; a piece may be reused by its writer', () => {
+  const objects = [randomBytes(600_000), randomBytes(3 * CHUNK_SIZE + 1), randomBytes(10), randomBytes(900_000)]
+  for (let round = 0; round < 3; round++) {
+    const incoming = objects.map(() => new IncomingObject(key, 10 * CHUNK_SIZE))
+    const scratch = Buffer.alloc(65_536)
+    // Interleaved, as from several associations, through one reused piece buffer, as a socket reader might.
+    for (let offset = 0; incoming.some((_, i) => offset < (objects[i] as Buffer).byteLength); offset += scratch.byteLength) {
+      incoming.forEach((object, i) => {
+        const piece = (objects[i] as Buffer).subarray(offset, offset + scratch.byteLength)
+        if (piece.byteLength === 0) return
+        piece.copy(scratch)
+        object.write(scratch.subarray(0, piece.byteLength))
+        scratch.fill(0xee)
+      })
+    }
+    const received = incoming.map(object => object.finish())
+    received.forEach((r, i) => {
+      assert.ok(r.bytes.equals(objects[i] as Buffer), `round ${round}, object ${i}: the same bytes`)
+      assert.is(r.sha256, sha256(objects[i] as Buffer))
+    })
+    for (const object of incoming) object.release()
+  }
+  const released = new IncomingObject(key, CHUNK_SIZE)
+  released.write(Buffer.from('x'))
+  released.finish()
+  released.release()
+  released.release()
+})
+
 test.run()
