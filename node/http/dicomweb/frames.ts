@@ -46,7 +46,9 @@ export function extractFrames (file: Uint8Array, instance: InstanceRecord, frame
     const columns = numberOf(instance.attributes['00280011'], 0)
     const samples = numberOf(instance.attributes['00280002'], 1)
     const bitsAllocated = numberOf(instance.attributes['00280100'], 16)
-    const frameBytes = bitsAllocated === 1 ? Math.ceil((rows * columns * samples) / 8) : rows * columns * samples * (bitsAllocated / 8)
+    // YBR_FULL_422 keeps two chroma samples per two pixels (PS3.3 C.7.6.3.1.2): 2 samples per pixel on average.
+    const samplesStored = samples === 3 && String(instance.attributes['00280004'] ?? '').trim() === 'YBR_FULL_422' ? 2 : samples
+    const frameBytes = bitsAllocated === 1 ? Math.ceil((rows * columns * samples) / 8) : rows * columns * samplesStored * (bitsAllocated / 8)
     if (frameBytes === 0 || frameBytes * frameCount > pixelData.length) {
       throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${frameCount} frame(s) of ${rows}x${columns}x${samples} at ${bitsAllocated} bits do not fit its ${pixelData.length} bytes of pixel data`)
     }
