@@ -249,7 +249,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       }
     }
 
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, workflow, delivery, audit, auditPath: member.paths.audit, connectedMembers }
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, workflow, delivery, audit, auditPath: member.paths.audit, connectedMembers }
     const app: FastifyInstance = await createHttpServer(services, sessions, log)
     try {
       await app.listen({ host: http.host, port: http.port })

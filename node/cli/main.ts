@@ -8,7 +8,7 @@ import { consortiumCommand } from './consortium.ts'
 import { fetchCommand, shareCommand } from './exchange.ts'
 import { initCommand, joinCommand } from './member.ts'
 import { startCommand } from './start.ts'
-import { statusCommand } from './status.ts'
+import { statusCommand, viewerCommand } from './status.ts'
 
 const HELP = `radmesh: peer-to-peer teleradiology reading network
 
@@ -19,6 +19,7 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
   radmesh join --home HOME --cert CERT --consortium DIR/consortium.json
   radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE]
   radmesh status --home HOME
+  radmesh viewer --home HOME                       (a new one-time sign-in URL for the viewer)
   radmesh import --home HOME PATH…                 (files or folders of DICOM Part 10 files)
   radmesh share --home HOME STUDYUID --to PEERID…   (make a study readable by these members)
   radmesh fetch --home HOME STUDYUID               (fetch a study now, with a progress bar)
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
   join: joinCommand,
   start: startCommand,
   status: statusCommand,
+  viewer: viewerCommand,
   import: importCommand,
   audit: auditCommand,
   share: shareCommand,

@@ -4,7 +4,7 @@ import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--no-mdns]'
+const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -25,6 +25,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   const dicom = optional(values, 'dicom')
   const ae = optional(values, 'ae')
   const stableAfter = optional(values, 'stable-after')
+  const sessionIdle = optional(values, 'session-idle')
   const dicomPort = dicom === undefined ? undefined : Number(dicom)
   if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535)) throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
   if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae)) throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)
@@ -37,7 +38,8 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     mdns: values['no-mdns'] !== true,
     ...(dicomPort === undefined ? {} : { dicomPort }),
     ...(ae === undefined ? {} : { aeTitle: ae.trim() }),
-    ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') })
+    ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') }),
+    ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') })
   })
   print(`radmesh node "${node.certificate.name}" (${node.certificate.role}) peer ${node.peerId}`)
   for (const addr of node.listenAddrs()) print(`listening: ${addr}`)

@@ -1,4 +1,7 @@
-/** `radmesh status`: what the running node on HOME says about itself and its peers. */
+/**
+ * `radmesh status`: what the running node on HOME says about itself and its peers.
+ * `radmesh viewer`: a new one-time sign-in URL for the viewer of the running node on HOME.
+ */
 import type { ConnectedMember } from '../http/services.ts'
 import { parse, required } from './args.ts'
 import { connectToNode } from './client.ts'
@@ -15,4 +18,13 @@ export async function statusCommand (argv: string[], print: (line: string) => vo
   print(`consortium "${membership.consortium.name}", certificate valid until ${membership.certificate.expiresAt}, ${membership.revocations.length} revocation(s) known`)
   print(`${peers.length} member(s) connected${peers.length > 0 ? ':' : ''}`)
   for (const peer of peers) print(`  ${peer.name} (${peer.role}) ${peer.peerId} via ${peer.addrs.join(', ')}`)
+}
+
+const VIEWER = 'radmesh viewer --home HOME'
+
+export async function viewerCommand (argv: string[], print: (line: string) => void): Promise<void> {
+  const { values } = parse(argv, { home: { type: 'string' } }, VIEWER)
+  const client = await connectToNode(required(values, 'home', VIEWER))
+  const { url } = await client.request<{ url: string }>('POST', '/api/signin-links')
+  print(`viewer: ${url}`)
 }

@@ -82,6 +82,13 @@ export class Documents {
     await this.flushed(docId)
   }
 
+  /** Applies an update made by this node's own user elsewhere (the viewer), already validated; durable when it resolves. */
+  async applyLocal (docId: string, update: Uint8Array): Promise<void> {
+    const doc = await this.open(docId)
+    Y.applyUpdate(doc, update, LOCAL)
+    await this.flushed(docId)
+  }
+
   /** Applies an update a peer sent, already validated. */
   async applyRemote (docId: string, update: Uint8Array, peerId: string): Promise<void> {
     const doc = await this.open(docId)

@@ -207,6 +207,19 @@ export class Reports {
     return await signReportRecord(this.options.identity.privateKey, { v: 1, kind: 'binding', caseId, clientId: doc.clientID, by: this.options.identity.peerId, at: new Date().toISOString() })
   }
 
+  /**
+   * A binding of a viewer's Yjs client to this node's member, for the viewer to write into the report itself
+   * (a binding must be written by the client it binds). Only a reader of the case gets one.
+   */
+  async viewerBinding (caseId: string, clientId: number): Promise<BindingRecord> {
+    this.writable(caseId)
+    if (!Number.isSafeInteger(clientId) || clientId < 0 || clientId > 0xffffffff) throw new CaseError('RADMESH_NOT_ALLOWED', 'a Yjs client id is an integer from 0 to 2^32 - 1')
+    const doc = await this.open(caseId)
+    const existing = doc.getMap<BindingRecord>(EDITORS_MAP).get(String(clientId))
+    if (existing !== undefined && existing.by !== this.options.identity.peerId) throw new CaseError('RADMESH_NOT_ALLOWED', `Yjs client ${clientId} is bound to another member; open the report again`)
+    return existing ?? await signReportRecord(this.options.identity.privateKey, { v: 1, kind: 'binding', caseId, clientId, by: this.options.identity.peerId, at: new Date().toISOString() })
+  }
+
   /** Replaces the given sections, as one edit; durable before it resolves. */
   async edit (caseId: string, sections: Partial<Sections>): Promise<ReportView> {
     const state = this.writable(caseId)

@@ -134,6 +134,21 @@ export class SyncService {
     await this.applying
   }
 
+  /**
+   * An update written by this node's own user in the viewer (a Yjs client the member bound to itself):
+   * checked like a peer's, in the same queue, then applied as this node's own change (persisted, relayed).
+   * Throws UpdateRefusedError with the reason when the document's rules refuse it.
+   */
+  async applyFromViewer (docId: string, update: Uint8Array): Promise<void> {
+    const done = this.applying.then(async () => {
+      const inspected = await this.o.inspector.inspect(update)
+      await this.o.policy.check(docId, update, inspected)
+      await this.o.documents.applyLocal(docId, update)
+    })
+    this.applying = done.catch(() => {})
+    await done
+  }
+
   /** Members this node has an open connection to now. */
   private connectedMembers (): string[] {
     const peers = new Set<string>()

@@ -9,8 +9,15 @@ import type { AuditActor } from '../audit/log.ts'
 import { RadmeshError } from '../errors.ts'
 
 declare module 'fastify' {
-  interface FastifyRequest { actor: AuditActor }
+  interface FastifyRequest { actor: AuditActor, session?: string }
 }
+
+/**
+ * Requests the viewer makes on its own (polling, live streams) send this header (or, where a browser API
+ * cannot set headers, `?background=1`): they are authenticated, but do not count as the user's activity,
+ * so an unattended viewer is still logged off.
+ */
+export const BACKGROUND_HEADER = 'x-radmesh-background'
 
 export const SESSION_COOKIE = 'radmesh_session'
 /** HIPAA automatic logoff: a viewer session ends after this long without a request. */
@@ -54,15 +61,28 @@ export class Sessions {
     return sameSecret(token, this.apiToken)
   }
 
-  touchSession (session: string, now = Date.now()): boolean {
+  /** Whether the session is alive; `activity` (the user did something) restarts its idle time. */
+  touchSession (session: string, now = Date.now(), activity = true): boolean {
     const last = this.sessions.get(session)
     if (last === undefined) return false
     if (now - last > this.idleMs) {
       this.sessions.delete(session)
       return false
     }
-    this.sessions.set(session, now)
+    if (activity) this.sessions.set(session, now)
     return true
+  }
+
+  isAlive (session: string): boolean {
+    return this.touchSession(session, Date.now(), false)
+  }
+
+  signOut (session: string): void {
+    this.sessions.delete(session)
+  }
+
+  get idleTimeoutMs (): number {
+    return this.idleMs
   }
 
   /** The fastify `onRequest` hook: sets `request.actor` (who, for the audit trail) or refuses. */
@@ -77,7 +97,8 @@ export class Sessions {
       throw new RadmeshError('RADMESH_UNAUTHORIZED', 'the bearer token is wrong; it is in HOME/api-token')
     }
     const session = readCookie(request.headers.cookie, SESSION_COOKIE)
-    if (session !== undefined && this.touchSession(session)) {
+    if (session !== undefined && this.touchSession(session, Date.now(), request.headers[BACKGROUND_HEADER] !== '1' && !/[?&]background=1(&|$)/.test(request.url))) {
+      request.session = session
       // The session id is a secret: the audit trail names it by a short hash.
       request.actor = { type: 'viewer', id: `session-${createHash('sha256').update(session).digest('hex').slice(0, 12)}`, address: request.ip }
       return

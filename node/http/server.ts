@@ -13,6 +13,7 @@ import type { NodeServices } from './services.ts'
 import { viewerRoutes } from './viewer.ts'
 import { archiveApiRoutes } from './api/archive.ts'
 import { studyRoutes } from './api/studies.ts'
+import { reportLiveRoutes } from './api/report-live.ts'
 import { reportRoutes } from './api/reports.ts'
 import { worklistRoutes } from './api/worklist.ts'
 import { qidoRoutes } from './dicomweb/qido.ts'
@@ -49,6 +50,7 @@ export async function createHttpServer (node: NodeServices, sessions: Sessions, 
   await app.register(studyRoutes, { node })
   await app.register(worklistRoutes, { node })
   await app.register(reportRoutes, { node })
+  await app.register(reportLiveRoutes, { node, sessions })
   await app.register(qidoRoutes, { node })
   await app.register(wadoRoutes, { node })
   await app.register(stowRoutes, { node })

@@ -6,7 +6,9 @@ import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import type { Archive } from '../archive/archive.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { ReportDelivery } from '../collab/delivery.ts'
+import type { Documents } from '../collab/documents.ts'
 import type { Reports } from '../collab/reports.ts'
+import type { SyncService } from '../collab/sync.ts'
 import type { ReadingWorkflow } from '../collab/workflow.ts'
 import type { Worklist } from '../collab/worklist.ts'
 import type { Exchange } from '../exchange/exchange.ts'
@@ -32,6 +34,8 @@ export interface NodeServices {
   exchange: Exchange
   worklist: Worklist
   reports: Reports
+  documents: Documents
+  sync: SyncService
   workflow: ReadingWorkflow
   delivery: ReportDelivery
   audit: AuditLog

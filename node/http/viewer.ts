@@ -1,40 +1,72 @@
 /**
- * The viewer's entry: `GET /signin/:code` spends a one-time code and sets the session cookie, then `/`
- * serves the viewer. Until the reading viewer lands (issue 6) the page shows the node and its peers.
+ * The reading viewer (viewer/): `GET /signin/:code` spends a one-time code and sets the session cookie;
+ * `/` is the viewer's page, `/viewer/app.js` its bundle (built in memory when the server starts, see
+ * viewer/build.ts), `/viewer/style.css`, and `/viewer/codecs/*.wasm` the image decoders.
+ * `POST /api/signin-links` (bearer token only) makes another one-time sign-in URL, for `radmesh viewer`.
  */
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { buildViewer, CODEC_FILES } from '../../viewer/build.ts'
 import { RadmeshError } from '../errors.ts'
 import { SESSION_COOKIE, type Sessions } from './auth.ts'
 import type { NodeServices } from './services.ts'
 
-const page = (title: string): string => `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font:15px system-ui,sans-serif;margin:2rem;background:#111;color:#eee}h1{font-size:1.3rem}
-table{border-collapse:collapse}td,th{padding:.3rem .8rem;border-bottom:1px solid #333;text-align:left}code{color:#9cf}</style>
-</head><body><h1 id="title">${title}</h1><p id="me"></p><h2>Connected members</h2>
-<table><thead><tr><th>name</th><th>role</th><th>peer id</th></tr></thead><tbody id="peers"></tbody></table>
-<script type="module">
-const esc = s => String(s).replace(/[&<>"']/g, c => '&#' + c.charCodeAt(0) + ';')
-async function refresh () {
-  const health = await (await fetch('/api/health')).json()
-  document.getElementById('me').innerHTML = 'This node: <b>' + esc(health.name) + '</b> (' + esc(health.role) + ') <code>' + esc(health.peerId) + '</code>'
-  const response = await fetch('/api/peers')
-  if (response.status === 401) { document.body.innerHTML = '<h1>Signed out</h1><p>Open a new sign-in URL from your radmesh node.</p>'; return }
-  const peers = await response.json()
-  document.getElementById('peers').innerHTML = peers.map(p => '<tr><td>' + esc(p.name) + '</td><td>' + esc(p.role) + '</td><td><code>' + esc(p.peerId) + '</code></td></tr>').join('')
+const VIEWER_DIR = join(import.meta.dirname, '..', '..', 'viewer')
+
+/** The page loads only its own script, styles, decoders (WebAssembly) and API: nothing from elsewhere. */
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store'
 }
-refresh(); setInterval(refresh, 2000)
-</script></body></html>`
 
 export async function viewerRoutes (app: FastifyInstance, { node, sessions }: { node: NodeServices, sessions: Sessions }): Promise<void> {
+  const bundle = buildViewer()
+  bundle.catch(error => { app.log.error({ err: error }, 'the viewer bundle could not be built; the viewer will not load') })
+  const page = fs.readFile(join(VIEWER_DIR, 'index.html'), 'utf8')
+  const style = fs.readFile(join(VIEWER_DIR, 'src', 'style.css'), 'utf8')
+
   app.get<{ Params: { code: string } }>('/signin/:code', { config: { public: true } }, async (request, reply) => {
     const session = sessions.redeem(request.params.code)
-    if (session === undefined) throw new RadmeshError('RADMESH_UNAUTHORIZED', 'this sign-in link was already used or is unknown; restart the node or ask it for a new one')
+    if (session === undefined) throw new RadmeshError('RADMESH_UNAUTHORIZED', 'this sign-in link was already used or is unknown; run "radmesh viewer --home HOME" for a new one')
     void reply.header('set-cookie', `${SESSION_COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`)
     return await reply.redirect('/')
   })
-  app.get('/', async (_request, reply) => {
-    return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page(`radmesh: ${node.certificate.name}`))
+
+  app.post('/api/signin-links', async (request) => {
+    if (request.actor.type !== 'api') throw new RadmeshError('RADMESH_UNAUTHORIZED', 'sign-in links are made with the API token (HOME/api-token), not from a viewer session')
+    return { url: `${request.protocol}://${request.host}/signin/${sessions.issueSignInCode()}` }
   })
+
+  app.get('/api/session', async (request) => {
+    return { actor: request.actor.type, idleTimeoutMs: request.actor.type === 'viewer' ? sessions.idleTimeoutMs : null, name: node.certificate.name, role: node.certificate.role, subspecialties: node.certificate.subspecialties, peerId: node.peerId }
+  })
+
+  app.post('/api/signout', async (request, reply) => {
+    if (request.session !== undefined) sessions.signOut(request.session)
+    return await reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`).code(204).send()
+  })
+
+  // The page and its assets are public: they hold no patient data, and the page itself shows the sign-in
+  // screen when the API answers 401. Everything they load after that needs the session.
+  app.get('/', { config: { public: true } }, async (_request, reply) => {
+    return await reply.type('text/html; charset=utf-8').headers(SECURITY_HEADERS).send((await page).replaceAll('{{NODE_NAME}}', escapeHtml(node.certificate.name)))
+  })
+  app.get('/viewer/app.js', { config: { public: true } }, async (_request, reply) => {
+    return await reply.type('text/javascript; charset=utf-8').headers(SECURITY_HEADERS).send(await bundle)
+  })
+  app.get('/viewer/style.css', { config: { public: true } }, async (_request, reply) => {
+    return await reply.type('text/css; charset=utf-8').headers(SECURITY_HEADERS).send(await style)
+  })
+  app.get<{ Params: { file: string } }>('/viewer/codecs/:file', { config: { public: true } }, async (request, reply) => {
+    const path = CODEC_FILES[request.params.file]
+    if (path === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `no decoder named ${request.params.file}`)
+    return await reply.type('application/wasm').header('cache-control', 'max-age=86400').send(await fs.readFile(path))
+  })
+}
+
+function escapeHtml (text: string): string {
+  return text.replace(/[&<>"']/g, c => `&#${c.charCodeAt(0)};`)
 }

@@ -1,0 +1,158 @@
+/**
+ * The report of a case, written live: this browser is a Yjs client of the case's report document (bound to
+ * this node's member by a signed binding it writes itself), synced with its own node, which checks every
+ * change like a peer's and carries it to the other readers' nodes (node/http/api/report-live.ts).
+ * Five sections; sign PRELIMINARY or FINAL; addendum after FINAL; invite a consultant; templates fill
+ * empty sections. A FINAL report is read-only and shows its signatures, verified by this node.
+ */
+import * as Y from 'yjs'
+import { SECTION_NAMES } from '../../../protocol/collab/records.ts'
+import { ApiError, type DutyEntry, json, request, type ReportView, type Session, type WorklistEntry } from '../api.ts'
+import { clear, h } from '../dom.ts'
+import type { View } from '../main.ts'
+import { bindTextarea } from './textarea-binding.ts'
+import { templatesFor } from './templates.ts'
+
+const REMOTE = Symbol('from the node')
+const LOCAL = Symbol('typed here')
+
+const LABELS: Record<(typeof SECTION_NAMES)[number], string> = { indication: 'Indication', technique: 'Technique', comparison: 'Comparison', findings: 'Findings', impression: 'Impression' }
+
+const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), c => c.charCodeAt(0))
+
+export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, session: Session, onStatus: (status: ReportView['status']) => void = () => {}): Promise<View> {
+  const caseId = entry.caseId
+  const me = session.peerId
+  const doc = new Y.Doc()
+  let view: ReportView | undefined
+  let closed = false
+  let bound = false
+  const canWrite = (): boolean => (entry.claimedBy === me || entry.consultants.includes(me)) && view !== undefined && view.status !== 'FINAL' && view.status !== 'AMENDED'
+
+  const statusBadge = h('span', { class: 'status', id: 'report-status' }, '…')
+  const message = h('div', { class: 'error', id: 'report-message' })
+  const authors = h('div', { class: 'presence', id: 'report-authors' })
+  const areas = new Map<string, HTMLTextAreaElement>()
+  const unbind: Array<() => void> = []
+  for (const name of SECTION_NAMES) {
+    const area = h('textarea', { id: `section-${name}`, 'data-section': name, readonly: true, rows: name === 'findings' ? 8 : 3 })
+    areas.set(name, area)
+    unbind.push(bindTextarea(area, doc.getText(name), LOCAL))
+  }
+  const signatures = h('ul', { class: 'signatures', id: 'report-signatures' })
+  const addendumText = h('textarea', { id: 'addendum-text', rows: 3, placeholder: 'Addendum to the FINAL report' })
+  const consultSelect = h('select', { id: 'consult-peer' })
+  const templateSelect = h('select', { id: 'template' }, h('option', { value: '' }, 'Template…'), ...templatesFor(entry.modalities ?? [], entry.bodyPart ?? '').map((t, i) => h('option', { value: String(i) }, t.name)))
+  const run = async (what: string, action: () => Promise<unknown>): Promise<void> => {
+    message.textContent = ''
+    try {
+      await action()
+    } catch (error) {
+      message.textContent = `${what}: ${error instanceof ApiError ? error.message : String(error)}`
+    }
+  }
+  const signButton = (status: 'PRELIMINARY' | 'FINAL'): HTMLButtonElement => h('button', { id: `sign-${status.toLowerCase()}`, class: status === 'FINAL' ? 'primary' : '', onclick: () => { void run(`Sign ${status}`, async () => { await flushed(); await json(`/api/cases/${caseId}/report/sign`, { method: 'POST', body: { status } }) }) } }, `Sign ${status.toLowerCase()}`)
+  const signPreliminary = signButton('PRELIMINARY')
+  const signFinal = signButton('FINAL')
+  const addendumButton = h('button', { id: 'addendum', onclick: () => { void run('Addendum', async () => { await json(`/api/cases/${caseId}/report/addendum`, { method: 'POST', body: { text: addendumText.value } }); addendumText.value = '' }) } }, 'Add addendum')
+  const consultButton = h('button', { id: 'consult', onclick: () => { void run('Invite', async () => { await json(`/api/cases/${caseId}/consult`, { method: 'POST', body: { peerId: consultSelect.value } }) }) } }, 'Invite consultant')
+  templateSelect.addEventListener('change', () => {
+    const template = templatesFor(entry.modalities ?? [], entry.bodyPart ?? '')[Number(templateSelect.value)]
+    templateSelect.value = ''
+    if (template === undefined || !canWrite()) return
+    doc.transact(() => {
+      for (const [name, text] of Object.entries(template.sections)) {
+        const section = doc.getText(name)
+        if (section.length === 0 && text !== '') section.insert(0, text)
+      }
+    }, LOCAL)
+    for (const [name, area] of areas) area.value = doc.getText(name).toString()
+  })
+
+  clear(root,
+    h('h2', {}, 'Report', statusBadge),
+    authors,
+    h('div', { class: 'toolbar' }, templateSelect),
+    ...SECTION_NAMES.flatMap(name => [h('label', { for: `section-${name}` }, LABELS[name]), areas.get(name) as HTMLTextAreaElement]),
+    h('div', { class: 'actions' }, signPreliminary, signFinal),
+    h('div', { class: 'actions' }, consultSelect, consultButton),
+    h('div', { class: 'actions', id: 'addendum-box' }, addendumText, addendumButton),
+    message,
+    h('h3', { style: 'font-size:13px;margin:.8rem 0 0' }, 'Signatures'),
+    signatures)
+
+  // Changes typed here go to the node one at a time, in order: the node checks each against the document
+  // it holds, so an update must not overtake the one before it.
+  let sending: Promise<void> = Promise.resolve()
+  doc.on('update', (update: Uint8Array, origin: unknown) => {
+    if (origin === REMOTE || closed) return
+    sending = sending.then(async () => {
+      if (closed) return
+      try {
+        await request(`/api/cases/${caseId}/report/live`, { method: 'POST', body: update, background: false })
+      } catch (error) {
+        message.textContent = `Not saved: ${error instanceof ApiError ? error.message : String(error)}. Reopen the case to see the report as it stands.`
+        for (const area of areas.values()) area.readOnly = true
+      }
+    })
+  })
+  const flushed = async (): Promise<void> => { await sending }
+
+  const applyView = (next: ReportView): void => {
+    view = next
+    statusBadge.textContent = next.status
+    statusBadge.className = `status ${next.status}`
+    if (root.dataset['status'] !== next.status) onStatus(next.status)
+    root.dataset['status'] = next.status
+    const writable = canWrite()
+    for (const area of areas.values()) area.readOnly = !writable || !bound
+    const holder = entry.claimedBy === me
+    signPreliminary.disabled = !writable
+    signFinal.disabled = !writable || !holder
+    consultButton.disabled = !holder || !writable
+    consultSelect.disabled = consultButton.disabled
+    templateSelect.disabled = !writable
+    const final = next.status === 'FINAL' || next.status === 'AMENDED'
+    ;(root.querySelector('#addendum-box') as HTMLElement).style.display = final && (holder || entry.consultants.includes(me)) ? '' : 'none'
+    authors.textContent = next.authors.length === 0 ? 'No one has written yet.' : `Written by ${next.authors.map(a => a.name ?? a.peerId.slice(-8)).join(', ')}`
+    clear(signatures, ...next.signatures.map(s => h('li', { class: s.verified ? '' : 'error' }, `${s.status} by ${s.name} at ${new Date(s.at).toLocaleString()} ${s.verified ? '✓ verified' : '✗ NOT VERIFIED'}`)),
+      ...next.addenda.map(a => h('li', {}, `Addendum: ${a.text}`)))
+    if (!writable && document.activeElement instanceof HTMLTextAreaElement && [...areas.values()].includes(document.activeElement)) document.activeElement.blur()
+  }
+
+  // The live stream: the whole document first, then every change, and the report's status after each.
+  const events = new EventSource(`/api/cases/${caseId}/report/live?background=1`)
+  events.addEventListener('update', event => { Y.applyUpdate(doc, fromBase64((event as MessageEvent<string>).data), REMOTE) })
+  events.addEventListener('view', event => { applyView(JSON.parse((event as MessageEvent<string>).data) as ReportView) })
+  events.addEventListener('error', () => {
+    // The node ends the stream when the session ends; EventSource would retry: ask once whether we are signed out.
+    void json('/api/session', { background: true }).catch(() => { events.close() })
+  })
+
+  // A reader of the case binds this browser's Yjs client to its member; the binding is written by the client itself.
+  if (entry.claimedBy === me || entry.consultants.includes(me)) {
+    try {
+      const binding = await json<{ clientId: number }>(`/api/cases/${caseId}/report/live/binding`, { method: 'POST', body: { clientId: doc.clientID } })
+      doc.transact(() => { doc.getMap('editors').set(String(doc.clientID), binding) }, LOCAL)
+      bound = true
+      if (view !== undefined) applyView(view)
+    } catch (error) {
+      message.textContent = `This report cannot be edited here: ${error instanceof ApiError ? error.message : String(error)}`
+    }
+  }
+
+  if (entry.claimedBy === me) {
+    json<DutyEntry[]>('/api/duty', { background: true }).then(readers => {
+      clear(consultSelect, ...readers.filter(r => r.peerId !== me && !entry.consultants.includes(r.peerId)).map(r => h('option', { value: r.peerId }, `${r.name}${r.onDuty ? '' : ' (off duty)'}`)))
+    }).catch(() => {})
+  }
+
+  return {
+    close: () => {
+      closed = true
+      events.close()
+      for (const u of unbind) u()
+      doc.destroy()
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * A study on screen: the patient/study banner, the series with thumbnails, the viewport, a DICOM tag
+ * panel (T), and, for a case, the report panel. Images show as soon as the first one is on this node;
+ * the study is asked for again every second while it is still arriving.
+ */
+import { json, type Availability, type Session, type WorklistEntry } from '../api.ts'
+import { clear, h } from '../dom.ts'
+import { type DicomJson, personName, text } from '../image/frame-info.ts'
+import { defaultWindow, renderFrame } from '../image/render.ts'
+import type { View } from '../main.ts'
+import { openReportPanel } from '../report/panel.ts'
+import { type SeriesEntry, StudyLoader } from './loader.ts'
+import { PRESETS, Viewport } from './viewport.ts'
+
+const REFRESH_MS = 1_000
+
+declare global {
+  interface Window { radmesh?: { viewport: Viewport, loader: StudyLoader } }
+}
+
+export async function openStudyPage (root: HTMLElement, target: { caseId?: string, studyUid?: string, session: Session }): Promise<View> {
+  let entry: WorklistEntry | undefined
+  let studyUid = target.studyUid
+  if (target.caseId !== undefined) {
+    entry = (await json<WorklistEntry[]>('/api/worklist')).find(c => c.caseId === target.caseId)
+    if (entry === undefined) {
+      clear(root, h('div', { class: 'page' }, h('p', { class: 'error' }, `Case ${target.caseId} is not on this node's worklist.`), h('a', { href: '#/' }, 'Back to the worklist')))
+      return { close: () => {} }
+    }
+    studyUid = entry.studyInstanceUid
+  }
+  const loader = new StudyLoader(studyUid as string)
+  const viewport = new Viewport(loader)
+  window.radmesh = { viewport, loader }
+  const banner = h('div', { class: 'banner', id: 'banner' }, h('span', { class: 'muted' }, 'Loading study…'))
+  const seriesList = h('div', { class: 'series', id: 'series' })
+  const tags = h('div', { class: 'tags', id: 'tags' })
+  viewport.element.append(tags)
+  const reportSlot = h('div', { class: 'report', id: 'report' })
+  clear(root, h('div', { class: 'study' }, banner, seriesList, viewport.element, reportSlot))
+  viewport.element.focus()
+
+  let activeSeries: string | undefined
+  const thumbnails = new Map<string, HTMLCanvasElement>()
+  const selectSeries = (series: SeriesEntry): void => {
+    activeSeries = series.uid
+    viewport.setImages(series.images, `${series.modality} ${series.description}`.trim())
+    for (const button of seriesList.querySelectorAll('button')) button.classList.toggle('active', button.dataset['series'] === series.uid)
+  }
+  const drawThumbnail = (series: SeriesEntry, canvas: HTMLCanvasElement): void => {
+    const middle = series.images[Math.floor(series.images.length / 2)]
+    if (middle === undefined) return
+    loader.load(middle).then(({ frame, info }) => {
+      const data = new ImageData(info.columns, info.rows)
+      renderFrame(frame, info, defaultWindow(frame, info), data.data)
+      canvas.width = info.columns
+      canvas.height = info.rows
+      ;(canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(data, 0, 0)
+    }).catch(() => {})
+  }
+  const renderSeries = (): void => {
+    for (const series of loader.series) {
+      let canvas = thumbnails.get(series.uid)
+      let button = seriesList.querySelector<HTMLButtonElement>(`button[data-series="${CSS.escape(series.uid)}"]`)
+      if (canvas === undefined || button === null) {
+        canvas = h('canvas', { width: 1, height: 1 })
+        thumbnails.set(series.uid, canvas)
+        button = h('button', { class: 'thumb', 'data-series': series.uid, onclick: () => { selectSeries(series) } }, canvas, h('span', {}))
+        seriesList.append(button)
+        drawThumbnail(series, canvas)
+      }
+      ;(button.querySelector('span') as HTMLSpanElement).textContent = `${series.number} ${series.modality} ${series.description} (${series.images.length})`
+    }
+  }
+  const renderBanner = (study: DicomJson | undefined, instance?: DicomJson): void => {
+    const source = instance ?? study
+    if (source === undefined) return
+    clear(banner,
+      h('span', {}, h('b', { id: 'patient-name' }, personName(source, '00100010') || 'Unnamed patient')),
+      h('span', {}, `ID ${text(source, '00100020')}`),
+      h('span', {}, `Born ${formatDate(text(source, '00100030'))}  ${text(source, '00100040')}`),
+      h('span', {}, `${formatDate(text(source, '00080020'))} ${text(source, '00081030')}`),
+      h('span', {}, `Acc ${text(source, '00080050')}`),
+      entry === undefined ? null : h('span', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority), ` ${entry.status}`),
+      h('span', { class: 'muted', style: 'margin-left:auto' }, 'Scroll ↑↓ · W/L drag · 1-7 presets · M measure · T tags · R reset'))
+  }
+  viewport.onImageChange = (_image, loaded) => {
+    renderBanner(loader.study, loaded.json)
+    if (tags.classList.contains('open')) renderTags(tags, loaded.json)
+    tags.dataset['json'] = ''
+    lastJson = loaded.json
+  }
+  let lastJson: DicomJson | undefined
+  viewport.element.addEventListener('keydown', event => {
+    if (event.key !== 't' && event.key !== 'T') return
+    tags.classList.toggle('open')
+    if (tags.classList.contains('open') && lastJson !== undefined) renderTags(tags, lastJson)
+  })
+
+  const report = entry === undefined
+    ? undefined
+    : await openReportPanel(reportSlot, entry, target.session, status => {
+      if (entry === undefined || (status !== 'FINAL' && status !== 'AMENDED')) return
+      entry.status = 'COMPLETED'
+      renderBanner(loader.study, lastJson)
+    })
+  if (report === undefined) clear(reportSlot, h('p', { class: 'muted' }, 'No case: this study is shown from the archive.'), h('h3', {}, 'Window presets'), h('ul', {}, ...PRESETS.map(p => h('li', {}, `${p.key} ${p.name} (W ${p.window.width} L ${p.window.center})`))))
+
+  let closed = false
+  let complete = false
+  const refresh = async (): Promise<void> => {
+    try {
+      if (studyUid !== undefined && !complete) {
+        const availability = await json<Availability>(`/api/studies/${studyUid}/availability`, { background: true }).catch(() => undefined)
+        complete = availability?.complete === true
+      }
+      const changed = await loader.refresh()
+      if (loader.study !== undefined && lastJson === undefined) renderBanner(loader.study)
+      if (changed) {
+        renderSeries()
+        const active = loader.series.find(s => s.uid === activeSeries) ?? loader.series[0]
+        if (active !== undefined) selectSeries(active)
+      }
+    } catch {}
+    if (!closed && !complete) timer = setTimeout(() => { void refresh() }, REFRESH_MS)
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined
+  await refresh()
+  return {
+    close: () => {
+      closed = true
+      clearTimeout(timer)
+      report?.close()
+      delete window.radmesh
+    }
+  }
+}
+
+function formatDate (da: string): string {
+  return /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6, 8)}` : da
+}
+
+function renderTags (panel: HTMLElement, json: DicomJson): void {
+  const rows = Object.entries(json).sort(([a], [b]) => a < b ? -1 : 1).map(([tag, element]) => {
+    const value = element.Value === undefined ? (element.BulkDataURI === undefined ? '' : '(bulk data)') : element.Value.map(v => typeof v === 'object' && v !== null ? ('Alphabetic' in v ? String((v as { Alphabetic: unknown }).Alphabetic) : '(item)') : String(v)).join('\\')
+    return h('tr', {}, h('td', {}, `(${tag.slice(0, 4)},${tag.slice(4)})`), h('td', {}, element.vr), h('td', {}, value.length > 120 ? `${value.slice(0, 120)}…` : value))
+  })
+  clear(panel, h('table', {}, h('tbody', {}, ...rows)))
+}

@@ -1,0 +1,121 @@
+/**
+ * The worklist: this node's cases, live (polled every 2 s), sorted by priority then due time, with a TAT
+ * countdown that turns red when overdue, each study's availability on this node, filters, claim and
+ * release, and this reader's on-duty status.
+ */
+import { ApiError, type Availability, type DutyEntry, json, type Session, type WorklistEntry } from './api.ts'
+import { clear, h, relative } from './dom.ts'
+import type { View } from './main.ts'
+
+const POLL_MS = 2_000
+const RANK = { STAT: 0, URGENT: 1, ROUTINE: 2 } as const
+
+export function sortCases (cases: WorklistEntry[]): WorklistEntry[] {
+  return [...cases].sort((a, b) => RANK[a.priority] - RANK[b.priority] || Date.parse(a.dueAt) - Date.parse(b.dueAt))
+}
+
+export function openWorklistPage (root: HTMLElement, session: Session): View {
+  const filters = { mine: false, stat: false, subspecialty: session.role === 'radiologist' }
+  let cases: WorklistEntry[] = []
+  const availability = new Map<string, Availability>()
+  let duty: DutyEntry | undefined
+  let message = ''
+  let closed = false
+
+  const body = h('tbody')
+  const dutyBadge = h('span', { class: 'duty', id: 'duty' })
+  const notice = h('span', { class: 'error', id: 'notice' })
+  const checkbox = (key: keyof typeof filters, label: string): HTMLElement => h('label', {},
+    h('input', { type: 'checkbox', id: `filter-${key}`, checked: filters[key], onchange: (e: Event) => { filters[key] = (e.target as HTMLInputElement).checked; render() } }), label)
+  clear(root, h('div', { class: 'page' },
+    h('div', { class: 'toolbar' },
+      h('h1', { style: 'font-size:18px;margin:0' }, 'Worklist'),
+      session.role === 'radiologist' ? dutyBadge : null,
+      session.role === 'radiologist' ? checkbox('subspecialty', `my subspecialties (${session.subspecialties.join(', ') || 'none'})`) : null,
+      checkbox('stat', 'STAT only'),
+      session.role === 'radiologist' ? checkbox('mine', 'mine') : null,
+      notice),
+    h('table', { class: 'worklist', id: 'worklist' },
+      h('thead', {}, h('tr', {}, ...['Priority', 'Due', 'Status', 'Study', 'Subspecialty', 'Site', 'Reader', 'Images', ''].map(t => h('th', {}, t)))),
+      body)))
+
+  const act = async (entry: WorklistEntry, action: 'claim' | 'release'): Promise<void> => {
+    try {
+      const updated = await json<WorklistEntry>(`/api/worklist/${entry.caseId}/${action}`, { method: 'POST' })
+      cases = cases.map(c => c.caseId === updated.caseId ? { ...c, ...updated } : c)
+      message = ''
+    } catch (error) {
+      message = error instanceof ApiError ? error.message : String(error)
+    }
+    render()
+  }
+
+  function visible (): WorklistEntry[] {
+    return sortCases(cases.filter(entry =>
+      (!filters.stat || entry.priority === 'STAT') &&
+      (!filters.mine || entry.claimedBy === session.peerId || entry.consultants.includes(session.peerId)) &&
+      (!filters.subspecialty || session.subspecialties.length === 0 || session.subspecialties.includes(entry.subspecialty))))
+  }
+
+  function render (): void {
+    if (closed) return
+    notice.textContent = message
+    if (duty !== undefined) {
+      dutyBadge.textContent = duty.onDuty ? 'On duty' : 'Off duty'
+      dutyBadge.className = duty.onDuty ? 'duty' : 'duty off'
+    }
+    const now = Date.now()
+    const rows = visible().map(entry => {
+      const open = entry.status === 'SCHEDULED' || entry.status === 'IN PROGRESS'
+      const dueIn = Date.parse(entry.dueAt) - now
+      const overdue = open && dueIn < 0
+      const local = availability.get(entry.studyInstanceUid)
+      const share = local === undefined || local.instancesTotal === 0 ? 0 : local.instancesLocal / local.instancesTotal
+      const mine = entry.claimedBy === session.peerId
+      return h('tr', { 'data-case': entry.caseId, 'data-status': entry.status },
+        h('td', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority)),
+        h('td', { class: overdue ? 'overdue' : '', title: entry.dueAt }, open ? (overdue ? `overdue ${relative(dueIn).replace(' ago', '')}` : relative(dueIn)) : '—'),
+        h('td', { class: 'status' }, entry.status),
+        h('td', {}, `${(entry.modalities ?? []).join('/')} ${entry.bodyPart ?? ''}`.trim() || entry.studyInstanceUid.slice(-12)),
+        h('td', {}, entry.subspecialty),
+        h('td', {}, entry.siteName ?? entry.site.slice(-8)),
+        h('td', {}, entry.claimedBy === null ? '' : (entry.claimedByName ?? entry.claimedBy.slice(-8)) + (entry.consultants.length > 0 ? ` +${entry.consultants.length}` : '')),
+        h('td', { title: local === undefined ? 'not on this node' : `${local.instancesLocal} / ${local.instancesTotal} images here` },
+          h('span', { class: 'bar' }, h('span', { style: `width:${Math.round(share * 100)}%` })), ` ${local === undefined ? '' : `${local.instancesLocal}/${local.instancesTotal}`}`),
+        h('td', {},
+          session.role === 'radiologist' && entry.status === 'SCHEDULED' ? h('button', { class: 'claim', onclick: () => { void act(entry, 'claim') } }, 'Claim') : null,
+          mine && entry.status === 'IN PROGRESS' ? h('button', { class: 'release', onclick: () => { void act(entry, 'release') } }, 'Release') : null,
+          ' ',
+          h('a', { href: `#/case/${entry.caseId}`, class: 'open' }, 'Open')))
+    })
+    clear(body, ...(rows.length > 0 ? rows : [h('tr', {}, h('td', { colspan: 9, class: 'muted' }, cases.length === 0 ? 'No cases yet.' : 'No case matches the filters.'))]))
+  }
+
+  async function poll (): Promise<void> {
+    try {
+      cases = await json<WorklistEntry[]>('/api/worklist', { background: true })
+      await Promise.all(cases.map(async entry => {
+        try {
+          availability.set(entry.studyInstanceUid, await json<Availability>(`/api/studies/${entry.studyInstanceUid}/availability`, { background: true }))
+        } catch {
+          availability.delete(entry.studyInstanceUid)
+        }
+      }))
+      if (session.role === 'radiologist') duty = (await json<DutyEntry[]>('/api/duty', { background: true })).find(d => d.peerId === session.peerId)
+      render()
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return
+    }
+  }
+
+  void poll()
+  const polling = setInterval(() => { void poll() }, POLL_MS)
+  const ticking = setInterval(render, 1_000)
+  return {
+    close: () => {
+      closed = true
+      clearInterval(polling)
+      clearInterval(ticking)
+    }
+  }
+}
