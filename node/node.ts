@@ -35,6 +35,7 @@ import { UpdateInspector } from './collab/inspect.ts'
 import { Reports } from './collab/reports.ts'
 import { loadRouting } from './collab/routing.ts'
 import { DocStore } from './collab/store.ts'
+import { Presence } from './collab/presence.ts'
 import { SyncService } from './collab/sync.ts'
 import { ReadingWorkflow } from './collab/workflow.ts'
 import { Worklist } from './collab/worklist.ts'
@@ -201,9 +202,11 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     cleanups.push(async () => { delivery.stop(); await delivery.settled() })
     const inspector = new UpdateInspector()
     cleanups.push(async () => { await inspector.close() })
-    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy: workflow.syncPolicy(), log })
+    const presence = new Presence({ documents, me: member.identity.peerId, log })
+    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy: workflow.syncPolicy(), presence, log })
     await sync.start()
     cleanups.push(async () => { await sync.stop() })
+    cleanups.push(async () => { presence.stop() })
 
     const redialer = new Redialer(host, registry, log)
     redialer.start(peers)
@@ -249,7 +252,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       }
     }
 
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, workflow, delivery, audit, auditPath: member.paths.audit, connectedMembers }
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, presence, workflow, delivery, audit, auditPath: member.paths.audit, connectedMembers }
     const app: FastifyInstance = await createHttpServer(services, sessions, log)
     try {
       await app.listen({ host: http.host, port: http.port })

@@ -29,6 +29,7 @@ import type { MembershipRegistry } from '../membership/registry.ts'
 import type { PeerPenalties } from '../p2p/penalties.ts'
 import type { Documents, UpdateOrigin } from './documents.ts'
 import { type InspectedUpdate, type UpdateInspector, UpdateRefusedError } from './inspect.ts'
+import type { Presence, PresenceOrigin } from './presence.ts'
 
 /** Messages queued to one member before its channel is dropped as too slow (the next resync catches up). */
 const MAX_QUEUED_MESSAGES = 2_000
@@ -54,6 +55,8 @@ export interface SyncOptions {
   policy: SyncPolicy
   log: Logger
   resyncIntervalMs?: number
+  /** who has a report open where (message type 3); without it, presence messages are dropped */
+  presence?: Presence
 }
 
 /** This node's outbound stream to one member: messages are written in order, one at a time. */
@@ -110,6 +113,7 @@ export class SyncService {
   private applying: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
   private unsubscribe: (() => void) | undefined
+  private unsubscribePresence: (() => void) | undefined
 
   constructor (options: SyncOptions) {
     this.o = options
@@ -119,6 +123,7 @@ export class SyncService {
     const { libp2p, documents } = this.o
     await libp2p.handle(SYNC_PROTOCOL, this.onStream, { maxInboundStreams: 4, maxOutboundStreams: 4 })
     this.unsubscribe = documents.onUpdate(this.relay)
+    this.unsubscribePresence = this.o.presence?.onUpdate(this.relayPresence)
     libp2p.addEventListener('peer:connect', this.onConnect)
     this.timer = setInterval(() => { this.syncAll() }, this.o.resyncIntervalMs ?? RESYNC_INTERVAL_MS)
     this.timer.unref()
@@ -128,6 +133,7 @@ export class SyncService {
   async stop (): Promise<void> {
     clearInterval(this.timer)
     this.unsubscribe?.()
+    this.unsubscribePresence?.()
     this.o.libp2p.removeEventListener('peer:connect', this.onConnect)
     for (const channel of this.channels.values()) channel.close()
     await this.o.libp2p.unhandle(SYNC_PROTOCOL)
@@ -202,6 +208,17 @@ export class SyncService {
     }
   }
 
+  /**
+   * This node's viewers' presence goes to the members the report is shared with. A peer's presence is not
+   * passed on: each member sends its own, and a member checks that a state comes from the member it is bound to.
+   */
+  private readonly relayPresence = (docId: string, update: Uint8Array, origin: PresenceOrigin | 'timeout'): void => {
+    if (origin === 'timeout' || origin.kind !== 'viewer') return
+    for (const peer of this.connectedMembers()) {
+      if (this.o.policy.mayShare(docId, peer)) this.channel(peer).send({ type: SYNC_MESSAGE.awareness, docId, payload: update })
+    }
+  }
+
   private readonly onStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
     const lp = lpStream(stream, { maxDataLength: MAX_SYNC_MESSAGE_BYTES })
@@ -246,6 +263,17 @@ export class SyncService {
         return
       }
       this.channel(peer).send({ type: SYNC_MESSAGE.step2, docId: message.docId, payload: diff })
+      return
+    }
+    if (message.type === SYNC_MESSAGE.awareness) {
+      if (this.o.presence === undefined || !policy.mayShare(message.docId, peer)) return
+      try {
+        await this.o.presence.apply(message.docId, message.payload, { kind: 'peer', peerId: peer })
+      } catch (error) {
+        if (!(error instanceof UpdateRefusedError)) throw error
+        if (error.penalty > 0) this.o.penalties.penalise(peer, 'refused-presence', error.penalty)
+        log.debug({ event: 'presence-refused', peer, doc: message.docId, reason: error.message }, `refused presence in ${message.docId} from ${peer}: ${error.message}`)
+      }
       return
     }
     try {

@@ -8,6 +8,7 @@ import type { AuditLog } from '../audit/log.ts'
 import type { ReportDelivery } from '../collab/delivery.ts'
 import type { Documents } from '../collab/documents.ts'
 import type { Reports } from '../collab/reports.ts'
+import type { Presence } from '../collab/presence.ts'
 import type { SyncService } from '../collab/sync.ts'
 import type { ReadingWorkflow } from '../collab/workflow.ts'
 import type { Worklist } from '../collab/worklist.ts'
@@ -36,6 +37,7 @@ export interface NodeServices {
   reports: Reports
   documents: Documents
   sync: SyncService
+  presence: Presence
   workflow: ReadingWorkflow
   delivery: ReportDelivery
   audit: AuditLog

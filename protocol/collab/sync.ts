@@ -11,6 +11,9 @@
  *   type 0  step 1: the sender's state vector of the document (Y.encodeStateVector); "send me what I lack"
  *   type 1  step 2: the update the receiver of a step 1 lacked (Y.encodeStateAsUpdate(doc, stateVector))
  *   type 2  update: a change made or accepted by the sender since
+ *   type 3  awareness: who has a report open and where their cursor is (y-protocols/awareness update:
+ *           varuint count, then per client varuint clientID, varuint clock, JSON state), never stored;
+ *           a member only relays states of Yjs clients bound to itself or to the member it came from
  *
  * A step 1 is answered with a step 2 on the answerer's own stream. Members send a step 1 for every shared
  * document when they connect and every few seconds after (anti-entropy: what was missed or refused for
@@ -23,7 +26,7 @@ export const SYNC_PROTOCOL = '/radmesh/sync/1.0.0'
 export const WORKLIST_DOC = 'worklist'
 export const REPORT_DOC_PREFIX = 'report:'
 
-export const SYNC_MESSAGE = { step1: 0, step2: 1, update: 2 } as const
+export const SYNC_MESSAGE = { step1: 0, step2: 1, update: 2, awareness: 3 } as const
 export type SyncMessageType = (typeof SYNC_MESSAGE)[keyof typeof SYNC_MESSAGE]
 
 /** A live update: one edit, or a burst of typing. */
@@ -31,6 +34,8 @@ export const MAX_UPDATE_BYTES = 256 * 1024
 /** A step 2 carries a whole document to a member that has none of it. */
 export const MAX_STEP2_BYTES = 16 * 1024 * 1024
 export const MAX_STATE_VECTOR_BYTES = 64 * 1024
+/** Presence of the few readers of one report: names and cursor positions. */
+export const MAX_AWARENESS_BYTES = 8 * 1024
 export const MAX_DOC_ID_BYTES = 64
 export const MAX_SYNC_MESSAGE_BYTES = 1 + 1 + MAX_DOC_ID_BYTES + MAX_STEP2_BYTES
 /** How often members send a step 1 for every document they share. */
@@ -65,7 +70,7 @@ export function encodeSyncMessage ({ type, docId, payload }: SyncMessage): Uint8
 export function decodeSyncMessage (bytes: Uint8Array): SyncMessage {
   if (bytes.byteLength < 2) throw new MalformedMessageError('a sync message is at least 2 bytes')
   const type = bytes[0] as number
-  if (type !== SYNC_MESSAGE.step1 && type !== SYNC_MESSAGE.step2 && type !== SYNC_MESSAGE.update) throw new MalformedMessageError(`sync message type ${type} is not one this radmesh knows`)
+  if (type !== SYNC_MESSAGE.step1 && type !== SYNC_MESSAGE.step2 && type !== SYNC_MESSAGE.update && type !== SYNC_MESSAGE.awareness) throw new MalformedMessageError(`sync message type ${type} is not one this radmesh knows`)
   const idLength = bytes[1] as number
   if (idLength === 0 || idLength > MAX_DOC_ID_BYTES || bytes.byteLength < 2 + idLength) throw new MalformedMessageError('sync message document id is missing or too long')
   let docId: string
@@ -76,7 +81,7 @@ export function decodeSyncMessage (bytes: Uint8Array): SyncMessage {
   }
   caseOfDoc(docId)
   const payload = bytes.subarray(2 + idLength)
-  const limit = type === SYNC_MESSAGE.step1 ? MAX_STATE_VECTOR_BYTES : type === SYNC_MESSAGE.step2 ? MAX_STEP2_BYTES : MAX_UPDATE_BYTES
+  const limit = type === SYNC_MESSAGE.step1 ? MAX_STATE_VECTOR_BYTES : type === SYNC_MESSAGE.step2 ? MAX_STEP2_BYTES : type === SYNC_MESSAGE.awareness ? MAX_AWARENESS_BYTES : MAX_UPDATE_BYTES
   if (payload.byteLength > limit) throw new MalformedMessageError(`sync message payload is ${payload.byteLength} bytes; the limit for this type is ${limit}`)
   return { type: type as SyncMessageType, docId, payload }
 }

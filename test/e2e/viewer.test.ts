@@ -220,7 +220,7 @@ test('one image of each compressed transfer syntax in the pydicom corpus renders
   await page.context().close()
 })
 
-test('two pages on two nodes write one section at once: both show the same text within 1 s; FINAL makes it read-only on both', async () => {
+test('two pages on two nodes write one section at once: both show the same text within 1 s and each other\'s cursor; FINAL makes it read-only on both', async () => {
   const invited = await alice.api('POST', `/api/cases/${caseId}/consult`, { peerId: bob.peerId })
   assert.is(invited.status, 200, JSON.stringify(invited.body))
   const bobPage = await signedInPage(browser, bob)
@@ -242,6 +242,10 @@ test('two pages on two nodes write one section at once: both show the same text 
   }, 5_000, 25)
   const converged = Date.now() - typed
   assert.ok(converged <= 1_000, `the two pages agreed ${converged} ms after the last keystroke`)
+  // Each sees where the other is writing.
+  await alicePage.waitForFunction(() => /Dr Bob Neuro in Findings, line 1/.test(document.querySelector('#report-presence')?.textContent ?? ''), undefined, { timeout: 5_000 })
+  await bobPage.waitForFunction(() => /Dr Alice Neuro in Findings/.test(document.querySelector('#report-presence')?.textContent ?? ''), undefined, { timeout: 5_000 })
+  assert.ok(await alicePage.locator('#section-findings.others-here').isVisible(), 'the section the other reader is in is marked')
   await waitFor('the node to hold the text', async () => (await alice.api<{ sections: { findings: string } }>('GET', `/api/cases/${caseId}/report`)).body.sections.findings.includes('No haemorrhage.'), 5_000)
   assert.match((await alicePage.locator('#report-authors').textContent() ?? ''), 'Dr Bob Neuro')
 

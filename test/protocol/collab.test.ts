@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert'
 import { signReportRecord, signWorklistRecord, verifiedReportRecord, verifiedWorklistRecord } from '../../node/collab/records.ts'
 import type { ConsortiumTrust } from '../../node/membership/trust.ts'
 import { decodeReportRecord, decodeWorklistRecord, MAX_SECTION_CHARS, recordKey } from '../../protocol/collab/records.ts'
-import { decodeSyncMessage, encodeSyncMessage, MAX_UPDATE_BYTES, reportDocId, SYNC_MESSAGE, WORKLIST_DOC } from '../../protocol/collab/sync.ts'
+import { decodeSyncMessage, encodeSyncMessage, MAX_AWARENESS_BYTES, MAX_UPDATE_BYTES, reportDocId, SYNC_MESSAGE, WORKLIST_DOC } from '../../protocol/collab/sync.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 import { throwsMalformed } from '../helpers/assertions.ts'
 
@@ -27,6 +27,9 @@ test('sync messages round-trip; unknown types, documents and oversized payloads 
   throwsMalformed(() => decodeSyncMessage(encodeSyncMessage({ ...message, payload: new Uint8Array(MAX_UPDATE_BYTES + 1) })), 'case 4')
   throwsMalformed(() => decodeSyncMessage(Uint8Array.from([0])), 'case 5')
   throwsMalformed(() => decodeSyncMessage(Uint8Array.from([0, 60, 1])), 'case 6')
+  const presence = { type: SYNC_MESSAGE.awareness, docId: reportDocId(CASE), payload: new Uint8Array(MAX_AWARENESS_BYTES) }
+  assert.equal(decodeSyncMessage(encodeSyncMessage(presence)), presence)
+  throwsMalformed(() => decodeSyncMessage(encodeSyncMessage({ ...presence, payload: new Uint8Array(MAX_AWARENESS_BYTES + 1) })), 'case 7')
 })
 
 test('a signed worklist record verifies under its own key; changed, moved or unsigned it does not', async () => {

@@ -8,6 +8,8 @@
  *   whole document), `view` (the report's status and verified signatures, as `GET …/report`, after each change)
  * `POST /api/cases/:caseId/report/live` (application/octet-stream, one Yjs update): checked by the same rules
  *   as a peer's update, then applied as this member's own change (durable before 204) and sent to the peers
+ * `POST /api/cases/:caseId/report/presence` (application/octet-stream, a y-protocols awareness update): this
+ *   viewer's name and cursor, for the other readers; the stream's `awareness` events carry theirs
  *
  * Opening the live report and each accepted update are audited (110110 Patient Record).
  */
@@ -56,10 +58,15 @@ export async function reportLiveRoutes (app: FastifyInstance, { node, sessions }
     }
     send('update', Buffer.from(Y.encodeStateAsUpdate(doc)).toString('base64'))
     sendView()
+    const present = node.presence.snapshot(docId)
+    if (present !== undefined) send('awareness', Buffer.from(present).toString('base64'))
     const unsubscribe = node.documents.onUpdate((changed, update) => {
       if (changed !== docId) return
       send('update', Buffer.from(update).toString('base64'))
       sendView()
+    })
+    const unsubscribePresence = node.presence.onUpdate((changed, update) => {
+      if (changed === docId) send('awareness', Buffer.from(update).toString('base64'))
     })
     const session = request.session
     const heartbeat = setInterval(() => {
@@ -70,7 +77,21 @@ export async function reportLiveRoutes (app: FastifyInstance, { node, sessions }
       clearInterval(heartbeat)
       clearTimeout(viewTimer)
       unsubscribe()
+      unsubscribePresence()
     })
+  })
+
+  app.post<{ Params: { caseId: string }, Body: Buffer }>('/api/cases/:caseId/report/presence', async (request, reply) => {
+    const caseId = caseIdOf(request.params)
+    if (!Buffer.isBuffer(request.body) || request.body.byteLength === 0) throw new BadRequestError('send one awareness update as application/octet-stream')
+    await node.reports.view(caseId) // throws for a case this node may not read
+    try {
+      await node.presence.apply(reportDocId(caseId), new Uint8Array(request.body), { kind: 'viewer' })
+    } catch (error) {
+      if (error instanceof UpdateRefusedError) throw new BadRequestError(`presence refused: ${error.message}`)
+      throw error
+    }
+    return await reply.code(204).send()
   })
 
   app.post<{ Params: { caseId: string }, Body: Buffer }>('/api/cases/:caseId/report/live', async (request, reply) => {

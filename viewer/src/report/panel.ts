@@ -5,6 +5,7 @@
  * Five sections; sign PRELIMINARY or FINAL; addendum after FINAL; invite a consultant; templates fill
  * empty sections. A FINAL report is read-only and shows its signatures, verified by this node.
  */
+import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate } from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { SECTION_NAMES } from '../../../protocol/collab/records.ts'
 import { ApiError, type DutyEntry, json, request, type ReportView, type Session, type WorklistEntry } from '../api.ts'
@@ -29,6 +30,9 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
   let bound = false
   const canWrite = (): boolean => (entry.claimedBy === me || entry.consultants.includes(me)) && view !== undefined && view.status !== 'FINAL' && view.status !== 'AMENDED'
 
+  const awareness = new Awareness(doc)
+  awareness.setLocalState(null)
+  const presence = h('div', { class: 'presence', id: 'report-presence' })
   const statusBadge = h('span', { class: 'status', id: 'report-status' }, '…')
   const message = h('div', { class: 'error', id: 'report-message' })
   const authors = h('div', { class: 'presence', id: 'report-authors' })
@@ -71,6 +75,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
 
   clear(root,
     h('h2', {}, 'Report', statusBadge),
+    presence,
     authors,
     h('div', { class: 'toolbar' }, templateSelect),
     ...SECTION_NAMES.flatMap(name => [h('label', { for: `section-${name}` }, LABELS[name]), areas.get(name) as HTMLTextAreaElement]),
@@ -120,9 +125,65 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     if (!writable && document.activeElement instanceof HTMLTextAreaElement && [...areas.values()].includes(document.activeElement)) document.activeElement.blur()
   }
 
+  // Presence: this reader's name and cursor go to the node (which passes them to the other readers' nodes);
+  // theirs come back on the live stream. Positions are Yjs relative positions, so they follow the text.
+  let presenceSending = false
+  let presencePending = false
+  const sendPresence = (): void => {
+    if (presenceSending) {
+      presencePending = true
+      return
+    }
+    presenceSending = true
+    const update = encodeAwarenessUpdate(awareness, [doc.clientID])
+    request(`/api/cases/${caseId}/report/presence`, { method: 'POST', body: update, background: true }).catch(() => {}).finally(() => {
+      presenceSending = false
+      if (presencePending) {
+        presencePending = false
+        sendPresence()
+      }
+    })
+  }
+  awareness.on('update', ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown) => {
+    if (origin !== REMOTE && [...added, ...updated, ...removed].includes(doc.clientID)) sendPresence()
+  })
+  const trackCursor = (name: string, area: HTMLTextAreaElement): void => {
+    const update = (): void => {
+      if (awareness.getLocalState() === null) return
+      const text = doc.getText(name)
+      const position = (index: number): unknown => Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(text, index))
+      awareness.setLocalStateField('cursor', { section: name, anchor: position(area.selectionStart), head: position(area.selectionEnd) })
+    }
+    for (const type of ['focus', 'select', 'keyup', 'click', 'input']) area.addEventListener(type, update)
+    area.addEventListener('blur', () => { if (awareness.getLocalState() !== null) awareness.setLocalStateField('cursor', null) })
+  }
+  for (const [name, area] of areas) trackCursor(name, area)
+  const renderPresence = (): void => {
+    const here: string[] = []
+    for (const area of areas.values()) area.classList.remove('others-here')
+    for (const [clientId, state] of awareness.getStates()) {
+      const user = (state as { user?: { name?: string, peerId?: string } }).user
+      if (clientId === doc.clientID || user?.name === undefined || user.peerId === me) continue
+      const cursor = (state as { cursor?: { section?: string, head?: unknown } | null }).cursor
+      let where = ''
+      if (cursor?.section !== undefined && areas.has(cursor.section)) {
+        const area = areas.get(cursor.section) as HTMLTextAreaElement
+        area.classList.add('others-here')
+        const absolute = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(cursor.head), doc)
+        const before = doc.getText(cursor.section).toString().slice(0, absolute?.index ?? 0).split('\n')
+        where = ` in ${LABELS[cursor.section as keyof typeof LABELS]}, line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`
+      }
+      here.push(`● ${user.name}${where}`)
+    }
+    presence.textContent = here.length === 0 ? '' : `Also here: ${here.join(' · ')}`
+  }
+  awareness.on('change', renderPresence)
+  doc.on('update', renderPresence)
+
   // The live stream: the whole document first, then every change, and the report's status after each.
   const events = new EventSource(`/api/cases/${caseId}/report/live?background=1`)
   events.addEventListener('update', event => { Y.applyUpdate(doc, fromBase64((event as MessageEvent<string>).data), REMOTE) })
+  events.addEventListener('awareness', event => { applyAwarenessUpdate(awareness, fromBase64((event as MessageEvent<string>).data), REMOTE) })
   events.addEventListener('view', event => { applyView(JSON.parse((event as MessageEvent<string>).data) as ReportView) })
   events.addEventListener('error', () => {
     // The node ends the stream when the session ends; EventSource would retry: ask once whether we are signed out.
@@ -135,6 +196,9 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
       const binding = await json<{ clientId: number }>(`/api/cases/${caseId}/report/live/binding`, { method: 'POST', body: { clientId: doc.clientID } })
       doc.transact(() => { doc.getMap('editors').set(String(doc.clientID), binding) }, LOCAL)
       bound = true
+      // After the binding is sent: the node only accepts presence of clients bound to its member.
+      await flushed()
+      awareness.setLocalState({ user: { name: session.name, peerId: me }, cursor: null })
       if (view !== undefined) applyView(view)
     } catch (error) {
       message.textContent = `This report cannot be edited here: ${error instanceof ApiError ? error.message : String(error)}`
@@ -149,6 +213,11 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
 
   return {
     close: () => {
+      if (awareness.getLocalState() !== null) {
+        awareness.setLocalState(null)
+        sendPresence()
+      }
+      awareness.destroy()
       closed = true
       events.close()
       for (const u of unbind) u()

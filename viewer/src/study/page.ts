@@ -97,24 +97,16 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
     if (tags.classList.contains('open') && lastJson !== undefined) renderTags(tags, lastJson)
   })
 
-  const report = entry === undefined
-    ? undefined
-    : await openReportPanel(reportSlot, entry, target.session, status => {
-      if (entry === undefined || (status !== 'FINAL' && status !== 'AMENDED')) return
-      entry.status = 'COMPLETED'
-      renderBanner(loader.study, lastJson)
-    })
-  if (report === undefined) clear(reportSlot, h('p', { class: 'muted' }, 'No case: this study is shown from the archive.'), h('h3', {}, 'Window presets'), h('ul', {}, ...PRESETS.map(p => h('li', {}, `${p.key} ${p.name} (W ${p.window.width} L ${p.window.center})`))))
-
   let closed = false
   let complete = false
   const refresh = async (): Promise<void> => {
     try {
-      if (studyUid !== undefined && !complete) {
-        const availability = await json<Availability>(`/api/studies/${studyUid}/availability`, { background: true }).catch(() => undefined)
-        complete = availability?.complete === true
-      }
-      const changed = await loader.refresh()
+      const [availability, changed] = await Promise.all([
+        complete ? undefined : json<Availability>(`/api/studies/${studyUid}/availability`, { background: true }).catch(() => undefined),
+        loader.refresh()
+      ])
+      // Complete only counts once this refresh has seen everything that was there.
+      if (availability?.complete === true) complete = !changed
       if (loader.study !== undefined && lastJson === undefined) renderBanner(loader.study)
       if (changed) {
         renderSeries()
@@ -125,7 +117,18 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
     if (!closed && !complete) timer = setTimeout(() => { void refresh() }, REFRESH_MS)
   }
   let timer: ReturnType<typeof setTimeout> | undefined
-  await refresh()
+  // Images first: the report panel opens beside them, not before them.
+  const images = refresh()
+  const report = entry === undefined
+    ? undefined
+    : await openReportPanel(reportSlot, entry, target.session, status => {
+      if (entry === undefined || (status !== 'FINAL' && status !== 'AMENDED')) return
+      entry.status = 'COMPLETED'
+      renderBanner(loader.study, lastJson)
+    })
+  if (report === undefined) clear(reportSlot, h('p', { class: 'muted' }, 'No case: this study is shown from the archive.'), h('h3', {}, 'Window presets'), h('ul', {}, ...PRESETS.map(p => h('li', {}, `${p.key} ${p.name} (W ${p.window.width} L ${p.window.center})`))))
+
+  await images
   return {
     close: () => {
       closed = true
