@@ -61,6 +61,8 @@ export interface NodeOptions {
   http?: string
   mdns?: boolean
   sessionIdleMs?: number
+  /** origins allowed to call the DICOMweb routes from a browser (an OHIF served elsewhere) */
+  corsOrigins?: string[]
 }
 
 export interface RunningNode extends NodeServices {
@@ -253,7 +255,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     }
 
     const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, presence, workflow, delivery, audit, auditPath: member.paths.audit, connectedMembers }
-    const app: FastifyInstance = await createHttpServer(services, sessions, log)
+    const app: FastifyInstance = await createHttpServer(services, sessions, log, options.corsOrigins ?? [])
     try {
       await app.listen({ host: http.host, port: http.port })
     } catch (error) {

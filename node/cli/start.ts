@@ -4,7 +4,7 @@ import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--no-mdns]'
+const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--cors ORIGIN]… [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -18,7 +18,8 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     ae: { type: 'string' },
     'no-mdns': { type: 'boolean' },
     'session-idle': { type: 'string' },
-    'stable-after': { type: 'string' }
+    'stable-after': { type: 'string' },
+    cors: { type: 'string', multiple: true }
   }, START)
   const listen = list(values, 'listen')
   const http = optional(values, 'http')
@@ -39,7 +40,11 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     ...(dicomPort === undefined ? {} : { dicomPort }),
     ...(ae === undefined ? {} : { aeTitle: ae.trim() }),
     ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') }),
-    ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') })
+    ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') }),
+    corsOrigins: list(values, 'cors').map(origin => {
+      if (!/^https?:\/\/[^/\s]+\/?$/.test(origin)) throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
+      return origin
+    })
   })
   print(`radmesh node "${node.certificate.name}" (${node.certificate.role}) peer ${node.peerId}`)
   for (const addr of node.listenAddrs()) print(`listening: ${addr}`)

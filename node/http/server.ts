@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { ERROR_TABLE, isRadmeshError } from '../errors.ts'
 import { healthRoutes } from './api/health.ts'
+import { allowCrossOrigin } from './cors.ts'
 import { membershipRoutes } from './api/membership.ts'
 import { peerRoutes } from './api/peers.ts'
 import type { Sessions } from './auth.ts'
@@ -24,8 +25,9 @@ declare module 'fastify' {
   interface FastifyContextConfig { public?: boolean }
 }
 
-export async function createHttpServer (node: NodeServices, sessions: Sessions, log: Logger): Promise<FastifyInstance> {
+export async function createHttpServer (node: NodeServices, sessions: Sessions, log: Logger, corsOrigins: readonly string[] = []): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: 1024 * 1024 })
+  allowCrossOrigin(app, corsOrigins)
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.public === true) return
     await sessions.authenticate(request, reply)
