@@ -231,6 +231,7 @@ const token0 = await token(site.home)
 const studies = await (await fetch(`http://127.0.0.1:${site.httpPort}/dicom-web/studies`, { headers: { authorization: `Bearer ${token0}` } })).json() as Array<Record<string, { Value?: unknown[] }>>
 process.stdout.write(`  ${site.name} archive: ${studies.length} stud${studies.length === 1 ? 'y' : 'ies'}, DICOM C-STORE at RADMESH@127.0.0.1:${site.dicomPort}, DICOMweb at http://127.0.0.1:${site.httpPort}/dicom-web\n\n`)
 process.stdout.write(`  stroke CT ${studyUid}: read by ${fetched.join(' and ')}, report FINAL; knee MR: case ${knee.caseId} is open for you to claim\n\n`)
+process.stdout.write(`  open ${hawk.name}'s viewer URL in a browser (on this machine): the worklist has the knee MR to claim and read;\n  the stroke CT case shows its images and the FINAL report. A used link is spent: npx radmesh viewer --home HOME prints a new one.\n\n`)
 process.stdout.write(`state: ${state} (nodes.json lists each node's URL and API token)\n`)
 process.stdout.write('try:   npx radmesh audit --home ' + join(state, 'site') + ' --verify\n')
 process.stdout.write('try:   npx radmesh status --home ' + join(state, 'site') + '\n')

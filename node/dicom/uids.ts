@@ -1,21 +1,9 @@
 /**
  * UIDs radmesh needs to know by name, and what a valid UID looks like (PS3.5 9.1).
  */
-export const TRANSFER_SYNTAX = {
-  implicitLittle: '1.2.840.10008.1.2',
-  explicitLittle: '1.2.840.10008.1.2.1',
-  deflatedExplicitLittle: '1.2.840.10008.1.2.1.99',
-  explicitBig: '1.2.840.10008.1.2.2',
-  jpegBaseline: '1.2.840.10008.1.2.4.50',
-  jpegExtended: '1.2.840.10008.1.2.4.51',
-  jpegLossless: '1.2.840.10008.1.2.4.57',
-  jpegLosslessSV1: '1.2.840.10008.1.2.4.70',
-  jpegLsLossless: '1.2.840.10008.1.2.4.80',
-  jpegLsNearLossless: '1.2.840.10008.1.2.4.81',
-  jpeg2000Lossless: '1.2.840.10008.1.2.4.90',
-  jpeg2000: '1.2.840.10008.1.2.4.91',
-  rle: '1.2.840.10008.1.2.5'
-} as const
+import { TRANSFER_SYNTAX } from '../../protocol/dicomweb/transfer-syntaxes.ts'
+
+export { TRANSFER_SYNTAX }
 
 /** Transfer syntaxes whose pixel data is encapsulated (compressed, in fragments). */
 export const ENCAPSULATED_SYNTAXES = new Set<string>([

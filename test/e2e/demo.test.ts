@@ -51,6 +51,17 @@ test('the demo starts a site and two radiologists, all connected, described in n
     assert.ok(report.signatures.length === 1 && report.signatures[0]?.verified === true)
     const fhir = await get<{ resourceType: string, status: string }>(site, `/api/cases/${cases[0]?.caseId}/report/fhir`)
     assert.equal([fhir.resourceType, fhir.status], ['DiagnosticReport', 'final'])
+    // Each viewer URL signs a browser in: a session cookie, then the page and its bundle.
+    for (const node of nodes) {
+      const signIn = await fetch(node.viewerUrl, { redirect: 'manual' })
+      assert.is(signIn.status, 302, `${node.name}'s viewer link`)
+      const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+      const session = await (await fetch(`${node.http}/api/session`, { headers: { cookie } })).json() as { actor: string, name: string }
+      assert.equal([session.actor, session.name], ['viewer', node.name])
+      assert.match(await (await fetch(`${node.http}/`)).text(), node.name)
+      const bundle = await fetch(`${node.http}/viewer/app.js`)
+      assert.equal([bundle.status, bundle.headers.get('content-type')], [200, 'text/javascript; charset=utf-8'])
+    }
     const exited = once(demo, 'exit')
     demo.kill('SIGINT')
     await exited

@@ -12,7 +12,7 @@ import { generateCt } from '../../scripts/generate-ct.ts'
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { storescu } from '../helpers/dcmtk.ts'
 import { intrude } from '../helpers/intrude.ts'
-import { logOf, p2pAddr, peersOf, radmesh, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { connected, logOf, p2pAddr, radmesh, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state: string, error?: string, sources?: Record<string, number> }
 interface InstanceInfo { sopInstanceUid: string, sha256: string, bytes: number }
@@ -26,10 +26,6 @@ async function start (home: string, extra: Parameters<typeof startNode>[1] = {})
   return node
 }
 
-async function connected (a: StartedNode, b: StartedNode): Promise<void> {
-  await waitFor(`${a.peerId} and ${b.peerId} to see each other`, async () =>
-    (await peersOf(a)).some(p => p.peerId === b.peerId) && (await peersOf(b)).some(p => p.peerId === a.peerId), 10_000)
-}
 
 async function qido (node: StartedNode, path: string): Promise<Array<Record<string, { Value?: string[] }>>> {
   const response = await node.fetch(`/dicom-web${path}`, { headers: { accept: 'application/dicom+json' } })

@@ -16,7 +16,7 @@ import { launchBrowser, pageErrors, screenshot, signedInPage } from '../helpers/
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { runTool, storescu } from '../helpers/dcmtk.ts'
 import { PYDICOM_CORPUS, replaceSameLength } from '../helpers/dicom.ts'
-import { p2pAddr, peersOf, radmeshOk, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { connected, p2pAddr, radmeshOk, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
 
 let consortium: TestConsortium
 let browser: Browser
@@ -34,10 +34,6 @@ async function start (home: string, extra: Parameters<typeof startNode>[1] = {})
   return node
 }
 
-async function connected (a: StartedNode, b: StartedNode): Promise<void> {
-  await waitFor(`${a.peerId} and ${b.peerId} to see each other`, async () =>
-    (await peersOf(a)).some(p => p.peerId === b.peerId) && (await peersOf(b)).some(p => p.peerId === a.peerId), 10_000)
-}
 
 /** The grey channel of what the viewer rendered for the image on screen (before zoom), and its size. */
 async function renderedFrame (page: Page): Promise<{ width: number, height: number, grey: number[] }> {

@@ -14,7 +14,7 @@ import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { runTool, storescu } from '../helpers/dcmtk.ts'
-import { logOf, p2pAddr, peersOf, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { connected, logOf, p2pAddr, peersOf, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
 
 interface Entry { caseId: string, studyInstanceUid: string, site: string, priority: string, subspecialty: string, status: string, claimedBy: string | null, createdAt: string, dueAt: string, claimedAt: string | null, preliminaryAt: string | null, finalAt: string | null, consultants: string[] }
 interface Report { status: string, sections: Record<string, string>, authors: Array<{ peerId: string }>, signatures: Array<{ peerId: string, status: string, verified: boolean }>, addenda: Array<{ text: string }> }
@@ -31,10 +31,6 @@ async function start (home: string, extra: Parameters<typeof startNode>[1] = {})
   return node
 }
 
-async function connected (a: StartedNode, b: StartedNode): Promise<void> {
-  await waitFor(`${a.peerId} and ${b.peerId} to see each other`, async () =>
-    (await peersOf(a)).some(p => p.peerId === b.peerId) && (await peersOf(b)).some(p => p.peerId === a.peerId), 10_000)
-}
 
 async function worklist (node: StartedNode): Promise<Entry[]> {
   const { status, body } = await node.api<Entry[]>('GET', '/api/worklist')

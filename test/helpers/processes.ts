@@ -154,6 +154,12 @@ export async function peersOf (node: StartedNode): Promise<Array<{ peerId: strin
   return body
 }
 
+/** Waits until two nodes list each other as connected members. */
+export async function connected (a: StartedNode, b: StartedNode, timeoutMs = 10_000): Promise<void> {
+  await waitFor(`${a.peerId} and ${b.peerId} to see each other`, async () =>
+    (await peersOf(a)).some(p => p.peerId === b.peerId) && (await peersOf(b)).some(p => p.peerId === a.peerId), timeoutMs)
+}
+
 /** Reads HOME/node.log as parsed JSON lines. */
 export async function logOf (home: string): Promise<Array<Record<string, unknown>>> {
   const text = await fs.readFile(join(home, 'node.log'), 'utf8').catch(() => '')

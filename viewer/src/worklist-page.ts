@@ -8,6 +8,9 @@ import { clear, h, relative } from './dom.ts'
 import type { View } from './main.ts'
 
 const POLL_MS = 2_000
+
+/** The worklist as last seen, so that opening a case does not have to ask for it again. */
+export const lastSeen = new Map<string, WorklistEntry>()
 const RANK = { STAT: 0, URGENT: 1, ROUTINE: 2 } as const
 
 export function sortCases (cases: WorklistEntry[]): WorklistEntry[] {
@@ -43,6 +46,7 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
     try {
       const updated = await json<WorklistEntry>(`/api/worklist/${entry.caseId}/${action}`, { method: 'POST' })
       cases = cases.map(c => c.caseId === updated.caseId ? { ...c, ...updated } : c)
+      lastSeen.set(updated.caseId, { ...lastSeen.get(updated.caseId), ...updated })
       message = ''
     } catch (error) {
       message = error instanceof ApiError ? error.message : String(error)
@@ -94,6 +98,8 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
   async function poll (): Promise<void> {
     try {
       cases = await json<WorklistEntry[]>('/api/worklist', { background: true })
+      lastSeen.clear()
+      for (const entry of cases) lastSeen.set(entry.caseId, entry)
       await Promise.all(cases.map(async entry => {
         try {
           availability.set(entry.studyInstanceUid, await json<Availability>(`/api/studies/${entry.studyInstanceUid}/availability`, { background: true }))

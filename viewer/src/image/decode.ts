@@ -12,24 +12,11 @@
  * The WebAssembly modules are loaded once, on first use, through `CodecLoader` (the browser fetches the
  * .wasm files from the node; tests in Node read them from node_modules).
  */
+import { TRANSFER_SYNTAX } from '../../../protocol/dicomweb/transfer-syntaxes.ts'
 import { decodeRle } from './rle.ts'
 import type { FrameInfo } from './frame-info.ts'
 
-export const TS = {
-  implicitLittle: '1.2.840.10008.1.2',
-  explicitLittle: '1.2.840.10008.1.2.1',
-  deflated: '1.2.840.10008.1.2.1.99',
-  explicitBig: '1.2.840.10008.1.2.2',
-  jpegBaseline: '1.2.840.10008.1.2.4.50',
-  jpegExtended: '1.2.840.10008.1.2.4.51',
-  jpegLossless: '1.2.840.10008.1.2.4.57',
-  jpegLosslessSV1: '1.2.840.10008.1.2.4.70',
-  jpegLsLossless: '1.2.840.10008.1.2.4.80',
-  jpegLsNearLossless: '1.2.840.10008.1.2.4.81',
-  jpeg2000Lossless: '1.2.840.10008.1.2.4.90',
-  jpeg2000: '1.2.840.10008.1.2.4.91',
-  rle: '1.2.840.10008.1.2.5'
-} as const
+const TS = TRANSFER_SYNTAX
 
 /** Stored values of one frame. `planar`: all of sample 1, then sample 2, …; else interleaved. */
 export interface DecodedFrame {
@@ -61,7 +48,7 @@ export interface Codecs {
   jpegLossless (): Promise<new () => { decompress (buffer: ArrayBufferLike, offset: number, length: number): ArrayBuffer }>
 }
 
-export const SUPPORTED_SYNTAXES: readonly string[] = Object.values(TS).filter(ts => ts !== TS.deflated)
+export const SUPPORTED_SYNTAXES: readonly string[] = Object.values(TS).filter(ts => ts !== TS.deflatedExplicitLittle)
 
 function typed (bytes: Uint8Array, info: FrameInfo, signed: boolean): DecodedFrame['values'] {
   const count = info.rows * info.columns * info.samplesPerPixel

@@ -48,11 +48,11 @@ export class StudyLoader {
   /** Asks the node what is there now; true when there are new series or images. */
   async refresh (): Promise<boolean> {
     const base = `${DICOMWEB}/studies/${this.studyUid}`
-    if (this.study === undefined) {
-      const found = await (await request(`${DICOMWEB}/studies?StudyInstanceUID=${this.studyUid}&includefield=all`, { background: true })).json() as DicomJson[]
-      this.study = found[0]
-    }
-    const seriesList = await (await request(`${base}/series`, { background: true })).json() as DicomJson[]
+    const [studies, seriesList] = await Promise.all([
+      this.study === undefined ? request(`${DICOMWEB}/studies?StudyInstanceUID=${this.studyUid}&includefield=all`, { background: true }).then(async r => await r.json() as DicomJson[]) : undefined,
+      request(`${base}/series`, { background: true }).then(async r => await r.json() as DicomJson[])
+    ])
+    if (studies !== undefined) this.study = studies[0]
     let changed = false
     for (const json of seriesList) {
       const uid = text(json, '0020000E')
@@ -104,8 +104,11 @@ export class StudyLoader {
     let loaded = this.images.get(key)
     if (loaded === undefined) {
       loaded = (async () => {
-        const json = await this.instanceMetadata(image, urgent)
-        const response = await this.limited(urgent, async () => await request(`${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}/instances/${image.sopUid}/frames/${image.frame}`, { background: true, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' }))
+        // The metadata and the frame are asked for at once: the frame is most of the wait.
+        const [json, response] = await Promise.all([
+          this.instanceMetadata(image, urgent),
+          this.limited(urgent, async () => await request(`${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}/instances/${image.sopUid}/frames/${image.frame}`, { background: true, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' }))
+        ])
         const contentType = response.headers.get('content-type') ?? ''
         const [part] = parseMultipartRelated(new Uint8Array(await response.arrayBuffer()), contentType)
         if (part === undefined) throw new Error('the frame response has no part')

@@ -9,6 +9,7 @@ import { type DicomJson, personName, text } from '../image/frame-info.ts'
 import { defaultWindow, renderFrame } from '../image/render.ts'
 import type { View } from '../main.ts'
 import { openReportPanel } from '../report/panel.ts'
+import { lastSeen } from '../worklist-page.ts'
 import { type SeriesEntry, StudyLoader } from './loader.ts'
 import { PRESETS, Viewport } from './viewport.ts'
 
@@ -20,9 +21,14 @@ declare global {
 
 export async function openStudyPage (root: HTMLElement, target: { caseId?: string, studyUid?: string, session: Session }): Promise<View> {
   let entry: WorklistEntry | undefined
+  let fresh: Promise<WorklistEntry | undefined> | undefined
   let studyUid = target.studyUid
   if (target.caseId !== undefined) {
-    entry = (await json<WorklistEntry[]>('/api/worklist')).find(c => c.caseId === target.caseId)
+    // The images need only the study: they start from the worklist as last seen (polled every 2 s); the
+    // report panel waits for the case as it stands now (a consult or claim may be newer).
+    const caseId = target.caseId
+    fresh = json<WorklistEntry[]>('/api/worklist').then(list => list.find(c => c.caseId === caseId))
+    entry = lastSeen.get(caseId) ?? await fresh
     if (entry === undefined) {
       clear(root, h('div', { class: 'page' }, h('p', { class: 'error' }, `Case ${target.caseId} is not on this node's worklist.`), h('a', { href: '#/' }, 'Back to the worklist')))
       return { close: () => {} }
@@ -119,6 +125,7 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
   let timer: ReturnType<typeof setTimeout> | undefined
   // Images first: the report panel opens beside them, not before them.
   const images = refresh()
+  if (fresh !== undefined) entry = await fresh.catch(() => entry) ?? entry
   const report = entry === undefined
     ? undefined
     : await openReportPanel(reportSlot, entry, target.session, status => {
