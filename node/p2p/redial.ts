@@ -53,6 +53,14 @@ export class Redialer {
     this.libp2p.addEventListener('peer:discovery', this.onDiscovery)
     this.unsubscribe = this.registry.onRevoked(this.onRevoked)
     for (const target of this.targets.values()) this.schedule(target, 0)
+    // libp2p announces a peer as discovered only the first time it lands in the peer store, and mDNS answers
+    // come while the host is still starting, before this listener: those peers are dialled once now.
+    const self = this.libp2p.peerId.toString()
+    void this.libp2p.peerStore.all().then(peers => {
+      for (const peer of peers) {
+        if (peer.id.toString() !== self && peer.addresses.length > 0) this.onDiscovery(new CustomEvent('peer:discovery', { detail: { id: peer.id } }))
+      }
+    }).catch((error: unknown) => { this.log.warn({ err: error }, 'could not list the peers discovered while starting') })
   }
 
   stop (): void {
