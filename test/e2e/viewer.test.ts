@@ -216,9 +216,10 @@ test('one image of each compressed transfer syntax in the pydicom corpus renders
   await page.context().close()
 })
 
-test('two pages on two nodes write one section at once: both show the same text within 1 s and each other\'s cursor; FINAL makes it read-only on both', async () => {
-  const invited = await alice.api('POST', `/api/cases/${caseId}/consult`, { peerId: bob.peerId })
-  assert.is(invited.status, 200, JSON.stringify(invited.body))
+test('two pages on two nodes write one section at once: both show the same text within 1 s and each other\'s cursor; FINAL makes it read-only on both, an addendum makes it AMENDED', async () => {
+  // Alice, on the case page, invites Bob from the report panel.
+  await alicePage.locator('#consult-peer').selectOption(bob.peerId)
+  await alicePage.locator('#consult').click()
   const bobPage = await signedInPage(browser, bob)
   await waitFor('Bob to see the consult', async () => (await bob.api<Array<{ caseId: string, consultants: string[] }>>('GET', '/api/worklist')).body.find(c => c.caseId === caseId)?.consultants.includes(bob.peerId), 10_000)
   await alicePage.goto(`${alice.http}/#/case/${caseId}`)
@@ -254,8 +255,15 @@ test('two pages on two nodes write one section at once: both show the same text 
     assert.match((await page.locator('#report-signatures').textContent() ?? ''), 'verified')
   }
   await screenshot(alicePage, 'report-final')
+  // After FINAL only an addendum: the report becomes AMENDED on both pages, the signed text unchanged.
+  await alicePage.locator('#addendum-text').fill('CT angiography recommended.')
+  await alicePage.locator('#addendum').click()
+  for (const page of [alicePage, bobPage]) {
+    await page.waitForSelector('#report[data-status="AMENDED"]', { timeout: 10_000 })
+    assert.match(await page.locator('#report-signatures').textContent() ?? '', 'Addendum: CT angiography recommended.')
+  }
   const report = (await bob.api<{ status: string, sections: { impression: string } }>('GET', `/api/cases/${caseId}/report`)).body
-  assert.equal([report.status, report.sections.impression], ['FINAL', 'Right MCA infarct.'])
+  assert.equal([report.status, report.sections.impression], ['AMENDED', 'Right MCA infarct.'])
   assert.equal([...pageErrors(alicePage), ...pageErrors(bobPage)], [])
   await bobPage.context().close()
 })
