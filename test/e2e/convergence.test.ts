@@ -95,6 +95,20 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   let partitioned = 0
   let token = 0
 
+  /**
+   * Edits and signatures go to a reader that holds or consults the case as far as its own node knows (a
+   * reader picked at random would mostly be refused, and a seed could then write nothing at all).
+   */
+  const writerOf = async (caseId: string, fallback: Member): Promise<Member> => {
+    const writers: Member[] = []
+    for (const member of readers) {
+      if (!member.up) continue
+      const entry = (await api<Entry[]>(member, 'GET', '/api/worklist')).body.find(c => c.caseId === caseId)
+      if (entry !== undefined && (entry.claimedBy === member.node.peerId || entry.consultants.includes(member.node.peerId))) writers.push(member)
+    }
+    return writers.length > 0 ? pick(writers) : fallback
+  }
+
   const setPartition = (group: Set<number> | undefined): void => {
     for (const link of links) link.proxy.setBlocked(group !== undefined && group.has(link.a) !== group.has(link.b))
   }
@@ -102,7 +116,6 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   for (let step = 0; step < STEPS; step++) {
     const roll = rng()
     const reader = pick(readers)
-    const r = members.indexOf(reader)
     const caseId = pick(caseIds)
     if (partitioned > 0 && --partitioned === 0) {
       setPartition(undefined)
@@ -142,18 +155,23 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
       const { status } = await api(reader, 'POST', `/api/cases/${caseId}/consult`, { peerId: other.node.peerId })
       say(`${step}: ${reader.name} consults ${other.name} on ${caseId.slice(0, 6)}: ${status}`)
     } else if (roll < 0.88) {
-      const current = await api<Report>(reader, 'GET', `/api/cases/${caseId}/report`)
-      if (current.status !== 200) continue
+      const writer = await writerOf(caseId, reader)
+      const current = await api<Report>(writer, 'GET', `/api/cases/${caseId}/report`)
+      if (current.status !== 200) {
+        say(`${step}: ${writer.name} cannot read the report of ${caseId.slice(0, 6)}: ${current.status}`)
+        continue
+      }
       const section = pick(SECTIONS)
       const word = `[t${++token}]`
-      const { status } = await api(reader, 'PUT', `/api/cases/${caseId}/report`, { sections: { [section]: `${current.body.sections[section] ?? ''} ${word}`.trim() } })
-      if (status === 200) acknowledged.push({ caseId, section, token: word, by: r })
-      say(`${step}: ${reader.name} writes ${word} in ${section} of ${caseId.slice(0, 6)}: ${status}`)
+      const { status } = await api(writer, 'PUT', `/api/cases/${caseId}/report`, { sections: { [section]: `${current.body.sections[section] ?? ''} ${word}`.trim() } })
+      if (status === 200) acknowledged.push({ caseId, section, token: word, by: members.indexOf(writer) })
+      say(`${step}: ${writer.name} writes ${word} in ${section} of ${caseId.slice(0, 6)}: ${status}`)
     } else {
       const status = rng() < 0.6 ? 'PRELIMINARY' : 'FINAL'
-      const signed = await api<Report>(reader, 'POST', `/api/cases/${caseId}/report/sign`, { status })
-      if (signed.status === 200 && status === 'FINAL' && signed.body.status === 'FINAL') finals.set(caseId, { sections: signed.body.sections, by: r })
-      say(`${step}: ${reader.name} signs ${caseId.slice(0, 6)} ${status}: ${signed.status}`)
+      const signer = await writerOf(caseId, reader)
+      const signed = await api<Report>(signer, 'POST', `/api/cases/${caseId}/report/sign`, { status })
+      if (signed.status === 200 && status === 'FINAL' && signed.body.status === 'FINAL') finals.set(caseId, { sections: signed.body.sections, by: members.indexOf(signer) })
+      say(`${step}: ${signer.name} signs ${caseId.slice(0, 6)} ${status}: ${signed.status}`)
     }
     await new Promise(resolve => setTimeout(resolve, Math.floor(rng() * 200)))
   }
