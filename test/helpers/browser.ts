@@ -27,6 +27,8 @@ export async function signedInPage (browser: Browser, node: StartedNode, viewpor
   const page = await context.newPage()
   const problems: string[] = []
   page.on('pageerror', error => { problems.push(error.message) })
+  // What the Content-Security-Policy refused (an inline style, a foreign script) is an error too.
+  page.on('console', message => { if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) problems.push(message.text()) })
   ;(page as Page & { problems?: string[] }).problems = problems
   const { status, body } = await node.api<{ url: string }>('POST', '/api/signin-links')
   if (status !== 200) throw new Error(`no sign-in link: ${status} ${JSON.stringify(body)}`)
@@ -35,7 +37,7 @@ export async function signedInPage (browser: Browser, node: StartedNode, viewpor
   return page
 }
 
-/** Uncaught errors the page's scripts threw so far. */
+/** Uncaught errors the page's scripts threw so far, and what its Content-Security-Policy refused. */
 export function pageErrors (page: Page): string[] {
   return (page as Page & { problems?: string[] }).problems ?? []
 }

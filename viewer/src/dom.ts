@@ -8,6 +8,8 @@ export function h<K extends keyof HTMLElementTagNameMap> (tag: K, attributes: At
   for (const [name, value] of Object.entries(attributes)) {
     if (value === undefined || value === false) continue
     if (typeof value === 'function') element.addEventListener(name.replace(/^on/, ''), value)
+    // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+    else if (name === 'style') element.style.cssText = String(value)
     else if (value === true) element.setAttribute(name, '')
     else element.setAttribute(name, String(value))
   }
