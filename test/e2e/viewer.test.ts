@@ -243,6 +243,12 @@ test('two pages on two nodes write one section at once: both show the same text 
   await alicePage.waitForFunction(() => /Dr Bob Neuro in Findings, line 1/.test(document.querySelector('#report-presence')?.textContent ?? ''), undefined, { timeout: 5_000 })
   await bobPage.waitForFunction(() => /Dr Alice Neuro in Findings/.test(document.querySelector('#report-presence')?.textContent ?? ''), undefined, { timeout: 5_000 })
   assert.ok(await alicePage.locator('#section-findings.others-here').isVisible(), 'the section the other reader is in is marked')
+  // Bob's caret is drawn where he is: inside the findings box, on its first line, after some text.
+  const caret = await alicePage.locator(`.remote-caret[data-peer="${bob.peerId}"]`).boundingBox()
+  const box = await alicePage.locator('#section-findings').boundingBox()
+  if (caret === null || box === null) throw new Error('no caret of Bob\'s on Alice\'s page')
+  assert.ok(caret.x > box.x + 20 && caret.x < box.x + box.width && caret.y >= box.y && caret.y < box.y + 40, `Bob's caret at ${JSON.stringify(caret)} in ${JSON.stringify(box)}`)
+  await screenshot(alicePage, 'report-co-editing')
   await waitFor('the node to hold the text', async () => (await alice.api<{ sections: { findings: string } }>('GET', `/api/cases/${caseId}/report`)).body.sections.findings.includes('No haemorrhage.'), 5_000)
   assert.match((await alicePage.locator('#report-authors').textContent() ?? ''), 'Dr Bob Neuro')
 

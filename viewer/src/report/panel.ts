@@ -21,6 +21,30 @@ const LABELS: Record<(typeof SECTION_NAMES)[number], string> = { indication: 'In
 
 const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), c => c.charCodeAt(0))
 
+/** Styles that decide where text falls in a textarea, copied to a hidden twin to find a character's place. */
+const MIRRORED = ['boxSizing', 'width', 'paddingTop', 'paddingRight', 'paddingBottom', 'paddingLeft', 'borderTopWidth', 'borderRightWidth', 'borderBottomWidth', 'borderLeftWidth', 'fontFamily', 'fontSize', 'fontWeight', 'fontStyle', 'lineHeight', 'letterSpacing', 'wordSpacing', 'textIndent', 'tabSize'] as const
+
+/** Where character `index` of a textarea is drawn, relative to the textarea's corner (scrolling included). */
+function caretPoint (area: HTMLTextAreaElement, index: number): { left: number, top: number, height: number } {
+  const style = getComputedStyle(area)
+  const mirror = document.createElement('div')
+  for (const property of MIRRORED) mirror.style[property] = style[property]
+  mirror.style.position = 'absolute'
+  mirror.style.visibility = 'hidden'
+  mirror.style.whiteSpace = 'pre-wrap'
+  mirror.style.overflowWrap = 'break-word'
+  mirror.style.left = '-10000px'
+  mirror.style.top = '0'
+  mirror.textContent = area.value.slice(0, index)
+  const marker = document.createElement('span')
+  marker.textContent = area.value.slice(index) || '.'
+  mirror.append(marker)
+  document.body.append(mirror)
+  const point = { left: marker.offsetLeft - area.scrollLeft, top: marker.offsetTop - area.scrollTop, height: Number.parseFloat(style.lineHeight) || 20 }
+  mirror.remove()
+  return point
+}
+
 export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, session: Session, onStatus: (status: ReportView['status']) => void = () => {}): Promise<View> {
   const caseId = entry.caseId
   const me = session.peerId
@@ -78,7 +102,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     presence,
     authors,
     h('div', { class: 'toolbar' }, templateSelect),
-    ...SECTION_NAMES.flatMap(name => [h('label', { for: `section-${name}` }, LABELS[name]), areas.get(name) as HTMLTextAreaElement]),
+    ...SECTION_NAMES.flatMap(name => [h('label', { for: `section-${name}` }, LABELS[name]), h('div', { class: 'section' }, areas.get(name) as HTMLTextAreaElement)]),
     h('div', { class: 'actions' }, signPreliminary, signFinal),
     h('div', { class: 'actions' }, consultSelect, consultButton),
     h('div', { class: 'actions', id: 'addendum-box' }, addendumText, addendumButton),
@@ -161,6 +185,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
   const renderPresence = (): void => {
     const here: string[] = []
     for (const area of areas.values()) area.classList.remove('others-here')
+    for (const caret of root.querySelectorAll('.remote-caret')) caret.remove()
     for (const [clientId, state] of awareness.getStates()) {
       const user = (state as { user?: { name?: string, peerId?: string } }).user
       if (clientId === doc.clientID || user?.name === undefined || user.peerId === me) continue
@@ -172,6 +197,14 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
         const absolute = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(cursor.head), doc)
         const before = doc.getText(cursor.section).toString().slice(0, absolute?.index ?? 0).split('\n')
         where = ` in ${LABELS[cursor.section as keyof typeof LABELS]}, line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`
+        const point = caretPoint(area, absolute?.index ?? 0)
+        if (point.top >= 0 && point.top < area.clientHeight) {
+          const caret = h('span', { class: 'remote-caret', 'data-peer': user.peerId ?? '', title: user.name }, h('span', { class: 'remote-caret-name' }, user.name))
+          caret.style.left = `${area.offsetLeft + point.left}px`
+          caret.style.top = `${area.offsetTop + point.top}px`
+          caret.style.height = `${point.height}px`
+          area.parentElement?.append(caret)
+        }
       }
       here.push(`● ${user.name}${where}`)
     }
@@ -179,6 +212,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
   }
   awareness.on('change', renderPresence)
   doc.on('update', renderPresence)
+  for (const area of areas.values()) area.addEventListener('scroll', renderPresence)
 
   // The live stream: the whole document first, then every change, and the report's status after each.
   const events = new EventSource(`/api/cases/${caseId}/report/live?background=1`)
