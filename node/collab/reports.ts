@@ -120,8 +120,8 @@ export class Reports {
     return this.participants(state).includes(peerId)
   }
 
-  /** The case, if this node may read its report. */
-  private readable (caseId: string): CaseState {
+  /** The case, if this node may read its report; throws CaseError otherwise. */
+  readable (caseId: string): CaseState {
     const state = this.options.worklist.requireCase(caseId)
     if (!this.isParticipant(state, this.options.identity.peerId)) {
       throw new CaseError('RADMESH_NOT_ALLOWED', `this node is not on case ${caseId}: only its site, the readers who claimed it and invited consultants hold its report`)

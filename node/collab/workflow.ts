@@ -225,8 +225,7 @@ export class ReadingWorkflow {
 
   /** Invites a consultant: the study key wrapped for them by this reader, then the consult record. */
   async consult (caseId: string, consultant: string, actor: AuditActor): Promise<CaseState> {
-    const state = await this.o.worklist.invite(caseId, consultant, async () => {
-      const { studyUid } = this.o.worklist.caseState(caseId) as CaseState
+    const state = await this.o.worklist.invite(caseId, consultant, async ({ studyUid }) => {
       try {
         await this.o.exchange.share(studyUid, [consultant], actor)
       } catch (error) {

@@ -234,12 +234,12 @@ export class Worklist {
     return this.requireCase(caseId)
   }
 
-  /** The holder invites a second reader (a radiologist member) onto the case's report. */
   /**
-   * Invites a consultant. `beforeRecord` runs once the invitation is known to be allowed and before the
-   * consult record is written: the study key reaches the consultant before the record that makes it fetch.
+   * The holder invites a second reader (a radiologist member) onto the case's report. `beforeRecord` runs
+   * once the invitation is known to be allowed and before the consult record is written: the study key
+   * reaches the consultant before the record that makes it fetch.
    */
-  async invite (caseId: string, consultant: string, beforeRecord?: () => Promise<void>): Promise<CaseState> {
+  async invite (caseId: string, consultant: string, beforeRecord?: (state: CaseState) => Promise<void>): Promise<CaseState> {
     const me = this.options.identity.peerId
     const state = this.requireCase(caseId)
     this.requireOpen(state)
@@ -247,7 +247,7 @@ export class Worklist {
     const certificate = this.certificateOf(consultant)
     if (certificate === undefined || !this.options.registry.isMember(consultant)) throw new CaseError('RADMESH_NOT_A_MEMBER', `${consultant} is not a member this node knows`)
     if (certificate.role !== 'radiologist') throw new CaseError('RADMESH_NOT_ALLOWED', `${certificate.name} is a ${certificate.role}; only radiologists can be consulted`)
-    await beforeRecord?.()
+    await beforeRecord?.(state)
     if (!state.consultants.includes(consultant)) await this.add({ v: 1, kind: 'consult', caseId, consultant: consultant as PeerIdString, by: me, at: new Date().toISOString() })
     return this.requireCase(caseId)
   }

@@ -39,11 +39,10 @@ export async function reportLiveRoutes (app: FastifyInstance, { node, sessions }
 
   app.get<{ Params: { caseId: string } }>('/api/cases/:caseId/report/live', async (request, reply) => {
     const caseId = caseIdOf(request.params)
-    const state = node.worklist.caseState(caseId)
-    await node.reports.view(caseId) // throws for a case this node may not read
+    const state = node.reports.readable(caseId)
     const docId = reportDocId(caseId)
     const doc = await node.documents.open(docId)
-    await node.audit.append({ event: 'patientRecord', action: 'R', outcome: 0, actor: request.actor, ...(state === undefined ? {} : { study: state.studyUid }), detail: `report of case ${caseId}: opened live` })
+    await node.audit.append({ event: 'patientRecord', action: 'R', outcome: 0, actor: request.actor, study: state.studyUid, detail: `report of case ${caseId}: opened live` })
 
     reply.hijack()
     const raw = reply.raw
@@ -84,7 +83,7 @@ export async function reportLiveRoutes (app: FastifyInstance, { node, sessions }
   app.post<{ Params: { caseId: string }, Body: Buffer }>('/api/cases/:caseId/report/presence', async (request, reply) => {
     const caseId = caseIdOf(request.params)
     if (!Buffer.isBuffer(request.body) || request.body.byteLength === 0) throw new BadRequestError('send one awareness update as application/octet-stream')
-    await node.reports.view(caseId) // throws for a case this node may not read
+    node.reports.readable(caseId)
     try {
       await node.presence.apply(reportDocId(caseId), new Uint8Array(request.body), { kind: 'viewer' })
     } catch (error) {

@@ -62,11 +62,9 @@ export class StudyLoader {
         this.series.push(entry)
         changed = true
       }
-      const known = Number(first(json, '00201209') ?? 0)
-      const framesKnown = new Set(entry.images.map(i => i.sopUid)).size
-      if (known === framesKnown) continue
-      const instances = await (await request(`${base}/series/${uid}/instances`, { background: true })).json() as DicomJson[]
       const have = new Set(entry.images.map(i => i.sopUid))
+      if (number(json, '00201209', 0) === have.size) continue
+      const instances = await (await request(`${base}/series/${uid}/instances`, { background: true })).json() as DicomJson[]
       for (const instance of instances) {
         const sopUid = text(instance, '00080018')
         if (have.has(sopUid)) continue
@@ -137,8 +135,4 @@ export class StudyLoader {
       this.queue.shift()?.()
     }
   }
-}
-
-function first (json: DicomJson, tag: string): unknown {
-  return json[tag]?.Value?.[0]
 }

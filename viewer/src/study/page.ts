@@ -90,13 +90,13 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
       entry === undefined ? null : h('span', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority), ` ${entry.status}`),
       h('span', { class: 'muted', style: 'margin-left:auto' }, 'Scroll ↑↓ · W/L drag · 1-7 presets · M measure · T tags · R reset'))
   }
+  /** the DICOM JSON of the image on screen */
+  let lastJson: DicomJson | undefined
   viewport.onImageChange = (_image, loaded) => {
     renderBanner(loader.study, loaded.json)
     if (tags.classList.contains('open')) renderTags(tags, loaded.json)
-    tags.dataset['json'] = ''
     lastJson = loaded.json
   }
-  let lastJson: DicomJson | undefined
   viewport.element.addEventListener('keydown', event => {
     if (event.key !== 't' && event.key !== 'T') return
     tags.classList.toggle('open')
