@@ -143,7 +143,9 @@ export class Reports {
     const final = signatures.find(r => r.status === 'FINAL')
     const addenda = final === undefined ? [] : signatures.filter(r => r.status === 'ADDENDUM')
     const preliminary = signatures.some(r => r.status === 'PRELIMINARY')
-    const authors = [...new Set([...doc.getMap<BindingRecord>(EDITORS_MAP).values()].map(b => b.by))]
+    // In the order they first wrote (a Y.Map's own order differs between nodes), so every node shows the same list.
+    const bindings = [...doc.getMap<BindingRecord>(EDITORS_MAP).values()].sort((a, b) => a.at < b.at ? -1 : a.at > b.at ? 1 : a.by < b.by ? -1 : a.by > b.by ? 1 : 0)
+    const authors = [...new Set(bindings.map(b => b.by))]
     const signatureViews: ReportSignatureView[] = []
     for (const record of signatures) {
       signatureViews.push({
