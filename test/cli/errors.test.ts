@@ -94,6 +94,12 @@ test('malformed multiaddrs for --listen and --peer', async () => {
   failsWithOneLine(await radmesh(['start', '--home', home, '--peer', '/ip4/999.1.1.1/tcp/1']), /--peer .* is not a multiaddr/, 2)
 })
 
+test('malformed --cors origin and --session-idle', async () => {
+  failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'localhost:3000']), /--cors localhost:3000: give an origin, e\.g\. http:\/\/localhost:3000/, 2)
+  failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'http://ohif.example/viewer']), /--cors .*: give an origin/, 2)
+  failsWithOneLine(await radmesh(['start', '--home', home, '--session-idle', 'soon']), /--session-idle soon: write a number and a unit/, 2)
+})
+
 test('usage errors: unknown command, unknown flag, missing flag, bad role', async () => {
   failsWithOneLine(await radmesh(['frobnicate']), /unknown command/, 2)
   failsWithOneLine(await radmesh(['init', '--home', '/tmp/x', '--colour', 'red']), /Unknown option '--colour'/, 2)

@@ -274,6 +274,31 @@ test('two pages on two nodes write one section at once: both show the same text 
   await bobPage.context().close()
 })
 
+test('bad live-report input from a viewer session is refused with a reason, and the node stays up and in sync', async () => {
+  const page = await signedInPage(browser, alice)
+  const cookies = (await page.context().cookies()).map(c => `${c.name}=${c.value}`).join('; ')
+  const post = async (path: string, body: BodyInit, type: string): Promise<{ status: number, code: string | undefined }> => {
+    const response = await fetch(`${alice.http}${path}`, { method: 'POST', headers: { cookie: cookies, 'content-type': type }, body })
+    return { status: response.status, code: response.status === 204 ? undefined : ((await response.json()) as { error?: { code: string } }).error?.code }
+  }
+  const live = `/api/cases/${caseId}/report/live`
+  for (const [path, body, type, status, code] of [
+    [live, new Uint8Array([0xde, 0xad, 0xbe, 0xef]), 'application/octet-stream', 403, 'RADMESH_NOT_ALLOWED'],
+    [live, new Uint8Array(0), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST'],
+    [live, new Uint8Array(300 * 1024), 'application/octet-stream', 413, 'RADMESH_BAD_REQUEST'],
+    [`${live}/binding`, JSON.stringify({ clientId: 'me' }), 'application/json', 400, 'RADMESH_BAD_REQUEST'],
+    [`/api/cases/${caseId}/report/presence`, new Uint8Array([1, 2, 3]), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST'],
+    ['/api/cases/not-a-case/report/presence', new Uint8Array([1]), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST']
+  ] as const) {
+    assert.equal(await post(path, body, type), { status, code }, `${path} ${type}`)
+  }
+  assert.is((await alice.api('GET', '/api/health')).status, 200)
+  const [a, b] = await Promise.all([alice, bob].map(async node => (await node.api<{ status: string, sections: unknown }>('GET', `/api/cases/${caseId}/report`)).body))
+  assert.equal(a, b, 'the two nodes show the same report')
+  assert.is(a?.status, 'AMENDED')
+  await page.context().close()
+})
+
 test('an idle viewer session is logged off, although the page keeps polling', async () => {
   const idle = await start(await consortium.member('Dr Idle', 'radiologist'), { peers: [p2pAddr(site)], extraArgs: ['--session-idle', '3s'] })
   const page = await signedInPage(browser, idle)
