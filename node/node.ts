@@ -124,14 +124,18 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const db: Database = await openDatabase(member.paths.database)
     cleanups.push(async () => { await db.close() })
     const storageKey = await StorageKey.load(member.paths.storageKey)
-    const chunks = new ChunkStore(member.paths.chunks, storageKey, db)
-    await chunks.open()
-    cleanups.push(async () => { await chunks.close() })
     const audit = new AuditLog(member.paths.audit)
     await audit.open()
     cleanups.push(async () => { await audit.close() })
+    const chunks = new ChunkStore(member.paths.chunks, storageKey, db)
+    // The pack log is replayed from the index's checkpoint, or from the audit log's last store if that is older.
+    const replayed = await chunks.open({ replayFrom: audit.lastJournal })
+    cleanups.push(async () => { await chunks.close() })
+    const recovered = replayed.filter(commit => commit.recovered).length
+    if (recovered > 0) log.warn({ event: 'index-recovered', commits: recovered }, `the index had lost ${recovered} stores in a crash; they are back from the pack log`)
     const archive = new Archive({ db, chunks, key: storageKey, audit, log, stableAfterMs: options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS })
     cleanups.push(() => { archive.stop() })
+    await archive.recover(replayed)
 
     const registry = new MembershipRegistry(member.trust, member.certificate, db)
     await registry.load()

@@ -2,10 +2,12 @@
  * The archive: one `store()` for every way DICOM comes in (C-STORE, STOW-RS, import), and reads for
  * DICOMweb and the exchange.
  *
- * Storing an instance: parse and validate the whole file; write its chunks durably; then one synced
- * LevelDB batch adds the instance, its series and study aggregates and the listing keys together, and the
- * audit record is on disk. Instances stored at the same time share these writes (group commit). Only then does `store()` resolve, so a C-STORE answered Success survives
- * `kill -9`, and a crash before that leaves at most unreferenced chunks, never a half-visible instance.
+ * Storing an instance: parse and validate the whole file; then its chunks, its index records (the instance,
+ * its series and study aggregates, the listing key) and its audit entry go to the pack log in one append
+ * and one fdatasync (see chunks.ts), and the index records into LevelDB. Instances stored at the same time
+ * share these writes (group commit). Only then does `store()` resolve, so a C-STORE answered Success
+ * survives `kill -9` and power loss, and a crash before that leaves at most unreferenced chunks, never a
+ * half-visible instance. After a power loss, `recover()` puts back the store records the audit log lost.
  *
  * Index values hold patient data, so they are sealed with the storage key like the chunks; keys are UIDs.
  * Layout in the `archive` sublevel:
@@ -18,13 +20,15 @@
  * written); different bytes keep the first object, as DCMTK's storescp and Orthanc do by default, answer
  * Success so the sender does not retry for ever, and are logged and audited as `kept-existing`.
  */
-import type { AbstractBatchPutOperation, AbstractSublevel } from 'abstract-level'
+import type { AbstractSublevel } from 'abstract-level'
 import type { Logger } from 'pino'
-import type { AuditActor, AuditLog } from '../audit/log.ts'
+import type { Json } from '../../protocol/json.ts'
+import type { AuditActor, AuditEntry, AuditLog } from '../audit/log.ts'
 import { InvalidDicomError } from '../dicom/errors.ts'
 import { type AttributeValue, type DicomInstance, parsePart10, type PixelDataLocation } from '../dicom/part10.ts'
 import type { Database } from '../store/database.ts'
-import { type ChunkStore, type LocationPut, sha256Hex } from './chunks.ts'
+import { compareRefs } from '../store/pack-ref.ts'
+import { type ChunkStore, type IndexPut, type ReplayedCommit, type SealedChunk, sha256Hex } from './chunks.ts'
 import { IncomingObject, ObjectTooLargeError, type ReceivedObject } from './incoming.ts'
 import type { StorageKey } from './sealing.ts'
 
@@ -74,15 +78,15 @@ export interface ArchiveOptions {
 const pick = (attributes: Attributes, tags: string[]): Attributes =>
   Object.fromEntries(tags.filter(tag => attributes[tag] !== undefined).map(tag => [tag, attributes[tag] as AttributeValue]))
 
-/** classic-level's fsync flag; abstract-level forwards batch options from a sublevel but does not type them. */
-const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
+/** the archive's sublevel, named in the pack log's commits */
+const ARCHIVE_SUBLEVEL = 'archive'
 /** studies whose aggregates stay in memory after their last commit (enough for the associations of a busy site) */
 const AGGREGATES_CACHED = 64
 
 interface PendingCommit {
   record: InstanceRecord
   attributes: Attributes
-  chunkLocations: LocationPut[]
+  chunks: SealedChunk[]
   actor: AuditActor
   resolve: () => void
   reject: (error: Error) => void
@@ -92,7 +96,6 @@ interface CommitQueue { pending: PendingCommit[], running: boolean }
 type BinarySublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
 
 export class Archive {
-  private readonly db: Database
   private readonly store_: BinarySublevel
   private readonly chunks: ChunkStore
   private readonly key: StorageKey
@@ -112,8 +115,7 @@ export class Archive {
   private readonly storing = new Map<string, Promise<unknown>>()
 
   constructor (options: ArchiveOptions) {
-    this.db = options.db
-    this.store_ = options.db.sublevel<string, Uint8Array>('archive', { valueEncoding: 'view' })
+    this.store_ = options.db.sublevel<string, Uint8Array>(ARCHIVE_SUBLEVEL, { valueEncoding: 'view' })
     this.chunks = options.chunks
     this.key = options.key
     this.audit = options.audit
@@ -127,13 +129,13 @@ export class Archive {
     return JSON.parse(this.key.open(sealed, `index:${key}`).toString('utf8')) as T
   }
 
-  private sealed (key: string, value: unknown): { type: 'put', key: string, value: Uint8Array } {
-    return { type: 'put', key, value: this.key.seal(Buffer.from(JSON.stringify(value)), `index:${key}`) }
+  private sealed (key: string, value: unknown): IndexPut {
+    return { sublevel: ARCHIVE_SUBLEVEL, key, value: this.key.seal(Buffer.from(JSON.stringify(value)), `index:${key}`) }
   }
 
   /**
    * Index updates of one study are group-committed: instances that arrive while a commit is running go
-   * together in the next, with their aggregates computed in order, in one synced batch (read-modify-write
+   * together in the next, with their aggregates computed in order, in one commit (read-modify-write
    * of the study and series records needs them serialised anyway).
    */
   private async commitStudy (studyUid: string, queue: CommitQueue): Promise<void> {
@@ -160,7 +162,7 @@ export class Archive {
     const cached = this.aggregates.get(studyUid)
     let study = cached?.study ?? await this.study(studyUid)
     const series = new Map<string, SeriesRecord | undefined>(cached?.series)
-    const operations: unknown[] = []
+    const puts: IndexPut[] = []
     for (const entry of batch) {
       const { record, attributes } = entry
       if (!series.has(record.seriesUid)) series.set(record.seriesUid, await this.series(studyUid, record.seriesUid))
@@ -185,20 +187,25 @@ export class Archive {
         createdAt: study?.createdAt ?? now,
         updatedAt: now
       }
-      operations.push(...entry.chunkLocations, { ...this.sealed(`i!${record.sopUid}`, record), sublevel: this.store_ },
-        { type: 'put', key: `m!${studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array(), sublevel: this.store_ })
+      puts.push(this.sealed(`i!${record.sopUid}`, record), { sublevel: ARCHIVE_SUBLEVEL, key: `m!${studyUid}!${record.seriesUid}!${record.sopUid}`, value: new Uint8Array() })
     }
     if (study !== undefined) {
       for (const [seriesUid, record] of series) {
-        if (record !== undefined && batch.some(entry => entry.record.seriesUid === seriesUid)) operations.push({ ...this.sealed(`r!${studyUid}!${seriesUid}`, record), sublevel: this.store_ })
+        if (record !== undefined && batch.some(entry => entry.record.seriesUid === seriesUid)) puts.push(this.sealed(`r!${studyUid}!${seriesUid}`, record))
       }
-      operations.push({ ...this.sealed(`s!${studyUid}`, study), sublevel: this.store_ })
+      puts.push(this.sealed(`s!${studyUid}`, study))
+      const audits: AuditEntry[] = batch.map(({ record, actor }) => ({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' }))
       try {
-        await Promise.all([
-          // Chunk locations, instances, aggregates and listings become visible together, or not at all.
-          this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE),
-          ...batch.map(async ({ record, actor }) => await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: studyUid, series: record.seriesUid, instances: [record.sopUid], detail: 'stored' }))
-        ])
+        // Chunks, chunk locations, instances, aggregates and listings become visible together, or not at all;
+        // the audit records are in the commit, and written to the audit log in commit order.
+        let recorded: Array<Promise<unknown>> = []
+        await this.chunks.commit({
+          chunks: batch.flatMap(entry => entry.chunks),
+          puts,
+          note: { audit: audits as unknown as Json },
+          committed: ref => { recorded = audits.map(async entry => await this.audit.append({ ...entry, journal: ref }, { durable: false })) }
+        })
+        await Promise.all(recorded)
       } catch (error) {
         // The batch may or may not be on disk: read the aggregates back next time.
         this.aggregates.delete(studyUid)
@@ -208,6 +215,25 @@ export class Archive {
       this.aggregates.set(studyUid, { study, series: new Map([...series].filter((entry): entry is [string, SeriesRecord] => entry[1] !== undefined)) })
       if (this.aggregates.size > AGGREGATES_CACHED) this.aggregates.delete(this.aggregates.keys().next().value as string)
     }
+  }
+
+  /**
+   * After the chunk store replayed its pack log (`ChunkStore.open`): the store records of replayed commits
+   * past the last one the audit log holds are appended again, so a power loss loses no record of a store.
+   * Returns how many were.
+   */
+  async recover (replayed: ReplayedCommit[]): Promise<number> {
+    const last = this.audit.lastJournal
+    let appended = 0
+    for (const { ref, note } of replayed) {
+      if (last !== undefined && compareRefs(ref, last) <= 0) continue
+      for (const entry of (note as { audit?: AuditEntry[] }).audit ?? []) {
+        await this.audit.append({ ...entry, journal: ref, detail: `${entry.detail ?? 'stored'}; recorded at restart from the pack log, which the audit log had lost in a crash` })
+        appended++
+      }
+    }
+    if (appended > 0) this.log.warn({ event: 'audit-recovered', records: appended }, `the audit log had lost ${appended} store records in a crash; they are appended again from the pack log`)
+    return appended
   }
 
   /** An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. */
@@ -274,9 +300,8 @@ export class Archive {
     }
   }
 
-  /** Writes the chunks of an instance not stored before, then commits its index records (see commitStudy). */
+  /** Commits an instance not stored before: its chunks with its index records (see commitStudy). */
   private async storeNew (parsed: DicomInstance, received: ReceivedObject, actor: AuditActor): Promise<InstanceRecord> {
-    const { ids: chunks, operations: chunkLocations } = await this.chunks.put(received.chunks)
     const record: InstanceRecord = {
       studyUid: parsed.studyInstanceUid,
       seriesUid: parsed.seriesInstanceUid,
@@ -285,7 +310,7 @@ export class Archive {
       transferSyntaxUid: parsed.transferSyntaxUid,
       size: received.bytes.byteLength,
       sha256: received.sha256,
-      chunks,
+      chunks: received.chunks.map(chunk => chunk.id),
       datasetOffset: parsed.datasetOffset,
       ...(parsed.pixelData === undefined ? {} : { pixelData: parsed.pixelData }),
       executablePreamble: parsed.executablePreamble,
@@ -295,7 +320,7 @@ export class Archive {
     await new Promise<void>((resolve, reject) => {
       const queue = this.commits.get(record.studyUid) ?? { pending: [], running: false }
       this.commits.set(record.studyUid, queue)
-      queue.pending.push({ record, attributes: parsed.attributes, chunkLocations, actor, resolve, reject })
+      queue.pending.push({ record, attributes: parsed.attributes, chunks: received.chunks, actor, resolve, reject })
       if (!queue.running) void this.commitStudy(record.studyUid, queue)
     })
     return record

@@ -9,11 +9,15 @@
  * created, claimed, released, consulted, canceled). Records name studies and instances by UID and never carry patient names.
  *
  * Appends are group-committed: records that arrive while a write is in flight go out together with one
- * fdatasync, and every `append()` resolves only once its record is on disk.
+ * fdatasync, and every `append()` resolves only once its record is on disk. The one exception is a store's
+ * record (`durable: false`): the archive's pack log already holds it durably, so it is written without a sync
+ * of its own and carries the pack position of its commit (`journal`); after a power loss the archive appends
+ * again the records of the commits past the last position this log kept (`lastJournal`).
  */
 import { createHash } from 'node:crypto'
 import { constants, promises as fs } from 'node:fs'
 import { canonicalJson, type Json } from '../../protocol/json.ts'
+import { compareRefs } from '../store/pack-ref.ts'
 
 export const AUDIT_EVENTS = {
   instancesTransferred: { code: '110104', name: 'DICOM Instances Transferred' },
@@ -47,6 +51,8 @@ export interface AuditEntry {
   series?: string
   instances?: string[]
   detail?: string
+  /** a store's commit in the archive's pack log (`pack:offset`) */
+  journal?: string
 }
 
 export interface AuditRecord extends AuditEntry {
@@ -69,20 +75,28 @@ export class AuditLog {
   private readonly path: string
   private seq = 0
   private head = GENESIS
-  private pending: Array<{ line: string, resolve: () => void, reject: (error: Error) => void }> = []
+  private pending: Array<{ line: string, durable: boolean, resolve: () => void, reject: (error: Error) => void }> = []
   private writing: Promise<void> | undefined
   private handle: fs.FileHandle | undefined
+  private lastJournal_: string | undefined
 
   constructor (path: string) {
     this.path = path
   }
 
-  /** Reads the existing log to continue its chain. A log whose chain is broken still opens (verify says where). */
+  /**
+   * Reads the existing log to continue its chain. A log whose chain is broken still opens (verify says
+   * where). A last line torn by a crash (no newline at its end) was never acknowledged: it is cut off.
+   */
   async open (): Promise<void> {
-    const text = await fs.readFile(this.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    let text = await fs.readFile(this.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return ''
       throw error
     })
+    if (text !== '' && !text.endsWith('\n')) {
+      text = text.slice(0, text.lastIndexOf('\n') + 1)
+      await fs.truncate(this.path, Buffer.byteLength(text))
+    }
     const lines = text.split('\n').filter(line => line !== '')
     const last = lines.at(-1)
     if (last !== undefined) {
@@ -90,7 +104,16 @@ export class AuditLog {
       this.seq = record.seq
       this.head = record.hash
     }
+    for (const match of text.matchAll(/"journal":"(\d+:\d+)"/g)) {
+      const ref = match[1] as string
+      if (this.lastJournal_ === undefined || compareRefs(ref, this.lastJournal_) > 0) this.lastJournal_ = ref
+    }
     this.handle = await fs.open(this.path, constants.O_CREAT | constants.O_APPEND | constants.O_WRONLY, 0o600)
+  }
+
+  /** The latest pack-log position a store record in this log names (see `durable: false`). */
+  get lastJournal (): string | undefined {
+    return this.lastJournal_
   }
 
   /** Waits for records being written, then closes the file; `append` after this fails. */
@@ -100,7 +123,11 @@ export class AuditLog {
     this.handle = undefined
   }
 
-  async append (entry: AuditEntry): Promise<AuditRecord> {
+  /**
+   * Appends a record; resolves once it is on disk (synced), or, with `durable: false` (for records another
+   * log holds durably), once it is written.
+   */
+  async append (entry: AuditEntry, options: { durable?: boolean } = {}): Promise<AuditRecord> {
     const unhashed: Omit<AuditRecord, 'hash'> = {
       seq: ++this.seq,
       time: new Date().toISOString(),
@@ -110,8 +137,9 @@ export class AuditLog {
     }
     const record: AuditRecord = { ...unhashed, hash: hashOf(unhashed) }
     this.head = record.hash
+    if (entry.journal !== undefined && (this.lastJournal_ === undefined || compareRefs(entry.journal, this.lastJournal_) > 0)) this.lastJournal_ = entry.journal
     await new Promise<void>((resolve, reject) => {
-      this.pending.push({ line: `${JSON.stringify(record)}\n`, resolve, reject })
+      this.pending.push({ line: `${JSON.stringify(record)}\n`, durable: options.durable ?? true, resolve, reject })
       this.writing ??= this.flush()
     })
     return record
@@ -127,7 +155,7 @@ export class AuditLog {
         const text = batch.map(p => p.line).join('')
         const { bytesWritten } = await handle.write(text)
         if (bytesWritten !== Buffer.byteLength(text)) throw new Error(`could not append to the audit log ${this.path} (disk full?)`)
-        await handle.datasync()
+        if (batch.some(p => p.durable)) await handle.datasync()
         for (const p of batch) p.resolve()
       } catch (error) {
         for (const p of batch) p.reject(error as Error)

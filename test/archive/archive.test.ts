@@ -4,43 +4,15 @@
  */
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
-import { pino } from 'pino'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Archive } from '../../node/archive/archive.ts'
-import { ChunkStore, sha256Hex } from '../../node/archive/chunks.ts'
-import { StorageKey } from '../../node/archive/sealing.ts'
-import { AuditLog } from '../../node/audit/log.ts'
+import { sha256Hex } from '../../node/archive/chunks.ts'
 import { InvalidDicomError } from '../../node/dicom/errors.ts'
-import { openDatabase, type Database } from '../../node/store/database.ts'
+import { openArchive } from '../helpers/archive.ts'
 import { corpusFiles, filesUnder, PYDICOM_CORPUS, replaceSameLength } from '../helpers/dicom.ts'
 import { tempDir } from '../helpers/processes.ts'
 
 const actor = { type: 'cli', id: 'test' } as const
-
-interface Opened { archive: Archive, db: Database, audit: string, close (): Promise<void> }
-
-async function openArchive (home: string, stableAfterMs = 60_000): Promise<Opened> {
-  const key = await StorageKey.load(join(home, 'storage.key'))
-  const db = await openDatabase(join(home, 'db'))
-  const chunks = new ChunkStore(join(home, 'chunks'), key, db)
-  await chunks.open()
-  const auditPath = join(home, 'audit.log')
-  const audit = new AuditLog(auditPath)
-  await audit.open()
-  const archive = new Archive({ db, chunks, key, audit, log: pino({ level: 'silent' }), stableAfterMs })
-  return {
-    archive,
-    db,
-    audit: auditPath,
-    close: async () => {
-      archive.stop()
-      await audit.close()
-      await chunks.close()
-      await db.close()
-    }
-  }
-}
 
 test('every corpus file is stored and read back byte-identical, or refused with a reason', async () => {
   const home = await tempDir()
@@ -154,7 +126,8 @@ test('a damaged chunk is an error on read, never wrong bytes', async () => {
   const { instance } = await archive.store(await fs.readFile(join(PYDICOM_CORPUS, 'MR_small.dcm')), actor)
   for await (const path of filesUnder(join(home, 'chunks'))) {
     const content = await fs.readFile(path)
-    const at = content.byteLength - 20
+    // inside the first entry's body: the sealed chunk (see node/archive/chunks.ts for the pack format)
+    const at = 40
     content.writeUInt8(content.readUInt8(at) ^ 0xff, at)
     await fs.writeFile(path, content)
   }
