@@ -3,8 +3,8 @@
  * DICOMweb and the exchange.
  *
  * Storing an instance: parse and validate the whole file; then its chunks, its index records (the instance,
- * its series and study aggregates, the listing key) and its audit entry go to the pack log in one append
- * and one fdatasync (see chunks.ts), and the index records into LevelDB. Instances stored at the same time
+ * its series and study aggregates, the listing key) and its audit entry go to the pack log in one
+ * synced append (see chunks.ts), and the index records into LevelDB. Instances stored at the same time
  * share these writes (group commit). Only then does `store()` resolve, so a C-STORE answered Success
  * survives `kill -9` and power loss, and a crash before that leaves at most unreferenced chunks, never a
  * half-visible instance. After a power loss, `recover()` puts back the store records the audit log lost.

@@ -9,7 +9,7 @@
  * puts one store makes (chunk locations, instance, series and study records) and a note the caller gets back
  * at recovery (the audit entries).
  *
- * Storing is one append and one fdatasync: the chunks and their commit entry go out together (with those of
+ * Storing is one synced append (O_DSYNC): the chunks and their commit entry go out together (with those of
  * every store arriving meanwhile: group commit), then the puts go to LevelDB unsynced, with a checkpoint
  * (the end of the last commit they hold). LevelDB keeps its writes in order, so after a power loss its index
  * is whole up to its checkpoint; at start `open()` replays the commits after it from the packs. Until a
@@ -223,7 +223,9 @@ export class ChunkStore {
 
   private async openAppender (): Promise<void> {
     await this.appender?.close()
-    this.appender = await fs.open(join(this.root, packName(this.pack)), constants.O_CREAT | constants.O_APPEND | constants.O_WRONLY, 0o600)
+    // O_DSYNC: each write returns once its bytes (and the size that reaches them) are on disk, as a write and
+    // an fdatasync would, in one system call (measured: 1.23 s against 1.29 s, medians of 5 ingests of 400).
+    this.appender = await fs.open(join(this.root, packName(this.pack)), constants.O_CREAT | constants.O_APPEND | constants.O_WRONLY | constants.O_DSYNC, 0o600)
     this.size = (await this.appender.stat()).size
   }
 
@@ -254,7 +256,7 @@ export class ChunkStore {
   }
 
   /**
-   * Appends the sealed chunks that are not stored yet and fdatasyncs the pack; returns the chunk ids in order
+   * Appends the sealed chunks that are not stored yet, synced; returns the chunk ids in order
    * with the index operations that make them visible, for the caller's own synced batch.
    */
   async put (chunks: SealedChunk[]): Promise<{ ids: string[], operations: LocationPut[] }> {
@@ -264,7 +266,7 @@ export class ChunkStore {
   }
 
   /**
-   * Stores a commit: its chunks not stored yet and its commit entry in one append and one fdatasync, then its
+   * Stores a commit: its chunks not stored yet and its commit entry in one synced append, then its
    * puts in LevelDB. Resolves once all of that is done, with the commit's position.
    */
   async commit (commit: Commit): Promise<{ ids: string[], ref: string }> {
@@ -275,7 +277,7 @@ export class ChunkStore {
 
   /**
    * Appends are group-committed: callers that arrive while a write is in flight are written together after
-   * it, with one writev and one fdatasync.
+   * it, with one synced writev.
    */
   private async append (entry: { chunks: SealedChunk[], commit?: Commit }): Promise<{ operations: LocationPut[], ref?: string }> {
     return await new Promise((resolve, reject) => {
@@ -319,7 +321,6 @@ export class ChunkStore {
           return { operations, ref }
         })
         await this.write(pieces, offset - this.size)
-        await (this.appender as fs.FileHandle).datasync()
         this.size = offset
         if (checkpoint !== undefined) {
           // Unsynced: the commit entries just synced are the durable copy (see the top of this file).
