@@ -21,7 +21,7 @@ import { createHost, type RadmeshHost } from './p2p/host.ts'
 import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
 import { MembershipEnforcer } from './membership/enforcer.ts'
 import { Archive } from './archive/archive.ts'
-import { ChunkStore } from './archive/chunks.ts'
+import { ChunkStore, DEFAULT_PREALLOCATE_READER, DEFAULT_PREALLOCATE_SITE } from './archive/chunks.ts'
 import { StorageKey } from './archive/sealing.ts'
 import { openNetworkDataset, storeFromNetwork } from './archive/ingest.ts'
 import { AuditLog } from './audit/log.ts'
@@ -63,6 +63,8 @@ export interface NodeOptions {
   sessionIdleMs?: number
   /** origins allowed to call the DICOMweb routes from a browser (an OHIF served elsewhere) */
   corsOrigins?: string[]
+  /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/chunks.ts) */
+  preallocateBytes?: number
 }
 
 export interface RunningNode extends NodeServices {
@@ -127,7 +129,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const audit = new AuditLog(member.paths.audit)
     await audit.open()
     cleanups.push(async () => { await audit.close() })
-    const chunks = new ChunkStore(member.paths.chunks, storageKey, db)
+    const preallocate = options.preallocateBytes ?? (options.dicomPort === undefined ? DEFAULT_PREALLOCATE_READER : DEFAULT_PREALLOCATE_SITE)
+    const chunks = new ChunkStore(member.paths.chunks, storageKey, db, { preallocate })
     // The pack log is replayed from the index's checkpoint, or from the audit log's last store if that is older.
     const replayed = await chunks.open({ replayFrom: audit.lastJournal })
     cleanups.push(async () => { await chunks.close() })

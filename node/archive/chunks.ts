@@ -78,6 +78,13 @@ const ENTRY_COMMIT = 2
 const COMMIT_ASSOCIATED_DATA = 'radmesh pack commit v1'
 /** commits replayed per LevelDB batch at start */
 const REPLAY_BATCH = 256
+/** zero-filling ahead waits until no append came for this long, and goes in steps of this size */
+const FILL_IDLE_MS = 1000
+const FILL_STEP = 4 * 1024 * 1024
+/** the space `radmesh start` keeps zero-filled ahead of the archive's writes, unless told otherwise: a site
+ * (with a DICOM listener) takes in bursts of whole studies; a reader's node stores what it fetches */
+export const DEFAULT_PREALLOCATE_SITE = 256 * 1024 * 1024
+export const DEFAULT_PREALLOCATE_READER = 64 * 1024 * 1024
 
 function entryHeader (type: number, length: number): Buffer {
   const header = Buffer.alloc(ENTRY_HEADER_LENGTH)
@@ -111,12 +118,23 @@ export class ChunkStore {
   private readonly readers = new Map<number, Promise<fs.FileHandle>>()
   /** appends waiting for the one in flight */
   private pending: PendingAppend[] = []
+  /** the writer, while it runs (appends, then zero-filling) */
   private writing: Promise<void> | undefined
+  /** bytes of zero-filled space to keep ahead of the entries (0: none, every write appends) */
+  private readonly preallocate: number
+  /** the pack file's size: its entries end at `size`, zero-filled space runs to here */
+  private allocated = 0
+  private filling = false
+  private lastAppend = 0
+  private fillTimer: NodeJS.Timeout | undefined
+  private zeros: Buffer | undefined
+  private closing = false
 
-  constructor (root: string, key: StorageKey, db: Database) {
+  constructor (root: string, key: StorageKey, db: Database, options: { preallocate?: number } = {}) {
     this.root = root
     this.key = key
     this.db = db
+    this.preallocate = options.preallocate ?? 0
     this.locations = db.sublevel<string, ChunkLocation>('chunk-locations', { valueEncoding: 'json' })
     this.checkpoints = db.sublevel<string, { pack: number, offset: number }>('pack-log', { valueEncoding: 'json' })
   }
@@ -133,7 +151,8 @@ export class ChunkStore {
   /**
    * Opens the packs and replays into LevelDB every commit after its checkpoint, or after `replayFrom` if
    * that is earlier (the caller's own record of what it has seen, e.g. the audit log's last store). Returns
-   * the commits replayed, oldest first. Appends go to a new pack if the last one ends in a torn entry.
+   * the commits replayed, oldest first. Writing goes on at the end of the last intact entry, or in a new
+   * pack if the last one ends in a torn entry.
    */
   async open (options: { replayFrom?: string | undefined } = {}): Promise<ReplayedCommit[]> {
     await fs.mkdir(this.root, { recursive: true, mode: 0o700 })
@@ -141,14 +160,39 @@ export class ChunkStore {
     const checkpoint = await this.checkpoints.get('checkpoint')
     const fromIndex = checkpoint === undefined ? undefined : `${checkpoint.pack}:${checkpoint.offset}`
     const from = fromIndex === undefined || options.replayFrom === undefined ? undefined : [fromIndex, options.replayFrom].sort(compareRefs)[0]
-    const { replayed, tornTail } = await this.replay(packs, from, fromIndex)
+    const { replayed, end } = await this.replay(packs, from, fromIndex)
     this.pack = Math.max(1, ...packs)
     const last = packs.at(-1)
-    const lastSize = last === undefined ? 0 : (await fs.stat(join(this.root, packName(last)))).size
-    // A torn or old-format last pack is left as it is; new entries start a pack of their own.
-    if (last !== undefined && lastSize > 0 && (tornTail || !await this.framed(last))) this.pack++
-    await this.openAppender()
+    let size = 0
+    if (last !== undefined) {
+      // Where the last pack's entries end: the scan's end, or 0 for a pack of nothing but zero-filled space.
+      const entriesEnd = end?.pack === last ? end.offset : 0
+      if (await this.zeroFrom(last, entriesEnd)) {
+        size = entriesEnd // past it: space zero-filled ahead of writing (see `preallocate`)
+      } else {
+        // A torn or old-format last pack is left as it is; new entries start a pack of their own.
+        this.pack++
+      }
+    }
+    await this.openAppender(size)
+    this.kick()
     return replayed
+  }
+
+  /** Whether a pack holds nothing but zeros from `offset` to its end. */
+  private async zeroFrom (pack: number, offset: number): Promise<boolean> {
+    const handle = await fs.open(join(this.root, packName(pack)), constants.O_RDONLY)
+    try {
+      const block = Buffer.alloc(1024 * 1024)
+      for (let at = offset; ;) {
+        const { bytesRead } = await handle.read(block, 0, block.byteLength, at)
+        if (bytesRead === 0) return true
+        if (block.subarray(0, bytesRead).some(byte => byte !== 0)) return false
+        at += bytesRead
+      }
+    } finally {
+      await handle.close()
+    }
   }
 
   private async framed (pack: number): Promise<boolean> {
@@ -162,8 +206,14 @@ export class ChunkStore {
     }
   }
 
-  /** Scans the framed packs from `from` (every framed pack if undefined) and puts their commits in LevelDB. */
-  private async replay (packs: number[], from: string | undefined, checkpoint: string | undefined): Promise<{ replayed: ReplayedCommit[], tornTail: boolean }> {
+  /**
+   * Scans the framed packs from `from` (every framed pack if undefined) and puts their commits in LevelDB.
+   * A pack's scan ends at the first entry that is not whole: a header that is not one, a body past the end,
+   * a commit that does not open, or a commit whose chunks do not (a crash can persist the pages of a write
+   * in any order). Flushes run one after another, so nothing past that point was acknowledged. Returns the
+   * replayed commits and where the scan of the last framed pack ended.
+   */
+  private async replay (packs: number[], from: string | undefined, checkpoint: string | undefined): Promise<{ replayed: ReplayedCommit[], end: { pack: number, offset: number } | undefined }> {
     const start = from === undefined ? { pack: 0, offset: 0 } : parseRef(from)
     const replayed: ReplayedCommit[] = []
     let batch: Array<{ ref: string, end: number, pack: number, record: CommitRecord }> = []
@@ -176,7 +226,7 @@ export class ChunkStore {
       await this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>, { sync: true } as unknown as Record<string, never>)
       batch = []
     }
-    let tornTail = false
+    let end: { pack: number, offset: number } | undefined
     for (const pack of packs.filter(p => p >= start.pack)) {
       if (!await this.framed(pack)) continue
       const handle = await fs.open(join(this.root, packName(pack)), constants.O_RDONLY)
@@ -190,14 +240,8 @@ export class ChunkStore {
           const type = header.readUInt8(4)
           if (!header.subarray(0, 4).equals(ENTRY_MAGIC) || offset + ENTRY_HEADER_LENGTH + length > size || (type !== ENTRY_CHUNK && type !== ENTRY_COMMIT)) break
           if (type === ENTRY_COMMIT) {
-            const body = Buffer.alloc(length)
-            await handle.read(body, 0, length, offset + ENTRY_HEADER_LENGTH)
-            let record: CommitRecord
-            try {
-              record = JSON.parse(this.key.open(body, COMMIT_ASSOCIATED_DATA).toString('utf8')) as CommitRecord
-            } catch {
-              break // a commit torn by a crash: nothing after it was acknowledged
-            }
+            const record = await this.openCommit(handle, offset + ENTRY_HEADER_LENGTH, length)
+            if (record === undefined) break
             const ref = `${pack}:${offset}`
             replayed.push({ ref, note: record.note, recovered: checkpoint === undefined || compareRefs(ref, checkpoint) >= 0 })
             batch.push({ ref, pack, end: offset + ENTRY_HEADER_LENGTH + length, record })
@@ -205,13 +249,31 @@ export class ChunkStore {
           }
           offset += ENTRY_HEADER_LENGTH + length
         }
-        tornTail = offset < size
+        end = { pack, offset }
       } finally {
         await handle.close()
       }
     }
     await flush()
-    return { replayed, tornTail }
+    return { replayed, end }
+  }
+
+  /** A commit entry's record, if it and every chunk it makes visible are whole. */
+  private async openCommit (handle: fs.FileHandle, at: number, length: number): Promise<CommitRecord | undefined> {
+    try {
+      const body = Buffer.alloc(length)
+      await handle.read(body, 0, length, at)
+      const record = JSON.parse(this.key.open(body, COMMIT_ASSOCIATED_DATA).toString('utf8')) as CommitRecord
+      for (const [, location] of record.locations) {
+        const sealed = Buffer.alloc(location.length)
+        const { bytesRead } = await handle.read(sealed, 0, location.length, location.offset)
+        if (bytesRead !== location.length) return undefined
+        this.key.open(sealed, CHUNK_ASSOCIATED_DATA)
+      }
+      return record
+    } catch {
+      return undefined
+    }
   }
 
   private putsOf (record: CommitRecord): unknown[] {
@@ -221,15 +283,21 @@ export class ChunkStore {
     ]
   }
 
-  private async openAppender (): Promise<void> {
+  /** Opens the pack being written; its entries end at `size` (past it: zero-filled space, or nothing). */
+  private async openAppender (size: number): Promise<void> {
     await this.appender?.close()
     // O_DSYNC: each write returns once its bytes (and the size that reaches them) are on disk, as a write and
     // an fdatasync would, in one system call (measured: 1.23 s against 1.29 s, medians of 5 ingests of 400).
-    this.appender = await fs.open(join(this.root, packName(this.pack)), constants.O_CREAT | constants.O_APPEND | constants.O_WRONLY | constants.O_DSYNC, 0o600)
-    this.size = (await this.appender.stat()).size
+    // Positional writes (no O_APPEND), as the file may extend past the entries into zero-filled space.
+    this.appender = await fs.open(join(this.root, packName(this.pack)), constants.O_CREAT | constants.O_WRONLY | constants.O_DSYNC, 0o600)
+    this.size = size
+    this.allocated = (await this.appender.stat()).size
   }
 
+  /** Waits for the writes in flight and closes the packs; zero-filling stops. */
   async close (): Promise<void> {
+    this.closing = true
+    clearTimeout(this.fillTimer)
     await this.writing
     await this.appender?.close()
     for (const reader of this.readers.values()) await (await reader).close()
@@ -268,9 +336,13 @@ export class ChunkStore {
   /**
    * Stores a commit: its chunks not stored yet and its commit entry in one synced append, then its
    * puts in LevelDB. Resolves once all of that is done, with the commit's position.
+   *
+   * A commit of one chunk (an image of up to 1 MiB, whose SOP Instance UID the archive found new) is written
+   * without looking its chunk up: no stored object has that content whole, and were it a chunk of a larger
+   * object, a second copy would cost space only. That spares a LevelDB read per image.
    */
   async commit (commit: Commit): Promise<{ ids: string[], ref: string }> {
-    const missing = await this.missing(commit.chunks)
+    const missing = commit.chunks.length === 1 ? commit.chunks : await this.missing(commit.chunks)
     const { ref } = await this.append({ chunks: missing, commit })
     return { ids: commit.chunks.map(chunk => chunk.id), ref: ref as string }
   }
@@ -282,63 +354,118 @@ export class ChunkStore {
   private async append (entry: { chunks: SealedChunk[], commit?: Commit }): Promise<{ operations: LocationPut[], ref?: string }> {
     return await new Promise((resolve, reject) => {
       this.pending.push({ ...entry, resolve, reject })
-      this.writing ??= this.flush()
+      this.lastAppend = Date.now()
+      this.writing ??= this.work()
     })
   }
 
-  private async flush (): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending
-      this.pending = []
-      try {
-        if (this.size > PACK_LIMIT) {
-          this.pack++
-          await this.openAppender()
-        }
-        let offset = this.size
-        const pieces: Buffer[] = []
-        const indexOperations: unknown[] = []
-        let checkpoint: { pack: number, offset: number } | undefined
-        const results = batch.map(({ chunks, commit }) => {
-          const operations = chunks.map(({ id, sealed, sealedLength }): LocationPut => {
-            pieces.push(entryHeader(ENTRY_CHUNK, sealedLength), ...sealed)
-            const value = { pack: this.pack, offset: offset + ENTRY_HEADER_LENGTH, length: sealedLength }
-            offset += ENTRY_HEADER_LENGTH + sealedLength
-            return { type: 'put', sublevel: this.locations, key: this.key.name(id), value }
-          })
-          if (commit === undefined) return { operations }
-          const ref = `${this.pack}:${offset}`
-          const record: CommitRecord = {
-            locations: operations.map(({ key, value }) => [key, value]),
-            puts: commit.puts.map(({ sublevel, key, value }) => [sublevel, key, Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')]),
-            note: commit.note
-          }
-          const body = this.key.seal(Buffer.from(JSON.stringify(record)), COMMIT_ASSOCIATED_DATA)
-          pieces.push(entryHeader(ENTRY_COMMIT, body.byteLength), body)
-          offset += ENTRY_HEADER_LENGTH + body.byteLength
-          checkpoint = { pack: this.pack, offset }
-          indexOperations.push(...operations, ...commit.puts.map(({ sublevel, key, value }) => ({ type: 'put', sublevel: this.sublevel(sublevel), key, value })))
-          return { operations, ref }
-        })
-        await this.write(pieces, offset - this.size)
-        this.size = offset
-        if (checkpoint !== undefined) {
-          // Unsynced: the commit entries just synced are the durable copy (see the top of this file).
-          indexOperations.push({ type: 'put', sublevel: this.checkpoints, key: 'checkpoint', value: checkpoint })
-          await this.db.batch(indexOperations as Array<AbstractBatchPutOperation<Database, string, unknown>>)
-        }
-        batch.forEach(({ commit, resolve }, i) => {
-          const result = results[i] as { operations: LocationPut[], ref?: string }
-          if (commit?.committed !== undefined) commit.committed(result.ref as string)
-          resolve(result)
-        })
-      } catch (error) {
-        // The pack may end in a torn entry now: appends go on in a new pack, so a replay never meets a hole.
-        await this.startNewPack().catch(() => {})
-        for (const { reject } of batch) reject(error as Error)
+  /** Starts the writer if it is not running (it zero-fills ahead when there is nothing to append). */
+  private kick (): void {
+    if (!this.closing) this.writing ??= this.work()
+  }
+
+  /** The one writer of the pack: appends first; when idle, zero-filling ahead. */
+  private async work (): Promise<void> {
+    for (;;) {
+      if (this.pending.length > 0) {
+        await this.flush()
+        continue
       }
+      if (await this.fillStep()) continue
+      if (this.pending.length > 0) continue
+      break
     }
     this.writing = undefined
+  }
+
+  /**
+   * Zero-fills the next step of the space kept ahead of the entries, once no append came for FILL_IDLE_MS
+   * (a burst is not slowed by its own preparation). Overwriting blocks that are already on disk and inside
+   * the file's size is a data-only synced write; an append also has to commit the new size and blocks to
+   * the file system's journal. Measured on this machine: 0.90 s against 1.63 s for 400 instances.
+   */
+  private async fillStep (): Promise<boolean> {
+    if (this.preallocate === 0 || this.closing) return false
+    const target = Math.min(this.size + this.preallocate, PACK_LIMIT)
+    if (!this.filling && this.allocated - this.size >= this.preallocate / 2) return false
+    if (this.allocated >= target) {
+      this.filling = false
+      return false
+    }
+    const idleFor = Date.now() - this.lastAppend
+    if (idleFor < FILL_IDLE_MS) {
+      clearTimeout(this.fillTimer)
+      this.fillTimer = setTimeout(() => { this.kick() }, FILL_IDLE_MS - idleFor)
+      this.fillTimer.unref()
+      return false
+    }
+    this.filling = true
+    this.zeros ??= Buffer.alloc(FILL_STEP)
+    const step = Math.min(FILL_STEP, target - this.allocated)
+    const { bytesWritten } = await (this.appender as fs.FileHandle).write(this.zeros, 0, step, this.allocated)
+    this.allocated += bytesWritten
+    if (bytesWritten < step) this.filling = false // a full disk: appends go on past the filled space
+    return bytesWritten === step
+  }
+
+  private async flush (): Promise<void> {
+    const batch = this.pending
+    this.pending = []
+    let written = false
+    try {
+      if (this.size > PACK_LIMIT) {
+        // Past the limit, a new pack; the zero-filled space after this one's entries is given back.
+        await (this.appender as fs.FileHandle).truncate(this.size)
+        this.pack++
+        await this.openAppender(0)
+      }
+      let offset = this.size
+      const pieces: Buffer[] = []
+      const indexOperations: unknown[] = []
+      let checkpoint: { pack: number, offset: number } | undefined
+      const results = batch.map(({ chunks, commit }) => {
+        const operations = chunks.map(({ id, sealed, sealedLength }): LocationPut => {
+          pieces.push(entryHeader(ENTRY_CHUNK, sealedLength), ...sealed)
+          const value = { pack: this.pack, offset: offset + ENTRY_HEADER_LENGTH, length: sealedLength }
+          offset += ENTRY_HEADER_LENGTH + sealedLength
+          return { type: 'put', sublevel: this.locations, key: this.key.name(id), value }
+        })
+        if (commit === undefined) return { operations }
+        const ref = `${this.pack}:${offset}`
+        const record: CommitRecord = {
+          locations: operations.map(({ key, value }) => [key, value]),
+          puts: commit.puts.map(({ sublevel, key, value }) => [sublevel, key, Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')]),
+          note: commit.note
+        }
+        const body = this.key.seal(Buffer.from(JSON.stringify(record)), COMMIT_ASSOCIATED_DATA)
+        pieces.push(entryHeader(ENTRY_COMMIT, body.byteLength), body)
+        offset += ENTRY_HEADER_LENGTH + body.byteLength
+        checkpoint = { pack: this.pack, offset }
+        indexOperations.push(...operations, ...commit.puts.map(({ sublevel, key, value }) => ({ type: 'put', sublevel: this.sublevel(sublevel), key, value })))
+        return { operations, ref }
+      })
+      await this.write(pieces, offset - this.size)
+      written = true
+      this.size = offset
+      this.allocated = Math.max(this.allocated, offset)
+      if (checkpoint !== undefined) {
+        // Unsynced: the commit entries just synced are the durable copy (see the top of this file).
+        indexOperations.push({ type: 'put', sublevel: this.checkpoints, key: 'checkpoint', value: checkpoint })
+        await this.db.batch(indexOperations as Array<AbstractBatchPutOperation<Database, string, unknown>>)
+      }
+      batch.forEach(({ commit, resolve }, i) => {
+        const result = results[i] as { operations: LocationPut[], ref?: string }
+        if (commit?.committed !== undefined) commit.committed(result.ref as string)
+        resolve(result)
+      })
+    } catch (error) {
+      // Part of the write may be on disk: appends go on in a new pack, so a replay never meets a hole.
+      if (!written) {
+        this.pack++
+        await this.openAppender(0).catch(() => {})
+      }
+      for (const { reject } of batch) reject(error as Error)
+    }
   }
 
   private async write (pieces: Buffer[], total: number): Promise<void> {
@@ -348,19 +475,13 @@ export class ChunkStore {
     for (let i = 0; i < pieces.length && bytesWritten < total;) {
       const group = pieces.slice(i, i + 512)
       const groupBytes = group.reduce((sum, b) => sum + b.byteLength, 0)
-      let written = (await appender.writev(group)).bytesWritten
-      if (written < groupBytes) written += (await appender.write(Buffer.concat(group).subarray(written))).bytesWritten
-      if (written < groupBytes) throw new Error(`could not append ${total} bytes to pack ${this.pack} (disk full?)`)
+      const at = this.size + bytesWritten
+      let written = (await appender.writev(group, at)).bytesWritten
+      if (written < groupBytes) written += (await appender.write(Buffer.concat(group).subarray(written), 0, groupBytes - written, at + written)).bytesWritten
+      if (written < groupBytes) throw new Error(`could not write ${total} bytes to pack ${this.pack} (disk full?)`)
       bytesWritten += written
       i += group.length
     }
-  }
-
-  private async startNewPack (): Promise<void> {
-    const size = (await this.appender?.stat())?.size ?? 0
-    if (size === this.size) return
-    this.pack++
-    await this.openAppender()
   }
 
   private async reader (pack: number): Promise<fs.FileHandle> {

@@ -4,7 +4,7 @@ import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--cors ORIGIN]… [--no-mdns]'
+const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--cors ORIGIN]… [--preallocate MIB] [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -19,7 +19,8 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     'no-mdns': { type: 'boolean' },
     'session-idle': { type: 'string' },
     'stable-after': { type: 'string' },
-    cors: { type: 'string', multiple: true }
+    cors: { type: 'string', multiple: true },
+    preallocate: { type: 'string' }
   }, START)
   const listen = list(values, 'listen')
   const http = optional(values, 'http')
@@ -27,6 +28,9 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   const ae = optional(values, 'ae')
   const stableAfter = optional(values, 'stable-after')
   const sessionIdle = optional(values, 'session-idle')
+  const preallocate = optional(values, 'preallocate')
+  const preallocateMib = preallocate === undefined ? undefined : Number(preallocate)
+  if (preallocateMib !== undefined && (!Number.isInteger(preallocateMib) || preallocateMib < 0 || preallocateMib > 4096)) throw new UsageError(`--preallocate ${preallocate}: give the MiB of pack space to keep zero-filled ahead of writes, 0 to 4096 (0: none)`)
   const dicomPort = dicom === undefined ? undefined : Number(dicom)
   if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535)) throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
   if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae)) throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)
@@ -41,6 +45,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     ...(ae === undefined ? {} : { aeTitle: ae.trim() }),
     ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') }),
     ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') }),
+    ...(preallocateMib === undefined ? {} : { preallocateBytes: preallocateMib * 1024 * 1024 }),
     corsOrigins: list(values, 'cors').map(origin => {
       if (!/^https?:\/\/[^/\s]+\/?$/.test(origin)) throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
       return origin

@@ -14,6 +14,16 @@ export async function peakRss (pid: number | undefined): Promise<number> {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
 }
 
+/**
+ * Waits until a node's pack holds its zero-filled space ahead (`--preallocate`), as a site that has been
+ * running has; returns the seconds it took from the call.
+ */
+export async function packSpaceReady (home: string, bytes: number): Promise<number> {
+  const started = performance.now()
+  await waitFor('the pack space to be zero-filled', async () => (await fs.stat(join(home, 'chunks', 'pack-000001.dat')).catch(() => undefined))?.size === bytes, 60_000, 50)
+  return (performance.now() - started) / 1000
+}
+
 /** Sends a folder with storescu (TCP_NODELAY=1, as runTool sets) and returns the seconds it took. */
 export async function timeStorescu (port: number, aeTitle: string, dir: string): Promise<number> {
   const started = performance.now()

@@ -16,7 +16,8 @@ import { createTestConsortium } from '../../test/helpers/consortium.ts'
 import { startOrthanc } from '../../test/helpers/orthanc.ts'
 import { runTool } from '../../test/helpers/dcmtk.ts'
 import { startNode, tempDir } from '../../test/helpers/processes.ts'
-import { type Contender, peakRss, runRounds, runStorescp, timeStorescu } from './common.ts'
+import { DEFAULT_PREALLOCATE_SITE } from '../../node/archive/chunks.ts'
+import { type Contender, packSpaceReady, peakRss, runRounds, runStorescp, timeStorescu } from './common.ts'
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rows: { type: 'string', default: '512' }, rounds: { type: 'string', default: '3' }, big: { type: 'boolean', default: false } } })
 const slices = Number(values.slices)
@@ -34,8 +35,9 @@ const receivers: Contender[] = [
     name: 'radmesh',
     run: async () => {
       const consortium = await createTestConsortium('Bench')
-      const node = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true })
+      const node = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
       try {
+        await packSpaceReady(node.home, DEFAULT_PREALLOCATE_SITE)
         const seconds = await timeStorescu(node.dicomPort, 'RADMESH', join(work, 'study'))
         return { seconds, rssMb: await peakRss(node.process.pid) }
       } finally {
@@ -73,7 +75,8 @@ process.stdout.write('\n(radmesh speed vs this = that receiver\'s time / radmesh
 if (values.big) {
   const big = await generateCt({ out: join(work, 'big'), slices: 4000, rows: 512, columns: 512, seed: 2 })
   const consortium = await createTestConsortium('Bench big')
-  const node = await startNode(await consortium.member('Bench Big', 'site'), { dicom: true })
+  const node = await startNode(await consortium.member('Bench Big', 'site'), { dicom: true, preallocateMib: null })
+  await packSpaceReady(node.home, DEFAULT_PREALLOCATE_SITE)
   await runTool('sync', [])
   const seconds = await timeStorescu(node.dicomPort, 'RADMESH', join(work, 'big'))
   process.stdout.write(`\n2 GB study: ${big.files.length} files, ${(big.bytes / 1e9).toFixed(2)} GB into radmesh in ${seconds.toFixed(1)} s, peak RSS ${(await peakRss(node.process.pid)).toFixed(0)} MB\n`)

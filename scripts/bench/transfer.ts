@@ -101,8 +101,8 @@ async function verify (site: StartedNode, reader: StartedNode): Promise<void> {
 
 async function radmeshRun (): Promise<Run> {
   const consortium = await createTestConsortium('Bench')
-  const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true })
-  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
+  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [p2pAddr(site)], preallocateMib: null })
   try {
     await waitFor('site and reader to list each other', async () =>
       (await peersOf(site)).some(p => p.peerId === reader.peerId) && (await peersOf(reader)).some(p => p.peerId === site.peerId), 15_000)

@@ -47,10 +47,10 @@ const firstImage: Array<{ ms: number, local: number, total: number }> = []
 const scrollCold: number[] = []
 const scrollWarm: number[] = []
 try {
-  const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, extraArgs: ['--stable-after', '1s'] })
+  const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null, extraArgs: ['--stable-after', '1s'] })
   nodes.push(site)
   const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: site.p2pPort }, bitsPerSecond: mbit * 1e6 })
-  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${site.peerId}`] })
+  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${site.peerId}`], preallocateMib: null })
   nodes.push(reader)
   await waitFor('the reader and the site to connect', async () => (await peersOf(reader)).some(p => p.peerId === site.peerId), 15_000)
   await waitFor('the site to know the reader', async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1, 15_000)

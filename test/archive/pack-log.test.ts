@@ -19,7 +19,7 @@ import { tempDir } from '../helpers/processes.ts'
 const actor = { type: 'cli', id: 'test' } as const
 const original = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
 
-/** CT_small with another SOP Instance UID (in the meta information and the data set): same study and series. */
+/** CT_small with another SOP Instance UID (its last digits `last`, in the meta information and the data set): same study and series. */
 async function sibling (last: string): Promise<Buffer> {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
@@ -27,7 +27,9 @@ async function sibling (last: string): Promise<Buffer> {
   await close()
   await fs.rm(home, { recursive: true, force: true })
   const uid = instance.sopUid
-  return replaceSameLength(replaceSameLength(original, uid, `${uid.slice(0, -1)}${last}`), uid, `${uid.slice(0, -1)}${last}`)
+  const other = `${uid.slice(0, -last.length)}${last}`
+  if (other === uid) throw new Error(`${last} gives CT_small's own SOP Instance UID`)
+  return replaceSameLength(replaceSameLength(original, uid, other), uid, other)
 }
 
 const storeRecordsOf = async (auditPath: string, sopUid: string): Promise<number> =>
@@ -125,6 +127,75 @@ test('packs of the earlier, unframed format stay readable; new entries go to a p
   assert.equal((await fs.readdir(join(home, 'chunks'))).sort(), ['pack-000001.dat', 'pack-000002.dat'])
   opened = await openArchive(home)
   assert.is(sha256Hex(await opened.archive.read(instance)), sha256Hex(original))
+  await opened.close()
+  await fs.rm(home, { recursive: true, force: true })
+})
+
+/** Resolves once the store's pack file has grown to `bytes` (zero-filling runs in the background). */
+async function packSize (home: string, pack: string, bytes: number): Promise<void> {
+  for (let waited = 0; waited < 20_000; waited += 20) {
+    if ((await fs.stat(join(home, 'chunks', pack)).catch(() => undefined))?.size === bytes) return
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  assert.unreachable(`${pack} never reached ${bytes} bytes`)
+}
+
+const PREALLOCATE = 256 * 1024
+
+test('zero-filled space ahead: stores write into it, past it they append, and a restart goes on where the entries end', async () => {
+  const home = await tempDir()
+  const files = [original, ...await Promise.all(['31', '32', '33', '34', '35', '36', '37', '38', '39'].map(sibling))]
+  let opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })
+  await packSize(home, 'pack-000001.dat', PREALLOCATE)
+  const first = await opened.archive.store(files[0] as Buffer, actor)
+  assert.is((await fs.stat(join(home, 'chunks', 'pack-000001.dat'))).size, PREALLOCATE, 'the first store wrote inside the filled space')
+  // Ten CT_small copies (about 40 kB each) run past 256 kB: the rest is appended.
+  for (const file of files.slice(1)) await opened.archive.store(file, actor)
+  const grown = (await fs.stat(join(home, 'chunks', 'pack-000001.dat'))).size
+  assert.ok(grown > PREALLOCATE, `the pack grew past the filled space (${grown} bytes)`)
+  await opened.close()
+
+  opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })
+  const eleventh = await opened.archive.store(await sibling('40'), actor)
+  assert.is(eleventh.outcome, 'stored')
+  await opened.close()
+  opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })
+  assert.equal((await fs.readdir(join(home, 'chunks'))).sort(), ['pack-000001.dat'], 'no pack was abandoned: the zeros after the entries are space, not a torn entry')
+  assert.is((await opened.archive.study(first.instance.studyUid))?.instanceCount, 11)
+  for await (const instance of opened.archive.instancesOf(first.instance.studyUid)) await opened.archive.read(instance)
+  await opened.close()
+  await fs.rm(home, { recursive: true, force: true })
+})
+
+test('a commit whose chunk did not reach the disk whole is not replayed, and writing goes on in a new pack', async () => {
+  const home = await tempDir()
+  const second = await sibling('7')
+  let opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })
+  await packSize(home, 'pack-000001.dat', PREALLOCATE)
+  const first = await opened.archive.store(original, actor)
+  const next = await opened.archive.store(second, actor)
+  // A power loss during the second store's write: its commit entry persisted, a page of its chunk did not.
+  // The index lost the store's unsynced batch: the instance, its chunk's location and the checkpoint.
+  const locations = opened.db.sublevel<string, { pack: number, offset: number, length: number }>('chunk-locations', { valueEncoding: 'json' })
+  const [key, chunk] = (await locations.iterator().all()).sort((a, b) => b[1].offset - a[1].offset)[0] as [string, { offset: number }]
+  await locations.del(key)
+  await opened.db.sublevel('pack-log', { valueEncoding: 'json' }).del('checkpoint')
+  await opened.db.sublevel('archive', { valueEncoding: 'view' }).del(`i!${next.instance.sopUid}`)
+  await opened.close()
+  const handle = await fs.open(join(home, 'chunks', 'pack-000001.dat'), 'r+')
+  await handle.write(Buffer.alloc(4096), 0, 4096, chunk.offset + 100)
+  await handle.close()
+
+  opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })
+  assert.is(await opened.archive.instance(next.instance.sopUid), undefined, 'the damaged store stays invisible')
+  assert.is(sha256Hex(await opened.archive.read(first.instance)), sha256Hex(original))
+  assert.is((await opened.archive.study(first.instance.studyUid))?.instanceCount, 1, 'the aggregates are those of the last whole commit')
+  assert.is((await opened.archive.store(second, actor)).outcome, 'stored', 'the sender\'s retry stores it')
+  await opened.close()
+  assert.equal((await fs.readdir(join(home, 'chunks'))).sort(), ['pack-000001.dat', 'pack-000002.dat'])
+  opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })
+  assert.is((await opened.archive.study(first.instance.studyUid))?.instanceCount, 2)
+  assert.is(sha256Hex(await opened.archive.read(await opened.archive.instance(next.instance.sopUid) as NonNullable<Awaited<ReturnType<typeof opened.archive.instance>>>)), sha256Hex(second))
   await opened.close()
   await fs.rm(home, { recursive: true, force: true })
 })

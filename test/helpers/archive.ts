@@ -22,13 +22,13 @@ export interface OpenedArchive {
   close (): Promise<void>
 }
 
-export async function openArchive (home: string, stableAfterMs = 60_000): Promise<OpenedArchive> {
+export async function openArchive (home: string, stableAfterMs = 60_000, options: { preallocate?: number } = {}): Promise<OpenedArchive> {
   const key = await StorageKey.load(join(home, 'storage.key'))
   const db = await openDatabase(join(home, 'db'))
   const auditPath = join(home, 'audit.log')
   const audit = new AuditLog(auditPath)
   await audit.open()
-  const chunks = new ChunkStore(join(home, 'chunks'), key, db)
+  const chunks = new ChunkStore(join(home, 'chunks'), key, db, options)
   const replayed = await chunks.open({ replayFrom: audit.lastJournal })
   const archive = new Archive({ db, chunks, key, audit, log: pino({ level: 'silent' }), stableAfterMs })
   const recoveredAudits = await archive.recover(replayed)
