@@ -113,6 +113,10 @@ export class Archive {
   private readonly aggregates = new Map<string, { study: StudyRecord, series: Map<string, SeriesRecord> }>()
   /** SOP Instance UIDs being stored, from the lookup that found them new to their commit, and when that ends */
   private readonly storing = new Map<string, Promise<unknown>>()
+  /** instances committed so far: a lookup made before the last commit may be stale */
+  private committed = 0
+  /** lookups of the SOP Instance UID a C-STORE announced, begun while its data set arrives */
+  private readonly prefetched = new WeakMap<IncomingObject, { sopUid: string, committed: number, lookup: Promise<InstanceRecord | undefined> }>()
 
   constructor (options: ArchiveOptions) {
     this.store_ = options.db.sublevel<string, Uint8Array>(ARCHIVE_SUBLEVEL, { valueEncoding: 'view' })
@@ -206,6 +210,7 @@ export class Archive {
           committed: ref => { recorded = audits.map(async entry => await this.audit.append({ ...entry, journal: ref }, { durable: false })) }
         })
         await Promise.all(recorded)
+        this.committed += batch.length
       } catch (error) {
         // The batch may or may not be on disk: read the aggregates back next time.
         this.aggregates.delete(studyUid)
@@ -236,9 +241,29 @@ export class Archive {
     return appended
   }
 
-  /** An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. */
-  incoming (): IncomingObject {
-    return new IncomingObject(this.key, MAX_INSTANCE_BYTES)
+  /**
+   * An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. With the SOP Instance
+   * UID the sender announced (a C-STORE request has it), the archive looks it up while the bytes arrive.
+   */
+  incoming (sopUid?: string): IncomingObject {
+    const incoming = new IncomingObject(this.key, MAX_INSTANCE_BYTES)
+    if (sopUid !== undefined && sopUid !== '') {
+      this.prefetched.set(incoming, { sopUid, committed: this.committed, lookup: this.instance(sopUid).catch(() => undefined) })
+    }
+    return incoming
+  }
+
+  /**
+   * The instance stored under `sopUid`. The lookup begun by `incoming` is taken if it found it, or if no
+   * commit came since it began; checked in the same synchronous step as the caller's `storing` check (no
+   * store of this UID can complete unseen between the two).
+   */
+  private async lookup (sopUid: string, incoming: IncomingObject): Promise<{ found: InstanceRecord | undefined, current: () => boolean }> {
+    const prefetched = this.prefetched.get(incoming)
+    this.prefetched.delete(incoming)
+    if (prefetched?.sopUid !== sopUid) return { found: await this.instance(sopUid), current: () => true }
+    const found = await prefetched.lookup
+    return { found, current: () => found !== undefined || prefetched.committed === this.committed }
   }
 
   /**
@@ -276,7 +301,8 @@ export class Archive {
       throw error
     }
     const { sha256 } = received
-    let existing = await this.instance(parsed.sopInstanceUid)
+    const looked = await this.lookup(parsed.sopInstanceUid, incoming)
+    let existing = looked.current() ? looked.found : await this.instance(parsed.sopInstanceUid)
     // Two copies of one instance may race through one association or two: the second waits for the first.
     for (let first = this.storing.get(parsed.sopInstanceUid); existing === undefined && first !== undefined; first = this.storing.get(parsed.sopInstanceUid)) {
       await first.catch(() => {})

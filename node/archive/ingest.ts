@@ -17,7 +17,7 @@ const comment = (text: string): string => text.length <= 64 ? text : `${text.sli
 
 /** The SCP's openDataset: a Part 10 file begun with the request's meta information, filled as PDVs come. */
 export function openNetworkDataset (archive: Archive, header: StoreHeader): DatasetSink<IncomingObject> {
-  const incoming = archive.incoming()
+  const incoming = archive.incoming(header.sopInstanceUid)
   incoming.write(part10Header({
     sopClassUid: header.sopClassUid,
     sopInstanceUid: header.sopInstanceUid,

@@ -87,6 +87,29 @@ test('copies of one instance stored at once: one is stored, the rest are duplica
   await opened.close()
 })
 
+test('a C-STORE whose UID was looked up as its data arrived is a duplicate, not a second copy, when the instance was stored meanwhile', async () => {
+  const home = await tempDir()
+  const { archive, close } = await openArchive(home)
+  const bytes = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
+  const first = await archive.store(bytes, actor)
+  const other = replaceSameLength(replaceSameLength(bytes, first.instance.sopUid, `${first.instance.sopUid.slice(0, -2)}77`), first.instance.sopUid, `${first.instance.sopUid.slice(0, -2)}77`)
+  const sopUid = `${first.instance.sopUid.slice(0, -2)}77`
+  // The lookup begins when the request announces the UID, and finds nothing; the same instance then comes
+  // through another association and is committed before this data set is complete.
+  const incoming = archive.incoming(sopUid)
+  assert.is((await archive.store(other, actor)).outcome, 'stored')
+  incoming.write(other)
+  assert.is((await archive.storeIncoming(incoming, actor)).outcome, 'duplicate')
+  const study = await archive.study(first.instance.studyUid)
+  assert.equal([study?.instanceCount, study?.bytes], [2, bytes.byteLength * 2])
+  // A lookup that found nothing and saw no commit since is taken as it is.
+  const third = replaceSameLength(replaceSameLength(bytes, first.instance.sopUid, `${first.instance.sopUid.slice(0, -2)}78`), first.instance.sopUid, `${first.instance.sopUid.slice(0, -2)}78`)
+  const next = archive.incoming(`${first.instance.sopUid.slice(0, -2)}78`)
+  next.write(third)
+  assert.is((await archive.storeIncoming(next, actor)).outcome, 'stored')
+  await close()
+})
+
 test('a canary patient name appears in no file under HOME after storing, indexing and auditing', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
