@@ -128,6 +128,7 @@ export class Archive {
   }
 
   private async getSealed<T> (key: string): Promise<T | undefined> {
+    await this.chunks.indexed()
     const sealed = await this.store_.get(key)
     if (sealed === undefined) return undefined
     return JSON.parse(this.key.open(sealed, `index:${key}`).toString('utf8')) as T
@@ -391,6 +392,7 @@ export class Archive {
   }
 
   async * studies (): AsyncGenerator<StudyRecord> {
+    await this.chunks.indexed()
     for await (const key of this.store_.keys({ gt: 's!', lt: 's"' })) {
       const study = await this.getSealed<StudyRecord>(key)
       if (study !== undefined) yield study
@@ -398,6 +400,7 @@ export class Archive {
   }
 
   async * seriesOf (studyUid: string): AsyncGenerator<SeriesRecord> {
+    await this.chunks.indexed()
     for await (const key of this.store_.keys({ gt: `r!${studyUid}!`, lt: `r!${studyUid}"` })) {
       const series = await this.getSealed<SeriesRecord>(key)
       if (series !== undefined) yield series
@@ -407,6 +410,7 @@ export class Archive {
   /** Instances of a study (or one series), in UID order. */
   async * instancesOf (studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord> {
     const prefix = seriesUid === undefined ? `m!${studyUid}!` : `m!${studyUid}!${seriesUid}!`
+    await this.chunks.indexed()
     for await (const key of this.store_.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) {
       const instance = await this.instance(key.slice(key.lastIndexOf('!') + 1))
       if (instance !== undefined) yield instance

@@ -10,8 +10,9 @@
  * at recovery (the audit entries).
  *
  * Storing is one synced append (O_DSYNC): the chunks and their commit entry go out together (with those of
- * every store arriving meanwhile: group commit), then the puts go to LevelDB unsynced, with a checkpoint
- * (the end of the last commit they hold). LevelDB keeps its writes in order, so after a power loss its index
+ * every store arriving meanwhile: group commit); the store is durable then, and resolves. The puts go to
+ * LevelDB after that, unsynced and in commit order, with a checkpoint (the end of the last commit they
+ * hold); reads of the index wait for them (`indexed`). LevelDB keeps its writes in order, so after a power loss its index
  * is whole up to its checkpoint; at start `open()` replays the commits after it from the packs. Until a
  * commit entry is on disk its chunks are unreferenced and invisible, never half an instance; a pack that
  * ends in a torn entry is left as it is and appends go on in a new pack, so a scan never meets a hole.
@@ -120,6 +121,9 @@ export class ChunkStore {
   private pending: PendingAppend[] = []
   /** the writer, while it runs (appends, then zero-filling) */
   private writing: Promise<void> | undefined
+  /** the index batches of durable commits, one after another (see `index`) */
+  private indexing: Promise<void> = Promise.resolve()
+  private indexFailure: Error | undefined
   /** bytes of zero-filled space to keep ahead of the entries (0: none, every write appends) */
   private readonly preallocate: number
   /** the pack file's size: its entries end at `size`, zero-filled space runs to here */
@@ -299,12 +303,39 @@ export class ChunkStore {
     this.closing = true
     clearTimeout(this.fillTimer)
     await this.writing
+    await this.indexing
     await this.appender?.close()
     for (const reader of this.readers.values()) await (await reader).close()
     this.readers.clear()
   }
 
+  /**
+   * Puts a flush's index operations in LevelDB after those of the flushes before it (in commit order, or
+   * an older study aggregate could land last). A commit resolves once it is durable, without waiting for
+   * this: reads wait for it instead (`indexed`), so whoever was answered sees the store.
+   */
+  private index (operations: unknown[]): void {
+    const write = async (): Promise<void> => { await this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>) }
+    this.indexing = this.indexing.then(async () => {
+      if (this.indexFailure !== undefined) return
+      try {
+        await write()
+      } catch {
+        await write().catch((error: unknown) => {
+          this.indexFailure = new Error(`the archive index could not be written (${(error as Error).message}); the stores are safe in the pack log: restart the node to replay them into the index`)
+        })
+      }
+    })
+  }
+
+  /** Resolves once the index holds every commit made durable so far. */
+  async indexed (): Promise<void> {
+    await this.indexing
+    if (this.indexFailure !== undefined) throw this.indexFailure
+  }
+
   private async location (id: string): Promise<ChunkLocation | undefined> {
+    await this.indexed()
     return await this.locations.get(this.key.name(id))
   }
 
@@ -451,7 +482,7 @@ export class ChunkStore {
       if (checkpoint !== undefined) {
         // Unsynced: the commit entries just synced are the durable copy (see the top of this file).
         indexOperations.push({ type: 'put', sublevel: this.checkpoints, key: 'checkpoint', value: checkpoint })
-        await this.db.batch(indexOperations as Array<AbstractBatchPutOperation<Database, string, unknown>>)
+        this.index(indexOperations)
       }
       batch.forEach(({ commit, resolve }, i) => {
         const result = results[i] as { operations: LocationPut[], ref?: string }

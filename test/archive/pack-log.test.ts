@@ -131,6 +131,26 @@ test('packs of the earlier, unframed format stay readable; new entries go to a p
   await fs.rm(home, { recursive: true, force: true })
 })
 
+test('a store is answered once durable; if the index then cannot be written, reads say so and a restart replays it', async () => {
+  const home = await tempDir()
+  let opened = await openArchive(home)
+  const db = opened.db as unknown as { batch: (...args: unknown[]) => Promise<void> }
+  const batch = db.batch.bind(db)
+  // The boundary stubbed: LevelDB refuses the index batches (a full disk, say). The pack write still works.
+  db.batch = async () => { throw new Error('IO error: No space left on device') }
+  const { outcome, instance } = await opened.archive.store(original, actor)
+  assert.is(outcome, 'stored')
+  await opened.archive.instance(instance.sopUid).then(
+    () => assert.unreachable('a read answered from an index that misses a store'),
+    (error: Error) => { assert.match(error.message, /restart the node to replay/) })
+  db.batch = batch
+  await opened.close()
+  opened = await openArchive(home)
+  assert.is(sha256Hex(await opened.archive.read(await opened.archive.instance(instance.sopUid) as typeof instance)), sha256Hex(original))
+  await opened.close()
+  await fs.rm(home, { recursive: true, force: true })
+})
+
 /** Resolves once the store's pack file has grown to `bytes` (zero-filling runs in the background). */
 async function packSize (home: string, pack: string, bytes: number): Promise<void> {
   for (let waited = 0; waited < 20_000; waited += 20) {
