@@ -61,10 +61,14 @@ export async function runRounds (contenders: Contender[], rounds: number): Promi
       const contender = contenders[(i + round) % contenders.length] as Contender
       // Dirty pages of the last run (or of the generated study) are written back first, so no run pays for another's.
       await runTool('sync', [])
-      try {
-        runs.get(contender.name)?.push(await contender.run())
-      } catch (error) {
-        process.stdout.write(`${contender.name}: failed: ${(error as Error).message}\n`)
+      // A run that fails (a port taken between picking it and listening, say) is said, and tried once more.
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        try {
+          runs.get(contender.name)?.push(await contender.run())
+          break
+        } catch (error) {
+          process.stdout.write(`${contender.name}: run failed${attempt === 1 ? ', trying once more' : ''}: ${(error as Error).message}\n`)
+        }
       }
     }
   }

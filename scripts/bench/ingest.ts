@@ -68,7 +68,7 @@ process.stdout.write('receiver           seconds (min-max)    instances/s   MB/s
 for (const row of summary) {
   const rate = study.files.length / row.seconds
   const spread = `(${row.min.toFixed(2)}-${row.max.toFixed(2)})`
-  process.stdout.write(`${row.name.padEnd(18)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(12)}   ${rate.toFixed(0).padStart(11)}   ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(4)}   ${row.rssMb.toFixed(0).padStart(5)} MB   ${(row.seconds / radmesh.seconds).toFixed(2)}x\n`)
+  process.stdout.write(`${row.name.padEnd(18)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(12)}   ${rate.toFixed(0).padStart(11)}   ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(4)}   ${row.rssMb.toFixed(0).padStart(5)} MB   ${(row.seconds / radmesh.seconds).toFixed(2)}x${row.runs < rounds ? ` (only ${row.runs} runs)` : ''}\n`)
 }
 process.stdout.write('\n(radmesh speed vs this = that receiver\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
 
