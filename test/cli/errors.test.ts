@@ -94,6 +94,10 @@ test('malformed multiaddrs for --listen and --peer', async () => {
   failsWithOneLine(await radmesh(['start', '--home', home, '--peer', '/ip4/999.1.1.1/tcp/1']), /--peer .* is not a multiaddr/, 2)
 })
 
+test('a --preallocate that is not a number of MiB from 0 to 4096', async () => {
+  for (const bad of ['-1', 'lots', '1.5', '5000']) failsWithOneLine(await radmesh(['start', '--home', home, `--preallocate=${bad}`]), new RegExp(`--preallocate ${bad.replace('.', '\\.')}: give the MiB of pack space`), 2)
+})
+
 test('malformed --cors origin and --session-idle', async () => {
   failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'localhost:3000']), /--cors localhost:3000: give an origin, e\.g\. http:\/\/localhost:3000/, 2)
   failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'http://ohif.example/viewer']), /--cors .*: give an origin/, 2)
