@@ -365,8 +365,8 @@ export class ChunkStore {
   }
 
   /**
-   * Stores a commit: its chunks not stored yet and its commit entry in one synced append, then its
-   * puts in LevelDB. Resolves once all of that is done, with the commit's position.
+   * Stores a commit: its chunks not stored yet and its commit entry in one synced append. Resolves once that
+   * is durable, with the commit's position; its puts follow in LevelDB, and reads wait for them (`index`).
    *
    * A commit of one chunk (an image of up to 1 MiB, whose SOP Instance UID the archive found new) is written
    * without looking its chunk up: no stored object has that content whole, and were it a chunk of a larger
