@@ -1,10 +1,11 @@
 /**
  * Test helpers for real processes: run the radmesh CLI, start nodes, wait for conditions, free ports.
- * Every child is killed when the test process exits, whatever happened.
+ * Every child is killed when the test process exits, whatever happened, and every temporary folder is
+ * removed then (`RADMESH_KEEP_TEST_DIRS=1` keeps them, to look at a failure).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { promises as fs, readFileSync } from 'node:fs'
+import { promises as fs, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -16,10 +17,22 @@ export const CLI = join(ROOT, 'bin/radmesh')
 const { FORCE_COLOR: _force, NO_COLOR: _no, ...baseEnv } = process.env
 
 const children = new Set<ChildProcess>()
-process.on('exit', () => { for (const child of children) child.kill('SIGKILL') })
+const tempDirs = new Set<string>()
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+  // A full run makes a few GB of HOMEs and studies; a developer's disk filled up with them once.
+  if (process.env['RADMESH_KEEP_TEST_DIRS'] === '1') return
+  for (const dir of tempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
+    } catch {}
+  }
+})
 
 export async function tempDir (prefix = 'radmesh-test-'): Promise<string> {
-  return await fs.mkdtemp(join(tmpdir(), prefix))
+  const dir = await fs.mkdtemp(join(tmpdir(), prefix))
+  tempDirs.add(dir)
+  return dir
 }
 
 /**
