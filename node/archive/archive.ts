@@ -4,10 +4,11 @@
  *
  * Storing an instance: parse and validate the whole file; then its chunks, its index records (the instance,
  * its series and study aggregates, the listing key) and its audit entry go to the pack log in one
- * synced append (see chunks.ts), and the index records into LevelDB. Instances stored at the same time
- * share these writes (group commit). Only then does `store()` resolve, so a C-STORE answered Success
- * survives `kill -9` and power loss, and a crash before that leaves at most unreferenced chunks, never a
- * half-visible instance. After a power loss, `recover()` puts back the store records the audit log lost.
+ * synced append (see chunks.ts). Instances stored at the same time share it (group commit). Only then does
+ * `store()` resolve, so a C-STORE answered Success survives `kill -9` and power loss, and a crash before
+ * that leaves at most unreferenced chunks, never a half-visible instance. The index records follow into
+ * LevelDB, and every read of the index waits for them. After a power loss the pack log is replayed, and
+ * `recover()` puts back the store records the audit log lost.
  *
  * Index values hold patient data, so they are sealed with the storage key like the chunks; keys are UIDs.
  * Layout in the `archive` sublevel:
@@ -210,8 +211,9 @@ export class Archive {
           note: { audit: audits as unknown as Json },
           committed: ref => { recorded = audits.map(async entry => await this.audit.append({ ...entry, journal: ref }, { durable: false })) }
         })
-        await Promise.all(recorded)
+        // Stored now, whatever follows: a lookup begun before this is stale (see `lookup`).
         this.committed += batch.length
+        await Promise.all(recorded)
       } catch (error) {
         // The batch may or may not be on disk: read the aggregates back next time.
         this.aggregates.delete(studyUid)
