@@ -42,6 +42,7 @@ import type { MembershipRegistry } from '../membership/registry.ts'
 import type { PeerPenalties } from '../p2p/penalties.ts'
 import { encryptChunk, keyWrapVerifies, manifestVerifies, signKeyWrap, unwrapContentKey, wrapContentKey } from './crypto.ts'
 import { type Availability, StudyFetch } from './fetch.ts'
+import { offHeapGarbage } from '../heap.ts'
 import { Recent } from './recent.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
@@ -335,6 +336,8 @@ export class Exchange {
         for (let offset = request.offset; offset < sealed.byteLength; offset += CHUNK_FRAME_BYTES) {
           await lp.write(new Uint8ArrayList(encodeChunkFrameHeader(FRAME_STATUS.data, request.index, offset), sealed.subarray(offset, offset + CHUNK_FRAME_BYTES)))
         }
+        // The archive read, the plaintext slice's cipher output and the Noise frames are garbage soon (heap.ts).
+        offHeapGarbage(3 * (sealed.byteLength - request.offset))
       }
       await reader
       if (readError !== undefined) throw readError

@@ -40,6 +40,7 @@ import type { AuditActor } from '../audit/log.ts'
 import { decryptChunk } from './crypto.ts'
 import type { Exchange, ExchangeOptions } from './exchange.ts'
 import type { OpenVersion } from './versions.ts'
+import { offHeapGarbage } from '../heap.ts'
 
 /** Bytes asked for and not yet received, per peer. */
 export const WINDOW_BYTES = 4 * 1024 * 1024
@@ -464,6 +465,8 @@ export class StudyFetch {
     const file = pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces)
     if (file.byteLength !== instance.size || sha256Hex(file) !== instance.sha256) throw new Error(`instance ${instance.sopUid} does not match the manifest's size and SHA-256`)
     await this.o.archive.store(file, { type: 'peer', id: peer })
+    // The received frames and the decrypted file are garbage now (heap.ts); the store counted its own.
+    offHeapGarbage(2 * file.byteLength)
     for (let c = instance.firstChunk; c < instance.firstChunk + instance.chunkCount; c++) this.verified.delete(c)
     if (instance.chunkCount > 1) {
       await this.o.versions.forgetPartial(manifest.studyUid, manifest.versionId, Array.from({ length: instance.chunkCount }, (_, c) => instance.firstChunk + c))
