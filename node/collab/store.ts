@@ -6,7 +6,7 @@
  */
 import type { AbstractSublevel } from 'abstract-level'
 import type { StorageKey } from '../archive/sealing.ts'
-import type { Database } from '../store/database.ts'
+import { type Database, SYNCED_WRITE } from '../store/database.ts'
 
 export const COMPACT_AFTER = 200
 const SEQ_DIGITS = 12
@@ -63,7 +63,7 @@ export class DocStore {
     const batch = this.level.batch()
     for await (const key of this.level.keys({ gt: `u!${docId}!`, lt: updateKey(docId, upTo) })) batch.del(key)
     batch.put(updateKey(docId, seq), this.key.seal(state, `collab:${docId}`))
-    await batch.write({ sync: true } as object)
+    await batch.write(SYNCED_WRITE)
     log.count = 1
   }
 }

@@ -22,7 +22,7 @@ import type { PeerIdString } from '../../protocol/ids.ts'
 import type { Archive, InstanceRecord } from '../archive/archive.ts'
 import { sha256Hex } from '../archive/chunks.ts'
 import type { StorageKey } from '../archive/sealing.ts'
-import type { Database } from '../store/database.ts'
+import { type Database, SYNCED_WRITE } from '../store/database.ts'
 import { encryptChunk, newContentKey, openIndex, sealIndex, signManifest } from './crypto.ts'
 import { Recent } from './recent.ts'
 
@@ -36,8 +36,6 @@ export interface OpenVersion {
 
 type ExchangeSublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
 
-/** classic-level's fsync flag (abstract-level does not type it). */
-const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
 const pad = (index: number): string => String(index).padStart(10, '0')
 const utf8Json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value))
 

@@ -6,6 +6,9 @@ import { Level } from 'level'
 import { HomeError } from '../errors.ts'
 
 export type Database = Level<string, unknown>
+
+/** classic-level's fsync flag for a batch: abstract-level forwards it (from a sublevel too) but does not type it. */
+export const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
 export type Sublevel<V> = ReturnType<Database['sublevel']> & { get(key: string): Promise<V | undefined> }
 
 export async function openDatabase (path: string): Promise<Database> {
