@@ -20,11 +20,10 @@ import { RevocationSpreader } from './membership/revocation-spread.ts'
 import { createHost, type RadmeshHost } from './p2p/host.ts'
 import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
 import { MembershipEnforcer } from './membership/enforcer.ts'
-import { Archive } from './archive/archive.ts'
-import { ChunkStore, DEFAULT_PREALLOCATE_READER, DEFAULT_PREALLOCATE_SITE } from './archive/chunks.ts'
+import { DEFAULT_PREALLOCATE_READER, DEFAULT_PREALLOCATE_SITE } from './archive/chunks.ts'
+import { openArchive } from './archive/open.ts'
 import { StorageKey } from './archive/sealing.ts'
 import { openNetworkDataset, storeFromNetwork } from './archive/ingest.ts'
-import { AuditLog } from './audit/log.ts'
 import { Exchange } from './exchange/exchange.ts'
 import { StudyVersions } from './exchange/versions.ts'
 import { startDicomScp } from './dicom/scp.ts'
@@ -126,19 +125,16 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const db: Database = await openDatabase(member.paths.database)
     cleanups.push(async () => { await db.close() })
     const storageKey = await StorageKey.load(member.paths.storageKey)
-    const audit = new AuditLog(member.paths.audit)
-    await audit.open()
-    cleanups.push(async () => { await audit.close() })
-    const preallocate = options.preallocateBytes ?? (options.dicomPort === undefined ? DEFAULT_PREALLOCATE_READER : DEFAULT_PREALLOCATE_SITE)
-    const chunks = new ChunkStore(member.paths.chunks, storageKey, db, { preallocate })
-    // The pack log is replayed from the index's checkpoint, or from the audit log's last store if that is older.
-    const replayed = await chunks.open({ replayFrom: audit.lastJournal })
-    cleanups.push(async () => { await chunks.close() })
-    const recovered = replayed.filter(commit => commit.recovered).length
-    if (recovered > 0) log.warn({ event: 'index-recovered', commits: recovered }, `the index had lost ${recovered} stores in a crash; they are back from the pack log`)
-    const archive = new Archive({ db, chunks, key: storageKey, audit, log, stableAfterMs: options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS })
-    cleanups.push(() => { archive.stop() })
-    await archive.recover(replayed)
+    const { archive, chunks, audit, close: closeArchive } = await openArchive({
+      db,
+      key: storageKey,
+      chunks: member.paths.chunks,
+      audit: member.paths.audit,
+      log,
+      stableAfterMs: options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS,
+      preallocate: options.preallocateBytes ?? (options.dicomPort === undefined ? DEFAULT_PREALLOCATE_READER : DEFAULT_PREALLOCATE_SITE)
+    })
+    cleanups.push(closeArchive)
 
     const registry = new MembershipRegistry(member.trust, member.certificate, db)
     await registry.load()

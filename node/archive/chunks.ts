@@ -26,7 +26,7 @@ import { constants, promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import type { AbstractBatchPutOperation, AbstractSublevel } from 'abstract-level'
 import type { Json } from '../../protocol/json.ts'
-import type { Database } from '../store/database.ts'
+import { type Database, SYNCED_WRITE } from '../store/database.ts'
 import { compareRefs, parseRef } from '../store/pack-ref.ts'
 import { CHUNK_ASSOCIATED_DATA, type StorageKey } from './sealing.ts'
 
@@ -170,6 +170,8 @@ export class ChunkStore {
     let size = 0
     if (last !== undefined) {
       // Where the last pack's entries end: the scan's end, or 0 for a pack of nothing but zero-filled space.
+      // All of the rest is read (up to --preallocate bytes, once per start): a torn write can leave bytes after
+      // pages that stayed zero, and new entries must never be followed by what is left of it.
       const entriesEnd = end?.pack === last ? end.offset : 0
       if (await this.zeroFrom(last, entriesEnd)) {
         size = entriesEnd // past it: space zero-filled ahead of writing (see `preallocate`)
@@ -227,7 +229,7 @@ export class ChunkStore {
       const operations: unknown[] = []
       for (const { record } of batch) operations.push(...this.putsOf(record))
       operations.push({ type: 'put', sublevel: this.checkpoints, key: 'checkpoint', value: { pack: last.pack, offset: last.end } })
-      await this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>, { sync: true } as unknown as Record<string, never>)
+      await this.db.batch(operations as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE)
       batch = []
     }
     let end: { pack: number, offset: number } | undefined

@@ -1,13 +1,13 @@
 /**
- * An archive opened on a HOME folder the way `radmesh start` opens it: the audit log, then the chunk store
- * (replaying its pack log), then the archive, which appends store records the audit log lost.
+ * An archive opened on a HOME folder the way `radmesh start` opens it (node/archive/open.ts): the audit log,
+ * then the chunk store replaying its pack log, then the archive, which appends store records the audit log lost.
  */
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { Archive } from '../../node/archive/archive.ts'
-import { ChunkStore, type ReplayedCommit } from '../../node/archive/chunks.ts'
+import type { Archive } from '../../node/archive/archive.ts'
+import type { ReplayedCommit } from '../../node/archive/chunks.ts'
+import { openArchive as openHomeArchive } from '../../node/archive/open.ts'
 import { StorageKey } from '../../node/archive/sealing.ts'
-import { AuditLog } from '../../node/audit/log.ts'
 import { openDatabase, type Database } from '../../node/store/database.ts'
 
 export interface OpenedArchive {
@@ -26,22 +26,15 @@ export async function openArchive (home: string, stableAfterMs = 60_000, options
   const key = await StorageKey.load(join(home, 'storage.key'))
   const db = await openDatabase(join(home, 'db'))
   const auditPath = join(home, 'audit.log')
-  const audit = new AuditLog(auditPath)
-  await audit.open()
-  const chunks = new ChunkStore(join(home, 'chunks'), key, db, options)
-  const replayed = await chunks.open({ replayFrom: audit.lastJournal })
-  const archive = new Archive({ db, chunks, key, audit, log: pino({ level: 'silent' }), stableAfterMs })
-  const recoveredAudits = await archive.recover(replayed)
+  const opened = await openHomeArchive({ db, key, chunks: join(home, 'chunks'), audit: auditPath, log: pino({ level: 'silent' }), stableAfterMs, preallocate: options.preallocate ?? 0 })
   return {
-    archive,
+    archive: opened.archive,
     db,
     audit: auditPath,
-    replayed,
-    recoveredAudits,
+    replayed: opened.replayed,
+    recoveredAudits: opened.recoveredAudits,
     close: async () => {
-      archive.stop()
-      await audit.close()
-      await chunks.close()
+      await opened.close()
       await db.close()
     }
   }
