@@ -232,14 +232,13 @@ export class Archive {
    */
   async recover (replayed: ReplayedCommit[]): Promise<number> {
     const last = this.audit.lastJournal
-    let appended = 0
-    for (const { ref, note } of replayed) {
-      if (last !== undefined && compareRefs(ref, last) <= 0) continue
-      for (const entry of (note as { audit?: AuditEntry[] }).audit ?? []) {
-        await this.audit.append({ ...entry, journal: ref, detail: `${entry.detail ?? 'stored'}; recorded at restart from the pack log, which the audit log had lost in a crash` })
-        appended++
-      }
-    }
+    // Appended in commit order (each append takes its place in the chain at once) and synced together.
+    const appends = replayed
+      .filter(({ ref }) => last === undefined || compareRefs(ref, last) > 0)
+      .flatMap(({ ref, note }) => ((note as { audit?: AuditEntry[] }).audit ?? []).map(async entry =>
+        await this.audit.append({ ...entry, journal: ref, detail: `${entry.detail ?? 'stored'}; recorded at restart from the pack log, which the audit log had lost in a crash` })))
+    await Promise.all(appends)
+    const appended = appends.length
     if (appended > 0) this.log.warn({ event: 'audit-recovered', records: appended }, `the audit log had lost ${appended} store records in a crash; they are appended again from the pack log`)
     return appended
   }
