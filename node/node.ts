@@ -60,6 +60,8 @@ export interface NodeOptions {
   http?: string
   mdns?: boolean
   sessionIdleMs?: number
+  /** how often shared documents are checked against each member's (changes go out at once regardless) */
+  resyncIntervalMs?: number
   /** origins allowed to call the DICOMweb routes from a browser (an OHIF served elsewhere) */
   corsOrigins?: string[]
   /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/chunks.ts) */
@@ -208,7 +210,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const inspector = new UpdateInspector()
     cleanups.push(async () => { await inspector.close() })
     const presence = new Presence({ documents, me: member.identity.peerId, log })
-    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy: workflow.syncPolicy(), presence, log })
+    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy: workflow.syncPolicy(), presence, log, ...(options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: options.resyncIntervalMs }) })
     await sync.start()
     cleanups.push(async () => { await sync.stop() })
     cleanups.push(async () => { presence.stop() })

@@ -4,7 +4,7 @@ import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--cors ORIGIN]… [--preallocate MIB] [--no-mdns]'
+const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… [--preallocate MIB] [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -19,6 +19,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     'no-mdns': { type: 'boolean' },
     'session-idle': { type: 'string' },
     'stable-after': { type: 'string' },
+    resync: { type: 'string' },
     cors: { type: 'string', multiple: true },
     preallocate: { type: 'string' }
   }, START)
@@ -28,6 +29,9 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   const ae = optional(values, 'ae')
   const stableAfter = optional(values, 'stable-after')
   const sessionIdle = optional(values, 'session-idle')
+  const resync = optional(values, 'resync')
+  const resyncIntervalMs = resync === undefined ? undefined : duration(resync, '--resync')
+  if (resyncIntervalMs !== undefined && resyncIntervalMs > 3_600_000) throw new UsageError(`--resync ${resync}: at most 1h; changes go out at once, the resync only catches what a dropped link missed`)
   const preallocate = optional(values, 'preallocate')
   const preallocateMib = preallocate === undefined ? undefined : Number(preallocate)
   if (preallocateMib !== undefined && (!Number.isInteger(preallocateMib) || preallocateMib < 0 || preallocateMib > 4096)) throw new UsageError(`--preallocate ${preallocate}: give the MiB of pack space to keep zero-filled ahead of writes, 0 to 4096 (0: none)`)
@@ -45,6 +49,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     ...(ae === undefined ? {} : { aeTitle: ae.trim() }),
     ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') }),
     ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') }),
+    ...(resyncIntervalMs === undefined ? {} : { resyncIntervalMs }),
     ...(preallocateMib === undefined ? {} : { preallocateBytes: preallocateMib * 1024 * 1024 }),
     corsOrigins: list(values, 'cors').map(origin => {
       if (!/^https?:\/\/[^/\s]+\/?$/.test(origin)) throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)

@@ -2,8 +2,9 @@
  * Keeps this node's Yjs documents in step with the members it shares them with, over `/radmesh/sync/1.0.0`
  * (protocol/collab/sync.ts). One outbound stream per connected member carries this node's messages; the
  * member's own stream carries its answers. On connect and every RESYNC_INTERVAL_MS each side sends a step 1
- * for every document it shares with the other; changes (local, or accepted from a peer) go out as updates
- * to every member the document is shared with but the one it came from.
+ * for every document it shares with the other, and for a document whose members change (a claim, a
+ * consult) at once; changes (local, or accepted from a peer) go out as updates to every member the document
+ * is shared with but the one it came from.
  *
  * Nothing a peer sends touches a document before it was opened in the inspector (a worker) and passed the
  * document's own check (worklist.ts, reports.ts). A refused update is logged and, unless it may be an
@@ -42,6 +43,11 @@ export interface SyncPolicy {
    */
   sharedWith (peerId: string, everything: boolean): string[]
   mayShare (docId: string, peerId: string): boolean
+  /**
+   * Calls back with documents whose members may have changed (a claim, a consult): this node then asks the
+   * members it now shares them with for what it lacks, at once rather than at the next resync.
+   */
+  onSharingChange?: (listener: (docIds: string[]) => void) => () => void
   /** throws UpdateRefusedError when an update from a peer must not be applied */
   check (docId: string, update: Uint8Array, inspected: InspectedUpdate): Promise<void>
 }
@@ -114,6 +120,7 @@ export class SyncService {
   private timer: NodeJS.Timeout | undefined
   private unsubscribe: (() => void) | undefined
   private unsubscribePresence: (() => void) | undefined
+  private unsubscribeSharing: (() => void) | undefined
 
   constructor (options: SyncOptions) {
     this.o = options
@@ -124,6 +131,7 @@ export class SyncService {
     await libp2p.handle(SYNC_PROTOCOL, this.onStream, { maxInboundStreams: 4, maxOutboundStreams: 4 })
     this.unsubscribe = documents.onUpdate(this.relay)
     this.unsubscribePresence = this.o.presence?.onUpdate(this.relayPresence)
+    this.unsubscribeSharing = this.o.policy.onSharingChange?.(docIds => { this.syncDocuments(docIds) })
     libp2p.addEventListener('peer:connect', this.onConnect)
     this.timer = setInterval(() => { this.syncAll() }, this.o.resyncIntervalMs ?? RESYNC_INTERVAL_MS)
     this.timer.unref()
@@ -134,6 +142,7 @@ export class SyncService {
     clearInterval(this.timer)
     this.unsubscribe?.()
     this.unsubscribePresence?.()
+    this.unsubscribeSharing?.()
     this.o.libp2p.removeEventListener('peer:connect', this.onConnect)
     for (const channel of this.channels.values()) channel.close()
     await this.o.libp2p.unhandle(SYNC_PROTOCOL)
@@ -172,6 +181,24 @@ export class SyncService {
   /** Sends a step 1 for every shared document that may still change to every connected member. */
   syncAll (): void {
     for (const peer of this.connectedMembers()) this.syncPeer(peer, false)
+  }
+
+  /**
+   * Sends a step 1 for each of these documents to every connected member it is shared with: a member who
+   * has just joined a case (or this node, just joined) gets what was written before, such as the bindings
+   * of pages opened earlier, which the updates relayed from now on do not carry.
+   */
+  syncDocuments (docIds: string[]): void {
+    const peers = this.connectedMembers()
+    for (const docId of docIds) {
+      const to = peers.filter(peer => this.o.policy.mayShare(docId, peer))
+      if (to.length === 0) continue
+      void (async () => {
+        const doc = await this.o.documents.open(docId)
+        const stateVector = Y.encodeStateVector(doc)
+        for (const peer of to) this.channel(peer).send({ type: SYNC_MESSAGE.step1, docId, payload: stateVector })
+      })().catch(error => { this.o.log.warn({ err: error, doc: docId }, 'could not send a sync step 1 for a document whose members changed') })
+    }
   }
 
   private syncPeer (peer: string, everything: boolean): void {

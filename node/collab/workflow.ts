@@ -261,6 +261,11 @@ export class ReadingWorkflow {
         const caseId = caseOfDoc(docId)
         return caseId === undefined || both(worklist.caseState(caseId), peer)
       },
+      // A case's records (created, claimed, released, a consult) change who holds its report.
+      onSharingChange: listener => worklist.onChange(records => {
+        const docIds = new Set(records.flatMap(record => 'caseId' in record && record.kind !== 'signed' ? [reportDocId(record.caseId)] : []))
+        if (docIds.size > 0) listener([...docIds])
+      }),
       check: async (docId, update, inspected) => {
         const caseId = caseOfDoc(docId)
         if (caseId === undefined) await worklist.checkUpdate(inspected)

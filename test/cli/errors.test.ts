@@ -98,6 +98,12 @@ test('a --preallocate that is not a number of MiB from 0 to 4096', async () => {
   for (const bad of ['-1', 'lots', '1.5', '5000']) failsWithOneLine(await radmesh(['start', '--home', home, `--preallocate=${bad}`]), new RegExp(`--preallocate ${bad.replace('.', '\\.')}: give the MiB of pack space`), 2)
 })
 
+test('a --resync that is not a duration from 1s to 1h', async () => {
+  for (const [bad, reason] of [['soon', 'write a number and a unit'], ['0s', 'must be more than zero'], ['2h', 'at most 1h']] as const) {
+    failsWithOneLine(await radmesh(['start', '--home', home, `--resync=${bad}`]), new RegExp(`--resync.*${reason}`), 2)
+  }
+})
+
 test('malformed --cors origin and --session-idle', async () => {
   failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'localhost:3000']), /--cors localhost:3000: give an origin, e\.g\. http:\/\/localhost:3000/, 2)
   failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'http://ohif.example/viewer']), /--cors .*: give an origin/, 2)

@@ -56,7 +56,8 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
   alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })
   const bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site), p2pAddr(alice)] })
-  const carol = await start(await consortium.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']), { peers: [p2pAddr(site), p2pAddr(alice)] })
+  // Carol's periodic resync is an hour: what she gets of the report, she gets because she was invited.
+  const carol = await start(await consortium.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']), { peers: [p2pAddr(site), p2pAddr(alice)], extraArgs: ['--resync', '1h'] })
   await connected(site, alice)
   await connected(site, bob)
   await connected(alice, carol)
@@ -119,7 +120,11 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   const invited = await alice.api<Entry>('POST', `/api/cases/${entry.caseId}/consult`, { peerId: carol.peerId })
   assert.is(invited.status, 200, JSON.stringify(invited.body))
   assert.equal(invited.body.consultants, [carol.peerId])
-  await waitFor('Carol to have the report', async () => (await carol.api<Report>('GET', `/api/cases/${entry.caseId}/report`)).body.sections?.findings === 'No haemorrhage.', 15_000)
+  // The findings were written before she was invited: the updates relayed from now on do not carry them.
+  const invitedAt = Date.now()
+  await waitFor('Carol to have the report written before her invitation', async () => (await carol.api<Report>('GET', `/api/cases/${entry.caseId}/report`)).body.sections?.findings === 'No haemorrhage.', 5_000, 25)
+  const took = Date.now() - invitedAt
+  assert.ok(took < 2_000, `Carol had the report ${took} ms after the invitation`)
 
   // Both write the findings at once: both edits survive on both nodes.
   const [a, c] = await Promise.all([
