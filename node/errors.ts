@@ -24,6 +24,7 @@ export const ERROR_TABLE = {
   RADMESH_CASE_CLOSED: { httpStatus: 409, exitCode: 1, summary: 'the case is completed or canceled' },
   RADMESH_NOT_ALLOWED: { httpStatus: 403, exitCode: 1, summary: 'this member may not do that to the case or report' },
   RADMESH_REPORT_FINAL: { httpStatus: 409, exitCode: 1, summary: 'the report is FINAL: it cannot change, write an addendum' },
+  RADMESH_REPORT_CHANGED: { httpStatus: 409, exitCode: 1, summary: 'a section changed since its base where the edit changes it: read it again and redo the edit' },
   RADMESH_ADDRESS_IN_USE: { httpStatus: 500, exitCode: 1, summary: 'a port to listen on is taken' },
   RADMESH_BAD_MULTIADDR: { httpStatus: 400, exitCode: 2, summary: 'a multiaddr that cannot be parsed or used' },
   RADMESH_INVALID_DICOM: { httpStatus: 400, exitCode: 1, summary: 'a DICOM object that is not valid enough to store' },
@@ -88,7 +89,7 @@ export class ExchangeError extends RadmeshError {
 
 /** A worklist or report action that this member may not take now; `code` says why. */
 export class CaseError extends RadmeshError {
-  constructor (code: 'RADMESH_NOT_FOUND' | 'RADMESH_CASE_TAKEN' | 'RADMESH_CASE_CLOSED' | 'RADMESH_NOT_ALLOWED' | 'RADMESH_REPORT_FINAL' | 'RADMESH_NOT_A_MEMBER', message: string) {
+  constructor (code: 'RADMESH_NOT_FOUND' | 'RADMESH_CASE_TAKEN' | 'RADMESH_CASE_CLOSED' | 'RADMESH_NOT_ALLOWED' | 'RADMESH_REPORT_FINAL' | 'RADMESH_REPORT_CHANGED' | 'RADMESH_NOT_A_MEMBER', message: string) {
     super(code, message)
     this.name = 'CaseError'
   }

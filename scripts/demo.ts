@@ -182,9 +182,11 @@ await api(ada, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { indica
 await api(ada, 'POST', `/api/cases/${stroke.caseId}/consult`, { peerId: hawk.peerId })
 step(`${ada.name} writes a draft and invites ${hawk.name} to co-author`)
 await until('Night Hawk to hold the report', async () => (await api<{ sections?: { findings: string } }>(hawk, 'GET', `/api/cases/${stroke.caseId}/report`)).body.sections?.findings.includes('haemorrhage') === true ? true : undefined)
+// Each writes from the text both read (base): what the other wrote meanwhile is kept, whichever lands first.
+const base = { findings: 'No intracranial haemorrhage.' }
 await Promise.all([
-  api(ada, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { findings: 'No intracranial haemorrhage. Hyperdense right MCA sign.' } }),
-  api(hawk, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { findings: 'Loss of grey-white differentiation in the right insula. No intracranial haemorrhage.' } })
+  api(ada, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { findings: 'No intracranial haemorrhage. Hyperdense right MCA sign.' }, base }),
+  api(hawk, 'PUT', `/api/cases/${stroke.caseId}/report`, { sections: { findings: 'Loss of grey-white differentiation in the right insula. No intracranial haemorrhage.' }, base })
 ])
 const merged = await until('both readers to show the same findings', async () => {
   const [a, h] = await Promise.all([api<{ sections: { findings: string } }>(ada, 'GET', `/api/cases/${stroke.caseId}/report`), api<{ sections: { findings: string } }>(hawk, 'GET', `/api/cases/${stroke.caseId}/report`)])

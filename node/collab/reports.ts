@@ -36,6 +36,7 @@ import type { Identity } from '../identity/keys.ts'
 import { type CaseState, editorsOf } from './cases.ts'
 import type { Documents } from './documents.ts'
 import { type InspectedUpdate, UpdateRefusedError } from './inspect.ts'
+import { mergeEdit } from './text-merge.ts'
 import { signReportRecord, verifiedReportRecord } from './records.ts'
 import type { Worklist } from './worklist.ts'
 
@@ -222,8 +223,12 @@ export class Reports {
     return existing ?? await signReportRecord(this.options.identity.privateKey, { v: 1, kind: 'binding', caseId, clientId, by: this.options.identity.peerId, at: new Date().toISOString() })
   }
 
-  /** Replaces the given sections, as one edit; durable before it resolves. */
-  async edit (caseId: string, sections: Partial<Sections>): Promise<ReportView> {
+  /**
+   * Replaces the given sections, as one edit; durable before it resolves. With a `base` for a section (the
+   * text the writer started from), only the writer's change from it is made, so what others wrote since is
+   * kept; if their change meets it, nothing is written and RADMESH_REPORT_CHANGED says so.
+   */
+  async edit (caseId: string, sections: Partial<Sections>, base: Partial<Sections> = {}): Promise<ReportView> {
     const state = this.writable(caseId)
     const doc = await this.open(caseId)
     if (finalOf(doc, new Set(editorsOf(state))) !== undefined) throw new CaseError('RADMESH_REPORT_FINAL', `the report of case ${caseId} is FINAL; it cannot change (write an addendum)`)
@@ -233,8 +238,18 @@ export class Reports {
     }
     const binding = await this.bindingIfNeeded(caseId, doc)
     await this.options.documents.change(reportDocId(caseId), () => {
+      // Merged here, in the transaction, so no peer's update lands between reading a section and writing it.
+      const texts = new Map<SectionName, string>()
+      for (const [name, text] of Object.entries(sections) as Array<[SectionName, string]>) {
+        const from = base[name]
+        const current = doc.getText(name).toString()
+        const merged = from === undefined ? text : mergeEdit(from, text, current)
+        if (merged === undefined) throw new CaseError('RADMESH_REPORT_CHANGED', `section ${name} of case ${caseId} was changed since the text this edit started from, where this edit changes it; nothing was written. It now reads: ${JSON.stringify(current)}`)
+        if (merged.length > MAX_SECTION_CHARS) throw new CaseError('RADMESH_NOT_ALLOWED', `section ${name} would be longer than ${MAX_SECTION_CHARS} characters`)
+        texts.set(name, merged)
+      }
       if (binding !== undefined) doc.getMap(EDITORS_MAP).set(String(binding.clientId), binding)
-      for (const [name, text] of Object.entries(sections)) replaceText(doc.getText(name as SectionName), text)
+      for (const [name, text] of texts) replaceText(doc.getText(name), text)
     })
     return await this.view(caseId)
   }

@@ -126,10 +126,12 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   const took = Date.now() - invitedAt
   assert.ok(took < 2_000, `Carol had the report ${took} ms after the invitation`)
 
-  // Both write the findings at once: both edits survive on both nodes.
+  // Both write the findings at once, each from the text both read: both edits survive on both nodes,
+  // whether they cross on the wire (Yjs merges them) or one lands before the other (the base keeps it).
+  const base = { findings: 'No haemorrhage.' }
   const [a, c] = await Promise.all([
-    alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'No haemorrhage. Hyperdense right MCA.' } }),
-    carol.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'Early ischaemic change in the right insula. No haemorrhage.' } })
+    alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'No haemorrhage. Hyperdense right MCA.' }, base }),
+    carol.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'Early ischaemic change in the right insula. No haemorrhage.' }, base })
   ])
   assert.is(a.status, 200)
   assert.is(c.status, 200)
@@ -139,6 +141,13 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   }, 10_000)
   assert.ok(merged?.includes('Hyperdense right MCA'), merged)
   assert.ok(merged?.includes('Early ischaemic change in the right insula'), merged)
+  // An edit from that old text that changes where the others wrote is refused, and changes nothing.
+  const stale = await carol.api<{ error: { code: string, message: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'No acute haemorrhage.' }, base })
+  assert.equal([stale.status, stale.body.error?.code], [409, 'RADMESH_REPORT_CHANGED'], JSON.stringify(stale.body))
+  assert.match(stale.body.error.message, merged ?? '')
+  assert.is((await report(carol, entry.caseId)).sections['findings'], merged)
+  const orphanBase = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { impression: 'x' }, base })
+  assert.equal([orphanBase.status, orphanBase.body.error?.code], [400, 'RADMESH_BAD_REQUEST'], 'a base for a section the edit does not write')
 
   const carolSigns = await carol.api<{ error: { code: string } }>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
   assert.is(carolSigns.status, 403, 'a consultant does not sign FINAL')

@@ -1,7 +1,9 @@
 /**
  * Reports over HTTP (CONTRACT.md). Every read and change is audited (110110 Patient Record).
  * `GET /api/cases/:caseId/report`
- * `PUT /api/cases/:caseId/report` `{ sections: { findings: "...", ... } }`: replaces these sections as one edit
+ * `PUT /api/cases/:caseId/report` `{ sections: { findings: "...", ... } }`: replaces these sections as one edit;
+ *   with `base: { findings: "..." }` (the text it was written from) only that change is made, keeping what
+ *   others wrote since, or 409 RADMESH_REPORT_CHANGED if they changed the same place
  * `POST /api/cases/:caseId/report/sign` `{ status: "PRELIMINARY" | "FINAL" }`
  * `POST /api/cases/:caseId/report/addendum` `{ text }`: after FINAL
  * `POST /api/cases/:caseId/consult` `{ peerId }`: invites a second reader
@@ -14,14 +16,23 @@ import { BadRequestError } from '../../errors.ts'
 import type { NodeServices } from '../services.ts'
 import { caseIdOf, worklistEntry } from './worklist.ts'
 
-function parseSections (body: unknown): Partial<Sections> {
-  const sections = (body as { sections?: unknown } | undefined)?.sections
-  if (sections === null || typeof sections !== 'object' || Array.isArray(sections)) throw new BadRequestError(`the body must be { "sections": { ${SECTION_NAMES.join(', ')} } } with any of the sections`)
+function parseSections (sections: unknown, field: 'sections' | 'base'): Partial<Sections> {
+  if (sections === null || typeof sections !== 'object' || Array.isArray(sections)) throw new BadRequestError(`the body must be { "sections": { ${SECTION_NAMES.join(', ')} } } with any of the sections, and optionally "base" with the texts they were written from`)
   for (const [name, text] of Object.entries(sections)) {
-    if (!(SECTION_NAMES as readonly string[]).includes(name)) throw new BadRequestError(`"${name.slice(0, 40)}" is not a report section; the sections are ${SECTION_NAMES.join(', ')}`)
-    if (typeof text !== 'string' || text.length > MAX_SECTION_CHARS) throw new BadRequestError(`section ${name} must be text of at most ${MAX_SECTION_CHARS} characters`)
+    if (!(SECTION_NAMES as readonly string[]).includes(name)) throw new BadRequestError(`"${name.slice(0, 40)}" in ${field} is not a report section; the sections are ${SECTION_NAMES.join(', ')}`)
+    if (typeof text !== 'string' || text.length > MAX_SECTION_CHARS) throw new BadRequestError(`${field}.${name} must be text of at most ${MAX_SECTION_CHARS} characters`)
   }
   return sections as Partial<Sections>
+}
+
+/** `{ sections, base? }`: a base is given only for sections the edit writes. */
+function parseEdit (body: unknown): { sections: Partial<Sections>, base: Partial<Sections> } {
+  const { sections, base } = (body ?? {}) as { sections?: unknown, base?: unknown }
+  const edit = { sections: parseSections(sections, 'sections'), base: base === undefined ? {} : parseSections(base, 'base') }
+  for (const name of Object.keys(edit.base)) {
+    if (!(name in edit.sections)) throw new BadRequestError(`base.${name} is given but sections.${name} is not: a base is the text a section's new text was written from`)
+  }
+  return edit
 }
 
 export async function reportRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
@@ -39,8 +50,8 @@ export async function reportRoutes (app: FastifyInstance, { node }: { node: Node
 
   app.put<{ Params: { caseId: string }, Body: unknown }>('/api/cases/:caseId/report', async (request) => {
     const caseId = caseIdOf(request.params)
-    const sections = parseSections(request.body)
-    const view = await node.reports.edit(caseId, sections)
+    const { sections, base } = parseEdit(request.body)
+    const view = await node.reports.edit(caseId, sections, base)
     await audited(caseId, 'U', request.actor, `edited ${Object.keys(sections).join(', ')}`)
     return view
   })
