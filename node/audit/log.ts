@@ -79,6 +79,8 @@ export class AuditLog {
   private writing: Promise<void> | undefined
   private handle: fs.FileHandle | undefined
   private lastJournal_: string | undefined
+  /** set when a write failed: the chain in memory ran ahead of the file, so nothing more is appended */
+  private failure: Error | undefined
 
   constructor (path: string) {
     this.path = path
@@ -123,11 +125,18 @@ export class AuditLog {
     this.handle = undefined
   }
 
+  /** Resolves once every record appended so far has been written (or has failed). */
+  async settled (): Promise<void> {
+    while (this.writing !== undefined) await this.writing
+  }
+
   /**
    * Appends a record; resolves once it is on disk (synced), or, with `durable: false` (for records another
-   * log holds durably), once it is written.
+   * log holds durably), once it is written. After a write failed, every append is refused until a restart:
+   * the records after it would chain to one the file may not hold.
    */
   async append (entry: AuditEntry, options: { durable?: boolean } = {}): Promise<AuditRecord> {
+    if (this.failure !== undefined) throw this.failure
     const unhashed: Omit<AuditRecord, 'hash'> = {
       seq: ++this.seq,
       time: new Date().toISOString(),
@@ -158,7 +167,8 @@ export class AuditLog {
         if (batch.some(p => p.durable)) await handle.datasync()
         for (const p of batch) p.resolve()
       } catch (error) {
-        for (const p of batch) p.reject(error as Error)
+        this.failure ??= new Error(`the audit log ${this.path} could not be written (${(error as Error).message}); nothing more can be recorded, so radmesh refuses what it would record until it is restarted (a restart appends again the store records the log lost, from the pack log)`)
+        for (const p of [...batch, ...this.pending.splice(0)]) p.reject(this.failure)
       }
     }
     this.writing = undefined

@@ -23,6 +23,37 @@ test('records chain across reopenings, concurrent appends keep order, and the ch
   assert.is(((await fs.stat(path)).mode & 0o777).toString(8), '600')
 })
 
+test('after a write fails, that record and every later one is refused with a reason, and the file still verifies', async () => {
+  const path = join(await tempDir(), 'audit.log')
+  const log = new AuditLog(path)
+  await log.open()
+  await log.append({ ...entry, detail: 'before' })
+  // The file handle goes away under the log, as a failing disk would make every write fail.
+  await (log as unknown as { handle: fs.FileHandle }).handle.close()
+  const [failed, queued] = await Promise.allSettled([log.append({ ...entry, detail: 'lost' }), log.append({ ...entry, detail: 'queued' })])
+  for (const result of [failed, queued]) assert.match(result.status === 'rejected' ? String(result.reason) : 'appended', /could not be written .* until it is restarted/)
+  // The disk works again (space was freed): the log still refuses, or 'later' would chain to 'queued'.
+  const internals = log as unknown as { handle: fs.FileHandle }
+  internals.handle = await fs.open(path, 'a')
+  const later = await log.append({ ...entry, detail: 'later' }).then(() => 'appended', (error: Error) => error.message)
+  await internals.handle.close()
+  assert.match(later, /could not be written/, 'refused without writing: it would chain to a record the file does not hold')
+  assert.equal(await AuditLog.verify(path), { ok: true, records: 1 })
+  const reopened = new AuditLog(path)
+  await reopened.open()
+  await reopened.append({ ...entry, detail: 'after restart' })
+  assert.equal(await AuditLog.verify(path), { ok: true, records: 2 })
+})
+
+test('settled() waits for records appended without waiting', async () => {
+  const path = join(await tempDir(), 'audit.log')
+  const log = new AuditLog(path)
+  await log.open()
+  for (let i = 0; i < 20; i++) void log.append({ ...entry, detail: `n${i}` }, { durable: false })
+  await log.settled()
+  assert.is((await AuditLog.read(path)).length, 20)
+})
+
 test('a hand-edited, removed or reordered record is caught and located', async () => {
   const path = join(await tempDir(), 'audit.log')
   const log = new AuditLog(path)

@@ -34,6 +34,7 @@ export async function archiveApiRoutes (app: FastifyInstance, { node }: { node: 
   })
 
   app.get<{ Querystring: { verify?: string, limit?: string } }>('/api/audit', async (request) => {
+    await node.audit.settled()
     const records = await AuditLog.read(node.auditPath)
     const limit = Math.min(Number(request.query.limit ?? 1000) || 1000, 100_000)
     return {
