@@ -261,9 +261,15 @@ export class ReadingWorkflow {
         const caseId = caseOfDoc(docId)
         return caseId === undefined || both(worklist.caseState(caseId), peer)
       },
-      // A case's records (created, claimed, released, a consult) change who holds its report.
+      // A claim or a consult adds a reader to an open case, who may lack what its report already holds. (Only
+      // open cases: a node back after months offline learns thousands of old claims at once.)
       onSharingChange: listener => worklist.onChange(records => {
-        const docIds = new Set(records.flatMap(record => 'caseId' in record && record.kind !== 'signed' ? [reportDocId(record.caseId)] : []))
+        const docIds = new Set<string>()
+        for (const record of records) {
+          if (record.kind !== 'claim' && record.kind !== 'consult') continue
+          const state = worklist.caseState(record.caseId)
+          if (state !== undefined && state.finalAt === null && state.canceledAt === null) docIds.add(reportDocId(record.caseId))
+        }
         if (docIds.size > 0) listener([...docIds])
       }),
       check: async (docId, update, inspected) => {
