@@ -22,6 +22,7 @@ import type { PeerIdString } from '../../protocol/ids.ts'
 import type { Archive, InstanceRecord } from '../archive/archive.ts'
 import { sha256Hex } from '../archive/chunks.ts'
 import type { StorageKey } from '../archive/sealing.ts'
+import { offHeapGarbage } from '../heap.ts'
 import { type Database, SYNCED_WRITE } from '../store/database.ts'
 import { encryptChunk, newContentKey, openIndex, sealIndex, signManifest } from './crypto.ts'
 import { Recent } from './recent.ts'
@@ -207,6 +208,8 @@ export class StudyVersions {
         chunkSizes.push(sealed.byteLength)
       }
       instances.push({ sopUid: record.sopUid, seriesUid: record.seriesUid, size: file.byteLength, sha256: record.sha256, firstChunk, chunkCount: count })
+      // Garbage now: the sealed chunks read, their plaintexts, the file joined from them, its transfer chunks.
+      offHeapGarbage(4 * file.byteLength)
       bytes += file.byteLength
       onProgress?.(n + 1, ordered.length)
     }
