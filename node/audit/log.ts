@@ -120,7 +120,7 @@ export class AuditLog {
 
   /** Waits for records being written, then closes the file; `append` after this fails. */
   async close (): Promise<void> {
-    await this.writing
+    await this.settled()
     await this.handle?.close()
     this.handle = undefined
   }

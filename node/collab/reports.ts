@@ -36,7 +36,7 @@ import type { Identity } from '../identity/keys.ts'
 import { type CaseState, editorsOf } from './cases.ts'
 import type { Documents } from './documents.ts'
 import { type InspectedUpdate, UpdateRefusedError } from './inspect.ts'
-import { mergeEdit } from './text-merge.ts'
+import { changeBetween, mergeEdit } from './text-merge.ts'
 import { signReportRecord, verifiedReportRecord } from './records.ts'
 import type { Worklist } from './worklist.ts'
 
@@ -95,12 +95,9 @@ function finalOf (doc: Y.Doc, editors: Set<string>): ReportSignatureRecord | und
 function replaceText (text: Y.Text, next: string): void {
   const current = text.toString()
   if (current === next) return
-  let start = 0
-  while (start < current.length && start < next.length && current[start] === next[start]) start++
-  let end = 0
-  while (end < current.length - start && end < next.length - start && current[current.length - 1 - end] === next[next.length - 1 - end]) end++
-  if (current.length - start - end > 0) text.delete(start, current.length - start - end)
-  if (next.length - start - end > 0) text.insert(start, next.slice(start, next.length - end))
+  const { start, end, insert } = changeBetween(current, next)
+  if (end > start) text.delete(start, end - start)
+  if (insert.length > 0) text.insert(start, insert)
 }
 
 export class Reports {

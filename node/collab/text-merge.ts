@@ -7,9 +7,10 @@
  */
 
 /** The stretch of `from` that `to` replaces: [start, end) in `from`, and what goes there. */
-interface Change { start: number, end: number, insert: string }
+export interface Change { start: number, end: number, insert: string }
 
-function changeBetween (from: string, to: string): Change {
+/** The smallest single change from `from` to `to`: their common prefix and suffix are kept. */
+export function changeBetween (from: string, to: string): Change {
   let start = 0
   while (start < from.length && start < to.length && from[start] === to[start]) start++
   let suffix = 0
