@@ -194,6 +194,8 @@ test('a commit whose chunk did not reach the disk whole is not replayed, and wri
   await packSize(home, 'pack-000001.dat', PREALLOCATE)
   const first = await opened.archive.store(original, actor)
   const next = await opened.archive.store(second, actor)
+  // The index follows the answer: a read waits for it, and then the index holds the second store.
+  assert.ok(await opened.archive.instance(next.instance.sopUid))
   // A power loss during the second store's write: its commit entry persisted, a page of its chunk did not.
   // The index lost the store's unsynced batch: the instance, its chunk's location and the checkpoint.
   const locations = opened.db.sublevel<string, { pack: number, offset: number, length: number }>('chunk-locations', { valueEncoding: 'json' })
