@@ -3,8 +3,9 @@
  * DICOMweb and the exchange.
  *
  * Storing an instance: parse and validate the whole file; then its chunks, its index records (the instance,
- * its series and study aggregates, the listing key) and its audit entry go to the pack log in one
- * synced append (see chunks.ts). Instances stored at the same time share it (group commit). Only then does
+ * its series and study aggregates, the listing key) and its audit entry go to the pack log in a synced
+ * append (see chunks.ts); an image of one chunk starts its chunk's write before it is hashed, and its commit
+ * entry follows. Instances stored at the same time share it (group commit). Only then does
  * `store()` resolve, so a C-STORE answered Success survives `kill -9` and power loss, and a crash before
  * that leaves at most unreferenced chunks, never a half-visible instance. The index records follow into
  * LevelDB, and every read of the index waits for them; the audit records go on to the audit log, unsynced
@@ -30,8 +31,8 @@ import { InvalidDicomError } from '../dicom/errors.ts'
 import { type AttributeValue, type DicomInstance, parsePart10, type PixelDataLocation } from '../dicom/part10.ts'
 import type { Database } from '../store/database.ts'
 import { compareRefs } from '../store/pack-ref.ts'
-import { type ChunkStore, type IndexPut, type ReplayedCommit, type SealedChunk, sha256Hex } from './chunks.ts'
-import { IncomingObject, ObjectTooLargeError, type ReceivedObject } from './incoming.ts'
+import { type ChunkStore, type IndexPut, type ReplayedCommit, type SealedChunk, type SealedPieces, type StagedChunk, type StagedWrite, sha256Hex } from './chunks.ts'
+import { IncomingObject, ObjectTooLargeError, type ReceivedObject, type SealedObject } from './incoming.ts'
 import type { StorageKey } from './sealing.ts'
 
 /** Largest single object accepted: a multi-frame ultrasound or breast tomosynthesis fits; 4 GiB does not. */
@@ -88,7 +89,7 @@ const AGGREGATES_CACHED = 64
 interface PendingCommit {
   record: InstanceRecord
   attributes: Attributes
-  chunks: SealedChunk[]
+  chunks: Array<SealedChunk | StagedChunk>
   actor: AuditActor
   resolve: () => void
   reject: (error: Error) => void
@@ -299,21 +300,20 @@ export class Archive {
   }
 
   private async storeReceived (incoming: IncomingObject, actor: AuditActor): Promise<StoreResult> {
-    let received: ReceivedObject
+    let sealed: SealedObject
     let parsed: DicomInstance
     try {
       try {
-        received = incoming.finish()
+        sealed = incoming.seal()
       } catch (error) {
         if (error instanceof ObjectTooLargeError) throw new InvalidDicomError('too-large', 'the object is over 2 GiB; radmesh stores objects up to 2 GiB')
         throw error
       }
-      parsed = parsePart10(received.bytes)
+      parsed = parsePart10(sealed.bytes)
     } catch (error) {
       await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 4, actor, detail: `refused: ${(error as Error).message}` })
       throw error
     }
-    const { sha256 } = received
     const looked = await this.lookup(parsed.sopInstanceUid, incoming)
     let existing = looked.current() ? looked.found : await this.instance(parsed.sopInstanceUid)
     // Two copies of one instance may race through one association or two: the second waits for the first.
@@ -322,13 +322,17 @@ export class Archive {
       existing = await this.instance(parsed.sopInstanceUid)
     }
     if (existing !== undefined) {
-      const outcome: StoreOutcome = existing.sha256 === sha256 ? 'duplicate' : 'kept-existing'
+      const outcome: StoreOutcome = existing.sha256 === incoming.identify().sha256 ? 'duplicate' : 'kept-existing'
       if (outcome === 'kept-existing') this.log.warn({ event: 'kept-existing', sop: parsed.sopInstanceUid, study: parsed.studyInstanceUid }, 'a different object with a known SOP Instance UID arrived; the first one is kept')
       await this.audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: existing.studyUid, series: existing.seriesUid, instances: [existing.sopUid], detail: outcome })
       return { outcome, instance: existing }
     }
 
-    const storing = this.storeNew(parsed, received, actor)
+    // An image of one chunk (up to 1 MiB) goes to disk now, and is hashed while the disk writes it; its commit
+    // entry follows (see ChunkStore.stage). 400 instances by storescu, alternated runs: 0.81 s against 1.02 s
+    // (medians of 8), and 1.03 s against 1.16 s (medians of 7) while this machine was slower.
+    const staged = sealed.chunks.length === 1 ? this.chunks.stage(sealed.chunks[0] as SealedPieces) : undefined
+    const storing = this.storeNew(parsed, incoming.identify(), actor, staged)
     this.storing.set(parsed.sopInstanceUid, storing)
     try {
       const record = await storing
@@ -340,7 +344,7 @@ export class Archive {
   }
 
   /** Commits an instance not stored before: its chunks with its index records (see commitStudy). */
-  private async storeNew (parsed: DicomInstance, received: ReceivedObject, actor: AuditActor): Promise<InstanceRecord> {
+  private async storeNew (parsed: DicomInstance, received: ReceivedObject, actor: AuditActor, staged: Promise<StagedWrite> | undefined): Promise<InstanceRecord> {
     const record: InstanceRecord = {
       studyUid: parsed.studyInstanceUid,
       seriesUid: parsed.seriesInstanceUid,
@@ -359,7 +363,8 @@ export class Archive {
     await new Promise<void>((resolve, reject) => {
       const queue = this.commits.get(record.studyUid) ?? { pending: [], running: false }
       this.commits.set(record.studyUid, queue)
-      queue.pending.push({ record, attributes: parsed.attributes, chunks: received.chunks, actor, resolve, reject })
+      const chunks = staged === undefined ? received.chunks : [{ id: (received.chunks[0] as SealedChunk).id, staged }]
+      queue.pending.push({ record, attributes: parsed.attributes, chunks, actor, resolve, reject })
       if (!queue.running) void this.commitStudy(record.studyUid, queue)
     })
     return record

@@ -9,13 +9,17 @@
  * puts one store makes (chunk locations, instance, series and study records) and a note the caller gets back
  * at recovery (the audit entries).
  *
- * Storing is one synced append (O_DSYNC): the chunks and their commit entry go out together (with those of
- * every store arriving meanwhile: group commit); the store is durable then, and resolves. The puts go to
+ * Storing is a synced append (O_DSYNC) of the chunks and their commit entry (with those of every store
+ * arriving meanwhile: group commit); the store is durable then, and resolves. An image of one chunk goes in
+ * two writes that overlap: its chunk is staged (`stage`) as soon as it is sealed, and hashed while the disk
+ * writes it; its commit entry follows, and the store resolves once both, and every write before them, are
+ * durable (`frontier`). The puts go to
  * LevelDB after that, unsynced and in commit order, with a checkpoint (the end of the last commit they
  * hold); reads of the index wait for them (`indexed`). LevelDB keeps its writes in order, so after a power loss its index
  * is whole up to its checkpoint; at start `open()` replays the commits after it from the packs. Until a
  * commit entry is on disk its chunks are unreferenced and invisible, never half an instance; a pack that
- * ends in a torn entry is left as it is and appends go on in a new pack, so a scan never meets a hole.
+ * ends in a torn entry, or whose write failed, is left as it is and appends go on in a new pack, so a scan
+ * never meets a hole before an entry that was acknowledged.
  *
  * Where each chunk lies is kept in LevelDB under a keyed name (HMAC of the id, so the index reveals nothing
  * about content). A chunk already stored is not appended again. Packs written before this format (no
@@ -37,16 +41,26 @@ export const PACK_LIMIT = 1024 * 1024 * 1024
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
 
-/** A chunk sealed as it arrived (IncomingObject), ready to append. */
-export interface SealedChunk {
-  /** SHA-256 of the plaintext, hex */
-  id: string
+/** A chunk sealed as it arrived (IncomingObject), its id perhaps not taken yet. */
+export interface SealedPieces {
   /** the sealed chunk in pieces, in order: nonce, ciphertext…, tag */
   sealed: Buffer[]
   sealedLength: number
 }
 
+/** A sealed chunk with its id, ready to append. */
+export interface SealedChunk extends SealedPieces {
+  /** SHA-256 of the plaintext, hex */
+  id: string
+}
+
 export interface ChunkLocation { pack: number, offset: number, length: number }
+
+/** A chunk whose synced write `stage` began before its commit: where it lies, and when it is on disk. */
+export interface StagedWrite { location: ChunkLocation, durable: Promise<void> }
+
+/** A chunk of a commit that `stage` is writing already, with its id. */
+export interface StagedChunk { id: string, staged: Promise<StagedWrite> }
 
 type LocationSublevel = AbstractSublevel<Database, string | Uint8Array, string, ChunkLocation>
 type BinarySublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
@@ -57,7 +71,8 @@ export interface IndexPut { sublevel: string, key: string, value: Uint8Array }
 
 /** One store: its chunks, the index puts that make them visible, and a note handed back if it is replayed. */
 export interface Commit {
-  chunks: SealedChunk[]
+  /** written with the commit entry, or (staged) already on their way */
+  chunks: Array<SealedChunk | StagedChunk>
   puts: IndexPut[]
   note: Json
   /**
@@ -119,6 +134,13 @@ interface PendingAppend {
   reject: (error: Error) => void
 }
 
+interface PendingStage {
+  chunk: SealedPieces
+  resolve: (staged: StagedWrite) => void
+}
+
+const isStaged = (chunk: SealedChunk | StagedChunk): chunk is StagedChunk => 'staged' in chunk
+
 export class ChunkStore {
   private readonly root: string
   private readonly key: StorageKey
@@ -132,6 +154,14 @@ export class ChunkStore {
   private readonly readers = new Map<number, Promise<fs.FileHandle>>()
   /** appends waiting for the one in flight */
   private pending: PendingAppend[] = []
+  /** chunks to write ahead of their commits, issued before the next append */
+  private staging: PendingStage[] = []
+  /**
+   * Resolves once every write issued so far is on disk; rejects if one of them failed. Writes may be in
+   * flight together (a staged chunk and a commit entry), and a scan at start stops at the first entry that
+   * is not whole, so nothing is answered before every write before it is durable.
+   */
+  private frontier: Promise<void> = Promise.resolve()
   /** the writer, while it runs (appends, then zero-filling) */
   private writing: Promise<void> | undefined
   /** the index batches of durable commits, one after another (see `index`) */
@@ -147,11 +177,15 @@ export class ChunkStore {
   private zeros: Buffer | undefined
   private closing = false
 
-  constructor (root: string, key: StorageKey, db: Database, options: { preallocate?: number } = {}) {
+  /** entries go on in a new pack once a pack is past this size */
+  private readonly packLimit: number
+
+  constructor (root: string, key: StorageKey, db: Database, options: { preallocate?: number, packLimit?: number } = {}) {
     this.root = root
     this.key = key
     this.db = db
     this.preallocate = options.preallocate ?? 0
+    this.packLimit = options.packLimit ?? PACK_LIMIT
     this.locations = db.sublevel<string, ChunkLocation>('chunk-locations', { valueEncoding: 'json' })
     this.checkpoints = db.sublevel<string, { pack: number, offset: number }>('pack-log', { valueEncoding: 'json' })
   }
@@ -259,7 +293,7 @@ export class ChunkStore {
           const type = header.readUInt8(4)
           if (!header.subarray(0, 4).equals(ENTRY_MAGIC) || offset + ENTRY_HEADER_LENGTH + length > size || (type !== ENTRY_CHUNK && type !== ENTRY_COMMIT)) break
           if (type === ENTRY_COMMIT) {
-            const record = await this.openCommit(handle, offset + ENTRY_HEADER_LENGTH, length)
+            const record = await this.openCommit(handle, pack, offset + ENTRY_HEADER_LENGTH, length)
             if (record === undefined) break
             const ref = `${pack}:${offset}`
             replayed.push({ ref, note: record.note, recovered: checkpoint === undefined || compareRefs(ref, checkpoint) >= 0 })
@@ -278,14 +312,16 @@ export class ChunkStore {
   }
 
   /** A commit entry's record, if it and every chunk it makes visible are whole. */
-  private async openCommit (handle: fs.FileHandle, at: number, length: number): Promise<CommitRecord | undefined> {
+  private async openCommit (handle: fs.FileHandle, pack: number, at: number, length: number): Promise<CommitRecord | undefined> {
     try {
       const body = Buffer.alloc(length)
       await handle.read(body, 0, length, at)
       const record = JSON.parse(this.key.open(body, COMMIT_ASSOCIATED_DATA).toString('utf8')) as CommitRecord
       for (const [, location] of record.locations) {
+        // A staged chunk may lie in the pack before its commit's, when the pack filled up in between.
+        const source = location.pack === pack ? handle : await this.reader(location.pack)
         const sealed = Buffer.alloc(location.length)
-        const { bytesRead } = await handle.read(sealed, 0, location.length, location.offset)
+        const { bytesRead } = await source.read(sealed, 0, location.length, location.offset)
         if (bytesRead !== location.length) return undefined
         this.key.open(sealed, CHUNK_ASSOCIATED_DATA)
       }
@@ -318,9 +354,10 @@ export class ChunkStore {
     this.closing = true
     clearTimeout(this.fillTimer)
     await this.writing
+    await this.frontier.catch(() => {})
     await this.indexing
     await this.appender?.close()
-    for (const reader of this.readers.values()) await (await reader).close()
+    for (const reader of this.readers.values()) await (await reader.catch(() => undefined))?.close()
     this.readers.clear()
   }
 
@@ -389,9 +426,24 @@ export class ChunkStore {
    * object, a second copy would cost space only. That spares a LevelDB read per image.
    */
   async commit (commit: Commit): Promise<{ ids: string[], ref: string }> {
-    const missing = commit.chunks.length === 1 ? commit.chunks : await this.missing(commit.chunks)
+    const unstaged = commit.chunks.filter((chunk): chunk is SealedChunk => !isStaged(chunk))
+    const missing = commit.chunks.length === 1 ? unstaged : await this.missing(unstaged)
     const { ref } = await this.append({ chunks: missing, commit })
     return { ids: commit.chunks.map(chunk => chunk.id), ref: ref as string }
+  }
+
+  /**
+   * Begins the synced write of a sealed chunk ahead of its commit, before its id is known: the caller hashes
+   * the chunk while the disk writes it, then names it in a commit (`StagedChunk`), whose entry is written
+   * while the chunk's write may still run. Until a commit names it, the chunk is unreferenced and invisible.
+   * Resolves when the write is issued (at once unless an append is being written), with where the chunk lies.
+   */
+  stage (chunk: SealedPieces): Promise<StagedWrite> {
+    return new Promise(resolve => {
+      this.staging.push({ chunk, resolve })
+      this.lastAppend = Date.now()
+      this.writing ??= this.work()
+    })
   }
 
   /**
@@ -414,12 +466,16 @@ export class ChunkStore {
   /** The one writer of the pack: appends first; when idle, zero-filling ahead. */
   private async work (): Promise<void> {
     for (;;) {
+      if (this.staging.length > 0) {
+        this.issueStaged()
+        continue
+      }
       if (this.pending.length > 0) {
         await this.flush()
         continue
       }
       if (await this.fillStep()) continue
-      if (this.pending.length > 0) continue
+      if (this.pending.length > 0 || this.staging.length > 0) continue
       break
     }
     this.writing = undefined
@@ -433,7 +489,7 @@ export class ChunkStore {
    */
   private async fillStep (): Promise<boolean> {
     if (this.preallocate === 0 || this.closing) return false
-    const target = Math.min(this.size + this.preallocate, PACK_LIMIT)
+    const target = Math.min(this.size + this.preallocate, this.packLimit)
     if (!this.filling && this.allocated - this.size >= this.preallocate / 2) return false
     if (this.allocated >= target) {
       this.filling = false
@@ -455,29 +511,76 @@ export class ChunkStore {
     return bytesWritten === step
   }
 
+  /** Issues the staged chunks' write; it is not waited for here, but by the commits that name them. */
+  private issueStaged (): void {
+    const batch = this.staging
+    this.staging = []
+    let offset = this.size
+    const pieces: Buffer[] = []
+    const locations = batch.map(({ chunk }): ChunkLocation => {
+      pieces.push(entryHeader(ENTRY_CHUNK, chunk.sealedLength), ...chunk.sealed)
+      const location = { pack: this.pack, offset: offset + ENTRY_HEADER_LENGTH, length: chunk.sealedLength }
+      offset += ENTRY_HEADER_LENGTH + chunk.sealedLength
+      return location
+    })
+    const durable = this.issue(pieces, offset)
+    batch.forEach(({ resolve }, i) => { resolve({ location: locations[i] as ChunkLocation, durable }) })
+  }
+
+  /**
+   * Starts the synced write of `pieces` where the entries end, and moves their end to `end`. Returns a
+   * promise that settles once this write and every one issued before it have, and rejects if any failed.
+   */
+  private issue (pieces: Buffer[], end: number): Promise<void> {
+    const at = this.size
+    this.size = end
+    this.allocated = Math.max(this.allocated, end)
+    const written = this.write(pieces, at, end - at)
+    const durable = Promise.allSettled([this.frontier, written]).then(results => {
+      for (const result of results) if (result.status === 'rejected') throw result.reason
+    })
+    // Awaited by the commits that need it; a staged chunk no commit came for must not end the process.
+    durable.catch(() => {})
+    this.frontier = durable
+    return durable
+  }
+
   private async flush (): Promise<void> {
     const batch = this.pending
     this.pending = []
-    let written = false
+    let issuedIn: number | undefined
     try {
-      if (this.size > PACK_LIMIT) {
-        // Past the limit, a new pack; the zero-filled space after this one's entries is given back.
+      if (this.size > this.packLimit) {
+        // Past the limit, a new pack; the zero-filled space after this one's entries is given back. Staged
+        // writes in flight end first.
+        await this.frontier.catch(() => {})
         await (this.appender as fs.FileHandle).truncate(this.size)
         this.pack++
         await this.openAppender(0)
+        this.frontier = Promise.resolve()
+      }
+      // Issued already (the writer issues staged chunks before it takes appends): these resolve at once.
+      const staged = new Map<StagedChunk, StagedWrite>()
+      for (const { commit } of batch) {
+        for (const chunk of commit?.chunks ?? []) if (isStaged(chunk)) staged.set(chunk, await chunk.staged)
       }
       let offset = this.size
       const pieces: Buffer[] = []
       const indexOperations: unknown[] = []
       let checkpoint: { pack: number, offset: number } | undefined
+      const locationPut = (id: string, value: ChunkLocation): LocationPut => ({ type: 'put', sublevel: this.locations, key: this.key.name(id), value })
       const results = batch.map(({ chunks, commit }) => {
         const operations = chunks.map(({ id, sealed, sealedLength }): LocationPut => {
           pieces.push(entryHeader(ENTRY_CHUNK, sealedLength), ...sealed)
           const value = { pack: this.pack, offset: offset + ENTRY_HEADER_LENGTH, length: sealedLength }
           offset += ENTRY_HEADER_LENGTH + sealedLength
-          return { type: 'put', sublevel: this.locations, key: this.key.name(id), value }
+          return locationPut(id, value)
         })
         if (commit === undefined) return { operations }
+        for (const chunk of commit.chunks) {
+          const write = isStaged(chunk) ? staged.get(chunk) : undefined
+          if (write !== undefined) operations.push(locationPut(chunk.id, write.location))
+        }
         const ref = `${this.pack}:${offset}`
         const record: CommitRecord = {
           locations: operations.map(({ key, value }) => [key, value]),
@@ -491,10 +594,12 @@ export class ChunkStore {
         indexOperations.push(...operations, ...commit.puts.map(({ sublevel, key, value }) => ({ type: 'put', sublevel: this.sublevel(sublevel), key, value })))
         return { operations, ref }
       })
-      await this.write(pieces, offset - this.size)
-      written = true
-      this.size = offset
-      this.allocated = Math.max(this.allocated, offset)
+      issuedIn = this.pack
+      // Durable: this write, every write before it, and the staged chunks (which may lie in a pack before a
+      // rollover, outside `frontier`). All of them settle before a failure is handled (see the catch).
+      const settled = await Promise.allSettled([this.issue(pieces, offset), ...[...staged.values()].map(async ({ durable }) => { await durable })])
+      const failed = settled.find(result => result.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
       if (checkpoint !== undefined) {
         // Unsynced: the commit entries just synced are the durable copy (see the top of this file).
         indexOperations.push({ type: 'put', sublevel: this.checkpoints, key: 'checkpoint', value: checkpoint })
@@ -506,26 +611,30 @@ export class ChunkStore {
       const committed = batch.flatMap(({ commit }, i) => commit?.committed === undefined ? [] : [{ call: commit.committed, ref: (results[i] as { ref?: string }).ref as string }])
       if (committed.length > 0) setImmediate(() => { for (const { call, ref } of committed) call(ref) })
     } catch (error) {
-      // Part of the write may be on disk: appends go on in a new pack, so a replay never meets a hole.
-      if (!written) {
+      // A write failed, this one or one before it, and may be partly on disk: a scan at start stops there, so
+      // nothing after it in this pack would be found. Appends go on in a new pack.
+      if (issuedIn === undefined || issuedIn === this.pack) {
         this.pack++
         await this.openAppender(0).catch(() => {})
+        this.frontier = Promise.resolve()
       }
       for (const { reject } of batch) reject(error as Error)
     }
   }
 
-  private async write (pieces: Buffer[], total: number): Promise<void> {
+  /** Writes `pieces` (`total` bytes) at `start` in the pack being written; its first writev is issued at once. */
+  private async write (pieces: Buffer[], start: number, total: number): Promise<void> {
     const appender = this.appender as fs.FileHandle
+    const pack = this.pack
     let bytesWritten = 0
     // writev takes at most IOV_MAX buffers at once; a short write (a full disk, a signal) goes on from where it stopped.
     for (let i = 0; i < pieces.length && bytesWritten < total;) {
       const group = pieces.slice(i, i + 512)
       const groupBytes = group.reduce((sum, b) => sum + b.byteLength, 0)
-      const at = this.size + bytesWritten
+      const at = start + bytesWritten
       let written = (await appender.writev(group, at)).bytesWritten
       if (written < groupBytes) written += (await appender.write(Buffer.concat(group).subarray(written), 0, groupBytes - written, at + written)).bytesWritten
-      if (written < groupBytes) throw new Error(`could not write ${total} bytes to pack ${this.pack} (disk full?)`)
+      if (written < groupBytes) throw new Error(`could not write ${total} bytes to pack ${pack} (disk full?)`)
       bytesWritten += written
       i += group.length
     }
@@ -535,6 +644,7 @@ export class ChunkStore {
     let reader = this.readers.get(pack)
     if (reader === undefined) {
       reader = fs.open(join(this.root, packName(pack)), constants.O_RDONLY)
+      reader.catch(() => { this.readers.delete(pack) })
       this.readers.set(pack, reader)
     }
     return await reader

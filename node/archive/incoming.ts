@@ -1,9 +1,11 @@
 /**
  * An object arriving in pieces (PDV fragments of a C-STORE, a file read, a STOW-RS part), cut into chunks,
- * each chunk hashed and sealed, and the object hashed whole, all as the pieces come. An object of one chunk
- * (most images) is hashed once: its hash is its chunk's id. When the last piece lands, only
- * validation and one synced write are left: a C-STORE SCU, which waits for each answer before it sends the
- * next instance, does not wait for hashing or encryption.
+ * each chunk sealed as the pieces come and hashed once it is whole, and the object hashed whole. An object
+ * of one chunk (most images) is hashed once: its hash is its chunk's id.
+ *
+ * The last chunk's hash is left to `identify()`, after `seal()`: the archive starts the synced write of a
+ * sealed image before it hashes it (`ChunkStore.stage`), so the hash runs while the disk writes. A C-STORE
+ * SCU waits for each answer before it sends the next instance, and the write is the longest wait in it.
  *
  * The pieces are copied into one assembly buffer, taken from a small pool and given back by `release()`:
  * most objects fit in a buffer an earlier one grew, so receiving an image allocates no buffer of its size
@@ -11,13 +13,19 @@
  */
 import { createHash, type Hash } from 'node:crypto'
 import { offHeapGarbage } from '../heap.ts'
-import { CHUNK_SIZE, type SealedChunk } from './chunks.ts'
+import { CHUNK_SIZE, type SealedChunk, type SealedPieces } from './chunks.ts'
 import type { ChunkSealer, StorageKey } from './sealing.ts'
 
 export interface ReceivedObject {
   bytes: Buffer
   sha256: string
   chunks: SealedChunk[]
+}
+
+/** The object sealed, its last chunk's id (and so its own hash) still to take: see `identify`. */
+export interface SealedObject {
+  bytes: Buffer
+  chunks: SealedPieces[]
 }
 
 /** Thrown by `finish` when more was written than the limit the object was opened with. */
@@ -30,7 +38,9 @@ export class ObjectTooLargeError extends Error {
   }
 }
 
-interface OpenChunk { hash: Hash, sealer: ChunkSealer, sealed: Buffer[], length: number }
+interface OpenChunk { start: number, sealer: ChunkSealer, sealed: Buffer[], length: number }
+/** A chunk sealed whole: where its bytes are in the object, and its id once hashed. */
+interface ClosedChunk extends SealedPieces { start: number, length: number, id?: string }
 
 /** Assembly buffers up to this size go back to the pool; larger objects get a buffer of their own. */
 const POOLED_BUFFER_MAX = 8 * 1024 * 1024
@@ -58,10 +68,12 @@ export class IncomingObject {
   #whole: Hash | undefined
   /** the object so far, in its first `#length` bytes */
   #buffer: Buffer | undefined
-  readonly #chunks: SealedChunk[] = []
+  /** closed chunks; only the last one's id may still be missing (between `seal` and `identify`) */
+  readonly #chunks: ClosedChunk[] = []
   #chunk: OpenChunk | undefined
   #length = 0
-  #finished = false
+  #sealed = false
+  #identified: ReceivedObject | undefined
   #released = false
   #tooLarge = false
 
@@ -72,7 +84,7 @@ export class IncomingObject {
 
   /** Takes a piece (copied: the caller may reuse its memory). */
   write (piece: Uint8Array): void {
-    if (this.#finished) throw new Error('write after finish')
+    if (this.#sealed) throw new Error('write after seal')
     if (piece.byteLength === 0 || this.#tooLarge) return
     if (this.#length + piece.byteLength > this.#limit) {
       // The rest is read and dropped, so a network sender can still be answered.
@@ -90,29 +102,45 @@ export class IncomingObject {
     while (offset < end) {
       const chunk = this.#chunk ?? this.#openChunk()
       const take = Math.min(end - offset, CHUNK_SIZE - chunk.length)
-      const slice = bytes.subarray(offset, offset + take)
-      chunk.hash.update(slice)
-      this.#whole?.update(slice)
-      chunk.sealed.push(chunk.sealer.update(slice))
+      chunk.sealed.push(chunk.sealer.update(bytes.subarray(offset, offset + take)))
       chunk.length += take
       offset += take
-      if (chunk.length === CHUNK_SIZE) this.#closeChunk(chunk)
+      if (chunk.length === CHUNK_SIZE) this.#hashChunk(this.#closeChunk(chunk))
     }
     this.#length = end
   }
 
   /**
-   * The whole object with its hashes and sealed chunks (an empty object is one empty chunk). `bytes` is
-   * valid until `release()`.
+   * Ends the object: its bytes and its sealed chunks (an empty object is one empty chunk), the last chunk
+   * not hashed yet. `bytes` is valid until `release()`.
    */
-  finish (): ReceivedObject {
-    if (this.#finished) throw new Error('finish called twice')
-    this.#finished = true
+  seal (): SealedObject {
+    if (this.#sealed) throw new Error('seal called twice')
+    this.#sealed = true
     if (this.#tooLarge) throw new ObjectTooLargeError(this.#limit)
     if (this.#chunk !== undefined || this.#chunks.length === 0) this.#closeChunk(this.#chunk ?? this.#openChunk())
-    const bytes = this.#buffer === undefined ? Buffer.alloc(0) : this.#buffer.subarray(0, this.#length)
-    const sha256 = this.#whole?.digest('hex') ?? (this.#chunks[0] as SealedChunk).id
-    return { bytes, sha256, chunks: this.#chunks }
+    return { bytes: this.#bytes(), chunks: this.#chunks }
+  }
+
+  /** After `seal()`: the object with its hash and every chunk's id (the last chunk hashed now). */
+  identify (): ReceivedObject {
+    if (!this.#sealed) throw new Error('identify before seal')
+    if (this.#identified !== undefined) return this.#identified
+    const last = this.#chunks.at(-1) as ClosedChunk
+    if (last.id === undefined) this.#hashChunk(last)
+    const chunks = this.#chunks as SealedChunk[]
+    this.#identified = { bytes: this.#bytes(), sha256: this.#whole?.digest('hex') ?? (chunks[0] as SealedChunk).id, chunks }
+    return this.#identified
+  }
+
+  /** `seal()` and `identify()` at once. */
+  finish (): ReceivedObject {
+    this.seal()
+    return this.identify()
+  }
+
+  #bytes (): Buffer {
+    return this.#buffer === undefined ? Buffer.alloc(0) : this.#buffer.subarray(0, this.#length)
   }
 
   /** Gives the assembly buffer back for the next object: `finish().bytes` must not be used after this. */
@@ -146,13 +174,24 @@ export class IncomingObject {
       this.#whole = createHash('sha256').update((this.#buffer as Buffer).subarray(0, CHUNK_SIZE))
     }
     const sealer = this.#key.chunkSealer()
-    this.#chunk = { hash: createHash('sha256'), sealer, sealed: [sealer.nonce], length: 0 }
+    // Every chunk before this one is full.
+    this.#chunk = { start: this.#chunks.length * CHUNK_SIZE, sealer, sealed: [sealer.nonce], length: 0 }
     return this.#chunk
   }
 
-  #closeChunk (chunk: OpenChunk): void {
+  /** Seals a chunk's end; its id is taken by `#hashChunk`, now for a chunk that filled, by `identify` for the last. */
+  #closeChunk (chunk: OpenChunk): ClosedChunk {
     chunk.sealed.push(chunk.sealer.final())
-    this.#chunks.push({ id: chunk.hash.digest('hex'), sealed: chunk.sealed, sealedLength: chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0) })
+    const closed = { sealed: chunk.sealed, sealedLength: chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0), start: chunk.start, length: chunk.length }
+    this.#chunks.push(closed)
     this.#chunk = undefined
+    return closed
+  }
+
+  /** A closed chunk's id, from its bytes in the assembly buffer, which also go into the whole object's hash. */
+  #hashChunk (chunk: ClosedChunk): void {
+    const bytes = (this.#buffer ?? Buffer.alloc(0)).subarray(chunk.start, chunk.start + chunk.length)
+    chunk.id = createHash('sha256').update(bytes).digest('hex')
+    this.#whole?.update(bytes)
   }
 }

@@ -52,6 +52,21 @@ test('an object of exactly CHUNK_SIZE is one chunk; an empty object is one empty
   assert.is(empty.bytes.byteLength, 0)
 })
 
+test('seal() gives the sealed chunks with the last id still to take; identify() takes it, as finish() would', () => {
+  const bytes = randomBytes(CHUNK_SIZE + 5000)
+  const object = new IncomingObject(key, 4 * CHUNK_SIZE)
+  writeInPieces(object, bytes, () => 70_000)
+  const sealed = object.seal()
+  assert.ok(sealed.bytes.equals(bytes))
+  assert.equal(sealed.chunks.map(chunk => (chunk as { id?: string }).id), [sha256(bytes.subarray(0, CHUNK_SIZE)), undefined], 'a chunk that filled is hashed as it arrives; the last one is not')
+  assert.throws(() => { object.write(randomBytes(10)) }, /write after seal/)
+  const received = object.identify()
+  assert.equal(received.chunks.map(chunk => chunk.id), [sha256(bytes.subarray(0, CHUNK_SIZE)), sha256(bytes.subarray(CHUNK_SIZE))])
+  assert.is(received.sha256, sha256(bytes))
+  assert.ok(key.open(Buffer.concat((received.chunks[1] as { sealed: Buffer[] }).sealed), CHUNK_ASSOCIATED_DATA).equals(bytes.subarray(CHUNK_SIZE)))
+  assert.is(object.identify(), received, 'taken once')
+})
+
 test('past the limit, the rest is dropped and finish throws ObjectTooLargeError', () => {
   const object = new IncomingObject(key, 1000)
   object.write(randomBytes(600))
