@@ -127,6 +127,7 @@ export class IncomingObject {
     if (!this.#sealed) throw new Error('identify before seal')
     if (this.#identified !== undefined) return this.#identified
     const last = this.#chunks.at(-1) as ClosedChunk
+    if (last.id === undefined && this.#released) throw new Error('identify after release: the bytes to hash are gone')
     if (last.id === undefined) this.#hashChunk(last)
     const chunks = this.#chunks as SealedChunk[]
     this.#identified = { bytes: this.#bytes(), sha256: this.#whole?.digest('hex') ?? (chunks[0] as SealedChunk).id, chunks }
