@@ -199,6 +199,34 @@ test('kill -9 during a 400-instance C-STORE loses no instance answered Success a
   for (const file of study.files.slice(0, successes)) assert.ok(have.has(sha256Hex(datasetOf(await fs.readFile(file)))), `${file} was acknowledged and lost`)
 })
 
+test('kill -9 while three associations send at once: every instance answered Success on any of them is there and intact', async () => {
+  // Stores from several associations share the pack's writes: staged chunks and commit entries, grouped
+  // and in flight together. (A kill leaves the writes the kernel has taken; the order they reach the disk in
+  // matters for a power loss, which test/archive/staging.test.ts and pack-log.test.ts make.)
+  const home = await consortium.member('Busy Site', 'site')
+  let victim = await start(home)
+  const studies = await Promise.all([1, 2, 3].map(async seed => await generateCt({ out: await tempDir(), slices: 150, rows: 96, columns: 96, seed: 500 + seed })))
+  const successes = [0, 0, 0]
+  let killed = false
+  await Promise.all(studies.map(async (study, i) => await storescu(victim.dicomPort, 'RADMESH', study.files, [], text => {
+    successes[i] = (successes[i] as number) + (text.match(/Received Store Response \(Success\)/g) ?? []).length
+    if (!killed && successes.reduce((a, b) => a + b) >= 200) {
+      killed = true
+      victim.process.kill('SIGKILL')
+    }
+  })))
+  assert.ok(killed, `the three associations finished before the kill (${successes.join(', ')} successes)`)
+  await waitFor('the node to die', () => victim.process.exitCode !== null || victim.process.signalCode !== null)
+  victim = await start(home)
+  for (const [i, study] of studies.entries()) {
+    const files = (await qido(victim, `/studies?StudyInstanceUID=${study.studyInstanceUid}`)).length === 0 ? [] : await wado(victim, `/studies/${study.studyInstanceUid}`)
+    const have = new Set(files.map(file => sha256Hex(datasetOf(file))))
+    const sent = await Promise.all(study.files.map(async file => sha256Hex(datasetOf(await fs.readFile(file)))))
+    for (const hash of have) assert.ok(sent.includes(hash), `study ${i + 1}: a returned instance is not one that was sent`)
+    sent.slice(0, successes[i]).forEach((hash, n) => { assert.ok(have.has(hash), `study ${i + 1}: instance ${n + 1} was acknowledged and lost`) })
+  }
+})
+
 test('the audit trail verifies, and a hand-edited record is caught', async () => {
   const ok = await radmesh(['audit', '--home', node.home, '--verify'])
   assert.is(ok.code, 0, ok.stderr)
