@@ -82,17 +82,20 @@ export class IncomingObject {
     this.#limit = limit
   }
 
-  /** Takes a piece (copied: the caller may reuse its memory). */
-  write (piece: Uint8Array): void {
+  /**
+   * Takes a piece (copied: the caller may reuse its memory). Returns false when the caller should wait for
+   * `drain()` before writing more (the object's bytes on their way to disk are at their bound).
+   */
+  write (piece: Uint8Array): boolean {
     if (this.#sealed) throw new Error('write after seal')
-    if (piece.byteLength === 0 || this.#tooLarge) return
+    if (piece.byteLength === 0 || this.#tooLarge) return true
     if (this.#length + piece.byteLength > this.#limit) {
       // The rest is read and dropped, so a network sender can still be answered.
       this.#tooLarge = true
       this.release()
       this.#chunks.length = 0
       this.#chunk = undefined
-      return
+      return true
     }
     const start = this.#length
     const bytes = this.#room(piece.byteLength)
@@ -108,7 +111,11 @@ export class IncomingObject {
       if (chunk.length === CHUNK_SIZE) this.#hashChunk(this.#closeChunk(chunk))
     }
     this.#length = end
+    return true
   }
+
+  /** Resolves once the caller may write again after `write` returned false. */
+  async drain (): Promise<void> {}
 
   /**
    * Ends the object: its bytes and its sealed chunks (an empty object is one empty chunk), the last chunk
