@@ -1,13 +1,14 @@
 /**
  * The DICOM JSON model (PS3.18 F.2) of one stored instance: the metadata WADO-RS and QIDO-RS answer with.
  *
- * The Part 10 file is parsed here, with dcmjs's data dictionary for the VRs of implicit VR data sets, rather
- * than by dcmjs's `DicomMessage.readFile`: that reader copies every value (pixel data included), finds the end
- * of undefined-length items by scanning for delimiter bytes (which binary values may contain), cannot read a
- * private sequence encoded as UN with undefined length, nor a nested private sequence in implicit VR, nor a file
- * whose meta header lacks the transfer syntax, and misreads data sets whose encoding differs from the declared
- * transfer syntax. This parser only walks the bytes: bulk data is never copied, every read is bounds-checked,
- * and every step moves forward, so any input either converts or throws `InvalidDicomError` (./errors.ts).
+ * The file is read through the one data set reader (reader.ts, file.ts), with dcmjs's data dictionary for
+ * the VRs of implicit VR data sets, rather than by dcmjs's `DicomMessage.readFile`: that reader copies every
+ * value (pixel data included), finds the end of undefined-length items by scanning for delimiter bytes (which
+ * binary values may contain), cannot read a private sequence encoded as UN with undefined length, nor a nested
+ * private sequence in implicit VR, nor a file whose meta header lacks the transfer syntax, and misreads data
+ * sets whose encoding differs from the declared transfer syntax. Here bulk data is never read into memory,
+ * every length is bounds-checked, and the file can come in chunks (`dicomJsonOf`): an instance of any size is
+ * converted in bounded memory. Any input either converts or throws `InvalidDicomError` (./errors.ts).
  *
  * What differs from a naive dump, as PS3.18 F.2 asks:
  * - keys are 8-digit upper-case hex tags; the File Meta Information (group 0002), group lengths (gggg,0000)
@@ -18,13 +19,18 @@
  *   AT values are 8-digit hex strings; empty values are absent and empty items of a multi-valued one are null;
  * - Pixel Data (7FE0,0010) at any depth, and every other binary value (OB, OD, OF, OL, OV, OW, UN) longer than
  *   1024 bytes, is `{ vr, BulkDataURI }`; shorter binary values are `InlineBinary` (base64, little endian);
+ *   a text or number value over 1 MiB is `{ vr, BulkDataURI }` too;
  * - text is decoded with the Specific Character Set (0008,0005), ISO 2022 code extensions included;
  * - a UN element whose tag the dictionary knows is decoded with its real VR; a UN element of undefined
  *   length is a sequence in implicit VR little endian (PS3.5 6.2.2) and comes out as SQ.
  */
 import { createRequire } from 'node:module'
-import { inflateRawSync } from 'node:zlib'
 import { InvalidDicomError } from './errors.ts'
+import { Part10Reader } from './file.ts'
+import {
+  type DatasetVisitor, type ElementHeader, hex4, hex8, IMPLICIT_LITTLE, LONG_VRS, PIXEL_DATA, readDataset, SHORT_VRS, type Syntax, tagName,
+  UNDEFINED_LENGTH, type ValueAction
+} from './reader.ts'
 
 export interface DicomJsonAttribute {
   vr: string
@@ -39,12 +45,15 @@ export type DicomJsonDataset = Record<string, DicomJsonAttribute>
  * Names the bulk data of one element for `BulkDataURI`. For a top-level element the argument is its tag
  * ("7FE00010"); for an element inside a sequence it is the path to it: sequence tag, item index (from 0),
  * tag, separated by "/" ("54000100/0/54001010"). A top-level path is therefore exactly the tag.
- * `value` is the element's bytes as stored (not given for encapsulated values): the bulk data route uses it.
  */
-export type BulkDataUriFor = (tagHex: string, value?: Uint8Array) => string
+export type BulkDataUriFor = (path: string) => string
 
 /** Binary values longer than this many bytes become BulkDataURI; shorter ones InlineBinary. */
 export const BULK_DATA_THRESHOLD = 1024
+/** Text and number values longer than this become BulkDataURI (PS3.18 F.2.6 allows it for them too). */
+const LONG_VALUE_THRESHOLD = 1024 * 1024
+/** A bulk data value is read into memory whole to be served: at most this long. */
+export const MAX_BULK_VALUE_BYTES = 64 * 1024 * 1024
 /** A deflated data set may inflate to at most this many bytes. */
 const MAX_INFLATED_BYTES = 2 ** 31 - 1
 /** Sequences nest at most this deep (SR content trees go deep, but not this deep). */
@@ -57,20 +66,8 @@ interface DictionaryEntry { vr?: string }
 interface Dcmjs { data: { DicomMetaDictionary: { dictionary: Record<string, DictionaryEntry | undefined> } } }
 const dictionary = (createRequire(import.meta.url)('dcmjs') as Dcmjs).data.DicomMetaDictionary.dictionary
 
-const IMPLICIT_LITTLE = '1.2.840.10008.1.2'
-const EXPLICIT_BIG = '1.2.840.10008.1.2.2'
-const DEFLATED = new Set(['1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.4.95'])
-
-const PIXEL_DATA = 0x7fe00010
-const ITEM = 0xfffee000
-const ITEM_DELIMITER = 0xfffee00d
-const SEQUENCE_DELIMITER = 0xfffee0dd
 const TRAILING_PADDING = 0xfffcfffc
-const UNDEFINED = 0xffffffff
 
-/** VRs whose explicit encoding has a 2-byte reserved field and a 4-byte length. */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'])
-const SHORT_VRS = new Set(['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US'])
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN'])
 /** Bytes per word of a binary VR, for byte-swapping big endian values to the little endian InlineBinary. */
 const WORD_SIZE: Record<string, number> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 }
@@ -79,9 +76,6 @@ const SINGLE_TEXT_VRS = new Set(['LT', 'ST', 'UT', 'UR'])
 /** Text VRs decoded with the Specific Character Set; the others are in the default repertoire. */
 const CHARSET_VRS = new Set(['SH', 'LO', 'ST', 'LT', 'UC', 'UT', 'PN'])
 
-interface Syntax { implicit: boolean, little: boolean }
-const IMPLICIT_LE: Syntax = { implicit: true, little: true }
-
 /** What a data set level knows while it is read: inherited by its items unless they say otherwise. */
 interface Scope {
   charset: TextCodec
@@ -89,195 +83,219 @@ interface Scope {
   pixelRepresentation: number
 }
 
-interface Walk {
-  bytes: Uint8Array
-  view: DataView
-  bulkDataUri: BulkDataUriFor
-}
+/** A data set level being filled: the top level or an item. */
+interface Level { kind: 'level', dataset: DicomJsonDataset, scope: Scope, path: string }
+/** A sequence being read, its items so far. */
+interface Sequence { kind: 'sequence', key: string | undefined, items: DicomJsonDataset[], path: string, depth: number }
 
-const hex8 = (tag: number): string => tag.toString(16).toUpperCase().padStart(8, '0')
-const hex4 = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0')
-const tagName = (tag: number): string => `(${hex4(tag >>> 16)},${hex4(tag & 0xffff)})`
+/** An element being collected, with the VR to read it as (a known tag encoded as UN is read as what it is). */
+interface Wanted { vr: string, syntax: Syntax }
 
-function isVrByte (b: number | undefined): boolean {
-  return b !== undefined && b >= 0x41 && b <= 0x5a
-}
+/**
+ * Builds the DICOM JSON model of a data set from the reader's events: every element, its values collected
+ * unless they are bulk data, sequences and items nested as they come.
+ */
+class JsonVisitor implements DatasetVisitor {
+  readonly root: DicomJsonDataset = {}
+  readonly #stack: Array<Level | Sequence>
+  readonly #bulkDataUri: BulkDataUriFor
+  /** how deep this visitor's top level is (a UN sequence is read by a visitor of its own) */
+  readonly #depthOffset: number
+  readonly #wanted = new Map<number, Wanted>()
+  /** a tag to be read as a sequence whatever the dictionary says (the element a UN sequence is wrapped in) */
+  readonly #forceSequence: number | undefined
 
-function need (walk: Walk, at: number, length: number, end: number, what: string): void {
-  if (at + length > end) {
-    if (end < walk.bytes.length) throw new InvalidDicomError('bad-structure', `${what} needs ${length} bytes at offset ${at} and runs past the end of its item or sequence`)
-    throw new InvalidDicomError('truncated', `${what} needs ${length} bytes at offset ${at} and runs past the end of the data: the file is truncated`)
+  constructor (bulkDataUri: BulkDataUriFor, scope: Scope, path = '', depthOffset = 0, forceSequence?: number) {
+    this.#bulkDataUri = bulkDataUri
+    this.#stack = [{ kind: 'level', dataset: this.root, scope, path }]
+    this.#depthOffset = depthOffset
+    this.#forceSequence = forceSequence
+  }
+
+  #level (): Level {
+    for (let i = this.#stack.length - 1; i >= 0; i--) {
+      const entry = this.#stack[i] as Level | Sequence
+      if (entry.kind === 'level') return entry
+    }
+    throw new Error('no data set level')
+  }
+
+  #path (tag: number): string {
+    const { path } = this.#level()
+    return path === '' ? hex8(tag) : `${path}/${hex8(tag)}`
+  }
+
+  implicitVr (el: ElementHeader): string | undefined {
+    if (el.depth === 0 && el.tag === this.#forceSequence) return 'SQ'
+    return implicitVr(el.tag, el.length, this.#level().scope)
+  }
+
+  element (el: ElementHeader): ValueAction {
+    const group = el.tag >>> 16
+    if (!keep(group, el.tag & 0xffff)) return 'skip'
+    const level = this.#level()
+    const vr = el.vr ?? this.implicitVr(el) ?? 'UN'
+    const key = hex8(el.tag)
+    if (el.tag === PIXEL_DATA) {
+      level.dataset[key] = { vr, BulkDataURI: this.#bulkDataUri(this.#path(el.tag)) }
+      return 'skip'
+    }
+    if (el.length === 0) {
+      level.dataset[key] = { vr }
+      return 'skip'
+    }
+    // A UN value of a tag the dictionary knows is encoded as implicit VR little endian: read it as what it is.
+    if (vr === 'UN') {
+      const known = resolveVr(dictionaryVr(el.tag, level.scope), level.scope)
+      if (known !== undefined && known !== 'UN' && el.length <= LONG_VALUE_THRESHOLD) {
+        this.#wanted.set(el.valueOffset, { vr: known, syntax: IMPLICIT_LITTLE })
+        return 'collect'
+      }
+    }
+    const binary = BINARY_VRS.has(vr)
+    if (el.length > (binary ? BULK_DATA_THRESHOLD : LONG_VALUE_THRESHOLD)) {
+      level.dataset[key] = { vr, BulkDataURI: this.#bulkDataUri(this.#path(el.tag)) }
+      return 'skip'
+    }
+    this.#wanted.set(el.valueOffset, { vr, syntax: el.syntax })
+    return 'collect'
+  }
+
+  value (el: ElementHeader, value: Uint8Array): void {
+    const wanted = this.#wanted.get(el.valueOffset) as Wanted
+    this.#wanted.delete(el.valueOffset)
+    const level = this.#level()
+    const key = hex8(el.tag)
+    if (wanted.vr === 'SQ') {
+      level.dataset[key] = this.#unSequence(el, value, level)
+      return
+    }
+    const attribute = convertValue(el.tag, wanted.vr, value, wanted.syntax.little, level.scope, this.#path(el.tag), this.#bulkDataUri)
+    level.dataset[key] = attribute
+    remember(el.tag, attribute, value, level.scope)
+  }
+
+  /** A sequence encoded as UN of defined length: its items are read on their own, in implicit VR little endian. */
+  #unSequence (el: ElementHeader, value: Uint8Array, level: Level): DicomJsonAttribute {
+    const depth = this.#depthOffset + el.depth + 1
+    if (depth >= MAX_DEPTH) throw new InvalidDicomError('too-deep', `sequences nest deeper than ${MAX_DEPTH} levels at ${tagName(el.tag)}`)
+    // Wrapped as the one element of a data set, read as a sequence whatever its tag.
+    const wrapped = Buffer.alloc(8 + value.byteLength)
+    wrapped.writeUInt16LE(el.tag >>> 16, 0)
+    wrapped.writeUInt16LE(el.tag & 0xffff, 2)
+    wrapped.writeUInt32LE(value.byteLength, 4)
+    wrapped.set(value, 8)
+    const nested = new JsonVisitor(this.#bulkDataUri, level.scope, level.path, depth - 1, el.tag)
+    readDataset(wrapped, IMPLICIT_LITTLE, nested, { maxDepth: MAX_DEPTH - depth + 1, ordered: false })
+    return nested.root[hex8(el.tag)] ?? { vr: 'SQ' }
+  }
+
+  sequenceStart (el: ElementHeader): void {
+    if (this.#depthOffset + el.depth + 1 > MAX_DEPTH) throw new InvalidDicomError('too-deep', `sequences nest deeper than ${MAX_DEPTH} levels at ${tagName(el.tag)}`)
+    const kept = keep(el.tag >>> 16, el.tag & 0xffff)
+    this.#stack.push({ kind: 'sequence', key: kept ? hex8(el.tag) : undefined, items: [], path: this.#path(el.tag), depth: el.depth })
+  }
+
+  itemStart (): void {
+    const sequence = this.#stack.at(-1) as Sequence
+    const parent = this.#level().scope
+    this.#stack.push({
+      kind: 'level', dataset: {}, path: `${sequence.path}/${sequence.items.length}`,
+      scope: { charset: parent.charset, creators: new Map(), pixelRepresentation: parent.pixelRepresentation }
+    })
+  }
+
+  itemEnd (): void {
+    const level = this.#stack.pop() as Level
+    ;(this.#stack.at(-1) as Sequence).items.push(level.dataset)
+  }
+
+  sequenceEnd (): void {
+    const sequence = this.#stack.pop() as Sequence
+    if (sequence.key === undefined) return
+    this.#level().dataset[sequence.key] = sequence.items.length === 0 ? { vr: 'SQ' } : { vr: 'SQ', Value: sequence.items }
+  }
+
+  encapsulatedStart (el: ElementHeader): void {
+    if (!keep(el.tag >>> 16, el.tag & 0xffff)) return
+    // Encapsulated values are OB (PS3.5 A.4): say so when an implicit VR data set could not (an explicit VR is kept as written).
+    this.#level().dataset[hex8(el.tag)] = { vr: el.vr ?? 'OB', BulkDataURI: this.#bulkDataUri(this.#path(el.tag)) }
   }
 }
 
+const reader = (visitor: () => DatasetVisitor, inflate: 'sync' | 'async'): Part10Reader => new Part10Reader({
+  dataset: () => visitor(),
+  inflate,
+  maxInflatedBytes: MAX_INFLATED_BYTES,
+  limits: { maxDepth: MAX_DEPTH, maxValueBytes: MAX_BULK_VALUE_BYTES, ordered: false },
+  lenient: true
+})
+
+const newScope = (): Scope => ({ charset: textCodec([]), creators: new Map(), pixelRepresentation: 0 })
+
 /**
- * Converts a DICOM Part 10 file (128-byte preamble, "DICM", File Meta Information, data set) into the DICOM
- * JSON model of its data set. Throws InvalidDicomError, with what is wrong and where, when it cannot.
+ * Converts a DICOM Part 10 file (128-byte preamble, "DICM", File Meta Information, data set) held in memory
+ * into the DICOM JSON model of its data set. Throws InvalidDicomError, with what is wrong and where, when it cannot.
  */
 export function instanceToDicomJson (part10: Uint8Array, bulkDataUri: BulkDataUriFor): DicomJsonDataset {
-  if (part10.length < 132 || part10[128] !== 0x44 || part10[129] !== 0x49 || part10[130] !== 0x43 || part10[131] !== 0x4d) {
-    throw new InvalidDicomError('not-part10', 'not a DICOM Part 10 file: no "DICM" after the 128-byte preamble (a bare data set without File Meta Information is not accepted)')
-  }
-  let walk: Walk = { bytes: part10, view: new DataView(part10.buffer, part10.byteOffset, part10.byteLength), bulkDataUri }
-  const { transferSyntax, end: metaEnd } = readMeta(walk)
-  let start = metaEnd
-
-  let syntax: Syntax = transferSyntax === IMPLICIT_LITTLE
-    ? { implicit: true, little: true }
-    : { implicit: false, little: transferSyntax !== EXPLICIT_BIG }
-
-  if (transferSyntax !== undefined && DEFLATED.has(transferSyntax)) {
-    let inflated: Uint8Array
-    try {
-      inflated = inflateRawSync(part10.subarray(metaEnd), { maxOutputLength: MAX_INFLATED_BYTES })
-    } catch (error) {
-      throw new InvalidDicomError('bad-deflate', `the deflated data set cannot be inflated: ${(error as Error).message}`)
-    }
-    walk = { bytes: inflated, view: new DataView(inflated.buffer, inflated.byteOffset, inflated.byteLength), bulkDataUri }
-    start = 0
-  }
-
-  // Trust the bytes over the meta header: some writers declare explicit VR and write implicit, or the reverse,
-  // or leave the transfer syntax out. The first element of the data set shows which it is.
-  if (walk.bytes.length - start >= 8) {
-    const vr = String.fromCharCode(walk.bytes[start + 4] as number, walk.bytes[start + 5] as number)
-    const looksExplicit = LONG_VRS.has(vr) || SHORT_VRS.has(vr)
-    if (looksExplicit === syntax.implicit) syntax = { implicit: !looksExplicit, little: syntax.little || !looksExplicit }
-  }
-
-  const scope: Scope = { charset: textCodec([]), creators: new Map(), pixelRepresentation: 0 }
-  return readDataset(walk, start, walk.bytes.length, syntax, scope, '', 0, 'top').dataset
-}
-
-/** Reads the File Meta Information (always explicit VR little endian; elements of group 0002, in order). */
-function readMeta (walk: Walk): { transferSyntax: string | undefined, end: number } {
-  const { bytes, view } = walk
-  let at = 132
-  let transferSyntax: string | undefined
-  while (at + 8 <= bytes.length && view.getUint16(at, true) === 0x0002) {
-    const element = view.getUint16(at + 2, true)
-    let length: number
-    let header: number
-    if (isVrByte(bytes[at + 4]) && isVrByte(bytes[at + 5])) {
-      const vr = String.fromCharCode(bytes[at + 4] as number, bytes[at + 5] as number)
-      if (LONG_VRS.has(vr)) {
-        need(walk, at, 12, bytes.length, 'a File Meta Information element')
-        length = view.getUint32(at + 8, true)
-        header = 12
-      } else {
-        length = view.getUint16(at + 6, true)
-        header = 8
-      }
-    } else { // some writers put the meta header in implicit VR
-      length = view.getUint32(at + 4, true)
-      header = 8
-    }
-    if (length === UNDEFINED) throw new InvalidDicomError('bad-meta', `File Meta Information element (0002,${hex4(element)}) has an undefined length`)
-    need(walk, at + header, length, bytes.length, `File Meta Information element (0002,${hex4(element)})`)
-    if (element === 0x0010) transferSyntax = latin1Text(bytes.subarray(at + header, at + header + length)).replace(/[\0 ]+$/, '').trim()
-    at += header + length
-  }
-  if (at === 132) throw new InvalidDicomError('not-part10', 'not a DICOM Part 10 file: no File Meta Information (group 0002) after "DICM"')
-  return { transferSyntax: transferSyntax === '' ? undefined : transferSyntax, end: at }
+  const visitor = new JsonVisitor(bulkDataUri, newScope())
+  const file = reader(() => visitor, 'sync')
+  file.push(part10)
+  file.endSync()
+  return visitor.root
 }
 
 /**
- * Reads data set elements from `at` up to `end`, or, for an item of undefined length (`until` 'item'), up to
- * and including its Item Delimitation Item. Returns the data set and where reading stopped.
+ * A file in pieces: its bytes, or (a number) a count of bytes that lie inside one value the reader skips (the
+ * pixel data), not read at all; the function given such a count reads them when it must (see `dicomJsonOf`).
  */
-function readDataset (walk: Walk, at: number, end: number, syntax: Syntax, parent: Scope, path: string, depth: number, until: 'end' | 'item' | 'top'): { dataset: DicomJsonDataset, end: number } {
-  const { bytes, view } = walk
-  const little = syntax.little
-  const dataset: DicomJsonDataset = {}
-  const scope: Scope = { charset: parent.charset, creators: new Map(), pixelRepresentation: parent.pixelRepresentation }
-  for (;;) {
-    if (at >= end) {
-      if (until === 'item') throw new InvalidDicomError('bad-structure', `an item of undefined length has no Item Delimitation Item before offset ${end}`)
-      return { dataset, end: at }
-    }
-    if (until === 'top' && end - at < 8 && bytes.subarray(at, end).every(b => b === 0)) return { dataset, end } // zero padding
-    need(walk, at, 8, end, 'an element header')
-    const group = view.getUint16(at, little)
-    const element = view.getUint16(at + 2, little)
-    const tag = ((group << 16) | element) >>> 0
+export type FilePiece = Uint8Array | { skip: number, read: () => Promise<Uint8Array> }
 
-    if (tag === ITEM_DELIMITER) {
-      if (until === 'item') return { dataset, end: at + 8 }
-      throw new InvalidDicomError('bad-structure', `an Item Delimitation Item at offset ${at} is outside any item of undefined length`)
-    }
-    if (tag === ITEM || tag === SEQUENCE_DELIMITER) throw new InvalidDicomError('bad-structure', `an item tag ${tagName(tag)} at offset ${at} is not inside a sequence`)
-
-    // Element header: the VR (explicit, or from the dictionary) and the value length.
-    let vr: string
-    let length: number
-    let header: number
-    if (syntax.implicit) {
-      length = view.getUint32(at + 4, little)
-      header = 8
-      vr = implicitVr(tag, length, scope)
-    } else {
-      const b0 = bytes[at + 4]
-      const b1 = bytes[at + 5]
-      if (!isVrByte(b0) || !isVrByte(b1)) throw new InvalidDicomError('bad-vr', `element ${tagName(tag)} at offset ${at} has no valid VR in an explicit VR data set`)
-      vr = String.fromCharCode(b0 as number, b1 as number)
-      if (SHORT_VRS.has(vr)) {
-        length = view.getUint16(at + 6, little)
-        header = 8
-      } else { // the long VRs, and unknown VRs, which PS3.5 7.1.2 gives the long form and which are read as UN
-        need(walk, at, 12, end, `element ${tagName(tag)}`)
-        length = view.getUint32(at + 8, little)
-        header = 12
-        if (!LONG_VRS.has(vr)) vr = 'UN'
-      }
-    }
-    const valueAt = at + header
-    const elementPath = path === '' ? hex8(tag) : `${path}/${hex8(tag)}`
-
-    // Sequences, and what is read like one.
-    if (vr === 'SQ' || (vr === 'UN' && length === UNDEFINED)) {
-      const itemSyntax = vr === 'UN' ? IMPLICIT_LE : syntax
-      if (depth >= MAX_DEPTH) throw new InvalidDicomError('too-deep', `sequences nest deeper than ${MAX_DEPTH} levels at ${tagName(tag)}`)
-      const read = readSequence(walk, valueAt, length, end, itemSyntax, scope, elementPath, depth + 1, tag)
-      if (keep(group, element)) dataset[hex8(tag)] = read.items.length === 0 ? { vr: 'SQ' } : { vr: 'SQ', Value: read.items }
-      at = read.end
-      continue
-    }
-
-    if (length === UNDEFINED) { // encapsulated pixel data (or another encapsulated OB/OW value): skip its fragments
-      if (vr !== 'OB' && vr !== 'OW') throw new InvalidDicomError('bad-structure', `element ${tagName(tag)} (${vr}) at offset ${at} has an undefined length`)
-      const fragmentsEnd = skipFragments(walk, valueAt, end, little, tag)
-      // Encapsulated values are OB (PS3.5 A.4): say so when an implicit VR data set could not (an explicit VR is kept as written).
-      if (keep(group, element)) dataset[hex8(tag)] = { vr: syntax.implicit ? 'OB' : vr, BulkDataURI: walk.bulkDataUri(elementPath) }
-      at = fragmentsEnd
-      continue
-    }
-
-    need(walk, valueAt, length, end, `the value of ${tagName(tag)}`)
-    const value = bytes.subarray(valueAt, valueAt + length)
-    at = valueAt + length
-    if (!keep(group, element)) continue
-
-    // A UN value of a tag the dictionary knows is encoded as implicit VR little endian: read it as what it is.
-    let valueVr = vr
-    let valueSyntax = syntax
-    if (vr === 'UN') {
-      const known = resolveVr(dictionaryVr(tag, scope), scope)
-      if (known !== undefined && known !== 'UN') {
-        valueVr = known
-        valueSyntax = IMPLICIT_LE
-        if (known === 'SQ') {
-          if (depth >= MAX_DEPTH) throw new InvalidDicomError('too-deep', `sequences nest deeper than ${MAX_DEPTH} levels at ${tagName(tag)}`)
-          const read = readSequence(walk, valueAt, length, valueAt + length, IMPLICIT_LE, scope, elementPath, depth + 1, tag)
-          dataset[hex8(tag)] = read.items.length === 0 ? { vr: 'SQ' } : { vr: 'SQ', Value: read.items }
-          continue
-        }
-      }
-    }
-
-    const attribute = convertValue(walk, tag, valueVr, value, valueSyntax.little, scope, elementPath)
-    dataset[hex8(tag)] = attribute
-    remember(tag, attribute, value, scope)
+/**
+ * The same for a file read in pieces (a stored instance, chunk by chunk), in bounded memory; a deflated data
+ * set inflates off the event loop. A piece to skip is read only if the reader is not inside a skipped value there.
+ */
+export async function dicomJsonOf (pieces: AsyncIterable<FilePiece>, bulkDataUri: BulkDataUriFor): Promise<DicomJsonDataset> {
+  const visitor = new JsonVisitor(bulkDataUri, newScope())
+  const file = reader(() => visitor, 'async')
+  for await (const piece of pieces) {
+    if (piece instanceof Uint8Array) file.push(piece)
+    else if (!file.skip(piece.skip)) file.push(await piece.read())
   }
+  await file.end()
+  return visitor.root
+}
+
+/**
+ * The bytes of the bulk data value at `path` (as BulkDataURIs name it), read from a file in pieces; undefined
+ * when there is none. At most MAX_BULK_VALUE_BYTES (RangeError past that).
+ */
+export async function bulkDataOf (pieces: AsyncIterable<Uint8Array>, path: string): Promise<Uint8Array | undefined> {
+  let found: Uint8Array | undefined
+  let tooLarge = 0
+  const paths: string[] = []
+  const items: number[] = []
+  const here = (tag: number): string => [...paths, hex8(tag)].join('/')
+  const visitor: DatasetVisitor = {
+    element: el => {
+      if (here(el.tag) !== path) return 'skip'
+      if (el.length > MAX_BULK_VALUE_BYTES) {
+        tooLarge = el.length
+        return 'skip'
+      }
+      return 'collect'
+    },
+    value: (_el, value) => { found = value },
+    sequenceStart: el => { paths.push(hex8(el.tag)); items.push(0) },
+    itemStart: () => { paths.push(String((items.at(-1) as number))) },
+    itemEnd: () => { paths.pop(); items[items.length - 1] = (items.at(-1) as number) + 1 },
+    sequenceEnd: () => { paths.pop(); items.pop() }
+  }
+  const file = reader(() => visitor, 'async')
+  for await (const piece of pieces) file.push(piece)
+  await file.end()
+  if (tooLarge > 0) throw new RangeError(`the value at ${path} is ${tooLarge} bytes, over the ${MAX_BULK_VALUE_BYTES} served at once`)
+  return found
 }
 
 /** Elements the JSON model leaves out: meta information, group lengths, trailing padding. */
@@ -325,62 +343,14 @@ function implicitVr (tag: number, length: number, scope: Scope): string {
   if ((tag & 0xffff) === 0x0000) return 'UL'
   const vr = resolveVr(dictionaryVr(tag, scope), scope)
   if (vr !== undefined) return vr
-  if (length === UNDEFINED) return 'SQ'
+  if (length === UNDEFINED_LENGTH) return 'SQ'
   return 'UN'
 }
 
-/** Reads the items of a sequence; returns them and where the sequence ends. */
-function readSequence (walk: Walk, at: number, length: number, end: number, syntax: Syntax, scope: Scope, path: string, depth: number, tag: number): { items: DicomJsonDataset[], end: number } {
-  const { view } = walk
-  const items: DicomJsonDataset[] = []
-  const undefinedLength = length === UNDEFINED
-  let sequenceEnd = end
-  if (!undefinedLength) {
-    need(walk, at, length, end, `sequence ${tagName(tag)}`)
-    sequenceEnd = at + length
-  }
-  for (;;) {
-    if (!undefinedLength && at === sequenceEnd) return { items, end: at }
-    need(walk, at, 8, sequenceEnd, `an item of sequence ${tagName(tag)}`)
-    const itemTag = ((view.getUint16(at, syntax.little) << 16) | view.getUint16(at + 2, syntax.little)) >>> 0
-    const itemLength = view.getUint32(at + 4, syntax.little)
-    if (itemTag === SEQUENCE_DELIMITER) {
-      if (undefinedLength) return { items, end: at + 8 }
-      throw new InvalidDicomError('bad-structure', `sequence ${tagName(tag)} of defined length has a Sequence Delimitation Item at offset ${at}`)
-    }
-    if (itemTag !== ITEM) throw new InvalidDicomError('bad-structure', `sequence ${tagName(tag)} has ${tagName(itemTag)} at offset ${at} where an item should be`)
-    const itemPath = `${path}/${items.length}`
-    if (itemLength === UNDEFINED) {
-      const read = readDataset(walk, at + 8, sequenceEnd, syntax, scope, itemPath, depth, 'item')
-      items.push(read.dataset)
-      at = read.end
-    } else {
-      need(walk, at + 8, itemLength, sequenceEnd, `an item of sequence ${tagName(tag)}`)
-      const read = readDataset(walk, at + 8, at + 8 + itemLength, syntax, scope, itemPath, depth, 'end')
-      items.push(read.dataset)
-      at = at + 8 + itemLength
-    }
-  }
-}
-
-/** Skips the fragments of an encapsulated value (Basic Offset Table, fragments, Sequence Delimitation Item). */
-function skipFragments (walk: Walk, at: number, end: number, little: boolean, tag: number): number {
-  const { view } = walk
-  for (;;) {
-    need(walk, at, 8, end, `a fragment of encapsulated ${tagName(tag)}`)
-    const itemTag = ((view.getUint16(at, little) << 16) | view.getUint16(at + 2, little)) >>> 0
-    const length = view.getUint32(at + 4, little)
-    if (itemTag === SEQUENCE_DELIMITER) return at + 8
-    if (itemTag !== ITEM || length === UNDEFINED) throw new InvalidDicomError('bad-structure', `encapsulated ${tagName(tag)} has ${tagName(itemTag)} at offset ${at} where a fragment should be`)
-    need(walk, at + 8, length, end, `a fragment of encapsulated ${tagName(tag)}`)
-    at += 8 + length
-  }
-}
-
-function convertValue (walk: Walk, tag: number, vr: string, value: Uint8Array, little: boolean, scope: Scope, path: string): DicomJsonAttribute {
+function convertValue (tag: number, vr: string, value: Uint8Array, little: boolean, scope: Scope, path: string, bulkDataUri: BulkDataUriFor): DicomJsonAttribute {
   if (value.length === 0) return { vr }
   if (BINARY_VRS.has(vr) || tag === PIXEL_DATA) {
-    if (tag === PIXEL_DATA || value.length > BULK_DATA_THRESHOLD) return { vr, BulkDataURI: walk.bulkDataUri(path, value) }
+    if (tag === PIXEL_DATA || value.length > BULK_DATA_THRESHOLD) return { vr, BulkDataURI: bulkDataUri(path) }
     return { vr, InlineBinary: base64(little ? value : swapWords(value, WORD_SIZE[vr] ?? 1)) }
   }
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength)

@@ -1,26 +1,23 @@
 /**
- * Reading and writing DICOM Part 10 files, strictly enough to trust what is stored.
+ * Reading DICOM Part 10 files strictly enough to trust what is stored, and writing their File Meta Information.
  *
- * `parsePart10` walks the whole data set (sequences, items, encapsulated pixel data, every transfer syntax
- * radmesh accepts, deflate included) and checks that every declared length fits inside the file: a
- * parse that ends early is a truncated file and is refused, never indexed (ENGINEERING.md: dcmjs accepts
- * truncated files). On the way it collects the top-level attributes the index needs and where the pixel
- * data lies, so WADO-RS frames need no second parser.
+ * `InstanceParser` reads a file as it arrives (through `Part10Reader` and the one data set reader,
+ * reader.ts): every element, sequence, item and fragment, every declared length checked against its
+ * container and the data (an object that stops early is truncated and refused, never indexed: dcmjs would
+ * accept it), the deflated syntax inflated off the event loop within the object size limit. On the way it
+ * collects the top-level attributes the index needs and where the pixel data lies, so WADO-RS frames need no
+ * second parse; and it checks the declared frame geometry against the pixel data (geometry.ts).
  */
-import { inflateRawSync } from 'node:zlib'
 import { InvalidDicomError } from './errors.ts'
-import { ENCAPSULATED_SYNTAXES, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, SUPPORTED_TRANSFER_SYNTAXES, TRANSFER_SYNTAX, uidProblem } from './uids.ts'
+import { type FileMeta, isExecutable, PREAMBLE_LENGTH, Part10Reader } from './file.ts'
+import { frameGeometry } from './geometry.ts'
+import { type DatasetVisitor, type ElementHeader, hex8, LONG_VRS, PIXEL_DATA, tagName } from './reader.ts'
+import { ENCAPSULATED_SYNTAXES, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, SUPPORTED_TRANSFER_SYNTAXES, uidProblem } from './uids.ts'
 
-export const PREAMBLE_LENGTH = 128
+export { PREAMBLE_LENGTH }
 const DICM = [0x44, 0x49, 0x43, 0x4d]
-/** Nested sequences deeper than this are an attack, not an image. */
-const MAX_DEPTH = 32
-const UNDEFINED = 0xffffffff
-
-/** VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'])
-const KNOWN_VRS = new Set(['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US', ...LONG_VRS])
-
+/** The collected attributes are short; one over this is not what it says it is. */
+const MAX_COLLECTED_BYTES = 64 * 1024
 /**
  * Top-level attributes collected for the index and for rendering frames, with the VR used when the
  * transfer syntax is implicit (explicit files carry their own VR).
@@ -78,174 +75,79 @@ export interface DicomInstance {
   executablePreamble: boolean
 }
 
-interface Syntax { explicit: boolean, little: boolean }
+/** Reads the top level into attributes and a pixel data location (see DicomInstance). */
+class IndexVisitor implements DatasetVisitor {
+  readonly attributes: Record<string, AttributeValue> = {}
+  pixelData: PixelDataLocation | undefined
+  #utf8 = false
+  #encapsulated: { offsetTable: number[], fragments: Array<{ offset: number, length: number }> } | undefined
+  readonly #little: boolean
 
-const syntaxOf = (uid: string): Syntax => ({
-  explicit: uid !== TRANSFER_SYNTAX.implicitLittle,
-  little: uid !== TRANSFER_SYNTAX.explicitBig
-})
-
-const hex4 = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0')
-const tagName = (group: number, element: number): string => `(${hex4(group)},${hex4(element)})`
-
-class Reader {
-  readonly bytes: Uint8Array
-  readonly view: DataView
-  readonly little: boolean
-  constructor (bytes: Uint8Array, little: boolean) {
-    this.bytes = bytes
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    this.little = little
+  constructor (little: boolean) {
+    this.#little = little
   }
 
-  need (offset: number, count: number, what: string): void {
-    if (offset + count > this.bytes.byteLength) {
-      throw new InvalidDicomError('truncated', `${what} runs past the end of the data (needs ${offset + count - this.bytes.byteLength} more bytes): the file is truncated`)
+  element (el: ElementHeader): 'skip' | 'collect' {
+    if (el.depth !== 0) return 'skip'
+    if (el.tag === PIXEL_DATA) {
+      this.pixelData = { encapsulated: false, offset: el.valueOffset, length: el.length }
+      return 'skip'
     }
+    if (!(hex8(el.tag) in COLLECTED_ATTRIBUTES)) return 'skip'
+    if (el.length > MAX_COLLECTED_BYTES) {
+      throw new InvalidDicomError('bad-structure', `element ${tagName(el.tag)} declares ${el.length} bytes, far more than such an attribute holds: the data is damaged`)
+    }
+    return 'collect'
   }
 
-  u16 (offset: number): number { return this.view.getUint16(offset, this.little) }
-  u32 (offset: number): number { return this.view.getUint32(offset, this.little) }
-}
-
-interface Element { group: number, element: number, vr: string | undefined, length: number, valueOffset: number }
-
-function readElementHeader (reader: Reader, offset: number, syntax: Syntax): Element {
-  reader.need(offset, 8, 'an element header')
-  const group = reader.u16(offset)
-  const element = reader.u16(offset + 2)
-  // Item and delimitation tags have no VR in any syntax.
-  if (group === 0xfffe) return { group, element, vr: undefined, length: reader.u32(offset + 4), valueOffset: offset + 8 }
-  if (!syntax.explicit) return { group, element, vr: undefined, length: reader.u32(offset + 4), valueOffset: offset + 8 }
-  const vr = String.fromCharCode(reader.bytes[offset + 4] as number, reader.bytes[offset + 5] as number)
-  if (!KNOWN_VRS.has(vr)) {
-    throw new InvalidDicomError('bad-vr', `element ${tagName(group, element)} has VR "${vr.replace(/[^\x20-\x7e]/g, '?')}", which is not a DICOM VR`)
+  value (el: ElementHeader, value: Uint8Array): void {
+    if (el.depth === -1) {
+      this.#fragment(el, value)
+      return
+    }
+    const key = hex8(el.tag)
+    const vr = el.vr ?? COLLECTED_ATTRIBUTES[key] as string
+    if (key === '00080005') this.#utf8 = /ISO_IR 192/.test(Buffer.from(value).toString('latin1'))
+    this.attributes[key] = decodeValue(value, vr, this.#utf8, this.#little)
   }
-  if (LONG_VRS.has(vr)) {
-    reader.need(offset, 12, `the header of ${tagName(group, element)}`)
-    return { group, element, vr, length: reader.u32(offset + 8), valueOffset: offset + 12 }
-  }
-  return { group, element, vr, length: reader.u16(offset + 6), valueOffset: offset + 8 }
-}
 
-interface WalkResult { attributes: Record<string, AttributeValue>, pixelData?: PixelDataLocation, end: number }
-
-/** Walks a data set from `start` to `end` (or to a delimiter when `untilDelimiter`), checking every length. */
-function walk (reader: Reader, start: number, end: number, syntax: Syntax, depth: number, collect: boolean, characterSet: { utf8: boolean }): WalkResult {
-  if (depth > MAX_DEPTH) throw new InvalidDicomError('too-deep', `sequences nested more than ${MAX_DEPTH} deep`)
-  const attributes: Record<string, AttributeValue> = {}
-  let pixelData: PixelDataLocation | undefined
-  let offset = start
-  let previousTag = -1
-  while (offset < end) {
-    const el = readElementHeader(reader, offset, syntax)
-    const tag = el.group * 0x10000 + el.element
-    if (el.group === 0xfffe && el.element === 0xe00d) return { attributes, ...(pixelData === undefined ? {} : { pixelData }), end: el.valueOffset }
-    if (el.group === 0xfffe) throw new InvalidDicomError('bad-structure', `unexpected ${tagName(el.group, el.element)} inside a data set`)
-    if (tag < previousTag && depth === 0) throw new InvalidDicomError('bad-structure', `element ${tagName(el.group, el.element)} is out of order: the data is damaged`)
-    previousTag = tag
-    const isSequence = el.vr === 'SQ' || (el.length === UNDEFINED && el.vr !== 'OB' && el.vr !== 'OW' && !(el.group === 0x7fe0 && el.element === 0x0010))
-    if (el.group === 0x7fe0 && el.element === 0x0010 && depth === 0) {
-      if (el.length === UNDEFINED) {
-        const encapsulated = readFragments(reader, el.valueOffset)
-        pixelData = { encapsulated: true, offsetTable: encapsulated.offsetTable, fragments: encapsulated.fragments }
-        offset = encapsulated.end
-      } else {
-        reader.need(el.valueOffset, el.length, `Pixel Data ${tagName(el.group, el.element)} (${el.length} bytes)`)
-        pixelData = { encapsulated: false, offset: el.valueOffset, length: el.length }
-        offset = el.valueOffset + el.length
-      }
-      continue
-    }
-    if (isSequence) {
-      // UN with undefined length holds implicit little endian items (PS3.5 6.2.2).
-      const itemSyntax = el.vr === 'UN' ? { explicit: false, little: true } : syntax
-      offset = readSequence(reader, el, itemSyntax, depth, characterSet)
-      continue
-    }
-    if (el.length === UNDEFINED) {
-      // OB/OW with undefined length outside Pixel Data: encapsulated too (e.g. in icon sequences).
-      offset = readFragments(reader, el.valueOffset).end
-      continue
-    }
-    reader.need(el.valueOffset, el.length, `element ${tagName(el.group, el.element)} (${el.length} bytes)`)
-    if (collect) {
-      const key = `${hex4(el.group)}${hex4(el.element)}`
-      const vr = el.vr ?? COLLECTED_ATTRIBUTES[key]
-      if (key === '00080005') {
-        characterSet.utf8 = /ISO_IR 192/.test(Buffer.from(reader.bytes.subarray(el.valueOffset, el.valueOffset + el.length)).toString('latin1'))
-      }
-      if (key in COLLECTED_ATTRIBUTES && vr !== undefined) attributes[key] = decodeValue(reader, el.valueOffset, el.length, vr, characterSet.utf8)
-    }
-    offset = el.valueOffset + el.length
+  encapsulatedStart (el: ElementHeader): void {
+    if (el.depth === 0 && el.tag === PIXEL_DATA) this.#encapsulated = { offsetTable: [], fragments: [] }
   }
-  if (offset !== end && end !== Number.POSITIVE_INFINITY) {
-    throw new InvalidDicomError('truncated', `the last element runs ${offset - end} bytes past the end of its container: the file is truncated or damaged`)
-  }
-  return { attributes, ...(pixelData === undefined ? {} : { pixelData }), end: offset }
-}
 
-function readSequence (reader: Reader, el: Element, syntax: Syntax, depth: number, characterSet: { utf8: boolean }): number {
-  const defined = el.length !== UNDEFINED
-  const end = defined ? el.valueOffset + el.length : reader.bytes.byteLength
-  if (defined) reader.need(el.valueOffset, el.length, `sequence ${tagName(el.group, el.element)} (${el.length} bytes)`)
-  let offset = el.valueOffset
-  while (defined ? offset < end : true) {
-    reader.need(offset, 8, `an item of ${tagName(el.group, el.element)}`)
-    const group = reader.u16(offset)
-    const element = reader.u16(offset + 2)
-    const length = reader.u32(offset + 4)
-    if (group === 0xfffe && element === 0xe0dd) return offset + 8
-    if (group !== 0xfffe || element !== 0xe000) {
-      throw new InvalidDicomError('bad-structure', `sequence ${tagName(el.group, el.element)} holds ${tagName(group, element)} where an item should be`)
-    }
-    if (length === UNDEFINED) {
-      offset = walk(reader, offset + 8, Number.POSITIVE_INFINITY, syntax, depth + 1, false, characterSet).end
-    } else {
-      reader.need(offset + 8, length, `an item of ${tagName(el.group, el.element)} (${length} bytes)`)
-      walk(reader, offset + 8, offset + 8 + length, syntax, depth + 1, false, characterSet)
-      offset = offset + 8 + length
-    }
+  fragment (index: number, el: ElementHeader): 'skip' | 'collect' {
+    const encapsulated = this.#encapsulated
+    if (encapsulated === undefined) return 'skip'
+    if (index === 0) return 'collect' // the Basic Offset Table: at most 4 bytes per fragment, bounded by the reader
+    encapsulated.fragments.push({ offset: el.valueOffset, length: el.length })
+    return 'skip'
   }
-  if (offset !== end) throw new InvalidDicomError('bad-structure', `sequence ${tagName(el.group, el.element)}: its items overrun its length`)
-  return offset
-}
 
-function readFragments (reader: Reader, start: number): { offsetTable: number[], fragments: Array<{ offset: number, length: number }>, end: number } {
-  const fragments: Array<{ offset: number, length: number }> = []
-  let offsetTable: number[] | undefined
-  let offset = start
-  while (true) {
-    reader.need(offset, 8, 'a pixel data fragment header')
-    const group = reader.u16(offset)
-    const element = reader.u16(offset + 2)
-    const length = reader.u32(offset + 4)
-    if (group === 0xfffe && element === 0xe0dd) return { offsetTable: offsetTable ?? [], fragments, end: offset + 8 }
-    if (group !== 0xfffe || element !== 0xe000) throw new InvalidDicomError('bad-structure', `encapsulated pixel data holds ${tagName(group, element)} where a fragment should be`)
-    if (length === UNDEFINED) throw new InvalidDicomError('bad-structure', 'a pixel data fragment has undefined length')
-    reader.need(offset + 8, length, `a pixel data fragment (${length} bytes)`)
-    if (offsetTable === undefined) {
-      offsetTable = []
-      for (let i = 0; i + 4 <= length; i += 4) offsetTable.push(reader.u32(offset + 8 + i))
-    } else {
-      fragments.push({ offset: offset + 8, length })
-    }
-    offset += 8 + length
+  #fragment (el: ElementHeader, table: Uint8Array): void {
+    const view = new DataView(table.buffer, table.byteOffset, table.byteLength)
+    const offsets = (this.#encapsulated as { offsetTable: number[] }).offsetTable
+    for (let i = 0; i + 4 <= el.length; i += 4) offsets.push(view.getUint32(i, this.#little))
+  }
+
+  encapsulatedEnd (el: ElementHeader): void {
+    if (this.#encapsulated === undefined || el.depth !== 0 || el.tag !== PIXEL_DATA) return
+    this.pixelData = { encapsulated: true, ...this.#encapsulated }
+    this.#encapsulated = undefined
   }
 }
 
 const textDecoderUtf8 = new TextDecoder('utf-8')
 
-function decodeValue (reader: Reader, offset: number, length: number, vr: string, utf8: boolean): AttributeValue {
-  const raw = reader.bytes.subarray(offset, offset + length)
+function decodeValue (raw: Uint8Array, vr: string, utf8: boolean, little: boolean): AttributeValue {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
   if (vr === 'US') {
     const values: string[] = []
-    for (let i = 0; i + 2 <= length; i += 2) values.push(String(reader.u16(offset + i)))
+    for (let i = 0; i + 2 <= raw.byteLength; i += 2) values.push(String(view.getUint16(i, little)))
     return values.length === 1 ? values[0] as string : values
   }
   if (vr === 'UL') {
     const values: string[] = []
-    for (let i = 0; i + 4 <= length; i += 4) values.push(String(reader.u32(offset + i)))
+    for (let i = 0; i + 4 <= raw.byteLength; i += 4) values.push(String(view.getUint32(i, little)))
     return values.length === 1 ? values[0] as string : values
   }
   // Text VRs: trailing spaces (and NUL after UIDs) are padding; backslash separates values.
@@ -254,47 +156,6 @@ function decodeValue (reader: Reader, offset: number, length: number, vr: string
     : Buffer.from(raw).toString('latin1')
   const values = text.split('\\').map(v => v.replace(/[\0 ]+$/, '').replace(/^ +/, ''))
   return values.length === 1 ? values[0] as string : values
-}
-
-function isExecutable (file: Uint8Array): boolean {
-  return (file[0] === 0x4d && file[1] === 0x5a) || // MZ: DOS/Windows PE
-    (file[0] === 0x7f && file[1] === 0x45 && file[2] === 0x4c && file[3] === 0x46) || // ELF
-    (file[0] === 0xcf && file[1] === 0xfa && file[2] === 0xed && file[3] === 0xfe) // Mach-O
-}
-
-interface FileMeta { transferSyntaxUid: string, end: number }
-
-function readFileMeta (file: Uint8Array): FileMeta {
-  if (file.byteLength < PREAMBLE_LENGTH + 4 || DICM.some((b, i) => file[PREAMBLE_LENGTH + i] !== b)) {
-    throw new InvalidDicomError('not-part10', 'not a DICOM Part 10 file: no "DICM" after the 128-byte preamble')
-  }
-  const reader = new Reader(file, true)
-  const explicit = { explicit: true, little: true }
-  let offset = PREAMBLE_LENGTH + 4
-  const meta: Record<string, string> = {}
-  while (offset + 8 <= file.byteLength && reader.u16(offset) === 0x0002) {
-    const el = readElementHeader(reader, offset, explicit)
-    if (el.length === UNDEFINED) throw new InvalidDicomError('bad-meta', `File Meta Information element ${tagName(el.group, el.element)} has undefined length`)
-    reader.need(el.valueOffset, el.length, `File Meta Information element ${tagName(el.group, el.element)}`)
-    if (el.vr === 'UI') meta[hex4(el.element)] = Buffer.from(file.subarray(el.valueOffset, el.valueOffset + el.length)).toString('latin1').replace(/[\0 ]+$/, '')
-    offset = el.valueOffset + el.length
-  }
-  const transferSyntaxUid = meta['0010']
-  if (transferSyntaxUid === undefined || transferSyntaxUid === '') {
-    throw new InvalidDicomError('bad-meta', 'the File Meta Information has no Transfer Syntax UID (0002,0010)')
-  }
-  return { transferSyntaxUid, end: offset }
-}
-
-/** The data set bytes the pixel data offsets refer to: inflated for deflate, else a view of the file. */
-export function datasetOf (file: Uint8Array, instance: Pick<DicomInstance, 'transferSyntaxUid' | 'datasetOffset'>): Uint8Array {
-  const raw = file.subarray(instance.datasetOffset)
-  if (instance.transferSyntaxUid !== TRANSFER_SYNTAX.deflatedExplicitLittle) return raw
-  try {
-    return inflateRawSync(raw, { maxOutputLength: 4 * 1024 * 1024 * 1024 - 1 })
-  } catch (error) {
-    throw new InvalidDicomError('bad-deflate', `the deflated data set does not inflate: ${(error as Error).message}`)
-  }
 }
 
 function requiredUid (attributes: Record<string, AttributeValue>, tag: string, name: string): string {
@@ -306,33 +167,87 @@ function requiredUid (attributes: Record<string, AttributeValue>, tag: string, n
   return value
 }
 
-/** Parses and validates a whole Part 10 file. Throws InvalidDicomError with a reason a person can act on. */
-export function parsePart10 (file: Uint8Array): DicomInstance {
-  const meta = readFileMeta(file)
-  if (!SUPPORTED_TRANSFER_SYNTAXES.has(meta.transferSyntaxUid)) {
-    throw new InvalidDicomError('unsupported-syntax', `transfer syntax ${meta.transferSyntaxUid} is not one radmesh stores`)
+export interface ParserOptions {
+  /** 'async' (the archive): deflate inflates on the thread pool as the bytes come; 'sync': at the end, in one go */
+  inflate?: 'sync' | 'async'
+  /** a deflated data set inflates to at most this many bytes */
+  maxInflatedBytes?: number
+}
+
+/** The default bound on a deflated data set once inflated, for objects parsed in memory. */
+const DEFAULT_MAX_INFLATED_BYTES = 256 * 1024 * 1024
+
+/**
+ * Parses and validates a Part 10 file given in pieces as it arrives: `write` each piece (InvalidDicomError
+ * as soon as something is wrong), then `finish`. Holds no more of the file than the reader does.
+ */
+export class InstanceParser {
+  readonly #reader: Part10Reader
+  #visitor: IndexVisitor | undefined
+
+  constructor (options: ParserOptions = {}) {
+    this.#reader = new Part10Reader({
+      inflate: options.inflate ?? 'sync',
+      maxInflatedBytes: options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES,
+      dataset: (meta: FileMeta) => {
+        if (!SUPPORTED_TRANSFER_SYNTAXES.has(meta.transferSyntaxUid)) {
+          throw new InvalidDicomError('unsupported-syntax', `transfer syntax ${meta.transferSyntaxUid.slice(0, 64)} is not one radmesh stores`)
+        }
+        this.#visitor = new IndexVisitor(meta.transferSyntaxUid !== '1.2.840.10008.1.2.2')
+        return this.#visitor
+      }
+    })
   }
-  const instance = { transferSyntaxUid: meta.transferSyntaxUid, datasetOffset: meta.end }
-  const dataset = datasetOf(file, instance)
-  const syntax = syntaxOf(meta.transferSyntaxUid)
-  const { attributes, pixelData } = walk(new Reader(dataset, syntax.little), 0, dataset.byteLength, syntax, 0, true, { utf8: false })
-  if (pixelData?.encapsulated === true && !ENCAPSULATED_SYNTAXES.has(meta.transferSyntaxUid)) {
-    throw new InvalidDicomError('bad-structure', `encapsulated pixel data in a native transfer syntax (${meta.transferSyntaxUid})`)
+
+  write (piece: Uint8Array): void {
+    this.#reader.push(piece)
   }
-  // The data set is authoritative: a File Meta Information that names other UIDs (seen in real files) is
-  // kept as received, since the file must come back byte-identical, and the data set's UIDs are indexed.
-  const sopInstanceUid = requiredUid(attributes, '00080018', 'SOP Instance UID')
-  return {
-    transferSyntaxUid: meta.transferSyntaxUid,
-    sopClassUid: requiredUid(attributes, '00080016', 'SOP Class UID'),
-    sopInstanceUid,
-    studyInstanceUid: requiredUid(attributes, '0020000D', 'Study Instance UID'),
-    seriesInstanceUid: requiredUid(attributes, '0020000E', 'Series Instance UID'),
-    datasetOffset: meta.end,
-    attributes,
-    ...(pixelData === undefined ? {} : { pixelData }),
-    executablePreamble: isExecutable(file)
+
+  async finish (): Promise<DicomInstance> {
+    await this.#reader.end()
+    return this.#result()
   }
+
+  /** `finish` for a parser made with `inflate: 'sync'`: nothing is left to wait for. */
+  finishSync (): DicomInstance {
+    this.#reader.endSync()
+    return this.#result()
+  }
+
+  #result (): DicomInstance {
+    const meta = this.#reader.meta as FileMeta
+    const { attributes, pixelData } = this.#visitor as IndexVisitor
+    if (pixelData?.encapsulated === true && !ENCAPSULATED_SYNTAXES.has(meta.transferSyntaxUid)) {
+      throw new InvalidDicomError('bad-structure', `encapsulated pixel data in a native transfer syntax (${meta.transferSyntaxUid})`)
+    }
+    if (pixelData?.encapsulated === false && ENCAPSULATED_SYNTAXES.has(meta.transferSyntaxUid)) {
+      throw new InvalidDicomError('bad-structure', `native pixel data in an encapsulated transfer syntax (${meta.transferSyntaxUid})`)
+    }
+    // The data set is authoritative: a File Meta Information that names other UIDs (seen in real files) is
+    // kept as received, since the file must come back byte-identical, and the data set's UIDs are indexed.
+    const sopInstanceUid = requiredUid(attributes, '00080018', 'SOP Instance UID')
+    const instance: DicomInstance = {
+      transferSyntaxUid: meta.transferSyntaxUid,
+      sopClassUid: requiredUid(attributes, '00080016', 'SOP Class UID'),
+      sopInstanceUid,
+      studyInstanceUid: requiredUid(attributes, '0020000D', 'Study Instance UID'),
+      seriesInstanceUid: requiredUid(attributes, '0020000E', 'Series Instance UID'),
+      datasetOffset: meta.datasetOffset,
+      attributes,
+      ...(pixelData === undefined ? {} : { pixelData }),
+      executablePreamble: meta.executablePreamble
+    }
+    const geometry = frameGeometry(attributes, pixelData)
+    if (geometry.problem !== undefined) throw new InvalidDicomError('bad-pixel-data', `${geometry.problem}: the object does not hold what it declares`)
+    return instance
+  }
+}
+
+/** Parses and validates a whole Part 10 file in memory. Throws InvalidDicomError with a reason a person can act on. */
+export function parsePart10 (file: Uint8Array, options: { maxInflatedBytes?: number } = {}): DicomInstance {
+  const parser = new InstanceParser({ inflate: 'sync', ...options })
+  parser.write(file)
+  return parser.finishSync()
 }
 
 function metaElement (element: number, vr: string, value: Uint8Array): Uint8Array {
