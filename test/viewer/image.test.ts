@@ -14,10 +14,11 @@ import * as assert from 'uvu/assert'
 import type { InstanceRecord } from '../../node/archive/archive.ts'
 import { instanceToDicomJson } from '../../node/dicom/json.ts'
 import { parsePart10 } from '../../node/dicom/part10.ts'
-import { extractFrames } from '../../node/http/dicomweb/frames.ts'
-import { type DecodedFrame, decodeFrame, SUPPORTED_SYNTAXES } from '../../viewer/src/image/decode.ts'
-import { type DicomJson, type FrameInfo, frameInfo } from '../../viewer/src/image/frame-info.ts'
+import { type Frame, planFrames } from '../../node/http/dicomweb/frames.ts'
+import { DecodeError, type DecodedFrame, decodeFrame, SUPPORTED_SYNTAXES } from '../../viewer/src/image/decode.ts'
+import { type DicomJson, type FrameInfo, frameCount, frameInfo, MAX_FRAMES } from '../../viewer/src/image/frame-info.ts'
 import { defaultWindow, renderFrame, type Window } from '../../viewer/src/image/render.ts'
+import { decodeRle, RleError } from '../../viewer/src/image/rle.ts'
 import { nodeCodecs } from '../helpers/codecs.ts'
 import { PYDICOM_CORPUS } from '../helpers/dicom.ts'
 import { tempDir } from '../helpers/processes.ts'
@@ -29,8 +30,14 @@ interface Loaded { info: FrameInfo, frame: DecodedFrame, json: DicomJson }
 async function load (name: string, frameNumber = 1): Promise<Loaded> {
   const file = await fs.readFile(join(PYDICOM_CORPUS, name))
   const parsed = parsePart10(file)
-  const record = { sopUid: parsed.sopInstanceUid, transferSyntaxUid: parsed.transferSyntaxUid, datasetOffset: parsed.datasetOffset, pixelData: parsed.pixelData, attributes: parsed.attributes } as unknown as InstanceRecord
-  const [cut] = extractFrames(file, record, [frameNumber])
+  const record = { sopUid: parsed.sopInstanceUid, transferSyntaxUid: parsed.transferSyntaxUid, datasetOffset: parsed.datasetOffset, pixelData: parsed.pixelData, attributes: parsed.attributes, size: file.byteLength } as unknown as InstanceRecord
+  // The file in memory stands for the archive's chunks.
+  const source = {
+    readRange: async (_: InstanceRecord, start: number, end: number) => file.subarray(start, end),
+    chunksOf: async function * () { yield file }
+  }
+  let cut: Frame | undefined
+  for await (const frame of planFrames(record, [frameNumber]).frames(source)) cut = frame
   const json = instanceToDicomJson(file, () => 'bulk') as DicomJson
   const info = frameInfo(json, cut?.transferSyntaxUid ?? '')
   return { info, frame: await decodeFrame(cut?.body ?? new Uint8Array(), info, nodeCodecs), json }
@@ -134,6 +141,38 @@ test('one frame of every corpus file in a displayable syntax decodes, or fails w
   }
   // Its only fragment is 250 bytes: a JPEG 2000 codestream cut short (pydicom keeps it to test parsers).
   assert.equal(failures, ['JPEG2000-embedded-sequence-delimiter.dcm: JPEG 2000: 0 bytes for a frame of 524288'], 'every other file in a displayable syntax rendered')
+})
+
+test('declared sizes are checked before anything is allocated: a crafted frame is refused, a crafted count is bounded', async () => {
+  const ct = (await load('CT_small.dcm')).info
+  const started = performance.now()
+  for (const crafted of [
+    { ...ct, rows: 65_535, columns: 65_535, samplesPerPixel: 4, bitsAllocated: 32 },
+    { ...ct, rows: 0, columns: 512 },
+    { ...ct, rows: 1e9, columns: 1e9 },
+    { ...ct, samplesPerPixel: 1000 },
+    { ...ct, bitsAllocated: 7 }
+  ]) {
+    const error = await decodeFrame(new Uint8Array(16), crafted, nodeCodecs).then(() => undefined, (e: unknown) => e)
+    assert.instance(error, DecodeError, JSON.stringify({ rows: crafted.rows, columns: crafted.columns }))
+  }
+  assert.ok(performance.now() - started < 100, 'refused at once, nothing allocated')
+  // RLE: a 64-byte header and a few bytes cannot make 30000 x 30000 pixels.
+  const rle = new Uint8Array(80)
+  new DataView(rle.buffer).setUint32(0, 1, true)
+  new DataView(rle.buffer).setUint32(4, 64, true)
+  assert.throws(() => decodeRle(rle, 30_000, 30_000, 1, 8), (error: unknown) => error instanceof RleError)
+  assert.is(frameCount({ '00280008': { vr: 'IS', Value: [1_000_000_000] } }), MAX_FRAMES)
+  assert.is(frameCount({ '00280008': { vr: 'IS', Value: ['1A'] } }), 1)
+  assert.is(frameCount({ '00280008': { vr: 'IS', Value: [-3] } }), 1)
+})
+
+test('32-bit data spanning billions of values renders without a table as long as its range', () => {
+  const info: FrameInfo = { ...frameInfo({}, '1.2.840.10008.1.2.1'), rows: 2, columns: 2, bitsAllocated: 32, bitsStored: 32, pixelRepresentation: 0 }
+  const frame: DecodedFrame = { values: new Uint32Array([0, 4_000_000_000, 2_000_000_000, 1]), planar: false, rgb: false }
+  const out = new Uint8ClampedArray(16)
+  renderFrame(frame, info, { center: 2e9, width: 4e9 }, out)
+  assert.ok((out[4] as number) > 250 && (out[0] as number) < 5)
 })
 
 test.run()

@@ -1,10 +1,16 @@
 /**
- * Cutting frames out of stored pixel data (WADO-RS `…/frames/N`): native pixel data by frame size
- * (big endian turned little endian, as PS3.18 wants), encapsulated pixel data by the basic offset table,
- * one fragment per frame, or all fragments of a single frame.
+ * Cutting frames out of stored pixel data (WADO-RS `…/frames/N`): native pixel data by frame size (big
+ * endian turned little endian, as PS3.18 wants), encapsulated pixel data by the basic offset table, one
+ * fragment per frame, or all fragments of a single frame.
+ *
+ * Only the chunks that hold a frame are read (`archive.readRange`), one frame at a time; a deflated data set
+ * is inflated as a stream, off the event loop, up to the last byte asked for. How many frames there are is
+ * what the pixel data holds (dicom/geometry.ts), never what the object declares.
  */
-import type { InstanceRecord } from '../../archive/archive.ts'
-import { datasetOf } from '../../dicom/part10.ts'
+import { createInflateRaw } from 'node:zlib'
+import type { Archive, InstanceRecord } from '../../archive/archive.ts'
+import { DEFLATED_SYNTAXES } from '../../dicom/file.ts'
+import { frameGeometry } from '../../dicom/geometry.ts'
 import { TRANSFER_SYNTAX } from '../../dicom/uids.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
 
@@ -20,62 +26,137 @@ const MEDIA_TYPES: Record<string, string> = {
   [TRANSFER_SYNTAX.rle]: 'image/x-dicom-rle'
 }
 
+/** Frames one request may name (a frame may be named more than once). */
+export const MAX_FRAMES_PER_REQUEST = 1000
+/** One frame is read into memory whole: a mammogram is 50 MB, a frame over this is not served. */
+export const MAX_FRAME_BYTES = 256 * 1024 * 1024
+
 export interface Frame { body: Uint8Array, contentType: string, transferSyntaxUid: string }
 
-const numberOf = (value: unknown, fallback: number): number => {
-  const n = Number(Array.isArray(value) ? value[0] : value)
-  return Number.isFinite(n) && n > 0 ? n : fallback
-}
+type FrameSource = Pick<Archive, 'readRange' | 'chunksOf'>
 
 export function parseFrameList (text: string): number[] {
-  const frames = text.split(',').map(part => Number(part.trim()))
-  if (frames.length === 0 || frames.some(n => !Number.isSafeInteger(n) || n < 1)) throw new BadRequestError(`frame list "${text}": give frame numbers from 1, separated by commas`)
+  const parts = text.split(',')
+  if (parts.length > MAX_FRAMES_PER_REQUEST) throw new BadRequestError(`frame list of ${parts.length} frames: ask for at most ${MAX_FRAMES_PER_REQUEST} at a time`)
+  const frames = parts.map(part => Number(part.trim()))
+  if (frames.some(n => !Number.isSafeInteger(n) || n < 1)) throw new BadRequestError(`frame list "${text.slice(0, 80)}": give frame numbers from 1, separated by commas`)
   return frames
 }
 
-export function extractFrames (file: Uint8Array, instance: InstanceRecord, frameNumbers: number[]): Frame[] {
+/** How many frames an instance's stored pixel data holds (0 when none). */
+export const frameCount = (instance: InstanceRecord): number => frameGeometry(instance.attributes, instance.pixelData).frames
+
+/** A span of the data set: where it starts, and how long it is. */
+interface Span { offset: number, length: number }
+
+/**
+ * The frames asked for, one at a time (RADMESH_NOT_FOUND for one the instance does not hold, before any is
+ * read). The media type of every frame is the same: `contentType`, `transferSyntaxUid`.
+ */
+export function planFrames (instance: InstanceRecord, frameNumbers: number[]): { contentType: string, transferSyntaxUid: string, frames: (source: FrameSource) => AsyncGenerator<Frame> } {
   const pixelData = instance.pixelData
   if (pixelData === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${instance.sopUid} has no pixel data`)
-  const frameCount = numberOf(instance.attributes['00280008'], 1)
+  const geometry = frameGeometry(instance.attributes, pixelData)
+  if (geometry.frames === 0 && geometry.problem !== undefined) throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${geometry.problem}`)
   for (const n of frameNumbers) {
-    if (n > frameCount) throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${instance.sopUid} has ${frameCount} frame(s), not ${n}`)
+    if (n > geometry.frames) throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${instance.sopUid} holds ${geometry.frames} frame(s), not ${n}`)
   }
-  const dataset = datasetOf(file, instance)
+  const deflated = DEFLATED_SYNTAXES.has(instance.transferSyntaxUid)
+  const tooLarge = (bytes: number): RadmeshError =>
+    new RadmeshError('RADMESH_TOO_LARGE', `instance ${instance.sopUid}: a frame of ${bytes} bytes is over the ${MAX_FRAME_BYTES} bytes served at once`)
   if (!pixelData.encapsulated) {
-    const rows = numberOf(instance.attributes['00280010'], 0)
-    const columns = numberOf(instance.attributes['00280011'], 0)
-    const samples = numberOf(instance.attributes['00280002'], 1)
-    const bitsAllocated = numberOf(instance.attributes['00280100'], 16)
-    // YBR_FULL_422 keeps two chroma samples per two pixels (PS3.3 C.7.6.3.1.2): 2 samples per pixel on average.
-    const samplesStored = samples === 3 && String(instance.attributes['00280004'] ?? '').trim() === 'YBR_FULL_422' ? 2 : samples
-    const frameBytes = bitsAllocated === 1 ? Math.ceil((rows * columns * samples) / 8) : rows * columns * samplesStored * (bitsAllocated / 8)
-    if (frameBytes === 0 || frameBytes * frameCount > pixelData.length) {
-      throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${frameCount} frame(s) of ${rows}x${columns}x${samples} at ${bitsAllocated} bits do not fit its ${pixelData.length} bytes of pixel data`)
+    const frameBytes = geometry.frameBytes as number
+    if (frameBytes > MAX_FRAME_BYTES) throw tooLarge(frameBytes)
+    const swap = instance.transferSyntaxUid === TRANSFER_SYNTAX.explicitBig
+    const bitsAllocated = Number(instance.attributes['00280100'] ?? 16)
+    return {
+      contentType: 'application/octet-stream',
+      transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle,
+      frames: async function * (source) {
+        for (const n of frameNumbers) {
+          const span = { offset: pixelData.offset + (n - 1) * frameBytes, length: frameBytes }
+          let body: Uint8Array = await readSpans(source, instance, [span], deflated)
+          if (swap && bitsAllocated === 16) body = Buffer.from(body).swap16()
+          if (swap && bitsAllocated === 32) body = Buffer.from(body).swap32()
+          yield { body, contentType: 'application/octet-stream', transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle }
+        }
+      }
     }
-    return frameNumbers.map(n => {
-      const start = pixelData.offset + (n - 1) * frameBytes
-      let body: Uint8Array = dataset.subarray(start, start + frameBytes)
-      if (instance.transferSyntaxUid === TRANSFER_SYNTAX.explicitBig && bitsAllocated === 16) body = Buffer.from(body).swap16()
-      if (instance.transferSyntaxUid === TRANSFER_SYNTAX.explicitBig && bitsAllocated === 32) body = Buffer.from(body).swap32()
-      return { body, contentType: 'application/octet-stream', transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle }
-    })
   }
   const { fragments, offsetTable } = pixelData
-  const contentType = MEDIA_TYPES[instance.transferSyntaxUid] ?? 'application/octet-stream'
-  const concat = (list: Array<{ offset: number, length: number }>): Uint8Array =>
-    list.length === 1 ? dataset.subarray(list[0]?.offset ?? 0, (list[0]?.offset ?? 0) + (list[0]?.length ?? 0)) : Buffer.concat(list.map(f => dataset.subarray(f.offset, f.offset + f.length)))
-  let groups: Array<Array<{ offset: number, length: number }>>
-  if (frameCount === 1) {
+  let groups: Span[][]
+  if (geometry.frames === 1) {
     groups = [fragments]
-  } else if (offsetTable.length === frameCount) {
+  } else if (offsetTable.length === geometry.frames) {
     // Offsets in the table count from the first fragment's item tag; each fragment item adds 8 bytes of header.
     const first = fragments[0]?.offset ?? 0
     const starts = offsetTable.map(o => first - 8 + o)
     groups = starts.map((start, i) => fragments.filter(f => f.offset - 8 >= start && (i + 1 >= starts.length || f.offset - 8 < (starts[i + 1] as number))))
-  } else if (fragments.length === frameCount) {
+  } else if (fragments.length === geometry.frames) {
     groups = fragments.map(f => [f])
   } else {
-    throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${fragments.length} fragments for ${frameCount} frames and no offset table; its frames cannot be told apart`)
+    throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${fragments.length} fragments for ${geometry.frames} frames and no offset table; its frames cannot be told apart`)
   }
-  return frameNumbers.map(n => ({ body: concat(groups[n - 1] ?? []), contentType, transferSyntaxUid: instance.transferSyntaxUid }))
+  for (const n of frameNumbers) {
+    const bytes = (groups[n - 1] ?? []).reduce((sum, f) => sum + f.length, 0)
+    if (bytes > MAX_FRAME_BYTES) throw tooLarge(bytes)
+  }
+  const contentType = MEDIA_TYPES[instance.transferSyntaxUid] ?? 'application/octet-stream'
+  return {
+    contentType,
+    transferSyntaxUid: instance.transferSyntaxUid,
+    frames: async function * (source) {
+      for (const n of frameNumbers) {
+        yield { body: await readSpans(source, instance, groups[n - 1] ?? [], deflated), contentType, transferSyntaxUid: instance.transferSyntaxUid }
+      }
+    }
+  }
+}
+
+/** The spans of the data set, joined: read from the chunks that hold them, or inflated up to them. */
+async function readSpans (source: FrameSource, instance: InstanceRecord, spans: Span[], deflated: boolean): Promise<Buffer> {
+  if (spans.length === 0) return Buffer.alloc(0)
+  if (deflated) return await inflatedSpans(source, instance, spans)
+  // The fragments of one frame lie one after the other: read from the first to the last, then cut.
+  const from = instance.datasetOffset + (spans[0] as Span).offset
+  const to = instance.datasetOffset + Math.max(...spans.map(span => span.offset + span.length))
+  const bytes = await source.readRange(instance, from, to)
+  if (spans.length === 1) return bytes
+  return Buffer.concat(spans.map(span => bytes.subarray(span.offset + instance.datasetOffset - from, span.offset + instance.datasetOffset - from + span.length)))
+}
+
+/** The spans of a deflated data set, inflated as a stream from its start up to the last byte asked for. */
+async function inflatedSpans (source: FrameSource, instance: InstanceRecord, spans: Span[]): Promise<Buffer> {
+  const end = Math.max(...spans.map(span => span.offset + span.length))
+  const start = Math.min(...spans.map(span => span.offset))
+  const window = Buffer.alloc(end - start)
+  let inflated = 0
+  const inflater = createInflateRaw({ chunkSize: 256 * 1024 })
+  const done = new Promise<void>((resolve, reject) => {
+    inflater.on('data', (piece: Buffer) => {
+      const pieceStart = inflated
+      inflated += piece.byteLength
+      const from = Math.max(pieceStart, start)
+      const to = Math.min(inflated, end)
+      if (from < to) piece.copy(window, from - start, from - pieceStart, to - pieceStart)
+      if (inflated >= end) {
+        inflater.destroy()
+        resolve()
+      }
+    })
+    inflater.on('error', reject)
+    inflater.on('end', () => { inflated >= end ? resolve() : reject(new Error('the deflated data set ends before its pixel data')) })
+  })
+  done.catch(() => {})
+  let offset = 0
+  for await (const chunk of source.chunksOf(instance)) {
+    if (inflated >= end) break
+    const from = Math.max(0, instance.datasetOffset - offset)
+    offset += chunk.byteLength
+    if (from >= chunk.byteLength) continue
+    if (!inflater.write(chunk.subarray(from))) await Promise.race([new Promise(resolve => inflater.once('drain', resolve)), done.catch(() => {})])
+  }
+  if (inflated < end && !inflater.destroyed) inflater.end()
+  await done
+  return Buffer.concat(spans.map(span => window.subarray(span.offset - start, span.offset - start + span.length)))
 }

@@ -1,19 +1,65 @@
 /**
  * WADO-RS (PS3.18 10.4): studies, series and instances as `multipart/related; type="application/dicom"`
  * with the stored bytes (an executable preamble zeroed, CVE-2019-11687), DICOM JSON metadata with
- * BulkDataURIs, frames, and pixel data as bulk data. Responses stream: one instance in memory at a time.
- * Retrievals are audited as 110104 (transferred), metadata and frames as 110103 (accessed).
+ * BulkDataURIs, frames, and bulk data. Responses stream, one stored chunk (1 MiB) at a time: an instance of
+ * any size costs the node that much memory, metadata included (the pixel data is passed over unread), and a
+ * frame only the chunks that hold it. Retrievals are audited as 110104 (transferred), metadata and frames as
+ * 110103 (accessed).
  */
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { InstanceRecord } from '../../archive/archive.ts'
-import { instanceToDicomJson } from '../../dicom/json.ts'
+import type { Archive, InstanceRecord } from '../../archive/archive.ts'
+import { CHUNK_SIZE } from '../../archive/chunks.ts'
+import { DEFLATED_SYNTAXES } from '../../dicom/file.ts'
+import { bulkDataOf, dicomJsonOf, type FilePiece } from '../../dicom/json.ts'
 import { safeForDownload } from '../../dicom/part10.ts'
 import { RadmeshError } from '../../errors.ts'
 import type { NodeServices } from '../services.ts'
-import { encodeMultipartParts, encodeMultipartPartsAsync, multipartRelatedHeader, newBoundary } from '../../../protocol/dicomweb/multipart.ts'
+import { encodeMultipartParts, multipartRelatedHeader, newBoundary } from '../../../protocol/dicomweb/multipart.ts'
 import { dicomwebBase } from './qido.ts'
-import { extractFrames, parseFrameList } from './frames.ts'
+import { frameCount, parseFrameList, planFrames } from './frames.ts'
+
+const encoder = new TextEncoder()
+
+/** A multipart/related body of whole stored files, each streamed chunk by chunk (preamble made safe). */
+async function * multipartFiles (archive: Archive, list: InstanceRecord[], boundary: string): AsyncGenerator<Uint8Array> {
+  let first = true
+  for (const instance of list) {
+    yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`)
+    let start = true
+    for await (const chunk of archive.chunksOf(instance)) {
+      yield start ? safeForDownload(chunk) : chunk
+      start = false
+    }
+    first = false
+  }
+  yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}--\r\n`)
+}
+
+/**
+ * A stored file's chunks for a reader that passes over the pixel data: a chunk wholly inside native pixel data
+ * (of a data set not deflated) is offered as a count of bytes to skip, and read only if the reader needs it.
+ */
+async function * piecesOf (archive: Archive, instance: InstanceRecord): AsyncGenerator<FilePiece> {
+  const pixels = instance.pixelData
+  const skippable = pixels !== undefined && !pixels.encapsulated && !DEFLATED_SYNTAXES.has(instance.transferSyntaxUid)
+  const from = skippable ? instance.datasetOffset + pixels.offset : 0
+  const to = skippable ? from + pixels.length : 0
+  for (let i = 0; i < instance.chunks.length; i++) {
+    const start = i * CHUNK_SIZE
+    const end = Math.min(instance.size, start + CHUNK_SIZE)
+    if (start >= from && end <= to) {
+      yield { skip: end - start, read: async () => await archive.readRange(instance, start, end) }
+    } else {
+      yield await archive.readRange(instance, start, end)
+    }
+  }
+}
+
+/** A stored file's chunks, read one at a time. */
+async function * chunksOf (archive: Archive, instance: InstanceRecord): AsyncGenerator<Uint8Array> {
+  yield * archive.chunksOf(instance)
+}
 
 interface Params { study: string, series?: string, instance?: string }
 
@@ -43,12 +89,9 @@ export async function wadoRoutes (app: FastifyInstance, { node }: { node: NodeSe
     const list = await selected(request.params)
     await auditRetrieve(request, request.params, list, 'instancesTransferred', 'WADO-RS retrieve')
     const boundary = newBoundary()
-    async function * parts (): AsyncGenerator<{ contentType: string, body: Uint8Array }> {
-      for (const instance of list) yield { contentType: 'application/dicom', body: safeForDownload(await node.archive.read(instance)) }
-    }
     return await reply
       .type(multipartRelatedHeader(boundary, 'application/dicom'))
-      .send(Readable.from(encodeMultipartPartsAsync(parts(), boundary)))
+      .send(Readable.from(multipartFiles(node.archive, list, boundary)))
   }
 
   const metadata = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply): Promise<FastifyReply> => {
@@ -57,16 +100,13 @@ export async function wadoRoutes (app: FastifyInstance, { node }: { node: NodeSe
     const base = dicomwebBase(request)
     const body = []
     for (const instance of list) {
-      const file = await node.archive.read(instance)
       const prefix = `${base}/studies/${instance.studyUid}/series/${instance.seriesUid}/instances/${instance.sopUid}`
-      body.push(instanceToDicomJson(file, tag => tag === '7FE00010' ? `${prefix}/frames/${frameList(instance)}` : `${prefix}/bulk/${tag}`))
+      // The frames the pixel data holds, never the count the object declares (dicom/geometry.ts).
+      const frames = frameCount(instance)
+      const pixelUri = frames === 0 ? `${prefix}/bulk/7FE00010` : `${prefix}/frames/${Array.from({ length: frames }, (_, i) => i + 1).join(',')}`
+      body.push(await dicomJsonOf(piecesOf(node.archive, instance), path => path === '7FE00010' ? pixelUri : `${prefix}/bulk/${path}`))
     }
     return await reply.type('application/dicom+json').send(body)
-  }
-
-  const frameList = (instance: InstanceRecord): string => {
-    const count = Number(instance.attributes['00280008'] ?? 1)
-    return Array.from({ length: Number.isSafeInteger(count) && count > 0 ? count : 1 }, (_, i) => i + 1).join(',')
   }
 
   app.get<{ Params: Params }>('/dicom-web/studies/:study', retrieve)
@@ -81,10 +121,12 @@ export async function wadoRoutes (app: FastifyInstance, { node }: { node: NodeSe
     const [instance] = await selected(request.params) as [InstanceRecord]
     const path = request.params['*'].toUpperCase()
     let value: Uint8Array | undefined
-    instanceToDicomJson(await node.archive.read(instance), (at, bytes) => {
-      if (at === path) value = bytes
-      return ''
-    })
+    try {
+      value = await bulkDataOf(chunksOf(node.archive, instance), path)
+    } catch (error) {
+      if (error instanceof RangeError) throw new RadmeshError('RADMESH_TOO_LARGE', error.message)
+      throw error
+    }
     if (value === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${instance.sopUid} has no bulk data at ${path}${path === '7FE00010' ? ' (encapsulated pixel data: use …/frames/N)' : ''}`)
     await auditRetrieve(request, request.params, [instance], 'instancesAccessed', `WADO-RS bulk data ${path}`)
     const boundary = newBoundary()
@@ -96,15 +138,21 @@ export async function wadoRoutes (app: FastifyInstance, { node }: { node: NodeSe
   app.get<{ Params: Params & { frames: string } }>('/dicom-web/studies/:study/series/:series/instances/:instance/frames/:frames', async (request, reply) => {
     const frameNumbers = parseFrameList(request.params.frames)
     const [instance] = await selected(request.params) as [InstanceRecord]
-    const frames = extractFrames(await node.archive.read(instance), instance, frameNumbers)
-    await auditRetrieve(request, request.params, [instance], 'instancesAccessed', `WADO-RS frames ${request.params.frames}`)
+    const plan = planFrames(instance, frameNumbers)
+    await auditRetrieve(request, request.params, [instance], 'instancesAccessed', `WADO-RS frames ${request.params.frames.slice(0, 200)}`)
     const boundary = newBoundary()
-    const first = frames[0]
-    const type = first?.contentType ?? 'application/octet-stream'
-    const syntax = first?.transferSyntaxUid ?? ''
-    const parts = frames.map(frame => ({ contentType: `${frame.contentType}; transfer-syntax=${frame.transferSyntaxUid}`, body: frame.body }))
+    const partType = `${plan.contentType}; transfer-syntax=${plan.transferSyntaxUid}`
+    async function * body (): AsyncGenerator<Uint8Array> {
+      let first = true
+      for await (const frame of plan.frames(node.archive)) {
+        yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${partType}\r\n\r\n`)
+        yield frame.body
+        first = false
+      }
+      yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}--\r\n`)
+    }
     return await reply
-      .type(`${multipartRelatedHeader(boundary, type)}; transfer-syntax=${syntax}`)
-      .send(Readable.from(encodeMultipartParts(parts, boundary)))
+      .type(`${multipartRelatedHeader(boundary, plan.contentType)}; transfer-syntax=${plan.transferSyntaxUid}`)
+      .send(Readable.from(body()))
   })
 }

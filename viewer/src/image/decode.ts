@@ -14,7 +14,7 @@
  */
 import { TRANSFER_SYNTAX } from '../../../protocol/dicomweb/transfer-syntaxes.ts'
 import { decodeRle } from './rle.ts'
-import type { FrameInfo } from './frame-info.ts'
+import { type FrameInfo, frameInfoProblem } from './frame-info.ts'
 
 const TS = TRANSFER_SYNTAX
 
@@ -86,6 +86,8 @@ async function wasmDecode (codecs: Codecs, name: CodecName, decoderClass: string
 }
 
 export async function decodeFrame (frame: Uint8Array, info: FrameInfo, codecs: Codecs): Promise<DecodedFrame> {
+  const problem = frameInfoProblem(info)
+  if (problem !== undefined) throw new DecodeError(`this frame cannot be shown: ${problem}`)
   const signed = info.pixelRepresentation === 1
   switch (info.transferSyntaxUid) {
     case TS.implicitLittle:

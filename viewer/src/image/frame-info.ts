@@ -25,6 +25,31 @@ export interface FrameInfo {
   transferSyntaxUid: string
 }
 
+/** The most frames the viewer lists for one instance (a cine loop has thousands at most): a larger count is not believed. */
+export const MAX_FRAMES = 100_000
+/** The largest decoded frame the viewer makes room for (a mammogram is 50 MB). */
+export const MAX_FRAME_BYTES = 512 * 1024 * 1024
+
+/** Frames an instance declares, as a number the viewer can loop to: at least 1, at most MAX_FRAMES. */
+export function frameCount (json: DicomJson): number {
+  const declared = number(json, '00280008', 1)
+  return Number.isSafeInteger(declared) && declared >= 1 ? Math.min(declared, MAX_FRAMES) : 1
+}
+
+/**
+ * Why a frame described so cannot be a real image, or undefined: declared sizes are checked before anything
+ * is allocated from them (a crafted file must not take the browser tab down).
+ */
+export function frameInfoProblem (info: FrameInfo): string | undefined {
+  const { rows, columns, samplesPerPixel, bitsAllocated } = info
+  if (!Number.isInteger(rows) || !Number.isInteger(columns) || rows < 1 || columns < 1 || rows > 0xffff || columns > 0xffff) return `${rows} x ${columns} pixels is not an image size`
+  if (!Number.isInteger(samplesPerPixel) || samplesPerPixel < 1 || samplesPerPixel > 4) return `${samplesPerPixel} samples per pixel`
+  if (![1, 8, 16, 32].includes(bitsAllocated)) return `${bitsAllocated} bits allocated per sample`
+  const bytes = rows * columns * samplesPerPixel * Math.max(1, bitsAllocated / 8)
+  if (bytes > MAX_FRAME_BYTES) return `a frame of ${rows} x ${columns} x ${samplesPerPixel} at ${bitsAllocated} bits (${bytes} bytes) is larger than the viewer shows`
+  return undefined
+}
+
 export function values (json: DicomJson, tag: string): unknown[] {
   return json[tag]?.Value ?? []
 }

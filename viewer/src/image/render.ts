@@ -55,6 +55,9 @@ function storedValue (raw: number, info: FrameInfo): number {
   return v
 }
 
+/** A lookup table longer than this (a range of 32-bit values) is not made. */
+const MAX_LUT_ENTRIES = 1 << 20
+
 /** RGBA pixels of a frame at a window (grayscale) into `out` (width x height x 4). */
 export function renderFrame (frame: DecodedFrame, info: FrameInfo, window: Window, out: Uint8ClampedArray): void {
   const pixels = info.rows * info.columns
@@ -76,12 +79,24 @@ export function renderFrame (frame: DecodedFrame, info: FrameInfo, window: Windo
   }
   if (pixels === 0) return
   const span = max - min + 1
+  const masked = info.bitsStored < info.bitsAllocated && info.bitsAllocated !== 32
+  if (span > MAX_LUT_ENTRIES) {
+    // 32-bit data can span billions of values: no table as long as that, each pixel computed instead.
+    for (let i = 0, o = 0; i < pixels; i++, o += 4) {
+      const y = Math.round(voiLinear(storedValue(values[i] as number, info) * slope + intercept, window))
+      const g = invert ? 255 - y : y
+      out[o] = g
+      out[o + 1] = g
+      out[o + 2] = g
+      out[o + 3] = 255
+    }
+    return
+  }
   const lut = new Uint8ClampedArray(span)
   for (let v = 0; v < span; v++) {
     const y = Math.round(voiLinear((v + min) * slope + intercept, window))
     lut[v] = invert ? 255 - y : y
   }
-  const masked = info.bitsStored < info.bitsAllocated && info.bitsAllocated !== 32
   for (let i = 0, o = 0; i < pixels; i++, o += 4) {
     const raw = values[i] as number
     const g = lut[(masked ? storedValue(raw, info) : raw) - min] as number

@@ -20,6 +20,9 @@ export function decodeRle (frame: Uint8Array, rows: number, columns: number, sam
     throw new RleError(`${segments} segments for ${samplesPerPixel} sample(s) of ${bitsAllocated} bits`)
   }
   const pixels = rows * columns
+  // A PackBits run of 2 bytes makes at most 128: a segment cannot hold more pixels than that (nothing is
+  // allocated from a size the data cannot back).
+  if (pixels * segments > (frame.byteLength - 64) * 64) throw new RleError(`${frame.byteLength} bytes cannot hold ${rows} x ${columns} pixels of ${segments} segment(s)`)
   const out = new Uint8Array(pixels * samplesPerPixel * bytesPerSample)
   for (let s = 0; s < segments; s++) {
     const start = view.getUint32(4 + 4 * s, true)

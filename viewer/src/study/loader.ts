@@ -7,7 +7,7 @@ import { parseContentType, parseMultipartRelated } from '../../../protocol/dicom
 import { request } from '../api.ts'
 import { type DecodedFrame, decodeFrame } from '../image/decode.ts'
 import { browserCodecs } from '../image/codecs-browser.ts'
-import { type DicomJson, type FrameInfo, frameInfo, number, text } from '../image/frame-info.ts'
+import { type DicomJson, type FrameInfo, frameCount, frameInfo, number, text } from '../image/frame-info.ts'
 
 export interface Image {
   sopUid: string
@@ -68,7 +68,7 @@ export class StudyLoader {
       for (const instance of instances) {
         const sopUid = text(instance, '00080018')
         if (have.has(sopUid)) continue
-        const frames = Math.max(1, number(instance, '00280008', 1))
+        const frames = frameCount(instance)
         for (let frame = 1; frame <= frames; frame++) entry.images.push({ sopUid, seriesUid: uid, frame, instanceNumber: number(instance, '00200013', 0) })
         changed = true
       }
