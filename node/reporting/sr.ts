@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto'
 import { RadmeshError } from '../errors.ts'
-import { type AttributeValue, part10Header } from '../dicom/part10.ts'
+import { type AttributeValue, COLLECTED_ATTRIBUTES, part10Header } from '../dicom/part10.ts'
 import { TRANSFER_SYNTAX } from '../dicom/uids.ts'
 import { type Dataset, type Element, writeDataset } from './dataset-writer.ts'
 
@@ -113,11 +113,24 @@ function dicomTimes (iso: string, what: string): DicomTimes {
   return { date, time, dateTime: `${date}${time}${offset}` }
 }
 
-/** A study attribute as DICOM text: several values joined by backslash, absent ones empty (type 2). */
+/** The longest value of each VR copied from a study (PS3.5 Table 6.2-1; PN: per component group, of three). */
+const MAX_VALUE_CHARS: Record<string, number> = { AE: 16, AS: 4, CS: 16, DA: 8, DS: 16, IS: 12, LO: 64, PN: 64, SH: 16, TM: 16, UI: 64 }
+/** Values of Specific Character Set copied at most; every other attribute copied is of one value (VM 1). */
+const MAX_VALUES = 16
+const MULTI_VALUED = new Set(['00080005'])
+
+/**
+ * A study attribute as DICOM text: several values joined by backslash, absent ones empty (type 2). What the
+ * study declared is not trusted to fit: each value is cut to its VR's length, and a long list to MAX_VALUES.
+ */
 function attribute (study: StudyForReport, key: string): string {
   const value = study.attributes[key]
   if (value === undefined) return ''
-  return Array.isArray(value) ? value.join('\\') : value
+  const vr = COLLECTED_ATTRIBUTES[key] ?? 'LO'
+  const max = MAX_VALUE_CHARS[vr] ?? 64
+  const fit = (v: string): string => vr === 'PN' ? v.split('=').slice(0, 3).map(group => limit(group, max)).join('=') : limit(v, max)
+  const values = Array.isArray(value) ? value.slice(0, MULTI_VALUED.has(key) ? MAX_VALUES : 1) : [value]
+  return values.map(fit).join('\\')
 }
 
 /** At most `n` characters (not UTF-16 units: ISO_IR 192 limits count characters). */

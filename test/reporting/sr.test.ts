@@ -216,6 +216,20 @@ test('an all-ASCII report declares no character set; the patient module is there
   assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
 })
 
+test('study attributes longer than their VR allows (a crafted study) are cut to fit: the SR is still written and valid', async () => {
+  const crafted: StudyForReport = {
+    studyInstanceUid: STUDY_UID,
+    attributes: { '00100010': 'X'.repeat(60_000), '00100020': Array.from({ length: 20_000 }, (_, i) => `ID${i}`), '00081030': 'D'.repeat(65_000) },
+    instances: []
+  }
+  const bytes = basicTextSr(report, crafted, ids)
+  const ds = json(bytes)
+  assert.is(String(name(ds, '00100010')).length, 64)
+  assert.equal(ds['00100020']?.Value, ['ID0'], 'one value where the attribute has one')
+  const verified = await runTool('dciodvfy', [await written(bytes)])
+  assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
+})
+
 test('a report without a FINAL signer, with a time that is not ISO 8601 or a language that is not BCP 47, is refused as a bug', () => {
   const noFinal: FinalReport = { ...report, signers: report.signers.filter(s => s.status !== 'FINAL') }
   assert.throws(() => basicTextSr(noFinal, study, ids), (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL')
