@@ -47,6 +47,13 @@ export interface EncodablePart {
   location?: string
 }
 
+/** A part whose body comes in pieces (a stored instance read chunk by chunk), for `encodeMultipartPartsAsync`. */
+export interface StreamedPart {
+  contentType: string
+  body: Uint8Array | AsyncIterable<Uint8Array>
+  location?: string
+}
+
 export interface MultipartLimits {
   /** At most this many parts (default DEFAULT_MAX_PARTS); more is a MalformedMessageError. */
   maxParts?: number
@@ -526,19 +533,26 @@ export function * encodeMultipartParts (parts: Iterable<EncodablePart>, boundary
   yield closingDelimiter(boundary, first)
 }
 
-/** The same, for parts that arrive one by one (a WADO-RS study read instance by instance). */
-export async function * encodeMultipartPartsAsync (parts: AsyncIterable<EncodablePart>, boundary: string): AsyncGenerator<Uint8Array> {
+/**
+ * The same, for parts that arrive one by one (a WADO-RS study read instance by instance), each body whole or
+ * in pieces (an instance read chunk by chunk: one chunk in memory at a time).
+ */
+export async function * encodeMultipartPartsAsync (parts: AsyncIterable<StreamedPart>, boundary: string): AsyncGenerator<Uint8Array> {
   checkBoundary(boundary)
   let first = true
   for await (const part of parts) {
     yield partHead(part, boundary, first)
-    if (part.body.length > 0) yield part.body
+    if (part.body instanceof Uint8Array) {
+      if (part.body.length > 0) yield part.body
+    } else {
+      for await (const piece of part.body) if (piece.length > 0) yield piece
+    }
     first = false
   }
   yield closingDelimiter(boundary, first)
 }
 
-function partHead (part: EncodablePart, boundary: string, first: boolean): Uint8Array {
+function partHead (part: StreamedPart, boundary: string, first: boolean): Uint8Array {
   let head = `${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${checkHeaderValue('Content-Type', part.contentType)}\r\n`
   if (part.location !== undefined) head += `Content-Location: ${checkHeaderValue('Content-Location', part.location)}\r\n`
   return encoder.encode(`${head}\r\n`)

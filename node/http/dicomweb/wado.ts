@@ -15,25 +15,17 @@ import { bulkDataOf, dicomJsonOf, type FilePiece } from '../../dicom/json.ts'
 import { safeForDownload } from '../../dicom/part10.ts'
 import { RadmeshError } from '../../errors.ts'
 import type { NodeServices } from '../services.ts'
-import { encodeMultipartParts, multipartRelatedHeader, newBoundary } from '../../../protocol/dicomweb/multipart.ts'
+import { encodeMultipartParts, encodeMultipartPartsAsync, multipartRelatedHeader, newBoundary, type StreamedPart } from '../../../protocol/dicomweb/multipart.ts'
 import { dicomwebBase } from './qido.ts'
 import { frameCount, parseFrameList, planFrames } from './frames.ts'
 
-const encoder = new TextEncoder()
-
-/** A multipart/related body of whole stored files, each streamed chunk by chunk (preamble made safe). */
-async function * multipartFiles (archive: Archive, list: InstanceRecord[], boundary: string): AsyncGenerator<Uint8Array> {
-  let first = true
-  for (const instance of list) {
-    yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`)
-    let start = true
-    for await (const chunk of archive.chunksOf(instance)) {
-      yield start ? safeForDownload(chunk) : chunk
-      start = false
-    }
-    first = false
+/** A stored file, chunk by chunk, its preamble made safe to hand out (CVE-2019-11687). */
+async function * safeChunksOf (archive: Archive, instance: InstanceRecord): AsyncGenerator<Uint8Array> {
+  let start = true
+  for await (const chunk of archive.chunksOf(instance)) {
+    yield start ? safeForDownload(chunk) : chunk
+    start = false
   }
-  yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}--\r\n`)
 }
 
 /**
@@ -89,9 +81,12 @@ export async function wadoRoutes (app: FastifyInstance, { node }: { node: NodeSe
     const list = await selected(request.params)
     await auditRetrieve(request, request.params, list, 'instancesTransferred', 'WADO-RS retrieve')
     const boundary = newBoundary()
+    async function * files (): AsyncGenerator<StreamedPart> {
+      for (const instance of list) yield { contentType: 'application/dicom', body: safeChunksOf(node.archive, instance) }
+    }
     return await reply
       .type(multipartRelatedHeader(boundary, 'application/dicom'))
-      .send(Readable.from(multipartFiles(node.archive, list, boundary)))
+      .send(Readable.from(encodeMultipartPartsAsync(files(), boundary)))
   }
 
   const metadata = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply): Promise<FastifyReply> => {
@@ -141,18 +136,12 @@ export async function wadoRoutes (app: FastifyInstance, { node }: { node: NodeSe
     const plan = planFrames(instance, frameNumbers)
     await auditRetrieve(request, request.params, [instance], 'instancesAccessed', `WADO-RS frames ${request.params.frames.slice(0, 200)}`)
     const boundary = newBoundary()
-    const partType = `${plan.contentType}; transfer-syntax=${plan.transferSyntaxUid}`
-    async function * body (): AsyncGenerator<Uint8Array> {
-      let first = true
-      for await (const frame of plan.frames(node.archive)) {
-        yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${partType}\r\n\r\n`)
-        yield frame.body
-        first = false
-      }
-      yield encoder.encode(`${first ? '' : '\r\n'}--${boundary}--\r\n`)
+    const contentType = `${plan.contentType}; transfer-syntax=${plan.transferSyntaxUid}`
+    async function * parts (): AsyncGenerator<StreamedPart> {
+      for await (const frame of plan.frames(node.archive)) yield { contentType, body: frame.body }
     }
     return await reply
       .type(`${multipartRelatedHeader(boundary, plan.contentType)}; transfer-syntax=${plan.transferSyntaxUid}`)
-      .send(Readable.from(body()))
+      .send(Readable.from(encodeMultipartPartsAsync(parts(), boundary)))
   })
 }
