@@ -11,6 +11,7 @@
  */
 import { BadRequestError } from '../errors.ts'
 import { personName } from '../dicom/json.ts'
+import { wildcardMatcher } from './wildcard.ts'
 
 export type Level = 'study' | 'series' | 'instance'
 
@@ -86,6 +87,11 @@ export const QIDO_ATTRIBUTES: Record<Level, IndexedAttribute[]> = {
 }
 
 export const MAX_LIMIT = 10000
+/**
+ * The longest matching key value taken, in characters, lists included. PS3.5 values are short (LO 64, PN 64 per
+ * group, a UID 64); this bounds the work a query asks of each record it is matched against.
+ */
+export const MAX_KEY_VALUE_CHARS = 1024
 
 const LEVELS: Level[] = ['study', 'series', 'instance']
 const ALL_ATTRIBUTES = new Map<string, IndexedAttribute>()
@@ -181,6 +187,10 @@ export function parseQidoQuery (params: Record<string, string | string[] | undef
     const distinct = [...new Set(given)]
     if (distinct.length > 1 && attribute.vr !== 'UI' && attribute.vr !== 'CS') throw new BadRequestError(`${attribute.keyword} is given more than once`)
     const value = distinct.join('\\')
+    if (value.length > MAX_KEY_VALUE_CHARS) {
+      const message = `${attribute.keyword}: a matching key value is at most ${MAX_KEY_VALUE_CHARS} characters`
+      throw new BadRequestError(message)
+    }
     checkValue(attribute, value)
     filters.push({ tag, value })
   }
@@ -256,12 +266,6 @@ function normalizeTime (text: string, upper: boolean): string | undefined {
 
 type Matcher = (value: string) => boolean
 
-function wildcard (pattern: string, ignoreCase: boolean): Matcher {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
-  const regex = new RegExp(`^${source}$`, ignoreCase ? 'isu' : 'su')
-  return value => regex.test(value)
-}
-
 function componentMatcher (vr: string, part: string, fuzzy: boolean): Matcher {
   if (vr === 'DA' || vr === 'TM') {
     const normalize = (text: string, upper: boolean): string | undefined => vr === 'DA' ? normalizeDate(text) : normalizeTime(text, upper)
@@ -283,7 +287,7 @@ function componentMatcher (vr: string, part: string, fuzzy: boolean): Matcher {
   }
   if (vr === 'UI') return value => value === part
   const ignoreCase = vr === 'PN' && fuzzy
-  const match = /[*?]/.test(part) ? wildcard(part, ignoreCase) : ignoreCase ? (value: string) => value.toLowerCase() === part.toLowerCase() : (value: string) => value === part
+  const match = ignoreCase || /[*?]/.test(part) ? wildcardMatcher(part, ignoreCase) : (value: string) => value === part
   // A Person Name matches on the whole value or on any one of its component groups (alphabetic, ideographic, phonetic).
   if (vr === 'PN') return value => match(value) || (value.includes('=') && value.split('=').some(group => group !== '' && match(group)))
   return match

@@ -152,6 +152,50 @@ test('wildcards: * any run, ? one character, anchored at both ends', () => {
   rule({ AccessionNumber: 'ACC-?' }, study, { ...study, '00080050': 'ACC-12' })
 })
 
+test('wildcards: runs of * collapse, middle segments are found left to right, ? is one character, never none', () => {
+  const described = (text: string): IndexRecord => ({ ...study, '00081030': text })
+  rule({ StudyDescription: '**CT***' }, study, described('MR Brain'))
+  rule({ StudyDescription: 'CT*Che*' }, study, described('CT Abdomen'))
+  rule({ StudyDescription: '*a*b*a*' }, described('xaxbxax'), described('xbxaxbx'))
+  rule({ StudyDescription: 'ab*ba' }, described('abba'), described('aba')) // prefix and suffix may not overlap
+  rule({ StudyDescription: '*?' }, described('x'), described(''))
+  rule({ StudyDescription: 'C?*' }, study, described('C'))
+  rule({ StudyDescription: '*e?t*' }, study, described('CT Chet'))
+  rule({ StudyDescription: '*?st' }, study, described('st'))
+  rule({ StudyDescription: '?' }, described('x'), described('xy'))
+})
+
+test('wildcards match by character: ? is one code point, even outside the BMP; fuzzy names fold case', () => {
+  const named = (name: string): IndexRecord => ({ ...study, '00100010': name })
+  rule({ PatientName: 'Ma?er^𝔄?ne' }, named('Maïer^𝔄🦄ne'), named('Maïer^𝔄ne'))
+  rule({ PatientName: '??^*' }, named('🦄𝔄^X'), named('🦄^X'))
+  rule({ PatientName: 'ünïcødé*', fuzzymatching: 'true' }, named('ÜNÏCØDÉ^ÇANARY'), named('UNICODE^CANARY'))
+  rule({ PatientName: '*^çanar?', fuzzymatching: 'true' }, named('Ünïcødé^ÇANARY'), named('Ünïcødé^ÇANARIES'))
+  rule({ PatientName: 'ünïcødé*' }, named('ünïcødé^x'), named('ÜNÏCØDÉ^x')) // not fuzzy: case matters
+  rule({ PatientName: 'straße*', fuzzymatching: 'true' }, named('STRAẞE^X'), named('STRASSE^X'))
+})
+
+test('a wildcard query runs in linear time: 40 stars against a 10,000-character value answer in under 50 ms', () => {
+  const value = 'a'.repeat(10_000)
+  const stars = [`${'*'.repeat(40)}#`, `${'*a'.repeat(40)}#`, `${'*?'.repeat(40)}#`]
+  const patterns = [...stars, `*${'a'.repeat(500)}b*`, `*${'a?'.repeat(300)}b*`]
+  for (const pattern of patterns) {
+    const q = query({ StudyDescription: pattern, fuzzymatching: 'true' })
+    const started = performance.now()
+    assert.not.ok(matches(q, { ...study, '00081030': value }))
+    const elapsed = performance.now() - started
+    assert.ok(elapsed < 50, `${pattern.slice(0, 20)}… took ${elapsed.toFixed(1)} ms`)
+  }
+  assert.ok(matches(query({ StudyDescription: `${'*a'.repeat(40)}*` }), { ...study, '00081030': value }))
+})
+
+test('a matching key value over 1024 characters is refused', () => {
+  badRequest({ StudyDescription: `${'*'.repeat(1025)}` })
+  badRequest({ PatientName: 'x'.repeat(1025) })
+  badRequest({ StudyInstanceUID: Array.from({ length: 40 }, (_, i) => `1.2.840.99.${i}`.padEnd(30, '1')) })
+  assert.is(query({ PatientName: 'x'.repeat(1024) }).filters.length, 1)
+})
+
 test('UID list matching: values separated by backslash or comma, or the parameter repeated', () => {
   const other = { ...study, '0020000D': '1.2.840.99.2' }
   rule({ StudyInstanceUID: '1.2.840.99.3,1.2.840.99.1' }, study, other)
