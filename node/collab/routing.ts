@@ -38,13 +38,38 @@ export const DEFAULT_ROUTING: RoutingConfig = {
 
 export interface StudyFacts { modalities: string[], bodyPart: string, description: string }
 
+/**
+ * The most of Body Part Examined (CS, 16 characters) and Study Description (LO, 64) a rule's pattern is tried on.
+ * The patterns are the site's own, but the text comes from whoever sent the study: a value of megabytes must
+ * not make even a pattern that backtracks take long.
+ */
+export const MAX_ROUTED_TEXT_CHARS = 128
+
+/** Each rule's patterns, compiled once per rule. */
+const compiledRules = new WeakMap<RoutingRule, { bodyPart?: RegExp, description?: RegExp }>()
+
+function patternsOf (rule: RoutingRule): { bodyPart?: RegExp, description?: RegExp } {
+  let patterns = compiledRules.get(rule)
+  if (patterns === undefined) {
+    patterns = {
+      ...(rule.bodyPart === undefined ? {} : { bodyPart: new RegExp(rule.bodyPart, 'i') }),
+      ...(rule.description === undefined ? {} : { description: new RegExp(rule.description, 'i') })
+    }
+    compiledRules.set(rule, patterns)
+  }
+  return patterns
+}
+
 export function route (facts: StudyFacts, config: RoutingConfig = DEFAULT_ROUTING): { subspecialty: string, priority: Priority } {
   let subspecialty: string | undefined
   let priority: Priority | undefined
+  const bodyPart = facts.bodyPart.slice(0, MAX_ROUTED_TEXT_CHARS)
+  const description = facts.description.slice(0, MAX_ROUTED_TEXT_CHARS)
   for (const rule of config.rules) {
     if (rule.modality !== undefined && !rule.modality.some(m => facts.modalities.includes(m))) continue
-    if (rule.bodyPart !== undefined && !new RegExp(rule.bodyPart, 'i').test(facts.bodyPart)) continue
-    if (rule.description !== undefined && !new RegExp(rule.description, 'i').test(facts.description)) continue
+    const patterns = patternsOf(rule)
+    if (patterns.bodyPart !== undefined && !patterns.bodyPart.test(bodyPart)) continue
+    if (patterns.description !== undefined && !patterns.description.test(description)) continue
     subspecialty ??= rule.subspecialty
     priority ??= rule.priority
   }

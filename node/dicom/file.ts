@@ -15,6 +15,7 @@
  */
 import { createInflateRaw, type InflateRaw, inflateRawSync } from 'node:zlib'
 import { InvalidDicomError } from './errors.ts'
+import { withoutTrailingPadding } from './padding.ts'
 import { DatasetReader, type DatasetVisitor, LONG_VRS, type ReaderLimits, SHORT_VRS, type Syntax, tagName } from './reader.ts'
 import { TRANSFER_SYNTAX } from './uids.ts'
 
@@ -224,7 +225,7 @@ export class Part10Reader {
         throw new InvalidDicomError('truncated', `File Meta Information element ${tagName(0x00020000 | element)} runs past the end of the data: the file is truncated`)
       }
       const value = head.subarray(at + header, at + header + length)
-      elements.set(element, Buffer.from(value).toString('latin1').replace(/[\0 ]+$/, '').trim())
+      elements.set(element, withoutTrailingPadding(Buffer.from(value).toString('latin1')).trim())
       at += header + length
     }
     if (at === PREFIX_LENGTH && this.#options.lenient === true) {

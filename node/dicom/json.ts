@@ -27,6 +27,7 @@
 import { createRequire } from 'node:module'
 import { InvalidDicomError } from './errors.ts'
 import { Part10Reader } from './file.ts'
+import { withoutTrailingPadding } from './padding.ts'
 import {
   type DatasetVisitor, type ElementHeader, hex4, hex8, IMPLICIT_LITTLE, LONG_VRS, PIXEL_DATA, readDataset, SHORT_VRS, type Syntax, tagName,
   UNDEFINED_LENGTH, type ValueAction
@@ -367,20 +368,27 @@ function convertValue (tag: number, vr: string, value: Uint8Array, little: boole
   }
   const text = CHARSET_VRS.has(vr) ? scope.charset.decode(value) : latin1Text(value)
   if (SINGLE_TEXT_VRS.has(vr)) {
-    const single = text.replace(/[\0 ]+$/, '')
+    const single = withoutTrailingPadding(text)
     return single === '' ? { vr } : { vr, Value: [single] }
   }
-  const parts = text.split('\\').map(part => (vr === 'PN' || vr === 'UC') ? part.replace(/[\0 ]+$/, '') : part.replace(/[\0 ]+$/, '').replace(/^ +/, ''))
+  const keepsLeadingSpaces = vr === 'PN' || vr === 'UC'
+  const parts = text.split('\\').map(part => {
+    const value = withoutTrailingPadding(part)
+    return keepsLeadingSpaces ? value : value.replace(/^ +/, '')
+  })
   if (parts.every(part => part === '')) return { vr }
   const values = parts.map(part => {
     if (part === '') return null
     if (vr === 'PN') return personName(part)
     if (vr === 'IS') return /^[+-]?\d+$/.test(part) && Number.isSafeInteger(Number(part)) ? Number(part) : part
-    if (vr === 'DS') return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(part) && Number.isFinite(Number(part)) ? Number(part) : part
+    if (vr === 'DS') return DECIMAL_STRING.test(part) && Number.isFinite(Number(part)) ? Number(part) : part
     return part
   })
   return { vr, Value: values }
 }
+
+/** A DS value (PS3.5 6.2). `\d+(\.\d*)?`, not `\d+\.?\d*`: that backtracks quadratically on a run of digits. */
+const DECIMAL_STRING = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/
 
 function numbers (vr: string, value: Uint8Array, size: number, read: (offset: number) => unknown): DicomJsonAttribute {
   const count = Math.floor(value.length / size)

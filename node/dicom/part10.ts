@@ -10,6 +10,7 @@
  */
 import { InvalidDicomError } from './errors.ts'
 import { type FileMeta, isExecutable, PREAMBLE_LENGTH, Part10Reader } from './file.ts'
+import { withoutTrailingPadding } from './padding.ts'
 import { frameGeometry } from './geometry.ts'
 import { type DatasetVisitor, type ElementHeader, hex8, LONG_VRS, PIXEL_DATA, tagName } from './reader.ts'
 import { ENCAPSULATED_SYNTAXES, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, SUPPORTED_TRANSFER_SYNTAXES, uidProblem } from './uids.ts'
@@ -154,7 +155,7 @@ function decodeValue (raw: Uint8Array, vr: string, utf8: boolean, little: boolea
   const text = (utf8 && (vr === 'PN' || vr === 'LO' || vr === 'SH' || vr === 'LT' || vr === 'ST' || vr === 'UT'))
     ? textDecoderUtf8.decode(raw)
     : Buffer.from(raw).toString('latin1')
-  const values = text.split('\\').map(v => v.replace(/[\0 ]+$/, '').replace(/^ +/, ''))
+  const values = text.split('\\').map(v => withoutTrailingPadding(v).replace(/^ +/, ''))
   return values.length === 1 ? values[0] as string : values
 }
 

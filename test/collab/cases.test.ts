@@ -9,7 +9,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { deriveCases, summariseTat } from '../../node/collab/cases.ts'
 import { signWorklistRecord } from '../../node/collab/records.ts'
-import { route } from '../../node/collab/routing.ts'
+import { DEFAULT_ROUTING, route } from '../../node/collab/routing.ts'
 import { recordKey, type WorklistRecord } from '../../protocol/collab/records.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 
@@ -117,6 +117,20 @@ test('routing: a stroke CT head goes to neuro as STAT; a knee MR to msk as ROUTI
   assert.equal(route({ modalities: ['MR'], bodyPart: 'KNEE', description: 'MRI KNEE' }), { subspecialty: 'msk', priority: 'ROUTINE' })
   assert.equal(route({ modalities: ['US'], bodyPart: '', description: 'Ultrasound' }), { subspecialty: 'general', priority: 'ROUTINE' })
   assert.equal(route({ modalities: ['CT'], bodyPart: 'CHEST', description: 'CTA chest PE' }), { subspecialty: 'chest', priority: 'STAT' })
+})
+
+test('routing takes the text a sender chose in bounded time, even against a site pattern that backtracks', () => {
+  // A pattern that is cubic in the length of the text it fails on.
+  const backtracking = { description: '\\s*\\s*=', priority: 'STAT' as const }
+  const config = { ...DEFAULT_ROUTING, rules: [backtracking, ...DEFAULT_ROUTING.rules] }
+  const started = performance.now()
+  const facts = { modalities: ['CT'], bodyPart: 'x'.repeat(1_000_000), description: ' '.repeat(100_000) }
+  const routed = route(facts, config)
+  const elapsed = performance.now() - started
+  assert.equal(routed, { subspecialty: 'general', priority: 'ROUTINE' })
+  assert.ok(elapsed < 100, `routing took ${elapsed.toFixed(1)} ms`)
+  const head = route({ modalities: ['CT'], bodyPart: 'HEAD', description: 'CT HEAD =' }, config)
+  assert.equal(head, { subspecialty: 'neuro', priority: 'STAT' })
 })
 
 test.run()

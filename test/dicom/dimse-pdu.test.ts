@@ -362,6 +362,14 @@ test('DIMSE command sets: encode, then decode to the same; padding and group len
   assert.throws(() => encodeCommand({ ...response, errorComment: '\u4e00' }), RangeError)
 })
 
+test('a command UID of 60,000 spaces before its last character is decoded in linear time', () => {
+  const uid = `${' '.repeat(60_000)}1`
+  const started = performance.now()
+  assert.is(decodeCommand(encodeCommand({ ...STORE_RQ, affectedSopInstanceUid: uid })).affectedSopInstanceUid, uid)
+  const elapsed = performance.now() - started
+  assert.ok(elapsed < 100, `decoded in ${elapsed.toFixed(0)} ms`)
+})
+
 /** An implicit VR little endian element of group 0000. */
 function element (number: number, value: Buffer): Buffer {
   const header = Buffer.alloc(8)

@@ -304,6 +304,25 @@ test('text: trailing padding trimmed, LT/ST/UT kept whole with leading spaces, P
   assert.equal(json['00081190'], { vr: 'UR', Value: ['http://x/a\\b'] })
 })
 
+test('long text and number values convert in linear time: padding and number forms are not backtracked over', () => {
+  // Implicit VR: every element has a 4-byte length, so these values are inlined (up to 1 MiB), not bulk data.
+  const n = 200_000
+  const dataset = encodeElements([
+    { tag: 0x00081030, vr: 'LO', value: ascii(`${' '.repeat(n)}x`) },
+    { tag: 0x00100010, vr: 'PN', value: ascii(`${' '.repeat(n)}x`) },
+    { tag: 0x00104000, vr: 'LT', value: ascii(`${'\0'.repeat(n)}x`) },
+    { tag: 0x00280030, vr: 'DS', value: ascii(`${'1'.repeat(n)}x`) }
+  ], true, true)
+  const started = performance.now()
+  const json = instanceToDicomJson(part10('1.2.840.10008.1.2', dataset), uri)
+  const elapsed = performance.now() - started
+  assert.ok(elapsed < 500, `converted in ${elapsed.toFixed(0)} ms`)
+  assert.equal(json['00081030'], { vr: 'LO', Value: ['x'] })
+  assert.equal(json['00100010'], { vr: 'PN', Value: [{ Alphabetic: `${' '.repeat(n)}x` }] })
+  assert.is(String(json['00104000']?.Value?.[0]).length, n + 1)
+  assert.equal(json['00280030'], { vr: 'DS', Value: [`${'1'.repeat(n)}x`] })
+})
+
 test('UN of a known tag is decoded with its VR; group lengths and trailing padding are left out', () => {
   const dataset = encodeElements([
     { tag: 0x00080000, vr: 'UL', value: bytes(4, v => { v.setUint32(0, 99, true) }) },

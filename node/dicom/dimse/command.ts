@@ -2,6 +2,7 @@
  * DIMSE command sets (PS3.7 6.3, 9.3, 10.3, Annex E): elements of group 0000 in implicit VR little endian,
  * whatever the transfer syntax of the presentation context, starting with their group length.
  */
+import { withoutTrailingPadding } from '../padding.ts'
 import { DicomProtocolError } from './errors.ts'
 
 export const COMMAND_FIELD = {
@@ -101,7 +102,7 @@ export function decodeCommand (bytes: Buffer): Command {
       values[spec.field] = bytes.readUInt16LE(start)
     } else if (spec !== undefined) {
       const text = bytes.toString('latin1', start, start + length)
-      values[spec.field] = spec.vr === 'UI' ? text.replace(/[\0 ]+$/, '') : text.trim()
+      values[spec.field] = spec.vr === 'UI' ? withoutTrailingPadding(text) : text.trim()
     }
     offset = start + length
   }
