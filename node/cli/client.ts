@@ -43,7 +43,8 @@ export async function connectToNode (home: string): Promise<NodeClient> {
       const payload = await response.json().catch(() => ({})) as { error?: { code?: string, message?: string } }
       if (!response.ok) {
         const code = (payload.error?.code ?? 'RADMESH_INTERNAL') as ErrorCode
-        throw new RadmeshError(code in ERROR_TABLE ? code : 'RADMESH_INTERNAL', `the node answered ${response.status}: ${payload.error?.message ?? response.statusText}`)
+        const message = `the node answered ${response.status}: ${payload.error?.message ?? response.statusText}`
+        throw new RadmeshError(Object.hasOwn(ERROR_TABLE, code) ? code : 'RADMESH_INTERNAL', message)
       }
       return payload as T
     }

@@ -49,7 +49,7 @@ export async function main (argv: string[]): Promise<number> {
       print(HELP)
       return name === undefined ? 2 : 0
     }
-    const command = COMMANDS[name]
+    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
     if (command === undefined) throw new UsageError(`unknown command "${name}"; run "radmesh help"`)
     return (await command(rest, print)) ?? 0
   } catch (error) {

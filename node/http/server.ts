@@ -4,9 +4,12 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { ERROR_TABLE, isRadmeshError } from '../errors.ts'
+import { RadmeshError } from '../errors.ts'
 import { healthRoutes } from './api/health.ts'
 import { allowCrossOrigin } from './cors.ts'
+import { negotiateDicomweb } from './dicomweb/accept.ts'
+import { handleClientError, handleError, handleFrameworkError, schemaError } from './errors.ts'
+import { loggableRequest, loggableUrl } from './log.ts'
 import { membershipRoutes } from './api/membership.ts'
 import { peerRoutes } from './api/peers.ts'
 import type { Sessions } from './auth.ts'
@@ -25,25 +28,28 @@ declare module 'fastify' {
   interface FastifyContextConfig { public?: boolean }
 }
 
-export async function createHttpServer (node: NodeServices, sessions: Sessions, log: Logger, corsOrigins: readonly string[] = []): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: 1024 * 1024 })
+export async function createHttpServer (
+  node: NodeServices, sessions: Sessions, log: Logger, corsOrigins: readonly string[] = []
+): Promise<FastifyInstance> {
+  const app = Fastify({
+    // URLs are logged without their query values, and never with headers: see ./log.ts.
+    loggerInstance: log.child({ component: 'http' }, { serializers: { req: loggableRequest } }) as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    // Every refusal in the documented shape, also fastify's router's and Node's parser's: see ./errors.ts.
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
+    schemaErrorFormatter: schemaError
+  })
   allowCrossOrigin(app, corsOrigins)
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.public === true) return
     await sessions.authenticate(request, reply)
   })
-  app.setErrorHandler((error, request, reply) => {
-    if (isRadmeshError(error)) {
-      return reply.status(error.httpStatus).send({ error: { code: error.code, message: error.message } })
-    }
-    const status = (error as { statusCode?: number }).statusCode ?? 500
-    if (status < 500) {
-      return reply.status(status).send({ error: { code: status === 404 ? 'RADMESH_NOT_FOUND' : 'RADMESH_BAD_REQUEST', message: (error as Error).message } })
-    }
-    request.log.error({ err: error }, 'request failed')
-    return reply.status(500).send({ error: { code: 'RADMESH_INTERNAL', message: ERROR_TABLE.RADMESH_INTERNAL.summary } })
+  app.addHook('onRequest', negotiateDicomweb)
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler(async request => {
+    throw new RadmeshError('RADMESH_NOT_FOUND', `no route ${request.method} ${loggableUrl(request.url)}`)
   })
-  app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: { code: 'RADMESH_NOT_FOUND', message: `no route ${request.method} ${request.url}` } }))
   await app.register(healthRoutes, { node })
   await app.register(peerRoutes, { node })
   await app.register(membershipRoutes, { node })

@@ -61,7 +61,8 @@ export async function viewerRoutes (app: FastifyInstance, { node, sessions }: { 
     return await reply.type('text/css; charset=utf-8').headers(SECURITY_HEADERS).send(await style)
   })
   app.get<{ Params: { file: string } }>('/viewer/codecs/:file', { config: { public: true } }, async (request, reply) => {
-    const path = CODEC_FILES[request.params.file]
+    // An own property only: `__proto__` or `toString` must not find what every object inherits.
+    const path = Object.hasOwn(CODEC_FILES, request.params.file) ? CODEC_FILES[request.params.file] : undefined
     if (path === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `no decoder named ${request.params.file}`)
     return await reply.type('application/wasm').header('cache-control', 'max-age=86400').send(await fs.readFile(path))
   })

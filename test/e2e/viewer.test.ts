@@ -285,7 +285,7 @@ test('bad live-report input from a viewer session is refused with a reason, and 
   for (const [path, body, type, status, code] of [
     [live, new Uint8Array([0xde, 0xad, 0xbe, 0xef]), 'application/octet-stream', 403, 'RADMESH_NOT_ALLOWED'],
     [live, new Uint8Array(0), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST'],
-    [live, new Uint8Array(300 * 1024), 'application/octet-stream', 413, 'RADMESH_BAD_REQUEST'],
+    [live, new Uint8Array(300 * 1024), 'application/octet-stream', 413, 'RADMESH_TOO_LARGE'],
     [`${live}/binding`, JSON.stringify({ clientId: 'me' }), 'application/json', 400, 'RADMESH_BAD_REQUEST'],
     [`/api/cases/${caseId}/report/presence`, new Uint8Array([1, 2, 3]), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST'],
     ['/api/cases/not-a-case/report/presence', new Uint8Array([1]), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST']

@@ -2,13 +2,26 @@
  * `POST /api/import`: one Part 10 file as the body (`application/dicom`), stored exactly as STOW-RS and
  * C-STORE store it; `radmesh import` sends each file of its folders here.
  * `GET /api/instances/:sop`: where an instance is and what was stored (size, SHA-256, transfer syntax).
- * `GET /api/audit`: the audit trail (newest last), with `?verify=1` the result of checking its chain.
+ * `GET /api/audit`: the audit trail (newest last), the last `?limit=` records (1 to 100000, 1000 if not given),
+ *   with `?verify=1` the result of checking its chain.
  */
 import type { FastifyInstance } from 'fastify'
 import { MAX_INSTANCE_BYTES } from '../../archive/archive.ts'
 import { AuditLog } from '../../audit/log.ts'
 import { RadmeshError } from '../../errors.ts'
 import type { NodeServices } from '../services.ts'
+
+const DEFAULT_AUDIT_RECORDS = 1000
+const MAX_AUDIT_RECORDS = 100_000
+/** `?verify`, `?verify=1` and `?verify=true` ask for the check; `0` and `false` do not. */
+const VERIFY_YES = new Set(['', '1', 'true'])
+const AUDIT_QUERY = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: MAX_AUDIT_RECORDS },
+    verify: { type: 'string', enum: [...VERIFY_YES, '0', 'false'] }
+  }
+} as const
 
 export async function archiveApiRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
   app.addContentTypeParser(['application/dicom', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: MAX_INSTANCE_BYTES }, (_request, body, done) => { done(null, body) })
@@ -33,14 +46,16 @@ export async function archiveApiRoutes (app: FastifyInstance, { node }: { node: 
     }
   })
 
-  app.get<{ Querystring: { verify?: string, limit?: string } }>('/api/audit', async (request) => {
+  type AuditQuery = { verify?: string, limit?: number }
+  app.get<{ Querystring: AuditQuery }>('/api/audit', { schema: { querystring: AUDIT_QUERY } }, async (request) => {
     await node.audit.settled()
     const records = await AuditLog.read(node.auditPath)
-    const limit = Math.min(Number(request.query.limit ?? 1000) || 1000, 100_000)
+    const limit = request.query.limit ?? DEFAULT_AUDIT_RECORDS
+    const verify = request.query.verify !== undefined && VERIFY_YES.has(request.query.verify)
     return {
       total: records.length,
       records: records.slice(-limit),
-      ...(request.query.verify === undefined ? {} : { verify: await AuditLog.verify(node.auditPath) })
+      ...(verify ? { verify: await AuditLog.verify(node.auditPath) } : {})
     }
   })
 }

@@ -19,7 +19,16 @@ export function caseIdOf (params: { caseId: string }): string {
   return params.caseId
 }
 
-const PRIORITY_ORDER: Record<string, number> = { STAT: 0, URGENT: 1, ROUTINE: 2 }
+const PRIORITY_ORDER = new Map<string, number>([['STAT', 0], ['URGENT', 1], ['ROUTINE', 2]])
+
+const WORKLIST_QUERY = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: CASE_STATUSES },
+    priority: { type: 'string', enum: PRIORITIES },
+    mine: { type: 'string', enum: ['true', 'false'] }
+  }
+} as const
 
 export interface WorklistEntry {
   caseId: string
@@ -86,15 +95,16 @@ function parseShifts (body: unknown): Shift[] {
 }
 
 export async function worklistRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
-  app.get<{ Querystring: { status?: string, priority?: string, mine?: string } }>('/api/worklist', async (request) => {
+  type WorklistQuery = { status?: string, priority?: string, mine?: string }
+  const worklistSchema = { querystring: WORKLIST_QUERY }
+  app.get<{ Querystring: WorklistQuery }>('/api/worklist', { schema: worklistSchema }, async request => {
     const { status, priority, mine } = request.query
-    if (status !== undefined && !(CASE_STATUSES as readonly string[]).includes(status)) throw new BadRequestError(`status must be one of ${CASE_STATUSES.join(', ')}`)
-    if (priority !== undefined && !(PRIORITIES as readonly string[]).includes(priority)) throw new BadRequestError(`priority must be one of ${PRIORITIES.join(', ')}`)
     const now = Date.now()
     return visibleCases(node)
       .filter(state => (status === undefined || state.status === status) && (priority === undefined || state.priority === priority) &&
         (mine !== 'true' || state.claimedBy === node.peerId || state.consultants.includes(node.peerId)))
-      .sort((a, b) => (PRIORITY_ORDER[a.priority] ?? 9) - (PRIORITY_ORDER[b.priority] ?? 9) || Date.parse(a.dueAt) - Date.parse(b.dueAt))
+      .sort((a, b) => (PRIORITY_ORDER.get(a.priority) ?? 9) - (PRIORITY_ORDER.get(b.priority) ?? 9) ||
+        Date.parse(a.dueAt) - Date.parse(b.dueAt))
       .map(state => worklistEntry(node, state, now))
   })
 

@@ -39,6 +39,14 @@ export const instanceRecord = (instance: InstanceRecord, base: string): Record_ 
   '00081190': `${base}/studies/${instance.studyUid}/series/${instance.seriesUid}/instances/${instance.sopUid}`
 })
 
+/**
+ * A UID in the path: it is matched, and audited as the study queried, so it must be a UID (PS3.5 9.1) and not
+ * whatever text a client put there.
+ */
+const UID = { type: 'string', maxLength: 64, pattern: '^[0-9]+(\\.[0-9]+)*$' } as const
+const STUDY_PARAMS = { type: 'object', properties: { study: UID } } as const
+const SERIES_PARAMS = { type: 'object', properties: { study: UID, series: UID } } as const
+
 async function respond (level: Level, query: QidoQuery, records: AsyncIterable<Record_>): Promise<unknown[]> {
   const matched: Record_[] = []
   for await (const record of records) {
@@ -65,7 +73,8 @@ export async function qidoRoutes (app: FastifyInstance, { node }: { node: NodeSe
     return await reply.type('application/dicom+json').send(body)
   })
 
-  app.get<{ Params: { study: string } }>('/dicom-web/studies/:study/series', async (request, reply) => {
+  const seriesPath = '/dicom-web/studies/:study/series'
+  app.get<{ Params: { study: string } }>(seriesPath, { schema: { params: STUDY_PARAMS } }, async (request, reply) => {
     const query = parseQidoQuery(request.query as Record<string, string>, 'series')
     const base = dicomwebBase(request)
     const series = async function * () { for await (const s of node.archive.seriesOf(request.params.study)) yield seriesRecord(s, base) }
@@ -74,7 +83,9 @@ export async function qidoRoutes (app: FastifyInstance, { node }: { node: NodeSe
     return await reply.type('application/dicom+json').send(body)
   })
 
-  app.get<{ Params: { study: string, series: string } }>('/dicom-web/studies/:study/series/:series/instances', async (request, reply) => {
+  const instancesPath = '/dicom-web/studies/:study/series/:series/instances'
+  type SeriesParams = { study: string, series: string }
+  app.get<{ Params: SeriesParams }>(instancesPath, { schema: { params: SERIES_PARAMS } }, async (request, reply) => {
     const query = parseQidoQuery(request.query as Record<string, string>, 'instance')
     const base = dicomwebBase(request)
     const instances = async function * () { for await (const i of node.archive.instancesOf(request.params.study, request.params.series)) yield instanceRecord(i, base) }
