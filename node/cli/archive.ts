@@ -2,7 +2,8 @@
  * `radmesh import PATH…` (files and folders of Part 10 files, with a progress bar and one line per refused
  * file) and `radmesh audit [--verify]`. Both talk to the node running on HOME.
  */
-import { promises as fs } from 'node:fs'
+import { createReadStream, promises as fs } from 'node:fs'
+import { Readable } from 'node:stream'
 import { join } from 'node:path'
 import { RadmeshError } from '../errors.ts'
 import { parse, required } from './args.ts'
@@ -43,16 +44,16 @@ export async function importCommand (argv: string[], print: (line: string) => vo
   const worker = async (): Promise<void> => {
     while (next < files.length) {
       const file = files[next++] as string
-      const bytes = await fs.readFile(file)
+      const { size } = await fs.stat(file)
       try {
-        const result = await sendFile(client, bytes)
+        const result = await sendFile(client, file, size)
         counts[result.outcome]++
       } catch (error) {
         if (!(error instanceof RadmeshError) || error.code === 'RADMESH_NODE_NOT_RUNNING' || error.code === 'RADMESH_INTERNAL') throw error
         counts.refused++
         progress.log(`refused ${file}: ${error.message.replace(/^the node answered \d+: /, '')}`)
       }
-      progress.advance(bytes.byteLength)
+      progress.advance(size)
     }
   }
   await Promise.all(Array.from({ length: IMPORT_CONCURRENCY }, worker))
@@ -61,8 +62,11 @@ export async function importCommand (argv: string[], print: (line: string) => vo
   return counts.refused > 0 ? 1 : 0
 }
 
-async function sendFile (client: NodeClient, bytes: Buffer): Promise<{ outcome: 'stored' | 'duplicate' | 'kept-existing' }> {
-  return await client.request('POST', '/api/import', bytes, 'application/dicom')
+/** One file, sent as it is read (a 2 GB file costs the CLI no more memory than a small one). */
+async function sendFile (client: NodeClient, file: string, size: number): Promise<{ outcome: 'stored' | 'duplicate' | 'kept-existing' }> {
+  const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>
+  // 30 s, and a second for every 20 MB: a large file on a slow disk still gets there.
+  return await client.request('POST', '/api/import', body, 'application/dicom', 30_000 + Math.ceil(size / 20e6) * 1000)
 }
 
 export async function auditCommand (argv: string[], print: (line: string) => void): Promise<void> {

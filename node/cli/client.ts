@@ -9,8 +9,8 @@ import { homePaths } from '../identity/home.ts'
 
 export interface NodeClient {
   url: string
-  /** JSON in and out; a Uint8Array body is sent as is with `contentType` */
-  request<T = unknown> (method: string, path: string, body?: unknown, contentType?: string): Promise<T>
+  /** `body`: JSON, bytes or a stream of bytes (sent as `contentType`); `timeoutMs`: 30 s unless told */
+  request<T = unknown> (method: string, path: string, body?: unknown, contentType?: string, timeoutMs?: number): Promise<T>
 }
 
 export async function connectToNode (home: string): Promise<NodeClient> {
@@ -27,16 +27,18 @@ export async function connectToNode (home: string): Promise<NodeClient> {
   }
   return {
     url,
-    async request<T> (method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
-      const raw = body instanceof Uint8Array
+    async request<T> (method: string, path: string, body?: unknown, contentType?: string, timeoutMs = 30_000): Promise<T> {
+      // Bytes, or a stream of them (a file sent as it is read: `duplex` lets fetch send a stream).
+      const raw = body instanceof Uint8Array || body instanceof ReadableStream
       let response: Response
       try {
         response = await fetch(`${url}${path}`, {
           method,
           headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': raw ? (contentType ?? 'application/octet-stream') : 'application/json' }) },
           ...(body === undefined ? {} : { body: raw ? body as unknown as BodyInit : JSON.stringify(body) }),
-          signal: AbortSignal.timeout(30_000)
-        })
+          ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
+          signal: AbortSignal.timeout(timeoutMs)
+        } as RequestInit)
       } catch {
         throw notRunning
       }

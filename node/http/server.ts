@@ -28,6 +28,9 @@ declare module 'fastify' {
   interface FastifyContextConfig { public?: boolean }
 }
 
+/** See the server's connectionTimeout. */
+export const IDLE_CONNECTION_MS = 120_000
+
 export async function createHttpServer (
   node: NodeServices, sessions: Sessions, log: Logger, corsOrigins: readonly string[] = []
 ): Promise<FastifyInstance> {
@@ -35,6 +38,9 @@ export async function createHttpServer (
     // URLs are logged without their query values, and never with headers: see ./log.ts.
     loggerInstance: log.child({ component: 'http' }, { serializers: { req: loggableRequest } }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    // A connection with no bytes either way for this long is closed: a sender that stops midway (a STOW-RS part,
+    // an import) lets go of what it held. Live report streams send a heartbeat well within it.
+    connectionTimeout: IDLE_CONNECTION_MS,
     // Every refusal in the documented shape, also fastify's router's and Node's parser's: see ./errors.ts.
     frameworkErrors: handleFrameworkError,
     clientErrorHandler: handleClientError,

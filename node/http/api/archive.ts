@@ -1,12 +1,13 @@
 /**
  * `POST /api/import`: one Part 10 file as the body (`application/dicom`), stored exactly as STOW-RS and
- * C-STORE store it; `radmesh import` sends each file of its folders here.
+ * C-STORE store it, as it arrives (nothing holds the request: the archive bounds the object, and a large one
+ * goes to disk as it comes); `radmesh import` sends each file of its folders here.
  * `GET /api/instances/:sop`: where an instance is and what was stored (size, SHA-256, transfer syntax).
  * `GET /api/audit`: the audit trail (newest last), the last `?limit=` records (1 to 100000, 1000 if not given),
  *   with `?verify=1` the result of checking its chain.
  */
+import type { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { MAX_INSTANCE_BYTES } from '../../archive/archive.ts'
 import { AuditLog } from '../../audit/log.ts'
 import { RadmeshError } from '../../errors.ts'
 import type { NodeServices } from '../services.ts'
@@ -24,10 +25,21 @@ const AUDIT_QUERY = {
 } as const
 
 export async function archiveApiRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
-  app.addContentTypeParser(['application/dicom', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: MAX_INSTANCE_BYTES }, (_request, body, done) => { done(null, body) })
+  // The body reaches the handler unread, as a stream (no parseAs: nothing buffers it).
+  app.addContentTypeParser(['application/dicom', 'application/octet-stream'], (_request, payload, done) => { done(null, payload) })
 
-  app.post('/api/import', { bodyLimit: MAX_INSTANCE_BYTES }, async (request) => {
-    const { outcome, instance } = await node.archive.store(request.body as Buffer, request.actor)
+  app.post('/api/import', async (request) => {
+    const incoming = node.archive.incoming()
+    try {
+      // The next piece is read once this one is taken: while the archive writes, TCP holds the sender back.
+      for await (const piece of request.body as Readable) {
+        if (!incoming.write(piece as Uint8Array)) await incoming.drain()
+      }
+    } catch (error) {
+      incoming.release() // the sender went away mid-file: nothing of it is stored
+      throw error
+    }
+    const { outcome, instance } = await node.archive.storeIncoming(incoming, request.actor)
     return { outcome, studyInstanceUid: instance.studyUid, seriesInstanceUid: instance.seriesUid, sopInstanceUid: instance.sopUid, bytes: instance.size }
   })
 

@@ -14,7 +14,7 @@ import { frameGeometry } from '../../dicom/geometry.ts'
 import { TRANSFER_SYNTAX } from '../../dicom/uids.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
 
-const MEDIA_TYPES: Record<string, string> = {
+const MEDIA_TYPES = new Map<string, string>(Object.entries({
   [TRANSFER_SYNTAX.jpegBaseline]: 'image/jpeg',
   [TRANSFER_SYNTAX.jpegExtended]: 'image/jpeg',
   [TRANSFER_SYNTAX.jpegLossless]: 'image/jpeg',
@@ -24,7 +24,7 @@ const MEDIA_TYPES: Record<string, string> = {
   [TRANSFER_SYNTAX.jpeg2000Lossless]: 'image/jp2',
   [TRANSFER_SYNTAX.jpeg2000]: 'image/jp2',
   [TRANSFER_SYNTAX.rle]: 'image/x-dicom-rle'
-}
+}))
 
 /** Frames one request may name (a frame may be named more than once). */
 export const MAX_FRAMES_PER_REQUEST = 1000
@@ -101,7 +101,7 @@ export function planFrames (instance: InstanceRecord, frameNumbers: number[]): {
     const bytes = (groups[n - 1] ?? []).reduce((sum, f) => sum + f.length, 0)
     if (bytes > MAX_FRAME_BYTES) throw tooLarge(bytes)
   }
-  const contentType = MEDIA_TYPES[instance.transferSyntaxUid] ?? 'application/octet-stream'
+  const contentType = MEDIA_TYPES.get(instance.transferSyntaxUid) ?? 'application/octet-stream'
   return {
     contentType,
     transferSyntaxUid: instance.transferSyntaxUid,

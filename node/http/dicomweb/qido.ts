@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { InstanceRecord, SeriesRecord, StudyRecord } from '../../archive/archive.ts'
 import { type Level, matches, parseQidoQuery, type QidoQuery, toQidoJson } from '../../archive/qido.ts'
 import type { NodeServices } from '../services.ts'
+import { frameCount } from './frames.ts'
 
 type Record_ = Record<string, string | string[] | number | undefined>
 
@@ -32,6 +33,8 @@ export const seriesRecord = (series: SeriesRecord, base: string): Record_ => ({
 
 export const instanceRecord = (instance: InstanceRecord, base: string): Record_ => ({
   ...instance.attributes,
+  // The frames its pixel data holds, not what it declares (an instance stored before ingest checked that).
+  ...(instance.attributes['00280008'] === undefined ? {} : { '00280008': String(frameCount(instance)) }),
   '0020000D': instance.studyUid,
   '0020000E': instance.seriesUid,
   '00083002': instance.transferSyntaxUid,
