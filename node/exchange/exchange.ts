@@ -12,11 +12,17 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { type KeyWrap, type StudyManifest, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
-import type { ChunkRequest } from '../../protocol/exchange/messages.ts'
+import {
+  CHUNK_TAG_BYTES,
+  type KeyWrap,
+  type StudyManifest,
+  TRANSFER_CHUNK_PLAINTEXT
+} from '../../protocol/exchange/manifest.ts'
+import type { AnnouncementAnswer, ChunkRequest } from '../../protocol/exchange/messages.ts'
 import {
   ANNOUNCE_PROTOCOL,
   CHUNK_FRAME_BYTES,
+  CHUNK_REQUEST_IDLE_MS,
   CHUNKS_PROTOCOL,
   decodeAnnouncement,
   decodeAnnouncementAnswer,
@@ -39,7 +45,9 @@ import type { AuditActor, AuditLog } from '../audit/log.ts'
 import { ExchangeError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
-import type { PeerPenalties } from '../p2p/penalties.ts'
+import { CLOCK_SKEW_MS } from '../membership/trust.ts'
+import { type PeerPenalties, type RefusalCode, refusalCodeOf } from '../p2p/penalties.ts'
+import { type MessageStream, messageStream, TruncatedMessageError } from '../p2p/wire.ts'
 import { encryptChunk, keyWrapVerifies, manifestVerifies, signKeyWrap, unwrapContentKey, wrapContentKey } from './crypto.ts'
 import { type Availability, StudyFetch } from './fetch.ts'
 import { offHeapGarbage } from '../heap.ts'
@@ -57,10 +65,15 @@ export interface ExchangeOptions {
   versions: StudyVersions
   audit: AuditLog
   log: Logger
+  /** how long a request, an answer or one chunk frame may take (EXCHANGE_TIMEOUT_MS unless given: tests shorten it) */
+  timeoutMs?: number
 }
 
 /** Chunk requests of one stream read ahead and prepared while earlier ones are sent. */
 const PREPARED_AHEAD = 4
+
+/** Who sent something, and on which protocol: what a refusal of it is logged and counted against. */
+export interface Sender { peer: string, protocol: string }
 
 export interface ShareResult { studyUid: string, versionId: string, recipients: Array<{ peerId: string, announced: boolean }> }
 
@@ -73,11 +86,13 @@ export class Exchange {
   private readonly sealedChunks = new Recent<string, Buffer>(16)
   private readonly files = new Recent<string, Buffer>(4)
   private stopped = false
+  private readonly timeoutMs: number
 
   constructor (options: ExchangeOptions) {
     this.options = options
     this.versions = options.versions
     this.log = options.log
+    this.timeoutMs = options.timeoutMs ?? EXCHANGE_TIMEOUT_MS
   }
 
   async start (): Promise<void> {
@@ -114,8 +129,17 @@ export class Exchange {
     }
     let version = await this.versions.openLatest(studyUid)
     const study = await archive.study(studyUid)
-    const stale = version !== undefined && version.manifest.origin === identity.peerId && study !== undefined && study.instanceCount !== version.manifest.instanceCount
-    if (version === undefined || stale) {
+    const mine = version?.manifest.origin === identity.peerId
+    const stale = version !== undefined && mine && study !== undefined &&
+      study.instanceCount !== version.manifest.instanceCount
+    // Another origin's version is passed on (a reader inviting a consultant) only if it is the study held here:
+    // one that a member made of this node's study UID before this node shared it must not stand for it.
+    const foreign = version !== undefined && !mine && study !== undefined && !await this.holdsOnly(version, studyUid)
+    if (foreign) {
+      this.log.warn({ event: 'foreign-version-replaced', study: studyUid, origin: version?.manifest.origin },
+        `the version of study ${studyUid} known here is not the study in this archive; publishing this node's own`)
+    }
+    if (version === undefined || stale || foreign) {
       // A stale version implies the study is in the archive: here there is no version at all.
       if (study === undefined) throw new ExchangeError('RADMESH_NOT_FOUND', `study ${studyUid} is not in this node's archive, and no version of it was shared with this node`)
       const started = performance.now()
@@ -142,6 +166,15 @@ export class Exchange {
     return { studyUid, versionId: version.manifest.versionId, recipients }
   }
 
+  /** Whether every instance of the study in the archive is one of the version's, with the same SHA-256. */
+  private async holdsOnly (version: OpenVersion, studyUid: string): Promise<boolean> {
+    const listed = new Map(version.index.instances.map(instance => [instance.sopUid, instance.sha256]))
+    for await (const instance of this.options.archive.instancesOf(studyUid)) {
+      if (listed.get(instance.sopUid) !== instance.sha256) return false
+    }
+    return true
+  }
+
   private async announce (manifest: StudyManifest, wrap: KeyWrap): Promise<boolean> {
     const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
     try {
@@ -163,18 +196,56 @@ export class Exchange {
     return manifest.consortiumId === this.options.consortiumId && this.options.registry.isMember(manifest.origin) && await manifestVerifies(manifest)
   }
 
-  /** Opens a version with a wrap made for this node, after checking it; undefined when the wrap is not good. */
-  async openWithWrap (manifest: StudyManifest, wrap: KeyWrap): Promise<OpenVersion | undefined> {
-    const { identity, registry } = this.options
-    if (wrap.recipient !== identity.peerId || wrap.studyUid !== manifest.studyUid || wrap.versionId !== manifest.versionId) return undefined
-    if (!registry.isMember(wrap.wrappedBy) || !await keyWrapVerifies(wrap)) return undefined
-    try {
-      const key = unwrapContentKey(wrap, identity.wrapPrivateKey, identity.wrapPublicKey)
-      await this.versions.remember(manifest, key, [wrap])
-      return await this.versions.open(manifest)
-    } catch (error) {
-      this.log.warn({ event: 'bad-key-wrap', study: manifest.studyUid, by: wrap.wrappedBy, error: (error as Error).message }, 'a key wrap for this node does not open the study')
+  /**
+   * Why a version a peer offers (announced, or in answer to a manifest request) must not be taken, or
+   * undefined when it may: signed by a member of this consortium, dated no later than clocks drift (a date
+   * far ahead would outrank every honest version), and not a version of a study whose versions come from
+   * another origin (a member cannot replace a site's study, or this node's own, with a study of its making).
+   */
+  async versionRefusal (manifest: StudyManifest): Promise<{ code: RefusalCode, error: string } | undefined> {
+    if (!await this.acceptableManifest(manifest)) {
+      const error = `the manifest of study ${manifest.studyUid} does not verify (signature, consortium or origin)`
+      return { code: 'bad-manifest', error }
+    }
+    if (Date.parse(manifest.createdAt) > Date.now() + CLOCK_SKEW_MS) {
+      const error = `the manifest of study ${manifest.studyUid} is dated ${manifest.createdAt}`
+      return { code: 'manifest-from-the-future', error }
+    }
+    const current = await this.versions.manifest(manifest.studyUid)
+    if (current !== undefined && current.origin !== manifest.origin) {
+      const error = `study ${manifest.studyUid} comes from ${current.origin}, not ${manifest.origin}`
+      return { code: 'foreign-version', error }
+    }
+    return undefined
+  }
+
+  /**
+   * Opens a version with a wrap made for this node, after checking the wrap and the version's index
+   * against its manifest; only then is anything of it stored. Undefined when the wrap is not for this
+   * node or does not hold; what `from` sent that cannot be honest is counted against it.
+   */
+  async openWithWrap (manifest: StudyManifest, wrap: KeyWrap, from: Sender): Promise<OpenVersion | undefined> {
+    const { identity, registry, penalties } = this.options
+    if (wrap.recipient !== identity.peerId || wrap.studyUid !== manifest.studyUid) return undefined
+    if (wrap.versionId !== manifest.versionId) return undefined
+    const refuse = (code: 'bad-key-wrap' | 'bad-manifest-index', error: string): undefined => {
+      const detail = { study: manifest.studyUid, by: wrap.wrappedBy }
+      penalties.refuse(this.log, { ...from, code, event: code, error, detail })
       return undefined
+    }
+    if (!registry.isMember(wrap.wrappedBy) || !await keyWrapVerifies(wrap)) {
+      return refuse('bad-key-wrap', 'a key wrap for this node whose signature does not verify, or by a non-member')
+    }
+    let key: Buffer
+    try {
+      key = unwrapContentKey(wrap, identity.wrapPrivateKey, identity.wrapPublicKey)
+    } catch (error) {
+      return refuse('bad-key-wrap', `a key wrap for this node does not open: ${(error as Error).message}`)
+    }
+    try {
+      return await this.versions.adopt(manifest, key, [wrap])
+    } catch (error) {
+      return refuse('bad-manifest-index', `the version's sealed index does not hold: ${(error as Error).message}`)
     }
   }
 
@@ -210,18 +281,20 @@ export class Exchange {
 
   private readonly onManifestStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
-    const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
+    const signal = AbortSignal.timeout(this.timeoutMs)
     try {
-      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const { studyUid, knownVersion } = decodeManifestRequest((await lp.read({ signal })).subarray())
+      const lp = messageStream(stream, { maxDataLength: MAX_REQUEST_BYTES, messageTimeoutMs: this.timeoutMs })
+      const { studyUid, knownVersion } = decodeManifestRequest(await readOne(lp, signal, 'manifest request'))
       const version = await this.versions.openLatest(studyUid)
       if (version === undefined) {
-        await lp.write(encodeManifestResponse({ status: 'unknown-study' }), { signal })
+        await lp.write(encodeManifestResponse({ status: 'unknown-study' }), signal)
       } else if (version.manifest.versionId === knownVersion) {
-        await lp.write(encodeManifestResponse({ status: 'current', have: await this.have(version) }), { signal })
+        await lp.write(encodeManifestResponse({ status: 'current', have: await this.have(version) }), signal)
       } else {
         const wrap = await this.versions.wrapFor(studyUid, version.manifest.versionId, peer)
-        await lp.write(encodeManifestResponse({ status: 'ok', manifest: version.manifest, wraps: wrap === undefined ? [] : [wrap], have: await this.have(version) }), { signal })
+        const wraps = wrap === undefined ? [] : [wrap]
+        const have = await this.have(version)
+        await lp.write(encodeManifestResponse({ status: 'ok', manifest: version.manifest, wraps, have }), signal)
         await this.options.audit.append({ event: 'query', action: 'E', outcome: 0, actor: { type: 'peer', id: peer }, study: studyUid, detail: wrap === undefined ? 'manifest (no key for this peer)' : 'manifest and key wrap' })
       }
       await stream.close({ signal })
@@ -265,7 +338,7 @@ export class Exchange {
     if (file !== undefined) {
       // Every chunk of an instance but its last holds TRANSFER_CHUNK_PLAINTEXT bytes (see versions.ts publish).
       const start = (index - instance.firstChunk) * TRANSFER_CHUNK_PLAINTEXT
-      const plaintextSize = (manifest.chunkSizes[index] as number) - 16
+      const plaintextSize = (manifest.chunkSizes[index] as number) - CHUNK_TAG_BYTES
       sealed = encryptChunk(key, manifest.studyUid, manifest.versionId, index, index === manifest.chunkHashes.length - 1, file.subarray(start, start + plaintextSize))
     } else {
       // A reader part way through a large instance holds some of its chunks as they came.
@@ -284,7 +357,11 @@ export class Exchange {
    */
   private readonly onChunksStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+    const lp = messageStream(stream, { maxDataLength: MAX_REQUEST_BYTES, messageTimeoutMs: this.timeoutMs })
+    // An asker that stops taking frames holds a stream and the chunks prepared for it: not for longer than this.
+    const write = async (data: Uint8Array | Uint8ArrayList): Promise<void> => {
+      await lp.write(data, undefined, this.timeoutMs)
+    }
     const audited = new Set<string>()
     type Prepared = { request: ChunkRequest, sealed: Buffer | undefined }
     const queue: Array<Promise<Prepared>> = []
@@ -296,14 +373,9 @@ export class Exchange {
       try {
         while (!this.stopped) {
           while (queue.length >= PREPARED_AHEAD) await new Promise<void>(resolve => { room = resolve })
-          let bytes: Uint8ArrayList
-          try {
-            bytes = await lp.read({ signal: AbortSignal.timeout(10 * EXCHANGE_TIMEOUT_MS) })
-          } catch (error) {
-            if (stream.remoteWriteStatus !== 'writable' || (error as Error).name === 'UnexpectedEOFError') break
-            throw error
-          }
-          const request = decodeChunkRequest(bytes.subarray())
+          const bytes = await lp.read(undefined, CHUNK_REQUEST_IDLE_MS)
+          if (bytes === undefined) break
+          const request = decodeChunkRequest(bytes)
           const prepared = this.prepareChunk(request)
           prepared.catch(() => {})
           queue.push(prepared)
@@ -326,7 +398,7 @@ export class Exchange {
         const { request, sealed } = await (queue.shift() as Promise<Prepared>)
         room()
         if (sealed === undefined) {
-          await lp.write(encodeChunkFrameHeader(FRAME_STATUS.notHeld, request.index, request.offset))
+          await write(encodeChunkFrameHeader(FRAME_STATUS.notHeld, request.index, request.offset))
           continue
         }
         if (!audited.has(request.studyUid)) {
@@ -334,7 +406,8 @@ export class Exchange {
           await this.options.audit.append({ event: 'instancesTransferred', action: 'R', outcome: 0, actor: { type: 'peer', id: peer }, study: request.studyUid, detail: 'encrypted chunks served' })
         }
         for (let offset = request.offset; offset < sealed.byteLength; offset += CHUNK_FRAME_BYTES) {
-          await lp.write(new Uint8ArrayList(encodeChunkFrameHeader(FRAME_STATUS.data, request.index, offset), sealed.subarray(offset, offset + CHUNK_FRAME_BYTES)))
+          const header = encodeChunkFrameHeader(FRAME_STATUS.data, request.index, offset)
+          await write(new Uint8ArrayList(header, sealed.subarray(offset, offset + CHUNK_FRAME_BYTES)))
         }
         // The archive read, the plaintext slice's cipher output and the Noise frames are garbage soon (heap.ts).
         offHeapGarbage(3 * (sealed.byteLength - request.offset))
@@ -357,35 +430,53 @@ export class Exchange {
 
   private readonly onAnnounceStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
-    const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
+    const signal = AbortSignal.timeout(this.timeoutMs)
     try {
-      const lp = lpStream(stream, { maxDataLength: MAX_MANIFEST_MESSAGE_BYTES })
-      const { manifest, wraps } = decodeAnnouncement((await lp.read({ signal })).subarray())
-      let answer: { status: 'ok' } | { status: 'refused', reason: string } = { status: 'refused', reason: 'no key wrap for this member opens the study' }
-      if (!await this.acceptableManifest(manifest)) {
-        answer = { status: 'refused', reason: 'the manifest does not verify' }
-        this.options.penalties.penalise(peer, 'bad-manifest', 5)
+      const lp = messageStream(stream, { maxDataLength: MAX_MANIFEST_MESSAGE_BYTES, messageTimeoutMs: this.timeoutMs })
+      const { manifest, wraps } = decodeAnnouncement(await readOne(lp, signal, 'announcement'))
+      let answer: AnnouncementAnswer = { status: 'refused', reason: 'no key wrap for this member opens the study' }
+      const refusal = await this.versionRefusal(manifest)
+      if (refusal !== undefined) {
+        answer = { status: 'refused', reason: refusal.error }
+        this.options.penalties.refuse(this.log, {
+          peer,
+          protocol: ANNOUNCE_PROTOCOL,
+          code: refusal.code,
+          event: 'announce-refused',
+          error: refusal.error,
+          detail: { study: manifest.studyUid }
+        })
       } else {
         for (const wrap of wraps) {
-          if (await this.openWithWrap(manifest, wrap) !== undefined) {
+          if (await this.openWithWrap(manifest, wrap, { peer, protocol: ANNOUNCE_PROTOCOL }) !== undefined) {
             answer = { status: 'ok' }
             break
           }
         }
       }
       if (answer.status === 'ok') this.log.info({ event: 'study-announced', study: manifest.studyUid, origin: manifest.origin, from: peer, instances: manifest.instanceCount }, 'a study was shared with this node')
-      await lp.write(encodeAnnouncementAnswer(answer), { signal })
+      await lp.write(encodeAnnouncementAnswer(answer), signal)
       await stream.close({ signal })
     } catch (error) {
       this.refuse(stream, peer, ANNOUNCE_PROTOCOL, error)
     }
   }
 
+  /** Resets a stream that failed; what the peer caused (refusal-codes in penalties.ts) is logged and counted. */
   private refuse (stream: Stream, peer: string, protocol: string, error: unknown): void {
     const message = (error as Error).message
-    const malformed = (error as Error).name === 'MalformedMessageError' || (error as Error).name === 'InvalidDataLengthError'
-    if (malformed) this.options.penalties.penalise(peer, 'malformed-message')
-    this.log.warn({ event: malformed ? 'bad-message' : 'stream-failed', protocol, peer, error: message }, `reset a ${protocol} stream from ${peer}: ${message}`)
+    const code = refusalCodeOf(error)
+    if (code === undefined) {
+      this.log.info({ event: 'stream-failed', protocol, peer, error: message }, `a stream failed: ${message}`)
+    }
+    else this.options.penalties.refuse(this.log, { peer, protocol, code, event: 'bad-message', error: message })
     stream.abort(error as Error)
   }
+}
+
+/** The one message of a request stream: a stream that ends before it is a truncated message. */
+async function readOne (lp: MessageStream, signal: AbortSignal, what: string): Promise<Uint8Array> {
+  const bytes = await lp.read(signal)
+  if (bytes === undefined) throw new TruncatedMessageError(`the stream ended before the ${what}`)
+  return bytes
 }

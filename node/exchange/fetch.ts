@@ -37,6 +37,7 @@ import {
 import type { Archive } from '../archive/archive.ts'
 import { sha256Hex } from '../archive/chunks.ts'
 import type { AuditActor } from '../audit/log.ts'
+import { refusalCodeOf } from '../p2p/penalties.ts'
 import { decryptChunk } from './crypto.ts'
 import type { Exchange, ExchangeOptions } from './exchange.ts'
 import type { OpenVersion } from './versions.ts'
@@ -78,6 +79,14 @@ export interface StudyFetchOptions extends ExchangeOptions {
 }
 
 interface Wanted { index: number, received: Buffer[], offset: number }
+
+/** A chunk frame for another chunk or offset than asked for, or with more bytes than the chunk has. */
+class BadFrameError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'BadFrameError'
+  }
+}
 
 export class StudyFetch {
   private readonly o: StudyFetchOptions
@@ -257,16 +266,30 @@ export class StudyFetch {
     let backoff = BACKOFF_MIN_MS
     while (!this.abort.signal.aborted) {
       const local = await this.o.versions.openLatest(studyUid)
-      const found: Array<{ manifest: StudyManifest, wraps: KeyWrap[] }> = []
+      const found: Array<{ manifest: StudyManifest, wraps: KeyWrap[], peer: string }> = []
       for (const peer of this.members()) {
-        const answer = await this.askManifest(peer).catch(() => undefined)
-        if (answer?.status === 'ok' && await exchange.acceptableManifest(answer.manifest)) found.push({ manifest: answer.manifest, wraps: answer.wraps })
+        const answer = await this.askManifest(peer).catch((error: unknown) => { this.refusedAnswer(peer, error) })
+        if (answer?.status !== 'ok') continue
+        const refusal = await exchange.versionRefusal(answer.manifest)
+        if (refusal === undefined) {
+          found.push({ manifest: answer.manifest, wraps: answer.wraps, peer })
+          continue
+        }
+        // A holder passes on the versions it has: one of a study this node follows from another origin may be honest.
+        this.o.penalties.refuse(this.log, {
+          peer,
+          protocol: MANIFEST_PROTOCOL,
+          code: refusal.code,
+          event: 'manifest-refused',
+          error: refusal.error,
+          ...(refusal.code === 'foreign-version' ? { weight: 0 } : {})
+        })
       }
       found.sort((a, b) => Date.parse(b.manifest.createdAt) - Date.parse(a.manifest.createdAt))
-      for (const { manifest, wraps } of found) {
+      for (const { manifest, wraps, peer } of found) {
         if (local !== undefined && Date.parse(local.manifest.createdAt) >= Date.parse(manifest.createdAt)) break
         for (const wrap of wraps) {
-          const opened = await exchange.openWithWrap(manifest, wrap)
+          const opened = await exchange.openWithWrap(manifest, wrap, { peer, protocol: MANIFEST_PROTOCOL })
           if (opened !== undefined) return opened
         }
       }
@@ -277,6 +300,14 @@ export class StudyFetch {
       backoff = Math.min(BACKOFF_MAX_MS, backoff * 2)
     }
     throw new Error('stopped')
+  }
+
+  /** An answer that cannot be honest (malformed, oversized, cut short) counts against the holder; a lost link not. */
+  private refusedAnswer (peer: string, error: unknown): void {
+    const code = refusalCodeOf(error)
+    if (code === undefined) return
+    const protocol = MANIFEST_PROTOCOL
+    this.o.penalties.refuse(this.log, { peer, protocol, code, event: 'bad-message', error: (error as Error).message })
   }
 
   /** With `known`, a peer whose latest version is that one answers only which chunks it holds. */
@@ -378,7 +409,9 @@ export class StudyFetch {
       while (inFlight.length > 0 && !signal.aborted) {
         const frame = decodeChunkFrame((await lp.read({ signal: AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal]) })).subarray())
         const head = inFlight[0] as Wanted
-        if (frame.index !== head.index || frame.offset !== head.offset) throw new Error(`${peer} sent chunk ${frame.index} at ${frame.offset}, not the ${head.index} at ${head.offset} asked for`)
+        if (frame.index !== head.index || frame.offset !== head.offset) {
+          throw new BadFrameError(`a frame of chunk ${frame.index}@${frame.offset}, not ${head.index}@${head.offset}`)
+        }
         const size = manifest.chunkSizes[head.index] as number
         if (frame.status === FRAME_STATUS.notHeld) {
           inFlight.shift()
@@ -388,7 +421,9 @@ export class StudyFetch {
           await pump()
           continue
         }
-        if (head.offset + frame.bytes.byteLength > size) throw new Error(`${peer} sent more bytes than chunk ${head.index} has`)
+        if (head.offset + frame.bytes.byteLength > size) {
+          throw new BadFrameError(`${peer} sent more bytes than chunk ${head.index} has`)
+        }
         head.received.push(Buffer.from(frame.bytes))
         head.offset += frame.bytes.byteLength
         outstanding -= frame.bytes.byteLength
@@ -400,8 +435,14 @@ export class StudyFetch {
         if (sha256Hex(sealed) !== manifest.chunkHashes[head.index]) {
           this.release(head.index)
           this.excluded.add(peer)
-          this.o.penalties.penalise(peer, 'corrupt-chunk', 5)
-          this.log.warn({ event: 'corrupt-chunk', peer, chunk: head.index }, `${peer} served chunk ${head.index} with the wrong SHA-256: dropped, asked of another holder, and ${peer} is not asked again in this fetch`)
+          this.o.penalties.refuse(this.log, {
+            peer,
+            protocol: CHUNKS_PROTOCOL,
+            code: 'corrupt-chunk',
+            event: 'corrupt-chunk',
+            error: `chunk ${head.index} has the wrong SHA-256: dropped, asked of another holder; the peer is left out`,
+            detail: { chunk: head.index }
+          })
           throw new Error(`corrupt chunk ${head.index} from ${peer}`)
         }
         progress.made = true
@@ -413,6 +454,14 @@ export class StudyFetch {
       // Frames already received stay in `partial`: the chunk is asked for again from where it stopped.
       for (const wanted of inFlight) this.release(wanted.index)
       stream?.abort(error as Error)
+      // A frame that breaks the protocol is no dropped link: the peer is not asked again in this fetch.
+      const code = error instanceof BadFrameError ? 'bad-chunk-frame' : refusalCodeOf(error)
+      if (code === 'bad-chunk-frame' || code === 'malformed-message' || code === 'oversized-message') {
+        this.excluded.add(peer)
+        const protocol = CHUNKS_PROTOCOL
+        const message = (error as Error).message
+        this.o.penalties.refuse(this.log, { peer, protocol, code, event: 'bad-chunk-frame', error: message })
+      }
       throw error
     } finally {
       if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)

@@ -63,6 +63,12 @@ export function readingOrder (instances: InstanceRecord[], seriesNumbers: Map<st
   return ordered
 }
 
+/** A version opened with its key: the index decrypted and checked against the manifest (throws if it does not hold). */
+function openedVersion (manifest: StudyManifest, key: Buffer): OpenVersion {
+  const index = openIndex(key, manifest)
+  return { manifest, key, index, instanceOfChunk: chunkMap(index, manifest.chunkHashes.length) }
+}
+
 export function chunkMap (index: ManifestIndex, chunkCount: number): Uint32Array {
   const map = new Uint32Array(chunkCount)
   index.instances.forEach((instance, i) => { map.fill(i, instance.firstChunk, instance.firstChunk + instance.chunkCount) })
@@ -104,18 +110,41 @@ export class StudyVersions {
     if (cached !== undefined) return cached
     const sealed = await this.store.get(`k!${id}`)
     if (sealed === undefined) return undefined
-    const key = this.storageKey.open(sealed, `content-key:${id}`)
-    const index = openIndex(key, manifest)
-    const version = { manifest, key, index, instanceOfChunk: chunkMap(index, manifest.chunkHashes.length) }
+    const version = openedVersion(manifest, this.storageKey.open(sealed, `content-key:${id}`))
     this.open_.set(id, version)
     return version
   }
 
-  /** Records a version this node can read (its own, or one whose key it unwrapped); the newest manifest wins. */
-  async remember (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<void> {
-    const id = `${manifest.studyUid}!${manifest.versionId}`
+  /**
+   * Opens a version from a peer with its content key, checks its index against the manifest (instances,
+   * sizes, chunk counts: a MalformedMessageError says how they differ), and only then records it. Nothing
+   * of a version whose index does not hold is stored.
+   */
+  async adopt (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<OpenVersion> {
+    const version = openedVersion(manifest, key)
+    await this.remember(manifest, key, wraps)
+    this.open_.set(`${manifest.studyUid}!${manifest.versionId}`, version)
+    return version
+  }
+
+  /**
+   * Whether `manifest` would become the study's latest version here: when there is none, and otherwise
+   * only a later version of the same origin. A member cannot displace a study's versions with its own,
+   * whatever date it puts on them (the origin re-publishes a study that grew; no one else does).
+   */
+  async wouldSupersede (manifest: StudyManifest): Promise<boolean> {
     const current = await this.manifest(manifest.studyUid)
-    const newer = current === undefined || current.versionId === manifest.versionId || Date.parse(manifest.createdAt) > Date.parse(current.createdAt)
+    return current === undefined || current.versionId === manifest.versionId ||
+      (current.origin === manifest.origin && Date.parse(manifest.createdAt) > Date.parse(current.createdAt))
+  }
+
+  /**
+   * Records a version this node can read (its own, or one whose key it unwrapped). It becomes the latest
+   * when `wouldSupersede` says so, or when this node published it (`own`).
+   */
+  async remember (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[], own = false): Promise<void> {
+    const id = `${manifest.studyUid}!${manifest.versionId}`
+    const newer = own || await this.wouldSupersede(manifest)
     await this.store.batch([
       ...(newer ? [{ type: 'put' as const, key: `m!${manifest.studyUid}`, value: utf8Json(manifest) }] : []),
       { type: 'put' as const, key: `k!${id}`, value: this.storageKey.seal(key, `content-key:${id}`) },
@@ -227,7 +256,7 @@ export class StudyVersions {
       chunkSizes,
       sealedIndex: sealIndex(key, studyUid, versionId, index)
     })
-    await this.remember(manifest, key, [])
+    await this.remember(manifest, key, [], true)
     this.latest.delete(studyUid)
     const version = { manifest, key, index, instanceOfChunk: chunkMap(index, total) }
     this.open_.set(`${studyUid}!${versionId}`, version)

@@ -32,9 +32,11 @@ import {
 export const MANIFEST_VERSION = 1
 export const SIGNING_CONTEXT_MANIFEST = 'radmesh/study-manifest/v1\n'
 export const SIGNING_CONTEXT_KEY_WRAP = 'radmesh/key-wrap/v1\n'
+/** AES-256-GCM's tag: a sealed chunk is its plaintext and this many bytes more. */
+export const CHUNK_TAG_BYTES = 16
 /** Sealed, a transfer chunk is exactly 1 MiB: one chunk of the node's content store. */
-export const TRANSFER_CHUNK_PLAINTEXT = 1024 * 1024 - 16
-export const TRANSFER_CHUNK_MAX = TRANSFER_CHUNK_PLAINTEXT + 16
+export const TRANSFER_CHUNK_PLAINTEXT = 1024 * 1024 - CHUNK_TAG_BYTES
+export const TRANSFER_CHUNK_MAX = TRANSFER_CHUNK_PLAINTEXT + CHUNK_TAG_BYTES
 /** A manifest lists at most this many chunks (a 2 TB study); its encoding stays under MAX_MANIFEST_BYTES. */
 export const MAX_CHUNKS = 2_000_000
 export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -159,11 +161,23 @@ export function decodeManifest (value: unknown): StudyManifest {
   hashes.forEach((hash, i) => {
     if (typeof hash !== 'string' || !HEX_SHA256.test(hash)) throw new MalformedMessageError(`${what}.chunkHashes[${i}] must be a SHA-256 in hex`)
   })
+  let sealedBytes = 0
   sizes.forEach((size, i) => {
-    if (typeof size !== 'number' || !Number.isInteger(size) || size < 16 || size > TRANSFER_CHUNK_MAX) {
-      throw new MalformedMessageError(`${what}.chunkSizes[${i}] must be a chunk size (16 to ${TRANSFER_CHUNK_MAX} bytes)`)
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < CHUNK_TAG_BYTES || size > TRANSFER_CHUNK_MAX) {
+      throw new MalformedMessageError(`${what}.chunkSizes[${i}] must be ${CHUNK_TAG_BYTES} to ${TRANSFER_CHUNK_MAX}`)
     }
+    sealedBytes += size
   })
+  // Declared totals are checked against the chunk list before anything is sized from them.
+  const instanceCount = nonNegative(object, 'instanceCount', what)
+  if (instanceCount < 1 || instanceCount > hashes.length) {
+    throw new MalformedMessageError(`${what}.instanceCount must be 1 to ${hashes.length}: an instance has chunks`)
+  }
+  const bytes = nonNegative(object, 'bytes', what)
+  const plaintextBytes = sealedBytes - CHUNK_TAG_BYTES * sizes.length
+  if (bytes !== plaintextBytes) {
+    throw new MalformedMessageError(`${what}.bytes is ${bytes}; its chunks hold ${plaintextBytes}`)
+  }
   return {
     v: checkVersion(object, what),
     consortiumId: base64urlField(object, 'consortiumId', what, 32),
@@ -171,8 +185,8 @@ export function decodeManifest (value: unknown): StudyManifest {
     versionId: versionIdField(object, 'versionId', what),
     origin: peerIdField(object, 'origin', what),
     createdAt: timeField(object, 'createdAt', what),
-    instanceCount: nonNegative(object, 'instanceCount', what),
-    bytes: nonNegative(object, 'bytes', what),
+    instanceCount,
+    bytes,
     chunkHashes: hashes as string[],
     chunkSizes: sizes as number[],
     sealedIndex: base64urlString(object, 'sealedIndex', what, MAX_MANIFEST_BYTES),
@@ -180,12 +194,17 @@ export function decodeManifest (value: unknown): StudyManifest {
   }
 }
 
-/** Checks the sealed index once opened: every instance's chunks lie inside the manifest, in order, without overlap. */
+/**
+ * Checks the sealed index once opened: every instance's chunks lie inside the manifest, in order, without
+ * overlap, and the manifest's chunk sizes are exactly what the instance's size cuts into (full chunks, then
+ * the rest), so no declared size, count or length disagrees with another.
+ */
 export function decodeManifestIndex (value: unknown, manifest: StudyManifest): ManifestIndex {
   const what = 'manifest index'
   const object = asObject(value, what)
   const list = object['instances']
   if (!Array.isArray(list) || list.length !== manifest.instanceCount) throw new MalformedMessageError(`${what}.instances must list the manifest's ${manifest.instanceCount} instances`)
+  const total = manifest.chunkHashes.length
   let nextChunk = 0
   let bytes = 0
   const instances = list.map((item, i): ManifestInstance => {
@@ -201,6 +220,16 @@ export function decodeManifestIndex (value: unknown, manifest: StudyManifest): M
     if (!HEX_SHA256.test(instance.sha256)) throw new MalformedMessageError(`${what}.instances[${i}].sha256 must be a SHA-256 in hex`)
     const expectedChunks = Math.max(1, Math.ceil(instance.size / TRANSFER_CHUNK_PLAINTEXT))
     if (instance.firstChunk !== nextChunk || instance.chunkCount !== expectedChunks) throw new MalformedMessageError(`${what}.instances[${i}] does not follow the one before it in the chunk list`)
+    if (nextChunk + instance.chunkCount > total) {
+      throw new MalformedMessageError(`${what}.instances[${i}] runs past the manifest's ${total} chunks`)
+    }
+    for (let c = 0; c < instance.chunkCount; c++) {
+      const last = c === instance.chunkCount - 1
+      const plaintext = last ? instance.size - c * TRANSFER_CHUNK_PLAINTEXT : TRANSFER_CHUNK_PLAINTEXT
+      if (manifest.chunkSizes[nextChunk + c] !== plaintext + CHUNK_TAG_BYTES) {
+        throw new MalformedMessageError(`${what}.instances[${i}] does not fit chunk ${nextChunk + c}`)
+      }
+    }
     nextChunk += instance.chunkCount
     bytes += instance.size
     return instance

@@ -31,7 +31,10 @@ export const CHUNK_FRAME_BYTES = 32 * 1024
 export const CHUNK_FRAME_HEADER_BYTES = 9
 export const MAX_CHUNK_FRAME_MESSAGE_BYTES = CHUNK_FRAME_HEADER_BYTES + CHUNK_FRAME_BYTES
 
+/** A request or an answer, once started, must be whole within this time; so must each frame be taken by the asker. */
 export const EXCHANGE_TIMEOUT_MS = 30_000
+/** An asker waits on its archive between chunk requests; a chunks stream idle longer than this is given up. */
+export const CHUNK_REQUEST_IDLE_MS = 10 * EXCHANGE_TIMEOUT_MS
 
 const json = (value: unknown): Uint8Array => utf8(JSON.stringify(value))
 

@@ -1,12 +1,13 @@
 /**
  * A member gone bad, run as its own process by the exchange tests:
  *
- *   node bad-holder.ts HOME SITE_MULTIADDR STUDY_UID READER_MULTIADDR
+ *   node bad-holder.ts HOME SITE_MULTIADDR STUDY_UID READER_MULTIADDR [random|disorder]
  *
  * A real member (HOME is joined) that gets the study's real manifest from the site (any member may: it is
  * signed and its patient data sealed), then connects to the reader. Asked about the study, it claims to hold
- * every chunk; asked for chunks, it serves random bytes of the right sizes. It prints one line
- * `{ "peerId" }` when ready and runs until killed.
+ * every chunk; asked for chunks, it serves random bytes of the right sizes (`random`, the default), or
+ * frames of the chunk after the one asked for (`disorder`). It prints one line `{ "peerId" }` when ready
+ * and runs until killed.
  */
 import { randomBytes } from 'node:crypto'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -38,7 +39,8 @@ import {
   MAX_REQUEST_BYTES
 } from '../../protocol/exchange/messages.ts'
 
-const [home, siteAddr, studyUid, readerAddr] = process.argv.slice(2) as [string, string, string, string]
+type Arguments = [string, string, string, string, string?]
+const [home, siteAddr, studyUid, readerAddr, mode = 'random'] = process.argv.slice(2) as Arguments
 const paths = homePaths(home)
 const registry = new MembershipRegistry(trustFrom(await readConsortiumFile(paths.consortium)), await readCertificateFile(paths.certificate), await openDatabase(paths.database))
 await registry.load()
@@ -81,7 +83,9 @@ await host.handle(CHUNKS_PROTOCOL, async (stream: Stream, _connection: Connectio
       }
       const garbage = randomBytes(size)
       for (let offset = request.offset; offset < size; offset += CHUNK_FRAME_BYTES) {
-        await lp.write(new Uint8ArrayList(encodeChunkFrameHeader(FRAME_STATUS.data, request.index, offset), garbage.subarray(offset, offset + CHUNK_FRAME_BYTES)))
+        const index = mode === 'disorder' ? request.index + 1 : request.index
+        const bytes = garbage.subarray(offset, offset + CHUNK_FRAME_BYTES)
+        await lp.write(new Uint8ArrayList(encodeChunkFrameHeader(FRAME_STATUS.data, index, offset), bytes))
       }
     }
   } catch {

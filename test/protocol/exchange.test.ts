@@ -127,4 +127,28 @@ test('manifests, indexes and messages: malformed or oversized input is refused',
   throwsMalformed(() => decodeChunkFrame(Buffer.from([0, 0, 0])), 'a short frame')
 })
 
+test('declared totals, sizes and counts that disagree with the chunks are refused, no loop sized by them', async () => {
+  const { manifest, index } = await makeManifest()
+  throwsMalformed(() => decodeManifest({ ...manifest, bytes: manifest.bytes + 1 }), 'bytes more than the chunks hold')
+  throwsMalformed(() => decodeManifest({ ...manifest, bytes: 2 ** 52 }), 'bytes set huge')
+  throwsMalformed(() => decodeManifest({ ...manifest, instanceCount: 0 }), 'no instances')
+  const chunks = manifest.chunkHashes.length
+  throwsMalformed(() => decodeManifest({ ...manifest, instanceCount: chunks + 1 }), 'more instances than chunks')
+  throwsMalformed(() => decodeManifest({ ...manifest, instanceCount: Number.MAX_SAFE_INTEGER }), 'a count set huge')
+  // Sizes swapped between chunks keep every total right; only the index shows the lie.
+  const [first, second, third] = manifest.chunkSizes as [number, number, number]
+  const swapped = { ...manifest, chunkSizes: [second, first, third] }
+  assert.is(decodeManifest(swapped).bytes, manifest.bytes, 'the totals still agree')
+  throwsMalformed(() => decodeManifestIndex(index, swapped), 'chunk sizes that do not cut the instance sizes')
+  type Instance = ManifestIndex['instances'][number]
+  const lying = (instance: Partial<Instance>): ManifestIndex =>
+    ({ instances: [{ ...(index.instances[0] as Instance), ...instance }, ...index.instances.slice(1)] })
+  throwsMalformed(() => decodeManifestIndex(lying({ size: 999 }), manifest), 'an instance size the chunk does not hold')
+  const started = performance.now()
+  const huge = lying({ size: 2 ** 52, chunkCount: Math.ceil(2 ** 52 / TRANSFER_CHUNK_PLAINTEXT) })
+  throwsMalformed(() => decodeManifestIndex(huge, manifest), 'an instance size and chunk count set huge')
+  assert.ok(performance.now() - started < 100, 'refused before any loop over the declared chunk count')
+  assert.equal(decodeManifestIndex(JSON.parse(JSON.stringify(index)), manifest), index, 'the honest index decodes')
+})
+
 test.run()
