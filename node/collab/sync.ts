@@ -9,10 +9,15 @@
  * Nothing a peer sends touches a document before it was opened in the inspector (a worker) and passed the
  * document's own check (worklist.ts, reports.ts). A refused update is logged and, unless it may be an
  * honest race, counted against the sender; a malformed message resets the stream and is counted.
+ *
+ * What one member can make this node spend is bounded: a step 1 of a document is answered at most once a
+ * second per member, and not while an answer to it is still queued; what is queued to a member is bounded
+ * in bytes; and a step 2 larger than a member's read buffer that never reached it (its stream failed on the
+ * way, issue 14) is logged and not sent to that member again for a backoff that doubles, so a document too
+ * large for a member is not sent to it every resync.
  */
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import {
@@ -21,20 +26,47 @@ import {
   MAX_STEP2_BYTES,
   MAX_SYNC_MESSAGE_BYTES,
   RESYNC_INTERVAL_MS,
+  STEP1_ANSWER_INTERVAL_MS,
   SYNC_MESSAGE,
+  SYNC_MESSAGE_TIMEOUT_MS,
   SYNC_PROTOCOL,
   type SyncMessage
 } from '../../protocol/collab/sync.ts'
 import { MalformedMessageError } from '../../protocol/errors.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
-import type { PeerPenalties } from '../p2p/penalties.ts'
+import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
+import { type MessageStream, messageStream, READ_BUFFER_BYTES, ReadBufferOverflowError } from '../p2p/wire.ts'
 import type { Documents, UpdateOrigin } from './documents.ts'
 import { type InspectedUpdate, type UpdateInspector, UpdateRefusedError } from './inspect.ts'
 import type { Presence, PresenceOrigin } from './presence.ts'
 
 /** Messages queued to one member before its channel is dropped as too slow (the next resync catches up). */
 const MAX_QUEUED_MESSAGES = 2_000
+/** Bytes queued to one member before the same: two whole-document answers. */
+const MAX_QUEUED_BYTES = 2 * MAX_STEP2_BYTES
 const DIAL_TIMEOUT_MS = 10_000
+/** A channel that fails this soon after a step 2 was written lost it too (its reader resets on seeing the length). */
+const DELIVERY_WINDOW_MS = 10_000
+/**
+ * Only a step 2 larger than this is held back once lost: no reader with libp2p's 4 MiB read buffer can take it,
+ * while a smaller one lost with a dropped link is simply sent again at the next step 1.
+ */
+const UNDELIVERABLE_BYTES = READ_BUFFER_BYTES
+/** A step 2 that did not reach a member is not sent to it again for this long, doubling on each loss up to the max. */
+export const UNDELIVERED_BACKOFF_MS = 30_000
+export const UNDELIVERED_BACKOFF_MAX_MS = 10 * 60_000
+/** Bookkeeping per (member, document) is pruned past this many entries. */
+const MAX_TRACKED = 4_096
+
+/** The refusal codes of a document's own rules (worklist.ts, reports.ts, presence.ts). */
+type RuleCode = 'refused-update' | 'refused-presence'
+
+/** Why a channel ended, and the step 2s that were lost with it. */
+interface ChannelEnd {
+  code: 'sync-stream-reset' | 'sync-queue-full' | 'sync-dial-failed' | 'sync-closed'
+  reason: string
+  undelivered: Array<{ docId: string, bytes: number }>
+}
 
 export interface SyncPolicy {
   /**
@@ -70,51 +102,91 @@ class Channel {
   readonly ready: Promise<boolean>
   private writing: Promise<void> = Promise.resolve()
   private queued = 0
+  private queuedBytes = 0
   private closed = false
-  private lp: ReturnType<typeof lpStream> | undefined
+  private lp: MessageStream | undefined
   private stream: Stream | undefined
-  private readonly onClose: () => void
+  /** step 2s queued or being written, by document, with their size */
+  private readonly step2Pending = new Map<string, number>()
+  /** step 2s written, by document: when, and their size */
+  private readonly step2Sent = new Map<string, { at: number, bytes: number }>()
+  private readonly onEnd: (end: ChannelEnd) => void
 
-  constructor (libp2p: Libp2p, peer: PeerId, onClose: () => void, log: Logger) {
-    this.onClose = onClose
+  constructor (libp2p: Libp2p, peer: PeerId, onEnd: (end: ChannelEnd) => void, log: Logger) {
+    this.onEnd = onEnd
     this.ready = (async () => {
       try {
         this.stream = await libp2p.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
-        this.lp = lpStream(this.stream, { maxDataLength: MAX_SYNC_MESSAGE_BYTES })
+        // Nothing is read on this stream: the member answers on its own.
+        this.lp = messageStream(this.stream, { maxDataLength: 0, maxBufferSize: 1, messageTimeoutMs: DIAL_TIMEOUT_MS })
+        this.stream.addEventListener('close', (event: Event) => {
+          const error = (event as Event & { error?: Error }).error
+          if (error !== undefined) this.end('sync-stream-reset', error.message)
+        })
         return true
       } catch (error) {
         log.debug({ event: 'sync-dial-failed', peer: peer.toString(), error: (error as Error).message }, 'could not open a sync stream')
-        this.close()
+        this.end('sync-dial-failed', (error as Error).message)
         return false
       }
     })()
   }
 
+  /** Whether a step 2 of the document is queued or being written. */
+  answering (docId: string): boolean {
+    return this.step2Pending.has(docId)
+  }
+
   send (message: SyncMessage): void {
     if (this.closed) return
-    if (++this.queued > MAX_QUEUED_MESSAGES) {
-      this.close()
+    const bytes = encodeSyncMessage(message)
+    this.queued++
+    this.queuedBytes += bytes.byteLength
+    if (this.queued > MAX_QUEUED_MESSAGES || this.queuedBytes > MAX_QUEUED_BYTES) {
+      this.end('sync-queue-full', `the member took none of ${this.queued} messages, ${this.queuedBytes} bytes`)
       return
     }
-    const bytes = encodeSyncMessage(message)
+    const step2 = message.type === SYNC_MESSAGE.step2 ? message.docId : undefined
+    if (step2 !== undefined) this.step2Pending.set(step2, bytes.byteLength)
     this.writing = this.writing.then(async () => {
       if (this.closed || !await this.ready || this.lp === undefined) return
       await this.lp.write(bytes)
       this.queued--
-    }).catch(() => { this.close() })
+      this.queuedBytes -= bytes.byteLength
+      if (step2 !== undefined) {
+        this.step2Pending.delete(step2)
+        const size = bytes.byteLength
+        if (size > UNDELIVERABLE_BYTES) this.step2Sent.set(step2, { at: Date.now(), bytes: size })
+      }
+    }).catch((error: unknown) => { this.end('sync-stream-reset', (error as Error).message) })
   }
 
   close (): void {
+    this.end('sync-closed', 'closed by this node')
+  }
+
+  private end (code: ChannelEnd['code'], reason: string): void {
     if (this.closed) return
     this.closed = true
-    this.stream?.abort(new Error('sync channel closed'))
-    this.onClose()
+    this.stream?.abort(new Error(`sync channel closed: ${reason}`))
+    const since = Date.now() - DELIVERY_WINDOW_MS
+    const lost = code === 'sync-closed' || code === 'sync-dial-failed'
+      ? []
+      : [
+          ...[...this.step2Pending].map(([docId, bytes]) => ({ docId, bytes })),
+          ...[...this.step2Sent].filter(([, sent]) => sent.at >= since).map(([docId, { bytes }]) => ({ docId, bytes }))
+        ]
+    this.onEnd({ code, reason, undelivered: lost.filter(({ bytes }) => bytes > UNDELIVERABLE_BYTES) })
   }
 }
 
 export class SyncService {
   private readonly o: SyncOptions
   private readonly channels = new Map<string, Channel>()
+  /** when a step 1 of (member, document) was last answered */
+  private readonly answered = new Map<string, number>()
+  /** (member, document) whose step 2 was lost: not sent again until `until` */
+  private readonly held = new Map<string, { delay: number, until: number }>()
   /** remote updates are checked and applied one at a time, so each check sees the document it applies to */
   private applying: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
@@ -217,13 +289,33 @@ export class SyncService {
   private channel (peer: string): Channel {
     let channel = this.channels.get(peer)
     if (channel === undefined) {
-      const created: Channel = new Channel(this.o.libp2p, peerIdFromString(peer), () => {
+      const created: Channel = new Channel(this.o.libp2p, peerIdFromString(peer), end => {
         if (this.channels.get(peer) === created) this.channels.delete(peer)
+        this.channelEnded(peer, end)
       }, this.o.log)
       channel = created
       this.channels.set(peer, channel)
     }
     return channel
+  }
+
+  /** A large step 2 lost with a channel is held back from that member, for longer each time it is lost again. */
+  private channelEnded (peer: string, end: ChannelEnd): void {
+    const now = Date.now()
+    const { log } = this.o
+    if (end.code === 'sync-queue-full') {
+      log.warn({ event: 'sync-channel-dropped', code: end.code, peer, error: end.reason }, 'dropped a sync channel')
+    }
+    for (const { docId, bytes } of end.undelivered) {
+      const key = `${peer} ${docId}`
+      const previous = this.held.get(key)
+      const again = previous !== undefined && now - previous.until < 2 * previous.delay
+      const delay = again ? Math.min(2 * previous.delay, UNDELIVERED_BACKOFF_MAX_MS) : UNDELIVERED_BACKOFF_MS
+      prune(this.held, entry => entry.until + 2 * entry.delay < now)
+      this.held.set(key, { delay, until: now + delay })
+      const line = { event: 'sync-step2-undelivered', code: 'sync-undelivered', peer, doc: docId, bytes }
+      log.warn({ ...line, retryInMs: delay, cause: end.code, error: end.reason }, 'a sync answer was lost')
+    }
   }
 
   /** Sends a change on to every connected member the document is shared with, except where it came from. */
@@ -248,26 +340,46 @@ export class SyncService {
 
   private readonly onStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: MAX_SYNC_MESSAGE_BYTES })
+    const limits = { maxDataLength: MAX_SYNC_MESSAGE_BYTES, messageTimeoutMs: SYNC_MESSAGE_TIMEOUT_MS }
+    const lp = messageStream(stream, limits)
     try {
       for (;;) {
-        let bytes: Uint8Array
-        try {
-          bytes = (await lp.read()).subarray()
-        } catch (error) {
-          if (error instanceof MalformedMessageError || (error as { name?: string }).name === 'InvalidDataLengthError') throw error
+        const bytes = await lp.read()
+        if (bytes === undefined) {
+          // The member closed its stream: close this side too, so the stream is gone on both.
+          await stream.close().catch(() => {})
           return
         }
         const message = decodeSyncMessage(bytes)
         const done = this.applying.then(async () => { await this.receive(peer, message) })
         this.applying = done.catch(() => {})
-        await done
+        try {
+          await done
+        } catch (error) {
+          // This node's own failure (its store, a document) is no fault of the member's: the stream goes on.
+          if (refusalCodeOf(error) !== undefined) throw error
+          this.o.log.error({ event: 'sync-receive-failed', peer, doc: message.docId, err: error }, 'could not take it')
+        }
       }
     } catch (error) {
-      this.o.penalties.penalise(peer, 'malformed-sync-message')
-      this.o.log.warn({ event: 'sync-stream-refused', peer, error: (error as Error).message }, 'a sync stream sent something malformed; it was reset')
-      stream.abort(error as Error)
+      this.streamFailed(stream, peer, error)
     }
+  }
+
+  /** Every end of a member's sync stream but a clean one is logged with a code; what the member caused is counted. */
+  private streamFailed (stream: Stream, peer: string, error: unknown): void {
+    const { log, penalties } = this.o
+    const message = (error as Error).message
+    const code = refusalCodeOf(error)
+    if (error instanceof ReadBufferOverflowError) {
+      // Within the protocol's limit (a large step 2): the sender is told by the reset and holds that answer back.
+      log.warn({ event: 'sync-stream-failed', code: 'sync-read-overflow', peer, bytes: error.length }, message)
+    } else if (code !== undefined) {
+      penalties.refuse(log, { peer, protocol: SYNC_PROTOCOL, code, event: 'sync-stream-refused', error: message })
+    } else {
+      log.info({ event: 'sync-stream-failed', code: 'sync-stream-failed', peer, error: message }, 'stream failed')
+    }
+    stream.abort(error as Error)
   }
 
   private async receive (peer: string, message: SyncMessage): Promise<void> {
@@ -282,6 +394,20 @@ export class SyncService {
       } catch {
         throw new MalformedMessageError('a sync step 1 whose state vector does not decode')
       }
+      const key = `${peer} ${message.docId}`
+      const now = Date.now()
+      const held = this.held.get(key)
+      if (held !== undefined && held.until > now) {
+        log.debug({ event: 'sync-step1-held', peer, doc: message.docId, untilMs: held.until - now }, 'last answer lost')
+        return
+      }
+      const recent = now - (this.answered.get(key) ?? -Infinity) < STEP1_ANSWER_INTERVAL_MS
+      if (recent || this.channels.get(peer)?.answering(message.docId) === true) {
+        log.debug({ event: 'sync-step1-too-soon', peer, doc: message.docId }, 'answered less than a second ago')
+        return
+      }
+      prune(this.answered, at => now - at >= STEP1_ANSWER_INTERVAL_MS)
+      this.answered.set(key, now)
       const doc = await documents.open(message.docId)
       const diff = Y.encodeStateAsUpdate(doc, message.payload)
       if (diff.byteLength <= 2) return
@@ -298,8 +424,7 @@ export class SyncService {
         await this.o.presence.apply(message.docId, message.payload, { kind: 'peer', peerId: peer })
       } catch (error) {
         if (!(error instanceof UpdateRefusedError)) throw error
-        if (error.penalty > 0) this.o.penalties.penalise(peer, 'refused-presence', error.penalty)
-        log.debug({ event: 'presence-refused', peer, doc: message.docId, reason: error.message }, `refused presence in ${message.docId} from ${peer}: ${error.message}`)
+        this.refused(peer, message.docId, 'refused-presence', 'presence-refused', error)
       }
       return
     }
@@ -310,8 +435,25 @@ export class SyncService {
       await documents.applyRemote(message.docId, message.payload, peer)
     } catch (error) {
       if (!(error instanceof UpdateRefusedError)) throw error
-      if (error.penalty > 0) this.o.penalties.penalise(peer, 'refused-update', error.penalty)
-      log[error.penalty > 0 ? 'warn' : 'debug']({ event: 'sync-update-refused', peer, doc: message.docId, penalty: error.penalty, reason: error.message }, `refused an update of ${message.docId} from ${peer}: ${error.message}`)
+      this.refused(peer, message.docId, 'refused-update', 'sync-update-refused', error)
     }
   }
+
+  /** A refusal the document's rules made: counted and logged when it cannot be honest, else only noted (debug). */
+  private refused (peer: string, doc: string, code: RuleCode, event: string, error: UpdateRefusedError): void {
+    const detail = { doc, reason: error.message }
+    const weight = error.penalty
+    if (weight > 0) {
+      const protocol = SYNC_PROTOCOL
+      this.o.penalties.refuse(this.o.log, { peer, protocol, code, weight, event, error: error.message, detail })
+    } else {
+      this.o.log.debug({ event, code, peer, penalty: 0, ...detail }, `held back (it may be honest): ${error.message}`)
+    }
+  }
+}
+
+/** Deletes the entries `stale` says are done with, once a map has grown past MAX_TRACKED. */
+function prune<V> (map: Map<string, V>, stale: (value: V) => boolean): void {
+  if (map.size < MAX_TRACKED) return
+  for (const [key, value] of map) if (stale(value)) map.delete(key)
 }
