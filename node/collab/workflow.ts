@@ -188,7 +188,8 @@ export class ReadingWorkflow {
       const availability = await exchange.availability(state.studyUid)
       if (availability?.complete === true) return
       log.info({ event: 'case-fetch', case: state.caseId, study: state.studyUid, why, attempt }, `fetching the study of case ${state.caseId} (${why})`)
-      const fetch = exchange.fetch(state.studyUid, { type: 'peer', id: identity.peerId })
+      // From the case's site only: a member's forged version of the same study UID is never taken for it.
+      const fetch = exchange.fetch(state.studyUid, { type: 'peer', id: identity.peerId }, { origin: state.site })
       await fetch.settled()
       const { state: outcome, error } = await fetch.availability()
       if (outcome !== 'failed' || this.stopped) return

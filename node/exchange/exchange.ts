@@ -252,10 +252,10 @@ export class Exchange {
   // Fetching
 
   /** Starts fetching a study (or returns the fetch already running). */
-  fetch (studyUid: string, actor: AuditActor): StudyFetch {
+  fetch (studyUid: string, actor: AuditActor, options: { origin?: string } = {}): StudyFetch {
     const running = this.fetches.get(studyUid)
     if (running !== undefined && !running.finished) return running
-    const fetch = new StudyFetch({ ...this.options, exchange: this, studyUid, actor })
+    const fetch = new StudyFetch({ ...this.options, exchange: this, studyUid, actor, origin: options.origin })
     this.fetches.set(studyUid, fetch)
     fetch.start()
     const marked = this.versions.markFetching(studyUid, actor).catch((error: unknown) => { this.log.error({ err: error, study: studyUid }, 'could not record the fetch; it will not resume after a restart') })

@@ -76,6 +76,8 @@ export interface StudyFetchOptions extends ExchangeOptions {
   exchange: Exchange
   studyUid: string
   actor: AuditActor
+  /** the member whose versions of the study are taken (a case's site): another member's are not, however new */
+  origin?: string | undefined
 }
 
 interface Wanted { index: number, received: Buffer[], offset: number }
@@ -265,12 +267,15 @@ export class StudyFetch {
     const { exchange, studyUid } = this.o
     let backoff = BACKOFF_MIN_MS
     while (!this.abort.signal.aborted) {
-      const local = await this.o.versions.openLatest(studyUid)
+      const latest = await this.o.versions.openLatest(studyUid)
+      const local = latest !== undefined && (this.o.origin === undefined || latest.manifest.origin === this.o.origin) ? latest : undefined
       const found: Array<{ manifest: StudyManifest, wraps: KeyWrap[], peer: string }> = []
       for (const peer of this.members()) {
         const answer = await this.askManifest(peer).catch((error: unknown) => { this.refusedAnswer(peer, error) })
         if (answer?.status !== 'ok') continue
-        const refusal = await exchange.versionRefusal(answer.manifest)
+        const refusal = this.o.origin !== undefined && answer.manifest.origin !== this.o.origin
+          ? { code: 'foreign-version' as const, error: `study ${studyUid} comes from ${this.o.origin}, not ${answer.manifest.origin}` }
+          : await exchange.versionRefusal(answer.manifest)
         if (refusal === undefined) {
           found.push({ manifest: answer.manifest, wraps: answer.wraps, peer })
           continue
