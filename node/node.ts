@@ -26,7 +26,8 @@ import { StorageKey } from './archive/sealing.ts'
 import { openNetworkDataset, storeFromNetwork } from './archive/ingest.ts'
 import { Exchange } from './exchange/exchange.ts'
 import { StudyVersions } from './exchange/versions.ts'
-import { startDicomScp } from './dicom/scp.ts'
+import { type DicomLimits, startDicomScp } from './dicom/scp.ts'
+import { loadAllowedCallers } from './dicom/peers.ts'
 import { Redialer } from './p2p/redial.ts'
 import { ReportDelivery } from './collab/delivery.ts'
 import { Documents } from './collab/documents.ts'
@@ -51,6 +52,8 @@ export interface NodeOptions {
   /** C-STORE SCP port; no DICOM listener when undefined */
   dicomPort?: number
   aeTitle?: string
+  /** the DICOM port's limits (defaults in dicom/scp.ts); allowed callers add to those of HOME/dicom-peers.json */
+  dicomLimits?: Partial<DicomLimits>
   /** quiet time after the last instance before a study is "stable" */
   stableAfterMs?: number
   listen?: string[]
@@ -243,7 +246,11 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     let dicomPort: number | undefined
     if (options.dicomPort !== undefined) {
       try {
+        const allowedCallers = [...options.dicomLimits?.allowedCallers ?? [],
+          ...await loadAllowedCallers(member.paths.home)]
         const scp = await startDicomScp({
+          ...options.dicomLimits,
+          allowedCallers,
           port: options.dicomPort,
           host: http.host === '127.0.0.1' ? '0.0.0.0' : http.host,
           aeTitle,

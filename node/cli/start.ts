@@ -3,8 +3,13 @@ import { tuneHeap } from '../heap.ts'
 import { createNode } from '../node.ts'
 import { UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
+import { parseAllowAe } from '../dicom/peers.ts'
+import type { DicomLimits } from '../dicom/scp.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… [--preallocate MIB] [--no-mdns]'
+const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… ' +
+  '[--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--max-associations 16] [--pdu-timeout 60s] ' +
+  '[--allow-ae AE@HOST]… [--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
+  '[--preallocate MIB] [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -16,6 +21,9 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     http: { type: 'string' },
     dicom: { type: 'string' },
     ae: { type: 'string' },
+    'max-associations': { type: 'string' },
+    'pdu-timeout': { type: 'string' },
+    'allow-ae': { type: 'string', multiple: true },
     'no-mdns': { type: 'boolean' },
     'session-idle': { type: 'string' },
     'stable-after': { type: 'string' },
@@ -38,6 +46,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   const dicomPort = dicom === undefined ? undefined : Number(dicom)
   if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535)) throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
   if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae)) throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)
+  const dicomLimits = dicomLimitsOf(values, dicomPort !== undefined)
   const node = await createNode({
     home: required(values, 'home', START),
     ...(listen.length > 0 ? { listen } : {}),
@@ -47,6 +56,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     mdns: values['no-mdns'] !== true,
     ...(dicomPort === undefined ? {} : { dicomPort }),
     ...(ae === undefined ? {} : { aeTitle: ae.trim() }),
+    dicomLimits,
     ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') }),
     ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') }),
     ...(resyncIntervalMs === undefined ? {} : { resyncIntervalMs }),
@@ -70,4 +80,34 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     process.once('SIGINT', () => { shutdown('SIGINT') })
     process.once('SIGTERM', () => { shutdown('SIGTERM') })
   })
+}
+
+/** --max-associations, --pdu-timeout and --allow-ae (the DICOM port's limits: node/dicom/scp.ts), checked. */
+function dicomLimitsOf (values: Record<string, unknown>, dicom: boolean): Partial<DicomLimits> {
+  const maxAssociations = optional(values, 'max-associations')
+  const pduTimeout = optional(values, 'pdu-timeout')
+  const allowAe = list(values, 'allow-ae')
+  const given = [
+    maxAssociations === undefined ? '' : '--max-associations',
+    pduTimeout === undefined ? '' : '--pdu-timeout',
+    allowAe.length === 0 ? '' : '--allow-ae'
+  ].filter(flag => flag !== '')
+  if (!dicom && given.length > 0) {
+    throw new UsageError(`${given.join(', ')}: limits of the DICOM port, which only listens with --dicom PORT`)
+  }
+  const limits: Partial<DicomLimits> = {}
+  if (maxAssociations !== undefined) {
+    const n = Number(maxAssociations)
+    if (!/^\d+$/.test(maxAssociations) || n < 1 || n > 1000) {
+      throw new UsageError(`--max-associations ${maxAssociations}: give 1 to 1000 associations at once (default 16)`)
+    }
+    limits.maxAssociations = n
+  }
+  if (pduTimeout !== undefined) {
+    const ms = duration(pduTimeout, '--pdu-timeout')
+    if (ms > 3_600_000) throw new UsageError(`--pdu-timeout ${pduTimeout}: at most 1h (default 60s)`)
+    limits.pduTimeoutMs = ms
+  }
+  if (allowAe.length > 0) limits.allowedCallers = parseAllowAe(allowAe)
+  return limits
 }

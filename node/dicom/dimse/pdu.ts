@@ -7,6 +7,7 @@
  * slices). It keeps at most a 6-byte header and, for the small PDUs other than P-DATA-TF, one body, and checks
  * each PDU header (type, length limit) before it keeps any of the body.
  */
+import { withoutTrailingPadding } from '../padding.ts'
 import { DicomProtocolError } from './errors.ts'
 
 export const PDU_TYPE = {
@@ -43,13 +44,18 @@ export const CONTEXT_RESULT = {
 /** A-ASSOCIATE-RJ result and source (PS3.8 9.3.4). */
 export const REJECT_RESULT = { permanent: 1, transient: 2 } as const
 export const REJECT_SOURCE = { serviceUser: 1, serviceProviderAcse: 2, serviceProviderPresentation: 3 } as const
-/** A-ASSOCIATE-RJ reasons; their meaning depends on the source (user: the first four; ACSE provider: protocol version). */
+/**
+ * A-ASSOCIATE-RJ reasons; their meaning depends on the source (service user: the first four; ACSE provider:
+ * protocol version; presentation provider: the last two).
+ */
 export const REJECT_REASON = {
   noReason: 1,
   applicationContextNotSupported: 2,
   callingAeNotRecognized: 3,
   calledAeNotRecognized: 7,
-  protocolVersionNotSupported: 2
+  protocolVersionNotSupported: 2,
+  temporaryCongestion: 1,
+  localLimitExceeded: 2
 } as const
 
 /** A-ABORT source and, for the service provider, reason (PS3.8 9.3.8). */
@@ -122,7 +128,7 @@ function readItems (field: Buffer, what: string): Item[] {
 }
 
 /** A UID or name in an item: trailing NUL or space padding is not part of it (some implementations pad). */
-const textOf = (value: Buffer): string => value.toString('latin1').replace(/[\0 ]+$/, '')
+const textOf = (value: Buffer): string => withoutTrailingPadding(value.toString('latin1'))
 /** AE titles: leading and trailing spaces are not significant (PS3.8 9.3.2). */
 const aeTitleOf = (value: Buffer): string => value.toString('latin1').replace(/^[\0 ]+|[\0 ]+$/g, '')
 
