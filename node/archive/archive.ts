@@ -296,22 +296,32 @@ export class Archive {
     return await this.storeIncoming(incoming, actor)
   }
 
-  /** `store` for a file written into `incoming()` piece by piece. */
-  async storeIncoming (incoming: IncomingObject, actor: AuditActor): Promise<StoreResult> {
+  /**
+   * `store` for a file written into `incoming()` piece by piece. `expected`: the SOP Class and Instance UIDs
+   * the sender announced (a C-STORE request names them): an object whose data set names others is refused
+   * ('not-as-announced') before anything of it is stored.
+   */
+  async storeIncoming (incoming: IncomingObject, actor: AuditActor, expected?: { sopClassUid: string, sopInstanceUid: string }): Promise<StoreResult> {
     try {
-      return await this.storeReceived(incoming, actor)
+      return await this.storeReceived(incoming, actor, expected)
     } finally {
       incoming.release()
     }
   }
 
-  private async storeReceived (incoming: IncomingObject, actor: AuditActor): Promise<StoreResult> {
+  private async storeReceived (incoming: IncomingObject, actor: AuditActor, expected?: { sopClassUid: string, sopInstanceUid: string }): Promise<StoreResult> {
     let sealed: SealedObject
     let parsed: DicomInstance
     try {
       if (incoming.tooLarge) throw new InvalidDicomError('too-large', 'the object is over 2 GiB; radmesh stores objects up to 2 GiB')
       // Parsed as it arrived; for the deflated syntax this waits for the data set to inflate (off the event loop).
       parsed = await incoming.parsed()
+      if (expected !== undefined && parsed.sopInstanceUid !== expected.sopInstanceUid) {
+        throw new InvalidDicomError('not-as-announced', 'SOP Instance UID in data set differs from the request')
+      }
+      if (expected !== undefined && parsed.sopClassUid !== expected.sopClassUid) {
+        throw new InvalidDicomError('not-as-announced', 'SOP Class UID in data set differs from the request')
+      }
       sealed = incoming.seal()
     } catch (error) {
       // Not synced: a refusal stored nothing, and losing its record to a power cut loses no access to patient

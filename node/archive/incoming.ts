@@ -62,10 +62,20 @@ export interface IncomingOptions {
   spill?: (chunk: SealedPieces) => Promise<StagedWrite>
 }
 
-interface OpenChunk { start: number, sealer: ChunkSealer, sealed: Buffer[], length: number, hash: Hash | undefined }
+/**
+ * A chunk being filled: its plaintext is `length` bytes from `start` (in the assembly buffer, or in the spill
+ * buffer), of which the first `sealedTo` are sealed (and, spilling, hashed).
+ */
+interface OpenChunk { start: number, sealer: ChunkSealer, sealed: Buffer[], length: number, sealedTo: number, hash: Hash | undefined }
 /** A chunk sealed whole: where its bytes are in the object, and its id once hashed. */
 interface ClosedChunk extends SealedPieces { start: number, length: number, id?: string }
 
+/**
+ * Bytes sealed at a time: pieces are gathered up to this before they go through the cipher, so a sender of
+ * tiny pieces (PDVs of a few bytes, a slow TCP trickle) costs no cipher buffer per piece. DCMTK's PDVs are
+ * 16 to 128 KiB, so an image is still sealed as it arrives.
+ */
+const SEAL_BATCH = 64 * 1024
 /** Objects of up to this many chunks are held in memory; a larger one spills. */
 export const SPILL_AFTER = 4
 /** Bytes of a spilling object on their way to disk at most before the writer is told to wait. */
@@ -103,6 +113,8 @@ export class IncomingObject {
   /** once spilling: every closed chunk, on its way to the pack */
   readonly #spilled: StagedChunk[] = []
   #spilling = false
+  /** once spilling: the plaintext of the chunk being filled */
+  #spillBuffer: Buffer | undefined
   #chunk: OpenChunk | undefined
   #length = 0
   #sealed = false
@@ -234,7 +246,9 @@ export class IncomingObject {
     // The socket reads and the cipher output of this object are garbage now (see heap.ts).
     offHeapGarbage(2 * Math.min(this.#length, SPILL_AFTER * CHUNK_SIZE))
     if (this.#buffer !== undefined) giveBack(this.#buffer)
+    if (this.#spillBuffer !== undefined) giveBack(this.#spillBuffer)
     this.#buffer = undefined
+    this.#spillBuffer = undefined
     this.#chunk = undefined
   }
 
@@ -255,10 +269,10 @@ export class IncomingObject {
       const start = this.#length
       const bytes = this.#room(take)
       bytes.set(piece.subarray(pos, pos + take), start)
-      chunk.sealed.push(chunk.sealer.update(bytes.subarray(start, start + take)))
       chunk.length += take
       this.#length += take
       pos += take
+      if (chunk.length - chunk.sealedTo >= SEAL_BATCH) this.#sealUpTo(chunk, bytes, chunk.length)
       if (chunk.length < CHUNK_SIZE) continue
       this.#hashChunk(this.#closeChunk(chunk))
       if (this.#chunks.length >= SPILL_AFTER && this.#spill !== undefined) {
@@ -301,12 +315,25 @@ export class IncomingObject {
     }
     const sealer = this.#key.chunkSealer()
     // Every chunk before this one is full.
-    this.#chunk = { start: this.#chunks.length * CHUNK_SIZE, sealer, sealed: [sealer.nonce], length: 0, hash: undefined }
+    this.#chunk = { start: this.#chunks.length * CHUNK_SIZE, sealer, sealed: [sealer.nonce], length: 0, sealedTo: 0, hash: undefined }
     return this.#chunk
+  }
+
+  /** Seals (and, spilling, hashes) the chunk's plaintext, held in `plain` from `chunk.start`, up to `end`. */
+  #sealUpTo (chunk: OpenChunk, plain: Buffer, end: number): void {
+    if (end <= chunk.sealedTo) return
+    const part = plain.subarray(chunk.start + chunk.sealedTo, chunk.start + end)
+    chunk.sealed.push(chunk.sealer.update(part))
+    if (chunk.hash !== undefined) {
+      chunk.hash.update(part)
+      this.#whole?.update(part)
+    }
+    chunk.sealedTo = end
   }
 
   /** Seals a chunk's end; its id is taken by `#hashChunk`, now for a chunk that filled, by `identify` for the last. */
   #closeChunk (chunk: OpenChunk): ClosedChunk {
+    this.#sealUpTo(chunk, this.#buffer ?? Buffer.alloc(0), chunk.length)
     chunk.sealed.push(chunk.sealer.final())
     const closed = { sealed: chunk.sealed, sealedLength: chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0), start: chunk.start, length: chunk.length }
     this.#chunks.push(closed)
@@ -337,23 +364,24 @@ export class IncomingObject {
     while (offset < piece.byteLength) {
       const chunk = this.#chunk ?? this.#openSpillingChunk()
       const take = Math.min(piece.byteLength - offset, CHUNK_SIZE - chunk.length)
-      const part = piece.subarray(offset, offset + take)
-      chunk.sealed.push(chunk.sealer.update(part))
-      chunk.hash?.update(part)
-      this.#whole?.update(part)
+      const plain = this.#spillBuffer as Buffer
+      plain.set(piece.subarray(offset, offset + take), chunk.length)
       chunk.length += take
       offset += take
+      if (chunk.length - chunk.sealedTo >= SEAL_BATCH) this.#sealUpTo(chunk, plain, chunk.length)
       if (chunk.length === CHUNK_SIZE) this.#closeSpilledChunk(chunk)
     }
   }
 
   #openSpillingChunk (): OpenChunk {
+    this.#spillBuffer ??= takeBuffer(CHUNK_SIZE)
     const sealer = this.#key.chunkSealer()
-    this.#chunk = { start: 0, sealer, sealed: [sealer.nonce], length: 0, hash: createHash('sha256') }
+    this.#chunk = { start: 0, sealer, sealed: [sealer.nonce], length: 0, sealedTo: 0, hash: createHash('sha256') }
     return this.#chunk
   }
 
   #closeSpilledChunk (chunk: OpenChunk): void {
+    this.#sealUpTo(chunk, this.#spillBuffer as Buffer, chunk.length)
     chunk.sealed.push(chunk.sealer.final())
     const sealedLength = chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0)
     this.#chunk = undefined

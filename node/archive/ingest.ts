@@ -39,13 +39,16 @@ export function openNetworkDataset (archive: Archive, header: StoreHeader): Data
 
 export async function storeFromNetwork (archive: Archive, request: StoreRequest<IncomingObject>): Promise<DimseOutcome> {
   try {
-    const { instance } = await archive.storeIncoming(request.dataset, { type: 'ae', id: request.callingAeTitle })
-    if (instance.sopUid !== request.sopInstanceUid) {
-      return { status: DIMSE_STATUS.datasetMismatch, errorComment: comment('SOP Instance UID in data set differs from the request') }
-    }
+    // A data set that is not the instance the request announced is refused before it is stored: its SCU is told
+    // it failed, and nothing of it stays.
+    const expected = { sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid }
+    await archive.storeIncoming(request.dataset, { type: 'ae', id: request.callingAeTitle }, expected)
     return { status: DIMSE_STATUS.success }
   } catch (error) {
-    if (error instanceof InvalidDicomError) return { status: DIMSE_STATUS.cannotUnderstand, errorComment: comment(error.message) }
+    if (error instanceof InvalidDicomError) {
+      const status = error.reason === 'not-as-announced' ? DIMSE_STATUS.datasetMismatch : DIMSE_STATUS.cannotUnderstand
+      return { status, errorComment: comment(error.message) }
+    }
     return { status: DIMSE_STATUS.outOfResources, errorComment: comment(`not stored: ${(error as Error).message}`) }
   }
 }

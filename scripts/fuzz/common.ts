@@ -31,8 +31,6 @@ export const RSS_LIMIT_MB = 1024
 const RECOVERY_MS = 60_000
 
 export interface KindOptions extends FuzzOptions {
-  /** the first case's index (to replay case N: `--from N --cases 1`) */
-  from?: number
   /** known-good instances are checked every this many cases (and at the end) */
   checkEvery?: number
 }

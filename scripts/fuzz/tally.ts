@@ -8,6 +8,8 @@ export interface FuzzOptions {
   cases: number
   /** the run's seed: case i uses a generator seeded from (seed, i), so one case replays on its own */
   seed: number
+  /** the first case's number (`--from`): `--from 1771 --cases 1` replays case 1771 alone */
+  from?: number
   /** a line of progress or a finding, for the console */
   say: (line: string) => void
 }

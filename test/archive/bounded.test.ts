@@ -212,6 +212,48 @@ test('a large object spills to disk as it arrives (writes wait for drain), and c
   }
 })
 
+test('an object that spills, written in pieces of 100 bytes, comes back whole', async () => {
+  const home = await tempDir()
+  const { archive, close } = await openArchive(home)
+  try {
+    const sop = uid()
+    const frames = 3
+    const frameBytes = 1024 * 1024 * 2
+    const pixels = randomBytes(frames * frameBytes)
+    const bytes = Buffer.concat([file(sop, Buffer.concat([writeDataset(image({ sop, frames: String(frames), rows: 1024, columns: 1024 }), false), pixelDataHeader(pixels.byteLength)])), pixels])
+    const incoming = archive.incoming(sop)
+    for (let at = 0; at < bytes.byteLength; at += 100) {
+      if (!incoming.write(bytes.subarray(at, at + 100))) await incoming.drain()
+    }
+    const { instance } = await archive.storeIncoming(incoming, actor)
+    assert.is(instance.sha256, sha256(bytes))
+    const back = createHash('sha256')
+    for await (const chunk of archive.chunksOf(instance)) back.update(chunk)
+    assert.is(back.digest('hex'), sha256(bytes))
+  } finally {
+    await close()
+  }
+})
+
+test('an object that is not the instance its sender announced is refused before anything of it is stored', async () => {
+  const home = await tempDir()
+  const { archive, close } = await openArchive(home)
+  try {
+    const sop = uid()
+    const bytes = file(sop, Buffer.concat([writeDataset(image({ sop }), false), pixelDataHeader(8192), Buffer.alloc(8192)]))
+    for (const expected of [{ sopClassUid: CT, sopInstanceUid: `${sop}.9` }, { sopClassUid: '1.2.840.10008.5.1.4.1.1.4', sopInstanceUid: sop }]) {
+      const incoming = archive.incoming(expected.sopInstanceUid)
+      incoming.write(bytes)
+      const refused = await archive.storeIncoming(incoming, actor, expected).then(() => undefined, (error: unknown) => error)
+      assert.instance(refused, InvalidDicomError)
+      assert.is((refused as InvalidDicomError).reason, 'not-as-announced')
+      assert.is(await archive.instance(sop), undefined, 'nothing stored')
+    }
+  } finally {
+    await close()
+  }
+})
+
 test('a bad object that would spill is dropped as soon as it is known bad: nothing more is kept or written', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)

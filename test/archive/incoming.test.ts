@@ -105,4 +105,17 @@ test('objects received at once, each released after use, get pooled buffers back
   released.release()
 })
 
+test('tiny pieces are sealed in batches: a few pieces of cipher output per chunk, not one per piece', () => {
+  const bytes = randomBytes(2 * CHUNK_SIZE + 999)
+  const object = new IncomingObject(key, 10 * CHUNK_SIZE)
+  writeInPieces(object, bytes, () => 7)
+  const received = object.finish()
+  assert.ok(received.bytes.equals(bytes))
+  assert.is(received.sha256, sha256(bytes))
+  for (const [i, chunk] of received.chunks.entries()) {
+    assert.ok(chunk.sealed.length <= 2 + Math.ceil(CHUNK_SIZE / 65_536), `chunk ${i}: ${chunk.sealed.length} pieces`)
+    assert.ok(key.open(Buffer.concat(chunk.sealed), CHUNK_ASSOCIATED_DATA).equals(bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)))
+  }
+})
+
 test.run()
