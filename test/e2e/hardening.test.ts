@@ -11,7 +11,7 @@ import { part10Header } from '../../node/dicom/part10.ts'
 import { tag, writeDataset } from '../../node/reporting/dataset-writer.ts'
 import { createTestConsortium } from '../helpers/consortium.ts'
 import { runTool, storescu } from '../helpers/dcmtk.ts'
-import { PYDICOM_CORPUS } from '../helpers/dicom.ts'
+import { filesUnder, PYDICOM_CORPUS } from '../helpers/dicom.ts'
 import { radmesh, type StartedNode, startNode, tempDir } from '../helpers/processes.ts'
 
 let node: StartedNode
@@ -100,6 +100,49 @@ test('a deflate bomb (4 MB that inflates to 4 GB) is refused as too large; the n
   assert.is(result.code, 1, result.stdout + result.stderr)
   assert.match(result.stderr, /inflates to more than/)
   assertHealthy(seen, 'deflate bomb')
+})
+
+test('a canary name, id and birth date sent by C-STORE and STOW-RS, then queried and read, are in no file under HOME', async () => {
+  const dir = await tempDir()
+  const name = 'ZZCANARY^QUOKKA'
+  const id = 'CANARY77311'
+  const birth = '19010203'
+  const files: string[] = []
+  for (const via of ['cstore', 'stow']) {
+    const path = join(dir, `${via}.dcm`)
+    await fs.copyFile(join(PYDICOM_CORPUS, 'CT_small.dcm'), path)
+    const modified = await runTool('dcmodify', ['-nb', '-gst', '-gse', '-gin', '-m', `(0010,0010)=${name}`, '-m', `(0010,0020)=${id}`, '-m', `(0010,0030)=${birth}`, path])
+    assert.is(modified.code, 0, modified.stderr)
+    files.push(path)
+  }
+  const sent = await storescu(node.dicomPort, 'RADMESH', [files[0] as string])
+  assert.match(sent.stdout + sent.stderr, /Received Store Response \(Success\)/)
+  const boundary = 'canary-boundary'
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), await fs.readFile(files[1] as string), Buffer.from(`\r\n--${boundary}--\r\n`)
+  ])
+  const stow = await node.fetch('/dicom-web/studies', { method: 'POST', body, headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}` } })
+  assert.is(stow.status, 200)
+  const found = await node.fetch(`/dicom-web/studies?PatientName=${encodeURIComponent(name)}&PatientID=${id}&PatientBirthDate=${birth}`)
+  const studies = await found.json() as Array<Record<string, { Value?: unknown[] }>>
+  assert.is(studies.length, 2, 'both studies found by the canary')
+  for (const study of studies) {
+    const uid = study['0020000D']?.Value?.[0] as string
+    assert.is((await node.fetch(`/dicom-web/studies/${uid}/metadata`)).status, 200)
+    assert.is((await node.fetch(`/dicom-web/studies/${uid}`)).status, 200)
+  }
+  await node.stop()
+  try {
+    for (const needle of [name, id, birth, 'QUOKKA']) {
+      for (const bytes of [Buffer.from(needle, 'utf8'), Buffer.from(needle, 'utf16le')]) {
+        for await (const path of filesUnder(node.home)) {
+          assert.is((await fs.readFile(path)).indexOf(bytes), -1, `"${needle}" is readable in ${path}`)
+        }
+      }
+    }
+  } finally {
+    node = await startNode(node.home, { dicom: true })
+  }
 })
 
 test.run()
