@@ -30,6 +30,7 @@ import { type DicomLimits, startDicomScp } from './dicom/scp.ts'
 import { loadAllowedCallers } from './dicom/peers.ts'
 import { Redialer } from './p2p/redial.ts'
 import { ReportDelivery } from './collab/delivery.ts'
+import { CaseIndex } from './collab/case-index.ts'
 import { Documents } from './collab/documents.ts'
 import { UpdateInspector } from './collab/inspect.ts'
 import { Reports } from './collab/reports.ts'
@@ -200,11 +201,12 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const routing = await loadRouting(member.paths.routing)
     const documents = new Documents(new DocStore(db, storageKey), log)
     cleanups.push(async () => { await documents.close() })
-    await documents.openAll()
-    const worklist = new Worklist({ documents, identity: member.identity, registry, log })
+    const worklist = new Worklist({ documents, identity: member.identity, registry, index: new CaseIndex(db, storageKey), log })
     await worklist.start()
+    cleanups.push(() => { worklist.stop() })
     const reports = new Reports({ documents, identity: member.identity, worklist, log })
-    const workflow = new ReadingWorkflow({ identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
+    await reports.openLive()
+    const workflow = new ReadingWorkflow({ documents, identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
     workflow.start()
     cleanups.push(() => { workflow.stop() })
     const delivery = new ReportDelivery({ archive, documents, reports, worklist, identity: member.identity, log })
