@@ -28,8 +28,10 @@ import { Exchange } from './exchange/exchange.ts'
 import { StudyVersions } from './exchange/versions.ts'
 import { type DicomLimits, startDicomScp } from './dicom/scp.ts'
 import { loadAllowedCallers } from './dicom/peers.ts'
+import { ConnectionPruner } from './p2p/prune.ts'
 import { Redialer } from './p2p/redial.ts'
 import { ReportDelivery } from './collab/delivery.ts'
+import { CaseIndex } from './collab/case-index.ts'
 import { Documents } from './collab/documents.ts'
 import { UpdateInspector } from './collab/inspect.ts'
 import { Reports } from './collab/reports.ts'
@@ -200,11 +202,12 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const routing = await loadRouting(member.paths.routing)
     const documents = new Documents(new DocStore(db, storageKey), log)
     cleanups.push(async () => { await documents.close() })
-    await documents.openAll()
-    const worklist = new Worklist({ documents, identity: member.identity, registry, log })
+    const worklist = new Worklist({ documents, identity: member.identity, registry, index: new CaseIndex(db, storageKey), log })
     await worklist.start()
+    cleanups.push(() => { worklist.stop() })
     const reports = new Reports({ documents, identity: member.identity, worklist, log })
-    const workflow = new ReadingWorkflow({ identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
+    await reports.openLive()
+    const workflow = new ReadingWorkflow({ documents, identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
     workflow.start()
     cleanups.push(() => { workflow.stop() })
     const delivery = new ReportDelivery({ archive, documents, reports, worklist, identity: member.identity, log })
@@ -213,7 +216,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const inspector = new UpdateInspector()
     cleanups.push(async () => { await inspector.close() })
     const presence = new Presence({ documents, me: member.identity.peerId, log })
-    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy: workflow.syncPolicy(), presence, log, ...(options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: options.resyncIntervalMs }) })
+    const policy = workflow.syncPolicy()
+    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy, presence, log, ...(options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: options.resyncIntervalMs }) })
     await sync.start()
     cleanups.push(async () => { await sync.stop() })
     cleanups.push(async () => { presence.stop() })
@@ -221,6 +225,10 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const redialer = new Redialer(host, registry, log)
     redialer.start(peers)
     cleanups.push(() => { redialer.stop() })
+    // Links to members this node shares nothing with are let go of (the members document aside: it spreads through the others).
+    const pruner = new ConnectionPruner({ libp2p: host, redialer, worksWith: peer => policy.sharedWith(peer).length > 1, log })
+    pruner.start()
+    cleanups.push(() => { pruner.stop() })
 
     const enforcer = new MembershipEnforcer(host, registry, penalties, log)
     penalties.setBanHandler((peer, reasons) => { enforcer.disconnect(peer, `banned for ${BAN_MS / 60_000} minutes after bad data (${JSON.stringify(reasons)})`) })

@@ -1,10 +1,14 @@
 /**
- * The node's Yjs documents: loaded from disk on first use, changed locally (persisted, synced to disk, before
- * the change is acknowledged) or by a peer's accepted update (persisted), and announced to listeners (the
- * sync service sends them on; the worklist and reports re-read themselves).
+ * The node's Yjs documents: loaded from disk on first use (a node holds the documents of its live cases, not
+ * every document it ever had), changed locally (persisted, synced to disk, before the change is
+ * acknowledged) or by a peer's accepted update (persisted), and announced to listeners (the sync service
+ * sends them on; the worklist and reports re-read themselves). Each open document's state hash (what the sync
+ * digests compare) is kept and renewed when it changes.
  */
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
+import { STATE_HASH_BYTES } from '../../protocol/collab/sync.ts'
 import { COMPACT_AFTER, type DocStore } from './store.ts'
 
 export type UpdateOrigin = { kind: 'local' } | { kind: 'peer', peerId: string }
@@ -22,23 +26,76 @@ export class Documents {
   private readonly listeners = new Set<UpdateListener>()
   /** persistence of each document, in order */
   private readonly writes = new Map<string, Promise<unknown>>()
+  /** state hashes of open documents, dropped when they change */
+  private readonly hashes = new Map<string, Uint8Array>()
 
   constructor (store: DocStore, log: Logger) {
     this.store = store
     this.log = log
   }
 
-  /** Opens every document stored on disk (at start). */
-  async openAll (): Promise<void> {
-    for (const docId of await this.store.docIds()) await this.open(docId)
+  /** Every document stored on disk. */
+  async storedIds (): Promise<string[]> {
+    return await this.store.docIds()
   }
 
+  /** The documents open now. */
   ids (): string[] {
     return [...this.docs.keys()]
   }
 
   get (docId: string): Y.Doc | undefined {
     return this.docs.get(docId)
+  }
+
+  isOpen (docId: string): boolean {
+    return this.docs.has(docId)
+  }
+
+  /** Whether a document is open or has something stored. */
+  async exists (docId: string): Promise<boolean> {
+    return this.docs.has(docId) || await this.store.exists(docId)
+  }
+
+  /** Closes a document (its updates are on disk): opened again from disk when next asked for. */
+  unload (docId: string): void {
+    const doc = this.docs.get(docId)
+    if (doc === undefined) return
+    const write = this.writes.get(docId) ?? Promise.resolve()
+    this.docs.delete(docId)
+    this.hashes.delete(docId)
+    void write.then(() => { if (!this.docs.has(docId)) doc.destroy() })
+  }
+
+  /** Deletes a document, on disk too (the worklist of an earlier radmesh, once carried over). */
+  async remove (docId: string): Promise<void> {
+    await this.writes.get(docId)
+    this.docs.get(docId)?.destroy()
+    this.docs.delete(docId)
+    this.hashes.delete(docId)
+    await this.store.remove(docId)
+  }
+
+  /**
+   * What a document holds, in 16 bytes: the SHA-256 of its state vector and delete set, both in a canonical
+   * order, so two nodes holding the same document have the same hash whatever order its updates came in.
+   * (A deletion does not move a state vector: the delete set is needed too.)
+   */
+  stateHash (docId: string, doc: Y.Doc): Uint8Array {
+    let hash = this.hashes.get(docId)
+    if (hash !== undefined) return hash
+    const sha = createHash('sha256')
+    const clients = [...Y.decodeStateVector(Y.encodeStateVector(doc))].sort((a, b) => a[0] - b[0])
+    for (const [client, clock] of clients) sha.update(`${client}:${clock};`)
+    sha.update('|')
+    const deletes = [...Y.createDeleteSetFromStructStore(doc.store).clients].sort((a, b) => a[0] - b[0])
+    for (const [client, ranges] of deletes) {
+      sha.update(`${client}:`)
+      for (const range of ranges) sha.update(`${range.clock}+${range.len},`)
+    }
+    hash = sha.digest().subarray(0, STATE_HASH_BYTES)
+    this.hashes.set(docId, hash)
+    return hash
   }
 
   async open (docId: string): Promise<Y.Doc> {
@@ -53,7 +110,8 @@ export class Documents {
   }
 
   private async load (docId: string): Promise<Y.Doc> {
-    const doc = new Y.Doc()
+    // Named by its id: a Y.Doc makes itself a random guid otherwise (one system call each, for a thousand cases).
+    const doc = new Y.Doc({ guid: docId })
     const updates = await this.store.load(docId)
     doc.transact(() => {
       for (const update of updates) Y.applyUpdate(doc, update, LOADING)
@@ -66,6 +124,7 @@ export class Documents {
 
   private persistAndAnnounce (docId: string, doc: Y.Doc, update: Uint8Array, origin: unknown): void {
     if (origin === LOADING) return
+    this.hashes.delete(docId)
     const from = (origin as UpdateOrigin | null)?.kind === 'peer' ? origin as UpdateOrigin : LOCAL
     const write = (this.writes.get(docId) ?? Promise.resolve()).then(async () => {
       const { count } = await this.store.append(docId, update, from.kind === 'local')

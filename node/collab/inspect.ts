@@ -51,6 +51,8 @@ export class UpdateInspector {
   private worker: Worker | undefined
   private readonly pending = new Map<number, Pending>()
   private nextId = 0
+  /** updates waiting for the worker */
+  private readonly queue: Array<{ update: Uint8Array, resolve: (value: InspectedUpdate) => void, reject: (error: Error) => void }> = []
   private closed = false
   private readonly timeoutMs: number
 
@@ -58,21 +60,39 @@ export class UpdateInspector {
     this.timeoutMs = options.timeoutMs ?? INSPECT_TIMEOUT_MS
   }
 
+  /**
+   * Opens an update in the worker. Updates wait their turn here and go to the worker one at a time, each with
+   * its own deadline from when the worker takes it: many may be asked for at once (the sync service opens the
+   * next messages while it applies one), and a slow one fails alone.
+   */
   async inspect (update: Uint8Array): Promise<InspectedUpdate> {
     if (this.closed) throw new UpdateRefusedError('the node is stopping')
+    return await new Promise<InspectedUpdate>((resolve, reject) => {
+      this.queue.push({ update, resolve, reject })
+      this.pump()
+    })
+  }
+
+  private pump (): void {
+    if (this.pending.size > 0 || this.closed) return
+    const next = this.queue.shift()
+    if (next === undefined) return
     const worker = this.ensureWorker()
     const id = this.nextId++
-    return await new Promise<InspectedUpdate>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.failAll(worker, new UpdateRefusedError(`opening the update took more than ${this.timeoutMs} ms`))
-      }, this.timeoutMs)
-      this.pending.set(id, { worker, resolve, reject, timer })
-      worker.postMessage({ id, update })
-    })
+    const timer = setTimeout(() => {
+      this.failAll(worker, new UpdateRefusedError(`opening the update took more than ${this.timeoutMs} ms`))
+    }, this.timeoutMs)
+    const settle = <T>(fn: (value: T) => void) => (value: T): void => {
+      fn(value)
+      this.pump()
+    }
+    this.pending.set(id, { worker, resolve: settle(next.resolve), reject: settle(next.reject), timer })
+    worker.postMessage({ id, update: next.update })
   }
 
   async close (): Promise<void> {
     this.closed = true
+    for (const waiting of this.queue.splice(0)) waiting.reject(new UpdateRefusedError('the node is stopping'))
     const worker = this.worker
     this.worker = undefined
     if (worker !== undefined) {

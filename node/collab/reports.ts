@@ -127,6 +127,18 @@ export class Reports {
     return state
   }
 
+  /**
+   * Opens the reports of the live cases this node is on that have one stored (at start): a report open here
+   * is in the digests that keep it in step with the case's other readers (sync.ts).
+   */
+  async openLive (): Promise<void> {
+    const me = this.options.identity.peerId
+    for (const state of this.options.worklist.liveCases()) {
+      if (state.claimers.length === 0 || !this.isParticipant(state, me)) continue
+      if (await this.options.documents.exists(reportDocId(state.caseId))) await this.open(state.caseId)
+    }
+  }
+
   async open (caseId: string): Promise<Y.Doc> {
     const doc = await this.options.documents.open(reportDocId(caseId))
     declareRoots(doc)

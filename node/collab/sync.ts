@@ -1,31 +1,44 @@
 /**
- * Keeps this node's Yjs documents in step with the members it shares them with, over `/radmesh/sync/1.0.0`
+ * Keeps this node's Yjs documents in step with the members it shares them with, over `/radmesh/sync/2.0.0`
  * (protocol/collab/sync.ts). One outbound stream per connected member carries this node's messages; the
- * member's own stream carries its answers. On connect and every RESYNC_INTERVAL_MS each side sends a step 1
- * for every document it shares with the other, and for a document whose members change (a claim, a
- * consult) at once; changes (local, or accepted from a peer) go out as updates to every member the document
- * is shared with but the one it came from.
+ * member's own stream carries its answers.
+ *
+ * Changes (local, or accepted from a peer) go out at once as updates to every connected member the document
+ * is shared with, but the one it came from. What a dropped link missed is found by digests: when a member
+ * connects, and every RESYNC_INTERVAL_MS to RESYNC_PEERS members in turn, this node sends the digest of the
+ * live documents it shares with that member; a member whose own digest differs answers with its inventory
+ * (each document with its state hash), this node with its own, and each side asks (step 1) for the documents
+ * it lacks or holds in another state. So a node that nothing changed at sends a few small digests a round,
+ * however many members the consortium has, and checks a document only with the members who share it.
  *
  * Nothing a peer sends touches a document before it was opened in the inspector (a worker) and passed the
  * document's own check (worklist.ts, reports.ts). A refused update is logged and, unless it may be an
  * honest race, counted against the sender; a malformed message resets the stream and is counted.
  *
  * What one member can make this node spend is bounded: a step 1 of a document is answered at most once a
- * second per member, and not while an answer to it is still queued; what is queued to a member is bounded
- * in bytes; and a step 2 larger than a member's read buffer that never reached it (its stream failed on the
- * way, issue 14) is logged and not sent to that member again for a backoff that doubles, so a document too
- * large for a member is not sent to it every resync.
+ * second per member, and not while an answer to it is still queued; a digest or inventory at most once a
+ * second; what is queued to a member is bounded in bytes; and a step 2 is at most MAX_STEP2_BYTES, within
+ * every reader's read buffer (a larger difference goes as one message per author).
  */
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
+import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import {
+  decodeDigest,
+  decodeInventory,
   decodeSyncMessage,
+  DIGEST_ANSWER_INTERVAL_MS,
+  encodeDigest,
+  encodeInventory,
   encodeSyncMessage,
+  type InventoryEntry,
+  MAX_INVENTORY_ENTRIES,
   MAX_STEP2_BYTES,
   MAX_SYNC_MESSAGE_BYTES,
   RESYNC_INTERVAL_MS,
+  RESYNC_PEERS,
   STEP1_ANSWER_INTERVAL_MS,
   SYNC_MESSAGE,
   SYNC_MESSAGE_TIMEOUT_MS,
@@ -35,46 +48,45 @@ import {
 import { MalformedMessageError } from '../../protocol/errors.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
-import { type MessageStream, messageStream, READ_BUFFER_BYTES, ReadBufferOverflowError } from '../p2p/wire.ts'
+import { type MessageStream, messageStream, ReadBufferOverflowError } from '../p2p/wire.ts'
 import type { Documents, UpdateOrigin } from './documents.ts'
 import { type InspectedUpdate, type UpdateInspector, UpdateRefusedError } from './inspect.ts'
 import type { Presence, PresenceOrigin } from './presence.ts'
 
 /** Messages queued to one member before its channel is dropped as too slow (the next resync catches up). */
 const MAX_QUEUED_MESSAGES = 2_000
-/** Bytes queued to one member before the same: two whole-document answers. */
-const MAX_QUEUED_BYTES = 2 * MAX_STEP2_BYTES
+/** Bytes queued to one member before the same: several whole-document answers. */
+const MAX_QUEUED_BYTES = 8 * MAX_STEP2_BYTES
+/** Inventory entries taken from one member in one exchange (its pages are gathered until the last). */
+const MAX_INVENTORY_TOTAL = 64 * MAX_INVENTORY_ENTRIES
 const DIAL_TIMEOUT_MS = 10_000
-/** A channel that fails this soon after a step 2 was written lost it too (its reader resets on seeing the length). */
-const DELIVERY_WINDOW_MS = 10_000
-/**
- * Only a step 2 larger than this is held back once lost: no reader with libp2p's 4 MiB read buffer can take it,
- * while a smaller one lost with a dropped link is simply sent again at the next step 1.
- */
-const UNDELIVERABLE_BYTES = READ_BUFFER_BYTES
-/** A step 2 that did not reach a member is not sent to it again for this long, doubling on each loss up to the max. */
-export const UNDELIVERED_BACKOFF_MS = 30_000
-export const UNDELIVERED_BACKOFF_MAX_MS = 10 * 60_000
+/** The state vector of a document this node does not have. */
+const EMPTY_STATE_VECTOR = Y.encodeStateVector(new Map())
+/** Small messages to one member are written together, up to this many bytes at a time. */
+const WRITE_BATCH_BYTES = 256 * 1024
+/** A member's messages read ahead of the one being applied (their updates opened meanwhile). */
+const IN_FLIGHT = 32
 /** Bookkeeping per (member, document) is pruned past this many entries. */
 const MAX_TRACKED = 4_096
 
 /** The refusal codes of a document's own rules (worklist.ts, reports.ts, presence.ts). */
 type RuleCode = 'refused-update' | 'refused-presence'
 
-/** Why a channel ended, and the step 2s that were lost with it. */
+/** Why a channel ended. */
 interface ChannelEnd {
   code: 'sync-stream-reset' | 'sync-queue-full' | 'sync-dial-failed' | 'sync-closed'
   reason: string
-  undelivered: Array<{ docId: string, bytes: number }>
 }
 
 export interface SyncPolicy {
-  /**
-   * The documents this node shares with `peerId` now: all of them on connect (`everything`), and on the
-   * periodic resync only those that may still change (so a year of closed cases costs nothing every 5 s).
-   */
-  sharedWith (peerId: string, everything: boolean): string[]
+  /** The live documents this node shares with `peerId`: what a digest to it covers. */
+  sharedWith (peerId: string): string[]
+  /** Whether this node answers `peerId` about `docId` and sends it its updates. */
   mayShare (docId: string, peerId: string): boolean
+  /** Whether this node takes updates of `docId` from `peerId` (their content is checked after). */
+  mayReceive (docId: string, peerId: string): boolean
+  /** Makes what the answers above need known (a closed case's document, loaded from disk). */
+  prepare? (docId: string): Promise<void>
   /**
    * Calls back with documents whose members may have changed (a claim, a consult): this node then asks the
    * members it now shares them with for what it lacks, at once rather than at the next resync.
@@ -100,7 +112,9 @@ export interface SyncOptions {
 /** This node's outbound stream to one member: messages are written in order, one at a time. */
 class Channel {
   readonly ready: Promise<boolean>
-  private writing: Promise<void> = Promise.resolve()
+  /** messages waiting to be written; the writer takes all that wait at once (one write for many small ones) */
+  private outbox: Array<{ bytes: Uint8Array, step2: string | undefined }> = []
+  private writing = false
   private queued = 0
   private queuedBytes = 0
   private closed = false
@@ -108,8 +122,6 @@ class Channel {
   private stream: Stream | undefined
   /** step 2s queued or being written, by document, with their size */
   private readonly step2Pending = new Map<string, number>()
-  /** step 2s written, by document: when, and their size */
-  private readonly step2Sent = new Map<string, { at: number, bytes: number }>()
   private readonly onEnd: (end: ChannelEnd) => void
 
   constructor (libp2p: Libp2p, peer: PeerId, onEnd: (end: ChannelEnd) => void, log: Logger) {
@@ -148,17 +160,29 @@ class Channel {
     }
     const step2 = message.type === SYNC_MESSAGE.step2 ? message.docId : undefined
     if (step2 !== undefined) this.step2Pending.set(step2, bytes.byteLength)
-    this.writing = this.writing.then(async () => {
-      if (this.closed || !await this.ready || this.lp === undefined) return
-      await this.lp.write(bytes)
-      this.queued--
-      this.queuedBytes -= bytes.byteLength
-      if (step2 !== undefined) {
-        this.step2Pending.delete(step2)
-        const size = bytes.byteLength
-        if (size > UNDELIVERABLE_BYTES) this.step2Sent.set(step2, { at: Date.now(), bytes: size })
+    this.outbox.push({ bytes, step2 })
+    if (!this.writing) {
+      this.writing = true
+      this.write().catch((error: unknown) => { this.end('sync-stream-reset', (error as Error).message) }).finally(() => { this.writing = false })
+    }
+  }
+
+  /** Writes what waits, in order: up to WRITE_BATCH_BYTES of messages at a time. */
+  private async write (): Promise<void> {
+    if (!await this.ready || this.lp === undefined) return
+    while (this.outbox.length > 0 && !this.closed) {
+      let bytes = 0
+      let count = 0
+      while (count < this.outbox.length && (count === 0 || bytes + (this.outbox[count]?.bytes.byteLength ?? 0) <= WRITE_BATCH_BYTES)) {
+        bytes += (this.outbox[count] as { bytes: Uint8Array }).bytes.byteLength
+        count++
       }
-    }).catch((error: unknown) => { this.end('sync-stream-reset', (error as Error).message) })
+      const batch = this.outbox.splice(0, count)
+      await this.lp.writeAll(batch.map(entry => entry.bytes))
+      this.queued -= batch.length
+      this.queuedBytes -= bytes
+      for (const { step2 } of batch) if (step2 !== undefined) this.step2Pending.delete(step2)
+    }
   }
 
   close (): void {
@@ -169,14 +193,7 @@ class Channel {
     if (this.closed) return
     this.closed = true
     this.stream?.abort(new Error(`sync channel closed: ${reason}`))
-    const since = Date.now() - DELIVERY_WINDOW_MS
-    const lost = code === 'sync-closed' || code === 'sync-dial-failed'
-      ? []
-      : [
-          ...[...this.step2Pending].map(([docId, bytes]) => ({ docId, bytes })),
-          ...[...this.step2Sent].filter(([, sent]) => sent.at >= since).map(([docId, { bytes }]) => ({ docId, bytes }))
-        ]
-    this.onEnd({ code, reason, undelivered: lost.filter(({ bytes }) => bytes > UNDELIVERABLE_BYTES) })
+    this.onEnd({ code, reason })
   }
 }
 
@@ -185,8 +202,12 @@ export class SyncService {
   private readonly channels = new Map<string, Channel>()
   /** when a step 1 of (member, document) was last answered */
   private readonly answered = new Map<string, number>()
-  /** (member, document) whose step 2 was lost: not sent again until `until` */
-  private readonly held = new Map<string, { delay: number, until: number }>()
+  /** when a member's digest or first inventory was last answered */
+  private readonly digestAnswered = new Map<string, number>()
+  /** inventory pages of a member gathered until its last one */
+  private readonly inventories = new Map<string, { answer: boolean, entries: InventoryEntry[] }>()
+  /** where the round of digests goes on (members in turn) */
+  private roundStart = 0
   /** remote updates are checked and applied one at a time, so each check sees the document it applies to */
   private applying: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
@@ -205,9 +226,9 @@ export class SyncService {
     this.unsubscribePresence = this.o.presence?.onUpdate(this.relayPresence)
     this.unsubscribeSharing = this.o.policy.onSharingChange?.(docIds => { this.syncDocuments(docIds) })
     libp2p.addEventListener('peer:connect', this.onConnect)
-    this.timer = setInterval(() => { this.syncAll() }, this.o.resyncIntervalMs ?? RESYNC_INTERVAL_MS)
+    this.timer = setInterval(() => { this.round() }, this.o.resyncIntervalMs ?? RESYNC_INTERVAL_MS)
     this.timer.unref()
-    this.syncAll()
+    for (const peer of this.connectedMembers()) this.sendDigest(peer)
   }
 
   async stop (): Promise<void> {
@@ -247,43 +268,117 @@ export class SyncService {
   }
 
   private readonly onConnect = (event: CustomEvent<PeerId>): void => {
-    this.syncPeer(event.detail.toString(), true)
+    this.sendDigest(event.detail.toString())
   }
 
-  /** Sends a step 1 for every shared document that may still change to every connected member. */
+  /** One round: a digest to each of the next RESYNC_PEERS connected members, in turn. */
+  round (): void {
+    const peers = this.connectedMembers().sort()
+    if (peers.length === 0) return
+    const count = Math.min(RESYNC_PEERS, peers.length)
+    for (let i = 0; i < count; i++) this.sendDigest(peers[(this.roundStart + i) % peers.length] as string)
+    this.roundStart = (this.roundStart + count) % peers.length
+  }
+
+  /** A digest to every connected member (tests; a node that wants to be in step with everyone at once). */
   syncAll (): void {
-    for (const peer of this.connectedMembers()) this.syncPeer(peer, false)
+    for (const peer of this.connectedMembers()) this.sendDigest(peer)
   }
 
   /**
-   * Sends a step 1 for each of these documents to every connected member it is shared with: a member who
-   * has just joined a case (or this node, just joined) gets what was written before, such as the bindings
-   * of pages opened earlier, which the updates relayed from now on do not carry.
+   * Sends these documents' state to every connected member they are shared with, by a digest: a member who
+   * has just joined a case (or this node, just joined) gets what was written before, such as the bindings of
+   * pages opened earlier, which the updates relayed from now on do not carry.
    */
   syncDocuments (docIds: string[]): void {
-    const peers = this.connectedMembers()
-    for (const docId of docIds) {
-      const to = peers.filter(peer => this.o.policy.mayShare(docId, peer))
-      if (to.length === 0) continue
-      void (async () => {
-        const doc = await this.o.documents.open(docId)
-        const stateVector = Y.encodeStateVector(doc)
-        for (const peer of to) this.channel(peer).send({ type: SYNC_MESSAGE.step1, docId, payload: stateVector })
-      })().catch(error => { this.o.log.warn({ err: error, doc: docId }, 'could not send a sync step 1 for a document whose members changed') })
+    const peers = new Set<string>()
+    for (const peer of this.connectedMembers()) {
+      if (docIds.some(docId => this.o.policy.mayShare(docId, peer))) peers.add(peer)
+    }
+    for (const peer of peers) this.sendDigest(peer)
+  }
+
+  /** The live documents shared with a member, with their state hashes, in id order. */
+  private async inventoryFor (peer: string): Promise<InventoryEntry[]> {
+    const entries: InventoryEntry[] = []
+    for (const docId of this.o.policy.sharedWith(peer).sort()) {
+      const doc = this.o.documents.get(docId) ?? await this.o.documents.open(docId)
+      entries.push({ docId, stateHash: this.o.documents.stateHash(docId, doc) })
+    }
+    return entries
+  }
+
+  private static digestOf (entries: InventoryEntry[]): Uint8Array {
+    const sha = createHash('sha256')
+    for (const { docId, stateHash } of entries) sha.update(docId).update('\n').update(stateHash)
+    return sha.digest()
+  }
+
+  private sendDigest (peer: string): void {
+    if (!this.o.registry.isMember(peer)) return
+    void (async () => {
+      const entries = await this.inventoryFor(peer)
+      const payload = encodeDigest({ count: entries.length, hash: SyncService.digestOf(entries) })
+      this.channel(peer).send({ type: SYNC_MESSAGE.digest, docId: '', payload })
+    })().catch(error => { this.o.log.warn({ err: error, peer }, 'could not send a sync digest') })
+  }
+
+  private sendInventory (peer: string, entries: InventoryEntry[], answer: boolean): void {
+    const channel = this.channel(peer)
+    for (let at = 0; at === 0 || at < entries.length; at += MAX_INVENTORY_ENTRIES) {
+      const page = entries.slice(at, at + MAX_INVENTORY_ENTRIES)
+      const last = at + MAX_INVENTORY_ENTRIES >= entries.length
+      channel.send({ type: SYNC_MESSAGE.inventory, docId: '', payload: encodeInventory({ answer, last, entries: page }) })
     }
   }
 
-  private syncPeer (peer: string, everything: boolean): void {
-    if (!this.o.registry.isMember(peer)) return
-    const docIds = this.o.policy.sharedWith(peer, everything)
-    if (docIds.length === 0) return
+  /** Whether a member's digest or first inventory may be answered now (at most once a second). */
+  private answerable (peer: string): boolean {
+    const now = Date.now()
+    if (now - (this.digestAnswered.get(peer) ?? -Infinity) < DIGEST_ANSWER_INTERVAL_MS) return false
+    prune(this.digestAnswered, at => now - at >= DIGEST_ANSWER_INTERVAL_MS)
+    this.digestAnswered.set(peer, now)
+    return true
+  }
+
+  private async receiveDigest (peer: string, payload: Uint8Array): Promise<void> {
+    const digest = decodeDigest(payload)
+    const mine = await this.inventoryFor(peer)
+    const hash = SyncService.digestOf(mine)
+    if (digest.count === mine.length && Buffer.from(digest.hash).equals(hash)) return
+    if (!this.answerable(peer)) return
+    this.sendInventory(peer, mine, false)
+  }
+
+  private async receiveInventory (peer: string, payload: Uint8Array): Promise<void> {
+    const page = decodeInventory(payload)
+    const gathered = this.inventories.get(peer) ?? { answer: page.answer, entries: [] }
+    gathered.entries.push(...page.entries)
+    if (gathered.entries.length > MAX_INVENTORY_TOTAL) {
+      this.inventories.delete(peer)
+      throw new MalformedMessageError(`an inventory of more than ${MAX_INVENTORY_TOTAL} documents`)
+    }
+    if (!page.last) {
+      this.inventories.set(peer, gathered)
+      return
+    }
+    this.inventories.delete(peer)
+    const { documents, policy } = this.o
+    const mine = await this.inventoryFor(peer)
+    const myHashes = new Map(mine.map(entry => [entry.docId, entry.stateHash]))
+    // What this node lacks, or holds in another state: asked for.
     const channel = this.channel(peer)
-    void (async () => {
-      for (const docId of docIds) {
-        const doc = await this.o.documents.open(docId)
-        channel.send({ type: SYNC_MESSAGE.step1, docId, payload: Y.encodeStateVector(doc) })
-      }
-    })()
+    for (const { docId, stateHash } of gathered.entries) {
+      const held = myHashes.get(docId)
+      if (held !== undefined && Buffer.from(held).equals(stateHash)) continue
+      await policy.prepare?.(docId)
+      if (!policy.mayReceive(docId, peer)) continue
+      const doc = documents.get(docId) ?? (await documents.exists(docId) ? await documents.open(docId) : undefined)
+      if (doc !== undefined && Buffer.from(documents.stateHash(docId, doc)).equals(stateHash)) continue
+      channel.send({ type: SYNC_MESSAGE.step1, docId, payload: doc === undefined ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc) })
+    }
+    // A first inventory is answered with this node's own, so the member asks for what it lacks in turn.
+    if (!gathered.answer && this.answerable(peer)) this.sendInventory(peer, mine, true)
   }
 
   private channel (peer: string): Channel {
@@ -299,22 +394,9 @@ export class SyncService {
     return channel
   }
 
-  /** A large step 2 lost with a channel is held back from that member, for longer each time it is lost again. */
   private channelEnded (peer: string, end: ChannelEnd): void {
-    const now = Date.now()
-    const { log } = this.o
     if (end.code === 'sync-queue-full') {
-      log.warn({ event: 'sync-channel-dropped', code: end.code, peer, error: end.reason }, 'dropped a sync channel')
-    }
-    for (const { docId, bytes } of end.undelivered) {
-      const key = `${peer} ${docId}`
-      const previous = this.held.get(key)
-      const again = previous !== undefined && now - previous.until < 2 * previous.delay
-      const delay = again ? Math.min(2 * previous.delay, UNDELIVERED_BACKOFF_MAX_MS) : UNDELIVERED_BACKOFF_MS
-      prune(this.held, entry => entry.until + 2 * entry.delay < now)
-      this.held.set(key, { delay, until: now + delay })
-      const line = { event: 'sync-step2-undelivered', code: 'sync-undelivered', peer, doc: docId, bytes }
-      log.warn({ ...line, retryInMs: delay, cause: end.code, error: end.reason }, 'a sync answer was lost')
+      this.o.log.warn({ event: 'sync-channel-dropped', code: end.code, peer, error: end.reason }, 'dropped a sync channel')
     }
   }
 
@@ -338,28 +420,43 @@ export class SyncService {
     }
   }
 
+  /**
+   * A member's stream: its messages are applied one at a time, in order, while the next ones (up to
+   * IN_FLIGHT) are read and their updates opened in the inspector meanwhile.
+   */
   private readonly onStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
     const limits = { maxDataLength: MAX_SYNC_MESSAGE_BYTES, messageTimeoutMs: SYNC_MESSAGE_TIMEOUT_MS }
     const lp = messageStream(stream, limits)
+    const inFlight = new Set<Promise<void>>()
+    /** the first refusal a message of this stream met, which ends it */
+    const failed: { error?: unknown } = {}
+    const check = (): void => { if ('error' in failed) throw failed.error }
     try {
       for (;;) {
+        check()
+        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
+        check()
         const bytes = await lp.read()
         if (bytes === undefined) {
+          await Promise.allSettled(inFlight)
+          check()
           // The member closed its stream: close this side too, so the stream is gone on both.
           await stream.close().catch(() => {})
           return
         }
         const message = decodeSyncMessage(bytes)
-        const done = this.applying.then(async () => { await this.receive(peer, message) })
+        const changes = message.type === SYNC_MESSAGE.step2 || message.type === SYNC_MESSAGE.update
+        const inspected = changes ? this.o.inspector.inspect(message.payload) : undefined
+        inspected?.catch(() => {})
+        const done = this.applying.then(async () => { await this.receive(peer, message, inspected) })
         this.applying = done.catch(() => {})
-        try {
-          await done
-        } catch (error) {
+        const tracked: Promise<void> = done.catch((error: unknown) => {
           // This node's own failure (its store, a document) is no fault of the member's: the stream goes on.
-          if (refusalCodeOf(error) !== undefined) throw error
-          this.o.log.error({ event: 'sync-receive-failed', peer, doc: message.docId, err: error }, 'could not take it')
-        }
+          if (refusalCodeOf(error) !== undefined && !('error' in failed)) failed.error = error
+          else this.o.log.error({ event: 'sync-receive-failed', peer, doc: message.docId, err: error }, 'could not take it')
+        }).finally(() => { inFlight.delete(tracked) })
+        inFlight.add(tracked)
       }
     } catch (error) {
       this.streamFailed(stream, peer, error)
@@ -382,10 +479,20 @@ export class SyncService {
     stream.abort(error as Error)
   }
 
-  private async receive (peer: string, message: SyncMessage): Promise<void> {
+  private async receive (peer: string, message: SyncMessage, inspecting?: Promise<InspectedUpdate>): Promise<void> {
     const { documents, policy, log } = this.o
-    if (!policy.mayShare(message.docId, peer)) {
-      log.debug({ event: 'sync-not-shared', peer, doc: message.docId }, 'a member asked about a document this node does not share with it')
+    if (message.type === SYNC_MESSAGE.digest) {
+      await this.receiveDigest(peer, message.payload)
+      return
+    }
+    if (message.type === SYNC_MESSAGE.inventory) {
+      await this.receiveInventory(peer, message.payload)
+      return
+    }
+    await policy.prepare?.(message.docId)
+    const allowed = message.type === SYNC_MESSAGE.step1 ? policy.mayShare(message.docId, peer) : policy.mayReceive(message.docId, peer)
+    if (!allowed) {
+      log.debug({ event: 'sync-not-shared', peer, doc: message.docId }, 'a member sent or asked about a document this node does not share with it')
       return
     }
     if (message.type === SYNC_MESSAGE.step1) {
@@ -396,11 +503,6 @@ export class SyncService {
       }
       const key = `${peer} ${message.docId}`
       const now = Date.now()
-      const held = this.held.get(key)
-      if (held !== undefined && held.until > now) {
-        log.debug({ event: 'sync-step1-held', peer, doc: message.docId, untilMs: held.until - now }, 'last answer lost')
-        return
-      }
       const recent = now - (this.answered.get(key) ?? -Infinity) < STEP1_ANSWER_INTERVAL_MS
       if (recent || this.channels.get(peer)?.answering(message.docId) === true) {
         log.debug({ event: 'sync-step1-too-soon', peer, doc: message.docId }, 'answered less than a second ago')
@@ -409,13 +511,14 @@ export class SyncService {
       prune(this.answered, at => now - at >= STEP1_ANSWER_INTERVAL_MS)
       this.answered.set(key, now)
       const doc = await documents.open(message.docId)
-      const diff = Y.encodeStateAsUpdate(doc, message.payload)
-      if (diff.byteLength <= 2) return
-      if (diff.byteLength > MAX_STEP2_BYTES) {
-        log.error({ event: 'sync-document-too-large', doc: message.docId, bytes: diff.byteLength }, 'a document is too large to send in one sync step')
-        return
+      for (const part of step2Parts(doc, message.payload)) {
+        if (part.byteLength > MAX_STEP2_BYTES) {
+          const line = { event: 'sync-document-too-large', code: 'sync-document-too-large', doc: message.docId, bytes: part.byteLength }
+          log.error(line, `one author's part of ${message.docId} is over the ${MAX_STEP2_BYTES} bytes a sync message holds; it is not sent`)
+          continue
+        }
+        this.channel(peer).send({ type: SYNC_MESSAGE.step2, docId: message.docId, payload: part })
       }
-      this.channel(peer).send({ type: SYNC_MESSAGE.step2, docId: message.docId, payload: diff })
       return
     }
     if (message.type === SYNC_MESSAGE.awareness) {
@@ -429,7 +532,7 @@ export class SyncService {
       return
     }
     try {
-      const inspected = await this.o.inspector.inspect(message.payload)
+      const inspected = await (inspecting ?? this.o.inspector.inspect(message.payload))
       if (inspected.items.length === 0 && inspected.otherStructs === 0 && documents.knowsOnly(message.docId, inspected.deletes)) return
       await policy.check(message.docId, message.payload, inspected)
       await documents.applyRemote(message.docId, message.payload, peer)
@@ -450,6 +553,28 @@ export class SyncService {
       this.o.log.debug({ event, code, peer, penalty: 0, ...detail }, `held back (it may be honest): ${error.message}`)
     }
   }
+}
+
+/**
+ * The difference a member with state vector `remote` lacks, in messages of at most MAX_STEP2_BYTES: whole
+ * when it fits, else one update per author (Yjs client) holding that client's part and the delete set (each
+ * applies on its own; Yjs waits for what one depends on). Nothing when the member lacks nothing.
+ */
+export function step2Parts (doc: Y.Doc, remote: Uint8Array): Uint8Array[] {
+  const whole = Y.encodeStateAsUpdate(doc, remote)
+  if (whole.byteLength <= 2) return []
+  if (whole.byteLength <= MAX_STEP2_BYTES) return [whole]
+  const theirs = Y.decodeStateVector(remote)
+  const mine = Y.decodeStateVector(Y.encodeStateVector(doc))
+  const parts: Uint8Array[] = []
+  for (const [client, clock] of mine) {
+    if (clock <= (theirs.get(client) ?? 0)) continue
+    // Every other client at its end: what is left is this client's part.
+    const others = new Map(mine)
+    others.set(client, theirs.get(client) ?? 0)
+    parts.push(Y.encodeStateAsUpdate(doc, Y.encodeStateVector(others)))
+  }
+  return parts
 }
 
 /** Deletes the entries `stale` says are done with, once a map has grown past MAX_TRACKED. */

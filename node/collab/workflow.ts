@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Shift } from '../../protocol/collab/records.ts'
-import { caseOfDoc, reportDocId, WORKLIST_DOC } from '../../protocol/collab/sync.ts'
+import type { WorklistRecord } from '../../protocol/collab/records.ts'
+import { caseDocId, docKind, MEMBERS_DOC, reportDocId } from '../../protocol/collab/sync.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import type { Archive, StudyRecord } from '../archive/archive.ts'
@@ -18,12 +19,14 @@ import type { Exchange } from '../exchange/exchange.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import type { CaseState } from './cases.ts'
+import type { Documents } from './documents.ts'
 import type { Reports } from './reports.ts'
 import { route, type RoutingConfig } from './routing.ts'
 import type { SyncPolicy } from './sync.ts'
 import { dueAt, type Worklist } from './worklist.ts'
 
 export interface WorkflowOptions {
+  documents: Documents
   identity: Identity
   registry: MembershipRegistry
   archive: Archive
@@ -35,8 +38,6 @@ export interface WorkflowOptions {
   log: Logger
 }
 
-/** Closed cases' reports are still resynced for this long (addenda, late co-signatures); after, only on connect. */
-const STILL_CHANGING_MS = 7 * 24 * 3600_000
 /** A case's study fetch that failed is tried again this many times in all, this far apart. */
 const FETCH_ATTEMPTS = 5
 const FETCH_RETRY_MS = 15_000
@@ -72,7 +73,7 @@ export class ReadingWorkflow {
         this.caseForStudy(event.studyUid).catch(error => { log.error({ err: error, study: event.studyUid }, 'could not publish a case for a stable study') })
       }))
     }
-    this.cleanups.push(worklist.onChange(() => { this.react() }))
+    this.cleanups.push(worklist.onChange(changed => { this.react(changed) }))
     this.react()
   }
 
@@ -110,7 +111,7 @@ export class ReadingWorkflow {
     const study = await archive.study(studyUid)
     if (study === undefined) return undefined
     const caseId = caseIdFor(identity.peerId, studyUid)
-    let state = worklist.caseState(caseId)
+    let state = await worklist.ensureCase(caseId)
     if (state === undefined) {
       if (this.radiologists().length === 0) {
         // A case names its readers once and for all: it waits until the first radiologist is known.
@@ -161,7 +162,12 @@ export class ReadingWorkflow {
     return shifts.some(shift => Date.parse(shift.start) <= now && now < Date.parse(shift.end))
   }
 
-  private react (): void {
+  /**
+   * What changed records mean for this node: a site publishes the cases that waited for a reader; a reader
+   * fetches the study of a case it holds or consults on, and prefetches STAT cases while on duty. Only the
+   * cases the records are of are looked at, all of them when a duty shift, a member or a revocation changed.
+   */
+  private react (changed?: WorklistRecord[]): void {
     const me = this.o.identity.peerId
     if (this.isSite) {
       if (this.waitingForReaders.size > 0 && this.radiologists().length > 0) {
@@ -172,7 +178,13 @@ export class ReadingWorkflow {
       }
       return
     }
-    for (const state of this.o.worklist.allCases()) {
+    const caseIds = changed === undefined || changed.length === 0 || changed.some(record => !('caseId' in record))
+      ? undefined
+      : new Set(changed.map(record => (record as { caseId: string }).caseId))
+    const states = caseIds === undefined
+      ? this.o.worklist.liveCases()
+      : [...caseIds].flatMap(caseId => this.o.worklist.caseState(caseId) ?? [])
+    for (const state of states) {
       if (this.prefetched.has(state.caseId) || state.status === 'COMPLETED' || state.status === 'CANCELED') continue
       const stat = state.priority === 'STAT' && state.readers.includes(me) && this.onDuty(me)
       const mine = state.claimedBy === me || state.consultants.includes(me)
@@ -249,34 +261,57 @@ export class ReadingWorkflow {
   // Who shares which document
 
   syncPolicy (): SyncPolicy {
-    const { worklist, reports, identity } = this.o
-    const both = (state: CaseState | undefined, peer: string): boolean =>
-      state !== undefined && reports.isParticipant(state, peer) && reports.isParticipant(state, identity.peerId)
+    const { worklist, reports, identity, documents } = this.o
+    const me = identity.peerId
+    const onCase = (state: CaseState, peer: string): boolean =>
+      state.site === peer || state.readers.includes(peer) || state.consultants.includes(peer)
+    const onReport = (state: CaseState | undefined, peer: string): boolean =>
+      state !== undefined && reports.isParticipant(state, peer) && reports.isParticipant(state, me)
     return {
-      sharedWith: (peer, everything) => {
-        const recent = Date.now() - STILL_CHANGING_MS
-        const live = (state: CaseState): boolean => everything || (state.finalAt === null && state.canceledAt === null) || Date.parse(state.finalAt ?? state.canceledAt ?? '') > recent
-        return [WORKLIST_DOC, ...worklist.allCases().filter(state => live(state) && both(state, peer)).map(state => reportDocId(state.caseId))]
+      sharedWith: peer => {
+        const shared = [MEMBERS_DOC]
+        for (const state of worklist.liveCases()) {
+          if (!onCase(state, peer)) continue
+          shared.push(caseDocId(state.caseId))
+          // A report is in a digest once this node holds it open (it is opened as it is written or read).
+          const report = reportDocId(state.caseId)
+          if (documents.isOpen(report) && onReport(state, peer)) shared.push(report)
+        }
+        return shared
       },
       mayShare: (docId, peer) => {
-        const caseId = caseOfDoc(docId)
-        return caseId === undefined || both(worklist.caseState(caseId), peer)
+        const kind = docKind(docId)
+        if (kind.kind === 'members') return true
+        const state = worklist.caseState(kind.caseId)
+        return kind.kind === 'case' ? state !== undefined && onCase(state, peer) : onReport(state, peer)
       },
-      // A claim or a consult adds a reader to an open case, who may lack what its report already holds. (Only
-      // open cases: a node back after months offline learns thousands of old claims at once.)
+      // A case document's own records say whom it concerns (worklist.ts checks it); a report needs its case.
+      mayReceive: (docId, peer) => {
+        const kind = docKind(docId)
+        return kind.kind !== 'report' || onReport(worklist.caseState(kind.caseId), peer)
+      },
+      prepare: async docId => {
+        const kind = docKind(docId)
+        if (kind.kind !== 'members') await worklist.ensureCase(kind.caseId)
+      },
+      // A claim or a consult adds a reader to an open case, who may lack what its report already holds, and a
+      // consultant lacks the case itself. (Only open cases: a node back after months offline learns thousands
+      // of old claims at once.)
       onSharingChange: listener => worklist.onChange(records => {
         const docIds = new Set<string>()
         for (const record of records) {
           if (record.kind !== 'claim' && record.kind !== 'consult') continue
           const state = worklist.caseState(record.caseId)
-          if (state !== undefined && state.finalAt === null && state.canceledAt === null) docIds.add(reportDocId(record.caseId))
+          if (state === undefined || state.finalAt !== null || state.canceledAt !== null) continue
+          docIds.add(caseDocId(record.caseId))
+          docIds.add(reportDocId(record.caseId))
         }
         if (docIds.size > 0) listener([...docIds])
       }),
       check: async (docId, update, inspected) => {
-        const caseId = caseOfDoc(docId)
-        if (caseId === undefined) await worklist.checkUpdate(inspected)
-        else await reports.checkUpdate(caseId, update, inspected)
+        const kind = docKind(docId)
+        if (kind.kind === 'report') await reports.checkUpdate(kind.caseId, update, inspected)
+        else await worklist.checkUpdate(docId, inspected)
       }
     }
   }

@@ -1,15 +1,24 @@
 /**
- * The consortium worklist: one Yjs document (`worklist`) whose root map `records` holds signed records
- * (protocol/collab/records.ts), each under its own key, never overwritten or deleted. Cases, claims and
- * turnaround times are derived from the records (cases.ts), so every node that holds the same records
- * shows the same worklist.
+ * The consortium worklist, in small Yjs documents, each a root map `records` of signed records
+ * (protocol/collab/records.ts), each under its own key, never overwritten or deleted:
  *
- * An update from a peer is checked before it is applied: it may only add new entries to `records`, each a
- * well-formed record under its own key, signed by its author, whose certificate (known to the registry or
- * published in the worklist) has the role that kind of record needs.
+ *   `members`       member certificates and radiologists' duty shifts (every member holds it)
+ *   `case:CASEID`   one case's records: the case, claims, releases, consults, cancel, signatures (held by
+ *                   the case's site, its readers and its consultants)
+ *
+ * Cases, claims and turnaround times are derived from a case's records (cases.ts), so every node that holds
+ * the same records shows the same case. Only *live* cases (open, or changed in the last days: case-index.ts)
+ * are in memory and kept in step with the members they concern; every case is in the index on disk, queried
+ * from there (`query`), and a closed case comes back to life when a change reaches it. So a node's memory,
+ * start time and sync traffic follow the open worklist, not the age of the archive.
+ *
+ * An update from a peer is checked before it is applied: it may only add new entries (record-map.ts), each
+ * a well-formed record under its own key, signed by its author, whose certificate (known to the registry or
+ * published in the members document) has the role that kind of record needs; a case document holds records
+ * of its own case only, and is taken only by a node the case concerns.
  */
 import type { Logger } from 'pino'
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 import {
   type AuthoredWorklistRecord,
   type CaseRecord,
@@ -21,18 +30,22 @@ import {
   type UnsignedWorklistRecord,
   type WorklistRecord
 } from '../../protocol/collab/records.ts'
-import { WORKLIST_DOC } from '../../protocol/collab/sync.ts'
+import { caseDocId, docKind, MEMBERS_DOC } from '../../protocol/collab/sync.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import { CaseError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
+import { type CaseIndex, type CaseQuery, type IndexedCase, isLive, isOpen } from './case-index.ts'
 import { type CaseState, deriveCases } from './cases.ts'
 import type { Documents } from './documents.ts'
 import { type InspectedUpdate, UpdateRefusedError } from './inspect.ts'
+import { newEntries } from './record-map.ts'
 import { signWorklistRecord, verifiedWorklistRecord } from './records.ts'
 
 export const RECORDS_MAP = 'records'
+/** The document every worklist record lived in before radmesh 0.2 (one for all cases). */
+export const LEGACY_WORKLIST_DOC = 'worklist'
 
 /** Which role may author each kind of record. */
 const AUTHOR_ROLE: Record<AuthoredWorklistRecord['kind'], 'site' | 'radiologist'> = {
@@ -44,69 +57,67 @@ const AUTHOR_ROLE: Record<AuthoredWorklistRecord['kind'], 'site' | 'radiologist'
   signed: 'radiologist',
   duty: 'radiologist'
 }
+const MEMBERS_KINDS = new Set(['member', 'duty'])
+
+/** How often cases that are no longer live are let go of (unloaded; still in the index). */
+const RETIRE_EVERY_MS = 3600_000
 
 export interface WorklistOptions {
   documents: Documents
   identity: Identity
   registry: MembershipRegistry
+  index: CaseIndex
   log: Logger
 }
 
 export type WorklistListener = (changed: WorklistRecord[]) => void
 
+/** A case held in memory: its records, what they say, and when it last changed here. */
+interface LoadedCase { records: Map<string, WorklistRecord>, state: CaseState | undefined, changedAt: string, live: boolean }
+
+const recordsOf = (doc: Y.Doc): Y.Map<unknown> => doc.getMap(RECORDS_MAP)
+
 export class Worklist {
   private readonly options: WorklistOptions
-  private readonly records = new Map<string, WorklistRecord>()
   private readonly listeners = new Set<WorklistListener>()
-  /** member certificates published in the worklist, the latest-expiring one per member */
+  /** records of the members document */
+  private readonly memberRecords = new Map<string, WorklistRecord>()
+  /** member certificates published in the members document, the latest-expiring one per member */
   private readonly certificates = new Map<string, MemberCertificate>()
-  private cases = new Map<string, CaseState>()
-  private doc: Y.Doc | undefined
+  private readonly loaded = new Map<string, LoadedCase>()
+  private readonly loading = new Map<string, Promise<LoadedCase | undefined>>()
+  private members: Y.Doc | undefined
+  private retireTimer: NodeJS.Timeout | undefined
+  private unsubscribeRevoked: (() => void) | undefined
 
   constructor (options: WorklistOptions) {
     this.options = options
   }
 
-  private get map (): Y.Map<unknown> {
-    if (this.doc === undefined) throw new Error('the worklist is not open')
-    return this.doc.getMap(RECORDS_MAP)
-  }
-
   async start (): Promise<void> {
-    const { documents, registry, log } = this.options
-    this.doc = await documents.open(WORKLIST_DOC)
-    let dropped = 0
-    for (const [key, value] of this.map.entries()) {
+    const { documents, registry, index, log } = this.options
+    this.members = await documents.open(MEMBERS_DOC)
+    for (const [key, value] of recordsOf(this.members).entries()) {
       try {
-        this.remember(key, await verifiedWorklistRecord(key, value, registry.trust))
+        this.memberRecords.set(key, await verifiedWorklistRecord(key, value, registry.trust))
       } catch (error) {
-        dropped++
-        log.warn({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a stored worklist record does not verify; it is ignored')
+        log.warn({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a stored member record does not verify; it is ignored')
       }
     }
-    await this.learnMembers([...this.records.values()])
-    this.derive()
-    this.map.observe(event => {
-      const changed: WorklistRecord[] = []
-      for (const key of event.keysChanged) {
-        const value = this.map.get(key)
-        if (value === undefined || this.records.has(key)) continue
-        // Remote records were verified before they were applied (checkUpdate); local ones were signed here.
-        try {
-          const record = decodeWorklistRecord(value)
-          this.remember(key, record)
-          changed.push(record)
-        } catch (error) {
-          log.error({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a worklist record that passed its check does not decode; it is ignored')
-        }
-      }
-      if (changed.length === 0) return
-      this.learnMembers(changed).catch(error => { log.warn({ err: error }, 'could not record a member certificate from the worklist') })
-      this.derive()
-      for (const listener of this.listeners) listener(changed)
-    })
-    if (dropped > 0) log.warn({ event: 'worklist-loaded', records: this.records.size, dropped }, 'worklist loaded with dropped records')
+    this.rememberCertificates([...this.memberRecords.values()])
+    await this.learnMembers([...this.memberRecords.values()])
+    recordsOf(this.members).observe(event => { this.onMembersChange(event.keysChanged) })
+    await this.carryOverLegacy()
+    for (const caseId of await index.liveIds()) await this.load(caseId)
+    this.unsubscribeRevoked = registry.onRevoked(() => { this.rederiveAll() })
+    this.retireTimer = setInterval(() => { this.retire() }, RETIRE_EVERY_MS)
+    this.retireTimer.unref()
     await this.publishMember(registry.self)
+  }
+
+  stop (): void {
+    clearInterval(this.retireTimer)
+    this.unsubscribeRevoked?.()
   }
 
   onChange (listener: WorklistListener): () => void {
@@ -114,15 +125,39 @@ export class Worklist {
     return () => { this.listeners.delete(listener) }
   }
 
-  private remember (key: string, record: WorklistRecord): void {
-    this.records.set(key, record)
-    if (record.kind !== 'member') return
-    const known = this.certificates.get(record.certificate.peerId)
-    if (known === undefined || Date.parse(known.expiresAt) < Date.parse(record.certificate.expiresAt)) this.certificates.set(record.certificate.peerId, record.certificate)
+  private emit (changed: WorklistRecord[]): void {
+    for (const listener of this.listeners) listener(changed)
   }
 
-  private derive (): void {
-    this.cases = deriveCases(this.records.values(), peerId => this.options.registry.isRevoked(peerId))
+  // The members document
+
+  private onMembersChange (keys: Set<string>): void {
+    const map = recordsOf(this.members as Y.Doc)
+    const changed: WorklistRecord[] = []
+    for (const key of keys) {
+      const value = map.get(key)
+      if (value === undefined || this.memberRecords.has(key)) continue
+      // Remote records were verified before they were applied (checkUpdate); local ones were signed here.
+      try {
+        const record = decodeWorklistRecord(value)
+        this.memberRecords.set(key, record)
+        changed.push(record)
+      } catch (error) {
+        this.options.log.error({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a member record that passed its check does not decode; it is ignored')
+      }
+    }
+    if (changed.length === 0) return
+    this.rememberCertificates(changed)
+    this.learnMembers(changed).catch(error => { this.options.log.warn({ err: error }, 'could not record a member certificate from the worklist') })
+    this.emit(changed)
+  }
+
+  private rememberCertificates (records: WorklistRecord[]): void {
+    for (const record of records) {
+      if (record.kind !== 'member') continue
+      const known = this.certificates.get(record.certificate.peerId)
+      if (known === undefined || Date.parse(known.expiresAt) < Date.parse(record.certificate.expiresAt)) this.certificates.set(record.certificate.peerId, record.certificate)
+    }
   }
 
   /** Certificates published in the worklist make their members known to the registry (roles, wrap keys). */
@@ -134,20 +169,158 @@ export class Worklist {
     }
   }
 
-  // Reading
+  // Case documents
 
-  allCases (): CaseState[] {
-    return [...this.cases.values()]
+  /** Opens a case's document (if this node has one) and holds the case in memory. */
+  private async load (caseId: string): Promise<LoadedCase | undefined> {
+    const held = this.loaded.get(caseId)
+    if (held !== undefined) return held
+    let loading = this.loading.get(caseId)
+    if (loading === undefined) {
+      loading = this.open(caseId).finally(() => { this.loading.delete(caseId) })
+      this.loading.set(caseId, loading)
+    }
+    return await loading
   }
 
+  private async open (caseId: string): Promise<LoadedCase | undefined> {
+    const { documents, registry, index, log } = this.options
+    const docId = caseDocId(caseId)
+    if (!documents.isOpen(docId) && !await documents.exists(docId)) return undefined
+    const doc = await documents.open(docId)
+    const records = new Map<string, WorklistRecord>()
+    for (const [key, value] of recordsOf(doc).entries()) {
+      try {
+        records.set(key, await verifiedWorklistRecord(key, value, registry.trust))
+      } catch (error) {
+        log.warn({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a stored case record does not verify; it is ignored')
+      }
+    }
+    const indexed = await index.get(caseId)
+    const entry: LoadedCase = { records, state: undefined, changedAt: indexed?.changedAt ?? new Date().toISOString(), live: true }
+    entry.state = this.derive(caseId, records)
+    entry.live = entry.state === undefined || isLive(entry.state, entry.changedAt)
+    this.loaded.set(caseId, entry)
+    recordsOf(doc).observe(event => { this.onCaseChange(caseId, event.keysChanged) })
+    return entry
+  }
+
+  private derive (caseId: string, records: Map<string, WorklistRecord>): CaseState | undefined {
+    return deriveCases(records.values(), peerId => this.options.registry.isRevoked(peerId)).get(caseId)
+  }
+
+  private onCaseChange (caseId: string, keys: Set<string>): void {
+    const entry = this.loaded.get(caseId)
+    const doc = this.options.documents.get(caseDocId(caseId))
+    if (entry === undefined || doc === undefined) return
+    const map = recordsOf(doc)
+    const changed: WorklistRecord[] = []
+    for (const key of keys) {
+      const value = map.get(key)
+      if (value === undefined || entry.records.has(key)) continue
+      try {
+        const record = decodeWorklistRecord(value)
+        entry.records.set(key, record)
+        changed.push(record)
+      } catch (error) {
+        this.options.log.error({ event: 'worklist-record-dropped', key, error: (error as Error).message }, 'a case record that passed its check does not decode; it is ignored')
+      }
+    }
+    if (changed.length === 0) return
+    entry.state = this.derive(caseId, entry.records)
+    entry.changedAt = new Date().toISOString()
+    entry.live = true
+    if (entry.state !== undefined) this.options.index.put(entry.state, entry.changedAt, true)
+    this.emit(changed)
+  }
+
+  /** A revocation can change who holds a case: every case in memory is derived again. */
+  private rederiveAll (): void {
+    for (const [caseId, entry] of this.loaded) entry.state = this.derive(caseId, entry.records)
+    this.emit([])
+  }
+
+  /** Cases no longer live are let go of: out of memory, out of the documents kept open; still in the index. */
+  retire (now = Date.now()): string[] {
+    const retired: string[] = []
+    for (const [caseId, entry] of this.loaded) {
+      // A document begun for records that never made a case (refused, say) is let go of after an hour.
+      const stale = entry.state === undefined && now - Date.parse(entry.changedAt) > 3600_000
+      if (!stale && (entry.state === undefined || isLive(entry.state, entry.changedAt, now))) continue
+      this.loaded.delete(caseId)
+      this.options.index.retire(caseId)
+      this.options.documents.unload(caseDocId(caseId))
+      retired.push(caseId)
+    }
+    if (retired.length > 0) this.options.log.info({ event: 'cases-retired', cases: retired.length }, `${retired.length} closed case(s) left the live worklist`)
+    return retired
+  }
+
+  /**
+   * Records of the single worklist document of radmesh before 0.2 are carried over into the members and case
+   * documents. Only records this node wrote are carried (and member certificates): each author carries its
+   * own, so no two nodes write the same entry; the rest arrive from their authors.
+   */
+  private async carryOverLegacy (): Promise<void> {
+    const { documents, identity, log } = this.options
+    if (!await documents.exists(LEGACY_WORKLIST_DOC)) return
+    const legacy = await documents.open(LEGACY_WORKLIST_DOC)
+    let carried = 0
+    for (const [key, value] of recordsOf(legacy).entries()) {
+      let record: WorklistRecord
+      try {
+        record = await verifiedWorklistRecord(key, value, this.options.registry.trust)
+      } catch {
+        continue
+      }
+      if (record.kind === 'member' ? record.certificate.peerId !== identity.peerId : record.by !== identity.peerId) continue
+      await this.put(record)
+      carried++
+    }
+    await documents.remove(LEGACY_WORKLIST_DOC)
+    log.info({ event: 'worklist-carried-over', records: carried }, `carried ${carried} record(s) over from the worklist of an earlier radmesh`)
+  }
+
+  // Reading
+
+  /** The cases in memory: live ones, and closed ones asked for since (`ensureCase`). */
+  allCases (): CaseState[] {
+    const states: CaseState[] = []
+    for (const entry of this.loaded.values()) if (entry.state !== undefined) states.push(entry.state)
+    return states
+  }
+
+  /** The live cases: open, or changed in the last days. */
+  liveCases (): CaseState[] {
+    const states: CaseState[] = []
+    for (const entry of this.loaded.values()) if (entry.live && entry.state !== undefined) states.push(entry.state)
+    return states
+  }
+
+  /** A case in memory (live, or loaded by `ensureCase`). */
   caseState (caseId: string): CaseState | undefined {
-    return this.cases.get(caseId)
+    return this.loaded.get(caseId)?.state
+  }
+
+  /** Whether this node holds a case's document now (in memory). */
+  holdsCase (caseId: string): boolean {
+    return this.loaded.has(caseId)
+  }
+
+  /** A case, loaded from disk if it is not in memory (a closed case asked for by the viewer or the API). */
+  async ensureCase (caseId: string): Promise<CaseState | undefined> {
+    return (await this.load(caseId))?.state
+  }
+
+  /** Cases from the index, live or not (`/api/cases`). */
+  async query (query: CaseQuery): Promise<{ cases: IndexedCase[], next: string | undefined }> {
+    return await this.options.index.query(query)
   }
 
   /** The latest duty record of each radiologist. */
   shifts (): Map<string, Shift[]> {
     const latest = new Map<string, { at: string, shifts: Shift[] }>()
-    for (const record of this.records.values()) {
+    for (const record of this.memberRecords.values()) {
       if (record.kind !== 'duty') continue
       const known = latest.get(record.by)
       if (known === undefined || known.at < record.at) latest.set(record.by, { at: record.at, shifts: record.shifts })
@@ -181,8 +354,34 @@ export class Worklist {
 
   private async put (record: WorklistRecord): Promise<void> {
     const key = recordKey(record)
-    if (this.map.has(key)) return
-    await this.options.documents.change(WORKLIST_DOC, () => { this.map.set(key, record) })
+    if (MEMBERS_KINDS.has(record.kind)) {
+      const map = recordsOf(this.members as Y.Doc)
+      if (map.has(key)) return
+      await this.options.documents.change(MEMBERS_DOC, () => { map.set(key, record) })
+      return
+    }
+    const caseId = (record as AuthoredWorklistRecord & { caseId: string }).caseId
+    const docId = caseDocId(caseId)
+    await this.hold(caseId)
+    const doc = await this.options.documents.open(docId)
+    if (recordsOf(doc).has(key)) return
+    await this.options.documents.change(docId, () => { recordsOf(doc).set(key, record) })
+  }
+
+  /**
+   * The case held in memory, loaded from disk, or (a case this node has no document of yet) begun empty: its
+   * document is watched from here on, so records that reach it (written here, or from a peer) make the case.
+   */
+  private async hold (caseId: string): Promise<LoadedCase> {
+    const loaded = await this.load(caseId)
+    if (loaded !== undefined) return loaded
+    const held = this.loaded.get(caseId)
+    if (held !== undefined) return held
+    const doc = await this.options.documents.open(caseDocId(caseId))
+    const entry: LoadedCase = { records: new Map(), state: undefined, changedAt: new Date().toISOString(), live: true }
+    this.loaded.set(caseId, entry)
+    recordsOf(doc).observe(event => { this.onCaseChange(caseId, event.keysChanged) })
+    return entry
   }
 
   private async publishMember (certificate: MemberCertificate): Promise<void> {
@@ -195,18 +394,18 @@ export class Worklist {
     const { identity } = this.options
     const now = new Date().toISOString()
     await this.add({ v: 1, kind: 'case', ...fields, site: identity.peerId, by: identity.peerId, at: now })
-    return this.cases.get(fields.caseId) as CaseState
+    return this.caseState(fields.caseId) as CaseState
   }
 
   /** The case, or a 404 error naming it. */
   requireCase (caseId: string): CaseState {
-    const state = this.cases.get(caseId)
+    const state = this.caseState(caseId)
     if (state === undefined) throw new CaseError('RADMESH_NOT_FOUND', `no case ${caseId} on this node's worklist (it may not have synced yet)`)
     return state
   }
 
   private requireOpen (state: CaseState): void {
-    if (state.status === 'COMPLETED' || state.status === 'CANCELED') throw new CaseError('RADMESH_CASE_CLOSED', `case ${state.caseId} is ${state.status}`)
+    if (!isOpen(state)) throw new CaseError('RADMESH_CASE_CLOSED', `case ${state.caseId} is ${state.status}`)
   }
 
   /**
@@ -272,30 +471,20 @@ export class Worklist {
 
   // Checking what peers send
 
-  /** Throws UpdateRefusedError unless every item of the update is a new, valid record (see the file comment). */
-  async checkUpdate (update: InspectedUpdate): Promise<void> {
-    const { registry } = this.options
-    const doc = this.doc
+  /** Throws UpdateRefusedError unless every new item of an update to a worklist document is a new, valid record. */
+  async checkUpdate (docId: string, update: InspectedUpdate): Promise<void> {
+    const kind = docKind(docId)
+    if (kind.kind === 'report') throw new Error('a report is not a worklist document')
+    // A case document is watched before anything of it is applied, so its records make the case.
+    if (kind.kind === 'case') await this.hold(kind.caseId)
+    const doc = kind.kind === 'members' ? this.members : await this.options.documents.open(docId)
     if (doc === undefined) throw new UpdateRefusedError('the worklist is not open', 0)
-    if (update.deletes.length > 0 || update.otherStructs > 0) throw new UpdateRefusedError('the update deletes worklist records; records are never deleted', 5)
-    const firstClock = new Map<number, number>()
-    for (const item of update.items) firstClock.set(item.client, Math.min(firstClock.get(item.client) ?? Infinity, item.clock))
-    for (const [client, clock] of firstClock) {
-      if (clock > Y.getState(doc.store, client)) throw new UpdateRefusedError('the update builds on worklist updates this node does not have yet', 0)
-    }
-    const incoming: Array<{ key: string, value: unknown }> = []
-    for (const item of update.items) {
-      if (item.kind !== 'any' || item.hasOrigin || item.root !== RECORDS_MAP || item.parentSub === null || item.values?.length !== 1) {
-        throw new UpdateRefusedError(`the update changes the worklist other than by adding a record (a ${item.kind} item${item.root === null ? '' : ` in ${item.root}`})`, 5)
-      }
-      const existing = this.map.get(item.parentSub)
-      if (existing !== undefined && item.clock >= Y.getState(doc.store, item.client)) throw new UpdateRefusedError(`the update overwrites worklist record ${item.parentSub}`, 5)
-      incoming.push({ key: item.parentSub, value: item.values[0] })
-    }
+    const what = kind.kind === 'members' ? 'members' : `case ${kind.caseId}`
+    const incoming = newEntries(doc, RECORDS_MAP, update, what)
     const verified: WorklistRecord[] = []
     for (const { key, value } of incoming) {
       try {
-        verified.push(await verifiedWorklistRecord(key, value, registry.trust))
+        verified.push(await verifiedWorklistRecord(key, value, this.options.registry.trust))
       } catch (error) {
         throw new UpdateRefusedError((error as Error).message, 5)
       }
@@ -303,10 +492,25 @@ export class Worklist {
     const arriving = new Map<string, MemberCertificate>()
     for (const record of verified) if (record.kind === 'member') arriving.set(record.certificate.peerId, record.certificate)
     for (const record of verified) {
+      if (kind.kind === 'members' ? !MEMBERS_KINDS.has(record.kind) : (MEMBERS_KINDS.has(record.kind) || (record as { caseId?: string }).caseId !== kind.caseId)) {
+        throw new UpdateRefusedError(`a ${record.kind} record does not belong in the ${what} document`, 5)
+      }
       if (record.kind === 'member') continue
       const certificate = this.certificateOf(record.by) ?? arriving.get(record.by)
       if (certificate === undefined) throw new UpdateRefusedError(`the ${record.kind} record's author ${record.by} is not a member this node knows yet`, 0)
       if (certificate.role !== AUTHOR_ROLE[record.kind]) throw new UpdateRefusedError(`a ${record.kind} record must be written by a ${AUTHOR_ROLE[record.kind]}, and ${certificate.name} is a ${certificate.role}`, 5)
+    }
+    if (kind.kind === 'case') this.checkConcerned(kind.caseId, verified)
+  }
+
+  /** A case document is taken only by a node the case concerns: its site, one of its readers, a consultant. */
+  private checkConcerned (caseId: string, arriving: WorklistRecord[]): void {
+    const me = this.options.identity.peerId
+    const records = [...(this.loaded.get(caseId)?.records.values() ?? []), ...arriving]
+    const state = deriveCases(records).get(caseId)
+    if (state === undefined) throw new UpdateRefusedError(`case ${caseId}'s records came before its case record`, 0)
+    if (state.site !== me && !state.readers.includes(me) && !state.consultants.includes(me)) {
+      throw new UpdateRefusedError(`case ${caseId} does not concern this node`, 0)
     }
   }
 }

@@ -4,6 +4,7 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { isCaseId } from '../../protocol/collab/records.ts'
 import { RadmeshError } from '../errors.ts'
 import { healthRoutes } from './api/health.ts'
 import { allowCrossOrigin } from './cors.ts'
@@ -52,6 +53,11 @@ export async function createHttpServer (
     await sessions.authenticate(request, reply)
   })
   app.addHook('onRequest', negotiateDicomweb)
+  // A route about a case finds it in memory: a closed case, no longer live, is loaded from disk first.
+  app.addHook('preHandler', async request => {
+    const caseId = (request.params as { caseId?: unknown } | undefined)?.caseId
+    if (typeof caseId === 'string' && isCaseId(caseId)) await node.worklist.ensureCase(caseId)
+  })
   app.setErrorHandler(handleError)
   app.setNotFoundHandler(async request => {
     throw new RadmeshError('RADMESH_NOT_FOUND', `no route ${request.method} ${loggableUrl(request.url)}`)

@@ -42,10 +42,35 @@ export function verifyEd25519 (publicKey: KeyObject, message: Uint8Array, signat
 export const consortiumIdOf = (rootPublicKeyRaw: string): string =>
   toBase64url(createHash('sha256').update(fromBase64url(rootPublicKeyRaw)).digest())
 
+/** Public keys of the peers whose signatures were checked last: a key object is made once per peer, not per signature. */
+const PEER_KEYS_CACHED = 1024
+const peerKeys = new Map<string, KeyObject | null>()
+
+function peerKey (peerId: string): KeyObject | null {
+  let key = peerKeys.get(peerId)
+  if (key !== undefined) {
+    // Most recently used last.
+    peerKeys.delete(peerId)
+    peerKeys.set(peerId, key)
+    return key
+  }
+  try {
+    const publicKey = peerIdFromString(peerId).publicKey
+    key = publicKey?.type === 'Ed25519' ? ed25519PublicKey(toBase64url(publicKey.raw)) : null
+  } catch {
+    key = null
+  }
+  peerKeys.set(peerId, key)
+  if (peerKeys.size > PEER_KEYS_CACHED) peerKeys.delete(peerKeys.keys().next().value as string)
+  return key
+}
+
 /** Whether `signature` (base64url) is the Ed25519 signature of `message` by the key inside peer id `peerId`. */
 export async function signedByPeer (peerId: string, message: Uint8Array, signature: string): Promise<boolean> {
+  const key = peerKey(peerId)
+  if (key === null) return false
   try {
-    return await peerIdFromString(peerId).publicKey?.verify(message, fromBase64url(signature)) ?? false
+    return verifyEd25519(key, message, signature)
   } catch {
     return false
   }

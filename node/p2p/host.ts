@@ -48,6 +48,8 @@ export async function createHost (options: HostOptions): Promise<RadmeshHost> {
       streamOptions: { maxStreamWindowSize: P2P_LIMITS.maxStreamWindowSize }
     })],
     connectionGater: membershipGater(options.registry, options.penalties, options.log),
+    // Liveness comes from yamux's keepalive: libp2p's own monitor would open a ping stream on every link every 10 s.
+    connectionMonitor: { enabled: false },
     connectionManager: {
       maxConnections: P2P_LIMITS.maxConnections,
       maxIncomingPendingConnections: P2P_LIMITS.maxIncomingPendingConnections,

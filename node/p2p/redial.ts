@@ -63,6 +63,22 @@ export class Redialer {
     }).catch((error: unknown) => { this.log.warn({ err: error }, 'could not list the peers discovered while starting') })
   }
 
+  /**
+   * Stops keeping a member connected (the pruner closed an idle link to a member this node shares nothing
+   * with): it is not redialled until it connects again, or is asked for. A `--peer` target is never let go of.
+   */
+  forget (peerId: string): void {
+    const target = this.targets.get(peerId)
+    if (target === undefined || target.addr !== undefined) return
+    clearTimeout(target.timer)
+    this.targets.delete(peerId)
+  }
+
+  /** Whether a member is a target given on the command line (`--peer`). */
+  configured (peerId: string): boolean {
+    return this.targets.get(peerId)?.addr !== undefined
+  }
+
   stop (): void {
     this.stopped = true
     this.libp2p.removeEventListener('peer:connect', this.onConnect)

@@ -90,6 +90,8 @@ export interface MessageStream {
   read (signal?: AbortSignal, idleMs?: number): Promise<Uint8Array | undefined>
   /** Writes a message, waiting for the stream to drain; a stall when `timeoutMs` pass first. */
   write (data: Uint8Array | Uint8ArrayList, signal?: AbortSignal, timeoutMs?: number): Promise<void>
+  /** Writes several messages in one write (one frame on the wire for many small messages). */
+  writeAll (messages: Uint8Array[], signal?: AbortSignal, timeoutMs?: number): Promise<void>
 }
 
 type Signal = AbortSignal | undefined
@@ -194,6 +196,14 @@ export function messageStream (stream: Stream, options: MessageStreamOptions): M
       const message = new Uint8ArrayList(encodeLength(data.byteLength), data)
       const send = async (during: Signal): Promise<void> => {
         await bytes.write(message, during === undefined ? {} : { signal: during })
+      }
+      await bounded(signal, timeoutMs, send, () => new StalledStreamError(`the peer took nothing for ${timeoutMs} ms`))
+    },
+    async writeAll (messages, signal, timeoutMs) {
+      const all = new Uint8ArrayList()
+      for (const message of messages) all.append(encodeLength(message.byteLength), message)
+      const send = async (during: Signal): Promise<void> => {
+        await bytes.write(all, during === undefined ? {} : { signal: during })
       }
       await bounded(signal, timeoutMs, send, () => new StalledStreamError(`the peer took nothing for ${timeoutMs} ms`))
     }

@@ -38,13 +38,14 @@ import {
   type Sections
 } from '../../protocol/collab/records.ts'
 import {
+  caseDocId,
   encodeSyncMessage,
+  MEMBERS_DOC,
   reportDocId,
   SYNC_MESSAGE,
   SYNC_MESSAGE_TIMEOUT_MS,
   SYNC_PROTOCOL,
-  type SyncMessage,
-  WORKLIST_DOC
+  type SyncMessage
 } from '../../protocol/collab/sync.ts'
 import type { StudyManifest } from '../../protocol/exchange/manifest.ts'
 import {
@@ -288,7 +289,7 @@ async function setUp (consortium: TestConsortium, say: (line: string) => void): 
   for (const member of [prober, ...readers]) {
     await member.connect(p2pAddr(node))
     // As every node does: its certificate in the worklist, so that sites route cases to it.
-    await sendUpdate(member, WORKLIST_DOC, recordsUpdate([{ kind: 'member', certificate: member.certificate }]))
+    await sendUpdate(member, MEMBERS_DOC, recordsUpdate([{ kind: 'member', certificate: member.certificate }]))
   }
   const radiologists = async (): Promise<number> => (await node.api<unknown[]>('GET', '/api/duty')).body.length
   await waitFor('the site to know the readers', async () => await radiologists() === READERS + 1, 10_000)
@@ -310,7 +311,7 @@ async function setUp (consortium: TestConsortium, say: (line: string) => void): 
     const { peerId: by, privateKey } = member.identity
     const at = new Date().toISOString()
     const record = await signWorklistRecord(privateKey, { v: 1, kind: 'claim', caseId, seq, by, at })
-    await sendUpdate(member, WORKLIST_DOC, recordsUpdate([record]))
+    await sendUpdate(member, caseDocId(caseId), recordsUpdate([record]))
   }
   await claim(prober, 1)
   await waitFor('the prober\'s claim', async () => (await cases())[0]?.claimedBy === prober.peerId, 10_000)
@@ -335,7 +336,7 @@ async function setUp (consortium: TestConsortium, say: (line: string) => void): 
   const signed = await signWorklistRecord(key, {
     v: 1, kind: 'signed', caseId, status: 'FINAL', reportHash: reportHash(caseId, studyUid, SECTIONS), by, at
   })
-  await sendUpdate(prober, WORKLIST_DOC, recordsUpdate([signed]))
+  await sendUpdate(prober, caseDocId(caseId), recordsUpdate([signed]))
   await waitFor('the case COMPLETED with its FINAL report', async () => (await cases())[0]?.status === 'COMPLETED' &&
     (await node.api<ReportView>('GET', `/api/cases/${caseId}/report`)).body.status === 'FINAL', 10_000)
 
@@ -346,7 +347,7 @@ async function setUp (consortium: TestConsortium, say: (line: string) => void): 
       prober.synced.findLast(m => m.type === SYNC_MESSAGE.step2 && m.docId === docId)
     return (await waitFor(`the site's ${docId} state`, answer, 5_000)).payload
   }
-  const worklistState = await captured(WORKLIST_DOC)
+  const worklistState = await captured(caseDocId(caseId))
   const reportState = await captured(reportDocId(caseId))
   // The FINAL report's SR joins the study, which the site then shares again as a new version: wait for it.
   const manifest = await waitFor('the study with its report SR, shared', async () => {
@@ -425,17 +426,18 @@ async function validMessages (site: Site, member: BadMember, random: Random): Pr
     async () => await announce('announcement of the site\'s study', studyUid),
     async () => ({ protocol: REVOCATIONS_PROTOCOL, name: 'revocations the site has', messages: [site.revocations] }),
     async () => ({ protocol: REVOCATIONS_PROTOCOL, name: 'no revocations', messages: [encodeRevocationList([])] }),
-    async () => sync('step 1 of the worklist', WORKLIST_DOC, SYNC_MESSAGE.step1, emptyState()),
+    async () => sync('step 1 of the members document', MEMBERS_DOC, SYNC_MESSAGE.step1, emptyState()),
+    async () => sync('step 1 of the case', caseDocId(caseId), SYNC_MESSAGE.step1, emptyState()),
     async () => sync('step 1 of the report', report, SYNC_MESSAGE.step1, emptyState()),
-    async () => sync('the site\'s worklist replayed', WORKLIST_DOC, SYNC_MESSAGE.step2, site.worklistState),
+    async () => sync('the site\'s case replayed', caseDocId(caseId), SYNC_MESSAGE.step2, site.worklistState),
     async () => {
       const shifts = [{ start: at, end: new Date(Date.now() + 3600_000).toISOString() }]
       const duty = await signWorklistRecord(me.privateKey, { v: 1, kind: 'duty', shifts, by, at })
-      return sync('a duty record', WORKLIST_DOC, update, recordsUpdate([duty]))
+      return sync('a duty record', MEMBERS_DOC, update, recordsUpdate([duty]))
     },
     async () => {
       const claim = await signWorklistRecord(me.privateKey, { v: 1, kind: 'claim', caseId, seq: 2, by, at })
-      return sync('a late claim', WORKLIST_DOC, update, recordsUpdate([claim]))
+      return sync('a late claim', caseDocId(caseId), update, recordsUpdate([claim]))
     },
     async () => {
       // Rule breakers built whole: a cancel by a radiologist, a claim signed as another, a record gone or changed.
@@ -444,12 +446,12 @@ async function validMessages (site: Site, member: BadMember, random: Random): Pr
       const forged = { ...claim, by: site.prober.peerId }
       const first = (doc: Y.Doc): string => [...doc.getMap('records').keys()][0] as string
       return pick(random, [
-        sync('a cancel by a radiologist', WORKLIST_DOC, update, recordsUpdate([cancel])),
-        sync('a claim signed as another', WORKLIST_DOC, update, recordsUpdate([forged])),
-        sync('a record deleted', WORKLIST_DOC, update, changeOf(site.worklistState, doc => {
+        sync('a cancel by a radiologist', caseDocId(caseId), update, recordsUpdate([cancel])),
+        sync('a claim signed as another', caseDocId(caseId), update, recordsUpdate([forged])),
+        sync('a record deleted', caseDocId(caseId), update, changeOf(site.worklistState, doc => {
           doc.getMap('records').delete(first(doc))
         })),
-        sync('a record overwritten', WORKLIST_DOC, update, changeOf(site.worklistState, doc => {
+        sync('a record overwritten', caseDocId(caseId), update, changeOf(site.worklistState, doc => {
           doc.getMap('records').set(first(doc), forged)
         }))
       ])

@@ -18,7 +18,6 @@ async function open (dir: string): Promise<{ documents: Documents, store: DocSto
   const db = await openDatabase(join(dir, 'db'))
   const store = new DocStore(db, await StorageKey.load(join(dir, 'storage.key')))
   const documents = new Documents(store, pino({ level: 'silent' }))
-  await documents.openAll()
   return { documents, store, close: async () => { await documents.close(); await db.close() } }
 }
 
@@ -41,9 +40,10 @@ test('local changes and peer updates survive a reopen; nothing is stored in the 
   assert.not.ok(await filesContain(dir, 'CANARY-PATIENT-TEXT'), 'report text is sealed at rest')
 
   const second = await open(dir)
-  assert.equal(second.documents.ids().sort(), ['report:0123456789abcdef01234567', 'worklist'])
-  assert.is(second.documents.get('report:0123456789abcdef01234567')?.getText('findings').toString(), 'CANARY-PATIENT-TEXT')
-  assert.equal(second.documents.get('worklist')?.getMap('records').get('claim:x'), { kind: 'claim' })
+  assert.equal((await second.documents.storedIds()).sort(), ['report:0123456789abcdef01234567', 'worklist'])
+  assert.equal(second.documents.ids(), [], 'nothing is opened before it is asked for')
+  assert.is((await second.documents.open('report:0123456789abcdef01234567')).getText('findings').toString(), 'CANARY-PATIENT-TEXT')
+  assert.equal((await second.documents.open('worklist')).getMap('records').get('claim:x'), { kind: 'claim' })
   await second.close()
 })
 
@@ -57,7 +57,7 @@ test(`past ${COMPACT_AFTER} updates a document is compacted into one, and reopen
   const expected = first.documents.get('worklist')?.getMap('records').toJSON()
   await first.close()
   const second = await open(dir)
-  assert.equal(second.documents.get('worklist')?.getMap('records').toJSON(), expected)
+  assert.equal((await second.documents.open('worklist')).getMap('records').toJSON(), expected)
   assert.is(Object.keys(expected ?? {}).length, COMPACT_AFTER + 5)
   await second.close()
 })
@@ -74,6 +74,27 @@ test('an update of only known deletions is recognised as changing nothing; unkno
   assert.ok(documents.knowsOnly('worklist', []))
   assert.not.ok(documents.knowsOnly('worklist', [{ client, clock: 0, length: 2 }]), 'clock 0 was never deleted')
   assert.not.ok(documents.knowsOnly('worklist', [{ client: client + 1, clock: 0, length: 1 }]))
+  await close()
+})
+
+test('the state hash is the same for the same content whatever order its updates came in, and follows deletions', async () => {
+  const dir = await tempDir()
+  const { documents, close } = await open(dir)
+  const a = new Y.Doc()
+  const b = new Y.Doc()
+  a.getText('t').insert(0, 'hello')
+  b.getText('t').insert(0, 'world')
+  const ua = Y.encodeStateAsUpdate(a)
+  const ub = Y.encodeStateAsUpdate(b)
+  await documents.applyRemote('report:0123456789abcdef0123456a', ua, 'p')
+  await documents.applyRemote('report:0123456789abcdef0123456a', ub, 'p')
+  await documents.applyRemote('report:0123456789abcdef0123456b', ub, 'p')
+  await documents.applyRemote('report:0123456789abcdef0123456b', ua, 'p')
+  const hash = async (id: string): Promise<string> => Buffer.from(documents.stateHash(id, await documents.open(id))).toString('hex')
+  assert.is(await hash('report:0123456789abcdef0123456a'), await hash('report:0123456789abcdef0123456b'))
+  const before = await hash('report:0123456789abcdef0123456a')
+  await documents.change('report:0123456789abcdef0123456a', doc => { doc.getText('t').delete(0, 1) })
+  assert.is.not(await hash('report:0123456789abcdef0123456a'), before, 'a deletion changes the hash (it does not move the state vector)')
   await close()
 })
 

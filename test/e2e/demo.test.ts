@@ -45,11 +45,13 @@ test('the demo starts a site and two radiologists, all connected, described in n
       assert.equal({ complete: availability.complete, instancesLocal: availability.instancesLocal }, { complete: true, instancesLocal: 80 }, `${reader.name} fetched the study`)
     }
     const cases = await get<Array<{ caseId: string, priority: string, status: string, finalAt: string | null }>>(site, '/api/worklist')
-    assert.equal(cases.map(c => `${c.priority} ${c.status}`), ['STAT COMPLETED', 'ROUTINE SCHEDULED'])
-    const report = await get<{ status: string, signatures: Array<{ verified: boolean }> }>(nodes.find(n => n.name === 'Dr Ada Neuro') as NodeEntry, `/api/cases/${cases[0]?.caseId}/report`)
+    // Open cases first (by priority, then due time), then the ones closed, latest first.
+    assert.equal(cases.map(c => `${c.priority} ${c.status}`), ['ROUTINE SCHEDULED', 'STAT COMPLETED'])
+    const stroke = cases.find(c => c.priority === 'STAT')
+    const report = await get<{ status: string, signatures: Array<{ verified: boolean }> }>(nodes.find(n => n.name === 'Dr Ada Neuro') as NodeEntry, `/api/cases/${stroke?.caseId}/report`)
     assert.is(report.status, 'FINAL')
     assert.ok(report.signatures.length === 1 && report.signatures[0]?.verified === true)
-    const fhir = await get<{ resourceType: string, status: string }>(site, `/api/cases/${cases[0]?.caseId}/report/fhir`)
+    const fhir = await get<{ resourceType: string, status: string }>(site, `/api/cases/${stroke?.caseId}/report/fhir`)
     assert.equal([fhir.resourceType, fhir.status], ['DiagnosticReport', 'final'])
     // Each viewer URL signs a browser in: a session cookie, then the page and its bundle.
     for (const node of nodes) {

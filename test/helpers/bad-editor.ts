@@ -30,7 +30,7 @@ import { createHost } from '../../node/p2p/host.ts'
 import { PeerPenalties } from '../../node/p2p/penalties.ts'
 import { openDatabase } from '../../node/store/database.ts'
 import { recordKey, type ReportSignatureRecord } from '../../protocol/collab/records.ts'
-import { decodeSyncMessage, encodeSyncMessage, MAX_SYNC_MESSAGE_BYTES, reportDocId, SYNC_MESSAGE, SYNC_PROTOCOL, WORKLIST_DOC } from '../../protocol/collab/sync.ts'
+import { caseDocId, decodeSyncMessage, encodeSyncMessage, MAX_SYNC_MESSAGE_BYTES, reportDocId, SYNC_MESSAGE, SYNC_PROTOCOL } from '../../protocol/collab/sync.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 
 const [home, targetAddr, caseId, victim] = process.argv.slice(2) as [string, string, string, PeerIdString]
@@ -98,11 +98,11 @@ forger.getMap('signatures').set(recordKey(forged), forged)
 await send(SYNC_MESSAGE.update, reportDocId(caseId), Y.encodeStateAsUpdate(forger, forgerBefore))
 sent.push('forged-sign')
 
-// forged-claim: a worklist claim naming the victim
+// forged-claim: a claim in the case's document naming the victim
 const claim = await signWorklistRecord(identity.privateKey, { v: 1, kind: 'claim', caseId, seq: 99, by: victim, at: now })
 const worklist = new Y.Doc()
 worklist.getMap('records').set(`claim:${claim.signature.slice(0, 43)}`, { ...claim })
-await send(SYNC_MESSAGE.update, WORKLIST_DOC, Y.encodeStateAsUpdate(worklist))
+await send(SYNC_MESSAGE.update, caseDocId(caseId), Y.encodeStateAsUpdate(worklist))
 sent.push('forged-claim')
 
 await send(SYNC_MESSAGE.update, reportDocId(caseId), randomBytes(4096))

@@ -9,7 +9,10 @@ import * as assert from 'uvu/assert'
 import { signReportRecord, signWorklistRecord, verifiedReportRecord, verifiedWorklistRecord } from '../../node/collab/records.ts'
 import type { ConsortiumTrust } from '../../node/membership/trust.ts'
 import { decodeReportRecord, decodeWorklistRecord, MAX_SECTION_CHARS, recordKey } from '../../protocol/collab/records.ts'
-import { decodeSyncMessage, encodeSyncMessage, MAX_AWARENESS_BYTES, MAX_UPDATE_BYTES, reportDocId, SYNC_MESSAGE, WORKLIST_DOC } from '../../protocol/collab/sync.ts'
+import {
+  caseDocId, decodeDigest, decodeInventory, decodeSyncMessage, encodeDigest, encodeInventory, encodeSyncMessage, MAX_AWARENESS_BYTES,
+  MAX_INVENTORY_ENTRIES, MAX_UPDATE_BYTES, MEMBERS_DOC, reportDocId, SYNC_MESSAGE
+} from '../../protocol/collab/sync.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 import { throwsMalformed } from '../helpers/assertions.ts'
 
@@ -19,7 +22,9 @@ const trust = {} as ConsortiumTrust
 test('sync messages round-trip; unknown types, documents and oversized payloads are refused', () => {
   const message = { type: SYNC_MESSAGE.update, docId: reportDocId(CASE), payload: Uint8Array.from([1, 2, 3]) }
   assert.equal(decodeSyncMessage(encodeSyncMessage(message)), message)
-  assert.equal(decodeSyncMessage(encodeSyncMessage({ type: SYNC_MESSAGE.step1, docId: WORKLIST_DOC, payload: new Uint8Array(0) })).docId, WORKLIST_DOC)
+  assert.equal(decodeSyncMessage(encodeSyncMessage({ type: SYNC_MESSAGE.step1, docId: MEMBERS_DOC, payload: new Uint8Array(0) })).docId, MEMBERS_DOC)
+  assert.equal(decodeSyncMessage(encodeSyncMessage({ type: SYNC_MESSAGE.step1, docId: caseDocId(CASE), payload: new Uint8Array(0) })).docId, caseDocId(CASE))
+  throwsMalformed(() => decodeSyncMessage(encodeSyncMessage({ ...message, docId: 'worklist' })), 'the single worklist of radmesh 0.1 is not a 2.0 document')
   const bytes = encodeSyncMessage(message)
   throwsMalformed(() => decodeSyncMessage(Uint8Array.from([9, ...bytes.subarray(1)])), 'case 1')
   throwsMalformed(() => decodeSyncMessage(encodeSyncMessage({ ...message, docId: 'report:../../etc' })), 'case 2')
@@ -30,6 +35,26 @@ test('sync messages round-trip; unknown types, documents and oversized payloads 
   const presence = { type: SYNC_MESSAGE.awareness, docId: reportDocId(CASE), payload: new Uint8Array(MAX_AWARENESS_BYTES) }
   assert.equal(decodeSyncMessage(encodeSyncMessage(presence)), presence)
   throwsMalformed(() => decodeSyncMessage(encodeSyncMessage({ ...presence, payload: new Uint8Array(MAX_AWARENESS_BYTES + 1) })), 'case 7')
+})
+
+test('digests and inventories round-trip; cut, oversized, duplicated or unknown ones are refused', () => {
+  const hash = new Uint8Array(32).fill(7)
+  const digest = decodeSyncMessage(encodeSyncMessage({ type: SYNC_MESSAGE.digest, docId: 'ignored', payload: encodeDigest({ count: 300, hash }) }))
+  assert.is(digest.docId, '', 'a digest names no document')
+  assert.equal(decodeDigest(digest.payload), { count: 300, hash })
+  throwsMalformed(() => decodeDigest(encodeDigest({ count: 1, hash }).subarray(0, 20)), 'digest cut')
+  const entries = [{ docId: MEMBERS_DOC, stateHash: new Uint8Array(16).fill(1) }, { docId: caseDocId(CASE), stateHash: new Uint8Array(16).fill(2) }]
+  const page = { answer: true, last: false, entries }
+  assert.equal(decodeInventory(encodeInventory(page)), page)
+  const bytes = encodeInventory(page)
+  throwsMalformed(() => decodeInventory(bytes.subarray(0, bytes.byteLength - 3)), 'inventory cut')
+  throwsMalformed(() => decodeInventory(Uint8Array.from([...bytes, 0])), 'bytes after the last entry')
+  throwsMalformed(() => decodeInventory(encodeInventory({ ...page, entries: [entries[0], entries[0]] as typeof entries })), 'one document twice')
+  throwsMalformed(() => decodeInventory(Uint8Array.from([7, 0])), 'unknown flags')
+  throwsMalformed(() => decodeInventory(Uint8Array.from([0, 0x81, 0x10])), 'more entries than a page holds')
+  assert.throws(() => encodeInventory({ ...page, entries: Array.from({ length: MAX_INVENTORY_ENTRIES + 1 }, () => entries[0] as (typeof entries)[0]) }))
+  const unknown = Uint8Array.from([2, 1, 5, ...Buffer.from('other'), ...new Uint8Array(16)])
+  throwsMalformed(() => decodeInventory(unknown), 'a document no radmesh writes')
 })
 
 test('a signed worklist record verifies under its own key; changed, moved or unsigned it does not', async () => {

@@ -1,7 +1,11 @@
 /**
- * The worklist and turnaround times over HTTP (CONTRACT.md):
- * `GET /api/worklist` the cases this node sees (a site: its own; a radiologist: those routed to it or
- *   that it consults on), sorted by priority then due time; filters `?status=`, `?priority=`, `?mine=true`.
+ * The worklist and turnaround times over HTTP:
+ * `GET /api/worklist` the open cases this node sees (a site: its own; a radiologist: those routed to it or
+ *   that it consults on), sorted by priority then due time, then the last `?closed=` (50; 0 to 500) cases
+ *   closed; filters `?status=`, `?priority=`, `?mine=true`.
+ * `GET /api/cases` every case this node has seen, from the index on disk, newest first, a page at a time:
+ *   `?status=`, `?from=` and `?to=` (creation time, ISO 8601), `?limit=` (100; at most 1000), `?after=` (the
+ *   `next` of the page before). Answers `{ cases, next }`.
  * `POST /api/worklist/:caseId/claim` 200 with the case, 409 when another reader holds it.
  * `POST /api/worklist/:caseId/release` 200 with the case.
  * `POST /api/worklist/:caseId/cancel` `{ reason }` (the case's site).
@@ -26,9 +30,29 @@ const WORKLIST_QUERY = {
   properties: {
     status: { type: 'string', enum: CASE_STATUSES },
     priority: { type: 'string', enum: PRIORITIES },
-    mine: { type: 'string', enum: ['true', 'false'] }
+    mine: { type: 'string', enum: ['true', 'false'] },
+    closed: { type: 'integer', minimum: 0, maximum: 500 }
   }
 } as const
+
+/** An ISO 8601 time as a query parameter. */
+const TIME = { type: 'string', maxLength: 40, pattern: '^\\d{4}-\\d{2}-\\d{2}(T[0-9:.]+(Z|[+-]\\d{2}:\\d{2})?)?$' } as const
+const CASES_QUERY = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: CASE_STATUSES },
+    from: TIME,
+    to: TIME,
+    limit: { type: 'integer', minimum: 1, maximum: 1000 },
+    after: { type: 'string', maxLength: 128, pattern: '^t!' }
+  }
+} as const
+const TAT_QUERY = { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 366 } } } as const
+
+/** Closed cases the worklist shows after the open ones, unless told. */
+const CLOSED_SHOWN = 50
+const isOpenCase = (state: CaseState): boolean => state.status === 'SCHEDULED' || state.status === 'IN PROGRESS'
+const closedAt = (state: CaseState): string => state.finalAt ?? state.canceledAt ?? state.createdAt
 
 export interface WorklistEntry {
   caseId: string
@@ -95,17 +119,33 @@ function parseShifts (body: unknown): Shift[] {
 }
 
 export async function worklistRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
-  type WorklistQuery = { status?: string, priority?: string, mine?: string }
+  type WorklistQuery = { status?: string, priority?: string, mine?: string, closed?: number }
   const worklistSchema = { querystring: WORKLIST_QUERY }
   app.get<{ Querystring: WorklistQuery }>('/api/worklist', { schema: worklistSchema }, async request => {
-    const { status, priority, mine } = request.query
+    const { status, priority, mine, closed = CLOSED_SHOWN } = request.query
     const now = Date.now()
-    return visibleCases(node)
-      .filter(state => (status === undefined || state.status === status) && (priority === undefined || state.priority === priority) &&
-        (mine !== 'true' || state.claimedBy === node.peerId || state.consultants.includes(node.peerId)))
-      .sort((a, b) => (PRIORITY_ORDER.get(a.priority) ?? 9) - (PRIORITY_ORDER.get(b.priority) ?? 9) ||
-        Date.parse(a.dueAt) - Date.parse(b.dueAt))
-      .map(state => worklistEntry(node, state, now))
+    const wanted = visibleCases(node).filter(state => (status === undefined || state.status === status) && (priority === undefined || state.priority === priority) &&
+      (mine !== 'true' || state.claimedBy === node.peerId || state.consultants.includes(node.peerId)))
+    const open = wanted.filter(isOpenCase).sort((a, b) => (PRIORITY_ORDER.get(a.priority) ?? 9) - (PRIORITY_ORDER.get(b.priority) ?? 9) ||
+      Date.parse(a.dueAt) - Date.parse(b.dueAt))
+    // The closed cases still in memory (live: closed in the last days), the most recently closed first.
+    const done = wanted.filter(state => !isOpenCase(state)).sort((a, b) => closedAt(b).localeCompare(closedAt(a))).slice(0, closed)
+    return [...open, ...done].map(state => worklistEntry(node, state, now))
+  })
+
+  type CasesQuery = { status?: CaseState['status'], from?: string, to?: string, limit?: number, after?: string }
+  app.get<{ Querystring: CasesQuery }>('/api/cases', { schema: { querystring: CASES_QUERY } }, async request => {
+    const { status, from, to, limit = 100, after } = request.query
+    const now = Date.now()
+    const me = node.peerId
+    const page = await node.worklist.query({
+      limit, member: me,
+      ...(status === undefined ? {} : { status }),
+      ...(from === undefined ? {} : { from: new Date(from).toISOString() }),
+      ...(to === undefined ? {} : { to: new Date(to).toISOString() }),
+      ...(after === undefined ? {} : { after })
+    })
+    return { cases: page.cases.map(({ state }) => worklistEntry(node, node.worklist.caseState(state.caseId) ?? state, now)), next: page.next ?? null }
   })
 
   app.post<{ Params: { caseId: string } }>('/api/worklist/:caseId/claim', async (request) =>
@@ -120,7 +160,19 @@ export async function worklistRoutes (app: FastifyInstance, { node }: { node: No
     return worklistEntry(node, await node.workflow.cancel(caseIdOf(request.params), reason, request.actor))
   })
 
-  app.get('/api/tat', async () => ({ generatedAt: new Date().toISOString(), byPriority: summariseTat(visibleCases(node), PRIORITIES) }))
+  // Turnaround over the cases created in the last `?days=` (30), from the index: a year of history is not read.
+  app.get<{ Querystring: { days?: number } }>('/api/tat', { schema: { querystring: TAT_QUERY } }, async request => {
+    const days = request.query.days ?? 30
+    const from = new Date(Date.now() - days * 24 * 3600_000).toISOString()
+    const states = new Map<string, CaseState>()
+    for (let after: string | undefined, first = true; first || after !== undefined; first = false) {
+      const page = await node.worklist.query({ from, limit: 1000, member: node.peerId, ...(after === undefined ? {} : { after }) })
+      for (const { state } of page.cases) states.set(state.caseId, state)
+      after = page.next
+    }
+    for (const state of visibleCases(node)) if (state.createdAt >= from) states.set(state.caseId, state)
+    return { generatedAt: new Date().toISOString(), days, byPriority: summariseTat(states.values(), PRIORITIES) }
+  })
 
   app.get('/api/duty', async () => {
     const shifts = node.worklist.shifts()
