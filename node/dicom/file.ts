@@ -13,21 +13,28 @@
  * no transfer syntax, a data set in another encoding than the one named, zero padding at the end): for
  * showing what a file holds. The archive never stores such a file, and reads strictly.
  */
-import { createInflateRaw, type InflateRaw, inflateRawSync } from 'node:zlib'
+import {
+  DEFLATED_SYNTAXES,
+  DICM,
+  isVr,
+  LONG_VRS,
+  PREAMBLE_LENGTH,
+  type Syntax,
+  syntaxOf,
+  tagName
+} from './dictionary.ts'
 import { InvalidDicomError } from './errors.ts'
+import { asyncInflater, type DatasetFeed, syncInflater } from './inflate.ts'
 import { withoutTrailingPadding } from './padding.ts'
-import { DatasetReader, type DatasetVisitor, LONG_VRS, type ReaderLimits, SHORT_VRS, type Syntax, tagName } from './reader.ts'
-import { TRANSFER_SYNTAX } from './uids.ts'
+import { DatasetReader } from './reader.ts'
+import type { DatasetVisitor, ReaderLimits } from './visitor.ts'
 
-export const PREAMBLE_LENGTH = 128
-const PREFIX_LENGTH = PREAMBLE_LENGTH + 4
-const DICM = [0x44, 0x49, 0x43, 0x4d]
+/** Read by the HTTP layer from here until it imports the dictionary. */
+export { DEFLATED_SYNTAXES }
+
+const PREFIX_LENGTH = PREAMBLE_LENGTH + DICM.length
 /** The File Meta Information is a few hundred bytes; more than this is not a header. */
 const MAX_META_BYTES = 64 * 1024
-/** Deflated syntaxes: the data set after the meta information is a raw deflate stream (PS3.5 A.5). */
-export const DEFLATED_SYNTAXES: ReadonlySet<string> = new Set([TRANSFER_SYNTAX.deflatedExplicitLittle, '1.2.840.10008.1.2.4.95'])
-/** Inflated pieces the data set reader takes at a time. */
-const INFLATE_CHUNK = 256 * 1024
 
 export interface FileMeta {
   /** the transfer syntax the data set is read in */
@@ -50,21 +57,15 @@ export interface Part10Options {
   lenient?: boolean
 }
 
-export const syntaxOf = (uid: string): Syntax => ({
-  explicit: uid !== TRANSFER_SYNTAX.implicitLittle,
-  little: uid !== TRANSFER_SYNTAX.explicitBig
-})
-
-export function isExecutable (prefix: Uint8Array): boolean {
-  return (prefix[0] === 0x4d && prefix[1] === 0x5a) || // MZ: DOS/Windows PE
+export function isExecutable(prefix: Uint8Array): boolean {
+  return (
+    (prefix[0] === 0x4d && prefix[1] === 0x5a) || // MZ: DOS/Windows PE
     (prefix[0] === 0x7f && prefix[1] === 0x45 && prefix[2] === 0x4c && prefix[3] === 0x46) || // ELF
-    (prefix[0] === 0xcf && prefix[1] === 0xfa && prefix[2] === 0xed && prefix[3] === 0xfe) // Mach-O
+    (prefix[0] === 0xcf && prefix[1] === 0xfa && prefix[2] === 0xed && prefix[3] === 0xfe)
+  ) // Mach-O
 }
 
 const isVrByte = (b: number | undefined): boolean => b !== undefined && b >= 0x41 && b <= 0x5a
-
-/** Where the data set goes: straight to the reader, or through an inflater first. */
-interface DatasetSink { push (bytes: Uint8Array): void, end (): Promise<void> | void, skip? (count: number): boolean }
 
 export class Part10Reader {
   readonly #options: Part10Options
@@ -72,27 +73,29 @@ export class Part10Reader {
   #head: Uint8Array = new Uint8Array(PREFIX_LENGTH)
   #headLength = 0
   #meta: FileMeta | undefined
-  #sink: DatasetSink | undefined
+  #sink: DatasetFeed | undefined
   /** lenient: the first bytes of the data set, held until its encoding can be told */
   #lead: Uint8Array[] = []
   #leadLength = 0
   #failure: Error | undefined
   #ended = false
 
-  constructor (options: Part10Options) {
+  constructor(options: Part10Options) {
     this.#options = options
   }
 
   /** The meta information, once read. */
-  get meta (): FileMeta | undefined { return this.#meta }
+  get meta(): FileMeta | undefined {
+    return this.#meta
+  }
 
   /** `end` for a reader whose data set is read synchronously (`inflate: 'sync'`, or not deflated). */
-  endSync (): void {
+  endSync(): void {
     if (this.#failure !== undefined) throw this.#failure
     this.#ended = true
     try {
       if (this.#sink === undefined) this.#metaEnds(true)
-      const ended = (this.#sink as DatasetSink).end()
+      const ended = (this.#sink as DatasetFeed).end()
       if (ended instanceof Promise) throw new Error('endSync on a reader that inflates asynchronously')
     } catch (error) {
       this.#failure = error as Error
@@ -104,13 +107,13 @@ export class Part10Reader {
    * Passes over the file's next `count` bytes without their being read, when they lie inside a value the
    * visitor skips (not for a deflated data set). Returns false, skipping nothing, otherwise: push them then.
    */
-  skip (count: number): boolean {
+  skip(count: number): boolean {
     if (this.#failure !== undefined) throw this.#failure
     return this.#sink?.skip?.(count) ?? false
   }
 
   /** Takes the file's next bytes. Throws InvalidDicomError as soon as something is wrong. */
-  push (piece: Uint8Array): void {
+  push(piece: Uint8Array): void {
     if (this.#failure !== undefined) throw this.#failure
     if (this.#ended) throw new Error('push after end')
     try {
@@ -126,12 +129,12 @@ export class Part10Reader {
   }
 
   /** The file ends here: resolves once the data set (inflated, for deflate) has been read whole. */
-  async end (): Promise<void> {
+  async end(): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure
     this.#ended = true
     try {
       if (this.#sink === undefined) this.#metaEnds(true)
-      await (this.#sink as DatasetSink).end()
+      await (this.#sink as DatasetFeed).end()
     } catch (error) {
       this.#failure = error as Error
       throw error
@@ -139,7 +142,7 @@ export class Part10Reader {
   }
 
   /** Keeps bytes of the prefix and meta information until the meta information ends. */
-  #gather (piece: Uint8Array): void {
+  #gather(piece: Uint8Array): void {
     const needed = this.#headLength + piece.byteLength
     if (needed > this.#head.byteLength) {
       // Bounded: the meta information ends, or is refused, within MAX_META_BYTES of complete elements.
@@ -155,8 +158,12 @@ export class Part10Reader {
   /**
    * Reads what is gathered: once the meta information has ended (the next element is not of group 0002, or
    * the file ends), the rest goes to the data set. `final`: the file ends here.
+   *
+   * Walked here rather than by the data set reader: the walk must stop before the first element of another
+   * group without reading its header, which is in the data set's encoding (implicit VR, big endian), and a
+   * lenient read takes each meta element as explicit or implicit VR as it finds it.
    */
-  #metaEnds (final: boolean): void {
+  #metaEnds(final: boolean): void {
     const head = this.#head.subarray(0, this.#headLength)
     if (head.byteLength < PREFIX_LENGTH) {
       if (!final) return
@@ -182,7 +189,10 @@ export class Part10Reader {
           this.#tooLongMeta(at)
           return
         }
-        throw new InvalidDicomError('truncated', 'the File Meta Information runs past the end of the data: the file is truncated')
+        throw new InvalidDicomError(
+          'truncated',
+          'the File Meta Information runs past the end of the data: the file is truncated'
+        )
       }
       const element = view.getUint16(at + 2, true)
       let length: number
@@ -190,8 +200,11 @@ export class Part10Reader {
       const explicit = isVrByte(head[at + 4]) && isVrByte(head[at + 5])
       if (explicit) {
         const vr = String.fromCharCode(head[at + 4] as number, head[at + 5] as number)
-        if (!LONG_VRS.has(vr) && !SHORT_VRS.has(vr)) {
-          throw new InvalidDicomError('bad-vr', `element ${tagName(0x00020000 | element)} has VR "${vr}", which is not a DICOM VR`)
+        if (!isVr(vr)) {
+          throw new InvalidDicomError(
+            'bad-vr',
+            `element ${tagName(0x00020000 | element)} has VR "${vr}", which is not a DICOM VR`
+          )
         }
         if (LONG_VRS.has(vr)) {
           if (at + 12 > head.byteLength) {
@@ -199,7 +212,10 @@ export class Part10Reader {
               this.#tooLongMeta(at)
               return
             }
-            throw new InvalidDicomError('truncated', 'the File Meta Information runs past the end of the data: the file is truncated')
+            throw new InvalidDicomError(
+              'truncated',
+              'the File Meta Information runs past the end of the data: the file is truncated'
+            )
           }
           length = view.getUint32(at + 8, true)
           header = 12
@@ -212,24 +228,39 @@ export class Part10Reader {
         header = 8
       } else {
         const vr = String.fromCharCode(head[at + 4] as number, head[at + 5] as number).replace(/[^\x20-\x7e]/g, '?')
-        throw new InvalidDicomError('bad-vr', `File Meta Information element ${tagName(0x00020000 | element)} has VR "${vr}", which is not a DICOM VR`)
+        throw new InvalidDicomError(
+          'bad-vr',
+          `File Meta Information element ${tagName(0x00020000 | element)} has VR "${vr}", which is not a DICOM VR`
+        )
       }
       if (length === 0xffffffff) {
-        throw new InvalidDicomError('bad-meta', `File Meta Information element ${tagName(0x00020000 | element)} has undefined length`)
+        throw new InvalidDicomError(
+          'bad-meta',
+          `File Meta Information element ${tagName(0x00020000 | element)} has undefined length`
+        )
       }
       if (at + header + length > PREFIX_LENGTH + MAX_META_BYTES) {
-        throw new InvalidDicomError('bad-meta', `the File Meta Information is over ${MAX_META_BYTES} bytes: not a DICOM header`)
+        throw new InvalidDicomError(
+          'bad-meta',
+          `the File Meta Information is over ${MAX_META_BYTES} bytes: not a DICOM header`
+        )
       }
       if (at + header + length > head.byteLength) {
         if (!final) return
-        throw new InvalidDicomError('truncated', `File Meta Information element ${tagName(0x00020000 | element)} runs past the end of the data: the file is truncated`)
+        throw new InvalidDicomError(
+          'truncated',
+          `File Meta Information element ${tagName(0x00020000 | element)} runs past the end of the data: the file is truncated`
+        )
       }
       const value = head.subarray(at + header, at + header + length)
       elements.set(element, withoutTrailingPadding(Buffer.from(value).toString('latin1')).trim())
       at += header + length
     }
     if (at === PREFIX_LENGTH && this.#options.lenient === true) {
-      throw new InvalidDicomError('not-part10', 'not a DICOM Part 10 file: no File Meta Information (group 0002) after "DICM"')
+      throw new InvalidDicomError(
+        'not-part10',
+        'not a DICOM Part 10 file: no File Meta Information (group 0002) after "DICM"'
+      )
     }
     const declared = elements.get(0x0010)
     if ((declared === undefined || declared === '') && this.#options.lenient !== true) {
@@ -248,29 +279,35 @@ export class Part10Reader {
   }
 
   /** The meta information has not ended yet: fine, unless it is already longer than any header. */
-  #tooLongMeta (at: number): void {
-    if (at > PREFIX_LENGTH + MAX_META_BYTES) throw new InvalidDicomError('bad-meta', `the File Meta Information is over ${MAX_META_BYTES} bytes: not a DICOM header`)
+  #tooLongMeta(at: number): void {
+    if (at > PREFIX_LENGTH + MAX_META_BYTES)
+      throw new InvalidDicomError(
+        'bad-meta',
+        `the File Meta Information is over ${MAX_META_BYTES} bytes: not a DICOM header`
+      )
   }
 
-  #startDataset (first: Uint8Array, final: boolean): void {
+  #startDataset(first: Uint8Array, final: boolean): void {
     const meta = this.#meta as FileMeta
     if (this.#options.lenient === true) {
       // The encoding is told from the first element's bytes: hold the data set's first 6 bytes.
       this.#sink = {
-        push: bytes => { this.#lenientLead(bytes, false) },
+        push: bytes => {
+          this.#lenientLead(bytes, false)
+        },
         end: () => {
           this.#lenientLead(new Uint8Array(0), true)
-          return (this.#sink as DatasetSink).end()
+          return (this.#sink as DatasetFeed).end()
         }
       }
       this.#lenientLead(first, final)
       return
     }
-    this.#sink = this.#datasetSink(meta, syntaxOf(meta.transferSyntaxUid))
+    this.#sink = this.#datasetFeed(meta, syntaxOf(meta.transferSyntaxUid))
     if (first.byteLength > 0) this.#sink.push(first)
   }
 
-  #lenientLead (bytes: Uint8Array, final: boolean): void {
+  #lenientLead(bytes: Uint8Array, final: boolean): void {
     if (bytes.byteLength > 0) {
       this.#lead.push(bytes)
       this.#leadLength += bytes.byteLength
@@ -281,89 +318,31 @@ export class Part10Reader {
     this.#lead = []
     let syntax = syntaxOf(meta.transferSyntaxUid)
     if (!DEFLATED_SYNTAXES.has(meta.transferSyntaxUid) && lead.byteLength >= 6) {
-      const looksExplicit = isVrByte(lead[4]) && isVrByte(lead[5]) && (LONG_VRS.has(lead.toString('latin1', 4, 6)) || SHORT_VRS.has(lead.toString('latin1', 4, 6)))
-      if (looksExplicit !== syntax.explicit) syntax = { explicit: looksExplicit, little: syntax.little || !looksExplicit }
+      const looksExplicit = isVrByte(lead[4]) && isVrByte(lead[5]) && isVr(lead.toString('latin1', 4, 6))
+      if (looksExplicit !== syntax.explicit)
+        syntax = { explicit: looksExplicit, little: syntax.little || !looksExplicit }
     }
-    const sink = this.#datasetSink(meta, syntax)
+    const sink = this.#datasetFeed(meta, syntax)
     this.#sink = sink
     if (lead.byteLength > 0) sink.push(lead)
   }
 
-  #datasetSink (meta: FileMeta, syntax: Syntax): DatasetSink {
+  #datasetFeed(meta: FileMeta, syntax: Syntax): DatasetFeed {
     const visitor = this.#options.dataset(meta)
     const reader = new DatasetReader(syntax, visitor, this.#options.limits)
-    const end = (): void => { reader.end(this.#options.lenient === true ? { zeroTail: true } : {}) }
-    if (!DEFLATED_SYNTAXES.has(meta.transferSyntaxUid)) return { push: bytes => { reader.push(bytes) }, end, skip: count => reader.skip(count) }
+    const end = (): void => {
+      reader.end(this.#options.lenient === true ? { zeroTail: true } : {})
+    }
+    if (!DEFLATED_SYNTAXES.has(meta.transferSyntaxUid))
+      return {
+        push: bytes => {
+          reader.push(bytes)
+        },
+        end,
+        skip: count => reader.skip(count)
+      }
     return this.#options.inflate === 'sync'
       ? syncInflater(reader, end, this.#options.maxInflatedBytes)
       : asyncInflater(reader, end, this.#options.maxInflatedBytes)
-  }
-}
-
-const tooLarge = (limit: number): InvalidDicomError =>
-  new InvalidDicomError('too-large', `the deflated data set inflates to more than ${limit} bytes, over the size limit for one object`)
-
-/** Keeps the deflated bytes, and inflates them at once at the end, within the bound. */
-function syncInflater (reader: DatasetReader, end: () => void, limit: number): DatasetSink {
-  const parts: Uint8Array[] = []
-  return {
-    push: bytes => { parts.push(Uint8Array.from(bytes)) },
-    end: () => {
-      let inflated: Buffer
-      try {
-        inflated = inflateRawSync(Buffer.concat(parts), { maxOutputLength: limit })
-      } catch (error) {
-        if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit)
-        throw new InvalidDicomError('bad-deflate', `the deflated data set does not inflate: ${(error as Error).message}`)
-      }
-      reader.push(inflated)
-      end()
-    }
-  }
-}
-
-/** Inflates on zlib's thread pool as the deflated bytes come, handing each inflated piece to the reader. */
-function asyncInflater (reader: DatasetReader, end: () => void, limit: number): DatasetSink {
-  const inflater: InflateRaw = createInflateRaw({ chunkSize: INFLATE_CHUNK })
-  let inflated = 0
-  let failure: Error | undefined
-  const done = new Promise<void>((resolve, reject) => {
-    inflater.on('data', (piece: Buffer) => {
-      if (failure !== undefined) return
-      inflated += piece.byteLength
-      try {
-        if (inflated > limit) throw tooLarge(limit)
-        reader.push(piece)
-      } catch (error) {
-        failure = error as Error
-        inflater.destroy()
-        reject(failure)
-      }
-    })
-    inflater.on('error', error => {
-      failure ??= new InvalidDicomError('bad-deflate', `the deflated data set does not inflate: ${error.message}`)
-      reject(failure)
-    })
-    inflater.on('end', () => {
-      if (failure !== undefined) return
-      try {
-        end()
-        resolve()
-      } catch (error) {
-        reject(error as Error)
-      }
-    })
-  })
-  done.catch(() => {})
-  return {
-    push: bytes => {
-      if (failure !== undefined) throw failure
-      // Copied: the caller may reuse its memory before zlib reads it.
-      inflater.write(Buffer.from(bytes))
-    },
-    end: async () => {
-      if (failure === undefined) inflater.end()
-      await done
-    }
   }
 }

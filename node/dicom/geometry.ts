@@ -5,7 +5,7 @@
  * that declares a billion frames is refused at ingest, and one stored before that check is served with what
  * it holds.
  */
-import type { AttributeValue, PixelDataLocation } from './part10.ts'
+import type { AttributeValue, PixelDataLocation } from './instance.ts'
 
 export interface FrameGeometry {
   /** frames the pixel data holds: what is declared, bounded by what is there (0: no pixel data) */
@@ -19,16 +19,19 @@ export interface FrameGeometry {
 /** Largest Number of Frames radmesh stores (cine loops and tomosynthesis have thousands at most). */
 export const MAX_FRAMES = 100_000
 
-const first = (value: AttributeValue | undefined): string | undefined => Array.isArray(value) ? value[0] : value
+const first = (value: AttributeValue | undefined): string | undefined => (Array.isArray(value) ? value[0] : value)
 
 /** A declared unsigned integer, or undefined when absent or not one. */
-function declaredInteger (value: AttributeValue | undefined): number | undefined {
+function declaredInteger(value: AttributeValue | undefined): number | undefined {
   const text = first(value)?.trim()
   if (text === undefined || !/^\+?\d{1,10}$/.test(text)) return undefined
   return Number(text)
 }
 
-export function frameGeometry (attributes: Record<string, AttributeValue>, pixelData: PixelDataLocation | undefined): FrameGeometry {
+export function frameGeometry(
+  attributes: Record<string, AttributeValue>,
+  pixelData: PixelDataLocation | undefined
+): FrameGeometry {
   if (pixelData === undefined) return { frames: 0 }
   const declaredFrames = declaredInteger(attributes['00280008'])
   // Absent or unreadable (an IS of "1A" is seen in real files): one frame.
@@ -36,13 +39,26 @@ export function frameGeometry (attributes: Record<string, AttributeValue>, pixel
   /** what is served: what the pixel data holds, never more than was declared or than MAX_FRAMES */
   const bounded = (available: number, frameBytes?: number, mismatch?: string): FrameGeometry => {
     const frames = Math.min(declared, available, MAX_FRAMES)
-    const problem = declared > MAX_FRAMES ? `Number of Frames is ${declared}, over the ${MAX_FRAMES} radmesh stores` : declared > available ? mismatch : undefined
-    return { frames, ...(frameBytes === undefined ? {} : { frameBytes }), ...(problem === undefined ? {} : { problem }) }
+    const problem =
+      declared > MAX_FRAMES
+        ? `Number of Frames is ${declared}, over the ${MAX_FRAMES} radmesh stores`
+        : declared > available
+          ? mismatch
+          : undefined
+    return {
+      frames,
+      ...(frameBytes === undefined ? {} : { frameBytes }),
+      ...(problem === undefined ? {} : { problem })
+    }
   }
   if (pixelData.encapsulated) {
     // Every frame starts in a fragment of its own (PS3.5 A.4).
     const available = pixelData.fragments.length
-    return bounded(available, undefined, `Number of Frames is ${declared}, but the encapsulated pixel data has ${available} fragment(s)`)
+    return bounded(
+      available,
+      undefined,
+      `Number of Frames is ${declared}, but the encapsulated pixel data has ${available} fragment(s)`
+    )
   }
   const rows = declaredInteger(attributes['00280010']) ?? 0
   const columns = declaredInteger(attributes['00280011']) ?? 0
@@ -52,14 +68,23 @@ export function frameGeometry (attributes: Record<string, AttributeValue>, pixel
     return { frames: 0, problem: `Rows ${rows} and Columns ${columns} do not describe an image` }
   }
   if (samples < 1 || samples > 4 || ![1, 8, 16, 32, 64].includes(bitsAllocated)) {
-    return { frames: 0, problem: `Samples per Pixel ${samples} at Bits Allocated ${bitsAllocated} do not describe an image` }
+    return {
+      frames: 0,
+      problem: `Samples per Pixel ${samples} at Bits Allocated ${bitsAllocated} do not describe an image`
+    }
   }
   // YBR_FULL_422 keeps two chroma samples per two pixels (PS3.3 C.7.6.3.1.2): 2 samples per pixel on average.
   const photometric = String(first(attributes['00280004']) ?? '').trim()
   const samplesStored = samples === 3 && photometric === 'YBR_FULL_422' ? 2 : samples
-  const frameBytes = bitsAllocated === 1 ? Math.ceil((rows * columns * samples) / 8) : rows * columns * samplesStored * (bitsAllocated / 8)
+  const frameBytes =
+    bitsAllocated === 1
+      ? Math.ceil((rows * columns * samples) / 8)
+      : rows * columns * samplesStored * (bitsAllocated / 8)
   const available = Math.floor(pixelData.length / frameBytes)
-  return bounded(available, frameBytes,
+  return bounded(
+    available,
+    frameBytes,
     `Number of Frames is ${declared}, of ${rows}x${columns}x${samples} at ${bitsAllocated} bits (${frameBytes} bytes each), ` +
-    `but the pixel data holds ${pixelData.length} bytes (${available} frame(s))`)
+      `but the pixel data holds ${pixelData.length} bytes (${available} frame(s))`
+  )
 }

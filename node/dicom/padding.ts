@@ -8,7 +8,7 @@
 const isPadding = (code: number): boolean => code === 0x20 || code === 0
 
 /** `text` without its trailing spaces and NULs. */
-export function withoutTrailingPadding (text: string): string {
+export function withoutTrailingPadding(text: string): string {
   let end = text.length
   while (end > 0 && isPadding(text.charCodeAt(end - 1))) end--
   return end === text.length ? text : text.slice(0, end)

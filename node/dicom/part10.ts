@@ -1,5 +1,5 @@
 /**
- * Reading DICOM Part 10 files strictly enough to trust what is stored, and writing their File Meta Information.
+ * Reading DICOM Part 10 files strictly enough to trust what is stored.
  *
  * `InstanceParser` reads a file as it arrives (through `Part10Reader` and the one data set reader,
  * reader.ts): every element, sequence, item and fragment, every declared length checked against its
@@ -8,87 +8,47 @@
  * collects the top-level attributes the index needs and where the pixel data lies, so WADO-RS frames need no
  * second parse; and it checks the declared frame geometry against the pixel data (geometry.ts).
  */
+import { CHARSET_VRS, namesUtf8 } from './charsets.ts'
+import {
+  COLLECTED_ATTRIBUTES,
+  ENCAPSULATED_SYNTAXES,
+  hex8,
+  PIXEL_DATA,
+  PREAMBLE_LENGTH,
+  SPECIFIC_CHARACTER_SET,
+  SUPPORTED_TRANSFER_SYNTAXES,
+  syntaxOf,
+  tagName
+} from './dictionary.ts'
 import { InvalidDicomError } from './errors.ts'
-import { type FileMeta, isExecutable, PREAMBLE_LENGTH, Part10Reader } from './file.ts'
-import { withoutTrailingPadding } from './padding.ts'
+import { type FileMeta, isExecutable, Part10Reader } from './file.ts'
 import { frameGeometry } from './geometry.ts'
-import { type DatasetVisitor, type ElementHeader, hex8, LONG_VRS, PIXEL_DATA, tagName } from './reader.ts'
-import { ENCAPSULATED_SYNTAXES, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, SUPPORTED_TRANSFER_SYNTAXES, uidProblem } from './uids.ts'
+import type { AttributeValue, DicomInstance, PixelDataLocation } from './instance.ts'
+import { withoutTrailingPadding } from './padding.ts'
+import { uidProblem } from './uids.ts'
+import type { DatasetVisitor, ElementHeader } from './visitor.ts'
 
-export { PREAMBLE_LENGTH }
-const DICM = [0x44, 0x49, 0x43, 0x4d]
+/** What a parse gives (instance.ts). */
+export type { AttributeValue, DicomInstance, PixelDataLocation }
+/** Its callers in node/archive and test/ import it from here until they take it from writer.ts. */
+export { part10Header } from './writer.ts'
+
 /** The collected attributes are short; one over this is not what it says it is. */
 const MAX_COLLECTED_BYTES = 64 * 1024
-/**
- * Top-level attributes collected for the index and for rendering frames, with the VR used when the
- * transfer syntax is implicit (explicit files carry their own VR).
- */
-export const COLLECTED_ATTRIBUTES: Record<string, string> = {
-  '00080005': 'CS', // SpecificCharacterSet
-  '00080016': 'UI', // SOPClassUID
-  '00080018': 'UI', // SOPInstanceUID
-  '00080020': 'DA', // StudyDate
-  '00080030': 'TM', // StudyTime
-  '00080050': 'SH', // AccessionNumber
-  '00080060': 'CS', // Modality
-  '00080090': 'PN', // ReferringPhysicianName
-  '00081030': 'LO', // StudyDescription
-  '0008103E': 'LO', // SeriesDescription
-  '00100010': 'PN', // PatientName
-  '00100020': 'LO', // PatientID
-  '00100030': 'DA', // PatientBirthDate
-  '00100040': 'CS', // PatientSex
-  '00180015': 'CS', // BodyPartExamined
-  '0020000D': 'UI', // StudyInstanceUID
-  '0020000E': 'UI', // SeriesInstanceUID
-  '00200010': 'SH', // StudyID
-  '00200011': 'IS', // SeriesNumber
-  '00200013': 'IS', // InstanceNumber
-  '00280002': 'US', // SamplesPerPixel
-  '00280004': 'CS', // PhotometricInterpretation
-  '00280008': 'IS', // NumberOfFrames
-  '00280010': 'US', // Rows
-  '00280011': 'US', // Columns
-  '00280100': 'US', // BitsAllocated
-  '00280103': 'US', // PixelRepresentation
-  '00400244': 'DA' // PerformedProcedureStepStartDate
-}
-
-export type AttributeValue = string | string[]
-
-export type PixelDataLocation =
-  | { encapsulated: false, offset: number, length: number }
-  | { encapsulated: true, offsetTable: number[], fragments: Array<{ offset: number, length: number }> }
-
-export interface DicomInstance {
-  transferSyntaxUid: string
-  sopClassUid: string
-  sopInstanceUid: string
-  studyInstanceUid: string
-  seriesInstanceUid: string
-  /** where the data set begins in the file (after the File Meta Information) */
-  datasetOffset: number
-  /** top-level attributes from COLLECTED_ATTRIBUTES, keyed by 8-hex tag */
-  attributes: Record<string, AttributeValue>
-  /** offsets are into `datasetOf(file, instance)` (the inflated data set for deflate) */
-  pixelData?: PixelDataLocation
-  /** the preamble starts like a Windows or ELF executable (CVE-2019-11687) */
-  executablePreamble: boolean
-}
 
 /** Reads the top level into attributes and a pixel data location (see DicomInstance). */
 class IndexVisitor implements DatasetVisitor {
   readonly attributes: Record<string, AttributeValue> = {}
   pixelData: PixelDataLocation | undefined
   #utf8 = false
-  #encapsulated: { offsetTable: number[], fragments: Array<{ offset: number, length: number }> } | undefined
+  #encapsulated: { offsetTable: number[]; fragments: Array<{ offset: number; length: number }> } | undefined
   readonly #little: boolean
 
-  constructor (little: boolean) {
+  constructor(little: boolean) {
     this.#little = little
   }
 
-  element (el: ElementHeader): 'skip' | 'collect' {
+  element(el: ElementHeader): 'skip' | 'collect' {
     if (el.depth !== 0) return 'skip'
     if (el.tag === PIXEL_DATA) {
       this.pixelData = { encapsulated: false, offset: el.valueOffset, length: el.length }
@@ -96,27 +56,30 @@ class IndexVisitor implements DatasetVisitor {
     }
     if (!(hex8(el.tag) in COLLECTED_ATTRIBUTES)) return 'skip'
     if (el.length > MAX_COLLECTED_BYTES) {
-      throw new InvalidDicomError('bad-structure', `element ${tagName(el.tag)} declares ${el.length} bytes, far more than such an attribute holds: the data is damaged`)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `element ${tagName(el.tag)} declares ${el.length} bytes, far more than such an attribute holds: the data is damaged`
+      )
     }
     return 'collect'
   }
 
-  value (el: ElementHeader, value: Uint8Array): void {
+  value(el: ElementHeader, value: Uint8Array): void {
     if (el.depth === -1) {
       this.#fragment(el, value)
       return
     }
     const key = hex8(el.tag)
-    const vr = el.vr ?? COLLECTED_ATTRIBUTES[key] as string
-    if (key === '00080005') this.#utf8 = /ISO_IR 192/.test(Buffer.from(value).toString('latin1'))
+    const vr = el.vr ?? (COLLECTED_ATTRIBUTES[key] as string)
+    if (el.tag === SPECIFIC_CHARACTER_SET) this.#utf8 = namesUtf8(value)
     this.attributes[key] = decodeValue(value, vr, this.#utf8, this.#little)
   }
 
-  encapsulatedStart (el: ElementHeader): void {
+  encapsulatedStart(el: ElementHeader): void {
     if (el.depth === 0 && el.tag === PIXEL_DATA) this.#encapsulated = { offsetTable: [], fragments: [] }
   }
 
-  fragment (index: number, el: ElementHeader): 'skip' | 'collect' {
+  fragment(index: number, el: ElementHeader): 'skip' | 'collect' {
     const encapsulated = this.#encapsulated
     if (encapsulated === undefined) return 'skip'
     if (index === 0) return 'collect' // the Basic Offset Table: at most 4 bytes per fragment, bounded by the reader
@@ -124,13 +87,13 @@ class IndexVisitor implements DatasetVisitor {
     return 'skip'
   }
 
-  #fragment (el: ElementHeader, table: Uint8Array): void {
+  #fragment(el: ElementHeader, table: Uint8Array): void {
     const view = new DataView(table.buffer, table.byteOffset, table.byteLength)
     const offsets = (this.#encapsulated as { offsetTable: number[] }).offsetTable
     for (let i = 0; i + 4 <= el.length; i += 4) offsets.push(view.getUint32(i, this.#little))
   }
 
-  encapsulatedEnd (el: ElementHeader): void {
+  encapsulatedEnd(el: ElementHeader): void {
     if (this.#encapsulated === undefined || el.depth !== 0 || el.tag !== PIXEL_DATA) return
     this.pixelData = { encapsulated: true, ...this.#encapsulated }
     this.#encapsulated = undefined
@@ -139,30 +102,30 @@ class IndexVisitor implements DatasetVisitor {
 
 const textDecoderUtf8 = new TextDecoder('utf-8')
 
-function decodeValue (raw: Uint8Array, vr: string, utf8: boolean, little: boolean): AttributeValue {
+function decodeValue(raw: Uint8Array, vr: string, utf8: boolean, little: boolean): AttributeValue {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
   if (vr === 'US') {
     const values: string[] = []
     for (let i = 0; i + 2 <= raw.byteLength; i += 2) values.push(String(view.getUint16(i, little)))
-    return values.length === 1 ? values[0] as string : values
+    return values.length === 1 ? (values[0] as string) : values
   }
   if (vr === 'UL') {
     const values: string[] = []
     for (let i = 0; i + 4 <= raw.byteLength; i += 4) values.push(String(view.getUint32(i, little)))
-    return values.length === 1 ? values[0] as string : values
+    return values.length === 1 ? (values[0] as string) : values
   }
   // Text VRs: trailing spaces (and NUL after UIDs) are padding; backslash separates values.
-  const text = (utf8 && (vr === 'PN' || vr === 'LO' || vr === 'SH' || vr === 'LT' || vr === 'ST' || vr === 'UT'))
-    ? textDecoderUtf8.decode(raw)
-    : Buffer.from(raw).toString('latin1')
+  const text = utf8 && CHARSET_VRS.has(vr) ? textDecoderUtf8.decode(raw) : Buffer.from(raw).toString('latin1')
   const values = text.split('\\').map(v => withoutTrailingPadding(v).replace(/^ +/, ''))
-  return values.length === 1 ? values[0] as string : values
+  return values.length === 1 ? (values[0] as string) : values
 }
 
-function requiredUid (attributes: Record<string, AttributeValue>, tag: string, name: string): string {
+function requiredUid(attributes: Record<string, AttributeValue>, tag: string, name: string): string {
   const value = attributes[tag]
-  if (value === undefined || value === '') throw new InvalidDicomError('missing-attribute', `${name} (${tag.slice(0, 4)},${tag.slice(4)}) is missing`)
-  if (Array.isArray(value)) throw new InvalidDicomError('bad-uid', `${name} has ${value.length} values; it must have one`)
+  if (value === undefined || value === '')
+    throw new InvalidDicomError('missing-attribute', `${name} (${tag.slice(0, 4)},${tag.slice(4)}) is missing`)
+  if (Array.isArray(value))
+    throw new InvalidDicomError('bad-uid', `${name} has ${value.length} values; it must have one`)
   const problem = uidProblem(value)
   if (problem !== undefined) throw new InvalidDicomError('bad-uid', `${name} "${value.slice(0, 80)}" ${problem}`)
   return value
@@ -186,43 +149,52 @@ export class InstanceParser {
   readonly #reader: Part10Reader
   #visitor: IndexVisitor | undefined
 
-  constructor (options: ParserOptions = {}) {
+  constructor(options: ParserOptions = {}) {
     this.#reader = new Part10Reader({
       inflate: options.inflate ?? 'sync',
       maxInflatedBytes: options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES,
       dataset: (meta: FileMeta) => {
         if (!SUPPORTED_TRANSFER_SYNTAXES.has(meta.transferSyntaxUid)) {
-          throw new InvalidDicomError('unsupported-syntax', `transfer syntax ${meta.transferSyntaxUid.slice(0, 64)} is not one radmesh stores`)
+          throw new InvalidDicomError(
+            'unsupported-syntax',
+            `transfer syntax ${meta.transferSyntaxUid.slice(0, 64)} is not one radmesh stores`
+          )
         }
-        this.#visitor = new IndexVisitor(meta.transferSyntaxUid !== '1.2.840.10008.1.2.2')
+        this.#visitor = new IndexVisitor(syntaxOf(meta.transferSyntaxUid).little)
         return this.#visitor
       }
     })
   }
 
-  write (piece: Uint8Array): void {
+  write(piece: Uint8Array): void {
     this.#reader.push(piece)
   }
 
-  async finish (): Promise<DicomInstance> {
+  async finish(): Promise<DicomInstance> {
     await this.#reader.end()
     return this.#result()
   }
 
   /** `finish` for a parser made with `inflate: 'sync'`: nothing is left to wait for. */
-  finishSync (): DicomInstance {
+  finishSync(): DicomInstance {
     this.#reader.endSync()
     return this.#result()
   }
 
-  #result (): DicomInstance {
+  #result(): DicomInstance {
     const meta = this.#reader.meta as FileMeta
     const { attributes, pixelData } = this.#visitor as IndexVisitor
     if (pixelData?.encapsulated === true && !ENCAPSULATED_SYNTAXES.has(meta.transferSyntaxUid)) {
-      throw new InvalidDicomError('bad-structure', `encapsulated pixel data in a native transfer syntax (${meta.transferSyntaxUid})`)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `encapsulated pixel data in a native transfer syntax (${meta.transferSyntaxUid})`
+      )
     }
     if (pixelData?.encapsulated === false && ENCAPSULATED_SYNTAXES.has(meta.transferSyntaxUid)) {
-      throw new InvalidDicomError('bad-structure', `native pixel data in an encapsulated transfer syntax (${meta.transferSyntaxUid})`)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `native pixel data in an encapsulated transfer syntax (${meta.transferSyntaxUid})`
+      )
     }
     // The data set is authoritative: a File Meta Information that names other UIDs (seen in real files) is
     // kept as received, since the file must come back byte-identical, and the data set's UIDs are indexed.
@@ -239,56 +211,21 @@ export class InstanceParser {
       executablePreamble: meta.executablePreamble
     }
     const geometry = frameGeometry(attributes, pixelData)
-    if (geometry.problem !== undefined) throw new InvalidDicomError('bad-pixel-data', `${geometry.problem}: the object does not hold what it declares`)
+    if (geometry.problem !== undefined)
+      throw new InvalidDicomError('bad-pixel-data', `${geometry.problem}: the object does not hold what it declares`)
     return instance
   }
 }
 
 /** Parses and validates a whole Part 10 file in memory. Throws InvalidDicomError with a reason a person can act on. */
-export function parsePart10 (file: Uint8Array, options: { maxInflatedBytes?: number } = {}): DicomInstance {
+export function parsePart10(file: Uint8Array, options: { maxInflatedBytes?: number } = {}): DicomInstance {
   const parser = new InstanceParser({ inflate: 'sync', ...options })
   parser.write(file)
   return parser.finishSync()
 }
 
-function metaElement (element: number, vr: string, value: Uint8Array): Uint8Array {
-  const padded = value.byteLength % 2 === 0 ? value : Buffer.concat([value, Buffer.from([vr === 'UI' ? 0 : 0x20])])
-  const long = LONG_VRS.has(vr)
-  const header = Buffer.alloc(long ? 12 : 8)
-  header.writeUInt16LE(0x0002, 0)
-  header.writeUInt16LE(element, 2)
-  header.write(vr, 4, 'latin1')
-  if (long) header.writeUInt32LE(padded.byteLength, 8)
-  else header.writeUInt16LE(padded.byteLength, 6)
-  return Buffer.concat([header, padded])
-}
-
-export interface MetaFields {
-  sopClassUid: string
-  sopInstanceUid: string
-  transferSyntaxUid: string
-  sourceAeTitle?: string
-}
-
-/** A Part 10 file's start for a data set received over the network (C-STORE): zero preamble, DICM, a new File Meta Information. */
-export function part10Header (meta: MetaFields): Uint8Array {
-  const latin1 = (text: string): Uint8Array => Buffer.from(text, 'latin1')
-  const elements = [
-    metaElement(0x0001, 'OB', new Uint8Array([0, 1])),
-    metaElement(0x0002, 'UI', latin1(meta.sopClassUid)),
-    metaElement(0x0003, 'UI', latin1(meta.sopInstanceUid)),
-    metaElement(0x0010, 'UI', latin1(meta.transferSyntaxUid)),
-    metaElement(0x0012, 'UI', latin1(IMPLEMENTATION_CLASS_UID)),
-    metaElement(0x0013, 'SH', latin1(IMPLEMENTATION_VERSION_NAME)),
-    ...(meta.sourceAeTitle === undefined ? [] : [metaElement(0x0016, 'AE', latin1(meta.sourceAeTitle.trim()))])
-  ]
-  const groupLength = Buffer.alloc(4)
-  groupLength.writeUInt32LE(elements.reduce((sum, e) => sum + e.byteLength, 0))
-  return Buffer.concat([Buffer.alloc(PREAMBLE_LENGTH), Buffer.from(DICM), metaElement(0x0000, 'UL', groupLength), ...elements])
-}
-
 /** A copy of the file safe to hand to a user: an executable preamble (CVE-2019-11687) is zeroed. */
-export function safeForDownload (file: Uint8Array): Uint8Array {
+export function safeForDownload(file: Uint8Array): Uint8Array {
   if (!isExecutable(file)) return file
   const copy = Buffer.from(file)
   copy.fill(0, 0, PREAMBLE_LENGTH)

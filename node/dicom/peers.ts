@@ -20,14 +20,17 @@ export const DICOM_PEERS_FILE = 'dicom-peers.json'
 const RESOLVE_EVERY_MS = 5 * 60_000
 
 /** A calling AE title and the address(es) it must come from. */
-export interface DicomCaller { aeTitle: string, host: string }
+export interface DicomCaller {
+  aeTitle: string
+  host: string
+}
 
 const AE_TITLE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/
 const LABEL = '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
 const HOST_NAME = new RegExp(`^(?=.{1,253}$)${LABEL}(\\.${LABEL})*\\.?$`)
 
 /** An address or subnet as BlockList takes it, or undefined for a host name. */
-function addressOf (host: string): { address: string, prefix?: number, family: 'ipv4' | 'ipv6' } | undefined {
+function addressOf(host: string): { address: string; prefix?: number; family: 'ipv4' | 'ipv6' } | undefined {
   const [address = '', prefix, extra] = host.split('/')
   const family = isIP(address)
   if (family === 0 || extra !== undefined) return undefined
@@ -39,7 +42,7 @@ function addressOf (host: string): { address: string, prefix?: number, family: '
 }
 
 /** `AE@HOST` (the last @ separates them: an AE title may hold one); throws a message saying what is wrong. */
-export function parseCaller (text: string): DicomCaller {
+export function parseCaller(text: string): DicomCaller {
   const at = text.lastIndexOf('@')
   const aeTitle = (at < 0 ? '' : text.slice(0, at)).trim()
   const host = (at < 0 ? '' : text.slice(at + 1)).trim().replace(/^\[(.*)\]$/, '$1')
@@ -55,7 +58,7 @@ export function parseCaller (text: string): DicomCaller {
 }
 
 /** `--allow-ae` values, checked. */
-export function parseAllowAe (values: string[]): DicomCaller[] {
+export function parseAllowAe(values: string[]): DicomCaller[] {
   return values.map(value => {
     try {
       return parseCaller(value)
@@ -66,7 +69,7 @@ export function parseAllowAe (values: string[]): DicomCaller[] {
 }
 
 /** HOME/dicom-peers.json's allowed callers, none without the file. Other keys ("peers") are left to their owners. */
-export async function loadAllowedCallers (home: string): Promise<DicomCaller[]> {
+export async function loadAllowedCallers(home: string): Promise<DicomCaller[]> {
   const path = join(home, DICOM_PEERS_FILE)
   let text: string
   try {
@@ -112,25 +115,31 @@ export class CallerAllowList {
   #resolved = new Map<string, string[]>()
   #timer: NodeJS.Timeout | undefined
 
-  constructor (callers: readonly DicomCaller[], log?: Logger) {
+  constructor(callers: readonly DicomCaller[], log?: Logger) {
     this.#callers = callers
     this.#log = log
     this.#allowed = this.#build(new Map())
   }
 
-  get enabled (): boolean { return this.#callers.length > 0 }
+  get enabled(): boolean {
+    return this.#callers.length > 0
+  }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     if (!this.#callers.some(caller => addressOf(caller.host) === undefined)) return
     await this.#resolve()
-    this.#timer = setInterval(() => { void this.#resolve() }, RESOLVE_EVERY_MS)
+    this.#timer = setInterval(() => {
+      void this.#resolve()
+    }, RESOLVE_EVERY_MS)
     this.#timer.unref()
   }
 
-  stop (): void { clearInterval(this.#timer) }
+  stop(): void {
+    clearInterval(this.#timer)
+  }
 
   /** True when the list is off, or lists `aeTitle` with an address that covers `address`. */
-  allows (aeTitle: string, address: string | undefined): boolean {
+  allows(aeTitle: string, address: string | undefined): boolean {
     if (!this.enabled) return true
     const list = this.#allowed.get(aeTitle)
     if (list === undefined || address === undefined) return false
@@ -139,32 +148,42 @@ export class CallerAllowList {
     return list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
   }
 
-  async #resolve (): Promise<void> {
+  async #resolve(): Promise<void> {
     const resolved = new Map<string, string[]>()
-    await Promise.all(this.#callers.filter(caller => addressOf(caller.host) === undefined).map(async ({ host }) => {
-      try {
-        resolved.set(host, (await lookup(host, { all: true })).map(entry => entry.address))
-      } catch (error) {
-        // The addresses it had stay allowed; a name that never resolved allows none.
-        const before = this.#resolved.get(host)
-        if (before !== undefined) resolved.set(host, before)
-        this.#log?.warn({ host, err: error, kept: before?.length ?? 0 },
-          'an allowed DICOM caller\'s host name does not resolve')
-      }
-    }))
+    await Promise.all(
+      this.#callers
+        .filter(caller => addressOf(caller.host) === undefined)
+        .map(async ({ host }) => {
+          try {
+            resolved.set(
+              host,
+              (await lookup(host, { all: true })).map(entry => entry.address)
+            )
+          } catch (error) {
+            // The addresses it had stay allowed; a name that never resolved allows none.
+            const before = this.#resolved.get(host)
+            if (before !== undefined) resolved.set(host, before)
+            this.#log?.warn(
+              { host, err: error, kept: before?.length ?? 0 },
+              "an allowed DICOM caller's host name does not resolve"
+            )
+          }
+        })
+    )
     this.#resolved = resolved
     this.#allowed = this.#build(resolved)
   }
 
-  #build (resolved: Map<string, string[]>): Map<string, BlockList> {
+  #build(resolved: Map<string, string[]>): Map<string, BlockList> {
     const allowed = new Map<string, BlockList>()
     for (const { aeTitle, host } of this.#callers) {
       const list = allowed.get(aeTitle) ?? new BlockList()
       allowed.set(aeTitle, list)
       const literal = addressOf(host)
-      const addresses: Array<{ address: string, prefix?: number, family: 'ipv4' | 'ipv6' }> = literal === undefined
-        ? (resolved.get(host) ?? []).map(address => ({ address, family: isIP(address) === 6 ? 'ipv6' : 'ipv4' }))
-        : [literal]
+      const addresses: Array<{ address: string; prefix?: number; family: 'ipv4' | 'ipv6' }> =
+        literal === undefined
+          ? (resolved.get(host) ?? []).map(address => ({ address, family: isIP(address) === 6 ? 'ipv6' : 'ipv4' }))
+          : [literal]
       for (const entry of addresses) {
         if (entry.prefix === undefined) list.addAddress(entry.address, entry.family)
         else list.addSubnet(entry.address, entry.prefix, entry.family)

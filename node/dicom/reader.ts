@@ -1,8 +1,9 @@
 /**
  * The one DICOM data set reader: a push parser, fed the bytes of a data set in pieces of any size as they
  * arrive (a C-STORE's PDVs, a STOW-RS part, the chunks of a stored instance), that walks every element,
- * sequence, item and fragment and tells a visitor what it finds. It keeps at most a 12-byte element header
- * and the values its visitor asks for, so a 2 GiB multi-frame object goes through it in bounded memory.
+ * sequence, item and fragment and tells a visitor (visitor.ts) what it finds. It keeps at most a 12-byte
+ * element header and the values its visitor asks for, so a 2 GiB multi-frame object goes through it in
+ * bounded memory.
  *
  * What it checks, for whoever reads through it: every declared length against its container (an item, a
  * sequence of defined length) and against the end of the data; VRs in explicit VR data sets; item and
@@ -11,92 +12,32 @@
  * asked to collect, and a value collected is at most `maxValueBytes`. Any input either passes or throws
  * `InvalidDicomError` with the reason, from `push` or from `end` (data that stops early is truncated).
  *
- * Visitors decide what is kept: the archive's index (part10.ts), the DICOM JSON model (json.ts), frames
- * and bulk data (frames.ts) all read through this.
+ * Visitors decide what is kept: the archive's index (part10.ts), the DICOM JSON model and bulk data
+ * (json.ts) and DIMSE command sets (dimse/command.ts) all read through this.
  */
+import {
+  EXPLICIT_LITTLE,
+  IMPLICIT_LITTLE,
+  ITEM,
+  ITEM_DELIMITER,
+  LONG_VRS,
+  PIXEL_DATA,
+  SEQUENCE_DELIMITER,
+  SHORT_VRS,
+  type Syntax,
+  tagName,
+  UNDEFINED_LENGTH
+} from './dictionary.ts'
 import { InvalidDicomError } from './errors.ts'
-
-export const UNDEFINED_LENGTH = 0xffffffff
-
-export const ITEM = 0xfffee000
-export const ITEM_DELIMITER = 0xfffee00d
-export const SEQUENCE_DELIMITER = 0xfffee0dd
-export const PIXEL_DATA = 0x7fe00010
-
-/** VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2). */
-export const LONG_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'])
-export const SHORT_VRS: ReadonlySet<string> = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US'
-])
-
-export interface Syntax { explicit: boolean, little: boolean }
-export const IMPLICIT_LITTLE: Syntax = Object.freeze({ explicit: false, little: true })
-export const EXPLICIT_LITTLE: Syntax = Object.freeze({ explicit: true, little: true })
-
-export const hex4 = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0')
-export const hex8 = (tag: number): string => tag.toString(16).toUpperCase().padStart(8, '0')
-export const tagName = (tag: number): string => `(${hex4(tag >>> 16)},${hex4(tag & 0xffff)})`
-
-export interface ElementHeader {
-  /** (group << 16 | element), unsigned */
-  tag: number
-  /** the VR as written (explicit VR), or undefined (implicit VR) */
-  vr: string | undefined
-  /** the value length, or UNDEFINED_LENGTH */
-  length: number
-  /** where the element's header starts, from the start of the data set */
-  offset: number
-  /** where its value starts */
-  valueOffset: number
-  /** 0 for the top level, 1 inside the items of a top-level sequence, … */
-  depth: number
-  /** the encoding its value is in (a UN sequence's items are implicit VR little endian) */
-  syntax: Syntax
-}
-
-/** What the visitor wants of a value: nothing, the whole value at once, or its pieces as they come. */
-export type ValueAction = 'skip' | 'collect' | 'stream'
-
-/** Every method is optional; an element whose visitor says nothing is skipped. */
-export interface DatasetVisitor {
-  /** A value (not a sequence, not an encapsulated value): what to do with it. */
-  element? (el: ElementHeader): ValueAction | undefined
-  /** The whole value of an element (or fragment) the visitor chose to collect. */
-  value? (el: ElementHeader, value: Uint8Array): void
-  /** A piece of a value the visitor chose to stream, in order; `at` is where the piece starts in the data set. */
-  valuePiece? (el: ElementHeader, piece: Uint8Array, at: number): void
-  /** In implicit VR, the VR of an element if the visitor knows it: a defined-length sequence is read as one only so. */
-  implicitVr? (el: ElementHeader): string | undefined
-  sequenceStart? (el: ElementHeader): void
-  sequenceEnd? (el: ElementHeader): void
-  /** An item of the sequence last started; `length` may be UNDEFINED_LENGTH. */
-  itemStart? (offset: number, length: number, depth: number): void
-  itemEnd? (): void
-  /** An encapsulated value (undefined length OB/OW: compressed pixel data, mostly). */
-  encapsulatedStart? (el: ElementHeader): void
-  /**
-   * One item of an encapsulated value: index 0 is the Basic Offset Table, then the fragments. `el` describes
-   * the item itself (tag ITEM, its length and offsets). Collected or streamed like a value.
-   */
-  fragment? (index: number, el: ElementHeader): ValueAction | undefined
-  encapsulatedEnd? (el: ElementHeader): void
-}
-
-export interface ReaderLimits {
-  /** sequences nested deeper than this are refused (an attack, not an image) */
-  maxDepth?: number
-  /** the largest value a visitor may collect whole; a larger one it asked for is refused */
-  maxValueBytes?: number
-  /** items (offset table and fragments) an encapsulated value may have */
-  maxFragments?: number
-  /** top-level elements must come in ascending tag order (default true) */
-  ordered?: boolean
-}
-
-export const DEFAULT_MAX_DEPTH = 32
-export const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
-/** A 2 GiB object of 64 KiB fragments; a cine loop of 10,000 frames. */
-export const DEFAULT_MAX_FRAGMENTS = 65_536
+import {
+  DEFAULT_MAX_DEPTH,
+  DEFAULT_MAX_FRAGMENTS,
+  DEFAULT_MAX_VALUE_BYTES,
+  type DatasetVisitor,
+  type ElementHeader,
+  type ReaderLimits,
+  type ValueAction
+} from './visitor.ts'
 
 /** A data set level being read: the top level, or an item. */
 interface DatasetFrame {
@@ -153,7 +94,7 @@ export class DatasetReader {
   #value: PendingValue | undefined
   #ended = false
 
-  constructor (syntax: Syntax, visitor: DatasetVisitor, limits: ReaderLimits = {}) {
+  constructor(syntax: Syntax, visitor: DatasetVisitor, limits: ReaderLimits = {}) {
     this.#visitor = visitor
     this.#maxDepth = limits.maxDepth ?? DEFAULT_MAX_DEPTH
     this.#maxValueBytes = limits.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES
@@ -163,10 +104,12 @@ export class DatasetReader {
   }
 
   /** Bytes read so far. */
-  get offset (): number { return this.#offset }
+  get offset(): number {
+    return this.#offset
+  }
 
   /** Reads the next bytes of the data set. Throws InvalidDicomError at the first thing that is wrong. */
-  push (piece: Uint8Array): void {
+  push(piece: Uint8Array): void {
     if (this.#ended) throw new Error('push after end')
     let pos = 0
     while (pos < piece.byteLength) {
@@ -207,7 +150,7 @@ export class DatasetReader {
    * data, say), and only as far as it goes. Returns false (and skips nothing) when that is not where the
    * reader is.
    */
-  skip (count: number): boolean {
+  skip(count: number): boolean {
     const value = this.#value
     if (value === undefined || value.action !== 'skip' || value.remaining < count || count <= 0) return false
     value.remaining -= count
@@ -224,24 +167,40 @@ export class DatasetReader {
    * The data set ends here: throws InvalidDicomError if anything was left unfinished (a truncated object).
    * `zeroTail`: fewer than 8 zero bytes after the last top-level element are padding, not a cut header.
    */
-  end (options: { zeroTail?: boolean } = {}): void {
+  end(options: { zeroTail?: boolean } = {}): void {
     if (this.#ended) return
     this.#ended = true
     if (this.#value === undefined) this.#closeEnded()
-    if (options.zeroTail === true && this.#stack.length === 1 && this.#value === undefined && this.#carry.subarray(0, this.#carried).every(b => b === 0)) {
+    if (
+      options.zeroTail === true &&
+      this.#stack.length === 1 &&
+      this.#value === undefined &&
+      this.#carry.subarray(0, this.#carried).every(b => b === 0)
+    ) {
       this.#carried = 0
     }
     const value = this.#value
     if (value !== undefined) {
       const what = value.fragment ? 'a fragment of encapsulated pixel data' : `element ${tagName(value.el.tag)}`
-      throw new InvalidDicomError('truncated', `${what} (${value.el.length} bytes) runs past the end of the data (needs ${value.remaining} more bytes): the file is truncated`)
+      throw new InvalidDicomError(
+        'truncated',
+        `${what} (${value.el.length} bytes) runs past the end of the data (needs ${value.remaining} more bytes): the file is truncated`
+      )
     }
     if (this.#carried > 0) {
-      throw new InvalidDicomError('truncated', `an element header runs past the end of the data (${this.#carried} of its bytes are there): the file is truncated`)
+      throw new InvalidDicomError(
+        'truncated',
+        `an element header runs past the end of the data (${this.#carried} of its bytes are there): the file is truncated`
+      )
     }
     const open = this.#stack.at(-1) as Frame
     if (this.#stack.length > 1) {
-      const what = open.kind === 'fragments' ? `encapsulated ${tagName(open.el.tag)}` : open.kind === 'sequence' ? `sequence ${tagName(open.el.tag)}` : 'an item'
+      const what =
+        open.kind === 'fragments'
+          ? `encapsulated ${tagName(open.el.tag)}`
+          : open.kind === 'sequence'
+            ? `sequence ${tagName(open.el.tag)}`
+            : 'an item'
       throw new InvalidDicomError('truncated', `the data ends inside ${what}: the file is truncated`)
     }
   }
@@ -250,17 +209,26 @@ export class DatasetReader {
    * How long the header at `pos` (after what is carried) is: 8, or 12 for a long explicit VR; undefined when
    * its VR bytes are not there yet.
    */
-  #headerLength (piece: Uint8Array, pos: number): number | undefined {
+  #headerLength(piece: Uint8Array, pos: number): number | undefined {
     const top = this.#stack.at(-1) as Frame
     if (top.kind !== 'dataset' || !top.syntax.explicit) return 8
-    const byteAt = (i: number): number | undefined => i < this.#carried ? this.#carry[i] : piece[pos + i - this.#carried]
+    const byteAt = (i: number): number | undefined =>
+      i < this.#carried ? this.#carry[i] : piece[pos + i - this.#carried]
     const b0 = byteAt(0)
     const b1 = byteAt(1)
     const b2 = byteAt(2)
     const b3 = byteAt(3)
     const v0 = byteAt(4)
     const v1 = byteAt(5)
-    if (b0 === undefined || b1 === undefined || b2 === undefined || b3 === undefined || v0 === undefined || v1 === undefined) return undefined
+    if (
+      b0 === undefined ||
+      b1 === undefined ||
+      b2 === undefined ||
+      b3 === undefined ||
+      v0 === undefined ||
+      v1 === undefined
+    )
+      return undefined
     // Item and delimitation tags have no VR in any syntax.
     const group = top.syntax.little ? b0 | (b1 << 8) : (b0 << 8) | b1
     if (group === 0xfffe) return 8
@@ -268,7 +236,7 @@ export class DatasetReader {
   }
 
   /** Ends the items and sequences of defined length whose end has been reached. */
-  #closeEnded (): void {
+  #closeEnded(): void {
     for (;;) {
       const top = this.#stack.at(-1) as Frame
       if (top.kind === 'fragments' || top.end === undefined || this.#offset < top.end) return
@@ -279,22 +247,26 @@ export class DatasetReader {
   }
 
   /** Where the innermost container of defined length ends (undefined: only the end of the data bounds it). */
-  #bound (): number | undefined {
+  #bound(): number | undefined {
     let bound: number | undefined
     for (const frame of this.#stack) {
-      if (frame.kind !== 'fragments' && frame.end !== undefined) bound = bound === undefined ? frame.end : Math.min(bound, frame.end)
+      if (frame.kind !== 'fragments' && frame.end !== undefined)
+        bound = bound === undefined ? frame.end : Math.min(bound, frame.end)
     }
     return bound
   }
 
-  #fits (from: number, length: number, what: string): void {
+  #fits(from: number, length: number, what: string): void {
     const bound = this.#bound()
     if (bound !== undefined && from + length > bound) {
-      throw new InvalidDicomError('bad-structure', `${what} runs ${from + length - bound} bytes past the end of the item or sequence holding it: the data is damaged`)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `${what} runs ${from + length - bound} bytes past the end of the item or sequence holding it: the data is damaged`
+      )
     }
   }
 
-  #header (header: Uint8Array): void {
+  #header(header: Uint8Array): void {
     const top = this.#stack.at(-1) as Frame
     const syntax = top.kind === 'fragments' ? this.#fragmentSyntax() : top.syntax
     const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
@@ -313,7 +285,7 @@ export class DatasetReader {
   }
 
   /** The encoding of the fragments of an encapsulated value: that of the data set level holding it. */
-  #fragmentSyntax (): Syntax {
+  #fragmentSyntax(): Syntax {
     for (let i = this.#stack.length - 1; i >= 0; i--) {
       const frame = this.#stack[i] as Frame
       if (frame.kind === 'dataset') return frame.syntax
@@ -321,17 +293,23 @@ export class DatasetReader {
     return EXPLICIT_LITTLE
   }
 
-  #element (top: DatasetFrame, tag: number, header: Uint8Array, view: DataView, offset: number): void {
+  #element(top: DatasetFrame, tag: number, header: Uint8Array, view: DataView, offset: number): void {
     const { syntax } = top
     if (tag === ITEM_DELIMITER) {
-      if (!top.delimited) throw new InvalidDicomError('bad-structure', `an Item Delimitation Item at offset ${offset} is outside any item of undefined length`)
+      if (!top.delimited)
+        throw new InvalidDicomError(
+          'bad-structure',
+          `an Item Delimitation Item at offset ${offset} is outside any item of undefined length`
+        )
       this.#stack.pop()
       this.#visitor.itemEnd?.()
       return
     }
-    if ((tag >>> 16) === 0xfffe) throw new InvalidDicomError('bad-structure', `unexpected ${tagName(tag)} at offset ${offset}, inside a data set`)
+    if (tag >>> 16 === 0xfffe)
+      throw new InvalidDicomError('bad-structure', `unexpected ${tagName(tag)} at offset ${offset}, inside a data set`)
     if (top.depth === 0 && this.#ordered) {
-      if (tag < top.lastTag) throw new InvalidDicomError('bad-structure', `element ${tagName(tag)} is out of order: the data is damaged`)
+      if (tag < top.lastTag)
+        throw new InvalidDicomError('bad-structure', `element ${tagName(tag)} is out of order: the data is damaged`)
       top.lastTag = tag
     }
     let vr: string | undefined
@@ -345,7 +323,10 @@ export class DatasetReader {
       } else if (SHORT_VRS.has(vr)) {
         length = view.getUint16(6, syntax.little)
       } else {
-        throw new InvalidDicomError('bad-vr', `element ${tagName(tag)} has VR "${vr.replace(/[^\x20-\x7e]/g, '?')}", which is not a DICOM VR`)
+        throw new InvalidDicomError(
+          'bad-vr',
+          `element ${tagName(tag)} has VR "${vr.replace(/[^\x20-\x7e]/g, '?')}", which is not a DICOM VR`
+        )
       }
     }
     const el: ElementHeader = { tag, vr, length, offset, valueOffset: this.#offset, depth: top.depth, syntax }
@@ -357,10 +338,14 @@ export class DatasetReader {
     }
     if (known === 'SQ' || (undefinedLength && known !== 'OB' && known !== 'OW')) {
       // UN with undefined length holds implicit VR little endian items (PS3.5 6.2.2).
-      if (top.depth + 1 > this.#maxDepth) throw new InvalidDicomError('too-deep', `sequences nested more than ${this.#maxDepth} deep`)
+      if (top.depth + 1 > this.#maxDepth)
+        throw new InvalidDicomError('too-deep', `sequences nested more than ${this.#maxDepth} deep`)
       if (!undefinedLength) this.#fits(el.valueOffset, length, `sequence ${tagName(tag)} (${length} bytes)`)
       this.#stack.push({
-        kind: 'sequence', el, end: undefinedLength ? undefined : el.valueOffset + length, depth: top.depth + 1,
+        kind: 'sequence',
+        el,
+        end: undefinedLength ? undefined : el.valueOffset + length,
+        depth: top.depth + 1,
         syntax: vr === 'UN' ? IMPLICIT_LITTLE : syntax
       })
       this.#visitor.sequenceStart?.(el)
@@ -375,38 +360,61 @@ export class DatasetReader {
     this.#startValue(el, this.#visitor.element?.(el) ?? 'skip', false)
   }
 
-  #startFragments (el: ElementHeader): void {
+  #startFragments(el: ElementHeader): void {
     this.#stack.push({ kind: 'fragments', el, count: 0 })
     this.#visitor.encapsulatedStart?.(el)
   }
 
-  #sequenceItem (top: SequenceFrame, tag: number, length: number, offset: number): void {
+  #sequenceItem(top: SequenceFrame, tag: number, length: number, offset: number): void {
     if (tag === SEQUENCE_DELIMITER) {
-      if (top.end !== undefined) throw new InvalidDicomError('bad-structure', `sequence ${tagName(top.el.tag)} of defined length has a Sequence Delimitation Item at offset ${offset}`)
+      if (top.end !== undefined)
+        throw new InvalidDicomError(
+          'bad-structure',
+          `sequence ${tagName(top.el.tag)} of defined length has a Sequence Delimitation Item at offset ${offset}`
+        )
       this.#stack.pop()
       this.#visitor.sequenceEnd?.(top.el)
       return
     }
-    if (tag !== ITEM) throw new InvalidDicomError('bad-structure', `sequence ${tagName(top.el.tag)} holds ${tagName(tag)} at offset ${offset} where an item should be`)
+    if (tag !== ITEM)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `sequence ${tagName(top.el.tag)} holds ${tagName(tag)} at offset ${offset} where an item should be`
+      )
     const undefinedLength = length === UNDEFINED_LENGTH
     if (!undefinedLength) this.#fits(this.#offset, length, `an item of ${tagName(top.el.tag)} (${length} bytes)`)
     this.#stack.push({
-      kind: 'dataset', end: undefinedLength ? undefined : this.#offset + length, delimited: undefinedLength,
-      depth: top.depth, syntax: top.syntax, lastTag: -1
+      kind: 'dataset',
+      end: undefinedLength ? undefined : this.#offset + length,
+      delimited: undefinedLength,
+      depth: top.depth,
+      syntax: top.syntax,
+      lastTag: -1
     })
     this.#visitor.itemStart?.(offset, length, top.depth)
   }
 
-  #fragment (top: FragmentsFrame, tag: number, length: number, offset: number, syntax: Syntax): void {
+  #fragment(top: FragmentsFrame, tag: number, length: number, offset: number, syntax: Syntax): void {
     if (tag === SEQUENCE_DELIMITER) {
       this.#stack.pop()
       this.#visitor.encapsulatedEnd?.(top.el)
       return
     }
-    if (tag !== ITEM) throw new InvalidDicomError('bad-structure', `encapsulated ${tagName(top.el.tag)} holds ${tagName(tag)} at offset ${offset} where a fragment should be`)
-    if (length === UNDEFINED_LENGTH) throw new InvalidDicomError('bad-structure', `a fragment of encapsulated ${tagName(top.el.tag)} has an undefined length`)
+    if (tag !== ITEM)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `encapsulated ${tagName(top.el.tag)} holds ${tagName(tag)} at offset ${offset} where a fragment should be`
+      )
+    if (length === UNDEFINED_LENGTH)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `a fragment of encapsulated ${tagName(top.el.tag)} has an undefined length`
+      )
     if (top.count >= this.#maxFragments) {
-      throw new InvalidDicomError('bad-structure', `encapsulated ${tagName(top.el.tag)} has more than ${this.#maxFragments} fragments`)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `encapsulated ${tagName(top.el.tag)} has more than ${this.#maxFragments} fragments`
+      )
     }
     this.#fits(this.#offset, length, `a fragment of encapsulated ${tagName(top.el.tag)} (${length} bytes)`)
     const el: ElementHeader = { tag: ITEM, vr: undefined, length, offset, valueOffset: this.#offset, depth: -1, syntax }
@@ -414,13 +422,20 @@ export class DatasetReader {
     this.#startValue(el, this.#visitor.fragment?.(index, el) ?? 'skip', true)
   }
 
-  #startValue (el: ElementHeader, action: ValueAction, fragment: boolean): void {
+  #startValue(el: ElementHeader, action: ValueAction, fragment: boolean): void {
     if (action === 'collect' && el.length > this.#maxValueBytes) {
       const what = fragment ? 'a fragment' : `element ${tagName(el.tag)}`
-      throw new InvalidDicomError('bad-structure', `${what} declares ${el.length} bytes, more than the ${this.#maxValueBytes} radmesh reads as one value`)
+      throw new InvalidDicomError(
+        'bad-structure',
+        `${what} declares ${el.length} bytes, more than the ${this.#maxValueBytes} radmesh reads as one value`
+      )
     }
     const value: PendingValue = {
-      el, action, remaining: el.length, filled: 0, fragment,
+      el,
+      action,
+      remaining: el.length,
+      filled: 0,
+      fragment,
       // Sized by the declared length only once it is known to be within the bound above.
       buffer: action === 'collect' ? new Uint8Array(el.length) : undefined
     }
@@ -431,9 +446,9 @@ export class DatasetReader {
     this.#value = value
   }
 
-  #consumeValue (value: PendingValue, bytes: Uint8Array): void {
+  #consumeValue(value: PendingValue, bytes: Uint8Array): void {
     if (value.action === 'collect') {
-      (value.buffer as Uint8Array).set(bytes, value.filled)
+      ;(value.buffer as Uint8Array).set(bytes, value.filled)
     } else if (value.action === 'stream') {
       this.#visitor.valuePiece?.(value.el, bytes, this.#offset)
     }
@@ -446,13 +461,13 @@ export class DatasetReader {
     }
   }
 
-  #finishValue (value: PendingValue): void {
+  #finishValue(value: PendingValue): void {
     if (value.action === 'collect') this.#visitor.value?.(value.el, value.buffer as Uint8Array)
   }
 }
 
 /** Reads a whole data set held in memory; returns after `end()`. */
-export function readDataset (bytes: Uint8Array, syntax: Syntax, visitor: DatasetVisitor, limits?: ReaderLimits): void {
+export function readDataset(bytes: Uint8Array, syntax: Syntax, visitor: DatasetVisitor, limits?: ReaderLimits): void {
   const reader = new DatasetReader(syntax, visitor, limits)
   reader.push(bytes)
   reader.end()

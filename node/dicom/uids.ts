@@ -1,18 +1,11 @@
 /**
- * UIDs radmesh needs to know by name, and what a valid UID looks like (PS3.5 9.1).
+ * radmesh's own implementation UID and version name, and what a valid UID looks like (PS3.5 9.1). The UIDs of
+ * transfer syntaxes are in the dictionary (dictionary.ts).
  */
-import { TRANSFER_SYNTAX } from '../../protocol/dicomweb/transfer-syntaxes.ts'
+import { TRANSFER_SYNTAX } from './dictionary.ts'
 
+/** Read by the HTTP layer from here until it imports the dictionary. */
 export { TRANSFER_SYNTAX }
-
-/** Transfer syntaxes whose pixel data is encapsulated (compressed, in fragments). */
-export const ENCAPSULATED_SYNTAXES = new Set<string>([
-  TRANSFER_SYNTAX.jpegBaseline, TRANSFER_SYNTAX.jpegExtended, TRANSFER_SYNTAX.jpegLossless, TRANSFER_SYNTAX.jpegLosslessSV1,
-  TRANSFER_SYNTAX.jpegLsLossless, TRANSFER_SYNTAX.jpegLsNearLossless, TRANSFER_SYNTAX.jpeg2000Lossless, TRANSFER_SYNTAX.jpeg2000,
-  TRANSFER_SYNTAX.rle
-])
-
-export const SUPPORTED_TRANSFER_SYNTAXES = new Set<string>(Object.values(TRANSFER_SYNTAX))
 
 /** radmesh's implementation class UID (2.25 root, a UUID made once for radmesh) and version name. */
 export const IMPLEMENTATION_CLASS_UID = '2.25.238471238946325718394672183946721839'
@@ -25,7 +18,7 @@ const LAX_UID_PATTERN = /^[0-9]+(\.[0-9]+)*$/
  * Why `value` is not a UID, or undefined when it is one. Components with leading zeros are common in
  * real files and harmless, so they pass; anything that could act as a path or query character does not.
  */
-export function uidProblem (value: string): string | undefined {
+export function uidProblem(value: string): string | undefined {
   if (value.length === 0) return 'is empty'
   if (value.length > 64) return `is ${value.length} characters long (at most 64)`
   if (!LAX_UID_PATTERN.test(value)) return 'has characters other than digits and dots'

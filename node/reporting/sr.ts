@@ -19,23 +19,38 @@
  */
 import { createHash } from 'node:crypto'
 import { RadmeshError } from '../errors.ts'
-import { type AttributeValue, COLLECTED_ATTRIBUTES, part10Header } from '../dicom/part10.ts'
-import { TRANSFER_SYNTAX } from '../dicom/uids.ts'
-import { type Dataset, type Element, writeDataset } from './dataset-writer.ts'
+import { COLLECTED_ATTRIBUTES, MAX_VALUE_LENGTH, TRANSFER_SYNTAX } from '../dicom/dictionary.ts'
+import type { AttributeValue } from '../dicom/instance.ts'
+import { type Dataset, type Element, part10Header, writeDataset } from '../dicom/writer.ts'
 
 export const BASIC_TEXT_SR = '1.2.840.10008.5.1.4.1.1.88.11'
 /** High enough to sort after the image series in a viewer's series list; the same for every report. */
 export const SR_SERIES_NUMBER = 9901
 
-export interface ReportSections { indication: string, technique: string, comparison: string, findings: string, impression: string }
-export interface ReportSigner { peerId: string, name: string, status: 'PRELIMINARY' | 'FINAL' | 'ADDENDUM', signedAt: string /* ISO 8601 */ }
-export interface ReportAddendum { text: string, signerName: string, signedAt: string }
+export interface ReportSections {
+  indication: string
+  technique: string
+  comparison: string
+  findings: string
+  impression: string
+}
+export interface ReportSigner {
+  peerId: string
+  name: string
+  status: 'PRELIMINARY' | 'FINAL' | 'ADDENDUM'
+  signedAt: string /* ISO 8601 */
+}
+export interface ReportAddendum {
+  text: string
+  signerName: string
+  signedAt: string
+}
 export interface StudyForReport {
   studyInstanceUid: string
   /** the archived study's attributes by 8-hex tag, as node/archive/archive.ts StudyRecord.attributes */
   attributes: Record<string, AttributeValue>
   /** every instance of the study, for the Current Requested Procedure Evidence Sequence */
-  instances: Array<{ seriesInstanceUid: string, sopClassUid: string, sopInstanceUid: string }>
+  instances: Array<{ seriesInstanceUid: string; sopClassUid: string; sopInstanceUid: string }>
 }
 export interface FinalReport {
   caseId: string
@@ -56,10 +71,14 @@ export interface SrIdentity {
   sopInstanceUid: string
   instanceNumber: number
   /** the SR this one replaces (an earlier delivery without the latest addendum): Predecessor Documents Sequence */
-  predecessor?: { seriesInstanceUid: string, sopInstanceUid: string }
+  predecessor?: { seriesInstanceUid: string; sopInstanceUid: string }
 }
 
-interface Code { value: string, scheme: string, meaning: string }
+interface Code {
+  value: string
+  scheme: string
+  meaning: string
+}
 const code = (value: string, scheme: string, meaning: string): Code => ({ value, scheme, meaning })
 
 const REPORT_TITLE = code('18748-4', 'LN', 'Diagnostic Imaging Report')
@@ -72,10 +91,22 @@ const PERSON_OBSERVER_NAME = code('121008', 'DCM', 'Person Observer Name')
  * calls the request "the clinical question that is expected to be answered"); a comparison names the prior
  * procedures read alongside, each a "Procedure Description".
  */
-const SECTIONS: Array<{ name: keyof ReportSections, heading: Code, element: Code }> = [
-  { name: 'indication', heading: code('18785-6', 'LN', 'Indications for Procedure'), element: code('55115-0', 'LN', 'Request') }, // [121109]
-  { name: 'technique', heading: code('55111-9', 'LN', 'Current Procedure Descriptions'), element: code('121065', 'DCM', 'Procedure Description') }, // [121064]
-  { name: 'comparison', heading: code('55114-3', 'LN', 'Prior Procedure Descriptions'), element: code('121065', 'DCM', 'Procedure Description') }, // [121066]
+const SECTIONS: Array<{ name: keyof ReportSections; heading: Code; element: Code }> = [
+  {
+    name: 'indication',
+    heading: code('18785-6', 'LN', 'Indications for Procedure'),
+    element: code('55115-0', 'LN', 'Request')
+  }, // [121109]
+  {
+    name: 'technique',
+    heading: code('55111-9', 'LN', 'Current Procedure Descriptions'),
+    element: code('121065', 'DCM', 'Procedure Description')
+  }, // [121064]
+  {
+    name: 'comparison',
+    heading: code('55114-3', 'LN', 'Prior Procedure Descriptions'),
+    element: code('121065', 'DCM', 'Procedure Description')
+  }, // [121066]
   { name: 'findings', heading: code('59776-5', 'LN', 'Findings'), element: code('121071', 'DCM', 'Finding') }, // [121070]
   { name: 'impression', heading: code('19005-8', 'LN', 'Impressions'), element: code('121073', 'DCM', 'Impression') } // [121072]
 ]
@@ -87,7 +118,7 @@ const ADDENDUM_TEXT = code('121106', 'DCM', 'Comment')
  * "2.25." and the decimal of the first 128 bits of SHA-256(caseId:what) (PS3.5 B.2, UUID-derived form):
  * the same case and `what` always give the same UID, at most 44 characters.
  */
-export function reportUid (caseId: string, what: 'series' | 'instance' | string): string {
+export function reportUid(caseId: string, what: 'series' | 'instance' | string): string {
   const digest = createHash('sha256').update(`${caseId}:${what}`).digest()
   return `2.25.${BigInt(`0x${digest.subarray(0, 16).toString('hex')}`).toString()}`
 }
@@ -97,15 +128,20 @@ const el = (key: string, vr: string, value: Element['value']): Element => ({ tag
 /** What a bad argument is; a caller bug, since the report was checked when it was signed. */
 const bug = (message: string): RadmeshError => new RadmeshError('RADMESH_INTERNAL', message)
 
-interface DicomTimes { date: string, time: string, dateTime: string }
+interface DicomTimes {
+  date: string
+  time: string
+  dateTime: string
+}
 
 /**
  * DA, TM and DT of an ISO 8601 time, as the wall clock of the offset it was written in: the signing node's
  * clock, which is all radmesh knows (the site's time zone is nowhere in the report), and the DT says which.
  */
-function dicomTimes (iso: string, what: string): DicomTimes {
+function dicomTimes(iso: string, what: string): DicomTimes {
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6})\d*)?(Z|[+-]\d{2}:?\d{2})$/.exec(iso)
-  if (m === null || Number.isNaN(Date.parse(iso))) throw bug(`${what} "${iso}" is not an ISO 8601 time with seconds and an offset (like 2026-11-28T03:40:00.000Z)`)
+  if (m === null || Number.isNaN(Date.parse(iso)))
+    throw bug(`${what} "${iso}" is not an ISO 8601 time with seconds and an offset (like 2026-11-28T03:40:00.000Z)`)
   const [, y, mo, d, h, mi, s, fraction, zone] = m as unknown as string[]
   const date = `${y}${mo}${d}`
   const time = `${h}${mi}${s}${fraction === undefined ? '' : `.${fraction}`}`
@@ -113,22 +149,28 @@ function dicomTimes (iso: string, what: string): DicomTimes {
   return { date, time, dateTime: `${date}${time}${offset}` }
 }
 
-/** The longest value of each VR copied from a study (PS3.5 Table 6.2-1; PN: per component group, of three). */
-const MAX_VALUE_CHARS: Record<string, number> = { AE: 16, AS: 4, CS: 16, DA: 8, DS: 16, IS: 12, LO: 64, PN: 64, SH: 16, TM: 16, UI: 64 }
 /** Values of Specific Character Set copied at most; every other attribute copied is of one value (VM 1). */
 const MAX_VALUES = 16
 const MULTI_VALUED = new Set(['00080005'])
 
 /**
  * A study attribute as DICOM text: several values joined by backslash, absent ones empty (type 2). What the
- * study declared is not trusted to fit: each value is cut to its VR's length, and a long list to MAX_VALUES.
+ * study declared is not trusted to fit: each value is cut to its VR's length (a PN's per component group, of
+ * three), and a long list to MAX_VALUES.
  */
-function attribute (study: StudyForReport, key: string): string {
+function attribute(study: StudyForReport, key: string): string {
   const value = study.attributes[key]
   if (value === undefined) return ''
   const vr = COLLECTED_ATTRIBUTES[key] ?? 'LO'
-  const max = MAX_VALUE_CHARS[vr] ?? 64
-  const fit = (v: string): string => vr === 'PN' ? v.split('=').slice(0, 3).map(group => limit(group, max)).join('=') : limit(v, max)
+  const max = MAX_VALUE_LENGTH[vr] ?? 64
+  const fit = (v: string): string =>
+    vr === 'PN'
+      ? v
+          .split('=')
+          .slice(0, 3)
+          .map(group => limit(group, max))
+          .join('=')
+      : limit(v, max)
   const values = Array.isArray(value) ? value.slice(0, MULTI_VALUED.has(key) ? MAX_VALUES : 1) : [value]
   return values.map(fit).join('\\')
 }
@@ -143,25 +185,36 @@ const oneLine = (text: string, n: number): string => limit(text.replace(/[\\\p{C
  * A member's display name as a PN: the whole name as the family component when it has no components of its
  * own, which is how PS3.5 6.2.1 keeps a name that cannot be split reliably.
  */
-function personName (name: string): string {
+function personName(name: string): string {
   const clean = name.replace(/[\\=\p{Cc}]+/gu, ' ').trim()
   return clean.includes('^') ? limit(clean, 64) : `${limit(clean, 63)}^`
 }
 
-function codeItem (c: Code): Dataset {
+function codeItem(c: Code): Dataset {
   return [el('00080100', 'SH', c.value), el('00080102', 'SH', c.scheme), el('00080104', 'LO', c.meaning)]
 }
 
-function contentItem (relationship: string, valueType: string, concept: Code, rest: Element[]): Dataset {
-  return [el('0040A010', 'CS', relationship), el('0040A040', 'CS', valueType), el('0040A043', 'SQ', [codeItem(concept)]), ...rest]
+function contentItem(relationship: string, valueType: string, concept: Code, rest: Element[]): Dataset {
+  return [
+    el('0040A010', 'CS', relationship),
+    el('0040A040', 'CS', valueType),
+    el('0040A043', 'SQ', [codeItem(concept)]),
+    ...rest
+  ]
 }
 
-const textItem = (concept: Code, text: string): Dataset => contentItem('CONTAINS', 'TEXT', concept, [el('0040A160', 'UT', text)])
-const observer = (name: string): Dataset => contentItem('HAS OBS CONTEXT', 'PNAME', PERSON_OBSERVER_NAME, [el('0040A123', 'PN', personName(name))])
+const textItem = (concept: Code, text: string): Dataset =>
+  contentItem('CONTAINS', 'TEXT', concept, [el('0040A160', 'UT', text)])
+const observer = (name: string): Dataset =>
+  contentItem('HAS OBS CONTEXT', 'PNAME', PERSON_OBSERVER_NAME, [el('0040A123', 'PN', personName(name))])
 const heading = (concept: Code, children: Dataset[], rest: Element[] = []): Dataset =>
-  contentItem('CONTAINS', 'CONTAINER', concept, [el('0040A050', 'CS', 'SEPARATE'), el('0040A730', 'SQ', children), ...rest])
+  contentItem('CONTAINS', 'CONTAINER', concept, [
+    el('0040A050', 'CS', 'SEPARATE'),
+    el('0040A730', 'SQ', children),
+    ...rest
+  ])
 
-function languageItem (tag: string): Dataset {
+function languageItem(tag: string): Dataset {
   // CID 5000 names a language by its RFC 5646 tag with its English name as the meaning.
   let meaning: string
   try {
@@ -169,21 +222,27 @@ function languageItem (tag: string): Dataset {
   } catch {
     throw bug(`the report's language "${tag}" is not a BCP 47 language tag (like "en" or "de-CH")`)
   }
-  return contentItem('HAS CONCEPT MOD', 'CODE', LANGUAGE, [el('0040A168', 'SQ', [codeItem(code(tag, 'RFC5646', meaning))])])
+  return contentItem('HAS CONCEPT MOD', 'CODE', LANGUAGE, [
+    el('0040A168', 'SQ', [codeItem(code(tag, 'RFC5646', meaning))])
+  ])
 }
 
-function contentTree (report: FinalReport, finalSigners: ReportSigner[], language: string): Dataset[] {
-  const sections = SECTIONS
-    .filter(s => report.sections[s.name].trim() !== '')
-    .map(s => heading(s.heading, [textItem(s.element, report.sections[s.name])]))
-  const addenda = report.addenda.map(a => heading(ADDENDUM, [observer(a.signerName), textItem(ADDENDUM_TEXT, a.text)], [
-    el('0040A032', 'DT', dicomTimes(a.signedAt, `the signature time of the addendum by ${a.signerName}`).dateTime)
-  ]))
+function contentTree(report: FinalReport, finalSigners: ReportSigner[], language: string): Dataset[] {
+  const sections = SECTIONS.filter(s => report.sections[s.name].trim() !== '').map(s =>
+    heading(s.heading, [textItem(s.element, report.sections[s.name])])
+  )
+  const addenda = report.addenda.map(a =>
+    heading(
+      ADDENDUM,
+      [observer(a.signerName), textItem(ADDENDUM_TEXT, a.text)],
+      [el('0040A032', 'DT', dicomTimes(a.signedAt, `the signature time of the addendum by ${a.signerName}`).dateTime)]
+    )
+  )
   return [languageItem(language), ...finalSigners.map(s => observer(s.name)), ...sections, ...addenda]
 }
 
 /** The study's instances by series, both sorted by UID so that the order the archive lists them in does not matter. */
-function evidence (study: StudyForReport, self: string): Dataset[] {
+function evidence(study: StudyForReport, self: string): Dataset[] {
   const bySeries = new Map<string, Map<string, string>>()
   for (const i of study.instances) {
     if (i.sopInstanceUid === self) continue
@@ -193,20 +252,32 @@ function evidence (study: StudyForReport, self: string): Dataset[] {
   }
   if (bySeries.size === 0) return []
   const byUid = <T>(a: [string, T], b: [string, T]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
-  return [[
-    el('0020000D', 'UI', study.studyInstanceUid),
-    el('00081115', 'SQ', [...bySeries].sort(byUid).map(([series, instances]) => [
-      el('0020000E', 'UI', series),
-      el('00081199', 'SQ', [...instances].sort(byUid).map(([sop, sopClass]) => [el('00081150', 'UI', sopClass), el('00081155', 'UI', sop)]))
-    ]))
-  ]]
+  return [
+    [
+      el('0020000D', 'UI', study.studyInstanceUid),
+      el(
+        '00081115',
+        'SQ',
+        [...bySeries].sort(byUid).map(([series, instances]) => [
+          el('0020000E', 'UI', series),
+          el(
+            '00081199',
+            'SQ',
+            [...instances]
+              .sort(byUid)
+              .map(([sop, sopClass]) => [el('00081150', 'UI', sopClass), el('00081155', 'UI', sop)])
+          )
+        ])
+      )
+    ]
+  ]
 }
 
 /** ASCII exactly when UTF-8 needs one byte per UTF-16 unit (any other character takes more). */
 const isAscii = (text: string): boolean => Buffer.byteLength(text, 'utf8') === text.length
 
 /** Whether any text value anywhere in the data set needs more than ASCII (the default repertoire). */
-function needsUtf8 (dataset: Dataset): boolean {
+function needsUtf8(dataset: Dataset): boolean {
   return dataset.some(({ value }) => {
     if (typeof value === 'string') return !isAscii(value)
     if (Array.isArray(value)) return value.some(v => (typeof v === 'string' ? !isAscii(v) : needsUtf8(v)))
@@ -215,9 +286,12 @@ function needsUtf8 (dataset: Dataset): boolean {
 }
 
 /** The report as a Part 10 file (no executable preamble: 128 zero bytes). Deterministic for the same input. */
-export function basicTextSr (report: FinalReport, study: StudyForReport, ids: SrIdentity): Uint8Array {
+export function basicTextSr(report: FinalReport, study: StudyForReport, ids: SrIdentity): Uint8Array {
   const finalSigners = report.signers.filter(s => s.status === 'FINAL')
-  if (finalSigners.length === 0) throw bug(`the report of case ${report.caseId} has no FINAL signer: only a FINAL report is written as a verified SR`)
+  if (finalSigners.length === 0)
+    throw bug(
+      `the report of case ${report.caseId} has no FINAL signer: only a FINAL report is written as a verified SR`
+    )
   const content = dicomTimes(report.finalAt, 'the FINAL signature time (finalAt)')
   const institution = oneLine(report.institutionName, 64)
   const description = attribute(study, '00081030')
@@ -255,23 +329,35 @@ export function basicTextSr (report: FinalReport, study: StudyForReport, ids: Sr
     el('0040A493', 'CS', 'VERIFIED'),
     el('00080023', 'DA', content.date),
     el('00080033', 'TM', content.time),
-    el('0040A073', 'SQ', finalSigners.map(s => [
-      el('0040A075', 'PN', personName(s.name)),
-      // Type 2, left empty: a peer id would need a private coding scheme ("99…"), which validators flag and
-      // no PACS understands; the FHIR DiagnosticReport carries it (resultsInterpreter.identifier).
-      el('0040A088', 'SQ', []),
-      el('0040A027', 'LO', institution),
-      el('0040A030', 'DT', dicomTimes(s.signedAt, `the signature time of ${s.name}`).dateTime)
-    ])),
+    el(
+      '0040A073',
+      'SQ',
+      finalSigners.map(s => [
+        el('0040A075', 'PN', personName(s.name)),
+        // Type 2, left empty: a peer id would need a private coding scheme ("99…"), which validators flag and
+        // no PACS understands; the FHIR DiagnosticReport carries it (resultsInterpreter.identifier).
+        el('0040A088', 'SQ', []),
+        el('0040A027', 'LO', institution),
+        el('0040A030', 'DT', dicomTimes(s.signedAt, `the signature time of ${s.name}`).dateTime)
+      ])
+    ),
     ...(ids.predecessor === undefined
       ? []
-      : [el('0040A360', 'SQ', [[
-          el('0020000D', 'UI', study.studyInstanceUid),
-          el('00081115', 'SQ', [[
-            el('0020000E', 'UI', ids.predecessor.seriesInstanceUid),
-            el('00081199', 'SQ', [[el('00081150', 'UI', BASIC_TEXT_SR), el('00081155', 'UI', ids.predecessor.sopInstanceUid)]])
-          ]])
-        ]])]),
+      : [
+          el('0040A360', 'SQ', [
+            [
+              el('0020000D', 'UI', study.studyInstanceUid),
+              el('00081115', 'SQ', [
+                [
+                  el('0020000E', 'UI', ids.predecessor.seriesInstanceUid),
+                  el('00081199', 'SQ', [
+                    [el('00081150', 'UI', BASIC_TEXT_SR), el('00081155', 'UI', ids.predecessor.sopInstanceUid)]
+                  ])
+                ]
+              ])
+            ]
+          ])
+        ]),
     el('0040A372', 'SQ', []),
     // type 1C: only when there is evidence to list (an empty type 1 sequence is an error)
     ...(evidenceItems.length === 0 ? [] : [el('0040A375', 'SQ', evidenceItems)]),
@@ -284,6 +370,10 @@ export function basicTextSr (report: FinalReport, study: StudyForReport, ids: Sr
   ]
   const utf8 = needsUtf8(dataset)
   if (utf8) dataset.push(el('00080005', 'CS', 'ISO_IR 192'))
-  const header = part10Header({ sopClassUid: BASIC_TEXT_SR, sopInstanceUid: ids.sopInstanceUid, transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle })
+  const header = part10Header({
+    sopClassUid: BASIC_TEXT_SR,
+    sopInstanceUid: ids.sopInstanceUid,
+    transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle
+  })
   return Buffer.concat([header, writeDataset(dataset, utf8)])
 }

@@ -8,10 +8,24 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { pino } from 'pino'
 import {
-  type DatasetSink, type DicomLimits, type DicomScp, type StoreHeader, type StoreOutcome, startDicomScp
+  type DatasetSink,
+  type DicomLimits,
+  type DicomScp,
+  type StoreHeader,
+  type StoreOutcome,
+  startDicomScp
 } from '../../node/dicom/scp.ts'
 import {
-  associateRq, commandPdu, dataPdu, dataPdus, EXPLICIT_LE, echoRq, RawAssociation, type ScuEvent, storeRq, VERIFICATION
+  associateRq,
+  commandPdu,
+  dataPdu,
+  dataPdus,
+  EXPLICIT_LE,
+  echoRq,
+  RawAssociation,
+  type ScuEvent,
+  storeRq,
+  VERIFICATION
 } from '../../scripts/fuzz/scu.ts'
 import { waitFor } from '../helpers/processes.ts'
 
@@ -31,18 +45,18 @@ class TestSink implements DatasetSink<Buffer> {
   finished = false
   /** bytes written while a drain was pending */
   writtenWhileWaiting = 0
-  #waiting: { promise: Promise<void>, resolve: () => void } | undefined
+  #waiting: { promise: Promise<void>; resolve: () => void } | undefined
   readonly header: StoreHeader
   readonly waitEvery: number
   readonly drainMs: number
   /** `drainMs` >= 0: each wait ends by itself after that long */
-  constructor (header: StoreHeader, waitEvery = Number.POSITIVE_INFINITY, drainMs = -1) {
+  constructor(header: StoreHeader, waitEvery = Number.POSITIVE_INFINITY, drainMs = -1) {
     this.header = header
     this.waitEvery = waitEvery
     this.drainMs = drainMs
   }
 
-  write (part: Buffer): boolean {
+  write(part: Buffer): boolean {
     if (this.released) throw new Error('write after release')
     if (this.#waiting !== undefined) this.writtenWhileWaiting += part.length
     this.parts.push(Buffer.from(part))
@@ -52,47 +66,65 @@ class TestSink implements DatasetSink<Buffer> {
     if (!crossed && this.#waiting === undefined) return true
     if (this.#waiting === undefined) {
       let resolve = (): void => {}
-      const promise = new Promise<void>(r => { resolve = r })
+      const promise = new Promise<void>(r => {
+        resolve = r
+      })
       this.#waiting = { promise, resolve }
-      if (this.drainMs >= 0) setTimeout(() => { this.drain_() }, this.drainMs)
+      if (this.drainMs >= 0)
+        setTimeout(() => {
+          this.drain_()
+        }, this.drainMs)
     }
     return false
   }
 
-  get waiting (): boolean { return this.#waiting !== undefined }
+  get waiting(): boolean {
+    return this.#waiting !== undefined
+  }
 
   /** Lets the writer go on. */
-  drain_ (): void {
+  drain_(): void {
     const waiting = this.#waiting
     this.#waiting = undefined
     waiting?.resolve()
   }
 
-  async drain (): Promise<void> { await this.#waiting?.promise }
+  async drain(): Promise<void> {
+    await this.#waiting?.promise
+  }
 
-  finish (): Buffer {
+  finish(): Buffer {
     this.finished = true
     return Buffer.concat(this.parts)
   }
 
-  release (): void { this.released = true }
+  release(): void {
+    this.released = true
+  }
 }
 
 interface Fixture {
   scp: DicomScp
   sinks: TestSink[]
-  stored: Array<{ sopInstanceUid: string, bytes: number }>
+  stored: Array<{ sopInstanceUid: string; bytes: number }>
   logLines: Array<Record<string, unknown>>
   /** what onStore answers, after `storeMs` */
   storeMs: number
 }
 
-async function start (limits: Partial<DicomLimits>,
-  sink: (header: StoreHeader) => TestSink = header => new TestSink(header)): Promise<Fixture> {
+async function start(
+  limits: Partial<DicomLimits>,
+  sink: (header: StoreHeader) => TestSink = header => new TestSink(header)
+): Promise<Fixture> {
   const logLines: Array<Record<string, unknown>> = []
-  const log = pino({ level: 'debug' }, {
-    write: (line: string) => { logLines.push(JSON.parse(line) as Record<string, unknown>) }
-  })
+  const log = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        logLines.push(JSON.parse(line) as Record<string, unknown>)
+      }
+    }
+  )
   const fixture = { sinks: [], stored: [], logLines, storeMs: 0 } as unknown as Fixture
   fixture.scp = await startDicomScp<Buffer>({
     ...limits,
@@ -114,7 +146,7 @@ async function start (limits: Partial<DicomLimits>,
   return fixture
 }
 
-async function associate (fixture: Fixture, calling = 'LIMITS'): Promise<RawAssociation> {
+async function associate(fixture: Fixture, calling = 'LIMITS'): Promise<RawAssociation> {
   const scu = await RawAssociation.connect(fixture.scp.port)
   const answer = await scu.associate(associateRq(AE_TITLE, calling, CONTEXTS))
   assert.is(answer.type, 'associate-ac', `association of ${calling}: ${JSON.stringify(answer)}`)
@@ -140,7 +172,9 @@ test('a sink that asks to wait holds the socket until it drains: it never gets m
   assert.ok(sink.bytes < 2 * MIB, `the sink took ${sink.bytes} bytes while it asked to wait`)
   assert.ok(sink.writtenWhileWaiting <= 256 * 1024, `${sink.writtenWhileWaiting} bytes written after it asked to wait`)
   // From now on it drains at once each time: the whole data set comes in, is stored, and answered.
-  const pump = setInterval(() => { sink.drain_() }, 5)
+  const pump = setInterval(() => {
+    sink.drain_()
+  }, 5)
   await sending
   const answer = await scu.next(10_000)
   clearInterval(pump)
@@ -152,7 +186,7 @@ test('a sink that asks to wait holds the socket until it drains: it never gets m
   await fixture.scp.stop()
 })
 
-test('a wait longer than the PDU timeout is ours, not the SCU\'s: the association goes on', async () => {
+test("a wait longer than the PDU timeout is ours, not the SCU's: the association goes on", async () => {
   const fixture = await start({ pduTimeoutMs: 200 }, header => new TestSink(header, 256 * 1024, 500))
   const scu = await associate(fixture)
   await scu.send(commandPdu(3, storeRq(1, CT, '1.2.3.2')), dataPdus(3, fragment(MIB), 64 * 1024))
@@ -215,12 +249,14 @@ test('a PDU or message that stops midway ends its association after the PDU time
   const fixture = await start({ pduTimeoutMs: 300 })
   const stalls: Array<[string, Buffer]> = [
     ['inside a PDU header', Buffer.from([4, 0, 0])],
-    ['inside a PDV', Buffer.concat([
-      commandPdu(3, storeRq(1, CT, '1.2.3.19')), dataPdu(3, fragment(1000), true).subarray(0, 500)
-    ])],
-    ['between the PDUs of a data set', Buffer.concat([
-      commandPdu(3, storeRq(1, CT, '1.2.3.20')), dataPdu(3, fragment(1000), false)
-    ])],
+    [
+      'inside a PDV',
+      Buffer.concat([commandPdu(3, storeRq(1, CT, '1.2.3.19')), dataPdu(3, fragment(1000), true).subarray(0, 500)])
+    ],
+    [
+      'between the PDUs of a data set',
+      Buffer.concat([commandPdu(3, storeRq(1, CT, '1.2.3.20')), dataPdu(3, fragment(1000), false)])
+    ],
     ['inside a command of several PDVs', commandPdu(3, storeRq(1, CT, '1.2.3.21')).subarray(0, 30)]
   ]
   for (const [where, bytes] of stalls) {
@@ -245,7 +281,10 @@ test('a PDU or message that stops midway ends its association after the PDU time
   }
   assert.ok(logged(fixture, /no byte for 0.3 s in the middle of a PDU/).length >= 2)
   assert.ok(logged(fixture, /no byte for 0.3 s in the middle of a DIMSE message/).length >= 1)
-  assert.ok(fixture.sinks.every(sink => sink.released), 'the stalled data set was released')
+  assert.ok(
+    fixture.sinks.every(sink => sink.released),
+    'the stalled data set was released'
+  )
   await fixture.scp.stop()
 })
 
@@ -265,12 +304,17 @@ test('past maxAssociations an association is rejected, transient, local limit ex
   const release = await first.release()
   assert.is(release.type, 'release-rp')
   await first.closedWithin(3_000)
-  await waitFor('a slot to free', async () => {
-    const again = await RawAssociation.connect(fixture.scp.port)
-    const reply = await again.associate(associateRq(AE_TITLE, 'AGAIN', CONTEXTS))
-    again.destroy()
-    return reply.type === 'associate-ac'
-  }, 3_000, 50)
+  await waitFor(
+    'a slot to free',
+    async () => {
+      const again = await RawAssociation.connect(fixture.scp.port)
+      const reply = await again.associate(associateRq(AE_TITLE, 'AGAIN', CONTEXTS))
+      again.destroy()
+      return reply.type === 'associate-ac'
+    },
+    3_000,
+    50
+  )
   second.destroy()
   await fixture.scp.stop()
 })
@@ -292,7 +336,10 @@ test('with an allow-list, a calling AE title not on it, or from another address,
     scu.destroy()
   }
   const lines = logged(fixture, /calling AE title not allowed/)
-  assert.equal(lines.map(line => line['callingAeTitle']), ['STRANGER', 'ELSEWHERE', 'good'])
+  assert.equal(
+    lines.map(line => line['callingAeTitle']),
+    ['STRANGER', 'ELSEWHERE', 'good']
+  )
   assert.ok(lines.every(line => line['address'] === '127.0.0.1'))
   await fixture.scp.stop()
 })

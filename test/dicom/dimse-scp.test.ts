@@ -9,8 +9,17 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type Command, decodeCommand, encodeCommand, NO_DATA_SET } from '../../node/dicom/dimse/command.ts'
 import {
-  type AssociateRq, decodeAbort, decodeAssociateAc, decodeAssociateRj, encodeAssociateRq, encodePDataTf, encodeReleaseRq, PDU_TYPE,
-  PDV_COMMAND, PDV_LAST, PduReader
+  type AssociateRq,
+  decodeAbort,
+  decodeAssociateAc,
+  decodeAssociateRj,
+  encodeAssociateRq,
+  encodePDataTf,
+  encodeReleaseRq,
+  PDU_TYPE,
+  PDV_COMMAND,
+  PDV_LAST,
+  PduReader
 } from '../../node/dicom/dimse/pdu.ts'
 import type { DicomScp } from '../../node/dicom/scp.ts'
 import { RecordingScp } from '../helpers/recording-scp.ts'
@@ -26,11 +35,15 @@ const fixture = new RecordingScp()
 const { received, logLines } = fixture
 let scp: DicomScp
 
-test.before(async () => { scp = await fixture.start(AE_TITLE) })
+test.before(async () => {
+  scp = await fixture.start(AE_TITLE)
+})
 
-test.after(async () => { await scp.stop() })
+test.after(async () => {
+  await scp.stop()
+})
 
-type Reply = { pdu: number, body: Buffer } | { contextId: number, command: Command }
+type Reply = { pdu: number; body: Buffer } | { contextId: number; command: Command }
 
 /** A connection speaking PDUs by hand; replies are framed by the same PduReader the SCP uses. */
 class Peer {
@@ -42,20 +55,29 @@ class Peer {
   #waiters: Array<() => void> = []
   #command: Buffer[] = []
 
-  constructor (socket: Socket) {
+  constructor(socket: Socket) {
     this.socket = socket
-    const reader = new PduReader({
-      pduHeader: (type, length) => { if (type === PDU_TYPE.pDataTf) this.pDataLengths.push(length) },
-      pdu: (type, body) => { this.#push({ pdu: type, body: Buffer.from(body) }) },
-      pdv: (contextId, control, part, end) => {
-        assert.ok((control & PDV_COMMAND) !== 0, 'the SCP sends commands only')
-        this.#command.push(part)
-        if (!end || (control & PDV_LAST) === 0) return
-        this.#push({ contextId, command: decodeCommand(Buffer.concat(this.#command)) })
-        this.#command = []
-      }
-    }, { maxPDataLength: 1 << 20, maxOtherLength: 1 << 16 })
-    socket.on('data', (chunk: Buffer) => { reader.push(chunk) })
+    const reader = new PduReader(
+      {
+        pduHeader: (type, length) => {
+          if (type === PDU_TYPE.pDataTf) this.pDataLengths.push(length)
+        },
+        pdu: (type, body) => {
+          this.#push({ pdu: type, body: Buffer.from(body) })
+        },
+        pdv: (contextId, control, part, end) => {
+          assert.ok((control & PDV_COMMAND) !== 0, 'the SCP sends commands only')
+          this.#command.push(part)
+          if (!end || (control & PDV_LAST) === 0) return
+          this.#push({ contextId, command: decodeCommand(Buffer.concat(this.#command)) })
+          this.#command = []
+        }
+      },
+      { maxPDataLength: 1 << 20, maxOtherLength: 1 << 16 }
+    )
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(chunk)
+    })
     socket.on('error', () => {})
     socket.on('close', () => {
       this.closed = true
@@ -63,23 +85,23 @@ class Peer {
     })
   }
 
-  static async open (): Promise<Peer> {
+  static async open(): Promise<Peer> {
     const socket = connect(scp.port, '127.0.0.1')
     await once(socket, 'connect')
     return new Peer(socket)
   }
 
-  #push (reply: Reply): void {
+  #push(reply: Reply): void {
     this.replies.push(reply)
     this.#wake()
   }
 
-  #wake (): void {
+  #wake(): void {
     for (const waiter of this.#waiters.splice(0)) waiter()
   }
 
   /** Waits until `count` replies came (or the connection closed), for 2 s at most. */
-  async until (count: number): Promise<Reply[]> {
+  async until(count: number): Promise<Reply[]> {
     const deadline = Date.now() + 2_000
     while (this.replies.length < count && !this.closed && Date.now() < deadline) {
       await new Promise<void>(resolve => {
@@ -90,16 +112,18 @@ class Peer {
     return this.replies
   }
 
-  async untilClosed (): Promise<void> {
+  async untilClosed(): Promise<void> {
     const deadline = Date.now() + 3_000
     while (!this.closed && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
     assert.ok(this.closed, 'the SCP closed the connection')
   }
 
-  send (...chunks: Buffer[]): void { this.socket.write(Buffer.concat(chunks)) }
+  send(...chunks: Buffer[]): void {
+    this.socket.write(Buffer.concat(chunks))
+  }
 }
 
-function rq (overrides: Partial<AssociateRq> = {}): Buffer {
+function rq(overrides: Partial<AssociateRq> = {}): Buffer {
   return encodeAssociateRq({
     protocolVersion: 1,
     calledAeTitle: AE_TITLE,
@@ -116,7 +140,7 @@ function rq (overrides: Partial<AssociateRq> = {}): Buffer {
 }
 
 /** Opens an association and checks it was accepted. */
-async function associate (overrides: Partial<AssociateRq> = {}): Promise<Peer> {
+async function associate(overrides: Partial<AssociateRq> = {}): Promise<Peer> {
   const peer = await Peer.open()
   peer.send(rq(overrides))
   const [reply] = await peer.until(1)
@@ -125,14 +149,26 @@ async function associate (overrides: Partial<AssociateRq> = {}): Promise<Peer> {
   return peer
 }
 
-const echoRq = (messageId: number): Command => ({ affectedSopClassUid: VERIFICATION, commandField: 0x0030, messageId, commandDataSetType: NO_DATA_SET })
-const storeRq = (messageId: number, instance: string, sopClass = CT): Command => ({
-  affectedSopClassUid: sopClass, commandField: 0x0001, messageId, priority: 0, commandDataSetType: 0x0000, affectedSopInstanceUid: instance
+const echoRq = (messageId: number): Command => ({
+  affectedSopClassUid: VERIFICATION,
+  commandField: 0x0030,
+  messageId,
+  commandDataSetType: NO_DATA_SET
 })
-const command = (contextId: number, value: Command, maxPduLength = 0): Buffer => encodePDataTf(contextId, true, encodeCommand(value), maxPduLength)
-const data = (contextId: number, value: Buffer, maxPduLength = 0): Buffer => encodePDataTf(contextId, false, value, maxPduLength)
+const storeRq = (messageId: number, instance: string, sopClass = CT): Command => ({
+  affectedSopClassUid: sopClass,
+  commandField: 0x0001,
+  messageId,
+  priority: 0,
+  commandDataSetType: 0x0000,
+  affectedSopInstanceUid: instance
+})
+const command = (contextId: number, value: Command, maxPduLength = 0): Buffer =>
+  encodePDataTf(contextId, true, encodeCommand(value), maxPduLength)
+const data = (contextId: number, value: Buffer, maxPduLength = 0): Buffer =>
+  encodePDataTf(contextId, false, value, maxPduLength)
 
-async function release (peer: Peer): Promise<void> {
+async function release(peer: Peer): Promise<void> {
   const before = peer.replies.length
   peer.send(encodeReleaseRq())
   const replies = await peer.until(before + 1)
@@ -141,27 +177,36 @@ async function release (peer: Peer): Promise<void> {
   await peer.untilClosed()
 }
 
-function responses (peer: Peer): Command[] {
-  return peer.replies.flatMap(reply => 'command' in reply ? [reply.command] : [])
+function responses(peer: Peer): Command[] {
+  return peer.replies.flatMap(reply => ('command' in reply ? [reply.command] : []))
 }
 
 test('A-ASSOCIATE-AC: each context answered in order, our implementation and a 1 MiB maximum PDU', async () => {
   const peer = await Peer.open()
-  peer.send(rq({
-    presentationContexts: [
-      { id: 1, abstractSyntax: VERIFICATION, transferSyntaxes: [IMPLICIT_LE] },
-      { id: 3, abstractSyntax: CT, transferSyntaxes: ['1.2.840.10008.1.2.4.100', EXPLICIT_LE, IMPLICIT_LE] },
-      { id: 5, abstractSyntax: '1.2.840.10008.5.1.4.1.2.1.1', transferSyntaxes: [IMPLICIT_LE] }, // a query/retrieve model
-      { id: 7, abstractSyntax: MR, transferSyntaxes: ['1.2.840.10008.1.2.4.100'] }, // MPEG2 only
-      { id: 9, abstractSyntax: '1.2.826.0.1.3680043.2.1', transferSyntaxes: ['1.2.840.10008.1.2.5', IMPLICIT_LE] } // private class
-    ]
-  }))
+  peer.send(
+    rq({
+      presentationContexts: [
+        { id: 1, abstractSyntax: VERIFICATION, transferSyntaxes: [IMPLICIT_LE] },
+        { id: 3, abstractSyntax: CT, transferSyntaxes: ['1.2.840.10008.1.2.4.100', EXPLICIT_LE, IMPLICIT_LE] },
+        { id: 5, abstractSyntax: '1.2.840.10008.5.1.4.1.2.1.1', transferSyntaxes: [IMPLICIT_LE] }, // a query/retrieve model
+        { id: 7, abstractSyntax: MR, transferSyntaxes: ['1.2.840.10008.1.2.4.100'] }, // MPEG2 only
+        { id: 9, abstractSyntax: '1.2.826.0.1.3680043.2.1', transferSyntaxes: ['1.2.840.10008.1.2.5', IMPLICIT_LE] } // private class
+      ]
+    })
+  )
   const [reply] = await peer.until(1)
   assert.ok(reply !== undefined && 'pdu' in reply)
   const ac = decodeAssociateAc(reply.body)
-  assert.equal(ac.presentationContexts.map(({ id, result, transferSyntax }) => [id, result, result === 0 ? transferSyntax : '']), [
-    [1, 0, IMPLICIT_LE], [3, 0, EXPLICIT_LE], [5, 3, ''], [7, 4, ''], [9, 0, '1.2.840.10008.1.2.5']
-  ])
+  assert.equal(
+    ac.presentationContexts.map(({ id, result, transferSyntax }) => [id, result, result === 0 ? transferSyntax : '']),
+    [
+      [1, 0, IMPLICIT_LE],
+      [3, 0, EXPLICIT_LE],
+      [5, 3, ''],
+      [7, 4, ''],
+      [9, 0, '1.2.840.10008.1.2.5']
+    ]
+  )
   assert.is(ac.calledAeTitle, AE_TITLE)
   assert.is(ac.callingAeTitle, 'HANDMADE')
   assert.is(ac.applicationContext, '1.2.840.10008.3.1.1.1')
@@ -185,7 +230,7 @@ test('A-ASSOCIATE-RJ: application context and protocol version', async () => {
   }
 })
 
-test('responses fit the SCU\'s maximum PDU; unsupported services are answered 0x0211', async () => {
+test("responses fit the SCU's maximum PDU; unsupported services are answered 0x0211", async () => {
   const peer = await associate({
     maxPduLength: 20,
     presentationContexts: [
@@ -195,23 +240,68 @@ test('responses fit the SCU\'s maximum PDU; unsupported services are answered 0x
   })
   peer.send(command(1, echoRq(1), 20))
   // A C-FIND with its identifier, and an N-GET without data set: both refused, each on its own context.
-  peer.send(command(3, { affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11', commandField: 0x0020, messageId: 2, priority: 0, commandDataSetType: 0x0000 }), data(3, Buffer.from([8, 0, 0x52, 0, 0, 0, 0, 0])))
-  peer.send(command(3, { requestedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11', commandField: 0x0110, messageId: 3, commandDataSetType: NO_DATA_SET, requestedSopInstanceUid: '1.2.3' }))
+  peer.send(
+    command(3, {
+      affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11',
+      commandField: 0x0020,
+      messageId: 2,
+      priority: 0,
+      commandDataSetType: 0x0000
+    }),
+    data(3, Buffer.from([8, 0, 0x52, 0, 0, 0, 0, 0]))
+  )
+  peer.send(
+    command(3, {
+      requestedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11',
+      commandField: 0x0110,
+      messageId: 3,
+      commandDataSetType: NO_DATA_SET,
+      requestedSopInstanceUid: '1.2.3'
+    })
+  )
   await peer.until(3)
   assert.equal(responses(peer), [
-    { affectedSopClassUid: VERIFICATION, commandField: 0x8030, messageIdBeingRespondedTo: 1, commandDataSetType: NO_DATA_SET, status: 0 },
-    { affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11', commandField: 0x8020, messageIdBeingRespondedTo: 2, commandDataSetType: NO_DATA_SET, status: 0x0211 },
-    { affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11', commandField: 0x8110, messageIdBeingRespondedTo: 3, commandDataSetType: NO_DATA_SET, status: 0x0211, affectedSopInstanceUid: '1.2.3' }
+    {
+      affectedSopClassUid: VERIFICATION,
+      commandField: 0x8030,
+      messageIdBeingRespondedTo: 1,
+      commandDataSetType: NO_DATA_SET,
+      status: 0
+    },
+    {
+      affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11',
+      commandField: 0x8020,
+      messageIdBeingRespondedTo: 2,
+      commandDataSetType: NO_DATA_SET,
+      status: 0x0211
+    },
+    {
+      affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.88.11',
+      commandField: 0x8110,
+      messageIdBeingRespondedTo: 3,
+      commandDataSetType: NO_DATA_SET,
+      status: 0x0211,
+      affectedSopInstanceUid: '1.2.3'
+    }
   ])
   assert.ok(peer.pDataLengths.length > 3 * 5, 'responses were fragmented')
-  assert.ok(peer.pDataLengths.every(length => length <= 20), `P-DATA-TF lengths ${peer.pDataLengths.join(' ')}`)
-  assert.ok(peer.replies.every(reply => 'command' in reply ? [1, 3].includes(reply.contextId) : true))
-  assert.is(peer.replies.filter(reply => 'command' in reply && reply.contextId === 1).length, 1, 'the echo answered on its context')
+  assert.ok(
+    peer.pDataLengths.every(length => length <= 20),
+    `P-DATA-TF lengths ${peer.pDataLengths.join(' ')}`
+  )
+  assert.ok(peer.replies.every(reply => ('command' in reply ? [1, 3].includes(reply.contextId) : true)))
+  assert.is(
+    peer.replies.filter(reply => 'command' in reply && reply.contextId === 1).length,
+    1,
+    'the echo answered on its context'
+  )
   await release(peer)
 })
 
 test('C-STORE: a data set in many PDVs and PDUs arrives whole; stores sent without waiting are done one at a time, in order', async () => {
-  const datasets = [0, 1, 2, 3].map(i => Buffer.from(Array.from({ length: 50_000 + i * 7 }, (_, j) => (i * 31 + j) % 256)))
+  const datasets = [0, 1, 2, 3].map(i =>
+    Buffer.from(Array.from({ length: 50_000 + i * 7 }, (_, j) => (i * 31 + j) % 256))
+  )
   let running = 0
   let most = 0
   fixture.answer = async request => {
@@ -231,16 +321,31 @@ test('C-STORE: a data set in many PDVs and PDUs arrives whole; stores sent witho
   for (let offset = 0; offset < stream.length; offset += 4099) peer.send(stream.subarray(offset, offset + 4099))
   await peer.until(5)
   const last = peer.replies.at(-1)
-  assert.ok(last !== undefined && 'pdu' in last && last.pdu === PDU_TYPE.releaseRp, 'the release answered after the stores')
+  assert.ok(
+    last !== undefined && 'pdu' in last && last.pdu === PDU_TYPE.releaseRp,
+    'the release answered after the stores'
+  )
   await peer.untilClosed()
-  assert.equal(responses(peer).map(response => [response.commandField, response.messageIdBeingRespondedTo, response.status, response.affectedSopInstanceUid, response.errorComment]), [
-    [0x8001, 10, 0, '1.2.3.0', undefined],
-    [0x8001, 11, 0, '1.2.3.1', undefined],
-    [0x8001, 12, 0xa900, '1.2.3.2', 'no'],
-    [0x8001, 13, 0, '1.2.3.3', undefined]
-  ])
+  assert.equal(
+    responses(peer).map(response => [
+      response.commandField,
+      response.messageIdBeingRespondedTo,
+      response.status,
+      response.affectedSopInstanceUid,
+      response.errorComment
+    ]),
+    [
+      [0x8001, 10, 0, '1.2.3.0', undefined],
+      [0x8001, 11, 0, '1.2.3.1', undefined],
+      [0x8001, 12, 0xa900, '1.2.3.2', 'no'],
+      [0x8001, 13, 0, '1.2.3.3', undefined]
+    ]
+  )
   assert.is(most, 1, 'one onStore at a time')
-  assert.equal(received.map(request => request.sopInstanceUid), ['1.2.3.0', '1.2.3.1', '1.2.3.2', '1.2.3.3'])
+  assert.equal(
+    received.map(request => request.sopInstanceUid),
+    ['1.2.3.0', '1.2.3.1', '1.2.3.2', '1.2.3.3']
+  )
   received.forEach((request, i) => {
     assert.ok(Buffer.from(request.dataset).equals(datasets[i] as Buffer), `data set ${i}`)
     assert.is(request.transferSyntaxUid, EXPLICIT_LE)
@@ -256,24 +361,33 @@ test('C-STORE: the wrong SOP class for the context, an onStore out of resources,
   received.length = 0
   peer.send(command(3, storeRq(1, '1.2.4.1', MR)), data(3, dataset))
   await peer.until(1)
-  fixture.answer = async () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }) }
+  fixture.answer = async () => {
+    throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+  }
   peer.send(command(3, storeRq(2, '1.2.4.2')), data(3, dataset))
   await peer.until(2)
   fixture.answer = async () => ({ status: 0x1_0000 })
   peer.send(command(3, storeRq(3, '1.2.4.3')), data(3, dataset))
   await peer.until(3)
   fixture.answer = async () => ({ status: 0 })
-  assert.equal(responses(peer).map(response => [response.status, response.errorComment]), [
-    [0x0122, 'presentation context not accepted for this SOP class'],
-    [0xa700, 'no space left on device'],
-    [0xc000, 'onStore answered an invalid status 65536']
-  ])
-  assert.equal(received.map(request => request.sopInstanceUid), ['1.2.4.2', '1.2.4.3'], 'the wrong SOP class never reached onStore')
+  assert.equal(
+    responses(peer).map(response => [response.status, response.errorComment]),
+    [
+      [0x0122, 'presentation context not accepted for this SOP class'],
+      [0xa700, 'no space left on device'],
+      [0xc000, 'onStore answered an invalid status 65536']
+    ]
+  )
+  assert.equal(
+    received.map(request => request.sopInstanceUid),
+    ['1.2.4.2', '1.2.4.3'],
+    'the wrong SOP class never reached onStore'
+  )
   await release(peer)
 })
 
 test('protocol errors inside an association end it with an A-ABORT and one warning', async () => {
-  const cases: Array<[what: string, bytes: (() => Buffer)]> = [
+  const cases: Array<[what: string, bytes: () => Buffer]> = [
     ['a PDV on a context that was not proposed', () => command(5, echoRq(1))],
     ['a data set PDV with no command', () => data(3, Buffer.alloc(10))],
     ['a second A-ASSOCIATE-RQ', () => rq()],
@@ -304,7 +418,12 @@ test('an A-ABORT from the SCU closes the association; an SCU that vanishes is a 
   const warnings = logLines.filter(line => line['level'] === 40).length
   vanishing.socket.end()
   await vanishing.untilClosed()
-  assert.ok(logLines.filter(line => line['level'] === 40).slice(warnings).some(line => /without releasing/.test(String(line['reason']))))
+  assert.ok(
+    logLines
+      .filter(line => line['level'] === 40)
+      .slice(warnings)
+      .some(line => /without releasing/.test(String(line['reason'])))
+  )
 })
 
 test.run()

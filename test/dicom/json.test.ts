@@ -1,42 +1,17 @@
 /**
- * The DICOM JSON model of stored instances: the whole pydicom test corpus converts or is refused with
- * InvalidDicomError (never another exception, never a hang), values come out as PS3.18 F.2 says, and damaged
- * files are refused rather than half-read.
+ * The DICOM JSON model of hand-made files, for what the pydicom corpus does not have (json-corpus.test.ts
+ * converts the corpus): big endian numbers and inline binary, number forms, text padding, values long enough
+ * to be quadratic if backtracked over, UN of known tags, the inline/bulk threshold, and structure refused.
  */
-import { existsSync, promises as fs } from 'node:fs'
-import { join } from 'node:path'
-import { Worker } from 'node:worker_threads'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { LONG_VRS } from '../../node/dicom/dictionary.ts'
 import { InvalidDicomError, type InvalidDicomReason } from '../../node/dicom/errors.ts'
-import { type DicomJsonAttribute, type DicomJsonDataset, instanceToDicomJson } from '../../node/dicom/json.ts'
-
-const PYDICOM = '/usr/lib/python3/dist-packages/pydicom/data'
-const CORPUS = join(PYDICOM, 'test_files')
-const CHARSETS = join(PYDICOM, 'charset_files')
-const MODULE = new URL('../../node/dicom/json.ts', import.meta.url).href
-
-/** Files of the corpus that are not Part 10 files, or are truncated: refused on purpose, and why. */
-const REFUSED = new Map<string, InvalidDicomReason>([
-  ['ExplVR_BigEndNoMeta.dcm', 'not-part10'], // no preamble, no File Meta Information
-  ['ExplVR_LitEndNoMeta.dcm', 'not-part10'],
-  ['no_meta.dcm', 'not-part10'],
-  ['rtstruct.dcm', 'not-part10'],
-  ['MR_truncated.dcm', 'truncated'], // Pixel Data shorter than its length
-  ['rtplan_truncated.dcm', 'truncated'] // ends inside a sequence
-])
+import { instanceToDicomJson } from '../../node/dicom/json.ts'
 
 const uri = (tag: string): string => `bulk:${tag}`
-const read = async (dir: string, name: string): Promise<Uint8Array> => new Uint8Array(await fs.readFile(join(dir, name)))
-const convert = async (dir: string, name: string): Promise<DicomJsonDataset> => instanceToDicomJson(await read(dir, name), uri)
 
-function attribute (dataset: DicomJsonDataset, tag: string): DicomJsonAttribute {
-  const found = dataset[tag]
-  assert.ok(found, `${tag} is present`)
-  return found
-}
-
-function throwsInvalid (fn: () => unknown, reason: InvalidDicomReason, what: string): void {
+function throwsInvalid(fn: () => unknown, reason: InvalidDicomReason, what: string): void {
   try {
     fn()
   } catch (error) {
@@ -48,184 +23,17 @@ function throwsInvalid (fn: () => unknown, reason: InvalidDicomReason, what: str
   assert.unreachable(`${what}: did not throw`)
 }
 
-/** Every key is an 8-digit upper-case tag, no group 0002, no group length; items likewise. */
-function checkShape (dataset: DicomJsonDataset, where: string): void {
-  for (const [tag, value] of Object.entries(dataset)) {
-    assert.ok(/^[0-9A-F]{8}$/.test(tag), `${where}: key ${tag}`)
-    assert.ok(!tag.startsWith('0002') && !tag.endsWith('0000') && tag !== 'FFFCFFFC', `${where}: ${tag} should be left out`)
-    assert.ok(/^[A-Z]{2}$/.test(value.vr), `${where}: ${tag} vr ${value.vr}`)
-    if (value.vr === 'SQ') for (const item of value.Value ?? []) checkShape(item as DicomJsonDataset, `${where}/${tag}`)
-  }
+interface Element {
+  tag: number
+  vr: string
+  value: Uint8Array
 }
-
-test('the corpus folder is there (Debian python3-pydicom)', () => {
-  assert.ok(existsSync(CORPUS), `${CORPUS} is missing: apt-get install python3-pydicom`)
-})
-
-test('every corpus file converts or throws InvalidDicomError, in a worker that must finish (never hangs)', async () => {
-  const names = (await fs.readdir(CORPUS)).filter(name => name.endsWith('.dcm')).sort()
-  assert.ok(names.length > 50, 'the corpus has its files')
-  const worker = new Worker(`
-    const { parentPort, workerData } = require('node:worker_threads')
-    const { readFileSync } = require('node:fs')
-    import(workerData.module).then(({ instanceToDicomJson }) => {
-      for (const name of workerData.names) {
-        try {
-          const json = instanceToDicomJson(readFileSync(workerData.dir + '/' + name), tag => 'bulk:' + tag)
-          parentPort.postMessage({ name, json: JSON.stringify(json) })
-        } catch (error) {
-          parentPort.postMessage({ name, error: error.name, reason: error.reason, message: error.message })
-        }
-      }
-      parentPort.postMessage({ done: true })
-    })
-  `, { eval: true, workerData: { module: MODULE, dir: CORPUS, names } })
-  const results = new Map<string, { json?: string, error?: string, reason?: string, message?: string }>()
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void worker.terminate()
-      reject(new Error(`conversion hung; finished: ${[...results.keys()].join(', ')}`))
-    }, 60_000)
-    worker.on('message', (message: { done?: boolean, name?: string, json?: string, error?: string, reason?: string, message?: string }) => {
-      if (message.done === true) {
-        clearTimeout(timer)
-        void worker.terminate().then(() => { resolve() })
-      } else if (message.name !== undefined) {
-        results.set(message.name, message)
-      }
-    })
-    worker.on('error', error => {
-      clearTimeout(timer)
-      reject(error)
-    })
-  })
-  assert.is(results.size, names.length)
-  for (const [name, result] of results) {
-    const refused = REFUSED.get(name)
-    if (refused !== undefined) {
-      assert.is(result.error, 'InvalidDicomError', `${name} is refused`)
-      assert.is(result.reason, refused, `${name}: ${result.message ?? ''}`)
-    } else {
-      assert.is(result.error, undefined, `${name} converts (${result.message ?? ''})`)
-      checkShape(JSON.parse(result.json ?? '{}') as DicomJsonDataset, name)
-    }
-  }
-})
-
-test('CT_small.dcm: PN, US, DS, empty values, sequences, bulk and inline binary, no meta group', async () => {
-  const json = await convert(CORPUS, 'CT_small.dcm')
-  assert.equal(attribute(json, '00100010'), { vr: 'PN', Value: [{ Alphabetic: 'CompressedSamples^CT1' }] })
-  assert.equal(attribute(json, '00280010'), { vr: 'US', Value: [128] })
-  assert.equal(attribute(json, '00280011'), { vr: 'US', Value: [128] })
-  assert.equal(attribute(json, '7FE00010'), { vr: 'OW', BulkDataURI: 'bulk:7FE00010' })
-  assert.equal(attribute(json, '00180050'), { vr: 'DS', Value: [5] }) // SliceThickness "5.000000"
-  assert.equal(attribute(json, '00200032'), { vr: 'DS', Value: [-158.135803, -179.035797, -75.699997] })
-  assert.equal(attribute(json, '00200013'), { vr: 'IS', Value: [1] })
-  assert.equal(attribute(json, '00280120'), { vr: 'SS', Value: [-2000] })
-  assert.equal(attribute(json, '00080016'), { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.2'] })
-  assert.equal(attribute(json, '00080008'), { vr: 'CS', Value: ['ORIGINAL', 'PRIMARY', 'AXIAL'] })
-  assert.equal(attribute(json, '00080050'), { vr: 'SH' }) // empty: no Value
-  assert.equal(attribute(json, '00080090'), { vr: 'PN' })
-  assert.equal(attribute(json, '00101002'), {
-    vr: 'SQ',
-    Value: [
-      { '00100020': { vr: 'LO', Value: ['ABCD1234'] }, '00100022': { vr: 'CS', Value: ['TEXT'] } },
-      { '00100020': { vr: 'LO', Value: ['1234ABCD'] }, '00100022': { vr: 'CS', Value: ['TEXT'] } }
-    ]
-  })
-  const small = attribute(json, '00431028') // private OB of 80 bytes: inline
-  assert.is(small.vr, 'OB')
-  assert.is(Buffer.from(small.InlineBinary ?? '', 'base64').length, 80)
-  assert.equal(attribute(json, '00431029'), { vr: 'OB', BulkDataURI: 'bulk:00431029' }) // 2068 bytes
-  assert.ok(Object.keys(json).every(tag => !tag.startsWith('0002')), 'no File Meta Information')
-  assert.is(json['FFFCFFFC'], undefined, 'no trailing padding')
-  assert.ok(Object.keys(json).length > 200)
-})
-
-test('the same data set in explicit/implicit little endian, big endian and deflated gives the same JSON', async () => {
-  const reference = await convert(CORPUS, 'MR_small.dcm')
-  for (const name of ['MR_small_implicit.dcm', 'MR_small_bigendian.dcm', 'MR_small_expb.dcm', 'MR_small_padded.dcm']) {
-    assert.equal(await convert(CORPUS, name), reference, name)
-  }
-  assert.equal(await convert(CORPUS, 'rtdose_expb.dcm'), await convert(CORPUS, 'rtdose.dcm'))
-  const deflated = await convert(CORPUS, 'image_dfl.dcm')
-  assert.equal(attribute(deflated, '00280010'), { vr: 'US', Value: [512] })
-  assert.is(attribute(deflated, '7FE00010').BulkDataURI, 'bulk:7FE00010')
-})
-
-test('encapsulated pixel data is OB bulk data; AT values are hex strings', async () => {
-  const json = await convert(CORPUS, 'JPEG2000.dcm')
-  assert.equal(attribute(json, '7FE00010'), { vr: 'OB', BulkDataURI: 'bulk:7FE00010' })
-  assert.equal(attribute(json, '00280009'), { vr: 'AT', Value: ['00540010', '00540020'] })
-  assert.equal(attribute(await convert(CORPUS, 'MR_small_RLE.dcm'), '7FE00010'), { vr: 'OB', BulkDataURI: 'bulk:7FE00010' })
-})
-
-test('private sequences: UN of undefined length and nested implicit VR sequences', async () => {
-  const un = await convert(CORPUS, 'UN_sequence.dcm')
-  const outer = attribute(un, '4453100C')
-  assert.is(outer.vr, 'SQ')
-  const item = outer.Value?.[0] as DicomJsonDataset
-  assert.equal(attribute(item, '0020000D'), { vr: 'UI', Value: ['1.2.840.113619.2.327.3.185221411.476.1398588725.795'] })
-  const series = attribute(item, '00081115').Value?.[0] as DicomJsonDataset
-  const referenced = attribute(series, '00081199').Value?.[0] as DicomJsonDataset
-  assert.equal(attribute(referenced, '00081150'), { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.2'] })
-
-  const nested = await convert(CORPUS, 'nested_priv_SQ.dcm')
-  const level1 = attribute(nested, '00010001').Value?.[0] as DicomJsonDataset
-  const level2 = attribute(level1, '00010001').Value?.[0] as DicomJsonDataset
-  assert.equal(attribute(level2, '00010001'), { vr: 'UN', InlineBinary: Buffer.from('Double Nested SQ').toString('base64') })
-  assert.equal(attribute(nested, '7FE00010'), { vr: 'OW', BulkDataURI: 'bulk:7FE00010' }) // Pixel Data is bulk at any size
-})
-
-test('a data set whose encoding differs from its transfer syntax, or that has none, is read as it is encoded', async () => {
-  for (const name of ['SC_rgb_jpeg.dcm', 'rtdose_rle.dcm', 'meta_missing_tsyntax.dcm']) {
-    const json = await convert(CORPUS, name)
-    checkShape(json, name)
-  }
-  assert.equal(attribute(await convert(CORPUS, 'rtdose_rle.dcm'), '00100010'), { vr: 'PN', Value: [{ Alphabetic: 'Lastname^Firstname' }] })
-})
-
-test('bulk data inside a sequence is named by its path: sequence tag / item index / tag', async () => {
-  const json = await convert(CORPUS, 'waveform_ecg.dcm')
-  const waveforms = attribute(json, '54000100').Value as DicomJsonDataset[]
-  assert.is(waveforms.length, 2)
-  assert.equal(waveforms.map(w => w['54001010']), [
-    { vr: 'OW', BulkDataURI: 'bulk:54000100/0/54001010' },
-    { vr: 'OW', BulkDataURI: 'bulk:54000100/1/54001010' }
-  ])
-})
-
-test('an IS that is not a number stays a string; empty items of multi-valued attributes are null', async () => {
-  assert.equal(attribute(await convert(CORPUS, 'badVR.dcm'), '00280008'), { vr: 'IS', Value: ['1A'] })
-  assert.equal(attribute(await convert(CHARSETS, 'chrH31.dcm'), '00080005'), { vr: 'CS', Value: [null, 'ISO 2022 IR 87'] })
-})
-
-test('character sets: single-byte, UTF-8, GB18030 and ISO 2022 code extensions', async () => {
-  const name = async (file: string): Promise<unknown> => attribute(await convert(CHARSETS, file), '00100010').Value?.[0]
-  assert.equal(await name('chrH31.dcm'), { Alphabetic: 'Yamada^Tarou', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' })
-  assert.equal(await name('chrH32.dcm'), { Alphabetic: 'ﾔﾏﾀﾞ^ﾀﾛｳ', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' })
-  assert.equal(await name('chrI2.dcm'), { Alphabetic: 'Hong^Gildong', Ideographic: '洪^吉洞', Phonetic: '홍^길동' })
-  assert.equal(await name('chrX1.dcm'), { Alphabetic: 'Wang^XiaoDong', Ideographic: '王^小東' })
-  assert.equal(await name('chrX2.dcm'), { Alphabetic: 'Wang^XiaoDong', Ideographic: '王^小东' })
-  assert.equal(await name('chrRuss.dcm'), { Alphabetic: 'Люкceмбypг' })
-  assert.equal(await name('chrGreek.dcm'), { Alphabetic: 'Διονυσιος' })
-  assert.equal(await name('chrHbrw.dcm'), { Alphabetic: 'שרון^דבורה' })
-  assert.equal(await name('chrFrenMulti.dcm'), { Alphabetic: 'Buc^Jérôme' })
-  // A sequence item may set its own character set.
-  const sq = await convert(CHARSETS, 'chrSQEncoding.dcm')
-  const item = attribute(sq, '00321064').Value?.[0] as DicomJsonDataset
-  assert.equal(attribute(item, '00100010').Value?.[0], { Alphabetic: 'ﾔﾏﾀﾞ^ﾀﾛｳ', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' })
-})
-
-// ---- Hand-made files, for what the corpus does not have ----
-
-interface Element { tag: number, vr: string, value: Uint8Array }
 const ascii = (text: string): Uint8Array => new TextEncoder().encode(text.length % 2 === 0 ? text : `${text} `)
 
-function encodeElements (elements: Element[], little: boolean, implicit = false): Uint8Array {
+function encodeElements(elements: Element[], little: boolean, implicit = false): Uint8Array {
   const chunks: Uint8Array[] = []
   for (const { tag, vr, value } of elements) {
-    const long = ['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'].includes(vr)
+    const long = LONG_VRS.has(vr)
     const header = new DataView(new ArrayBuffer(implicit ? 8 : long ? 12 : 8))
     header.setUint16(0, tag >>> 16, little)
     header.setUint16(2, tag & 0xffff, little)
@@ -242,42 +50,117 @@ function encodeElements (elements: Element[], little: boolean, implicit = false)
   return Buffer.concat(chunks)
 }
 
-function part10 (transferSyntax: string, dataset: Uint8Array): Uint8Array {
-  const meta = encodeElements([{ tag: 0x00020010, vr: 'UI', value: ascii(transferSyntax.length % 2 === 0 ? transferSyntax : `${transferSyntax}\0`) }], true)
+function part10(transferSyntax: string, dataset: Uint8Array): Uint8Array {
+  const meta = encodeElements(
+    [
+      {
+        tag: 0x00020010,
+        vr: 'UI',
+        value: ascii(transferSyntax.length % 2 === 0 ? transferSyntax : `${transferSyntax}\0`)
+      }
+    ],
+    true
+  )
   return Buffer.concat([new Uint8Array(128), ascii('DICM'), meta, dataset])
 }
 
-function bytes (size: number, write: (view: DataView) => void): Uint8Array {
+function bytes(size: number, write: (view: DataView) => void): Uint8Array {
   const view = new DataView(new ArrayBuffer(size))
   write(view)
   return new Uint8Array(view.buffer)
 }
 
 test('big endian: numbers read in big endian, short OW inline binary swapped to little endian', () => {
-  const dataset = encodeElements([
-    { tag: 0x00280010, vr: 'US', value: bytes(2, v => { v.setUint16(0, 512, false) }) },
-    { tag: 0x00189219, vr: 'SS', value: bytes(4, v => { v.setInt16(0, -3, false); v.setInt16(2, 7, false) }) },
-    { tag: 0x00181310, vr: 'US', value: bytes(0, () => {}) },
-    { tag: 0x00283006, vr: 'OW', value: bytes(4, v => { v.setUint16(0, 0x0102, false); v.setUint16(2, 0x0304, false) }) },
-    { tag: 0x00660016, vr: 'OF', value: bytes(4, v => { v.setFloat32(0, 1.5, false) }) }
-  ], false)
+  const dataset = encodeElements(
+    [
+      {
+        tag: 0x00280010,
+        vr: 'US',
+        value: bytes(2, v => {
+          v.setUint16(0, 512, false)
+        })
+      },
+      {
+        tag: 0x00189219,
+        vr: 'SS',
+        value: bytes(4, v => {
+          v.setInt16(0, -3, false)
+          v.setInt16(2, 7, false)
+        })
+      },
+      { tag: 0x00181310, vr: 'US', value: bytes(0, () => {}) },
+      {
+        tag: 0x00283006,
+        vr: 'OW',
+        value: bytes(4, v => {
+          v.setUint16(0, 0x0102, false)
+          v.setUint16(2, 0x0304, false)
+        })
+      },
+      {
+        tag: 0x00660016,
+        vr: 'OF',
+        value: bytes(4, v => {
+          v.setFloat32(0, 1.5, false)
+        })
+      }
+    ],
+    false
+  )
   const json = instanceToDicomJson(part10('1.2.840.10008.1.2.2', dataset), uri)
   assert.equal(json['00280010'], { vr: 'US', Value: [512] })
   assert.equal(json['00189219'], { vr: 'SS', Value: [-3, 7] })
   assert.equal(json['00181310'], { vr: 'US' })
   assert.equal(json['00283006'], { vr: 'OW', InlineBinary: Buffer.from([0x02, 0x01, 0x04, 0x03]).toString('base64') })
-  assert.equal(json['00660016'], { vr: 'OF', InlineBinary: Buffer.from(bytes(4, v => { v.setFloat32(0, 1.5, true) })).toString('base64') })
+  assert.equal(json['00660016'], {
+    vr: 'OF',
+    InlineBinary: Buffer.from(
+      bytes(4, v => {
+        v.setFloat32(0, 1.5, true)
+      })
+    ).toString('base64')
+  })
 })
 
 test('numbers: FL/FD NaN and infinities as strings, SV/UV beyond 2^53 as decimal strings, DS forms', () => {
-  const dataset = encodeElements([
-    { tag: 0x00089459, vr: 'FL', value: bytes(8, v => { v.setFloat32(0, Number.NaN, true); v.setFloat32(4, 0.5, true) }) },
-    { tag: 0x00189087, vr: 'FD', value: bytes(16, v => { v.setFloat64(0, Number.POSITIVE_INFINITY, true); v.setFloat64(8, -2.25, true) }) },
-    { tag: 0x00181151, vr: 'IS', value: ascii(' 170 \\-3') },
-    { tag: 0x00280030, vr: 'DS', value: ascii('1.5e2\\.25\\-0.5 \\abc') },
-    { tag: 0x00720082, vr: 'SV', value: bytes(16, v => { v.setBigInt64(0, -5n, true); v.setBigInt64(8, 2n ** 60n, true) }) },
-    { tag: 0x00720083, vr: 'UV', value: bytes(8, v => { v.setBigUint64(0, 2n ** 64n - 1n, true) }) }
-  ], true)
+  const dataset = encodeElements(
+    [
+      {
+        tag: 0x00089459,
+        vr: 'FL',
+        value: bytes(8, v => {
+          v.setFloat32(0, Number.NaN, true)
+          v.setFloat32(4, 0.5, true)
+        })
+      },
+      {
+        tag: 0x00189087,
+        vr: 'FD',
+        value: bytes(16, v => {
+          v.setFloat64(0, Number.POSITIVE_INFINITY, true)
+          v.setFloat64(8, -2.25, true)
+        })
+      },
+      { tag: 0x00181151, vr: 'IS', value: ascii(' 170 \\-3') },
+      { tag: 0x00280030, vr: 'DS', value: ascii('1.5e2\\.25\\-0.5 \\abc') },
+      {
+        tag: 0x00720082,
+        vr: 'SV',
+        value: bytes(16, v => {
+          v.setBigInt64(0, -5n, true)
+          v.setBigInt64(8, 2n ** 60n, true)
+        })
+      },
+      {
+        tag: 0x00720083,
+        vr: 'UV',
+        value: bytes(8, v => {
+          v.setBigUint64(0, 2n ** 64n - 1n, true)
+        })
+      }
+    ],
+    true
+  )
   const json = instanceToDicomJson(part10('1.2.840.10008.1.2.1', dataset), uri)
   assert.equal(json['00089459'], { vr: 'FL', Value: ['NaN', 0.5] })
   assert.equal(json['00189087'], { vr: 'FD', Value: ['Infinity', -2.25] })
@@ -289,30 +172,40 @@ test('numbers: FL/FD NaN and infinities as strings, SV/UV beyond 2^53 as decimal
 })
 
 test('text: trailing padding trimmed, LT/ST/UT kept whole with leading spaces, PN groups, UI NUL padding', () => {
-  const dataset = encodeElements([
-    { tag: 0x00080018, vr: 'UI', value: ascii('1.2.3\0') },
-    { tag: 0x00081030, vr: 'LO', value: ascii(' Chest CT  ') },
-    { tag: 0x00104000, vr: 'LT', value: ascii('  line one\\still one  ') },
-    { tag: 0x00100010, vr: 'PN', value: ascii('Doe^John\\=Ideo^Graphic\\') },
-    { tag: 0x00081190, vr: 'UR', value: ascii('http://x/a\\b ') }
-  ], true)
+  const dataset = encodeElements(
+    [
+      { tag: 0x00080018, vr: 'UI', value: ascii('1.2.3\0') },
+      { tag: 0x00081030, vr: 'LO', value: ascii(' Chest CT  ') },
+      { tag: 0x00104000, vr: 'LT', value: ascii('  line one\\still one  ') },
+      { tag: 0x00100010, vr: 'PN', value: ascii('Doe^John\\=Ideo^Graphic\\') },
+      { tag: 0x00081190, vr: 'UR', value: ascii('http://x/a\\b ') }
+    ],
+    true
+  )
   const json = instanceToDicomJson(part10('1.2.840.10008.1.2.1', dataset), uri)
   assert.equal(json['00080018'], { vr: 'UI', Value: ['1.2.3'] })
   assert.equal(json['00081030'], { vr: 'LO', Value: ['Chest CT'] })
   assert.equal(json['00104000'], { vr: 'LT', Value: ['  line one\\still one'] })
-  assert.equal(json['00100010'], { vr: 'PN', Value: [{ Alphabetic: 'Doe^John' }, { Ideographic: 'Ideo^Graphic' }, null] })
+  assert.equal(json['00100010'], {
+    vr: 'PN',
+    Value: [{ Alphabetic: 'Doe^John' }, { Ideographic: 'Ideo^Graphic' }, null]
+  })
   assert.equal(json['00081190'], { vr: 'UR', Value: ['http://x/a\\b'] })
 })
 
 test('long text and number values convert in linear time: padding and number forms are not backtracked over', () => {
   // Implicit VR: every element has a 4-byte length, so these values are inlined (up to 1 MiB), not bulk data.
   const n = 200_000
-  const dataset = encodeElements([
-    { tag: 0x00081030, vr: 'LO', value: ascii(`${' '.repeat(n)}x`) },
-    { tag: 0x00100010, vr: 'PN', value: ascii(`${' '.repeat(n)}x`) },
-    { tag: 0x00104000, vr: 'LT', value: ascii(`${'\0'.repeat(n)}x`) },
-    { tag: 0x00280030, vr: 'DS', value: ascii(`${'1'.repeat(n)}x`) }
-  ], true, true)
+  const dataset = encodeElements(
+    [
+      { tag: 0x00081030, vr: 'LO', value: ascii(`${' '.repeat(n)}x`) },
+      { tag: 0x00100010, vr: 'PN', value: ascii(`${' '.repeat(n)}x`) },
+      { tag: 0x00104000, vr: 'LT', value: ascii(`${'\0'.repeat(n)}x`) },
+      { tag: 0x00280030, vr: 'DS', value: ascii(`${'1'.repeat(n)}x`) }
+    ],
+    true,
+    true
+  )
   const started = performance.now()
   const json = instanceToDicomJson(part10('1.2.840.10008.1.2', dataset), uri)
   const elapsed = performance.now() - started
@@ -324,13 +217,28 @@ test('long text and number values convert in linear time: padding and number for
 })
 
 test('UN of a known tag is decoded with its VR; group lengths and trailing padding are left out', () => {
-  const dataset = encodeElements([
-    { tag: 0x00080000, vr: 'UL', value: bytes(4, v => { v.setUint32(0, 99, true) }) },
-    { tag: 0x00080060, vr: 'UN', value: ascii('MR') },
-    { tag: 0x00280010, vr: 'UN', value: bytes(2, v => { v.setUint16(0, 64, true) }) },
-    { tag: 0x00091001, vr: 'UN', value: ascii('??') },
-    { tag: 0xfffcfffc, vr: 'OB', value: new Uint8Array(6) }
-  ], true)
+  const dataset = encodeElements(
+    [
+      {
+        tag: 0x00080000,
+        vr: 'UL',
+        value: bytes(4, v => {
+          v.setUint32(0, 99, true)
+        })
+      },
+      { tag: 0x00080060, vr: 'UN', value: ascii('MR') },
+      {
+        tag: 0x00280010,
+        vr: 'UN',
+        value: bytes(2, v => {
+          v.setUint16(0, 64, true)
+        })
+      },
+      { tag: 0x00091001, vr: 'UN', value: ascii('??') },
+      { tag: 0xfffcfffc, vr: 'OB', value: new Uint8Array(6) }
+    ],
+    true
+  )
   const json = instanceToDicomJson(part10('1.2.840.10008.1.2.1', dataset), uri)
   assert.equal(json, {
     '00080060': { vr: 'CS', Value: ['MR'] },
@@ -340,26 +248,36 @@ test('UN of a known tag is decoded with its VR; group lengths and trailing paddi
 })
 
 test('binary values: 1024 bytes inline, 1025 bytes bulk', () => {
-  const dataset = encodeElements([
-    { tag: 0x00431028, vr: 'OB', value: new Uint8Array(1024).fill(7) },
-    { tag: 0x00431029, vr: 'OB', value: new Uint8Array(1026).fill(7) }
-  ], true)
+  const dataset = encodeElements(
+    [
+      { tag: 0x00431028, vr: 'OB', value: new Uint8Array(1024).fill(7) },
+      { tag: 0x00431029, vr: 'OB', value: new Uint8Array(1026).fill(7) }
+    ],
+    true
+  )
   const json = instanceToDicomJson(part10('1.2.840.10008.1.2.1', dataset), uri)
   assert.is(Buffer.from(json['00431028']?.InlineBinary ?? '', 'base64').length, 1024)
   assert.equal(json['00431029'], { vr: 'OB', BulkDataURI: 'bulk:00431029' })
 })
 
-test('not Part 10, truncated, or inconsistent files throw InvalidDicomError with a clear message', async () => {
-  const ct = await read(CORPUS, 'CT_small.dcm')
-  throwsInvalid(() => instanceToDicomJson(new Uint8Array(0), uri), 'not-part10', 'empty')
-  throwsInvalid(() => instanceToDicomJson(new TextEncoder().encode('hello, not DICOM'), uri), 'not-part10', 'text')
-  throwsInvalid(() => instanceToDicomJson(ct.subarray(0, 131), uri), 'not-part10', 'cut inside the preamble')
-  throwsInvalid(() => instanceToDicomJson(ct.subarray(0, 200), uri), 'truncated', 'cut inside the meta header')
-  throwsInvalid(() => instanceToDicomJson(ct.subarray(0, ct.length - 1000), uri), 'truncated', 'cut inside pixel data')
-  const noMeta = await read(CORPUS, 'no_meta.dcm')
-  throwsInvalid(() => instanceToDicomJson(noMeta, uri), 'not-part10', 'no meta')
-  const badItem = encodeElements([{ tag: 0x00081115, vr: 'SQ', value: bytes(8, v => { v.setUint32(0, 0x00100010, true) }) }], true)
-  throwsInvalid(() => instanceToDicomJson(part10('1.2.840.10008.1.2.1', badItem), uri), 'bad-structure', 'a sequence without items')
+test('a sequence without items and a deflated data set that does not inflate are refused', () => {
+  const badItem = encodeElements(
+    [
+      {
+        tag: 0x00081115,
+        vr: 'SQ',
+        value: bytes(8, v => {
+          v.setUint32(0, 0x00100010, true)
+        })
+      }
+    ],
+    true
+  )
+  throwsInvalid(
+    () => instanceToDicomJson(part10('1.2.840.10008.1.2.1', badItem), uri),
+    'bad-structure',
+    'a sequence without items'
+  )
   const deflatedGarbage = part10('1.2.840.10008.1.2.1.99', new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))
   throwsInvalid(() => instanceToDicomJson(deflatedGarbage, uri), 'bad-deflate', 'bad deflate stream')
 })
@@ -368,36 +286,18 @@ test('deeply nested sequences are refused, not a stack overflow', () => {
   // 200 nested sequences of undefined length, each with one item of undefined length.
   const open = encodeElements([{ tag: 0x00081115, vr: 'SQ', value: new Uint8Array(0) }], true)
   new DataView(open.buffer, open.byteOffset).setUint32(8, 0xffffffff, true)
-  const item = bytes(8, v => { v.setUint16(0, 0xfffe, true); v.setUint16(2, 0xe000, true); v.setUint32(4, 0xffffffff, true) })
+  const item = bytes(8, v => {
+    v.setUint16(0, 0xfffe, true)
+    v.setUint16(2, 0xe000, true)
+    v.setUint32(4, 0xffffffff, true)
+  })
   const chunks: Uint8Array[] = []
   for (let i = 0; i < 200; i++) chunks.push(open, item)
-  throwsInvalid(() => instanceToDicomJson(part10('1.2.840.10008.1.2.1', Buffer.concat(chunks)), uri), 'too-deep', 'deep nesting')
-})
-
-test('damaged copies of corpus files: converted or InvalidDicomError, nothing else', async () => {
-  const names = ['CT_small.dcm', 'MR_small_implicit.dcm', 'MR_small_bigendian.dcm', 'JPEG2000.dcm', 'image_dfl.dcm', 'UN_sequence.dcm', 'rtplan.dcm', 'chrH32.dcm']
-  const files = await Promise.all(names.map(async name => name.startsWith('chr') ? await read(CHARSETS, name) : await read(CORPUS, name)))
-  let seed = 20240601
-  const random = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) >>> 0
-    return Math.floor((seed / 2 ** 32) * n)
-  }
-  let converted = 0
-  for (let round = 0; round < 3000; round++) {
-    const original = files[random(files.length)] as Uint8Array
-    const copy = Uint8Array.from(original)
-    const kind = random(3)
-    let input: Uint8Array = copy
-    if (kind === 0) input = copy.subarray(0, random(copy.length))
-    else for (let k = 0; k <= random(8); k++) copy[132 + random(Math.min(copy.length - 132, 3000))] = kind === 1 ? random(256) : 0xff
-    try {
-      instanceToDicomJson(input, uri)
-      converted++
-    } catch (error) {
-      if (!(error instanceof InvalidDicomError)) assert.unreachable(`round ${round}: ${String(error)}`)
-    }
-  }
-  assert.ok(converted > 100, 'many damaged copies still convert (value bytes changed)')
+  throwsInvalid(
+    () => instanceToDicomJson(part10('1.2.840.10008.1.2.1', Buffer.concat(chunks)), uri),
+    'too-deep',
+    'deep nesting'
+  )
 })
 
 test.run()

@@ -6,7 +6,11 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
-  CallerAllowList, DICOM_PEERS_FILE, loadAllowedCallers, parseAllowAe, parseCaller
+  CallerAllowList,
+  DICOM_PEERS_FILE,
+  loadAllowedCallers,
+  parseAllowAe,
+  parseCaller
 } from '../../node/dicom/peers.ts'
 import { tempDir } from '../helpers/processes.ts'
 
@@ -16,12 +20,23 @@ test('AE@HOST: an address, a subnet or a host name; the last @ separates the AE 
   assert.equal(parseCaller('PACS@pacs.hospital.local'), { aeTitle: 'PACS', host: 'pacs.hospital.local' })
   assert.equal(parseCaller('V6@[2001:db8::7]'), { aeTitle: 'V6', host: '2001:db8::7' })
   assert.equal(parseCaller('A@B@127.0.0.1'), { aeTitle: 'A@B', host: '127.0.0.1' })
-  for (const bad of ['CT', '@10.0.0.1', 'CT@', 'WAY_TOO_LONG_AE_TITLE@10.0.0.1', 'BACK\\SLASH@10.0.0.1',
-    'CT@10.0.0.0/33', 'CT@10.0.0.1:104', 'CT@host name', 'CT@10.0.0.0/8/8']) {
+  for (const bad of [
+    'CT',
+    '@10.0.0.1',
+    'CT@',
+    'WAY_TOO_LONG_AE_TITLE@10.0.0.1',
+    'BACK\\SLASH@10.0.0.1',
+    'CT@10.0.0.0/33',
+    'CT@10.0.0.1:104',
+    'CT@host name',
+    'CT@10.0.0.0/8/8'
+  ]) {
     assert.throws(() => parseCaller(bad), /write AE@HOST/, bad)
   }
-  assert.throws(() => parseAllowAe(['CT']),
-    (error: Error) => error.name === 'UsageError' && error.message.startsWith('--allow-ae'))
+  assert.throws(
+    () => parseAllowAe(['CT']),
+    (error: Error) => error.name === 'UsageError' && error.message.startsWith('--allow-ae')
+  )
 })
 
 test('HOME/dicom-peers.json: "allow" is a list of AE@HOST; no file, no list; a bad one says where', async () => {
@@ -29,13 +44,22 @@ test('HOME/dicom-peers.json: "allow" is a list of AE@HOST; no file, no list; a b
   assert.equal(await loadAllowedCallers(home), [])
   const path = join(home, DICOM_PEERS_FILE)
   await fs.writeFile(path, JSON.stringify({ allow: ['CT@10.0.0.1', 'PACS@10.0.0.0/24'], peers: ['PACS@10.0.0.9:104'] }))
-  assert.equal(await loadAllowedCallers(home),
-    [{ aeTitle: 'CT', host: '10.0.0.1' }, { aeTitle: 'PACS', host: '10.0.0.0/24' }])
-  const bad = [['{', /not JSON/], ['[]', /must be an object/], ['{"allow":"CT@10.0.0.1"}', /must be a list/],
-    ['{"allow":["CT"]}', /allow\[0\]/]] as const
+  assert.equal(await loadAllowedCallers(home), [
+    { aeTitle: 'CT', host: '10.0.0.1' },
+    { aeTitle: 'PACS', host: '10.0.0.0/24' }
+  ])
+  const bad = [
+    ['{', /not JSON/],
+    ['[]', /must be an object/],
+    ['{"allow":"CT@10.0.0.1"}', /must be a list/],
+    ['{"allow":["CT"]}', /allow\[0\]/]
+  ] as const
   for (const [text, why] of bad) {
     await fs.writeFile(path, text)
-    const error = await loadAllowedCallers(home).then(() => undefined, (e: unknown) => e as Error & { code?: string })
+    const error = await loadAllowedCallers(home).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code?: string }
+    )
     assert.is(error?.code, 'RADMESH_HOME_CORRUPT', text)
     assert.match(error?.message ?? '', why)
     assert.ok(error?.message.includes(path))

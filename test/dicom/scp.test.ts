@@ -13,7 +13,12 @@ import { join } from 'node:path'
 import { inflateRawSync } from 'node:zlib'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ACCEPTED_TRANSFER_SYNTAXES, type DicomScp, type StoreOutcome, type StoreRequest } from '../../node/dicom/scp.ts'
+import {
+  ACCEPTED_TRANSFER_SYNTAXES,
+  type DicomScp,
+  type StoreOutcome,
+  type StoreRequest
+} from '../../node/dicom/scp.ts'
 import { runTool } from '../helpers/dcmtk.ts'
 import { waitFor } from '../helpers/processes.ts'
 import { RecordingScp } from '../helpers/recording-scp.ts'
@@ -22,9 +27,14 @@ const CORPUS = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
 const AE_TITLE = 'RADMESH'
 
 /** Part 10 file: the data set after the File Meta Information, and the meta header's UIDs. */
-interface Part10 { dataset: Buffer, sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string }
+interface Part10 {
+  dataset: Buffer
+  sopClassUid: string
+  sopInstanceUid: string
+  transferSyntaxUid: string
+}
 
-function readPart10 (path: string): Part10 {
+function readPart10(path: string): Part10 {
   const file = readFileSync(path)
   assert.is(file.toString('latin1', 128, 132), 'DICM', `${path} has no DICM prefix`)
   // (0002,0000) UL, explicit VR little endian: tag 4, VR 2, length 2, value 4.
@@ -55,7 +65,7 @@ function readPart10 (path: string): Part10 {
  * DCMTK's storescu never sends that element (no option keeps it), so it is the one part of a file that does not
  * arrive: the SCP is checked against the file's bytes up to it.
  */
-function trailingPaddingStart (dataset: Buffer, transferSyntaxUid: string): number | undefined {
+function trailingPaddingStart(dataset: Buffer, transferSyntaxUid: string): number | undefined {
   const explicit = transferSyntaxUid !== '1.2.840.10008.1.2'
   const headerLength = explicit ? 12 : 8
   for (let start = dataset.length - headerLength; start >= Math.max(0, dataset.length - 65_536); start--) {
@@ -67,9 +77,12 @@ function trailingPaddingStart (dataset: Buffer, transferSyntaxUid: string): numb
   return undefined
 }
 
-interface Run { code: number | null, output: string }
+interface Run {
+  code: number | null
+  output: string
+}
 
-async function run (command: string, args: string[]): Promise<Run> {
+async function run(command: string, args: string[]): Promise<Run> {
   const { code, stdout, stderr } = await runTool(command, args)
   return { code, output: stdout + stderr }
 }
@@ -81,10 +94,13 @@ let scp: DicomScp
 
 const logged = (msg: string): Array<Record<string, unknown>> => fixture.logged(msg)
 
+test.before(async () => {
+  scp = await fixture.start(AE_TITLE)
+})
 
-test.before(async () => { scp = await fixture.start(AE_TITLE) })
-
-test.after(async () => { await scp.stop() })
+test.after(async () => {
+  await scp.stop()
+})
 
 test('echoscu is answered; a wrong called AE title is rejected and logged at warn', async () => {
   const echo = await run('echoscu', ['-aec', AE_TITLE, '127.0.0.1', String(scp.port)])
@@ -104,7 +120,7 @@ test('echoscu is answered; a wrong called AE title is rejected and logged at war
  * Runs storescu through a TCP relay that records the data sets storescu puts on the wire (the non-command PDVs
  * of its P-DATA-TF PDUs), so the SCP can be checked against what was really sent, whatever storescu did to the file.
  */
-async function storeThroughTap (path: string, flags: string[]): Promise<{ request: StoreRequest, wire: Buffer }> {
+async function storeThroughTap(path: string, flags: string[]): Promise<{ request: StoreRequest; wire: Buffer }> {
   const wire: Buffer[] = []
   let pending = Buffer.alloc(0)
   let fragments: Buffer[] = []
@@ -127,16 +143,31 @@ async function storeThroughTap (path: string, flags: string[]): Promise<{ reques
   }
   const relay: Server = createServer(client => {
     const upstream = connect(scp.port, '127.0.0.1')
-    client.on('data', (chunk: Buffer) => { tap(chunk) })
+    client.on('data', (chunk: Buffer) => {
+      tap(chunk)
+    })
     client.pipe(upstream).pipe(client)
-    client.on('error', () => { upstream.destroy() })
-    upstream.on('error', () => { client.destroy() })
+    client.on('error', () => {
+      upstream.destroy()
+    })
+    upstream.on('error', () => {
+      client.destroy()
+    })
   })
   relay.listen(0, '127.0.0.1')
   await once(relay, 'listening')
   try {
     received.length = 0
-    const store = await run('storescu', ['-R', ...flags, '-v', '-aec', AE_TITLE, '127.0.0.1', String((relay.address() as AddressInfo).port), path])
+    const store = await run('storescu', [
+      '-R',
+      ...flags,
+      '-v',
+      '-aec',
+      AE_TITLE,
+      '127.0.0.1',
+      String((relay.address() as AddressInfo).port),
+      path
+    ])
     assert.is(store.code, 0, `${path}: ${store.output}`)
     assert.match(store.output, /Received Store Response \(Success\)/, path)
     assert.is(received.length, 1, path)
@@ -150,21 +181,36 @@ async function storeThroughTap (path: string, flags: string[]): Promise<{ reques
 // storescu proposes, with -R, only the SOP classes of its files; the -x flag puts the file's own transfer
 // syntax in the proposal, and storescu then sends the file in it, without conversion. `asIs` says whether
 // storescu sends the file's own data set bytes, or why not.
-const CORPUS_FILES: Array<{ file: string, flag: string, transferSyntaxUid: string, asIs: true | string }> = [
+const CORPUS_FILES: Array<{ file: string; flag: string; transferSyntaxUid: string; asIs: true | string }> = [
   { file: 'CT_small.dcm', flag: '-xe', transferSyntaxUid: '1.2.840.10008.1.2.1', asIs: true },
   { file: 'MR_small_implicit.dcm', flag: '-xi', transferSyntaxUid: '1.2.840.10008.1.2', asIs: true },
   { file: 'MR_small_bigendian.dcm', flag: '-xb', transferSyntaxUid: '1.2.840.10008.1.2.2', asIs: true },
-  { file: 'image_dfl.dcm', flag: '-xd', transferSyntaxUid: '1.2.840.10008.1.2.1.99', asIs: 'storescu inflates the data set and deflates it again with its own zlib settings' },
+  {
+    file: 'image_dfl.dcm',
+    flag: '-xd',
+    transferSyntaxUid: '1.2.840.10008.1.2.1.99',
+    asIs: 'storescu inflates the data set and deflates it again with its own zlib settings'
+  },
   { file: 'MR_small_RLE.dcm', flag: '-xr', transferSyntaxUid: '1.2.840.10008.1.2.5', asIs: true },
-  { file: 'JPEG2000.dcm', flag: '-xw', transferSyntaxUid: '1.2.840.10008.1.2.4.91', asIs: 'storescu sends its undefined-length sequences with explicit lengths' },
+  {
+    file: 'JPEG2000.dcm',
+    flag: '-xw',
+    transferSyntaxUid: '1.2.840.10008.1.2.4.91',
+    asIs: 'storescu sends its undefined-length sequences with explicit lengths'
+  },
   { file: 'GDCMJ2K_TextGBR.dcm', flag: '-xv', transferSyntaxUid: '1.2.840.10008.1.2.4.90', asIs: true },
   { file: 'SC_rgb_jpeg_dcmtk.dcm', flag: '-xy', transferSyntaxUid: '1.2.840.10008.1.2.4.50', asIs: true },
   { file: 'SC_rgb_jpeg_gdcm.dcm', flag: '-xs', transferSyntaxUid: '1.2.840.10008.1.2.4.70', asIs: true },
-  { file: 'MR_small_jpeg_ls_lossless.dcm', flag: '-xt', transferSyntaxUid: '1.2.840.10008.1.2.4.80', asIs: 'storescu rewrites the VR of its encapsulated Pixel Data from OW to OB' }
+  {
+    file: 'MR_small_jpeg_ls_lossless.dcm',
+    flag: '-xt',
+    transferSyntaxUid: '1.2.840.10008.1.2.4.80',
+    asIs: 'storescu rewrites the VR of its encapsulated Pixel Data from OW to OB'
+  }
 ]
 const DEFLATED = '1.2.840.10008.1.2.1.99'
 
-test('storescu: each data set arrives as the bytes sent, in the file\'s own transfer syntax', async () => {
+test("storescu: each data set arrives as the bytes sent, in the file's own transfer syntax", async () => {
   fixture.answer = async () => ({ status: 0 })
   const padded: string[] = []
   for (const { file, flag, transferSyntaxUid, asIs } of CORPUS_FILES) {
@@ -178,7 +224,11 @@ test('storescu: each data set arrives as the bytes sent, in the file\'s own tran
     assert.is(request.transferSyntaxUid, transferSyntaxUid, file)
     assert.ok(Buffer.from(request.dataset).equals(wire), `${file}: data set differs from the bytes storescu sent`)
     if (asIs !== true) {
-      if (transferSyntaxUid === DEFLATED) assert.ok(inflateRawSync(request.dataset).equals(inflateRawSync(part10.dataset)), `${file}: inflated data set differs`)
+      if (transferSyntaxUid === DEFLATED)
+        assert.ok(
+          inflateRawSync(request.dataset).equals(inflateRawSync(part10.dataset)),
+          `${file}: inflated data set differs`
+        )
       continue
     }
     const sent = part10.dataset.subarray(0, trailingPaddingStart(part10.dataset, transferSyntaxUid))
@@ -193,10 +243,25 @@ test('storescu: each data set arrives as the bytes sent, in the file\'s own tran
 // Where storescu does not send a corpus file as is, a copy made by DCMTK itself is sent unchanged: these go
 // byte for byte from file to onStore. The deflated copy is made at level 7, an even-length stream (storescu
 // pads an odd one), and sent at the same level.
-const DCMTK_COPIES: Array<{ source: string, tool: string[], flags: string[], transferSyntaxUid: string }> = [
-  { source: 'image_dfl.dcm', tool: ['dcmconv', '+td', '+cl', '7'], flags: ['-xd', '+cl', '7'], transferSyntaxUid: DEFLATED },
-  { source: 'MR_small_implicit.dcm', tool: ['dcmcjpls', '+el'], flags: ['-xt'], transferSyntaxUid: '1.2.840.10008.1.2.4.80' },
-  { source: 'SC_rgb_small_odd.dcm', tool: ['dcmcjpls', '+en'], flags: ['-xu'], transferSyntaxUid: '1.2.840.10008.1.2.4.81' }
+const DCMTK_COPIES: Array<{ source: string; tool: string[]; flags: string[]; transferSyntaxUid: string }> = [
+  {
+    source: 'image_dfl.dcm',
+    tool: ['dcmconv', '+td', '+cl', '7'],
+    flags: ['-xd', '+cl', '7'],
+    transferSyntaxUid: DEFLATED
+  },
+  {
+    source: 'MR_small_implicit.dcm',
+    tool: ['dcmcjpls', '+el'],
+    flags: ['-xt'],
+    transferSyntaxUid: '1.2.840.10008.1.2.4.80'
+  },
+  {
+    source: 'SC_rgb_small_odd.dcm',
+    tool: ['dcmcjpls', '+en'],
+    flags: ['-xu'],
+    transferSyntaxUid: '1.2.840.10008.1.2.4.81'
+  }
 ]
 
 test('storescu: files made by DCMTK arrive byte for byte (deflate, JPEG-LS lossless and near-lossless)', async () => {
@@ -213,8 +278,14 @@ test('storescu: files made by DCMTK arrive byte for byte (deflate, JPEG-LS lossl
       const { request, wire } = await storeThroughTap(copy, flags)
       assert.is(request.transferSyntaxUid, transferSyntaxUid)
       assert.is(request.sopInstanceUid, part10.sopInstanceUid)
-      assert.ok(Buffer.from(request.dataset).equals(wire), `${transferSyntaxUid}: data set differs from the bytes storescu sent`)
-      assert.ok(Buffer.from(request.dataset).equals(part10.dataset), `${transferSyntaxUid}: data set bytes differ from the file's`)
+      assert.ok(
+        Buffer.from(request.dataset).equals(wire),
+        `${transferSyntaxUid}: data set differs from the bytes storescu sent`
+      )
+      assert.ok(
+        Buffer.from(request.dataset).equals(part10.dataset),
+        `${transferSyntaxUid}: data set bytes differ from the file's`
+      )
     }
   } finally {
     await rm(dir, { recursive: true, force: true })
@@ -222,7 +293,9 @@ test('storescu: files made by DCMTK arrive byte for byte (deflate, JPEG-LS lossl
 })
 
 test('a failed C-STORE is reported to storescu and the rest of the association still stores', async () => {
-  const files = ['CT_small.dcm', 'MR_small.dcm', 'SC_rgb_small_odd.dcm', 'reportsi.dcm', 'liver_1frame.dcm'].map(file => join(CORPUS, file))
+  const files = ['CT_small.dcm', 'MR_small.dcm', 'SC_rgb_small_odd.dcm', 'reportsi.dcm', 'liver_1frame.dcm'].map(file =>
+    join(CORPUS, file)
+  )
   const [, refused, thrown] = files.map(file => readPart10(file).sopInstanceUid)
   fixture.answer = async request => {
     if (request.sopInstanceUid === refused) return { status: 0xa900, errorComment: 'does not match its SOP class' }
@@ -233,17 +306,24 @@ test('a failed C-STORE is reported to storescu and the rest of the association s
   const accepted = logged('DICOM association accepted').length
   const closedBefore = logged('DICOM association closed').length
   const store = await run('storescu', ['-R', '-nh', '-v', '-aec', AE_TITLE, '127.0.0.1', String(scp.port), ...files])
-  assert.is(received.map(request => request.sopInstanceUid).join('\n'), files.map(file => readPart10(file).sopInstanceUid).join('\n'),
-    'every file reached onStore, in order')
+  assert.is(
+    received.map(request => request.sopInstanceUid).join('\n'),
+    files.map(file => readPart10(file).sopInstanceUid).join('\n'),
+    'every file reached onStore, in order'
+  )
   assert.is(logged('DICOM association accepted').length, accepted + 1, 'all files went in one association')
   const responses = store.output.match(/Received Store Response.*/g) ?? []
-  assert.equal(responses, [
-    'Received Store Response (Success)',
-    'Received Store Response (Error: DataSetDoesNotMatchSOPClass)',
-    'Received Store Response (Error: CannotUnderstand)',
-    'Received Store Response (Success)',
-    'Received Store Response (Success)'
-  ], store.output)
+  assert.equal(
+    responses,
+    [
+      'Received Store Response (Success)',
+      'Received Store Response (Error: DataSetDoesNotMatchSOPClass)',
+      'Received Store Response (Error: CannotUnderstand)',
+      'Received Store Response (Success)',
+      'Received Store Response (Success)'
+    ],
+    store.output
+  )
   await waitFor('the association to close', () => logged('DICOM association closed').length > closedBefore, 2_000, 10)
   const closed = logged('DICOM association closed').at(-1)
   assert.is(closed?.['stored'], 3)
@@ -253,17 +333,35 @@ test('a failed C-STORE is reported to storescu and the rest of the association s
 })
 
 test('the error comment reaches the SCU in the C-STORE response', async () => {
-  fixture.answer = async () => { throw new Error('disk on fire') }
-  const store = await run('storescu', ['-R', '-d', '-aec', AE_TITLE, '127.0.0.1', String(scp.port), join(CORPUS, 'CT_small.dcm')])
+  fixture.answer = async () => {
+    throw new Error('disk on fire')
+  }
+  const store = await run('storescu', [
+    '-R',
+    '-d',
+    '-aec',
+    AE_TITLE,
+    '127.0.0.1',
+    String(scp.port),
+    join(CORPUS, 'CT_small.dcm')
+  ])
   assert.match(store.output, /\(0000,0902\) LO \[disk on fire\]/, store.output)
   fixture.answer = async () => ({ status: 0xa900, errorComment: 'not\\what it says\u0007' })
-  const refused = await run('storescu', ['-R', '-d', '-aec', AE_TITLE, '127.0.0.1', String(scp.port), join(CORPUS, 'CT_small.dcm')])
+  const refused = await run('storescu', [
+    '-R',
+    '-d',
+    '-aec',
+    AE_TITLE,
+    '127.0.0.1',
+    String(scp.port),
+    join(CORPUS, 'CT_small.dcm')
+  ])
   assert.match(refused.output, /\(0000,0902\) LO \[not what it says\]/, refused.output)
   fixture.answer = async () => ({ status: 0 })
 })
 
 /** An A-ASSOCIATE-RQ for Verification with implicit VR little endian, built by hand. */
-function associateRq (calledAeTitle: string): Buffer {
+function associateRq(calledAeTitle: string): Buffer {
   const item = (type: number, body: Buffer): Buffer => {
     const header = Buffer.alloc(4)
     header.writeUInt8(type, 0)
@@ -274,15 +372,25 @@ function associateRq (calledAeTitle: string): Buffer {
   const maxLength = Buffer.alloc(4)
   maxLength.writeUInt32BE(16384)
   const body = Buffer.concat([
-    Buffer.from([0x00, 0x01, 0x00, 0x00]), ae(calledAeTitle), ae('GARBAGE'), Buffer.alloc(32),
+    Buffer.from([0x00, 0x01, 0x00, 0x00]),
+    ae(calledAeTitle),
+    ae('GARBAGE'),
+    Buffer.alloc(32),
     item(0x10, Buffer.from('1.2.840.10008.3.1.1.1')),
-    item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), item(0x30, Buffer.from('1.2.840.10008.1.1')), item(0x40, Buffer.from('1.2.840.10008.1.2'))])),
+    item(
+      0x20,
+      Buffer.concat([
+        Buffer.from([1, 0, 0, 0]),
+        item(0x30, Buffer.from('1.2.840.10008.1.1')),
+        item(0x40, Buffer.from('1.2.840.10008.1.2'))
+      ])
+    ),
     item(0x50, item(0x51, maxLength))
   ])
   return pdu(0x01, body)
 }
 
-function pdu (type: number, body: Buffer): Buffer {
+function pdu(type: number, body: Buffer): Buffer {
   const header = Buffer.alloc(6)
   header.writeUInt8(type, 0)
   header.writeUInt32BE(body.length, 2)
@@ -290,15 +398,24 @@ function pdu (type: number, body: Buffer): Buffer {
 }
 
 /** Connects, sends the chunks, and resolves with what came back once the SCP closed the connection (or after 1 s). */
-async function rawSession (chunks: Buffer[], end: 'wait' | 'reset' = 'wait'): Promise<{ reply: Buffer, closedByScp: boolean }> {
+async function rawSession(
+  chunks: Buffer[],
+  end: 'wait' | 'reset' = 'wait'
+): Promise<{ reply: Buffer; closedByScp: boolean }> {
   const socket: Socket = connect(scp.port, '127.0.0.1')
   await once(socket, 'connect')
   const reply: Buffer[] = []
   let closedByScp = false
-  socket.on('data', (chunk: Buffer) => { reply.push(chunk) })
+  socket.on('data', (chunk: Buffer) => {
+    reply.push(chunk)
+  })
   socket.on('error', () => {})
-  socket.on('end', () => { closedByScp = true })
-  socket.on('close', () => { closedByScp = true })
+  socket.on('end', () => {
+    closedByScp = true
+  })
+  socket.on('close', () => {
+    closedByScp = true
+  })
   for (const chunk of chunks) {
     socket.write(chunk)
     await new Promise(resolve => setTimeout(resolve, 20))
@@ -319,10 +436,17 @@ test('garbage, malformed PDUs and abrupt closes end only their own connection', 
   const bad: Array<[what: string, chunks: Buffer[], end?: 'reset']> = [
     ['not DICOM at all', [Buffer.from('GET / HTTP/1.1\r\nHost: radmesh\r\n\r\n')]],
     ['a P-DATA-TF before any association', [pdu(0x04, Buffer.from([0, 0, 0, 4, 1, 3, 0xde, 0xad]))]],
-    ['an A-ASSOCIATE-RQ whose items are garbage', [pdu(0x01, Buffer.from('\x00\x01\x00\x00this is not an association request, not even close.......', 'latin1'))]],
+    [
+      'an A-ASSOCIATE-RQ whose items are garbage',
+      [pdu(0x01, Buffer.from('\x00\x01\x00\x00this is not an association request, not even close.......', 'latin1'))]
+    ],
     ['a PDU announcing 4 GiB', [Buffer.from([0x04, 0x00, 0xff, 0xff, 0xff, 0xff, 1, 2, 3])]],
     ['half a PDU header, then a reset', [Buffer.from([0x01, 0x00, 0x00])], 'reset'],
-    ['an association, then a reset in the middle of a PDU', [associateRq(AE_TITLE), Buffer.from([0x04, 0x00, 0x00, 0x00, 0x10, 0x00])], 'reset']
+    [
+      'an association, then a reset in the middle of a PDU',
+      [associateRq(AE_TITLE), Buffer.from([0x04, 0x00, 0x00, 0x00, 0x10, 0x00])],
+      'reset'
+    ]
   ]
   for (const [what, chunks, end] of bad) {
     const before = warnings()
@@ -354,13 +478,18 @@ test('stop closes the listener and open associations, and waits for onStore call
   const idleClosed = once(socket, 'close')
   // …and one whose C-STORE is still in onStore.
   let finish: (outcome: StoreOutcome) => void = () => {}
-  fixture.answer = async () => await new Promise<StoreOutcome>(resolve => { finish = resolve })
+  fixture.answer = async () =>
+    await new Promise<StoreOutcome>(resolve => {
+      finish = resolve
+    })
   received.length = 0
   const store = run('storescu', ['-R', '-aec', AE_TITLE, '127.0.0.1', String(scp.port), join(CORPUS, 'CT_small.dcm')])
   await waitFor('the C-STORE to reach onStore', () => received.length === 1, 2_000, 10)
 
   let stopped = false
-  const stopping = scp.stop().then(() => { stopped = true })
+  const stopping = scp.stop().then(() => {
+    stopped = true
+  })
   await idleClosed
   assert.is.not((await store).code, 0, 'storescu lost its association')
   await new Promise(resolve => setTimeout(resolve, 100))

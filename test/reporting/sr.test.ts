@@ -13,7 +13,14 @@ import { RadmeshError } from '../../node/errors.ts'
 import { type DicomJsonDataset, instanceToDicomJson } from '../../node/dicom/json.ts'
 import { parsePart10 } from '../../node/dicom/part10.ts'
 import { isStrictUid } from '../../node/dicom/uids.ts'
-import { BASIC_TEXT_SR, basicTextSr, type FinalReport, reportUid, type SrIdentity, type StudyForReport } from '../../node/reporting/sr.ts'
+import {
+  BASIC_TEXT_SR,
+  basicTextSr,
+  type FinalReport,
+  reportUid,
+  type SrIdentity,
+  type StudyForReport
+} from '../../node/reporting/sr.ts'
 import { runTool } from '../helpers/dcmtk.ts'
 import { tempDir } from '../helpers/processes.ts'
 
@@ -22,8 +29,17 @@ const CT = '1.2.840.10008.5.1.4.1.1.2'
 const study: StudyForReport = {
   studyInstanceUid: STUDY_UID,
   attributes: {
-    '00100010': 'MÜLLER^JOSÉ', '00100020': 'MRN-77', '00100030': '19600101', '00100040': 'M', '00080020': '20261128', '00080030': '031500',
-    '00080050': 'ACC-1', '00080090': 'REFERRER^RITA', '00081030': 'CT HEAD STROKE PROTOCOL', '00200010': '12', '00080005': 'ISO_IR 100'
+    '00100010': 'MÜLLER^JOSÉ',
+    '00100020': 'MRN-77',
+    '00100030': '19600101',
+    '00100040': 'M',
+    '00080020': '20261128',
+    '00080030': '031500',
+    '00080050': 'ACC-1',
+    '00080090': 'REFERRER^RITA',
+    '00081030': 'CT HEAD STROKE PROTOCOL',
+    '00200010': '12',
+    '00080005': 'ISO_IR 100'
   },
   // Not in UID order, and one instance twice: the evidence must not depend on how the archive lists them.
   instances: [
@@ -55,10 +71,13 @@ const ids: SrIdentity = {
   seriesInstanceUid: reportUid(report.caseId, 'series'),
   sopInstanceUid: reportUid(report.caseId, 'instance-1'),
   instanceNumber: 2,
-  predecessor: { seriesInstanceUid: reportUid(report.caseId, 'series'), sopInstanceUid: reportUid(report.caseId, 'instance-0') }
+  predecessor: {
+    seriesInstanceUid: reportUid(report.caseId, 'series'),
+    sopInstanceUid: reportUid(report.caseId, 'instance-0')
+  }
 }
 
-async function written (bytes: Uint8Array): Promise<string> {
+async function written(bytes: Uint8Array): Promise<string> {
   const path = join(await tempDir(), 'report.dcm')
   await fs.writeFile(path, bytes)
   return path
@@ -68,13 +87,15 @@ const lines = (text: string, start: RegExp): string[] => text.split('\n').filter
 
 // Reading the written file back through radmesh's own DICOM JSON reader (the one WADO-RS answers with).
 const json = (bytes: Uint8Array): DicomJsonDataset => instanceToDicomJson(bytes, tag => `bulk/${tag}`)
-const items = (ds: DicomJsonDataset | undefined, tag: string): DicomJsonDataset[] => (ds?.[tag]?.Value ?? []) as DicomJsonDataset[]
+const items = (ds: DicomJsonDataset | undefined, tag: string): DicomJsonDataset[] =>
+  (ds?.[tag]?.Value ?? []) as DicomJsonDataset[]
 const value = (ds: DicomJsonDataset | undefined, tag: string): unknown => ds?.[tag]?.Value?.[0]
 const concept = (ds: DicomJsonDataset | undefined): string => {
   const c = items(ds, '0040A043')[0]
   return `${String(value(c, '00080100'))},${String(value(c, '00080102'))},${String(value(c, '00080104'))}`
 }
-const name = (ds: DicomJsonDataset | undefined, tag: string): unknown => (value(ds, tag) as { Alphabetic?: string } | undefined)?.Alphabetic
+const name = (ds: DicomJsonDataset | undefined, tag: string): unknown =>
+  (value(ds, tag) as { Alphabetic?: string } | undefined)?.Alphabetic
 
 test('dciodvfy finds no error and no warning; dcmdump and dsrdump read the whole report', async () => {
   const path = await written(basicTextSr(report, study, ids))
@@ -107,7 +128,10 @@ test('the dciodvfy check can fail: the same SR without its Verification Flag is 
   const erased = await runTool('dcmodify', ['-nb', '-ea', '(0040,a493)', path])
   assert.is(erased.code, 0, erased.stderr)
   const verified = await runTool('dciodvfy', [path])
-  assert.ok(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/).some(line => /Verification ?Flag/i.test(line)), verified.stderr)
+  assert.ok(
+    lines(`${verified.stdout}\n${verified.stderr}`, /^Error/).some(line => /Verification ?Flag/i.test(line)),
+    verified.stderr
+  )
 })
 
 test('it is a verified, complete Basic Text SR in the read study, with the patient copied from it', () => {
@@ -147,17 +171,23 @@ test('the content tree is TID 2000: title, language, observer, a heading per non
   assert.is(value(items(ds, '0040A504')[0], '0040DB00'), '2000')
   const children = items(ds, '0040A730')
   const summary = children.map(c => `${String(value(c, '0040A010'))} ${String(value(c, '0040A040'))} ${concept(c)}`)
-  assert.equal(summary, [
-    'HAS CONCEPT MOD CODE 121049,DCM,Language of Content Item and Descendants',
-    'HAS OBS CONTEXT PNAME 121008,DCM,Person Observer Name',
-    'CONTAINS CONTAINER 18785-6,LN,Indications for Procedure',
-    'CONTAINS CONTAINER 55111-9,LN,Current Procedure Descriptions',
-    'CONTAINS CONTAINER 59776-5,LN,Findings',
-    'CONTAINS CONTAINER 19005-8,LN,Impressions',
-    'CONTAINS CONTAINER 55107-7,LN,Addendum'
-  ], 'the empty comparison is left out')
+  assert.equal(
+    summary,
+    [
+      'HAS CONCEPT MOD CODE 121049,DCM,Language of Content Item and Descendants',
+      'HAS OBS CONTEXT PNAME 121008,DCM,Person Observer Name',
+      'CONTAINS CONTAINER 18785-6,LN,Indications for Procedure',
+      'CONTAINS CONTAINER 55111-9,LN,Current Procedure Descriptions',
+      'CONTAINS CONTAINER 59776-5,LN,Findings',
+      'CONTAINS CONTAINER 19005-8,LN,Impressions',
+      'CONTAINS CONTAINER 55107-7,LN,Addendum'
+    ],
+    'the empty comparison is left out'
+  )
   const textOf = (heading: DicomJsonDataset | undefined): string[] =>
-    items(heading, '0040A730').filter(c => value(c, '0040A040') === 'TEXT').map(c => `${concept(c)}: ${String(value(c, '0040A160'))}`)
+    items(heading, '0040A730')
+      .filter(c => value(c, '0040A040') === 'TEXT')
+      .map(c => `${concept(c)}: ${String(value(c, '0040A160'))}`)
   assert.equal(textOf(children[4]), ['121071,DCM,Finding: Hyperdense right MCA.\nFrüh ischämisch, 脳梗塞.'])
   assert.equal(textOf(children[5]), ['121073,DCM,Impression: Acute right MCA infarct.'])
   const addendum = children[6]
@@ -166,12 +196,19 @@ test('the content tree is TID 2000: title, language, observer, a heading per non
   const addendumObserver = items(addendum, '0040A730')[0]
   assert.is(value(addendumObserver, '0040A010'), 'HAS OBS CONTEXT')
   assert.is(name(addendumObserver, '0040A123'), 'Dr Cy Vascular^')
-  assert.equal(items(children[0], '0040A168').map(c => `${String(value(c, '00080100'))},${String(value(c, '00080102'))},${String(value(c, '00080104'))}`), ['en,RFC5646,English'])
+  assert.equal(
+    items(children[0], '0040A168').map(
+      c => `${String(value(c, '00080100'))},${String(value(c, '00080102'))},${String(value(c, '00080104'))}`
+    ),
+    ['en,RFC5646,English']
+  )
 })
 
-test('the language is the report\'s when it names one (TID 1204), English otherwise', () => {
-  const language = (r: FinalReport): unknown[] => items(items(json(basicTextSr(r, study, ids)), '0040A730')[0], '0040A168')
-    .map(c => `${String(value(c, '00080100'))},${String(value(c, '00080102'))},${String(value(c, '00080104'))}`)
+test("the language is the report's when it names one (TID 1204), English otherwise", () => {
+  const language = (r: FinalReport): unknown[] =>
+    items(items(json(basicTextSr(r, study, ids)), '0040A730')[0], '0040A168').map(
+      c => `${String(value(c, '00080100'))},${String(value(c, '00080102'))},${String(value(c, '00080104'))}`
+    )
   assert.equal(language(report), ['en,RFC5646,English'])
   assert.equal(language({ ...report, language: 'de' }), ['de,RFC5646,German'])
 })
@@ -191,15 +228,24 @@ test('the evidence lists every instance of the study once, by series, in UID ord
   ])
   const reversed = { ...study, instances: [...study.instances].reverse() }
   assert.equal(Buffer.from(basicTextSr(report, reversed, ids)), Buffer.from(basicTextSr(report, study, ids)))
-  assert.not.ok('0040A375' in json(basicTextSr(report, { ...study, instances: [] }, ids)), 'no evidence, no (type 1C) sequence')
+  assert.not.ok(
+    '0040A375' in json(basicTextSr(report, { ...study, instances: [] }, ids)),
+    'no evidence, no (type 1C) sequence'
+  )
 })
 
 test('no executable preamble, and the same input gives the same bytes', () => {
   const bytes = basicTextSr(report, study, ids)
   assert.ok(bytes.subarray(0, 128).every(b => b === 0))
   assert.is(Buffer.from(bytes).toString('latin1', 128, 132), 'DICM')
-  assert.equal(Buffer.from(basicTextSr(structuredClone(report), structuredClone(study), { ...ids })), Buffer.from(bytes))
-  assert.not.equal(Buffer.from(basicTextSr({ ...report, sections: { ...report.sections, impression: 'Other.' } }, study, ids)), Buffer.from(bytes))
+  assert.equal(
+    Buffer.from(basicTextSr(structuredClone(report), structuredClone(study), { ...ids })),
+    Buffer.from(bytes)
+  )
+  assert.not.equal(
+    Buffer.from(basicTextSr({ ...report, sections: { ...report.sections, impression: 'Other.' } }, study, ids)),
+    Buffer.from(bytes)
+  )
 })
 
 test('an all-ASCII report declares no character set; the patient module is there even when the study has none of it', async () => {
@@ -208,7 +254,17 @@ test('an all-ASCII report declares no character set; the patient module is there
   const bytes = basicTextSr(ascii, bare, ids)
   const ds = json(bytes)
   assert.not.ok('00080005' in ds)
-  for (const tag of ['00100010', '00100020', '00100030', '00100040', '00080020', '00080030', '00080090', '00200010', '00080050']) {
+  for (const tag of [
+    '00100010',
+    '00100020',
+    '00100030',
+    '00100040',
+    '00080020',
+    '00080030',
+    '00080090',
+    '00200010',
+    '00080050'
+  ]) {
     assert.ok(tag in ds, `type 2 ${tag} present`)
     assert.is(ds[tag]?.Value, undefined, `type 2 ${tag} empty`)
   }
@@ -219,7 +275,11 @@ test('an all-ASCII report declares no character set; the patient module is there
 test('study attributes longer than their VR allows (a crafted study) are cut to fit: the SR is still written and valid', async () => {
   const crafted: StudyForReport = {
     studyInstanceUid: STUDY_UID,
-    attributes: { '00100010': 'X'.repeat(60_000), '00100020': Array.from({ length: 20_000 }, (_, i) => `ID${i}`), '00081030': 'D'.repeat(65_000) },
+    attributes: {
+      '00100010': 'X'.repeat(60_000),
+      '00100020': Array.from({ length: 20_000 }, (_, i) => `ID${i}`),
+      '00081030': 'D'.repeat(65_000)
+    },
     instances: []
   }
   const bytes = basicTextSr(report, crafted, ids)
@@ -232,10 +292,22 @@ test('study attributes longer than their VR allows (a crafted study) are cut to 
 
 test('a report without a FINAL signer, with a time that is not ISO 8601 or a language that is not BCP 47, is refused as a bug', () => {
   const noFinal: FinalReport = { ...report, signers: report.signers.filter(s => s.status !== 'FINAL') }
-  assert.throws(() => basicTextSr(noFinal, study, ids), (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL')
-  assert.throws(() => basicTextSr({ ...report, finalAt: '28/11/2026 03:40' }, study, ids), (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL')
-  assert.throws(() => basicTextSr({ ...report, finalAt: '2026-13-28T03:40:00Z' }, study, ids), (e: unknown) => e instanceof RadmeshError)
-  assert.throws(() => basicTextSr({ ...report, language: 'not a language' }, study, ids), (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL')
+  assert.throws(
+    () => basicTextSr(noFinal, study, ids),
+    (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
+  )
+  assert.throws(
+    () => basicTextSr({ ...report, finalAt: '28/11/2026 03:40' }, study, ids),
+    (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
+  )
+  assert.throws(
+    () => basicTextSr({ ...report, finalAt: '2026-13-28T03:40:00Z' }, study, ids),
+    (e: unknown) => e instanceof RadmeshError
+  )
+  assert.throws(
+    () => basicTextSr({ ...report, language: 'not a language' }, study, ids),
+    (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
+  )
 })
 
 test('report UIDs are valid UIDs of at most 64 characters, stable per case and purpose', () => {

@@ -1,14 +1,20 @@
 /**
  * scripts/generate-ct.ts: synthetic CT studies that DICOM tools accept (dcmdump, dciodvfy), reproducible
  * from a seed, with the geometry and numbering of a real axial series. The files are also read back by a
- * small explicit VR little endian parser here, independent of the generator's encoder.
+ * small explicit VR little endian parser here, independent of the writer the generator encodes with.
  */
 import { execFile } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import { delimiter, join, relative } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { CT_IMAGE_STORAGE, EXPLICIT_VR_LITTLE_ENDIAN, type GeneratedStudy, generateCt } from '../../scripts/generate-ct.ts'
+import { LONG_VRS } from '../../node/dicom/dictionary.ts'
+import {
+  CT_IMAGE_STORAGE,
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  type GeneratedStudy,
+  generateCt
+} from '../../scripts/generate-ct.ts'
 import { ROOT, tempDir } from '../helpers/processes.ts'
 
 const SIZE = 64
@@ -16,9 +22,13 @@ const SLICES = 3
 const SERIES = 2
 const SEED = 42
 
-interface Run { code: number | null, stdout: string, stderr: string }
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
 
-async function run (command: string, args: string[]): Promise<Run> {
+async function run(command: string, args: string[]): Promise<Run> {
   return await new Promise(resolve => {
     execFile(command, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null
@@ -27,29 +37,42 @@ async function run (command: string, args: string[]): Promise<Run> {
   })
 }
 
-async function onPath (name: string): Promise<boolean> {
+async function onPath(name: string): Promise<boolean> {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (dir !== '' && await fs.access(join(dir, name), fs.constants.X_OK).then(() => true, () => false)) return true
+    if (
+      dir !== '' &&
+      (await fs.access(join(dir, name), fs.constants.X_OK).then(
+        () => true,
+        () => false
+      ))
+    )
+      return true
   }
   return false
 }
 
 // dcmtk and dicom3tools are Debian packages that `npm test` installs; without them these tests fail, never skip.
 const requireTool = async (name: string, pkg: string): Promise<void> => {
-  if (!await onPath(name)) throw new Error(`${name} not found: apt-get install ${pkg} (npm test installs it)`)
+  if (!(await onPath(name))) throw new Error(`${name} not found: apt-get install ${pkg} (npm test installs it)`)
 }
 
-// A minimal Part 10 reader: every element of the file, in order, each checked to have an even length.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'])
-interface Parsed { elements: Map<string, { vr: string, value: Buffer }>, order: string[] }
+// A minimal Part 10 reader, independent of the writer: every element of the file, in order, each checked to
+// have an even length.
+interface Parsed {
+  elements: Map<string, { vr: string; value: Buffer }>
+  order: string[]
+}
 
-function parse (bytes: Buffer, name: string): Parsed {
+function parse(bytes: Buffer, name: string): Parsed {
   assert.is(bytes.toString('latin1', 128, 132), 'DICM', `${name}: no DICM prefix`)
-  const elements = new Map<string, { vr: string, value: Buffer }>()
+  const elements = new Map<string, { vr: string; value: Buffer }>()
   const order: string[] = []
   let offset = 132
   while (offset < bytes.length) {
-    const tag = `${bytes.readUInt16LE(offset).toString(16).padStart(4, '0')},${bytes.readUInt16LE(offset + 2).toString(16).padStart(4, '0')}`
+    const tag = `${bytes.readUInt16LE(offset).toString(16).padStart(4, '0')},${bytes
+      .readUInt16LE(offset + 2)
+      .toString(16)
+      .padStart(4, '0')}`
     const vr = bytes.toString('latin1', offset + 4, offset + 6)
     assert.match(vr, /^[A-Z]{2}$/, `${name} (${tag}): VR "${vr}"`)
     const long = LONG_VRS.has(vr)
@@ -65,14 +88,14 @@ function parse (bytes: Buffer, name: string): Parsed {
   return { elements, order }
 }
 
-function element (parsed: Parsed, tag: string): { vr: string, value: Buffer } {
+function element(parsed: Parsed, tag: string): { vr: string; value: Buffer } {
   const found = parsed.elements.get(tag)
   assert.ok(found !== undefined, `(${tag}) missing`)
   return found
 }
 
 /** The string value of an element, without its padding (NUL for UI, space for text). */
-function text (parsed: Parsed, tag: string): string {
+function text(parsed: Parsed, tag: string): string {
   const { vr, value } = element(parsed, tag)
   const raw = value.toString('latin1')
   if (raw.length > 0 && raw.length % 2 === 0) {
@@ -85,7 +108,7 @@ function text (parsed: Parsed, tag: string): string {
 
 const us = (parsed: Parsed, tag: string): number => element(parsed, tag).value.readUInt16LE(0)
 
-async function read (file: string): Promise<Parsed> {
+async function read(file: string): Promise<Parsed> {
   return parse(await fs.readFile(file), file)
 }
 
@@ -94,7 +117,14 @@ let study: GeneratedStudy
 
 test.before(async () => {
   dir = await tempDir('radmesh-ct-')
-  study = await generateCt({ out: join(dir, 'a'), slices: SLICES, series: SERIES, rows: SIZE, columns: SIZE, seed: SEED })
+  study = await generateCt({
+    out: join(dir, 'a'),
+    slices: SLICES,
+    series: SERIES,
+    rows: SIZE,
+    columns: SIZE,
+    seed: SEED
+  })
 })
 
 test.after(async () => {
@@ -104,11 +134,21 @@ test.after(async () => {
 test('writes SERIES_n/IMAGE_nnnn.dcm, one file per slice, and reports them', async () => {
   assert.is(study.series.length, SERIES)
   assert.is(study.files.length, SERIES * SLICES)
-  assert.equal(study.files, study.series.flatMap(s => s.files))
-  assert.equal(study.files.map(f => relative(join(dir, 'a'), f)), [
-    'SERIES_1/IMAGE_0001.dcm', 'SERIES_1/IMAGE_0002.dcm', 'SERIES_1/IMAGE_0003.dcm',
-    'SERIES_2/IMAGE_0001.dcm', 'SERIES_2/IMAGE_0002.dcm', 'SERIES_2/IMAGE_0003.dcm'
-  ])
+  assert.equal(
+    study.files,
+    study.series.flatMap(s => s.files)
+  )
+  assert.equal(
+    study.files.map(f => relative(join(dir, 'a'), f)),
+    [
+      'SERIES_1/IMAGE_0001.dcm',
+      'SERIES_1/IMAGE_0002.dcm',
+      'SERIES_1/IMAGE_0003.dcm',
+      'SERIES_2/IMAGE_0001.dcm',
+      'SERIES_2/IMAGE_0002.dcm',
+      'SERIES_2/IMAGE_0003.dcm'
+    ]
+  )
   let bytes = 0
   for (const file of study.files) bytes += (await fs.stat(file)).size
   assert.is(study.bytes, bytes)
@@ -134,7 +174,8 @@ test('every element is well formed: meta group, even lengths, padding, pixel dat
     assert.match(text(parsed, '0002,0012'), /^2\.25\.\d+$/)
     assert.ok(text(parsed, '0002,0013').length > 0)
     for (const tag of parsed.order) {
-      if (element(parsed, tag).vr === 'UI') assert.match(text(parsed, tag), /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/, `(${tag}) UID`)
+      if (element(parsed, tag).vr === 'UI')
+        assert.match(text(parsed, tag), /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/, `(${tag}) UID`)
     }
     const dataTags = parsed.order.slice(metaTags.length)
     assert.equal(dataTags, [...dataTags].sort(), 'data set elements in ascending tag order')
@@ -145,17 +186,22 @@ test('every element is well formed: meta group, even lengths, padding, pixel dat
     assert.is(text(parsed, '0010,0010'), 'DOE^JANE')
     assert.is(text(parsed, '0028,0004'), 'MONOCHROME2')
     assert.equal([us(parsed, '0028,0002'), us(parsed, '0028,0010'), us(parsed, '0028,0011')], [1, SIZE, SIZE])
-    assert.equal([us(parsed, '0028,0100'), us(parsed, '0028,0101'), us(parsed, '0028,0102'), us(parsed, '0028,0103')], [16, 16, 15, 1])
+    assert.equal(
+      [us(parsed, '0028,0100'), us(parsed, '0028,0101'), us(parsed, '0028,0102'), us(parsed, '0028,0103')],
+      [16, 16, 15, 1]
+    )
     assert.is(Number(text(parsed, '0028,1052')), -1024)
     assert.is(Number(text(parsed, '0028,1053')), 1)
   }
 })
 
 test('pixels look like a head and change from slice to slice', async () => {
-  const pixels = await Promise.all(study.series[0]?.files.map(async file => {
-    const data = element(await read(file), '7fe0,0010').value
-    return new Int16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length))
-  }) ?? [])
+  const pixels = await Promise.all(
+    study.series[0]?.files.map(async file => {
+      const data = element(await read(file), '7fe0,0010').value
+      return new Int16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length))
+    }) ?? []
+  )
   assert.is(pixels.length, SLICES)
   const hu = (slice: Int16Array | undefined, x: number, y: number): number => (slice?.[y * SIZE + x] ?? NaN) - 1024
   for (const slice of pixels) {
@@ -189,7 +235,14 @@ test('dciodvfy finds no errors in the CT Image IOD', async () => {
 })
 
 test('the same seed gives byte-identical files, another seed other UIDs', async () => {
-  const again = await generateCt({ out: join(dir, 'b'), slices: SLICES, series: SERIES, rows: SIZE, columns: SIZE, seed: SEED })
+  const again = await generateCt({
+    out: join(dir, 'b'),
+    slices: SLICES,
+    series: SERIES,
+    rows: SIZE,
+    columns: SIZE,
+    seed: SEED
+  })
   assert.is(again.studyInstanceUid, study.studyInstanceUid)
   assert.is(again.files.length, study.files.length)
   for (const [i, file] of study.files.entries()) {
@@ -197,7 +250,14 @@ test('the same seed gives byte-identical files, another seed other UIDs', async 
     assert.ok((await fs.readFile(file)).equals(await fs.readFile(other)), `${file} and ${other} differ`)
   }
 
-  const different = await generateCt({ out: join(dir, 'c'), slices: SLICES, series: SERIES, rows: SIZE, columns: SIZE, seed: SEED + 1 })
+  const different = await generateCt({
+    out: join(dir, 'c'),
+    slices: SLICES,
+    series: SERIES,
+    rows: SIZE,
+    columns: SIZE,
+    seed: SEED + 1
+  })
   assert.is.not(different.studyInstanceUid, study.studyInstanceUid)
   const uids = async (s: GeneratedStudy): Promise<Set<string>> => {
     const all = new Set([s.studyInstanceUid, ...s.series.map(series => series.seriesInstanceUid)])
@@ -234,7 +294,11 @@ test('a series shares its UIDs; InstanceNumber and ImagePositionPatient z increa
       const position = text(parsed, '0020,0032').split('\\').map(Number)
       assert.is(position.length, 3)
       const z = position[2] ?? NaN
-      if (lastZ !== -Infinity) assert.ok(Math.abs(z - lastZ - Number(text(parsed, '0018,0050'))) < 1e-6, `${file}: z ${z} after ${lastZ} is not one SliceThickness on`)
+      if (lastZ !== -Infinity)
+        assert.ok(
+          Math.abs(z - lastZ - Number(text(parsed, '0018,0050'))) < 1e-6,
+          `${file}: z ${z} after ${lastZ} is not one SliceThickness on`
+        )
       assert.ok(z > lastZ, `${file}: z ${z} after ${lastZ}`)
       assert.is(Number(text(parsed, '0020,1041')), z)
       assert.equal(text(parsed, '0020,0037').split('\\').map(Number), [1, 0, 0, 0, 1, 0])
@@ -250,7 +314,21 @@ test('a series shares its UIDs; InstanceNumber and ImagePositionPatient z increa
 
 test('the CLI writes a study and prints a one-line summary', async () => {
   const out = join(dir, 'cli')
-  const result = await run(process.execPath, [join(ROOT, 'scripts/generate-ct.ts'), '--out', out, '--slices', '2', '--rows', '16', '--columns', '16', '--seed', '5', '--patient-name', 'ROE^RICHARD'])
+  const result = await run(process.execPath, [
+    join(ROOT, 'scripts/generate-ct.ts'),
+    '--out',
+    out,
+    '--slices',
+    '2',
+    '--rows',
+    '16',
+    '--columns',
+    '16',
+    '--seed',
+    '5',
+    '--patient-name',
+    'ROE^RICHARD'
+  ])
   assert.is(result.code, 0, result.stderr)
   const lines = result.stdout.trimEnd().split('\n')
   assert.is(lines.length, 1, result.stdout)

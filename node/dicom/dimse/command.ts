@@ -1,8 +1,14 @@
 /**
  * DIMSE command sets (PS3.7 6.3, 9.3, 10.3, Annex E): elements of group 0000 in implicit VR little endian,
- * whatever the transfer syntax of the presentation context, starting with their group length.
+ * whatever the transfer syntax of the presentation context, starting with their group length. Read by the one
+ * data set reader (a command set is a data set), written by the one writer.
  */
+import { IMPLICIT_LITTLE, tag, tagName } from '../dictionary.ts'
+import { InvalidDicomError } from '../errors.ts'
 import { withoutTrailingPadding } from '../padding.ts'
+import { DatasetReader } from '../reader.ts'
+import type { DatasetVisitor, ElementHeader } from '../visitor.ts'
+import { type Element, writeGroup } from '../writer.ts'
 import { DicomProtocolError } from './errors.ts'
 
 export const COMMAND_FIELD = {
@@ -72,40 +78,74 @@ const ELEMENTS: ReadonlyArray<[element: number, field: keyof Command, vr: Vr]> =
 ]
 const BY_ELEMENT = new Map(ELEMENTS.map(([element, field, vr]) => [element, { field, vr }]))
 
-/** Tag (4) + value length (4): implicit VR. */
-const ELEMENT_HEADER_LENGTH = 8
-/** (0000,0000) UL: header and a 4-byte value. */
+/** (0000,0000) UL: header (8) and a 4-byte value. */
 const GROUP_LENGTH_ELEMENT_LENGTH = 12
 
-const hex4 = (value: number): string => value.toString(16).padStart(4, '0')
+const bad = (why: string): DicomProtocolError => new DicomProtocolError('bad-command', `command set ${why}`)
+
+/**
+ * Reads a command set's elements into a Command: each one of group 0000 (nothing else has a VR here), none of
+ * undefined length, a US of 2 bytes; elements radmesh does not know are skipped, and they may come in any order.
+ */
+class CommandVisitor implements DatasetVisitor {
+  readonly values: Partial<Record<keyof Command, string | number>> = {}
+  /** CommandGroupLength, the first element */
+  groupLength: number | undefined
+
+  implicitVr(el: ElementHeader): string | undefined {
+    if (el.tag >>> 16 !== 0) throw bad(`has element ${tagName(el.tag).toLowerCase()} outside group 0000`)
+    if (el.offset === 0 && (el.tag !== 0 || el.length !== 4))
+      throw bad('does not start with CommandGroupLength (0000,0000) UL')
+    return el.tag === 0 ? 'UL' : BY_ELEMENT.get(el.tag & 0xffff)?.vr
+  }
+
+  element(el: ElementHeader): 'collect' | 'skip' {
+    if (el.offset === 0) return 'collect'
+    const spec = BY_ELEMENT.get(el.tag & 0xffff)
+    if (spec?.vr === 'US' && el.length !== 2)
+      throw bad(`element ${tagName(el.tag).toLowerCase()} US of ${el.length} bytes (2)`)
+    return spec === undefined ? 'skip' : 'collect'
+  }
+
+  value(el: ElementHeader, bytes: Uint8Array): void {
+    const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    if (el.offset === 0) {
+      this.groupLength = buffer.readUInt32LE(0)
+      return
+    }
+    const spec = BY_ELEMENT.get(el.tag & 0xffff) as { field: keyof Command; vr: Vr }
+    if (spec.vr === 'US') {
+      this.values[spec.field] = buffer.readUInt16LE(0)
+      return
+    }
+    const text = buffer.toString('latin1')
+    this.values[spec.field] = spec.vr === 'UI' ? withoutTrailingPadding(text) : text.trim()
+  }
+
+  sequenceStart(el: ElementHeader): void {
+    throw bad(`element ${tagName(el.tag).toLowerCase()} has an undefined length`)
+  }
+
+  encapsulatedStart(el: ElementHeader): void {
+    this.sequenceStart(el)
+  }
+}
 
 /** A command set's bytes (all the command PDVs' fragments, joined). */
-export function decodeCommand (bytes: Buffer): Command {
-  const bad = (why: string): DicomProtocolError => new DicomProtocolError('bad-command', `command set ${why}`)
+export function decodeCommand(bytes: Buffer): Command {
   if (bytes.length < GROUP_LENGTH_ELEMENT_LENGTH) throw bad(`of ${bytes.length} bytes has no group length`)
-  if (bytes.readUInt32LE(0) !== 0 || bytes.readUInt32LE(4) !== 4) throw bad('does not start with CommandGroupLength (0000,0000) UL')
-  const groupLength = bytes.readUInt32LE(8)
-  if (groupLength !== bytes.length - GROUP_LENGTH_ELEMENT_LENGTH) throw bad(`says its group is ${groupLength} bytes, ${bytes.length - GROUP_LENGTH_ELEMENT_LENGTH} follow`)
-  const values: Partial<Record<keyof Command, string | number>> = {}
-  let offset = GROUP_LENGTH_ELEMENT_LENGTH
-  while (offset < bytes.length) {
-    if (bytes.length - offset < ELEMENT_HEADER_LENGTH) throw bad(`ends inside an element header at byte ${offset}`)
-    const group = bytes.readUInt16LE(offset)
-    const element = bytes.readUInt16LE(offset + 2)
-    const length = bytes.readUInt32LE(offset + 4)
-    const start = offset + ELEMENT_HEADER_LENGTH
-    if (group !== 0) throw bad(`has element (${hex4(group)},${hex4(element)}) outside group 0000`)
-    if (length > bytes.length - start) throw bad(`element (0000,${hex4(element)}) of ${length} bytes overruns the command set`)
-    const spec = BY_ELEMENT.get(element)
-    if (spec?.vr === 'US') {
-      if (length !== 2) throw bad(`element (0000,${hex4(element)}) US of ${length} bytes (2)`)
-      values[spec.field] = bytes.readUInt16LE(start)
-    } else if (spec !== undefined) {
-      const text = bytes.toString('latin1', start, start + length)
-      values[spec.field] = spec.vr === 'UI' ? withoutTrailingPadding(text) : text.trim()
-    }
-    offset = start + length
+  const visitor = new CommandVisitor()
+  try {
+    const reader = new DatasetReader(IMPLICIT_LITTLE, visitor, { ordered: false, maxDepth: 0 })
+    reader.push(bytes)
+    reader.end()
+  } catch (error) {
+    if (error instanceof InvalidDicomError) throw bad(`is not a data set: ${error.message}`)
+    throw error
   }
+  const { groupLength, values } = visitor
+  const rest = bytes.length - GROUP_LENGTH_ELEMENT_LENGTH
+  if (groupLength !== rest) throw bad(`says its group is ${groupLength} bytes, ${rest} follow`)
   const { commandField, commandDataSetType } = values
   if (typeof commandField !== 'number') throw bad('has no CommandField (0000,0100)')
   if (typeof commandDataSetType !== 'number') throw bad('has no CommandDataSetType (0000,0800)')
@@ -114,42 +154,15 @@ export function decodeCommand (bytes: Buffer): Command {
 
 /**
  * A command set, group length first, elements in tag order. Texts are written as Latin-1 (UI padded with NUL,
- * LO with a space, to an even length; the caller keeps them to what their VR allows); numbers 0 to 65535.
+ * LO with a space, to an even length; the caller keeps them to what their VR allows), so a UID read from a
+ * peer goes back byte for byte; numbers 0 to 65535.
  */
-export function encodeCommand (command: Command): Buffer {
-  const present: Array<[element: number, vr: Vr, value: string | number]> = []
-  let length = GROUP_LENGTH_ELEMENT_LENGTH
+export function encodeCommand(command: Command): Buffer {
+  const elements: Element[] = []
   for (const [element, field, vr] of ELEMENTS) {
     const value = command[field]
-    if (value === undefined) continue
-    present.push([element, vr, value])
-    length += ELEMENT_HEADER_LENGTH + (vr === 'US' ? 2 : padded(String(value).length))
+    if (value !== undefined)
+      elements.push({ tag: tag(0x0000, element), vr, value: vr === 'US' ? value : String(value) })
   }
-  const out = Buffer.alloc(length)
-  out.writeUInt32LE(0, 0)
-  out.writeUInt32LE(4, 4)
-  out.writeUInt32LE(length - GROUP_LENGTH_ELEMENT_LENGTH, 8)
-  let offset = GROUP_LENGTH_ELEMENT_LENGTH
-  for (const [element, vr, value] of present) {
-    out.writeUInt16LE(0, offset)
-    out.writeUInt16LE(element, offset + 2)
-    offset += ELEMENT_HEADER_LENGTH
-    if (vr === 'US') {
-      out.writeUInt32LE(2, offset - 4)
-      out.writeUInt16LE(value as number, offset)
-      offset += 2
-      continue
-    }
-    const text = String(value)
-    // Latin-1, so a UID read from a peer goes back byte for byte, whatever it holds.
-    if (/[\u0100-\uffff]/.test(text)) throw new RangeError(`command element (0000,${hex4(element)}) has characters beyond Latin-1`)
-    const valueLength = padded(text.length)
-    out.writeUInt32LE(valueLength, offset - 4)
-    out.write(text, offset, 'latin1')
-    if (valueLength > text.length) out[offset + text.length] = vr === 'UI' ? 0 : 0x20
-    offset += valueLength
-  }
-  return out
+  return writeGroup(0x0000, elements, IMPLICIT_LITTLE)
 }
-
-const padded = (length: number): number => length + (length % 2)

@@ -17,7 +17,7 @@ export class DicomProtocolError extends Error {
   static override readonly name = 'DicomProtocolError'
   readonly code = 'RADMESH_DICOM_PROTOCOL'
   readonly problem: DicomProtocolProblem
-  constructor (problem: DicomProtocolProblem, message: string) {
+  constructor(problem: DicomProtocolProblem, message: string) {
     super(message)
     this.name = 'DicomProtocolError'
     this.problem = problem
