@@ -20,7 +20,9 @@
 import { createHash, type Hash } from 'node:crypto'
 import type { DicomInstance, InstanceParser } from '../dicom/part10.ts'
 import { offHeapGarbage } from '../heap.ts'
-import { CHUNK_SIZE, type SealedChunk, type SealedPieces, type StagedChunk, type StagedWrite } from './chunks.ts'
+import { CHUNK_SIZE } from './chunks.ts'
+import type { SealedChunk, SealedPieces, StagedChunk, StagedWrite } from './pack/index.ts'
+import { giveBack, takeBuffer } from './pool.ts'
 import type { ChunkSealer, StorageKey } from './sealing.ts'
 
 /** An object held in memory, sealed and hashed: `finish()`. */
@@ -66,7 +68,9 @@ export interface IncomingOptions {
  * A chunk being filled: its plaintext is `length` bytes from `start` (in the assembly buffer, or in the spill
  * buffer), of which the first `sealedTo` are sealed (and, spilling, hashed).
  */
-interface OpenChunk { start: number, sealer: ChunkSealer, sealed: Buffer[], length: number, sealedTo: number, hash: Hash | undefined }
+interface OpenChunk {
+  start: number, sealer: ChunkSealer, sealed: Buffer[], length: number, sealedTo: number, hash: Hash | undefined
+}
 /** A chunk sealed whole: where its bytes are in the object, and its id once hashed. */
 interface ClosedChunk extends SealedPieces { start: number, length: number, id?: string }
 
@@ -80,24 +84,6 @@ const SEAL_BATCH = 64 * 1024
 export const SPILL_AFTER = 4
 /** Bytes of a spilling object on their way to disk at most before the writer is told to wait. */
 export const MAX_IN_FLIGHT = 8 * 1024 * 1024
-/** Assembly buffers up to this size go back to the pool; larger objects get a buffer of their own. */
-const POOLED_BUFFER_MAX = 8 * 1024 * 1024
-/** Buffers kept for reuse (about one per association receiving at once). */
-const POOL_SIZE = 4
-const FIRST_BUFFER_SIZE = 1024 * 1024
-const pool: Buffer[] = []
-
-function takeBuffer (size: number): Buffer {
-  const i = pool.findIndex(buffer => buffer.byteLength >= size)
-  return i >= 0 ? pool.splice(i, 1)[0] as Buffer : Buffer.allocUnsafe(Math.max(size, FIRST_BUFFER_SIZE))
-}
-
-function giveBack (buffer: Buffer): void {
-  if (buffer.byteLength > POOLED_BUFFER_MAX) return
-  pool.push(buffer)
-  pool.sort((a, b) => b.byteLength - a.byteLength)
-  pool.length = Math.min(pool.length, POOL_SIZE)
-}
 
 export class IncomingObject {
   readonly #key: StorageKey
@@ -223,7 +209,8 @@ export class IncomingObject {
     if (last.id === undefined && this.#released) throw new Error('identify after release: the bytes to hash are gone')
     if (last.id === undefined) this.#hashChunk(last)
     const chunks = this.#chunks as SealedChunk[]
-    this.#identified = { length: this.#length, sha256: this.#whole?.digest('hex') ?? (chunks[0] as SealedChunk).id, chunks }
+    const sha256 = this.#whole?.digest('hex') ?? (chunks[0] as SealedChunk).id
+    this.#identified = { length: this.#length, sha256, chunks }
     return this.#identified
   }
 
@@ -310,12 +297,14 @@ export class IncomingObject {
 
   #openChunk (): OpenChunk {
     if (this.#chunks.length === 1 && this.#whole === undefined) {
-      // A second chunk: from here on the object's hash is not its first chunk's. Hash the first chunk's bytes once more.
+      // A second chunk: from here on the object's hash is not its first chunk's. Hash the first chunk's bytes
+      // once more.
       this.#whole = createHash('sha256').update((this.#buffer as Buffer).subarray(0, CHUNK_SIZE))
     }
     const sealer = this.#key.chunkSealer()
     // Every chunk before this one is full.
-    this.#chunk = { start: this.#chunks.length * CHUNK_SIZE, sealer, sealed: [sealer.nonce], length: 0, sealedTo: 0, hash: undefined }
+    const start = this.#chunks.length * CHUNK_SIZE
+    this.#chunk = { start, sealer, sealed: [sealer.nonce], length: 0, sealedTo: 0, hash: undefined }
     return this.#chunk
   }
 
@@ -335,7 +324,8 @@ export class IncomingObject {
   #closeChunk (chunk: OpenChunk): ClosedChunk {
     this.#sealUpTo(chunk, this.#buffer ?? Buffer.alloc(0), chunk.length)
     chunk.sealed.push(chunk.sealer.final())
-    const closed = { sealed: chunk.sealed, sealedLength: chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0), start: chunk.start, length: chunk.length }
+    const sealedLength = chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0)
+    const closed = { sealed: chunk.sealed, sealedLength, start: chunk.start, length: chunk.length }
     this.#chunks.push(closed)
     this.#chunk = undefined
     return closed

@@ -4,13 +4,11 @@
  * then stored, and the outcome mapped to a DIMSE status with an error comment.
  */
 import type { DatasetSink, StoreOutcome as DimseOutcome, StoreHeader, StoreRequest } from '../dicom/scp.ts'
+import { DIMSE_STATUS } from '../dicom/dictionary.ts'
 import { InvalidDicomError } from '../dicom/errors.ts'
 import { part10Header } from '../dicom/part10.ts'
 import type { Archive } from './archive.ts'
 import type { IncomingObject } from './incoming.ts'
-
-/** PS3.4 Annex B.2.3 C-STORE statuses */
-export const DIMSE_STATUS = { success: 0x0000, outOfResources: 0xa700, datasetMismatch: 0xa900, cannotUnderstand: 0xc000 } as const
 
 /** DIMSE error comments are LO: 64 characters at most. */
 const comment = (text: string): string => text.length <= 64 ? text : `${text.slice(0, 61)}...`

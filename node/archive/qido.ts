@@ -10,6 +10,7 @@
  * empty key or `*`.
  */
 import { BadRequestError } from '../errors.ts'
+import { QIDO_ATTRIBUTES as QIDO_DEFAULTS } from '../dicom/dictionary.ts'
 import { personName } from '../dicom/json.ts'
 import { wildcardMatcher } from './wildcard.ts'
 
@@ -31,60 +32,12 @@ type RecordValue = string | string[] | number | undefined
 
 const attr = (tag: string, keyword: string, vr: string): IndexedAttribute => ({ tag, keyword, vr })
 
-const STUDY_INSTANCE_UID = attr('0020000D', 'StudyInstanceUID', 'UI')
-const SERIES_INSTANCE_UID = attr('0020000E', 'SeriesInstanceUID', 'UI')
-const RETRIEVE_URL = attr('00081190', 'RetrieveURL', 'UR')
-const INSTANCE_AVAILABILITY = attr('00080056', 'InstanceAvailability', 'CS')
 /** Stored as the instance's transfer syntax; answered as Available Transfer Syntax UID (0008,3002). */
 const TRANSFER_SYNTAX_UID = '00020010'
 const AVAILABLE_TRANSFER_SYNTAX_UID = '00083002'
 
 /** What each level returns by default, and (with the levels above it) what it can match on. */
-export const QIDO_ATTRIBUTES: Record<Level, IndexedAttribute[]> = {
-  study: [
-    attr('00080020', 'StudyDate', 'DA'),
-    attr('00080030', 'StudyTime', 'TM'),
-    attr('00080050', 'AccessionNumber', 'SH'),
-    INSTANCE_AVAILABILITY,
-    attr('00080061', 'ModalitiesInStudy', 'CS'),
-    attr('00080090', 'ReferringPhysicianName', 'PN'),
-    attr('00081030', 'StudyDescription', 'LO'),
-    RETRIEVE_URL,
-    attr('00100010', 'PatientName', 'PN'),
-    attr('00100020', 'PatientID', 'LO'),
-    attr('00100030', 'PatientBirthDate', 'DA'),
-    attr('00100040', 'PatientSex', 'CS'),
-    STUDY_INSTANCE_UID,
-    attr('00200010', 'StudyID', 'SH'),
-    attr('00201206', 'NumberOfStudyRelatedSeries', 'IS'),
-    attr('00201208', 'NumberOfStudyRelatedInstances', 'IS')
-  ],
-  series: [
-    attr('00080060', 'Modality', 'CS'),
-    attr('0008103E', 'SeriesDescription', 'LO'),
-    RETRIEVE_URL,
-    attr('00180015', 'BodyPartExamined', 'CS'),
-    STUDY_INSTANCE_UID,
-    SERIES_INSTANCE_UID,
-    attr('00200011', 'SeriesNumber', 'IS'),
-    attr('00201209', 'NumberOfSeriesRelatedInstances', 'IS'),
-    attr('00400244', 'PerformedProcedureStepStartDate', 'DA')
-  ],
-  instance: [
-    attr(TRANSFER_SYNTAX_UID, 'TransferSyntaxUID', 'UI'),
-    attr('00080016', 'SOPClassUID', 'UI'),
-    attr('00080018', 'SOPInstanceUID', 'UI'),
-    INSTANCE_AVAILABILITY,
-    RETRIEVE_URL,
-    STUDY_INSTANCE_UID,
-    SERIES_INSTANCE_UID,
-    attr('00200013', 'InstanceNumber', 'IS'),
-    attr('00280008', 'NumberOfFrames', 'IS'),
-    attr('00280010', 'Rows', 'US'),
-    attr('00280011', 'Columns', 'US'),
-    attr('00280100', 'BitsAllocated', 'US')
-  ]
-}
+export const QIDO_ATTRIBUTES: Record<Level, IndexedAttribute[]> = QIDO_DEFAULTS
 
 export const MAX_LIMIT = 10000
 /**

@@ -2,6 +2,7 @@
  * The node's LevelDB. One database per HOME; each capability takes its own sublevel so keys never collide.
  * Values are JSON unless a capability says otherwise.
  */
+import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { HomeError } from '../errors.ts'
 
@@ -9,7 +10,10 @@ export type Database = Level<string, unknown>
 
 /** classic-level's fsync flag for a batch: abstract-level forwards it (from a sublevel too) but does not type it. */
 export const SYNCED_WRITE = { sync: true } as unknown as Record<string, never>
-export type Sublevel<V> = ReturnType<Database['sublevel']> & { get(key: string): Promise<V | undefined> }
+/** A sublevel of the node's database whose values are `V`. */
+export type SublevelOf<V> = AbstractSublevel<Database, string | Uint8Array, string, V>
+/** A sublevel of raw bytes (`valueEncoding: 'view'`): sealed values, or values a capability encodes itself. */
+export type BinarySublevel = SublevelOf<Uint8Array>
 
 export async function openDatabase (path: string): Promise<Database> {
   const db = new Level<string, unknown>(path, { valueEncoding: 'json' })
@@ -17,8 +21,11 @@ export async function openDatabase (path: string): Promise<Database> {
     await db.open()
   } catch (error) {
     const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message
-    const hint = /lock/i.test(cause) ? 'another radmesh node is running on this HOME; stop it first' : 'the database may be damaged; restore HOME from a backup'
-    throw new HomeError('RADMESH_HOME_CORRUPT', `cannot open the node database at ${path}: ${cause}; ${hint}`, { cause: error })
+    const hint = /lock/i.test(cause)
+      ? 'another radmesh node is running on this HOME; stop it first'
+      : 'the database may be damaged; restore HOME from a backup'
+    const message = `cannot open the node database at ${path}: ${cause}; ${hint}`
+    throw new HomeError('RADMESH_HOME_CORRUPT', message, { cause: error })
   }
   return db
 }

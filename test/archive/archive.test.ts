@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { sha256Hex } from '../../node/archive/chunks.ts'
+import { sha256Hex } from '../../node/hash.ts'
 import { InvalidDicomError } from '../../node/dicom/errors.ts'
 import { openArchive } from '../helpers/archive.ts'
 import { corpusFiles, filesUnder, PYDICOM_CORPUS, replaceSameLength } from '../helpers/dicom.ts'
@@ -149,7 +149,7 @@ test('a damaged chunk is an error on read, never wrong bytes', async () => {
   const { instance } = await archive.store(await fs.readFile(join(PYDICOM_CORPUS, 'MR_small.dcm')), actor)
   for await (const path of filesUnder(join(home, 'chunks'))) {
     const content = await fs.readFile(path)
-    // inside the first entry's body: the sealed chunk (see node/archive/chunks.ts for the pack format)
+    // inside the first entry's body: the sealed chunk (see node/archive/pack/format.ts)
     const at = 40
     content.writeUInt8(content.readUInt8(at) ^ 0xff, at)
     await fs.writeFile(path, content)

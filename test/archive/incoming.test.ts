@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { CHUNK_SIZE } from '../../node/archive/chunks.ts'
+import { CHUNK_SIZE } from '../../node/archive/index.ts'
 import { IncomingObject, ObjectTooLargeError } from '../../node/archive/incoming.ts'
 import { CHUNK_ASSOCIATED_DATA, StorageKey } from '../../node/archive/sealing.ts'
 

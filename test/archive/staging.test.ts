@@ -12,8 +12,9 @@ import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ChunkStore, type ReplayedCommit, type SealedChunk } from '../../node/archive/chunks.ts'
+import { ChunkStore } from '../../node/archive/chunks.ts'
 import { IncomingObject } from '../../node/archive/incoming.ts'
+import type { ReplayedCommit, SealedChunk } from '../../node/archive/pack/index.ts'
 import { StorageKey } from '../../node/archive/sealing.ts'
 import { type Database, openDatabase } from '../../node/store/database.ts'
 import { tempDir } from '../helpers/processes.ts'
@@ -24,7 +25,7 @@ interface Opened { store: ChunkStore, db: Database, replayed: ReplayedCommit[], 
 
 async function open (home: string, options: { packLimit?: number } = {}): Promise<Opened> {
   const db = await openDatabase(join(home, 'db'))
-  const store = new ChunkStore(join(home, 'chunks'), key, db, options)
+  const store = new ChunkStore({ db, key }, { root: join(home, 'chunks'), ...options })
   const replayed = await store.open()
   return { store, db, replayed, close: async () => { await store.close(); await db.close() } }
 }
@@ -112,7 +113,7 @@ test('a staged write that fails fails the commit that names it; the next store g
   let opened = await open(home)
   await stageAndCommit(opened.store, randomBytes(1000), 'first')
   // The boundary stubbed: the pack's next write fails (an I/O error), after a part of it reached the file.
-  const appender = (opened.store as unknown as { appender: FileHandle }).appender
+  const appender = (opened.store as unknown as { writer: { appender: FileHandle } }).writer.appender
   const writev = appender.writev.bind(appender)
   const failOnce = async (_buffers: readonly NodeJS.ArrayBufferView[], position?: number): Promise<never> => {
     appender.writev = writev
