@@ -20,12 +20,15 @@ import { RevocationSpreader } from './membership/revocation-spread.ts'
 import { createHost, type RadmeshHost } from './p2p/host.ts'
 import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
 import { MembershipEnforcer } from './membership/enforcer.ts'
-import { DEFAULT_PREALLOCATE_READER, DEFAULT_PREALLOCATE_SITE } from './archive/chunks.ts'
-import { openArchive } from './archive/open.ts'
-import { StorageKey } from './archive/sealing.ts'
-import { openNetworkDataset, storeFromNetwork } from './archive/ingest.ts'
-import { Exchange } from './exchange/exchange.ts'
-import { StudyVersions } from './exchange/versions.ts'
+import {
+  DEFAULT_PREALLOCATE_READER,
+  DEFAULT_PREALLOCATE_SITE,
+  openArchive,
+  openNetworkDataset,
+  StorageKey,
+  storeFromNetwork
+} from './archive/index.ts'
+import { Exchange, StudyVersions } from './exchange/index.ts'
 import { type DicomLimits, startDicomScp } from './dicom/scp.ts'
 import { loadAllowedCallers } from './dicom/peers.ts'
 import { ConnectionPruner } from './p2p/prune.ts'
@@ -69,7 +72,7 @@ export interface NodeOptions {
   resyncIntervalMs?: number
   /** origins allowed to call the DICOMweb routes from a browser (an OHIF served elsewhere) */
   corsOrigins?: string[]
-  /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/chunks.ts) */
+  /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/pack/writer.ts) */
   preallocateBytes?: number
 }
 
@@ -132,7 +135,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const db: Database = await openDatabase(member.paths.database)
     cleanups.push(async () => { await db.close() })
     const storageKey = await StorageKey.load(member.paths.storageKey)
-    const { archive, chunks, audit, close: closeArchive } = await openArchive({
+    const { archive, audit, close: closeArchive } = await openArchive({
       db,
       key: storageKey,
       chunks: member.paths.chunks,
@@ -191,7 +194,6 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       registry,
       penalties,
       archive,
-      chunks,
       versions: new StudyVersions(db, storageKey),
       audit,
       log

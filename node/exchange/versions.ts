@@ -4,7 +4,7 @@
  *   m!STUDY                    the newest manifest of the study this node knows
  *   k!STUDY!VERSION            the content key, sealed at rest
  *   w!STUDY!VERSION!RECIPIENT  a key wrap (the ones this node made, and its own)
- *   p!STUDY!VERSION!INDEX      a verified chunk of an instance not yet whole (the chunk bytes are in the content store)
+ *   p!STUDY!VERSION!INDEX      a verified chunk of an instance not yet whole, by its id (the archive keeps its bytes)
  *   f!STUDY                    a fetch asked for and not complete (resumed when the node starts), with who asked
  *
  * Chunk ciphertext is deterministic (content key, index), so a holder does not keep it: it encrypts chunk
@@ -16,14 +16,18 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
-import type { AbstractBatchPutOperation, AbstractSublevel } from 'abstract-level'
-import { type KeyWrap, type ManifestIndex, type ManifestInstance, type StudyManifest, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
+import {
+  type KeyWrap,
+  type ManifestIndex,
+  type ManifestInstance,
+  type StudyManifest,
+  TRANSFER_CHUNK_PLAINTEXT
+} from '../../protocol/exchange/manifest.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
-import type { Archive, InstanceRecord } from '../archive/archive.ts'
-import { sha256Hex } from '../archive/chunks.ts'
-import type { StorageKey } from '../archive/sealing.ts'
+import type { Archive, InstanceRecord, StorageKey } from '../archive/index.ts'
+import { sha256Hex } from '../hash.ts'
 import { offHeapGarbage } from '../heap.ts'
-import { type Database, SYNCED_WRITE } from '../store/database.ts'
+import { type BinarySublevel, type Database, SYNCED_WRITE } from '../store/database.ts'
 import { encryptChunk, newContentKey, openIndex, sealIndex, signManifest } from './crypto.ts'
 import { Recent } from './recent.ts'
 
@@ -34,8 +38,6 @@ export interface OpenVersion {
   index: ManifestIndex
   instanceOfChunk: Uint32Array
 }
-
-type ExchangeSublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
 
 const pad = (index: number): string => String(index).padStart(10, '0')
 const utf8Json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value))
@@ -50,9 +52,14 @@ export function readingOrder (instances: InstanceRecord[], seriesNumbers: Map<st
     list.push(instance)
     bySeries.set(instance.seriesUid, list)
   }
-  const number = (value: unknown): number => typeof value === 'number' ? value : Number.isFinite(Number(value)) && value !== '' && value !== undefined ? Number(value) : Number.MAX_SAFE_INTEGER
-  const series = [...bySeries.entries()].sort(([a], [b]) => (seriesNumbers.get(a) ?? 0) - (seriesNumbers.get(b) ?? 0) || a.localeCompare(b))
-  for (const [, list] of series) list.sort((x, y) => number(x.attributes['00200013']) - number(y.attributes['00200013']) || x.sopUid.localeCompare(y.sopUid))
+  const number = (value: unknown): number => {
+    if (typeof value === 'number') return value
+    return Number.isFinite(Number(value)) && value !== '' && value !== undefined ? Number(value) : Number.MAX_SAFE_INTEGER
+  }
+  const seriesNumber = (uid: string): number => seriesNumbers.get(uid) ?? 0
+  const series = [...bySeries.entries()].sort(([a], [b]) => seriesNumber(a) - seriesNumber(b) || a.localeCompare(b))
+  const instanceNumber = (instance: InstanceRecord): number => number(instance.attributes['00200013'])
+  for (const [, list] of series) list.sort((x, y) => instanceNumber(x) - instanceNumber(y) || x.sopUid.localeCompare(y.sopUid))
   const ordered: InstanceRecord[] = []
   for (let round = 0; ordered.length < instances.length; round++) {
     for (const [, list] of series) {
@@ -71,20 +78,20 @@ function openedVersion (manifest: StudyManifest, key: Buffer): OpenVersion {
 
 export function chunkMap (index: ManifestIndex, chunkCount: number): Uint32Array {
   const map = new Uint32Array(chunkCount)
-  index.instances.forEach((instance, i) => { map.fill(i, instance.firstChunk, instance.firstChunk + instance.chunkCount) })
+  index.instances.forEach((instance, i) => {
+    map.fill(i, instance.firstChunk, instance.firstChunk + instance.chunkCount)
+  })
   return map
 }
 
 export class StudyVersions {
-  private readonly db: Database
-  private readonly store: ExchangeSublevel
+  private readonly store: BinarySublevel
   private readonly storageKey: StorageKey
   /** versions and newest manifests in use, so a chunk request costs no parse; bounded for sites with many studies */
   private readonly open_ = new Recent<string, OpenVersion>(64)
   private readonly latest = new Recent<string, StudyManifest>(64)
 
   constructor (db: Database, storageKey: StorageKey) {
-    this.db = db
     this.store = db.sublevel<string, Uint8Array>('exchange', { valueEncoding: 'view' })
     this.storageKey = storageKey
   }
@@ -154,7 +161,8 @@ export class StudyVersions {
   }
 
   async addWraps (wraps: KeyWrap[]): Promise<void> {
-    await this.store.batch(wraps.map(wrap => ({ type: 'put' as const, key: `w!${wrap.studyUid}!${wrap.versionId}!${wrap.recipient}`, value: utf8Json(wrap) })))
+    const key = (wrap: KeyWrap): string => `w!${wrap.studyUid}!${wrap.versionId}!${wrap.recipient}`
+    await this.store.batch(wraps.map(wrap => ({ type: 'put' as const, key: key(wrap), value: utf8Json(wrap) })))
   }
 
   async wrapFor (studyUid: string, versionId: string, recipient: string): Promise<KeyWrap | undefined> {
@@ -165,7 +173,9 @@ export class StudyVersions {
   async recipients (studyUid: string, versionId: string): Promise<PeerIdString[]> {
     const prefix = `w!${studyUid}!${versionId}!`
     const list: PeerIdString[] = []
-    for await (const key of this.store.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) list.push(key.slice(prefix.length) as PeerIdString)
+    for await (const key of this.store.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) {
+      list.push(key.slice(prefix.length) as PeerIdString)
+    }
     return list
   }
 
@@ -179,8 +189,9 @@ export class StudyVersions {
     return map
   }
 
-  partialChunkPut (studyUid: string, versionId: string, index: number, hash: string): { type: 'put', sublevel: ExchangeSublevel, key: string, value: Uint8Array } {
-    return { type: 'put', sublevel: this.store, key: `p!${studyUid}!${versionId}!${pad(index)}`, value: Buffer.from(hash) }
+  /** Records, synced, that the archive keeps chunk `index` of a version (under `id`, its hash) for a fetch. */
+  async keepPartial (studyUid: string, versionId: string, index: number, id: string): Promise<void> {
+    await this.store.put(`p!${studyUid}!${versionId}!${pad(index)}`, Buffer.from(id), SYNCED_WRITE)
   }
 
   async markFetching (studyUid: string, actor: unknown): Promise<void> {
@@ -194,29 +205,34 @@ export class StudyVersions {
   /** Fetches asked for and not complete: study UID -> who asked. */
   async unfinishedFetches (): Promise<Map<string, unknown>> {
     const map = new Map<string, unknown>()
-    for await (const [key, value] of this.store.iterator({ gt: 'f!', lt: 'f"' })) map.set(key.slice(2), JSON.parse(Buffer.from(value).toString('utf8')))
+    for await (const [key, value] of this.store.iterator({ gt: 'f!', lt: 'f"' })) {
+      map.set(key.slice(2), JSON.parse(Buffer.from(value).toString('utf8')))
+    }
     return map
   }
 
-  /** One synced batch over sublevels (chunk locations with the partial-chunk keys that name them). */
-  async storeBatch (operations: Array<{ type: 'put', sublevel: unknown, key: string, value: unknown }>): Promise<void> {
-    await this.db.batch(operations as unknown as Array<AbstractBatchPutOperation<Database, string, unknown>>, SYNCED_WRITE)
-  }
-
   async forgetPartial (studyUid: string, versionId: string, indices: number[]): Promise<void> {
-    if (indices.length > 0) await this.store.batch(indices.map(index => ({ type: 'del' as const, key: `p!${studyUid}!${versionId}!${pad(index)}` })))
+    if (indices.length === 0) return
+    await this.store.batch(indices.map(index => ({ type: 'del' as const, key: `p!${studyUid}!${versionId}!${pad(index)}` })))
   }
 
   /**
    * Publishes a new version of a study from the archive: reads every instance once, encrypts its chunks to
    * learn their hashes (nothing is written but the manifest and the sealed key), signs the manifest.
    */
-  async publish (archive: Archive, studyUid: string, origin: { peerId: PeerIdString, privateKey: PrivateKey, consortiumId: string }, onProgress?: (done: number, total: number) => void): Promise<OpenVersion> {
+  async publish (
+    archive: Pick<Archive, 'instancesOf' | 'seriesOf' | 'read'>,
+    studyUid: string,
+    origin: { peerId: PeerIdString, privateKey: PrivateKey, consortiumId: string },
+    onProgress?: (done: number, total: number) => void
+  ): Promise<OpenVersion> {
     const records: InstanceRecord[] = []
     for await (const instance of archive.instancesOf(studyUid)) records.push(instance)
     if (records.length === 0) throw new Error(`study ${studyUid} has no instances in this node's archive`)
     const seriesNumbers = new Map<string, number>()
-    for await (const series of archive.seriesOf(studyUid)) seriesNumbers.set(series.seriesUid, Number(series.attributes['00200011'] ?? 0) || 0)
+    for await (const series of archive.seriesOf(studyUid)) {
+      seriesNumbers.set(series.seriesUid, Number(series.attributes['00200011'] ?? 0) || 0)
+    }
     const ordered = readingOrder(records, seriesNumbers)
     const key = newContentKey()
     const versionId = randomBytes(16).toString('hex')
@@ -236,7 +252,8 @@ export class StudyVersions {
         chunkHashes.push(sha256Hex(sealed))
         chunkSizes.push(sealed.byteLength)
       }
-      instances.push({ sopUid: record.sopUid, seriesUid: record.seriesUid, size: file.byteLength, sha256: record.sha256, firstChunk, chunkCount: count })
+      const { sopUid, seriesUid, sha256 } = record
+      instances.push({ sopUid, seriesUid, size: file.byteLength, sha256, firstChunk, chunkCount: count })
       // Garbage now: the sealed chunks read, their plaintexts, the file joined from them, its transfer chunks.
       offHeapGarbage(4 * file.byteLength)
       bytes += file.byteLength

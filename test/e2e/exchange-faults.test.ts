@@ -8,7 +8,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { WINDOW_BYTES } from '../../node/exchange/fetch.ts'
+import { WINDOW_BYTES } from '../../protocol/exchange/messages.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
 import { storescu } from '../helpers/dcmtk.ts'

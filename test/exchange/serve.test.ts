@@ -1,104 +1,187 @@
 /**
- * The exchange's serving side driven in-process over in-memory libp2p streams, with its timeout shortened:
- * an asker that stops taking frames, a request cut short and a request that stops midway are each refused
- * with their code and counted against the asker, and free the stream, in about the timeout.
+ * The exchange's serving side (ExchangeServer) driven in-process over in-memory libp2p streams, with what it
+ * serves stood in for and its timeout shortened: what an asker is answered, in which order and in which
+ * frames; and an asker that stops taking frames, a request cut short and a request that stops midway are
+ * each refused with their code, counted against the asker, and free the stream in about the timeout.
  */
-import { Writable } from 'node:stream'
-import type { Connection, Stream } from '@libp2p/interface'
 import { streamPair } from '@libp2p/utils'
-import { pino } from 'pino'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Exchange, type ExchangeOptions } from '../../node/exchange/exchange.ts'
+import type { OpenVersion } from '../../node/exchange/index.ts'
+import { ExchangeServer } from '../../node/exchange/serve.ts'
 import { PeerPenalties } from '../../node/p2p/penalties.ts'
-import { encodeChunkRequest, encodeManifestRequest } from '../../protocol/exchange/messages.ts'
-import { framed } from '../helpers/bad-member.ts'
+import {
+  CHUNK_FRAME_BYTES,
+  type ChunkFrame,
+  type ChunkRequest,
+  decodeChunkFrame,
+  decodeManifestResponse,
+  encodeChunkRequest,
+  encodeManifestRequest,
+  FRAME_STATUS
+} from '../../protocol/exchange/messages.ts'
+import { connectionFrom, decodeLength, framed, member, readableLog, STUDY, version, within, wrapFor } from './helpers.ts'
 
 const TIMEOUT_MS = 300
 const PEER = '12D3KooWAskerAskerAskerAskerAskerAskerAskerAsker1'
-const STUDY = '1.2.826.0.1.3680043.8.498.7'
 const VERSION = 'b'.repeat(32)
 
-interface Served { lines: Array<Record<string, unknown>>, penalties: PeerPenalties, exchange: Exchange }
+interface Served {
+  lines: Array<Record<string, unknown>>
+  penalties: PeerPenalties
+  server: ExchangeServer
+  audits: unknown[]
+}
 
-function serving (): Served {
-  const lines: Array<Record<string, unknown>> = []
-  const sink = new Writable({
-    write (chunk: Buffer, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
-      done()
+interface Stubs {
+  /** the chunk a request is answered with (256 KiB of 1s unless given) */
+  requested?: (request: ChunkRequest) => Promise<Buffer | undefined>
+  latest?: OpenVersion
+  wrap?: unknown
+  have?: Uint8Array
+}
+
+function serving (stubs: Stubs = {}): Served {
+  const { log, lines } = readableLog()
+  const penalties = new PeerPenalties()
+  const audits: unknown[] = []
+  const sealed = Buffer.alloc(256 * 1024, 1)
+  const server = new ExchangeServer({
+    penalties,
+    log,
+    audit: { append: async (entry: unknown) => { audits.push(entry); return undefined as never } },
+    versions: {
+      openLatest: async () => stubs.latest,
+      wrapFor: async () => stubs.wrap as never
+    },
+    holdings: {
+      have: async () => stubs.have ?? new Uint8Array([0xff]),
+      requested: stubs.requested ?? (async () => sealed)
+    }
+  }, { timeoutMs: TIMEOUT_MS })
+  return { lines, penalties, server, audits }
+}
+
+/** Sends `requests` on a chunks stream and collects the frames, until the server ends the stream. */
+async function askChunks (served: Served, requests: ChunkRequest[]): Promise<ChunkFrame[]> {
+  const [asker, server] = await streamPair()
+  const bytes: Uint8Array[] = []
+  asker.addEventListener('message', event => { bytes.push(event.data.subarray()) })
+  for (const request of requests) asker.send(framed(encodeChunkRequest(request)))
+  await asker.close()
+  await within(10 * TIMEOUT_MS, 'the chunks stream', served.server.handleChunks(server, connectionFrom(PEER)))
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const frames: ChunkFrame[] = []
+  let rest = Buffer.concat(bytes)
+  while (rest.byteLength > 0) {
+    const { length, bytesRead } = decodeLength(rest)
+    frames.push(decodeChunkFrame(rest.subarray(bytesRead, bytesRead + length)))
+    rest = rest.subarray(bytesRead + length)
+  }
+  return frames
+}
+
+async function askManifest (served: Served, knownVersion?: string): Promise<Uint8Array> {
+  const [asker, server] = await streamPair()
+  const reply: Uint8Array[] = []
+  asker.addEventListener('message', event => { reply.push(event.data.subarray()) })
+  asker.send(framed(encodeManifestRequest({ studyUid: STUDY, ...(knownVersion === undefined ? {} : { knownVersion }) })))
+  await asker.close()
+  await within(10 * TIMEOUT_MS, 'the manifest stream', served.server.handleManifest(server, connectionFrom(PEER)))
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const bytes = Buffer.concat(reply)
+  return bytes.subarray(decodeLength(bytes).bytesRead)
+}
+
+const request = (index: number, offset = 0): ChunkRequest => ({ studyUid: STUDY, versionId: VERSION, index, offset })
+
+test('a chunk is sent in frames of CHUNK_FRAME_BYTES from the offset asked, and the first one served is audited', async () => {
+  const chunk = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251))
+  const served = serving({ requested: async () => chunk })
+  const frames = await askChunks(served, [request(3, 1000)])
+  assert.equal(frames.map(frame => [frame.status, frame.index, frame.offset]),
+    [[0, 3, 1000], [0, 3, 1000 + CHUNK_FRAME_BYTES], [0, 3, 1000 + 2 * CHUNK_FRAME_BYTES], [0, 3, 1000 + 3 * CHUNK_FRAME_BYTES]])
+  assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(chunk.subarray(1000)))
+  assert.is(served.audits.length, 1)
+  assert.is(served.penalties.scoreOf(PEER), 0)
+})
+
+test('requests are answered in the order asked, however long each takes to prepare', async () => {
+  const delays = [60, 0, 30, 0]
+  const served = serving({
+    requested: async ({ index }) => {
+      await new Promise(resolve => setTimeout(resolve, delays[index]))
+      return Buffer.alloc(10, index)
     }
   })
-  const penalties = new PeerPenalties()
-  const exchange = new Exchange({
-    penalties,
-    log: pino({ level: 'info' }, sink),
-    audit: { append: async () => {} },
-    timeoutMs: TIMEOUT_MS,
-    versions: { openLatest: async () => undefined }
-  } as unknown as ExchangeOptions)
-  // Every chunk asked for is "held": 256 KiB of sealed bytes, as from the archive.
-  const sealed = Buffer.alloc(256 * 1024, 1)
-  Object.assign(exchange, { prepareChunk: async (request: unknown) => ({ request, sealed }) })
-  return { lines, penalties, exchange }
-}
+  const frames = await askChunks(served, [0, 1, 2, 3].map(index => request(index)))
+  assert.equal(frames.map(frame => frame.index), [0, 1, 2, 3])
+  assert.equal(frames.map(frame => frame.bytes[0]), [0, 1, 2, 3])
+})
 
-const connection = { remotePeer: { toString: () => PEER } } as unknown as Connection
-type Handler = (stream: Stream, connection: Connection) => Promise<void>
-const handler = (exchange: Exchange, name: string): Handler =>
-  (exchange as unknown as Record<string, Handler>)[name] as Handler
+test('a chunk this node does not hold is answered not-held, and the next request is still served', async () => {
+  const served = serving({ requested: async ({ index }) => index === 0 ? undefined : Buffer.alloc(10, 9) })
+  const frames = await askChunks(served, [request(0, 5), request(1)])
+  assert.equal(frames.map(frame => [frame.status, frame.index, frame.offset, frame.bytes.byteLength]),
+    [[FRAME_STATUS.notHeld, 0, 5, 0], [FRAME_STATUS.data, 1, 0, 10]])
+})
 
-async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(`${what}: still running after ${ms} ms`)) }, ms)
-    })
-    return await Promise.race([promise, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+test('a manifest request is answered with the latest version, the asker\'s wrap and the chunks held, and audited', async () => {
+  const origin = await member()
+  const asker = await member()
+  const latest = await version(origin, [Buffer.alloc(1000, 1)])
+  const wrap = await wrapFor(latest, asker, origin)
+  const served = serving({ latest, wrap, have: new Uint8Array([1]) })
+  const answer = decodeManifestResponse(await askManifest(served))
+  assert.is(answer.status, 'ok')
+  if (answer.status !== 'ok') return
+  assert.is(answer.manifest.versionId, latest.manifest.versionId)
+  assert.equal(answer.wraps, [wrap])
+  assert.equal([...answer.have], [1])
+  assert.match(JSON.stringify(served.audits), 'manifest and key wrap')
+})
+
+test('an asker that names the latest version is answered "current" with the chunks held only', async () => {
+  const latest = await version(await member(), [Buffer.alloc(1000, 1)])
+  const served = serving({ latest, have: new Uint8Array([1]) })
+  const answer = decodeManifestResponse(await askManifest(served, latest.manifest.versionId), 1)
+  assert.equal(answer, { status: 'current', have: new Uint8Array([1]) })
+  assert.is(served.audits.length, 0, 'nothing of the study was given')
+})
 
 test('an asker that takes no frames is dropped once a frame waits past the timeout (stalled-stream)', async () => {
-  const { lines, penalties, exchange } = serving()
-  const [asker, server] = await streamPair()
+  const { lines, penalties, server } = serving()
+  const [asker, stream] = await streamPair()
   // The asker's side takes nothing more: every send of the server waits for a drain that never comes.
-  Object.assign(server, { send: () => false })
-  asker.send(framed(encodeChunkRequest({ studyUid: STUDY, versionId: VERSION, index: 0, offset: 0 })))
-  await within(10 * TIMEOUT_MS, 'the chunks stream', handler(exchange, 'onChunksStream')(server, connection))
+  Object.assign(stream, { send: () => false })
+  asker.send(framed(encodeChunkRequest(request(0))))
+  await within(10 * TIMEOUT_MS, 'the chunks stream', server.handleChunks(stream, connectionFrom(PEER)))
   const refused = lines.find(line => line['code'] === 'stalled-stream')
   assert.ok(refused !== undefined, JSON.stringify(lines))
   assert.is(refused['protocol'], '/radmesh/chunks/1.0.0')
   assert.ok(penalties.scoreOf(PEER) > 0)
-  assert.is(server.status, 'aborted')
+  assert.is(stream.status, 'aborted')
 })
 
 test('a request cut short is truncated-message; one that stops midway is stalled-stream; both counted', async () => {
   for (const [code, close] of [['truncated-message', true], ['stalled-stream', false]] as const) {
-    const { lines, penalties, exchange } = serving()
-    const [asker, server] = await streamPair()
-    const request = framed(encodeManifestRequest({ studyUid: STUDY }))
-    asker.send(request.subarray(0, 10))
+    const { lines, penalties, server } = serving()
+    const [asker, stream] = await streamPair()
+    const bytes = framed(encodeManifestRequest({ studyUid: STUDY }))
+    asker.send(bytes.subarray(0, 10))
     if (close) await asker.close()
-    await within(10 * TIMEOUT_MS, 'the manifest stream', handler(exchange, 'onManifestStream')(server, connection))
+    await within(10 * TIMEOUT_MS, 'the manifest stream', server.handleManifest(stream, connectionFrom(PEER)))
     const refused = lines.some(line => line['code'] === code && line['protocol'] === '/radmesh/manifest/1.0.0')
     assert.ok(refused, `${code}: ${JSON.stringify(lines)}`)
     assert.ok(penalties.scoreOf(PEER) > 0, code)
   }
 })
 
-test('a whole request is answered, and the asker is not counted against', async () => {
-  const { lines, penalties, exchange } = serving()
-  const [asker, server] = await streamPair()
-  const reply: Uint8Array[] = []
-  asker.addEventListener('message', event => { reply.push(event.data.subarray()) })
-  asker.send(framed(encodeManifestRequest({ studyUid: STUDY })))
-  await asker.close()
-  await within(10 * TIMEOUT_MS, 'the manifest stream', handler(exchange, 'onManifestStream')(server, connection))
-  await new Promise(resolve => setTimeout(resolve, 50))
-  assert.match(Buffer.concat(reply).toString(), '"status":"unknown-study"')
-  assert.is(penalties.scoreOf(PEER), 0, JSON.stringify(lines))
+test('a whole request for a study this node does not know is answered unknown-study, and not counted', async () => {
+  const served = serving()
+  const answer = decodeManifestResponse(await askManifest(served))
+  assert.equal(answer, { status: 'unknown-study' })
+  assert.is(served.penalties.scoreOf(PEER), 0, JSON.stringify(served.lines))
 })
 
 test.run()

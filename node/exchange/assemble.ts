@@ -1,0 +1,156 @@
+/**
+ * From verified chunks to stored instances: a fetch's chunks are held until their instance is whole, then
+ * decrypted, checked against the instance's size and SHA-256 and stored by the archive (synced, audited).
+ * Chunks of an instance that spans several are kept by the archive as they arrive, and named in the
+ * version's record (`p!` keys, versions.ts), so a restart resumes from them.
+ */
+import type { Logger } from 'pino'
+import type { ManifestInstance } from '../../protocol/exchange/manifest.ts'
+import type { Archive } from '../archive/archive.ts'
+import { offHeapGarbage } from '../heap.ts'
+import { decryptChunk } from './crypto.ts'
+import type { ChunkSchedule } from './schedule.ts'
+import { instanceMatches } from './verify.ts'
+import type { OpenVersion, StudyVersions } from './versions.ts'
+
+/**
+ * Instances being stored at once. A puller whose chunks complete more instances than this waits, so
+ * verified bytes held in memory stay bounded and the archive's group commits stay full but short.
+ */
+const IMPORTS_IN_FLIGHT = 8
+
+export interface InstanceAssemblyComponents {
+  archive: Pick<Archive, 'instance' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
+  versions: Pick<StudyVersions, 'partialChunks' | 'keepPartial' | 'forgetPartial'>
+  log: Logger
+}
+
+export interface InstanceAssemblyInit {
+  version: OpenVersion
+  schedule: ChunkSchedule
+  /** an instance could not be stored: the fetch fails */
+  failed (error: string): void
+  /** every instance of the version is in the archive */
+  done (): void
+}
+
+export class InstanceAssembly {
+  private readonly components: InstanceAssemblyComponents
+  private readonly init: InstanceAssemblyInit
+  /** per instance (manifest order): whole in the archive */
+  private readonly instanceDone: Uint8Array
+  /** verified chunks (sealed) of instances not yet whole */
+  private readonly verified = new Map<number, Buffer>()
+  private readonly verifiedCount = new Map<number, number>()
+  private readonly imports = new Set<Promise<void>>()
+  instancesLocal = 0
+  bytesLocal = 0
+
+  constructor (components: InstanceAssemblyComponents, init: InstanceAssemblyInit) {
+    this.components = components
+    this.init = init
+    this.instanceDone = new Uint8Array(init.version.index.instances.length)
+  }
+
+  complete (): boolean {
+    return this.instancesLocal === this.init.version.manifest.instanceCount
+  }
+
+  async settled (): Promise<void> {
+    await Promise.allSettled([...this.imports])
+  }
+
+  /** What this node has of the version already: instances whole in its archive, and chunks kept before a restart. */
+  async resume (): Promise<void> {
+    const { archive, versions } = this.components
+    const { version, schedule } = this.init
+    const { manifest, index } = version
+    for (const [i, instance] of index.instances.entries()) {
+      const record = await archive.instance(instance.sopUid)
+      if (record !== undefined && record.sha256 === instance.sha256) {
+        this.markInstanceDone(i, instance)
+        schedule.verify(instance.firstChunk, instance.chunkCount)
+      }
+    }
+    for (const [chunkIndex, hash] of await versions.partialChunks(manifest.studyUid, manifest.versionId)) {
+      if (schedule.isVerified(chunkIndex) || manifest.chunkHashes[chunkIndex] !== hash) continue
+      if (!await archive.hasChunk(hash)) continue
+      schedule.verify(chunkIndex)
+      const instance = version.instanceOfChunk[chunkIndex] as number
+      this.verifiedCount.set(instance, (this.verifiedCount.get(instance) ?? 0) + 1)
+    }
+  }
+
+  /** After `resume`: instances whose chunks were all kept before a restart are stored now. */
+  storeResumed (): void {
+    const { index } = this.init.version
+    for (const [instance, count] of this.verifiedCount) {
+      const entry = index.instances[instance] as ManifestInstance
+      if (count === entry.chunkCount && this.instanceDone[instance] === 0) this.importInstance(instance, 'resumed')
+    }
+  }
+
+  /** A verified chunk: kept (if its instance spans several) and, once its instance is whole, stored. */
+  async accept (index: number, sealed: Buffer, peer: string): Promise<void> {
+    const { archive, versions } = this.components
+    const { version, schedule } = this.init
+    const { studyUid, versionId } = version.manifest
+    const instanceIndex = version.instanceOfChunk[index] as number
+    const instance = version.index.instances[instanceIndex] as ManifestInstance
+    schedule.verify(index)
+    if (instance.chunkCount > 1) {
+      // Kept, then named: a chunk kept and not named (a crash in between) is only space.
+      const id = await archive.keepChunk(sealed)
+      await versions.keepPartial(studyUid, versionId, index, id)
+    }
+    this.verified.set(index, sealed)
+    const count = (this.verifiedCount.get(instanceIndex) ?? 0) + 1
+    this.verifiedCount.set(instanceIndex, count)
+    if (count === instance.chunkCount) {
+      while (this.imports.size >= IMPORTS_IN_FLIGHT) await Promise.race(this.imports)
+      this.importInstance(instanceIndex, peer)
+    }
+  }
+
+  private markInstanceDone (i: number, instance: ManifestInstance): void {
+    if (this.instanceDone[i] === 1) return
+    this.instanceDone[i] = 1
+    this.instancesLocal++
+    this.bytesLocal += instance.size
+  }
+
+  private importInstance (instanceIndex: number, peer: string): void {
+    const work = this.storeInstance(instanceIndex, peer).catch((error: unknown) => {
+      const message = `instance ${instanceIndex + 1} could not be stored: ${(error as Error).message}`
+      this.components.log.error({ event: 'fetch-store-failed', error: message }, message)
+      this.init.failed(message)
+    })
+    this.imports.add(work)
+    void work.finally(() => this.imports.delete(work))
+  }
+
+  private async storeInstance (instanceIndex: number, peer: string): Promise<void> {
+    const { archive, versions } = this.components
+    const { version } = this.init
+    const { manifest, key } = version
+    const instance = version.index.instances[instanceIndex] as ManifestInstance
+    const pieces: Buffer[] = []
+    const chunks = Array.from({ length: instance.chunkCount }, (_, c) => instance.firstChunk + c)
+    for (const c of chunks) {
+      const sealed = this.verified.get(c) ?? await archive.readChunk(manifest.chunkHashes[c] as string)
+      const last = c === manifest.chunkHashes.length - 1
+      pieces.push(decryptChunk(key, manifest.studyUid, manifest.versionId, c, last, sealed))
+    }
+    const file = pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces)
+    if (!instanceMatches(instance, file)) {
+      throw new Error(`instance ${instance.sopUid} does not match the manifest's size and SHA-256`)
+    }
+    await archive.store(file, { type: 'peer', id: peer })
+    // The received frames and the decrypted file are garbage now (heap.ts); the store counted its own.
+    offHeapGarbage(2 * file.byteLength)
+    for (const c of chunks) this.verified.delete(c)
+    if (instance.chunkCount > 1) await versions.forgetPartial(manifest.studyUid, manifest.versionId, chunks)
+    this.markInstanceDone(instanceIndex, instance)
+    if (this.complete()) this.init.done()
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Serving the exchange: answering `/radmesh/manifest/1.0.0` (the latest version this node knows of a study,
+ * the key wrap it holds for the asker, which chunks it can serve) and `/radmesh/chunks/1.0.0` (chunk bytes
+ * in frames, requests answered in order). Chunks are served to any member: they are ciphertext, and only
+ * chunks of versions this node can read itself (see holdings.ts). Every stream is held to the limits in
+ * protocol/exchange/messages.ts; a peer that breaks them is refused and counted against.
+ */
+import type { Connection, Stream } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import { Uint8ArrayList } from 'uint8arraylist'
+import {
+  CHUNK_FRAME_BYTES,
+  CHUNK_REQUEST_IDLE_MS,
+  CHUNKS_PROTOCOL,
+  type ChunkRequest,
+  decodeChunkRequest,
+  decodeManifestRequest,
+  encodeChunkFrameHeader,
+  encodeManifestResponse,
+  FRAME_STATUS,
+  MANIFEST_PROTOCOL,
+  MAX_REQUEST_BYTES,
+  PREPARED_AHEAD
+} from '../../protocol/exchange/messages.ts'
+import type { AuditLog } from '../audit/log.ts'
+import { offHeapGarbage } from '../heap.ts'
+import type { PeerPenalties } from '../p2p/penalties.ts'
+import { messageStream } from '../p2p/wire.ts'
+import type { Holdings } from './holdings.ts'
+import { readOne, refuseStream } from './streams.ts'
+import type { StudyVersions } from './versions.ts'
+
+export interface ExchangeServerComponents {
+  versions: Pick<StudyVersions, 'openLatest' | 'wrapFor'>
+  holdings: Pick<Holdings, 'have' | 'requested'>
+  audit: Pick<AuditLog, 'append'>
+  penalties: Pick<PeerPenalties, 'refuse'>
+  log: Logger
+}
+
+export interface ExchangeServerInit {
+  /** how long a request, an answer or one chunk frame may take (EXCHANGE_TIMEOUT_MS; tests shorten it) */
+  timeoutMs: number
+}
+
+interface Prepared { request: ChunkRequest, sealed: Buffer | undefined }
+
+export class ExchangeServer {
+  private readonly components: ExchangeServerComponents
+  private readonly timeoutMs: number
+  private stopped = false
+
+  constructor (components: ExchangeServerComponents, init: ExchangeServerInit) {
+    this.components = components
+    this.timeoutMs = init.timeoutMs
+  }
+
+  /** Chunks streams being served stop taking requests. */
+  stop (): void {
+    this.stopped = true
+  }
+
+  readonly handleManifest = async (stream: Stream, connection: Connection): Promise<void> => {
+    const { versions, holdings, audit } = this.components
+    const peer = connection.remotePeer.toString()
+    const signal = AbortSignal.timeout(this.timeoutMs)
+    try {
+      const lp = messageStream(stream, { maxDataLength: MAX_REQUEST_BYTES, messageTimeoutMs: this.timeoutMs })
+      const { studyUid, knownVersion } = decodeManifestRequest(await readOne(lp, signal, 'manifest request'))
+      const version = await versions.openLatest(studyUid)
+      if (version === undefined) {
+        await lp.write(encodeManifestResponse({ status: 'unknown-study' }), signal)
+      } else if (version.manifest.versionId === knownVersion) {
+        await lp.write(encodeManifestResponse({ status: 'current', have: await holdings.have(version) }), signal)
+      } else {
+        const wrap = await versions.wrapFor(studyUid, version.manifest.versionId, peer)
+        const wraps = wrap === undefined ? [] : [wrap]
+        const have = await holdings.have(version)
+        await lp.write(encodeManifestResponse({ status: 'ok', manifest: version.manifest, wraps, have }), signal)
+        const detail = wrap === undefined ? 'manifest (no key for this peer)' : 'manifest and key wrap'
+        const actor = { type: 'peer', id: peer } as const
+        await audit.append({ event: 'query', action: 'E', outcome: 0, actor, study: studyUid, detail })
+      }
+      await stream.close({ signal })
+    } catch (error) {
+      refuseStream(this.components, stream, { peer, protocol: MANIFEST_PROTOCOL }, error)
+    }
+  }
+
+  /**
+   * Serves chunk requests in order. Requests are read ahead and their chunks prepared (read from the archive,
+   * encrypted) up to PREPARED_AHEAD at a time while earlier ones are being sent, so the disk, the cipher and
+   * the network work at once. The asker's own bound on bytes in flight keeps this short.
+   */
+  readonly handleChunks = async (stream: Stream, connection: Connection): Promise<void> => {
+    const { holdings, audit } = this.components
+    const peer = connection.remotePeer.toString()
+    const lp = messageStream(stream, { maxDataLength: MAX_REQUEST_BYTES, messageTimeoutMs: this.timeoutMs })
+    // An asker that stops taking frames holds a stream and the chunks prepared for it: not for longer than this.
+    const write = async (data: Uint8Array | Uint8ArrayList): Promise<void> => {
+      await lp.write(data, undefined, this.timeoutMs)
+    }
+    const audited = new Set<string>()
+    const queue: Array<Promise<Prepared>> = []
+    let reading = true
+    let readError: unknown
+    let more: () => void = () => {}
+    let room: () => void = () => {}
+    const reader = (async () => {
+      try {
+        while (!this.stopped) {
+          while (queue.length >= PREPARED_AHEAD) await new Promise<void>(resolve => { room = resolve })
+          const bytes = await lp.read(undefined, CHUNK_REQUEST_IDLE_MS)
+          if (bytes === undefined) break
+          const request = decodeChunkRequest(bytes)
+          const prepared = holdings.requested(request).then(sealed => ({ request, sealed }))
+          prepared.catch(() => {})
+          queue.push(prepared)
+          more()
+        }
+      } catch (error) {
+        readError = error
+      } finally {
+        reading = false
+        more()
+      }
+    })()
+    try {
+      while (true) {
+        if (queue.length === 0) {
+          if (!reading) break
+          await new Promise<void>(resolve => { more = resolve })
+          continue
+        }
+        const { request, sealed } = await (queue.shift() as Promise<Prepared>)
+        room()
+        if (sealed === undefined) {
+          await write(encodeChunkFrameHeader(FRAME_STATUS.notHeld, request.index, request.offset))
+          continue
+        }
+        if (!audited.has(request.studyUid)) {
+          audited.add(request.studyUid)
+          const actor = { type: 'peer', id: peer } as const
+          const served = { study: request.studyUid, detail: 'encrypted chunks served' }
+          await audit.append({ event: 'instancesTransferred', action: 'R', outcome: 0, actor, ...served })
+        }
+        for (let offset = request.offset; offset < sealed.byteLength; offset += CHUNK_FRAME_BYTES) {
+          const header = encodeChunkFrameHeader(FRAME_STATUS.data, request.index, offset)
+          await write(new Uint8ArrayList(header, sealed.subarray(offset, offset + CHUNK_FRAME_BYTES)))
+        }
+        // The archive read, the plaintext slice's cipher output and the Noise frames are garbage soon (heap.ts).
+        offHeapGarbage(3 * (sealed.byteLength - request.offset))
+      }
+      await reader
+      if (readError !== undefined) throw readError
+      await stream.close().catch(() => {})
+    } catch (error) {
+      refuseStream(this.components, stream, { peer, protocol: CHUNKS_PROTOCOL }, error)
+    }
+  }
+}
