@@ -70,6 +70,7 @@ function hashOf (record: Omit<AuditRecord, 'hash'>): string {
 }
 
 export type VerifyResult = { ok: true, records: number } | { ok: false, records: number, brokenAt: number, problem: string }
+export interface AuditQueryResult { total: number, records: AuditRecord[], verify?: VerifyResult }
 
 export class AuditLog {
   private readonly path: string
@@ -172,6 +173,20 @@ export class AuditLog {
       }
     }
     this.writing = undefined
+  }
+
+  /**
+   * What `GET /api/audit` shows: how many records the trail holds and its last `limit` records, oldest first,
+   * with `verify` the check of its chain too. Records still being written are waited for.
+   */
+  async query (options: { limit: number, verify?: boolean }): Promise<AuditQueryResult> {
+    await this.settled()
+    const records = await AuditLog.read(this.path)
+    return {
+      total: records.length,
+      records: records.slice(-options.limit),
+      ...(options.verify === true ? { verify: await AuditLog.verify(this.path) } : {})
+    }
   }
 
   /** Every record, oldest first. */

@@ -15,6 +15,7 @@
 import type {
   CancelRecord,
   CaseRecord,
+  CaseStatus,
   ClaimRecord,
   ConsultRecord,
   Priority,
@@ -24,8 +25,7 @@ import type {
 } from '../../protocol/collab/records.ts'
 import { recordKey } from '../../protocol/collab/records.ts'
 
-export const CASE_STATUSES = ['SCHEDULED', 'IN PROGRESS', 'COMPLETED', 'CANCELED'] as const
-export type CaseStatus = (typeof CASE_STATUSES)[number]
+export { CASE_STATUSES, type CaseStatus } from '../../protocol/collab/records.ts'
 
 export interface CaseState {
   caseId: string

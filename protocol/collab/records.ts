@@ -36,6 +36,9 @@ export type Priority = (typeof PRIORITIES)[number]
 export const SECTION_NAMES = ['indication', 'technique', 'comparison', 'findings', 'impression'] as const
 export type SectionName = (typeof SECTION_NAMES)[number]
 export type Sections = Record<SectionName, string>
+/** What the records make of a case (node/collab/cases.ts derives it, the same on every node). */
+export const CASE_STATUSES = ['SCHEDULED', 'IN PROGRESS', 'COMPLETED', 'CANCELED'] as const
+export type CaseStatus = (typeof CASE_STATUSES)[number]
 export const SIGNATURE_STATUSES = ['PRELIMINARY', 'FINAL', 'ADDENDUM'] as const
 export type SignatureStatus = (typeof SIGNATURE_STATUSES)[number]
 
