@@ -1,19 +1,18 @@
 /**
  * Garbage collection tuned for a node that streams studies through big off-heap buffers (socket reads,
- * cipher output: about 1 MB per image) while allocating little on the V8 heap. Measured with
- * `npm run bench -- ingest` (400 x 512x512 CT, 210 MB) on 2026-11-29:
+ * cipher output: about 1 MB per image) while allocating little on the V8 heap:
  *
  * - V8 starts a full collection whenever 64 MB more off-heap memory is alive than after the last one,
- *   and buffers that are already garbage count until a collection frees them: 15 full collections per 400
- *   instances. Counting that memory in the heap's global limit instead: 4 to 6.
+ *   and buffers that are already garbage count until a collection frees them. Counting that memory in the
+ *   heap's global limit instead cuts the full collections of an ingest to a third or less.
  * - The old generation may grow by 100 % of the live heap between full collections (V8's own factor
- *   varies, and ran 30+ full collections per 400 instances).
+ *   varies, and ran twice as many).
  * - Dead buffers are young: a minor collection frees them at a fraction of a millisecond, but V8 rarely
  *   runs one, as the heap itself barely grows. `offHeapGarbage` asks for one after every 16 MB, which
- *   keeps the peak RSS of a 2 GB ingest flat. Every 64 MB still left 6 full collections per 400
- *   instances (2026-11-29, --trace-gc); every 16 MB leaves none (35 minor ones at about 1 ms each).
+ *   keeps the peak RSS of a 2 GB ingest flat and leaves no full collection during a 400-image ingest.
  *
- * `RADMESH_HEAP_TUNING=0` leaves V8's defaults, for comparison.
+ * The figures behind each choice are in docs/PERFORMANCE.md. `RADMESH_HEAP_TUNING=0` leaves V8's
+ * defaults, for comparison.
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
