@@ -24,7 +24,7 @@ export interface HomePaths {
   chunks: string
   /** the hash-chained audit trail, 0600 */
   audit: string
-  /** LevelDB: revocations, known members, and later the archive index and CRDTs */
+  /** LevelDB: revocations, known members, the sealed archive index, exchange state, the Yjs documents */
   database: string
   /** structured log (JSON lines) */
   log: string

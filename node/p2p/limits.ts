@@ -11,7 +11,12 @@ export const P2P_LIMITS = {
   /** Yamux: streams a peer may open at once on one connection (each protocol has its own, smaller cap). */
   maxInboundStreams: 256,
   maxOutboundStreams: 256,
-  /** Yamux may grow a stream's window to 16 MiB for bulk transfer on long links (see ENGINEERING.md). */
+  /**
+   * Yamux may grow a stream's window to 16 MiB for bulk transfer on long links, as a stream moves at most a
+   * window per round trip. It is yamux's own default, named here so that the node and the transfer
+   * benchmark's bare pipe use the same; raising `initialStreamWindowSize` instead breaks peers that did not
+   * raise it too.
+   */
   maxStreamWindowSize: 16 * 1024 * 1024,
   /** Liveness: yamux pings an idle connection so a dead link is noticed and redialled. */
   keepAliveInterval: 10_000
