@@ -10,13 +10,13 @@
  * empty key or `*`.
  */
 import { BadRequestError } from '../errors.ts'
-import { QIDO_ATTRIBUTES as QIDO_DEFAULTS } from '../dicom/dictionary.ts'
+import { type DicomAttribute, type IndexLevel, QIDO_ATTRIBUTES as QIDO_DEFAULTS } from '../dicom/dictionary.ts'
 import { personName } from '../dicom/json.ts'
 import { wildcardMatcher } from './wildcard.ts'
 
-export type Level = 'study' | 'series' | 'instance'
+export type Level = IndexLevel
 
-export interface IndexedAttribute { tag: string, keyword: string, vr: string }
+export type IndexedAttribute = DicomAttribute
 
 export interface QidoQuery {
   filters: Array<{ tag: string, value: string }>
@@ -105,8 +105,9 @@ export function parseQidoQuery (params: Record<string, string | string[] | undef
           continue
         }
         const found = resolve(trimmed)
+        const notIndexed = found === undefined && /^[0-9A-Fa-f]{8}$/.test(trimmed) // taken, and never present
         if (found !== undefined) includeFields.push(found.tag)
-        else if (/^[0-9A-Fa-f]{8}$/.test(trimmed)) includeFields.push(trimmed.toUpperCase()) // not indexed: never present
+        else if (notIndexed) includeFields.push(trimmed.toUpperCase())
         else throw new BadRequestError(`includefield "${trimmed}" is not an attribute keyword or tag radmesh knows`)
       }
       continue
@@ -123,14 +124,23 @@ export function parseQidoQuery (params: Record<string, string | string[] | undef
     }
     if (name === 'fuzzymatching') {
       const value = single(name, given).toLowerCase()
-      if (value !== 'true' && value !== 'false') throw new BadRequestError(`fuzzymatching must be true or false, not "${value}"`)
+      if (value !== 'true' && value !== 'false') {
+        throw new BadRequestError(`fuzzymatching must be true or false, not "${value}"`)
+      }
       fuzzy = value === 'true'
       continue
     }
-    if (key.includes('.')) throw new BadRequestError(`"${key}": matching on attributes inside sequences is not supported`)
+    if (key.includes('.')) {
+      throw new BadRequestError(`"${key}": matching on attributes inside sequences is not supported`)
+    }
     const attribute = resolve(key)
-    if (attribute === undefined) throw new BadRequestError(`"${key}" is not a query parameter or an attribute radmesh can match (${[...BY_KEYWORD.keys()].join(', ')})`)
-    if (!matchable.has(attribute.tag)) throw new BadRequestError(`${attribute.keyword} cannot be matched in a ${level}-level query`)
+    if (attribute === undefined) {
+      const known = [...BY_KEYWORD.keys()].join(', ')
+      throw new BadRequestError(`"${key}" is not a query parameter or an attribute radmesh can match (${known})`)
+    }
+    if (!matchable.has(attribute.tag)) {
+      throw new BadRequestError(`${attribute.keyword} cannot be matched in a ${level}-level query`)
+    }
     values.set(attribute.tag, [...(values.get(attribute.tag) ?? []), ...given])
   }
 
@@ -138,7 +148,9 @@ export function parseQidoQuery (params: Record<string, string | string[] | undef
   for (const [tag, given] of values) {
     const attribute = ALL_ATTRIBUTES.get(tag) as IndexedAttribute
     const distinct = [...new Set(given)]
-    if (distinct.length > 1 && attribute.vr !== 'UI' && attribute.vr !== 'CS') throw new BadRequestError(`${attribute.keyword} is given more than once`)
+    if (distinct.length > 1 && attribute.vr !== 'UI' && attribute.vr !== 'CS') {
+      throw new BadRequestError(`${attribute.keyword} is given more than once`)
+    }
     const value = distinct.join('\\')
     if (value.length > MAX_KEY_VALUE_CHARS) {
       const message = `${attribute.keyword}: a matching key value is at most ${MAX_KEY_VALUE_CHARS} characters`
@@ -147,7 +159,14 @@ export function parseQidoQuery (params: Record<string, string | string[] | undef
     checkValue(attribute, value)
     filters.push({ tag, value })
   }
-  return { filters, includeAll, includeFields: [...new Set(includeFields)], ...(limit === undefined ? {} : { limit }), offset, fuzzy }
+  return {
+    filters,
+    includeAll,
+    includeFields: [...new Set(includeFields)],
+    ...(limit === undefined ? {} : { limit }),
+    offset,
+    fuzzy
+  }
 }
 
 function single (name: string, given: string[]): string {
@@ -158,7 +177,9 @@ function single (name: string, given: string[]): string {
 function integerParameter (name: string, given: string[]): number {
   const text = single(name, given)
   const n = Number(text)
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new BadRequestError(`${name} must be a non-negative integer, not "${text}"`)
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new BadRequestError(`${name} must be a non-negative integer, not "${text}"`)
+  }
   return n
 }
 
@@ -196,7 +217,10 @@ function checkValue (attribute: IndexedAttribute, value: string): void {
       const ok = bounds.length === 1
         ? valid(part)
         : bounds.length === 2 && !(bounds[0] === '' && bounds[1] === '') && bounds.every(b => b === '' || valid(b))
-      if (!ok) throw new BadRequestError(`${keyword} "${part}" is not a ${format} value or range (${format}-${format}, -${format}, ${format}-)`)
+      if (!ok) {
+        const forms = `${format}-${format}, -${format}, ${format}-`
+        throw new BadRequestError(`${keyword} "${part}" is not a ${format} value or range (${forms})`)
+      }
     } else if ((vr === 'IS' || vr === 'US') && !/^[+-]?\d+$/.test(part)) {
       throw new BadRequestError(`${keyword} "${part}" is not an integer`)
     }
@@ -221,7 +245,8 @@ type Matcher = (value: string) => boolean
 
 function componentMatcher (vr: string, part: string, fuzzy: boolean): Matcher {
   if (vr === 'DA' || vr === 'TM') {
-    const normalize = (text: string, upper: boolean): string | undefined => vr === 'DA' ? normalizeDate(text) : normalizeTime(text, upper)
+    const normalize = (text: string, upper: boolean): string | undefined =>
+      vr === 'DA' ? normalizeDate(text) : normalizeTime(text, upper)
     if (!part.includes('-')) {
       const wanted = normalize(part, false)
       return value => normalize(value, false) === wanted
@@ -242,7 +267,10 @@ function componentMatcher (vr: string, part: string, fuzzy: boolean): Matcher {
   const ignoreCase = vr === 'PN' && fuzzy
   const match = ignoreCase || /[*?]/.test(part) ? wildcardMatcher(part, ignoreCase) : (value: string) => value === part
   // A Person Name matches on the whole value or on any one of its component groups (alphabetic, ideographic, phonetic).
-  if (vr === 'PN') return value => match(value) || (value.includes('=') && value.split('=').some(group => group !== '' && match(group)))
+  if (vr === 'PN') {
+    const anyGroup = (value: string): boolean => value.split('=').some(group => group !== '' && match(group))
+    return value => match(value) || (value.includes('=') && anyGroup(value))
+  }
   return match
 }
 
@@ -312,7 +340,9 @@ function jsonValue (vr: string, value: string | number): unknown {
  * `{ Alphabetic }` objects, IS and US values numbers; an empty value is an attribute without Value.
  * The transfer syntax is answered as Available Transfer Syntax UID (0008,3002). Keys are in tag order.
  */
-export function toQidoJson (record: Record<string, RecordValue>, level: Level, query: QidoQuery): Record<string, { vr: string, Value?: unknown[] }> {
+export function toQidoJson (
+  record: Record<string, RecordValue>, level: Level, query: QidoQuery
+): Record<string, { vr: string, Value?: unknown[] }> {
   const tags = new Set<string>()
   const levels = query.includeAll ? LEVELS.slice(0, LEVELS.indexOf(level) + 1) : [level]
   for (const l of levels) for (const a of QIDO_ATTRIBUTES[l]) tags.add(a.tag)

@@ -147,6 +147,15 @@ export const DEFLATED_SYNTAXES: ReadonlySet<string> = new Set([
   JPIP_REFERENCED_DEFLATE
 ])
 
+// ---- SOP classes (PS3.4 A.4, B.5) ----
+
+/** The Verification SOP Class: C-ECHO. */
+export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1'
+/** What every standard storage SOP class UID starts with. */
+export const STORAGE_SOP_CLASS_ROOT = '1.2.840.10008.5.1.4.1.1.'
+/** The root of every UID the standard defines: a UID outside it is private. */
+export const DICOM_UID_ROOT = '1.2.840.10008.'
+
 // ---- The attributes radmesh collects, indexes and answers QIDO-RS with ----
 
 export type IndexLevel = 'study' | 'series' | 'instance'

@@ -5,6 +5,7 @@
  * that declares a billion frames is refused at ingest, and one stored before that check is served with what
  * it holds.
  */
+import { TRANSFER_SYNTAX } from './dictionary.ts'
 import type { AttributeValue, PixelDataLocation } from './instance.ts'
 
 export interface FrameGeometry {
@@ -84,7 +85,23 @@ export function frameGeometry(
   return bounded(
     available,
     frameBytes,
-    `Number of Frames is ${declared}, of ${rows}x${columns}x${samples} at ${bitsAllocated} bits (${frameBytes} bytes each), ` +
-      `but the pixel data holds ${pixelData.length} bytes (${available} frame(s))`
+    `Number of Frames is ${declared}, of ${rows}x${columns}x${samples} at ${bitsAllocated} bits ` +
+      `(${frameBytes} bytes each), but the pixel data holds ${pixelData.length} bytes (${available} frame(s))`
   )
+}
+
+/**
+ * A native frame as PS3.18 serves it, little endian: in a big endian data set, its 16- or 32-bit words are
+ * swapped (Bits Allocated says which); in any other, it is returned as it is.
+ */
+export function littleEndianFrame(
+  frame: Uint8Array,
+  transferSyntaxUid: string,
+  attributes: Record<string, AttributeValue>
+): Uint8Array {
+  if (transferSyntaxUid !== TRANSFER_SYNTAX.explicitBig) return frame
+  const bitsAllocated = declaredInteger(attributes['00280100']) ?? 16
+  if (bitsAllocated === 16) return Buffer.from(frame).swap16()
+  if (bitsAllocated === 32) return Buffer.from(frame).swap32()
+  return frame
 }

@@ -2,10 +2,6 @@
  * radmesh's own implementation UID and version name, and what a valid UID looks like (PS3.5 9.1). The UIDs of
  * transfer syntaxes are in the dictionary (dictionary.ts).
  */
-import { TRANSFER_SYNTAX } from './dictionary.ts'
-
-/** Read by the HTTP layer from here until it imports the dictionary. */
-export { TRANSFER_SYNTAX }
 
 /** radmesh's implementation class UID (2.25 root, a UUID made once for radmesh) and version name. */
 export const IMPLEMENTATION_CLASS_UID = '2.25.238471238946325718394672183946721839'

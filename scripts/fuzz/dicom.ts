@@ -5,6 +5,7 @@
  * answered within 5 s; what the node accepted is then opened through DICOMweb (metadata, frames, bulk data),
  * as a viewer would, and its bytes checked again at the end.
  */
+import { TRANSFER_SYNTAX } from '../../node/dicom/dictionary.ts'
 import { encodeAssociateRq } from '../../node/dicom/dimse/pdu.ts'
 import {
   type CaseResult, type InstanceRef, type Kind, type KindOptions, type KindTally, type Ledger, loadSamples,
@@ -138,8 +139,8 @@ function makeInput (sample: Sample, rng: Rng, samples: Sample[]): Input {
   // else: the data set as it is, the PDUs mutated below
   if (rng.chance(0.04)) {
     // The data set in another syntax than the one negotiated.
-    transferSyntaxUid = rng.pick([IMPLICIT_LE, EXPLICIT_LE, '1.2.840.10008.1.2.2', '1.2.840.10008.1.2.4.50',
-      '1.2.840.10008.1.2.5'])
+    transferSyntaxUid = rng.pick([IMPLICIT_LE, EXPLICIT_LE, TRANSFER_SYNTAX.explicitBig, TRANSFER_SYNTAX.jpegBaseline,
+      TRANSFER_SYNTAX.rle])
     what.push(`sent as ${transferSyntaxUid}`)
   }
   const read = uidsOf(dataset, syntaxOf(transferSyntaxUid))

@@ -7,6 +7,14 @@
  */
 import { createHash } from 'node:crypto'
 import { constants, deflateRawSync } from 'node:zlib'
+import {
+  ITEM,
+  ITEM_DELIMITER as ITEM_END,
+  LONG_VRS,
+  SEQUENCE_DELIMITER as SEQUENCE_END,
+  TRANSFER_SYNTAX,
+  UNDEFINED_LENGTH as UNDEFINED
+} from '../../node/dicom/dictionary.ts'
 
 // ---------------------------------------------------------------------------------------------------
 // The case's generator
@@ -55,10 +63,10 @@ export class Rng {
 // ---------------------------------------------------------------------------------------------------
 // Reading just enough of a file
 
-export const IMPLICIT_LE = '1.2.840.10008.1.2'
-export const EXPLICIT_LE = '1.2.840.10008.1.2.1'
-export const DEFLATED_LE = '1.2.840.10008.1.2.1.99'
-export const EXPLICIT_BE = '1.2.840.10008.1.2.2'
+export const IMPLICIT_LE = TRANSFER_SYNTAX.implicitLittle
+export const EXPLICIT_LE = TRANSFER_SYNTAX.explicitLittle
+export const DEFLATED_LE = TRANSFER_SYNTAX.deflatedExplicitLittle
+export const EXPLICIT_BE = TRANSFER_SYNTAX.explicitBig
 
 export interface Syntax { explicit: boolean, little: boolean, deflated: boolean }
 
@@ -69,10 +77,6 @@ export function syntaxOf (transferSyntaxUid: string): Syntax {
     deflated: transferSyntaxUid === DEFLATED_LE
   }
 }
-
-/** VRs whose explicit length field is 4 bytes after 2 reserved ones. */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'UC', 'UN', 'UR', 'UT', 'SV', 'UV'])
-const UNDEFINED = 0xffffffff
 
 export interface Element {
   tag: number
@@ -88,10 +92,6 @@ export interface Element {
   end: number
   depth: number
 }
-
-const ITEM = 0xfffee000
-const ITEM_END = 0xfffee00d
-const SEQUENCE_END = 0xfffee0dd
 
 /**
  * The elements of a data set (nested ones too, with their depth), as far as they can be read: a walk that

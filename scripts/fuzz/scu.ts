@@ -10,6 +10,7 @@
  */
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
+import { DIMSE_STATUS, TRANSFER_SYNTAX, VERIFICATION_SOP_CLASS } from '../../node/dicom/dictionary.ts'
 import { type Command, decodeCommand, encodeCommand } from '../../node/dicom/dimse/command.ts'
 import {
   type Abort, type AssociateAc, type AssociateRj, type AssociateRq, DICOM_APPLICATION_CONTEXT, decodeAbort,
@@ -17,11 +18,11 @@ import {
   PDV_LAST, PduReader, type PresentationContextProposal
 } from '../../node/dicom/dimse/pdu.ts'
 
-export const VERIFICATION = '1.2.840.10008.1.1'
-export const IMPLICIT_LE = '1.2.840.10008.1.2'
-export const EXPLICIT_LE = '1.2.840.10008.1.2.1'
-export const DEFLATED_LE = '1.2.840.10008.1.2.1.99'
-export const EXPLICIT_BE = '1.2.840.10008.1.2.2'
+export const VERIFICATION = VERIFICATION_SOP_CLASS
+export const IMPLICIT_LE = TRANSFER_SYNTAX.implicitLittle
+export const EXPLICIT_LE = TRANSFER_SYNTAX.explicitLittle
+export const DEFLATED_LE = TRANSFER_SYNTAX.deflatedExplicitLittle
+export const EXPLICIT_BE = TRANSFER_SYNTAX.explicitBig
 /** The largest P-DATA-TF radmesh announces (its A-ASSOCIATE-AC says so too). */
 export const SCP_MAX_PDU = 1_048_576
 const CALLING_IMPLEMENTATION_UID = '2.25.166424218330786432120557437325530848418'
@@ -247,7 +248,7 @@ export async function storeOnce (options: StoreOnceOptions): Promise<StoreAnswer
       // Refused at negotiation (an abstract or transfer syntax it does not take): a clear refusal.
       await scu.release(options.timeoutMs)
       const comment = `presentation context refused (${accepted?.result ?? 'none'})`
-      return { answer: 'status', status: 0x0122, comment }
+      return { answer: 'status', status: DIMSE_STATUS.sopClassNotSupported, comment }
     }
     const command = commandPdu(1, storeRq(1, options.sopClassUid, options.sopInstanceUid))
     const data = dataPdus(1, options.dataset, options.maxPdu ?? SCP_MAX_PDU)

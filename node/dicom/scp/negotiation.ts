@@ -4,7 +4,13 @@
  * context is accepted with the first transfer syntax the SCU proposes that radmesh can store, so an SCU never
  * has to convert; no asynchronous operations window is offered, so an association does one operation at a time.
  */
-import { SUPPORTED_TRANSFER_SYNTAXES, TRANSFER_SYNTAX } from '../dictionary.ts'
+import {
+  DICOM_UID_ROOT,
+  STORAGE_SOP_CLASS_ROOT,
+  SUPPORTED_TRANSFER_SYNTAXES,
+  TRANSFER_SYNTAX,
+  VERIFICATION_SOP_CLASS
+} from '../dictionary.ts'
 import {
   type AssociateAc,
   type AssociateRq,
@@ -20,10 +26,6 @@ import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, uidProblem } fro
 
 /** Transfer syntaxes accepted on every presentation context, in no order of preference: the SCU's order decides. */
 export const ACCEPTED_TRANSFER_SYNTAXES: readonly string[] = Object.freeze([...SUPPORTED_TRANSFER_SYNTAXES])
-
-export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1'
-const STORAGE_SOP_CLASS_ROOT = '1.2.840.10008.5.1.4.1.1.'
-const DICOM_UID_ROOT = '1.2.840.10008.'
 
 /** Verification, every standard storage SOP class, and private (non-DICOM-root) classes an SCU may store with. */
 export function isAcceptedAbstractSyntax(uid: string): boolean {
