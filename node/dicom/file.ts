@@ -249,7 +249,8 @@ export class Part10Reader {
         if (!final) return
         throw new InvalidDicomError(
           'truncated',
-          `File Meta Information element ${tagName(0x00020000 | element)} runs past the end of the data: the file is truncated`
+          `File Meta Information element ${tagName(0x00020000 | element)} runs past the end of the data: ` +
+            'the file is truncated'
         )
       }
       const value = head.subarray(at + header, at + header + length)

@@ -229,7 +229,8 @@ class JsonVisitor implements DatasetVisitor {
 
   encapsulatedStart(el: ElementHeader): void {
     if (!keep(el.tag >>> 16, el.tag & 0xffff)) return
-    // Encapsulated values are OB (PS3.5 A.4): say so when an implicit VR data set could not (an explicit VR is kept as written).
+    // Encapsulated values are OB (PS3.5 A.4): say so when an implicit VR data set could not (an explicit VR is
+    // kept as written).
     this.#level().dataset[hex8(el.tag)] = { vr: el.vr ?? 'OB', BulkDataURI: this.#bulkDataUri(this.#path(el.tag)) }
   }
 }
@@ -332,7 +333,10 @@ function keep(group: number, element: number): boolean {
   return group !== 0x0002 && element !== 0x0000 && tagOf(group, element) !== TRAILING_PADDING
 }
 
-/** What a data set level must remember for the elements after it: character set, private creators, pixel representation. */
+/**
+ * What a data set level must remember for the elements after it: character set, private creators, pixel
+ * representation.
+ */
 function remember(tag: number, attribute: DicomJsonAttribute, raw: Uint8Array, scope: Scope): void {
   const group = tag >>> 16
   const element = tag & 0xffff

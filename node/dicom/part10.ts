@@ -58,7 +58,8 @@ class IndexVisitor implements DatasetVisitor {
     if (el.length > MAX_COLLECTED_BYTES) {
       throw new InvalidDicomError(
         'bad-structure',
-        `element ${tagName(el.tag)} declares ${el.length} bytes, far more than such an attribute holds: the data is damaged`
+        `element ${tagName(el.tag)} declares ${el.length} bytes, far more than such an attribute holds: ` +
+          'the data is damaged'
       )
     }
     return 'collect'

@@ -12,11 +12,22 @@
  * asked to collect, and a value collected is at most `maxValueBytes`. Any input either passes or throws
  * `InvalidDicomError` with the reason, from `push` or from `end` (data that stops early is truncated).
  *
- * Visitors decide what is kept: the archive's index (part10.ts), the DICOM JSON model and bulk data
+ * The containers it is inside (items, sequences, encapsulated values) and what bounds each are in
+ * containers.ts. Visitors decide what is kept: the archive's index (part10.ts), the DICOM JSON model and bulk data
  * (json.ts) and DIMSE command sets (dimse/command.ts) all read through this.
  */
 import {
-  EXPLICIT_LITTLE,
+  checkFits,
+  closeEnded,
+  type DatasetFrame,
+  describeOpen,
+  type FragmentsFrame,
+  type Frame,
+  fragmentSyntax,
+  headerLength,
+  type SequenceFrame
+} from './containers.ts'
+import {
   IMPLICIT_LITTLE,
   ITEM,
   ITEM_DELIMITER,
@@ -38,36 +49,6 @@ import {
   type ReaderLimits,
   type ValueAction
 } from './visitor.ts'
-
-/** A data set level being read: the top level, or an item. */
-interface DatasetFrame {
-  kind: 'dataset'
-  /** where it ends (an item of defined length), or undefined (the top level; an item of undefined length) */
-  end: number | undefined
-  /** an item of undefined length ends at its Item Delimitation Item */
-  delimited: boolean
-  depth: number
-  syntax: Syntax
-  lastTag: number
-}
-
-interface SequenceFrame {
-  kind: 'sequence'
-  el: ElementHeader
-  /** defined length: where it ends; undefined: at its Sequence Delimitation Item */
-  end: number | undefined
-  /** depth of its items */
-  depth: number
-  syntax: Syntax
-}
-
-interface FragmentsFrame {
-  kind: 'fragments'
-  el: ElementHeader
-  count: number
-}
-
-type Frame = DatasetFrame | SequenceFrame | FragmentsFrame
 
 /** A value being read: collected into `buffer`, streamed, or skipped. */
 interface PendingValue {
@@ -184,91 +165,41 @@ export class DatasetReader {
       const what = value.fragment ? 'a fragment of encapsulated pixel data' : `element ${tagName(value.el.tag)}`
       throw new InvalidDicomError(
         'truncated',
-        `${what} (${value.el.length} bytes) runs past the end of the data (needs ${value.remaining} more bytes): the file is truncated`
+        `${what} (${value.el.length} bytes) runs past the end of the data (needs ${value.remaining} more bytes): ` +
+          'the file is truncated'
       )
     }
     if (this.#carried > 0) {
       throw new InvalidDicomError(
         'truncated',
-        `an element header runs past the end of the data (${this.#carried} of its bytes are there): the file is truncated`
+        `an element header runs past the end of the data (${this.#carried} of its bytes are there): ` +
+          'the file is truncated'
       )
     }
-    const open = this.#stack.at(-1) as Frame
     if (this.#stack.length > 1) {
-      const what =
-        open.kind === 'fragments'
-          ? `encapsulated ${tagName(open.el.tag)}`
-          : open.kind === 'sequence'
-            ? `sequence ${tagName(open.el.tag)}`
-            : 'an item'
+      const what = describeOpen(this.#stack.at(-1) as Frame)
       throw new InvalidDicomError('truncated', `the data ends inside ${what}: the file is truncated`)
     }
   }
 
-  /**
-   * How long the header at `pos` (after what is carried) is: 8, or 12 for a long explicit VR; undefined when
-   * its VR bytes are not there yet.
-   */
+  /** How long the header at `pos` (after what is carried) is; undefined when its VR bytes are not there yet. */
   #headerLength(piece: Uint8Array, pos: number): number | undefined {
-    const top = this.#stack.at(-1) as Frame
-    if (top.kind !== 'dataset' || !top.syntax.explicit) return 8
-    const byteAt = (i: number): number | undefined =>
+    return headerLength(this.#stack.at(-1) as Frame, i =>
       i < this.#carried ? this.#carry[i] : piece[pos + i - this.#carried]
-    const b0 = byteAt(0)
-    const b1 = byteAt(1)
-    const b2 = byteAt(2)
-    const b3 = byteAt(3)
-    const v0 = byteAt(4)
-    const v1 = byteAt(5)
-    if (
-      b0 === undefined ||
-      b1 === undefined ||
-      b2 === undefined ||
-      b3 === undefined ||
-      v0 === undefined ||
-      v1 === undefined
     )
-      return undefined
-    // Item and delimitation tags have no VR in any syntax.
-    const group = top.syntax.little ? b0 | (b1 << 8) : (b0 << 8) | b1
-    if (group === 0xfffe) return 8
-    return LONG_VRS.has(String.fromCharCode(v0, v1)) ? 12 : 8
   }
 
-  /** Ends the items and sequences of defined length whose end has been reached. */
   #closeEnded(): void {
-    for (;;) {
-      const top = this.#stack.at(-1) as Frame
-      if (top.kind === 'fragments' || top.end === undefined || this.#offset < top.end) return
-      this.#stack.pop()
-      if (top.kind === 'dataset') this.#visitor.itemEnd?.()
-      else this.#visitor.sequenceEnd?.(top.el)
-    }
-  }
-
-  /** Where the innermost container of defined length ends (undefined: only the end of the data bounds it). */
-  #bound(): number | undefined {
-    let bound: number | undefined
-    for (const frame of this.#stack) {
-      if (frame.kind !== 'fragments' && frame.end !== undefined)
-        bound = bound === undefined ? frame.end : Math.min(bound, frame.end)
-    }
-    return bound
+    closeEnded(this.#stack, this.#offset, this.#visitor)
   }
 
   #fits(from: number, length: number, what: string): void {
-    const bound = this.#bound()
-    if (bound !== undefined && from + length > bound) {
-      throw new InvalidDicomError(
-        'bad-structure',
-        `${what} runs ${from + length - bound} bytes past the end of the item or sequence holding it: the data is damaged`
-      )
-    }
+    checkFits(this.#stack, from, length, what)
   }
 
   #header(header: Uint8Array): void {
     const top = this.#stack.at(-1) as Frame
-    const syntax = top.kind === 'fragments' ? this.#fragmentSyntax() : top.syntax
+    const syntax = top.kind === 'fragments' ? fragmentSyntax(this.#stack) : top.syntax
     const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
     const little = syntax.little
     const tag = ((view.getUint16(0, little) << 16) | view.getUint16(2, little)) >>> 0
@@ -282,15 +213,6 @@ export class DatasetReader {
     } else {
       this.#element(top, tag, header, view, offset)
     }
-  }
-
-  /** The encoding of the fragments of an encapsulated value: that of the data set level holding it. */
-  #fragmentSyntax(): Syntax {
-    for (let i = this.#stack.length - 1; i >= 0; i--) {
-      const frame = this.#stack[i] as Frame
-      if (frame.kind === 'dataset') return frame.syntax
-    }
-    return EXPLICIT_LITTLE
   }
 
   #element(top: DatasetFrame, tag: number, header: Uint8Array, view: DataView, offset: number): void {

@@ -135,7 +135,10 @@ export async function startDicomScp<D = Uint8Array>(options: DicomScpOptions<D>)
   let stopped: Promise<void> | undefined
   return {
     port: address.port,
-    /** Closes the listener and every connection, then waits for the onStore calls still running (their answers are dropped). */
+    /**
+     * Closes the listener and every connection, then waits for the onStore calls still running (their answers
+     * are dropped).
+     */
     stop: async () => {
       stopped ??= (async () => {
         allowList.stop()

@@ -272,7 +272,7 @@ test('A-ASSOCIATE-RQ: malformed requests raise DicomProtocolError', () => {
   for (const [what, body, problem] of cases) throwsProblem(() => decodeAssociateRq(body), problem, what)
 })
 
-test('P-DATA-TF: PDUs never longer than the peer takes, the last PDV flagged, framed the same however the bytes are cut', () => {
+test('P-DATA-TF: PDUs never longer than the peer takes, the last PDV flagged, framed alike however cut', () => {
   const value = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251))
   for (const max of [0, 7, 20, 256, 1006, 1007, 16_384]) {
     const encoded = encodePDataTf(5, false, value, max)

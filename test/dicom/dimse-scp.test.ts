@@ -188,9 +188,11 @@ test('A-ASSOCIATE-AC: each context answered in order, our implementation and a 1
       presentationContexts: [
         { id: 1, abstractSyntax: VERIFICATION, transferSyntaxes: [IMPLICIT_LE] },
         { id: 3, abstractSyntax: CT, transferSyntaxes: ['1.2.840.10008.1.2.4.100', EXPLICIT_LE, IMPLICIT_LE] },
-        { id: 5, abstractSyntax: '1.2.840.10008.5.1.4.1.2.1.1', transferSyntaxes: [IMPLICIT_LE] }, // a query/retrieve model
+        // a query/retrieve model
+        { id: 5, abstractSyntax: '1.2.840.10008.5.1.4.1.2.1.1', transferSyntaxes: [IMPLICIT_LE] },
         { id: 7, abstractSyntax: MR, transferSyntaxes: ['1.2.840.10008.1.2.4.100'] }, // MPEG2 only
-        { id: 9, abstractSyntax: '1.2.826.0.1.3680043.2.1', transferSyntaxes: ['1.2.840.10008.1.2.5', IMPLICIT_LE] } // private class
+        // a private class
+        { id: 9, abstractSyntax: '1.2.826.0.1.3680043.2.1', transferSyntaxes: ['1.2.840.10008.1.2.5', IMPLICIT_LE] }
       ]
     })
   )
@@ -298,7 +300,7 @@ test("responses fit the SCU's maximum PDU; unsupported services are answered 0x0
   await release(peer)
 })
 
-test('C-STORE: a data set in many PDVs and PDUs arrives whole; stores sent without waiting are done one at a time, in order', async () => {
+test('C-STORE: a data set over many PDVs and PDUs arrives whole; stores sent ahead run one at a time', async () => {
   const datasets = [0, 1, 2, 3].map(i =>
     Buffer.from(Array.from({ length: 50_000 + i * 7 }, (_, j) => (i * 31 + j) % 256))
   )

@@ -206,10 +206,11 @@ test('private sequences: UN of undefined length and nested implicit VR sequences
     vr: 'UN',
     InlineBinary: Buffer.from('Double Nested SQ').toString('base64')
   })
-  assert.equal(attribute(nested, '7FE00010'), { vr: 'OW', BulkDataURI: 'bulk:7FE00010' }) // Pixel Data is bulk at any size
+  // Pixel Data is bulk at any size.
+  assert.equal(attribute(nested, '7FE00010'), { vr: 'OW', BulkDataURI: 'bulk:7FE00010' })
 })
 
-test('a data set whose encoding differs from its transfer syntax, or that has none, is read as it is encoded', async () => {
+test('a data set encoded otherwise than its transfer syntax says, or with none, is read as it is encoded', async () => {
   for (const name of ['SC_rgb_jpeg.dcm', 'rtdose_rle.dcm', 'meta_missing_tsyntax.dcm']) {
     const json = await convert(CORPUS, name)
     checkShape(json, name)

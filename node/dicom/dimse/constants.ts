@@ -15,7 +15,10 @@ export const PDU_TYPE = {
 
 /** PDU header: type (1), reserved (1), length of the rest (4, big endian). */
 export const PDU_HEADER_LENGTH = 6
-/** PDV item header: item length (4, big endian, counting what follows), presentation context id (1), message control header (1). */
+/**
+ * PDV item header: item length (4, big endian, counting what follows), presentation context id (1), message
+ * control header (1).
+ */
 export const PDV_HEADER_LENGTH = 6
 
 /** Message control header bits (PS3.8 E.2): set = command (else data set); set = last fragment. */

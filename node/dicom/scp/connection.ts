@@ -2,8 +2,8 @@
  * One TCP connection of the DICOM port, and at most one association on it: PDUs framed as they come, the
  * association negotiated (negotiation.ts), command sets gathered and decoded, each data set's PDVs handed to
  * its sink as they arrive, DIMSE messages performed one at a time in arrival order (operations.ts), and the
- * socket paused while the SCU is ahead of us or a sink asks to wait. Every protocol or network error ends only
- * this connection, with an A-ABORT where one is due.
+ * socket paused while the SCU is ahead of us or a sink asks to wait (flow.ts). Every protocol or network error
+ * ends only this connection, with an A-ABORT where one is due.
  */
 import type { Socket } from 'node:net'
 import type { Logger } from '../../log.ts'
@@ -26,6 +26,7 @@ import {
   PduReader
 } from '../dimse/pdu.ts'
 import type { CallerAllowList } from '../peers.ts'
+import { PAUSED_FOR_DRAIN, PAUSED_FOR_QUEUE, SocketFlow } from './flow.ts'
 import {
   ASSOCIATION_TIMEOUT_MS,
   CLOSE_GRACE_MS,
@@ -79,9 +80,6 @@ const AWAITING_ASSOCIATION = 0
 const ASSOCIATED = 1
 const RELEASING = 2
 
-/** Why the socket is paused: an operation is running (the SCU sent ahead), or a sink asked to wait. */
-const PAUSED_FOR_QUEUE = 1
-const PAUSED_FOR_DRAIN = 2
 /** One TCP connection, at most one association. */
 export class Connection<D> implements PduSink {
   readonly #socket: Socket
@@ -90,8 +88,7 @@ export class Connection<D> implements PduSink {
   readonly #reader: PduReader
   readonly #associationTimer: NodeJS.Timeout
   #graceTimer: NodeJS.Timeout | undefined
-  /** runs while the connection is inside a PDU or a message and not paused by us */
-  #stallTimer: NodeJS.Timeout | undefined
+  readonly #flow: SocketFlow
   #state = AWAITING_ASSOCIATION
   #closing = false
   /** counted in `shared.associations` */
@@ -104,7 +101,6 @@ export class Connection<D> implements PduSink {
   readonly #messages: MessageAssembler<D>
   readonly #queue: Array<Work<D>> = []
   #working = false
-  #paused = 0
   #stored = 0
   #failed = 0
 
@@ -122,6 +118,16 @@ export class Connection<D> implements PduSink {
       },
       waitForDrain: sink => {
         this.#waitForDrain(sink)
+      }
+    })
+    this.#flow = new SocketFlow(socket, shared.limits.pduTimeoutMs, {
+      // Inside a PDU, a command or a data set: the SCU owes us bytes.
+      midway: () => !this.#reader.idle || this.#messages.midway,
+      stalled: ms => {
+        this.#fail(`no byte for ${ms / 1000} s in the middle of a ${this.#reader.idle ? 'DIMSE message' : 'PDU'}`, {
+          source: ABORT_SOURCE.serviceProvider,
+          reason: ABORT_REASON.notSpecified
+        })
       }
     })
     this.#associationTimer = setTimeout(() => {
@@ -143,7 +149,7 @@ export class Connection<D> implements PduSink {
       } catch (error) {
         this.#protocolError(error)
       }
-      this.#watchStall()
+      this.#flow.watch()
     })
     socket.on('end', () => {
       if (this.#closing) return
@@ -208,29 +214,14 @@ export class Connection<D> implements PduSink {
     this.#messages.pdv(context, control, part, end)
   }
 
-  // Flow control and timeouts
-
-  /** Stops reading the socket for `reason` until `#resume(reason)`; our own pause does not count as a stall. */
-  #pause(reason: number): void {
-    if (this.#paused === 0) this.#socket.pause()
-    this.#paused |= reason
-    this.#watchStall()
-  }
-
-  #resume(reason: number): void {
-    if ((this.#paused & reason) === 0) return
-    this.#paused &= ~reason
-    if (this.#paused !== 0 || this.#closing) return
-    this.#socket.resume()
-    this.#watchStall()
-  }
+  // Flow control
 
   #waitForDrain(sink: DatasetSink<D>): void {
-    if ((this.#paused & PAUSED_FOR_DRAIN) !== 0) return
-    this.#pause(PAUSED_FOR_DRAIN)
+    if (this.#flow.isPaused(PAUSED_FOR_DRAIN)) return
+    this.#flow.pause(PAUSED_FOR_DRAIN)
     sink.drain().then(
       () => {
-        this.#resume(PAUSED_FOR_DRAIN)
+        this.#flow.resume(PAUSED_FOR_DRAIN)
       },
       (error: unknown) => {
         this.#fail(
@@ -240,32 +231,6 @@ export class Connection<D> implements PduSink {
         )
       }
     )
-  }
-
-  /** True inside a PDU, a command or a data set: the SCU owes us bytes. */
-  get #midway(): boolean {
-    return !this.#reader.idle || this.#messages.midway
-  }
-
-  /** Runs the stall timer while the SCU owes us bytes and we are reading; restarted by every read. */
-  #watchStall(): void {
-    if (this.#closing || this.#paused !== 0 || !this.#midway) {
-      clearTimeout(this.#stallTimer)
-      this.#stallTimer = undefined
-      return
-    }
-    if (this.#stallTimer !== undefined) {
-      this.#stallTimer.refresh()
-      return
-    }
-    const ms = this.#shared.limits.pduTimeoutMs
-    this.#stallTimer = setTimeout(() => {
-      this.#fail(`no byte for ${ms / 1000} s in the middle of a ${this.#reader.idle ? 'DIMSE message' : 'PDU'}`, {
-        source: ABORT_SOURCE.serviceProvider,
-        reason: ABORT_REASON.notSpecified
-      })
-    }, ms)
-    this.#stallTimer.unref()
   }
 
   // Association
@@ -317,7 +282,7 @@ export class Connection<D> implements PduSink {
   #enqueue(work: Work<D>): void {
     this.#queue.push(work)
     // An SCU that sends before it has its answer (none may: no asynchronous window) waits in TCP, not in memory.
-    if (this.#working) this.#pause(PAUSED_FOR_QUEUE)
+    if (this.#working) this.#flow.pause(PAUSED_FOR_QUEUE)
     else void this.#work()
   }
 
@@ -343,7 +308,7 @@ export class Connection<D> implements PduSink {
       )
     } finally {
       this.#working = false
-      this.#resume(PAUSED_FOR_QUEUE)
+      this.#flow.resume(PAUSED_FOR_QUEUE)
     }
   }
 
@@ -364,7 +329,10 @@ export class Connection<D> implements PduSink {
     this.#send(message.context, answer.response)
   }
 
-  /** A response command, on the request's presentation context, in PDUs no longer than the SCU takes. Dropped once closing. */
+  /**
+   * A response command, on the request's presentation context, in PDUs no longer than the SCU takes. Dropped
+   * once closing.
+   */
   #send(context: Context, command: Command): void {
     if (this.#closing) return
     this.#socket.write(encodePDataTf(context.id, true, encodeCommand(command), this.#peerMaxPduLength))
@@ -383,7 +351,10 @@ export class Connection<D> implements PduSink {
       )
   }
 
-  /** Ends the connection after a protocol or network error, with an A-ABORT if one is given; logs the first cause only. */
+  /**
+   * Ends the connection after a protocol or network error, with an A-ABORT if one is given; logs the first
+   * cause only.
+   */
   #fail(reason: string, abort?: Abort, error?: unknown): void {
     if (this.#closing) return
     this.#log.warn(
@@ -401,8 +372,7 @@ export class Connection<D> implements PduSink {
   #stopReading(): void {
     this.#closing = true
     this.#reader.stop()
-    clearTimeout(this.#stallTimer)
-    this.#stallTimer = undefined
+    this.#flow.stop()
     this.#messages.release()
     for (const work of this.#queue.splice(0)) {
       if (work !== 'release') work.sink?.release()
