@@ -1,4 +1,7 @@
-/** DICOM transfer syntax UIDs (PS3.5 10, PS3.6 A) radmesh stores, serves and displays: shared by the node and the viewer. */
+/**
+ * DICOM transfer syntax UIDs (PS3.5 10, PS3.6 A) radmesh stores, serves and displays: shared by the node and
+ * the viewer.
+ */
 export const TRANSFER_SYNTAX = {
   implicitLittle: '1.2.840.10008.1.2',
   explicitLittle: '1.2.840.10008.1.2.1',
