@@ -35,7 +35,9 @@ export function openNetworkDataset (archive: Archive, header: StoreHeader): Data
   }
 }
 
-export async function storeFromNetwork (archive: Archive, request: StoreRequest<IncomingObject>): Promise<DimseOutcome> {
+export async function storeFromNetwork (
+  archive: Archive, request: StoreRequest<IncomingObject>
+): Promise<DimseOutcome> {
   try {
     // A data set that is not the instance the request announced is refused before it is stored: its SCU is told
     // it failed, and nothing of it stays.

@@ -56,7 +56,8 @@ export class StorageKey {
     const key = await fs.readFile(path)
     if (key.byteLength !== 32) {
       const damaged = `the storage key at ${path} is damaged (${key.byteLength} bytes, not 32)`
-      throw new HomeError('RADMESH_HOME_CORRUPT', `${damaged}; without it the archive cannot be read: restore it from a backup`)
+      const restore = 'without it the archive cannot be read: restore it from a backup'
+      throw new HomeError('RADMESH_HOME_CORRUPT', `${damaged}; ${restore}`)
     }
     return new StorageKey(key)
   }

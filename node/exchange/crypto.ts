@@ -3,7 +3,16 @@
  * chunk AEAD under a study version's content key, the sealed manifest index, X25519 key wraps, and Ed25519
  * signatures by members' peer keys.
  */
-import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject, randomBytes } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  type KeyObject,
+  randomBytes
+} from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import {
   chunkAssociatedData,
@@ -33,7 +42,9 @@ function chunkNonce (index: number): Buffer {
 }
 
 /** ciphertext || tag; deterministic for a key and index, so every holder serves the same bytes. */
-export function encryptChunk (key: Uint8Array, studyUid: string, versionId: string, index: number, last: boolean, plaintext: Uint8Array): Buffer {
+export function encryptChunk (
+  key: Uint8Array, studyUid: string, versionId: string, index: number, last: boolean, plaintext: Uint8Array
+): Buffer {
   const cipher = createCipheriv('aes-256-gcm', key, chunkNonce(index))
   cipher.setAAD(chunkAssociatedData(studyUid, versionId, index, last))
   const body = cipher.update(plaintext)
@@ -42,7 +53,9 @@ export function encryptChunk (key: Uint8Array, studyUid: string, versionId: stri
 }
 
 /** Throws when the chunk was altered, or belongs to another study, version, place or key. */
-export function decryptChunk (key: Uint8Array, studyUid: string, versionId: string, index: number, last: boolean, sealed: Uint8Array): Buffer {
+export function decryptChunk (
+  key: Uint8Array, studyUid: string, versionId: string, index: number, last: boolean, sealed: Uint8Array
+): Buffer {
   if (sealed.byteLength < TAG) throw new Error(`chunk ${index} is shorter than its tag`)
   const decipher = createDecipheriv('aes-256-gcm', key, chunkNonce(index))
   decipher.setAAD(chunkAssociatedData(studyUid, versionId, index, last))
@@ -71,19 +84,25 @@ export function openIndex (key: Uint8Array, manifest: StudyManifest): ManifestIn
   return decodeManifestIndex(parseJsonBytes(body, body.byteLength, 'manifest index'), manifest)
 }
 
-const x25519PublicKey = (raw: string): KeyObject => createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: raw }, format: 'jwk' })
+const x25519PublicKey = (raw: string): KeyObject =>
+  createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: raw }, format: 'jwk' })
 
-function wrappingKey (shared: Buffer, ephemeralRaw: string, recipientRaw: string, studyUid: string, versionId: string): Buffer {
+function wrappingKey (
+  shared: Buffer, ephemeralRaw: string, recipientRaw: string, studyUid: string, versionId: string
+): Buffer {
   const salt = Buffer.concat([fromBase64url(ephemeralRaw), fromBase64url(recipientRaw)])
   return Buffer.from(hkdfSync('sha256', shared, salt, keyWrapInfo(studyUid, versionId), 32))
 }
 
 /** Wraps the content key for a recipient's certified X25519 key (unsigned: see signKeyWrap). */
-export function wrapContentKey (contentKey: Uint8Array, recipientWrapKey: string, studyUid: string, versionId: string): { ephemeralKey: string, wrappedKey: string } {
+export function wrapContentKey (
+  contentKey: Uint8Array, recipientWrapKey: string, studyUid: string, versionId: string
+): { ephemeralKey: string, wrappedKey: string } {
   const ephemeral = generateKeyPairSync('x25519')
   const ephemeralKey = rawPublicKey(ephemeral.publicKey)
   const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: x25519PublicKey(recipientWrapKey) })
-  const cipher = createCipheriv('aes-256-gcm', wrappingKey(shared, ephemeralKey, recipientWrapKey, studyUid, versionId), WRAP_NONCE)
+  const key = wrappingKey(shared, ephemeralKey, recipientWrapKey, studyUid, versionId)
+  const cipher = createCipheriv('aes-256-gcm', key, WRAP_NONCE)
   cipher.setAAD(keyWrapInfo(studyUid, versionId))
   const body = cipher.update(contentKey)
   cipher.final()
@@ -94,13 +113,16 @@ export function wrapContentKey (contentKey: Uint8Array, recipientWrapKey: string
 export function unwrapContentKey (wrap: KeyWrap, wrapPrivateKey: KeyObject, wrapPublicKey: string): Buffer {
   const shared = diffieHellman({ privateKey: wrapPrivateKey, publicKey: x25519PublicKey(wrap.ephemeralKey) })
   const sealed = fromBase64url(wrap.wrappedKey)
-  const decipher = createDecipheriv('aes-256-gcm', wrappingKey(shared, wrap.ephemeralKey, wrapPublicKey, wrap.studyUid, wrap.versionId), WRAP_NONCE)
+  const key = wrappingKey(shared, wrap.ephemeralKey, wrapPublicKey, wrap.studyUid, wrap.versionId)
+  const decipher = createDecipheriv('aes-256-gcm', key, WRAP_NONCE)
   decipher.setAAD(keyWrapInfo(wrap.studyUid, wrap.versionId))
   decipher.setAuthTag(sealed.subarray(32))
   return Buffer.concat([decipher.update(sealed.subarray(0, 32)), decipher.final()])
 }
 
-export async function signManifest (privateKey: PrivateKey, manifest: Omit<StudyManifest, 'signature'>): Promise<StudyManifest> {
+export async function signManifest (
+  privateKey: PrivateKey, manifest: Omit<StudyManifest, 'signature'>
+): Promise<StudyManifest> {
   return { ...manifest, signature: toBase64url(await privateKey.sign(manifestSigningBytes(manifest))) }
 }
 

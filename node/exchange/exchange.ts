@@ -58,15 +58,20 @@ export class Exchange {
   private readonly fetches = new Map<string, StudyFetch>()
 
   constructor (components: ExchangeComponents, init: ExchangeInit = {}) {
-    const { archive, versions, penalties, log } = components
+    const { libp2p, identity, consortiumId, registry, penalties, archive, versions, audit, log } = components
     const timeoutMs = init.timeoutMs ?? EXCHANGE_TIMEOUT_MS
     this.components = components
     this.versions = versions
     this.log = log
-    this.check = new VersionCheck(components)
-    this.sharing = new StudySharing({ ...components, check: this.check }, { timeoutMs })
+    // Each part is given the components it uses, and nothing more.
+    const check = new VersionCheck({ identity, consortiumId, registry, penalties, versions, log })
+    this.check = check
+    this.sharing = new StudySharing(
+      { libp2p, identity, consortiumId, registry, archive, versions, check, penalties, audit, log },
+      { timeoutMs }
+    )
     const holdings = new Holdings({ archive, versions })
-    this.server = new ExchangeServer({ versions, holdings, audit: components.audit, penalties, log }, { timeoutMs })
+    this.server = new ExchangeServer({ versions, holdings, audit, penalties, log }, { timeoutMs })
   }
 
   async start (): Promise<void> {
@@ -110,7 +115,11 @@ export class Exchange {
   fetch (studyUid: string, actor: AuditActor, options: { origin?: string } = {}): StudyFetch {
     const running = this.fetches.get(studyUid)
     if (running !== undefined && !running.finished) return running
-    const fetch = new StudyFetch({ ...this.components, check: this.check }, { studyUid, actor, origin: options.origin })
+    const { libp2p, registry, penalties, archive, audit, log } = this.components
+    const fetch = new StudyFetch(
+      { libp2p, registry, penalties, archive, versions: this.versions, check: this.check, audit, log },
+      { studyUid, actor, origin: options.origin }
+    )
     this.fetches.set(studyUid, fetch)
     fetch.start()
     const marked = this.versions.markFetching(studyUid, actor).catch((error: unknown) => {

@@ -200,7 +200,8 @@ export class StudyFetch {
     const from = Object.keys(this.sources).join(', ') || 'the local archive'
     const detail = `fetched ${manifest.instanceCount} instances from ${from}`
     const { actor } = this.init
-    await audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study: manifest.studyUid, detail })
+    const study = manifest.studyUid
+    await audit.append({ event: 'instancesTransferred', action: 'C', outcome: 0, actor, study, detail })
   }
 
   /** Starts a puller for every connected holder, again whenever one ends or a member connects, until done. */
@@ -264,7 +265,8 @@ export class StudyFetch {
         throw new Error(`this node is not a recipient of study ${studyUid}: no member holds a key wrap for it; ${ask}`)
       }
       const again = `asking again in ${backoff / 1000} s, or when a member connects`
-      this.log.info({ event: 'fetch-waiting', backoffMs: backoff }, `no connected member knows study ${studyUid} yet; ${again}`)
+      const waiting = `no connected member knows study ${studyUid} yet; ${again}`
+      this.log.info({ event: 'fetch-waiting', backoffMs: backoff }, waiting)
       await this.pause(backoff)
       backoff = Math.min(BACKOFF_MAX_MS, backoff * 2)
     }
@@ -301,6 +303,7 @@ export class StudyFetch {
   /** Pulls from one peer over CHUNKS_STREAMS_PER_PEER streams until it has nothing more this fetch needs. */
   private async pullFrom (peer: string): Promise<void> {
     const { version, schedule, assembly } = this.fetching as Fetching
+    const { libp2p, penalties, log } = this.components
     const lanes = new AbortController()
     const signal = AbortSignal.any([this.abort.signal, lanes.signal])
     const progress = { made: false }
@@ -323,7 +326,7 @@ export class StudyFetch {
       // Every lane has ended (and given back its chunks) before this puller does: one failing stops the others.
       const results = await Promise.allSettled(Array.from({ length: CHUNKS_STREAMS_PER_PEER }, async () => {
         try {
-          await pullLane(this.components, lane)
+          await pullLane({ libp2p, penalties, log }, lane)
         } catch (error) {
           lanes.abort(error)
           throw error

@@ -54,12 +54,15 @@ export function readingOrder (instances: InstanceRecord[], seriesNumbers: Map<st
   }
   const number = (value: unknown): number => {
     if (typeof value === 'number') return value
-    return Number.isFinite(Number(value)) && value !== '' && value !== undefined ? Number(value) : Number.MAX_SAFE_INTEGER
+    const given = Number.isFinite(Number(value)) && value !== '' && value !== undefined
+    return given ? Number(value) : Number.MAX_SAFE_INTEGER
   }
   const seriesNumber = (uid: string): number => seriesNumbers.get(uid) ?? 0
   const series = [...bySeries.entries()].sort(([a], [b]) => seriesNumber(a) - seriesNumber(b) || a.localeCompare(b))
   const instanceNumber = (instance: InstanceRecord): number => number(instance.attributes['00200013'])
-  for (const [, list] of series) list.sort((x, y) => instanceNumber(x) - instanceNumber(y) || x.sopUid.localeCompare(y.sopUid))
+  const byInstanceNumber = (x: InstanceRecord, y: InstanceRecord): number =>
+    instanceNumber(x) - instanceNumber(y) || x.sopUid.localeCompare(y.sopUid)
+  for (const [, list] of series) list.sort(byInstanceNumber)
   const ordered: InstanceRecord[] = []
   for (let round = 0; ordered.length < instances.length; round++) {
     for (const [, list] of series) {
@@ -213,7 +216,8 @@ export class StudyVersions {
 
   async forgetPartial (studyUid: string, versionId: string, indices: number[]): Promise<void> {
     if (indices.length === 0) return
-    await this.store.batch(indices.map(index => ({ type: 'del' as const, key: `p!${studyUid}!${versionId}!${pad(index)}` })))
+    const key = (index: number): string => `p!${studyUid}!${versionId}!${pad(index)}`
+    await this.store.batch(indices.map(index => ({ type: 'del' as const, key: key(index) })))
   }
 
   /**

@@ -101,7 +101,8 @@ export interface KeyWrap {
 
 type Unsigned<T> = Omit<T, 'signature'> & { signature?: string }
 
-export const manifestSigningBytes = (manifest: Unsigned<StudyManifest>): Uint8Array => signingBytes(SIGNING_CONTEXT_MANIFEST, manifest)
+export const manifestSigningBytes = (manifest: Unsigned<StudyManifest>): Uint8Array =>
+  signingBytes(SIGNING_CONTEXT_MANIFEST, manifest)
 export const keyWrapSigningBytes = (wrap: Unsigned<KeyWrap>): Uint8Array => signingBytes(SIGNING_CONTEXT_KEY_WRAP, wrap)
 
 /** Associated data of chunk `index` of a study version. */
@@ -110,12 +111,16 @@ export function chunkAssociatedData (studyUid: string, versionId: string, index:
 }
 
 /** Associated data and HKDF info of the sealed index and of key wraps. */
-export const indexAssociatedData = (studyUid: string, versionId: string): Uint8Array => utf8(`radmesh/manifest-index/v1\n${studyUid}\n${versionId}`)
-export const keyWrapInfo = (studyUid: string, versionId: string): Uint8Array => utf8(`radmesh/key-wrap/v1\n${studyUid}\n${versionId}`)
+export const indexAssociatedData = (studyUid: string, versionId: string): Uint8Array =>
+  utf8(`radmesh/manifest-index/v1\n${studyUid}\n${versionId}`)
+export const keyWrapInfo = (studyUid: string, versionId: string): Uint8Array =>
+  utf8(`radmesh/key-wrap/v1\n${studyUid}\n${versionId}`)
 
 export function uidField (object: Record<string, unknown>, key: string, what: string): string {
   const value = stringField(object, key, what, 64)
-  if (!UID_PATTERN.test(value)) throw new MalformedMessageError(`${what}.${key} must be a DICOM UID (digits and dots, at most 64 characters)`)
+  if (!UID_PATTERN.test(value)) {
+    throw new MalformedMessageError(`${what}.${key} must be a DICOM UID (digits and dots, at most 64 characters)`)
+  }
   return value
 }
 
@@ -133,7 +138,9 @@ export function peerIdField (object: Record<string, unknown>, key: string, what:
 
 function checkVersion (object: Record<string, unknown>, what: string): number {
   const v = integerField(object, 'v', what)
-  if (v !== MANIFEST_VERSION) throw new MalformedMessageError(`${what} has version ${v}; this radmesh reads version ${MANIFEST_VERSION}`)
+  if (v !== MANIFEST_VERSION) {
+    throw new MalformedMessageError(`${what} has version ${v}; this radmesh reads version ${MANIFEST_VERSION}`)
+  }
   return v
 }
 
@@ -154,12 +161,16 @@ export function decodeManifest (value: unknown): StudyManifest {
   const object = asObject(value, what)
   const hashes = object['chunkHashes']
   const sizes = object['chunkSizes']
-  if (!Array.isArray(hashes) || !Array.isArray(sizes)) throw new MalformedMessageError(`${what}.chunkHashes and chunkSizes must be arrays`)
+  if (!Array.isArray(hashes) || !Array.isArray(sizes)) {
+    throw new MalformedMessageError(`${what}.chunkHashes and chunkSizes must be arrays`)
+  }
   if (hashes.length === 0 || hashes.length > MAX_CHUNKS || sizes.length !== hashes.length) {
     throw new MalformedMessageError(`${what} must list between 1 and ${MAX_CHUNKS} chunks, with a size for each`)
   }
   hashes.forEach((hash, i) => {
-    if (typeof hash !== 'string' || !HEX_SHA256.test(hash)) throw new MalformedMessageError(`${what}.chunkHashes[${i}] must be a SHA-256 in hex`)
+    if (typeof hash !== 'string' || !HEX_SHA256.test(hash)) {
+      throw new MalformedMessageError(`${what}.chunkHashes[${i}] must be a SHA-256 in hex`)
+    }
   })
   let sealedBytes = 0
   sizes.forEach((size, i) => {
@@ -203,7 +214,9 @@ export function decodeManifestIndex (value: unknown, manifest: StudyManifest): M
   const what = 'manifest index'
   const object = asObject(value, what)
   const list = object['instances']
-  if (!Array.isArray(list) || list.length !== manifest.instanceCount) throw new MalformedMessageError(`${what}.instances must list the manifest's ${manifest.instanceCount} instances`)
+  if (!Array.isArray(list) || list.length !== manifest.instanceCount) {
+    throw new MalformedMessageError(`${what}.instances must list the manifest's ${manifest.instanceCount} instances`)
+  }
   const total = manifest.chunkHashes.length
   let nextChunk = 0
   let bytes = 0
@@ -217,9 +230,13 @@ export function decodeManifestIndex (value: unknown, manifest: StudyManifest): M
       firstChunk: nonNegative(entry, 'firstChunk', `${what}.instances[${i}]`),
       chunkCount: nonNegative(entry, 'chunkCount', `${what}.instances[${i}]`)
     }
-    if (!HEX_SHA256.test(instance.sha256)) throw new MalformedMessageError(`${what}.instances[${i}].sha256 must be a SHA-256 in hex`)
+    if (!HEX_SHA256.test(instance.sha256)) {
+      throw new MalformedMessageError(`${what}.instances[${i}].sha256 must be a SHA-256 in hex`)
+    }
     const expectedChunks = Math.max(1, Math.ceil(instance.size / TRANSFER_CHUNK_PLAINTEXT))
-    if (instance.firstChunk !== nextChunk || instance.chunkCount !== expectedChunks) throw new MalformedMessageError(`${what}.instances[${i}] does not follow the one before it in the chunk list`)
+    if (instance.firstChunk !== nextChunk || instance.chunkCount !== expectedChunks) {
+      throw new MalformedMessageError(`${what}.instances[${i}] does not follow the one before it in the chunk list`)
+    }
     if (nextChunk + instance.chunkCount > total) {
       throw new MalformedMessageError(`${what}.instances[${i}] runs past the manifest's ${total} chunks`)
     }
@@ -234,7 +251,9 @@ export function decodeManifestIndex (value: unknown, manifest: StudyManifest): M
     bytes += instance.size
     return instance
   })
-  if (nextChunk !== manifest.chunkHashes.length || bytes !== manifest.bytes) throw new MalformedMessageError(`${what} does not account for the manifest's chunks and bytes`)
+  if (nextChunk !== manifest.chunkHashes.length || bytes !== manifest.bytes) {
+    throw new MalformedMessageError(`${what} does not account for the manifest's chunks and bytes`)
+  }
   return { instances }
 }
 

@@ -195,8 +195,12 @@ export function decodeChunkFrame (bytes: Uint8Array): ChunkFrame {
   }
   const body = bytes.subarray(CHUNK_FRAME_HEADER_BYTES)
   const frame: ChunkFrame = { status, index: view.readUInt32BE(1), offset: view.readUInt32BE(5), bytes: body }
-  if (frame.status === FRAME_STATUS.data && body.byteLength === 0) throw new MalformedMessageError('a data frame with no bytes')
-  if (frame.status !== FRAME_STATUS.data && body.byteLength !== 0) throw new MalformedMessageError('a not-held frame with bytes')
+  if (frame.status === FRAME_STATUS.data && body.byteLength === 0) {
+    throw new MalformedMessageError('a data frame with no bytes')
+  }
+  if (frame.status !== FRAME_STATUS.data && body.byteLength !== 0) {
+    throw new MalformedMessageError('a not-held frame with bytes')
+  }
   return frame
 }
 

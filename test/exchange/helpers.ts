@@ -11,7 +11,14 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
 import { type Logger, pino } from 'pino'
 import type { Archive, InstanceRecord } from '../../node/archive/index.ts'
-import { encryptChunk, openIndex, sealIndex, signKeyWrap, signManifest, wrapContentKey } from '../../node/exchange/crypto.ts'
+import {
+  encryptChunk,
+  openIndex,
+  sealIndex,
+  signKeyWrap,
+  signManifest,
+  wrapContentKey
+} from '../../node/exchange/crypto.ts'
 import { StudyFetch, type StudyFetchInit } from '../../node/exchange/fetch.ts'
 import { Holdings } from '../../node/exchange/holdings.ts'
 import { ExchangeServer } from '../../node/exchange/serve.ts'
@@ -22,7 +29,12 @@ import type { Identity } from '../../node/identity/keys.ts'
 import { generateX25519 } from '../../node/membership/crypto.ts'
 import { PeerPenalties } from '../../node/p2p/penalties.ts'
 import { encodeLength } from '../../node/p2p/wire.ts'
-import { type KeyWrap, type ManifestIndex, type StudyManifest, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
+import {
+  type KeyWrap,
+  type ManifestIndex,
+  type StudyManifest,
+  TRANSFER_CHUNK_PLAINTEXT
+} from '../../protocol/exchange/manifest.ts'
 import { CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 
@@ -64,7 +76,8 @@ export async function version (
       chunkSizes.push(sealed.byteLength)
     }
     const sopUid = `${studyUid}.${i + 1}`
-    index.instances.push({ sopUid, seriesUid: `${studyUid}.0`, size: file.byteLength, sha256: sha256Hex(file), firstChunk, chunkCount: count })
+    const entry = { sopUid, seriesUid: `${studyUid}.0`, size: file.byteLength, sha256: sha256Hex(file) }
+    index.instances.push({ ...entry, firstChunk, chunkCount: count })
   }
   const manifest = await signManifest(origin.privateKey, {
     v: 1,
@@ -114,7 +127,9 @@ const record = (versions: OpenVersion[], sha256: string): InstanceRecord | undef
 }
 
 /** An archive in memory: files stored whole (known by the version whose instances they are), chunks kept. */
-export class MemoryArchive implements Pick<Archive, 'instance' | 'read' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'> {
+type ArchiveForExchange = Pick<Archive, 'instance' | 'read' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
+
+export class MemoryArchive implements ArchiveForExchange {
   readonly files = new Map<string, Buffer>()
   readonly kept = new Map<string, Buffer>()
   readonly stored: Array<{ sopUid: string, actor: unknown }> = []
@@ -211,7 +226,8 @@ export class MemoryVersions {
   async adopt (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<OpenVersion> {
     const index = openIndex(key, manifest)
     const opened = { manifest, key, index, instanceOfChunk: chunkMap(index, manifest.chunkHashes.length) }
-    if (this.latest === undefined || Date.parse(manifest.createdAt) > Date.parse(this.latest.manifest.createdAt)) this.latest = opened
+    const latestAt = this.latest === undefined ? undefined : Date.parse(this.latest.manifest.createdAt)
+    if (latestAt === undefined || Date.parse(manifest.createdAt) > latestAt) this.latest = opened
     await this.addWraps(wraps)
     return opened
   }
@@ -301,7 +317,8 @@ export function readableLog (level = 'info'): { log: Logger, lines: Array<Record
 
 export type Handler = (stream: Stream, connection: Connection) => Promise<void>
 
-export const connectionFrom = (peer: string): Connection => ({ remotePeer: { toString: () => peer } }) as unknown as Connection
+export const connectionFrom = (peer: string): Connection =>
+  ({ remotePeer: { toString: () => peer } }) as unknown as Connection
 
 /**
  * What one member's libp2p is to the exchange: connections to the other members, and dialling one of their
@@ -314,7 +331,9 @@ export function network (self: string, handlers: Record<string, Record<string, H
     getConnections: () => [...open].map(peer => ({ status: 'open', remotePeer: { toString: () => peer } })),
     dialProtocol: async (peerId: { toString (): string }, protocol: string): Promise<Stream> => {
       const handler = handlers[peerId.toString()]?.[protocol]
-      if (handler === undefined || !open.has(peerId.toString())) throw new Error(`${peerId.toString()} does not speak ${protocol}`)
+      if (handler === undefined || !open.has(peerId.toString())) {
+        throw new Error(`${peerId.toString()} does not speak ${protocol}`)
+      }
       const [local, remote] = await streamPair()
       void handler(remote, connectionFrom(self))
       return local
