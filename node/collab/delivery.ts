@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { ReportSignatureRecord } from '../../protocol/collab/records.ts'
 import { caseOfDoc } from '../../protocol/collab/sync.ts'
 import type { Archive } from '../archive/archive.ts'
+import type { AuditActor } from '../audit/log.ts'
 import { CaseError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
 import { diagnosticReport } from '../reporting/fhir.ts'
@@ -85,12 +86,14 @@ export class ReportDelivery {
     this.o.log.info({ event: 'report-delivered', case: caseId, study: report.caseId, status: report.status, outcome }, `the ${report.status} report of case ${caseId} is in the archive as a DICOM SR`)
   }
 
-  /** The FINAL report as FHIR R4; RADMESH_NOT_FOUND until it is FINAL. */
-  async fhir (caseId: string): Promise<Record<string, unknown>> {
+  /** The FINAL report as FHIR R4, the read audited; RADMESH_NOT_FOUND until it is FINAL. */
+  async fhir (caseId: string, actor: AuditActor): Promise<Record<string, unknown>> {
     const signed = await this.o.reports.finalSignature(caseId)
     if (signed === undefined) throw new CaseError('RADMESH_NOT_FOUND', `the report of case ${caseId} is not FINAL yet; FHIR is served for FINAL reports`)
     const { report, study } = await this.finalReport(caseId, signed)
-    return diagnosticReport(report, study, { srSopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`) })
+    const resource = diagnosticReport(report, study, { srSopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`) })
+    await this.o.reports.audited(this.o.worklist.requireCase(caseId), 'R', actor, 'read as FHIR')
+    return resource
   }
 
   private async finalReport (caseId: string, signed: { final: ReportSignatureRecord, addenda: ReportSignatureRecord[] }): Promise<{ report: FinalReport, study: StudyForReport }> {

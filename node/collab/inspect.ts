@@ -1,6 +1,6 @@
 /**
- * Untrusted Yjs updates are opened in a worker thread before the node touches them (ENGINEERING: a crafted
- * update can hang Yjs, yjs issue 687). The worker decodes the update and applies it to an empty document
+ * Untrusted Yjs updates are opened in a worker thread before the node touches them: a crafted update can
+ * hang Yjs 13.6.33 (yjs issue 687, open). The worker decodes the update and applies it to an empty document
  * under a memory limit and a deadline; an update that fails, or takes too long (the worker is then
  * replaced), is refused. What comes back is a plain description of the update's items and deletions, which
  * the document's validator judges.
@@ -32,13 +32,17 @@ export interface InspectedUpdate {
 /**
  * An update a node will not apply. `penalty` is what it counts against the sender: 0 when the update may
  * be fine later (it depends on records not here yet) or came from an honest race, more when it cannot be.
+ * `code` is what a local writer (the viewer) is told: RADMESH_REPORT_FINAL when the update would change a
+ * FINAL report, RADMESH_NOT_ALLOWED for anything else.
  */
 export class UpdateRefusedError extends Error {
   readonly penalty: number
-  constructor (message: string, penalty = 1) {
+  readonly code: 'RADMESH_NOT_ALLOWED' | 'RADMESH_REPORT_FINAL'
+  constructor (message: string, penalty = 1, code: UpdateRefusedError['code'] = 'RADMESH_NOT_ALLOWED') {
     super(message)
     this.name = 'UpdateRefusedError'
     this.penalty = penalty
+    this.code = code
   }
 }
 

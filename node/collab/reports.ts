@@ -29,8 +29,10 @@ import {
   type Sections
 } from '../../protocol/collab/records.ts'
 import { reportDocId } from '../../protocol/collab/sync.ts'
+import type { ReportView } from '../../protocol/api/reports.ts'
 import { canonicalJson, type Json } from '../../protocol/json.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
+import type { AuditActor, AuditLog } from '../audit/log.ts'
 import { CaseError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
 import { type CaseState, editorsOf } from './cases.ts'
@@ -42,25 +44,14 @@ import type { Worklist } from './worklist.ts'
 
 export const EDITORS_MAP = 'editors'
 export const SIGNATURES_MAP = 'signatures'
-export const REPORT_STATUSES = ['DRAFT', 'PRELIMINARY', 'FINAL', 'AMENDED'] as const
-export type ReportStatus = (typeof REPORT_STATUSES)[number]
-
-export interface ReportSignatureView { peerId: string, name: string, status: 'PRELIMINARY' | 'FINAL' | 'ADDENDUM', at: string, reportHash: string, verified: boolean }
-export interface ReportView {
-  caseId: string
-  studyInstanceUid: string
-  status: ReportStatus
-  sections: Sections
-  authors: Array<{ peerId: string, name: string }>
-  signatures: ReportSignatureView[]
-  addenda: Array<{ text: string, peerId: string, name: string, at: string }>
-  finalAt: string | null
-}
+export { REPORT_STATUSES, type ReportStatus, type ReportView } from '../../protocol/api/reports.ts'
 
 export interface ReportsOptions {
   documents: Documents
   identity: Identity
   worklist: Worklist
+  /** every read and change of a report is recorded (110110 Patient Record), whoever asks */
+  audit: Pick<AuditLog, 'append'>
   log: Logger
 }
 
@@ -156,7 +147,7 @@ export class Reports {
     // In the order they first wrote (a Y.Map's own order differs between nodes), so every node shows the same list.
     const bindings = [...doc.getMap<BindingRecord>(EDITORS_MAP).values()].sort((a, b) => a.at < b.at ? -1 : a.at > b.at ? 1 : a.by < b.by ? -1 : a.by > b.by ? 1 : 0)
     const authors = [...new Set(bindings.map(b => b.by))]
-    const signatureViews: ReportSignatureView[] = []
+    const signatureViews: ReportView['signatures'] = []
     for (const record of signatures) {
       signatureViews.push({
         peerId: record.by,
@@ -177,6 +168,19 @@ export class Reports {
       addenda: addenda.map(r => ({ text: r.text, peerId: r.by, name: this.options.worklist.nameOf(r.by), at: r.at })),
       finalAt: final?.at ?? null
     }
+  }
+
+  /** The report as `view` shows it, the read recorded in the audit trail. */
+  async read (caseId: string, actor: AuditActor, detail = 'read'): Promise<ReportView> {
+    const view = await this.view(caseId)
+    await this.audited(this.readable(caseId), 'R', actor, detail)
+    return view
+  }
+
+  /** Records a read ('R') or change ('U') of a case's report in the audit trail (110110 Patient Record). */
+  async audited (state: CaseState, action: 'R' | 'U', actor: AuditActor, detail: string): Promise<void> {
+    const entry = { event: 'patientRecord', action, outcome: 0, actor, study: state.studyUid } as const
+    await this.options.audit.append({ ...entry, detail: `report of case ${state.caseId}: ${detail}` })
   }
 
   /** The FINAL signature record of a case's report, if there is one (for delivery to the site). */
@@ -237,7 +241,7 @@ export class Reports {
    * text the writer started from), only the writer's change from it is made, so what others wrote since is
    * kept; if their change meets it, nothing is written and RADMESH_REPORT_CHANGED says so.
    */
-  async edit (caseId: string, sections: Partial<Sections>, base: Partial<Sections> = {}): Promise<ReportView> {
+  async edit (caseId: string, sections: Partial<Sections>, base: Partial<Sections>, actor: AuditActor): Promise<ReportView> {
     const state = this.writable(caseId)
     const doc = await this.open(caseId)
     if (finalOf(doc, new Set(editorsOf(state))) !== undefined) throw new CaseError('RADMESH_REPORT_FINAL', `the report of case ${caseId} is FINAL; it cannot change (write an addendum)`)
@@ -260,6 +264,7 @@ export class Reports {
       if (binding !== undefined) doc.getMap(EDITORS_MAP).set(String(binding.clientId), binding)
       for (const [name, text] of texts) replaceText(doc.getText(name), text)
     })
+    await this.audited(state, 'U', actor, `edited ${Object.keys(sections).join(', ')}`)
     return await this.view(caseId)
   }
 
@@ -267,7 +272,7 @@ export class Reports {
    * Signs the report as it stands. PRELIMINARY: the holder or a consultant. FINAL: the holder; it completes
    * the case. Sites never sign.
    */
-  async sign (caseId: string, status: 'PRELIMINARY' | 'FINAL'): Promise<ReportView> {
+  async sign (caseId: string, status: 'PRELIMINARY' | 'FINAL', actor: AuditActor): Promise<ReportView> {
     const state = this.writable(caseId)
     const me = this.options.identity.peerId
     if (status === 'FINAL' && state.claimedBy !== me) throw new CaseError('RADMESH_NOT_ALLOWED', `only the reader holding case ${caseId} signs it FINAL; a consultant signs PRELIMINARY`)
@@ -278,11 +283,12 @@ export class Reports {
     const at = new Date().toISOString()
     await this.addSignature(caseId, doc, { v: 1, kind: 'report-signature', caseId, studyUid: state.studyUid, status, sections, text: '', by: me as PeerIdString, at })
     await this.options.worklist.recordSignature(caseId, status, reportHash(caseId, state.studyUid, sections), at)
+    await this.audited(state, 'U', actor, `signed ${status}`)
     return await this.view(caseId)
   }
 
   /** An addendum to a FINAL report, by one of its readers. */
-  async addendum (caseId: string, text: string): Promise<ReportView> {
+  async addendum (caseId: string, text: string, actor: AuditActor): Promise<ReportView> {
     const state = this.readable(caseId)
     const me = this.options.identity.peerId
     if (!editorsOf(state).includes(me)) throw new CaseError('RADMESH_NOT_ALLOWED', `only the readers of case ${caseId} can add an addendum`)
@@ -293,6 +299,7 @@ export class Reports {
     const at = new Date().toISOString()
     await this.addSignature(caseId, doc, { v: 1, kind: 'report-signature', caseId, studyUid: state.studyUid, status: 'ADDENDUM', sections: empty, text, by: me as PeerIdString, at })
     await this.options.worklist.recordSignature(caseId, 'ADDENDUM', reportHash(caseId, state.studyUid, { ...empty, findings: text }), at)
+    await this.audited(state, 'U', actor, 'addendum')
     return await this.view(caseId)
   }
 
@@ -339,7 +346,7 @@ export class Reports {
         if (root === undefined) throw new UpdateRefusedError('the update nests types in a report, which holds only its sections and two maps', 5)
         if ((SECTION_NAMES as readonly string[]).includes(root)) {
           if (item.parentSub !== null || !(item.content instanceof Y.ContentString || item.content instanceof Y.ContentDeleted)) throw new UpdateRefusedError(`the update puts something other than text in section ${root}`, 5)
-          if (finalBefore !== undefined) throw new UpdateRefusedError(`the update changes section ${root} of a FINAL report`, 2)
+          if (finalBefore !== undefined) throw new UpdateRefusedError(`the update changes section ${root} of a FINAL report`, 2, 'RADMESH_REPORT_FINAL')
           const binding = bindings.get(String(client)) as BindingRecord | undefined
           if (binding === undefined) throw new UpdateRefusedError(`section text from Yjs client ${client}, which no reader of the case has bound`, 5)
           if (!editors.has(binding.by)) throw new UpdateRefusedError(`section text by ${binding.by}, who is not a reader of case ${caseId} (yet)`, 0)
@@ -381,7 +388,7 @@ export class Reports {
     if (finalBefore !== undefined) {
       const after = sectionsOf(trial)
       for (const name of SECTION_NAMES) {
-        if (after[name] !== sectionsBefore[name]) throw new UpdateRefusedError(`the update changes section ${name} of a FINAL report`, 2)
+        if (after[name] !== sectionsBefore[name]) throw new UpdateRefusedError(`the update changes section ${name} of a FINAL report`, 2, 'RADMESH_REPORT_FINAL')
       }
     }
     for (const name of SECTION_NAMES) {
