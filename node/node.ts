@@ -11,7 +11,12 @@ import { ListenError, RadmeshError } from './errors.ts'
 import { exists, SECRET_FILE_MODE, toJsonText, writeFileAtomic } from './files.ts'
 import { Sessions, newSecret } from './http/auth.ts'
 import { createHttpServer } from './http/server.ts'
-import type { ConnectedMember, NodeServices } from './http/services.ts'
+import type { ConnectedMember } from './http/services.ts'
+import type { MemberCertificate } from '../protocol/membership/index.ts'
+import type { AuditLog } from './audit/log.ts'
+import { StudyAccess } from './archive/access.ts'
+import type { Archive } from './archive/archive.ts'
+import { LiveReports } from './collab/live-report.ts'
 import type { HomePaths } from './identity/home.ts'
 import { loadMember, type Member } from './identity/member.ts'
 import { createLogger, type Logger } from './log.ts'
@@ -74,6 +79,26 @@ export interface NodeOptions {
   corsOrigins?: string[]
   /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/pack/writer.ts) */
   preallocateBytes?: number
+}
+
+/** The capabilities of a running node, for the CLI and the scripts that drive one. */
+export interface NodeServices {
+  peerId: string
+  certificate: MemberCertificate
+  host: RadmeshHost
+  registry: MembershipRegistry
+  revocations: RevocationSpreader
+  archive: Archive
+  exchange: Exchange
+  worklist: Worklist
+  reports: Reports
+  documents: Documents
+  sync: SyncService
+  presence: Presence
+  workflow: ReadingWorkflow
+  delivery: ReportDelivery
+  audit: AuditLog
+  connectedMembers (): ConnectedMember[]
 }
 
 export interface RunningNode extends NodeServices {
@@ -207,7 +232,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const worklist = new Worklist({ documents, identity: member.identity, registry, index: new CaseIndex(db, storageKey), log })
     await worklist.start()
     cleanups.push(() => { worklist.stop() })
-    const reports = new Reports({ documents, identity: member.identity, worklist, log })
+    const reports = new Reports({ documents, identity: member.identity, worklist, audit, log })
     await reports.openLive()
     const workflow = new ReadingWorkflow({ documents, identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
     workflow.start()
@@ -276,8 +301,11 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       }
     }
 
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, presence, workflow, delivery, audit, auditPath: member.paths.audit, connectedMembers }
-    const app: FastifyInstance = await createHttpServer(services, sessions, log, options.corsOrigins ?? [])
+    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, presence, workflow, delivery, audit, connectedMembers }
+    const live = new LiveReports({ reports, worklist, documents, presence, sync })
+    const access = new StudyAccess({ archive, audit })
+    const self = { peerId: member.identity.peerId, certificate: member.certificate }
+    const app: FastifyInstance = await createHttpServer({ ...services, self, live, access }, sessions, log, options.corsOrigins ?? [])
     try {
       await app.listen({ host: http.host, port: http.port })
     } catch (error) {

@@ -4,6 +4,7 @@
  * `/api/health` and the sign-in route are open. Tokens are compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import type {} from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditActor } from '../audit/log.ts'
 import { RadmeshError } from '../errors.ts'
@@ -96,22 +97,17 @@ export class Sessions {
       }
       throw new RadmeshError('RADMESH_UNAUTHORIZED', 'the bearer token is wrong; it is in HOME/api-token')
     }
-    const session = readCookie(request.headers.cookie, SESSION_COOKIE)
-    if (session !== undefined && this.touchSession(session, Date.now(), request.headers[BACKGROUND_HEADER] !== '1' && !/[?&]background=1(&|$)/.test(request.url))) {
+    // Read by @fastify/cookie, registered before this hook (server.ts).
+    const session = request.cookies[SESSION_COOKIE]
+    const activity = request.headers[BACKGROUND_HEADER] !== '1' && !/[?&]background=1(&|$)/.test(request.url)
+    if (session !== undefined && this.touchSession(session, Date.now(), activity)) {
       request.session = session
       // The session id is a secret: the audit trail names it by a short hash.
-      request.actor = { type: 'viewer', id: `session-${createHash('sha256').update(session).digest('hex').slice(0, 12)}`, address: request.ip }
+      const id = `session-${createHash('sha256').update(session).digest('hex').slice(0, 12)}`
+      request.actor = { type: 'viewer', id, address: request.ip }
       return
     }
-    throw new RadmeshError('RADMESH_UNAUTHORIZED', 'sign in: send "Authorization: Bearer TOKEN" (TOKEN is in HOME/api-token) or open the one-time viewer URL that "radmesh start" printed')
+    throw new RadmeshError('RADMESH_UNAUTHORIZED', 'sign in: send "Authorization: Bearer TOKEN" (TOKEN is in ' +
+      'HOME/api-token) or open the one-time viewer URL that "radmesh start" printed')
   }
-}
-
-export function readCookie (header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined
-  for (const part of header.split(';')) {
-    const [key, ...value] = part.trim().split('=')
-    if (key === name) return value.join('=')
-  }
-  return undefined
 }

@@ -78,18 +78,36 @@ export function handleFrameworkError (error: FastifyError, request: FastifyReque
   void handleError(error, request, reply)
 }
 
-/** fastify's `schemaErrorFormatter`: a schema's refusal as a BadRequestError that names the parameter. */
+/** What a schema's validator says about one fault (ajv's and TypeBox's name the same things a little apart). */
+interface SchemaFaultParams {
+  missingProperty?: unknown
+  requiredProperties?: unknown
+  allowedValues?: unknown
+  additionalProperties?: unknown
+}
+
+const listOf = (value: unknown): string | undefined =>
+  typeof value === 'string' ? value : Array.isArray(value) ? value.join(', ') : undefined
+
+/**
+ * fastify's `schemaErrorFormatter`: a schema's refusal as a BadRequestError that names the parameter (or body
+ * field) and what is wrong with it.
+ */
 export function schemaError (errors: FastifySchemaValidationError[], dataVar: string): Error {
   const where = dataVar === 'querystring' ? 'query parameter' : dataVar === 'params' ? 'path parameter' : dataVar
-  const said = errors.slice(0, 3).map(e => {
+  // A field no schema allows is said once, as the object's extra field (TypeBox also reports it as `false`).
+  const said = new Set(errors.filter(e => e.keyword !== 'boolean').map(e => {
     const name = e.instancePath.replace(/^\//, '').replaceAll('/', '.')
-    const missing = (e.params as { missingProperty?: unknown }).missingProperty
-    const allowed = (e.params as { allowedValues?: unknown }).allowedValues
-    const subject = typeof missing === 'string' ? `${where} ${missing}` : name === '' ? where : `${where} ${name}`
-    const problem = Array.isArray(allowed) ? `must be one of ${allowed.join(', ')}` : e.message ?? 'is not valid'
-    return `${subject} ${problem}`
-  })
-  return new BadRequestError(said.join('; '))
+    const params = e.params as SchemaFaultParams
+    const missing = listOf(params.missingProperty ?? params.requiredProperties)
+    const extra = listOf(params.additionalProperties)
+    const subject = name === '' ? where : `${where} ${name}`
+    if (missing !== undefined) return `${where} ${name === '' ? '' : `${name}.`}${missing} is missing`
+    if (extra !== undefined) return `${subject} has a field it does not take: ${extra}`
+    const allowed = listOf(params.allowedValues)
+    return `${subject} ${allowed === undefined ? e.message ?? 'is not valid' : `must be one of ${allowed}`}`
+  }))
+  return new BadRequestError([...said].slice(0, 3).join('; ') || `the ${where} is not valid`)
 }
 
 /** Node's HTTP parser errors, by the code Node gives them. */

@@ -5,4 +5,5 @@
  */
 export { Sessions } from './auth.ts'
 export { createHttpServer } from './server.ts'
-export type { ConnectedMember, NodeServices } from './services.ts'
+export type { HttpComponents } from './server.ts'
+export type { ConnectedMember, Self } from './services.ts'

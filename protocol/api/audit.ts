@@ -27,7 +27,9 @@ export const AuditRecord = Type.Object({
   time: Type.String(),
   /** the DCM code of the event: 110104, 110103, 110112, 110114, 110110 or 110109 */
   eventCode: Type.String(),
-  event: Type.Enum(['instancesTransferred', 'instancesAccessed', 'query', 'userAuthentication', 'patientRecord', 'orderRecord']),
+  event: Type.Enum([
+    'instancesTransferred', 'instancesAccessed', 'query', 'userAuthentication', 'patientRecord', 'orderRecord'
+  ]),
   /** PS3.15 A.5.1 EventActionCode */
   action: Type.Enum(['C', 'R', 'U', 'D', 'E']),
   /** PS3.15 A.5.1 EventOutcomeIndicator */

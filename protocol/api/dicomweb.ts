@@ -8,7 +8,9 @@ import { Uid } from './common.ts'
 
 /** QIDO-RS: the study and series in the path are matched and audited, so they must be UIDs. */
 export const QidoStudyParams = Type.Object({ study: Uid })
+export type QidoStudyParams = Static<typeof QidoStudyParams>
 export const QidoSeriesParams = Type.Object({ study: Uid, series: Uid })
+export type QidoSeriesParams = Static<typeof QidoSeriesParams>
 
 /**
  * QIDO-RS query parameters: attribute keywords or tags (PS3.18 8.3.4), `includefield`, `limit`, `offset`,
@@ -30,15 +32,17 @@ export const WadoParams = Type.Object({
 export type WadoParams = Static<typeof WadoParams>
 
 /** WADO-RS frames: a comma-separated list of frame numbers, from 1 (the node checks the list). */
-export const FramesParams = Type.Object({ study: Type.String(), series: Type.String(), instance: Type.String(), frames: Type.String() })
+const InstancePath = { study: Type.String(), series: Type.String(), instance: Type.String() }
+export const FramesParams = Type.Object({ ...InstancePath, frames: Type.String() })
 export type FramesParams = Static<typeof FramesParams>
 
 /** WADO-RS bulk data: a tag, or sequence/item/tag for a value inside a sequence. */
-export const BulkParams = Type.Object({ study: Type.String(), series: Type.String(), instance: Type.String(), '*': Type.String() })
+export const BulkParams = Type.Object({ ...InstancePath, '*': Type.String() })
 export type BulkParams = Static<typeof BulkParams>
 
 /** STOW-RS to a study: the instances sent must be of that study. */
 export const StowParams = Type.Object({ study: Type.Optional(Type.String()) })
+export type StowParams = Static<typeof StowParams>
 
 /** One attribute of a DICOM JSON data set (PS3.18 F.2.2): its VR, and its values, a bulk data URI or inline bytes. */
 export const DicomJsonAttribute = Type.Object({

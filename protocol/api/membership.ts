@@ -47,7 +47,10 @@ export type Membership = Static<typeof Membership>
 
 /** Checked field by field by the revocation decoder (protocol/membership), which names what is wrong. */
 const SubmittedRevocation = Type.Object({})
-export const RevocationsBody = Type.Union([Type.Array(SubmittedRevocation, { maxItems: MAX_SUBMITTED_REVOCATIONS }), SubmittedRevocation])
+export const RevocationsBody = Type.Union([
+  Type.Array(SubmittedRevocation, { maxItems: MAX_SUBMITTED_REVOCATIONS }),
+  SubmittedRevocation
+])
 export type RevocationsBody = Static<typeof RevocationsBody>
 
 export const RevocationsAdded = Type.Object({

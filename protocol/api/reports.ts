@@ -25,7 +25,9 @@ export type ReportStatus = (typeof REPORT_STATUSES)[number]
 
 const SectionText = Type.String({ maxLength: MAX_SECTION_CHARS })
 /** The five sections, each present. */
-export const Sections = Type.Object(Object.fromEntries(SECTION_NAMES.map(name => [name, SectionText])) as Record<SectionName, typeof SectionText>)
+export const Sections = Type.Object(
+  Object.fromEntries(SECTION_NAMES.map(name => [name, SectionText])) as Record<SectionName, typeof SectionText>
+)
 /** Some of the five sections, and nothing else. */
 export const SomeSections = Type.Partial(Sections, { additionalProperties: false })
 
@@ -49,7 +51,9 @@ export const ReportView = Type.Object({
   /** the members who wrote, in the order they first did */
   authors: Type.Array(Type.Object({ peerId: Type.String(), name: Type.String() })),
   signatures: Type.Array(ReportSignature),
-  addenda: Type.Array(Type.Object({ text: Type.String(), peerId: Type.String(), name: Type.String(), at: Type.String() })),
+  addenda: Type.Array(Type.Object({
+    text: Type.String(), peerId: Type.String(), name: Type.String(), at: Type.String()
+  })),
   finalAt: Nullable(Type.String())
 })
 export type ReportView = Static<typeof ReportView>
@@ -71,7 +75,9 @@ export const ConsultBody = Type.Object({ peerId: PeerId })
 export type ConsultBody = Static<typeof ConsultBody>
 
 /** A FHIR R4 DiagnosticReport (application/fhir+json): its fields are FHIR's, passed on whole. */
-export const FhirDiagnosticReport = Type.Object({ resourceType: Type.Literal('DiagnosticReport') }, { additionalProperties: true })
+export const FhirDiagnosticReport = Type.Object(
+  { resourceType: Type.Literal('DiagnosticReport') }, { additionalProperties: true }
+)
 export type FhirDiagnosticReport = Static<typeof FhirDiagnosticReport>
 
 /** A Yjs client id (the node refuses one that is not an unsigned 32-bit integer). */

@@ -7,29 +7,30 @@
  *   with `?verify=1` the result of checking its chain.
  */
 import type { Readable } from 'node:stream'
-import type { FastifyInstance } from 'fastify'
-import { AuditLog } from '../../audit/log.ts'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Imported, InstanceParams, StoredInstance } from '../../../protocol/api/archive.ts'
+import { AuditQuery, AuditTrail, DEFAULT_AUDIT_RECORDS } from '../../../protocol/api/audit.ts'
+import { ERROR_RESPONSES } from '../../../protocol/api/common.ts'
+import type { Archive } from '../../archive/archive.ts'
+import type { AuditLog } from '../../audit/log.ts'
 import { RadmeshError } from '../../errors.ts'
-import type { NodeServices } from '../services.ts'
 
-const DEFAULT_AUDIT_RECORDS = 1000
-const MAX_AUDIT_RECORDS = 100_000
+export interface ArchiveRoutesOptions {
+  archive: Pick<Archive, 'incoming' | 'storeIncoming' | 'instance'>
+  audit: Pick<AuditLog, 'query'>
+}
+
 /** `?verify`, `?verify=1` and `?verify=true` ask for the check; `0` and `false` do not. */
 const VERIFY_YES = new Set(['', '1', 'true'])
-const AUDIT_QUERY = {
-  type: 'object',
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: MAX_AUDIT_RECORDS },
-    verify: { type: 'string', enum: [...VERIFY_YES, '0', 'false'] }
-  }
-} as const
 
-export async function archiveApiRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
+export const archiveApiRoutes: FastifyPluginAsyncTypebox<ArchiveRoutesOptions> = async (app, { archive, audit }) => {
   // The body reaches the handler unread, as a stream (no parseAs: nothing buffers it).
-  app.addContentTypeParser(['application/dicom', 'application/octet-stream'], (_request, payload, done) => { done(null, payload) })
+  app.addContentTypeParser(['application/dicom', 'application/octet-stream'], (_request, payload, done) => {
+    done(null, payload)
+  })
 
-  app.post('/api/import', async (request) => {
-    const incoming = node.archive.incoming()
+  app.post('/api/import', { schema: { response: { 200: Imported, ...ERROR_RESPONSES } } }, async (request) => {
+    const incoming = archive.incoming()
     try {
       // The next piece is read once this one is taken: while the archive writes, TCP holds the sender back.
       for await (const piece of request.body as Readable) {
@@ -39,12 +40,20 @@ export async function archiveApiRoutes (app: FastifyInstance, { node }: { node: 
       incoming.release() // the sender went away mid-file: nothing of it is stored
       throw error
     }
-    const { outcome, instance } = await node.archive.storeIncoming(incoming, request.actor)
-    return { outcome, studyInstanceUid: instance.studyUid, seriesInstanceUid: instance.seriesUid, sopInstanceUid: instance.sopUid, bytes: instance.size }
+    const { outcome, instance } = await archive.storeIncoming(incoming, request.actor)
+    return {
+      outcome,
+      studyInstanceUid: instance.studyUid,
+      seriesInstanceUid: instance.seriesUid,
+      sopInstanceUid: instance.sopUid,
+      bytes: instance.size
+    }
   })
 
-  app.get<{ Params: { sop: string } }>('/api/instances/:sop', async (request) => {
-    const instance = await node.archive.instance(request.params.sop)
+  app.get('/api/instances/:sop', {
+    schema: { params: InstanceParams, response: { 200: StoredInstance, ...ERROR_RESPONSES } }
+  }, async (request) => {
+    const instance = await archive.instance(request.params.sop)
     if (instance === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `no instance ${request.params.sop} here`)
     return {
       studyInstanceUid: instance.studyUid,
@@ -58,16 +67,10 @@ export async function archiveApiRoutes (app: FastifyInstance, { node }: { node: 
     }
   })
 
-  type AuditQuery = { verify?: string, limit?: number }
-  app.get<{ Querystring: AuditQuery }>('/api/audit', { schema: { querystring: AUDIT_QUERY } }, async (request) => {
-    await node.audit.settled()
-    const records = await AuditLog.read(node.auditPath)
-    const limit = request.query.limit ?? DEFAULT_AUDIT_RECORDS
-    const verify = request.query.verify !== undefined && VERIFY_YES.has(request.query.verify)
-    return {
-      total: records.length,
-      records: records.slice(-limit),
-      ...(verify ? { verify: await AuditLog.verify(node.auditPath) } : {})
-    }
+  app.get('/api/audit', {
+    schema: { querystring: AuditQuery, response: { 200: AuditTrail, ...ERROR_RESPONSES } }
+  }, async (request) => {
+    const { limit = DEFAULT_AUDIT_RECORDS, verify } = request.query
+    return await audit.query({ limit, verify: verify !== undefined && VERIFY_YES.has(verify) })
   })
 }

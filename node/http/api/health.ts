@@ -1,18 +1,18 @@
-import type { FastifyInstance } from 'fastify'
-import type { NodeServices } from '../services.ts'
-
 /** `GET /api/health`: open to all, so load balancers and monitors need no token. */
-export async function healthRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
-  app.get('/api/health', {
-    config: { public: true },
-    schema: {
-      response: {
-        200: {
-          type: 'object',
-          required: ['ok', 'peerId', 'name', 'role'],
-          properties: { ok: { type: 'boolean' }, peerId: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' } }
-        }
-      }
-    }
-  }, async () => ({ ok: node.host.status === 'started', peerId: node.peerId, name: node.certificate.name, role: node.certificate.role }))
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ERROR_RESPONSES } from '../../../protocol/api/common.ts'
+import { Health } from '../../../protocol/api/health.ts'
+import type { RadmeshHost } from '../../p2p/host.ts'
+import type { Self } from '../services.ts'
+
+export interface HealthRoutesOptions {
+  self: Self
+  host: Pick<RadmeshHost, 'status'>
+}
+
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { self, host }) => {
+  const schema = { response: { 200: Health, ...ERROR_RESPONSES } }
+  app.get('/api/health', { config: { public: true }, schema }, async () => ({
+    ok: host.status === 'started', peerId: self.peerId, name: self.certificate.name, role: self.certificate.role
+  }))
 }

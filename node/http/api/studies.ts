@@ -1,45 +1,49 @@
 /**
- * The study exchange over HTTP (CONTRACT.md):
+ * The study exchange over HTTP:
  * `POST /api/studies/:studyUid/share` `{ peerIds }`: wraps the study key for these members and announces it.
  * `POST /api/studies/:studyUid/fetch`: 202; the node fetches the study from whoever holds it.
  * `GET /api/studies/:studyUid/availability`: `{ instancesTotal, instancesLocal, bytesTotal, bytesLocal,
  *   complete, state, error?, sources? }`.
  */
-import type { FastifyInstance } from 'fastify'
-import { UID_PATTERN } from '../../../protocol/exchange/manifest.ts'
-import { BadRequestError, RadmeshError } from '../../errors.ts'
-import type { NodeServices } from '../services.ts'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ERROR_RESPONSES, StudyParams } from '../../../protocol/api/common.ts'
+import { Availability, ShareBody, Shared } from '../../../protocol/api/studies.ts'
+import { RadmeshError } from '../../errors.ts'
+import type { Exchange } from '../../exchange/exchange.ts'
 
-const MAX_RECIPIENTS = 64
-
-function studyUidOf (params: { studyUid: string }): string {
-  const uid = params.studyUid
-  if (uid.length > 64 || !UID_PATTERN.test(uid)) throw new BadRequestError(`"${uid.slice(0, 80)}" is not a Study Instance UID (digits and dots, at most 64 characters)`)
-  return uid
+export interface StudyRoutesOptions {
+  exchange: Pick<Exchange, 'share' | 'fetch' | 'availability'>
 }
 
-export async function studyRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
-  app.post<{ Params: { studyUid: string }, Body: unknown }>('/api/studies/:studyUid/share', async (request) => {
-    const studyUid = studyUidOf(request.params)
-    const body = request.body as { peerIds?: unknown } | undefined
-    const peerIds = body?.peerIds
-    if (!Array.isArray(peerIds) || peerIds.length === 0 || peerIds.length > MAX_RECIPIENTS || !peerIds.every(p => typeof p === 'string' && p.length > 0 && p.length <= 128)) {
-      throw new BadRequestError(`the body must be { "peerIds": [...] } with 1 to ${MAX_RECIPIENTS} peer ids`)
+/** What a fetch that has not found the study's manifest yet answers. */
+const FINDING = {
+  instancesTotal: 0, instancesLocal: 0, bytesTotal: 0, bytesLocal: 0, complete: false, state: 'finding'
+} as const
+
+export const studyRoutes: FastifyPluginAsyncTypebox<StudyRoutesOptions> = async (app, { exchange }) => {
+  app.post('/api/studies/:studyUid/share', {
+    schema: { params: StudyParams, body: ShareBody, response: { 200: Shared, ...ERROR_RESPONSES } }
+  }, async (request) => {
+    return await exchange.share(request.params.studyUid, [...new Set(request.body.peerIds)], request.actor)
+  })
+
+  app.post('/api/studies/:studyUid/fetch', {
+    schema: { params: StudyParams, response: { 202: Availability, ...ERROR_RESPONSES } }
+  }, async (request, reply) => {
+    const { studyUid } = request.params
+    exchange.fetch(studyUid, request.actor)
+    return await reply.code(202).send(await exchange.availability(studyUid) ?? FINDING)
+  })
+
+  app.get('/api/studies/:studyUid/availability', {
+    schema: { params: StudyParams, response: { 200: Availability, ...ERROR_RESPONSES } }
+  }, async (request) => {
+    const { studyUid } = request.params
+    const availability = await exchange.availability(studyUid)
+    if (availability === undefined) {
+      throw new RadmeshError('RADMESH_NOT_FOUND',
+        `this node knows no study ${studyUid}: it is not in its archive and was not shared with it`)
     }
-    return await node.exchange.share(studyUid, [...new Set(peerIds as string[])], request.actor)
-  })
-
-  app.post<{ Params: { studyUid: string } }>('/api/studies/:studyUid/fetch', async (request, reply) => {
-    const studyUid = studyUidOf(request.params)
-    node.exchange.fetch(studyUid, request.actor)
-    reply.code(202)
-    return await node.exchange.availability(studyUid) ?? { instancesTotal: 0, instancesLocal: 0, bytesTotal: 0, bytesLocal: 0, complete: false, state: 'finding' }
-  })
-
-  app.get<{ Params: { studyUid: string } }>('/api/studies/:studyUid/availability', async (request) => {
-    const studyUid = studyUidOf(request.params)
-    const availability = await node.exchange.availability(studyUid)
-    if (availability === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `this node knows no study ${studyUid}: it is not in its archive and was not shared with it`)
     return availability
   })
 }

@@ -12,71 +12,35 @@
  * `GET /api/tat` turnaround times by priority.
  * `GET /api/duty`, `PUT /api/duty` `{ shifts: [{ start, end }] }` a radiologist's on-duty shifts.
  */
-import type { FastifyInstance } from 'fastify'
-import { isCaseId, MAX_SHIFTS, PRIORITIES, type Shift } from '../../../protocol/collab/records.ts'
-import { CASE_STATUSES, type CaseState, summariseTat } from '../../collab/cases.ts'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { CaseParams, ERROR_RESPONSES } from '../../../protocol/api/common.ts'
+import {
+  CancelBody, CasesPage, CasesQuery, DEFAULT_CASES_PAGE, DEFAULT_CLOSED_SHOWN, DEFAULT_TAT_DAYS, DutyRoster, MyDuty,
+  ShiftsBody, TatQuery, TatReport, WorklistEntries, WorklistEntry, WorklistQuery
+} from '../../../protocol/api/worklist.ts'
+import { PRIORITIES, type Shift } from '../../../protocol/collab/records.ts'
+import { type CaseState, summariseTat } from '../../collab/cases.ts'
+import type { ReadingWorkflow } from '../../collab/workflow.ts'
+import type { Worklist } from '../../collab/worklist.ts'
 import { BadRequestError } from '../../errors.ts'
-import type { NodeServices } from '../services.ts'
 
-export function caseIdOf (params: { caseId: string }): string {
-  if (!isCaseId(params.caseId)) throw new BadRequestError(`"${params.caseId.slice(0, 80)}" is not a case id (24 hex digits)`)
-  return params.caseId
+export interface WorklistRoutesOptions {
+  /** this node's peer id: whose cases, claims and shifts are "mine" */
+  peerId: string
+  worklist: Pick<Worklist, 'allCases' | 'caseState' | 'query' | 'shifts' | 'certificateOf'>
+  workflow: Pick<ReadingWorkflow, 'claim' | 'release' | 'cancel' | 'radiologists' | 'onDuty' | 'setShifts'>
 }
 
 const PRIORITY_ORDER = new Map<string, number>([['STAT', 0], ['URGENT', 1], ['ROUTINE', 2]])
-
-const WORKLIST_QUERY = {
-  type: 'object',
-  properties: {
-    status: { type: 'string', enum: CASE_STATUSES },
-    priority: { type: 'string', enum: PRIORITIES },
-    mine: { type: 'string', enum: ['true', 'false'] },
-    closed: { type: 'integer', minimum: 0, maximum: 500 }
-  }
-} as const
-
-/** An ISO 8601 time as a query parameter. */
-const TIME = { type: 'string', maxLength: 40, pattern: '^\\d{4}-\\d{2}-\\d{2}(T[0-9:.]+(Z|[+-]\\d{2}:\\d{2})?)?$' } as const
-const CASES_QUERY = {
-  type: 'object',
-  properties: {
-    status: { type: 'string', enum: CASE_STATUSES },
-    from: TIME,
-    to: TIME,
-    limit: { type: 'integer', minimum: 1, maximum: 1000 },
-    after: { type: 'string', maxLength: 128, pattern: '^t!' }
-  }
-} as const
-const TAT_QUERY = { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 366 } } } as const
-
-/** Closed cases the worklist shows after the open ones, unless told. */
-const CLOSED_SHOWN = 50
+/** The index is read this many cases at a time for the turnaround times. */
+const TAT_PAGE = 1000
 const isOpenCase = (state: CaseState): boolean => state.status === 'SCHEDULED' || state.status === 'IN PROGRESS'
 const closedAt = (state: CaseState): string => state.finalAt ?? state.canceledAt ?? state.createdAt
 
-export interface WorklistEntry {
-  caseId: string
-  studyInstanceUid: string
-  site: string
-  siteName: string
-  priority: string
-  subspecialty: string
-  modalities: string[]
-  bodyPart: string
-  status: string
-  claimedBy: string | null
-  claimedByName: string | null
-  consultants: string[]
-  readers: string[]
-  createdAt: string
-  dueAt: string
-  claimedAt: string | null
-  preliminaryAt: string | null
-  finalAt: string | null
-  overdue: boolean
-}
-
-export function worklistEntry (node: NodeServices, state: CaseState, now = Date.now()): WorklistEntry {
+/** A case as the worklist shows it; the reader holding it named when this node knows them. */
+export function worklistEntry (
+  names: Pick<Worklist, 'certificateOf'>, state: CaseState, now = Date.now()
+): WorklistEntry {
   return {
     caseId: state.caseId,
     studyInstanceUid: state.studyUid,
@@ -88,7 +52,7 @@ export function worklistEntry (node: NodeServices, state: CaseState, now = Date.
     bodyPart: state.bodyPart,
     status: state.status,
     claimedBy: state.claimedBy,
-    claimedByName: state.claimedBy === null ? null : node.worklist.certificateOf(state.claimedBy)?.name ?? null,
+    claimedByName: state.claimedBy === null ? null : names.certificateOf(state.claimedBy)?.name ?? null,
     consultants: state.consultants,
     readers: state.readers,
     createdAt: state.createdAt,
@@ -100,87 +64,98 @@ export function worklistEntry (node: NodeServices, state: CaseState, now = Date.
   }
 }
 
-/** The cases this node's user works with. */
-export function visibleCases (node: NodeServices): CaseState[] {
-  const me = node.peerId
-  return node.worklist.allCases().filter(state => state.site === me || state.readers.includes(me) || state.consultants.includes(me))
-}
-
-function parseShifts (body: unknown): Shift[] {
-  const shifts = (body as { shifts?: unknown } | undefined)?.shifts
-  if (!Array.isArray(shifts) || shifts.length > MAX_SHIFTS) throw new BadRequestError(`the body must be { "shifts": [{ "start", "end" }] } with at most ${MAX_SHIFTS} shifts`)
-  return shifts.map((shift, i) => {
-    const { start, end } = (shift ?? {}) as { start?: unknown, end?: unknown }
-    if (typeof start !== 'string' || typeof end !== 'string' || Number.isNaN(Date.parse(start)) || Number.isNaN(Date.parse(end)) || Date.parse(end) <= Date.parse(start)) {
+/** Shifts as ISO 8601 in UTC, each ending after it starts. */
+function parseShifts (shifts: Shift[]): Shift[] {
+  return shifts.map(({ start, end }, i) => {
+    if (Number.isNaN(Date.parse(start)) || Number.isNaN(Date.parse(end)) || Date.parse(end) <= Date.parse(start)) {
       throw new BadRequestError(`shifts[${i}] must have ISO 8601 "start" and "end", ending after it starts`)
     }
     return { start: new Date(start).toISOString(), end: new Date(end).toISOString() }
   })
 }
 
-export async function worklistRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
-  type WorklistQuery = { status?: string, priority?: string, mine?: string, closed?: number }
-  const worklistSchema = { querystring: WORKLIST_QUERY }
-  app.get<{ Querystring: WorklistQuery }>('/api/worklist', { schema: worklistSchema }, async request => {
-    const { status, priority, mine, closed = CLOSED_SHOWN } = request.query
+export const worklistRoutes: FastifyPluginAsyncTypebox<WorklistRoutesOptions> = async (app, options) => {
+  const { peerId: me, worklist, workflow } = options
+  /** The cases this node's user works with. */
+  const visibleCases = (): CaseState[] => worklist.allCases()
+    .filter(state => state.site === me || state.readers.includes(me) || state.consultants.includes(me))
+
+  app.get('/api/worklist', {
+    schema: { querystring: WorklistQuery, response: { 200: WorklistEntries, ...ERROR_RESPONSES } }
+  }, async request => {
+    const { status, priority, mine, closed = DEFAULT_CLOSED_SHOWN } = request.query
     const now = Date.now()
-    const wanted = visibleCases(node).filter(state => (status === undefined || state.status === status) && (priority === undefined || state.priority === priority) &&
-      (mine !== 'true' || state.claimedBy === node.peerId || state.consultants.includes(node.peerId)))
-    const open = wanted.filter(isOpenCase).sort((a, b) => (PRIORITY_ORDER.get(a.priority) ?? 9) - (PRIORITY_ORDER.get(b.priority) ?? 9) ||
+    const wanted = visibleCases().filter(state =>
+      (status === undefined || state.status === status) && (priority === undefined || state.priority === priority) &&
+      (mine !== 'true' || state.claimedBy === me || state.consultants.includes(me)))
+    const open = wanted.filter(isOpenCase).sort((a, b) =>
+      (PRIORITY_ORDER.get(a.priority) ?? 9) - (PRIORITY_ORDER.get(b.priority) ?? 9) ||
       Date.parse(a.dueAt) - Date.parse(b.dueAt))
     // The closed cases still in memory (live: closed in the last days), the most recently closed first.
-    const done = wanted.filter(state => !isOpenCase(state)).sort((a, b) => closedAt(b).localeCompare(closedAt(a))).slice(0, closed)
-    return [...open, ...done].map(state => worklistEntry(node, state, now))
+    const done = wanted.filter(state => !isOpenCase(state))
+      .sort((a, b) => closedAt(b).localeCompare(closedAt(a))).slice(0, closed)
+    return [...open, ...done].map(state => worklistEntry(worklist, state, now))
   })
 
-  type CasesQuery = { status?: CaseState['status'], from?: string, to?: string, limit?: number, after?: string }
-  app.get<{ Querystring: CasesQuery }>('/api/cases', { schema: { querystring: CASES_QUERY } }, async request => {
-    const { status, from, to, limit = 100, after } = request.query
+  app.get('/api/cases', {
+    schema: { querystring: CasesQuery, response: { 200: CasesPage, ...ERROR_RESPONSES } }
+  }, async request => {
+    const { status, from, to, limit = DEFAULT_CASES_PAGE, after } = request.query
     const now = Date.now()
-    const me = node.peerId
-    const page = await node.worklist.query({
+    const page = await worklist.query({
       limit, member: me,
       ...(status === undefined ? {} : { status }),
       ...(from === undefined ? {} : { from: new Date(from).toISOString() }),
       ...(to === undefined ? {} : { to: new Date(to).toISOString() }),
       ...(after === undefined ? {} : { after })
     })
-    return { cases: page.cases.map(({ state }) => worklistEntry(node, node.worklist.caseState(state.caseId) ?? state, now)), next: page.next ?? null }
+    const cases = page.cases.map(({ state }) => worklistEntry(worklist, worklist.caseState(state.caseId) ?? state, now))
+    return { cases, next: page.next ?? null }
   })
 
-  app.post<{ Params: { caseId: string } }>('/api/worklist/:caseId/claim', async (request) =>
-    worklistEntry(node, await node.workflow.claim(caseIdOf(request.params), request.actor)))
+  const caseAction = { schema: { params: CaseParams, response: { 200: WorklistEntry, ...ERROR_RESPONSES } } }
+  app.post('/api/worklist/:caseId/claim', caseAction, async (request) =>
+    worklistEntry(worklist, await workflow.claim(request.params.caseId, request.actor)))
 
-  app.post<{ Params: { caseId: string } }>('/api/worklist/:caseId/release', async (request) =>
-    worklistEntry(node, await node.workflow.release(caseIdOf(request.params), request.actor)))
+  app.post('/api/worklist/:caseId/release', caseAction, async (request) =>
+    worklistEntry(worklist, await workflow.release(request.params.caseId, request.actor)))
 
-  app.post<{ Params: { caseId: string }, Body: unknown }>('/api/worklist/:caseId/cancel', async (request) => {
-    const reason = (request.body as { reason?: unknown } | undefined)?.reason
-    if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 512) throw new BadRequestError('the body must be { "reason": "..." } (1 to 512 characters)')
-    return worklistEntry(node, await node.workflow.cancel(caseIdOf(request.params), reason, request.actor))
+  app.post('/api/worklist/:caseId/cancel', {
+    schema: { params: CaseParams, body: CancelBody, response: { 200: WorklistEntry, ...ERROR_RESPONSES } }
+  }, async (request) => {
+    const { caseId } = request.params
+    return worklistEntry(worklist, await workflow.cancel(caseId, request.body.reason, request.actor))
   })
 
   // Turnaround over the cases created in the last `?days=` (30), from the index: a year of history is not read.
-  app.get<{ Querystring: { days?: number } }>('/api/tat', { schema: { querystring: TAT_QUERY } }, async request => {
-    const days = request.query.days ?? 30
+  app.get('/api/tat', {
+    schema: { querystring: TatQuery, response: { 200: TatReport, ...ERROR_RESPONSES } }
+  }, async request => {
+    const days = request.query.days ?? DEFAULT_TAT_DAYS
     const from = new Date(Date.now() - days * 24 * 3600_000).toISOString()
     const states = new Map<string, CaseState>()
     for (let after: string | undefined, first = true; first || after !== undefined; first = false) {
-      const page = await node.worklist.query({ from, limit: 1000, member: node.peerId, ...(after === undefined ? {} : { after }) })
+      const next = after === undefined ? {} : { after }
+      const page = await worklist.query({ from, limit: TAT_PAGE, member: me, ...next })
       for (const { state } of page.cases) states.set(state.caseId, state)
       after = page.next
     }
-    for (const state of visibleCases(node)) if (state.createdAt >= from) states.set(state.caseId, state)
+    for (const state of visibleCases()) if (state.createdAt >= from) states.set(state.caseId, state)
     return { generatedAt: new Date().toISOString(), days, byPriority: summariseTat(states.values(), PRIORITIES) }
   })
 
-  app.get('/api/duty', async () => {
-    const shifts = node.worklist.shifts()
-    return node.workflow.radiologists().map(c => ({ peerId: c.peerId, name: c.name, subspecialties: c.subspecialties, shifts: shifts.get(c.peerId) ?? null, onDuty: node.workflow.onDuty(c.peerId) }))
+  app.get('/api/duty', { schema: { response: { 200: DutyRoster, ...ERROR_RESPONSES } } }, async () => {
+    const shifts = worklist.shifts()
+    return workflow.radiologists().map(c => ({
+      peerId: c.peerId, name: c.name, subspecialties: c.subspecialties, shifts: shifts.get(c.peerId) ?? null,
+      onDuty: workflow.onDuty(c.peerId)
+    }))
   })
 
-  app.put<{ Body: unknown }>('/api/duty', async (request) => {
-    await node.workflow.setShifts(parseShifts(request.body))
-    return { peerId: node.peerId, shifts: node.worklist.shifts().get(node.peerId) ?? [], onDuty: node.workflow.onDuty(node.peerId) }
+  app.put('/api/duty', {
+    schema: { body: ShiftsBody, response: { 200: MyDuty, ...ERROR_RESPONSES } }
+  }, async (request) => {
+    await workflow.setShifts(parseShifts(request.body.shifts))
+    return { peerId: me, shifts: worklist.shifts().get(me) ?? [], onDuty: workflow.onDuty(me) }
   })
 }

@@ -9,9 +9,8 @@
  */
 import { createInflateRaw } from 'node:zlib'
 import type { Archive, InstanceRecord } from '../../archive/archive.ts'
-import { DEFLATED_SYNTAXES } from '../../dicom/file.ts'
-import { frameGeometry } from '../../dicom/geometry.ts'
-import { TRANSFER_SYNTAX } from '../../dicom/uids.ts'
+import { DEFLATED_SYNTAXES, TRANSFER_SYNTAX } from '../../dicom/dictionary.ts'
+import { frameGeometry, littleEndianFrame } from '../../dicom/geometry.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
 
 const MEDIA_TYPES = new Map<string, string>(Object.entries({
@@ -67,17 +66,14 @@ export function planFrames (instance: InstanceRecord, frameNumbers: number[]): {
   if (!pixelData.encapsulated) {
     const frameBytes = geometry.frameBytes as number
     if (frameBytes > MAX_FRAME_BYTES) throw tooLarge(frameBytes)
-    const swap = instance.transferSyntaxUid === TRANSFER_SYNTAX.explicitBig
-    const bitsAllocated = Number(instance.attributes['00280100'] ?? 16)
     return {
       contentType: 'application/octet-stream',
       transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle,
       frames: async function * (source) {
         for (const n of frameNumbers) {
           const span = { offset: pixelData.offset + (n - 1) * frameBytes, length: frameBytes }
-          let body: Uint8Array = await readSpans(source, instance, [span], deflated)
-          if (swap && bitsAllocated === 16) body = Buffer.from(body).swap16()
-          if (swap && bitsAllocated === 32) body = Buffer.from(body).swap32()
+          const read = await readSpans(source, instance, [span], deflated)
+          const body = littleEndianFrame(read, instance.transferSyntaxUid, instance.attributes)
           yield { body, contentType: 'application/octet-stream', transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle }
         }
       }

@@ -2,17 +2,25 @@
  * QIDO-RS (PS3.18 10.6): `GET /dicom-web/studies`, `/studies/:study/series`,
  * `/studies/:study/series/:series/instances`. The index is sealed, so matching decrypts each candidate;
  * a node holds thousands of studies, not millions, and this stays fast at that size.
- * Queries are audited (110112) with the keys used, never the values (they may be patient names).
+ * Searches are audited (110112) by the archive's access (archive/access.ts), with the keys used, never the
+ * values (they may be patient names). The study and series in a path are matched and audited, so they must be
+ * UIDs (PS3.5 9.1), not whatever text a client put there.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { InstanceRecord, SeriesRecord, StudyRecord } from '../../archive/archive.ts'
-import { type Level, matches, parseQidoQuery, type QidoQuery, toQidoJson } from '../../archive/qido.ts'
-import type { NodeServices } from '../services.ts'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { ERROR_RESPONSES } from '../../../protocol/api/common.ts'
+import {
+  type DicomJsonDataset, DicomJsonDatasets, QidoQuery as QidoQueryParameters, QidoSeriesParams, QidoStudyParams
+} from '../../../protocol/api/dicomweb.ts'
+import type { StudyAccess } from '../../archive/access.ts'
+import type { Archive, InstanceRecord, SeriesRecord, StudyRecord } from '../../archive/archive.ts'
+import { type Level, parseQidoQuery, toQidoJson } from '../../archive/qido.ts'
 import { frameCount } from './frames.ts'
 
 type Record_ = Record<string, string | string[] | number | undefined>
 
-export const dicomwebBase = (request: FastifyRequest): string => `${request.protocol}://${request.headers.host ?? 'localhost'}/dicom-web`
+export const dicomwebBase = (request: FastifyRequest): string =>
+  `${request.protocol}://${request.headers.host ?? 'localhost'}/dicom-web`
 
 export const studyRecord = (study: StudyRecord, base: string): Record_ => ({
   ...study.attributes,
@@ -42,58 +50,50 @@ export const instanceRecord = (instance: InstanceRecord, base: string): Record_ 
   '00081190': `${base}/studies/${instance.studyUid}/series/${instance.seriesUid}/instances/${instance.sopUid}`
 })
 
-/**
- * A UID in the path: it is matched, and audited as the study queried, so it must be a UID (PS3.5 9.1) and not
- * whatever text a client put there.
- */
-const UID = { type: 'string', maxLength: 64, pattern: '^[0-9]+(\\.[0-9]+)*$' } as const
-const STUDY_PARAMS = { type: 'object', properties: { study: UID } } as const
-const SERIES_PARAMS = { type: 'object', properties: { study: UID, series: UID } } as const
+/** QIDO-RS answers: DICOM JSON, a data set per match. */
+const ANSWERS = { response: { 200: DicomJsonDatasets, ...ERROR_RESPONSES } } as const
 
-async function respond (level: Level, query: QidoQuery, records: AsyncIterable<Record_>): Promise<unknown[]> {
-  const matched: Record_[] = []
-  for await (const record of records) {
-    if (matches(query, record as Record<string, string | string[] | undefined>)) matched.push(record)
-  }
-  const end = query.limit === undefined ? undefined : query.offset + query.limit
-  return matched.slice(query.offset, end).map(record => toQidoJson(record, level, query))
+export interface QidoRoutesOptions {
+  archive: Pick<Archive, 'studies' | 'seriesOf' | 'instancesOf'>
+  access: Pick<StudyAccess, 'search'>
 }
 
-export async function qidoRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
-  const audit = async (request: FastifyRequest, level: Level, query: QidoQuery, count: number, study?: string): Promise<void> => {
-    await node.audit.append({
-      event: 'query', action: 'E', outcome: 0, actor: request.actor, ...(study === undefined ? {} : { study }),
-      detail: `QIDO ${level} by ${query.filters.map(f => f.tag).join(',') || 'no filter'}: ${count} result(s)`
-    })
+export const qidoRoutes: FastifyPluginAsyncTypebox<QidoRoutesOptions> = async (app, { archive, access }) => {
+  /** The page of `records` that match the request's query, as DICOM JSON; the search is audited. */
+  const respond = async (
+    request: FastifyRequest, level: Level, records: AsyncIterable<Record_>, study?: string
+  ): Promise<DicomJsonDataset[]> => {
+    const query = parseQidoQuery(request.query as QidoQueryParameters, level)
+    const by = { actor: request.actor, via: 'QIDO', ...(study === undefined ? {} : { study }) }
+    const page = await access.search(level, query, records, by)
+    return page.map(record => toQidoJson(record, level, query))
   }
 
-  app.get('/dicom-web/studies', async (request, reply) => {
-    const query = parseQidoQuery(request.query as Record<string, string>, 'study')
+  app.get('/dicom-web/studies', {
+    schema: { querystring: QidoQueryParameters, ...ANSWERS }
+  }, async (request, reply) => {
     const base = dicomwebBase(request)
-    const studies = async function * () { for await (const study of node.archive.studies()) yield studyRecord(study, base) }
-    const body = await respond('study', query, studies())
-    await audit(request, 'study', query, body.length)
-    return await reply.type('application/dicom+json').send(body)
+    const studies = async function * () { for await (const study of archive.studies()) yield studyRecord(study, base) }
+    return await reply.type('application/dicom+json').send(await respond(request, 'study', studies()))
   })
 
-  const seriesPath = '/dicom-web/studies/:study/series'
-  app.get<{ Params: { study: string } }>(seriesPath, { schema: { params: STUDY_PARAMS } }, async (request, reply) => {
-    const query = parseQidoQuery(request.query as Record<string, string>, 'series')
+  app.get('/dicom-web/studies/:study/series', {
+    schema: { params: QidoStudyParams, querystring: QidoQueryParameters, ...ANSWERS }
+  }, async (request, reply) => {
+    const { study } = request.params
     const base = dicomwebBase(request)
-    const series = async function * () { for await (const s of node.archive.seriesOf(request.params.study)) yield seriesRecord(s, base) }
-    const body = await respond('series', query, series())
-    await audit(request, 'series', query, body.length, request.params.study)
-    return await reply.type('application/dicom+json').send(body)
+    const series = async function * () { for await (const s of archive.seriesOf(study)) yield seriesRecord(s, base) }
+    return await reply.type('application/dicom+json').send(await respond(request, 'series', series(), study))
   })
 
-  const instancesPath = '/dicom-web/studies/:study/series/:series/instances'
-  type SeriesParams = { study: string, series: string }
-  app.get<{ Params: SeriesParams }>(instancesPath, { schema: { params: SERIES_PARAMS } }, async (request, reply) => {
-    const query = parseQidoQuery(request.query as Record<string, string>, 'instance')
+  app.get('/dicom-web/studies/:study/series/:series/instances', {
+    schema: { params: QidoSeriesParams, querystring: QidoQueryParameters, ...ANSWERS }
+  }, async (request, reply) => {
+    const { study, series } = request.params
     const base = dicomwebBase(request)
-    const instances = async function * () { for await (const i of node.archive.instancesOf(request.params.study, request.params.series)) yield instanceRecord(i, base) }
-    const body = await respond('instance', query, instances())
-    await audit(request, 'instance', query, body.length, request.params.study)
-    return await reply.type('application/dicom+json').send(body)
+    const instances = async function * () {
+      for await (const i of archive.instancesOf(study, series)) yield instanceRecord(i, base)
+    }
+    return await reply.type('application/dicom+json').send(await respond(request, 'instance', instances(), study))
   })
 }

@@ -16,26 +16,33 @@
  * (DEFAULT_MAX_PARTS) and on each part.
  */
 import type { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import {
   type MultipartEvent,
   multipartBoundary,
   MultipartParser,
   parseContentType
 } from '../../../protocol/dicomweb/multipart.ts'
+import { ERROR_RESPONSES } from '../../../protocol/api/common.ts'
+import { DicomJsonDataset, StowParams } from '../../../protocol/api/dicomweb.ts'
 import { MalformedMessageError } from '../../../protocol/errors.ts'
+import type { Archive } from '../../archive/archive.ts'
 import type { IncomingObject } from '../../archive/incoming.ts'
+import { DIMSE_STATUS } from '../../dicom/dictionary.ts'
 import { InvalidDicomError } from '../../dicom/errors.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
-import type { NodeServices } from '../services.ts'
 import { dicomwebBase } from './qido.ts'
 
 const sq = (items: unknown[]): { vr: 'SQ', Value: unknown[] } => ({ vr: 'SQ', Value: items })
 const ui = (value: string): { vr: 'UI', Value: string[] } => ({ vr: 'UI', Value: [value] })
 const ur = (value: string): { vr: 'UR', Value: string[] } => ({ vr: 'UR', Value: [value] })
 
-/** PS3.4 C.4.2.1.4 / PS3.18 Table 10.5.3-1 failure reasons */
-const FAILURE = { cannotUnderstand: 0xc000, studyMismatch: 0xa900, outOfResources: 0xa700 } as const
+/** PS3.18 Table 10.5.3-1 failure reasons: the statuses a C-STORE would answer (PS3.4 C.4.2.1.4) */
+const FAILURE = {
+  cannotUnderstand: DIMSE_STATUS.cannotUnderstand,
+  studyMismatch: DIMSE_STATUS.datasetMismatch,
+  outOfResources: DIMSE_STATUS.outOfResources
+} as const
 
 /** A FailedSOPSequence item: the reason, a comment, and the instance when it is known. */
 function failure (reason: number, comment: string, instance?: { sopClassUid: string, sopUid: string }): unknown {
@@ -68,7 +75,12 @@ function boundaryOf (contentType: string | undefined): string {
   }
 }
 
-export async function stowRoutes (app: FastifyInstance, { node }: { node: NodeServices }): Promise<void> {
+export interface StowRoutesOptions {
+  archive: Pick<Archive, 'incoming' | 'storeIncoming'>
+}
+
+// The request is a stream and the answer DICOM JSON at 200, 202 or 409: fastify's default type provider, as WADO-RS.
+export const stowRoutes: FastifyPluginAsync<StowRoutesOptions> = async (app, { archive }) => {
   // In this plugin only: every body reaches the handler as the request stream, unread (no parseAs: nothing buffers
   // it, and no body limit applies; see the top of this file). The handler answers 415 to what it does not take.
   app.removeAllContentTypeParsers()
@@ -85,7 +97,7 @@ export async function stowRoutes (app: FastifyInstance, { node }: { node: NodeSe
 
     const store = async (part: number, incoming: IncomingObject): Promise<void> => {
       try {
-        const { instance } = await node.archive.storeIncoming(incoming, request.actor)
+        const { instance } = await archive.storeIncoming(incoming, request.actor)
         if (study !== undefined && instance.studyUid !== study) {
           // Stored (it is valid DICOM), but reported: the client said it was sending another study.
           failed.push(failure(FAILURE.studyMismatch, `belongs to study ${instance.studyUid}, not ${study}`, instance))
@@ -108,7 +120,7 @@ export async function stowRoutes (app: FastifyInstance, { node }: { node: NodeSe
       if (event.type === 'part') {
         const partType = (event.headers['content-type'] ?? 'application/dicom').split(';')[0]?.trim().toLowerCase()
         if (partType === 'application/dicom') {
-          current = { part: event.part, incoming: node.archive.incoming() }
+          current = { part: event.part, incoming: archive.incoming() }
         } else {
           current = { part: event.part, incoming: undefined } // its bytes are read and dropped
           const comment = `part ${event.part} is ${partType}; send application/dicom parts`
@@ -182,6 +194,7 @@ export async function stowRoutes (app: FastifyInstance, { node }: { node: NodeSe
       ...(failed.length === 0 ? {} : { '00081198': sq(failed) })
     })
   }
-  app.post('/dicom-web/studies', handler)
-  app.post<{ Params: { study?: string } }>('/dicom-web/studies/:study', handler)
+  const answers = { 200: DicomJsonDataset, 202: DicomJsonDataset, 409: DicomJsonDataset, ...ERROR_RESPONSES }
+  app.post('/dicom-web/studies', { schema: { response: answers } }, handler)
+  app.post<{ Params: StowParams }>('/dicom-web/studies/:study', { schema: { params: StowParams, response: answers } }, handler)
 }
