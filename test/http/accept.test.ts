@@ -10,8 +10,9 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { acceptable, dicomwebResource, parseAccept } from '../../node/http/dicomweb/accept.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { type StartedNode, startNode, tempDir } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const require = createRequire(import.meta.url)
 ;(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = require('xhr2')
@@ -91,7 +92,7 @@ let series = ''
 let sop = ''
 
 test.before(async () => {
-  const consortium = await createTestConsortium('Accept')
+  const consortium = await createScratchConsortium('Accept')
   node = await startNode(await consortium.member('Accept Site', 'site'))
   const generated = await generateCt({ out: await tempDir(), slices: 2, series: 1, rows: 32, columns: 32, seed: 406 })
   for (const file of generated.files) {

@@ -7,8 +7,8 @@ import { Socket } from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { handleClientError } from '../../node/http/errors.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { type StartedNode, startNode } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 import { assertDocumentedError, documentedCodes, rawRequest } from '../helpers/raw-http.ts'
 
 let node: StartedNode
@@ -16,7 +16,7 @@ let documented: Map<string, number>
 const CASE = '0123456789abcdef01234567'
 
 test.before(async () => {
-  const consortium = await createTestConsortium('Errors')
+  const consortium = await createScratchConsortium('Errors')
   node = await startNode(await consortium.member('Errors Site', 'site'))
   documented = await documentedCodes()
 })

@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { loggableUrl } from '../../node/http/log.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { logOf, type StartedNode, startNode } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { logOf, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 import { rawRequest } from '../helpers/raw-http.ts'
 
 const NAME = 'Ünïcødé^Çanary'
@@ -31,7 +31,7 @@ test('a logged URL keeps its path and parameter names; values, free-text segment
 let node: StartedNode
 
 test.before(async () => {
-  const consortium = await createTestConsortium('Logs')
+  const consortium = await createScratchConsortium('Logs')
   // The most verbose level: nothing may log a request's values, even when asked to say everything.
   node = await startNode(await consortium.member('Logs Site', 'site'), { env: { RADMESH_LOG_LEVEL: 'trace' } })
 })

@@ -4,13 +4,13 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { type StartedNode, startNode } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 
 let node: StartedNode
 
 test.before(async () => {
-  const consortium = await createTestConsortium('Queries')
+  const consortium = await createScratchConsortium('Queries')
   node = await startNode(await consortium.member('Queries Site', 'site'))
 })
 

@@ -13,11 +13,11 @@ import type { Archive } from '../../node/archive/archive.ts'
 import type { IncomingObject } from '../../node/archive/incoming.ts'
 import { InvalidDicomError } from '../../node/dicom/errors.ts'
 import { isRadmeshError } from '../../node/errors.ts'
-import { stowRoutes } from '../../node/http/dicomweb/stow.ts'
-import type { NodeServices } from '../../node/http/services.ts'
+import { stowRoutes, type StowRoutesOptions } from '../../node/http/dicomweb/stow.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { openArchive, type OpenedArchive } from '../helpers/archive.ts'
-import { tempDir, waitFor } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 import {
   closing, failureComments, failureReasons, multipartBody, partHead, type PostOptions, postStream, relatedType,
   type StowAnswer, storedSops
@@ -122,7 +122,8 @@ async function setup (options: { limit?: number, askToWait?: boolean } = {}): Pr
     const code = status < 500 ? 'RADMESH_BAD_REQUEST' : 'RADMESH_INTERNAL'
     return reply.status(status).send({ error: { code, message } })
   })
-  await app.register(stowRoutes, { node: { archive: watchedArchive } as unknown as NodeServices })
+  // Watched stands in for the archive's IncomingObject, a class with private state: the types cannot say so.
+  await app.register(stowRoutes, { archive: watchedArchive as unknown as StowRoutesOptions['archive'] })
   await app.listen({ port: 0, host: '127.0.0.1' })
   state.port = (app.server.address() as AddressInfo).port
   return state
