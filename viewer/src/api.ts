@@ -32,7 +32,13 @@ export function markSignedOut (): void {
   for (const listener of signedOutListeners) listener()
 }
 
-export interface RequestOptions { method?: string, body?: unknown, background?: boolean, accept?: string, signal?: AbortSignal }
+export interface RequestOptions {
+  method?: string
+  body?: unknown
+  background?: boolean
+  accept?: string
+  signal?: AbortSignal
+}
 
 export async function request (path: string, options: RequestOptions = {}): Promise<Response> {
   if (signedOut) throw new ApiError(401, 'RADMESH_UNAUTHORIZED', 'signed out')
@@ -47,7 +53,13 @@ export async function request (path: string, options: RequestOptions = {}): Prom
     headers['content-type'] = 'application/json'
     body = JSON.stringify(options.body)
   }
-  const response = await fetch(path, { method: options.method ?? 'GET', headers, ...(body === undefined ? {} : { body }), credentials: 'same-origin', ...(options.signal === undefined ? {} : { signal: options.signal }) })
+  const response = await fetch(path, {
+    method: options.method ?? 'GET',
+    headers,
+    ...(body === undefined ? {} : { body }),
+    credentials: 'same-origin',
+    ...(options.signal === undefined ? {} : { signal: options.signal })
+  })
   if (response.status === 401) {
     markSignedOut()
     throw new ApiError(401, 'RADMESH_UNAUTHORIZED', 'signed out')
@@ -70,20 +82,6 @@ export async function json<T> (path: string, options: RequestOptions = {}): Prom
   return response.status === 204 ? undefined as T : await response.json() as T
 }
 
-// What the node's API answers (CONTRACT.md)
-
-export interface Session { actor: string, idleTimeoutMs: number | null, name: string, role: string, subspecialties: string[], peerId: string }
-export interface WorklistEntry {
-  caseId: string, studyInstanceUid: string, site: string, siteName?: string, priority: 'STAT' | 'URGENT' | 'ROUTINE', subspecialty: string
-  status: 'SCHEDULED' | 'IN PROGRESS' | 'COMPLETED' | 'CANCELED', claimedBy: string | null, claimedByName?: string | null
-  createdAt: string, dueAt: string, modalities?: string[], bodyPart?: string, consultants: string[], readers?: string[]
-}
-export interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state?: string }
-export interface DutyEntry { peerId: string, name: string, onDuty: boolean }
-export interface ReportView {
-  status: 'DRAFT' | 'PRELIMINARY' | 'FINAL' | 'AMENDED'
-  sections: Record<string, string>
-  authors: Array<{ peerId: string, name?: string }>
-  signatures: Array<{ peerId: string, name: string, status: string, at: string, verified: boolean }>
-  addenda: Array<{ text: string, by?: string, at?: string }>
-}
+// What the node's API answers: the same schemas the node checks its answers against (protocol/api), so the
+// viewer's idea of a body cannot drift from the node's.
+export type { Availability, DutyEntry, ReportView, Session, WorklistEntry } from '../../protocol/api/index.ts'

@@ -8,9 +8,8 @@
 import { isSignedOut, json, markSignedOut, onSignedOut, type Session } from './api.ts'
 import { clear, h } from './dom.ts'
 import { openStudyPage } from './study/page.ts'
+import type { View } from './view.ts'
 import { openWorklistPage } from './worklist-page.ts'
-
-export interface View { close (): void }
 
 const app = document.getElementById('app') as HTMLElement
 const nav = document.getElementById('nav') as HTMLElement

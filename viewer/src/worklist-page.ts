@@ -5,7 +5,7 @@
  */
 import { ApiError, type Availability, type DutyEntry, json, type Session, type WorklistEntry } from './api.ts'
 import { clear, h, relative } from './dom.ts'
-import type { View } from './main.ts'
+import type { View } from './view.ts'
 
 const POLL_MS = 2_000
 
@@ -80,9 +80,9 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
         h('td', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority)),
         h('td', { class: overdue ? 'overdue' : '', title: entry.dueAt }, open ? (overdue ? `overdue ${relative(dueIn).replace(' ago', '')}` : relative(dueIn)) : '—'),
         h('td', { class: 'status' }, entry.status),
-        h('td', {}, `${(entry.modalities ?? []).join('/')} ${entry.bodyPart ?? ''}`.trim() || entry.studyInstanceUid.slice(-12)),
+        h('td', {}, `${entry.modalities.join('/')} ${entry.bodyPart}`.trim() || entry.studyInstanceUid.slice(-12)),
         h('td', {}, entry.subspecialty),
-        h('td', {}, entry.siteName ?? entry.site.slice(-8)),
+        h('td', {}, entry.siteName || entry.site.slice(-8)),
         h('td', {}, entry.claimedBy === null ? '' : (entry.claimedByName ?? entry.claimedBy.slice(-8)) + (entry.consultants.length > 0 ? ` +${entry.consultants.length}` : '')),
         h('td', { title: local === undefined ? 'not on this node' : `${local.instancesLocal} / ${local.instancesTotal} images here` },
           h('span', { class: 'bar' }, h('span', { style: `width:${Math.round(share * 100)}%` })), ` ${local === undefined ? '' : `${local.instancesLocal}/${local.instancesTotal}`}`),

@@ -10,7 +10,7 @@ import * as Y from 'yjs'
 import { SECTION_NAMES } from '../../../protocol/collab/records.ts'
 import { ApiError, type DutyEntry, json, request, type ReportView, type Session, type WorklistEntry } from '../api.ts'
 import { clear, h } from '../dom.ts'
-import type { View } from '../main.ts'
+import type { View } from '../view.ts'
 import { bindTextarea } from './textarea-binding.ts'
 import { templatesFor } from './templates.ts'
 
@@ -70,7 +70,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
   const signatures = h('ul', { class: 'signatures', id: 'report-signatures' })
   const addendumText = h('textarea', { id: 'addendum-text', rows: 3, placeholder: 'Addendum to the FINAL report' })
   const consultSelect = h('select', { id: 'consult-peer' })
-  const templateSelect = h('select', { id: 'template' }, h('option', { value: '' }, 'Template…'), ...templatesFor(entry.modalities ?? [], entry.bodyPart ?? '').map((t, i) => h('option', { value: String(i) }, t.name)))
+  const templateSelect = h('select', { id: 'template' }, h('option', { value: '' }, 'Template…'), ...templatesFor(entry.modalities, entry.bodyPart).map((t, i) => h('option', { value: String(i) }, t.name)))
   const run = async (what: string, action: () => Promise<unknown>): Promise<void> => {
     message.textContent = ''
     try {
@@ -85,7 +85,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
   const addendumButton = h('button', { id: 'addendum', onclick: () => { void run('Addendum', async () => { await json(`/api/cases/${caseId}/report/addendum`, { method: 'POST', body: { text: addendumText.value } }); addendumText.value = '' }) } }, 'Add addendum')
   const consultButton = h('button', { id: 'consult', onclick: () => { void run('Invite', async () => { await json(`/api/cases/${caseId}/consult`, { method: 'POST', body: { peerId: consultSelect.value } }) }) } }, 'Invite consultant')
   templateSelect.addEventListener('change', () => {
-    const template = templatesFor(entry.modalities ?? [], entry.bodyPart ?? '')[Number(templateSelect.value)]
+    const template = templatesFor(entry.modalities, entry.bodyPart)[Number(templateSelect.value)]
     templateSelect.value = ''
     if (template === undefined || !canWrite()) return
     doc.transact(() => {
@@ -143,7 +143,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     templateSelect.disabled = !writable
     const final = next.status === 'FINAL' || next.status === 'AMENDED'
     ;(root.querySelector('#addendum-box') as HTMLElement).style.display = final && (holder || entry.consultants.includes(me)) ? '' : 'none'
-    authors.textContent = next.authors.length === 0 ? 'No one has written yet.' : `Written by ${next.authors.map(a => a.name ?? a.peerId.slice(-8)).join(', ')}`
+    authors.textContent = next.authors.length === 0 ? 'No one has written yet.' : `Written by ${next.authors.map(a => a.name || a.peerId.slice(-8)).join(', ')}`
     clear(signatures, ...next.signatures.map(s => h('li', { class: s.verified ? '' : 'error' }, `${s.status} by ${s.name} at ${new Date(s.at).toLocaleString()} ${s.verified ? '✓ verified' : '✗ NOT VERIFIED'}`)),
       ...next.addenda.map(a => h('li', {}, `Addendum: ${a.text}`)))
     if (!writable && document.activeElement instanceof HTMLTextAreaElement && [...areas.values()].includes(document.activeElement)) document.activeElement.blur()

@@ -7,7 +7,7 @@ import { json, type Availability, type Session, type WorklistEntry } from '../ap
 import { clear, h } from '../dom.ts'
 import { type DicomJson, personName, text } from '../image/frame-info.ts'
 import { defaultWindow, renderFrame } from '../image/render.ts'
-import type { View } from '../main.ts'
+import type { View } from '../view.ts'
 import { openReportPanel } from '../report/panel.ts'
 import { lastSeen } from '../worklist-page.ts'
 import { type SeriesEntry, StudyLoader } from './loader.ts'
