@@ -234,8 +234,7 @@ export class ArchiveService implements Archive {
     }
 
     // An image of one chunk (up to 1 MiB) goes to disk now, and is hashed while the disk writes it; its commit
-    // entry follows (see ChunkStore.stage). 400 instances by storescu, alternated runs: 0.81 s against 1.02 s
-    // (medians of 8), and 1.03 s against 1.16 s (medians of 7) while this machine was slower.
+    // entry follows (see ChunkStore.stage): a tenth to a fifth off a 400-image ingest (docs/PERFORMANCE.md).
     const whole = sealed.bytes !== undefined && sealed.chunks.length === 1
     const staged = whole ? this.chunks.stage(sealed.chunks[0] as SealedPieces) : undefined
     const storing = this.storeNew(parsed, incoming.identify(), actor, staged)

@@ -132,9 +132,8 @@ export class StudyCommits {
     try {
       // Chunks, chunk locations, instances, aggregates and listings become visible together, or not at all.
       // The audit records are in the commit, durable with it: they go on to the audit log in commit order,
-      // and the store is answered without waiting for that unsynced write (400 instances, medians of
-      // alternated runs: 1.23 s against 1.42 s while this machine's disk was slow, 1.00 s against
-      // 1.00 s while it was not; an append can wait on the file system's journal). Were the write lost,
+      // and the store is answered without waiting for that unsynced write (an append can wait on the file
+      // system's journal: docs/PERFORMANCE.md has the figures). Were the write lost,
       // the restart appends the records again from the pack log (`recover`); were it to fail, the audit
       // log refuses every record after it, and with them the queries and retrievals it would record,
       // until a restart.

@@ -189,7 +189,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
    * Zero-fills the next step of the space kept ahead of the entries, once no append came for FILL_IDLE_MS
    * (a burst is not slowed by its own preparation). Overwriting blocks that are already on disk and inside
    * the file's size is a data-only synced write; an append also has to commit the new size and blocks to
-   * the file system's journal. Measured on this machine: 0.90 s against 1.63 s for 400 instances.
+   * the file system's journal: almost twice as slow for a 400-image ingest (docs/PERFORMANCE.md).
    */
   private async fillStep (): Promise<boolean> {
     if (this.preallocate === 0 || this.closing) return false
@@ -332,7 +332,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
   private async openAppender (size: number): Promise<void> {
     await this.appender?.close()
     // O_DSYNC: each write returns once its bytes (and the size that reaches them) are on disk, as a write and
-    // an fdatasync would, in one system call (measured: 1.23 s against 1.29 s, medians of 5 ingests of 400).
+    // an fdatasync would, in one system call and one trip to the thread pool (docs/PERFORMANCE.md).
     // Positional writes (no O_APPEND), as the file may extend past the entries into zero-filled space.
     const flags = constants.O_CREAT | constants.O_WRONLY | constants.O_DSYNC
     this.appender = await fs.open(join(this.root, packName(this.pack)), flags, 0o600)
