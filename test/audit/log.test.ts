@@ -3,18 +3,20 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { AuditLog } from '../../node/audit/log.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const entry = { event: 'query', action: 'E', outcome: 0, actor: { type: 'api', id: 'token' }, detail: 'QIDO studies' } as const
 
 test('records chain across reopenings, concurrent appends keep order, and the chain verifies', async () => {
   const path = join(await tempDir(), 'audit.log')
-  let log = new AuditLog(path)
-  await log.open()
-  await Promise.all(Array.from({ length: 50 }, async (_, i) => await log.append({ ...entry, detail: `n${i}` })))
-  log = new AuditLog(path)
-  await log.open()
-  await log.append({ ...entry, detail: 'after reopen' })
+  const first = new AuditLog(path)
+  await first.open()
+  await Promise.all(Array.from({ length: 50 }, async (_, i) => await first.append({ ...entry, detail: `n${i}` })))
+  await first.close()
+  const reopened = new AuditLog(path)
+  await reopened.open()
+  await reopened.append({ ...entry, detail: 'after reopen' })
+  await reopened.close()
   const records = await AuditLog.read(path)
   assert.equal(records.map(r => r.seq), Array.from({ length: 51 }, (_, i) => i + 1))
   assert.equal(records.slice(0, 50).map(r => r.detail), Array.from({ length: 50 }, (_, i) => `n${i}`))
@@ -42,6 +44,7 @@ test('after a write fails, that record and every later one is refused with a rea
   const reopened = new AuditLog(path)
   await reopened.open()
   await reopened.append({ ...entry, detail: 'after restart' })
+  await reopened.close()
   assert.equal(await AuditLog.verify(path), { ok: true, records: 2 })
 })
 
@@ -51,6 +54,7 @@ test('settled() waits for records appended without waiting', async () => {
   await log.open()
   for (let i = 0; i < 20; i++) void log.append({ ...entry, detail: `n${i}` }, { durable: false })
   await log.settled()
+  await log.close()
   assert.is((await AuditLog.read(path)).length, 20)
 })
 
@@ -59,6 +63,7 @@ test('a hand-edited, removed or reordered record is caught and located', async (
   const log = new AuditLog(path)
   await log.open()
   for (let i = 0; i < 5; i++) await log.append({ ...entry, detail: `n${i}` })
+  await log.close()
   const original = await fs.readFile(path, 'utf8')
   const lines = original.trimEnd().split('\n')
 

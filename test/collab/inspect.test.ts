@@ -55,7 +55,8 @@ test('garbage, truncated and empty updates are refused with a reason', async () 
   }
 })
 
-test('an update that takes longer than the deadline is refused, and a new worker serves the next one', async () => {
+test('an update that takes longer than the deadline is refused and its worker stopped; a new inspector serves ' +
+  'the next one', async () => {
   const doc = new Y.Doc()
   const text = doc.getText('findings')
   for (let i = 0; i < 20_000; i++) text.insert(Math.floor(i / 2), 'x')
@@ -69,11 +70,16 @@ test('an update that takes longer than the deadline is refused, and a new worker
   const inspector = new UpdateInspector({ timeoutMs: 20 })
   try {
     await refused(inspector.inspect(Y.encodeStateAsUpdate(doc)))
-    // The next call gets a fresh worker: a small update passes.
-    const small = await new UpdateInspector().inspect(sampleUpdate())
-    assert.ok(small.items.length > 0)
   } finally {
     await inspector.close()
+  }
+  // The deadline counts from when the update is posted, loading a new worker included: 20 ms is too short for
+  // that, so a small update goes to an inspector with the default deadline.
+  const fresh = new UpdateInspector()
+  try {
+    assert.ok((await fresh.inspect(sampleUpdate())).items.length > 0)
+  } finally {
+    await fresh.close()
   }
 })
 
