@@ -57,7 +57,9 @@ export async function main (argv: string[]): Promise<number> {
       process.stderr.write(`radmesh: ${error.message}\n`)
       return error.exitCode
     }
-    process.stderr.write(`radmesh: internal error: ${(error as Error).message ?? String(error)} (please report it with HOME/node.log)\n`)
+    // One line, as promised above: some libraries put a stack or a list of causes in the message itself.
+    const message = ((error as Error).message ?? String(error)).split('\n')[0]?.trim()
+    process.stderr.write(`radmesh: internal error: ${message} (please report it with HOME/node.log)\n`)
     if (process.env['RADMESH_DEBUG'] !== undefined) process.stderr.write(`${(error as Error).stack}\n`)
     return 70
   }

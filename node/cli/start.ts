@@ -1,7 +1,7 @@
 /** `radmesh start`: runs the node until SIGINT/SIGTERM. */
 import { tuneHeap } from '../heap.ts'
 import { createNode } from '../node.ts'
-import { UsageError } from '../errors.ts'
+import { ListenError, UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 import { parseAllowAe } from '../dicom/peers.ts'
 import type { DicomLimits } from '../dicom/scp.ts'
@@ -65,7 +65,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
       if (!/^https?:\/\/[^/\s]+\/?$/.test(origin)) throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
       return origin
     })
-  })
+  }).catch((error: unknown) => { throw addressNotHere(error) ?? error })
   print(`radmesh node "${node.certificate.name}" (${node.certificate.role}) peer ${node.peerId}`)
   for (const addr of node.listenAddrs()) print(`listening: ${addr}`)
   print(`http: ${node.httpUrl}`)
@@ -73,7 +73,12 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   print(`viewer: ${node.signInUrl()}`)
 
   await new Promise<void>(resolve => {
+    // Ctrl-C in a terminal reaches the whole process group, so a node run by a script (the demo) gets SIGINT
+    // and then the script's SIGTERM: the second signal must not start a second stop.
+    let stopping = false
     const shutdown = (signal: string): void => {
+      if (stopping) return
+      stopping = true
       node.log.info({ event: 'node-stopping', signal }, 'stopping')
       void node.stop().finally(resolve)
     }
@@ -110,4 +115,18 @@ function dicomLimitsOf (values: Record<string, unknown>, dicom: boolean): Partia
   }
   if (allowAe.length > 0) limits.allowedCallers = parseAllowAe(allowAe)
   return limits
+}
+
+/**
+ * A listen address this machine does not have (EADDRNOTAVAIL), said as a mistake on the command line
+ * rather than as an internal error: libp2p names the multiaddr in its message, the HTTP server in the error.
+ */
+function addressNotHere (error: unknown): ListenError | UsageError | undefined {
+  const { code, message, address, port } = error as { code?: string, message?: string, address?: string, port?: number }
+  if (!/EADDRNOTAVAIL/.test(`${code ?? ''} ${message ?? ''}`)) return undefined
+  const hint = 'this machine has no such address; give one of its own (127.0.0.1, or 0.0.0.0 for all)'
+  const multiaddr = /(\/ip[46]\/\S+?):? Error: listen EADDRNOTAVAIL/.exec(message ?? '')?.[1]
+  if (multiaddr !== undefined) return new ListenError('RADMESH_BAD_MULTIADDR', `cannot listen on ${multiaddr}: ${hint}`)
+  if (address === undefined) return undefined
+  return new UsageError(`cannot listen on ${address}${port === undefined ? '' : `:${port}`}: ${hint}`)
 }

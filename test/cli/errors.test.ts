@@ -7,10 +7,13 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { type CliResult, freePort, radmesh, radmeshOk, tempDir } from '../helpers/processes.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { type CliResult, radmesh, radmeshOk } from '../../scripts/lib/cli.ts'
+import { startNode } from '../../scripts/lib/node-process.ts'
+import { freePort } from '../../scripts/lib/ports.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 let home: string
 
 function failsWithOneLine (result: CliResult, pattern: RegExp, exitCode?: number): void {
@@ -27,7 +30,7 @@ async function quickStart (args: string[]): Promise<CliResult> {
 }
 
 test.before(async () => {
-  consortium = await createTestConsortium()
+  consortium = await createScratchConsortium()
   home = await consortium.member('Site', 'site')
 })
 
@@ -56,7 +59,7 @@ test('start refuses an identity key readable by others', async () => {
 })
 
 test('join with a certificate of another consortium', async () => {
-  const other = await createTestConsortium('Other')
+  const other = await createScratchConsortium('Other')
   const fresh = join(consortium.root, 'joiner')
   await radmeshOk(['init', '--home', fresh, '--name', 'Joiner', '--role', 'radiologist'])
   const cert = join(consortium.root, 'joiner.cert')
@@ -87,6 +90,22 @@ test('start on a port in use', async () => {
   } finally {
     server.close()
   }
+})
+
+test('start on a HOME another node is running on', async () => {
+  const running = await startNode(home)
+  try {
+    failsWithOneLine(await quickStart(['--home', home]), /another radmesh node is running on this HOME; stop it first/)
+  } finally {
+    await running.stop()
+  }
+})
+
+test('start on an address this machine does not have', async () => {
+  // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): assigned to no machine.
+  const listen = await radmesh(['start', '--home', home, '--no-mdns', '--listen', '/ip4/192.0.2.1/tcp/0'])
+  failsWithOneLine(listen, /cannot listen on \/ip4\/192\.0\.2\.1\/tcp\/0: this machine has no such address/, 2)
+  failsWithOneLine(await quickStart(['--home', home, '--http', '192.0.2.1:0']), /cannot listen on 192\.0\.2\.1/, 2)
 })
 
 test('malformed multiaddrs for --listen and --peer', async () => {
