@@ -1,15 +1,25 @@
 /**
  * Import boundaries (STYLE.md §8): `protocol/` imports nothing of `node/` or `viewer/` and no Node
- * built-in (the browser viewer uses it too); `viewer/` never imports `node/`. Circular imports are
- * checked by dpdm in `npm test`.
+ * built-in (the browser viewer uses it too); `viewer/` never imports `node/`; `scripts/` (the demo,
+ * benchmarks, fuzzers and their shared `scripts/lib/`) never imports `test/`: what tests share with them
+ * lives in `scripts/lib/` and the tests import it from there. Circular imports are checked by dpdm in `npm test`.
  */
 import { promises as fs } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const ROOT = join(import.meta.dirname, '..')
 const RULES: Array<{ folder: string, forbidden: RegExp, why: string }> = [
-  { folder: 'protocol', forbidden: /from '(\.\.\/)+(node|viewer)\/|from 'node:/, why: 'protocol/ is shared with the browser: no node/, viewer/ or node: imports' },
-  { folder: 'viewer', forbidden: /from '(\.\.\/)+node\//, why: 'viewer/ talks to the node over HTTP only' }
+  {
+    folder: 'protocol',
+    forbidden: /from '(\.\.\/)+(node|viewer)\/|from 'node:/,
+    why: 'protocol/ is shared with the browser: no node/, viewer/ or node: imports'
+  },
+  { folder: 'viewer', forbidden: /from '(\.\.\/)+node\//, why: 'viewer/ talks to the node over HTTP only' },
+  {
+    folder: 'scripts',
+    forbidden: /from '(\.\.\/)+test\/|import\('(\.\.\/)+test\//,
+    why: 'scripts/ never imports test/: move what both use into scripts/lib/'
+  }
 ]
 
 async function * sourceFiles (dir: string): AsyncGenerator<string> {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { ERROR_TABLE } from '../node/errors.ts'
-import { ROOT } from './helpers/processes.ts'
+import { ROOT } from '../scripts/lib/cli.ts'
 
 test('every code in the error table is documented in docs/ERRORS.md, and nothing else is', async () => {
   const doc = await fs.readFile(join(ROOT, 'docs/ERRORS.md'), 'utf8')

@@ -5,8 +5,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
-import { runTool } from '../../test/helpers/dcmtk.ts'
-import { freePort, waitFor } from '../../test/helpers/processes.ts'
+import { runTool } from '../lib/dcmtk.ts'
+import { freePort } from '../lib/ports.ts'
+import { waitFor } from '../lib/wait.ts'
 
 /** VmHWM of a running process, in MB. */
 export async function peakRss (pid: number | undefined): Promise<number> {

@@ -12,10 +12,11 @@ import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
-import { createTestConsortium } from '../../test/helpers/consortium.ts'
-import { startOrthanc } from '../../test/helpers/orthanc.ts'
-import { runTool } from '../../test/helpers/dcmtk.ts'
-import { startNode, tempDir } from '../../test/helpers/processes.ts'
+import { createScratchConsortium } from '../lib/consortium.ts'
+import { startOrthanc } from '../lib/orthanc.ts'
+import { runTool } from '../lib/dcmtk.ts'
+import { startNode } from '../lib/node-process.ts'
+import { tempDir } from '../lib/temp.ts'
 import { DEFAULT_PREALLOCATE_SITE } from '../../node/archive/chunks.ts'
 import { type Contender, packSpaceReady, peakRss, runRounds, runStorescp, timeStorescu } from './common.ts'
 
@@ -34,7 +35,7 @@ const receivers: Contender[] = [
   {
     name: 'radmesh',
     run: async () => {
-      const consortium = await createTestConsortium('Bench')
+      const consortium = await createScratchConsortium('Bench')
       const node = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
       try {
         await packSpaceReady(node.home, DEFAULT_PREALLOCATE_SITE)
@@ -74,7 +75,7 @@ process.stdout.write('\n(radmesh speed vs this = that receiver\'s time / radmesh
 
 if (values.big) {
   const big = await generateCt({ out: join(work, 'big'), slices: 4000, rows: 512, columns: 512, seed: 2 })
-  const consortium = await createTestConsortium('Bench big')
+  const consortium = await createScratchConsortium('Bench big')
   const node = await startNode(await consortium.member('Bench Big', 'site'), { dicom: true, preallocateMib: null })
   await packSpaceReady(node.home, DEFAULT_PREALLOCATE_SITE)
   await runTool('sync', [])

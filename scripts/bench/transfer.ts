@@ -17,9 +17,11 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
-import { createTestConsortium } from '../../test/helpers/consortium.ts'
-import { startOrthanc } from '../../test/helpers/orthanc.ts'
-import { p2pAddr, peersOf, type StartedNode, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
+import { createScratchConsortium } from '../lib/consortium.ts'
+import { startOrthanc } from '../lib/orthanc.ts'
+import { p2pAddr, peersOf, type StartedNode, startNode } from '../lib/node-process.ts'
+import { tempDir } from '../lib/temp.ts'
+import { waitFor } from '../lib/wait.ts'
 import { type Contender, peakRss, type Run, runRounds, runStorescp, timeStorescu } from './common.ts'
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' } } })
@@ -100,7 +102,7 @@ async function verify (site: StartedNode, reader: StartedNode): Promise<void> {
 }
 
 async function radmeshRun (): Promise<Run> {
-  const consortium = await createTestConsortium('Bench')
+  const consortium = await createScratchConsortium('Bench')
   const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
   const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [p2pAddr(site)], preallocateMib: null })
   try {

@@ -17,11 +17,14 @@ import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
-import { launchBrowser, signedInPage } from '../../test/helpers/browser.ts'
-import { createTestConsortium } from '../../test/helpers/consortium.ts'
-import { runTool, storescu } from '../../test/helpers/dcmtk.ts'
-import { startFaultProxy } from '../../test/helpers/fault-proxy.ts'
-import { freePort, peersOf, type StartedNode, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
+import { launchBrowser, signedInPage } from '../lib/browser.ts'
+import { createScratchConsortium } from '../lib/consortium.ts'
+import { runTool, storescu } from '../lib/dcmtk.ts'
+import { startFaultProxy } from '../lib/fault-proxy.ts'
+import { freePort } from '../lib/ports.ts'
+import { peersOf, type StartedNode, startNode } from '../lib/node-process.ts'
+import { tempDir } from '../lib/temp.ts'
+import { waitFor } from '../lib/wait.ts'
 import { spawn } from 'node:child_process'
 
 const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, mbit: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' } } })
@@ -40,7 +43,7 @@ for (let round = 0; round < rounds; round++) {
 process.stdout.write(`studies: ${rounds} x ${studies[0]?.files.length} files, ${((studies[0]?.bytes ?? 0) / 1e6).toFixed(1)} MB each\n\n`)
 
 // radmesh: a site, and a reader whose only way to the site is the rate-limited proxy.
-const consortium = await createTestConsortium('Viewer bench')
+const consortium = await createScratchConsortium('Viewer bench')
 const nodes: StartedNode[] = []
 const browser = await launchBrowser()
 const firstImage: Array<{ ms: number, local: number, total: number }> = []

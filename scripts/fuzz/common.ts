@@ -12,9 +12,10 @@
 import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
-import { PYDICOM_CORPUS } from '../../test/helpers/dicom.ts'
-import { createTestConsortium } from '../../test/helpers/consortium.ts'
-import { type StartedNode, startNode, tempDir } from '../../test/helpers/processes.ts'
+import { PYDICOM_CORPUS } from '../lib/pydicom-corpus.ts'
+import { createScratchConsortium } from '../lib/consortium.ts'
+import { type StartedNode, startNode } from '../lib/node-process.ts'
+import { tempDir } from '../lib/temp.ts'
 import { generateCt } from '../generate-ct.ts'
 import { type Part10, readPart10, Rng } from './mutate.ts'
 import { emptyTally, type FuzzFinding, type FuzzOptions, type FuzzTally } from './tally.ts'
@@ -69,7 +70,7 @@ export class Target {
   }
 
   static async start (say: (line: string) => void): Promise<Target> {
-    const consortium = await createTestConsortium('Fuzz Consortium')
+    const consortium = await createScratchConsortium('Fuzz Consortium')
     const home = await consortium.member('Fuzzed Site', 'site')
     const node = await startNode(home, { dicom: true })
     say(`node started: http ${node.http}, dicom ${node.dicomPort}, home ${home}`)

@@ -65,10 +65,12 @@ import {
   REVOCATIONS_PROTOCOL,
   REVOCATIONS_TIMEOUT_MS
 } from '../../protocol/membership/revocations.ts'
-import { BadMember, type Exchanged, framed, makeVersion } from '../../test/helpers/bad-member.ts'
-import { createTestConsortium, type TestConsortium } from '../../test/helpers/consortium.ts'
-import { storescu } from '../../test/helpers/dcmtk.ts'
-import { p2pAddr, type StartedNode, startNode, tempDir, waitFor } from '../../test/helpers/processes.ts'
+import { BadMember, type Exchanged, framed, makeVersion } from '../lib/bad-member.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../lib/consortium.ts'
+import { storescu } from '../lib/dcmtk.ts'
+import { p2pAddr, type StartedNode, startNode } from '../lib/node-process.ts'
+import { tempDir } from '../lib/temp.ts'
+import { waitFor } from '../lib/wait.ts'
 import { generateCt } from '../generate-ct.ts'
 import { emptyTally, type FuzzFinding, type FuzzOptions, type FuzzTally } from './tally.ts'
 
@@ -275,7 +277,7 @@ function fakePeerId (): PeerIdString {
 }
 
 /** Starts the site, the prober and the readers; publishes a case and makes its report FINAL. */
-async function setUp (consortium: TestConsortium, say: (line: string) => void): Promise<Site> {
+async function setUp (consortium: ScratchConsortium, say: (line: string) => void): Promise<Site> {
   const started = performance.now()
   const home = await consortium.member('Fuzz Site', 'site')
   const certificate = JSON.parse(await fs.readFile(join(home, 'certificate.json'), 'utf8')) as MemberCertificate
@@ -689,7 +691,7 @@ export async function runP2pFuzz (options: P2pFuzzOptions): Promise<P2pFuzzTally
   const { seed, say } = options
   const first = options.from ?? 0
   const tally: P2pFuzzTally = { ...emptyTally('p2p'), peakRssMb: 0, identities: 0, overMemory: [] }
-  const consortium = await createTestConsortium('P2P Fuzz')
+  const consortium = await createScratchConsortium('P2P Fuzz')
   const site = await setUp(consortium, say)
   const work = await tempDir('radmesh-fuzz-members-')
   const spare = [...site.readers]

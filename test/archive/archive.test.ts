@@ -9,8 +9,9 @@ import * as assert from 'uvu/assert'
 import { sha256Hex } from '../../node/hash.ts'
 import { InvalidDicomError } from '../../node/dicom/errors.ts'
 import { openArchive } from '../helpers/archive.ts'
-import { corpusFiles, filesUnder, PYDICOM_CORPUS, replaceSameLength } from '../helpers/dicom.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { corpusFiles, PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
+import { filesUnder, replaceSameLength } from '../helpers/dicom.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const actor = { type: 'cli', id: 'test' } as const
 

@@ -16,7 +16,7 @@ import { InstanceParser, part10Header } from '../../node/dicom/part10.ts'
 import { frameCount, planFrames } from '../../node/http/dicomweb/frames.ts'
 import { type Dataset, tag, writeDataset } from '../../node/reporting/dataset-writer.ts'
 import { openArchive } from '../helpers/archive.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const actor = { type: 'cli', id: 'test' } as const
 const CT = '1.2.840.10008.5.1.4.1.1.2'

@@ -13,8 +13,9 @@ import * as assert from 'uvu/assert'
 import { sha256Hex } from '../../node/hash.ts'
 import { AuditLog } from '../../node/audit/log.ts'
 import { openArchive } from '../helpers/archive.ts'
-import { PYDICOM_CORPUS, replaceSameLength } from '../helpers/dicom.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
+import { replaceSameLength } from '../helpers/dicom.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const actor = { type: 'cli', id: 'test' } as const
 const original = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))

@@ -17,7 +17,7 @@ import { IncomingObject } from '../../node/archive/incoming.ts'
 import type { ReplayedCommit, SealedChunk } from '../../node/archive/pack/index.ts'
 import { StorageKey } from '../../node/archive/sealing.ts'
 import { type Database, openDatabase } from '../../node/store/database.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const key = new StorageKey(randomBytes(32))
 

@@ -17,7 +17,7 @@ import { awarenessEntries, Presence } from '../../node/collab/presence.ts'
 import { EDITORS_MAP } from '../../node/collab/reports.ts'
 import { DocStore } from '../../node/collab/store.ts'
 import { openDatabase } from '../../node/store/database.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const DOC = reportDocId('0123456789abcdef01234567')
 

@@ -12,7 +12,7 @@ import { StorageKey } from '../../node/archive/sealing.ts'
 import { Documents } from '../../node/collab/documents.ts'
 import { COMPACT_AFTER, DocStore } from '../../node/collab/store.ts'
 import { openDatabase } from '../../node/store/database.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 async function open (dir: string): Promise<{ documents: Documents, store: DocStore, close: () => Promise<void> }> {
   const db = await openDatabase(join(dir, 'db'))

@@ -27,7 +27,7 @@ import {
   storeRq,
   VERIFICATION
 } from '../../scripts/fuzz/scu.ts'
-import { waitFor } from '../helpers/processes.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 const AE_TITLE = 'RADMESH'
 const CT = '1.2.840.10008.5.1.4.1.1.2'

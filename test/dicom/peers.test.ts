@@ -12,7 +12,7 @@ import {
   parseAllowAe,
   parseCaller
 } from '../../node/dicom/peers.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 test('AE@HOST: an address, a subnet or a host name; the last @ separates the AE title', () => {
   assert.equal(parseCaller('CT_ROOM1@10.20.0.15'), { aeTitle: 'CT_ROOM1', host: '10.20.0.15' })

@@ -19,8 +19,8 @@ import {
   type StoreOutcome,
   type StoreRequest
 } from '../../node/dicom/scp.ts'
-import { runTool } from '../helpers/dcmtk.ts'
-import { waitFor } from '../helpers/processes.ts'
+import { runTool } from '../../scripts/lib/dcmtk.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 import { RecordingScp } from '../helpers/recording-scp.ts'
 
 const CORPUS = '/usr/lib/python3/dist-packages/pydicom/data/test_files'

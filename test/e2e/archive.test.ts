@@ -9,12 +9,16 @@ import * as assert from 'uvu/assert'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { sha256Hex } from '../../node/archive/chunks.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { datasetStart, runTool, storescu } from '../helpers/dcmtk.ts'
-import { corpusFiles, filesUnder, PYDICOM_CORPUS } from '../helpers/dicom.ts'
-import { radmesh, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { datasetStart, filesUnder } from '../helpers/dicom.ts'
+import { runTool, storescu } from '../../scripts/lib/dcmtk.ts'
+import { corpusFiles, PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
+import { radmesh } from '../../scripts/lib/cli.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 let node: StartedNode
 const started: StartedNode[] = []
 
@@ -41,7 +45,7 @@ async function qido (n: StartedNode, path: string): Promise<Array<Record<string,
 const datasetOf = (file: Uint8Array): Uint8Array => file.subarray(datasetStart(file))
 
 test.before(async () => {
-  consortium = await createTestConsortium()
+  consortium = await createScratchConsortium()
   node = await start(await consortium.member('Archive Site', 'site'))
 })
 

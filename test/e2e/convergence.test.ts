@@ -1,25 +1,33 @@
 /**
  * Seeded randomized convergence, in the spirit of Yjs's own random tests, over real nodes in separate
- * processes: a site and three radiologists, every pair linked through its own fault proxy. Random claims,
- * releases, consults, edits and signatures, while random partitions cut the links and random `kill -9`s
- * take nodes down (they restart from disk). After healing, every node must show the same worklist and the
- * same reports, every acknowledged edit of a report that is not FINAL must be in it, and no FINAL report
- * may differ from what its signer signed. A failure prints the seed; run it again with RADMESH_SEED=N.
+ * processes: a site and radiologists (three unless told, below), every pair linked through its own fault
+ * proxy. Random claims, releases, consults, edits and signatures, while random partitions cut the links and
+ * random `kill -9`s take nodes down (they restart from disk). After healing, every node must show the same
+ * worklist and the same reports, every acknowledged edit of a report that is not FINAL must be in it, and no
+ * FINAL report may differ from what its signer signed. A failure prints the seed; run it again with
+ * RADMESH_SEED=N.
  *
- * RADMESH_CONVERGENCE_STEPS (default 40) makes a longer soak.
+ * RADMESH_CONVERGENCE_STEPS (default 40) makes a longer soak; RADMESH_CONVERGENCE_NODES (default 4: the site
+ * and three radiologists) a larger consortium (`npm run bench -- scale --part convergence` runs 30).
  */
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { storescu } from '../helpers/dcmtk.ts'
-import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts'
-import { freePort, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
+import { type FaultProxy, startFaultProxy } from '../../scripts/lib/fault-proxy.ts'
+import { freePort } from '../../scripts/lib/ports.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 const SEED = Number(process.env['RADMESH_SEED'] ?? Math.floor(Math.random() * 2 ** 31))
 const STEPS = Number(process.env['RADMESH_CONVERGENCE_STEPS'] ?? 40)
+const NODES = Math.max(2, Number(process.env['RADMESH_CONVERGENCE_NODES'] ?? 4))
+/** Waits grow with the consortium: each node is a process of its own on the same few cores. */
+const WAIT_SCALE = Math.max(1, NODES / 4)
 const CASES = 3
 const SECTIONS = ['findings', 'impression', 'comparison'] as const
 
@@ -57,9 +65,12 @@ test.after(async () => {
   await Promise.all(links.map(async l => { await l.proxy.close() }))
 })
 
-test(`randomized claims, edits and signatures under partitions and kill -9 converge (seed ${SEED}, ${STEPS} steps)`, async () => {
-  const consortium = await createTestConsortium('Convergence')
-  const homes = [await consortium.member('Site', 'site'), ...await Promise.all(['R1', 'R2', 'R3'].map(async name => await consortium.member(name, 'radiologist')))]
+const RUN = `seed ${SEED}, ${STEPS} steps, ${NODES} nodes`
+test(`randomized claims, edits and signatures under partitions and kill -9 converge (${RUN})`, async () => {
+  const consortium = await createScratchConsortium('Convergence')
+  const names = Array.from({ length: NODES - 1 }, (_, i) => `R${i + 1}`)
+  const siteHome = await consortium.member('Site', 'site')
+  const homes = [siteHome, ...await Promise.all(names.map(async name => await consortium.member(name, 'radiologist')))]
   const ports = await Promise.all(homes.map(async () => ({ p2pPort: await freePort(), wsPort: await freePort(), httpPort: await freePort() })))
   // Every pair (i < j) talks only through its own proxy: i dials j there; j announces an address nobody listens on.
   const peerIds = await Promise.all(homes.map(async home => (JSON.parse(await fs.readFile(join(home, 'profile.json'), 'utf8')) as { peerId: string }).peerId))
@@ -78,7 +89,8 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   const readers = members.slice(1)
   const api = async <T>(member: Member, method: string, path: string, body?: unknown): Promise<{ status: number, body: T }> => await member.node.api<T>(method, path, body)
 
-  await waitFor('the site to know the three radiologists', async () => (await api<unknown[]>(site, 'GET', '/api/duty')).body.length === 3, 30_000)
+  await waitFor(`the site to know the ${NODES - 1} radiologists`,
+    async () => (await api<unknown[]>(site, 'GET', '/api/duty')).body.length === NODES - 1, 30_000 * WAIT_SCALE)
   for (let n = 0; n < CASES; n++) {
     const dir = await tempDir()
     await generateCt({ out: dir, slices: 2, rows: 16, columns: 16, seed: 100 + n, studyDescription: 'MRI KNEE', bodyPart: 'KNEE' })
@@ -87,7 +99,7 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   await waitFor('every reader to list the cases', async () => {
     for (const reader of readers) if ((await api<Entry[]>(reader, 'GET', '/api/worklist')).body.length !== CASES) return false
     return true
-  }, 30_000)
+  }, 30_000 * WAIT_SCALE)
   const caseIds = (await api<Entry[]>(site, 'GET', '/api/worklist')).body.map(e => e.caseId).sort()
 
   const acknowledged: Array<{ caseId: string, section: string, token: string, by: number }> = []
@@ -201,7 +213,7 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
       snapshots = await Promise.all(members.map(snapshot))
       const lists = snapshots.map(s => JSON.stringify((JSON.parse(s) as { list: unknown }).list))
       return lists.every(l => l === lists[0])
-    }, 90_000, 500)
+    }, 90_000 * WAIT_SCALE, 500)
   } catch {
     failWith(`worklists differ after healing:\n${snapshots.map((s, i) => `${members[i]?.name}: ${JSON.stringify((JSON.parse(s) as { list: unknown }).list)}`).join('\n')}`)
   }
@@ -215,7 +227,7 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
         const views = parsed.map(p => p[caseId]).filter(v => v !== undefined).map(v => JSON.stringify(v))
         return views.every(v => v === views[0])
       })
-    }, 60_000, 500)
+    }, 60_000 * WAIT_SCALE, 500)
   } catch {
     failWith(`reports differ after healing:\n${snapshots.map((s, i) => `${members[i]?.name}: ${s}`).join('\n')}`)
   }

@@ -11,9 +11,12 @@ import { generateCt } from '../../scripts/generate-ct.ts'
 import {
   associateRq, commandPdu, dataPdu, EXPLICIT_LE, echoRq, RawAssociation, storeRq, VERIFICATION
 } from '../../scripts/fuzz/scu.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { runTool, storescu } from '../helpers/dcmtk.ts'
-import { logOf, radmesh, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { runTool, storescu } from '../../scripts/lib/dcmtk.ts'
+import { logOf, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { radmesh } from '../../scripts/lib/cli.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 const CT = '1.2.840.10008.5.1.4.1.1.2'
 const CONTEXTS = [
@@ -21,7 +24,7 @@ const CONTEXTS = [
   { id: 3, abstractSyntax: CT, transferSyntaxes: [EXPLICIT_LE] }
 ]
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 const started: StartedNode[] = []
 
 async function start (extraArgs: string[], prepare?: (home: string) => Promise<void>): Promise<StartedNode> {
@@ -56,7 +59,7 @@ async function status (pid: number | undefined, field: 'VmRSS' | 'VmHWM'): Promi
 }
 
 test.before(async () => {
-  consortium = await createTestConsortium()
+  consortium = await createScratchConsortium()
 })
 
 test.after(async () => {

@@ -9,15 +9,18 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { ANNOUNCE_PROTOCOL, CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { storescu } from '../helpers/dcmtk.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
 import { intrude } from '../helpers/intrude.ts'
-import { connected, logOf, p2pAddr, radmesh, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { connected, logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { radmesh, ROOT } from '../../scripts/lib/cli.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state: string, error?: string, sources?: Record<string, number> }
 interface InstanceInfo { sopInstanceUid: string, sha256: string, bytes: number }
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 const started: StartedNode[] = []
 
 async function start (home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
@@ -51,7 +54,7 @@ async function availability (node: StartedNode, studyUid: string): Promise<Avail
 }
 
 test.before(async () => {
-  consortium = await createTestConsortium('Exchange')
+  consortium = await createScratchConsortium('Exchange')
 })
 
 test.after(async () => {

@@ -9,10 +9,13 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { part10Header } from '../../node/dicom/part10.ts'
 import { tag, writeDataset } from '../../node/reporting/dataset-writer.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { runTool, storescu } from '../helpers/dcmtk.ts'
-import { filesUnder, PYDICOM_CORPUS } from '../helpers/dicom.ts'
-import { radmesh, type StartedNode, startNode, tempDir } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { runTool, storescu } from '../../scripts/lib/dcmtk.ts'
+import { filesUnder } from '../helpers/dicom.ts'
+import { PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
+import { radmesh } from '../../scripts/lib/cli.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 let node: StartedNode
 
@@ -49,7 +52,7 @@ function assertHealthy (seen: { slowestMs: number, peakRssMb: number }, what: st
 }
 
 test.before(async () => {
-  const consortium = await createTestConsortium()
+  const consortium = await createScratchConsortium()
   node = await startNode(await consortium.member('Hardened Site', 'site'), { dicom: true })
 })
 

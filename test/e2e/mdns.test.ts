@@ -5,8 +5,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { test } from 'uvu'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { CLI, logOf, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { CLI } from '../../scripts/lib/cli.ts'
+import { logOf } from '../../scripts/lib/node-process.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 const namespace = `radmesh-mdns-${process.pid}`
 const children: ChildProcess[] = []
@@ -28,7 +30,7 @@ test.after(() => {
 })
 
 test('two members on one LAN find each other by mDNS and connect', async () => {
-  const consortium = await createTestConsortium()
+  const consortium = await createScratchConsortium()
   const homes = [await consortium.member('LAN Site', 'site'), await consortium.member('LAN Reader', 'radiologist')]
   for (const [i, home] of homes.entries()) {
     const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, 'start', '--home', home,

@@ -5,11 +5,13 @@ import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { intrude } from '../helpers/intrude.ts'
-import { logOf, p2pAddr, peersOf, radmesh, radmeshOk, type StartedNode, startNode, waitFor } from '../helpers/processes.ts'
+import { logOf, p2pAddr, peersOf, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { radmesh, radmeshOk } from '../../scripts/lib/cli.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 let site: StartedNode
 let reader: StartedNode
 const started: StartedNode[] = []
@@ -29,7 +31,7 @@ async function refusalOf (node: StartedNode, peerId: string, timeoutMs = 5_000):
 }
 
 test.before(async () => {
-  consortium = await createTestConsortium('St Elsewhere Teleradiology')
+  consortium = await createScratchConsortium('St Elsewhere Teleradiology')
 })
 
 test.after(async () => {
@@ -66,7 +68,7 @@ test('a libp2p node with no certificate is refused before any stream, and the re
 })
 
 test('a certificate of another consortium is refused with reason wrong-consortium', async () => {
-  const other = await createTestConsortium('Another Network')
+  const other = await createScratchConsortium('Another Network')
   const home = await other.member('Foreign Site', 'site')
   const result = await intrude(['certificate', home, join(home, 'certificate.json'), join(home, 'consortium.json'), p2pAddr(site)])
   assert.is(result.streamOpened, false)

@@ -7,9 +7,10 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { parseContentType, parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { storescu } from '../helpers/dcmtk.ts'
-import { type StartedNode, startNode, tempDir } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 type DicomJson = Record<string, { vr: string, Value?: unknown[], BulkDataURI?: string }>
 const OHIF_ORIGIN = 'http://ohif.example:3000'
@@ -20,7 +21,7 @@ let node: StartedNode
 let studyUid = ''
 
 test.before(async () => {
-  const consortium = await createTestConsortium('OHIF')
+  const consortium = await createScratchConsortium('OHIF')
   node = await startNode(await consortium.member('OHIF Site', 'site'), { dicom: true, extraArgs: ['--cors', OHIF_ORIGIN] })
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 4, series: 2, rows: 64, columns: 64, seed: 9, patientName: 'OHIF^CANARY' })

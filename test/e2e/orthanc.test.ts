@@ -8,10 +8,12 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { sha256Hex } from '../../node/archive/chunks.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { datasetStart } from '../helpers/dcmtk.ts'
-import { type OrthancServer, startOrthanc } from '../helpers/orthanc.ts'
-import { type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { datasetStart } from '../helpers/dicom.ts'
+import { type OrthancServer, startOrthanc } from '../../scripts/lib/orthanc.ts'
+import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 // dicomweb-client is written for browsers: give it Node an XMLHttpRequest.
 const require = createRequire(import.meta.url)
@@ -29,7 +31,7 @@ let node: StartedNode
 let orthanc: OrthancServer
 
 test.before(async () => {
-  const consortium = await createTestConsortium()
+  const consortium = await createScratchConsortium()
   node = await startNode(await consortium.member('Interop Site', 'site'), { dicom: true })
   orthanc = await startOrthanc({ modalities: { radmesh: ['RADMESH', '127.0.0.1', node.dicomPort] } })
 })

@@ -22,12 +22,14 @@ import {
 } from '../../protocol/exchange/messages.ts'
 import type { MemberCertificate } from '../../protocol/membership/certificate.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { BadMember, framed, makeVersion } from '../helpers/bad-member.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { storescu } from '../helpers/dcmtk.ts'
-import { logOf, p2pAddr, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { BadMember, framed, makeVersion } from '../../scripts/lib/bad-member.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
+import { logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 let site: StartedNode
 let siteCertificate: MemberCertificate
 let member: BadMember
@@ -71,7 +73,7 @@ const version = async (options: Partial<Parameters<typeof makeVersion>[1]> = {})
   })
 
 test.before(async () => {
-  consortium = await createTestConsortium('Lying Versions')
+  consortium = await createScratchConsortium('Lying Versions')
   const home = await consortium.member('Plain Site', 'site')
   siteCertificate = JSON.parse(await fs.readFile(join(home, 'certificate.json'), 'utf8')) as MemberCertificate
   site = await startNode(home, { dicom: true })

@@ -20,17 +20,20 @@ import {
 } from '../../protocol/membership/revocations.ts'
 import type { ConsortiumId, PeerIdString } from '../../protocol/ids.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { BadMember, framed } from '../helpers/bad-member.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { storescu } from '../helpers/dcmtk.ts'
-import { connected, logOf, p2pAddr, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { BadMember, framed } from '../../scripts/lib/bad-member.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
+import { connected, logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { ROOT } from '../../scripts/lib/cli.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 const started: StartedNode[] = []
 const members: BadMember[] = []
 
 test.before(async () => {
-  consortium = await createTestConsortium('Bad Members')
+  consortium = await createScratchConsortium('Bad Members')
 })
 
 test.after(async () => {

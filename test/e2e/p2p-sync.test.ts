@@ -10,16 +10,18 @@ import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
 import { encodeLength } from '../../node/p2p/wire.ts'
 import { encodeSyncMessage, MAX_SYNC_MESSAGE_BYTES, MEMBERS_DOC, SYNC_MESSAGE, SYNC_PROTOCOL } from '../../protocol/collab/sync.ts'
-import { BadMember, framed } from '../helpers/bad-member.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { logOf, p2pAddr, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { BadMember, framed } from '../../scripts/lib/bad-member.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 const started: StartedNode[] = []
 const members: BadMember[] = []
 
 test.before(async () => {
-  consortium = await createTestConsortium('Sync Abuse')
+  consortium = await createScratchConsortium('Sync Abuse')
 })
 
 test.after(async () => {

@@ -9,19 +9,21 @@ import * as assert from 'uvu/assert'
 import { sha256Hex } from '../../node/archive/chunks.ts'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { logOf, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { logOf, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 import {
   failureComments, multipartBody, onePart, postStream, relatedType, type StowAnswer, storedSops
 } from '../helpers/stow.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 let node: StartedNode
 const started: StartedNode[] = []
 const MiB = 1024 * 1024
 
 test.before(async () => {
-  consortium = await createTestConsortium()
+  consortium = await createScratchConsortium()
   node = await startNode(await consortium.member('Stow Site', 'site'))
   started.push(node)
 })

@@ -12,13 +12,17 @@ import type { Browser, Page } from 'playwright-core'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { launchBrowser, pageErrors, screenshot, signedInPage } from '../helpers/browser.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { runTool, storescu } from '../helpers/dcmtk.ts'
-import { PYDICOM_CORPUS, replaceSameLength } from '../helpers/dicom.ts'
-import { connected, p2pAddr, radmeshOk, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scripts/lib/browser.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { runTool, storescu } from '../../scripts/lib/dcmtk.ts'
+import { PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
+import { replaceSameLength } from '../helpers/dicom.ts'
+import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { radmeshOk } from '../../scripts/lib/cli.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 let browser: Browser
 const started: StartedNode[] = []
 let site: StartedNode
@@ -71,7 +75,7 @@ async function canvasShowsImage (page: Page): Promise<boolean> {
 }
 
 test.before(async () => {
-  consortium = await createTestConsortium('Viewer')
+  consortium = await createScratchConsortium('Viewer')
   browser = await launchBrowser()
   site = await start(await consortium.member('Hilltop Hospital', 'site'), { dicom: true })
   alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })

@@ -12,14 +12,17 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createTestConsortium, type TestConsortium } from '../helpers/consortium.ts'
-import { runTool, storescu } from '../helpers/dcmtk.ts'
-import { connected, logOf, p2pAddr, peersOf, ROOT, type StartedNode, startNode, tempDir, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { runTool, storescu } from '../../scripts/lib/dcmtk.ts'
+import { connected, logOf, p2pAddr, peersOf, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { ROOT } from '../../scripts/lib/cli.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 interface Entry { caseId: string, studyInstanceUid: string, site: string, priority: string, subspecialty: string, status: string, claimedBy: string | null, createdAt: string, dueAt: string, claimedAt: string | null, preliminaryAt: string | null, finalAt: string | null, consultants: string[] }
 interface Report { status: string, sections: Record<string, string>, authors: Array<{ peerId: string }>, signatures: Array<{ peerId: string, status: string, verified: boolean }>, addenda: Array<{ text: string }> }
 
-let consortium: TestConsortium
+let consortium: ScratchConsortium
 const started: StartedNode[] = []
 /** the first test's site and holder, reused by the next tests */
 let site: StartedNode
@@ -45,7 +48,7 @@ async function report (node: StartedNode, caseId: string): Promise<Report> {
 }
 
 test.before(async () => {
-  consortium = await createTestConsortium('Workflow')
+  consortium = await createScratchConsortium('Workflow')
 })
 
 test.after(async () => {

@@ -9,8 +9,9 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { writeWorklistHistory } from '../../scripts/lib/worklist-history.ts'
-import { createTestConsortium } from '../helpers/consortium.ts'
-import { p2pAddr, type StartedNode, startNode, waitFor } from '../helpers/processes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 const CASES = 10_000
 const started: StartedNode[] = []
@@ -19,7 +20,7 @@ let readerHome: string
 let openIds: string[]
 
 test.before(async () => {
-  const consortium = await createTestConsortium('A Month of Cases')
+  const consortium = await createScratchConsortium('A Month of Cases')
   const siteHome = await consortium.member('Busy Hospital', 'site')
   const earlier = await consortium.member('Dr Month Reader', 'radiologist')
   readerHome = await consortium.member('Dr New Reader', 'radiologist')

@@ -1,17 +1,9 @@
 /**
- * DICOM test material: the pydicom corpus from Debian, and small edits of real files.
+ * DICOM test material: small edits of real files, where a data set starts, every file under a folder.
+ * The pydicom corpus itself is in scripts/lib/pydicom-corpus.ts (the fuzzers seed from it too).
  */
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
-
-export const PYDICOM_CORPUS = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
-
-export async function corpusFiles (): Promise<string[]> {
-  const names = await fs.readdir(PYDICOM_CORPUS).catch(() => {
-    throw new Error(`the pydicom test corpus is missing at ${PYDICOM_CORPUS}: install Debian's python3-pydicom (npm test does)`)
-  })
-  return names.filter(name => name.endsWith('.dcm')).sort().map(name => join(PYDICOM_CORPUS, name))
-}
 
 /** Replaces the first occurrence of `from` by `to` (same length), e.g. to plant a canary patient name. */
 export function replaceSameLength (bytes: Uint8Array, from: string, to: string): Buffer {
@@ -21,6 +13,14 @@ export function replaceSameLength (bytes: Uint8Array, from: string, to: string):
   if (at < 0) throw new Error(`"${from}" not found`)
   buffer.write(to, at, 'latin1')
   return buffer
+}
+
+/** Where the data set starts in a Part 10 file: after the preamble, DICM and the File Meta Information group. */
+export function datasetStart (file: Uint8Array): number {
+  const view = Buffer.from(file.buffer, file.byteOffset, file.byteLength)
+  if (view.toString('latin1', 128, 132) !== 'DICM') throw new Error('not Part 10')
+  // (0002,0000) UL group length: tag(4) VR(2) len(2) value(4)
+  return 132 + 12 + view.readUInt32LE(140)
 }
 
 /** Every file under `dir`, recursively. */

@@ -104,7 +104,8 @@ try {
 } catch (error) {
   result.dialError = describe(error)
 }
-// A resolved dial is not an authorisation (ENGINEERING.md): try a stream regardless.
+// A resolved dial is not an authorisation: libp2p can resolve a dial that the target's gater aborts about half a
+// second later. So try a stream regardless; only a stream the target accepts would be a way in.
 try {
   const stream = await host.dialProtocol(multiaddr(target), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
   result.streamOpened = true

@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import * as assert from 'uvu/assert'
-import { ROOT } from './processes.ts'
+import { ROOT } from '../../scripts/lib/cli.ts'
 
 export interface RawResponse { status: number, headers: Record<string, string>, body: string }
 

@@ -12,7 +12,7 @@ import { admit, createConsortium, openConsortium, revoke } from '../../node/memb
 import { MembershipRegistry } from '../../node/membership/registry.ts'
 import { openDatabase } from '../../node/store/database.ts'
 import { HomeError } from '../../node/errors.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 test('init makes 0600 keys and a join request; every load gives the same peer id', async () => {
   const home = join(await tempDir(), 'home')

@@ -9,7 +9,7 @@ import { admit, type ConsortiumDir, createConsortium, openConsortium, revoke } f
 import { checkCertificate, isValidRevocation, trustFrom, CLOCK_SKEW_MS } from '../../node/membership/trust.ts'
 import { generateX25519 } from '../../node/membership/crypto.ts'
 import { CertificateError } from '../../node/errors.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 async function newConsortium (name: string): Promise<ConsortiumDir> {
   const dir = await tempDir()

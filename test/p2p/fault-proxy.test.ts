@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { connect, createServer, Server, Socket } from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type FaultProxy, type FaultProxyOptions, startFaultProxy } from '../helpers/fault-proxy.ts'
+import { type FaultProxy, type FaultProxyOptions, startFaultProxy } from '../../scripts/lib/fault-proxy.ts'
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
 

@@ -21,8 +21,8 @@ import {
   type SrIdentity,
   type StudyForReport
 } from '../../node/reporting/sr.ts'
-import { runTool } from '../helpers/dcmtk.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { runTool } from '../../scripts/lib/dcmtk.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const STUDY_UID = '1.2.826.0.1.3680043.8.498.55'
 const CT = '1.2.840.10008.5.1.4.1.1.2'

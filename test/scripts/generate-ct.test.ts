@@ -15,7 +15,8 @@ import {
   type GeneratedStudy,
   generateCt
 } from '../../scripts/generate-ct.ts'
-import { ROOT, tempDir } from '../helpers/processes.ts'
+import { ROOT } from '../../scripts/lib/cli.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const SIZE = 64
 const SLICES = 3

@@ -20,8 +20,8 @@ import { type DicomJson, type FrameInfo, frameCount, frameInfo, MAX_FRAMES } fro
 import { defaultWindow, renderFrame, type Window } from '../../viewer/src/image/render.ts'
 import { decodeRle, RleError } from '../../viewer/src/image/rle.ts'
 import { nodeCodecs } from '../helpers/codecs.ts'
-import { PYDICOM_CORPUS } from '../helpers/dicom.ts'
-import { tempDir } from '../helpers/processes.ts'
+import { PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
 
 const run = promisify(execFile)
 

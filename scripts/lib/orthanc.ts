@@ -5,7 +5,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
-import { freePort, tempDir, waitFor } from './processes.ts'
+import { ownChild } from './children.ts'
+import { freePort } from './ports.ts'
+import { tempDir } from './temp.ts'
+import { waitFor } from './wait.ts'
 
 export interface OrthancServer {
   http: string
@@ -49,7 +52,8 @@ export async function startOrthanc (options: OrthancOptions = {}): Promise<Ortha
   }
   const configPath = join(dir, 'orthanc.json')
   await fs.writeFile(configPath, JSON.stringify(config, null, 2))
-  const child = spawn('Orthanc', [configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TCP_NODELAY: '1' } })
+  const env = { ...process.env, TCP_NODELAY: '1' }
+  const child = ownChild(spawn('Orthanc', [configPath], { stdio: ['ignore', 'ignore', 'pipe'], env }))
   let stderr = ''
   child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
   const http = `http://127.0.0.1:${httpPort}`

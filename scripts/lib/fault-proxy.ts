@@ -15,7 +15,10 @@ export interface FaultProxyOptions {
   target: { host: string, port: number }
   /** 0 = any free port on 127.0.0.1 */
   listenPort?: number
-  /** link rate in bits per second, each direction separately, shared by all connections (a token bucket with a small burst, e.g. 16 KiB); undefined = unlimited */
+  /**
+   * link rate in bits per second, each direction separately, shared by all connections (a token bucket with a
+   * small burst, e.g. 16 KiB); undefined = unlimited
+   */
   bitsPerSecond?: number
   /** one-way delay added to every byte in each direction (order kept) */
   latencyMs?: number
@@ -86,7 +89,9 @@ class Link {
 
   constructor (bitsPerSecond: number | undefined) {
     this.bytesPerMs = bitsPerSecond === undefined ? undefined : bitsPerSecond / 8 / 1000
-    this.burst = this.bytesPerMs === undefined ? Infinity : Math.max(MIN_BURST_BYTES, Math.ceil(this.bytesPerMs * BURST_MS))
+    this.burst = this.bytesPerMs === undefined
+      ? Infinity
+      : Math.max(MIN_BURST_BYTES, Math.ceil(this.bytesPerMs * BURST_MS))
     this.minWake = this.bytesPerMs === undefined ? 0 : Math.max(1, Math.ceil(this.bytesPerMs * MIN_WAKE_MS))
     this.tokens = this.burst
   }
@@ -202,7 +207,9 @@ interface Connection {
 }
 
 function lane (source: Socket, sink: Socket): Lane {
-  return { source, sink, queue: [], queued: 0, sourceEnded: false, sinkEnded: false, paused: false, blocked: false, dead: false }
+  return {
+    source, sink, queue: [], queued: 0, sourceEnded: false, sinkEnded: false, paused: false, blocked: false, dead: false
+  }
 }
 
 export async function startFaultProxy (options: FaultProxyOptions): Promise<FaultProxy> {
