@@ -156,6 +156,19 @@ export const STORAGE_SOP_CLASS_ROOT = '1.2.840.10008.5.1.4.1.1.'
 /** The root of every UID the standard defines: a UID outside it is private. */
 export const DICOM_UID_ROOT = '1.2.840.10008.'
 
+/** The Query/Retrieve information models answered (PS3.4 C.6.1, C.6.2), each with its C-FIND, C-MOVE, C-GET class. */
+export type QueryModel = 'patient' | 'study'
+export type QueryOperation = 'find' | 'move' | 'get'
+export const QUERY_RETRIEVE_SOP_CLASSES: Readonly<Record<string, { model: QueryModel; operation: QueryOperation }>> =
+  Object.freeze({
+    '1.2.840.10008.5.1.4.1.2.1.1': { model: 'patient', operation: 'find' },
+    '1.2.840.10008.5.1.4.1.2.1.2': { model: 'patient', operation: 'move' },
+    '1.2.840.10008.5.1.4.1.2.1.3': { model: 'patient', operation: 'get' },
+    '1.2.840.10008.5.1.4.1.2.2.1': { model: 'study', operation: 'find' },
+    '1.2.840.10008.5.1.4.1.2.2.2': { model: 'study', operation: 'move' },
+    '1.2.840.10008.5.1.4.1.2.2.3': { model: 'study', operation: 'get' }
+  })
+
 // ---- The attributes radmesh collects, indexes and answers QIDO-RS with ----
 
 export type IndexLevel = 'study' | 'series' | 'instance'
@@ -248,6 +261,20 @@ export const QIDO_ATTRIBUTES: Readonly<Record<IndexLevel, DicomAttribute[]>> = b
 
 export const DIMSE_STATUS = {
   success: 0x0000,
+  /** Pending: a C-FIND match follows, or C-MOVE / C-GET sub-operations go on */
+  pending: 0xff00,
+  /** Cancel: the operation stopped at the SCU's C-CANCEL */
+  cancel: 0xfe00,
+  /** Warning: sub-operations complete, one or more failed (C-MOVE, C-GET) */
+  subOperationsFailed: 0xb000,
+  /** Refused: Out of Resources, unable to calculate the matches (a query past the node's bound) */
+  tooManyMatches: 0xa701,
+  /** Refused: Out of Resources, unable to perform sub-operations (C-MOVE, C-GET) */
+  subOperationsRefused: 0xa702,
+  /** Refused: Move Destination unknown */
+  moveDestinationUnknown: 0xa801,
+  /** Error: Identifier does not match SOP Class (C-FIND, C-MOVE, C-GET) */
+  identifierMismatch: 0xa900,
   /** Refused: SOP Class not supported (on this presentation context) */
   sopClassNotSupported: 0x0122,
   /** Unrecognized operation: a service radmesh does not offer */

@@ -71,11 +71,18 @@ test('transfer syntaxes: every encapsulated one is supported; how each is encode
   assert.equal(syntaxOf(TRANSFER_SYNTAX.jpeg2000), { explicit: true, little: true })
 })
 
-test('DIMSE statuses are the values of PS3.7 Annex C and PS3.4 B.2.3', () => {
+test('DIMSE statuses are the values of PS3.7 Annex C and PS3.4 B.2.3, C.4', () => {
   assert.equal(
     { ...DIMSE_STATUS },
     {
       success: 0x0000,
+      pending: 0xff00,
+      cancel: 0xfe00,
+      subOperationsFailed: 0xb000,
+      tooManyMatches: 0xa701,
+      subOperationsRefused: 0xa702,
+      moveDestinationUnknown: 0xa801,
+      identifierMismatch: 0xa900,
       sopClassNotSupported: 0x0122,
       unrecognizedOperation: 0x0211,
       outOfResources: 0xa700,

@@ -76,6 +76,41 @@ test('DIMSE command sets: encode, then decode to the same; padding and group len
   assert.throws(() => encodeCommand({ ...response, errorComment: '\u4e00' }), RangeError)
 })
 
+test('C-MOVE and C-GET elements: destination, sub-operation counts, move originator, round trip', () => {
+  const move: Command = {
+    affectedSopClassUid: '1.2.840.10008.5.1.4.1.2.2.2',
+    commandField: 0x0021,
+    messageId: 3,
+    moveDestination: 'STORESCP',
+    priority: 0,
+    commandDataSetType: 0x0102
+  }
+  assert.equal(decodeCommand(encodeCommand(move)), move)
+  const pending: Command = {
+    affectedSopClassUid: '1.2.840.10008.5.1.4.1.2.2.2',
+    commandField: 0x8021,
+    messageIdBeingRespondedTo: 3,
+    commandDataSetType: NO_DATA_SET,
+    status: 0xff00,
+    remainingSubOperations: 2,
+    completedSubOperations: 1,
+    failedSubOperations: 0,
+    warningSubOperations: 0
+  }
+  assert.equal(decodeCommand(encodeCommand(pending)), pending)
+  const subStore: Command = {
+    affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+    commandField: 0x0001,
+    messageId: 1,
+    priority: 0,
+    commandDataSetType: 0x0102,
+    affectedSopInstanceUid: '1.2.3',
+    moveOriginatorAeTitle: 'MOVESCU',
+    moveOriginatorMessageId: 3
+  }
+  assert.equal(decodeCommand(encodeCommand(subStore)), subStore)
+})
+
 test('a command UID of 60,000 spaces before its last character is decoded in linear time', () => {
   const uid = `${' '.repeat(60_000)}1`
   const started = performance.now()
@@ -120,7 +155,7 @@ test('DIMSE command sets: unknown elements are skipped; malformed sets raise Dic
   ]
   const withExtras = commandSet([
     ...echo,
-    element(0x1030, Buffer.from('MOVE_ORIGIN ')),
+    element(0x0903, Buffer.from('ID')),
     element(0x4000, Buffer.from('retired'))
   ])
   assert.equal(decodeCommand(withExtras), {

@@ -119,6 +119,27 @@ const RQ: AssociateRq = {
   implementationVersionName: 'OFFIS_DCMTK_367'
 }
 
+test('SCP/SCU role selection items: encoded after the implementation class UID, decoded to the same', () => {
+  const roles = [
+    { sopClassUid: '1.2.840.10008.5.1.4.1.1.2', scu: false, scp: true },
+    { sopClassUid: '1.2.840.10008.5.1.4.1.1.4', scu: true, scp: true }
+  ]
+  const bytes = encodeAssociateRq({ ...RQ, roles })
+  assert.equal(decodeAssociateRq(bodyOf(bytes)), { ...RQ, roles })
+  // A role item whose UID length overruns it is malformed.
+  const at = bytes.indexOf(Buffer.concat([Buffer.from('1.2.840.10008.5.1.4.1.1.2'), Buffer.from([0, 1])]))
+  assert.ok(at > 2)
+  const broken = Buffer.from(bytes)
+  broken.writeUInt16BE(200, at - 2)
+  try {
+    decodeAssociateRq(bodyOf(broken))
+    assert.unreachable('a broken role item was read')
+  } catch (error) {
+    assert.instance(error, DicomProtocolError)
+    assert.is((error as DicomProtocolError).problem, 'bad-item')
+  }
+})
+
 test('A-ASSOCIATE-RQ and -AC: encode, then decode to the same', () => {
   const rq = encodeAssociateRq(RQ)
   assert.is(rq[0], PDU_TYPE.associateRq)

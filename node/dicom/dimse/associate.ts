@@ -16,6 +16,7 @@ const ITEM = {
   userInformation: 0x50,
   maxLength: 0x51,
   implementationClassUid: 0x52,
+  roleSelection: 0x54,
   implementationVersionName: 0x55
 } as const
 
@@ -33,6 +34,16 @@ export interface PresentationContextAnswer {
   transferSyntax: string
 }
 
+/**
+ * SCP/SCU Role Selection (PS3.7 D.3.3.4): for one SOP class, whether the association requestor may be its SCU
+ * and its SCP. A C-GET SCU proposes the SCP role for the storage classes it wants its objects in.
+ */
+export interface RoleSelection {
+  sopClassUid: string
+  scu: boolean
+  scp: boolean
+}
+
 interface AssociateFields {
   protocolVersion: number
   calledAeTitle: string
@@ -42,6 +53,8 @@ interface AssociateFields {
   maxPduLength: number
   implementationClassUid: string
   implementationVersionName?: string
+  /** role selection items, when the PDU has any */
+  roles?: RoleSelection[]
 }
 
 export interface AssociateRq extends AssociateFields {
@@ -89,17 +102,29 @@ const textOf = (value: Buffer): string => withoutTrailingPadding(value.toString(
 /** AE titles: leading and trailing spaces are not significant (PS3.8 9.3.2). */
 const aeTitleOf = (value: Buffer): string => value.toString('latin1').replace(/^[\0 ]+|[\0 ]+$/g, '')
 
+/** A role selection sub-item: UID length (2), UID, SCU role (1), SCP role (1). */
+function decodeRole(value: Buffer, what: string): RoleSelection {
+  const length = value.length >= 2 ? value.readUInt16BE(0) : -1
+  if (length < 0 || value.length !== length + 4)
+    throw new DicomProtocolError('bad-item', `${what}: role selection item of ${value.length} bytes`)
+  const sopClassUid = textOf(value.subarray(2, 2 + length))
+  return { sopClassUid, scu: value[2 + length] === 1, scp: value[3 + length] === 1 }
+}
+
 function decodeUserInformation(
   value: Buffer,
   what: string
-): Pick<AssociateFields, 'maxPduLength' | 'implementationClassUid' | 'implementationVersionName'> {
+): Pick<AssociateFields, 'maxPduLength' | 'implementationClassUid' | 'implementationVersionName' | 'roles'> {
   let maxPduLength = 0
   let implementationClassUid = ''
   let implementationVersionName: string | undefined
-  // Asynchronous operations window, role selection, extended negotiation, user identity: not negotiated here,
-  // so ignored (left out of the answer, they take their defaults: one operation at a time, the usual roles).
+  const roles: RoleSelection[] = []
+  // Asynchronous operations window, extended negotiation, user identity: not negotiated here, so ignored (left
+  // out of the answer, they take their defaults: one operation at a time, no extended negotiation).
   for (const item of readItems(value, `${what} user information`)) {
-    if (item.type === ITEM.maxLength) {
+    if (item.type === ITEM.roleSelection) {
+      roles.push(decodeRole(item.value, what))
+    } else if (item.type === ITEM.maxLength) {
       if (item.value.length !== 4)
         throw new DicomProtocolError('bad-item', `${what}: maximum length item of ${item.value.length} bytes (4)`)
       maxPduLength = item.value.readUInt32BE(0)
@@ -109,9 +134,12 @@ function decodeUserInformation(
       implementationVersionName = textOf(item.value)
     }
   }
-  return implementationVersionName === undefined
-    ? { maxPduLength, implementationClassUid }
-    : { maxPduLength, implementationClassUid, implementationVersionName }
+  return {
+    maxPduLength,
+    implementationClassUid,
+    ...(implementationVersionName === undefined ? {} : { implementationVersionName }),
+    ...(roles.length === 0 ? {} : { roles })
+  }
 }
 
 /** What A-ASSOCIATE-RQ and -AC share; `contextItems` collects the presentation context items of the PDU's kind. */
@@ -252,6 +280,12 @@ function encodeAssociate(type: number, fields: AssociateFields, contexts: Buffer
     item(ITEM.maxLength, maxLength),
     item(ITEM.implementationClassUid, ascii(fields.implementationClassUid))
   ]
+  for (const role of fields.roles ?? []) {
+    const uid = ascii(role.sopClassUid)
+    const length = Buffer.alloc(2)
+    length.writeUInt16BE(uid.length)
+    user.push(item(ITEM.roleSelection, length, uid, Buffer.from([role.scu ? 1 : 0, role.scp ? 1 : 0])))
+  }
   if (fields.implementationVersionName !== undefined)
     user.push(item(ITEM.implementationVersionName, ascii(fields.implementationVersionName)))
   return pdu(type, [

@@ -46,6 +46,8 @@ export const OPERATIONS: ReadonlyMap<number, string> = new Map([
 
 /** CommandDataSetType when no data set follows the command; any other value means one does. */
 export const NO_DATA_SET = 0x0101
+/** CommandDataSetType written when one does (DCMTK's value). */
+export const DATA_SET_PRESENT = 0x0102
 
 /** The command elements radmesh reads and writes; others are skipped when read. */
 export interface Command {
@@ -54,27 +56,41 @@ export interface Command {
   commandField: number // (0000,0100) US
   messageId?: number // (0000,0110) US
   messageIdBeingRespondedTo?: number // (0000,0120) US
+  moveDestination?: string // (0000,0600) AE
   priority?: number // (0000,0700) US
   commandDataSetType: number // (0000,0800) US
   status?: number // (0000,0900) US
   errorComment?: string // (0000,0902) LO
   affectedSopInstanceUid?: string // (0000,1000) UI
   requestedSopInstanceUid?: string // (0000,1001) UI
+  remainingSubOperations?: number // (0000,1020) US
+  completedSubOperations?: number // (0000,1021) US
+  failedSubOperations?: number // (0000,1022) US
+  warningSubOperations?: number // (0000,1023) US
+  moveOriginatorAeTitle?: string // (0000,1030) AE
+  moveOriginatorMessageId?: number // (0000,1031) US
 }
 
-type Vr = 'UI' | 'US' | 'LO'
+type Vr = 'UI' | 'US' | 'LO' | 'AE'
 const ELEMENTS: ReadonlyArray<[element: number, field: keyof Command, vr: Vr]> = [
   [0x0002, 'affectedSopClassUid', 'UI'],
   [0x0003, 'requestedSopClassUid', 'UI'],
   [0x0100, 'commandField', 'US'],
   [0x0110, 'messageId', 'US'],
   [0x0120, 'messageIdBeingRespondedTo', 'US'],
+  [0x0600, 'moveDestination', 'AE'],
   [0x0700, 'priority', 'US'],
   [0x0800, 'commandDataSetType', 'US'],
   [0x0900, 'status', 'US'],
   [0x0902, 'errorComment', 'LO'],
   [0x1000, 'affectedSopInstanceUid', 'UI'],
-  [0x1001, 'requestedSopInstanceUid', 'UI']
+  [0x1001, 'requestedSopInstanceUid', 'UI'],
+  [0x1020, 'remainingSubOperations', 'US'],
+  [0x1021, 'completedSubOperations', 'US'],
+  [0x1022, 'failedSubOperations', 'US'],
+  [0x1023, 'warningSubOperations', 'US'],
+  [0x1030, 'moveOriginatorAeTitle', 'AE'],
+  [0x1031, 'moveOriginatorMessageId', 'US']
 ]
 const BY_ELEMENT = new Map(ELEMENTS.map(([element, field, vr]) => [element, { field, vr }]))
 

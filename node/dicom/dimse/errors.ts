@@ -1,3 +1,5 @@
+import { ABORT_REASON, ABORT_SOURCE } from './constants.ts'
+
 /** Why bytes from a DICOM peer are not a valid PDU, PDV or command set; stable, so tests can name it. */
 export type DicomProtocolProblem =
   | 'unknown-pdu-type' // a PDU type PS3.8 does not define
@@ -22,4 +24,15 @@ export class DicomProtocolError extends Error {
     this.name = 'DicomProtocolError'
     this.problem = problem
   }
+}
+
+/** The A-ABORT (source, reason) to send when a peer's bytes break the protocol this way. */
+export function abortFor(problem: DicomProtocolProblem): { source: number; reason: number } {
+  const reason =
+    problem === 'unknown-pdu-type'
+      ? ABORT_REASON.unrecognizedPdu
+      : problem === 'unexpected-pdu'
+        ? ABORT_REASON.unexpectedPdu
+        : ABORT_REASON.invalidPduParameter
+  return { source: ABORT_SOURCE.serviceProvider, reason }
 }

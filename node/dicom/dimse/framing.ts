@@ -19,9 +19,16 @@ const FIXED_LENGTHS = new Map<number, number>([
 
 /**
  * A command or data set as P-DATA-TF PDUs of one PDV each, none longer than `maxPduLength` (the peer's
- * maximum length received, 0 = no limit), the last PDV flagged last. One Buffer, for one socket write.
+ * maximum length received, 0 = no limit), the last PDV flagged last unless `last` is false (a data set sent
+ * in several pieces). One Buffer, for one socket write.
  */
-export function encodePDataTf(contextId: number, command: boolean, value: Uint8Array, maxPduLength: number): Buffer {
+export function encodePDataTf(
+  contextId: number,
+  command: boolean,
+  value: Uint8Array,
+  maxPduLength: number,
+  last = true
+): Buffer {
   if (maxPduLength !== 0 && maxPduLength <= PDV_HEADER_LENGTH)
     throw new RangeError(`a maximum PDU length of ${maxPduLength} leaves no room for a PDV`)
   const fragmentMax = maxPduLength === 0 ? Math.max(1, value.length) : maxPduLength - PDV_HEADER_LENGTH
@@ -36,7 +43,7 @@ export function encodePDataTf(contextId: number, command: boolean, value: Uint8A
     out.writeUInt32BE(PDV_HEADER_LENGTH + length, offset + 2)
     out.writeUInt32BE(2 + length, offset + 6)
     out[offset + 10] = contextId
-    out[offset + 11] = (command ? PDV_COMMAND : 0) | (i === count - 1 ? PDV_LAST : 0)
+    out[offset + 11] = (command ? PDV_COMMAND : 0) | (last && i === count - 1 ? PDV_LAST : 0)
     out.set(value.subarray(start, start + length), offset + 12)
     offset += PDU_HEADER_LENGTH + PDV_HEADER_LENGTH + length
   }
