@@ -259,6 +259,16 @@ export function instanceToDicomJson(part10: Uint8Array, bulkDataUri: BulkDataUri
 }
 
 /**
+ * A data set alone (no preamble, no File Meta Information) in `syntax`, held in memory, as DICOM JSON: a DIMSE
+ * identifier. Throws InvalidDicomError when it cannot be read.
+ */
+export function datasetToDicomJson(bytes: Uint8Array, syntax: Syntax, bulkDataUri: BulkDataUriFor): DicomJsonDataset {
+  const visitor = new JsonVisitor(bulkDataUri, newScope())
+  readDataset(bytes, syntax, visitor, { maxDepth: MAX_DEPTH, maxValueBytes: MAX_BULK_VALUE_BYTES, ordered: false })
+  return visitor.root
+}
+
+/**
  * A file in pieces: its bytes, or (a number) a count of bytes that lie inside one value the reader skips (the
  * pixel data), not read at all; the function given such a count reads them when it must (see `dicomJsonOf`).
  */
