@@ -4,8 +4,9 @@
  * indexes, transfer syntaxes, DIMSE statuses), the one data set reader (reader.ts) that Part 10 files
  * (file.ts), the archive's index (part10.ts), the DICOM JSON model (json.ts) and DIMSE command sets read
  * through, the one writer (writer.ts), character sets (charsets.ts), frame geometry (geometry.ts), and the
- * DICOM port: a C-ECHO and C-STORE SCP (scp.ts) on radmesh's own Upper Layer (dimse/), with the callers a
- * site allows (peers.ts). Every object refused says why (errors.ts).
+ * DICOM port: a C-ECHO, C-STORE and Query/Retrieve SCP (scp.ts, with the identifiers of identifier.ts) on
+ * radmesh's own Upper Layer (dimse/), an SCU for the C-STOREs of a C-MOVE (scu/), with the callers a site
+ * allows and the destinations it names (peers.ts). Every object refused says why (errors.ts).
  */
 export {
   COLLECTED_ATTRIBUTES,
@@ -32,13 +33,22 @@ export {
   personName
 } from './json.ts'
 export { InstanceParser, parsePart10, safeForDownload } from './part10.ts'
-export { type DicomCaller, loadAllowedCallers, parseAllowAe } from './peers.ts'
+export { type Identifier, type IdentifierValue, readIdentifier, writeIdentifier } from './identifier.ts'
+export {
+  type DicomCaller,
+  type DicomDestination,
+  loadAllowedCallers,
+  loadDicomPeers,
+  parseAllowAe,
+  parseDicomPeers
+} from './peers.ts'
 export {
   type DatasetSink,
   DEFAULT_DICOM_LIMITS,
   type DicomLimits,
   type DicomScp,
   type DicomScpOptions,
+  type QueryRetrieveProvider,
   startDicomScp,
   type StoreHeader,
   type StoreOutcome,

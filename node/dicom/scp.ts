@@ -1,9 +1,11 @@
 /**
- * The DICOM port: a C-ECHO and C-STORE SCP for modalities and PACS that push studies to a node, on radmesh's
- * own DICOM Upper Layer (PS3.8, `dimse/pdu.ts`) and DIMSE command sets (PS3.7, `dimse/command.ts`) over node:net.
- * Its parts are in scp/: each connection and its association (connection.ts), negotiating it
+ * The DICOM port: a C-ECHO and C-STORE SCP for modalities and PACS that push studies to a node, and, given a
+ * `queryRetrieve` provider, a Query/Retrieve SCP (C-FIND, C-MOVE, C-GET) for those that query and fetch from it;
+ * on radmesh's own DICOM Upper Layer (PS3.8, `dimse/pdu.ts`) and DIMSE command sets (PS3.7, `dimse/command.ts`)
+ * over node:net. Its parts are in scp/: each connection and its association (connection.ts), negotiating it
  * (negotiation.ts), putting DIMSE messages together from PDVs (messages.ts), the operations answered
- * (operations.ts), and the limits (limits.ts).
+ * (operations.ts; Query/Retrieve in query-retrieve.ts, query-session.ts, sub-operations.ts, on the SCU of
+ * ../scu/), and the limits (limits.ts).
  *
  * Every data set reaches `onStore` exactly as the SCU sent it, in the transfer syntax negotiated for its
  * presentation context: its PDV fragments go, as slices of the TCP reads they came in (tiny ones gathered in
@@ -37,10 +39,20 @@ import {
   type StoreOutcome,
   type StoreRequest
 } from './scp/operations.ts'
+import type { QueryRetrieveProvider } from './scp/query-retrieve.ts'
 
 export { DEFAULT_DICOM_LIMITS, type DicomLimits } from './scp/limits.ts'
 export { ACCEPTED_TRANSFER_SYNTAXES } from './scp/negotiation.ts'
 export type { DatasetSink, StoreHeader, StoreOutcome, StoreRequest } from './scp/operations.ts'
+export type {
+  Destination,
+  QueryLevel,
+  QueryRequest,
+  QueryRetrieveProvider,
+  Refusal,
+  RetrieveInstance,
+  RetrieveReport
+} from './scp/query-retrieve.ts'
 
 export interface DicomScpOptions<D = Uint8Array> extends Partial<DicomLimits> {
   /** 0 = any free port. */
@@ -55,6 +67,8 @@ export interface DicomScpOptions<D = Uint8Array> extends Partial<DicomLimits> {
    */
   openDataset?: (header: StoreHeader) => DatasetSink<D>
   onStore(request: StoreRequest<D>): Promise<StoreOutcome>
+  /** Query/Retrieve (C-FIND, C-MOVE, C-GET); without it, their presentation contexts are refused */
+  queryRetrieve?: QueryRetrieveProvider
   log: Logger
 }
 
@@ -74,6 +88,7 @@ export async function startDicomScp<D = Uint8Array>(options: DicomScpOptions<D>)
     // Without openDataset, D is Uint8Array (see DicomScpOptions).
     openDataset: options.openDataset ?? (collectDataset as unknown as () => DatasetSink<D>),
     onStore: request => options.onStore(request),
+    queryRetrieve: options.queryRetrieve,
     allowList,
     log,
     inFlight: new Set(),

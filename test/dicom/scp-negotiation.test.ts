@@ -76,6 +76,42 @@ test('each context is accepted with the first transfer syntax proposed that radm
   assert.is(negotiation.accepted.callingAeTitle, 'CT1')
 })
 
+const STUDY_FIND = '1.2.840.10008.5.1.4.1.2.2.1'
+const PATIENT_GET = '1.2.840.10008.5.1.4.1.2.1.3'
+
+test('Query/Retrieve contexts: accepted in little endian only when the node answers them, refused otherwise', () => {
+  const contexts = [
+    {
+      id: 1,
+      abstractSyntax: STUDY_FIND,
+      transferSyntaxes: [TRANSFER_SYNTAX.explicitBig, TRANSFER_SYNTAX.implicitLittle]
+    },
+    { id: 3, abstractSyntax: PATIENT_GET, transferSyntaxes: [TRANSFER_SYNTAX.deflatedExplicitLittle] }
+  ]
+  const answered = negotiate(rq({ presentationContexts: contexts }), scp({ queryRetrieve: true }))
+  assert.ok('accepted' in answered)
+  assert.equal(answered.accepted.presentationContexts.map(c => [c.id, c.result, c.transferSyntax]), [
+    [1, CONTEXT_RESULT.acceptance, TRANSFER_SYNTAX.implicitLittle],
+    [3, CONTEXT_RESULT.transferSyntaxesNotSupported, TRANSFER_SYNTAX.deflatedExplicitLittle]
+  ])
+  const without = negotiate(rq({ presentationContexts: contexts }), scp())
+  assert.ok('accepted' in without)
+  assert.equal(without.accepted.presentationContexts.map(c => c.result),
+    [CONTEXT_RESULT.abstractSyntaxNotSupported, CONTEXT_RESULT.abstractSyntaxNotSupported])
+})
+
+test('a C-GET SCU asking the SCP role for a storage class gets it; the context is marked for C-STOREs', () => {
+  const roles = [
+    { sopClassUid: CT, scu: false, scp: true },
+    { sopClassUid: STUDY_FIND, scu: true, scp: true },
+    { sopClassUid: '1.2.840.10008.5.1.4.1.1.4', scu: true, scp: false }
+  ]
+  const negotiation = negotiate(rq({ roles }), scp({ queryRetrieve: true }))
+  assert.ok('accepted' in negotiation)
+  assert.equal(negotiation.accepted.roles, [{ sopClassUid: CT, scu: false, scp: true }])
+  assert.equal(negotiation.contexts.map(c => [c.id, c.scpRole === true]), [[1, false], [3, true], [9, false]])
+})
+
 test('another called AE title, a caller not allowed, another application context: rejected permanently', () => {
   const called = rejection(negotiate(rq({ calledAeTitle: 'PACS' }), scp()))
   assert.equal(

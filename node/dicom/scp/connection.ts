@@ -7,8 +7,8 @@
  */
 import type { Socket } from 'node:net'
 import type { Logger } from '../../log.ts'
-import { type Command, encodeCommand } from '../dimse/command.ts'
-import { DicomProtocolError, type DicomProtocolProblem } from '../dimse/errors.ts'
+import { type Command, COMMAND_FIELD, encodeCommand } from '../dimse/command.ts'
+import { abortFor, DicomProtocolError } from '../dimse/errors.ts'
 import {
   ABORT_REASON,
   ABORT_SOURCE,
@@ -45,6 +45,8 @@ import {
   type StoreOutcome,
   type StoreRequest
 } from './operations.ts'
+import { isQueryRetrieve, type QueryRetrieveProvider } from './query-retrieve.ts'
+import { QuerySession } from './query-session.ts'
 
 /** What the connections of one SCP share. */
 export interface Shared<D> {
@@ -53,6 +55,8 @@ export interface Shared<D> {
   limits: DicomLimits
   openDataset: (header: StoreHeader) => DatasetSink<D>
   onStore: (request: StoreRequest<D>) => Promise<StoreOutcome>
+  /** C-FIND, C-MOVE, C-GET: answered only with one */
+  queryRetrieve: QueryRetrieveProvider | undefined
   allowList: CallerAllowList
   log: Logger
   /** onStore calls still running, so stop() can wait for them */
@@ -62,19 +66,11 @@ export interface Shared<D> {
   rejections: RejectionLog
 }
 
-/** The A-ABORT we send when a peer's bytes break the protocol. */
-function abortFor(problem: DicomProtocolProblem): Abort {
-  const reason =
-    problem === 'unknown-pdu-type'
-      ? ABORT_REASON.unrecognizedPdu
-      : problem === 'unexpected-pdu'
-        ? ABORT_REASON.unexpectedPdu
-        : ABORT_REASON.invalidPduParameter
-  return { source: ABORT_SOURCE.serviceProvider, reason }
-}
-
 /** What the association does next, in arrival order: a DIMSE message, or the release. */
 type Work<D> = Message<D> | 'release'
+
+/** The A-ABORT for our own reasons (a timeout, an internal error). */
+const PROVIDER_ABORT: Abort = { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified }
 
 const AWAITING_ASSOCIATION = 0
 const ASSOCIATED = 1
@@ -99,6 +95,7 @@ export class Connection<D> implements PduSink {
   /** The SCU's maximum length received, for the PDUs we send (0 = no limit). */
   #peerMaxPduLength = 0
   readonly #messages: MessageAssembler<D>
+  readonly #session: QuerySession
   readonly #queue: Array<Work<D>> = []
   #working = false
   #stored = 0
@@ -113,21 +110,23 @@ export class Connection<D> implements PduSink {
       openDataset: shared.openDataset,
       callingAeTitle: () => this.#callingAeTitle,
       log: this.#log,
-      message: message => {
-        this.#enqueue(message)
-      },
-      waitForDrain: sink => {
-        this.#waitForDrain(sink)
-      }
+      message: message => this.#enqueue(message),
+      waitForDrain: sink => this.#waitForDrain(sink)
+    })
+    this.#session = new QuerySession({
+      socket,
+      aeTitle: shared.aeTitle,
+      callingAeTitle: () => this.#callingAeTitle ?? '',
+      contexts: this.#contexts,
+      peerMaxPduLength: () => this.#peerMaxPduLength,
+      log: this.#log
     })
     this.#flow = new SocketFlow(socket, shared.limits.pduTimeoutMs, {
       // Inside a PDU, a command or a data set: the SCU owes us bytes.
       midway: () => !this.#reader.idle || this.#messages.midway,
       stalled: ms => {
-        this.#fail(`no byte for ${ms / 1000} s in the middle of a ${this.#reader.idle ? 'DIMSE message' : 'PDU'}`, {
-          source: ABORT_SOURCE.serviceProvider,
-          reason: ABORT_REASON.notSpecified
-        })
+        const where = this.#reader.idle ? 'DIMSE message' : 'PDU'
+        this.#fail(`no byte for ${ms / 1000} s in the middle of a ${where}`, PROVIDER_ABORT)
       }
     })
     this.#associationTimer = setTimeout(() => {
@@ -137,10 +136,7 @@ export class Connection<D> implements PduSink {
     socket.setNoDelay(true)
     const idleMs = shared.limits.idleTimeoutMs
     socket.setTimeout(idleMs, () => {
-      this.#fail(`no traffic for ${idleMs / 1000} s`, {
-        source: ABORT_SOURCE.serviceProvider,
-        reason: ABORT_REASON.notSpecified
-      })
+      this.#fail(`no traffic for ${idleMs / 1000} s`, PROVIDER_ABORT)
     })
     socket.on('data', (chunk: Buffer) => {
       if (this.#closing) return
@@ -165,6 +161,7 @@ export class Connection<D> implements PduSink {
       clearTimeout(this.#associationTimer)
       clearTimeout(this.#graceTimer)
       this.#stopReading()
+      this.#session.close()
       if (this.#counted) {
         this.#counted = false
         this.#shared.associations--
@@ -224,11 +221,7 @@ export class Connection<D> implements PduSink {
         this.#flow.resume(PAUSED_FOR_DRAIN)
       },
       (error: unknown) => {
-        this.#fail(
-          `the data set could not be written: ${(error as Error).message}`,
-          { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified },
-          error
-        )
+        this.#fail(`the data set could not be written: ${(error as Error).message}`, PROVIDER_ABORT, error)
       }
     )
   }
@@ -244,7 +237,8 @@ export class Connection<D> implements PduSink {
       address: this.#socket.remoteAddress,
       associations: this.#shared.associations,
       maxAssociations: this.#shared.limits.maxAssociations,
-      maxPduLength: MAX_PDU_LENGTH
+      maxPduLength: MAX_PDU_LENGTH,
+      queryRetrieve: this.#shared.queryRetrieve !== undefined
     })
     if ('rejected' in negotiation) {
       this.#reject(negotiation.rejected)
@@ -280,6 +274,8 @@ export class Connection<D> implements PduSink {
   // DIMSE messages, one at a time in arrival order
 
   #enqueue(work: Work<D>): void {
+    // A C-CANCEL, or the response to a C-STORE of a C-GET, is for the operation running: taken at once.
+    if (work !== 'release' && this.#session.take(work.command)) return
     this.#queue.push(work)
     // An SCU that sends before it has its answer (none may: no asynchronous window) waits in TCP, not in memory.
     if (this.#working) this.#flow.pause(PAUSED_FOR_QUEUE)
@@ -303,7 +299,7 @@ export class Connection<D> implements PduSink {
     } catch (error) {
       this.#fail(
         `internal error: ${(error as Error).message}`,
-        { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified },
+        PROVIDER_ABORT,
         error
       )
     } finally {
@@ -313,6 +309,12 @@ export class Connection<D> implements PduSink {
   }
 
   async #handle(message: Message<D>): Promise<void> {
+    const { command, context, identifier } = message
+    const provider = this.#shared.queryRetrieve
+    if (provider !== undefined && isQueryRetrieve(context) && command.commandField !== COMMAND_FIELD.cEchoRq) {
+      await this.#session.run(command, context, identifier, provider)
+      return
+    }
     const answer = await perform(message, {
       callingAeTitle: this.#callingAeTitle ?? '',
       log: this.#log,
@@ -346,7 +348,7 @@ export class Connection<D> implements PduSink {
     else
       this.#fail(
         `internal error: ${(error as Error).message}`,
-        { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified },
+        PROVIDER_ABORT,
         error
       )
   }

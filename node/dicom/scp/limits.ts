@@ -49,6 +49,11 @@ export const BATCH_BELOW = 4096
 export const BATCH_LENGTH = 65_536
 /** Largest command set (a real one is under 300 bytes); its fragments are kept until it is whole. */
 export const MAX_COMMAND_LENGTH = 16_384
+/**
+ * Largest Query/Retrieve identifier (a real one is a few hundred bytes; a long UID list a few tens of KiB); it
+ * is kept whole until read. Past it, the association is aborted.
+ */
+export const MAX_IDENTIFIER_LENGTH = 262_144
 /** The SCU must send its A-ASSOCIATE-RQ this soon after connecting. */
 export const ASSOCIATION_TIMEOUT_MS = 30_000
 /** After a reject, a release or an abort, the SCU closes the connection; if it does not, we do after this. */

@@ -1,23 +1,34 @@
 /**
  * DIMSE messages put together from the PDVs of an association (PS3.8 9.3.5, E.2): a command set gathered until
- * its last fragment (at most MAX_COMMAND_LENGTH) and decoded, then its data set, whose fragments go to the sink
- * opened for it as slices of the TCP reads they came in (tiny ones batched), never held here.
+ * its last fragment (at most MAX_COMMAND_LENGTH) and decoded, then its data set: a C-STORE's fragments go to the
+ * sink opened for it as slices of the TCP reads they came in (tiny ones batched), never held here; a C-FIND,
+ * C-MOVE or C-GET identifier is kept whole (at most MAX_IDENTIFIER_LENGTH) for its operation.
  */
 import type { Logger } from '../../log.ts'
 import { type Command, COMMAND_FIELD, decodeCommand, NO_DATA_SET } from '../dimse/command.ts'
 import { DicomProtocolError } from '../dimse/errors.ts'
 import { PDV_COMMAND, PDV_LAST } from '../dimse/pdu.ts'
-import { BATCH_BELOW, BATCH_LENGTH, MAX_COMMAND_LENGTH } from './limits.ts'
+import { BATCH_BELOW, BATCH_LENGTH, MAX_COMMAND_LENGTH, MAX_IDENTIFIER_LENGTH } from './limits.ts'
 import type { Context } from './negotiation.ts'
 import type { DatasetSink, Message, StoreHeader } from './operations.ts'
 
-/** A command whose data set is still coming; without a sink (not a C-STORE), the data set is read and dropped. */
+/**
+ * A command whose data set is still coming: a C-STORE's goes to its sink, a Query/Retrieve identifier is kept
+ * (at most MAX_IDENTIFIER_LENGTH), any other is read and dropped.
+ */
 interface Incoming<D> {
   command: Command
   context: Context
   sink: DatasetSink<D> | undefined
+  identifier: Buffer[] | undefined
   length: number
 }
+
+const IDENTIFIER_COMMANDS: ReadonlySet<number> = new Set([
+  COMMAND_FIELD.cFindRq,
+  COMMAND_FIELD.cMoveRq,
+  COMMAND_FIELD.cGetRq
+])
 
 /** What the assembler needs of its connection. */
 export interface AssemblerHooks<D> {
@@ -82,12 +93,18 @@ export class MessageAssembler<D> {
     if (part.length > 0) {
       incoming.length += part.length
       if (incoming.sink !== undefined) this.#write(incoming.sink, part)
+      if (incoming.identifier !== undefined) {
+        if (incoming.length > MAX_IDENTIFIER_LENGTH)
+          throw new DicomProtocolError('too-long', `identifier over ${MAX_IDENTIFIER_LENGTH} bytes`)
+        incoming.identifier.push(part)
+      }
     }
     if (!last) return
     this.#incoming = undefined
     const { command, sink, length } = incoming
     if (sink !== undefined) this.#flushBatch(sink)
-    this.#hooks.message({ command, context, dataset: sink?.finish(), sink, length, taken: false })
+    const identifier = incoming.identifier === undefined ? undefined : Buffer.concat(incoming.identifier, length)
+    this.#hooks.message({ command, context, dataset: sink?.finish(), sink, length, taken: false, identifier })
   }
 
   /**
@@ -140,7 +157,8 @@ export class MessageAssembler<D> {
       this.#hooks.message({ command, context, dataset: undefined, sink: undefined, length: 0, taken: false })
       return
     }
-    // Only a C-STORE's data set is kept; any other operation's is read and dropped (none is offered here).
+    // A C-STORE's data set goes to its sink, a Query/Retrieve identifier is kept; any other is read and dropped.
+    const identifier = IDENTIFIER_COMMANDS.has(command.commandField) ? [] : undefined
     const sink =
       command.commandField === COMMAND_FIELD.cStoreRq
         ? this.#hooks.openDataset({
@@ -150,6 +168,6 @@ export class MessageAssembler<D> {
             transferSyntaxUid: context.transferSyntax
           })
         : undefined
-    this.#incoming = { command, context, sink, length: 0 }
+    this.#incoming = { command, context, sink, identifier, length: 0 }
   }
 }

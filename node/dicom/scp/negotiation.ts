@@ -3,9 +3,13 @@
  * to send and the presentation contexts accepted, or a rejection with its source and reason. Each presentation
  * context is accepted with the first transfer syntax the SCU proposes that radmesh can store, so an SCU never
  * has to convert; no asynchronous operations window is offered, so an association does one operation at a time.
+ * Query/Retrieve contexts take a little endian uncompressed syntax (their identifiers are written here); a
+ * storage SOP class whose SCP role the SCU asks for (a C-GET SCU) is answered with that role, so the node may
+ * send it C-STOREs on that context.
  */
 import {
   DICOM_UID_ROOT,
+  QUERY_RETRIEVE_SOP_CLASSES,
   STORAGE_SOP_CLASS_ROOT,
   SUPPORTED_TRANSFER_SYNTAXES,
   TRANSFER_SYNTAX,
@@ -19,6 +23,7 @@ import {
   PDV_HEADER_LENGTH,
   type PresentationContextAnswer,
   REJECT_REASON,
+  type RoleSelection,
   REJECT_RESULT,
   REJECT_SOURCE
 } from '../dimse/pdu.ts'
@@ -27,10 +32,21 @@ import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, uidProblem } fro
 /** Transfer syntaxes accepted on every presentation context, in no order of preference: the SCU's order decides. */
 export const ACCEPTED_TRANSFER_SYNTAXES: readonly string[] = Object.freeze([...SUPPORTED_TRANSFER_SYNTAXES])
 
-/** Verification, every standard storage SOP class, and private (non-DICOM-root) classes an SCU may store with. */
+/** Transfer syntaxes of Query/Retrieve contexts: identifiers are written here, in little endian only. */
+const QUERY_TRANSFER_SYNTAXES: readonly string[] = [TRANSFER_SYNTAX.explicitLittle, TRANSFER_SYNTAX.implicitLittle]
+
+/**
+ * Verification, Query/Retrieve, every standard storage SOP class, and private (non-DICOM-root) classes an SCU
+ * may store with.
+ */
 export function isAcceptedAbstractSyntax(uid: string): boolean {
   if (uidProblem(uid) !== undefined) return false
-  return uid === VERIFICATION_SOP_CLASS || uid.startsWith(STORAGE_SOP_CLASS_ROOT) || !uid.startsWith(DICOM_UID_ROOT)
+  return (
+    uid === VERIFICATION_SOP_CLASS ||
+    uid in QUERY_RETRIEVE_SOP_CLASSES ||
+    uid.startsWith(STORAGE_SOP_CLASS_ROOT) ||
+    !uid.startsWith(DICOM_UID_ROOT)
+  )
 }
 
 /** An accepted presentation context. */
@@ -38,6 +54,16 @@ export interface Context {
   id: number
   abstractSyntax: string
   transferSyntax: string
+  /** the SCU took the SCP role for its SOP class: the node may send C-STOREs on it (C-GET) */
+  scpRole?: boolean
+}
+
+/** The role selections answered: the SCP role granted for storage classes, nothing else (PS3.7 D.3.3.4). */
+function answerRoles(proposed: readonly RoleSelection[]): RoleSelection[] {
+  return proposed
+    .filter(({ scp, sopClassUid }) => scp && isAcceptedAbstractSyntax(sopClassUid))
+    .filter(({ sopClassUid }) => !(sopClassUid in QUERY_RETRIEVE_SOP_CLASSES))
+    .map(role => ({ sopClassUid: role.sopClassUid, scu: role.scu, scp: true }))
 }
 
 export interface Rejection {
@@ -63,6 +89,8 @@ export interface Negotiator {
   maxAssociations: number
   /** the largest P-DATA-TF we accept, announced in the answer */
   maxPduLength: number
+  /** whether Query/Retrieve contexts are accepted */
+  queryRetrieve?: boolean
 }
 
 export type Negotiation = { accepted: AssociateAc; contexts: Context[] } | { rejected: Rejection }
@@ -131,6 +159,7 @@ export function negotiate(rq: AssociateRq, scp: Negotiator): Negotiation {
       REJECT_RESULT.transient
     )
   }
+  const roles = answerRoles(rq.roles ?? [])
   const contexts: Context[] = []
   const answers: PresentationContextAnswer[] = rq.presentationContexts.map(
     ({ id, abstractSyntax, transferSyntaxes }) => {
@@ -140,10 +169,14 @@ export function negotiate(rq: AssociateRq, scp: Negotiator): Negotiation {
         result,
         transferSyntax: transferSyntaxes[0] ?? TRANSFER_SYNTAX.implicitLittle
       })
-      if (!isAcceptedAbstractSyntax(abstractSyntax)) return rejected(CONTEXT_RESULT.abstractSyntaxNotSupported)
-      const transferSyntax = transferSyntaxes.find(uid => ACCEPTED_TRANSFER_SYNTAXES.includes(uid))
+      const query = abstractSyntax in QUERY_RETRIEVE_SOP_CLASSES
+      if (!isAcceptedAbstractSyntax(abstractSyntax) || (query && scp.queryRetrieve !== true))
+        return rejected(CONTEXT_RESULT.abstractSyntaxNotSupported)
+      const acceptable = query ? QUERY_TRANSFER_SYNTAXES : ACCEPTED_TRANSFER_SYNTAXES
+      const transferSyntax = transferSyntaxes.find(uid => acceptable.includes(uid))
       if (transferSyntax === undefined) return rejected(CONTEXT_RESULT.transferSyntaxesNotSupported)
-      contexts.push({ id, abstractSyntax, transferSyntax })
+      const scpRole = roles.some(role => role.sopClassUid === abstractSyntax)
+      contexts.push({ id, abstractSyntax, transferSyntax, ...(scpRole ? { scpRole } : {}) })
       return { id, result: CONTEXT_RESULT.acceptance, transferSyntax }
     }
   )
@@ -158,7 +191,8 @@ export function negotiate(rq: AssociateRq, scp: Negotiator): Negotiation {
       // What we announce is what we accept; no asynchronous operations window, so one operation at a time.
       maxPduLength: scp.maxPduLength,
       implementationClassUid: IMPLEMENTATION_CLASS_UID,
-      implementationVersionName: IMPLEMENTATION_VERSION_NAME
+      implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+      ...(roles.length === 0 ? {} : { roles })
     }
   }
 }

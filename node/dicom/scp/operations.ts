@@ -1,7 +1,7 @@
 /**
  * The DIMSE operations the SCP answers (PS3.7 9.1, PS3.4 A, B): C-ECHO, C-STORE, and "unrecognized operation"
- * for the rest; what a C-STORE's data set is handed over as (`DatasetSink`, `StoreRequest`), and the statuses
- * it is answered with (dictionary.ts).
+ * for the rest but Query/Retrieve (query-retrieve.ts); what a C-STORE's data set is handed over as
+ * (`DatasetSink`, `StoreRequest`), and the statuses it is answered with (dictionary.ts).
  */
 import type { Logger } from '../../log.ts'
 import { DIMSE_STATUS } from '../dictionary.ts'
@@ -72,6 +72,8 @@ export interface Message<D> {
   sink: DatasetSink<D> | undefined
   length: number
   taken: boolean
+  /** a C-FIND, C-MOVE or C-GET identifier's bytes */
+  identifier?: Buffer | undefined
 }
 
 /** An error comment (LO: at most 64 characters, no backslash, no control characters, plain ASCII here). */
