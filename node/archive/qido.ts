@@ -57,6 +57,20 @@ for (const level of LEVELS) {
 }
 BY_KEYWORD.set('AvailableTransferSyntaxUID', attr(TRANSFER_SYNTAX_UID, 'TransferSyntaxUID', 'UI'))
 
+/** The attribute matched on under an 8-hex tag (QIDO-RS and C-FIND alike), if radmesh matches on it. */
+export const matchableAttribute = (tag: string): IndexedAttribute | undefined => ALL_ATTRIBUTES.get(tag)
+
+/**
+ * Throws BadRequestError unless `value` is a matching key value radmesh takes for the attribute: at most
+ * MAX_KEY_VALUE_CHARS characters, dates and times well formed (ranges included), integers integers.
+ */
+export function checkKeyValue (attribute: IndexedAttribute, value: string): void {
+  if (value.length > MAX_KEY_VALUE_CHARS) {
+    throw new BadRequestError(`${attribute.keyword}: a matching key value is at most ${MAX_KEY_VALUE_CHARS} characters`)
+  }
+  checkValue(attribute, value)
+}
+
 /** The attributes a query at `level` may match on: its own and those of the levels above it. */
 function matchableAt (level: Level): Set<string> {
   const tags = new Set<string>()

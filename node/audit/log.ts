@@ -4,7 +4,8 @@
  * any record breaks the chain from there on, and `verify()` says where.
  *
  * Event ids are DICOM's (PS3.15 A.5, DCM codes): 110104 DICOM Instances Transferred (stored, retrieved,
- * fetched), 110103 DICOM Instances Accessed (metadata, frames, viewing), 110112 Query, 110114 User
+ * fetched), 110103 DICOM Instances Accessed (metadata, frames, viewing), 110112 Query, 110106 Export
+ * (instances sent to another DICOM node by C-MOVE or C-GET), 110114 User
  * Authentication, 110110 Patient Record (a report read, written, signed), 110109 Order Record (a case
  * created, claimed, released, consulted, canceled). Records name studies and instances by UID and never carry patient names.
  *
@@ -23,6 +24,8 @@ export const AUDIT_EVENTS = {
   instancesTransferred: { code: '110104', name: 'DICOM Instances Transferred' },
   instancesAccessed: { code: '110103', name: 'DICOM Instances Accessed' },
   query: { code: '110112', name: 'Query' },
+  /** instances sent out of the node to another DICOM node (C-MOVE, C-GET) */
+  export: { code: '110106', name: 'Export' },
   userAuthentication: { code: '110114', name: 'User Authentication' },
   /** a report read, written or signed */
   patientRecord: { code: '110110', name: 'Patient Record' },

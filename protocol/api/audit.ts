@@ -25,10 +25,11 @@ export const AuditActor = Type.Object({
 export const AuditRecord = Type.Object({
   seq: Type.Integer(),
   time: Type.String(),
-  /** the DCM code of the event: 110104, 110103, 110112, 110114, 110110 or 110109 */
+  /** the DCM code of the event: 110104, 110103, 110112, 110106, 110114, 110110 or 110109 */
   eventCode: Type.String(),
   event: Type.Enum([
-    'instancesTransferred', 'instancesAccessed', 'query', 'userAuthentication', 'patientRecord', 'orderRecord'
+    'instancesTransferred', 'instancesAccessed', 'query', 'export', 'userAuthentication', 'patientRecord',
+    'orderRecord'
   ]),
   /** PS3.15 A.5.1 EventActionCode */
   action: Type.Enum(['C', 'R', 'U', 'D', 'E']),
