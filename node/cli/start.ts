@@ -3,12 +3,13 @@ import { tuneHeap } from '../heap.ts'
 import { createNode } from '../node.ts'
 import { ListenError, UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
-import { parseAllowAe } from '../dicom/peers.ts'
+import { parseAllowAe, parseDicomPeers } from '../dicom/peers.ts'
 import type { DicomLimits } from '../dicom/scp.ts'
 
 const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… ' +
   '[--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--max-associations 16] [--pdu-timeout 60s] ' +
-  '[--allow-ae AE@HOST]… [--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
+  '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… ' +
+  '[--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
   '[--preallocate MIB] [--no-mdns]'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
@@ -24,6 +25,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     'max-associations': { type: 'string' },
     'pdu-timeout': { type: 'string' },
     'allow-ae': { type: 'string', multiple: true },
+    'dicom-peer': { type: 'string', multiple: true },
     'no-mdns': { type: 'boolean' },
     'session-idle': { type: 'string' },
     'stable-after': { type: 'string' },
@@ -47,6 +49,10 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535)) throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
   if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae)) throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)
   const dicomLimits = dicomLimitsOf(values, dicomPort !== undefined)
+  const dicomPeers = parseDicomPeers(list(values, 'dicom-peer'))
+  if (dicomPort === undefined && dicomPeers.length > 0) {
+    throw new UsageError('--dicom-peer: C-MOVE destinations of the DICOM port, which only listens with --dicom PORT')
+  }
   const node = await createNode({
     home: required(values, 'home', START),
     ...(listen.length > 0 ? { listen } : {}),
@@ -57,6 +63,7 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     ...(dicomPort === undefined ? {} : { dicomPort }),
     ...(ae === undefined ? {} : { aeTitle: ae.trim() }),
     dicomLimits,
+    dicomPeers,
     ...(stableAfter === undefined ? {} : { stableAfterMs: duration(stableAfter, '--stable-after') }),
     ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') }),
     ...(resyncIntervalMs === undefined ? {} : { resyncIntervalMs }),

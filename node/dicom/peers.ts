@@ -1,9 +1,10 @@
 /**
  * The DICOM peers a site names: who may open an association to the node's DICOM port (`--allow-ae AE@HOST`,
- * repeatable, or "allow" in HOME/dicom-peers.json). One notation for a DICOM peer throughout: `AE@HOST`, and
- * `AE@HOST:PORT` where the node connects to it (C-MOVE destinations: `--dicom-peer`, "peers" in the same file).
+ * repeatable, or "allow" in HOME/dicom-peers.json), and where the node may send (C-MOVE destinations:
+ * `--dicom-peer AE=HOST:PORT`, repeatable, or "peers" in the same file; `AE@HOST:PORT` is taken too).
  *
- *   { "allow": ["CT_ROOM1@10.20.0.15", "PACS@pacs.hospital.local", "MODALITIES@10.20.4.0/24"] }
+ *   { "allow": ["CT_ROOM1@10.20.0.15", "PACS@pacs.hospital.local", "MODALITIES@10.20.4.0/24"],
+ *     "peers": ["WORKSTATION=10.20.0.31:104", "PACS=pacs.hospital.local:11112"] }
  *
  * HOST is an IP address, a subnet in CIDR notation, or a host name (resolved at start and every 5 minutes,
  * all its addresses). With no entry at all, any calling AE title from any address is accepted, as before.
@@ -68,8 +69,44 @@ export function parseAllowAe(values: string[]): DicomCaller[] {
   })
 }
 
-/** HOME/dicom-peers.json's allowed callers, none without the file. Other keys ("peers") are left to their owners. */
-export async function loadAllowedCallers(home: string): Promise<DicomCaller[]> {
+/** A DICOM node the node connects to: a C-MOVE destination. */
+export interface DicomDestination {
+  aeTitle: string
+  host: string
+  port: number
+}
+
+/** `AE=HOST:PORT` or `AE@HOST:PORT` (split at the last = or @); throws a message saying what is wrong. */
+export function parseDestination(text: string): DicomDestination {
+  const at = Math.max(text.lastIndexOf('='), text.lastIndexOf('@'))
+  const aeTitle = (at < 0 ? '' : text.slice(0, at)).trim()
+  const address = at < 0 ? '' : text.slice(at + 1).trim()
+  const colon = address.lastIndexOf(':')
+  const host = (colon < 0 ? '' : address.slice(0, colon)).replace(/^\[(.*)\]$/, '$1')
+  const port = colon < 0 ? Number.NaN : Number(address.slice(colon + 1))
+  const example = 'write AE=HOST:PORT, e.g. WORKSTATION=10.20.0.31:104 or PACS=pacs.hospital.local:11112'
+  if (at < 0 || !AE_TITLE.test(aeTitle)) {
+    throw new Error(`"${text}": ${example} (an AE title is 1 to 16 printable characters)`)
+  }
+  if ((isIP(host) === 0 && !HOST_NAME.test(host)) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`"${text}": "${address}" is not HOST:PORT with a port from 1 to 65535; ${example}`)
+  }
+  return { aeTitle, host, port }
+}
+
+/** `--dicom-peer` values, checked. */
+export function parseDicomPeers(values: string[]): DicomDestination[] {
+  return values.map(value => {
+    try {
+      return parseDestination(value)
+    } catch (error) {
+      throw new UsageError(`--dicom-peer ${(error as Error).message}`)
+    }
+  })
+}
+
+/** One list of HOME/dicom-peers.json ("allow" or "peers"), each entry parsed; none without the file. */
+async function loadList<T>(home: string, key: string, parse: (text: string) => T): Promise<T[]> {
   const path = join(home, DICOM_PEERS_FILE)
   let text: string
   try {
@@ -86,20 +123,30 @@ export async function loadAllowedCallers(home: string): Promise<DicomCaller[]> {
     throw bad('not JSON')
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw bad('must be an object, e.g. { "allow": ["CT_ROOM1@10.20.0.15"] }')
+    throw bad('must be an object, e.g. { "allow": ["CT_ROOM1@10.20.0.15"], "peers": ["PACS=10.20.0.5:104"] }')
   }
-  const allow = (value as { allow?: unknown }).allow
-  if (allow === undefined) return []
-  if (!Array.isArray(allow) || allow.some(item => typeof item !== 'string')) {
-    throw bad('"allow" must be a list of "AE@HOST" strings')
+  const list = (value as Record<string, unknown>)[key]
+  if (list === undefined) return []
+  if (!Array.isArray(list) || list.some(item => typeof item !== 'string')) {
+    throw bad(`"${key}" must be a list of ${key === 'allow' ? '"AE@HOST"' : '"AE=HOST:PORT"'} strings`)
   }
-  return (allow as string[]).map((item, i) => {
+  return (list as string[]).map((item, i) => {
     try {
-      return parseCaller(item)
+      return parse(item)
     } catch (error) {
-      throw bad(`allow[${i}] ${(error as Error).message}`)
+      throw bad(`${key}[${i}] ${(error as Error).message}`)
     }
   })
+}
+
+/** HOME/dicom-peers.json's allowed callers ("allow"), none without the file. */
+export async function loadAllowedCallers(home: string): Promise<DicomCaller[]> {
+  return await loadList(home, 'allow', parseCaller)
+}
+
+/** HOME/dicom-peers.json's C-MOVE destinations ("peers"), none without the file. */
+export async function loadDicomPeers(home: string): Promise<DicomDestination[]> {
+  return await loadList(home, 'peers', parseDestination)
 }
 
 /**

@@ -9,9 +9,13 @@ import {
   CallerAllowList,
   DICOM_PEERS_FILE,
   loadAllowedCallers,
+  loadDicomPeers,
   parseAllowAe,
-  parseCaller
+  parseCaller,
+  parseDestination,
+  parseDicomPeers
 } from '../../node/dicom/peers.ts'
+import { UsageError } from '../../node/errors.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 
 test('AE@HOST: an address, a subnet or a host name; the last @ separates the AE title', () => {
@@ -64,6 +68,29 @@ test('HOME/dicom-peers.json: "allow" is a list of AE@HOST; no file, no list; a b
     assert.match(error?.message ?? '', why)
     assert.ok(error?.message.includes(path))
   }
+})
+
+test('C-MOVE destinations: AE=HOST:PORT (or AE@), by flag and by "peers" in HOME/dicom-peers.json', async () => {
+  assert.equal(parseDestination('WS=10.20.0.31:104'), { aeTitle: 'WS', host: '10.20.0.31', port: 104 })
+  assert.equal(parseDestination('PACS@pacs.local:11112'), { aeTitle: 'PACS', host: 'pacs.local', port: 11112 })
+  assert.equal(parseDestination('V6=[2001:db8::7]:104'), { aeTitle: 'V6', host: '2001:db8::7', port: 104 })
+  for (const bad of ['WS', 'WS=10.0.0.1', 'WS=10.0.0.1:0', 'WS=10.0.0.1:70000', '=10.0.0.1:104', 'WS=bad host:104']) {
+    assert.throws(() => parseDestination(bad), /AE=HOST:PORT/, bad)
+  }
+  assert.throws(() => parseDicomPeers(['WS=10.0.0.1']), (error: unknown) => error instanceof UsageError)
+  const home = await tempDir()
+  assert.equal(await loadDicomPeers(home), [])
+  const both = { allow: ['WS@10.0.0.1'], peers: ['WS=10.0.0.1:104'] }
+  await fs.writeFile(join(home, DICOM_PEERS_FILE), JSON.stringify(both))
+  assert.equal(await loadDicomPeers(home), [{ aeTitle: 'WS', host: '10.0.0.1', port: 104 }])
+  assert.equal(await loadAllowedCallers(home), [{ aeTitle: 'WS', host: '10.0.0.1' }])
+  await fs.writeFile(join(home, DICOM_PEERS_FILE), JSON.stringify({ peers: ['WS=10.0.0.1'] }))
+  const error = await loadDicomPeers(home).then(
+    () => undefined,
+    (e: unknown) => e as { code?: string, message: string }
+  )
+  assert.is(error?.code, 'RADMESH_HOME_CORRUPT')
+  assert.match(error?.message ?? '', /peers\[0\] .*AE=HOST:PORT/)
 })
 
 test('the allow-list matches AE title and address exactly; IPv4-mapped IPv6 is IPv4; empty allows all', async () => {
