@@ -16,7 +16,7 @@ import type { MemberCertificate } from '../protocol/membership/index.ts'
 import type { AuditLog } from './audit/log.ts'
 import { StudyAccess } from './archive/access.ts'
 import type { Archive } from './archive/archive.ts'
-import { LiveReports } from './collab/live-report.ts'
+import { LiveReports } from './reports/live-report.ts'
 import type { HomePaths } from './identity/home.ts'
 import { loadMember, type Member } from './identity/member.ts'
 import { createLogger, type Logger } from './log.ts'
@@ -35,20 +35,21 @@ import {
 } from './archive/index.ts'
 import { Exchange, StudyVersions } from './exchange/index.ts'
 import { type DicomLimits, startDicomScp } from './dicom/scp.ts'
-import { loadAllowedCallers } from './dicom/peers.ts'
+import { type DicomDestination, loadAllowedCallers, loadDicomPeers } from './dicom/peers.ts'
+import { DimseQuery } from './archive/dimse-query.ts'
 import { ConnectionPruner } from './p2p/prune.ts'
 import { Redialer } from './p2p/redial.ts'
-import { ReportDelivery } from './collab/delivery.ts'
-import { CaseIndex } from './collab/case-index.ts'
-import { Documents } from './collab/documents.ts'
-import { UpdateInspector } from './collab/inspect.ts'
-import { Reports } from './collab/reports.ts'
-import { loadRouting } from './collab/routing.ts'
-import { DocStore } from './collab/store.ts'
-import { Presence } from './collab/presence.ts'
-import { SyncService } from './collab/sync.ts'
-import { ReadingWorkflow } from './collab/workflow.ts'
-import { Worklist } from './collab/worklist.ts'
+import { ReportDelivery } from './reports/delivery.ts'
+import { CaseIndex } from './worklist/case-index.ts'
+import { Documents } from './crdt/documents.ts'
+import { UpdateInspector } from './crdt/inspect.ts'
+import { Reports } from './reports/reports.ts'
+import { loadRouting } from './worklist/routing.ts'
+import { DocStore } from './crdt/store.ts'
+import { Presence } from './crdt/presence.ts'
+import { SyncService } from './crdt/sync.ts'
+import { ReadingWorkflow } from './workflow/workflow.ts'
+import { Worklist } from './worklist/worklist.ts'
 import { openDatabase, type Database } from './store/database.ts'
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7400', '/ip4/0.0.0.0/tcp/7401/ws']
@@ -64,6 +65,8 @@ export interface NodeOptions {
   aeTitle?: string
   /** the DICOM port's limits (defaults in dicom/scp.ts); allowed callers add to those of HOME/dicom-peers.json */
   dicomLimits?: Partial<DicomLimits>
+  /** C-MOVE destinations; they add to those of HOME/dicom-peers.json (and win over one of the same AE title) */
+  dicomPeers?: DicomDestination[]
   /** quiet time after the last instance before a study is "stable" */
   stableAfterMs?: number
   listen?: string[]
@@ -283,6 +286,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       try {
         const allowedCallers = [...options.dicomLimits?.allowedCallers ?? [],
           ...await loadAllowedCallers(member.paths.home)]
+        const peers = [...await loadDicomPeers(member.paths.home), ...options.dicomPeers ?? []]
+        const destinations = new Map(peers.map(peer => [peer.aeTitle, peer]))
         const scp = await startDicomScp({
           ...options.dicomLimits,
           allowedCallers,
@@ -291,7 +296,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
           aeTitle,
           log,
           openDataset: header => openNetworkDataset(archive, header),
-          onStore: async (request) => await storeFromNetwork(archive, request)
+          onStore: async (request) => await storeFromNetwork(archive, request),
+          queryRetrieve: new DimseQuery({ archive, audit, destinations })
         })
         cleanups.push(async () => { await scp.stop() })
         dicomPort = scp.port

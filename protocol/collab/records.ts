@@ -36,7 +36,13 @@ export type Priority = (typeof PRIORITIES)[number]
 export const SECTION_NAMES = ['indication', 'technique', 'comparison', 'findings', 'impression'] as const
 export type SectionName = (typeof SECTION_NAMES)[number]
 export type Sections = Record<SectionName, string>
-/** What the records make of a case (node/collab/cases.ts derives it, the same on every node). */
+/**
+ * The report document's two maps beside its sections: Yjs client id -> `binding`, record key ->
+ * `report-signature`. Presence reads the bindings too (a state is taken only for a client bound to its sender).
+ */
+export const EDITORS_MAP = 'editors'
+export const SIGNATURES_MAP = 'signatures'
+/** What the records make of a case (node/worklist/cases.ts derives it, the same on every node). */
 export const CASE_STATUSES = ['SCHEDULED', 'IN PROGRESS', 'COMPLETED', 'CANCELED'] as const
 export type CaseStatus = (typeof CASE_STATUSES)[number]
 export const SIGNATURE_STATUSES = ['PRELIMINARY', 'FINAL', 'ADDENDUM'] as const

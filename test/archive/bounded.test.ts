@@ -14,7 +14,7 @@ import { InvalidDicomError } from '../../node/dicom/errors.ts'
 import { dicomJsonOf } from '../../node/dicom/json.ts'
 import { InstanceParser, part10Header } from '../../node/dicom/part10.ts'
 import { frameCount, planFrames } from '../../node/http/dicomweb/frames.ts'
-import { type Dataset, tag, writeDataset } from '../../node/reporting/dataset-writer.ts'
+import { type Dataset, tag, writeDataset } from '../../node/reports/dataset-writer.ts'
 import { openArchive } from '../helpers/archive.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 

@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AuditActor } from '../../node/audit/log.ts'
-import type { CaseState } from '../../node/collab/cases.ts'
+import type { CaseState } from '../../node/worklist/cases.ts'
 import { baseServer } from '../../node/http/server.ts'
 
 export const ACTOR: AuditActor = { type: 'api', id: 'api-token', address: '127.0.0.1' }

@@ -3,7 +3,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import type { CaseState } from '../../node/collab/cases.ts'
+import type { CaseState } from '../../node/worklist/cases.ts'
 import { worklistRoutes } from '../../node/http/api/worklist.ts'
 import { ACTOR, caseState, errorOf, ME, pluginApp } from './fixture.ts'
 

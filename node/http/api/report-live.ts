@@ -17,7 +17,7 @@ import { Type } from 'typebox'
 import { CaseParams, ERROR_RESPONSES } from '../../../protocol/api/common.ts'
 import { Binding, BindingBody } from '../../../protocol/api/reports.ts'
 import { MAX_UPDATE_BYTES } from '../../../protocol/collab/sync.ts'
-import type { LiveReports } from '../../collab/live-report.ts'
+import type { LiveReports } from '../../reports/live-report.ts'
 import { BadRequestError } from '../../errors.ts'
 import type { Sessions } from '../auth.ts'
 

@@ -16,10 +16,10 @@ import {
   AddendumBody, ConsultBody, EditBody, FhirDiagnosticReport, ReportView, SignBody
 } from '../../../protocol/api/reports.ts'
 import { WorklistEntry } from '../../../protocol/api/worklist.ts'
-import type { ReportDelivery } from '../../collab/delivery.ts'
-import type { Reports } from '../../collab/reports.ts'
-import type { ReadingWorkflow } from '../../collab/workflow.ts'
-import type { Worklist } from '../../collab/worklist.ts'
+import type { ReportDelivery } from '../../reports/delivery.ts'
+import type { Reports } from '../../reports/reports.ts'
+import type { ReadingWorkflow } from '../../workflow/workflow.ts'
+import type { Worklist } from '../../worklist/worklist.ts'
 import { BadRequestError } from '../../errors.ts'
 import { worklistEntry } from './worklist.ts'
 

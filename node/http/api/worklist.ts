@@ -19,9 +19,9 @@ import {
   ShiftsBody, TatQuery, TatReport, WorklistEntries, WorklistEntry, WorklistQuery
 } from '../../../protocol/api/worklist.ts'
 import { PRIORITIES, type Shift } from '../../../protocol/collab/records.ts'
-import { type CaseState, summariseTat } from '../../collab/cases.ts'
-import type { ReadingWorkflow } from '../../collab/workflow.ts'
-import type { Worklist } from '../../collab/worklist.ts'
+import { type CaseState, summariseTat } from '../../worklist/cases.ts'
+import type { ReadingWorkflow } from '../../workflow/workflow.ts'
+import type { Worklist } from '../../worklist/worklist.ts'
 import { BadRequestError } from '../../errors.ts'
 
 export interface WorklistRoutesOptions {

@@ -1,0 +1,136 @@
+/**
+ * Delivery of signed reports to the site's systems. When a case's report becomes FINAL (or gets an
+ * addendum), the site's node writes it as a DICOM Basic Text SR into its own archive, in the read study, so
+ * QIDO-RS/WADO-RS and a PACS that queries the node see it; and it serves the report as a FHIR R4
+ * DiagnosticReport. SR UIDs derive from the case (and the number of addenda), so delivering again stores
+ * nothing new.
+ */
+import type { Logger } from 'pino'
+import type { ReportSignatureRecord } from '../../protocol/collab/records.ts'
+import { caseOfDoc } from '../../protocol/collab/sync.ts'
+import type { Archive } from '../archive/archive.ts'
+import type { AuditActor } from '../audit/log.ts'
+import { CaseError } from '../errors.ts'
+import type { Identity } from '../identity/keys.ts'
+import type { Documents } from '../crdt/documents.ts'
+import type { CaseSource } from './case.ts'
+import { diagnosticReport } from './fhir.ts'
+import type { Reports } from './reports.ts'
+import { BASIC_TEXT_SR, basicTextSr, type FinalReport, reportUid, type StudyForReport } from './sr.ts'
+
+export interface DeliveryOptions {
+  archive: Archive
+  documents: Documents
+  reports: Reports
+  worklist: CaseSource
+  identity: Identity
+  log: Logger
+}
+
+export class ReportDelivery {
+  private readonly o: DeliveryOptions
+  /** what was last delivered per case: the FINAL signature and the number of addenda */
+  private readonly delivered = new Map<string, string>()
+  private readonly cleanups: Array<() => void> = []
+  private queue: Promise<void> = Promise.resolve()
+
+  constructor (options: DeliveryOptions) {
+    this.o = options
+  }
+
+  start (): void {
+    const { documents, worklist } = this.o
+    this.cleanups.push(documents.onUpdate(docId => {
+      const caseId = caseOfDoc(docId)
+      if (caseId !== undefined) this.schedule(caseId)
+    }))
+    this.cleanups.push(worklist.onChange(records => {
+      for (const record of records) if (record.kind === 'signed') this.schedule(record.caseId)
+    }))
+    for (const state of worklist.allCases()) if (state.finalAt !== null) this.schedule(state.caseId)
+  }
+
+  stop (): void {
+    for (const cleanup of this.cleanups.splice(0)) cleanup()
+  }
+
+  async settled (): Promise<void> {
+    await this.queue
+  }
+
+  private schedule (caseId: string): void {
+    const state = this.o.worklist.caseState(caseId)
+    if (state?.site !== this.o.identity.peerId) return
+    this.queue = this.queue.then(async () => { await this.deliver(caseId) }).catch(error => {
+      this.o.log.error({ err: error, case: caseId }, 'could not deliver a signed report into the archive')
+    })
+  }
+
+  /** Writes the report's SR into the archive, if it is FINAL and this version is not there yet. */
+  async deliver (caseId: string): Promise<void> {
+    const signed = await this.o.reports.finalSignature(caseId)
+    if (signed === undefined) return
+    const version = `${signed.final.signature}:${signed.addenda.length}`
+    if (this.delivered.get(caseId) === version) return
+    const { report, study } = await this.finalReport(caseId, signed)
+    const sr = basicTextSr(report, study, {
+      seriesInstanceUid: reportUid(caseId, 'series'),
+      sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`),
+      instanceNumber: 1 + signed.addenda.length,
+      // An amended report names the SR it replaces.
+      ...(signed.addenda.length === 0 ? {} : { predecessor: { seriesInstanceUid: reportUid(caseId, 'series'),
+        sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length - 1}`) } })
+    })
+    const { outcome } = await this.o.archive.store(sr, { type: 'peer', id: signed.final.by })
+    this.delivered.set(caseId, version)
+    this.o.log.info({ event: 'report-delivered', case: caseId, study: report.caseId, status: report.status, outcome },
+      `the ${report.status} report of case ${caseId} is in the archive as a DICOM SR`)
+  }
+
+  /** The FINAL report as FHIR R4, the read audited; RADMESH_NOT_FOUND until it is FINAL. */
+  async fhir (caseId: string, actor: AuditActor): Promise<Record<string, unknown>> {
+    const signed = await this.o.reports.finalSignature(caseId)
+    if (signed === undefined) {
+      throw new CaseError('RADMESH_NOT_FOUND',
+        `the report of case ${caseId} is not FINAL yet; FHIR is served for FINAL reports`)
+    }
+    const { report, study } = await this.finalReport(caseId, signed)
+    const resource = diagnosticReport(report, study,
+      { srSopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`) })
+    await this.o.reports.audited(this.o.worklist.requireCase(caseId), 'R', actor, 'read as FHIR')
+    return resource
+  }
+
+  private async finalReport (
+    caseId: string, signed: { final: ReportSignatureRecord, addenda: ReportSignatureRecord[] }
+  ): Promise<{ report: FinalReport, study: StudyForReport }> {
+    const { archive, worklist } = this.o
+    const state = worklist.requireCase(caseId)
+    const record = await archive.study(state.studyUid)
+    if (record === undefined) {
+      throw new CaseError('RADMESH_NOT_FOUND',
+        `study ${state.studyUid} of case ${caseId} is not in this node's archive; fetch it first`)
+    }
+    const instances: StudyForReport['instances'] = []
+    for await (const instance of archive.instancesOf(state.studyUid)) {
+      if (instance.sopClassUid !== BASIC_TEXT_SR) {
+        instances.push({ seriesInstanceUid: instance.seriesUid, sopClassUid: instance.sopClassUid,
+          sopInstanceUid: instance.sopUid })
+      }
+    }
+    return {
+      study: { studyInstanceUid: state.studyUid, attributes: record.attributes, instances },
+      report: {
+        caseId,
+        status: signed.addenda.length > 0 ? 'AMENDED' : 'FINAL',
+        sections: signed.final.sections,
+        signers: [{ peerId: signed.final.by, name: worklist.nameOf(signed.final.by), status: 'FINAL',
+          signedAt: signed.final.at }],
+        addenda: signed.addenda.map(addendum => ({ text: addendum.text, signerName: worklist.nameOf(addendum.by),
+          signedAt: addendum.at })),
+        finalAt: signed.final.at,
+        institutionName: state.siteName
+      }
+    }
+  }
+}
