@@ -32,7 +32,7 @@ export interface HomePaths {
   pendingRevocations: string
   /** written while the node runs: its pid and HTTP address, so other commands can find it */
   running: string
-  /** a site's routing rules and due times (optional; defaults in node/collab/routing.ts) */
+  /** a site's routing rules and due times (optional; defaults in node/worklist/routing.ts) */
   routing: string
 }
 

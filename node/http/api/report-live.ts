@@ -1,5 +1,5 @@
 /**
- * Live report editing for the viewer (node/collab/live-report.ts): the browser is a Yjs client of the case's
+ * Live report editing for the viewer (node/reports/live-report.ts): the browser is a Yjs client of the case's
  * report document, bound to this node's member, and its node is its only peer.
  *
  * `POST /api/cases/:caseId/report/live/binding` `{ clientId }`: the member's signed binding of that Yjs client;
