@@ -105,3 +105,57 @@ export function littleEndianFrame(
   if (bitsAllocated === 32) return Buffer.from(frame).swap32()
   return frame
 }
+
+/**
+ * Whether native pixel data is YBR_FULL_422 (two pixels share one Cb and one Cr: Y1 Y2 Cb Cr, PS3.3
+ * C.7.6.3.1.2). Such frames are served expanded to YBR_FULL, the same image with each pair's chroma given to
+ * both pixels, and the metadata says YBR_FULL: Cornerstone (OHIF's image loader) expects a native colour frame
+ * to hold three samples per pixel, and draws a native YBR_FULL_422 one garbled or not at all.
+ */
+export function isNativeYbr422(
+  attributes: Record<string, AttributeValue>,
+  pixelData: PixelDataLocation | undefined
+): boolean {
+  return (
+    pixelData !== undefined &&
+    !pixelData.encapsulated &&
+    String(first(attributes['00280004']) ?? '').trim() === 'YBR_FULL_422' &&
+    declaredInteger(attributes['00280002']) === 3 &&
+    (declaredInteger(attributes['00280100']) ?? 8) === 8
+  )
+}
+
+/** Y1 Y2 Cb Cr per pair of pixels of each row to Y Cb Cr per pixel (YBR_FULL, by pixel). */
+export function expandYbr422(frame: Uint8Array, rows: number, columns: number): Uint8Array {
+  const pairs = Math.ceil(columns / 2)
+  if (frame.byteLength < rows * pairs * 4) {
+    throw new RangeError(`${frame.byteLength} bytes of YBR_FULL_422 for ${rows} x ${columns} pixels`)
+  }
+  const out = new Uint8Array(rows * columns * 3)
+  for (let row = 0; row < rows; row++) {
+    for (let pair = 0; pair < pairs; pair++) {
+      const i = (row * pairs + pair) * 4
+      for (let k = 0; k < 2 && pair * 2 + k < columns; k++) {
+        const o = (row * columns + pair * 2 + k) * 3
+        out[o] = frame[i + k] as number
+        out[o + 1] = frame[i + 2] as number
+        out[o + 2] = frame[i + 3] as number
+      }
+    }
+  }
+  return out
+}
+
+/**
+ * A native frame as WADO-RS serves it: little endian (PS3.18 8.7.3.3.2), and YBR_FULL_422 expanded to
+ * YBR_FULL (isNativeYbr422).
+ */
+export function servedNativeFrame(
+  frame: Uint8Array,
+  transferSyntaxUid: string,
+  attributes: Record<string, AttributeValue>,
+  pixelData: PixelDataLocation
+): Uint8Array {
+  if (!isNativeYbr422(attributes, pixelData)) return littleEndianFrame(frame, transferSyntaxUid, attributes)
+  return expandYbr422(frame, declaredInteger(attributes['00280010']) ?? 0, declaredInteger(attributes['00280011']) ?? 0)
+}

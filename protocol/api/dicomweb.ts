@@ -40,6 +40,29 @@ export type FramesParams = Static<typeof FramesParams>
 export const BulkParams = Type.Object({ ...InstancePath, '*': Type.String() })
 export type BulkParams = Static<typeof BulkParams>
 
+/**
+ * Rendered resources (PS3.18 8.3.5, 10.4.1.1.3): a study, series, instance or frame, rendered as an image. The
+ * study and series levels answer only `…/thumbnail`; `frame` is one frame number.
+ */
+export const RenderedParams = Type.Object({
+  study: Type.String(),
+  series: Type.Optional(Type.String()),
+  instance: Type.Optional(Type.String()),
+  frame: Type.Optional(Type.String())
+})
+export type RenderedParams = Static<typeof RenderedParams>
+
+/**
+ * Rendered resources' query (PS3.18 8.3.5.1): `viewport` vw,vh[,sx,sy,sw,sh] (the size to fit, and the region
+ * of the image to show), `window` center,width[,linear]. Other parameters (`accept`, `quality`, `annotation`, …)
+ * are taken and not acted on.
+ */
+export const RenderedQuery = Type.Object({
+  viewport: Type.Optional(Type.String({ maxLength: 100 })),
+  window: Type.Optional(Type.String({ maxLength: 100 }))
+})
+export type RenderedQuery = Static<typeof RenderedQuery>
+
 /** STOW-RS to a study: the instances sent must be of that study. */
 export const StowParams = Type.Object({ study: Type.Optional(Type.String()) })
 export type StowParams = Static<typeof StowParams>

@@ -12,6 +12,7 @@
  *                                                   an image type for compressed frames (image/jpeg, image/jls,
  *                                                   image/jp2, image/x-dicom-rle)
  *   …/bulk/…                                        multipart/related; type="application/octet-stream"
+ *   …/rendered, …/thumbnail (rendered resources)    image/png
  *
  * Ranges follow RFC 9110 12.5.1: `*` wildcards, `q` weights (q=0: not acceptable), and the most specific range
  * decides for each media type. A multipart range matches on its `type` parameter (none: any part type);
@@ -38,14 +39,17 @@ const BULK_OFFERS = [offer('multipart/related', 'application/octet-stream')]
 const IMAGE_TYPES = ['image/jpeg', 'image/jls', 'image/x-jls', 'image/jp2', 'image/x-dicom-rle']
 const FRAME_OFFERS = [...BULK_OFFERS, ...IMAGE_TYPES.map(part => offer('multipart/related', part))]
 
-export type DicomwebResource = 'search' | 'instances' | 'metadata' | 'frames' | 'bulk'
+const IMAGE_OFFERS = [offer('image/png')]
+
+export type DicomwebResource = 'search' | 'instances' | 'metadata' | 'frames' | 'bulk' | 'rendered'
 
 const OFFERS: Record<DicomwebResource, Offer[]> = {
   search: JSON_OFFERS,
   instances: INSTANCE_OFFERS,
   metadata: JSON_OFFERS,
   frames: FRAME_OFFERS,
-  bulk: BULK_OFFERS
+  bulk: BULK_OFFERS,
+  rendered: IMAGE_OFFERS
 }
 
 const ANSWERS: Record<DicomwebResource, string> = {
@@ -53,12 +57,14 @@ const ANSWERS: Record<DicomwebResource, string> = {
   instances: 'multipart/related; type="application/dicom"',
   metadata: 'application/dicom+json',
   frames: 'multipart/related; type="application/octet-stream" or an image type (image/jpeg, image/jls, …)',
-  bulk: 'multipart/related; type="application/octet-stream"'
+  bulk: 'multipart/related; type="application/octet-stream"',
+  rendered: 'image/png'
 }
 
 /**
  * The DICOMweb resource a path names (PS3.18 10.4-10.6), from its shape alone:
- * studies[/S[/series[/R[/instances[/I]]]]], then …/metadata, or …/I/frames/N, or …/I/bulk/….
+ * studies[/S[/series[/R[/instances[/I]]]]], then …/metadata, …/thumbnail, or …/I/frames/N, …/I/bulk/…,
+ * …/I/rendered, …/I/frames/N/rendered or …/I/frames/N/thumbnail.
  */
 export function dicomwebResource (path: string): DicomwebResource | undefined {
   const segments = path.split('/')
@@ -74,7 +80,13 @@ export function dicomwebResource (path: string): DicomwebResource | undefined {
     if (at === rest.length) return 'instances'
     const next = rest[at]
     if (next === 'metadata') return at + 1 === rest.length ? 'metadata' : undefined
-    if (at === 5 && next === 'frames') return at + 2 === rest.length ? 'frames' : undefined
+    if (next === 'thumbnail') return at + 1 === rest.length ? 'rendered' : undefined
+    if (at === 5 && next === 'rendered') return at + 1 === rest.length ? 'rendered' : undefined
+    if (at === 5 && next === 'frames') {
+      if (at + 2 === rest.length) return 'frames'
+      const last = rest[at + 2]
+      return at + 3 === rest.length && (last === 'rendered' || last === 'thumbnail') ? 'rendered' : undefined
+    }
     if (at === 5 && next === 'bulk') return rest.length > at + 1 ? 'bulk' : undefined
     if (next !== levels[(at - 1) / 2]) return undefined
     at++
@@ -153,21 +165,24 @@ function specificity (range: MediaRange, offer: Offer): number {
   return score
 }
 
+/** The weight the ranges give `offer`: that of the most specific range naming it (0 when none does). */
+function weightOf (ranges: readonly MediaRange[], offer: Offer): number {
+  let best = -1
+  let q = 0
+  for (const range of ranges) {
+    const score = specificity(range, offer)
+    if (score > best || (score === best && range.q > q)) {
+      best = score
+      q = range.q
+    }
+  }
+  return best >= 0 ? q : 0
+}
+
 /** Whether any of `offers` is acceptable: the most specific range naming it has q > 0. */
 export function acceptable (ranges: readonly MediaRange[], offers: readonly Offer[]): boolean {
   if (ranges.length === 0) return true
-  return offers.some(offer => {
-    let best = -1
-    let q = 0
-    for (const range of ranges) {
-      const score = specificity(range, offer)
-      if (score > best || (score === best && range.q > q)) {
-        best = score
-        q = range.q
-      }
-    }
-    return best >= 0 && q > 0
-  })
+  return offers.some(offer => weightOf(ranges, offer) > 0)
 }
 
 /** The Accept a request negotiates with: its `accept` query parameter(s) when given, else its header. */

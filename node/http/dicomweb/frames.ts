@@ -10,7 +10,9 @@
 import { createInflateRaw } from 'node:zlib'
 import type { Archive, InstanceRecord } from '../../archive/archive.ts'
 import { DEFLATED_SYNTAXES, TRANSFER_SYNTAX } from '../../dicom/dictionary.ts'
-import { frameGeometry, littleEndianFrame } from '../../dicom/geometry.ts'
+import { frameGeometry, servedNativeFrame } from '../../dicom/geometry.ts'
+import type { FilePiece } from '../../dicom/json.ts'
+import { CHUNK_SIZE } from '../../archive/chunks.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
 
 const MEDIA_TYPES = new Map<string, string>(Object.entries({
@@ -73,7 +75,7 @@ export function planFrames (instance: InstanceRecord, frameNumbers: number[]): {
         for (const n of frameNumbers) {
           const span = { offset: pixelData.offset + (n - 1) * frameBytes, length: frameBytes }
           const read = await readSpans(source, instance, [span], deflated)
-          const body = littleEndianFrame(read, instance.transferSyntaxUid, instance.attributes)
+          const body = servedNativeFrame(read, instance.transferSyntaxUid, instance.attributes, pixelData)
           yield { body, contentType: 'application/octet-stream', transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle }
         }
       }
@@ -155,4 +157,26 @@ async function inflatedSpans (source: FrameSource, instance: InstanceRecord, spa
   if (inflated < end && !inflater.destroyed) inflater.end()
   await done
   return Buffer.concat(spans.map(span => window.subarray(span.offset - start, span.offset - start + span.length)))
+}
+
+/**
+ * A stored file's chunks for a reader that passes over the pixel data: a chunk wholly inside native pixel data
+ * (of a data set not deflated) is offered as a count of bytes to skip, and read only if the reader needs it.
+ */
+export async function * piecesOf (
+  archive: Pick<Archive, 'readRange'>, instance: InstanceRecord
+): AsyncGenerator<FilePiece> {
+  const pixels = instance.pixelData
+  const skippable = pixels !== undefined && !pixels.encapsulated && !DEFLATED_SYNTAXES.has(instance.transferSyntaxUid)
+  const from = skippable ? instance.datasetOffset + pixels.offset : 0
+  const to = skippable ? from + pixels.length : 0
+  for (let i = 0; i < instance.chunks.length; i++) {
+    const start = i * CHUNK_SIZE
+    const end = Math.min(instance.size, start + CHUNK_SIZE)
+    if (start >= from && end <= to) {
+      yield { skip: end - start, read: async () => await archive.readRange(instance, start, end) }
+    } else {
+      yield await archive.readRange(instance, start, end)
+    }
+  }
 }

@@ -12,16 +12,16 @@ import { ERROR_RESPONSES } from '../../../protocol/api/common.ts'
 import { BulkParams, DicomJsonDatasets, FramesParams, WadoParams } from '../../../protocol/api/dicomweb.ts'
 import type { Retrieval, StudyAccess } from '../../archive/access.ts'
 import type { Archive, InstanceRecord } from '../../archive/archive.ts'
-import { CHUNK_SIZE } from '../../archive/chunks.ts'
-import { DEFLATED_SYNTAXES } from '../../dicom/file.ts'
-import { bulkDataOf, dicomJsonOf, type FilePiece } from '../../dicom/json.ts'
+import { bulkDataOf, dicomJsonOf } from '../../dicom/json.ts'
+import { isNativeYbr422 } from '../../dicom/geometry.ts'
 import { safeForDownload } from '../../dicom/part10.ts'
 import { RadmeshError } from '../../errors.ts'
 import {
   encodeMultipartParts, encodeMultipartPartsAsync, multipartRelatedHeader, newBoundary, type StreamedPart
 } from '../../../protocol/dicomweb/multipart.ts'
 import { dicomwebBase } from './qido.ts'
-import { frameCount, parseFrameList, planFrames } from './frames.ts'
+import { frameCount, parseFrameList, piecesOf, planFrames } from './frames.ts'
+import { renderedRoutes } from './rendered.ts'
 
 /** A stored file, chunk by chunk, its preamble made safe to hand out (CVE-2019-11687). */
 async function * safeChunksOf (
@@ -34,26 +34,6 @@ async function * safeChunksOf (
   }
 }
 
-/**
- * A stored file's chunks for a reader that passes over the pixel data: a chunk wholly inside native pixel data
- * (of a data set not deflated) is offered as a count of bytes to skip, and read only if the reader needs it.
- */
-async function * piecesOf (archive: Pick<Archive, 'readRange'>, instance: InstanceRecord): AsyncGenerator<FilePiece> {
-  const pixels = instance.pixelData
-  const skippable = pixels !== undefined && !pixels.encapsulated && !DEFLATED_SYNTAXES.has(instance.transferSyntaxUid)
-  const from = skippable ? instance.datasetOffset + pixels.offset : 0
-  const to = skippable ? from + pixels.length : 0
-  for (let i = 0; i < instance.chunks.length; i++) {
-    const start = i * CHUNK_SIZE
-    const end = Math.min(instance.size, start + CHUNK_SIZE)
-    if (start >= from && end <= to) {
-      yield { skip: end - start, read: async () => await archive.readRange(instance, start, end) }
-    } else {
-      yield await archive.readRange(instance, start, end)
-    }
-  }
-}
-
 /** A stored file's chunks, read one at a time. */
 async function * chunksOf (archive: Pick<Archive, 'chunksOf'>, instance: InstanceRecord): AsyncGenerator<Uint8Array> {
   yield * archive.chunksOf(instance)
@@ -61,7 +41,7 @@ async function * chunksOf (archive: Pick<Archive, 'chunksOf'>, instance: Instanc
 
 export interface WadoRoutesOptions {
   archive: Pick<Archive, 'chunksOf' | 'readRange'>
-  access: Pick<StudyAccess, 'retrieve'>
+  access: Pick<StudyAccess, 'retrieve' | 'instances'>
 }
 
 const RETRIEVE: Retrieval = { event: 'instancesTransferred', detail: 'WADO-RS retrieve' }
@@ -74,6 +54,7 @@ const METADATA: Retrieval = { event: 'instancesAccessed', detail: 'WADO-RS metad
 type Route<P> = { Params: P }
 
 export const wadoRoutes: FastifyPluginAsync<WadoRoutesOptions> = async (app, { archive, access }) => {
+  await app.register(renderedRoutes, { archive, access })
   type Request = FastifyRequest<Route<WadoParams>>
   const retrieve = async (request: Request, reply: FastifyReply): Promise<FastifyReply> => {
     const list = await access.retrieve(request.params, request.actor, RETRIEVE, instances => instances)
@@ -97,7 +78,12 @@ export const wadoRoutes: FastifyPluginAsync<WadoRoutesOptions> = async (app, { a
       const all = Array.from({ length: frames }, (_, i) => i + 1).join(',')
       const pixelUri = frames === 0 ? `${prefix}/bulk/7FE00010` : `${prefix}/frames/${all}`
       const uriOf = (path: string): string => path === '7FE00010' ? pixelUri : `${prefix}/bulk/${path}`
-      body.push(await dicomJsonOf(piecesOf(archive, instance), uriOf))
+      const dataset = await dicomJsonOf(piecesOf(archive, instance), uriOf)
+      // Native YBR_FULL_422 frames are served as YBR_FULL (dicom/geometry.ts): the metadata says what they hold.
+      if (isNativeYbr422(instance.attributes, instance.pixelData)) {
+        dataset['00280004'] = { vr: 'CS', Value: ['YBR_FULL'] }
+      }
+      body.push(dataset)
     }
     return await reply.type('application/dicom+json').send(body)
   }
