@@ -31,6 +31,7 @@ export const NODE_LAYERS: string[][] = [
   ['node/workflow'],
   ['node/worklist', 'node/reports'],
   ['node/crdt'],
+  ['node/deid'],
   ['node/exchange'],
   ['node/archive'],
   ['node/p2p'],
