@@ -5,11 +5,13 @@
  *   ingest    a synthetic 400-slice CT by storescu into radmesh, Orthanc and DCMTK storescp
  *   transfer  the same CT from one process to another: radmesh site -> reader, storescu -> storescp, Orthanc peers
  *   viewer    click to first image while the study arrives, and scrolling, in headless Chromium
+ *   scale     a year of cases, a hundred members, convergence with many nodes (issue 14)
  */
 const benches: Record<string, string> = {
   ingest: './bench/ingest.ts',
   transfer: './bench/transfer.ts',
-  viewer: './bench/viewer.ts'
+  viewer: './bench/viewer.ts',
+  scale: './bench/scale.ts'
 }
 const [name, ...rest] = process.argv.slice(2)
 const module = name === undefined ? undefined : benches[name]
