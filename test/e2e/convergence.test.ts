@@ -71,19 +71,23 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   const names = Array.from({ length: NODES - 1 }, (_, i) => `R${i + 1}`)
   const siteHome = await consortium.member('Site', 'site')
   const homes = [siteHome, ...await Promise.all(names.map(async name => await consortium.member(name, 'radiologist')))]
-  const ports = await Promise.all(homes.map(async () => ({ p2pPort: await freePort(), wsPort: await freePort(), httpPort: await freePort() })))
   // Every pair (i < j) talks only through its own proxy: i dials j there; j announces an address nobody listens on.
   const peerIds = await Promise.all(homes.map(async home => (JSON.parse(await fs.readFile(join(home, 'profile.json'), 'utf8')) as { peerId: string }).peerId))
-  const dicomPort = await freePort()
-  for (let i = 0; i < homes.length; i++) {
+  // Nodes start from the last to the first, each on ports picked just before it starts (other programs pick ports
+  // too: with 30 nodes, a port picked minutes ahead was once taken by then), each pair's proxy once its target is up.
+  const p2pPorts: number[] = []
+  for (let i = homes.length - 1; i >= 0; i--) {
+    const ports = { p2pPort: await freePort(), wsPort: await freePort(), httpPort: await freePort() }
+    p2pPorts[i] = ports.p2pPort
     for (let j = i + 1; j < homes.length; j++) {
-      links.push({ a: i, b: j, proxy: await startFaultProxy({ target: { host: '127.0.0.1', port: (ports[j] as { p2pPort: number }).p2pPort } }) })
+      const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: p2pPorts[j] as number } })
+      links.push({ a: i, b: j, proxy })
     }
-  }
-  for (const [i, home] of homes.entries()) {
     const peers = links.filter(l => l.a === i).map(l => `/ip4/127.0.0.1/tcp/${l.proxy.port}/p2p/${peerIds[l.b]}`)
-    const options = { ...ports[i], dicom: i === 0 ? dicomPort : false, peers, extraArgs: ['--announce', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--stable-after', '1s'] }
-    members.push({ name: i === 0 ? 'site' : `R${i}`, home, options, node: await startNode(home, options), up: true })
+    const extraArgs = ['--announce', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--stable-after', '1s']
+    const options = { ...ports, dicom: i === 0 ? await freePort() : false, peers, extraArgs }
+    const home = homes[i] as string
+    members[i] = { name: i === 0 ? 'site' : `R${i}`, home, options, node: await startNode(home, options), up: true }
   }
   const site = members[0] as Member
   const readers = members.slice(1)
