@@ -8,14 +8,14 @@
 import { TRANSFER_SYNTAX } from '../../node/dicom/dictionary.ts'
 import { encodeAssociateRq } from '../../node/dicom/dimse/pdu.ts'
 import {
-  type CaseResult, type InstanceRef, type Kind, type KindOptions, type KindTally, type Ledger, loadSamples,
-  openAccepted, runKind, type Sample, type Target
+  type CaseResult, type Kind, type KindOptions, type KindTally, loadSamples, runKind, type Sample
 } from './common.ts'
-import {
-  DEFLATED_LE, deflateBomb, deflatedVariant, EXPLICIT_LE, IMPLICIT_LE, mutateDataset, refreshUids, type Rng, syntaxOf,
-  uidsOf
-} from './mutate.ts'
+import { DEFLATED_LE, EXPLICIT_LE, IMPLICIT_LE, refreshUids, syntaxOf, uidsOf } from './dataset.ts'
+import { type InstanceRef, type Ledger, openAccepted } from './ledger.ts'
+import { deflateBomb, deflatedVariant, mutateDataset } from './mutate.ts'
+import type { Rng } from './rng.ts'
 import { associateRq, type StoreAnswer, storeOnce } from './scu.ts'
+import type { Target } from './target.ts'
 
 const AE_TITLE = 'RADMESH'
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2'

@@ -5,11 +5,11 @@
  * paths and Accept headers. Each must be answered within 5 s while /api/health stays under 1 s; a 200 must be
  * a JSON array, a 4xx the documented error body.
  */
-import {
-  type CaseResult, type InstanceRef, type Kind, type KindOptions, type KindTally, type Ledger, runKind, type Target
-} from './common.ts'
-import type { Rng } from './mutate.ts'
+import { type CaseResult, type Kind, type KindOptions, type KindTally, runKind } from './common.ts'
+import type { InstanceRef, Ledger } from './ledger.ts'
+import type { Rng } from './rng.ts'
 import { errorCodeOf, isDocumentedError, stowKnownGood } from './stow.ts'
+import type { Target } from './target.ts'
 
 const MATCH_KEYS = ['PatientName', 'PatientID', 'StudyDate', 'StudyTime', 'AccessionNumber', 'ModalitiesInStudy',
   'Modality', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'StudyDescription', 'SeriesDescription',

@@ -6,12 +6,13 @@
  * what was stored is opened through DICOMweb and checked again later.
  */
 import {
-  type CaseResult, type HttpAnswer, type InstanceRef, type Kind, type KindOptions, type KindTally, type Ledger,
-  loadSamples, openAccepted, runKind, type Sample, type Target
+  type CaseResult, type Kind, type KindOptions, type KindTally, loadSamples, runKind, type Sample
 } from './common.ts'
-import {
-  DEFLATED_LE, deflateBomb, deflatedVariant, EXPLICIT_LE, mutateDataset, part10File, refreshUids, type Rng
-} from './mutate.ts'
+import { DEFLATED_LE, EXPLICIT_LE, part10File, refreshUids } from './dataset.ts'
+import { type InstanceRef, type Ledger, openAccepted } from './ledger.ts'
+import { deflateBomb, deflatedVariant, mutateDataset } from './mutate.ts'
+import type { Rng } from './rng.ts'
+import type { HttpAnswer, Target } from './target.ts'
 
 export const STOW_TYPE = 'application/dicom'
 const BCHARS = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\'()+_,-./:=?'
