@@ -15,9 +15,11 @@ import type { OpenVersion, StudyVersions } from './versions.ts'
 
 /**
  * Instances being stored at once. A puller whose chunks complete more instances than this waits, so
- * verified bytes held in memory stay bounded and the archive's group commits stay full but short.
+ * verified bytes held in memory stay bounded and the archive's group commits stay full but short. With the
+ * chunk being accepted, these are what a crash loses of what was received whole (chunks of an instance that
+ * spans several are kept as they come, so an instance lost this way is one chunk at most).
  */
-const IMPORTS_IN_FLIGHT = 8
+export const IMPORTS_IN_FLIGHT = 8
 
 export interface InstanceAssemblyComponents {
   archive: Pick<Archive, 'instance' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>

@@ -18,6 +18,7 @@ import {
   MANIFEST_MAX_OUTBOUND_STREAMS,
   MANIFEST_PROTOCOL
 } from '../../protocol/exchange/messages.ts'
+import { CHUNKS_PROTOCOL_2 } from '../../protocol/exchange/chunks.ts'
 import type { Archive } from '../archive/index.ts'
 import type { AuditActor, AuditLog } from '../audit/log.ts'
 import type { Identity } from '../identity/keys.ts'
@@ -46,6 +47,13 @@ export interface ExchangeComponents {
 export interface ExchangeInit {
   /** how long a request, an answer or one chunk frame may take (EXCHANGE_TIMEOUT_MS unless given: tests shorten it) */
   timeoutMs?: number
+  /** speak only `/radmesh/chunks/1.0.0`, as a member on an older radmesh does (tests of interoperation) */
+  chunksVersion1Only?: boolean
+  /**
+   * pack chunks for peers on `/radmesh/chunks/2.0.0`: true unless told, or unless the environment has
+   * RADMESH_CHUNK_PACKING=0 (for benchmarks that compare)
+   */
+  pack?: boolean
 }
 
 export class Exchange {
@@ -56,6 +64,7 @@ export class Exchange {
   private readonly sharing: StudySharing
   private readonly server: ExchangeServer
   private readonly fetches = new Map<string, StudyFetch>()
+  private readonly chunksProtocols: string[]
 
   constructor (components: ExchangeComponents, init: ExchangeInit = {}) {
     const { libp2p, identity, consortiumId, registry, penalties, archive, versions, audit, log } = components
@@ -71,7 +80,9 @@ export class Exchange {
       { timeoutMs }
     )
     const holdings = new Holdings({ archive, versions })
-    this.server = new ExchangeServer({ versions, holdings, audit, penalties, log }, { timeoutMs })
+    const pack = init.pack ?? process.env['RADMESH_CHUNK_PACKING'] !== '0'
+    this.server = new ExchangeServer({ versions, holdings, audit, penalties, log }, { timeoutMs, pack })
+    this.chunksProtocols = init.chunksVersion1Only === true ? [CHUNKS_PROTOCOL] : [CHUNKS_PROTOCOL_2, CHUNKS_PROTOCOL]
   }
 
   async start (): Promise<void> {
@@ -80,10 +91,14 @@ export class Exchange {
       maxInboundStreams: MANIFEST_MAX_INBOUND_STREAMS,
       maxOutboundStreams: MANIFEST_MAX_OUTBOUND_STREAMS
     })
-    await libp2p.handle(CHUNKS_PROTOCOL, this.server.handleChunks, {
-      maxInboundStreams: CHUNKS_MAX_INBOUND_STREAMS,
-      maxOutboundStreams: CHUNKS_MAX_OUTBOUND_STREAMS
-    })
+    // Both chunks protocols: a member on an older radmesh asks for 1.0.0 and is served sealed chunks.
+    for (const protocol of this.chunksProtocols) {
+      const handler = protocol === CHUNKS_PROTOCOL_2 ? this.server.handleChunks2 : this.server.handleChunks
+      await libp2p.handle(protocol, handler, {
+        maxInboundStreams: CHUNKS_MAX_INBOUND_STREAMS,
+        maxOutboundStreams: CHUNKS_MAX_OUTBOUND_STREAMS
+      })
+    }
     await libp2p.handle(ANNOUNCE_PROTOCOL, this.sharing.handleAnnounce, {
       maxInboundStreams: ANNOUNCE_MAX_INBOUND_STREAMS,
       maxOutboundStreams: ANNOUNCE_MAX_OUTBOUND_STREAMS
@@ -98,7 +113,7 @@ export class Exchange {
     this.server.stop()
     for (const fetch of this.fetches.values()) fetch.stop()
     await Promise.all([...this.fetches.values()].map(async fetch => { await fetch.settled() }))
-    for (const protocol of [MANIFEST_PROTOCOL, CHUNKS_PROTOCOL, ANNOUNCE_PROTOCOL]) {
+    for (const protocol of [MANIFEST_PROTOCOL, ...this.chunksProtocols, ANNOUNCE_PROTOCOL]) {
       await this.components.libp2p.unhandle(protocol)
     }
   }
@@ -118,7 +133,7 @@ export class Exchange {
     const { libp2p, registry, penalties, archive, audit, log } = this.components
     const fetch = new StudyFetch(
       { libp2p, registry, penalties, archive, versions: this.versions, check: this.check, audit, log },
-      { studyUid, actor, origin: options.origin }
+      { studyUid, actor, origin: options.origin, chunkProtocols: this.chunksProtocols }
     )
     this.fetches.set(studyUid, fetch)
     fetch.start()

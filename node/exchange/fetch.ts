@@ -39,6 +39,7 @@ import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
 import type { Availability, FetchState } from './availability.ts'
 import { InstanceAssembly } from './assemble.ts'
 import { pullLane } from './lane.ts'
+import { resealPacked } from './packing.ts'
 import { ChunkSchedule } from './schedule.ts'
 import type { VersionCheck } from './verify.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
@@ -62,6 +63,8 @@ export interface StudyFetchInit {
   actor: AuditActor
   /** the member whose versions of the study are taken (a case's site): another member's are not, however new */
   origin?: string | undefined
+  /** the chunks protocols to propose, newest first (lane.ts CHUNKS_PROTOCOLS unless told) */
+  chunkProtocols?: string[] | undefined
 }
 
 /** The version being fetched, with what is known of it so far. */
@@ -300,6 +303,11 @@ export class StudyFetch {
     }
   }
 
+  /** A peer that has nothing for this fetch now (another version, or no chunk it needs) is asked again later. */
+  private askLater (peer: string): void {
+    this.retryAt.set(peer, { at: Date.now() + BACKOFF_MIN_MS, delay: BACKOFF_MIN_MS })
+  }
+
   /** Pulls from one peer over CHUNKS_STREAMS_PER_PEER streams until it has nothing more this fetch needs. */
   private async pullFrom (peer: string): Promise<void> {
     const { version, schedule, assembly } = this.fetching as Fetching
@@ -310,7 +318,10 @@ export class StudyFetch {
     try {
       const answer = await this.askManifest(peer, version.manifest)
       const another = answer.status === 'ok' && answer.manifest.versionId !== version.manifest.versionId
-      if (answer.status === 'unknown-study' || another) return
+      if (answer.status === 'unknown-study' || another) {
+        this.askLater(peer)
+        return
+      }
       const lane = {
         peer,
         manifest: version.manifest,
@@ -319,6 +330,9 @@ export class StudyFetch {
         window: WINDOW_BYTES / CHUNKS_STREAMS_PER_PEER,
         signal,
         accept: async (index: number, sealed: Buffer) => { await assembly.accept(index, sealed, peer) },
+        unpack: async (index: number, packed: Buffer) =>
+          await resealPacked(version.key, version.manifest, index, packed),
+        ...(this.init.chunkProtocols === undefined ? {} : { protocols: this.init.chunkProtocols }),
         received: (bytes: number) => { this.sources[peer] = (this.sources[peer] ?? 0) + bytes },
         exclude: () => { this.excluded.add(peer) },
         progress
@@ -334,7 +348,9 @@ export class StudyFetch {
       }))
       const failed = results.find(result => result.status === 'rejected')
       if (failed !== undefined) throw failed.reason
-      this.retryAt.delete(peer)
+      // A holder that had nothing this fetch needs is asked again later, not at once and forever.
+      if (progress.made) this.retryAt.delete(peer)
+      else this.askLater(peer)
     } catch (error) {
       if (this.abort.signal.aborted || this.excluded.has(peer)) return
       const previous = this.retryAt.get(peer)?.delay ?? 0

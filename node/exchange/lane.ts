@@ -1,14 +1,23 @@
 /**
- * One chunks stream to a holder (`/radmesh/chunks/1.0.0`, the asker's side): requests sent while the bytes
- * asked for and not yet received stay under the lane's window, frames checked in order against what was
- * asked, each chunk checked against the manifest once whole. A frame that breaks the protocol, or a chunk
- * that is not the manifest's, leaves the holder out of the fetch and counts against it; a link that drops
- * does not (its frames are kept: the chunk is asked for again from the offset reached).
+ * One chunks stream to a holder (the asker's side of `/radmesh/chunks/2.0.0`, or of `1.0.0` with a holder
+ * that speaks only that): requests sent while the bytes asked for and not yet received stay under the lane's
+ * window, frames checked in order against what was asked, each chunk checked against the manifest once
+ * whole (a packed chunk unpacked and sealed again first). A frame that breaks the protocol, or a chunk that
+ * is not the manifest's, leaves the holder out of the fetch and counts against it; a link that drops does not
+ * (the frames of a sealed chunk are kept: it is asked for again from the offset reached; a packed chunk cut
+ * short is asked for again from its start).
  */
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
+import {
+  CHUNK_FORM,
+  type ChunkFrame2,
+  CHUNKS_PROTOCOL_2,
+  decodeChunkFrame2,
+  MAX_CHUNK_FRAME_2_MESSAGE_BYTES
+} from '../../protocol/exchange/chunks.ts'
 import type { StudyManifest } from '../../protocol/exchange/manifest.ts'
 import {
   CHUNKS_PROTOCOL,
@@ -49,82 +58,132 @@ export interface Lane {
   signal: AbortSignal
   /** a chunk whose frames all came and whose SHA-256 is the manifest's */
   accept (index: number, sealed: Buffer): Promise<void>
+  /** a packed chunk, unpacked and sealed as in the manifest; throws when it does not unpack */
+  unpack (index: number, packed: Buffer): Promise<Buffer>
   /** bytes that came from the holder */
   received (bytes: number): void
   /** the holder sent what cannot be honest: it is not asked again in this fetch */
   exclude (): void
   /** set once a chunk came whole from this holder */
   progress: { made: boolean }
+  /** the chunks protocols to propose (CHUNKS_PROTOCOLS unless told: a test speaks only 1.0.0) */
+  protocols?: string[]
+}
+
+/** The chunks protocols an asker proposes, the newest first (libp2p settles on the first the holder speaks). */
+export const CHUNKS_PROTOCOLS = [CHUNKS_PROTOCOL_2, CHUNKS_PROTOCOL]
+
+/** A frame of either protocol; one of 1.0.0 is the sealed form, its length the manifest's. */
+function decodeFrame (protocol: string, bytes: Uint8Array, manifest: StudyManifest): ChunkFrame2 {
+  if (protocol === CHUNKS_PROTOCOL_2) return decodeChunkFrame2(bytes)
+  const frame = decodeChunkFrame(bytes)
+  const length = frame.status === FRAME_STATUS.data ? manifest.chunkSizes[frame.index] ?? 0 : 0
+  return { ...frame, form: CHUNK_FORM.sealed, length }
+}
+
+/** Checks a data frame against the chunk it must be part of: its form and length agree with what came before. */
+function checkForm (peer: string, head: Wanted, frame: ChunkFrame2, size: number): void {
+  if (head.form !== undefined && (frame.form !== head.form || frame.length !== head.length)) {
+    throw new BadFrameError(`${peer} changed the form of chunk ${head.index} part way through`)
+  }
+  // A packed chunk is smaller than the sealed one, and only ever sent from its start.
+  const fits = frame.form === CHUNK_FORM.sealed
+    ? frame.length === size
+    : frame.length <= size && (head.offset === 0 || head.form === CHUNK_FORM.packed)
+  if (!fits) {
+    const sent = `${frame.length} bytes of form ${frame.form}`
+    throw new BadFrameError(`${peer} sent chunk ${head.index} as ${sent}, not ${size}`)
+  }
+  if (head.offset + frame.bytes.byteLength > frame.length) {
+    throw new BadFrameError(`${peer} sent more bytes than chunk ${head.index} has`)
+  }
+  head.form = frame.form
+  head.length = frame.length
 }
 
 /** Pulls from one holder until it has nothing more the fetch needs, the lane is stopped, or the link fails. */
 export async function pullLane (components: LaneComponents, lane: Lane): Promise<void> {
   const { libp2p, penalties, log } = components
   const { peer, manifest, have, schedule, signal } = lane
-  const inFlight: Wanted[] = []
+  /** chunks asked for, in order, with the bytes of each still counted in `outstanding` */
+  const inFlight: Array<{ wanted: Wanted, pending: number }> = []
   let stream: Stream | undefined
   let onAbort: (() => void) | undefined
   try {
     const dialSignal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal])
-    stream = await libp2p.dialProtocol(peerIdFromString(peer), CHUNKS_PROTOCOL, { signal: dialSignal })
+    const protocols = lane.protocols ?? CHUNKS_PROTOCOLS
+    stream = await libp2p.dialProtocol(peerIdFromString(peer), protocols, { signal: dialSignal })
+    const protocol = stream.protocol
     // Stopping the lane resets its stream, so no read or write of it waits on a dead link.
     const opened = stream
     onAbort = () => { opened.abort(new Error('the fetch stopped pulling from this peer')) }
     signal.addEventListener('abort', onAbort, { once: true })
     if (signal.aborted) onAbort()
     const lp = lpStream(stream, {
-      maxDataLength: MAX_CHUNK_FRAME_MESSAGE_BYTES,
+      maxDataLength: protocol === CHUNKS_PROTOCOL_2 ? MAX_CHUNK_FRAME_2_MESSAGE_BYTES : MAX_CHUNK_FRAME_MESSAGE_BYTES,
       maxBufferSize: CHUNKS_READ_BUFFER_BYTES
     })
+    // Bytes asked for and not received, counted as the manifest's sizes: a packed chunk only frees more.
     let outstanding = 0
     const pump = async (): Promise<void> => {
       while (outstanding < lane.window && !signal.aborted) {
         const index = schedule.take(have)
         if (index < 0) return
         const wanted = schedule.wanted(index)
-        inFlight.push(wanted)
-        outstanding += (manifest.chunkSizes[index] as number) - wanted.offset
+        const pending = (manifest.chunkSizes[index] as number) - wanted.offset
+        inFlight.push({ wanted, pending })
+        outstanding += pending
         const request = { studyUid: manifest.studyUid, versionId: manifest.versionId, index, offset: wanted.offset }
         await lp.write(encodeChunkRequest(request), { signal })
       }
     }
+    /** The chunk at the head is done with (whole, or not held): what it still counted is freed. */
+    const settle = (): Wanted => {
+      const { wanted, pending } = inFlight.shift() as { wanted: Wanted, pending: number }
+      outstanding -= pending
+      return wanted
+    }
     await pump()
     while (inFlight.length > 0 && !signal.aborted) {
       const readSignal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal])
-      const frame = decodeChunkFrame((await lp.read({ signal: readSignal })).subarray())
-      const head = inFlight[0] as Wanted
+      const frame = decodeFrame(protocol, (await lp.read({ signal: readSignal })).subarray(), manifest)
+      const current = inFlight[0] as { wanted: Wanted, pending: number }
+      const head = current.wanted
       if (frame.index !== head.index || frame.offset !== head.offset) {
         throw new BadFrameError(`a frame of chunk ${frame.index}@${frame.offset}, not ${head.index}@${head.offset}`)
       }
       const size = manifest.chunkSizes[head.index] as number
       if (frame.status === FRAME_STATUS.notHeld) {
-        inFlight.shift()
-        outstanding -= size - head.offset
+        settle()
         have[head.index >> 3] = (have[head.index >> 3] as number) & ~(1 << (head.index & 7))
         schedule.release(head.index)
         await pump()
         continue
       }
-      if (head.offset + frame.bytes.byteLength > size) {
-        throw new BadFrameError(`${peer} sent more bytes than chunk ${head.index} has`)
-      }
+      checkForm(peer, head, frame, size)
+      const n = frame.bytes.byteLength
       head.received.push(Buffer.from(frame.bytes))
-      head.offset += frame.bytes.byteLength
-      outstanding -= frame.bytes.byteLength
-      lane.received(frame.bytes.byteLength)
-      if (head.offset < size) continue
-      inFlight.shift()
+      head.offset += n
+      current.pending -= n
+      outstanding -= n
+      lane.received(n)
+      if (head.offset < frame.length) continue
+      settle()
       schedule.received(head.index)
-      const sealed = Buffer.concat(head.received)
-      if (!chunkMatches(manifest, head.index, sealed)) {
+      const whole = Buffer.concat(head.received)
+      const sealed = head.form === CHUNK_FORM.packed
+        ? await lane.unpack(head.index, whole).catch(() => undefined)
+        : whole
+      if (sealed === undefined || !chunkMatches(manifest, head.index, sealed)) {
         schedule.release(head.index)
         lane.exclude()
+        const what = sealed === undefined ? 'does not unpack' : 'has the wrong SHA-256'
         penalties.refuse(log, {
           peer,
-          protocol: CHUNKS_PROTOCOL,
+          protocol,
           code: 'corrupt-chunk',
           event: 'corrupt-chunk',
-          error: `chunk ${head.index} has the wrong SHA-256: dropped, asked of another holder; the peer is left out`,
+          error: `chunk ${head.index} ${what}: dropped, asked of another holder; the peer is left out`,
           detail: { chunk: head.index }
         })
         throw new Error(`corrupt chunk ${head.index} from ${peer}`)
@@ -135,15 +194,20 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
     }
     await stream.close().catch(() => {})
   } catch (error) {
-    // Frames already received stay with the schedule: the chunk is asked for again from where it stopped.
-    for (const wanted of inFlight) schedule.release(wanted.index)
+    // Frames of a sealed chunk stay with the schedule: it is asked for again from where it stopped. A packed
+    // chunk's do not: it is packed anew (another nonce), so it is asked for again from its start.
+    for (const { wanted } of inFlight) {
+      if (wanted.form === CHUNK_FORM.packed) schedule.restart(wanted.index)
+      schedule.release(wanted.index)
+    }
     stream?.abort(error as Error)
     // A frame that breaks the protocol is no dropped link: the peer is not asked again in this fetch.
     const code = error instanceof BadFrameError ? 'bad-chunk-frame' : refusalCodeOf(error)
     if (code === 'bad-chunk-frame' || code === 'malformed-message' || code === 'oversized-message') {
       lane.exclude()
       const message = (error as Error).message
-      penalties.refuse(log, { peer, protocol: CHUNKS_PROTOCOL, code, event: 'bad-chunk-frame', error: message })
+      const protocol = stream?.protocol ?? CHUNKS_PROTOCOL
+      penalties.refuse(log, { peer, protocol, code, event: 'bad-chunk-frame', error: message })
     }
     throw error
   } finally {

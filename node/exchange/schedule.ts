@@ -3,9 +3,13 @@
  * received of chunks not complete (kept across dropped links, so a chunk is asked for again from the offset
  * it reached). Chunks are handed out in manifest order, which is reading order.
  */
+import type { ChunkForm } from '../../protocol/exchange/chunks.ts'
 
-/** A chunk asked for: the frames received so far, and the offset they reach. */
-export interface Wanted { index: number, received: Buffer[], offset: number }
+/**
+ * A chunk asked for: the frames received so far, the offset they reach, and once a frame has come, the form
+ * the chunk comes in and its length in that form (protocol/exchange/chunks.ts).
+ */
+export interface Wanted { index: number, received: Buffer[], offset: number, form?: ChunkForm, length?: number }
 
 const WANTED = 0
 const FETCHING = 1
@@ -48,6 +52,11 @@ export class ChunkSchedule {
     const wanted = this.partial.get(index) ?? { index, received: [], offset: 0 }
     this.partial.set(index, wanted)
     return wanted
+  }
+
+  /** The frames received of chunk `index` are of no use (a packed chunk cut short): it is asked for from its start. */
+  restart (index: number): void {
+    this.partial.delete(index)
   }
 
   /** Chunk `index` is whole: its frames are no longer kept. */

@@ -1,13 +1,15 @@
 /**
  * Serving the exchange: answering `/radmesh/manifest/1.0.0` (the latest version this node knows of a study,
- * the key wrap it holds for the asker, which chunks it can serve) and `/radmesh/chunks/1.0.0` (chunk bytes
- * in frames, requests answered in order). Chunks are served to any member: they are ciphertext, and only
- * chunks of versions this node can read itself (see holdings.ts). Every stream is held to the limits in
+ * the key wrap it holds for the asker, which chunks it can serve) and `/radmesh/chunks/2.0.0` and `1.0.0`
+ * (chunk bytes in frames, requests answered in order; 2.0.0 packs chunks where that saves). Chunks are
+ * served to any member: they are ciphertext, and only chunks of versions this node can read itself (see
+ * holdings.ts). Every stream is held to the limits in
  * protocol/exchange/messages.ts; a peer that breaks them is refused and counted against.
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { CHUNK_FORM, CHUNKS_PROTOCOL_2, encodeChunkFrame2Header } from '../../protocol/exchange/chunks.ts'
 import {
   CHUNK_FRAME_BYTES,
   CHUNK_REQUEST_IDLE_MS,
@@ -26,13 +28,13 @@ import type { AuditLog } from '../audit/log.ts'
 import { offHeapGarbage } from '../heap.ts'
 import type { PeerPenalties } from '../p2p/penalties.ts'
 import { messageStream } from '../p2p/wire.ts'
-import type { Holdings } from './holdings.ts'
+import type { Holdings, WireChunk } from './holdings.ts'
 import { readOne, refuseStream } from './streams.ts'
 import type { StudyVersions } from './versions.ts'
 
 export interface ExchangeServerComponents {
   versions: Pick<StudyVersions, 'openLatest' | 'wrapFor'>
-  holdings: Pick<Holdings, 'have' | 'requested'>
+  holdings: Pick<Holdings, 'have' | 'requested' | 'requestedOnWire'>
   audit: Pick<AuditLog, 'append'>
   penalties: Pick<PeerPenalties, 'refuse'>
   log: Logger
@@ -41,18 +43,29 @@ export interface ExchangeServerComponents {
 export interface ExchangeServerInit {
   /** how long a request, an answer or one chunk frame may take (EXCHANGE_TIMEOUT_MS; tests shorten it) */
   timeoutMs: number
+  /** pack chunks for peers that speak `/radmesh/chunks/2.0.0` (true unless told) */
+  pack?: boolean
 }
 
-interface Prepared { request: ChunkRequest, sealed: Buffer | undefined }
+interface Prepared { request: ChunkRequest, wire: WireChunk | undefined }
+
+/** How the chunks protocols differ: what a server sends of a chunk, and a frame's header. */
+interface ChunksDialect {
+  protocol: string
+  prepare (request: ChunkRequest): Promise<WireChunk | undefined>
+  header (request: ChunkRequest, wire: WireChunk | undefined, offset: number): Uint8Array
+}
 
 export class ExchangeServer {
   private readonly components: ExchangeServerComponents
   private readonly timeoutMs: number
+  private readonly pack: boolean
   private stopped = false
 
   constructor (components: ExchangeServerComponents, init: ExchangeServerInit) {
     this.components = components
     this.timeoutMs = init.timeoutMs
+    this.pack = init.pack ?? true
   }
 
   /** Chunks streams being served stop taking requests. */
@@ -87,13 +100,39 @@ export class ExchangeServer {
     }
   }
 
+  /** `/radmesh/chunks/1.0.0`: every chunk sealed, as the manifest lists it. */
+  readonly handleChunks = async (stream: Stream, connection: Connection): Promise<void> => {
+    const { holdings } = this.components
+    await this.serveChunks(stream, connection, {
+      protocol: CHUNKS_PROTOCOL,
+      prepare: async request => {
+        const sealed = await holdings.requested(request)
+        return sealed === undefined ? undefined : { form: CHUNK_FORM.sealed, bytes: sealed }
+      },
+      header: (request, wire, offset) =>
+        encodeChunkFrameHeader(wire === undefined ? FRAME_STATUS.notHeld : FRAME_STATUS.data, request.index, offset)
+    })
+  }
+
+  /** `/radmesh/chunks/2.0.0`: a chunk packed where that saves, every frame saying the chunk's form and length. */
+  readonly handleChunks2 = async (stream: Stream, connection: Connection): Promise<void> => {
+    const { holdings } = this.components
+    await this.serveChunks(stream, connection, {
+      protocol: CHUNKS_PROTOCOL_2,
+      prepare: async request => await holdings.requestedOnWire(request, this.pack),
+      header: (request, wire, offset) => encodeChunkFrame2Header(wire === undefined
+        ? { status: FRAME_STATUS.notHeld, index: request.index, offset, form: CHUNK_FORM.sealed, length: 0 }
+        : { status: FRAME_STATUS.data, index: request.index, offset, form: wire.form, length: wire.bytes.byteLength })
+    })
+  }
+
   /**
    * Serves chunk requests in order. Requests are read ahead and their chunks prepared (read from the archive,
-   * encrypted) up to PREPARED_AHEAD at a time while earlier ones are being sent, so the disk, the cipher and
-   * the network work at once. The asker's own bound on bytes in flight keeps this short.
+   * encrypted, packed) up to PREPARED_AHEAD at a time while earlier ones are being sent, so the disk, the
+   * cipher, zstd and the network work at once. The asker's own bound on bytes in flight keeps this short.
    */
-  readonly handleChunks = async (stream: Stream, connection: Connection): Promise<void> => {
-    const { holdings, audit } = this.components
+  private async serveChunks (stream: Stream, connection: Connection, dialect: ChunksDialect): Promise<void> {
+    const { audit } = this.components
     const peer = connection.remotePeer.toString()
     const lp = messageStream(stream, { maxDataLength: MAX_REQUEST_BYTES, messageTimeoutMs: this.timeoutMs })
     // An asker that stops taking frames holds a stream and the chunks prepared for it: not for longer than this.
@@ -113,7 +152,7 @@ export class ExchangeServer {
           const bytes = await lp.read(undefined, CHUNK_REQUEST_IDLE_MS)
           if (bytes === undefined) break
           const request = decodeChunkRequest(bytes)
-          const prepared = holdings.requested(request).then(sealed => ({ request, sealed }))
+          const prepared = dialect.prepare(request).then(wire => ({ request, wire }))
           prepared.catch(() => {})
           queue.push(prepared)
           more()
@@ -132,10 +171,10 @@ export class ExchangeServer {
           await new Promise<void>(resolve => { more = resolve })
           continue
         }
-        const { request, sealed } = await (queue.shift() as Promise<Prepared>)
+        const { request, wire } = await (queue.shift() as Promise<Prepared>)
         room()
-        if (sealed === undefined) {
-          await write(encodeChunkFrameHeader(FRAME_STATUS.notHeld, request.index, request.offset))
+        if (wire === undefined) {
+          await write(dialect.header(request, wire, request.offset))
           continue
         }
         if (!audited.has(request.studyUid)) {
@@ -144,18 +183,19 @@ export class ExchangeServer {
           const served = { study: request.studyUid, detail: 'encrypted chunks served' }
           await audit.append({ event: 'instancesTransferred', action: 'R', outcome: 0, actor, ...served })
         }
-        for (let offset = request.offset; offset < sealed.byteLength; offset += CHUNK_FRAME_BYTES) {
-          const header = encodeChunkFrameHeader(FRAME_STATUS.data, request.index, offset)
-          await write(new Uint8ArrayList(header, sealed.subarray(offset, offset + CHUNK_FRAME_BYTES)))
+        const { bytes } = wire
+        for (let offset = request.offset; offset < bytes.byteLength; offset += CHUNK_FRAME_BYTES) {
+          const header = dialect.header(request, wire, offset)
+          await write(new Uint8ArrayList(header, bytes.subarray(offset, offset + CHUNK_FRAME_BYTES)))
         }
-        // The archive read, the plaintext slice's cipher output and the Noise frames are garbage soon (heap.ts).
-        offHeapGarbage(3 * (sealed.byteLength - request.offset))
+        // The archive read, the cipher (or zstd) output and the Noise frames are garbage soon (heap.ts).
+        offHeapGarbage(3 * (bytes.byteLength - request.offset))
       }
       await reader
       if (readError !== undefined) throw readError
       await stream.close().catch(() => {})
     } catch (error) {
-      refuseStream(this.components, stream, { peer, protocol: CHUNKS_PROTOCOL }, error)
+      refuseStream(this.components, stream, { peer, protocol: dialect.protocol }, error)
     }
   }
 }

@@ -11,6 +11,8 @@
  *   WINDOW_BYTES: the server answers requests one at a time, in order, as frames of at most
  *   CHUNK_FRAME_BYTES. A frame lost with a dropped connection costs at most that much: the asker asks again
  *   from the offset it reached. What the asker receives is checked against the manifest (SHA-256 per chunk).
+ *   `/radmesh/chunks/2.0.0` (chunks.ts) is the same with chunks compressed where that saves; every node
+ *   serves both, so a member on an older radmesh still fetches.
  * `/radmesh/announce/1.0.0`: a sharer tells a recipient about a study: `{ manifest, wraps }`, answered
  *   `{ status }`. The recipient checks the manifest and opens a wrap before it keeps anything.
  */

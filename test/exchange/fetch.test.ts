@@ -104,7 +104,7 @@ test('a frame of another chunk than asked is a bad-chunk-frame: the holder is le
   const files = [randomBytes(50_000)]
   const study = await version(site, files)
   const wraps = [await wrapFor(study, me, site)]
-  const honest = holder(study, files, { wraps })
+  const honest = holder(study, files, { wraps, version1Only: true })
   // Answers the manifest as an honest holder would, and every chunk request with a frame of chunk 7.
   const misframing: Handler = async stream => {
     const lp = lpStream(stream)
@@ -127,7 +127,8 @@ test('a fetch stopped while its holder is silent ends as stopped, with nothing s
   const study = await version(site, files)
   // The holder answers the manifest, then takes chunk requests and never answers them.
   const silent: Handler = async stream => { await lpStream(stream).read() }
-  const handlers = { ...holder(study, files, { wraps: [await wrapFor(study, me, site)] }), [CHUNKS_PROTOCOL]: silent }
+  const wraps = [await wrapFor(study, me, site)]
+  const handlers = { ...holder(study, files, { wraps, version1Only: true }), [CHUNKS_PROTOCOL]: silent }
   const fetching = reader(me, { [site.peerId]: handlers }, [study])
   fetching.fetch.start()
   for (let waited = 0; (await fetching.fetch.availability()).state !== 'fetching' && waited < 5000; waited += 20) {

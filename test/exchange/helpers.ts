@@ -35,6 +35,7 @@ import {
   type StudyManifest,
   TRANSFER_CHUNK_PLAINTEXT
 } from '../../protocol/exchange/manifest.ts'
+import { CHUNKS_PROTOCOL_2 } from '../../protocol/exchange/chunks.ts'
 import { CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 
@@ -233,11 +234,14 @@ export class MemoryVersions {
   }
 }
 
-/** A member holding `files` of `latest`: its manifest and chunks handlers, each answered by a real ExchangeServer. */
+/**
+ * A member holding `files` of `latest`: its manifest and chunks handlers (both chunks protocols, or only
+ * 1.0.0 as a member on an older radmesh), each answered by a real ExchangeServer.
+ */
 export function holder (
   latest: OpenVersion,
   files: Buffer[],
-  options: { wraps?: KeyWrap[], corrupt?: boolean } = {}
+  options: { wraps?: KeyWrap[], corrupt?: boolean, version1Only?: boolean } = {}
 ): Record<string, Handler> {
   const archive = new MemoryArchive(latest, files)
   const versions = new MemoryVersions(latest)
@@ -245,12 +249,19 @@ export function holder (
   const holdings = new Holdings({ archive, versions })
   if (options.corrupt === true) {
     const requested = holdings.requested.bind(holdings)
-    holdings.requested = async request => {
-      const sealed = await requested(request)
-      if (sealed === undefined) return undefined
-      const corrupted = Buffer.from(sealed)
+    const flipped = (bytes: Buffer): Buffer => {
+      const corrupted = Buffer.from(bytes)
       corrupted[0] = (corrupted[0] as number) ^ 0xff
       return corrupted
+    }
+    holdings.requested = async request => {
+      const sealed = await requested(request)
+      return sealed === undefined ? undefined : flipped(sealed)
+    }
+    const requestedOnWire = holdings.requestedOnWire.bind(holdings)
+    holdings.requestedOnWire = async (request, pack) => {
+      const wire = await requestedOnWire(request, pack)
+      return wire === undefined ? undefined : { form: wire.form, bytes: flipped(wire.bytes) }
     }
   }
   const server = new ExchangeServer({
@@ -260,7 +271,8 @@ export function holder (
     penalties: new PeerPenalties(),
     log: pino({ level: 'silent' })
   }, { timeoutMs: 5000 })
-  return { [MANIFEST_PROTOCOL]: server.handleManifest, [CHUNKS_PROTOCOL]: server.handleChunks }
+  const handlers = { [MANIFEST_PROTOCOL]: server.handleManifest, [CHUNKS_PROTOCOL]: server.handleChunks }
+  return options.version1Only === true ? handlers : { ...handlers, [CHUNKS_PROTOCOL_2]: server.handleChunks2 }
 }
 
 export interface Reader {
@@ -322,19 +334,24 @@ export const connectionFrom = (peer: string): Connection =>
 
 /**
  * What one member's libp2p is to the exchange: connections to the other members, and dialling one of their
- * protocols hands the far end of an in-memory stream pair to that member's handler.
+ * protocols (the first of a list that the member speaks, as libp2p negotiates) hands the far end of an
+ * in-memory stream pair to that member's handler.
  */
 export function network (self: string, handlers: Record<string, Record<string, Handler>>) {
   const open = new Set(Object.keys(handlers))
   return {
     peerId: { toString: () => self },
     getConnections: () => [...open].map(peer => ({ status: 'open', remotePeer: { toString: () => peer } })),
-    dialProtocol: async (peerId: { toString (): string }, protocol: string): Promise<Stream> => {
-      const handler = handlers[peerId.toString()]?.[protocol]
-      if (handler === undefined || !open.has(peerId.toString())) {
-        throw new Error(`${peerId.toString()} does not speak ${protocol}`)
+    dialProtocol: async (peerId: { toString (): string }, protocols: string | string[]): Promise<Stream> => {
+      const spoken = handlers[peerId.toString()] ?? {}
+      const protocol = [protocols].flat().find(one => spoken[one] !== undefined)
+      const handler = protocol === undefined ? undefined : spoken[protocol]
+      if (protocol === undefined || handler === undefined || !open.has(peerId.toString())) {
+        throw new Error(`${peerId.toString()} does not speak ${[protocols].flat().join(' or ')}`)
       }
       const [local, remote] = await streamPair()
+      local.protocol = protocol
+      remote.protocol = protocol
       void handler(remote, connectionFrom(self))
       return local
     },

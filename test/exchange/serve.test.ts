@@ -7,9 +7,11 @@
 import { streamPair } from '@libp2p/utils'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import type { WireChunk } from '../../node/exchange/holdings.ts'
 import type { OpenVersion } from '../../node/exchange/index.ts'
 import { ExchangeServer } from '../../node/exchange/serve.ts'
 import { PeerPenalties } from '../../node/p2p/penalties.ts'
+import { CHUNK_FORM, type ChunkFrame2, decodeChunkFrame2 } from '../../protocol/exchange/chunks.ts'
 import {
   CHUNK_FRAME_BYTES,
   type ChunkFrame,
@@ -36,6 +38,8 @@ interface Served {
 interface Stubs {
   /** the chunk a request is answered with (256 KiB of 1s unless given) */
   requested?: (request: ChunkRequest) => Promise<Buffer | undefined>
+  /** the same on `/radmesh/chunks/2.0.0` */
+  requestedOnWire?: (request: ChunkRequest) => Promise<WireChunk | undefined>
   latest?: OpenVersion
   wrap?: unknown
   have?: Uint8Array
@@ -56,7 +60,8 @@ function serving (stubs: Stubs = {}): Served {
     },
     holdings: {
       have: async () => stubs.have ?? new Uint8Array([0xff]),
-      requested: stubs.requested ?? (async () => sealed)
+      requested: stubs.requested ?? (async () => sealed),
+      requestedOnWire: stubs.requestedOnWire ?? (async () => ({ form: CHUNK_FORM.sealed, bytes: sealed }))
     }
   }, { timeoutMs: TIMEOUT_MS })
   return { lines, penalties, server, audits }
@@ -64,18 +69,30 @@ function serving (stubs: Stubs = {}): Served {
 
 /** Sends `requests` on a chunks stream and collects the frames, until the server ends the stream. */
 async function askChunks (served: Served, requests: ChunkRequest[]): Promise<ChunkFrame[]> {
+  return await askChunksOf(served, requests, 1, decodeChunkFrame)
+}
+
+/** The same on `/radmesh/chunks/2.0.0`. */
+async function askChunks2 (served: Served, requests: ChunkRequest[]): Promise<ChunkFrame2[]> {
+  return await askChunksOf(served, requests, 2, decodeChunkFrame2)
+}
+
+async function askChunksOf<F> (
+  served: Served, requests: ChunkRequest[], protocol: 1 | 2, decode: (bytes: Uint8Array) => F
+): Promise<F[]> {
   const [asker, server] = await streamPair()
   const bytes: Uint8Array[] = []
   asker.addEventListener('message', event => { bytes.push(event.data.subarray()) })
   for (const request of requests) asker.send(framed(encodeChunkRequest(request)))
   await asker.close()
-  await within(10 * TIMEOUT_MS, 'the chunks stream', served.server.handleChunks(server, connectionFrom(PEER)))
+  const handler = protocol === 1 ? served.server.handleChunks : served.server.handleChunks2
+  await within(10 * TIMEOUT_MS, 'the chunks stream', handler(server, connectionFrom(PEER)))
   await new Promise(resolve => setTimeout(resolve, 50))
-  const frames: ChunkFrame[] = []
+  const frames: F[] = []
   let rest = Buffer.concat(bytes)
   while (rest.byteLength > 0) {
     const { length, bytesRead } = decodeLength(rest)
-    frames.push(decodeChunkFrame(rest.subarray(bytesRead, bytesRead + length)))
+    frames.push(decode(rest.subarray(bytesRead, bytesRead + length)))
     rest = rest.subarray(bytesRead + length)
   }
   return frames
@@ -124,6 +141,20 @@ test('a chunk this node does not hold is answered not-held, and the next request
   const frames = await askChunks(served, [request(0, 5), request(1)])
   assert.equal(frames.map(frame => [frame.status, frame.index, frame.offset, frame.bytes.byteLength]),
     [[FRAME_STATUS.notHeld, 0, 5, 0], [FRAME_STATUS.data, 1, 0, 10]])
+})
+
+test('on chunks 2.0.0 every frame says the form and length of its chunk; a chunk not held has neither', async () => {
+  const packed = Buffer.from(Array.from({ length: 40_000 }, (_, i) => i % 199))
+  const served = serving({
+    requestedOnWire: async ({ index }) => index === 0 ? undefined : { form: CHUNK_FORM.packed, bytes: packed }
+  })
+  const frames = await askChunks2(served, [request(0), request(1)])
+  assert.equal(frames.map(frame => [frame.status, frame.index, frame.offset, frame.form, frame.length]), [
+    [FRAME_STATUS.notHeld, 0, 0, CHUNK_FORM.sealed, 0],
+    [FRAME_STATUS.data, 1, 0, CHUNK_FORM.packed, 40_000],
+    [FRAME_STATUS.data, 1, CHUNK_FRAME_BYTES, CHUNK_FORM.packed, 40_000]
+  ])
+  assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(packed))
 })
 
 test('a manifest request is answered with the latest version, the asker\'s wrap and the chunks held, and audited', async () => {
