@@ -3,10 +3,15 @@
  * in one run: radmesh site -> reader (share, then fetch until complete; verified afterwards), DCMTK
  * storescu -> storescp (TCP_NODELAY=1 on both), and Orthanc -> Orthanc (`POST /peers/NAME/store`,
  * synchronous); and, as the floor under every libp2p transfer, the same byte count over bare libp2p.
- * Prints wall times, MB/s, ratios, radmesh's time to first image and peak RSS (VmHWM).
+ * Prints wall times, MB/s, ratios, radmesh's time to first image and peak RSS (VmHWM) at both ends.
  * A way that fails is reported as such; the others still run and print.
  *
- *   npm run bench -- transfer [--slices 400] [--rounds 3]
+ * With `--mbit N`, every way's one link (radmesh reader -> site, storescu -> storescp, Orthanc -> its peer's
+ * HTTP, the bare pipe) goes through the same userland rate-limiting proxy (scripts/lib/fault-proxy.ts),
+ * N Mbit/s each way; the radmesh reader announces a closed port, so the site cannot dial it around the proxy.
+ * Without it, loopback.
+ *
+ *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N]
  */
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -16,17 +21,41 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { generateCt } from '../generate-ct.ts'
+import { runTool } from '../lib/dcmtk.ts'
+import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
+import { freePort } from '../lib/ports.ts'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { startOrthanc } from '../lib/orthanc.ts'
 import { p2pAddr, peersOf, type StartedNode, startNode } from '../lib/node-process.ts'
 import { tempDir } from '../lib/temp.ts'
 import { waitFor } from '../lib/wait.ts'
-import { type Contender, peakRss, type Run, runRounds, runStorescp, timeStorescu } from './common.ts'
+import { type Contender, peakRss, type Run, runRounds, timeStorescu } from './common.ts'
 
-const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' } } })
+const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' }, mbit: { type: 'string' } } })
 const slices = Number(values.slices)
 const rounds = Number(values.rounds)
+/** the link's rate each way, Mbit/s; undefined = loopback, no proxy */
+const mbit = values.mbit === undefined ? undefined : Number(values.mbit)
+const linkName = mbit === undefined ? 'loopback' : `a ${mbit} Mbit/s link (userland proxy)`
+
+/** A rate-limited proxy in front of `port` for the length of `run`, or no proxy on loopback. */
+async function throughLink<T> (port: number, run: (port: number) => Promise<T>): Promise<T> {
+  if (mbit === undefined) return await run(port)
+  const proxy: FaultProxy = await startFaultProxy({ target: { host: '127.0.0.1', port }, bitsPerSecond: mbit * 1e6 })
+  try {
+    return await run(proxy.port)
+  } finally {
+    await proxy.close()
+  }
+}
+
+/** Peak RSS of each way's two ends (sending, receiving), the highest over the rounds, MB. */
+const ends = new Map<string, { sending: number, receiving: number }>()
+function recordEnds (way: string, sending: number, receiving: number): void {
+  const seen = ends.get(way) ?? { sending: 0, receiving: 0 }
+  ends.set(way, { sending: Math.max(seen.sending, sending), receiving: Math.max(seen.receiving, receiving) })
+}
 /** how often the reader's availability is polled while it fetches */
 const POLL_MS = 20
 /** instances whose bytes are compared between site and reader after each radmesh run */
@@ -35,7 +64,7 @@ const VERIFY_SAMPLE = 10
 interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state?: string, error?: string }
 
 const work = await tempDir('radmesh-bench-')
-process.stdout.write(`transfer benchmark: ${slices} slices 512x512 16-bit CT between two processes on loopback\n`)
+process.stdout.write(`transfer benchmark: ${slices} slices 512x512 16-bit CT between two processes over ${linkName}\n`)
 process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${new Date().toISOString()}\n`)
 const studyDir = join(work, 'study')
 const study = await generateCt({ out: studyDir, slices, rows: 512, columns: 512, seed: 1 })
@@ -104,7 +133,11 @@ async function verify (site: StartedNode, reader: StartedNode): Promise<void> {
 async function radmeshRun (): Promise<Run> {
   const consortium = await createScratchConsortium('Bench')
   const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
-  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [p2pAddr(site)], preallocateMib: null })
+  const proxy = mbit === undefined ? undefined : await startFaultProxy({ target: { host: '127.0.0.1', port: site.p2pPort }, bitsPerSecond: mbit * 1e6 })
+  const siteAddr = proxy === undefined ? p2pAddr(site) : `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${site.peerId}`
+  // Behind the proxy, the reader cannot be dialled (it announces a port nobody listens on): every byte crosses the link.
+  const undialable = proxy === undefined ? {} : { extraArgs: ['--announce', `/ip4/127.0.0.1/tcp/${await freePort()}`] }
+  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [siteAddr], preallocateMib: null, ...undialable })
   try {
     await waitFor('site and reader to list each other', async () =>
       (await peersOf(site)).some(p => p.peerId === reader.peerId) && (await peersOf(reader)).some(p => p.peerId === site.peerId), 15_000)
@@ -131,16 +164,43 @@ async function radmeshRun (): Promise<Run> {
     const [siteRss, readerRss] = [await peakRss(site.process.pid), await peakRss(reader.process.pid)]
     radmeshRss.site = Math.max(radmeshRss.site, siteRss)
     radmeshRss.reader = Math.max(radmeshRss.reader, readerRss)
+    recordEnds('radmesh site -> reader', siteRss, readerRss)
     await verify(site, reader)
     return { seconds, firstImageMs: firstImageMs ?? seconds * 1000, rssMb: Math.max(siteRss, readerRss) }
   } finally {
     await Promise.all([site.stop(), reader.stop()])
+    await proxy?.close()
+  }
+}
+
+/** storescu -> storescp (which writes files, nothing else), through the link; storescu's peak RSS by /usr/bin/time. */
+async function dcmtkRun (): Promise<Run> {
+  const port = await freePort()
+  const out = await fs.mkdtemp(join(work, 'storescp-'))
+  const scp = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' })
+  try {
+    await waitFor('storescp', async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0, 10_000, 100)
+    const { seconds, scuRss } = await throughLink(port, async linkPort => {
+      const started = performance.now()
+      const result = await runTool('/usr/bin/time', ['-f', 'maxrss %M', 'storescu', '-aec', 'STORESCP', '-aet', 'BENCH', '+sd', '+r', '127.0.0.1', String(linkPort), studyDir])
+      if (result.code !== 0) throw new Error(`storescu failed: ${result.stderr.slice(0, 500)}`)
+      return { seconds: (performance.now() - started) / 1000, scuRss: Number(/maxrss (\d+)/.exec(result.stderr)?.[1] ?? 0) / 1024 }
+    })
+    const scpRss = await peakRss(scp.pid)
+    recordEnds('DCMTK storescu -> storescp', scuRss, scpRss)
+    return { seconds, rssMb: Math.max(scuRss, scpRss) }
+  } finally {
+    scp.kill('SIGTERM')
+    await fs.rm(out, { recursive: true, force: true })
   }
 }
 
 async function orthancRun (): Promise<Run> {
   const target = await startOrthanc()
-  const origin = await startOrthanc({ peers: { target: { Url: `${target.http}/` } } })
+  const targetPort = Number(new URL(target.http).port)
+  const proxy = mbit === undefined ? undefined : await startFaultProxy({ target: { host: '127.0.0.1', port: targetPort }, bitsPerSecond: mbit * 1e6 })
+  const url = proxy === undefined ? `${target.http}/` : `http://127.0.0.1:${proxy.port}/`
+  const origin = await startOrthanc({ peers: { target: { Url: url } } })
   try {
     await timeStorescu(origin.dicomPort, origin.aeTitle, studyDir)
     const [id] = await origin.request<string[]>('GET', '/studies')
@@ -152,9 +212,12 @@ async function orthancRun (): Promise<Run> {
     if ((stored.FailedInstancesCount ?? 0) > 0) throw new Error(`Orthanc peer store failed ${stored.FailedInstancesCount} instances`)
     const onTarget = await target.request<unknown[]>('GET', `/studies/${id}/instances`)
     if (onTarget.length !== study.files.length) throw new Error(`the Orthanc peer got ${onTarget.length} of ${study.files.length} instances`)
-    return { seconds, rssMb: Math.max(await peakRss(origin.process.pid), await peakRss(target.process.pid)) }
+    const [originRss, targetRss] = [await peakRss(origin.process.pid), await peakRss(target.process.pid)]
+    recordEnds('Orthanc -> Orthanc (peers)', originRss, targetRss)
+    return { seconds, rssMb: Math.max(originRss, targetRss) }
   } finally {
     await Promise.all([origin.stop(), target.stop()])
+    await proxy?.close()
   }
 }
 
@@ -174,12 +237,16 @@ async function libp2pPipeRun (): Promise<Run> {
       lines.once('line', resolve)
       server.once('exit', code => { reject(new Error(`the libp2p pipe server exited with ${code}`)) })
     })
-    const client = spawn(process.execPath, [PIPE, 'pull', address, String(study.bytes), String(PIPE_STREAMS)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let output = ''
-    client.stdout.on('data', (data: Buffer) => { output += data.toString() })
-    const code = await new Promise<number | null>(resolve => client.once('exit', resolve))
-    if (code !== 0) throw new Error(`the libp2p pipe client exited with ${code}`)
-    const { seconds } = JSON.parse(output) as { seconds: number }
+    const port = Number(/\/tcp\/(\d+)/.exec(address)?.[1])
+    const seconds = await throughLink(port, async linkPort => {
+      const through = address.replace(`/tcp/${port}/`, `/tcp/${linkPort}/`)
+      const client = spawn(process.execPath, [PIPE, 'pull', through, String(study.bytes), String(PIPE_STREAMS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+      let output = ''
+      client.stdout.on('data', (data: Buffer) => { output += data.toString() })
+      const code = await new Promise<number | null>(resolve => client.once('exit', resolve))
+      if (code !== 0) throw new Error(`the libp2p pipe client exited with ${code}`)
+      return (JSON.parse(output) as { seconds: number }).seconds
+    })
     return { seconds, rssMb: await peakRss(server.pid) }
   } finally {
     server.kill('SIGTERM')
@@ -188,9 +255,10 @@ async function libp2pPipeRun (): Promise<Run> {
 
 const ways: Contender[] = [
   { name: 'radmesh site -> reader', run: radmeshRun },
-  { name: 'DCMTK storescu -> storescp', run: async () => await runStorescp(work, studyDir) },
+  { name: 'DCMTK storescu -> storescp', run: dcmtkRun },
   { name: 'Orthanc -> Orthanc (peers)', run: orthancRun },
-  { name: 'bare libp2p pipe (floor)', run: libp2pPipeRun }
+  // Over a rate-limited link the floor is the link itself (printed below); the pipe measures loopback only.
+  ...(mbit === undefined ? [{ name: 'bare libp2p pipe (floor)', run: libp2pPipeRun }] : [])
 ].map(recordingFailure)
 
 const summary = await runRounds(ways, rounds)
@@ -210,8 +278,16 @@ for (const row of summary) {
 process.stdout.write('\n')
 if (radmesh.runs > 0) {
   process.stdout.write(`radmesh peak RSS: site ${radmeshRss.site.toFixed(0)} MB, reader ${radmeshRss.reader.toFixed(0)} MB; reader verified after each run (QIDO lists all ${study.files.length} instances, ${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`)
+  const dcmtk = summary.find(row => row.name.startsWith('DCMTK'))
+  if (dcmtk !== undefined && dcmtk.runs > 0) {
+    process.stdout.write(`radmesh's time / DCMTK's: ${(radmesh.seconds / dcmtk.seconds).toFixed(2)} (goal at 20 Mbit/s: at most 0.5)\n`)
+  }
 }
-process.stdout.write(`(bare libp2p pipe: the same byte count over TCP + Noise + Yamux between two processes, ${PIPE_STREAMS} streams, nothing else done: no libp2p transfer can be faster here)\n`)
+process.stdout.write('peak RSS at both ends (sending / receiving):\n')
+for (const [way, rss] of ends) process.stdout.write(`  ${way.padEnd(28)} ${rss.sending.toFixed(0).padStart(5)} MB / ${rss.receiving.toFixed(0).padStart(5)} MB\n`)
+if (mbit !== undefined) {
+  process.stdout.write(`(the link's floor: the study's ${(study.bytes / 1e6).toFixed(1)} MB at ${mbit} Mbit/s take ${(study.bytes * 8 / (mbit * 1e6)).toFixed(2)} s uncompressed; the bare libp2p pipe is run on loopback only)\n`)
+} else process.stdout.write(`(bare libp2p pipe: the same byte count over TCP + Noise + Yamux between two processes, ${PIPE_STREAMS} streams, nothing else done: no libp2p transfer can be faster here)\n`)
 process.stdout.write('(peak RSS of a two-process way is the larger of the two; radmesh speed vs this = that way\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
 await fs.rm(work, { recursive: true, force: true })
 process.exit(0)
