@@ -34,6 +34,7 @@ export const ERROR_TABLE = {
   RADMESH_ADDRESS_IN_USE: { httpStatus: 500, exitCode: 1, summary: 'a port to listen on is taken' },
   RADMESH_BAD_MULTIADDR: { httpStatus: 400, exitCode: 2, summary: 'a multiaddr that cannot be parsed or used' },
   RADMESH_INVALID_DICOM: { httpStatus: 400, exitCode: 1, summary: 'a DICOM object that is not valid enough to store' },
+  RADMESH_NOT_DEIDENTIFIABLE: { httpStatus: 422, exitCode: 1, summary: 'a study radmesh will not send as a de-identified copy' },
   RADMESH_AUDIT_BROKEN: { httpStatus: 500, exitCode: 3, summary: 'the audit trail does not verify: a record was changed, removed or reordered' },
   RADMESH_NODE_NOT_RUNNING: { httpStatus: 503, exitCode: 1, summary: 'the command needs the node on HOME to be running' },
   RADMESH_INTERNAL: { httpStatus: 500, exitCode: 70, summary: 'a bug: radmesh did not expect this' }

@@ -11,7 +11,7 @@ export type DeidentificationReason = 'burned-in-annotation' | 'unsupported' | 'm
 export class DeidentificationError extends RadmeshError {
   readonly reason: DeidentificationReason
   constructor(reason: DeidentificationReason, message: string) {
-    super('RADMESH_BAD_REQUEST', message)
+    super('RADMESH_NOT_DEIDENTIFIABLE', message)
     this.name = 'DeidentificationError'
     this.reason = reason
   }

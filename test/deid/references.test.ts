@@ -80,7 +80,7 @@ test('an image with Burned In Annotation YES is refused, unless the site says th
   } catch (error) {
     assert.instance(error, DeidentificationError)
     assert.is((error as DeidentificationError).reason, 'burned-in-annotation')
-    assert.is((error as DeidentificationError).code, 'RADMESH_BAD_REQUEST')
+    assert.is((error as DeidentificationError).code, 'RADMESH_NOT_DEIDENTIFIABLE')
   }
   const copy = new Deidentifier({ burnedInAnnotationClean: true }).instance(file)
   assert.match(valueAt(copy.bytes, 0x00120063) ?? '', /attested clean by site/)
