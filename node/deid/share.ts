@@ -3,17 +3,21 @@
  * in the site's own archive as a new study (through `store`, so it is validated, sealed and audited like any
  * object that comes in), then shared with the readers named, as any study is. Every instance is de-identified
  * before the first is stored: a study with one refused instance (burned-in annotation, say) leaves nothing
- * behind. The mapping back to the original (`uidMap`) is returned to the site's caller, never shared.
+ * behind. The mapping back to the original (`uidMap`) is returned to the site's caller and kept sealed at the
+ * site (mappings.ts) before the copy is shared; it is never shared.
  */
 import type { Archive } from '../archive/archive.ts'
 import type { AuditActor } from '../audit/log.ts'
 import { RadmeshError } from '../errors.ts'
 import type { ShareResult } from '../exchange/share.ts'
 import { type DeidentifiedInstance, Deidentifier, type DeidentifyOptions } from './deidentify.ts'
+import type { DeidMappings } from './mappings.ts'
 
 export interface DeidentifiedShareComponents {
   archive: Pick<Archive, 'instancesOf' | 'read' | 'store'>
   share: (studyUid: string, peerIds: string[], actor: AuditActor) => Promise<ShareResult>
+  /** where the way back is kept; without it, only the caller has it */
+  mappings?: Pick<DeidMappings, 'keep'>
 }
 
 export interface DeidentifiedShare extends ShareResult {
@@ -33,7 +37,7 @@ export async function shareDeidentified(
   options: DeidentifyOptions,
   actor: AuditActor
 ): Promise<DeidentifiedShare> {
-  const { archive, share } = components
+  const { archive, share, mappings } = components
   const deidentifier = new Deidentifier(options)
   const copies: DeidentifiedInstance[] = []
   for await (const instance of archive.instancesOf(studyUid)) {
@@ -42,11 +46,14 @@ export async function shareDeidentified(
   const copy = copies[0]
   if (copy === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `this node's archive holds no study ${studyUid}`)
   for (const instance of copies) await archive.store(instance.bytes, actor)
-  const shared = await share(copy.studyInstanceUid, peerIds, actor)
-  return {
-    ...shared,
+  const dateOffsetDays = options.retainDates === 'modified' ? deidentifier.dateOffsetDays : 0
+  await mappings?.keep({
+    copyStudyUid: copy.studyInstanceUid,
     originalStudyUid: studyUid,
-    uidMap: deidentifier.uidMap,
-    dateOffsetDays: options.retainDates === 'modified' ? deidentifier.dateOffsetDays : 0
-  }
+    uidMap: [...deidentifier.uidMap],
+    dateOffsetDays,
+    madeAt: new Date().toISOString()
+  })
+  const shared = await share(copy.studyInstanceUid, peerIds, actor)
+  return { ...shared, originalStudyUid: studyUid, uidMap: deidentifier.uidMap, dateOffsetDays }
 }

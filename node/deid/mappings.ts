@@ -1,0 +1,47 @@
+/**
+ * The way back from a de-identified copy to its original, kept by the site that made it and nowhere else: one
+ * record per copy in the `deid` sublevel of the node's database, keyed by the copy's Study Instance UID and
+ * sealed under the node's storage key (like the archive's index records, with associated data naming the key,
+ * so a record moved under another key does not open). It is never part of what the exchange sends; a report
+ * written on the copy finds the original case through it.
+ */
+import type { StorageKey } from '../archive/sealing.ts'
+import { type BinarySublevel, type Database, SYNCED_WRITE } from '../store/database.ts'
+
+export const DEID_SUBLEVEL = 'deid'
+
+/** One copy's way back. */
+export interface DeidMapping {
+  copyStudyUid: string
+  originalStudyUid: string
+  /** every original UID the copy replaced, with the copy's UID for it */
+  uidMap: Array<[original: string, copy: string]>
+  /** days the copy's dates were moved by (0 unless the Modified Dates option was chosen) */
+  dateOffsetDays: number
+  /** ISO 8601 time the copy was made */
+  madeAt: string
+}
+
+export class DeidMappings {
+  private readonly store: BinarySublevel
+  private readonly key: StorageKey
+
+  constructor (db: Database, key: StorageKey) {
+    this.store = db.sublevel<string, Uint8Array>(DEID_SUBLEVEL, { valueEncoding: 'view' })
+    this.key = key
+  }
+
+  /** Keeps `mapping` durably (fsync'd) before the copy is shared. */
+  async keep (mapping: DeidMapping): Promise<void> {
+    const key = mapping.copyStudyUid
+    const sealed = this.key.seal(Buffer.from(JSON.stringify(mapping)), `${DEID_SUBLEVEL}:${key}`)
+    await this.store.put(key, sealed, SYNCED_WRITE)
+  }
+
+  /** The way back from the copy `copyStudyUid`, if this node made it. */
+  async get (copyStudyUid: string): Promise<DeidMapping | undefined> {
+    const sealed = await this.store.get(copyStudyUid)
+    if (sealed === undefined) return undefined
+    return JSON.parse(this.key.open(sealed, `${DEID_SUBLEVEL}:${copyStudyUid}`).toString('utf8')) as DeidMapping
+  }
+}
