@@ -11,6 +11,7 @@ import { ListenError, RadmeshError } from './errors.ts'
 import { exists, SECRET_FILE_MODE, toJsonText, writeFileAtomic } from './files.ts'
 import { Sessions, newSecret } from './http/auth.ts'
 import { createHttpServer } from './http/server.ts'
+import { DeidMappings } from './deid/mappings.ts'
 import type { ConnectedMember } from './http/services.ts'
 import type { MemberCertificate } from '../protocol/membership/index.ts'
 import type { AuditLog } from './audit/log.ts'
@@ -310,8 +311,9 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, presence, workflow, delivery, audit, connectedMembers }
     const live = new LiveReports({ reports, worklist, documents, presence, sync })
     const access = new StudyAccess({ archive, audit })
+    const deidMappings = new DeidMappings(db, storageKey)
     const self = { peerId: member.identity.peerId, certificate: member.certificate }
-    const app: FastifyInstance = await createHttpServer({ ...services, self, live, access }, sessions, log, options.corsOrigins ?? [])
+    const app: FastifyInstance = await createHttpServer({ ...services, self, live, access, deidMappings }, sessions, log, options.corsOrigins ?? [])
     try {
       await app.listen({ host: http.host, port: http.port })
     } catch (error) {

@@ -1,18 +1,55 @@
 /**
- * `radmesh share STUDYUID --to PEERID…` and `radmesh fetch STUDYUID` (with a progress bar until the study
- * is complete). Both talk to the node running on HOME.
+ * `radmesh share STUDYUID --to PEERID… [--deidentify …]` and `radmesh fetch STUDYUID` (with a progress bar until
+ * the study is complete). Both talk to the node running on HOME. A de-identified share first prints
+ * `de-identified copy of ORIGINAL: COPY`, COPY being the new Study Instance UID the members fetch.
  */
 import { RadmeshError } from '../errors.ts'
 import { parse, required } from './args.ts'
 import { connectToNode } from './client.ts'
 import { Progress } from './progress.ts'
 
-const SHARE = 'radmesh share --home HOME STUDYUID --to PEERID…'
+const SHARE = 'radmesh share --home HOME STUDYUID --to PEERID… ' +
+  '[--deidentify [--retain-dates modified|full] [--retain-patient-characteristics] [--burned-in-clean]]'
 const FETCH = 'radmesh fetch --home HOME STUDYUID [--timeout SECONDS]'
 const POLL_MS = 250
 
 interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state: string, error?: string }
-interface ShareResult { versionId: string, recipients: Array<{ peerId: string, announced: boolean }> }
+interface ShareResult {
+  studyInstanceUid: string
+  versionId: string
+  recipients: Array<{ peerId: string, announced: boolean }>
+}
+
+const SHARE_OPTIONS = {
+  home: { type: 'string' },
+  to: { type: 'string', multiple: true },
+  deidentify: { type: 'boolean' },
+  'retain-dates': { type: 'string' },
+  'retain-patient-characteristics': { type: 'boolean' },
+  'burned-in-clean': { type: 'boolean' }
+} as const
+
+/** The de-identification options of the share request; the profile's options need `--deidentify`. */
+function deidentifyBody (values: Record<string, unknown>): Record<string, unknown> {
+  const retainDates = values['retain-dates']
+  const characteristics = values['retain-patient-characteristics'] === true
+  const clean = values['burned-in-clean'] === true
+  if (values['deidentify'] !== true) {
+    if (retainDates !== undefined || characteristics || clean) {
+      throw new RadmeshError('RADMESH_USAGE', `the de-identification options need --deidentify; usage: ${SHARE}`)
+    }
+    return {}
+  }
+  if (retainDates !== undefined && retainDates !== 'modified' && retainDates !== 'full') {
+    throw new RadmeshError('RADMESH_USAGE', `--retain-dates is modified or full; usage: ${SHARE}`)
+  }
+  return {
+    deidentify: true,
+    ...(retainDates === undefined ? {} : { retainDates }),
+    retainPatientCharacteristics: characteristics,
+    burnedInAnnotationClean: clean
+  }
+}
 
 function studyUidFrom (positionals: string[], usage: string): string {
   if (positionals.length !== 1) throw new RadmeshError('RADMESH_USAGE', `give one Study Instance UID; usage: ${usage}`)
@@ -20,14 +57,22 @@ function studyUidFrom (positionals: string[], usage: string): string {
 }
 
 export async function shareCommand (argv: string[], print: (line: string) => void): Promise<void> {
-  const { values, positionals } = parse(argv, { home: { type: 'string' }, to: { type: 'string', multiple: true } }, SHARE, true)
-  const client = await connectToNode(required(values, 'home', SHARE))
+  const { values, positionals } = parse(argv, SHARE_OPTIONS, SHARE, true)
+  const home = required(values, 'home', SHARE)
   const studyUid = studyUidFrom(positionals, SHARE)
   const to = (values['to'] as string[] | undefined) ?? []
-  if (to.length === 0) throw new RadmeshError('RADMESH_USAGE', `name at least one member with --to PEERID; usage: ${SHARE}`)
-  const result = await client.request<ShareResult>('POST', `/api/studies/${encodeURIComponent(studyUid)}/share`, { peerIds: to })
+  if (to.length === 0) {
+    throw new RadmeshError('RADMESH_USAGE', `name at least one member with --to PEERID; usage: ${SHARE}`)
+  }
+  const deidentify = deidentifyBody(values)
+  const client = await connectToNode(home)
+  const path = `/api/studies/${encodeURIComponent(studyUid)}/share`
+  const result = await client.request<ShareResult>('POST', path, { peerIds: to, ...deidentify })
+  const shared = result.studyInstanceUid
+  if (shared !== studyUid) print(`de-identified copy of ${studyUid}: ${shared}`)
   for (const recipient of result.recipients) {
-    print(`shared ${studyUid} with ${recipient.peerId}${recipient.announced ? '' : ' (not reachable now: it can fetch the study when it connects)'}`)
+    const later = recipient.announced ? '' : ' (not reachable now: it can fetch the study when it connects)'
+    print(`shared ${shared} with ${recipient.peerId}${later}`)
   }
 }
 

@@ -23,6 +23,7 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
   radmesh viewer --home HOME                       (a new one-time sign-in URL for the viewer)
   radmesh import --home HOME PATH…                 (files or folders of DICOM Part 10 files)
   radmesh share --home HOME STUDYUID --to PEERID…   (make a study readable by these members)
+                [--deidentify [--retain-dates modified|full] [--retain-patient-characteristics] [--burned-in-clean]]
   radmesh fetch --home HOME STUDYUID               (fetch a study now, with a progress bar)
   radmesh audit --home HOME [--verify]`
 

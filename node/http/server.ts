@@ -46,7 +46,9 @@ export interface HttpComponents {
   registry: MembershipRoutesOptions['registry']
   revocations: MembershipRoutesOptions['revocations']
   archive: ArchiveRoutesOptions['archive'] & QidoRoutesOptions['archive'] & WadoRoutesOptions['archive'] &
-    StowRoutesOptions['archive']
+    StowRoutesOptions['archive'] & StudyRoutesOptions['archive']
+  /** the way back from de-identified copies, sealed at the site */
+  deidMappings: StudyRoutesOptions['mappings']
   audit: ArchiveRoutesOptions['audit']
   access: QidoRoutesOptions['access'] & WadoRoutesOptions['access']
   exchange: StudyRoutesOptions['exchange']
@@ -108,7 +110,7 @@ export async function createHttpServer (
   await app.register(membershipRoutes, { self, registry: node.registry, revocations: node.revocations })
   await app.register(viewerRoutes, { self, sessions })
   await app.register(archiveApiRoutes, { archive, audit: node.audit })
-  await app.register(studyRoutes, { exchange: node.exchange })
+  await app.register(studyRoutes, { exchange: node.exchange, archive, mappings: node.deidMappings })
   await app.register(worklistRoutes, { peerId: self.peerId, worklist, workflow })
   await app.register(reportRoutes, { reports: node.reports, delivery: node.delivery, workflow, worklist })
   await app.register(reportLiveRoutes, { live: node.live, sessions })
