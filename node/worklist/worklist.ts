@@ -19,12 +19,7 @@
  */
 import type { Logger } from 'pino'
 import {
-  type AuthoredWorklistRecord,
-  type CaseRecord,
-  type MemberRecord,
-  recordKey,
-  type Shift,
-  type UnsignedWorklistRecord,
+  type AuthoredWorklistRecord, type CaseRecord, type MemberRecord, recordKey, type Shift, type UnsignedWorklistRecord,
   type WorklistRecord
 } from '../../protocol/collab/records.ts'
 import { caseDocId, docKind } from '../../protocol/collab/sync.ts'
@@ -65,6 +60,8 @@ export class Worklist {
   private readonly members: Members
   private readonly loaded = new Map<string, LoadedCase>()
   private readonly loading = new Map<string, Promise<LoadedCase | undefined>>()
+  /** counts the changes to what `allCases` answers (`version`) */
+  private changes = 0
   private retireTimer: NodeJS.Timeout | undefined
   private unsubscribeRevoked: (() => void) | undefined
 
@@ -94,7 +91,13 @@ export class Worklist {
     return () => { this.listeners.delete(listener) }
   }
 
+  /** Moves on whenever what `allCases` answers or a member's name may have changed (a cached answer is stale). */
+  version (): number {
+    return this.changes
+  }
+
   private emit (changed: WorklistRecord[]): void {
+    this.changes++
     for (const listener of this.listeners) listener(changed)
   }
 
@@ -124,6 +127,7 @@ export class Worklist {
     entry.state = this.derive(caseId, records)
     entry.live = entry.state === undefined || isLive(entry.state, entry.changedAt)
     this.loaded.set(caseId, entry)
+    this.changes++
     recordsOf(doc).observe(event => { this.onCaseChange(caseId, event.keysChanged) })
     return entry
   }
@@ -164,6 +168,7 @@ export class Worklist {
       retired.push(caseId)
     }
     if (retired.length > 0) {
+      this.changes++
       this.options.log.info({ event: 'cases-retired', cases: retired.length },
         `${retired.length} closed case(s) left the live worklist`)
     }
@@ -189,11 +194,6 @@ export class Worklist {
   /** A case in memory (live, or loaded by `ensureCase`). */
   caseState (caseId: string): CaseState | undefined {
     return this.loaded.get(caseId)?.state
-  }
-
-  /** Whether this node holds a case's document now (in memory). */
-  holdsCase (caseId: string): boolean {
-    return this.loaded.has(caseId)
   }
 
   /** A case, loaded from disk if it is not in memory (a closed case asked for by the viewer or the API). */

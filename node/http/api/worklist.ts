@@ -2,7 +2,8 @@
  * The worklist and turnaround times over HTTP:
  * `GET /api/worklist` the open cases this node sees (a site: its own; a radiologist: those routed to it or
  *   that it consults on), sorted by priority then due time, then the last `?closed=` (50; 0 to 500) cases
- *   closed; filters `?status=`, `?priority=`, `?mine=true`.
+ *   closed; filters `?status=`, `?priority=`, `?mine=true`. Answered with an ETag, and 304 to an
+ *   `If-None-Match` naming it: the viewer polls it, and a busy site's is 600 KB.
  * `GET /api/cases` every case this node has seen, from the index on disk, newest first, a page at a time:
  *   `?status=`, `?from=` and `?to=` (creation time, ISO 8601), `?limit=` (100; at most 1000), `?after=` (the
  *   `next` of the page before). Answers `{ cases, next }`.
@@ -12,7 +13,9 @@
  * `GET /api/tat` turnaround times by priority.
  * `GET /api/duty`, `PUT /api/duty` `{ shifts: [{ start, end }] }` a radiologist's on-duty shifts.
  */
+import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { CaseParams, ERROR_RESPONSES } from '../../../protocol/api/common.ts'
 import {
   CancelBody, CasesPage, CasesQuery, DEFAULT_CASES_PAGE, DEFAULT_CLOSED_SHOWN, DEFAULT_TAT_DAYS, DutyRoster, MyDuty,
@@ -27,7 +30,7 @@ import { BadRequestError } from '../../errors.ts'
 export interface WorklistRoutesOptions {
   /** this node's peer id: whose cases, claims and shifts are "mine" */
   peerId: string
-  worklist: Pick<Worklist, 'allCases' | 'caseState' | 'query' | 'shifts' | 'certificateOf'>
+  worklist: Pick<Worklist, 'allCases' | 'caseState' | 'query' | 'shifts' | 'certificateOf' | 'version'>
   workflow: Pick<ReadingWorkflow, 'claim' | 'release' | 'cancel' | 'radiologists' | 'onDuty' | 'setShifts'>
 }
 
@@ -64,6 +67,40 @@ export function worklistEntry (
   }
 }
 
+/**
+ * A `/api/worklist` answer, serialised, kept until it could differ: the worklist changed (its `version`), a
+ * case it shows fell due (`overdue` turns), or the name of a reader holding a case is known otherwise now.
+ */
+interface CachedAnswer {
+  version: number
+  /** the first due time at which an entry's `overdue` turns true (ms since the epoch) */
+  validUntil: number
+  /** the name each holder shown was given */
+  names: Map<string, string | null>
+  body: string
+  etag: string
+}
+/** Answers kept, one per distinct query; all dropped when the worklist changes. */
+const CACHED_QUERIES = 16
+
+function cachedAnswer (version: number, entries: WorklistEntry[], body: string): CachedAnswer {
+  let validUntil = Infinity
+  const names = new Map<string, string | null>()
+  for (const entry of entries) {
+    const due = Date.parse(entry.dueAt)
+    if (!entry.overdue && entry.finalAt === null && entry.status !== 'CANCELED' && due < validUntil) validUntil = due
+    if (entry.claimedBy !== null) names.set(entry.claimedBy, entry.claimedByName)
+  }
+  const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`
+  return { version, validUntil, names, body, etag }
+}
+
+/** Whether an `If-None-Match` header names this ETag (weak or strong, in a list, or `*`). */
+function matches (header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  return header.split(',').some(tag => { const t = tag.trim(); return t === '*' || t === etag || t === `W/${etag}` })
+}
+
 /** Shifts as ISO 8601 in UTC, each ending after it starts. */
 function parseShifts (shifts: Shift[]): Shift[] {
   return shifts.map(({ start, end }, i) => {
@@ -80,11 +117,35 @@ export const worklistRoutes: FastifyPluginAsyncTypebox<WorklistRoutesOptions> = 
   const visibleCases = (): CaseState[] => worklist.allCases()
     .filter(state => state.site === me || state.readers.includes(me) || state.consultants.includes(me))
 
+  const answers = new Map<string, CachedAnswer>()
+  const fresh = (answer: CachedAnswer | undefined, now: number): answer is CachedAnswer =>
+    answer !== undefined && answer.version === worklist.version() && now <= answer.validUntil &&
+    [...answer.names].every(([peer, name]) => (worklist.certificateOf(peer)?.name ?? null) === name)
+
   app.get('/api/worklist', {
     schema: { querystring: WorklistQuery, response: { 200: WorklistEntries, ...ERROR_RESPONSES } }
-  }, async request => {
+  }, async (request, reply) => {
     const { status, priority, mine, closed = DEFAULT_CLOSED_SHOWN } = request.query
     const now = Date.now()
+    const key = `${status ?? ''}|${priority ?? ''}|${mine ?? ''}|${closed}`
+    let answer = answers.get(key)
+    if (!fresh(answer, now)) {
+      const version = worklist.version()
+      const entries = listed(request.query, now)
+      if (answers.size >= CACHED_QUERIES || [...answers.values()].some(a => a.version !== version)) answers.clear()
+      // The route's own serialiser, as an answer returned would have had.
+      answer = cachedAnswer(version, entries, reply.serializeInput(entries as never, '200') as string)
+      answers.set(key, answer)
+    }
+    // Sent as it is: typed as the serialised text the response schema's serialiser would have made.
+    const raw = reply.header('etag', answer.etag) as unknown as FastifyReply
+    if (matches(request.headers['if-none-match'], answer.etag)) return await raw.code(304).send()
+    return await raw.type('application/json; charset=utf-8').send(answer.body)
+  })
+
+  /** The worklist's entries for a query, as `GET /api/worklist` lists them. */
+  function listed (query: WorklistQuery, now: number): WorklistEntry[] {
+    const { status, priority, mine, closed = DEFAULT_CLOSED_SHOWN } = query
     const wanted = visibleCases().filter(state =>
       (status === undefined || state.status === status) && (priority === undefined || state.priority === priority) &&
       (mine !== 'true' || state.claimedBy === me || state.consultants.includes(me)))
@@ -95,7 +156,7 @@ export const worklistRoutes: FastifyPluginAsyncTypebox<WorklistRoutesOptions> = 
     const done = wanted.filter(state => !isOpenCase(state))
       .sort((a, b) => closedAt(b).localeCompare(closedAt(a))).slice(0, closed)
     return [...open, ...done].map(state => worklistEntry(worklist, state, now))
-  })
+  }
 
   app.get('/api/cases', {
     schema: { querystring: CasesQuery, response: { 200: CasesPage, ...ERROR_RESPONSES } }
