@@ -48,19 +48,24 @@ export class UpdateRefusedError extends Error {
 
 export const INSPECT_TIMEOUT_MS = 2_000
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 }
+/**
+ * Updates posted to the worker ahead of the one it works on: it goes on while this thread applies what came
+ * back (one at a time, a reader taking a thousand documents waited a turn of both threads for each).
+ */
+const POSTED_AHEAD = 16
 
-interface Pending {
-  worker: Worker, resolve: (value: InspectedUpdate) => void, reject: (error: Error) => void, timer: NodeJS.Timeout
-}
+interface Waiting { update: Uint8Array, resolve: (value: InspectedUpdate) => void, reject: (error: Error) => void }
+interface Pending extends Waiting { worker: Worker }
 
 export class UpdateInspector {
   private worker: Worker | undefined
+  /** updates posted to the worker, in the order it opens them (the first is the one it works on) */
   private readonly pending = new Map<number, Pending>()
+  /** the deadline of the first pending update, counted from when the worker took it */
+  private timer: NodeJS.Timeout | undefined
   private nextId = 0
-  /** updates waiting for the worker */
-  private readonly queue: Array<{
-    update: Uint8Array, resolve: (value: InspectedUpdate) => void, reject: (error: Error) => void
-  }> = []
+  /** updates waiting to be posted */
+  private readonly queue: Waiting[] = []
   private closed = false
   private readonly timeoutMs: number
 
@@ -69,9 +74,10 @@ export class UpdateInspector {
   }
 
   /**
-   * Opens an update in the worker. Updates wait their turn here and go to the worker one at a time, each with
-   * its own deadline from when the worker takes it: many may be asked for at once (the sync service opens the
-   * next messages while it applies one), and a slow one fails alone.
+   * Opens an update in the worker. Updates wait their turn here and go to the worker POSTED_AHEAD at a time; the
+   * worker opens them in order, each with its own deadline from when the worker takes it (when the one before
+   * came back): many may be asked for at once (the sync service opens the next messages while it applies one),
+   * and a slow one fails alone, the others going to a new worker.
    */
   async inspect (update: Uint8Array): Promise<InspectedUpdate> {
     if (this.closed) throw new UpdateRefusedError('the node is stopping')
@@ -81,51 +87,76 @@ export class UpdateInspector {
     })
   }
 
+  /** Starts the worker now if it is not running: updates are about to come (a step 1 went out). */
+  warm (): void {
+    if (!this.closed) this.ensureWorker()
+  }
+
   private pump (): void {
-    if (this.pending.size > 0 || this.closed) return
-    const next = this.queue.shift()
-    if (next === undefined) return
-    const worker = this.ensureWorker()
-    const id = this.nextId++
-    const timer = setTimeout(() => {
-      this.failAll(worker, new UpdateRefusedError(`opening the update took more than ${this.timeoutMs} ms`))
-    }, this.timeoutMs)
-    const settle = <T>(fn: (value: T) => void) => (value: T): void => {
-      fn(value)
-      this.pump()
+    while (this.pending.size < POSTED_AHEAD && !this.closed) {
+      const next = this.queue.shift()
+      if (next === undefined) break
+      const worker = this.ensureWorker()
+      const id = this.nextId++
+      this.pending.set(id, { ...next, worker })
+      worker.postMessage({ id, update: next.update })
     }
-    this.pending.set(id, { worker, resolve: settle(next.resolve), reject: settle(next.reject), timer })
-    worker.postMessage({ id, update: next.update })
+    this.armDeadline()
+  }
+
+  /** A deadline for the update the worker works on now (the first pending), if it has none yet. */
+  private armDeadline (): void {
+    if (this.timer !== undefined) return
+    const first = this.pending.values().next().value
+    if (first === undefined) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.failFirst(first.worker, new UpdateRefusedError(`opening the update took more than ${this.timeoutMs} ms`))
+    }, this.timeoutMs)
+  }
+
+  /** The first pending update came back: the next one's deadline starts now. */
+  private settled (id: number): Pending | undefined {
+    const pending = this.pending.get(id)
+    if (pending === undefined) return undefined
+    this.pending.delete(id)
+    clearTimeout(this.timer)
+    this.timer = undefined
+    return pending
   }
 
   async close (): Promise<void> {
     this.closed = true
     for (const waiting of this.queue.splice(0)) waiting.reject(new UpdateRefusedError('the node is stopping'))
+    clearTimeout(this.timer)
+    this.timer = undefined
     const worker = this.worker
     this.worker = undefined
-    if (worker !== undefined) {
-      this.failAll(worker, new UpdateRefusedError('the node is stopping'))
+    if (worker === undefined) return
+    for (const [id, pending] of this.pending) {
+      this.pending.delete(id)
+      pending.reject(new UpdateRefusedError('the node is stopping'))
     }
+    void worker.terminate()
   }
 
   private ensureWorker (): Worker {
     if (this.worker !== undefined) return this.worker
     const worker = new Worker(new URL('./inspect-worker.ts', import.meta.url), { resourceLimits: WORKER_LIMITS })
     worker.on('message', ({ id, result, error }: { id: number, result?: InspectedUpdate, error?: string }) => {
-      const pending = this.pending.get(id)
+      const pending = this.settled(id)
       if (pending === undefined) return
-      this.pending.delete(id)
-      clearTimeout(pending.timer)
       if (error !== undefined || result === undefined) {
         pending.reject(new UpdateRefusedError(`the update does not decode: ${error ?? 'no result'}`))
       }
       else pending.resolve(result)
+      this.pump()
     })
     worker.on('error', error => {
-      this.failAll(worker, new UpdateRefusedError(`opening the update failed: ${error.message}`))
+      this.failFirst(worker, new UpdateRefusedError(`opening the update failed: ${error.message}`))
     })
     worker.on('exit', () => {
-      this.failAll(worker, new UpdateRefusedError('opening the update stopped the inspector (memory limit)'))
+      this.failFirst(worker, new UpdateRefusedError('opening the update stopped the inspector (memory limit)'))
     })
     // After the listeners (adding one refs the worker's port again): an idle inspector keeps no process alive.
     worker.unref()
@@ -133,15 +164,21 @@ export class UpdateInspector {
     return worker
   }
 
-  /** Everything waiting on `worker` fails with `error`; the worker is dropped (a new one starts on demand). */
-  private failAll (worker: Worker, error: Error): void {
+  /**
+   * The update `worker` works on (its first pending) fails with `error`; the worker is dropped, and the updates
+   * posted after it go, first in line, to a new one.
+   */
+  private failFirst (worker: Worker, error: Error): void {
     if (this.worker === worker) this.worker = undefined
-    for (const [id, pending] of this.pending) {
-      if (pending.worker !== worker) continue
-      clearTimeout(pending.timer)
-      pending.reject(error)
-      this.pending.delete(id)
-    }
     void worker.terminate()
+    const posted = [...this.pending].filter(([, pending]) => pending.worker === worker)
+    if (posted.length === 0) return
+    clearTimeout(this.timer)
+    this.timer = undefined
+    for (const [id] of posted) this.pending.delete(id)
+    const [first, ...after] = posted.map(([, pending]) => pending)
+    this.queue.unshift(...after.map(({ update, resolve, reject }) => ({ update, resolve, reject })))
+    first?.reject(error)
+    this.pump()
   }
 }

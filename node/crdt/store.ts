@@ -79,8 +79,10 @@ export class DocStore {
   async load (docId: string): Promise<Uint8Array[]> {
     const updates: Uint8Array[] = []
     let next = 0
-    if (!this.logs.has(docId) && !await this.exists(docId)) {
-      this.logs.set(docId, { next: 0, count: 0 })
+    // Known to hold nothing (asked before, or removed): no read. A reader taking a site's worklist opens a
+    // thousand new documents, each asked about first.
+    if (this.logs.get(docId)?.count === 0 || !await this.exists(docId)) {
+      this.logs.set(docId, this.logs.get(docId) ?? { next: 0, count: 0 })
       return updates
     }
     for await (const [key, sealed] of this.level.iterator({ gt: `u!${docId}!`, lt: `u!${docId}!~` })) {

@@ -59,6 +59,8 @@ import type { SyncPolicy } from './sync-policy.ts'
 const EMPTY_STATE_VECTOR = Y.encodeStateVector(new Map())
 /** A member's messages read ahead of the one being applied (their updates opened meanwhile). */
 const IN_FLIGHT = 32
+/** Documents of an inventory read from disk at once before their step 1s go out. */
+const PREPARED_AT_ONCE = 64
 
 export interface SyncOptions {
   libp2p: Libp2p
@@ -156,11 +158,6 @@ export class SyncService {
     this.roundStart = (this.roundStart + count) % peers.length
   }
 
-  /** A digest to every connected member (tests; a node that wants to be in step with everyone at once). */
-  syncAll (): void {
-    for (const peer of this.connectedMembers()) this.sendDigest(peer)
-  }
-
   /**
    * Sends these documents' state to every connected member they are shared with, by a digest: a member who
    * has just joined a case (or this node, just joined) gets what was written before, such as the bindings of
@@ -190,6 +187,7 @@ export class SyncService {
       const entries = await this.inventoryFor(peer)
       const payload = encodeDigest({ count: entries.length, hash: digestOf(entries) })
       this.channel(peer).send({ type: SYNC_MESSAGE.digest, docId: '', payload })
+      this.o.log.debug({ event: 'sync-digest-sent', peer, documents: entries.length }, 'sent a sync digest')
     })().catch(error => { this.o.log.warn({ err: error, peer }, 'could not send a sync digest') })
   }
 
@@ -203,9 +201,10 @@ export class SyncService {
     const digest = decodeDigest(payload)
     const mine = await this.inventoryFor(peer)
     const hash = digestOf(mine)
-    if (digest.count === mine.length && Buffer.from(digest.hash).equals(hash)) return
-    if (!this.digestAnswers.take(peer)) return
-    this.sendInventory(peer, mine, false)
+    const same = digest.count === mine.length && Buffer.from(digest.hash).equals(hash)
+    const answered = !same && this.digestAnswers.take(peer)
+    this.o.log.debug({ event: 'sync-digest-received', peer, documents: digest.count, same, answered }, 'a digest')
+    if (answered) this.sendInventory(peer, mine, false)
   }
 
   private async receiveInventory (peer: string, payload: Uint8Array): Promise<void> {
@@ -214,20 +213,32 @@ export class SyncService {
     const { documents, policy } = this.o
     const mine = await this.inventoryFor(peer)
     const myHashes = new Map(mine.map(entry => [entry.docId, entry.stateHash]))
-    // What this node lacks, or holds in another state: asked for.
-    const channel = this.channel(peer)
-    for (const { docId, stateHash } of gathered.entries) {
-      const held = myHashes.get(docId)
-      if (held !== undefined && Buffer.from(held).equals(stateHash)) continue
-      await policy.prepare?.(docId)
-      if (!policy.mayReceive(docId, peer)) continue
-      const doc = documents.get(docId) ?? (await documents.exists(docId) ? await documents.open(docId) : undefined)
-      if (doc !== undefined && Buffer.from(documents.stateHash(docId, doc)).equals(stateHash)) continue
-      channel.send({ type: SYNC_MESSAGE.step1, docId,
-        payload: doc === undefined ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc) })
-    }
     // A first inventory is answered with this node's own, so the member asks for what it lacks in turn.
     if (!gathered.answer && this.digestAnswers.take(peer)) this.sendInventory(peer, mine, true)
+    // What this node lacks, or holds in another state: asked for, PREPARED_AT_ONCE documents read at once (their
+    // step 1s go out while the next are read; a new reader lacks a site's thousand).
+    const lacking = gathered.entries.filter(({ docId, stateHash }) => {
+      const held = myHashes.get(docId)
+      return held === undefined || !Buffer.from(held).equals(stateHash)
+    })
+    if (lacking.length > 0) this.o.inspector.warm()
+    const channel = this.channel(peer)
+    for (let at = 0; at < lacking.length; at += PREPARED_AT_ONCE) {
+      const page = lacking.slice(at, at + PREPARED_AT_ONCE)
+      await Promise.all(page.map(async ({ docId }) => {
+        await policy.prepare?.(docId)
+        await documents.exists(docId)
+      }))
+      for (const { docId, stateHash } of page) {
+        if (!policy.mayReceive(docId, peer)) continue
+        const doc = documents.get(docId) ?? (await documents.exists(docId) ? await documents.open(docId) : undefined)
+        if (doc !== undefined && Buffer.from(documents.stateHash(docId, doc)).equals(stateHash)) continue
+        channel.send({ type: SYNC_MESSAGE.step1, docId,
+          payload: doc === undefined ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc) })
+      }
+    }
+    this.o.log.debug({ event: 'sync-inventory-received', peer, documents: gathered.entries.length,
+      answer: gathered.answer, lacking: lacking.length }, 'an inventory')
   }
 
   private channel (peer: string): Channel {
@@ -358,6 +369,7 @@ export class SyncService {
         }
         this.channel(peer).send({ type: SYNC_MESSAGE.step2, docId: message.docId, payload: part })
       }
+      log.debug({ event: 'sync-step1-answered', peer, doc: message.docId }, 'answered a step 1')
       return
     }
     if (message.type === SYNC_MESSAGE.awareness) {
@@ -378,6 +390,7 @@ export class SyncService {
       }
       await policy.check(message.docId, message.payload, inspected)
       await documents.applyRemote(message.docId, message.payload, peer)
+      log.debug({ event: 'sync-applied', peer, doc: message.docId, type: message.type }, 'applied')
     } catch (error) {
       if (!(error instanceof UpdateRefusedError)) throw error
       refused(peer, message.docId, 'refused-update', 'sync-update-refused', error, this.o)

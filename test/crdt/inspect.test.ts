@@ -83,4 +83,26 @@ test('an update that takes longer than the deadline is refused and its worker st
   }
 })
 
+test('updates posted ahead of one that brings the worker down are opened by a new worker; only that one fails',
+  async () => {
+    const doc = new Y.Doc()
+    const text = doc.getText('findings')
+    for (let i = 0; i < 150_000; i++) text.insert(Math.floor(i / 2), 'x')
+    const tooLarge = Y.encodeStateAsUpdate(doc)
+    const inspector = new UpdateInspector()
+    try {
+      await inspector.inspect(sampleUpdate())
+      const opened = [sampleUpdate(), tooLarge, sampleUpdate(), sampleUpdate()].map(async update => {
+        try {
+          return (await inspector.inspect(update)).items.length > 0 ? 'opened' : 'empty'
+        } catch (error) {
+          return (error as Error).name
+        }
+      })
+      assert.equal(await Promise.all(opened), ['opened', 'UpdateRefusedError', 'opened', 'opened'])
+    } finally {
+      await inspector.close()
+    }
+  })
+
 test.run()

@@ -62,6 +62,22 @@ test(`past ${COMPACT_AFTER} updates a document is compacted into one, and reopen
   await second.close()
 })
 
+test('a document found empty, then written, loads what was written; removed, it loads empty', async () => {
+  const dir = await tempDir()
+  const { store, close } = await open(dir)
+  try {
+    assert.is(await store.exists('case:a'), false)
+    assert.equal(await store.load('case:a'), [])
+    await store.append('case:a', new Uint8Array([1, 2, 3]), true)
+    assert.equal((await store.load('case:a')).map(update => [...update]), [[1, 2, 3]])
+    await store.remove('case:a')
+    assert.equal(await store.load('case:a'), [])
+    assert.is(await store.exists('case:a'), false)
+  } finally {
+    await close()
+  }
+})
+
 test('an update of only known deletions is recognised as changing nothing; unknown ones are not', async () => {
   const dir = await tempDir()
   const { documents, close } = await open(dir)
