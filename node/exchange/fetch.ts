@@ -9,6 +9,10 @@
  *   reached, from whichever holder is free.
  * - **Order for reading.** Chunks are asked for in manifest order, which is reading order (every series'
  *   first images first), so the first image is local after one chunk (schedule.ts).
+ * - **Several holders at once.** Every connected holder is pulled from; each lane keeps about a second of
+ *   its own measured rate asked for, so chunks spread across holders in proportion to their links, and a
+ *   lane that runs dry at the tail asks for the slowest lane's last chunk as well (bounded, counted). Once
+ *   every instance is in, the lanes still reading a duplicate are cut.
  * - **Verified, then durable.** A chunk whose SHA-256 is not the manifest's is dropped, its sender is
  *   penalised and not asked again in this fetch. An instance whose chunks are all verified is decrypted,
  *   checked against its plaintext SHA-256 and stored by the archive (synced, audited). Chunks of an instance
@@ -75,6 +79,9 @@ export class StudyFetch {
   private readonly init: StudyFetchInit
   private readonly log: Logger
   private readonly abort = new AbortController()
+  /** ends every lane once the study is complete (a tail duplicate still coming is not waited for) */
+  private readonly pulls = new AbortController()
+  private wastedBytes = 0
   private state: FetchState = 'idle'
   private error: string | undefined
   private fetching: Fetching | undefined
@@ -170,7 +177,7 @@ export class StudyFetch {
     this.state = 'finding'
     const version = await this.findVersion()
     const { manifest } = version
-    const schedule = new ChunkSchedule(manifest.chunkHashes.length)
+    const schedule = new ChunkSchedule(manifest.chunkHashes.length, { sizes: manifest.chunkSizes })
     const assembly = new InstanceAssembly({ archive, versions, log: this.log }, {
       version,
       schedule,
@@ -190,6 +197,7 @@ export class StudyFetch {
     this.log.info({ event: 'fetch-started', ...startedWith }, `fetching study ${manifest.studyUid}: ${toGet}`)
     assembly.storeResumed()
     await this.pullUntilComplete(assembly)
+    this.pulls.abort(new Error('the study is complete'))
     await Promise.allSettled([...this.workers.values()])
     await assembly.settled()
     if (this.abort.signal.aborted && !assembly.complete()) return
@@ -197,7 +205,8 @@ export class StudyFetch {
     this.state = 'complete'
     const seconds = (performance.now() - started) / 1000
     const { versionId, instanceCount, bytes } = manifest
-    const complete = { version: versionId, instances: instanceCount, bytes, seconds, sources: this.sources }
+    const tail = { ...schedule.tail, wastedBytes: this.wastedBytes }
+    const complete = { version: versionId, instances: instanceCount, bytes, seconds, sources: this.sources, tail }
     const took = `${instanceCount} instances in ${seconds.toFixed(1)} s`
     this.log.info({ event: 'fetch-complete', ...complete }, `study ${manifest.studyUid} complete: ${took}`)
     const from = Object.keys(this.sources).join(', ') || 'the local archive'
@@ -313,7 +322,7 @@ export class StudyFetch {
     const { version, schedule, assembly } = this.fetching as Fetching
     const { libp2p, penalties, log } = this.components
     const lanes = new AbortController()
-    const signal = AbortSignal.any([this.abort.signal, lanes.signal])
+    const signal = AbortSignal.any([this.abort.signal, this.pulls.signal, lanes.signal])
     const progress = { made: false }
     try {
       const answer = await this.askManifest(peer, version.manifest)
@@ -334,6 +343,7 @@ export class StudyFetch {
           await resealPacked(version.key, version.manifest, index, packed),
         ...(this.init.chunkProtocols === undefined ? {} : { protocols: this.init.chunkProtocols }),
         received: (bytes: number) => { this.sources[peer] = (this.sources[peer] ?? 0) + bytes },
+        wasted: (bytes: number) => { this.wastedBytes += bytes },
         exclude: () => { this.excluded.add(peer) },
         progress
       }
@@ -352,7 +362,7 @@ export class StudyFetch {
       if (progress.made) this.retryAt.delete(peer)
       else this.askLater(peer)
     } catch (error) {
-      if (this.abort.signal.aborted || this.excluded.has(peer)) return
+      if (this.abort.signal.aborted || this.pulls.signal.aborted || this.excluded.has(peer)) return
       const previous = this.retryAt.get(peer)?.delay ?? 0
       const delay = progress.made ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, previous * 2))
       const jittered = Math.round(delay * (0.8 + Math.random() * 0.4))

@@ -5,8 +5,12 @@
  * whole (a packed chunk unpacked and sealed again first). A frame that breaks the protocol, or a chunk that
  * is not the manifest's, leaves the holder out of the fetch and counts against it; a link that drops does not
  * (the frames of a sealed chunk are kept: it is asked for again from the offset reached; a packed chunk cut
- * short is asked for again from its start).
+ * short is asked for again from its start). How much the lane keeps asked for, and which chunk it asks for
+ * next, the schedule decides (schedule.ts): a lane that has run dry stays while other lanes fetch chunks its
+ * holder has, and may ask for one of them as a tail duplicate (from its start, into frames of its own; the
+ * copy that comes second is dropped and counted).
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
@@ -32,6 +36,9 @@ import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
 import type { ChunkSchedule, Wanted } from './schedule.ts'
 import { chunkMatches } from './verify.ts'
 
+/** How often a lane that has run dry looks again for a chunk given back or a tail duplicate worth asking for. */
+const DRY_POLL_MS = 100
+
 /** A chunk frame for another chunk or offset than asked for, or with more bytes than the chunk has. */
 export class BadFrameError extends Error {
   constructor (message: string) {
@@ -52,7 +59,7 @@ export interface Lane {
   /** which chunks the holder said it has (a bit each); a chunk it then does not hold is cleared */
   have: Uint8Array
   schedule: ChunkSchedule
-  /** bytes this lane may have asked for and not received */
+  /** bytes this lane may have asked for and not received, at most (the schedule sizes it by the lane's rate) */
   window: number
   /** ends the lane, resetting its stream */
   signal: AbortSignal
@@ -62,6 +69,8 @@ export interface Lane {
   unpack (index: number, packed: Buffer): Promise<Buffer>
   /** bytes that came from the holder */
   received (bytes: number): void
+  /** bytes of a tail duplicate received after the other copy was verified (wasted) */
+  wasted? (bytes: number): void
   /** the holder sent what cannot be honest: it is not asked again in this fetch */
   exclude (): void
   /** set once a chunk came whole from this holder */
@@ -106,7 +115,8 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
   const { libp2p, penalties, log } = components
   const { peer, manifest, have, schedule, signal } = lane
   /** chunks asked for, in order, with the bytes of each still counted in `outstanding` */
-  const inFlight: Array<{ wanted: Wanted, pending: number }> = []
+  const inFlight: Array<{ wanted: Wanted, pending: number, duplicate: boolean }> = []
+  const slot = schedule.join()
   let stream: Stream | undefined
   let onAbort: (() => void) | undefined
   try {
@@ -126,37 +136,50 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
     // Bytes asked for and not received, counted as the manifest's sizes: a packed chunk only frees more.
     let outstanding = 0
     const pump = async (): Promise<void> => {
-      while (outstanding < lane.window && !signal.aborted) {
-        const index = schedule.take(have)
+      while (outstanding < schedule.window(slot, lane.window) && !signal.aborted) {
+        let index = schedule.take(have, slot)
+        if (index < 0) index = schedule.steal(have, slot)
         if (index < 0) return
-        const wanted = schedule.wanted(index)
+        // A tail duplicate is asked for from its start into frames of its own: the other lane keeps its own.
+        const duplicate = schedule.isDuplicate(index, slot)
+        const wanted = duplicate ? { index, received: [], offset: 0 } : schedule.wanted(index)
         const pending = (manifest.chunkSizes[index] as number) - wanted.offset
-        inFlight.push({ wanted, pending })
+        inFlight.push({ wanted, pending, duplicate })
         outstanding += pending
         const request = { studyUid: manifest.studyUid, versionId: manifest.versionId, index, offset: wanted.offset }
         await lp.write(encodeChunkRequest(request), { signal })
       }
     }
     /** The chunk at the head is done with (whole, or not held): what it still counted is freed. */
-    const settle = (): Wanted => {
-      const { wanted, pending } = inFlight.shift() as { wanted: Wanted, pending: number }
+    const settle = (came: boolean): void => {
+      const { pending } = inFlight.shift() as { pending: number }
       outstanding -= pending
-      return wanted
+      // A packed chunk frees what it did not need to send: the lane's rate is in the manifest's bytes.
+      if (came) slot.moved(pending)
+    }
+    /** A dry lane stays while another lane fetches what this holder has: that lane may stall, or give chunks back. */
+    const stayDry = async (): Promise<boolean> => {
+      while (!signal.aborted && schedule.fetchingElsewhere(have, slot)) {
+        await sleep(DRY_POLL_MS, undefined, { signal }).catch(() => {})
+        await pump()
+        if (inFlight.length > 0) return true
+      }
+      return false
     }
     await pump()
-    while (inFlight.length > 0 && !signal.aborted) {
+    while (!signal.aborted && (inFlight.length > 0 || await stayDry())) {
       const readSignal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal])
       const frame = decodeFrame(protocol, (await lp.read({ signal: readSignal })).subarray(), manifest)
-      const current = inFlight[0] as { wanted: Wanted, pending: number }
+      const current = inFlight[0] as { wanted: Wanted, pending: number, duplicate: boolean }
       const head = current.wanted
       if (frame.index !== head.index || frame.offset !== head.offset) {
         throw new BadFrameError(`a frame of chunk ${frame.index}@${frame.offset}, not ${head.index}@${head.offset}`)
       }
       const size = manifest.chunkSizes[head.index] as number
       if (frame.status === FRAME_STATUS.notHeld) {
-        settle()
+        settle(false)
         have[head.index >> 3] = (have[head.index >> 3] as number) & ~(1 << (head.index & 7))
-        schedule.release(head.index)
+        schedule.release(head.index, slot)
         await pump()
         continue
       }
@@ -166,16 +189,24 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
       head.offset += n
       current.pending -= n
       outstanding -= n
+      slot.moved(n)
       lane.received(n)
       if (head.offset < frame.length) continue
-      settle()
-      schedule.received(head.index)
+      settle(true)
+      if (!current.duplicate) schedule.received(head.index)
+      if (schedule.isVerified(head.index)) {
+        // The other copy of a tail duplicate came first: this one is only counted.
+        schedule.done(head.index, slot)
+        lane.wasted?.(head.offset)
+        await pump()
+        continue
+      }
       const whole = Buffer.concat(head.received)
       const sealed = head.form === CHUNK_FORM.packed
         ? await lane.unpack(head.index, whole).catch(() => undefined)
         : whole
       if (sealed === undefined || !chunkMatches(manifest, head.index, sealed)) {
-        schedule.release(head.index)
+        schedule.release(head.index, slot)
         lane.exclude()
         const what = sealed === undefined ? 'does not unpack' : 'has the wrong SHA-256'
         penalties.refuse(log, {
@@ -189,16 +220,20 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
         throw new Error(`corrupt chunk ${head.index} from ${peer}`)
       }
       lane.progress.made = true
-      await lane.accept(head.index, sealed)
+      // Checked again after unpacking (which waits): the other copy may have been verified meanwhile.
+      const first = !schedule.isVerified(head.index)
+      schedule.done(head.index, slot)
+      if (first) await lane.accept(head.index, sealed)
+      else lane.wasted?.(head.offset)
       await pump()
     }
     await stream.close().catch(() => {})
   } catch (error) {
     // Frames of a sealed chunk stay with the schedule: it is asked for again from where it stopped. A packed
     // chunk's do not: it is packed anew (another nonce), so it is asked for again from its start.
-    for (const { wanted } of inFlight) {
-      if (wanted.form === CHUNK_FORM.packed) schedule.restart(wanted.index)
-      schedule.release(wanted.index)
+    for (const { wanted, duplicate } of inFlight) {
+      if (wanted.form === CHUNK_FORM.packed && !duplicate) schedule.restart(wanted.index)
+      schedule.release(wanted.index, slot)
     }
     stream?.abort(error as Error)
     // A frame that breaks the protocol is no dropped link: the peer is not asked again in this fetch.
@@ -211,6 +246,7 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
     }
     throw error
   } finally {
+    schedule.leave(slot)
     if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
   }
 }
