@@ -11,7 +11,10 @@
  * N Mbit/s each way; the radmesh reader announces a closed port, so the site cannot dial it around the proxy.
  * Without it, loopback.
  *
- *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N]
+ * With `--holders 2`, radmesh alone: a reader fetching from one holder, then from two, each behind its own
+ * `--mbit` link (20 unless told); see transfer-holders.ts.
+ *
+ *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N] [--holders 2]
  */
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -31,8 +34,9 @@ import { p2pAddr, peersOf, type StartedNode, startNode } from '../lib/node-proce
 import { tempDir } from '../lib/temp.ts'
 import { waitFor } from '../lib/wait.ts'
 import { type Contender, peakRss, type Run, runRounds, timeStorescu } from './common.ts'
+import { benchHolders } from './transfer-holders.ts'
 
-const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' }, mbit: { type: 'string' } } })
+const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' }, mbit: { type: 'string' }, holders: { type: 'string', default: '1' } } })
 const slices = Number(values.slices)
 const rounds = Number(values.rounds)
 /** the link's rate each way, Mbit/s; undefined = loopback, no proxy */
@@ -70,6 +74,12 @@ const studyDir = join(work, 'study')
 const study = await generateCt({ out: studyDir, slices, rows: 512, columns: 512, seed: 1 })
 const studyUid = study.studyInstanceUid
 process.stdout.write(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB\n\n`)
+if (values.holders === '2') {
+  // One holder against two, each behind its own link (transfer-holders.ts); the other ways are not run.
+  await benchHolders(study, studyDir, rounds, mbit ?? 20)
+  await fs.rm(work, { recursive: true, force: true })
+  process.exit(0)
+}
 
 /** Why a way failed last, to print in its row when it never succeeded. */
 const failures = new Map<string, string>()
