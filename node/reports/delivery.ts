@@ -3,8 +3,9 @@
  * addendum), the site's node writes it as a DICOM Basic Text SR into its own archive, in the read study, so
  * QIDO-RS/WADO-RS and a PACS that queries the node see it; and it serves the report as a FHIR R4
  * DiagnosticReport. SR UIDs derive from the case (and the number of addenda), so delivering again stores
- * nothing new.
+ * nothing new. With a RIS configured, each version also goes into the HL7 outbox as an ORU^R01 (hl7/), once.
  */
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ReportSignatureRecord } from '../../protocol/collab/records.ts'
 import { caseOfDoc } from '../../protocol/collab/sync.ts'
@@ -15,6 +16,9 @@ import type { Identity } from '../identity/keys.ts'
 import type { Documents } from '../crdt/documents.ts'
 import type { CaseSource } from './case.ts'
 import { diagnosticReport } from './fhir.ts'
+import { CONTROL_ID_LENGTH, oruR01 } from './hl7/oru.ts'
+import { type OutboxEntry, outboxKey } from './hl7/outbox.ts'
+import type { Hl7Sender } from './hl7/sender.ts'
 import type { Reports } from './reports.ts'
 import { BASIC_TEXT_SR, basicTextSr, type FinalReport, reportUid, type StudyForReport } from './sr.ts'
 
@@ -25,6 +29,23 @@ export interface DeliveryOptions {
   worklist: CaseSource
   identity: Identity
   log: Logger
+  /** the site's RIS, when it has one (`--ris`, or `ris` in routing.json) */
+  hl7?: Pick<Hl7Sender, 'enqueue'>
+  /** the HL7 outbox, for the delivery status a case shows */
+  outbox?: { ofCase: (caseId: string) => Promise<OutboxEntry[]> }
+}
+
+/** What a case shows of its report's HL7 messages to the RIS. */
+export interface Hl7Status {
+  controlId: string
+  resultStatus: 'F' | 'C'
+  ris: string
+  state: OutboxEntry['state']
+  attempts: number
+  createdAt: string
+  nextAttemptAt: string
+  lastError?: string
+  ack?: { code: string, text: string, at: string }
 }
 
 export class ReportDelivery {
@@ -82,9 +103,28 @@ export class ReportDelivery {
         sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length - 1}`) } })
     })
     const { outcome } = await this.o.archive.store(sr, { type: 'peer', id: signed.final.by })
+    if (this.o.hl7 !== undefined) {
+      const addenda = signed.addenda.length
+      // Fixed per report version, so a RIS sees a message sent again as the same one.
+      const controlId = createHash('sha256').update(`${caseId}:${addenda}`).digest('hex')
+        .slice(0, CONTROL_ID_LENGTH).toUpperCase()
+      const resultStatus = addenda === 0 ? 'F' : 'C'
+      const message = oruR01(report, study,
+        { controlId, sentAt: new Date().toISOString(), sendingFacility: report.institutionName, resultStatus })
+      await this.o.hl7.enqueue({ key: outboxKey(caseId, addenda), caseId, studyUid: study.studyInstanceUid,
+        controlId, resultStatus, message })
+    }
     this.delivered.set(caseId, version)
     this.o.log.info({ event: 'report-delivered', case: caseId, study: report.caseId, status: report.status, outcome },
       `the ${report.status} report of case ${caseId} is in the archive as a DICOM SR`)
+  }
+
+  /** The report's messages to the RIS, oldest first (none without a RIS). */
+  async hl7Status (caseId: string): Promise<Hl7Status[]> {
+    const entries = await this.o.outbox?.ofCase(caseId) ?? []
+    return entries.map(({ controlId, resultStatus, ris, state, attempts, createdAt, nextAttemptAt, lastError, ack }) =>
+      ({ controlId, resultStatus, ris, state, attempts, createdAt, nextAttemptAt,
+        ...(lastError === undefined ? {} : { lastError }), ...(ack === undefined ? {} : { ack }) }))
   }
 
   /** The FINAL report as FHIR R4, the read audited; RADMESH_NOT_FOUND until it is FINAL. */

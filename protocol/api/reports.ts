@@ -54,7 +54,20 @@ export const ReportView = Type.Object({
   addenda: Type.Array(Type.Object({
     text: Type.String(), peerId: Type.String(), name: Type.String(), at: Type.String()
   })),
-  finalAt: Nullable(Type.String())
+  finalAt: Nullable(Type.String()),
+  /** at the site, GET only: the report's messages to the site's RIS (HL7 ORU^R01), oldest first */
+  delivery: Type.Optional(Type.Object({ hl7: Type.Array(Type.Object({
+    controlId: Type.String(),
+    resultStatus: Type.Enum(['F', 'C']),
+    ris: Type.String(),
+    state: Type.Enum(['pending', 'delivered', 'rejected']),
+    attempts: Type.Integer(),
+    createdAt: Type.String(),
+    nextAttemptAt: Type.String(),
+    lastError: Type.Optional(Type.String()),
+    /** the RIS's last ACK: MSA-1 (AA, AE, AR), the reason it gave */
+    ack: Type.Optional(Type.Object({ code: Type.String(), text: Type.String(), at: Type.String() }))
+  })) }))
 })
 export type ReportView = Static<typeof ReportView>
 

@@ -37,7 +37,7 @@ async function reportsApp (fail?: Error) {
       sign: async (...args: unknown[]) => await record('sign', ...args),
       addendum: async (...args: unknown[]) => await record('addendum', ...args)
     },
-    delivery: { fhir: async () => ({ resourceType: 'DiagnosticReport', status: 'final' }) },
+    delivery: { fhir: async () => ({ resourceType: 'DiagnosticReport', status: 'final' }), hl7Status: async () => [] },
     workflow: { consult: async () => caseState({ consultants: ['12D3KooWConsultant'] }) },
     worklist: { certificateOf: () => undefined }
   })

@@ -9,6 +9,7 @@
  * `POST /api/cases/:caseId/report/addendum` `{ text }`: after FINAL
  * `POST /api/cases/:caseId/consult` `{ peerId }`: invites a second reader
  * `GET /api/cases/:caseId/report/fhir`: the FINAL report as a FHIR R4 DiagnosticReport (the case's site)
+ * The GET of the report at the site adds `delivery.hl7`: its messages to the RIS, with their state and last ACK.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { CaseParams, ERROR_RESPONSES } from '../../../protocol/api/common.ts'
@@ -25,7 +26,7 @@ import { worklistEntry } from './worklist.ts'
 
 export interface ReportRoutesOptions {
   reports: Pick<Reports, 'read' | 'edit' | 'sign' | 'addendum'>
-  delivery: Pick<ReportDelivery, 'fhir'>
+  delivery: Pick<ReportDelivery, 'fhir' | 'hl7Status'>
   workflow: Pick<ReadingWorkflow, 'consult'>
   worklist: Pick<Worklist, 'certificateOf'>
 }
@@ -37,7 +38,11 @@ export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = asyn
 
   app.get('/api/cases/:caseId/report', {
     schema: { params: CaseParams, response: answers(ReportView) }
-  }, async (request) => await reports.read(request.params.caseId, request.actor))
+  }, async (request) => {
+    const view = await reports.read(request.params.caseId, request.actor)
+    const hl7 = await delivery.hl7Status(request.params.caseId)
+    return hl7.length === 0 ? view : { ...view, delivery: { hl7 } }
+  })
 
   app.put('/api/cases/:caseId/report', {
     schema: { params: CaseParams, body: EditBody, response: answers(ReportView) }
