@@ -12,6 +12,7 @@ import { isCaseId } from '../../protocol/collab/records.ts'
 import type { Worklist } from '../worklist/worklist.ts'
 import { RadmeshError } from '../errors.ts'
 import { type ArchiveRoutesOptions, archiveApiRoutes } from './api/archive.ts'
+import { type CriticalRoutesOptions, criticalRoutes } from './api/critical.ts'
 import { type HealthRoutesOptions, healthRoutes } from './api/health.ts'
 import { type MembershipRoutesOptions, membershipRoutes } from './api/membership.ts'
 import { type PeerRoutesOptions, peerRoutes } from './api/peers.ts'
@@ -57,6 +58,7 @@ export interface HttpComponents {
   reports: ReportRoutesOptions['reports']
   delivery: ReportRoutesOptions['delivery']
   live: ReportLiveRoutesOptions['live']
+  critical: CriticalRoutesOptions['critical']
 }
 
 /**
@@ -114,6 +116,7 @@ export async function createHttpServer (
   await app.register(worklistRoutes, { peerId: self.peerId, worklist, workflow })
   await app.register(reportRoutes, { reports: node.reports, delivery: node.delivery, workflow, worklist })
   await app.register(reportLiveRoutes, { live: node.live, sessions })
+  await app.register(criticalRoutes, { critical: node.critical })
   await app.register(qidoRoutes, { archive, access: node.access })
   await app.register(wadoRoutes, { archive, access: node.access })
   await app.register(stowRoutes, { archive })

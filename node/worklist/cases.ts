@@ -18,12 +18,16 @@ import type {
   CaseStatus,
   ClaimRecord,
   ConsultRecord,
+  CriticalAckRecord,
+  CriticalCallRecord,
+  CriticalRecord,
   Priority,
   ReleaseRecord,
   SignedRecord,
   WorklistRecord
 } from '../../protocol/collab/records.ts'
 import { recordKey } from '../../protocol/collab/records.ts'
+import { type CriticalFact, deriveCriticalFacts } from './critical.ts'
 
 export { CASE_STATUSES, type CaseStatus } from '../../protocol/collab/records.ts'
 
@@ -54,6 +58,8 @@ export interface CaseState {
   canceledAt: string | null
   /** the FINAL signed record's report hash, once there is one */
   finalReportHash: string | null
+  /** its critical results (critical.ts); absent when it has none, and in states indexed before there were any */
+  critical?: CriticalFact[]
 }
 
 interface CaseRecords {
@@ -63,6 +69,9 @@ interface CaseRecords {
   consults: ConsultRecord[]
   cancels: CancelRecord[]
   signed: SignedRecord[]
+  critical: CriticalRecord[]
+  acks: CriticalAckRecord[]
+  calls: CriticalCallRecord[]
 }
 
 const byTime = <T extends { at: string, signature: string }>(a: T, b: T): number =>
@@ -75,7 +84,8 @@ export function deriveCases (records: Iterable<WorklistRecord>,
   const group = (caseId: string): CaseRecords => {
     let entry = grouped.get(caseId)
     if (entry === undefined) {
-      entry = { cases: [], claims: [], releases: [], consults: [], cancels: [], signed: [] }
+      entry = { cases: [], claims: [], releases: [], consults: [], cancels: [], signed: [], critical: [], acks: [],
+        calls: [] }
       grouped.set(caseId, entry)
     }
     return entry
@@ -88,6 +98,9 @@ export function deriveCases (records: Iterable<WorklistRecord>,
       case 'consult': group(record.caseId).consults.push(record); break
       case 'cancel': group(record.caseId).cancels.push(record); break
       case 'signed': group(record.caseId).signed.push(record); break
+      case 'critical': group(record.caseId).critical.push(record); break
+      case 'critical-ack': group(record.caseId).acks.push(record); break
+      case 'critical-call': group(record.caseId).calls.push(record); break
       default: break
     }
   }
@@ -138,6 +151,9 @@ function deriveCase (entry: CaseRecords, revoked: (peerId: string) => boolean): 
   const preliminary = signed.find(record => record.status === 'PRELIMINARY')
   const cancel = entry.cancels.filter(record => record.by === published.site).sort(byTime)[0]
 
+  const criticalReaders = new Set([...readers, ...consultants].filter(peer => !revoked(peer)))
+  const critical = deriveCriticalFacts(entry, published.site, criticalReaders)
+
   const status: CaseStatus = final !== undefined
     ? 'COMPLETED'
     : cancel !== undefined ? 'CANCELED' : holder !== undefined ? 'IN PROGRESS' : 'SCHEDULED'
@@ -163,7 +179,8 @@ function deriveCase (entry: CaseRecords, revoked: (peerId: string) => boolean): 
     preliminaryAt: preliminary?.at ?? null,
     finalAt: final?.at ?? null,
     canceledAt: final === undefined ? cancel?.at ?? null : null,
-    finalReportHash: final?.reportHash ?? null
+    finalReportHash: final?.reportHash ?? null,
+    ...(critical.length > 0 ? { critical } : {})
   }
 }
 

@@ -10,7 +10,8 @@ import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import { type InspectedUpdate, UpdateRefusedError } from '../crdt/inspect.ts'
 import { newEntries } from '../crdt/record-map.ts'
 import type { ConsortiumTrust } from '../membership/trust.ts'
-import { deriveCases } from './cases.ts'
+import { type CaseState, deriveCases } from './cases.ts'
+import { checkCriticalAuthors } from './critical-check.ts'
 import { MEMBERS_KINDS } from './members.ts'
 import { RECORDS_MAP, verifiedWorklistRecord } from './records.ts'
 
@@ -22,7 +23,10 @@ const AUTHOR_ROLE: Record<AuthoredWorklistRecord['kind'], 'site' | 'radiologist'
   release: 'radiologist',
   consult: 'radiologist',
   signed: 'radiologist',
-  duty: 'radiologist'
+  duty: 'radiologist',
+  critical: 'radiologist',
+  'critical-ack': 'site',
+  'critical-call': 'radiologist'
 }
 
 export interface WorklistCheck {
@@ -71,14 +75,18 @@ export async function checkWorklistUpdate (doc: Y.Doc, update: InspectedUpdate, 
         `${certificate.name} is a ${certificate.role}`, 5)
     }
   }
-  if (kind.kind === 'case') checkConcerned(kind.caseId, [...check.held(), ...verified], check.me)
+  if (kind.kind === 'case') {
+    const state = checkConcerned(kind.caseId, [...check.held(), ...verified], check.me)
+    checkCriticalAuthors(state, verified)
+  }
 }
 
 /** A case document is taken only by a node the case concerns: its site, one of its readers, a consultant. */
-function checkConcerned (caseId: string, records: WorklistRecord[], me: string): void {
+function checkConcerned (caseId: string, records: WorklistRecord[], me: string): CaseState {
   const state = deriveCases(records).get(caseId)
   if (state === undefined) throw new UpdateRefusedError(`case ${caseId}'s records came before its case record`, 0)
   if (state.site !== me && !state.readers.includes(me) && !state.consultants.includes(me)) {
     throw new UpdateRefusedError(`case ${caseId} does not concern this node`, 0)
   }
+  return state
 }

@@ -7,6 +7,7 @@
 export * from './archive.ts'
 export * from './audit.ts'
 export * from './common.ts'
+export * from './critical.ts'
 export * from './dicomweb.ts'
 export * from './health.ts'
 export * from './membership.ts'

@@ -16,6 +16,7 @@
 import { type Static, Type } from 'typebox'
 import { CASE_STATUSES, MAX_SHIFTS, PRIORITIES } from '../collab/records.ts'
 import { Nullable } from './common.ts'
+import { CriticalAckSummary } from './critical.ts'
 
 export const DEFAULT_CLOSED_SHOWN = 50
 export const MAX_CLOSED_SHOWN = 500
@@ -114,7 +115,9 @@ export type TatSummary = Static<typeof TatSummary>
 export const TatReport = Type.Object({
   generatedAt: Type.String(),
   days: Type.Integer(),
-  byPriority: Type.Array(TatSummary)
+  byPriority: Type.Array(TatSummary),
+  /** time from a critical result's raise to its acknowledgement, by level */
+  byCriticalLevel: Type.Array(CriticalAckSummary)
 })
 export type TatReport = Static<typeof TatReport>
 

@@ -14,6 +14,9 @@
  *   consult   a reader invites a second reader onto the case's report
  *   cancel    the site withdraws a case
  *   signed    a report was signed: status and the SHA-256 of its signed content (the content stays in the report)
+ *   critical       a reader flags a finding of the case as critical, urgent or unexpected, with a short text
+ *   critical-ack   the case's site acknowledges a critical result: the name (and role) of the person who took it
+ *   critical-call  a reader records a phone call about a critical result (an escalation's way back to the reader)
  *   duty      a radiologist's on-duty shifts (the latest record of an author replaces its earlier ones)
  *   member    a member's certificate (signed by the consortium root, not by `by`): every node publishes its
  *             own, so every member can check the role of an author it has never been connected to
@@ -47,6 +50,14 @@ export const CASE_STATUSES = ['SCHEDULED', 'IN PROGRESS', 'COMPLETED', 'CANCELED
 export type CaseStatus = (typeof CASE_STATUSES)[number]
 export const SIGNATURE_STATUSES = ['PRELIMINARY', 'FINAL', 'ADDENDUM'] as const
 export type SignatureStatus = (typeof SIGNATURE_STATUSES)[number]
+/** How pressing a critical result is, the most pressing first (ACR practice parameter on communication). */
+export const CRITICAL_LEVELS = ['critical', 'urgent', 'unexpected'] as const
+export type CriticalLevel = (typeof CRITICAL_LEVELS)[number]
+/** A critical result's text: a finding in a sentence or two, read out on the phone; the report holds the rest. */
+export const MAX_CRITICAL_TEXT = 500
+/** A person's name (who acknowledged) and role at the site ("ED attending"). */
+export const MAX_PERSON_NAME = 128
+export const MAX_PERSON_ROLE = 64
 
 /** Readers a case can name: a whole department, not more. */
 export const MAX_CASE_READERS = 256
@@ -79,10 +90,19 @@ export interface ReleaseRecord extends Signed { kind: 'release', caseId: string,
 export interface ConsultRecord extends Signed { kind: 'consult', caseId: string, consultant: PeerIdString }
 export interface CancelRecord extends Signed { kind: 'cancel', caseId: string, reason: string }
 export interface SignedRecord extends Signed { kind: 'signed', caseId: string, status: SignatureStatus, reportHash: string }
+/** `id` is 24 hex digits chosen by the reader; the acknowledgement and calls name it. */
+export interface CriticalRecord extends Signed { kind: 'critical', caseId: string, id: string, level: CriticalLevel,
+  text: string }
+export interface CriticalAckRecord extends Signed { kind: 'critical-ack', caseId: string, criticalId: string,
+  name: string, role: string }
+export interface CriticalCallRecord extends Signed { kind: 'critical-call', caseId: string, criticalId: string,
+  note: string }
+export type CriticalRecords = CriticalRecord | CriticalAckRecord | CriticalCallRecord
 export interface Shift { start: string, end: string }
 export interface DutyRecord extends Signed { kind: 'duty', shifts: Shift[] }
 export interface MemberRecord { kind: 'member', certificate: MemberCertificate }
-export type AuthoredWorklistRecord = CaseRecord | ClaimRecord | ReleaseRecord | ConsultRecord | CancelRecord | SignedRecord | DutyRecord
+export type AuthoredWorklistRecord = CaseRecord | ClaimRecord | ReleaseRecord | ConsultRecord | CancelRecord | SignedRecord |
+  DutyRecord | CriticalRecords
 export type WorklistRecord = AuthoredWorklistRecord | MemberRecord
 
 export interface BindingRecord extends Signed { kind: 'binding', caseId: string, clientId: number }
@@ -216,6 +236,10 @@ function decodeWorklistFields (value: unknown): WorklistRecord {
       if (!/^[0-9a-f]{64}$/.test(reportHash)) throw new MalformedMessageError('signed record.reportHash must be a hex SHA-256')
       return { ...signed, kind, caseId: caseIdField(object, 'signed record'), status: oneOf(object, 'status', SIGNATURE_STATUSES, 'signed record'), reportHash }
     }
+    case 'critical':
+    case 'critical-ack':
+    case 'critical-call':
+      return { ...signed, ...decodeCriticalFields(kind, object) } as CriticalRecords
     case 'duty':
       return {
         ...signed,
@@ -231,6 +255,33 @@ function decodeWorklistFields (value: unknown): WorklistRecord {
     default:
       throw new MalformedMessageError(`worklist record kind "${kind}" is not one this radmesh knows`)
   }
+}
+
+function criticalIdField (object: Record<string, unknown>, key: string, what: string): string {
+  const value = stringField(object, key, what, 24)
+  if (!CASE_ID.test(value)) throw new MalformedMessageError(`${what}.${key} must be 24 hex digits`)
+  return value
+}
+
+type Fields<T> = T extends Signed ? Omit<T, keyof Signed> : never
+
+function decodeCriticalFields (kind: CriticalRecords['kind'], object: Record<string, unknown>):
+  Fields<CriticalRecords> {
+  const w = `${kind} record`
+  const caseId = caseIdField(object, w)
+  if (kind === 'critical') {
+    const text = stringField(object, 'text', w, MAX_CRITICAL_TEXT)
+    if (text.trim() === '') throw new MalformedMessageError(`${w}.text must say what was found`)
+    const level = oneOf(object, 'level', CRITICAL_LEVELS, w)
+    return { kind, caseId, id: criticalIdField(object, 'id', w), level, text }
+  }
+  const criticalId = criticalIdField(object, 'criticalId', w)
+  if (kind === 'critical-call') {
+    return { kind, caseId, criticalId, note: stringField(object, 'note', w, MAX_CRITICAL_TEXT) }
+  }
+  const name = stringField(object, 'name', w, MAX_PERSON_NAME)
+  if (name.trim() === '') throw new MalformedMessageError(`${w}.name must name who acknowledged`)
+  return { kind, caseId, criticalId, name, role: stringField(object, 'role', w, MAX_PERSON_ROLE) }
 }
 
 /** Checks the shape of a record of a report document (not its signature). */

@@ -10,7 +10,7 @@
  * `POST /api/worklist/:caseId/claim` 200 with the case, 409 when another reader holds it.
  * `POST /api/worklist/:caseId/release` 200 with the case.
  * `POST /api/worklist/:caseId/cancel` `{ reason }` (the case's site).
- * `GET /api/tat` turnaround times by priority.
+ * `GET /api/tat` turnaround times by priority, and time to acknowledge critical results by level.
  * `GET /api/duty`, `PUT /api/duty` `{ shifts: [{ start, end }] }` a radiologist's on-duty shifts.
  */
 import { createHash } from 'node:crypto'
@@ -23,6 +23,7 @@ import {
 } from '../../../protocol/api/worklist.ts'
 import { PRIORITIES, type Shift } from '../../../protocol/collab/records.ts'
 import { type CaseState, summariseTat } from '../../worklist/cases.ts'
+import { summariseCriticalAck } from '../../worklist/critical.ts'
 import type { ReadingWorkflow } from '../../workflow/workflow.ts'
 import type { Worklist } from '../../worklist/worklist.ts'
 import { BadRequestError } from '../../errors.ts'
@@ -202,7 +203,9 @@ export const worklistRoutes: FastifyPluginAsyncTypebox<WorklistRoutesOptions> = 
       after = page.next
     }
     for (const state of visibleCases()) if (state.createdAt >= from) states.set(state.caseId, state)
-    return { generatedAt: new Date().toISOString(), days, byPriority: summariseTat(states.values(), PRIORITIES) }
+    const critical = [...states.values()].flatMap(state => state.critical ?? [])
+    return { generatedAt: new Date().toISOString(), days, byPriority: summariseTat(states.values(), PRIORITIES),
+      byCriticalLevel: summariseCriticalAck(critical) }
   })
 
   app.get('/api/duty', { schema: { response: { 200: DutyRoster, ...ERROR_RESPONSES } } }, async () => {
