@@ -24,6 +24,8 @@ import { createLogger, type Logger } from './log.ts'
 import { MembershipRegistry } from './membership/registry.ts'
 import { RevocationSpreader } from './membership/revocation-spread.ts'
 import { createHost, type RadmeshHost } from './p2p/host.ts'
+import { connectedMembers as linksOf } from './p2p/links.ts'
+import { relayPeers, type RelayServeOptions } from './p2p/relay.ts'
 import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
 import { MembershipEnforcer } from './membership/enforcer.ts'
 import {
@@ -41,7 +43,9 @@ import { DimseQuery } from './archive/dimse-query.ts'
 import { ConnectionPruner } from './p2p/prune.ts'
 import { Redialer } from './p2p/redial.ts'
 import { ReportDelivery } from './reports/delivery.ts'
+import { Hl7Outbox, Hl7Sender, type RisAddress } from './reports/hl7/index.ts'
 import { CaseIndex } from './worklist/case-index.ts'
+import { CriticalResults } from './worklist/critical-results.ts'
 import { Documents } from './crdt/documents.ts'
 import { UpdateInspector } from './crdt/inspect.ts'
 import { Reports } from './reports/reports.ts'
@@ -74,6 +78,9 @@ export interface NodeOptions {
   /** addresses announced to other members instead of the listen addresses */
   announce?: string[]
   peers?: string[]
+  /** serve as a relay for members (`--relay`), with these limits; relays to keep a reservation on (`--relay-via`) */
+  relay?: RelayServeOptions
+  relayVia?: string[]
   http?: string
   mdns?: boolean
   sessionIdleMs?: number
@@ -83,6 +90,9 @@ export interface NodeOptions {
   corsOrigins?: string[]
   /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/pack/writer.ts) */
   preallocateBytes?: number
+  /** the site's RIS for HL7 ORU^R01 over MLLP (wins over `ris` in routing.json); first retry after `risRetryMs` */
+  ris?: RisAddress
+  risRetryMs?: number
 }
 
 /** The capabilities of a running node, for the CLI and the scripts that drive one. */
@@ -148,7 +158,8 @@ function isAddressInUse (error: unknown): boolean {
 export async function createNode (options: NodeOptions): Promise<RunningNode> {
   const member = await loadMember(options.home)
   const listen = parseMultiaddrs(options.listen ?? DEFAULT_LISTEN, '--listen')
-  const peers = parseMultiaddrs(options.peers ?? [], '--peer')
+  const relayVia = parseMultiaddrs(options.relayVia ?? [], '--relay-via')
+  const peers = [...parseMultiaddrs(options.peers ?? [], '--peer'), ...relayVia]
   const http = parseHostPort(options.http ?? DEFAULT_HTTP)
   const apiToken = await ensureApiToken(member.paths)
   const log = createLogger(member.paths.log, { peerId: member.identity.peerId, name: member.certificate.name })
@@ -187,6 +198,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       listen: listen.map(String),
       announce: parseMultiaddrs(options.announce ?? [], '--announce').map(String),
       mdns: options.mdns ?? true,
+      ...(options.relay === undefined ? {} : { relay: options.relay }),
+      reserve: relayVia.length > 0,
       agentName: member.certificate.name,
       log
     })
@@ -241,7 +254,20 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const workflow = new ReadingWorkflow({ documents, identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
     workflow.start()
     cleanups.push(() => { workflow.stop() })
-    const delivery = new ReportDelivery({ archive, documents, reports, worklist, identity: member.identity, log })
+    const critical = new CriticalResults({ peerId: member.identity.peerId, worklist, audit, settings: routing.critical, log })
+    critical.start()
+    cleanups.push(async () => { await critical.stop() })
+    const outbox = new Hl7Outbox(db, storageKey)
+    const ris = options.ris ?? (routing.ris === undefined ? undefined : parseHostPort(routing.ris))
+    const retry = options.risRetryMs === undefined ? {} : { retryMs: options.risRetryMs }
+    const me = member.identity.peerId
+    const hl7 = ris === undefined ? undefined : new Hl7Sender({ outbox, ris, audit, peerId: me, log, ...retry })
+    if (hl7 !== undefined) {
+      await hl7.start()
+      cleanups.push(async () => { await hl7.stop() })
+    }
+    const delivery = new ReportDelivery({ archive, documents, reports, worklist, identity: member.identity, log, outbox,
+      ...(hl7 === undefined ? {} : { hl7 }) })
     delivery.start()
     cleanups.push(async () => { delivery.stop(); await delivery.settled() })
     const inspector = new UpdateInspector()
@@ -257,7 +283,9 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     redialer.start(peers)
     cleanups.push(() => { redialer.stop() })
     // Links to members this node shares nothing with are let go of (the members document aside: it spreads through the others).
-    const pruner = new ConnectionPruner({ libp2p: host, redialer, worksWith: peer => policy.sharedWith(peer).length > 1, log })
+    const worksWith = (peer: string): boolean =>
+      policy.sharedWith(peer).length > 1 || relayPeers(host, host.services.relay).has(peer)
+    const pruner = new ConnectionPruner({ libp2p: host, redialer, worksWith, log })
     pruner.start()
     cleanups.push(() => { pruner.stop() })
 
@@ -266,19 +294,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     enforcer.start()
     cleanups.push(() => { enforcer.stop() })
 
-    const connectedMembers = (): ConnectedMember[] => {
-      const byPeer = new Map<string, ConnectedMember>()
-      for (const connection of host.getConnections()) {
-        if (connection.status !== 'open') continue
-        const peerId = connection.remotePeer.toString()
-        const certificate = registry.certificateOf(peerId)
-        if (certificate === undefined || !registry.isMember(peerId)) continue
-        const entry = byPeer.get(peerId) ?? { peerId, name: certificate.name, role: certificate.role, subspecialties: certificate.subspecialties, addrs: [] }
-        entry.addrs.push(connection.remoteAddr.toString())
-        byPeer.set(peerId, entry)
-      }
-      return [...byPeer.values()]
-    }
+    const connectedMembers = (): ConnectedMember[] => linksOf(host, registry)
 
     const sessions = new Sessions(apiToken, options.sessionIdleMs)
     const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
@@ -313,7 +329,7 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const access = new StudyAccess({ archive, audit })
     const deidMappings = new DeidMappings(db, storageKey)
     const self = { peerId: member.identity.peerId, certificate: member.certificate }
-    const app: FastifyInstance = await createHttpServer({ ...services, self, live, access, deidMappings }, sessions, log, options.corsOrigins ?? [])
+    const app: FastifyInstance = await createHttpServer({ ...services, self, live, access, deidMappings, critical }, sessions, log, options.corsOrigins ?? [])
     try {
       await app.listen({ host: http.host, port: http.port })
     } catch (error) {

@@ -1,6 +1,6 @@
 /** `radmesh start`: runs the node until SIGINT/SIGTERM. */
 import { tuneHeap } from '../heap.ts'
-import { createNode } from '../node.ts'
+import { createNode, type NodeOptions } from '../node.ts'
 import { ListenError, UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 import { parseAllowAe, parseDicomPeers } from '../dicom/peers.ts'
@@ -10,7 +10,8 @@ const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MUL
   '[--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--max-associations 16] [--pdu-timeout 60s] ' +
   '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… ' +
   '[--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
-  '[--preallocate MIB] [--no-mdns]'
+  '[--preallocate MIB] [--ris HOST:PORT] [--ris-retry 5s] [--no-mdns] ' +
+  '[--relay [--relay-data-limit SIZE] [--relay-duration-limit 1h]] [--relay-via MULTIADDR]…'
 
 export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -27,11 +28,17 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     'allow-ae': { type: 'string', multiple: true },
     'dicom-peer': { type: 'string', multiple: true },
     'no-mdns': { type: 'boolean' },
+    relay: { type: 'boolean' },
+    'relay-via': { type: 'string', multiple: true },
+    'relay-data-limit': { type: 'string' },
+    'relay-duration-limit': { type: 'string' },
     'session-idle': { type: 'string' },
     'stable-after': { type: 'string' },
     resync: { type: 'string' },
     cors: { type: 'string', multiple: true },
-    preallocate: { type: 'string' }
+    preallocate: { type: 'string' },
+    ris: { type: 'string' },
+    'ris-retry': { type: 'string' }
   }, START)
   const listen = list(values, 'listen')
   const http = optional(values, 'http')
@@ -53,11 +60,18 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   if (dicomPort === undefined && dicomPeers.length > 0) {
     throw new UsageError('--dicom-peer: C-MOVE destinations of the DICOM port, which only listens with --dicom PORT')
   }
+  const ris = risOf(optional(values, 'ris'))
+  const risRetry = optional(values, 'ris-retry')
+  const risRetryMs = risRetry === undefined ? undefined : duration(risRetry, '--ris-retry')
+  if (risRetryMs !== undefined && risRetryMs > 3_600_000) {
+    throw new UsageError(`--ris-retry ${risRetry}: at most 1h (default 5s, doubling to 5m)`)
+  }
   const node = await createNode({
     home: required(values, 'home', START),
     ...(listen.length > 0 ? { listen } : {}),
     announce: list(values, 'announce'),
     peers: list(values, 'peer'),
+    ...relayOf(values),
     ...(http === undefined ? {} : { http }),
     mdns: values['no-mdns'] !== true,
     ...(dicomPort === undefined ? {} : { dicomPort }),
@@ -68,6 +82,8 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') }),
     ...(resyncIntervalMs === undefined ? {} : { resyncIntervalMs }),
     ...(preallocateMib === undefined ? {} : { preallocateBytes: preallocateMib * 1024 * 1024 }),
+    ...(ris === undefined ? {} : { ris }),
+    ...(risRetryMs === undefined ? {} : { risRetryMs }),
     corsOrigins: list(values, 'cors').map(origin => {
       if (!/^https?:\/\/[^/\s]+\/?$/.test(origin)) throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
       return origin
@@ -92,6 +108,51 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     process.once('SIGINT', () => { shutdown('SIGINT') })
     process.once('SIGTERM', () => { shutdown('SIGTERM') })
   })
+}
+
+/** --relay (with its limits) and --relay-via, checked: a relay for members is unlimited unless limits are given. */
+function relayOf (values: Record<string, unknown>): Pick<NodeOptions, 'relay' | 'relayVia'> {
+  const data = optional(values, 'relay-data-limit')
+  const time = optional(values, 'relay-duration-limit')
+  if (values['relay'] !== true && (data !== undefined || time !== undefined)) {
+    throw new UsageError('--relay-data-limit, --relay-duration-limit: limits of the relay this node serves with '
+      + '--relay')
+  }
+  const relayVia = list(values, 'relay-via')
+  for (const addr of relayVia) {
+    if (!/\/p2p\/\w+$/.test(addr) || addr.includes('/p2p-circuit')) {
+      throw new UsageError(`--relay-via ${addr}: give the relay member's address with its peer id, `
+        + 'e.g. /ip4/203.0.113.7/tcp/7400/p2p/12D3…')
+    }
+  }
+  if (values['relay'] !== true) return { relayVia }
+  const size = /^(\d+)(B|KiB|MiB|GiB|TiB)$/.exec(data ?? '')
+  if (data !== undefined && size === null) {
+    throw new UsageError(`--relay-data-limit ${data}: write a size, e.g. 4GiB, 500MiB`)
+  }
+  const unit = { B: 0n, KiB: 10n, MiB: 20n, GiB: 30n, TiB: 40n }[size?.[2] as 'B' ?? 'B']
+  const dataLimit = size === null ? undefined : BigInt(size[1] as string) << unit
+  if (dataLimit === 0n) throw new UsageError('--relay-data-limit must be more than zero (leave it out for no limit)')
+  const durationLimitMs = time === undefined ? undefined : duration(time, '--relay-duration-limit')
+  if (durationLimitMs !== undefined && durationLimitMs > 2 ** 31 - 1) {
+    throw new UsageError(`--relay-duration-limit ${time}: at most 24d`)
+  }
+  const relay = {
+    ...(dataLimit === undefined ? {} : { dataLimit }),
+    ...(durationLimitMs === undefined ? {} : { durationLimitMs })
+  }
+  return { relay, relayVia }
+}
+
+/** --ris HOST:PORT: the site's RIS, which takes reports as HL7 ORU^R01 over MLLP. */
+function risOf (value: string | undefined): { host: string, port: number } | undefined {
+  if (value === undefined) return undefined
+  const match = /^([^\s:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(value)
+  const port = Number(match?.[2])
+  if (match?.[1] === undefined || !(port > 0 && port <= 65535)) {
+    throw new UsageError(`--ris ${value}: write the RIS's HL7 listener as HOST:PORT, e.g. ris.hospital.example:2575`)
+  }
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port }
 }
 
 /** --max-associations, --pdu-timeout and --allow-ae (the DICOM port's limits: node/dicom/scp.ts), checked. */

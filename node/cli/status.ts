@@ -17,7 +17,16 @@ export async function statusCommand (argv: string[], print: (line: string) => vo
   print(`${health.name} (${health.role}) ${health.peerId} ${health.ok ? 'running' : 'NOT RUNNING'} at ${client.url}`)
   print(`consortium "${membership.consortium.name}", certificate valid until ${membership.certificate.expiresAt}, ${membership.revocations.length} revocation(s) known`)
   print(`${peers.length} member(s) connected${peers.length > 0 ? ':' : ''}`)
-  for (const peer of peers) print(`  ${peer.name} (${peer.role}) ${peer.peerId} via ${peer.addrs.join(', ')}`)
+  for (const peer of peers) print(`  ${peer.name} (${peer.role}) ${peer.peerId} ${linkText(peer)}`)
+}
+
+/** "direct since …" or "relayed via NAME (PEER) since …", then the addresses. */
+function linkText (peer: ConnectedMember): string {
+  const relay = peer.relay === undefined ? '' : ` via ${peer.relay.name ?? 'relay'} (${peer.relay.peerId})`
+  const limits = peer.limited === undefined
+    ? ''
+    : ` [relay limits: ${peer.limited.bytes ?? 'no'} bytes, ${peer.limited.seconds ?? 'no'} s left]`
+  return `${peer.link}${relay} since ${peer.since}${limits}: ${peer.addrs.join(', ')}`
 }
 
 const VIEWER = 'radmesh viewer --home HOME'

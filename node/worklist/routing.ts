@@ -8,6 +8,7 @@
 import { promises as fs } from 'node:fs'
 import { PRIORITIES, type Priority } from '../../protocol/collab/records.ts'
 import { HomeError } from '../errors.ts'
+import { criticalSettings, type CriticalSettings, DEFAULT_CRITICAL_SETTINGS } from './critical.ts'
 
 export interface RoutingRule { modality?: string[], bodyPart?: string, description?: string, subspecialty?: string,
   priority?: Priority }
@@ -17,6 +18,10 @@ export interface RoutingConfig {
   dueMinutes: Record<Priority, number>
   defaultSubspecialty: string
   defaultPriority: Priority
+  /** critical results: minutes to acknowledge per level, and the call list (critical.ts) */
+  critical: CriticalSettings
+  /** the site's RIS, HOST:PORT: reports go to it as HL7 ORU^R01 over MLLP (`start --ris` wins over it) */
+  ris?: string
 }
 
 /** Published targets: STAT within the hour, URGENT 4 h, ROUTINE 24 h. */
@@ -34,7 +39,8 @@ export const DEFAULT_ROUTING: RoutingConfig = {
   ],
   dueMinutes: { STAT: 60, URGENT: 240, ROUTINE: 1440 },
   defaultSubspecialty: 'general',
-  defaultPriority: 'ROUTINE'
+  defaultPriority: 'ROUTINE',
+  critical: DEFAULT_CRITICAL_SETTINGS
 }
 
 export interface StudyFacts { modalities: string[], bodyPart: string, description: string }
@@ -113,6 +119,10 @@ export async function loadRouting (path: string): Promise<RoutingConfig> {
       throw bad(`rules[${i}].subspecialty must be a lower-case code`)
     }
   }
+  if (config.ris !== undefined && !/^[^\s:]+:\d{1,5}$/.test(config.ris)) throw bad('"ris" must be HOST:PORT')
+  const critical = criticalSettings(value.critical)
+  if (typeof critical === 'string') throw bad(critical)
+  config.critical = critical
   for (const priority of PRIORITIES) {
     if (!(config.dueMinutes[priority] > 0)) throw bad(`dueMinutes.${priority} must be a positive number of minutes`)
   }
