@@ -1,7 +1,8 @@
 /**
  * The Debian packages the test suite drives for real (DCMTK, dicom3tools, Orthanc with DICOMweb, the
- * pydicom test corpus, Chromium for the viewer, python3-hl7 as a RIS). Missing ones are installed with apt-get (as root, or with sudo when it needs no
- * password); otherwise this stops at once with the exact line to run.
+ * pydicom test corpus, Chromium for the viewer, python3-hl7 as a RIS, nftables for the NATs of the relay tests).
+ * Missing ones are installed with apt-get (as root, or with sudo when it needs no password); otherwise this
+ * stops at once with the exact line to run.
  *
  *   node scripts/system-deps.ts          check, install what is missing
  *   node scripts/system-deps.ts --check  check only
@@ -20,7 +21,8 @@ export const REQUIREMENTS: Requirement[] = [
   { pkg: 'orthanc', present: () => onPath('Orthanc'), why: 'a real PACS that forwards studies' },
   { pkg: 'chromium', present: () => onPath('chromium'), why: 'headless Chromium runs the viewer tests' },
   { pkg: 'orthanc-dicomweb', present: () => existsSync('/usr/share/orthanc/plugins/libOrthancDicomWeb.so'), why: 'Orthanc DICOMweb, a reference server' },
-  { pkg: 'python3-hl7', present: () => existsSync('/usr/lib/python3/dist-packages/hl7/mllp/streams.py'), why: 'an HL7 v2 MLLP receiver, the RIS of the HL7 tests' }
+  { pkg: 'python3-hl7', present: () => existsSync('/usr/lib/python3/dist-packages/hl7/mllp/streams.py'), why: 'an HL7 v2 MLLP receiver, the RIS of the HL7 tests' },
+  { pkg: 'nftables', present: () => onPath('nft'), why: 'nft masquerade rules: the NATs of the relay tests (network namespaces)' }
 ]
 
 const missing = REQUIREMENTS.filter(r => !r.present())

@@ -1,0 +1,161 @@
+/**
+ * Real NATs in network namespaces (`ip netns`, veth pairs, nftables masquerade), for the relay tests. Needs
+ * root, `ip` and `nft` (scripts/system-deps.ts installs nftables). The topology:
+ *
+ *                         WAN 10.99.0.0/24 (bridge in namespace "wan"; the relay member is 10.99.0.1)
+ *              10.99.0.2 /                          \ 10.99.0.3
+ *          "nat-a" masquerade                 "nat-b" masquerade
+ *      192.168.1.1 |                                | 192.168.2.1
+ *      "site" 192.168.1.2                     "reader" 192.168.2.2
+ *
+ * A NAT forwards what its LAN opens and drops what the WAN opens, and the WAN has no route to either LAN: the
+ * site and the reader cannot dial each other, and both reach the relay. Each namespace that runs a node also
+ * has a management link to this (root) namespace, 172.31.N.2 seen from 172.31.N.1, on which its HTTP API and
+ * DICOM port listen: the test talks to every node, and the nodes cannot use it to reach each other.
+ * `teardown()` deletes every namespace (and with them their links); it runs on exit too, whatever happened.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { childEnv, killChild, ownChild } from './children.ts'
+import { CLI } from './cli.ts'
+import { waitFor } from './wait.ts'
+
+export interface Namespaces {
+  /** namespace names by role */
+  ns: Record<'wan' | 'natA' | 'natB' | 'site' | 'reader', string>
+  /** addresses on the P2P networks */
+  addr: { relay: string, site: string, reader: string }
+  /** management addresses (HTTP, DICOM), reachable from this namespace only */
+  mgmt: Record<'wan' | 'site' | 'reader', string>
+  teardown (): void
+}
+
+/** Masquerade what the LAN opens to the WAN; forward nothing the WAN opens. */
+const NAT_RULES = `table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    oifname "wan0" masquerade
+  }
+}
+table ip filter {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "lan0" oifname "wan0" accept
+  }
+}
+`
+
+const onPath = (command: string): boolean =>
+  spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+
+/** Why namespaces cannot be built here, or undefined when they can. */
+export function netnsUnavailable (): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root'
+  if (!onPath('ip')) return 'no ip (iproute2)'
+  if (!onPath('nft')) return 'no nft (apt-get install nftables)'
+  return undefined
+}
+
+const run = (args: string[], input?: string): void => {
+  const stdio: Array<'pipe' | 'ignore'> = ['pipe', 'ignore', 'pipe']
+  execFileSync(args[0] as string, args.slice(1), { stdio, ...(input === undefined ? {} : { input }) })
+}
+
+/** Builds the topology above under a prefix of this process's own (names stay within 15 characters). */
+export function buildNatTopology (): Namespaces {
+  const p = `rm${process.pid % 100_000}`
+  const ns = { wan: `${p}-wan`, natA: `${p}-nata`, natB: `${p}-natb`, site: `${p}-site`, reader: `${p}-rdr` }
+  const created: string[] = []
+  const teardown = (): void => {
+    for (const name of created.splice(0)) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' })
+  }
+  process.once('exit', teardown)
+  const inNs = (name: string, ...args: string[]): void => { run(['ip', '-n', name, ...args]) }
+  const veth = (a: string, aNs: string, b: string, bNs: string): void => {
+    run(['ip', 'link', 'add', a, 'netns', aNs, 'type', 'veth', 'peer', 'name', b, 'netns', bNs])
+  }
+  try {
+    for (const name of Object.values(ns)) {
+      run(['ip', 'netns', 'add', name])
+      created.push(name)
+      inNs(name, 'link', 'set', 'lo', 'up')
+    }
+    inNs(ns.wan, 'link', 'add', 'br0', 'type', 'bridge')
+    inNs(ns.wan, 'addr', 'add', '10.99.0.1/24', 'dev', 'br0')
+    inNs(ns.wan, 'link', 'set', 'br0', 'up')
+    const nats = [[ns.natA, ns.site, '10.99.0.2', '192.168.1'], [ns.natB, ns.reader, '10.99.0.3', '192.168.2']] as const
+    for (const [i, [nat, lan, wanAddr, subnet]] of nats.entries()) {
+      veth(`wan${i}`, ns.wan, 'wan0', nat)
+      inNs(ns.wan, 'link', 'set', `wan${i}`, 'master', 'br0', 'up')
+      inNs(nat, 'addr', 'add', `${wanAddr}/24`, 'dev', 'wan0')
+      inNs(nat, 'link', 'set', 'wan0', 'up')
+      veth('lan0', nat, 'eth0', lan)
+      inNs(nat, 'addr', 'add', `${subnet}.1/24`, 'dev', 'lan0')
+      inNs(nat, 'link', 'set', 'lan0', 'up')
+      inNs(lan, 'addr', 'add', `${subnet}.2/24`, 'dev', 'eth0')
+      inNs(lan, 'link', 'set', 'eth0', 'up')
+      inNs(lan, 'route', 'add', 'default', 'via', `${subnet}.1`)
+      run(['ip', 'netns', 'exec', nat, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+      run(['ip', 'netns', 'exec', nat, 'nft', '-f', '-'], NAT_RULES)
+    }
+    const mgmt = { wan: '', site: '', reader: '' }
+    for (const [i, role] of (['wan', 'site', 'reader'] as const).entries()) {
+      const host = `${p}m${i}`
+      run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', ns[role]])
+      run(['ip', 'addr', 'add', `172.31.${i + 1}.1/30`, 'dev', host])
+      run(['ip', 'link', 'set', host, 'up'])
+      inNs(ns[role], 'addr', 'add', `172.31.${i + 1}.2/30`, 'dev', 'mgmt0')
+      inNs(ns[role], 'link', 'set', 'mgmt0', 'up')
+      mgmt[role] = `172.31.${i + 1}.2`
+    }
+    return { ns, addr: { relay: '10.99.0.1', site: '192.168.1.2', reader: '192.168.2.2' }, mgmt, teardown }
+  } catch (error) {
+    teardown()
+    throw error
+  }
+}
+
+/** A radmesh node run inside a namespace: its HTTP API (on the management link) and its output. */
+export interface NamespacedNode {
+  peerId: string
+  http: string
+  output: () => string
+  api<T = unknown> (method: string, path: string, body?: unknown): Promise<{ status: number, body: T }>
+  kill (): Promise<void>
+}
+
+/** `radmesh start --home HOME ARGS…` inside namespace `ns`, its HTTP API on `mgmt`:PORT; resolves once it runs. */
+export async function startInNamespace (
+  ns: string, mgmt: string, home: string, args: string[]
+): Promise<NamespacedNode> {
+  const http = `${mgmt}:7480`
+  const child = ownChild(spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'start', '--home', home,
+    '--http', http, '--no-mdns', '--preallocate', '4', ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] }))
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  await waitFor(`node on ${home} in ${ns} to start`, () => {
+    if (child.exitCode !== null) throw new Error(`the node in ${ns} exited ${child.exitCode}:\n${output}`)
+    return /^viewer: /m.test(output) ? true : undefined
+  }, 30_000, 50)
+  const token = (await fs.readFile(join(home, 'api-token'), 'utf8')).trim()
+  return {
+    peerId: /peer (12D3\S+)/.exec(output)?.[1] ?? '',
+    http: `http://${http}`,
+    output: () => output,
+    async api<T> (method: string, path: string, body?: unknown) {
+      const response = await fetch(`http://${http}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' })
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) })
+      })
+      return { status: response.status, body: await response.json() as T }
+    },
+    kill: async () => { await killChild(child) }
+  }
+}
