@@ -47,7 +47,8 @@ test('a DICOMweb path is classified by its shape: search, instances, metadata, f
     [`${S}/metadata`, 'metadata'], [`${S}/series/1.2.3/metadata`, 'metadata'], [`${I}/metadata`, 'metadata'],
     [`${I}/frames/1,2`, 'frames'], [`${I}/bulk/7FE00010`, 'bulk'], [`${I}/bulk/00540016/0/00181072`, 'bulk'],
     ['/api/worklist', undefined], [`${S}/frames/1`, undefined], [`${S}/instances/1.2.3.4`, undefined],
-    [`${I}/rendered`, undefined], [`${I}/frames`, undefined], [`${I}/frames/1/2`, undefined],
+    [`${I}/rendered`, 'rendered'], [`${I}/frames/1/rendered`, 'rendered'], [`${I}/thumbnail`, 'rendered'],
+    [`${S}/thumbnail`, 'rendered'], [`${I}/frames`, undefined], [`${I}/frames/1/2`, undefined],
     [`${S}/metadata/x`, undefined]
   ]
   for (const [path, resource] of expected) assert.is(dicomwebResource(path), resource, path)

@@ -12,6 +12,7 @@ import { promisify } from 'node:util'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { InstanceRecord } from '../../node/archive/archive.ts'
+import { isNativeYbr422 } from '../../node/dicom/geometry.ts'
 import { instanceToDicomJson } from '../../node/dicom/json.ts'
 import { parsePart10 } from '../../node/dicom/part10.ts'
 import { type Frame, planFrames } from '../../node/http/dicomweb/frames.ts'
@@ -39,6 +40,8 @@ async function load (name: string, frameNumber = 1): Promise<Loaded> {
   let cut: Frame | undefined
   for await (const frame of planFrames(record, [frameNumber]).frames(source)) cut = frame
   const json = instanceToDicomJson(file, () => 'bulk') as DicomJson
+  // As the metadata route says: native YBR_FULL_422 frames are served expanded to YBR_FULL.
+  if (isNativeYbr422(record.attributes, record.pixelData)) json['00280004'] = { vr: 'CS', Value: ['YBR_FULL'] }
   const info = frameInfo(json, cut?.transferSyntaxUid ?? '')
   return { info, frame: await decodeFrame(cut?.body ?? new Uint8Array(), info, nodeCodecs), json }
 }
