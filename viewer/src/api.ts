@@ -84,4 +84,6 @@ export async function json<T> (path: string, options: RequestOptions = {}): Prom
 
 // What the node's API answers: the same schemas the node checks its answers against (protocol/api), so the
 // viewer's idea of a body cannot drift from the node's.
-export type { Availability, DutyEntry, ReportView, Session, WorklistEntry } from '../../protocol/api/index.ts'
+export type {
+  Availability, CriticalResult, DutyEntry, ReportView, Session, WorklistEntry
+} from '../../protocol/api/index.ts'

@@ -1,9 +1,14 @@
 /**
  * The worklist: this node's cases, live (polled every 2 s), sorted by priority then due time, with a TAT
  * countdown that turns red when overdue, each study's availability on this node, filters, claim and
- * release, and this reader's on-duty status.
+ * release, and this reader's on-duty status. Critical results: the site sees a banner of those not acknowledged
+ * yet (critical/banner.ts); every case with one is marked, acknowledged or not.
  */
-import { ApiError, type Availability, type DutyEntry, json, type Session, type WorklistEntry } from './api.ts'
+import {
+  ApiError, type Availability, type CriticalResult, type DutyEntry, json, type Session, type WorklistEntry
+} from './api.ts'
+import { createCriticalBanner } from './critical/banner.ts'
+import { listCritical } from './critical/common.ts'
 import { clear, h, relative } from './dom.ts'
 import type { View } from './view.ts'
 
@@ -22,6 +27,9 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
   let cases: WorklistEntry[] = []
   const availability = new Map<string, Availability>()
   let duty: DutyEntry | undefined
+  const banner = createCriticalBanner()
+  /** the cases with a critical result: 'open' while one of them is not acknowledged */
+  let critical = new Map<string, 'open' | 'acknowledged'>()
   let message = ''
   let closed = false
 
@@ -31,6 +39,7 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
   const checkbox = (key: keyof typeof filters, label: string): HTMLElement => h('label', {},
     h('input', { type: 'checkbox', id: `filter-${key}`, checked: filters[key], onchange: (e: Event) => { filters[key] = (e.target as HTMLInputElement).checked; render() } }), label)
   clear(root, h('div', { class: 'page' },
+    session.role === 'site' ? banner.element : null,
     h('div', { class: 'toolbar' },
       h('h1', { style: 'font-size:18px;margin:0' }, 'Worklist'),
       session.role === 'radiologist' ? dutyBadge : null,
@@ -76,8 +85,11 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
       const local = availability.get(entry.studyInstanceUid)
       const share = local === undefined || local.instancesTotal === 0 ? 0 : local.instancesLocal / local.instancesTotal
       const mine = entry.claimedBy === session.peerId
-      return h('tr', { 'data-case': entry.caseId, 'data-status': entry.status },
-        h('td', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority)),
+      const flagged = critical.get(entry.caseId)
+      return h('tr', { 'data-case': entry.caseId, 'data-status': entry.status, 'data-critical': flagged },
+        h('td', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority), flagged === undefined
+          ? null
+          : h('span', { class: `critical-mark ${flagged}` }, flagged === 'open' ? 'CRITICAL' : 'critical ✓')),
         h('td', { class: overdue ? 'overdue' : '', title: entry.dueAt }, open ? (overdue ? `overdue ${relative(dueIn).replace(' ago', '')}` : relative(dueIn)) : '—'),
         h('td', { class: 'status' }, entry.status),
         h('td', {}, `${entry.modalities.join('/')} ${entry.bodyPart}`.trim() || entry.studyInstanceUid.slice(-12)),
@@ -100,6 +112,7 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
       cases = await json<WorklistEntry[]>('/api/worklist', { background: true })
       lastSeen.clear()
       for (const entry of cases) lastSeen.set(entry.caseId, entry)
+      const critically = listCritical().catch(() => undefined)
       await Promise.all(cases.map(async entry => {
         try {
           availability.set(entry.studyInstanceUid, await json<Availability>(`/api/studies/${entry.studyInstanceUid}/availability`, { background: true }))
@@ -107,6 +120,12 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
           availability.delete(entry.studyInstanceUid)
         }
       }))
+      // A failed poll leaves the banner as it was: it goes only when the node says the result is acknowledged.
+      const results = await critically
+      if (results !== undefined) {
+        critical = criticalMarks(results)
+        if (session.role === 'site') banner.update(results.filter(result => result.acknowledged === null), lastSeen)
+      }
       if (session.role === 'radiologist') duty = (await json<DutyEntry[]>('/api/duty', { background: true })).find(d => d.peerId === session.peerId)
       render()
     } catch (error) {
@@ -124,4 +143,13 @@ export function openWorklistPage (root: HTMLElement, session: Session): View {
       clearInterval(ticking)
     }
   }
+}
+
+function criticalMarks (results: CriticalResult[]): Map<string, 'open' | 'acknowledged'> {
+  const marks = new Map<string, 'open' | 'acknowledged'>()
+  for (const result of results) {
+    if (result.acknowledged === null) marks.set(result.caseId, 'open')
+    else if (!marks.has(result.caseId)) marks.set(result.caseId, 'acknowledged')
+  }
+  return marks
 }

@@ -3,12 +3,14 @@
  * this node's member by a signed binding it writes itself), synced with its own node, which checks every
  * change like a peer's and carries it to the other readers' nodes (node/http/api/report-live.ts).
  * Five sections; sign PRELIMINARY or FINAL; addendum after FINAL; invite a consultant; templates fill
- * empty sections. A FINAL report is read-only and shows its signatures, verified by this node.
+ * empty sections. A FINAL report is read-only and shows its signatures, verified by this node. The case's critical
+ * results (flag one, see who acknowledged it) are in critical/case-section.ts.
  */
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate } from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { SECTION_NAMES } from '../../../protocol/collab/records.ts'
 import { ApiError, type DutyEntry, json, request, type ReportView, type Session, type WorklistEntry } from '../api.ts'
+import { openCriticalSection } from '../critical/case-section.ts'
 import { clear, h } from '../dom.ts'
 import type { View } from '../view.ts'
 import { bindTextarea } from './textarea-binding.ts'
@@ -68,6 +70,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     unbind.push(bindTextarea(area, doc.getText(name), LOCAL))
   }
   const signatures = h('ul', { class: 'signatures', id: 'report-signatures' })
+  const criticalSlot = h('div', { class: 'critical', id: 'critical' })
   const addendumText = h('textarea', { id: 'addendum-text', rows: 3, placeholder: 'Addendum to the FINAL report' })
   const consultSelect = h('select', { id: 'consult-peer' })
   const templateSelect = h('select', { id: 'template' }, h('option', { value: '' }, 'Template…'), ...templatesFor(entry.modalities, entry.bodyPart).map((t, i) => h('option', { value: String(i) }, t.name)))
@@ -107,8 +110,10 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     h('div', { class: 'actions' }, consultSelect, consultButton),
     h('div', { class: 'actions', id: 'addendum-box' }, addendumText, addendumButton),
     message,
+    criticalSlot,
     h('h3', { style: 'font-size:13px;margin:.8rem 0 0' }, 'Signatures'),
     signatures)
+  const critical = openCriticalSection(criticalSlot, entry, session)
 
   // Changes typed here go to the node one at a time, in order: the node checks each against the document
   // it holds, so an update must not overtake the one before it.
@@ -253,6 +258,7 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
       }
       awareness.destroy()
       closed = true
+      critical.close()
       events.close()
       for (const u of unbind) u()
       doc.destroy()
