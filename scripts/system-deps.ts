@@ -1,6 +1,6 @@
 /**
- * The Debian packages the test suite drives for real (DCMTK, dicom3tools, Orthanc with DICOMweb, the
- * pydicom test corpus, Chromium for the viewer, python3-hl7 as a RIS, nftables for the NATs of the relay tests).
+ * The Debian packages the test suite drives for real (DCMTK, dicom3tools, GDCM's gdcmanon, Orthanc with DICOMweb,
+ * the pydicom test corpus, Chromium for the viewer, python3-hl7 as a RIS, nftables for the NATs of the relay tests).
  * Missing ones are installed with apt-get (as root, or with sudo when it needs no password); otherwise this
  * stops at once with the exact line to run.
  *
@@ -17,6 +17,8 @@ const onPath = (command: string): boolean => spawnSync('sh', ['-c', `command -v 
 export const REQUIREMENTS: Requirement[] = [
   { pkg: 'dcmtk', present: () => onPath('storescu') && onPath('dcmdump') && onPath('echoscu'), why: 'storescu/echoscu/dcmdump: a real DICOM peer' },
   { pkg: 'dicom3tools', present: () => onPath('dciodvfy'), why: 'dciodvfy validates objects radmesh writes' },
+  { pkg: 'libgdcm-tools', present: () => onPath('gdcmanon'), why: 'gdcmanon, a de-identification to compare with' },
+  { pkg: 'openssl', present: () => onPath('openssl'), why: 'a throwaway certificate gdcmanon encrypts originals to' },
   { pkg: 'python3-pydicom', present: () => existsSync('/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'), why: 'the pydicom test corpus' },
   { pkg: 'orthanc', present: () => onPath('Orthanc'), why: 'a real PACS that forwards studies' },
   { pkg: 'chromium', present: () => onPath('chromium'), why: 'headless Chromium runs the viewer tests' },
@@ -39,7 +41,8 @@ if (process.argv.includes('--check')) {
 const isRoot = process.getuid?.() === 0
 const sudoWorks = !isRoot && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0
 if (!isRoot && !sudoWorks) {
-  process.stderr.write(`the tests need Debian packages ${packages.join(', ')} (${missing.map(r => r.why).join('; ')}).\nRun as root, then npm test again:\n  sudo sh -c '${line}'\n`)
+  process.stderr.write(`the tests need Debian packages ${packages.join(', ')} (${missing.map(r => r.why).join('; ')}).\n` +
+    `Run as root, then npm test again:\n  sudo sh -c '${line}'\n`)
   process.exit(1)
 }
 process.stdout.write(`installing Debian packages: ${packages.join(' ')}\n`)
