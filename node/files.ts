@@ -58,7 +58,8 @@ export async function readJsonFile<T> (path: string, what: string, decode: (valu
   try {
     return decode(JSON.parse(text))
   } catch (error) {
-    throw new HomeError('RADMESH_HOME_CORRUPT', `${what} at ${path} is damaged (${(error as Error).message}); restore it from a backup or run the command that makes it again`, { cause: error })
+    throw new HomeError('RADMESH_HOME_CORRUPT', `${what} at ${path} is damaged (${(error as Error).message}); ` +
+      'restore it from a backup or run the command that makes it again', { cause: error })
   }
 }
 

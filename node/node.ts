@@ -1,7 +1,8 @@
 /**
  * `createNode()`: the one place where a radmesh node is wired together and started, in order:
  * HOME (identity, certificate) -> database -> archive -> membership registry -> libp2p host (handshake,
- * gater) -> revocation spreading -> exchange -> documents, worklist, reports, workflow, sync -> redial -> DICOM -> HTTP. `stop()` undoes it in reverse.
+ * gater) -> revocation spreading -> exchange -> documents, worklist, reports, workflow, sync -> redial ->
+ * DICOM -> HTTP. `stop()` undoes it in reverse.
  */
 import { promises as fs } from 'node:fs'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -131,7 +132,8 @@ export function parseMultiaddrs (values: string[], flag: string): Multiaddr[] {
     try {
       return multiaddr(value)
     } catch (error) {
-      throw new ListenError('RADMESH_BAD_MULTIADDR', `${flag} ${value} is not a multiaddr (${(error as Error).message}); write it like /ip4/192.0.2.10/tcp/7400/p2p/12D3KooW…`)
+      throw new ListenError('RADMESH_BAD_MULTIADDR', `${flag} ${value} is not a multiaddr (${(error as Error).message}); ` +
+        'write it like /ip4/192.0.2.10/tcp/7400/p2p/12D3KooW…')
     }
   })
 }
@@ -208,7 +210,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       await host.start()
     } catch (error) {
       await Promise.resolve(host.stop()).catch(() => {})
-      if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot listen on ${listen.join(', ')}: address already in use; choose other --listen ports or stop the program using them`, { cause: error })
+      if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot listen on ${listen.join(', ')}: address already in use; ` +
+        'choose other --listen ports or stop the program using them', { cause: error })
       throw error
     }
     cleanups.push(async () => { await host.stop() })
@@ -282,7 +285,8 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const redialer = new Redialer(host, registry, log)
     redialer.start(peers)
     cleanups.push(() => { redialer.stop() })
-    // Links to members this node shares nothing with are let go of (the members document aside: it spreads through the others).
+    // Links to members this node shares nothing with are let go of (the members document aside: it spreads
+    // through the others).
     const worksWith = (peer: string): boolean =>
       policy.sharedWith(peer).length > 1 || relayPeers(host, host.services.relay).has(peer)
     const pruner = new ConnectionPruner({ libp2p: host, redialer, worksWith, log })
@@ -370,7 +374,8 @@ async function takePendingRevocations (paths: HomePaths, registry: MembershipReg
     list = JSON.parse(await fs.readFile(paths.pendingRevocations, 'utf8'))
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw new RadmeshError('RADMESH_HOME_CORRUPT', `${paths.pendingRevocations} is damaged (${(error as Error).message}); ask the administrator for the revocation again`)
+    throw new RadmeshError('RADMESH_HOME_CORRUPT', `${paths.pendingRevocations} is damaged (${(error as Error).message}); ` +
+      'ask the administrator for the revocation again')
   }
   const revocations = (Array.isArray(list) ? list : []).flatMap(item => {
     try { return [decodeRevocation(item)] } catch { return [] }

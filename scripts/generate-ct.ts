@@ -10,9 +10,9 @@
  * Each file is a CT Image Storage object (1.2.840.10008.5.1.4.1.1.2) in explicit VR little endian,
  * 16-bit signed pixels with RescaleIntercept -1024, encoded by radmesh's DICOM writer (node/dicom/writer.ts).
  * The image is a head phantom (generate-ct/phantom.ts): skull, brain with ventricles, and a bright blob that
- * moves and changes size from slice to slice. Series after the first are other reconstructions of the same acquisition (bone
- * kernel, and so on) sharing the Frame of Reference. UIDs are under the 2.25 root: derived from `seed`
- * (the same seed gives byte-identical files), random without one.
+ * moves and changes size from slice to slice. Series after the first are other reconstructions of the same
+ * acquisition (bone kernel, and so on) sharing the Frame of Reference. UIDs are under the 2.25 root: derived
+ * from `seed` (the same seed gives byte-identical files), random without one.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
@@ -125,7 +125,8 @@ function hash32(key: string): number {
 const da = (d: Date): string =>
   `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`
 const tm = (d: Date): string =>
-  `${String(d.getUTCHours()).padStart(2, '0')}${String(d.getUTCMinutes()).padStart(2, '0')}${String(d.getUTCSeconds()).padStart(2, '0')}`
+  `${String(d.getUTCHours()).padStart(2, '0')}${String(d.getUTCMinutes()).padStart(2, '0')}` +
+  `${String(d.getUTCSeconds()).padStart(2, '0')}`
 
 // ---------------------------------------------------------------------------------------------------
 // The study
@@ -166,7 +167,8 @@ export async function generateCt(options: CtOptions): Promise<GeneratedStudy> {
       : new Date(Date.UTC(2024, 0, 1) + (hash32(derive('date')) % (365 * 86_400)) * 1000)
   const birthHash = hash32(derive('birth date'))
   const birthYear = studyTime.getUTCFullYear() - 20 - (birthHash % 60)
-  const birthDate = `${birthYear}${String(1 + ((birthHash >>> 8) % 12)).padStart(2, '0')}${String(1 + ((birthHash >>> 16) % 28)).padStart(2, '0')}`
+  const birthDate = `${birthYear}${String(1 + ((birthHash >>> 8) % 12)).padStart(2, '0')}` +
+    `${String(1 + ((birthHash >>> 16) % 28)).padStart(2, '0')}`
   const hadBirthday = birthDate.slice(4) <= da(studyTime).slice(4)
   const age = `${String(studyTime.getUTCFullYear() - birthYear - (hadBirthday ? 0 : 1)).padStart(3, '0')}Y`
   const utf8 = /[^\x20-\x7e]/.test(patientName + patientId + studyDescription)
@@ -319,7 +321,8 @@ export async function generateCt(options: CtOptions): Promise<GeneratedStudy> {
 
 if (import.meta.main) {
   const usage =
-    'usage: node scripts/generate-ct.ts --out DIR --slices N [--series N] [--rows N] [--columns N] [--patient-name NAME] [--patient-id ID] [--seed N]'
+    'usage: node scripts/generate-ct.ts --out DIR --slices N [--series N] [--rows N] [--columns N] ' +
+    '[--patient-name NAME] [--patient-id ID] [--seed N]'
   try {
     const { values } = parseArgs({
       options: {
@@ -358,7 +361,8 @@ if (import.meta.main) {
     })
     const seconds = (performance.now() - started) / 1000
     process.stdout.write(
-      `study ${study.studyInstanceUid}: ${study.files.length} files in ${study.series.length} series, ${(study.bytes / 1e6).toFixed(1)} MB in ${resolve(values.out)} (${seconds.toFixed(1)} s)\n`
+      `study ${study.studyInstanceUid}: ${study.files.length} files in ${study.series.length} series, ` +
+        `${(study.bytes / 1e6).toFixed(1)} MB in ${resolve(values.out)} (${seconds.toFixed(1)} s)\n`
     )
   } catch (error) {
     process.stderr.write(`generate-ct: ${error instanceof Error ? error.message : String(error)}\n`)

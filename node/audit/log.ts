@@ -7,7 +7,8 @@
  * fetched), 110103 DICOM Instances Accessed (metadata, frames, viewing), 110112 Query, 110106 Export
  * (instances sent to another DICOM node by C-MOVE or C-GET), 110114 User
  * Authentication, 110110 Patient Record (a report read, written, signed), 110109 Order Record (a case
- * created, claimed, released, consulted, canceled). Records name studies and instances by UID and never carry patient names.
+ * created, claimed, released, consulted, canceled). Records name studies and instances by UID and never
+ * carry patient names.
  *
  * Appends are group-committed: records that arrive while a write is in flight go out together with one
  * fdatasync, and every `append()` resolves only once its record is on disk. The one exception is a store's
@@ -171,7 +172,9 @@ export class AuditLog {
         if (batch.some(p => p.durable)) await handle.datasync()
         for (const p of batch) p.resolve()
       } catch (error) {
-        this.failure ??= new Error(`the audit log ${this.path} could not be written (${(error as Error).message}); nothing more can be recorded, so radmesh refuses what it would record until it is restarted (a restart appends again the store records the log lost, from the pack log)`)
+        this.failure ??= new Error(`the audit log ${this.path} could not be written (${(error as Error).message}); ` +
+          'nothing more can be recorded, so radmesh refuses what it would record until it is restarted ' +
+          '(a restart appends again the store records the log lost, from the pack log)')
         for (const p of [...batch, ...this.pending.splice(0)]) p.reject(this.failure)
       }
     }

@@ -58,7 +58,8 @@ export async function importCommand (argv: string[], print: (line: string) => vo
   }
   await Promise.all(Array.from({ length: IMPORT_CONCURRENCY }, worker))
   progress.done()
-  print(`imported ${files.length} file(s): ${counts.stored} stored, ${counts.duplicate} already there, ${counts['kept-existing']} kept the earlier object with the same UID, ${counts.refused} refused`)
+  print(`imported ${files.length} file(s): ${counts.stored} stored, ${counts.duplicate} already there, ` +
+    `${counts['kept-existing']} kept the earlier object with the same UID, ${counts.refused} refused`)
   return counts.refused > 0 ? 1 : 0
 }
 
@@ -78,7 +79,9 @@ export async function auditCommand (argv: string[], print: (line: string) => voi
   for (const r of result.records) {
     const actor = r['actor'] as { type: string, id: string }
     const instances = (r['instances'] as string[] | undefined)?.length ?? 0
-    print(`${String(r['seq']).padStart(6)} ${r['time']} ${r['eventCode']} ${r['action']} outcome=${r['outcome']} ${actor.type}:${actor.id}${r['study'] === undefined ? '' : ` study=${r['study']}`}${instances > 0 ? ` instances=${instances}` : ''}${r['detail'] === undefined ? '' : ` ${r['detail']}`}`)
+    print(`${String(r['seq']).padStart(6)} ${r['time']} ${r['eventCode']} ${r['action']} outcome=${r['outcome']} ` +
+      `${actor.type}:${actor.id}${r['study'] === undefined ? '' : ` study=${r['study']}`}` +
+      `${instances > 0 ? ` instances=${instances}` : ''}${r['detail'] === undefined ? '' : ` ${r['detail']}`}`)
   }
   print(`${result.records.length} of ${result.total} record(s) shown`)
   if (result.verify !== undefined) {

@@ -101,7 +101,8 @@ export async function fetchCommand (argv: string[], print: (line: string) => voi
     print(`${studyUid}: complete, ${state.instancesTotal} instances, ${(state.bytesTotal / 1e6).toFixed(1)} MB`)
     return 0
   }
-  const why = state.state === 'failed' ? (state.error ?? 'the fetch failed') : `not complete after ${timeout} s (${state.instancesLocal} of ${state.instancesTotal} instances); the node keeps fetching`
+  const why = state.state === 'failed' ? (state.error ?? 'the fetch failed') : `not complete after ${timeout} s (${state.instancesLocal} of ${state.instancesTotal} instances); ` +
+    'the node keeps fetching'
   process.stderr.write(`radmesh: ${studyUid}: ${why}\n`)
   return 1
 }

@@ -17,8 +17,9 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
   radmesh consortium admit --dir DIR --request FILE --out CERT   (or --home HOME on one machine)
   radmesh consortium revoke --dir DIR --peer PEERID [--home HOME]
   radmesh join --home HOME --cert CERT --consortium DIR/consortium.json
-  radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… [--http HOST:PORT] [--dicom PORT] [--ae TITLE]
-                [--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… [--preallocate MIB] [--no-mdns]
+  radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]…
+                [--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--stable-after 30s] [--session-idle 15m]
+                [--resync 5s] [--cors ORIGIN]… [--preallocate MIB] [--no-mdns]
   radmesh status --home HOME
   radmesh viewer --home HOME                       (a new one-time sign-in URL for the viewer)
   radmesh import --home HOME PATH…                 (files or folders of DICOM Part 10 files)

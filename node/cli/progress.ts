@@ -53,7 +53,9 @@ export class Progress {
     const seconds = (now - this.started) / 1000
     const rate = seconds > 0 ? this.bytes / seconds / 1e6 : 0
     const left = fraction > 0 && fraction < 1 ? Math.round(seconds / fraction - seconds) : 0
-    const text = `${this.label} ${this.count}/${this.total} ${this.unit}, ${(this.bytes / 1e6).toFixed(1)}/${(this.totalBytes / 1e6).toFixed(1)} MB, ${rate.toFixed(1)} MB/s${left > 0 ? `, ${left}s left` : ''}`
+    const text = `${this.label} ${this.count}/${this.total} ${this.unit}, ` +
+      `${(this.bytes / 1e6).toFixed(1)}/${(this.totalBytes / 1e6).toFixed(1)} MB, ` +
+      `${rate.toFixed(1)} MB/s${left > 0 ? `, ${left}s left` : ''}`
     if (this.tty) {
       if (!force && now - this.lastDraw < 100 && this.count < this.total) return
       this.lastDraw = now

@@ -51,7 +51,8 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   if (resyncIntervalMs !== undefined && resyncIntervalMs > 3_600_000) throw new UsageError(`--resync ${resync}: at most 1h; changes go out at once, the resync only catches what a dropped link missed`)
   const preallocate = optional(values, 'preallocate')
   const preallocateMib = preallocate === undefined ? undefined : Number(preallocate)
-  if (preallocateMib !== undefined && (!Number.isInteger(preallocateMib) || preallocateMib < 0 || preallocateMib > 4096)) throw new UsageError(`--preallocate ${preallocate}: give the MiB of pack space to keep zero-filled ahead of writes, 0 to 4096 (0: none)`)
+  if (preallocateMib !== undefined && (!Number.isInteger(preallocateMib) || preallocateMib < 0 || preallocateMib > 4096)) throw new UsageError(`--preallocate ${preallocate}: give the MiB of pack space to keep zero-filled ahead of writes, ` +
+    '0 to 4096 (0: none)')
   const dicomPort = dicom === undefined ? undefined : Number(dicom)
   if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535)) throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
   if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae)) throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)

@@ -15,7 +15,8 @@ export async function statusCommand (argv: string[], print: (line: string) => vo
   const membership = await client.request<{ consortium: { name: string }, certificate: { expiresAt: string }, revocations: unknown[] }>('GET', '/api/membership')
   const peers = await client.request<ConnectedMember[]>('GET', '/api/peers')
   print(`${health.name} (${health.role}) ${health.peerId} ${health.ok ? 'running' : 'NOT RUNNING'} at ${client.url}`)
-  print(`consortium "${membership.consortium.name}", certificate valid until ${membership.certificate.expiresAt}, ${membership.revocations.length} revocation(s) known`)
+  print(`consortium "${membership.consortium.name}", certificate valid until ${membership.certificate.expiresAt}, ` +
+    `${membership.revocations.length} revocation(s) known`)
   print(`${peers.length} member(s) connected${peers.length > 0 ? ':' : ''}`)
   for (const peer of peers) print(`  ${peer.name} (${peer.role}) ${peer.peerId} ${linkText(peer)}`)
 }

@@ -102,7 +102,7 @@ export class StudySharing {
       // A stale version implies the study is in the archive: here there is no version at all.
       if (study === undefined) {
         const missing =
-          `study ${studyUid} is not in this node's archive, and no version of it was shared with this node`
+          `study ${studyUid} is not in this node's archive, ` + 'and no version of it was shared with this node'
         throw new ExchangeError('RADMESH_NOT_FOUND', missing)
       }
       version = await this.publish(studyUid)

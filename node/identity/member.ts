@@ -58,7 +58,8 @@ export async function initHome (home: string, options: InitOptions): Promise<Joi
 }
 
 async function requireHome (paths: HomePaths): Promise<void> {
-  if (!await exists(paths.home)) throw new HomeError('RADMESH_HOME_MISSING', `HOME ${paths.home} does not exist; run "radmesh init --home ${paths.home} --name NAME --role site|radiologist" first`)
+  if (!await exists(paths.home)) throw new HomeError('RADMESH_HOME_MISSING', `HOME ${paths.home} does not exist; ` +
+    `run "radmesh init --home ${paths.home} --name NAME --role site|radiologist" first`)
 }
 
 export async function readJoinRequest (path: string): Promise<JoinRequest> {
@@ -112,7 +113,8 @@ export async function loadMember (home: string, now = Date.now()): Promise<Membe
   const paths = homePaths(home)
   await requireHome(paths)
   const identity = await loadIdentity(paths)
-  const notJoined = (): Error => new HomeError('RADMESH_NOT_JOINED', `${home} has no certificate yet; send ${paths.joinRequest} to the consortium administrator, then run "radmesh join --home ${home} --cert CERT --consortium consortium.json"`)
+  const notJoined = (): Error => new HomeError('RADMESH_NOT_JOINED', `${home} has no certificate yet; send ${paths.joinRequest} to the consortium administrator, ` +
+    `then run "radmesh join --home ${home} --cert CERT --consortium consortium.json"`)
   const certificate = await readJsonFile(paths.certificate, 'certificate', decodeCertificate, notJoined)
   const consortium = await readJsonFile(paths.consortium, 'consortium.json', decodeConsortiumInfo, notJoined)
   const trust = trustFrom(consortium)

@@ -77,7 +77,8 @@ export interface AdmitOptions {
 
 export async function admit (consortium: ConsortiumDir, request: JoinRequest, options: AdmitOptions = {}): Promise<MemberCertificate> {
   if (await exists(revocationFile(consortium.dir, request.peerId))) {
-    throw new CertificateError('RADMESH_REVOKED', `peer ${request.peerId} was revoked and stays revoked; the member must run "radmesh init" with a new HOME to get a new identity`)
+    throw new CertificateError('RADMESH_REVOKED', `peer ${request.peerId} was revoked and stays revoked; ` +
+      'the member must run "radmesh init" with a new HOME to get a new identity')
   }
   const now = options.now ?? Date.now()
   const unsigned: Omit<MemberCertificate, 'signature'> = {

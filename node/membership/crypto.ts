@@ -42,7 +42,10 @@ export function verifyEd25519 (publicKey: KeyObject, message: Uint8Array, signat
 export const consortiumIdOf = (rootPublicKeyRaw: string): string =>
   toBase64url(createHash('sha256').update(fromBase64url(rootPublicKeyRaw)).digest())
 
-/** Public keys of the peers whose signatures were checked last: a key object is made once per peer, not per signature. */
+/**
+ * Public keys of the peers whose signatures were checked last: a key object is made once per peer, not per
+ * signature.
+ */
 const PEER_KEYS_CACHED = 1024
 const peerKeys = new Map<string, KeyObject | null>()
 

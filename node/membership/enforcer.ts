@@ -36,7 +36,8 @@ export class MembershipEnforcer {
     this.sweepTimer.unref()
     const ownExpiry = Date.parse(this.registry.self.expiresAt)
     if (ownExpiry - Date.now() < OWN_EXPIRY_WARNING_MS) {
-      this.log.warn({ event: 'certificate-expiring', expiresAt: this.registry.self.expiresAt }, `this node's certificate expires at ${this.registry.self.expiresAt}; ask the consortium administrator for a new one`)
+      this.log.warn({ event: 'certificate-expiring', expiresAt: this.registry.self.expiresAt }, `this node's certificate expires at ${this.registry.self.expiresAt}; ` +
+        'ask the consortium administrator for a new one')
     }
   }
 

@@ -141,7 +141,10 @@ class PlainNoiseRefusal implements ConnectionEncrypter {
 
 type NoiseComponents = Parameters<ReturnType<typeof noise>>[0]
 
-/** The factories libp2p takes in `connectionEncrypters`: the member handshake first, the refusal of plain Noise after. */
+/**
+ * The factories libp2p takes in `connectionEncrypters`: the member handshake first, the refusal of plain Noise
+ * after.
+ */
 export function memberHandshake (registry: MembershipRegistry, penalties: Pick<PeerPenalties, 'isBanned'>, log: Logger): Array<(components: MemberHandshakeComponents) => ConnectionEncrypter> {
   return [
     (components) => new MemberHandshake(noise()(components as NoiseComponents), registry, penalties, log),

@@ -56,7 +56,8 @@ export class MembershipRegistry {
     if (!check.ok) return check
     const revocation = this.revocations.get(remotePeer)
     if (revocation !== undefined) {
-      return { ok: false, code: 'revoked', reason: `member "${certificate.name}" was revoked at ${revocation.revokedAt}${revocation.reason === undefined ? '' : ` (${revocation.reason})`}` }
+      return { ok: false, code: 'revoked', reason: `member "${certificate.name}" was revoked at ${revocation.revokedAt}` +
+        `${revocation.reason === undefined ? '' : ` (${revocation.reason})`}` }
     }
     return { ok: true }
   }

@@ -69,7 +69,8 @@ interface Availability { instancesTotal: number, instancesLocal: number, bytesTo
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`transfer benchmark: ${slices} slices 512x512 16-bit CT between two processes over ${linkName}\n`)
-process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${new Date().toISOString()}\n`)
+process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+  `node ${process.version}, ${new Date().toISOString()}\n`)
 const studyDir = join(work, 'study')
 const study = await generateCt({ out: studyDir, slices, rows: 512, columns: 512, seed: 1 })
 const studyUid = study.studyInstanceUid
@@ -145,7 +146,8 @@ async function radmeshRun (): Promise<Run> {
   const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
   const proxy = mbit === undefined ? undefined : await startFaultProxy({ target: { host: '127.0.0.1', port: site.p2pPort }, bitsPerSecond: mbit * 1e6 })
   const siteAddr = proxy === undefined ? p2pAddr(site) : `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${site.peerId}`
-  // Behind the proxy, the reader cannot be dialled (it announces a port nobody listens on): every byte crosses the link.
+  // Behind the proxy, the reader cannot be dialled (it announces a port nobody listens on): every byte crosses
+  // the link.
   const undialable = proxy === undefined ? {} : { extraArgs: ['--announce', `/ip4/127.0.0.1/tcp/${await freePort()}`] }
   const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [siteAddr], preallocateMib: null, ...undialable })
   try {
@@ -283,11 +285,15 @@ for (const row of summary) {
   const spread = `(${row.min.toFixed(2)}-${row.max.toFixed(2)})`
   const first = row.firstImageMs === undefined ? '-' : `${row.firstImageMs.toFixed(0)} ms`
   const ratio = radmesh.runs === 0 ? '-' : `${(row.seconds / radmesh.seconds).toFixed(2)}x`
-  process.stdout.write(`${row.name.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(13)}  ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(5)}   ${first.padStart(11)}   ${row.rssMb.toFixed(0).padStart(5)} MB   ${ratio}\n`)
+  process.stdout.write(`${row.name.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(13)}  ` +
+    `${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(5)}   ${first.padStart(11)}   ` +
+    `${row.rssMb.toFixed(0).padStart(5)} MB   ${ratio}\n`)
 }
 process.stdout.write('\n')
 if (radmesh.runs > 0) {
-  process.stdout.write(`radmesh peak RSS: site ${radmeshRss.site.toFixed(0)} MB, reader ${radmeshRss.reader.toFixed(0)} MB; reader verified after each run (QIDO lists all ${study.files.length} instances, ${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`)
+  process.stdout.write(`radmesh peak RSS: site ${radmeshRss.site.toFixed(0)} MB, reader ${radmeshRss.reader.toFixed(0)} MB; ` +
+    `reader verified after each run (QIDO lists all ${study.files.length} instances, ` +
+    `${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`)
   const dcmtk = summary.find(row => row.name.startsWith('DCMTK'))
   if (dcmtk !== undefined && dcmtk.runs > 0) {
     process.stdout.write(`radmesh's time / DCMTK's: ${(radmesh.seconds / dcmtk.seconds).toFixed(2)} (goal at 20 Mbit/s: at most 0.5)\n`)
@@ -296,8 +302,11 @@ if (radmesh.runs > 0) {
 process.stdout.write('peak RSS at both ends (sending / receiving):\n')
 for (const [way, rss] of ends) process.stdout.write(`  ${way.padEnd(28)} ${rss.sending.toFixed(0).padStart(5)} MB / ${rss.receiving.toFixed(0).padStart(5)} MB\n`)
 if (mbit !== undefined) {
-  process.stdout.write(`(the link's floor: the study's ${(study.bytes / 1e6).toFixed(1)} MB at ${mbit} Mbit/s take ${(study.bytes * 8 / (mbit * 1e6)).toFixed(2)} s uncompressed; the bare libp2p pipe is run on loopback only)\n`)
-} else process.stdout.write(`(bare libp2p pipe: the same byte count over TCP + Noise + Yamux between two processes, ${PIPE_STREAMS} streams, nothing else done: no libp2p transfer can be faster here)\n`)
-process.stdout.write('(peak RSS of a two-process way is the larger of the two; radmesh speed vs this = that way\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
+  process.stdout.write(`(the link's floor: the study's ${(study.bytes / 1e6).toFixed(1)} MB at ${mbit} Mbit/s take ` +
+    `${(study.bytes * 8 / (mbit * 1e6)).toFixed(2)} s uncompressed; the bare libp2p pipe is run on loopback only)\n`)
+} else process.stdout.write('(bare libp2p pipe: the same byte count over TCP + Noise + Yamux between two processes, ' +
+  `${PIPE_STREAMS} streams, nothing else done: no libp2p transfer can be faster here)\n`)
+process.stdout.write('(peak RSS of a two-process way is the larger of the two; ' +
+  'radmesh speed vs this = that way\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
 await fs.rm(work, { recursive: true, force: true })
 process.exit(0)

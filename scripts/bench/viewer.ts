@@ -35,7 +35,8 @@ const median = (list: number[]): number => [...list].sort((a, b) => a - b)[Math.
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`viewer benchmark: ${slices}-slice 512x512 CT, reader link ${mbit} Mbit/s, headless Chromium, ${rounds} rounds\n`)
-process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${new Date().toISOString()}\n`)
+process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+  `node ${process.version}, ${new Date().toISOString()}\n`)
 const studies = []
 for (let round = 0; round < rounds; round++) {
   studies.push(await generateCt({ out: join(work, `study-${round}`), slices, rows: 512, columns: 512, seed: 100 + round, studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD' }))
@@ -127,12 +128,20 @@ const firstMs = median(firstImage.map(f => f.ms))
 const pushMs = median(push)
 process.stdout.write(`median of ${rounds} rounds\n`)
 process.stdout.write(`time to first image                    ms (min-max)          radmesh speed vs this\n`)
-process.stdout.write(`radmesh viewer, study arriving          ${firstMs.toFixed(0).padStart(6)} (${Math.min(...firstImage.map(f => f.ms)).toFixed(0)}-${Math.max(...firstImage.map(f => f.ms)).toFixed(0)})      1.00x   local at first image: ${firstImage.map(f => `${f.local}/${f.total}`).join(', ')}\n`)
-process.stdout.write(`whole-study push (storescu -> storescp), then dcmj2pnm  ${pushMs.toFixed(0).padStart(6)} (${Math.min(...push).toFixed(0)}-${Math.max(...push).toFixed(0)})   ${(pushMs / firstMs).toFixed(1)}x\n\n`)
+process.stdout.write(`radmesh viewer, study arriving          ${firstMs.toFixed(0).padStart(6)} ` +
+  `(${Math.min(...firstImage.map(f => f.ms)).toFixed(0)}-` +
+  `${Math.max(...firstImage.map(f => f.ms)).toFixed(0)})      1.00x   ` +
+  `local at first image: ${firstImage.map(f => `${f.local}/${f.total}`).join(', ')}\n`)
+process.stdout.write(`whole-study push (storescu -> storescp), then dcmj2pnm  ${pushMs.toFixed(0).padStart(6)} ` +
+  `(${Math.min(...push).toFixed(0)}-${Math.max(...push).toFixed(0)})   ${(pushMs / firstMs).toFixed(1)}x\n\n`)
 process.stdout.write(`scrolling ${slices} slices once local      frames/s (min-max)    radmesh vs this\n`)
-process.stdout.write(`radmesh viewer, first pass (decode)     ${median(scrollCold).toFixed(1).padStart(6)} (${Math.min(...scrollCold).toFixed(1)}-${Math.max(...scrollCold).toFixed(1)})\n`)
-process.stdout.write(`radmesh viewer, second pass (cached)    ${median(scrollWarm).toFixed(1).padStart(6)} (${Math.min(...scrollWarm).toFixed(1)}-${Math.max(...scrollWarm).toFixed(1)})\n`)
-process.stdout.write(`DCMTK dcmj2pnm, one slice per process   ${median(dcmtkFps).toFixed(1).padStart(6)} (${Math.min(...dcmtkFps).toFixed(1)}-${Math.max(...dcmtkFps).toFixed(1)})   first pass ${(median(scrollCold) / median(dcmtkFps)).toFixed(1)}x\n`)
+process.stdout.write(`radmesh viewer, first pass (decode)     ${median(scrollCold).toFixed(1).padStart(6)} ` +
+  `(${Math.min(...scrollCold).toFixed(1)}-${Math.max(...scrollCold).toFixed(1)})\n`)
+process.stdout.write(`radmesh viewer, second pass (cached)    ${median(scrollWarm).toFixed(1).padStart(6)} ` +
+  `(${Math.min(...scrollWarm).toFixed(1)}-${Math.max(...scrollWarm).toFixed(1)})\n`)
+process.stdout.write(`DCMTK dcmj2pnm, one slice per process   ${median(dcmtkFps).toFixed(1).padStart(6)} ` +
+  `(${Math.min(...dcmtkFps).toFixed(1)}-${Math.max(...dcmtkFps).toFixed(1)})   ` +
+  `first pass ${(median(scrollCold) / median(dcmtkFps)).toFixed(1)}x\n`)
 process.stdout.write('(targets: first image < 1000 ms with the study still arriving; scrolling >= 30 frames/s)\n')
 await fs.rm(work, { recursive: true, force: true })
 process.exit(0)

@@ -66,7 +66,7 @@ test('the same file twice is a duplicate; study and series aggregates count it o
   await close()
 })
 
-test('copies of one instance stored at once: one is stored, the rest are duplicates or kept-existing; counted once, even across a reopen', async () => {
+test('copies of one instance stored at once: one is stored, the rest are ' + 'duplicates or kept-existing; counted once, even across a reopen', async () => {
   const home = await tempDir()
   let opened = await openArchive(home)
   const bytes = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
@@ -88,7 +88,7 @@ test('copies of one instance stored at once: one is stored, the rest are duplica
   await opened.close()
 })
 
-test('a C-STORE whose UID was looked up as its data arrived is a duplicate, not a second copy, when the instance was stored meanwhile', async () => {
+test('a C-STORE whose UID was looked up as its data arrived is a ' + 'duplicate, not a second copy, when the instance was stored meanwhile', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
   const bytes = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))

@@ -60,7 +60,7 @@ function file (sop: string, dataset: Uint8Array, syntax = EXPLICIT): Buffer {
   return Buffer.concat([part10Header({ sopClassUid: CT, sopInstanceUid: sop, transferSyntaxUid: syntax }), dataset])
 }
 
-test('an image that declares a billion frames is refused at ingest, with the reason; one frame of pixel data is served as one', async () => {
+test('an image that declares a billion frames is refused at ingest, ' + 'with the reason; one frame of pixel data is served as one', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
   try {
@@ -119,7 +119,7 @@ function deflateBomb (header: Uint8Array, zeroes: number): Buffer {
   return Buffer.concat([start, ...Array.from({ length: zeroes / step }, () => block), Buffer.from([0x03, 0x00])])
 }
 
-test('a deflate bomb stops at the size limit: refused too-large, inflated off the event loop, memory flat', async () => {
+test('a deflate bomb stops at the size limit: refused ' + 'too-large, inflated off the event loop, memory flat', async () => {
   const sop = uid()
   const header = Buffer.concat([writeDataset(image({ sop }), false), pixelDataHeader(0xfffffff0)])
   const bomb = deflateBomb(header, 4 * 1024 * 1024 * 1024)
@@ -149,7 +149,7 @@ test('a deflate bomb stops at the size limit: refused too-large, inflated off th
   assert.ok(peak - rssBefore < 128 * 1024 * 1024, `RSS grew ${((peak - rssBefore) / 1e6).toFixed(0)} MB`)
 })
 
-test('a large object spills to disk as it arrives (writes wait for drain), and comes back whole, a chunk at a time', async () => {
+test('a large object spills to disk as it arrives (writes wait ' + 'for drain), and comes back whole, a chunk at a time', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
   try {
@@ -254,7 +254,7 @@ test('an object that is not the instance its sender announced is refused before 
   }
 })
 
-test('a bad object that would spill is dropped as soon as it is known bad: nothing more is kept or written', async () => {
+test('a bad object that would spill is dropped as soon as ' + 'it is known bad: nothing more is kept or written', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
   try {

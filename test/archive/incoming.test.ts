@@ -20,7 +20,7 @@ function writeInPieces (object: IncomingObject, bytes: Buffer, sizes: () => numb
   }
 }
 
-test('pieces of any size: same bytes, whole hash, chunk ids and chunk plaintexts as the object cut at CHUNK_SIZE', () => {
+test('pieces of any size: same bytes, whole hash, chunk ids ' + 'and chunk plaintexts as the object cut at CHUNK_SIZE', () => {
   const bytes = randomBytes(2 * CHUNK_SIZE + 12_345)
   const expectedIds = [0, 1, 2].map(i => sha256(bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)))
   let seed = 7
@@ -76,7 +76,7 @@ test('past the limit, the rest is dropped and finish throws ObjectTooLargeError'
 })
 
 
-test('objects received at once, each released after use, get pooled buffers back without mixing bytes; a piece may be reused by its writer', () => {
+test('objects received at once, each released after use, get pooled buffers ' + 'back without mixing bytes; a piece may be reused by its writer', () => {
   const objects = [randomBytes(600_000), randomBytes(3 * CHUNK_SIZE + 1), randomBytes(10), randomBytes(900_000)]
   for (let round = 0; round < 3; round++) {
     const incoming = objects.map(() => new IncomingObject(key, 10 * CHUNK_SIZE))

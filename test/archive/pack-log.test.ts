@@ -20,7 +20,10 @@ import { tempDir } from '../../scripts/lib/temp.ts'
 const actor = { type: 'cli', id: 'test' } as const
 const original = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
 
-/** CT_small with another SOP Instance UID (its last digits `last`, in the meta information and the data set): same study and series. */
+/**
+ * CT_small with another SOP Instance UID (its last digits `last`, in the meta information and the data set):
+ * same study and series.
+ */
 async function sibling (last: string): Promise<Buffer> {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
@@ -36,7 +39,7 @@ async function sibling (last: string): Promise<Buffer> {
 const storeRecordsOf = async (auditPath: string, sopUid: string): Promise<number> =>
   (await AuditLog.read(auditPath)).filter(r => r.event === 'instancesTransferred' && r.detail?.startsWith('stored') === true && r.instances?.includes(sopUid) === true).length
 
-test('after a power loss that dropped the unsynced index and audit writes, every stored instance is back from the pack log', async () => {
+test('after a power loss that dropped the unsynced index and audit ' + 'writes, every stored instance is back from the pack log', async () => {
   const home = await tempDir()
   const files = [original, await sibling('7'), await sibling('8')]
   let opened = await openArchive(home)
@@ -81,7 +84,7 @@ test('after a power loss that dropped the unsynced index and audit writes, every
   await fs.rm(home, { recursive: true, force: true })
 })
 
-test('a pack and an audit log torn by a crash mid-append: the node opens, stored instances are intact, new ones go to a new pack', async () => {
+test('a pack and an audit log torn by a crash mid-append: the node ' + 'opens, stored instances are intact, new ones go to a new pack', async () => {
   const home = await tempDir()
   const second = await sibling('7')
   let opened = await openArchive(home)
@@ -103,7 +106,8 @@ test('a pack and an audit log torn by a crash mid-append: the node opens, stored
   await opened.close()
   assert.equal((await fs.readdir(join(home, 'chunks'))).sort(), ['pack-000001.dat', 'pack-000002.dat'], 'the torn pack is left as it is; appends go on in a new one')
 
-  // Past the torn pack, the new one is replayed too: an index that lost the second store (and its checkpoint) gets it back.
+  // Past the torn pack, the new one is replayed too: an index that lost the second store (and its checkpoint)
+  // gets it back.
   opened = await openArchive(home)
   await opened.db.sublevel('pack-log', { valueEncoding: 'json' }).del('checkpoint')
   await opened.db.sublevel('archive', { valueEncoding: 'view' }).del(`i!${next.instance.sopUid}`)
@@ -132,7 +136,7 @@ test('packs of the earlier, unframed format stay readable; new entries go to a p
   await fs.rm(home, { recursive: true, force: true })
 })
 
-test('a store is answered once durable; if the index then cannot be written, reads say so and a restart replays it', async () => {
+test('a store is answered once durable; if the index then ' + 'cannot be written, reads say so and a restart replays it', async () => {
   const home = await tempDir()
   let opened = await openArchive(home)
   const db = opened.db as unknown as { batch: (...args: unknown[]) => Promise<void> }
@@ -163,7 +167,7 @@ async function packSize (home: string, pack: string, bytes: number): Promise<voi
 
 const PREALLOCATE = 256 * 1024
 
-test('zero-filled space ahead: stores write into it, past it they append, and a restart goes on where the entries end', async () => {
+test('zero-filled space ahead: stores write into it, past it ' + 'they append, and a restart goes on where the entries end', async () => {
   const home = await tempDir()
   const files = [original, ...await Promise.all(['31', '32', '33', '34', '35', '36', '37', '38', '39'].map(sibling))]
   let opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })
@@ -188,7 +192,7 @@ test('zero-filled space ahead: stores write into it, past it they append, and a 
   await fs.rm(home, { recursive: true, force: true })
 })
 
-test('a commit whose chunk did not reach the disk whole is not replayed, and writing goes on in a new pack', async () => {
+test('a commit whose chunk did not reach the disk whole ' + 'is not replayed, and writing goes on in a new pack', async () => {
   const home = await tempDir()
   const second = await sibling('7')
   let opened = await openArchive(home, 60_000, { preallocate: PREALLOCATE })

@@ -94,7 +94,8 @@ test('parse: keywords and tags, includefield, limit, offset, fuzzymatching', () 
   assert.is(query({ limit: '999999' }).limit, MAX_LIMIT)
   assert.equal(query({ '0020000d': '1.2' }).filters, [{ tag: '0020000D', value: '1.2' }]) // hex in any case
   assert.equal(query({ AvailableTransferSyntaxUID: '1.2.840.10008.1.2.1' }, 'instance').filters, [{ tag: '00020010', value: '1.2.840.10008.1.2.1' }])
-  assert.equal(query({ includefield: '00191010' }).includeFields, ['00191010']) // a tag not indexed: accepted, never present
+  // a tag not indexed: accepted, never present
+  assert.equal(query({ includefield: '00191010' }).includeFields, ['00191010'])
   assert.equal(query({ accept: 'application/dicom+json', PatientID: undefined }).filters, [])
 })
 
@@ -148,7 +149,8 @@ test('wildcards: * any run, ? one character, anchored at both ends', () => {
   rule({ PatientName: '*Jane' }, study, { ...study, '00100010': 'Jane^Doe' })
   rule({ PatientName: 'D?e^Jane' }, study, { ...study, '00100010': 'Dooe^Jane' })
   rule({ StudyDescription: 'CT*' }, study, { ...study, '00081030': 'MR Brain' })
-  rule({ StudyDescription: '*(ches?)*' }, { ...study, '00081030': 'CT (chest) low dose' }, study) // regex characters are literal
+  // regex characters are literal
+  rule({ StudyDescription: '*(ches?)*' }, { ...study, '00081030': 'CT (chest) low dose' }, study)
   rule({ AccessionNumber: 'ACC-?' }, study, { ...study, '00080050': 'ACC-12' })
 })
 
@@ -170,7 +172,10 @@ test('wildcards match by character: ? is one code point, even outside the BMP; f
   rule({ PatientName: 'Ma?er^𝔄?ne' }, named('Maïer^𝔄🦄ne'), named('Maïer^𝔄ne'))
   rule({ PatientName: '??^*' }, named('🦄𝔄^X'), named('🦄^X'))
   rule({ PatientName: 'ünïcødé*', fuzzymatching: 'true' }, named('ÜNÏCØDÉ^ÇANARY'), named('UNICODE^CANARY'))
-  rule({ PatientName: '*^çanar?', fuzzymatching: 'true' }, named('Ünïcødé^ÇANARY'), named('Ünïcødé^ÇANARIES'))
+  rule({
+    PatientName: '*^çanar?',
+    fuzzymatching: 'true'
+  }, named('Ünïcødé^ÇANARY'), named('Ünïcødé^ÇANARIES'))
   rule({ PatientName: 'ünïcødé*' }, named('ünïcødé^x'), named('ÜNÏCØDÉ^x')) // not fuzzy: case matters
   rule({ PatientName: 'straße*', fuzzymatching: 'true' }, named('STRAẞE^X'), named('STRASSE^X'))
 })
@@ -262,7 +267,10 @@ test('toQidoJson: study defaults, PN as Alphabetic, IS as numbers, empty values,
 })
 
 test('toQidoJson: Person Name component groups, numbers from strings, unparseable US dropped', () => {
-  const json = toQidoJson({ ...study, '00100010': 'Yamada^Tarou=山田^太郎=やまだ^たろう' }, 'study', query({}))
+  const json = toQidoJson({
+    ...study,
+    '00100010': 'Yamada^Tarou=山田^太郎=やまだ^たろう'
+  }, 'study', query({}))
   assert.equal(json['00100010'], { vr: 'PN', Value: [{ Alphabetic: 'Yamada^Tarou', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' }] })
   const inst = toQidoJson({ ...instance, '00280011': 'x', '00200013': 'seven' }, 'instance', query({}, 'instance'))
   assert.equal(inst['00280010'], { vr: 'US', Value: [512] })

@@ -89,7 +89,7 @@ test('a staged chunk no commit names stays invisible; the stores around it are k
   await fs.rm(home, { recursive: true, force: true })
 })
 
-test('a staged chunk in the pack before its commit (the pack filled up in between) reads back and replays', async () => {
+test('a staged chunk in the pack before its commit (the ' + 'pack filled up in between) reads back and replays', async () => {
   const home = await tempDir()
   const packLimit = 100_000
   const bytes = randomBytes(150_000)

@@ -25,7 +25,7 @@ test('records chain across reopenings, concurrent appends keep order, and the ch
   assert.is(((await fs.stat(path)).mode & 0o777).toString(8), '600')
 })
 
-test('after a write fails, that record and every later one is refused with a reason, and the file still verifies', async () => {
+test('after a write fails, that record and every later one ' + 'is refused with a reason, and the file still verifies', async () => {
   const path = join(await tempDir(), 'audit.log')
   const log = new AuditLog(path)
   await log.open()

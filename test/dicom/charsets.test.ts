@@ -27,8 +27,16 @@ test('character sets: single-byte, UTF-8, GB18030 and ISO 2022 code extensions',
     Ideographic: '山田^太郎',
     Phonetic: 'やまだ^たろう'
   })
-  assert.equal(await name('chrH32.dcm'), { Alphabetic: 'ﾔﾏﾀﾞ^ﾀﾛｳ', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' })
-  assert.equal(await name('chrI2.dcm'), { Alphabetic: 'Hong^Gildong', Ideographic: '洪^吉洞', Phonetic: '홍^길동' })
+  assert.equal(await name('chrH32.dcm'), {
+    Alphabetic: 'ﾔﾏﾀﾞ^ﾀﾛｳ',
+    Ideographic: '山田^太郎',
+    Phonetic: 'やまだ^たろう'
+  })
+  assert.equal(await name('chrI2.dcm'), {
+    Alphabetic: 'Hong^Gildong',
+    Ideographic: '洪^吉洞',
+    Phonetic: '홍^길동'
+  })
   assert.equal(await name('chrX1.dcm'), { Alphabetic: 'Wang^XiaoDong', Ideographic: '王^小東' })
   assert.equal(await name('chrX2.dcm'), { Alphabetic: 'Wang^XiaoDong', Ideographic: '王^小东' })
   assert.equal(await name('chrRuss.dcm'), { Alphabetic: 'Люкceмбypг' })

@@ -98,7 +98,7 @@ test('an RLE frame (PS3.5 Annex G) decodes to the values it packs, both bytes of
   assert.equal([...renderFrame(decoded, rle).data], [0, 85, 170, 255])
 })
 
-test('a frame of a syntax not rendered, or of a photometric interpretation not drawn, is refused with a reason', async () => {
+test('a frame of a syntax not rendered, or of a photometric ' + 'interpretation not drawn, is refused with a reason', async () => {
   const refused = async (run: () => unknown): Promise<string> => {
     try {
       await run()

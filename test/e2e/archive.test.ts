@@ -53,7 +53,7 @@ test.after(async () => {
   await Promise.all(started.map(async n => { await n.kill() }))
 })
 
-test('storescu sends a multi-series study; WADO-RS returns every data set byte-identical, and dcmdump reads it', async () => {
+test('storescu sends a multi-series study; WADO-RS returns ' + 'every data set byte-identical, and dcmdump reads it', async () => {
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 4, series: 2, rows: 64, columns: 64, seed: 7 })
   const sent = await storescu(node.dicomPort, 'RADMESH', ['+sd', '+r', dir])
@@ -80,7 +80,7 @@ test('storescu sends a multi-series study; WADO-RS returns every data set byte-i
   assert.match(dump.stdout, /\(0002,0013\) SH \[RADMESH_0_1\]/)
 })
 
-test('radmesh import stores the pydicom corpus byte-identical or refuses each bad file with a reason, and the node stays up', async () => {
+test('radmesh import stores the pydicom corpus byte-identical or ' + 'refuses each bad file with a reason, and the node stays up', async () => {
   const result = await radmesh(['import', '--home', node.home, PYDICOM_CORPUS])
   assert.is(result.code, 1, 'import exits 1 when some files were refused')
   const refusedLines = result.stderr.split('\n').filter(line => line.startsWith('refused '))
@@ -116,7 +116,7 @@ const PROPOSE: Record<string, string> = {
   '1.2.840.10008.1.2.4.51': '-xx', '1.2.840.10008.1.2.4.70': '-xs', '1.2.840.10008.1.2.4.80': '-xt', '1.2.840.10008.1.2.4.81': '-xu'
 }
 
-test('the pydicom corpus sent by C-STORE: every file storescu can send is stored or refused with a status, associations carry on', async () => {
+test('the pydicom corpus sent by C-STORE: every file storescu can ' + 'send is stored or refused with a status, associations carry on', async () => {
   const groups = new Map<string, string[]>()
   for (const file of await corpusFiles()) {
     const syntax = /\(0002,0010\) UI \[([0-9.]+)\]/.exec((await runTool('dcmdump', ['-M', '-Un', '+P', '0002,0010', file])).stdout)?.[1] ?? 'unknown'
@@ -138,7 +138,7 @@ test('the pydicom corpus sent by C-STORE: every file storescu can send is stored
   assert.is((await node.api<{ ok: boolean }>('GET', '/api/health')).body.ok, true)
 })
 
-test('STOW-RS stores the good parts of a request, reports the bad one with its reason, and returns stored files whole', async () => {
+test('STOW-RS stores the good parts of a request, reports the ' + 'bad one with its reason, and returns stored files whole', async () => {
   const good = await fs.readFile(join(PYDICOM_CORPUS, 'liver_1frame.dcm'))
   const bad = await fs.readFile(join(PYDICOM_CORPUS, 'rtplan_truncated.dcm'))
   const dir = await tempDir()
@@ -173,7 +173,7 @@ test('a canary patient name sent by C-STORE appears in no file under HOME', asyn
   }
 })
 
-test('kill -9 during a 400-instance C-STORE loses no instance answered Success and shows none half-written', async () => {
+test('kill -9 during a 400-instance C-STORE loses no ' + 'instance answered Success and shows none half-written', async () => {
   const home = await consortium.member('Crash Site', 'site')
   let victim = await start(home)
   const dir = await tempDir()
@@ -203,7 +203,7 @@ test('kill -9 during a 400-instance C-STORE loses no instance answered Success a
   for (const file of study.files.slice(0, successes)) assert.ok(have.has(sha256Hex(datasetOf(await fs.readFile(file)))), `${file} was acknowledged and lost`)
 })
 
-test('kill -9 while three associations send at once: every instance answered Success on any of them is there and intact', async () => {
+test('kill -9 while three associations send at once: every ' + 'instance answered Success on any of them is there and intact', async () => {
   // Stores from several associations share the pack's writes: staged chunks and commit entries, grouped
   // and in flight together. (A kill leaves the writes the kernel has taken; the order they reach the disk in
   // matters for a power loss, which test/archive/staging.test.ts and pack-log.test.ts make.)

@@ -219,7 +219,7 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
       return lists.every(l => l === lists[0])
     }, 90_000 * WAIT_SCALE, 500)
   } catch {
-    failWith(`worklists differ after healing:\n${snapshots.map((s, i) => `${members[i]?.name}: ${JSON.stringify((JSON.parse(s) as { list: unknown }).list)}`).join('\n')}`)
+    failWith('worklists differ after healing:\n' + snapshots.map((s, i) => `${members[i]?.name}: ${JSON.stringify((JSON.parse(s) as { list: unknown }).list)}`).join('\n'))
   }
 
   // Reports: every node that may read a case's report shows the same one.
@@ -240,13 +240,13 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   for (const [caseId, signed] of finals) {
     const shown = final[caseId]
     if (shown === undefined) failWith(`the site cannot read the report of ${caseId}`)
-    if (JSON.stringify(shown?.sections) !== JSON.stringify(signed.sections)) failWith(`the FINAL report of ${caseId} changed:\nsigned ${JSON.stringify(signed.sections)}\nshown ${JSON.stringify(shown?.sections)}`)
+    if (JSON.stringify(shown?.sections) !== JSON.stringify(signed.sections)) failWith(`the FINAL report of ${caseId} changed:\nsigned ${JSON.stringify(signed.sections)}\n` + `shown ${JSON.stringify(shown?.sections)}`)
   }
   for (const edit of acknowledged) {
     const shown = final[edit.caseId]
     if (shown === undefined) failWith(`the site cannot read the report of ${edit.caseId}`)
     if (shown?.status === 'FINAL' || shown?.status === 'AMENDED') continue
-    if (!(shown?.sections[edit.section] ?? '').includes(edit.token)) failWith(`acknowledged edit ${edit.token} in ${edit.section} of ${edit.caseId} is missing: ${JSON.stringify(shown?.sections)}`)
+    if (!(shown?.sections[edit.section] ?? '').includes(edit.token)) failWith(`acknowledged edit ${edit.token} in ${edit.section} of ${edit.caseId} is missing: ` + JSON.stringify(shown?.sections))
   }
   say(`${acknowledged.length} acknowledged edits, ${finals.size} FINAL reports checked`)
   if (process.env['RADMESH_CONVERGENCE_LOG'] !== undefined) process.stdout.write(`seed ${SEED}\n${log.join('\n')}\n`)

@@ -41,7 +41,7 @@ async function start (home: string, peers: StartedNode[] = [], dicom = false): P
 
 const FINDING = 'Acute right subdural haematoma with 6 mm midline shift.'
 
-test('flagged in the reader\'s panel -> banner at the site -> acknowledged there by name -> the reader sees who',
+test('flagged in the reader\'s panel -> banner at the site -> ' + 'acknowledged there by name -> the reader sees who',
   async () => {
     const site = await start(await consortium.member('County Hospital', 'site'), [], true)
     const readerHome = await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro'])

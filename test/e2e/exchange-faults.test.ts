@@ -148,7 +148,7 @@ test.after(async () => {
   await Promise.all(proxies.map(async proxy => { await proxy.close() }))
 })
 
-test('SIGKILL of the receiver at 10 %, 20 %, … 90 %: it resumes each time; nothing corrupt; nothing fetched twice beyond what was in flight', async () => {
+test('SIGKILL of the receiver at 10 %, 20 %, … 90 %: it resumes each time; ' + 'nothing corrupt; nothing fetched twice beyond what was in flight', async () => {
   const link = { bitsPerSecond: 160_000_000 }
   // Sealed chunks only: the bound is in the manifest's bytes, and packing's savings would hide a regression.
   const sealedOnly = { RADMESH_CHUNK_PACKING: '0' }

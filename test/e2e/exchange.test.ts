@@ -90,7 +90,7 @@ test('site to reader: a 400-instance study arrives complete, every instance iden
   assert.equal(readerHashes, siteHashes, 'every instance has the site\'s SHA-256')
 })
 
-test('three nodes: a second reader fetches from the site and the first reader at once (radmesh share / fetch)', async () => {
+test('three nodes: a second reader fetches from the site ' + 'and the first reader at once (radmesh share / fetch)', async () => {
   const site = await start(await consortium.member('Three Site', 'site'), { dicom: true })
   const first = await start(await consortium.member('Three Reader 1', 'radiologist'), { peers: [p2pAddr(site)] })
   const second = await start(await consortium.member('Three Reader 2', 'radiologist'), { peers: [p2pAddr(site), p2pAddr(first)] })
@@ -141,7 +141,7 @@ test('a member that is not a recipient cannot read the study: its fetch fails, n
   assert.is(revoked.body.error.code, 'RADMESH_NOT_A_MEMBER')
 })
 
-test('garbage on the exchange protocols resets those streams; the node logs it and still shares and serves', async () => {
+test('garbage on the exchange protocols resets those ' + 'streams; the node logs it and still shares and serves', async () => {
   const site = await start(await consortium.member('Garbage Site', 'site'), { dicom: true })
   const reader = await start(await consortium.member('Patient Reader', 'radiologist'), { peers: [p2pAddr(site)] })
   await connected(site, reader)

@@ -60,7 +60,7 @@ test.after(async () => {
   await node.kill()
 })
 
-test('an image that declares a billion frames, sent by storescu, is refused with a reason; the node stays up', async () => {
+test('an image that declares a billion frames, sent by ' + 'storescu, is refused with a reason; the node stays up', async () => {
   const dir = await tempDir()
   const planted = join(dir, 'planted.dcm')
   await fs.copyFile(join(PYDICOM_CORPUS, 'CT_small.dcm'), planted)
@@ -76,7 +76,7 @@ test('an image that declares a billion frames, sent by storescu, is refused with
   assert.is((await node.fetch(`/api/instances/${sop}`)).status, 404)
 })
 
-test('a deflate bomb (4 MB that inflates to 4 GB) is refused as too large; the node stays responsive and small', async () => {
+test('a deflate bomb (4 MB that inflates to 4 GB) is refused ' + 'as too large; the node stays responsive and small', async () => {
   const sop = `2.25.${Date.now()}`
   const header = Buffer.concat([
     writeDataset([
@@ -105,7 +105,7 @@ test('a deflate bomb (4 MB that inflates to 4 GB) is refused as too large; the n
   assertHealthy(seen, 'deflate bomb')
 })
 
-test('a canary name, id and birth date sent by C-STORE and STOW-RS, then queried and read, are in no file under HOME', async () => {
+test('a canary name, id and birth date sent by C-STORE and ' + 'STOW-RS, then queried and read, are in no file under HOME', async () => {
   const dir = await tempDir()
   const name = 'ZZCANARY^QUOKKA'
   const id = 'CANARY77311'

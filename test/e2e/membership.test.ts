@@ -124,7 +124,7 @@ test('a revocation issued while members are connected disconnects the revoked on
   await victim.stop()
 })
 
-test('the peer id survives a restart, and a member killed with SIGKILL is reconnected without any command', async () => {
+test('the peer id survives a restart, and a member killed ' + 'with SIGKILL is reconnected without any command', async () => {
   const home = await consortium.member('Dr Restart', 'radiologist')
   const first = await start(home, [p2pAddr(site)])
   await waitFor('the member on the site', async () => await lists(site, first.peerId), 5_000)
@@ -142,7 +142,7 @@ test('the peer id survives a restart, and a member killed with SIGKILL is reconn
   await third.stop()
 })
 
-test('a member sending malformed and oversized revocation frames is reset and penalised; the node serves on', async () => {
+test('a member sending malformed and oversized revocation ' + 'frames is reset and penalised; the node serves on', async () => {
   const home = await consortium.member('Dr Garbage', 'radiologist')
   const result = await intrude(['garbage', home, p2pAddr(site)])
   assert.is(result.sent, 3)

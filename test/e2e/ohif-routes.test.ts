@@ -73,7 +73,7 @@ test('series list and series metadata, as OHIF loads a study', async () => {
   assert.is(part?.body.byteLength, 64 * 64 * 2)
 })
 
-test('an OHIF served from another origin gets CORS answers for DICOMweb only when that origin is allowed; the token is still needed', async () => {
+test('an OHIF served from another origin gets CORS answers for DICOMweb ' + 'only when that origin is allowed; the token is still needed', async () => {
   const preflight = await fetch(`${node.http}/dicom-web/studies`, { method: 'OPTIONS', headers: { origin: OHIF_ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } })
   assert.is(preflight.status, 204)
   assert.is(preflight.headers.get('access-control-allow-origin'), OHIF_ORIGIN)

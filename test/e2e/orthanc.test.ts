@@ -41,7 +41,7 @@ test.after(async () => {
   await node?.kill()
 })
 
-test('Orthanc forwards a study by C-STORE; dicomweb-client finds it by QIDO-RS and retrieves it intact by WADO-RS', async () => {
+test('Orthanc forwards a study by C-STORE; dicomweb-client ' + 'finds it by QIDO-RS and retrieves it intact by WADO-RS', async () => {
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 3, series: 2, rows: 64, columns: 64, seed: 2024, patientName: 'INTEROP^TEST' })
   let orthancStudy = ''

@@ -124,7 +124,7 @@ test('the worklist page lists the site\'s case, live; Claim on the page moves it
   assert.equal(pageErrors(alicePage), [])
 })
 
-test('opening the CT draws it: the pixels match dcmj2pnm at the same window within 1 grey level, and window/level changes them as expected', async () => {
+test('opening the CT draws it: the pixels match dcmj2pnm at the same window ' + 'within 1 grey level, and window/level changes them as expected', async () => {
   await alicePage.locator(`tr[data-case="${caseId}"] a.open`).click()
   await alicePage.waitForSelector('#viewport[data-drawn]', { timeout: 15_000 })
   await waitFor('the STAT study to be local and drawn', async () => await canvasShowsImage(alicePage), 15_000)
@@ -180,7 +180,7 @@ test('opening the CT draws it: the pixels match dcmj2pnm at the same window with
   assert.equal(pageErrors(alicePage), [])
 })
 
-test('one image of each compressed transfer syntax in the pydicom corpus renders in the browser without error', async () => {
+test('one image of each compressed transfer syntax in the ' + 'pydicom corpus renders in the browser without error', async () => {
   const files = {
     'JPEG baseline': 'SC_rgb_jpeg_dcmtk.dcm',
     'JPEG extended 12-bit': 'JPEG-lossy.dcm',
@@ -220,7 +220,7 @@ test('one image of each compressed transfer syntax in the pydicom corpus renders
   await page.context().close()
 })
 
-test('two pages on two nodes write one section at once: both show the same text within 1 s and each other\'s cursor; FINAL makes it read-only on both, an addendum makes it AMENDED', async () => {
+test('two pages on two nodes write one section at once: both show the same text within 1 s ' + 'and each other\'s cursor; FINAL makes it read-only on both, an addendum makes it AMENDED', async () => {
   // Alice, on the case page, invites Bob from the report panel.
   await alicePage.locator('#consult-peer').selectOption(bob.peerId)
   await alicePage.locator('#consult').click()
@@ -278,7 +278,7 @@ test('two pages on two nodes write one section at once: both show the same text 
   await bobPage.context().close()
 })
 
-test('bad live-report input from a viewer session is refused with a reason, and the node stays up and in sync', async () => {
+test('bad live-report input from a viewer session is refused ' + 'with a reason, and the node stays up and in sync', async () => {
   const page = await signedInPage(browser, alice)
   const cookies = (await page.context().cookies()).map(c => `${c.name}=${c.value}`).join('; ')
   const post = async (path: string, body: BodyInit, type: string): Promise<{ status: number, code: string | undefined }> => {

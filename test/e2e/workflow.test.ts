@@ -55,7 +55,7 @@ test.after(async () => {
   await Promise.all(started.map(async node => { await node.kill() }))
 })
 
-test('storescu -> case on two worklists -> claim (409 for the other) -> fetch -> co-written report -> FINAL -> SR and FHIR at the site', async () => {
+test('storescu -> case on two worklists -> claim (409 for the other) -> ' + 'fetch -> co-written report -> FINAL -> SR and FHIR at the site', async () => {
   site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
   alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })
   const bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site), p2pAddr(alice)] })
@@ -220,7 +220,7 @@ test('storescu -> case on two worklists -> claim (409 for the other) -> fetch ->
   assert.is(fhirAmended.body.status, 'amended')
 })
 
-test('a study that becomes stable before any radiologist is known waits, and its case is published when one connects', async () => {
+test('a study that becomes stable before any radiologist is ' + 'known waits, and its case is published when one connects', async () => {
   const lonely = await start(await consortium.member('Island Clinic', 'site'), { dicom: true })
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 2, rows: 16, columns: 16, seed: 31, studyDescription: 'XR CHEST', bodyPart: 'CHEST' })
@@ -233,7 +233,7 @@ test('a study that becomes stable before any radiologist is known waits, and its
   assert.is((await reader.api('POST', `/api/worklist/${published?.caseId}/claim`)).status, 200, 'the reader it was published to can claim it')
 })
 
-test('a member that alters a FINAL report, signs or claims as someone else, or sends garbage is refused; the node carries on', async () => {
+test('a member that alters a FINAL report, signs or claims as ' + 'someone else, or sends garbage is refused; the node carries on', async () => {
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 3, rows: 32, columns: 32, seed: 8, studyDescription: 'CT HEAD', bodyPart: 'HEAD' })
   assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)

@@ -65,7 +65,7 @@ test('a reader whose disk was wiped (same identity, empty database) gets its wor
   assert.ok(seconds < 5, `the wiped reader listed them again after ${seconds.toFixed(1)} s`)
 })
 
-test('the closed cases stay at the site, queryable a page at a time; the worklist answers the open ones and a page of closed', async () => {
+test('the closed cases stay at the site, queryable a page at a ' + 'time; the worklist answers the open ones and a page of closed', async () => {
   let total = 0
   let completed = 0
   let after: string | null = null

@@ -34,7 +34,7 @@ test('without an origin, the newest version offered is taken', async () => {
   assert.ok(archive.files.get(forgedVersion.index.instances[0]?.sopUid ?? '')?.equals(forgedFiles[0] as Buffer))
 })
 
-test('with the case\'s site as origin, only the site\'s version is taken; the other is refused, not counted', async () => {
+test('with the case\'s site as origin, only the site\'s ' + 'version is taken; the other is refused, not counted', async () => {
   const { fetch, archive, penalties, lines } = await fetched(site.peerId)
   assert.is((await fetch.availability()).state, 'complete')
   assert.ok(archive.files.get(siteVersion.index.instances[0]?.sopUid ?? '')?.equals(siteFiles[0] as Buffer))

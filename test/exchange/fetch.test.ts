@@ -51,7 +51,7 @@ test('a study is fetched whole from its holder: every instance stored byte-ident
   assert.match(JSON.stringify(fetching.audits), `fetched 3 instances from ${site.peerId}`)
 })
 
-test('an instance of several chunks is kept chunk by chunk as it arrives, and forgotten once it is stored', async () => {
+test('an instance of several chunks is kept chunk by ' + 'chunk as it arrives, and forgotten once it is stored', async () => {
   const files = [randomBytes(2 * TRANSFER_CHUNK_PLAINTEXT + 100)]
   const study = await version(site, files)
   const fetching = reader(me, { [site.peerId]: holder(study, files, { wraps: [await wrapFor(study, me, site)] }) }, [study])
@@ -62,7 +62,7 @@ test('an instance of several chunks is kept chunk by chunk as it arrives, and fo
   assert.ok(fetching.archive.files.get(study.index.instances[0]?.sopUid ?? '')?.equals(files[0] as Buffer))
 })
 
-test('a fetch resumes from the chunks kept before a restart: an instance all kept is stored without asking anyone', async () => {
+test('a fetch resumes from the chunks kept before a restart: ' + 'an instance all kept is stored without asking anyone', async () => {
   const files = [randomBytes(TRANSFER_CHUNK_PLAINTEXT + 100)]
   const study = await version(site, files)
   // What the holder would have sent, kept before the restart.
@@ -100,7 +100,7 @@ test('a chunk whose SHA-256 is not the manifest\'s is dropped; its holder is lef
   assert.is(fetching.penalties.scoreOf(site.peerId), 0)
 })
 
-test('a frame of another chunk than asked is a bad-chunk-frame: the holder is left out, another sends the chunk', async () => {
+test('a frame of another chunk than asked is a bad-chunk-frame: ' + 'the holder is left out, another sends the chunk', async () => {
   const files = [randomBytes(50_000)]
   const study = await version(site, files)
   const wraps = [await wrapFor(study, me, site)]

@@ -112,7 +112,7 @@ async function askManifest (served: Served, knownVersion?: string): Promise<Uint
 
 const request = (index: number, offset = 0): ChunkRequest => ({ studyUid: STUDY, versionId: VERSION, index, offset })
 
-test('a chunk is sent in frames of CHUNK_FRAME_BYTES from the offset asked, and the first one served is audited', async () => {
+test('a chunk is sent in frames of CHUNK_FRAME_BYTES from ' + 'the offset asked, and the first one served is audited', async () => {
   const chunk = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251))
   const served = serving({ requested: async () => chunk })
   const frames = await askChunks(served, [request(3, 1000)])
@@ -157,7 +157,7 @@ test('on chunks 2.0.0 every frame says the form and length of its chunk; a chunk
   assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(packed))
 })
 
-test('a manifest request is answered with the latest version, the asker\'s wrap and the chunks held, and audited', async () => {
+test('a manifest request is answered with the latest version, ' + 'the asker\'s wrap and the chunks held, and audited', async () => {
   const origin = await member()
   const asker = await member()
   const latest = await version(origin, [Buffer.alloc(1000, 1)])

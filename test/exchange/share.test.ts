@@ -97,7 +97,7 @@ function siteSharing (members: Record<string, Record<string, Handler>>, options:
 
 const actor = { type: 'api', id: 'dr-site' } as const
 
-test('a study is shared by publishing a version, wrapping its key for the reader and announcing it; the reader takes it', async () => {
+test('a study is shared by publishing a version, wrapping its ' + 'key for the reader and announcing it; the reader takes it', async () => {
   const taker = recipient(readerIdentity)
   const { sharing, published, audits } = siteSharing({ [readerIdentity.peerId]: taker.handlers })
   const result = await sharing.share(STUDY, [readerIdentity.peerId], actor)
@@ -122,7 +122,7 @@ test('sharing again takes the version and the wrap made before; a study that gre
   assert.is(state.published.length, 2, 'the archive holds more than the version: a new one')
 })
 
-test('a study is never shared with a revoked member, nor with one whose certificate this node does not know', async () => {
+test('a study is never shared with a revoked member, nor ' + 'with one whose certificate this node does not know', async () => {
   const cases: Array<[{ revoked?: string[], unknown?: string[] }, string]> = [
     [{ revoked: [readerIdentity.peerId] }, 'RADMESH_REVOKED'],
     [{ unknown: [readerIdentity.peerId] }, 'RADMESH_NOT_A_MEMBER']

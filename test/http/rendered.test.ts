@@ -144,7 +144,7 @@ test('a thumbnail with a viewport is fitted to it, aspect kept, each pixel the m
   assert.equal([...thumbnail.data], means)
 })
 
-test('a study\'s thumbnail is its middle slice at 128 x 128, and only that instance is audited as accessed', async () => {
+test('a study\'s thumbnail is its middle slice at 128 x ' + '128, and only that instance is audited as accessed', async () => {
   audits.length = 0
   const studyThumbnail = await png(`/dicom-web/studies/${study}/thumbnail`)
   assert.equal([studyThumbnail.width, studyThumbnail.height], [128, 128])
@@ -181,7 +181,7 @@ test('PNG only: an Accept of image/jpeg alone, or of JSON, is 406 and nothing is
   assert.equal(audits[0]?.instances, [sops[0]])
 })
 
-test('a native YBR_FULL_422 frame comes back expanded to YBR_FULL, as its metadata says; the instance as stored', async () => {
+test('a native YBR_FULL_422 frame comes back expanded to ' + 'YBR_FULL, as its metadata says; the instance as stored', async () => {
   const instance = `/dicom-web/studies/${YBR.study}/series/${YBR.series}/instances/${YBR.sop}`
   const frameAccept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
   const frame = await app.inject({ url: `${instance}/frames/1`, headers: { accept: frameAccept } })

@@ -107,7 +107,7 @@ test.after.each(async () => {
   }
 })
 
-test('2 MB through the proxy and back arrive intact and in order, the end passes both ways, and the counters say 2 MB each way', async () => {
+test('2 MB through the proxy and back arrive intact and in order, ' + 'the end passes both ways, and the counters say 2 MB each way', async () => {
   const echo = await startEcho()
   const proxy = await proxyTo(echo.port)
   const sent = randomBytes(2_000_000)
@@ -137,7 +137,7 @@ test('at 8 Mbit/s, 1 MB takes about a second to reach the target', async () => {
   assert.is(proxy.bytesToTarget, 1_000_000)
 })
 
-test('the rate limit is one link shared by all connections: two connections of 500 kB each take about a second together', async () => {
+test('the rate limit is one link shared by all connections: two ' + 'connections of 500 kB each take about a second together', async () => {
   const sink = await startSink()
   const proxy = await proxyTo(sink.port, { bitsPerSecond: 8_000_000 })
   const clients = [await dial(proxy.port), await dial(proxy.port)]
@@ -148,7 +148,7 @@ test('the rate limit is one link shared by all connections: two connections of 5
   assert.ok(seconds >= 0.8 && seconds <= 1.6, `took ${seconds.toFixed(3)} s`)
 })
 
-test('a sender faster than the link is held back (the proxy reads no more than about its queue limit ahead)', async () => {
+test('a sender faster than the link is held back (the ' + 'proxy reads no more than about its queue limit ahead)', async () => {
   const sink = await startSink()
   const proxy = await proxyTo(sink.port, { bitsPerSecond: 800_000 })
   const client = await dial(proxy.port)
@@ -172,7 +172,7 @@ test('a latency of 100 ms makes a ping-pong round trip take at least 200 ms', as
   assert.ok(rtt >= 200 && rtt < 600, `the round trip took ${rtt.toFixed(1)} ms`)
 })
 
-test('cutting every 300 ms closes open connections (each counted once), new ones work, and setCutting stops and restarts it', async () => {
+test('cutting every 300 ms closes open connections (each counted ' + 'once), new ones work, and setCutting stops and restarts it', async () => {
   const echo = await startEcho()
   const proxy = await proxyTo(echo.port, { cutEveryMs: 300 })
   const first = [await dial(proxy.port), await dial(proxy.port)]

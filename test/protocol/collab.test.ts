@@ -75,7 +75,7 @@ test('a signed worklist record verifies under its own key; changed, moved or uns
   }
 })
 
-test('malformed records are refused: unknown kinds, bad fields, oversized sections, an addendum without text', async () => {
+test('malformed records are refused: unknown kinds, bad ' + 'fields, oversized sections, an addendum without text', async () => {
   const key = await generateKeyPair('Ed25519')
   const by = peerIdFromPrivateKey(key).toString() as PeerIdString
   const base = { v: 1, by, at: '2026-11-28T03:00:00.000Z', signature: 'A'.repeat(86) }

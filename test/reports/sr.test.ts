@@ -164,7 +164,7 @@ test('it is a verified, complete Basic Text SR in the read study, with the patie
   assert.is(value(predecessor, '00081155'), ids.predecessor?.sopInstanceUid)
 })
 
-test('the content tree is TID 2000: title, language, observer, a heading per non-empty section, then each addendum', () => {
+test('the content tree is TID 2000: title, language, observer, ' + 'a heading per non-empty section, then each addendum', () => {
   const ds = json(basicTextSr(report, study, ids))
   assert.is(value(ds, '0040A040'), 'CONTAINER')
   assert.is(concept(ds), '18748-4,LN,Diagnostic Imaging Report')
@@ -248,7 +248,7 @@ test('no executable preamble, and the same input gives the same bytes', () => {
   )
 })
 
-test('an all-ASCII report declares no character set; the patient module is there even when the study has none of it', async () => {
+test('an all-ASCII report declares no character set; the ' + 'patient module is there even when the study has none of it', async () => {
   const ascii: FinalReport = { ...report, sections: { ...report.sections, findings: 'Hyperdense right MCA.' } }
   const bare: StudyForReport = { studyInstanceUid: STUDY_UID, attributes: {}, instances: [] }
   const bytes = basicTextSr(ascii, bare, ids)
@@ -272,7 +272,7 @@ test('an all-ASCII report declares no character set; the patient module is there
   assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
 })
 
-test('study attributes longer than their VR allows (a crafted study) are cut to fit: the SR is still written and valid', async () => {
+test('study attributes longer than their VR allows (a crafted ' + 'study) are cut to fit: the SR is still written and valid', async () => {
   const crafted: StudyForReport = {
     studyInstanceUid: STUDY_UID,
     attributes: {
@@ -290,7 +290,7 @@ test('study attributes longer than their VR allows (a crafted study) are cut to 
   assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
 })
 
-test('a report without a FINAL signer, with a time that is not ISO 8601 or a language that is not BCP 47, is refused as a bug', () => {
+test('a report without a FINAL signer, with a time that is not ISO ' + '8601 or a language that is not BCP 47, is refused as a bug', () => {
   const noFinal: FinalReport = { ...report, signers: report.signers.filter(s => s.status !== 'FINAL') }
   assert.throws(
     () => basicTextSr(noFinal, study, ids),

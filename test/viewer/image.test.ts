@@ -1,9 +1,9 @@
 /**
  * The viewer's image pipeline in Node, on the pydicom corpus: frames cut by the node's WADO-RS code, decoded
  * by the viewer's decoders, rendered by the viewer's renderer. Compared with an independent reference:
- * DCMTK's dcmj2pnm (dcm2pnm with its JPEG codecs) at the same window (within 1 grey level), and, for each lossless compressed file, the
- * uncompressed twin in the corpus (identical stored values; DCMTK has no JPEG 2000 codec, so JPEG 2000 is
- * checked against its twin only).
+ * DCMTK's dcmj2pnm (dcm2pnm with its JPEG codecs) at the same window (within 1 grey level), and, for each
+ * lossless compressed file, the uncompressed twin in the corpus (identical stored values; DCMTK has no JPEG
+ * 2000 codec, so JPEG 2000 is checked against its twin only).
  */
 import { execFile } from 'node:child_process'
 import { promises as fs } from 'node:fs'
@@ -95,7 +95,7 @@ test('a narrower window changes the picture as expected: more black and more whi
   assert.ok(extremes(narrow) > extremes(wide) * 2, `${extremes(narrow)} saturated pixels at width 80, ${extremes(wide)} at 2000`)
 })
 
-test('every lossless compressed file renders pixel for pixel as its uncompressed (or other lossless) twin', async () => {
+test('every lossless compressed file renders pixel for ' + 'pixel as its uncompressed (or other lossless) twin', async () => {
   for (const [compressed, native] of [
     ['MR_small_RLE.dcm', 'MR_small.dcm'], ['MR_small_jpeg_ls_lossless.dcm', 'MR_small.dcm'], ['MR_small_jp2klossless.dcm', 'MR_small.dcm'],
     ['MR_small_bigendian.dcm', 'MR_small.dcm'], ['MR_small_implicit.dcm', 'MR_small.dcm'], ['rtdose_rle_1frame.dcm', 'rtdose_1frame.dcm'],
@@ -119,7 +119,7 @@ test('RGB, YBR and MONOCHROME1 render like DCMTK (lossy JPEG within 3 levels: tw
   for (let i = 0; i < normal.length; i += 4) assert.is(inverted[i], 255 - (normal[i] as number))
 })
 
-test('one frame of every corpus file in a displayable syntax decodes, or fails with a reason; every compressed syntax of the corpus is covered', async () => {
+test('one frame of every corpus file in a displayable syntax decodes, or ' + 'fails with a reason; every compressed syntax of the corpus is covered', async () => {
   const covered = new Set<string>()
   const failures: string[] = []
   for (const name of (await fs.readdir(PYDICOM_CORPUS)).filter(n => n.endsWith('.dcm')).sort()) {
@@ -146,7 +146,7 @@ test('one frame of every corpus file in a displayable syntax decodes, or fails w
   assert.equal(failures, ['JPEG2000-embedded-sequence-delimiter.dcm: JPEG 2000: 0 bytes for a frame of 524288'], 'every other file in a displayable syntax rendered')
 })
 
-test('declared sizes are checked before anything is allocated: a crafted frame is refused, a crafted count is bounded', async () => {
+test('declared sizes are checked before anything is allocated: ' + 'a crafted frame is refused, a crafted count is bounded', async () => {
   const ct = (await load('CT_small.dcm')).info
   const started = performance.now()
   for (const crafted of [

@@ -93,7 +93,8 @@ export function planFrames (instance: InstanceRecord, frameNumbers: number[]): {
   } else if (fragments.length === geometry.frames) {
     groups = fragments.map(f => [f])
   } else {
-    throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${fragments.length} fragments for ${geometry.frames} frames and no offset table; its frames cannot be told apart`)
+    throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${fragments.length} fragments for ${geometry.frames} frames and no offset table; ` +
+      'its frames cannot be told apart')
   }
   for (const n of frameNumbers) {
     const bytes = (groups[n - 1] ?? []).reduce((sum, f) => sum + f.length, 0)

@@ -79,7 +79,8 @@ async function wasmDecode (codecs: Codecs, name: CodecName, decoderClass: string
     const info = decoder.getFrameInfo()
     return { bytes: decoder.getDecodedBuffer().slice(), components: info.componentCount, bits: info.bitsPerSample }
   } catch (error) {
-    throw new DecodeError(`${name} could not decode the frame: ${typeof error === 'number' ? `error ${error}` : (error as Error).message ?? String(error)}`)
+    throw new DecodeError(`${name} could not decode the frame: ` +
+      `${typeof error === 'number' ? `error ${error}` : (error as Error).message ?? String(error)}`)
   } finally {
     decoder.delete()
   }

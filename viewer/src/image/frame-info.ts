@@ -25,7 +25,10 @@ export interface FrameInfo {
   transferSyntaxUid: string
 }
 
-/** The most frames the viewer lists for one instance (a cine loop has thousands at most): a larger count is not believed. */
+/**
+ * The most frames the viewer lists for one instance (a cine loop has thousands at most): a larger count is not
+ * believed.
+ */
 export const MAX_FRAMES = 100_000
 /** The largest decoded frame the viewer makes room for (a mammogram is 50 MB). */
 export const MAX_FRAME_BYTES = 512 * 1024 * 1024
@@ -46,7 +49,8 @@ export function frameInfoProblem (info: FrameInfo): string | undefined {
   if (!Number.isInteger(samplesPerPixel) || samplesPerPixel < 1 || samplesPerPixel > 4) return `${samplesPerPixel} samples per pixel`
   if (![1, 8, 16, 32].includes(bitsAllocated)) return `${bitsAllocated} bits allocated per sample`
   const bytes = rows * columns * samplesPerPixel * Math.max(1, bitsAllocated / 8)
-  if (bytes > MAX_FRAME_BYTES) return `a frame of ${rows} x ${columns} x ${samplesPerPixel} at ${bitsAllocated} bits (${bytes} bytes) is larger than the viewer shows`
+  if (bytes > MAX_FRAME_BYTES) return `a frame of ${rows} x ${columns} x ${samplesPerPixel} at ${bitsAllocated} bits (${bytes} bytes) ` +
+    'is larger than the viewer shows'
   return undefined
 }
 

@@ -125,7 +125,8 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
       try {
         await request(`/api/cases/${caseId}/report/live`, { method: 'POST', body: update, background: false })
       } catch (error) {
-        message.textContent = `Not saved: ${error instanceof ApiError ? error.message : String(error)}. Reopen the case to see the report as it stands.`
+        message.textContent = `Not saved: ${error instanceof ApiError ? error.message : String(error)}. ` +
+          'Reopen the case to see the report as it stands.'
         for (const area of areas.values()) area.readOnly = true
       }
     })
@@ -149,7 +150,8 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     const final = next.status === 'FINAL' || next.status === 'AMENDED'
     ;(root.querySelector('#addendum-box') as HTMLElement).style.display = final && (holder || entry.consultants.includes(me)) ? '' : 'none'
     authors.textContent = next.authors.length === 0 ? 'No one has written yet.' : `Written by ${next.authors.map(a => a.name || a.peerId.slice(-8)).join(', ')}`
-    clear(signatures, ...next.signatures.map(s => h('li', { class: s.verified ? '' : 'error' }, `${s.status} by ${s.name} at ${new Date(s.at).toLocaleString()} ${s.verified ? '✓ verified' : '✗ NOT VERIFIED'}`)),
+    clear(signatures, ...next.signatures.map(s => h('li', { class: s.verified ? '' : 'error' }, `${s.status} by ${s.name} at ${new Date(s.at).toLocaleString()} ` +
+      `${s.verified ? '✓ verified' : '✗ NOT VERIFIED'}`)),
       ...next.addenda.map(a => h('li', {}, `Addendum: ${a.text}`)))
     if (!writable && document.activeElement instanceof HTMLTextAreaElement && [...areas.values()].includes(document.activeElement)) document.activeElement.blur()
   }
@@ -201,7 +203,8 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
         area.classList.add('others-here')
         const absolute = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(cursor.head), doc)
         const before = doc.getText(cursor.section).toString().slice(0, absolute?.index ?? 0).split('\n')
-        where = ` in ${LABELS[cursor.section as keyof typeof LABELS]}, line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`
+        where = ` in ${LABELS[cursor.section as keyof typeof LABELS]}, line ${before.length}, ` +
+          `column ${(before.at(-1)?.length ?? 0) + 1}`
         const point = caretPoint(area, absolute?.index ?? 0)
         if (point.top >= 0 && point.top < area.clientHeight) {
           const caret = h('span', { class: 'remote-caret', 'data-peer': user.peerId ?? '', title: user.name }, h('span', { class: 'remote-caret-name' }, user.name))
@@ -240,7 +243,8 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
       awareness.setLocalState({ user: { name: session.name, peerId: me }, cursor: null })
       if (view !== undefined) applyView(view)
     } catch (error) {
-      message.textContent = `This report cannot be edited here: ${error instanceof ApiError ? error.message : String(error)}`
+      message.textContent = 'This report cannot be edited here: ' +
+        (error instanceof ApiError ? error.message : String(error))
     }
   }
 

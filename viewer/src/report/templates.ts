@@ -10,7 +10,8 @@ export const TEMPLATES: Template[] = [
     matches: (m, part) => m.includes('CT') && /HEAD|BRAIN/i.test(part),
     sections: {
       technique: 'Non-contrast axial CT of the head, with coronal and sagittal reformats.',
-      findings: 'Brain parenchyma: \nHaemorrhage: \nEarly ischaemic change (ASPECTS): \nVentricles and extra-axial spaces: \nDense vessel sign: \nSkull and scalp: ',
+      findings: 'Brain parenchyma: \nHaemorrhage: \nEarly ischaemic change (ASPECTS): \n' +
+        'Ventricles and extra-axial spaces: \nDense vessel sign: \nSkull and scalp: ',
       impression: ''
     }
   },

@@ -18,7 +18,10 @@ export function diff (prev: string, next: string): { index: number, remove: numb
   return { index: start, remove: endPrev - start, insert: next.slice(start, endNext) }
 }
 
-/** A caret position after a change described by a Yjs delta (an insert at the caret pushes it along only if before it). */
+/**
+ * A caret position after a change described by a Yjs delta (an insert at the caret pushes it along only if
+ * before it).
+ */
 export function mapPosition (position: number, delta: Array<{ insert?: unknown, retain?: number, delete?: number }>): number {
   let at = 0
   let mapped = position

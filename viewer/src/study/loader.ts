@@ -105,7 +105,8 @@ export class StudyLoader {
         // The metadata and the frame are asked for at once: the frame is most of the wait.
         const [json, response] = await Promise.all([
           this.instanceMetadata(image, urgent),
-          this.limited(urgent, async () => await request(`${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}/instances/${image.sopUid}/frames/${image.frame}`, { background: true, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' }))
+          this.limited(urgent, async () => await request(`${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}` +
+            `/instances/${image.sopUid}/frames/${image.frame}`, { background: true, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' }))
         ])
         const contentType = response.headers.get('content-type') ?? ''
         const [part] = parseMultipartRelated(new Uint8Array(await response.arrayBuffer()), contentType)

@@ -5,7 +5,8 @@
  *   wheel, ↑ ↓, PgUp PgDn (10), Home End   scroll the stack
  *   drag                                     window/level (right: wider, down: brighter… as on PACS)
  *   Shift+drag or middle drag                pan;  Ctrl+wheel or + -  zoom;  R  reset
- *   1-7                                      CT presets (brain, subdural, stroke, lung, mediastinum, bone, abdomen); 0 the file's window
+ *   1-7                                      CT presets (brain, subdural, stroke, lung, mediastinum, bone,
+ *                                            abdomen); 0 the file's window
  *   M                                        measure: drag a line, its length in mm (Pixel Spacing)
  */
 import { h } from '../dom.ts'
