@@ -26,6 +26,8 @@ export class Documents {
   private readonly listeners = new Set<UpdateListener>()
   /** persistence of each document, in order */
   private readonly writes = new Map<string, Promise<unknown>>()
+  /** documents let go of, being moved at rest */
+  private readonly resting = new Set<Promise<void>>()
   /** state hashes of open documents, dropped when they change */
   private readonly hashes = new Map<string, Uint8Array>()
 
@@ -57,14 +59,24 @@ export class Documents {
     return this.docs.has(docId) || await this.store.exists(docId)
   }
 
-  /** Closes a document (its updates are on disk): opened again from disk when next asked for. */
+  /**
+   * Closes a document (its updates are on disk, moved at rest, away from the documents in use: store.ts):
+   * opened again from disk when next asked for.
+   */
   unload (docId: string): void {
     const doc = this.docs.get(docId)
     if (doc === undefined) return
     const write = this.writes.get(docId) ?? Promise.resolve()
     this.docs.delete(docId)
     this.hashes.delete(docId)
-    void write.then(() => { if (!this.docs.has(docId)) doc.destroy() })
+    const resting: Promise<void> = write.then(async () => {
+      if (this.docs.has(docId) || this.opening.has(docId)) return
+      doc.destroy()
+      await this.store.putAtRest(docId)
+    }).catch((error: unknown) => {
+      this.log.warn({ err: error, doc: docId }, 'could not move a document at rest; it stays with those in use')
+    }).finally(() => { this.resting.delete(resting) })
+    this.resting.add(resting)
   }
 
   /** Deletes a document, on disk too (the worklist of an earlier radmesh, once carried over). */
@@ -181,6 +193,7 @@ export class Documents {
 
   async close (): Promise<void> {
     await Promise.all([...this.writes.values()])
+    await Promise.all([...this.resting])
     for (const doc of this.docs.values()) doc.destroy()
   }
 }
