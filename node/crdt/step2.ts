@@ -1,4 +1,5 @@
 /** A sync step 2 (sync.ts) that fits the protocol's message limit. */
+import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import { MAX_STEP2_BYTES } from '../../protocol/collab/sync.ts'
 
@@ -22,4 +23,14 @@ export function step2Parts (doc: Y.Doc, remote: Uint8Array): Uint8Array[] {
     parts.push(Y.encodeStateAsUpdate(doc, Y.encodeStateVector(others)))
   }
   return parts
+}
+
+/** The parts of `step2Parts` that fit a message; a larger one (one author's part) is logged, not sent. */
+export function step2Sendable (doc: Y.Doc, docId: string, remote: Uint8Array, log: Logger): Uint8Array[] {
+  return step2Parts(doc, remote).filter(part => {
+    if (part.byteLength <= MAX_STEP2_BYTES) return true
+    log.error({ event: 'sync-document-too-large', code: 'sync-document-too-large', doc: docId, bytes: part.byteLength },
+      `one author's part of ${docId} is over the ${MAX_STEP2_BYTES} bytes a sync message holds; it is not sent`)
+    return false
+  })
 }

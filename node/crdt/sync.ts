@@ -11,6 +11,10 @@
  * it lacks or holds in another state. So a node that nothing changed at sends a few small digests a round,
  * however many members the consortium has, and checks a document only with the members who share it.
  *
+ * Digests, inventories and step 1s change no document: they go in turn beside updates, so a new reader's pass
+ * over a site's inventory does not hold back step 2s, nor an update waiting for the inspector the site's answers
+ * (one lacking an update not yet applied is made whole when it is relayed; figures: docs/PERFORMANCE.md, Scale).
+ *
  * Nothing a peer sends touches a document before it was opened in the inspector (a worker) and passed the
  * document's own check (the sync policy's `check`). A refused update is logged and, unless it may be an
  * honest race, counted against the sender; a malformed message resets the stream and is counted.
@@ -32,7 +36,6 @@ import {
   encodeDigest,
   encodeInventory,
   type InventoryEntry,
-  MAX_STEP2_BYTES,
   MAX_SYNC_MESSAGE_BYTES,
   RESYNC_INTERVAL_MS,
   RESYNC_PEERS,
@@ -50,7 +53,7 @@ import type { Documents, UpdateOrigin } from './documents.ts'
 import { type InspectedUpdate, type UpdateInspector, UpdateRefusedError } from './inspect.ts'
 import { AnswerLimit, digestOf, InventoryPages, inventoryPages } from './inventory.ts'
 import type { Presence, PresenceOrigin } from './presence.ts'
-import { step2Parts } from './step2.ts'
+import { step2Sendable } from './step2.ts'
 import { refused, streamFailed } from './sync-refusals.ts'
 import { Channel, type ChannelEnd } from './sync-channel.ts'
 import type { SyncPolicy } from './sync-policy.ts'
@@ -88,6 +91,8 @@ export class SyncService {
   private roundStart = 0
   /** remote updates are checked and applied one at a time, so each check sees the document it applies to */
   private applying: Promise<void> = Promise.resolve()
+  /** digests, inventories, step 1s (they change no document) in order beside `applying`, not behind it */
+  private comparing: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
   private unsubscribe: (() => void) | undefined
   private unsubscribePresence: (() => void) | undefined
@@ -117,7 +122,7 @@ export class SyncService {
     this.o.libp2p.removeEventListener('peer:connect', this.onConnect)
     for (const channel of this.channels.values()) channel.close()
     await this.o.libp2p.unhandle(SYNC_PROTOCOL)
-    await this.applying
+    await Promise.all([this.applying, this.comparing])
   }
 
   /**
@@ -311,8 +316,12 @@ export class SyncService {
         const changes = message.type === SYNC_MESSAGE.step2 || message.type === SYNC_MESSAGE.update
         const inspected = changes ? this.o.inspector.inspect(message.payload) : undefined
         inspected?.catch(() => {})
-        const done = this.applying.then(async () => { await this.receive(peer, message, inspected) })
-        this.applying = done.catch(() => {})
+        const compares = !changes && message.type !== SYNC_MESSAGE.awareness
+        const done = (compares ? this.comparing : this.applying).then(async () => {
+          await this.receive(peer, message, inspected)
+        })
+        if (compares) this.comparing = done.catch(() => {})
+        else this.applying = done.catch(() => {})
         const tracked: Promise<void> = done.catch((error: unknown) => {
           // This node's own failure (its store, a document) is no fault of the member's: the stream goes on.
           if (refusalCodeOf(error) !== undefined && !('error' in failed)) failed.error = error
@@ -358,15 +367,7 @@ export class SyncService {
         return
       }
       const doc = await documents.open(message.docId)
-      for (const part of step2Parts(doc, message.payload)) {
-        if (part.byteLength > MAX_STEP2_BYTES) {
-          const line = { event: 'sync-document-too-large', code: 'sync-document-too-large', doc: message.docId,
-            bytes: part.byteLength }
-          log.error(line,
-            `one author's part of ${message.docId} is over the ${MAX_STEP2_BYTES} bytes a sync message holds; it is ` +
-              `not sent`)
-          continue
-        }
+      for (const part of step2Sendable(doc, message.docId, message.payload, log)) {
         this.channel(peer).send({ type: SYNC_MESSAGE.step2, docId: message.docId, payload: part })
       }
       log.debug({ event: 'sync-step1-answered', peer, doc: message.docId }, 'answered a step 1')
