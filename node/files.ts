@@ -11,7 +11,7 @@ import { HomeError } from './errors.ts'
 export const SECRET_FILE_MODE = 0o600
 export const PUBLIC_FILE_MODE = 0o644
 
-export async function writeFileAtomic (path: string, data: string | Uint8Array, mode = PUBLIC_FILE_MODE): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = PUBLIC_FILE_MODE): Promise<void> {
   const temporary = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`)
   const handle = await fs.open(temporary, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode)
   try {
@@ -25,7 +25,7 @@ export async function writeFileAtomic (path: string, data: string | Uint8Array, 
 }
 
 /** Makes a rename durable: without this a power cut can forget the new directory entry. */
-export async function syncDirectory (path: string): Promise<void> {
+export async function syncDirectory(path: string): Promise<void> {
   const handle = await fs.open(path, constants.O_RDONLY)
   try {
     await handle.sync()
@@ -34,7 +34,7 @@ export async function syncDirectory (path: string): Promise<void> {
   }
 }
 
-export async function exists (path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await fs.access(path)
     return true
@@ -47,19 +47,30 @@ export async function exists (path: string): Promise<boolean> {
  * Reads and parses a JSON file, turning "missing" and "unreadable" into errors that name the file.
  * `decode` validates the shape and throws on anything else.
  */
-export async function readJsonFile<T> (path: string, what: string, decode: (value: unknown) => T, missing: () => Error): Promise<T> {
+export async function readJsonFile<T>(
+  path: string,
+  what: string,
+  decode: (value: unknown) => T,
+  missing: () => Error
+): Promise<T> {
   let text: string
   try {
     text = await fs.readFile(path, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw missing()
-    throw new HomeError('RADMESH_HOME_CORRUPT', `cannot read ${what} at ${path}: ${(error as Error).message}`, { cause: error })
+    throw new HomeError('RADMESH_HOME_CORRUPT', `cannot read ${what} at ${path}: ${(error as Error).message}`, {
+      cause: error
+    })
   }
   try {
     return decode(JSON.parse(text))
   } catch (error) {
-    throw new HomeError('RADMESH_HOME_CORRUPT', `${what} at ${path} is damaged (${(error as Error).message}); ` +
-      'restore it from a backup or run the command that makes it again', { cause: error })
+    throw new HomeError(
+      'RADMESH_HOME_CORRUPT',
+      `${what} at ${path} is damaged (${(error as Error).message}); ` +
+        'restore it from a backup or run the command that makes it again',
+      { cause: error }
+    )
   }
 }
 

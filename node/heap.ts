@@ -27,7 +27,7 @@ let garbage = 0
 let scheduled = false
 
 /** Called once, first thing, by `radmesh start`. */
-export function tuneHeap (env: NodeJS.ProcessEnv = process.env): boolean {
+export function tuneHeap(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env['RADMESH_HEAP_TUNING'] === '0') return false
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
   setFlagsFromString('--external-memory-accounted-in-global-limit')
@@ -38,7 +38,7 @@ export function tuneHeap (env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 /** Notes that `bytes` of off-heap buffers became garbage; a minor collection follows every 16 MB. */
-export function offHeapGarbage (bytes: number): void {
+export function offHeapGarbage(bytes: number): void {
   if (collect === undefined) return
   garbage += bytes
   if (garbage < MINOR_GC_EVERY_BYTES || scheduled) return

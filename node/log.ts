@@ -7,10 +7,17 @@ import { pino, type Logger } from 'pino'
 
 export type { Logger }
 
-export function createLogger (path: string, bindings: { peerId: string, name: string }, level = process.env['RADMESH_LOG_LEVEL'] ?? 'info'): Logger {
+export function createLogger(
+  path: string,
+  bindings: { peerId: string; name: string },
+  level = process.env['RADMESH_LOG_LEVEL'] ?? 'info'
+): Logger {
   const file = createWriteStream(path, { flags: 'a', mode: 0o600 })
-  return pino({ level, base: bindings, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream([
-    { level: level as pino.Level, stream: file },
-    { level: 'warn', stream: process.stderr }
-  ]))
+  return pino(
+    { level, base: bindings, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.multistream([
+      { level: level as pino.Level, stream: file },
+      { level: 'warn', stream: process.stderr }
+    ])
+  )
 }

@@ -113,7 +113,7 @@ export interface NodeServices {
   workflow: ReadingWorkflow
   delivery: ReportDelivery
   audit: AuditLog
-  connectedMembers (): ConnectedMember[]
+  connectedMembers(): ConnectedMember[]
 }
 
 export interface RunningNode extends NodeServices {
@@ -122,42 +122,50 @@ export interface RunningNode extends NodeServices {
   httpUrl: string
   dicomPort: number | undefined
   aeTitle: string
-  listenAddrs (): string[]
-  signInUrl (): string
-  stop (): Promise<void>
+  listenAddrs(): string[]
+  signInUrl(): string
+  stop(): Promise<void>
 }
 
-export function parseMultiaddrs (values: string[], flag: string): Multiaddr[] {
+export function parseMultiaddrs(values: string[], flag: string): Multiaddr[] {
   return values.map(value => {
     try {
       return multiaddr(value)
     } catch (error) {
-      throw new ListenError('RADMESH_BAD_MULTIADDR', `${flag} ${value} is not a multiaddr (${(error as Error).message}); ` +
-        'write it like /ip4/192.0.2.10/tcp/7400/p2p/12D3KooW…')
+      throw new ListenError(
+        'RADMESH_BAD_MULTIADDR',
+        `${flag} ${value} is not a multiaddr (${(error as Error).message}); ` +
+          'write it like /ip4/192.0.2.10/tcp/7400/p2p/12D3KooW…'
+      )
     }
   })
 }
 
-export function parseHostPort (value: string): { host: string, port: number } {
+export function parseHostPort(value: string): { host: string; port: number } {
   const match = /^(.*):(\d{1,5})$/.exec(value)
   const port = Number(match?.[2])
-  if (match?.[1] === undefined || match[1] === '' || port > 65535) throw new RadmeshError('RADMESH_USAGE', `--http ${value}: write HOST:PORT, e.g. 127.0.0.1:7480`)
+  if (match?.[1] === undefined || match[1] === '' || port > 65535)
+    throw new RadmeshError('RADMESH_USAGE', `--http ${value}: write HOST:PORT, e.g. 127.0.0.1:7480`)
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port }
 }
 
-export async function ensureApiToken (paths: HomePaths): Promise<string> {
-  if (!await exists(paths.apiToken)) await writeFileAtomic(paths.apiToken, `${newSecret()}\n`, SECRET_FILE_MODE)
+export async function ensureApiToken(paths: HomePaths): Promise<string> {
+  if (!(await exists(paths.apiToken))) await writeFileAtomic(paths.apiToken, `${newSecret()}\n`, SECRET_FILE_MODE)
   return (await fs.readFile(paths.apiToken, 'utf8')).trim()
 }
 
-function isAddressInUse (error: unknown): boolean {
-  for (let e = error as { code?: string, message?: string, cause?: unknown } | undefined; e != null; e = e.cause as typeof e) {
+function isAddressInUse(error: unknown): boolean {
+  for (
+    let e = error as { code?: string; message?: string; cause?: unknown } | undefined;
+    e != null;
+    e = e.cause as typeof e
+  ) {
     if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(e.message ?? '')) return true
   }
   return false
 }
 
-export async function createNode (options: NodeOptions): Promise<RunningNode> {
+export async function createNode(options: NodeOptions): Promise<RunningNode> {
   const member = await loadMember(options.home)
   const listen = parseMultiaddrs(options.listen ?? DEFAULT_LISTEN, '--listen')
   const relayVia = parseMultiaddrs(options.relayVia ?? [], '--relay-via')
@@ -168,23 +176,32 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
 
   const cleanups: Array<() => Promise<void> | void> = []
   const stop = async (): Promise<void> => {
-    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(error => log.error({ err: error }, 'stop step failed'))
+    for (const cleanup of cleanups.reverse())
+      await Promise.resolve(cleanup()).catch(error => log.error({ err: error }, 'stop step failed'))
     cleanups.length = 0
     await fs.rm(member.paths.running, { force: true })
   }
 
   try {
     const db: Database = await openDatabase(member.paths.database)
-    cleanups.push(async () => { await db.close() })
+    cleanups.push(async () => {
+      await db.close()
+    })
     const storageKey = await StorageKey.load(member.paths.storageKey)
-    const { archive, audit, close: closeArchive } = await openArchive({
+    const {
+      archive,
+      audit,
+      close: closeArchive
+    } = await openArchive({
       db,
       key: storageKey,
       chunks: member.paths.chunks,
       audit: member.paths.audit,
       log,
       stableAfterMs: options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS,
-      preallocate: options.preallocateBytes ?? (options.dicomPort === undefined ? DEFAULT_PREALLOCATE_READER : DEFAULT_PREALLOCATE_SITE)
+      preallocate:
+        options.preallocateBytes ??
+        (options.dicomPort === undefined ? DEFAULT_PREALLOCATE_READER : DEFAULT_PREALLOCATE_SITE)
     })
     cleanups.push(closeArchive)
 
@@ -210,17 +227,29 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       await host.start()
     } catch (error) {
       await Promise.resolve(host.stop()).catch(() => {})
-      if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot listen on ${listen.join(', ')}: address already in use; ` +
-        'choose other --listen ports or stop the program using them', { cause: error })
+      if (isAddressInUse(error))
+        throw new ListenError(
+          'RADMESH_ADDRESS_IN_USE',
+          `cannot listen on ${listen.join(', ')}: address already in use; ` +
+            'choose other --listen ports or stop the program using them',
+          { cause: error }
+        )
       throw error
     }
-    cleanups.push(async () => { await host.stop() })
+    cleanups.push(async () => {
+      await host.stop()
+    })
     await revocations.start()
-    cleanups.push(async () => { await revocations.stop() })
+    cleanups.push(async () => {
+      await revocations.stop()
+    })
 
     const onPeerConnect = (event: CustomEvent<{ toString(): string }>): void => {
       const peer = event.detail.toString()
-      log.info({ event: 'member-connected', peer, name: registry.certificateOf(peer)?.name }, `connected to ${registry.certificateOf(peer)?.name ?? peer}`)
+      log.info(
+        { event: 'member-connected', peer, name: registry.certificateOf(peer)?.name },
+        `connected to ${registry.certificateOf(peer)?.name ?? peer}`
+      )
     }
     const onPeerDisconnect = (event: CustomEvent<{ toString(): string }>): void => {
       log.info({ event: 'member-disconnected', peer: event.detail.toString() }, 'member disconnected')
@@ -244,22 +273,55 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
       log
     })
     await exchange.start()
-    cleanups.push(async () => { await exchange.stop() })
+    cleanups.push(async () => {
+      await exchange.stop()
+    })
 
     const routing = await loadRouting(member.paths.routing)
     const documents = new Documents(new DocStore(db, storageKey), log)
-    cleanups.push(async () => { await documents.close() })
-    const worklist = new Worklist({ documents, identity: member.identity, registry, index: new CaseIndex(db, storageKey), log })
+    cleanups.push(async () => {
+      await documents.close()
+    })
+    const worklist = new Worklist({
+      documents,
+      identity: member.identity,
+      registry,
+      index: new CaseIndex(db, storageKey),
+      log
+    })
     await worklist.start()
-    cleanups.push(() => { worklist.stop() })
+    cleanups.push(() => {
+      worklist.stop()
+    })
     const reports = new Reports({ documents, identity: member.identity, worklist, audit, log })
     await reports.openLive()
-    const workflow = new ReadingWorkflow({ documents, identity: member.identity, registry, archive, exchange, audit, worklist, reports, routing, log })
+    const workflow = new ReadingWorkflow({
+      documents,
+      identity: member.identity,
+      registry,
+      archive,
+      exchange,
+      audit,
+      worklist,
+      reports,
+      routing,
+      log
+    })
     workflow.start()
-    cleanups.push(() => { workflow.stop() })
-    const critical = new CriticalResults({ peerId: member.identity.peerId, worklist, audit, settings: routing.critical, log })
+    cleanups.push(() => {
+      workflow.stop()
+    })
+    const critical = new CriticalResults({
+      peerId: member.identity.peerId,
+      worklist,
+      audit,
+      settings: routing.critical,
+      log
+    })
     critical.start()
-    cleanups.push(async () => { await critical.stop() })
+    cleanups.push(async () => {
+      await critical.stop()
+    })
     const outbox = new Hl7Outbox(db, storageKey)
     const ris = options.ris ?? (routing.ris === undefined ? undefined : parseHostPort(routing.ris))
     const retry = options.risRetryMs === undefined ? {} : { retryMs: options.risRetryMs }
@@ -267,36 +329,73 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     const hl7 = ris === undefined ? undefined : new Hl7Sender({ outbox, ris, audit, peerId: me, log, ...retry })
     if (hl7 !== undefined) {
       await hl7.start()
-      cleanups.push(async () => { await hl7.stop() })
+      cleanups.push(async () => {
+        await hl7.stop()
+      })
     }
-    const delivery = new ReportDelivery({ archive, documents, reports, worklist, identity: member.identity, log, outbox,
-      ...(hl7 === undefined ? {} : { hl7 }) })
+    const delivery = new ReportDelivery({
+      archive,
+      documents,
+      reports,
+      worklist,
+      identity: member.identity,
+      log,
+      outbox,
+      ...(hl7 === undefined ? {} : { hl7 })
+    })
     delivery.start()
-    cleanups.push(async () => { delivery.stop(); await delivery.settled() })
+    cleanups.push(async () => {
+      delivery.stop()
+      await delivery.settled()
+    })
     const inspector = new UpdateInspector()
-    cleanups.push(async () => { await inspector.close() })
+    cleanups.push(async () => {
+      await inspector.close()
+    })
     const presence = new Presence({ documents, me: member.identity.peerId, log })
     const policy = workflow.syncPolicy()
-    const sync = new SyncService({ libp2p: host, registry, penalties, documents, inspector, policy, presence, log, ...(options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: options.resyncIntervalMs }) })
+    const sync = new SyncService({
+      libp2p: host,
+      registry,
+      penalties,
+      documents,
+      inspector,
+      policy,
+      presence,
+      log,
+      ...(options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: options.resyncIntervalMs })
+    })
     await sync.start()
-    cleanups.push(async () => { await sync.stop() })
-    cleanups.push(async () => { presence.stop() })
+    cleanups.push(async () => {
+      await sync.stop()
+    })
+    cleanups.push(async () => {
+      presence.stop()
+    })
 
     const redialer = new Redialer(host, registry, log)
     redialer.start(peers)
-    cleanups.push(() => { redialer.stop() })
+    cleanups.push(() => {
+      redialer.stop()
+    })
     // Links to members this node shares nothing with are let go of (the members document aside: it spreads
     // through the others).
     const worksWith = (peer: string): boolean =>
       policy.sharedWith(peer).length > 1 || relayPeers(host, host.services.relay).has(peer)
     const pruner = new ConnectionPruner({ libp2p: host, redialer, worksWith, log })
     pruner.start()
-    cleanups.push(() => { pruner.stop() })
+    cleanups.push(() => {
+      pruner.stop()
+    })
 
     const enforcer = new MembershipEnforcer(host, registry, penalties, log)
-    penalties.setBanHandler((peer, reasons) => { enforcer.disconnect(peer, `banned for ${BAN_MS / 60_000} minutes after bad data (${JSON.stringify(reasons)})`) })
+    penalties.setBanHandler((peer, reasons) => {
+      enforcer.disconnect(peer, `banned for ${BAN_MS / 60_000} minutes after bad data (${JSON.stringify(reasons)})`)
+    })
     enforcer.start()
-    cleanups.push(() => { enforcer.stop() })
+    cleanups.push(() => {
+      enforcer.stop()
+    })
 
     const connectedMembers = (): ConnectedMember[] => linksOf(host, registry)
 
@@ -305,9 +404,11 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
     let dicomPort: number | undefined
     if (options.dicomPort !== undefined) {
       try {
-        const allowedCallers = [...options.dicomLimits?.allowedCallers ?? [],
-          ...await loadAllowedCallers(member.paths.home)]
-        const peers = [...await loadDicomPeers(member.paths.home), ...options.dicomPeers ?? []]
+        const allowedCallers = [
+          ...(options.dicomLimits?.allowedCallers ?? []),
+          ...(await loadAllowedCallers(member.paths.home))
+        ]
+        const peers = [...(await loadDicomPeers(member.paths.home)), ...(options.dicomPeers ?? [])]
         const destinations = new Map(peers.map(peer => [peer.aeTitle, peer]))
         const scp = await startDicomScp({
           ...options.dicomLimits,
@@ -317,37 +418,82 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
           aeTitle,
           log,
           openDataset: header => openNetworkDataset(archive, header),
-          onStore: async (request) => await storeFromNetwork(archive, request),
+          onStore: async request => await storeFromNetwork(archive, request),
           queryRetrieve: new DimseQuery({ archive, audit, destinations })
         })
-        cleanups.push(async () => { await scp.stop() })
+        cleanups.push(async () => {
+          await scp.stop()
+        })
         dicomPort = scp.port
       } catch (error) {
-        if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot listen for DICOM on port ${options.dicomPort}: address already in use; choose another --dicom port`, { cause: error })
+        if (isAddressInUse(error))
+          throw new ListenError(
+            'RADMESH_ADDRESS_IN_USE',
+            `cannot listen for DICOM on port ${options.dicomPort}: address already in use; choose another --dicom port`,
+            { cause: error }
+          )
         throw error
       }
     }
 
-    const services: NodeServices = { peerId: member.identity.peerId, certificate: member.certificate, host, registry, revocations, archive, exchange, worklist, reports, documents, sync, presence, workflow, delivery, audit, connectedMembers }
+    const services: NodeServices = {
+      peerId: member.identity.peerId,
+      certificate: member.certificate,
+      host,
+      registry,
+      revocations,
+      archive,
+      exchange,
+      worklist,
+      reports,
+      documents,
+      sync,
+      presence,
+      workflow,
+      delivery,
+      audit,
+      connectedMembers
+    }
     const live = new LiveReports({ reports, worklist, documents, presence, sync })
     const access = new StudyAccess({ archive, audit })
     const deidMappings = new DeidMappings(db, storageKey)
     const self = { peerId: member.identity.peerId, certificate: member.certificate }
-    const app: FastifyInstance = await createHttpServer({ ...services, self, live, access, deidMappings, critical }, sessions, log, options.corsOrigins ?? [])
+    const app: FastifyInstance = await createHttpServer(
+      { ...services, self, live, access, deidMappings, critical },
+      sessions,
+      log,
+      options.corsOrigins ?? []
+    )
     try {
       await app.listen({ host: http.host, port: http.port })
     } catch (error) {
       await app.close().catch(() => {})
-      if (isAddressInUse(error)) throw new ListenError('RADMESH_ADDRESS_IN_USE', `cannot serve HTTP on ${http.host}:${http.port}: address already in use; choose another --http port`, { cause: error })
+      if (isAddressInUse(error))
+        throw new ListenError(
+          'RADMESH_ADDRESS_IN_USE',
+          `cannot serve HTTP on ${http.host}:${http.port}: address already in use; choose another --http port`,
+          { cause: error }
+        )
       throw error
     }
-    cleanups.push(async () => { await app.close() })
+    cleanups.push(async () => {
+      await app.close()
+    })
     const address = app.server.address()
     const port = typeof address === 'object' && address !== null ? address.port : http.port
     const httpUrl = `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${port}`
 
     const listenAddrs = (): string[] => host.getMultiaddrs().map(String)
-    await writeFileAtomic(member.paths.running, toJsonText({ pid: process.pid, peerId: member.identity.peerId, http: httpUrl, listen: listenAddrs(), startedAt: new Date().toISOString() }))
+    await writeFileAtomic(
+      member.paths.running,
+      toJsonText({
+        pid: process.pid,
+        peerId: member.identity.peerId,
+        http: httpUrl,
+        listen: listenAddrs(),
+        startedAt: new Date().toISOString()
+      })
+    )
     log.info({ event: 'node-started', listen: listenAddrs(), http: httpUrl }, 'node started')
 
     return {
@@ -368,17 +514,24 @@ export async function createNode (options: NodeOptions): Promise<RunningNode> {
 }
 
 /** Revocations the administrator handed over while this node was stopped (`revoke --home`). */
-async function takePendingRevocations (paths: HomePaths, registry: MembershipRegistry, log: Logger): Promise<void> {
+async function takePendingRevocations(paths: HomePaths, registry: MembershipRegistry, log: Logger): Promise<void> {
   let list: unknown
   try {
     list = JSON.parse(await fs.readFile(paths.pendingRevocations, 'utf8'))
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw new RadmeshError('RADMESH_HOME_CORRUPT', `${paths.pendingRevocations} is damaged (${(error as Error).message}); ` +
-      'ask the administrator for the revocation again')
+    throw new RadmeshError(
+      'RADMESH_HOME_CORRUPT',
+      `${paths.pendingRevocations} is damaged (${(error as Error).message}); ` +
+        'ask the administrator for the revocation again'
+    )
   }
   const revocations = (Array.isArray(list) ? list : []).flatMap(item => {
-    try { return [decodeRevocation(item)] } catch { return [] }
+    try {
+      return [decodeRevocation(item)]
+    } catch {
+      return []
+    }
   })
   const { added, invalid } = await registry.addRevocations(revocations)
   log.info({ event: 'pending-revocations', added: added.length, invalid }, `took ${added.length} pending revocation(s)`)

@@ -5,7 +5,7 @@
 export class MalformedMessageError extends Error {
   static override readonly name = 'MalformedMessageError'
   readonly code = 'RADMESH_MALFORMED_MESSAGE'
-  constructor (message: string) {
+  constructor(message: string) {
     super(message)
     this.name = 'MalformedMessageError'
   }

@@ -45,19 +45,23 @@ export const NODE_LAYERS: string[][] = [
   ['node/*.ts']
 ]
 
-export interface Violation { file: string, line: number, message: string }
+export interface Violation {
+  file: string
+  line: number
+  message: string
+}
 
-async function * sourceFiles (dir: string): AsyncGenerator<string> {
+async function* sourceFiles(dir: string): AsyncGenerator<string> {
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => [])
-  for (const entry of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const path = join(dir, entry.name)
-    if (entry.isDirectory() && entry.name !== 'dist' && entry.name !== 'node_modules') yield * sourceFiles(path)
+    if (entry.isDirectory() && entry.name !== 'dist' && entry.name !== 'node_modules') yield* sourceFiles(path)
     else if (entry.isFile() && /\.ts$/.test(entry.name)) yield path
   }
 }
 
 /** The node/ layer a file is in (its index in NODE_LAYERS) and the name of its group, or undefined. */
-function nodeGroup (file: string): { layer: number, group: string } | undefined {
+function nodeGroup(file: string): { layer: number; group: string } | undefined {
   const parts = file.split('/')
   const candidates = parts.length === 2 ? [file, 'node/*.ts'] : [file, `node/${parts[1]}`]
   for (const candidate of candidates) {
@@ -68,7 +72,7 @@ function nodeGroup (file: string): { layer: number, group: string } | undefined 
 }
 
 /** Why `from` may not import `to` (both relative to the root, with /), or undefined when it may. */
-function boundary (from: string, to: string): string | undefined {
+function boundary(from: string, to: string): string | undefined {
   const top = from.split('/')[0]
   const target = to.split('/')[0]
   if (top === 'protocol' && target !== 'protocol') {
@@ -96,7 +100,7 @@ function boundary (from: string, to: string): string | undefined {
 }
 
 /** The first cycle through `start` within its strongly connected component, as a path back to `start`. */
-function cycleThrough (start: string, graph: Map<string, string[]>, component: Set<string>): string[] {
+function cycleThrough(start: string, graph: Map<string, string[]>, component: Set<string>): string[] {
   const previous = new Map<string, string>()
   const queue = [start]
   for (let i = 0; i < queue.length; i++) {
@@ -119,7 +123,7 @@ function cycleThrough (start: string, graph: Map<string, string[]>, component: S
 }
 
 /** The strongly connected components of more than one file, or of a file that imports itself (Tarjan). */
-function cycles (graph: Map<string, string[]>): string[][] {
+function cycles(graph: Map<string, string[]>): string[][] {
   const index = new Map<string, number>()
   const low = new Map<string, number>()
   const stack: string[] = []
@@ -154,7 +158,7 @@ function cycles (graph: Map<string, string[]>): string[][] {
 }
 
 /** Every boundary crossed and every cycle in the tree at `root`. */
-export async function checkBoundaries (root: string): Promise<Violation[]> {
+export async function checkBoundaries(root: string): Promise<Violation[]> {
   const violations: Violation[] = []
   const graph = new Map<string, string[]>()
   for (const folder of FOLDERS) {
@@ -169,7 +173,9 @@ export async function checkBoundaries (root: string): Promise<Violation[]> {
           violations.push({ file, line: lineOf(pos), message })
         }
         if (!fileName.startsWith('.')) continue
-        const target = relative(root, resolve(dirname(path), fileName)).split(sep).join('/')
+        const target = relative(root, resolve(dirname(path), fileName))
+          .split(sep)
+          .join('/')
         imports.push(target)
         const why = boundary(file, target)
         if (why !== undefined) violations.push({ file, line: lineOf(pos), message: `imports ${target}: ${why}` })

@@ -20,17 +20,17 @@ const USAGE = 'npm run fuzz -- dicom|stow|qido|p2p|all [--cases N] [--seed S] [-
 const P2P_MODULE = './fuzz/p2p.ts'
 
 /** The runner of a kind, loaded when asked for (p2p is written elsewhere and may not be there yet). */
-async function runnerOf (kind: KindName): Promise<((options: KindOptions) => Promise<FuzzTally | KindTally>) | string> {
+async function runnerOf(kind: KindName): Promise<((options: KindOptions) => Promise<FuzzTally | KindTally>) | string> {
   if (kind === 'dicom') return (await import('./fuzz/dicom.ts')).runDicomFuzz
   if (kind === 'stow') return (await import('./fuzz/stow.ts')).runStowFuzz
   if (kind === 'qido') return (await import('./fuzz/qido.ts')).runQidoFuzz
   try {
     // A specifier in a variable: the type check passes whether or not the file is there yet.
-    const module = await import(P2P_MODULE) as { runP2pFuzz?: (options: FuzzOptions) => Promise<FuzzTally> }
+    const module = (await import(P2P_MODULE)) as { runP2pFuzz?: (options: FuzzOptions) => Promise<FuzzTally> }
     if (typeof module.runP2pFuzz !== 'function') return 'scripts/fuzz/p2p.ts does not export runP2pFuzz(options)'
     return module.runP2pFuzz
   } catch (error) {
-    const e = error as { code?: string, message?: string }
+    const e = error as { code?: string; message?: string }
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message?.includes('fuzz/p2p.ts') === true) {
       return 'the p2p kind is missing: scripts/fuzz/p2p.ts (exporting runP2pFuzz) is not written yet'
     }
@@ -38,13 +38,13 @@ async function runnerOf (kind: KindName): Promise<((options: KindOptions) => Pro
   }
 }
 
-export async function main (argv: string[], say: (line: string) => void): Promise<number> {
+export async function main(argv: string[], say: (line: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: { cases: { type: 'string' }, seed: { type: 'string' }, from: { type: 'string' } }
   })
-  const kinds = positionals.flatMap(name => name === 'all' ? [...KINDS] : [name])
+  const kinds = positionals.flatMap(name => (name === 'all' ? [...KINDS] : [name]))
   const bad = kinds.find(name => !(KINDS as readonly string[]).includes(name))
   if (kinds.length === 0 || bad !== undefined) {
     say(`${bad === undefined ? 'which kind?' : `no fuzz kind "${bad}"`}; usage: ${USAGE}`)
@@ -94,7 +94,9 @@ export async function main (argv: string[], say: (line: string) => void): Promis
 
 if (import.meta.main) {
   try {
-    process.exitCode = await main(process.argv.slice(2), line => { process.stdout.write(`${line}\n`) })
+    process.exitCode = await main(process.argv.slice(2), line => {
+      process.stdout.write(`${line}\n`)
+    })
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`)
     process.exitCode = 2

@@ -167,7 +167,8 @@ export async function generateCt(options: CtOptions): Promise<GeneratedStudy> {
       : new Date(Date.UTC(2024, 0, 1) + (hash32(derive('date')) % (365 * 86_400)) * 1000)
   const birthHash = hash32(derive('birth date'))
   const birthYear = studyTime.getUTCFullYear() - 20 - (birthHash % 60)
-  const birthDate = `${birthYear}${String(1 + ((birthHash >>> 8) % 12)).padStart(2, '0')}` +
+  const birthDate =
+    `${birthYear}${String(1 + ((birthHash >>> 8) % 12)).padStart(2, '0')}` +
     `${String(1 + ((birthHash >>> 16) % 28)).padStart(2, '0')}`
   const hadBirthday = birthDate.slice(4) <= da(studyTime).slice(4)
   const age = `${String(studyTime.getUTCFullYear() - birthYear - (hadBirthday ? 0 : 1)).padStart(3, '0')}Y`

@@ -10,21 +10,46 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
-interface Requirement { pkg: string, present: () => boolean, why: string }
+interface Requirement {
+  pkg: string
+  present: () => boolean
+  why: string
+}
 
-const onPath = (command: string): boolean => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+const onPath = (command: string): boolean =>
+  spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
 
 export const REQUIREMENTS: Requirement[] = [
-  { pkg: 'dcmtk', present: () => onPath('storescu') && onPath('dcmdump') && onPath('echoscu'), why: 'storescu/echoscu/dcmdump: a real DICOM peer' },
+  {
+    pkg: 'dcmtk',
+    present: () => onPath('storescu') && onPath('dcmdump') && onPath('echoscu'),
+    why: 'storescu/echoscu/dcmdump: a real DICOM peer'
+  },
   { pkg: 'dicom3tools', present: () => onPath('dciodvfy'), why: 'dciodvfy validates objects radmesh writes' },
   { pkg: 'libgdcm-tools', present: () => onPath('gdcmanon'), why: 'gdcmanon, a de-identification to compare with' },
   { pkg: 'openssl', present: () => onPath('openssl'), why: 'a throwaway certificate gdcmanon encrypts originals to' },
-  { pkg: 'python3-pydicom', present: () => existsSync('/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'), why: 'the pydicom test corpus' },
+  {
+    pkg: 'python3-pydicom',
+    present: () => existsSync('/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'),
+    why: 'the pydicom test corpus'
+  },
   { pkg: 'orthanc', present: () => onPath('Orthanc'), why: 'a real PACS that forwards studies' },
   { pkg: 'chromium', present: () => onPath('chromium'), why: 'headless Chromium runs the viewer tests' },
-  { pkg: 'orthanc-dicomweb', present: () => existsSync('/usr/share/orthanc/plugins/libOrthancDicomWeb.so'), why: 'Orthanc DICOMweb, a reference server' },
-  { pkg: 'python3-hl7', present: () => existsSync('/usr/lib/python3/dist-packages/hl7/mllp/streams.py'), why: 'an HL7 v2 MLLP receiver, the RIS of the HL7 tests' },
-  { pkg: 'nftables', present: () => onPath('nft'), why: 'nft masquerade rules: the NATs of the relay tests (network namespaces)' }
+  {
+    pkg: 'orthanc-dicomweb',
+    present: () => existsSync('/usr/share/orthanc/plugins/libOrthancDicomWeb.so'),
+    why: 'Orthanc DICOMweb, a reference server'
+  },
+  {
+    pkg: 'python3-hl7',
+    present: () => existsSync('/usr/lib/python3/dist-packages/hl7/mllp/streams.py'),
+    why: 'an HL7 v2 MLLP receiver, the RIS of the HL7 tests'
+  },
+  {
+    pkg: 'nftables',
+    present: () => onPath('nft'),
+    why: 'nft masquerade rules: the NATs of the relay tests (network namespaces)'
+  }
 ]
 
 const missing = REQUIREMENTS.filter(r => !r.present())
@@ -41,8 +66,10 @@ if (process.argv.includes('--check')) {
 const isRoot = process.getuid?.() === 0
 const sudoWorks = !isRoot && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0
 if (!isRoot && !sudoWorks) {
-  process.stderr.write(`the tests need Debian packages ${packages.join(', ')} (${missing.map(r => r.why).join('; ')}).\n` +
-    `Run as root, then npm test again:\n  sudo sh -c '${line}'\n`)
+  process.stderr.write(
+    `the tests need Debian packages ${packages.join(', ')} (${missing.map(r => r.why).join('; ')}).\n` +
+      `Run as root, then npm test again:\n  sudo sh -c '${line}'\n`
+  )
   process.exit(1)
 }
 process.stdout.write(`installing Debian packages: ${packages.join(' ')}\n`)

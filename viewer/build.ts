@@ -16,7 +16,7 @@ export const CODEC_FILES: Record<string, string> = {
   'openjpegwasm_decode.wasm': require.resolve('@cornerstonejs/codec-openjpeg/decodewasm')
 }
 
-export async function buildViewer (): Promise<string> {
+export async function buildViewer(): Promise<string> {
   const result = await build({
     entryPoints: [join(import.meta.dirname, 'src', 'main.ts')],
     bundle: true,
@@ -27,7 +27,9 @@ export async function buildViewer (): Promise<string> {
     sourcemap: false,
     write: false,
     logLevel: 'silent',
-    alias: { 'cornerstone-jpeg12': require.resolve('@cornerstonejs/dicom-image-loader').replace(/index\.js$/, 'codecs/jpeg.js') },
+    alias: {
+      'cornerstone-jpeg12': require.resolve('@cornerstonejs/dicom-image-loader').replace(/index\.js$/, 'codecs/jpeg.js')
+    },
     // The Emscripten decoders have Node branches that never run in a browser.
     external: ['fs', 'path', 'crypto', 'module', 'url', 'worker_threads', 'ws', 'perf_hooks'],
     define: { 'process.env.NODE_ENV': '"production"' }

@@ -40,10 +40,16 @@ export const MAX_INSTANCE_BYTES = 2 * 1024 * 1024 * 1024 - 1
 const { study: STUDY_TAGS, series: SERIES_TAGS, instance: INSTANCE_TAGS } = INDEXED_TAGS
 
 export type StoreOutcome = 'stored' | 'duplicate' | 'kept-existing'
-export interface StoreResult { outcome: StoreOutcome, instance: InstanceRecord }
+export interface StoreResult {
+  outcome: StoreOutcome
+  instance: InstanceRecord
+}
 
 /** What an object a C-STORE request announced must be: the data set naming other UIDs is refused. */
-export interface Announced { sopClassUid: string, sopInstanceUid: string }
+export interface Announced {
+  sopClassUid: string
+  sopInstanceUid: string
+}
 
 /**
  * What other capabilities may ask of the archive. Each takes only the slice it uses
@@ -52,37 +58,37 @@ export interface Announced { sopClassUid: string, sopInstanceUid: string }
 export interface Archive {
   // Storing: every way DICOM comes in.
   /** Validates and stores one Part 10 file; InvalidDicomError (with the reason) for a file it refuses. */
-  store (file: Uint8Array, actor: AuditActor): Promise<StoreResult>
+  store(file: Uint8Array, actor: AuditActor): Promise<StoreResult>
   /** An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. */
-  incoming (sopUid?: string): IncomingObject
+  incoming(sopUid?: string): IncomingObject
   /** `store` for a file written into `incoming()`; `expected`: the UIDs a C-STORE request announced. */
-  storeIncoming (incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult>
+  storeIncoming(incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult>
 
   // Listing.
-  instance (sopUid: string): Promise<InstanceRecord | undefined>
-  study (studyUid: string): Promise<StudyRecord | undefined>
-  series (studyUid: string, seriesUid: string): Promise<SeriesRecord | undefined>
-  studies (): AsyncGenerator<StudyRecord>
-  seriesOf (studyUid: string): AsyncGenerator<SeriesRecord>
+  instance(sopUid: string): Promise<InstanceRecord | undefined>
+  study(studyUid: string): Promise<StudyRecord | undefined>
+  series(studyUid: string, seriesUid: string): Promise<SeriesRecord | undefined>
+  studies(): AsyncGenerator<StudyRecord>
+  seriesOf(studyUid: string): AsyncGenerator<SeriesRecord>
   /** Instances of a study (or one series), in UID order. */
-  instancesOf (studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord>
+  instancesOf(studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord>
   /** Calls `listener` when a study has had no new instance for a while; returns the unsubscribe. */
-  onStudyStable (listener: (event: StudyStableEvent) => void): () => void
+  onStudyStable(listener: (event: StudyStableEvent) => void): () => void
 
   // Reading a stored file, verified: whole, a chunk at a time, or a range.
-  read (instance: InstanceRecord): Promise<Buffer>
+  read(instance: InstanceRecord): Promise<Buffer>
   /** The file's chunks in order (CHUNK_SIZE bytes each but the last): one in memory at a time. */
-  chunksOf (instance: InstanceRecord): AsyncGenerator<Buffer>
+  chunksOf(instance: InstanceRecord): AsyncGenerator<Buffer>
   /** Bytes `start` to `end` (exclusive), reading only the chunks that hold them. */
-  readRange (instance: InstanceRecord, start: number, end: number): Promise<Buffer>
+  readRange(instance: InstanceRecord, start: number, end: number): Promise<Buffer>
 
   // Chunks kept for something not whole yet (a fetch in progress), addressed by their SHA-256.
   /** Keeps up to CHUNK_SIZE bytes, durable once it resolves, sealed like all the rest; returns their id. */
-  keepChunk (bytes: Uint8Array): Promise<string>
+  keepChunk(bytes: Uint8Array): Promise<string>
   /** Whether the archive holds the chunk with this id (kept, or a chunk of a stored file). */
-  hasChunk (id: string): Promise<boolean>
+  hasChunk(id: string): Promise<boolean>
   /** The chunk with this id, verified against it. */
-  readChunk (id: string): Promise<Buffer>
+  readChunk(id: string): Promise<Buffer>
 }
 
 export interface ArchiveComponents {
@@ -99,10 +105,16 @@ export interface ArchiveInit {
   stableAfterMs: number
 }
 
-const pick = (attributes: Attributes, tags: string[]): Attributes => Object.fromEntries(
-  tags.filter(tag => attributes[tag] !== undefined).map(tag => [tag, attributes[tag] as AttributeValue]))
+const pick = (attributes: Attributes, tags: string[]): Attributes =>
+  Object.fromEntries(
+    tags.filter(tag => attributes[tag] !== undefined).map(tag => [tag, attributes[tag] as AttributeValue])
+  )
 
-interface Prefetched { sopUid: string, committed: number, lookup: Promise<InstanceRecord | undefined> }
+interface Prefetched {
+  sopUid: string
+  committed: number
+  lookup: Promise<InstanceRecord | undefined>
+}
 
 export class ArchiveService implements Archive {
   private readonly chunks: ChunkStore
@@ -117,13 +129,19 @@ export class ArchiveService implements Archive {
   /** lookups of the SOP Instance UID a C-STORE announced, begun while its data set arrives */
   private readonly prefetched = new WeakMap<IncomingObject, Prefetched>()
 
-  constructor (components: ArchiveComponents, init: ArchiveInit) {
+  constructor(components: ArchiveComponents, init: ArchiveInit) {
     const { db, key, chunks, audit, log } = components
     this.chunks = chunks
     this.key = key
     this.audit = audit
     this.log = log
-    this.records = new RecordIndex({ db, key, indexed: async () => { await chunks.indexed() } })
+    this.records = new RecordIndex({
+      db,
+      key,
+      indexed: async () => {
+        await chunks.indexed()
+      }
+    })
     this.commits = new StudyCommits({ records: this.records, chunks, audit, log })
     this.stable = new StableStudies({ records: this.records, log }, init)
   }
@@ -132,7 +150,7 @@ export class ArchiveService implements Archive {
    * An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. With the SOP Instance
    * UID the sender announced (a C-STORE request has it), the archive looks it up while the bytes arrive.
    */
-  incoming (sopUid?: string): IncomingObject {
+  incoming(sopUid?: string): IncomingObject {
     const incoming = new IncomingObject(this.key, MAX_INSTANCE_BYTES, {
       parser: new InstanceParser({ inflate: 'async', maxInflatedBytes: MAX_INSTANCE_BYTES }),
       // A large object goes to the pack log chunk by chunk as it arrives (see incoming.ts).
@@ -150,10 +168,10 @@ export class ArchiveService implements Archive {
    * commit came since it began; checked in the same synchronous step as the caller's `storing` check (no
    * store of this UID can complete unseen between the two).
    */
-  private async lookup (
+  private async lookup(
     sopUid: string,
     incoming: IncomingObject
-  ): Promise<{ found: InstanceRecord | undefined, current: () => boolean }> {
+  ): Promise<{ found: InstanceRecord | undefined; current: () => boolean }> {
     const prefetched = this.prefetched.get(incoming)
     this.prefetched.delete(incoming)
     if (prefetched?.sopUid !== sopUid) return { found: await this.instance(sopUid), current: () => true }
@@ -165,7 +183,7 @@ export class ArchiveService implements Archive {
    * Validates and stores one Part 10 file. Throws InvalidDicomError (with the reason) for a file it
    * refuses; every outcome, refusals included, is audited.
    */
-  async store (file: Uint8Array, actor: AuditActor): Promise<StoreResult> {
+  async store(file: Uint8Array, actor: AuditActor): Promise<StoreResult> {
     const incoming = this.incoming()
     incoming.write(file)
     return await this.storeIncoming(incoming, actor)
@@ -176,7 +194,7 @@ export class ArchiveService implements Archive {
    * the sender announced (a C-STORE request names them): an object whose data set names others is refused
    * ('not-as-announced') before anything of it is stored.
    */
-  async storeIncoming (incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult> {
+  async storeIncoming(incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult> {
     try {
       return await this.storeReceived(incoming, actor, expected)
     } finally {
@@ -184,11 +202,7 @@ export class ArchiveService implements Archive {
     }
   }
 
-  private async storeReceived (
-    incoming: IncomingObject,
-    actor: AuditActor,
-    expected?: Announced
-  ): Promise<StoreResult> {
+  private async storeReceived(incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult> {
     let sealed: SealedObject
     let parsed: DicomInstance
     try {
@@ -216,7 +230,7 @@ export class ArchiveService implements Archive {
     const looked = await this.lookup(sopUid, incoming)
     let existing = looked.current() ? looked.found : await this.instance(sopUid)
     // Two copies of one instance may race through one association or two: the second waits for the first.
-    for (let first = this.storing.get(sopUid); existing === undefined && first !== undefined;) {
+    for (let first = this.storing.get(sopUid); existing === undefined && first !== undefined; ) {
       await first.catch(() => {})
       existing = await this.instance(sopUid)
       first = this.storing.get(sopUid)
@@ -249,7 +263,7 @@ export class ArchiveService implements Archive {
   }
 
   /** Commits an instance not stored before: its chunks with its index records (see commit.ts). */
-  private async storeNew (
+  private async storeNew(
     parsed: DicomInstance,
     received: IdentifiedObject,
     actor: AuditActor,
@@ -270,9 +284,10 @@ export class ArchiveService implements Archive {
       attributes: pick(parsed.attributes, INSTANCE_TAGS),
       storedAt: new Date().toISOString()
     }
-    const chunks = staged === undefined
-      ? received.chunks
-      : [{ id: (received.chunks[0] as SealedChunk).id, staged } satisfies StagedChunk]
+    const chunks =
+      staged === undefined
+        ? received.chunks
+        : [{ id: (received.chunks[0] as SealedChunk).id, staged } satisfies StagedChunk]
     const modality = parsed.attributes['00080060']
     await this.commits.add({
       record,
@@ -285,47 +300,47 @@ export class ArchiveService implements Archive {
     return record
   }
 
-  onStudyStable (listener: (event: StudyStableEvent) => void): () => void {
+  onStudyStable(listener: (event: StudyStableEvent) => void): () => void {
     return this.stable.on(listener)
   }
 
-  stop (): void {
+  stop(): void {
     this.stable.stop()
   }
 
-  async instance (sopUid: string): Promise<InstanceRecord | undefined> {
+  async instance(sopUid: string): Promise<InstanceRecord | undefined> {
     return await this.records.instance(sopUid)
   }
 
-  async study (studyUid: string): Promise<StudyRecord | undefined> {
+  async study(studyUid: string): Promise<StudyRecord | undefined> {
     return await this.records.study(studyUid)
   }
 
-  async series (studyUid: string, seriesUid: string): Promise<SeriesRecord | undefined> {
+  async series(studyUid: string, seriesUid: string): Promise<SeriesRecord | undefined> {
     return await this.records.series(studyUid, seriesUid)
   }
 
-  studies (): AsyncGenerator<StudyRecord> {
+  studies(): AsyncGenerator<StudyRecord> {
     return this.records.studies()
   }
 
-  seriesOf (studyUid: string): AsyncGenerator<SeriesRecord> {
+  seriesOf(studyUid: string): AsyncGenerator<SeriesRecord> {
     return this.records.seriesOf(studyUid)
   }
 
-  instancesOf (studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord> {
+  instancesOf(studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord> {
     return this.records.instancesOf(studyUid, seriesUid)
   }
 
-  chunksOf (instance: InstanceRecord): AsyncGenerator<Buffer> {
+  chunksOf(instance: InstanceRecord): AsyncGenerator<Buffer> {
     return chunksOf(this.chunks, instance)
   }
 
-  async readRange (instance: InstanceRecord, start: number, end: number): Promise<Buffer> {
+  async readRange(instance: InstanceRecord, start: number, end: number): Promise<Buffer> {
     return await readRange(this.chunks, instance, start, end)
   }
 
-  async read (instance: InstanceRecord): Promise<Buffer> {
+  async read(instance: InstanceRecord): Promise<Buffer> {
     return await readWhole(this.chunks, instance)
   }
 
@@ -333,22 +348,22 @@ export class ArchiveService implements Archive {
    * A chunk kept through a commit of its own (the pack log's one way to make bytes visible), so it is replayed
    * after a power loss like any store. A chunk the archive holds already is not written again.
    */
-  async keepChunk (bytes: Uint8Array): Promise<string> {
+  async keepChunk(bytes: Uint8Array): Promise<string> {
     const incoming = new IncomingObject(this.key, CHUNK_SIZE)
     incoming.write(bytes)
     const [chunk] = incoming.finish().chunks as [SealedChunk]
     incoming.release()
-    if (!await this.chunks.has(chunk.id)) {
+    if (!(await this.chunks.has(chunk.id))) {
       await this.chunks.commit({ chunks: [chunk], puts: [], note: { kept: chunk.id } })
     }
     return chunk.id
   }
 
-  async hasChunk (id: string): Promise<boolean> {
+  async hasChunk(id: string): Promise<boolean> {
     return await this.chunks.has(id)
   }
 
-  async readChunk (id: string): Promise<Buffer> {
+  async readChunk(id: string): Promise<Buffer> {
     return await this.chunks.get(id)
   }
 }

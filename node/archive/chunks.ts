@@ -61,7 +61,9 @@ export interface Commit {
   committed?: (ref: string) => void
 }
 
-interface CommitAppend extends PackAppend { commit: Commit }
+interface CommitAppend extends PackAppend {
+  commit: Commit
+}
 
 /**
  * Resolves after the callbacks of the current turn of the event loop, and so after the answers that wait on a
@@ -69,9 +71,14 @@ interface CommitAppend extends PackAppend { commit: Commit }
  * (the LevelDB batch, the committed callbacks) waits for this, so it is done while the sender prepares its
  * next request; it cut the time from a write's end to its answer by two thirds (docs/PERFORMANCE.md).
  */
-const afterAnswers = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+const afterAnswers = async (): Promise<void> => {
+  await new Promise(resolve => setImmediate(resolve))
+}
 
-export interface ChunkStoreComponents { db: Database, key: StorageKey }
+export interface ChunkStoreComponents {
+  db: Database
+  key: StorageKey
+}
 
 export interface ChunkStoreInit {
   /** HOME/chunks: the packs */
@@ -97,7 +104,7 @@ export class ChunkStore {
   private indexing: Promise<void> = Promise.resolve()
   private indexFailure: Error | undefined
 
-  constructor (components: ChunkStoreComponents, init: ChunkStoreInit) {
+  constructor(components: ChunkStoreComponents, init: ChunkStoreInit) {
     this.root = init.root
     this.key = components.key
     this.db = components.db
@@ -108,11 +115,13 @@ export class ChunkStore {
       ...(init.preallocate === undefined ? {} : { preallocate: init.preallocate }),
       ...(init.packLimit === undefined ? {} : { packLimit: init.packLimit }),
       locationKey: id => this.key.name(id),
-      durable: commits => { this.index(commits) }
+      durable: commits => {
+        this.index(commits)
+      }
     })
   }
 
-  private sublevel (name: string): BinarySublevel {
+  private sublevel(name: string): BinarySublevel {
     let sublevel = this.sublevels.get(name)
     if (sublevel === undefined) {
       sublevel = this.db.sublevel<string, Uint8Array>(name, { valueEncoding: 'view' })
@@ -127,14 +136,15 @@ export class ChunkStore {
    * the commits replayed, oldest first. Writing goes on at the end of the last intact entry, or in a new
    * pack if the last one ends in a torn entry.
    */
-  async open (options: { replayFrom?: string | undefined } = {}): Promise<ReplayedCommit[]> {
+  async open(options: { replayFrom?: string | undefined } = {}): Promise<ReplayedCommit[]> {
     await fs.mkdir(this.root, { recursive: true, mode: 0o700 })
     const packs = await listPacks(this.root)
     const checkpoint = await this.checkpoints.get('checkpoint')
     const fromIndex = checkpoint === undefined ? undefined : `${checkpoint.pack}:${checkpoint.offset}`
-    const from = fromIndex === undefined || options.replayFrom === undefined
-      ? undefined
-      : [fromIndex, options.replayFrom].sort(compareRefs)[0]
+    const from =
+      fromIndex === undefined || options.replayFrom === undefined
+        ? undefined
+        : [fromIndex, options.replayFrom].sort(compareRefs)[0]
     const apply = async (records: CommitRecord[], end: PackPosition): Promise<void> => {
       const operations = records.flatMap(record => this.putsOf(record))
       operations.push({ type: 'put', sublevel: this.checkpoints, key: 'checkpoint', value: end })
@@ -153,16 +163,20 @@ export class ChunkStore {
     return replayed
   }
 
-  private putsOf (record: CommitRecord): unknown[] {
+  private putsOf(record: CommitRecord): unknown[] {
     return [
       ...record.locations.map(([key, value]) => ({ type: 'put', sublevel: this.locations, key, value })),
-      ...record.puts.map(([sublevel, key, value]) =>
-        ({ type: 'put', sublevel: this.sublevel(sublevel), key, value: Buffer.from(value, 'base64') }))
+      ...record.puts.map(([sublevel, key, value]) => ({
+        type: 'put',
+        sublevel: this.sublevel(sublevel),
+        key,
+        value: Buffer.from(value, 'base64')
+      }))
     ]
   }
 
   /** Waits for the writes in flight and closes the packs; zero-filling stops. */
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     await this.writer.close()
     await this.indexing
     await this.readers.close()
@@ -172,7 +186,7 @@ export class ChunkStore {
    * Begins the synced write of a sealed chunk ahead of its commit, before its id is known (see
    * PackWriter.stage). Until a commit names it, the chunk is unreferenced and invisible.
    */
-  stage (chunk: SealedPieces): Promise<StagedWrite> {
+  stage(chunk: SealedPieces): Promise<StagedWrite> {
     return this.writer.stage(chunk)
   }
 
@@ -184,7 +198,7 @@ export class ChunkStore {
    * without looking its chunk up: no stored object has that content whole, and were it a chunk of a larger
    * object, a second copy would cost space only. That spares a LevelDB read per image.
    */
-  async commit (commit: Commit): Promise<{ ids: string[], ref: string }> {
+  async commit(commit: Commit): Promise<{ ids: string[]; ref: string }> {
     const unstaged = commit.chunks.filter((chunk): chunk is SealedChunk => !isStaged(chunk))
     const chunks = commit.chunks.length === 1 ? unstaged : await this.missing(unstaged)
     const staged = commit.chunks.filter(isStaged)
@@ -194,11 +208,11 @@ export class ChunkStore {
     return { ids: commit.chunks.map(chunk => chunk.id), ref }
   }
 
-  private async missing (chunks: SealedChunk[]): Promise<SealedChunk[]> {
+  private async missing(chunks: SealedChunk[]): Promise<SealedChunk[]> {
     const missing: SealedChunk[] = []
     const seen = new Set<string>()
     for (const chunk of chunks) {
-      if (seen.has(chunk.id) || await this.has(chunk.id)) continue
+      if (seen.has(chunk.id) || (await this.has(chunk.id))) continue
       seen.add(chunk.id)
       missing.push(chunk)
     }
@@ -210,7 +224,7 @@ export class ChunkStore {
    * order, or an older study aggregate could land last). A commit resolves once it is durable, without
    * waiting for this: reads wait for it instead (`indexed`), so whoever was answered sees the store.
    */
-  private index (commits: Array<[CommitAppend, Appended]>): void {
+  private index(commits: Array<[CommitAppend, Appended]>): void {
     const last = commits.at(-1)
     if (last === undefined) return
     const operations: unknown[] = []
@@ -222,7 +236,9 @@ export class ChunkStore {
     }
     // Unsynced: the commit entries just synced are the durable copy.
     operations.push({ type: 'put', sublevel: this.checkpoints, key: 'checkpoint', value: last[1].end })
-    const write = async (): Promise<void> => { await this.db.batch(operations as BatchOperations) }
+    const write = async (): Promise<void> => {
+      await this.db.batch(operations as BatchOperations)
+    }
     this.indexing = this.indexing.then(async () => {
       await afterAnswers()
       if (this.indexFailure !== undefined) return
@@ -238,27 +254,31 @@ export class ChunkStore {
     // Scheduled before the index batch's own wait (a promise reaction of `indexing` schedules that one), so by
     // the time `indexed()` resolves every callback has run: closing waits for it before the audit log closes.
     const committed = commits.flatMap(([{ commit }, { ref }]) =>
-      commit.committed === undefined ? [] : [{ call: commit.committed, ref }])
-    if (committed.length > 0) setImmediate(() => { for (const { call, ref } of committed) call(ref) })
+      commit.committed === undefined ? [] : [{ call: commit.committed, ref }]
+    )
+    if (committed.length > 0)
+      setImmediate(() => {
+        for (const { call, ref } of committed) call(ref)
+      })
   }
 
   /** Resolves once the index holds every commit made durable so far. */
-  async indexed (): Promise<void> {
+  async indexed(): Promise<void> {
     await this.indexing
     if (this.indexFailure !== undefined) throw this.indexFailure
   }
 
-  private async location (id: string): Promise<ChunkLocation | undefined> {
+  private async location(id: string): Promise<ChunkLocation | undefined> {
     await this.indexed()
     return await this.locations.get(this.key.name(id))
   }
 
-  async has (id: string): Promise<boolean> {
-    return await this.location(id) !== undefined
+  async has(id: string): Promise<boolean> {
+    return (await this.location(id)) !== undefined
   }
 
   /** The plaintext of a chunk, verified against its id (a damaged pack is an error, never wrong bytes). */
-  async get (id: string): Promise<Buffer> {
+  async get(id: string): Promise<Buffer> {
     const location = await this.location(id)
     if (location === undefined) throw new Error(`chunk ${id} is not in this store`)
     const sealed = await this.readers.read(location)
@@ -269,7 +289,7 @@ export class ChunkStore {
   }
 
   /** The chunks' plaintexts, joined. */
-  async read (ids: string[]): Promise<Buffer> {
+  async read(ids: string[]): Promise<Buffer> {
     return Buffer.concat(await Promise.all(ids.map(async id => await this.get(id))))
   }
 }

@@ -26,8 +26,14 @@ export interface NewInstance {
   actor: AuditActor
 }
 
-interface Pending extends NewInstance { resolve: () => void, reject: (error: Error) => void }
-interface Queue { pending: Pending[], running: boolean }
+interface Pending extends NewInstance {
+  resolve: () => void
+  reject: (error: Error) => void
+}
+interface Queue {
+  pending: Pending[]
+  running: boolean
+}
 
 export interface StudyCommitsComponents {
   records: Pick<RecordIndex, 'put' | 'listing' | 'study' | 'series'>
@@ -44,16 +50,16 @@ export class StudyCommits {
    * The study and series records of the studies stored to last, as last committed: `commit` is their only
    * writer, so a study arriving instance by instance is not read back from LevelDB for every instance.
    */
-  private readonly aggregates = new Map<string, { study: StudyRecord, series: Map<string, SeriesRecord> }>()
+  private readonly aggregates = new Map<string, { study: StudyRecord; series: Map<string, SeriesRecord> }>()
   /** instances committed so far: a lookup made before the last commit may be stale */
   committed = 0
 
-  constructor (components: StudyCommitsComponents) {
+  constructor(components: StudyCommitsComponents) {
     this.components = components
   }
 
   /** Commits an instance with the others of its study arriving meanwhile; resolves once it is durable. */
-  async add (instance: NewInstance): Promise<void> {
+  async add(instance: NewInstance): Promise<void> {
     const studyUid = instance.record.studyUid
     await new Promise<void>((resolve, reject) => {
       const queue = this.queues.get(studyUid) ?? { pending: [], running: false }
@@ -63,7 +69,7 @@ export class StudyCommits {
     })
   }
 
-  private async run (studyUid: string, queue: Queue): Promise<void> {
+  private async run(studyUid: string, queue: Queue): Promise<void> {
     queue.running = true
     try {
       while (queue.pending.length > 0) {
@@ -82,11 +88,11 @@ export class StudyCommits {
     }
   }
 
-  private async commit (studyUid: string, batch: Pending[]): Promise<void> {
+  private async commit(studyUid: string, batch: Pending[]): Promise<void> {
     const { records, chunks, audit, log } = this.components
     const now = new Date().toISOString()
     const cached = this.aggregates.get(studyUid)
-    let study = cached?.study ?? await records.study(studyUid)
+    let study = cached?.study ?? (await records.study(studyUid))
     const series = new Map<string, SeriesRecord | undefined>(cached?.series)
     const puts: IndexPut[] = []
     for (const { record, studyAttributes, seriesAttributes, modality } of batch) {

@@ -44,8 +44,15 @@ const LEVEL_TAGS: Record<QueryLevel, Set<string>> = {
 const UNIQUE_KEYS: Record<QueryLevel, Array<[string, string]>> = {
   PATIENT: [['00100020', 'LO']],
   STUDY: [['0020000D', 'UI']],
-  SERIES: [['0020000D', 'UI'], ['0020000E', 'UI']],
-  IMAGE: [['0020000D', 'UI'], ['0020000E', 'UI'], ['00080018', 'UI']]
+  SERIES: [
+    ['0020000D', 'UI'],
+    ['0020000E', 'UI']
+  ],
+  IMAGE: [
+    ['0020000D', 'UI'],
+    ['0020000E', 'UI'],
+    ['00080018', 'UI']
+  ]
 }
 /** Keys that steer the query rather than match. */
 const NOT_MATCHED = new Set([QUERY_RETRIEVE_LEVEL, CHARSET_KEY, '00080054'])
@@ -81,13 +88,13 @@ const instanceRecord = (instance: InstanceRecord): Record_ => ({
   '00083002': instance.transferSyntaxUid
 })
 
-function textValues (value: string | string[] | number | undefined): string[] {
+function textValues(value: string | string[] | number | undefined): string[] {
   if (value === undefined) return []
   return (Array.isArray(value) ? value : [String(value)]).map(v => v.trim())
 }
 
 /** The QIDO query a C-FIND identifier makes, the keys this level cannot match left out. */
-function queryOf (identifier: Identifier, tags: ReadonlySet<string>): QidoQuery | Refusal {
+function queryOf(identifier: Identifier, tags: ReadonlySet<string>): QidoQuery | Refusal {
   const filters: QidoQuery['filters'] = []
   for (const [tag, value] of identifier) {
     if (NOT_MATCHED.has(tag) || !('values' in value) || !tags.has(tag)) continue
@@ -109,7 +116,7 @@ function queryOf (identifier: Identifier, tags: ReadonlySet<string>): QidoQuery 
  * The response identifier of a match: each key asked for, with the record's value or empty, and the unique keys
  * of the level and those above (the Patient ID too, in the Patient Root model).
  */
-function answerOf (identifier: Identifier, record: Record_, request: QueryRequest): Identifier {
+function answerOf(identifier: Identifier, record: Record_, request: QueryRequest): Identifier {
   const { level, model } = request
   const answer: Identifier = new Map()
   for (const [tag, value] of identifier) {
@@ -129,15 +136,15 @@ function answerOf (identifier: Identifier, record: Record_, request: QueryReques
 export class DimseQuery implements QueryRetrieveProvider {
   private readonly c: DimseQueryComponents
 
-  constructor (components: DimseQueryComponents) {
+  constructor(components: DimseQueryComponents) {
     this.c = components
   }
 
-  destination (aeTitle: string): Destination | undefined {
+  destination(aeTitle: string): Destination | undefined {
     return this.c.destinations.get(aeTitle)
   }
 
-  async find (request: QueryRequest): Promise<Identifier[] | Refusal> {
+  async find(request: QueryRequest): Promise<Identifier[] | Refusal> {
     const { identifier, level } = request
     const query = queryOf(identifier, LEVEL_TAGS[level])
     if ('status' in query) return query
@@ -161,9 +168,9 @@ export class DimseQuery implements QueryRetrieveProvider {
   }
 
   /** Candidate records of a level, each holding the attributes of the levels above; pruned by study keys. */
-  private async * records (level: QueryLevel, query: QidoQuery): AsyncGenerator<Record_> {
+  private async *records(level: QueryLevel, query: QidoQuery): AsyncGenerator<Record_> {
     if (level === 'PATIENT') {
-      yield * await this.patients()
+      yield* await this.patients()
       return
     }
     const studyKeys = { ...query, filters: query.filters.filter(f => LEVEL_TAGS.STUDY.has(f.tag)) }
@@ -193,7 +200,7 @@ export class DimseQuery implements QueryRetrieveProvider {
   }
 
   /** Patients: the studies grouped by Patient ID, with their counts. */
-  private async patients (): Promise<Record_[]> {
+  private async patients(): Promise<Record_[]> {
     const byId = new Map<string, Record_>()
     for await (const study of this.c.archive.studies()) {
       const id = textValues(study.attributes['00100020'])[0] ?? ''
@@ -211,11 +218,14 @@ export class DimseQuery implements QueryRetrieveProvider {
     return [...byId.values()]
   }
 
-  async retrieve (request: QueryRequest): Promise<RetrieveInstance[] | Refusal> {
+  async retrieve(request: QueryRequest): Promise<RetrieveInstance[] | Refusal> {
     const list = (tag: string): string[] => {
       const value = request.identifier.get(tag)
       if (value === undefined || !('values' in value)) return []
-      return value.values.flatMap(v => v.split('\\')).map(v => v.trim()).filter(v => v !== '')
+      return value.values
+        .flatMap(v => v.split('\\'))
+        .map(v => v.trim())
+        .filter(v => v !== '')
     }
     const keyOf: Record<QueryLevel, [string, string]> = {
       PATIENT: ['00100020', 'PatientID'],
@@ -264,7 +274,7 @@ export class DimseQuery implements QueryRetrieveProvider {
     return found.map(instance => this.toRetrieve(instance))
   }
 
-  private toRetrieve (instance: InstanceRecord): RetrieveInstance {
+  private toRetrieve(instance: InstanceRecord): RetrieveInstance {
     const { archive } = this.c
     return {
       studyUid: instance.studyUid,
@@ -273,7 +283,7 @@ export class DimseQuery implements QueryRetrieveProvider {
       sopInstanceUid: instance.sopUid,
       transferSyntaxUid: instance.transferSyntaxUid,
       // The data set as stored: the file's chunks, less the preamble and File Meta Information before it.
-      dataset: async function * () {
+      dataset: async function* () {
         let skip = instance.datasetOffset
         for await (const chunk of archive.chunksOf(instance)) {
           if (skip >= chunk.length) {
@@ -288,9 +298,12 @@ export class DimseQuery implements QueryRetrieveProvider {
   }
 
   /** One 110106 Export record per study the retrieve touched. */
-  async retrieved (report: RetrieveReport): Promise<void> {
-    const studies = new Map<string, { sent: string[], failed: number }>()
-    for (const [list, sent] of [[report.sent, true], [report.failed, false]] as const) {
+  async retrieved(report: RetrieveReport): Promise<void> {
+    const studies = new Map<string, { sent: string[]; failed: number }>()
+    for (const [list, sent] of [
+      [report.sent, true],
+      [report.failed, false]
+    ] as const) {
       for (const instance of list) {
         const entry = studies.get(instance.studyUid) ?? { sent: [], failed: 0 }
         if (sent) entry.sent.push(instance.sopInstanceUid)

@@ -50,7 +50,7 @@ export interface IdentifiedObject {
 /** Thrown by `seal` and `finish` when more was written than the limit the object was opened with. */
 export class ObjectTooLargeError extends Error {
   readonly limit: number
-  constructor (limit: number) {
+  constructor(limit: number) {
     super(`the object is larger than ${limit} bytes`)
     this.limit = limit
     this.name = 'ObjectTooLargeError'
@@ -69,10 +69,19 @@ export interface IncomingOptions {
  * buffer), of which the first `sealedTo` are sealed (and, spilling, hashed).
  */
 interface OpenChunk {
-  start: number, sealer: ChunkSealer, sealed: Buffer[], length: number, sealedTo: number, hash: Hash | undefined
+  start: number
+  sealer: ChunkSealer
+  sealed: Buffer[]
+  length: number
+  sealedTo: number
+  hash: Hash | undefined
 }
 /** A chunk sealed whole: where its bytes are in the object, and its id once hashed. */
-interface ClosedChunk extends SealedPieces { start: number, length: number, id?: string }
+interface ClosedChunk extends SealedPieces {
+  start: number
+  length: number
+  id?: string
+}
 
 /**
  * Bytes sealed at a time: pieces are gathered up to this before they go through the cipher, so a sender of
@@ -113,7 +122,7 @@ export class IncomingObject {
   #inFlight = 0
   #drained: Array<() => void> = []
 
-  constructor (key: StorageKey, limit: number, options: IncomingOptions = {}) {
+  constructor(key: StorageKey, limit: number, options: IncomingOptions = {}) {
     this.#key = key
     this.#limit = limit
     this.#parser = options.parser
@@ -121,16 +130,20 @@ export class IncomingObject {
   }
 
   /** Bytes written so far. */
-  get length (): number { return this.#length }
+  get length(): number {
+    return this.#length
+  }
 
   /** More was written than the limit: the object is refused. */
-  get tooLarge (): boolean { return this.#tooLarge }
+  get tooLarge(): boolean {
+    return this.#tooLarge
+  }
 
   /**
    * Takes a piece (copied: the caller may reuse its memory). Returns false when the caller should wait for
    * `drain()` before writing more (the object's bytes on their way to disk are at their bound).
    */
-  write (piece: Uint8Array): boolean {
+  write(piece: Uint8Array): boolean {
     if (this.#sealed) throw new Error('write after seal')
     if (piece.byteLength === 0 || this.#tooLarge || this.#dropped) return true
     if (this.#length + piece.byteLength > this.#limit) {
@@ -160,16 +173,18 @@ export class IncomingObject {
   }
 
   /** Resolves once the caller may write again after `write` returned false. */
-  async drain (): Promise<void> {
+  async drain(): Promise<void> {
     if (this.#inFlight <= MAX_IN_FLIGHT) return
-    await new Promise<void>(resolve => { this.#drained.push(resolve) })
+    await new Promise<void>(resolve => {
+      this.#drained.push(resolve)
+    })
   }
 
   /**
    * The parsed object, once every byte was written (`seal` need not come first): InvalidDicomError if it is
    * not one radmesh stores. For the deflated syntax, resolves once the data set has inflated (off the event loop).
    */
-  async parsed (): Promise<DicomInstance> {
+  async parsed(): Promise<DicomInstance> {
     if (this.#parser === undefined) throw new Error('this object was not opened with a parser')
     if (this.#parseError !== undefined) throw this.#parseError
     try {
@@ -184,7 +199,7 @@ export class IncomingObject {
    * Ends the object: its sealed chunks (an empty object is one empty chunk), the last chunk not hashed yet when
    * held in memory. `bytes` is valid until `release()`.
    */
-  seal (): SealedObject {
+  seal(): SealedObject {
     if (this.#sealed) throw new Error('seal called twice')
     this.#sealed = true
     if (this.#tooLarge) throw new ObjectTooLargeError(this.#limit)
@@ -198,7 +213,7 @@ export class IncomingObject {
   }
 
   /** After `seal()`: the object with its hash and every chunk's id (the last chunk hashed now, in memory). */
-  identify (): IdentifiedObject {
+  identify(): IdentifiedObject {
     if (!this.#sealed) throw new Error('identify before seal')
     if (this.#identified !== undefined) return this.#identified
     if (this.#spilling) {
@@ -215,19 +230,19 @@ export class IncomingObject {
   }
 
   /** `seal()` and `identify()` at once, for an object held in memory. */
-  finish (): ReceivedObject {
+  finish(): ReceivedObject {
     this.seal()
     if (this.#spilling) throw new Error('finish() is for objects held in memory; this one spilled to the pack log')
     const { sha256, chunks } = this.identify()
     return { bytes: this.#bytes(), sha256, chunks: chunks as SealedChunk[] }
   }
 
-  #bytes (): Buffer {
+  #bytes(): Buffer {
     return this.#buffer === undefined ? Buffer.alloc(0) : this.#buffer.subarray(0, this.#length)
   }
 
   /** Gives the assembly buffer back for the next object: `finish().bytes` must not be used after this. */
-  release (): void {
+  release(): void {
     if (this.#released) return
     this.#released = true
     // The socket reads and the cipher output of this object are garbage now (see heap.ts).
@@ -240,7 +255,7 @@ export class IncomingObject {
   }
 
   /** Stops keeping anything of the object; the rest of what is written is dropped. */
-  #drop (): void {
+  #drop(): void {
     this.#dropped = true
     this.release()
     this.#chunks.length = 0
@@ -249,8 +264,8 @@ export class IncomingObject {
 
   // In memory
 
-  #writeInMemory (piece: Uint8Array): void {
-    for (let pos = 0; pos < piece.byteLength;) {
+  #writeInMemory(piece: Uint8Array): void {
+    for (let pos = 0; pos < piece.byteLength; ) {
       const chunk = this.#chunk ?? this.#openChunk()
       const take = Math.min(piece.byteLength - pos, CHUNK_SIZE - chunk.length)
       const start = this.#length
@@ -279,7 +294,7 @@ export class IncomingObject {
   }
 
   /** The assembly buffer, grown (doubling) so that `more` bytes fit after the object so far. */
-  #room (more: number): Buffer {
+  #room(more: number): Buffer {
     if (this.#released) throw new Error('write after release')
     const needed = this.#length + more
     const buffer = this.#buffer
@@ -295,7 +310,7 @@ export class IncomingObject {
     return grown
   }
 
-  #openChunk (): OpenChunk {
+  #openChunk(): OpenChunk {
     if (this.#chunks.length === 1 && this.#whole === undefined) {
       // A second chunk: from here on the object's hash is not its first chunk's. Hash the first chunk's bytes
       // once more.
@@ -309,7 +324,7 @@ export class IncomingObject {
   }
 
   /** Seals (and, spilling, hashes) the chunk's plaintext, held in `plain` from `chunk.start`, up to `end`. */
-  #sealUpTo (chunk: OpenChunk, plain: Buffer, end: number): void {
+  #sealUpTo(chunk: OpenChunk, plain: Buffer, end: number): void {
     if (end <= chunk.sealedTo) return
     const part = plain.subarray(chunk.start + chunk.sealedTo, chunk.start + end)
     chunk.sealed.push(chunk.sealer.update(part))
@@ -321,7 +336,7 @@ export class IncomingObject {
   }
 
   /** Seals a chunk's end; its id is taken by `#hashChunk`, now for a chunk that filled, by `identify` for the last. */
-  #closeChunk (chunk: OpenChunk): ClosedChunk {
+  #closeChunk(chunk: OpenChunk): ClosedChunk {
     this.#sealUpTo(chunk, this.#buffer ?? Buffer.alloc(0), chunk.length)
     chunk.sealed.push(chunk.sealer.final())
     const sealedLength = chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0)
@@ -332,7 +347,7 @@ export class IncomingObject {
   }
 
   /** A closed chunk's id, from its bytes in the assembly buffer, which also go into the whole object's hash. */
-  #hashChunk (chunk: ClosedChunk): void {
+  #hashChunk(chunk: ClosedChunk): void {
     const bytes = (this.#buffer ?? Buffer.alloc(0)).subarray(chunk.start, chunk.start + chunk.length)
     chunk.id = createHash('sha256').update(bytes).digest('hex')
     this.#whole?.update(bytes)
@@ -341,7 +356,7 @@ export class IncomingObject {
   // Spilling
 
   /** Every chunk closed so far goes to disk, and the assembly buffer back to the pool. */
-  #startSpilling (): void {
+  #startSpilling(): void {
     this.#spilling = true
     for (const chunk of this.#chunks) this.#stage(chunk as SealedChunk)
     this.#chunks.length = 0
@@ -349,7 +364,7 @@ export class IncomingObject {
     this.#buffer = undefined
   }
 
-  #writeSpilling (piece: Uint8Array): void {
+  #writeSpilling(piece: Uint8Array): void {
     let offset = 0
     while (offset < piece.byteLength) {
       const chunk = this.#chunk ?? this.#openSpillingChunk()
@@ -363,14 +378,14 @@ export class IncomingObject {
     }
   }
 
-  #openSpillingChunk (): OpenChunk {
+  #openSpillingChunk(): OpenChunk {
     this.#spillBuffer ??= takeBuffer(CHUNK_SIZE)
     const sealer = this.#key.chunkSealer()
     this.#chunk = { start: 0, sealer, sealed: [sealer.nonce], length: 0, sealedTo: 0, hash: createHash('sha256') }
     return this.#chunk
   }
 
-  #closeSpilledChunk (chunk: OpenChunk): void {
+  #closeSpilledChunk(chunk: OpenChunk): void {
     this.#sealUpTo(chunk, this.#spillBuffer as Buffer, chunk.length)
     chunk.sealed.push(chunk.sealer.final())
     const sealedLength = chunk.sealed.reduce((sum, b) => sum + b.byteLength, 0)
@@ -379,7 +394,7 @@ export class IncomingObject {
   }
 
   /** Hands a whole chunk to the pack log; counts it in flight until its write is durable. */
-  #stage (chunk: SealedChunk): void {
+  #stage(chunk: SealedChunk): void {
     const spill = this.#spill as (chunk: SealedPieces) => Promise<StagedWrite>
     const staged = spill(chunk)
     this.#spilled.push({ id: chunk.id, staged })
@@ -389,6 +404,10 @@ export class IncomingObject {
       offHeapGarbage(2 * chunk.sealedLength)
       if (this.#inFlight <= MAX_IN_FLIGHT) for (const resolve of this.#drained.splice(0)) resolve()
     }
-    staged.then(async write => { await write.durable }).then(settled, settled)
+    staged
+      .then(async write => {
+        await write.durable
+      })
+      .then(settled, settled)
   }
 }

@@ -11,33 +11,37 @@ import type { Archive } from './archive.ts'
 import type { IncomingObject } from './incoming.ts'
 
 /** DIMSE error comments are LO: 64 characters at most. */
-const comment = (text: string): string => text.length <= 64 ? text : `${text.slice(0, 61)}...`
+const comment = (text: string): string => (text.length <= 64 ? text : `${text.slice(0, 61)}...`)
 
 /**
  * The SCP's openDataset: a Part 10 file begun with the request's meta information, filled as PDVs come. The
  * archive says when to wait (its bytes on their way to disk at their bound) and the SCP pauses the socket until
  * `drain`; a data set whose association ends before it is stored is released at once.
  */
-export function openNetworkDataset (archive: Archive, header: StoreHeader): DatasetSink<IncomingObject> {
+export function openNetworkDataset(archive: Archive, header: StoreHeader): DatasetSink<IncomingObject> {
   const incoming = archive.incoming(header.sopInstanceUid)
   // Not waited for: a few hundred bytes, and the first PDV's write answers for both.
-  incoming.write(part10Header({
-    sopClassUid: header.sopClassUid,
-    sopInstanceUid: header.sopInstanceUid,
-    transferSyntaxUid: header.transferSyntaxUid,
-    sourceAeTitle: header.callingAeTitle
-  }))
+  incoming.write(
+    part10Header({
+      sopClassUid: header.sopClassUid,
+      sopInstanceUid: header.sopInstanceUid,
+      transferSyntaxUid: header.transferSyntaxUid,
+      sourceAeTitle: header.callingAeTitle
+    })
+  )
   return {
     write: part => incoming.write(part),
-    drain: async () => { await incoming.drain() },
+    drain: async () => {
+      await incoming.drain()
+    },
     finish: () => incoming,
-    release: () => { incoming.release() }
+    release: () => {
+      incoming.release()
+    }
   }
 }
 
-export async function storeFromNetwork (
-  archive: Archive, request: StoreRequest<IncomingObject>
-): Promise<DimseOutcome> {
+export async function storeFromNetwork(archive: Archive, request: StoreRequest<IncomingObject>): Promise<DimseOutcome> {
   try {
     // A data set that is not the instance the request announced is refused before it is stored: its SCU is told
     // it failed, and nothing of it stays.

@@ -34,10 +34,10 @@ export interface OpenedArchive {
   /** store records appended again to the audit log */
   recoveredAudits: number
   /** stops the archive, then closes the chunk store (its last commits write audit records), then the audit log */
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
-export async function openArchive (files: ArchiveFiles): Promise<OpenedArchive> {
+export async function openArchive(files: ArchiveFiles): Promise<OpenedArchive> {
   const { db, key, log } = files
   const audit = new AuditLog(files.audit)
   await audit.open()
@@ -68,14 +68,17 @@ export async function openArchive (files: ArchiveFiles): Promise<OpenedArchive> 
  * The store records of replayed commits past the last one the audit log holds are appended again, so a
  * power loss loses no record of a store. Returns how many were.
  */
-async function recoverAuditRecords (audit: AuditLog, log: Logger, replayed: ReplayedCommit[]): Promise<number> {
+async function recoverAuditRecords(audit: AuditLog, log: Logger, replayed: ReplayedCommit[]): Promise<number> {
   const last = audit.lastJournal
   const why = 'recorded at restart from the pack log, which the audit log had lost in a crash'
   // Appended in commit order (each append takes its place in the chain at once) and synced together.
   const appends = replayed
     .filter(({ ref }) => last === undefined || compareRefs(ref, last) > 0)
-    .flatMap(({ ref, note }) => ((note as { audit?: AuditEntry[] }).audit ?? []).map(async entry =>
-      await audit.append({ ...entry, journal: ref, detail: `${entry.detail ?? 'stored'}; ${why}` })))
+    .flatMap(({ ref, note }) =>
+      ((note as { audit?: AuditEntry[] }).audit ?? []).map(
+        async entry => await audit.append({ ...entry, journal: ref, detail: `${entry.detail ?? 'stored'}; ${why}` })
+      )
+    )
   await Promise.all(appends)
   const appended = appends.length
   if (appended > 0) {

@@ -19,7 +19,7 @@ export type Level = IndexLevel
 export type IndexedAttribute = DicomAttribute
 
 export interface QidoQuery {
-  filters: Array<{ tag: string, value: string }>
+  filters: Array<{ tag: string; value: string }>
   includeAll: boolean
   /** Tags (8 hex, upper case) to return besides the level's defaults. */
   includeFields: string[]
@@ -64,7 +64,7 @@ export const matchableAttribute = (tag: string): IndexedAttribute | undefined =>
  * Throws BadRequestError unless `value` is a matching key value radmesh takes for the attribute: at most
  * MAX_KEY_VALUE_CHARS characters, dates and times well formed (ranges included), integers integers.
  */
-export function checkKeyValue (attribute: IndexedAttribute, value: string): void {
+export function checkKeyValue(attribute: IndexedAttribute, value: string): void {
   if (value.length > MAX_KEY_VALUE_CHARS) {
     throw new BadRequestError(`${attribute.keyword}: a matching key value is at most ${MAX_KEY_VALUE_CHARS} characters`)
   }
@@ -72,14 +72,14 @@ export function checkKeyValue (attribute: IndexedAttribute, value: string): void
 }
 
 /** The attributes a query at `level` may match on: its own and those of the levels above it. */
-function matchableAt (level: Level): Set<string> {
+function matchableAt(level: Level): Set<string> {
   const tags = new Set<string>()
   for (const l of LEVELS.slice(0, LEVELS.indexOf(level) + 1)) for (const a of QIDO_ATTRIBUTES[l]) tags.add(a.tag)
   return tags
 }
 
 /** A keyword or an 8-hex tag, as the attribute it names; undefined when unknown. */
-function resolve (name: string): IndexedAttribute | undefined {
+function resolve(name: string): IndexedAttribute | undefined {
   if (/^[0-9A-Fa-f]{8}$/.test(name)) {
     const tag = name.toUpperCase()
     return ALL_ATTRIBUTES.get(tag === AVAILABLE_TRANSFER_SYNTAX_UID ? TRANSFER_SYNTAX_UID : tag)
@@ -96,7 +96,7 @@ const IGNORED_PARAMETERS = new Set(['accept', 'charset'])
  * `fuzzymatching` as PS3.18 8.3.4 defines. Throws BadRequestError on an unknown attribute, one that
  * cannot be matched at this level, a sequence path, bad limit/offset, or a malformed date, time or number.
  */
-export function parseQidoQuery (params: Record<string, string | string[] | undefined>, level: Level): QidoQuery {
+export function parseQidoQuery(params: Record<string, string | string[] | undefined>, level: Level): QidoQuery {
   const matchable = matchableAt(level)
   const values = new Map<string, string[]>()
   const includeFields: string[] = []
@@ -183,12 +183,12 @@ export function parseQidoQuery (params: Record<string, string | string[] | undef
   }
 }
 
-function single (name: string, given: string[]): string {
+function single(name: string, given: string[]): string {
   if (given.length !== 1) throw new BadRequestError(`${name} is given ${given.length} times`)
   return (given[0] as string).trim()
 }
 
-function integerParameter (name: string, given: string[]): number {
+function integerParameter(name: string, given: string[]): number {
   const text = single(name, given)
   const n = Number(text)
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
@@ -202,7 +202,7 @@ function integerParameter (name: string, given: string[]): number {
 const DATE = /^(\d{4})(\d{2})(\d{2})$/
 const TIME = /^(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?$/
 
-function validDate (text: string): boolean {
+function validDate(text: string): boolean {
   const m = DATE.exec(text)
   if (m === null) return false
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])]
@@ -210,17 +210,17 @@ function validDate (text: string): boolean {
   return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
 }
 
-function validTime (text: string): boolean {
+function validTime(text: string): boolean {
   const m = TIME.exec(text)
   return m !== null && Number(m[1]) < 24 && Number(m[2] ?? 0) < 60 && Number(m[3] ?? 0) < 61
 }
 
 /** The components of a key value: split at backslashes, and at commas for UIDs and code strings. */
-function components (vr: string, value: string): string[] {
+function components(vr: string, value: string): string[] {
   return value.split(vr === 'UI' || vr === 'CS' ? /[\\,]/ : /\\/).map(v => v.trim())
 }
 
-function checkValue (attribute: IndexedAttribute, value: string): void {
+function checkValue(attribute: IndexedAttribute, value: string): void {
   if (value === '' || value === '*') return
   const { vr, keyword } = attribute
   for (const part of components(vr, value)) {
@@ -228,9 +228,10 @@ function checkValue (attribute: IndexedAttribute, value: string): void {
       const valid = vr === 'DA' ? validDate : validTime
       const format = vr === 'DA' ? 'YYYYMMDD' : 'HHMMSS'
       const bounds = part.split('-')
-      const ok = bounds.length === 1
-        ? valid(part)
-        : bounds.length === 2 && !(bounds[0] === '' && bounds[1] === '') && bounds.every(b => b === '' || valid(b))
+      const ok =
+        bounds.length === 1
+          ? valid(part)
+          : bounds.length === 2 && !(bounds[0] === '' && bounds[1] === '') && bounds.every(b => b === '' || valid(b))
       if (!ok) {
         const forms = `${format}-${format}, -${format}, ${format}-`
         throw new BadRequestError(`${keyword} "${part}" is not a ${format} value or range (${forms})`)
@@ -242,12 +243,12 @@ function checkValue (attribute: IndexedAttribute, value: string): void {
 }
 
 /** Dates and times as fixed-width strings that compare in order; old forms ("1997.04.24", "14:04:38") accepted. */
-function normalizeDate (text: string): string | undefined {
+function normalizeDate(text: string): string | undefined {
   const compact = text.trim().replace(/[.-]/g, '')
   return validDate(compact) ? compact : undefined
 }
 
-function normalizeTime (text: string, upper: boolean): string | undefined {
+function normalizeTime(text: string, upper: boolean): string | undefined {
   const m = TIME.exec(text.trim().replace(/:/g, ''))
   if (m === null) return undefined
   const fill = (part: string | undefined, max: string): string => part ?? (upper ? max : '00')
@@ -257,7 +258,7 @@ function normalizeTime (text: string, upper: boolean): string | undefined {
 
 type Matcher = (value: string) => boolean
 
-function componentMatcher (vr: string, part: string, fuzzy: boolean): Matcher {
+function componentMatcher(vr: string, part: string, fuzzy: boolean): Matcher {
   if (vr === 'DA' || vr === 'TM') {
     const normalize = (text: string, upper: boolean): string | undefined =>
       vr === 'DA' ? normalizeDate(text) : normalizeTime(text, upper)
@@ -288,15 +289,15 @@ function componentMatcher (vr: string, part: string, fuzzy: boolean): Matcher {
   return match
 }
 
-function filterMatcher (attribute: IndexedAttribute, value: string, fuzzy: boolean): Matcher | undefined {
+function filterMatcher(attribute: IndexedAttribute, value: string, fuzzy: boolean): Matcher | undefined {
   if (value === '' || (value === '*' && attribute.vr !== 'UI')) return undefined // universal
   const alternatives = components(attribute.vr, value).map(part => componentMatcher(attribute.vr, part, fuzzy))
   return v => alternatives.some(m => m(v))
 }
 
-const compiled = new WeakMap<QidoQuery, Array<{ tag: string, match: Matcher }>>()
+const compiled = new WeakMap<QidoQuery, Array<{ tag: string; match: Matcher }>>()
 
-function compile (query: QidoQuery): Array<{ tag: string, match: Matcher }> {
+function compile(query: QidoQuery): Array<{ tag: string; match: Matcher }> {
   let found = compiled.get(query)
   if (found === undefined) {
     found = []
@@ -311,12 +312,12 @@ function compile (query: QidoQuery): Array<{ tag: string, match: Matcher }> {
   return found
 }
 
-function recordValue (record: Record<string, RecordValue>, tag: string): RecordValue {
+function recordValue(record: Record<string, RecordValue>, tag: string): RecordValue {
   if (tag === TRANSFER_SYNTAX_UID) return record[AVAILABLE_TRANSFER_SYNTAX_UID] ?? record[TRANSFER_SYNTAX_UID]
   return record[tag]
 }
 
-function recordValues (value: RecordValue): string[] {
+function recordValues(value: RecordValue): string[] {
   if (value === undefined) return []
   const list = Array.isArray(value) ? value : [String(value)]
   return list.map(v => v.trim()).filter(v => v !== '')
@@ -326,7 +327,7 @@ function recordValues (value: RecordValue): string[] {
  * Whether an index record (keyed by 8-hex tag) satisfies every filter of the query. The transfer syntax is
  * looked up under 00083002, else 00020010.
  */
-export function matches (query: QidoQuery, record: Record<string, RecordValue>): boolean {
+export function matches(query: QidoQuery, record: Record<string, RecordValue>): boolean {
   for (const { tag, match } of compile(query)) {
     if (!recordValues(recordValue(record, tag)).some(match)) return false
   }
@@ -335,8 +336,7 @@ export function matches (query: QidoQuery, record: Record<string, RecordValue>):
 
 // ---- Answer ----
 
-
-function jsonValue (vr: string, value: string | number): unknown {
+function jsonValue(vr: string, value: string | number): unknown {
   if (typeof value === 'number') return Number.isFinite(value) ? value : null
   const text = value.trim()
   if (text === '') return null
@@ -354,16 +354,18 @@ function jsonValue (vr: string, value: string | number): unknown {
  * `{ Alphabetic }` objects, IS and US values numbers; an empty value is an attribute without Value.
  * The transfer syntax is answered as Available Transfer Syntax UID (0008,3002). Keys are in tag order.
  */
-export function toQidoJson (
-  record: Record<string, RecordValue>, level: Level, query: QidoQuery
-): Record<string, { vr: string, Value?: unknown[] }> {
+export function toQidoJson(
+  record: Record<string, RecordValue>,
+  level: Level,
+  query: QidoQuery
+): Record<string, { vr: string; Value?: unknown[] }> {
   const tags = new Set<string>()
   const levels = query.includeAll ? LEVELS.slice(0, LEVELS.indexOf(level) + 1) : [level]
   for (const l of levels) for (const a of QIDO_ATTRIBUTES[l]) tags.add(a.tag)
   for (const tag of query.includeFields) tags.add(tag)
   for (const filter of query.filters) tags.add(filter.tag)
 
-  const out: Record<string, { vr: string, Value?: unknown[] }> = {}
+  const out: Record<string, { vr: string; Value?: unknown[] }> = {}
   for (const tag of tags) {
     const attribute = ALL_ATTRIBUTES.get(tag)
     const raw = recordValue(record, tag)

@@ -10,7 +10,7 @@ import type { InstanceRecord } from './records.ts'
 type Stored = Pick<InstanceRecord, 'sopUid' | 'size' | 'sha256' | 'chunks'>
 
 /** The file's chunks in order (CHUNK_SIZE bytes each but the last): one in memory at a time. */
-export async function * chunksOf (chunks: Pick<ChunkStore, 'get'>, instance: Stored): AsyncGenerator<Buffer> {
+export async function* chunksOf(chunks: Pick<ChunkStore, 'get'>, instance: Stored): AsyncGenerator<Buffer> {
   let length = 0
   for (const id of instance.chunks) {
     const chunk = await chunks.get(id)
@@ -23,7 +23,7 @@ export async function * chunksOf (chunks: Pick<ChunkStore, 'get'>, instance: Sto
 }
 
 /** Bytes `start` to `end` (exclusive) of the file, reading only the chunks that hold them. */
-export async function readRange (
+export async function readRange(
   chunks: Pick<ChunkStore, 'get'>,
   instance: Stored,
   start: number,
@@ -37,12 +37,12 @@ export async function readRange (
   const last = Math.floor((end - 1) / CHUNK_SIZE)
   const parts: Buffer[] = []
   for (let i = first; i <= last; i++) parts.push(await chunks.get(instance.chunks[i] as string))
-  const joined = parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts)
+  const joined = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)
   return joined.subarray(start - first * CHUNK_SIZE, end - first * CHUNK_SIZE)
 }
 
 /** The file, exactly as received, verified chunk by chunk and as a whole. */
-export async function readWhole (chunks: Pick<ChunkStore, 'read'>, instance: Stored): Promise<Buffer> {
+export async function readWhole(chunks: Pick<ChunkStore, 'read'>, instance: Stored): Promise<Buffer> {
   const file = await chunks.read(instance.chunks)
   // A one-chunk object was verified whole by its chunk id, which is its SHA-256.
   const verified = instance.chunks.length === 1 && instance.chunks[0] === instance.sha256

@@ -59,7 +59,7 @@ export interface RecordIndexComponents {
   db: Database
   key: StorageKey
   /** resolves once the index holds every commit made durable so far */
-  indexed (): Promise<void>
+  indexed(): Promise<void>
 }
 
 export class RecordIndex {
@@ -67,14 +67,14 @@ export class RecordIndex {
   private readonly key: StorageKey
   private readonly indexed: () => Promise<void>
 
-  constructor (components: RecordIndexComponents) {
+  constructor(components: RecordIndexComponents) {
     this.store = components.db.sublevel<string, Uint8Array>(ARCHIVE_SUBLEVEL, { valueEncoding: 'view' })
     this.key = components.key
     this.indexed = components.indexed
   }
 
   /** The record under `key`, opened. */
-  async get<T> (key: string): Promise<T | undefined> {
+  async get<T>(key: string): Promise<T | undefined> {
     await this.indexed()
     const sealed = await this.store.get(key)
     if (sealed === undefined) return undefined
@@ -82,41 +82,41 @@ export class RecordIndex {
   }
 
   /** The put that makes `value` the record under `key`, sealed, for a commit. */
-  put (key: string, value: unknown): IndexPut {
+  put(key: string, value: unknown): IndexPut {
     return { sublevel: ARCHIVE_SUBLEVEL, key, value: this.key.seal(Buffer.from(JSON.stringify(value)), `index:${key}`) }
   }
 
   /** The listing key of an instance, for a commit. */
-  listing (studyUid: string, seriesUid: string, sopUid: string): IndexPut {
+  listing(studyUid: string, seriesUid: string, sopUid: string): IndexPut {
     return { sublevel: ARCHIVE_SUBLEVEL, key: `m!${studyUid}!${seriesUid}!${sopUid}`, value: new Uint8Array() }
   }
 
   /** Keys that start with `prefix` (which ends in '!'), in order. */
-  async * keys (prefix: string): AsyncGenerator<string> {
+  async *keys(prefix: string): AsyncGenerator<string> {
     await this.indexed()
-    yield * this.store.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })
+    yield* this.store.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })
   }
 
-  async instance (sopUid: string): Promise<InstanceRecord | undefined> {
+  async instance(sopUid: string): Promise<InstanceRecord | undefined> {
     return await this.get<InstanceRecord>(`i!${sopUid}`)
   }
 
-  async study (studyUid: string): Promise<StudyRecord | undefined> {
+  async study(studyUid: string): Promise<StudyRecord | undefined> {
     return await this.get<StudyRecord>(`s!${studyUid}`)
   }
 
-  async series (studyUid: string, seriesUid: string): Promise<SeriesRecord | undefined> {
+  async series(studyUid: string, seriesUid: string): Promise<SeriesRecord | undefined> {
     return await this.get<SeriesRecord>(`r!${studyUid}!${seriesUid}`)
   }
 
-  async * studies (): AsyncGenerator<StudyRecord> {
+  async *studies(): AsyncGenerator<StudyRecord> {
     for await (const key of this.keys('s!')) {
       const study = await this.get<StudyRecord>(key)
       if (study !== undefined) yield study
     }
   }
 
-  async * seriesOf (studyUid: string): AsyncGenerator<SeriesRecord> {
+  async *seriesOf(studyUid: string): AsyncGenerator<SeriesRecord> {
     for await (const key of this.keys(`r!${studyUid}!`)) {
       const series = await this.get<SeriesRecord>(key)
       if (series !== undefined) yield series
@@ -124,7 +124,7 @@ export class RecordIndex {
   }
 
   /** Instances of a study (or one series), in UID order. */
-  async * instancesOf (studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord> {
+  async *instancesOf(studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord> {
     const prefix = seriesUid === undefined ? `m!${studyUid}!` : `m!${studyUid}!${seriesUid}!`
     for await (const key of this.keys(prefix)) {
       const instance = await this.instance(key.slice(key.lastIndexOf('!') + 1))

@@ -19,7 +19,7 @@ const NONCE_POOL_BYTES = 4096
 let noncePool = Buffer.alloc(0)
 let noncePoolAt = 0
 
-function randomNonce (): Buffer {
+function randomNonce(): Buffer {
   if (noncePoolAt + NONCE_LENGTH > noncePool.byteLength) {
     noncePool = randomBytes(NONCE_POOL_BYTES)
     noncePoolAt = 0
@@ -39,20 +39,20 @@ export const CHUNK_ASSOCIATED_DATA = 'radmesh chunk v1'
 /** Seals one chunk as its bytes arrive: `nonce`, each `update`, then `final()` (the tag) make the sealed chunk. */
 export interface ChunkSealer {
   readonly nonce: Buffer
-  update (plaintext: Uint8Array): Buffer
-  final (): Buffer
+  update(plaintext: Uint8Array): Buffer
+  final(): Buffer
 }
 
 export class StorageKey {
   /** made once: a cipher given raw key bytes builds a key object each time (measured: ~15 % of a small seal) */
   private readonly key: KeyObject
-  constructor (key: Buffer) {
+  constructor(key: Buffer) {
     if (key.byteLength !== 32) throw new TypeError('a storage key is 32 bytes')
     this.key = createSecretKey(key)
   }
 
-  static async load (path: string): Promise<StorageKey> {
-    if (!await exists(path)) await writeFileAtomic(path, randomBytes(32), SECRET_FILE_MODE)
+  static async load(path: string): Promise<StorageKey> {
+    if (!(await exists(path))) await writeFileAtomic(path, randomBytes(32), SECRET_FILE_MODE)
     const key = await fs.readFile(path)
     if (key.byteLength !== 32) {
       const damaged = `the storage key at ${path} is damaged (${key.byteLength} bytes, not 32)`
@@ -63,7 +63,7 @@ export class StorageKey {
   }
 
   /** nonce || ciphertext || tag */
-  seal (plaintext: Uint8Array, associatedData: string): Buffer {
+  seal(plaintext: Uint8Array, associatedData: string): Buffer {
     const nonce = randomNonce()
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
     cipher.setAAD(Buffer.from(associatedData))
@@ -73,7 +73,7 @@ export class StorageKey {
   }
 
   /** A sealer whose output, concatenated, opens with `open(sealed, CHUNK_ASSOCIATED_DATA)`. */
-  chunkSealer (): ChunkSealer {
+  chunkSealer(): ChunkSealer {
     const nonce = randomNonce()
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
     cipher.setAAD(Buffer.from(CHUNK_ASSOCIATED_DATA))
@@ -88,7 +88,7 @@ export class StorageKey {
   }
 
   /** Throws when the bytes were altered or sealed for other associated data. */
-  open (sealed: Uint8Array, associatedData: string): Buffer {
+  open(sealed: Uint8Array, associatedData: string): Buffer {
     if (sealed.byteLength < SEAL_OVERHEAD) throw new Error('sealed value too short')
     const nonce = sealed.subarray(0, NONCE_LENGTH)
     const tag = sealed.subarray(sealed.byteLength - TAG_LENGTH)
@@ -101,7 +101,7 @@ export class StorageKey {
   }
 
   /** A keyed name for a content hash, so file names on disk reveal nothing about the content. */
-  name (contentId: string): string {
+  name(contentId: string): string {
     return createHmac('sha256', this.key).update(contentId).digest('hex')
   }
 }

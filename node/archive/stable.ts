@@ -5,10 +5,15 @@
 import type { Logger } from 'pino'
 import type { StudyRecord } from './records.ts'
 
-export interface StudyStableEvent { studyUid: string, instanceCount: number, seriesCount: number, bytes: number }
+export interface StudyStableEvent {
+  studyUid: string
+  instanceCount: number
+  seriesCount: number
+  bytes: number
+}
 
 export interface StableStudiesComponents {
-  records: { study (studyUid: string): Promise<StudyRecord | undefined> }
+  records: { study(studyUid: string): Promise<StudyRecord | undefined> }
   log: Logger
 }
 
@@ -18,37 +23,44 @@ export class StableStudies {
   private readonly timers = new Map<string, NodeJS.Timeout>()
   private readonly listeners = new Set<(event: StudyStableEvent) => void>()
 
-  constructor (components: StableStudiesComponents, init: { stableAfterMs: number }) {
+  constructor(components: StableStudiesComponents, init: { stableAfterMs: number }) {
     this.components = components
     this.stableAfterMs = init.stableAfterMs
   }
 
   /** A study got a new instance: its event is due `stableAfterMs` from now. */
-  touch (studyUid: string): void {
+  touch(studyUid: string): void {
     const { records, log } = this.components
     clearTimeout(this.timers.get(studyUid))
     const timer = setTimeout(() => {
       this.timers.delete(studyUid)
-      void records.study(studyUid).then(study => {
-        if (study === undefined) return
-        const { instanceCount, seriesCount, bytes } = study
-        const event: StudyStableEvent = { studyUid, instanceCount, seriesCount, bytes }
-        const detail = { study: studyUid, instances: instanceCount, series: seriesCount }
-        log.info({ event: 'study-stable', ...detail }, 'study stable')
-        for (const listener of this.listeners) listener(event)
-      }).catch((error: unknown) => { log.error({ err: error, study: studyUid }, 'study-stable check failed') })
+      void records
+        .study(studyUid)
+        .then(study => {
+          if (study === undefined) return
+          const { instanceCount, seriesCount, bytes } = study
+          const event: StudyStableEvent = { studyUid, instanceCount, seriesCount, bytes }
+          const detail = { study: studyUid, instances: instanceCount, series: seriesCount }
+          log.info({ event: 'study-stable', ...detail }, 'study stable')
+          for (const listener of this.listeners) listener(event)
+        })
+        .catch((error: unknown) => {
+          log.error({ err: error, study: studyUid }, 'study-stable check failed')
+        })
     }, this.stableAfterMs)
     timer.unref()
     this.timers.set(studyUid, timer)
   }
 
   /** Calls `listener` when a study has had no new instance for `stableAfterMs`; returns the unsubscribe. */
-  on (listener: (event: StudyStableEvent) => void): () => void {
+  on(listener: (event: StudyStableEvent) => void): () => void {
     this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    return () => {
+      this.listeners.delete(listener)
+    }
   }
 
-  stop (): void {
+  stop(): void {
     for (const timer of this.timers.values()) clearTimeout(timer)
     this.timers.clear()
   }

@@ -15,7 +15,7 @@ const ANY = -1
 export type WildcardMatcher = (value: string) => boolean
 
 /** The code points of `text`; with `fold`, each folded to its lower case (simple case folding). */
-function codePoints (text: string, fold: boolean): number[] {
+function codePoints(text: string, fold: boolean): number[] {
   const points: number[] = []
   for (const character of text) {
     const point = character.codePointAt(0) as number
@@ -33,7 +33,7 @@ const single = (text: string): number | undefined => {
  * A code point's case-folded form, one code point for one, as `/iu` compares characters: through the upper
  * case (so ẞ and ß, K and the Kelvin sign meet), keeping the code point when its case changes its length.
  */
-function foldCase (point: number): number {
+function foldCase(point: number): number {
   if (point < 0x80) return point >= 0x41 && point <= 0x5a ? point + 0x20 : point
   const character = String.fromCodePoint(point)
   const upper = character.toUpperCase()
@@ -57,11 +57,13 @@ class PieceSearch {
   /** where a character the piece does not name may stand: at its `?`s */
   private readonly anyMask: Uint32Array
 
-  constructor (piece: readonly number[]) {
+  constructor(piece: readonly number[]) {
     this.length = piece.length
     this.words = Math.ceil(piece.length / 32)
     this.anyMask = new Uint32Array(this.words)
-    piece.forEach((point, i) => { if (point === ANY) this.setBit(this.anyMask, i) })
+    piece.forEach((point, i) => {
+      if (point === ANY) this.setBit(this.anyMask, i)
+    })
     piece.forEach((point, i) => {
       if (point === ANY) return
       let mask = this.masks.get(point)
@@ -73,12 +75,12 @@ class PieceSearch {
     })
   }
 
-  private setBit (mask: Uint32Array, i: number): void {
+  private setBit(mask: Uint32Array, i: number): void {
     mask[i >>> 5] = (mask[i >>> 5] as number) | (1 << (i & 31))
   }
 
   /** The index just past the leftmost occurrence within `points[from, to)`, or -1. */
-  endOfFirst (points: readonly number[], from: number, to: number): number {
+  endOfFirst(points: readonly number[], from: number, to: number): number {
     const state = new Uint32Array(this.words)
     const lastWord = this.words - 1
     const lastBit = (this.length - 1) & 31
@@ -98,7 +100,7 @@ class PieceSearch {
 }
 
 /** A matcher for one DICOM wildcard pattern; `ignoreCase` folds case on both sides (fuzzy Person Names). */
-export function wildcardMatcher (pattern: string, ignoreCase: boolean): WildcardMatcher {
+export function wildcardMatcher(pattern: string, ignoreCase: boolean): WildcardMatcher {
   const pieces: number[][] = [[]]
   for (const point of codePoints(pattern, ignoreCase)) {
     if (point === 0x2a) pieces.push([])
@@ -113,7 +115,10 @@ export function wildcardMatcher (pattern: string, ignoreCase: boolean): Wildcard
   }
   const last = pieces[pieces.length - 1] as number[]
   // Runs of `*` leave empty pieces between them: they match anywhere, so they are dropped.
-  const middle = pieces.slice(1, -1).filter(piece => piece.length > 0).map(piece => new PieceSearch(piece))
+  const middle = pieces
+    .slice(1, -1)
+    .filter(piece => piece.length > 0)
+    .map(piece => new PieceSearch(piece))
   return value => {
     const points = codePoints(value, ignoreCase)
     const end = points.length - last.length

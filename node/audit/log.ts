@@ -69,25 +69,33 @@ export interface AuditRecord extends AuditEntry {
 
 const GENESIS = '0'.repeat(64)
 
-function hashOf (record: Omit<AuditRecord, 'hash'>): string {
-  return createHash('sha256').update(canonicalJson(record as unknown as Json)).digest('hex')
+function hashOf(record: Omit<AuditRecord, 'hash'>): string {
+  return createHash('sha256')
+    .update(canonicalJson(record as unknown as Json))
+    .digest('hex')
 }
 
-export type VerifyResult = { ok: true, records: number } | { ok: false, records: number, brokenAt: number, problem: string }
-export interface AuditQueryResult { total: number, records: AuditRecord[], verify?: VerifyResult }
+export type VerifyResult =
+  | { ok: true; records: number }
+  | { ok: false; records: number; brokenAt: number; problem: string }
+export interface AuditQueryResult {
+  total: number
+  records: AuditRecord[]
+  verify?: VerifyResult
+}
 
 export class AuditLog {
   private readonly path: string
   private seq = 0
   private head = GENESIS
-  private pending: Array<{ line: string, durable: boolean, resolve: () => void, reject: (error: Error) => void }> = []
+  private pending: Array<{ line: string; durable: boolean; resolve: () => void; reject: (error: Error) => void }> = []
   private writing: Promise<void> | undefined
   private handle: fs.FileHandle | undefined
   private lastJournal_: string | undefined
   /** set when a write failed: the chain in memory ran ahead of the file, so nothing more is appended */
   private failure: Error | undefined
 
-  constructor (path: string) {
+  constructor(path: string) {
     this.path = path
   }
 
@@ -95,7 +103,7 @@ export class AuditLog {
    * Reads the existing log to continue its chain. A log whose chain is broken still opens (verify says
    * where). A last line torn by a crash (no newline at its end) was never acknowledged: it is cut off.
    */
-  async open (): Promise<void> {
+  async open(): Promise<void> {
     let text = await fs.readFile(this.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return ''
       throw error
@@ -119,19 +127,19 @@ export class AuditLog {
   }
 
   /** The latest pack-log position a store record in this log names (see `durable: false`). */
-  get lastJournal (): string | undefined {
+  get lastJournal(): string | undefined {
     return this.lastJournal_
   }
 
   /** Waits for records being written, then closes the file; `append` after this fails. */
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     await this.settled()
     await this.handle?.close()
     this.handle = undefined
   }
 
   /** Resolves once every record appended so far has been written (or has failed). */
-  async settled (): Promise<void> {
+  async settled(): Promise<void> {
     while (this.writing !== undefined) await this.writing
   }
 
@@ -140,7 +148,7 @@ export class AuditLog {
    * log holds durably), once it is written. After a write failed, every append is refused until a restart:
    * the records after it would chain to one the file may not hold.
    */
-  async append (entry: AuditEntry, options: { durable?: boolean } = {}): Promise<AuditRecord> {
+  async append(entry: AuditEntry, options: { durable?: boolean } = {}): Promise<AuditRecord> {
     if (this.failure !== undefined) throw this.failure
     const unhashed: Omit<AuditRecord, 'hash'> = {
       seq: ++this.seq,
@@ -151,7 +159,11 @@ export class AuditLog {
     }
     const record: AuditRecord = { ...unhashed, hash: hashOf(unhashed) }
     this.head = record.hash
-    if (entry.journal !== undefined && (this.lastJournal_ === undefined || compareRefs(entry.journal, this.lastJournal_) > 0)) this.lastJournal_ = entry.journal
+    if (
+      entry.journal !== undefined &&
+      (this.lastJournal_ === undefined || compareRefs(entry.journal, this.lastJournal_) > 0)
+    )
+      this.lastJournal_ = entry.journal
     await new Promise<void>((resolve, reject) => {
       this.pending.push({ line: `${JSON.stringify(record)}\n`, durable: options.durable ?? true, resolve, reject })
       this.writing ??= this.flush()
@@ -159,7 +171,7 @@ export class AuditLog {
     return record
   }
 
-  private async flush (): Promise<void> {
+  private async flush(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending
       this.pending = []
@@ -168,13 +180,16 @@ export class AuditLog {
         if (handle === undefined) throw new Error('the audit log is not open')
         const text = batch.map(p => p.line).join('')
         const { bytesWritten } = await handle.write(text)
-        if (bytesWritten !== Buffer.byteLength(text)) throw new Error(`could not append to the audit log ${this.path} (disk full?)`)
+        if (bytesWritten !== Buffer.byteLength(text))
+          throw new Error(`could not append to the audit log ${this.path} (disk full?)`)
         if (batch.some(p => p.durable)) await handle.datasync()
         for (const p of batch) p.resolve()
       } catch (error) {
-        this.failure ??= new Error(`the audit log ${this.path} could not be written (${(error as Error).message}); ` +
-          'nothing more can be recorded, so radmesh refuses what it would record until it is restarted ' +
-          '(a restart appends again the store records the log lost, from the pack log)')
+        this.failure ??= new Error(
+          `the audit log ${this.path} could not be written (${(error as Error).message}); ` +
+            'nothing more can be recorded, so radmesh refuses what it would record until it is restarted ' +
+            '(a restart appends again the store records the log lost, from the pack log)'
+        )
         for (const p of [...batch, ...this.pending.splice(0)]) p.reject(this.failure)
       }
     }
@@ -185,7 +200,7 @@ export class AuditLog {
    * What `GET /api/audit` shows: how many records the trail holds and its last `limit` records, oldest first,
    * with `verify` the check of its chain too. Records still being written are waited for.
    */
-  async query (options: { limit: number, verify?: boolean }): Promise<AuditQueryResult> {
+  async query(options: { limit: number; verify?: boolean }): Promise<AuditQueryResult> {
     await this.settled()
     const records = await AuditLog.read(this.path)
     return {
@@ -196,13 +211,16 @@ export class AuditLog {
   }
 
   /** Every record, oldest first. */
-  static async read (path: string): Promise<AuditRecord[]> {
+  static async read(path: string): Promise<AuditRecord[]> {
     const text = await fs.readFile(path, 'utf8').catch(() => '')
-    return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as AuditRecord)
+    return text
+      .split('\n')
+      .filter(line => line !== '')
+      .map(line => JSON.parse(line) as AuditRecord)
   }
 
   /** Recomputes the chain; names the first record that was altered, removed or reordered. */
-  static async verify (path: string): Promise<VerifyResult> {
+  static async verify(path: string): Promise<VerifyResult> {
     const text = await fs.readFile(path, 'utf8').catch(() => '')
     const lines = text.split('\n').filter(line => line !== '')
     let prev = GENESIS
@@ -214,9 +232,27 @@ export class AuditLog {
         return { ok: false, records: lines.length, brokenAt: i + 1, problem: `line ${i + 1} is not a JSON record` }
       }
       const { hash, ...rest } = record
-      if (record.seq !== i + 1) return { ok: false, records: lines.length, brokenAt: i + 1, problem: `line ${i + 1} has sequence number ${record.seq}: a record was removed or reordered` }
-      if (record.prev !== prev) return { ok: false, records: lines.length, brokenAt: record.seq, problem: `record ${record.seq} does not follow record ${record.seq - 1}: the chain was cut` }
-      if (hashOf(rest) !== hash) return { ok: false, records: lines.length, brokenAt: record.seq, problem: `record ${record.seq} was changed after it was written` }
+      if (record.seq !== i + 1)
+        return {
+          ok: false,
+          records: lines.length,
+          brokenAt: i + 1,
+          problem: `line ${i + 1} has sequence number ${record.seq}: a record was removed or reordered`
+        }
+      if (record.prev !== prev)
+        return {
+          ok: false,
+          records: lines.length,
+          brokenAt: record.seq,
+          problem: `record ${record.seq} does not follow record ${record.seq - 1}: the chain was cut`
+        }
+      if (hashOf(rest) !== hash)
+        return {
+          ok: false,
+          records: lines.length,
+          brokenAt: record.seq,
+          problem: `record ${record.seq} was changed after it was written`
+        }
       prev = hash
     }
     return { ok: true, records: lines.length }

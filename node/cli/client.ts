@@ -10,13 +10,21 @@ import { homePaths } from '../identity/home.ts'
 export interface NodeClient {
   url: string
   /** `body`: JSON, bytes or a stream of bytes (sent as `contentType`); `timeoutMs`: 30 s unless told */
-  request<T = unknown> (method: string, path: string, body?: unknown, contentType?: string, timeoutMs?: number): Promise<T>
+  request<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+    timeoutMs?: number
+  ): Promise<T>
 }
 
-export async function connectToNode (home: string): Promise<NodeClient> {
+export async function connectToNode(home: string): Promise<NodeClient> {
   const paths = homePaths(home)
-  if (!await exists(paths.home)) throw new HomeError('RADMESH_HOME_MISSING', `HOME ${home} does not exist`)
-  const notRunning = new NodeNotRunningError(`no radmesh node is running on ${home}; start it with "radmesh start --home ${home}"`)
+  if (!(await exists(paths.home))) throw new HomeError('RADMESH_HOME_MISSING', `HOME ${home} does not exist`)
+  const notRunning = new NodeNotRunningError(
+    `no radmesh node is running on ${home}; start it with "radmesh start --home ${home}"`
+  )
   let url: string
   let token: string
   try {
@@ -27,22 +35,33 @@ export async function connectToNode (home: string): Promise<NodeClient> {
   }
   return {
     url,
-    async request<T> (method: string, path: string, body?: unknown, contentType?: string, timeoutMs = 30_000): Promise<T> {
+    async request<T>(
+      method: string,
+      path: string,
+      body?: unknown,
+      contentType?: string,
+      timeoutMs = 30_000
+    ): Promise<T> {
       // Bytes, or a stream of them (a file sent as it is read: `duplex` lets fetch send a stream).
       const raw = body instanceof Uint8Array || body instanceof ReadableStream
       let response: Response
       try {
         response = await fetch(`${url}${path}`, {
           method,
-          headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': raw ? (contentType ?? 'application/octet-stream') : 'application/json' }) },
-          ...(body === undefined ? {} : { body: raw ? body as unknown as BodyInit : JSON.stringify(body) }),
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(body === undefined
+              ? {}
+              : { 'content-type': raw ? (contentType ?? 'application/octet-stream') : 'application/json' })
+          },
+          ...(body === undefined ? {} : { body: raw ? (body as unknown as BodyInit) : JSON.stringify(body) }),
           ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
           signal: AbortSignal.timeout(timeoutMs)
         } as RequestInit)
       } catch {
         throw notRunning
       }
-      const payload = await response.json().catch(() => ({})) as { error?: { code?: string, message?: string } }
+      const payload = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } }
       if (!response.ok) {
         const code = (payload.error?.code ?? 'RADMESH_INTERNAL') as ErrorCode
         const message = `the node answered ${response.status}: ${payload.error?.message ?? response.statusText}`

@@ -8,16 +8,25 @@ import { parse, required } from './args.ts'
 import { connectToNode } from './client.ts'
 import { Progress } from './progress.ts'
 
-const SHARE = 'radmesh share --home HOME STUDYUID --to PEERID… ' +
+const SHARE =
+  'radmesh share --home HOME STUDYUID --to PEERID… ' +
   '[--deidentify [--retain-dates modified|full] [--retain-patient-characteristics] [--burned-in-clean]]'
 const FETCH = 'radmesh fetch --home HOME STUDYUID [--timeout SECONDS]'
 const POLL_MS = 250
 
-interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state: string, error?: string }
+interface Availability {
+  instancesTotal: number
+  instancesLocal: number
+  bytesTotal: number
+  bytesLocal: number
+  complete: boolean
+  state: string
+  error?: string
+}
 interface ShareResult {
   studyInstanceUid: string
   versionId: string
-  recipients: Array<{ peerId: string, announced: boolean }>
+  recipients: Array<{ peerId: string; announced: boolean }>
 }
 
 const SHARE_OPTIONS = {
@@ -30,7 +39,7 @@ const SHARE_OPTIONS = {
 } as const
 
 /** The de-identification options of the share request; the profile's options need `--deidentify`. */
-function deidentifyBody (values: Record<string, unknown>): Record<string, unknown> {
+function deidentifyBody(values: Record<string, unknown>): Record<string, unknown> {
   const retainDates = values['retain-dates']
   const characteristics = values['retain-patient-characteristics'] === true
   const clean = values['burned-in-clean'] === true
@@ -51,12 +60,12 @@ function deidentifyBody (values: Record<string, unknown>): Record<string, unknow
   }
 }
 
-function studyUidFrom (positionals: string[], usage: string): string {
+function studyUidFrom(positionals: string[], usage: string): string {
   if (positionals.length !== 1) throw new RadmeshError('RADMESH_USAGE', `give one Study Instance UID; usage: ${usage}`)
   return positionals[0] as string
 }
 
-export async function shareCommand (argv: string[], print: (line: string) => void): Promise<void> {
+export async function shareCommand(argv: string[], print: (line: string) => void): Promise<void> {
   const { values, positionals } = parse(argv, SHARE_OPTIONS, SHARE, true)
   const home = required(values, 'home', SHARE)
   const studyUid = studyUidFrom(positionals, SHARE)
@@ -77,7 +86,7 @@ export async function shareCommand (argv: string[], print: (line: string) => voi
 }
 
 /** Exits 0 once the study is complete here; 1 when the fetch fails or the timeout passes. */
-export async function fetchCommand (argv: string[], print: (line: string) => void): Promise<number> {
+export async function fetchCommand(argv: string[], print: (line: string) => void): Promise<number> {
   const { values, positionals } = parse(argv, { home: { type: 'string' }, timeout: { type: 'string' } }, FETCH, true)
   const client = await connectToNode(required(values, 'home', FETCH))
   const studyUid = studyUidFrom(positionals, FETCH)
@@ -101,8 +110,11 @@ export async function fetchCommand (argv: string[], print: (line: string) => voi
     print(`${studyUid}: complete, ${state.instancesTotal} instances, ${(state.bytesTotal / 1e6).toFixed(1)} MB`)
     return 0
   }
-  const why = state.state === 'failed' ? (state.error ?? 'the fetch failed') : `not complete after ${timeout} s (${state.instancesLocal} of ${state.instancesTotal} instances); ` +
-    'the node keeps fetching'
+  const why =
+    state.state === 'failed'
+      ? (state.error ?? 'the fetch failed')
+      : `not complete after ${timeout} s (${state.instancesLocal} of ${state.instancesTotal} instances); ` +
+        'the node keeps fetching'
   process.stderr.write(`radmesh: ${studyUid}: ${why}\n`)
   return 1
 }

@@ -43,8 +43,10 @@ const COMMANDS: Record<string, Command> = {
   fetch: fetchCommand
 }
 
-export async function main (argv: string[]): Promise<number> {
-  const print = (line: string): void => { process.stdout.write(`${line}\n`) }
+export async function main(argv: string[]): Promise<number> {
+  const print = (line: string): void => {
+    process.stdout.write(`${line}\n`)
+  }
   const [name, ...rest] = argv
   try {
     if (name === undefined || name === 'help' || name === '--help' || name === '-h') {

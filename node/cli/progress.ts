@@ -14,7 +14,7 @@ export class Progress {
   private lastDraw = 0
   private lastDecile = -1
 
-  constructor (label: string, total: number, totalBytes: number, unit = 'files') {
+  constructor(label: string, total: number, totalBytes: number, unit = 'files') {
     this.label = label
     this.total = total
     this.totalBytes = totalBytes
@@ -22,38 +22,39 @@ export class Progress {
   }
 
   /** Progress reported as totals so far (e.g. polled from the node). */
-  set (count: number, bytes: number): void {
+  set(count: number, bytes: number): void {
     if (count === this.count && bytes === this.bytes) return
     this.count = count
     this.bytes = bytes
     this.draw(false)
   }
 
-  advance (bytes: number): void {
+  advance(bytes: number): void {
     this.count++
     this.bytes += bytes
     this.draw(false)
   }
 
   /** A line above the bar (e.g. a refused file). */
-  log (line: string): void {
+  log(line: string): void {
     if (this.tty) process.stderr.write('\r\x1b[K')
     process.stderr.write(`${line}\n`)
     this.draw(true)
   }
 
-  done (): void {
+  done(): void {
     this.draw(true)
     if (this.tty) process.stderr.write('\n')
   }
 
-  private draw (force: boolean): void {
+  private draw(force: boolean): void {
     const now = Date.now()
     const fraction = this.total === 0 ? 1 : this.count / this.total
     const seconds = (now - this.started) / 1000
     const rate = seconds > 0 ? this.bytes / seconds / 1e6 : 0
     const left = fraction > 0 && fraction < 1 ? Math.round(seconds / fraction - seconds) : 0
-    const text = `${this.label} ${this.count}/${this.total} ${this.unit}, ` +
+    const text =
+      `${this.label} ${this.count}/${this.total} ${this.unit}, ` +
       `${(this.bytes / 1e6).toFixed(1)}/${(this.totalBytes / 1e6).toFixed(1)} MB, ` +
       `${rate.toFixed(1)} MB/s${left > 0 ? `, ${left}s left` : ''}`
     if (this.tty) {
@@ -61,11 +62,13 @@ export class Progress {
       this.lastDraw = now
       const width = 24
       const filled = Math.round(fraction * width)
-      process.stderr.write(`\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(fraction * 100)}% ${text}`)
+      process.stderr.write(
+        `\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(fraction * 100)}% ${text}`
+      )
       return
     }
     const decile = Math.floor(fraction * 10)
-    if (decile !== this.lastDecile && (decile > this.lastDecile)) {
+    if (decile !== this.lastDecile && decile > this.lastDecile) {
       this.lastDecile = decile
       process.stderr.write(`${Math.round(fraction * 100)}% ${text}\n`)
     }

@@ -6,40 +6,45 @@ import { duration, list, optional, parse, required } from './args.ts'
 import { parseAllowAe, parseDicomPeers } from '../dicom/peers.ts'
 import type { DicomLimits } from '../dicom/scp.ts'
 
-const START = 'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… ' +
+const START =
+  'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… ' +
   '[--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--max-associations 16] [--pdu-timeout 60s] ' +
   '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… ' +
   '[--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
   '[--preallocate MIB] [--ris HOST:PORT] [--ris-retry 5s] [--no-mdns] ' +
   '[--relay [--relay-data-limit SIZE] [--relay-duration-limit 1h]] [--relay-via MULTIADDR]…'
 
-export async function startCommand (argv: string[], print: (line: string) => void): Promise<void> {
+export async function startCommand(argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
-  const { values } = parse(argv, {
-    home: { type: 'string' },
-    listen: { type: 'string', multiple: true },
-    announce: { type: 'string', multiple: true },
-    peer: { type: 'string', multiple: true },
-    http: { type: 'string' },
-    dicom: { type: 'string' },
-    ae: { type: 'string' },
-    'max-associations': { type: 'string' },
-    'pdu-timeout': { type: 'string' },
-    'allow-ae': { type: 'string', multiple: true },
-    'dicom-peer': { type: 'string', multiple: true },
-    'no-mdns': { type: 'boolean' },
-    relay: { type: 'boolean' },
-    'relay-via': { type: 'string', multiple: true },
-    'relay-data-limit': { type: 'string' },
-    'relay-duration-limit': { type: 'string' },
-    'session-idle': { type: 'string' },
-    'stable-after': { type: 'string' },
-    resync: { type: 'string' },
-    cors: { type: 'string', multiple: true },
-    preallocate: { type: 'string' },
-    ris: { type: 'string' },
-    'ris-retry': { type: 'string' }
-  }, START)
+  const { values } = parse(
+    argv,
+    {
+      home: { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
+      peer: { type: 'string', multiple: true },
+      http: { type: 'string' },
+      dicom: { type: 'string' },
+      ae: { type: 'string' },
+      'max-associations': { type: 'string' },
+      'pdu-timeout': { type: 'string' },
+      'allow-ae': { type: 'string', multiple: true },
+      'dicom-peer': { type: 'string', multiple: true },
+      'no-mdns': { type: 'boolean' },
+      relay: { type: 'boolean' },
+      'relay-via': { type: 'string', multiple: true },
+      'relay-data-limit': { type: 'string' },
+      'relay-duration-limit': { type: 'string' },
+      'session-idle': { type: 'string' },
+      'stable-after': { type: 'string' },
+      resync: { type: 'string' },
+      cors: { type: 'string', multiple: true },
+      preallocate: { type: 'string' },
+      ris: { type: 'string' },
+      'ris-retry': { type: 'string' }
+    },
+    START
+  )
   const listen = list(values, 'listen')
   const http = optional(values, 'http')
   const dicom = optional(values, 'dicom')
@@ -48,14 +53,25 @@ export async function startCommand (argv: string[], print: (line: string) => voi
   const sessionIdle = optional(values, 'session-idle')
   const resync = optional(values, 'resync')
   const resyncIntervalMs = resync === undefined ? undefined : duration(resync, '--resync')
-  if (resyncIntervalMs !== undefined && resyncIntervalMs > 3_600_000) throw new UsageError(`--resync ${resync}: at most 1h; changes go out at once, the resync only catches what a dropped link missed`)
+  if (resyncIntervalMs !== undefined && resyncIntervalMs > 3_600_000)
+    throw new UsageError(
+      `--resync ${resync}: at most 1h; changes go out at once, the resync only catches what a dropped link missed`
+    )
   const preallocate = optional(values, 'preallocate')
   const preallocateMib = preallocate === undefined ? undefined : Number(preallocate)
-  if (preallocateMib !== undefined && (!Number.isInteger(preallocateMib) || preallocateMib < 0 || preallocateMib > 4096)) throw new UsageError(`--preallocate ${preallocate}: give the MiB of pack space to keep zero-filled ahead of writes, ` +
-    '0 to 4096 (0: none)')
+  if (
+    preallocateMib !== undefined &&
+    (!Number.isInteger(preallocateMib) || preallocateMib < 0 || preallocateMib > 4096)
+  )
+    throw new UsageError(
+      `--preallocate ${preallocate}: give the MiB of pack space to keep zero-filled ahead of writes, ` +
+        '0 to 4096 (0: none)'
+    )
   const dicomPort = dicom === undefined ? undefined : Number(dicom)
-  if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535)) throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
-  if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae)) throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)
+  if (dicomPort !== undefined && (!Number.isInteger(dicomPort) || dicomPort < 0 || dicomPort > 65535))
+    throw new UsageError(`--dicom ${dicom}: give a TCP port number, e.g. 11112`)
+  if (ae !== undefined && !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(ae))
+    throw new UsageError(`--ae ${ae}: an AE title is 1 to 16 printable characters, no backslash`)
   const dicomLimits = dicomLimitsOf(values, dicomPort !== undefined)
   const dicomPeers = parseDicomPeers(list(values, 'dicom-peer'))
   if (dicomPort === undefined && dicomPeers.length > 0) {
@@ -86,10 +102,13 @@ export async function startCommand (argv: string[], print: (line: string) => voi
     ...(ris === undefined ? {} : { ris }),
     ...(risRetryMs === undefined ? {} : { risRetryMs }),
     corsOrigins: list(values, 'cors').map(origin => {
-      if (!/^https?:\/\/[^/\s]+\/?$/.test(origin)) throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
+      if (!/^https?:\/\/[^/\s]+\/?$/.test(origin))
+        throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
       return origin
     })
-  }).catch((error: unknown) => { throw addressNotHere(error) ?? error })
+  }).catch((error: unknown) => {
+    throw addressNotHere(error) ?? error
+  })
   print(`radmesh node "${node.certificate.name}" (${node.certificate.role}) peer ${node.peerId}`)
   for (const addr of node.listenAddrs()) print(`listening: ${addr}`)
   print(`http: ${node.httpUrl}`)
@@ -106,24 +125,31 @@ export async function startCommand (argv: string[], print: (line: string) => voi
       node.log.info({ event: 'node-stopping', signal }, 'stopping')
       void node.stop().finally(resolve)
     }
-    process.once('SIGINT', () => { shutdown('SIGINT') })
-    process.once('SIGTERM', () => { shutdown('SIGTERM') })
+    process.once('SIGINT', () => {
+      shutdown('SIGINT')
+    })
+    process.once('SIGTERM', () => {
+      shutdown('SIGTERM')
+    })
   })
 }
 
 /** --relay (with its limits) and --relay-via, checked: a relay for members is unlimited unless limits are given. */
-function relayOf (values: Record<string, unknown>): Pick<NodeOptions, 'relay' | 'relayVia'> {
+function relayOf(values: Record<string, unknown>): Pick<NodeOptions, 'relay' | 'relayVia'> {
   const data = optional(values, 'relay-data-limit')
   const time = optional(values, 'relay-duration-limit')
   if (values['relay'] !== true && (data !== undefined || time !== undefined)) {
-    throw new UsageError('--relay-data-limit, --relay-duration-limit: limits of the relay this node serves with '
-      + '--relay')
+    throw new UsageError(
+      '--relay-data-limit, --relay-duration-limit: limits of the relay this node serves with ' + '--relay'
+    )
   }
   const relayVia = list(values, 'relay-via')
   for (const addr of relayVia) {
     if (!/\/p2p\/\w+$/.test(addr) || addr.includes('/p2p-circuit')) {
-      throw new UsageError(`--relay-via ${addr}: give the relay member's address with its peer id, `
-        + 'e.g. /ip4/203.0.113.7/tcp/7400/p2p/12D3…')
+      throw new UsageError(
+        `--relay-via ${addr}: give the relay member's address with its peer id, ` +
+          'e.g. /ip4/203.0.113.7/tcp/7400/p2p/12D3…'
+      )
     }
   }
   if (values['relay'] !== true) return { relayVia }
@@ -131,7 +157,7 @@ function relayOf (values: Record<string, unknown>): Pick<NodeOptions, 'relay' | 
   if (data !== undefined && size === null) {
     throw new UsageError(`--relay-data-limit ${data}: write a size, e.g. 4GiB, 500MiB`)
   }
-  const unit = { B: 0n, KiB: 10n, MiB: 20n, GiB: 30n, TiB: 40n }[size?.[2] as 'B' ?? 'B']
+  const unit = { B: 0n, KiB: 10n, MiB: 20n, GiB: 30n, TiB: 40n }[(size?.[2] as 'B') ?? 'B']
   const dataLimit = size === null ? undefined : BigInt(size[1] as string) << unit
   if (dataLimit === 0n) throw new UsageError('--relay-data-limit must be more than zero (leave it out for no limit)')
   const durationLimitMs = time === undefined ? undefined : duration(time, '--relay-duration-limit')
@@ -146,7 +172,7 @@ function relayOf (values: Record<string, unknown>): Pick<NodeOptions, 'relay' | 
 }
 
 /** --ris HOST:PORT: the site's RIS, which takes reports as HL7 ORU^R01 over MLLP. */
-function risOf (value: string | undefined): { host: string, port: number } | undefined {
+function risOf(value: string | undefined): { host: string; port: number } | undefined {
   if (value === undefined) return undefined
   const match = /^([^\s:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(value)
   const port = Number(match?.[2])
@@ -157,7 +183,7 @@ function risOf (value: string | undefined): { host: string, port: number } | und
 }
 
 /** --max-associations, --pdu-timeout and --allow-ae (the DICOM port's limits: node/dicom/scp.ts), checked. */
-function dicomLimitsOf (values: Record<string, unknown>, dicom: boolean): Partial<DicomLimits> {
+function dicomLimitsOf(values: Record<string, unknown>, dicom: boolean): Partial<DicomLimits> {
   const maxAssociations = optional(values, 'max-associations')
   const pduTimeout = optional(values, 'pdu-timeout')
   const allowAe = list(values, 'allow-ae')
@@ -190,8 +216,8 @@ function dicomLimitsOf (values: Record<string, unknown>, dicom: boolean): Partia
  * A listen address this machine does not have (EADDRNOTAVAIL), said as a mistake on the command line
  * rather than as an internal error: libp2p names the multiaddr in its message, the HTTP server in the error.
  */
-function addressNotHere (error: unknown): ListenError | UsageError | undefined {
-  const { code, message, address, port } = error as { code?: string, message?: string, address?: string, port?: number }
+function addressNotHere(error: unknown): ListenError | UsageError | undefined {
+  const { code, message, address, port } = error as { code?: string; message?: string; address?: string; port?: number }
   if (!/EADDRNOTAVAIL/.test(`${code ?? ''} ${message ?? ''}`)) return undefined
   const hint = 'this machine has no such address; give one of its own (127.0.0.1, or 0.0.0.0 for all)'
   const multiaddr = /(\/ip[46]\/\S+?):? Error: listen EADDRNOTAVAIL/.exec(message ?? '')?.[1]

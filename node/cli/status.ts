@@ -8,31 +8,38 @@ import { connectToNode } from './client.ts'
 
 const STATUS = 'radmesh status --home HOME'
 
-export async function statusCommand (argv: string[], print: (line: string) => void): Promise<void> {
+export async function statusCommand(argv: string[], print: (line: string) => void): Promise<void> {
   const { values } = parse(argv, { home: { type: 'string' } }, STATUS)
   const client = await connectToNode(required(values, 'home', STATUS))
-  const health = await client.request<{ ok: boolean, peerId: string, name: string, role: string }>('GET', '/api/health')
-  const membership = await client.request<{ consortium: { name: string }, certificate: { expiresAt: string }, revocations: unknown[] }>('GET', '/api/membership')
+  const health = await client.request<{ ok: boolean; peerId: string; name: string; role: string }>('GET', '/api/health')
+  const membership = await client.request<{
+    consortium: { name: string }
+    certificate: { expiresAt: string }
+    revocations: unknown[]
+  }>('GET', '/api/membership')
   const peers = await client.request<ConnectedMember[]>('GET', '/api/peers')
   print(`${health.name} (${health.role}) ${health.peerId} ${health.ok ? 'running' : 'NOT RUNNING'} at ${client.url}`)
-  print(`consortium "${membership.consortium.name}", certificate valid until ${membership.certificate.expiresAt}, ` +
-    `${membership.revocations.length} revocation(s) known`)
+  print(
+    `consortium "${membership.consortium.name}", certificate valid until ${membership.certificate.expiresAt}, ` +
+      `${membership.revocations.length} revocation(s) known`
+  )
   print(`${peers.length} member(s) connected${peers.length > 0 ? ':' : ''}`)
   for (const peer of peers) print(`  ${peer.name} (${peer.role}) ${peer.peerId} ${linkText(peer)}`)
 }
 
 /** "direct since …" or "relayed via NAME (PEER) since …", then the addresses. */
-function linkText (peer: ConnectedMember): string {
+function linkText(peer: ConnectedMember): string {
   const relay = peer.relay === undefined ? '' : ` via ${peer.relay.name ?? 'relay'} (${peer.relay.peerId})`
-  const limits = peer.limited === undefined
-    ? ''
-    : ` [relay limits: ${peer.limited.bytes ?? 'no'} bytes, ${peer.limited.seconds ?? 'no'} s left]`
+  const limits =
+    peer.limited === undefined
+      ? ''
+      : ` [relay limits: ${peer.limited.bytes ?? 'no'} bytes, ${peer.limited.seconds ?? 'no'} s left]`
   return `${peer.link}${relay} since ${peer.since}${limits}: ${peer.addrs.join(', ')}`
 }
 
 const VIEWER = 'radmesh viewer --home HOME'
 
-export async function viewerCommand (argv: string[], print: (line: string) => void): Promise<void> {
+export async function viewerCommand(argv: string[], print: (line: string) => void): Promise<void> {
   const { values } = parse(argv, { home: { type: 'string' } }, VIEWER)
   const client = await connectToNode(required(values, 'home', VIEWER))
   const { url } = await client.request<{ url: string }>('POST', '/api/signin-links')

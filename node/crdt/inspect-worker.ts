@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads'
 import * as Y from 'yjs'
 import type { InspectedItem, InspectedUpdate } from './inspect.ts'
 
-function contentKind (content: Y.Item['content']): InspectedItem['kind'] {
+function contentKind(content: Y.Item['content']): InspectedItem['kind'] {
   if (content instanceof Y.ContentAny) return 'any'
   if (content instanceof Y.ContentString) return 'string'
   if (content instanceof Y.ContentDeleted) return 'deleted'
@@ -19,7 +19,7 @@ function contentKind (content: Y.Item['content']): InspectedItem['kind'] {
   return 'doc'
 }
 
-function inspect (update: Uint8Array): InspectedUpdate {
+function inspect(update: Uint8Array): InspectedUpdate {
   const { structs, ds } = Y.decodeUpdate(update)
   Y.applyUpdate(new Y.Doc(), update)
   const items: InspectedItem[] = []
@@ -48,7 +48,7 @@ function inspect (update: Uint8Array): InspectedUpdate {
   return { items, deletes, otherStructs: skipped }
 }
 
-parentPort?.on('message', ({ id, update }: { id: number, update: Uint8Array }) => {
+parentPort?.on('message', ({ id, update }: { id: number; update: Uint8Array }) => {
   try {
     parentPort?.postMessage({ id, result: inspect(update) })
   } catch (error) {

@@ -24,7 +24,7 @@ export interface InspectedItem {
 
 export interface InspectedUpdate {
   items: InspectedItem[]
-  deletes: Array<{ client: number, clock: number, length: number }>
+  deletes: Array<{ client: number; clock: number; length: number }>
   /** GC and skip structs (deleted or missing content) */
   otherStructs: number
 }
@@ -38,7 +38,7 @@ export interface InspectedUpdate {
 export class UpdateRefusedError extends Error {
   readonly penalty: number
   readonly code: 'RADMESH_NOT_ALLOWED' | 'RADMESH_REPORT_FINAL'
-  constructor (message: string, penalty = 1, code: UpdateRefusedError['code'] = 'RADMESH_NOT_ALLOWED') {
+  constructor(message: string, penalty = 1, code: UpdateRefusedError['code'] = 'RADMESH_NOT_ALLOWED') {
     super(message)
     this.name = 'UpdateRefusedError'
     this.penalty = penalty
@@ -54,8 +54,14 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 16
  */
 const POSTED_AHEAD = 16
 
-interface Waiting { update: Uint8Array, resolve: (value: InspectedUpdate) => void, reject: (error: Error) => void }
-interface Pending extends Waiting { worker: Worker }
+interface Waiting {
+  update: Uint8Array
+  resolve: (value: InspectedUpdate) => void
+  reject: (error: Error) => void
+}
+interface Pending extends Waiting {
+  worker: Worker
+}
 
 export class UpdateInspector {
   private worker: Worker | undefined
@@ -69,7 +75,7 @@ export class UpdateInspector {
   private closed = false
   private readonly timeoutMs: number
 
-  constructor (options: { timeoutMs?: number } = {}) {
+  constructor(options: { timeoutMs?: number } = {}) {
     this.timeoutMs = options.timeoutMs ?? INSPECT_TIMEOUT_MS
   }
 
@@ -79,7 +85,7 @@ export class UpdateInspector {
    * came back): many may be asked for at once (the sync service opens the next messages while it applies one),
    * and a slow one fails alone, the others going to a new worker.
    */
-  async inspect (update: Uint8Array): Promise<InspectedUpdate> {
+  async inspect(update: Uint8Array): Promise<InspectedUpdate> {
     if (this.closed) throw new UpdateRefusedError('the node is stopping')
     return await new Promise<InspectedUpdate>((resolve, reject) => {
       this.queue.push({ update, resolve, reject })
@@ -88,11 +94,11 @@ export class UpdateInspector {
   }
 
   /** Starts the worker now if it is not running: updates are about to come (a step 1 went out). */
-  warm (): void {
+  warm(): void {
     if (!this.closed) this.ensureWorker()
   }
 
-  private pump (): void {
+  private pump(): void {
     while (this.pending.size < POSTED_AHEAD && !this.closed) {
       const next = this.queue.shift()
       if (next === undefined) break
@@ -105,7 +111,7 @@ export class UpdateInspector {
   }
 
   /** A deadline for the update the worker works on now (the first pending), if it has none yet. */
-  private armDeadline (): void {
+  private armDeadline(): void {
     if (this.timer !== undefined) return
     const first = this.pending.values().next().value
     if (first === undefined) return
@@ -116,7 +122,7 @@ export class UpdateInspector {
   }
 
   /** The first pending update came back: the next one's deadline starts now. */
-  private settled (id: number): Pending | undefined {
+  private settled(id: number): Pending | undefined {
     const pending = this.pending.get(id)
     if (pending === undefined) return undefined
     this.pending.delete(id)
@@ -125,7 +131,7 @@ export class UpdateInspector {
     return pending
   }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true
     for (const waiting of this.queue.splice(0)) waiting.reject(new UpdateRefusedError('the node is stopping'))
     clearTimeout(this.timer)
@@ -140,16 +146,15 @@ export class UpdateInspector {
     void worker.terminate()
   }
 
-  private ensureWorker (): Worker {
+  private ensureWorker(): Worker {
     if (this.worker !== undefined) return this.worker
     const worker = new Worker(new URL('./inspect-worker.ts', import.meta.url), { resourceLimits: WORKER_LIMITS })
-    worker.on('message', ({ id, result, error }: { id: number, result?: InspectedUpdate, error?: string }) => {
+    worker.on('message', ({ id, result, error }: { id: number; result?: InspectedUpdate; error?: string }) => {
       const pending = this.settled(id)
       if (pending === undefined) return
       if (error !== undefined || result === undefined) {
         pending.reject(new UpdateRefusedError(`the update does not decode: ${error ?? 'no result'}`))
-      }
-      else pending.resolve(result)
+      } else pending.resolve(result)
       this.pump()
     })
     worker.on('error', error => {
@@ -168,7 +173,7 @@ export class UpdateInspector {
    * The update `worker` works on (its first pending) fails with `error`; the worker is dropped, and the updates
    * posted after it go, first in line, to a new one.
    */
-  private failFirst (worker: Worker, error: Error): void {
+  private failFirst(worker: Worker, error: Error): void {
     if (this.worker === worker) this.worker = undefined
     void worker.terminate()
     const posted = [...this.pending].filter(([, pending]) => pending.worker === worker)

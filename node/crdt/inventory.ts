@@ -12,28 +12,31 @@ const MAX_INVENTORY_TOTAL = 64 * MAX_INVENTORY_ENTRIES
 const MAX_TRACKED = 4_096
 
 /** SHA-256 over each document id and its state hash, in the inventory's order. */
-export function digestOf (entries: InventoryEntry[]): Uint8Array {
+export function digestOf(entries: InventoryEntry[]): Uint8Array {
   const sha = createHash('sha256')
   for (const { docId, stateHash } of entries) sha.update(docId).update('\n').update(stateHash)
   return sha.digest()
 }
 
 /** An inventory as pages of at most MAX_INVENTORY_ENTRIES entries (one empty page when it is empty). */
-export function inventoryPages (entries: InventoryEntry[], answer: boolean): Inventory[] {
+export function inventoryPages(entries: InventoryEntry[], answer: boolean): Inventory[] {
   const pages: Inventory[] = []
   for (let at = 0; at === 0 || at < entries.length; at += MAX_INVENTORY_ENTRIES) {
-    pages.push({ answer, last: at + MAX_INVENTORY_ENTRIES >= entries.length,
-      entries: entries.slice(at, at + MAX_INVENTORY_ENTRIES) })
+    pages.push({
+      answer,
+      last: at + MAX_INVENTORY_ENTRIES >= entries.length,
+      entries: entries.slice(at, at + MAX_INVENTORY_ENTRIES)
+    })
   }
   return pages
 }
 
 /** Each member's inventory pages, gathered until its last one. */
 export class InventoryPages {
-  private readonly gathering = new Map<string, { answer: boolean, entries: InventoryEntry[] }>()
+  private readonly gathering = new Map<string, { answer: boolean; entries: InventoryEntry[] }>()
 
   /** The member's whole inventory once `page` is its last; throws past MAX_INVENTORY_TOTAL entries. */
-  gather (peer: string, page: Inventory): { answer: boolean, entries: InventoryEntry[] } | undefined {
+  gather(peer: string, page: Inventory): { answer: boolean; entries: InventoryEntry[] } | undefined {
     const gathered = this.gathering.get(peer) ?? { answer: page.answer, entries: [] }
     gathered.entries.push(...page.entries)
     if (gathered.entries.length > MAX_INVENTORY_TOTAL) {
@@ -55,12 +58,12 @@ export class AnswerLimit {
   /** when each key was last answered */
   private readonly answered = new Map<string, number>()
 
-  constructor (intervalMs: number) {
+  constructor(intervalMs: number) {
     this.intervalMs = intervalMs
   }
 
   /** Whether `key` may be answered now; if it may, it counts as answered now. */
-  take (key: string): boolean {
+  take(key: string): boolean {
     const now = Date.now()
     if (now - (this.answered.get(key) ?? -Infinity) < this.intervalMs) return false
     if (this.answered.size >= MAX_TRACKED) {

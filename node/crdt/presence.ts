@@ -17,16 +17,18 @@ import { UpdateRefusedError } from './inspect.ts'
 /** A name, a colour and a cursor (two Yjs relative positions) fit easily. */
 const MAX_STATE_CHARS = 2048
 
-export type PresenceOrigin = { kind: 'viewer' } | { kind: 'peer', peerId: string }
+export type PresenceOrigin = { kind: 'viewer' } | { kind: 'peer'; peerId: string }
 export type PresenceListener = (docId: string, update: Uint8Array, origin: PresenceOrigin | 'timeout') => void
 
 /** The clients of an awareness update and their states (null: gone); throws on anything else. */
-export function awarenessEntries (update: Uint8Array): Array<{ clientId: number, state: unknown }> {
+export function awarenessEntries(update: Uint8Array): Array<{ clientId: number; state: unknown }> {
   if (update.byteLength > MAX_AWARENESS_BYTES) {
-    throw new UpdateRefusedError(`a presence update of ${update.byteLength} bytes; the limit is ` +
-      `${MAX_AWARENESS_BYTES}`, 1)
+    throw new UpdateRefusedError(
+      `a presence update of ${update.byteLength} bytes; the limit is ` + `${MAX_AWARENESS_BYTES}`,
+      1
+    )
   }
-  const entries: Array<{ clientId: number, state: unknown }> = []
+  const entries: Array<{ clientId: number; state: unknown }> = []
   try {
     const decoder = decoding.createDecoder(update)
     const count = decoding.readVarUint(decoder)
@@ -54,20 +56,20 @@ export class Presence {
   private readonly awareness = new Map<string, Awareness>()
   private readonly listeners = new Set<PresenceListener>()
 
-  constructor (options: { documents: Documents, me: string, log: Logger }) {
+  constructor(options: { documents: Documents; me: string; log: Logger }) {
     this.documents = options.documents
     this.me = options.me
     this.log = options.log
   }
 
-  private of (docId: string): Awareness {
+  private of(docId: string): Awareness {
     let awareness = this.awareness.get(docId)
     if (awareness === undefined) {
       // Its own document: the node has no cursor, so its own state is cleared at once.
       const created = new Awareness(new Y.Doc())
       created.setLocalState(null)
       ;(created as unknown as { _checkInterval: NodeJS.Timeout })._checkInterval.unref()
-      type Change = { added: number[], updated: number[], removed: number[] }
+      type Change = { added: number[]; updated: number[]; removed: number[] }
       created.on('update', ({ added, updated, removed }: Change, origin: unknown) => {
         const update = encodeAwarenessUpdate(created, [...added, ...updated, ...removed])
         for (const listener of this.listeners) listener(docId, update, origin as PresenceOrigin | 'timeout')
@@ -79,15 +81,17 @@ export class Presence {
   }
 
   /** Applies presence from this node's viewer or from a peer; throws UpdateRefusedError with the reason. */
-  async apply (docId: string, update: Uint8Array, origin: PresenceOrigin): Promise<void> {
+  async apply(docId: string, update: Uint8Array, origin: PresenceOrigin): Promise<void> {
     const entries = awarenessEntries(update)
     const editors = (await this.documents.open(docId)).getMap<BindingRecord>(EDITORS_MAP)
     const expected = origin.kind === 'viewer' ? this.me : origin.peerId
     for (const { clientId, state } of entries) {
       const binding = editors.get(String(clientId))
       if (binding?.by !== expected) {
-        throw new UpdateRefusedError(`presence of Yjs client ${clientId}, which is not bound to ${expected}`,
-          origin.kind === 'peer' && binding !== undefined ? 5 : 0)
+        throw new UpdateRefusedError(
+          `presence of Yjs client ${clientId}, which is not bound to ${expected}`,
+          origin.kind === 'peer' && binding !== undefined ? 5 : 0
+        )
       }
       if (state !== null && (typeof state !== 'object' || Array.isArray(state))) {
         throw new UpdateRefusedError('a presence state that is not an object', 2)
@@ -97,18 +101,20 @@ export class Presence {
   }
 
   /** Every state known for the document, for a viewer that just opened it (undefined when none). */
-  snapshot (docId: string): Uint8Array | undefined {
+  snapshot(docId: string): Uint8Array | undefined {
     const awareness = this.awareness.get(docId)
     if (awareness === undefined || awareness.states.size === 0) return undefined
     return encodeAwarenessUpdate(awareness, [...awareness.states.keys()])
   }
 
-  onUpdate (listener: PresenceListener): () => void {
+  onUpdate(listener: PresenceListener): () => void {
     this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    return () => {
+      this.listeners.delete(listener)
+    }
   }
 
-  stop (): void {
+  stop(): void {
     for (const awareness of this.awareness.values()) awareness.destroy()
     this.awareness.clear()
     this.log.debug('presence stopped')

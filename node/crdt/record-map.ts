@@ -17,7 +17,10 @@ import { UpdateRefusedError } from './inspect.ts'
 /** A deletion longer than this, in one update of a record map, is not an honest one. */
 const MAX_DELETED_PER_UPDATE = 10_000
 
-export interface IncomingEntry { key: string, value: unknown }
+export interface IncomingEntry {
+  key: string
+  value: unknown
+}
 
 const same = (a: unknown, b: unknown): boolean => {
   try {
@@ -32,7 +35,7 @@ const same = (a: unknown, b: unknown): boolean => {
  * map or that are not one record each, an entry set over a different record, a deletion of a record, an
  * update that builds on structs this node lacks (penalty 0: it may be fine once they arrive).
  */
-export function newEntries (doc: Y.Doc, root: string, update: InspectedUpdate, what: string): IncomingEntry[] {
+export function newEntries(doc: Y.Doc, root: string, update: InspectedUpdate, what: string): IncomingEntry[] {
   const map = doc.getMap(root)
   const firstClock = new Map<number, number>()
   for (const item of update.items) {
@@ -47,10 +50,18 @@ export function newEntries (doc: Y.Doc, root: string, update: InspectedUpdate, w
   /** what each key holds once the update is applied: the incoming value when it brings one */
   const arriving = new Map<string, unknown>()
   for (const item of update.items) {
-    if (item.kind !== 'any' || item.hasOrigin || item.root !== root || item.parentSub === null ||
-      item.values?.length !== 1) {
-      throw new UpdateRefusedError(`the update changes the ${what} other than by adding a record (a ${item.kind} ` +
-        `item${item.root === null ? '' : ` in ${item.root}`})`, 5)
+    if (
+      item.kind !== 'any' ||
+      item.hasOrigin ||
+      item.root !== root ||
+      item.parentSub === null ||
+      item.values?.length !== 1
+    ) {
+      throw new UpdateRefusedError(
+        `the update changes the ${what} other than by adding a record (a ${item.kind} ` +
+          `item${item.root === null ? '' : ` in ${item.root}`})`,
+        5
+      )
     }
     if (Y.getState(doc.store, item.client) > item.clock) continue // an entry this node has already
     const key = item.parentSub
@@ -78,10 +89,12 @@ export function newEntries (doc: Y.Doc, root: string, update: InspectedUpdate, w
       const item = Y.getItem(doc.store, Y.createID(range.client, clock))
       if (!(item instanceof Y.Item) || item.deleted) continue
       const key = item.parentSub
-      const kept = key === null ? undefined : arriving.get(key) ?? liveValueBesides(map, key, item)
+      const kept = key === null ? undefined : (arriving.get(key) ?? liveValueBesides(map, key, item))
       if (key === null || kept === undefined || !same(kept, (item.content as Y.ContentAny).getContent()[0])) {
-        throw new UpdateRefusedError(`the update deletes ${what} record ${key ?? '(not a record)'}; records are ` +
-          `never deleted`, 5)
+        throw new UpdateRefusedError(
+          `the update deletes ${what} record ${key ?? '(not a record)'}; records are ` + `never deleted`,
+          5
+        )
       }
     }
   }
@@ -90,7 +103,7 @@ export function newEntries (doc: Y.Doc, root: string, update: InspectedUpdate, w
 }
 
 /** The value `key` holds through another entry than `item` (one set concurrently), if any. */
-function liveValueBesides (map: Y.Map<unknown>, key: string, item: Y.Item): unknown {
+function liveValueBesides(map: Y.Map<unknown>, key: string, item: Y.Item): unknown {
   // Y.Map keeps the winning entry in `_map`; the others for that key are linked through `left`.
   const entries = (map as unknown as { _map: Map<string, Y.Item> })._map
   for (let entry = entries.get(key) ?? null; entry !== null; entry = entry.left) {

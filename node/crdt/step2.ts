@@ -8,7 +8,7 @@ import { MAX_STEP2_BYTES } from '../../protocol/collab/sync.ts'
  * when it fits, else one update per author (Yjs client) holding that client's part and the delete set (each
  * applies on its own; Yjs waits for what one depends on). Nothing when the member lacks nothing.
  */
-export function step2Parts (doc: Y.Doc, remote: Uint8Array): Uint8Array[] {
+export function step2Parts(doc: Y.Doc, remote: Uint8Array): Uint8Array[] {
   const whole = Y.encodeStateAsUpdate(doc, remote)
   if (whole.byteLength <= 2) return []
   if (whole.byteLength <= MAX_STEP2_BYTES) return [whole]
@@ -26,11 +26,13 @@ export function step2Parts (doc: Y.Doc, remote: Uint8Array): Uint8Array[] {
 }
 
 /** The parts of `step2Parts` that fit a message; a larger one (one author's part) is logged, not sent. */
-export function step2Sendable (doc: Y.Doc, docId: string, remote: Uint8Array, log: Logger): Uint8Array[] {
+export function step2Sendable(doc: Y.Doc, docId: string, remote: Uint8Array, log: Logger): Uint8Array[] {
   return step2Parts(doc, remote).filter(part => {
     if (part.byteLength <= MAX_STEP2_BYTES) return true
-    log.error({ event: 'sync-document-too-large', code: 'sync-document-too-large', doc: docId, bytes: part.byteLength },
-      `one author's part of ${docId} is over the ${MAX_STEP2_BYTES} bytes a sync message holds; it is not sent`)
+    log.error(
+      { event: 'sync-document-too-large', code: 'sync-document-too-large', doc: docId, bytes: part.byteLength },
+      `one author's part of ${docId} is over the ${MAX_STEP2_BYTES} bytes a sync message holds; it is not sent`
+    )
     return false
   })
 }

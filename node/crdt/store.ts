@@ -24,9 +24,9 @@ export const COMPACT_AFTER = 200
 const SEQ_DIGITS = 12
 
 type BinarySublevel = AbstractSublevel<Database, string | Uint8Array, string, Uint8Array>
-type Operation = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
+type Operation = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 /** Where a document's updates are (see the layout above), and how many are stored. */
-type Log = { first: number, split: number, next: number, count: number }
+type Log = { first: number; split: number; next: number; count: number }
 
 const AT_REST = 'u'
 const IN_USE = 'v'
@@ -37,7 +37,7 @@ const seqsOf = (from: number, to: number): number[] =>
   Array.from({ length: Math.max(0, to - from) }, (_, at) => from + at)
 
 /** The range in an `e!` value; undefined for the empty value of a store written before ranges. */
-function rangeOf (value: Uint8Array): Omit<Log, 'count'> | undefined {
+function rangeOf(value: Uint8Array): Omit<Log, 'count'> | undefined {
   const [first, split, next] = Buffer.from(value).toString('latin1').split(' ').map(Number)
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(split) || !Number.isSafeInteger(next)) return undefined
   return { first: first as number, split: split as number, next: next as number }
@@ -53,37 +53,41 @@ export class DocStore {
   private markers: Promise<void> | undefined
   /** operations waiting for this turn's batch */
   private pending: Array<{
-    docId: string, operations: Operation[], sync: boolean, resolve: () => void, reject: (error: Error) => void
+    docId: string
+    operations: Operation[]
+    sync: boolean
+    resolve: () => void
+    reject: (error: Error) => void
   }> = []
   private flushing: Promise<void> = Promise.resolve()
 
-  constructor (db: Database, key: StorageKey) {
+  constructor(db: Database, key: StorageKey) {
     this.level = db.sublevel<string, Uint8Array>('collab', { valueEncoding: 'view' })
     this.key = key
   }
 
   /** Every document with something stored. */
-  async docIds (): Promise<string[]> {
+  async docIds(): Promise<string[]> {
     this.markers ??= this.makeMarkers()
     await this.markers
     return (await this.level.keys({ gt: 'e!', lt: 'e"' }).all()).map(key => key.slice(2))
   }
 
   /** Whether anything of a document is stored. */
-  async exists (docId: string): Promise<boolean> {
+  async exists(docId: string): Promise<boolean> {
     const log = this.logs.get(docId)
     if (log !== undefined) return log.count > 0
     this.markers ??= this.makeMarkers()
     await this.markers
-    const found = await this.level.get(`e!${docId}`) !== undefined
+    const found = (await this.level.get(`e!${docId}`)) !== undefined
     // Not there: remembered, so asking again costs nothing (an append makes it there).
     if (!found && !this.logs.has(docId)) this.logs.set(docId, newLog())
     return found
   }
 
   /** A store written before the `e!` keys (everything under u!) gets them, once; one that has them keeps them. */
-  private async makeMarkers (): Promise<void> {
-    if (await this.level.get('meta!exists') !== undefined) return
+  private async makeMarkers(): Promise<void> {
+    if ((await this.level.get('meta!exists')) !== undefined) return
     const ids = new Set<string>()
     for await (const key of this.level.keys({ gt: 'u!', lt: 'u"' })) ids.add(key.slice(2, key.lastIndexOf('!')))
     const batch = this.level.batch()
@@ -94,7 +98,7 @@ export class DocStore {
   }
 
   /** Deletes a document's stored updates (synced). */
-  async remove (docId: string): Promise<void> {
+  async remove(docId: string): Promise<void> {
     await this.flushing
     const batch = this.level.batch()
     for (const part of [AT_REST, IN_USE]) {
@@ -106,7 +110,7 @@ export class DocStore {
   }
 
   /** The stored updates of a document, in the order they were accepted; a document at rest is moved in use. */
-  async load (docId: string): Promise<Uint8Array[]> {
+  async load(docId: string): Promise<Uint8Array[]> {
     const known = this.logs.get(docId)
     // Known to hold nothing (asked before, or removed): no read. A reader taking a site's worklist opens a
     // thousand new documents, each asked about first.
@@ -120,7 +124,7 @@ export class DocStore {
       return []
     }
     const range = rangeOf(marker)
-    const found: Array<{ seq: number, atRest: boolean, sealed: Uint8Array }> = []
+    const found: Array<{ seq: number; atRest: boolean; sealed: Uint8Array }> = []
     if (range === undefined) {
       for (const part of [AT_REST, IN_USE]) {
         const keys = { gt: `${part}!${docId}!`, lt: `${part}!${docId}!~` }
@@ -130,12 +134,15 @@ export class DocStore {
       }
       found.sort((a, b) => a.seq - b.seq)
     } else {
-      const wanted = [...seqsOf(range.first, range.split).map(seq => ({ seq, atRest: true })),
-        ...seqsOf(Math.max(range.first, range.split), range.next).map(seq => ({ seq, atRest: false }))]
-      const values = await this.level.getMany(wanted.map(({ seq, atRest }) =>
-        updateKey(atRest ? AT_REST : IN_USE, docId, seq)))
+      const wanted = [
+        ...seqsOf(range.first, range.split).map(seq => ({ seq, atRest: true })),
+        ...seqsOf(Math.max(range.first, range.split), range.next).map(seq => ({ seq, atRest: false }))
+      ]
+      const values = await this.level.getMany(
+        wanted.map(({ seq, atRest }) => updateKey(atRest ? AT_REST : IN_USE, docId, seq))
+      )
       values.forEach((sealed, at) => {
-        if (sealed !== undefined) found.push({ ...wanted[at] as { seq: number, atRest: boolean }, sealed })
+        if (sealed !== undefined) found.push({ ...(wanted[at] as { seq: number; atRest: boolean }), sealed })
       })
     }
     const first = range?.first ?? found[0]?.seq ?? 0
@@ -143,15 +150,21 @@ export class DocStore {
     const log = { first, split: first, next, count: found.length }
     this.logs.set(docId, log)
     // In use now: what was at rest moves (the range written with it, by the next batch).
-    const moves: Operation[] = found.filter(({ atRest }) => atRest).flatMap(({ seq, sealed }) => [
-      { type: 'del', key: updateKey(AT_REST, docId, seq) },
-      { type: 'put', key: updateKey(IN_USE, docId, seq), value: sealed }] as const)
+    const moves: Operation[] = found
+      .filter(({ atRest }) => atRest)
+      .flatMap(
+        ({ seq, sealed }) =>
+          [
+            { type: 'del', key: updateKey(AT_REST, docId, seq) },
+            { type: 'put', key: updateKey(IN_USE, docId, seq), value: sealed }
+          ] as const
+      )
     if (moves.length > 0 || range === undefined) void this.queue(docId, moves, false).catch(() => {})
     return found.map(({ sealed }) => this.key.open(sealed, `collab:${docId}`))
   }
 
   /** A document let go of (no longer loaded) is moved at rest, away from those in use. */
-  async putAtRest (docId: string): Promise<void> {
+  async putAtRest(docId: string): Promise<void> {
     const log = this.logs.get(docId)
     if (log === undefined || log.count === 0 || this.moving.has(docId)) return
     const move = (async () => {
@@ -161,8 +174,10 @@ export class DocStore {
       const moves: Operation[] = []
       values.forEach((sealed, at) => {
         if (sealed === undefined) return
-        moves.push({ type: 'del', key: updateKey(IN_USE, docId, seqs[at] as number) },
-          { type: 'put', key: updateKey(AT_REST, docId, seqs[at] as number), value: sealed })
+        moves.push(
+          { type: 'del', key: updateKey(IN_USE, docId, seqs[at] as number) },
+          { type: 'put', key: updateKey(AT_REST, docId, seqs[at] as number), value: sealed }
+        )
       })
       log.split = Math.max(log.split, (seqs.at(-1) ?? log.split - 1) + 1)
       await this.queue(docId, moves, false)
@@ -176,7 +191,7 @@ export class DocStore {
   }
 
   /** Appends an update; `sync` makes it durable before the promise resolves (a user's acknowledged edit). */
-  async append (docId: string, update: Uint8Array, sync: boolean): Promise<{ count: number }> {
+  async append(docId: string, update: Uint8Array, sync: boolean): Promise<{ count: number }> {
     const log = this.logs.get(docId) ?? newLog()
     this.logs.set(docId, log)
     const seq = log.next++
@@ -188,10 +203,13 @@ export class DocStore {
   }
 
   /** Operations for this turn's batch, which also writes the range of each document they touch. */
-  private async queue (docId: string, operations: Operation[], sync: boolean): Promise<void> {
+  private async queue(docId: string, operations: Operation[], sync: boolean): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.pending.push({ docId, operations, sync, resolve, reject })
-      if (this.pending.length === 1) this.flushing = this.flushing.then(async () => { await this.flush() })
+      if (this.pending.length === 1)
+        this.flushing = this.flushing.then(async () => {
+          await this.flush()
+        })
     })
   }
 
@@ -199,7 +217,7 @@ export class DocStore {
    * The operations of one turn go to LevelDB in one batch, synced if any of them must be (a sync costs the
    * same for one write as for a hundred): a reader taking a site's worklist writes a thousand small documents.
    */
-  private async flush (): Promise<void> {
+  private async flush(): Promise<void> {
     await new Promise(resolve => setImmediate(resolve))
     const appends = this.pending
     this.pending = []
@@ -210,8 +228,7 @@ export class DocStore {
       if (log !== undefined) operations.push({ type: 'put', key: `e!${docId}`, value: rangeValue(log) })
     }
     try {
-      await this.level.batch(operations as never,
-        { sync: appends.some(append => append.sync) } as object)
+      await this.level.batch(operations as never, { sync: appends.some(append => append.sync) } as object)
       for (const append of appends) append.resolve()
     } catch (error) {
       for (const append of appends) append.reject(error as Error)
@@ -219,7 +236,7 @@ export class DocStore {
   }
 
   /** Replaces a document's log by one update holding its whole state (synced). */
-  async compact (docId: string, state: Uint8Array): Promise<void> {
+  async compact(docId: string, state: Uint8Array): Promise<void> {
     await this.flushing
     const log = this.logs.get(docId) ?? newLog()
     this.logs.set(docId, log)

@@ -5,8 +5,13 @@
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { encodeSyncMessage, MAX_STEP2_BYTES, SYNC_MESSAGE, SYNC_PROTOCOL,
-  type SyncMessage } from '../../protocol/collab/sync.ts'
+import {
+  encodeSyncMessage,
+  MAX_STEP2_BYTES,
+  SYNC_MESSAGE,
+  SYNC_PROTOCOL,
+  type SyncMessage
+} from '../../protocol/collab/sync.ts'
 import { type MessageStream, messageStream } from '../p2p/wire.ts'
 
 /** Messages queued to one member before its channel is dropped as too slow (the next resync catches up). */
@@ -27,7 +32,7 @@ export interface ChannelEnd {
 export class Channel {
   readonly ready: Promise<boolean>
   /** messages waiting to be written; the writer takes all that wait at once (one write for many small ones) */
-  private outbox: Array<{ bytes: Uint8Array, step2: string | undefined }> = []
+  private outbox: Array<{ bytes: Uint8Array; step2: string | undefined }> = []
   private writing = false
   private queued = 0
   private queuedBytes = 0
@@ -38,7 +43,7 @@ export class Channel {
   private readonly step2Pending = new Map<string, number>()
   private readonly onEnd: (end: ChannelEnd) => void
 
-  constructor (libp2p: Libp2p, peer: PeerId, onEnd: (end: ChannelEnd) => void, log: Logger) {
+  constructor(libp2p: Libp2p, peer: PeerId, onEnd: (end: ChannelEnd) => void, log: Logger) {
     this.onEnd = onEnd
     this.ready = (async () => {
       try {
@@ -51,8 +56,10 @@ export class Channel {
         })
         return true
       } catch (error) {
-        log.debug({ event: 'sync-dial-failed', peer: peer.toString(), error: (error as Error).message },
-          'could not open a sync stream')
+        log.debug(
+          { event: 'sync-dial-failed', peer: peer.toString(), error: (error as Error).message },
+          'could not open a sync stream'
+        )
         this.end('sync-dial-failed', (error as Error).message)
         return false
       }
@@ -60,11 +67,11 @@ export class Channel {
   }
 
   /** Whether a step 2 of the document is queued or being written. */
-  answering (docId: string): boolean {
+  answering(docId: string): boolean {
     return this.step2Pending.has(docId)
   }
 
-  send (message: SyncMessage): void {
+  send(message: SyncMessage): void {
     if (this.closed) return
     const bytes = encodeSyncMessage(message)
     this.queued++
@@ -78,14 +85,19 @@ export class Channel {
     this.outbox.push({ bytes, step2 })
     if (!this.writing) {
       this.writing = true
-      this.write().catch((error: unknown) => { this.end('sync-stream-reset',
-        (error as Error).message) }).finally(() => { this.writing = false })
+      this.write()
+        .catch((error: unknown) => {
+          this.end('sync-stream-reset', (error as Error).message)
+        })
+        .finally(() => {
+          this.writing = false
+        })
     }
   }
 
   /** Writes what waits, in order: up to WRITE_BATCH_BYTES of messages at a time. */
-  private async write (): Promise<void> {
-    if (!await this.ready || this.lp === undefined) return
+  private async write(): Promise<void> {
+    if (!(await this.ready) || this.lp === undefined) return
     while (this.outbox.length > 0 && !this.closed) {
       let bytes = 0
       let count = 0
@@ -102,11 +114,11 @@ export class Channel {
     }
   }
 
-  close (): void {
+  close(): void {
     this.end('sync-closed', 'closed by this node')
   }
 
-  private end (code: ChannelEnd['code'], reason: string): void {
+  private end(code: ChannelEnd['code'], reason: string): void {
     if (this.closed) return
     this.closed = true
     this.stream?.abort(new Error(`sync channel closed: ${reason}`))

@@ -12,11 +12,18 @@ import type { UpdateRefusedError } from './inspect.ts'
 /** The refusal codes of a document's own rules (the sync policy's check, presence.ts). */
 export type RuleCode = 'refused-update' | 'refused-presence'
 
-export interface RefusalComponents { log: Logger, penalties: PeerPenalties }
+export interface RefusalComponents {
+  log: Logger
+  penalties: PeerPenalties
+}
 
 /** Every end of a member's sync stream but a clean one is logged with a code; what the member caused is counted. */
-export function streamFailed (stream: Stream, peer: string, error: unknown,
-  { log, penalties }: RefusalComponents): void {
+export function streamFailed(
+  stream: Stream,
+  peer: string,
+  error: unknown,
+  { log, penalties }: RefusalComponents
+): void {
   const message = (error as Error).message
   const code = refusalCodeOf(error)
   if (error instanceof ReadBufferOverflowError) {
@@ -31,9 +38,13 @@ export function streamFailed (stream: Stream, peer: string, error: unknown,
 }
 
 /** A refusal the document's rules made: counted and logged when it cannot be honest, else only noted (debug). */
-export function refused (
-  peer: string, doc: string, code: RuleCode, event: string, error: UpdateRefusedError, { log,
-    penalties }: RefusalComponents
+export function refused(
+  peer: string,
+  doc: string,
+  code: RuleCode,
+  event: string,
+  error: UpdateRefusedError,
+  { log, penalties }: RefusalComponents
 ): void {
   const detail = { doc, reason: error.message }
   const weight = error.penalty

@@ -98,23 +98,27 @@ export class SyncService {
   private unsubscribePresence: (() => void) | undefined
   private unsubscribeSharing: (() => void) | undefined
 
-  constructor (options: SyncOptions) {
+  constructor(options: SyncOptions) {
     this.o = options
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const { libp2p, documents } = this.o
     await libp2p.handle(SYNC_PROTOCOL, this.onStream, { maxInboundStreams: 4, maxOutboundStreams: 4 })
     this.unsubscribe = documents.onUpdate(this.relay)
     this.unsubscribePresence = this.o.presence?.onUpdate(this.relayPresence)
-    this.unsubscribeSharing = this.o.policy.onSharingChange?.(docIds => { this.syncDocuments(docIds) })
+    this.unsubscribeSharing = this.o.policy.onSharingChange?.(docIds => {
+      this.syncDocuments(docIds)
+    })
     libp2p.addEventListener('peer:connect', this.onConnect)
-    this.timer = setInterval(() => { this.round() }, this.o.resyncIntervalMs ?? RESYNC_INTERVAL_MS)
+    this.timer = setInterval(() => {
+      this.round()
+    }, this.o.resyncIntervalMs ?? RESYNC_INTERVAL_MS)
     this.timer.unref()
     for (const peer of this.connectedMembers()) this.sendDigest(peer)
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     clearInterval(this.timer)
     this.unsubscribe?.()
     this.unsubscribePresence?.()
@@ -130,7 +134,7 @@ export class SyncService {
    * checked like a peer's, in the same queue, then applied as this node's own change (persisted, relayed).
    * Throws UpdateRefusedError with the reason when the document's rules refuse it.
    */
-  async applyFromViewer (docId: string, update: Uint8Array): Promise<void> {
+  async applyFromViewer(docId: string, update: Uint8Array): Promise<void> {
     const done = this.applying.then(async () => {
       const inspected = await this.o.inspector.inspect(update)
       await this.o.policy.check(docId, update, inspected)
@@ -141,7 +145,7 @@ export class SyncService {
   }
 
   /** Members this node has an open connection to now. */
-  private connectedMembers (): string[] {
+  private connectedMembers(): string[] {
     const peers = new Set<string>()
     for (const connection of this.o.libp2p.getConnections()) {
       const peer = connection.remotePeer.toString()
@@ -155,7 +159,7 @@ export class SyncService {
   }
 
   /** One round: a digest to each of the next RESYNC_PEERS connected members, in turn. */
-  round (): void {
+  round(): void {
     const peers = this.connectedMembers().sort()
     if (peers.length === 0) return
     const count = Math.min(RESYNC_PEERS, peers.length)
@@ -168,7 +172,7 @@ export class SyncService {
    * has just joined a case (or this node, just joined) gets what was written before, such as the bindings of
    * pages opened earlier, which the updates relayed from now on do not carry.
    */
-  syncDocuments (docIds: string[]): void {
+  syncDocuments(docIds: string[]): void {
     const peers = new Set<string>()
     for (const peer of this.connectedMembers()) {
       if (docIds.some(docId => this.o.policy.mayShare(docId, peer))) peers.add(peer)
@@ -177,32 +181,34 @@ export class SyncService {
   }
 
   /** The live documents shared with a member, with their state hashes, in id order. */
-  private async inventoryFor (peer: string): Promise<InventoryEntry[]> {
+  private async inventoryFor(peer: string): Promise<InventoryEntry[]> {
     const entries: InventoryEntry[] = []
     for (const docId of this.o.policy.sharedWith(peer).sort()) {
-      const doc = this.o.documents.get(docId) ?? await this.o.documents.open(docId)
+      const doc = this.o.documents.get(docId) ?? (await this.o.documents.open(docId))
       entries.push({ docId, stateHash: this.o.documents.stateHash(docId, doc) })
     }
     return entries
   }
 
-  private sendDigest (peer: string): void {
+  private sendDigest(peer: string): void {
     if (!this.o.registry.isMember(peer)) return
     void (async () => {
       const entries = await this.inventoryFor(peer)
       const payload = encodeDigest({ count: entries.length, hash: digestOf(entries) })
       this.channel(peer).send({ type: SYNC_MESSAGE.digest, docId: '', payload })
       this.o.log.debug({ event: 'sync-digest-sent', peer, documents: entries.length }, 'sent a sync digest')
-    })().catch(error => { this.o.log.warn({ err: error, peer }, 'could not send a sync digest') })
+    })().catch(error => {
+      this.o.log.warn({ err: error, peer }, 'could not send a sync digest')
+    })
   }
 
-  private sendInventory (peer: string, entries: InventoryEntry[], answer: boolean): void {
+  private sendInventory(peer: string, entries: InventoryEntry[], answer: boolean): void {
     const channel = this.channel(peer)
-    for (const page of inventoryPages(entries, answer)) channel.send({ type: SYNC_MESSAGE.inventory, docId: '',
-      payload: encodeInventory(page) })
+    for (const page of inventoryPages(entries, answer))
+      channel.send({ type: SYNC_MESSAGE.inventory, docId: '', payload: encodeInventory(page) })
   }
 
-  private async receiveDigest (peer: string, payload: Uint8Array): Promise<void> {
+  private async receiveDigest(peer: string, payload: Uint8Array): Promise<void> {
     const digest = decodeDigest(payload)
     const mine = await this.inventoryFor(peer)
     const hash = digestOf(mine)
@@ -212,7 +218,7 @@ export class SyncService {
     if (answered) this.sendInventory(peer, mine, false)
   }
 
-  private async receiveInventory (peer: string, payload: Uint8Array): Promise<void> {
+  private async receiveInventory(peer: string, payload: Uint8Array): Promise<void> {
     const gathered = this.inventories.gather(peer, decodeInventory(payload))
     if (gathered === undefined) return
     const { documents, policy } = this.o
@@ -230,39 +236,59 @@ export class SyncService {
     const channel = this.channel(peer)
     for (let at = 0; at < lacking.length; at += PREPARED_AT_ONCE) {
       const page = lacking.slice(at, at + PREPARED_AT_ONCE)
-      await Promise.all(page.map(async ({ docId }) => {
-        await policy.prepare?.(docId)
-        await documents.exists(docId)
-      }))
+      await Promise.all(
+        page.map(async ({ docId }) => {
+          await policy.prepare?.(docId)
+          await documents.exists(docId)
+        })
+      )
       for (const { docId, stateHash } of page) {
         if (!policy.mayReceive(docId, peer)) continue
-        const doc = documents.get(docId) ?? (await documents.exists(docId) ? await documents.open(docId) : undefined)
+        const doc = documents.get(docId) ?? ((await documents.exists(docId)) ? await documents.open(docId) : undefined)
         if (doc !== undefined && Buffer.from(documents.stateHash(docId, doc)).equals(stateHash)) continue
-        channel.send({ type: SYNC_MESSAGE.step1, docId,
-          payload: doc === undefined ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc) })
+        channel.send({
+          type: SYNC_MESSAGE.step1,
+          docId,
+          payload: doc === undefined ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc)
+        })
       }
     }
-    this.o.log.debug({ event: 'sync-inventory-received', peer, documents: gathered.entries.length,
-      answer: gathered.answer, lacking: lacking.length }, 'an inventory')
+    this.o.log.debug(
+      {
+        event: 'sync-inventory-received',
+        peer,
+        documents: gathered.entries.length,
+        answer: gathered.answer,
+        lacking: lacking.length
+      },
+      'an inventory'
+    )
   }
 
-  private channel (peer: string): Channel {
+  private channel(peer: string): Channel {
     let channel = this.channels.get(peer)
     if (channel === undefined) {
-      const created: Channel = new Channel(this.o.libp2p, peerIdFromString(peer), end => {
-        if (this.channels.get(peer) === created) this.channels.delete(peer)
-        this.channelEnded(peer, end)
-      }, this.o.log)
+      const created: Channel = new Channel(
+        this.o.libp2p,
+        peerIdFromString(peer),
+        end => {
+          if (this.channels.get(peer) === created) this.channels.delete(peer)
+          this.channelEnded(peer, end)
+        },
+        this.o.log
+      )
       channel = created
       this.channels.set(peer, channel)
     }
     return channel
   }
 
-  private channelEnded (peer: string, end: ChannelEnd): void {
+  private channelEnded(peer: string, end: ChannelEnd): void {
     if (end.code !== 'sync-queue-full') return
-    this.o.log.warn({ event: 'sync-channel-dropped', code: end.code, peer, error: end.reason },
-      'dropped a sync channel')
+    this.o.log.warn(
+      { event: 'sync-channel-dropped', code: end.code, peer, error: end.reason },
+      'dropped a sync channel'
+    )
   }
 
   /** Sends a change on to every connected member the document is shared with, except where it came from. */
@@ -298,7 +324,9 @@ export class SyncService {
     const inFlight = new Set<Promise<void>>()
     /** the first refusal a message of this stream met, which ends it */
     const failed: { error?: unknown } = {}
-    const check = (): void => { if ('error' in failed) throw failed.error }
+    const check = (): void => {
+      if ('error' in failed) throw failed.error
+    }
     try {
       for (;;) {
         check()
@@ -322,12 +350,19 @@ export class SyncService {
         })
         if (compares) this.comparing = done.catch(() => {})
         else this.applying = done.catch(() => {})
-        const tracked: Promise<void> = done.catch((error: unknown) => {
-          // This node's own failure (its store, a document) is no fault of the member's: the stream goes on.
-          if (refusalCodeOf(error) !== undefined && !('error' in failed)) failed.error = error
-          else this.o.log.error({ event: 'sync-receive-failed', peer, doc: message.docId, err: error },
-            'could not take it')
-        }).finally(() => { inFlight.delete(tracked) })
+        const tracked: Promise<void> = done
+          .catch((error: unknown) => {
+            // This node's own failure (its store, a document) is no fault of the member's: the stream goes on.
+            if (refusalCodeOf(error) !== undefined && !('error' in failed)) failed.error = error
+            else
+              this.o.log.error(
+                { event: 'sync-receive-failed', peer, doc: message.docId, err: error },
+                'could not take it'
+              )
+          })
+          .finally(() => {
+            inFlight.delete(tracked)
+          })
         inFlight.add(tracked)
       }
     } catch (error) {
@@ -335,7 +370,7 @@ export class SyncService {
     }
   }
 
-  private async receive (peer: string, message: SyncMessage, inspecting?: Promise<InspectedUpdate>): Promise<void> {
+  private async receive(peer: string, message: SyncMessage, inspecting?: Promise<InspectedUpdate>): Promise<void> {
     const { documents, policy, log } = this.o
     if (message.type === SYNC_MESSAGE.digest) {
       await this.receiveDigest(peer, message.payload)
@@ -346,12 +381,15 @@ export class SyncService {
       return
     }
     await policy.prepare?.(message.docId)
-    const allowed = message.type === SYNC_MESSAGE.step1
-      ? policy.mayShare(message.docId, peer)
-      : policy.mayReceive(message.docId, peer)
+    const allowed =
+      message.type === SYNC_MESSAGE.step1
+        ? policy.mayShare(message.docId, peer)
+        : policy.mayReceive(message.docId, peer)
     if (!allowed) {
-      log.debug({ event: 'sync-not-shared', peer, doc: message.docId },
-        'a member sent or asked about a document this node does not share with it')
+      log.debug(
+        { event: 'sync-not-shared', peer, doc: message.docId },
+        'a member sent or asked about a document this node does not share with it'
+      )
       return
     }
     if (message.type === SYNC_MESSAGE.step1) {
@@ -361,8 +399,10 @@ export class SyncService {
         throw new MalformedMessageError('a sync step 1 whose state vector does not decode')
       }
       // Not while an answer to it is still queued; else at most once a second.
-      if (this.channels.get(peer)?.answering(message.docId) === true || !this.step1Answers.take(`${peer} ` +
-        `${message.docId}`)) {
+      if (
+        this.channels.get(peer)?.answering(message.docId) === true ||
+        !this.step1Answers.take(`${peer} ` + `${message.docId}`)
+      ) {
         log.debug({ event: 'sync-step1-too-soon', peer, doc: message.docId }, 'answered less than a second ago')
         return
       }

@@ -7,15 +7,23 @@
  */
 
 /** The stretch of `from` that `to` replaces: [start, end) in `from`, and what goes there. */
-export interface Change { start: number, end: number, insert: string }
+export interface Change {
+  start: number
+  end: number
+  insert: string
+}
 
 /** The smallest single change from `from` to `to`: their common prefix and suffix are kept. */
-export function changeBetween (from: string, to: string): Change {
+export function changeBetween(from: string, to: string): Change {
   let start = 0
   while (start < from.length && start < to.length && from[start] === to[start]) start++
   let suffix = 0
-  while (suffix < from.length - start && suffix < to.length - start &&
-    from[from.length - 1 - suffix] === to[to.length - 1 - suffix]) suffix++
+  while (
+    suffix < from.length - start &&
+    suffix < to.length - start &&
+    from[from.length - 1 - suffix] === to[to.length - 1 - suffix]
+  )
+    suffix++
   return { start, end: from.length - suffix, insert: to.slice(start, to.length - suffix) }
 }
 
@@ -23,7 +31,7 @@ export function changeBetween (from: string, to: string): Change {
  * `current` with the change from `base` to `next` applied, or undefined when that change meets one made
  * from `base` to `current` (overlapping or touching stretches: which should come first is not known).
  */
-export function mergeEdit (base: string, next: string, current: string): string | undefined {
+export function mergeEdit(base: string, next: string, current: string): string | undefined {
   if (current === base || current === next) return next
   if (next === base) return current
   const ours = changeBetween(base, next)

@@ -26,20 +26,20 @@ export class DeidMappings {
   private readonly store: BinarySublevel
   private readonly key: StorageKey
 
-  constructor (db: Database, key: StorageKey) {
+  constructor(db: Database, key: StorageKey) {
     this.store = db.sublevel<string, Uint8Array>(DEID_SUBLEVEL, { valueEncoding: 'view' })
     this.key = key
   }
 
   /** Keeps `mapping` durably (fsync'd) before the copy is shared. */
-  async keep (mapping: DeidMapping): Promise<void> {
+  async keep(mapping: DeidMapping): Promise<void> {
     const key = mapping.copyStudyUid
     const sealed = this.key.seal(Buffer.from(JSON.stringify(mapping)), `${DEID_SUBLEVEL}:${key}`)
     await this.store.put(key, sealed, SYNCED_WRITE)
   }
 
   /** The way back from the copy `copyStudyUid`, if this node made it. */
-  async get (copyStudyUid: string): Promise<DeidMapping | undefined> {
+  async get(copyStudyUid: string): Promise<DeidMapping | undefined> {
     const sealed = await this.store.get(copyStudyUid)
     if (sealed === undefined) return undefined
     return JSON.parse(this.key.open(sealed, `${DEID_SUBLEVEL}:${copyStudyUid}`).toString('utf8')) as DeidMapping

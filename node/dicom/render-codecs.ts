@@ -19,12 +19,18 @@ import { type DecodedFrame, decodeNative, notRenderable, type RenderInfo } from 
 const require = createRequire(import.meta.url)
 const TS = TRANSFER_SYNTAX
 
-interface FrameInfo { width: number, height: number, bitsPerSample: number, componentCount: number, isSigned?: boolean }
+interface FrameInfo {
+  width: number
+  height: number
+  bitsPerSample: number
+  componentCount: number
+  isSigned?: boolean
+}
 interface WasmCodec {
-  getEncodedBuffer (length?: number): Uint8Array
-  getDecodedBuffer (info?: FrameInfo): Uint8Array
-  decode (): void
-  delete (): void
+  getEncodedBuffer(length?: number): Uint8Array
+  getDecodedBuffer(info?: FrameInfo): Uint8Array
+  decode(): void
+  delete(): void
 }
 type WasmModule = Record<string, (new () => WasmCodec) | undefined>
 const MODULES = {
@@ -34,7 +40,7 @@ const MODULES = {
 } as const
 const loaded = new Map<string, Promise<WasmModule>>()
 
-async function wasm (name: keyof typeof MODULES): Promise<WasmModule> {
+async function wasm(name: keyof typeof MODULES): Promise<WasmModule> {
   let module = loaded.get(name)
   if (module === undefined) {
     const factory = require(MODULES[name]) as (options: object) => Promise<WasmModule>
@@ -44,7 +50,7 @@ async function wasm (name: keyof typeof MODULES): Promise<WasmModule> {
   return await module
 }
 
-async function withCodec<T> (name: keyof typeof MODULES, className: string, use: (codec: WasmCodec) => T): Promise<T> {
+async function withCodec<T>(name: keyof typeof MODULES, className: string, use: (codec: WasmCodec) => T): Promise<T> {
   const Codec = (await wasm(name))[className]
   if (Codec === undefined) throw new Error(`the ${name} codec has no ${className}`)
   const codec = new Codec()
@@ -65,8 +71,10 @@ const wasmDecode = async (name: keyof typeof MODULES, className: string, frame: 
   })
 
 /** Stored values of a frame in `transferSyntaxUid`; native frames arrive little endian (PS3.18 8.7.3.3.2). */
-export async function decodeForRendering (
-  frame: Uint8Array, transferSyntaxUid: string, info: RenderInfo
+export async function decodeForRendering(
+  frame: Uint8Array,
+  transferSyntaxUid: string,
+  info: RenderInfo
 ): Promise<DecodedFrame> {
   switch (transferSyntaxUid) {
     case TS.implicitLittle:
@@ -87,7 +95,7 @@ export async function decodeForRendering (
     case TS.jpegLossless:
     case TS.jpegLosslessSV1: {
       const { Decoder } = require('@cornerstonejs/jpeg-lossless-decoder-js') as {
-        Decoder: new () => { decompress (buffer: ArrayBufferLike, offset: number, length: number): ArrayBuffer }
+        Decoder: new () => { decompress(buffer: ArrayBufferLike, offset: number, length: number): ArrayBuffer }
       }
       let out: ArrayBuffer
       try {
@@ -112,7 +120,7 @@ export async function decodeForRendering (
 }
 
 /** PS3.5 Annex G: a 64-byte header of segment offsets, each segment a byte plane in PackBits. */
-export function decodeRle (frame: Uint8Array, info: RenderInfo): Uint8Array {
+export function decodeRle(frame: Uint8Array, info: RenderInfo): Uint8Array {
   const bytesPerSample = info.bitsAllocated / 8
   const pixels = info.rows * info.columns
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength)

@@ -27,7 +27,10 @@ export interface RenderInfo {
 }
 
 /** A linear VOI window, in rescaled (modality) units. */
-export interface Window { center: number, width: number }
+export interface Window {
+  center: number
+  width: number
+}
 
 /** Stored values of one frame, decoded. `rgb`: the decoder already turned YCbCr into RGB. */
 export interface DecodedFrame {
@@ -37,18 +40,23 @@ export interface DecodedFrame {
 }
 
 /** An 8-bit image ready to encode: grey (1 channel) or RGB (3 channels), rows top to bottom. */
-export interface Rendered { data: Uint8Array, width: number, height: number, channels: 1 | 3 }
+export interface Rendered {
+  data: Uint8Array
+  width: number
+  height: number
+  channels: 1 | 3
+}
 
 export const notRenderable = (why: string): RadmeshError =>
   new RadmeshError('RADMESH_NOT_ACCEPTABLE', `this frame cannot be rendered: ${why}; retrieve it with …/frames/N`)
 
-function number (dataset: JsonDataset, tag: string): number | undefined {
+function number(dataset: JsonDataset, tag: string): number | undefined {
   const value = dataset[tag]?.Value?.[0]
   const n = typeof value === 'string' ? Number(value) : value
   return typeof n === 'number' && Number.isFinite(n) ? n : undefined
 }
 
-export function renderInfoOf (dataset: JsonDataset): RenderInfo {
+export function renderInfoOf(dataset: JsonDataset): RenderInfo {
   const bitsAllocated = number(dataset, '00280100') ?? 16
   const center = number(dataset, '00281050')
   const width = number(dataset, '00281051')
@@ -68,7 +76,7 @@ export function renderInfoOf (dataset: JsonDataset): RenderInfo {
 }
 
 /** Native (uncompressed, little endian) frame bytes as stored values. */
-export function decodeNative (frame: Uint8Array, info: RenderInfo): DecodedFrame {
+export function decodeNative(frame: Uint8Array, info: RenderInfo): DecodedFrame {
   const { rows, columns, samplesPerPixel, bitsAllocated } = info
   const pixels = rows * columns
   if (bitsAllocated === 1) {
@@ -88,11 +96,18 @@ export function decodeNative (frame: Uint8Array, info: RenderInfo): DecodedFrame
   if (frame.byteLength < count * bytes) throw notRenderable(`${frame.byteLength} bytes for a frame of ${count * bytes}`)
   const copy = new Uint8Array(frame.subarray(0, count * bytes)).buffer
   const signed = info.pixelRepresentation === 1
-  const values = bytes === 1
-    ? (signed ? new Int8Array(copy) : new Uint8Array(copy))
-    : bytes === 2
-      ? (signed ? new Int16Array(copy) : new Uint16Array(copy))
-      : (signed ? new Int32Array(copy) : new Uint32Array(copy))
+  const values =
+    bytes === 1
+      ? signed
+        ? new Int8Array(copy)
+        : new Uint8Array(copy)
+      : bytes === 2
+        ? signed
+          ? new Int16Array(copy)
+          : new Uint16Array(copy)
+        : signed
+          ? new Int32Array(copy)
+          : new Uint32Array(copy)
   return { values, planar: info.planarConfiguration === 1, rgb: false }
 }
 
@@ -102,7 +117,7 @@ const clampByte = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : Math.rou
  * The frame as the default presentation shows it: greyscale through rescale and window (`window` overrides the
  * instance's, as PS3.18's `window` parameter does), colour as RGB.
  */
-export function renderFrame (frame: DecodedFrame, info: RenderInfo, window?: Window): Rendered {
+export function renderFrame(frame: DecodedFrame, info: RenderInfo, window?: Window): Rendered {
   const { rows: height, columns: width } = info
   const pixels = width * height
   if (frame.values.length < pixels * info.samplesPerPixel) {
@@ -118,14 +133,17 @@ export function renderFrame (frame: DecodedFrame, info: RenderInfo, window?: Win
   return { data: renderColour(frame, pixels, info), width, height, channels: 3 }
 }
 
-function renderGrey (
-  values: ArrayLike<number>, pixels: number, info: RenderInfo, window: Window | undefined
+function renderGrey(
+  values: ArrayLike<number>,
+  pixels: number,
+  info: RenderInfo,
+  window: Window | undefined
 ): Uint8Array {
   const { slope, intercept } = info
   let center: number
   let width: number
   if (window !== undefined) {
-    ({ center, width } = window)
+    ;({ center, width } = window)
   } else {
     let min = Infinity
     let max = -Infinity
@@ -150,7 +168,7 @@ function renderGrey (
   return out
 }
 
-function renderColour (frame: DecodedFrame, pixels: number, info: RenderInfo): Uint8Array {
+function renderColour(frame: DecodedFrame, pixels: number, info: RenderInfo): Uint8Array {
   const ybr = !frame.rgb && (info.photometric === 'YBR_FULL' || info.photometric === 'YBR_FULL_422')
   if (!frame.rgb && !ybr && !['RGB', 'YBR_RCT', 'YBR_ICT'].includes(info.photometric)) {
     throw notRenderable(`Photometric Interpretation ${info.photometric}`)
@@ -184,7 +202,7 @@ function renderColour (frame: DecodedFrame, pixels: number, info: RenderInfo): U
  * The image scaled to fit `maxWidth` x `maxHeight`, its aspect kept (PS3.18 8.3.5.1.3, `viewport`): smaller by
  * averaging the source pixels each output pixel covers, larger by repeating them.
  */
-export function fitTo (image: Rendered, maxWidth: number, maxHeight: number): Rendered {
+export function fitTo(image: Rendered, maxWidth: number, maxHeight: number): Rendered {
   const ratio = Math.min(maxWidth / image.width, maxHeight / image.height)
   const width = Math.max(1, Math.round(image.width * ratio))
   const height = Math.max(1, Math.round(image.height * ratio))
@@ -192,11 +210,11 @@ export function fitTo (image: Rendered, maxWidth: number, maxHeight: number): Re
   const { channels } = image
   const out = new Uint8Array(width * height * channels)
   for (let y = 0; y < height; y++) {
-    const y0 = Math.floor(y * image.height / height)
-    const y1 = Math.max(y0 + 1, Math.floor((y + 1) * image.height / height))
+    const y0 = Math.floor((y * image.height) / height)
+    const y1 = Math.max(y0 + 1, Math.floor(((y + 1) * image.height) / height))
     for (let x = 0; x < width; x++) {
-      const x0 = Math.floor(x * image.width / width)
-      const x1 = Math.max(x0 + 1, Math.floor((x + 1) * image.width / width))
+      const x0 = Math.floor((x * image.width) / width)
+      const x1 = Math.max(x0 + 1, Math.floor(((x + 1) * image.width) / width))
       for (let c = 0; c < channels; c++) {
         let sum = 0
         for (let sy = y0; sy < y1; sy++) {

@@ -31,9 +31,9 @@ export interface InstanceAssemblyInit {
   version: OpenVersion
   schedule: ChunkSchedule
   /** an instance could not be stored: the fetch fails */
-  failed (error: string): void
+  failed(error: string): void
   /** every instance of the version is in the archive */
-  done (): void
+  done(): void
 }
 
 export class InstanceAssembly {
@@ -48,22 +48,22 @@ export class InstanceAssembly {
   instancesLocal = 0
   bytesLocal = 0
 
-  constructor (components: InstanceAssemblyComponents, init: InstanceAssemblyInit) {
+  constructor(components: InstanceAssemblyComponents, init: InstanceAssemblyInit) {
     this.components = components
     this.init = init
     this.instanceDone = new Uint8Array(init.version.index.instances.length)
   }
 
-  complete (): boolean {
+  complete(): boolean {
     return this.instancesLocal === this.init.version.manifest.instanceCount
   }
 
-  async settled (): Promise<void> {
+  async settled(): Promise<void> {
     await Promise.allSettled([...this.imports])
   }
 
   /** What this node has of the version already: instances whole in its archive, and chunks kept before a restart. */
-  async resume (): Promise<void> {
+  async resume(): Promise<void> {
     const { archive, versions } = this.components
     const { version, schedule } = this.init
     const { manifest, index } = version
@@ -76,7 +76,7 @@ export class InstanceAssembly {
     }
     for (const [chunkIndex, hash] of await versions.partialChunks(manifest.studyUid, manifest.versionId)) {
       if (schedule.isVerified(chunkIndex) || manifest.chunkHashes[chunkIndex] !== hash) continue
-      if (!await archive.hasChunk(hash)) continue
+      if (!(await archive.hasChunk(hash))) continue
       schedule.verify(chunkIndex)
       const instance = version.instanceOfChunk[chunkIndex] as number
       this.verifiedCount.set(instance, (this.verifiedCount.get(instance) ?? 0) + 1)
@@ -84,7 +84,7 @@ export class InstanceAssembly {
   }
 
   /** After `resume`: instances whose chunks were all kept before a restart are stored now. */
-  storeResumed (): void {
+  storeResumed(): void {
     const { index } = this.init.version
     for (const [instance, count] of this.verifiedCount) {
       const entry = index.instances[instance] as ManifestInstance
@@ -93,7 +93,7 @@ export class InstanceAssembly {
   }
 
   /** A verified chunk: kept (if its instance spans several) and, once its instance is whole, stored. */
-  async accept (index: number, sealed: Buffer, peer: string): Promise<void> {
+  async accept(index: number, sealed: Buffer, peer: string): Promise<void> {
     const { archive, versions } = this.components
     const { version, schedule } = this.init
     const { studyUid, versionId } = version.manifest
@@ -114,14 +114,14 @@ export class InstanceAssembly {
     }
   }
 
-  private markInstanceDone (i: number, instance: ManifestInstance): void {
+  private markInstanceDone(i: number, instance: ManifestInstance): void {
     if (this.instanceDone[i] === 1) return
     this.instanceDone[i] = 1
     this.instancesLocal++
     this.bytesLocal += instance.size
   }
 
-  private importInstance (instanceIndex: number, peer: string): void {
+  private importInstance(instanceIndex: number, peer: string): void {
     const work = this.storeInstance(instanceIndex, peer).catch((error: unknown) => {
       const message = `instance ${instanceIndex + 1} could not be stored: ${(error as Error).message}`
       this.components.log.error({ event: 'fetch-store-failed', error: message }, message)
@@ -131,7 +131,7 @@ export class InstanceAssembly {
     void work.finally(() => this.imports.delete(work))
   }
 
-  private async storeInstance (instanceIndex: number, peer: string): Promise<void> {
+  private async storeInstance(instanceIndex: number, peer: string): Promise<void> {
     const { archive, versions } = this.components
     const { version } = this.init
     const { manifest, key } = version
@@ -139,11 +139,11 @@ export class InstanceAssembly {
     const pieces: Buffer[] = []
     const chunks = Array.from({ length: instance.chunkCount }, (_, c) => instance.firstChunk + c)
     for (const c of chunks) {
-      const sealed = this.verified.get(c) ?? await archive.readChunk(manifest.chunkHashes[c] as string)
+      const sealed = this.verified.get(c) ?? (await archive.readChunk(manifest.chunkHashes[c] as string))
       const last = c === manifest.chunkHashes.length - 1
       pieces.push(decryptChunk(key, manifest.studyUid, manifest.versionId, c, last, sealed))
     }
-    const file = pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces)
+    const file = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces)
     if (!instanceMatches(instance, file)) {
       throw new Error(`instance ${instance.sopUid} does not match the manifest's size and SHA-256`)
     }

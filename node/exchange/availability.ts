@@ -17,7 +17,7 @@ export interface Availability {
 }
 
 /** The instances of `version` whole in the archive (the same SHA-256), with `state` unless all are. */
-export async function availabilityOf (
+export async function availabilityOf(
   version: OpenVersion,
   archive: Pick<Archive, 'instance'>,
   state: FetchState

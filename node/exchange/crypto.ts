@@ -35,15 +35,20 @@ const WRAP_NONCE = Buffer.alloc(12)
 
 export const newContentKey = (): Buffer => randomBytes(32)
 
-function chunkNonce (index: number): Buffer {
+function chunkNonce(index: number): Buffer {
   const nonce = Buffer.alloc(12)
   nonce.writeBigUInt64BE(BigInt(index), 4)
   return nonce
 }
 
 /** ciphertext || tag; deterministic for a key and index, so every holder serves the same bytes. */
-export function encryptChunk (
-  key: Uint8Array, studyUid: string, versionId: string, index: number, last: boolean, plaintext: Uint8Array
+export function encryptChunk(
+  key: Uint8Array,
+  studyUid: string,
+  versionId: string,
+  index: number,
+  last: boolean,
+  plaintext: Uint8Array
 ): Buffer {
   const cipher = createCipheriv('aes-256-gcm', key, chunkNonce(index))
   cipher.setAAD(chunkAssociatedData(studyUid, versionId, index, last))
@@ -53,8 +58,13 @@ export function encryptChunk (
 }
 
 /** Throws when the chunk was altered, or belongs to another study, version, place or key. */
-export function decryptChunk (
-  key: Uint8Array, studyUid: string, versionId: string, index: number, last: boolean, sealed: Uint8Array
+export function decryptChunk(
+  key: Uint8Array,
+  studyUid: string,
+  versionId: string,
+  index: number,
+  last: boolean,
+  sealed: Uint8Array
 ): Buffer {
   if (sealed.byteLength < TAG) throw new Error(`chunk ${index} is shorter than its tag`)
   const decipher = createDecipheriv('aes-256-gcm', key, chunkNonce(index))
@@ -65,7 +75,7 @@ export function decryptChunk (
   return body
 }
 
-export function sealIndex (key: Uint8Array, studyUid: string, versionId: string, index: ManifestIndex): string {
+export function sealIndex(key: Uint8Array, studyUid: string, versionId: string, index: ManifestIndex): string {
   const cipher = createCipheriv('aes-256-gcm', key, INDEX_NONCE)
   cipher.setAAD(indexAssociatedData(studyUid, versionId))
   const body = cipher.update(utf8(JSON.stringify(index)))
@@ -74,7 +84,7 @@ export function sealIndex (key: Uint8Array, studyUid: string, versionId: string,
 }
 
 /** Opens and checks the sealed index; a wrong key is an error, not garbage. */
-export function openIndex (key: Uint8Array, manifest: StudyManifest): ManifestIndex {
+export function openIndex(key: Uint8Array, manifest: StudyManifest): ManifestIndex {
   const sealed = fromBase64url(manifest.sealedIndex)
   if (sealed.byteLength < TAG) throw new MalformedMessageError('the sealed manifest index is too short')
   const decipher = createDecipheriv('aes-256-gcm', key, INDEX_NONCE)
@@ -87,17 +97,24 @@ export function openIndex (key: Uint8Array, manifest: StudyManifest): ManifestIn
 const x25519PublicKey = (raw: string): KeyObject =>
   createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: raw }, format: 'jwk' })
 
-function wrappingKey (
-  shared: Buffer, ephemeralRaw: string, recipientRaw: string, studyUid: string, versionId: string
+function wrappingKey(
+  shared: Buffer,
+  ephemeralRaw: string,
+  recipientRaw: string,
+  studyUid: string,
+  versionId: string
 ): Buffer {
   const salt = Buffer.concat([fromBase64url(ephemeralRaw), fromBase64url(recipientRaw)])
   return Buffer.from(hkdfSync('sha256', shared, salt, keyWrapInfo(studyUid, versionId), 32))
 }
 
 /** Wraps the content key for a recipient's certified X25519 key (unsigned: see signKeyWrap). */
-export function wrapContentKey (
-  contentKey: Uint8Array, recipientWrapKey: string, studyUid: string, versionId: string
-): { ephemeralKey: string, wrappedKey: string } {
+export function wrapContentKey(
+  contentKey: Uint8Array,
+  recipientWrapKey: string,
+  studyUid: string,
+  versionId: string
+): { ephemeralKey: string; wrappedKey: string } {
   const ephemeral = generateKeyPairSync('x25519')
   const ephemeralKey = rawPublicKey(ephemeral.publicKey)
   const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: x25519PublicKey(recipientWrapKey) })
@@ -110,7 +127,7 @@ export function wrapContentKey (
 }
 
 /** The content key from a wrap made for us; throws when it was made for another key, study or version. */
-export function unwrapContentKey (wrap: KeyWrap, wrapPrivateKey: KeyObject, wrapPublicKey: string): Buffer {
+export function unwrapContentKey(wrap: KeyWrap, wrapPrivateKey: KeyObject, wrapPublicKey: string): Buffer {
   const shared = diffieHellman({ privateKey: wrapPrivateKey, publicKey: x25519PublicKey(wrap.ephemeralKey) })
   const sealed = fromBase64url(wrap.wrappedKey)
   const key = wrappingKey(shared, wrap.ephemeralKey, wrapPublicKey, wrap.studyUid, wrap.versionId)
@@ -120,13 +137,14 @@ export function unwrapContentKey (wrap: KeyWrap, wrapPrivateKey: KeyObject, wrap
   return Buffer.concat([decipher.update(sealed.subarray(0, 32)), decipher.final()])
 }
 
-export async function signManifest (
-  privateKey: PrivateKey, manifest: Omit<StudyManifest, 'signature'>
+export async function signManifest(
+  privateKey: PrivateKey,
+  manifest: Omit<StudyManifest, 'signature'>
 ): Promise<StudyManifest> {
   return { ...manifest, signature: toBase64url(await privateKey.sign(manifestSigningBytes(manifest))) }
 }
 
-export async function signKeyWrap (privateKey: PrivateKey, wrap: Omit<KeyWrap, 'signature'>): Promise<KeyWrap> {
+export async function signKeyWrap(privateKey: PrivateKey, wrap: Omit<KeyWrap, 'signature'>): Promise<KeyWrap> {
   return { ...wrap, signature: toBase64url(await privateKey.sign(keyWrapSigningBytes(wrap))) }
 }
 

@@ -66,7 +66,7 @@ export class Exchange {
   private readonly fetches = new Map<string, StudyFetch>()
   private readonly chunksProtocols: string[]
 
-  constructor (components: ExchangeComponents, init: ExchangeInit = {}) {
+  constructor(components: ExchangeComponents, init: ExchangeInit = {}) {
     const { libp2p, identity, consortiumId, registry, penalties, archive, versions, audit, log } = components
     const timeoutMs = init.timeoutMs ?? EXCHANGE_TIMEOUT_MS
     this.components = components
@@ -85,7 +85,7 @@ export class Exchange {
     this.chunksProtocols = init.chunksVersion1Only === true ? [CHUNKS_PROTOCOL] : [CHUNKS_PROTOCOL_2, CHUNKS_PROTOCOL]
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const { libp2p } = this.components
     await libp2p.handle(MANIFEST_PROTOCOL, this.server.handleManifest, {
       maxInboundStreams: MANIFEST_MAX_INBOUND_STREAMS,
@@ -109,10 +109,14 @@ export class Exchange {
     }
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.server.stop()
     for (const fetch of this.fetches.values()) fetch.stop()
-    await Promise.all([...this.fetches.values()].map(async fetch => { await fetch.settled() }))
+    await Promise.all(
+      [...this.fetches.values()].map(async fetch => {
+        await fetch.settled()
+      })
+    )
     for (const protocol of [MANIFEST_PROTOCOL, ...this.chunksProtocols, ANNOUNCE_PROTOCOL]) {
       await this.components.libp2p.unhandle(protocol)
     }
@@ -122,12 +126,12 @@ export class Exchange {
    * Makes a study readable by members: publishes a version (the origin, when it has none or the archive
    * has changed), wraps its key for each, and announces it to them.
    */
-  async share (studyUid: string, peerIds: string[], actor: AuditActor): Promise<ShareResult> {
+  async share(studyUid: string, peerIds: string[], actor: AuditActor): Promise<ShareResult> {
     return await this.sharing.share(studyUid, peerIds, actor)
   }
 
   /** Starts fetching a study (or returns the fetch already running). */
-  fetch (studyUid: string, actor: AuditActor, options: { origin?: string } = {}): StudyFetch {
+  fetch(studyUid: string, actor: AuditActor, options: { origin?: string } = {}): StudyFetch {
     const running = this.fetches.get(studyUid)
     if (running !== undefined && !running.finished) return running
     const { libp2p, registry, penalties, archive, audit, log } = this.components
@@ -140,16 +144,19 @@ export class Exchange {
     const marked = this.versions.markFetching(studyUid, actor).catch((error: unknown) => {
       this.log.error({ err: error, study: studyUid }, 'could not record the fetch; it will not resume after a restart')
     })
-    void fetch.settled().then(async () => {
-      await marked
-      const { state } = await fetch.availability()
-      if (state === 'complete' || state === 'failed') await this.versions.fetchDone(studyUid)
-    }).catch(() => {})
+    void fetch
+      .settled()
+      .then(async () => {
+        await marked
+        const { state } = await fetch.availability()
+        if (state === 'complete' || state === 'failed') await this.versions.fetchDone(studyUid)
+      })
+      .catch(() => {})
     return fetch
   }
 
   /** How much of a study is here: its fetch's progress, or what the archive holds of its latest version. */
-  async availability (studyUid: string): Promise<Availability | undefined> {
+  async availability(studyUid: string): Promise<Availability | undefined> {
     const { archive } = this.components
     const running = this.fetches.get(studyUid)
     if (running !== undefined) return await running.availability()

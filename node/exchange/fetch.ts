@@ -72,7 +72,11 @@ export interface StudyFetchInit {
 }
 
 /** The version being fetched, with what is known of it so far. */
-interface Fetching { version: OpenVersion, schedule: ChunkSchedule, assembly: InstanceAssembly }
+interface Fetching {
+  version: OpenVersion
+  schedule: ChunkSchedule
+  assembly: InstanceAssembly
+}
 
 export class StudyFetch {
   private readonly components: StudyFetchComponents
@@ -87,64 +91,74 @@ export class StudyFetch {
   private fetching: Fetching | undefined
   private readonly workers = new Map<string, Promise<void>>()
   private readonly excluded = new Set<string>()
-  private readonly retryAt = new Map<string, { at: number, delay: number }>()
+  private readonly retryAt = new Map<string, { at: number; delay: number }>()
   private readonly sources: Record<string, number> = {}
   private run: Promise<void> = Promise.resolve()
   private wake: () => void = () => {}
   finished = false
 
-  constructor (components: StudyFetchComponents, init: StudyFetchInit) {
+  constructor(components: StudyFetchComponents, init: StudyFetchInit) {
     this.components = components
     this.init = init
     this.log = components.log.child({ study: init.studyUid })
   }
 
-  start (): void {
+  start(): void {
     this.run = this.main()
-      .catch((error: unknown) => { this.fail((error as Error).message) })
-      .finally(() => { this.finished = true })
+      .catch((error: unknown) => {
+        this.fail((error as Error).message)
+      })
+      .finally(() => {
+        this.finished = true
+      })
   }
 
-  stop (): void {
+  stop(): void {
     if (!this.finished) this.state = 'stopped'
     this.abort.abort()
   }
 
-  async settled (): Promise<void> {
+  async settled(): Promise<void> {
     await this.run
     await Promise.allSettled([...this.workers.values(), this.fetching?.assembly.settled()])
   }
 
-  async availability (): Promise<Availability> {
+  async availability(): Promise<Availability> {
     const fetching = this.fetching
-    const base = fetching === undefined
-      ? { instancesTotal: 0, instancesLocal: 0, bytesTotal: 0, bytesLocal: 0, complete: false }
-      : {
-          instancesTotal: fetching.version.manifest.instanceCount,
-          instancesLocal: fetching.assembly.instancesLocal,
-          bytesTotal: fetching.version.manifest.bytes,
-          bytesLocal: fetching.assembly.bytesLocal,
-          complete: fetching.assembly.complete()
-        }
+    const base =
+      fetching === undefined
+        ? { instancesTotal: 0, instancesLocal: 0, bytesTotal: 0, bytesLocal: 0, complete: false }
+        : {
+            instancesTotal: fetching.version.manifest.instanceCount,
+            instancesLocal: fetching.assembly.instancesLocal,
+            bytesTotal: fetching.version.manifest.bytes,
+            bytesLocal: fetching.assembly.bytesLocal,
+            complete: fetching.assembly.complete()
+          }
     const error = this.error === undefined ? {} : { error: this.error }
     return { ...base, state: this.state, ...error, sources: { ...this.sources } }
   }
 
-  private fail (error: string): void {
+  private fail(error: string): void {
     this.state = 'failed'
     this.error = error
     this.log.warn({ event: 'fetch-failed', error }, `fetch of study ${this.init.studyUid} failed: ${error}`)
   }
 
   /** Connected members this fetch may ask: not this node, and not banned. */
-  private members (): string[] {
+  private members(): string[] {
     const { libp2p, registry, penalties } = this.components
     const self = libp2p.peerId.toString()
-    const peers = new Set(libp2p.getConnections().filter(c => c.status === 'open').map(c => c.remotePeer.toString()))
+    const peers = new Set(
+      libp2p
+        .getConnections()
+        .filter(c => c.status === 'open')
+        .map(c => c.remotePeer.toString())
+    )
     return [...peers].filter(peer => peer !== self && registry.isMember(peer) && !penalties.isBanned(peer))
   }
 
-  private async main (): Promise<void> {
+  private async main(): Promise<void> {
     // A member that (re)connects is asked at once: the redialer has already waited out the link's backoff.
     const onConnection = (event: CustomEvent<Connection>): void => {
       this.retryAt.delete(event.detail.remotePeer.toString())
@@ -159,7 +173,7 @@ export class StudyFetch {
   }
 
   /** Waits `ms`, or less when a member connects, a puller ends or the fetch stops. */
-  private async pause (ms: number): Promise<void> {
+  private async pause(ms: number): Promise<void> {
     await new Promise<void>(resolve => {
       const timer = setTimeout(resolve, ms)
       timer.unref()
@@ -171,23 +185,28 @@ export class StudyFetch {
     })
   }
 
-  private async fetchAll (): Promise<void> {
+  private async fetchAll(): Promise<void> {
     const { archive, versions, audit } = this.components
     const started = performance.now()
     this.state = 'finding'
     const version = await this.findVersion()
     const { manifest } = version
     const schedule = new ChunkSchedule(manifest.chunkHashes.length, { sizes: manifest.chunkSizes })
-    const assembly = new InstanceAssembly({ archive, versions, log: this.log }, {
-      version,
-      schedule,
-      failed: error => {
-        this.state = 'failed'
-        this.error = error
-        this.abort.abort()
-      },
-      done: () => { this.wake() }
-    })
+    const assembly = new InstanceAssembly(
+      { archive, versions, log: this.log },
+      {
+        version,
+        schedule,
+        failed: error => {
+          this.state = 'failed'
+          this.error = error
+          this.abort.abort()
+        },
+        done: () => {
+          this.wake()
+        }
+      }
+    )
     this.fetching = { version, schedule, assembly }
     await assembly.resume()
     const resumed = assembly.instancesLocal
@@ -217,7 +236,7 @@ export class StudyFetch {
   }
 
   /** Starts a puller for every connected holder, again whenever one ends or a member connects, until done. */
-  private async pullUntilComplete (assembly: InstanceAssembly): Promise<void> {
+  private async pullUntilComplete(assembly: InstanceAssembly): Promise<void> {
     while (!assembly.complete() && !this.abort.signal.aborted) {
       const now = Date.now()
       for (const peer of this.members()) {
@@ -233,7 +252,7 @@ export class StudyFetch {
   }
 
   /** The newest version this node can read: its own, or one found by asking connected members. */
-  private async findVersion (): Promise<OpenVersion> {
+  private async findVersion(): Promise<OpenVersion> {
     const { versions, check, penalties, libp2p } = this.components
     const { studyUid, origin } = this.init
     let backoff = BACKOFF_MIN_MS
@@ -241,14 +260,17 @@ export class StudyFetch {
       const latest = await versions.openLatest(studyUid)
       const ours = latest !== undefined && (origin === undefined || latest.manifest.origin === origin)
       const local = ours ? latest : undefined
-      const found: Array<{ manifest: StudyManifest, wraps: KeyWrap[], peer: string }> = []
+      const found: Array<{ manifest: StudyManifest; wraps: KeyWrap[]; peer: string }> = []
       for (const peer of this.members()) {
-        const answer = await this.askManifest(peer).catch((error: unknown) => { this.refusedAnswer(peer, error) })
+        const answer = await this.askManifest(peer).catch((error: unknown) => {
+          this.refusedAnswer(peer, error)
+        })
         if (answer?.status !== 'ok') continue
         const foreign = `study ${studyUid} comes from ${origin}, not ${answer.manifest.origin}`
-        const refusal = origin !== undefined && answer.manifest.origin !== origin
-          ? { code: 'foreign-version' as const, error: foreign }
-          : await check.versionRefusal(answer.manifest)
+        const refusal =
+          origin !== undefined && answer.manifest.origin !== origin
+            ? { code: 'foreign-version' as const, error: foreign }
+            : await check.versionRefusal(answer.manifest)
         if (refusal === undefined) {
           found.push({ manifest: answer.manifest, wraps: answer.wraps, peer })
           continue
@@ -286,7 +308,7 @@ export class StudyFetch {
   }
 
   /** An answer that cannot be honest (malformed, oversized, cut short) counts against the holder; a lost link not. */
-  private refusedAnswer (peer: string, error: unknown): void {
+  private refusedAnswer(peer: string, error: unknown): void {
     const code = refusalCodeOf(error)
     if (code === undefined) return
     const protocol = MANIFEST_PROTOCOL
@@ -295,7 +317,7 @@ export class StudyFetch {
   }
 
   /** With `known`, a peer whose latest version is that one answers only which chunks it holds. */
-  private async askManifest (peer: string, known?: StudyManifest): Promise<ManifestResponse> {
+  private async askManifest(peer: string, known?: StudyManifest): Promise<ManifestResponse> {
     const signal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), this.abort.signal])
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), MANIFEST_PROTOCOL, { signal })
     try {
@@ -313,12 +335,12 @@ export class StudyFetch {
   }
 
   /** A peer that has nothing for this fetch now (another version, or no chunk it needs) is asked again later. */
-  private askLater (peer: string): void {
+  private askLater(peer: string): void {
     this.retryAt.set(peer, { at: Date.now() + BACKOFF_MIN_MS, delay: BACKOFF_MIN_MS })
   }
 
   /** Pulls from one peer over CHUNKS_STREAMS_PER_PEER streams until it has nothing more this fetch needs. */
-  private async pullFrom (peer: string): Promise<void> {
+  private async pullFrom(peer: string): Promise<void> {
     const { version, schedule, assembly } = this.fetching as Fetching
     const { libp2p, penalties, log } = this.components
     const lanes = new AbortController()
@@ -338,24 +360,34 @@ export class StudyFetch {
         schedule,
         window: WINDOW_BYTES / CHUNKS_STREAMS_PER_PEER,
         signal,
-        accept: async (index: number, sealed: Buffer) => { await assembly.accept(index, sealed, peer) },
+        accept: async (index: number, sealed: Buffer) => {
+          await assembly.accept(index, sealed, peer)
+        },
         unpack: async (index: number, packed: Buffer) =>
           await resealPacked(version.key, version.manifest, index, packed),
         ...(this.init.chunkProtocols === undefined ? {} : { protocols: this.init.chunkProtocols }),
-        received: (bytes: number) => { this.sources[peer] = (this.sources[peer] ?? 0) + bytes },
-        wasted: (bytes: number) => { this.wastedBytes += bytes },
-        exclude: () => { this.excluded.add(peer) },
+        received: (bytes: number) => {
+          this.sources[peer] = (this.sources[peer] ?? 0) + bytes
+        },
+        wasted: (bytes: number) => {
+          this.wastedBytes += bytes
+        },
+        exclude: () => {
+          this.excluded.add(peer)
+        },
         progress
       }
       // Every lane has ended (and given back its chunks) before this puller does: one failing stops the others.
-      const results = await Promise.allSettled(Array.from({ length: CHUNKS_STREAMS_PER_PEER }, async () => {
-        try {
-          await pullLane({ libp2p, penalties, log }, lane)
-        } catch (error) {
-          lanes.abort(error)
-          throw error
-        }
-      }))
+      const results = await Promise.allSettled(
+        Array.from({ length: CHUNKS_STREAMS_PER_PEER }, async () => {
+          try {
+            await pullLane({ libp2p, penalties, log }, lane)
+          } catch (error) {
+            lanes.abort(error)
+            throw error
+          }
+        })
+      )
       const failed = results.find(result => result.status === 'rejected')
       if (failed !== undefined) throw failed.reason
       // A holder that had nothing this fetch needs is asked again later, not at once and forever.

@@ -15,7 +15,10 @@ import { Recent } from './recent.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
 /** A chunk as it goes on the wire: sealed (the manifest's bytes) or packed. */
-export interface WireChunk { form: ChunkForm, bytes: Buffer }
+export interface WireChunk {
+  form: ChunkForm
+  bytes: Buffer
+}
 
 export interface HoldingsComponents {
   archive: Pick<Archive, 'instance' | 'read' | 'hasChunk' | 'readChunk'>
@@ -29,16 +32,18 @@ export class Holdings {
   private readonly packedChunks = new Recent<string, WireChunk>(16)
   private readonly files = new Recent<string, Buffer>(4)
 
-  constructor (components: HoldingsComponents) {
+  constructor(components: HoldingsComponents) {
     this.components = components
   }
 
   /** Which chunks this node can serve: those of instances whole in its archive, and chunks it keeps. */
-  async have (version: OpenVersion): Promise<Uint8Array> {
+  async have(version: OpenVersion): Promise<Uint8Array> {
     const { archive, versions } = this.components
     const { manifest, index } = version
     const bits = new Uint8Array(Math.ceil(manifest.chunkHashes.length / 8))
-    const set = (i: number): void => { bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7)) }
+    const set = (i: number): void => {
+      bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7))
+    }
     for (const instance of index.instances) {
       const record = await archive.instance(instance.sopUid)
       if (record !== undefined && record.sha256 === instance.sha256) {
@@ -51,7 +56,7 @@ export class Holdings {
   }
 
   /** The chunk a request asks for, sealed as in the manifest, or undefined when this node cannot serve it. */
-  async requested (request: ChunkRequest): Promise<Buffer | undefined> {
+  async requested(request: ChunkRequest): Promise<Buffer | undefined> {
     const { versions } = this.components
     const manifest = await versions.manifest(request.studyUid)
     const version = manifest?.versionId === request.versionId ? await versions.open(manifest) : undefined
@@ -64,7 +69,7 @@ export class Holdings {
    * The chunk a request asks for as it goes on the wire: packed when `pack`, the request starts at the chunk's
    * start and packing saves; sealed otherwise; undefined when this node cannot serve it.
    */
-  async requestedOnWire (request: ChunkRequest, pack: boolean): Promise<WireChunk | undefined> {
+  async requestedOnWire(request: ChunkRequest, pack: boolean): Promise<WireChunk | undefined> {
     const { versions } = this.components
     if (!pack || request.offset !== 0) {
       const sealed = await this.requested(request)
@@ -77,7 +82,7 @@ export class Holdings {
   }
 
   /** Chunk `index` packed when that saves, else sealed; undefined when this node does not hold it. */
-  async packedChunk (version: OpenVersion, index: number): Promise<WireChunk | undefined> {
+  async packedChunk(version: OpenVersion, index: number): Promise<WireChunk | undefined> {
     const { manifest, key } = version
     const id = `${manifest.versionId}/${index}`
     const cached = this.packedChunks.get(id)
@@ -101,7 +106,7 @@ export class Holdings {
   }
 
   /** The plaintext of chunk `index`, from its instance in the archive; undefined when that is not here. */
-  private async plaintextChunk (version: OpenVersion, index: number): Promise<Buffer | undefined> {
+  private async plaintextChunk(version: OpenVersion, index: number): Promise<Buffer | undefined> {
     const { archive } = this.components
     const { manifest, index: manifestIndex } = version
     const instance = manifestIndex.instances[version.instanceOfChunk[index] as number]
@@ -120,7 +125,7 @@ export class Holdings {
   }
 
   /** Chunk `index` of a version, sealed as in the manifest, or undefined when this node does not hold it. */
-  async sealedChunk (version: OpenVersion, index: number): Promise<Buffer | undefined> {
+  async sealedChunk(version: OpenVersion, index: number): Promise<Buffer | undefined> {
     const { archive } = this.components
     const { manifest, key } = version
     const id = `${manifest.versionId}/${index}`
@@ -134,7 +139,7 @@ export class Holdings {
     } else {
       // A reader part way through a large instance holds some of its chunks as they came.
       const hash = manifest.chunkHashes[index] as string
-      if (!await archive.hasChunk(hash)) return undefined
+      if (!(await archive.hasChunk(hash))) return undefined
       sealed = await archive.readChunk(hash)
     }
     this.sealedChunks.set(id, sealed)

@@ -41,7 +41,7 @@ const DRY_POLL_MS = 100
 
 /** A chunk frame for another chunk or offset than asked for, or with more bytes than the chunk has. */
 export class BadFrameError extends Error {
-  constructor (message: string) {
+  constructor(message: string) {
     super(message)
     this.name = 'BadFrameError'
   }
@@ -64,15 +64,15 @@ export interface Lane {
   /** ends the lane, resetting its stream */
   signal: AbortSignal
   /** a chunk whose frames all came and whose SHA-256 is the manifest's */
-  accept (index: number, sealed: Buffer): Promise<void>
+  accept(index: number, sealed: Buffer): Promise<void>
   /** a packed chunk, unpacked and sealed as in the manifest; throws when it does not unpack */
-  unpack (index: number, packed: Buffer): Promise<Buffer>
+  unpack(index: number, packed: Buffer): Promise<Buffer>
   /** bytes that came from the holder */
-  received (bytes: number): void
+  received(bytes: number): void
   /** bytes of a tail duplicate received after the other copy was verified (wasted) */
-  wasted? (bytes: number): void
+  wasted?(bytes: number): void
   /** the holder sent what cannot be honest: it is not asked again in this fetch */
-  exclude (): void
+  exclude(): void
   /** set once a chunk came whole from this holder */
   progress: { made: boolean }
   /** the chunks protocols to propose (CHUNKS_PROTOCOLS unless told: a test speaks only 1.0.0) */
@@ -83,22 +83,23 @@ export interface Lane {
 export const CHUNKS_PROTOCOLS = [CHUNKS_PROTOCOL_2, CHUNKS_PROTOCOL]
 
 /** A frame of either protocol; one of 1.0.0 is the sealed form, its length the manifest's. */
-function decodeFrame (protocol: string, bytes: Uint8Array, manifest: StudyManifest): ChunkFrame2 {
+function decodeFrame(protocol: string, bytes: Uint8Array, manifest: StudyManifest): ChunkFrame2 {
   if (protocol === CHUNKS_PROTOCOL_2) return decodeChunkFrame2(bytes)
   const frame = decodeChunkFrame(bytes)
-  const length = frame.status === FRAME_STATUS.data ? manifest.chunkSizes[frame.index] ?? 0 : 0
+  const length = frame.status === FRAME_STATUS.data ? (manifest.chunkSizes[frame.index] ?? 0) : 0
   return { ...frame, form: CHUNK_FORM.sealed, length }
 }
 
 /** Checks a data frame against the chunk it must be part of: its form and length agree with what came before. */
-function checkForm (peer: string, head: Wanted, frame: ChunkFrame2, size: number): void {
+function checkForm(peer: string, head: Wanted, frame: ChunkFrame2, size: number): void {
   if (head.form !== undefined && (frame.form !== head.form || frame.length !== head.length)) {
     throw new BadFrameError(`${peer} changed the form of chunk ${head.index} part way through`)
   }
   // A packed chunk is smaller than the sealed one, and only ever sent from its start.
-  const fits = frame.form === CHUNK_FORM.sealed
-    ? frame.length === size
-    : frame.length <= size && (head.offset === 0 || head.form === CHUNK_FORM.packed)
+  const fits =
+    frame.form === CHUNK_FORM.sealed
+      ? frame.length === size
+      : frame.length <= size && (head.offset === 0 || head.form === CHUNK_FORM.packed)
   if (!fits) {
     const sent = `${frame.length} bytes of form ${frame.form}`
     throw new BadFrameError(`${peer} sent chunk ${head.index} as ${sent}, not ${size}`)
@@ -111,11 +112,11 @@ function checkForm (peer: string, head: Wanted, frame: ChunkFrame2, size: number
 }
 
 /** Pulls from one holder until it has nothing more the fetch needs, the lane is stopped, or the link fails. */
-export async function pullLane (components: LaneComponents, lane: Lane): Promise<void> {
+export async function pullLane(components: LaneComponents, lane: Lane): Promise<void> {
   const { libp2p, penalties, log } = components
   const { peer, manifest, have, schedule, signal } = lane
   /** chunks asked for, in order, with the bytes of each still counted in `outstanding` */
-  const inFlight: Array<{ wanted: Wanted, pending: number, duplicate: boolean }> = []
+  const inFlight: Array<{ wanted: Wanted; pending: number; duplicate: boolean }> = []
   const slot = schedule.join()
   let stream: Stream | undefined
   let onAbort: (() => void) | undefined
@@ -126,7 +127,9 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
     const protocol = stream.protocol
     // Stopping the lane resets its stream, so no read or write of it waits on a dead link.
     const opened = stream
-    onAbort = () => { opened.abort(new Error('the fetch stopped pulling from this peer')) }
+    onAbort = () => {
+      opened.abort(new Error('the fetch stopped pulling from this peer'))
+    }
     signal.addEventListener('abort', onAbort, { once: true })
     if (signal.aborted) onAbort()
     const lp = lpStream(stream, {
@@ -167,10 +170,10 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
       return false
     }
     await pump()
-    while (!signal.aborted && (inFlight.length > 0 || await stayDry())) {
+    while (!signal.aborted && (inFlight.length > 0 || (await stayDry()))) {
       const readSignal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal])
       const frame = decodeFrame(protocol, (await lp.read({ signal: readSignal })).subarray(), manifest)
-      const current = inFlight[0] as { wanted: Wanted, pending: number, duplicate: boolean }
+      const current = inFlight[0] as { wanted: Wanted; pending: number; duplicate: boolean }
       const head = current.wanted
       if (frame.index !== head.index || frame.offset !== head.offset) {
         throw new BadFrameError(`a frame of chunk ${frame.index}@${frame.offset}, not ${head.index}@${head.offset}`)
@@ -202,9 +205,8 @@ export async function pullLane (components: LaneComponents, lane: Lane): Promise
         continue
       }
       const whole = Buffer.concat(head.received)
-      const sealed = head.form === CHUNK_FORM.packed
-        ? await lane.unpack(head.index, whole).catch(() => undefined)
-        : whole
+      const sealed =
+        head.form === CHUNK_FORM.packed ? await lane.unpack(head.index, whole).catch(() => undefined) : whole
       if (sealed === undefined || !chunkMatches(manifest, head.index, sealed)) {
         schedule.release(head.index, slot)
         lane.exclude()

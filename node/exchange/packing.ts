@@ -18,21 +18,32 @@ import { encryptChunk } from './crypto.ts'
 import { Recent } from './recent.ts'
 
 /** Where a chunk sits in its version, as its associated data binds it. */
-export interface ChunkPlace { studyUid: string, versionId: string, index: number, last: boolean }
+export interface ChunkPlace {
+  studyUid: string
+  versionId: string
+  index: number
+  last: boolean
+}
 
 const compress = async (input: Uint8Array, options: ZstdOptions): Promise<Buffer> =>
   await new Promise((resolve, reject) => {
-    zstdCompress(input, options, (error, result) => { if (error === null) resolve(result); else reject(error) })
+    zstdCompress(input, options, (error, result) => {
+      if (error === null) resolve(result)
+      else reject(error)
+    })
   })
 const decompress = async (input: Uint8Array, options: ZstdOptions): Promise<Buffer> =>
   await new Promise((resolve, reject) => {
-    zstdDecompress(input, options, (error, result) => { if (error === null) resolve(result); else reject(error) })
+    zstdDecompress(input, options, (error, result) => {
+      if (error === null) resolve(result)
+      else reject(error)
+    })
   })
 
 /** Wire keys of the versions being served or fetched, derived once each (key setup is not free). */
 const wireKeys = new Recent<string, KeyObject>(64)
 
-function wireKey (contentKey: Uint8Array, place: ChunkPlace): KeyObject {
+function wireKey(contentKey: Uint8Array, place: ChunkPlace): KeyObject {
   const id = `${place.studyUid}/${place.versionId}/${Buffer.from(contentKey).toString('hex')}`
   let key = wireKeys.get(id)
   if (key === undefined) {
@@ -44,8 +55,10 @@ function wireKey (contentKey: Uint8Array, place: ChunkPlace): KeyObject {
 }
 
 /** The chunk packed, or undefined when zstd does not make it at least PACK_MIN_SAVING smaller. */
-export async function packChunk (
-  contentKey: Uint8Array, place: ChunkPlace, plaintext: Uint8Array
+export async function packChunk(
+  contentKey: Uint8Array,
+  place: ChunkPlace,
+  plaintext: Uint8Array
 ): Promise<Buffer | undefined> {
   const params = { [constants.ZSTD_c_compressionLevel]: PACK_ZSTD_LEVEL }
   // One output buffer the size of the input: zlib's default of 16 KiB costs a trip to the event loop per piece.
@@ -65,8 +78,11 @@ export async function packChunk (
  * altered, was packed for another place or key, or does not unpack to that size (nothing larger is ever
  * made in memory).
  */
-export async function unpackChunk (
-  contentKey: Uint8Array, place: ChunkPlace, packed: Uint8Array, plaintextSize: number
+export async function unpackChunk(
+  contentKey: Uint8Array,
+  place: ChunkPlace,
+  packed: Uint8Array,
+  plaintextSize: number
 ): Promise<Buffer> {
   if (packed.byteLength < PACKED_NONCE_BYTES + PACKED_TAG_BYTES) {
     throw new Error(`packed chunk ${place.index} is too short`)
@@ -89,8 +105,11 @@ export async function unpackChunk (
  * A packed chunk of `manifest`'s version unpacked and sealed again under the content key: the bytes the
  * manifest lists at `index` if the holder was honest, to be checked against its SHA-256 like any other.
  */
-export async function resealPacked (
-  contentKey: Uint8Array, manifest: StudyManifest, index: number, packed: Uint8Array
+export async function resealPacked(
+  contentKey: Uint8Array,
+  manifest: StudyManifest,
+  index: number,
+  packed: Uint8Array
 ): Promise<Buffer> {
   const { studyUid, versionId } = manifest
   const last = index === manifest.chunkHashes.length - 1

@@ -2,9 +2,11 @@
 export class Recent<K, V> {
   private readonly items = new Map<K, V>()
   private readonly limit: number
-  constructor (limit: number) { this.limit = limit }
+  constructor(limit: number) {
+    this.limit = limit
+  }
 
-  get (key: K): V | undefined {
+  get(key: K): V | undefined {
     const value = this.items.get(key)
     if (value !== undefined) {
       this.items.delete(key)
@@ -13,13 +15,13 @@ export class Recent<K, V> {
     return value
   }
 
-  set (key: K, value: V): void {
+  set(key: K, value: V): void {
     this.items.delete(key)
     this.items.set(key, value)
     if (this.items.size > this.limit) this.items.delete(this.items.keys().next().value as K)
   }
 
-  delete (key: K): void {
+  delete(key: K): void {
     this.items.delete(key)
   }
 }

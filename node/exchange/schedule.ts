@@ -20,7 +20,13 @@ import { TRANSFER_CHUNK_MAX } from '../../protocol/exchange/manifest.ts'
  * A chunk asked for: the frames received so far, the offset they reach, and once a frame has come, the form
  * the chunk comes in and its length in that form (protocol/exchange/chunks.ts).
  */
-export interface Wanted { index: number, received: Buffer[], offset: number, form?: ChunkForm, length?: number }
+export interface Wanted {
+  index: number
+  received: Buffer[]
+  offset: number
+  form?: ChunkForm
+  length?: number
+}
 
 /** A lane's rate is the bytes it moved in this much time, most recent first. */
 export const RATE_WINDOW_MS = 2_000
@@ -49,20 +55,20 @@ export class LaneSlot {
   readonly duplicates = new Set<number>()
   private readonly now: () => number
   private readonly joinedAt: number
-  private readonly samples: Array<{ at: number, bytes: number }> = []
+  private readonly samples: Array<{ at: number; bytes: number }> = []
 
-  constructor (now: () => number) {
+  constructor(now: () => number) {
     this.now = now
     this.joinedAt = now()
   }
 
   /** Bytes of what this lane asked for that came in (or were otherwise done with). */
-  moved (bytes: number): void {
+  moved(bytes: number): void {
     this.samples.push({ at: this.now(), bytes })
   }
 
   /** Bytes per second over the last RATE_WINDOW_MS (or since the lane began); undefined while it is too young. */
-  rate (): number | undefined {
+  rate(): number | undefined {
     const now = this.now()
     const span = Math.min(RATE_WINDOW_MS, now - this.joinedAt)
     if (span < RATE_MIN_MS) return undefined
@@ -95,30 +101,30 @@ export class ChunkSchedule {
   /** tail duplicates asked for in this fetch, and their bytes */
   readonly tail = { duplicates: 0, bytes: 0 }
 
-  constructor (chunkCount: number, options: ScheduleOptions = {}) {
+  constructor(chunkCount: number, options: ScheduleOptions = {}) {
     this.state = new Uint8Array(chunkCount)
     this.sizes = options.sizes
     this.now = options.now ?? (() => performance.now())
   }
 
-  private size (index: number): number {
+  private size(index: number): number {
     return this.sizes?.[index] ?? 1
   }
 
   /** A new lane; it leaves with `leave` once it has given back or done with all it asked for. */
-  join (): LaneSlot {
+  join(): LaneSlot {
     const slot = new LaneSlot(this.now)
     this.slots.add(slot)
     return slot
   }
 
-  leave (slot: LaneSlot): void {
+  leave(slot: LaneSlot): void {
     for (const index of [...slot.queue]) this.release(index, slot)
     this.slots.delete(slot)
   }
 
   /** Bytes `slot` may keep asked for: WINDOW_SECONDS of its rate, within [MIN_WINDOW_BYTES, max]. */
-  window (slot: LaneSlot, max: number): number {
+  window(slot: LaneSlot, max: number): number {
     const rate = slot.rate()
     if (rate === undefined) return max
     return Math.min(max, Math.max(Math.min(MIN_WINDOW_BYTES, max), rate * WINDOW_SECONDS))
@@ -128,7 +134,7 @@ export class ChunkSchedule {
    * The next chunk a holder with bit field `have` holds that no one is fetching, in manifest order, asked
    * for by `slot` (when given); -1 if none.
    */
-  take (have: Uint8Array, slot?: LaneSlot): number {
+  take(have: Uint8Array, slot?: LaneSlot): number {
     const state = this.state
     for (let i = this.next; i < state.length; i++) {
       if (state[i] !== WANTED) {
@@ -148,7 +154,7 @@ export class ChunkSchedule {
    * holder has, the one its owner would have in last, when `slot` would have it in at most
    * STEAL_WHEN_FASTER_BY of that time and the fetch's duplicates stay within TAIL_DUPLICATE_BYTES; -1 if none.
    */
-  steal (have: Uint8Array, slot: LaneSlot): number {
+  steal(have: Uint8Array, slot: LaneSlot): number {
     const own = slot.rate()
     if (slot.queue.length > 0 || own === undefined || own <= 0) return -1
     let best = -1
@@ -181,7 +187,7 @@ export class ChunkSchedule {
   }
 
   /** Whether another lane than `slot` is fetching a chunk a holder with `have` has: one `slot` may steal later. */
-  fetchingElsewhere (have: Uint8Array, slot: LaneSlot): boolean {
+  fetchingElsewhere(have: Uint8Array, slot: LaneSlot): boolean {
     for (const other of this.slots) {
       if (other !== slot && other.queue.some(i => this.state[i] === FETCHING && holds(have, i))) return true
     }
@@ -189,7 +195,7 @@ export class ChunkSchedule {
   }
 
   /** Whether `slot` asked for chunk `index` as a tail duplicate. */
-  isDuplicate (index: number, slot: LaneSlot): boolean {
+  isDuplicate(index: number, slot: LaneSlot): boolean {
     return slot.duplicates.has(index)
   }
 
@@ -197,7 +203,7 @@ export class ChunkSchedule {
    * A chunk taken and not received whole: wanted again (its frames so far are kept). A tail duplicate given
    * back only ends; the original given back while its duplicate is in flight passes to the duplicate's lane.
    */
-  release (index: number, slot?: LaneSlot): void {
+  release(index: number, slot?: LaneSlot): void {
     if (slot !== undefined) this.forget(index, slot)
     if (slot?.duplicates.delete(index) === true) {
       this.duplicated.delete(index)
@@ -214,39 +220,39 @@ export class ChunkSchedule {
   }
 
   /** `slot` is done with chunk `index` (whole, whichever lane's copy was verified). */
-  done (index: number, slot: LaneSlot): void {
+  done(index: number, slot: LaneSlot): void {
     this.forget(index, slot)
     if (slot.duplicates.delete(index)) this.duplicated.delete(index)
   }
 
-  private forget (index: number, slot: LaneSlot): void {
+  private forget(index: number, slot: LaneSlot): void {
     const at = slot.queue.indexOf(index)
     if (at >= 0) slot.queue.splice(at, 1)
   }
 
   /** What has been received of chunk `index`, kept until it is whole. */
-  wanted (index: number): Wanted {
+  wanted(index: number): Wanted {
     const wanted = this.partial.get(index) ?? { index, received: [], offset: 0 }
     this.partial.set(index, wanted)
     return wanted
   }
 
   /** The frames received of chunk `index` are of no use (a packed chunk cut short): it is asked for from its start. */
-  restart (index: number): void {
+  restart(index: number): void {
     this.partial.delete(index)
   }
 
   /** Chunk `index` is whole: its frames are no longer kept. */
-  received (index: number): void {
+  received(index: number): void {
     this.partial.delete(index)
   }
 
-  verify (first: number, count = 1): void {
+  verify(first: number, count = 1): void {
     this.state.fill(VERIFIED, first, first + count)
     for (let i = first; i < first + count; i++) this.partial.delete(i)
   }
 
-  isVerified (index: number): boolean {
+  isVerified(index: number): boolean {
     return this.state[index] === VERIFIED
   }
 }

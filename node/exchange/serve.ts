@@ -47,13 +47,16 @@ export interface ExchangeServerInit {
   pack?: boolean
 }
 
-interface Prepared { request: ChunkRequest, wire: WireChunk | undefined }
+interface Prepared {
+  request: ChunkRequest
+  wire: WireChunk | undefined
+}
 
 /** How the chunks protocols differ: what a server sends of a chunk, and a frame's header. */
 interface ChunksDialect {
   protocol: string
-  prepare (request: ChunkRequest): Promise<WireChunk | undefined>
-  header (request: ChunkRequest, wire: WireChunk | undefined, offset: number): Uint8Array
+  prepare(request: ChunkRequest): Promise<WireChunk | undefined>
+  header(request: ChunkRequest, wire: WireChunk | undefined, offset: number): Uint8Array
 }
 
 export class ExchangeServer {
@@ -62,14 +65,14 @@ export class ExchangeServer {
   private readonly pack: boolean
   private stopped = false
 
-  constructor (components: ExchangeServerComponents, init: ExchangeServerInit) {
+  constructor(components: ExchangeServerComponents, init: ExchangeServerInit) {
     this.components = components
     this.timeoutMs = init.timeoutMs
     this.pack = init.pack ?? true
   }
 
   /** Chunks streams being served stop taking requests. */
-  stop (): void {
+  stop(): void {
     this.stopped = true
   }
 
@@ -120,9 +123,18 @@ export class ExchangeServer {
     await this.serveChunks(stream, connection, {
       protocol: CHUNKS_PROTOCOL_2,
       prepare: async request => await holdings.requestedOnWire(request, this.pack),
-      header: (request, wire, offset) => encodeChunkFrame2Header(wire === undefined
-        ? { status: FRAME_STATUS.notHeld, index: request.index, offset, form: CHUNK_FORM.sealed, length: 0 }
-        : { status: FRAME_STATUS.data, index: request.index, offset, form: wire.form, length: wire.bytes.byteLength })
+      header: (request, wire, offset) =>
+        encodeChunkFrame2Header(
+          wire === undefined
+            ? { status: FRAME_STATUS.notHeld, index: request.index, offset, form: CHUNK_FORM.sealed, length: 0 }
+            : {
+                status: FRAME_STATUS.data,
+                index: request.index,
+                offset,
+                form: wire.form,
+                length: wire.bytes.byteLength
+              }
+        )
     })
   }
 
@@ -131,7 +143,7 @@ export class ExchangeServer {
    * encrypted, packed) up to PREPARED_AHEAD at a time while earlier ones are being sent, so the disk, the
    * cipher, zstd and the network work at once. The asker's own bound on bytes in flight keeps this short.
    */
-  private async serveChunks (stream: Stream, connection: Connection, dialect: ChunksDialect): Promise<void> {
+  private async serveChunks(stream: Stream, connection: Connection, dialect: ChunksDialect): Promise<void> {
     const { audit } = this.components
     const peer = connection.remotePeer.toString()
     const lp = messageStream(stream, { maxDataLength: MAX_REQUEST_BYTES, messageTimeoutMs: this.timeoutMs })
@@ -148,7 +160,10 @@ export class ExchangeServer {
     const reader = (async () => {
       try {
         while (!this.stopped) {
-          while (queue.length >= PREPARED_AHEAD) await new Promise<void>(resolve => { room = resolve })
+          while (queue.length >= PREPARED_AHEAD)
+            await new Promise<void>(resolve => {
+              room = resolve
+            })
           const bytes = await lp.read(undefined, CHUNK_REQUEST_IDLE_MS)
           if (bytes === undefined) break
           const request = decodeChunkRequest(bytes)
@@ -168,7 +183,9 @@ export class ExchangeServer {
       while (true) {
         if (queue.length === 0) {
           if (!reading) break
-          await new Promise<void>(resolve => { more = resolve })
+          await new Promise<void>(resolve => {
+            more = resolve
+          })
           continue
         }
         const { request, wire } = await (queue.shift() as Promise<Prepared>)

@@ -39,7 +39,7 @@ import type { OpenVersion, StudyVersions } from './versions.ts'
 export interface ShareResult {
   studyUid: string
   versionId: string
-  recipients: Array<{ peerId: string, announced: boolean }>
+  recipients: Array<{ peerId: string; announced: boolean }>
 }
 
 export interface StudySharingComponents {
@@ -64,7 +64,7 @@ export class StudySharing {
   private readonly components: StudySharingComponents
   private readonly timeoutMs: number
 
-  constructor (components: StudySharingComponents, init: StudySharingInit) {
+  constructor(components: StudySharingComponents, init: StudySharingInit) {
     this.components = components
     this.timeoutMs = init.timeoutMs
   }
@@ -73,7 +73,7 @@ export class StudySharing {
    * Makes a study readable by members: publishes a version (the origin, when it has none or the archive
    * has changed), wraps its key for each, and announces it to them.
    */
-  async share (studyUid: string, peerIds: string[], actor: AuditActor): Promise<ShareResult> {
+  async share(studyUid: string, peerIds: string[], actor: AuditActor): Promise<ShareResult> {
     const { registry, archive, identity, versions, audit, log } = this.components
     for (const peerId of peerIds) {
       if (registry.isRevoked(peerId)) {
@@ -89,14 +89,16 @@ export class StudySharing {
     let version = await versions.openLatest(studyUid)
     const study = await archive.study(studyUid)
     const mine = version?.manifest.origin === identity.peerId
-    const stale = version !== undefined && mine && study !== undefined &&
-      study.instanceCount !== version.manifest.instanceCount
+    const stale =
+      version !== undefined && mine && study !== undefined && study.instanceCount !== version.manifest.instanceCount
     // Another origin's version is passed on (a reader inviting a consultant) only if it is the study held here:
     // one that a member made of this node's study UID before this node shared it must not stand for it.
-    const foreign = version !== undefined && !mine && study !== undefined && !await this.holdsOnly(version, studyUid)
+    const foreign = version !== undefined && !mine && study !== undefined && !(await this.holdsOnly(version, studyUid))
     if (foreign) {
-      log.warn({ event: 'foreign-version-replaced', study: studyUid, origin: version?.manifest.origin },
-        `the version of study ${studyUid} known here is not the study in this archive; publishing this node's own`)
+      log.warn(
+        { event: 'foreign-version-replaced', study: studyUid, origin: version?.manifest.origin },
+        `the version of study ${studyUid} known here is not the study in this archive; publishing this node's own`
+      )
     }
     if (version === undefined || stale || foreign) {
       // A stale version implies the study is in the archive: here there is no version at all.
@@ -109,32 +111,39 @@ export class StudySharing {
     }
     const wraps = await this.wrapsFor(version, peerIds)
     await versions.addWraps(wraps)
-    const recipients = await Promise.all(wraps.map(async wrap =>
-      ({ peerId: wrap.recipient as string, announced: await this.announce(version.manifest, wrap) })))
+    const recipients = await Promise.all(
+      wraps.map(async wrap => ({
+        peerId: wrap.recipient as string,
+        announced: await this.announce(version.manifest, wrap)
+      }))
+    )
     const detail = `shared with ${peerIds.join(', ')}`
     await audit.append({ event: 'instancesTransferred', action: 'U', outcome: 0, actor, study: studyUid, detail })
     return { studyUid, versionId: version.manifest.versionId, recipients }
   }
 
-  private async publish (studyUid: string): Promise<OpenVersion> {
+  private async publish(studyUid: string): Promise<OpenVersion> {
     const { archive, identity, versions, consortiumId, log } = this.components
     const started = performance.now()
     const origin = { peerId: identity.peerId, privateKey: identity.privateKey, consortiumId }
     const version = await versions.publish(archive, studyUid, origin)
     const { manifest } = version
-    log.info({
-      event: 'study-published',
-      study: studyUid,
-      version: manifest.versionId,
-      instances: manifest.instanceCount,
-      chunks: manifest.chunkHashes.length,
-      ms: Math.round(performance.now() - started)
-    }, 'study version published')
+    log.info(
+      {
+        event: 'study-published',
+        study: studyUid,
+        version: manifest.versionId,
+        instances: manifest.instanceCount,
+        chunks: manifest.chunkHashes.length,
+        ms: Math.round(performance.now() - started)
+      },
+      'study version published'
+    )
     return version
   }
 
   /** A key wrap for each member: the one made before, or a new one for its certified key. */
-  private async wrapsFor (version: OpenVersion, peerIds: string[]): Promise<KeyWrap[]> {
+  private async wrapsFor(version: OpenVersion, peerIds: string[]): Promise<KeyWrap[]> {
     const { registry, identity, versions } = this.components
     const { studyUid, versionId } = version.manifest
     const wraps: KeyWrap[] = []
@@ -157,7 +166,7 @@ export class StudySharing {
   }
 
   /** Whether every instance of the study in the archive is one of the version's, with the same SHA-256. */
-  private async holdsOnly (version: OpenVersion, studyUid: string): Promise<boolean> {
+  private async holdsOnly(version: OpenVersion, studyUid: string): Promise<boolean> {
     const listed = new Map(version.index.instances.map(instance => [instance.sopUid, instance.sha256]))
     for await (const instance of this.components.archive.instancesOf(studyUid)) {
       if (listed.get(instance.sopUid) !== instance.sha256) return false
@@ -165,7 +174,7 @@ export class StudySharing {
     return true
   }
 
-  private async announce (manifest: StudyManifest, wrap: KeyWrap): Promise<boolean> {
+  private async announce(manifest: StudyManifest, wrap: KeyWrap): Promise<boolean> {
     const { libp2p, log } = this.components
     const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)
     try {
@@ -206,7 +215,7 @@ export class StudySharing {
         penalties.refuse(log, { peer, protocol, code, event: 'announce-refused', error, detail })
       } else {
         for (const wrap of wraps) {
-          if (await check.openWithWrap(manifest, wrap, { peer, protocol }) !== undefined) {
+          if ((await check.openWithWrap(manifest, wrap, { peer, protocol })) !== undefined) {
             answer = { status: 'ok' }
             break
           }

@@ -13,10 +13,10 @@ export interface StreamRefusalComponents {
 }
 
 /** Resets a stream that failed; what the peer caused is logged and counted, anything else logged only. */
-export function refuseStream (
+export function refuseStream(
   components: StreamRefusalComponents,
   stream: Stream,
-  sender: { peer: string, protocol: string },
+  sender: { peer: string; protocol: string },
   error: unknown
 ): void {
   const { peer, protocol } = sender
@@ -31,7 +31,7 @@ export function refuseStream (
 }
 
 /** The one message of a request stream: a stream that ends before it is a truncated message. */
-export async function readOne (lp: MessageStream, signal: AbortSignal, what: string): Promise<Uint8Array> {
+export async function readOne(lp: MessageStream, signal: AbortSignal, what: string): Promise<Uint8Array> {
   const bytes = await lp.read(signal)
   if (bytes === undefined) throw new TruncatedMessageError(`the stream ended before the ${what}`)
   return bytes

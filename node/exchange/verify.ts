@@ -20,10 +20,16 @@ import { keyWrapVerifies, manifestVerifies, unwrapContentKey } from './crypto.ts
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
 /** Who sent something, and on which protocol: what a refusal of it is logged and counted against. */
-export interface Sender { peer: string, protocol: string }
+export interface Sender {
+  peer: string
+  protocol: string
+}
 
 /** Why a version a peer offers is not taken. */
-export interface VersionRefusal { code: RefusalCode, error: string }
+export interface VersionRefusal {
+  code: RefusalCode
+  error: string
+}
 
 export interface VersionCheckComponents {
   identity: Pick<Identity, 'peerId' | 'wrapPrivateKey' | 'wrapPublicKey'>
@@ -37,12 +43,12 @@ export interface VersionCheckComponents {
 export class VersionCheck {
   private readonly components: VersionCheckComponents
 
-  constructor (components: VersionCheckComponents) {
+  constructor(components: VersionCheckComponents) {
     this.components = components
   }
 
   /** Checks a manifest from a peer: signature, consortium, origin a member. */
-  async acceptableManifest (manifest: StudyManifest): Promise<boolean> {
+  async acceptableManifest(manifest: StudyManifest): Promise<boolean> {
     const { consortiumId, registry } = this.components
     if (manifest.consortiumId !== consortiumId || !registry.isMember(manifest.origin)) return false
     return await manifestVerifies(manifest)
@@ -54,8 +60,8 @@ export class VersionCheck {
    * far ahead would outrank every honest version), and not a version of a study whose versions come from
    * another origin (a member cannot replace a site's study, or this node's own, with a study of its making).
    */
-  async versionRefusal (manifest: StudyManifest): Promise<VersionRefusal | undefined> {
-    if (!await this.acceptableManifest(manifest)) {
+  async versionRefusal(manifest: StudyManifest): Promise<VersionRefusal | undefined> {
+    if (!(await this.acceptableManifest(manifest))) {
       const error = `the manifest of study ${manifest.studyUid} does not verify (signature, consortium or origin)`
       return { code: 'bad-manifest', error }
     }
@@ -76,7 +82,7 @@ export class VersionCheck {
    * against its manifest; only then is anything of it stored. Undefined when the wrap is not for this
    * node or does not hold; what `from` sent that cannot be honest is counted against it.
    */
-  async openWithWrap (manifest: StudyManifest, wrap: KeyWrap, from: Sender): Promise<OpenVersion | undefined> {
+  async openWithWrap(manifest: StudyManifest, wrap: KeyWrap, from: Sender): Promise<OpenVersion | undefined> {
     const { identity, registry, penalties, versions, log } = this.components
     if (wrap.recipient !== identity.peerId || wrap.studyUid !== manifest.studyUid) return undefined
     if (wrap.versionId !== manifest.versionId) return undefined
@@ -85,7 +91,7 @@ export class VersionCheck {
       penalties.refuse(log, { ...from, code, event: code, error, detail })
       return undefined
     }
-    if (!registry.isMember(wrap.wrappedBy) || !await keyWrapVerifies(wrap)) {
+    if (!registry.isMember(wrap.wrappedBy) || !(await keyWrapVerifies(wrap))) {
       return refuse('bad-key-wrap', 'a key wrap for this node whose signature does not verify, or by a non-member')
     }
     let key: Buffer

@@ -45,7 +45,7 @@ const utf8Json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(valu
 export const chunkCountOf = (size: number): number => Math.max(1, Math.ceil(size / TRANSFER_CHUNK_PLAINTEXT))
 
 /** Reading order: series by Series Number, images by Instance Number; then round robin over the series. */
-export function readingOrder (instances: InstanceRecord[], seriesNumbers: Map<string, number>): InstanceRecord[] {
+export function readingOrder(instances: InstanceRecord[], seriesNumbers: Map<string, number>): InstanceRecord[] {
   const bySeries = new Map<string, InstanceRecord[]>()
   for (const instance of instances) {
     const list = bySeries.get(instance.seriesUid) ?? []
@@ -74,12 +74,12 @@ export function readingOrder (instances: InstanceRecord[], seriesNumbers: Map<st
 }
 
 /** A version opened with its key: the index decrypted and checked against the manifest (throws if it does not hold). */
-function openedVersion (manifest: StudyManifest, key: Buffer): OpenVersion {
+function openedVersion(manifest: StudyManifest, key: Buffer): OpenVersion {
   const index = openIndex(key, manifest)
   return { manifest, key, index, instanceOfChunk: chunkMap(index, manifest.chunkHashes.length) }
 }
 
-export function chunkMap (index: ManifestIndex, chunkCount: number): Uint32Array {
+export function chunkMap(index: ManifestIndex, chunkCount: number): Uint32Array {
   const map = new Uint32Array(chunkCount)
   index.instances.forEach((instance, i) => {
     map.fill(i, instance.firstChunk, instance.firstChunk + instance.chunkCount)
@@ -94,27 +94,28 @@ export class StudyVersions {
   private readonly open_ = new Recent<string, OpenVersion>(64)
   private readonly latest = new Recent<string, StudyManifest>(64)
 
-  constructor (db: Database, storageKey: StorageKey) {
+  constructor(db: Database, storageKey: StorageKey) {
     this.store = db.sublevel<string, Uint8Array>('exchange', { valueEncoding: 'view' })
     this.storageKey = storageKey
   }
 
-  async manifest (studyUid: string): Promise<StudyManifest | undefined> {
+  async manifest(studyUid: string): Promise<StudyManifest | undefined> {
     const cached = this.latest.get(studyUid)
     if (cached !== undefined) return cached
     const bytes = await this.store.get(`m!${studyUid}`)
-    const manifest = bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8')) as StudyManifest
+    const manifest =
+      bytes === undefined ? undefined : (JSON.parse(Buffer.from(bytes).toString('utf8')) as StudyManifest)
     if (manifest !== undefined) this.latest.set(studyUid, manifest)
     return manifest
   }
 
   /** The newest version of the study this node can read, or undefined. */
-  async openLatest (studyUid: string): Promise<OpenVersion | undefined> {
+  async openLatest(studyUid: string): Promise<OpenVersion | undefined> {
     const manifest = await this.manifest(studyUid)
     return manifest === undefined ? undefined : await this.open(manifest)
   }
 
-  async open (manifest: StudyManifest): Promise<OpenVersion | undefined> {
+  async open(manifest: StudyManifest): Promise<OpenVersion | undefined> {
     const id = `${manifest.studyUid}!${manifest.versionId}`
     const cached = this.open_.get(id)
     if (cached !== undefined) return cached
@@ -130,7 +131,7 @@ export class StudyVersions {
    * sizes, chunk counts: a MalformedMessageError says how they differ), and only then records it. Nothing
    * of a version whose index does not hold is stored.
    */
-  async adopt (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<OpenVersion> {
+  async adopt(manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<OpenVersion> {
     const version = openedVersion(manifest, key)
     await this.remember(manifest, key, wraps)
     this.open_.set(`${manifest.studyUid}!${manifest.versionId}`, version)
@@ -142,19 +143,22 @@ export class StudyVersions {
    * only a later version of the same origin. A member cannot displace a study's versions with its own,
    * whatever date it puts on them (the origin re-publishes a study that grew; no one else does).
    */
-  async wouldSupersede (manifest: StudyManifest): Promise<boolean> {
+  async wouldSupersede(manifest: StudyManifest): Promise<boolean> {
     const current = await this.manifest(manifest.studyUid)
-    return current === undefined || current.versionId === manifest.versionId ||
+    return (
+      current === undefined ||
+      current.versionId === manifest.versionId ||
       (current.origin === manifest.origin && Date.parse(manifest.createdAt) > Date.parse(current.createdAt))
+    )
   }
 
   /**
    * Records a version this node can read (its own, or one whose key it unwrapped). It becomes the latest
    * when `wouldSupersede` says so, or when this node published it (`own`).
    */
-  async remember (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[], own = false): Promise<void> {
+  async remember(manifest: StudyManifest, key: Buffer, wraps: KeyWrap[], own = false): Promise<void> {
     const id = `${manifest.studyUid}!${manifest.versionId}`
-    const newer = own || await this.wouldSupersede(manifest)
+    const newer = own || (await this.wouldSupersede(manifest))
     await this.store.batch([
       ...(newer ? [{ type: 'put' as const, key: `m!${manifest.studyUid}`, value: utf8Json(manifest) }] : []),
       { type: 'put' as const, key: `k!${id}`, value: this.storageKey.seal(key, `content-key:${id}`) },
@@ -163,17 +167,17 @@ export class StudyVersions {
     if (newer) this.latest.delete(manifest.studyUid)
   }
 
-  async addWraps (wraps: KeyWrap[]): Promise<void> {
+  async addWraps(wraps: KeyWrap[]): Promise<void> {
     const key = (wrap: KeyWrap): string => `w!${wrap.studyUid}!${wrap.versionId}!${wrap.recipient}`
     await this.store.batch(wraps.map(wrap => ({ type: 'put' as const, key: key(wrap), value: utf8Json(wrap) })))
   }
 
-  async wrapFor (studyUid: string, versionId: string, recipient: string): Promise<KeyWrap | undefined> {
+  async wrapFor(studyUid: string, versionId: string, recipient: string): Promise<KeyWrap | undefined> {
     const bytes = await this.store.get(`w!${studyUid}!${versionId}!${recipient}`)
-    return bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8')) as KeyWrap
+    return bytes === undefined ? undefined : (JSON.parse(Buffer.from(bytes).toString('utf8')) as KeyWrap)
   }
 
-  async recipients (studyUid: string, versionId: string): Promise<PeerIdString[]> {
+  async recipients(studyUid: string, versionId: string): Promise<PeerIdString[]> {
     const prefix = `w!${studyUid}!${versionId}!`
     const list: PeerIdString[] = []
     for await (const key of this.store.keys({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) {
@@ -183,7 +187,7 @@ export class StudyVersions {
   }
 
   /** Chunks kept for instances not yet whole: index -> chunk hash. */
-  async partialChunks (studyUid: string, versionId: string): Promise<Map<number, string>> {
+  async partialChunks(studyUid: string, versionId: string): Promise<Map<number, string>> {
     const prefix = `p!${studyUid}!${versionId}!`
     const map = new Map<number, string>()
     for await (const [key, value] of this.store.iterator({ gt: prefix, lt: `${prefix.slice(0, -1)}"` })) {
@@ -193,20 +197,20 @@ export class StudyVersions {
   }
 
   /** Records, synced, that the archive keeps chunk `index` of a version (under `id`, its hash) for a fetch. */
-  async keepPartial (studyUid: string, versionId: string, index: number, id: string): Promise<void> {
+  async keepPartial(studyUid: string, versionId: string, index: number, id: string): Promise<void> {
     await this.store.put(`p!${studyUid}!${versionId}!${pad(index)}`, Buffer.from(id), SYNCED_WRITE)
   }
 
-  async markFetching (studyUid: string, actor: unknown): Promise<void> {
+  async markFetching(studyUid: string, actor: unknown): Promise<void> {
     await this.store.put(`f!${studyUid}`, utf8Json(actor))
   }
 
-  async fetchDone (studyUid: string): Promise<void> {
+  async fetchDone(studyUid: string): Promise<void> {
     await this.store.del(`f!${studyUid}`)
   }
 
   /** Fetches asked for and not complete: study UID -> who asked. */
-  async unfinishedFetches (): Promise<Map<string, unknown>> {
+  async unfinishedFetches(): Promise<Map<string, unknown>> {
     const map = new Map<string, unknown>()
     for await (const [key, value] of this.store.iterator({ gt: 'f!', lt: 'f"' })) {
       map.set(key.slice(2), JSON.parse(Buffer.from(value).toString('utf8')))
@@ -214,7 +218,7 @@ export class StudyVersions {
     return map
   }
 
-  async forgetPartial (studyUid: string, versionId: string, indices: number[]): Promise<void> {
+  async forgetPartial(studyUid: string, versionId: string, indices: number[]): Promise<void> {
     if (indices.length === 0) return
     const key = (index: number): string => `p!${studyUid}!${versionId}!${pad(index)}`
     await this.store.batch(indices.map(index => ({ type: 'del' as const, key: key(index) })))
@@ -224,10 +228,10 @@ export class StudyVersions {
    * Publishes a new version of a study from the archive: reads every instance once, encrypts its chunks to
    * learn their hashes (nothing is written but the manifest and the sealed key), signs the manifest.
    */
-  async publish (
+  async publish(
     archive: Pick<Archive, 'instancesOf' | 'seriesOf' | 'read'>,
     studyUid: string,
-    origin: { peerId: PeerIdString, privateKey: PrivateKey, consortiumId: string },
+    origin: { peerId: PeerIdString; privateKey: PrivateKey; consortiumId: string },
     onProgress?: (done: number, total: number) => void
   ): Promise<OpenVersion> {
     const records: InstanceRecord[] = []

@@ -10,7 +10,10 @@ import type { AuditActor } from '../audit/log.ts'
 import { RadmeshError } from '../errors.ts'
 
 declare module 'fastify' {
-  interface FastifyRequest { actor: AuditActor, session?: string }
+  interface FastifyRequest {
+    actor: AuditActor
+    session?: string
+  }
 }
 
 /**
@@ -26,7 +29,7 @@ export const DEFAULT_SESSION_IDLE_MS = 15 * 60_000
 
 export const newSecret = (): string => randomBytes(32).toString('base64url')
 
-function sameSecret (a: string, b: string): boolean {
+function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
@@ -38,32 +41,32 @@ export class Sessions {
   private readonly oneTimeCodes = new Set<string>()
   private readonly sessions = new Map<string, number>()
 
-  constructor (apiToken: string, idleMs = DEFAULT_SESSION_IDLE_MS) {
+  constructor(apiToken: string, idleMs = DEFAULT_SESSION_IDLE_MS) {
     this.apiToken = apiToken
     this.idleMs = idleMs
   }
 
   /** A code for one sign-in; it is spent by the first browser that uses it. */
-  issueSignInCode (): string {
+  issueSignInCode(): string {
     const code = newSecret()
     this.oneTimeCodes.add(code)
     return code
   }
 
   /** Spends a sign-in code and returns a new session id, or undefined when the code is unknown or used. */
-  redeem (code: string): string | undefined {
+  redeem(code: string): string | undefined {
     if (!this.oneTimeCodes.delete(code)) return undefined
     const session = newSecret()
     this.sessions.set(session, Date.now())
     return session
   }
 
-  isTokenValid (token: string): boolean {
+  isTokenValid(token: string): boolean {
     return sameSecret(token, this.apiToken)
   }
 
   /** Whether the session is alive; `activity` (the user did something) restarts its idle time. */
-  touchSession (session: string, now = Date.now(), activity = true): boolean {
+  touchSession(session: string, now = Date.now(), activity = true): boolean {
     const last = this.sessions.get(session)
     if (last === undefined) return false
     if (now - last > this.idleMs) {
@@ -74,15 +77,15 @@ export class Sessions {
     return true
   }
 
-  isAlive (session: string): boolean {
+  isAlive(session: string): boolean {
     return this.touchSession(session, Date.now(), false)
   }
 
-  signOut (session: string): void {
+  signOut(session: string): void {
     this.sessions.delete(session)
   }
 
-  get idleTimeoutMs (): number {
+  get idleTimeoutMs(): number {
     return this.idleMs
   }
 
@@ -107,7 +110,10 @@ export class Sessions {
       request.actor = { type: 'viewer', id, address: request.ip }
       return
     }
-    throw new RadmeshError('RADMESH_UNAUTHORIZED', 'sign in: send "Authorization: Bearer TOKEN" (TOKEN is in ' +
-      'HOME/api-token) or open the one-time viewer URL that "radmesh start" printed')
+    throw new RadmeshError(
+      'RADMESH_UNAUTHORIZED',
+      'sign in: send "Authorization: Bearer TOKEN" (TOKEN is in ' +
+        'HOME/api-token) or open the one-time viewer URL that "radmesh start" printed'
+    )
   }
 }

@@ -12,24 +12,29 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 const PREFLIGHT_MAX_AGE = 600
 const DICOMWEB = '/dicom-web/'
 
-export async function allowCrossOrigin (app: FastifyInstance, origins: readonly string[]): Promise<void> {
+export async function allowCrossOrigin(app: FastifyInstance, origins: readonly string[]): Promise<void> {
   if (origins.length === 0) return
   const allowed = new Set(origins.map(origin => origin.replace(/\/+$/, '')))
   const isAllowed = (request: FastifyRequest): boolean => {
     const origin = request.headers.origin
     return origin !== undefined && allowed.has(origin) && request.url.startsWith(DICOMWEB)
   }
-  const optionsFor = (request: FastifyRequest): FastifyCorsOptions => !isAllowed(request)
-    ? { origin: false }
-    : {
-        origin: request.headers.origin as string,
-        methods: 'GET, POST, OPTIONS',
-        allowedHeaders: 'authorization, accept, content-type',
-        exposedHeaders: 'content-type, content-location',
-        maxAge: PREFLIGHT_MAX_AGE,
-        strictPreflight: false
-      }
-  await app.register(fastifyCors, { delegator: (request, callback) => { callback(null, optionsFor(request)) } })
+  const optionsFor = (request: FastifyRequest): FastifyCorsOptions =>
+    !isAllowed(request)
+      ? { origin: false }
+      : {
+          origin: request.headers.origin as string,
+          methods: 'GET, POST, OPTIONS',
+          allowedHeaders: 'authorization, accept, content-type',
+          exposedHeaders: 'content-type, content-location',
+          maxAge: PREFLIGHT_MAX_AGE,
+          strictPreflight: false
+        }
+  await app.register(fastifyCors, {
+    delegator: (request, callback) => {
+      callback(null, optionsFor(request))
+    }
+  })
   // A preflight from an origin not allowed reaches this route, before authentication.
   app.options(`${DICOMWEB}*`, { config: { public: true } }, async (_request, reply) => await reply.code(403).send())
 }

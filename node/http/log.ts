@@ -17,15 +17,20 @@ const MAX_LOGGED_PARAMETERS = 64
 export const REDACTED = '…'
 
 /** `url` (a path and query, as in a request line) with every query value and every free-text segment redacted. */
-export function loggableUrl (url: string): string {
+export function loggableUrl(url: string): string {
   const mark = url.indexOf('?')
   const segments = (mark < 0 ? url : url.slice(0, mark)).split('/')
-  const path = segments.map((segment, i) => {
-    if (i > 0 && SECRET_AFTER.has(segments[i - 1] as string)) return REDACTED
-    return PLAIN_SEGMENT.test(segment) ? segment : REDACTED
-  }).join('/')
+  const path = segments
+    .map((segment, i) => {
+      if (i > 0 && SECRET_AFTER.has(segments[i - 1] as string)) return REDACTED
+      return PLAIN_SEGMENT.test(segment) ? segment : REDACTED
+    })
+    .join('/')
   if (mark < 0) return path
-  const parameters = url.slice(mark + 1).split('&').filter(parameter => parameter !== '')
+  const parameters = url
+    .slice(mark + 1)
+    .split('&')
+    .filter(parameter => parameter !== '')
   const names = parameters.slice(0, MAX_LOGGED_PARAMETERS).map(parameter => {
     const equals = parameter.indexOf('=')
     const name = equals < 0 ? parameter : parameter.slice(0, equals)
@@ -37,7 +42,7 @@ export function loggableUrl (url: string): string {
 }
 
 /** The `req` serializer of the HTTP logger (fastify's own logs the whole URL and the Host header). */
-export function loggableRequest (request: FastifyRequest): Record<string, unknown> {
+export function loggableRequest(request: FastifyRequest): Record<string, unknown> {
   return {
     method: request.method,
     url: loggableUrl(request.url),

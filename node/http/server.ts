@@ -33,7 +33,9 @@ import type { Self } from './services.ts'
 import { viewerRoutes } from './viewer.ts'
 
 declare module 'fastify' {
-  interface FastifyContextConfig { public?: boolean }
+  interface FastifyContextConfig {
+    public?: boolean
+  }
 }
 
 /** See the server's connectionTimeout. */
@@ -46,8 +48,11 @@ export interface HttpComponents {
   connectedMembers: PeerRoutesOptions['connectedMembers']
   registry: MembershipRoutesOptions['registry']
   revocations: MembershipRoutesOptions['revocations']
-  archive: ArchiveRoutesOptions['archive'] & QidoRoutesOptions['archive'] & WadoRoutesOptions['archive'] &
-    StowRoutesOptions['archive'] & StudyRoutesOptions['archive']
+  archive: ArchiveRoutesOptions['archive'] &
+    QidoRoutesOptions['archive'] &
+    WadoRoutesOptions['archive'] &
+    StowRoutesOptions['archive'] &
+    StudyRoutesOptions['archive']
   /** the way back from de-identified copies, sealed at the site */
   deidMappings: StudyRoutesOptions['mappings']
   audit: ArchiveRoutesOptions['audit']
@@ -65,8 +70,8 @@ export interface HttpComponents {
  * A fastify instance as every plugin runs in: schemas checked by ./validation.ts, every refusal (fastify's
  * router's and Node's parser's too) answered by ./errors.ts, unknown routes 404. Tests build plugins on it.
  */
-export function baseServer (
-  options: { loggerInstance?: FastifyBaseLogger, bodyLimit?: number, connectionTimeout?: number } = {}
+export function baseServer(
+  options: { loggerInstance?: FastifyBaseLogger; bodyLimit?: number; connectionTimeout?: number } = {}
 ) {
   const app = Fastify({
     ...options,
@@ -82,8 +87,11 @@ export function baseServer (
   return app
 }
 
-export async function createHttpServer (
-  node: HttpComponents, sessions: Sessions, log: Logger, corsOrigins: readonly string[] = []
+export async function createHttpServer(
+  node: HttpComponents,
+  sessions: Sessions,
+  log: Logger,
+  corsOrigins: readonly string[] = []
 ): Promise<FastifyInstance> {
   const app = baseServer({
     // URLs are logged without their query values, and never with headers: see ./log.ts.

@@ -12,17 +12,20 @@ import { Compile } from 'typebox/compile'
 
 const DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/
 
-interface SchemaShape { type?: unknown, properties?: Record<string, SchemaShape> }
+interface SchemaShape {
+  type?: unknown
+  properties?: Record<string, SchemaShape>
+}
 
 /** A parameter's text as the type its schema names, when it is wholly that type; else the text unchanged. */
-function fromText (schema: SchemaShape | undefined, value: unknown): unknown {
+function fromText(schema: SchemaShape | undefined, value: unknown): unknown {
   if (typeof value !== 'string' || schema === undefined) return value
   if ((schema.type === 'integer' || schema.type === 'number') && DECIMAL.test(value)) return Number(value)
   if (schema.type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true'
   return value
 }
 
-function parameters (schema: SchemaShape, value: unknown): unknown {
+function parameters(schema: SchemaShape, value: unknown): unknown {
   if (value === null || typeof value !== 'object' || schema.properties === undefined) return value
   const converted: Record<string, unknown> = {}
   for (const [name, text] of Object.entries(value)) converted[name] = fromText(schema.properties[name], text)

@@ -22,7 +22,8 @@ const VIEWER_DIR = join(import.meta.dirname, '..', '..', 'viewer')
 
 /** The page loads only its own script, styles, decoders (WebAssembly) and API: nothing from elsewhere. */
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
+  'content-security-policy':
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
     "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
@@ -51,21 +52,25 @@ export const viewerRoutes: FastifyPluginAsyncTypebox<ViewerRoutesOptions> = asyn
   app.get('/signin/:code', { config: { public: true }, schema: { params: SignInParams } }, async (request, reply) => {
     const session = sessions.redeem(request.params.code)
     if (session === undefined) {
-      throw new RadmeshError('RADMESH_UNAUTHORIZED',
-        'this sign-in link was already used or is unknown; run "radmesh viewer --home HOME" for a new one')
+      throw new RadmeshError(
+        'RADMESH_UNAUTHORIZED',
+        'this sign-in link was already used or is unknown; run "radmesh viewer --home HOME" for a new one'
+      )
     }
     return await reply.setCookie(SESSION_COOKIE, session, COOKIE).redirect('/')
   })
 
-  app.post('/api/signin-links', { schema: { response: { 200: SignInLink, ...ERROR_RESPONSES } } }, async (request) => {
+  app.post('/api/signin-links', { schema: { response: { 200: SignInLink, ...ERROR_RESPONSES } } }, async request => {
     if (request.actor.type !== 'api') {
-      throw new RadmeshError('RADMESH_UNAUTHORIZED',
-        'sign-in links are made with the API token (HOME/api-token), not from a viewer session')
+      throw new RadmeshError(
+        'RADMESH_UNAUTHORIZED',
+        'sign-in links are made with the API token (HOME/api-token), not from a viewer session'
+      )
     }
     return { url: `${request.protocol}://${request.host}/signin/${sessions.issueSignInCode()}` }
   })
 
-  app.get('/api/session', { schema: { response: { 200: Session, ...ERROR_RESPONSES } } }, async (request) => ({
+  app.get('/api/session', { schema: { response: { 200: Session, ...ERROR_RESPONSES } } }, async request => ({
     actor: request.actor.type,
     idleTimeoutMs: request.actor.type === 'viewer' ? sessions.idleTimeoutMs : null,
     name: self.certificate.name,
@@ -86,21 +91,29 @@ export const viewerRoutes: FastifyPluginAsyncTypebox<ViewerRoutesOptions> = asyn
     return await reply.type('text/html; charset=utf-8').headers(SECURITY_HEADERS).send(html)
   })
   app.get('/viewer/app.js', { config: { public: true } }, async (_request, reply) => {
-    return await reply.type('text/javascript; charset=utf-8').headers(SECURITY_HEADERS).send(await bundle)
+    return await reply
+      .type('text/javascript; charset=utf-8')
+      .headers(SECURITY_HEADERS)
+      .send(await bundle)
   })
   app.get('/viewer/style.css', { config: { public: true } }, async (_request, reply) => {
     return await reply.headers(SECURITY_HEADERS).sendFile('style.css')
   })
-  app.get('/viewer/codecs/:file', {
-    config: { public: true }, schema: { params: CodecParams }
-  }, async (request, reply) => {
-    // An own property only: `__proto__` or `toString` must not find what every object inherits.
-    const path = Object.hasOwn(CODEC_FILES, request.params.file) ? CODEC_FILES[request.params.file] : undefined
-    if (path === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `no decoder named ${request.params.file}`)
-    return await reply.header('cache-control', `max-age=${CODEC_MAX_AGE_S}`).sendFile(basename(path), dirname(path))
-  })
+  app.get(
+    '/viewer/codecs/:file',
+    {
+      config: { public: true },
+      schema: { params: CodecParams }
+    },
+    async (request, reply) => {
+      // An own property only: `__proto__` or `toString` must not find what every object inherits.
+      const path = Object.hasOwn(CODEC_FILES, request.params.file) ? CODEC_FILES[request.params.file] : undefined
+      if (path === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `no decoder named ${request.params.file}`)
+      return await reply.header('cache-control', `max-age=${CODEC_MAX_AGE_S}`).sendFile(basename(path), dirname(path))
+    }
+  )
 }
 
-function escapeHtml (text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, c => `&#${c.charCodeAt(0)};`)
 }

@@ -36,7 +36,7 @@ export interface HomePaths {
   routing: string
 }
 
-export function homePaths (home: string): HomePaths {
+export function homePaths(home: string): HomePaths {
   return {
     home,
     identityKey: join(home, 'identity.key'),

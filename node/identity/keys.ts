@@ -23,7 +23,7 @@ export interface Identity {
   wrapPublicKey: string
 }
 
-export async function createIdentity (paths: HomePaths): Promise<Identity> {
+export async function createIdentity(paths: HomePaths): Promise<Identity> {
   const privateKey = await generateKeyPair('Ed25519')
   const wrap = generateX25519()
   await writeFileAtomic(paths.identityKey, privateKeyToProtobuf(privateKey), SECRET_FILE_MODE)
@@ -36,23 +36,31 @@ export async function createIdentity (paths: HomePaths): Promise<Identity> {
   }
 }
 
-async function readSecret (path: string, what: string): Promise<Buffer> {
+async function readSecret(path: string, what: string): Promise<Buffer> {
   try {
     const stat = await fs.stat(path)
     if ((stat.mode & 0o077) !== 0) {
-      throw new HomeError('RADMESH_HOME_CORRUPT', `${what} at ${path} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
+      throw new HomeError(
+        'RADMESH_HOME_CORRUPT',
+        `${what} at ${path} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); run: chmod 600 ${path}`
+      )
     }
     return await fs.readFile(path)
   } catch (error) {
     if (error instanceof HomeError) throw error
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new HomeError('RADMESH_HOME_MISSING', `no ${what} at ${path}; run "radmesh init --home ${path.replace(/\/[^/]+$/, '')} …" first`)
+      throw new HomeError(
+        'RADMESH_HOME_MISSING',
+        `no ${what} at ${path}; run "radmesh init --home ${path.replace(/\/[^/]+$/, '')} …" first`
+      )
     }
-    throw new HomeError('RADMESH_HOME_CORRUPT', `cannot read ${what} at ${path}: ${(error as Error).message}`, { cause: error })
+    throw new HomeError('RADMESH_HOME_CORRUPT', `cannot read ${what} at ${path}: ${(error as Error).message}`, {
+      cause: error
+    })
   }
 }
 
-export async function loadIdentity (paths: HomePaths): Promise<Identity> {
+export async function loadIdentity(paths: HomePaths): Promise<Identity> {
   const identityBytes = await readSecret(paths.identityKey, 'identity key')
   const wrapBytes = await readSecret(paths.wrapKey, 'wrap key')
   let privateKey: PrivateKey
@@ -61,13 +69,21 @@ export async function loadIdentity (paths: HomePaths): Promise<Identity> {
     privateKey = privateKeyFromProtobuf(identityBytes)
     if (privateKey.type !== 'Ed25519') throw new Error(`a ${privateKey.type} key, radmesh uses Ed25519`)
   } catch (error) {
-    throw new HomeError('RADMESH_HOME_CORRUPT', `identity key at ${paths.identityKey} is damaged (${(error as Error).message}); restore HOME from a backup`, { cause: error })
+    throw new HomeError(
+      'RADMESH_HOME_CORRUPT',
+      `identity key at ${paths.identityKey} is damaged (${(error as Error).message}); restore HOME from a backup`,
+      { cause: error }
+    )
   }
   try {
     wrapPrivateKey = importPrivateKeyDer(wrapBytes)
     if (wrapPrivateKey.asymmetricKeyType !== 'x25519') throw new Error('not an X25519 key')
   } catch (error) {
-    throw new HomeError('RADMESH_HOME_CORRUPT', `wrap key at ${paths.wrapKey} is damaged (${(error as Error).message}); restore HOME from a backup`, { cause: error })
+    throw new HomeError(
+      'RADMESH_HOME_CORRUPT',
+      `wrap key at ${paths.wrapKey} is damaged (${(error as Error).message}); restore HOME from a backup`,
+      { cause: error }
+    )
   }
   return {
     privateKey,

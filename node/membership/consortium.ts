@@ -34,9 +34,12 @@ const consortiumFile = (dir: string): string => join(dir, 'consortium.json')
 const rootKeyFile = (dir: string): string => join(dir, 'root.key')
 const revocationFile = (dir: string, peerId: string): string => join(dir, 'issued', `revocation-${peerId}.json`)
 
-export async function createConsortium (dir: string, name: string): Promise<ConsortiumInfo> {
-  if (await exists(rootKeyFile(dir)) || await exists(consortiumFile(dir))) {
-    throw new ConsortiumError('RADMESH_CONSORTIUM_EXISTS', `${dir} already holds a consortium; choose another --dir (its root key must never be replaced)`)
+export async function createConsortium(dir: string, name: string): Promise<ConsortiumInfo> {
+  if ((await exists(rootKeyFile(dir))) || (await exists(consortiumFile(dir)))) {
+    throw new ConsortiumError(
+      'RADMESH_CONSORTIUM_EXISTS',
+      `${dir} already holds a consortium; choose another --dir (its root key must never be replaced)`
+    )
   }
   await fs.mkdir(join(dir, 'issued'), { recursive: true })
   const root = generateEd25519()
@@ -52,20 +55,30 @@ export async function createConsortium (dir: string, name: string): Promise<Cons
   return info
 }
 
-export async function openConsortium (dir: string): Promise<ConsortiumDir> {
-  const missing = (): Error => new ConsortiumError('RADMESH_CONSORTIUM_MISSING', `no consortium in ${dir}; run "radmesh consortium create --dir ${dir} --name NAME" first`)
+export async function openConsortium(dir: string): Promise<ConsortiumDir> {
+  const missing = (): Error =>
+    new ConsortiumError(
+      'RADMESH_CONSORTIUM_MISSING',
+      `no consortium in ${dir}; run "radmesh consortium create --dir ${dir} --name NAME" first`
+    )
   const info = await readJsonFile(consortiumFile(dir), 'consortium', decodeConsortiumInfo, missing)
   let der: Buffer
   try {
     der = await fs.readFile(rootKeyFile(dir))
   } catch {
-    throw new ConsortiumError('RADMESH_CONSORTIUM_MISSING', `no root key at ${rootKeyFile(dir)}; only the consortium administrator's copy of ${dir} can admit or revoke`)
+    throw new ConsortiumError(
+      'RADMESH_CONSORTIUM_MISSING',
+      `no root key at ${rootKeyFile(dir)}; only the consortium administrator's copy of ${dir} can admit or revoke`
+    )
   }
   let rootKey: KeyObject
   try {
     rootKey = importPrivateKeyDer(der)
   } catch {
-    throw new ConsortiumError('RADMESH_CONSORTIUM_MISSING', `the root key at ${rootKeyFile(dir)} is damaged; restore it from the administrator's backup`)
+    throw new ConsortiumError(
+      'RADMESH_CONSORTIUM_MISSING',
+      `the root key at ${rootKeyFile(dir)} is damaged; restore it from the administrator's backup`
+    )
   }
   return { dir, info, rootKey }
 }
@@ -75,10 +88,17 @@ export interface AdmitOptions {
   lifetimeMs?: number
 }
 
-export async function admit (consortium: ConsortiumDir, request: JoinRequest, options: AdmitOptions = {}): Promise<MemberCertificate> {
+export async function admit(
+  consortium: ConsortiumDir,
+  request: JoinRequest,
+  options: AdmitOptions = {}
+): Promise<MemberCertificate> {
   if (await exists(revocationFile(consortium.dir, request.peerId))) {
-    throw new CertificateError('RADMESH_REVOKED', `peer ${request.peerId} was revoked and stays revoked; ` +
-      'the member must run "radmesh init" with a new HOME to get a new identity')
+    throw new CertificateError(
+      'RADMESH_REVOKED',
+      `peer ${request.peerId} was revoked and stays revoked; ` +
+        'the member must run "radmesh init" with a new HOME to get a new identity'
+    )
   }
   const now = options.now ?? Date.now()
   const unsigned: Omit<MemberCertificate, 'signature'> = {
@@ -93,11 +113,14 @@ export async function admit (consortium: ConsortiumDir, request: JoinRequest, op
     expiresAt: new Date(now + (options.lifetimeMs ?? DEFAULT_CERTIFICATE_LIFETIME_MS)).toISOString()
   }
   const certificate = { ...unsigned, signature: signEd25519(consortium.rootKey, certificateSigningBytes(unsigned)) }
-  await writeFileAtomic(join(consortium.dir, 'issued', `certificate-${request.peerId}-${now}.json`), toJsonText(certificate))
+  await writeFileAtomic(
+    join(consortium.dir, 'issued', `certificate-${request.peerId}-${now}.json`),
+    toJsonText(certificate)
+  )
   return certificate
 }
 
-export async function revoke (consortium: ConsortiumDir, peerId: PeerIdString, reason?: string): Promise<Revocation> {
+export async function revoke(consortium: ConsortiumDir, peerId: PeerIdString, reason?: string): Promise<Revocation> {
   const unsigned: Omit<Revocation, 'signature'> = {
     v: 1,
     consortiumId: consortium.info.id,

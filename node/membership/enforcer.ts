@@ -22,26 +22,31 @@ export class MembershipEnforcer {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>()
   private sweepTimer: NodeJS.Timeout | undefined
 
-  constructor (libp2p: Libp2p, registry: MembershipRegistry, penalties: PeerPenalties, log: Logger) {
+  constructor(libp2p: Libp2p, registry: MembershipRegistry, penalties: PeerPenalties, log: Logger) {
     this.libp2p = libp2p
     this.registry = registry
     this.penalties = penalties
     this.log = log
   }
 
-  start (): void {
+  start(): void {
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
-    this.sweepTimer = setInterval(() => { this.sweep() }, MEMBERSHIP_SWEEP_MS)
+    this.sweepTimer = setInterval(() => {
+      this.sweep()
+    }, MEMBERSHIP_SWEEP_MS)
     this.sweepTimer.unref()
     const ownExpiry = Date.parse(this.registry.self.expiresAt)
     if (ownExpiry - Date.now() < OWN_EXPIRY_WARNING_MS) {
-      this.log.warn({ event: 'certificate-expiring', expiresAt: this.registry.self.expiresAt }, `this node's certificate expires at ${this.registry.self.expiresAt}; ` +
-        'ask the consortium administrator for a new one')
+      this.log.warn(
+        { event: 'certificate-expiring', expiresAt: this.registry.self.expiresAt },
+        `this node's certificate expires at ${this.registry.self.expiresAt}; ` +
+          'ask the consortium administrator for a new one'
+      )
     }
   }
 
-  stop (): void {
+  stop(): void {
     this.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
     clearInterval(this.sweepTimer)
@@ -50,14 +55,17 @@ export class MembershipEnforcer {
   }
 
   /** Closes every connection to `peer`; `reason` goes to the log. */
-  disconnect (peer: string, reason: string): void {
+  disconnect(peer: string, reason: string): void {
     const connections = this.libp2p.getConnections().filter(c => c.remotePeer.toString() === peer)
     if (connections.length === 0) return
     this.log.warn({ event: 'member-dropped', peer, reason }, `closing connection to ${peer}: ${reason}`)
-    for (const connection of connections) void connection.close().catch(() => { connection.abort(new Error(reason)) })
+    for (const connection of connections)
+      void connection.close().catch(() => {
+        connection.abort(new Error(reason))
+      })
   }
 
-  sweep (now = Date.now()): void {
+  sweep(now = Date.now()): void {
     for (const connection of this.libp2p.getConnections()) {
       const peer = connection.remotePeer.toString()
       const reason = this.whyNot(peer, now)
@@ -66,22 +74,25 @@ export class MembershipEnforcer {
     }
   }
 
-  private whyNot (peer: string, now: number): string | undefined {
+  private whyNot(peer: string, now: number): string | undefined {
     if (this.registry.isRevoked(peer)) return 'revoked'
     if (this.penalties.isBanned(peer, now)) return 'banned for sending bad data'
     if (!this.registry.isMember(peer, now)) return 'certificate expired'
     return undefined
   }
 
-  private armExpiry (peer: string, now: number): void {
+  private armExpiry(peer: string, now: number): void {
     const certificate = this.registry.certificateOf(peer)
     if (certificate === undefined) return
     const wait = Date.parse(certificate.expiresAt) - now
     if (wait > MAX_TIMER_MS) return
-    const timer = setTimeout(() => {
-      this.expiryTimers.delete(peer)
-      this.disconnect(peer, `certificate expired at ${certificate.expiresAt}`)
-    }, Math.max(0, wait))
+    const timer = setTimeout(
+      () => {
+        this.expiryTimers.delete(peer)
+        this.disconnect(peer, `certificate expired at ${certificate.expiresAt}`)
+      },
+      Math.max(0, wait)
+    )
     timer.unref()
     this.expiryTimers.set(peer, timer)
   }

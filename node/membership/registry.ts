@@ -8,7 +8,12 @@
  */
 import type { AbstractSublevel } from 'abstract-level'
 import type { PeerIdString } from '../../protocol/ids.ts'
-import { decodeCertificate, decodeRevocation, type MemberCertificate, type Revocation } from '../../protocol/membership/index.ts'
+import {
+  decodeCertificate,
+  decodeRevocation,
+  type MemberCertificate,
+  type Revocation
+} from '../../protocol/membership/index.ts'
 import type { Database } from '../store/database.ts'
 import { type CertificateCheck, checkCertificate, type ConsortiumTrust, isValidRevocation } from './trust.ts'
 
@@ -23,7 +28,7 @@ export class MembershipRegistry {
   private readonly memberStore: JsonSublevel
   private readonly revokedListeners = new Set<(revocation: Revocation) => void>()
 
-  constructor (trust: ConsortiumTrust, self: MemberCertificate, db: Database) {
+  constructor(trust: ConsortiumTrust, self: MemberCertificate, db: Database) {
     this.trust = trust
     this.self = self
     this.revocationStore = db.sublevel<string, unknown>('revocations', { valueEncoding: 'json' })
@@ -31,7 +36,7 @@ export class MembershipRegistry {
   }
 
   /** Loads what earlier runs learnt. Records that no longer verify are skipped, never trusted. */
-  async load (): Promise<void> {
+  async load(): Promise<void> {
     for await (const value of this.revocationStore.values()) {
       try {
         const revocation = decodeRevocation(value)
@@ -42,48 +47,58 @@ export class MembershipRegistry {
       try {
         const certificate = decodeCertificate(value)
         // Checked as of its own issue time: the signature and consortium must hold; expiry is judged on use.
-        if (checkCertificate(certificate, this.trust, Date.parse(certificate.issuedAt)).ok) this.members.set(certificate.peerId, certificate)
+        if (checkCertificate(certificate, this.trust, Date.parse(certificate.issuedAt)).ok)
+          this.members.set(certificate.peerId, certificate)
       } catch {}
     }
   }
 
   /** Everything the handshake verifies about a certificate presented by the authenticated peer `remotePeer`. */
-  check (certificate: MemberCertificate, remotePeer: string, now = Date.now()): CertificateCheck {
+  check(certificate: MemberCertificate, remotePeer: string, now = Date.now()): CertificateCheck {
     if (certificate.peerId !== remotePeer) {
-      return { ok: false, code: 'peer-id-mismatch', reason: `certificate is for ${certificate.peerId}, presented by ${remotePeer}` }
+      return {
+        ok: false,
+        code: 'peer-id-mismatch',
+        reason: `certificate is for ${certificate.peerId}, presented by ${remotePeer}`
+      }
     }
     const check = checkCertificate(certificate, this.trust, now)
     if (!check.ok) return check
     const revocation = this.revocations.get(remotePeer)
     if (revocation !== undefined) {
-      return { ok: false, code: 'revoked', reason: `member "${certificate.name}" was revoked at ${revocation.revokedAt}` +
-        `${revocation.reason === undefined ? '' : ` (${revocation.reason})`}` }
+      return {
+        ok: false,
+        code: 'revoked',
+        reason:
+          `member "${certificate.name}" was revoked at ${revocation.revokedAt}` +
+          `${revocation.reason === undefined ? '' : ` (${revocation.reason})`}`
+      }
     }
     return { ok: true }
   }
 
-  async recordVerified (certificate: MemberCertificate): Promise<void> {
+  async recordVerified(certificate: MemberCertificate): Promise<void> {
     const known = this.members.get(certificate.peerId)
     this.members.set(certificate.peerId, certificate)
     if (known?.signature !== certificate.signature) await this.memberStore.put(certificate.peerId, certificate)
   }
 
   /** A peer is a member while it holds a verified, unexpired certificate and is not revoked. */
-  isMember (peerId: string, now = Date.now()): boolean {
+  isMember(peerId: string, now = Date.now()): boolean {
     if (peerId === this.self.peerId) return true
     const certificate = this.members.get(peerId)
     return certificate !== undefined && !this.revocations.has(peerId) && Date.parse(certificate.expiresAt) > now
   }
 
-  isRevoked (peerId: string): boolean {
+  isRevoked(peerId: string): boolean {
     return this.revocations.has(peerId)
   }
 
-  certificateOf (peerId: string): MemberCertificate | undefined {
+  certificateOf(peerId: string): MemberCertificate | undefined {
     return peerId === this.self.peerId ? this.self : this.members.get(peerId)
   }
 
-  allRevocations (): Revocation[] {
+  allRevocations(): Revocation[] {
     return [...this.revocations.values()]
   }
 
@@ -91,7 +106,7 @@ export class MembershipRegistry {
    * Verifies and stores revocations; returns those that were new here (the caller forwards only those).
    * Revocations of another consortium or with a bad signature are dropped and counted.
    */
-  async addRevocations (incoming: Revocation[]): Promise<{ added: Revocation[], invalid: number }> {
+  async addRevocations(incoming: Revocation[]): Promise<{ added: Revocation[]; invalid: number }> {
     const added: Revocation[] = []
     let invalid = 0
     for (const revocation of incoming) {
@@ -111,13 +126,15 @@ export class MembershipRegistry {
   }
 
   /** Calls `listener` for every revocation that is new here; returns the function that unsubscribes. */
-  onRevoked (listener: (revocation: Revocation) => void): () => void {
+  onRevoked(listener: (revocation: Revocation) => void): () => void {
     this.revokedListeners.add(listener)
-    return () => { this.revokedListeners.delete(listener) }
+    return () => {
+      this.revokedListeners.delete(listener)
+    }
   }
 
   /** Members (other than this node) whose certificates have expired by `now`. */
-  expiredMembers (now = Date.now()): PeerIdString[] {
+  expiredMembers(now = Date.now()): PeerIdString[] {
     return [...this.members.values()].filter(c => Date.parse(c.expiresAt) <= now).map(c => c.peerId)
   }
 }

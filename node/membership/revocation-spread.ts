@@ -35,14 +35,14 @@ export class RevocationSpreader {
   private readonly log: Logger
   private unsubscribe = (): void => {}
 
-  constructor (libp2p: Libp2p, registry: MembershipRegistry, penalties: PeerPenalties, log: Logger) {
+  constructor(libp2p: Libp2p, registry: MembershipRegistry, penalties: PeerPenalties, log: Logger) {
     this.libp2p = libp2p
     this.registry = registry
     this.penalties = penalties
     this.log = log
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     await this.libp2p.handle(REVOCATIONS_PROTOCOL, this.onStream, {
       maxInboundStreams: REVOCATIONS_MAX_INBOUND_STREAMS,
       maxOutboundStreams: REVOCATIONS_MAX_OUTBOUND_STREAMS
@@ -51,14 +51,14 @@ export class RevocationSpreader {
     this.unsubscribe = this.registry.onRevoked(this.onRevoked)
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.libp2p.removeEventListener('connection:open', this.onConnection)
     this.unsubscribe()
     await this.libp2p.unhandle(REVOCATIONS_PROTOCOL)
   }
 
   /** Hands in revocations from outside the network (the administrator's `revoke --home`). */
-  async submit (revocations: Revocation[]): Promise<{ added: Revocation[], invalid: number }> {
+  async submit(revocations: Revocation[]): Promise<{ added: Revocation[]; invalid: number }> {
     return await this.registry.addRevocations(revocations)
   }
 
@@ -69,7 +69,10 @@ export class RevocationSpreader {
 
   private readonly onRevoked = (revocation: Revocation): void => {
     const name = this.registry.certificateOf(revocation.peerId)?.name ?? 'unknown member'
-    this.log.warn({ event: 'member-revoked', peer: revocation.peerId, name, revokedAt: revocation.revokedAt }, `revoked: ${name} (${revocation.peerId}); closing its connections`)
+    this.log.warn(
+      { event: 'member-revoked', peer: revocation.peerId, name, revokedAt: revocation.revokedAt },
+      `revoked: ${name} (${revocation.peerId}); closing its connections`
+    )
     for (const connection of this.libp2p.getConnections()) {
       if (connection.remotePeer.toString() === revocation.peerId) {
         void connection.close().catch(() => connection.abort(new Error('revoked')))
@@ -79,17 +82,22 @@ export class RevocationSpreader {
     }
   }
 
-  private async send (connection: Connection, revocations: Revocation[]): Promise<void> {
+  private async send(connection: Connection, revocations: Revocation[]): Promise<void> {
     if (connection.status !== 'open') return
     const signal = AbortSignal.timeout(REVOCATIONS_TIMEOUT_MS)
     try {
       for (let i = 0; i < revocations.length; i += MAX_REVOCATIONS_PER_MESSAGE) {
         const stream = await connection.newStream(REVOCATIONS_PROTOCOL, { signal })
-        await lpStream(stream).write(encodeRevocationList(revocations.slice(i, i + MAX_REVOCATIONS_PER_MESSAGE)), { signal })
+        await lpStream(stream).write(encodeRevocationList(revocations.slice(i, i + MAX_REVOCATIONS_PER_MESSAGE)), {
+          signal
+        })
         await stream.close({ signal })
       }
     } catch (error) {
-      this.log.debug({ event: 'revocations-send-failed', peer: connection.remotePeer.toString(), error: (error as Error).message }, 'could not send revocations')
+      this.log.debug(
+        { event: 'revocations-send-failed', peer: connection.remotePeer.toString(), error: (error as Error).message },
+        'could not send revocations'
+      )
     }
   }
 

@@ -37,27 +37,29 @@ export interface HostOptions {
   log: Logger
 }
 
-export type RadmeshHost = Libp2p<{ identify: unknown, ping: Ping, relay?: CircuitRelayService }>
+export type RadmeshHost = Libp2p<{ identify: unknown; ping: Ping; relay?: CircuitRelayService }>
 
-export async function createHost (options: HostOptions): Promise<RadmeshHost> {
+export async function createHost(options: HostOptions): Promise<RadmeshHost> {
   const { registry, penalties, log } = options
   // `/p2p-circuit`: hold a reservation on a relay among the connected members that serve one.
   const listen = options.reserve === true ? [...options.listen, '/p2p-circuit'] : options.listen
   const announce = options.announce === undefined || options.announce.length === 0 ? {} : { announce: options.announce }
-  return await createLibp2p({
+  return (await createLibp2p({
     start: false,
     privateKey: options.identity.privateKey,
     nodeInfo: { userAgent: `radmesh/0.1.0 (${options.agentName})` },
     addresses: { listen, ...announce },
     transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: memberHandshake(registry, penalties, log),
-    streamMuxers: [yamux({
-      maxInboundStreams: P2P_LIMITS.maxInboundStreams,
-      maxOutboundStreams: P2P_LIMITS.maxOutboundStreams,
-      enableKeepAlive: true,
-      keepAliveInterval: P2P_LIMITS.keepAliveInterval,
-      streamOptions: { maxStreamWindowSize: P2P_LIMITS.maxStreamWindowSize }
-    })],
+    streamMuxers: [
+      yamux({
+        maxInboundStreams: P2P_LIMITS.maxInboundStreams,
+        maxOutboundStreams: P2P_LIMITS.maxOutboundStreams,
+        enableKeepAlive: true,
+        keepAliveInterval: P2P_LIMITS.keepAliveInterval,
+        streamOptions: { maxStreamWindowSize: P2P_LIMITS.maxStreamWindowSize }
+      })
+    ],
     connectionGater: { ...membershipGater(registry, penalties, log), ...relayGate(registry, penalties, log) },
     // Liveness comes from yamux's keepalive: libp2p's own monitor would open a ping stream on every link every 10 s.
     connectionMonitor: { enabled: false },
@@ -72,5 +74,5 @@ export async function createHost (options: HostOptions): Promise<RadmeshHost> {
       ping: ping(),
       ...(options.relay === undefined ? {} : { relay: relayService(options.relay) })
     }
-  }) as RadmeshHost
+  })) as RadmeshHost
 }

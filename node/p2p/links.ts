@@ -7,26 +7,31 @@ import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { linkOf } from './relay.ts'
 
-export function connectedMembers (
-  libp2p: Pick<Libp2p, 'getConnections'>, registry: Pick<MembershipRegistry, 'certificateOf' | 'isMember'>
+export function connectedMembers(
+  libp2p: Pick<Libp2p, 'getConnections'>,
+  registry: Pick<MembershipRegistry, 'certificateOf' | 'isMember'>
 ): ConnectedMember[] {
   const byPeer = new Map<string, Connection[]>()
   for (const connection of libp2p.getConnections()) {
     if (connection.status !== 'open') continue
     const peerId = connection.remotePeer.toString()
     if (registry.certificateOf(peerId) === undefined || !registry.isMember(peerId)) continue
-    byPeer.set(peerId, [...byPeer.get(peerId) ?? [], connection])
+    byPeer.set(peerId, [...(byPeer.get(peerId) ?? []), connection])
   }
   return [...byPeer].map(([peerId, connections]) => describe(peerId, connections, registry))
 }
 
-function describe (
-  peerId: string, connections: Connection[], registry: Pick<MembershipRegistry, 'certificateOf'>
+function describe(
+  peerId: string,
+  connections: Connection[],
+  registry: Pick<MembershipRegistry, 'certificateOf'>
 ): ConnectedMember {
   const certificate = registry.certificateOf(peerId)
   // The oldest direct connection if there is one, else the oldest relayed one.
-  const ordered = [...connections].sort((a, b) =>
-    Number(linkOf(a).link === 'relayed') - Number(linkOf(b).link === 'relayed') || a.timeline.open - b.timeline.open)
+  const ordered = [...connections].sort(
+    (a, b) =>
+      Number(linkOf(a).link === 'relayed') - Number(linkOf(b).link === 'relayed') || a.timeline.open - b.timeline.open
+  )
   const chosen = ordered[0] as Connection
   const { link, relay } = linkOf(chosen)
   const relayName = relay === undefined ? undefined : registry.certificateOf(relay)?.name

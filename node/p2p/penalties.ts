@@ -64,7 +64,7 @@ export interface Refusal {
  * The refusal code of an error a peer's stream or message caused, or undefined when it is no fault of the
  * peer's (a link that dropped, the node stopping).
  */
-export function refusalCodeOf (error: unknown): RefusalCode | undefined {
+export function refusalCodeOf(error: unknown): RefusalCode | undefined {
   switch ((error as Error | undefined)?.name) {
     case 'MalformedMessageError':
     case 'InvalidMessageLengthError':
@@ -86,18 +86,23 @@ export function refusalCodeOf (error: unknown): RefusalCode | undefined {
   }
 }
 
-interface PenaltyRecord { score: number, since: number, reasons: Map<string, number>, bannedUntil: number }
+interface PenaltyRecord {
+  score: number
+  since: number
+  reasons: Map<string, number>
+  bannedUntil: number
+}
 
 export class PeerPenalties {
   private readonly records = new Map<string, PenaltyRecord>()
   private onBan: (peer: string, reasons: Record<string, number>) => void = () => {}
 
   /** Called once each time a peer is banned: the node disconnects it. */
-  setBanHandler (handler: (peer: string, reasons: Record<string, number>) => void): void {
+  setBanHandler(handler: (peer: string, reasons: Record<string, number>) => void): void {
     this.onBan = handler
   }
 
-  penalise (peer: string, reason: string, weight = 1, now = Date.now()): number {
+  penalise(peer: string, reason: string, weight = 1, now = Date.now()): number {
     let record = this.records.get(peer)
     if (record === undefined || (now - record.since > PENALTY_DECAY_MS && record.bannedUntil <= now)) {
       record = { score: 0, since: now, reasons: new Map(), bannedUntil: 0 }
@@ -116,21 +121,23 @@ export class PeerPenalties {
    * Logs the refusal (warn, with `event`, `code`, `protocol`, `peer`, `penalty`) and counts it against the
    * peer; returns the peer's score.
    */
-  refuse (log: Logger, refusal: Refusal): number {
+  refuse(log: Logger, refusal: Refusal): number {
     const weight = refusal.weight ?? REFUSAL_CODES[refusal.code]
     const score = weight > 0 ? this.penalise(refusal.peer, refusal.code, weight) : this.scoreOf(refusal.peer)
     const { peer, protocol, code, error } = refusal
     const event = refusal.event ?? 'peer-refused'
-    log.warn({ event, code, protocol, peer, penalty: weight, score, error, ...refusal.detail },
-      `refused what ${peer} sent on ${protocol} (${code}): ${error}`)
+    log.warn(
+      { event, code, protocol, peer, penalty: weight, score, error, ...refusal.detail },
+      `refused what ${peer} sent on ${protocol} (${code}): ${error}`
+    )
     return score
   }
 
-  isBanned (peer: string, now = Date.now()): boolean {
+  isBanned(peer: string, now = Date.now()): boolean {
     return (this.records.get(peer)?.bannedUntil ?? 0) > now
   }
 
-  scoreOf (peer: string): number {
+  scoreOf(peer: string): number {
     return this.records.get(peer)?.score ?? 0
   }
 }

@@ -27,21 +27,26 @@ export class ConnectionPruner {
   private readonly o: PrunerOptions
   private timer: NodeJS.Timeout | undefined
 
-  constructor (options: PrunerOptions) {
+  constructor(options: PrunerOptions) {
     this.o = options
   }
 
-  start (): void {
-    this.timer = setInterval(() => { this.prune() }, Math.min(CHECK_EVERY_MS, this.o.afterMs ?? PRUNE_AFTER_MS))
+  start(): void {
+    this.timer = setInterval(
+      () => {
+        this.prune()
+      },
+      Math.min(CHECK_EVERY_MS, this.o.afterMs ?? PRUNE_AFTER_MS)
+    )
     this.timer.unref()
   }
 
-  stop (): void {
+  stop(): void {
     clearInterval(this.timer)
   }
 
   /** Closes the links this node has no use for; returns the members they went to. */
-  prune (now = Date.now()): string[] {
+  prune(now = Date.now()): string[] {
     const { libp2p, redialer, worksWith, log } = this.o
     const after = this.o.afterMs ?? PRUNE_AFTER_MS
     const closed: string[] = []
@@ -55,7 +60,11 @@ export class ConnectionPruner {
       void connection.close().catch(() => {})
       closed.push(peer)
     }
-    if (closed.length > 0) log.info({ event: 'links-pruned', peers: closed.length }, `closed ${closed.length} link(s) to members this node shares nothing with`)
+    if (closed.length > 0)
+      log.info(
+        { event: 'links-pruned', peers: closed.length },
+        `closed ${closed.length} link(s) to members this node shares nothing with`
+      )
     return closed
   }
 }

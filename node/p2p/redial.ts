@@ -23,7 +23,7 @@ interface Target {
   once?: boolean
 }
 
-export function backoffDelay (attempt: number, random = Math.random): number {
+export function backoffDelay(attempt: number, random = Math.random): number {
   const base = Math.min(REDIAL_POLICY.maxDelayMs, REDIAL_POLICY.initialDelayMs * REDIAL_POLICY.factor ** attempt)
   return Math.round(base * (1 - REDIAL_POLICY.jitter + 2 * REDIAL_POLICY.jitter * random()))
 }
@@ -36,17 +36,23 @@ export class Redialer {
   private stopped = false
   private unsubscribe = (): void => {}
 
-  constructor (libp2p: Libp2p, registry: MembershipRegistry, log: Logger) {
+  constructor(libp2p: Libp2p, registry: MembershipRegistry, log: Logger) {
     this.libp2p = libp2p
     this.registry = registry
     this.log = log
   }
 
-  start (bootstrap: Multiaddr[]): void {
+  start(bootstrap: Multiaddr[]): void {
     for (const addr of bootstrap) {
       const peerIdText = addr.getComponents().findLast(c => c.name === 'p2p')?.value
       const peerId = peerIdText === undefined ? undefined : peerIdFromString(peerIdText)
-      this.add({ key: peerIdText ?? addr.toString(), ...(peerId === undefined ? {} : { peerId }), addr, attempt: 0, dialing: false })
+      this.add({
+        key: peerIdText ?? addr.toString(),
+        ...(peerId === undefined ? {} : { peerId }),
+        addr,
+        attempt: 0,
+        dialing: false
+      })
     }
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
@@ -56,18 +62,24 @@ export class Redialer {
     // libp2p announces a peer as discovered only the first time it lands in the peer store, and mDNS answers
     // come while the host is still starting, before this listener: those peers are dialled once now.
     const self = this.libp2p.peerId.toString()
-    void this.libp2p.peerStore.all().then(peers => {
-      for (const peer of peers) {
-        if (peer.id.toString() !== self && peer.addresses.length > 0) this.onDiscovery(new CustomEvent('peer:discovery', { detail: { id: peer.id } }))
-      }
-    }).catch((error: unknown) => { this.log.warn({ err: error }, 'could not list the peers discovered while starting') })
+    void this.libp2p.peerStore
+      .all()
+      .then(peers => {
+        for (const peer of peers) {
+          if (peer.id.toString() !== self && peer.addresses.length > 0)
+            this.onDiscovery(new CustomEvent('peer:discovery', { detail: { id: peer.id } }))
+        }
+      })
+      .catch((error: unknown) => {
+        this.log.warn({ err: error }, 'could not list the peers discovered while starting')
+      })
   }
 
   /**
    * Stops keeping a member connected (the pruner closed an idle link to a member this node shares nothing
    * with): it is not redialled until it connects again, or is asked for. A `--peer` target is never let go of.
    */
-  forget (peerId: string): void {
+  forget(peerId: string): void {
     const target = this.targets.get(peerId)
     if (target === undefined || target.addr !== undefined) return
     clearTimeout(target.timer)
@@ -75,11 +87,11 @@ export class Redialer {
   }
 
   /** Whether a member is a target given on the command line (`--peer`). */
-  configured (peerId: string): boolean {
+  configured(peerId: string): boolean {
     return this.targets.get(peerId)?.addr !== undefined
   }
 
-  stop (): void {
+  stop(): void {
     this.stopped = true
     this.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
@@ -88,7 +100,7 @@ export class Redialer {
     for (const target of this.targets.values()) clearTimeout(target.timer)
   }
 
-  private add (target: Target): Target {
+  private add(target: Target): Target {
     const known = this.targets.get(target.key)
     if (known !== undefined) return known
     this.targets.set(target.key, target)
@@ -100,7 +112,11 @@ export class Redialer {
     const key = peerId.toString()
     // A bootstrap address dialled without a peer id: now we know whose it is.
     for (const target of this.targets.values()) {
-      if (target.peerId === undefined && target.addr !== undefined && this.libp2p.getConnections(peerId).some(c => c.remoteAddr.equals(target.addr as Multiaddr))) {
+      if (
+        target.peerId === undefined &&
+        target.addr !== undefined &&
+        this.libp2p.getConnections(peerId).some(c => c.remoteAddr.equals(target.addr as Multiaddr))
+      ) {
         this.targets.delete(target.key)
         target.key = key
         target.peerId = peerId
@@ -134,14 +150,16 @@ export class Redialer {
     this.targets.delete(target.key)
   }
 
-  private schedule (target: Target, delay: number): void {
+  private schedule(target: Target, delay: number): void {
     if (this.stopped) return
     clearTimeout(target.timer)
-    target.timer = setTimeout(() => { void this.dial(target) }, delay)
+    target.timer = setTimeout(() => {
+      void this.dial(target)
+    }, delay)
     target.timer.unref()
   }
 
-  private async dial (target: Target): Promise<void> {
+  private async dial(target: Target): Promise<void> {
     if (this.stopped || target.dialing || this.targets.get(target.key) !== target) return
     if (target.peerId !== undefined && this.libp2p.getConnections(target.peerId).length > 0) return
     target.dialing = true
@@ -149,7 +167,13 @@ export class Redialer {
       // First the peer id (libp2p tries every address it has learnt), then the configured address: what a
       // peer announces (identify replaces the address we dialled) may not be reachable from here, as
       // behind a NAT or a proxy, while the address the administrator gave is.
-      const peerAddrs = target.peerId === undefined ? [] : await this.libp2p.peerStore.get(target.peerId).then(p => p.addresses, () => [])
+      const peerAddrs =
+        target.peerId === undefined
+          ? []
+          : await this.libp2p.peerStore.get(target.peerId).then(
+              p => p.addresses,
+              () => []
+            )
       const ways: Array<PeerId | Multiaddr> = []
       if (target.peerId !== undefined && (peerAddrs.length > 0 || target.addr === undefined)) ways.push(target.peerId)
       if (target.addr !== undefined) ways.push(target.addr)
@@ -172,7 +196,16 @@ export class Redialer {
       }
       const delay = backoffDelay(++target.attempt)
       // The first failures are expected (the member is restarting); later ones are worth an operator's eye.
-      this.log[target.attempt >= 4 ? 'info' : 'debug']({ event: 'redial-failed', peer: target.key, attempt: target.attempt, retryInMs: delay, error: (error as Error).message }, 'dial failed')
+      this.log[target.attempt >= 4 ? 'info' : 'debug'](
+        {
+          event: 'redial-failed',
+          peer: target.key,
+          attempt: target.attempt,
+          retryInMs: delay,
+          error: (error as Error).message
+        },
+        'dial failed'
+      )
       this.schedule(target, delay)
     } finally {
       target.dialing = false

@@ -38,7 +38,7 @@ export const RELAY_LIMITS = {
 } as const
 
 /** The relay service for libp2p's `services`, limited for members only when the operator said so. */
-export function relayService (options: RelayServeOptions): ReturnType<typeof circuitRelayServer> {
+export function relayService(options: RelayServeOptions): ReturnType<typeof circuitRelayServer> {
   const limited = options.dataLimit !== undefined || options.durationLimitMs !== undefined
   return circuitRelayServer({
     reservations: {
@@ -60,8 +60,10 @@ type RelayHook = 'denyInboundRelayReservation' | 'denyOutboundRelayedConnection'
  * The gater's relay hooks: reservations and relayed connections for current members only (not revoked,
  * not banned). On a relay, both ends of a circuit must be members; at the destination, the relay must be.
  */
-export function relayGate (
-  registry: Pick<MembershipRegistry, 'isMember'>, penalties: Pick<PeerPenalties, 'isBanned'>, log: Logger
+export function relayGate(
+  registry: Pick<MembershipRegistry, 'isMember'>,
+  penalties: Pick<PeerPenalties, 'isBanned'>,
+  log: Logger
 ): Pick<ConnectionGater, RelayHook> {
   const member = (peer: PeerId): boolean => registry.isMember(peer.toString()) && !penalties.isBanned(peer.toString())
   const refuse = (stage: string, peers: Record<string, string>): true => {
@@ -69,14 +71,14 @@ export function relayGate (
     return true
   }
   return {
-    denyInboundRelayReservation: (source) =>
+    denyInboundRelayReservation: source =>
       member(source) ? false : refuse('reservation', { remotePeer: source.toString() }),
-    denyOutboundRelayedConnection: (source, destination) => member(source) && member(destination)
-      ? false
-      : refuse('relay-connect', { remotePeer: source.toString(), destination: destination.toString() }),
-    denyInboundRelayedConnection: (relay, remotePeer) => member(relay)
-      ? false
-      : refuse('relayed-inbound', { relay: relay.toString(), remotePeer: remotePeer.toString() })
+    denyOutboundRelayedConnection: (source, destination) =>
+      member(source) && member(destination)
+        ? false
+        : refuse('relay-connect', { remotePeer: source.toString(), destination: destination.toString() }),
+    denyInboundRelayedConnection: (relay, remotePeer) =>
+      member(relay) ? false : refuse('relayed-inbound', { relay: relay.toString(), remotePeer: remotePeer.toString() })
   }
 }
 
@@ -86,7 +88,7 @@ export interface LinkKind {
   relay?: string
 }
 
-export function linkOf (connection: Pick<Connection, 'remoteAddr'>): LinkKind {
+export function linkOf(connection: Pick<Connection, 'remoteAddr'>): LinkKind {
   const components = connection.remoteAddr.getComponents()
   const circuit = components.findIndex(c => c.name === 'p2p-circuit')
   if (circuit < 0) return { link: 'direct' }
@@ -98,7 +100,7 @@ export function linkOf (connection: Pick<Connection, 'remoteAddr'>): LinkKind {
  * The relays this node holds a reservation on (its own `/p2p/RELAY/p2p-circuit` addresses), and, on a relay,
  * the members holding one here: links to either are kept open, since a reservation lives on its connection.
  */
-export function relayPeers (libp2p: Pick<Libp2p, 'getMultiaddrs'>, server?: CircuitRelayService): Set<string> {
+export function relayPeers(libp2p: Pick<Libp2p, 'getMultiaddrs'>, server?: CircuitRelayService): Set<string> {
   const peers = new Set<string>()
   for (const addr of libp2p.getMultiaddrs()) {
     const { link, relay } = linkOf({ remoteAddr: addr })

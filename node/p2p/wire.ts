@@ -22,7 +22,7 @@ export const READ_BUFFER_BYTES = 4 * 1024 * 1024
 const MAX_LENGTH_BYTES = 7
 
 /** Unsigned varint (LEB128), as lpStream writes lengths. */
-export function encodeLength (length: number): Uint8Array {
+export function encodeLength(length: number): Uint8Array {
   const out: number[] = []
   let rest = length
   while (rest >= 0x80) {
@@ -36,7 +36,7 @@ export function encodeLength (length: number): Uint8Array {
 export class OversizedMessageError extends Error {
   static override readonly name = 'OversizedMessageError'
   readonly code = 'RADMESH_OVERSIZED_MESSAGE'
-  constructor (message: string) {
+  constructor(message: string) {
     super(message)
     this.name = 'OversizedMessageError'
   }
@@ -48,7 +48,7 @@ export class ReadBufferOverflowError extends Error {
   readonly code = 'RADMESH_READ_BUFFER_OVERFLOW'
   /** the length its prefix declared */
   readonly length: number
-  constructor (length: number, limit: number) {
+  constructor(length: number, limit: number) {
     super(`a message of ${length} bytes does not fit the ${limit}-byte read buffer`)
     this.name = 'ReadBufferOverflowError'
     this.length = length
@@ -58,7 +58,7 @@ export class ReadBufferOverflowError extends Error {
 export class TruncatedMessageError extends Error {
   static override readonly name = 'TruncatedMessageError'
   readonly code = 'RADMESH_TRUNCATED_MESSAGE'
-  constructor (message: string) {
+  constructor(message: string) {
     super(message)
     this.name = 'TruncatedMessageError'
   }
@@ -67,7 +67,7 @@ export class TruncatedMessageError extends Error {
 export class StalledStreamError extends Error {
   static override readonly name = 'StalledStreamError'
   readonly code = 'RADMESH_STALLED_STREAM'
-  constructor (message: string) {
+  constructor(message: string) {
     super(message)
     this.name = 'StalledStreamError'
   }
@@ -87,16 +87,16 @@ export interface MessageStream {
    * The next message, or undefined when the stream ended cleanly between messages. `signal` aborts the read;
    * `idleMs` bounds the wait for its first byte (a stall when it passes).
    */
-  read (signal?: AbortSignal, idleMs?: number): Promise<Uint8Array | undefined>
+  read(signal?: AbortSignal, idleMs?: number): Promise<Uint8Array | undefined>
   /** Writes a message, waiting for the stream to drain; a stall when `timeoutMs` pass first. */
-  write (data: Uint8Array | Uint8ArrayList, signal?: AbortSignal, timeoutMs?: number): Promise<void>
+  write(data: Uint8Array | Uint8ArrayList, signal?: AbortSignal, timeoutMs?: number): Promise<void>
   /** Writes several messages in one write (one frame on the wire for many small messages). */
-  writeAll (messages: Uint8Array[], signal?: AbortSignal, timeoutMs?: number): Promise<void>
+  writeAll(messages: Uint8Array[], signal?: AbortSignal, timeoutMs?: number): Promise<void>
 }
 
 type Signal = AbortSignal | undefined
 
-export function messageStream (stream: Stream, options: MessageStreamOptions): MessageStream {
+export function messageStream(stream: Stream, options: MessageStreamOptions): MessageStream {
   const bufferSize = options.maxBufferSize ?? READ_BUFFER_BYTES
   const bytes = byteStream(stream, { maxBufferSize: bufferSize })
   const pending = new Uint8ArrayList()
@@ -118,7 +118,7 @@ export function messageStream (stream: Stream, options: MessageStreamOptions): M
   const stalledOr = (signal: AbortSignal): Error =>
     (signal.reason as Error | undefined)?.name === 'TimeoutError'
       ? new StalledStreamError('no message arrived within the time allowed')
-      : signal.reason as Error
+      : (signal.reason as Error)
 
   /**
    * Runs `work` with a signal that aborts when `signal` does or `ms` pass, whichever is first; `late` tells
@@ -134,7 +134,9 @@ export function messageStream (stream: Stream, options: MessageStreamOptions): M
       during.abort()
     }, ms)
     timer.unref()
-    const forward = (): void => { during.abort() }
+    const forward = (): void => {
+      during.abort()
+    }
     if (signal?.aborted === true) forward()
     signal?.addEventListener('abort', forward, { once: true })
     try {
@@ -149,10 +151,14 @@ export function messageStream (stream: Stream, options: MessageStreamOptions): M
   }
 
   return {
-    async read (signal, idleMs) {
+    async read(signal, idleMs) {
       try {
-        const started = await bounded(signal, idleMs, async during => pending.byteLength > 0 || await fill(during),
-          () => new StalledStreamError(`no message arrived within ${idleMs} ms`))
+        const started = await bounded(
+          signal,
+          idleMs,
+          async during => pending.byteLength > 0 || (await fill(during)),
+          () => new StalledStreamError(`no message arrived within ${idleMs} ms`)
+        )
         if (!started) return undefined
       } catch (error) {
         if (signal?.aborted === true) throw stalledOr(signal)
@@ -161,45 +167,50 @@ export function messageStream (stream: Stream, options: MessageStreamOptions): M
       // The message has started: the rest of it must come within messageTimeoutMs.
       const late = (): Error => new StalledStreamError(`a message not whole within ${options.messageTimeoutMs} ms`)
       try {
-        return await bounded(signal, options.messageTimeoutMs, async during => {
-          let length = 0
-          let prefix = 0
-          for (let scale = 1; ; scale *= 0x80) {
-            if (prefix === MAX_LENGTH_BYTES) throw new OversizedMessageError('a length prefix longer than any limit')
-            while (pending.byteLength <= prefix) {
-              if (!await fill(during)) throw new TruncatedMessageError('the stream ended inside a length prefix')
+        return await bounded(
+          signal,
+          options.messageTimeoutMs,
+          async during => {
+            let length = 0
+            let prefix = 0
+            for (let scale = 1; ; scale *= 0x80) {
+              if (prefix === MAX_LENGTH_BYTES) throw new OversizedMessageError('a length prefix longer than any limit')
+              while (pending.byteLength <= prefix) {
+                if (!(await fill(during))) throw new TruncatedMessageError('the stream ended inside a length prefix')
+              }
+              const byte = pending.get(prefix++)
+              length += (byte & 0x7f) * scale
+              if ((byte & 0x80) === 0) break
             }
-            const byte = pending.get(prefix++)
-            length += (byte & 0x7f) * scale
-            if ((byte & 0x80) === 0) break
-          }
-          if (length > options.maxDataLength) {
-            throw new OversizedMessageError(`a message of ${length} bytes; the limit is ${options.maxDataLength}`)
-          }
-          if (length > bufferSize) throw new ReadBufferOverflowError(length, bufferSize)
-          pending.consume(prefix)
-          while (pending.byteLength < length) {
-            if (!await fill(during)) {
-              throw new TruncatedMessageError(`the stream ended ${pending.byteLength} bytes into ${length}`)
+            if (length > options.maxDataLength) {
+              throw new OversizedMessageError(`a message of ${length} bytes; the limit is ${options.maxDataLength}`)
             }
-          }
-          const message = pending.subarray(0, length)
-          pending.consume(length)
-          return message
-        }, late)
+            if (length > bufferSize) throw new ReadBufferOverflowError(length, bufferSize)
+            pending.consume(prefix)
+            while (pending.byteLength < length) {
+              if (!(await fill(during))) {
+                throw new TruncatedMessageError(`the stream ended ${pending.byteLength} bytes into ${length}`)
+              }
+            }
+            const message = pending.subarray(0, length)
+            pending.consume(length)
+            return message
+          },
+          late
+        )
       } catch (error) {
         if (signal?.aborted === true) throw stalledOr(signal)
         throw error
       }
     },
-    async write (data, signal, timeoutMs) {
+    async write(data, signal, timeoutMs) {
       const message = new Uint8ArrayList(encodeLength(data.byteLength), data)
       const send = async (during: Signal): Promise<void> => {
         await bytes.write(message, during === undefined ? {} : { signal: during })
       }
       await bounded(signal, timeoutMs, send, () => new StalledStreamError(`the peer took nothing for ${timeoutMs} ms`))
     },
-    async writeAll (messages, signal, timeoutMs) {
+    async writeAll(messages, signal, timeoutMs) {
       const all = new Uint8ArrayList()
       for (const message of messages) all.append(encodeLength(message.byteLength), message)
       const send = async (during: Signal): Promise<void> => {

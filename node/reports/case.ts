@@ -19,20 +19,21 @@ export interface ReportCase {
 
 export interface CaseSource {
   /** A case in memory, if there is one. */
-  caseState (caseId: string): ReportCase | undefined
+  caseState(caseId: string): ReportCase | undefined
   /** The case, or a CaseError (RADMESH_NOT_FOUND) naming it. */
-  requireCase (caseId: string): ReportCase
+  requireCase(caseId: string): ReportCase
   /** The live cases: open, or changed in the last days. */
-  liveCases (): ReportCase[]
+  liveCases(): ReportCase[]
   /** Every case in memory. */
-  allCases (): ReportCase[]
+  allCases(): ReportCase[]
   /** A member's name for people to read. */
-  nameOf (peerId: string): string
+  nameOf(peerId: string): string
   /** Mirrors a report signature in the worklist (times and a hash, no content). */
-  recordSignature (caseId: string, status: SignatureStatus, reportHash: string, at: string): Promise<void>
-  onChange (listener: (changed: WorklistRecord[]) => void): () => void
+  recordSignature(caseId: string, status: SignatureStatus, reportHash: string, at: string): Promise<void>
+  onChange(listener: (changed: WorklistRecord[]) => void): () => void
 }
 
 /** The readers who may write a case's report: everyone who claimed it, and the consultants. */
-export const editorsOf = (state: Pick<ReportCase, 'claimers' | 'consultants'>): string[] =>
-  [...new Set([...state.claimers, ...state.consultants])]
+export const editorsOf = (state: Pick<ReportCase, 'claimers' | 'consultants'>): string[] => [
+  ...new Set([...state.claimers, ...state.consultants])
+]

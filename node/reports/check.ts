@@ -21,8 +21,12 @@ import { verifiedReportRecord } from './records.ts'
  * Throws UpdateRefusedError unless `update` to the report of `state` (held here as `doc`) is allowed. The keys
  * of signatures it brings, checked on the way, are added to `verified`.
  */
-export async function checkReportUpdate (state: ReportCase, doc: Y.Doc, update: Uint8Array,
-  verified: Set<string>): Promise<void> {
+export async function checkReportUpdate(
+  state: ReportCase,
+  doc: Y.Doc,
+  update: Uint8Array,
+  verified: Set<string>
+): Promise<void> {
   const caseId = state.caseId
   const editors = new Set(editorsOf(state))
 
@@ -41,7 +45,7 @@ export async function checkReportUpdate (state: ReportCase, doc: Y.Doc, update: 
 
   const roots = new Map<unknown, string>([...trial.share].map(([name, type]) => [type, name]))
   const bindings = trial.getMap<unknown>(EDITORS_MAP)
-  const newRecords: Array<{ root: string, key: string, client: number }> = []
+  const newRecords: Array<{ root: string; key: string; client: number }> = []
   for (const [client, structs] of trial.store.clients) {
     const from = before.get(client) ?? 0
     if (Y.getState(trial.store, client) <= from) continue
@@ -52,8 +56,10 @@ export async function checkReportUpdate (state: ReportCase, doc: Y.Doc, update: 
       }
       const root = roots.get(item.parent)
       if (root === undefined) {
-        throw new UpdateRefusedError('the update nests types in a report, which holds only its sections and two maps',
-          5)
+        throw new UpdateRefusedError(
+          'the update nests types in a report, which holds only its sections and two maps',
+          5
+        )
       }
       if ((SECTION_NAMES as readonly string[]).includes(root)) {
         const text = item.content instanceof Y.ContentString || item.content instanceof Y.ContentDeleted
@@ -61,13 +67,18 @@ export async function checkReportUpdate (state: ReportCase, doc: Y.Doc, update: 
           throw new UpdateRefusedError(`the update puts something other than text in section ${root}`, 5)
         }
         if (finalBefore !== undefined) {
-          throw new UpdateRefusedError(`the update changes section ${root} of a FINAL report`, 2,
-            'RADMESH_REPORT_FINAL')
+          throw new UpdateRefusedError(
+            `the update changes section ${root} of a FINAL report`,
+            2,
+            'RADMESH_REPORT_FINAL'
+          )
         }
         const binding = bindings.get(String(client)) as BindingRecord | undefined
         if (binding === undefined) {
-          throw new UpdateRefusedError(`section text from Yjs client ${client}, which no reader of the case has bound`,
-            5)
+          throw new UpdateRefusedError(
+            `section text from Yjs client ${client}, which no reader of the case has bound`,
+            5
+          )
         }
         if (!editors.has(binding.by)) {
           throw new UpdateRefusedError(`section text by ${binding.by}, who is not a reader of case ${caseId} (yet)`, 0)
@@ -97,9 +108,11 @@ export async function checkReportUpdate (state: ReportCase, doc: Y.Doc, update: 
       throw new UpdateRefusedError(`a ${record.kind} record of case ${record.caseId} in the report of ${caseId}`, 5)
     }
     if (!editors.has(record.by)) {
-      throw new UpdateRefusedError(`a ${record.kind} record by ${record.by}, who is not a reader of case ` +
-        `${caseId}${record.by === state.site ? ' (a site never signs or writes a ' +
-          'report)' : ''}`, record.by === state.site ? 5 : 0)
+      throw new UpdateRefusedError(
+        `a ${record.kind} record by ${record.by}, who is not a reader of case ` +
+          `${caseId}${record.by === state.site ? ' (a site never signs or writes a ' + 'report)' : ''}`,
+        record.by === state.site ? 5 : 0
+      )
     }
     if (record.kind === 'binding') {
       if (record.clientId !== client) {
@@ -108,8 +121,10 @@ export async function checkReportUpdate (state: ReportCase, doc: Y.Doc, update: 
     } else {
       const author = bindings.get(String(client)) as BindingRecord | undefined
       if (author?.by !== record.by) {
-        throw new UpdateRefusedError(`a signature by ${record.by} written by another member's client: signing as ` +
-          `someone else`, 10)
+        throw new UpdateRefusedError(
+          `a signature by ${record.by} written by another member's client: signing as ` + `someone else`,
+          10
+        )
       }
       if (record.studyUid !== state.studyUid) {
         throw new UpdateRefusedError(`a signature for study ${record.studyUid}, not the case's study`, 5)
@@ -117,7 +132,10 @@ export async function checkReportUpdate (state: ReportCase, doc: Y.Doc, update: 
       verified.add(key)
     }
   }
-  for (const [map, entries] of [[EDITORS_MAP, editorsBefore], [SIGNATURES_MAP, signaturesBefore]] as const) {
+  for (const [map, entries] of [
+    [EDITORS_MAP, editorsBefore],
+    [SIGNATURES_MAP, signaturesBefore]
+  ] as const) {
     for (const key of entries.keys()) {
       if (!trial.getMap(map).has(key)) throw new UpdateRefusedError(`the update deletes ${map} entry ${key}`, 5)
     }

@@ -45,7 +45,7 @@ export interface Hl7Status {
   createdAt: string
   nextAttemptAt: string
   lastError?: string
-  ack?: { code: string, text: string, at: string }
+  ack?: { code: string; text: string; at: string }
 }
 
 export class ReportDelivery {
@@ -55,40 +55,48 @@ export class ReportDelivery {
   private readonly cleanups: Array<() => void> = []
   private queue: Promise<void> = Promise.resolve()
 
-  constructor (options: DeliveryOptions) {
+  constructor(options: DeliveryOptions) {
     this.o = options
   }
 
-  start (): void {
+  start(): void {
     const { documents, worklist } = this.o
-    this.cleanups.push(documents.onUpdate(docId => {
-      const caseId = caseOfDoc(docId)
-      if (caseId !== undefined) this.schedule(caseId)
-    }))
-    this.cleanups.push(worklist.onChange(records => {
-      for (const record of records) if (record.kind === 'signed') this.schedule(record.caseId)
-    }))
+    this.cleanups.push(
+      documents.onUpdate(docId => {
+        const caseId = caseOfDoc(docId)
+        if (caseId !== undefined) this.schedule(caseId)
+      })
+    )
+    this.cleanups.push(
+      worklist.onChange(records => {
+        for (const record of records) if (record.kind === 'signed') this.schedule(record.caseId)
+      })
+    )
     for (const state of worklist.allCases()) if (state.finalAt !== null) this.schedule(state.caseId)
   }
 
-  stop (): void {
+  stop(): void {
     for (const cleanup of this.cleanups.splice(0)) cleanup()
   }
 
-  async settled (): Promise<void> {
+  async settled(): Promise<void> {
     await this.queue
   }
 
-  private schedule (caseId: string): void {
+  private schedule(caseId: string): void {
     const state = this.o.worklist.caseState(caseId)
     if (state?.site !== this.o.identity.peerId) return
-    this.queue = this.queue.then(async () => { await this.deliver(caseId) }).catch(error => {
-      this.o.log.error({ err: error, case: caseId }, 'could not deliver a signed report into the archive')
-    })
+    this.queue = this.queue
+      .then(async () => {
+        await this.deliver(caseId)
+      })
+      .catch(error => {
+        this.o.log.error({ err: error, case: caseId }, 'could not deliver a signed report into the archive')
+      })
   }
 
   /** Writes the report's SR into the archive, if it is FINAL and this version is not there yet. */
-  async deliver (caseId: string): Promise<void> {
+  async deliver(caseId: string): Promise<void> {
     const signed = await this.o.reports.finalSignature(caseId)
     if (signed === undefined) return
     const version = `${signed.final.signature}:${signed.addenda.length}`
@@ -99,63 +107,103 @@ export class ReportDelivery {
       sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`),
       instanceNumber: 1 + signed.addenda.length,
       // An amended report names the SR it replaces.
-      ...(signed.addenda.length === 0 ? {} : { predecessor: { seriesInstanceUid: reportUid(caseId, 'series'),
-        sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length - 1}`) } })
+      ...(signed.addenda.length === 0
+        ? {}
+        : {
+            predecessor: {
+              seriesInstanceUid: reportUid(caseId, 'series'),
+              sopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length - 1}`)
+            }
+          })
     })
     const { outcome } = await this.o.archive.store(sr, { type: 'peer', id: signed.final.by })
     if (this.o.hl7 !== undefined) {
       const addenda = signed.addenda.length
       // Fixed per report version, so a RIS sees a message sent again as the same one.
-      const controlId = createHash('sha256').update(`${caseId}:${addenda}`).digest('hex')
-        .slice(0, CONTROL_ID_LENGTH).toUpperCase()
+      const controlId = createHash('sha256')
+        .update(`${caseId}:${addenda}`)
+        .digest('hex')
+        .slice(0, CONTROL_ID_LENGTH)
+        .toUpperCase()
       const resultStatus = addenda === 0 ? 'F' : 'C'
-      const message = oruR01(report, study,
-        { controlId, sentAt: new Date().toISOString(), sendingFacility: report.institutionName, resultStatus })
-      await this.o.hl7.enqueue({ key: outboxKey(caseId, addenda), caseId, studyUid: study.studyInstanceUid,
-        controlId, resultStatus, message })
+      const message = oruR01(report, study, {
+        controlId,
+        sentAt: new Date().toISOString(),
+        sendingFacility: report.institutionName,
+        resultStatus
+      })
+      await this.o.hl7.enqueue({
+        key: outboxKey(caseId, addenda),
+        caseId,
+        studyUid: study.studyInstanceUid,
+        controlId,
+        resultStatus,
+        message
+      })
     }
     this.delivered.set(caseId, version)
-    this.o.log.info({ event: 'report-delivered', case: caseId, study: report.caseId, status: report.status, outcome },
-      `the ${report.status} report of case ${caseId} is in the archive as a DICOM SR`)
+    this.o.log.info(
+      { event: 'report-delivered', case: caseId, study: report.caseId, status: report.status, outcome },
+      `the ${report.status} report of case ${caseId} is in the archive as a DICOM SR`
+    )
   }
 
   /** The report's messages to the RIS, oldest first (none without a RIS). */
-  async hl7Status (caseId: string): Promise<Hl7Status[]> {
-    const entries = await this.o.outbox?.ofCase(caseId) ?? []
-    return entries.map(({ controlId, resultStatus, ris, state, attempts, createdAt, nextAttemptAt, lastError, ack }) =>
-      ({ controlId, resultStatus, ris, state, attempts, createdAt, nextAttemptAt,
-        ...(lastError === undefined ? {} : { lastError }), ...(ack === undefined ? {} : { ack }) }))
+  async hl7Status(caseId: string): Promise<Hl7Status[]> {
+    const entries = (await this.o.outbox?.ofCase(caseId)) ?? []
+    return entries.map(
+      ({ controlId, resultStatus, ris, state, attempts, createdAt, nextAttemptAt, lastError, ack }) => ({
+        controlId,
+        resultStatus,
+        ris,
+        state,
+        attempts,
+        createdAt,
+        nextAttemptAt,
+        ...(lastError === undefined ? {} : { lastError }),
+        ...(ack === undefined ? {} : { ack })
+      })
+    )
   }
 
   /** The FINAL report as FHIR R4, the read audited; RADMESH_NOT_FOUND until it is FINAL. */
-  async fhir (caseId: string, actor: AuditActor): Promise<Record<string, unknown>> {
+  async fhir(caseId: string, actor: AuditActor): Promise<Record<string, unknown>> {
     const signed = await this.o.reports.finalSignature(caseId)
     if (signed === undefined) {
-      throw new CaseError('RADMESH_NOT_FOUND',
-        `the report of case ${caseId} is not FINAL yet; FHIR is served for FINAL reports`)
+      throw new CaseError(
+        'RADMESH_NOT_FOUND',
+        `the report of case ${caseId} is not FINAL yet; FHIR is served for FINAL reports`
+      )
     }
     const { report, study } = await this.finalReport(caseId, signed)
-    const resource = diagnosticReport(report, study,
-      { srSopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`) })
+    const resource = diagnosticReport(report, study, {
+      srSopInstanceUid: reportUid(caseId, `instance-${signed.addenda.length}`)
+    })
     await this.o.reports.audited(this.o.worklist.requireCase(caseId), 'R', actor, 'read as FHIR')
     return resource
   }
 
-  private async finalReport (
-    caseId: string, signed: { final: ReportSignatureRecord, addenda: ReportSignatureRecord[] }
-  ): Promise<{ report: FinalReport, study: StudyForReport }> {
+  private async finalReport(
+    caseId: string,
+    signed: { final: ReportSignatureRecord; addenda: ReportSignatureRecord[] }
+  ): Promise<{ report: FinalReport; study: StudyForReport }> {
     const { archive, worklist } = this.o
     const state = worklist.requireCase(caseId)
     const record = await archive.study(state.studyUid)
     if (record === undefined) {
-      throw new CaseError('RADMESH_NOT_FOUND',
-        `study ${state.studyUid} of case ${caseId} is not in this node's archive; fetch it first`)
+      throw new CaseError(
+        'RADMESH_NOT_FOUND',
+        `study ${state.studyUid} of case ${caseId} is not in this node's archive; fetch it first`
+      )
     }
     const instances: StudyForReport['instances'] = []
     for await (const instance of archive.instancesOf(state.studyUid)) {
       if (instance.sopClassUid !== BASIC_TEXT_SR) {
-        instances.push({ seriesInstanceUid: instance.seriesUid, sopClassUid: instance.sopClassUid,
-          sopInstanceUid: instance.sopUid })
+        instances.push({
+          seriesInstanceUid: instance.seriesUid,
+          sopClassUid: instance.sopClassUid,
+          sopInstanceUid: instance.sopUid
+        })
       }
     }
     return {
@@ -164,10 +212,19 @@ export class ReportDelivery {
         caseId,
         status: signed.addenda.length > 0 ? 'AMENDED' : 'FINAL',
         sections: signed.final.sections,
-        signers: [{ peerId: signed.final.by, name: worklist.nameOf(signed.final.by), status: 'FINAL',
-          signedAt: signed.final.at }],
-        addenda: signed.addenda.map(addendum => ({ text: addendum.text, signerName: worklist.nameOf(addendum.by),
-          signedAt: addendum.at })),
+        signers: [
+          {
+            peerId: signed.final.by,
+            name: worklist.nameOf(signed.final.by),
+            status: 'FINAL',
+            signedAt: signed.final.at
+          }
+        ],
+        addenda: signed.addenda.map(addendum => ({
+          text: addendum.text,
+          signerName: worklist.nameOf(addendum.by),
+          signedAt: addendum.at
+        })),
         finalAt: signed.final.at,
         institutionName: state.siteName
       }

@@ -27,8 +27,8 @@ export interface LiveReportComponents {
 
 /** What a subscriber is sent after the whole document: each update, and each awareness update of the others. */
 export interface LiveReportListener {
-  update (update: Uint8Array): void
-  awareness (update: Uint8Array): void
+  update(update: Uint8Array): void
+  awareness(update: Uint8Array): void
 }
 
 export interface LiveReportSubscription {
@@ -36,27 +36,27 @@ export interface LiveReportSubscription {
   state: Uint8Array
   /** the other readers' awareness now, when there are any */
   awareness: Uint8Array | undefined
-  unsubscribe (): void
+  unsubscribe(): void
 }
 
 export class LiveReports {
   private readonly c: LiveReportComponents
 
-  constructor (components: LiveReportComponents) {
+  constructor(components: LiveReportComponents) {
     this.c = components
   }
 
   /** A binding of the viewer's Yjs client to this node's member (see Reports.viewerBinding). */
-  async binding (caseId: string, clientId: number): Promise<BindingRecord> {
+  async binding(caseId: string, clientId: number): Promise<BindingRecord> {
     return await this.c.reports.viewerBinding(caseId, clientId)
   }
 
-  async view (caseId: string): Promise<ReportView> {
+  async view(caseId: string): Promise<ReportView> {
     return await this.c.reports.view(caseId)
   }
 
   /** Opens the report for `actor` (audited) and sends `listener` what changes from now on. */
-  async subscribe (caseId: string, actor: AuditActor, listener: LiveReportListener): Promise<LiveReportSubscription> {
+  async subscribe(caseId: string, actor: AuditActor, listener: LiveReportListener): Promise<LiveReportSubscription> {
     const state = this.c.reports.readable(caseId)
     const docId = reportDocId(caseId)
     const doc = await this.c.reports.open(caseId)
@@ -70,12 +70,15 @@ export class LiveReports {
     return {
       state: Y.encodeStateAsUpdate(doc),
       awareness: this.c.presence.snapshot(docId),
-      unsubscribe: () => { unsubscribeDoc(); unsubscribePresence() }
+      unsubscribe: () => {
+        unsubscribeDoc()
+        unsubscribePresence()
+      }
     }
   }
 
   /** Applies one Yjs update from the viewer as this member's change (durable once it resolves), audited. */
-  async apply (caseId: string, update: Uint8Array, actor: AuditActor): Promise<void> {
+  async apply(caseId: string, update: Uint8Array, actor: AuditActor): Promise<void> {
     try {
       await this.c.sync.applyFromViewer(reportDocId(caseId), update)
     } catch (error) {
@@ -86,7 +89,7 @@ export class LiveReports {
   }
 
   /** The viewer's name and cursor (a y-protocols awareness update), for the other readers. */
-  async presence (caseId: string, update: Uint8Array): Promise<void> {
+  async presence(caseId: string, update: Uint8Array): Promise<void> {
     this.c.reports.readable(caseId)
     try {
       await this.c.presence.apply(reportDocId(caseId), update, { kind: 'viewer' })

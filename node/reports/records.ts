@@ -13,17 +13,19 @@ import {
 import { MalformedMessageError } from '../../protocol/errors.ts'
 import { signedByPeer, toBase64url } from '../membership/crypto.ts'
 
-export async function signReportRecord<R extends UnsignedReportRecord> (privateKey: PrivateKey,
-  record: R): Promise<R & { signature: string }> {
+export async function signReportRecord<R extends UnsignedReportRecord>(
+  privateKey: PrivateKey,
+  record: R
+): Promise<R & { signature: string }> {
   return { ...record, signature: toBase64url(await privateKey.sign(reportSigningBytes(record))) }
 }
 
-export async function verifiedReportRecord (key: string, value: unknown): Promise<ReportRecord> {
+export async function verifiedReportRecord(key: string, value: unknown): Promise<ReportRecord> {
   const record = decodeReportRecord(value)
   if (record.kind === 'binding' ? key !== String(record.clientId) : recordKey(record) !== key) {
     throw new MalformedMessageError(`report record under key ${key.slice(0, 60)} is not under its own key`)
   }
-  if (!await signedByPeer(record.by, reportSigningBytes(record), record.signature)) {
+  if (!(await signedByPeer(record.by, reportSigningBytes(record), record.signature))) {
     throw new MalformedMessageError(`the ${record.kind} record ${key} is not signed by ${record.by}`)
   }
   return record

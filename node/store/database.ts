@@ -24,7 +24,7 @@ export type SublevelOf<V> = AbstractSublevel<Database, string | Uint8Array, stri
 /** A sublevel of raw bytes (`valueEncoding: 'view'`): sealed values, or values a capability encodes itself. */
 export type BinarySublevel = SublevelOf<Uint8Array>
 
-export async function openDatabase (path: string): Promise<Database> {
+export async function openDatabase(path: string): Promise<Database> {
   const db = new Level<string, unknown>(path, { valueEncoding: 'json', maxOpenFiles: MAX_OPEN_FILES })
   try {
     await db.open()

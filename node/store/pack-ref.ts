@@ -2,7 +2,7 @@
  * A position in the archive's pack log, `pack:offset` (where a commit entry starts). The archive writes
  * them, the audit log keeps the latest one it holds; refs order as the commits were written.
  */
-export const parseRef = (ref: string): { pack: number, offset: number } => {
+export const parseRef = (ref: string): { pack: number; offset: number } => {
   const [pack, offset] = ref.split(':').map(Number)
   return { pack: pack ?? 0, offset: offset ?? 0 }
 }

@@ -59,27 +59,34 @@ export class ReadingWorkflow {
   private readonly waitingForReaders = new Set<string>()
   private stopped = false
 
-  constructor (options: WorkflowOptions) {
+  constructor(options: WorkflowOptions) {
     this.o = options
   }
 
-  get isSite (): boolean {
+  get isSite(): boolean {
     return this.o.registry.self.role === 'site'
   }
 
-  start (): void {
+  start(): void {
     const { archive, worklist, log } = this.o
     if (this.isSite) {
-      this.cleanups.push(archive.onStudyStable(event => {
-        this.caseForStudy(event.studyUid).catch(error => { log.error({ err: error, study: event.studyUid },
-          'could not publish a case for a stable study') })
-      }))
+      this.cleanups.push(
+        archive.onStudyStable(event => {
+          this.caseForStudy(event.studyUid).catch(error => {
+            log.error({ err: error, study: event.studyUid }, 'could not publish a case for a stable study')
+          })
+        })
+      )
     }
-    this.cleanups.push(worklist.onChange(changed => { this.react(changed) }))
+    this.cleanups.push(
+      worklist.onChange(changed => {
+        this.react(changed)
+      })
+    )
     this.react()
   }
 
-  stop (): void {
+  stop(): void {
     this.stopped = true
     for (const cleanup of this.cleanups.splice(0)) cleanup()
   }
@@ -87,7 +94,7 @@ export class ReadingWorkflow {
   // Sites: cases from stable studies
 
   /** Radiologists known to this node (from the registry or the worklist), not revoked, not expired. */
-  radiologists (now = Date.now()): MemberCertificate[] {
+  radiologists(now = Date.now()): MemberCertificate[] {
     const { registry, worklist } = this.o
     const byPeer = new Map<string, MemberCertificate>()
     for (const certificate of worklist.memberCertificates()) {
@@ -100,7 +107,7 @@ export class ReadingWorkflow {
   }
 
   /** Readers a case of this subspecialty goes to: those with it, or every radiologist when none has it. */
-  eligibleReaders (subspecialty: string): string[] {
+  eligibleReaders(subspecialty: string): string[] {
     const all = this.radiologists()
     const specialists = all.filter(c => c.subspecialties.includes(subspecialty))
     return (specialists.length > 0 ? specialists : all).map(c => c.peerId).sort()
@@ -110,7 +117,7 @@ export class ReadingWorkflow {
    * Publishes the case of a stable study (once: a study that grows later keeps its case) and shares the
    * study with the case's readers (again when it grew, so they get the new version).
    */
-  async caseForStudy (studyUid: string): Promise<CaseState | undefined> {
+  async caseForStudy(studyUid: string): Promise<CaseState | undefined> {
     const { archive, worklist, routing, identity, log } = this.o
     const study = await archive.study(studyUid)
     if (study === undefined) return undefined
@@ -120,16 +127,22 @@ export class ReadingWorkflow {
       if (this.radiologists().length === 0) {
         // A case names its readers once and for all: it waits until the first radiologist is known.
         this.waitingForReaders.add(studyUid)
-        log.warn({ event: 'case-waiting-for-readers', study: studyUid },
-          'no radiologist is known yet; the case is published as soon as one is')
+        log.warn(
+          { event: 'case-waiting-for-readers', study: studyUid },
+          'no radiologist is known yet; the case is published as soon as one is'
+        )
         return undefined
       }
       const series = []
       for await (const record of archive.seriesOf(studyUid)) series.push(record)
-      const bodyPart = series.map(s => typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : '')
-        .find(part => part !== '') ?? ''
-      const { subspecialty,
-        priority } = route({ modalities: study.modalities, bodyPart, description: text(study, '00081030') }, routing)
+      const bodyPart =
+        series
+          .map(s => (typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : ''))
+          .find(part => part !== '') ?? ''
+      const { subspecialty, priority } = route(
+        { modalities: study.modalities, bodyPart, description: text(study, '00081030') },
+        routing
+      )
       const readers = this.eligibleReaders(subspecialty)
       // The readers hold the study key before the case that makes them fetch it reaches them.
       await this.shareWith(studyUid, readers)
@@ -146,10 +159,16 @@ export class ReadingWorkflow {
         createdAt: created.toISOString(),
         dueAt: dueAt(created, priority, routing.dueMinutes)
       })
-      await this.audit('C', { type: 'peer', id: identity.peerId }, state,
-        `case published: ${priority} ${subspecialty}, ${readers.length} reader(s)`)
-      log.info({ event: 'case-published', case: caseId, study: studyUid, priority, subspecialty,
-        readers: readers.length }, `case ${caseId} published (${priority}, ${subspecialty})`)
+      await this.audit(
+        'C',
+        { type: 'peer', id: identity.peerId },
+        state,
+        `case published: ${priority} ${subspecialty}, ${readers.length} reader(s)`
+      )
+      log.info(
+        { event: 'case-published', case: caseId, study: studyUid, priority, subspecialty, readers: readers.length },
+        `case ${caseId} published (${priority}, ${subspecialty})`
+      )
     } else {
       await this.shareWith(studyUid, state.readers)
     }
@@ -157,7 +176,7 @@ export class ReadingWorkflow {
   }
 
   /** Shares the study's latest version with those readers that are members (a new version when it grew). */
-  private async shareWith (studyUid: string, readers: readonly string[]): Promise<void> {
+  private async shareWith(studyUid: string, readers: readonly string[]): Promise<void> {
     const members = readers.filter(peer => this.o.registry.isMember(peer))
     if (members.length > 0) await this.o.exchange.share(studyUid, members, { type: 'peer', id: this.o.identity.peerId })
   }
@@ -165,7 +184,7 @@ export class ReadingWorkflow {
   // Readers: prefetch, fetch on claim and consult
 
   /** Whether a radiologist is on duty now: inside one of its shifts, or always when it published none. */
-  onDuty (peerId: string, now = Date.now()): boolean {
+  onDuty(peerId: string, now = Date.now()): boolean {
     const shifts = this.o.worklist.shifts().get(peerId)
     if (shifts === undefined) return true
     return shifts.some(shift => Date.parse(shift.start) <= now && now < Date.parse(shift.end))
@@ -176,24 +195,27 @@ export class ReadingWorkflow {
    * fetches the study of a case it holds or consults on, and prefetches STAT cases while on duty. Only the
    * cases the records are of are looked at, all of them when a duty shift, a member or a revocation changed.
    */
-  private react (changed?: WorklistRecord[]): void {
+  private react(changed?: WorklistRecord[]): void {
     const me = this.o.identity.peerId
     if (this.isSite) {
       if (this.waitingForReaders.size > 0 && this.radiologists().length > 0) {
         for (const studyUid of [...this.waitingForReaders]) {
           this.waitingForReaders.delete(studyUid)
-          this.caseForStudy(studyUid).catch(error => { this.o.log.error({ err: error, study: studyUid },
-            'could not publish a waiting case') })
+          this.caseForStudy(studyUid).catch(error => {
+            this.o.log.error({ err: error, study: studyUid }, 'could not publish a waiting case')
+          })
         }
       }
       return
     }
-    const caseIds = changed === undefined || changed.length === 0 || changed.some(record => !('caseId' in record))
-      ? undefined
-      : new Set(changed.map(record => (record as { caseId: string }).caseId))
-    const states = caseIds === undefined
-      ? this.o.worklist.liveCases()
-      : [...caseIds].flatMap(caseId => this.o.worklist.caseState(caseId) ?? [])
+    const caseIds =
+      changed === undefined || changed.length === 0 || changed.some(record => !('caseId' in record))
+        ? undefined
+        : new Set(changed.map(record => (record as { caseId: string }).caseId))
+    const states =
+      caseIds === undefined
+        ? this.o.worklist.liveCases()
+        : [...caseIds].flatMap(caseId => this.o.worklist.caseState(caseId) ?? [])
     for (const state of states) {
       if (this.prefetched.has(state.caseId) || state.status === 'COMPLETED' || state.status === 'CANCELED') continue
       const stat = state.priority === 'STAT' && state.readers.includes(me) && this.onDuty(me)
@@ -204,13 +226,15 @@ export class ReadingWorkflow {
     }
   }
 
-  private fetchStudy (state: CaseState, why: string, attempt = 1): void {
+  private fetchStudy(state: CaseState, why: string, attempt = 1): void {
     const { exchange, identity, log } = this.o
     void (async () => {
       const availability = await exchange.availability(state.studyUid)
       if (availability?.complete === true) return
-      log.info({ event: 'case-fetch', case: state.caseId, study: state.studyUid, why, attempt },
-        `fetching the study of case ${state.caseId} (${why})`)
+      log.info(
+        { event: 'case-fetch', case: state.caseId, study: state.studyUid, why, attempt },
+        `fetching the study of case ${state.caseId} (${why})`
+      )
       // From the case's site only: a member's forged version of the same study UID is never taken for it.
       const fetch = exchange.fetch(state.studyUid, { type: 'peer', id: identity.peerId }, { origin: state.site })
       await fetch.settled()
@@ -218,65 +242,85 @@ export class ReadingWorkflow {
       if (outcome !== 'failed' || this.stopped) return
       // A key wrap can reach this node after the record that made it fetch (another path, a slow sharer).
       if (attempt >= FETCH_ATTEMPTS) {
-        log.error({ event: 'case-fetch-failed', case: state.caseId, study: state.studyUid, error },
-          `gave up fetching the study of case ${state.caseId} after ${attempt} attempts: ${error}`)
+        log.error(
+          { event: 'case-fetch-failed', case: state.caseId, study: state.studyUid, error },
+          `gave up fetching the study of case ${state.caseId} after ${attempt} attempts: ${error}`
+        )
         return
       }
-      log.warn({ event: 'case-fetch-retry', case: state.caseId, study: state.studyUid, error },
-        `fetching the study of case ${state.caseId} failed (${error}); trying again in ${FETCH_RETRY_MS / 1000} s`)
-      const timer = setTimeout(() => { if (!this.stopped) this.fetchStudy(state, why, attempt + 1) }, FETCH_RETRY_MS)
+      log.warn(
+        { event: 'case-fetch-retry', case: state.caseId, study: state.studyUid, error },
+        `fetching the study of case ${state.caseId} failed (${error}); trying again in ${FETCH_RETRY_MS / 1000} s`
+      )
+      const timer = setTimeout(() => {
+        if (!this.stopped) this.fetchStudy(state, why, attempt + 1)
+      }, FETCH_RETRY_MS)
       timer.unref()
-    })().catch(error => { log.warn({ err: error, case: state.caseId }, 'could not start fetching a case\'s study') })
+    })().catch(error => {
+      log.warn({ err: error, case: state.caseId }, "could not start fetching a case's study")
+    })
   }
 
   // Actions (the HTTP API calls these)
 
-  async claim (caseId: string, actor: AuditActor): Promise<CaseState> {
+  async claim(caseId: string, actor: AuditActor): Promise<CaseState> {
     const state = await this.o.worklist.claim(caseId)
     await this.audit('U', actor, state, 'claimed')
     return state
   }
 
-  async release (caseId: string, actor: AuditActor): Promise<CaseState> {
+  async release(caseId: string, actor: AuditActor): Promise<CaseState> {
     const state = await this.o.worklist.release(caseId)
     await this.audit('U', actor, state, 'released')
     return state
   }
 
-  async cancel (caseId: string, reason: string, actor: AuditActor): Promise<CaseState> {
+  async cancel(caseId: string, reason: string, actor: AuditActor): Promise<CaseState> {
     const state = await this.o.worklist.cancel(caseId, reason)
     await this.audit('D', actor, state, `canceled: ${reason}`)
     return state
   }
 
   /** Invites a consultant: the study key wrapped for them by this reader, then the consult record. */
-  async consult (caseId: string, consultant: string, actor: AuditActor): Promise<CaseState> {
+  async consult(caseId: string, consultant: string, actor: AuditActor): Promise<CaseState> {
     const state = await this.o.worklist.invite(caseId, consultant, async ({ studyUid }) => {
       try {
         await this.o.exchange.share(studyUid, [consultant], actor)
       } catch (error) {
-        throw new CaseError('RADMESH_NOT_ALLOWED',
-          `the study key could not be given to the consultant, so they were not invited: ${(error as Error).message}`)
+        throw new CaseError(
+          'RADMESH_NOT_ALLOWED',
+          `the study key could not be given to the consultant, so they were not invited: ${(error as Error).message}`
+        )
       }
     })
     await this.audit('U', actor, state, `consult: ${consultant}`)
     return state
   }
 
-  async setShifts (shifts: Shift[]): Promise<void> {
+  async setShifts(shifts: Shift[]): Promise<void> {
     if (this.isSite) throw new CaseError('RADMESH_NOT_ALLOWED', 'duty shifts are for radiologists; a site has none')
     await this.o.worklist.setShifts(shifts)
   }
 
-  private async audit (action: 'C' | 'R' | 'U' | 'D', actor: AuditActor, state: CaseState,
-    detail: string): Promise<void> {
-    await this.o.audit.append({ event: 'orderRecord', action, outcome: 0, actor, study: state.studyUid,
-      detail: `case ${state.caseId}: ${detail}` })
+  private async audit(
+    action: 'C' | 'R' | 'U' | 'D',
+    actor: AuditActor,
+    state: CaseState,
+    detail: string
+  ): Promise<void> {
+    await this.o.audit.append({
+      event: 'orderRecord',
+      action,
+      outcome: 0,
+      actor,
+      study: state.studyUid,
+      detail: `case ${state.caseId}: ${detail}`
+    })
   }
 
   // Who shares which document
 
-  syncPolicy (): SyncPolicy {
+  syncPolicy(): SyncPolicy {
     const { worklist, reports, identity, documents } = this.o
     const me = identity.peerId
     const onCase = (state: CaseState, peer: string): boolean =>
@@ -313,17 +357,18 @@ export class ReadingWorkflow {
       // A claim or a consult adds a reader to an open case, who may lack what its report already holds, and a
       // consultant lacks the case itself. (Only open cases: a node back after months offline learns thousands
       // of old claims at once.)
-      onSharingChange: listener => worklist.onChange(records => {
-        const docIds = new Set<string>()
-        for (const record of records) {
-          if (record.kind !== 'claim' && record.kind !== 'consult') continue
-          const state = worklist.caseState(record.caseId)
-          if (state === undefined || state.finalAt !== null || state.canceledAt !== null) continue
-          docIds.add(caseDocId(record.caseId))
-          docIds.add(reportDocId(record.caseId))
-        }
-        if (docIds.size > 0) listener([...docIds])
-      }),
+      onSharingChange: listener =>
+        worklist.onChange(records => {
+          const docIds = new Set<string>()
+          for (const record of records) {
+            if (record.kind !== 'claim' && record.kind !== 'consult') continue
+            const state = worklist.caseState(record.caseId)
+            if (state === undefined || state.finalAt !== null || state.canceledAt !== null) continue
+            docIds.add(caseDocId(record.caseId))
+            docIds.add(reportDocId(record.caseId))
+          }
+          if (docIds.size > 0) listener([...docIds])
+        }),
       check: async (docId, update, inspected) => {
         const kind = docKind(docId)
         if (kind.kind === 'report') await reports.checkUpdate(kind.caseId, update, inspected)

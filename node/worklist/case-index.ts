@@ -18,7 +18,10 @@ import type { CaseState, CaseStatus } from './cases.ts'
 /** A closed case stays live (loaded, kept in step) this long after its last change. */
 export const LIVE_AFTER_CLOSE_MS = 7 * 24 * 3600_000
 
-export interface IndexedCase { state: CaseState, changedAt: string }
+export interface IndexedCase {
+  state: CaseState
+  changedAt: string
+}
 
 export interface CaseQuery {
   status?: CaseStatus
@@ -38,7 +41,7 @@ type BinarySublevel = AbstractSublevel<Database, string | Uint8Array, string, Ui
 
 export const isOpen = (state: CaseState): boolean => state.status === 'SCHEDULED' || state.status === 'IN PROGRESS'
 
-export function isLive (state: CaseState, changedAt: string, now = Date.now()): boolean {
+export function isLive(state: CaseState, changedAt: string, now = Date.now()): boolean {
   return isOpen(state) || now - Date.parse(changedAt) < LIVE_AFTER_CLOSE_MS
 }
 
@@ -47,23 +50,23 @@ export class CaseIndex {
   private readonly key: StorageKey
   /** writes in order (a later state must not land before an earlier one), gathered into one batch per turn */
   private writing: Promise<void> = Promise.resolve()
-  private batch: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = []
+  private batch: Array<{ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }> = []
 
-  constructor (db: Database, key: StorageKey) {
+  constructor(db: Database, key: StorageKey) {
     this.level = db.sublevel<string, Uint8Array>('cases', { valueEncoding: 'view' })
     this.key = key
   }
 
-  private seal (entry: IndexedCase): Uint8Array {
+  private seal(entry: IndexedCase): Uint8Array {
     return this.key.seal(Buffer.from(JSON.stringify(entry)), `cases:${entry.state.caseId}`)
   }
 
-  private open (caseId: string, sealed: Uint8Array): IndexedCase {
+  private open(caseId: string, sealed: Uint8Array): IndexedCase {
     return JSON.parse(this.key.open(sealed, `cases:${caseId}`).toString('utf8')) as IndexedCase
   }
 
   /** Records a case as it is now (written with the others of this turn; `flushed` waits for them). */
-  put (state: CaseState, changedAt: string, live: boolean): void {
+  put(state: CaseState, changedAt: string, live: boolean): void {
     const empty = new Uint8Array()
     this.queue(
       { type: 'put', key: `s!${state.caseId}`, value: this.seal({ state, changedAt }) },
@@ -73,12 +76,12 @@ export class CaseIndex {
   }
 
   /** Marks a case no longer live (it stays indexed). */
-  retire (caseId: string): void {
+  retire(caseId: string): void {
     this.queue({ type: 'del', key: `l!${caseId}` })
   }
 
   /** Operations wait for the end of this turn, and go to LevelDB in one batch, after the batches before. */
-  private queue (...operations: CaseIndex['batch']): void {
+  private queue(...operations: CaseIndex['batch']): void {
     const first = this.batch.length === 0
     this.batch.push(...operations)
     if (!first) return
@@ -91,22 +94,22 @@ export class CaseIndex {
     this.writing.catch(() => {})
   }
 
-  async flushed (): Promise<void> {
+  async flushed(): Promise<void> {
     await this.writing
   }
 
-  async get (caseId: string): Promise<IndexedCase | undefined> {
+  async get(caseId: string): Promise<IndexedCase | undefined> {
     await this.flushed()
     return await this.read(caseId)
   }
 
-  private async read (caseId: string): Promise<IndexedCase | undefined> {
+  private async read(caseId: string): Promise<IndexedCase | undefined> {
     const sealed = await this.level.get(`s!${caseId}`)
     return sealed === undefined ? undefined : this.open(caseId, sealed)
   }
 
   /** The cases marked live. */
-  async liveIds (): Promise<string[]> {
+  async liveIds(): Promise<string[]> {
     await this.flushed()
     const ids: string[] = []
     for await (const key of this.level.keys({ gt: 'l!', lt: 'l"' })) ids.push(key.slice(2))
@@ -114,7 +117,7 @@ export class CaseIndex {
   }
 
   /** Whether any case is indexed (an index made by this version of radmesh). */
-  async isEmpty (): Promise<boolean> {
+  async isEmpty(): Promise<boolean> {
     await this.flushed()
     for await (const _ of this.level.keys({ gt: 's!', lt: 's"', limit: 1 })) return false
     return true
@@ -125,7 +128,7 @@ export class CaseIndex {
    * page. Reads the listing in creation order, so a filter that matches few cases reads more of it: a query
    * stops after MAX_SCANNED entries and says where to go on.
    */
-  async query (query: CaseQuery): Promise<{ cases: IndexedCase[], next: string | undefined }> {
+  async query(query: CaseQuery): Promise<{ cases: IndexedCase[]; next: string | undefined }> {
     await this.flushed()
     const cases: IndexedCase[] = []
     const range = {
@@ -144,8 +147,12 @@ export class CaseIndex {
       const { state } = entry
       if (query.status !== undefined && state.status !== query.status) continue
       const { member } = query
-      if (member !== undefined && state.site !== member && !state.readers.includes(member) &&
-        !state.consultants.includes(member)) {
+      if (
+        member !== undefined &&
+        state.site !== member &&
+        !state.readers.includes(member) &&
+        !state.consultants.includes(member)
+      ) {
         continue
       }
       cases.push(entry)

@@ -74,34 +74,64 @@ interface CaseRecords {
   calls: CriticalCallRecord[]
 }
 
-const byTime = <T extends { at: string, signature: string }>(a: T, b: T): number =>
+const byTime = <T extends { at: string; signature: string }>(a: T, b: T): number =>
   a.at < b.at ? -1 : a.at > b.at ? 1 : a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0
 
 /** Every case the records describe, by case id. */
-export function deriveCases (records: Iterable<WorklistRecord>,
-  revoked: (peerId: string) => boolean = () => false): Map<string, CaseState> {
+export function deriveCases(
+  records: Iterable<WorklistRecord>,
+  revoked: (peerId: string) => boolean = () => false
+): Map<string, CaseState> {
   const grouped = new Map<string, CaseRecords>()
   const group = (caseId: string): CaseRecords => {
     let entry = grouped.get(caseId)
     if (entry === undefined) {
-      entry = { cases: [], claims: [], releases: [], consults: [], cancels: [], signed: [], critical: [], acks: [],
-        calls: [] }
+      entry = {
+        cases: [],
+        claims: [],
+        releases: [],
+        consults: [],
+        cancels: [],
+        signed: [],
+        critical: [],
+        acks: [],
+        calls: []
+      }
       grouped.set(caseId, entry)
     }
     return entry
   }
   for (const record of records) {
     switch (record.kind) {
-      case 'case': group(record.caseId).cases.push(record); break
-      case 'claim': group(record.caseId).claims.push(record); break
-      case 'release': group(record.caseId).releases.push(record); break
-      case 'consult': group(record.caseId).consults.push(record); break
-      case 'cancel': group(record.caseId).cancels.push(record); break
-      case 'signed': group(record.caseId).signed.push(record); break
-      case 'critical': group(record.caseId).critical.push(record); break
-      case 'critical-ack': group(record.caseId).acks.push(record); break
-      case 'critical-call': group(record.caseId).calls.push(record); break
-      default: break
+      case 'case':
+        group(record.caseId).cases.push(record)
+        break
+      case 'claim':
+        group(record.caseId).claims.push(record)
+        break
+      case 'release':
+        group(record.caseId).releases.push(record)
+        break
+      case 'consult':
+        group(record.caseId).consults.push(record)
+        break
+      case 'cancel':
+        group(record.caseId).cancels.push(record)
+        break
+      case 'signed':
+        group(record.caseId).signed.push(record)
+        break
+      case 'critical':
+        group(record.caseId).critical.push(record)
+        break
+      case 'critical-ack':
+        group(record.caseId).acks.push(record)
+        break
+      case 'critical-call':
+        group(record.caseId).calls.push(record)
+        break
+      default:
+        break
     }
   }
   const cases = new Map<string, CaseState>()
@@ -112,10 +142,11 @@ export function deriveCases (records: Iterable<WorklistRecord>,
   return cases
 }
 
-function deriveCase (entry: CaseRecords, revoked: (peerId: string) => boolean): CaseState | undefined {
+function deriveCase(entry: CaseRecords, revoked: (peerId: string) => boolean): CaseState | undefined {
   // The site's first case record describes the case; a later one (a study re-announced) changes nothing.
-  const published = entry.cases.filter(record => record.by === record.site).sort((a, b) => byTime({ at: a.createdAt,
-    signature: a.signature }, { at: b.createdAt, signature: b.signature }))[0]
+  const published = entry.cases
+    .filter(record => record.by === record.site)
+    .sort((a, b) => byTime({ at: a.createdAt, signature: a.signature }, { at: b.createdAt, signature: b.signature }))[0]
   if (published === undefined) return undefined
   const readers = new Set(published.readers)
 
@@ -123,11 +154,14 @@ function deriveCase (entry: CaseRecords, revoked: (peerId: string) => boolean): 
   const events = [
     ...claims.map(record => ({ record, key: recordKey(record) })),
     ...entry.releases.map(record => ({ record, key: recordKey(record) }))
-  ].sort((a, b) => a.record.seq - b.record.seq ||
-    (a.record.at < b.record.at ? -1 : a.record.at > b.record.at ? 1 : 0) ||
-    (a.record.kind < b.record.kind ? -1 : a.record.kind > b.record.kind ? 1 : 0) ||
-    (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-  let holder: { record: ClaimRecord, key: string } | undefined
+  ].sort(
+    (a, b) =>
+      a.record.seq - b.record.seq ||
+      (a.record.at < b.record.at ? -1 : a.record.at > b.record.at ? 1 : 0) ||
+      (a.record.kind < b.record.kind ? -1 : a.record.kind > b.record.kind ? 1 : 0) ||
+      (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+  )
+  let holder: { record: ClaimRecord; key: string } | undefined
   let claimedAt: string | null = null
   let seq = 0
   for (const { record, key } of events) {
@@ -154,9 +188,14 @@ function deriveCase (entry: CaseRecords, revoked: (peerId: string) => boolean): 
   const criticalReaders = new Set([...readers, ...consultants].filter(peer => !revoked(peer)))
   const critical = deriveCriticalFacts(entry, published.site, criticalReaders)
 
-  const status: CaseStatus = final !== undefined
-    ? 'COMPLETED'
-    : cancel !== undefined ? 'CANCELED' : holder !== undefined ? 'IN PROGRESS' : 'SCHEDULED'
+  const status: CaseStatus =
+    final !== undefined
+      ? 'COMPLETED'
+      : cancel !== undefined
+        ? 'CANCELED'
+        : holder !== undefined
+          ? 'IN PROGRESS'
+          : 'SCHEDULED'
   return {
     caseId: published.caseId,
     studyUid: published.studyUid,
@@ -178,7 +217,7 @@ function deriveCase (entry: CaseRecords, revoked: (peerId: string) => boolean): 
     claimedAt,
     preliminaryAt: preliminary?.at ?? null,
     finalAt: final?.at ?? null,
-    canceledAt: final === undefined ? cancel?.at ?? null : null,
+    canceledAt: final === undefined ? (cancel?.at ?? null) : null,
     finalReportHash: final?.reportHash ?? null,
     ...(critical.length > 0 ? { critical } : {})
   }
@@ -199,15 +238,18 @@ export interface TatSummary {
 
 const minutesBetween = (from: string, to: string): number => (Date.parse(to) - Date.parse(from)) / 60_000
 
-function percentile (values: number[], p: number): number | null {
+function percentile(values: number[], p: number): number | null {
   if (values.length === 0) return null
   const sorted = [...values].sort((a, b) => a - b)
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] as number * 10) / 10
+  return Math.round((sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] as number) * 10) / 10
 }
 
 /** Turnaround time (created -> FINAL) and time to claim, by priority; overdue counts open cases past due. */
-export function summariseTat (cases: Iterable<CaseState>, priorities: readonly Priority[],
-  now = Date.now()): TatSummary[] {
+export function summariseTat(
+  cases: Iterable<CaseState>,
+  priorities: readonly Priority[],
+  now = Date.now()
+): TatSummary[] {
   const list = [...cases].filter(c => c.status !== 'CANCELED')
   return priorities.map(priority => {
     const mine = list.filter(c => c.priority === priority)

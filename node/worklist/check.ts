@@ -42,7 +42,7 @@ export interface WorklistCheck {
 }
 
 /** Throws UpdateRefusedError unless every new item of `update` to `doc` is a new, valid record. */
-export async function checkWorklistUpdate (doc: Y.Doc, update: InspectedUpdate, check: WorklistCheck): Promise<void> {
+export async function checkWorklistUpdate(doc: Y.Doc, update: InspectedUpdate, check: WorklistCheck): Promise<void> {
   const { kind } = check
   const what = kind.kind === 'members' ? 'members' : `case ${kind.caseId}`
   const incoming = newEntries(doc, RECORDS_MAP, update, what)
@@ -55,24 +55,30 @@ export async function checkWorklistUpdate (doc: Y.Doc, update: InspectedUpdate, 
     }
   }
   const arriving = new Map<string, MemberCertificate>()
-  for (const record of verified) if (record.kind === 'member') arriving.set(record.certificate.peerId,
-    record.certificate)
+  for (const record of verified)
+    if (record.kind === 'member') arriving.set(record.certificate.peerId, record.certificate)
   for (const record of verified) {
-    const misplaced = kind.kind === 'members'
-      ? !MEMBERS_KINDS.has(record.kind)
-      : MEMBERS_KINDS.has(record.kind) || (record as { caseId?: string }).caseId !== kind.caseId
+    const misplaced =
+      kind.kind === 'members'
+        ? !MEMBERS_KINDS.has(record.kind)
+        : MEMBERS_KINDS.has(record.kind) || (record as { caseId?: string }).caseId !== kind.caseId
     if (misplaced) {
       throw new UpdateRefusedError(`a ${record.kind} record does not belong in the ${what} document`, 5)
     }
     if (record.kind === 'member') continue
     const certificate = check.certificateOf(record.by) ?? arriving.get(record.by)
     if (certificate === undefined) {
-      throw new UpdateRefusedError(`the ${record.kind} record's author ${record.by} is not a member this node knows ` +
-        `yet`, 0)
+      throw new UpdateRefusedError(
+        `the ${record.kind} record's author ${record.by} is not a member this node knows ` + `yet`,
+        0
+      )
     }
     if (certificate.role !== AUTHOR_ROLE[record.kind]) {
-      throw new UpdateRefusedError(`a ${record.kind} record must be written by a ${AUTHOR_ROLE[record.kind]}, and ` +
-        `${certificate.name} is a ${certificate.role}`, 5)
+      throw new UpdateRefusedError(
+        `a ${record.kind} record must be written by a ${AUTHOR_ROLE[record.kind]}, and ` +
+          `${certificate.name} is a ${certificate.role}`,
+        5
+      )
     }
   }
   if (kind.kind === 'case') {
@@ -82,7 +88,7 @@ export async function checkWorklistUpdate (doc: Y.Doc, update: InspectedUpdate, 
 }
 
 /** A case document is taken only by a node the case concerns: its site, one of its readers, a consultant. */
-function checkConcerned (caseId: string, records: WorklistRecord[], me: string): CaseState {
+function checkConcerned(caseId: string, records: WorklistRecord[], me: string): CaseState {
   const state = deriveCases(records).get(caseId)
   if (state === undefined) throw new UpdateRefusedError(`case ${caseId}'s records came before its case record`, 0)
   if (state.site !== me && !state.readers.includes(me) && !state.consultants.includes(me)) {

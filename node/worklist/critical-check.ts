@@ -10,11 +10,14 @@ export const mayRaiseCritical = (state: Pick<CaseState, 'readers' | 'consultants
   state.readers.includes(peer) || state.consultants.includes(peer)
 
 /** Throws UpdateRefusedError for a critical record by a member the case does not allow to write it. */
-export function checkCriticalAuthors (state: CaseState, records: Iterable<WorklistRecord>): void {
+export function checkCriticalAuthors(state: CaseState, records: Iterable<WorklistRecord>): void {
   for (const record of records) {
     if ((record.kind === 'critical' || record.kind === 'critical-call') && !mayRaiseCritical(state, record.by)) {
-      throw new UpdateRefusedError(`a ${record.kind} record on case ${state.caseId} must be written by one of its ` +
-        `readers, and ${record.by} is not`, 5)
+      throw new UpdateRefusedError(
+        `a ${record.kind} record on case ${state.caseId} must be written by one of its ` +
+          `readers, and ${record.by} is not`,
+        5
+      )
     }
     if (record.kind === 'critical-ack' && record.by !== state.site) {
       throw new UpdateRefusedError(`a critical result of case ${state.caseId} is acknowledged by its site only`, 5)

@@ -23,8 +23,12 @@ export const WEBHOOK_FIRST_RETRY_MS = 2000
 export const WEBHOOK_TIMEOUT_MS = 10_000
 
 /** POSTs the notice to `url`; resolves true once a 2xx answer came, false after the last try failed. */
-export async function postWebhook (url: string, notice: CriticalNotice, log: Logger,
-  retry = { attempts: WEBHOOK_ATTEMPTS, firstRetryMs: WEBHOOK_FIRST_RETRY_MS }): Promise<boolean> {
+export async function postWebhook(
+  url: string,
+  notice: CriticalNotice,
+  log: Logger,
+  retry = { attempts: WEBHOOK_ATTEMPTS, firstRetryMs: WEBHOOK_FIRST_RETRY_MS }
+): Promise<boolean> {
   let wait = retry.firstRetryMs
   // A webhook URL may carry a token in its query: it is logged without it.
   const where = url.replace(/[?#].*$/, '')
@@ -38,16 +42,22 @@ export async function postWebhook (url: string, notice: CriticalNotice, log: Log
       })
       await answer.body?.cancel()
       if (answer.ok) return true
-      log.warn({ event: 'critical-webhook-failed', url: where, status: answer.status, attempt },
-        `the webhook answered ${answer.status} to a critical result notice`)
+      log.warn(
+        { event: 'critical-webhook-failed', url: where, status: answer.status, attempt },
+        `the webhook answered ${answer.status} to a critical result notice`
+      )
     } catch (error) {
-      log.warn({ event: 'critical-webhook-failed', url: where, attempt, error: (error as Error).message },
-        'a critical result notice did not reach its webhook')
+      log.warn(
+        { event: 'critical-webhook-failed', url: where, attempt, error: (error as Error).message },
+        'a critical result notice did not reach its webhook'
+      )
     }
     if (attempt < retry.attempts) await new Promise(resolve => setTimeout(resolve, wait))
     wait *= 2
   }
-  log.error({ event: 'critical-webhook-gave-up', url: where, critical: notice.critical.id },
-    `a critical result notice could not be delivered to ${where}`)
+  log.error(
+    { event: 'critical-webhook-gave-up', url: where, critical: notice.critical.id },
+    `a critical result notice could not be delivered to ${where}`
+  )
   return false
 }

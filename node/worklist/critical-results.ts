@@ -43,22 +43,24 @@ export class CriticalResults {
   private timer: NodeJS.Timeout | undefined
   private unsubscribe: (() => void) | undefined
 
-  constructor (options: CriticalResultsOptions) {
+  constructor(options: CriticalResultsOptions) {
     this.o = options
     this.now = options.now ?? Date.now
   }
 
   /** Results already raised when the node starts were told of before: only later steps are sent. */
-  start (): void {
+  start(): void {
     for (const { state, fact } of this.mine()) {
       if (state.site !== this.o.peerId) continue
       this.told.set(fact.id, escalationOf(fact, this.o.settings, this.now()).steps.length - 1)
     }
-    this.unsubscribe = this.o.worklist.onChange(changed => { this.onChange(changed) })
+    this.unsubscribe = this.o.worklist.onChange(changed => {
+      this.onChange(changed)
+    })
     this.schedule()
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.unsubscribe?.()
     clearTimeout(this.timer)
     this.timer = undefined
@@ -66,55 +68,81 @@ export class CriticalResults {
   }
 
   /** The critical results of the cases this node is on, the unacknowledged and most pressing first. */
-  list (openOnly = false): CriticalResult[] {
+  list(openOnly = false): CriticalResult[] {
     const now = this.now()
-    return this.mine().filter(({ fact }) => !openOnly || fact.ack === null)
+    return this.mine()
+      .filter(({ fact }) => !openOnly || fact.ack === null)
       .map(({ state, fact }) => this.view(state, fact, now))
-      .sort((a, b) => Number(a.acknowledged !== null) - Number(b.acknowledged !== null) ||
-        b.raisedAt.localeCompare(a.raisedAt))
+      .sort(
+        (a, b) =>
+          Number(a.acknowledged !== null) - Number(b.acknowledged !== null) || b.raisedAt.localeCompare(a.raisedAt)
+      )
   }
 
   /** A reader of the case flags a finding. */
-  async raise (caseId: string, level: CriticalLevel, text: string, actor: AuditActor): Promise<CriticalResult> {
+  async raise(caseId: string, level: CriticalLevel, text: string, actor: AuditActor): Promise<CriticalResult> {
     const state = this.o.worklist.requireCase(caseId)
     if (!mayRaiseCritical(state, this.o.peerId)) {
       throw new CaseError('RADMESH_NOT_ALLOWED', `only a reader of case ${caseId} can flag a critical result on it`)
     }
     const id = randomBytes(12).toString('hex')
-    await this.o.worklist.add({ v: 1, kind: 'critical', caseId, id, level, text, by: this.o.peerId as PeerIdString,
-      at: new Date(this.now()).toISOString() })
+    await this.o.worklist.add({
+      v: 1,
+      kind: 'critical',
+      caseId,
+      id,
+      level,
+      text,
+      by: this.o.peerId as PeerIdString,
+      at: new Date(this.now()).toISOString()
+    })
     await this.audit(actor, state, `critical result ${id} raised (${level})`, 'C')
     return this.require(id)
   }
 
   /** The case's site acknowledges a result, naming the person who took it; a second acknowledgement changes nothing. */
-  async acknowledge (id: string, name: string, role: string, actor: AuditActor): Promise<CriticalResult> {
+  async acknowledge(id: string, name: string, role: string, actor: AuditActor): Promise<CriticalResult> {
     const { state, fact } = this.find(id)
     if (state.site !== this.o.peerId) {
       throw new CaseError('RADMESH_NOT_ALLOWED', `only case ${state.caseId}'s site acknowledges its critical results`)
     }
     if (fact.ack === null) {
-      await this.o.worklist.add({ v: 1, kind: 'critical-ack', caseId: state.caseId, criticalId: id, name, role,
-        by: this.o.peerId as PeerIdString, at: new Date(this.now()).toISOString() })
+      await this.o.worklist.add({
+        v: 1,
+        kind: 'critical-ack',
+        caseId: state.caseId,
+        criticalId: id,
+        name,
+        role,
+        by: this.o.peerId as PeerIdString,
+        at: new Date(this.now()).toISOString()
+      })
       await this.audit(actor, state, `critical result ${id} acknowledged by ${name}`)
     }
     return this.require(id)
   }
 
   /** A reader records a phone call about a result. */
-  async recordCall (id: string, note: string, actor: AuditActor): Promise<CriticalResult> {
+  async recordCall(id: string, note: string, actor: AuditActor): Promise<CriticalResult> {
     const { state } = this.find(id)
     if (!mayRaiseCritical(state, this.o.peerId)) {
       throw new CaseError('RADMESH_NOT_ALLOWED', `only a reader of case ${state.caseId} records calls about it`)
     }
-    await this.o.worklist.add({ v: 1, kind: 'critical-call', caseId: state.caseId, criticalId: id, note,
-      by: this.o.peerId as PeerIdString, at: new Date(this.now()).toISOString() })
+    await this.o.worklist.add({
+      v: 1,
+      kind: 'critical-call',
+      caseId: state.caseId,
+      criticalId: id,
+      note,
+      by: this.o.peerId as PeerIdString,
+      at: new Date(this.now()).toISOString()
+    })
     await this.audit(actor, state, `call about critical result ${id} recorded`)
     return this.require(id)
   }
 
   /** Tells the call list of every step reached that it has not been told of yet; sets the timer for the next. */
-  check (): void {
+  check(): void {
     const now = this.now()
     for (const { state, fact } of this.mine()) {
       if (state.site !== this.o.peerId) continue
@@ -123,42 +151,60 @@ export class CriticalResults {
       for (const step of steps.filter(s => s.step > told)) {
         this.told.set(fact.id, step.step)
         if (fact.ack !== null && step.step > 0) continue
-        this.tell({ event: step.step === 0 ? 'critical-raised' : 'critical-escalated', step: step.step,
-          notify: step.notify, critical: this.view(state, fact, now) }, state)
+        this.tell(
+          {
+            event: step.step === 0 ? 'critical-raised' : 'critical-escalated',
+            step: step.step,
+            notify: step.notify,
+            critical: this.view(state, fact, now)
+          },
+          state
+        )
       }
     }
     this.schedule()
   }
 
   /** Sends a notice to every webhook and sink, in the background, and audits it. */
-  private tell (notice: CriticalNotice, state: CaseState): void {
+  private tell(notice: CriticalNotice, state: CaseState): void {
     const { log, settings, sinks = [] } = this.o
     const { id, level } = notice.critical
     const who = notice.notify === null ? '' : ` (${notice.notify})`
-    log.warn({ event: notice.event, critical: id, caseId: state.caseId, level, step: notice.step,
-      notify: notice.notify }, notice.step === 0
-      ? `critical result (${level}) on case ${state.caseId}${who}`
-      : `critical result ${id} unacknowledged: escalated to step ${notice.step}${who}`)
+    log.warn(
+      { event: notice.event, critical: id, caseId: state.caseId, level, step: notice.step, notify: notice.notify },
+      notice.step === 0
+        ? `critical result (${level}) on case ${state.caseId}${who}`
+        : `critical result ${id} unacknowledged: escalated to step ${notice.step}${who}`
+    )
     const actor: AuditActor = { type: 'peer', id: notice.step === 0 ? notice.critical.by : this.o.peerId }
-    const detail = notice.step === 0
-      ? `critical result ${id} received (${level})`
-      : `critical result ${id} escalated to step ${notice.step}`
-    const work = [this.audit(actor, state, detail),
+    const detail =
+      notice.step === 0
+        ? `critical result ${id} received (${level})`
+        : `critical result ${id} escalated to step ${notice.step}`
+    const work = [
+      this.audit(actor, state, detail),
       ...webhooksOf(settings).map(async url => await postWebhook(url, notice, log)),
-      ...sinks.map(async sink => { await sink(notice) })]
+      ...sinks.map(async sink => {
+        await sink(notice)
+      })
+    ]
     for (const promise of work) {
       const tracked = promise
-        .catch(error => { log.error({ err: error, critical: id }, 'a critical result notice failed') })
-        .finally(() => { this.sending.delete(tracked) })
+        .catch(error => {
+          log.error({ err: error, critical: id }, 'a critical result notice failed')
+        })
+        .finally(() => {
+          this.sending.delete(tracked)
+        })
       this.sending.add(tracked)
     }
   }
 
-  private onChange (changed: WorklistRecord[]): void {
+  private onChange(changed: WorklistRecord[]): void {
     if (changed.some(record => CRITICAL_KINDS.has(record.kind))) this.check()
   }
 
-  private schedule (): void {
+  private schedule(): void {
     clearTimeout(this.timer)
     const now = this.now()
     let next = Infinity
@@ -168,13 +214,18 @@ export class CriticalResults {
       if (at !== null) next = Math.min(next, Date.parse(at))
     }
     if (next === Infinity) return
-    this.timer = setTimeout(() => { this.check() }, Math.min(MAX_TIMER_MS, Math.max(0, next - now) + 10))
+    this.timer = setTimeout(
+      () => {
+        this.check()
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, next - now) + 10)
+    )
     this.timer.unref()
   }
 
-  private mine (): Array<{ state: CaseState, fact: CriticalFact }> {
+  private mine(): Array<{ state: CaseState; fact: CriticalFact }> {
     const me = this.o.peerId
-    const found: Array<{ state: CaseState, fact: CriticalFact }> = []
+    const found: Array<{ state: CaseState; fact: CriticalFact }> = []
     for (const state of this.o.worklist.allCases()) {
       if (state.critical === undefined || (state.site !== me && !mayRaiseCritical(state, me))) continue
       for (const fact of state.critical) found.push({ state, fact })
@@ -182,18 +233,18 @@ export class CriticalResults {
     return found
   }
 
-  private find (id: string): { state: CaseState, fact: CriticalFact } {
+  private find(id: string): { state: CaseState; fact: CriticalFact } {
     const found = this.mine().find(({ fact }) => fact.id === id)
     if (found === undefined) throw new CaseError('RADMESH_NOT_FOUND', `no critical result ${id} on this node`)
     return found
   }
 
-  private require (id: string): CriticalResult {
+  private require(id: string): CriticalResult {
     const { state, fact } = this.find(id)
     return this.view(state, fact, this.now())
   }
 
-  private view (state: CaseState, fact: CriticalFact, now: number): CriticalResult {
+  private view(state: CaseState, fact: CriticalFact, now: number): CriticalResult {
     const escalation = escalationOf(fact, this.o.settings, now)
     return {
       id: fact.id,
@@ -214,7 +265,7 @@ export class CriticalResults {
     }
   }
 
-  private async audit (actor: AuditActor, state: CaseState, detail: string, action: 'C' | 'U' = 'U'): Promise<void> {
+  private async audit(actor: AuditActor, state: CaseState, detail: string, action: 'C' | 'U' = 'U'): Promise<void> {
     await this.o.audit.append({ event: 'patientRecord', action, outcome: 0, actor, study: state.studyUid, detail })
   }
 }

@@ -11,11 +11,24 @@
  *     and the reader sees it), up to the end of the list.
  */
 import {
-  CRITICAL_LEVELS, type CriticalAckRecord, type CriticalCallRecord, type CriticalLevel, type CriticalRecord
+  CRITICAL_LEVELS,
+  type CriticalAckRecord,
+  type CriticalCallRecord,
+  type CriticalLevel,
+  type CriticalRecord
 } from '../../protocol/collab/records.ts'
 
-export interface CriticalAck { by: string, name: string, role: string, at: string }
-export interface CriticalCall { by: string, note: string, at: string }
+export interface CriticalAck {
+  by: string
+  name: string
+  role: string
+  at: string
+}
+export interface CriticalCall {
+  by: string
+  note: string
+  at: string
+}
 /** What a case's records say of one critical result. */
 export interface CriticalFact {
   id: string
@@ -48,12 +61,12 @@ export const webhooksOf = (settings: CriticalSettings): string[] => settings.cal
 export const peopleOf = (settings: CriticalSettings): string[] => settings.callList.filter(e => !isWebhook(e))
 
 /** The settings in routing.json's `critical` (undefined: the defaults), or why they are wrong. */
-export function criticalSettings (value: unknown): CriticalSettings | string {
+export function criticalSettings(value: unknown): CriticalSettings | string {
   if (value === undefined) return DEFAULT_CRITICAL_SETTINGS
   if (typeof value !== 'object' || value === null) return '"critical" must be an object'
-  const { deadlines = {}, callList = [] } = value as { deadlines?: unknown, callList?: unknown }
+  const { deadlines = {}, callList = [] } = value as { deadlines?: unknown; callList?: unknown }
   if (typeof deadlines !== 'object' || deadlines === null) return '"critical.deadlines" must be an object'
-  const merged = { ...DEFAULT_CRITICAL_SETTINGS.deadlines, ...deadlines as Partial<Record<CriticalLevel, number>> }
+  const merged = { ...DEFAULT_CRITICAL_SETTINGS.deadlines, ...(deadlines as Partial<Record<CriticalLevel, number>>) }
   for (const level of CRITICAL_LEVELS) {
     if (typeof merged[level] !== 'number' || !(merged[level] > 0)) {
       return `critical.deadlines.${level} must be a positive number of minutes`
@@ -65,19 +78,28 @@ export function criticalSettings (value: unknown): CriticalSettings | string {
   return { deadlines: merged, callList: callList as string[] }
 }
 
-const byTime = <T extends { at: string, signature: string }>(a: T, b: T): number =>
+const byTime = <T extends { at: string; signature: string }>(a: T, b: T): number =>
   a.at < b.at ? -1 : a.at > b.at ? 1 : a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0
 
 /** The critical results of one case, from its records; `readers` may raise and call, `site` acknowledges. */
-export function deriveCriticalFacts (
-  records: { critical: CriticalRecord[], acks: CriticalAckRecord[], calls: CriticalCallRecord[] },
-  site: string, readers: ReadonlySet<string>
+export function deriveCriticalFacts(
+  records: { critical: CriticalRecord[]; acks: CriticalAckRecord[]; calls: CriticalCallRecord[] },
+  site: string,
+  readers: ReadonlySet<string>
 ): CriticalFact[] {
   const facts = new Map<string, CriticalFact>()
   for (const record of records.critical.filter(r => readers.has(r.by)).sort(byTime)) {
     if (facts.has(record.id)) continue
-    facts.set(record.id, { id: record.id, caseId: record.caseId, level: record.level, text: record.text, by: record.by,
-      at: record.at, ack: null, calls: [] })
+    facts.set(record.id, {
+      id: record.id,
+      caseId: record.caseId,
+      level: record.level,
+      text: record.text,
+      by: record.by,
+      at: record.at,
+      ack: null,
+      calls: []
+    })
   }
   for (const ack of records.acks.filter(r => r.by === site).sort(byTime)) {
     const fact = facts.get(ack.criticalId)
@@ -105,7 +127,7 @@ export interface Escalation {
 }
 
 /** How far a critical result has escalated at `now` under `settings`. */
-export function escalationOf (fact: CriticalFact, settings: CriticalSettings, now = Date.now()): Escalation {
+export function escalationOf(fact: CriticalFact, settings: CriticalSettings, now = Date.now()): Escalation {
   const people = peopleOf(settings)
   const deadlineMs = settings.deadlines[fact.level] * 60_000
   const raised = Date.parse(fact.at)
@@ -115,12 +137,14 @@ export function escalationOf (fact: CriticalFact, settings: CriticalSettings, no
   const reached = Math.min(last, Math.max(0, Math.floor((until - raised) / deadlineMs)))
   const steps: EscalationStep[] = []
   for (let step = 0; step <= reached; step++) {
-    steps.push({ step, at: new Date(raised + step * deadlineMs).toISOString(),
-      notify: people[Math.min(step, people.length - 1)] ?? null })
+    steps.push({
+      step,
+      at: new Date(raised + step * deadlineMs).toISOString(),
+      notify: people[Math.min(step, people.length - 1)] ?? null
+    })
   }
-  const nextAt = fact.ack === null && reached < last
-    ? new Date(raised + (reached + 1) * deadlineMs).toISOString()
-    : null
+  const nextAt =
+    fact.ack === null && reached < last ? new Date(raised + (reached + 1) * deadlineMs).toISOString() : null
   return { steps, nextAt, overdue: fact.ack === null && now - raised >= deadlineMs }
 }
 
@@ -133,13 +157,16 @@ export interface CriticalAckSummary {
 }
 
 /** Time from raise to acknowledgement, by level (`/api/tat`). */
-export function summariseCriticalAck (facts: Iterable<CriticalFact>): CriticalAckSummary[] {
+export function summariseCriticalAck(facts: Iterable<CriticalFact>): CriticalAckSummary[] {
   const list = [...facts]
   return CRITICAL_LEVELS.map(level => {
     const mine = list.filter(f => f.level === level)
-    const minutes = mine.filter(f => f.ack !== null)
-      .map(f => (Date.parse((f.ack as CriticalAck).at) - Date.parse(f.at)) / 60_000).sort((a, b) => a - b)
-    const round = (value: number | undefined): number | null => value === undefined ? null : Math.round(value * 10) / 10
+    const minutes = mine
+      .filter(f => f.ack !== null)
+      .map(f => (Date.parse((f.ack as CriticalAck).at) - Date.parse(f.at)) / 60_000)
+      .sort((a, b) => a - b)
+    const round = (value: number | undefined): number | null =>
+      value === undefined ? null : Math.round(value * 10) / 10
     return {
       level,
       raised: mine.length,

@@ -21,9 +21,11 @@ export interface LegacyOptions {
 }
 
 /** Carries this node's records of the legacy document over with `put`, then removes the document. */
-export async function carryOverLegacy ({ documents, identity, registry, log }: LegacyOptions,
-  put: (record: WorklistRecord) => Promise<void>): Promise<void> {
-  if (!await documents.exists(LEGACY_WORKLIST_DOC)) return
+export async function carryOverLegacy(
+  { documents, identity, registry, log }: LegacyOptions,
+  put: (record: WorklistRecord) => Promise<void>
+): Promise<void> {
+  if (!(await documents.exists(LEGACY_WORKLIST_DOC))) return
   const legacy = await documents.open(LEGACY_WORKLIST_DOC)
   let carried = 0
   for (const [key, value] of recordsOf(legacy).entries()) {
@@ -40,6 +42,8 @@ export async function carryOverLegacy ({ documents, identity, registry, log }: L
     carried++
   }
   await documents.remove(LEGACY_WORKLIST_DOC)
-  log.info({ event: 'worklist-carried-over', records: carried },
-    `carried ${carried} record(s) over from the worklist of an earlier radmesh`)
+  log.info(
+    { event: 'worklist-carried-over', records: carried },
+    `carried ${carried} record(s) over from the worklist of an earlier radmesh`
+  )
 }

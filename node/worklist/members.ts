@@ -33,36 +33,39 @@ export class Members {
   private readonly certificates = new Map<string, MemberCertificate>()
   private doc: Y.Doc | undefined
 
-  constructor (options: MembersOptions) {
+  constructor(options: MembersOptions) {
     this.o = options
   }
 
   /** The document, once `open` has run. */
-  get document (): Y.Doc | undefined {
+  get document(): Y.Doc | undefined {
     return this.doc
   }
 
   /** Opens the document, checks what it holds and watches it. */
-  async open (): Promise<void> {
+  async open(): Promise<void> {
     const { documents, registry, log } = this.o
     const doc = await documents.open(MEMBERS_DOC)
     this.doc = doc
     for (const [key, record] of await storedRecords(doc, registry.trust, log, 'member')) this.records.set(key, record)
     this.rememberCertificates([...this.records.values()])
     await this.learnMembers([...this.records.values()])
-    recordsOf(doc).observe(event => { this.onDocumentChange(event.keysChanged) })
+    recordsOf(doc).observe(event => {
+      this.onDocumentChange(event.keysChanged)
+    })
   }
 
-  private onDocumentChange (keys: Set<string>): void {
+  private onDocumentChange(keys: Set<string>): void {
     const changed = arrivedRecords(this.doc as Y.Doc, keys, this.records, this.o.log, 'member')
     if (changed.length === 0) return
     this.rememberCertificates(changed)
-    this.learnMembers(changed).catch(error => { this.o.log.warn({ err: error },
-      'could not record a member certificate from the worklist') })
+    this.learnMembers(changed).catch(error => {
+      this.o.log.warn({ err: error }, 'could not record a member certificate from the worklist')
+    })
     this.o.onChange(changed)
   }
 
-  private rememberCertificates (records: WorklistRecord[]): void {
+  private rememberCertificates(records: WorklistRecord[]): void {
     for (const record of records) {
       if (record.kind !== 'member') continue
       const known = this.certificates.get(record.certificate.peerId)
@@ -73,7 +76,7 @@ export class Members {
   }
 
   /** Certificates published in the worklist make their members known to the registry (roles, wrap keys). */
-  private async learnMembers (records: WorklistRecord[]): Promise<void> {
+  private async learnMembers(records: WorklistRecord[]): Promise<void> {
     for (const record of records) {
       if (record.kind !== 'member' || record.certificate.peerId === this.o.identity.peerId) continue
       const known = this.o.registry.certificateOf(record.certificate.peerId)
@@ -84,16 +87,18 @@ export class Members {
   }
 
   /** Adds a record of a kind in MEMBERS_KINDS (once); resolves when it is on disk. */
-  async put (record: WorklistRecord): Promise<void> {
+  async put(record: WorklistRecord): Promise<void> {
     const key = recordKey(record)
     const map = recordsOf(this.doc as Y.Doc)
     if (map.has(key)) return
-    await this.o.documents.change(MEMBERS_DOC, () => { map.set(key, record) })
+    await this.o.documents.change(MEMBERS_DOC, () => {
+      map.set(key, record)
+    })
   }
 
   /** The latest duty record of each radiologist. */
-  shifts (): Map<string, Shift[]> {
-    const latest = new Map<string, { at: string, shifts: Shift[] }>()
+  shifts(): Map<string, Shift[]> {
+    const latest = new Map<string, { at: string; shifts: Shift[] }>()
     for (const record of this.records.values()) {
       if (record.kind !== 'duty') continue
       const known = latest.get(record.by)
@@ -103,17 +108,17 @@ export class Members {
   }
 
   /** Certificates of every member published in the worklist. */
-  memberCertificates (): MemberCertificate[] {
+  memberCertificates(): MemberCertificate[] {
     return [...this.certificates.values()]
   }
 
   /** A member's certificate: as the registry knows it (a connection, or learnt from here), else as published here. */
-  certificateOf (peerId: string): MemberCertificate | undefined {
+  certificateOf(peerId: string): MemberCertificate | undefined {
     return this.o.registry.certificateOf(peerId) ?? this.certificates.get(peerId)
   }
 
   /** A member's name for people to read, or its peer id when this node knows no certificate for it. */
-  nameOf (peerId: string): string {
+  nameOf(peerId: string): string {
     return this.certificateOf(peerId)?.name ?? peerId
   }
 }

@@ -20,8 +20,10 @@ import { checkCertificate, type ConsortiumTrust } from '../membership/trust.ts'
 export const RECORDS_MAP = 'records'
 export const recordsOf = (doc: Y.Doc): Y.Map<unknown> => doc.getMap(RECORDS_MAP)
 
-export async function signWorklistRecord<R extends UnsignedWorklistRecord> (privateKey: PrivateKey,
-  record: R): Promise<R & { signature: string }> {
+export async function signWorklistRecord<R extends UnsignedWorklistRecord>(
+  privateKey: PrivateKey,
+  record: R
+): Promise<R & { signature: string }> {
   return { ...record, signature: toBase64url(await privateKey.sign(worklistSigningBytes(record))) }
 }
 
@@ -29,8 +31,11 @@ export async function signWorklistRecord<R extends UnsignedWorklistRecord> (priv
  * A worklist record stored under `key`: well-formed, under its own key, and signed by its author (a member
  * record: a certificate of this consortium, signed by its root).
  */
-export async function verifiedWorklistRecord (key: string, value: unknown,
-  trust: ConsortiumTrust): Promise<WorklistRecord> {
+export async function verifiedWorklistRecord(
+  key: string,
+  value: unknown,
+  trust: ConsortiumTrust
+): Promise<WorklistRecord> {
   const record = decodeWorklistRecord(value)
   if (recordKey(record) !== key) {
     throw new MalformedMessageError(`worklist record under key ${key.slice(0, 60)} belongs under ${recordKey(record)}`)
@@ -40,23 +45,28 @@ export async function verifiedWorklistRecord (key: string, value: unknown,
     if (!check.ok) throw new MalformedMessageError(`member record ${key}: ${check.reason}`)
     return record
   }
-  if (!await signedByPeer(record.by, worklistSigningBytes(record), record.signature)) {
+  if (!(await signedByPeer(record.by, worklistSigningBytes(record), record.signature))) {
     throw new MalformedMessageError(`the ${record.kind} record ${key} is not signed by ${record.by}`)
   }
   return record
 }
 
 /** The records stored in a worklist document that verify; each that does not is logged and left out. */
-export async function storedRecords (
-  doc: Y.Doc, trust: ConsortiumTrust, log: Logger, what: 'member' | 'case'
+export async function storedRecords(
+  doc: Y.Doc,
+  trust: ConsortiumTrust,
+  log: Logger,
+  what: 'member' | 'case'
 ): Promise<Map<string, WorklistRecord>> {
   const records = new Map<string, WorklistRecord>()
   for (const [key, value] of recordsOf(doc).entries()) {
     try {
       records.set(key, await verifiedWorklistRecord(key, value, trust))
     } catch (error) {
-      log.warn({ event: 'worklist-record-dropped', key, error: (error as Error).message },
-        `a stored ${what} record does not verify; it is ignored`)
+      log.warn(
+        { event: 'worklist-record-dropped', key, error: (error as Error).message },
+        `a stored ${what} record does not verify; it is ignored`
+      )
     }
   }
   return records
@@ -66,8 +76,12 @@ export async function storedRecords (
  * The records under `keys` that are not in `known` yet, added to it. Remote records were verified before they
  * were applied (the check of each update), local ones were signed here: they are only decoded.
  */
-export function arrivedRecords (
-  doc: Y.Doc, keys: Set<string>, known: Map<string, WorklistRecord>, log: Logger, what: 'member' | 'case'
+export function arrivedRecords(
+  doc: Y.Doc,
+  keys: Set<string>,
+  known: Map<string, WorklistRecord>,
+  log: Logger,
+  what: 'member' | 'case'
 ): WorklistRecord[] {
   const map = recordsOf(doc)
   const changed: WorklistRecord[] = []
@@ -79,8 +93,10 @@ export function arrivedRecords (
       known.set(key, record)
       changed.push(record)
     } catch (error) {
-      log.error({ event: 'worklist-record-dropped', key, error: (error as Error).message },
-        `a ${what} record that passed its check does not decode; it is ignored`)
+      log.error(
+        { event: 'worklist-record-dropped', key, error: (error as Error).message },
+        `a ${what} record that passed its check does not decode; it is ignored`
+      )
     }
   }
   return changed

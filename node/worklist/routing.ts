@@ -10,8 +10,13 @@ import { PRIORITIES, type Priority } from '../../protocol/collab/records.ts'
 import { HomeError } from '../errors.ts'
 import { criticalSettings, type CriticalSettings, DEFAULT_CRITICAL_SETTINGS } from './critical.ts'
 
-export interface RoutingRule { modality?: string[], bodyPart?: string, description?: string, subspecialty?: string,
-  priority?: Priority }
+export interface RoutingRule {
+  modality?: string[]
+  bodyPart?: string
+  description?: string
+  subspecialty?: string
+  priority?: Priority
+}
 export interface RoutingConfig {
   rules: RoutingRule[]
   /** minutes from case creation to due, per priority */
@@ -43,7 +48,11 @@ export const DEFAULT_ROUTING: RoutingConfig = {
   critical: DEFAULT_CRITICAL_SETTINGS
 }
 
-export interface StudyFacts { modalities: string[], bodyPart: string, description: string }
+export interface StudyFacts {
+  modalities: string[]
+  bodyPart: string
+  description: string
+}
 
 /**
  * The most of Body Part Examined (CS, 16 characters) and Study Description (LO, 64) a rule's pattern is tried on.
@@ -53,9 +62,9 @@ export interface StudyFacts { modalities: string[], bodyPart: string, descriptio
 export const MAX_ROUTED_TEXT_CHARS = 128
 
 /** Each rule's patterns, compiled once per rule. */
-const compiledRules = new WeakMap<RoutingRule, { bodyPart?: RegExp, description?: RegExp }>()
+const compiledRules = new WeakMap<RoutingRule, { bodyPart?: RegExp; description?: RegExp }>()
 
-function patternsOf (rule: RoutingRule): { bodyPart?: RegExp, description?: RegExp } {
+function patternsOf(rule: RoutingRule): { bodyPart?: RegExp; description?: RegExp } {
   let patterns = compiledRules.get(rule)
   if (patterns === undefined) {
     patterns = {
@@ -67,8 +76,10 @@ function patternsOf (rule: RoutingRule): { bodyPart?: RegExp, description?: RegE
   return patterns
 }
 
-export function route (facts: StudyFacts, config: RoutingConfig = DEFAULT_ROUTING): { subspecialty: string,
-  priority: Priority } {
+export function route(
+  facts: StudyFacts,
+  config: RoutingConfig = DEFAULT_ROUTING
+): { subspecialty: string; priority: Priority } {
   let subspecialty: string | undefined
   let priority: Priority | undefined
   const bodyPart = facts.bodyPart.slice(0, MAX_ROUTED_TEXT_CHARS)
@@ -85,7 +96,7 @@ export function route (facts: StudyFacts, config: RoutingConfig = DEFAULT_ROUTIN
 }
 
 /** HOME/routing.json if there is one, checked, else the defaults. */
-export async function loadRouting (path: string): Promise<RoutingConfig> {
+export async function loadRouting(path: string): Promise<RoutingConfig> {
   let text: string
   try {
     text = await fs.readFile(path, 'utf8')
@@ -93,16 +104,19 @@ export async function loadRouting (path: string): Promise<RoutingConfig> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_ROUTING
     throw error
   }
-  const bad = (why: string): Error => new HomeError('RADMESH_HOME_CORRUPT',
-    `${path}: ${why}; fix it or remove it to use the default routing`)
+  const bad = (why: string): Error =>
+    new HomeError('RADMESH_HOME_CORRUPT', `${path}: ${why}; fix it or remove it to use the default routing`)
   let value: Partial<RoutingConfig>
   try {
     value = JSON.parse(text) as Partial<RoutingConfig>
   } catch {
     throw bad('not JSON')
   }
-  const config: RoutingConfig = { ...DEFAULT_ROUTING, ...value,
-    dueMinutes: { ...DEFAULT_ROUTING.dueMinutes, ...value.dueMinutes } }
+  const config: RoutingConfig = {
+    ...DEFAULT_ROUTING,
+    ...value,
+    dueMinutes: { ...DEFAULT_ROUTING.dueMinutes, ...value.dueMinutes }
+  }
   if (!Array.isArray(config.rules)) throw bad('"rules" must be a list')
   for (const [i, rule] of config.rules.entries()) {
     if (rule.priority !== undefined && !PRIORITIES.includes(rule.priority)) {
@@ -130,6 +144,6 @@ export async function loadRouting (path: string): Promise<RoutingConfig> {
 }
 
 /** Due time of a case created at `createdAt` with `priority`. */
-export function dueAt (createdAt: Date, priority: Priority, dueMinutes: Record<Priority, number>): string {
+export function dueAt(createdAt: Date, priority: Priority, dueMinutes: Record<Priority, number>): string {
   return new Date(createdAt.getTime() + dueMinutes[priority] * 60_000).toISOString()
 }

@@ -19,7 +19,12 @@
  */
 import type { Logger } from 'pino'
 import {
-  type AuthoredWorklistRecord, type CaseRecord, type MemberRecord, recordKey, type Shift, type UnsignedWorklistRecord,
+  type AuthoredWorklistRecord,
+  type CaseRecord,
+  type MemberRecord,
+  recordKey,
+  type Shift,
+  type UnsignedWorklistRecord,
   type WorklistRecord
 } from '../../protocol/collab/records.ts'
 import { caseDocId, docKind } from '../../protocol/collab/sync.ts'
@@ -51,8 +56,12 @@ export interface WorklistOptions {
 export type WorklistListener = (changed: WorklistRecord[]) => void
 
 /** A case held in memory: its records, what they say, and when it last changed here. */
-interface LoadedCase { records: Map<string, WorklistRecord>, state: CaseState | undefined, changedAt: string,
-  live: boolean }
+interface LoadedCase {
+  records: Map<string, WorklistRecord>
+  state: CaseState | undefined
+  changedAt: string
+  live: boolean
+}
 
 export class Worklist {
   private readonly options: WorklistOptions
@@ -65,38 +74,49 @@ export class Worklist {
   private retireTimer: NodeJS.Timeout | undefined
   private unsubscribeRevoked: (() => void) | undefined
 
-  constructor (options: WorklistOptions) {
+  constructor(options: WorklistOptions) {
     this.options = options
-    this.members = new Members({ ...options, onChange: changed => { this.emit(changed) } })
+    this.members = new Members({
+      ...options,
+      onChange: changed => {
+        this.emit(changed)
+      }
+    })
   }
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const { registry, index } = this.options
     await this.members.open()
     await carryOverLegacy(this.options, record => this.put(record))
     for (const caseId of await index.liveIds()) await this.load(caseId)
-    this.unsubscribeRevoked = registry.onRevoked(() => { this.rederiveAll() })
-    this.retireTimer = setInterval(() => { this.retire() }, RETIRE_EVERY_MS)
+    this.unsubscribeRevoked = registry.onRevoked(() => {
+      this.rederiveAll()
+    })
+    this.retireTimer = setInterval(() => {
+      this.retire()
+    }, RETIRE_EVERY_MS)
     this.retireTimer.unref()
     await this.publishMember(registry.self)
   }
 
-  stop (): void {
+  stop(): void {
     clearInterval(this.retireTimer)
     this.unsubscribeRevoked?.()
   }
 
-  onChange (listener: WorklistListener): () => void {
+  onChange(listener: WorklistListener): () => void {
     this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    return () => {
+      this.listeners.delete(listener)
+    }
   }
 
   /** Moves on whenever what `allCases` answers or a member's name may have changed (a cached answer is stale). */
-  version (): number {
+  version(): number {
     return this.changes
   }
 
-  private emit (changed: WorklistRecord[]): void {
+  private emit(changed: WorklistRecord[]): void {
     this.changes++
     for (const listener of this.listeners) listener(changed)
   }
@@ -104,39 +124,47 @@ export class Worklist {
   // Case documents
 
   /** Opens a case's document (if this node has one) and holds the case in memory. */
-  private async load (caseId: string): Promise<LoadedCase | undefined> {
+  private async load(caseId: string): Promise<LoadedCase | undefined> {
     const held = this.loaded.get(caseId)
     if (held !== undefined) return held
     let loading = this.loading.get(caseId)
     if (loading === undefined) {
-      loading = this.open(caseId).finally(() => { this.loading.delete(caseId) })
+      loading = this.open(caseId).finally(() => {
+        this.loading.delete(caseId)
+      })
       this.loading.set(caseId, loading)
     }
     return await loading
   }
 
-  private async open (caseId: string): Promise<LoadedCase | undefined> {
+  private async open(caseId: string): Promise<LoadedCase | undefined> {
     const { documents, registry, index, log } = this.options
     const docId = caseDocId(caseId)
-    if (!documents.isOpen(docId) && !await documents.exists(docId)) return undefined
+    if (!documents.isOpen(docId) && !(await documents.exists(docId))) return undefined
     const doc = await documents.open(docId)
     const records = await storedRecords(doc, registry.trust, log, 'case')
     const indexed = await index.get(caseId)
-    const entry: LoadedCase = { records, state: undefined, changedAt: indexed?.changedAt ?? new Date().toISOString(),
-      live: true }
+    const entry: LoadedCase = {
+      records,
+      state: undefined,
+      changedAt: indexed?.changedAt ?? new Date().toISOString(),
+      live: true
+    }
     entry.state = this.derive(caseId, records)
     entry.live = entry.state === undefined || isLive(entry.state, entry.changedAt)
     this.loaded.set(caseId, entry)
     this.changes++
-    recordsOf(doc).observe(event => { this.onCaseChange(caseId, event.keysChanged) })
+    recordsOf(doc).observe(event => {
+      this.onCaseChange(caseId, event.keysChanged)
+    })
     return entry
   }
 
-  private derive (caseId: string, records: Map<string, WorklistRecord>): CaseState | undefined {
+  private derive(caseId: string, records: Map<string, WorklistRecord>): CaseState | undefined {
     return deriveCases(records.values(), peerId => this.options.registry.isRevoked(peerId)).get(caseId)
   }
 
-  private onCaseChange (caseId: string, keys: Set<string>): void {
+  private onCaseChange(caseId: string, keys: Set<string>): void {
     const entry = this.loaded.get(caseId)
     const doc = this.options.documents.get(caseDocId(caseId))
     if (entry === undefined || doc === undefined) return
@@ -150,13 +178,13 @@ export class Worklist {
   }
 
   /** A revocation can change who holds a case: every case in memory is derived again. */
-  private rederiveAll (): void {
+  private rederiveAll(): void {
     for (const [caseId, entry] of this.loaded) entry.state = this.derive(caseId, entry.records)
     this.emit([])
   }
 
   /** Cases no longer live are let go of: out of memory, out of the documents kept open; still in the index. */
-  retire (now = Date.now()): string[] {
+  retire(now = Date.now()): string[] {
     const retired: string[] = []
     for (const [caseId, entry] of this.loaded) {
       // A document begun for records that never made a case (refused, say) is let go of after an hour.
@@ -169,8 +197,10 @@ export class Worklist {
     }
     if (retired.length > 0) {
       this.changes++
-      this.options.log.info({ event: 'cases-retired', cases: retired.length },
-        `${retired.length} closed case(s) left the live worklist`)
+      this.options.log.info(
+        { event: 'cases-retired', cases: retired.length },
+        `${retired.length} closed case(s) left the live worklist`
+      )
     }
     return retired
   }
@@ -178,64 +208,64 @@ export class Worklist {
   // Reading
 
   /** The cases in memory: live ones, and closed ones asked for since (`ensureCase`). */
-  allCases (): CaseState[] {
+  allCases(): CaseState[] {
     const states: CaseState[] = []
     for (const entry of this.loaded.values()) if (entry.state !== undefined) states.push(entry.state)
     return states
   }
 
   /** The live cases: open, or changed in the last days. */
-  liveCases (): CaseState[] {
+  liveCases(): CaseState[] {
     const states: CaseState[] = []
     for (const entry of this.loaded.values()) if (entry.live && entry.state !== undefined) states.push(entry.state)
     return states
   }
 
   /** A case in memory (live, or loaded by `ensureCase`). */
-  caseState (caseId: string): CaseState | undefined {
+  caseState(caseId: string): CaseState | undefined {
     return this.loaded.get(caseId)?.state
   }
 
   /** A case, loaded from disk if it is not in memory (a closed case asked for by the viewer or the API). */
-  async ensureCase (caseId: string): Promise<CaseState | undefined> {
+  async ensureCase(caseId: string): Promise<CaseState | undefined> {
     return (await this.load(caseId))?.state
   }
 
   /** Cases from the index, live or not (`/api/cases`). */
-  async query (query: CaseQuery): Promise<{ cases: IndexedCase[], next: string | undefined }> {
+  async query(query: CaseQuery): Promise<{ cases: IndexedCase[]; next: string | undefined }> {
     return await this.options.index.query(query)
   }
 
   /** The latest duty record of each radiologist. */
-  shifts (): Map<string, Shift[]> {
+  shifts(): Map<string, Shift[]> {
     return this.members.shifts()
   }
 
   /** Certificates of every member published in the worklist. */
-  memberCertificates (): MemberCertificate[] {
+  memberCertificates(): MemberCertificate[] {
     return this.members.memberCertificates()
   }
 
   /** A member's certificate: as the registry knows it (a connection, or learnt from here), else as published here. */
-  certificateOf (peerId: string): MemberCertificate | undefined {
+  certificateOf(peerId: string): MemberCertificate | undefined {
     return this.members.certificateOf(peerId)
   }
 
   /** A member's name for people to read, or its peer id when this node knows no certificate for it. */
-  nameOf (peerId: string): string {
+  nameOf(peerId: string): string {
     return this.members.nameOf(peerId)
   }
 
   // Writing
 
   /** Signs a record as this node and adds it; resolves once it is on disk. */
-  async add<R extends UnsignedWorklistRecord> (record: R): Promise<R & { signature: string }> {
+  async add<R extends UnsignedWorklistRecord>(record: R): Promise<R & { signature: string }> {
     const signed = await signWorklistRecord(this.options.identity.privateKey, record)
     await this.put(signed as unknown as AuthoredWorklistRecord)
     return signed
   }
 
-  private async put (record: WorklistRecord): Promise<void> {
+  private async put(record: WorklistRecord): Promise<void> {
     if (MEMBERS_KINDS.has(record.kind)) {
       await this.members.put(record)
       return
@@ -246,14 +276,16 @@ export class Worklist {
     await this.hold(caseId)
     const doc = await this.options.documents.open(docId)
     if (recordsOf(doc).has(key)) return
-    await this.options.documents.change(docId, () => { recordsOf(doc).set(key, record) })
+    await this.options.documents.change(docId, () => {
+      recordsOf(doc).set(key, record)
+    })
   }
 
   /**
    * The case held in memory, loaded from disk, or (a case this node has no document of yet) begun empty: its
    * document is watched from here on, so records that reach it (written here, or from a peer) make the case.
    */
-  private async hold (caseId: string): Promise<LoadedCase> {
+  private async hold(caseId: string): Promise<LoadedCase> {
     const loaded = await this.load(caseId)
     if (loaded !== undefined) return loaded
     const held = this.loaded.get(caseId)
@@ -261,17 +293,19 @@ export class Worklist {
     const doc = await this.options.documents.open(caseDocId(caseId))
     const entry: LoadedCase = { records: new Map(), state: undefined, changedAt: new Date().toISOString(), live: true }
     this.loaded.set(caseId, entry)
-    recordsOf(doc).observe(event => { this.onCaseChange(caseId, event.keysChanged) })
+    recordsOf(doc).observe(event => {
+      this.onCaseChange(caseId, event.keysChanged)
+    })
     return entry
   }
 
-  private async publishMember (certificate: MemberCertificate): Promise<void> {
+  private async publishMember(certificate: MemberCertificate): Promise<void> {
     const record: MemberRecord = { kind: 'member', certificate }
     await this.put(record)
   }
 
   /** A case for a stable study, published by this site. */
-  async publishCase (fields: Omit<CaseRecord, 'kind' | 'v' | 'by' | 'at' | 'signature' | 'site'>): Promise<CaseState> {
+  async publishCase(fields: Omit<CaseRecord, 'kind' | 'v' | 'by' | 'at' | 'signature' | 'site'>): Promise<CaseState> {
     const { identity } = this.options
     const now = new Date().toISOString()
     await this.add({ v: 1, kind: 'case', ...fields, site: identity.peerId, by: identity.peerId, at: now })
@@ -279,7 +313,7 @@ export class Worklist {
   }
 
   /** The case, or a 404 error naming it. */
-  requireCase (caseId: string): CaseState {
+  requireCase(caseId: string): CaseState {
     const state = this.caseState(caseId)
     if (state === undefined) {
       throw new CaseError('RADMESH_NOT_FOUND', `no case ${caseId} on this node's worklist (it may not have synced yet)`)
@@ -287,7 +321,7 @@ export class Worklist {
     return state
   }
 
-  private requireOpen (state: CaseState): void {
+  private requireOpen(state: CaseState): void {
     if (!isOpen(state)) throw new CaseError('RADMESH_CASE_CLOSED', `case ${state.caseId} is ${state.status}`)
   }
 
@@ -295,36 +329,50 @@ export class Worklist {
    * This reader takes the case (SCHEDULED -> IN PROGRESS). Claiming a case one already holds is a no-op;
    * a case someone else holds is refused (409). See cases.ts for how concurrent claims are decided.
    */
-  async claim (caseId: string): Promise<CaseState> {
+  async claim(caseId: string): Promise<CaseState> {
     const me = this.options.identity.peerId
     const state = this.requireCase(caseId)
     this.requireOpen(state)
     if (state.claimedBy === me) return state
     if (state.claimedBy !== null) {
-      throw new CaseError('RADMESH_CASE_TAKEN',
+      throw new CaseError(
+        'RADMESH_CASE_TAKEN',
         `case ${caseId} is held by ${this.nameOf(state.claimedBy)} (${state.claimedBy}) since ` +
-          `${state.claimedAt ?? 'earlier'}`)
+          `${state.claimedAt ?? 'earlier'}`
+      )
     }
     if (!state.readers.includes(me)) {
-      throw new CaseError('RADMESH_NOT_ALLOWED',
-        `case ${caseId} was not routed to this reader (subspecialty ${state.subspecialty})`)
+      throw new CaseError(
+        'RADMESH_NOT_ALLOWED',
+        `case ${caseId} was not routed to this reader (subspecialty ${state.subspecialty})`
+      )
     }
     await this.add({ v: 1, kind: 'claim', caseId, seq: state.seq + 1, by: me, at: new Date().toISOString() })
     return this.requireCase(caseId)
   }
 
   /** The holder gives the case back (IN PROGRESS -> SCHEDULED). */
-  async release (caseId: string): Promise<CaseState> {
+  async release(caseId: string): Promise<CaseState> {
     const me = this.options.identity.peerId
     const state = this.requireCase(caseId)
     this.requireOpen(state)
     if (state.claimedBy !== me || state.claim === null) {
-      throw new CaseError('RADMESH_NOT_ALLOWED',
-        `case ${caseId} is not held by this reader${state.claimedBy === null ? '' : ` ` +
-          `(${this.nameOf(state.claimedBy)} holds it)`}`)
+      throw new CaseError(
+        'RADMESH_NOT_ALLOWED',
+        `case ${caseId} is not held by this reader${
+          state.claimedBy === null ? '' : ` ` + `(${this.nameOf(state.claimedBy)} holds it)`
+        }`
+      )
     }
-    await this.add({ v: 1, kind: 'release', caseId, claim: state.claim, seq: state.seq + 1, by: me,
-      at: new Date().toISOString() })
+    await this.add({
+      v: 1,
+      kind: 'release',
+      caseId,
+      claim: state.claim,
+      seq: state.seq + 1,
+      by: me,
+      at: new Date().toISOString()
+    })
     return this.requireCase(caseId)
   }
 
@@ -333,8 +381,11 @@ export class Worklist {
    * once the invitation is known to be allowed and before the consult record is written: the study key
    * reaches the consultant before the record that makes it fetch.
    */
-  async invite (caseId: string, consultant: string,
-    beforeRecord?: (state: CaseState) => Promise<void>): Promise<CaseState> {
+  async invite(
+    caseId: string,
+    consultant: string,
+    beforeRecord?: (state: CaseState) => Promise<void>
+  ): Promise<CaseState> {
     const me = this.options.identity.peerId
     const state = this.requireCase(caseId)
     this.requireOpen(state)
@@ -346,43 +397,61 @@ export class Worklist {
       throw new CaseError('RADMESH_NOT_A_MEMBER', `${consultant} is not a member this node knows`)
     }
     if (certificate.role !== 'radiologist') {
-      throw new CaseError('RADMESH_NOT_ALLOWED',
-        `${certificate.name} is a ${certificate.role}; only radiologists can be consulted`)
+      throw new CaseError(
+        'RADMESH_NOT_ALLOWED',
+        `${certificate.name} is a ${certificate.role}; only radiologists can be consulted`
+      )
     }
     await beforeRecord?.(state)
     if (!state.consultants.includes(consultant)) {
-      await this.add({ v: 1, kind: 'consult', caseId, consultant: consultant as PeerIdString, by: me,
-        at: new Date().toISOString() })
+      await this.add({
+        v: 1,
+        kind: 'consult',
+        caseId,
+        consultant: consultant as PeerIdString,
+        by: me,
+        at: new Date().toISOString()
+      })
     }
     return this.requireCase(caseId)
   }
 
   /** The site withdraws one of its cases. */
-  async cancel (caseId: string, reason: string): Promise<CaseState> {
+  async cancel(caseId: string, reason: string): Promise<CaseState> {
     const state = this.requireCase(caseId)
     this.requireOpen(state)
     if (state.site !== this.options.identity.peerId) {
       throw new CaseError('RADMESH_NOT_ALLOWED', `only the site that published case ${caseId} can cancel it`)
     }
-    await this.add({ v: 1, kind: 'cancel', caseId, reason, by: this.options.identity.peerId,
-      at: new Date().toISOString() })
+    await this.add({
+      v: 1,
+      kind: 'cancel',
+      caseId,
+      reason,
+      by: this.options.identity.peerId,
+      at: new Date().toISOString()
+    })
     return this.requireCase(caseId)
   }
 
   /** Mirrors a report signature in the worklist (times and a hash, no content). */
-  async recordSignature (caseId: string, status: 'PRELIMINARY' | 'FINAL' | 'ADDENDUM', reportHash: string,
-    at: string): Promise<void> {
+  async recordSignature(
+    caseId: string,
+    status: 'PRELIMINARY' | 'FINAL' | 'ADDENDUM',
+    reportHash: string,
+    at: string
+  ): Promise<void> {
     await this.add({ v: 1, kind: 'signed', caseId, status, reportHash, by: this.options.identity.peerId, at })
   }
 
-  async setShifts (shifts: Shift[]): Promise<void> {
+  async setShifts(shifts: Shift[]): Promise<void> {
     await this.add({ v: 1, kind: 'duty', shifts, by: this.options.identity.peerId, at: new Date().toISOString() })
   }
 
   // Checking what peers send
 
   /** Throws UpdateRefusedError unless every new item of an update to a worklist document is a new, valid record. */
-  async checkUpdate (docId: string, update: InspectedUpdate): Promise<void> {
+  async checkUpdate(docId: string, update: InspectedUpdate): Promise<void> {
     const kind = docKind(docId)
     if (kind.kind === 'report') throw new Error('a report is not a worklist document')
     // A case document is watched before anything of it is applied, so its records make the case.
@@ -393,7 +462,7 @@ export class Worklist {
       kind,
       trust: this.options.registry.trust,
       certificateOf: peerId => this.certificateOf(peerId),
-      held: () => kind.kind === 'case' ? this.loaded.get(kind.caseId)?.records.values() ?? [] : [],
+      held: () => (kind.kind === 'case' ? (this.loaded.get(kind.caseId)?.records.values() ?? []) : []),
       me: this.options.identity.peerId
     })
   }

@@ -28,7 +28,12 @@ export const AuditRecord = Type.Object({
   /** the DCM code of the event: 110104, 110103, 110112, 110106, 110114, 110110 or 110109 */
   eventCode: Type.String(),
   event: Type.Enum([
-    'instancesTransferred', 'instancesAccessed', 'query', 'export', 'userAuthentication', 'patientRecord',
+    'instancesTransferred',
+    'instancesAccessed',
+    'query',
+    'export',
+    'userAuthentication',
+    'patientRecord',
     'orderRecord'
   ]),
   /** PS3.15 A.5.1 EventActionCode */

@@ -12,10 +12,13 @@ import { Nullable } from './common.ts'
 
 export const CriticalLevel = Type.Enum([...CRITICAL_LEVELS])
 
-export const CriticalBody = Type.Object({
-  level: CriticalLevel,
-  text: Type.String({ minLength: 1, maxLength: MAX_CRITICAL_TEXT })
-}, { additionalProperties: false })
+export const CriticalBody = Type.Object(
+  {
+    level: CriticalLevel,
+    text: Type.String({ minLength: 1, maxLength: MAX_CRITICAL_TEXT })
+  },
+  { additionalProperties: false }
+)
 export type CriticalBody = Static<typeof CriticalBody>
 
 export const CriticalParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{24}$' }) })
@@ -24,16 +27,22 @@ export type CriticalParams = Static<typeof CriticalParams>
 export const CriticalQuery = Type.Object({ open: Type.Optional(Type.Enum(['true', 'false'])) })
 export type CriticalQuery = Static<typeof CriticalQuery>
 
-export const CriticalAckBody = Type.Object({
-  /** the name of the person at the site who took the result */
-  by: Type.String({ minLength: 1, maxLength: MAX_PERSON_NAME }),
-  role: Type.Optional(Type.String({ maxLength: MAX_PERSON_ROLE }))
-}, { additionalProperties: false })
+export const CriticalAckBody = Type.Object(
+  {
+    /** the name of the person at the site who took the result */
+    by: Type.String({ minLength: 1, maxLength: MAX_PERSON_NAME }),
+    role: Type.Optional(Type.String({ maxLength: MAX_PERSON_ROLE }))
+  },
+  { additionalProperties: false }
+)
 export type CriticalAckBody = Static<typeof CriticalAckBody>
 
-export const CriticalCallBody = Type.Object({
-  note: Type.String({ minLength: 1, maxLength: MAX_CRITICAL_TEXT })
-}, { additionalProperties: false })
+export const CriticalCallBody = Type.Object(
+  {
+    note: Type.String({ minLength: 1, maxLength: MAX_CRITICAL_TEXT })
+  },
+  { additionalProperties: false }
+)
 export type CriticalCallBody = Static<typeof CriticalCallBody>
 
 /** A critical result and where it stands. */

@@ -51,23 +51,34 @@ export const ReportView = Type.Object({
   /** the members who wrote, in the order they first did */
   authors: Type.Array(Type.Object({ peerId: Type.String(), name: Type.String() })),
   signatures: Type.Array(ReportSignature),
-  addenda: Type.Array(Type.Object({
-    text: Type.String(), peerId: Type.String(), name: Type.String(), at: Type.String()
-  })),
+  addenda: Type.Array(
+    Type.Object({
+      text: Type.String(),
+      peerId: Type.String(),
+      name: Type.String(),
+      at: Type.String()
+    })
+  ),
   finalAt: Nullable(Type.String()),
   /** at the site, GET only: the report's messages to the site's RIS (HL7 ORU^R01), oldest first */
-  delivery: Type.Optional(Type.Object({ hl7: Type.Array(Type.Object({
-    controlId: Type.String(),
-    resultStatus: Type.Enum(['F', 'C']),
-    ris: Type.String(),
-    state: Type.Enum(['pending', 'delivered', 'rejected']),
-    attempts: Type.Integer(),
-    createdAt: Type.String(),
-    nextAttemptAt: Type.String(),
-    lastError: Type.Optional(Type.String()),
-    /** the RIS's last ACK: MSA-1 (AA, AE, AR), the reason it gave */
-    ack: Type.Optional(Type.Object({ code: Type.String(), text: Type.String(), at: Type.String() }))
-  })) }))
+  delivery: Type.Optional(
+    Type.Object({
+      hl7: Type.Array(
+        Type.Object({
+          controlId: Type.String(),
+          resultStatus: Type.Enum(['F', 'C']),
+          ris: Type.String(),
+          state: Type.Enum(['pending', 'delivered', 'rejected']),
+          attempts: Type.Integer(),
+          createdAt: Type.String(),
+          nextAttemptAt: Type.String(),
+          lastError: Type.Optional(Type.String()),
+          /** the RIS's last ACK: MSA-1 (AA, AE, AR), the reason it gave */
+          ack: Type.Optional(Type.Object({ code: Type.String(), text: Type.String(), at: Type.String() }))
+        })
+      )
+    })
+  )
 })
 export type ReportView = Static<typeof ReportView>
 
@@ -89,7 +100,8 @@ export type ConsultBody = Static<typeof ConsultBody>
 
 /** A FHIR R4 DiagnosticReport (application/fhir+json): its fields are FHIR's, passed on whole. */
 export const FhirDiagnosticReport = Type.Object(
-  { resourceType: Type.Literal('DiagnosticReport') }, { additionalProperties: true }
+  { resourceType: Type.Literal('DiagnosticReport') },
+  { additionalProperties: true }
 )
 export type FhirDiagnosticReport = Static<typeof FhirDiagnosticReport>
 

@@ -70,7 +70,12 @@ const RECORD_KEY = /^[a-z-]{3,20}:[A-Za-z0-9_-]{43}$/
 const SIGNATURE = /^[A-Za-z0-9_-]{86}$/
 const CODE = /^[a-z0-9-]{1,32}$/
 
-interface Signed { v: number, by: PeerIdString, at: string, signature: string }
+interface Signed {
+  v: number
+  by: PeerIdString
+  at: string
+  signature: string
+}
 export interface CaseRecord extends Signed {
   kind: 'case'
   caseId: string
@@ -85,27 +90,83 @@ export interface CaseRecord extends Signed {
   createdAt: string
   dueAt: string
 }
-export interface ClaimRecord extends Signed { kind: 'claim', caseId: string, seq: number }
-export interface ReleaseRecord extends Signed { kind: 'release', caseId: string, claim: string, seq: number }
-export interface ConsultRecord extends Signed { kind: 'consult', caseId: string, consultant: PeerIdString }
-export interface CancelRecord extends Signed { kind: 'cancel', caseId: string, reason: string }
-export interface SignedRecord extends Signed { kind: 'signed', caseId: string, status: SignatureStatus, reportHash: string }
+export interface ClaimRecord extends Signed {
+  kind: 'claim'
+  caseId: string
+  seq: number
+}
+export interface ReleaseRecord extends Signed {
+  kind: 'release'
+  caseId: string
+  claim: string
+  seq: number
+}
+export interface ConsultRecord extends Signed {
+  kind: 'consult'
+  caseId: string
+  consultant: PeerIdString
+}
+export interface CancelRecord extends Signed {
+  kind: 'cancel'
+  caseId: string
+  reason: string
+}
+export interface SignedRecord extends Signed {
+  kind: 'signed'
+  caseId: string
+  status: SignatureStatus
+  reportHash: string
+}
 /** `id` is 24 hex digits chosen by the reader; the acknowledgement and calls name it. */
-export interface CriticalRecord extends Signed { kind: 'critical', caseId: string, id: string, level: CriticalLevel,
-  text: string }
-export interface CriticalAckRecord extends Signed { kind: 'critical-ack', caseId: string, criticalId: string,
-  name: string, role: string }
-export interface CriticalCallRecord extends Signed { kind: 'critical-call', caseId: string, criticalId: string,
-  note: string }
+export interface CriticalRecord extends Signed {
+  kind: 'critical'
+  caseId: string
+  id: string
+  level: CriticalLevel
+  text: string
+}
+export interface CriticalAckRecord extends Signed {
+  kind: 'critical-ack'
+  caseId: string
+  criticalId: string
+  name: string
+  role: string
+}
+export interface CriticalCallRecord extends Signed {
+  kind: 'critical-call'
+  caseId: string
+  criticalId: string
+  note: string
+}
 export type CriticalRecords = CriticalRecord | CriticalAckRecord | CriticalCallRecord
-export interface Shift { start: string, end: string }
-export interface DutyRecord extends Signed { kind: 'duty', shifts: Shift[] }
-export interface MemberRecord { kind: 'member', certificate: MemberCertificate }
-export type AuthoredWorklistRecord = CaseRecord | ClaimRecord | ReleaseRecord | ConsultRecord | CancelRecord | SignedRecord |
-  DutyRecord | CriticalRecords
+export interface Shift {
+  start: string
+  end: string
+}
+export interface DutyRecord extends Signed {
+  kind: 'duty'
+  shifts: Shift[]
+}
+export interface MemberRecord {
+  kind: 'member'
+  certificate: MemberCertificate
+}
+export type AuthoredWorklistRecord =
+  | CaseRecord
+  | ClaimRecord
+  | ReleaseRecord
+  | ConsultRecord
+  | CancelRecord
+  | SignedRecord
+  | DutyRecord
+  | CriticalRecords
 export type WorklistRecord = AuthoredWorklistRecord | MemberRecord
 
-export interface BindingRecord extends Signed { kind: 'binding', caseId: string, clientId: number }
+export interface BindingRecord extends Signed {
+  kind: 'binding'
+  caseId: string
+  clientId: number
+}
 export interface ReportSignatureRecord extends Signed {
   kind: 'report-signature'
   caseId: string
@@ -123,78 +184,93 @@ export type UnsignedWorklistRecord = Unsigned<AuthoredWorklistRecord>
 export type UnsignedReportRecord = Unsigned<ReportRecord>
 
 /** The key a record is stored under: its kind and the first 32 bytes of its (deterministic) Ed25519 signature. */
-export const recordKey = (record: { kind: string, signature: string } | MemberRecord): string =>
+export const recordKey = (record: { kind: string; signature: string } | MemberRecord): string =>
   `${record.kind}:${('certificate' in record ? record.certificate.signature : record.signature).slice(0, 43)}`
 export const isRecordKey = (key: string): boolean => RECORD_KEY.test(key)
 
-export const worklistSigningBytes = (record: UnsignedWorklistRecord | AuthoredWorklistRecord): Uint8Array => signingBytes(SIGNING_CONTEXT_WORKLIST_RECORD, record)
-export const reportSigningBytes = (record: UnsignedReportRecord | ReportRecord): Uint8Array => signingBytes(SIGNING_CONTEXT_REPORT_RECORD, record)
+export const worklistSigningBytes = (record: UnsignedWorklistRecord | AuthoredWorklistRecord): Uint8Array =>
+  signingBytes(SIGNING_CONTEXT_WORKLIST_RECORD, record)
+export const reportSigningBytes = (record: UnsignedReportRecord | ReportRecord): Uint8Array =>
+  signingBytes(SIGNING_CONTEXT_REPORT_RECORD, record)
 
 export const isCaseId = (value: string): boolean => CASE_ID.test(value)
 
-function caseIdField (object: Record<string, unknown>, what: string): string {
+function caseIdField(object: Record<string, unknown>, what: string): string {
   const value = stringField(object, 'caseId', what, 24)
   if (!CASE_ID.test(value)) throw new MalformedMessageError(`${what}.caseId must be 24 hex digits`)
   return value
 }
 
-function signedFields (object: Record<string, unknown>, what: string): Signed {
+function signedFields(object: Record<string, unknown>, what: string): Signed {
   if (object['v'] !== RECORD_VERSION) throw new MalformedMessageError(`${what}.v must be ${RECORD_VERSION}`)
   const signature = stringField(object, 'signature', what, 86)
-  if (!SIGNATURE.test(signature)) throw new MalformedMessageError(`${what}.signature must be an Ed25519 signature in base64url`)
+  if (!SIGNATURE.test(signature))
+    throw new MalformedMessageError(`${what}.signature must be an Ed25519 signature in base64url`)
   return { v: RECORD_VERSION, by: peerIdField(object, 'by', what), at: timeField(object, 'at', what), signature }
 }
 
-function oneOf<T extends string> (object: Record<string, unknown>, key: string, allowed: readonly T[], what: string): T {
+function oneOf<T extends string>(object: Record<string, unknown>, key: string, allowed: readonly T[], what: string): T {
   const value = stringField(object, key, what, 32)
-  if (!(allowed as readonly string[]).includes(value)) throw new MalformedMessageError(`${what}.${key} must be one of ${allowed.join(', ')}`)
+  if (!(allowed as readonly string[]).includes(value))
+    throw new MalformedMessageError(`${what}.${key} must be one of ${allowed.join(', ')}`)
   return value as T
 }
 
-function codeField (object: Record<string, unknown>, key: string, what: string): string {
+function codeField(object: Record<string, unknown>, key: string, what: string): string {
   const value = stringField(object, key, what, 32)
-  if (!CODE.test(value)) throw new MalformedMessageError(`${what}.${key} must be a lower-case code (letters, digits, dashes)`)
+  if (!CODE.test(value))
+    throw new MalformedMessageError(`${what}.${key} must be a lower-case code (letters, digits, dashes)`)
   return value
 }
 
-function listField<T> (object: Record<string, unknown>, key: string, what: string, max: number, item: (value: unknown, what: string) => T): T[] {
+function listField<T>(
+  object: Record<string, unknown>,
+  key: string,
+  what: string,
+  max: number,
+  item: (value: unknown, what: string) => T
+): T[] {
   const value = object[key]
-  if (!Array.isArray(value) || value.length > max) throw new MalformedMessageError(`${what}.${key} must be a list of at most ${max}`)
+  if (!Array.isArray(value) || value.length > max)
+    throw new MalformedMessageError(`${what}.${key} must be a list of at most ${max}`)
   return value.map((entry, i) => item(entry, `${what}.${key}[${i}]`))
 }
 
-function seqField (object: Record<string, unknown>, what: string): number {
+function seqField(object: Record<string, unknown>, what: string): number {
   const seq = integerField(object, 'seq', what)
   if (seq < 1) throw new MalformedMessageError(`${what}.seq must be 1 or more`)
   return seq
 }
 
-function sectionsField (object: Record<string, unknown>, what: string): Sections {
+function sectionsField(object: Record<string, unknown>, what: string): Sections {
   const value = asObject(object['sections'], `${what}.sections`)
   const sections = {} as Sections
   for (const name of SECTION_NAMES) sections[name] = stringField(value, name, `${what}.sections`, MAX_SECTION_CHARS)
-  if (Object.keys(value).length !== SECTION_NAMES.length) throw new MalformedMessageError(`${what}.sections must have exactly ${SECTION_NAMES.join(', ')}`)
+  if (Object.keys(value).length !== SECTION_NAMES.length)
+    throw new MalformedMessageError(`${what}.sections must have exactly ${SECTION_NAMES.join(', ')}`)
   return sections
 }
 
 /** Refuses fields a record of this kind does not have: signed records carry nothing unchecked. */
-function exactly<T extends object> (object: Record<string, unknown>, record: T, what: string): T {
+function exactly<T extends object>(object: Record<string, unknown>, record: T, what: string): T {
   const extra = Object.keys(object).filter(key => !(key in record))
-  if (extra.length > 0) throw new MalformedMessageError(`${what} has fields it must not have: ${extra.slice(0, 5).join(', ')}`)
+  if (extra.length > 0)
+    throw new MalformedMessageError(`${what} has fields it must not have: ${extra.slice(0, 5).join(', ')}`)
   return record
 }
 
 /** Checks the shape of a worklist record (not its signature: see node/collab/records.ts). */
-export function decodeWorklistRecord (value: unknown): WorklistRecord {
+export function decodeWorklistRecord(value: unknown): WorklistRecord {
   return exactly(asObject(value, 'worklist record'), decodeWorklistFields(value), 'worklist record')
 }
 
-function decodeWorklistFields (value: unknown): WorklistRecord {
+function decodeWorklistFields(value: unknown): WorklistRecord {
   const what = 'worklist record'
   const object = asObject(value, what)
   const kind = stringField(object, 'kind', what, 16)
   if (kind === 'member') {
-    if (Object.keys(object).length !== 2) throw new MalformedMessageError('member record must hold only kind and certificate')
+    if (Object.keys(object).length !== 2)
+      throw new MalformedMessageError('member record must hold only kind and certificate')
     return { kind, certificate: decodeCertificate(object['certificate']) }
   }
   const signed = signedFields(object, `${what} (${kind})`)
@@ -211,11 +287,14 @@ function decodeWorklistFields (value: unknown): WorklistRecord {
         priority: oneOf(object, 'priority', PRIORITIES, w),
         subspecialty: codeField(object, 'subspecialty', w),
         modalities: listField(object, 'modalities', w, 16, (entry, at) => {
-          if (typeof entry !== 'string' || !/^[A-Z0-9]{1,16}$/.test(entry)) throw new MalformedMessageError(`${at} must be a DICOM modality code`)
+          if (typeof entry !== 'string' || !/^[A-Z0-9]{1,16}$/.test(entry))
+            throw new MalformedMessageError(`${at} must be a DICOM modality code`)
           return entry
         }),
         bodyPart: stringField(object, 'bodyPart', w, 64),
-        readers: listField(object, 'readers', w, MAX_CASE_READERS, (entry, at) => peerIdField({ peer: entry }, 'peer', at)),
+        readers: listField(object, 'readers', w, MAX_CASE_READERS, (entry, at) =>
+          peerIdField({ peer: entry }, 'peer', at)
+        ),
         createdAt: timeField(object, 'createdAt', w),
         dueAt: timeField(object, 'dueAt', w)
       }
@@ -224,17 +303,41 @@ function decodeWorklistFields (value: unknown): WorklistRecord {
       return { ...signed, kind, caseId: caseIdField(object, 'claim record'), seq: seqField(object, 'claim record') }
     case 'release': {
       const claim = stringField(object, 'claim', 'release record', 64)
-      if (!RECORD_KEY.test(claim) || !claim.startsWith('claim:')) throw new MalformedMessageError('release record.claim must be the key of a claim record')
-      return { ...signed, kind, caseId: caseIdField(object, 'release record'), claim, seq: seqField(object, 'release record') }
+      if (!RECORD_KEY.test(claim) || !claim.startsWith('claim:'))
+        throw new MalformedMessageError('release record.claim must be the key of a claim record')
+      return {
+        ...signed,
+        kind,
+        caseId: caseIdField(object, 'release record'),
+        claim,
+        seq: seqField(object, 'release record')
+      }
     }
     case 'consult':
-      return { ...signed, kind, caseId: caseIdField(object, 'consult record'), consultant: peerIdField(object, 'consultant', 'consult record') }
+      return {
+        ...signed,
+        kind,
+        caseId: caseIdField(object, 'consult record'),
+        consultant: peerIdField(object, 'consultant', 'consult record')
+      }
     case 'cancel':
-      return { ...signed, kind, caseId: caseIdField(object, 'cancel record'), reason: stringField(object, 'reason', 'cancel record', 512) }
+      return {
+        ...signed,
+        kind,
+        caseId: caseIdField(object, 'cancel record'),
+        reason: stringField(object, 'reason', 'cancel record', 512)
+      }
     case 'signed': {
       const reportHash = stringField(object, 'reportHash', 'signed record', 64)
-      if (!/^[0-9a-f]{64}$/.test(reportHash)) throw new MalformedMessageError('signed record.reportHash must be a hex SHA-256')
-      return { ...signed, kind, caseId: caseIdField(object, 'signed record'), status: oneOf(object, 'status', SIGNATURE_STATUSES, 'signed record'), reportHash }
+      if (!/^[0-9a-f]{64}$/.test(reportHash))
+        throw new MalformedMessageError('signed record.reportHash must be a hex SHA-256')
+      return {
+        ...signed,
+        kind,
+        caseId: caseIdField(object, 'signed record'),
+        status: oneOf(object, 'status', SIGNATURE_STATUSES, 'signed record'),
+        reportHash
+      }
     }
     case 'critical':
     case 'critical-ack':
@@ -257,7 +360,7 @@ function decodeWorklistFields (value: unknown): WorklistRecord {
   }
 }
 
-function criticalIdField (object: Record<string, unknown>, key: string, what: string): string {
+function criticalIdField(object: Record<string, unknown>, key: string, what: string): string {
   const value = stringField(object, key, what, 24)
   if (!CASE_ID.test(value)) throw new MalformedMessageError(`${what}.${key} must be 24 hex digits`)
   return value
@@ -265,8 +368,7 @@ function criticalIdField (object: Record<string, unknown>, key: string, what: st
 
 type Fields<T> = T extends Signed ? Omit<T, keyof Signed> : never
 
-function decodeCriticalFields (kind: CriticalRecords['kind'], object: Record<string, unknown>):
-  Fields<CriticalRecords> {
+function decodeCriticalFields(kind: CriticalRecords['kind'], object: Record<string, unknown>): Fields<CriticalRecords> {
   const w = `${kind} record`
   const caseId = caseIdField(object, w)
   if (kind === 'critical') {
@@ -285,18 +387,19 @@ function decodeCriticalFields (kind: CriticalRecords['kind'], object: Record<str
 }
 
 /** Checks the shape of a record of a report document (not its signature). */
-export function decodeReportRecord (value: unknown): ReportRecord {
+export function decodeReportRecord(value: unknown): ReportRecord {
   return exactly(asObject(value, 'report record'), decodeReportFields(value), 'report record')
 }
 
-function decodeReportFields (value: unknown): ReportRecord {
+function decodeReportFields(value: unknown): ReportRecord {
   const what = 'report record'
   const object = asObject(value, what)
   const kind = stringField(object, 'kind', what, 20)
   const signed = signedFields(object, `${what} (${kind})`)
   if (kind === 'binding') {
     const clientId = integerField(object, 'clientId', 'binding record')
-    if (clientId < 0 || clientId > 0xffffffff) throw new MalformedMessageError('binding record.clientId must be a 32-bit Yjs client id')
+    if (clientId < 0 || clientId > 0xffffffff)
+      throw new MalformedMessageError('binding record.clientId must be a 32-bit Yjs client id')
     return { ...signed, kind, caseId: caseIdField(object, 'binding record'), clientId }
   }
   if (kind === 'report-signature') {
@@ -311,7 +414,8 @@ function decodeReportFields (value: unknown): ReportRecord {
       sections: sectionsField(object, w),
       text: stringField(object, 'text', w, MAX_SECTION_CHARS)
     }
-    if (status === 'ADDENDUM' && record.text.trim() === '') throw new MalformedMessageError(`${w}: an addendum needs text`)
+    if (status === 'ADDENDUM' && record.text.trim() === '')
+      throw new MalformedMessageError(`${w}: an addendum needs text`)
     return record
   }
   throw new MalformedMessageError(`report record kind "${kind}" is not one this radmesh knows`)

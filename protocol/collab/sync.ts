@@ -72,17 +72,24 @@ export const DIGEST_ANSWER_INTERVAL_MS = 1_000
 /** A message once started must be whole within this time: a 4 MiB step 2 at 2 Mbit/s takes 17 s. */
 export const SYNC_MESSAGE_TIMEOUT_MS = 60_000
 
-export interface SyncMessage { type: SyncMessageType, docId: string, payload: Uint8Array }
+export interface SyncMessage {
+  type: SyncMessageType
+  docId: string
+  payload: Uint8Array
+}
 
 export const caseDocId = (caseId: string): string => `${CASE_DOC_PREFIX}${caseId}`
 export const reportDocId = (caseId: string): string => `${REPORT_DOC_PREFIX}${caseId}`
 
-export type DocKind = { kind: 'members' } | { kind: 'case', caseId: string } | { kind: 'report', caseId: string }
+export type DocKind = { kind: 'members' } | { kind: 'case'; caseId: string } | { kind: 'report'; caseId: string }
 
 /** What a document id names; throws MalformedMessageError for an id no radmesh writes. */
-export function docKind (docId: string): DocKind {
+export function docKind(docId: string): DocKind {
   if (docId === MEMBERS_DOC) return { kind: 'members' }
-  for (const [prefix, kind] of [[CASE_DOC_PREFIX, 'case'], [REPORT_DOC_PREFIX, 'report']] as const) {
+  for (const [prefix, kind] of [
+    [CASE_DOC_PREFIX, 'case'],
+    [REPORT_DOC_PREFIX, 'report']
+  ] as const) {
     if (!docId.startsWith(prefix)) continue
     const caseId = docId.slice(prefix.length)
     if (isCaseId(caseId)) return { kind, caseId }
@@ -101,9 +108,10 @@ const withoutId = (type: number): boolean => type === SYNC_MESSAGE.digest || typ
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
-export function encodeSyncMessage ({ type, docId, payload }: SyncMessage): Uint8Array {
+export function encodeSyncMessage({ type, docId, payload }: SyncMessage): Uint8Array {
   const id = encoder.encode(withoutId(type) ? '' : docId)
-  if (id.byteLength > MAX_DOC_ID_BYTES) throw new RangeError(`document id ${docId} is longer than ${MAX_DOC_ID_BYTES} bytes`)
+  if (id.byteLength > MAX_DOC_ID_BYTES)
+    throw new RangeError(`document id ${docId} is longer than ${MAX_DOC_ID_BYTES} bytes`)
   const out = new Uint8Array(2 + id.byteLength + payload.byteLength)
   out[0] = type
   out[1] = id.byteLength
@@ -112,16 +120,18 @@ export function encodeSyncMessage ({ type, docId, payload }: SyncMessage): Uint8
   return out
 }
 
-export function decodeSyncMessage (bytes: Uint8Array): SyncMessage {
+export function decodeSyncMessage(bytes: Uint8Array): SyncMessage {
   if (bytes.byteLength < 2) throw new MalformedMessageError('a sync message is at least 2 bytes')
   const type = bytes[0] as number
-  if (!(Object.values(SYNC_MESSAGE) as number[]).includes(type)) throw new MalformedMessageError(`sync message type ${type} is not one this radmesh knows`)
+  if (!(Object.values(SYNC_MESSAGE) as number[]).includes(type))
+    throw new MalformedMessageError(`sync message type ${type} is not one this radmesh knows`)
   const idLength = bytes[1] as number
   let docId = ''
   if (withoutId(type)) {
     if (idLength !== 0) throw new MalformedMessageError('a digest or inventory names no document')
   } else {
-    if (idLength === 0 || idLength > MAX_DOC_ID_BYTES || bytes.byteLength < 2 + idLength) throw new MalformedMessageError('sync message document id is missing or too long')
+    if (idLength === 0 || idLength > MAX_DOC_ID_BYTES || bytes.byteLength < 2 + idLength)
+      throw new MalformedMessageError('sync message document id is missing or too long')
     try {
       docId = decoder.decode(bytes.subarray(2, 2 + idLength))
     } catch {
@@ -130,24 +140,42 @@ export function decodeSyncMessage (bytes: Uint8Array): SyncMessage {
     docKind(docId)
   }
   const payload = bytes.subarray(2 + idLength)
-  const limit = type === SYNC_MESSAGE.step1
-    ? MAX_STATE_VECTOR_BYTES
-    : type === SYNC_MESSAGE.step2
-      ? MAX_STEP2_BYTES
-      : type === SYNC_MESSAGE.awareness
-        ? MAX_AWARENESS_BYTES
-        : type === SYNC_MESSAGE.digest ? 16 + DIGEST_BYTES : type === SYNC_MESSAGE.inventory ? MAX_INVENTORY_BYTES : MAX_UPDATE_BYTES
-  if (payload.byteLength > limit) throw new MalformedMessageError(`sync message payload is ${payload.byteLength} bytes; the limit for this type is ${limit}`)
+  const limit =
+    type === SYNC_MESSAGE.step1
+      ? MAX_STATE_VECTOR_BYTES
+      : type === SYNC_MESSAGE.step2
+        ? MAX_STEP2_BYTES
+        : type === SYNC_MESSAGE.awareness
+          ? MAX_AWARENESS_BYTES
+          : type === SYNC_MESSAGE.digest
+            ? 16 + DIGEST_BYTES
+            : type === SYNC_MESSAGE.inventory
+              ? MAX_INVENTORY_BYTES
+              : MAX_UPDATE_BYTES
+  if (payload.byteLength > limit)
+    throw new MalformedMessageError(
+      `sync message payload is ${payload.byteLength} bytes; the limit for this type is ${limit}`
+    )
   return { type: type as SyncMessageType, docId, payload }
 }
 
 /** A digest: how many live documents the sender shares with the receiver, and the SHA-256 over their states. */
-export interface Digest { count: number, hash: Uint8Array }
+export interface Digest {
+  count: number
+  hash: Uint8Array
+}
 
-export interface InventoryEntry { docId: string, stateHash: Uint8Array }
-export interface Inventory { answer: boolean, last: boolean, entries: InventoryEntry[] }
+export interface InventoryEntry {
+  docId: string
+  stateHash: Uint8Array
+}
+export interface Inventory {
+  answer: boolean
+  last: boolean
+  entries: InventoryEntry[]
+}
 
-function writeVarUint (out: number[], value: number): void {
+function writeVarUint(out: number[], value: number): void {
   let v = value
   while (v >= 0x80) {
     out.push((v & 0x7f) | 0x80)
@@ -156,7 +184,7 @@ function writeVarUint (out: number[], value: number): void {
   out.push(v)
 }
 
-function readVarUint (bytes: Uint8Array, at: { offset: number }, what: string): number {
+function readVarUint(bytes: Uint8Array, at: { offset: number }, what: string): number {
   let value = 0
   let factor = 1
   for (let i = 0; i < 5; i++) {
@@ -169,7 +197,7 @@ function readVarUint (bytes: Uint8Array, at: { offset: number }, what: string): 
   throw new MalformedMessageError(`${what}: a number longer than 5 bytes`)
 }
 
-export function encodeDigest ({ count, hash }: Digest): Uint8Array {
+export function encodeDigest({ count, hash }: Digest): Uint8Array {
   if (hash.byteLength !== DIGEST_BYTES) throw new RangeError(`a digest hash is ${DIGEST_BYTES} bytes`)
   const head: number[] = []
   writeVarUint(head, count)
@@ -179,38 +207,47 @@ export function encodeDigest ({ count, hash }: Digest): Uint8Array {
   return out
 }
 
-export function decodeDigest (payload: Uint8Array): Digest {
+export function decodeDigest(payload: Uint8Array): Digest {
   const at = { offset: 0 }
   const count = readVarUint(payload, at, 'a digest')
-  if (payload.byteLength - at.offset !== DIGEST_BYTES) throw new MalformedMessageError(`a digest hash must be ${DIGEST_BYTES} bytes`)
+  if (payload.byteLength - at.offset !== DIGEST_BYTES)
+    throw new MalformedMessageError(`a digest hash must be ${DIGEST_BYTES} bytes`)
   return { count, hash: payload.subarray(at.offset) }
 }
 
-export function encodeInventory ({ answer, last, entries }: Inventory): Uint8Array {
-  if (entries.length > MAX_INVENTORY_ENTRIES) throw new RangeError(`an inventory page holds at most ${MAX_INVENTORY_ENTRIES} entries`)
+export function encodeInventory({ answer, last, entries }: Inventory): Uint8Array {
+  if (entries.length > MAX_INVENTORY_ENTRIES)
+    throw new RangeError(`an inventory page holds at most ${MAX_INVENTORY_ENTRIES} entries`)
   const out: number[] = []
   writeVarUint(out, (answer ? 1 : 0) | (last ? 2 : 0))
   writeVarUint(out, entries.length)
   for (const { docId, stateHash } of entries) {
     const id = encoder.encode(docId)
-    if (id.byteLength === 0 || id.byteLength > MAX_DOC_ID_BYTES) throw new RangeError(`document id ${docId} is not 1 to ${MAX_DOC_ID_BYTES} bytes`)
+    if (id.byteLength === 0 || id.byteLength > MAX_DOC_ID_BYTES)
+      throw new RangeError(`document id ${docId} is not 1 to ${MAX_DOC_ID_BYTES} bytes`)
     if (stateHash.byteLength !== STATE_HASH_BYTES) throw new RangeError(`a state hash is ${STATE_HASH_BYTES} bytes`)
     out.push(id.byteLength, ...id, ...stateHash)
   }
   return Uint8Array.from(out)
 }
 
-export function decodeInventory (payload: Uint8Array): Inventory {
+export function decodeInventory(payload: Uint8Array): Inventory {
   const at = { offset: 0 }
   const flags = readVarUint(payload, at, 'an inventory')
   if (flags > 3) throw new MalformedMessageError(`inventory flags ${flags} are not ones this radmesh knows`)
   const n = readVarUint(payload, at, 'an inventory')
-  if (n > MAX_INVENTORY_ENTRIES) throw new MalformedMessageError(`an inventory page of ${n} entries (at most ${MAX_INVENTORY_ENTRIES})`)
+  if (n > MAX_INVENTORY_ENTRIES)
+    throw new MalformedMessageError(`an inventory page of ${n} entries (at most ${MAX_INVENTORY_ENTRIES})`)
   const entries: InventoryEntry[] = []
   const seen = new Set<string>()
   for (let i = 0; i < n; i++) {
     const length = payload[at.offset++]
-    if (length === undefined || length === 0 || length > MAX_DOC_ID_BYTES || at.offset + length + STATE_HASH_BYTES > payload.byteLength) {
+    if (
+      length === undefined ||
+      length === 0 ||
+      length > MAX_DOC_ID_BYTES ||
+      at.offset + length + STATE_HASH_BYTES > payload.byteLength
+    ) {
       throw new MalformedMessageError('an inventory entry is cut short or its id is too long')
     }
     let docId: string

@@ -42,8 +42,11 @@ export const PACK_MIN_SAVING = 0.05
 export const PACK_ZSTD_LEVEL = 2
 
 /** Associated data of a packed chunk: the chunk's place, as for the sealed form, and the form. */
-export function packedChunkAssociatedData (
-  studyUid: string, versionId: string, index: number, last: boolean
+export function packedChunkAssociatedData(
+  studyUid: string,
+  versionId: string,
+  index: number,
+  last: boolean
 ): Uint8Array {
   return utf8(`radmesh/chunk-packed/v1\n${studyUid}\n${versionId}\n${index}\n${last ? 'last' : 'more'}`)
 }
@@ -68,7 +71,7 @@ export interface ChunkFrame2 {
   bytes: Uint8Array
 }
 
-export function encodeChunkFrame2Header (frame: Omit<ChunkFrame2, 'bytes'>): Uint8Array {
+export function encodeChunkFrame2Header(frame: Omit<ChunkFrame2, 'bytes'>): Uint8Array {
   const header = Buffer.alloc(CHUNK_FRAME_2_HEADER_BYTES)
   header.writeUInt8(frame.status, 0)
   header.writeUInt32BE(frame.index, 1)
@@ -78,7 +81,7 @@ export function encodeChunkFrame2Header (frame: Omit<ChunkFrame2, 'bytes'>): Uin
   return header
 }
 
-export function decodeChunkFrame2 (bytes: Uint8Array): ChunkFrame2 {
+export function decodeChunkFrame2(bytes: Uint8Array): ChunkFrame2 {
   if (bytes.byteLength < CHUNK_FRAME_2_HEADER_BYTES || bytes.byteLength > MAX_CHUNK_FRAME_2_MESSAGE_BYTES) {
     const range = `${CHUNK_FRAME_2_HEADER_BYTES} to ${MAX_CHUNK_FRAME_2_MESSAGE_BYTES} bytes`
     throw new MalformedMessageError(`a chunk frame is ${range}, not ${bytes.byteLength}`)

@@ -19,15 +19,7 @@
  */
 import { MalformedMessageError } from '../errors.ts'
 import { asPeerIdString, type PeerIdString } from '../ids.ts'
-import {
-  asObject,
-  base64urlField,
-  integerField,
-  signingBytes,
-  stringField,
-  timeField,
-  utf8
-} from '../json.ts'
+import { asObject, base64urlField, integerField, signingBytes, stringField, timeField, utf8 } from '../json.ts'
 
 export const MANIFEST_VERSION = 1
 export const SIGNING_CONTEXT_MANIFEST = 'radmesh/study-manifest/v1\n'
@@ -106,7 +98,7 @@ export const manifestSigningBytes = (manifest: Unsigned<StudyManifest>): Uint8Ar
 export const keyWrapSigningBytes = (wrap: Unsigned<KeyWrap>): Uint8Array => signingBytes(SIGNING_CONTEXT_KEY_WRAP, wrap)
 
 /** Associated data of chunk `index` of a study version. */
-export function chunkAssociatedData (studyUid: string, versionId: string, index: number, last: boolean): Uint8Array {
+export function chunkAssociatedData(studyUid: string, versionId: string, index: number, last: boolean): Uint8Array {
   return utf8(`radmesh/chunk/v1\n${studyUid}\n${versionId}\n${index}\n${last ? 'last' : 'more'}`)
 }
 
@@ -116,7 +108,7 @@ export const indexAssociatedData = (studyUid: string, versionId: string): Uint8A
 export const keyWrapInfo = (studyUid: string, versionId: string): Uint8Array =>
   utf8(`radmesh/key-wrap/v1\n${studyUid}\n${versionId}`)
 
-export function uidField (object: Record<string, unknown>, key: string, what: string): string {
+export function uidField(object: Record<string, unknown>, key: string, what: string): string {
   const value = stringField(object, key, what, 64)
   if (!UID_PATTERN.test(value)) {
     throw new MalformedMessageError(`${what}.${key} must be a DICOM UID (digits and dots, at most 64 characters)`)
@@ -124,19 +116,19 @@ export function uidField (object: Record<string, unknown>, key: string, what: st
   return value
 }
 
-export function versionIdField (object: Record<string, unknown>, key: string, what: string): string {
+export function versionIdField(object: Record<string, unknown>, key: string, what: string): string {
   const value = stringField(object, key, what, 32)
   if (!VERSION_ID.test(value)) throw new MalformedMessageError(`${what}.${key} must be 32 hex digits`)
   return value
 }
 
-export function peerIdField (object: Record<string, unknown>, key: string, what: string): PeerIdString {
+export function peerIdField(object: Record<string, unknown>, key: string, what: string): PeerIdString {
   const value = stringField(object, key, what, 128)
   if (!PEER_ID.test(value)) throw new MalformedMessageError(`${what}.${key} must be a peer id`)
   return asPeerIdString(value)
 }
 
-function checkVersion (object: Record<string, unknown>, what: string): number {
+function checkVersion(object: Record<string, unknown>, what: string): number {
   const v = integerField(object, 'v', what)
   if (v !== MANIFEST_VERSION) {
     throw new MalformedMessageError(`${what} has version ${v}; this radmesh reads version ${MANIFEST_VERSION}`)
@@ -144,19 +136,19 @@ function checkVersion (object: Record<string, unknown>, what: string): number {
   return v
 }
 
-function nonNegative (object: Record<string, unknown>, key: string, what: string): number {
+function nonNegative(object: Record<string, unknown>, key: string, what: string): number {
   const value = integerField(object, key, what)
   if (value < 0) throw new MalformedMessageError(`${what}.${key} must not be negative`)
   return value
 }
 
-function base64urlString (object: Record<string, unknown>, key: string, what: string, maxLength: number): string {
+function base64urlString(object: Record<string, unknown>, key: string, what: string, maxLength: number): string {
   const value = stringField(object, key, what, maxLength)
   if (!/^[A-Za-z0-9_-]*$/.test(value)) throw new MalformedMessageError(`${what}.${key} must be base64url`)
   return value
 }
 
-export function decodeManifest (value: unknown): StudyManifest {
+export function decodeManifest(value: unknown): StudyManifest {
   const what = 'manifest'
   const object = asObject(value, what)
   const hashes = object['chunkHashes']
@@ -210,7 +202,7 @@ export function decodeManifest (value: unknown): StudyManifest {
  * overlap, and the manifest's chunk sizes are exactly what the instance's size cuts into (full chunks, then
  * the rest), so no declared size, count or length disagrees with another.
  */
-export function decodeManifestIndex (value: unknown, manifest: StudyManifest): ManifestIndex {
+export function decodeManifestIndex(value: unknown, manifest: StudyManifest): ManifestIndex {
   const what = 'manifest index'
   const object = asObject(value, what)
   const list = object['instances']
@@ -257,7 +249,7 @@ export function decodeManifestIndex (value: unknown, manifest: StudyManifest): M
   return { instances }
 }
 
-export function decodeKeyWrap (value: unknown): KeyWrap {
+export function decodeKeyWrap(value: unknown): KeyWrap {
   const what = 'key wrap'
   const object = asObject(value, what)
   return {

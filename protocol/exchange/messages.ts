@@ -89,16 +89,19 @@ const json = (value: unknown): Uint8Array => utf8(JSON.stringify(value))
 
 // /radmesh/manifest/1.0.0
 
-export interface ManifestRequest { studyUid: string, knownVersion?: string }
+export interface ManifestRequest {
+  studyUid: string
+  knownVersion?: string
+}
 
 export type ManifestResponse =
-  | { status: 'ok', manifest: StudyManifest, wraps: KeyWrap[], have: Uint8Array }
-  | { status: 'current', have: Uint8Array }
+  | { status: 'ok'; manifest: StudyManifest; wraps: KeyWrap[]; have: Uint8Array }
+  | { status: 'current'; have: Uint8Array }
   | { status: 'unknown-study' }
 
 export const encodeManifestRequest = (request: ManifestRequest): Uint8Array => json(request)
 
-export function decodeManifestRequest (bytes: Uint8Array): ManifestRequest {
+export function decodeManifestRequest(bytes: Uint8Array): ManifestRequest {
   const what = 'manifest request'
   const object = asObject(parseJsonBytes(bytes, MAX_REQUEST_BYTES, what), what)
   return {
@@ -107,13 +110,13 @@ export function decodeManifestRequest (bytes: Uint8Array): ManifestRequest {
   }
 }
 
-export function encodeManifestResponse (response: ManifestResponse): Uint8Array {
+export function encodeManifestResponse(response: ManifestResponse): Uint8Array {
   if (response.status === 'unknown-study') return json(response)
   return json({ ...response, have: Buffer.from(response.have).toString('base64url') })
 }
 
 /** `chunks` is the number of chunks of the asker's known version: a `current` answer has a bit for each. */
-export function decodeManifestResponse (bytes: Uint8Array, chunks?: number): ManifestResponse {
+export function decodeManifestResponse(bytes: Uint8Array, chunks?: number): ManifestResponse {
   const what = 'manifest response'
   const object = asObject(parseJsonBytes(bytes, MAX_MANIFEST_MESSAGE_BYTES, what), what)
   const status = stringField(object, 'status', what, 32)
@@ -130,14 +133,14 @@ export function decodeManifestResponse (bytes: Uint8Array, chunks?: number): Man
   return { status, manifest, wraps, have: bitField(object, manifest.chunkHashes.length, what) }
 }
 
-function wrapList (value: unknown, what: string): KeyWrap[] {
+function wrapList(value: unknown, what: string): KeyWrap[] {
   if (!Array.isArray(value) || value.length > MAX_WRAPS_PER_MESSAGE) {
     throw new MalformedMessageError(`${what}.wraps must be a list of at most ${MAX_WRAPS_PER_MESSAGE} key wraps`)
   }
   return value.map(decodeKeyWrap)
 }
 
-function bitField (object: Record<string, unknown>, bits: number, what: string): Uint8Array {
+function bitField(object: Record<string, unknown>, bits: number, what: string): Uint8Array {
   const text = stringField(object, 'have', what, Math.ceil(MAX_CHUNKS / 6) + 4)
   if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new MalformedMessageError(`${what}.have must be base64url`)
   const bytes = new Uint8Array(Buffer.from(text, 'base64url'))
@@ -159,7 +162,7 @@ export interface ChunkRequest {
 export const encodeChunkRequest = (request: ChunkRequest): Uint8Array =>
   json({ s: request.studyUid, v: request.versionId, i: request.index, o: request.offset })
 
-export function decodeChunkRequest (bytes: Uint8Array): ChunkRequest {
+export function decodeChunkRequest(bytes: Uint8Array): ChunkRequest {
   const what = 'chunk request'
   const object = asObject(parseJsonBytes(bytes, MAX_REQUEST_BYTES, what), what)
   const index = integerField(object, 'i', what)
@@ -175,9 +178,14 @@ export const FRAME_STATUS = { data: 0, notHeld: 1 } as const
 export type FrameStatus = (typeof FRAME_STATUS)[keyof typeof FRAME_STATUS]
 
 /** `status` u8, `index` u32be, `offset` u32be, then the bytes of the chunk from `offset` (none unless data). */
-export interface ChunkFrame { status: FrameStatus, index: number, offset: number, bytes: Uint8Array }
+export interface ChunkFrame {
+  status: FrameStatus
+  index: number
+  offset: number
+  bytes: Uint8Array
+}
 
-export function encodeChunkFrameHeader (status: FrameStatus, index: number, offset: number): Uint8Array {
+export function encodeChunkFrameHeader(status: FrameStatus, index: number, offset: number): Uint8Array {
   const header = Buffer.alloc(CHUNK_FRAME_HEADER_BYTES)
   header.writeUInt8(status, 0)
   header.writeUInt32BE(index, 1)
@@ -185,7 +193,7 @@ export function encodeChunkFrameHeader (status: FrameStatus, index: number, offs
   return header
 }
 
-export function decodeChunkFrame (bytes: Uint8Array): ChunkFrame {
+export function decodeChunkFrame(bytes: Uint8Array): ChunkFrame {
   if (bytes.byteLength < CHUNK_FRAME_HEADER_BYTES || bytes.byteLength > MAX_CHUNK_FRAME_MESSAGE_BYTES) {
     const range = `${CHUNK_FRAME_HEADER_BYTES} to ${MAX_CHUNK_FRAME_MESSAGE_BYTES} bytes`
     throw new MalformedMessageError(`a chunk frame is ${range}, not ${bytes.byteLength}`)
@@ -208,12 +216,15 @@ export function decodeChunkFrame (bytes: Uint8Array): ChunkFrame {
 
 // /radmesh/announce/1.0.0
 
-export interface Announcement { manifest: StudyManifest, wraps: KeyWrap[] }
-export type AnnouncementAnswer = { status: 'ok' } | { status: 'refused', reason: string }
+export interface Announcement {
+  manifest: StudyManifest
+  wraps: KeyWrap[]
+}
+export type AnnouncementAnswer = { status: 'ok' } | { status: 'refused'; reason: string }
 
 export const encodeAnnouncement = (announcement: Announcement): Uint8Array => json(announcement)
 
-export function decodeAnnouncement (bytes: Uint8Array): Announcement {
+export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   const what = 'announcement'
   const object = asObject(parseJsonBytes(bytes, MAX_MANIFEST_MESSAGE_BYTES, what), what)
   return { manifest: decodeManifest(object['manifest']), wraps: wrapList(object['wraps'], what) }
@@ -221,7 +232,7 @@ export function decodeAnnouncement (bytes: Uint8Array): Announcement {
 
 export const encodeAnnouncementAnswer = (answer: AnnouncementAnswer): Uint8Array => json(answer)
 
-export function decodeAnnouncementAnswer (bytes: Uint8Array): AnnouncementAnswer {
+export function decodeAnnouncementAnswer(bytes: Uint8Array): AnnouncementAnswer {
   const what = 'announcement answer'
   const object = asObject(parseJsonBytes(bytes, MAX_ANNOUNCE_ANSWER_BYTES, what), what)
   const status = stringField(object, 'status', what, 32)

@@ -82,36 +82,39 @@ export interface JoinRequest {
 /** A document before signing; a signed one is accepted too and its signature ignored. */
 type Unsigned<T> = Omit<T, 'signature'> & { signature?: string }
 
-export const certificateSigningBytes = (certificate: Unsigned<MemberCertificate>): Uint8Array => signingBytes(SIGNING_CONTEXT_CERTIFICATE, certificate)
-export const revocationSigningBytes = (revocation: Unsigned<Revocation>): Uint8Array => signingBytes(SIGNING_CONTEXT_REVOCATION, revocation)
+export const certificateSigningBytes = (certificate: Unsigned<MemberCertificate>): Uint8Array =>
+  signingBytes(SIGNING_CONTEXT_CERTIFICATE, certificate)
+export const revocationSigningBytes = (revocation: Unsigned<Revocation>): Uint8Array =>
+  signingBytes(SIGNING_CONTEXT_REVOCATION, revocation)
 
-function checkVersion (object: Record<string, unknown>, what: string): number {
+function checkVersion(object: Record<string, unknown>, what: string): number {
   const v = integerField(object, 'v', what)
   if (v !== 1) throw new MalformedMessageError(`${what} has version ${v}; this radmesh reads version 1`)
   return v
 }
 
-function roleField (object: Record<string, unknown>, what: string): Role {
+function roleField(object: Record<string, unknown>, what: string): Role {
   const role = object['role']
   if (!isRole(role)) throw new MalformedMessageError(`${what}.role must be "site" or "radiologist"`)
   return role
 }
 
-function subspecialtiesField (object: Record<string, unknown>, what: string): string[] {
+function subspecialtiesField(object: Record<string, unknown>, what: string): string[] {
   const list = stringArrayField(object, 'subspecialties', what, MAX_SUBSPECIALTIES, MAX_SUBSPECIALTY_LENGTH)
   for (const item of list) {
-    if (!SUBSPECIALTY_PATTERN.test(item)) throw new MalformedMessageError(`${what}.subspecialties: "${item}" must be lower-case letters, digits and dashes`)
+    if (!SUBSPECIALTY_PATTERN.test(item))
+      throw new MalformedMessageError(`${what}.subspecialties: "${item}" must be lower-case letters, digits and dashes`)
   }
   return list
 }
 
-function nameField (object: Record<string, unknown>, what: string): string {
+function nameField(object: Record<string, unknown>, what: string): string {
   const name = stringField(object, 'name', what, MAX_NAME_LENGTH)
   if (name.trim() === '') throw new MalformedMessageError(`${what}.name must not be empty`)
   return name
 }
 
-export function decodeConsortiumInfo (value: unknown): ConsortiumInfo {
+export function decodeConsortiumInfo(value: unknown): ConsortiumInfo {
   const what = 'consortium'
   const object = asObject(value, what)
   return {
@@ -123,7 +126,7 @@ export function decodeConsortiumInfo (value: unknown): ConsortiumInfo {
   }
 }
 
-export function decodeCertificate (value: unknown): MemberCertificate {
+export function decodeCertificate(value: unknown): MemberCertificate {
   const what = 'certificate'
   const object = asObject(value, what)
   return {
@@ -140,7 +143,7 @@ export function decodeCertificate (value: unknown): MemberCertificate {
   }
 }
 
-export function decodeRevocation (value: unknown): Revocation {
+export function decodeRevocation(value: unknown): Revocation {
   const what = 'revocation'
   const object = asObject(value, what)
   const reason = optionalStringField(object, 'reason', what, 256)
@@ -154,7 +157,7 @@ export function decodeRevocation (value: unknown): Revocation {
   }
 }
 
-export function decodeJoinRequest (value: unknown): JoinRequest {
+export function decodeJoinRequest(value: unknown): JoinRequest {
   const what = 'join request'
   const object = asObject(value, what)
   return {

@@ -46,29 +46,35 @@ export interface Hello {
 }
 
 export type Verdict =
-  | { type: 'verdict', accepted: true }
-  | { type: 'verdict', accepted: false, code: RefusalCode, reason: string }
+  | { type: 'verdict'; accepted: true }
+  | { type: 'verdict'; accepted: false; code: RefusalCode; reason: string }
 
-export function encodeHello (hello: Hello): Uint8Array {
+export function encodeHello(hello: Hello): Uint8Array {
   return utf8(JSON.stringify({ v: 1, type: 'hello', certificate: hello.certificate as unknown as Json }))
 }
 
-export function decodeHello (bytes: Uint8Array): Hello {
+export function decodeHello(bytes: Uint8Array): Hello {
   const object = asObject(parseJsonBytes(bytes, MAX_HELLO_BYTES, 'hello'), 'hello')
   if (object['v'] !== 1 || object['type'] !== 'hello') throw new MalformedMessageError('not a version 1 hello')
   return { type: 'hello', certificate: decodeCertificate(object['certificate']) }
 }
 
-export function encodeVerdict (verdict: Verdict): Uint8Array {
+export function encodeVerdict(verdict: Verdict): Uint8Array {
   return utf8(JSON.stringify({ v: 1, ...verdict }))
 }
 
-export function decodeVerdict (bytes: Uint8Array): Verdict {
+export function decodeVerdict(bytes: Uint8Array): Verdict {
   const object = asObject(parseJsonBytes(bytes, MAX_VERDICT_BYTES, 'verdict'), 'verdict')
   if (object['v'] !== 1 || object['type'] !== 'verdict') throw new MalformedMessageError('not a version 1 verdict')
   if (object['accepted'] === true) return { type: 'verdict', accepted: true }
   if (object['accepted'] !== false) throw new MalformedMessageError('verdict.accepted must be a boolean')
   const code = stringField(object, 'code', 'verdict', 64)
-  if (!(REFUSAL_CODES as readonly string[]).includes(code)) throw new MalformedMessageError(`verdict.code "${code}" is unknown`)
-  return { type: 'verdict', accepted: false, code: code as RefusalCode, reason: stringField(object, 'reason', 'verdict', 512) }
+  if (!(REFUSAL_CODES as readonly string[]).includes(code))
+    throw new MalformedMessageError(`verdict.code "${code}" is unknown`)
+  return {
+    type: 'verdict',
+    accepted: false,
+    code: code as RefusalCode,
+    reason: stringField(object, 'reason', 'verdict', 512)
+  }
 }

@@ -22,16 +22,19 @@ export const REVOCATIONS_MAX_INBOUND_STREAMS = 4
 export const REVOCATIONS_MAX_OUTBOUND_STREAMS = 4
 export const REVOCATIONS_TIMEOUT_MS = 10_000
 
-export function encodeRevocationList (revocations: Revocation[]): Uint8Array {
-  if (revocations.length > MAX_REVOCATIONS_PER_MESSAGE) throw new RangeError(`at most ${MAX_REVOCATIONS_PER_MESSAGE} revocations per message`)
+export function encodeRevocationList(revocations: Revocation[]): Uint8Array {
+  if (revocations.length > MAX_REVOCATIONS_PER_MESSAGE)
+    throw new RangeError(`at most ${MAX_REVOCATIONS_PER_MESSAGE} revocations per message`)
   return utf8(JSON.stringify({ v: 1, type: 'revocations', revocations: revocations as unknown as Json }))
 }
 
-export function decodeRevocationList (bytes: Uint8Array): Revocation[] {
+export function decodeRevocationList(bytes: Uint8Array): Revocation[] {
   const object = asObject(parseJsonBytes(bytes, MAX_REVOCATIONS_MESSAGE_BYTES, 'revocation list'), 'revocation list')
-  if (object['v'] !== 1 || object['type'] !== 'revocations') throw new MalformedMessageError('not a version 1 revocation list')
+  if (object['v'] !== 1 || object['type'] !== 'revocations')
+    throw new MalformedMessageError('not a version 1 revocation list')
   const list = object['revocations']
   if (!Array.isArray(list)) throw new MalformedMessageError('revocation list.revocations must be an array')
-  if (list.length > MAX_REVOCATIONS_PER_MESSAGE) throw new MalformedMessageError(`revocation list has more than ${MAX_REVOCATIONS_PER_MESSAGE} entries`)
+  if (list.length > MAX_REVOCATIONS_PER_MESSAGE)
+    throw new MalformedMessageError(`revocation list has more than ${MAX_REVOCATIONS_PER_MESSAGE} entries`)
   return list.map(decodeRevocation)
 }

@@ -10,7 +10,7 @@ import { freePort } from '../lib/ports.ts'
 import { waitFor } from '../lib/wait.ts'
 
 /** VmHWM of a running process, in MB. */
-export async function peakRss (pid: number | undefined): Promise<number> {
+export async function peakRss(pid: number | undefined): Promise<number> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
 }
@@ -19,31 +19,61 @@ export async function peakRss (pid: number | undefined): Promise<number> {
  * Waits until a node's pack holds its zero-filled space ahead (`--preallocate`), as a site that has been
  * running has; returns the seconds it took from the call.
  */
-export async function packSpaceReady (home: string, bytes: number): Promise<number> {
+export async function packSpaceReady(home: string, bytes: number): Promise<number> {
   const started = performance.now()
-  await waitFor('the pack space to be zero-filled', async () => (await fs.stat(join(home, 'chunks', 'pack-000001.dat')).catch(() => undefined))?.size === bytes, 60_000, 50)
+  await waitFor(
+    'the pack space to be zero-filled',
+    async () => (await fs.stat(join(home, 'chunks', 'pack-000001.dat')).catch(() => undefined))?.size === bytes,
+    60_000,
+    50
+  )
   return (performance.now() - started) / 1000
 }
 
 /** Sends a folder with storescu (TCP_NODELAY=1, as runTool sets) and returns the seconds it took. */
-export async function timeStorescu (port: number, aeTitle: string, dir: string): Promise<number> {
+export async function timeStorescu(port: number, aeTitle: string, dir: string): Promise<number> {
   const started = performance.now()
-  const result = await runTool('storescu', ['-aec', aeTitle, '-aet', 'BENCH', '+sd', '+r', '127.0.0.1', String(port), dir])
+  const result = await runTool('storescu', [
+    '-aec',
+    aeTitle,
+    '-aet',
+    'BENCH',
+    '+sd',
+    '+r',
+    '127.0.0.1',
+    String(port),
+    dir
+  ])
   const seconds = (performance.now() - started) / 1000
   if (result.code !== 0) throw new Error(`storescu to ${aeTitle} failed: ${result.stderr.slice(0, 500)}`)
   return seconds
 }
 
-export interface Run { seconds: number, rssMb: number, firstImageMs?: number }
-export interface Contender { name: string, run (): Promise<Run> }
+export interface Run {
+  seconds: number
+  rssMb: number
+  firstImageMs?: number
+}
+export interface Contender {
+  name: string
+  run(): Promise<Run>
+}
 
 /** Times storescu into a DCMTK storescp (which writes files, nothing else) under `work`. */
-export async function runStorescp (work: string, studyDir: string): Promise<Run> {
+export async function runStorescp(work: string, studyDir: string): Promise<Run> {
   const port = await freePort()
   const out = await fs.mkdtemp(join(work, 'storescp-'))
-  const scp: ChildProcess = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' })
+  const scp: ChildProcess = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], {
+    env: { ...process.env, TCP_NODELAY: '1' },
+    stdio: 'ignore'
+  })
   try {
-    await waitFor('storescp', async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0, 10_000, 100)
+    await waitFor(
+      'storescp',
+      async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0,
+      10_000,
+      100
+    )
     const seconds = await timeStorescu(port, 'STORESCP', studyDir)
     return { seconds, rssMb: await peakRss(scp.pid) }
   } finally {
@@ -52,10 +82,18 @@ export async function runStorescp (work: string, studyDir: string): Promise<Run>
   }
 }
 
-export interface Summary { name: string, runs: number, seconds: number, min: number, max: number, rssMb: number, firstImageMs?: number }
+export interface Summary {
+  name: string
+  runs: number
+  seconds: number
+  min: number
+  max: number
+  rssMb: number
+  firstImageMs?: number
+}
 
 /** Runs each contender `rounds` times, the order rotating each round, the disk synced before each run. */
-export async function runRounds (contenders: Contender[], rounds: number): Promise<Summary[]> {
+export async function runRounds(contenders: Contender[], rounds: number): Promise<Summary[]> {
   const runs = new Map<string, Run[]>(contenders.map(c => [c.name, []]))
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < contenders.length; i++) {
@@ -68,7 +106,9 @@ export async function runRounds (contenders: Contender[], rounds: number): Promi
           runs.get(contender.name)?.push(await contender.run())
           break
         } catch (error) {
-          process.stdout.write(`${contender.name}: run failed${attempt === 1 ? ', trying once more' : ''}: ${(error as Error).message}\n`)
+          process.stdout.write(
+            `${contender.name}: run failed${attempt === 1 ? ', trying once more' : ''}: ${(error as Error).message}\n`
+          )
         }
       }
     }
@@ -77,7 +117,7 @@ export async function runRounds (contenders: Contender[], rounds: number): Promi
   return contenders.map(contender => {
     const list = runs.get(contender.name) ?? []
     const times = list.map(run => run.seconds)
-    const firsts = list.flatMap(run => run.firstImageMs === undefined ? [] : [run.firstImageMs])
+    const firsts = list.flatMap(run => (run.firstImageMs === undefined ? [] : [run.firstImageMs]))
     return {
       name: contender.name,
       runs: list.length,

@@ -20,15 +20,24 @@ import { tempDir } from '../lib/temp.ts'
 import { DEFAULT_PREALLOCATE_SITE } from '../../node/archive/chunks.ts'
 import { type Contender, packSpaceReady, peakRss, runRounds, runStorescp, timeStorescu } from './common.ts'
 
-const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rows: { type: 'string', default: '512' }, rounds: { type: 'string', default: '3' }, big: { type: 'boolean', default: false } } })
+const { values } = parseArgs({
+  options: {
+    slices: { type: 'string', default: '400' },
+    rows: { type: 'string', default: '512' },
+    rounds: { type: 'string', default: '3' },
+    big: { type: 'boolean', default: false }
+  }
+})
 const slices = Number(values.slices)
 const rows = Number(values.rows)
 const rounds = Number(values.rounds)
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`ingest benchmark: ${slices} slices ${rows}x${rows} 16-bit CT, storescu with TCP_NODELAY=1\n`)
-process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
-  `node ${process.version}, ${new Date().toISOString()}\n`)
+process.stdout.write(
+  `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+    `node ${process.version}, ${new Date().toISOString()}\n`
+)
 const study = await generateCt({ out: join(work, 'study'), slices, rows, columns: rows, seed: 1 })
 process.stdout.write(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB\n\n`)
 
@@ -70,12 +79,16 @@ process.stdout.write('receiver           seconds (min-max)    instances/s   MB/s
 for (const row of summary) {
   const rate = study.files.length / row.seconds
   const spread = `(${row.min.toFixed(2)}-${row.max.toFixed(2)})`
-  process.stdout.write(`${row.name.padEnd(18)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(12)}   ` +
-    `${rate.toFixed(0).padStart(11)}   ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(4)}   ` +
-    `${row.rssMb.toFixed(0).padStart(5)} MB   ${(row.seconds / radmesh.seconds).toFixed(2)}x` +
-    `${row.runs < rounds ? ` (only ${row.runs} runs)` : ''}\n`)
+  process.stdout.write(
+    `${row.name.padEnd(18)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(12)}   ` +
+      `${rate.toFixed(0).padStart(11)}   ${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(4)}   ` +
+      `${row.rssMb.toFixed(0).padStart(5)} MB   ${(row.seconds / radmesh.seconds).toFixed(2)}x` +
+      `${row.runs < rounds ? ` (only ${row.runs} runs)` : ''}\n`
+  )
 }
-process.stdout.write('\n(radmesh speed vs this = that receiver\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
+process.stdout.write(
+  "\n(radmesh speed vs this = that receiver's time / radmesh's time: above 1 means radmesh is faster)\n"
+)
 
 if (values.big) {
   const big = await generateCt({ out: join(work, 'big'), slices: 4000, rows: 512, columns: 512, seed: 2 })
@@ -84,8 +97,10 @@ if (values.big) {
   await packSpaceReady(node.home, DEFAULT_PREALLOCATE_SITE)
   await runTool('sync', [])
   const seconds = await timeStorescu(node.dicomPort, 'RADMESH', join(work, 'big'))
-  process.stdout.write(`\n2 GB study: ${big.files.length} files, ${(big.bytes / 1e9).toFixed(2)} GB into radmesh in ` +
-    `${seconds.toFixed(1)} s, peak RSS ${(await peakRss(node.process.pid)).toFixed(0)} MB\n`)
+  process.stdout.write(
+    `\n2 GB study: ${big.files.length} files, ${(big.bytes / 1e9).toFixed(2)} GB into radmesh in ` +
+      `${seconds.toFixed(1)} s, peak RSS ${(await peakRss(node.process.pid)).toFixed(0)} MB\n`
+  )
   await node.stop()
 }
 await fs.rm(work, { recursive: true, force: true })

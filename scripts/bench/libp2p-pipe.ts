@@ -27,7 +27,7 @@ const node = await createLibp2p({
 
 if (mode === 'serve') {
   const block = Buffer.alloc(BLOCK_BYTES, 0x5a)
-  await node.handle(PROTOCOL, async (stream) => {
+  await node.handle(PROTOCOL, async stream => {
     let wanted = 0
     for await (const request of stream) {
       wanted = Number(Buffer.from(request.subarray()).toString('ascii'))
@@ -44,14 +44,16 @@ if (mode === 'serve') {
   const streams = Number(streamsArgument ?? '1')
   const connection = await node.dial(multiaddr(address))
   const started = performance.now()
-  const received = await Promise.all(Array.from({ length: streams }, async (_, lane) => {
-    const share = Math.floor(total / streams) + (lane < total % streams ? 1 : 0)
-    const stream = await connection.newStream(PROTOCOL)
-    stream.send(Buffer.from(String(share), 'ascii'))
-    let got = 0
-    for await (const data of stream) got += data.byteLength
-    return got
-  }))
+  const received = await Promise.all(
+    Array.from({ length: streams }, async (_, lane) => {
+      const share = Math.floor(total / streams) + (lane < total % streams ? 1 : 0)
+      const stream = await connection.newStream(PROTOCOL)
+      stream.send(Buffer.from(String(share), 'ascii'))
+      let got = 0
+      for await (const data of stream) got += data.byteLength
+      return got
+    })
+  )
   const seconds = (performance.now() - started) / 1000
   const got = received.reduce((sum, n) => sum + n, 0)
   if (got !== total) throw new Error(`pulled ${got} of ${total} bytes`)

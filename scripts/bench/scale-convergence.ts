@@ -14,7 +14,7 @@ import { say } from './scale-common.ts'
 const SAMPLE_MS = 2_000
 
 /** RSS (MB) of every live child of `pid`, summed, and how many there are. */
-async function childrenRss (pid: number): Promise<{ mb: number, count: number }> {
+async function childrenRss(pid: number): Promise<{ mb: number; count: number }> {
   let kb = 0
   let count = 0
   for (const entry of await fs.readdir('/proc').catch(() => [])) {
@@ -27,10 +27,12 @@ async function childrenRss (pid: number): Promise<{ mb: number, count: number }>
   return { mb: kb / 1024, count }
 }
 
-export async function convergencePart (nodes: number, steps: number): Promise<void> {
-  const links = nodes * (nodes - 1) / 2
-  say(`== part 3: convergence, ${nodes} nodes in separate processes (a site and ${nodes - 1} radiologists, ` +
-    `a proxy per pair: ${links} links), ${steps} steps ==`)
+export async function convergencePart(nodes: number, steps: number): Promise<void> {
+  const links = (nodes * (nodes - 1)) / 2
+  say(
+    `== part 3: convergence, ${nodes} nodes in separate processes (a site and ${nodes - 1} radiologists, ` +
+      `a proxy per pair: ${links} links), ${steps} steps ==`
+  )
   const uvu = join(ROOT, 'node_modules', 'uvu', 'bin.js')
   const seed = Number(process.env['RADMESH_SEED'] ?? Math.floor(Math.random() * 2 ** 31))
   const begun = performance.now()
@@ -45,18 +47,26 @@ export async function convergencePart (nodes: number, steps: number): Promise<vo
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
   let peak = { mb: 0, count: 0 }
   const timer = setInterval(() => {
-    void childrenRss(child.pid ?? 0).then(now => { if (now.mb > peak.mb) peak = now })
+    void childrenRss(child.pid ?? 0).then(now => {
+      if (now.mb > peak.mb) peak = now
+    })
   }, SAMPLE_MS)
   const code = await new Promise<number | null>(resolve => child.once('exit', resolve))
   clearInterval(timer)
   const seconds = (performance.now() - begun) / 1000
   const outcome = code === 0 ? 'converged' : `FAILED (exit ${code})`
-  say(`${outcome}: seed ${seed} (RADMESH_SEED=${seed} to replay), ${seconds.toFixed(0)} s in all, ` +
-    `peak ${peak.count} node processes holding ${peak.mb.toFixed(0)} MB RSS together`)
+  say(
+    `${outcome}: seed ${seed} (RADMESH_SEED=${seed} to replay), ${seconds.toFixed(0)} s in all, ` +
+      `peak ${peak.count} node processes holding ${peak.mb.toFixed(0)} MB RSS together`
+  )
   if (code !== 0) say(output.split('\n').slice(-60).join('\n'))
   say()
 }

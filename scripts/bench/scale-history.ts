@@ -15,7 +15,16 @@ import { tempDir } from '../lib/temp.ts'
 import { waitFor } from '../lib/wait.ts'
 import type { ProbeSample } from './scale-probe.ts'
 import {
-  CACHE, copyDir, isDir, kb, percentile, type ProbedNode, rssOf, say, startProbed, table
+  CACHE,
+  copyDir,
+  isDir,
+  kb,
+  percentile,
+  type ProbedNode,
+  rssOf,
+  say,
+  startProbed,
+  table
 } from './scale-common.ts'
 
 /** Open cases at every size: a busy site's open worklist. */
@@ -25,13 +34,19 @@ const REQUESTS = 200
 const WARMUP = 10
 const GOALS = { startSeconds: 3, rssMb: 300, worklistP99Ms: 50, coldSyncSeconds: 2, coldSyncBytes: 10e6 }
 /** The figures before issue 14 (one worklist document; cases counted in all, not closed + open). */
-const BEFORE: Record<number, { start: string, rss: string, p50: string, size: string, sync: string }> = {
+const BEFORE: Record<number, { start: string; rss: string; p50: string; size: string; sync: string }> = {
   1000: { start: '2.4 s', rss: '240 MB', p50: '16 ms', size: '711 KB', sync: '3.0 s / 1.2 MB' },
   10000: { start: '8.3 s', rss: '401 MB', p50: '96 ms', size: '7.1 MB', sync: 'never' },
   50000: { start: '49 s', rss: '977 MB', p50: '717 ms', size: '35.5 MB', sync: 'never' }
 }
 
-interface Homes { root: string, site: string, earlier: string, reader: string, generationSeconds: number | undefined }
+interface Homes {
+  root: string
+  site: string
+  earlier: string
+  reader: string
+  generationSeconds: number | undefined
+}
 interface Row {
   closed: number
   generationSeconds: number | undefined
@@ -50,10 +65,10 @@ interface Row {
 }
 
 /** HOMEs of a site with `closed` + OPEN cases: from the cache, or made (and cached) now. */
-async function homesFor (closed: number, useCache: boolean): Promise<Homes> {
+async function homesFor(closed: number, useCache: boolean): Promise<Homes> {
   const cached = join(CACHE, `history-${closed}-${OPEN}`)
   const root = await tempDir('radmesh-scale-history-')
-  if (useCache && await isDir(cached)) {
+  if (useCache && (await isDir(cached))) {
     await copyDir(cached, join(root, 'c'))
     const home = (n: number): string => join(root, 'c', `member-${n}`)
     return { root, site: home(1), earlier: home(2), reader: home(3), generationSeconds: undefined }
@@ -87,19 +102,22 @@ async function homesFor (closed: number, useCache: boolean): Promise<Homes> {
 const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(0)
 
 /** Where a node's memory is: its JS heap by space, what V8 holds outside it, and the process's mappings. */
-async function memoryOf (node: ProbedNode, probe: ProbeSample): Promise<string> {
-  const spaces = probe.heapSpaces.filter(s => s.usedMb >= 1)
+async function memoryOf(node: ProbedNode, probe: ProbeSample): Promise<string> {
+  const spaces = probe.heapSpaces
+    .filter(s => s.usedMb >= 1)
     .map(s => `${s.name.replace(/_space$/, '')} ${s.usedMb.toFixed(0)}`)
   const rollup = await fs.readFile(`/proc/${node.process.pid}/smaps_rollup`, 'utf8').catch(() => '')
   const field = (name: string): string =>
     (Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0) / 1024).toFixed(0)
-  return `heap used ${mb(probe.memory.heapUsed)} of ${mb(probe.memory.heapTotal)} MB (${spaces.join(', ')}), ` +
+  return (
+    `heap used ${mb(probe.memory.heapUsed)} of ${mb(probe.memory.heapTotal)} MB (${spaces.join(', ')}), ` +
     `external ${mb(probe.memory.external)} MB (array buffers ${mb(probe.memory.arrayBuffers)}); ` +
     `anonymous ${field('Anonymous')} MB, file-backed shared ${field('Shared_Clean')} MB ` +
     '(the node binary, shared by every node process)'
+  )
 }
 
-async function worklistTimes (site: ProbedNode): Promise<{ p50: number, p99: number, bytes: number }> {
+async function worklistTimes(site: ProbedNode): Promise<{ p50: number; p99: number; bytes: number }> {
   const times: number[] = []
   let bytes = 0
   for (let i = 0; i < WARMUP + REQUESTS; i++) {
@@ -113,7 +131,7 @@ async function worklistTimes (site: ProbedNode): Promise<{ p50: number, p99: num
   return { p50: percentile(times, 50), p99: percentile(times, 99), bytes }
 }
 
-async function openOn (node: { api: ProbedNode['api'] }): Promise<number> {
+async function openOn(node: { api: ProbedNode['api'] }): Promise<number> {
   const { status, body } = await node.api<Array<{ status: string }>>('GET', '/api/worklist?closed=0')
   if (status !== 200 || !Array.isArray(body)) {
     throw new Error(`/api/worklist?closed=0 answered ${status}: ${JSON.stringify(body).slice(0, 300)}`)
@@ -121,7 +139,7 @@ async function openOn (node: { api: ProbedNode['api'] }): Promise<number> {
   return body.filter(c => c.status === 'SCHEDULED').length
 }
 
-async function measure (closed: number, useCache: boolean, baseline: boolean): Promise<Row> {
+async function measure(closed: number, useCache: boolean, baseline: boolean): Promise<Row> {
   say(`${closed} closed + ${OPEN} open cases:`)
   const homes = await homesFor(closed, useCache)
   if (baseline) {
@@ -145,7 +163,7 @@ async function measure (closed: number, useCache: boolean, baseline: boolean): P
     const reader = await startNode(homes.reader, { peers: [`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${site.peerId}`] })
     const ready = performance.now()
     try {
-      await waitFor('the new reader to list every open case', async () => await openOn(reader) === OPEN, 60_000, 50)
+      await waitFor('the new reader to list every open case', async () => (await openOn(reader)) === OPEN, 60_000, 50)
     } finally {
       await reader.stop()
     }
@@ -155,9 +173,11 @@ async function measure (closed: number, useCache: boolean, baseline: boolean): P
     const after = await rssOf(site.process.pid)
     const probe = await site.sample()
     const heap = await memoryOf(site, probe)
-    say(`  site after start ${started.rss.toFixed(0)} MB, ` +
-      `after the worklist and the reader ${after.rss.toFixed(0)} MB ` +
-      `(peak ${after.peak.toFixed(0)}): ${heap}`)
+    say(
+      `  site after start ${started.rss.toFixed(0)} MB, ` +
+        `after the worklist and the reader ${after.rss.toFixed(0)} MB ` +
+        `(peak ${after.peak.toFixed(0)}): ${heap}`
+    )
     return {
       closed,
       generationSeconds: homes.generationSeconds,
@@ -177,7 +197,7 @@ async function measure (closed: number, useCache: boolean, baseline: boolean): P
   }
 }
 
-export async function historyPart (closedSizes: number[], useCache: boolean): Promise<void> {
+export async function historyPart(closedSizes: number[], useCache: boolean): Promise<void> {
   say(`== part 1: a year of cases (site: N closed cases + ${OPEN} open, two radiologists; real node processes) ==`)
   const rows: Row[] = []
   for (const closed of closedSizes) rows.push(await measure(closed, useCache, rows.length === 0))
@@ -186,9 +206,17 @@ export async function historyPart (closedSizes: number[], useCache: boolean): Pr
   say('synced, peak VmHWM;')
   say(`worklist: ${REQUESTS} sequential GET /api/worklist, open cases + 50 closed; cold sync: a new reader's start`)
   say('until it lists every open case, timed from its ready line (and from its spawn), bytes both ways on its link)')
-  const header = ['closed + open', 'start', 'RSS started / loaded (peak)', 'worklist p50 / p99', 'response',
-    'cold sync (from spawn)', 'sync bytes']
-  table(header,
+  const header = [
+    'closed + open',
+    'start',
+    'RSS started / loaded (peak)',
+    'worklist p50 / p99',
+    'response',
+    'cold sync (from spawn)',
+    'sync bytes'
+  ]
+  table(
+    header,
     rows.map(r => [
       `${r.closed} + ${OPEN}`,
       `${r.startSeconds.toFixed(2)} s`,
@@ -197,27 +225,50 @@ export async function historyPart (closedSizes: number[], useCache: boolean): Pr
       kb(r.bytes),
       `${r.syncSeconds.toFixed(2)} s (${r.syncFromSpawnSeconds.toFixed(2)} s)`,
       kb(r.syncBytes)
-    ]))
+    ])
+  )
   say()
   say('against the goals of issue 14 and the figures before it (before: all cases in one document, N cases in all)')
-  const verdict = (ok: boolean): string => ok ? 'met' : 'MISSED'
+  const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED')
   for (const r of rows) {
     const before = BEFORE[r.closed] ?? BEFORE[r.closed + OPEN]
     say(`${r.closed} + ${OPEN}:`)
-    table(['', 'goal', 'before', 'now', ''], [
-      ['start', `< ${GOALS.startSeconds} s`, before?.start ?? '-', `${r.startSeconds.toFixed(2)} s`,
-        verdict(r.startSeconds < GOALS.startSeconds)],
-      ['RSS started', `< ${GOALS.rssMb} MB`, before?.rss ?? '-', `${r.startRssMb.toFixed(0)} MB`,
-        verdict(r.startRssMb < GOALS.rssMb)],
-      ['RSS loaded', `< ${GOALS.rssMb} MB`, '-', `${r.rssMb.toFixed(0)} MB`, verdict(r.rssMb < GOALS.rssMb)],
-      ['worklist p50', '-', before?.p50 ?? '-', `${r.p50.toFixed(1)} ms`, ''],
-      ['worklist p99', `< ${GOALS.worklistP99Ms} ms`, '-', `${r.p99.toFixed(1)} ms`,
-        verdict(r.p99 < GOALS.worklistP99Ms)],
-      ['worklist size', '-', before?.size ?? '-', kb(r.bytes), ''],
-      ['cold sync', `< ${GOALS.coldSyncSeconds} s, < 10 MB`, before?.sync ?? '-',
-        `${r.syncSeconds.toFixed(2)} s / ${kb(r.syncBytes)}`,
-        verdict(r.syncSeconds < GOALS.coldSyncSeconds && r.syncBytes < GOALS.coldSyncBytes)]
-    ])
+    table(
+      ['', 'goal', 'before', 'now', ''],
+      [
+        [
+          'start',
+          `< ${GOALS.startSeconds} s`,
+          before?.start ?? '-',
+          `${r.startSeconds.toFixed(2)} s`,
+          verdict(r.startSeconds < GOALS.startSeconds)
+        ],
+        [
+          'RSS started',
+          `< ${GOALS.rssMb} MB`,
+          before?.rss ?? '-',
+          `${r.startRssMb.toFixed(0)} MB`,
+          verdict(r.startRssMb < GOALS.rssMb)
+        ],
+        ['RSS loaded', `< ${GOALS.rssMb} MB`, '-', `${r.rssMb.toFixed(0)} MB`, verdict(r.rssMb < GOALS.rssMb)],
+        ['worklist p50', '-', before?.p50 ?? '-', `${r.p50.toFixed(1)} ms`, ''],
+        [
+          'worklist p99',
+          `< ${GOALS.worklistP99Ms} ms`,
+          '-',
+          `${r.p99.toFixed(1)} ms`,
+          verdict(r.p99 < GOALS.worklistP99Ms)
+        ],
+        ['worklist size', '-', before?.size ?? '-', kb(r.bytes), ''],
+        [
+          'cold sync',
+          `< ${GOALS.coldSyncSeconds} s, < 10 MB`,
+          before?.sync ?? '-',
+          `${r.syncSeconds.toFixed(2)} s / ${kb(r.syncBytes)}`,
+          verdict(r.syncSeconds < GOALS.coldSyncSeconds && r.syncBytes < GOALS.coldSyncBytes)
+        ]
+      ]
+    )
     if (r.generationSeconds !== undefined) say(`  (history generated in ${r.generationSeconds.toFixed(0)} s)`)
   }
   say()

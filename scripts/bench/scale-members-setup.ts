@@ -45,13 +45,17 @@ export interface BenchMember {
   sites: number[]
 }
 
-export interface BenchConsortium { members: BenchMember[], sites: BenchMember[], readers: BenchMember[] }
+export interface BenchConsortium {
+  members: BenchMember[]
+  sites: BenchMember[]
+  readers: BenchMember[]
+}
 
 /**
  * Starts a member, on another port if its own was taken meanwhile (other programs on this machine pick ports
  * too): its readers dial the port it got, since they start after it.
  */
-export async function startOnFreePort<T> (member: BenchMember, start: () => Promise<T>): Promise<T> {
+export async function startOnFreePort<T>(member: BenchMember, start: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await start()
@@ -65,7 +69,7 @@ export async function startOnFreePort<T> (member: BenchMember, start: () => Prom
 
 export const siteCount = (members: number): number => Math.max(1, Math.round(members / 10))
 
-export async function makeConsortium (root: string, count: number): Promise<BenchConsortium> {
+export async function makeConsortium(root: string, count: number): Promise<BenchConsortium> {
   const dir = join(root, 'consortium')
   await createConsortium(dir, `Scale ${count}`)
   const consortium = await openConsortium(dir)
@@ -97,7 +101,7 @@ export async function makeConsortium (root: string, count: number): Promise<Benc
  * in turn: as scripts/lib/worklist-history.ts does, without its members document (every node publishes its
  * own member record when it starts; a second copy written here would clash with it).
  */
-async function seedCases (site: BenchMember, readers: BenchMember[]): Promise<void> {
+async function seedCases(site: BenchMember, readers: BenchMember[]): Promise<void> {
   const member = await loadMember(site.home)
   const db = await openDatabase(member.paths.database)
   const key = await StorageKey.load(member.paths.storageKey)
@@ -110,10 +114,21 @@ async function seedCases (site: BenchMember, readers: BenchMember[]): Promise<vo
       const caseId = caseIdFor(member.identity.peerId, studyUid)
       const routed = routeTo(readers, n * READERS_PER_CASE)
       const record: WorklistRecord = await signWorklistRecord(member.identity.privateKey, {
-        v: 1, kind: 'case', caseId, studyUid, site: member.identity.peerId, siteName: member.certificate.name,
-        priority: 'ROUTINE', subspecialty: 'general', modalities: ['CT'], bodyPart: 'HEAD',
+        v: 1,
+        kind: 'case',
+        caseId,
+        studyUid,
+        site: member.identity.peerId,
+        siteName: member.certificate.name,
+        priority: 'ROUTINE',
+        subspecialty: 'general',
+        modalities: ['CT'],
+        bodyPart: 'HEAD',
         readers: routed.map(r => r.peerId).sort() as PeerIdString[],
-        createdAt: at, dueAt: new Date(Date.now() + 86_400_000).toISOString(), by: member.identity.peerId, at
+        createdAt: at,
+        dueAt: new Date(Date.now() + 86_400_000).toISOString(),
+        by: member.identity.peerId,
+        at
       })
       const doc = new Y.Doc()
       doc.getMap(RECORDS_MAP).set(recordKey(record), record)
@@ -139,10 +154,17 @@ export const peersOf = (bench: BenchConsortium, member: BenchMember): string[] =
 
 /** READERS_PER_CASE of a site's readers, from the `from`th on, in turn. */
 export const routeTo = (readers: BenchMember[], from: number): BenchMember[] =>
-  Array.from({ length: Math.min(READERS_PER_CASE, readers.length) },
-    (_, k) => readers[(from + k) % readers.length] as BenchMember)
+  Array.from(
+    { length: Math.min(READERS_PER_CASE, readers.length) },
+    (_, k) => readers[(from + k) % readers.length] as BenchMember
+  )
 
-export interface MembersOptions { sizes: number[], processes: number, idleSeconds: number, changes: number }
+export interface MembersOptions {
+  sizes: number[]
+  processes: number
+  idleSeconds: number
+  changes: number
+}
 
 /** What one run (in one process, or in separate ones) measured. */
 export interface MembersRow {
@@ -174,46 +196,87 @@ const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / M
 /** The figures of issue 14 before the work: idle traffic per node per minute. */
 const IDLE_BEFORE: Record<number, string> = { 4: '24.7 KB', 12: '96 KB' }
 
-export function printMembers (rows: MembersRow[], compare: boolean): void {
+export function printMembers(rows: MembersRow[], compare: boolean): void {
   say('per node (in one process: the process total divided by the nodes; idle: bytes sent + received on its libp2p')
   say('sockets, TCP payload, over the idle window, per minute; propagation: ms from the change to each member it')
   say('concerns; links: libp2p connections open, each counted once)')
-  table(['mode', 'members', 'sites', 'links', 'start all', 'members known', 'RSS/node', 'idle CPU/node',
-    'idle bytes/node/min (max)', 'site / reader', 'per link/min', 'new case p50 / p99', 'claim p50 / p99', 'missing'],
-  rows.map(r => [
-    r.mode, String(r.members), String(r.sites), String(r.links), `${r.startSeconds.toFixed(1)} s`,
-    `${r.meshSeconds.toFixed(1)} s`,
-    `${r.rssMbPerNode.toFixed(0)} MB`, `${r.cpuIdlePercentPerNode.toFixed(2)} %`,
-    `${kb(mean(r.idleBytesPerMinute))} (${kb(Math.max(...r.idleBytesPerMinute))})`,
-    `${kb(mean(r.idleBytesPerMinute.slice(0, r.sites)))} / ${kb(mean(r.idleBytesPerMinute.slice(r.sites)))}`,
-    kb(r.idleBytesPerLinkMinute),
-    ms(r.published), ms(r.claimed), String(r.missing)
-  ]))
+  table(
+    [
+      'mode',
+      'members',
+      'sites',
+      'links',
+      'start all',
+      'members known',
+      'RSS/node',
+      'idle CPU/node',
+      'idle bytes/node/min (max)',
+      'site / reader',
+      'per link/min',
+      'new case p50 / p99',
+      'claim p50 / p99',
+      'missing'
+    ],
+    rows.map(r => [
+      r.mode,
+      String(r.members),
+      String(r.sites),
+      String(r.links),
+      `${r.startSeconds.toFixed(1)} s`,
+      `${r.meshSeconds.toFixed(1)} s`,
+      `${r.rssMbPerNode.toFixed(0)} MB`,
+      `${r.cpuIdlePercentPerNode.toFixed(2)} %`,
+      `${kb(mean(r.idleBytesPerMinute))} (${kb(Math.max(...r.idleBytesPerMinute))})`,
+      `${kb(mean(r.idleBytesPerMinute.slice(0, r.sites)))} / ${kb(mean(r.idleBytesPerMinute.slice(r.sites)))}`,
+      kb(r.idleBytesPerLinkMinute),
+      ms(r.published),
+      ms(r.claimed),
+      String(r.missing)
+    ])
+  )
   for (const r of rows) if (r.note !== '') say(`  ${r.mode} ${r.members}: ${r.note}`)
   say()
   if (!compare) return
   say('against the goals of issue 14 and the figures before it')
-  table(['', 'goal', 'before', 'now'], [
-    ['idle traffic per node per minute', 'flat from 10 to 100 members',
-      Object.entries(IDLE_BEFORE).map(([m, v]) => `${v} (${m} members)`).join(', '),
-      rows.map(r => `${kb(mean(r.idleBytesPerMinute))} (${labelled(r)})`).join(', ')],
-    ['idle traffic per connected member', '-', '~8.5 KB/min',
-      rows.map(r => `${kb(r.idleBytesPerLinkMinute)} (${labelled(r)})`).join(', ')],
-    ['a change reaches every member it concerns', 'p99 < 2 s', '-',
-      rows.map(r => `${percentile([...r.published, ...r.claimed], 99).toFixed(0)} ms (${labelled(r)})`).join(', ')]
-  ])
+  table(
+    ['', 'goal', 'before', 'now'],
+    [
+      [
+        'idle traffic per node per minute',
+        'flat from 10 to 100 members',
+        Object.entries(IDLE_BEFORE)
+          .map(([m, v]) => `${v} (${m} members)`)
+          .join(', '),
+        rows.map(r => `${kb(mean(r.idleBytesPerMinute))} (${labelled(r)})`).join(', ')
+      ],
+      [
+        'idle traffic per connected member',
+        '-',
+        '~8.5 KB/min',
+        rows.map(r => `${kb(r.idleBytesPerLinkMinute)} (${labelled(r)})`).join(', ')
+      ],
+      [
+        'a change reaches every member it concerns',
+        'p99 < 2 s',
+        '-',
+        rows.map(r => `${percentile([...r.published, ...r.claimed], 99).toFixed(0)} ms (${labelled(r)})`).join(', ')
+      ]
+    ]
+  )
   say()
   // Where this machine stops: memory (leaving a fifth to the system) and CPU while idle, per way of running nodes.
-  const usable = totalmem() * 0.8 / 2 ** 20
+  const usable = (totalmem() * 0.8) / 2 ** 20
   const cores = cpus().length
   const memory = `${(totalmem() / 2 ** 30).toFixed(0)} GiB`
   say(`where the physical limit is here (${cores} cores, ${memory}; from the figures above):`)
   for (const r of rows) {
     const byMemory = Math.floor(usable / r.rssMbPerNode)
-    const byCpu = Math.floor(cores * 100 / Math.max(r.cpuIdlePercentPerNode, 1e-3))
-    say(`  ${r.mode === 'in-process' ? `in one process (${r.members})` : r.mode}: memory allows ~${byMemory} nodes ` +
-      `(${r.rssMbPerNode.toFixed(0)} MB each), idle CPU ~${byCpu}; starting them one after another took ` +
-      `${(r.startSeconds / r.members).toFixed(2)} s a node`)
+    const byCpu = Math.floor((cores * 100) / Math.max(r.cpuIdlePercentPerNode, 1e-3))
+    say(
+      `  ${r.mode === 'in-process' ? `in one process (${r.members})` : r.mode}: memory allows ~${byMemory} nodes ` +
+        `(${r.rssMbPerNode.toFixed(0)} MB each), idle CPU ~${byCpu}; starting them one after another took ` +
+        `${(r.startSeconds / r.members).toFixed(2)} s a node`
+    )
   }
   say()
 }

@@ -22,9 +22,18 @@ import { tempDir } from '../lib/temp.ts'
 import { waitFor } from '../lib/wait.ts'
 import { say } from './scale-common.ts'
 import {
-  type BenchConsortium, type BenchMember, CASES_PER_SITE, makeConsortium, type MembersOptions, type MembersRow, peersOf,
+  type BenchConsortium,
+  type BenchMember,
+  CASES_PER_SITE,
+  makeConsortium,
+  type MembersOptions,
+  type MembersRow,
+  peersOf,
   printMembers,
-  readersOf, routeTo, siteCount, startOnFreePort
+  readersOf,
+  routeTo,
+  siteCount,
+  startOnFreePort
 } from './scale-members-setup.ts'
 import { runInProcesses } from './scale-members-processes.ts'
 import { socketBytes, type WatchedSocket, watchSockets } from './scale-probe.ts'
@@ -52,19 +61,22 @@ process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolea
   return true
 }) as typeof process.stderr.write
 
-
 /** What the benchmark uses of a node started here. */
-type BenchNode = RunningNode & { host: RadmeshHost, worklist: Worklist }
-interface Running { member: BenchMember, node: BenchNode, arrivals: Map<string, number> }
+type BenchNode = RunningNode & { host: RadmeshHost; worklist: Worklist }
+interface Running {
+  member: BenchMember
+  node: BenchNode
+  arrivals: Map<string, number>
+}
 
 /**
  * Per node, the bytes its libp2p sockets moved since `before`: an inbound socket is its listener's, an outbound
  * one the dialer's, found in the listener's connections by the socket's local port.
  */
-function bytesPerNode (
+function bytesPerNode(
   running: Running[],
   before: Map<WatchedSocket, number>
-): { bytes: number[], unattributed: number } {
+): { bytes: number[]; unattributed: number } {
   const byPort = new Map(running.map((r, i) => [r.member.p2pPort, i]))
   const byPeer = new Map(running.map((r, i) => [r.member.peerId, i]))
   const bytes = running.map(() => 0)
@@ -78,7 +90,8 @@ function bytesPerNode (
     let owner: number | undefined = listener
     if (!watched.inbound) {
       const port = new RegExp(`/tcp/${watched.localPort}(/|$)`)
-      const link = (running[listener] as Running).node.host.getConnections()
+      const link = (running[listener] as Running).node.host
+        .getConnections()
         .find(c => port.test(c.remoteAddr.toString()))
       owner = link === undefined ? undefined : byPeer.get(link.remotePeer.toString())
     }
@@ -88,41 +101,52 @@ function bytesPerNode (
   return { bytes, unattributed }
 }
 
-const snapshot = (): Map<WatchedSocket, number> => new Map(sockets.map(w => {
-  const b = socketBytes(w)
-  return [w, b.sent + b.received]
-}))
+const snapshot = (): Map<WatchedSocket, number> =>
+  new Map(
+    sockets.map(w => {
+      const b = socketBytes(w)
+      return [w, b.sent + b.received]
+    })
+  )
 
-function links (running: Running[]): number {
+function links(running: Running[]): number {
   let open = 0
   for (const r of running) open += r.node.host.getConnections().filter(c => c.status === 'open').length
   return open / 2
 }
 
 /** Publishes a new case at a site for three of its readers; the readers' arrival times are keyed `case:ID:kind`. */
-async function publish (bench: BenchConsortium, site: Running, n: number): Promise<{ key: string, to: number[] }> {
+async function publish(bench: BenchConsortium, site: Running, n: number): Promise<{ key: string; to: number[] }> {
   const own = readersOf(bench, site.member)
   const readers = routeTo(own, n)
   const studyUid = `2.25.${Date.now()}${n}`
   const caseId = caseIdFor(site.member.peerId, studyUid)
   const now = new Date()
   await site.node.worklist.publishCase({
-    caseId, studyUid, siteName: site.member.name, priority: 'ROUTINE', subspecialty: 'general', modalities: ['CT'],
-    bodyPart: 'HEAD', readers: readers.map(r => r.peerId).sort() as PeerIdString[], createdAt: now.toISOString(),
+    caseId,
+    studyUid,
+    siteName: site.member.name,
+    priority: 'ROUTINE',
+    subspecialty: 'general',
+    modalities: ['CT'],
+    bodyPart: 'HEAD',
+    readers: readers.map(r => r.peerId).sort() as PeerIdString[],
+    createdAt: now.toISOString(),
     dueAt: new Date(now.getTime() + 86_400_000).toISOString()
   })
   return { key: `${caseId}:case`, to: readers.map(r => r.index) }
 }
 
 /** A reader of an open case nobody holds claims it; the site and the other readers must learn it. */
-type Change = { key: string, to: number[] }
+type Change = { key: string; to: number[] }
 
-async function claim (running: Running[], taken: Set<string>, random: () => number): Promise<Change | undefined> {
+async function claim(running: Running[], taken: Set<string>, random: () => number): Promise<Change | undefined> {
   const readers = running.filter(r => r.member.role === 'radiologist')
   for (let attempt = 0; attempt < 50; attempt++) {
     const reader = readers[Math.floor(random() * readers.length)] as Running
     const me = reader.member.peerId as PeerIdString
-    const open = reader.node.worklist.liveCases()
+    const open = reader.node.worklist
+      .liveCases()
       .filter(c => c.status === 'SCHEDULED' && !taken.has(c.caseId) && c.readers.includes(me))
     const state = open[Math.floor(random() * open.length)]
     if (state === undefined) continue
@@ -136,7 +160,7 @@ async function claim (running: Running[], taken: Set<string>, random: () => numb
   return undefined
 }
 
-async function runInProcess (members: number, options: MembersOptions): Promise<MembersRow> {
+async function runInProcess(members: number, options: MembersOptions): Promise<MembersRow> {
   const root = await tempDir('radmesh-scale-members-')
   const bench = await makeConsortium(root, members)
   const baseRss = process.memoryUsage().rss
@@ -144,10 +168,18 @@ async function runInProcess (members: number, options: MembersOptions): Promise<
   const begun = performance.now()
   try {
     for (const member of [...bench.sites, ...bench.readers]) {
-      const node = await startOnFreePort(member, async () => await createNode({
-        home: member.home, listen: [`/ip4/127.0.0.1/tcp/${member.p2pPort}`], http: '127.0.0.1:0', mdns: false,
-        peers: peersOf(bench, member), preallocateBytes: 0
-      }) as BenchNode)
+      const node = await startOnFreePort(
+        member,
+        async () =>
+          (await createNode({
+            home: member.home,
+            listen: [`/ip4/127.0.0.1/tcp/${member.p2pPort}`],
+            http: '127.0.0.1:0',
+            mdns: false,
+            peers: peersOf(bench, member),
+            preallocateBytes: 0
+          })) as BenchNode
+      )
       const arrivals = new Map<string, number>()
       node.worklist.onChange(records => {
         const at = performance.now()
@@ -162,19 +194,27 @@ async function runInProcess (members: number, options: MembersOptions): Promise<
     running.sort((a, b) => a.member.index - b.member.index)
     const startSeconds = (performance.now() - begun) / 1000
     const casesOf = (r: Running): number => r.node.worklist.liveCases().length
-    const expected = (r: Running): number => r.member.role === 'site' ? CASES_PER_SITE : 0
-    await waitFor('every node to know every member, every site its cases', () =>
-      running.every(r => r.node.worklist.memberCertificates().length >= members && casesOf(r) >= expected(r)),
-    300_000, 250)
-    await waitFor('every reader to hold the cases routed to it', () => {
-      const routed = new Map<string, number>()
-      for (const site of running.filter(r => r.member.role === 'site')) {
-        for (const c of site.node.worklist.liveCases()) {
-          for (const reader of c.readers) routed.set(reader, (routed.get(reader) ?? 0) + 1)
+    const expected = (r: Running): number => (r.member.role === 'site' ? CASES_PER_SITE : 0)
+    await waitFor(
+      'every node to know every member, every site its cases',
+      () => running.every(r => r.node.worklist.memberCertificates().length >= members && casesOf(r) >= expected(r)),
+      300_000,
+      250
+    )
+    await waitFor(
+      'every reader to hold the cases routed to it',
+      () => {
+        const routed = new Map<string, number>()
+        for (const site of running.filter(r => r.member.role === 'site')) {
+          for (const c of site.node.worklist.liveCases()) {
+            for (const reader of c.readers) routed.set(reader, (routed.get(reader) ?? 0) + 1)
+          }
         }
-      }
-      return running.every(r => r.member.role === 'site' || casesOf(r) >= (routed.get(r.member.peerId) ?? 0))
-    }, 120_000, 250)
+        return running.every(r => r.member.role === 'site' || casesOf(r) >= (routed.get(r.member.peerId) ?? 0))
+      },
+      120_000,
+      250
+    )
     const meshSeconds = (performance.now() - begun) / 1000
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
 
@@ -187,17 +227,20 @@ async function runInProcess (members: number, options: MembersOptions): Promise<
     const cpu = process.cpuUsage(cpuBefore)
     const { bytes, unattributed } = bytesPerNode(running, before)
     const open = links(running)
-    const perMinute = bytes.map(b => b / idleMs * 60_000)
+    const perMinute = bytes.map(b => (b / idleMs) * 60_000)
 
     let seed = 14
-    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
-    const sent: Array<{ key: string, to: number[], at: number, kind: 'case' | 'claim' }> = []
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed / 2 ** 31
+    }
+    const sent: Array<{ key: string; to: number[]; at: number; kind: 'case' | 'claim' }> = []
     const taken = new Set<string>()
     for (let n = 0; n < options.changes; n++) {
       const at = performance.now()
       if (n % 2 === 0) {
-        const site = running[n / 2 % bench.sites.length] as Running
-        sent.push({ ...await publish(bench, site, n), at, kind: 'case' })
+        const site = running[(n / 2) % bench.sites.length] as Running
+        sent.push({ ...(await publish(bench, site, n)), at, kind: 'case' })
       } else {
         const change = await claim(running, taken, random)
         if (change !== undefined) sent.push({ ...change, at, kind: 'claim' })
@@ -209,11 +252,15 @@ async function runInProcess (members: number, options: MembersOptions): Promise<
       sent.reduce((sum, s) => sum + s.to.filter(i => arrivalAt(i, s.key) !== undefined).length, 0)
     const total = sent.reduce((sum, s) => sum + s.to.length, 0)
     await waitFor('every change to arrive', () => arrived() === total, 15_000, 50).catch(() => {})
-    const delays = (kind: 'case' | 'claim'): number[] => sent.filter(s => s.kind === kind).flatMap(s =>
-      s.to.flatMap(i => {
-        const t = arrivalAt(i, s.key)
-        return t === undefined ? [] : [t - s.at]
-      }))
+    const delays = (kind: 'case' | 'claim'): number[] =>
+      sent
+        .filter(s => s.kind === kind)
+        .flatMap(s =>
+          s.to.flatMap(i => {
+            const t = arrivalAt(i, s.key)
+            return t === undefined ? [] : [t - s.at]
+          })
+        )
     return {
       mode: 'in-process',
       members,
@@ -222,7 +269,7 @@ async function runInProcess (members: number, options: MembersOptions): Promise<
       startSeconds,
       meshSeconds,
       rssMbPerNode,
-      cpuIdlePercentPerNode: (cpu.user + cpu.system) / 1000 / idleMs * 100 / members,
+      cpuIdlePercentPerNode: (((cpu.user + cpu.system) / 1000 / idleMs) * 100) / members,
       idleBytesPerMinute: perMinute,
       idleBytesPerLinkMinute: perMinute.reduce((a, b) => a + b, 0) / 2 / Math.max(1, open),
       published: delays('case'),
@@ -236,11 +283,13 @@ async function runInProcess (members: number, options: MembersOptions): Promise<
   }
 }
 
-export async function membersPart (options: MembersOptions): Promise<void> {
-  say(`== part 2: members (one site per ten members, each radiologist reading for two sites; ` +
-    `${options.idleSeconds} s idle window) ==`)
+export async function membersPart(options: MembersOptions): Promise<void> {
+  say(
+    `== part 2: members (one site per ten members, each radiologist reading for two sites; ` +
+      `${options.idleSeconds} s idle window) ==`
+  )
   say('the in-process runs start every node in this one process: real libp2p (TCP, Noise, member handshake, yamux),')
-  say('real LevelDB, an HTTP server each; memory and CPU per node are the process\'s divided by the nodes')
+  say("real LevelDB, an HTTP server each; memory and CPU per node are the process's divided by the nodes")
   const rows: MembersRow[] = []
   // Each run's row is printed once it is measured: a later run that fails (a port taken, a timeout) loses nothing.
   const run = async (what: string, measure: () => Promise<MembersRow>): Promise<void> => {

@@ -21,7 +21,7 @@ export interface WatchedSocket {
 }
 
 /** Every TCP socket of this process from now on, inbound and outbound (kept after they close: their counts stay). */
-export function watchSockets (): WatchedSocket[] {
+export function watchSockets(): WatchedSocket[] {
   const sockets: WatchedSocket[] = []
   const add = (socket: Socket, inbound: boolean): void => {
     const ports = { localPort: socket.localPort ?? 0, remotePort: socket.remotePort ?? 0 }
@@ -35,14 +35,20 @@ export function watchSockets (): WatchedSocket[] {
       })
     }
   }
-  subscribe('net.client.socket', message => { add((message as { socket: Socket }).socket, false) })
-  subscribe('net.server.socket', message => { add((message as { socket: Socket }).socket, true) })
+  subscribe('net.client.socket', message => {
+    add((message as { socket: Socket }).socket, false)
+  })
+  subscribe('net.server.socket', message => {
+    add((message as { socket: Socket }).socket, true)
+  })
   return sockets
 }
 
 /** Bytes a socket has moved so far, both ways. */
-export const socketBytes = (watched: WatchedSocket): { sent: number, received: number } =>
-  ({ sent: watched.socket.bytesWritten ?? 0, received: watched.socket.bytesRead ?? 0 })
+export const socketBytes = (watched: WatchedSocket): { sent: number; received: number } => ({
+  sent: watched.socket.bytesWritten ?? 0,
+  received: watched.socket.bytesRead ?? 0
+})
 
 export interface ProbeSample {
   at: number
@@ -51,7 +57,7 @@ export interface ProbeSample {
   /** libp2p sockets open now */
   sockets: number
   memory: NodeJS.MemoryUsage
-  heapSpaces: Array<{ name: string, usedMb: number }>
+  heapSpaces: Array<{ name: string; usedMb: number }>
   cpuMs: number
 }
 
@@ -59,7 +65,7 @@ const file = process.env['RADMESH_PROBE_FILE']
 const p2pPort = Number(process.env['RADMESH_PROBE_P2P_PORT'] ?? 0)
 if (file !== undefined && p2pPort > 0) {
   const sockets = watchSockets()
-  const isP2p = (watched: WatchedSocket): boolean => watched.inbound ? watched.localPort === p2pPort : true
+  const isP2p = (watched: WatchedSocket): boolean => (watched.inbound ? watched.localPort === p2pPort : true)
   process.on('SIGUSR2', () => {
     let sent = 0
     let received = 0

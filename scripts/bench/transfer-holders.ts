@@ -32,30 +32,32 @@ interface Availability {
 }
 
 /** The SOP Instance UIDs a node lists for the study (QIDO-RS, series by series), with their series. */
-async function instancesOf (node: StartedNode, study: GeneratedStudy): Promise<Map<string, string>> {
+async function instancesOf(node: StartedNode, study: GeneratedStudy): Promise<Map<string, string>> {
   const instances = new Map<string, string>()
   for (const series of study.series) {
     const path = `/dicom-web/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}/instances`
     const response = await node.fetch(path)
     if (!response.ok) throw new Error(`QIDO of series ${series.seriesInstanceUid} answered ${response.status}`)
-    const list = await response.json() as Array<Record<string, { Value?: string[] }>>
+    const list = (await response.json()) as Array<Record<string, { Value?: string[] }>>
     for (const instance of list) instances.set(instance['00080018']?.Value?.[0] ?? '', series.seriesInstanceUid)
   }
   return instances
 }
 
-async function instanceHash (node: StartedNode, study: GeneratedStudy, series: string, sop: string): Promise<string> {
+async function instanceHash(node: StartedNode, study: GeneratedStudy, series: string, sop: string): Promise<string> {
   const path = `/dicom-web/studies/${study.studyInstanceUid}/series/${series}/instances/${sop}`
   const response = await node.fetch(path, { headers: { accept: 'multipart/related; type="application/dicom"' } })
   if (!response.ok) throw new Error(`WADO-RS ${sop} answered ${response.status}`)
   const body = new Uint8Array(await response.arrayBuffer())
   const parts = parseMultipartRelated(body, response.headers.get('content-type') ?? '')
   if (parts.length !== 1) throw new Error(`WADO-RS ${sop} returned ${parts.length} parts`)
-  return createHash('sha256').update((parts[0] as { body: Uint8Array }).body).digest('hex')
+  return createHash('sha256')
+    .update((parts[0] as { body: Uint8Array }).body)
+    .digest('hex')
 }
 
 /** The reader lists every instance the site lists, and a random sample of them is byte-identical on both. */
-export async function verifyCopy (site: StartedNode, reader: StartedNode, study: GeneratedStudy): Promise<void> {
+export async function verifyCopy(site: StartedNode, reader: StartedNode, study: GeneratedStudy): Promise<void> {
   const [onSite, onReader] = await Promise.all([instancesOf(site, study), instancesOf(reader, study)])
   if (onSite.size !== study.files.length) throw new Error(`the site lists ${onSite.size} of ${study.files.length}`)
   const missing = [...onSite.keys()].filter(sop => !onReader.has(sop)).length
@@ -71,7 +73,7 @@ export async function verifyCopy (site: StartedNode, reader: StartedNode, study:
 }
 
 /** Asks `reader` to fetch the study and waits until it is complete; seconds. */
-async function fetchStudy (reader: StartedNode, studyUid: string): Promise<number> {
+async function fetchStudy(reader: StartedNode, studyUid: string): Promise<number> {
   const started = performance.now()
   const fetched = await reader.api('POST', `/api/studies/${studyUid}/fetch`)
   if (fetched.status !== 202) throw new Error(`POST fetch answered ${fetched.status}: ${JSON.stringify(fetched.body)}`)
@@ -102,8 +104,11 @@ const noteRss = async (name: string, node: StartedNode): Promise<void> => {
 }
 const links = new Map<string, number>()
 
-export async function benchHolders (
-  study: GeneratedStudy, studyDir: string, rounds: number, mbit: number
+export async function benchHolders(
+  study: GeneratedStudy,
+  studyDir: string,
+  rounds: number,
+  mbit: number
 ): Promise<void> {
   const studyUid = study.studyInstanceUid
 
@@ -111,8 +116,11 @@ export async function benchHolders (
     const consortium = await createScratchConsortium('Bench')
     const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
     const proxy = await linkTo(site, mbit)
-    const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'),
-      { peers: [via(proxy, site)], preallocateMib: null, extraArgs: await undialable() })
+    const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), {
+      peers: [via(proxy, site)],
+      preallocateMib: null,
+      extraArgs: await undialable()
+    })
     try {
       await waitFor('site and reader to list each other', async () => await listed(site, reader), 15_000)
       await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
@@ -133,14 +141,22 @@ export async function benchHolders (
   const twoHolders = async (): Promise<Run> => {
     const consortium = await createScratchConsortium('Bench')
     const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
-    const first = await startNode(await consortium.member('Bench First Reader', 'radiologist'),
-      { peers: [p2pAddr(site)], preallocateMib: null })
+    const first = await startNode(await consortium.member('Bench First Reader', 'radiologist'), {
+      peers: [p2pAddr(site)],
+      preallocateMib: null
+    })
     const [siteLink, firstLink] = [await linkTo(site, mbit), await linkTo(first, mbit)]
-    const second = await startNode(await consortium.member('Bench Second Reader', 'radiologist'),
-      { peers: [via(siteLink, site), via(firstLink, first)], preallocateMib: null, extraArgs: await undialable() })
+    const second = await startNode(await consortium.member('Bench Second Reader', 'radiologist'), {
+      peers: [via(siteLink, site), via(firstLink, first)],
+      preallocateMib: null,
+      extraArgs: await undialable()
+    })
     try {
-      await waitFor('the three nodes to list each other', async () =>
-        await listed(site, first) && await listed(site, second) && await listed(first, second), 15_000)
+      await waitFor(
+        'the three nodes to list each other',
+        async () => (await listed(site, first)) && (await listed(site, second)) && (await listed(first, second)),
+        15_000
+      )
       await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
       const peerIds = [first.peerId, second.peerId]
       const shared = await site.api('POST', `/api/studies/${studyUid}/share`, { peerIds })
@@ -165,7 +181,7 @@ export async function benchHolders (
     { name: 'radmesh, one holder', run: oneHolder },
     { name: 'radmesh, two holders', run: twoHolders }
   ]
-  const [one, two] = await runRounds(ways, rounds) as [Summary, Summary]
+  const [one, two] = (await runRounds(ways, rounds)) as [Summary, Summary]
   process.stdout.write(`median of ${rounds} rounds (order rotated), each holder behind its own ${mbit} Mbit/s link\n`)
   process.stdout.write('way                          seconds (min-max)      MB/s\n')
   for (const row of [one, two]) {
@@ -184,6 +200,8 @@ export async function benchHolders (
   }
   process.stdout.write('peak RSS (VmHWM), the highest over the rounds:\n')
   for (const [name, mb] of rss) process.stdout.write(`  ${name.padEnd(38)} ${mb.toFixed(0).padStart(5)} MB\n`)
-  process.stdout.write(`(the study's ${(study.bytes / 1e6).toFixed(1)} MB at ${mbit} Mbit/s take ` +
-    `${(study.bytes * 8 / (mbit * 1e6)).toFixed(2)} s uncompressed over one link)\n`)
+  process.stdout.write(
+    `(the study's ${(study.bytes / 1e6).toFixed(1)} MB at ${mbit} Mbit/s take ` +
+      `${((study.bytes * 8) / (mbit * 1e6)).toFixed(2)} s uncompressed over one link)\n`
+  )
 }

@@ -36,7 +36,14 @@ import { waitFor } from '../lib/wait.ts'
 import { type Contender, peakRss, type Run, runRounds, timeStorescu } from './common.ts'
 import { benchHolders } from './transfer-holders.ts'
 
-const { values } = parseArgs({ options: { slices: { type: 'string', default: '400' }, rounds: { type: 'string', default: '3' }, mbit: { type: 'string' }, holders: { type: 'string', default: '1' } } })
+const { values } = parseArgs({
+  options: {
+    slices: { type: 'string', default: '400' },
+    rounds: { type: 'string', default: '3' },
+    mbit: { type: 'string' },
+    holders: { type: 'string', default: '1' }
+  }
+})
 const slices = Number(values.slices)
 const rounds = Number(values.rounds)
 /** the link's rate each way, Mbit/s; undefined = loopback, no proxy */
@@ -44,7 +51,7 @@ const mbit = values.mbit === undefined ? undefined : Number(values.mbit)
 const linkName = mbit === undefined ? 'loopback' : `a ${mbit} Mbit/s link (userland proxy)`
 
 /** A rate-limited proxy in front of `port` for the length of `run`, or no proxy on loopback. */
-async function throughLink<T> (port: number, run: (port: number) => Promise<T>): Promise<T> {
+async function throughLink<T>(port: number, run: (port: number) => Promise<T>): Promise<T> {
   if (mbit === undefined) return await run(port)
   const proxy: FaultProxy = await startFaultProxy({ target: { host: '127.0.0.1', port }, bitsPerSecond: mbit * 1e6 })
   try {
@@ -55,8 +62,8 @@ async function throughLink<T> (port: number, run: (port: number) => Promise<T>):
 }
 
 /** Peak RSS of each way's two ends (sending, receiving), the highest over the rounds, MB. */
-const ends = new Map<string, { sending: number, receiving: number }>()
-function recordEnds (way: string, sending: number, receiving: number): void {
+const ends = new Map<string, { sending: number; receiving: number }>()
+function recordEnds(way: string, sending: number, receiving: number): void {
   const seen = ends.get(way) ?? { sending: 0, receiving: 0 }
   ends.set(way, { sending: Math.max(seen.sending, sending), receiving: Math.max(seen.receiving, receiving) })
 }
@@ -65,12 +72,22 @@ const POLL_MS = 20
 /** instances whose bytes are compared between site and reader after each radmesh run */
 const VERIFY_SAMPLE = 10
 
-interface Availability { instancesTotal: number, instancesLocal: number, bytesTotal: number, bytesLocal: number, complete: boolean, state?: string, error?: string }
+interface Availability {
+  instancesTotal: number
+  instancesLocal: number
+  bytesTotal: number
+  bytesLocal: number
+  complete: boolean
+  state?: string
+  error?: string
+}
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`transfer benchmark: ${slices} slices 512x512 16-bit CT between two processes over ${linkName}\n`)
-process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
-  `node ${process.version}, ${new Date().toISOString()}\n`)
+process.stdout.write(
+  `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+    `node ${process.version}, ${new Date().toISOString()}\n`
+)
 const studyDir = join(work, 'study')
 const study = await generateCt({ out: studyDir, slices, rows: 512, columns: 512, seed: 1 })
 const studyUid = study.studyInstanceUid
@@ -100,39 +117,50 @@ const recordingFailure = (contender: Contender): Contender => ({
 const radmeshRss = { site: 0, reader: 0 }
 
 /** A radmesh API answer that is not the expected status: a 404 "no route" means the API is not there yet. */
-function unexpected (what: string, status: number, body: unknown): Error {
+function unexpected(what: string, status: number, body: unknown): Error {
   const text = JSON.stringify(body).slice(0, 300)
-  if (status === 404 && /no route|Route .* not found/.test(text)) return new Error(`${what} answered 404: the radmesh exchange API is not there yet (${text})`)
+  if (status === 404 && /no route|Route .* not found/.test(text))
+    return new Error(`${what} answered 404: the radmesh exchange API is not there yet (${text})`)
   return new Error(`${what} answered ${status}: ${text}`)
 }
 
 /** The instances a node lists for the study (QIDO-RS, series by series): SOP Instance UID -> Series Instance UID. */
-async function instancesOf (node: StartedNode): Promise<Map<string, string>> {
+async function instancesOf(node: StartedNode): Promise<Map<string, string>> {
   const instances = new Map<string, string>()
   for (const series of study.series) {
     const response = await node.fetch(`/dicom-web/studies/${studyUid}/series/${series.seriesInstanceUid}/instances`)
-    if (!response.ok) throw new Error(`QIDO instances of series ${series.seriesInstanceUid} answered ${response.status}`)
-    const list = await response.json() as Array<Record<string, { Value?: string[] }>>
+    if (!response.ok)
+      throw new Error(`QIDO instances of series ${series.seriesInstanceUid} answered ${response.status}`)
+    const list = (await response.json()) as Array<Record<string, { Value?: string[] }>>
     for (const instance of list) instances.set(instance['00080018']?.Value?.[0] ?? '', series.seriesInstanceUid)
   }
   return instances
 }
 
 /** SHA-256 of the one instance a WADO-RS instance retrieve returns. */
-async function instanceHash (node: StartedNode, seriesUid: string, sopUid: string): Promise<string> {
-  const response = await node.fetch(`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } })
+async function instanceHash(node: StartedNode, seriesUid: string, sopUid: string): Promise<string> {
+  const response = await node.fetch(`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}`, {
+    headers: { accept: 'multipart/related; type="application/dicom"' }
+  })
   if (!response.ok) throw new Error(`WADO-RS ${sopUid} answered ${response.status}`)
-  const parts = parseMultipartRelated(new Uint8Array(await response.arrayBuffer()), response.headers.get('content-type') ?? '')
+  const parts = parseMultipartRelated(
+    new Uint8Array(await response.arrayBuffer()),
+    response.headers.get('content-type') ?? ''
+  )
   if (parts.length !== 1) throw new Error(`WADO-RS ${sopUid} returned ${parts.length} parts`)
-  return createHash('sha256').update((parts[0] as { body: Uint8Array }).body).digest('hex')
+  return createHash('sha256')
+    .update((parts[0] as { body: Uint8Array }).body)
+    .digest('hex')
 }
 
 /** The reader lists every instance the site lists, and a random sample of them is byte-identical on both. */
-async function verify (site: StartedNode, reader: StartedNode): Promise<void> {
+async function verify(site: StartedNode, reader: StartedNode): Promise<void> {
   const [onSite, onReader] = await Promise.all([instancesOf(site), instancesOf(reader)])
-  if (onSite.size !== study.files.length) throw new Error(`the site lists ${onSite.size} of ${study.files.length} instances`)
+  if (onSite.size !== study.files.length)
+    throw new Error(`the site lists ${onSite.size} of ${study.files.length} instances`)
   const missing = [...onSite.keys()].filter(sop => !onReader.has(sop))
-  if (onReader.size !== onSite.size || missing.length > 0) throw new Error(`the reader lists ${onReader.size} instances, ${missing.length} of the site's missing`)
+  if (onReader.size !== onSite.size || missing.length > 0)
+    throw new Error(`the reader lists ${onReader.size} instances, ${missing.length} of the site's missing`)
   const pool = [...onSite]
   for (let n = 0; n < VERIFY_SAMPLE && pool.length > 0; n++) {
     const [sop, series] = pool.splice(Math.floor(Math.random() * pool.length), 1)[0] as [string, string]
@@ -141,18 +169,30 @@ async function verify (site: StartedNode, reader: StartedNode): Promise<void> {
   }
 }
 
-async function radmeshRun (): Promise<Run> {
+async function radmeshRun(): Promise<Run> {
   const consortium = await createScratchConsortium('Bench')
   const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
-  const proxy = mbit === undefined ? undefined : await startFaultProxy({ target: { host: '127.0.0.1', port: site.p2pPort }, bitsPerSecond: mbit * 1e6 })
+  const proxy =
+    mbit === undefined
+      ? undefined
+      : await startFaultProxy({ target: { host: '127.0.0.1', port: site.p2pPort }, bitsPerSecond: mbit * 1e6 })
   const siteAddr = proxy === undefined ? p2pAddr(site) : `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${site.peerId}`
   // Behind the proxy, the reader cannot be dialled (it announces a port nobody listens on): every byte crosses
   // the link.
   const undialable = proxy === undefined ? {} : { extraArgs: ['--announce', `/ip4/127.0.0.1/tcp/${await freePort()}`] }
-  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), { peers: [siteAddr], preallocateMib: null, ...undialable })
+  const reader = await startNode(await consortium.member('Bench Reader', 'radiologist'), {
+    peers: [siteAddr],
+    preallocateMib: null,
+    ...undialable
+  })
   try {
-    await waitFor('site and reader to list each other', async () =>
-      (await peersOf(site)).some(p => p.peerId === reader.peerId) && (await peersOf(reader)).some(p => p.peerId === site.peerId), 15_000)
+    await waitFor(
+      'site and reader to list each other',
+      async () =>
+        (await peersOf(site)).some(p => p.peerId === reader.peerId) &&
+        (await peersOf(reader)).some(p => p.peerId === site.peerId),
+      15_000
+    )
     await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
     const shared = await site.api('POST', `/api/studies/${studyUid}/share`, { peerIds: [reader.peerId] })
     if (shared.status !== 200) throw unexpected('POST share on the site', shared.status, shared.body)
@@ -168,7 +208,8 @@ async function radmeshRun (): Promise<Run> {
       if (body.state === 'failed') throw new Error(`the fetch failed: ${body.error ?? 'no reason given'}`)
       if (firstImageMs === undefined && body.instancesLocal >= 1) firstImageMs = performance.now() - started
       if (body.complete) break
-      if (Date.now() > deadline) throw new Error(`not complete after 600 s: ${body.instancesLocal} of ${body.instancesTotal} instances`)
+      if (Date.now() > deadline)
+        throw new Error(`not complete after 600 s: ${body.instancesLocal} of ${body.instancesTotal} instances`)
       await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
     const seconds = (performance.now() - started) / 1000
@@ -186,17 +227,41 @@ async function radmeshRun (): Promise<Run> {
 }
 
 /** storescu -> storescp (which writes files, nothing else), through the link; storescu's peak RSS by /usr/bin/time. */
-async function dcmtkRun (): Promise<Run> {
+async function dcmtkRun(): Promise<Run> {
   const port = await freePort()
   const out = await fs.mkdtemp(join(work, 'storescp-'))
-  const scp = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' })
+  const scp = spawn('storescp', ['-od', out, '-aet', 'STORESCP', String(port)], {
+    env: { ...process.env, TCP_NODELAY: '1' },
+    stdio: 'ignore'
+  })
   try {
-    await waitFor('storescp', async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0, 10_000, 100)
+    await waitFor(
+      'storescp',
+      async () => (await runTool('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)])).code === 0,
+      10_000,
+      100
+    )
     const { seconds, scuRss } = await throughLink(port, async linkPort => {
       const started = performance.now()
-      const result = await runTool('/usr/bin/time', ['-f', 'maxrss %M', 'storescu', '-aec', 'STORESCP', '-aet', 'BENCH', '+sd', '+r', '127.0.0.1', String(linkPort), studyDir])
+      const result = await runTool('/usr/bin/time', [
+        '-f',
+        'maxrss %M',
+        'storescu',
+        '-aec',
+        'STORESCP',
+        '-aet',
+        'BENCH',
+        '+sd',
+        '+r',
+        '127.0.0.1',
+        String(linkPort),
+        studyDir
+      ])
       if (result.code !== 0) throw new Error(`storescu failed: ${result.stderr.slice(0, 500)}`)
-      return { seconds: (performance.now() - started) / 1000, scuRss: Number(/maxrss (\d+)/.exec(result.stderr)?.[1] ?? 0) / 1024 }
+      return {
+        seconds: (performance.now() - started) / 1000,
+        scuRss: Number(/maxrss (\d+)/.exec(result.stderr)?.[1] ?? 0) / 1024
+      }
     })
     const scpRss = await peakRss(scp.pid)
     recordEnds('DCMTK storescu -> storescp', scuRss, scpRss)
@@ -207,10 +272,13 @@ async function dcmtkRun (): Promise<Run> {
   }
 }
 
-async function orthancRun (): Promise<Run> {
+async function orthancRun(): Promise<Run> {
   const target = await startOrthanc()
   const targetPort = Number(new URL(target.http).port)
-  const proxy = mbit === undefined ? undefined : await startFaultProxy({ target: { host: '127.0.0.1', port: targetPort }, bitsPerSecond: mbit * 1e6 })
+  const proxy =
+    mbit === undefined
+      ? undefined
+      : await startFaultProxy({ target: { host: '127.0.0.1', port: targetPort }, bitsPerSecond: mbit * 1e6 })
   const url = proxy === undefined ? `${target.http}/` : `http://127.0.0.1:${proxy.port}/`
   const origin = await startOrthanc({ peers: { target: { Url: url } } })
   try {
@@ -219,11 +287,17 @@ async function orthancRun (): Promise<Run> {
     if (id === undefined) throw new Error('the origin Orthanc holds no study after storescu')
     const started = performance.now()
     // Synchronous: the call returns once every instance is on the peer (the default of Orthanc 1.10 too).
-    const stored = await origin.request<{ InstancesCount?: number, FailedInstancesCount?: number }>('POST', '/peers/target/store', { Resources: [id], Synchronous: true })
+    const stored = await origin.request<{ InstancesCount?: number; FailedInstancesCount?: number }>(
+      'POST',
+      '/peers/target/store',
+      { Resources: [id], Synchronous: true }
+    )
     const seconds = (performance.now() - started) / 1000
-    if ((stored.FailedInstancesCount ?? 0) > 0) throw new Error(`Orthanc peer store failed ${stored.FailedInstancesCount} instances`)
+    if ((stored.FailedInstancesCount ?? 0) > 0)
+      throw new Error(`Orthanc peer store failed ${stored.FailedInstancesCount} instances`)
     const onTarget = await target.request<unknown[]>('GET', `/studies/${id}/instances`)
-    if (onTarget.length !== study.files.length) throw new Error(`the Orthanc peer got ${onTarget.length} of ${study.files.length} instances`)
+    if (onTarget.length !== study.files.length)
+      throw new Error(`the Orthanc peer got ${onTarget.length} of ${study.files.length} instances`)
     const [originRss, targetRss] = [await peakRss(origin.process.pid), await peakRss(target.process.pid)]
     recordEnds('Orthanc -> Orthanc (peers)', originRss, targetRss)
     return { seconds, rssMb: Math.max(originRss, targetRss) }
@@ -241,20 +315,26 @@ const PIPE = join(import.meta.dirname, 'libp2p-pipe.ts')
  * The study's byte count over bare libp2p (TCP + Noise + Yamux) between two processes: no content encryption,
  * no verification, no storage. Any libp2p transfer, radmesh's included, takes at least this long here.
  */
-async function libp2pPipeRun (): Promise<Run> {
+async function libp2pPipeRun(): Promise<Run> {
   const server = spawn(process.execPath, [PIPE, 'serve'], { stdio: ['ignore', 'pipe', 'inherit'] })
   try {
     const lines = createInterface({ input: server.stdout })
     const address = await new Promise<string>((resolve, reject) => {
       lines.once('line', resolve)
-      server.once('exit', code => { reject(new Error(`the libp2p pipe server exited with ${code}`)) })
+      server.once('exit', code => {
+        reject(new Error(`the libp2p pipe server exited with ${code}`))
+      })
     })
     const port = Number(/\/tcp\/(\d+)/.exec(address)?.[1])
     const seconds = await throughLink(port, async linkPort => {
       const through = address.replace(`/tcp/${port}/`, `/tcp/${linkPort}/`)
-      const client = spawn(process.execPath, [PIPE, 'pull', through, String(study.bytes), String(PIPE_STREAMS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+      const client = spawn(process.execPath, [PIPE, 'pull', through, String(study.bytes), String(PIPE_STREAMS)], {
+        stdio: ['ignore', 'pipe', 'inherit']
+      })
       let output = ''
-      client.stdout.on('data', (data: Buffer) => { output += data.toString() })
+      client.stdout.on('data', (data: Buffer) => {
+        output += data.toString()
+      })
       const code = await new Promise<number | null>(resolve => client.once('exit', resolve))
       if (code !== 0) throw new Error(`the libp2p pipe client exited with ${code}`)
       return (JSON.parse(output) as { seconds: number }).seconds
@@ -276,7 +356,9 @@ const ways: Contender[] = [
 const summary = await runRounds(ways, rounds)
 const radmesh = summary[0] as (typeof summary)[number]
 process.stdout.write(`median of ${rounds} rounds (order rotated, disk synced before each run)\n`)
-process.stdout.write('way                          seconds (min-max)      MB/s   first image   peak RSS   radmesh speed vs this\n')
+process.stdout.write(
+  'way                          seconds (min-max)      MB/s   first image   peak RSS   radmesh speed vs this\n'
+)
 for (const row of summary) {
   if (row.runs === 0) {
     process.stdout.write(`${row.name.padEnd(28)} no successful run: ${failures.get(row.name) ?? 'unknown'}\n`)
@@ -285,28 +367,44 @@ for (const row of summary) {
   const spread = `(${row.min.toFixed(2)}-${row.max.toFixed(2)})`
   const first = row.firstImageMs === undefined ? '-' : `${row.firstImageMs.toFixed(0)} ms`
   const ratio = radmesh.runs === 0 ? '-' : `${(row.seconds / radmesh.seconds).toFixed(2)}x`
-  process.stdout.write(`${row.name.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(13)}  ` +
-    `${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(5)}   ${first.padStart(11)}   ` +
-    `${row.rssMb.toFixed(0).padStart(5)} MB   ${ratio}\n`)
+  process.stdout.write(
+    `${row.name.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} ${spread.padEnd(13)}  ` +
+      `${(study.bytes / 1e6 / row.seconds).toFixed(0).padStart(5)}   ${first.padStart(11)}   ` +
+      `${row.rssMb.toFixed(0).padStart(5)} MB   ${ratio}\n`
+  )
 }
 process.stdout.write('\n')
 if (radmesh.runs > 0) {
-  process.stdout.write(`radmesh peak RSS: site ${radmeshRss.site.toFixed(0)} MB, reader ${radmeshRss.reader.toFixed(0)} MB; ` +
-    `reader verified after each run (QIDO lists all ${study.files.length} instances, ` +
-    `${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`)
+  process.stdout.write(
+    `radmesh peak RSS: site ${radmeshRss.site.toFixed(0)} MB, reader ${radmeshRss.reader.toFixed(0)} MB; ` +
+      `reader verified after each run (QIDO lists all ${study.files.length} instances, ` +
+      `${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`
+  )
   const dcmtk = summary.find(row => row.name.startsWith('DCMTK'))
   if (dcmtk !== undefined && dcmtk.runs > 0) {
-    process.stdout.write(`radmesh's time / DCMTK's: ${(radmesh.seconds / dcmtk.seconds).toFixed(2)} (goal at 20 Mbit/s: at most 0.5)\n`)
+    process.stdout.write(
+      `radmesh's time / DCMTK's: ${(radmesh.seconds / dcmtk.seconds).toFixed(2)} (goal at 20 Mbit/s: at most 0.5)\n`
+    )
   }
 }
 process.stdout.write('peak RSS at both ends (sending / receiving):\n')
-for (const [way, rss] of ends) process.stdout.write(`  ${way.padEnd(28)} ${rss.sending.toFixed(0).padStart(5)} MB / ${rss.receiving.toFixed(0).padStart(5)} MB\n`)
+for (const [way, rss] of ends)
+  process.stdout.write(
+    `  ${way.padEnd(28)} ${rss.sending.toFixed(0).padStart(5)} MB / ${rss.receiving.toFixed(0).padStart(5)} MB\n`
+  )
 if (mbit !== undefined) {
-  process.stdout.write(`(the link's floor: the study's ${(study.bytes / 1e6).toFixed(1)} MB at ${mbit} Mbit/s take ` +
-    `${(study.bytes * 8 / (mbit * 1e6)).toFixed(2)} s uncompressed; the bare libp2p pipe is run on loopback only)\n`)
-} else process.stdout.write('(bare libp2p pipe: the same byte count over TCP + Noise + Yamux between two processes, ' +
-  `${PIPE_STREAMS} streams, nothing else done: no libp2p transfer can be faster here)\n`)
-process.stdout.write('(peak RSS of a two-process way is the larger of the two; ' +
-  'radmesh speed vs this = that way\'s time / radmesh\'s time: above 1 means radmesh is faster)\n')
+  process.stdout.write(
+    `(the link's floor: the study's ${(study.bytes / 1e6).toFixed(1)} MB at ${mbit} Mbit/s take ` +
+      `${((study.bytes * 8) / (mbit * 1e6)).toFixed(2)} s uncompressed; the bare libp2p pipe is run on loopback only)\n`
+  )
+} else
+  process.stdout.write(
+    '(bare libp2p pipe: the same byte count over TCP + Noise + Yamux between two processes, ' +
+      `${PIPE_STREAMS} streams, nothing else done: no libp2p transfer can be faster here)\n`
+  )
+process.stdout.write(
+  '(peak RSS of a two-process way is the larger of the two; ' +
+    "radmesh speed vs this = that way's time / radmesh's time: above 1 means radmesh is faster)\n"
+)
 await fs.rm(work, { recursive: true, force: true })
 process.exit(0)

@@ -53,13 +53,19 @@ export interface Sample extends Part10 {
 }
 
 /** A few corpus files that every node stores (known-good) besides the generated CT. */
-const KNOWN_GOOD_CORPUS = ['CT_small.dcm', 'MR_small.dcm', 'JPEG2000.dcm', 'MR_small_RLE.dcm', 'rtplan.dcm',
-  'SC_rgb_jpeg_dcmtk.dcm']
+const KNOWN_GOOD_CORPUS = [
+  'CT_small.dcm',
+  'MR_small.dcm',
+  'JPEG2000.dcm',
+  'MR_small_RLE.dcm',
+  'rtplan.dcm',
+  'SC_rgb_jpeg_dcmtk.dcm'
+]
 
 let samples: Promise<Sample[]> | undefined
 
 /** The pydicom corpus (every .dcm file, broken ones too) and a generated CT series of 3 slices. */
-export async function loadSamples (): Promise<Sample[]> {
+export async function loadSamples(): Promise<Sample[]> {
   samples ??= (async () => {
     const names = (await fs.readdir(PYDICOM_CORPUS)).filter(name => name.endsWith('.dcm')).sort()
     const out: Sample[] = []
@@ -93,12 +99,12 @@ export interface CaseResult {
 export interface Kind {
   name: string
   /** stores the known-good instances and records them in the ledger */
-  setup (target: Target, ledger: Ledger, say: (line: string) => void): Promise<void>
-  run (target: Target, rng: Rng, index: number): Promise<CaseResult>
+  setup(target: Target, ledger: Ledger, say: (line: string) => void): Promise<void>
+  run(target: Target, rng: Rng, index: number): Promise<CaseResult>
 }
 
 /** Runs `options.cases` cases of a kind against a fresh node, checking it after each; the tally, findings included. */
-export async function runKind (kind: Kind, options: KindOptions): Promise<KindTally> {
+export async function runKind(kind: Kind, options: KindOptions): Promise<KindTally> {
   const { say, seed } = options
   const from = options.from ?? 0
   const checkEvery = options.checkEvery ?? 50
@@ -144,7 +150,7 @@ export async function runKind (kind: Kind, options: KindOptions): Promise<KindTa
       const health = await target.health()
       if (result.outcome === 'hung' || !health.ok || during !== undefined) {
         tally.hung++
-        const why = result.outcome === 'hung' ? result.why ?? 'no answer in 5 s' : during ?? health.why
+        const why = result.outcome === 'hung' ? (result.why ?? 'no answer in 5 s') : (during ?? health.why)
         found(index, 'hung', `${result.what} -> ${why}`)
         await target.recover(say)
         if (!target.alive) await target.restart()

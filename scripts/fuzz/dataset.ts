@@ -21,9 +21,13 @@ export const EXPLICIT_LE = TRANSFER_SYNTAX.explicitLittle
 export const DEFLATED_LE = TRANSFER_SYNTAX.deflatedExplicitLittle
 export const EXPLICIT_BE = TRANSFER_SYNTAX.explicitBig
 
-export interface Syntax { explicit: boolean, little: boolean, deflated: boolean }
+export interface Syntax {
+  explicit: boolean
+  little: boolean
+  deflated: boolean
+}
 
-export function syntaxOf (transferSyntaxUid: string): Syntax {
+export function syntaxOf(transferSyntaxUid: string): Syntax {
   return {
     explicit: transferSyntaxUid !== IMPLICIT_LE,
     little: transferSyntaxUid !== EXPLICIT_BE,
@@ -50,7 +54,7 @@ export interface Element {
  * The elements of a data set (nested ones too, with their depth), as far as they can be read: a walk that
  * meets bytes it cannot read stops there. At most `max` elements.
  */
-export function walk (dataset: Buffer, syntax: Syntax, max = 20_000): Element[] {
+export function walk(dataset: Buffer, syntax: Syntax, max = 20_000): Element[] {
   const out: Element[] = []
   try {
     walkInto(out, dataset, syntax, max)
@@ -64,9 +68,9 @@ export function walk (dataset: Buffer, syntax: Syntax, max = 20_000): Element[] 
 const MAX_DEPTH = 64
 class TooDeep extends Error {}
 
-function walkInto (out: Element[], dataset: Buffer, syntax: Syntax, max: number): void {
-  const u16 = (at: number): number => syntax.little ? dataset.readUInt16LE(at) : dataset.readUInt16BE(at)
-  const u32 = (at: number): number => syntax.little ? dataset.readUInt32LE(at) : dataset.readUInt32BE(at)
+function walkInto(out: Element[], dataset: Buffer, syntax: Syntax, max: number): void {
+  const u16 = (at: number): number => (syntax.little ? dataset.readUInt16LE(at) : dataset.readUInt16BE(at))
+  const u32 = (at: number): number => (syntax.little ? dataset.readUInt32LE(at) : dataset.readUInt32BE(at))
   const tagAt = (at: number): number => ((u16(at) << 16) | u16(at + 2)) >>> 0
 
   /** Elements from `at` until `stop` (or an item delimiter); returns where it stopped. */
@@ -78,7 +82,7 @@ function walkInto (out: Element[], dataset: Buffer, syntax: Syntax, max: number)
       let vr: string | undefined
       let lengthOffset: number
       let lengthBytes: 2 | 4
-      if (syntax.explicit && (tag >>> 16) !== 0xfffe) {
+      if (syntax.explicit && tag >>> 16 !== 0xfffe) {
         vr = dataset.toString('latin1', at + 4, at + 6)
         if (LONG_VRS.has(vr) || !/^[A-Z]{2}$/.test(vr)) {
           if (at + 12 > stop) return at
@@ -95,7 +99,15 @@ function walkInto (out: Element[], dataset: Buffer, syntax: Syntax, max: number)
       const length = lengthBytes === 2 ? u16(lengthOffset) : u32(lengthOffset)
       const valueOffset = lengthOffset + lengthBytes
       const element: Element = {
-        tag, vr, offset: at, lengthOffset, lengthBytes, valueOffset, length, end: valueOffset, depth
+        tag,
+        vr,
+        offset: at,
+        lengthOffset,
+        lengthBytes,
+        valueOffset,
+        length,
+        end: valueOffset,
+        depth
       }
       out.push(element)
       if (length === UNDEFINED) {
@@ -152,9 +164,9 @@ export interface Part10 {
 const text = (bytes: Buffer): string => bytes.toString('latin1').replace(/[\0 ]+$/, '')
 
 /** A Part 10 file's meta information, or a guess for a bare data set (implicit VR, SOP class from the data set). */
-export function readPart10 (name: string, file: Buffer): Part10 {
+export function readPart10(name: string, file: Buffer): Part10 {
   if (file.length >= 132 && file.toString('latin1', 128, 132) === 'DICM') {
-    const meta = walk(file.subarray(132), syntaxOf(EXPLICIT_LE)).filter(e => e.depth === 0 && (e.tag >>> 16) === 2)
+    const meta = walk(file.subarray(132), syntaxOf(EXPLICIT_LE)).filter(e => e.depth === 0 && e.tag >>> 16 === 2)
     const value = (tag: number): string => {
       const e = meta.find(m => m.tag === tag)
       return e === undefined ? '' : text(file.subarray(132 + e.valueOffset, 132 + e.end))
@@ -193,14 +205,14 @@ export function readPart10 (name: string, file: Buffer): Part10 {
 // ---------------------------------------------------------------------------------------------------
 // Writing elements
 
-export function u16 (value: number, little: boolean): Buffer {
+export function u16(value: number, little: boolean): Buffer {
   const b = Buffer.alloc(2)
   if (little) b.writeUInt16LE(value & 0xffff)
   else b.writeUInt16BE(value & 0xffff)
   return b
 }
 
-export function u32 (value: number, little: boolean): Buffer {
+export function u32(value: number, little: boolean): Buffer {
   const b = Buffer.alloc(4)
   if (little) b.writeUInt32LE(value >>> 0)
   else b.writeUInt32BE(value >>> 0)
@@ -208,9 +220,9 @@ export function u32 (value: number, little: boolean): Buffer {
 }
 
 /** An element as the syntax writes it; `length` overrides the value's own (a lying length). */
-export function encodeElement (tag: number, vr: string, value: Buffer, syntax: Syntax, length = value.length): Buffer {
+export function encodeElement(tag: number, vr: string, value: Buffer, syntax: Syntax, length = value.length): Buffer {
   const head = Buffer.concat([u16(tag >>> 16, syntax.little), u16(tag & 0xffff, syntax.little)])
-  if (!syntax.explicit || (tag >>> 16) === 0xfffe) return Buffer.concat([head, u32(length, syntax.little), value])
+  if (!syntax.explicit || tag >>> 16 === 0xfffe) return Buffer.concat([head, u32(length, syntax.little), value])
   if (LONG_VRS.has(vr)) {
     return Buffer.concat([head, Buffer.from(vr, 'latin1'), Buffer.alloc(2), u32(length, syntax.little), value])
   }
@@ -218,7 +230,7 @@ export function encodeElement (tag: number, vr: string, value: Buffer, syntax: S
 }
 
 /** Text padded to an even length (UI with NUL, others with a space). */
-export function textValue (value: string, vr: string): Buffer {
+export function textValue(value: string, vr: string): Buffer {
   const bytes = Buffer.from(value, 'latin1')
   return bytes.length % 2 === 0 ? bytes : Buffer.concat([bytes, Buffer.from([vr === 'UI' ? 0 : 0x20])])
 }
@@ -227,15 +239,21 @@ export const replaceRange = (bytes: Buffer, start: number, end: number, by: Buff
   Buffer.concat([bytes.subarray(0, start), by, bytes.subarray(end)])
 
 /** Inserts a top-level element where its tag belongs (before the first top-level element with a larger tag). */
-export function insertElement (dataset: Buffer, elements: Element[], tag: number, encoded: Buffer): Buffer {
+export function insertElement(dataset: Buffer, elements: Element[], tag: number, encoded: Buffer): Buffer {
   const after = elements.find(e => e.depth === 0 && e.tag > tag)
-  const at = after?.offset ?? (elements.filter(e => e.depth === 0).at(-1)?.end ?? dataset.length)
+  const at = after?.offset ?? elements.filter(e => e.depth === 0).at(-1)?.end ?? dataset.length
   return replaceRange(dataset, at, at, encoded)
 }
 
 /** Sets a top-level element's value (inserted where its tag belongs when missing). */
-export function setElement (dataset: Buffer, syntax: Syntax, elements: Element[], tag: number, vr: string,
-  value: Buffer): Buffer {
+export function setElement(
+  dataset: Buffer,
+  syntax: Syntax,
+  elements: Element[],
+  tag: number,
+  vr: string,
+  value: Buffer
+): Buffer {
   const found = elements.find(e => e.depth === 0 && e.tag === tag)
   const ownVr = found?.vr !== undefined && /^[A-Z]{2}$/.test(found.vr) ? found.vr : vr
   const encoded = encodeElement(tag, ownVr, value, syntax)
@@ -245,8 +263,12 @@ export function setElement (dataset: Buffer, syntax: Syntax, elements: Element[]
 }
 
 /** A Part 10 file: preamble, DICM, a meta group for the given UIDs, then the data set. */
-export function part10File (dataset: Buffer, sopClassUid: string, sopInstanceUid: string,
-  transferSyntaxUid: string): Buffer {
+export function part10File(
+  dataset: Buffer,
+  sopClassUid: string,
+  sopInstanceUid: string,
+  transferSyntaxUid: string
+): Buffer {
   const syntax = syntaxOf(EXPLICIT_LE)
   const elements = [
     encodeElement(0x00020001, 'OB', Buffer.from([0, 1]), syntax),
@@ -268,10 +290,14 @@ export const hexTag = (tag: number): string =>
 
 const UID_TAGS = [0x00080018, 0x0020000d, 0x0020000e] as const
 
-export interface Uids { sop?: string, study?: string, series?: string }
+export interface Uids {
+  sop?: string
+  study?: string
+  series?: string
+}
 
 /** A UID of exactly `length` characters under 2.25. */
-function uidOfLength (rng: Rng, length: number): string {
+function uidOfLength(rng: Rng, length: number): string {
   let uid = `2.25.${1 + rng.int(9)}`
   while (uid.length < length) uid += String(rng.int(10))
   return uid.slice(0, length)
@@ -281,7 +307,7 @@ function uidOfLength (rng: Rng, length: number): string {
  * Gives the data set (and the meta header, when there is one) new SOP Instance, Study and Series UIDs of the
  * same lengths, in place. Returns the new ones (undefined where the element was not found or too short).
  */
-export function refreshUids (file: Buffer, part10: Part10, rng: Rng): Uids {
+export function refreshUids(file: Buffer, part10: Part10, rng: Rng): Uids {
   const syntax = syntaxOf(part10.transferSyntaxUid)
   const out: Uids = {}
   if (syntax.deflated) return out
@@ -311,7 +337,7 @@ export function refreshUids (file: Buffer, part10: Part10, rng: Rng): Uids {
 }
 
 /** The UIDs a data set names (top level), read after mutation, for opening what was accepted. */
-export function uidsOf (dataset: Buffer, syntax: Syntax): Uids {
+export function uidsOf(dataset: Buffer, syntax: Syntax): Uids {
   if (syntax.deflated) return {}
   const elements = walk(dataset, syntax, 2_000)
   const value = (tag: number): string | undefined => {

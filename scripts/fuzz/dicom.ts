@@ -8,7 +8,13 @@
 import { TRANSFER_SYNTAX } from '../../node/dicom/dictionary.ts'
 import { encodeAssociateRq } from '../../node/dicom/dimse/pdu.ts'
 import {
-  type CaseResult, type Kind, type KindOptions, type KindTally, loadSamples, runKind, type Sample
+  type CaseResult,
+  type Kind,
+  type KindOptions,
+  type KindTally,
+  loadSamples,
+  runKind,
+  type Sample
 } from './common.ts'
 import { DEFLATED_LE, EXPLICIT_LE, IMPLICIT_LE, refreshUids, syntaxOf, uidsOf } from './dataset.ts'
 import { type InstanceRef, type Ledger, openAccepted } from './ledger.ts'
@@ -26,9 +32,9 @@ const isStored = (status: number): boolean =>
   status === 0 || (status >= 0xb000 && status <= 0xbfff) || status === 0x0001
 
 /** The PDUs of a stream: where each starts, its type and its length field. */
-function pdusOf (stream: Buffer): Array<{ offset: number, type: number, length: number }> {
-  const out: Array<{ offset: number, type: number, length: number }> = []
-  for (let offset = 0; offset + 6 <= stream.length;) {
+function pdusOf(stream: Buffer): Array<{ offset: number; type: number; length: number }> {
+  const out: Array<{ offset: number; type: number; length: number }> = []
+  for (let offset = 0; offset + 6 <= stream.length; ) {
     const length = stream.readUInt32BE(offset + 2)
     out.push({ offset, type: stream[offset] as number, length })
     offset += 6 + length
@@ -44,56 +50,95 @@ interface PduMutation {
 }
 
 const PDU_MUTATIONS: readonly PduMutation[] = [
-  { name: 'a header byte of a PDU changed', end: true, apply: (command, data, rng) => {
-    const stream = Buffer.concat([command, data])
-    const pdu = rng.pick(pdusOf(stream))
-    stream[pdu.offset + rng.int(12)] = rng.u32() & 0xff
-    return stream
-  } },
-  { name: 'a data PDV on a context not accepted', end: true, apply: (command, data, rng) => {
-    const stream = Buffer.from(data)
-    const pdu = rng.pick(pdusOf(stream))
-    stream[pdu.offset + 10] = rng.pick([0, 3, 2, 255])
-    return Buffer.concat([command, stream])
-  } },
-  { name: 'the data set flagged as a command', end: true, apply: (command, data) => {
-    const stream = Buffer.from(data)
-    for (const pdu of pdusOf(stream)) stream[pdu.offset + 11] = (stream[pdu.offset + 11] as number) | 1
-    return Buffer.concat([command, stream])
-  } },
-  { name: 'no last fragment, then A-RELEASE-RQ', end: false, apply: (command, data) => {
-    const stream = Buffer.from(data)
-    const last = pdusOf(stream).at(-1)
-    if (last !== undefined) stream[last.offset + 11] = 0
-    return Buffer.concat([command, stream, Buffer.from([5, 0, 0, 0, 0, 4, 0, 0, 0, 0])])
-  } },
-  { name: 'a PDU length field lies', end: true, apply: (command, data, rng) => {
-    const stream = Buffer.concat([command, data])
-    const pdu = rng.pick(pdusOf(stream))
-    const length = rng.pick([0, 1, 5, pdu.length + 1, Math.max(0, pdu.length - 1), 0x7fffffff, 0xffffffff, 1_048_577])
-    stream.writeUInt32BE(length, pdu.offset + 2)
-    return stream
-  } },
-  { name: 'a PDV length field lies', end: true, apply: (command, data, rng) => {
-    const stream = Buffer.concat([command, data])
-    const pdu = rng.pick(pdusOf(stream))
-    stream.writeUInt32BE(rng.pick([0, 1, 2, 3, pdu.length - 3, pdu.length + 10, 0xffffffff]) >>> 0, pdu.offset + 6)
-    return stream
-  } },
+  {
+    name: 'a header byte of a PDU changed',
+    end: true,
+    apply: (command, data, rng) => {
+      const stream = Buffer.concat([command, data])
+      const pdu = rng.pick(pdusOf(stream))
+      stream[pdu.offset + rng.int(12)] = rng.u32() & 0xff
+      return stream
+    }
+  },
+  {
+    name: 'a data PDV on a context not accepted',
+    end: true,
+    apply: (command, data, rng) => {
+      const stream = Buffer.from(data)
+      const pdu = rng.pick(pdusOf(stream))
+      stream[pdu.offset + 10] = rng.pick([0, 3, 2, 255])
+      return Buffer.concat([command, stream])
+    }
+  },
+  {
+    name: 'the data set flagged as a command',
+    end: true,
+    apply: (command, data) => {
+      const stream = Buffer.from(data)
+      for (const pdu of pdusOf(stream)) stream[pdu.offset + 11] = (stream[pdu.offset + 11] as number) | 1
+      return Buffer.concat([command, stream])
+    }
+  },
+  {
+    name: 'no last fragment, then A-RELEASE-RQ',
+    end: false,
+    apply: (command, data) => {
+      const stream = Buffer.from(data)
+      const last = pdusOf(stream).at(-1)
+      if (last !== undefined) stream[last.offset + 11] = 0
+      return Buffer.concat([command, stream, Buffer.from([5, 0, 0, 0, 0, 4, 0, 0, 0, 0])])
+    }
+  },
+  {
+    name: 'a PDU length field lies',
+    end: true,
+    apply: (command, data, rng) => {
+      const stream = Buffer.concat([command, data])
+      const pdu = rng.pick(pdusOf(stream))
+      const length = rng.pick([0, 1, 5, pdu.length + 1, Math.max(0, pdu.length - 1), 0x7fffffff, 0xffffffff, 1_048_577])
+      stream.writeUInt32BE(length, pdu.offset + 2)
+      return stream
+    }
+  },
+  {
+    name: 'a PDV length field lies',
+    end: true,
+    apply: (command, data, rng) => {
+      const stream = Buffer.concat([command, data])
+      const pdu = rng.pick(pdusOf(stream))
+      stream.writeUInt32BE(rng.pick([0, 1, 2, 3, pdu.length - 3, pdu.length + 10, 0xffffffff]) >>> 0, pdu.offset + 6)
+      return stream
+    }
+  },
   { name: 'data set before its command', end: true, apply: (command, data) => Buffer.concat([data, command]) },
   { name: 'the command twice', end: true, apply: (command, data) => Buffer.concat([command, command, data]) },
-  { name: 'garbage after', end: true, apply: (command, data, rng) =>
-    Buffer.concat([command, data, rng.bytes(rng.size(4096))]) },
-  { name: 'an unknown PDU type in between', end: true, apply: (command, data, rng) =>
-    Buffer.concat([command, Buffer.from([rng.pick([0, 8, 9, 0x7f, 0xff]), 0, 0, 0, 0, 4, 1, 2, 3, 4]), data]) },
-  { name: 'a second A-ASSOCIATE-RQ', end: true, apply: (command, data) => {
-    const context = { id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [EXPLICIT_LE] }
-    return Buffer.concat([command, encodeAssociateRq(associateRq(AE_TITLE, 'AGAIN', [context])), data])
-  } },
-  { name: 'cut in the middle, then closed', end: true, apply: (command, data, rng) => {
-    const stream = Buffer.concat([command, data])
-    return stream.subarray(0, rng.int(stream.length))
-  } }
+  {
+    name: 'garbage after',
+    end: true,
+    apply: (command, data, rng) => Buffer.concat([command, data, rng.bytes(rng.size(4096))])
+  },
+  {
+    name: 'an unknown PDU type in between',
+    end: true,
+    apply: (command, data, rng) =>
+      Buffer.concat([command, Buffer.from([rng.pick([0, 8, 9, 0x7f, 0xff]), 0, 0, 0, 0, 4, 1, 2, 3, 4]), data])
+  },
+  {
+    name: 'a second A-ASSOCIATE-RQ',
+    end: true,
+    apply: (command, data) => {
+      const context = { id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [EXPLICIT_LE] }
+      return Buffer.concat([command, encodeAssociateRq(associateRq(AE_TITLE, 'AGAIN', [context])), data])
+    }
+  },
+  {
+    name: 'cut in the middle, then closed',
+    end: true,
+    apply: (command, data, rng) => {
+      const stream = Buffer.concat([command, data])
+      return stream.subarray(0, rng.int(stream.length))
+    }
+  }
 ]
 
 /** One case's input: which sample, what was done to it, and the C-STORE to send. */
@@ -108,7 +153,7 @@ interface Input {
   pdu?: PduMutation
 }
 
-function makeInput (sample: Sample, rng: Rng, samples: Sample[]): Input {
+function makeInput(sample: Sample, rng: Rng, samples: Sample[]): Input {
   const file = Buffer.from(sample.file)
   const what = [sample.name]
   // Mostly a new instance; sometimes one that claims a known-good instance's UIDs (it must not replace it).
@@ -139,20 +184,29 @@ function makeInput (sample: Sample, rng: Rng, samples: Sample[]): Input {
   // else: the data set as it is, the PDUs mutated below
   if (rng.chance(0.04)) {
     // The data set in another syntax than the one negotiated.
-    transferSyntaxUid = rng.pick([IMPLICIT_LE, EXPLICIT_LE, TRANSFER_SYNTAX.explicitBig, TRANSFER_SYNTAX.jpegBaseline,
-      TRANSFER_SYNTAX.rle])
+    transferSyntaxUid = rng.pick([
+      IMPLICIT_LE,
+      EXPLICIT_LE,
+      TRANSFER_SYNTAX.explicitBig,
+      TRANSFER_SYNTAX.jpegBaseline,
+      TRANSFER_SYNTAX.rle
+    ])
     what.push(`sent as ${transferSyntaxUid}`)
   }
   const read = uidsOf(dataset, syntaxOf(transferSyntaxUid))
   let sopInstanceUid = read.sop ?? fresh.sop ?? sample.sopInstanceUid
   if (rng.chance(0.04)) {
-    sopInstanceUid = rng.chance(0.5) ? (rng.pick(samples).sopInstanceUid || '1.2.3') : `2.25.${rng.u32()}${rng.u32()}`
+    sopInstanceUid = rng.chance(0.5) ? rng.pick(samples).sopInstanceUid || '1.2.3' : `2.25.${rng.u32()}${rng.u32()}`
     what.push(`command names SOP instance ${sopInstanceUid}`)
   }
   let sopClassUid = sample.sopClassUid || SECONDARY_CAPTURE
   if (rng.chance(0.03)) {
-    sopClassUid = rng.pick([CT_IMAGE_STORAGE, '1.2.840.10008.5.1.4.1.1.4', '1.2.3.4.5',
-      '1.2.840.10008.5.1.4.1.1.88.11'])
+    sopClassUid = rng.pick([
+      CT_IMAGE_STORAGE,
+      '1.2.840.10008.5.1.4.1.1.4',
+      '1.2.3.4.5',
+      '1.2.840.10008.5.1.4.1.1.88.11'
+    ])
     what.push(`SOP class ${sopClassUid}`)
   }
   const input: Input = {
@@ -162,8 +216,8 @@ function makeInput (sample: Sample, rng: Rng, samples: Sample[]): Input {
     transferSyntaxUid,
     dataset,
     ref: {
-      ...(read.study ?? fresh.study) === undefined ? {} : { study: read.study ?? fresh.study },
-      ...(read.series ?? fresh.series) === undefined ? {} : { series: read.series ?? fresh.series },
+      ...((read.study ?? fresh.study) === undefined ? {} : { study: read.study ?? fresh.study }),
+      ...((read.series ?? fresh.series) === undefined ? {} : { series: read.series ?? fresh.series }),
       sop: sopInstanceUid
     }
   }
@@ -179,21 +233,26 @@ function makeInput (sample: Sample, rng: Rng, samples: Sample[]): Input {
   return input
 }
 
-function describe (answer: StoreAnswer): string {
+function describe(answer: StoreAnswer): string {
   switch (answer.answer) {
     case 'status': {
       const comment = answer.comment === undefined ? '' : ` (${answer.comment})`
       return `status 0x${answer.status.toString(16).padStart(4, '0')}${comment}`
     }
-    case 'rejected': return `A-ASSOCIATE-RJ ${answer.rj.result}/${answer.rj.source}/${answer.rj.reason}`
-    case 'aborted': return `A-ABORT ${answer.abort.source}/${answer.abort.reason}`
-    case 'timeout': return `no answer in 5 s (${answer.stage})`
-    case 'garbage': return `not a PDU: ${answer.reason}`
-    default: return answer.answer
+    case 'rejected':
+      return `A-ASSOCIATE-RJ ${answer.rj.result}/${answer.rj.source}/${answer.rj.reason}`
+    case 'aborted':
+      return `A-ABORT ${answer.abort.source}/${answer.abort.reason}`
+    case 'timeout':
+      return `no answer in 5 s (${answer.stage})`
+    case 'garbage':
+      return `not a PDU: ${answer.reason}`
+    default:
+      return answer.answer
   }
 }
 
-async function store (target: Target, input: Input, rng: Rng): Promise<StoreAnswer> {
+async function store(target: Target, input: Input, rng: Rng): Promise<StoreAnswer> {
   const pdu = input.pdu
   return await storeOnce({
     port: target.node.dicomPort,
@@ -211,12 +270,12 @@ async function store (target: Target, input: Input, rng: Rng): Promise<StoreAnsw
   })
 }
 
-function dicomKind (): Kind {
+function dicomKind(): Kind {
   let samples: Sample[] = []
   let ledger: Ledger
   return {
     name: 'dicom',
-    async setup (target, theLedger, say) {
+    async setup(target, theLedger, say) {
       ledger = theLedger
       samples = (await loadSamples()).filter(sample => sample.datasetOffset < sample.file.length)
       for (const sample of samples.filter(s => s.knownGood)) {
@@ -238,12 +297,12 @@ function dicomKind (): Kind {
           say(`known-good ${sample.name} was not stored: ${describe(answer)}`)
           continue
         }
-        if (await ledger.record(target, { study, series, sop }, sample.name, true) === undefined) {
+        if ((await ledger.record(target, { study, series, sop }, sample.name, true)) === undefined) {
           say(`known-good ${sample.name} cannot be retrieved`)
         }
       }
     },
-    async run (target, rng) {
+    async run(target, rng) {
       const input = makeInput(rng.pick(samples), rng, samples)
       const what = input.what.join('; ')
       const answer = await store(target, input, rng)
@@ -261,6 +320,6 @@ function dicomKind (): Kind {
   }
 }
 
-export async function runDicomFuzz (options: KindOptions): Promise<KindTally> {
+export async function runDicomFuzz(options: KindOptions): Promise<KindTally> {
   return await runKind(dicomKind(), options)
 }

@@ -6,8 +6,15 @@
 import { createHash } from 'node:crypto'
 import { singlePart, type Target } from './target.ts'
 
-export interface InstanceRef { study: string, series: string, sop: string }
-interface Recorded extends InstanceRef { name: string, sha256: string }
+export interface InstanceRef {
+  study: string
+  series: string
+  sop: string
+}
+interface Recorded extends InstanceRef {
+  name: string
+  sha256: string
+}
 
 export const instancePath = ({ study, series, sop }: InstanceRef): string =>
   `/dicom-web/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}` +
@@ -27,7 +34,7 @@ export class Ledger {
   static readonly MAX_TRACKED = 2_000
 
   /** Retrieves an instance and records its hash; undefined when it cannot be retrieved. */
-  async record (target: Target, ref: InstanceRef, name: string, known: boolean): Promise<Recorded | undefined> {
+  async record(target: Target, ref: InstanceRef, name: string, known: boolean): Promise<Recorded | undefined> {
     const bytes = singlePart(await target.request(instancePath(ref), { headers: ACCEPT_DICOM }))
     if (bytes === undefined) return undefined
     const entry = { ...ref, name, sha256: sha256(bytes) }
@@ -37,15 +44,18 @@ export class Ledger {
   }
 
   /** What is gone or altered now (each instance reported once). */
-  async check (target: Target, all: boolean): Promise<string[]> {
+  async check(target: Target, all: boolean): Promise<string[]> {
     const lost: string[] = []
     for (const entry of all ? [...this.known, ...this.accepted] : this.known) {
       if (this.#reported.has(entry.sop)) continue
       const answer = await target.request(instancePath(entry), { headers: ACCEPT_DICOM }, 30_000)
       const bytes = singlePart(answer)
-      const why = bytes === undefined
-        ? `gone (${answer.kind === 'answer' ? `HTTP ${answer.status}` : answer.kind})`
-        : sha256(bytes) !== entry.sha256 ? 'altered (SHA-256 differs)' : undefined
+      const why =
+        bytes === undefined
+          ? `gone (${answer.kind === 'answer' ? `HTTP ${answer.status}` : answer.kind})`
+          : sha256(bytes) !== entry.sha256
+            ? 'altered (SHA-256 differs)'
+            : undefined
       if (why === undefined) continue
       this.#reported.add(entry.sop)
       lost.push(`${entry.name} (SOP ${entry.sop}) ${why}`)
@@ -58,8 +68,12 @@ export class Ledger {
  * Opens what a case made the node acknowledge, as a viewer would: metadata, the frames and bulk data its
  * metadata points to. Each must answer within 5 s; a 5xx is unclear. Then records it for the loss checks.
  */
-export async function openAccepted (target: Target, ledger: Ledger, refs: InstanceRef[], name: string):
-Promise<{ hung?: string, unclear?: string }> {
+export async function openAccepted(
+  target: Target,
+  ledger: Ledger,
+  refs: InstanceRef[],
+  name: string
+): Promise<{ hung?: string; unclear?: string }> {
   for (const ref of refs) {
     const path = instancePath(ref)
     const metadata = await target.request(`${path}/metadata`, { headers: ACCEPT_JSON })
@@ -88,7 +102,7 @@ Promise<{ hung?: string, unclear?: string }> {
 }
 
 /** Every BulkDataURI in a DICOM JSON answer (the frames first). */
-function bulkUris (body: Buffer): string[] {
+function bulkUris(body: Buffer): string[] {
   const uris: string[] = []
   const visit = (value: unknown): void => {
     if (Array.isArray(value)) {

@@ -45,7 +45,7 @@ import { changeOf, firstMessage, recordsUpdate, SECTIONS, type Site } from './p2
 
 // A generator per case, from (seed, case): a case replays on its own.
 type Random = () => number
-export function generator (seed: number, index: number): Random {
+export function generator(seed: number, index: number): Random {
   let state = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0
   return () => {
     state = (state + 0x6d2b79f5) | 0
@@ -65,21 +65,28 @@ export type Protocol =
   | typeof ANNOUNCE_PROTOCOL
   | typeof SYNC_PROTOCOL
   | typeof REVOCATIONS_PROTOCOL
-interface Valid { protocol: Protocol, name: string, messages: Uint8Array[] }
+interface Valid {
+  protocol: Protocol
+  name: string
+  messages: Uint8Array[]
+}
 
 /** Whether an answer is an error answer: a manifest status other than ok, a not-held frame, a refusal. */
-export function errorAnswer (protocol: Protocol, reply: Uint8Array): boolean {
+export function errorAnswer(protocol: Protocol, reply: Uint8Array): boolean {
   const body = firstMessage(reply)
   if (body === undefined || body.byteLength === 0) return false
   if (protocol === CHUNKS_PROTOCOL) return body[0] !== 0
   return /"status":"(unknown-study|refused)"/.test(Buffer.from(body).toString('utf8'))
 }
 
-const sync = (name: string, docId: string, type: SyncMessage['type'], payload: Uint8Array): Valid =>
-  ({ protocol: SYNC_PROTOCOL, name, messages: [encodeSyncMessage({ type, docId, payload })] })
+const sync = (name: string, docId: string, type: SyncMessage['type'], payload: Uint8Array): Valid => ({
+  protocol: SYNC_PROTOCOL,
+  name,
+  messages: [encodeSyncMessage({ type, docId, payload })]
+})
 const emptyState = (): Uint8Array => Y.encodeStateVector(new Y.Doc())
 
-export async function validMessages (site: Site, member: BadMember, random: Random): Promise<Valid> {
+export async function validMessages(site: Site, member: BadMember, random: Random): Promise<Valid> {
   const { manifest, studyUid, caseId } = site
   const me = member.identity
   const by = me.peerId
@@ -112,13 +119,13 @@ export async function validMessages (site: Site, member: BadMember, random: Rand
       return { protocol: CHUNKS_PROTOCOL, name: 'chunk from an offset', messages }
     },
     async () => await announce('announcement of a study of its own', `${studyUid}.${below(random, 1e6)}`),
-    async () => await announce('announcement of the site\'s study', studyUid),
+    async () => await announce("announcement of the site's study", studyUid),
     async () => ({ protocol: REVOCATIONS_PROTOCOL, name: 'revocations the site has', messages: [site.revocations] }),
     async () => ({ protocol: REVOCATIONS_PROTOCOL, name: 'no revocations', messages: [encodeRevocationList([])] }),
     async () => sync('step 1 of the members document', MEMBERS_DOC, SYNC_MESSAGE.step1, emptyState()),
     async () => sync('step 1 of the case', caseDocId(caseId), SYNC_MESSAGE.step1, emptyState()),
     async () => sync('step 1 of the report', report, SYNC_MESSAGE.step1, emptyState()),
-    async () => sync('the site\'s case replayed', caseDocId(caseId), SYNC_MESSAGE.step2, site.worklistState),
+    async () => sync("the site's case replayed", caseDocId(caseId), SYNC_MESSAGE.step2, site.worklistState),
     async () => {
       const shifts = [{ start: at, end: new Date(Date.now() + 3600_000).toISOString() }]
       const duty = await signWorklistRecord(me.privateKey, { v: 1, kind: 'duty', shifts, by, at })
@@ -137,12 +144,22 @@ export async function validMessages (site: Site, member: BadMember, random: Rand
       return pick(random, [
         sync('a cancel by a radiologist', caseDocId(caseId), update, recordsUpdate([cancel])),
         sync('a claim signed as another', caseDocId(caseId), update, recordsUpdate([forged])),
-        sync('a record deleted', caseDocId(caseId), update, changeOf(site.worklistState, doc => {
-          doc.getMap('records').delete(first(doc))
-        })),
-        sync('a record overwritten', caseDocId(caseId), update, changeOf(site.worklistState, doc => {
-          doc.getMap('records').set(first(doc), forged)
-        }))
+        sync(
+          'a record deleted',
+          caseDocId(caseId),
+          update,
+          changeOf(site.worklistState, doc => {
+            doc.getMap('records').delete(first(doc))
+          })
+        ),
+        sync(
+          'a record overwritten',
+          caseDocId(caseId),
+          update,
+          changeOf(site.worklistState, doc => {
+            doc.getMap('records').set(first(doc), forged)
+          })
+        )
       ])
     },
     async () => {
@@ -153,29 +170,61 @@ export async function validMessages (site: Site, member: BadMember, random: Rand
       const binding: BindingRecord = await signReportRecord(key, { v: 1, kind: 'binding', caseId, clientId, by, at })
       const empty = Object.fromEntries(SECTION_NAMES.map(name => [name, ''])) as Sections
       const addendum = await signReportRecord(key, {
-        v: 1, kind: 'report-signature', caseId, studyUid, status: 'ADDENDUM', sections: empty, text: 'Addendum.', by, at
+        v: 1,
+        kind: 'report-signature',
+        caseId,
+        studyUid,
+        status: 'ADDENDUM',
+        sections: empty,
+        text: 'Addendum.',
+        by,
+        at
       })
       const sections = { ...SECTIONS, impression: 'FORGED' }
       const final = await signReportRecord(key, {
-        v: 1, kind: 'report-signature', caseId, studyUid, status: 'FINAL', sections, text: '', by, at
+        v: 1,
+        kind: 'report-signature',
+        caseId,
+        studyUid,
+        status: 'FINAL',
+        sections,
+        text: '',
+        by,
+        at
       })
       const forged: ReportSignatureRecord = { ...final, by: site.prober.peerId as PeerIdString }
-      const edit = (change: (doc: Y.Doc) => void): Uint8Array => changeOf(site.reportState, doc => {
-        doc.clientID = clientId
-        doc.getMap('editors').set(String(clientId), binding)
-        change(doc)
-      })
+      const edit = (change: (doc: Y.Doc) => void): Uint8Array =>
+        changeOf(site.reportState, doc => {
+          doc.clientID = clientId
+          doc.getMap('editors').set(String(clientId), binding)
+          change(doc)
+        })
       const presence = Uint8Array.from([1, ...encodeLength(clientId), 1, ...encodeLength(2), ...Buffer.from('{}')])
       return pick(random, [
-        sync('an edit of the FINAL report', report, update, edit(doc => {
-          doc.getText('findings').insert(0, 'TAMPERED ')
-        })),
-        sync('an addendum', report, update, edit(doc => {
-          doc.getMap('signatures').set(recordKey(addendum), addendum)
-        })),
-        sync('a signature as another', report, update, edit(doc => {
-          doc.getMap('signatures').set(recordKey(forged), forged)
-        })),
+        sync(
+          'an edit of the FINAL report',
+          report,
+          update,
+          edit(doc => {
+            doc.getText('findings').insert(0, 'TAMPERED ')
+          })
+        ),
+        sync(
+          'an addendum',
+          report,
+          update,
+          edit(doc => {
+            doc.getMap('signatures').set(recordKey(addendum), addendum)
+          })
+        ),
+        sync(
+          'a signature as another',
+          report,
+          update,
+          edit(doc => {
+            doc.getMap('signatures').set(recordKey(forged), forged)
+          })
+        ),
         sync('presence', report, SYNC_MESSAGE.awareness, presence)
       ])
     }
@@ -186,7 +235,12 @@ export async function validMessages (site: Site, member: BadMember, random: Rand
 // Mutations: each takes the valid messages (bodies) and gives the bytes to send, framed or not.
 
 /** `stall`: the stream is left hanging after `chunks`; `midway` when they end inside a message. */
-interface Mutated { name: string, chunks: Uint8Array[], stall: boolean, midway?: boolean }
+interface Mutated {
+  name: string
+  chunks: Uint8Array[]
+  stall: boolean
+  midway?: boolean
+}
 
 /** How long the site lets a message stop midway, per protocol (a stalled stream must be ended by then). */
 export const STALL_LIMIT_MS: Record<Protocol, number> = {
@@ -208,10 +262,24 @@ const LIMIT_OF: Record<Protocol, number> = {
 
 /** Values a field is set to: huge, negative, fractional, of the wrong type, long. */
 const ODD_VALUES: unknown[] = [
-  2 ** 53, 1e308, -1, 2 ** 32, 0.5, -0, '', 'A'.repeat(10_000), null, true, [], {}, [1, 2, 3], '1.2.3', '0'.repeat(64)
+  2 ** 53,
+  1e308,
+  -1,
+  2 ** 32,
+  0.5,
+  -0,
+  '',
+  'A'.repeat(10_000),
+  null,
+  true,
+  [],
+  {},
+  [1, 2, 3],
+  '1.2.3',
+  '0'.repeat(64)
 ]
 
-function mutateJson (value: unknown, random: Random): unknown {
+function mutateJson(value: unknown, random: Random): unknown {
   if (Array.isArray(value)) {
     if (value.length > 0 && random() < 0.6) {
       const copy = [...value]
@@ -235,7 +303,7 @@ function mutateJson (value: unknown, random: Random): unknown {
   return pick(random, ODD_VALUES)
 }
 
-function flipBits (bytes: Uint8Array, random: Random): Uint8Array {
+function flipBits(bytes: Uint8Array, random: Random): Uint8Array {
   const copy = Uint8Array.from(bytes)
   if (copy.byteLength === 0) return copy
   for (let n = 1 + below(random, 8); n > 0; n--) {
@@ -246,16 +314,28 @@ function flipBits (bytes: Uint8Array, random: Random): Uint8Array {
 }
 
 const MUTATIONS = [
-  'flip', 'truncate', 'huge-length', 'short-length', 'duplicate', 'replay', 'reorder', 'oversize', 'stall',
-  'field', 'field', 'varint', 'valid', 'split'
+  'flip',
+  'truncate',
+  'huge-length',
+  'short-length',
+  'duplicate',
+  'replay',
+  'reorder',
+  'oversize',
+  'stall',
+  'field',
+  'field',
+  'varint',
+  'valid',
+  'split'
 ] as const
 
-export function mutate (valid: Valid, random: Random, replays: Uint8Array[]): Mutated {
+export function mutate(valid: Valid, random: Random, replays: Uint8Array[]): Mutated {
   const bodies = [...valid.messages]
   const target = below(random, bodies.length)
   const body = bodies[target] as Uint8Array
   const all = (list: Uint8Array[]): Uint8Array[] => list.map(framed)
-  const replace = (next: Uint8Array): Uint8Array[] => all(bodies.map((b, i) => i === target ? next : b))
+  const replace = (next: Uint8Array): Uint8Array[] => all(bodies.map((b, i) => (i === target ? next : b)))
   const sent = (name: string, chunks: Uint8Array[]): Mutated => ({ name, chunks, stall: false })
   const kind = pick(random, MUTATIONS)
   switch (kind) {

@@ -66,17 +66,23 @@ export interface Site {
   logOffset: number
 }
 
-interface CaseView { caseId: string, studyInstanceUid: string, site: string, status: string, claimedBy: string | null }
+interface CaseView {
+  caseId: string
+  studyInstanceUid: string
+  site: string
+  status: string
+  claimedBy: string | null
+}
 interface ReportView {
   status: string
   sections: Sections
-  signatures: Array<{ peerId: string, status: string, verified: boolean }>
+  signatures: Array<{ peerId: string; status: string; verified: boolean }>
 }
 
 // Length-prefixed messages, as the member sees them come back
 
 /** The body of the first length-prefixed message in `bytes`, when it is whole. */
-export function firstMessage (bytes: Uint8Array): Uint8Array | undefined {
+export function firstMessage(bytes: Uint8Array): Uint8Array | undefined {
   let length = 0
   let at = 0
   for (let scale = 1; at < bytes.byteLength; scale *= 128) {
@@ -91,7 +97,7 @@ export const wholeMessage = (bytes: Uint8Array): boolean => firstMessage(bytes) 
 // What the site holds, and what must not change
 
 /** The parts of a multipart/related body, by the boundary its content type names. */
-function multipartParts (body: Buffer, contentType: string): Buffer[] {
+function multipartParts(body: Buffer, contentType: string): Buffer[] {
   const boundary = /boundary="?([^";]+)"?/.exec(contentType)?.[1]
   if (boundary === undefined) throw new Error(`no boundary in ${contentType}`)
   const delimiter = Buffer.from(`--${boundary}`)
@@ -109,7 +115,7 @@ function multipartParts (body: Buffer, contentType: string): Buffer[] {
 }
 
 /** SHA-256 of every instance of the study as WADO-RS serves it, sorted. */
-async function studyHashes (node: StartedNode, studyUid: string): Promise<string[]> {
+async function studyHashes(node: StartedNode, studyUid: string): Promise<string[]> {
   const accept = 'multipart/related; type="application/dicom"'
   const signal = AbortSignal.timeout(ANSWER_MS)
   const response = await node.fetch(`/dicom-web/studies/${studyUid}`, { headers: { accept }, signal })
@@ -119,7 +125,7 @@ async function studyHashes (node: StartedNode, studyUid: string): Promise<string
 }
 
 /** What was lost: an instance, the case, its FINAL report; the empty string when all is well. */
-export async function whatWasLost (site: Site): Promise<string> {
+export async function whatWasLost(site: Site): Promise<string> {
   // An addendum adds a report SR to the study; what was there must stay, byte for byte.
   const hashes = new Set(await studyHashes(site.node, site.studyUid))
   const missing = site.instances.filter(hash => !hashes.has(hash)).length
@@ -143,7 +149,7 @@ export async function whatWasLost (site: Site): Promise<string> {
 }
 
 /** The site's latest version of the study, asked as any member would. */
-export async function latestManifest (member: BadMember, studyUid: string): Promise<StudyManifest | undefined> {
+export async function latestManifest(member: BadMember, studyUid: string): Promise<StudyManifest | undefined> {
   const request = framed(encodeManifestRequest({ studyUid }))
   const options = { waitMs: ANSWER_MS, maxReply: 1 << 24, enough: wholeMessage }
   const asked = await member.send(MANIFEST_PROTOCOL, [request], options)
@@ -155,19 +161,19 @@ export async function latestManifest (member: BadMember, studyUid: string): Prom
 // Set-up
 
 /** A sync stream of `messages` from `member`; waits until the site closed or reset it. */
-async function sendSync (member: BadMember, messages: SyncMessage[]): Promise<Exchanged> {
+async function sendSync(member: BadMember, messages: SyncMessage[]): Promise<Exchanged> {
   const chunks = messages.map(message => framed(encodeSyncMessage(message)))
   return await member.send(SYNC_PROTOCOL, chunks, { waitMs: ANSWER_MS })
 }
 
 /** Sends a valid update; throws unless the site took it to the end of the stream. */
-async function sendUpdate (member: BadMember, docId: string, payload: Uint8Array): Promise<void> {
+async function sendUpdate(member: BadMember, docId: string, payload: Uint8Array): Promise<void> {
   const sent = await sendSync(member, [{ type: SYNC_MESSAGE.update, docId, payload }])
   if (sent.ended !== 'closed') throw new Error(`the site ${sent.ended} a valid ${docId} update from ${member.peerId}`)
 }
 
 /** A worklist update adding `records` under their keys, from a client of its own. */
-export function recordsUpdate (records: Array<Parameters<typeof recordKey>[0]>): Uint8Array {
+export function recordsUpdate(records: Array<Parameters<typeof recordKey>[0]>): Uint8Array {
   const doc = new Y.Doc()
   const map = doc.getMap('records')
   for (const record of records) map.set(recordKey(record), record)
@@ -175,7 +181,7 @@ export function recordsUpdate (records: Array<Parameters<typeof recordKey>[0]>):
 }
 
 /** A copy of a document from the site's state, changed by `change`: the update that change makes. */
-export function changeOf (state: Uint8Array, change: (doc: Y.Doc) => void): Uint8Array {
+export function changeOf(state: Uint8Array, change: (doc: Y.Doc) => void): Uint8Array {
   const doc = new Y.Doc()
   for (const name of SECTION_NAMES) doc.getText(name)
   Y.applyUpdate(doc, state)
@@ -185,13 +191,13 @@ export function changeOf (state: Uint8Array, change: (doc: Y.Doc) => void): Uint
 }
 
 /** A peer id string that no key stands behind (base58 of the right length). */
-function fakePeerId (): PeerIdString {
+function fakePeerId(): PeerIdString {
   const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
   return `12D3KooW${Array.from(randomBytes(44), b => alphabet[b % alphabet.length]).join('')}` as PeerIdString
 }
 
 /** Starts the site, the prober and the readers; publishes a case and makes its report FINAL. */
-export async function setUp (consortium: ScratchConsortium, say: (line: string) => void): Promise<Site> {
+export async function setUp(consortium: ScratchConsortium, say: (line: string) => void): Promise<Site> {
   const started = performance.now()
   const home = await consortium.member('Fuzz Site', 'site')
   const certificate = JSON.parse(await fs.readFile(join(home, 'certificate.json'), 'utf8')) as MemberCertificate
@@ -208,17 +214,21 @@ export async function setUp (consortium: ScratchConsortium, say: (line: string) 
     await sendUpdate(member, MEMBERS_DOC, recordsUpdate([{ kind: 'member', certificate: member.certificate }]))
   }
   const radiologists = async (): Promise<number> => (await node.api<unknown[]>('GET', '/api/duty')).body.length
-  await waitFor('the site to know the readers', async () => await radiologists() === READERS + 1, 10_000)
+  await waitFor('the site to know the readers', async () => (await radiologists()) === READERS + 1, 10_000)
 
   const dir = await tempDir('radmesh-fuzz-study-')
   const study = await generateCt({ out: dir, slices: 3, rows: 64, columns: 64, seed: 77 })
   const stored = await storescu(node.dicomPort, 'RADMESH', ['+sd', '+r', dir])
   if (stored.code !== 0) throw new Error(`storescu failed: ${stored.stderr}`)
   const cases = async (): Promise<CaseView[]> => (await node.api<CaseView[]>('GET', '/api/worklist')).body
-  const [entry] = await waitFor('the case on the site\'s worklist', async () => {
-    const list = await cases()
-    return list.length === 1 ? list : undefined
-  }, 15_000)
+  const [entry] = await waitFor(
+    "the case on the site's worklist",
+    async () => {
+      const list = await cases()
+      return list.length === 1 ? list : undefined
+    },
+    15_000
+  )
   const caseId = (entry as CaseView).caseId
   const studyUid = study.studyInstanceUid
 
@@ -230,7 +240,7 @@ export async function setUp (consortium: ScratchConsortium, say: (line: string) 
     await sendUpdate(member, caseDocId(caseId), recordsUpdate([record]))
   }
   await claim(prober, 1)
-  await waitFor('the prober\'s claim', async () => (await cases())[0]?.claimedBy === prober.peerId, 10_000)
+  await waitFor("the prober's claim", async () => (await cases())[0]?.claimedBy === prober.peerId, 10_000)
   for (const reader of readers) await claim(reader, 2)
 
   // The prober writes the report and signs it FINAL, as its node would: a binding, the sections, the signature.
@@ -241,7 +251,15 @@ export async function setUp (consortium: ScratchConsortium, say: (line: string) 
   const key = prober.identity.privateKey
   const binding = await signReportRecord(key, { v: 1, kind: 'binding', caseId, clientId: report.clientID, by, at })
   const signature = await signReportRecord(key, {
-    v: 1, kind: 'report-signature', caseId, studyUid, status: 'FINAL', sections: SECTIONS, text: '', by, at
+    v: 1,
+    kind: 'report-signature',
+    caseId,
+    studyUid,
+    status: 'FINAL',
+    sections: SECTIONS,
+    text: '',
+    by,
+    at
   })
   report.transact(() => {
     report.getMap('editors').set(String(report.clientID), binding)
@@ -250,11 +268,22 @@ export async function setUp (consortium: ScratchConsortium, say: (line: string) 
   })
   await sendUpdate(prober, reportDocId(caseId), Y.encodeStateAsUpdate(report))
   const signed = await signWorklistRecord(key, {
-    v: 1, kind: 'signed', caseId, status: 'FINAL', reportHash: reportHash(caseId, studyUid, SECTIONS), by, at
+    v: 1,
+    kind: 'signed',
+    caseId,
+    status: 'FINAL',
+    reportHash: reportHash(caseId, studyUid, SECTIONS),
+    by,
+    at
   })
   await sendUpdate(prober, caseDocId(caseId), recordsUpdate([signed]))
-  await waitFor('the case COMPLETED with its FINAL report', async () => (await cases())[0]?.status === 'COMPLETED' &&
-    (await node.api<ReportView>('GET', `/api/cases/${caseId}/report`)).body.status === 'FINAL', 10_000)
+  await waitFor(
+    'the case COMPLETED with its FINAL report',
+    async () =>
+      (await cases())[0]?.status === 'COMPLETED' &&
+      (await node.api<ReportView>('GET', `/api/cases/${caseId}/report`)).body.status === 'FINAL',
+    10_000
+  )
 
   // Captured from the site: what it answers a member that knows nothing.
   const captured = async (docId: string): Promise<Uint8Array> => {
@@ -266,11 +295,16 @@ export async function setUp (consortium: ScratchConsortium, say: (line: string) 
   const worklistState = await captured(caseDocId(caseId))
   const reportState = await captured(reportDocId(caseId))
   // The FINAL report's SR joins the study, which the site then shares again as a new version: wait for it.
-  const manifest = await waitFor('the study with its report SR, shared', async () => {
-    const latest = await latestManifest(prober, studyUid)
-    const count = (await studyHashes(node, studyUid)).length
-    return latest !== undefined && latest.instanceCount === count && count > study.files.length ? latest : undefined
-  }, 15_000, 250)
+  const manifest = await waitFor(
+    'the study with its report SR, shared',
+    async () => {
+      const latest = await latestManifest(prober, studyUid)
+      const count = (await studyHashes(node, studyUid)).length
+      return latest !== undefined && latest.instanceCount === count && count > study.files.length ? latest : undefined
+    },
+    15_000,
+    250
+  )
 
   // Two revocations of members that never were: a valid list, which every new member then gets on contact.
   const root = await openConsortium(consortium.dir)
@@ -279,7 +313,17 @@ export async function setUp (consortium: ScratchConsortium, say: (line: string) 
   await prober.send(REVOCATIONS_PROTOCOL, [framed(revocations)], { waitMs: ANSWER_MS })
 
   const site: Site = {
-    node, home, studyUid, caseId, manifest, prober, readers, worklistState, reportState, revocations, logOffset: 0,
+    node,
+    home,
+    studyUid,
+    caseId,
+    manifest,
+    prober,
+    readers,
+    worklistState,
+    reportState,
+    revocations,
+    logOffset: 0,
     instances: await studyHashes(node, studyUid),
     wrapKey: certificate.wrapKey
   }

@@ -64,15 +64,18 @@ const CHECK_EVERY = 25
 
 // The run
 
-async function peakRssMb (pid: number | undefined): Promise<number> {
+async function peakRssMb(pid: number | undefined): Promise<number> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
 }
 
 /** Refusal codes logged for a peer since an offset of node.log, and the new offset. */
-interface Logged { codes: string[], offset: number }
+interface Logged {
+  codes: string[]
+  offset: number
+}
 
-async function refusalsSince (home: string, offset: number, peer: string): Promise<Logged> {
+async function refusalsSince(home: string, offset: number, peer: string): Promise<Logged> {
   const handle = await fs.open(join(home, 'node.log'), 'r')
   try {
     const { size } = await handle.stat()
@@ -84,7 +87,7 @@ async function refusalsSince (home: string, offset: number, peer: string): Promi
     for (const line of buffer.subarray(0, end).toString('utf8').split('\n')) {
       if (!line.includes(peer) || !line.includes('"code"')) continue
       try {
-        const { code, peer: who } = JSON.parse(line) as { code?: unknown, peer?: unknown }
+        const { code, peer: who } = JSON.parse(line) as { code?: unknown; peer?: unknown }
         const refusal = typeof code === 'string' && (code in REFUSAL_CODES || code === 'sync-read-overflow')
         if (who === peer && refusal) codes.push(code)
       } catch {}
@@ -95,13 +98,15 @@ async function refusalsSince (home: string, offset: number, peer: string): Promi
   }
 }
 
-function summary (tally: P2pFuzzTally): string {
+function summary(tally: P2pFuzzTally): string {
   const { refused, accepted, crashed, hung, lost, identities } = tally
-  return `refused ${refused}, accepted ${accepted}, crashed ${crashed}, hung ${hung}, lost ${lost}; ` +
+  return (
+    `refused ${refused}, accepted ${accepted}, crashed ${crashed}, hung ${hung}, lost ${lost}; ` +
     `${identities} members admitted after bans; site peak RSS ${Math.round(tally.peakRssMb)} MB`
+  )
 }
 
-export async function runP2pFuzz (options: P2pFuzzOptions): Promise<P2pFuzzTally> {
+export async function runP2pFuzz(options: P2pFuzzOptions): Promise<P2pFuzzTally> {
   const { seed, say } = options
   const first = options.from ?? 0
   const tally: P2pFuzzTally = { ...emptyTally('p2p'), peakRssMb: 0, identities: 0, overMemory: [] }
@@ -160,7 +165,7 @@ export async function runP2pFuzz (options: P2pFuzzOptions): Promise<P2pFuzzTally
   const check = async (index: number): Promise<void> => {
     if (!site.prober.connected()) await site.prober.connect(p2pAddr(site.node)).catch(() => {})
     const latest = await latestManifest(site.prober, site.studyUid).catch(() => undefined)
-    if (latest === undefined) finding(index, 'hung', 'a well-behaved member\'s manifest request was not answered')
+    if (latest === undefined) finding(index, 'hung', "a well-behaved member's manifest request was not answered")
     else site.manifest = latest
     const lost = await whatWasLost(site).catch((error: unknown) => `the checks failed: ${(error as Error).message}`)
     if (lost !== '') finding(index, 'lost', lost)
@@ -171,7 +176,7 @@ export async function runP2pFuzz (options: P2pFuzzOptions): Promise<P2pFuzzTally
   }
 
   // One stream stalled midway is kept open at a time, and must be ended by the site within its time limit.
-  let watch: { stream: Stream, limitMs: number, since: number, index: number, what: string } | undefined
+  let watch: { stream: Stream; limitMs: number; since: number; index: number; what: string } | undefined
   const watchStall = (final = false): void => {
     if (watch === undefined) return
     const age = performance.now() - watch.since
@@ -236,12 +241,17 @@ export async function runP2pFuzz (options: P2pFuzzOptions): Promise<P2pFuzzTally
       if (ms > HEALTH_MS) finding(index, 'hung', `${what}: /api/health took ${Math.min(Math.round(ms), ANSWER_MS)}+ ms`)
       // Refusal lines are written as the stream is reset; the log is a stream of its own, give it a moment.
       await new Promise(resolve => setTimeout(resolve, protocol === SYNC_PROTOCOL ? 20 : 5))
-      const logged: Logged = current === undefined
-        ? { codes: [], offset: site.logOffset }
-        : await refusalsSince(site.home, site.logOffset, current.peerId)
+      const logged: Logged =
+        current === undefined
+          ? { codes: [], offset: site.logOffset }
+          : await refusalsSince(site.home, site.logOffset, current.peerId)
       site.logOffset = logged.offset
-      const refused = outcome === undefined || outcome.ended === 'reset' || outcome.sendFailed ||
-        logged.codes.length > 0 || errorAnswer(protocol, outcome.reply)
+      const refused =
+        outcome === undefined ||
+        outcome.ended === 'reset' ||
+        outcome.sendFailed ||
+        logged.codes.length > 0 ||
+        errorAnswer(protocol, outcome.reply)
       if (refused) tally.refused++
       else tally.accepted++
       if (TRACE) say(`case ${index}: ${refused ? 'refused' : 'accepted'} ${what}: ${outcome?.ended} ${logged.codes}`)
@@ -254,7 +264,11 @@ export async function runP2pFuzz (options: P2pFuzzOptions): Promise<P2pFuzzTally
   } finally {
     watchStall(true)
     const left = [site.prober, ...site.readers, ...(member === undefined ? [] : [member])]
-    await Promise.all(left.map(async m => { await m.stop() }))
+    await Promise.all(
+      left.map(async m => {
+        await m.stop()
+      })
+    )
     await site.node.kill()
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1)

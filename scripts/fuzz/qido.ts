@@ -11,38 +11,154 @@ import type { Rng } from './rng.ts'
 import { errorCodeOf, isDocumentedError, stowKnownGood } from './stow.ts'
 import type { Target } from './target.ts'
 
-const MATCH_KEYS = ['PatientName', 'PatientID', 'StudyDate', 'StudyTime', 'AccessionNumber', 'ModalitiesInStudy',
-  'Modality', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'StudyDescription', 'SeriesDescription',
-  'ReferringPhysicianName', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex', 'SeriesNumber', 'InstanceNumber',
-  'SOPClassUID', 'StudyID', 'BodyPartExamined', '00100010', '0020000D', '00080020', '00100020', '0008103E', '00080060',
-  '0020000d', 'patientname']
-const ODD_KEYS = ['Foo', '__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', '', ' ',
-  'X'.repeat(300), '00101002.00100020', 'PatientName.FamilyName', '7FE00010', 'FFFFFFFF', '00000000', 'PatientName[]',
-  'a[b][c]', 'PatientName[0]', 'includefield[]', 'limit[]', '0010,0010', '(0010,0010)', 'ReferencedSOPSequence',
-  '00081199']
+const MATCH_KEYS = [
+  'PatientName',
+  'PatientID',
+  'StudyDate',
+  'StudyTime',
+  'AccessionNumber',
+  'ModalitiesInStudy',
+  'Modality',
+  'StudyInstanceUID',
+  'SeriesInstanceUID',
+  'SOPInstanceUID',
+  'StudyDescription',
+  'SeriesDescription',
+  'ReferringPhysicianName',
+  'IssuerOfPatientID',
+  'PatientBirthDate',
+  'PatientSex',
+  'SeriesNumber',
+  'InstanceNumber',
+  'SOPClassUID',
+  'StudyID',
+  'BodyPartExamined',
+  '00100010',
+  '0020000D',
+  '00080020',
+  '00100020',
+  '0008103E',
+  '00080060',
+  '0020000d',
+  'patientname'
+]
+const ODD_KEYS = [
+  'Foo',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'hasOwnProperty',
+  'toString',
+  '',
+  ' ',
+  'X'.repeat(300),
+  '00101002.00100020',
+  'PatientName.FamilyName',
+  '7FE00010',
+  'FFFFFFFF',
+  '00000000',
+  'PatientName[]',
+  'a[b][c]',
+  'PatientName[0]',
+  'includefield[]',
+  'limit[]',
+  '0010,0010',
+  '(0010,0010)',
+  'ReferencedSOPSequence',
+  '00081199'
+]
 
-const DATES = ['20240101', '20240101-20241231', '-20240101', '20240101-', '-', '20241301', '20240230', '2024',
-  '202401011', '2024-01-01', '19000101-99991231', '00000000', '99999999', '20240101-20230101', '20240101\\20240102',
-  'yesterday', '20240101-20240101-20240101', '']
-const TIMES = ['120000', '120000-130000', '12', '1200', '120000.123456', '240000', '-', '126060', '-120000', '120000-',
-  '12:00:00']
-const NUMBERS = ['-1', '0', '1', '100', '101', '1e309', '9999999999999999999', 'NaN', '0x10', ' 5', '5.5', '',
-  '2147483648', '-0', '+5', 'Infinity', '1,2', '\u0661\u0662']
-const NAMES = ['DOE^JOHN', '=', '^^^^', 'D*^J*', 'M\u00fcller^Hans', 'Doe^John^^^=Doe^John', '*^*^*^*^*', '\\',
-  'a\\b\\c', '"', '<script>', '\u0000', '\ud800', '%',
-  '\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046']
-const INCLUDE_FIELDS = ['all', 'all,all', '00100010,00100020', 'PatientName,PatientID', 'bogus', '0010001', ',,,,',
-  'X'.repeat(10_000), '00101002.00100020']
+const DATES = [
+  '20240101',
+  '20240101-20241231',
+  '-20240101',
+  '20240101-',
+  '-',
+  '20241301',
+  '20240230',
+  '2024',
+  '202401011',
+  '2024-01-01',
+  '19000101-99991231',
+  '00000000',
+  '99999999',
+  '20240101-20230101',
+  '20240101\\20240102',
+  'yesterday',
+  '20240101-20240101-20240101',
+  ''
+]
+const TIMES = [
+  '120000',
+  '120000-130000',
+  '12',
+  '1200',
+  '120000.123456',
+  '240000',
+  '-',
+  '126060',
+  '-120000',
+  '120000-',
+  '12:00:00'
+]
+const NUMBERS = [
+  '-1',
+  '0',
+  '1',
+  '100',
+  '101',
+  '1e309',
+  '9999999999999999999',
+  'NaN',
+  '0x10',
+  ' 5',
+  '5.5',
+  '',
+  '2147483648',
+  '-0',
+  '+5',
+  'Infinity',
+  '1,2',
+  '\u0661\u0662'
+]
+const NAMES = [
+  'DOE^JOHN',
+  '=',
+  '^^^^',
+  'D*^J*',
+  'M\u00fcller^Hans',
+  'Doe^John^^^=Doe^John',
+  '*^*^*^*^*',
+  '\\',
+  'a\\b\\c',
+  '"',
+  '<script>',
+  '\u0000',
+  '\ud800',
+  '%',
+  '\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046'
+]
+const INCLUDE_FIELDS = [
+  'all',
+  'all,all',
+  '00100010,00100020',
+  'PatientName,PatientID',
+  'bogus',
+  '0010001',
+  ',,,,',
+  'X'.repeat(10_000),
+  '00101002.00100020'
+]
 const ACCEPTS = ['application/json', '*/*', 'application/xml', 'text/html', '']
 
 /** A wildcard pattern, the kind that made backtracking matchers take seconds (issue 13, finding 2). */
-function wildcard (rng: Rng): string {
+function wildcard(rng: Rng): string {
   const count = rng.pick([1, 2, 5, 14, 20, 40, 200])
   const star = rng.pick(['*', '?', '*?', '?*', '*a'])
   return star.repeat(count) + rng.pick(['', '#', 'x', 'zzzz', '%', '\\', 'A'.repeat(100)])
 }
 
-function valueFor (key: string, rng: Rng, refs: InstanceRef[]): string {
+function valueFor(key: string, rng: Rng, refs: InstanceRef[]): string {
   const lower = key.toLowerCase()
   const roll = rng.int(10)
   if (roll < 2) return wildcard(rng)
@@ -52,8 +168,9 @@ function valueFor (key: string, rng: Rng, refs: InstanceRef[]): string {
   if (lower.includes('uid') || /^0020000[de]$/i.test(key)) {
     const uids = refs.flatMap(ref => [ref.study, ref.series, ref.sop])
     const count = rng.pick([1, 1, 1, 2, 3, 10, 100, 1000])
-    return Array.from({ length: count }, () => rng.chance(0.5) && uids.length > 0 ? rng.pick(uids) : `1.2.${rng.u32()}`)
-      .join(rng.pick([',', '\\', ',,', ', ']))
+    return Array.from({ length: count }, () =>
+      rng.chance(0.5) && uids.length > 0 ? rng.pick(uids) : `1.2.${rng.u32()}`
+    ).join(rng.pick([',', '\\', ',,', ', ']))
   }
   if (lower.includes('name')) return rng.pick([...NAMES, wildcard(rng)])
   if (lower.includes('number')) return rng.pick(NUMBERS)
@@ -61,7 +178,7 @@ function valueFor (key: string, rng: Rng, refs: InstanceRef[]): string {
   return rng.pick(['', ' ', '\\', 'a\\b', 'x', '*', 'CT_small', wildcard(rng), ...NAMES])
 }
 
-function parameter (rng: Rng, refs: InstanceRef[]): [string, string] {
+function parameter(rng: Rng, refs: InstanceRef[]): [string, string] {
   const roll = rng.int(20)
   if (roll < 2) return ['limit', rng.pick(NUMBERS)]
   if (roll < 4) return ['offset', rng.pick(NUMBERS)]
@@ -81,8 +198,20 @@ function parameter (rng: Rng, refs: InstanceRef[]): [string, string] {
 type Level = 'study' | 'series' | 'instance'
 
 /** Keys a level matches on (PS3.18 Table 10.6.1-5, and the levels above): what a well-formed search uses. */
-const STUDY_KEYS = ['StudyDate', 'StudyTime', 'AccessionNumber', 'ModalitiesInStudy', 'ReferringPhysicianName',
-  'StudyDescription', 'PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyInstanceUID', 'StudyID']
+const STUDY_KEYS = [
+  'StudyDate',
+  'StudyTime',
+  'AccessionNumber',
+  'ModalitiesInStudy',
+  'ReferringPhysicianName',
+  'StudyDescription',
+  'PatientName',
+  'PatientID',
+  'PatientBirthDate',
+  'PatientSex',
+  'StudyInstanceUID',
+  'StudyID'
+]
 const SERIES_KEYS = ['Modality', 'SeriesDescription', 'BodyPartExamined', 'SeriesInstanceUID', 'SeriesNumber']
 const LEVEL_KEYS: Record<Level, string[]> = {
   study: STUDY_KEYS,
@@ -91,18 +220,37 @@ const LEVEL_KEYS: Record<Level, string[]> = {
 }
 
 /** A matching key of the level with a wildcard, a long or an ordinary value. */
-function matchingParameter (rng: Rng, refs: InstanceRef[], level: Level): [string, string] {
+function matchingParameter(rng: Rng, refs: InstanceRef[], level: Level): [string, string] {
   const key = rng.pick(LEVEL_KEYS[level])
   const roll = rng.int(3)
   return [key, roll === 0 ? wildcard(rng) : valueFor(key, rng, refs)]
 }
 
 /** Percent-encodings a client (or an attacker) may get wrong. */
-const BROKEN_ENCODINGS = ['%', '%zz', '%0', '%00', '%C0%AF', '%ED%A0%80', '%FF%FE', '%25%32%35', '+', '%2B', '#',
-  '%E2%80%AE', '%EF%BF%BF', '%F4%90%80%80', '&', '=', '==', '&&&', ';']
+const BROKEN_ENCODINGS = [
+  '%',
+  '%zz',
+  '%0',
+  '%00',
+  '%C0%AF',
+  '%ED%A0%80',
+  '%FF%FE',
+  '%25%32%35',
+  '+',
+  '%2B',
+  '#',
+  '%E2%80%AE',
+  '%EF%BF%BF',
+  '%F4%90%80%80',
+  '&',
+  '=',
+  '==',
+  '&&&',
+  ';'
+]
 
 /** Percent-encoded UTF-8; a lone surrogate (which encodeURIComponent refuses) as the bytes Buffer makes of it. */
-function encode (text: string): string {
+function encode(text: string): string {
   try {
     return encodeURIComponent(text)
   } catch {
@@ -110,7 +258,7 @@ function encode (text: string): string {
   }
 }
 
-function queryString (rng: Rng, refs: InstanceRef[], level: Level): string {
+function queryString(rng: Rng, refs: InstanceRef[], level: Level): string {
   // Half the cases are well-formed searches (matching keys only), so the matching itself is exercised and not
   // only the checks in front of it.
   const matching = rng.chance(0.5)
@@ -130,26 +278,27 @@ function queryString (rng: Rng, refs: InstanceRef[], level: Level): string {
   return parts.join('&')
 }
 
-function route (rng: Rng, refs: InstanceRef[]): { path: string, level: Level } {
+function route(rng: Rng, refs: InstanceRef[]): { path: string; level: Level } {
   const ref = rng.pick(refs)
-  const odd = (uid: string): string => rng.chance(0.8)
-    ? encode(uid)
-    : rng.pick(['*', '..', '%2e%2e', 'X'.repeat(5000), '%00', '1.2.3', `${encode(uid)}%20`, '', '%'])
+  const odd = (uid: string): string =>
+    rng.chance(0.8)
+      ? encode(uid)
+      : rng.pick(['*', '..', '%2e%2e', 'X'.repeat(5000), '%00', '1.2.3', `${encode(uid)}%20`, '', '%'])
   const roll = rng.int(20)
   if (roll < 12 || ref === undefined) return { path: '/dicom-web/studies', level: 'study' }
   if (roll < 17) return { path: `/dicom-web/studies/${odd(ref.study)}/series`, level: 'series' }
   return { path: `/dicom-web/studies/${odd(ref.study)}/series/${odd(ref.series)}/instances`, level: 'instance' }
 }
 
-function qidoKind (): Kind {
+function qidoKind(): Kind {
   let refs: InstanceRef[] = []
   return {
     name: 'qido',
-    async setup (target: Target, ledger: Ledger, say) {
+    async setup(target: Target, ledger: Ledger, say) {
       await stowKnownGood(target, ledger, say)
       refs = ledger.known.map(({ study, series, sop }) => ({ study, series, sop }))
     },
-    async run (target, rng): Promise<CaseResult> {
+    async run(target, rng): Promise<CaseResult> {
       const where = route(rng, refs)
       const query = queryString(rng, refs, where.level)
       const path = `${where.path}${query === '' ? '' : `?${query}`}`
@@ -178,6 +327,6 @@ function qidoKind (): Kind {
   }
 }
 
-export async function runQidoFuzz (options: KindOptions): Promise<KindTally> {
+export async function runQidoFuzz(options: KindOptions): Promise<KindTally> {
   return await runKind(qidoKind(), options)
 }

@@ -11,7 +11,7 @@ export class Rng {
   #c: number
   #d: number
 
-  constructor (kind: string, seed: number, index: number) {
+  constructor(kind: string, seed: number, index: number) {
     const digest = createHash('sha256').update(`radmesh fuzz ${kind} ${seed} ${index}`).digest()
     this.#a = digest.readUInt32LE(0)
     this.#b = digest.readUInt32LE(4)
@@ -20,7 +20,7 @@ export class Rng {
     for (let i = 0; i < 12; i++) this.u32()
   }
 
-  u32 (): number {
+  u32(): number {
     const t = (((this.#a + this.#b) >>> 0) + this.#d) >>> 0
     this.#d = (this.#d + 1) >>> 0
     this.#a = this.#b ^ (this.#b >>> 9)
@@ -31,16 +31,26 @@ export class Rng {
   }
 
   /** 0 <= n < max */
-  int (max: number): number { return max <= 1 ? 0 : Math.floor((this.u32() / 0x1_0000_0000) * max) }
-  range (min: number, max: number): number { return min + this.int(max - min + 1) }
-  chance (p: number): boolean { return this.u32() / 0x1_0000_0000 < p }
-  pick<T> (items: readonly T[]): T { return items[this.int(items.length)] as T }
-  bytes (n: number): Buffer {
+  int(max: number): number {
+    return max <= 1 ? 0 : Math.floor((this.u32() / 0x1_0000_0000) * max)
+  }
+  range(min: number, max: number): number {
+    return min + this.int(max - min + 1)
+  }
+  chance(p: number): boolean {
+    return this.u32() / 0x1_0000_0000 < p
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)] as T
+  }
+  bytes(n: number): Buffer {
     const out = Buffer.allocUnsafe(n)
     for (let i = 0; i < n; i++) out[i] = this.u32() & 0xff
     return out
   }
 
   /** A size from a few bytes to `max`, small ones likelier (log-uniform). */
-  size (max: number): number { return Math.max(1, Math.floor(Math.exp(this.u32() / 0x1_0000_0000 * Math.log(max)))) }
+  size(max: number): number {
+    return Math.max(1, Math.floor(Math.exp((this.u32() / 0x1_0000_0000) * Math.log(max))))
+  }
 }

@@ -13,9 +13,22 @@ import { connect, type Socket } from 'node:net'
 import { DIMSE_STATUS, TRANSFER_SYNTAX, VERIFICATION_SOP_CLASS } from '../../node/dicom/dictionary.ts'
 import { type Command, decodeCommand, encodeCommand } from '../../node/dicom/dimse/command.ts'
 import {
-  type Abort, type AssociateAc, type AssociateRj, type AssociateRq, DICOM_APPLICATION_CONTEXT, decodeAbort,
-  decodeAssociateAc, decodeAssociateRj, encodeAssociateRq, encodePDataTf, encodeReleaseRq, PDU_TYPE, PDV_COMMAND,
-  PDV_LAST, PduReader, type PresentationContextProposal
+  type Abort,
+  type AssociateAc,
+  type AssociateRj,
+  type AssociateRq,
+  DICOM_APPLICATION_CONTEXT,
+  decodeAbort,
+  decodeAssociateAc,
+  decodeAssociateRj,
+  encodeAssociateRq,
+  encodePDataTf,
+  encodeReleaseRq,
+  PDU_TYPE,
+  PDV_COMMAND,
+  PDV_LAST,
+  PduReader,
+  type PresentationContextProposal
 } from '../../node/dicom/dimse/pdu.ts'
 
 export const VERIFICATION = VERIFICATION_SOP_CLASS
@@ -28,17 +41,17 @@ export const SCP_MAX_PDU = 1_048_576
 const CALLING_IMPLEMENTATION_UID = '2.25.166424218330786432120557437325530848418'
 
 export type ScuEvent =
-  | { type: 'associate-ac', ac: AssociateAc }
-  | { type: 'associate-rj', rj: AssociateRj }
+  | { type: 'associate-ac'; ac: AssociateAc }
+  | { type: 'associate-rj'; rj: AssociateRj }
   | { type: 'release-rp' }
-  | { type: 'abort', abort: Abort }
-  | { type: 'command', contextId: number, command: Command }
+  | { type: 'abort'; abort: Abort }
+  | { type: 'command'; contextId: number; command: Command }
   /** the SCP sent bytes that are not valid PDUs (a finding in itself) */
-  | { type: 'garbage', reason: string }
+  | { type: 'garbage'; reason: string }
   | { type: 'closed' }
   | { type: 'timeout' }
 
-export function associateRq (called: string, calling: string, contexts: PresentationContextProposal[]): AssociateRq {
+export function associateRq(called: string, calling: string, contexts: PresentationContextProposal[]): AssociateRq {
   return {
     protocolVersion: 1,
     calledAeTitle: called,
@@ -60,14 +73,18 @@ export const storeRq = (messageId: number, sopClassUid: string, sopInstanceUid: 
   affectedSopInstanceUid: sopInstanceUid
 })
 
-export const echoRq = (messageId: number): Command =>
-  ({ affectedSopClassUid: VERIFICATION, commandField: 0x0030, messageId, commandDataSetType: 0x0101 })
+export const echoRq = (messageId: number): Command => ({
+  affectedSopClassUid: VERIFICATION,
+  commandField: 0x0030,
+  messageId,
+  commandDataSetType: 0x0101
+})
 
 export const commandPdu = (contextId: number, command: Command): Buffer =>
   encodePDataTf(contextId, true, encodeCommand(command), SCP_MAX_PDU)
 
 /** A data set as P-DATA-TF PDUs of at most `maxPdu` bytes, the last PDV flagged last unless `last` is false. */
-export function dataPdus (contextId: number, dataset: Uint8Array, maxPdu = SCP_MAX_PDU, last = true): Buffer {
+export function dataPdus(contextId: number, dataset: Uint8Array, maxPdu = SCP_MAX_PDU, last = true): Buffer {
   const pdus = encodePDataTf(contextId, false, dataset, maxPdu)
   if (!last) {
     const fragmentMax = maxPdu - 6
@@ -78,7 +95,7 @@ export function dataPdus (contextId: number, dataset: Uint8Array, maxPdu = SCP_M
 }
 
 /** One P-DATA-TF of one data set PDV (`last`: the data set's last fragment). */
-export function dataPdu (contextId: number, fragment: Uint8Array, last: boolean): Buffer {
+export function dataPdu(contextId: number, fragment: Uint8Array, last: boolean): Buffer {
   const pdu = encodePDataTf(contextId, false, fragment, 0)
   if (!last) pdu[11] = 0
   return pdu
@@ -92,20 +109,25 @@ export class RawAssociation {
   #closed = false
   #command: Buffer[] = []
 
-  private constructor (socket: Socket) {
+  private constructor(socket: Socket) {
     this.socket = socket
-    const reader = new PduReader({
-      pduHeader: () => {},
-      pdu: (type, body) => { this.#push(this.#decode(type, body)) },
-      pdv: (contextId, control, part, end) => {
-        if ((control & PDV_COMMAND) === 0) throw new Error('a data set PDV from the SCP')
-        this.#command.push(Buffer.from(part))
-        if (!end || (control & PDV_LAST) === 0) return
-        const bytes = Buffer.concat(this.#command)
-        this.#command = []
-        this.#push({ type: 'command', contextId, command: decodeCommand(bytes) })
-      }
-    }, { maxPDataLength: 1 << 24, maxOtherLength: 1 << 16 })
+    const reader = new PduReader(
+      {
+        pduHeader: () => {},
+        pdu: (type, body) => {
+          this.#push(this.#decode(type, body))
+        },
+        pdv: (contextId, control, part, end) => {
+          if ((control & PDV_COMMAND) === 0) throw new Error('a data set PDV from the SCP')
+          this.#command.push(Buffer.from(part))
+          if (!end || (control & PDV_LAST) === 0) return
+          const bytes = Buffer.concat(this.#command)
+          this.#command = []
+          this.#push({ type: 'command', contextId, command: decodeCommand(bytes) })
+        }
+      },
+      { maxPDataLength: 1 << 24, maxOtherLength: 1 << 16 }
+    )
     socket.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk)
@@ -121,15 +143,17 @@ export class RawAssociation {
     })
   }
 
-  static async connect (port: number, host = '127.0.0.1'): Promise<RawAssociation> {
+  static async connect(port: number, host = '127.0.0.1'): Promise<RawAssociation> {
     const socket = connect({ port, host, noDelay: true })
     await once(socket, 'connect') // rejects on 'error'
     return new RawAssociation(socket)
   }
 
-  get closed (): boolean { return this.#closed }
+  get closed(): boolean {
+    return this.#closed
+  }
 
-  #decode (type: number, body: Buffer): ScuEvent {
+  #decode(type: number, body: Buffer): ScuEvent {
     if (type === PDU_TYPE.associateAc) return { type: 'associate-ac', ac: decodeAssociateAc(body) }
     if (type === PDU_TYPE.associateRj) return { type: 'associate-rj', rj: decodeAssociateRj(body) }
     if (type === PDU_TYPE.releaseRp) return { type: 'release-rp' }
@@ -137,7 +161,7 @@ export class RawAssociation {
     return { type: 'garbage', reason: `PDU type ${type} from an SCP` }
   }
 
-  #push (event: ScuEvent): void {
+  #push(event: ScuEvent): void {
     // 'closed' comes once, last; everything before it is kept in order.
     if (event.type === 'closed' && this.#events.at(-1)?.type === 'closed') return
     this.#events.push(event)
@@ -145,7 +169,7 @@ export class RawAssociation {
   }
 
   /** The next event, or `timeout` if none comes in time. After `closed`, `closed` again. */
-  async next (timeoutMs: number): Promise<ScuEvent> {
+  async next(timeoutMs: number): Promise<ScuEvent> {
     const deadline = Date.now() + timeoutMs
     while (this.#events.length === 0) {
       const left = deadline - Date.now()
@@ -165,14 +189,14 @@ export class RawAssociation {
   }
 
   /** Writes bytes; resolves once the socket took them (so a large send does not pile up in memory). */
-  async send (...chunks: Buffer[]): Promise<void> {
+  async send(...chunks: Buffer[]): Promise<void> {
     for (const chunk of chunks) {
       if (this.#closed || this.socket.destroyed) return
       if (!this.socket.write(chunk)) await this.#drained()
     }
   }
 
-  async #drained (): Promise<void> {
+  async #drained(): Promise<void> {
     await new Promise<void>(resolve => {
       const done = (): void => {
         this.socket.off('drain', done)
@@ -185,20 +209,22 @@ export class RawAssociation {
   }
 
   /** Sends an A-ASSOCIATE-RQ and returns the SCP's first answer. */
-  async associate (rq: AssociateRq, timeoutMs = 5_000): Promise<ScuEvent> {
+  async associate(rq: AssociateRq, timeoutMs = 5_000): Promise<ScuEvent> {
     await this.send(encodeAssociateRq(rq))
     return await this.next(timeoutMs)
   }
 
   /** A-RELEASE-RQ, then the answer. */
-  async release (timeoutMs = 5_000): Promise<ScuEvent> {
+  async release(timeoutMs = 5_000): Promise<ScuEvent> {
     await this.send(encodeReleaseRq())
     return await this.next(timeoutMs)
   }
 
-  destroy (): void { this.socket.destroy() }
+  destroy(): void {
+    this.socket.destroy()
+  }
 
-  async closedWithin (timeoutMs: number): Promise<boolean> {
+  async closedWithin(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
     while (!this.#closed && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
     return this.#closed
@@ -207,14 +233,14 @@ export class RawAssociation {
 
 /** What one C-STORE came to, as the fuzzer and the tests classify it. */
 export type StoreAnswer =
-  | { answer: 'status', status: number, comment?: string }
-  | { answer: 'rejected', rj: AssociateRj }
-  | { answer: 'aborted', abort: Abort }
+  | { answer: 'status'; status: number; comment?: string }
+  | { answer: 'rejected'; rj: AssociateRj }
+  | { answer: 'aborted'; abort: Abort }
   | { answer: 'closed' }
   /** an A-RELEASE-RP instead of the C-STORE response (the SCU asked to release before its data set ended) */
   | { answer: 'released' }
-  | { answer: 'garbage', reason: string }
-  | { answer: 'timeout', stage: string }
+  | { answer: 'garbage'; reason: string }
+  | { answer: 'timeout'; stage: string }
 
 export interface StoreOnceOptions {
   port: number
@@ -236,7 +262,7 @@ export interface StoreOnceOptions {
 }
 
 /** One association, one C-STORE, then release: what the SCP answered at the first point it did not go on. */
-export async function storeOnce (options: StoreOnceOptions): Promise<StoreAnswer> {
+export async function storeOnce(options: StoreOnceOptions): Promise<StoreAnswer> {
   const scu = await RawAssociation.connect(options.port, options.host)
   try {
     const context = { id: 1, abstractSyntax: options.sopClassUid, transferSyntaxes: [options.transferSyntaxUid] }
@@ -264,14 +290,21 @@ export async function storeOnce (options: StoreOnceOptions): Promise<StoreAnswer
   }
 }
 
-function answerOf (event: ScuEvent, stage: string): StoreAnswer {
+function answerOf(event: ScuEvent, stage: string): StoreAnswer {
   switch (event.type) {
-    case 'associate-rj': return { answer: 'rejected', rj: event.rj }
-    case 'abort': return { answer: 'aborted', abort: event.abort }
-    case 'closed': return { answer: 'closed' }
-    case 'release-rp': return { answer: 'released' }
-    case 'garbage': return { answer: 'garbage', reason: event.reason }
-    case 'timeout': return { answer: 'timeout', stage }
-    default: return { answer: 'garbage', reason: `${event.type} at the ${stage}` }
+    case 'associate-rj':
+      return { answer: 'rejected', rj: event.rj }
+    case 'abort':
+      return { answer: 'aborted', abort: event.abort }
+    case 'closed':
+      return { answer: 'closed' }
+    case 'release-rp':
+      return { answer: 'released' }
+    case 'garbage':
+      return { answer: 'garbage', reason: event.reason }
+    case 'timeout':
+      return { answer: 'timeout', stage }
+    default:
+      return { answer: 'garbage', reason: `${event.type} at the ${stage}` }
   }
 }

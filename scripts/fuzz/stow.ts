@@ -6,7 +6,13 @@
  * what was stored is opened through DICOMweb and checked again later.
  */
 import {
-  type CaseResult, type Kind, type KindOptions, type KindTally, loadSamples, runKind, type Sample
+  type CaseResult,
+  type Kind,
+  type KindOptions,
+  type KindTally,
+  loadSamples,
+  runKind,
+  type Sample
 } from './common.ts'
 import { DEFLATED_LE, EXPLICIT_LE, part10File, refreshUids } from './dataset.ts'
 import { type InstanceRef, type Ledger, openAccepted } from './ledger.ts'
@@ -15,14 +21,18 @@ import type { Rng } from './rng.ts'
 import type { HttpAnswer, Target } from './target.ts'
 
 export const STOW_TYPE = 'application/dicom'
-const BCHARS = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\'()+_,-./:=?'
+const BCHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=?"
 
-export interface StowRequest { path: string, contentType: string, body: Buffer }
+export interface StowRequest {
+  path: string
+  contentType: string
+  body: Buffer
+}
 
 const contentTypeOf = (boundary: string): string => `multipart/related; type="${STOW_TYPE}"; boundary=${boundary}`
 
 /** A well-formed STOW-RS request of these files. */
-export function stowRequest (files: Buffer[], boundary = `radmesh-fuzz-${files.length}-boundary`): StowRequest {
+export function stowRequest(files: Buffer[], boundary = `radmesh-fuzz-${files.length}-boundary`): StowRequest {
   const head = Buffer.from(`--${boundary}\r\nContent-Type: ${STOW_TYPE}\r\n\r\n`)
   const parts = files.map(file => Buffer.concat([head, file, Buffer.from('\r\n')]))
   return {
@@ -32,7 +42,7 @@ export function stowRequest (files: Buffer[], boundary = `radmesh-fuzz-${files.l
   }
 }
 
-export async function sendStow (target: Target, request: StowRequest): Promise<HttpAnswer> {
+export async function sendStow(target: Target, request: StowRequest): Promise<HttpAnswer> {
   return await target.request(request.path, {
     method: 'POST',
     headers: { 'content-type': request.contentType, accept: 'application/dicom+json' },
@@ -43,7 +53,7 @@ export async function sendStow (target: Target, request: StowRequest): Promise<H
 type DicomJson = Record<string, { Value?: Array<Record<string, { Value?: string[] }>> }>
 
 /** The instances a STOW-RS answer says were stored (their RetrieveURLs). */
-export function storedBy (answer: HttpAnswer): InstanceRef[] {
+export function storedBy(answer: HttpAnswer): InstanceRef[] {
   if (answer.kind !== 'answer' || (answer.status !== 200 && answer.status !== 202)) return []
   try {
     const json = JSON.parse(answer.body.toString('utf8')) as DicomJson
@@ -60,10 +70,10 @@ export function storedBy (answer: HttpAnswer): InstanceRef[] {
 }
 
 /** A 4xx with the documented error body: a clear refusal. */
-export function isDocumentedError (answer: HttpAnswer): boolean {
+export function isDocumentedError(answer: HttpAnswer): boolean {
   if (answer.kind !== 'answer') return false
   try {
-    const body = JSON.parse(answer.body.toString('utf8')) as { error?: { code?: unknown, message?: unknown } }
+    const body = JSON.parse(answer.body.toString('utf8')) as { error?: { code?: unknown; message?: unknown } }
     return typeof body.error?.code === 'string' && typeof body.error.message === 'string'
   } catch {
     return false
@@ -71,7 +81,7 @@ export function isDocumentedError (answer: HttpAnswer): boolean {
 }
 
 /** The code of a documented error body. */
-export function errorCodeOf (answer: HttpAnswer): string {
+export function errorCodeOf(answer: HttpAnswer): string {
   if (answer.kind !== 'answer') return answer.kind
   try {
     return String((JSON.parse(answer.body.toString('utf8')) as { error?: { code?: unknown } }).error?.code)
@@ -81,7 +91,7 @@ export function errorCodeOf (answer: HttpAnswer): string {
 }
 
 /** How an HTTP answer counts: stored instances are returned to be opened. */
-export function classify (answer: HttpAnswer, what: string): CaseResult {
+export function classify(answer: HttpAnswer, what: string): CaseResult {
   if (answer.kind === 'timeout') return { outcome: 'hung', what, why: 'no answer in 5 s' }
   if (answer.kind === 'failed') return { outcome: 'unclear', what, why: `request failed: ${answer.message}` }
   const start = answer.body.toString('utf8', 0, 160)
@@ -97,7 +107,7 @@ export function classify (answer: HttpAnswer, what: string): CaseResult {
 }
 
 /** Stores the known-good samples through STOW-RS, one request each, and records them. */
-export async function stowKnownGood (target: Target, ledger: Ledger, say: (line: string) => void): Promise<Sample[]> {
+export async function stowKnownGood(target: Target, ledger: Ledger, say: (line: string) => void): Promise<Sample[]> {
   const samples = await loadSamples()
   for (const sample of samples.filter(s => s.knownGood)) {
     const answer = await sendStow(target, stowRequest([sample.file]))
@@ -107,7 +117,7 @@ export async function stowKnownGood (target: Target, ledger: Ledger, say: (line:
       say(`known-good ${sample.name} was not stored: ${why}`)
       continue
     }
-    if (await ledger.record(target, ref, sample.name, true) === undefined) {
+    if ((await ledger.record(target, ref, sample.name, true)) === undefined) {
       say(`known-good ${sample.name} cannot be retrieved`)
     }
   }
@@ -115,7 +125,7 @@ export async function stowKnownGood (target: Target, ledger: Ledger, say: (line:
 }
 
 /** A sample made into one case's file: new UIDs (mostly), then mutated (mostly). */
-function caseFile (sample: Sample, rng: Rng, what: string[]): Buffer {
+function caseFile(sample: Sample, rng: Rng, what: string[]): Buffer {
   const file = Buffer.from(sample.file)
   if (sample.knownGood && rng.chance(0.08)) what.push('keeps the known-good UIDs')
   else refreshUids(file, sample, rng)
@@ -169,105 +179,159 @@ const CONTENT_TYPES = [
   `${contentTypeOf(ONE)}; ${'x=y; '.repeat(2000)}`
 ]
 
-const PART_HEADERS = (rng: Rng): string => rng.pick([
-  '',
-  'garbage without a colon\n',
-  `Content-Type: ${STOW_TYPE}\nContent-Type: text/plain\n`,
-  'Content-Type: text/plain\n',
-  `Content-Type: ${STOW_TYPE}; transfer-syntax=1.2.840.10008.1.2.4.50\n`,
-  `Content-Type: ${STOW_TYPE}\nContent-Length: 5\n`,
-  `Content-Type: ${STOW_TYPE}\nContent-Transfer-Encoding: base64\n`,
-  `X-Huge: ${'h'.repeat(rng.pick([1000, 100_000, 2_000_000]))}\n`,
-  `Content-Type: ${STOW_TYPE}\n${'X-Many: 1\n'.repeat(10_000)}`,
-  ': empty name\n',
-  `Content-Type:${STOW_TYPE}\n`
-])
+const PART_HEADERS = (rng: Rng): string =>
+  rng.pick([
+    '',
+    'garbage without a colon\n',
+    `Content-Type: ${STOW_TYPE}\nContent-Type: text/plain\n`,
+    'Content-Type: text/plain\n',
+    `Content-Type: ${STOW_TYPE}; transfer-syntax=1.2.840.10008.1.2.4.50\n`,
+    `Content-Type: ${STOW_TYPE}\nContent-Length: 5\n`,
+    `Content-Type: ${STOW_TYPE}\nContent-Transfer-Encoding: base64\n`,
+    `X-Huge: ${'h'.repeat(rng.pick([1000, 100_000, 2_000_000]))}\n`,
+    `Content-Type: ${STOW_TYPE}\n${'X-Many: 1\n'.repeat(10_000)}`,
+    ': empty name\n',
+    `Content-Type:${STOW_TYPE}\n`
+  ])
 
 const ODD_STUDIES = ['1.2.3', 'X'.repeat(3000), '..%2F..%2Fapi', '%00', '*', '1.2.840.10008.1.2', '%C3%A9', '%']
 
 /** Mutations of the multipart/related request around well-formed or mutated files. */
 const MULTIPART_MUTATIONS: ReadonlyArray<[string, (files: Buffer[], rng: Rng) => StowRequest]> = [
-  ['a long boundary', (files, rng) => {
-    const length = rng.pick([70, 71, 73, 100, 200, 1000, 5000])
-    const plain = [...BCHARS.replace(/[ '()+,/:=?]/g, '')]
-    let boundary = ''
-    while (boundary.length < length) boundary += rng.pick(plain)
-    return stowRequest(files, boundary)
-  }],
-  ['an odd boundary', (files, rng) => {
-    const boundary = rng.pick(['a b', 'x:y=z', '"quoted"', ' lead', 'trail ', '--', '-', '\u00e9t\u00e9', 'a;b', 'a,b',
-      '\\\\', 'a\tb'])
-    const contentType = `multipart/related; type="${STOW_TYPE}"; boundary="${boundary}"`
-    return { ...stowRequest(files, boundary), contentType }
-  }],
-  ['no boundary parameter', files =>
-    ({ ...stowRequest(files), contentType: `multipart/related; type="${STOW_TYPE}"` })],
+  [
+    'a long boundary',
+    (files, rng) => {
+      const length = rng.pick([70, 71, 73, 100, 200, 1000, 5000])
+      const plain = [...BCHARS.replace(/[ '()+,/:=?]/g, '')]
+      let boundary = ''
+      while (boundary.length < length) boundary += rng.pick(plain)
+      return stowRequest(files, boundary)
+    }
+  ],
+  [
+    'an odd boundary',
+    (files, rng) => {
+      const boundary = rng.pick([
+        'a b',
+        'x:y=z',
+        '"quoted"',
+        ' lead',
+        'trail ',
+        '--',
+        '-',
+        '\u00e9t\u00e9',
+        'a;b',
+        'a,b',
+        '\\\\',
+        'a\tb'
+      ])
+      const contentType = `multipart/related; type="${STOW_TYPE}"; boundary="${boundary}"`
+      return { ...stowRequest(files, boundary), contentType }
+    }
+  ],
+  [
+    'no boundary parameter',
+    files => ({ ...stowRequest(files), contentType: `multipart/related; type="${STOW_TYPE}"` })
+  ],
   ['the header names another boundary', files => ({ ...stowRequest(files), contentType: contentTypeOf('other') })],
   ['another content type', (files, rng) => ({ ...stowRequest(files, ONE), contentType: rng.pick(CONTENT_TYPES) })],
-  ['no closing delimiter', files => {
-    const request = stowRequest(files)
-    return { ...request, body: request.body.subarray(0, request.body.lastIndexOf('--radmesh')) }
-  }],
-  ['cut short', (files, rng) => {
-    const request = stowRequest(files)
-    return { ...request, body: request.body.subarray(0, rng.int(request.body.length)) }
-  }],
-  ['LF line ends', files => {
-    const head = Buffer.from(`--${ONE}\nContent-Type: ${STOW_TYPE}\n\n`)
-    return { ...stowRequest(files, ONE), body: Buffer.concat([head, ...files, Buffer.from(`\n--${ONE}--\n`)]) }
-  }],
-  ['a preamble and an epilogue', (files, rng) => {
-    const request = stowRequest(files)
-    const body = Buffer.concat([rng.bytes(rng.size(10_000)), crlf('\n'), request.body, rng.bytes(rng.size(10_000))])
-    return { ...request, body }
-  }],
+  [
+    'no closing delimiter',
+    files => {
+      const request = stowRequest(files)
+      return { ...request, body: request.body.subarray(0, request.body.lastIndexOf('--radmesh')) }
+    }
+  ],
+  [
+    'cut short',
+    (files, rng) => {
+      const request = stowRequest(files)
+      return { ...request, body: request.body.subarray(0, rng.int(request.body.length)) }
+    }
+  ],
+  [
+    'LF line ends',
+    files => {
+      const head = Buffer.from(`--${ONE}\nContent-Type: ${STOW_TYPE}\n\n`)
+      return { ...stowRequest(files, ONE), body: Buffer.concat([head, ...files, Buffer.from(`\n--${ONE}--\n`)]) }
+    }
+  ],
+  [
+    'a preamble and an epilogue',
+    (files, rng) => {
+      const request = stowRequest(files)
+      const body = Buffer.concat([rng.bytes(rng.size(10_000)), crlf('\n'), request.body, rng.bytes(rng.size(10_000))])
+      return { ...request, body }
+    }
+  ],
   ['no part', () => ({ ...stowRequest([]), body: Buffer.from('--radmesh-fuzz-0-boundary--\r\n') })],
-  ['many parts', (files, rng) => {
-    const count = rng.pick([2, 10, 100, 1000])
-    const small = files.filter(file => file.length < 100_000)
-    return stowRequest(Array.from({ length: count }, (_, i) => small[i % Math.max(1, small.length)] ?? Buffer.alloc(0)))
-  }],
-  ['empty parts', (_files, rng) =>
-    stowRequest(Array.from({ length: rng.pick([1, 100, 10_000]) }, () => Buffer.alloc(0)))],
-  ['part headers mangled', (files, rng) => {
-    const boundary = 'radmesh-fuzz-h-boundary'
-    const headers = PART_HEADERS(rng)
-    const parts = files.map(file => Buffer.concat([crlf(`--${boundary}\n${headers}\n`), file, crlf('\n')]))
-    const body = Buffer.concat([...parts, crlf(`--${boundary}--\n`)])
-    return { path: '/dicom-web/studies', contentType: contentTypeOf(boundary), body }
-  }],
-  ['the delimiter inside a part', (files, rng) => {
-    const file = files[0] ?? Buffer.alloc(0)
-    const at = rng.int(file.length)
-    const delimiter = Buffer.from(`\r\n--${ONE}${rng.pick(['', '--', '  ', 'x'])}\r\n`)
-    return stowRequest([Buffer.concat([file.subarray(0, at), delimiter, file.subarray(at)]), ...files.slice(1)], ONE)
-  }],
-  ['transport padding after delimiters', files => {
-    const request = stowRequest(files)
-    const padded = request.body.toString('latin1').replace(/(--radmesh-fuzz-\d+-boundary)\r\n/g, '$1 \t \r\n')
-    return { ...request, body: Buffer.from(padded, 'latin1') }
-  }],
-  ['a nested multipart part', files => {
-    const inner = stowRequest(files, 'inner-boundary')
-    const outer = 'outer-boundary'
-    const head = crlf(`--${outer}\nContent-Type: ${inner.contentType}\n\n`)
-    const body = Buffer.concat([head, inner.body, crlf(`\n--${outer}--\n`)])
-    return { path: '/dicom-web/studies', contentType: contentTypeOf(outer), body }
-  }],
-  ['to another study\'s URL', (files, rng) =>
-    ({ ...stowRequest(files), path: `/dicom-web/studies/${rng.pick(ODD_STUDIES)}` })]
+  [
+    'many parts',
+    (files, rng) => {
+      const count = rng.pick([2, 10, 100, 1000])
+      const small = files.filter(file => file.length < 100_000)
+      return stowRequest(
+        Array.from({ length: count }, (_, i) => small[i % Math.max(1, small.length)] ?? Buffer.alloc(0))
+      )
+    }
+  ],
+  [
+    'empty parts',
+    (_files, rng) => stowRequest(Array.from({ length: rng.pick([1, 100, 10_000]) }, () => Buffer.alloc(0)))
+  ],
+  [
+    'part headers mangled',
+    (files, rng) => {
+      const boundary = 'radmesh-fuzz-h-boundary'
+      const headers = PART_HEADERS(rng)
+      const parts = files.map(file => Buffer.concat([crlf(`--${boundary}\n${headers}\n`), file, crlf('\n')]))
+      const body = Buffer.concat([...parts, crlf(`--${boundary}--\n`)])
+      return { path: '/dicom-web/studies', contentType: contentTypeOf(boundary), body }
+    }
+  ],
+  [
+    'the delimiter inside a part',
+    (files, rng) => {
+      const file = files[0] ?? Buffer.alloc(0)
+      const at = rng.int(file.length)
+      const delimiter = Buffer.from(`\r\n--${ONE}${rng.pick(['', '--', '  ', 'x'])}\r\n`)
+      return stowRequest([Buffer.concat([file.subarray(0, at), delimiter, file.subarray(at)]), ...files.slice(1)], ONE)
+    }
+  ],
+  [
+    'transport padding after delimiters',
+    files => {
+      const request = stowRequest(files)
+      const padded = request.body.toString('latin1').replace(/(--radmesh-fuzz-\d+-boundary)\r\n/g, '$1 \t \r\n')
+      return { ...request, body: Buffer.from(padded, 'latin1') }
+    }
+  ],
+  [
+    'a nested multipart part',
+    files => {
+      const inner = stowRequest(files, 'inner-boundary')
+      const outer = 'outer-boundary'
+      const head = crlf(`--${outer}\nContent-Type: ${inner.contentType}\n\n`)
+      const body = Buffer.concat([head, inner.body, crlf(`\n--${outer}--\n`)])
+      return { path: '/dicom-web/studies', contentType: contentTypeOf(outer), body }
+    }
+  ],
+  [
+    "to another study's URL",
+    (files, rng) => ({ ...stowRequest(files), path: `/dicom-web/studies/${rng.pick(ODD_STUDIES)}` })
+  ]
 ]
 
-function stowKind (): Kind {
+function stowKind(): Kind {
   let samples: Sample[] = []
   let ledger: Ledger
   return {
     name: 'stow',
-    async setup (target, theLedger, say) {
+    async setup(target, theLedger, say) {
       ledger = theLedger
       samples = await stowKnownGood(target, ledger, say)
     },
-    async run (target, rng) {
+    async run(target, rng) {
       const what: string[] = []
       const count = rng.chance(0.85) ? 1 : rng.range(2, 5)
       const files: Buffer[] = []
@@ -296,6 +360,6 @@ function stowKind (): Kind {
   }
 }
 
-export async function runStowFuzz (options: KindOptions): Promise<KindTally> {
+export async function runStowFuzz(options: KindOptions): Promise<KindTally> {
   return await runKind(stowKind(), options)
 }

@@ -40,5 +40,13 @@ export interface FuzzTally {
   findings: FuzzFinding[]
 }
 
-export const emptyTally = (kind: string): FuzzTally =>
-  ({ kind, tried: 0, refused: 0, accepted: 0, crashed: 0, hung: 0, lost: 0, findings: [] })
+export const emptyTally = (kind: string): FuzzTally => ({
+  kind,
+  tried: 0,
+  refused: 0,
+  accepted: 0,
+  crashed: 0,
+  hung: 0,
+  lost: 0,
+  findings: []
+})

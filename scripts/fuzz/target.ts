@@ -15,9 +15,9 @@ export const HEALTH_MS = 1_000
 const RECOVERY_MS = 60_000
 
 export type HttpAnswer =
-  | { kind: 'answer', status: number, body: Buffer, contentType: string, ms: number }
-  | { kind: 'timeout', ms: number }
-  | { kind: 'failed', message: string, ms: number }
+  | { kind: 'answer'; status: number; body: Buffer; contentType: string; ms: number }
+  | { kind: 'timeout'; ms: number }
+  | { kind: 'failed'; message: string; ms: number }
 
 /** Bodies are read up to this many bytes (frames of a planted instance could be anything). */
 const MAX_BODY = 64 * 1024 * 1024
@@ -27,12 +27,12 @@ export class Target {
   readonly home: string
   peakRssMb = 0
 
-  private constructor (node: StartedNode, home: string) {
+  private constructor(node: StartedNode, home: string) {
     this.node = node
     this.home = home
   }
 
-  static async start (say: (line: string) => void): Promise<Target> {
+  static async start(say: (line: string) => void): Promise<Target> {
     const consortium = await createScratchConsortium('Fuzz Consortium')
     const home = await consortium.member('Fuzzed Site', 'site')
     const node = await startNode(home, { dicom: true })
@@ -40,36 +40,38 @@ export class Target {
     return new Target(node, home)
   }
 
-  get alive (): boolean { return this.node.process.exitCode === null && this.node.process.signalCode === null }
+  get alive(): boolean {
+    return this.node.process.exitCode === null && this.node.process.signalCode === null
+  }
 
   /** The end of what the node printed (a fatal error says why it died). */
-  outputTail (): string {
+  outputTail(): string {
     const lines = this.node.output().trim().split('\n')
     const fatal = lines.findIndex(line => /FATAL|Error|error:|RangeError|heap out of memory/.test(line))
     return (fatal >= 0 ? lines.slice(fatal, fatal + 4) : lines.slice(-3)).join(' | ').slice(0, 400)
   }
 
   /** The node process's peak RSS so far (VmHWM), MB; kept over restarts in `peakRssMb`. */
-  async sampleRss (): Promise<number> {
+  async sampleRss(): Promise<number> {
     const status = await fs.readFile(`/proc/${this.node.process.pid}/status`, 'utf8').catch(() => '')
     const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
     this.peakRssMb = Math.max(this.peakRssMb, hwm)
     return hwm
   }
 
-  async restart (): Promise<void> {
+  async restart(): Promise<void> {
     if (this.alive) await this.sampleRss()
     if (this.alive) await this.node.kill()
     this.node = await startNode(this.home, { dicom: true })
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     await this.sampleRss()
     await this.node.kill()
   }
 
   /** An HTTP request with the node's token, answered (body read) within `timeoutMs`, or not. */
-  async request (path: string, init: RequestInit = {}, timeoutMs = ANSWER_MS): Promise<HttpAnswer> {
+  async request(path: string, init: RequestInit = {}, timeoutMs = ANSWER_MS): Promise<HttpAnswer> {
     const started = performance.now()
     const signal = AbortSignal.timeout(timeoutMs)
     try {
@@ -88,7 +90,7 @@ export class Target {
     }
   }
 
-  async health (): Promise<{ ok: boolean, ms: number, why?: string }> {
+  async health(): Promise<{ ok: boolean; ms: number; why?: string }> {
     const started = performance.now()
     try {
       const response = await fetch(`${this.node.http}/api/health`, { signal: AbortSignal.timeout(HEALTH_MS * 5) })
@@ -105,7 +107,7 @@ export class Target {
    * Runs `work` while /api/health is asked every 200 ms: the slowest answer (a probe still waiting when the work
    * ends counts for as long as it has waited) shows a stalled event loop even when the case's own answer came.
    */
-  async during<T> (work: () => Promise<T>): Promise<{ result: T, slowestHealthMs: number, why?: string }> {
+  async during<T>(work: () => Promise<T>): Promise<{ result: T; slowestHealthMs: number; why?: string }> {
     let running = true
     let slowest = 0
     let why: string | undefined
@@ -141,7 +143,7 @@ export class Target {
   }
 
   /** Waits for the node to answer its health check again; kills and restarts it if it does not. */
-  async recover (say: (line: string) => void): Promise<void> {
+  async recover(say: (line: string) => void): Promise<void> {
     const deadline = Date.now() + RECOVERY_MS
     while (Date.now() < deadline && this.alive) {
       if ((await this.health()).ok) return
@@ -152,7 +154,7 @@ export class Target {
   }
 }
 
-async function readCapped (response: Response): Promise<Buffer> {
+async function readCapped(response: Response): Promise<Buffer> {
   if (response.body === null) return Buffer.alloc(0)
   const parts: Buffer[] = []
   let length = 0
@@ -171,12 +173,12 @@ async function readCapped (response: Response): Promise<Buffer> {
 }
 
 export const messageOf = (error: unknown): string => {
-  const e = error as { message?: string, cause?: { code?: string, message?: string } }
+  const e = error as { message?: string; cause?: { code?: string; message?: string } }
   return `${e.message ?? String(error)}${e.cause?.code !== undefined ? ` (${e.cause.code})` : ''}`
 }
 
 /** The one part of a WADO-RS multipart/related answer of a single instance. */
-export function singlePart (answer: HttpAnswer): Buffer | undefined {
+export function singlePart(answer: HttpAnswer): Buffer | undefined {
   if (answer.kind !== 'answer' || answer.status !== 200) return undefined
   const boundary = /boundary="?([^";]+)"?/i.exec(answer.contentType)?.[1]
   if (boundary === undefined) return undefined

@@ -97,7 +97,7 @@ export class BadMember {
   private targetPeer: string | undefined
   private readonly dir: string
 
-  private constructor (identity: Identity, certificate: MemberCertificate, host: RadmeshHost, dir: string) {
+  private constructor(identity: Identity, certificate: MemberCertificate, host: RadmeshHost, dir: string) {
     this.identity = identity
     this.certificate = certificate
     this.host = host
@@ -106,7 +106,7 @@ export class BadMember {
   }
 
   /** Mints an identity, has the consortium in `consortiumDir` admit it, and starts its host (not connected yet). */
-  static async admit (consortiumDir: string, dir: string, options: { name: string, role: Role }): Promise<BadMember> {
+  static async admit(consortiumDir: string, dir: string, options: { name: string; role: Role }): Promise<BadMember> {
     const privateKey = await generateKeyPair('Ed25519')
     const wrap = generateX25519()
     const peerId = asPeerIdString(peerIdFromPrivateKey(privateKey).toString())
@@ -135,19 +135,19 @@ export class BadMember {
     return member
   }
 
-  async connect (target: string, timeoutMs = 10_000): Promise<void> {
+  async connect(target: string, timeoutMs = 10_000): Promise<void> {
     this.target = multiaddr(target)
     this.targetPeer = target.split('/p2p/')[1]
     await this.host.dial(this.target, { signal: AbortSignal.timeout(timeoutMs) })
   }
 
   /** Whether this member has an open connection to the target. */
-  connected (): boolean {
+  connected(): boolean {
     return this.host.getConnections().some(c => c.status === 'open' && c.remotePeer.toString() === this.targetPeer)
   }
 
   /** Opens a stream of `protocol` to the target. */
-  async open (protocol: string, timeoutMs = 5_000): Promise<Stream> {
+  async open(protocol: string, timeoutMs = 5_000): Promise<Stream> {
     if (this.target === undefined) throw new Error('connect first')
     return await this.host.dialProtocol(this.target, protocol, { signal: AbortSignal.timeout(timeoutMs) })
   }
@@ -156,7 +156,7 @@ export class BadMember {
    * Sends `chunks` on a new stream of `protocol` and waits for the target to answer or end the stream;
    * the stream is reset afterwards whatever happened.
    */
-  async send (protocol: string, chunks: Uint8Array[], options: SendOptions): Promise<Exchanged> {
+  async send(protocol: string, chunks: Uint8Array[], options: SendOptions): Promise<Exchanged> {
     const started = performance.now()
     const stream = await this.open(protocol)
     const received: Uint8Array[] = []
@@ -164,7 +164,9 @@ export class BadMember {
     const maxReply = options.maxReply ?? 64 * 1024
     let ended: Exchanged['ended'] = 'open'
     let wake: () => void = () => {}
-    const settled = new Promise<void>(resolve => { wake = resolve })
+    const settled = new Promise<void>(resolve => {
+      wake = resolve
+    })
     const reply = (): Uint8Array => Buffer.concat(received)
     stream.addEventListener('message', event => {
       if (bytes >= maxReply) return
@@ -200,7 +202,7 @@ export class BadMember {
     return { reply: reply(), ended, sendFailed, ms: performance.now() - started }
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     await Promise.resolve(this.host.stop()).catch(() => {})
     await fs.rm(this.dir, { recursive: true, force: true }).catch(() => {})
   }
@@ -231,9 +233,11 @@ export class BadMember {
   }
 }
 
-async function waitForDrain (stream: Stream, timeoutMs: number): Promise<void> {
+async function waitForDrain(stream: Stream, timeoutMs: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('the target took nothing')) }, timeoutMs)
+    const timer = setTimeout(() => {
+      reject(new Error('the target took nothing'))
+    }, timeoutMs)
     const done = (): void => {
       clearTimeout(timer)
       stream.removeEventListener('drain', done)
@@ -245,22 +249,30 @@ async function waitForDrain (stream: Stream, timeoutMs: number): Promise<void> {
   })
 }
 
-export interface MadeVersion { manifest: StudyManifest, wrap: KeyWrap, key: Buffer, chunks: Buffer[] }
+export interface MadeVersion {
+  manifest: StudyManifest
+  wrap: KeyWrap
+  key: Buffer
+  chunks: Buffer[]
+}
 
 /**
  * A study version made by `author` (as origin and wrapper) of `files`, with its key wrapped for
  * `recipient`: what a member that publishes a study sends. `index` may change the index before it is
  * sealed (to make one that lies); `createdAt` may date it anywhere.
  */
-export async function makeVersion (author: Identity, options: {
-  consortiumId: string
-  studyUid: string
-  recipient: string
-  recipientWrapKey: string
-  files?: Buffer[]
-  createdAt?: string
-  index?: (index: ManifestIndex) => ManifestIndex
-}): Promise<MadeVersion> {
+export async function makeVersion(
+  author: Identity,
+  options: {
+    consortiumId: string
+    studyUid: string
+    recipient: string
+    recipientWrapKey: string
+    files?: Buffer[]
+    createdAt?: string
+    index?: (index: ManifestIndex) => ManifestIndex
+  }
+): Promise<MadeVersion> {
   const files = options.files ?? [randomBytes(2000), randomBytes(3000)]
   const key = newContentKey()
   const versionId = randomBytes(16).toString('hex')

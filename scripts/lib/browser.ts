@@ -12,20 +12,25 @@ import type { StartedNode } from './node-process.ts'
 
 export const ARTIFACTS = process.env['RADMESH_ARTIFACTS'] ?? join(ROOT, 'test-artifacts')
 
-export async function launchBrowser (): Promise<Browser> {
+export async function launchBrowser(): Promise<Browser> {
   let executablePath: string
   try {
     executablePath = execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim()
   } catch {
     throw new Error('Chromium is not installed: node scripts/system-deps.ts installs it (Debian package "chromium")')
   }
-  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-dev-shm-usage']
+  const args = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-dev-shm-usage'
+  ]
   return await chromium.launch({ executablePath, args })
 }
 
 /** A new page (its own cookies) signed in to the node's viewer through a fresh one-time link. */
-export async function signedInPage (
+export async function signedInPage(
   browser: Browser,
   node: StartedNode,
   viewport = { width: 1400, height: 860 }
@@ -33,7 +38,9 @@ export async function signedInPage (
   const context = await browser.newContext({ viewport })
   const page = await context.newPage()
   const problems: string[] = []
-  page.on('pageerror', error => { problems.push(error.message) })
+  page.on('pageerror', error => {
+    problems.push(error.message)
+  })
   // What the Content-Security-Policy refused (an inline style, a foreign script) is an error too.
   page.on('console', message => {
     if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) problems.push(message.text())
@@ -47,11 +54,11 @@ export async function signedInPage (
 }
 
 /** Uncaught errors the page's scripts threw so far, and what its Content-Security-Policy refused. */
-export function pageErrors (page: Page): string[] {
+export function pageErrors(page: Page): string[] {
   return (page as Page & { problems?: string[] }).problems ?? []
 }
 
-export async function screenshot (page: Page, name: string): Promise<string> {
+export async function screenshot(page: Page, name: string): Promise<string> {
   await fs.mkdir(join(ARTIFACTS, 'screenshots'), { recursive: true })
   const path = join(ARTIFACTS, 'screenshots', `${name}.png`)
   await page.screenshot({ path })

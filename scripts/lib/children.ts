@@ -21,14 +21,14 @@ process.on('exit', () => {
 const running = (child: ChildProcess): boolean => child.exitCode === null && child.signalCode === null
 
 /** Registers `child`: it is killed when this process exits, and forgotten once it exits by itself. */
-export function ownChild<T extends ChildProcess> (child: T): T {
+export function ownChild<T extends ChildProcess>(child: T): T {
   children.add(child)
   child.once('exit', () => children.delete(child))
   return child
 }
 
 /** Sends SIGTERM to `child` and waits until it has exited; SIGKILL after `graceMs`. */
-export async function stopChild (child: ChildProcess, graceMs = STOP_GRACE_MS): Promise<void> {
+export async function stopChild(child: ChildProcess, graceMs = STOP_GRACE_MS): Promise<void> {
   if (!running(child)) return
   const exited = once(child, 'exit')
   child.kill('SIGTERM')
@@ -41,7 +41,7 @@ export async function stopChild (child: ChildProcess, graceMs = STOP_GRACE_MS): 
 }
 
 /** SIGKILL, as a crash or a power cut would end it, and waits until it has exited. */
-export async function killChild (child: ChildProcess): Promise<void> {
+export async function killChild(child: ChildProcess): Promise<void> {
   if (!running(child)) return
   const exited = once(child, 'exit')
   child.kill('SIGKILL')
@@ -49,6 +49,10 @@ export async function killChild (child: ChildProcess): Promise<void> {
 }
 
 /** Stops every child still running, all at once (SIGTERM, then SIGKILL after `graceMs`). */
-export async function stopChildren (graceMs = STOP_GRACE_MS): Promise<void> {
-  await Promise.all([...children].map(async child => { await stopChild(child, graceMs) }))
+export async function stopChildren(graceMs = STOP_GRACE_MS): Promise<void> {
+  await Promise.all(
+    [...children].map(async child => {
+      await stopChild(child, graceMs)
+    })
+  )
 }

@@ -11,10 +11,10 @@ export interface ScratchConsortium {
   root: string
   dir: string
   /** init + admit (installed in HOME); returns the HOME. `extra` goes to admit, `initExtra` to init. */
-  member (name: string, role: 'site' | 'radiologist', extra?: string[], initExtra?: string[]): Promise<string>
+  member(name: string, role: 'site' | 'radiologist', extra?: string[], initExtra?: string[]): Promise<string>
 }
 
-export async function createScratchConsortium (name = 'Test Consortium'): Promise<ScratchConsortium> {
+export async function createScratchConsortium(name = 'Test Consortium'): Promise<ScratchConsortium> {
   const root = await tempDir()
   const dir = join(root, 'consortium')
   await radmeshOk(['consortium', 'create', '--dir', dir, '--name', name])
@@ -22,7 +22,7 @@ export async function createScratchConsortium (name = 'Test Consortium'): Promis
   return {
     root,
     dir,
-    async member (memberName, role, extra = [], initExtra = []) {
+    async member(memberName, role, extra = [], initExtra = []) {
       const home = join(root, `member-${++count}`)
       await radmeshOk(['init', '--home', home, '--name', memberName, '--role', role, ...initExtra])
       await radmeshOk(['consortium', 'admit', '--dir', dir, '--home', home, ...extra])

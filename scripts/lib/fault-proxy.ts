@@ -12,7 +12,7 @@ import { createConnection, createServer, type Socket } from 'node:net'
 
 export interface FaultProxyOptions {
   /** where connections go */
-  target: { host: string, port: number }
+  target: { host: string; port: number }
   /** 0 = any free port on 127.0.0.1 */
   listenPort?: number
   /**
@@ -34,10 +34,10 @@ export interface FaultProxy {
   /** how many connections were cut */
   readonly cuts: number
   /** stop or restart cutting (e.g. let the transfer finish cleanly) */
-  setCutting (on: boolean): void
+  setCutting(on: boolean): void
   /** a partition: cut every open connection and refuse new ones (reset at once) until unblocked */
-  setBlocked (on: boolean): void
-  close (): Promise<void>
+  setBlocked(on: boolean): void
+  close(): Promise<void>
 }
 
 const QUEUE_HIGH_BYTES = 1024 * 1024
@@ -53,7 +53,10 @@ const BURST_MS = 20
 const MIN_WAKE_MS = 5
 
 /** A piece of the stream in one direction, due at the far end at `due` (performance.now() ms). */
-interface Piece { bytes: Buffer, due: number }
+interface Piece {
+  bytes: Buffer
+  due: number
+}
 
 /** One direction of one connection. */
 interface Lane {
@@ -87,33 +90,32 @@ class Link {
   private timer: NodeJS.Timeout | undefined
   private timerAt = Infinity
 
-  constructor (bitsPerSecond: number | undefined) {
+  constructor(bitsPerSecond: number | undefined) {
     this.bytesPerMs = bitsPerSecond === undefined ? undefined : bitsPerSecond / 8 / 1000
-    this.burst = this.bytesPerMs === undefined
-      ? Infinity
-      : Math.max(MIN_BURST_BYTES, Math.ceil(this.bytesPerMs * BURST_MS))
+    this.burst =
+      this.bytesPerMs === undefined ? Infinity : Math.max(MIN_BURST_BYTES, Math.ceil(this.bytesPerMs * BURST_MS))
     this.minWake = this.bytesPerMs === undefined ? 0 : Math.max(1, Math.ceil(this.bytesPerMs * MIN_WAKE_MS))
     this.tokens = this.burst
   }
 
   /** A lane has new data (or its end): deliver what may go now, and set a timer for the rest. */
-  wake (lane: Lane): void {
+  wake(lane: Lane): void {
     this.active.add(lane)
     this.pump()
   }
 
-  forget (lane: Lane): void {
+  forget(lane: Lane): void {
     this.active.delete(lane)
   }
 
-  stop (): void {
+  stop(): void {
     clearTimeout(this.timer)
     this.timer = undefined
     this.timerAt = Infinity
     this.active.clear()
   }
 
-  private pump (): void {
+  private pump(): void {
     const now = performance.now()
     if (this.bytesPerMs !== undefined) {
       this.tokens = Math.min(this.burst, this.tokens + (now - this.refilledAt) * this.bytesPerMs)
@@ -162,7 +164,7 @@ class Link {
     this.schedule(wakeAt)
   }
 
-  private deliver (lane: Lane, head: Piece, n: number): void {
+  private deliver(lane: Lane, head: Piece, n: number): void {
     let bytes = head.bytes
     if (n < bytes.byteLength) {
       bytes = bytes.subarray(0, n)
@@ -185,15 +187,18 @@ class Link {
     }
   }
 
-  private schedule (at: number): void {
+  private schedule(at: number): void {
     if (at === Infinity || at >= this.timerAt) return
     clearTimeout(this.timer)
     this.timerAt = at
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.timerAt = Infinity
-      this.pump()
-    }, Math.max(0, Math.ceil(at - performance.now())))
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined
+        this.timerAt = Infinity
+        this.pump()
+      },
+      Math.max(0, Math.ceil(at - performance.now()))
+    )
   }
 }
 
@@ -206,13 +211,21 @@ interface Connection {
   dead: boolean
 }
 
-function lane (source: Socket, sink: Socket): Lane {
+function lane(source: Socket, sink: Socket): Lane {
   return {
-    source, sink, queue: [], queued: 0, sourceEnded: false, sinkEnded: false, paused: false, blocked: false, dead: false
+    source,
+    sink,
+    queue: [],
+    queued: 0,
+    sourceEnded: false,
+    sinkEnded: false,
+    paused: false,
+    blocked: false,
+    dead: false
   }
 }
 
-export async function startFaultProxy (options: FaultProxyOptions): Promise<FaultProxy> {
+export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const toTarget = new Link(options.bitsPerSecond)
   const fromTarget = new Link(options.bitsPerSecond)
   const latencyMs = options.latencyMs ?? 0
@@ -225,7 +238,10 @@ export async function startFaultProxy (options: FaultProxyOptions): Promise<Faul
     if (connection.dead) return false
     connection.dead = true
     open.delete(connection)
-    for (const [one, link] of [[connection.up, toTarget], [connection.down, fromTarget]] as const) {
+    for (const [one, link] of [
+      [connection.up, toTarget],
+      [connection.down, fromTarget]
+    ] as const) {
       one.dead = true
       one.queue.length = 0
       one.queued = 0
@@ -254,7 +270,9 @@ export async function startFaultProxy (options: FaultProxyOptions): Promise<Faul
       one.sourceEnded = true
       if (!one.dead) link.wake(one)
     })
-    one.source.on('error', () => { kill(connection, false) })
+    one.source.on('error', () => {
+      kill(connection, false)
+    })
     one.source.on('close', () => {
       // Closed after both FINs: the other side finishes delivering and closes in turn. Closed otherwise
       // (destroyed, reset): the other side goes too.
@@ -301,17 +319,27 @@ export async function startFaultProxy (options: FaultProxyOptions): Promise<Faul
 
   return {
     port: address.port,
-    get bytesToTarget () { return toTarget.bytes },
-    get bytesFromTarget () { return fromTarget.bytes },
-    get cuts () { return cuts },
+    get bytesToTarget() {
+      return toTarget.bytes
+    },
+    get bytesFromTarget() {
+      return fromTarget.bytes
+    },
+    get cuts() {
+      return cuts
+    },
     setCutting,
-    setBlocked (on: boolean) {
+    setBlocked(on: boolean) {
       blocked = on
       if (on) for (const connection of [...open]) if (kill(connection, true)) cuts++
     },
-    async close () {
+    async close() {
       setCutting(false)
-      const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
+      const closed = new Promise<void>(resolve => {
+        server.close(() => {
+          resolve()
+        })
+      })
       for (const connection of [...open]) kill(connection, false)
       toTarget.stop()
       fromTarget.stop()

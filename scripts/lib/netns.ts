@@ -25,10 +25,10 @@ export interface Namespaces {
   /** namespace names by role */
   ns: Record<'wan' | 'natA' | 'natB' | 'site' | 'reader', string>
   /** addresses on the P2P networks */
-  addr: { relay: string, site: string, reader: string }
+  addr: { relay: string; site: string; reader: string }
   /** management addresses (HTTP, DICOM), reachable from this namespace only */
   mgmt: Record<'wan' | 'site' | 'reader', string>
-  teardown (): void
+  teardown(): void
 }
 
 /** Masquerade what the LAN opens to the WAN; forward nothing the WAN opens. */
@@ -51,7 +51,7 @@ const onPath = (command: string): boolean =>
   spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
 
 /** Why namespaces cannot be built here, or undefined when they can. */
-export function netnsUnavailable (): string | undefined {
+export function netnsUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root'
   if (!onPath('ip')) return 'no ip (iproute2)'
   if (!onPath('nft')) return 'no nft (apt-get install nftables)'
@@ -64,7 +64,7 @@ const run = (args: string[], input?: string): void => {
 }
 
 /** Builds the topology above under a prefix of this process's own (names stay within 15 characters). */
-export function buildNatTopology (): Namespaces {
+export function buildNatTopology(): Namespaces {
   const p = `rm${process.pid % 100_000}`
   const ns = { wan: `${p}-wan`, natA: `${p}-nata`, natB: `${p}-natb`, site: `${p}-site`, reader: `${p}-rdr` }
   const created: string[] = []
@@ -72,7 +72,9 @@ export function buildNatTopology (): Namespaces {
     for (const name of created.splice(0)) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' })
   }
   process.once('exit', teardown)
-  const inNs = (name: string, ...args: string[]): void => { run(['ip', '-n', name, ...args]) }
+  const inNs = (name: string, ...args: string[]): void => {
+    run(['ip', '-n', name, ...args])
+  }
   const veth = (a: string, aNs: string, b: string, bNs: string): void => {
     run(['ip', 'link', 'add', a, 'netns', aNs, 'type', 'veth', 'peer', 'name', b, 'netns', bNs])
   }
@@ -85,7 +87,10 @@ export function buildNatTopology (): Namespaces {
     inNs(ns.wan, 'link', 'add', 'br0', 'type', 'bridge')
     inNs(ns.wan, 'addr', 'add', '10.99.0.1/24', 'dev', 'br0')
     inNs(ns.wan, 'link', 'set', 'br0', 'up')
-    const nats = [[ns.natA, ns.site, '10.99.0.2', '192.168.1'], [ns.natB, ns.reader, '10.99.0.3', '192.168.2']] as const
+    const nats = [
+      [ns.natA, ns.site, '10.99.0.2', '192.168.1'],
+      [ns.natB, ns.reader, '10.99.0.3', '192.168.2']
+    ] as const
     for (const [i, [nat, lan, wanAddr, subnet]] of nats.entries()) {
       veth(`wan${i}`, ns.wan, 'wan0', nat)
       inNs(ns.wan, 'link', 'set', `wan${i}`, 'master', 'br0', 'up')
@@ -122,30 +127,62 @@ export interface NamespacedNode {
   peerId: string
   http: string
   output: () => string
-  api<T = unknown> (method: string, path: string, body?: unknown): Promise<{ status: number, body: T }>
-  kill (): Promise<void>
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>
+  kill(): Promise<void>
 }
 
 /** `radmesh start --home HOME ARGS…` inside namespace `ns`, its HTTP API on `mgmt`:PORT; resolves once it runs. */
-export async function startInNamespace (
-  ns: string, mgmt: string, home: string, args: string[]
+export async function startInNamespace(
+  ns: string,
+  mgmt: string,
+  home: string,
+  args: string[]
 ): Promise<NamespacedNode> {
   const http = `${mgmt}:7480`
-  const child = ownChild(spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'start', '--home', home,
-    '--http', http, '--no-mdns', '--preallocate', '4', ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = ownChild(
+    spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        CLI,
+        'start',
+        '--home',
+        home,
+        '--http',
+        http,
+        '--no-mdns',
+        '--preallocate',
+        '4',
+        ...args
+      ],
+      { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] }
+    )
+  )
   let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  await waitFor(`node on ${home} in ${ns} to start`, () => {
-    if (child.exitCode !== null) throw new Error(`the node in ${ns} exited ${child.exitCode}:\n${output}`)
-    return /^viewer: /m.test(output) ? true : undefined
-  }, 30_000, 50)
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
+  await waitFor(
+    `node on ${home} in ${ns} to start`,
+    () => {
+      if (child.exitCode !== null) throw new Error(`the node in ${ns} exited ${child.exitCode}:\n${output}`)
+      return /^viewer: /m.test(output) ? true : undefined
+    },
+    30_000,
+    50
+  )
   const token = (await fs.readFile(join(home, 'api-token'), 'utf8')).trim()
   return {
     peerId: /peer (12D3\S+)/.exec(output)?.[1] ?? '',
     http: `http://${http}`,
     output: () => output,
-    async api<T> (method: string, path: string, body?: unknown) {
+    async api<T>(method: string, path: string, body?: unknown) {
       const response = await fetch(`http://${http}${path}`, {
         method,
         headers: {
@@ -154,8 +191,10 @@ export async function startInNamespace (
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) })
       })
-      return { status: response.status, body: await response.json() as T }
+      return { status: response.status, body: (await response.json()) as T }
     },
-    kill: async () => { await killChild(child) }
+    kill: async () => {
+      await killChild(child)
+    }
   }
 }

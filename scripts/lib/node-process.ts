@@ -27,13 +27,13 @@ export interface StartedNode {
   process: ChildProcess
   /** everything the node printed so far, stdout and stderr */
   output: () => string
-  api<T = unknown> (method: string, path: string, body?: unknown): Promise<{ status: number, body: T }>
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>
   /** a raw request with the node's token: for DICOMweb */
-  fetch (path: string, init?: RequestInit): Promise<Response>
+  fetch(path: string, init?: RequestInit): Promise<Response>
   /** SIGTERM, and waits until the process has exited */
-  stop (): Promise<void>
+  stop(): Promise<void>
   /** SIGKILL, and waits until the process has exited */
-  kill (): Promise<void>
+  kill(): Promise<void>
 }
 
 export interface StartOptions {
@@ -58,7 +58,7 @@ export class NodeStartError extends Error {
   readonly exitCode: number | null
   /** what the node printed, its own error message among it */
   readonly output: string
-  constructor (home: string, exitCode: number | null, output: string) {
+  constructor(home: string, exitCode: number | null, output: string) {
     const what = exitCode === null ? `did not start within ${START_TIMEOUT_MS / 1000} s` : `exited ${exitCode}`
     super(`the node on ${home} ${what}:\n${output.trimEnd()}`)
     this.name = 'NodeStartError'
@@ -69,27 +69,50 @@ export class NodeStartError extends Error {
 }
 
 /** Starts `radmesh start` on HOME and resolves once it printed its viewer line. */
-export async function startNode (home: string, options: StartOptions = {}): Promise<StartedNode> {
-  const p2pPort = options.p2pPort ?? await freePort()
-  const wsPort = options.wsPort ?? await freePort()
-  const httpPort = options.httpPort ?? await freePort()
+export async function startNode(home: string, options: StartOptions = {}): Promise<StartedNode> {
+  const p2pPort = options.p2pPort ?? (await freePort())
+  const wsPort = options.wsPort ?? (await freePort())
+  const httpPort = options.httpPort ?? (await freePort())
   const dicomPort = typeof options.dicom === 'number' ? options.dicom : options.dicom === true ? await freePort() : 0
-  const args = [CLI, 'start', '--home', home, ...(dicomPort === 0 ? [] : ['--dicom', String(dicomPort)]),
-    '--listen', `/ip4/127.0.0.1/tcp/${p2pPort}`, '--listen', `/ip4/127.0.0.1/tcp/${wsPort}/ws`,
-    '--http', `127.0.0.1:${httpPort}`, '--no-mdns',
+  const args = [
+    CLI,
+    'start',
+    '--home',
+    home,
+    ...(dicomPort === 0 ? [] : ['--dicom', String(dicomPort)]),
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${p2pPort}`,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${wsPort}/ws`,
+    '--http',
+    `127.0.0.1:${httpPort}`,
+    '--no-mdns',
     ...(options.preallocateMib === null ? [] : ['--preallocate', String(options.preallocateMib ?? 4)]),
-    ...(options.peers ?? []).flatMap(peer => ['--peer', peer]), ...(options.extraArgs ?? [])]
-  const child = ownChild(spawn(process.execPath, args, {
-    env: { ...childEnv, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  }))
+    ...(options.peers ?? []).flatMap(peer => ['--peer', peer]),
+    ...(options.extraArgs ?? [])
+  ]
+  const child = ownChild(
+    spawn(process.execPath, args, {
+      env: { ...childEnv, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+  )
   let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const viewerUrl = await waitFor(`node on ${home} to start`, () => {
-    if (child.exitCode !== null) return null
-    return /^viewer: (\S+)$/m.exec(output)?.[1]
-  }, START_TIMEOUT_MS, 50).catch(() => null)
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
+  const viewerUrl = await waitFor(
+    `node on ${home} to start`,
+    () => {
+      if (child.exitCode !== null) return null
+      return /^viewer: (\S+)$/m.exec(output)?.[1]
+    },
+    START_TIMEOUT_MS,
+    50
+  ).catch(() => null)
   if (viewerUrl === null) {
     const exitCode = child.exitCode
     await stopChild(child)
@@ -98,47 +121,73 @@ export async function startNode (home: string, options: StartOptions = {}): Prom
   const peerId = /peer (12D3\S+)/.exec(output)?.[1] ?? ''
   const token = (await fs.readFile(join(home, 'api-token'), 'utf8')).trim()
   const http = `http://127.0.0.1:${httpPort}`
-  const withToken = (headers?: HeadersInit): Record<string, string> =>
-    ({ authorization: `Bearer ${token}`, ...(headers as Record<string, string> | undefined) })
+  const withToken = (headers?: HeadersInit): Record<string, string> => ({
+    authorization: `Bearer ${token}`,
+    ...(headers as Record<string, string> | undefined)
+  })
   return {
-    home, peerId, http, token, p2pPort, wsPort, httpPort, viewerUrl, dicomPort, process: child,
+    home,
+    peerId,
+    http,
+    token,
+    p2pPort,
+    wsPort,
+    httpPort,
+    viewerUrl,
+    dicomPort,
+    process: child,
     output: () => output,
-    async api<T> (method: string, path: string, body?: unknown) {
+    async api<T>(method: string, path: string, body?: unknown) {
       const response = await fetch(`${http}${path}`, {
         method,
         headers: withToken(body === undefined ? {} : { 'content-type': 'application/json' }),
         ...(body === undefined ? {} : { body: JSON.stringify(body) })
       })
-      return { status: response.status, body: await response.json() as T }
+      return { status: response.status, body: (await response.json()) as T }
     },
     fetch: async (path, init = {}) => await fetch(`${http}${path}`, { ...init, headers: withToken(init.headers) }),
-    stop: async () => { await stopChild(child) },
-    kill: async () => { await killChild(child) }
+    stop: async () => {
+      await stopChild(child)
+    },
+    kill: async () => {
+      await killChild(child)
+    }
   }
 }
 
 /** The node's TCP multiaddr with its peer id, for `--peer`. */
 export const p2pAddr = (node: StartedNode): string => `/ip4/127.0.0.1/tcp/${node.p2pPort}/p2p/${node.peerId}`
 
-export interface PeerEntry { peerId: string, name: string, role: string, addrs: string[] }
+export interface PeerEntry {
+  peerId: string
+  name: string
+  role: string
+  addrs: string[]
+}
 
 /** The members the node is connected to (GET /api/peers). */
-export async function peersOf (node: StartedNode): Promise<PeerEntry[]> {
+export async function peersOf(node: StartedNode): Promise<PeerEntry[]> {
   const { status, body } = await node.api<PeerEntry[]>('GET', '/api/peers')
   if (status !== 200) throw new Error(`GET /api/peers answered ${status}`)
   return body
 }
 
 /** Waits until two nodes list each other as connected members. */
-export async function connected (a: StartedNode, b: StartedNode, timeoutMs = 10_000): Promise<void> {
+export async function connected(a: StartedNode, b: StartedNode, timeoutMs = 10_000): Promise<void> {
   const sees = async (x: StartedNode, y: StartedNode): Promise<boolean> =>
     (await peersOf(x)).some(p => p.peerId === y.peerId)
-  await waitFor(`${a.peerId} and ${b.peerId} to see each other`,
-    async () => await sees(a, b) && await sees(b, a), timeoutMs)
+  await waitFor(
+    `${a.peerId} and ${b.peerId} to see each other`,
+    async () => (await sees(a, b)) && (await sees(b, a)),
+    timeoutMs
+  )
 }
 
 /** Reads HOME/node.log as parsed JSON lines. */
-export async function logOf (home: string): Promise<Array<Record<string, unknown>>> {
+export async function logOf(home: string): Promise<Array<Record<string, unknown>>> {
   const text = await fs.readFile(join(home, 'node.log'), 'utf8').catch(() => '')
-  return text.split('\n').filter(line => line.trim() !== '').map(line => JSON.parse(line) as Record<string, unknown>)
+  return text
+    .split('\n')
+    .filter(line => line.trim() !== '')
+    .map(line => JSON.parse(line) as Record<string, unknown>)
 }

@@ -21,15 +21,18 @@ export const NODE_PREFIXES = ['/dicom-web/', '/signin/'] as const
 
 const run = promisify(execFile)
 
-async function exists (path: string): Promise<boolean> {
-  return await fs.access(path).then(() => true, () => false)
+async function exists(path: string): Promise<boolean> {
+  return await fs.access(path).then(
+    () => true,
+    () => false
+  )
 }
 
 /**
  * The folder of OHIF's built app: from the cache, or fetched once with `npm pack @ohif/app@VERSION` (the npm
  * registry) and unpacked. Throws when it cannot be had, with what npm or tar said.
  */
-export async function ohifDist (cache = OHIF_CACHE): Promise<string> {
+export async function ohifDist(cache = OHIF_CACHE): Promise<string> {
   const dist = join(cache, 'package', 'dist')
   if (await exists(join(dist, 'index.html'))) return dist
   await fs.mkdir(cache, { recursive: true })
@@ -37,20 +40,23 @@ export async function ohifDist (cache = OHIF_CACHE): Promise<string> {
   // leaves a half-written package/ behind.
   const work = await fs.mkdtemp(join(cache, 'unpack-'))
   try {
-    const { stdout } = await run('npm', ['pack', `@ohif/app@${OHIF_VERSION}`, '--pack-destination', work, '--silent'],
-      { maxBuffer: 16 * 1024 * 1024 })
+    const { stdout } = await run('npm', ['pack', `@ohif/app@${OHIF_VERSION}`, '--pack-destination', work, '--silent'], {
+      maxBuffer: 16 * 1024 * 1024
+    })
     const tarball = stdout.trim().split('\n').pop() ?? ''
     await run('tar', ['xzf', join(work, tarball), '-C', work])
-    if (!await exists(join(work, 'package', 'dist', 'index.html'))) {
+    if (!(await exists(join(work, 'package', 'dist', 'index.html')))) {
       throw new Error(`${tarball} has no package/dist/index.html`)
     }
     await fs.rename(join(work, 'package'), join(cache, 'package')).catch(async (error: unknown) => {
-      if (!await exists(join(dist, 'index.html'))) throw error
+      if (!(await exists(join(dist, 'index.html')))) throw error
     })
   } catch (error) {
     const { stderr } = error as { stderr?: string }
-    throw new Error(`could not get @ohif/app@${OHIF_VERSION} (npm pack, tar xzf into ${cache}): ` +
-      `${(error as Error).message}${stderr === undefined ? '' : `\n${stderr}`}`)
+    throw new Error(
+      `could not get @ohif/app@${OHIF_VERSION} (npm pack, tar xzf into ${cache}): ` +
+        `${(error as Error).message}${stderr === undefined ? '' : `\n${stderr}`}`
+    )
   } finally {
     await fs.rm(work, { recursive: true, force: true })
   }
@@ -58,14 +64,18 @@ export async function ohifDist (cache = OHIF_CACHE): Promise<string> {
 }
 
 /** The `app-config.js` docs/OHIF.md gives: its first `js` code block that sets `window.config`. */
-export async function appConfigFromDocs (): Promise<string> {
+export async function appConfigFromDocs(): Promise<string> {
   const text = await fs.readFile(join(ROOT, 'docs', 'OHIF.md'), 'utf8')
   const block = [...text.matchAll(/```js\n([\s\S]*?)```/g)].map(m => m[1] ?? '').find(b => b.includes('window.config'))
   if (block === undefined) throw new Error('docs/OHIF.md has no js block that sets window.config')
   return block
 }
 
-export interface ForwardedResponse { method: string, url: string, status: number }
+export interface ForwardedResponse {
+  method: string
+  url: string
+  status: number
+}
 
 export interface OhifServer {
   /** `http://127.0.0.1:PORT`, OHIF and the node on one origin */
@@ -75,7 +85,7 @@ export interface OhifServer {
    * not be reached, 499 (as nginx logs it) when the browser went away first
    */
   readonly forwarded: readonly ForwardedResponse[]
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
 export interface OhifServerOptions {
@@ -94,7 +104,7 @@ export interface OhifServerOptions {
  * headers kept (the cookie, and the Host, from which the node builds the BulkDataURIs it answers), as a reverse
  * proxy does. Paths that are not files are answered with index.html: OHIF routes in the browser (`/viewer`, …).
  */
-export async function serveOhif (options: OhifServerOptions): Promise<OhifServer> {
+export async function serveOhif(options: OhifServerOptions): Promise<OhifServer> {
   const target = new URL(options.node)
   const forwarded: ForwardedResponse[] = []
   const app = Fastify({ logger: false })
@@ -105,17 +115,20 @@ export async function serveOhif (options: OhifServerOptions): Promise<OhifServer
     reply.hijack()
     const record: ForwardedResponse = { method: request.method, url: pathname + search, status: 0 }
     forwarded.push(record)
-    const upstream = httpRequest({
-      host: target.hostname,
-      port: target.port,
-      method: request.method,
-      path: record.url,
-      headers: { ...request.raw.headers, 'x-forwarded-for': request.ip }
-    }, response => {
-      record.status = response.statusCode ?? 0
-      reply.raw.writeHead(record.status, response.rawHeaders)
-      response.pipe(reply.raw)
-    })
+    const upstream = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: request.method,
+        path: record.url,
+        headers: { ...request.raw.headers, 'x-forwarded-for': request.ip }
+      },
+      response => {
+        record.status = response.statusCode ?? 0
+        reply.raw.writeHead(record.status, response.rawHeaders)
+        response.pipe(reply.raw)
+      }
+    )
     upstream.on('error', () => {
       record.status = 502
       if (!reply.raw.headersSent) reply.raw.writeHead(502).end()
@@ -128,8 +141,11 @@ export async function serveOhif (options: OhifServerOptions): Promise<OhifServer
     })
     request.raw.pipe(upstream)
   })
-  app.get('/app-config.js', async (_request, reply) =>
-    await reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(options.appConfig))
+  app.get(
+    '/app-config.js',
+    async (_request, reply) =>
+      await reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(options.appConfig)
+  )
   await app.register(fastifyStatic, { root: options.dist })
   app.setNotFoundHandler(async (request, reply) => {
     if (request.method !== 'GET' || /\.[a-z0-9]+$/i.test(request.url.split('?')[0] ?? '')) {
@@ -140,5 +156,11 @@ export async function serveOhif (options: OhifServerOptions): Promise<OhifServer
   await app.listen({ host: '127.0.0.1', port: options.port ?? 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('the OHIF server has no TCP address')
-  return { url: `http://127.0.0.1:${address.port}`, forwarded, close: async () => { await app.close() } }
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    forwarded,
+    close: async () => {
+      await app.close()
+    }
+  }
 }

@@ -15,8 +15,8 @@ export interface OrthancServer {
   dicomPort: number
   aeTitle: string
   process: ChildProcess
-  request<T = unknown> (method: string, path: string, body?: unknown): Promise<T>
-  stop (): Promise<void>
+  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>
+  stop(): Promise<void>
 }
 
 export interface OrthancOptions {
@@ -27,7 +27,7 @@ export interface OrthancOptions {
   peers?: Record<string, { Url: string }>
 }
 
-export async function startOrthanc (options: OrthancOptions = {}): Promise<OrthancServer> {
+export async function startOrthanc(options: OrthancOptions = {}): Promise<OrthancServer> {
   const dir = await tempDir('orthanc-')
   const httpPort = await freePort()
   let dicomPort = await freePort()
@@ -55,28 +55,35 @@ export async function startOrthanc (options: OrthancOptions = {}): Promise<Ortha
   const env = { ...process.env, TCP_NODELAY: '1' }
   const child = ownChild(spawn('Orthanc', [configPath], { stdio: ['ignore', 'ignore', 'pipe'], env }))
   let stderr = ''
-  child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
+  child.stderr.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-4000)
+  })
   const http = `http://127.0.0.1:${httpPort}`
-  await waitFor('Orthanc to answer', async () => {
-    if (child.exitCode !== null) throw new Error(`Orthanc exited ${child.exitCode}: ${stderr}`)
-    return (await fetch(`${http}/system`)).ok
-  }, 30_000, 200)
+  await waitFor(
+    'Orthanc to answer',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`Orthanc exited ${child.exitCode}: ${stderr}`)
+      return (await fetch(`${http}/system`)).ok
+    },
+    30_000,
+    200
+  )
   return {
     http,
     dicomPort,
     aeTitle: 'ORTHANC',
     process: child,
-    async request<T> (method: string, path: string, body?: unknown): Promise<T> {
+    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
       const raw = body instanceof Uint8Array
       const response = await fetch(`${http}${path}`, {
         method,
-        ...(body === undefined ? {} : { body: raw ? body as unknown as BodyInit : JSON.stringify(body) }),
+        ...(body === undefined ? {} : { body: raw ? (body as unknown as BodyInit) : JSON.stringify(body) }),
         headers: body === undefined ? {} : { 'content-type': raw ? 'application/dicom' : 'application/json' }
       })
       if (!response.ok) throw new Error(`Orthanc ${method} ${path}: ${response.status} ${await response.text()}`)
-      return await response.json() as T
+      return (await response.json()) as T
     },
-    async stop () {
+    async stop() {
       if (child.exitCode !== null) return
       const exited = new Promise(resolve => child.once('exit', resolve))
       child.kill('SIGTERM')

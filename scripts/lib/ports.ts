@@ -19,7 +19,7 @@ const EPHEMERAL_LOW = (() => {
 })()
 const PORTS_FROM = 20_000
 
-async function canListen (port: number): Promise<boolean> {
+async function canListen(port: number): Promise<boolean> {
   const server = createServer()
   try {
     server.listen(port, '127.0.0.1')
@@ -33,7 +33,7 @@ async function canListen (port: number): Promise<boolean> {
 }
 
 /** A port free now, outside the kernel's range for outgoing connections when there is room below it. */
-export async function freePort (): Promise<number> {
+export async function freePort(): Promise<number> {
   if (EPHEMERAL_LOW - PORTS_FROM > 1000) {
     for (let attempt = 0; attempt < 50; attempt++) {
       const port = PORTS_FROM + Math.floor(Math.random() * (EPHEMERAL_LOW - PORTS_FROM))

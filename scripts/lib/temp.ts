@@ -18,7 +18,7 @@ process.on('exit', () => {
 })
 
 /** A new empty folder under the system's temporary folder, removed at exit. */
-export async function tempDir (prefix = 'radmesh-test-'): Promise<string> {
+export async function tempDir(prefix = 'radmesh-test-'): Promise<string> {
   const dir = await fs.mkdtemp(join(tmpdir(), prefix))
   dirs.add(dir)
   return dir

@@ -6,7 +6,7 @@
  * Calls `probe` every `intervalMs` until it returns something other than undefined or false, and resolves
  * to that. Throws after `timeoutMs`, naming `what` and the last error the probe threw.
  */
-export async function waitFor<T> (
+export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 10_000,

@@ -36,11 +36,16 @@ export interface HistoryOptions {
   progress?: (done: number) => void
 }
 
-export interface History { open: number, closed: number, caseIds: string[], openIds: string[] }
+export interface History {
+  open: number
+  closed: number
+  caseIds: string[]
+  openIds: string[]
+}
 
 const DAY = 24 * 3600_000
 
-export async function writeWorklistHistory (options: HistoryOptions): Promise<History> {
+export async function writeWorklistHistory(options: HistoryOptions): Promise<History> {
   const site = await loadMember(options.site)
   const readers: Member[] = []
   for (const home of options.readers) readers.push(await loadMember(home))
@@ -65,29 +70,63 @@ export async function writeWorklistHistory (options: HistoryOptions): Promise<Hi
     for (let i = 0; i < options.count; i++) {
       const open = i >= options.count - openCount
       // Closed cases: spread over `days`, ending a week and a day before now; open ones: the last day.
-      const created = open ? now - Math.floor((i % 1000) * 60_000) : now - 8 * DAY - Math.floor((options.count - i) / options.count * days * DAY)
+      const created = open
+        ? now - Math.floor((i % 1000) * 60_000)
+        : now - 8 * DAY - Math.floor(((options.count - i) / options.count) * days * DAY)
       const createdAt = new Date(created).toISOString()
       const studyUid = `2.25.${now}${String(i).padStart(8, '0')}`
       const caseId = caseIdFor(site.identity.peerId, studyUid)
-      const records: WorklistRecord[] = [await signWorklistRecord(site.identity.privateKey, {
-        v: 1, kind: 'case', caseId, studyUid, site: site.identity.peerId, siteName: site.certificate.name,
-        // No STAT: a reader on duty prefetches a STAT case's study, and these cases have none to fetch.
-        priority: i % 3 === 0 ? 'URGENT' : 'ROUTINE',
-        subspecialty: 'general', modalities: ['CT'], bodyPart: 'HEAD', readers: readerIds,
-        createdAt, dueAt: new Date(created + DAY).toISOString(), by: site.identity.peerId, at: createdAt
-      })]
+      const records: WorklistRecord[] = [
+        await signWorklistRecord(site.identity.privateKey, {
+          v: 1,
+          kind: 'case',
+          caseId,
+          studyUid,
+          site: site.identity.peerId,
+          siteName: site.certificate.name,
+          // No STAT: a reader on duty prefetches a STAT case's study, and these cases have none to fetch.
+          priority: i % 3 === 0 ? 'URGENT' : 'ROUTINE',
+          subspecialty: 'general',
+          modalities: ['CT'],
+          bodyPart: 'HEAD',
+          readers: readerIds,
+          createdAt,
+          dueAt: new Date(created + DAY).toISOString(),
+          by: site.identity.peerId,
+          at: createdAt
+        })
+      ]
       if (!open) {
         const reader = readers[i % readers.length] as Member
         const by = reader.identity.peerId
         const claimedAt = new Date(created + 10 * 60_000).toISOString()
         const finalAt = new Date(created + 40 * 60_000).toISOString()
-        records.push(await signWorklistRecord(reader.identity.privateKey, { v: 1, kind: 'claim', caseId, seq: 1, by, at: claimedAt }))
-        records.push(await signWorklistRecord(reader.identity.privateKey, {
-          v: 1, kind: 'signed', caseId, status: 'FINAL', reportHash: '0'.repeat(64), by, at: finalAt
-        }))
+        records.push(
+          await signWorklistRecord(reader.identity.privateKey, {
+            v: 1,
+            kind: 'claim',
+            caseId,
+            seq: 1,
+            by,
+            at: claimedAt
+          })
+        )
+        records.push(
+          await signWorklistRecord(reader.identity.privateKey, {
+            v: 1,
+            kind: 'signed',
+            caseId,
+            status: 'FINAL',
+            reportHash: '0'.repeat(64),
+            by,
+            at: finalAt
+          })
+        )
       }
       const doc = new Y.Doc()
-      doc.transact(() => { for (const record of records) doc.getMap(RECORDS_MAP).set(recordKey(record), record) })
+      doc.transact(() => {
+        for (const record of records) doc.getMap(RECORDS_MAP).set(recordKey(record), record)
+      })
       await store.append(caseDocId(caseId), Y.encodeStateAsUpdate(doc), false)
       const state = deriveCases(records).get(caseId)
       if (state === undefined) throw new Error(`generated case ${caseId} does not derive`)

@@ -45,20 +45,32 @@ const instance = (studyUid: string, n: number): InstanceRecord =>
     attributes: { '00080018': `${studyUid}.1.${n}`, '00200013': String(n) }
   }) as unknown as InstanceRecord
 
-function provider (destinations = new Map()) {
+function provider(destinations = new Map()) {
   const entries: AuditEntry[] = []
   const query = new DimseQuery({
     archive: {
-      studies: async function * () { yield * STUDIES },
-      seriesOf: async function * (uid: string) { yield series(uid) },
-      instancesOf: async function * (uid: string) { yield instance(uid, 1); yield instance(uid, 2) },
-      instance: async (sop: string) => sop === '1.2.1.2' ? instance('1.2', 2) : undefined,
+      studies: async function* () {
+        yield* STUDIES
+      },
+      seriesOf: async function* (uid: string) {
+        yield series(uid)
+      },
+      instancesOf: async function* (uid: string) {
+        yield instance(uid, 1)
+        yield instance(uid, 2)
+      },
+      instance: async (sop: string) => (sop === '1.2.1.2' ? instance('1.2', 2) : undefined),
       // chunks cut inside the File Meta Information, as a stored file is read
-      chunksOf: async function * () {
-        yield * [FILE.subarray(0, 100), FILE.subarray(100, 143), FILE.subarray(143)]
+      chunksOf: async function* () {
+        yield* [FILE.subarray(0, 100), FILE.subarray(100, 143), FILE.subarray(143)]
       }
     },
-    audit: { append: async entry => { entries.push(entry); return {} as never } },
+    audit: {
+      append: async entry => {
+        entries.push(entry)
+        return {} as never
+      }
+    },
     destinations
   })
   return { query, entries }
@@ -66,8 +78,13 @@ function provider (destinations = new Map()) {
 
 const keys = (pairs: Array<[string, string, string?]>): Identifier =>
   new Map(pairs.map(([tag, vr, value]) => [tag, { vr, values: value === undefined ? [] : [value] }]))
-const request = (level: QueryLevel, identifier: Identifier): QueryRequest =>
-  ({ model: 'study', level, identifier, callingAeTitle: 'FINDSCU', address: '127.0.0.1' })
+const request = (level: QueryLevel, identifier: Identifier): QueryRequest => ({
+  model: 'study',
+  level,
+  identifier,
+  callingAeTitle: 'FINDSCU',
+  address: '127.0.0.1'
+})
 const values = (answer: Identifier, tag: string): string[] | undefined => {
   const value = answer.get(tag)
   return value !== undefined && 'values' in value ? value.values : undefined
@@ -75,9 +92,17 @@ const values = (answer: Identifier, tag: string): string[] | undefined => {
 
 test('STUDY: wildcards, date ranges match; keys come back, unknown ones empty, the unique key added', async () => {
   const { query, entries } = provider()
-  const found = await query.find(request('STUDY', keys([
-    ['00100010', 'PN', 'DOE^J*'], ['00080020', 'DA', '20240301-'], ['00100021', 'LO'], ['00080061', 'CS']
-  ])))
+  const found = await query.find(
+    request(
+      'STUDY',
+      keys([
+        ['00100010', 'PN', 'DOE^J*'],
+        ['00080020', 'DA', '20240301-'],
+        ['00100021', 'LO'],
+        ['00080061', 'CS']
+      ])
+    )
+  )
   assert.ok(Array.isArray(found))
   assert.is(found.length, 1)
   const [jane] = found as Identifier[]
@@ -91,11 +116,25 @@ test('STUDY: wildcards, date ranges match; keys come back, unknown ones empty, t
 
 test('IMAGE: the study and series keys prune, the instance keys match; SOP Class UID answered', async () => {
   const { query } = provider()
-  const found = await query.find(request('IMAGE', keys([
-    ['0020000D', 'UI', '1.1\\1.2'], ['00200013', 'IS', '2'], ['00080016', 'UI'], ['00080018', 'UI']
-  ])))
-  assert.equal((found as Identifier[]).map(a => values(a, '00080018')?.[0]), ['1.1.1.2', '1.2.1.2'])
-  assert.equal((found as Identifier[]).map(a => values(a, '00080016')?.[0]), [CT, CT])
+  const found = await query.find(
+    request(
+      'IMAGE',
+      keys([
+        ['0020000D', 'UI', '1.1\\1.2'],
+        ['00200013', 'IS', '2'],
+        ['00080016', 'UI'],
+        ['00080018', 'UI']
+      ])
+    )
+  )
+  assert.equal(
+    (found as Identifier[]).map(a => values(a, '00080018')?.[0]),
+    ['1.1.1.2', '1.2.1.2']
+  )
+  assert.equal(
+    (found as Identifier[]).map(a => values(a, '00080016')?.[0]),
+    [CT, CT]
+  )
 })
 
 test('PATIENT: by Patient ID, with counts; Patient Root answers carry the Patient ID; bad dates A900', async () => {
@@ -103,8 +142,19 @@ test('PATIENT: by Patient ID, with counts; Patient Root answers carry the Patien
   const inPatientRoot = await query.find({ ...request('STUDY', keys([['00100020', 'LO', 'P2']])), model: 'patient' })
   const uniques = (inPatientRoot as Identifier[]).map(a => [values(a, '00100020'), values(a, '0020000D')])
   assert.equal(uniques, [[['P2'], ['1.2']]])
-  const found = await query.find(request('PATIENT', keys([['00100020', 'LO', 'P1'], ['00201200', 'IS']])))
-  assert.equal((found as Identifier[]).map(a => values(a, '00201200')), [['1']])
+  const found = await query.find(
+    request(
+      'PATIENT',
+      keys([
+        ['00100020', 'LO', 'P1'],
+        ['00201200', 'IS']
+      ])
+    )
+  )
+  assert.equal(
+    (found as Identifier[]).map(a => values(a, '00201200')),
+    [['1']]
+  )
   const bad = await query.find(request('STUDY', keys([['00080020', 'DA', '2024-01-05x']])))
   assert.equal('status' in bad ? bad.status : undefined, 0xa900)
 })
@@ -117,11 +167,13 @@ test('retrieve: by study, series and instance UIDs; each data set as stored, aft
   assert.ok(Array.isArray(byImage))
   const [one] = byImage as Awaited<ReturnType<DimseQuery['retrieve']>> & unknown[]
   const parts: Buffer[] = []
-  for await (const part of (one as { dataset (): AsyncIterable<Uint8Array> }).dataset()) parts.push(Buffer.from(part))
+  for await (const part of (one as { dataset(): AsyncIterable<Uint8Array> }).dataset()) parts.push(Buffer.from(part))
   assert.is(Buffer.concat(parts).toString(), 'DATASET')
   const none = await query.retrieve(request('SERIES', keys([['0020000D', 'UI', '1.2']])))
-  assert.equal('status' in none ? [none.status, none.errorComment] : none,
-    [0xa900, 'no SeriesInstanceUID to retrieve by'])
+  assert.equal('status' in none ? [none.status, none.errorComment] : none, [
+    0xa900,
+    'no SeriesInstanceUID to retrieve by'
+  ])
 })
 
 test('a retrieve is audited as 110106 Export, one record per study, with what was sent and what failed', async () => {
@@ -130,11 +182,16 @@ test('a retrieve is audited as 110106 Export, one record per study, with what wa
   assert.ok(Array.isArray(instances))
   const [sent, failed] = instances as Array<{ sopInstanceUid: string }>
   await query.retrieved({
-    request: request('PATIENT', new Map()), operation: 'move', destination: 'PACS',
-    sent: [sent] as never, failed: [failed] as never
+    request: request('PATIENT', new Map()),
+    operation: 'move',
+    destination: 'PACS',
+    sent: [sent] as never,
+    failed: [failed] as never
   })
-  assert.equal(entries.map(e => [e.event, e.study, e.instances, e.outcome, e.detail]),
-    [['export', '1.2', ['1.2.1.1'], 4, 'C-MOVE to PACS: 1 sent, 1 failed']])
+  assert.equal(
+    entries.map(e => [e.event, e.study, e.instances, e.outcome, e.detail]),
+    [['export', '1.2', ['1.2.1.1'], 4, 'C-MOVE to PACS: 1 sent, 1 failed']]
+  )
 })
 
 test.run()

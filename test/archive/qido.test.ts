@@ -53,7 +53,7 @@ const instance: IndexRecord = {
 
 const query = (params: Params, level: Level = 'study') => parseQidoQuery(params, level)
 
-function badRequest (params: Params, level: Level = 'study'): void {
+function badRequest(params: Params, level: Level = 'study'): void {
   try {
     parseQidoQuery(params, level)
   } catch (error) {
@@ -65,7 +65,7 @@ function badRequest (params: Params, level: Level = 'study'): void {
 }
 
 /** Asserts that `params` matches `yes` and does not match `no`. */
-function rule (params: Params, yes: IndexRecord, no: IndexRecord, level: Level = 'study'): void {
+function rule(params: Params, yes: IndexRecord, no: IndexRecord, level: Level = 'study'): void {
   const q = query(params, level)
   assert.ok(matches(q, yes), `${JSON.stringify(params)} should match ${JSON.stringify(yes)}`)
   assert.not.ok(matches(q, no), `${JSON.stringify(params)} should not match ${JSON.stringify(no)}`)
@@ -73,27 +73,62 @@ function rule (params: Params, yes: IndexRecord, no: IndexRecord, level: Level =
 
 test('the attribute tables have the tags the brief names, once per level', () => {
   const tags = (level: Level): string[] => QIDO_ATTRIBUTES[level].map(a => a.tag)
-  for (const tag of ['00080020', '00080030', '00080050', '00080061', '00080090', '00081030', '00100010', '00100020', '00100030', '00100040', '0020000D', '00200010', '00201206', '00201208', '00080056', '00081190']) assert.ok(tags('study').includes(tag), tag)
-  for (const tag of ['00080060', '0008103E', '00200011', '0020000E', '00180015', '00201209', '00400244']) assert.ok(tags('series').includes(tag), tag)
-  for (const tag of ['00080016', '00080018', '00200013', '00280010', '00280011', '00280008', '00020010']) assert.ok(tags('instance').includes(tag), tag)
+  for (const tag of [
+    '00080020',
+    '00080030',
+    '00080050',
+    '00080061',
+    '00080090',
+    '00081030',
+    '00100010',
+    '00100020',
+    '00100030',
+    '00100040',
+    '0020000D',
+    '00200010',
+    '00201206',
+    '00201208',
+    '00080056',
+    '00081190'
+  ])
+    assert.ok(tags('study').includes(tag), tag)
+  for (const tag of ['00080060', '0008103E', '00200011', '0020000E', '00180015', '00201209', '00400244'])
+    assert.ok(tags('series').includes(tag), tag)
+  for (const tag of ['00080016', '00080018', '00200013', '00280010', '00280011', '00280008', '00020010'])
+    assert.ok(tags('instance').includes(tag), tag)
   for (const level of ['study', 'series', 'instance'] as const) assert.is(new Set(tags(level)).size, tags(level).length)
 })
 
 test('parse: keywords and tags, includefield, limit, offset, fuzzymatching', () => {
-  assert.equal(query({ PatientID: 'PID-42', '00080020': '20240101-', includefield: ['00081030,StudyID', 'ReferringPhysicianName'], limit: '10', offset: '20', fuzzymatching: 'true' }), {
-    filters: [{ tag: '00100020', value: 'PID-42' }, { tag: '00080020', value: '20240101-' }],
-    includeAll: false,
-    includeFields: ['00081030', '00200010', '00080090'],
-    limit: 10,
-    offset: 20,
-    fuzzy: true
-  })
+  assert.equal(
+    query({
+      PatientID: 'PID-42',
+      '00080020': '20240101-',
+      includefield: ['00081030,StudyID', 'ReferringPhysicianName'],
+      limit: '10',
+      offset: '20',
+      fuzzymatching: 'true'
+    }),
+    {
+      filters: [
+        { tag: '00100020', value: 'PID-42' },
+        { tag: '00080020', value: '20240101-' }
+      ],
+      includeAll: false,
+      includeFields: ['00081030', '00200010', '00080090'],
+      limit: 10,
+      offset: 20,
+      fuzzy: true
+    }
+  )
   assert.equal(query({}), { filters: [], includeAll: false, includeFields: [], offset: 0, fuzzy: false })
   assert.is(query({ includefield: 'all' }).includeAll, true)
   assert.is(query({ includefield: ['00081030', 'all'] }).includeAll, true)
   assert.is(query({ limit: '999999' }).limit, MAX_LIMIT)
   assert.equal(query({ '0020000d': '1.2' }).filters, [{ tag: '0020000D', value: '1.2' }]) // hex in any case
-  assert.equal(query({ AvailableTransferSyntaxUID: '1.2.840.10008.1.2.1' }, 'instance').filters, [{ tag: '00020010', value: '1.2.840.10008.1.2.1' }])
+  assert.equal(query({ AvailableTransferSyntaxUID: '1.2.840.10008.1.2.1' }, 'instance').filters, [
+    { tag: '00020010', value: '1.2.840.10008.1.2.1' }
+  ])
   // a tag not indexed: accepted, never present
   assert.equal(query({ includefield: '00191010' }).includeFields, ['00191010'])
   assert.equal(query({ accept: 'application/dicom+json', PatientID: undefined }).filters, [])
@@ -110,7 +145,17 @@ test('parse: unknown attributes, bad limit/offset, bad dates and times, wrong le
   for (const offset of ['-5', 'x', '2.0']) badRequest({ offset })
   badRequest({ limit: ['1', '2'] })
   badRequest({ fuzzymatching: 'yes' })
-  for (const date of ['2024-03-15', '20241315', '20240230', '2024031', '20240315-2024', '-', '20240101-20240201-20240301', '2024*']) badRequest({ StudyDate: date })
+  for (const date of [
+    '2024-03-15',
+    '20241315',
+    '20240230',
+    '2024031',
+    '20240315-2024',
+    '-',
+    '20240101-20240201-20240301',
+    '2024*'
+  ])
+    badRequest({ StudyDate: date })
   badRequest({ PatientBirthDate: '19800230' })
   for (const time of ['2500', '1260', '10:15', '101500-25', 'noon']) badRequest({ StudyTime: time })
   badRequest({ SeriesNumber: 'three' }, 'series')
@@ -133,7 +178,11 @@ test('single value matching is exact and case-sensitive', () => {
 })
 
 test('fuzzymatching=true: Person Names ignore case (other VRs do not)', () => {
-  rule({ PatientName: 'doe^jane', fuzzymatching: 'true' }, { ...study, '00100010': 'DOE^JANE' }, { ...study, '00100010': 'Doe^John' })
+  rule(
+    { PatientName: 'doe^jane', fuzzymatching: 'true' },
+    { ...study, '00100010': 'DOE^JANE' },
+    { ...study, '00100010': 'Doe^John' }
+  )
   rule({ ReferringPhysicianName: 'house*', fuzzymatching: 'true' }, study, { ...study, '00080090': 'Wilson^James' })
   rule({ PatientID: 'pid-42', fuzzymatching: 'true' }, { ...study, '00100020': 'pid-42' }, study)
 })
@@ -172,10 +221,14 @@ test('wildcards match by character: ? is one code point, even outside the BMP; f
   rule({ PatientName: 'Ma?er^𝔄?ne' }, named('Maïer^𝔄🦄ne'), named('Maïer^𝔄ne'))
   rule({ PatientName: '??^*' }, named('🦄𝔄^X'), named('🦄^X'))
   rule({ PatientName: 'ünïcødé*', fuzzymatching: 'true' }, named('ÜNÏCØDÉ^ÇANARY'), named('UNICODE^CANARY'))
-  rule({
-    PatientName: '*^çanar?',
-    fuzzymatching: 'true'
-  }, named('Ünïcødé^ÇANARY'), named('Ünïcødé^ÇANARIES'))
+  rule(
+    {
+      PatientName: '*^çanar?',
+      fuzzymatching: 'true'
+    },
+    named('Ünïcødé^ÇANARY'),
+    named('Ünïcødé^ÇANARIES')
+  )
   rule({ PatientName: 'ünïcødé*' }, named('ünïcødé^x'), named('ÜNÏCØDÉ^x')) // not fuzzy: case matters
   rule({ PatientName: 'straße*', fuzzymatching: 'true' }, named('STRAẞE^X'), named('STRASSE^X'))
 })
@@ -246,8 +299,18 @@ test('numbers match by value; several filters must all match', () => {
 })
 
 test('the transfer syntax matches from 00083002 (or 00020010) in the record', () => {
-  rule({ TransferSyntaxUID: '1.2.840.10008.1.2.1' }, instance, { ...instance, '00083002': '1.2.840.10008.1.2.4.50' }, 'instance')
-  rule({ '00083002': '1.2.840.10008.1.2.1' }, { ...instance, '00083002': undefined, '00020010': '1.2.840.10008.1.2.1' }, { ...instance, '00083002': undefined }, 'instance')
+  rule(
+    { TransferSyntaxUID: '1.2.840.10008.1.2.1' },
+    instance,
+    { ...instance, '00083002': '1.2.840.10008.1.2.4.50' },
+    'instance'
+  )
+  rule(
+    { '00083002': '1.2.840.10008.1.2.1' },
+    { ...instance, '00083002': undefined, '00020010': '1.2.840.10008.1.2.1' },
+    { ...instance, '00083002': undefined },
+    'instance'
+  )
 })
 
 test('toQidoJson: study defaults, PN as Alphabetic, IS as numbers, empty values, keys in tag order', () => {
@@ -267,11 +330,18 @@ test('toQidoJson: study defaults, PN as Alphabetic, IS as numbers, empty values,
 })
 
 test('toQidoJson: Person Name component groups, numbers from strings, unparseable US dropped', () => {
-  const json = toQidoJson({
-    ...study,
-    '00100010': 'Yamada^Tarou=山田^太郎=やまだ^たろう'
-  }, 'study', query({}))
-  assert.equal(json['00100010'], { vr: 'PN', Value: [{ Alphabetic: 'Yamada^Tarou', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' }] })
+  const json = toQidoJson(
+    {
+      ...study,
+      '00100010': 'Yamada^Tarou=山田^太郎=やまだ^たろう'
+    },
+    'study',
+    query({})
+  )
+  assert.equal(json['00100010'], {
+    vr: 'PN',
+    Value: [{ Alphabetic: 'Yamada^Tarou', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' }]
+  })
   const inst = toQidoJson({ ...instance, '00280011': 'x', '00200013': 'seven' }, 'instance', query({}, 'instance'))
   assert.equal(inst['00280010'], { vr: 'US', Value: [512] })
   assert.equal(inst['00280011'], { vr: 'US' })
@@ -287,7 +357,11 @@ test('toQidoJson: instance answers Available Transfer Syntax UID, with study and
   assert.equal(json['0020000D'], { vr: 'UI', Value: ['1.2.840.99.1'] })
   assert.equal(json['0020000E'], { vr: 'UI', Value: ['1.2.840.99.1.1'] })
   assert.is(json['00100010'], undefined)
-  const fromOldKey = toQidoJson({ ...instance, '00083002': undefined, '00020010': '1.2.840.10008.1.2' }, 'instance', query({}, 'instance'))
+  const fromOldKey = toQidoJson(
+    { ...instance, '00083002': undefined, '00020010': '1.2.840.10008.1.2' },
+    'instance',
+    query({}, 'instance')
+  )
   assert.equal(fromOldKey['00083002'], { vr: 'UI', Value: ['1.2.840.10008.1.2'] })
 })
 
@@ -296,7 +370,10 @@ test('toQidoJson: includefield and includefield=all add attributes; matching key
   const plain = toQidoJson(record, 'series', query({}, 'series'))
   assert.is(plain['00100010'], undefined)
   assert.equal(plain['00200011'], { vr: 'IS', Value: [3] })
-  assert.equal(toQidoJson(record, 'series', query({ includefield: 'PatientName' }, 'series'))['00100010'], { vr: 'PN', Value: [{ Alphabetic: 'Doe^Jane' }] })
+  assert.equal(toQidoJson(record, 'series', query({ includefield: 'PatientName' }, 'series'))['00100010'], {
+    vr: 'PN',
+    Value: [{ Alphabetic: 'Doe^Jane' }]
+  })
   const all = toQidoJson(record, 'series', query({ includefield: 'all' }, 'series'))
   assert.equal(all['00081030'], { vr: 'LO', Value: ['CT Chest'] })
   assert.equal(all['00100010'], { vr: 'PN', Value: [{ Alphabetic: 'Doe^Jane' }] })

@@ -21,17 +21,30 @@ import { tempDir } from '../../scripts/lib/temp.ts'
 
 const key = new StorageKey(randomBytes(32))
 
-interface Opened { store: ChunkStore, db: Database, replayed: ReplayedCommit[], close (): Promise<void> }
+interface Opened {
+  store: ChunkStore
+  db: Database
+  replayed: ReplayedCommit[]
+  close(): Promise<void>
+}
 
-async function open (home: string, options: { packLimit?: number } = {}): Promise<Opened> {
+async function open(home: string, options: { packLimit?: number } = {}): Promise<Opened> {
   const db = await openDatabase(join(home, 'db'))
   const store = new ChunkStore({ db, key }, { root: join(home, 'chunks'), ...options })
   const replayed = await store.open()
-  return { store, db, replayed, close: async () => { await store.close(); await db.close() } }
+  return {
+    store,
+    db,
+    replayed,
+    close: async () => {
+      await store.close()
+      await db.close()
+    }
+  }
 }
 
 /** Sealed as the archive seals an arriving image: the pieces to stage, then the id (hashed after). */
-function sealed (bytes: Buffer): { pieces: SealedChunk, id: string } {
+function sealed(bytes: Buffer): { pieces: SealedChunk; id: string } {
   const incoming = new IncomingObject(key, 4 * 1024 * 1024)
   incoming.write(bytes)
   const [pieces] = incoming.seal().chunks
@@ -40,7 +53,7 @@ function sealed (bytes: Buffer): { pieces: SealedChunk, id: string } {
 }
 
 /** Stages a chunk, then commits it the way the archive does; resolves with its id once the commit is durable. */
-async function stageAndCommit (store: ChunkStore, bytes: Buffer, note: string): Promise<string> {
+async function stageAndCommit(store: ChunkStore, bytes: Buffer, note: string): Promise<string> {
   const { pieces, id } = sealed(bytes)
   const staged = store.stage(pieces)
   await store.commit({ chunks: [{ id, staged }], puts: [], note })
@@ -48,7 +61,7 @@ async function stageAndCommit (store: ChunkStore, bytes: Buffer, note: string): 
 }
 
 /** As a power loss that dropped LevelDB's unsynced writes would leave it: no checkpoint, no chunk locations. */
-async function loseIndex (db: Database): Promise<void> {
+async function loseIndex(db: Database): Promise<void> {
   await db.sublevel('pack-log', { valueEncoding: 'json' }).clear()
   await db.sublevel('chunk-locations', { valueEncoding: 'json' }).clear()
 }
@@ -63,7 +76,10 @@ test('a staged chunk named by a commit reads back at once, and after a replay fr
   await opened.close()
 
   opened = await open(home)
-  assert.equal(opened.replayed.map(({ note }) => note), ['one'])
+  assert.equal(
+    opened.replayed.map(({ note }) => note),
+    ['one']
+  )
   assert.ok((await opened.store.get(id)).equals(bytes), 'replayed from the pack log')
   await opened.close()
   await fs.rm(home, { recursive: true, force: true })
@@ -81,7 +97,10 @@ test('a staged chunk no commit names stays invisible; the stores around it are k
   await opened.close()
 
   opened = await open(home)
-  assert.equal(opened.replayed.map(({ note }) => note), ['before', 'after'])
+  assert.equal(
+    opened.replayed.map(({ note }) => note),
+    ['before', 'after']
+  )
   assert.ok(await opened.store.has(before))
   assert.ok(await opened.store.has(after))
   assert.is(await opened.store.has(orphan.id), false)
@@ -89,24 +108,30 @@ test('a staged chunk no commit names stays invisible; the stores around it are k
   await fs.rm(home, { recursive: true, force: true })
 })
 
-test('a staged chunk in the pack before its commit (the ' + 'pack filled up in between) reads back and replays', async () => {
-  const home = await tempDir()
-  const packLimit = 100_000
-  const bytes = randomBytes(150_000)
-  let opened = await open(home, { packLimit })
-  // The staged chunk takes pack 1 past its limit; the commit entry then goes to pack 2.
-  const id = await stageAndCommit(opened.store, bytes, 'across')
-  assert.equal((await fs.readdir(join(home, 'chunks'))).sort(), ['pack-000001.dat', 'pack-000002.dat'])
-  assert.ok((await opened.store.get(id)).equals(bytes))
-  await loseIndex(opened.db)
-  await opened.close()
+test(
+  'a staged chunk in the pack before its commit (the ' + 'pack filled up in between) reads back and replays',
+  async () => {
+    const home = await tempDir()
+    const packLimit = 100_000
+    const bytes = randomBytes(150_000)
+    let opened = await open(home, { packLimit })
+    // The staged chunk takes pack 1 past its limit; the commit entry then goes to pack 2.
+    const id = await stageAndCommit(opened.store, bytes, 'across')
+    assert.equal((await fs.readdir(join(home, 'chunks'))).sort(), ['pack-000001.dat', 'pack-000002.dat'])
+    assert.ok((await opened.store.get(id)).equals(bytes))
+    await loseIndex(opened.db)
+    await opened.close()
 
-  opened = await open(home, { packLimit })
-  assert.equal(opened.replayed.map(({ note }) => note), ['across'])
-  assert.ok((await opened.store.get(id)).equals(bytes), 'the commit in pack 2 finds its chunk in pack 1')
-  await opened.close()
-  await fs.rm(home, { recursive: true, force: true })
-})
+    opened = await open(home, { packLimit })
+    assert.equal(
+      opened.replayed.map(({ note }) => note),
+      ['across']
+    )
+    assert.ok((await opened.store.get(id)).equals(bytes), 'the commit in pack 2 finds its chunk in pack 1')
+    await opened.close()
+    await fs.rm(home, { recursive: true, force: true })
+  }
+)
 
 test('a staged write that fails fails the commit that names it; the next store goes to a new pack', async () => {
   const home = await tempDir()
@@ -122,9 +147,14 @@ test('a staged write that fails fails the commit that names it; the next store g
   }
   appender.writev = failOnce as FileHandle['writev']
   const failed = sealed(randomBytes(2000))
-  await opened.store.commit({ chunks: [{ id: failed.id, staged: opened.store.stage(failed.pieces) }], puts: [], note: 'failed' }).then(
-    () => assert.unreachable('a commit answered though its chunk was not written'),
-    (error: Error) => { assert.match(error.message, /EIO/) })
+  await opened.store
+    .commit({ chunks: [{ id: failed.id, staged: opened.store.stage(failed.pieces) }], puts: [], note: 'failed' })
+    .then(
+      () => assert.unreachable('a commit answered though its chunk was not written'),
+      (error: Error) => {
+        assert.match(error.message, /EIO/)
+      }
+    )
   const next = randomBytes(3000)
   const id = await stageAndCommit(opened.store, next, 'next')
   assert.equal((await fs.readdir(join(home, 'chunks'))).sort(), ['pack-000001.dat', 'pack-000002.dat'])
@@ -133,7 +163,10 @@ test('a staged write that fails fails the commit that names it; the next store g
   await opened.close()
 
   opened = await open(home)
-  assert.equal(opened.replayed.map(({ note }) => note), ['first', 'next'])
+  assert.equal(
+    opened.replayed.map(({ note }) => note),
+    ['first', 'next']
+  )
   assert.ok((await opened.store.get(id)).equals(next))
   assert.is(await opened.store.has(failed.id), false)
   await opened.close()

@@ -9,7 +9,7 @@ import { wildcardMatcher } from '../../node/archive/wildcard.ts'
 const SEED = Number(process.env['WILDCARD_SEED'] ?? Date.now() % 1_000_000)
 
 /** mulberry32: small, seeded, good enough to pick characters */
-function random (seed: number): () => number {
+function random(seed: number): () => number {
   let state = seed >>> 0
   return () => {
     state = (state + 0x6d2b79f5) >>> 0

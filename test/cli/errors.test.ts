@@ -16,7 +16,7 @@ import { tempDir } from '../../scripts/lib/temp.ts'
 let consortium: ScratchConsortium
 let home: string
 
-function failsWithOneLine (result: CliResult, pattern: RegExp, exitCode?: number): void {
+function failsWithOneLine(result: CliResult, pattern: RegExp, exitCode?: number): void {
   assert.ok(result.code !== 0, `exit code ${result.code}; stdout: ${result.stdout}`)
   if (exitCode !== undefined) assert.is(result.code, exitCode)
   const lines = result.stderr.trimEnd().split('\n')
@@ -25,8 +25,16 @@ function failsWithOneLine (result: CliResult, pattern: RegExp, exitCode?: number
   assert.match(lines[0] ?? '', pattern)
 }
 
-async function quickStart (args: string[]): Promise<CliResult> {
-  return await radmesh(['start', '--no-mdns', '--http', `127.0.0.1:${await freePort()}`, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, ...args])
+async function quickStart(args: string[]): Promise<CliResult> {
+  return await radmesh([
+    'start',
+    '--no-mdns',
+    '--http',
+    `127.0.0.1:${await freePort()}`,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${await freePort()}`,
+    ...args
+  ])
 }
 
 test.before(async () => {
@@ -63,15 +71,41 @@ test('join with a certificate of another consortium', async () => {
   const fresh = join(consortium.root, 'joiner')
   await radmeshOk(['init', '--home', fresh, '--name', 'Joiner', '--role', 'radiologist'])
   const cert = join(consortium.root, 'joiner.cert')
-  await radmeshOk(['consortium', 'admit', '--dir', other.dir, '--request', join(fresh, 'join-request.json'), '--out', cert])
-  failsWithOneLine(await radmesh(['join', '--home', fresh, '--cert', cert, '--consortium', join(consortium.dir, 'consortium.json')]), /certificate of consortium/)
-  await fs.access(join(fresh, 'certificate.json')).then(() => assert.unreachable('a refused certificate was installed'), () => {})
+  await radmeshOk([
+    'consortium',
+    'admit',
+    '--dir',
+    other.dir,
+    '--request',
+    join(fresh, 'join-request.json'),
+    '--out',
+    cert
+  ])
+  failsWithOneLine(
+    await radmesh(['join', '--home', fresh, '--cert', cert, '--consortium', join(consortium.dir, 'consortium.json')]),
+    /certificate of consortium/
+  )
+  await fs.access(join(fresh, 'certificate.json')).then(
+    () => assert.unreachable('a refused certificate was installed'),
+    () => {}
+  )
 })
 
 test('join with a certificate made for another member', async () => {
   const fresh = join(consortium.root, 'joiner2')
   await radmeshOk(['init', '--home', fresh, '--name', 'Joiner 2', '--role', 'radiologist'])
-  failsWithOneLine(await radmesh(['join', '--home', fresh, '--cert', join(home, 'certificate.json'), '--consortium', join(consortium.dir, 'consortium.json')]), /certificate is for peer/)
+  failsWithOneLine(
+    await radmesh([
+      'join',
+      '--home',
+      fresh,
+      '--cert',
+      join(home, 'certificate.json'),
+      '--consortium',
+      join(consortium.dir, 'consortium.json')
+    ]),
+    /certificate is for peer/
+  )
 })
 
 test('start with an expired certificate', async () => {
@@ -85,8 +119,32 @@ test('start on a port in use', async () => {
   await once(server, 'listening')
   const { port } = server.address() as { port: number }
   try {
-    failsWithOneLine(await radmesh(['start', '--home', home, '--no-mdns', '--http', `127.0.0.1:${await freePort()}`, '--listen', `/ip4/127.0.0.1/tcp/${port}`]), /address already in use/)
-    failsWithOneLine(await radmesh(['start', '--home', home, '--no-mdns', '--http', `127.0.0.1:${port}`, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`]), /HTTP.*address already in use/)
+    failsWithOneLine(
+      await radmesh([
+        'start',
+        '--home',
+        home,
+        '--no-mdns',
+        '--http',
+        `127.0.0.1:${await freePort()}`,
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${port}`
+      ]),
+      /address already in use/
+    )
+    failsWithOneLine(
+      await radmesh([
+        'start',
+        '--home',
+        home,
+        '--no-mdns',
+        '--http',
+        `127.0.0.1:${port}`,
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${await freePort()}`
+      ]),
+      /HTTP.*address already in use/
+    )
   } finally {
     server.close()
   }
@@ -109,43 +167,94 @@ test('start on an address this machine does not have', async () => {
 })
 
 test('malformed multiaddrs for --listen and --peer', async () => {
-  failsWithOneLine(await radmesh(['start', '--home', home, '--listen', '127.0.0.1:7400']), /--listen 127\.0\.0\.1:7400 is not a multiaddr/, 2)
-  failsWithOneLine(await radmesh(['start', '--home', home, '--peer', '/ip4/999.1.1.1/tcp/1']), /--peer .* is not a multiaddr/, 2)
+  failsWithOneLine(
+    await radmesh(['start', '--home', home, '--listen', '127.0.0.1:7400']),
+    /--listen 127\.0\.0\.1:7400 is not a multiaddr/,
+    2
+  )
+  failsWithOneLine(
+    await radmesh(['start', '--home', home, '--peer', '/ip4/999.1.1.1/tcp/1']),
+    /--peer .* is not a multiaddr/,
+    2
+  )
 })
 
 test('a --preallocate that is not a number of MiB from 0 to 4096', async () => {
-  for (const bad of ['-1', 'lots', '1.5', '5000']) failsWithOneLine(await radmesh(['start', '--home', home, `--preallocate=${bad}`]), new RegExp(`--preallocate ${bad.replace('.', '\\.')}: give the MiB of pack space`), 2)
+  for (const bad of ['-1', 'lots', '1.5', '5000'])
+    failsWithOneLine(
+      await radmesh(['start', '--home', home, `--preallocate=${bad}`]),
+      new RegExp(`--preallocate ${bad.replace('.', '\\.')}: give the MiB of pack space`),
+      2
+    )
 })
 
 test('a --resync that is not a duration from 1s to 1h', async () => {
-  for (const [bad, reason] of [['soon', 'write a number and a unit'], ['0s', 'must be more than zero'], ['2h', 'at most 1h']] as const) {
+  for (const [bad, reason] of [
+    ['soon', 'write a number and a unit'],
+    ['0s', 'must be more than zero'],
+    ['2h', 'at most 1h']
+  ] as const) {
     failsWithOneLine(await radmesh(['start', '--home', home, `--resync=${bad}`]), new RegExp(`--resync.*${reason}`), 2)
   }
 })
 
 test('malformed --cors origin and --session-idle', async () => {
-  failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'localhost:3000']), /--cors localhost:3000: give an origin, e\.g\. http:\/\/localhost:3000/, 2)
-  failsWithOneLine(await radmesh(['start', '--home', home, '--cors', 'http://ohif.example/viewer']), /--cors .*: give an origin/, 2)
-  failsWithOneLine(await radmesh(['start', '--home', home, '--session-idle', 'soon']), /--session-idle soon: write a number and a unit/, 2)
+  failsWithOneLine(
+    await radmesh(['start', '--home', home, '--cors', 'localhost:3000']),
+    /--cors localhost:3000: give an origin, e\.g\. http:\/\/localhost:3000/,
+    2
+  )
+  failsWithOneLine(
+    await radmesh(['start', '--home', home, '--cors', 'http://ohif.example/viewer']),
+    /--cors .*: give an origin/,
+    2
+  )
+  failsWithOneLine(
+    await radmesh(['start', '--home', home, '--session-idle', 'soon']),
+    /--session-idle soon: write a number and a unit/,
+    2
+  )
 })
 
 test('usage errors: unknown command, unknown flag, missing flag, bad role', async () => {
   failsWithOneLine(await radmesh(['frobnicate']), /unknown command/, 2)
   failsWithOneLine(await radmesh(['init', '--home', '/tmp/x', '--colour', 'red']), /Unknown option '--colour'/, 2)
   failsWithOneLine(await radmesh(['consortium', 'create', '--name', 'X']), /--dir is required/, 2)
-  failsWithOneLine(await radmesh(['init', '--home', join(consortium.root, 'r'), '--name', 'R', '--role', 'admin']), /site.*radiologist/, 2)
+  failsWithOneLine(
+    await radmesh(['init', '--home', join(consortium.root, 'r'), '--name', 'R', '--role', 'admin']),
+    /site.*radiologist/,
+    2
+  )
 })
 
 test('init never replaces an existing identity; create never replaces a consortium', async () => {
-  failsWithOneLine(await radmesh(['init', '--home', home, '--name', 'Again', '--role', 'site']), /already has an identity/)
-  failsWithOneLine(await radmesh(['consortium', 'create', '--dir', consortium.dir, '--name', 'Again']), /already holds a consortium/)
+  failsWithOneLine(
+    await radmesh(['init', '--home', home, '--name', 'Again', '--role', 'site']),
+    /already has an identity/
+  )
+  failsWithOneLine(
+    await radmesh(['consortium', 'create', '--dir', consortium.dir, '--name', 'Again']),
+    /already holds a consortium/
+  )
 })
 
 test('admit refuses a peer id that was revoked', async () => {
   const again = await consortium.member('Dr Again', 'radiologist')
   const peerId = JSON.parse(await fs.readFile(join(again, 'join-request.json'), 'utf8')).peerId as string
   await radmeshOk(['consortium', 'revoke', '--dir', consortium.dir, '--peer', peerId])
-  failsWithOneLine(await radmesh(['consortium', 'admit', '--dir', consortium.dir, '--request', join(again, 'join-request.json'), '--out', join(consortium.root, 'again.cert')]), /was revoked.*new identity/)
+  failsWithOneLine(
+    await radmesh([
+      'consortium',
+      'admit',
+      '--dir',
+      consortium.dir,
+      '--request',
+      join(again, 'join-request.json'),
+      '--out',
+      join(consortium.root, 'again.cert')
+    ]),
+    /was revoked.*new identity/
+  )
 })
 
 test('commands that need the node say when it is not running', async () => {
@@ -155,7 +264,17 @@ test('commands that need the node say when it is not running', async () => {
 test('revoke without the root key', async () => {
   const dir = await tempDir()
   await fs.copyFile(join(consortium.dir, 'consortium.json'), join(dir, 'consortium.json'))
-  failsWithOneLine(await radmesh(['consortium', 'revoke', '--dir', dir, '--peer', '12D3KooWCVqUUU2Q7P7W871U4ipow2dZHe7rMC9i3V2s5YFd5QTX']), /no root key/)
+  failsWithOneLine(
+    await radmesh([
+      'consortium',
+      'revoke',
+      '--dir',
+      dir,
+      '--peer',
+      '12D3KooWCVqUUU2Q7P7W871U4ipow2dZHe7rMC9i3V2s5YFd5QTX'
+    ]),
+    /no root key/
+  )
 })
 
 test.run()

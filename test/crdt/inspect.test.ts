@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
 import { UpdateInspector, UpdateRefusedError } from '../../node/crdt/inspect.ts'
 
-function sampleUpdate (): Uint8Array {
+function sampleUpdate(): Uint8Array {
   const doc = new Y.Doc()
   doc.getMap('records').set('claim:x', { kind: 'claim' })
   const text = doc.getText('findings')
@@ -18,14 +18,20 @@ function sampleUpdate (): Uint8Array {
   return Y.encodeStateAsUpdate(doc)
 }
 
-async function refused (promise: Promise<unknown>): Promise<UpdateRefusedError> {
+async function refused(promise: Promise<unknown>): Promise<UpdateRefusedError> {
   try {
     await promise
   } catch (error) {
     assert.instance(error, UpdateRefusedError)
     return error as UpdateRefusedError
   }
-  throw new assert.Assertion({ message: 'the update was accepted', generated: true, operator: 'throws', expects: 'refusal', actual: 'accepted' })
+  throw new assert.Assertion({
+    message: 'the update was accepted',
+    generated: true,
+    operator: 'throws',
+    expects: 'refusal',
+    actual: 'accepted'
+  })
 }
 
 test('describes map entries, text insertions (with origins) and deletions', async () => {
@@ -33,9 +39,18 @@ test('describes map entries, text insertions (with origins) and deletions', asyn
   try {
     const { items, deletes } = await inspector.inspect(sampleUpdate())
     const entry = items.find(item => item.root === 'records')
-    assert.equal({ parentSub: entry?.parentSub, kind: entry?.kind, values: entry?.values, hasOrigin: entry?.hasOrigin }, { parentSub: 'claim:x', kind: 'any', values: [{ kind: 'claim' }], hasOrigin: false })
-    assert.ok(items.some(item => item.kind === 'string' && item.hasOrigin && item.root === null), 'an insertion inside text names its origin, not its root')
-    assert.is(deletes.reduce((sum, d) => sum + d.length, 0), 1)
+    assert.equal(
+      { parentSub: entry?.parentSub, kind: entry?.kind, values: entry?.values, hasOrigin: entry?.hasOrigin },
+      { parentSub: 'claim:x', kind: 'any', values: [{ kind: 'claim' }], hasOrigin: false }
+    )
+    assert.ok(
+      items.some(item => item.kind === 'string' && item.hasOrigin && item.root === null),
+      'an insertion inside text names its origin, not its root'
+    )
+    assert.is(
+      deletes.reduce((sum, d) => sum + d.length, 0),
+      1
+    )
   } finally {
     await inspector.close()
   }
@@ -45,7 +60,12 @@ test('garbage, truncated and empty updates are refused with a reason', async () 
   const inspector = new UpdateInspector()
   try {
     const good = sampleUpdate()
-    for (const bad of [randomBytes(2048), good.subarray(0, good.byteLength - 5), new Uint8Array(0), Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])]) {
+    for (const bad of [
+      randomBytes(2048),
+      good.subarray(0, good.byteLength - 5),
+      new Uint8Array(0),
+      Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])
+    ]) {
       const error = await refused(inspector.inspect(bad))
       assert.match(error.message, /does not decode|stopped|took more than/)
     }
@@ -55,35 +75,39 @@ test('garbage, truncated and empty updates are refused with a reason', async () 
   }
 })
 
-test('an update that takes longer than the deadline is refused and its worker stopped; a new inspector serves ' +
-  'the next one', async () => {
-  const doc = new Y.Doc()
-  const text = doc.getText('findings')
-  for (let i = 0; i < 20_000; i++) text.insert(Math.floor(i / 2), 'x')
-  const slow = new UpdateInspector({ timeoutMs: 1 })
-  try {
-    const error = await refused(slow.inspect(Y.encodeStateAsUpdate(doc)))
-    assert.match(error.message, /took more than 1 ms/)
-  } finally {
-    await slow.close()
+test(
+  'an update that takes longer than the deadline is refused and its worker stopped; a new inspector serves ' +
+    'the next one',
+  async () => {
+    const doc = new Y.Doc()
+    const text = doc.getText('findings')
+    for (let i = 0; i < 20_000; i++) text.insert(Math.floor(i / 2), 'x')
+    const slow = new UpdateInspector({ timeoutMs: 1 })
+    try {
+      const error = await refused(slow.inspect(Y.encodeStateAsUpdate(doc)))
+      assert.match(error.message, /took more than 1 ms/)
+    } finally {
+      await slow.close()
+    }
+    const inspector = new UpdateInspector({ timeoutMs: 20 })
+    try {
+      await refused(inspector.inspect(Y.encodeStateAsUpdate(doc)))
+    } finally {
+      await inspector.close()
+    }
+    // The deadline counts from when the update is posted, loading a new worker included: 20 ms is too short for
+    // that, so a small update goes to an inspector with the default deadline.
+    const fresh = new UpdateInspector()
+    try {
+      assert.ok((await fresh.inspect(sampleUpdate())).items.length > 0)
+    } finally {
+      await fresh.close()
+    }
   }
-  const inspector = new UpdateInspector({ timeoutMs: 20 })
-  try {
-    await refused(inspector.inspect(Y.encodeStateAsUpdate(doc)))
-  } finally {
-    await inspector.close()
-  }
-  // The deadline counts from when the update is posted, loading a new worker included: 20 ms is too short for
-  // that, so a small update goes to an inspector with the default deadline.
-  const fresh = new UpdateInspector()
-  try {
-    assert.ok((await fresh.inspect(sampleUpdate())).items.length > 0)
-  } finally {
-    await fresh.close()
-  }
-})
+)
 
-test('updates posted ahead of one that brings the worker down are opened by a new worker; only that one fails',
+test(
+  'updates posted ahead of one that brings the worker down are opened by a new worker; ' + 'only that one fails',
   async () => {
     const doc = new Y.Doc()
     const text = doc.getText('findings')
@@ -103,6 +127,7 @@ test('updates posted ahead of one that brings the worker down are opened by a ne
     } finally {
       await inspector.close()
     }
-  })
+  }
+)
 
 test.run()

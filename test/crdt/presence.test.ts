@@ -22,7 +22,7 @@ import { tempDir } from '../../scripts/lib/temp.ts'
 const DOC = reportDocId('0123456789abcdef01234567')
 
 /** An awareness update from a browser-like client with this id and state. */
-function presenceOf (clientId: number, state: object | null): Uint8Array {
+function presenceOf(clientId: number, state: object | null): Uint8Array {
   const doc = new Y.Doc()
   doc.clientID = clientId
   const awareness = new Awareness(doc)
@@ -32,7 +32,7 @@ function presenceOf (clientId: number, state: object | null): Uint8Array {
   return update
 }
 
-async function refused (promise: Promise<unknown>, reason: RegExp): Promise<void> {
+async function refused(promise: Promise<unknown>, reason: RegExp): Promise<void> {
   try {
     await promise
   } catch (error) {
@@ -46,23 +46,43 @@ async function refused (promise: Promise<unknown>, reason: RegExp): Promise<void
 test('presence is taken only from clients bound to its sender, and reaches listeners and late viewers', async () => {
   const dir = await tempDir()
   const db = await openDatabase(join(dir, 'db'))
-  const documents = new Documents(new DocStore(db, await StorageKey.load(join(dir, 'storage.key'))), pino({ level: 'silent' }))
+  const documents = new Documents(
+    new DocStore(db, await StorageKey.load(join(dir, 'storage.key'))),
+    pino({ level: 'silent' })
+  )
   await documents.change(DOC, doc => {
     doc.getMap(EDITORS_MAP).set('11', { by: 'me' })
     doc.getMap(EDITORS_MAP).set('22', { by: 'peer-b' })
   })
   const presence = new Presence({ documents, me: 'me', log: pino({ level: 'silent' }) })
   const heard: Array<{ origin: unknown }> = []
-  presence.onUpdate((docId, _update, origin) => { if (docId === DOC) heard.push({ origin }) })
+  presence.onUpdate((docId, _update, origin) => {
+    if (docId === DOC) heard.push({ origin })
+  })
 
   await presence.apply(DOC, presenceOf(11, { user: { name: 'Dr Me' }, cursor: null }), { kind: 'viewer' })
-  await presence.apply(DOC, presenceOf(22, { user: { name: 'Dr B' }, cursor: { section: 'findings' } }), { kind: 'peer', peerId: 'peer-b' })
-  assert.equal(heard.map(h => h.origin), [{ kind: 'viewer' }, { kind: 'peer', peerId: 'peer-b' }])
+  await presence.apply(DOC, presenceOf(22, { user: { name: 'Dr B' }, cursor: { section: 'findings' } }), {
+    kind: 'peer',
+    peerId: 'peer-b'
+  })
+  assert.equal(
+    heard.map(h => h.origin),
+    [{ kind: 'viewer' }, { kind: 'peer', peerId: 'peer-b' }]
+  )
 
   await refused(presence.apply(DOC, presenceOf(22, { user: { name: 'Dr B' } }), { kind: 'viewer' }), /not bound to me/)
-  await refused(presence.apply(DOC, presenceOf(11, { user: { name: 'Dr Me' } }), { kind: 'peer', peerId: 'peer-b' }), /not bound to peer-b/)
-  await refused(presence.apply(DOC, presenceOf(33, { user: { name: 'Nobody' } }), { kind: 'peer', peerId: 'peer-b' }), /not bound/)
-  await refused(presence.apply(DOC, presenceOf(11, { user: { name: 'x'.repeat(5000) } }), { kind: 'viewer' }), /characters/)
+  await refused(
+    presence.apply(DOC, presenceOf(11, { user: { name: 'Dr Me' } }), { kind: 'peer', peerId: 'peer-b' }),
+    /not bound to peer-b/
+  )
+  await refused(
+    presence.apply(DOC, presenceOf(33, { user: { name: 'Nobody' } }), { kind: 'peer', peerId: 'peer-b' }),
+    /not bound/
+  )
+  await refused(
+    presence.apply(DOC, presenceOf(11, { user: { name: 'x'.repeat(5000) } }), { kind: 'viewer' }),
+    /characters/
+  )
   await refused(presence.apply(DOC, Uint8Array.from([1, 11, 1, 200]), { kind: 'viewer' }), /does not decode/)
   await refused(presence.apply(DOC, new Uint8Array(9000), { kind: 'viewer' }), /limit/)
   assert.is(heard.length, 2, 'nothing refused reached a listener')
@@ -76,7 +96,11 @@ test('presence is taken only from clients bound to its sender, and reaches liste
   late.destroy()
 
   await presence.apply(DOC, presenceOf(11, null), { kind: 'viewer' })
-  assert.equal(awarenessEntries(presence.snapshot(DOC) ?? new Uint8Array()).map(e => e.clientId), [22], 'a viewer that left is gone; the other reader remains')
+  assert.equal(
+    awarenessEntries(presence.snapshot(DOC) ?? new Uint8Array()).map(e => e.clientId),
+    [22],
+    'a viewer that left is gone; the other reader remains'
+  )
   presence.stop()
   await documents.close()
   await db.close()

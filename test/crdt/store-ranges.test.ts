@@ -14,7 +14,7 @@ import { type BinarySublevel, type Database, openDatabase } from '../../node/sto
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-async function open (dir: string): Promise<{ store: DocStore, db: Database, collab: BinarySublevel }> {
+async function open(dir: string): Promise<{ store: DocStore; db: Database; collab: BinarySublevel }> {
   const db = await openDatabase(join(dir, 'db'))
   const store = new DocStore(db, await StorageKey.load(join(dir, 'storage.key')))
   return { store, db, collab: db.sublevel<string, Uint8Array>('collab', { valueEncoding: 'view' }) }
@@ -23,7 +23,7 @@ async function open (dir: string): Promise<{ store: DocStore, db: Database, coll
 const bytes = (updates: Uint8Array[]): number[][] => updates.map(update => [...update])
 const text = (value: Uint8Array | undefined): string | undefined =>
   value === undefined ? undefined : Buffer.from(value).toString('latin1')
-async function updateKeys (collab: BinarySublevel, docId: string, part = 'v'): Promise<string[]> {
+async function updateKeys(collab: BinarySublevel, docId: string, part = 'v'): Promise<string[]> {
   return await collab.keys({ gt: `${part}!${docId}!`, lt: `${part}!${docId}!~` }).all()
 }
 
@@ -80,7 +80,7 @@ test('a document of a store written before ranges loads by its keys once, then h
   await first.store.append('case:a', new Uint8Array([8]), true)
   // As an earlier radmesh left it: every update under u!, an empty `e!` value.
   for (const key of await updateKeys(first.collab, 'case:a')) {
-    await first.collab.put(`u${key.slice(1)}`, await first.collab.get(key) as Uint8Array)
+    await first.collab.put(`u${key.slice(1)}`, (await first.collab.get(key)) as Uint8Array)
     await first.collab.del(key)
   }
   await first.collab.put('e!case:a', new Uint8Array())
@@ -125,11 +125,18 @@ test('a document unloaded is at rest; reopened, it holds the same and hashes the
   const dir = await tempDir()
   const first = await open(dir)
   const documents = new Documents(first.store, pino({ level: 'silent' }))
-  for (let i = 0; i < 5; i++) await documents.change('case:a', doc => { doc.getMap('records').set(`r${i}`, i) })
+  for (let i = 0; i < 5; i++)
+    await documents.change('case:a', doc => {
+      doc.getMap('records').set(`r${i}`, i)
+    })
   const hash = Buffer.from(documents.stateHash('case:a', documents.get('case:a') as never)).toString('hex')
   documents.unload('case:a')
-  await waitFor('the document at rest', async () =>
-    (await updateKeys(first.collab, 'case:a')).length === 0 ? true : undefined, 5_000, 10)
+  await waitFor(
+    'the document at rest',
+    async () => ((await updateKeys(first.collab, 'case:a')).length === 0 ? true : undefined),
+    5_000,
+    10
+  )
   assert.is((await updateKeys(first.collab, 'case:a', 'u')).length, 5)
   await documents.close()
   await first.db.close()
@@ -138,8 +145,12 @@ test('a document unloaded is at rest; reopened, it holds the same and hashes the
   const doc = await again.open('case:a')
   assert.equal(doc.getMap('records').toJSON(), { r0: 0, r1: 1, r2: 2, r3: 3, r4: 4 })
   assert.is(Buffer.from(again.stateHash('case:a', doc)).toString('hex'), hash)
-  await waitFor('the document in use', async () =>
-    (await updateKeys(second.collab, 'case:a', 'u')).length === 0 ? true : undefined, 5_000, 10)
+  await waitFor(
+    'the document in use',
+    async () => ((await updateKeys(second.collab, 'case:a', 'u')).length === 0 ? true : undefined),
+    5_000,
+    10
+  )
   await again.close()
   assert.is((await updateKeys(second.collab, 'case:a')).length, 5)
   await second.db.close()

@@ -14,13 +14,17 @@ test('two changes apart merge, in either order, to the same text', () => {
   const both = 'Early ischaemic change in the right insula. No haemorrhage. Hyperdense right MCA.'
   assert.is(mergeEdit(base, before, after), both, 'a prefix written onto a text given a suffix')
   assert.is(mergeEdit(base, after, before), both, 'a suffix written onto a text given a prefix')
-  assert.is(mergeEdit(base, 'No acute haemorrhage.', 'No haemorrhage seen.'), 'No acute haemorrhage seen.', 'two words in one sentence')
+  assert.is(
+    mergeEdit(base, 'No acute haemorrhage.', 'No haemorrhage seen.'),
+    'No acute haemorrhage seen.',
+    'two words in one sentence'
+  )
   assert.is(mergeEdit('A. B. C.', 'A. X. B. C.', 'A. B. C. D.'), 'A. X. B. C. D.')
   assert.is(mergeEdit('A. B. C. D.', 'A. C. D.', 'A. B. C. E.'), 'A. C. E.', 'a deletion before their replacement')
   assert.is(mergeEdit('A. B. C. D.', 'A. B. C. E.', 'A. C. D.'), 'A. C. E.', 'a replacement after their deletion')
 })
 
-test('nothing changed on one side: the other side\'s text', () => {
+test("nothing changed on one side: the other side's text", () => {
   assert.is(mergeEdit(base, before, base), before)
   assert.is(mergeEdit(base, base, after), after)
   assert.is(mergeEdit(base, after, after), after, 'the same change already made')
@@ -29,8 +33,16 @@ test('nothing changed on one side: the other side\'s text', () => {
 
 test('changes that overlap or touch are a conflict', () => {
   assert.is(mergeEdit(base, 'No acute haemorrhage.', 'No bleed.'), undefined, 'ours inserts where theirs replaces')
-  assert.is(mergeEdit(base, 'No haemorrhage or mass.', 'No haemorrhage seen.'), undefined, 'both insert at the same place')
-  assert.is(mergeEdit(base, `${base} A.`, `${base} B.`), undefined, 'both add at the end: which comes first is not known')
+  assert.is(
+    mergeEdit(base, 'No haemorrhage or mass.', 'No haemorrhage seen.'),
+    undefined,
+    'both insert at the same place'
+  )
+  assert.is(
+    mergeEdit(base, `${base} A.`, `${base} B.`),
+    undefined,
+    'both add at the end: which comes first is not known'
+  )
   assert.is(mergeEdit(base, 'No acute haemorrhage.', `Early change. ${base} MCA.`), undefined, 'theirs wraps ours')
   assert.is(mergeEdit(base, '', after), undefined, 'ours deletes what theirs builds on')
 })

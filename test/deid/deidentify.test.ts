@@ -91,7 +91,7 @@ async function checkCopy(original: string, bytes: Uint8Array, dir: string): Prom
   return { copy, before, after }
 }
 
-test('a corpus file\'s copy keeps its pixels and none of its identifiers; DICOM tools read it cleanly', async () => {
+test("a corpus file's copy keeps its pixels and none of its identifiers; DICOM tools read it cleanly", async () => {
   const dir = await tempDir('radmesh-deid-')
   for (const name of CORPUS) {
     const original = join(PYDICOM_CORPUS, name)
@@ -103,7 +103,7 @@ test('a corpus file\'s copy keeps its pixels and none of its identifiers; DICOM 
   }
 })
 
-test('every UID in a copy replaces one of the original\'s at the same place, references in sequences too', async () => {
+test("every UID in a copy replaces one of the original's at the same place, references in sequences too", async () => {
   const dir = await tempDir('radmesh-deid-')
   for (const name of ['rtplan.dcm', 'test-SR.dcm', 'liver_1frame.dcm', 'CT_small.dcm']) {
     const original = join(PYDICOM_CORPUS, name)

@@ -138,8 +138,7 @@ function keptByOption(attribute: Attribute, options: DeidentifyOptions): boolean
   return row === undefined ? ['DA', 'DT', 'TM'].includes(attribute.vr) : row.temporal !== undefined
 }
 
-const shown = (attributes: Attribute[]): string =>
-  attributes.map(a => `${a.path}=${a.value.slice(0, 40)}`).join(', ')
+const shown = (attributes: Attribute[]): string => attributes.map(a => `${a.path}=${a.value.slice(0, 40)}`).join(', ')
 
 function report(name: string, stricter: Attribute[]): void {
   if (process.env['RADMESH_GDCMANON_REPORT'] !== '1') return
@@ -177,7 +176,7 @@ async function compareAll(options: DeidentifyOptions): Promise<Array<{ name: str
   return results
 }
 
-test('what gdcmanon takes out of an original is out of radmesh\'s basic copy too, the canary first', async () => {
+test("what gdcmanon takes out of an original is out of radmesh's basic copy too, the canary first", async () => {
   const results = await compareAll({})
   for (const { name, kept, stricter } of results) {
     assert.equal(shown(kept), '', `${name}: radmesh keeps what gdcmanon takes`)
@@ -192,7 +191,7 @@ test('what gdcmanon takes out of an original is out of radmesh\'s basic copy too
   }
 })
 
-test('with the options radmesh keeps more than gdcmanon only where Table E.1-1\'s option columns say', async () => {
+test("with the options radmesh keeps more than gdcmanon only where Table E.1-1's option columns say", async () => {
   const options: DeidentifyOptions = { retainDates: 'full', retainPatientCharacteristics: true }
   let byOption = 0
   for (const { name, kept } of await compareAll(options)) {

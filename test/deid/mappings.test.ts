@@ -11,12 +11,15 @@ import { tempDir } from '../../scripts/lib/temp.ts'
 const MAPPING: DeidMapping = {
   copyStudyUid: '2.25.1234',
   originalStudyUid: '1.2.826.0.1.3680043.99.1',
-  uidMap: [['1.2.826.0.1.3680043.99.1', '2.25.1234'], ['1.2.826.0.1.3680043.99.1.1', '2.25.5678']],
+  uidMap: [
+    ['1.2.826.0.1.3680043.99.1', '2.25.1234'],
+    ['1.2.826.0.1.3680043.99.1.1', '2.25.5678']
+  ],
   dateOffsetDays: -1234,
   madeAt: '2026-01-01T00:00:00.000Z'
 }
 
-test('a kept mapping reads back by the copy\'s UID, sealed at rest, and opens under no other key', async () => {
+test("a kept mapping reads back by the copy's UID, sealed at rest, and opens under no other key", async () => {
   const db = await openDatabase(join(await tempDir(), 'db'))
   try {
     const key = new StorageKey(randomBytes(32))

@@ -41,14 +41,18 @@ function valueAt(bytes: Uint8Array, ...path: number[]): string | undefined {
   for (let i = 0; i < path.length; i += 2) {
     const node = nodes.find(n => n.tag === path[i])
     if (i === path.length - 1)
-      return node?.kind === 'value' ? Buffer.from(node.bytes).toString('latin1').replace(/[\0 ]+$/, '') : undefined
+      return node?.kind === 'value'
+        ? Buffer.from(node.bytes)
+            .toString('latin1')
+            .replace(/[\0 ]+$/, '')
+        : undefined
     if (node?.kind !== 'sequence') return undefined
     nodes = node.items[path[i + 1] as number] ?? []
   }
   return undefined
 }
 
-test('a reference in a nested sequence points at the other instance\'s new UID, in explicit and implicit VR', () => {
+test("a reference in a nested sequence points at the other instance's new UID, in explicit and implicit VR", () => {
   for (const implicit of [false, true]) {
     const deidentifier = new Deidentifier()
     const a = deidentifier.instance(instance(`${STUDY}.1.1`, [], implicit))

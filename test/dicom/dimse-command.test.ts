@@ -153,11 +153,7 @@ test('DIMSE command sets: unknown elements are skipped; malformed sets raise Dic
     element(0x0110, us(9)),
     element(0x0800, us(NO_DATA_SET))
   ]
-  const withExtras = commandSet([
-    ...echo,
-    element(0x0903, Buffer.from('ID')),
-    element(0x4000, Buffer.from('retired'))
-  ])
+  const withExtras = commandSet([...echo, element(0x0903, Buffer.from('ID')), element(0x4000, Buffer.from('retired'))])
   assert.equal(decodeCommand(withExtras), {
     affectedSopClassUid: '1.2.840.10008.1.1',
     commandField: 0x30,

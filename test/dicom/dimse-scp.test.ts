@@ -45,8 +45,7 @@ test.after(async () => {
 })
 
 const open = async (): Promise<Peer> => await Peer.open(scp.port)
-const associate = async (overrides: Partial<AssociateRq> = {}): Promise<Peer> =>
-  await associateOn(scp.port, overrides)
+const associate = async (overrides: Partial<AssociateRq> = {}): Promise<Peer> => await associateOn(scp.port, overrides)
 
 test('A-ASSOCIATE-AC: each context answered in order, our implementation and a 1 MiB maximum PDU', async () => {
   const peer = await open()

@@ -64,7 +64,10 @@ test('written back: ASCII as asked, Latin-1 as ISO_IR 100, anything beyond as UT
 
 test('bytes that are not a data set are refused with InvalidDicomError', () => {
   const truncated = request(EXPLICIT, false).subarray(0, 30)
-  assert.throws(() => readIdentifier(truncated, EXPLICIT), (error: unknown) => error instanceof InvalidDicomError)
+  assert.throws(
+    () => readIdentifier(truncated, EXPLICIT),
+    (error: unknown) => error instanceof InvalidDicomError
+  )
 })
 
 test.run()

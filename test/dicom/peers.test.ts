@@ -77,7 +77,10 @@ test('C-MOVE destinations: AE=HOST:PORT (or AE@), by flag and by "peers" in HOME
   for (const bad of ['WS', 'WS=10.0.0.1', 'WS=10.0.0.1:0', 'WS=10.0.0.1:70000', '=10.0.0.1:104', 'WS=bad host:104']) {
     assert.throws(() => parseDestination(bad), /AE=HOST:PORT/, bad)
   }
-  assert.throws(() => parseDicomPeers(['WS=10.0.0.1']), (error: unknown) => error instanceof UsageError)
+  assert.throws(
+    () => parseDicomPeers(['WS=10.0.0.1']),
+    (error: unknown) => error instanceof UsageError
+  )
   const home = await tempDir()
   assert.equal(await loadDicomPeers(home), [])
   const both = { allow: ['WS@10.0.0.1'], peers: ['WS=10.0.0.1:104'] }
@@ -87,7 +90,7 @@ test('C-MOVE destinations: AE=HOST:PORT (or AE@), by flag and by "peers" in HOME
   await fs.writeFile(join(home, DICOM_PEERS_FILE), JSON.stringify({ peers: ['WS=10.0.0.1'] }))
   const error = await loadDicomPeers(home).then(
     () => undefined,
-    (e: unknown) => e as { code?: string, message: string }
+    (e: unknown) => e as { code?: string; message: string }
   )
   assert.is(error?.code, 'RADMESH_HOME_CORRUPT')
   assert.match(error?.message ?? '', /peers\[0\] .*AE=HOST:PORT/)

@@ -13,20 +13,29 @@ import { decodeNative, fitTo, type Rendered, type RenderInfo, renderFrame } from
 import { isRadmeshError } from '../../node/errors.ts'
 
 const info = (changes: Partial<RenderInfo> = {}): RenderInfo => ({
-  rows: 1, columns: 4, samplesPerPixel: 1, bitsAllocated: 16, bitsStored: 16, pixelRepresentation: 0,
-  photometric: 'MONOCHROME2', planarConfiguration: 0, slope: 1, intercept: 0, ...changes
+  rows: 1,
+  columns: 4,
+  samplesPerPixel: 1,
+  bitsAllocated: 16,
+  bitsStored: 16,
+  pixelRepresentation: 0,
+  photometric: 'MONOCHROME2',
+  planarConfiguration: 0,
+  slope: 1,
+  intercept: 0,
+  ...changes
 })
 const int16 = (...values: number[]): Uint8Array => new Uint8Array(Int16Array.from(values).buffer)
 
 /** A PNG's pixels, read back: IHDR's size and colour type, IDAT inflated and its Sub filter undone. */
-export function readPng (png: Uint8Array): Rendered {
+export function readPng(png: Uint8Array): Rendered {
   const buffer = Buffer.from(png)
   assert.equal([...buffer.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
   const width = buffer.readUInt32BE(16)
   const height = buffer.readUInt32BE(20)
   const channels = buffer[25] === 0 ? 1 : 3
   const chunks: Buffer[] = []
-  for (let at = 8; at < buffer.byteLength;) {
+  for (let at = 8; at < buffer.byteLength; ) {
     const length = buffer.readUInt32BE(at)
     if (buffer.toString('latin1', at + 4, at + 8) === 'IDAT') chunks.push(buffer.subarray(at + 8, at + 8 + length))
     at += 12 + length
@@ -37,7 +46,7 @@ export function readPng (png: Uint8Array): Rendered {
   for (let y = 0; y < height; y++) {
     assert.is(raw[y * (stride + 1)], 1, 'Sub filter')
     for (let x = 0; x < stride; x++) {
-      const left = x < channels ? 0 : data[y * stride + x - channels] as number
+      const left = x < channels ? 0 : (data[y * stride + x - channels] as number)
       data[y * stride + x] = ((raw[y * (stride + 1) + 1 + x] as number) + left) & 0xff
     }
   }
@@ -55,11 +64,14 @@ test('a CT frame is rescaled to HU and drawn through its window: below black, ab
   assert.is(inside.data[0], Math.round(((100 - 39.5) / 399 + 0.5) * 255))
 })
 
-test('without a window the frame\'s own range is drawn from black to white; a window asked for wins', () => {
+test("without a window the frame's own range is drawn from black to white; a window asked for wins", () => {
   const mr = info()
   assert.equal([...renderFrame(decodeNative(int16(100, 200, 300, 400), mr), mr).data], [0, 85, 170, 255])
   // 250/100 shows 199.5 to 298.5
-  assert.equal([...renderFrame(decodeNative(int16(100, 200, 300, 400), mr), mr, { center: 250, width: 100 }).data], [0, 0, 255, 255])
+  assert.equal(
+    [...renderFrame(decodeNative(int16(100, 200, 300, 400), mr), mr, { center: 250, width: 100 }).data],
+    [0, 0, 255, 255]
+  )
 })
 
 test('MONOCHROME1 is drawn inverted, and signed 8-bit values are read as signed', () => {
@@ -76,13 +88,19 @@ test('RGB by pixel and by plane, YBR_FULL and YBR_FULL_422 all come out as the s
   assert.equal([...renderFrame(decodeNative(Uint8Array.of(255, 0, 0, 255, 0, 0), planar), planar).data], rgbPixels)
   // Grey in YBR: chroma 128 leaves Y as it is; Cr above 128 pushes red up and green down.
   const ybr = { ...rgb, photometric: 'YBR_FULL' }
-  assert.equal([...renderFrame(decodeNative(Uint8Array.of(100, 128, 128, 100, 128, 228), ybr), ybr).data], [100, 100, 100, 240, 29, 100])
+  assert.equal(
+    [...renderFrame(decodeNative(Uint8Array.of(100, 128, 128, 100, 128, 228), ybr), ybr).data],
+    [100, 100, 100, 240, 29, 100]
+  )
   const ybr422 = { ...rgb, photometric: 'YBR_FULL_422' }
   const stored422 = Uint8Array.of(90, 110, 128, 128) // Y1 Y2 Cb Cr
   assert.equal([...expandYbr422(stored422, 1, 2)], [90, 128, 128, 110, 128, 128])
   assert.equal([...renderFrame(decodeNative(stored422, ybr422), ybr422).data], [90, 90, 90, 110, 110, 110])
   // Served expanded (3 samples per pixel) it draws the same.
-  assert.equal([...renderFrame(decodeNative(expandYbr422(stored422, 1, 2), ybr422), ybr422).data], [90, 90, 90, 110, 110, 110])
+  assert.equal(
+    [...renderFrame(decodeNative(expandYbr422(stored422, 1, 2), ybr422), ybr422).data],
+    [90, 90, 90, 110, 110, 110]
+  )
 })
 
 test('an RLE frame (PS3.5 Annex G) decodes to the values it packs, both bytes of 16-bit samples', async () => {
@@ -98,19 +116,28 @@ test('an RLE frame (PS3.5 Annex G) decodes to the values it packs, both bytes of
   assert.equal([...renderFrame(decoded, rle).data], [0, 85, 170, 255])
 })
 
-test('a frame of a syntax not rendered, or of a photometric ' + 'interpretation not drawn, is refused with a reason', async () => {
-  const refused = async (run: () => unknown): Promise<string> => {
-    try {
-      await run()
-    } catch (error) {
-      return isRadmeshError(error) ? error.code : String(error)
+test(
+  'a frame of a syntax not rendered, or of a photometric ' + 'interpretation not drawn, is refused with a reason',
+  async () => {
+    const refused = async (run: () => unknown): Promise<string> => {
+      try {
+        await run()
+      } catch (error) {
+        return isRadmeshError(error) ? error.code : String(error)
+      }
+      return 'not refused'
     }
-    return 'not refused'
+    assert.is(
+      await refused(async () => await decodeForRendering(new Uint8Array(8), '1.2.3.4', info())),
+      'RADMESH_NOT_ACCEPTABLE'
+    )
+    const palette = info({ photometric: 'PALETTE COLOR' })
+    assert.is(
+      await refused(() => renderFrame(decodeNative(int16(1, 2, 3, 4), palette), palette)),
+      'RADMESH_NOT_ACCEPTABLE'
+    )
   }
-  assert.is(await refused(async () => await decodeForRendering(new Uint8Array(8), '1.2.3.4', info())), 'RADMESH_NOT_ACCEPTABLE')
-  const palette = info({ photometric: 'PALETTE COLOR' })
-  assert.is(await refused(() => renderFrame(decodeNative(int16(1, 2, 3, 4), palette), palette)), 'RADMESH_NOT_ACCEPTABLE')
-})
+)
 
 test('an image fitted to a viewport keeps its aspect, averaging what it shrinks', () => {
   const image: Rendered = { data: Uint8Array.of(0, 100, 200, 50, 0, 100, 200, 50), width: 4, height: 2, channels: 1 }

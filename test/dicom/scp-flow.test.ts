@@ -7,16 +7,30 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { PAUSED_FOR_DRAIN, PAUSED_FOR_QUEUE, SocketFlow } from '../../node/dicom/scp/flow.ts'
 
-function flow (stallMs = 30) {
+function flow(stallMs = 30) {
   const calls: string[] = []
   const stalls: number[] = []
   const state = { midway: true }
-  const socket = { pause: () => { calls.push('pause') }, resume: () => { calls.push('resume') } }
-  const f = new SocketFlow(socket as never, stallMs, { midway: () => state.midway, stalled: ms => { stalls.push(ms) } })
+  const socket = {
+    pause: () => {
+      calls.push('pause')
+    },
+    resume: () => {
+      calls.push('resume')
+    }
+  }
+  const f = new SocketFlow(socket as never, stallMs, {
+    midway: () => state.midway,
+    stalled: ms => {
+      stalls.push(ms)
+    }
+  })
   return { f, calls, stalls, state }
 }
 
-const wait = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+const wait = async (ms: number): Promise<void> => {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
 
 test('the socket is paused once for any number of reasons, and resumed when the last one ends', () => {
   const { f, calls } = flow()

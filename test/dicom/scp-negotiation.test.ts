@@ -90,14 +90,19 @@ test('Query/Retrieve contexts: accepted in little endian only when the node answ
   ]
   const answered = negotiate(rq({ presentationContexts: contexts }), scp({ queryRetrieve: true }))
   assert.ok('accepted' in answered)
-  assert.equal(answered.accepted.presentationContexts.map(c => [c.id, c.result, c.transferSyntax]), [
-    [1, CONTEXT_RESULT.acceptance, TRANSFER_SYNTAX.implicitLittle],
-    [3, CONTEXT_RESULT.transferSyntaxesNotSupported, TRANSFER_SYNTAX.deflatedExplicitLittle]
-  ])
+  assert.equal(
+    answered.accepted.presentationContexts.map(c => [c.id, c.result, c.transferSyntax]),
+    [
+      [1, CONTEXT_RESULT.acceptance, TRANSFER_SYNTAX.implicitLittle],
+      [3, CONTEXT_RESULT.transferSyntaxesNotSupported, TRANSFER_SYNTAX.deflatedExplicitLittle]
+    ]
+  )
   const without = negotiate(rq({ presentationContexts: contexts }), scp())
   assert.ok('accepted' in without)
-  assert.equal(without.accepted.presentationContexts.map(c => c.result),
-    [CONTEXT_RESULT.abstractSyntaxNotSupported, CONTEXT_RESULT.abstractSyntaxNotSupported])
+  assert.equal(
+    without.accepted.presentationContexts.map(c => c.result),
+    [CONTEXT_RESULT.abstractSyntaxNotSupported, CONTEXT_RESULT.abstractSyntaxNotSupported]
+  )
 })
 
 test('a C-GET SCU asking the SCP role for a storage class gets it; the context is marked for C-STOREs', () => {
@@ -109,7 +114,14 @@ test('a C-GET SCU asking the SCP role for a storage class gets it; the context i
   const negotiation = negotiate(rq({ roles }), scp({ queryRetrieve: true }))
   assert.ok('accepted' in negotiation)
   assert.equal(negotiation.accepted.roles, [{ sopClassUid: CT, scu: false, scp: true }])
-  assert.equal(negotiation.contexts.map(c => [c.id, c.scpRole === true]), [[1, false], [3, true], [9, false]])
+  assert.equal(
+    negotiation.contexts.map(c => [c.id, c.scpRole === true]),
+    [
+      [1, false],
+      [3, true],
+      [9, false]
+    ]
+  )
 })
 
 test('another called AE title, a caller not allowed, another application context: rejected permanently', () => {

@@ -10,14 +10,7 @@ import type { Command } from '../../node/dicom/dimse/command.ts'
 import type { QueryRetrieveProvider, RetrieveInstance } from '../../node/dicom/scp.ts'
 import { type DicomScp, startDicomScp } from '../../node/dicom/scp.ts'
 import { writeDataset } from '../../node/dicom/writer.ts'
-import {
-  associateRq,
-  commandPdu,
-  dataPdu,
-  EXPLICIT_LE,
-  RawAssociation,
-  type ScuEvent
-} from '../../scripts/fuzz/scu.ts'
+import { associateRq, commandPdu, dataPdu, EXPLICIT_LE, RawAssociation, type ScuEvent } from '../../scripts/fuzz/scu.ts'
 
 const STUDY_MOVE = '1.2.840.10008.5.1.4.1.2.2.2'
 const CT = '1.2.840.10008.5.1.4.1.1.2'
@@ -32,12 +25,18 @@ const instance = (n: number): RetrieveInstance => ({
   sopClassUid: CT,
   sopInstanceUid: `1.2.3.${n}`,
   transferSyntaxUid: EXPLICIT_LE,
-  dataset: async function * () { yield Buffer.from(`data set ${n}`) }
+  dataset: async function* () {
+    yield Buffer.from(`data set ${n}`)
+  }
 })
 
-async function start (provider?: QueryRetrieveProvider): Promise<DicomScp> {
+async function start(provider?: QueryRetrieveProvider): Promise<DicomScp> {
   const scp = await startDicomScp({
-    port: 0, host: '127.0.0.1', aeTitle: 'RADMESH', log, onStore: async () => ({ status: 0 }),
+    port: 0,
+    host: '127.0.0.1',
+    aeTitle: 'RADMESH',
+    log,
+    onStore: async () => ({ status: 0 }),
     ...(provider === undefined ? {} : { queryRetrieve: provider })
   })
   scps.push(scp)
@@ -45,31 +44,43 @@ async function start (provider?: QueryRetrieveProvider): Promise<DicomScp> {
 }
 
 test.after(async () => {
-  await Promise.all(scps.map(async scp => { await scp.stop() }))
+  await Promise.all(
+    scps.map(async scp => {
+      await scp.stop()
+    })
+  )
 })
 
 const move: Command = {
-  affectedSopClassUid: STUDY_MOVE, commandField: 0x0021, messageId: 5, priority: 0, moveDestination: 'DEST',
+  affectedSopClassUid: STUDY_MOVE,
+  commandField: 0x0021,
+  messageId: 5,
+  priority: 0,
+  moveDestination: 'DEST',
   commandDataSetType: 0x0102
 }
 const identifier = writeDataset([
   { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
   { tag: 0x0020000d, vr: 'UI', value: '1.2' }
 ])
-const status = (event: ScuEvent): number | string => event.type === 'command' ? event.command.status ?? -1 : event.type
+const status = (event: ScuEvent): number | string =>
+  event.type === 'command' ? (event.command.status ?? -1) : event.type
 
-async function associate (port: number): Promise<RawAssociation> {
+async function associate(port: number): Promise<RawAssociation> {
   const raw = await RawAssociation.connect(port)
-  const answer = await raw.associate(associateRq('RADMESH', 'MOVER', [
-    { id: 1, abstractSyntax: STUDY_MOVE, transferSyntaxes: [EXPLICIT_LE] }
-  ]))
+  const answer = await raw.associate(
+    associateRq('RADMESH', 'MOVER', [{ id: 1, abstractSyntax: STUDY_MOVE, transferSyntaxes: [EXPLICIT_LE] }])
+  )
   assert.ok(answer.type === 'associate-ac' && answer.ac.presentationContexts[0]?.result === 0, JSON.stringify(answer))
   return raw
 }
 
 test('C-MOVE: Pending after each sub-operation; a C-CANCEL stops it between two (the rest remaining)', async () => {
   const destination = await startDicomScp({
-    port: 0, host: '127.0.0.1', aeTitle: 'DEST', log,
+    port: 0,
+    host: '127.0.0.1',
+    aeTitle: 'DEST',
+    log,
     onStore: async request => {
       stored.push(request.sopInstanceUid)
       await new Promise(resolve => setTimeout(resolve, 150))
@@ -81,15 +92,19 @@ test('C-MOVE: Pending after each sub-operation; a C-CANCEL stops it between two 
   const scp = await start({
     find: async () => [],
     retrieve: async () => [1, 2, 3, 4, 5].map(instance),
-    destination: ae => ae === 'DEST' ? { aeTitle: 'DEST', host: '127.0.0.1', port: destination.port } : undefined,
-    retrieved: async report => { reports.push([report.sent.length, report.failed.length]) }
+    destination: ae => (ae === 'DEST' ? { aeTitle: 'DEST', host: '127.0.0.1', port: destination.port } : undefined),
+    retrieved: async report => {
+      reports.push([report.sent.length, report.failed.length])
+    }
   })
   const raw = await associate(scp.port)
   await raw.send(commandPdu(1, move), dataPdu(1, identifier, true))
   const first = await raw.next(5_000)
   assert.is(status(first), 0xff00)
-  assert.equal(first.type === 'command' && [first.command.remainingSubOperations, first.command.completedSubOperations],
-    [4, 1])
+  assert.equal(
+    first.type === 'command' && [first.command.remainingSubOperations, first.command.completedSubOperations],
+    [4, 1]
+  )
   await raw.send(commandPdu(1, { commandField: 0x0fff, messageIdBeingRespondedTo: 5, commandDataSetType: 0x0101 }))
   let final = await raw.next(5_000)
   while (status(final) === 0xff00) final = await raw.next(5_000)
@@ -104,7 +119,10 @@ test('C-MOVE: Pending after each sub-operation; a C-CANCEL stops it between two 
 
 test('an identifier past 256 KiB ends the association with an A-ABORT', async () => {
   const scp = await start({
-    find: async () => [], retrieve: async () => [], destination: () => undefined, retrieved: async () => {}
+    find: async () => [],
+    retrieve: async () => [],
+    destination: () => undefined,
+    retrieved: async () => {}
   })
   const raw = await associate(scp.port)
   await raw.send(commandPdu(1, move), dataPdu(1, Buffer.alloc(300_000), false))
@@ -114,9 +132,9 @@ test('an identifier past 256 KiB ends the association with an A-ABORT', async ()
 test('without a provider, Query/Retrieve contexts are refused at negotiation', async () => {
   const scp = await start()
   const raw = await RawAssociation.connect(scp.port)
-  const answer = await raw.associate(associateRq('RADMESH', 'MOVER', [
-    { id: 1, abstractSyntax: STUDY_MOVE, transferSyntaxes: [EXPLICIT_LE] }
-  ]))
+  const answer = await raw.associate(
+    associateRq('RADMESH', 'MOVER', [{ id: 1, abstractSyntax: STUDY_MOVE, transferSyntaxes: [EXPLICIT_LE] }])
+  )
   assert.ok(answer.type === 'associate-ac')
   assert.is(answer.ac.presentationContexts[0]?.result, 3)
   raw.destroy()

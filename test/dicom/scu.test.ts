@@ -49,18 +49,29 @@ const open = (calledAeTitle = 'DEST') =>
 
 test('a C-STORE in pieces arrives byte for byte on the context accepted; the refused one is not offered', async () => {
   const scu = await open()
-  assert.equal(scu.accepted.map(c => [c.id, c.abstractSyntax, c.transferSyntax]),
-    [[1, CT, TRANSFER_SYNTAX.explicitLittle]])
+  assert.equal(
+    scu.accepted.map(c => [c.id, c.abstractSyntax, c.transferSyntax]),
+    [[1, CT, TRANSFER_SYNTAX.explicitLittle]]
+  )
   assert.is(scu.contextFor(MR, MPEG2), undefined)
   const context = scu.contextFor(CT, TRANSFER_SYNTAX.explicitLittle)
   assert.ok(context !== undefined)
   const bytes = Buffer.alloc(3_000_000)
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff
-  const pieces = async function * () {
+  const pieces = async function* () {
     for (let at = 0; at < bytes.length; at += 700_001) yield bytes.subarray(at, at + 700_001)
   }
-  const response = await scu.store(context, { affectedSopClassUid: CT, affectedSopInstanceUid: '1.2.3.4', priority: 0,
-    moveOriginatorAeTitle: 'MOVESCU', moveOriginatorMessageId: 9 }, pieces())
+  const response = await scu.store(
+    context,
+    {
+      affectedSopClassUid: CT,
+      affectedSopInstanceUid: '1.2.3.4',
+      priority: 0,
+      moveOriginatorAeTitle: 'MOVESCU',
+      moveOriginatorMessageId: 9
+    },
+    pieces()
+  )
   assert.is(response.status, 0)
   assert.is(response.affectedSopInstanceUid, '1.2.3.4')
   await scu.release()

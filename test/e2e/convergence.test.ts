@@ -32,10 +32,10 @@ const CASES = 3
 const SECTIONS = ['findings', 'impression', 'comparison'] as const
 
 /** mulberry32: small, seedable, good enough to pick operations */
-function random (seed: number): () => number {
+function random(seed: number): () => number {
   let a = seed >>> 0
   return () => {
-    a = (a + 0x6D2B79F5) >>> 0
+    a = (a + 0x6d2b79f5) >>> 0
     let t = a
     t = Math.imul(t ^ (t >>> 15), t | 1)
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
@@ -45,24 +45,56 @@ function random (seed: number): () => number {
 const rng = random(SEED)
 const pick = <T>(list: readonly T[]): T => list[Math.floor(rng() * list.length)] as T
 
-interface Entry { caseId: string, status: string, claimedBy: string | null, consultants: string[], claimedAt: string | null, preliminaryAt: string | null, finalAt: string | null }
-interface Report { status: string, sections: Record<string, string>, signatures: Array<{ peerId: string, status: string, verified: boolean }> }
-interface Member { name: string, home: string, options: Parameters<typeof startNode>[1], node: StartedNode, up: boolean }
-interface Link { a: number, b: number, proxy: FaultProxy }
+interface Entry {
+  caseId: string
+  status: string
+  claimedBy: string | null
+  consultants: string[]
+  claimedAt: string | null
+  preliminaryAt: string | null
+  finalAt: string | null
+}
+interface Report {
+  status: string
+  sections: Record<string, string>
+  signatures: Array<{ peerId: string; status: string; verified: boolean }>
+}
+interface Member {
+  name: string
+  home: string
+  options: Parameters<typeof startNode>[1]
+  node: StartedNode
+  up: boolean
+}
+interface Link {
+  a: number
+  b: number
+  proxy: FaultProxy
+}
 
 const members: Member[] = []
 const links: Link[] = []
 const log: string[] = []
-const say = (line: string): void => { log.push(line) }
+const say = (line: string): void => {
+  log.push(line)
+}
 
-async function restart (member: Member): Promise<void> {
+async function restart(member: Member): Promise<void> {
   member.node = await startNode(member.home, member.options)
   member.up = true
 }
 
 test.after(async () => {
-  await Promise.all(members.map(async m => { await m.node.kill() }))
-  await Promise.all(links.map(async l => { await l.proxy.close() }))
+  await Promise.all(
+    members.map(async m => {
+      await m.node.kill()
+    })
+  )
+  await Promise.all(
+    links.map(async l => {
+      await l.proxy.close()
+    })
+  )
 })
 
 const RUN = `seed ${SEED}, ${STEPS} steps, ${NODES} nodes`
@@ -70,9 +102,16 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   const consortium = await createScratchConsortium('Convergence')
   const names = Array.from({ length: NODES - 1 }, (_, i) => `R${i + 1}`)
   const siteHome = await consortium.member('Site', 'site')
-  const homes = [siteHome, ...await Promise.all(names.map(async name => await consortium.member(name, 'radiologist')))]
+  const homes = [
+    siteHome,
+    ...(await Promise.all(names.map(async name => await consortium.member(name, 'radiologist'))))
+  ]
   // Every pair (i < j) talks only through its own proxy: i dials j there; j announces an address nobody listens on.
-  const peerIds = await Promise.all(homes.map(async home => (JSON.parse(await fs.readFile(join(home, 'profile.json'), 'utf8')) as { peerId: string }).peerId))
+  const peerIds = await Promise.all(
+    homes.map(
+      async home => (JSON.parse(await fs.readFile(join(home, 'profile.json'), 'utf8')) as { peerId: string }).peerId
+    )
+  )
   // Nodes start from the last to the first, each on ports picked just before it starts (other programs pick ports
   // too: with 30 nodes, a port picked minutes ahead was once taken by then), each pair's proxy once its target is up.
   const p2pPorts: number[] = []
@@ -91,23 +130,44 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
   }
   const site = members[0] as Member
   const readers = members.slice(1)
-  const api = async <T>(member: Member, method: string, path: string, body?: unknown): Promise<{ status: number, body: T }> => await member.node.api<T>(method, path, body)
+  const api = async <T>(
+    member: Member,
+    method: string,
+    path: string,
+    body?: unknown
+  ): Promise<{ status: number; body: T }> => await member.node.api<T>(method, path, body)
 
-  await waitFor(`the site to know the ${NODES - 1} radiologists`,
-    async () => (await api<unknown[]>(site, 'GET', '/api/duty')).body.length === NODES - 1, 30_000 * WAIT_SCALE)
+  await waitFor(
+    `the site to know the ${NODES - 1} radiologists`,
+    async () => (await api<unknown[]>(site, 'GET', '/api/duty')).body.length === NODES - 1,
+    30_000 * WAIT_SCALE
+  )
   for (let n = 0; n < CASES; n++) {
     const dir = await tempDir()
-    await generateCt({ out: dir, slices: 2, rows: 16, columns: 16, seed: 100 + n, studyDescription: 'MRI KNEE', bodyPart: 'KNEE' })
+    await generateCt({
+      out: dir,
+      slices: 2,
+      rows: 16,
+      columns: 16,
+      seed: 100 + n,
+      studyDescription: 'MRI KNEE',
+      bodyPart: 'KNEE'
+    })
     assert.is((await storescu(site.node.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
   }
-  await waitFor('every reader to list the cases', async () => {
-    for (const reader of readers) if ((await api<Entry[]>(reader, 'GET', '/api/worklist')).body.length !== CASES) return false
-    return true
-  }, 30_000 * WAIT_SCALE)
+  await waitFor(
+    'every reader to list the cases',
+    async () => {
+      for (const reader of readers)
+        if ((await api<Entry[]>(reader, 'GET', '/api/worklist')).body.length !== CASES) return false
+      return true
+    },
+    30_000 * WAIT_SCALE
+  )
   const caseIds = (await api<Entry[]>(site, 'GET', '/api/worklist')).body.map(e => e.caseId).sort()
 
-  const acknowledged: Array<{ caseId: string, section: string, token: string, by: number }> = []
-  const finals = new Map<string, { sections: Record<string, string>, by: number }>()
+  const acknowledged: Array<{ caseId: string; section: string; token: string; by: number }> = []
+  const finals = new Map<string, { sections: Record<string, string>; by: number }>()
   let partitioned = 0
   let token = 0
 
@@ -120,7 +180,11 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
     for (const member of readers) {
       if (!member.up) continue
       const entry = (await api<Entry[]>(member, 'GET', '/api/worklist')).body.find(c => c.caseId === caseId)
-      if (entry !== undefined && (entry.claimedBy === member.node.peerId || entry.consultants.includes(member.node.peerId))) writers.push(member)
+      if (
+        entry !== undefined &&
+        (entry.claimedBy === member.node.peerId || entry.consultants.includes(member.node.peerId))
+      )
+        writers.push(member)
     }
     return writers.length > 0 ? pick(writers) : fallback
   }
@@ -179,14 +243,17 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
       }
       const section = pick(SECTIONS)
       const word = `[t${++token}]`
-      const { status } = await api(writer, 'PUT', `/api/cases/${caseId}/report`, { sections: { [section]: `${current.body.sections[section] ?? ''} ${word}`.trim() } })
+      const { status } = await api(writer, 'PUT', `/api/cases/${caseId}/report`, {
+        sections: { [section]: `${current.body.sections[section] ?? ''} ${word}`.trim() }
+      })
       if (status === 200) acknowledged.push({ caseId, section, token: word, by: members.indexOf(writer) })
       say(`${step}: ${writer.name} writes ${word} in ${section} of ${caseId.slice(0, 6)}: ${status}`)
     } else {
       const status = rng() < 0.6 ? 'PRELIMINARY' : 'FINAL'
       const signer = await writerOf(caseId, reader)
       const signed = await api<Report>(signer, 'POST', `/api/cases/${caseId}/report/sign`, { status })
-      if (signed.status === 200 && status === 'FINAL' && signed.body.status === 'FINAL') finals.set(caseId, { sections: signed.body.sections, by: members.indexOf(signer) })
+      if (signed.status === 200 && status === 'FINAL' && signed.body.status === 'FINAL')
+        finals.set(caseId, { sections: signed.body.sections, by: members.indexOf(signer) })
       say(`${step}: ${signer.name} signs ${caseId.slice(0, 6)} ${status}: ${signed.status}`)
     }
     await new Promise(resolve => setTimeout(resolve, Math.floor(rng() * 200)))
@@ -198,12 +265,25 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
 
   const snapshot = async (member: Member): Promise<string> => {
     const list = (await api<Entry[]>(member, 'GET', '/api/worklist')).body
-      .map(({ caseId, status, claimedBy, consultants, claimedAt, preliminaryAt, finalAt }) => ({ caseId, status, claimedBy, consultants, claimedAt, preliminaryAt, finalAt }))
-      .sort((a, b) => a.caseId < b.caseId ? -1 : 1)
+      .map(({ caseId, status, claimedBy, consultants, claimedAt, preliminaryAt, finalAt }) => ({
+        caseId,
+        status,
+        claimedBy,
+        consultants,
+        claimedAt,
+        preliminaryAt,
+        finalAt
+      }))
+      .sort((a, b) => (a.caseId < b.caseId ? -1 : 1))
     const reports: Record<string, unknown> = {}
     for (const caseId of caseIds) {
       const { status, body } = await api<Report>(member, 'GET', `/api/cases/${caseId}/report`)
-      if (status === 200) reports[caseId] = { status: body.status, sections: body.sections, signatures: body.signatures.map(s => `${s.peerId}:${s.status}:${s.verified}`).sort() }
+      if (status === 200)
+        reports[caseId] = {
+          status: body.status,
+          sections: body.sections,
+          signatures: body.signatures.map(s => `${s.peerId}:${s.status}:${s.verified}`).sort()
+        }
     }
     return JSON.stringify({ list, reports })
   }
@@ -213,40 +293,70 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
 
   let snapshots: string[] = []
   try {
-    await waitFor('every node to show the same worklist', async () => {
-      snapshots = await Promise.all(members.map(snapshot))
-      const lists = snapshots.map(s => JSON.stringify((JSON.parse(s) as { list: unknown }).list))
-      return lists.every(l => l === lists[0])
-    }, 90_000 * WAIT_SCALE, 500)
+    await waitFor(
+      'every node to show the same worklist',
+      async () => {
+        snapshots = await Promise.all(members.map(snapshot))
+        const lists = snapshots.map(s => JSON.stringify((JSON.parse(s) as { list: unknown }).list))
+        return lists.every(l => l === lists[0])
+      },
+      90_000 * WAIT_SCALE,
+      500
+    )
   } catch {
-    failWith('worklists differ after healing:\n' + snapshots.map((s, i) => `${members[i]?.name}: ${JSON.stringify((JSON.parse(s) as { list: unknown }).list)}`).join('\n'))
+    failWith(
+      'worklists differ after healing:\n' +
+        snapshots
+          .map((s, i) => `${members[i]?.name}: ${JSON.stringify((JSON.parse(s) as { list: unknown }).list)}`)
+          .join('\n')
+    )
   }
 
   // Reports: every node that may read a case's report shows the same one.
   try {
-    await waitFor('every participant to show the same reports', async () => {
-      snapshots = await Promise.all(members.map(snapshot))
-      const parsed = snapshots.map(s => (JSON.parse(s) as { reports: Record<string, unknown> }).reports)
-      return caseIds.every(caseId => {
-        const views = parsed.map(p => p[caseId]).filter(v => v !== undefined).map(v => JSON.stringify(v))
-        return views.every(v => v === views[0])
-      })
-    }, 60_000 * WAIT_SCALE, 500)
+    await waitFor(
+      'every participant to show the same reports',
+      async () => {
+        snapshots = await Promise.all(members.map(snapshot))
+        const parsed = snapshots.map(s => (JSON.parse(s) as { reports: Record<string, unknown> }).reports)
+        return caseIds.every(caseId => {
+          const views = parsed
+            .map(p => p[caseId])
+            .filter(v => v !== undefined)
+            .map(v => JSON.stringify(v))
+          return views.every(v => v === views[0])
+        })
+      },
+      60_000 * WAIT_SCALE,
+      500
+    )
   } catch {
     failWith(`reports differ after healing:\n${snapshots.map((s, i) => `${members[i]?.name}: ${s}`).join('\n')}`)
   }
 
-  const final = (JSON.parse(snapshots[0] as string) as { reports: Record<string, { status: string, sections: Record<string, string> }> }).reports
+  const final = (
+    JSON.parse(snapshots[0] as string) as {
+      reports: Record<string, { status: string; sections: Record<string, string> }>
+    }
+  ).reports
   for (const [caseId, signed] of finals) {
     const shown = final[caseId]
     if (shown === undefined) failWith(`the site cannot read the report of ${caseId}`)
-    if (JSON.stringify(shown?.sections) !== JSON.stringify(signed.sections)) failWith(`the FINAL report of ${caseId} changed:\nsigned ${JSON.stringify(signed.sections)}\n` + `shown ${JSON.stringify(shown?.sections)}`)
+    if (JSON.stringify(shown?.sections) !== JSON.stringify(signed.sections))
+      failWith(
+        `the FINAL report of ${caseId} changed:\nsigned ${JSON.stringify(signed.sections)}\n` +
+          `shown ${JSON.stringify(shown?.sections)}`
+      )
   }
   for (const edit of acknowledged) {
     const shown = final[edit.caseId]
     if (shown === undefined) failWith(`the site cannot read the report of ${edit.caseId}`)
     if (shown?.status === 'FINAL' || shown?.status === 'AMENDED') continue
-    if (!(shown?.sections[edit.section] ?? '').includes(edit.token)) failWith(`acknowledged edit ${edit.token} in ${edit.section} of ${edit.caseId} is missing: ` + JSON.stringify(shown?.sections))
+    if (!(shown?.sections[edit.section] ?? '').includes(edit.token))
+      failWith(
+        `acknowledged edit ${edit.token} in ${edit.section} of ${edit.caseId} is missing: ` +
+          JSON.stringify(shown?.sections)
+      )
   }
   say(`${acknowledged.length} acknowledged edits, ${finals.size} FINAL reports checked`)
   if (process.env['RADMESH_CONVERGENCE_LOG'] !== undefined) process.stdout.write(`seed ${SEED}\n${log.join('\n')}\n`)

@@ -16,7 +16,12 @@ import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/l
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-interface Critical { id: string, caseId: string, text: string, acknowledged: { by: string, role: string } | null }
+interface Critical {
+  id: string
+  caseId: string
+  text: string
+  acknowledged: { by: string; role: string } | null
+}
 
 let consortium: ScratchConsortium
 let browser: Browser
@@ -30,10 +35,14 @@ test.before(async () => {
 
 test.after(async () => {
   await browser?.close()
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
-async function start (home: string, peers: StartedNode[] = [], dicom = false): Promise<StartedNode> {
+async function start(home: string, peers: StartedNode[] = [], dicom = false): Promise<StartedNode> {
   const node = await startNode(home, { dicom, peers: peers.map(p2pAddr), extraArgs: ['--stable-after', '1s'] })
   started.push(node)
   return node
@@ -41,21 +50,36 @@ async function start (home: string, peers: StartedNode[] = [], dicom = false): P
 
 const FINDING = 'Acute right subdural haematoma with 6 mm midline shift.'
 
-test('flagged in the reader\'s panel -> banner at the site -> ' + 'acknowledged there by name -> the reader sees who',
+test(
+  "flagged in the reader's panel -> banner at the site -> " + 'acknowledged there by name -> the reader sees who',
   async () => {
     const site = await start(await consortium.member('County Hospital', 'site'), [], true)
     const readerHome = await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro'])
     const reader = await start(readerHome, [site])
     await connected(site, reader)
-    await waitFor('the site to know the reader', async () =>
-      (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1, 15_000)
+    await waitFor(
+      'the site to know the reader',
+      async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
+      15_000
+    )
     const dir = await tempDir()
-    await generateCt({ out: dir, slices: 4, series: 1, rows: 32, columns: 32, seed: 23,
-      studyDescription: 'CT HEAD STROKE', bodyPart: 'HEAD' })
+    await generateCt({
+      out: dir,
+      slices: 4,
+      series: 1,
+      rows: 32,
+      columns: 32,
+      seed: 23,
+      studyDescription: 'CT HEAD STROKE',
+      bodyPart: 'HEAD'
+    })
     const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])
     assert.is(sent.code, 0, sent.stderr)
-    const caseId = await waitFor('the case on the reader\'s worklist', async () =>
-      (await reader.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body[0]?.caseId, 20_000)
+    const caseId = await waitFor(
+      "the case on the reader's worklist",
+      async () => (await reader.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body[0]?.caseId,
+      20_000
+    )
     assert.is((await reader.api('POST', `/api/worklist/${caseId}/claim`)).status, 200)
 
     const readerPage = await signedInPage(browser, reader)
@@ -72,23 +96,26 @@ test('flagged in the reader\'s panel -> banner at the site -> ' + 'acknowledged 
     await readerPage.click('#critical-flag')
     const item = readerPage.locator('#critical-list li[data-state="open"]')
     await item.waitFor({ timeout: 10_000 })
-    assert.match(await item.textContent() ?? '', FINDING)
-    assert.match(await item.textContent() ?? '', 'raised by Dr Alice Neuro')
-    assert.match(await item.textContent() ?? '', 'not acknowledged yet')
+    assert.match((await item.textContent()) ?? '', FINDING)
+    assert.match((await item.textContent()) ?? '', 'raised by Dr Alice Neuro')
+    assert.match((await item.textContent()) ?? '', 'not acknowledged yet')
     const [flagged] = (await reader.api<Critical[]>('GET', '/api/critical')).body
     assert.equal([flagged?.caseId, flagged?.text], [caseId, FINDING])
     const id = flagged?.id ?? ''
     await item.locator('.call-note').fill('Phoned ED, left a message.')
     await item.locator('button.call').click()
-    await readerPage.waitForFunction(() => /call at .*: Phoned ED, left a message\./
-      .test(document.querySelector('#critical-list')?.textContent ?? ''), undefined, { timeout: 10_000 })
+    await readerPage.waitForFunction(
+      () => /call at .*: Phoned ED, left a message\./.test(document.querySelector('#critical-list')?.textContent ?? ''),
+      undefined,
+      { timeout: 10_000 }
+    )
 
     // The site's worklist page raises it, without a reload.
     const bannerItem = sitePage.locator(`#critical-banner li[data-critical-id="${id}"]`)
     await bannerItem.waitFor({ timeout: 15_000 })
-    const shown = await bannerItem.textContent() ?? ''
+    const shown = (await bannerItem.textContent()) ?? ''
     for (const part of ['Critical', FINDING, 'CT HEAD', 'raised by Dr Alice Neuro', 'step 0']) assert.match(shown, part)
-    assert.match(await sitePage.locator('#critical-banner').textContent() ?? '', '1 critical result to acknowledge')
+    assert.match((await sitePage.locator('#critical-banner').textContent()) ?? '', '1 critical result to acknowledge')
     assert.is(await sitePage.locator(`tr[data-case="${caseId}"]`).getAttribute('data-critical'), 'open')
     await screenshot(sitePage, 'critical-banner')
 
@@ -98,7 +125,7 @@ test('flagged in the reader\'s panel -> banner at the site -> ' + 'acknowledged 
 
     // Acknowledging needs a name; the banner stays until then, through the worklist's polls.
     await bannerItem.locator('button.ack').click()
-    assert.match(await bannerItem.locator('.ack-error').textContent() ?? '', 'your name')
+    assert.match((await bannerItem.locator('.ack-error').textContent()) ?? '', 'your name')
     await sitePage.waitForTimeout(2_500)
     await bannerItem.locator('.ack-name').fill('Dr Ward')
     await sitePage.waitForTimeout(2_500)
@@ -119,10 +146,11 @@ test('flagged in the reader\'s panel -> banner at the site -> ' + 'acknowledged 
     const acked = readerPage.locator(`#critical-list li[data-critical-id="${id}"][data-state="acknowledged"]`)
     await acked.waitFor({ timeout: 10_000 })
     await acked.scrollIntoViewIfNeeded()
-    assert.match(await acked.textContent() ?? '', 'acknowledged by Dr Ward (ED attending) at ')
+    assert.match((await acked.textContent()) ?? '', 'acknowledged by Dr Ward (ED attending) at ')
     await screenshot(readerPage, 'critical-acknowledged')
     assert.equal(pageErrors(readerPage), [])
     assert.equal(pageErrors(sitePage), [])
-  })
+  }
+)
 
 test.run()

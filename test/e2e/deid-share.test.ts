@@ -21,14 +21,14 @@ const CANARY_ID = 'CANARY-4711'
 let consortium: ScratchConsortium
 const started: StartedNode[] = []
 
-async function start (home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
+async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
   const node = await startNode(home, extra)
   started.push(node)
   return node
 }
 
 /** The DICOM JSON a DICOMweb path answers, as text (to look for canaries) and parsed. */
-async function dicomweb (node: StartedNode, path: string): Promise<{ text: string, json: DicomJson }> {
+async function dicomweb(node: StartedNode, path: string): Promise<{ text: string; json: DicomJson }> {
   const response = await node.fetch(`/dicom-web${path}`, { headers: { accept: 'application/dicom+json' } })
   if (response.status === 204) return { text: '', json: [] }
   assert.is(response.status, 200, `GET ${path}`)
@@ -41,17 +41,27 @@ test.before(async () => {
 })
 
 test.after(async () => {
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
-test('radmesh share --deidentify: the reader gets a copy under a new UID without the patient\'s identity', async () => {
+test("radmesh share --deidentify: the reader gets a copy under a new UID without the patient's identity", async () => {
   const site = await start(await consortium.member('Deid Site', 'site'), { dicom: true })
   const reader = await start(await consortium.member('Deid Reader', 'radiologist'), { peers: [p2pAddr(site)] })
   await connected(site, reader)
   const dir = await tempDir()
   const study = await generateCt({
-    out: join(dir, 'ct'), slices: 4, series: 2, rows: 32, columns: 32, seed: 19,
-    patientName: CANARY_NAME, patientId: CANARY_ID
+    out: join(dir, 'ct'),
+    slices: 4,
+    series: 2,
+    rows: 32,
+    columns: 32,
+    seed: 19,
+    patientName: CANARY_NAME,
+    patientId: CANARY_ID
   })
   const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', join(dir, 'ct')])
   assert.is(sent.code, 0, sent.stderr)
@@ -60,8 +70,16 @@ test('radmesh share --deidentify: the reader gets a copy under a new UID without
   assert.ok(typeof birthDate === 'string' && /^\d{8}$/.test(birthDate), 'the original has a birth date')
   assert.ok(original.text.includes('CANARY'), 'the site holds the original with its canary')
 
-  const shared = await radmesh(['share', '--home', site.home, study.studyInstanceUid, '--to', reader.peerId,
-    '--deidentify', '--retain-patient-characteristics'])
+  const shared = await radmesh([
+    'share',
+    '--home',
+    site.home,
+    study.studyInstanceUid,
+    '--to',
+    reader.peerId,
+    '--deidentify',
+    '--retain-patient-characteristics'
+  ])
   assert.is(shared.code, 0, shared.stderr)
   const copyUid = /^de-identified copy of [0-9.]+: ([0-9.]+)$/m.exec(shared.stdout)?.[1]
   assert.ok(copyUid !== undefined, `no new Study Instance UID in: ${shared.stdout}`)
@@ -83,7 +101,7 @@ test('radmesh share --deidentify: the reader gets a copy under a new UID without
   }
   for (const instance of metadata.json) {
     assert.equal(instance['00120062']?.Value, ['YES'], 'Patient Identity Removed')
-    assert.equal(instance['00100040']?.Value, ['O'], 'Patient\'s Sex kept')
+    assert.equal(instance['00100040']?.Value, ['O'], "Patient's Sex kept")
     assert.equal(instance['0020000D']?.Value, [copyUid])
   }
 

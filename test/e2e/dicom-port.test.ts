@@ -9,7 +9,14 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import {
-  associateRq, commandPdu, dataPdu, EXPLICIT_LE, echoRq, RawAssociation, storeRq, VERIFICATION
+  associateRq,
+  commandPdu,
+  dataPdu,
+  EXPLICIT_LE,
+  echoRq,
+  RawAssociation,
+  storeRq,
+  VERIFICATION
 } from '../../scripts/fuzz/scu.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { runTool, storescu } from '../../scripts/lib/dcmtk.ts'
@@ -27,7 +34,7 @@ const CONTEXTS = [
 let consortium: ScratchConsortium
 const started: StartedNode[] = []
 
-async function start (extraArgs: string[], prepare?: (home: string) => Promise<void>): Promise<StartedNode> {
+async function start(extraArgs: string[], prepare?: (home: string) => Promise<void>): Promise<StartedNode> {
   const home = await consortium.member(`Port ${started.length + 1}`, 'site')
   await prepare?.(home)
   const node = await startNode(home, { dicom: true, extraArgs })
@@ -35,25 +42,26 @@ async function start (extraArgs: string[], prepare?: (home: string) => Promise<v
   return node
 }
 
-async function associate (node: StartedNode, calling: string): Promise<RawAssociation> {
+async function associate(node: StartedNode, calling: string): Promise<RawAssociation> {
   const scu = await RawAssociation.connect(node.dicomPort)
   const answer = await scu.associate(associateRq('RADMESH', calling, CONTEXTS))
   assert.is(answer.type, 'associate-ac', `${calling}: ${JSON.stringify(answer)}`)
   return scu
 }
 
-const echoscu = async (node: StartedNode, calling: string): Promise<{ code: number | null, output: string }> => {
+const echoscu = async (node: StartedNode, calling: string): Promise<{ code: number | null; output: string }> => {
   const args = ['-aec', 'RADMESH', '-aet', calling, '127.0.0.1', String(node.dicomPort)]
   const { code, stdout, stderr } = await runTool('echoscu', args)
   return { code, output: stdout + stderr }
 }
 
-async function warnings (node: StartedNode, pattern: RegExp): Promise<Array<Record<string, unknown>>> {
-  return (await logOf(node.home))
-    .filter(line => line['level'] === 40 && pattern.test(`${String(line['msg'])} ${String(line['reason'])}`))
+async function warnings(node: StartedNode, pattern: RegExp): Promise<Array<Record<string, unknown>>> {
+  return (await logOf(node.home)).filter(
+    line => line['level'] === 40 && pattern.test(`${String(line['msg'])} ${String(line['reason'])}`)
+  )
 }
 
-async function status (pid: number | undefined, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+async function status(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const text = await fs.readFile(`/proc/${pid}/status`, 'utf8')
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1]) / 1024
 }
@@ -63,7 +71,11 @@ test.before(async () => {
 })
 
 test.after(async () => {
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
 test('--max-associations: past it, A-ASSOCIATE-RJ transient, local limit exceeded (raw SCU, echoscu)', async () => {
@@ -71,8 +83,10 @@ test('--max-associations: past it, A-ASSOCIATE-RJ transient, local limit exceede
   const first = await associate(node, 'FIRST')
   const second = await associate(node, 'SECOND')
   const third = await RawAssociation.connect(node.dicomPort)
-  assert.equal(await third.associate(associateRq('RADMESH', 'THIRD', CONTEXTS)),
-    { type: 'associate-rj', rj: { result: 2, source: 3, reason: 2 } })
+  assert.equal(await third.associate(associateRq('RADMESH', 'THIRD', CONTEXTS)), {
+    type: 'associate-rj',
+    rj: { result: 2, source: 3, reason: 2 }
+  })
   const refused = await echoscu(node, 'ECHO')
   assert.is.not(refused.code, 0)
   assert.match(refused.output, /Rejected Transient/i)
@@ -81,10 +95,20 @@ test('--max-associations: past it, A-ASSOCIATE-RJ transient, local limit exceede
     const found = await warnings(node, /too many associations/)
     return found.length >= 2 ? found : undefined
   })
-  assert.equal(lines.map(line => [line['callingAeTitle'], line['maxAssociations']]), [['THIRD', 2], ['ECHO', 2]])
+  assert.equal(
+    lines.map(line => [line['callingAeTitle'], line['maxAssociations']]),
+    [
+      ['THIRD', 2],
+      ['ECHO', 2]
+    ]
+  )
   assert.is((await first.release()).type, 'release-rp')
-  await waitFor('echoscu to get through once a slot is free',
-    async () => (await echoscu(node, 'ECHO')).code === 0, 5_000, 100)
+  await waitFor(
+    'echoscu to get through once a slot is free',
+    async () => (await echoscu(node, 'ECHO')).code === 0,
+    5_000,
+    100
+  )
   second.destroy()
 })
 
@@ -93,8 +117,10 @@ test('--pdu-timeout: a PDU that stops midway is aborted; an association quiet be
   const quiet = await associate(node, 'QUIET')
   const stalled = await associate(node, 'STALLED')
   const started = Date.now()
-  await stalled.send(commandPdu(3, storeRq(1, CT, '2.25.1')),
-    dataPdu(3, Buffer.alloc(100_000), true).subarray(0, 40_000))
+  await stalled.send(
+    commandPdu(3, storeRq(1, CT, '2.25.1')),
+    dataPdu(3, Buffer.alloc(100_000), true).subarray(0, 40_000)
+  )
   const answer = await stalled.next(10_000)
   const took = Date.now() - started
   assert.equal(answer, { type: 'abort', abort: { source: 2, reason: 0 } })
@@ -132,8 +158,14 @@ test('--allow-ae and HOME/dicom-peers.json: only the AE titles listed, from thei
     const found = await warnings(node, /calling AE title not allowed/)
     return found.length >= 3 ? found : undefined
   })
-  assert.equal(lines.map(line => [line['callingAeTitle'], line['address']]),
-    [['STRANGER', '127.0.0.1'], ['FARAWAY', '127.0.0.1'], ['TESTSCU', '127.0.0.1']])
+  assert.equal(
+    lines.map(line => [line['callingAeTitle'], line['address']]),
+    [
+      ['STRANGER', '127.0.0.1'],
+      ['FARAWAY', '127.0.0.1'],
+      ['TESTSCU', '127.0.0.1']
+    ]
+  )
 })
 
 test('four associations that each send 300 MB of a data set and then close leave the RSS near its level', async () => {
@@ -146,21 +178,29 @@ test('four associations that each send 300 MB of a data set and then close leave
   await new Promise(resolve => setTimeout(resolve, 500))
   const before = await status(pid, 'VmRSS')
   const fragment = Buffer.alloc(1024 * 1024 - 12, 0x5a)
-  const scus = await Promise.all([0, 1, 2, 3].map(async i => {
-    const scu = await associate(node, `HALF${i}`)
-    await scu.send(commandPdu(3, storeRq(1, CT, `2.25.30000${i}`)))
-    for (let mb = 0; mb < 300; mb++) await scu.send(dataPdu(3, fragment, false))
-    return scu
-  }))
+  const scus = await Promise.all(
+    [0, 1, 2, 3].map(async i => {
+      const scu = await associate(node, `HALF${i}`)
+      await scu.send(commandPdu(3, storeRq(1, CT, `2.25.30000${i}`)))
+      for (let mb = 0; mb < 300; mb++) await scu.send(dataPdu(3, fragment, false))
+      return scu
+    })
+  )
   const during = await status(pid, 'VmRSS')
   for (const scu of scus) scu.destroy()
   let after = during
-  const settled = await waitFor('the RSS to come back', async () => {
-    after = await status(pid, 'VmRSS')
-    return after < before + 150 ? after : undefined
-  }, 15_000, 250).catch(() => undefined)
+  const settled = await waitFor(
+    'the RSS to come back',
+    async () => {
+      after = await status(pid, 'VmRSS')
+      return after < before + 150 ? after : undefined
+    },
+    15_000,
+    250
+  ).catch(() => undefined)
   const peak = await status(pid, 'VmHWM')
-  const figures = `RSS ${before.toFixed(0)} MB before, ${during.toFixed(0)} MB with 4 x 300 MB half-sent, ` +
+  const figures =
+    `RSS ${before.toFixed(0)} MB before, ${during.toFixed(0)} MB with 4 x 300 MB half-sent, ` +
     `${after.toFixed(0)} MB after the close; peak ${peak.toFixed(0)} MB`
   assert.ok(settled !== undefined, figures)
   assert.ok(peak < 1024, figures)

@@ -42,7 +42,7 @@ const PATIENTS = [
   { patientName: 'MÜLLER^HANS', patientId: 'P3', date: '20230711', time: '101010', series: 1 }
 ]
 
-async function listen (command: string, args: string[], port: number): Promise<void> {
+async function listen(command: string, args: string[], port: number): Promise<void> {
   const child = ownChild(spawn(command, args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' }))
   children.push(child)
   await waitFor(`${command} to listen`, async () => (await runTool('echoscu', ['127.0.0.1', String(port)])).code === 0)
@@ -52,8 +52,14 @@ test.before(async () => {
   const dir = await tempDir()
   for (const [i, p] of PATIENTS.entries()) {
     const study = await generateCt({
-      out: join(dir, String(i)), slices: 2, series: p.series, rows: 32, columns: 32, seed: 100 + i,
-      patientName: p.patientName, patientId: p.patientId
+      out: join(dir, String(i)),
+      slices: 2,
+      series: p.series,
+      rows: 32,
+      columns: 32,
+      seed: 100 + i,
+      patientName: p.patientName,
+      patientId: p.patientId
     })
     for (const file of study.files) {
       const dates = ['-m', `StudyDate=${p.date}`, '-m', `StudyTime=${p.time}`]
@@ -71,12 +77,19 @@ test.before(async () => {
   node = await startNode(home, {
     dicom: dicomPort,
     extraArgs: [
-      '--dicom-peer', `ORTHANC=127.0.0.1:${orthanc.dicomPort}`,
-      '--dicom-peer', `STORESCP=127.0.0.1:${storescpPort}`,
-      '--dicom-peer', `IMPLICITONLY@127.0.0.1:${implicitOnlyPort}`
+      '--dicom-peer',
+      `ORTHANC=127.0.0.1:${orthanc.dicomPort}`,
+      '--dicom-peer',
+      `STORESCP=127.0.0.1:${storescpPort}`,
+      '--dicom-peer',
+      `IMPLICITONLY@127.0.0.1:${implicitOnlyPort}`
     ]
   })
-  const stored = await storescu(node.dicomPort, 'RADMESH', studies.flatMap(s => s.files))
+  const stored = await storescu(
+    node.dicomPort,
+    'RADMESH',
+    studies.flatMap(s => s.files)
+  )
   assert.is(stored.code, 0, stored.stderr)
 })
 
@@ -87,14 +100,14 @@ test.after(async () => {
 })
 
 /** A DCMTK SCU against the node: `tool ARGS… -k KEY… 127.0.0.1 PORT`, as FINDSCU unless `-aet` is given. */
-async function scu (tool: string, args: string[], keys: string[]): Promise<{ code: number | null, output: string }> {
+async function scu(tool: string, args: string[], keys: string[]): Promise<{ code: number | null; output: string }> {
   const all = ['-aec', 'RADMESH', ...args, ...keys.flatMap(k => ['-k', k]), '127.0.0.1', String(node.dicomPort)]
   const { code, stdout, stderr } = await runTool(tool, all)
   return { code, output: stdout + stderr }
 }
 
 /** findscu's answers: one map of "(gggg,eeee)" to value per Pending response, in order. */
-async function findscu (model: '-S' | '-P', keys: string[], extra: string[] = []): Promise<Array<Map<string, string>>> {
+async function findscu(model: '-S' | '-P', keys: string[], extra: string[] = []): Promise<Array<Map<string, string>>> {
   const { code, output } = await scu('findscu', ['-v', model, ...extra], keys)
   assert.is(code, 0, output)
   const answers: Array<Map<string, string>> = []
@@ -110,8 +123,7 @@ async function findscu (model: '-S' | '-P', keys: string[], extra: string[] = []
   return answers
 }
 
-const ids = (answers: Array<Map<string, string>>): string[] =>
-  answers.map(a => a.get('0010,0020') ?? '?').sort()
+const ids = (answers: Array<Map<string, string>>): string[] => answers.map(a => a.get('0010,0020') ?? '?').sort()
 
 test('C-FIND STUDY, Study Root: single values, wildcards, date and time ranges, universal matching', async () => {
   assert.equal(ids(await findscu('-S', ['QueryRetrieveLevel=STUDY', 'PatientID'])), ['P1', 'P2', 'P3'])
@@ -125,8 +137,17 @@ test('C-FIND STUDY, Study Root: single values, wildcards, date and time ranges, 
   assert.equal(ids(await findscu('-S', ['QueryRetrieveLevel=STUDY', 'StudyTime=0800-1200', 'PatientID'])), ['P1', 'P3'])
   const [a, b] = studies
   const list = `StudyInstanceUID=${a?.studyInstanceUid}\\${b?.studyInstanceUid}`
-  const answers = await findscu('-S', ['QueryRetrieveLevel=STUDY', list, 'PatientID', 'StudyDate', 'ModalitiesInStudy',
-    'NumberOfStudyRelatedInstances', 'RetrieveAETitle', 'StudyDescription', 'IssuerOfPatientID'])
+  const answers = await findscu('-S', [
+    'QueryRetrieveLevel=STUDY',
+    list,
+    'PatientID',
+    'StudyDate',
+    'ModalitiesInStudy',
+    'NumberOfStudyRelatedInstances',
+    'RetrieveAETitle',
+    'StudyDescription',
+    'IssuerOfPatientID'
+  ])
   assert.equal(ids(answers), ['P1', 'P2'])
   const jane = answers.find(x => x.get('0010,0020') === 'P2')
   assert.is(jane?.get('0008,0020'), '20240320')
@@ -138,30 +159,52 @@ test('C-FIND STUDY, Study Root: single values, wildcards, date and time ranges, 
 })
 
 test('C-FIND PATIENT (Patient Root), SERIES and IMAGE: the unique keys above, counts, UIDs', async () => {
-  const patients = await findscu('-P', ['QueryRetrieveLevel=PATIENT', 'PatientID', 'PatientName=DOE*',
-    'NumberOfPatientRelatedStudies'])
+  const patients = await findscu('-P', [
+    'QueryRetrieveLevel=PATIENT',
+    'PatientID',
+    'PatientName=DOE*',
+    'NumberOfPatientRelatedStudies'
+  ])
   assert.equal(ids(patients), ['P1', 'P2'])
   assert.is(patients[0]?.get('0020,1200'), '1')
   const b = studies[1] as GeneratedStudy
-  const series = await findscu('-P', ['QueryRetrieveLevel=SERIES', 'PatientID=P2',
-    `StudyInstanceUID=${b.studyInstanceUid}`, 'SeriesInstanceUID', 'Modality=CT', 'NumberOfSeriesRelatedInstances'])
-  assert.equal(series.map(s => s.get('0020,000e')).sort(),
-    b.series.map(s => s.seriesInstanceUid).sort())
-  const images = await findscu('-S', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${b.studyInstanceUid}`,
-    `SeriesInstanceUID=${b.series[0]?.seriesInstanceUid}`, 'SOPInstanceUID', 'InstanceNumber=2', 'SOPClassUID'])
+  const series = await findscu('-P', [
+    'QueryRetrieveLevel=SERIES',
+    'PatientID=P2',
+    `StudyInstanceUID=${b.studyInstanceUid}`,
+    'SeriesInstanceUID',
+    'Modality=CT',
+    'NumberOfSeriesRelatedInstances'
+  ])
+  assert.equal(series.map(s => s.get('0020,000e')).sort(), b.series.map(s => s.seriesInstanceUid).sort())
+  const images = await findscu('-S', [
+    'QueryRetrieveLevel=IMAGE',
+    `StudyInstanceUID=${b.studyInstanceUid}`,
+    `SeriesInstanceUID=${b.series[0]?.seriesInstanceUid}`,
+    'SOPInstanceUID',
+    'InstanceNumber=2',
+    'SOPClassUID'
+  ])
   assert.is(images.length, 1)
   assert.is(images[0]?.get('0008,0016'), '=CTImageStorage', 'DCMTK prints a UID it knows by name')
   assert.is(images[0]?.get('0020,0013'), '2')
 })
 
 test('C-FIND, character sets: UTF-8 keys match; names go back in a character set that holds them', async () => {
-  const answers = await findscu('-S', ['QueryRetrieveLevel=STUDY', 'SpecificCharacterSet=ISO_IR 192',
-    'PatientName=MÜLL*', 'PatientID'])
+  const answers = await findscu('-S', [
+    'QueryRetrieveLevel=STUDY',
+    'SpecificCharacterSet=ISO_IR 192',
+    'PatientName=MÜLL*',
+    'PatientID'
+  ])
   assert.equal(ids(answers), ['P3'])
   // Written back in Latin-1 (ISO_IR 100), the request naming no character set: dcmdump converts it to read it.
   const out = await tempDir()
-  const extracted = await scu('findscu', ['-S', '-X', '-od', out],
-    ['QueryRetrieveLevel=STUDY', 'PatientID=P3', 'PatientName'])
+  const extracted = await scu(
+    'findscu',
+    ['-S', '-X', '-od', out],
+    ['QueryRetrieveLevel=STUDY', 'PatientID=P3', 'PatientName']
+  )
   assert.is(extracted.code, 0, extracted.output)
   const asSent = await runTool('dcmdump', [join(out, 'rsp0001.dcm')])
   assert.match(asSent.stdout, /\(0008,0005\) CS \[ISO_IR 100\]/)
@@ -174,16 +217,21 @@ test('C-FIND: a level the model does not have is refused; a C-CANCEL stops the q
   assert.match(wrong.output, /Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/)
 
   const raw = await RawAssociation.connect(node.dicomPort)
-  const answer = await raw.associate(associateRq('RADMESH', 'CANCELER', [
-    { id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [EXPLICIT_LE] }
-  ]))
+  const answer = await raw.associate(
+    associateRq('RADMESH', 'CANCELER', [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [EXPLICIT_LE] }])
+  )
   assert.is(answer.type, 'associate-ac')
   const identifier = writeDataset([
     { tag: 0x00080052, vr: 'CS', value: 'IMAGE' },
     { tag: 0x00080018, vr: 'UI', value: '' }
   ])
-  const find: Command = { affectedSopClassUid: STUDY_ROOT_FIND, commandField: 0x0020, messageId: 7, priority: 0,
-    commandDataSetType: 0x0102 }
+  const find: Command = {
+    affectedSopClassUid: STUDY_ROOT_FIND,
+    commandField: 0x0020,
+    messageId: 7,
+    priority: 0,
+    commandDataSetType: 0x0102
+  }
   const cancel: Command = { commandField: 0x0fff, messageIdBeingRespondedTo: 7, commandDataSetType: 0x0101 }
   // The C-CANCEL follows at once: it is taken while the C-FIND runs, not queued behind it.
   await raw.send(commandPdu(1, find), dataPdu(1, identifier, true), commandPdu(1, cancel))
@@ -193,7 +241,7 @@ test('C-FIND: a level the model does not have is refused; a C-CANCEL stops the q
   assert.is((await raw.release()).type, 'release-rp')
 })
 
-async function sameAsStored (dir: string, study: GeneratedStudy, files?: string[]): Promise<void> {
+async function sameAsStored(dir: string, study: GeneratedStudy, files?: string[]): Promise<void> {
   const received = (await fs.readdir(dir)).filter(name => !name.startsWith('.'))
   assert.is(received.length, (files ?? study.files).length, `files in ${dir}`)
   const wanted = new Map<string, Buffer>()
@@ -210,8 +258,11 @@ async function sameAsStored (dir: string, study: GeneratedStudy, files?: string[
 test('C-GET (getscu): every instance of a study on the same association, byte for byte', async () => {
   const out = await tempDir()
   const b = studies[1] as GeneratedStudy
-  const { code, output } = await scu('getscu', ['-S', '-od', out],
-    ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${b.studyInstanceUid}`])
+  const { code, output } = await scu(
+    'getscu',
+    ['-S', '-od', out],
+    ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${b.studyInstanceUid}`]
+  )
   assert.is(code, 0, output)
   await sameAsStored(out, b)
 })
@@ -220,8 +271,7 @@ test('C-MOVE to itself (a destination in HOME) and to a storescp (--dicom-peer),
   const out = await tempDir()
   const a = studies[0] as GeneratedStudy
   const toItself = ['-S', '-aet', 'MOVESCU', '-aem', 'MOVESCU', '+P', String(movescuPort), '-od', out]
-  const moved = await scu('movescu', toItself,
-    ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${a.studyInstanceUid}`])
+  const moved = await scu('movescu', toItself, ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${a.studyInstanceUid}`])
   assert.is(moved.code, 0, moved.output)
   await sameAsStored(out, a)
 
@@ -229,8 +279,15 @@ test('C-MOVE to itself (a destination in HOME) and to a storescp (--dicom-peer),
   await listen('storescp', ['-od', scpDir, '-aet', 'STORESCP', String(storescpPort)], storescpPort)
   const b = studies[1] as GeneratedStudy
   const series = b.series[1]
-  const toScp = await scu('movescu', ['-v', '-S', '-aem', 'STORESCP'], ['QueryRetrieveLevel=SERIES',
-    `StudyInstanceUID=${b.studyInstanceUid}`, `SeriesInstanceUID=${series?.seriesInstanceUid}`])
+  const toScp = await scu(
+    'movescu',
+    ['-v', '-S', '-aem', 'STORESCP'],
+    [
+      'QueryRetrieveLevel=SERIES',
+      `StudyInstanceUID=${b.studyInstanceUid}`,
+      `SeriesInstanceUID=${series?.seriesInstanceUid}`
+    ]
+  )
   assert.is(toScp.code, 0, toScp.output)
   assert.match(toScp.output, /Received Move Response 1 \(Pending\)/)
   await waitFor('storescp to write the series', async () => (await fs.readdir(scpDir)).length === series?.files.length)
@@ -255,10 +312,15 @@ test('C-MOVE: an unknown destination is refused; one taking none of the stored s
 })
 
 test('every retrieve is audited as 110106 Export, every query as 110112', async () => {
-  const { body } = await node.api<{ records: Array<{ eventCode: string, detail?: string, actor: { id: string } }> }>(
-    'GET', '/api/audit?limit=1000')
+  const { body } = await node.api<{ records: Array<{ eventCode: string; detail?: string; actor: { id: string } }> }>(
+    'GET',
+    '/api/audit?limit=1000'
+  )
   const exports = body.records.filter(r => r.eventCode === '110106')
-  assert.ok(exports.some(r => /C-GET by GETSCU: 4 sent, 0 failed/.test(r.detail ?? '')), JSON.stringify(exports))
+  assert.ok(
+    exports.some(r => /C-GET by GETSCU: 4 sent, 0 failed/.test(r.detail ?? '')),
+    JSON.stringify(exports)
+  )
   assert.ok(exports.some(r => /C-MOVE to STORESCP: 2 sent/.test(r.detail ?? '')))
   assert.ok(exports.some(r => /C-MOVE to IMPLICITONLY: 0 sent, 2 failed/.test(r.detail ?? '')))
   assert.ok(body.records.some(r => r.eventCode === '110112' && /^C-FIND STUDY by 00100010/.test(r.detail ?? '')))
@@ -266,13 +328,22 @@ test('every retrieve is audited as 110106 Export, every query as 110112', async 
 
 test('Orthanc queries the node (/modalities/radmesh/query) and retrieves a study into itself by C-MOVE', async () => {
   const b = studies[1] as GeneratedStudy
-  const query = await orthanc.request<{ ID: string }>('POST', '/modalities/radmesh/query',
-    { Level: 'Study', Query: { PatientName: 'DOE^JA*', StudyDate: '20240301-20240331', StudyInstanceUID: '' } })
+  const query = await orthanc.request<{ ID: string }>('POST', '/modalities/radmesh/query', {
+    Level: 'Study',
+    Query: { PatientName: 'DOE^JA*', StudyDate: '20240301-20240331', StudyInstanceUID: '' }
+  })
   const answers = await orthanc.request<Array<Record<string, { Value: string }>>>(
-    'GET', `/queries/${query.ID}/answers?expand&simplify`)
-  assert.equal(answers.map(a => a['StudyInstanceUID']), [b.studyInstanceUid])
-  const series = await orthanc.request<{ ID: string }>('POST', '/modalities/radmesh/query',
-    { Level: 'Series', Query: { StudyInstanceUID: b.studyInstanceUid, SeriesInstanceUID: '', Modality: 'CT' } })
+    'GET',
+    `/queries/${query.ID}/answers?expand&simplify`
+  )
+  assert.equal(
+    answers.map(a => a['StudyInstanceUID']),
+    [b.studyInstanceUid]
+  )
+  const series = await orthanc.request<{ ID: string }>('POST', '/modalities/radmesh/query', {
+    Level: 'Series',
+    Query: { StudyInstanceUID: b.studyInstanceUid, SeriesInstanceUID: '', Modality: 'CT' }
+  })
   assert.is((await orthanc.request<unknown[]>('GET', `/queries/${series.ID}/answers`)).length, 2)
   await orthanc.request('POST', `/queries/${query.ID}/retrieve`, { TargetAet: 'ORTHANC', Synchronous: true })
   const instances = await orthanc.request<string[]>('GET', '/instances')

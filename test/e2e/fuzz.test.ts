@@ -14,15 +14,26 @@ import { runStowFuzz } from '../../scripts/fuzz/stow.ts'
 
 const seed = Number(process.env['RADMESH_FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 31))
 
-async function pass (run: (options: KindOptions) => Promise<KindTally>, cases: number): Promise<void> {
+async function pass(run: (options: KindOptions) => Promise<KindTally>, cases: number): Promise<void> {
   const lines: string[] = []
-  const tally = await run({ cases, seed, say: line => { lines.push(line) } })
-  const findings = tally.findings.map(f => `${f.kind} ${f.outcome} seed=${f.seed} case=${f.case}: ${f.what}\n` +
-    `  replay: npm run fuzz -- ${f.kind} --seed ${f.seed} --from ${f.case} --cases 1`)
+  const tally = await run({
+    cases,
+    seed,
+    say: line => {
+      lines.push(line)
+    }
+  })
+  const findings = tally.findings.map(
+    f =>
+      `${f.kind} ${f.outcome} seed=${f.seed} case=${f.case}: ${f.what}\n` +
+      `  replay: npm run fuzz -- ${f.kind} --seed ${f.seed} --from ${f.case} --cases 1`
+  )
   assert.is(tally.tried, cases)
   const memory = tally.overMemory.map(line => `${tally.kind} seed=${seed} ${line}`)
-  assert.ok(findings.length === 0 && memory.length === 0,
-    `seed ${seed}, ${tally.kind}: ${summary(tally)}\n${[...findings, ...memory].join('\n')}`)
+  assert.ok(
+    findings.length === 0 && memory.length === 0,
+    `seed ${seed}, ${tally.kind}: ${summary(tally)}\n${[...findings, ...memory].join('\n')}`
+  )
   assert.is(tally.crashed + tally.hung + tally.lost, 0)
 }
 

@@ -12,7 +12,9 @@ import { waitFor } from '../../scripts/lib/wait.ts'
 
 const namespace = `radmesh-mdns-${process.pid}`
 const children: ChildProcess[] = []
-const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }) }
+const ip = (...args: string[]): void => {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+}
 
 test.before(() => {
   try {
@@ -26,23 +28,50 @@ test.before(() => {
 
 test.after(() => {
   for (const child of children) child.kill('SIGKILL')
-  try { ip('netns', 'del', namespace) } catch {}
+  try {
+    ip('netns', 'del', namespace)
+  } catch {}
 })
 
 test('two members on one LAN find each other by mDNS and connect', async () => {
   const consortium = await createScratchConsortium()
   const homes = [await consortium.member('LAN Site', 'site'), await consortium.member('LAN Reader', 'radiologist')]
   for (const [i, home] of homes.entries()) {
-    const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, 'start', '--home', home,
-      '--listen', '/ip4/127.0.0.1/tcp/0', '--http', `127.0.0.1:${7480 + i}`], { stdio: 'ignore' })
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        namespace,
+        process.execPath,
+        CLI,
+        'start',
+        '--home',
+        home,
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--http',
+        `127.0.0.1:${7480 + i}`
+      ],
+      { stdio: 'ignore' }
+    )
     children.push(child)
   }
   const [siteHome, readerHome] = homes as [string, string]
-  const peerIdOf = async (home: string): Promise<string> => await waitFor('the node to start', async () => (await logOf(home)).find(l => l['event'] === 'node-started')?.['peerId'] as string | undefined, 20_000)
+  const peerIdOf = async (home: string): Promise<string> =>
+    await waitFor(
+      'the node to start',
+      async () => (await logOf(home)).find(l => l['event'] === 'node-started')?.['peerId'] as string | undefined,
+      20_000
+    )
   const [sitePeer, readerPeer] = [await peerIdOf(siteHome), await peerIdOf(readerHome)]
-  await waitFor('each to connect to the other', async () =>
-    (await logOf(siteHome)).some(l => l['event'] === 'member-connected' && l['peer'] === readerPeer) &&
-    (await logOf(readerHome)).some(l => l['event'] === 'member-connected' && l['peer'] === sitePeer), 20_000)
+  await waitFor(
+    'each to connect to the other',
+    async () =>
+      (await logOf(siteHome)).some(l => l['event'] === 'member-connected' && l['peer'] === readerPeer) &&
+      (await logOf(readerHome)).some(l => l['event'] === 'member-connected' && l['peer'] === sitePeer),
+    20_000
+  )
 })
 
 test.run()

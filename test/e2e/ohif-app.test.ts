@@ -34,16 +34,28 @@ const errors: string[] = []
 /** Why the setup failed: uvu ends a run quietly when a `before` hook throws, so each test throws it instead. */
 let setupError: unknown
 
-test.before(async () => { await setUp().catch((error: unknown) => { setupError = error }) })
-test.before.each(() => { if (setupError !== undefined) throw setupError })
+test.before(async () => {
+  await setUp().catch((error: unknown) => {
+    setupError = error
+  })
+})
+test.before.each(() => {
+  if (setupError !== undefined) throw setupError
+})
 
-async function setUp (): Promise<void> {
+async function setUp(): Promise<void> {
   const [dist, appConfig] = await Promise.all([ohifDist(), appConfigFromDocs()])
   const consortium = await createScratchConsortium('OHIFAPP')
   node = await startNode(await consortium.member('OHIF App Site', 'site'), { dicom: true })
   const dir = await tempDir()
   const study = await generateCt({
-    out: dir, slices: 20, rows: 128, columns: 128, seed: 17, patientName: PATIENT, studyDescription: DESCRIPTION
+    out: dir,
+    slices: 20,
+    rows: 128,
+    columns: 128,
+    seed: 17,
+    patientName: PATIENT,
+    studyDescription: DESCRIPTION
   })
   studyUid = study.studyInstanceUid
   const stored = await storescu(node.dicomPort, 'RADMESH', ['+sd', '+r', dir])
@@ -58,7 +70,9 @@ async function setUp (): Promise<void> {
   page.on('response', response => {
     if (response.status() >= 400) refused.push(`${response.status()} ${response.request().method()} ${response.url()}`)
   })
-  page.on('pageerror', error => { errors.push(error.message) })
+  page.on('pageerror', error => {
+    errors.push(error.message)
+  })
 }
 
 test.after(async () => {
@@ -85,10 +99,13 @@ test('signing in through the one origin sets the session cookie, and the study l
   await screenshot(page, 'ohif-study-list')
   const searches = ohif.forwarded.filter(r => r.url.startsWith('/dicom-web/studies?'))
   assert.ok(searches.length > 0, 'the study list searched the node')
-  assert.ok(searches.every(r => r.status === 200), JSON.stringify(searches))
+  assert.ok(
+    searches.every(r => r.status === 200),
+    JSON.stringify(searches)
+  )
 })
 
-test('the viewer draws the CT from the node\'s frames', async () => {
+test("the viewer draws the CT from the node's frames", async () => {
   await page.goto(`${ohif.url}/viewer?StudyInstanceUIDs=${studyUid}`)
   const canvas = page.locator('canvas.cornerstone-canvas').first()
   await canvas.waitFor()
@@ -106,8 +123,11 @@ test('the viewer draws the CT from the node\'s frames', async () => {
 
 test('no request was refused or failed, and OHIF threw nothing', async () => {
   // OHIF goes on fetching the study's other frames after the first is drawn.
-  await waitFor('every request forwarded to the node to be answered', () => ohif.forwarded.every(r => r.status !== 0),
-    LOAD_TIMEOUT_MS)
+  await waitFor(
+    'every request forwarded to the node to be answered',
+    () => ohif.forwarded.every(r => r.status !== 0),
+    LOAD_TIMEOUT_MS
+  )
   const notOk = ohif.forwarded.filter(r => r.status >= 400 || r.status === 0)
   assert.equal(notOk, [], 'every request forwarded to the node was answered below 400')
   assert.equal(refused, [], 'no response in the page had a status of 400 or more')
@@ -122,21 +142,25 @@ test('the session cookie is what signs OHIF in: the proxy adds no credentials of
 })
 
 /** Waits until the viewport's canvas holds an image: more than a few grey levels. */
-async function waitForImage (page: Page): Promise<{ distinct: number, lit: number }> {
-  const handle = await page.waitForFunction(() => {
-    const canvas = document.querySelector<HTMLCanvasElement>('canvas.cornerstone-canvas')
-    const context = canvas?.getContext('2d')
-    if (canvas == null || context == null || canvas.width === 0 || canvas.height === 0) return false
-    const { data } = context.getImageData(0, 0, canvas.width, canvas.height)
-    const levels = new Set<number>()
-    let lit = 0
-    for (let i = 0; i < data.length; i += 4) {
-      const grey = data[i] ?? 0
-      levels.add(grey)
-      if (grey > 16) lit++
-    }
-    return levels.size >= 16 ? { distinct: levels.size, lit: lit / (data.length / 4) } : false
-  }, undefined, { timeout: LOAD_TIMEOUT_MS, polling: 500 })
+async function waitForImage(page: Page): Promise<{ distinct: number; lit: number }> {
+  const handle = await page.waitForFunction(
+    () => {
+      const canvas = document.querySelector<HTMLCanvasElement>('canvas.cornerstone-canvas')
+      const context = canvas?.getContext('2d')
+      if (canvas == null || context == null || canvas.width === 0 || canvas.height === 0) return false
+      const { data } = context.getImageData(0, 0, canvas.width, canvas.height)
+      const levels = new Set<number>()
+      let lit = 0
+      for (let i = 0; i < data.length; i += 4) {
+        const grey = data[i] ?? 0
+        levels.add(grey)
+        if (grey > 16) lit++
+      }
+      return levels.size >= 16 ? { distinct: levels.size, lit: lit / (data.length / 4) } : false
+    },
+    undefined,
+    { timeout: LOAD_TIMEOUT_MS, polling: 500 }
+  )
   const drawn = await handle.jsonValue()
   if (drawn === false) throw new Error('no image drawn')
   return drawn

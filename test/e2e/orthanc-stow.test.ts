@@ -43,8 +43,9 @@ test("Orthanc's DICOMweb client stores a study by STOW-RS; the node holds every 
     HttpHeaders: { Authorization: `Bearer ${node.token}` }
   })
   await orthanc.request('POST', '/dicom-web/servers/radmesh/stow', { Resources: [orthancStudy] })
-  const response = await node.fetch(`/dicom-web/studies/${study.studyInstanceUid}`,
-    { headers: { accept: 'multipart/related; type="application/dicom"' } })
+  const response = await node.fetch(`/dicom-web/studies/${study.studyInstanceUid}`, {
+    headers: { accept: 'multipart/related; type="application/dicom"' }
+  })
   assert.is(response.status, 200)
   const body = new Uint8Array(await response.arrayBuffer())
   const back = parseMultipartRelated(body, response.headers.get('content-type') ?? '').map(part => part.body)

@@ -38,19 +38,19 @@ let siteVersion: string
 type Instance = ManifestIndex['instances'][number]
 
 /** The body of the one length-prefixed message in `bytes`. */
-function body (bytes: Uint8Array): Uint8Array {
+function body(bytes: Uint8Array): Uint8Array {
   let at = 0
   while (((bytes[at] ?? 0) & 0x80) !== 0) at++
   return bytes.subarray(at + 1)
 }
 
-async function announce (message: Announcement): Promise<AnnouncementAnswer> {
+async function announce(message: Announcement): Promise<AnnouncementAnswer> {
   const sent = await member.send(ANNOUNCE_PROTOCOL, [framed(encodeAnnouncement(message))], { waitMs: 10_000 })
   assert.ok(sent.reply.byteLength > 0, `the site answered the announcement (${sent.ended})`)
   return decodeAnnouncementAnswer(body(sent.reply))
 }
 
-async function askManifest (uid: string): Promise<{ ended: string, answer?: ManifestResponse }> {
+async function askManifest(uid: string): Promise<{ ended: string; answer?: ManifestResponse }> {
   const request = framed(encodeManifestRequest({ studyUid: uid }))
   const sent = await member.send(MANIFEST_PROTOCOL, [request], { waitMs: 10_000, maxReply: 16 * 1024 * 1024 })
   if (sent.reply.byteLength === 0) return { ended: sent.ended }
@@ -58,9 +58,12 @@ async function askManifest (uid: string): Promise<{ ended: string, answer?: Mani
 }
 
 /** The site's refusal of this member with `code`, waited for. */
-async function refusal (code: string): Promise<Record<string, unknown>> {
-  return await waitFor(`a refusal with code ${code}`, async () =>
-    (await logOf(site.home)).find(line => line['code'] === code && line['peer'] === member.peerId), 5_000)
+async function refusal(code: string): Promise<Record<string, unknown>> {
+  return await waitFor(
+    `a refusal with code ${code}`,
+    async () => (await logOf(site.home)).find(line => line['code'] === code && line['peer'] === member.peerId),
+    5_000
+  )
 }
 
 const version = async (options: Partial<Parameters<typeof makeVersion>[1]> = {}): ReturnType<typeof makeVersion> =>
@@ -94,7 +97,7 @@ test.after(async () => {
   await site?.kill()
 })
 
-test('its own version of the site\'s study, dated later: refused (foreign-version); the site keeps its', async () => {
+test("its own version of the site's study, dated later: refused (foreign-version); the site keeps its", async () => {
   const forged = await version({ createdAt: new Date(Date.now() + 60_000).toISOString() })
   const answer = await announce({ manifest: forged.manifest, wraps: [forged.wrap] })
   assert.is(answer.status, 'refused')
@@ -103,7 +106,7 @@ test('its own version of the site\'s study, dated later: refused (foreign-versio
   const { answer: manifest } = await askManifest(studyUid)
   const served = manifest?.status === 'ok' ? manifest.manifest.versionId : undefined
   assert.is(served, siteVersion, 'the site still serves its own version')
-  type Availability = { complete: boolean, instancesLocal: number }
+  type Availability = { complete: boolean; instancesLocal: number }
   const availability = await site.api<Availability>('GET', `/api/studies/${studyUid}/availability`)
   assert.equal([availability.body.complete, availability.body.instancesLocal], [true, 3])
 })

@@ -13,7 +13,13 @@ const CASES = 150
 test(`${CASES} mutated p2p messages: nothing crashes, hangs or is lost; the site stays under 1 GB`, async () => {
   const seed = Number(process.env['RADMESH_FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 31))
   const lines: string[] = []
-  const tally = await runP2pFuzz({ cases: CASES, seed, say: line => { lines.push(line) } })
+  const tally = await runP2pFuzz({
+    cases: CASES,
+    seed,
+    say: line => {
+      lines.push(line)
+    }
+  })
   process.stdout.write(`\n    [p2p fuzz] ${lines[lines.length - 1] ?? ''}\n`)
   const findings = tally.findings.map(f => `  case ${f.case}: ${f.outcome}: ${f.what.slice(0, 400)}`).join('\n')
   const failed = `seed ${seed} (replay with RADMESH_FUZZ_SEED=${seed}):\n${findings}`

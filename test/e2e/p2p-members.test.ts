@@ -37,8 +37,16 @@ test.before(async () => {
 })
 
 test.after(async () => {
-  await Promise.all(members.map(async member => { await member.stop() }))
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    members.map(async member => {
+      await member.stop()
+    })
+  )
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
 test('4 lists of 4096 forged revocations at once: a batch of each checked, sender banned, health answers', async () => {
@@ -106,18 +114,21 @@ test('a holder that sends frames of another chunk than asked: bad-chunk-frame, c
   const args = [script, holderHome, p2pAddr(site), studyUid, p2pAddr(reader), 'disorder']
   const bad = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   try {
-    const [line] = await once(bad.stdout, 'data') as [Buffer]
+    const [line] = (await once(bad.stdout, 'data')) as [Buffer]
     const holder = JSON.parse(line.toString()) as { peerId: string }
     await site.kill()
     assert.is((await reader.api('POST', `/api/studies/${studyUid}/fetch`)).status, 202)
-    const refused = await waitFor('the disordered frames refused', async () =>
-      (await logOf(reader.home)).find(l => l['event'] === 'bad-chunk-frame' && l['peer'] === holder.peerId), 15_000)
+    const refused = await waitFor(
+      'the disordered frames refused',
+      async () => (await logOf(reader.home)).find(l => l['event'] === 'bad-chunk-frame' && l['peer'] === holder.peerId),
+      15_000
+    )
     assert.is(refused['code'], 'bad-chunk-frame')
     assert.ok((refused['penalty'] as number) > 0)
     await new Promise(resolve => setTimeout(resolve, 4_000))
     const lines = await logOf(reader.home)
-    const count = (event: string): number => lines.filter(l => l['event'] === event && l['peer'] === holder.peerId)
-      .length
+    const count = (event: string): number =>
+      lines.filter(l => l['event'] === event && l['peer'] === holder.peerId).length
     assert.is(count('bad-chunk-frame'), 1, 'asked once, then left out of the fetch')
     assert.is(count('fetch-link-lost'), 0, 'not retried as a dropped link')
   } finally {

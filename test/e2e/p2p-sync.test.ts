@@ -9,7 +9,13 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
 import { encodeLength } from '../../node/p2p/wire.ts'
-import { encodeSyncMessage, MAX_SYNC_MESSAGE_BYTES, MEMBERS_DOC, SYNC_MESSAGE, SYNC_PROTOCOL } from '../../protocol/collab/sync.ts'
+import {
+  encodeSyncMessage,
+  MAX_SYNC_MESSAGE_BYTES,
+  MEMBERS_DOC,
+  SYNC_MESSAGE,
+  SYNC_PROTOCOL
+} from '../../protocol/collab/sync.ts'
 import { BadMember, framed } from '../../scripts/lib/bad-member.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
@@ -25,11 +31,19 @@ test.before(async () => {
 })
 
 test.after(async () => {
-  await Promise.all(members.map(async member => { await member.stop() }))
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    members.map(async member => {
+      await member.stop()
+    })
+  )
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
-async function siteAndMember (name: string): Promise<{ site: StartedNode, member: BadMember }> {
+async function siteAndMember(name: string): Promise<{ site: StartedNode; member: BadMember }> {
   const site = await startNode(await consortium.member(name, 'site'))
   started.push(site)
   const member = await BadMember.admit(consortium.dir, await tempDir(), { name: `${name} Member`, role: 'radiologist' })
@@ -54,15 +68,19 @@ test('a flood of step 1s for the members document is answered about once a secon
 
 test('a sync message cut short, and one whose length is over the limit: refused with a code, counted', async () => {
   const { site, member } = await siteAndMember('Strict Site')
-  const update =
-    framed(encodeSyncMessage({ type: SYNC_MESSAGE.update, docId: MEMBERS_DOC, payload: Buffer.alloc(99) }))
+  const update = framed(encodeSyncMessage({ type: SYNC_MESSAGE.update, docId: MEMBERS_DOC, payload: Buffer.alloc(99) }))
   await member.send(SYNC_PROTOCOL, [update.subarray(0, 50)], { waitMs: 3_000 })
   await member.send(SYNC_PROTOCOL, [encodeLength(MAX_SYNC_MESSAGE_BYTES + 1)], { close: false, waitMs: 3_000 })
-  const lines = await waitFor('both refusals in the log', async () => {
-    const found = (await logOf(site.home))
-      .filter(l => l['event'] === 'sync-stream-refused' && l['peer'] === member.peerId)
-    return found.length >= 2 ? found : undefined
-  }, 5_000)
+  const lines = await waitFor(
+    'both refusals in the log',
+    async () => {
+      const found = (await logOf(site.home)).filter(
+        l => l['event'] === 'sync-stream-refused' && l['peer'] === member.peerId
+      )
+      return found.length >= 2 ? found : undefined
+    },
+    5_000
+  )
   assert.equal(lines.map(line => line['code']).sort(), ['oversized-message', 'truncated-message'])
   assert.ok(lines.every(line => (line['penalty'] as number) > 0))
 })

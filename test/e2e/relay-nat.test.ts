@@ -19,7 +19,11 @@ const nodes: NamespacedNode[] = []
 let teardown = (): void => {}
 
 test.after(async () => {
-  await Promise.all(nodes.map(async node => { await node.kill() }))
+  await Promise.all(
+    nodes.map(async node => {
+      await node.kill()
+    })
+  )
   teardown()
 })
 
@@ -36,54 +40,102 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
   const net = buildNatTopology()
   teardown = net.teardown
   const consortium = await createScratchConsortium('Behind NAT')
-  const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('WAN Relay', 'site'),
-    ['--listen', `/ip4/${net.addr.relay}/tcp/7400`, '--relay'])
+  const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('WAN Relay', 'site'), [
+    '--listen',
+    `/ip4/${net.addr.relay}/tcp/7400`,
+    '--relay'
+  ])
   nodes.push(relay)
   const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
-  const site = await startInNamespace(net.ns.site, net.mgmt.site, await consortium.member('NAT Site', 'site'),
-    ['--listen', `/ip4/${net.addr.site}/tcp/7400`, '--relay-via', relayAddr, '--dicom', '11112',
-      '--stable-after', '1s'])
+  const site = await startInNamespace(net.ns.site, net.mgmt.site, await consortium.member('NAT Site', 'site'), [
+    '--listen',
+    `/ip4/${net.addr.site}/tcp/7400`,
+    '--relay-via',
+    relayAddr,
+    '--dicom',
+    '11112',
+    '--stable-after',
+    '1s'
+  ])
   nodes.push(site)
   await waitFor('the site at the relay', async () => (await peers(relay)).some(p => p.peerId === site.peerId), 20_000)
   const readerHome = await consortium.member('Dr NAT Reader', 'radiologist', [], ['--subspecialty', 'neuro'])
-  const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, readerHome,
-    ['--listen', `/ip4/${net.addr.reader}/tcp/7400`, '--peer', `${relayAddr}/p2p-circuit/p2p/${site.peerId}`])
+  const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, readerHome, [
+    '--listen',
+    `/ip4/${net.addr.reader}/tcp/7400`,
+    '--peer',
+    `${relayAddr}/p2p-circuit/p2p/${site.peerId}`
+  ])
   nodes.push(reader)
 
-  const seen = await waitFor('the reader connected to the site', async () =>
-    (await peers(reader)).find(p => p.peerId === site.peerId), 40_000)
+  const seen = await waitFor(
+    'the reader connected to the site',
+    async () => (await peers(reader)).find(p => p.peerId === site.peerId),
+    40_000
+  )
   assert.is(seen.link, 'relayed', JSON.stringify(seen))
   assert.is(seen.relay?.peerId, relay.peerId)
   // The relay saw each of them from its NAT's public address, not from its LAN address.
   const atRelay = await peers(relay)
   const siteAtRelay = atRelay.find(p => p.peerId === site.peerId)
-  assert.ok(siteAtRelay?.addrs.some(a => a.includes('/ip4/10.99.0.2/')), JSON.stringify(atRelay))
+  assert.ok(
+    siteAtRelay?.addrs.some(a => a.includes('/ip4/10.99.0.2/')),
+    JSON.stringify(atRelay)
+  )
 
-  await waitFor('the site to know the reader', async () =>
-    (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1, 20_000)
+  await waitFor(
+    'the site to know the reader',
+    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
+    20_000
+  )
   const dir = await tempDir()
   const study = await generateCt({
-    out: dir, slices: 16, series: 1, rows: 64, columns: 64, seed: 1818,
-    studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD'
+    out: dir,
+    slices: 16,
+    series: 1,
+    rows: 64,
+    columns: 64,
+    seed: 1818,
+    studyDescription: 'CT HEAD STROKE PROTOCOL',
+    bodyPart: 'HEAD'
   })
-  const sent = await runTool('storescu',
-    ['-aec', 'RADMESH', '-aet', 'TESTSCU', '+sd', '+r', net.mgmt.site, '11112', dir])
+  const sent = await runTool('storescu', [
+    '-aec',
+    'RADMESH',
+    '-aet',
+    'TESTSCU',
+    '+sd',
+    '+r',
+    net.mgmt.site,
+    '11112',
+    dir
+  ])
   assert.is(sent.code, 0, sent.stderr)
-  type Entry = { caseId: string, studyInstanceUid: string }
-  const entry = await waitFor('the case on the reader\'s worklist', async () =>
-    (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
-  40_000)
+  type Entry = { caseId: string; studyInstanceUid: string }
+  const entry = await waitFor(
+    "the case on the reader's worklist",
+    async () =>
+      (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
+    40_000
+  )
   assert.is((await reader.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
   const availability = `/api/studies/${study.studyInstanceUid}/availability`
-  await waitFor('the study transferred (every chunk verified) through the relay', async () =>
-    (await reader.api<{ complete: boolean }>('GET', availability)).body.complete, 90_000)
+  await waitFor(
+    'the study transferred (every chunk verified) through the relay',
+    async () => (await reader.api<{ complete: boolean }>('GET', availability)).body.complete,
+    90_000
+  )
 
   const findings = 'No haemorrhage. Read behind two NATs.'
   const written = await reader.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings } })
   assert.is(written.status, 200, JSON.stringify(written.body))
-  await waitFor('the report at the site', async () =>
-    (await site.api<{ sections?: { findings?: string } }>('GET', `/api/cases/${entry.caseId}/report`)).body.sections
-      ?.findings === findings, 20_000)
+  await waitFor(
+    'the report at the site',
+    async () =>
+      (await site.api<{ sections?: { findings?: string } }>('GET', `/api/cases/${entry.caseId}/report`)).body.sections
+        ?.findings === findings,
+    20_000
+  )
   assert.is((await peers(reader)).find(p => p.peerId === site.peerId)?.link, 'relayed')
 })
 

@@ -24,7 +24,7 @@ const started: StartedNode[] = []
 let relay: StartedNode
 let site: StartedNode
 
-async function start (home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
+async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
   const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
   started.push(node)
   return node
@@ -38,17 +38,25 @@ test.before(async () => {
 })
 
 test.after(async () => {
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
 test('a site and a reader that cannot dial each other connect through a member relay: worklist and study', async () => {
   relay = await start(await consortium.member('Hub Relay', 'site'), { extraArgs: ['--relay'] })
   // The site announces an address no one can reach (TEST-NET-1): members reach it only through the relay.
   site = await start(await consortium.member('Rural Site', 'site'), {
-    dicom: true, extraArgs: ['--relay-via', p2pAddr(relay), '--announce', '/ip4/192.0.2.1/tcp/9']
+    dicom: true,
+    extraArgs: ['--relay-via', p2pAddr(relay), '--announce', '/ip4/192.0.2.1/tcp/9']
   })
-  await waitFor('the site to hold a reservation on the relay', async () =>
-    (await peers(relay)).some(p => p.peerId === site.peerId), 15_000)
+  await waitFor(
+    'the site to hold a reservation on the relay',
+    async () => (await peers(relay)).some(p => p.peerId === site.peerId),
+    15_000
+  )
   const readerHome = await consortium.member('Dr Home Reader', 'radiologist', [], ['--subspecialty', 'neuro'])
   const reader = await start(readerHome, {
     peers: [`${p2pAddr(relay)}/p2p-circuit/p2p/${site.peerId}`]
@@ -62,47 +70,71 @@ test('a site and a reader that cannot dial each other connect through a member r
   assert.is(seen.relay?.name, 'Hub Relay')
   assert.ok(Date.now() - Date.parse(seen.since) < 60_000, seen.since)
   assert.is(seen.limited, undefined, 'a relay for members is unlimited unless it says otherwise')
-  assert.ok(seen.addrs.every(addr => addr.includes(`/p2p/${relay.peerId}/p2p-circuit`)), seen.addrs.join(' '))
+  assert.ok(
+    seen.addrs.every(addr => addr.includes(`/p2p/${relay.peerId}/p2p-circuit`)),
+    seen.addrs.join(' ')
+  )
   const atSite = (await peers(site)).find(p => p.peerId === reader.peerId)
   assert.is(atSite?.link, 'relayed')
   assert.is((await peers(relay)).find(p => p.peerId === site.peerId)?.link, 'direct')
 
-  await waitFor('the site to know the reader', async () =>
-    (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1, 15_000)
+  await waitFor(
+    'the site to know the reader',
+    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
+    15_000
+  )
   const dir = await tempDir()
   const study = await generateCt({
-    out: dir, slices: 12, series: 1, rows: 64, columns: 64, seed: 18,
-    studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD'
+    out: dir,
+    slices: 12,
+    series: 1,
+    rows: 64,
+    columns: 64,
+    seed: 18,
+    studyDescription: 'CT HEAD STROKE PROTOCOL',
+    bodyPart: 'HEAD'
   })
   assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
-  type Entry = { caseId: string, studyInstanceUid: string }
-  const entry = await waitFor('the case on the reader\'s worklist', async () =>
-    (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
-  30_000)
+  type Entry = { caseId: string; studyInstanceUid: string }
+  const entry = await waitFor(
+    "the case on the reader's worklist",
+    async () =>
+      (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
+    30_000
+  )
   assert.is((await reader.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
   const availability = `/api/studies/${study.studyInstanceUid}/availability`
-  await waitFor('the study transferred through the relay', async () =>
-    (await reader.api<{ complete: boolean }>('GET', availability)).body.complete, 60_000)
+  await waitFor(
+    'the study transferred through the relay',
+    async () => (await reader.api<{ complete: boolean }>('GET', availability)).body.complete,
+    60_000
+  )
   const still = (await peers(reader)).find(p => p.peerId === site.peerId)
   assert.is(still?.link, 'relayed', 'the transfer went through the relay')
 })
 
 test('a non-member gets no reservation on a member relay and no relayed stream to a member', async () => {
   const script = join(ROOT, 'test/p2p/relay-intruder.ts')
-  const child = ownChild(spawn(process.execPath, [script, p2pAddr(relay), site.peerId], 
-    { stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = ownChild(
+    spawn(process.execPath, [script, p2pAddr(relay), site.peerId], { stdio: ['ignore', 'pipe', 'pipe'] })
+  )
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const [code] = await once(child, 'exit') as [number | null]
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString()
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
   assert.is(code, 0, stderr)
-  type Attempt = { peerId: string, reserved: boolean, streamOpened: boolean }
+  type Attempt = { peerId: string; reserved: boolean; streamOpened: boolean }
   const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Attempt
   assert.is(result.reserved, false, stdout)
   assert.is(result.streamOpened, false, stdout)
-  const refused = (await logOf(relay.home))
-    .filter(line => line['event'] === 'member-refused' && line['remotePeer'] === result.peerId)
+  const refused = (await logOf(relay.home)).filter(
+    line => line['event'] === 'member-refused' && line['remotePeer'] === result.peerId
+  )
   assert.ok(refused.length > 0, 'the relay refused it at the member handshake')
   assert.not.ok((await peers(site)).some(p => p.peerId === result.peerId))
 })

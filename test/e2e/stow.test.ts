@@ -14,7 +14,13 @@ import { logOf, type StartedNode, startNode } from '../../scripts/lib/node-proce
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 import {
-  failureComments, multipartBody, onePart, postStream, relatedType, type StowAnswer, storedSops
+  failureComments,
+  multipartBody,
+  onePart,
+  postStream,
+  relatedType,
+  type StowAnswer,
+  storedSops
 } from '../helpers/stow.ts'
 
 let consortium: ScratchConsortium
@@ -29,12 +35,19 @@ test.before(async () => {
 })
 
 test.after(async () => {
-  await Promise.all(started.map(async n => { await n.kill() }))
+  await Promise.all(
+    started.map(async n => {
+      await n.kill()
+    })
+  )
 })
 
 /** POSTs a STOW-RS body to the node, as a client streams it; with `stopAfter`, cut off after that many bytes. */
-async function stow (
-  n: StartedNode, contentType: string, pieces: Iterable<Uint8Array>, stopAfter?: number
+async function stow(
+  n: StartedNode,
+  contentType: string,
+  pieces: Iterable<Uint8Array>,
+  stopAfter?: number
 ): Promise<StowAnswer | undefined> {
   const headers = { authorization: `Bearer ${n.token}`, 'content-type': contentType }
   return await postStream(`${n.http}/dicom-web/studies`, headers, pieces, stopAfter === undefined ? {} : { stopAfter })
@@ -43,7 +56,7 @@ async function stow (
 const dicomJson = { headers: { accept: 'application/dicom+json' } }
 const dicomFiles = { headers: { accept: 'multipart/related; type="application/dicom"' } }
 
-async function wado (n: StartedNode, path: string): Promise<Uint8Array[]> {
+async function wado(n: StartedNode, path: string): Promise<Uint8Array[]> {
   const response = await n.fetch(`/dicom-web${path}`, dicomFiles)
   assert.is(response.status, 200, `GET ${path}`)
   const body = new Uint8Array(await response.arrayBuffer())
@@ -51,17 +64,17 @@ async function wado (n: StartedNode, path: string): Promise<Uint8Array[]> {
 }
 
 /** The node's RSS now and at its highest so far, in MB (10^6 bytes; Linux /proc). */
-async function memoryOf (n: StartedNode): Promise<{ rss: number, peak: number }> {
+async function memoryOf(n: StartedNode): Promise<{ rss: number; peak: number }> {
   const status = await fs.readFile(`/proc/${n.process.pid}/status`, 'utf8')
   const mb = (field: string): number => {
     const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]
-    return Number(kib ?? Number.NaN) * 1024 / 1e6
+    return (Number(kib ?? Number.NaN) * 1024) / 1e6
   }
   return { rss: mb('VmRSS'), peak: mb('VmHWM') }
 }
 
 /** Polls GET /api/health every 100 ms until `stop()`, and keeps the slowest answer's time. */
-function watchHealth (n: StartedNode): { stop: () => Promise<{ slowestMs: number, polls: number, failures: number }> } {
+function watchHealth(n: StartedNode): { stop: () => Promise<{ slowestMs: number; polls: number; failures: number }> } {
   let running = true
   let slowestMs = 0
   let polls = 0
@@ -69,7 +82,10 @@ function watchHealth (n: StartedNode): { stop: () => Promise<{ slowestMs: number
   const loop = (async () => {
     while (running) {
       const start = performance.now()
-      const ok = await fetch(`${n.http}/api/health`, { signal: AbortSignal.timeout(5000) }).then(r => r.ok, () => false)
+      const ok = await fetch(`${n.http}/api/health`, { signal: AbortSignal.timeout(5000) }).then(
+        r => r.ok,
+        () => false
+      )
       const ms = performance.now() - start
       polls++
       if (!ok) failures++
@@ -116,9 +132,11 @@ test('300 MB of CR in a part: /api/health answers within 1 s throughout; the par
   const answer = await stow(node, relatedType(boundary), onePart(boundary, cr, cr, 300 * MiB))
   const { slowestMs, polls, failures } = await health.stop()
   const peak = (await memoryOf(node)).peak
-  process.stdout.write(`  [300 MB of CR: HTTP ${answer?.status}; slowest /api/health ${slowestMs.toFixed(0)} ms ` +
-    `over ${polls} polls, ${failures} failed; node RSS peak ${peak.toFixed(0)} MB; ` +
-    `${failureComments(answer).join(' | ')}]\n`)
+  process.stdout.write(
+    `  [300 MB of CR: HTTP ${answer?.status}; slowest /api/health ${slowestMs.toFixed(0)} ms ` +
+      `over ${polls} polls, ${failures} failed; node RSS peak ${peak.toFixed(0)} MB; ` +
+      `${failureComments(answer).join(' | ')}]\n`
+  )
   assert.is(answer?.status, 409, JSON.stringify(answer?.json))
   assert.match(failureComments(answer)[0] ?? '', /^part 1: \S/)
   assert.ok(slowestMs < 1000, `/api/health took ${slowestMs.toFixed(0)} ms while the part was posted`)
@@ -136,7 +154,7 @@ test('a request cut off mid-part stores nothing of that part, shows no half of i
   // The whole first part went in as it arrived; the cut one is nowhere.
   await waitFor('the first part to be listed', async () => {
     const response = await node.fetch(`/dicom-web/studies?StudyInstanceUID=${before.studyInstanceUid}`, dicomJson)
-    return response.status === 200 && (await response.json() as unknown[]).length === 1
+    return response.status === 200 && ((await response.json()) as unknown[]).length === 1
   })
   await new Promise(resolve => setTimeout(resolve, 500))
   const listed = await node.fetch(`/dicom-web/studies?StudyInstanceUID=${cut.studyInstanceUid}`, dicomJson)
@@ -146,8 +164,14 @@ test('a request cut off mid-part stores nothing of that part, shows no half of i
   assert.is((await node.api<{ ok: boolean }>('GET', '/api/health')).body.ok, true)
   // Logged as what it is, not as a failure of the node.
   const log = await logOf(node.home)
-  assert.ok(log.some(entry => entry['event'] === 'stow-cut-off' && entry['part'] === 2), 'the cut-off is logged')
-  assert.not.ok(log.some(entry => Number(entry['level']) >= 50), JSON.stringify(log.filter(entry => Number(entry['level']) >= 50)))
+  assert.ok(
+    log.some(entry => entry['event'] === 'stow-cut-off' && entry['part'] === 2),
+    'the cut-off is logged'
+  )
+  assert.not.ok(
+    log.some(entry => Number(entry['level']) >= 50),
+    JSON.stringify(log.filter(entry => Number(entry['level']) >= 50))
+  )
   // Sent again whole, it goes in.
   const again = await stow(node, relatedType('e2e-cut'), multipartBody([cutFile], 'e2e-cut'))
   assert.is(again?.status, 200, JSON.stringify(again?.json))
@@ -157,11 +181,12 @@ test('a request cut off mid-part stores nothing of that part, shows no half of i
  * A Part 10 CT of 22360 x 22360 16-bit pixels (999,939,200 bytes of pixel data): a generated 64 x 64 CT with its
  * Rows, Columns and Pixel Data length rewritten. Returns the bytes before the pixel data, and the file's length.
  */
-async function hugeCtHead (): Promise<{ head: Buffer, length: number, studyUid: string }> {
+async function hugeCtHead(): Promise<{ head: Buffer; length: number; studyUid: string }> {
   const study = await generateCt({ out: await tempDir(), slices: 1, rows: 64, columns: 64, seed: 1705 })
   const file = await fs.readFile(study.files[0] as string)
   const side = 22360
-  for (const element of [0x10, 0x11]) { // Rows, Columns: (0028,0010) and (0028,0011), US
+  for (const element of [0x10, 0x11]) {
+    // Rows, Columns: (0028,0010) and (0028,0011), US
     const at = file.indexOf(Buffer.from([0x28, 0x00, element, 0x00, 0x55, 0x53, 0x02, 0x00]))
     assert.ok(at > 0)
     file.writeUInt16LE(side, at + 8)
@@ -186,12 +211,14 @@ test('1000 MB posted in one part: the node stays under 1 GB of RSS', async () =>
   const seconds = (performance.now() - t0) / 1000
   const { slowestMs } = await health.stop()
   const after = await memoryOf(big)
-  process.stdout.write(`  [1000 MB in one part: HTTP ${answer?.status} in ${seconds.toFixed(1)} s; node RSS ` +
-    `${atStart.rss.toFixed(0)} MB at start, peak ${after.peak.toFixed(0)} MB; ` +
-    `slowest /api/health ${slowestMs.toFixed(0)} ms; ${failureComments(answer).join(' | ')}]\n`)
+  process.stdout.write(
+    `  [1000 MB in one part: HTTP ${answer?.status} in ${seconds.toFixed(1)} s; node RSS ` +
+      `${atStart.rss.toFixed(0)} MB at start, peak ${after.peak.toFixed(0)} MB; ` +
+      `slowest /api/health ${slowestMs.toFixed(0)} ms; ${failureComments(answer).join(' | ')}]\n`
+  )
   assert.is(answer?.status, 200, JSON.stringify(answer?.json))
   const listed = await big.fetch(`/dicom-web/studies?StudyInstanceUID=${studyUid}`, dicomJson)
-  assert.is((await listed.json() as unknown[]).length, 1)
+  assert.is(((await listed.json()) as unknown[]).length, 1)
   assert.ok(after.peak < 1000, `the node's RSS peaked at ${after.peak.toFixed(0)} MB`)
 })
 

@@ -32,15 +32,14 @@ let caseId = ''
 let ctFirstFile = ''
 let alicePage: Page
 
-async function start (home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
+async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
   const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
   started.push(node)
   return node
 }
 
-
 /** The grey channel of what the viewer rendered for the image on screen (before zoom), and its size. */
-async function renderedFrame (page: Page): Promise<{ width: number, height: number, grey: number[] }> {
+async function renderedFrame(page: Page): Promise<{ width: number; height: number; grey: number[] }> {
   return await page.evaluate(() => {
     const data = window.radmesh?.viewport.frameImageData()
     if (data === undefined) throw new Error('no image rendered')
@@ -49,7 +48,7 @@ async function renderedFrame (page: Page): Promise<{ width: number, height: numb
 }
 
 /** DCMTK's rendering of the same file at a window (PGM), as grey levels. */
-async function dcmtkRendering (file: string, window: string[]): Promise<number[]> {
+async function dcmtkRendering(file: string, window: string[]): Promise<number[]> {
   const out = join(await tempDir(), 'reference.pgm')
   const result = await runTool('dcmj2pnm', [...window, file, out])
   assert.is(result.code, 0, result.stderr)
@@ -59,17 +58,19 @@ async function dcmtkRendering (file: string, window: string[]): Promise<number[]
   return Array.from(bytes.subarray(header[0].length))
 }
 
-const maxDifference = (a: number[], b: number[]): number => a.reduce((worst, v, i) => Math.max(worst, Math.abs(v - (b[i] ?? -999))), 0)
+const maxDifference = (a: number[], b: number[]): number =>
+  a.reduce((worst, v, i) => Math.max(worst, Math.abs(v - (b[i] ?? -999))), 0)
 
 /** Whether the visible canvas shows something: more than one colour. */
-async function canvasShowsImage (page: Page): Promise<boolean> {
+async function canvasShowsImage(page: Page): Promise<boolean> {
   return await page.evaluate(() => {
     const canvas = document.querySelector<HTMLCanvasElement>('#image')
     const context = canvas?.getContext('2d')
     if (canvas === null || canvas === undefined || context === null || context === undefined) return false
     const data = context.getImageData(0, 0, canvas.width, canvas.height).data
     const seen = new Set<number>()
-    for (let i = 0; i < data.length && seen.size < 8; i += 4 * 97) seen.add((data[i] as number) << 16 | (data[i + 1] as number) << 8 | (data[i + 2] as number))
+    for (let i = 0; i < data.length && seen.size < 8; i += 4 * 97)
+      seen.add(((data[i] as number) << 16) | ((data[i + 1] as number) << 8) | (data[i + 2] as number))
     return seen.size > 4
   })
 }
@@ -78,239 +79,391 @@ test.before(async () => {
   consortium = await createScratchConsortium('Viewer')
   browser = await launchBrowser()
   site = await start(await consortium.member('Hilltop Hospital', 'site'), { dicom: true })
-  alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })
-  bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site), p2pAddr(alice)] })
+  alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
+    peers: [p2pAddr(site)]
+  })
+  bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
+    peers: [p2pAddr(site), p2pAddr(alice)]
+  })
   await connected(site, alice)
   await connected(site, bob)
   await connected(alice, bob)
-  await waitFor('the site to know both radiologists', async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 2, 15_000)
+  await waitFor(
+    'the site to know both radiologists',
+    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 2,
+    15_000
+  )
   const dir = await tempDir()
-  const study = await generateCt({ out: dir, slices: 12, rows: 128, columns: 128, seed: 41, studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD', patientName: 'VIEWER^CANARY' })
+  const study = await generateCt({
+    out: dir,
+    slices: 12,
+    rows: 128,
+    columns: 128,
+    seed: 41,
+    studyDescription: 'CT HEAD STROKE PROTOCOL',
+    bodyPart: 'HEAD',
+    patientName: 'VIEWER^CANARY'
+  })
   ctFirstFile = study.series[0]?.files[0] ?? ''
   assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
-  const [entry] = await waitFor('the case on Alice\'s worklist', async () => {
-    const list = (await alice.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body
-    return list.length === 1 ? list : undefined
-  }, 20_000)
+  const [entry] = await waitFor(
+    "the case on Alice's worklist",
+    async () => {
+      const list = (await alice.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body
+      return list.length === 1 ? list : undefined
+    },
+    20_000
+  )
   caseId = entry?.caseId ?? ''
 })
 
 test.after(async () => {
   await browser?.close()
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
-test('the worklist page lists the site\'s case, live; Claim on the page moves it to IN PROGRESS', async () => {
+test("the worklist page lists the site's case, live; Claim on the page moves it to IN PROGRESS", async () => {
   alicePage = await signedInPage(browser, alice)
   const row = alicePage.locator(`tr[data-case="${caseId}"]`)
   await row.waitFor({ timeout: 10_000 })
-  assert.match((await row.textContent() ?? ''), 'STAT')
-  assert.match((await row.textContent() ?? ''), 'SCHEDULED')
-  assert.match((await alicePage.locator('#duty').textContent() ?? ''), 'On duty')
+  assert.match((await row.textContent()) ?? '', 'STAT')
+  assert.match((await row.textContent()) ?? '', 'SCHEDULED')
+  assert.match((await alicePage.locator('#duty').textContent()) ?? '', 'On duty')
   await screenshot(alicePage, 'worklist')
   await row.locator('button.claim').click()
   await alicePage.locator(`tr[data-case="${caseId}"][data-status="IN PROGRESS"]`).waitFor({ timeout: 10_000 })
-  const onNode = (await alice.api<Array<{ caseId: string, status: string, claimedBy: string }>>('GET', '/api/worklist')).body.find(c => c.caseId === caseId)
+  const onNode = (
+    await alice.api<Array<{ caseId: string; status: string; claimedBy: string }>>('GET', '/api/worklist')
+  ).body.find(c => c.caseId === caseId)
   assert.equal([onNode?.status, onNode?.claimedBy], ['IN PROGRESS', alice.peerId])
-  await waitFor('Bob\'s worklist page to show the claim without a reload', async () => {
+  await waitFor(
+    "Bob's worklist page to show the claim without a reload",
+    async () => {
+      const bobPage = await signedInPage(browser, bob)
+      try {
+        await bobPage.locator(`tr[data-case="${caseId}"][data-status="IN PROGRESS"]`).waitFor({ timeout: 5_000 })
+        return true
+      } finally {
+        await bobPage.context().close()
+      }
+    },
+    15_000
+  )
+  assert.equal(pageErrors(alicePage), [])
+})
+
+test(
+  'opening the CT draws it: the pixels match dcmj2pnm at the same window ' +
+    'within 1 grey level, and window/level changes them as expected',
+  async () => {
+    await alicePage.locator(`tr[data-case="${caseId}"] a.open`).click()
+    await alicePage.waitForSelector('#viewport[data-drawn]', { timeout: 15_000 })
+    await waitFor('the STAT study to be local and drawn', async () => await canvasShowsImage(alicePage), 15_000)
+    assert.match((await alicePage.locator('#patient-name').textContent()) ?? '', 'VIEWER, CANARY')
+
+    const state = await alicePage.evaluate(() => window.radmesh?.viewport.state())
+    assert.is(state?.index, 0)
+    const defaultWindow = state?.window
+    const atDefault = await renderedFrame(alicePage)
+    assert.equal([atDefault.width, atDefault.height], [128, 128])
+    const referenceDefault = await dcmtkRendering(ctFirstFile, [
+      '+Ww',
+      String(defaultWindow?.center),
+      String(defaultWindow?.width)
+    ])
+    assert.ok(
+      maxDifference(atDefault.grey, referenceDefault) <= 1,
+      `default window ${JSON.stringify(defaultWindow)}: off by ${maxDifference(atDefault.grey, referenceDefault)}`
+    )
+
+    await alicePage.locator('#viewport').focus()
+    await alicePage.keyboard.press('1') // brain: W 80 L 40
+    const brain = await renderedFrame(alicePage)
+    assert.ok(
+      maxDifference(brain.grey, await dcmtkRendering(ctFirstFile, ['+Ww', '40', '80'])) <= 1,
+      'brain preset as dcmj2pnm +Ww 40 80'
+    )
+    await alicePage.keyboard.press('4') // lung: W 1500 L -600
+    const lung = await renderedFrame(alicePage)
+    assert.ok(
+      maxDifference(lung.grey, await dcmtkRendering(ctFirstFile, ['+Ww', '-600', '1500'])) <= 1,
+      'lung preset as dcmj2pnm +Ww -600 1500'
+    )
+    const saturated = (grey: number[]): number => grey.filter(v => v === 0 || v === 255).length
+    assert.ok(
+      saturated(brain.grey) > saturated(lung.grey),
+      'the narrow brain window saturates more pixels than the wide lung window'
+    )
+    assert.match((await alicePage.locator('#overlay-tr').textContent()) ?? '', 'W 1500')
+
+    // Dragging changes the window: right widens it.
+    const box = await alicePage.locator('#viewport').boundingBox()
+    if (box === null) throw new Error('no viewport')
+    await alicePage.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
+    await alicePage.mouse.down()
+    await alicePage.mouse.move(box.x + box.width / 2 + 60, box.y + box.height / 2, { steps: 4 })
+    await alicePage.mouse.up()
+    const dragged = await alicePage.evaluate(() => window.radmesh?.viewport.state().window)
+    assert.ok((dragged?.width ?? 0) > 1500, `dragging right widened the window: ${JSON.stringify(dragged)}`)
+
+    // Scrolling moves through the stack; a measurement reads in mm.
+    await alicePage.keyboard.press('ArrowDown')
+    await alicePage.keyboard.press('PageDown')
+    await waitFor(
+      'the stack to scroll',
+      async () => (await alicePage.evaluate(() => window.radmesh?.viewport.state().index)) === 11,
+      5_000
+    )
+    await alicePage.keyboard.press('m')
+    await alicePage.mouse.move(box.x + box.width / 2 - 50, box.y + box.height / 2)
+    await alicePage.mouse.down()
+    await alicePage.mouse.move(box.x + box.width / 2 + 50, box.y + box.height / 2, { steps: 3 })
+    await alicePage.mouse.up()
+    const [measurement] = await alicePage.evaluate(() => window.radmesh?.viewport.measurements() ?? [])
+    assert.match(measurement?.text ?? '', / mm$/)
+    await alicePage.keyboard.press('t')
+    assert.match((await alicePage.locator('#tags').textContent()) ?? '', '(0010,0010)')
+    await alicePage.keyboard.press('t')
+    await screenshot(alicePage, 'viewer')
+
+    const audit = (
+      await alice.api<{ records: Array<{ eventCode: string; actor?: { type: string }; detail?: string }> }>(
+        'GET',
+        '/api/audit'
+      )
+    ).body.records
+    assert.ok(
+      audit.some(r => r.eventCode === '110103' && r.actor?.type === 'viewer' && /frames/.test(r.detail ?? '')),
+      "the viewer's image reads are in the audit log"
+    )
+    assert.equal(pageErrors(alicePage), [])
+  }
+)
+
+test(
+  'one image of each compressed transfer syntax in the ' + 'pydicom corpus renders in the browser without error',
+  async () => {
+    const files = {
+      'JPEG baseline': 'SC_rgb_jpeg_dcmtk.dcm',
+      'JPEG extended 12-bit': 'JPEG-lossy.dcm',
+      'JPEG lossless SV1': 'SC_rgb_jpeg_gdcm.dcm',
+      'JPEG-LS lossless': 'MR_small_jpeg_ls_lossless.dcm',
+      'JPEG 2000 lossless': 'MR_small_jp2klossless.dcm',
+      'JPEG 2000': 'JPEG2000.dcm',
+      RLE: 'MR_small_RLE.dcm'
+    }
+    const dir = await tempDir()
+    const studies: Record<string, string> = {}
+    let n = 0
+    for (const [syntax, name] of Object.entries(files)) {
+      // The corpus gives one image in several syntaxes the same UIDs: each copy gets UIDs of its own here.
+      let bytes: Buffer = await fs.readFile(join(PYDICOM_CORPUS, name))
+      const { stdout } = await runTool('dcmdump', ['+P', '0020,000d', '+P', '0008,0018', join(PYDICOM_CORPUS, name)])
+      const uids = [...stdout.matchAll(/\[([0-9.]+)\]/g)].map(m => m[1] as string)
+      for (const uid of new Set(uids)) {
+        const replacement = `${uid.slice(0, -2)}9${n}`
+        while (bytes.indexOf(Buffer.from(uid, 'latin1')) >= 0) bytes = replaceSameLength(bytes, uid, replacement)
+      }
+      studies[syntax] = `${(uids[0] as string).slice(0, -2)}9${n}`
+      await fs.writeFile(join(dir, `${n}.dcm`), bytes)
+      n++
+    }
+    await radmeshOk(['import', '--home', site.home, dir])
+    const page = await signedInPage(browser, site)
+    for (const [syntax, studyUid] of Object.entries(studies)) {
+      await page.goto(`${site.http}/#/study/${studyUid}`)
+      await page.waitForSelector('#viewport[data-drawn], #viewport[data-error]', { timeout: 15_000 })
+      const error = await page.locator('#viewport').getAttribute('data-error')
+      assert.is(error, null, `${syntax}: ${error}`)
+      assert.ok(await canvasShowsImage(page), `${syntax} drew an image`)
+      if (syntax === 'JPEG baseline') await screenshot(page, 'viewer-colour-jpeg')
+    }
+    assert.equal(pageErrors(page), [])
+    await page.context().close()
+  }
+)
+
+test(
+  'two pages on two nodes write one section at once: both show the same text within 1 s ' +
+    "and each other's cursor; FINAL makes it read-only on both, an addendum makes it AMENDED",
+  async () => {
+    // Alice, on the case page, invites Bob from the report panel.
+    await alicePage.locator('#consult-peer').selectOption(bob.peerId)
+    await alicePage.locator('#consult').click()
     const bobPage = await signedInPage(browser, bob)
-    try {
-      await bobPage.locator(`tr[data-case="${caseId}"][data-status="IN PROGRESS"]`).waitFor({ timeout: 5_000 })
-      return true
-    } finally {
-      await bobPage.context().close()
+    await waitFor(
+      'Bob to see the consult',
+      async () =>
+        (await bob.api<Array<{ caseId: string; consultants: string[] }>>('GET', '/api/worklist')).body
+          .find(c => c.caseId === caseId)
+          ?.consultants.includes(bob.peerId),
+      10_000
+    )
+    await alicePage.goto(`${alice.http}/#/case/${caseId}`)
+    await alicePage.reload()
+    await bobPage.goto(`${bob.http}/#/case/${caseId}`)
+    for (const page of [alicePage, bobPage])
+      await page.waitForSelector('#section-findings:not([readonly])', { timeout: 15_000 })
+
+    await Promise.all([
+      (async () => {
+        await alicePage.locator('#section-findings').click()
+        await alicePage.keyboard.type('Hyperdense right MCA. ', { delay: 15 })
+      })(),
+      (async () => {
+        await bobPage.locator('#section-findings').click()
+        await bobPage.keyboard.type('No haemorrhage. ', { delay: 15 })
+      })()
+    ])
+    const typed = Date.now()
+    const both = async (): Promise<string[]> =>
+      await Promise.all([alicePage, bobPage].map(async page => await page.locator('#section-findings').inputValue()))
+    await waitFor(
+      'both pages to show both edits',
+      async () => {
+        const [a, b] = await both()
+        return a === b && a?.includes('Hyperdense right MCA. ') && a.includes('No haemorrhage. ')
+      },
+      5_000,
+      25
+    )
+    const converged = Date.now() - typed
+    assert.ok(converged <= 1_000, `the two pages agreed ${converged} ms after the last keystroke`)
+    // Each sees where the other is writing.
+    await alicePage.waitForFunction(
+      () => /Dr Bob Neuro in Findings, line 1/.test(document.querySelector('#report-presence')?.textContent ?? ''),
+      undefined,
+      { timeout: 5_000 }
+    )
+    await bobPage.waitForFunction(
+      () => /Dr Alice Neuro in Findings/.test(document.querySelector('#report-presence')?.textContent ?? ''),
+      undefined,
+      { timeout: 5_000 }
+    )
+    assert.ok(
+      await alicePage.locator('#section-findings.others-here').isVisible(),
+      'the section the other reader is in is marked'
+    )
+    // Bob's caret is drawn where he is: inside the findings box, on its first line, after some text.
+    const caret = await alicePage.locator(`.remote-caret[data-peer="${bob.peerId}"]`).boundingBox()
+    const box = await alicePage.locator('#section-findings').boundingBox()
+    if (caret === null || box === null) throw new Error("no caret of Bob's on Alice's page")
+    assert.ok(
+      caret.x > box.x + 20 && caret.x < box.x + box.width && caret.y >= box.y && caret.y < box.y + 40,
+      `Bob's caret at ${JSON.stringify(caret)} in ${JSON.stringify(box)}`
+    )
+    await screenshot(alicePage, 'report-co-editing')
+    await waitFor(
+      'the node to hold the text',
+      async () =>
+        (
+          await alice.api<{ sections: { findings: string } }>('GET', `/api/cases/${caseId}/report`)
+        ).body.sections.findings.includes('No haemorrhage.'),
+      5_000
+    )
+    assert.match((await alicePage.locator('#report-authors').textContent()) ?? '', 'Dr Bob Neuro')
+
+    await alicePage.locator('#section-impression').click()
+    await alicePage.keyboard.type('Right MCA infarct.')
+    await alicePage.locator('#sign-final').click()
+    for (const page of [alicePage, bobPage]) {
+      await page.waitForSelector('#report[data-status="FINAL"]', { timeout: 10_000 })
+      await page.waitForSelector('#section-findings[readonly]', { timeout: 5_000 })
+      assert.match((await page.locator('#report-signatures').textContent()) ?? '', 'verified')
     }
-  }, 15_000)
-  assert.equal(pageErrors(alicePage), [])
-})
-
-test('opening the CT draws it: the pixels match dcmj2pnm at the same window ' + 'within 1 grey level, and window/level changes them as expected', async () => {
-  await alicePage.locator(`tr[data-case="${caseId}"] a.open`).click()
-  await alicePage.waitForSelector('#viewport[data-drawn]', { timeout: 15_000 })
-  await waitFor('the STAT study to be local and drawn', async () => await canvasShowsImage(alicePage), 15_000)
-  assert.match((await alicePage.locator('#patient-name').textContent() ?? ''), 'VIEWER, CANARY')
-
-  const state = await alicePage.evaluate(() => window.radmesh?.viewport.state())
-  assert.is(state?.index, 0)
-  const defaultWindow = state?.window
-  const atDefault = await renderedFrame(alicePage)
-  assert.equal([atDefault.width, atDefault.height], [128, 128])
-  const referenceDefault = await dcmtkRendering(ctFirstFile, ['+Ww', String(defaultWindow?.center), String(defaultWindow?.width)])
-  assert.ok(maxDifference(atDefault.grey, referenceDefault) <= 1, `default window ${JSON.stringify(defaultWindow)}: off by ${maxDifference(atDefault.grey, referenceDefault)}`)
-
-  await alicePage.locator('#viewport').focus()
-  await alicePage.keyboard.press('1') // brain: W 80 L 40
-  const brain = await renderedFrame(alicePage)
-  assert.ok(maxDifference(brain.grey, await dcmtkRendering(ctFirstFile, ['+Ww', '40', '80'])) <= 1, 'brain preset as dcmj2pnm +Ww 40 80')
-  await alicePage.keyboard.press('4') // lung: W 1500 L -600
-  const lung = await renderedFrame(alicePage)
-  assert.ok(maxDifference(lung.grey, await dcmtkRendering(ctFirstFile, ['+Ww', '-600', '1500'])) <= 1, 'lung preset as dcmj2pnm +Ww -600 1500')
-  const saturated = (grey: number[]): number => grey.filter(v => v === 0 || v === 255).length
-  assert.ok(saturated(brain.grey) > saturated(lung.grey), 'the narrow brain window saturates more pixels than the wide lung window')
-  assert.match((await alicePage.locator('#overlay-tr').textContent() ?? ''), 'W 1500')
-
-  // Dragging changes the window: right widens it.
-  const box = await alicePage.locator('#viewport').boundingBox()
-  if (box === null) throw new Error('no viewport')
-  await alicePage.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
-  await alicePage.mouse.down()
-  await alicePage.mouse.move(box.x + box.width / 2 + 60, box.y + box.height / 2, { steps: 4 })
-  await alicePage.mouse.up()
-  const dragged = await alicePage.evaluate(() => window.radmesh?.viewport.state().window)
-  assert.ok((dragged?.width ?? 0) > 1500, `dragging right widened the window: ${JSON.stringify(dragged)}`)
-
-  // Scrolling moves through the stack; a measurement reads in mm.
-  await alicePage.keyboard.press('ArrowDown')
-  await alicePage.keyboard.press('PageDown')
-  await waitFor('the stack to scroll', async () => (await alicePage.evaluate(() => window.radmesh?.viewport.state().index)) === 11, 5_000)
-  await alicePage.keyboard.press('m')
-  await alicePage.mouse.move(box.x + box.width / 2 - 50, box.y + box.height / 2)
-  await alicePage.mouse.down()
-  await alicePage.mouse.move(box.x + box.width / 2 + 50, box.y + box.height / 2, { steps: 3 })
-  await alicePage.mouse.up()
-  const [measurement] = await alicePage.evaluate(() => window.radmesh?.viewport.measurements() ?? [])
-  assert.match(measurement?.text ?? '', / mm$/)
-  await alicePage.keyboard.press('t')
-  assert.match((await alicePage.locator('#tags').textContent() ?? ''), '(0010,0010)')
-  await alicePage.keyboard.press('t')
-  await screenshot(alicePage, 'viewer')
-
-  const audit = (await alice.api<{ records: Array<{ eventCode: string, actor?: { type: string }, detail?: string }> }>('GET', '/api/audit')).body.records
-  assert.ok(audit.some(r => r.eventCode === '110103' && r.actor?.type === 'viewer' && /frames/.test(r.detail ?? '')), 'the viewer\'s image reads are in the audit log')
-  assert.equal(pageErrors(alicePage), [])
-})
-
-test('one image of each compressed transfer syntax in the ' + 'pydicom corpus renders in the browser without error', async () => {
-  const files = {
-    'JPEG baseline': 'SC_rgb_jpeg_dcmtk.dcm',
-    'JPEG extended 12-bit': 'JPEG-lossy.dcm',
-    'JPEG lossless SV1': 'SC_rgb_jpeg_gdcm.dcm',
-    'JPEG-LS lossless': 'MR_small_jpeg_ls_lossless.dcm',
-    'JPEG 2000 lossless': 'MR_small_jp2klossless.dcm',
-    'JPEG 2000': 'JPEG2000.dcm',
-    RLE: 'MR_small_RLE.dcm'
-  }
-  const dir = await tempDir()
-  const studies: Record<string, string> = {}
-  let n = 0
-  for (const [syntax, name] of Object.entries(files)) {
-    // The corpus gives one image in several syntaxes the same UIDs: each copy gets UIDs of its own here.
-    let bytes: Buffer = await fs.readFile(join(PYDICOM_CORPUS, name))
-    const { stdout } = await runTool('dcmdump', ['+P', '0020,000d', '+P', '0008,0018', join(PYDICOM_CORPUS, name)])
-    const uids = [...stdout.matchAll(/\[([0-9.]+)\]/g)].map(m => m[1] as string)
-    for (const uid of new Set(uids)) {
-      const replacement = `${uid.slice(0, -2)}9${n}`
-      while (bytes.indexOf(Buffer.from(uid, 'latin1')) >= 0) bytes = replaceSameLength(bytes, uid, replacement)
+    await screenshot(alicePage, 'report-final')
+    // After FINAL only an addendum: the report becomes AMENDED on both pages, the signed text unchanged.
+    await alicePage.locator('#addendum-text').fill('CT angiography recommended.')
+    await alicePage.locator('#addendum').click()
+    for (const page of [alicePage, bobPage]) {
+      await page.waitForSelector('#report[data-status="AMENDED"]', { timeout: 10_000 })
+      assert.match(
+        (await page.locator('#report-signatures').textContent()) ?? '',
+        'Addendum: CT angiography recommended.'
+      )
     }
-    studies[syntax] = `${(uids[0] as string).slice(0, -2)}9${n}`
-    await fs.writeFile(join(dir, `${n}.dcm`), bytes)
-    n++
+    const report = (
+      await bob.api<{ status: string; sections: { impression: string } }>('GET', `/api/cases/${caseId}/report`)
+    ).body
+    assert.equal([report.status, report.sections.impression], ['AMENDED', 'Right MCA infarct.'])
+    assert.equal([...pageErrors(alicePage), ...pageErrors(bobPage)], [])
+    await bobPage.context().close()
   }
-  await radmeshOk(['import', '--home', site.home, dir])
-  const page = await signedInPage(browser, site)
-  for (const [syntax, studyUid] of Object.entries(studies)) {
-    await page.goto(`${site.http}/#/study/${studyUid}`)
-    await page.waitForSelector('#viewport[data-drawn], #viewport[data-error]', { timeout: 15_000 })
-    const error = await page.locator('#viewport').getAttribute('data-error')
-    assert.is(error, null, `${syntax}: ${error}`)
-    assert.ok(await canvasShowsImage(page), `${syntax} drew an image`)
-    if (syntax === 'JPEG baseline') await screenshot(page, 'viewer-colour-jpeg')
-  }
-  assert.equal(pageErrors(page), [])
-  await page.context().close()
-})
+)
 
-test('two pages on two nodes write one section at once: both show the same text within 1 s ' + 'and each other\'s cursor; FINAL makes it read-only on both, an addendum makes it AMENDED', async () => {
-  // Alice, on the case page, invites Bob from the report panel.
-  await alicePage.locator('#consult-peer').selectOption(bob.peerId)
-  await alicePage.locator('#consult').click()
-  const bobPage = await signedInPage(browser, bob)
-  await waitFor('Bob to see the consult', async () => (await bob.api<Array<{ caseId: string, consultants: string[] }>>('GET', '/api/worklist')).body.find(c => c.caseId === caseId)?.consultants.includes(bob.peerId), 10_000)
-  await alicePage.goto(`${alice.http}/#/case/${caseId}`)
-  await alicePage.reload()
-  await bobPage.goto(`${bob.http}/#/case/${caseId}`)
-  for (const page of [alicePage, bobPage]) await page.waitForSelector('#section-findings:not([readonly])', { timeout: 15_000 })
-
-  await Promise.all([
-    (async () => { await alicePage.locator('#section-findings').click(); await alicePage.keyboard.type('Hyperdense right MCA. ', { delay: 15 }) })(),
-    (async () => { await bobPage.locator('#section-findings').click(); await bobPage.keyboard.type('No haemorrhage. ', { delay: 15 }) })()
-  ])
-  const typed = Date.now()
-  const both = async (): Promise<string[]> => await Promise.all([alicePage, bobPage].map(async page => await page.locator('#section-findings').inputValue()))
-  await waitFor('both pages to show both edits', async () => {
-    const [a, b] = await both()
-    return a === b && a?.includes('Hyperdense right MCA. ') && a.includes('No haemorrhage. ')
-  }, 5_000, 25)
-  const converged = Date.now() - typed
-  assert.ok(converged <= 1_000, `the two pages agreed ${converged} ms after the last keystroke`)
-  // Each sees where the other is writing.
-  await alicePage.waitForFunction(() => /Dr Bob Neuro in Findings, line 1/.test(document.querySelector('#report-presence')?.textContent ?? ''), undefined, { timeout: 5_000 })
-  await bobPage.waitForFunction(() => /Dr Alice Neuro in Findings/.test(document.querySelector('#report-presence')?.textContent ?? ''), undefined, { timeout: 5_000 })
-  assert.ok(await alicePage.locator('#section-findings.others-here').isVisible(), 'the section the other reader is in is marked')
-  // Bob's caret is drawn where he is: inside the findings box, on its first line, after some text.
-  const caret = await alicePage.locator(`.remote-caret[data-peer="${bob.peerId}"]`).boundingBox()
-  const box = await alicePage.locator('#section-findings').boundingBox()
-  if (caret === null || box === null) throw new Error('no caret of Bob\'s on Alice\'s page')
-  assert.ok(caret.x > box.x + 20 && caret.x < box.x + box.width && caret.y >= box.y && caret.y < box.y + 40, `Bob's caret at ${JSON.stringify(caret)} in ${JSON.stringify(box)}`)
-  await screenshot(alicePage, 'report-co-editing')
-  await waitFor('the node to hold the text', async () => (await alice.api<{ sections: { findings: string } }>('GET', `/api/cases/${caseId}/report`)).body.sections.findings.includes('No haemorrhage.'), 5_000)
-  assert.match((await alicePage.locator('#report-authors').textContent() ?? ''), 'Dr Bob Neuro')
-
-  await alicePage.locator('#section-impression').click()
-  await alicePage.keyboard.type('Right MCA infarct.')
-  await alicePage.locator('#sign-final').click()
-  for (const page of [alicePage, bobPage]) {
-    await page.waitForSelector('#report[data-status="FINAL"]', { timeout: 10_000 })
-    await page.waitForSelector('#section-findings[readonly]', { timeout: 5_000 })
-    assert.match((await page.locator('#report-signatures').textContent() ?? ''), 'verified')
+test(
+  'bad live-report input from a viewer session is refused ' + 'with a reason, and the node stays up and in sync',
+  async () => {
+    const page = await signedInPage(browser, alice)
+    const cookies = (await page.context().cookies()).map(c => `${c.name}=${c.value}`).join('; ')
+    const post = async (
+      path: string,
+      body: BodyInit,
+      type: string
+    ): Promise<{ status: number; code: string | undefined }> => {
+      const response = await fetch(`${alice.http}${path}`, {
+        method: 'POST',
+        headers: { cookie: cookies, 'content-type': type },
+        body
+      })
+      return {
+        status: response.status,
+        code:
+          response.status === 204 ? undefined : ((await response.json()) as { error?: { code: string } }).error?.code
+      }
+    }
+    const live = `/api/cases/${caseId}/report/live`
+    for (const [path, body, type, status, code] of [
+      [live, new Uint8Array([0xde, 0xad, 0xbe, 0xef]), 'application/octet-stream', 403, 'RADMESH_NOT_ALLOWED'],
+      [live, new Uint8Array(0), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST'],
+      [live, new Uint8Array(300 * 1024), 'application/octet-stream', 413, 'RADMESH_TOO_LARGE'],
+      [`${live}/binding`, JSON.stringify({ clientId: 'me' }), 'application/json', 400, 'RADMESH_BAD_REQUEST'],
+      [
+        `/api/cases/${caseId}/report/presence`,
+        new Uint8Array([1, 2, 3]),
+        'application/octet-stream',
+        400,
+        'RADMESH_BAD_REQUEST'
+      ],
+      [
+        '/api/cases/not-a-case/report/presence',
+        new Uint8Array([1]),
+        'application/octet-stream',
+        400,
+        'RADMESH_BAD_REQUEST'
+      ]
+    ] as const) {
+      assert.equal(await post(path, body, type), { status, code }, `${path} ${type}`)
+    }
+    assert.is((await alice.api('GET', '/api/health')).status, 200)
+    const [a, b] = await Promise.all(
+      [alice, bob].map(
+        async node => (await node.api<{ status: string; sections: unknown }>('GET', `/api/cases/${caseId}/report`)).body
+      )
+    )
+    assert.equal(a, b, 'the two nodes show the same report')
+    assert.is(a?.status, 'AMENDED')
+    await page.context().close()
   }
-  await screenshot(alicePage, 'report-final')
-  // After FINAL only an addendum: the report becomes AMENDED on both pages, the signed text unchanged.
-  await alicePage.locator('#addendum-text').fill('CT angiography recommended.')
-  await alicePage.locator('#addendum').click()
-  for (const page of [alicePage, bobPage]) {
-    await page.waitForSelector('#report[data-status="AMENDED"]', { timeout: 10_000 })
-    assert.match(await page.locator('#report-signatures').textContent() ?? '', 'Addendum: CT angiography recommended.')
-  }
-  const report = (await bob.api<{ status: string, sections: { impression: string } }>('GET', `/api/cases/${caseId}/report`)).body
-  assert.equal([report.status, report.sections.impression], ['AMENDED', 'Right MCA infarct.'])
-  assert.equal([...pageErrors(alicePage), ...pageErrors(bobPage)], [])
-  await bobPage.context().close()
-})
-
-test('bad live-report input from a viewer session is refused ' + 'with a reason, and the node stays up and in sync', async () => {
-  const page = await signedInPage(browser, alice)
-  const cookies = (await page.context().cookies()).map(c => `${c.name}=${c.value}`).join('; ')
-  const post = async (path: string, body: BodyInit, type: string): Promise<{ status: number, code: string | undefined }> => {
-    const response = await fetch(`${alice.http}${path}`, { method: 'POST', headers: { cookie: cookies, 'content-type': type }, body })
-    return { status: response.status, code: response.status === 204 ? undefined : ((await response.json()) as { error?: { code: string } }).error?.code }
-  }
-  const live = `/api/cases/${caseId}/report/live`
-  for (const [path, body, type, status, code] of [
-    [live, new Uint8Array([0xde, 0xad, 0xbe, 0xef]), 'application/octet-stream', 403, 'RADMESH_NOT_ALLOWED'],
-    [live, new Uint8Array(0), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST'],
-    [live, new Uint8Array(300 * 1024), 'application/octet-stream', 413, 'RADMESH_TOO_LARGE'],
-    [`${live}/binding`, JSON.stringify({ clientId: 'me' }), 'application/json', 400, 'RADMESH_BAD_REQUEST'],
-    [`/api/cases/${caseId}/report/presence`, new Uint8Array([1, 2, 3]), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST'],
-    ['/api/cases/not-a-case/report/presence', new Uint8Array([1]), 'application/octet-stream', 400, 'RADMESH_BAD_REQUEST']
-  ] as const) {
-    assert.equal(await post(path, body, type), { status, code }, `${path} ${type}`)
-  }
-  assert.is((await alice.api('GET', '/api/health')).status, 200)
-  const [a, b] = await Promise.all([alice, bob].map(async node => (await node.api<{ status: string, sections: unknown }>('GET', `/api/cases/${caseId}/report`)).body))
-  assert.equal(a, b, 'the two nodes show the same report')
-  assert.is(a?.status, 'AMENDED')
-  await page.context().close()
-})
+)
 
 test('an idle viewer session is logged off, although the page keeps polling', async () => {
-  const idle = await start(await consortium.member('Dr Idle', 'radiologist'), { peers: [p2pAddr(site)], extraArgs: ['--session-idle', '3s'] })
+  const idle = await start(await consortium.member('Dr Idle', 'radiologist'), {
+    peers: [p2pAddr(site)],
+    extraArgs: ['--session-idle', '3s']
+  })
   const page = await signedInPage(browser, idle)
   await page.waitForSelector('#worklist')
   await page.waitForSelector('#signed-out', { timeout: 12_000 })
   await screenshot(page, 'signed-out')
   const cookies = await page.context().cookies()
-  const response = await fetch(`${idle.http}/api/worklist`, { headers: { cookie: cookies.map(c => `${c.name}=${c.value}`).join('; ') } })
+  const response = await fetch(`${idle.http}/api/worklist`, {
+    headers: { cookie: cookies.map(c => `${c.name}=${c.value}`).join('; ') }
+  })
   assert.is(response.status, 401, 'the old session cookie no longer works')
   await page.context().close()
 })

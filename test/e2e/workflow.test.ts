@@ -19,8 +19,28 @@ import { ROOT } from '../../scripts/lib/cli.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-interface Entry { caseId: string, studyInstanceUid: string, site: string, priority: string, subspecialty: string, status: string, claimedBy: string | null, createdAt: string, dueAt: string, claimedAt: string | null, preliminaryAt: string | null, finalAt: string | null, consultants: string[] }
-interface Report { status: string, sections: Record<string, string>, authors: Array<{ peerId: string }>, signatures: Array<{ peerId: string, status: string, verified: boolean }>, addenda: Array<{ text: string }> }
+interface Entry {
+  caseId: string
+  studyInstanceUid: string
+  site: string
+  priority: string
+  subspecialty: string
+  status: string
+  claimedBy: string | null
+  createdAt: string
+  dueAt: string
+  claimedAt: string | null
+  preliminaryAt: string | null
+  finalAt: string | null
+  consultants: string[]
+}
+interface Report {
+  status: string
+  sections: Record<string, string>
+  authors: Array<{ peerId: string }>
+  signatures: Array<{ peerId: string; status: string; verified: boolean }>
+  addenda: Array<{ text: string }>
+}
 
 let consortium: ScratchConsortium
 const started: StartedNode[] = []
@@ -28,20 +48,19 @@ const started: StartedNode[] = []
 let site: StartedNode
 let alice: StartedNode
 
-async function start (home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
+async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
   const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
   started.push(node)
   return node
 }
 
-
-async function worklist (node: StartedNode): Promise<Entry[]> {
+async function worklist(node: StartedNode): Promise<Entry[]> {
   const { status, body } = await node.api<Entry[]>('GET', '/api/worklist')
   assert.is(status, 200)
   return body
 }
 
-async function report (node: StartedNode, caseId: string): Promise<Report> {
+async function report(node: StartedNode, caseId: string): Promise<Report> {
   const { status, body } = await node.api<Report>('GET', `/api/cases/${caseId}/report`)
   assert.is(status, 200, JSON.stringify(body))
   return body
@@ -52,232 +71,465 @@ test.before(async () => {
 })
 
 test.after(async () => {
-  await Promise.all(started.map(async node => { await node.kill() }))
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
 })
 
-test('storescu -> case on two worklists -> claim (409 for the other) -> ' + 'fetch -> co-written report -> FINAL -> SR and FHIR at the site', async () => {
-  site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
-  alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site)] })
-  const bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), { peers: [p2pAddr(site), p2pAddr(alice)] })
-  // Carol's periodic resync is an hour: what she gets of the report, she gets because she was invited.
-  const carol = await start(await consortium.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']), { peers: [p2pAddr(site), p2pAddr(alice)], extraArgs: ['--resync', '1h'] })
-  await connected(site, alice)
-  await connected(site, bob)
-  await connected(alice, carol)
-  // Every member's certificate reaches the site through the worklist before the study is stable.
-  await waitFor('the site to know the three radiologists', async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 3, 15_000)
+test(
+  'storescu -> case on two worklists -> claim (409 for the other) -> ' +
+    'fetch -> co-written report -> FINAL -> SR and FHIR at the site',
+  async () => {
+    site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
+    alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
+      peers: [p2pAddr(site)]
+    })
+    const bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
+      peers: [p2pAddr(site), p2pAddr(alice)]
+    })
+    // Carol's periodic resync is an hour: what she gets of the report, she gets because she was invited.
+    const carol = await start(
+      await consortium.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']),
+      { peers: [p2pAddr(site), p2pAddr(alice)], extraArgs: ['--resync', '1h'] }
+    )
+    await connected(site, alice)
+    await connected(site, bob)
+    await connected(alice, carol)
+    // Every member's certificate reaches the site through the worklist before the study is stable.
+    await waitFor(
+      'the site to know the three radiologists',
+      async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 3,
+      15_000
+    )
 
-  // Bob's only shift is over: he is off duty, so he does not prefetch STAT studies.
-  const offDuty = await bob.api<{ onDuty: boolean }>('PUT', '/api/duty', { shifts: [{ start: '2026-01-01T00:00:00Z', end: '2026-01-01T08:00:00Z' }] })
-  assert.is(offDuty.status, 200, JSON.stringify(offDuty.body))
-  assert.is(offDuty.body.onDuty, false)
-  await waitFor('Alice to see Bob off duty', async () => (await alice.api<Array<{ peerId: string, onDuty: boolean }>>('GET', '/api/duty')).body.some(r => r.peerId === bob.peerId && !r.onDuty), 10_000)
+    // Bob's only shift is over: he is off duty, so he does not prefetch STAT studies.
+    const offDuty = await bob.api<{ onDuty: boolean }>('PUT', '/api/duty', {
+      shifts: [{ start: '2026-01-01T00:00:00Z', end: '2026-01-01T08:00:00Z' }]
+    })
+    assert.is(offDuty.status, 200, JSON.stringify(offDuty.body))
+    assert.is(offDuty.body.onDuty, false)
+    await waitFor(
+      'Alice to see Bob off duty',
+      async () =>
+        (await alice.api<Array<{ peerId: string; onDuty: boolean }>>('GET', '/api/duty')).body.some(
+          r => r.peerId === bob.peerId && !r.onDuty
+        ),
+      10_000
+    )
 
-  const dir = await tempDir()
-  const study = await generateCt({ out: dir, slices: 20, series: 1, rows: 64, columns: 64, seed: 5, studyDescription: 'CT HEAD STROKE PROTOCOL', bodyPart: 'HEAD' })
-  const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])
-  assert.is(sent.code, 0, sent.stderr)
+    const dir = await tempDir()
+    const study = await generateCt({
+      out: dir,
+      slices: 20,
+      series: 1,
+      rows: 64,
+      columns: 64,
+      seed: 5,
+      studyDescription: 'CT HEAD STROKE PROTOCOL',
+      bodyPart: 'HEAD'
+    })
+    const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])
+    assert.is(sent.code, 0, sent.stderr)
 
-  const [onAlice] = await waitFor('the case on Alice\'s worklist', async () => { const list = await worklist(alice); return list.length === 1 ? list : undefined }, 20_000)
-  const entry = onAlice as Entry
-  assert.is(entry.studyInstanceUid, study.studyInstanceUid)
-  assert.is(entry.priority, 'STAT')
-  assert.is(entry.subspecialty, 'neuro')
-  assert.is(entry.status, 'SCHEDULED')
-  assert.is(Date.parse(entry.dueAt) - Date.parse(entry.createdAt), 60 * 60_000, 'STAT is due in one hour')
-  await waitFor('the case on Bob\'s worklist', async () => (await worklist(bob)).length === 1, 10_000)
-  assert.is((await worklist(carol)).length, 0, 'the msk reader is not routed a neuro case')
+    const [onAlice] = await waitFor(
+      "the case on Alice's worklist",
+      async () => {
+        const list = await worklist(alice)
+        return list.length === 1 ? list : undefined
+      },
+      20_000
+    )
+    const entry = onAlice as Entry
+    assert.is(entry.studyInstanceUid, study.studyInstanceUid)
+    assert.is(entry.priority, 'STAT')
+    assert.is(entry.subspecialty, 'neuro')
+    assert.is(entry.status, 'SCHEDULED')
+    assert.is(Date.parse(entry.dueAt) - Date.parse(entry.createdAt), 60 * 60_000, 'STAT is due in one hour')
+    await waitFor("the case on Bob's worklist", async () => (await worklist(bob)).length === 1, 10_000)
+    assert.is((await worklist(carol)).length, 0, 'the msk reader is not routed a neuro case')
 
-  // STAT: Alice, on duty, has the study before she claims it; Bob, off duty, has not fetched it.
-  await waitFor('the STAT study prefetched to Alice', async () => (await alice.api<{ complete: boolean }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)).body.complete, 30_000)
-  const onBob = await bob.api<{ instancesLocal?: number }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)
-  assert.ok(onBob.status === 404 || onBob.body.instancesLocal === 0, `Bob is off duty and fetched nothing: ${JSON.stringify(onBob.body)}`)
+    // STAT: Alice, on duty, has the study before she claims it; Bob, off duty, has not fetched it.
+    await waitFor(
+      'the STAT study prefetched to Alice',
+      async () =>
+        (await alice.api<{ complete: boolean }>('GET', `/api/studies/${study.studyInstanceUid}/availability`)).body
+          .complete,
+      30_000
+    )
+    const onBob = await bob.api<{ instancesLocal?: number }>(
+      'GET',
+      `/api/studies/${study.studyInstanceUid}/availability`
+    )
+    assert.ok(
+      onBob.status === 404 || onBob.body.instancesLocal === 0,
+      `Bob is off duty and fetched nothing: ${JSON.stringify(onBob.body)}`
+    )
 
-  const claimed = await alice.api<Entry>('POST', `/api/worklist/${entry.caseId}/claim`)
-  assert.is(claimed.status, 200, JSON.stringify(claimed.body))
-  assert.is(claimed.body.status, 'IN PROGRESS')
-  assert.is(claimed.body.claimedBy, alice.peerId)
-  await waitFor('Bob to see Alice\'s claim', async () => (await worklist(bob))[0]?.claimedBy === alice.peerId, 10_000)
-  const refused = await bob.api<{ error: { code: string } }>('POST', `/api/worklist/${entry.caseId}/claim`)
-  assert.is(refused.status, 409)
-  assert.is(refused.body.error.code, 'RADMESH_CASE_TAKEN')
+    const claimed = await alice.api<Entry>('POST', `/api/worklist/${entry.caseId}/claim`)
+    assert.is(claimed.status, 200, JSON.stringify(claimed.body))
+    assert.is(claimed.body.status, 'IN PROGRESS')
+    assert.is(claimed.body.claimedBy, alice.peerId)
+    await waitFor("Bob to see Alice's claim", async () => (await worklist(bob))[0]?.claimedBy === alice.peerId, 10_000)
+    const refused = await bob.api<{ error: { code: string } }>('POST', `/api/worklist/${entry.caseId}/claim`)
+    assert.is(refused.status, 409)
+    assert.is(refused.body.error.code, 'RADMESH_CASE_TAKEN')
 
-
-  const written = await alice.api<Report>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { indication: 'Sudden left weakness.', technique: 'Non-contrast CT head.', findings: 'No haemorrhage.' } })
-  assert.is(written.status, 200, JSON.stringify(written.body))
-  for (const bad of [{ sections: { findings: 'x'.repeat(70_000) } }, { sections: { opinion: 'x' } }, { sections: 'findings' }]) {
-    const refused = await alice.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, bad)
-    assert.equal([refused.status, refused.body.error.code], [400, 'RADMESH_BAD_REQUEST'], JSON.stringify(bad).slice(0, 60))
-  }
-  for (const [method, path, body, status, code] of [
-    ['POST', '/api/worklist/not-a-case/claim', undefined, 400, 'RADMESH_BAD_REQUEST'],
-    ['POST', `/api/worklist/${'0'.repeat(24)}/claim`, undefined, 404, 'RADMESH_NOT_FOUND'],
-    ['POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'SIGNED' }, 400, 'RADMESH_BAD_REQUEST'],
-    ['PUT', '/api/duty', { shifts: [{ start: 'tonight', end: 'tomorrow' }] }, 400, 'RADMESH_BAD_REQUEST'],
-    ['POST', `/api/cases/${entry.caseId}/consult`, { peerId: 'nobody' }, 400, 'RADMESH_NOT_A_MEMBER']
-  ] as const) {
-    const answer = await alice.api<{ error: { code: string } }>(method, path, body)
-    assert.equal([answer.status, answer.body.error?.code], [status, code], `${method} ${path}`)
-  }
-  assert.is((await alice.api('GET', '/api/health')).status, 200)
-  const invited = await alice.api<Entry>('POST', `/api/cases/${entry.caseId}/consult`, { peerId: carol.peerId })
-  assert.is(invited.status, 200, JSON.stringify(invited.body))
-  assert.equal(invited.body.consultants, [carol.peerId])
-  // The findings were written before she was invited: the updates relayed from now on do not carry them.
-  const invitedAt = Date.now()
-  await waitFor('Carol to have the report written before her invitation', async () => (await carol.api<Report>('GET', `/api/cases/${entry.caseId}/report`)).body.sections?.findings === 'No haemorrhage.', 5_000, 25)
-  const took = Date.now() - invitedAt
-  assert.ok(took < 2_000, `Carol had the report ${took} ms after the invitation`)
-
-  // Both write the findings at once, each from the text both read: both edits survive on both nodes,
-  // whether they cross on the wire (Yjs merges them) or one lands before the other (the base keeps it).
-  const base = { findings: 'No haemorrhage.' }
-  const [a, c] = await Promise.all([
-    alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'No haemorrhage. Hyperdense right MCA.' }, base }),
-    carol.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'Early ischaemic change in the right insula. No haemorrhage.' }, base })
-  ])
-  assert.is(a.status, 200)
-  assert.is(c.status, 200)
-  const merged = await waitFor('both readers to show the same findings', async () => {
-    const [x, y] = await Promise.all([report(alice, entry.caseId), report(carol, entry.caseId)])
-    return x.sections['findings'] === y.sections['findings'] ? x.sections['findings'] : undefined
-  }, 10_000)
-  assert.ok(merged?.includes('Hyperdense right MCA'), merged)
-  assert.ok(merged?.includes('Early ischaemic change in the right insula'), merged)
-  // An edit from that old text that changes where the others wrote is refused, and changes nothing.
-  const stale = await carol.api<{ error: { code: string, message: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'No acute haemorrhage.' }, base })
-  assert.equal([stale.status, stale.body.error?.code], [409, 'RADMESH_REPORT_CHANGED'], JSON.stringify(stale.body))
-  assert.match(stale.body.error.message, merged ?? '')
-  assert.is((await report(carol, entry.caseId)).sections['findings'], merged)
-  const orphanBase = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { impression: 'x' }, base })
-  assert.equal([orphanBase.status, orphanBase.body.error?.code], [400, 'RADMESH_BAD_REQUEST'], 'a base for a section the edit does not write')
-
-  const carolSigns = await carol.api<{ error: { code: string } }>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
-  assert.is(carolSigns.status, 403, 'a consultant does not sign FINAL')
-  const siteSigns = await site.api<{ error: { code: string } }>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'PRELIMINARY' })
-  assert.is(siteSigns.status, 403, 'a site never signs')
-
-  await alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { impression: 'Acute right MCA infarct. No haemorrhage.' } })
-  const prelim = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'PRELIMINARY' })
-  assert.is(prelim.body.status, 'PRELIMINARY')
-  const final = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
-  assert.is(final.status, 200, JSON.stringify(final.body))
-  assert.is(final.body.status, 'FINAL')
-  assert.ok(final.body.signatures.every(s => s.verified))
-
-  const afterFinal = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'changed after final' } })
-  await waitFor('Carol to see the FINAL report', async () => (await report(carol, entry.caseId)).status === 'FINAL', 10_000)
-  const late = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'changed after final' } })
-  assert.is(late.status, 409, `a FINAL report cannot change (first try answered ${afterFinal.status})`)
-  assert.is(late.body.error.code, 'RADMESH_REPORT_FINAL')
-
-  // Turnaround fields on every node.
-  const done = await waitFor('the site to see the case COMPLETED', async () => (await worklist(site)).find(e => e.status === 'COMPLETED'), 10_000)
-  assert.ok(done?.claimedAt !== null && done?.preliminaryAt !== null && done?.finalAt !== null, JSON.stringify(done))
-  const tat = await site.api<{ byPriority: Array<{ priority: string, completed: number, medianMinutes: number | null }> }>('GET', '/api/tat')
-  const stat = tat.body.byPriority.find(row => row.priority === 'STAT')
-  assert.is(stat?.completed, 1)
-  assert.ok(stat?.medianMinutes !== null && (stat?.medianMinutes ?? -1) >= 0)
-
-  // The site holds the report as a DICOM SR in its archive, which dciodvfy accepts, and as FHIR.
-  const sr = await waitFor('the SR in the site\'s archive', async () => {
-    const response = await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series?Modality=SR`, { headers: { accept: 'application/dicom+json' } })
-    if (response.status !== 200) return undefined
-    return (await response.json() as Array<Record<string, { Value?: string[] }>>)[0]
-  }, 15_000)
-  const seriesUid = sr?.['0020000E']?.Value?.[0] as string
-  const instances = await (await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances`, { headers: { accept: 'application/dicom+json' } })).json() as Array<Record<string, { Value?: string[] }>>
-  const sopUid = instances[0]?.['00080018']?.Value?.[0] as string
-  const retrieved = await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances/${sopUid}`, { headers: { accept: 'multipart/related; type="application/dicom"' } })
-  assert.is(retrieved.status, 200)
-  const [part] = parseMultipartRelated(new Uint8Array(await retrieved.arrayBuffer()), retrieved.headers.get('content-type') ?? '')
-  const srPath = join(await tempDir(), 'report.dcm')
-  await fs.writeFile(srPath, (part as { body: Uint8Array }).body)
-  const verified = await runTool('dciodvfy', [srPath])
-  const errors = `${verified.stdout}\n${verified.stderr}`.split('\n').filter(line => /^Error/.test(line))
-  assert.equal(errors, [], `dciodvfy: ${verified.stderr}`)
-
-  const fhir = await site.api<{ resourceType: string, status: string, conclusion: string, imagingStudy: Array<{ identifier?: { value: string } }>, resultsInterpreter: Array<{ display: string }>, presentedForm: Array<{ data: string }> }>('GET', `/api/cases/${entry.caseId}/report/fhir`)
-  assert.is(fhir.status, 200, JSON.stringify(fhir.body))
-  assert.is(fhir.body.resourceType, 'DiagnosticReport')
-  assert.is(fhir.body.status, 'final')
-  assert.is(fhir.body.conclusion, 'Acute right MCA infarct. No haemorrhage.')
-  assert.is(fhir.body.imagingStudy[0]?.identifier?.value, `urn:oid:${study.studyInstanceUid}`)
-  assert.ok(fhir.body.resultsInterpreter.some(r => r.display === 'Dr Alice Neuro'))
-  assert.ok(Buffer.from(fhir.body.presentedForm[0]?.data ?? '', 'base64').toString('utf8').includes('Hyperdense right MCA'))
-
-  // An addendum: AMENDED on the readers, a second SR (naming the first) and an amended FHIR report at the site.
-  const amended = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/addendum`, { text: 'CTA: right M1 occlusion.' })
-  assert.is(amended.status, 200, JSON.stringify(amended.body))
-  assert.is(amended.body.status, 'AMENDED')
-  assert.equal(amended.body.addenda.map(a => a.text), ['CTA: right M1 occlusion.'])
-  assert.equal(amended.body.sections['impression'], 'Acute right MCA infarct. No haemorrhage.', 'the FINAL sections do not change')
-  await waitFor('the second SR in the site\'s archive', async () => {
-    const list = await (await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances`, { headers: { accept: 'application/dicom+json' } })).json() as unknown[]
-    return list.length === 2
-  }, 15_000)
-  const fhirAmended = await site.api<{ status: string }>('GET', `/api/cases/${entry.caseId}/report/fhir`)
-  assert.is(fhirAmended.body.status, 'amended')
-})
-
-test('a study that becomes stable before any radiologist is ' + 'known waits, and its case is published when one connects', async () => {
-  const lonely = await start(await consortium.member('Island Clinic', 'site'), { dicom: true })
-  const dir = await tempDir()
-  const study = await generateCt({ out: dir, slices: 2, rows: 16, columns: 16, seed: 31, studyDescription: 'XR CHEST', bodyPart: 'CHEST' })
-  assert.is((await storescu(lonely.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
-  await waitFor('the site to hold the case back', async () => (await logOf(lonely.home)).some(line => line['event'] === 'case-waiting-for-readers'), 15_000)
-  assert.equal(await worklist(lonely), [])
-  const reader = await start(await consortium.member('Dr First Reader', 'radiologist'), { peers: [p2pAddr(lonely)] })
-  const published = await waitFor('the case on the first reader\'s worklist', async () => (await worklist(reader)).find(e => e.studyInstanceUid === study.studyInstanceUid), 20_000)
-  assert.is(published?.status, 'SCHEDULED')
-  assert.is((await reader.api('POST', `/api/worklist/${published?.caseId}/claim`)).status, 200, 'the reader it was published to can claim it')
-})
-
-test('a member that alters a FINAL report, signs or claims as ' + 'someone else, or sends garbage is refused; the node carries on', async () => {
-  const dir = await tempDir()
-  const study = await generateCt({ out: dir, slices: 3, rows: 32, columns: 32, seed: 8, studyDescription: 'CT HEAD', bodyPart: 'HEAD' })
-  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
-  const entry = await waitFor('the second case on Alice\'s worklist', async () => (await worklist(alice)).find(e => e.studyInstanceUid === study.studyInstanceUid), 20_000) as Entry
-  assert.is((await alice.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
-
-  const malloryHome = await consortium.member('Dr Mallory', 'radiologist')
-  const mallory = spawn(process.execPath, [join(ROOT, 'test/helpers/bad-editor.ts'), malloryHome, p2pAddr(alice), entry.caseId, alice.peerId], { stdio: ['pipe', 'pipe', 'inherit'] })
-  const lines = createInterface({ input: mallory.stdout })[Symbol.asyncIterator]()
-  try {
-    const { peerId: malloryId } = JSON.parse((await lines.next()).value as string) as { peerId: string }
-    await waitFor('Alice to know Mallory', async () => (await peersOf(alice)).some(p => p.peerId === malloryId), 10_000)
-    assert.is((await alice.api('POST', `/api/cases/${entry.caseId}/consult`, { peerId: malloryId })).status, 200)
-    await alice.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings: 'Normal.', impression: 'No acute abnormality.' } })
-    const signed = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
-    assert.is(signed.body.status, 'FINAL')
-
-    mallory.stdin.write('attack\n')
-    const { sent } = JSON.parse((await lines.next()).value as string) as { sent: string[] }
-    assert.is(sent.length, 5, JSON.stringify(sent))
-    const refusals = await waitFor('Alice to refuse the four updates', async () => {
-      const refused = (await logOf(alice.home)).filter(line => line['event'] === 'sync-update-refused' && line['peer'] === malloryId)
-      return refused.length >= 4 ? refused : undefined
-    }, 10_000)
-    const reasons = refusals?.map(line => String(line['reason'])) ?? []
-    assert.ok(reasons.some(r => /FINAL report/.test(r)), reasons.join('\n'))
-    assert.ok(reasons.some(r => /not signed by/.test(r) && r.startsWith('the report-signature')), reasons.join('\n'))
-    assert.ok(reasons.some(r => /not signed by/.test(r) && r.startsWith('the claim')), reasons.join('\n'))
-    assert.ok(reasons.some(r => /does not decode/.test(r)), reasons.join('\n'))
-    await waitFor('Alice to reset the oversized stream', async () => (await logOf(alice.home)).some(line => line['event'] === 'sync-stream-refused' && line['peer'] === malloryId), 10_000)
-
-    const after = await report(alice, entry.caseId)
-    assert.is(after.status, 'FINAL')
-    assert.is(after.sections['findings'], 'Normal.')
-    assert.is(after.sections['impression'], 'No acute abnormality.')
-    assert.is(after.signatures.length, 1)
-    assert.ok(!JSON.stringify(after).includes('TAMPERED') && !JSON.stringify(after).includes('FORGED'))
-    assert.is((await worklist(alice)).find(e => e.caseId === entry.caseId)?.claimedBy, alice.peerId)
-    // Still responsive, still in sync with the site.
+    const written = await alice.api<Report>('PUT', `/api/cases/${entry.caseId}/report`, {
+      sections: { indication: 'Sudden left weakness.', technique: 'Non-contrast CT head.', findings: 'No haemorrhage.' }
+    })
+    assert.is(written.status, 200, JSON.stringify(written.body))
+    for (const bad of [
+      { sections: { findings: 'x'.repeat(70_000) } },
+      { sections: { opinion: 'x' } },
+      { sections: 'findings' }
+    ]) {
+      const refused = await alice.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, bad)
+      assert.equal(
+        [refused.status, refused.body.error.code],
+        [400, 'RADMESH_BAD_REQUEST'],
+        JSON.stringify(bad).slice(0, 60)
+      )
+    }
+    for (const [method, path, body, status, code] of [
+      ['POST', '/api/worklist/not-a-case/claim', undefined, 400, 'RADMESH_BAD_REQUEST'],
+      ['POST', `/api/worklist/${'0'.repeat(24)}/claim`, undefined, 404, 'RADMESH_NOT_FOUND'],
+      ['POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'SIGNED' }, 400, 'RADMESH_BAD_REQUEST'],
+      ['PUT', '/api/duty', { shifts: [{ start: 'tonight', end: 'tomorrow' }] }, 400, 'RADMESH_BAD_REQUEST'],
+      ['POST', `/api/cases/${entry.caseId}/consult`, { peerId: 'nobody' }, 400, 'RADMESH_NOT_A_MEMBER']
+    ] as const) {
+      const answer = await alice.api<{ error: { code: string } }>(method, path, body)
+      assert.equal([answer.status, answer.body.error?.code], [status, code], `${method} ${path}`)
+    }
     assert.is((await alice.api('GET', '/api/health')).status, 200)
-    await waitFor('the site to see the second case COMPLETED', async () => (await worklist(site)).find(e => e.caseId === entry.caseId)?.status === 'COMPLETED', 10_000)
-  } finally {
-    mallory.kill('SIGKILL')
+    const invited = await alice.api<Entry>('POST', `/api/cases/${entry.caseId}/consult`, { peerId: carol.peerId })
+    assert.is(invited.status, 200, JSON.stringify(invited.body))
+    assert.equal(invited.body.consultants, [carol.peerId])
+    // The findings were written before she was invited: the updates relayed from now on do not carry them.
+    const invitedAt = Date.now()
+    await waitFor(
+      'Carol to have the report written before her invitation',
+      async () =>
+        (await carol.api<Report>('GET', `/api/cases/${entry.caseId}/report`)).body.sections?.findings ===
+        'No haemorrhage.',
+      5_000,
+      25
+    )
+    const took = Date.now() - invitedAt
+    assert.ok(took < 2_000, `Carol had the report ${took} ms after the invitation`)
+
+    // Both write the findings at once, each from the text both read: both edits survive on both nodes,
+    // whether they cross on the wire (Yjs merges them) or one lands before the other (the base keeps it).
+    const base = { findings: 'No haemorrhage.' }
+    const [a, c] = await Promise.all([
+      alice.api('PUT', `/api/cases/${entry.caseId}/report`, {
+        sections: { findings: 'No haemorrhage. Hyperdense right MCA.' },
+        base
+      }),
+      carol.api('PUT', `/api/cases/${entry.caseId}/report`, {
+        sections: { findings: 'Early ischaemic change in the right insula. No haemorrhage.' },
+        base
+      })
+    ])
+    assert.is(a.status, 200)
+    assert.is(c.status, 200)
+    const merged = await waitFor(
+      'both readers to show the same findings',
+      async () => {
+        const [x, y] = await Promise.all([report(alice, entry.caseId), report(carol, entry.caseId)])
+        return x.sections['findings'] === y.sections['findings'] ? x.sections['findings'] : undefined
+      },
+      10_000
+    )
+    assert.ok(merged?.includes('Hyperdense right MCA'), merged)
+    assert.ok(merged?.includes('Early ischaemic change in the right insula'), merged)
+    // An edit from that old text that changes where the others wrote is refused, and changes nothing.
+    const stale = await carol.api<{ error: { code: string; message: string } }>(
+      'PUT',
+      `/api/cases/${entry.caseId}/report`,
+      { sections: { findings: 'No acute haemorrhage.' }, base }
+    )
+    assert.equal([stale.status, stale.body.error?.code], [409, 'RADMESH_REPORT_CHANGED'], JSON.stringify(stale.body))
+    assert.match(stale.body.error.message, merged ?? '')
+    assert.is((await report(carol, entry.caseId)).sections['findings'], merged)
+    const orphanBase = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, {
+      sections: { impression: 'x' },
+      base
+    })
+    assert.equal(
+      [orphanBase.status, orphanBase.body.error?.code],
+      [400, 'RADMESH_BAD_REQUEST'],
+      'a base for a section the edit does not write'
+    )
+
+    const carolSigns = await carol.api<{ error: { code: string } }>('POST', `/api/cases/${entry.caseId}/report/sign`, {
+      status: 'FINAL'
+    })
+    assert.is(carolSigns.status, 403, 'a consultant does not sign FINAL')
+    const siteSigns = await site.api<{ error: { code: string } }>('POST', `/api/cases/${entry.caseId}/report/sign`, {
+      status: 'PRELIMINARY'
+    })
+    assert.is(siteSigns.status, 403, 'a site never signs')
+
+    await alice.api('PUT', `/api/cases/${entry.caseId}/report`, {
+      sections: { impression: 'Acute right MCA infarct. No haemorrhage.' }
+    })
+    const prelim = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'PRELIMINARY' })
+    assert.is(prelim.body.status, 'PRELIMINARY')
+    const final = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
+    assert.is(final.status, 200, JSON.stringify(final.body))
+    assert.is(final.body.status, 'FINAL')
+    assert.ok(final.body.signatures.every(s => s.verified))
+
+    const afterFinal = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, {
+      sections: { findings: 'changed after final' }
+    })
+    await waitFor(
+      'Carol to see the FINAL report',
+      async () => (await report(carol, entry.caseId)).status === 'FINAL',
+      10_000
+    )
+    const late = await carol.api<{ error: { code: string } }>('PUT', `/api/cases/${entry.caseId}/report`, {
+      sections: { findings: 'changed after final' }
+    })
+    assert.is(late.status, 409, `a FINAL report cannot change (first try answered ${afterFinal.status})`)
+    assert.is(late.body.error.code, 'RADMESH_REPORT_FINAL')
+
+    // Turnaround fields on every node.
+    const done = await waitFor(
+      'the site to see the case COMPLETED',
+      async () => (await worklist(site)).find(e => e.status === 'COMPLETED'),
+      10_000
+    )
+    assert.ok(done?.claimedAt !== null && done?.preliminaryAt !== null && done?.finalAt !== null, JSON.stringify(done))
+    const tat = await site.api<{
+      byPriority: Array<{ priority: string; completed: number; medianMinutes: number | null }>
+    }>('GET', '/api/tat')
+    const stat = tat.body.byPriority.find(row => row.priority === 'STAT')
+    assert.is(stat?.completed, 1)
+    assert.ok(stat?.medianMinutes !== null && (stat?.medianMinutes ?? -1) >= 0)
+
+    // The site holds the report as a DICOM SR in its archive, which dciodvfy accepts, and as FHIR.
+    const sr = await waitFor(
+      "the SR in the site's archive",
+      async () => {
+        const response = await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series?Modality=SR`, {
+          headers: { accept: 'application/dicom+json' }
+        })
+        if (response.status !== 200) return undefined
+        return ((await response.json()) as Array<Record<string, { Value?: string[] }>>)[0]
+      },
+      15_000
+    )
+    const seriesUid = sr?.['0020000E']?.Value?.[0] as string
+    const instances = (await (
+      await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances`, {
+        headers: { accept: 'application/dicom+json' }
+      })
+    ).json()) as Array<Record<string, { Value?: string[] }>>
+    const sopUid = instances[0]?.['00080018']?.Value?.[0] as string
+    const retrieved = await site.fetch(
+      `/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances/${sopUid}`,
+      { headers: { accept: 'multipart/related; type="application/dicom"' } }
+    )
+    assert.is(retrieved.status, 200)
+    const [part] = parseMultipartRelated(
+      new Uint8Array(await retrieved.arrayBuffer()),
+      retrieved.headers.get('content-type') ?? ''
+    )
+    const srPath = join(await tempDir(), 'report.dcm')
+    await fs.writeFile(srPath, (part as { body: Uint8Array }).body)
+    const verified = await runTool('dciodvfy', [srPath])
+    const errors = `${verified.stdout}\n${verified.stderr}`.split('\n').filter(line => /^Error/.test(line))
+    assert.equal(errors, [], `dciodvfy: ${verified.stderr}`)
+
+    const fhir = await site.api<{
+      resourceType: string
+      status: string
+      conclusion: string
+      imagingStudy: Array<{ identifier?: { value: string } }>
+      resultsInterpreter: Array<{ display: string }>
+      presentedForm: Array<{ data: string }>
+    }>('GET', `/api/cases/${entry.caseId}/report/fhir`)
+    assert.is(fhir.status, 200, JSON.stringify(fhir.body))
+    assert.is(fhir.body.resourceType, 'DiagnosticReport')
+    assert.is(fhir.body.status, 'final')
+    assert.is(fhir.body.conclusion, 'Acute right MCA infarct. No haemorrhage.')
+    assert.is(fhir.body.imagingStudy[0]?.identifier?.value, `urn:oid:${study.studyInstanceUid}`)
+    assert.ok(fhir.body.resultsInterpreter.some(r => r.display === 'Dr Alice Neuro'))
+    assert.ok(
+      Buffer.from(fhir.body.presentedForm[0]?.data ?? '', 'base64')
+        .toString('utf8')
+        .includes('Hyperdense right MCA')
+    )
+
+    // An addendum: AMENDED on the readers, a second SR (naming the first) and an amended FHIR report at the site.
+    const amended = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/addendum`, {
+      text: 'CTA: right M1 occlusion.'
+    })
+    assert.is(amended.status, 200, JSON.stringify(amended.body))
+    assert.is(amended.body.status, 'AMENDED')
+    assert.equal(
+      amended.body.addenda.map(a => a.text),
+      ['CTA: right M1 occlusion.']
+    )
+    assert.equal(
+      amended.body.sections['impression'],
+      'Acute right MCA infarct. No haemorrhage.',
+      'the FINAL sections do not change'
+    )
+    await waitFor(
+      "the second SR in the site's archive",
+      async () => {
+        const list = (await (
+          await site.fetch(`/dicom-web/studies/${study.studyInstanceUid}/series/${seriesUid}/instances`, {
+            headers: { accept: 'application/dicom+json' }
+          })
+        ).json()) as unknown[]
+        return list.length === 2
+      },
+      15_000
+    )
+    const fhirAmended = await site.api<{ status: string }>('GET', `/api/cases/${entry.caseId}/report/fhir`)
+    assert.is(fhirAmended.body.status, 'amended')
   }
-})
+)
+
+test(
+  'a study that becomes stable before any radiologist is ' + 'known waits, and its case is published when one connects',
+  async () => {
+    const lonely = await start(await consortium.member('Island Clinic', 'site'), { dicom: true })
+    const dir = await tempDir()
+    const study = await generateCt({
+      out: dir,
+      slices: 2,
+      rows: 16,
+      columns: 16,
+      seed: 31,
+      studyDescription: 'XR CHEST',
+      bodyPart: 'CHEST'
+    })
+    assert.is((await storescu(lonely.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+    await waitFor(
+      'the site to hold the case back',
+      async () => (await logOf(lonely.home)).some(line => line['event'] === 'case-waiting-for-readers'),
+      15_000
+    )
+    assert.equal(await worklist(lonely), [])
+    const reader = await start(await consortium.member('Dr First Reader', 'radiologist'), { peers: [p2pAddr(lonely)] })
+    const published = await waitFor(
+      "the case on the first reader's worklist",
+      async () => (await worklist(reader)).find(e => e.studyInstanceUid === study.studyInstanceUid),
+      20_000
+    )
+    assert.is(published?.status, 'SCHEDULED')
+    assert.is(
+      (await reader.api('POST', `/api/worklist/${published?.caseId}/claim`)).status,
+      200,
+      'the reader it was published to can claim it'
+    )
+  }
+)
+
+test(
+  'a member that alters a FINAL report, signs or claims as ' +
+    'someone else, or sends garbage is refused; the node carries on',
+  async () => {
+    const dir = await tempDir()
+    const study = await generateCt({
+      out: dir,
+      slices: 3,
+      rows: 32,
+      columns: 32,
+      seed: 8,
+      studyDescription: 'CT HEAD',
+      bodyPart: 'HEAD'
+    })
+    assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+    const entry = (await waitFor(
+      "the second case on Alice's worklist",
+      async () => (await worklist(alice)).find(e => e.studyInstanceUid === study.studyInstanceUid),
+      20_000
+    )) as Entry
+    assert.is((await alice.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
+
+    const malloryHome = await consortium.member('Dr Mallory', 'radiologist')
+    const mallory = spawn(
+      process.execPath,
+      [join(ROOT, 'test/helpers/bad-editor.ts'), malloryHome, p2pAddr(alice), entry.caseId, alice.peerId],
+      { stdio: ['pipe', 'pipe', 'inherit'] }
+    )
+    const lines = createInterface({ input: mallory.stdout })[Symbol.asyncIterator]()
+    try {
+      const { peerId: malloryId } = JSON.parse((await lines.next()).value as string) as { peerId: string }
+      await waitFor(
+        'Alice to know Mallory',
+        async () => (await peersOf(alice)).some(p => p.peerId === malloryId),
+        10_000
+      )
+      assert.is((await alice.api('POST', `/api/cases/${entry.caseId}/consult`, { peerId: malloryId })).status, 200)
+      await alice.api('PUT', `/api/cases/${entry.caseId}/report`, {
+        sections: { findings: 'Normal.', impression: 'No acute abnormality.' }
+      })
+      const signed = await alice.api<Report>('POST', `/api/cases/${entry.caseId}/report/sign`, { status: 'FINAL' })
+      assert.is(signed.body.status, 'FINAL')
+
+      mallory.stdin.write('attack\n')
+      const { sent } = JSON.parse((await lines.next()).value as string) as { sent: string[] }
+      assert.is(sent.length, 5, JSON.stringify(sent))
+      const refusals = await waitFor(
+        'Alice to refuse the four updates',
+        async () => {
+          const refused = (await logOf(alice.home)).filter(
+            line => line['event'] === 'sync-update-refused' && line['peer'] === malloryId
+          )
+          return refused.length >= 4 ? refused : undefined
+        },
+        10_000
+      )
+      const reasons = refusals?.map(line => String(line['reason'])) ?? []
+      assert.ok(
+        reasons.some(r => /FINAL report/.test(r)),
+        reasons.join('\n')
+      )
+      assert.ok(
+        reasons.some(r => /not signed by/.test(r) && r.startsWith('the report-signature')),
+        reasons.join('\n')
+      )
+      assert.ok(
+        reasons.some(r => /not signed by/.test(r) && r.startsWith('the claim')),
+        reasons.join('\n')
+      )
+      assert.ok(
+        reasons.some(r => /does not decode/.test(r)),
+        reasons.join('\n')
+      )
+      await waitFor(
+        'Alice to reset the oversized stream',
+        async () =>
+          (await logOf(alice.home)).some(line => line['event'] === 'sync-stream-refused' && line['peer'] === malloryId),
+        10_000
+      )
+
+      const after = await report(alice, entry.caseId)
+      assert.is(after.status, 'FINAL')
+      assert.is(after.sections['findings'], 'Normal.')
+      assert.is(after.sections['impression'], 'No acute abnormality.')
+      assert.is(after.signatures.length, 1)
+      assert.ok(!JSON.stringify(after).includes('TAMPERED') && !JSON.stringify(after).includes('FORGED'))
+      assert.is((await worklist(alice)).find(e => e.caseId === entry.caseId)?.claimedBy, alice.peerId)
+      // Still responsive, still in sync with the site.
+      assert.is((await alice.api('GET', '/api/health')).status, 200)
+      await waitFor(
+        'the site to see the second case COMPLETED',
+        async () => (await worklist(site)).find(e => e.caseId === entry.caseId)?.status === 'COMPLETED',
+        10_000
+      )
+    } finally {
+      mallory.kill('SIGKILL')
+    }
+  }
+)
 
 test.run()

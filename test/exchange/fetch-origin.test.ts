@@ -21,7 +21,7 @@ const holders = {
   [forger.peerId]: holder(forgedVersion, forgedFiles, { wraps: [await wrapFor(forgedVersion, me, forger)] })
 }
 
-async function fetched (origin?: string): Promise<ReturnType<typeof reader>> {
+async function fetched(origin?: string): Promise<ReturnType<typeof reader>> {
   const fetching = reader(me, holders, [siteVersion, forgedVersion], origin === undefined ? {} : { origin })
   fetching.fetch.start()
   await within(10_000, 'the fetch', fetching.fetch.settled())
@@ -34,12 +34,15 @@ test('without an origin, the newest version offered is taken', async () => {
   assert.ok(archive.files.get(forgedVersion.index.instances[0]?.sopUid ?? '')?.equals(forgedFiles[0] as Buffer))
 })
 
-test('with the case\'s site as origin, only the site\'s ' + 'version is taken; the other is refused, not counted', async () => {
-  const { fetch, archive, penalties, lines } = await fetched(site.peerId)
-  assert.is((await fetch.availability()).state, 'complete')
-  assert.ok(archive.files.get(siteVersion.index.instances[0]?.sopUid ?? '')?.equals(siteFiles[0] as Buffer))
-  assert.ok(lines.some(line => line['code'] === 'foreign-version' && line['peer'] === forger.peerId))
-  assert.is(penalties.scoreOf(forger.peerId), 0, 'a holder passing on another origin\'s version may be honest')
-})
+test(
+  "with the case's site as origin, only the site's " + 'version is taken; the other is refused, not counted',
+  async () => {
+    const { fetch, archive, penalties, lines } = await fetched(site.peerId)
+    assert.is((await fetch.availability()).state, 'complete')
+    assert.ok(archive.files.get(siteVersion.index.instances[0]?.sopUid ?? '')?.equals(siteFiles[0] as Buffer))
+    assert.ok(lines.some(line => line['code'] === 'foreign-version' && line['peer'] === forger.peerId))
+    assert.is(penalties.scoreOf(forger.peerId), 0, "a holder passing on another origin's version may be honest")
+  }
+)
 
 test.run()

@@ -43,7 +43,7 @@ export const STUDY = '1.2.826.0.1.3680043.8.498.42'
 export const CONSORTIUM = Buffer.alloc(32, 7).toString('base64url')
 
 /** A member's keys, as `loadIdentity` gives them. */
-export async function member (): Promise<Identity> {
+export async function member(): Promise<Identity> {
   const privateKey = await generateKeyPair('Ed25519')
   const wrap = generateX25519()
   return {
@@ -55,10 +55,10 @@ export async function member (): Promise<Identity> {
 }
 
 /** A study version of `files` by `origin`, as `StudyVersions.publish` makes one (instances in the given order). */
-export async function version (
+export async function version(
   origin: Identity,
   files: Buffer[],
-  options: { studyUid?: string, createdAt?: string } = {}
+  options: { studyUid?: string; createdAt?: string } = {}
 ): Promise<OpenVersion> {
   const studyUid = options.studyUid ?? STUDY
   const key = randomBytes(32)
@@ -97,12 +97,19 @@ export async function version (
 }
 
 /** A key wrap of `version`'s key for `recipient`, made and signed by `by`. */
-export async function wrapFor (version: OpenVersion, recipient: Identity, by: Identity): Promise<KeyWrap> {
+export async function wrapFor(version: OpenVersion, recipient: Identity, by: Identity): Promise<KeyWrap> {
   const { studyUid, versionId } = version.manifest
   const { ephemeralKey, wrappedKey } = wrapContentKey(version.key, recipient.wrapPublicKey, studyUid, versionId)
   const createdAt = new Date().toISOString()
   return await signKeyWrap(by.privateKey, {
-    v: 1, studyUid, versionId, recipient: recipient.peerId, ephemeralKey, wrappedKey, wrappedBy: by.peerId, createdAt
+    v: 1,
+    studyUid,
+    versionId,
+    recipient: recipient.peerId,
+    ephemeralKey,
+    wrappedKey,
+    wrappedBy: by.peerId,
+    createdAt
   })
 }
 
@@ -133,48 +140,48 @@ type ArchiveForExchange = Pick<Archive, 'instance' | 'read' | 'store' | 'keepChu
 export class MemoryArchive implements ArchiveForExchange {
   readonly files = new Map<string, Buffer>()
   readonly kept = new Map<string, Buffer>()
-  readonly stored: Array<{ sopUid: string, actor: unknown }> = []
+  readonly stored: Array<{ sopUid: string; actor: unknown }> = []
   private readonly versions: OpenVersion[]
 
   /** `versions`: the versions whose instances may be stored (it knows a file by them) */
-  constructor (versions: OpenVersion | OpenVersion[], files: Buffer[] = []) {
+  constructor(versions: OpenVersion | OpenVersion[], files: Buffer[] = []) {
     this.versions = Array.isArray(versions) ? versions : [versions]
     for (const file of files) this.put(file)
   }
 
-  private put (file: Buffer): InstanceRecord {
+  private put(file: Buffer): InstanceRecord {
     const found = record(this.versions, sha256Hex(file))
-    if (found === undefined) throw new Error('a file that is none of the version\'s instances')
+    if (found === undefined) throw new Error("a file that is none of the version's instances")
     this.files.set(found.sopUid, file)
     return found
   }
 
-  async instance (sopUid: string): Promise<InstanceRecord | undefined> {
+  async instance(sopUid: string): Promise<InstanceRecord | undefined> {
     const file = this.files.get(sopUid)
     return file === undefined ? undefined : record(this.versions, sha256Hex(file))
   }
 
-  async read (instance: InstanceRecord): Promise<Buffer> {
+  async read(instance: InstanceRecord): Promise<Buffer> {
     return this.files.get(instance.sopUid) as Buffer
   }
 
-  async store (file: Uint8Array, actor: unknown): Promise<Awaited<ReturnType<Archive['store']>>> {
+  async store(file: Uint8Array, actor: unknown): Promise<Awaited<ReturnType<Archive['store']>>> {
     const instance = this.put(Buffer.from(file))
     this.stored.push({ sopUid: instance.sopUid, actor })
     return { outcome: 'stored', instance }
   }
 
-  async keepChunk (bytes: Uint8Array): Promise<string> {
+  async keepChunk(bytes: Uint8Array): Promise<string> {
     const id = sha256Hex(bytes)
     this.kept.set(id, Buffer.from(bytes))
     return id
   }
 
-  async hasChunk (id: string): Promise<boolean> {
+  async hasChunk(id: string): Promise<boolean> {
     return this.kept.has(id)
   }
 
-  async readChunk (id: string): Promise<Buffer> {
+  async readChunk(id: string): Promise<Buffer> {
     const chunk = this.kept.get(id)
     if (chunk === undefined) throw new Error(`chunk ${id} is not kept`)
     return chunk
@@ -187,44 +194,44 @@ export class MemoryVersions {
   readonly wraps = new Map<string, KeyWrap>()
   readonly partial = new Map<number, string>()
 
-  constructor (latest?: OpenVersion) {
+  constructor(latest?: OpenVersion) {
     this.latest = latest
   }
 
-  async manifest (studyUid: string): Promise<OpenVersion['manifest'] | undefined> {
+  async manifest(studyUid: string): Promise<OpenVersion['manifest'] | undefined> {
     return this.latest?.manifest.studyUid === studyUid ? this.latest.manifest : undefined
   }
 
-  async open (manifest: OpenVersion['manifest']): Promise<OpenVersion | undefined> {
+  async open(manifest: OpenVersion['manifest']): Promise<OpenVersion | undefined> {
     return this.latest?.manifest.versionId === manifest.versionId ? this.latest : undefined
   }
 
-  async openLatest (studyUid: string): Promise<OpenVersion | undefined> {
+  async openLatest(studyUid: string): Promise<OpenVersion | undefined> {
     return this.latest?.manifest.studyUid === studyUid ? this.latest : undefined
   }
 
-  async wrapFor (_studyUid: string, _versionId: string, recipient: string): Promise<KeyWrap | undefined> {
+  async wrapFor(_studyUid: string, _versionId: string, recipient: string): Promise<KeyWrap | undefined> {
     return this.wraps.get(recipient)
   }
 
-  async addWraps (wraps: KeyWrap[]): Promise<void> {
+  async addWraps(wraps: KeyWrap[]): Promise<void> {
     for (const wrap of wraps) this.wraps.set(wrap.recipient, wrap)
   }
 
-  async partialChunks (): Promise<Map<number, string>> {
+  async partialChunks(): Promise<Map<number, string>> {
     return new Map(this.partial)
   }
 
-  async keepPartial (_studyUid: string, _versionId: string, index: number, id: string): Promise<void> {
+  async keepPartial(_studyUid: string, _versionId: string, index: number, id: string): Promise<void> {
     this.partial.set(index, id)
   }
 
-  async forgetPartial (_studyUid: string, _versionId: string, indices: number[]): Promise<void> {
+  async forgetPartial(_studyUid: string, _versionId: string, indices: number[]): Promise<void> {
     for (const index of indices) this.partial.delete(index)
   }
 
   /** As StudyVersions.adopt: the index opened and checked, then the version kept (the latest unless older). */
-  async adopt (manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<OpenVersion> {
+  async adopt(manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<OpenVersion> {
     const index = openIndex(key, manifest)
     const opened = { manifest, key, index, instanceOfChunk: chunkMap(index, manifest.chunkHashes.length) }
     const latestAt = this.latest === undefined ? undefined : Date.parse(this.latest.manifest.createdAt)
@@ -238,10 +245,10 @@ export class MemoryVersions {
  * A member holding `files` of `latest`: its manifest and chunks handlers (both chunks protocols, or only
  * 1.0.0 as a member on an older radmesh), each answered by a real ExchangeServer.
  */
-export function holder (
+export function holder(
   latest: OpenVersion,
   files: Buffer[],
-  options: { wraps?: KeyWrap[], corrupt?: boolean, version1Only?: boolean } = {}
+  options: { wraps?: KeyWrap[]; corrupt?: boolean; version1Only?: boolean } = {}
 ): Record<string, Handler> {
   const archive = new MemoryArchive(latest, files)
   const versions = new MemoryVersions(latest)
@@ -264,13 +271,16 @@ export function holder (
       return wire === undefined ? undefined : { form: wire.form, bytes: flipped(wire.bytes) }
     }
   }
-  const server = new ExchangeServer({
-    versions,
-    holdings,
-    audit: { append: async () => undefined as never },
-    penalties: new PeerPenalties(),
-    log: pino({ level: 'silent' })
-  }, { timeoutMs: 5000 })
+  const server = new ExchangeServer(
+    {
+      versions,
+      holdings,
+      audit: { append: async () => undefined as never },
+      penalties: new PeerPenalties(),
+      log: pino({ level: 'silent' })
+    },
+    { timeoutMs: 5000 }
+  )
   const handlers = { [MANIFEST_PROTOCOL]: server.handleManifest, [CHUNKS_PROTOCOL]: server.handleChunks }
   return options.version1Only === true ? handlers : { ...handlers, [CHUNKS_PROTOCOL_2]: server.handleChunks2 }
 }
@@ -288,12 +298,12 @@ export interface Reader {
  * A reader's fetch of STUDY from the members in `holders`, over in-memory streams. Its archive knows the
  * files of `known` versions; every member is a member; what it checks of what they send is checked for real.
  */
-export function reader (
+export function reader(
   self: Identity,
   holders: Record<string, Record<string, Handler>>,
   known: OpenVersion[],
   init: Partial<StudyFetchInit> = {},
-  stores: { archive?: MemoryArchive, versions?: MemoryVersions } = {}
+  stores: { archive?: MemoryArchive; versions?: MemoryVersions } = {}
 ): Reader {
   const { log, lines } = readableLog()
   const penalties = new PeerPenalties()
@@ -302,24 +312,32 @@ export function reader (
   const audits: unknown[] = []
   const registry = { isMember: () => true }
   const check = new VersionCheck({ identity: self, consortiumId: CONSORTIUM, registry, penalties, versions, log })
-  const fetch = new StudyFetch({
-    libp2p: network(self.peerId, holders) as never,
-    registry,
-    penalties,
-    archive,
-    versions,
-    check,
-    audit: { append: async (entry: unknown) => { audits.push(entry); return undefined as never } },
-    log
-  }, { studyUid: STUDY, actor: { type: 'peer', id: self.peerId }, ...init })
+  const fetch = new StudyFetch(
+    {
+      libp2p: network(self.peerId, holders) as never,
+      registry,
+      penalties,
+      archive,
+      versions,
+      check,
+      audit: {
+        append: async (entry: unknown) => {
+          audits.push(entry)
+          return undefined as never
+        }
+      },
+      log
+    },
+    { studyUid: STUDY, actor: { type: 'peer', id: self.peerId }, ...init }
+  )
   return { fetch, archive, versions, penalties, lines, audits }
 }
 
 /** A log whose lines (parsed) a test reads. */
-export function readableLog (level = 'info'): { log: Logger, lines: Array<Record<string, unknown>> } {
+export function readableLog(level = 'info'): { log: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = []
   const sink = new Writable({
-    write (chunk: Buffer, _encoding, done) {
+    write(chunk: Buffer, _encoding, done) {
       lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
       done()
     }
@@ -337,12 +355,12 @@ export const connectionFrom = (peer: string): Connection =>
  * protocols (the first of a list that the member speaks, as libp2p negotiates) hands the far end of an
  * in-memory stream pair to that member's handler.
  */
-export function network (self: string, handlers: Record<string, Record<string, Handler>>) {
+export function network(self: string, handlers: Record<string, Record<string, Handler>>) {
   const open = new Set(Object.keys(handlers))
   return {
     peerId: { toString: () => self },
     getConnections: () => [...open].map(peer => ({ status: 'open', remotePeer: { toString: () => peer } })),
-    dialProtocol: async (peerId: { toString (): string }, protocols: string | string[]): Promise<Stream> => {
+    dialProtocol: async (peerId: { toString(): string }, protocols: string | string[]): Promise<Stream> => {
       const spoken = handlers[peerId.toString()] ?? {}
       const protocol = [protocols].flat().find(one => spoken[one] !== undefined)
       const handler = protocol === undefined ? undefined : spoken[protocol]
@@ -370,7 +388,7 @@ export const framed = (body: Uint8Array): Uint8Array => {
 }
 
 /** The length prefix at the start of `bytes` (unsigned varint), and how many bytes it took. */
-export function decodeLength (bytes: Uint8Array): { length: number, bytesRead: number } {
+export function decodeLength(bytes: Uint8Array): { length: number; bytesRead: number } {
   let length = 0
   for (let i = 0, scale = 1; i < bytes.byteLength; i++, scale *= 0x80) {
     const byte = bytes[i] as number
@@ -381,11 +399,13 @@ export function decodeLength (bytes: Uint8Array): { length: number, bytesRead: n
 }
 
 /** `promise`, or an error once `ms` have passed. */
-export async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
     const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(`${what}: still running after ${ms} ms`)) }, ms)
+      timer = setTimeout(() => {
+        reject(new Error(`${what}: still running after ${ms} ms`))
+      }, ms)
     })
     return await Promise.race([promise, late])
   } finally {

@@ -26,8 +26,14 @@ test('the chunks held are those of the instances whole in the archive and those 
   const have = await new Holdings({ archive, versions }).have(study)
   assert.is(have.byteLength, 1)
   assert.equal(bitsOf(have, 5), [0, 2, 4])
-  assert.equal(bitsOf(await new Holdings({ archive: new MemoryArchive(study), versions: new MemoryVersions(study) })
-    .have(study), 5), [], 'an empty archive holds nothing')
+  assert.equal(
+    bitsOf(
+      await new Holdings({ archive: new MemoryArchive(study), versions: new MemoryVersions(study) }).have(study),
+      5
+    ),
+    [],
+    'an empty archive holds nothing'
+  )
 })
 
 test('every chunk of a whole instance is served sealed exactly as the manifest lists it', async () => {
@@ -39,33 +45,36 @@ test('every chunk of a whole instance is served sealed exactly as the manifest l
   }
 })
 
-test('a chunk kept by a fetch is served from the archive\'s kept chunks while its instance is not whole', async () => {
+test("a chunk kept by a fetch is served from the archive's kept chunks while its instance is not whole", async () => {
   const archive = new MemoryArchive(study)
   const holdings = new Holdings({ archive, versions: new MemoryVersions(study) })
   const { versionId } = study.manifest
   const donor = new Holdings({ archive: new MemoryArchive(study, files), versions: new MemoryVersions(study) })
-  const sealed = await donor.sealedChunk(study, 3) as Buffer
+  const sealed = (await donor.sealedChunk(study, 3)) as Buffer
   assert.is(await holdings.requested({ studyUid: STUDY, versionId, index: 3, offset: 0 }), undefined, 'not yet')
   await archive.keepChunk(sealed)
   const served = await holdings.requested({ studyUid: STUDY, versionId, index: 3, offset: 0 })
   assert.ok(served?.equals(sealed))
 })
 
-test('nothing is served of another study or version, past the last chunk, or from past a chunk\'s end', async () => {
+test("nothing is served of another study or version, past the last chunk, or from past a chunk's end", async () => {
   const holdings = new Holdings({ archive: new MemoryArchive(study, files), versions: new MemoryVersions(study) })
   const { versionId, chunkSizes } = study.manifest
-  const ask = (request: Partial<{ studyUid: string, versionId: string, index: number, offset: number }>) =>
+  const ask = (request: Partial<{ studyUid: string; versionId: string; index: number; offset: number }>) =>
     holdings.requested({ studyUid: STUDY, versionId, index: 0, offset: 0, ...request })
   assert.is(await ask({ studyUid: `${STUDY}.9` }), undefined)
   assert.is(await ask({ versionId: randomBytes(16).toString('hex') }), undefined)
   assert.is(await ask({ index: 5 }), undefined)
   assert.is(await ask({ offset: chunkSizes[0] as number }), undefined)
-  assert.ok(await ask({ offset: (chunkSizes[0] as number) - 1 }) !== undefined, 'the last byte of a chunk is served')
+  assert.ok((await ask({ offset: (chunkSizes[0] as number) - 1 })) !== undefined, 'the last byte of a chunk is served')
   const older = await version(site, files)
   const stale = new Holdings({ archive: new MemoryArchive([study, older], files), versions: new MemoryVersions(study) })
   const { versionId: olderId } = older.manifest
-  assert.is(await stale.requested({ studyUid: STUDY, versionId: olderId, index: 0, offset: 0 }), undefined,
-    'a version that is not the latest here')
+  assert.is(
+    await stale.requested({ studyUid: STUDY, versionId: olderId, index: 0, offset: 0 }),
+    undefined,
+    'a version that is not the latest here'
+  )
 })
 
 test.run()

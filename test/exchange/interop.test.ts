@@ -34,28 +34,32 @@ const files = await Promise.all(ct.files.map(async file => await fs.readFile(fil
 const study = await version(site, files)
 const silent = pino({ level: 'silent' })
 
-const host = async (identity: Identity, listen: boolean): Promise<Libp2p> => await createLibp2p({
-  privateKey: identity.privateKey,
-  addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
-  transports: [tcp()],
-  connectionEncrypters: [noise()],
-  streamMuxers: [yamux()]
-})
+const host = async (identity: Identity, listen: boolean): Promise<Libp2p> =>
+  await createLibp2p({
+    privateKey: identity.privateKey,
+    addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()]
+  })
 
 /**
  * The site serving the study on the chunks protocols given, and a reader proposing those given, dialling
  * the site through a proxy; the reader's fetch to its end. Returns the bytes that crossed the proxy.
  */
-async function fetchAcross (served: string[], proposed: string[]): Promise<{ moved: number, fetch: StudyFetch }> {
+async function fetchAcross(served: string[], proposed: string[]): Promise<{ moved: number; fetch: StudyFetch }> {
   const siteHost = await host(site, true)
   const readerHost = await host(me, false)
   const versions = new MemoryVersions(study)
   versions.wraps.set(me.peerId, await wrapFor(study, me, site))
   const holdings = new Holdings({ archive: new MemoryArchive(study, files), versions })
   const audit = { append: async () => undefined as never }
-  const server = new ExchangeServer({ versions, holdings, audit, penalties: new PeerPenalties(), log: silent }, {
-    timeoutMs: 5000
-  })
+  const server = new ExchangeServer(
+    { versions, holdings, audit, penalties: new PeerPenalties(), log: silent },
+    {
+      timeoutMs: 5000
+    }
+  )
   await siteHost.handle(MANIFEST_PROTOCOL, server.handleManifest)
   for (const protocol of served) {
     await siteHost.handle(protocol, protocol === CHUNKS_PROTOCOL_2 ? server.handleChunks2 : server.handleChunks)
@@ -69,7 +73,12 @@ async function fetchAcross (served: string[], proposed: string[]): Promise<{ mov
     const readerVersions = new MemoryVersions()
     const archive = new MemoryArchive(study)
     const check = new VersionCheck({
-      identity: me, consortiumId: CONSORTIUM, registry, penalties, versions: readerVersions, log: silent
+      identity: me,
+      consortiumId: CONSORTIUM,
+      registry,
+      penalties,
+      versions: readerVersions,
+      log: silent
     })
     const fetch = new StudyFetch(
       { libp2p: readerHost, registry, penalties, archive, versions: readerVersions, check, audit, log: silent },
@@ -90,8 +99,10 @@ async function fetchAcross (served: string[], proposed: string[]): Promise<{ mov
 
 const studyBytes = files.reduce((sum, file) => sum + file.byteLength, 0)
 const report = (what: string, moved: number): void => {
-  process.stdout.write(`\n    [${what}] study ${(studyBytes / 1e6).toFixed(1)} MB, ${(moved / 1e6).toFixed(2)} MB ` +
-    `on the wire (${(moved / studyBytes).toFixed(3)}x)\n`)
+  process.stdout.write(
+    `\n    [${what}] study ${(studyBytes / 1e6).toFixed(1)} MB, ${(moved / 1e6).toFixed(2)} MB ` +
+      `on the wire (${(moved / studyBytes).toFixed(3)}x)\n`
+  )
 }
 
 test('a reader on chunks 1.0.0 only fetches from a site on 2.0.0: sealed chunks, the study whole', async () => {
@@ -112,6 +123,8 @@ test('between two members on 2.0.0 the phantom CT moves packed: under half its s
   assert.ok(moved < 0.5 * studyBytes, `moved ${moved} bytes for a ${studyBytes}-byte study`)
 })
 
-test.after(async () => { await fs.rm(dir, { recursive: true, force: true }) })
+test.after(async () => {
+  await fs.rm(dir, { recursive: true, force: true })
+})
 
 test.run()

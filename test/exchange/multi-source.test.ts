@@ -35,23 +35,27 @@ const study = await version(site, files)
 const silent = pino({ level: 'silent' })
 const audit = { append: async () => undefined as never }
 
-const host = async (identity: Identity, listen: boolean): Promise<Libp2p> => await createLibp2p({
-  privateKey: identity.privateKey,
-  addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
-  transports: [tcp()],
-  connectionEncrypters: [noise()],
-  streamMuxers: [yamux()]
-})
+const host = async (identity: Identity, listen: boolean): Promise<Libp2p> =>
+  await createLibp2p({
+    privateKey: identity.privateKey,
+    addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()]
+  })
 
 /** A member holding the whole study and serving it, behind a proxy of `mbit` Mbit/s each way. */
-async function holderBehind (identity: Identity, mbit: number): Promise<{ node: Libp2p, proxy: FaultProxy }> {
+async function holderBehind(identity: Identity, mbit: number): Promise<{ node: Libp2p; proxy: FaultProxy }> {
   const node = await host(identity, true)
   const versions = new MemoryVersions(study)
   versions.wraps.set(me.peerId, await wrapFor(study, me, site))
   const holdings = new Holdings({ archive: new MemoryArchive(study, files), versions })
-  const server = new ExchangeServer({ versions, holdings, audit, penalties: new PeerPenalties(), log: silent }, {
-    timeoutMs: 5000
-  })
+  const server = new ExchangeServer(
+    { versions, holdings, audit, penalties: new PeerPenalties(), log: silent },
+    {
+      timeoutMs: 5000
+    }
+  )
   await node.handle(MANIFEST_PROTOCOL, server.handleManifest)
   await node.handle(CHUNKS_PROTOCOL_2, server.handleChunks2)
   await node.handle(CHUNKS_PROTOCOL, server.handleChunks)
@@ -61,7 +65,7 @@ async function holderBehind (identity: Identity, mbit: number): Promise<{ node: 
 }
 
 /** The reader fetches from the site and the second holder, each through its own proxy; bytes over each link. */
-async function fetchFromBoth (siteMbit: number, secondMbit: number): Promise<{ site: number, second: number }> {
+async function fetchFromBoth(siteMbit: number, secondMbit: number): Promise<{ site: number; second: number }> {
   const holders = [await holderBehind(site, siteMbit), await holderBehind(second, secondMbit)]
   const reader = await host(me, false)
   try {
@@ -73,7 +77,12 @@ async function fetchFromBoth (siteMbit: number, secondMbit: number): Promise<{ s
     const versions = new MemoryVersions()
     const archive = new MemoryArchive(study)
     const check = new VersionCheck({
-      identity: me, consortiumId: CONSORTIUM, registry, penalties, versions, log: silent
+      identity: me,
+      consortiumId: CONSORTIUM,
+      registry,
+      penalties,
+      versions,
+      log: silent
     })
     const fetch = new StudyFetch(
       { libp2p: reader, registry, penalties, archive, versions, check, audit, log: silent },
@@ -95,7 +104,12 @@ async function fetchFromBoth (siteMbit: number, secondMbit: number): Promise<{ s
     return { site: moved[0] as number, second: moved[1] as number }
   } finally {
     await reader.stop()
-    await Promise.all(holders.map(async ({ node, proxy }) => { await node.stop(); await proxy.close() }))
+    await Promise.all(
+      holders.map(async ({ node, proxy }) => {
+        await node.stop()
+        await proxy.close()
+      })
+    )
   }
 }
 
@@ -112,6 +126,8 @@ test('a holder behind a link three times as fast carries most of the study', asy
   assert.ok(share > 0.55, `the fast link carried ${(share * 100).toFixed(0)} %`)
 })
 
-test.after(async () => { await fs.rm(dir, { recursive: true, force: true }) })
+test.after(async () => {
+  await fs.rm(dir, { recursive: true, force: true })
+})
 
 test.run()

@@ -23,7 +23,7 @@ const frame = (header: Parameters<typeof encodeChunkFrame2Header>[0], body: Uint
   Buffer.concat([encodeChunkFrame2Header(header), body])
 
 /** 16-bit samples of a smooth image with a little noise, as CT pixel data compresses. */
-function imageLike (bytes: number): Buffer {
+function imageLike(bytes: number): Buffer {
   const out = Buffer.alloc(bytes)
   for (let i = 0; i + 1 < bytes; i += 2) out.writeUInt16LE(1000 + Math.round(200 * Math.sin(i / 5000)) + (i % 7), i)
   return out
@@ -55,11 +55,15 @@ test('malformed frames are refused: unknown status or form, past the length, emp
     ['not-held with a length', frame({ ...ok, status: FRAME_STATUS.notHeld }, new Uint8Array(0))]
   ]
   for (const [what, bytes] of cases) {
-    assert.throws(() => decodeChunkFrame2(bytes), (error: Error) => error.name === 'MalformedMessageError', what)
+    assert.throws(
+      () => decodeChunkFrame2(bytes),
+      (error: Error) => error.name === 'MalformedMessageError',
+      what
+    )
   }
 })
 
-test('a compressible chunk is packed smaller; unpacked and sealed again it is the manifest\'s chunk', async () => {
+test("a compressible chunk is packed smaller; unpacked and sealed again it is the manifest's chunk", async () => {
   const file = imageLike(300_000)
   const study = await version(site, [file])
   const { manifest, key } = study
@@ -68,7 +72,7 @@ test('a compressible chunk is packed smaller; unpacked and sealed again it is th
   assert.ok(packed !== undefined && packed.byteLength < (1 - PACK_MIN_SAVING) * file.byteLength, 'packed smaller')
   assert.ok((await unpackChunk(key, place, packed, file.byteLength)).equals(file))
   const sealed = await resealPacked(key, manifest, 0, packed)
-  assert.ok(sealed.equals(encryptChunk(key, STUDY, manifest.versionId, 0, true, file)), 'the manifest\'s sealed chunk')
+  assert.ok(sealed.equals(encryptChunk(key, STUDY, manifest.versionId, 0, true, file)), "the manifest's sealed chunk")
 })
 
 test('an incompressible chunk is not packed', async () => {
@@ -82,11 +86,18 @@ test('a packed chunk altered, moved to another place, under another key or of an
   const file = imageLike(100_000)
   const study = await version(site, [file])
   const place = { studyUid: STUDY, versionId: study.manifest.versionId, index: 0, last: true }
-  const packed = await packChunk(study.key, place, file) as Buffer
+  const packed = (await packChunk(study.key, place, file)) as Buffer
   const altered = Buffer.from(packed)
   altered[20] = (altered[20] as number) ^ 1
   const refused = async (what: string, unpacking: Promise<Buffer>): Promise<void> => {
-    assert.is(await unpacking.then(() => 'unpacked', () => 'refused'), 'refused', what)
+    assert.is(
+      await unpacking.then(
+        () => 'unpacked',
+        () => 'refused'
+      ),
+      'refused',
+      what
+    )
   }
   await refused('altered', unpackChunk(study.key, place, altered, file.byteLength))
   await refused('another index', unpackChunk(study.key, { ...place, index: 1 }, packed, file.byteLength))

@@ -14,7 +14,12 @@ const CHUNK = MiB
 const MBIT_20 = 20e6 / 8 / 1000
 const STEP_MS = 10
 
-interface SimLane { slot: LaneSlot, queue: Array<{ index: number, left: number }>, outstanding: number, got: number }
+interface SimLane {
+  slot: LaneSlot
+  queue: Array<{ index: number; left: number }>
+  outstanding: number
+  got: number
+}
 
 interface Outcome {
   ms: number
@@ -28,7 +33,7 @@ interface Outcome {
 }
 
 /** Runs lanes whose rate (bytes/ms) at time t is `rates[i](t)`, until every chunk is verified. */
-function simulate (chunks: number, rates: Array<(t: number) => number>): Outcome {
+function simulate(chunks: number, rates: Array<(t: number) => number>): Outcome {
   let now = 0
   const schedule = new ChunkSchedule(chunks, { sizes: Array<number>(chunks).fill(CHUNK), now: () => now })
   const have = new Uint8Array(Math.ceil(chunks / 8)).fill(0xff)
@@ -53,7 +58,7 @@ function simulate (chunks: number, rates: Array<(t: number) => number>): Outcome
       }
       let budget = (rates[l] as (t: number) => number)(now) * STEP_MS
       while (budget > 0 && lane.queue.length > 0) {
-        const head = lane.queue[0] as { index: number, left: number }
+        const head = lane.queue[0] as { index: number; left: number }
         const n = Math.min(budget, head.left)
         head.left -= n
         budget -= n
@@ -77,9 +82,9 @@ function simulate (chunks: number, rates: Array<(t: number) => number>): Outcome
 }
 
 /** The time `chunks` take over links of these rates together, ms: the best any schedule can do. */
-const ideal = (chunks: number, rates: number[]): number => chunks * CHUNK / rates.reduce((a, b) => a + b, 0)
+const ideal = (chunks: number, rates: number[]): number => (chunks * CHUNK) / rates.reduce((a, b) => a + b, 0)
 
-function assertSteady (outcome: Outcome, chunks: number): void {
+function assertSteady(outcome: Outcome, chunks: number): void {
   assert.is(new Set(outcome.taken).size, outcome.taken.length, 'take() never hands out a chunk twice')
   assert.is(outcome.taken.length, chunks)
   for (const after of outcome.stolenAfter) assert.is(after, chunks, 'duplicates only once every chunk is handed out')
@@ -104,12 +109,12 @@ test('a lane three times as fast is handed about three times the chunks', () => 
   assert.ok(outcome.ms <= best * 1.1, `${outcome.ms} ms against the ideal ${best.toFixed(0)} ms`)
 })
 
-test('at the tail a fast lane asks for a slow lane\'s last chunks too: the fetch ends near the ideal time', () => {
+test("at the tail a fast lane asks for a slow lane's last chunks too: the fetch ends near the ideal time", () => {
   // One fast holder, one ten times slower: at the end the slow lane's queue alone would take seconds.
   const outcome = simulate(40, [() => 10 * MBIT_20, () => MBIT_20])
   assertSteady(outcome, 40)
   const best = ideal(40, [10 * MBIT_20, MBIT_20])
-  assert.ok(outcome.schedule.tail.duplicates >= 1, 'the fast lane asked for a slow lane\'s chunk as well')
+  assert.ok(outcome.schedule.tail.duplicates >= 1, "the fast lane asked for a slow lane's chunk as well")
   assert.ok(outcome.ms <= best * 1.15, `${outcome.ms} ms against the ideal ${best.toFixed(0)} ms`)
 })
 
@@ -119,13 +124,13 @@ test('a lane that stalls has the chunks it asked for fetched by the other lane, 
   assertSteady(outcome, 60)
   const [steady, stalled] = outcome.got as [number, number]
   assert.is(steady + stalled, 60, 'every chunk is verified, though one lane never moves again')
-  assert.ok(outcome.schedule.tail.duplicates >= 1, 'the stalled lane\'s chunks were asked of the other')
+  assert.ok(outcome.schedule.tail.duplicates >= 1, "the stalled lane's chunks were asked of the other")
   // The stalled lane's chunks came from the other lane, not after a 30 s timeout.
-  const alone = 60 * CHUNK / MBIT_20
+  const alone = (60 * CHUNK) / MBIT_20
   assert.ok(outcome.ms <= alone, `${outcome.ms} ms, no longer than one lane alone (${alone.toFixed(0)} ms)`)
 })
 
-test('a chunk given back while its tail duplicate is in flight passes to the duplicate\'s lane', () => {
+test("a chunk given back while its tail duplicate is in flight passes to the duplicate's lane", () => {
   let now = 0
   const schedule = new ChunkSchedule(2, { sizes: [CHUNK, CHUNK], now: () => now })
   const all = new Uint8Array([0xff])
@@ -139,7 +144,7 @@ test('a chunk given back while its tail duplicate is in flight passes to the dup
   assert.is(schedule.steal(all, fast), 1, 'the chunk the slow lane would have in last')
   assert.ok(schedule.isDuplicate(1, fast))
   schedule.release(1, slow)
-  assert.not.ok(schedule.isDuplicate(1, fast), 'now the fast lane\'s own')
+  assert.not.ok(schedule.isDuplicate(1, fast), "now the fast lane's own")
   assert.is(schedule.take(all, slow), -1, 'not handed out again')
   assert.equal(schedule.tail, { duplicates: 1, bytes: CHUNK })
 })

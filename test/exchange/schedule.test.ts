@@ -8,13 +8,17 @@ import * as assert from 'uvu/assert'
 import { ChunkSchedule } from '../../node/exchange/schedule.ts'
 
 /** A holder's bit field of `count` chunks, with the chunks `held` set. */
-function have (count: number, held: number[]): Uint8Array {
+function have(count: number, held: number[]): Uint8Array {
   const bits = new Uint8Array(Math.ceil(count / 8))
   for (const i of held) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7))
   return bits
 }
 
-const everything = (count: number): Uint8Array => have(count, Array.from({ length: count }, (_, i) => i))
+const everything = (count: number): Uint8Array =>
+  have(
+    count,
+    Array.from({ length: count }, (_, i) => i)
+  )
 
 test('chunks are handed out in manifest order, each once, until none is left', () => {
   const schedule = new ChunkSchedule(10)

@@ -22,7 +22,17 @@ import {
   encodeManifestRequest,
   FRAME_STATUS
 } from '../../protocol/exchange/messages.ts'
-import { connectionFrom, decodeLength, framed, member, readableLog, STUDY, version, within, wrapFor } from './helpers.ts'
+import {
+  connectionFrom,
+  decodeLength,
+  framed,
+  member,
+  readableLog,
+  STUDY,
+  version,
+  within,
+  wrapFor
+} from './helpers.ts'
 
 const TIMEOUT_MS = 300
 const PEER = '12D3KooWAskerAskerAskerAskerAskerAskerAskerAsker1'
@@ -45,44 +55,57 @@ interface Stubs {
   have?: Uint8Array
 }
 
-function serving (stubs: Stubs = {}): Served {
+function serving(stubs: Stubs = {}): Served {
   const { log, lines } = readableLog()
   const penalties = new PeerPenalties()
   const audits: unknown[] = []
   const sealed = Buffer.alloc(256 * 1024, 1)
-  const server = new ExchangeServer({
-    penalties,
-    log,
-    audit: { append: async (entry: unknown) => { audits.push(entry); return undefined as never } },
-    versions: {
-      openLatest: async () => stubs.latest,
-      wrapFor: async () => stubs.wrap as never
+  const server = new ExchangeServer(
+    {
+      penalties,
+      log,
+      audit: {
+        append: async (entry: unknown) => {
+          audits.push(entry)
+          return undefined as never
+        }
+      },
+      versions: {
+        openLatest: async () => stubs.latest,
+        wrapFor: async () => stubs.wrap as never
+      },
+      holdings: {
+        have: async () => stubs.have ?? new Uint8Array([0xff]),
+        requested: stubs.requested ?? (async () => sealed),
+        requestedOnWire: stubs.requestedOnWire ?? (async () => ({ form: CHUNK_FORM.sealed, bytes: sealed }))
+      }
     },
-    holdings: {
-      have: async () => stubs.have ?? new Uint8Array([0xff]),
-      requested: stubs.requested ?? (async () => sealed),
-      requestedOnWire: stubs.requestedOnWire ?? (async () => ({ form: CHUNK_FORM.sealed, bytes: sealed }))
-    }
-  }, { timeoutMs: TIMEOUT_MS })
+    { timeoutMs: TIMEOUT_MS }
+  )
   return { lines, penalties, server, audits }
 }
 
 /** Sends `requests` on a chunks stream and collects the frames, until the server ends the stream. */
-async function askChunks (served: Served, requests: ChunkRequest[]): Promise<ChunkFrame[]> {
+async function askChunks(served: Served, requests: ChunkRequest[]): Promise<ChunkFrame[]> {
   return await askChunksOf(served, requests, 1, decodeChunkFrame)
 }
 
 /** The same on `/radmesh/chunks/2.0.0`. */
-async function askChunks2 (served: Served, requests: ChunkRequest[]): Promise<ChunkFrame2[]> {
+async function askChunks2(served: Served, requests: ChunkRequest[]): Promise<ChunkFrame2[]> {
   return await askChunksOf(served, requests, 2, decodeChunkFrame2)
 }
 
-async function askChunksOf<F> (
-  served: Served, requests: ChunkRequest[], protocol: 1 | 2, decode: (bytes: Uint8Array) => F
+async function askChunksOf<F>(
+  served: Served,
+  requests: ChunkRequest[],
+  protocol: 1 | 2,
+  decode: (bytes: Uint8Array) => F
 ): Promise<F[]> {
   const [asker, server] = await streamPair()
   const bytes: Uint8Array[] = []
-  asker.addEventListener('message', event => { bytes.push(event.data.subarray()) })
+  asker.addEventListener('message', event => {
+    bytes.push(event.data.subarray())
+  })
   for (const request of requests) asker.send(framed(encodeChunkRequest(request)))
   await asker.close()
   const handler = protocol === 1 ? served.server.handleChunks : served.server.handleChunks2
@@ -98,11 +121,15 @@ async function askChunksOf<F> (
   return frames
 }
 
-async function askManifest (served: Served, knownVersion?: string): Promise<Uint8Array> {
+async function askManifest(served: Served, knownVersion?: string): Promise<Uint8Array> {
   const [asker, server] = await streamPair()
   const reply: Uint8Array[] = []
-  asker.addEventListener('message', event => { reply.push(event.data.subarray()) })
-  asker.send(framed(encodeManifestRequest({ studyUid: STUDY, ...(knownVersion === undefined ? {} : { knownVersion }) })))
+  asker.addEventListener('message', event => {
+    reply.push(event.data.subarray())
+  })
+  asker.send(
+    framed(encodeManifestRequest({ studyUid: STUDY, ...(knownVersion === undefined ? {} : { knownVersion }) }))
+  )
   await asker.close()
   await within(10 * TIMEOUT_MS, 'the manifest stream', served.server.handleManifest(server, connectionFrom(PEER)))
   await new Promise(resolve => setTimeout(resolve, 50))
@@ -112,16 +139,26 @@ async function askManifest (served: Served, knownVersion?: string): Promise<Uint
 
 const request = (index: number, offset = 0): ChunkRequest => ({ studyUid: STUDY, versionId: VERSION, index, offset })
 
-test('a chunk is sent in frames of CHUNK_FRAME_BYTES from ' + 'the offset asked, and the first one served is audited', async () => {
-  const chunk = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251))
-  const served = serving({ requested: async () => chunk })
-  const frames = await askChunks(served, [request(3, 1000)])
-  assert.equal(frames.map(frame => [frame.status, frame.index, frame.offset]),
-    [[0, 3, 1000], [0, 3, 1000 + CHUNK_FRAME_BYTES], [0, 3, 1000 + 2 * CHUNK_FRAME_BYTES], [0, 3, 1000 + 3 * CHUNK_FRAME_BYTES]])
-  assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(chunk.subarray(1000)))
-  assert.is(served.audits.length, 1)
-  assert.is(served.penalties.scoreOf(PEER), 0)
-})
+test(
+  'a chunk is sent in frames of CHUNK_FRAME_BYTES from ' + 'the offset asked, and the first one served is audited',
+  async () => {
+    const chunk = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251))
+    const served = serving({ requested: async () => chunk })
+    const frames = await askChunks(served, [request(3, 1000)])
+    assert.equal(
+      frames.map(frame => [frame.status, frame.index, frame.offset]),
+      [
+        [0, 3, 1000],
+        [0, 3, 1000 + CHUNK_FRAME_BYTES],
+        [0, 3, 1000 + 2 * CHUNK_FRAME_BYTES],
+        [0, 3, 1000 + 3 * CHUNK_FRAME_BYTES]
+      ]
+    )
+    assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(chunk.subarray(1000)))
+    assert.is(served.audits.length, 1)
+    assert.is(served.penalties.scoreOf(PEER), 0)
+  }
+)
 
 test('requests are answered in the order asked, however long each takes to prepare', async () => {
   const delays = [60, 0, 30, 0]
@@ -131,46 +168,66 @@ test('requests are answered in the order asked, however long each takes to prepa
       return Buffer.alloc(10, index)
     }
   })
-  const frames = await askChunks(served, [0, 1, 2, 3].map(index => request(index)))
-  assert.equal(frames.map(frame => frame.index), [0, 1, 2, 3])
-  assert.equal(frames.map(frame => frame.bytes[0]), [0, 1, 2, 3])
+  const frames = await askChunks(
+    served,
+    [0, 1, 2, 3].map(index => request(index))
+  )
+  assert.equal(
+    frames.map(frame => frame.index),
+    [0, 1, 2, 3]
+  )
+  assert.equal(
+    frames.map(frame => frame.bytes[0]),
+    [0, 1, 2, 3]
+  )
 })
 
 test('a chunk this node does not hold is answered not-held, and the next request is still served', async () => {
-  const served = serving({ requested: async ({ index }) => index === 0 ? undefined : Buffer.alloc(10, 9) })
+  const served = serving({ requested: async ({ index }) => (index === 0 ? undefined : Buffer.alloc(10, 9)) })
   const frames = await askChunks(served, [request(0, 5), request(1)])
-  assert.equal(frames.map(frame => [frame.status, frame.index, frame.offset, frame.bytes.byteLength]),
-    [[FRAME_STATUS.notHeld, 0, 5, 0], [FRAME_STATUS.data, 1, 0, 10]])
+  assert.equal(
+    frames.map(frame => [frame.status, frame.index, frame.offset, frame.bytes.byteLength]),
+    [
+      [FRAME_STATUS.notHeld, 0, 5, 0],
+      [FRAME_STATUS.data, 1, 0, 10]
+    ]
+  )
 })
 
 test('on chunks 2.0.0 every frame says the form and length of its chunk; a chunk not held has neither', async () => {
   const packed = Buffer.from(Array.from({ length: 40_000 }, (_, i) => i % 199))
   const served = serving({
-    requestedOnWire: async ({ index }) => index === 0 ? undefined : { form: CHUNK_FORM.packed, bytes: packed }
+    requestedOnWire: async ({ index }) => (index === 0 ? undefined : { form: CHUNK_FORM.packed, bytes: packed })
   })
   const frames = await askChunks2(served, [request(0), request(1)])
-  assert.equal(frames.map(frame => [frame.status, frame.index, frame.offset, frame.form, frame.length]), [
-    [FRAME_STATUS.notHeld, 0, 0, CHUNK_FORM.sealed, 0],
-    [FRAME_STATUS.data, 1, 0, CHUNK_FORM.packed, 40_000],
-    [FRAME_STATUS.data, 1, CHUNK_FRAME_BYTES, CHUNK_FORM.packed, 40_000]
-  ])
+  assert.equal(
+    frames.map(frame => [frame.status, frame.index, frame.offset, frame.form, frame.length]),
+    [
+      [FRAME_STATUS.notHeld, 0, 0, CHUNK_FORM.sealed, 0],
+      [FRAME_STATUS.data, 1, 0, CHUNK_FORM.packed, 40_000],
+      [FRAME_STATUS.data, 1, CHUNK_FRAME_BYTES, CHUNK_FORM.packed, 40_000]
+    ]
+  )
   assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(packed))
 })
 
-test('a manifest request is answered with the latest version, ' + 'the asker\'s wrap and the chunks held, and audited', async () => {
-  const origin = await member()
-  const asker = await member()
-  const latest = await version(origin, [Buffer.alloc(1000, 1)])
-  const wrap = await wrapFor(latest, asker, origin)
-  const served = serving({ latest, wrap, have: new Uint8Array([1]) })
-  const answer = decodeManifestResponse(await askManifest(served))
-  assert.is(answer.status, 'ok')
-  if (answer.status !== 'ok') return
-  assert.is(answer.manifest.versionId, latest.manifest.versionId)
-  assert.equal(answer.wraps, [wrap])
-  assert.equal([...answer.have], [1])
-  assert.match(JSON.stringify(served.audits), 'manifest and key wrap')
-})
+test(
+  'a manifest request is answered with the latest version, ' + "the asker's wrap and the chunks held, and audited",
+  async () => {
+    const origin = await member()
+    const asker = await member()
+    const latest = await version(origin, [Buffer.alloc(1000, 1)])
+    const wrap = await wrapFor(latest, asker, origin)
+    const served = serving({ latest, wrap, have: new Uint8Array([1]) })
+    const answer = decodeManifestResponse(await askManifest(served))
+    assert.is(answer.status, 'ok')
+    if (answer.status !== 'ok') return
+    assert.is(answer.manifest.versionId, latest.manifest.versionId)
+    assert.equal(answer.wraps, [wrap])
+    assert.equal([...answer.have], [1])
+    assert.match(JSON.stringify(served.audits), 'manifest and key wrap')
+  }
+)
 
 test('an asker that names the latest version is answered "current" with the chunks held only', async () => {
   const latest = await version(await member(), [Buffer.alloc(1000, 1)])
@@ -195,7 +252,10 @@ test('an asker that takes no frames is dropped once a frame waits past the timeo
 })
 
 test('a request cut short is truncated-message; one that stops midway is stalled-stream; both counted', async () => {
-  for (const [code, close] of [['truncated-message', true], ['stalled-stream', false]] as const) {
+  for (const [code, close] of [
+    ['truncated-message', true],
+    ['stalled-stream', false]
+  ] as const) {
     const { lines, penalties, server } = serving()
     const [asker, stream] = await streamPair()
     const bytes = framed(encodeManifestRequest({ studyUid: STUDY }))

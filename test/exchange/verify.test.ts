@@ -23,7 +23,7 @@ const stranger = await member()
 const files = [randomBytes(3000), randomBytes(70_000)]
 const from = { peer: site.peerId, protocol: MANIFEST_PROTOCOL }
 
-function checking (options: { members?: string[], versions?: MemoryVersions } = {}) {
+function checking(options: { members?: string[]; versions?: MemoryVersions } = {}) {
   const { log, lines } = readableLog()
   const penalties = new PeerPenalties()
   const versions = options.versions ?? new MemoryVersions()
@@ -34,15 +34,17 @@ function checking (options: { members?: string[], versions?: MemoryVersions } = 
 }
 
 /** `manifest` with `changes`, signed again by `by`. */
-async function resigned (
-  manifest: StudyManifest, by: Identity, changes: Partial<StudyManifest>
+async function resigned(
+  manifest: StudyManifest,
+  by: Identity,
+  changes: Partial<StudyManifest>
 ): Promise<StudyManifest> {
   const { signature: _signature, ...unsigned } = manifest
   return await signManifest(by.privateKey, { ...unsigned, ...changes })
 }
 
 /** A signed wrap for `recipient` of `key` (the version's own unless given), as `by` would make it. */
-async function wrapOf (study: OpenVersion, options: { key?: Buffer, sealedFor?: Identity, by?: Identity } = {}) {
+async function wrapOf(study: OpenVersion, options: { key?: Buffer; sealedFor?: Identity; by?: Identity } = {}) {
   const { studyUid, versionId } = study.manifest
   const sealedFor = options.sealedFor ?? me
   const key = options.key ?? study.key
@@ -50,11 +52,18 @@ async function wrapOf (study: OpenVersion, options: { key?: Buffer, sealedFor?: 
   const by = options.by ?? site
   const createdAt = new Date().toISOString()
   return await signKeyWrap(by.privateKey, {
-    v: 1, studyUid, versionId, recipient: me.peerId, ephemeralKey, wrappedKey, wrappedBy: by.peerId, createdAt
+    v: 1,
+    studyUid,
+    versionId,
+    recipient: me.peerId,
+    ephemeralKey,
+    wrappedKey,
+    wrappedBy: by.peerId,
+    createdAt
   })
 }
 
-test('a version signed by a member of this consortium, dated now, from a study\'s first origin is taken', async () => {
+test("a version signed by a member of this consortium, dated now, from a study's first origin is taken", async () => {
   const study = await version(site, files)
   assert.is(await checking().check.versionRefusal(study.manifest), undefined)
 })
@@ -115,7 +124,7 @@ test('a wrap for another node, study or version is passed over, not counted: it 
 test('a wrap that does not verify, by a non-member, or that does not open is a bad-key-wrap, counted', async () => {
   const study = await version(site, files)
   // The wrapped key of another wrap put in after signing: it would open, but the signature says otherwise.
-  const tampered = { ...await wrapOf(study), wrappedKey: (await wrapOf(study)).wrappedKey }
+  const tampered = { ...(await wrapOf(study)), wrappedKey: (await wrapOf(study)).wrappedKey }
   const byStranger = await wrapOf(study, { by: stranger })
   const sealedForAnother = await wrapOf(study, { sealedFor: stranger })
   for (const wrap of [tampered, byStranger, sealedForAnother]) {
@@ -127,7 +136,7 @@ test('a wrap that does not verify, by a non-member, or that does not open is a b
   }
 })
 
-test('a wrap of a key that does not open the version\'s sealed index is a bad-manifest-index, counted', async () => {
+test("a wrap of a key that does not open the version's sealed index is a bad-manifest-index, counted", async () => {
   const study = await version(site, files)
   const { check, penalties, versions, lines } = checking()
   const wrap = await wrapOf(study, { key: randomBytes(32) })
@@ -137,7 +146,7 @@ test('a wrap of a key that does not open the version\'s sealed index is a bad-ma
   assert.is(lines.at(-1)?.['code'], 'bad-manifest-index')
 })
 
-test('a chunk matches only the manifest\'s hash at its index; an instance only its size and SHA-256', async () => {
+test("a chunk matches only the manifest's hash at its index; an instance only its size and SHA-256", async () => {
   const study = await version(site, files)
   const { studyUid, versionId } = study.manifest
   const sealed = encryptChunk(study.key, studyUid, versionId, 0, false, files[0] as Buffer)

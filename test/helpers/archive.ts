@@ -19,14 +19,26 @@ export interface OpenedArchive {
   replayed: ReplayedCommit[]
   /** store records appended again to the audit log when it opened */
   recoveredAudits: number
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
-export async function openArchive (home: string, stableAfterMs = 60_000, options: { preallocate?: number } = {}): Promise<OpenedArchive> {
+export async function openArchive(
+  home: string,
+  stableAfterMs = 60_000,
+  options: { preallocate?: number } = {}
+): Promise<OpenedArchive> {
   const key = await StorageKey.load(join(home, 'storage.key'))
   const db = await openDatabase(join(home, 'db'))
   const auditPath = join(home, 'audit.log')
-  const opened = await openHomeArchive({ db, key, chunks: join(home, 'chunks'), audit: auditPath, log: pino({ level: 'silent' }), stableAfterMs, preallocate: options.preallocate ?? 0 })
+  const opened = await openHomeArchive({
+    db,
+    key,
+    chunks: join(home, 'chunks'),
+    audit: auditPath,
+    log: pino({ level: 'silent' }),
+    stableAfterMs,
+    preallocate: options.preallocate ?? 0
+  })
   return {
     archive: opened.archive,
     db,

@@ -31,20 +31,42 @@ import { createHost } from '../../node/p2p/host.ts'
 import { PeerPenalties } from '../../node/p2p/penalties.ts'
 import { openDatabase } from '../../node/store/database.ts'
 import { recordKey, type ReportSignatureRecord } from '../../protocol/collab/records.ts'
-import { caseDocId, decodeSyncMessage, encodeSyncMessage, MAX_SYNC_MESSAGE_BYTES, reportDocId, SYNC_MESSAGE, SYNC_PROTOCOL } from '../../protocol/collab/sync.ts'
+import {
+  caseDocId,
+  decodeSyncMessage,
+  encodeSyncMessage,
+  MAX_SYNC_MESSAGE_BYTES,
+  reportDocId,
+  SYNC_MESSAGE,
+  SYNC_PROTOCOL
+} from '../../protocol/collab/sync.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 
 const [home, targetAddr, caseId, victim] = process.argv.slice(2) as [string, string, string, PeerIdString]
 const paths = homePaths(home)
 const identity = await loadIdentity(paths)
-const registry = new MembershipRegistry(trustFrom(await readConsortiumFile(paths.consortium)), await readCertificateFile(paths.certificate), await openDatabase(paths.database))
+const registry = new MembershipRegistry(
+  trustFrom(await readConsortiumFile(paths.consortium)),
+  await readCertificateFile(paths.certificate),
+  await openDatabase(paths.database)
+)
 await registry.load()
-const host = await createHost({ identity, registry, penalties: new PeerPenalties(), listen: [], mdns: false, agentName: 'bad-editor', log: pino({ level: 'silent' }) })
+const host = await createHost({
+  identity,
+  registry,
+  penalties: new PeerPenalties(),
+  listen: [],
+  mdns: false,
+  agentName: 'bad-editor',
+  log: pino({ level: 'silent' })
+})
 await host.start()
 
 const report = new Y.Doc()
 let gotReport: () => void = () => {}
-const reportArrived = new Promise<void>(resolve => { gotReport = resolve })
+const reportArrived = new Promise<void>(resolve => {
+  gotReport = resolve
+})
 await host.handle(SYNC_PROTOCOL, async (stream: Stream) => {
   const lp = lpStream(stream, { maxDataLength: MAX_SYNC_MESSAGE_BYTES })
   try {
@@ -62,7 +84,9 @@ const target = multiaddr(targetAddr)
 await host.dial(target, { signal: AbortSignal.timeout(10_000) })
 process.stdout.write(`${JSON.stringify({ peerId: host.peerId.toString() })}\n`)
 await new Promise<void>(resolve => {
-  createInterface({ input: process.stdin }).on('line', line => { if (line.trim() === 'attack') resolve() })
+  createInterface({ input: process.stdin }).on('line', line => {
+    if (line.trim() === 'attack') resolve()
+  })
 })
 
 const stream = await host.dialProtocol(target, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
@@ -71,7 +95,14 @@ const send = async (type: number, docId: string, payload: Uint8Array): Promise<v
   await lp.write(encodeSyncMessage({ type: type as 0, docId, payload }))
 }
 await send(SYNC_MESSAGE.step1, reportDocId(caseId), Y.encodeStateVector(new Y.Doc()))
-await Promise.race([reportArrived, new Promise((_resolve, reject) => setTimeout(() => { reject(new Error('the target never sent the FINAL report')) }, 15_000))])
+await Promise.race([
+  reportArrived,
+  new Promise((_resolve, reject) =>
+    setTimeout(() => {
+      reject(new Error('the target never sent the FINAL report'))
+    }, 15_000)
+  )
+])
 
 const capture = (change: () => void): Uint8Array => {
   const before = Y.encodeStateVector(report)
@@ -82,16 +113,33 @@ const sent: string[] = []
 const now = new Date().toISOString()
 
 // final-edit: a valid binding of its own client, and new findings text
-const binding = await signReportRecord(identity.privateKey, { v: 1, kind: 'binding', caseId, clientId: report.clientID, by: identity.peerId, at: now })
-await send(SYNC_MESSAGE.update, reportDocId(caseId), capture(() => {
-  report.getMap('editors').set(String(report.clientID), binding)
-  report.getText('findings').insert(0, 'TAMPERED ')
-}))
+const binding = await signReportRecord(identity.privateKey, {
+  v: 1,
+  kind: 'binding',
+  caseId,
+  clientId: report.clientID,
+  by: identity.peerId,
+  at: now
+})
+await send(
+  SYNC_MESSAGE.update,
+  reportDocId(caseId),
+  capture(() => {
+    report.getMap('editors').set(String(report.clientID), binding)
+    report.getText('findings').insert(0, 'TAMPERED ')
+  })
+)
 sent.push('final-edit')
 
 // forged-sign: a FINAL signature that names the victim, made with this member's key
 const signature = [...report.getMap<ReportSignatureRecord>('signatures').values()][0] as ReportSignatureRecord
-const forged = await signReportRecord(identity.privateKey, { ...signature, signature: undefined, sections: { ...signature.sections, impression: 'FORGED' }, by: victim, at: now } as unknown as Omit<ReportSignatureRecord, 'signature'>)
+const forged = await signReportRecord(identity.privateKey, {
+  ...signature,
+  signature: undefined,
+  sections: { ...signature.sections, impression: 'FORGED' },
+  by: victim,
+  at: now
+} as unknown as Omit<ReportSignatureRecord, 'signature'>)
 const forger = new Y.Doc()
 Y.applyUpdate(forger, Y.encodeStateAsUpdate(report))
 const forgerBefore = Y.encodeStateVector(forger)
@@ -100,7 +148,14 @@ await send(SYNC_MESSAGE.update, reportDocId(caseId), Y.encodeStateAsUpdate(forge
 sent.push('forged-sign')
 
 // forged-claim: a claim in the case's document naming the victim
-const claim = await signWorklistRecord(identity.privateKey, { v: 1, kind: 'claim', caseId, seq: 99, by: victim, at: now })
+const claim = await signWorklistRecord(identity.privateKey, {
+  v: 1,
+  kind: 'claim',
+  caseId,
+  seq: 99,
+  by: victim,
+  at: now
+})
 const worklist = new Y.Doc()
 worklist.getMap('records').set(`claim:${claim.signature.slice(0, 43)}`, { ...claim })
 await send(SYNC_MESSAGE.update, caseDocId(caseId), Y.encodeStateAsUpdate(worklist))

@@ -42,15 +42,27 @@ import {
 type Arguments = [string, string, string, string, string?]
 const [home, siteAddr, studyUid, readerAddr, mode = 'random'] = process.argv.slice(2) as Arguments
 const paths = homePaths(home)
-const registry = new MembershipRegistry(trustFrom(await readConsortiumFile(paths.consortium)), await readCertificateFile(paths.certificate), await openDatabase(paths.database))
+const registry = new MembershipRegistry(
+  trustFrom(await readConsortiumFile(paths.consortium)),
+  await readCertificateFile(paths.certificate),
+  await openDatabase(paths.database)
+)
 await registry.load()
-const host = await createHost({ identity: await loadIdentity(paths), registry, penalties: new PeerPenalties(), listen: [], mdns: false, agentName: 'bad-holder', log: pino({ level: 'silent' }) })
+const host = await createHost({
+  identity: await loadIdentity(paths),
+  registry,
+  penalties: new PeerPenalties(),
+  listen: [],
+  mdns: false,
+  agentName: 'bad-holder',
+  log: pino({ level: 'silent' })
+})
 await host.start()
 const site = multiaddr(siteAddr)
 await host.dial(site, { signal: AbortSignal.timeout(10_000) })
 const manifests = new Map<string, StudyManifest>()
 
-async function realManifest (): Promise<StudyManifest | undefined> {
+async function realManifest(): Promise<StudyManifest | undefined> {
   const stream = await host.dialProtocol(site, MANIFEST_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
   const lp = lpStream(stream, { maxDataLength: MAX_MANIFEST_MESSAGE_BYTES })
   await lp.write(encodeManifestRequest({ studyUid }))
@@ -65,34 +77,47 @@ await host.handle(MANIFEST_PROTOCOL, async (stream: Stream) => {
   const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
   const request = decodeManifestRequest((await lp.read()).subarray())
   const manifest = [...manifests.values()].find(m => m.studyUid === request.studyUid)
-  await lp.write(encodeManifestResponse(manifest === undefined
-    ? { status: 'unknown-study' }
-    : { status: 'ok', manifest, wraps: [], have: new Uint8Array(Math.ceil(manifest.chunkHashes.length / 8)).fill(0xff) }))
+  await lp.write(
+    encodeManifestResponse(
+      manifest === undefined
+        ? { status: 'unknown-study' }
+        : {
+            status: 'ok',
+            manifest,
+            wraps: [],
+            have: new Uint8Array(Math.ceil(manifest.chunkHashes.length / 8)).fill(0xff)
+          }
+    )
+  )
   await stream.close()
 })
 
-await host.handle(CHUNKS_PROTOCOL, async (stream: Stream, _connection: Connection) => {
-  const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-  try {
-    while (true) {
-      const request = decodeChunkRequest((await lp.read()).subarray())
-      const size = manifests.get(`${request.studyUid}/${request.versionId}`)?.chunkSizes[request.index]
-      if (size === undefined) {
-        await lp.write(encodeChunkFrameHeader(FRAME_STATUS.notHeld, request.index, request.offset))
-        continue
+await host.handle(
+  CHUNKS_PROTOCOL,
+  async (stream: Stream, _connection: Connection) => {
+    const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+    try {
+      while (true) {
+        const request = decodeChunkRequest((await lp.read()).subarray())
+        const size = manifests.get(`${request.studyUid}/${request.versionId}`)?.chunkSizes[request.index]
+        if (size === undefined) {
+          await lp.write(encodeChunkFrameHeader(FRAME_STATUS.notHeld, request.index, request.offset))
+          continue
+        }
+        const garbage = randomBytes(size)
+        for (let offset = request.offset; offset < size; offset += CHUNK_FRAME_BYTES) {
+          const index = mode === 'disorder' ? request.index + 1 : request.index
+          const bytes = garbage.subarray(offset, offset + CHUNK_FRAME_BYTES)
+          await lp.write(new Uint8ArrayList(encodeChunkFrameHeader(FRAME_STATUS.data, index, offset), bytes))
+        }
       }
-      const garbage = randomBytes(size)
-      for (let offset = request.offset; offset < size; offset += CHUNK_FRAME_BYTES) {
-        const index = mode === 'disorder' ? request.index + 1 : request.index
-        const bytes = garbage.subarray(offset, offset + CHUNK_FRAME_BYTES)
-        await lp.write(new Uint8ArrayList(encodeChunkFrameHeader(FRAME_STATUS.data, index, offset), bytes))
-      }
+    } catch {
+      stream.abort(new Error('done'))
     }
-  } catch {
-    stream.abort(new Error('done'))
-  }
-}, { maxInboundStreams: 8 })
+  },
+  { maxInboundStreams: 8 }
+)
 
-if (await realManifest() === undefined) throw new Error(`the site does not know study ${studyUid}`)
+if ((await realManifest()) === undefined) throw new Error(`the site does not know study ${studyUid}`)
 await host.dial(multiaddr(readerAddr), { signal: AbortSignal.timeout(10_000) })
 process.stdout.write(`${JSON.stringify({ peerId: host.peerId.toString() })}\n`)

@@ -16,11 +16,17 @@ export const nodeCodecs: Codecs = {
   wasm: async name => {
     let module = loaded.get(name)
     if (module === undefined) {
-      module = (require(entries[name]) as (options: object) => Promise<unknown>)({ print: () => {}, printErr: () => {} })
+      module = (require(entries[name]) as (options: object) => Promise<unknown>)({
+        print: () => {},
+        printErr: () => {}
+      })
       loaded.set(name, module)
     }
-    return await module as Awaited<ReturnType<Codecs['wasm']>>
+    return (await module) as Awaited<ReturnType<Codecs['wasm']>>
   },
-  jpeg12: async () => (await import(pathToFileURL(JPEG12_PATH).href) as { default: Awaited<ReturnType<Codecs['jpeg12']>> }).default,
-  jpegLossless: async () => (require('@cornerstonejs/jpeg-lossless-decoder-js') as { Decoder: Awaited<ReturnType<Codecs['jpegLossless']>> }).Decoder
+  jpeg12: async () =>
+    ((await import(pathToFileURL(JPEG12_PATH).href)) as { default: Awaited<ReturnType<Codecs['jpeg12']>> }).default,
+  jpegLossless: async () =>
+    (require('@cornerstonejs/jpeg-lossless-decoder-js') as { Decoder: Awaited<ReturnType<Codecs['jpegLossless']>> })
+      .Decoder
 }

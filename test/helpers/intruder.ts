@@ -30,15 +30,19 @@ import { PeerPenalties } from '../../node/p2p/penalties.ts'
 import { openDatabase } from '../../node/store/database.ts'
 import { REVOCATIONS_PROTOCOL } from '../../protocol/membership/index.ts'
 
-function lengthPrefixed (bytes: Uint8Array): Uint8Array {
+function lengthPrefixed(bytes: Uint8Array): Uint8Array {
   const prefix: number[] = []
   let n = bytes.byteLength
-  while (n >= 0x80) { prefix.push((n & 0x7f) | 0x80); n >>>= 7 }
+  while (n >= 0x80) {
+    prefix.push((n & 0x7f) | 0x80)
+    n >>>= 7
+  }
   prefix.push(n)
   return new Uint8Array([...prefix, ...bytes])
 }
 
-const describe = (error: unknown): string => `${(error as Error)?.name ?? 'Error'}: ${(error as Error)?.message ?? String(error)}`
+const describe = (error: unknown): string =>
+  `${(error as Error)?.name ?? 'Error'}: ${(error as Error)?.message ?? String(error)}`
 
 const [mode, ...args] = process.argv.slice(2)
 let host: Libp2p
@@ -56,14 +60,34 @@ if (mode === 'plain') {
   const trust = trustFrom(await readConsortiumFile(consortiumFile))
   const db = await openDatabase(paths.database)
   const registry = new MembershipRegistry(trust, certificate, db)
-  host = await createHost({ identity, registry, penalties: new PeerPenalties(), listen: [], mdns: false, agentName: 'intruder', log: pino({ level: 'silent' }) })
+  host = await createHost({
+    identity,
+    registry,
+    penalties: new PeerPenalties(),
+    listen: [],
+    mdns: false,
+    agentName: 'intruder',
+    log: pino({ level: 'silent' })
+  })
   await host.start()
 } else if (mode === 'garbage') {
   const [home, targetAddr, rounds = '1', protocol = REVOCATIONS_PROTOCOL] = args as [string, string, string?, string?]
   const paths = homePaths(home)
   const certificate = await readCertificateFile(paths.certificate)
-  const registry = new MembershipRegistry(trustFrom(await readConsortiumFile(paths.consortium)), certificate, await openDatabase(paths.database))
-  const member = await createHost({ identity: await loadIdentity(paths), registry, penalties: new PeerPenalties(), listen: [], mdns: false, agentName: 'garbage', log: pino({ level: 'silent' }) })
+  const registry = new MembershipRegistry(
+    trustFrom(await readConsortiumFile(paths.consortium)),
+    certificate,
+    await openDatabase(paths.database)
+  )
+  const member = await createHost({
+    identity: await loadIdentity(paths),
+    registry,
+    penalties: new PeerPenalties(),
+    listen: [],
+    mdns: false,
+    agentName: 'garbage',
+    log: pino({ level: 'silent' })
+  })
   await member.start()
   const frames = [
     new Uint8Array([5, 1, 2, 3, 4, 5]), // length 5, then bytes that are not JSON
@@ -83,7 +107,9 @@ if (mode === 'plain') {
   let afterwards = false
   await new Promise(resolve => setTimeout(resolve, 500))
   try {
-    const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+    const stream = await member.dialProtocol(multiaddr(targetAddr), REVOCATIONS_PROTOCOL, {
+      signal: AbortSignal.timeout(5_000)
+    })
     stream.send(lengthPrefixed(new TextEncoder().encode('{"v":1,"type":"revocations","revocations":[]}')))
     await stream.close()
     afterwards = true
@@ -95,8 +121,10 @@ if (mode === 'plain') {
   throw new Error(`unknown mode ${mode}`)
 }
 
-const result: { peerId: string, dialed: boolean, dialError?: string, streamOpened: boolean, streamError?: string } = {
-  peerId: host.peerId.toString(), dialed: false, streamOpened: false
+const result: { peerId: string; dialed: boolean; dialError?: string; streamOpened: boolean; streamError?: string } = {
+  peerId: host.peerId.toString(),
+  dialed: false,
+  streamOpened: false
 }
 try {
   await host.dial(multiaddr(target), { signal: AbortSignal.timeout(10_000) })
@@ -107,7 +135,9 @@ try {
 // A resolved dial is not an authorisation: libp2p can resolve a dial that the target's gater aborts about half a
 // second later. So try a stream regardless; only a stream the target accepts would be a way in.
 try {
-  const stream = await host.dialProtocol(multiaddr(target), REVOCATIONS_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+  const stream = await host.dialProtocol(multiaddr(target), REVOCATIONS_PROTOCOL, {
+    signal: AbortSignal.timeout(10_000)
+  })
   result.streamOpened = true
   await stream.close()
 } catch (error) {

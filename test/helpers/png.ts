@@ -4,12 +4,17 @@
  */
 import { inflateSync } from 'node:zlib'
 
-export interface PngPixels { data: Uint8Array, width: number, height: number, channels: 1 | 3 }
+export interface PngPixels {
+  data: Uint8Array
+  width: number
+  height: number
+  channels: 1 | 3
+}
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 const SUB_FILTER = 1
 
-export function readPng (png: Uint8Array): PngPixels {
+export function readPng(png: Uint8Array): PngPixels {
   const buffer = Buffer.from(png.buffer, png.byteOffset, png.byteLength)
   if (SIGNATURE.some((byte, i) => buffer[i] !== byte)) throw new Error('not a PNG')
   const width = buffer.readUInt32BE(16)
@@ -17,7 +22,7 @@ export function readPng (png: Uint8Array): PngPixels {
   const channels = buffer[25] === 0 ? 1 : 3
   if (buffer[24] !== 8) throw new Error(`PNG of ${buffer[24]} bits per sample`)
   const idat: Buffer[] = []
-  for (let at = 8; at < buffer.byteLength;) {
+  for (let at = 8; at < buffer.byteLength; ) {
     const length = buffer.readUInt32BE(at)
     if (buffer.toString('latin1', at + 4, at + 8) === 'IDAT') idat.push(buffer.subarray(at + 8, at + 8 + length))
     at += 12 + length
@@ -29,7 +34,7 @@ export function readPng (png: Uint8Array): PngPixels {
     const filter = raw[y * (stride + 1)]
     if (filter !== SUB_FILTER && filter !== 0) throw new Error(`row ${y}: PNG filter ${filter} is not read here`)
     for (let x = 0; x < stride; x++) {
-      const left = filter === 0 || x < channels ? 0 : data[y * stride + x - channels] as number
+      const left = filter === 0 || x < channels ? 0 : (data[y * stride + x - channels] as number)
       data[y * stride + x] = ((raw[y * (stride + 1) + 1 + x] as number) + left) & 0xff
     }
   }

@@ -8,15 +8,21 @@ import { join } from 'node:path'
 import * as assert from 'uvu/assert'
 import { ROOT } from '../../scripts/lib/cli.ts'
 
-export interface RawResponse { status: number, headers: Record<string, string>, body: string }
+export interface RawResponse {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
 
 /**
  * Sends `request` as given and reads the answer: the whole of it when the server closes the connection, or
  * as much as Content-Length says. Rejects when nothing complete arrives within `timeoutMs`. `halfClose` ends
  * the sending side after the request (a body shorter than its Content-Length then ends there).
  */
-export async function rawRequest (
-  port: number, request: string | Buffer, options: { timeoutMs?: number, halfClose?: boolean } = {}
+export async function rawRequest(
+  port: number,
+  request: string | Buffer,
+  options: { timeoutMs?: number; halfClose?: boolean } = {}
 ): Promise<RawResponse> {
   const timeoutMs = options.timeoutMs ?? 5_000
   return await new Promise((resolve, reject) => {
@@ -41,7 +47,9 @@ export async function rawRequest (
       finish()
     })
     // The server may close before it has read all we sent (a body it refused): what it answered counts.
-    socket.on('error', error => { finish(error) })
+    socket.on('error', error => {
+      finish(error)
+    })
     socket.on('close', () => {
       finish(new Error(`closed without a complete answer: ${JSON.stringify(received.toString('latin1'))}`))
     })
@@ -50,7 +58,7 @@ export async function rawRequest (
   })
 }
 
-function parse (bytes: Buffer): RawResponse | undefined {
+function parse(bytes: Buffer): RawResponse | undefined {
   const end = bytes.indexOf('\r\n\r\n')
   if (end < 0) return undefined
   const [statusLine = '', ...lines] = bytes.subarray(0, end).toString('latin1').split('\r\n')
@@ -67,7 +75,7 @@ function parse (bytes: Buffer): RawResponse | undefined {
 }
 
 /** Every documented code with its HTTP status, from docs/ERRORS.md. */
-export async function documentedCodes (): Promise<Map<string, number>> {
+export async function documentedCodes(): Promise<Map<string, number>> {
   const doc = await fs.readFile(join(ROOT, 'docs/ERRORS.md'), 'utf8')
   return new Map([...doc.matchAll(/^\| `(RADMESH_[A-Z_]+)` \| (\d+) \|/gm)].map(m => [m[1] as string, Number(m[2])]))
 }
@@ -76,10 +84,14 @@ export async function documentedCodes (): Promise<Map<string, number>> {
  * Asserts an answer is `status` with `{ error: { code, message } }`, `code` documented with that status;
  * returns the code.
  */
-export function assertDocumentedError (
-  documented: Map<string, number>, what: string, status: number, body: string, code?: string
+export function assertDocumentedError(
+  documented: Map<string, number>,
+  what: string,
+  status: number,
+  body: string,
+  code?: string
 ): string {
-  let parsed: { error?: { code?: unknown, message?: unknown } } = {}
+  let parsed: { error?: { code?: unknown; message?: unknown } } = {}
   try {
     parsed = JSON.parse(body) as typeof parsed
   } catch {

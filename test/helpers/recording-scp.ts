@@ -10,8 +10,15 @@ export class RecordingScp {
   answer: (request: StoreRequest) => Promise<StoreOutcome> = async () => ({ status: 0 })
 
   /** Starts the SCP on a free loopback port for `aeTitle`. */
-  async start (aeTitle: string): Promise<DicomScp> {
-    const log = pino({ level: 'debug' }, { write: (line: string) => { this.logLines.push(JSON.parse(line) as Record<string, unknown>) } })
+  async start(aeTitle: string): Promise<DicomScp> {
+    const log = pino(
+      { level: 'debug' },
+      {
+        write: (line: string) => {
+          this.logLines.push(JSON.parse(line) as Record<string, unknown>)
+        }
+      }
+    )
     return await startDicomScp({
       port: 0,
       host: '127.0.0.1',
@@ -25,7 +32,7 @@ export class RecordingScp {
   }
 
   /** Log lines whose message is exactly `msg`. */
-  logged (msg: string): Array<Record<string, unknown>> {
+  logged(msg: string): Array<Record<string, unknown>> {
     return this.logLines.filter(line => line['msg'] === msg)
   }
 }

@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http'
 type Item = Record<string, { Value?: unknown[] }>
 export interface StowAnswer {
   status: number
-  json: Record<string, { Value?: Item[] }> & { error?: { code: string, message: string } }
+  json: Record<string, { Value?: Item[] }> & { error?: { code: string; message: string } }
 }
 
 export interface PostOptions {
@@ -19,7 +19,7 @@ export interface PostOptions {
 }
 
 /** POSTs `pieces` to `url` as a chunked body with `headers`. */
-export async function postStream (
+export async function postStream(
   url: string,
   headers: Record<string, string>,
   pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
@@ -71,7 +71,7 @@ export const partHead = (boundary: string, first: boolean, type = 'application/d
 export const closing = (boundary: string): Buffer => latin1(`\r\n--${boundary}--\r\n`)
 
 /** A multipart body of `files`, each cut into pieces of `pieceSize` bytes. */
-export function * multipartBody (files: Uint8Array[], boundary: string, pieceSize = 16 * 1024): Generator<Uint8Array> {
+export function* multipartBody(files: Uint8Array[], boundary: string, pieceSize = 16 * 1024): Generator<Uint8Array> {
   for (const [i, file] of files.entries()) {
     yield partHead(boundary, i === 0)
     for (let at = 0; at < file.length; at += pieceSize) yield file.subarray(at, at + pieceSize)
@@ -80,7 +80,7 @@ export function * multipartBody (files: Uint8Array[], boundary: string, pieceSiz
 }
 
 /** One part of `total` bytes: `head`, then `fill` repeated (the same buffer each time: nothing piles up). */
-export function * onePart (boundary: string, head: Uint8Array, fill: Uint8Array, total: number): Generator<Uint8Array> {
+export function* onePart(boundary: string, head: Uint8Array, fill: Uint8Array, total: number): Generator<Uint8Array> {
   yield partHead(boundary, true)
   yield head
   for (let sent = head.length; sent < total; sent += fill.length) {

@@ -16,39 +16,65 @@ import { tempDir } from '../../scripts/lib/temp.ts'
 
 const require = createRequire(import.meta.url)
 ;(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = require('xhr2')
-type Json = Array<Record<string, { Value?: unknown[], BulkDataURI?: string }>>
-interface MediaType { mediaType: string, transferSyntaxUID?: string }
-interface StudyIds { studyInstanceUID: string }
-interface SeriesIds extends StudyIds { seriesInstanceUID: string }
-interface InstanceIds extends SeriesIds { sopInstanceUID: string }
-interface FrameIds extends InstanceIds { frameNumbers: number[], mediaTypes?: MediaType[] }
-interface DicomWebClient {
-  searchForStudies (options?: { queryParams?: Record<string, string> }): Promise<Json>
-  searchForSeries (options: StudyIds): Promise<Json>
-  searchForInstances (options: SeriesIds): Promise<Json>
-  retrieveStudy (options: StudyIds): Promise<ArrayBuffer[]>
-  retrieveSeries (options: SeriesIds): Promise<ArrayBuffer[]>
-  retrieveInstance (options: InstanceIds): Promise<ArrayBuffer>
-  retrieveStudyMetadata (options: StudyIds): Promise<Json>
-  retrieveSeriesMetadata (options: SeriesIds): Promise<Json>
-  retrieveInstanceMetadata (options: InstanceIds): Promise<Json>
-  retrieveInstanceFrames (options: FrameIds): Promise<ArrayBuffer[]>
-  retrieveBulkData (options: { BulkDataURI: string, mediaTypes?: MediaType[] }): Promise<ArrayBuffer[]>
+type Json = Array<Record<string, { Value?: unknown[]; BulkDataURI?: string }>>
+interface MediaType {
+  mediaType: string
+  transferSyntaxUID?: string
 }
-type ClientClass = new (options: { url: string, headers: Record<string, string> }) => DicomWebClient
+interface StudyIds {
+  studyInstanceUID: string
+}
+interface SeriesIds extends StudyIds {
+  seriesInstanceUID: string
+}
+interface InstanceIds extends SeriesIds {
+  sopInstanceUID: string
+}
+interface FrameIds extends InstanceIds {
+  frameNumbers: number[]
+  mediaTypes?: MediaType[]
+}
+interface DicomWebClient {
+  searchForStudies(options?: { queryParams?: Record<string, string> }): Promise<Json>
+  searchForSeries(options: StudyIds): Promise<Json>
+  searchForInstances(options: SeriesIds): Promise<Json>
+  retrieveStudy(options: StudyIds): Promise<ArrayBuffer[]>
+  retrieveSeries(options: SeriesIds): Promise<ArrayBuffer[]>
+  retrieveInstance(options: InstanceIds): Promise<ArrayBuffer>
+  retrieveStudyMetadata(options: StudyIds): Promise<Json>
+  retrieveSeriesMetadata(options: SeriesIds): Promise<Json>
+  retrieveInstanceMetadata(options: InstanceIds): Promise<Json>
+  retrieveInstanceFrames(options: FrameIds): Promise<ArrayBuffer[]>
+  retrieveBulkData(options: { BulkDataURI: string; mediaTypes?: MediaType[] }): Promise<ArrayBuffer[]>
+}
+type ClientClass = new (options: { url: string; headers: Record<string, string> }) => DicomWebClient
 const { api } = require('dicomweb-client') as { api: { DICOMwebClient: ClientClass } }
 
 test('a DICOMweb path is classified by its shape: search, instances, metadata, frames, bulk', () => {
   const S = '/dicom-web/studies/1.2'
   const I = `${S}/series/1.2.3/instances/1.2.3.4`
   const expected: Array<[string, string | undefined]> = [
-    ['/dicom-web/studies', 'search'], [`${S}/series`, 'search'], [`${S}/series/1.2.3/instances`, 'search'],
-    [S, 'instances'], [`${S}/series/1.2.3`, 'instances'], [I, 'instances'],
-    [`${S}/metadata`, 'metadata'], [`${S}/series/1.2.3/metadata`, 'metadata'], [`${I}/metadata`, 'metadata'],
-    [`${I}/frames/1,2`, 'frames'], [`${I}/bulk/7FE00010`, 'bulk'], [`${I}/bulk/00540016/0/00181072`, 'bulk'],
-    ['/api/worklist', undefined], [`${S}/frames/1`, undefined], [`${S}/instances/1.2.3.4`, undefined],
-    [`${I}/rendered`, 'rendered'], [`${I}/frames/1/rendered`, 'rendered'], [`${I}/thumbnail`, 'rendered'],
-    [`${S}/thumbnail`, 'rendered'], [`${I}/frames`, undefined], [`${I}/frames/1/2`, undefined],
+    ['/dicom-web/studies', 'search'],
+    [`${S}/series`, 'search'],
+    [`${S}/series/1.2.3/instances`, 'search'],
+    [S, 'instances'],
+    [`${S}/series/1.2.3`, 'instances'],
+    [I, 'instances'],
+    [`${S}/metadata`, 'metadata'],
+    [`${S}/series/1.2.3/metadata`, 'metadata'],
+    [`${I}/metadata`, 'metadata'],
+    [`${I}/frames/1,2`, 'frames'],
+    [`${I}/bulk/7FE00010`, 'bulk'],
+    [`${I}/bulk/00540016/0/00181072`, 'bulk'],
+    ['/api/worklist', undefined],
+    [`${S}/frames/1`, undefined],
+    [`${S}/instances/1.2.3.4`, undefined],
+    [`${I}/rendered`, 'rendered'],
+    [`${I}/frames/1/rendered`, 'rendered'],
+    [`${I}/thumbnail`, 'rendered'],
+    [`${S}/thumbnail`, 'rendered'],
+    [`${I}/frames`, undefined],
+    [`${I}/frames/1/2`, undefined],
     [`${S}/metadata/x`, undefined]
   ]
   for (const [path, resource] of expected) assert.is(dicomwebResource(path), resource, path)
@@ -56,30 +82,53 @@ test('a DICOMweb path is classified by its shape: search, instances, metadata, f
 
 test('Accept ranges: wildcards, q-values (q=0 refuses), the most specific range decides, multipart part types', () => {
   type Offers = Parameters<typeof acceptable>[1]
-  const json: Offers = [{ type: 'application', subtype: 'dicom+json' }, { type: 'application', subtype: 'json' }]
+  const json: Offers = [
+    { type: 'application', subtype: 'dicom+json' },
+    { type: 'application', subtype: 'json' }
+  ]
   const dicom: Offers = [{ type: 'multipart', subtype: 'related', part: 'application/dicom' }]
   const taken = (accept: string, offers: Offers): boolean => acceptable(parseAccept(accept), offers)
-  const yes = (accept: string, offers: Offers): void => { assert.ok(taken(accept, offers), accept) }
-  const no = (accept: string, offers: Offers): void => { assert.not.ok(taken(accept, offers), accept) }
+  const yes = (accept: string, offers: Offers): void => {
+    assert.ok(taken(accept, offers), accept)
+  }
+  const no = (accept: string, offers: Offers): void => {
+    assert.not.ok(taken(accept, offers), accept)
+  }
   const jsonYes = [
-    'application/dicom+json', 'application/json', '*/*', 'application/*', '', 'garbage', 'text/html;q=0.5, */*;q=0.1'
+    'application/dicom+json',
+    'application/json',
+    '*/*',
+    'application/*',
+    '',
+    'garbage',
+    'text/html;q=0.5, */*;q=0.1'
   ]
   for (const accept of jsonYes) yes(accept, json)
   const jsonNo = [
-    'text/html', '*/*;q=0', 'application/*;q=0', 'application/dicom+json;q=0, application/json;q=0, text/*'
+    'text/html',
+    '*/*;q=0',
+    'application/*;q=0',
+    'application/dicom+json;q=0, application/json;q=0, text/*'
   ]
   for (const accept of jsonNo) no(accept, json)
   yes('application/dicom+json;q=0, */*', json) // application/json is still acceptable
   no('application/*;q=0, application/dicom+xml', json)
   const dicomYes = [
-    'multipart/related; type="application/dicom"', 'multipart/related; type=application/dicom; transfer-syntax=*',
-    'multipart/related', 'multipart/*', '*/*', 'multipart/related; type="application/*"',
+    'multipart/related; type="application/dicom"',
+    'multipart/related; type=application/dicom; transfer-syntax=*',
+    'multipart/related',
+    'multipart/*',
+    '*/*',
+    'multipart/related; type="application/*"',
     'Multipart/Related; Type="Application/DICOM"'
   ]
   for (const accept of dicomYes) yes(accept, dicom)
   const dicomNo = [
-    'application/dicom', 'multipart/related; type="application/octet-stream"', 'application/dicom+json',
-    'multipart/related; type="application/dicom"; q=0', '*/*, multipart/related; type="application/dicom";q=0'
+    'application/dicom',
+    'multipart/related; type="application/octet-stream"',
+    'application/dicom+json',
+    'multipart/related; type="application/dicom"; q=0',
+    '*/*, multipart/related; type="application/dicom";q=0'
   ]
   for (const accept of dicomNo) no(accept, dicom)
   yes('multipart/related; type="application/dicom"; q=0.8, text/html', dicom)
@@ -104,12 +153,14 @@ test.before(async () => {
   }
   study = generated.studyInstanceUid
   series = generated.series[0]?.seriesInstanceUid ?? ''
-  const instances = await (await node.fetch(`/dicom-web/studies/${study}/series/${series}/instances`)).json() as Json
+  const instances = (await (await node.fetch(`/dicom-web/studies/${study}/series/${series}/instances`)).json()) as Json
   sop = instances[0]?.['00080018']?.Value?.[0] as string
   client = new api.DICOMwebClient({ url: `${node.http}/dicom-web`, headers: { Authorization: `Bearer ${node.token}` } })
 })
 
-test.after(async () => { await node?.kill() })
+test.after(async () => {
+  await node?.kill()
+})
 
 const paths = (): Record<string, string> => ({
   search: '/dicom-web/studies',
@@ -125,7 +176,7 @@ const paths = (): Record<string, string> => ({
   bulk: `/dicom-web/studies/${study}/series/${series}/instances/${sop}/bulk/7FE00010`
 })
 
-async function statusOf (path: string, accept: string): Promise<{ status: number, code?: string }> {
+async function statusOf(path: string, accept: string): Promise<{ status: number; code?: string }> {
   const response = await node.fetch(path, { headers: { accept } })
   const text = await response.text()
   if (response.status < 400) return { status: response.status }
@@ -135,16 +186,23 @@ async function statusOf (path: string, accept: string): Promise<{ status: number
 test('an Accept a DICOMweb resource cannot be answered with is 406 RADMESH_NOT_ACCEPTABLE', async () => {
   const p = paths()
   const refused: Array<[string | undefined, string]> = [
-    [p.search, 'text/html'], [p.seriesSearch, 'application/dicom+xml'],
+    [p.search, 'text/html'],
+    [p.seriesSearch, 'application/dicom+xml'],
     [p.instanceSearch, 'multipart/related; type="application/dicom"'],
-    [p.search, 'application/dicom+json; q=0'], [p.search, '*/*;q=0'],
-    [p.study, 'application/pdf'], [p.series, 'application/dicom+json'], [p.instance, 'application/zip'],
+    [p.search, 'application/dicom+json; q=0'],
+    [p.search, '*/*;q=0'],
+    [p.study, 'application/pdf'],
+    [p.series, 'application/dicom+json'],
+    [p.instance, 'application/zip'],
     [p.instance, 'multipart/related; type="application/octet-stream"'],
     [p.instance, 'multipart/related; type="application/dicom"; q=0'],
-    [p.studyMetadata, 'multipart/related; type="application/dicom"'], [p.metadata, 'text/html'],
-    [p.frames, 'text/html'], [p.frames, 'application/dicom+json'],
+    [p.studyMetadata, 'multipart/related; type="application/dicom"'],
+    [p.metadata, 'text/html'],
+    [p.frames, 'text/html'],
+    [p.frames, 'application/dicom+json'],
     [p.frames, 'multipart/related; type="application/dicom"'],
-    [p.bulk, 'application/pdf'], [p.bulk, 'multipart/related; type="image/jpeg"'],
+    [p.bulk, 'application/pdf'],
+    [p.bulk, 'multipart/related; type="image/jpeg"'],
     [`${p.search}?accept=text%2Fhtml`, 'application/dicom+json']
   ]
   for (const [path = '', accept] of refused) {
@@ -161,16 +219,23 @@ test('the Accepts DICOMweb clients send are answered', async () => {
     // dicomweb-client asking for a compressed frame or any other (OHIF's configurations do)
     'multipart/related; type="image/jls"; transfer-syntax=1.2.840.10008.1.2.4.80, ' +
       'multipart/related; type="application/octet-stream"; transfer-syntax=*',
-    'multipart/related; type="image/jpeg"', 'multipart/related', '*/*'
+    'multipart/related; type="image/jpeg"',
+    'multipart/related',
+    '*/*'
   ]
   const jsonAccepts = [
-    'application/dicom+json', 'application/json', '*/*', 'application/*',
+    'application/dicom+json',
+    'application/json',
+    '*/*',
+    'application/*',
     'application/dicom+json, application/json;q=0.9, */*;q=0.1'
   ]
   const jsonPaths = [p.search, p.seriesSearch, p.instanceSearch, p.studyMetadata, p.seriesMetadata, p.metadata]
   const instanceAccepts = [
-    'multipart/related; type="application/dicom"', 'multipart/related; type=application/dicom; transfer-syntax=*',
-    'multipart/related', '*/*'
+    'multipart/related; type="application/dicom"',
+    'multipart/related; type=application/dicom; transfer-syntax=*',
+    'multipart/related',
+    '*/*'
   ]
   const every = (paths: Array<string | undefined>, accepts: string[]): Array<[string | undefined, string]> =>
     paths.flatMap(path => accepts.map(accept => [path, accept] as [string | undefined, string]))

@@ -5,12 +5,16 @@ import type { AuditQueryResult } from '../../node/audit/log.ts'
 import { archiveApiRoutes } from '../../node/http/api/archive.ts'
 import { errorOf, pluginApp } from './fixture.ts'
 
-async function archiveApp () {
-  const asked: Array<{ limit: number, verify?: boolean }> = []
+async function archiveApp() {
+  const asked: Array<{ limit: number; verify?: boolean }> = []
   const app = await pluginApp(archiveApiRoutes, {
     archive: {
-      incoming: () => { throw new Error('not used') },
-      storeIncoming: async () => { throw new Error('not used') },
+      incoming: () => {
+        throw new Error('not used')
+      },
+      storeIncoming: async () => {
+        throw new Error('not used')
+      },
       instance: async () => undefined
     },
     audit: {
@@ -31,7 +35,10 @@ test('GET /api/audit asks the audit log for the last records, with the check whe
   await app.inject({ url: '/api/audit?verify=false' })
   const all = 1000
   assert.equal(asked, [
-    { limit: all, verify: false }, { limit: all, verify: true }, { limit: 5, verify: true }, { limit: all, verify: false }
+    { limit: all, verify: false },
+    { limit: all, verify: true },
+    { limit: 5, verify: true },
+    { limit: all, verify: false }
   ])
   const refused = await app.inject({ url: '/api/audit?verify=maybe' })
   assert.is(refused.statusCode, 400)

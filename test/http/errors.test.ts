@@ -21,7 +21,9 @@ test.before(async () => {
   documented = await documentedCodes()
 })
 
-test.after(async () => { await node?.kill() })
+test.after(async () => {
+  await node?.kill()
+})
 
 const auth = (): string => `Authorization: Bearer ${node.token}`
 /** A request as bytes: the request line, `Host`, the given header lines, the body as given. */
@@ -32,7 +34,13 @@ const CHUNKED = 'Transfer-Encoding: chunked'
 const json = (line: string, body: string, type = 'application/json'): string =>
   http(line, [auth(), `Content-Type: ${type}`, `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'], body)
 
-interface Case { what: string, request: () => string, status: number, code: string, halfClose?: boolean }
+interface Case {
+  what: string
+  request: () => string
+  status: number
+  code: string
+  halfClose?: boolean
+}
 
 const BAD = { status: 400, code: 'RADMESH_BAD_REQUEST' }
 const cases: Case[] = [
@@ -67,7 +75,7 @@ const cases: Case[] = [
     ...BAD
   },
   {
-    what: 'a path parameter over fastify\'s maxParamLength',
+    what: "a path parameter over fastify's maxParamLength",
     request: () => http(`GET /api/instances/${'1.'.repeat(100)}1 HTTP/1.1`, [auth(), 'Connection: close']),
     ...BAD
   },
@@ -141,7 +149,10 @@ test('a request that does not arrive in time is answered 408 RADMESH_REQUEST_TIM
   const written: string[] = []
   const socket = new Socket()
   Object.defineProperty(socket, 'writable', { value: true })
-  socket.write = ((data: string) => { written.push(data); return true }) as typeof socket.write
+  socket.write = ((data: string) => {
+    written.push(data)
+    return true
+  }) as typeof socket.write
   const error = Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' })
   handleClientError(error, socket)
   const [answer = ''] = written

@@ -12,18 +12,21 @@ export const ACTOR: AuditActor = { type: 'api', id: 'api-token', address: '127.0
 export const CASE = '0123456789abcdef01234567'
 export const ME = '12D3KooWReader'
 
-export async function pluginApp<O extends object> (
-  plugin: FastifyPluginAsyncTypebox<O>, options: O
+export async function pluginApp<O extends object>(
+  plugin: FastifyPluginAsyncTypebox<O>,
+  options: O
 ): Promise<ReturnType<typeof baseServer>> {
   const app = baseServer()
-  app.addHook('onRequest', async request => { request.actor = ACTOR })
+  app.addHook('onRequest', async request => {
+    request.actor = ACTOR
+  })
   await app.register(plugin, options)
   await app.ready()
   return app
 }
 
 /** A case as the worklist holds it, with `changes`. */
-export function caseState (changes: Partial<CaseState> = {}): CaseState {
+export function caseState(changes: Partial<CaseState> = {}): CaseState {
   return {
     caseId: CASE,
     studyUid: '1.2.3',
@@ -52,5 +55,5 @@ export function caseState (changes: Partial<CaseState> = {}): CaseState {
 }
 
 /** The error body of a refusal. */
-export const errorOf = (body: string): { code: string, message: string } =>
-  (JSON.parse(body) as { error: { code: string, message: string } }).error
+export const errorOf = (body: string): { code: string; message: string } =>
+  (JSON.parse(body) as { error: { code: string; message: string } }).error

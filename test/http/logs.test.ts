@@ -36,16 +36,20 @@ test.before(async () => {
   node = await startNode(await consortium.member('Logs Site', 'site'), { env: { RADMESH_LOG_LEVEL: 'trace' } })
 })
 
-test.after(async () => { await node?.kill() })
+test.after(async () => {
+  await node?.kill()
+})
 
 const q = encodeURIComponent
 
-async function filesUnder (dir: string): Promise<string[]> {
+async function filesUnder(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true })
-  const nested = await Promise.all(entries.map(async entry => {
-    const path = join(dir, entry.name)
-    return entry.isDirectory() ? await filesUnder(path) : entry.isFile() ? [path] : []
-  }))
+  const nested = await Promise.all(
+    entries.map(async entry => {
+      const path = join(dir, entry.name)
+      return entry.isDirectory() ? await filesUnder(path) : entry.isFile() ? [path] : []
+    })
+  )
   return nested.flat()
 }
 
@@ -83,7 +87,11 @@ test('QIDO queries with a name and id, answered and refused, leave neither anywh
   const encodings = ['utf8', 'utf16le'] as const
   const needles = canaries.flatMap(text => encodings.map(encoding => ({ text, bytes: Buffer.from(text, encoding) })))
   const files = await filesUnder(node.home)
-  for (const name of ['node.log', 'audit.log']) assert.ok(files.some(file => file.endsWith(name)), name)
+  for (const name of ['node.log', 'audit.log'])
+    assert.ok(
+      files.some(file => file.endsWith(name)),
+      name
+    )
   for (const file of files) {
     const bytes = await fs.readFile(file)
     for (const needle of needles) assert.is(bytes.indexOf(needle.bytes), -1, `${file} holds "${needle.text}"`)

@@ -14,17 +14,19 @@ test.before(async () => {
   node = await startNode(await consortium.member('Queries Site', 'site'))
 })
 
-test.after(async () => { await node?.kill() })
+test.after(async () => {
+  await node?.kill()
+})
 
-async function refused (path: string, parameter: string): Promise<void> {
+async function refused(path: string, parameter: string): Promise<void> {
   const response = await node.fetch(path, { headers: { accept: 'application/json' } })
-  const body = await response.json() as { error?: { code?: string, message?: string } }
+  const body = (await response.json()) as { error?: { code?: string; message?: string } }
   assert.is(response.status, 400, `${path}: ${JSON.stringify(body)}`)
   assert.is(body.error?.code, 'RADMESH_BAD_REQUEST', path)
   assert.match(body.error?.message ?? '', parameter, `${path}: the message names ${parameter}`)
 }
 
-async function answered (path: string): Promise<unknown> {
+async function answered(path: string): Promise<unknown> {
   const response = await node.fetch(path, { headers: { accept: 'application/json' } })
   assert.is(response.status, 200, `${path}: ${response.status}`)
   return await response.json()
@@ -36,11 +38,11 @@ test('GET /api/audit takes a limit from 1 to 100000 and verify as 1, true, 0 or 
   }
   await refused('/api/audit?limit=1&limit=2', 'limit')
   await refused('/api/audit?verify=maybe', 'verify')
-  const some = await answered('/api/audit?limit=1') as { total: number, records: unknown[] }
+  const some = (await answered('/api/audit?limit=1')) as { total: number; records: unknown[] }
   assert.ok(some.records.length <= 1)
-  const verified = await answered('/api/audit?limit=100000&verify=1') as { verify?: { ok: boolean } }
+  const verified = (await answered('/api/audit?limit=100000&verify=1')) as { verify?: { ok: boolean } }
   assert.is(verified.verify?.ok, true)
-  assert.is((await answered('/api/audit?verify=false') as { verify?: unknown }).verify, undefined)
+  assert.is(((await answered('/api/audit?verify=false')) as { verify?: unknown }).verify, undefined)
 })
 
 test('GET /api/worklist takes status, priority and mine only from their lists', async () => {

@@ -42,34 +42,59 @@ const sops: string[] = []
 const pixels: Int16Array[] = []
 let ybrFile: Buffer
 
-async function routes () {
+async function routes() {
   const access = new StudyAccess({
     archive: opened.archive,
-    audit: { append: async entry => { audits.push(entry); return {} as never } }
+    audit: {
+      append: async entry => {
+        audits.push(entry)
+        return {} as never
+      }
+    }
   })
   const server = baseServer()
-  server.addHook('onRequest', async request => { request.actor = ACTOR })
+  server.addHook('onRequest', async request => {
+    request.actor = ACTOR
+  })
   server.addHook('onRequest', negotiateDicomweb)
   await server.register(wadoRoutes, { archive: opened.archive, access })
   await server.ready()
   return server
 }
 
-function ybrInstance (): Buffer {
+function ybrInstance(): Buffer {
   const text = (tag: number, vr: string, value: string): Element => ({ tag, vr, value })
   const us = (tag: number, value: number): Element => ({ tag, vr: 'US', value })
   const secondaryCapture = '1.2.840.10008.5.1.4.1.1.7'
   const dataset = [
-    text(0x00080016, 'UI', secondaryCapture), text(0x00080018, 'UI', YBR.sop), text(0x00080060, 'CS', 'OT'),
-    text(0x00100010, 'PN', 'YBR^PATIENT'), text(0x00100020, 'LO', 'YBR1'),
-    text(0x0020000d, 'UI', YBR.study), text(0x0020000e, 'UI', YBR.series), text(0x00200013, 'IS', '1'),
-    us(0x00280002, 3), text(0x00280004, 'CS', 'YBR_FULL_422'), us(0x00280006, 0),
-    us(0x00280010, YBR.rows), us(0x00280011, YBR.columns),
-    us(0x00280100, 8), us(0x00280101, 8), us(0x00280102, 7), us(0x00280103, 0)
+    text(0x00080016, 'UI', secondaryCapture),
+    text(0x00080018, 'UI', YBR.sop),
+    text(0x00080060, 'CS', 'OT'),
+    text(0x00100010, 'PN', 'YBR^PATIENT'),
+    text(0x00100020, 'LO', 'YBR1'),
+    text(0x0020000d, 'UI', YBR.study),
+    text(0x0020000e, 'UI', YBR.series),
+    text(0x00200013, 'IS', '1'),
+    us(0x00280002, 3),
+    text(0x00280004, 'CS', 'YBR_FULL_422'),
+    us(0x00280006, 0),
+    us(0x00280010, YBR.rows),
+    us(0x00280011, YBR.columns),
+    us(0x00280100, 8),
+    us(0x00280101, 8),
+    us(0x00280102, 7),
+    us(0x00280103, 0)
   ]
-  const meta = { sopClassUid: secondaryCapture, sopInstanceUid: YBR.sop, transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle }
+  const meta = {
+    sopClassUid: secondaryCapture,
+    sopInstanceUid: YBR.sop,
+    transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle
+  }
   return Buffer.concat([
-    part10Header(meta), writeDataset(dataset), elementHeader(PIXEL_DATA, 'OB', YBR_STORED.byteLength), YBR_STORED
+    part10Header(meta),
+    writeDataset(dataset),
+    elementHeader(PIXEL_DATA, 'OB', YBR_STORED.byteLength),
+    YBR_STORED
   ])
 }
 
@@ -98,7 +123,7 @@ test.after(async () => {
 const instancePath = (n: number): string => `/dicom-web/studies/${study}/series/${series}/instances/${sops[n] ?? ''}`
 
 /** PS3.3 C.11.2.1.2.1, the linear VOI function, with 8-bit output. */
-function windowed (stored: ArrayLike<number>, window: { center: number, width: number }): number[] {
+function windowed(stored: ArrayLike<number>, window: { center: number; width: number }): number[] {
   const { center: c, width: w } = window
   return Array.from(stored, s => {
     const x = s + INTERCEPT
@@ -108,7 +133,7 @@ function windowed (stored: ArrayLike<number>, window: { center: number, width: n
   })
 }
 
-async function png (url: string, accept = 'image/png') {
+async function png(url: string, accept = 'image/png') {
   const response = await app.inject({ url, headers: { accept } })
   assert.is(response.statusCode, 200, `${url}: ${response.body.slice(0, 200)}`)
   assert.is(response.headers['content-type'], 'image/png')
@@ -144,23 +169,26 @@ test('a thumbnail with a viewport is fitted to it, aspect kept, each pixel the m
   assert.equal([...thumbnail.data], means)
 })
 
-test('a study\'s thumbnail is its middle slice at 128 x ' + '128, and only that instance is audited as accessed', async () => {
-  audits.length = 0
-  const studyThumbnail = await png(`/dicom-web/studies/${study}/thumbnail`)
-  assert.equal([studyThumbnail.width, studyThumbnail.height], [128, 128])
-  const middle = await png(`${instancePath(1)}/thumbnail`)
-  assert.equal([...studyThumbnail.data], [...middle.data])
-  assert.is(audits.length, 2)
-  for (const entry of audits) {
-    assert.is(entry.event, 'instancesAccessed')
-    assert.is(entry.study, study)
-    assert.equal(entry.instances, [sops[1]])
-    assert.match(entry.detail ?? '', 'thumbnail')
+test(
+  "a study's thumbnail is its middle slice at 128 x " + '128, and only that instance is audited as accessed',
+  async () => {
+    audits.length = 0
+    const studyThumbnail = await png(`/dicom-web/studies/${study}/thumbnail`)
+    assert.equal([studyThumbnail.width, studyThumbnail.height], [128, 128])
+    const middle = await png(`${instancePath(1)}/thumbnail`)
+    assert.equal([...studyThumbnail.data], [...middle.data])
+    assert.is(audits.length, 2)
+    for (const entry of audits) {
+      assert.is(entry.event, 'instancesAccessed')
+      assert.is(entry.study, study)
+      assert.equal(entry.instances, [sops[1]])
+      assert.match(entry.detail ?? '', 'thumbnail')
+    }
+    const seriesThumbnail = await png(`/dicom-web/studies/${study}/series/${series}/thumbnail?viewport=64,64`)
+    assert.equal([seriesThumbnail.width, seriesThumbnail.height], [64, 64])
+    assert.equal(audits[2]?.instances, [sops[1]])
   }
-  const seriesThumbnail = await png(`/dicom-web/studies/${study}/series/${series}/thumbnail?viewport=64,64`)
-  assert.equal([seriesThumbnail.width, seriesThumbnail.height], [64, 64])
-  assert.equal(audits[2]?.instances, [sops[1]])
-})
+)
 
 test('PNG only: an Accept of image/jpeg alone, or of JSON, is 406 and nothing is read or audited', async () => {
   audits.length = 0
@@ -181,36 +209,45 @@ test('PNG only: an Accept of image/jpeg alone, or of JSON, is 406 and nothing is
   assert.equal(audits[0]?.instances, [sops[0]])
 })
 
-test('a native YBR_FULL_422 frame comes back expanded to ' + 'YBR_FULL, as its metadata says; the instance as stored', async () => {
-  const instance = `/dicom-web/studies/${YBR.study}/series/${YBR.series}/instances/${YBR.sop}`
-  const frameAccept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
-  const frame = await app.inject({ url: `${instance}/frames/1`, headers: { accept: frameAccept } })
-  assert.is(frame.statusCode, 200)
-  const [part] = parseMultipartRelated(frame.rawPayload, String(frame.headers['content-type']))
-  const expanded: number[] = []
-  for (let at = 0; at < YBR_STORED.length; at += 4) {
-    const [y1, y2, cb, cr] = YBR_STORED.subarray(at, at + 4)
-    expanded.push(y1 as number, cb as number, cr as number, y2 as number, cb as number, cr as number)
+test(
+  'a native YBR_FULL_422 frame comes back expanded to ' + 'YBR_FULL, as its metadata says; the instance as stored',
+  async () => {
+    const instance = `/dicom-web/studies/${YBR.study}/series/${YBR.series}/instances/${YBR.sop}`
+    const frameAccept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+    const frame = await app.inject({ url: `${instance}/frames/1`, headers: { accept: frameAccept } })
+    assert.is(frame.statusCode, 200)
+    const [part] = parseMultipartRelated(frame.rawPayload, String(frame.headers['content-type']))
+    const expanded: number[] = []
+    for (let at = 0; at < YBR_STORED.length; at += 4) {
+      const [y1, y2, cb, cr] = YBR_STORED.subarray(at, at + 4)
+      expanded.push(y1 as number, cb as number, cr as number, y2 as number, cb as number, cr as number)
+    }
+    assert.is(part?.body.byteLength, 3 * YBR.rows * YBR.columns)
+    assert.equal([...(part?.body ?? [])], expanded)
+
+    const metadata = await app.inject({ url: `${instance}/metadata`, headers: { accept: 'application/dicom+json' } })
+    assert.is(metadata.statusCode, 200)
+    const [dataset] = metadata.json<Array<Record<string, { Value?: unknown[] }>>>()
+    assert.equal(dataset?.['00280004']?.Value, ['YBR_FULL'])
+    assert.equal(dataset?.['00280002']?.Value, [3])
+
+    const retrieved = await app.inject({
+      url: instance,
+      headers: { accept: 'multipart/related; type="application/dicom"' }
+    })
+    assert.is(retrieved.statusCode, 200)
+    const [file] = parseMultipartRelated(retrieved.rawPayload, String(retrieved.headers['content-type']))
+    assert.ok(Buffer.from(file?.body ?? []).equals(ybrFile), 'the instance is byte-identical to what was stored')
+
+    // Drawn as RGB: the first pixel, Y 10 with Cb 100 and Cr 150 (BT.601 full range).
+    const drawn = await png(`${instance}/rendered`)
+    assert.equal([drawn.width, drawn.height, drawn.channels], [YBR.columns, YBR.rows, 3])
+    const rgb = [10 + 1.402 * 22, 10 - 0.344136 * -28 - 0.714136 * 22, 10 + 1.772 * -28]
+    assert.equal(
+      [...drawn.data.subarray(0, 3)],
+      rgb.map(v => Math.max(0, Math.min(255, Math.round(v))))
+    )
   }
-  assert.is(part?.body.byteLength, 3 * YBR.rows * YBR.columns)
-  assert.equal([...part?.body ?? []], expanded)
-
-  const metadata = await app.inject({ url: `${instance}/metadata`, headers: { accept: 'application/dicom+json' } })
-  assert.is(metadata.statusCode, 200)
-  const [dataset] = metadata.json<Array<Record<string, { Value?: unknown[] }>>>()
-  assert.equal(dataset?.['00280004']?.Value, ['YBR_FULL'])
-  assert.equal(dataset?.['00280002']?.Value, [3])
-
-  const retrieved = await app.inject({ url: instance, headers: { accept: 'multipart/related; type="application/dicom"' } })
-  assert.is(retrieved.statusCode, 200)
-  const [file] = parseMultipartRelated(retrieved.rawPayload, String(retrieved.headers['content-type']))
-  assert.ok(Buffer.from(file?.body ?? []).equals(ybrFile), 'the instance is byte-identical to what was stored')
-
-  // Drawn as RGB: the first pixel, Y 10 with Cb 100 and Cr 150 (BT.601 full range).
-  const drawn = await png(`${instance}/rendered`)
-  assert.equal([drawn.width, drawn.height, drawn.channels], [YBR.columns, YBR.rows, 3])
-  const rgb = [10 + 1.402 * 22, 10 - 0.344136 * -28 - 0.714136 * 22, 10 + 1.772 * -28]
-  assert.equal([...drawn.data.subarray(0, 3)], rgb.map(v => Math.max(0, Math.min(255, Math.round(v)))))
-})
+)
 
 test.run()

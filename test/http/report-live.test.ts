@@ -11,25 +11,33 @@ import { ACTOR, CASE, errorOf, pluginApp } from './fixture.ts'
 const OCTETS = { 'content-type': 'application/octet-stream' }
 const LIVE = `/api/cases/${CASE}/report/live`
 
-async function liveApp (refusal?: Error) {
+async function liveApp(refusal?: Error) {
   const applied: unknown[][] = []
   const app = await pluginApp(reportLiveRoutes, {
     sessions: { isAlive: () => true },
     live: {
-      binding: async () => { throw new Error('not used') },
-      view: async () => { throw new Error('not used') },
-      subscribe: async () => { throw refusal ?? new Error('not used') },
+      binding: async () => {
+        throw new Error('not used')
+      },
+      view: async () => {
+        throw new Error('not used')
+      },
+      subscribe: async () => {
+        throw refusal ?? new Error('not used')
+      },
       apply: async (caseId, update, actor) => {
         if (refusal !== undefined) throw refusal
         applied.push([caseId, [...update], actor])
       },
-      presence: async (caseId, update) => { applied.push([caseId, [...update]]) }
+      presence: async (caseId, update) => {
+        applied.push([caseId, [...update]])
+      }
     }
   })
   return { app, applied }
 }
 
-test('an update is applied as the caller\'s, and answered 204', async () => {
+test("an update is applied as the caller's, and answered 204", async () => {
   const { app, applied } = await liveApp()
   const response = await app.inject({ method: 'POST', url: LIVE, headers: OCTETS, payload: Buffer.from([1, 2, 3]) })
   assert.is(response.statusCode, 204)

@@ -23,8 +23,8 @@ const VIEW: ReportView = {
   finalAt: null
 }
 
-async function reportsApp (fail?: Error) {
-  const calls: Array<{ method: string, args: unknown[] }> = []
+async function reportsApp(fail?: Error) {
+  const calls: Array<{ method: string; args: unknown[] }> = []
   const record = async (method: string, ...args: unknown[]): Promise<ReportView> => {
     calls.push({ method, args })
     if (fail !== undefined) throw fail
@@ -99,7 +99,7 @@ test('a path that is not a case id is 400, and no capability is asked', async ()
   assert.equal(calls, [])
 })
 
-test('the capability\'s error is answered by its code: a FINAL report is 409 RADMESH_REPORT_FINAL', async () => {
+test("the capability's error is answered by its code: a FINAL report is 409 RADMESH_REPORT_FINAL", async () => {
   const { app } = await reportsApp(new CaseError('RADMESH_REPORT_FINAL', 'the report is FINAL'))
   const response = await app.inject({ method: 'PUT', url: REPORT, payload: { sections: { findings: 'x' } } })
   assert.is(response.statusCode, 409)

@@ -19,8 +19,16 @@ import { openArchive, type OpenedArchive } from '../helpers/archive.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 import {
-  closing, failureComments, failureReasons, multipartBody, partHead, type PostOptions, postStream, relatedType,
-  type StowAnswer, storedSops
+  closing,
+  failureComments,
+  failureReasons,
+  multipartBody,
+  partHead,
+  type PostOptions,
+  postStream,
+  relatedType,
+  type StowAnswer,
+  storedSops
 } from '../helpers/stow.ts'
 
 /** An incoming object of the real archive, watched: what was written, when, and what became of it. */
@@ -36,19 +44,19 @@ class Watched {
   stored = false
   released = false
 
-  constructor (inner: IncomingObject, askToWait: boolean) {
+  constructor(inner: IncomingObject, askToWait: boolean) {
     this.inner = inner
     this.askToWait = askToWait
   }
 
-  write (piece: Uint8Array): boolean {
+  write(piece: Uint8Array): boolean {
     if (this.draining) this.writtenWhileWaiting = true
     this.length += piece.length
     this.writes++
     return this.inner.write(piece) && !this.askToWait
   }
 
-  async drain (): Promise<void> {
+  async drain(): Promise<void> {
     this.draining = true
     this.drains++
     await this.inner.drain()
@@ -56,7 +64,7 @@ class Watched {
     this.draining = false
   }
 
-  release (): void {
+  release(): void {
     this.released = true
     this.inner.release()
   }
@@ -70,11 +78,11 @@ interface Setup {
   watched: Watched[]
   /** `storeIncoming` waits for this when set */
   gate: Promise<void> | undefined
-  close (): Promise<void>
+  close(): Promise<void>
 }
 
 /** The STOW-RS route alone, on a real archive whose objects are watched; parts over `limit` bytes are too large. */
-async function setup (options: { limit?: number, askToWait?: boolean } = {}): Promise<Setup> {
+async function setup(options: { limit?: number; askToWait?: boolean } = {}): Promise<Setup> {
   const opened = await openArchive(await tempDir())
   const archive = opened.archive
   const watched: Watched[] = []
@@ -113,7 +121,9 @@ async function setup (options: { limit?: number, askToWait?: boolean } = {}): Pr
     }
   }
   const app = state.app
-  app.addHook('onRequest', async request => { request.actor = { type: 'api', id: 'test', address: request.ip } })
+  app.addHook('onRequest', async request => {
+    request.actor = { type: 'api', id: 'test', address: request.ip }
+  })
   // As node/http/server.ts answers errors.
   app.setErrorHandler((error, _request, reply) => {
     const { message } = error as Error
@@ -130,22 +140,30 @@ async function setup (options: { limit?: number, askToWait?: boolean } = {}): Pr
 }
 
 /** POSTs a STOW-RS body to the route. */
-async function post (
-  port: number, contentType: string, pieces: Iterable<Uint8Array>, options: PostOptions = {}
+async function post(
+  port: number,
+  contentType: string,
+  pieces: Iterable<Uint8Array>,
+  options: PostOptions = {}
 ): Promise<StowAnswer | undefined> {
-  return await postStream(`http://127.0.0.1:${port}/dicom-web/studies`, { 'content-type': contentType }, pieces, options)
+  return await postStream(
+    `http://127.0.0.1:${port}/dicom-web/studies`,
+    { 'content-type': contentType },
+    pieces,
+    options
+  )
 }
 
 const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1')
 
-async function ctFiles (slices: number, seed: number, size = 128): Promise<{ files: Buffer[], sopUids: string[] }> {
+async function ctFiles(slices: number, seed: number, size = 128): Promise<{ files: Buffer[]; sopUids: string[] }> {
   const study = await generateCt({ out: await tempDir(), slices, rows: size, columns: size, seed })
   const files = await Promise.all(study.files.map(async path => await fs.readFile(path)))
   return { files, sopUids: files.map(sopUidOf) }
 }
 
 /** The SOP Instance UID of a generated file (0008,0018, explicit VR little endian). */
-function sopUidOf (file: Buffer): string {
+function sopUidOf(file: Buffer): string {
   const at = file.indexOf(Buffer.from([0x08, 0x00, 0x18, 0x00, 0x55, 0x49]))
   return file.toString('latin1', at + 8, at + 8 + file.readUInt16LE(at + 6)).replace(/\0$/, '')
 }
@@ -203,7 +221,10 @@ test('a part over the size limit is refused (A700, with its reason) and the part
     assert.equal(failureReasons(answer), [0xa700, 0xc000])
     assert.match(failureComments(answer)[0] ?? '', /^part 2: .*over 204800 bytes/)
     assert.match(failureComments(answer)[1] ?? '', /^part 4 is text\/plain/)
-    assert.ok(s.watched.every(object => object.released), 'every incoming object was let go')
+    assert.ok(
+      s.watched.every(object => object.released),
+      'every incoming object was let go'
+    )
   } finally {
     await s.close()
   }
@@ -212,19 +233,25 @@ test('a part over the size limit is refused (A700, with its reason) and the part
 test('while a part is being stored the request is not read: TCP holds the sender back', async () => {
   const s = await setup()
   let open: () => void = () => {}
-  s.gate = new Promise(resolve => { open = resolve })
+  s.gate = new Promise(resolve => {
+    open = resolve
+  })
   try {
     const { files } = await ctFiles(1, 15, 64)
     const total = 256 * 1024 * 1024
     let written = 0
-    function * body (): Generator<Uint8Array> {
-      yield * [...multipartBody([files[0] as Buffer], 'gate')].slice(0, -1)
+    function* body(): Generator<Uint8Array> {
+      yield* [...multipartBody([files[0] as Buffer], 'gate')].slice(0, -1)
       yield partHead('gate', false)
       const piece = Buffer.alloc(1024 * 1024, 0x0d)
       for (let sent = 0; sent < total; sent += piece.length) yield piece
       yield closing('gate')
     }
-    const posting = post(s.port, relatedType('gate'), body(), { progress: n => { written = n } })
+    const posting = post(s.port, relatedType('gate'), body(), {
+      progress: n => {
+        written = n
+      }
+    })
     await waitFor('the first part to reach the archive', () => s.watched[0]?.stored === false && written > 0)
     await new Promise(resolve => setTimeout(resolve, 1500))
     const whileStoring = written
@@ -250,7 +277,7 @@ test('a request cut off mid-part keeps the parts before the cut and nothing of t
     await waitFor('the cut part to be let go', () => s.watched.length === 2 && s.watched[1]?.released)
     assert.ok(s.watched[0]?.stored, 'the whole first part was stored')
     assert.not.ok(s.watched[1]?.stored, 'the cut part went to the archive')
-    assert.ok(await s.archive.instance(sopUids[0] as string) !== undefined)
+    assert.ok((await s.archive.instance(sopUids[0] as string)) !== undefined)
     assert.is(await s.archive.instance(sopUids[1] as string), undefined)
     // The route still takes requests.
     const again = await post(s.port, relatedType('cut'), multipartBody([files[1] as Buffer], 'cut'))

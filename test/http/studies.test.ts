@@ -17,23 +17,33 @@ import { tempDir } from '../../scripts/lib/temp.ts'
 import { ACTOR, errorOf, pluginApp } from './fixture.ts'
 
 /** The archive holds `files` as one study; `calls` records what is stored and what is kept at the site. */
-async function studiesApp (availability?: Availability, files: Buffer[] = []) {
+async function studiesApp(availability?: Availability, files: Buffer[] = []) {
   const calls: unknown[][] = []
   const app = await pluginApp(studyRoutes, {
     archive: {
-      instancesOf: async function * () {
+      instancesOf: async function* () {
         for (const [i] of files.entries()) yield { sopUid: `${i}` } as InstanceRecord
       },
       read: async instance => files[Number(instance.sopUid)] as Buffer,
-      store: async () => { calls.push(['store']); return {} as StoreResult }
+      store: async () => {
+        calls.push(['store'])
+        return {} as StoreResult
+      }
     },
-    mappings: { keep: async (mapping: DeidMapping) => { calls.push(['keep', mapping.originalStudyUid]) } },
+    mappings: {
+      keep: async (mapping: DeidMapping) => {
+        calls.push(['keep', mapping.originalStudyUid])
+      }
+    },
     exchange: {
       share: async (studyUid, peerIds, actor) => {
         calls.push(['share', studyUid, peerIds, actor])
         return { studyUid, versionId: 'v1', recipients: peerIds.map(peerId => ({ peerId, announced: true })) }
       },
-      fetch: (studyUid, actor) => { calls.push(['fetch', studyUid, actor]); return {} as StudyFetch },
+      fetch: (studyUid, actor) => {
+        calls.push(['fetch', studyUid, actor])
+        return {} as StudyFetch
+      },
       availability: async () => availability
     }
   })
@@ -50,7 +60,7 @@ test('a share names each recipient once', async () => {
 })
 
 /** A generated CT of `slices` instances, the last with Burned In Annotation (0028,0301) YES when `burnedIn`. */
-async function ct (slices: number, burnedIn = false): Promise<{ studyUid: string, files: Buffer[] }> {
+async function ct(slices: number, burnedIn = false): Promise<{ studyUid: string; files: Buffer[] }> {
   const study = await generateCt({ out: await tempDir(), slices, rows: 16, columns: 16, seed: 19 })
   const files = await Promise.all(study.files.map(async file => await fs.readFile(file)))
   const last = files.at(-1) as Buffer
@@ -86,7 +96,7 @@ test('a de-identified share of a study with a burned-in image is 422: nothing st
   assert.is((await app.inject({ method: 'POST', url, payload: clean })).statusCode, 200)
 })
 
-test('the profile\'s options without deidentify, or a retainDates it does not name, are 400', async () => {
+test("the profile's options without deidentify, or a retainDates it does not name, are 400", async () => {
   const { app, calls } = await studiesApp()
   for (const payload of [
     { peerIds: ['a'], retainPatientCharacteristics: true },
@@ -119,7 +129,12 @@ test('a fetch is 202 and says it is finding the study before anything is known',
   const response = await app.inject({ method: 'POST', url: '/api/studies/1.2.3/fetch' })
   assert.is(response.statusCode, 202)
   const finding = {
-    instancesTotal: 0, instancesLocal: 0, bytesTotal: 0, bytesLocal: 0, complete: false, state: 'finding'
+    instancesTotal: 0,
+    instancesLocal: 0,
+    bytesTotal: 0,
+    bytesLocal: 0,
+    complete: false,
+    state: 'finding'
   }
   assert.equal(response.json(), finding)
   assert.equal(calls, [['fetch', '1.2.3', ACTOR]])

@@ -8,19 +8,22 @@ import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import { worklistRoutes } from '../../node/http/api/worklist.ts'
 import { ACTOR, caseState, errorOf, ME, pluginApp } from './fixture.ts'
 
-type WorklistEntry = { caseId: string, claimedByName: string | null, overdue: boolean }
+type WorklistEntry = { caseId: string; claimedByName: string | null; overdue: boolean }
 const id = (n: number): string => n.toString(16).padStart(24, '0')
 
-async function worklistApp (cases: CaseState[], version = { at: 0 }, names = new Map<string, string>()) {
+async function worklistApp(cases: CaseState[], version = { at: 0 }, names = new Map<string, string>()) {
   const calls: unknown[][] = []
   const app = await pluginApp(worklistRoutes, {
     peerId: ME,
     worklist: {
-      allCases: () => { calls.push(['allCases']); return cases },
+      allCases: () => {
+        calls.push(['allCases'])
+        return cases
+      },
       caseState: caseId => cases.find(c => c.caseId === caseId),
       query: async () => ({ cases: [], next: undefined }),
       shifts: () => new Map(),
-      certificateOf: peerId => names.has(peerId) ? { name: names.get(peerId) } as MemberCertificate : undefined,
+      certificateOf: peerId => (names.has(peerId) ? ({ name: names.get(peerId) } as MemberCertificate) : undefined),
       version: () => version.at
     },
     workflow: {
@@ -29,10 +32,15 @@ async function worklistApp (cases: CaseState[], version = { at: 0 }, names = new
         return caseState({ caseId, claimedBy: ME })
       },
       release: async () => caseState(),
-      cancel: async (caseId, reason, actor) => { calls.push(['cancel', caseId, reason, actor]); return caseState() },
+      cancel: async (caseId, reason, actor) => {
+        calls.push(['cancel', caseId, reason, actor])
+        return caseState()
+      },
       radiologists: () => [],
       onDuty: () => true,
-      setShifts: async shifts => { calls.push(['setShifts', shifts]) }
+      setShifts: async shifts => {
+        calls.push(['setShifts', shifts])
+      }
     }
   })
   return { app, calls }
@@ -49,9 +57,15 @@ test('the worklist shows open cases by priority then due time, then the closed o
   ]
   const { app } = await worklistApp(cases)
   const shown = (await app.inject({ url: '/api/worklist' })).json() as Array<{ caseId: string }>
-  assert.equal(shown.map(entry => entry.caseId), [id(3), id(2), id(1), id(5), id(4)])
+  assert.equal(
+    shown.map(entry => entry.caseId),
+    [id(3), id(2), id(1), id(5), id(4)]
+  )
   const open = (await app.inject({ url: '/api/worklist?closed=0' })).json() as Array<{ caseId: string }>
-  assert.equal(open.map(entry => entry.caseId), [id(3), id(2), id(1)])
+  assert.equal(
+    open.map(entry => entry.caseId),
+    [id(3), id(2), id(1)]
+  )
 })
 
 test('an unchanged worklist is answered from its last serialisation, and 304 to the ETag it carries', async () => {
@@ -74,7 +88,7 @@ test('an unchanged worklist is answered from its last serialisation, and 304 to 
   assert.is((await app.inject({ url: '/api/worklist', headers: { 'if-none-match': '"stale"' } })).statusCode, 200)
 })
 
-test('a change to the worklist, a due time passing or a holder\'s name learnt answers anew', async () => {
+test("a change to the worklist, a due time passing or a holder's name learnt answers anew", async () => {
   const version = { at: 0 }
   const names = new Map<string, string>()
   const soon = new Date(Date.now() + 300).toISOString()
@@ -91,7 +105,10 @@ test('a change to the worklist, a due time passing or a holder\'s name learnt an
   version.at++
   const changed = await list()
   assert.is.not(changed.etag, first.etag)
-  assert.equal(changed.entries.map(e => e.caseId), [id(1), id(2)])
+  assert.equal(
+    changed.entries.map(e => e.caseId),
+    [id(1), id(2)]
+  )
   const stale = await app.inject({ url: '/api/worklist', headers: { 'if-none-match': first.etag } })
   assert.is(stale.statusCode, 200)
   names.set('peer-x', 'Dr X')

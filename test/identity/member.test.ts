@@ -33,7 +33,10 @@ test('init makes 0600 keys and a join request; every load gives the same peer id
 
 test('loadMember refuses a HOME that is missing or not joined, with the right code', async () => {
   const root = await tempDir()
-  for (const [home, code] of [[join(root, 'missing'), 'RADMESH_HOME_MISSING'], [join(root, 'unjoined'), 'RADMESH_NOT_JOINED']] as const) {
+  for (const [home, code] of [
+    [join(root, 'missing'), 'RADMESH_HOME_MISSING'],
+    [join(root, 'unjoined'), 'RADMESH_NOT_JOINED']
+  ] as const) {
     if (code === 'RADMESH_NOT_JOINED') await initHome(home, { name: 'X', role: 'site', subspecialties: [] })
     try {
       await loadMember(home)
@@ -52,7 +55,11 @@ test('revocations and verified members survive a restart of the registry (real L
   const home = join(root, 'site')
   const siteRequest = await initHome(home, { name: 'Site', role: 'site', subspecialties: [] })
   await joinHome(home, await admit(consortium, siteRequest), consortium.info)
-  const readerRequest = await initHome(join(root, 'reader'), { name: 'Reader', role: 'radiologist', subspecialties: [] })
+  const readerRequest = await initHome(join(root, 'reader'), {
+    name: 'Reader',
+    role: 'radiologist',
+    subspecialties: []
+  })
   const readerCertificate = await admit(consortium, readerRequest)
   const member = await loadMember(home)
 

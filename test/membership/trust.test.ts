@@ -5,13 +5,19 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { asPeerIdString } from '../../protocol/ids.ts'
 import type { JoinRequest } from '../../protocol/membership/index.ts'
-import { admit, type ConsortiumDir, createConsortium, openConsortium, revoke } from '../../node/membership/consortium.ts'
+import {
+  admit,
+  type ConsortiumDir,
+  createConsortium,
+  openConsortium,
+  revoke
+} from '../../node/membership/consortium.ts'
 import { checkCertificate, isValidRevocation, trustFrom, CLOCK_SKEW_MS } from '../../node/membership/trust.ts'
 import { generateX25519 } from '../../node/membership/crypto.ts'
 import { CertificateError } from '../../node/errors.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 
-async function newConsortium (name: string): Promise<ConsortiumDir> {
+async function newConsortium(name: string): Promise<ConsortiumDir> {
   const dir = await tempDir()
   await createConsortium(dir, name)
   return await openConsortium(dir)
@@ -73,7 +79,12 @@ test('revocations verify only against their own root and only unaltered', async 
   const revocation = await revoke(consortium, request.peerId, 'left')
   assert.ok(isValidRevocation(revocation, trustFrom(consortium.info)))
   assert.not.ok(isValidRevocation(revocation, trustFrom(other.info)))
-  assert.not.ok(isValidRevocation({ ...revocation, peerId: asPeerIdString('12D3KooWGZcqasqsxTkJFXgcNh3ANVDSfJJsbjYQab9oJ2MxXGzc') }, trustFrom(consortium.info)))
+  assert.not.ok(
+    isValidRevocation(
+      { ...revocation, peerId: asPeerIdString('12D3KooWGZcqasqsxTkJFXgcNh3ANVDSfJJsbjYQab9oJ2MxXGzc') },
+      trustFrom(consortium.info)
+    )
+  )
 })
 
 test('a consortium.json whose id does not match its root key is refused', async () => {

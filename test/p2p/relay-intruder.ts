@@ -32,9 +32,16 @@ const host = await createLibp2p({
   transportManager: { faultTolerance: FaultTolerance.NO_FATAL }
 })
 await new Promise(resolve => setTimeout(resolve, 1_000))
-const relayAddrs = host.getMultiaddrs().map(String).filter(addr => addr.includes('/p2p-circuit'))
+const relayAddrs = host
+  .getMultiaddrs()
+  .map(String)
+  .filter(addr => addr.includes('/p2p-circuit'))
 const result: Record<string, unknown> = {
-  peerId: host.peerId.toString(), reserved: relayAddrs.length > 0, relayAddrs, dialed: false, streamOpened: false
+  peerId: host.peerId.toString(),
+  reserved: relayAddrs.length > 0,
+  relayAddrs,
+  dialed: false,
+  streamOpened: false
 }
 const circuit = multiaddr(`${relay}/p2p-circuit/p2p/${target}`)
 try {

@@ -12,7 +12,7 @@ import { encodeLength, messageStream, ReadBufferOverflowError } from '../../node
 
 const LIMITS = { maxDataLength: 1024, maxBufferSize: 512 * 1024, messageTimeoutMs: 200 }
 
-async function failure (promise: Promise<unknown>): Promise<Error> {
+async function failure(promise: Promise<unknown>): Promise<Error> {
   try {
     await promise
   } catch (error) {
@@ -23,7 +23,9 @@ async function failure (promise: Promise<unknown>): Promise<Error> {
 
 // AbortSignal.timeout does not keep a process alive; a node has its sockets for that, this test has this.
 const keepAlive = setInterval(() => {}, 1_000)
-test.after(() => { clearInterval(keepAlive) })
+test.after(() => {
+  clearInterval(keepAlive)
+})
 
 const framed = (body: Uint8Array): Uint8Array => Uint8Array.from([...encodeLength(body.byteLength), ...body])
 
@@ -43,10 +45,10 @@ test('messages round-trip, several in one write and one across writes; a clean e
   a.send(framed(big).subarray(500))
   await writer.write(Uint8Array.from([9]))
   await a.close()
-  assert.equal([...(await reader.read()) ?? []], [1, 2, 3])
-  assert.equal([...(await reader.read()) ?? []], [])
+  assert.equal([...((await reader.read()) ?? [])], [1, 2, 3])
+  assert.equal([...((await reader.read()) ?? [])], [])
   assert.equal(await reader.read(), big)
-  assert.equal([...(await reader.read()) ?? []], [9])
+  assert.equal([...((await reader.read()) ?? [])], [9])
   assert.is(await reader.read(), undefined)
 })
 
@@ -99,7 +101,7 @@ test('a message that stops midway is refused once its time is up; the wait for t
   assert.ok(Date.now() - started < 4 * LIMITS.messageTimeoutMs)
 })
 
-test('a caller\'s timeout while waiting for a message is a stall; its own abort is not', async () => {
+test("a caller's timeout while waiting for a message is a stall; its own abort is not", async () => {
   const [, b] = await streamPair()
   const reader = messageStream(b, LIMITS)
   assert.is(refusalCodeOf(await failure(reader.read(AbortSignal.timeout(50)))), 'stalled-stream')

@@ -27,7 +27,7 @@ const certificate: MemberCertificate = {
   v: 1,
   consortiumId: b64(32) as MemberCertificate['consortiumId'],
   peerId: '12D3KooWCVqUUU2Q7P7W871U4ipow2dZHe7rMC9i3V2s5YFd5QTX' as MemberCertificate['peerId'],
-  name: 'St Mary\'s Hospital',
+  name: "St Mary's Hospital",
   role: 'site',
   subspecialties: ['neuro', 'msk'],
   wrapKey: b64(32, 'B'),
@@ -44,7 +44,6 @@ const revocation: Revocation = {
   reason: 'left',
   signature: b64(64, 'D')
 }
-
 
 test('a hello round-trips', () => {
   assert.equal(decodeHello(encodeHello({ type: 'hello', certificate })), { type: 'hello', certificate })
@@ -69,25 +68,52 @@ test('malformed hellos are refused with MalformedMessageError', () => {
     ['wrong version', utf8(JSON.stringify({ v: 2, type: 'hello', certificate }))],
     ['no certificate', utf8(JSON.stringify({ v: 1, type: 'hello' }))],
     ['role admin', utf8(JSON.stringify({ v: 1, type: 'hello', certificate: { ...certificate, role: 'admin' } }))],
-    ['short signature', utf8(JSON.stringify({ v: 1, type: 'hello', certificate: { ...certificate, signature: 'AAAA' } }))],
+    [
+      'short signature',
+      utf8(JSON.stringify({ v: 1, type: 'hello', certificate: { ...certificate, signature: 'AAAA' } }))
+    ],
     ['bad time', utf8(JSON.stringify({ v: 1, type: 'hello', certificate: { ...certificate, expiresAt: 'tomorrow' } }))],
-    ['subspecialty with a slash', utf8(JSON.stringify({ v: 1, type: 'hello', certificate: { ...certificate, subspecialties: ['../etc'] } }))],
+    [
+      'subspecialty with a slash',
+      utf8(JSON.stringify({ v: 1, type: 'hello', certificate: { ...certificate, subspecialties: ['../etc'] } }))
+    ],
     ['oversized', new Uint8Array(MAX_HELLO_BYTES + 1).fill(0x20)]
   ]
   for (const [what, bytes] of cases) throwsMalformed(() => decodeHello(bytes), what)
 })
 
 test('malformed verdicts and revocation lists are refused', () => {
-  throwsMalformed(() => decodeVerdict(utf8(JSON.stringify({ v: 1, type: 'verdict', accepted: 'yes' }))), 'accepted not boolean')
-  throwsMalformed(() => decodeVerdict(utf8(JSON.stringify({ v: 1, type: 'verdict', accepted: false, code: 'bribed', reason: '' }))), 'unknown code')
-  throwsMalformed(() => decodeRevocationList(utf8(JSON.stringify({ v: 1, type: 'revocations', revocations: {} }))), 'not an array')
-  throwsMalformed(() => decodeRevocationList(utf8(JSON.stringify({ v: 1, type: 'revocations', revocations: [{ ...revocation, peerId: 7 }] }))), 'bad entry')
+  throwsMalformed(
+    () => decodeVerdict(utf8(JSON.stringify({ v: 1, type: 'verdict', accepted: 'yes' }))),
+    'accepted not boolean'
+  )
+  throwsMalformed(
+    () => decodeVerdict(utf8(JSON.stringify({ v: 1, type: 'verdict', accepted: false, code: 'bribed', reason: '' }))),
+    'unknown code'
+  )
+  throwsMalformed(
+    () => decodeRevocationList(utf8(JSON.stringify({ v: 1, type: 'revocations', revocations: {} }))),
+    'not an array'
+  )
+  throwsMalformed(
+    () =>
+      decodeRevocationList(
+        utf8(JSON.stringify({ v: 1, type: 'revocations', revocations: [{ ...revocation, peerId: 7 }] }))
+      ),
+    'bad entry'
+  )
   const tooMany = Array.from({ length: MAX_REVOCATIONS_PER_MESSAGE + 1 }, () => ({}))
-  throwsMalformed(() => decodeRevocationList(utf8(JSON.stringify({ v: 1, type: 'revocations', revocations: tooMany }))), 'too many')
+  throwsMalformed(
+    () => decodeRevocationList(utf8(JSON.stringify({ v: 1, type: 'revocations', revocations: tooMany }))),
+    'too many'
+  )
 })
 
 test('canonical JSON sorts keys at every depth and ignores undefined', () => {
-  assert.is(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: 'x' } }), '{"a":{"c":"x","d":[2,{"e":0,"f":1}]},"b":1}')
+  assert.is(
+    canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: 'x' } }),
+    '{"a":{"c":"x","d":[2,{"e":0,"f":1}]},"b":1}'
+  )
   assert.is(canonicalJson({ a: 1, b: undefined } as unknown as Parameters<typeof canonicalJson>[0]), '{"a":1}')
 })
 

@@ -5,7 +5,7 @@
 export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 export const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
 
-export function concat (chunks: Iterable<Uint8Array>): Uint8Array {
+export function concat(chunks: Iterable<Uint8Array>): Uint8Array {
   const list = [...chunks]
   const out = new Uint8Array(list.reduce((n, c) => n + c.length, 0))
   let at = 0
@@ -16,7 +16,7 @@ export function concat (chunks: Iterable<Uint8Array>): Uint8Array {
   return out
 }
 
-export function randomBytes (n: number, seed: number): Uint8Array {
+export function randomBytes(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n)
   let x = seed
   for (let i = 0; i < n; i++) {

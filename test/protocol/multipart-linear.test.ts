@@ -15,7 +15,10 @@ import { concat, randomBytes, utf8 } from './multipart-helpers.ts'
 test('a large body parses in linear time', () => {
   const big = randomBytes(32 * 1024 * 1024, 9)
   const start = performance.now()
-  const parts = [{ contentType: 'application/dicom', body: big }, { contentType: 'application/dicom', body: big }]
+  const parts = [
+    { contentType: 'application/dicom', body: big },
+    { contentType: 'application/dicom', body: big }
+  ]
   const parsed = parseMultipartRelated(concat(encodeMultipartParts(parts, 'b')), 'multipart/related; boundary=b')
   assert.is(parsed.length, 2)
   assert.is(parsed[1]?.body.length, big.length)
@@ -23,13 +26,13 @@ test('a large body parses in linear time', () => {
 })
 
 /** Milliseconds of CPU this process spent since `start` (steadier than the clock while other work shares the cores). */
-function cpuMs (start: NodeJS.CpuUsage): number {
+function cpuMs(start: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(start)
   return (used.user + used.system) / 1000
 }
 
 /** CPU time to push `total` bytes made of `piece` repeated, inside one part, to a parser. */
-function timePart (boundary: string, piece: Uint8Array, total: number): number {
+function timePart(boundary: string, piece: Uint8Array, total: number): number {
   const parser = new MultipartParser(boundary)
   const start = process.cpuUsage()
   parser.push(utf8(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`))

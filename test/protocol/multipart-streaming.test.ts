@@ -20,15 +20,17 @@ import { throwsMalformed } from '../helpers/assertions.ts'
 import { concat, randomBytes, utf8 } from './multipart-helpers.ts'
 
 /** What a parser fed `pieces` one by one reports, as parts (bodies joined), with every event kept. */
-function parsePieces (
-  pieces: Uint8Array[], boundary: string, limits = {}
-): { parts: MultipartPart[], events: MultipartEvent[] } {
+function parsePieces(
+  pieces: Uint8Array[],
+  boundary: string,
+  limits = {}
+): { parts: MultipartPart[]; events: MultipartEvent[] } {
   const parser = new MultipartParser(boundary, limits)
   const events: MultipartEvent[] = []
   for (const piece of pieces) parser.push(piece, events)
   parser.end(events)
   const parts: MultipartPart[] = []
-  let open: { headers: Record<string, string>, bodies: Uint8Array[] } | undefined
+  let open: { headers: Record<string, string>; bodies: Uint8Array[] } | undefined
   for (const event of events) {
     if (event.type === 'part') {
       assert.is(open, undefined, 'a part begins inside another')
@@ -49,11 +51,13 @@ function parsePieces (
 }
 
 /** An application/dicom part of `text`. */
-const dicom = (text: string): { contentType: string, body: Uint8Array } =>
-  ({ contentType: 'application/dicom', body: utf8(text) })
+const dicom = (text: string): { contentType: string; body: Uint8Array } => ({
+  contentType: 'application/dicom',
+  body: utf8(text)
+})
 
 /** Bodies whose parts hold the bytes that come nearest a delimiter, for `boundary`. */
-function nastyParts (boundary: string): Array<{ contentType: string, body: Uint8Array }> {
+function nastyParts(boundary: string): Array<{ contentType: string; body: Uint8Array }> {
   return [
     dicom(`\r\n--${boundary.slice(0, -1)}\r\n--${boundary}X\r\n--${boundary}-\r`),
     dicom(''),
@@ -68,7 +72,7 @@ function nastyParts (boundary: string): Array<{ contentType: string, body: Uint8
 const BOUNDARIES = ['b', 'radmesh-0123456789abcdef', `${'0123abcd-'.repeat(8)}x`]
 
 /** What another client writes: any boundary (the encoder keeps to 70 characters), no Content-Location. */
-function encodeAny (parts: Array<{ contentType: string, body: Uint8Array }>, boundary: string): Uint8Array {
+function encodeAny(parts: Array<{ contentType: string; body: Uint8Array }>, boundary: string): Uint8Array {
   return concat([
     ...parts.flatMap((part, i) => [
       utf8(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${part.contentType}\r\n\r\n`),
@@ -83,7 +87,11 @@ test('streaming: every split point of a body, and byte by byte, reads the same p
     const parts = nastyParts(boundary)
     const body = concat([utf8('preamble\r\n'), encodeAny(parts, boundary), utf8('epilogue --')])
     const whole = parseMultipartRelated(body, `multipart/related; boundary="${boundary}"`)
-    assert.equal(whole.map(p => p.body), parts.map(p => p.body), `whole, boundary ${boundary}`)
+    assert.equal(
+      whole.map(p => p.body),
+      parts.map(p => p.body),
+      `whole, boundary ${boundary}`
+    )
     for (let split = 0; split <= body.length; split++) {
       const { parts: read } = parsePieces([body.subarray(0, split), body.subarray(split)], boundary)
       assert.equal(read, whole, `boundary ${boundary}, split at ${split}`)
@@ -105,13 +113,17 @@ test('streaming: random splits of a body with random parts, with a delimiter ope
       const body = round % 2 === 0 ? encoded : concat([utf8('a preamble'), utf8('\r\n'), encoded])
       const pieces: Uint8Array[] = []
       const cuts = randomBytes(body.length, seed++)
-      for (let at = 0; at < body.length;) {
-        const length = Math.min(body.length - at, 1 + (cuts[at] as number) % 97)
+      for (let at = 0; at < body.length; ) {
+        const length = Math.min(body.length - at, 1 + ((cuts[at] as number) % 97))
         pieces.push(body.subarray(at, at + length))
         at += length
       }
       const read = parsePieces(pieces, boundary).parts
-      assert.equal(read.map(p => p.body), parts.map(p => p.body), `boundary ${boundary}, round ${round}`)
+      assert.equal(
+        read.map(p => p.body),
+        parts.map(p => p.body),
+        `boundary ${boundary}, round ${round}`
+      )
     }
   }
 })
@@ -139,23 +151,32 @@ test('streaming: what came before a fault is kept, and the fault is thrown again
   const body = concat([...good.slice(0, -1), tooLong])
   const parser = new MultipartParser(boundary)
   const events: MultipartEvent[] = []
-  assert.throws(() => parser.push(body, events), (error: unknown) =>
-    error instanceof MalformedMessageError && /no end of headers/.test(error.message))
-  assert.equal(events.map(e => e.type), ['part', 'body', 'part-end', 'part', 'body', 'part-end'])
+  assert.throws(
+    () => parser.push(body, events),
+    (error: unknown) => error instanceof MalformedMessageError && /no end of headers/.test(error.message)
+  )
+  assert.equal(
+    events.map(e => e.type),
+    ['part', 'body', 'part-end', 'part', 'body', 'part-end']
+  )
   throwsMalformed(() => parser.push(utf8('more')), 'push after a fault')
   throwsMalformed(() => parser.end(), 'end after a fault')
 })
 
 test('streaming: malformed bodies, whole or in pieces of every size, throw MalformedMessageError', () => {
   const b = 'radmesh-boundary'
-  const cases: Array<[string, Uint8Array, { maxParts?: number, maxHeaderBytes?: number }]> = [
+  const cases: Array<[string, Uint8Array, { maxParts?: number; maxHeaderBytes?: number }]> = [
     ['no delimiter', utf8(`just bytes, and --${b} not after CR LF, \r\n--${b}x a look-alike`), {}],
     ['no closing delimiter', utf8(`--${b}\r\n\r\nx\r\n--${b}\r\n\r\ny`), {}],
     ['cut inside the closing delimiter', utf8(`--${b}\r\n\r\nx\r\n--${b}-`), {}],
     ['cut inside the headers', utf8(`--${b}\r\nContent-Type: appl`), {}],
-    ['a header block over the limit', utf8(`--${b}\r\nContent-Type: application/dicom\r\n\r\nx\r\n--${b}--`), {
-      maxHeaderBytes: 20
-    }],
+    [
+      'a header block over the limit',
+      utf8(`--${b}\r\nContent-Type: application/dicom\r\n\r\nx\r\n--${b}--`),
+      {
+        maxHeaderBytes: 20
+      }
+    ],
     ['too many parts', concat(encodeMultipartParts([dicom('1'), dicom('2'), dicom('3')], b)), { maxParts: 2 }],
     ['padding over the limit', utf8(`--${b}${' '.repeat(MAX_TRANSPORT_PADDING + 1)}\r\n\r\nx\r\n--${b}--`), {}],
     ['a header line without a name', utf8(`--${b}\r\nnot a header\r\n\r\nx\r\n--${b}--`), {}],

@@ -29,8 +29,15 @@ test('parseContentType: type, quoted and unquoted parameters, case-insensitive n
 })
 
 test('parseContentType: no type, or broken parameters, throw MalformedMessageError', () => {
-  const bads = ['', 'multipart', '/related', 'multipart/related; boundary', 'multipart/related; boundary="open',
-    'multipart/related boundary=x', 'multipart/related; =x']
+  const bads = [
+    '',
+    'multipart',
+    '/related',
+    'multipart/related; boundary',
+    'multipart/related; boundary="open',
+    'multipart/related boundary=x',
+    'multipart/related; =x'
+  ]
   for (const bad of bads) {
     throwsMalformed(() => parseContentType(bad), JSON.stringify(bad))
   }
@@ -96,7 +103,11 @@ test('binary bodies with CR LF "--", the boundary prefix and near-boundaries sur
   const parts = nasty.map((piece, i) => ({
     contentType: 'application/dicom',
     body: concat([
-      utf8(piece), randomBytes(50, i), utf8(piece), new Uint8Array([0, 0x0d, 0x0a, 0x2d, 0x2d, 0xff]), utf8(piece)
+      utf8(piece),
+      randomBytes(50, i),
+      utf8(piece),
+      new Uint8Array([0, 0x0d, 0x0a, 0x2d, 0x2d, 0xff]),
+      utf8(piece)
     ])
   }))
   parts.push(
@@ -106,45 +117,58 @@ test('binary bodies with CR LF "--", the boundary prefix and near-boundaries sur
   const body = concat(encodeMultipartParts(parts, boundary))
   const parsed = parseMultipartRelated(body, multipartRelatedHeader(boundary, 'application/dicom'))
   assert.is(parsed.length, parts.length)
-  parsed.forEach((part, i) => { assert.equal(part.body, parts[i]?.body, `part ${i}`) })
+  parsed.forEach((part, i) => {
+    assert.equal(part.body, parts[i]?.body, `part ${i}`)
+  })
 })
 
 test('a body written by another encoder: preamble, quoted boundary, padding, no-header part, epilogue', () => {
-  const body = utf8([
-    'This is a preamble, to be ignored.',
-    '--simple boundary  ',
-    'Content-Type: application/dicom',
-    'Content-Location:',
-    ' http://folded.example/x',
-    '',
-    'first\r\nbody',
-    '--simple boundary',
-    '',
-    'second (no headers)',
-    '--simple boundary',
-    'content-type: application/dicom+json',
-    'X-Extra: 1',
-    'x-extra: 2',
-    '',
-    '',
-    '--simple boundary--',
-    'This is the epilogue, also ignored.',
-    '--simple boundary',
-    ''
-  ].join('\r\n'))
+  const body = utf8(
+    [
+      'This is a preamble, to be ignored.',
+      '--simple boundary  ',
+      'Content-Type: application/dicom',
+      'Content-Location:',
+      ' http://folded.example/x',
+      '',
+      'first\r\nbody',
+      '--simple boundary',
+      '',
+      'second (no headers)',
+      '--simple boundary',
+      'content-type: application/dicom+json',
+      'X-Extra: 1',
+      'x-extra: 2',
+      '',
+      '',
+      '--simple boundary--',
+      'This is the epilogue, also ignored.',
+      '--simple boundary',
+      ''
+    ].join('\r\n')
+  )
   const parsed = parseMultipartRelated(body, 'multipart/related; type="application/dicom"; boundary="simple boundary"')
-  assert.equal(parsed.map(p => p.headers), [
-    { 'content-type': 'application/dicom', 'content-location': 'http://folded.example/x' },
-    {},
-    { 'content-type': 'application/dicom+json', 'x-extra': '1, 2' }
-  ])
-  assert.equal(parsed.map(p => text(p.body)), ['first\r\nbody', 'second (no headers)', ''])
+  assert.equal(
+    parsed.map(p => p.headers),
+    [
+      { 'content-type': 'application/dicom', 'content-location': 'http://folded.example/x' },
+      {},
+      { 'content-type': 'application/dicom+json', 'x-extra': '1, 2' }
+    ]
+  )
+  assert.equal(
+    parsed.map(p => text(p.body)),
+    ['first\r\nbody', 'second (no headers)', '']
+  )
 })
 
 test('the first delimiter may open the body, without preamble', () => {
   const body = utf8('--b\r\nContent-Type: application/dicom\r\n\r\nx\r\n--b--')
   const parsed = parseMultipartRelated(body, 'multipart/related; boundary=b')
-  assert.equal(parsed.map(p => text(p.body)), ['x'])
+  assert.equal(
+    parsed.map(p => text(p.body)),
+    ['x']
+  )
 })
 
 test('malformed bodies and content types throw MalformedMessageError', () => {
@@ -202,10 +226,20 @@ test('boundaries: up to 200 characters of the RFC 2046 set are read (Orthanc sen
     const contentType = `multipart/related; type="application/dicom"; boundary="${boundary}"`
     assert.is(multipartBoundary(contentType), boundary)
     const body = utf8(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\nDICM\r\n--${boundary}--\r\n`)
-    assert.equal(parseMultipartRelated(body, contentType).map(p => text(p.body)), ['DICM'])
+    assert.equal(
+      parseMultipartRelated(body, contentType).map(p => text(p.body)),
+      ['DICM']
+    )
   }
-  const bad = ['multipart/related', 'multipart/related; boundary=""', `multipart/related; boundary=${'x'.repeat(201)}`,
-    'multipart/related; boundary="a "', 'multipart/related; boundary="a\\\\b"', 'application/dicom; boundary=x', 'text']
+  const bad = [
+    'multipart/related',
+    'multipart/related; boundary=""',
+    `multipart/related; boundary=${'x'.repeat(201)}`,
+    'multipart/related; boundary="a "',
+    'multipart/related; boundary="a\\\\b"',
+    'application/dicom; boundary=x',
+    'text'
+  ]
   for (const contentType of bad) {
     throwsMalformed(() => multipartBoundary(contentType), contentType)
   }

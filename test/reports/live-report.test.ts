@@ -15,7 +15,7 @@ const CASE = '0123456789abcdef01234567'
 const ACTOR: AuditActor = { type: 'viewer', id: 'session-1' }
 const STATE = { caseId: CASE, studyUid: '1.2.3' } as CaseState
 
-function live (refusal?: UpdateRefusedError) {
+function live(refusal?: UpdateRefusedError) {
   const audited: string[] = []
   const doc = new Y.Doc()
   doc.getText('findings').insert(0, 'normal')
@@ -23,21 +23,29 @@ function live (refusal?: UpdateRefusedError) {
     reports: {
       readable: () => STATE,
       open: async () => doc,
-      view: async () => { throw new Error('not used') },
+      view: async () => {
+        throw new Error('not used')
+      },
       audited: async (state, action, actor, detail) => {
         audited.push(`${state.caseId} ${action} ${actor.id} ${detail}`)
       },
-      viewerBinding: async () => { throw new Error('not used') }
+      viewerBinding: async () => {
+        throw new Error('not used')
+      }
     },
     worklist: { requireCase: () => STATE },
     documents: { onUpdate: () => () => {} },
     presence: { apply: async () => {}, snapshot: () => undefined, onUpdate: () => () => {} },
-    sync: { applyFromViewer: async () => { if (refusal !== undefined) throw refusal } }
+    sync: {
+      applyFromViewer: async () => {
+        if (refusal !== undefined) throw refusal
+      }
+    }
   })
   return { service, audited, doc }
 }
 
-async function codeOf (promise: Promise<unknown>): Promise<string | undefined> {
+async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
   try {
     await promise
   } catch (error) {
@@ -47,7 +55,7 @@ async function codeOf (promise: Promise<unknown>): Promise<string | undefined> {
   return undefined
 }
 
-test('a change to a FINAL report is refused as RADMESH_REPORT_FINAL, by the refusal\'s code', async () => {
+test("a change to a FINAL report is refused as RADMESH_REPORT_FINAL, by the refusal's code", async () => {
   const { service, audited } = live(new UpdateRefusedError('whatever the text says', 2, 'RADMESH_REPORT_FINAL'))
   assert.is(await codeOf(service.apply(CASE, new Uint8Array([1]), ACTOR)), 'RADMESH_REPORT_FINAL')
   assert.equal(audited, [])

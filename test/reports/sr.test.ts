@@ -164,45 +164,48 @@ test('it is a verified, complete Basic Text SR in the read study, with the patie
   assert.is(value(predecessor, '00081155'), ids.predecessor?.sopInstanceUid)
 })
 
-test('the content tree is TID 2000: title, language, observer, ' + 'a heading per non-empty section, then each addendum', () => {
-  const ds = json(basicTextSr(report, study, ids))
-  assert.is(value(ds, '0040A040'), 'CONTAINER')
-  assert.is(concept(ds), '18748-4,LN,Diagnostic Imaging Report')
-  assert.is(value(items(ds, '0040A504')[0], '0040DB00'), '2000')
-  const children = items(ds, '0040A730')
-  const summary = children.map(c => `${String(value(c, '0040A010'))} ${String(value(c, '0040A040'))} ${concept(c)}`)
-  assert.equal(
-    summary,
-    [
-      'HAS CONCEPT MOD CODE 121049,DCM,Language of Content Item and Descendants',
-      'HAS OBS CONTEXT PNAME 121008,DCM,Person Observer Name',
-      'CONTAINS CONTAINER 18785-6,LN,Indications for Procedure',
-      'CONTAINS CONTAINER 55111-9,LN,Current Procedure Descriptions',
-      'CONTAINS CONTAINER 59776-5,LN,Findings',
-      'CONTAINS CONTAINER 19005-8,LN,Impressions',
-      'CONTAINS CONTAINER 55107-7,LN,Addendum'
-    ],
-    'the empty comparison is left out'
-  )
-  const textOf = (heading: DicomJsonDataset | undefined): string[] =>
-    items(heading, '0040A730')
-      .filter(c => value(c, '0040A040') === 'TEXT')
-      .map(c => `${concept(c)}: ${String(value(c, '0040A160'))}`)
-  assert.equal(textOf(children[4]), ['121071,DCM,Finding: Hyperdense right MCA.\nFrüh ischämisch, 脳梗塞.'])
-  assert.equal(textOf(children[5]), ['121073,DCM,Impression: Acute right MCA infarct.'])
-  const addendum = children[6]
-  assert.equal(textOf(addendum), ['121106,DCM,Comment: CTA: right M1 occlusion.'])
-  assert.is(value(addendum, '0040A032'), '20261128040500.000+0000', 'the addendum is dated by its own signature')
-  const addendumObserver = items(addendum, '0040A730')[0]
-  assert.is(value(addendumObserver, '0040A010'), 'HAS OBS CONTEXT')
-  assert.is(name(addendumObserver, '0040A123'), 'Dr Cy Vascular^')
-  assert.equal(
-    items(children[0], '0040A168').map(
-      c => `${String(value(c, '00080100'))},${String(value(c, '00080102'))},${String(value(c, '00080104'))}`
-    ),
-    ['en,RFC5646,English']
-  )
-})
+test(
+  'the content tree is TID 2000: title, language, observer, ' + 'a heading per non-empty section, then each addendum',
+  () => {
+    const ds = json(basicTextSr(report, study, ids))
+    assert.is(value(ds, '0040A040'), 'CONTAINER')
+    assert.is(concept(ds), '18748-4,LN,Diagnostic Imaging Report')
+    assert.is(value(items(ds, '0040A504')[0], '0040DB00'), '2000')
+    const children = items(ds, '0040A730')
+    const summary = children.map(c => `${String(value(c, '0040A010'))} ${String(value(c, '0040A040'))} ${concept(c)}`)
+    assert.equal(
+      summary,
+      [
+        'HAS CONCEPT MOD CODE 121049,DCM,Language of Content Item and Descendants',
+        'HAS OBS CONTEXT PNAME 121008,DCM,Person Observer Name',
+        'CONTAINS CONTAINER 18785-6,LN,Indications for Procedure',
+        'CONTAINS CONTAINER 55111-9,LN,Current Procedure Descriptions',
+        'CONTAINS CONTAINER 59776-5,LN,Findings',
+        'CONTAINS CONTAINER 19005-8,LN,Impressions',
+        'CONTAINS CONTAINER 55107-7,LN,Addendum'
+      ],
+      'the empty comparison is left out'
+    )
+    const textOf = (heading: DicomJsonDataset | undefined): string[] =>
+      items(heading, '0040A730')
+        .filter(c => value(c, '0040A040') === 'TEXT')
+        .map(c => `${concept(c)}: ${String(value(c, '0040A160'))}`)
+    assert.equal(textOf(children[4]), ['121071,DCM,Finding: Hyperdense right MCA.\nFrüh ischämisch, 脳梗塞.'])
+    assert.equal(textOf(children[5]), ['121073,DCM,Impression: Acute right MCA infarct.'])
+    const addendum = children[6]
+    assert.equal(textOf(addendum), ['121106,DCM,Comment: CTA: right M1 occlusion.'])
+    assert.is(value(addendum, '0040A032'), '20261128040500.000+0000', 'the addendum is dated by its own signature')
+    const addendumObserver = items(addendum, '0040A730')[0]
+    assert.is(value(addendumObserver, '0040A010'), 'HAS OBS CONTEXT')
+    assert.is(name(addendumObserver, '0040A123'), 'Dr Cy Vascular^')
+    assert.equal(
+      items(children[0], '0040A168').map(
+        c => `${String(value(c, '00080100'))},${String(value(c, '00080102'))},${String(value(c, '00080104'))}`
+      ),
+      ['en,RFC5646,English']
+    )
+  }
+)
 
 test("the language is the report's when it names one (TID 1204), English otherwise", () => {
   const language = (r: FinalReport): unknown[] =>
@@ -248,67 +251,78 @@ test('no executable preamble, and the same input gives the same bytes', () => {
   )
 })
 
-test('an all-ASCII report declares no character set; the ' + 'patient module is there even when the study has none of it', async () => {
-  const ascii: FinalReport = { ...report, sections: { ...report.sections, findings: 'Hyperdense right MCA.' } }
-  const bare: StudyForReport = { studyInstanceUid: STUDY_UID, attributes: {}, instances: [] }
-  const bytes = basicTextSr(ascii, bare, ids)
-  const ds = json(bytes)
-  assert.not.ok('00080005' in ds)
-  for (const tag of [
-    '00100010',
-    '00100020',
-    '00100030',
-    '00100040',
-    '00080020',
-    '00080030',
-    '00080090',
-    '00200010',
-    '00080050'
-  ]) {
-    assert.ok(tag in ds, `type 2 ${tag} present`)
-    assert.is(ds[tag]?.Value, undefined, `type 2 ${tag} empty`)
+test(
+  'an all-ASCII report declares no character set; the ' + 'patient module is there even when the study has none of it',
+  async () => {
+    const ascii: FinalReport = { ...report, sections: { ...report.sections, findings: 'Hyperdense right MCA.' } }
+    const bare: StudyForReport = { studyInstanceUid: STUDY_UID, attributes: {}, instances: [] }
+    const bytes = basicTextSr(ascii, bare, ids)
+    const ds = json(bytes)
+    assert.not.ok('00080005' in ds)
+    for (const tag of [
+      '00100010',
+      '00100020',
+      '00100030',
+      '00100040',
+      '00080020',
+      '00080030',
+      '00080090',
+      '00200010',
+      '00080050'
+    ]) {
+      assert.ok(tag in ds, `type 2 ${tag} present`)
+      assert.is(ds[tag]?.Value, undefined, `type 2 ${tag} empty`)
+    }
+    const verified = await runTool('dciodvfy', [await written(bytes)])
+    assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
   }
-  const verified = await runTool('dciodvfy', [await written(bytes)])
-  assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
-})
+)
 
-test('study attributes longer than their VR allows (a crafted ' + 'study) are cut to fit: the SR is still written and valid', async () => {
-  const crafted: StudyForReport = {
-    studyInstanceUid: STUDY_UID,
-    attributes: {
-      '00100010': 'X'.repeat(60_000),
-      '00100020': Array.from({ length: 20_000 }, (_, i) => `ID${i}`),
-      '00081030': 'D'.repeat(65_000)
-    },
-    instances: []
+test(
+  'study attributes longer than their VR allows (a crafted ' +
+    'study) are cut to fit: the SR is still written and valid',
+  async () => {
+    const crafted: StudyForReport = {
+      studyInstanceUid: STUDY_UID,
+      attributes: {
+        '00100010': 'X'.repeat(60_000),
+        '00100020': Array.from({ length: 20_000 }, (_, i) => `ID${i}`),
+        '00081030': 'D'.repeat(65_000)
+      },
+      instances: []
+    }
+    const bytes = basicTextSr(report, crafted, ids)
+    const ds = json(bytes)
+    assert.is(String(name(ds, '00100010')).length, 64)
+    assert.equal(ds['00100020']?.Value, ['ID0'], 'one value where the attribute has one')
+    const verified = await runTool('dciodvfy', [await written(bytes)])
+    assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
   }
-  const bytes = basicTextSr(report, crafted, ids)
-  const ds = json(bytes)
-  assert.is(String(name(ds, '00100010')).length, 64)
-  assert.equal(ds['00100020']?.Value, ['ID0'], 'one value where the attribute has one')
-  const verified = await runTool('dciodvfy', [await written(bytes)])
-  assert.equal(lines(`${verified.stdout}\n${verified.stderr}`, /^Error/), [], verified.stderr)
-})
+)
 
-test('a report without a FINAL signer, with a time that is not ISO ' + '8601 or a language that is not BCP 47, is refused as a bug', () => {
-  const noFinal: FinalReport = { ...report, signers: report.signers.filter(s => s.status !== 'FINAL') }
-  assert.throws(
-    () => basicTextSr(noFinal, study, ids),
-    (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
-  )
-  assert.throws(
-    () => basicTextSr({ ...report, finalAt: '28/11/2026 03:40' }, study, ids),
-    (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
-  )
-  assert.throws(
-    () => basicTextSr({ ...report, finalAt: '2026-13-28T03:40:00Z' }, study, ids),
-    (e: unknown) => e instanceof RadmeshError
-  )
-  assert.throws(
-    () => basicTextSr({ ...report, language: 'not a language' }, study, ids),
-    (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
-  )
-})
+test(
+  'a report without a FINAL signer, with a time that is not ISO ' +
+    '8601 or a language that is not BCP 47, is refused as a bug',
+  () => {
+    const noFinal: FinalReport = { ...report, signers: report.signers.filter(s => s.status !== 'FINAL') }
+    assert.throws(
+      () => basicTextSr(noFinal, study, ids),
+      (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
+    )
+    assert.throws(
+      () => basicTextSr({ ...report, finalAt: '28/11/2026 03:40' }, study, ids),
+      (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
+    )
+    assert.throws(
+      () => basicTextSr({ ...report, finalAt: '2026-13-28T03:40:00Z' }, study, ids),
+      (e: unknown) => e instanceof RadmeshError
+    )
+    assert.throws(
+      () => basicTextSr({ ...report, language: 'not a language' }, study, ids),
+      (e: unknown) => e instanceof RadmeshError && e.code === 'RADMESH_INTERNAL'
+    )
+  }
+)
 
 test('report UIDs are valid UIDs of at most 64 characters, stable per case and purpose', () => {
   const uid = reportUid(report.caseId, 'instance')

@@ -18,14 +18,15 @@ const CLEAN: Record<string, string> = {
   'node/crdt/documents.ts': "import type { Id } from '../../protocol/ids.ts'\nexport const open = (id: Id): Id => id\n",
   'node/worklist/worklist.ts': "import { open } from '../crdt/documents.ts'\nexport const list = open\n",
   'node/reports/reports.ts': "import { RadmeshError } from '../errors.ts'\nexport const fail = new RadmeshError()\n",
-  'node/workflow/workflow.ts': "import { list } from '../worklist/worklist.ts'\n" +
+  'node/workflow/workflow.ts':
+    "import { list } from '../worklist/worklist.ts'\n" +
     "import { fail } from '../reports/reports.ts'\nexport const both = [list, fail]\n",
   'viewer/src/main.ts': "import type { Id } from '../../protocol/ids.ts'\nexport const id: Id = 'x'\n",
   'scripts/lib/temp.ts': "export { open } from '../../node/crdt/documents.ts'\n",
   'test/crdt/documents.test.ts': "import { open } from '../../scripts/lib/temp.ts'\nopen('a')\n"
 }
 
-async function check (changes: Record<string, string>): Promise<{ code: number | null, stderr: string }> {
+async function check(changes: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   const root = await tempDir('radmesh-boundaries-')
   for (const [file, text] of Object.entries({ ...CLEAN, ...changes })) {
     await fs.mkdir(dirname(join(root, file)), { recursive: true })
@@ -50,8 +51,11 @@ test('a type import from a lower layer up to a higher one is refused, naming bot
     'node/crdt/presence.ts': "import type { fail } from '../reports/reports.ts'\nexport type F = typeof fail\n"
   })
   assert.is(code, 1)
-  assert.match(stderr, 'node/crdt/presence.ts:1: imports node/reports/reports.ts: node/crdt imports node/reports, ' +
-    'which is above it (NODE_LAYERS: only those below)')
+  assert.match(
+    stderr,
+    'node/crdt/presence.ts:1: imports node/reports/reports.ts: node/crdt imports node/reports, ' +
+      'which is above it (NODE_LAYERS: only those below)'
+  )
 })
 
 test('worklist and reports never import each other', async () => {
@@ -69,8 +73,10 @@ test('protocol re-exporting node code, and viewer importing node, are refused', 
   })
   assert.is(code, 1)
   assert.match(stderr, 'protocol/ids.ts:1: imports node/crdt/documents.ts: protocol/ is shared with the browser')
-  assert.match(stderr,
-    'viewer/src/main.ts:1: imports node/crdt/documents.ts: viewer/ imports only viewer/ and protocol/')
+  assert.match(
+    stderr,
+    'viewer/src/main.ts:1: imports node/crdt/documents.ts: viewer/ imports only viewer/ and protocol/'
+  )
 })
 
 test('scripts importing test, and node importing scripts, are refused', async () => {
@@ -89,13 +95,16 @@ test('a circle of imports is refused with its path, type imports included', asyn
     'viewer/src/main.ts': "import { page } from './page.ts'\nexport const id: string = page()\n"
   })
   assert.is(code, 1)
-  assert.match(stderr,
-    'viewer/src/main.ts: circular import: viewer/src/main.ts -> viewer/src/page.ts -> viewer/src/main.ts')
+  assert.match(
+    stderr,
+    'viewer/src/main.ts: circular import: viewer/src/main.ts -> viewer/src/page.ts -> viewer/src/main.ts'
+  )
 })
 
 test('a node folder in no layer is named', async () => {
-  const { code,
-    stderr } = await check({ 'node/gadgets/gadget.ts': "import { open } from '../crdt/documents.ts'\nopen('x')\n" })
+  const { code, stderr } = await check({
+    'node/gadgets/gadget.ts': "import { open } from '../crdt/documents.ts'\nopen('x')\n"
+  })
   assert.is(code, 1)
   assert.match(stderr, 'node/gadgets/ is in no layer: add it to NODE_LAYERS')
 })

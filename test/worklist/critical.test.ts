@@ -13,14 +13,19 @@ import * as assert from 'uvu/assert'
 import { UpdateRefusedError } from '../../node/crdt/inspect.ts'
 import { type CaseState, deriveCases } from '../../node/worklist/cases.ts'
 import {
-  criticalSettings, DEFAULT_CRITICAL_SETTINGS, escalationOf, summariseCriticalAck
+  criticalSettings,
+  DEFAULT_CRITICAL_SETTINGS,
+  escalationOf,
+  summariseCriticalAck
 } from '../../node/worklist/critical.ts'
 import { checkCriticalAuthors } from '../../node/worklist/critical-check.ts'
 import type { CriticalNotice } from '../../node/worklist/critical-notice.ts'
 import { CriticalResults } from '../../node/worklist/critical-results.ts'
 import { signWorklistRecord } from '../../node/worklist/records.ts'
 import {
-  decodeWorklistRecord, type UnsignedWorklistRecord, type WorklistRecord
+  decodeWorklistRecord,
+  type UnsignedWorklistRecord,
+  type WorklistRecord
 } from '../../protocol/collab/records.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 
@@ -30,23 +35,55 @@ const STUDY = '1.2.826.0.1.3680043.8.498.9'
 const T0 = Date.UTC(2026, 10, 28, 3, 0)
 const at = (minute: number): string => new Date(T0 + minute * 60_000).toISOString()
 
-interface Member { key: PrivateKey, id: PeerIdString }
-async function member (): Promise<Member> {
+interface Member {
+  key: PrivateKey
+  id: PeerIdString
+}
+async function member(): Promise<Member> {
   const key = await generateKeyPair('Ed25519')
   return { key, id: peerIdFromPrivateKey(key).toString() as PeerIdString }
 }
 let site: Member, reader: Member, stranger: Member
-test.before(async () => { [site, reader, stranger] = await Promise.all([member(), member(), member()]) })
+test.before(async () => {
+  ;[site, reader, stranger] = await Promise.all([member(), member(), member()])
+})
 
 const sign = async (who: Member, record: Record<string, unknown>): Promise<WorklistRecord> =>
   await signWorklistRecord(who.key, { ...record, v: 1, by: who.id } as unknown as UnsignedWorklistRecord)
-const caseRecord = async (): Promise<WorklistRecord> => await sign(site, { kind: 'case', caseId: CASE, studyUid: STUDY,
-  site: site.id, siteName: 'County', priority: 'STAT', subspecialty: 'neuro', modalities: ['CT'], bodyPart: 'HEAD',
-  readers: [reader.id], createdAt: at(0), dueAt: at(60), at: at(0) })
-const flag = async (who: Member, minute = 1, id = ID): Promise<WorklistRecord> => await sign(who,
-  { kind: 'critical', caseId: CASE, id, level: 'critical', text: 'acute subdural haematoma, 9 mm', at: at(minute) })
-const ack = async (who: Member, minute: number): Promise<WorklistRecord> => await sign(who,
-  { kind: 'critical-ack', caseId: CASE, criticalId: ID, name: 'Dr Ward', role: 'ED attending', at: at(minute) })
+const caseRecord = async (): Promise<WorklistRecord> =>
+  await sign(site, {
+    kind: 'case',
+    caseId: CASE,
+    studyUid: STUDY,
+    site: site.id,
+    siteName: 'County',
+    priority: 'STAT',
+    subspecialty: 'neuro',
+    modalities: ['CT'],
+    bodyPart: 'HEAD',
+    readers: [reader.id],
+    createdAt: at(0),
+    dueAt: at(60),
+    at: at(0)
+  })
+const flag = async (who: Member, minute = 1, id = ID): Promise<WorklistRecord> =>
+  await sign(who, {
+    kind: 'critical',
+    caseId: CASE,
+    id,
+    level: 'critical',
+    text: 'acute subdural haematoma, 9 mm',
+    at: at(minute)
+  })
+const ack = async (who: Member, minute: number): Promise<WorklistRecord> =>
+  await sign(who, {
+    kind: 'critical-ack',
+    caseId: CASE,
+    criticalId: ID,
+    name: 'Dr Ward',
+    role: 'ED attending',
+    at: at(minute)
+  })
 
 test('a critical record decodes to itself; too long a text or an unknown level is refused', async () => {
   const record = await flag(reader)
@@ -62,24 +99,44 @@ test('a reader flags, the site acknowledges: the case says who took it and when'
   const [fact] = state.critical ?? []
   assert.is(fact?.level, 'critical')
   assert.equal(fact?.ack, { by: site.id, name: 'Dr Ward', role: 'ED attending', at: at(7) })
-  assert.equal(summariseCriticalAck(state.critical ?? [])[0],
-    { level: 'critical', raised: 1, acknowledged: 1, medianAckMinutes: 6, maxAckMinutes: 6 })
+  assert.equal(summariseCriticalAck(state.critical ?? [])[0], {
+    level: 'critical',
+    raised: 1,
+    acknowledged: 1,
+    medianAckMinutes: 6,
+    maxAckMinutes: 6
+  })
 })
 
 test('a critical result by a non-reader, or an ack not by the site, counts for nothing', async () => {
-  const state = deriveCases([await caseRecord(), await flag(stranger), await flag(reader, 2, '2'.repeat(24)),
-    await ack(stranger, 3)]).get(CASE) as CaseState
-  assert.equal(state.critical?.map(f => [f.id, f.ack]), [['2'.repeat(24), null]])
+  const state = deriveCases([
+    await caseRecord(),
+    await flag(stranger),
+    await flag(reader, 2, '2'.repeat(24)),
+    await ack(stranger, 3)
+  ]).get(CASE) as CaseState
+  assert.equal(
+    state.critical?.map(f => [f.id, f.ack]),
+    [['2'.repeat(24), null]]
+  )
 })
 
 test('the update check refuses a flag by a non-reader and an acknowledgement by anyone but the site', async () => {
   const state = deriveCases([await caseRecord()]).get(CASE) as CaseState
   checkCriticalAuthors(state, [await flag(reader), await ack(site, 2)])
   let refused: unknown
-  try { checkCriticalAuthors(state, [await flag(stranger)]) } catch (error) { refused = error }
+  try {
+    checkCriticalAuthors(state, [await flag(stranger)])
+  } catch (error) {
+    refused = error
+  }
   assert.instance(refused, UpdateRefusedError)
   refused = undefined
-  try { checkCriticalAuthors(state, [await ack(reader, 2)]) } catch (error) { refused = error }
+  try {
+    checkCriticalAuthors(state, [await ack(reader, 2)])
+  } catch (error) {
+    refused = error
+  }
   assert.instance(refused, UpdateRefusedError)
 })
 
@@ -87,13 +144,25 @@ test('unacknowledged, it escalates once per deadline to the next person on the l
   const fact = (deriveCases([await caseRecord(), await flag(reader, 0)]).get(CASE) as CaseState).critical?.[0]
   if (fact === undefined) throw new Error('no critical result')
   const settings = { deadlines: { critical: 60, urgent: 240, unexpected: 1440 }, callList: ['Ward', 'Chief', 'Admin'] }
-  assert.equal(escalationOf(fact, settings, T0 + 59 * 60_000).steps.map(s => s.notify), ['Ward'])
+  assert.equal(
+    escalationOf(fact, settings, T0 + 59 * 60_000).steps.map(s => s.notify),
+    ['Ward']
+  )
   assert.is(escalationOf(fact, settings, T0 + 59 * 60_000).overdue, false)
   const later = escalationOf(fact, settings, T0 + 61 * 60_000)
-  assert.equal(later.steps.map(s => [s.step, s.at, s.notify]), [[0, at(0), 'Ward'], [1, at(60), 'Chief']])
+  assert.equal(
+    later.steps.map(s => [s.step, s.at, s.notify]),
+    [
+      [0, at(0), 'Ward'],
+      [1, at(60), 'Chief']
+    ]
+  )
   assert.is(later.nextAt, at(120))
   assert.is(later.overdue, true)
-  assert.equal(escalationOf(fact, settings, T0 + 600 * 60_000).steps.map(s => s.notify), ['Ward', 'Chief', 'Admin'])
+  assert.equal(
+    escalationOf(fact, settings, T0 + 600 * 60_000).steps.map(s => s.notify),
+    ['Ward', 'Chief', 'Admin']
+  )
   assert.is(escalationOf(fact, settings, T0 + 600 * 60_000).nextAt, null)
   const acked = { ...fact, ack: { by: site.id, name: 'Ward', role: '', at: at(30) } }
   assert.equal(escalationOf(acked, settings, T0 + 600 * 60_000).steps.length, 1)
@@ -101,8 +170,10 @@ test('unacknowledged, it escalates once per deadline to the next person on the l
 
 test('routing.json critical settings: defaults, fractions of a minute, and refusals', () => {
   assert.equal(criticalSettings(undefined), DEFAULT_CRITICAL_SETTINGS)
-  assert.equal(criticalSettings({ deadlines: { critical: 0.05 } }),
-    { deadlines: { critical: 0.05, urgent: 240, unexpected: 1440 }, callList: [] })
+  assert.equal(criticalSettings({ deadlines: { critical: 0.05 } }), {
+    deadlines: { critical: 0.05, urgent: 240, unexpected: 1440 },
+    callList: []
+  })
   assert.type(criticalSettings({ deadlines: { urgent: 0 } }), 'string')
   assert.type(criticalSettings({ callList: [3] }), 'string')
 })
@@ -111,8 +182,13 @@ test('the site tells its webhook at once and when the deadline passes; nothing m
   const notices: CriticalNotice[] = []
   const receiver = createServer((request, response) => {
     let body = ''
-    request.on('data', chunk => { body += chunk })
-    request.on('end', () => { notices.push(JSON.parse(body) as CriticalNotice); response.end() })
+    request.on('data', chunk => {
+      body += chunk
+    })
+    request.on('end', () => {
+      notices.push(JSON.parse(body) as CriticalNotice)
+      response.end()
+    })
   })
   await new Promise<void>(resolve => receiver.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/notify`
@@ -123,25 +199,46 @@ test('the site tells its webhook at once and when the deadline passes; nothing m
   const service = new CriticalResults({
     peerId: site.id,
     worklist: {
-      onChange: l => { listener = l; return () => {} },
+      onChange: l => {
+        listener = l
+        return () => {}
+      },
       allCases: () => [...deriveCases(records).values()],
-      requireCase: () => { throw new Error('unused') },
-      add: async () => { throw new Error('unused') },
-      nameOf: peer => peer === reader.id ? 'Dr Reader' : peer
+      requireCase: () => {
+        throw new Error('unused')
+      },
+      add: async () => {
+        throw new Error('unused')
+      },
+      nameOf: peer => (peer === reader.id ? 'Dr Reader' : peer)
     },
-    audit: { append: async entry => { audited.push(entry.detail ?? ''); return undefined as never } },
+    audit: {
+      append: async entry => {
+        audited.push(entry.detail ?? '')
+        return undefined as never
+      }
+    },
     settings: { deadlines: { critical: 60, urgent: 240, unexpected: 1440 }, callList: ['Ward', url, 'Chief'] },
     log: pino({ level: 'silent' }),
     now: () => now
   })
   service.start()
-  const arrive = (record: WorklistRecord): void => { records = [...records, record]; listener?.([record]) }
-  const settled = async (): Promise<void> => { await service.stop(); service.start() }
+  const arrive = (record: WorklistRecord): void => {
+    records = [...records, record]
+    listener?.([record])
+  }
+  const settled = async (): Promise<void> => {
+    await service.stop()
+    service.start()
+  }
   try {
     now = T0 + 60_000
     arrive(await flag(reader, 1))
     await settled()
-    assert.equal(notices.map(n => [n.event, n.step, n.notify]), [['critical-raised', 0, 'Ward']])
+    assert.equal(
+      notices.map(n => [n.event, n.step, n.notify]),
+      [['critical-raised', 0, 'Ward']]
+    )
     assert.is(notices[0]?.critical.byName, 'Dr Reader')
     now = T0 + 62 * 60_000
     service.check()

@@ -12,10 +12,15 @@ import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { startNode } from '../../scripts/lib/node-process.ts'
 import { writeWorklistHistory } from '../../scripts/lib/worklist-history.ts'
 
-const options = (home: string): Parameters<typeof createNode>[0] =>
-  ({ home, listen: ['/ip4/127.0.0.1/tcp/0'], http: '127.0.0.1:0', mdns: false, preallocateBytes: 0 })
+const options = (home: string): Parameters<typeof createNode>[0] => ({
+  home,
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  http: '127.0.0.1:0',
+  mdns: false,
+  preallocateBytes: 0
+})
 
-async function keysOf (home: string, docId: string): Promise<{ atRest: number, inUse: number }> {
+async function keysOf(home: string, docId: string): Promise<{ atRest: number; inUse: number }> {
   const db = await openDatabase(join(home, 'db'))
   try {
     const collab = db.sublevel<string, Uint8Array>('collab', { valueEncoding: 'view' })
@@ -36,7 +41,10 @@ test('a restarted site loads the same live cases; a retired case is at rest and 
   const closedId = history.caseIds.find(caseId => !history.openIds.includes(caseId)) as string
 
   const first = await createNode(options(home))
-  const live = first.worklist.liveCases().map(c => c.caseId).sort()
+  const live = first.worklist
+    .liveCases()
+    .map(c => c.caseId)
+    .sort()
   assert.equal(live, [...history.openIds].sort())
   const closed = await first.worklist.ensureCase(closedId)
   assert.is(closed?.status, 'COMPLETED')
@@ -45,7 +53,13 @@ test('a restarted site loads the same live cases; a retired case is at rest and 
   assert.equal(await keysOf(home, caseDocId(closedId)), { atRest: 1, inUse: 0 })
 
   const second = await createNode(options(home))
-  assert.equal(second.worklist.liveCases().map(c => c.caseId).sort(), live)
+  assert.equal(
+    second.worklist
+      .liveCases()
+      .map(c => c.caseId)
+      .sort(),
+    live
+  )
   assert.equal(await second.worklist.ensureCase(closedId), closed)
   await second.stop()
 })

@@ -7,7 +7,7 @@
 export class ApiError extends Error {
   readonly status: number
   readonly code: string
-  constructor (status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string) {
     super(message)
     this.name = 'ApiError'
     this.status = status
@@ -18,15 +18,15 @@ export class ApiError extends Error {
 const signedOutListeners = new Set<() => void>()
 let signedOut = false
 
-export function onSignedOut (listener: () => void): void {
+export function onSignedOut(listener: () => void): void {
   signedOutListeners.add(listener)
 }
 
-export function isSignedOut (): boolean {
+export function isSignedOut(): boolean {
   return signedOut
 }
 
-export function markSignedOut (): void {
+export function markSignedOut(): void {
   if (signedOut) return
   signedOut = true
   for (const listener of signedOutListeners) listener()
@@ -40,7 +40,7 @@ export interface RequestOptions {
   signal?: AbortSignal
 }
 
-export async function request (path: string, options: RequestOptions = {}): Promise<Response> {
+export async function request(path: string, options: RequestOptions = {}): Promise<Response> {
   if (signedOut) throw new ApiError(401, 'RADMESH_UNAUTHORIZED', 'signed out')
   const headers: Record<string, string> = {}
   if (options.background === true) headers['x-radmesh-background'] = '1'
@@ -68,7 +68,7 @@ export async function request (path: string, options: RequestOptions = {}): Prom
     let code = 'RADMESH_HTTP'
     let message = `${response.status} ${response.statusText}`
     try {
-      const error = (await response.json() as { error?: { code?: string, message?: string } }).error
+      const error = ((await response.json()) as { error?: { code?: string; message?: string } }).error
       code = error?.code ?? code
       message = error?.message ?? message
     } catch {}
@@ -77,13 +77,18 @@ export async function request (path: string, options: RequestOptions = {}): Prom
   return response
 }
 
-export async function json<T> (path: string, options: RequestOptions = {}): Promise<T> {
+export async function json<T>(path: string, options: RequestOptions = {}): Promise<T> {
   const response = await request(path, options)
-  return response.status === 204 ? undefined as T : await response.json() as T
+  return response.status === 204 ? (undefined as T) : ((await response.json()) as T)
 }
 
 // What the node's API answers: the same schemas the node checks its answers against (protocol/api), so the
 // viewer's idea of a body cannot drift from the node's.
 export type {
-  Availability, CriticalResult, DutyEntry, ReportView, Session, WorklistEntry
+  Availability,
+  CriticalResult,
+  DutyEntry,
+  ReportView,
+  Session,
+  WorklistEntry
 } from '../../protocol/api/index.ts'

@@ -21,10 +21,17 @@ export const ENTRY_COMMIT = 2
 const COMMIT_ASSOCIATED_DATA = 'radmesh pack commit v1'
 
 /** A place in the pack log: a pack and a byte offset in it. */
-export interface PackPosition { pack: number, offset: number }
+export interface PackPosition {
+  pack: number
+  offset: number
+}
 
 /** Where a sealed chunk lies: its entry's body. */
-export interface ChunkLocation { pack: number, offset: number, length: number }
+export interface ChunkLocation {
+  pack: number
+  offset: number
+  length: number
+}
 
 /** A chunk sealed as it arrived (IncomingObject), its id perhaps not taken yet. */
 export interface SealedPieces {
@@ -40,15 +47,25 @@ export interface SealedChunk extends SealedPieces {
 }
 
 /** A chunk whose synced write `stage` began before its commit: where it lies, and when it is on disk. */
-export interface StagedWrite { location: ChunkLocation, durable: Promise<void> }
+export interface StagedWrite {
+  location: ChunkLocation
+  durable: Promise<void>
+}
 
 /** A chunk of a commit that `stage` is writing already, with its id. */
-export interface StagedChunk { id: string, staged: Promise<StagedWrite> }
+export interface StagedChunk {
+  id: string
+  staged: Promise<StagedWrite>
+}
 
 export const isStaged = (chunk: SealedChunk | StagedChunk): chunk is StagedChunk => 'staged' in chunk
 
 /** An index put a commit makes visible: a binary value in a named sublevel. */
-export interface IndexPut { sublevel: string, key: string, value: Uint8Array }
+export interface IndexPut {
+  sublevel: string
+  key: string
+  value: Uint8Array
+}
 
 /** A commit entry's body, opened: chunk locations by keyed name, index puts (value base64), the caller's note. */
 export interface CommitRecord {
@@ -65,7 +82,7 @@ export const packNumber = (name: string): number | undefined => {
   return digits === undefined ? undefined : Number(digits)
 }
 
-export function entryHeader (type: number, length: number): Buffer {
+export function entryHeader(type: number, length: number): Buffer {
   const header = Buffer.alloc(ENTRY_HEADER_LENGTH)
   ENTRY_MAGIC.copy(header, 0)
   header.writeUInt8(type, 4)
@@ -74,14 +91,14 @@ export function entryHeader (type: number, length: number): Buffer {
 }
 
 /** An entry header's type and body length, or undefined when the bytes are not one. */
-export function readEntryHeader (header: Buffer): { type: number, length: number } | undefined {
+export function readEntryHeader(header: Buffer): { type: number; length: number } | undefined {
   const type = header.readUInt8(4)
   if (!header.subarray(0, 4).equals(ENTRY_MAGIC) || (type !== ENTRY_CHUNK && type !== ENTRY_COMMIT)) return undefined
   return { type, length: header.readUInt32BE(8) }
 }
 
 /** A commit entry's body: its record, sealed under the storage key. */
-export function sealCommit (
+export function sealCommit(
   storageKey: StorageKey,
   locations: Array<[string, ChunkLocation]>,
   puts: IndexPut[],

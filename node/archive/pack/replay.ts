@@ -45,26 +45,29 @@ export interface ReplayOptions {
   /** the index's checkpoint: commits at or past it are `recovered` */
   checkpoint: string | undefined
   /** puts opened commits in the index, synced, with the position after the last of them */
-  apply (records: CommitRecord[], end: PackPosition): Promise<void>
+  apply(records: CommitRecord[], end: PackPosition): Promise<void>
 }
 
 /** Replays the commits from `from`; returns them, oldest first, and where the scan of the last framed pack ended. */
-export async function replay (
+export async function replay(
   options: ReplayOptions
-): Promise<{ replayed: ReplayedCommit[], end: PackPosition | undefined }> {
+): Promise<{ replayed: ReplayedCommit[]; end: PackPosition | undefined }> {
   const { root, packs, from, checkpoint } = options
   const start = from === undefined ? { pack: 0, offset: 0 } : parseRef(from)
   const replayed: ReplayedCommit[] = []
-  let batch: Array<{ end: PackPosition, record: CommitRecord }> = []
+  let batch: Array<{ end: PackPosition; record: CommitRecord }> = []
   const flush = async (): Promise<void> => {
     const last = batch.at(-1)
     if (last === undefined) return
-    await options.apply(batch.map(({ record }) => record), last.end)
+    await options.apply(
+      batch.map(({ record }) => record),
+      last.end
+    )
     batch = []
   }
   let end: PackPosition | undefined
   for (const pack of packs.filter(p => p >= start.pack)) {
-    if (!await isFramed(root, pack)) continue
+    if (!(await isFramed(root, pack))) continue
     const handle = await fs.open(join(root, packName(pack)), constants.O_RDONLY)
     try {
       const size = (await handle.stat()).size
@@ -95,7 +98,7 @@ export async function replay (
 }
 
 /** A commit entry's record, if it and every chunk it makes visible are whole. */
-async function wholeCommit (
+async function wholeCommit(
   options: ReplayOptions,
   handle: fs.FileHandle,
   pack: number,

@@ -45,11 +45,15 @@ export interface PackAppend {
   /** chunks of the commit whose write `stage` began already */
   staged: StagedChunk[]
   /** the commit entry's body, given where each of the commit's chunks lies (by location key) */
-  body (locations: Array<[string, ChunkLocation]>): Buffer
+  body(locations: Array<[string, ChunkLocation]>): Buffer
 }
 
 /** A commit appended: where its entry starts (its ref) and ends, and where its chunks lie (by location key). */
-export interface Appended { ref: string, end: PackPosition, locations: Array<[string, ChunkLocation]> }
+export interface Appended {
+  ref: string
+  end: PackPosition
+  locations: Array<[string, ChunkLocation]>
+}
 
 export interface PackWriterOptions<A extends PackAppend> {
   /** bytes of zero-filled space to keep ahead of the entries (0: none, every write appends) */
@@ -57,16 +61,23 @@ export interface PackWriterOptions<A extends PackAppend> {
   /** entries go on in a new pack once a pack is past this size */
   packLimit?: number
   /** the key a chunk's location is indexed under */
-  locationKey (id: string): string
+  locationKey(id: string): string
   /**
    * Called once a group of commits is durable, in commit order, before any of their callers is answered.
    * It runs with no caller to report to, so it must not throw.
    */
-  durable (commits: Array<[A, Appended]>): void
+  durable(commits: Array<[A, Appended]>): void
 }
 
-interface Pending<A> { entry: A, resolve: (appended: Appended) => void, reject: (error: Error) => void }
-interface PendingStage { chunk: SealedPieces, resolve: (staged: StagedWrite) => void }
+interface Pending<A> {
+  entry: A
+  resolve: (appended: Appended) => void
+  reject: (error: Error) => void
+}
+interface PendingStage {
+  chunk: SealedPieces
+  resolve: (staged: StagedWrite) => void
+}
 
 export class PackWriter<A extends PackAppend = PackAppend> {
   private readonly root: string
@@ -96,7 +107,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
   private zeros: Buffer | undefined
   private closing = false
 
-  constructor (root: string, options: PackWriterOptions<A>) {
+  constructor(root: string, options: PackWriterOptions<A>) {
     this.root = root
     this.options = options
     this.preallocate = options.preallocate ?? 0
@@ -107,7 +118,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
    * Goes on writing where the last replayed pack's entries end (`end`), or in a new pack if the last one
    * ends in a torn entry or is not framed.
    */
-  async open (packs: number[], end: PackPosition | undefined): Promise<void> {
+  async open(packs: number[], end: PackPosition | undefined): Promise<void> {
     this.pack = Math.max(1, ...packs)
     const last = packs.at(-1)
     let size = 0
@@ -133,7 +144,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
    * while the chunk's write may still run. Until a commit names it, the chunk is unreferenced and invisible.
    * Resolves when the write is issued (at once unless an append is being written), with where the chunk lies.
    */
-  stage (chunk: SealedPieces): Promise<StagedWrite> {
+  stage(chunk: SealedPieces): Promise<StagedWrite> {
     return new Promise(resolve => {
       this.staging.push({ chunk, resolve })
       this.lastAppend = Date.now()
@@ -145,7 +156,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
    * Appends a commit. Appends are group-committed: callers that arrive while a write is in flight are
    * written together after it, with one synced writev. Resolves once the commit is durable.
    */
-  async append (entry: A): Promise<Appended> {
+  async append(entry: A): Promise<Appended> {
     return await new Promise((resolve, reject) => {
       this.pending.push({ entry, resolve, reject })
       this.lastAppend = Date.now()
@@ -154,7 +165,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
   }
 
   /** Waits for the writes in flight and closes the pack; zero-filling stops. */
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     this.closing = true
     clearTimeout(this.fillTimer)
     await this.writing
@@ -163,12 +174,12 @@ export class PackWriter<A extends PackAppend = PackAppend> {
   }
 
   /** Starts the writer if it is not running (it zero-fills ahead when there is nothing to append). */
-  private kick (): void {
+  private kick(): void {
     if (!this.closing) this.writing ??= this.work()
   }
 
   /** The one writer of the pack: appends first; when idle, zero-filling ahead. */
-  private async work (): Promise<void> {
+  private async work(): Promise<void> {
     for (;;) {
       if (this.staging.length > 0) {
         this.issueStaged()
@@ -191,7 +202,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
    * the file's size is a data-only synced write; an append also has to commit the new size and blocks to
    * the file system's journal: almost twice as slow for a 400-image ingest (docs/PERFORMANCE.md).
    */
-  private async fillStep (): Promise<boolean> {
+  private async fillStep(): Promise<boolean> {
     if (this.preallocate === 0 || this.closing) return false
     const target = Math.min(this.size + this.preallocate, this.packLimit)
     if (!this.filling && this.allocated - this.size >= this.preallocate / 2) return false
@@ -202,7 +213,9 @@ export class PackWriter<A extends PackAppend = PackAppend> {
     const idleFor = Date.now() - this.lastAppend
     if (idleFor < FILL_IDLE_MS) {
       clearTimeout(this.fillTimer)
-      this.fillTimer = setTimeout(() => { this.kick() }, FILL_IDLE_MS - idleFor)
+      this.fillTimer = setTimeout(() => {
+        this.kick()
+      }, FILL_IDLE_MS - idleFor)
       this.fillTimer.unref()
       return false
     }
@@ -216,7 +229,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
   }
 
   /** Issues the staged chunks' write; it is not waited for here, but by the commits that name them. */
-  private issueStaged (): void {
+  private issueStaged(): void {
     const batch = this.staging
     this.staging = []
     let offset = this.size
@@ -228,14 +241,16 @@ export class PackWriter<A extends PackAppend = PackAppend> {
       return location
     })
     const durable = this.issue(pieces, offset)
-    batch.forEach(({ resolve }, i) => { resolve({ location: locations[i] as ChunkLocation, durable }) })
+    batch.forEach(({ resolve }, i) => {
+      resolve({ location: locations[i] as ChunkLocation, durable })
+    })
   }
 
   /**
    * Starts the synced write of `pieces` where the entries end, and moves their end to `end`. Returns a
    * promise that settles once this write and every one issued before it have, and rejects if any failed.
    */
-  private issue (pieces: Buffer[], end: number): Promise<void> {
+  private issue(pieces: Buffer[], end: number): Promise<void> {
     const at = this.size
     this.size = end
     this.allocated = Math.max(this.allocated, end)
@@ -249,7 +264,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
     return durable
   }
 
-  private async flush (): Promise<void> {
+  private async flush(): Promise<void> {
     const batch = this.pending
     this.pending = []
     let issuedIn: number | undefined
@@ -288,12 +303,16 @@ export class PackWriter<A extends PackAppend = PackAppend> {
       issuedIn = this.pack
       // Durable: this write, every write before it, and the staged chunks (which may lie in a pack before a
       // rollover, outside `frontier`). All of them settle before a failure is handled (see the catch).
-      const durable = [...staged.values()].map(async ({ durable }) => { await durable })
+      const durable = [...staged.values()].map(async ({ durable }) => {
+        await durable
+      })
       const settled = await Promise.allSettled([this.issue(pieces, offset), ...durable])
       const failed = settled.find(result => result.status === 'rejected')
       if (failed !== undefined) throw failed.reason
       this.options.durable(batch.map(({ entry }, i) => [entry, appended[i] as Appended]))
-      batch.forEach(({ resolve }, i) => { resolve(appended[i] as Appended) })
+      batch.forEach(({ resolve }, i) => {
+        resolve(appended[i] as Appended)
+      })
     } catch (error) {
       // A write failed, this one or one before it, and may be partly on disk: a scan at start stops there, so
       // nothing after it in this pack would be found. Appends go on in a new pack.
@@ -307,13 +326,13 @@ export class PackWriter<A extends PackAppend = PackAppend> {
   }
 
   /** Writes `pieces` (`total` bytes) at `start` in the pack being written; its first writev is issued at once. */
-  private async write (pieces: Buffer[], start: number, total: number): Promise<void> {
+  private async write(pieces: Buffer[], start: number, total: number): Promise<void> {
     const appender = this.appender as fs.FileHandle
     const pack = this.pack
     let bytesWritten = 0
     // writev takes at most IOV_MAX buffers at once; a short write (a full disk, a signal) goes on from where
     // it stopped.
-    for (let i = 0; i < pieces.length && bytesWritten < total;) {
+    for (let i = 0; i < pieces.length && bytesWritten < total; ) {
       const group = pieces.slice(i, i + 512)
       const groupBytes = group.reduce((sum, b) => sum + b.byteLength, 0)
       const at = start + bytesWritten
@@ -329,7 +348,7 @@ export class PackWriter<A extends PackAppend = PackAppend> {
   }
 
   /** Opens the pack being written; its entries end at `size` (past it: zero-filled space, or nothing). */
-  private async openAppender (size: number): Promise<void> {
+  private async openAppender(size: number): Promise<void> {
     await this.appender?.close()
     // O_DSYNC: each write returns once its bytes (and the size that reaches them) are on disk, as a write and
     // an fdatasync would, in one system call and one trip to the thread pool (docs/PERFORMANCE.md).

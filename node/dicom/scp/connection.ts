@@ -297,11 +297,7 @@ export class Connection<D> implements PduSink {
         }
       }
     } catch (error) {
-      this.#fail(
-        `internal error: ${(error as Error).message}`,
-        PROVIDER_ABORT,
-        error
-      )
+      this.#fail(`internal error: ${(error as Error).message}`, PROVIDER_ABORT, error)
     } finally {
       this.#working = false
       this.#flow.resume(PAUSED_FOR_QUEUE)
@@ -345,12 +341,7 @@ export class Connection<D> implements PduSink {
   #protocolError(error: unknown): void {
     if (error instanceof DicomProtocolError)
       this.#fail(`malformed PDU stream: ${error.message}`, abortFor(error.problem))
-    else
-      this.#fail(
-        `internal error: ${(error as Error).message}`,
-        PROVIDER_ABORT,
-        error
-      )
+    else this.#fail(`internal error: ${(error as Error).message}`, PROVIDER_ABORT, error)
   }
 
   /**

@@ -98,7 +98,12 @@ export class QuerySession {
       log,
       signal,
       respond: async (response, identifier) => {
-        const dataset = identifier === undefined ? undefined : (async function* () { yield identifier })()
+        const dataset =
+          identifier === undefined
+            ? undefined
+            : (async function* () {
+                yield identifier
+              })()
         await sendMessage(socket, context.id, response, dataset, this.#parts.peerMaxPduLength())
       },
       here: this.#subOperations()
@@ -121,10 +126,12 @@ export class QuerySession {
             this.#awaiting.delete(messageId)
             reject(new Error(`no C-STORE response within ${SUB_OPERATION_TIMEOUT_MS / 1000} s`))
           }, SUB_OPERATION_TIMEOUT_MS)
-          const done = <T>(settle: (value: T) => void) => (value: T) => {
-            clearTimeout(timer)
-            settle(value)
-          }
+          const done =
+            <T>(settle: (value: T) => void) =>
+            (value: T) => {
+              clearTimeout(timer)
+              settle(value)
+            }
           this.#awaiting.set(messageId, { resolve: done(resolve), reject: done(reject) })
         })
         answered.catch(() => {})

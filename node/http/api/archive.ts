@@ -29,7 +29,7 @@ export const archiveApiRoutes: FastifyPluginAsyncTypebox<ArchiveRoutesOptions> =
     done(null, payload)
   })
 
-  app.post('/api/import', { schema: { response: { 200: Imported, ...ERROR_RESPONSES } } }, async (request) => {
+  app.post('/api/import', { schema: { response: { 200: Imported, ...ERROR_RESPONSES } } }, async request => {
     const incoming = archive.incoming()
     try {
       // The next piece is read once this one is taken: while the archive writes, TCP holds the sender back.
@@ -50,27 +50,35 @@ export const archiveApiRoutes: FastifyPluginAsyncTypebox<ArchiveRoutesOptions> =
     }
   })
 
-  app.get('/api/instances/:sop', {
-    schema: { params: InstanceParams, response: { 200: StoredInstance, ...ERROR_RESPONSES } }
-  }, async (request) => {
-    const instance = await archive.instance(request.params.sop)
-    if (instance === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `no instance ${request.params.sop} here`)
-    return {
-      studyInstanceUid: instance.studyUid,
-      seriesInstanceUid: instance.seriesUid,
-      sopInstanceUid: instance.sopUid,
-      sopClassUid: instance.sopClassUid,
-      transferSyntaxUid: instance.transferSyntaxUid,
-      bytes: instance.size,
-      sha256: instance.sha256,
-      storedAt: instance.storedAt
+  app.get(
+    '/api/instances/:sop',
+    {
+      schema: { params: InstanceParams, response: { 200: StoredInstance, ...ERROR_RESPONSES } }
+    },
+    async request => {
+      const instance = await archive.instance(request.params.sop)
+      if (instance === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `no instance ${request.params.sop} here`)
+      return {
+        studyInstanceUid: instance.studyUid,
+        seriesInstanceUid: instance.seriesUid,
+        sopInstanceUid: instance.sopUid,
+        sopClassUid: instance.sopClassUid,
+        transferSyntaxUid: instance.transferSyntaxUid,
+        bytes: instance.size,
+        sha256: instance.sha256,
+        storedAt: instance.storedAt
+      }
     }
-  })
+  )
 
-  app.get('/api/audit', {
-    schema: { querystring: AuditQuery, response: { 200: AuditTrail, ...ERROR_RESPONSES } }
-  }, async (request) => {
-    const { limit = DEFAULT_AUDIT_RECORDS, verify } = request.query
-    return await audit.query({ limit, verify: verify !== undefined && VERIFY_YES.has(verify) })
-  })
+  app.get(
+    '/api/audit',
+    {
+      schema: { querystring: AuditQuery, response: { 200: AuditTrail, ...ERROR_RESPONSES } }
+    },
+    async request => {
+      const { limit = DEFAULT_AUDIT_RECORDS, verify } = request.query
+      return await audit.query({ limit, verify: verify !== undefined && VERIFY_YES.has(verify) })
+    }
+  )
 }

@@ -13,6 +13,9 @@ export interface HealthRoutesOptions {
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { self, host }) => {
   const schema = { response: { 200: Health, ...ERROR_RESPONSES } }
   app.get('/api/health', { config: { public: true }, schema }, async () => ({
-    ok: host.status === 'started', peerId: self.peerId, name: self.certificate.name, role: self.certificate.role
+    ok: host.status === 'started',
+    peerId: self.peerId,
+    name: self.certificate.name,
+    role: self.certificate.role
   }))
 }

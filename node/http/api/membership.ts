@@ -21,23 +21,27 @@ export interface MembershipRoutesOptions {
 
 export const membershipRoutes: FastifyPluginAsyncTypebox<MembershipRoutesOptions> = async (app, options) => {
   const { self, registry, revocations } = options
-  app.post('/api/membership/revocations', {
-    schema: { body: RevocationsBody, response: { 200: RevocationsAdded, ...ERROR_RESPONSES } }
-  }, async (request) => {
-    let submitted: Revocation[]
-    try {
-      // One revocation as the administrator's file holds it, or a list.
-      submitted = (Array.isArray(request.body) ? request.body : [request.body]).map(decodeRevocation)
-    } catch (error) {
-      if (error instanceof MalformedMessageError) throw new BadRequestError(error.message)
-      throw error
+  app.post(
+    '/api/membership/revocations',
+    {
+      schema: { body: RevocationsBody, response: { 200: RevocationsAdded, ...ERROR_RESPONSES } }
+    },
+    async request => {
+      let submitted: Revocation[]
+      try {
+        // One revocation as the administrator's file holds it, or a list.
+        submitted = (Array.isArray(request.body) ? request.body : [request.body]).map(decodeRevocation)
+      } catch (error) {
+        if (error instanceof MalformedMessageError) throw new BadRequestError(error.message)
+        throw error
+      }
+      const { added, invalid } = await revocations.submit(submitted)
+      if (invalid > 0 && added.length === 0) {
+        throw new BadRequestError(`${invalid} revocation(s) are not signed by this consortium's root`)
+      }
+      return { added: added.map(r => r.peerId), invalid }
     }
-    const { added, invalid } = await revocations.submit(submitted)
-    if (invalid > 0 && added.length === 0) {
-      throw new BadRequestError(`${invalid} revocation(s) are not signed by this consortium's root`)
-    }
-    return { added: added.map(r => r.peerId), invalid }
-  })
+  )
 
   app.get('/api/membership', { schema: { response: { 200: Membership, ...ERROR_RESPONSES } } }, async () => ({
     consortium: registry.trust.info,

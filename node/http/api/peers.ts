@@ -4,7 +4,7 @@ import { ERROR_RESPONSES } from '../../../protocol/api/common.ts'
 import { type ConnectedMember, ConnectedMembers } from '../../../protocol/api/peers.ts'
 
 export interface PeerRoutesOptions {
-  connectedMembers (): ConnectedMember[]
+  connectedMembers(): ConnectedMember[]
 }
 
 export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (app, { connectedMembers }) => {

@@ -39,7 +39,7 @@ const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base6
 const NO_CONTENT = { 204: Type.Null(), ...ERROR_RESPONSES }
 
 /** The body of an update route: the bytes, or 400 with what to send. */
-function updateOf (body: unknown, what: string): Uint8Array {
+function updateOf(body: unknown, what: string): Uint8Array {
   if (!Buffer.isBuffer(body) || body.byteLength === 0) {
     throw new BadRequestError(`send one ${what} as application/octet-stream`)
   }
@@ -48,21 +48,34 @@ function updateOf (body: unknown, what: string): Uint8Array {
 
 export const reportLiveRoutes: FastifyPluginAsyncTypebox<ReportLiveRoutesOptions> = async (app, { live, sessions }) => {
   const bytes = { parseAs: 'buffer', bodyLimit: MAX_UPDATE_BYTES } as const
-  app.addContentTypeParser('application/octet-stream', bytes, (_request, body, done) => { done(null, body) })
+  app.addContentTypeParser('application/octet-stream', bytes, (_request, body, done) => {
+    done(null, body)
+  })
 
-  app.post('/api/cases/:caseId/report/live/binding', {
-    schema: { params: CaseParams, body: BindingBody, response: { 200: Binding, ...ERROR_RESPONSES } }
-  }, async (request) => await live.binding(request.params.caseId, request.body.clientId))
+  app.post(
+    '/api/cases/:caseId/report/live/binding',
+    {
+      schema: { params: CaseParams, body: BindingBody, response: { 200: Binding, ...ERROR_RESPONSES } }
+    },
+    async request => await live.binding(request.params.caseId, request.body.clientId)
+  )
 
   app.get('/api/cases/:caseId/report/live', { schema: { params: CaseParams } }, async (request, reply) => {
     const { caseId } = request.params
     const raw = reply.raw
-    const send = (event: string, data: string): void => { raw.write(`event: ${event}\ndata: ${data}\n\n`) }
+    const send = (event: string, data: string): void => {
+      raw.write(`event: ${event}\ndata: ${data}\n\n`)
+    }
     let viewTimer: NodeJS.Timeout | undefined
     const sendView = (): void => {
       clearTimeout(viewTimer)
       viewTimer = setTimeout(() => {
-        live.view(caseId).then(view => { send('view', JSON.stringify(view)) }).catch(() => {})
+        live
+          .view(caseId)
+          .then(view => {
+            send('view', JSON.stringify(view))
+          })
+          .catch(() => {})
       }, VIEW_DEBOUNCE_MS)
     }
     // Nothing is written before the subscription: a refusal is still an answer in the documented shape. What
@@ -74,12 +87,19 @@ export const reportLiveRoutes: FastifyPluginAsyncTypebox<ReportLiveRoutesOptions
       if (event === 'update') sendView()
     }
     const subscription = await live.subscribe(caseId, request.actor, {
-      update: update => { emit('update', base64(update)) },
-      awareness: update => { emit('awareness', base64(update)) }
+      update: update => {
+        emit('update', base64(update))
+      },
+      awareness: update => {
+        emit('awareness', base64(update))
+      }
     })
 
     reply.hijack()
-    if (raw.destroyed) { subscription.unsubscribe(); return } // the viewer went away meanwhile
+    if (raw.destroyed) {
+      subscription.unsubscribe()
+      return
+    } // the viewer went away meanwhile
     raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',

@@ -14,7 +14,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { CaseParams, ERROR_RESPONSES } from '../../../protocol/api/common.ts'
 import {
-  AddendumBody, ConsultBody, EditBody, FhirDiagnosticReport, ReportView, SignBody
+  AddendumBody,
+  ConsultBody,
+  EditBody,
+  FhirDiagnosticReport,
+  ReportView,
+  SignBody
 } from '../../../protocol/api/reports.ts'
 import { WorklistEntry } from '../../../protocol/api/worklist.ts'
 import type { ReportDelivery } from '../../reports/delivery.ts'
@@ -36,45 +41,71 @@ const answers = <T>(body: T) => ({ 200: body, ...ERROR_RESPONSES })
 export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = async (app, options) => {
   const { reports, delivery, workflow, worklist } = options
 
-  app.get('/api/cases/:caseId/report', {
-    schema: { params: CaseParams, response: answers(ReportView) }
-  }, async (request) => {
-    const view = await reports.read(request.params.caseId, request.actor)
-    const hl7 = await delivery.hl7Status(request.params.caseId)
-    return hl7.length === 0 ? view : { ...view, delivery: { hl7 } }
-  })
-
-  app.put('/api/cases/:caseId/report', {
-    schema: { params: CaseParams, body: EditBody, response: answers(ReportView) }
-  }, async (request) => {
-    const { sections, base = {} } = request.body
-    for (const name of Object.keys(base)) {
-      if (!(name in sections)) {
-        throw new BadRequestError(`base.${name} is given but sections.${name} is not: ` +
-          'a base is the text a section\'s new text was written from')
-      }
+  app.get(
+    '/api/cases/:caseId/report',
+    {
+      schema: { params: CaseParams, response: answers(ReportView) }
+    },
+    async request => {
+      const view = await reports.read(request.params.caseId, request.actor)
+      const hl7 = await delivery.hl7Status(request.params.caseId)
+      return hl7.length === 0 ? view : { ...view, delivery: { hl7 } }
     }
-    return await reports.edit(request.params.caseId, sections, base, request.actor)
-  })
+  )
 
-  app.post('/api/cases/:caseId/report/sign', {
-    schema: { params: CaseParams, body: SignBody, response: answers(ReportView) }
-  }, async (request) => await reports.sign(request.params.caseId, request.body.status, request.actor))
+  app.put(
+    '/api/cases/:caseId/report',
+    {
+      schema: { params: CaseParams, body: EditBody, response: answers(ReportView) }
+    },
+    async request => {
+      const { sections, base = {} } = request.body
+      for (const name of Object.keys(base)) {
+        if (!(name in sections)) {
+          throw new BadRequestError(
+            `base.${name} is given but sections.${name} is not: ` +
+              "a base is the text a section's new text was written from"
+          )
+        }
+      }
+      return await reports.edit(request.params.caseId, sections, base, request.actor)
+    }
+  )
 
-  app.post('/api/cases/:caseId/report/addendum', {
-    schema: { params: CaseParams, body: AddendumBody, response: answers(ReportView) }
-  }, async (request) => await reports.addendum(request.params.caseId, request.body.text, request.actor))
+  app.post(
+    '/api/cases/:caseId/report/sign',
+    {
+      schema: { params: CaseParams, body: SignBody, response: answers(ReportView) }
+    },
+    async request => await reports.sign(request.params.caseId, request.body.status, request.actor)
+  )
 
-  app.get('/api/cases/:caseId/report/fhir', {
-    schema: { params: CaseParams, response: answers(FhirDiagnosticReport) }
-  }, async (request, reply) => {
-    const resource = await delivery.fhir(request.params.caseId, request.actor) as FhirDiagnosticReport
-    return await reply.type('application/fhir+json').send(resource)
-  })
+  app.post(
+    '/api/cases/:caseId/report/addendum',
+    {
+      schema: { params: CaseParams, body: AddendumBody, response: answers(ReportView) }
+    },
+    async request => await reports.addendum(request.params.caseId, request.body.text, request.actor)
+  )
 
-  app.post('/api/cases/:caseId/consult', {
-    schema: { params: CaseParams, body: ConsultBody, response: answers(WorklistEntry) }
-  }, async (request) => {
-    return worklistEntry(worklist, await workflow.consult(request.params.caseId, request.body.peerId, request.actor))
-  })
+  app.get(
+    '/api/cases/:caseId/report/fhir',
+    {
+      schema: { params: CaseParams, response: answers(FhirDiagnosticReport) }
+    },
+    async (request, reply) => {
+      const resource = (await delivery.fhir(request.params.caseId, request.actor)) as FhirDiagnosticReport
+      return await reply.type('application/fhir+json').send(resource)
+    }
+  )
+
+  app.post(
+    '/api/cases/:caseId/consult',
+    {
+      schema: { params: CaseParams, body: ConsultBody, response: answers(WorklistEntry) }
+    },
+    async request => {
+      return worklistEntry(worklist, await workflow.consult(request.params.caseId, request.body.peerId, request.actor))
+    }
+  )
 }

@@ -25,17 +25,27 @@ export interface StudyRoutesOptions {
 
 /** What a fetch that has not found the study's manifest yet answers. */
 const FINDING = {
-  instancesTotal: 0, instancesLocal: 0, bytesTotal: 0, bytesLocal: 0, complete: false, state: 'finding'
+  instancesTotal: 0,
+  instancesLocal: 0,
+  bytesTotal: 0,
+  bytesLocal: 0,
+  complete: false,
+  state: 'finding'
 } as const
 
 /** The profile's options the body names; they mean nothing without `deidentify`, and are refused without it. */
-function deidentifyOptions (body: ShareBody): DeidentifyOptions | undefined {
+function deidentifyOptions(body: ShareBody): DeidentifyOptions | undefined {
   const { retainDates, retainPatientCharacteristics, burnedInAnnotationClean } = body
   if (body.deidentify !== true) {
-    if (retainDates !== undefined || retainPatientCharacteristics !== undefined ||
-      burnedInAnnotationClean !== undefined) {
-      throw new BadRequestError('retainDates, retainPatientCharacteristics and burnedInAnnotationClean ' +
-        'apply to a de-identified copy: add "deidentify": true')
+    if (
+      retainDates !== undefined ||
+      retainPatientCharacteristics !== undefined ||
+      burnedInAnnotationClean !== undefined
+    ) {
+      throw new BadRequestError(
+        'retainDates, retainPatientCharacteristics and burnedInAnnotationClean ' +
+          'apply to a de-identified copy: add "deidentify": true'
+      )
     }
     return undefined
   }
@@ -50,38 +60,52 @@ export const studyRoutes: FastifyPluginAsyncTypebox<StudyRoutesOptions> = async 
   const { exchange, archive, mappings } = options
   const share = exchange.share.bind(exchange)
 
-  app.post('/api/studies/:studyUid/share', {
-    schema: { params: StudyParams, body: ShareBody, response: { 200: Shared, ...ERROR_RESPONSES } }
-  }, async (request) => {
-    const { studyUid } = request.params
-    const peerIds = [...new Set(request.body.peerIds)]
-    const deidentify = deidentifyOptions(request.body)
-    if (deidentify === undefined) {
-      const shared = await share(studyUid, peerIds, request.actor)
-      return { ...shared, studyInstanceUid: shared.studyUid }
+  app.post(
+    '/api/studies/:studyUid/share',
+    {
+      schema: { params: StudyParams, body: ShareBody, response: { 200: Shared, ...ERROR_RESPONSES } }
+    },
+    async request => {
+      const { studyUid } = request.params
+      const peerIds = [...new Set(request.body.peerIds)]
+      const deidentify = deidentifyOptions(request.body)
+      if (deidentify === undefined) {
+        const shared = await share(studyUid, peerIds, request.actor)
+        return { ...shared, studyInstanceUid: shared.studyUid }
+      }
+      const copy = await shareDeidentified({ archive, share, mappings }, studyUid, peerIds, deidentify, request.actor)
+      const { versionId, recipients, originalStudyUid } = copy
+      return { studyUid: copy.studyUid, studyInstanceUid: copy.studyUid, originalStudyUid, versionId, recipients }
     }
-    const copy = await shareDeidentified({ archive, share, mappings }, studyUid, peerIds, deidentify, request.actor)
-    const { versionId, recipients, originalStudyUid } = copy
-    return { studyUid: copy.studyUid, studyInstanceUid: copy.studyUid, originalStudyUid, versionId, recipients }
-  })
+  )
 
-  app.post('/api/studies/:studyUid/fetch', {
-    schema: { params: StudyParams, response: { 202: Availability, ...ERROR_RESPONSES } }
-  }, async (request, reply) => {
-    const { studyUid } = request.params
-    exchange.fetch(studyUid, request.actor)
-    return await reply.code(202).send(await exchange.availability(studyUid) ?? FINDING)
-  })
-
-  app.get('/api/studies/:studyUid/availability', {
-    schema: { params: StudyParams, response: { 200: Availability, ...ERROR_RESPONSES } }
-  }, async (request) => {
-    const { studyUid } = request.params
-    const availability = await exchange.availability(studyUid)
-    if (availability === undefined) {
-      throw new RadmeshError('RADMESH_NOT_FOUND',
-        `this node knows no study ${studyUid}: it is not in its archive and was not shared with it`)
+  app.post(
+    '/api/studies/:studyUid/fetch',
+    {
+      schema: { params: StudyParams, response: { 202: Availability, ...ERROR_RESPONSES } }
+    },
+    async (request, reply) => {
+      const { studyUid } = request.params
+      exchange.fetch(studyUid, request.actor)
+      return await reply.code(202).send((await exchange.availability(studyUid)) ?? FINDING)
     }
-    return availability
-  })
+  )
+
+  app.get(
+    '/api/studies/:studyUid/availability',
+    {
+      schema: { params: StudyParams, response: { 200: Availability, ...ERROR_RESPONSES } }
+    },
+    async request => {
+      const { studyUid } = request.params
+      const availability = await exchange.availability(studyUid)
+      if (availability === undefined) {
+        throw new RadmeshError(
+          'RADMESH_NOT_FOUND',
+          `this node knows no study ${studyUid}: it is not in its archive and was not shared with it`
+        )
+      }
+      return availability
+    }
+  )
 }

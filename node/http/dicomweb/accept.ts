@@ -23,9 +23,18 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RadmeshError } from '../../errors.ts'
 
 /** A media type the server can answer with; `part` is the `type` parameter of a multipart answer. */
-interface Offer { type: string, subtype: string, part?: string }
+interface Offer {
+  type: string
+  subtype: string
+  part?: string
+}
 
-interface MediaRange { type: string, subtype: string, part?: string, q: number }
+interface MediaRange {
+  type: string
+  subtype: string
+  part?: string
+  q: number
+}
 
 const offer = (mediaType: string, part?: string): Offer => {
   const [type = '', subtype = ''] = mediaType.split('/')
@@ -66,7 +75,7 @@ const ANSWERS: Record<DicomwebResource, string> = {
  * studies[/S[/series[/R[/instances[/I]]]]], then …/metadata, …/thumbnail, or …/I/frames/N, …/I/bulk/…,
  * …/I/rendered, …/I/frames/N/rendered or …/I/frames/N/thumbnail.
  */
-export function dicomwebResource (path: string): DicomwebResource | undefined {
+export function dicomwebResource(path: string): DicomwebResource | undefined {
   const segments = path.split('/')
   if (segments[0] !== '' || segments[1] !== 'dicom-web' || segments[2] !== 'studies') return undefined
   const rest = segments.slice(3)
@@ -96,7 +105,7 @@ export function dicomwebResource (path: string): DicomwebResource | undefined {
 const isTokenCharacter = (c: string): boolean => /^[!#$%&'*+.^_`|~0-9A-Za-z-]$/.test(c)
 
 /** Splits at `separator` outside quoted strings. */
-function splitOutsideQuotes (text: string, separator: string): string[] {
+function splitOutsideQuotes(text: string, separator: string): string[] {
   const pieces: string[] = []
   let current = ''
   let quoted = false
@@ -123,7 +132,7 @@ const unquote = (value: string): string =>
   value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value
 
 /** The media ranges of an Accept header; elements that are not `type/subtype` are left out. */
-export function parseAccept (header: string): MediaRange[] {
+export function parseAccept(header: string): MediaRange[] {
   const ranges: MediaRange[] = []
   for (const element of splitOutsideQuotes(header, ',')) {
     const [mediaType = '', ...parameters] = splitOutsideQuotes(element, ';').map(p => p.trim())
@@ -151,7 +160,7 @@ export function parseAccept (header: string): MediaRange[] {
 }
 
 /** How specifically `range` names `offer` (higher wins), or -1 when it does not name it. */
-function specificity (range: MediaRange, offer: Offer): number {
+function specificity(range: MediaRange, offer: Offer): number {
   if (range.type !== '*' && range.type !== offer.type) return -1
   if (range.subtype !== '*' && range.subtype !== offer.subtype) return -1
   let score = (range.type === '*' ? 0 : 1) + (range.subtype === '*' ? 0 : 1)
@@ -166,7 +175,7 @@ function specificity (range: MediaRange, offer: Offer): number {
 }
 
 /** The weight the ranges give `offer`: that of the most specific range naming it (0 when none does). */
-function weightOf (ranges: readonly MediaRange[], offer: Offer): number {
+function weightOf(ranges: readonly MediaRange[], offer: Offer): number {
   let best = -1
   let q = 0
   for (const range of ranges) {
@@ -180,13 +189,13 @@ function weightOf (ranges: readonly MediaRange[], offer: Offer): number {
 }
 
 /** Whether any of `offers` is acceptable: the most specific range naming it has q > 0. */
-export function acceptable (ranges: readonly MediaRange[], offers: readonly Offer[]): boolean {
+export function acceptable(ranges: readonly MediaRange[], offers: readonly Offer[]): boolean {
   if (ranges.length === 0) return true
   return offers.some(offer => weightOf(ranges, offer) > 0)
 }
 
 /** The Accept a request negotiates with: its `accept` query parameter(s) when given, else its header. */
-function acceptOf (request: FastifyRequest): string | undefined {
+function acceptOf(request: FastifyRequest): string | undefined {
   const query = request.query as Record<string, string | string[] | undefined> | undefined
   const parameter = Object.entries(query ?? {}).find(([name]) => name.toLowerCase() === 'accept')?.[1]
   if (parameter !== undefined) return Array.isArray(parameter) ? parameter.join(',') : parameter
@@ -197,7 +206,7 @@ function acceptOf (request: FastifyRequest): string | undefined {
  * The `onRequest` hook: 406 for a GET (or HEAD) of a DICOMweb resource whose Accept names nothing it can be
  * answered with. Routes that are not found are left to the 404 handler.
  */
-export async function negotiateDicomweb (request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+export async function negotiateDicomweb(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
   if ((request.method !== 'GET' && request.method !== 'HEAD') || request.is404) return
   const mark = request.url.indexOf('?')
   const resource = dicomwebResource(mark < 0 ? request.url : request.url.slice(0, mark))

@@ -15,63 +15,89 @@ import type { FilePiece } from '../../dicom/json.ts'
 import { CHUNK_SIZE } from '../../archive/chunks.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
 
-const MEDIA_TYPES = new Map<string, string>(Object.entries({
-  [TRANSFER_SYNTAX.jpegBaseline]: 'image/jpeg',
-  [TRANSFER_SYNTAX.jpegExtended]: 'image/jpeg',
-  [TRANSFER_SYNTAX.jpegLossless]: 'image/jpeg',
-  [TRANSFER_SYNTAX.jpegLosslessSV1]: 'image/jpeg',
-  [TRANSFER_SYNTAX.jpegLsLossless]: 'image/jls',
-  [TRANSFER_SYNTAX.jpegLsNearLossless]: 'image/jls',
-  [TRANSFER_SYNTAX.jpeg2000Lossless]: 'image/jp2',
-  [TRANSFER_SYNTAX.jpeg2000]: 'image/jp2',
-  [TRANSFER_SYNTAX.rle]: 'image/x-dicom-rle'
-}))
+const MEDIA_TYPES = new Map<string, string>(
+  Object.entries({
+    [TRANSFER_SYNTAX.jpegBaseline]: 'image/jpeg',
+    [TRANSFER_SYNTAX.jpegExtended]: 'image/jpeg',
+    [TRANSFER_SYNTAX.jpegLossless]: 'image/jpeg',
+    [TRANSFER_SYNTAX.jpegLosslessSV1]: 'image/jpeg',
+    [TRANSFER_SYNTAX.jpegLsLossless]: 'image/jls',
+    [TRANSFER_SYNTAX.jpegLsNearLossless]: 'image/jls',
+    [TRANSFER_SYNTAX.jpeg2000Lossless]: 'image/jp2',
+    [TRANSFER_SYNTAX.jpeg2000]: 'image/jp2',
+    [TRANSFER_SYNTAX.rle]: 'image/x-dicom-rle'
+  })
+)
 
 /** Frames one request may name (a frame may be named more than once). */
 export const MAX_FRAMES_PER_REQUEST = 1000
 /** One frame is read into memory whole: a mammogram is 50 MB, a frame over this is not served. */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024
 
-export interface Frame { body: Uint8Array, contentType: string, transferSyntaxUid: string }
+export interface Frame {
+  body: Uint8Array
+  contentType: string
+  transferSyntaxUid: string
+}
 
 type FrameSource = Pick<Archive, 'readRange' | 'chunksOf'>
 
-export function parseFrameList (text: string): number[] {
+export function parseFrameList(text: string): number[] {
   const parts = text.split(',')
-  if (parts.length > MAX_FRAMES_PER_REQUEST) throw new BadRequestError(`frame list of ${parts.length} frames: ask for at most ${MAX_FRAMES_PER_REQUEST} at a time`)
+  if (parts.length > MAX_FRAMES_PER_REQUEST)
+    throw new BadRequestError(
+      `frame list of ${parts.length} frames: ask for at most ${MAX_FRAMES_PER_REQUEST} at a time`
+    )
   const frames = parts.map(part => Number(part.trim()))
-  if (frames.some(n => !Number.isSafeInteger(n) || n < 1)) throw new BadRequestError(`frame list "${text.slice(0, 80)}": give frame numbers from 1, separated by commas`)
+  if (frames.some(n => !Number.isSafeInteger(n) || n < 1))
+    throw new BadRequestError(`frame list "${text.slice(0, 80)}": give frame numbers from 1, separated by commas`)
   return frames
 }
 
 /** How many frames an instance's stored pixel data holds (0 when none). */
-export const frameCount = (instance: InstanceRecord): number => frameGeometry(instance.attributes, instance.pixelData).frames
+export const frameCount = (instance: InstanceRecord): number =>
+  frameGeometry(instance.attributes, instance.pixelData).frames
 
 /** A span of the data set: where it starts, and how long it is. */
-interface Span { offset: number, length: number }
+interface Span {
+  offset: number
+  length: number
+}
 
 /**
  * The frames asked for, one at a time (RADMESH_NOT_FOUND for one the instance does not hold, before any is
  * read). The media type of every frame is the same: `contentType`, `transferSyntaxUid`.
  */
-export function planFrames (instance: InstanceRecord, frameNumbers: number[]): { contentType: string, transferSyntaxUid: string, frames: (source: FrameSource) => AsyncGenerator<Frame> } {
+export function planFrames(
+  instance: InstanceRecord,
+  frameNumbers: number[]
+): { contentType: string; transferSyntaxUid: string; frames: (source: FrameSource) => AsyncGenerator<Frame> } {
   const pixelData = instance.pixelData
-  if (pixelData === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${instance.sopUid} has no pixel data`)
+  if (pixelData === undefined)
+    throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${instance.sopUid} has no pixel data`)
   const geometry = frameGeometry(instance.attributes, pixelData)
-  if (geometry.frames === 0 && geometry.problem !== undefined) throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${geometry.problem}`)
+  if (geometry.frames === 0 && geometry.problem !== undefined)
+    throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${geometry.problem}`)
   for (const n of frameNumbers) {
-    if (n > geometry.frames) throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${instance.sopUid} holds ${geometry.frames} frame(s), not ${n}`)
+    if (n > geometry.frames)
+      throw new RadmeshError(
+        'RADMESH_NOT_FOUND',
+        `instance ${instance.sopUid} holds ${geometry.frames} frame(s), not ${n}`
+      )
   }
   const deflated = DEFLATED_SYNTAXES.has(instance.transferSyntaxUid)
   const tooLarge = (bytes: number): RadmeshError =>
-    new RadmeshError('RADMESH_TOO_LARGE', `instance ${instance.sopUid}: a frame of ${bytes} bytes is over the ${MAX_FRAME_BYTES} bytes served at once`)
+    new RadmeshError(
+      'RADMESH_TOO_LARGE',
+      `instance ${instance.sopUid}: a frame of ${bytes} bytes is over the ${MAX_FRAME_BYTES} bytes served at once`
+    )
   if (!pixelData.encapsulated) {
     const frameBytes = geometry.frameBytes as number
     if (frameBytes > MAX_FRAME_BYTES) throw tooLarge(frameBytes)
     return {
       contentType: 'application/octet-stream',
       transferSyntaxUid: TRANSFER_SYNTAX.explicitLittle,
-      frames: async function * (source) {
+      frames: async function* (source) {
         for (const n of frameNumbers) {
           const span = { offset: pixelData.offset + (n - 1) * frameBytes, length: frameBytes }
           const read = await readSpans(source, instance, [span], deflated)
@@ -89,12 +115,19 @@ export function planFrames (instance: InstanceRecord, frameNumbers: number[]): {
     // Offsets in the table count from the first fragment's item tag; each fragment item adds 8 bytes of header.
     const first = fragments[0]?.offset ?? 0
     const starts = offsetTable.map(o => first - 8 + o)
-    groups = starts.map((start, i) => fragments.filter(f => f.offset - 8 >= start && (i + 1 >= starts.length || f.offset - 8 < (starts[i + 1] as number))))
+    groups = starts.map((start, i) =>
+      fragments.filter(
+        f => f.offset - 8 >= start && (i + 1 >= starts.length || f.offset - 8 < (starts[i + 1] as number))
+      )
+    )
   } else if (fragments.length === geometry.frames) {
     groups = fragments.map(f => [f])
   } else {
-    throw new RadmeshError('RADMESH_INVALID_DICOM', `instance ${instance.sopUid}: ${fragments.length} fragments for ${geometry.frames} frames and no offset table; ` +
-      'its frames cannot be told apart')
+    throw new RadmeshError(
+      'RADMESH_INVALID_DICOM',
+      `instance ${instance.sopUid}: ${fragments.length} fragments for ${geometry.frames} frames and no offset table; ` +
+        'its frames cannot be told apart'
+    )
   }
   for (const n of frameNumbers) {
     const bytes = (groups[n - 1] ?? []).reduce((sum, f) => sum + f.length, 0)
@@ -104,16 +137,25 @@ export function planFrames (instance: InstanceRecord, frameNumbers: number[]): {
   return {
     contentType,
     transferSyntaxUid: instance.transferSyntaxUid,
-    frames: async function * (source) {
+    frames: async function* (source) {
       for (const n of frameNumbers) {
-        yield { body: await readSpans(source, instance, groups[n - 1] ?? [], deflated), contentType, transferSyntaxUid: instance.transferSyntaxUid }
+        yield {
+          body: await readSpans(source, instance, groups[n - 1] ?? [], deflated),
+          contentType,
+          transferSyntaxUid: instance.transferSyntaxUid
+        }
       }
     }
   }
 }
 
 /** The spans of the data set, joined: read from the chunks that hold them, or inflated up to them. */
-async function readSpans (source: FrameSource, instance: InstanceRecord, spans: Span[], deflated: boolean): Promise<Buffer> {
+async function readSpans(
+  source: FrameSource,
+  instance: InstanceRecord,
+  spans: Span[],
+  deflated: boolean
+): Promise<Buffer> {
   if (spans.length === 0) return Buffer.alloc(0)
   if (deflated) return await inflatedSpans(source, instance, spans)
   // The fragments of one frame lie one after the other: read from the first to the last, then cut.
@@ -121,11 +163,18 @@ async function readSpans (source: FrameSource, instance: InstanceRecord, spans: 
   const to = instance.datasetOffset + Math.max(...spans.map(span => span.offset + span.length))
   const bytes = await source.readRange(instance, from, to)
   if (spans.length === 1) return bytes
-  return Buffer.concat(spans.map(span => bytes.subarray(span.offset + instance.datasetOffset - from, span.offset + instance.datasetOffset - from + span.length)))
+  return Buffer.concat(
+    spans.map(span =>
+      bytes.subarray(
+        span.offset + instance.datasetOffset - from,
+        span.offset + instance.datasetOffset - from + span.length
+      )
+    )
+  )
 }
 
 /** The spans of a deflated data set, inflated as a stream from its start up to the last byte asked for. */
-async function inflatedSpans (source: FrameSource, instance: InstanceRecord, spans: Span[]): Promise<Buffer> {
+async function inflatedSpans(source: FrameSource, instance: InstanceRecord, spans: Span[]): Promise<Buffer> {
   const end = Math.max(...spans.map(span => span.offset + span.length))
   const start = Math.min(...spans.map(span => span.offset))
   const window = Buffer.alloc(end - start)
@@ -144,7 +193,9 @@ async function inflatedSpans (source: FrameSource, instance: InstanceRecord, spa
       }
     })
     inflater.on('error', reject)
-    inflater.on('end', () => { inflated >= end ? resolve() : reject(new Error('the deflated data set ends before its pixel data')) })
+    inflater.on('end', () => {
+      inflated >= end ? resolve() : reject(new Error('the deflated data set ends before its pixel data'))
+    })
   })
   done.catch(() => {})
   let offset = 0
@@ -153,7 +204,8 @@ async function inflatedSpans (source: FrameSource, instance: InstanceRecord, spa
     const from = Math.max(0, instance.datasetOffset - offset)
     offset += chunk.byteLength
     if (from >= chunk.byteLength) continue
-    if (!inflater.write(chunk.subarray(from))) await Promise.race([new Promise(resolve => inflater.once('drain', resolve)), done.catch(() => {})])
+    if (!inflater.write(chunk.subarray(from)))
+      await Promise.race([new Promise(resolve => inflater.once('drain', resolve)), done.catch(() => {})])
   }
   if (inflated < end && !inflater.destroyed) inflater.end()
   await done
@@ -164,8 +216,9 @@ async function inflatedSpans (source: FrameSource, instance: InstanceRecord, spa
  * A stored file's chunks for a reader that passes over the pixel data: a chunk wholly inside native pixel data
  * (of a data set not deflated) is offered as a count of bytes to skip, and read only if the reader needs it.
  */
-export async function * piecesOf (
-  archive: Pick<Archive, 'readRange'>, instance: InstanceRecord
+export async function* piecesOf(
+  archive: Pick<Archive, 'readRange'>,
+  instance: InstanceRecord
 ): AsyncGenerator<FilePiece> {
   const pixels = instance.pixelData
   const skippable = pixels !== undefined && !pixels.encapsulated && !DEFLATED_SYNTAXES.has(instance.transferSyntaxUid)

@@ -10,7 +10,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { ERROR_RESPONSES } from '../../../protocol/api/common.ts'
 import {
-  type DicomJsonDataset, DicomJsonDatasets, QidoQuery as QidoQueryParameters, QidoSeriesParams, QidoStudyParams
+  type DicomJsonDataset,
+  DicomJsonDatasets,
+  QidoQuery as QidoQueryParameters,
+  QidoSeriesParams,
+  QidoStudyParams
 } from '../../../protocol/api/dicomweb.ts'
 import type { StudyAccess } from '../../archive/access.ts'
 import type { Archive, InstanceRecord, SeriesRecord, StudyRecord } from '../../archive/archive.ts'
@@ -61,7 +65,10 @@ export interface QidoRoutesOptions {
 export const qidoRoutes: FastifyPluginAsyncTypebox<QidoRoutesOptions> = async (app, { archive, access }) => {
   /** The page of `records` that match the request's query, as DICOM JSON; the search is audited. */
   const respond = async (
-    request: FastifyRequest, level: Level, records: AsyncIterable<Record_>, study?: string
+    request: FastifyRequest,
+    level: Level,
+    records: AsyncIterable<Record_>,
+    study?: string
   ): Promise<DicomJsonDataset[]> => {
     const query = parseQidoQuery(request.query as QidoQueryParameters, level)
     const by = { actor: request.actor, via: 'QIDO', ...(study === undefined ? {} : { study }) }
@@ -69,31 +76,47 @@ export const qidoRoutes: FastifyPluginAsyncTypebox<QidoRoutesOptions> = async (a
     return page.map(record => toQidoJson(record, level, query))
   }
 
-  app.get('/dicom-web/studies', {
-    schema: { querystring: QidoQueryParameters, ...ANSWERS }
-  }, async (request, reply) => {
-    const base = dicomwebBase(request)
-    const studies = async function * () { for await (const study of archive.studies()) yield studyRecord(study, base) }
-    return await reply.type('application/dicom+json').send(await respond(request, 'study', studies()))
-  })
-
-  app.get('/dicom-web/studies/:study/series', {
-    schema: { params: QidoStudyParams, querystring: QidoQueryParameters, ...ANSWERS }
-  }, async (request, reply) => {
-    const { study } = request.params
-    const base = dicomwebBase(request)
-    const series = async function * () { for await (const s of archive.seriesOf(study)) yield seriesRecord(s, base) }
-    return await reply.type('application/dicom+json').send(await respond(request, 'series', series(), study))
-  })
-
-  app.get('/dicom-web/studies/:study/series/:series/instances', {
-    schema: { params: QidoSeriesParams, querystring: QidoQueryParameters, ...ANSWERS }
-  }, async (request, reply) => {
-    const { study, series } = request.params
-    const base = dicomwebBase(request)
-    const instances = async function * () {
-      for await (const i of archive.instancesOf(study, series)) yield instanceRecord(i, base)
+  app.get(
+    '/dicom-web/studies',
+    {
+      schema: { querystring: QidoQueryParameters, ...ANSWERS }
+    },
+    async (request, reply) => {
+      const base = dicomwebBase(request)
+      const studies = async function* () {
+        for await (const study of archive.studies()) yield studyRecord(study, base)
+      }
+      return await reply.type('application/dicom+json').send(await respond(request, 'study', studies()))
     }
-    return await reply.type('application/dicom+json').send(await respond(request, 'instance', instances(), study))
-  })
+  )
+
+  app.get(
+    '/dicom-web/studies/:study/series',
+    {
+      schema: { params: QidoStudyParams, querystring: QidoQueryParameters, ...ANSWERS }
+    },
+    async (request, reply) => {
+      const { study } = request.params
+      const base = dicomwebBase(request)
+      const series = async function* () {
+        for await (const s of archive.seriesOf(study)) yield seriesRecord(s, base)
+      }
+      return await reply.type('application/dicom+json').send(await respond(request, 'series', series(), study))
+    }
+  )
+
+  app.get(
+    '/dicom-web/studies/:study/series/:series/instances',
+    {
+      schema: { params: QidoSeriesParams, querystring: QidoQueryParameters, ...ANSWERS }
+    },
+    async (request, reply) => {
+      const { study, series } = request.params
+      const base = dicomwebBase(request)
+      const instances = async function* () {
+        for await (const i of archive.instancesOf(study, series)) yield instanceRecord(i, base)
+      }
+      return await reply.type('application/dicom+json').send(await respond(request, 'instance', instances(), study))
+    }
+  )
 }

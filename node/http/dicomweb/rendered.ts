@@ -27,9 +27,13 @@ export interface RenderedRoutesOptions {
   access: Pick<StudyAccess, 'retrieve' | 'instances'>
 }
 
-interface Viewport { width: number, height: number, region?: { x: number, y: number, width: number, height: number } }
+interface Viewport {
+  width: number
+  height: number
+  region?: { x: number; y: number; width: number; height: number }
+}
 
-function integers (text: string, name: string, counts: number[]): number[] {
+function integers(text: string, name: string, counts: number[]): number[] {
   const values = text.split(',').map(v => Number(v.trim()))
   if (!counts.includes(values.length) || values.some(v => !Number.isSafeInteger(v))) {
     const what = `${name} "${text.slice(0, 40)}"`
@@ -38,7 +42,7 @@ function integers (text: string, name: string, counts: number[]): number[] {
   return values
 }
 
-export function parseViewport (text: string): Viewport {
+export function parseViewport(text: string): Viewport {
   const [width = 0, height = 0, x = 0, y = 0, w = 0, h = 0] = integers(text, 'viewport', [2, 6])
   if (width < 1 || height < 1 || width > MAX_VIEWPORT || height > MAX_VIEWPORT) {
     throw new BadRequestError(`viewport ${width} x ${height}: each side from 1 to ${MAX_VIEWPORT}`)
@@ -48,7 +52,7 @@ export function parseViewport (text: string): Viewport {
   return { width, height, region: { x, y, width: w, height: h } }
 }
 
-export function parseWindow (text: string): Window {
+export function parseWindow(text: string): Window {
   const [center = '', width = '', fn = 'linear'] = text.split(',').map(v => v.trim())
   const c = Number(center)
   const w = Number(width)
@@ -59,7 +63,7 @@ export function parseWindow (text: string): Window {
   return { center: c, width: w }
 }
 
-function crop (image: Rendered, region: NonNullable<Viewport['region']>): Rendered {
+function crop(image: Rendered, region: NonNullable<Viewport['region']>): Rendered {
   const x0 = Math.min(region.x, image.width - 1)
   const y0 = Math.min(region.y, image.height - 1)
   const width = Math.min(region.width, image.width - x0)
@@ -80,7 +84,7 @@ const instanceNumber = (i: InstanceRecord): number => {
 }
 
 /** The instance that stands for a study or series: the middle one of the first series with pixel data. */
-export function representative (instances: InstanceRecord[]): InstanceRecord | undefined {
+export function representative(instances: InstanceRecord[]): InstanceRecord | undefined {
   const drawable = instances.filter(i => i.pixelData !== undefined)
   const series = drawable[0]?.seriesUid
   const inSeries = drawable.filter(i => i.seriesUid === series).sort((a, b) => instanceNumber(a) - instanceNumber(b))
@@ -88,42 +92,46 @@ export function representative (instances: InstanceRecord[]): InstanceRecord | u
 }
 
 export const renderedRoutes: FastifyPluginAsync<RenderedRoutesOptions> = async (app, { archive, access }) => {
-  type Request = FastifyRequest<{ Params: RenderedParams, Querystring: RenderedQuery }>
-  const render = (thumbnail: boolean) => async (request: Request, reply: FastifyReply): Promise<FastifyReply> => {
-    const { params, query } = request
-    const viewport = query.viewport === undefined
-      ? (thumbnail ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined)
-      : parseViewport(query.viewport)
-    const window = query.window === undefined ? undefined : parseWindow(query.window)
-    const frameAsked = params.frame === undefined ? undefined : integers(params.frame, 'frame', [1])[0] as number
+  type Request = FastifyRequest<{ Params: RenderedParams; Querystring: RenderedQuery }>
+  const render =
+    (thumbnail: boolean) =>
+    async (request: Request, reply: FastifyReply): Promise<FastifyReply> => {
+      const { params, query } = request
+      const viewport =
+        query.viewport === undefined
+          ? thumbnail
+            ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE }
+            : undefined
+          : parseViewport(query.viewport)
+      const window = query.window === undefined ? undefined : parseWindow(query.window)
+      const frameAsked = params.frame === undefined ? undefined : (integers(params.frame, 'frame', [1])[0] as number)
 
-    // The instance drawn, found first: only it is read and audited.
-    const chosen = params.instance === undefined ? representative(await access.instances(params)) : undefined
-    if (params.instance === undefined && chosen === undefined) {
-      const level = params.series === undefined ? 'study' : 'series'
-      throw new RadmeshError('RADMESH_NOT_FOUND', `${level} has no image to draw`)
+      // The instance drawn, found first: only it is read and audited.
+      const chosen = params.instance === undefined ? representative(await access.instances(params)) : undefined
+      if (params.instance === undefined && chosen === undefined) {
+        const level = params.series === undefined ? 'study' : 'series'
+        throw new RadmeshError('RADMESH_NOT_FOUND', `${level} has no image to draw`)
+      }
+      const path =
+        chosen === undefined ? params : { study: chosen.studyUid, series: chosen.seriesUid, instance: chosen.sopUid }
+      const what = thumbnail ? 'thumbnail' : 'rendered'
+      const ofFrame = frameAsked === undefined ? '' : ` frame ${frameAsked}`
+      const retrieval: Retrieval = { event: 'instancesAccessed', detail: `WADO-RS ${what}${ofFrame}` }
+      const image = await access.retrieve(path, request.actor, retrieval, async ([found]) => {
+        const instance = found as InstanceRecord
+        const frames = frameCount(instance)
+        const frame = frameAsked ?? (thumbnail ? Math.max(1, Math.ceil(frames / 2)) : 1)
+        const plan = planFrames(instance, [frame])
+        const info = renderInfoOf(await dicomJsonOf(piecesOf(archive, instance), () => ''))
+        let bytes: Uint8Array | undefined
+        for await (const f of plan.frames(archive)) bytes = f.body
+        const decoded = await decodeForRendering(bytes ?? new Uint8Array(0), plan.transferSyntaxUid, info)
+        return renderFrame(decoded, info, window)
+      })
+      const shown = viewport?.region === undefined ? image : crop(image, viewport.region)
+      const fitted = viewport === undefined ? shown : fitTo(shown, viewport.width, viewport.height)
+      return await reply.type('image/png').send(encodePng(fitted.data, fitted.width, fitted.height, fitted.channels))
     }
-    const path = chosen === undefined
-      ? params
-      : { study: chosen.studyUid, series: chosen.seriesUid, instance: chosen.sopUid }
-    const what = thumbnail ? 'thumbnail' : 'rendered'
-    const ofFrame = frameAsked === undefined ? '' : ` frame ${frameAsked}`
-    const retrieval: Retrieval = { event: 'instancesAccessed', detail: `WADO-RS ${what}${ofFrame}` }
-    const image = await access.retrieve(path, request.actor, retrieval, async ([found]) => {
-      const instance = found as InstanceRecord
-      const frames = frameCount(instance)
-      const frame = frameAsked ?? (thumbnail ? Math.max(1, Math.ceil(frames / 2)) : 1)
-      const plan = planFrames(instance, [frame])
-      const info = renderInfoOf(await dicomJsonOf(piecesOf(archive, instance), () => ''))
-      let bytes: Uint8Array | undefined
-      for await (const f of plan.frames(archive)) bytes = f.body
-      const decoded = await decodeForRendering(bytes ?? new Uint8Array(0), plan.transferSyntaxUid, info)
-      return renderFrame(decoded, info, window)
-    })
-    const shown = viewport?.region === undefined ? image : crop(image, viewport.region)
-    const fitted = viewport === undefined ? shown : fitTo(shown, viewport.width, viewport.height)
-    return await reply.type('image/png').send(encodePng(fitted.data, fitted.width, fitted.height, fitted.channels))
-  }
 
   const schema = { schema: { params: RenderedParams, querystring: RenderedQuery } }
   const instance = '/dicom-web/studies/:study/series/:series/instances/:instance'

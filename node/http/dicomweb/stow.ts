@@ -33,9 +33,9 @@ import { InvalidDicomError } from '../../dicom/errors.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
 import { dicomwebBase } from './qido.ts'
 
-const sq = (items: unknown[]): { vr: 'SQ', Value: unknown[] } => ({ vr: 'SQ', Value: items })
-const ui = (value: string): { vr: 'UI', Value: string[] } => ({ vr: 'UI', Value: [value] })
-const ur = (value: string): { vr: 'UR', Value: string[] } => ({ vr: 'UR', Value: [value] })
+const sq = (items: unknown[]): { vr: 'SQ'; Value: unknown[] } => ({ vr: 'SQ', Value: items })
+const ui = (value: string): { vr: 'UI'; Value: string[] } => ({ vr: 'UI', Value: [value] })
+const ur = (value: string): { vr: 'UR'; Value: string[] } => ({ vr: 'UR', Value: [value] })
 
 /** PS3.18 Table 10.5.3-1 failure reasons: the statuses a C-STORE would answer (PS3.4 C.4.2.1.4) */
 const FAILURE = {
@@ -45,7 +45,7 @@ const FAILURE = {
 } as const
 
 /** A FailedSOPSequence item: the reason, a comment, and the instance when it is known. */
-function failure (reason: number, comment: string, instance?: { sopClassUid: string, sopUid: string }): unknown {
+function failure(reason: number, comment: string, instance?: { sopClassUid: string; sopUid: string }): unknown {
   return {
     ...(instance === undefined ? {} : { '00081150': ui(instance.sopClassUid), '00081155': ui(instance.sopUid) }),
     '00081197': { vr: 'US', Value: [reason] },
@@ -56,14 +56,14 @@ function failure (reason: number, comment: string, instance?: { sopClassUid: str
 const ACCEPTED = 'STOW-RS takes multipart/related; type="application/dicom"'
 /** A body of a media type STOW-RS does not take (415). */
 class UnsupportedMediaTypeError extends RadmeshError {
-  constructor (message: string) {
+  constructor(message: string) {
     super('RADMESH_UNSUPPORTED_MEDIA_TYPE', message)
     this.name = 'UnsupportedMediaTypeError'
   }
 }
 
 /** The multipart boundary of a STOW-RS request, or the error to answer: 415 not multipart/related, 400 no boundary. */
-function boundaryOf (contentType: string | undefined): string {
+function boundaryOf(contentType: string | undefined): string {
   try {
     const { type } = parseContentType(contentType ?? '')
     if (type !== 'multipart/related') throw new UnsupportedMediaTypeError(`${ACCEPTED}, not ${type}`)
@@ -84,7 +84,9 @@ export const stowRoutes: FastifyPluginAsync<StowRoutesOptions> = async (app, { a
   // In this plugin only: every body reaches the handler as the request stream, unread (no parseAs: nothing buffers
   // it, and no body limit applies; see the top of this file). The handler answers 415 to what it does not take.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+  app.addContentTypeParser('*', (_request, payload, done) => {
+    done(null, payload)
+  })
 
   type Request = FastifyRequest<{ Params: { study?: string } }>
   const handler = async (request: Request, reply: FastifyReply): Promise<unknown> => {
@@ -93,7 +95,7 @@ export const stowRoutes: FastifyPluginAsync<StowRoutesOptions> = async (app, { a
     const referenced: unknown[] = []
     const failed: unknown[] = []
     /** the part being read: its number, and where its bytes go (nowhere for a part refused at its headers) */
-    let current: { part: number, incoming: IncomingObject | undefined } | undefined
+    let current: { part: number; incoming: IncomingObject | undefined } | undefined
 
     const store = async (part: number, incoming: IncomingObject): Promise<void> => {
       try {
@@ -188,13 +190,20 @@ export const stowRoutes: FastifyPluginAsync<StowRoutesOptions> = async (app, { a
       failed.push(failure(FAILURE.cannotUnderstand, `the rest of the request could not be read: ${malformed.message}`))
     }
     const status = failed.length === 0 ? 200 : referenced.length === 0 ? 409 : 202
-    return await reply.status(status).type('application/dicom+json').send({
-      ...(study === undefined ? {} : { '00081190': ur(`${dicomwebBase(request)}/studies/${study}`) }),
-      '00081199': sq(referenced),
-      ...(failed.length === 0 ? {} : { '00081198': sq(failed) })
-    })
+    return await reply
+      .status(status)
+      .type('application/dicom+json')
+      .send({
+        ...(study === undefined ? {} : { '00081190': ur(`${dicomwebBase(request)}/studies/${study}`) }),
+        '00081199': sq(referenced),
+        ...(failed.length === 0 ? {} : { '00081198': sq(failed) })
+      })
   }
   const answers = { 200: DicomJsonDataset, 202: DicomJsonDataset, 409: DicomJsonDataset, ...ERROR_RESPONSES }
   app.post('/dicom-web/studies', { schema: { response: answers } }, handler)
-  app.post<{ Params: StowParams }>('/dicom-web/studies/:study', { schema: { params: StowParams, response: answers } }, handler)
+  app.post<{ Params: StowParams }>(
+    '/dicom-web/studies/:study',
+    { schema: { params: StowParams, response: answers } },
+    handler
+  )
 }

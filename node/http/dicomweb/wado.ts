@@ -17,16 +17,18 @@ import { isNativeYbr422 } from '../../dicom/geometry.ts'
 import { safeForDownload } from '../../dicom/part10.ts'
 import { RadmeshError } from '../../errors.ts'
 import {
-  encodeMultipartParts, encodeMultipartPartsAsync, multipartRelatedHeader, newBoundary, type StreamedPart
+  encodeMultipartParts,
+  encodeMultipartPartsAsync,
+  multipartRelatedHeader,
+  newBoundary,
+  type StreamedPart
 } from '../../../protocol/dicomweb/multipart.ts'
 import { dicomwebBase } from './qido.ts'
 import { frameCount, parseFrameList, piecesOf, planFrames } from './frames.ts'
 import { renderedRoutes } from './rendered.ts'
 
 /** A stored file, chunk by chunk, its preamble made safe to hand out (CVE-2019-11687). */
-async function * safeChunksOf (
-  archive: Pick<Archive, 'chunksOf'>, instance: InstanceRecord
-): AsyncGenerator<Uint8Array> {
+async function* safeChunksOf(archive: Pick<Archive, 'chunksOf'>, instance: InstanceRecord): AsyncGenerator<Uint8Array> {
   let start = true
   for await (const chunk of archive.chunksOf(instance)) {
     yield start ? safeForDownload(chunk) : chunk
@@ -35,8 +37,8 @@ async function * safeChunksOf (
 }
 
 /** A stored file's chunks, read one at a time. */
-async function * chunksOf (archive: Pick<Archive, 'chunksOf'>, instance: InstanceRecord): AsyncGenerator<Uint8Array> {
-  yield * archive.chunksOf(instance)
+async function* chunksOf(archive: Pick<Archive, 'chunksOf'>, instance: InstanceRecord): AsyncGenerator<Uint8Array> {
+  yield* archive.chunksOf(instance)
 }
 
 export interface WadoRoutesOptions {
@@ -59,7 +61,7 @@ export const wadoRoutes: FastifyPluginAsync<WadoRoutesOptions> = async (app, { a
   const retrieve = async (request: Request, reply: FastifyReply): Promise<FastifyReply> => {
     const list = await access.retrieve(request.params, request.actor, RETRIEVE, instances => instances)
     const boundary = newBoundary()
-    async function * files (): AsyncGenerator<StreamedPart> {
+    async function* files(): AsyncGenerator<StreamedPart> {
       for (const instance of list) yield { contentType: 'application/dicom', body: safeChunksOf(archive, instance) }
     }
     return await reply
@@ -77,7 +79,7 @@ export const wadoRoutes: FastifyPluginAsync<WadoRoutesOptions> = async (app, { a
       const frames = frameCount(instance)
       const all = Array.from({ length: frames }, (_, i) => i + 1).join(',')
       const pixelUri = frames === 0 ? `${prefix}/bulk/7FE00010` : `${prefix}/frames/${all}`
-      const uriOf = (path: string): string => path === '7FE00010' ? pixelUri : `${prefix}/bulk/${path}`
+      const uriOf = (path: string): string => (path === '7FE00010' ? pixelUri : `${prefix}/bulk/${path}`)
       const dataset = await dicomJsonOf(piecesOf(archive, instance), uriOf)
       // Native YBR_FULL_422 frames are served as YBR_FULL (dicom/geometry.ts): the metadata says what they hold.
       if (isNativeYbr422(instance.attributes, instance.pixelData)) {
@@ -96,47 +98,56 @@ export const wadoRoutes: FastifyPluginAsync<WadoRoutesOptions> = async (app, { a
   }
 
   // Bulk data by path (PS3.18 8.7.5): a tag, or sequence/item/tag for nested values.
-  app.get<Route<BulkParams>>('/dicom-web/studies/:study/series/:series/instances/:instance/bulk/*', {
-    schema: { params: BulkParams }
-  }, async (request, reply) => {
-    const path = request.params['*'].toUpperCase()
-    const retrieval: Retrieval = { event: 'instancesAccessed', detail: `WADO-RS bulk data ${path}` }
-    const value = await access.retrieve(request.params, request.actor, retrieval, async ([instance]) => {
-      const { sopUid } = instance as InstanceRecord
-      let found: Uint8Array | undefined
-      try {
-        found = await bulkDataOf(chunksOf(archive, instance as InstanceRecord), path)
-      } catch (error) {
-        if (error instanceof RangeError) throw new RadmeshError('RADMESH_TOO_LARGE', error.message)
-        throw error
-      }
-      const hint = path === '7FE00010' ? ' (encapsulated pixel data: use …/frames/N)' : ''
-      if (found === undefined) {
-        throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${sopUid} has no bulk data at ${path}${hint}`)
-      }
-      return found
-    })
-    const boundary = newBoundary()
-    return await reply
-      .type(multipartRelatedHeader(boundary, 'application/octet-stream'))
-      .send(Readable.from(encodeMultipartParts([{ contentType: 'application/octet-stream', body: value }], boundary)))
-  })
-
-  app.get<Route<FramesParams>>('/dicom-web/studies/:study/series/:series/instances/:instance/frames/:frames', {
-    schema: { params: FramesParams }
-  }, async (request, reply) => {
-    const frameNumbers = parseFrameList(request.params.frames)
-    const detail = `WADO-RS frames ${request.params.frames.slice(0, 200)}`
-    const retrieval: Retrieval = { event: 'instancesAccessed', detail }
-    const plan = await access.retrieve(request.params, request.actor, retrieval,
-      ([instance]) => planFrames(instance as InstanceRecord, frameNumbers))
-    const boundary = newBoundary()
-    const contentType = `${plan.contentType}; transfer-syntax=${plan.transferSyntaxUid}`
-    async function * parts (): AsyncGenerator<StreamedPart> {
-      for await (const frame of plan.frames(archive)) yield { contentType, body: frame.body }
+  app.get<Route<BulkParams>>(
+    '/dicom-web/studies/:study/series/:series/instances/:instance/bulk/*',
+    {
+      schema: { params: BulkParams }
+    },
+    async (request, reply) => {
+      const path = request.params['*'].toUpperCase()
+      const retrieval: Retrieval = { event: 'instancesAccessed', detail: `WADO-RS bulk data ${path}` }
+      const value = await access.retrieve(request.params, request.actor, retrieval, async ([instance]) => {
+        const { sopUid } = instance as InstanceRecord
+        let found: Uint8Array | undefined
+        try {
+          found = await bulkDataOf(chunksOf(archive, instance as InstanceRecord), path)
+        } catch (error) {
+          if (error instanceof RangeError) throw new RadmeshError('RADMESH_TOO_LARGE', error.message)
+          throw error
+        }
+        const hint = path === '7FE00010' ? ' (encapsulated pixel data: use …/frames/N)' : ''
+        if (found === undefined) {
+          throw new RadmeshError('RADMESH_NOT_FOUND', `instance ${sopUid} has no bulk data at ${path}${hint}`)
+        }
+        return found
+      })
+      const boundary = newBoundary()
+      return await reply
+        .type(multipartRelatedHeader(boundary, 'application/octet-stream'))
+        .send(Readable.from(encodeMultipartParts([{ contentType: 'application/octet-stream', body: value }], boundary)))
     }
-    return await reply
-      .type(`${multipartRelatedHeader(boundary, plan.contentType)}; transfer-syntax=${plan.transferSyntaxUid}`)
-      .send(Readable.from(encodeMultipartPartsAsync(parts(), boundary)))
-  })
+  )
+
+  app.get<Route<FramesParams>>(
+    '/dicom-web/studies/:study/series/:series/instances/:instance/frames/:frames',
+    {
+      schema: { params: FramesParams }
+    },
+    async (request, reply) => {
+      const frameNumbers = parseFrameList(request.params.frames)
+      const detail = `WADO-RS frames ${request.params.frames.slice(0, 200)}`
+      const retrieval: Retrieval = { event: 'instancesAccessed', detail }
+      const plan = await access.retrieve(request.params, request.actor, retrieval, ([instance]) =>
+        planFrames(instance as InstanceRecord, frameNumbers)
+      )
+      const boundary = newBoundary()
+      const contentType = `${plan.contentType}; transfer-syntax=${plan.transferSyntaxUid}`
+      async function* parts(): AsyncGenerator<StreamedPart> {
+        for await (const frame of plan.frames(archive)) yield { contentType, body: frame.body }
+      }
+      return await reply
+        .type(`${multipartRelatedHeader(boundary, plan.contentType)}; transfer-syntax=${plan.transferSyntaxUid}`)
+        .send(Readable.from(encodeMultipartPartsAsync(parts(), boundary)))
+    }
+  )
 }

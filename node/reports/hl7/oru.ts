@@ -33,62 +33,72 @@ export const SECTION_CODES: Array<[keyof ReportSections, string, string]> = [
 export const ADDENDUM_CODE = ['55107-7', 'Addendum'] as const
 
 /** Text as an HL7 value: delimiters and the escape character escaped, line breaks as FT's `\.br\`. */
-export function escapeText (text: string): string {
-  return text
-    .replace(/\\/g, '\\E\\').replace(/\|/g, '\\F\\').replace(/\^/g, '\\S\\').replace(/&/g, '\\T\\')
-    .replace(/~/g, '\\R\\')
-    .replace(/\r\n|\r|\n/g, '\\.br\\')
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
-    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, c => `\\X${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}\\`)
+export function escapeText(text: string): string {
+  return (
+    text
+      .replace(/\\/g, '\\E\\')
+      .replace(/\|/g, '\\F\\')
+      .replace(/\^/g, '\\S\\')
+      .replace(/&/g, '\\T\\')
+      .replace(/~/g, '\\R\\')
+      .replace(/\r\n|\r|\n/g, '\\.br\\')
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
+      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, c => `\\X${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}\\`)
+  )
 }
 
 /** The text an escaped value stands for (the inverse of `escapeText`). */
-export function unescapeText (value: string): string {
+export function unescapeText(value: string): string {
   const named: Record<string, string> = { E: '\\', F: '|', S: '^', T: '&', R: '~', '.br': '\n' }
-  return value.replace(/\\(E|F|S|T|R|\.br|X[0-9A-Fa-f]{2})\\/g, (_, code: string) =>
-    named[code] ?? String.fromCharCode(Number.parseInt(code.slice(1), 16)))
+  return value.replace(
+    /\\(E|F|S|T|R|\.br|X[0-9A-Fa-f]{2})\\/g,
+    (_, code: string) => named[code] ?? String.fromCharCode(Number.parseInt(code.slice(1), 16))
+  )
 }
 
 /** An ISO 8601 time as HL7 DTM in UTC: 2026-12-07T05:30:32.397Z -> 20261207053032+0000. */
-export function hl7Time (iso: string): string {
+export function hl7Time(iso: string): string {
   const date = new Date(iso)
   if (Number.isNaN(date.getTime())) return ''
   return `${date.toISOString().slice(0, 19).replace(/[-T:]/g, '')}+0000`
 }
 
 /** A study attribute's first value, or ''. */
-function first (study: StudyForReport, tag: string): string {
+function first(study: StudyForReport, tag: string): string {
   const value = study.attributes[tag]
   const one = Array.isArray(value) ? value[0] : value
   return typeof one === 'string' ? one.trim() : ''
 }
 
 /** A DICOM PN (family^given^middle^prefix^suffix) as XPN (family^given^middle^suffix^prefix), escaped. */
-function personName (pn: string): string {
+function personName(pn: string): string {
   const [family = '', given = '', middle = '', prefix = '', suffix = ''] = (pn.split('=')[0] ?? '').split('^')
-  return trimComponents([family, given, middle, suffix, prefix].map(c => escapeText(c.trim())), '^')
+  return trimComponents(
+    [family, given, middle, suffix, prefix].map(c => escapeText(c.trim())),
+    '^'
+  )
 }
 
 /** Components joined, the empty ones at the end left out (HL7 allows and most receivers prefer it). */
-function trimComponents (parts: string[], separator: string): string {
+function trimComponents(parts: string[], separator: string): string {
   let end = parts.length
   while (end > 0 && parts[end - 1] === '') end--
   return parts.slice(0, end).join(separator)
 }
 
 /** One segment: its name and its fields from field 1 on, empty ones at the end left out. */
-function segment (name: string, fields: string[]): string {
+function segment(name: string, fields: string[]): string {
   return trimComponents([name, ...fields], '|')
 }
 
 /** Fields 1..n from a sparse map of field number to value. */
-function fields (values: Record<number, string>): string[] {
+function fields(values: Record<number, string>): string[] {
   const last = Math.max(...Object.keys(values).map(Number))
   return Array.from({ length: last }, (_, i) => values[i + 1] ?? '')
 }
 
 /** DICOM date and time (local, no zone) as HL7 DTM: the day, and the time to the second when there is one. */
-function studyTime (study: StudyForReport): string {
+function studyTime(study: StudyForReport): string {
   const date = first(study, '00080020')
   if (!/^\d{8}$/.test(date)) return ''
   const time = /^(\d{2,6})/.exec(first(study, '00080030'))?.[1] ?? ''
@@ -107,7 +117,7 @@ export interface OruOptions {
 }
 
 /** The ORU^R01 of `report` on `study`, segments separated by CR (no MLLP framing). */
-export function oruR01 (report: FinalReport, study: StudyForReport, o: OruOptions): string {
+export function oruR01(report: FinalReport, study: StudyForReport, o: OruOptions): string {
   const signer = report.signers.find(s => s.status === 'FINAL')
   const accession = escapeText(first(study, '00080050'))
   // The RIS's own order numbers when the modality put them in the study; else the accession number, which is
@@ -118,62 +128,110 @@ export function oruR01 (report: FinalReport, study: StudyForReport, o: OruOption
   const observed = studyTime(study)
   const referring = personName(first(study, '00080090'))
   const ordering = referring === '' ? '' : `^${referring}`
-  const interpreter = signer === undefined
-    ? ''
-    : trimComponents([escapeText(signer.peerId), escapeText(signer.name)], '&')
+  const interpreter =
+    signer === undefined ? '' : trimComponents([escapeText(signer.peerId), escapeText(signer.name)], '&')
   const sex = first(study, '00100040').toUpperCase()
   const birth = first(study, '00100030')
   const segments = [
-    segment('MSH', ['^~\\&', SENDING_APPLICATION, escapeText(o.sendingFacility), '', '', hl7Time(o.sentAt), '',
-      'ORU^R01^ORU_R01', o.controlId, 'P', HL7_VERSION, '', '', '', '', '', 'UNICODE UTF-8']),
-    segment('PID', fields({
-      1: '1',
-      3: trimComponents([escapeText(first(study, '00100020')), '', '', '', 'MR'], '^'),
-      5: personName(first(study, '00100010')),
-      7: /^\d{8}$/.test(birth) ? birth : '',
-      8: ['M', 'F', 'O'].includes(sex) ? sex : ''
-    })),
+    segment('MSH', [
+      '^~\\&',
+      SENDING_APPLICATION,
+      escapeText(o.sendingFacility),
+      '',
+      '',
+      hl7Time(o.sentAt),
+      '',
+      'ORU^R01^ORU_R01',
+      o.controlId,
+      'P',
+      HL7_VERSION,
+      '',
+      '',
+      '',
+      '',
+      '',
+      'UNICODE UTF-8'
+    ]),
+    segment(
+      'PID',
+      fields({
+        1: '1',
+        3: trimComponents([escapeText(first(study, '00100020')), '', '', '', 'MR'], '^'),
+        5: personName(first(study, '00100010')),
+        7: /^\d{8}$/.test(birth) ? birth : '',
+        8: ['M', 'F', 'O'].includes(sex) ? sex : ''
+      })
+    ),
     segment('ORC', fields({ 1: 'RE', 2: placer, 3: filler, 5: 'CM', 9: hl7Time(changedAt), 12: ordering })),
-    segment('OBR', fields({
-      1: '1',
-      2: placer,
-      3: filler,
-      4: `^${escapeText(first(study, '00081030') || 'Imaging study')}`,
-      7: observed,
-      16: ordering,
-      18: accession,
-      20: escapeText(report.caseId),
-      22: hl7Time(changedAt),
-      24: 'RAD',
-      25: o.resultStatus,
-      32: interpreter
-    })),
+    segment(
+      'OBR',
+      fields({
+        1: '1',
+        2: placer,
+        3: filler,
+        4: `^${escapeText(first(study, '00081030') || 'Imaging study')}`,
+        7: observed,
+        16: ordering,
+        18: accession,
+        20: escapeText(report.caseId),
+        22: hl7Time(changedAt),
+        24: 'RAD',
+        25: o.resultStatus,
+        32: interpreter
+      })
+    ),
     ...observations(report, o.resultStatus, observed, signer)
   ]
   return segments.join('\r')
 }
 
 /** OBX per non-empty section, then per addendum: formatted text, the signer as responsible observer. */
-function observations (report: FinalReport, status: ResultStatus, observed: string,
-  signer: { peerId: string, name: string } | undefined): string[] {
+function observations(
+  report: FinalReport,
+  status: ResultStatus,
+  observed: string,
+  signer: { peerId: string; name: string } | undefined
+): string[] {
   const by = signer === undefined ? '' : `${escapeText(signer.peerId)}^${escapeText(signer.name)}`
-  const items = SECTION_CODES
-    .filter(([name]) => report.sections[name].trim() !== '')
-    .map(([name, code, title]) => ({ code, title, text: report.sections[name].trim(), by }))
+  const items = SECTION_CODES.filter(([name]) => report.sections[name].trim() !== '').map(([name, code, title]) => ({
+    code,
+    title,
+    text: report.sections[name].trim(),
+    by
+  }))
   for (const addendum of report.addenda) {
-    items.push({ code: ADDENDUM_CODE[0], title: ADDENDUM_CODE[1], text: addendum.text.trim(),
-      by: `^${escapeText(addendum.signerName)}` })
+    items.push({
+      code: ADDENDUM_CODE[0],
+      title: ADDENDUM_CODE[1],
+      text: addendum.text.trim(),
+      by: `^${escapeText(addendum.signerName)}`
+    })
   }
-  return items.map(({ code, title, text, by }, i) => segment('OBX', fields({
-    1: String(i + 1), 2: 'FT', 3: `${code}^${title}^LN`, 5: escapeText(text), 11: status, 14: observed, 16: by
-  })))
+  return items.map(({ code, title, text, by }, i) =>
+    segment(
+      'OBX',
+      fields({
+        1: String(i + 1),
+        2: 'FT',
+        3: `${code}^${title}^LN`,
+        5: escapeText(text),
+        11: status,
+        14: observed,
+        16: by
+      })
+    )
+  )
 }
 
 /** What an ACK said: MSA-1 (AA, AE, AR, or CA, CE, CR), MSA-2 and the reason given (MSA-3 or ERR-8). */
-export interface Ack { code: string, controlId: string, text: string }
+export interface Ack {
+  code: string
+  controlId: string
+  text: string
+}
 
 /** The ACK in `text` (segments separated by CR), or undefined when it has no MSA segment. */
-export function parseAck (text: string): Ack | undefined {
+export function parseAck(text: string): Ack | undefined {
   const segments = text.split(/\r\n|\r|\n/).map(line => line.split('|'))
   const msa = segments.find(s => s[0] === 'MSA')
   if (msa === undefined) return undefined

@@ -35,7 +35,7 @@ export interface OutboxEntry {
   /** why the last attempt got no ACK */
   lastError?: string
   /** the last ACK: MSA-1, the reason given, when */
-  ack?: { code: string, text: string, at: string }
+  ack?: { code: string; text: string; at: string }
 }
 
 /** The key of a report version: the case and how many addenda it has (sorts in order within a case). */
@@ -45,24 +45,24 @@ export class Hl7Outbox {
   private readonly store: BinarySublevel
   private readonly key: StorageKey
 
-  constructor (db: Database, key: StorageKey) {
+  constructor(db: Database, key: StorageKey) {
     this.store = db.sublevel<string, Uint8Array>(OUTBOX_SUBLEVEL, { valueEncoding: 'view' })
     this.key = key
   }
 
   /** Keeps `entry` durably (fsync'd): a new one, or a changed state. */
-  async put (entry: OutboxEntry): Promise<void> {
+  async put(entry: OutboxEntry): Promise<void> {
     const sealed = this.key.seal(Buffer.from(JSON.stringify(entry)), `${OUTBOX_SUBLEVEL}:${entry.key}`)
     await this.store.put(entry.key, sealed, SYNCED_WRITE)
   }
 
-  async get (key: string): Promise<OutboxEntry | undefined> {
+  async get(key: string): Promise<OutboxEntry | undefined> {
     const sealed = await this.store.get(key)
     return sealed === undefined ? undefined : this.opened(key, sealed)
   }
 
   /** The entries of one case, oldest version first. */
-  async ofCase (caseId: string): Promise<OutboxEntry[]> {
+  async ofCase(caseId: string): Promise<OutboxEntry[]> {
     const entries: OutboxEntry[] = []
     for await (const [key, sealed] of this.store.iterator({ gt: `${caseId}:`, lt: `${caseId}:~` })) {
       entries.push(this.opened(key, sealed))
@@ -71,16 +71,16 @@ export class Hl7Outbox {
   }
 
   /** Every pending entry, oldest first: what a restart picks up. */
-  async pending (): Promise<OutboxEntry[]> {
+  async pending(): Promise<OutboxEntry[]> {
     const entries: OutboxEntry[] = []
     for await (const [key, sealed] of this.store.iterator()) {
       const entry = this.opened(key, sealed)
       if (entry.state === 'pending') entries.push(entry)
     }
-    return entries.sort((a, b) => a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0)
+    return entries.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0))
   }
 
-  private opened (key: string, sealed: Uint8Array): OutboxEntry {
+  private opened(key: string, sealed: Uint8Array): OutboxEntry {
     return JSON.parse(this.key.open(sealed, `${OUTBOX_SUBLEVEL}:${key}`).toString('utf8')) as OutboxEntry
   }
 }

@@ -24,7 +24,10 @@ export const RETRY_MS = 5_000
 /** The longest wait between attempts: a RIS back after a day's outage gets its reports within minutes. */
 export const MAX_RETRY_MS = 5 * 60_000
 
-export interface RisAddress { host: string, port: number }
+export interface RisAddress {
+  host: string
+  port: number
+}
 
 export interface Hl7SenderOptions {
   outbox: Hl7Outbox
@@ -50,22 +53,22 @@ export class Hl7Sender {
   private running: Promise<void> | undefined
   private stopped = true
 
-  constructor (options: Hl7SenderOptions) {
+  constructor(options: Hl7SenderOptions) {
     this.o = options
   }
 
-  get ris (): string {
+  get ris(): string {
     return `${this.o.ris.host}:${this.o.ris.port}`
   }
 
   /** Picks up what the outbox still owes (from before a restart) and starts sending. */
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     this.stopped = false
-    this.queue.push(...await this.o.outbox.pending())
+    this.queue.push(...(await this.o.outbox.pending()))
     this.kick()
   }
 
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
     await this.running
@@ -73,34 +76,43 @@ export class Hl7Sender {
   }
 
   /** Keeps `entry` (fsync'd) unless its report version is in the outbox already, and sends it in turn. */
-  async enqueue (entry: Omit<OutboxEntry, 'state' | 'attempts' | 'createdAt' | 'nextAttemptAt' | 'ris'>):
-  Promise<void> {
-    if (await this.o.outbox.get(entry.key) !== undefined) return
+  async enqueue(entry: Omit<OutboxEntry, 'state' | 'attempts' | 'createdAt' | 'nextAttemptAt' | 'ris'>): Promise<void> {
+    if ((await this.o.outbox.get(entry.key)) !== undefined) return
     const now = new Date().toISOString()
-    const full: OutboxEntry = { ...entry, ris: this.ris, state: 'pending', attempts: 0, createdAt: now,
-      nextAttemptAt: now }
+    const full: OutboxEntry = {
+      ...entry,
+      ris: this.ris,
+      state: 'pending',
+      attempts: 0,
+      createdAt: now,
+      nextAttemptAt: now
+    }
     await this.o.outbox.put(full)
     this.queue.push(full)
     this.kick()
   }
 
   /** Sends what is due now; sets a timer for the rest. */
-  private kick (): void {
+  private kick(): void {
     if (this.stopped || this.running !== undefined) return
     clearTimeout(this.timer)
-    this.running = this.drain().catch(error => {
-      this.o.log.error({ err: error }, 'the HL7 outbox stopped on an error; it resumes at the next report')
-    }).finally(() => {
-      this.running = undefined
-      const head = this.queue[0]
-      if (head !== undefined && !this.stopped) {
-        const wait = Math.max(0, Date.parse(head.nextAttemptAt) - Date.now())
-        this.timer = setTimeout(() => { this.kick() }, wait)
-      }
-    })
+    this.running = this.drain()
+      .catch(error => {
+        this.o.log.error({ err: error }, 'the HL7 outbox stopped on an error; it resumes at the next report')
+      })
+      .finally(() => {
+        this.running = undefined
+        const head = this.queue[0]
+        if (head !== undefined && !this.stopped) {
+          const wait = Math.max(0, Date.parse(head.nextAttemptAt) - Date.now())
+          this.timer = setTimeout(() => {
+            this.kick()
+          }, wait)
+        }
+      })
   }
 
-  private async drain (): Promise<void> {
+  private async drain(): Promise<void> {
     for (let head = this.queue[0]; head !== undefined && !this.stopped; head = this.queue[0]) {
       if (Date.parse(head.nextAttemptAt) > Date.now()) break
       const done = await this.attempt(head)
@@ -111,7 +123,7 @@ export class Hl7Sender {
   }
 
   /** One attempt at the head of the queue; true when it left the queue (delivered or rejected). */
-  private async attempt (entry: OutboxEntry): Promise<boolean> {
+  private async attempt(entry: OutboxEntry): Promise<boolean> {
     const { log } = this.o
     const at = new Date().toISOString()
     entry.attempts++
@@ -119,8 +131,9 @@ export class Hl7Sender {
     let reply: string
     try {
       this.client ??= new Hl7Client({ ...this.o.ris, connectTimeout: CONNECT_TIMEOUT_MS })
-      const answer = await this.client.sendAndWait(Hl7Message.parse(entry.message),
-        { timeoutMs: this.o.ackTimeoutMs ?? ACK_TIMEOUT_MS })
+      const answer = await this.client.sendAndWait(Hl7Message.parse(entry.message), {
+        timeoutMs: this.o.ackTimeoutMs ?? ACK_TIMEOUT_MS
+      })
       reply = answer.toString()
     } catch (error) {
       await this.disconnect()
@@ -128,8 +141,10 @@ export class Hl7Sender {
       entry.lastError = (error as Error).message || String(error)
       entry.nextAttemptAt = new Date(Date.now() + wait).toISOString()
       await this.o.outbox.put(entry)
-      log.warn({ event: 'hl7-retry', case: entry.caseId, ris: this.ris, attempts: entry.attempts, err: error },
-        `the RIS at ${this.ris} did not acknowledge the report of case ${entry.caseId}; next attempt in ${wait} ms`)
+      log.warn(
+        { event: 'hl7-retry', case: entry.caseId, ris: this.ris, attempts: entry.attempts, err: error },
+        `the RIS at ${this.ris} did not acknowledge the report of case ${entry.caseId}; next attempt in ${wait} ms`
+      )
       return false
     }
     const ack = parseAck(reply) ?? { code: 'AE', controlId: '', text: 'the answer had no MSA segment' }
@@ -149,13 +164,15 @@ export class Hl7Sender {
     if (entry.state === 'delivered') {
       log.info({ event: 'hl7-delivered', case: entry.caseId, ris: this.ris, ack: ack.code }, `${what}: ${ack.code}`)
     } else {
-      log.warn({ event: 'hl7-rejected', case: entry.caseId, ris: this.ris, ack: ack.code, reason: ack.text },
-        `the RIS refused the ${what}: ${ack.code} ${ack.text}`)
+      log.warn(
+        { event: 'hl7-rejected', case: entry.caseId, ris: this.ris, ack: ack.code, reason: ack.text },
+        `the RIS refused the ${what}: ${ack.code} ${ack.text}`
+      )
     }
     return true
   }
 
-  private async disconnect (): Promise<void> {
+  private async disconnect(): Promise<void> {
     const client = this.client
     this.client = undefined
     await client?.close().catch(() => {})

@@ -23,7 +23,7 @@ export const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]*[0-9A-Za-z'()+_,\-./:=?]$/
  * Names (type and parameter names) are case-insensitive and returned lower-cased; values keep their case.
  * Throws MalformedMessageError when there is no type/subtype or a parameter cannot be read.
  */
-export function parseContentType (header: string): ContentType {
+export function parseContentType(header: string): ContentType {
   let i = 0
   const skipSpace = (): void => {
     while (i < header.length && (header[i] === ' ' || header[i] === '\t')) i++
@@ -77,10 +77,11 @@ export function parseContentType (header: string): ContentType {
 }
 
 /** Throws MalformedMessageError unless `boundary` is one this node reads (see MAX_BOUNDARY_LENGTH). */
-export function checkReadBoundary (boundary: string): void {
+export function checkReadBoundary(boundary: string): void {
   if (boundary.length > MAX_BOUNDARY_LENGTH || !BOUNDARY.test(boundary)) {
     throw new MalformedMessageError(
-      `multipart boundary must be 1 to ${MAX_BOUNDARY_LENGTH} characters of the RFC 2046 set, not ending in a space`)
+      `multipart boundary must be 1 to ${MAX_BOUNDARY_LENGTH} characters of the RFC 2046 set, not ending in a space`
+    )
   }
 }
 
@@ -88,7 +89,7 @@ export function checkReadBoundary (boundary: string): void {
  * The boundary of a multipart/related Content-Type. Throws MalformedMessageError when the content type cannot be
  * read, is not multipart/related, or has no usable boundary (1 to MAX_BOUNDARY_LENGTH characters of RFC 2046's).
  */
-export function multipartBoundary (contentType: string): string {
+export function multipartBoundary(contentType: string): string {
   const { type, params } = parseContentType(contentType)
   if (type !== 'multipart/related') {
     throw new MalformedMessageError(`content type is ${type}, expected multipart/related`)
@@ -102,6 +103,6 @@ export function multipartBoundary (contentType: string): string {
 }
 
 /** A quoted-string when the value is not a token. */
-export function parameterValue (value: string): string {
+export function parameterValue(value: string): string {
   return TOKEN.test(value) ? value : `"${value.replace(/(["\\])/g, '\\$1')}"`
 }

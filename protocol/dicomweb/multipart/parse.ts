@@ -4,12 +4,7 @@
  */
 import { MalformedMessageError } from '../../errors.ts'
 import { checkReadBoundary, multipartBoundary, TOKEN } from './content-type.ts'
-import {
-  DEFAULT_MAX_HEADER_BYTES,
-  DEFAULT_MAX_PARTS,
-  MAX_TRANSPORT_PADDING,
-  type MultipartLimits
-} from './limits.ts'
+import { DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PARTS, MAX_TRANSPORT_PADDING, type MultipartLimits } from './limits.ts'
 
 export interface MultipartPart {
   /** Header fields by lower-cased name; a field given twice keeps its values joined by ", ". */
@@ -23,9 +18,9 @@ export interface MultipartPart {
  * the body came in pieces (none for an empty body), `part-end`; then `end` for the closing delimiter.
  */
 export type MultipartEvent =
-  | { type: 'part', part: number, headers: Record<string, string> }
-  | { type: 'body', bytes: Uint8Array }
-  | { type: 'part-end', part: number }
+  | { type: 'part'; part: number; headers: Record<string, string> }
+  | { type: 'body'; bytes: Uint8Array }
+  | { type: 'part-end'; part: number }
   | { type: 'end' }
 
 const CR = 0x0d
@@ -51,9 +46,17 @@ const nativeIndexOf = (globalThis as { Buffer?: { prototype: { indexOf: NativeIn
 const NATIVE_MIN_PATTERN = 8
 
 /** A delimiter line: where it starts (its CR LF) and ends (after its CR LF, or its closing "--"). */
-interface Delimiter { kind: 'delimiter', at: number, end: number, closing: boolean }
+interface Delimiter {
+  kind: 'delimiter'
+  at: number
+  end: number
+  closing: boolean
+}
 /** No delimiter line before `at`; the bytes from `at` on may begin one and are to be read again with more. */
-interface Hold { kind: 'hold', at: number }
+interface Hold {
+  kind: 'hold'
+  at: number
+}
 
 /**
  * Reads a multipart/related body pushed in pieces; see ../multipart.ts. `push` and `end` append what they
@@ -82,7 +85,7 @@ export class MultipartParser {
   #native = false
   #failure: MalformedMessageError | undefined
 
-  constructor (boundary: string, limits: MultipartLimits = {}) {
+  constructor(boundary: string, limits: MultipartLimits = {}) {
     checkReadBoundary(boundary)
     this.#pattern = encoder.encode(`\r\n--${boundary}`)
     this.#maxLine = this.#pattern.length + MAX_TRANSPORT_PADDING + 2
@@ -91,12 +94,16 @@ export class MultipartParser {
   }
 
   /** The parts begun so far. */
-  get parts (): number { return this.#parts }
+  get parts(): number {
+    return this.#parts
+  }
 
   /** True once the closing delimiter was read: what follows is epilogue, read and ignored. */
-  get ended (): boolean { return this.#phase === 'epilogue' }
+  get ended(): boolean {
+    return this.#phase === 'epilogue'
+  }
 
-  push (piece: Uint8Array, into: MultipartEvent[] = []): MultipartEvent[] {
+  push(piece: Uint8Array, into: MultipartEvent[] = []): MultipartEvent[] {
     if (this.#failure !== undefined) throw this.#failure
     if (this.#phase === 'epilogue') return into
     this.#native = nativeIndexOf !== undefined && this.#pattern.length >= NATIVE_MIN_PATTERN
@@ -113,17 +120,19 @@ export class MultipartParser {
   }
 
   /** The body is over: throws MalformedMessageError unless its closing delimiter was read. */
-  end (into: MultipartEvent[] = []): MultipartEvent[] {
+  end(into: MultipartEvent[] = []): MultipartEvent[] {
     if (this.#failure !== undefined) throw this.#failure
     if (this.#phase === 'epilogue') return into
-    this.#failure = new MalformedMessageError(this.#phase === 'preamble'
-      ? 'multipart body has no delimiter for its boundary'
-      : `multipart body ends inside part ${this.#parts}: no closing delimiter`)
+    this.#failure = new MalformedMessageError(
+      this.#phase === 'preamble'
+        ? 'multipart body has no delimiter for its boundary'
+        : `multipart body ends inside part ${this.#parts}: no closing delimiter`
+    )
     throw this.#failure
   }
 
   /** The preamble or a body from `at`: up to and through the next delimiter line, or to the piece's end. */
-  #readBody (piece: Uint8Array, at: number, into: MultipartEvent[]): number {
+  #readBody(piece: Uint8Array, at: number, into: MultipartEvent[]): number {
     const found = this.#delimiter(piece, at)
     this.#emit(piece.subarray(at, found.at), into)
     if (found.kind === 'hold') {
@@ -138,7 +147,7 @@ export class MultipartParser {
    * The carried bytes with the start of the new piece: whether a delimiter line begins in the carried bytes.
    * Only the carry and one line's length of the piece are joined (copied); returns where to go on in the piece.
    */
-  #joinCarry (piece: Uint8Array, into: MultipartEvent[]): number {
+  #joinCarry(piece: Uint8Array, into: MultipartEvent[]): number {
     const carry = this.#carry
     const head = piece.subarray(0, this.#maxLine)
     const joined = new Uint8Array(carry.length + head.length)
@@ -146,7 +155,8 @@ export class MultipartParser {
     joined.set(head, carry.length)
     this.#carry = EMPTY
     const found = this.#delimiter(joined, 0)
-    if (found.at >= carry.length) { // none begins in the carried bytes: they were body
+    if (found.at >= carry.length) {
+      // none begins in the carried bytes: they were body
       this.#emit(carry, into)
       return 0
     }
@@ -162,7 +172,7 @@ export class MultipartParser {
   }
 
   /** A part's header block from `at`, to its empty line or the piece's end; returns where its body begins. */
-  #readHeaders (piece: Uint8Array, at: number, into: MultipartEvent[]): number {
+  #readHeaders(piece: Uint8Array, at: number, into: MultipartEvent[]): number {
     const room = this.#head.length
     const before = this.#headLength
     const take = piece.subarray(at, at + room - before)
@@ -191,7 +201,7 @@ export class MultipartParser {
     return at + end + 4 - before
   }
 
-  #onDelimiter (found: Delimiter, into: MultipartEvent[]): void {
+  #onDelimiter(found: Delimiter, into: MultipartEvent[]): void {
     if (this.#phase === 'body') into.push({ type: 'part-end', part: this.#parts })
     if (found.closing) {
       this.#phase = 'epilogue'
@@ -210,14 +220,14 @@ export class MultipartParser {
     this.#headLength = 2
   }
 
-  #emit (bytes: Uint8Array, into: MultipartEvent[]): void {
+  #emit(bytes: Uint8Array, into: MultipartEvent[]): void {
     if (this.#phase === 'body' && bytes.length > 0) into.push({ type: 'body', bytes })
   }
 
   /** The first delimiter line in `bytes` from `from`, or where the bytes that may begin one start. */
-  #delimiter (bytes: Uint8Array, from: number): Delimiter | Hold {
+  #delimiter(bytes: Uint8Array, from: number): Delimiter | Hold {
     const length = this.#pattern.length
-    for (let at = from; ;) {
+    for (let at = from; ; ) {
       const start = this.#find(bytes, at)
       if (start === -1) return { kind: 'hold', at: this.#partial(bytes, Math.max(at, bytes.length - length + 1)) }
       const line = lineEnd(bytes, start + length)
@@ -231,7 +241,7 @@ export class MultipartParser {
   }
 
   /** Where the next CR LF "--" boundary starts in `bytes` at or after `from`, or -1. */
-  #find (bytes: Uint8Array, from: number): number {
+  #find(bytes: Uint8Array, from: number): number {
     const pattern = this.#pattern
     if (this.#native) return (nativeIndexOf as NativeIndexOf).call(bytes, pattern, from)
     // The pattern opens with CR LF "-" "-", and that CR is its only one (a boundary holds none). The loop looks at
@@ -260,7 +270,7 @@ export class MultipartParser {
    * The first place at or after `from` where the rest of `bytes` is the start of the pattern, else the end.
    * Called with `from` within one pattern's length of the end, and each compare stops at the next CR: linear.
    */
-  #partial (bytes: Uint8Array, from: number): number {
+  #partial(bytes: Uint8Array, from: number): number {
     for (let start = bytes.indexOf(CR, from); start !== -1; start = bytes.indexOf(CR, start + 1)) {
       let k = 1
       while (start + k < bytes.length && bytes[start + k] === this.#pattern[k]) k++
@@ -275,7 +285,7 @@ export class MultipartParser {
  * `undefined` when it is no delimiter (the boundary is the prefix of a longer word); 'more' when the bytes
  * end before that can be told.
  */
-function lineEnd (bytes: Uint8Array, at: number): { end: number, closing: boolean } | 'more' | undefined {
+function lineEnd(bytes: Uint8Array, at: number): { end: number; closing: boolean } | 'more' | undefined {
   if (at >= bytes.length) return 'more'
   if (bytes[at] === HYPHEN) {
     if (at + 1 >= bytes.length) return 'more'
@@ -286,7 +296,8 @@ function lineEnd (bytes: Uint8Array, at: number): { end: number, closing: boolea
     i++
     if (i - at > MAX_TRANSPORT_PADDING) {
       throw new MalformedMessageError(
-        `a multipart delimiter is followed by more than ${MAX_TRANSPORT_PADDING} bytes of white space`)
+        `a multipart delimiter is followed by more than ${MAX_TRANSPORT_PADDING} bytes of white space`
+      )
     }
   }
   if (i >= bytes.length) return 'more'
@@ -296,13 +307,14 @@ function lineEnd (bytes: Uint8Array, at: number): { end: number, closing: boolea
 }
 
 /** Parses the header block of one part (the bytes up to, not including, the empty line). */
-function parseHeaders (block: Uint8Array, partNumber: number): Record<string, string> {
+function parseHeaders(block: Uint8Array, partNumber: number): Record<string, string> {
   const headers: Record<string, string> = {}
   if (block.length === 0) return headers
   const lines = latin1.decode(block).split('\r\n')
   let previous: string | undefined
   for (const line of lines) {
-    if ((line.startsWith(' ') || line.startsWith('\t')) && previous !== undefined) { // obsolete line folding
+    if ((line.startsWith(' ') || line.startsWith('\t')) && previous !== undefined) {
+      // obsolete line folding
       headers[previous] = `${headers[previous]} ${line.trim()}`.trim()
       continue
     }
@@ -324,8 +336,10 @@ function parseHeaders (block: Uint8Array, partNumber: number): Record<string, st
  * `multipartBoundary` does, when no delimiter or no closing delimiter is found, when a part has no end of
  * headers, and on more than `limits.maxParts` parts.
  */
-export function parseMultipartRelated (
-  body: Uint8Array, contentType: string, limits: MultipartLimits = {}
+export function parseMultipartRelated(
+  body: Uint8Array,
+  contentType: string,
+  limits: MultipartLimits = {}
 ): MultipartPart[] {
   const parser = new MultipartParser(multipartBoundary(contentType), limits)
   const events = parser.end(parser.push(body))
@@ -339,13 +353,13 @@ export function parseMultipartRelated (
     } else if (event.type === 'body') {
       pieces.push(event.bytes)
     } else if (event.type === 'part-end') {
-      parts.push({ headers, body: pieces.length === 1 ? pieces[0] as Uint8Array : concatBytes(pieces) })
+      parts.push({ headers, body: pieces.length === 1 ? (pieces[0] as Uint8Array) : concatBytes(pieces) })
     }
   }
   return parts
 }
 
-function concatBytes (pieces: Uint8Array[]): Uint8Array {
+function concatBytes(pieces: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(pieces.reduce((n, piece) => n + piece.length, 0))
   let at = 0
   for (const piece of pieces) {

@@ -21,15 +21,16 @@ export interface StreamedPart {
 
 const encoder = new TextEncoder()
 
-function checkBoundary (boundary: string): void {
+function checkBoundary(boundary: string): void {
   if (boundary.length > RFC_BOUNDARY_LENGTH || !BOUNDARY.test(boundary)) {
     throw new TypeError(
-      `a multipart boundary must be 1 to ${RFC_BOUNDARY_LENGTH} characters of the RFC 2046 set, not ending in a space`)
+      `a multipart boundary must be 1 to ${RFC_BOUNDARY_LENGTH} characters of the RFC 2046 set, not ending in a space`
+    )
   }
 }
 
 /** The Content-Type of a multipart/related body whose parts (or root part) have type `type`. */
-export function multipartRelatedHeader (boundary: string, type: string): string {
+export function multipartRelatedHeader(boundary: string, type: string): string {
   checkBoundary(boundary)
   if (/[\r\n"\\]/.test(type)) {
     throw new TypeError('a multipart type parameter must not contain CR, LF, quotes or backslashes')
@@ -37,7 +38,7 @@ export function multipartRelatedHeader (boundary: string, type: string): string 
   return `multipart/related; type="${type}"; boundary=${parameterValue(boundary)}`
 }
 
-function checkHeaderValue (name: string, value: string): string {
+function checkHeaderValue(name: string, value: string): string {
   if (/[\r\n]/.test(value)) throw new TypeError(`a multipart ${name} header must not contain CR or LF`)
   return value
 }
@@ -47,7 +48,7 @@ function checkHeaderValue (name: string, value: string): string {
  * then its body (the caller's array, not copied); then the closing delimiter. Nothing is concatenated.
  * The boundary must not occur in any body; a `newBoundary()` boundary does not, in practice.
  */
-export function * encodeMultipartParts (parts: Iterable<EncodablePart>, boundary: string): Generator<Uint8Array> {
+export function* encodeMultipartParts(parts: Iterable<EncodablePart>, boundary: string): Generator<Uint8Array> {
   checkBoundary(boundary)
   let first = true
   for (const part of parts) {
@@ -62,8 +63,9 @@ export function * encodeMultipartParts (parts: Iterable<EncodablePart>, boundary
  * The same, for parts that arrive one by one (a WADO-RS study read instance by instance), each body whole or
  * in pieces (an instance read chunk by chunk: one chunk in memory at a time).
  */
-export async function * encodeMultipartPartsAsync (
-  parts: AsyncIterable<StreamedPart>, boundary: string
+export async function* encodeMultipartPartsAsync(
+  parts: AsyncIterable<StreamedPart>,
+  boundary: string
 ): AsyncGenerator<Uint8Array> {
   checkBoundary(boundary)
   let first = true
@@ -79,7 +81,7 @@ export async function * encodeMultipartPartsAsync (
   yield closingDelimiter(boundary, first)
 }
 
-function partHead (part: StreamedPart, boundary: string, first: boolean): Uint8Array {
+function partHead(part: StreamedPart, boundary: string, first: boolean): Uint8Array {
   const contentType = checkHeaderValue('Content-Type', part.contentType)
   let head = `${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${contentType}\r\n`
   if (part.location !== undefined) {
@@ -92,7 +94,7 @@ const closingDelimiter = (boundary: string, empty: boolean): Uint8Array =>
   encoder.encode(`${empty ? '' : '\r\n'}--${boundary}--\r\n`)
 
 /** A fresh random boundary (128 bits), a token that needs no quoting. */
-export function newBoundary (): string {
+export function newBoundary(): string {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16))
   return `radmesh-${Array.from(bytes, b => b.toString(16).padStart(2, '0')).join('')}`
 }

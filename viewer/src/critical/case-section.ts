@@ -12,7 +12,7 @@ import { ackForm, history, LEVEL_LABELS, LEVELS, listCritical } from './common.t
 
 const POLL_MS = 2_000
 
-export function openCriticalSection (root: HTMLElement, entry: WorklistEntry, session: Session): View {
+export function openCriticalSection(root: HTMLElement, entry: WorklistEntry, session: Session): View {
   const caseId = entry.caseId
   const reader = entry.claimedBy === session.peerId || entry.consultants.includes(session.peerId)
   let closed = false
@@ -21,7 +21,9 @@ export function openCriticalSection (root: HTMLElement, entry: WorklistEntry, se
   const list = h('ul', { class: 'critical-list', id: 'critical-list' })
   const level = h('select', { id: 'critical-level' }, ...LEVELS.map(l => h('option', { value: l }, LEVEL_LABELS[l])))
   const text = h('textarea', {
-    id: 'critical-text', rows: 2, maxlength: MAX_CRITICAL_TEXT,
+    id: 'critical-text',
+    rows: 2,
+    maxlength: MAX_CRITICAL_TEXT,
     placeholder: 'The finding, in a sentence or two (read out on the phone)'
   })
   const flag = h('button', { id: 'critical-flag', class: 'critical-flag' }, 'Flag critical result')
@@ -32,15 +34,35 @@ export function openCriticalSection (root: HTMLElement, entry: WorklistEntry, se
     const seen = JSON.stringify(results)
     if (closed || seen === shown) return
     shown = seen
-    clear(list, ...(results.length === 0 ? [h('li', { class: 'muted' }, 'None flagged.')] : results.map(result =>
-      h('li', {
-        class: `critical-item ${result.level}`, 'data-critical-id': result.id,
-        'data-state': result.acknowledged === null ? 'open' : 'acknowledged'
-      },
-      h('span', { class: `critical-level ${result.level}` }, LEVEL_LABELS[result.level]), ' ', result.text,
-      h('ul', { class: 'critical-history' }, ...history(result).map(line => h('li', {}, line))),
-      session.role === 'site' && result.acknowledged === null ? ackForm(result, () => { void refresh() }) : null,
-      reader ? callForm(result, () => { void refresh() }) : null))))
+    clear(
+      list,
+      ...(results.length === 0
+        ? [h('li', { class: 'muted' }, 'None flagged.')]
+        : results.map(result =>
+            h(
+              'li',
+              {
+                class: `critical-item ${result.level}`,
+                'data-critical-id': result.id,
+                'data-state': result.acknowledged === null ? 'open' : 'acknowledged'
+              },
+              h('span', { class: `critical-level ${result.level}` }, LEVEL_LABELS[result.level]),
+              ' ',
+              result.text,
+              h('ul', { class: 'critical-history' }, ...history(result).map(line => h('li', {}, line))),
+              session.role === 'site' && result.acknowledged === null
+                ? ackForm(result, () => {
+                    void refresh()
+                  })
+                : null,
+              reader
+                ? callForm(result, () => {
+                    void refresh()
+                  })
+                : null
+            )
+          ))
+    )
   }
 
   const refresh = async (): Promise<void> => {
@@ -60,7 +82,8 @@ export function openCriticalSection (root: HTMLElement, entry: WorklistEntry, se
       flag.disabled = true
       try {
         await json<CriticalResult>(`/api/cases/${caseId}/critical`, {
-          method: 'POST', body: { level: level.value, text: finding }
+          method: 'POST',
+          body: { level: level.value, text: finding }
         })
         text.value = ''
         await refresh()
@@ -72,13 +95,17 @@ export function openCriticalSection (root: HTMLElement, entry: WorklistEntry, se
     })()
   })
 
-  clear(root,
+  clear(
+    root,
     h('h3', { class: 'critical-heading' }, 'Critical results'),
     list,
     reader ? h('div', { class: 'actions critical-form', id: 'critical-form' }, level, text, flag) : null,
-    message)
+    message
+  )
   void refresh()
-  const polling = setInterval(() => { void refresh() }, POLL_MS)
+  const polling = setInterval(() => {
+    void refresh()
+  }, POLL_MS)
   return {
     close: () => {
       closed = true
@@ -88,9 +115,11 @@ export function openCriticalSection (root: HTMLElement, entry: WorklistEntry, se
 }
 
 /** A reader's note of a phone call about a result (whom they reached, what was said). */
-function callForm (result: CriticalResult, done: () => void): HTMLElement {
+function callForm(result: CriticalResult, done: () => void): HTMLElement {
   const note = h('input', {
-    class: 'call-note', placeholder: 'Call: whom, what was said', maxlength: MAX_CRITICAL_TEXT
+    class: 'call-note',
+    placeholder: 'Call: whom, what was said',
+    maxlength: MAX_CRITICAL_TEXT
   })
   const problem = h('span', { class: 'error' })
   const submit = async (): Promise<void> => {
@@ -104,7 +133,15 @@ function callForm (result: CriticalResult, done: () => void): HTMLElement {
       problem.textContent = error instanceof ApiError ? error.message : String(error)
     }
   }
-  const onsubmit = (event: Event): void => { event.preventDefault(); void submit() }
-  return h('form', { class: 'ack-form call-form', onsubmit },
-    note, h('button', { class: 'call', type: 'submit' }, 'Record call'), problem)
+  const onsubmit = (event: Event): void => {
+    event.preventDefault()
+    void submit()
+  }
+  return h(
+    'form',
+    { class: 'ack-form call-form', onsubmit },
+    note,
+    h('button', { class: 'call', type: 'submit' }, 'Record call'),
+    problem
+  )
 }

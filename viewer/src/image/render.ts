@@ -7,14 +7,17 @@
 import type { DecodedFrame } from './decode.ts'
 import type { FrameInfo } from './frame-info.ts'
 
-export interface Window { center: number, width: number }
+export interface Window {
+  center: number
+  width: number
+}
 
-export function isColour (info: FrameInfo): boolean {
+export function isColour(info: FrameInfo): boolean {
   return info.samplesPerPixel === 3
 }
 
 /** Stored value range of a frame after the bits-stored mask, in modality units. */
-export function modalityRange (frame: DecodedFrame, info: FrameInfo): { min: number, max: number } {
+export function modalityRange(frame: DecodedFrame, info: FrameInfo): { min: number; max: number } {
   let min = Infinity
   let max = -Infinity
   const values = frame.values
@@ -29,7 +32,7 @@ export function modalityRange (frame: DecodedFrame, info: FrameInfo): { min: num
 }
 
 /** The window the file suggests, else one spanning the frame's values. */
-export function defaultWindow (frame: DecodedFrame, info: FrameInfo): Window {
+export function defaultWindow(frame: DecodedFrame, info: FrameInfo): Window {
   const suggested = info.windows[0]
   if (suggested !== undefined) return { center: suggested.center, width: suggested.width }
   const { min, max } = modalityRange(frame, info)
@@ -37,7 +40,7 @@ export function defaultWindow (frame: DecodedFrame, info: FrameInfo): Window {
 }
 
 /** VOI linear (PS3.3 C.11.2.1.2.1) to 0..255. */
-export function voiLinear (x: number, { center, width }: Window): number {
+export function voiLinear(x: number, { center, width }: Window): number {
   const c = center - 0.5
   const w = width - 1
   if (w <= 0) return x <= c ? 0 : 255
@@ -47,7 +50,7 @@ export function voiLinear (x: number, { center, width }: Window): number {
 }
 
 /** Masks a stored value to bits stored, sign-extending when pixel representation is signed. */
-function storedValue (raw: number, info: FrameInfo): number {
+function storedValue(raw: number, info: FrameInfo): number {
   if (info.bitsStored >= info.bitsAllocated || info.bitsAllocated === 32) return raw
   const mask = (1 << info.bitsStored) - 1
   const v = raw & mask
@@ -59,7 +62,7 @@ function storedValue (raw: number, info: FrameInfo): number {
 const MAX_LUT_ENTRIES = 1 << 20
 
 /** RGBA pixels of a frame at a window (grayscale) into `out` (width x height x 4). */
-export function renderFrame (frame: DecodedFrame, info: FrameInfo, window: Window, out: Uint8ClampedArray): void {
+export function renderFrame(frame: DecodedFrame, info: FrameInfo, window: Window, out: Uint8ClampedArray): void {
   const pixels = info.rows * info.columns
   if (out.length < pixels * 4) throw new Error('the output is smaller than the frame')
   if (isColour(info)) {
@@ -107,7 +110,7 @@ export function renderFrame (frame: DecodedFrame, info: FrameInfo, window: Windo
   }
 }
 
-function renderColour (frame: DecodedFrame, info: FrameInfo, out: Uint8ClampedArray): void {
+function renderColour(frame: DecodedFrame, info: FrameInfo, out: Uint8ClampedArray): void {
   const pixels = info.rows * info.columns
   const values = frame.values
   const shift = Math.max(0, info.bitsStored - 8)

@@ -5,13 +5,19 @@
  */
 
 export class RleError extends Error {
-  constructor (message: string) {
+  constructor(message: string) {
     super(`RLE: ${message}`)
     this.name = 'RleError'
   }
 }
 
-export function decodeRle (frame: Uint8Array, rows: number, columns: number, samplesPerPixel: number, bitsAllocated: number): Uint8Array {
+export function decodeRle(
+  frame: Uint8Array,
+  rows: number,
+  columns: number,
+  samplesPerPixel: number,
+  bitsAllocated: number
+): Uint8Array {
   if (frame.byteLength < 64) throw new RleError('the frame is shorter than its 64-byte header')
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength)
   const segments = view.getUint32(0, true)
@@ -22,12 +28,14 @@ export function decodeRle (frame: Uint8Array, rows: number, columns: number, sam
   const pixels = rows * columns
   // A PackBits run of 2 bytes makes at most 128: a segment cannot hold more pixels than that (nothing is
   // allocated from a size the data cannot back).
-  if (pixels * segments > (frame.byteLength - 64) * 64) throw new RleError(`${frame.byteLength} bytes cannot hold ${rows} x ${columns} pixels of ${segments} segment(s)`)
+  if (pixels * segments > (frame.byteLength - 64) * 64)
+    throw new RleError(`${frame.byteLength} bytes cannot hold ${rows} x ${columns} pixels of ${segments} segment(s)`)
   const out = new Uint8Array(pixels * samplesPerPixel * bytesPerSample)
   for (let s = 0; s < segments; s++) {
     const start = view.getUint32(4 + 4 * s, true)
     const end = s + 1 < segments ? view.getUint32(8 + 4 * s, true) : frame.byteLength
-    if (start < 64 || end > frame.byteLength || start > end) throw new RleError(`segment ${s + 1} lies outside the frame`)
+    if (start < 64 || end > frame.byteLength || start > end)
+      throw new RleError(`segment ${s + 1} lies outside the frame`)
     const sample = Math.floor(s / bytesPerSample)
     // Segment order is most significant byte first; little endian output puts it last.
     const byte = bytesPerSample - 1 - (s % bytesPerSample)
@@ -35,12 +43,13 @@ export function decodeRle (frame: Uint8Array, rows: number, columns: number, sam
     let pixel = 0
     let i = start
     while (i < end && pixel < pixels) {
-      const n = (frame[i++] as number) << 24 >> 24
+      const n = ((frame[i++] as number) << 24) >> 24
       if (n >= 0) {
-        for (let k = 0; k <= n && pixel < pixels && i < end; k++) out[base + (pixel++) * bytesPerSample + byte] = frame[i++] as number
+        for (let k = 0; k <= n && pixel < pixels && i < end; k++)
+          out[base + pixel++ * bytesPerSample + byte] = frame[i++] as number
       } else if (n !== -128) {
         const value = frame[i++] as number
-        for (let k = 0; k < 1 - n && pixel < pixels; k++) out[base + (pixel++) * bytesPerSample + byte] = value
+        for (let k = 0; k < 1 - n && pixel < pixels; k++) out[base + pixel++ * bytesPerSample + byte] = value
       }
     }
     if (pixel < pixels) throw new RleError(`segment ${s + 1} decodes to ${pixel} of ${pixels} pixels`)

@@ -19,15 +19,41 @@ import { templatesFor } from './templates.ts'
 const REMOTE = Symbol('from the node')
 const LOCAL = Symbol('typed here')
 
-const LABELS: Record<(typeof SECTION_NAMES)[number], string> = { indication: 'Indication', technique: 'Technique', comparison: 'Comparison', findings: 'Findings', impression: 'Impression' }
+const LABELS: Record<(typeof SECTION_NAMES)[number], string> = {
+  indication: 'Indication',
+  technique: 'Technique',
+  comparison: 'Comparison',
+  findings: 'Findings',
+  impression: 'Impression'
+}
 
 const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), c => c.charCodeAt(0))
 
 /** Styles that decide where text falls in a textarea, copied to a hidden twin to find a character's place. */
-const MIRRORED = ['boxSizing', 'width', 'paddingTop', 'paddingRight', 'paddingBottom', 'paddingLeft', 'borderTopWidth', 'borderRightWidth', 'borderBottomWidth', 'borderLeftWidth', 'fontFamily', 'fontSize', 'fontWeight', 'fontStyle', 'lineHeight', 'letterSpacing', 'wordSpacing', 'textIndent', 'tabSize'] as const
+const MIRRORED = [
+  'boxSizing',
+  'width',
+  'paddingTop',
+  'paddingRight',
+  'paddingBottom',
+  'paddingLeft',
+  'borderTopWidth',
+  'borderRightWidth',
+  'borderBottomWidth',
+  'borderLeftWidth',
+  'fontFamily',
+  'fontSize',
+  'fontWeight',
+  'fontStyle',
+  'lineHeight',
+  'letterSpacing',
+  'wordSpacing',
+  'textIndent',
+  'tabSize'
+] as const
 
 /** Where character `index` of a textarea is drawn, relative to the textarea's corner (scrolling included). */
-function caretPoint (area: HTMLTextAreaElement, index: number): { left: number, top: number, height: number } {
+function caretPoint(area: HTMLTextAreaElement, index: number): { left: number; top: number; height: number } {
   const style = getComputedStyle(area)
   const mirror = document.createElement('div')
   for (const property of MIRRORED) mirror.style[property] = style[property]
@@ -42,19 +68,32 @@ function caretPoint (area: HTMLTextAreaElement, index: number): { left: number, 
   marker.textContent = area.value.slice(index) || '.'
   mirror.append(marker)
   document.body.append(mirror)
-  const point = { left: marker.offsetLeft - area.scrollLeft, top: marker.offsetTop - area.scrollTop, height: Number.parseFloat(style.lineHeight) || 20 }
+  const point = {
+    left: marker.offsetLeft - area.scrollLeft,
+    top: marker.offsetTop - area.scrollTop,
+    height: Number.parseFloat(style.lineHeight) || 20
+  }
   mirror.remove()
   return point
 }
 
-export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, session: Session, onStatus: (status: ReportView['status']) => void = () => {}): Promise<View> {
+export async function openReportPanel(
+  root: HTMLElement,
+  entry: WorklistEntry,
+  session: Session,
+  onStatus: (status: ReportView['status']) => void = () => {}
+): Promise<View> {
   const caseId = entry.caseId
   const me = session.peerId
   const doc = new Y.Doc()
   let view: ReportView | undefined
   let closed = false
   let bound = false
-  const canWrite = (): boolean => (entry.claimedBy === me || entry.consultants.includes(me)) && view !== undefined && view.status !== 'FINAL' && view.status !== 'AMENDED'
+  const canWrite = (): boolean =>
+    (entry.claimedBy === me || entry.consultants.includes(me)) &&
+    view !== undefined &&
+    view.status !== 'FINAL' &&
+    view.status !== 'AMENDED'
 
   const awareness = new Awareness(doc)
   awareness.setLocalState(null)
@@ -65,7 +104,12 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
   const areas = new Map<string, HTMLTextAreaElement>()
   const unbind: Array<() => void> = []
   for (const name of SECTION_NAMES) {
-    const area = h('textarea', { id: `section-${name}`, 'data-section': name, readonly: true, rows: name === 'findings' ? 8 : 3 })
+    const area = h('textarea', {
+      id: `section-${name}`,
+      'data-section': name,
+      readonly: true,
+      rows: name === 'findings' ? 8 : 3
+    })
     areas.set(name, area)
     unbind.push(bindTextarea(area, doc.getText(name), LOCAL))
   }
@@ -73,7 +117,12 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
   const criticalSlot = h('div', { class: 'critical', id: 'critical' })
   const addendumText = h('textarea', { id: 'addendum-text', rows: 3, placeholder: 'Addendum to the FINAL report' })
   const consultSelect = h('select', { id: 'consult-peer' })
-  const templateSelect = h('select', { id: 'template' }, h('option', { value: '' }, 'Template…'), ...templatesFor(entry.modalities, entry.bodyPart).map((t, i) => h('option', { value: String(i) }, t.name)))
+  const templateSelect = h(
+    'select',
+    { id: 'template' },
+    h('option', { value: '' }, 'Template…'),
+    ...templatesFor(entry.modalities, entry.bodyPart).map((t, i) => h('option', { value: String(i) }, t.name))
+  )
   const run = async (what: string, action: () => Promise<unknown>): Promise<void> => {
     message.textContent = ''
     try {
@@ -82,11 +131,48 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
       message.textContent = `${what}: ${error instanceof ApiError ? error.message : String(error)}`
     }
   }
-  const signButton = (status: 'PRELIMINARY' | 'FINAL'): HTMLButtonElement => h('button', { id: `sign-${status.toLowerCase()}`, class: status === 'FINAL' ? 'primary' : '', onclick: () => { void run(`Sign ${status}`, async () => { await flushed(); await json(`/api/cases/${caseId}/report/sign`, { method: 'POST', body: { status } }) }) } }, `Sign ${status.toLowerCase()}`)
+  const signButton = (status: 'PRELIMINARY' | 'FINAL'): HTMLButtonElement =>
+    h(
+      'button',
+      {
+        id: `sign-${status.toLowerCase()}`,
+        class: status === 'FINAL' ? 'primary' : '',
+        onclick: () => {
+          void run(`Sign ${status}`, async () => {
+            await flushed()
+            await json(`/api/cases/${caseId}/report/sign`, { method: 'POST', body: { status } })
+          })
+        }
+      },
+      `Sign ${status.toLowerCase()}`
+    )
   const signPreliminary = signButton('PRELIMINARY')
   const signFinal = signButton('FINAL')
-  const addendumButton = h('button', { id: 'addendum', onclick: () => { void run('Addendum', async () => { await json(`/api/cases/${caseId}/report/addendum`, { method: 'POST', body: { text: addendumText.value } }); addendumText.value = '' }) } }, 'Add addendum')
-  const consultButton = h('button', { id: 'consult', onclick: () => { void run('Invite', async () => { await json(`/api/cases/${caseId}/consult`, { method: 'POST', body: { peerId: consultSelect.value } }) }) } }, 'Invite consultant')
+  const addendumButton = h(
+    'button',
+    {
+      id: 'addendum',
+      onclick: () => {
+        void run('Addendum', async () => {
+          await json(`/api/cases/${caseId}/report/addendum`, { method: 'POST', body: { text: addendumText.value } })
+          addendumText.value = ''
+        })
+      }
+    },
+    'Add addendum'
+  )
+  const consultButton = h(
+    'button',
+    {
+      id: 'consult',
+      onclick: () => {
+        void run('Invite', async () => {
+          await json(`/api/cases/${caseId}/consult`, { method: 'POST', body: { peerId: consultSelect.value } })
+        })
+      }
+    },
+    'Invite consultant'
+  )
   templateSelect.addEventListener('change', () => {
     const template = templatesFor(entry.modalities, entry.bodyPart)[Number(templateSelect.value)]
     templateSelect.value = ''
@@ -100,19 +186,24 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     for (const [name, area] of areas) area.value = doc.getText(name).toString()
   })
 
-  clear(root,
+  clear(
+    root,
     h('h2', {}, 'Report', statusBadge),
     presence,
     authors,
     h('div', { class: 'toolbar' }, templateSelect),
-    ...SECTION_NAMES.flatMap(name => [h('label', { for: `section-${name}` }, LABELS[name]), h('div', { class: 'section' }, areas.get(name) as HTMLTextAreaElement)]),
+    ...SECTION_NAMES.flatMap(name => [
+      h('label', { for: `section-${name}` }, LABELS[name]),
+      h('div', { class: 'section' }, areas.get(name) as HTMLTextAreaElement)
+    ]),
     h('div', { class: 'actions' }, signPreliminary, signFinal),
     h('div', { class: 'actions' }, consultSelect, consultButton),
     h('div', { class: 'actions', id: 'addendum-box' }, addendumText, addendumButton),
     message,
     criticalSlot,
     h('h3', { style: 'font-size:13px;margin:.8rem 0 0' }, 'Signatures'),
-    signatures)
+    signatures
+  )
   const critical = openCriticalSection(criticalSlot, entry, session)
 
   // Changes typed here go to the node one at a time, in order: the node checks each against the document
@@ -125,13 +216,16 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
       try {
         await request(`/api/cases/${caseId}/report/live`, { method: 'POST', body: update, background: false })
       } catch (error) {
-        message.textContent = `Not saved: ${error instanceof ApiError ? error.message : String(error)}. ` +
+        message.textContent =
+          `Not saved: ${error instanceof ApiError ? error.message : String(error)}. ` +
           'Reopen the case to see the report as it stands.'
         for (const area of areas.values()) area.readOnly = true
       }
     })
   })
-  const flushed = async (): Promise<void> => { await sending }
+  const flushed = async (): Promise<void> => {
+    await sending
+  }
 
   const applyView = (next: ReportView): void => {
     view = next
@@ -148,12 +242,30 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     consultSelect.disabled = consultButton.disabled
     templateSelect.disabled = !writable
     const final = next.status === 'FINAL' || next.status === 'AMENDED'
-    ;(root.querySelector('#addendum-box') as HTMLElement).style.display = final && (holder || entry.consultants.includes(me)) ? '' : 'none'
-    authors.textContent = next.authors.length === 0 ? 'No one has written yet.' : `Written by ${next.authors.map(a => a.name || a.peerId.slice(-8)).join(', ')}`
-    clear(signatures, ...next.signatures.map(s => h('li', { class: s.verified ? '' : 'error' }, `${s.status} by ${s.name} at ${new Date(s.at).toLocaleString()} ` +
-      `${s.verified ? '✓ verified' : '✗ NOT VERIFIED'}`)),
-      ...next.addenda.map(a => h('li', {}, `Addendum: ${a.text}`)))
-    if (!writable && document.activeElement instanceof HTMLTextAreaElement && [...areas.values()].includes(document.activeElement)) document.activeElement.blur()
+    ;(root.querySelector('#addendum-box') as HTMLElement).style.display =
+      final && (holder || entry.consultants.includes(me)) ? '' : 'none'
+    authors.textContent =
+      next.authors.length === 0
+        ? 'No one has written yet.'
+        : `Written by ${next.authors.map(a => a.name || a.peerId.slice(-8)).join(', ')}`
+    clear(
+      signatures,
+      ...next.signatures.map(s =>
+        h(
+          'li',
+          { class: s.verified ? '' : 'error' },
+          `${s.status} by ${s.name} at ${new Date(s.at).toLocaleString()} ` +
+            `${s.verified ? '✓ verified' : '✗ NOT VERIFIED'}`
+        )
+      ),
+      ...next.addenda.map(a => h('li', {}, `Addendum: ${a.text}`))
+    )
+    if (
+      !writable &&
+      document.activeElement instanceof HTMLTextAreaElement &&
+      [...areas.values()].includes(document.activeElement)
+    )
+      document.activeElement.blur()
   }
 
   // Presence: this reader's name and cursor go to the node (which passes them to the other readers' nodes);
@@ -167,26 +279,38 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     }
     presenceSending = true
     const update = encodeAwarenessUpdate(awareness, [doc.clientID])
-    request(`/api/cases/${caseId}/report/presence`, { method: 'POST', body: update, background: true }).catch(() => {}).finally(() => {
-      presenceSending = false
-      if (presencePending) {
-        presencePending = false
-        sendPresence()
-      }
-    })
+    request(`/api/cases/${caseId}/report/presence`, { method: 'POST', body: update, background: true })
+      .catch(() => {})
+      .finally(() => {
+        presenceSending = false
+        if (presencePending) {
+          presencePending = false
+          sendPresence()
+        }
+      })
   }
-  awareness.on('update', ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown) => {
-    if (origin !== REMOTE && [...added, ...updated, ...removed].includes(doc.clientID)) sendPresence()
-  })
+  awareness.on(
+    'update',
+    ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown) => {
+      if (origin !== REMOTE && [...added, ...updated, ...removed].includes(doc.clientID)) sendPresence()
+    }
+  )
   const trackCursor = (name: string, area: HTMLTextAreaElement): void => {
     const update = (): void => {
       if (awareness.getLocalState() === null) return
       const text = doc.getText(name)
-      const position = (index: number): unknown => Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(text, index))
-      awareness.setLocalStateField('cursor', { section: name, anchor: position(area.selectionStart), head: position(area.selectionEnd) })
+      const position = (index: number): unknown =>
+        Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(text, index))
+      awareness.setLocalStateField('cursor', {
+        section: name,
+        anchor: position(area.selectionStart),
+        head: position(area.selectionEnd)
+      })
     }
     for (const type of ['focus', 'select', 'keyup', 'click', 'input']) area.addEventListener(type, update)
-    area.addEventListener('blur', () => { if (awareness.getLocalState() !== null) awareness.setLocalStateField('cursor', null) })
+    area.addEventListener('blur', () => {
+      if (awareness.getLocalState() !== null) awareness.setLocalStateField('cursor', null)
+    })
   }
   for (const [name, area] of areas) trackCursor(name, area)
   const renderPresence = (): void => {
@@ -194,20 +318,32 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
     for (const area of areas.values()) area.classList.remove('others-here')
     for (const caret of root.querySelectorAll('.remote-caret')) caret.remove()
     for (const [clientId, state] of awareness.getStates()) {
-      const user = (state as { user?: { name?: string, peerId?: string } }).user
+      const user = (state as { user?: { name?: string; peerId?: string } }).user
       if (clientId === doc.clientID || user?.name === undefined || user.peerId === me) continue
-      const cursor = (state as { cursor?: { section?: string, head?: unknown } | null }).cursor
+      const cursor = (state as { cursor?: { section?: string; head?: unknown } | null }).cursor
       let where = ''
       if (cursor?.section !== undefined && areas.has(cursor.section)) {
         const area = areas.get(cursor.section) as HTMLTextAreaElement
         area.classList.add('others-here')
-        const absolute = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(cursor.head), doc)
-        const before = doc.getText(cursor.section).toString().slice(0, absolute?.index ?? 0).split('\n')
-        where = ` in ${LABELS[cursor.section as keyof typeof LABELS]}, line ${before.length}, ` +
+        const absolute = Y.createAbsolutePositionFromRelativePosition(
+          Y.createRelativePositionFromJSON(cursor.head),
+          doc
+        )
+        const before = doc
+          .getText(cursor.section)
+          .toString()
+          .slice(0, absolute?.index ?? 0)
+          .split('\n')
+        where =
+          ` in ${LABELS[cursor.section as keyof typeof LABELS]}, line ${before.length}, ` +
           `column ${(before.at(-1)?.length ?? 0) + 1}`
         const point = caretPoint(area, absolute?.index ?? 0)
         if (point.top >= 0 && point.top < area.clientHeight) {
-          const caret = h('span', { class: 'remote-caret', 'data-peer': user.peerId ?? '', title: user.name }, h('span', { class: 'remote-caret-name' }, user.name))
+          const caret = h(
+            'span',
+            { class: 'remote-caret', 'data-peer': user.peerId ?? '', title: user.name },
+            h('span', { class: 'remote-caret-name' }, user.name)
+          )
           caret.style.left = `${area.offsetLeft + point.left}px`
           caret.style.top = `${area.offsetTop + point.top}px`
           caret.style.height = `${point.height}px`
@@ -224,34 +360,54 @@ export async function openReportPanel (root: HTMLElement, entry: WorklistEntry, 
 
   // The live stream: the whole document first, then every change, and the report's status after each.
   const events = new EventSource(`/api/cases/${caseId}/report/live?background=1`)
-  events.addEventListener('update', event => { Y.applyUpdate(doc, fromBase64((event as MessageEvent<string>).data), REMOTE) })
-  events.addEventListener('awareness', event => { applyAwarenessUpdate(awareness, fromBase64((event as MessageEvent<string>).data), REMOTE) })
-  events.addEventListener('view', event => { applyView(JSON.parse((event as MessageEvent<string>).data) as ReportView) })
+  events.addEventListener('update', event => {
+    Y.applyUpdate(doc, fromBase64((event as MessageEvent<string>).data), REMOTE)
+  })
+  events.addEventListener('awareness', event => {
+    applyAwarenessUpdate(awareness, fromBase64((event as MessageEvent<string>).data), REMOTE)
+  })
+  events.addEventListener('view', event => {
+    applyView(JSON.parse((event as MessageEvent<string>).data) as ReportView)
+  })
   events.addEventListener('error', () => {
     // The node ends the stream when the session ends; EventSource would retry: ask once whether we are signed out.
-    void json('/api/session', { background: true }).catch(() => { events.close() })
+    void json('/api/session', { background: true }).catch(() => {
+      events.close()
+    })
   })
 
   // A reader of the case binds this browser's Yjs client to its member; the binding is written by the client itself.
   if (entry.claimedBy === me || entry.consultants.includes(me)) {
     try {
-      const binding = await json<{ clientId: number }>(`/api/cases/${caseId}/report/live/binding`, { method: 'POST', body: { clientId: doc.clientID } })
-      doc.transact(() => { doc.getMap('editors').set(String(doc.clientID), binding) }, LOCAL)
+      const binding = await json<{ clientId: number }>(`/api/cases/${caseId}/report/live/binding`, {
+        method: 'POST',
+        body: { clientId: doc.clientID }
+      })
+      doc.transact(() => {
+        doc.getMap('editors').set(String(doc.clientID), binding)
+      }, LOCAL)
       bound = true
       // After the binding is sent: the node only accepts presence of clients bound to its member.
       await flushed()
       awareness.setLocalState({ user: { name: session.name, peerId: me }, cursor: null })
       if (view !== undefined) applyView(view)
     } catch (error) {
-      message.textContent = 'This report cannot be edited here: ' +
-        (error instanceof ApiError ? error.message : String(error))
+      message.textContent =
+        'This report cannot be edited here: ' + (error instanceof ApiError ? error.message : String(error))
     }
   }
 
   if (entry.claimedBy === me) {
-    json<DutyEntry[]>('/api/duty', { background: true }).then(readers => {
-      clear(consultSelect, ...readers.filter(r => r.peerId !== me && !entry.consultants.includes(r.peerId)).map(r => h('option', { value: r.peerId }, `${r.name}${r.onDuty ? '' : ' (off duty)'}`)))
-    }).catch(() => {})
+    json<DutyEntry[]>('/api/duty', { background: true })
+      .then(readers => {
+        clear(
+          consultSelect,
+          ...readers
+            .filter(r => r.peerId !== me && !entry.consultants.includes(r.peerId))
+            .map(r => h('option', { value: r.peerId }, `${r.name}${r.onDuty ? '' : ' (off duty)'}`))
+        )
+      })
+      .catch(() => {})
   }
 
   return {

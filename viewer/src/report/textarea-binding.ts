@@ -6,7 +6,7 @@
 import type * as Y from 'yjs'
 
 /** Where `prev` and `next` differ: the one edit that turns one into the other. */
-export function diff (prev: string, next: string): { index: number, remove: number, insert: string } {
+export function diff(prev: string, next: string): { index: number; remove: number; insert: string } {
   let start = 0
   while (start < prev.length && start < next.length && prev[start] === next[start]) start++
   let endPrev = prev.length
@@ -22,7 +22,10 @@ export function diff (prev: string, next: string): { index: number, remove: numb
  * A caret position after a change described by a Yjs delta (an insert at the caret pushes it along only if
  * before it).
  */
-export function mapPosition (position: number, delta: Array<{ insert?: unknown, retain?: number, delete?: number }>): number {
+export function mapPosition(
+  position: number,
+  delta: Array<{ insert?: unknown; retain?: number; delete?: number }>
+): number {
   let at = 0
   let mapped = position
   for (const op of delta) {
@@ -39,7 +42,7 @@ export function mapPosition (position: number, delta: Array<{ insert?: unknown, 
   return mapped
 }
 
-export function bindTextarea (textarea: HTMLTextAreaElement, text: Y.Text, origin: unknown): () => void {
+export function bindTextarea(textarea: HTMLTextAreaElement, text: Y.Text, origin: unknown): () => void {
   let value = text.toString()
   textarea.value = value
   const onInput = (): void => {
@@ -55,7 +58,7 @@ export function bindTextarea (textarea: HTMLTextAreaElement, text: Y.Text, origi
   const onChange = (event: Y.YTextEvent, transaction: Y.Transaction): void => {
     if (transaction.origin === origin) return
     const focused = document.activeElement === textarea
-    const delta = event.delta as Array<{ insert?: unknown, retain?: number, delete?: number }>
+    const delta = event.delta as Array<{ insert?: unknown; retain?: number; delete?: number }>
     const start = mapPosition(textarea.selectionStart, delta)
     const end = mapPosition(textarea.selectionEnd, delta)
     value = text.toString()

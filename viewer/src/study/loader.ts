@@ -25,7 +25,11 @@ export interface SeriesEntry {
   images: Image[]
 }
 
-export interface LoadedImage { frame: DecodedFrame, info: FrameInfo, json: DicomJson }
+export interface LoadedImage {
+  frame: DecodedFrame
+  info: FrameInfo
+  json: DicomJson
+}
 
 /** Frames fetched at once: enough to keep a link busy, few enough to leave room for the image on screen. */
 const CONCURRENT_FETCHES = 4
@@ -41,16 +45,20 @@ export class StudyLoader {
   private readonly queue: Array<() => void> = []
   private running = 0
 
-  constructor (studyUid: string) {
+  constructor(studyUid: string) {
     this.studyUid = studyUid
   }
 
   /** Asks the node what is there now; true when there are new series or images. */
-  async refresh (): Promise<boolean> {
+  async refresh(): Promise<boolean> {
     const base = `${DICOMWEB}/studies/${this.studyUid}`
     const [studies, seriesList] = await Promise.all([
-      this.study === undefined ? request(`${DICOMWEB}/studies?StudyInstanceUID=${this.studyUid}&includefield=all`, { background: true }).then(async r => await r.json() as DicomJson[]) : undefined,
-      request(`${base}/series`, { background: true }).then(async r => await r.json() as DicomJson[])
+      this.study === undefined
+        ? request(`${DICOMWEB}/studies?StudyInstanceUID=${this.studyUid}&includefield=all`, { background: true }).then(
+            async r => (await r.json()) as DicomJson[]
+          )
+        : undefined,
+      request(`${base}/series`, { background: true }).then(async r => (await r.json()) as DicomJson[])
     ])
     if (studies !== undefined) this.study = studies[0]
     let changed = false
@@ -58,36 +66,57 @@ export class StudyLoader {
       const uid = text(json, '0020000E')
       let entry = this.series.find(s => s.uid === uid)
       if (entry === undefined) {
-        entry = { uid, number: number(json, '00200011', 0), description: text(json, '0008103E'), modality: text(json, '00080060'), images: [] }
+        entry = {
+          uid,
+          number: number(json, '00200011', 0),
+          description: text(json, '0008103E'),
+          modality: text(json, '00080060'),
+          images: []
+        }
         this.series.push(entry)
         changed = true
       }
       const have = new Set(entry.images.map(i => i.sopUid))
       if (number(json, '00201209', 0) === have.size) continue
-      const instances = await (await request(`${base}/series/${uid}/instances`, { background: true })).json() as DicomJson[]
+      const instances = (await (
+        await request(`${base}/series/${uid}/instances`, { background: true })
+      ).json()) as DicomJson[]
       for (const instance of instances) {
         const sopUid = text(instance, '00080018')
         if (have.has(sopUid)) continue
         const frames = frameCount(instance)
-        for (let frame = 1; frame <= frames; frame++) entry.images.push({ sopUid, seriesUid: uid, frame, instanceNumber: number(instance, '00200013', 0) })
+        for (let frame = 1; frame <= frames; frame++)
+          entry.images.push({ sopUid, seriesUid: uid, frame, instanceNumber: number(instance, '00200013', 0) })
         changed = true
       }
-      entry.images.sort((a, b) => a.instanceNumber - b.instanceNumber || (a.sopUid < b.sopUid ? -1 : a.sopUid > b.sopUid ? 1 : 0) || a.frame - b.frame)
+      entry.images.sort(
+        (a, b) =>
+          a.instanceNumber - b.instanceNumber ||
+          (a.sopUid < b.sopUid ? -1 : a.sopUid > b.sopUid ? 1 : 0) ||
+          a.frame - b.frame
+      )
     }
     this.series.sort((a, b) => a.number - b.number)
     return changed
   }
 
-  instanceMetadata (image: Image, urgent = false): Promise<DicomJson> {
+  instanceMetadata(image: Image, urgent = false): Promise<DicomJson> {
     let json = this.metadata.get(image.sopUid)
     if (json === undefined) {
       json = this.limited(urgent, async () => {
-        const list = await (await request(`${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}/instances/${image.sopUid}/metadata`, { background: true })).json() as DicomJson[]
+        const list = (await (
+          await request(
+            `${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}/instances/${image.sopUid}/metadata`,
+            { background: true }
+          )
+        ).json()) as DicomJson[]
         const found = list[0]
         if (found === undefined) throw new Error(`no metadata for instance ${image.sopUid}`)
         return found
       })
-      json.catch(() => { this.metadata.delete(image.sopUid) })
+      json.catch(() => {
+        this.metadata.delete(image.sopUid)
+      })
       this.metadata.set(image.sopUid, json)
     }
     return json
@@ -97,7 +126,7 @@ export class StudyLoader {
    * The image decoded (fetched once; a failure is forgotten so the next call tries again). `urgent`: the
    * image on screen goes before prefetched ones.
    */
-  load (image: Image, urgent = false): Promise<LoadedImage> {
+  load(image: Image, urgent = false): Promise<LoadedImage> {
     const key = `${image.sopUid}#${image.frame}`
     let loaded = this.images.get(key)
     if (loaded === undefined) {
@@ -105,29 +134,45 @@ export class StudyLoader {
         // The metadata and the frame are asked for at once: the frame is most of the wait.
         const [json, response] = await Promise.all([
           this.instanceMetadata(image, urgent),
-          this.limited(urgent, async () => await request(`${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}` +
-            `/instances/${image.sopUid}/frames/${image.frame}`, { background: true, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' }))
+          this.limited(
+            urgent,
+            async () =>
+              await request(
+                `${DICOMWEB}/studies/${this.studyUid}/series/${image.seriesUid}` +
+                  `/instances/${image.sopUid}/frames/${image.frame}`,
+                { background: true, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' }
+              )
+          )
         ])
         const contentType = response.headers.get('content-type') ?? ''
         const [part] = parseMultipartRelated(new Uint8Array(await response.arrayBuffer()), contentType)
         if (part === undefined) throw new Error('the frame response has no part')
         const partType = parseContentType(part.headers['content-type'] ?? '')
-        const syntax = partType.params['transfer-syntax'] ?? parseContentType(contentType).params['transfer-syntax'] ?? '1.2.840.10008.1.2.1'
+        const syntax =
+          partType.params['transfer-syntax'] ??
+          parseContentType(contentType).params['transfer-syntax'] ??
+          '1.2.840.10008.1.2.1'
         const info = frameInfo(json, syntax)
         return { frame: await decodeFrame(part.body, info, browserCodecs), info, json }
       })()
-      loaded.catch(() => { this.images.delete(key) })
+      loaded.catch(() => {
+        this.images.delete(key)
+      })
       this.images.set(key, loaded)
     }
     return loaded
   }
 
-  isLoaded (image: Image): boolean {
+  isLoaded(image: Image): boolean {
     return this.images.has(`${image.sopUid}#${image.frame}`)
   }
 
-  private async limited<T> (urgent: boolean, task: () => Promise<T>): Promise<T> {
-    if (this.running >= CONCURRENT_FETCHES) await new Promise<void>(resolve => { if (urgent) this.queue.unshift(resolve); else this.queue.push(resolve) })
+  private async limited<T>(urgent: boolean, task: () => Promise<T>): Promise<T> {
+    if (this.running >= CONCURRENT_FETCHES)
+      await new Promise<void>(resolve => {
+        if (urgent) this.queue.unshift(resolve)
+        else this.queue.push(resolve)
+      })
     this.running++
     try {
       return await task()

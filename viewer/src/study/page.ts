@@ -16,10 +16,15 @@ import { PRESETS, Viewport } from './viewport.ts'
 const REFRESH_MS = 1_000
 
 declare global {
-  interface Window { radmesh?: { viewport: Viewport, loader: StudyLoader } }
+  interface Window {
+    radmesh?: { viewport: Viewport; loader: StudyLoader }
+  }
 }
 
-export async function openStudyPage (root: HTMLElement, target: { caseId?: string, studyUid?: string, session: Session }): Promise<View> {
+export async function openStudyPage(
+  root: HTMLElement,
+  target: { caseId?: string; studyUid?: string; session: Session }
+): Promise<View> {
   let entry: WorklistEntry | undefined
   let fresh: Promise<WorklistEntry | undefined> | undefined
   let studyUid = target.studyUid
@@ -28,9 +33,17 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
     // report panel waits for the case as it stands now (a consult or claim may be newer).
     const caseId = target.caseId
     fresh = json<WorklistEntry[]>('/api/worklist').then(list => list.find(c => c.caseId === caseId))
-    entry = lastSeen.get(caseId) ?? await fresh
+    entry = lastSeen.get(caseId) ?? (await fresh)
     if (entry === undefined) {
-      clear(root, h('div', { class: 'page' }, h('p', { class: 'error' }, `Case ${target.caseId} is not on this node's worklist.`), h('a', { href: '#/' }, 'Back to the worklist')))
+      clear(
+        root,
+        h(
+          'div',
+          { class: 'page' },
+          h('p', { class: 'error' }, `Case ${target.caseId} is not on this node's worklist.`),
+          h('a', { href: '#/' }, 'Back to the worklist')
+        )
+      )
       return { close: () => {} }
     }
     studyUid = entry.studyInstanceUid
@@ -51,18 +64,22 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
   const selectSeries = (series: SeriesEntry): void => {
     activeSeries = series.uid
     viewport.setImages(series.images, `${series.modality} ${series.description}`.trim())
-    for (const button of seriesList.querySelectorAll('button')) button.classList.toggle('active', button.dataset['series'] === series.uid)
+    for (const button of seriesList.querySelectorAll('button'))
+      button.classList.toggle('active', button.dataset['series'] === series.uid)
   }
   const drawThumbnail = (series: SeriesEntry, canvas: HTMLCanvasElement): void => {
     const middle = series.images[Math.floor(series.images.length / 2)]
     if (middle === undefined) return
-    loader.load(middle).then(({ frame, info }) => {
-      const data = new ImageData(info.columns, info.rows)
-      renderFrame(frame, info, defaultWindow(frame, info), data.data)
-      canvas.width = info.columns
-      canvas.height = info.rows
-      ;(canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(data, 0, 0)
-    }).catch(() => {})
+    loader
+      .load(middle)
+      .then(({ frame, info }) => {
+        const data = new ImageData(info.columns, info.rows)
+        renderFrame(frame, info, defaultWindow(frame, info), data.data)
+        canvas.width = info.columns
+        canvas.height = info.rows
+        ;(canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(data, 0, 0)
+      })
+      .catch(() => {})
   }
   const renderSeries = (): void => {
     for (const series of loader.series) {
@@ -71,24 +88,44 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
       if (canvas === undefined || button === null) {
         canvas = h('canvas', { width: 1, height: 1 })
         thumbnails.set(series.uid, canvas)
-        button = h('button', { class: 'thumb', 'data-series': series.uid, onclick: () => { selectSeries(series) } }, canvas, h('span', {}))
+        button = h(
+          'button',
+          {
+            class: 'thumb',
+            'data-series': series.uid,
+            onclick: () => {
+              selectSeries(series)
+            }
+          },
+          canvas,
+          h('span', {})
+        )
         seriesList.append(button)
         drawThumbnail(series, canvas)
       }
-      ;(button.querySelector('span') as HTMLSpanElement).textContent = `${series.number} ${series.modality} ${series.description} (${series.images.length})`
+      ;(button.querySelector('span') as HTMLSpanElement).textContent =
+        `${series.number} ${series.modality} ${series.description} (${series.images.length})`
     }
   }
   const renderBanner = (study: DicomJson | undefined, instance?: DicomJson): void => {
     const source = instance ?? study
     if (source === undefined) return
-    clear(banner,
+    clear(
+      banner,
       h('span', {}, h('b', { id: 'patient-name' }, personName(source, '00100010') || 'Unnamed patient')),
       h('span', {}, `ID ${text(source, '00100020')}`),
       h('span', {}, `Born ${formatDate(text(source, '00100030'))}  ${text(source, '00100040')}`),
       h('span', {}, `${formatDate(text(source, '00080020'))} ${text(source, '00081030')}`),
       h('span', {}, `Acc ${text(source, '00080050')}`),
-      entry === undefined ? null : h('span', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority), ` ${entry.status}`),
-      h('span', { class: 'muted', style: 'margin-left:auto' }, 'Scroll ↑↓ · W/L drag · 1-7 presets · M measure · T tags · R reset'))
+      entry === undefined
+        ? null
+        : h('span', {}, h('span', { class: `priority ${entry.priority}` }, entry.priority), ` ${entry.status}`),
+      h(
+        'span',
+        { class: 'muted', style: 'margin-left:auto' },
+        'Scroll ↑↓ · W/L drag · 1-7 presets · M measure · T tags · R reset'
+      )
+    )
   }
   /** the DICOM JSON of the image on screen */
   let lastJson: DicomJson | undefined
@@ -108,7 +145,9 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
   const refresh = async (): Promise<void> => {
     try {
       const [availability, changed] = await Promise.all([
-        complete ? undefined : json<Availability>(`/api/studies/${studyUid}/availability`, { background: true }).catch(() => undefined),
+        complete
+          ? undefined
+          : json<Availability>(`/api/studies/${studyUid}/availability`, { background: true }).catch(() => undefined),
         loader.refresh()
       ])
       // Complete only counts once this refresh has seen everything that was there.
@@ -120,20 +159,30 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
         if (active !== undefined) selectSeries(active)
       }
     } catch {}
-    if (!closed && !complete) timer = setTimeout(() => { void refresh() }, REFRESH_MS)
+    if (!closed && !complete)
+      timer = setTimeout(() => {
+        void refresh()
+      }, REFRESH_MS)
   }
   let timer: ReturnType<typeof setTimeout> | undefined
   // Images first: the report panel opens beside them, not before them.
   const images = refresh()
-  if (fresh !== undefined) entry = await fresh.catch(() => entry) ?? entry
-  const report = entry === undefined
-    ? undefined
-    : await openReportPanel(reportSlot, entry, target.session, status => {
-      if (entry === undefined || (status !== 'FINAL' && status !== 'AMENDED')) return
-      entry.status = 'COMPLETED'
-      renderBanner(loader.study, lastJson)
-    })
-  if (report === undefined) clear(reportSlot, h('p', { class: 'muted' }, 'No case: this study is shown from the archive.'), h('h3', {}, 'Window presets'), h('ul', {}, ...PRESETS.map(p => h('li', {}, `${p.key} ${p.name} (W ${p.window.width} L ${p.window.center})`))))
+  if (fresh !== undefined) entry = (await fresh.catch(() => entry)) ?? entry
+  const report =
+    entry === undefined
+      ? undefined
+      : await openReportPanel(reportSlot, entry, target.session, status => {
+          if (entry === undefined || (status !== 'FINAL' && status !== 'AMENDED')) return
+          entry.status = 'COMPLETED'
+          renderBanner(loader.study, lastJson)
+        })
+  if (report === undefined)
+    clear(
+      reportSlot,
+      h('p', { class: 'muted' }, 'No case: this study is shown from the archive.'),
+      h('h3', {}, 'Window presets'),
+      h('ul', {}, ...PRESETS.map(p => h('li', {}, `${p.key} ${p.name} (W ${p.window.width} L ${p.window.center})`)))
+    )
 
   await images
   return {
@@ -146,14 +195,33 @@ export async function openStudyPage (root: HTMLElement, target: { caseId?: strin
   }
 }
 
-function formatDate (da: string): string {
+function formatDate(da: string): string {
   return /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6, 8)}` : da
 }
 
-function renderTags (panel: HTMLElement, json: DicomJson): void {
-  const rows = Object.entries(json).sort(([a], [b]) => a < b ? -1 : 1).map(([tag, element]) => {
-    const value = element.Value === undefined ? (element.BulkDataURI === undefined ? '' : '(bulk data)') : element.Value.map(v => typeof v === 'object' && v !== null ? ('Alphabetic' in v ? String((v as { Alphabetic: unknown }).Alphabetic) : '(item)') : String(v)).join('\\')
-    return h('tr', {}, h('td', {}, `(${tag.slice(0, 4)},${tag.slice(4)})`), h('td', {}, element.vr), h('td', {}, value.length > 120 ? `${value.slice(0, 120)}…` : value))
-  })
+function renderTags(panel: HTMLElement, json: DicomJson): void {
+  const rows = Object.entries(json)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([tag, element]) => {
+      const value =
+        element.Value === undefined
+          ? element.BulkDataURI === undefined
+            ? ''
+            : '(bulk data)'
+          : element.Value.map(v =>
+              typeof v === 'object' && v !== null
+                ? 'Alphabetic' in v
+                  ? String((v as { Alphabetic: unknown }).Alphabetic)
+                  : '(item)'
+                : String(v)
+            ).join('\\')
+      return h(
+        'tr',
+        {},
+        h('td', {}, `(${tag.slice(0, 4)},${tag.slice(4)})`),
+        h('td', {}, element.vr),
+        h('td', {}, value.length > 120 ? `${value.slice(0, 120)}…` : value)
+      )
+    })
   clear(panel, h('table', {}, h('tbody', {}, ...rows)))
 }

@@ -13,7 +13,7 @@ import { h } from '../dom.ts'
 import { defaultWindow, isColour, renderFrame, type Window } from '../image/render.ts'
 import type { Image, LoadedImage, StudyLoader } from './loader.ts'
 
-export const PRESETS: Array<{ key: string, name: string, window: Window }> = [
+export const PRESETS: Array<{ key: string; name: string; window: Window }> = [
   { key: '1', name: 'Brain', window: { center: 40, width: 80 } },
   { key: '2', name: 'Subdural', window: { center: 75, width: 215 } },
   { key: '3', name: 'Stroke', window: { center: 40, width: 40 } },
@@ -23,9 +23,23 @@ export const PRESETS: Array<{ key: string, name: string, window: Window }> = [
   { key: '7', name: 'Abdomen', window: { center: 40, width: 400 } }
 ]
 
-interface Line { x1: number, y1: number, x2: number, y2: number }
+interface Line {
+  x1: number
+  y1: number
+  x2: number
+  y2: number
+}
 
-export interface ViewportState { index: number, count: number, window: Window | undefined, zoom: number, pan: [number, number], measuring: boolean, drawn: number, lastDrawMs: number }
+export interface ViewportState {
+  index: number
+  count: number
+  window: Window | undefined
+  zoom: number
+  pan: [number, number]
+  measuring: boolean
+  drawn: number
+  lastDrawMs: number
+}
 
 export class Viewport {
   readonly element: HTMLDivElement
@@ -43,7 +57,7 @@ export class Viewport {
   private measuring = false
   private readonly lines = new Map<string, Line[]>()
   private drawing: Line | undefined
-  private shown: { image: Image, loaded: LoadedImage } | undefined
+  private shown: { image: Image; loaded: LoadedImage } | undefined
   private imageData: ImageData | undefined
   private drawn = 0
   private lastDrawMs = 0
@@ -51,18 +65,31 @@ export class Viewport {
   private label = ''
   onImageChange: (image: Image, loaded: LoadedImage) => void = () => {}
 
-  constructor (loader: StudyLoader) {
+  constructor(loader: StudyLoader) {
     this.loader = loader
     this.canvas = h('canvas', { class: 'image', id: 'image' })
     this.status = h('div', { class: 'status', id: 'viewport-status' }, 'Waiting for images…')
-    this.overlays = { tl: h('div', { class: 'overlay tl' }), tr: h('div', { class: 'overlay tr', id: 'overlay-tr' }), bl: h('div', { class: 'overlay bl' }), br: h('div', { class: 'overlay br', id: 'overlay-br' }) }
-    this.element = h('div', { class: 'viewport', tabindex: 0, id: 'viewport' }, this.canvas, this.status, ...Object.values(this.overlays))
+    this.overlays = {
+      tl: h('div', { class: 'overlay tl' }),
+      tr: h('div', { class: 'overlay tr', id: 'overlay-tr' }),
+      bl: h('div', { class: 'overlay bl' }),
+      br: h('div', { class: 'overlay br', id: 'overlay-br' })
+    }
+    this.element = h(
+      'div',
+      { class: 'viewport', tabindex: 0, id: 'viewport' },
+      this.canvas,
+      this.status,
+      ...Object.values(this.overlays)
+    )
     this.listen()
-    new ResizeObserver(() => { this.draw() }).observe(this.element)
+    new ResizeObserver(() => {
+      this.draw()
+    }).observe(this.element)
   }
 
   /** Shows a series (or the same series with more images, keeping the position). */
-  setImages (images: Image[], label: string): void {
+  setImages(images: Image[], label: string): void {
     const same = this.images[0]?.seriesUid === images[0]?.seriesUid
     const current = this.images[this.index]
     this.images = images
@@ -73,21 +100,33 @@ export class Viewport {
       this.zoom = 1
       this.pan = [0, 0]
     } else if (current !== undefined) {
-      this.index = Math.max(0, images.findIndex(i => i.sopUid === current.sopUid && i.frame === current.frame))
+      this.index = Math.max(
+        0,
+        images.findIndex(i => i.sopUid === current.sopUid && i.frame === current.frame)
+      )
     }
     void this.show(this.index)
   }
 
-  state (): ViewportState {
-    return { index: this.index, count: this.images.length, window: this.window, zoom: this.zoom, pan: [...this.pan], measuring: this.measuring, drawn: this.drawn, lastDrawMs: this.lastDrawMs }
+  state(): ViewportState {
+    return {
+      index: this.index,
+      count: this.images.length,
+      window: this.window,
+      zoom: this.zoom,
+      pan: [...this.pan],
+      measuring: this.measuring,
+      drawn: this.drawn,
+      lastDrawMs: this.lastDrawMs
+    }
   }
 
   /** The rendered frame at its own size (what the canvas shows, before zoom), for checks. */
-  frameImageData (): ImageData | undefined {
+  frameImageData(): ImageData | undefined {
     return this.imageData
   }
 
-  async show (index: number): Promise<void> {
+  async show(index: number): Promise<void> {
     if (this.images.length === 0) return
     this.index = Math.min(this.images.length - 1, Math.max(0, index))
     const image = this.images[this.index] as Image
@@ -115,7 +154,7 @@ export class Viewport {
   }
 
   /** Loads the next images in the background, nearest first, so scrolling does not wait. */
-  private prefetch (): void {
+  private prefetch(): void {
     for (let step = 1; step <= 8; step++) {
       for (const i of [this.index + step, this.index - step]) {
         const image = this.images[i]
@@ -124,20 +163,20 @@ export class Viewport {
     }
   }
 
-  setWindow (window: Window | undefined, name = ''): void {
+  setWindow(window: Window | undefined, name = ''): void {
     if (this.shown === undefined) return
     this.window = window ?? defaultWindow(this.shown.loaded.frame, this.shown.loaded.info)
     this.windowName = window === undefined ? (this.shown.loaded.info.windows[0]?.explanation ?? '') : name
     this.render()
   }
 
-  reset (): void {
+  reset(): void {
     this.zoom = 1
     this.pan = [0, 0]
     this.setWindow(undefined)
   }
 
-  private render (): void {
+  private render(): void {
     if (this.shown === undefined || this.window === undefined) return
     const started = performance.now()
     const { info, frame } = this.shown.loaded
@@ -156,15 +195,19 @@ export class Viewport {
   }
 
   /** Where the image sits on the canvas: scale and offset (CSS pixels). */
-  private placement (): { scale: number, x: number, y: number } {
+  private placement(): { scale: number; x: number; y: number } {
     const { width, height } = this.canvas
     const ratio = window.devicePixelRatio || 1
     const fit = Math.min(width / this.offscreen.width, height / this.offscreen.height) || 1
     const scale = fit * this.zoom
-    return { scale, x: (width - this.offscreen.width * scale) / 2 + this.pan[0] * ratio, y: (height - this.offscreen.height * scale) / 2 + this.pan[1] * ratio }
+    return {
+      scale,
+      x: (width - this.offscreen.width * scale) / 2 + this.pan[0] * ratio,
+      y: (height - this.offscreen.height * scale) / 2 + this.pan[1] * ratio
+    }
   }
 
-  private draw (): void {
+  private draw(): void {
     const ratio = window.devicePixelRatio || 1
     const width = Math.max(1, Math.round(this.element.clientWidth * ratio))
     const height = Math.max(1, Math.round(this.element.clientHeight * ratio))
@@ -198,12 +241,15 @@ export class Viewport {
     this.overlays.tl.textContent = `${this.label}\nImage ${this.index + 1} / ${this.images.length}`
     const w = this.window
     const colour = isColour(this.shown.loaded.info)
-    this.overlays.tr.textContent = colour || w === undefined ? '' : `W ${Math.round(w.width)}  L ${Math.round(w.center)}${this.windowName === '' ? '' : `  ${this.windowName}`}`
+    this.overlays.tr.textContent =
+      colour || w === undefined
+        ? ''
+        : `W ${Math.round(w.width)}  L ${Math.round(w.center)}${this.windowName === '' ? '' : `  ${this.windowName}`}`
     this.overlays.br.textContent = `Zoom ${(scale / ratio).toFixed(2)}x${this.measuring ? '\nMeasure (M)' : ''}`
   }
 
   /** A line's length in mm (Pixel Spacing: row spacing, column spacing), or in pixels when the file has none. */
-  lengthText (line: Line): string {
+  lengthText(line: Line): string {
     const spacing = this.shown?.loaded.info.pixelSpacing
     const dx = line.x2 - line.x1
     const dy = line.y2 - line.y1
@@ -212,19 +258,23 @@ export class Viewport {
   }
 
   /** Canvas point (CSS pixels from the canvas corner) to image pixel coordinates. */
-  private toImage (clientX: number, clientY: number): [number, number] {
+  private toImage(clientX: number, clientY: number): [number, number] {
     const rect = this.canvas.getBoundingClientRect()
     const ratio = window.devicePixelRatio || 1
     const { scale, x, y } = this.placement()
     return [((clientX - rect.left) * ratio - x) / scale, ((clientY - rect.top) * ratio - y) / scale]
   }
 
-  private listen (): void {
-    this.element.addEventListener('wheel', event => {
-      event.preventDefault()
-      if (event.ctrlKey) this.zoomBy(event.deltaY < 0 ? 1.15 : 1 / 1.15)
-      else void this.show(this.index + Math.sign(event.deltaY))
-    }, { passive: false })
+  private listen(): void {
+    this.element.addEventListener(
+      'wheel',
+      event => {
+        event.preventDefault()
+        if (event.ctrlKey) this.zoomBy(event.deltaY < 0 ? 1.15 : 1 / 1.15)
+        else void this.show(this.index + Math.sign(event.deltaY))
+      },
+      { passive: false }
+    )
     this.element.addEventListener('keydown', event => {
       const presets = PRESETS.find(p => p.key === event.key)
       if (presets !== undefined) this.setWindow(presets.window, presets.name)
@@ -238,15 +288,30 @@ export class Viewport {
       else if (event.key === '+' || event.key === '=') this.zoomBy(1.25)
       else if (event.key === '-') this.zoomBy(0.8)
       else if (event.key === 'r' || event.key === 'R') this.reset()
-      else if (event.key === 'm' || event.key === 'M') { this.measuring = !this.measuring; this.draw() }
-      else return
+      else if (event.key === 'm' || event.key === 'M') {
+        this.measuring = !this.measuring
+        this.draw()
+      } else return
       event.preventDefault()
     })
-    let drag: { x: number, y: number, mode: 'window' | 'pan' | 'measure', window: Window | undefined, pan: [number, number] } | undefined
+    let drag:
+      | { x: number; y: number; mode: 'window' | 'pan' | 'measure'; window: Window | undefined; pan: [number, number] }
+      | undefined
     this.element.addEventListener('pointerdown', event => {
       this.element.focus()
-      const mode = this.measuring && event.button === 0 && !event.shiftKey ? 'measure' : event.button === 1 || event.shiftKey ? 'pan' : 'window'
-      drag = { x: event.clientX, y: event.clientY, mode, window: this.window === undefined ? undefined : { ...this.window }, pan: [...this.pan] }
+      const mode =
+        this.measuring && event.button === 0 && !event.shiftKey
+          ? 'measure'
+          : event.button === 1 || event.shiftKey
+            ? 'pan'
+            : 'window'
+      drag = {
+        x: event.clientX,
+        y: event.clientY,
+        mode,
+        window: this.window === undefined ? undefined : { ...this.window },
+        pan: [...this.pan]
+      }
       if (mode === 'measure') {
         const [x, y] = this.toImage(event.clientX, event.clientY)
         this.drawing = { x1: x, y1: y, x2: x, y2: y }
@@ -275,7 +340,8 @@ export class Viewport {
     const end = (): void => {
       if (drag?.mode === 'measure' && this.drawing !== undefined && this.shown !== undefined) {
         const key = `${this.shown.image.sopUid}#${this.shown.image.frame}`
-        if (Math.hypot(this.drawing.x2 - this.drawing.x1, this.drawing.y2 - this.drawing.y1) > 2) this.lines.set(key, [...(this.lines.get(key) ?? []), this.drawing])
+        if (Math.hypot(this.drawing.x2 - this.drawing.x1, this.drawing.y2 - this.drawing.y1) > 2)
+          this.lines.set(key, [...(this.lines.get(key) ?? []), this.drawing])
         this.drawing = undefined
         this.draw()
       }
@@ -285,14 +351,17 @@ export class Viewport {
     this.element.addEventListener('pointercancel', end)
   }
 
-  private zoomBy (factor: number): void {
+  private zoomBy(factor: number): void {
     this.zoom = Math.min(20, Math.max(0.1, this.zoom * factor))
     this.draw()
   }
 
   /** Measurements on the image on screen, with their lengths (for checks and the report). */
-  measurements (): Array<Line & { text: string }> {
+  measurements(): Array<Line & { text: string }> {
     if (this.shown === undefined) return []
-    return (this.lines.get(`${this.shown.image.sopUid}#${this.shown.image.frame}`) ?? []).map(line => ({ ...line, text: this.lengthText(line) }))
+    return (this.lines.get(`${this.shown.image.sopUid}#${this.shown.image.frame}`) ?? []).map(line => ({
+      ...line,
+      text: this.lengthText(line)
+    }))
   }
 }
