@@ -1,10 +1,10 @@
-"""A RIS's HL7 listener for the tests, built on Debian's python3-hl7 (not on anything radmesh wrote).
+"""A RIS's HL7 listener for the tests and the demo, built on Debian's python3-hl7 (not on anything radmesh wrote).
 
 Listens for MLLP on 127.0.0.1:PORT, parses each message with hl7.parse, checks that it is an ORU^R01 v2.5.1
 laid out as MSH PID ORC OBR OBX..., prints one JSON line per message and answers AA; AE (with a reason) for
 a patient ID given with --reject, or for a message that fails the checks.
 
-    /usr/bin/python3 test/helpers/hl7-receiver.py PORT [--reject PATIENT_ID]...
+    /usr/bin/python3 scripts/lib/hl7-receiver.py PORT [--reject PATIENT_ID]...
 """
 import asyncio
 import json
