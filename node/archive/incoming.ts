@@ -21,48 +21,19 @@ import { createHash, type Hash } from 'node:crypto'
 import type { DicomInstance, InstanceParser } from '../dicom/part10.ts'
 import { offHeapGarbage } from '../heap.ts'
 import { CHUNK_SIZE } from './chunks.ts'
+import {
+  type IdentifiedObject,
+  type IncomingOptions,
+  ObjectTooLargeError,
+  type ReceivedObject,
+  type SealedObject
+} from './incoming-types.ts'
 import type { SealedChunk, SealedPieces, StagedChunk, StagedWrite } from './pack/index.ts'
 import { giveBack, takeBuffer } from './pool.ts'
 import type { ChunkSealer, StorageKey } from './sealing.ts'
 
-/** An object held in memory, sealed and hashed: `finish()`. */
-export interface ReceivedObject {
-  bytes: Buffer
-  sha256: string
-  chunks: SealedChunk[]
-}
-
-/** The object sealed, its last chunk's id (and so its own hash) still to take: see `identify`. */
-export interface SealedObject {
-  /** its bytes, when held in memory (undefined once it spilled) */
-  bytes: Buffer | undefined
-  length: number
-  chunks: Array<SealedPieces | StagedChunk>
-}
-
-/** The object with its hash and every chunk id: its chunks in memory, or spilled (staged in the pack log). */
-export interface IdentifiedObject {
-  length: number
-  sha256: string
-  chunks: Array<SealedChunk | StagedChunk>
-}
-
-/** Thrown by `seal` and `finish` when more was written than the limit the object was opened with. */
-export class ObjectTooLargeError extends Error {
-  readonly limit: number
-  constructor(limit: number) {
-    super(`the object is larger than ${limit} bytes`)
-    this.limit = limit
-    this.name = 'ObjectTooLargeError'
-  }
-}
-
-export interface IncomingOptions {
-  /** parses the object as a DICOM Part 10 file as it arrives (see `parsed`) */
-  parser?: InstanceParser
-  /** writes a chunk to the pack log ahead of its commit; without it, the whole object stays in memory */
-  spill?: (chunk: SealedPieces) => Promise<StagedWrite>
-}
+export type { IdentifiedObject, IncomingOptions, ReceivedObject, SealedObject } from './incoming-types.ts'
+export { ObjectTooLargeError } from './incoming-types.ts'
 
 /**
  * A chunk being filled: its plaintext is `length` bytes from `start` (in the assembly buffer, or in the spill

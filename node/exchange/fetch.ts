@@ -22,27 +22,17 @@
  *   which chunks they hold; the fetch goes on until every instance is in or it is stopped.
  */
 import type { Connection, Libp2p } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import type { KeyWrap, StudyManifest } from '../../protocol/exchange/manifest.ts'
-import {
-  CHUNKS_STREAMS_PER_PEER,
-  decodeManifestResponse,
-  encodeManifestRequest,
-  EXCHANGE_TIMEOUT_MS,
-  MANIFEST_PROTOCOL,
-  MAX_MANIFEST_MESSAGE_BYTES,
-  type ManifestResponse,
-  WINDOW_BYTES
-} from '../../protocol/exchange/messages.ts'
+import { CHUNKS_STREAMS_PER_PEER, MANIFEST_PROTOCOL, WINDOW_BYTES } from '../../protocol/exchange/messages.ts'
 import type { Archive } from '../archive/archive.ts'
 import type { AuditActor, AuditLog } from '../audit/log.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
-import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
+import type { PeerPenalties } from '../p2p/penalties.ts'
 import type { Availability, FetchState } from './availability.ts'
 import { InstanceAssembly } from './assemble.ts'
 import { pullLane } from './lane.ts'
+import { askManifest, refusedManifestAnswer } from './manifest-ask.ts'
 import { resealPacked } from './packing.ts'
 import { ChunkSchedule } from './schedule.ts'
 import type { VersionCheck } from './verify.ts'
@@ -262,8 +252,8 @@ export class StudyFetch {
       const local = ours ? latest : undefined
       const found: Array<{ manifest: StudyManifest; wraps: KeyWrap[]; peer: string }> = []
       for (const peer of this.members()) {
-        const answer = await this.askManifest(peer).catch((error: unknown) => {
-          this.refusedAnswer(peer, error)
+        const answer = await askManifest(libp2p, peer, studyUid, this.abort.signal).catch((error: unknown) => {
+          refusedManifestAnswer(penalties, this.log, peer, error)
         })
         if (answer?.status !== 'ok') continue
         const foreign = `study ${studyUid} comes from ${origin}, not ${answer.manifest.origin}`
@@ -307,33 +297,6 @@ export class StudyFetch {
     throw new Error('stopped')
   }
 
-  /** An answer that cannot be honest (malformed, oversized, cut short) counts against the holder; a lost link not. */
-  private refusedAnswer(peer: string, error: unknown): void {
-    const code = refusalCodeOf(error)
-    if (code === undefined) return
-    const protocol = MANIFEST_PROTOCOL
-    const message = (error as Error).message
-    this.components.penalties.refuse(this.log, { peer, protocol, code, event: 'bad-message', error: message })
-  }
-
-  /** With `known`, a peer whose latest version is that one answers only which chunks it holds. */
-  private async askManifest(peer: string, known?: StudyManifest): Promise<ManifestResponse> {
-    const signal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), this.abort.signal])
-    const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), MANIFEST_PROTOCOL, { signal })
-    try {
-      const lp = lpStream(stream, { maxDataLength: MAX_MANIFEST_MESSAGE_BYTES })
-      const knownVersion = known === undefined ? {} : { knownVersion: known.versionId }
-      const request = { studyUid: this.init.studyUid, ...knownVersion }
-      await lp.write(encodeManifestRequest(request), { signal })
-      const answer = decodeManifestResponse((await lp.read({ signal })).subarray(), known?.chunkHashes.length)
-      await stream.close({ signal }).catch(() => {})
-      return answer
-    } catch (error) {
-      stream.abort(error as Error)
-      throw error
-    }
-  }
-
   /** A peer that has nothing for this fetch now (another version, or no chunk it needs) is asked again later. */
   private askLater(peer: string): void {
     this.retryAt.set(peer, { at: Date.now() + BACKOFF_MIN_MS, delay: BACKOFF_MIN_MS })
@@ -347,7 +310,8 @@ export class StudyFetch {
     const signal = AbortSignal.any([this.abort.signal, this.pulls.signal, lanes.signal])
     const progress = { made: false }
     try {
-      const answer = await this.askManifest(peer, version.manifest)
+      const { studyUid } = this.init
+      const answer = await askManifest(libp2p, peer, studyUid, this.abort.signal, version.manifest)
       const another = answer.status === 'ok' && answer.manifest.versionId !== version.manifest.versionId
       if (answer.status === 'unknown-study' || another) {
         this.askLater(peer)

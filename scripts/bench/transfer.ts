@@ -17,7 +17,6 @@
  *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N] [--holders 2]
  */
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -27,14 +26,14 @@ import { generateCt } from '../generate-ct.ts'
 import { runTool } from '../lib/dcmtk.ts'
 import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
 import { freePort } from '../lib/ports.ts'
-import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { startOrthanc } from '../lib/orthanc.ts'
-import { p2pAddr, peersOf, type StartedNode, startNode } from '../lib/node-process.ts'
+import { p2pAddr, peersOf, startNode } from '../lib/node-process.ts'
 import { tempDir } from '../lib/temp.ts'
 import { waitFor } from '../lib/wait.ts'
 import { type Contender, peakRss, type Run, runRounds, timeStorescu } from './common.ts'
 import { benchHolders } from './transfer-holders.ts'
+import { unexpected, VERIFY_SAMPLE, verify } from './transfer-verify.ts'
 
 const { values } = parseArgs({
   options: {
@@ -69,8 +68,6 @@ function recordEnds(way: string, sending: number, receiving: number): void {
 }
 /** how often the reader's availability is polled while it fetches */
 const POLL_MS = 20
-/** instances whose bytes are compared between site and reader after each radmesh run */
-const VERIFY_SAMPLE = 10
 
 interface Availability {
   instancesTotal: number
@@ -115,59 +112,6 @@ const recordingFailure = (contender: Contender): Contender => ({
 
 /** Peak RSS of each radmesh node, the highest over the rounds. */
 const radmeshRss = { site: 0, reader: 0 }
-
-/** A radmesh API answer that is not the expected status: a 404 "no route" means the API is not there yet. */
-function unexpected(what: string, status: number, body: unknown): Error {
-  const text = JSON.stringify(body).slice(0, 300)
-  if (status === 404 && /no route|Route .* not found/.test(text))
-    return new Error(`${what} answered 404: the radmesh exchange API is not there yet (${text})`)
-  return new Error(`${what} answered ${status}: ${text}`)
-}
-
-/** The instances a node lists for the study (QIDO-RS, series by series): SOP Instance UID -> Series Instance UID. */
-async function instancesOf(node: StartedNode): Promise<Map<string, string>> {
-  const instances = new Map<string, string>()
-  for (const series of study.series) {
-    const response = await node.fetch(`/dicom-web/studies/${studyUid}/series/${series.seriesInstanceUid}/instances`)
-    if (!response.ok)
-      throw new Error(`QIDO instances of series ${series.seriesInstanceUid} answered ${response.status}`)
-    const list = (await response.json()) as Array<Record<string, { Value?: string[] }>>
-    for (const instance of list) instances.set(instance['00080018']?.Value?.[0] ?? '', series.seriesInstanceUid)
-  }
-  return instances
-}
-
-/** SHA-256 of the one instance a WADO-RS instance retrieve returns. */
-async function instanceHash(node: StartedNode, seriesUid: string, sopUid: string): Promise<string> {
-  const response = await node.fetch(`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}`, {
-    headers: { accept: 'multipart/related; type="application/dicom"' }
-  })
-  if (!response.ok) throw new Error(`WADO-RS ${sopUid} answered ${response.status}`)
-  const parts = parseMultipartRelated(
-    new Uint8Array(await response.arrayBuffer()),
-    response.headers.get('content-type') ?? ''
-  )
-  if (parts.length !== 1) throw new Error(`WADO-RS ${sopUid} returned ${parts.length} parts`)
-  return createHash('sha256')
-    .update((parts[0] as { body: Uint8Array }).body)
-    .digest('hex')
-}
-
-/** The reader lists every instance the site lists, and a random sample of them is byte-identical on both. */
-async function verify(site: StartedNode, reader: StartedNode): Promise<void> {
-  const [onSite, onReader] = await Promise.all([instancesOf(site), instancesOf(reader)])
-  if (onSite.size !== study.files.length)
-    throw new Error(`the site lists ${onSite.size} of ${study.files.length} instances`)
-  const missing = [...onSite.keys()].filter(sop => !onReader.has(sop))
-  if (onReader.size !== onSite.size || missing.length > 0)
-    throw new Error(`the reader lists ${onReader.size} instances, ${missing.length} of the site's missing`)
-  const pool = [...onSite]
-  for (let n = 0; n < VERIFY_SAMPLE && pool.length > 0; n++) {
-    const [sop, series] = pool.splice(Math.floor(Math.random() * pool.length), 1)[0] as [string, string]
-    const [a, b] = await Promise.all([instanceHash(site, series, sop), instanceHash(reader, series, sop)])
-    if (a !== b) throw new Error(`instance ${sop} differs between site and reader`)
-  }
-}
 
 async function radmeshRun(): Promise<Run> {
   const consortium = await createScratchConsortium('Bench')
@@ -218,7 +162,7 @@ async function radmeshRun(): Promise<Run> {
     radmeshRss.site = Math.max(radmeshRss.site, siteRss)
     radmeshRss.reader = Math.max(radmeshRss.reader, readerRss)
     recordEnds('radmesh site -> reader', siteRss, readerRss)
-    await verify(site, reader)
+    await verify(study, site, reader)
     return { seconds, firstImageMs: firstImageMs ?? seconds * 1000, rssMb: Math.max(siteRss, readerRss) }
   } finally {
     await Promise.all([site.stop(), reader.stop()])

@@ -20,7 +20,8 @@
  * A member the site bans is replaced by another: first the case's readers admitted at the start (they are
  * editors of its report, so report rules get tried), then members admitted on the spot.
  *
- * The site and its checks are in ./p2p-site.ts; the valid messages and their mutations in ./p2p-messages.ts.
+ * The site and its checks are in ./p2p-site.ts; the valid messages in ./p2p-messages.ts, their mutations in
+ * ./p2p-mutate.ts.
  */
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
@@ -32,7 +33,8 @@ import { BadMember, type Exchanged } from '../lib/bad-member.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { p2pAddr, startNode } from '../lib/node-process.ts'
 import { tempDir } from '../lib/temp.ts'
-import { errorAnswer, generator, mutate, type Protocol, STALL_LIMIT_MS, validMessages } from './p2p-messages.ts'
+import { errorAnswer, generator, type Protocol, validMessages } from './p2p-messages.ts'
+import { mutate, STALL_LIMIT_MS } from './p2p-mutate.ts'
 import { ANSWER_MS, latestManifest, setUp, whatWasLost, wholeMessage } from './p2p-site.ts'
 import { emptyTally, type FuzzFinding, type FuzzOptions, type FuzzTally } from './tally.ts'
 

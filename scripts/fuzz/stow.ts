@@ -16,7 +16,8 @@ import {
 } from './common.ts'
 import { DEFLATED_LE, EXPLICIT_LE, part10File, refreshUids } from './dataset.ts'
 import { type InstanceRef, type Ledger, openAccepted } from './ledger.ts'
-import { deflateBomb, deflatedVariant, mutateDataset } from './mutate.ts'
+import { deflateBomb, deflatedVariant } from './deflate.ts'
+import { mutateDataset } from './mutate.ts'
 import type { Rng } from './rng.ts'
 import type { HttpAnswer, Target } from './target.ts'
 

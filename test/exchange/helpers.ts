@@ -1,6 +1,6 @@
 /**
  * The exchange's boundaries stood in for, in-process: members with real keys, study versions made as an
- * origin makes them, archives and version stores in memory, a network of in-memory libp2p stream pairs that
+ * origin makes them, archives and version stores in memory (memory-helpers.ts), a network of in-memory libp2p stream pairs that
  * hands each dialled stream to the other member's handler, and a log whose lines a test can read.
  */
 import { randomBytes } from 'node:crypto'
@@ -10,15 +10,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
 import { type Logger, pino } from 'pino'
-import type { Archive, InstanceRecord } from '../../node/archive/index.ts'
-import {
-  encryptChunk,
-  openIndex,
-  sealIndex,
-  signKeyWrap,
-  signManifest,
-  wrapContentKey
-} from '../../node/exchange/crypto.ts'
+import { encryptChunk, sealIndex, signKeyWrap, signManifest, wrapContentKey } from '../../node/exchange/crypto.ts'
 import { StudyFetch, type StudyFetchInit } from '../../node/exchange/fetch.ts'
 import { Holdings } from '../../node/exchange/holdings.ts'
 import { ExchangeServer } from '../../node/exchange/serve.ts'
@@ -29,15 +21,11 @@ import type { Identity } from '../../node/identity/keys.ts'
 import { generateX25519 } from '../../node/membership/crypto.ts'
 import { PeerPenalties } from '../../node/p2p/penalties.ts'
 import { encodeLength } from '../../node/p2p/wire.ts'
-import {
-  type KeyWrap,
-  type ManifestIndex,
-  type StudyManifest,
-  TRANSFER_CHUNK_PLAINTEXT
-} from '../../protocol/exchange/manifest.ts'
+import { type KeyWrap, type ManifestIndex, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
 import { CHUNKS_PROTOCOL_2 } from '../../protocol/exchange/chunks.ts'
 import { CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
+import { MemoryArchive, MemoryVersions } from './memory-helpers.ts'
 
 export const STUDY = '1.2.826.0.1.3680043.8.498.42'
 export const CONSORTIUM = Buffer.alloc(32, 7).toString('base64url')
@@ -113,133 +101,7 @@ export async function wrapFor(version: OpenVersion, recipient: Identity, by: Ide
   })
 }
 
-/** Instance records for files stored in a `MemoryArchive`, named by the index of a version they are in. */
-const record = (versions: OpenVersion[], sha256: string): InstanceRecord | undefined => {
-  const version = versions.find(known => known.index.instances.some(entry => entry.sha256 === sha256))
-  const instance = version?.index.instances.find(entry => entry.sha256 === sha256)
-  if (version === undefined || instance === undefined) return undefined
-  return {
-    studyUid: version.manifest.studyUid,
-    seriesUid: instance.seriesUid,
-    sopUid: instance.sopUid,
-    sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
-    transferSyntaxUid: '1.2.840.10008.1.2.1',
-    size: instance.size,
-    sha256,
-    chunks: [],
-    datasetOffset: 0,
-    executablePreamble: false,
-    attributes: {},
-    storedAt: new Date().toISOString()
-  }
-}
-
-/** An archive in memory: files stored whole (known by the version whose instances they are), chunks kept. */
-type ArchiveForExchange = Pick<Archive, 'instance' | 'read' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
-
-export class MemoryArchive implements ArchiveForExchange {
-  readonly files = new Map<string, Buffer>()
-  readonly kept = new Map<string, Buffer>()
-  readonly stored: Array<{ sopUid: string; actor: unknown }> = []
-  private readonly versions: OpenVersion[]
-
-  /** `versions`: the versions whose instances may be stored (it knows a file by them) */
-  constructor(versions: OpenVersion | OpenVersion[], files: Buffer[] = []) {
-    this.versions = Array.isArray(versions) ? versions : [versions]
-    for (const file of files) this.put(file)
-  }
-
-  private put(file: Buffer): InstanceRecord {
-    const found = record(this.versions, sha256Hex(file))
-    if (found === undefined) throw new Error("a file that is none of the version's instances")
-    this.files.set(found.sopUid, file)
-    return found
-  }
-
-  async instance(sopUid: string): Promise<InstanceRecord | undefined> {
-    const file = this.files.get(sopUid)
-    return file === undefined ? undefined : record(this.versions, sha256Hex(file))
-  }
-
-  async read(instance: InstanceRecord): Promise<Buffer> {
-    return this.files.get(instance.sopUid) as Buffer
-  }
-
-  async store(file: Uint8Array, actor: unknown): Promise<Awaited<ReturnType<Archive['store']>>> {
-    const instance = this.put(Buffer.from(file))
-    this.stored.push({ sopUid: instance.sopUid, actor })
-    return { outcome: 'stored', instance }
-  }
-
-  async keepChunk(bytes: Uint8Array): Promise<string> {
-    const id = sha256Hex(bytes)
-    this.kept.set(id, Buffer.from(bytes))
-    return id
-  }
-
-  async hasChunk(id: string): Promise<boolean> {
-    return this.kept.has(id)
-  }
-
-  async readChunk(id: string): Promise<Buffer> {
-    const chunk = this.kept.get(id)
-    if (chunk === undefined) throw new Error(`chunk ${id} is not kept`)
-    return chunk
-  }
-}
-
-/** A version store in memory holding one version, with a wrap per recipient and the chunks a fetch keeps. */
-export class MemoryVersions {
-  latest: OpenVersion | undefined
-  readonly wraps = new Map<string, KeyWrap>()
-  readonly partial = new Map<number, string>()
-
-  constructor(latest?: OpenVersion) {
-    this.latest = latest
-  }
-
-  async manifest(studyUid: string): Promise<OpenVersion['manifest'] | undefined> {
-    return this.latest?.manifest.studyUid === studyUid ? this.latest.manifest : undefined
-  }
-
-  async open(manifest: OpenVersion['manifest']): Promise<OpenVersion | undefined> {
-    return this.latest?.manifest.versionId === manifest.versionId ? this.latest : undefined
-  }
-
-  async openLatest(studyUid: string): Promise<OpenVersion | undefined> {
-    return this.latest?.manifest.studyUid === studyUid ? this.latest : undefined
-  }
-
-  async wrapFor(_studyUid: string, _versionId: string, recipient: string): Promise<KeyWrap | undefined> {
-    return this.wraps.get(recipient)
-  }
-
-  async addWraps(wraps: KeyWrap[]): Promise<void> {
-    for (const wrap of wraps) this.wraps.set(wrap.recipient, wrap)
-  }
-
-  async partialChunks(): Promise<Map<number, string>> {
-    return new Map(this.partial)
-  }
-
-  async keepPartial(_studyUid: string, _versionId: string, index: number, id: string): Promise<void> {
-    this.partial.set(index, id)
-  }
-
-  async forgetPartial(_studyUid: string, _versionId: string, indices: number[]): Promise<void> {
-    for (const index of indices) this.partial.delete(index)
-  }
-
-  /** As StudyVersions.adopt: the index opened and checked, then the version kept (the latest unless older). */
-  async adopt(manifest: StudyManifest, key: Buffer, wraps: KeyWrap[]): Promise<OpenVersion> {
-    const index = openIndex(key, manifest)
-    const opened = { manifest, key, index, instanceOfChunk: chunkMap(index, manifest.chunkHashes.length) }
-    const latestAt = this.latest === undefined ? undefined : Date.parse(this.latest.manifest.createdAt)
-    if (latestAt === undefined || Date.parse(manifest.createdAt) > latestAt) this.latest = opened
-    await this.addWraps(wraps)
-    return opened
-  }
-}
+export { MemoryArchive, MemoryVersions } from './memory-helpers.ts'
 
 /**
  * A member holding `files` of `latest`: its manifest and chunks handlers (both chunks protocols, or only
