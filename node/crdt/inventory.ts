@@ -57,6 +57,8 @@ export class AnswerLimit {
   private readonly intervalMs: number
   /** when each key was last answered */
   private readonly answered = new Map<string, number>()
+  /** what runs once a key may be answered again (later), one per key */
+  private readonly pending = new Map<string, NodeJS.Timeout>()
 
   constructor(intervalMs: number) {
     this.intervalMs = intervalMs
@@ -71,5 +73,23 @@ export class AnswerLimit {
     }
     this.answered.set(key, now)
     return true
+  }
+
+  /** Runs `fn` once, when `key` may be answered again; a key already waiting is not scheduled twice. */
+  later(key: string, fn: () => void): void {
+    if (this.pending.has(key)) return
+    const waitMs = Math.max(0, (this.answered.get(key) ?? -Infinity) + this.intervalMs - Date.now())
+    const timer = setTimeout(() => {
+      this.pending.delete(key)
+      fn()
+    }, waitMs)
+    timer.unref()
+    this.pending.set(key, timer)
+  }
+
+  /** Cancels what `later` scheduled. */
+  clear(): void {
+    for (const timer of this.pending.values()) clearTimeout(timer)
+    this.pending.clear()
   }
 }

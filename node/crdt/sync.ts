@@ -29,13 +29,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import {
-  decodeDigest,
-  decodeInventory,
   decodeSyncMessage,
-  DIGEST_ANSWER_INTERVAL_MS,
-  encodeDigest,
-  encodeInventory,
-  type InventoryEntry,
   MAX_SYNC_MESSAGE_BYTES,
   RESYNC_INTERVAL_MS,
   RESYNC_PEERS,
@@ -51,19 +45,16 @@ import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
 import { messageStream } from '../p2p/wire.ts'
 import type { Documents, UpdateOrigin } from './documents.ts'
 import { type InspectedUpdate, type UpdateInspector, UpdateRefusedError } from './inspect.ts'
-import { AnswerLimit, digestOf, InventoryPages, inventoryPages } from './inventory.ts'
+import { AnswerLimit } from './inventory.ts'
+import { Digests } from './sync-digests.ts'
 import type { Presence, PresenceOrigin } from './presence.ts'
 import { step2Sendable } from './step2.ts'
 import { refused, streamFailed } from './sync-refusals.ts'
 import { Channel, type ChannelEnd } from './sync-channel.ts'
 import type { SyncPolicy } from './sync-policy.ts'
 
-/** The state vector of a document this node does not have. */
-const EMPTY_STATE_VECTOR = Y.encodeStateVector(new Map())
 /** A member's messages read ahead of the one being applied (their updates opened meanwhile). */
 const IN_FLIGHT = 32
-/** Documents of an inventory read from disk at once before their step 1s go out. */
-const PREPARED_AT_ONCE = 64
 
 export interface SyncOptions {
   libp2p: Libp2p
@@ -83,10 +74,8 @@ export class SyncService {
   private readonly channels = new Map<string, Channel>()
   /** a step 1 of (member, document) is answered at most once a second */
   private readonly step1Answers = new AnswerLimit(STEP1_ANSWER_INTERVAL_MS)
-  /** a member's digest or first inventory is answered at most once a second */
-  private readonly digestAnswers = new AnswerLimit(DIGEST_ANSWER_INTERVAL_MS)
-  /** inventory pages of a member gathered until its last one */
-  private readonly inventories = new InventoryPages()
+  /** digests and inventories: what differs from a member's documents */
+  private readonly digests: Digests
   /** where the round of digests goes on (members in turn) */
   private roundStart = 0
   /** remote updates are checked and applied one at a time, so each check sees the document it applies to */
@@ -100,6 +89,7 @@ export class SyncService {
 
   constructor(options: SyncOptions) {
     this.o = options
+    this.digests = new Digests(options, peer => this.channel(peer))
   }
 
   async start(): Promise<void> {
@@ -115,11 +105,12 @@ export class SyncService {
       this.round()
     }, this.o.resyncIntervalMs ?? RESYNC_INTERVAL_MS)
     this.timer.unref()
-    for (const peer of this.connectedMembers()) this.sendDigest(peer)
+    for (const peer of this.connectedMembers()) this.digests.sendDigest(peer)
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer)
+    this.digests.stop()
     this.unsubscribe?.()
     this.unsubscribePresence?.()
     this.unsubscribeSharing?.()
@@ -155,7 +146,7 @@ export class SyncService {
   }
 
   private readonly onConnect = (event: CustomEvent<PeerId>): void => {
-    this.sendDigest(event.detail.toString())
+    this.digests.sendDigest(event.detail.toString())
   }
 
   /** One round: a digest to each of the next RESYNC_PEERS connected members, in turn. */
@@ -163,7 +154,7 @@ export class SyncService {
     const peers = this.connectedMembers().sort()
     if (peers.length === 0) return
     const count = Math.min(RESYNC_PEERS, peers.length)
-    for (let i = 0; i < count; i++) this.sendDigest(peers[(this.roundStart + i) % peers.length] as string)
+    for (let i = 0; i < count; i++) this.digests.sendDigest(peers[(this.roundStart + i) % peers.length] as string)
     this.roundStart = (this.roundStart + count) % peers.length
   }
 
@@ -177,92 +168,7 @@ export class SyncService {
     for (const peer of this.connectedMembers()) {
       if (docIds.some(docId => this.o.policy.mayShare(docId, peer))) peers.add(peer)
     }
-    for (const peer of peers) this.sendDigest(peer)
-  }
-
-  /** The live documents shared with a member, with their state hashes, in id order. */
-  private async inventoryFor(peer: string): Promise<InventoryEntry[]> {
-    const entries: InventoryEntry[] = []
-    for (const docId of this.o.policy.sharedWith(peer).sort()) {
-      const doc = this.o.documents.get(docId) ?? (await this.o.documents.open(docId))
-      entries.push({ docId, stateHash: this.o.documents.stateHash(docId, doc) })
-    }
-    return entries
-  }
-
-  private sendDigest(peer: string): void {
-    if (!this.o.registry.isMember(peer)) return
-    void (async () => {
-      const entries = await this.inventoryFor(peer)
-      const payload = encodeDigest({ count: entries.length, hash: digestOf(entries) })
-      this.channel(peer).send({ type: SYNC_MESSAGE.digest, docId: '', payload })
-      this.o.log.debug({ event: 'sync-digest-sent', peer, documents: entries.length }, 'sent a sync digest')
-    })().catch(error => {
-      this.o.log.warn({ err: error, peer }, 'could not send a sync digest')
-    })
-  }
-
-  private sendInventory(peer: string, entries: InventoryEntry[], answer: boolean): void {
-    const channel = this.channel(peer)
-    for (const page of inventoryPages(entries, answer))
-      channel.send({ type: SYNC_MESSAGE.inventory, docId: '', payload: encodeInventory(page) })
-  }
-
-  private async receiveDigest(peer: string, payload: Uint8Array): Promise<void> {
-    const digest = decodeDigest(payload)
-    const mine = await this.inventoryFor(peer)
-    const hash = digestOf(mine)
-    const same = digest.count === mine.length && Buffer.from(digest.hash).equals(hash)
-    const answered = !same && this.digestAnswers.take(peer)
-    this.o.log.debug({ event: 'sync-digest-received', peer, documents: digest.count, same, answered }, 'a digest')
-    if (answered) this.sendInventory(peer, mine, false)
-  }
-
-  private async receiveInventory(peer: string, payload: Uint8Array): Promise<void> {
-    const gathered = this.inventories.gather(peer, decodeInventory(payload))
-    if (gathered === undefined) return
-    const { documents, policy } = this.o
-    const mine = await this.inventoryFor(peer)
-    const myHashes = new Map(mine.map(entry => [entry.docId, entry.stateHash]))
-    // A first inventory is answered with this node's own, so the member asks for what it lacks in turn.
-    if (!gathered.answer && this.digestAnswers.take(peer)) this.sendInventory(peer, mine, true)
-    // What this node lacks, or holds in another state: asked for, PREPARED_AT_ONCE documents read at once (their
-    // step 1s go out while the next are read; a new reader lacks a site's thousand).
-    const lacking = gathered.entries.filter(({ docId, stateHash }) => {
-      const held = myHashes.get(docId)
-      return held === undefined || !Buffer.from(held).equals(stateHash)
-    })
-    if (lacking.length > 0) this.o.inspector.warm()
-    const channel = this.channel(peer)
-    for (let at = 0; at < lacking.length; at += PREPARED_AT_ONCE) {
-      const page = lacking.slice(at, at + PREPARED_AT_ONCE)
-      await Promise.all(
-        page.map(async ({ docId }) => {
-          await policy.prepare?.(docId)
-          await documents.exists(docId)
-        })
-      )
-      for (const { docId, stateHash } of page) {
-        if (!policy.mayReceive(docId, peer)) continue
-        const doc = documents.get(docId) ?? ((await documents.exists(docId)) ? await documents.open(docId) : undefined)
-        if (doc !== undefined && Buffer.from(documents.stateHash(docId, doc)).equals(stateHash)) continue
-        channel.send({
-          type: SYNC_MESSAGE.step1,
-          docId,
-          payload: doc === undefined ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc)
-        })
-      }
-    }
-    this.o.log.debug(
-      {
-        event: 'sync-inventory-received',
-        peer,
-        documents: gathered.entries.length,
-        answer: gathered.answer,
-        lacking: lacking.length
-      },
-      'an inventory'
-    )
+    for (const peer of peers) this.digests.sendDigest(peer)
   }
 
   private channel(peer: string): Channel {
@@ -373,11 +279,11 @@ export class SyncService {
   private async receive(peer: string, message: SyncMessage, inspecting?: Promise<InspectedUpdate>): Promise<void> {
     const { documents, policy, log } = this.o
     if (message.type === SYNC_MESSAGE.digest) {
-      await this.receiveDigest(peer, message.payload)
+      await this.digests.receiveDigest(peer, message.payload)
       return
     }
     if (message.type === SYNC_MESSAGE.inventory) {
-      await this.receiveInventory(peer, message.payload)
+      await this.digests.receiveInventory(peer, message.payload)
       return
     }
     await policy.prepare?.(message.docId)
