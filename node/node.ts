@@ -5,13 +5,9 @@
  * DICOM -> HTTP. `stop()` undoes it in reverse.
  */
 import { promises as fs } from 'node:fs'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import type { FastifyInstance } from 'fastify'
-import { decodeRevocation } from '../protocol/membership/index.ts'
-import { ListenError, RadmeshError } from './errors.ts'
-import { exists, SECRET_FILE_MODE, toJsonText, writeFileAtomic } from './files.ts'
-import { Sessions, newSecret } from './http/auth.ts'
-import { createHttpServer } from './http/server.ts'
+import { ListenError } from './errors.ts'
+import { toJsonText, writeFileAtomic } from './files.ts'
+import { Sessions } from './http/auth.ts'
 import { DeidMappings } from './deid/mappings.ts'
 import type { ConnectedMember } from './http/services.ts'
 import type { MemberCertificate } from '../protocol/membership/index.ts'
@@ -19,32 +15,21 @@ import type { AuditLog } from './audit/log.ts'
 import { StudyAccess } from './archive/access.ts'
 import type { Archive } from './archive/archive.ts'
 import { LiveReports } from './reports/live-report.ts'
-import type { HomePaths } from './identity/home.ts'
 import { loadMember, type Member } from './identity/member.ts'
 import { createLogger, type Logger } from './log.ts'
 import { MembershipRegistry } from './membership/registry.ts'
 import { RevocationSpreader } from './membership/revocation-spread.ts'
 import { createHost, type RadmeshHost } from './p2p/host.ts'
-import { connectedMembers as linksOf } from './p2p/links.ts'
-import { relayPeers, type RelayServeOptions } from './p2p/relay.ts'
+import { connectedMembers as linksOf, logMemberLinks } from './p2p/links.ts'
+import { relayPeers } from './p2p/relay.ts'
 import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
 import { MembershipEnforcer } from './membership/enforcer.ts'
-import {
-  DEFAULT_PREALLOCATE_READER,
-  DEFAULT_PREALLOCATE_SITE,
-  openArchive,
-  openNetworkDataset,
-  StorageKey,
-  storeFromNetwork
-} from './archive/index.ts'
+import { DEFAULT_PREALLOCATE_READER, DEFAULT_PREALLOCATE_SITE, openArchive, StorageKey } from './archive/index.ts'
 import { Exchange, StudyVersions } from './exchange/index.ts'
-import { type DicomLimits, startDicomScp } from './dicom/scp.ts'
-import { type DicomDestination, loadAllowedCallers, loadDicomPeers } from './dicom/peers.ts'
-import { DimseQuery } from './archive/dimse-query.ts'
 import { ConnectionPruner } from './p2p/prune.ts'
 import { Redialer } from './p2p/redial.ts'
 import { ReportDelivery } from './reports/delivery.ts'
-import { Hl7Outbox, Hl7Sender, type RisAddress } from './reports/hl7/index.ts'
+import { Hl7Outbox, Hl7Sender } from './reports/hl7/index.ts'
 import { CaseIndex } from './worklist/case-index.ts'
 import { CriticalResults } from './worklist/critical-results.ts'
 import { Documents } from './crdt/documents.ts'
@@ -57,44 +42,31 @@ import { SyncService } from './crdt/sync.ts'
 import { ReadingWorkflow } from './workflow/workflow.ts'
 import { Worklist } from './worklist/worklist.ts'
 import { openDatabase, type Database } from './store/database.ts'
+import { startDicom } from './node-dicom.ts'
+import { serveHttp } from './node-http.ts'
+import {
+  DEFAULT_AE_TITLE,
+  DEFAULT_HTTP,
+  DEFAULT_LISTEN,
+  DEFAULT_STABLE_AFTER_MS,
+  ensureApiToken,
+  isAddressInUse,
+  type NodeOptions,
+  parseHostPort,
+  parseMultiaddrs,
+  takePendingRevocations
+} from './node-options.ts'
 
-export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/7400', '/ip4/0.0.0.0/tcp/7401/ws']
-export const DEFAULT_HTTP = '127.0.0.1:7480'
-
-export const DEFAULT_AE_TITLE = 'RADMESH'
-export const DEFAULT_STABLE_AFTER_MS = 30_000
-
-export interface NodeOptions {
-  home: string
-  /** C-STORE SCP port; no DICOM listener when undefined */
-  dicomPort?: number
-  aeTitle?: string
-  /** the DICOM port's limits (defaults in dicom/scp.ts); allowed callers add to those of HOME/dicom-peers.json */
-  dicomLimits?: Partial<DicomLimits>
-  /** C-MOVE destinations; they add to those of HOME/dicom-peers.json (and win over one of the same AE title) */
-  dicomPeers?: DicomDestination[]
-  /** quiet time after the last instance before a study is "stable" */
-  stableAfterMs?: number
-  listen?: string[]
-  /** addresses announced to other members instead of the listen addresses */
-  announce?: string[]
-  peers?: string[]
-  /** serve as a relay for members (`--relay`), with these limits; relays to keep a reservation on (`--relay-via`) */
-  relay?: RelayServeOptions
-  relayVia?: string[]
-  http?: string
-  mdns?: boolean
-  sessionIdleMs?: number
-  /** how often shared documents are checked against each member's (changes go out at once regardless) */
-  resyncIntervalMs?: number
-  /** origins allowed to call the DICOMweb routes from a browser (an OHIF served elsewhere) */
-  corsOrigins?: string[]
-  /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/pack/writer.ts) */
-  preallocateBytes?: number
-  /** the site's RIS for HL7 ORU^R01 over MLLP (wins over `ris` in routing.json); first retry after `risRetryMs` */
-  ris?: RisAddress
-  risRetryMs?: number
-}
+export {
+  DEFAULT_AE_TITLE,
+  DEFAULT_HTTP,
+  DEFAULT_LISTEN,
+  DEFAULT_STABLE_AFTER_MS,
+  ensureApiToken,
+  type NodeOptions,
+  parseHostPort,
+  parseMultiaddrs
+} from './node-options.ts'
 
 /** The capabilities of a running node, for the CLI and the scripts that drive one. */
 export interface NodeServices {
@@ -125,44 +97,6 @@ export interface RunningNode extends NodeServices {
   listenAddrs(): string[]
   signInUrl(): string
   stop(): Promise<void>
-}
-
-export function parseMultiaddrs(values: string[], flag: string): Multiaddr[] {
-  return values.map(value => {
-    try {
-      return multiaddr(value)
-    } catch (error) {
-      throw new ListenError(
-        'RADMESH_BAD_MULTIADDR',
-        `${flag} ${value} is not a multiaddr (${(error as Error).message}); ` +
-          'write it like /ip4/192.0.2.10/tcp/7400/p2p/12D3KooW…'
-      )
-    }
-  })
-}
-
-export function parseHostPort(value: string): { host: string; port: number } {
-  const match = /^(.*):(\d{1,5})$/.exec(value)
-  const port = Number(match?.[2])
-  if (match?.[1] === undefined || match[1] === '' || port > 65535)
-    throw new RadmeshError('RADMESH_USAGE', `--http ${value}: write HOST:PORT, e.g. 127.0.0.1:7480`)
-  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port }
-}
-
-export async function ensureApiToken(paths: HomePaths): Promise<string> {
-  if (!(await exists(paths.apiToken))) await writeFileAtomic(paths.apiToken, `${newSecret()}\n`, SECRET_FILE_MODE)
-  return (await fs.readFile(paths.apiToken, 'utf8')).trim()
-}
-
-function isAddressInUse(error: unknown): boolean {
-  for (
-    let e = error as { code?: string; message?: string; cause?: unknown } | undefined;
-    e != null;
-    e = e.cause as typeof e
-  ) {
-    if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(e.message ?? '')) return true
-  }
-  return false
 }
 
 export async function createNode(options: NodeOptions): Promise<RunningNode> {
@@ -244,22 +178,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       await revocations.stop()
     })
 
-    const onPeerConnect = (event: CustomEvent<{ toString(): string }>): void => {
-      const peer = event.detail.toString()
-      log.info(
-        { event: 'member-connected', peer, name: registry.certificateOf(peer)?.name },
-        `connected to ${registry.certificateOf(peer)?.name ?? peer}`
-      )
-    }
-    const onPeerDisconnect = (event: CustomEvent<{ toString(): string }>): void => {
-      log.info({ event: 'member-disconnected', peer: event.detail.toString() }, 'member disconnected')
-    }
-    host.addEventListener('peer:connect', onPeerConnect)
-    host.addEventListener('peer:disconnect', onPeerDisconnect)
-    cleanups.push(() => {
-      host.removeEventListener('peer:connect', onPeerConnect)
-      host.removeEventListener('peer:disconnect', onPeerDisconnect)
-    })
+    cleanups.push(logMemberLinks(host, registry, log))
 
     const exchange = new Exchange({
       libp2p: host,
@@ -403,37 +322,18 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
     let dicomPort: number | undefined
     if (options.dicomPort !== undefined) {
-      try {
-        const allowedCallers = [
-          ...(options.dicomLimits?.allowedCallers ?? []),
-          ...(await loadAllowedCallers(member.paths.home))
-        ]
-        const peers = [...(await loadDicomPeers(member.paths.home)), ...(options.dicomPeers ?? [])]
-        const destinations = new Map(peers.map(peer => [peer.aeTitle, peer]))
-        const scp = await startDicomScp({
-          ...options.dicomLimits,
-          allowedCallers,
-          port: options.dicomPort,
-          host: http.host === '127.0.0.1' ? '0.0.0.0' : http.host,
-          aeTitle,
-          log,
-          openDataset: header => openNetworkDataset(archive, header),
-          onStore: async request => await storeFromNetwork(archive, request),
-          queryRetrieve: new DimseQuery({ archive, audit, destinations })
-        })
-        cleanups.push(async () => {
-          await scp.stop()
-        })
-        dicomPort = scp.port
-      } catch (error) {
-        if (isAddressInUse(error))
-          throw new ListenError(
-            'RADMESH_ADDRESS_IN_USE',
-            `cannot listen for DICOM on port ${options.dicomPort}: address already in use; choose another --dicom port`,
-            { cause: error }
-          )
-        throw error
-      }
+      const scp = await startDicom(options, options.dicomPort, {
+        home: member.paths.home,
+        host: http.host,
+        aeTitle,
+        archive,
+        audit,
+        log
+      })
+      cleanups.push(async () => {
+        await scp.stop()
+      })
+      dicomPort = scp.port
     }
 
     const services: NodeServices = {
@@ -458,30 +358,16 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     const access = new StudyAccess({ archive, audit })
     const deidMappings = new DeidMappings(db, storageKey)
     const self = { peerId: member.identity.peerId, certificate: member.certificate }
-    const app: FastifyInstance = await createHttpServer(
+    const { app, httpUrl } = await serveHttp(
       { ...services, self, live, access, deidMappings, critical },
       sessions,
       log,
-      options.corsOrigins ?? []
+      options.corsOrigins ?? [],
+      http
     )
-    try {
-      await app.listen({ host: http.host, port: http.port })
-    } catch (error) {
-      await app.close().catch(() => {})
-      if (isAddressInUse(error))
-        throw new ListenError(
-          'RADMESH_ADDRESS_IN_USE',
-          `cannot serve HTTP on ${http.host}:${http.port}: address already in use; choose another --http port`,
-          { cause: error }
-        )
-      throw error
-    }
     cleanups.push(async () => {
       await app.close()
     })
-    const address = app.server.address()
-    const port = typeof address === 'object' && address !== null ? address.port : http.port
-    const httpUrl = `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${port}`
 
     const listenAddrs = (): string[] => host.getMultiaddrs().map(String)
     await writeFileAtomic(
@@ -511,29 +397,4 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     await stop()
     throw error
   }
-}
-
-/** Revocations the administrator handed over while this node was stopped (`revoke --home`). */
-async function takePendingRevocations(paths: HomePaths, registry: MembershipRegistry, log: Logger): Promise<void> {
-  let list: unknown
-  try {
-    list = JSON.parse(await fs.readFile(paths.pendingRevocations, 'utf8'))
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw new RadmeshError(
-      'RADMESH_HOME_CORRUPT',
-      `${paths.pendingRevocations} is damaged (${(error as Error).message}); ` +
-        'ask the administrator for the revocation again'
-    )
-  }
-  const revocations = (Array.isArray(list) ? list : []).flatMap(item => {
-    try {
-      return [decodeRevocation(item)]
-    } catch {
-      return []
-    }
-  })
-  const { added, invalid } = await registry.addRevocations(revocations)
-  log.info({ event: 'pending-revocations', added: added.length, invalid }, `took ${added.length} pending revocation(s)`)
-  await fs.rm(paths.pendingRevocations)
 }

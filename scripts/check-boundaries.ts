@@ -27,6 +27,8 @@ const FOLDERS = ['node', 'protocol', 'viewer', 'scripts', 'test']
 export const NODE_LAYERS: string[][] = [
   ['node/cli'],
   ['node/node.ts'],
+  ['node/node-dicom.ts', 'node/node-http.ts'],
+  ['node/node-options.ts'],
   ['node/http'],
   ['node/workflow'],
   ['node/worklist', 'node/reports'],

@@ -2,7 +2,8 @@
  * The members this node is connected to now, each once, and how: direct, or relayed through which member
  * relay, since when (for `GET /api/peers` and `radmesh status`).
  */
-import type { Connection, Libp2p } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+import type { Logger } from 'pino'
 import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { linkOf } from './relay.ts'
@@ -55,5 +56,29 @@ function describe(
             ...(limits.seconds === undefined ? {} : { seconds: limits.seconds })
           }
         })
+  }
+}
+
+/** Logs each member connecting and disconnecting, until the returned function is called. */
+export function logMemberLinks(
+  libp2p: Pick<Libp2p, 'addEventListener' | 'removeEventListener'>,
+  registry: Pick<MembershipRegistry, 'certificateOf'>,
+  log: Logger
+): () => void {
+  const onPeerConnect = (event: CustomEvent<PeerId>): void => {
+    const peer = event.detail.toString()
+    log.info(
+      { event: 'member-connected', peer, name: registry.certificateOf(peer)?.name },
+      `connected to ${registry.certificateOf(peer)?.name ?? peer}`
+    )
+  }
+  const onPeerDisconnect = (event: CustomEvent<PeerId>): void => {
+    log.info({ event: 'member-disconnected', peer: event.detail.toString() }, 'member disconnected')
+  }
+  libp2p.addEventListener('peer:connect', onPeerConnect)
+  libp2p.addEventListener('peer:disconnect', onPeerDisconnect)
+  return () => {
+    libp2p.removeEventListener('peer:connect', onPeerConnect)
+    libp2p.removeEventListener('peer:disconnect', onPeerDisconnect)
   }
 }

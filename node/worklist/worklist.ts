@@ -35,7 +35,8 @@ import { type InspectedUpdate, UpdateRefusedError } from '../crdt/inspect.ts'
 import { CaseError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
-import { type CaseIndex, type CaseQuery, type IndexedCase, isLive, isOpen } from './case-index.ts'
+import { type CaseIndex, type CaseQuery, type IndexedCase, isLive } from './case-index.ts'
+import { checkCancel, checkInvite, claimOf, releaseOf } from './case-actions.ts'
 import { type CaseState, deriveCases } from './cases.ts'
 import { checkWorklistUpdate } from './check.ts'
 import { carryOverLegacy } from './legacy.ts'
@@ -96,7 +97,8 @@ export class Worklist {
       this.retire()
     }, RETIRE_EVERY_MS)
     this.retireTimer.unref()
-    await this.publishMember(registry.self)
+    const record: MemberRecord = { kind: 'member', certificate: registry.self }
+    await this.put(record)
   }
 
   stop(): void {
@@ -299,11 +301,6 @@ export class Worklist {
     return entry
   }
 
-  private async publishMember(certificate: MemberCertificate): Promise<void> {
-    const record: MemberRecord = { kind: 'member', certificate }
-    await this.put(record)
-  }
-
   /** A case for a stable study, published by this site. */
   async publishCase(fields: Omit<CaseRecord, 'kind' | 'v' | 'by' | 'at' | 'signature' | 'site'>): Promise<CaseState> {
     const { identity } = this.options
@@ -321,58 +318,19 @@ export class Worklist {
     return state
   }
 
-  private requireOpen(state: CaseState): void {
-    if (!isOpen(state)) throw new CaseError('RADMESH_CASE_CLOSED', `case ${state.caseId} is ${state.status}`)
-  }
-
   /**
    * This reader takes the case (SCHEDULED -> IN PROGRESS). Claiming a case one already holds is a no-op;
    * a case someone else holds is refused (409). See cases.ts for how concurrent claims are decided.
    */
   async claim(caseId: string): Promise<CaseState> {
-    const me = this.options.identity.peerId
-    const state = this.requireCase(caseId)
-    this.requireOpen(state)
-    if (state.claimedBy === me) return state
-    if (state.claimedBy !== null) {
-      throw new CaseError(
-        'RADMESH_CASE_TAKEN',
-        `case ${caseId} is held by ${this.nameOf(state.claimedBy)} (${state.claimedBy}) since ` +
-          `${state.claimedAt ?? 'earlier'}`
-      )
-    }
-    if (!state.readers.includes(me)) {
-      throw new CaseError(
-        'RADMESH_NOT_ALLOWED',
-        `case ${caseId} was not routed to this reader (subspecialty ${state.subspecialty})`
-      )
-    }
-    await this.add({ v: 1, kind: 'claim', caseId, seq: state.seq + 1, by: me, at: new Date().toISOString() })
+    const claim = claimOf(this.requireCase(caseId), this.options.identity.peerId, peerId => this.nameOf(peerId))
+    if (claim !== undefined) await this.add(claim)
     return this.requireCase(caseId)
   }
 
   /** The holder gives the case back (IN PROGRESS -> SCHEDULED). */
   async release(caseId: string): Promise<CaseState> {
-    const me = this.options.identity.peerId
-    const state = this.requireCase(caseId)
-    this.requireOpen(state)
-    if (state.claimedBy !== me || state.claim === null) {
-      throw new CaseError(
-        'RADMESH_NOT_ALLOWED',
-        `case ${caseId} is not held by this reader${
-          state.claimedBy === null ? '' : ` ` + `(${this.nameOf(state.claimedBy)} holds it)`
-        }`
-      )
-    }
-    await this.add({
-      v: 1,
-      kind: 'release',
-      caseId,
-      claim: state.claim,
-      seq: state.seq + 1,
-      by: me,
-      at: new Date().toISOString()
-    })
+    await this.add(releaseOf(this.requireCase(caseId), this.options.identity.peerId, peerId => this.nameOf(peerId)))
     return this.requireCase(caseId)
   }
 
@@ -388,49 +346,21 @@ export class Worklist {
   ): Promise<CaseState> {
     const me = this.options.identity.peerId
     const state = this.requireCase(caseId)
-    this.requireOpen(state)
-    if (state.claimedBy !== me) {
-      throw new CaseError('RADMESH_NOT_ALLOWED', `only the reader holding case ${caseId} can invite a consultant`)
-    }
-    const certificate = this.certificateOf(consultant)
-    if (certificate === undefined || !this.options.registry.isMember(consultant)) {
-      throw new CaseError('RADMESH_NOT_A_MEMBER', `${consultant} is not a member this node knows`)
-    }
-    if (certificate.role !== 'radiologist') {
-      throw new CaseError(
-        'RADMESH_NOT_ALLOWED',
-        `${certificate.name} is a ${certificate.role}; only radiologists can be consulted`
-      )
-    }
+    const isMember = this.options.registry.isMember(consultant)
+    checkInvite(state, me, consultant, this.certificateOf(consultant), isMember)
     await beforeRecord?.(state)
     if (!state.consultants.includes(consultant)) {
-      await this.add({
-        v: 1,
-        kind: 'consult',
-        caseId,
-        consultant: consultant as PeerIdString,
-        by: me,
-        at: new Date().toISOString()
-      })
+      const at = new Date().toISOString()
+      await this.add({ v: 1, kind: 'consult', caseId, consultant: consultant as PeerIdString, by: me, at })
     }
     return this.requireCase(caseId)
   }
 
   /** The site withdraws one of its cases. */
   async cancel(caseId: string, reason: string): Promise<CaseState> {
-    const state = this.requireCase(caseId)
-    this.requireOpen(state)
-    if (state.site !== this.options.identity.peerId) {
-      throw new CaseError('RADMESH_NOT_ALLOWED', `only the site that published case ${caseId} can cancel it`)
-    }
-    await this.add({
-      v: 1,
-      kind: 'cancel',
-      caseId,
-      reason,
-      by: this.options.identity.peerId,
-      at: new Date().toISOString()
-    })
+    const me = this.options.identity.peerId
+    checkCancel(this.requireCase(caseId), me)
+    await this.add({ v: 1, kind: 'cancel', caseId, reason, by: me, at: new Date().toISOString() })
     return this.requireCase(caseId)
   }
 

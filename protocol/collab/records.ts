@@ -29,8 +29,21 @@ import type { PeerIdString } from '../ids.ts'
 import { asObject, integerField, signingBytes, stringField, timeField } from '../json.ts'
 import { peerIdField, uidField } from '../exchange/manifest.ts'
 import { decodeCertificate, type MemberCertificate } from '../membership/certificate.ts'
+import {
+  CASE_ID,
+  caseIdField,
+  codeField,
+  criticalIdField,
+  exactly,
+  listField,
+  oneOf,
+  type Signed,
+  seqField,
+  signedFields
+} from './record-fields.ts'
 
-export const RECORD_VERSION = 1
+export { RECORD_VERSION } from './record-fields.ts'
+
 export const SIGNING_CONTEXT_WORKLIST_RECORD = 'radmesh/worklist-record/v1\n'
 export const SIGNING_CONTEXT_REPORT_RECORD = 'radmesh/report-record/v1\n'
 
@@ -65,17 +78,8 @@ export const MAX_SHIFTS = 64
 /** One section of a report (a long CT chest/abdomen/pelvis findings section is ~10 kB). */
 export const MAX_SECTION_CHARS = 64 * 1024
 export const MAX_RECORD_BYTES = 8 * 1024 + 5 * MAX_SECTION_CHARS * 4
-const CASE_ID = /^[0-9a-f]{24}$/
 const RECORD_KEY = /^[a-z-]{3,20}:[A-Za-z0-9_-]{43}$/
-const SIGNATURE = /^[A-Za-z0-9_-]{86}$/
-const CODE = /^[a-z0-9-]{1,32}$/
 
-interface Signed {
-  v: number
-  by: PeerIdString
-  at: string
-  signature: string
-}
 export interface CaseRecord extends Signed {
   kind: 'case'
   caseId: string
@@ -195,53 +199,6 @@ export const reportSigningBytes = (record: UnsignedReportRecord | ReportRecord):
 
 export const isCaseId = (value: string): boolean => CASE_ID.test(value)
 
-function caseIdField(object: Record<string, unknown>, what: string): string {
-  const value = stringField(object, 'caseId', what, 24)
-  if (!CASE_ID.test(value)) throw new MalformedMessageError(`${what}.caseId must be 24 hex digits`)
-  return value
-}
-
-function signedFields(object: Record<string, unknown>, what: string): Signed {
-  if (object['v'] !== RECORD_VERSION) throw new MalformedMessageError(`${what}.v must be ${RECORD_VERSION}`)
-  const signature = stringField(object, 'signature', what, 86)
-  if (!SIGNATURE.test(signature))
-    throw new MalformedMessageError(`${what}.signature must be an Ed25519 signature in base64url`)
-  return { v: RECORD_VERSION, by: peerIdField(object, 'by', what), at: timeField(object, 'at', what), signature }
-}
-
-function oneOf<T extends string>(object: Record<string, unknown>, key: string, allowed: readonly T[], what: string): T {
-  const value = stringField(object, key, what, 32)
-  if (!(allowed as readonly string[]).includes(value))
-    throw new MalformedMessageError(`${what}.${key} must be one of ${allowed.join(', ')}`)
-  return value as T
-}
-
-function codeField(object: Record<string, unknown>, key: string, what: string): string {
-  const value = stringField(object, key, what, 32)
-  if (!CODE.test(value))
-    throw new MalformedMessageError(`${what}.${key} must be a lower-case code (letters, digits, dashes)`)
-  return value
-}
-
-function listField<T>(
-  object: Record<string, unknown>,
-  key: string,
-  what: string,
-  max: number,
-  item: (value: unknown, what: string) => T
-): T[] {
-  const value = object[key]
-  if (!Array.isArray(value) || value.length > max)
-    throw new MalformedMessageError(`${what}.${key} must be a list of at most ${max}`)
-  return value.map((entry, i) => item(entry, `${what}.${key}[${i}]`))
-}
-
-function seqField(object: Record<string, unknown>, what: string): number {
-  const seq = integerField(object, 'seq', what)
-  if (seq < 1) throw new MalformedMessageError(`${what}.seq must be 1 or more`)
-  return seq
-}
-
 function sectionsField(object: Record<string, unknown>, what: string): Sections {
   const value = asObject(object['sections'], `${what}.sections`)
   const sections = {} as Sections
@@ -249,14 +206,6 @@ function sectionsField(object: Record<string, unknown>, what: string): Sections 
   if (Object.keys(value).length !== SECTION_NAMES.length)
     throw new MalformedMessageError(`${what}.sections must have exactly ${SECTION_NAMES.join(', ')}`)
   return sections
-}
-
-/** Refuses fields a record of this kind does not have: signed records carry nothing unchecked. */
-function exactly<T extends object>(object: Record<string, unknown>, record: T, what: string): T {
-  const extra = Object.keys(object).filter(key => !(key in record))
-  if (extra.length > 0)
-    throw new MalformedMessageError(`${what} has fields it must not have: ${extra.slice(0, 5).join(', ')}`)
-  return record
 }
 
 /** Checks the shape of a worklist record (not its signature: see node/collab/records.ts). */
@@ -358,12 +307,6 @@ function decodeWorklistFields(value: unknown): WorklistRecord {
     default:
       throw new MalformedMessageError(`worklist record kind "${kind}" is not one this radmesh knows`)
   }
-}
-
-function criticalIdField(object: Record<string, unknown>, key: string, what: string): string {
-  const value = stringField(object, key, what, 24)
-  if (!CASE_ID.test(value)) throw new MalformedMessageError(`${what}.${key} must be 24 hex digits`)
-  return value
 }
 
 type Fields<T> = T extends Signed ? Omit<T, keyof Signed> : never
