@@ -1,6 +1,7 @@
 /**
  * What a p2p fuzz case sends (./p2p.ts runs the cases): a valid message of one of the `/radmesh/*` protocols,
- * built with the protocol/ encoders or from the site's own state, then mutated (./p2p-mutate.ts). Every choice comes from a generator seeded from (seed, case), so a case replays on its own.
+ * built with the protocol/ encoders or from the site's own state, then mutated (./p2p-mutate.ts). Every choice
+ * comes from a generator seeded from (seed, case), so a case replays on its own.
  */
 import * as Y from 'yjs'
 import { signReportRecord } from '../../node/reports/records.ts'

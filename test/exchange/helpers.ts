@@ -1,7 +1,7 @@
 /**
  * The exchange's boundaries stood in for, in-process: members with real keys, study versions made as an
- * origin makes them, archives and version stores in memory (memory-helpers.ts), a network of in-memory libp2p stream pairs that
- * hands each dialled stream to the other member's handler, and a log whose lines a test can read.
+ * origin makes them, archives and version stores in memory (memory-helpers.ts), a network of in-memory libp2p
+ * stream pairs that hands each dialled stream to the other member's handler, and a log whose lines a test can read.
  */
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
