@@ -46,6 +46,11 @@ export const REQUIREMENTS: Requirement[] = [
     why: 'an HL7 v2 MLLP receiver, the RIS of the HL7 tests'
   },
   {
+    pkg: 'iproute2',
+    present: () => onPath('ip'),
+    why: 'ip netns and veth pairs: the networks of the relay tests'
+  },
+  {
     pkg: 'nftables',
     present: () => onPath('nft'),
     why: 'nft masquerade rules: the NATs of the relay tests (network namespaces)'
