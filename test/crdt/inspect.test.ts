@@ -111,7 +111,7 @@ test(
   async () => {
     const doc = new Y.Doc()
     const text = doc.getText('findings')
-    for (let i = 0; i < 150_000; i++) text.insert(Math.floor(i / 2), 'x')
+    for (let i = 0; i < 300_000; i++) text.insert(Math.floor(i / 2), 'x')
     const tooLarge = Y.encodeStateAsUpdate(doc)
     const inspector = new UpdateInspector()
     try {
