@@ -14,22 +14,7 @@ import { Deidentifier, type DeidentifyOptions } from '../../node/deid/index.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
-import { DUMP_PY, type Dump, REFERENCES_PY, type References } from './pydicom.ts'
-
-const PYTHON = '/usr/bin/python3' // Debian's, with python3-pydicom
-const CORPUS = [
-  'CT_small.dcm',
-  'MR_small.dcm',
-  'MR_small_implicit.dcm',
-  'rtplan.dcm',
-  'test-SR.dcm',
-  'reportsi.dcm',
-  'liver_1frame.dcm',
-  'waveform_ecg.dcm',
-  'JPEG2000.dcm',
-  'SC_rgb_jpeg_dcmtk.dcm',
-  'image_dfl.dcm'
-]
+import { CORPUS, DUMP_PY, type Dump, PYTHON, REFERENCES_PY, type References } from './pydicom.ts'
 
 async function run(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return await new Promise(resolve => {

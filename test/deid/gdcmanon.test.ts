@@ -25,21 +25,8 @@ import { ANNEX_E } from '../../node/deid/table.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { PYDICOM_CORPUS } from '../../scripts/lib/pydicom-corpus.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
+import { CORPUS, PYTHON } from './pydicom.ts'
 
-const PYTHON = '/usr/bin/python3' // Debian's, with python3-pydicom
-const CORPUS = [
-  'CT_small.dcm',
-  'MR_small.dcm',
-  'MR_small_implicit.dcm',
-  'rtplan.dcm',
-  'test-SR.dcm',
-  'reportsi.dcm',
-  'liver_1frame.dcm',
-  'waveform_ecg.dcm',
-  'JPEG2000.dcm',
-  'SC_rgb_jpeg_dcmtk.dcm',
-  'image_dfl.dcm'
-]
 const CANARY = { patientName: 'CANARY^Zoë', patientId: 'CANARY-ID-7731' }
 
 /** Set by whoever writes the file, whatever it holds: group length, transfer syntax, implementation. */

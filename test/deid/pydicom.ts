@@ -4,6 +4,23 @@
  */
 
 /** Printed by DUMP_PY: a value absent from the file is null, an empty one ''. */
+/** Debian's Python, with python3-pydicom. */
+export const PYTHON = '/usr/bin/python3'
+/** The pydicom corpus files every de-identification check runs on: images, SR, RT, waveform, compressed, deflated. */
+export const CORPUS = [
+  'CT_small.dcm',
+  'MR_small.dcm',
+  'MR_small_implicit.dcm',
+  'rtplan.dcm',
+  'test-SR.dcm',
+  'reportsi.dcm',
+  'liver_1frame.dcm',
+  'waveform_ecg.dcm',
+  'JPEG2000.dcm',
+  'SC_rgb_jpeg_dcmtk.dcm',
+  'image_dfl.dcm'
+]
+
 export interface Dump {
   privateTags: string[]
   patientIdentityRemoved: string | null
