@@ -183,10 +183,11 @@ export async function connected(a: StartedNode, b: StartedNode, timeoutMs = 10_0
   )
 }
 
-/** Reads HOME/node.log as parsed JSON lines. */
+/** Reads HOME/node.log as parsed JSON lines: whole lines only (the node may be writing the last one). */
 export async function logOf(home: string): Promise<Array<Record<string, unknown>>> {
   const text = await fs.readFile(join(home, 'node.log'), 'utf8').catch(() => '')
   return text
+    .slice(0, text.lastIndexOf('\n') + 1)
     .split('\n')
     .filter(line => line.trim() !== '')
     .map(line => JSON.parse(line) as Record<string, unknown>)
