@@ -2,8 +2,10 @@
  * Picking TCP ports on loopback for nodes, Orthanc, storescp and proxies.
  */
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 /**
  * The lowest port the kernel hands out as the local port of outgoing connections. Ports below it are what
@@ -32,12 +34,61 @@ async function canListen(port: number): Promise<boolean> {
   }
 }
 
+/**
+ * Ports handed out are remembered, in this process and across processes, until the process ends. Between
+ * `freePort` and the program binding the port nothing holds it, so without this two calls made before either
+ * binds could pick the same port (a node once got one port for both its TCP and WebSocket listeners), and so
+ * could two test files running side by side.
+ */
+const handedOut = new Set<number>()
+const CLAIMS = join(tmpdir(), 'radmesh-port-claims')
+/** A claim older than this belongs to a run long gone even if its process id has been reused. */
+const CLAIM_MAX_AGE_MS = 6 * 3600_000
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Claims `port` for this process by creating a file no other process may create; a dead process's claim is taken over. */
+function claim(port: number): boolean {
+  const file = join(CLAIMS, String(port))
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx')
+      writeSync(fd, String(process.pid))
+      closeSync(fd)
+      return true
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return true // no claims directory to share: in-process only
+      try {
+        const owner = Number(readFileSync(file, 'utf8'))
+        const stale = Date.now() - statSync(file).mtimeMs > CLAIM_MAX_AGE_MS
+        if (owner === process.pid || (owner > 0 && alive(owner) && !stale)) return false
+        rmSync(file, { force: true })
+      } catch {
+        return false
+      }
+    }
+  }
+  return false
+}
+
 /** A port free now, outside the kernel's range for outgoing connections when there is room below it. */
 export async function freePort(): Promise<number> {
+  try {
+    mkdirSync(CLAIMS, { recursive: true })
+  } catch {}
   if (EPHEMERAL_LOW - PORTS_FROM > 1000) {
-    for (let attempt = 0; attempt < 50; attempt++) {
+    for (let attempt = 0; attempt < 200; attempt++) {
       const port = PORTS_FROM + Math.floor(Math.random() * (EPHEMERAL_LOW - PORTS_FROM))
-      if (await canListen(port)) return port
+      if (handedOut.has(port) || !(await canListen(port)) || !claim(port)) continue
+      handedOut.add(port)
+      return port
     }
   }
   const server = createServer()
