@@ -3,6 +3,7 @@
  * the study is complete). Both talk to the node running on HOME. A de-identified share first prints
  * `de-identified copy of ORIGINAL: COPY`, COPY being the new Study Instance UID the members fetch.
  */
+import type { Availability, Shared } from '../../protocol/api/studies.ts'
 import { RadmeshError } from '../errors.ts'
 import { parse, required } from './args.ts'
 import { connectToNode } from './client.ts'
@@ -13,21 +14,6 @@ const SHARE =
   '[--deidentify [--retain-dates modified|full] [--retain-patient-characteristics] [--burned-in-clean]]'
 const FETCH = 'radmesh fetch --home HOME STUDYUID [--timeout SECONDS]'
 const POLL_MS = 250
-
-interface Availability {
-  instancesTotal: number
-  instancesLocal: number
-  bytesTotal: number
-  bytesLocal: number
-  complete: boolean
-  state: string
-  error?: string
-}
-interface ShareResult {
-  studyInstanceUid: string
-  versionId: string
-  recipients: Array<{ peerId: string; announced: boolean }>
-}
 
 const SHARE_OPTIONS = {
   home: { type: 'string' },
@@ -76,7 +62,7 @@ export async function shareCommand(argv: string[], print: (line: string) => void
   const deidentify = deidentifyBody(values)
   const client = await connectToNode(home)
   const path = `/api/studies/${encodeURIComponent(studyUid)}/share`
-  const result = await client.request<ShareResult>('POST', path, { peerIds: to, ...deidentify })
+  const result = await client.request<Shared>('POST', path, { peerIds: to, ...deidentify })
   const shared = result.studyInstanceUid
   if (shared !== studyUid) print(`de-identified copy of ${studyUid}: ${shared}`)
   for (const recipient of result.recipients) {

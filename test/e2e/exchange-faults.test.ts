@@ -18,6 +18,7 @@ import {
   PACKED_NONCE_BYTES,
   PACKED_TAG_BYTES
 } from '../../protocol/exchange/chunks.ts'
+import type { Availability } from '../../protocol/api/studies.ts'
 import { CHUNK_TAG_BYTES, TRANSFER_CHUNK_MAX, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
 import { WINDOW_BYTES } from '../../protocol/exchange/messages.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
@@ -29,15 +30,6 @@ import { peersOf, type StartedNode, startNode } from '../../scripts/lib/node-pro
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-interface Availability {
-  instancesTotal: number
-  instancesLocal: number
-  bytesTotal: number
-  bytesLocal: number
-  complete: boolean
-  state: string
-  error?: string
-}
 interface InstanceInfo {
   sha256: string
 }

@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import type { Availability } from '../../protocol/api/studies.ts'
 import { ANNOUNCE_PROTOCOL, CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
@@ -17,16 +18,6 @@ import { radmesh, ROOT } from '../../scripts/lib/cli.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-interface Availability {
-  instancesTotal: number
-  instancesLocal: number
-  bytesTotal: number
-  bytesLocal: number
-  complete: boolean
-  state: string
-  error?: string
-  sources?: Record<string, number>
-}
 interface InstanceInfo {
   sopInstanceUid: string
   sha256: string
