@@ -65,6 +65,7 @@ export class Exchange {
   private readonly server: ExchangeServer
   private readonly fetches = new Map<string, StudyFetch>()
   private readonly chunksProtocols: string[]
+  private stopped = false
 
   constructor(components: ExchangeComponents, init: ExchangeInit = {}) {
     const { libp2p, identity, consortiumId, registry, penalties, archive, versions, audit, log } = components
@@ -77,7 +78,12 @@ export class Exchange {
     this.check = check
     this.sharing = new StudySharing(
       { libp2p, identity, consortiumId, registry, archive, versions, check, penalties, audit, log },
-      { timeoutMs }
+      {
+        timeoutMs,
+        announced: manifest => {
+          this.followNewer(manifest.studyUid)
+        }
+      }
     )
     const holdings = new Holdings({ archive, versions })
     const pack = init.pack ?? process.env['RADMESH_CHUNK_PACKING'] !== '0'
@@ -110,6 +116,7 @@ export class Exchange {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
     this.server.stop()
     for (const fetch of this.fetches.values()) fetch.stop()
     await Promise.all(
@@ -150,9 +157,38 @@ export class Exchange {
         await marked
         const { state } = await fetch.availability()
         if (state === 'complete' || state === 'failed') await this.versions.fetchDone(studyUid)
+        if (state === 'complete') this.followNewer(studyUid)
       })
       .catch(() => {})
     return fetch
+  }
+
+  /**
+   * A study this node fetched has a newer version (announced while or after it fetched): it is fetched too, and
+   * only the instances not yet here move (a study growing during its acquisition, streamed to a STAT reader).
+   * A fetch still running goes on with its version; this is asked again when it completes.
+   */
+  private followNewer(studyUid: string): void {
+    const last = this.fetches.get(studyUid)
+    const fetched = last?.manifest
+    if (this.stopped || last === undefined || !last.finished || fetched === undefined) return
+    void (async () => {
+      const latest = (await this.versions.manifest(studyUid)) ?? fetched
+      const { origin, actor } = last.request
+      const newer = Date.parse(latest.createdAt) > Date.parse(fetched.createdAt)
+      if (
+        !newer ||
+        (origin !== undefined && latest.origin !== origin) ||
+        (await last.availability()).state !== 'complete'
+      )
+        return
+      if (this.fetches.get(studyUid) !== last || this.stopped) return
+      const detail = { study: studyUid, version: latest.versionId, instances: latest.instanceCount }
+      this.log.info({ event: 'fetch-newer-version', ...detail }, `study ${studyUid} grew; fetching what is new`)
+      this.fetch(studyUid, actor, { origin })
+    })().catch((error: unknown) => {
+      this.log.warn({ err: error, study: studyUid }, 'could not follow a newer version of a fetched study')
+    })
   }
 
   /** How much of a study is here: its fetch's progress, or what the archive holds of its latest version. */

@@ -108,6 +108,15 @@ export class StudyFetch {
     this.abort.abort()
   }
 
+  /** The version this fetch took (once found), and who asked for it with which origin: to follow a newer one. */
+  get manifest(): StudyManifest | undefined {
+    return this.fetching?.version.manifest
+  }
+
+  get request(): Pick<StudyFetchInit, 'actor' | 'origin'> {
+    return { actor: this.init.actor, origin: this.init.origin }
+  }
+
   async settled(): Promise<void> {
     await this.run
     await Promise.allSettled([...this.workers.values(), this.fetching?.assembly.settled()])

@@ -22,7 +22,7 @@ export interface WireChunk {
 
 export interface HoldingsComponents {
   archive: Pick<Archive, 'instance' | 'read' | 'hasChunk' | 'readChunk'>
-  versions: Pick<StudyVersions, 'manifest' | 'open' | 'partialChunks'>
+  versions: Pick<StudyVersions, 'openVersion' | 'partialChunks'>
 }
 
 export class Holdings {
@@ -58,8 +58,7 @@ export class Holdings {
   /** The chunk a request asks for, sealed as in the manifest, or undefined when this node cannot serve it. */
   async requested(request: ChunkRequest): Promise<Buffer | undefined> {
     const { versions } = this.components
-    const manifest = await versions.manifest(request.studyUid)
-    const version = manifest?.versionId === request.versionId ? await versions.open(manifest) : undefined
+    const version = await versions.openVersion(request.studyUid, request.versionId)
     const size = version?.manifest.chunkSizes[request.index]
     if (version === undefined || size === undefined || request.offset >= size) return undefined
     return await this.sealedChunk(version, request.index)
@@ -75,8 +74,7 @@ export class Holdings {
       const sealed = await this.requested(request)
       return sealed === undefined ? undefined : { form: CHUNK_FORM.sealed, bytes: sealed }
     }
-    const manifest = await versions.manifest(request.studyUid)
-    const version = manifest?.versionId === request.versionId ? await versions.open(manifest) : undefined
+    const version = await versions.openVersion(request.studyUid, request.versionId)
     if (version === undefined || version.manifest.chunkSizes[request.index] === undefined) return undefined
     return await this.packedChunk(version, request.index)
   }

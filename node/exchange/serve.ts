@@ -33,7 +33,7 @@ import { readOne, refuseStream } from './streams.ts'
 import type { StudyVersions } from './versions.ts'
 
 export interface ExchangeServerComponents {
-  versions: Pick<StudyVersions, 'openLatest' | 'wrapFor'>
+  versions: Pick<StudyVersions, 'openLatest' | 'openVersion' | 'wrapFor'>
   holdings: Pick<Holdings, 'have' | 'requested' | 'requestedOnWire'>
   audit: Pick<AuditLog, 'append'>
   penalties: Pick<PeerPenalties, 'refuse'>
@@ -84,10 +84,16 @@ export class ExchangeServer {
       const lp = messageStream(stream, { maxDataLength: MAX_REQUEST_BYTES, messageTimeoutMs: this.timeoutMs })
       const { studyUid, knownVersion } = decodeManifestRequest(await readOne(lp, signal, 'manifest request'))
       const version = await versions.openLatest(studyUid)
+      // The version the asker is fetching is answered while this node can still serve it, even when the study
+      // has a newer one: the asker finishes it, then fetches only what it lacks of the newer (fetch.ts).
+      const known =
+        version === undefined || knownVersion === undefined
+          ? undefined
+          : await versions.openVersion(studyUid, knownVersion)
       if (version === undefined) {
         await lp.write(encodeManifestResponse({ status: 'unknown-study' }), signal)
-      } else if (version.manifest.versionId === knownVersion) {
-        await lp.write(encodeManifestResponse({ status: 'current', have: await holdings.have(version) }), signal)
+      } else if (known !== undefined) {
+        await lp.write(encodeManifestResponse({ status: 'current', have: await holdings.have(known) }), signal)
       } else {
         const wrap = await versions.wrapFor(studyUid, version.manifest.versionId, peer)
         const wraps = wrap === undefined ? [] : [wrap]

@@ -58,15 +58,19 @@ export interface StudySharingComponents {
 export interface StudySharingInit {
   /** how long an announcement and its answer may take (EXCHANGE_TIMEOUT_MS; tests shorten it) */
   timeoutMs: number
+  /** a version announced to this node was taken (opened with its wrap, kept) */
+  announced?: (manifest: StudyManifest) => void
 }
 
 export class StudySharing {
   private readonly components: StudySharingComponents
   private readonly timeoutMs: number
+  private readonly announced: (manifest: StudyManifest) => void
 
   constructor(components: StudySharingComponents, init: StudySharingInit) {
     this.components = components
     this.timeoutMs = init.timeoutMs
+    this.announced = init.announced ?? (() => {})
   }
 
   /**
@@ -225,6 +229,7 @@ export class StudySharing {
         const { studyUid: study, origin, instanceCount: instances } = manifest
         const detail = { study, origin, from: peer, instances }
         log.info({ event: 'study-announced', ...detail }, 'a study was shared with this node')
+        this.announced(manifest)
       }
       await lp.write(encodeAnnouncementAnswer(answer), signal)
       await stream.close({ signal })

@@ -115,6 +115,18 @@ export class StudyVersions {
     return manifest === undefined ? undefined : await this.open(manifest)
   }
 
+  /**
+   * A version of the study this node can read and serve: the latest, or an earlier one still held open in
+   * memory. A study that grows while a reader fetches it gets a new version; the reader finishes the one it is
+   * fetching (its chunks are still served from here) and then fetches only the instances it lacks of the newer.
+   */
+  async openVersion(studyUid: string, versionId: string): Promise<OpenVersion | undefined> {
+    const cached = this.open_.get(`${studyUid}!${versionId}`)
+    if (cached !== undefined) return cached
+    const manifest = await this.manifest(studyUid)
+    return manifest?.versionId === versionId ? await this.open(manifest) : undefined
+  }
+
   async open(manifest: StudyManifest): Promise<OpenVersion | undefined> {
     const id = `${manifest.studyUid}!${manifest.versionId}`
     const cached = this.open_.get(id)

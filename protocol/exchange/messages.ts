@@ -4,8 +4,9 @@
  *
  * `/radmesh/manifest/1.0.0`: ask a member about a study. Request `{ studyUid, knownVersion? }`; answer the
  *   latest manifest it knows, the key wraps it holds for the asker, and which chunks it can serve (a bit
- *   field); when its latest version is `knownVersion`, just `{ status: "current", have }` (an asker that
- *   reconnects over a bad link does not pay for the manifest again).
+ *   field); when it can still serve `knownVersion` (its latest, or an earlier version it holds open: a study
+ *   that grew while the asker fetched it), just `{ status: "current", have }` for that version (an asker that
+ *   reconnects over a bad link does not pay for the manifest again, and finishes the version it began).
  * `/radmesh/chunks/1.0.0`: pull chunk bytes. The asker sends requests `{ s, v, i, o }` (study, version,
  *   chunk index, offset), several in a row, and keeps the bytes it has asked for and not received under
  *   WINDOW_BYTES: the server answers requests one at a time, in order, as frames of at most

@@ -75,6 +75,12 @@ test("nothing is served of another study or version, past the last chunk, or fro
     undefined,
     'a version that is not the latest here'
   )
+  const held = new MemoryVersions(study)
+  held.earlier.push(older)
+  const grown = new Holdings({ archive: new MemoryArchive([study, older], files), versions: held })
+  const chunk = await grown.requested({ studyUid: STUDY, versionId: olderId, index: 0, offset: 0 })
+  assert.ok(chunk !== undefined, 'an earlier version still held open is served (a study that grew during a fetch)')
+  assert.is(chunk.byteLength, older.manifest.chunkSizes[0])
 })
 
 test.run()

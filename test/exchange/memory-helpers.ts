@@ -88,6 +88,8 @@ export class MemoryVersions {
   latest: OpenVersion | undefined
   readonly wraps = new Map<string, KeyWrap>()
   readonly partial = new Map<number, string>()
+  /** earlier versions still held open */
+  readonly earlier: OpenVersion[] = []
 
   constructor(latest?: OpenVersion) {
     this.latest = latest
@@ -103,6 +105,13 @@ export class MemoryVersions {
 
   async openLatest(studyUid: string): Promise<OpenVersion | undefined> {
     return this.latest?.manifest.studyUid === studyUid ? this.latest : undefined
+  }
+
+  /** The latest, or one of `earlier` (versions held open after a newer one came, as StudyVersions does). */
+  async openVersion(studyUid: string, versionId: string): Promise<OpenVersion | undefined> {
+    return [this.latest, ...this.earlier].find(
+      version => version?.manifest.studyUid === studyUid && version.manifest.versionId === versionId
+    )
   }
 
   async wrapFor(_studyUid: string, _versionId: string, recipient: string): Promise<KeyWrap | undefined> {

@@ -72,6 +72,8 @@ function serving(stubs: Stubs = {}): Served {
       },
       versions: {
         openLatest: async () => stubs.latest,
+        openVersion: async (_studyUid: string, versionId: string) =>
+          stubs.latest?.manifest.versionId === versionId ? stubs.latest : undefined,
         wrapFor: async () => stubs.wrap as never
       },
       holdings: {
