@@ -40,6 +40,10 @@ export interface CtOptions {
   modality?: string
   bodyPart?: string
   studyDescription?: string
+  /** the study's date and time (default: from the seed, or now) */
+  studyDate?: Date
+  /** Issuer of Patient ID (0010,0021), when the patient id is qualified by one */
+  issuerOfPatientId?: string
 }
 
 export interface GeneratedStudy {
@@ -162,9 +166,11 @@ export async function generateCt(options: CtOptions): Promise<GeneratedStudy> {
   const accessionNumber = `A${String(hash32(derive('accession')) % 10_000_000).padStart(7, '0')}`
   // Dates: from the seed (so files are reproducible), the current time without one.
   const studyTime =
-    options.seed === undefined
-      ? new Date(Math.floor(Date.now() / 1000) * 1000)
-      : new Date(Date.UTC(2024, 0, 1) + (hash32(derive('date')) % (365 * 86_400)) * 1000)
+    options.studyDate !== undefined
+      ? new Date(Math.floor(options.studyDate.getTime() / 1000) * 1000)
+      : options.seed === undefined
+        ? new Date(Math.floor(Date.now() / 1000) * 1000)
+        : new Date(Date.UTC(2024, 0, 1) + (hash32(derive('date')) % (365 * 86_400)) * 1000)
   const birthHash = hash32(derive('birth date'))
   const birthYear = studyTime.getUTCFullYear() - 20 - (birthHash % 60)
   const birthDate =
@@ -239,6 +245,7 @@ export async function generateCt(options: CtOptions): Promise<GeneratedStudy> {
           text(0x00081090, 'LO', 'SYNTHETIC CT'),
           text(0x00100010, 'PN', patientName),
           text(0x00100020, 'LO', patientId),
+          ...(options.issuerOfPatientId === undefined ? [] : [text(0x00100021, 'LO', options.issuerOfPatientId)]),
           text(0x00100030, 'DA', birthDate),
           text(0x00100040, 'CS', 'O'),
           text(0x00101010, 'AS', age),
