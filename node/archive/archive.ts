@@ -74,6 +74,8 @@ export interface Archive {
   instancesOf(studyUid: string, seriesUid?: string): AsyncGenerator<InstanceRecord>
   /** Calls `listener` when a study has had no new instance for a while; returns the unsubscribe. */
   onStudyStable(listener: (event: StudyStableEvent) => void): () => void
+  /** Calls `listener` with the study's UID whenever a new instance of a study is stored; returns the unsubscribe. */
+  onStudyGrew(listener: (studyUid: string) => void): () => void
 
   // Reading a stored file, verified: whole, a chunk at a time, or a range.
   read(instance: InstanceRecord): Promise<Buffer>
@@ -302,6 +304,10 @@ export class ArchiveService implements Archive {
 
   onStudyStable(listener: (event: StudyStableEvent) => void): () => void {
     return this.stable.on(listener)
+  }
+
+  onStudyGrew(listener: (studyUid: string) => void): () => void {
+    return this.stable.onGrew(listener)
   }
 
   stop(): void {

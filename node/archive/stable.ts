@@ -1,6 +1,7 @@
 /**
  * Study-stable events: a study with no new instance for `stableAfterMs` is taken to be whole (a modality
- * sends a study as a burst), and its listeners are told (the workflow opens a case for it).
+ * sends a study as a burst), and its listeners are told (the workflow opens a case for it). Study-grew
+ * events: every new instance of a study, as it is stored (the workflow streams a STAT study as it arrives).
  */
 import type { Logger } from 'pino'
 import type { StudyRecord } from './records.ts'
@@ -22,6 +23,7 @@ export class StableStudies {
   private readonly stableAfterMs: number
   private readonly timers = new Map<string, NodeJS.Timeout>()
   private readonly listeners = new Set<(event: StudyStableEvent) => void>()
+  private readonly growth = new Set<(studyUid: string) => void>()
 
   constructor(components: StableStudiesComponents, init: { stableAfterMs: number }) {
     this.components = components
@@ -31,6 +33,7 @@ export class StableStudies {
   /** A study got a new instance: its event is due `stableAfterMs` from now. */
   touch(studyUid: string): void {
     const { records, log } = this.components
+    for (const listener of this.growth) listener(studyUid)
     clearTimeout(this.timers.get(studyUid))
     const timer = setTimeout(() => {
       this.timers.delete(studyUid)
@@ -57,6 +60,14 @@ export class StableStudies {
     this.listeners.add(listener)
     return () => {
       this.listeners.delete(listener)
+    }
+  }
+
+  /** Calls `listener` with a study's UID each time a new instance of it is stored; returns the unsubscribe. */
+  onGrew(listener: (studyUid: string) => void): () => void {
+    this.growth.add(listener)
+    return () => {
+      this.growth.delete(listener)
     }
   }
 

@@ -196,6 +196,19 @@ test('a study with no new instance for the configured time raises study-stable o
   await close()
 })
 
+test('every new instance of a study raises study-grew at once; a duplicate does not', async () => {
+  const home = await tempDir()
+  const { archive, close } = await openArchive(home, 60_000)
+  const grew: string[] = []
+  archive.onStudyGrew(studyUid => grew.push(studyUid))
+  const file = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
+  const { instance } = await archive.store(file, actor)
+  assert.equal(grew, [instance.studyUid], 'told as the instance is stored, long before the study is stable')
+  await archive.store(file, actor)
+  assert.equal(grew, [instance.studyUid], 'the same instance again is not growth')
+  await close()
+})
+
 test('a damaged chunk is an error on read, never wrong bytes', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
