@@ -22,7 +22,7 @@ const FOLDERS = ['node', 'protocol', 'viewer', 'scripts', 'test']
  * node/, top to bottom: a folder imports its own files and those of the folders below it, never one above or
  * beside it (worklist/ and reports/ are beside each other: the workflow and node.ts wire them together).
  * A path ending in .ts names one file, placed apart from its folder: the p2p host uses membership's handshake
- * and gater, while membership uses only p2p's penalties and its message reader.
+ * and gater, while membership uses only p2p's penalties, its message reader and its flood.
  */
 export const NODE_LAYERS: string[][] = [
   ['node/cli'],
@@ -39,6 +39,7 @@ export const NODE_LAYERS: string[][] = [
   ['node/p2p'],
   ['node/identity'],
   ['node/membership'],
+  ['node/p2p/flood.ts'],
   ['node/p2p/penalties.ts', 'node/p2p/wire.ts'],
   ['node/dicom'],
   ['node/audit'],
