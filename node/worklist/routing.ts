@@ -3,12 +3,16 @@
  * Rules are tried in order; for each of subspecialty and priority the first rule that matches and sets it
  * wins. A rule matches when every condition it has matches: `modality` (any of the study's modalities),
  * `bodyPart` and `description` (case-insensitive regular expressions on Body Part Examined and Study
- * Description). The site can replace the rules and due times in HOME/routing.json (same shape).
+ * Description). The site can replace the rules and due times in HOME/routing.json (same shape), and name
+ * its PACS ("pacs": "AE@HOST:PORT", queried for each case's priors; `start --pacs` wins over it) with the rule
+ * that picks the priors ("priors": prior-rule.ts).
  */
 import { promises as fs } from 'node:fs'
 import { PRIORITIES, type Priority } from '../../protocol/collab/records.ts'
 import { HomeError } from '../errors.ts'
+import { type DicomDestination, parseDestination } from '../dicom/peers.ts'
 import { criticalSettings, type CriticalSettings, DEFAULT_CRITICAL_SETTINGS } from './critical.ts'
+import { DEFAULT_PRIOR_RULE, type PriorRule, priorRuleOf } from './prior-rule.ts'
 
 export interface RoutingRule {
   modality?: string[]
@@ -27,6 +31,10 @@ export interface RoutingConfig {
   critical: CriticalSettings
   /** the site's RIS, HOST:PORT: reports go to it as HL7 ORU^R01 over MLLP (`start --ris` wins over it) */
   ris?: string
+  /** the site's PACS, queried for each new case's priors (`start --pacs` wins over it); written AE@HOST:PORT */
+  pacs?: DicomDestination
+  /** which of the patient's earlier studies are a case's priors */
+  priors: PriorRule
 }
 
 /** Published targets: STAT within the hour, URGENT 4 h, ROUTINE 24 h. */
@@ -45,7 +53,8 @@ export const DEFAULT_ROUTING: RoutingConfig = {
   dueMinutes: { STAT: 60, URGENT: 240, ROUTINE: 1440 },
   defaultSubspecialty: 'general',
   defaultPriority: 'ROUTINE',
-  critical: DEFAULT_CRITICAL_SETTINGS
+  critical: DEFAULT_CRITICAL_SETTINGS,
+  priors: DEFAULT_PRIOR_RULE
 }
 
 export interface StudyFacts {
@@ -106,17 +115,29 @@ export async function loadRouting(path: string): Promise<RoutingConfig> {
   }
   const bad = (why: string): Error =>
     new HomeError('RADMESH_HOME_CORRUPT', `${path}: ${why}; fix it or remove it to use the default routing`)
-  let value: Partial<RoutingConfig>
+  let value: Partial<Omit<RoutingConfig, 'pacs'>> & { pacs?: unknown }
   try {
-    value = JSON.parse(text) as Partial<RoutingConfig>
+    value = JSON.parse(text) as typeof value
   } catch {
     throw bad('not JSON')
   }
+  const { pacs, ...rest } = value
   const config: RoutingConfig = {
     ...DEFAULT_ROUTING,
-    ...value,
+    ...rest,
     dueMinutes: { ...DEFAULT_ROUTING.dueMinutes, ...value.dueMinutes }
   }
+  if (pacs !== undefined) {
+    if (typeof pacs !== 'string') throw bad('"pacs" must be "AE@HOST:PORT", e.g. "PACS@pacs.hospital.local:104"')
+    try {
+      config.pacs = parseDestination(pacs)
+    } catch (error) {
+      throw bad(`"pacs" ${(error as Error).message.replace('write AE=HOST:PORT', 'write AE@HOST:PORT')}`)
+    }
+  }
+  const priors = priorRuleOf(value.priors)
+  if (typeof priors === 'string') throw bad(priors)
+  config.priors = priors
   if (!Array.isArray(config.rules)) throw bad('"rules" must be a list')
   for (const [i, rule] of config.rules.entries()) {
     if (rule.priority !== undefined && !PRIORITIES.includes(rule.priority)) {
