@@ -49,6 +49,8 @@ export interface NodeOptions {
   corsOrigins?: string[]
   /** bytes of pack space kept zero-filled ahead of the archive's writes (see archive/pack/writer.ts) */
   preallocateBytes?: number
+  /** the site's PACS, queried for each case's priors (wins over `pacs` in routing.json) */
+  pacs?: DicomDestination
   /** the site's RIS for HL7 ORU^R01 over MLLP (wins over `ris` in routing.json); first retry after `risRetryMs` */
   ris?: RisAddress
   risRetryMs?: number

@@ -3,13 +3,13 @@ import { tuneHeap } from '../heap.ts'
 import { createNode, type NodeOptions } from '../node.ts'
 import { ListenError, UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
-import { parseAllowAe, parseDicomPeers } from '../dicom/peers.ts'
+import { parseAllowAe, parseDestination, parseDicomPeers } from '../dicom/peers.ts'
 import type { DicomLimits } from '../dicom/scp.ts'
 
 const START =
   'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… ' +
   '[--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--max-associations 16] [--pdu-timeout 60s] ' +
-  '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… ' +
+  '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… [--pacs AE@HOST:PORT] ' +
   '[--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
   '[--preallocate MIB] [--ris HOST:PORT] [--ris-retry 5s] [--no-mdns] ' +
   '[--relay [--relay-data-limit SIZE] [--relay-duration-limit 1h]] [--relay-via MULTIADDR]…'
@@ -30,6 +30,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
       'pdu-timeout': { type: 'string' },
       'allow-ae': { type: 'string', multiple: true },
       'dicom-peer': { type: 'string', multiple: true },
+      pacs: { type: 'string' },
       'no-mdns': { type: 'boolean' },
       relay: { type: 'boolean' },
       'relay-via': { type: 'string', multiple: true },
@@ -77,6 +78,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
   if (dicomPort === undefined && dicomPeers.length > 0) {
     throw new UsageError('--dicom-peer: C-MOVE destinations of the DICOM port, which only listens with --dicom PORT')
   }
+  const pacs = pacsOf(optional(values, 'pacs'))
   const ris = risOf(optional(values, 'ris'))
   const risRetry = optional(values, 'ris-retry')
   const risRetryMs = risRetry === undefined ? undefined : duration(risRetry, '--ris-retry')
@@ -99,6 +101,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
     ...(sessionIdle === undefined ? {} : { sessionIdleMs: duration(sessionIdle, '--session-idle') }),
     ...(resyncIntervalMs === undefined ? {} : { resyncIntervalMs }),
     ...(preallocateMib === undefined ? {} : { preallocateBytes: preallocateMib * 1024 * 1024 }),
+    ...(pacs === undefined ? {} : { pacs }),
     ...(ris === undefined ? {} : { ris }),
     ...(risRetryMs === undefined ? {} : { risRetryMs }),
     corsOrigins: list(values, 'cors').map(origin => {
@@ -169,6 +172,17 @@ function relayOf(values: Record<string, unknown>): Pick<NodeOptions, 'relay' | '
     ...(durationLimitMs === undefined ? {} : { durationLimitMs })
   }
   return { relay, relayVia }
+}
+
+/** --pacs AE@HOST:PORT: the site's PACS, queried (C-FIND) and retrieved from (C-GET) for each case's priors. */
+function pacsOf(value: string | undefined): ReturnType<typeof parseDestination> | undefined {
+  if (value === undefined) return undefined
+  try {
+    return parseDestination(value)
+  } catch (error) {
+    const why = (error as Error).message.replace(/; write AE=HOST:PORT.*$/, '')
+    throw new UsageError(`--pacs ${why}; write AE@HOST:PORT, e.g. PACS@pacs.hospital.local:104`)
+  }
 }
 
 /** --ris HOST:PORT: the site's RIS, which takes reports as HL7 ORU^R01 over MLLP. */

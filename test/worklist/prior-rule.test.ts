@@ -86,10 +86,10 @@ test('routing.json names the PACS as AE@HOST:PORT, and a bad one is refused with
   assert.equal(routing.pacs, { aeTitle: 'PACS', host: '10.20.0.5', port: 104 })
   assert.equal(routing.priors, { ...DEFAULT_PRIOR_RULE, max: 2, withinYears: 2 })
   await fs.writeFile(file, JSON.stringify({ pacs: 'PACS@10.20.0.5' }))
-  const error = await loadRouting(file).catch((e: unknown) => e as Error)
+  const error = (await loadRouting(file).catch((e: unknown) => e)) as Error
   assert.match(error.message, /routing.json: "pacs" .*not HOST:PORT/)
   await fs.writeFile(file, JSON.stringify({ priors: { max: 50 } }))
-  assert.match((await loadRouting(file).catch((e: unknown) => e as Error)).message, /priors.max/)
+  assert.match(((await loadRouting(file).catch((e: unknown) => e)) as Error).message, /priors.max/)
 })
 
 test.run()
