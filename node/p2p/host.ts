@@ -11,6 +11,7 @@ import { mdns } from '@libp2p/mdns'
 import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { Logger } from 'pino'
 import type { Identity } from '../identity/keys.ts'
@@ -19,7 +20,10 @@ import { memberHandshake } from '../membership/handshake.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { P2P_LIMITS } from './limits.ts'
 import type { PeerPenalties } from './penalties.ts'
-import { relayGate, relayService, type RelayServeOptions } from './relay.ts'
+import { linkOf, relayGate, relayService, type RelayServeOptions } from './relay.ts'
+
+/** A multiaddr as text without its trailing `/p2p/PEERID`. */
+const withoutPeerId = (addr: Multiaddr): string => addr.toString().replace(/\/p2p\/[^/]+$/, '')
 
 export interface HostOptions {
   identity: Identity
@@ -43,7 +47,17 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
   const { registry, penalties, log } = options
   // `/p2p-circuit`: hold a reservation on a relay among the connected members that serve one.
   const listen = options.reserve === true ? [...options.listen, '/p2p-circuit'] : options.listen
-  const announce = options.announce === undefined || options.announce.length === 0 ? {} : { announce: options.announce }
+  // Announced addresses stand in for the listen addresses, and the relay addresses of a reservation are kept
+  // beside them (libp2p's own `announce` would drop those too: a member behind NAT would not advertise them).
+  const announced = new Set(options.announce ?? [])
+  const announce =
+    announced.size === 0
+      ? {}
+      : {
+          appendAnnounce: [...announced],
+          announceFilter: (addrs: Multiaddr[]): Multiaddr[] =>
+            addrs.filter(a => linkOf({ remoteAddr: a }).link === 'relayed' || announced.has(withoutPeerId(a)))
+        }
   return (await createLibp2p({
     start: false,
     privateKey: options.identity.privateKey,
@@ -55,14 +69,19 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
       yamux({
         maxInboundStreams: P2P_LIMITS.maxInboundStreams,
         maxOutboundStreams: P2P_LIMITS.maxOutboundStreams,
-        enableKeepAlive: true,
-        keepAliveInterval: P2P_LIMITS.keepAliveInterval,
+        // Liveness is the connection monitor's (below): yamux's keepalive pings, but never closes a dead link.
+        enableKeepAlive: false,
         streamOptions: { maxStreamWindowSize: P2P_LIMITS.maxStreamWindowSize }
       })
     ],
     connectionGater: { ...membershipGater(registry, penalties, log), ...relayGate(registry, penalties, log) },
-    // Liveness comes from yamux's keepalive: libp2p's own monitor would open a ping stream on every link every 10 s.
-    connectionMonitor: { enabled: false },
+    // Liveness: a ping stream on every link every 10 s; a link that does not answer is aborted (and redialled).
+    connectionMonitor: {
+      enabled: true,
+      pingInterval: P2P_LIMITS.livenessIntervalMs,
+      pingTimeout: { minTimeout: P2P_LIMITS.livenessTimeoutMs, maxTimeout: 3 * P2P_LIMITS.livenessTimeoutMs },
+      abortConnectionOnPingFailure: true
+    },
     connectionManager: {
       maxConnections: P2P_LIMITS.maxConnections,
       maxIncomingPendingConnections: P2P_LIMITS.maxIncomingPendingConnections,

@@ -18,8 +18,18 @@ export const P2P_LIMITS = {
    * raise it too.
    */
   maxStreamWindowSize: 16 * 1024 * 1024,
-  /** Liveness: yamux pings an idle connection so a dead link is noticed and redialled. */
-  keepAliveInterval: 10_000
+  /**
+   * Liveness: every link is pinged this often (libp2p's connection monitor), which also keeps NAT mappings
+   * open. Yamux's own keepalive pings too, but never closes a link whose pings go unanswered, so a link that
+   * died silently (the far end's address changed, a NAT forgot its mapping) stayed open until TCP gave up,
+   * about 15 minutes later.
+   */
+  livenessIntervalMs: 10_000,
+  /**
+   * A link whose ping is not answered within this is aborted and redialled: a dead link is noticed 10-30 s
+   * after it died. Well above a ping's round trip on a loaded machine (tens of ms), so a busy link is not cut.
+   */
+  livenessTimeoutMs: 20_000
 } as const
 
 /** Redial: first retry after 1 s, doubling to at most 30 s, with ±20 % jitter so restarts do not stampede. */

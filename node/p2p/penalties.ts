@@ -39,6 +39,8 @@ export const REFUSAL_CODES = {
   'bad-chunk-frame': 5,
   /** revocations whose signature does not verify against the consortium root */
   'invalid-revocation': 1,
+  /** address records whose signature, or whose member's certificate, does not verify */
+  'invalid-address-record': 1,
   /** a Yjs update that breaks the document's rules (weight set by the rule: 0 for an honest race) */
   'refused-update': 1,
   /** presence for a Yjs client not bound to the sender, or not a small JSON object */

@@ -1,9 +1,12 @@
 /**
  * Keeps this node connected to the members it should reach, through links that drop.
  *
- * Targets are the `--peer` addresses, members discovered by mDNS, and every member this node has been
- * connected to during this run. When a target is not connected, it is dialled again with exponential
- * backoff, for ever, until it connects or is revoked: a rural site's link may be down for hours.
+ * Targets are the `--peer` addresses, members discovered by mDNS, every member this node has been
+ * connected to during this run, and the members in its address book when it starts (a node that was away
+ * finds the others at the addresses they last announced). When a target is not connected, it is dialled again
+ * with exponential backoff, for ever, until it connects or is revoked: a rural site's link may be down for
+ * hours. A newer address record of a target (address-spread.ts puts it in the peer store first) is dialled at
+ * once, without waiting out the backoff.
  */
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -42,7 +45,8 @@ export class Redialer {
     this.log = log
   }
 
-  start(bootstrap: Multiaddr[]): void {
+  /** Starts with the `--peer` addresses and the members of the address book (`known`). */
+  start(bootstrap: Multiaddr[], known: string[] = []): void {
     for (const addr of bootstrap) {
       const peerIdText = addr.getComponents().findLast(c => c.name === 'p2p')?.value
       const peerId = peerIdText === undefined ? undefined : peerIdFromString(peerIdText)
@@ -53,6 +57,9 @@ export class Redialer {
         attempt: 0,
         dialing: false
       })
+    }
+    for (const key of known) {
+      if (!this.registry.isRevoked(key)) this.add({ key, peerId: peerIdFromString(key), attempt: 0, dialing: false })
     }
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
@@ -84,6 +91,49 @@ export class Redialer {
     if (target === undefined || target.addr !== undefined) return
     clearTimeout(target.timer)
     this.targets.delete(peerId)
+  }
+
+  /**
+   * A newer address record of a member is in the peer store: a target not connected is dialled now. One
+   * connected only by links this node dialled to addresses the record no longer names has moved (those links
+   * are dead, or soon will be): it is dialled afresh at its new addresses.
+   */
+  learnt(peerId: PeerId, addrs: Multiaddr[]): void {
+    const target = this.targets.get(peerId.toString())
+    if (this.stopped || this.registry.isRevoked(peerId.toString())) return
+    const open = this.libp2p.getConnections(peerId).filter(c => c.status === 'open')
+    if (open.length === 0) {
+      if (target === undefined) return
+      target.attempt = 0
+      this.schedule(target, 0)
+      return
+    }
+    const named = new Set(addrs.map(a => a.toString()))
+    const moved = open.every(
+      c =>
+        c.direction === 'outbound' &&
+        !c.remoteAddr.getComponents().some(x => x.name === 'p2p-circuit') &&
+        !named.has(c.remoteAddr.decapsulateCode(421).toString())
+    )
+    if (!moved || addrs.length === 0) return
+    this.log.info(
+      { event: 'member-moved', peer: peerId.toString() },
+      `${peerId} announced new addresses; dialling them`
+    )
+    void this.libp2p
+      .dial(
+        addrs.map(a => a.encapsulate(`/p2p/${peerId}`)),
+        {
+          force: true,
+          signal: AbortSignal.timeout(REDIAL_POLICY.dialTimeoutMs)
+        }
+      )
+      .catch((error: unknown) => {
+        this.log.debug(
+          { event: 'redial-failed', peer: peerId.toString(), error: (error as Error).message },
+          'dial failed'
+        )
+      })
   }
 
   /** Whether a member is a target given on the command line (`--peer`). */
