@@ -14,11 +14,15 @@ import { openCriticalSection } from '../critical/case-section.ts'
 import { clear, h } from '../dom.ts'
 import type { View } from '../view.ts'
 import { caretPoint } from './caret.ts'
+import { type Offer, SectionOffers } from './offers.ts'
 import { bindTextarea } from './textarea-binding.ts'
 import { templatesFor } from './templates.ts'
 
 const REMOTE = Symbol('from the node')
 const LOCAL = Symbol('typed here')
+// Not LOCAL: the textareas show what a template or an offered sentence put in, as they show a co-author's words.
+const TEMPLATE = Symbol('from a template')
+const OFFERED = Symbol('an offered sentence')
 
 const LABELS: Record<(typeof SECTION_NAMES)[number], string> = {
   indication: 'Indication',
@@ -30,12 +34,17 @@ const LABELS: Record<(typeof SECTION_NAMES)[number], string> = {
 
 const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), c => c.charCodeAt(0))
 
+/** The report panel of a case; it offers sentences for COMPARISON (one per prior) given by the page. */
+export interface ReportPanel extends View {
+  offerComparisons(offers: Offer[]): void
+}
+
 export async function openReportPanel(
   root: HTMLElement,
   entry: WorklistEntry,
   session: Session,
   onStatus: (status: ReportView['status']) => void = () => {}
-): Promise<View> {
+): Promise<ReportPanel> {
   const caseId = entry.caseId
   const me = session.peerId
   const doc = new Y.Doc()
@@ -66,6 +75,7 @@ export async function openReportPanel(
     areas.set(name, area)
     unbind.push(bindTextarea(area, doc.getText(name), LOCAL))
   }
+  const comparisonOffers = new SectionOffers(doc.getText('comparison'), OFFERED, 'comparison-offers')
   const signatures = h('ul', { class: 'signatures', id: 'report-signatures' })
   const criticalSlot = h('div', { class: 'critical', id: 'critical' })
   const addendumText = h('textarea', { id: 'addendum-text', rows: 3, placeholder: 'Addendum to the FINAL report' })
@@ -135,8 +145,7 @@ export async function openReportPanel(
         const section = doc.getText(name)
         if (section.length === 0 && text !== '') section.insert(0, text)
       }
-    }, LOCAL)
-    for (const [name, area] of areas) area.value = doc.getText(name).toString()
+    }, TEMPLATE)
   })
 
   clear(
@@ -147,7 +156,8 @@ export async function openReportPanel(
     h('div', { class: 'toolbar' }, templateSelect),
     ...SECTION_NAMES.flatMap(name => [
       h('label', { for: `section-${name}` }, LABELS[name]),
-      h('div', { class: 'section' }, areas.get(name) as HTMLTextAreaElement)
+      h('div', { class: 'section' }, areas.get(name) as HTMLTextAreaElement),
+      name === 'comparison' ? comparisonOffers.element : null
     ]),
     h('div', { class: 'actions' }, signPreliminary, signFinal),
     h('div', { class: 'actions' }, consultSelect, consultButton),
@@ -194,6 +204,7 @@ export async function openReportPanel(
     consultButton.disabled = !holder || !writable
     consultSelect.disabled = consultButton.disabled
     templateSelect.disabled = !writable
+    comparisonOffers.setWritable(writable && bound)
     const final = next.status === 'FINAL' || next.status === 'AMENDED'
     ;(root.querySelector('#addendum-box') as HTMLElement).style.display =
       final && (holder || entry.consultants.includes(me)) ? '' : 'none'
@@ -364,6 +375,9 @@ export async function openReportPanel(
   }
 
   return {
+    offerComparisons: offers => {
+      comparisonOffers.set(offers)
+    },
     close: () => {
       if (awareness.getLocalState() !== null) {
         awareness.setLocalState(null)

@@ -100,6 +100,24 @@ export class StudyLoader {
     return changed
   }
 
+  /**
+   * The DICOM JSON of every instance of a series in one request (WADO-RS series metadata), by SOP Instance UID,
+   * for what needs the whole stack at once (the geometry that links a prior's slices); each instance's metadata
+   * is kept for the images too.
+   */
+  async seriesMetadata(seriesUid: string): Promise<Map<string, DicomJson>> {
+    const response = await request(`${DICOMWEB}/studies/${this.studyUid}/series/${seriesUid}/metadata`, {
+      background: true
+    })
+    const byInstance = new Map<string, DicomJson>()
+    for (const json of (await response.json()) as DicomJson[]) {
+      const sopUid = text(json, '00080018')
+      byInstance.set(sopUid, json)
+      if (!this.metadata.has(sopUid)) this.metadata.set(sopUid, Promise.resolve(json))
+    }
+    return byInstance
+  }
+
   instanceMetadata(image: Image, urgent = false): Promise<DicomJson> {
     let json = this.metadata.get(image.sopUid)
     if (json === undefined) {

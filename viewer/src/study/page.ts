@@ -1,14 +1,19 @@
 /**
  * A study on screen: the patient/study banner, the series with thumbnails, the viewport, a DICOM tag
- * panel (T), and, for a case, the report panel. Images show as soon as the first one is on this node;
- * the study is asked for again every second while it is still arriving.
+ * panel (T), and, for a case, its priors (priors/panel.ts; one opens beside the current study, compare.ts) and
+ * the report panel, whose COMPARISON section offers each prior. Images show as soon as the first one is on this
+ * node; the study is asked for again every second while it is still arriving.
  */
 import { json, type Availability, type Session, type WorklistEntry } from '../api.ts'
 import { clear, h } from '../dom.ts'
 import { type DicomJson, personName, text } from '../image/frame-info.ts'
 import { defaultWindow, renderFrame } from '../image/render.ts'
 import type { View } from '../view.ts'
-import { openReportPanel } from '../report/panel.ts'
+import type { PriorStudy } from '../../../protocol/api/index.ts'
+import { comparisonSentence } from '../priors/describe.ts'
+import { openPriorsPanel, type PriorsPanel } from '../priors/panel.ts'
+import { openReportPanel, type ReportPanel } from '../report/panel.ts'
+import { Comparison } from './compare.ts'
 import { lastSeen } from '../worklist-page.ts'
 import { type SeriesEntry, StudyLoader } from './loader.ts'
 import { PRESETS, Viewport } from './viewport.ts'
@@ -17,7 +22,7 @@ const REFRESH_MS = 1_000
 
 declare global {
   interface Window {
-    radmesh?: { viewport: Viewport; loader: StudyLoader }
+    radmesh?: { viewport: Viewport; loader: StudyLoader; comparison?: Comparison | undefined }
   }
 }
 
@@ -56,8 +61,56 @@ export async function openStudyPage(
   const tags = h('div', { class: 'tags', id: 'tags' })
   viewport.element.append(tags)
   const reportSlot = h('div', { class: 'report', id: 'report' })
-  clear(root, h('div', { class: 'study' }, banner, seriesList, viewport.element, reportSlot))
+  const priorsSlot = h('div', { class: 'priors-panel', id: 'priors' })
+  // Shown only while a prior is beside it: which side is which.
+  const currentTitle = h('span', { class: 'current-title' })
+  const viewports = h(
+    'div',
+    { class: 'viewports', id: 'viewports' },
+    h(
+      'div',
+      { class: 'current-pane' },
+      h('div', { class: 'current-head' }, h('span', { class: 'current-badge' }, 'CURRENT'), currentTitle),
+      viewport.element
+    )
+  )
+  clear(
+    root,
+    h('div', { class: 'study' }, banner, h('div', { class: 'side' }, seriesList, priorsSlot), viewports, reportSlot)
+  )
   viewport.element.focus()
+
+  // The case's priors: listed, offered to the report's COMPARISON section, opened beside the current study.
+  let comparison: Comparison | undefined
+  let report: ReportPanel | undefined
+  let comparisons: Array<{ key: string; text: string }> = []
+  const closeComparison = (): void => {
+    comparison?.close()
+    comparison = undefined
+    if (window.radmesh !== undefined) window.radmesh.comparison = undefined
+    viewports.classList.remove('split')
+    priors?.markOpen(undefined)
+    viewport.element.focus()
+  }
+  const openComparison = (prior: PriorStudy): void => {
+    closeComparison()
+    comparison = new Comparison(viewport, loader, prior, closeComparison)
+    if (window.radmesh !== undefined) window.radmesh.comparison = comparison
+    viewports.append(comparison.element)
+    viewports.classList.add('split')
+    priors?.markOpen(prior.studyInstanceUid)
+    viewport.element.focus()
+  }
+  const priors: PriorsPanel | undefined =
+    target.caseId === undefined
+      ? undefined
+      : openPriorsPanel(priorsSlot, target.caseId, {
+          onOpen: openComparison,
+          onPriors: list => {
+            comparisons = list.map(p => ({ key: p.studyInstanceUid, text: comparisonSentence(p) }))
+            report?.offerComparisons(comparisons)
+          }
+        })
 
   let activeSeries: string | undefined
   const thumbnails = new Map<string, HTMLCanvasElement>()
@@ -110,6 +163,7 @@ export async function openStudyPage(
   const renderBanner = (study: DicomJson | undefined, instance?: DicomJson): void => {
     const source = instance ?? study
     if (source === undefined) return
+    currentTitle.textContent = `${formatDate(text(source, '00080020'))} ${text(source, '00081030')}`
     clear(
       banner,
       h('span', {}, h('b', { id: 'patient-name' }, personName(source, '00100010') || 'Unnamed patient')),
@@ -123,7 +177,7 @@ export async function openStudyPage(
       h(
         'span',
         { class: 'muted', style: 'margin-left:auto' },
-        'Scroll ↑↓ · W/L drag · 1-7 presets · M measure · T tags · R reset'
+        'Scroll ↑↓ · W/L drag · 1-7 presets · M measure · T tags · R reset · L link prior'
       )
     )
   }
@@ -168,7 +222,7 @@ export async function openStudyPage(
   // Images first: the report panel opens beside them, not before them.
   const images = refresh()
   if (fresh !== undefined) entry = (await fresh.catch(() => entry)) ?? entry
-  const report =
+  report =
     entry === undefined
       ? undefined
       : await openReportPanel(reportSlot, entry, target.session, status => {
@@ -176,6 +230,7 @@ export async function openStudyPage(
           entry.status = 'COMPLETED'
           renderBanner(loader.study, lastJson)
         })
+  report?.offerComparisons(comparisons)
   if (report === undefined)
     clear(
       reportSlot,
@@ -189,6 +244,8 @@ export async function openStudyPage(
     close: () => {
       closed = true
       clearTimeout(timer)
+      comparison?.close()
+      priors?.close()
       report?.close()
       delete window.radmesh
     }

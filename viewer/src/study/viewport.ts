@@ -64,20 +64,30 @@ export class Viewport {
   private pending = 0
   private label = ''
   onImageChange: (image: Image, loaded: LoadedImage) => void = () => {}
+  /** the stack position changed (scrolling, keys, a linked viewport), before the image is loaded */
+  onIndexChange: (index: number) => void = () => {}
+  /** the reader changed the window (drag, preset, reset) */
+  onWindowChange: (window: Window, name: string) => void = () => {}
 
-  constructor(loader: StudyLoader) {
+  /**
+   * `id`: the element's id; the main viewport is "viewport" (its parts "image", "viewport-status", "overlay-tr",
+   * "overlay-br"), a second one (a prior beside it) names its parts after its own id ("prior-viewport-image" …).
+   */
+  constructor(loader: StudyLoader, options: { id?: string } = {}) {
+    const id = options.id ?? 'viewport'
+    const part = (name: string, main: string): string => (id === 'viewport' ? main : `${id}-${name}`)
     this.loader = loader
-    this.canvas = h('canvas', { class: 'image', id: 'image' })
-    this.status = h('div', { class: 'status', id: 'viewport-status' }, 'Waiting for images…')
+    this.canvas = h('canvas', { class: 'image', id: part('image', 'image') })
+    this.status = h('div', { class: 'status', id: part('status', 'viewport-status') }, 'Waiting for images…')
     this.overlays = {
-      tl: h('div', { class: 'overlay tl' }),
-      tr: h('div', { class: 'overlay tr', id: 'overlay-tr' }),
-      bl: h('div', { class: 'overlay bl' }),
-      br: h('div', { class: 'overlay br', id: 'overlay-br' })
+      tl: h('div', { class: 'overlay tl', id: part('overlay-tl', 'overlay-tl') }),
+      tr: h('div', { class: 'overlay tr', id: part('overlay-tr', 'overlay-tr') }),
+      bl: h('div', { class: 'overlay bl', id: part('overlay-bl', 'overlay-bl') }),
+      br: h('div', { class: 'overlay br', id: part('overlay-br', 'overlay-br') })
     }
     this.element = h(
       'div',
-      { class: 'viewport', tabindex: 0, id: 'viewport' },
+      { class: 'viewport', tabindex: 0, id },
       this.canvas,
       this.status,
       ...Object.values(this.overlays)
@@ -121,6 +131,11 @@ export class Viewport {
     }
   }
 
+  /** The images of the stack on screen, in order. */
+  stack(): readonly Image[] {
+    return this.images
+  }
+
   /** The rendered frame at its own size (what the canvas shows, before zoom), for checks. */
   frameImageData(): ImageData | undefined {
     return this.imageData
@@ -128,7 +143,9 @@ export class Viewport {
 
   async show(index: number): Promise<void> {
     if (this.images.length === 0) return
+    const before = this.index
     this.index = Math.min(this.images.length - 1, Math.max(0, index))
+    if (this.index !== before) this.onIndexChange(this.index)
     const image = this.images[this.index] as Image
     const ticket = ++this.pending
     if (!this.loader.isLoaded(image)) this.status.textContent = 'Loading…'
@@ -163,11 +180,18 @@ export class Viewport {
     }
   }
 
+  /** Sets the window (undefined: the file's own); before the first image is shown, a given window waits for it. */
   setWindow(window: Window | undefined, name = ''): void {
-    if (this.shown === undefined) return
+    if (this.shown === undefined) {
+      if (window === undefined) return
+      this.window = { ...window }
+      this.windowName = name
+      return
+    }
     this.window = window ?? defaultWindow(this.shown.loaded.frame, this.shown.loaded.info)
     this.windowName = window === undefined ? (this.shown.loaded.info.windows[0]?.explanation ?? '') : name
     this.render()
+    this.onWindowChange(this.window, this.windowName)
   }
 
   reset(): void {
@@ -335,6 +359,7 @@ export class Viewport {
         this.window = { center: drag.window.center + dy * step, width: Math.max(1, drag.window.width + dx * step * 2) }
         this.windowName = ''
         this.render()
+        this.onWindowChange(this.window, '')
       }
     })
     const end = (): void => {
