@@ -28,6 +28,11 @@ export interface Namespaces {
   addr: { relay: string; site: string; reader: string }
   /** management addresses (HTTP, DICOM), reachable from this namespace only */
   mgmt: Record<'wan' | 'site' | 'reader', string>
+  /**
+   * Another namespace `role` on the WAN itself (no NAT: a member with a public address) at `addr` on the WAN
+   * bridge, with its own management link; deleted by `teardown()` like the others.
+   */
+  addWanHost(role: string, addr: string): { ns: string; mgmt: string }
   teardown(): void
 }
 
@@ -115,7 +120,27 @@ export function buildNatTopology(): Namespaces {
       inNs(ns[role], 'link', 'set', 'mgmt0', 'up')
       mgmt[role] = `172.31.${i + 1}.2`
     }
-    return { ns, addr: { relay: '10.99.0.1', site: '192.168.1.2', reader: '192.168.2.2' }, mgmt, teardown }
+    let hosts = 0
+    const addWanHost = (role: string, addr: string): { ns: string; mgmt: string } => {
+      const name = `${p}-${role}`.slice(0, 15)
+      const i = 3 + ++hosts
+      run(['ip', 'netns', 'add', name])
+      created.push(name)
+      inNs(name, 'link', 'set', 'lo', 'up')
+      veth(`wanh${hosts}`, ns.wan, 'eth0', name)
+      inNs(ns.wan, 'link', 'set', `wanh${hosts}`, 'master', 'br0', 'up')
+      inNs(name, 'addr', 'add', `${addr}/24`, 'dev', 'eth0')
+      inNs(name, 'link', 'set', 'eth0', 'up')
+      const host = `${p}m${i}`
+      run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', name])
+      run(['ip', 'addr', 'add', `172.31.${i}.1/30`, 'dev', host])
+      run(['ip', 'link', 'set', host, 'up'])
+      inNs(name, 'addr', 'add', `172.31.${i}.2/30`, 'dev', 'mgmt0')
+      inNs(name, 'link', 'set', 'mgmt0', 'up')
+      return { ns: name, mgmt: `172.31.${i}.2` }
+    }
+    const addr = { relay: '10.99.0.1', site: '192.168.1.2', reader: '192.168.2.2' }
+    return { ns, addr, mgmt, addWanHost, teardown }
   } catch (error) {
     teardown()
     throw error
