@@ -6,31 +6,25 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import type { Availability } from '../../protocol/api/studies.ts'
 import { ANNOUNCE_PROTOCOL, CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
 import { intrude } from '../helpers/intrude.ts'
-import { connected, logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { radmesh, ROOT } from '../../scripts/lib/cli.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
+
+const nodes = nodesOfTests(test, 'Exchange')
+const { start } = nodes
 
 interface InstanceInfo {
   sopInstanceUid: string
   sha256: string
   bytes: number
-}
-
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
-
-async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
-  const node = await startNode(home, extra)
-  started.push(node)
-  return node
 }
 
 async function qido(node: StartedNode, path: string): Promise<Array<Record<string, { Value?: string[] }>>> {
@@ -59,21 +53,9 @@ async function availability(node: StartedNode, studyUid: string): Promise<Availa
   return (await node.api<Availability>('GET', `/api/studies/${studyUid}/availability`)).body
 }
 
-test.before(async () => {
-  consortium = await createScratchConsortium('Exchange')
-})
-
-test.after(async () => {
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
-})
-
 test("site to reader: a 400-instance study arrives complete, every instance identical to the site's copy", async () => {
-  const site = await start(await consortium.member('Exchange Site', 'site'), { dicom: true })
-  const reader = await start(await consortium.member('Exchange Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  const site = await start(await nodes.member('Exchange Site', 'site'), { dicom: true })
+  const reader = await start(await nodes.member('Exchange Reader', 'radiologist'), { peers: [p2pAddr(site)] })
   await connected(site, reader)
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 200, series: 2, rows: 64, columns: 64, seed: 11 })
@@ -112,9 +94,9 @@ test("site to reader: a 400-instance study arrives complete, every instance iden
 test(
   'three nodes: a second reader fetches from the site ' + 'and the first reader at once (radmesh share / fetch)',
   async () => {
-    const site = await start(await consortium.member('Three Site', 'site'), { dicom: true })
-    const first = await start(await consortium.member('Three Reader 1', 'radiologist'), { peers: [p2pAddr(site)] })
-    const second = await start(await consortium.member('Three Reader 2', 'radiologist'), {
+    const site = await start(await nodes.member('Three Site', 'site'), { dicom: true })
+    const first = await start(await nodes.member('Three Reader 1', 'radiologist'), { peers: [p2pAddr(site)] })
+    const second = await start(await nodes.member('Three Reader 2', 'radiologist'), {
       peers: [p2pAddr(site), p2pAddr(first)]
     })
     await connected(site, first)
@@ -167,9 +149,9 @@ test(
 )
 
 test('a member that is not a recipient cannot read the study: its fetch fails, nothing is stored', async () => {
-  const site = await start(await consortium.member('Private Site', 'site'), { dicom: true })
-  const reader = await start(await consortium.member('Private Reader', 'radiologist'), { peers: [p2pAddr(site)] })
-  const outsider = await start(await consortium.member('Not A Recipient', 'radiologist'), {
+  const site = await start(await nodes.member('Private Site', 'site'), { dicom: true })
+  const reader = await start(await nodes.member('Private Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  const outsider = await start(await nodes.member('Not A Recipient', 'radiologist'), {
     peers: [p2pAddr(site), p2pAddr(reader)]
   })
   await connected(site, reader)
@@ -203,10 +185,10 @@ test('a member that is not a recipient cannot read the study: its fetch fails, n
 test(
   'garbage on the exchange protocols resets those ' + 'streams; the node logs it and still shares and serves',
   async () => {
-    const site = await start(await consortium.member('Garbage Site', 'site'), { dicom: true })
-    const reader = await start(await consortium.member('Patient Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+    const site = await start(await nodes.member('Garbage Site', 'site'), { dicom: true })
+    const reader = await start(await nodes.member('Patient Reader', 'radiologist'), { peers: [p2pAddr(site)] })
     await connected(site, reader)
-    const vandal = await consortium.member('Vandal', 'radiologist')
+    const vandal = await nodes.member('Vandal', 'radiologist')
     for (const protocol of [MANIFEST_PROTOCOL, CHUNKS_PROTOCOL, ANNOUNCE_PROTOCOL]) {
       const result = await intrude(['garbage', vandal, p2pAddr(site), '1', protocol])
       assert.ok((result.sent ?? 0) >= 2, `garbage reached ${protocol}`)
@@ -235,9 +217,9 @@ test(
 )
 
 test('a member that serves corrupted chunks: rejected, fetched from another holder, peer penalised', async () => {
-  const siteHome = await consortium.member('Honest Site', 'site')
+  const siteHome = await nodes.member('Honest Site', 'site')
   let site = await start(siteHome, { dicom: true })
-  const reader = await start(await consortium.member('Careful Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  const reader = await start(await nodes.member('Careful Reader', 'radiologist'), { peers: [p2pAddr(site)] })
   await connected(site, reader)
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 20, rows: 128, columns: 128, seed: 14 })
@@ -251,7 +233,7 @@ test('a member that serves corrupted chunks: rejected, fetched from another hold
     process.execPath,
     [
       join(ROOT, 'test/helpers/bad-holder.ts'),
-      await consortium.member('Bad Holder', 'radiologist'),
+      await nodes.member('Bad Holder', 'radiologist'),
       p2pAddr(site),
       study.studyInstanceUid,
       p2pAddr(reader)

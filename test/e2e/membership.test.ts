@@ -4,27 +4,20 @@
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import * as assert from 'uvu/assert'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { intrude } from '../helpers/intrude.ts'
-import { logOf, p2pAddr, peersOf, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { logOf, p2pAddr, peersOf, type StartedNode, type StartOptions } from '../../scripts/lib/node-process.ts'
 import { radmesh, radmeshOk } from '../../scripts/lib/cli.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: ScratchConsortium
+const nodes = nodesOfTests(test, 'St Elsewhere Teleradiology')
+const start = async (home: string, peers: string[] = [], options: StartOptions = {}): Promise<StartedNode> =>
+  await nodes.start(home, { peers, ...options })
+
 let site: StartedNode
 let reader: StartedNode
-const started: StartedNode[] = []
-
-async function start(
-  home: string,
-  peers: string[] = [],
-  options: Parameters<typeof startNode>[1] = {}
-): Promise<StartedNode> {
-  const node = await startNode(home, { peers, ...options })
-  started.push(node)
-  return node
-}
 
 const lists = async (node: StartedNode, peerId: string): Promise<boolean> =>
   (await peersOf(node)).some(p => p.peerId === peerId)
@@ -39,21 +32,9 @@ async function refusalOf(node: StartedNode, peerId: string, timeoutMs = 5_000): 
   )
 }
 
-test.before(async () => {
-  consortium = await createScratchConsortium('St Elsewhere Teleradiology')
-})
-
-test.after(async () => {
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
-})
-
 test('two members started from separate HOMEs list each other in /api/peers within 5 s', async () => {
-  const siteHome = await consortium.member('Site A', 'site')
-  const readerHome = await consortium.member('Dr Reader', 'radiologist', [])
+  const siteHome = await nodes.member('Site A', 'site')
+  const readerHome = await nodes.member('Dr Reader', 'radiologist', [])
   site = await start(siteHome)
   reader = await start(readerHome, [p2pAddr(site)])
   await waitFor(
@@ -68,7 +49,7 @@ test('two members started from separate HOMEs list each other in /api/peers with
 })
 
 test('a member connects over WebSockets as well as TCP', async () => {
-  const home = await consortium.member('Dr Websocket', 'radiologist')
+  const home = await nodes.member('Dr Websocket', 'radiologist')
   const node = await start(home, [`/ip4/127.0.0.1/tcp/${site.wsPort}/ws/p2p/${site.peerId}`])
   await waitFor('the WebSocket member on the site', async () => await lists(site, node.peerId), 5_000)
   const [seen] = (await peersOf(node)).filter(p => p.peerId === site.peerId)
@@ -103,7 +84,7 @@ test('a certificate of another consortium is refused with reason wrong-consortiu
 })
 
 test('an expired certificate is refused with reason expired', async () => {
-  const home = await consortium.member('Dr Lapsed', 'radiologist', ['--valid-for', '1s'])
+  const home = await nodes.member('Dr Lapsed', 'radiologist', ['--valid-for', '1s'])
   await new Promise(resolve => setTimeout(resolve, 1_200))
   const result = await intrude([
     'certificate',
@@ -117,7 +98,7 @@ test('an expired certificate is refused with reason expired', async () => {
 })
 
 test('a certificate stolen from another member is refused with reason peer-id-mismatch', async () => {
-  const thiefHome = join(consortium.root, 'thief')
+  const thiefHome = join(nodes.consortium.root, 'thief')
   await radmeshOk(['init', '--home', thiefHome, '--name', 'Thief', '--role', 'radiologist'])
   const result = await intrude([
     'certificate',
@@ -131,9 +112,9 @@ test('a certificate stolen from another member is refused with reason peer-id-mi
 })
 
 test('a revoked member is refused, and learns why', async () => {
-  const home = await consortium.member('Dr Former', 'radiologist')
+  const home = await nodes.member('Dr Former', 'radiologist')
   const peerId = JSON.parse(await fs.readFile(join(home, 'certificate.json'), 'utf8')).peerId as string
-  await radmeshOk(['consortium', 'revoke', '--dir', consortium.dir, '--peer', peerId, '--home', site.home])
+  await radmeshOk(['consortium', 'revoke', '--dir', nodes.consortium.dir, '--peer', peerId, '--home', site.home])
   const revoked = await start(home, [p2pAddr(site)])
   assert.is((await refusalOf(site, peerId, 8_000))['code'], 'revoked')
   await waitFor(
@@ -148,7 +129,7 @@ test('a revoked member is refused, and learns why', async () => {
 })
 
 test('a revocation issued while members are connected disconnects the revoked one everywhere it spreads', async () => {
-  const home = await consortium.member('Dr Soon Revoked', 'radiologist')
+  const home = await nodes.member('Dr Soon Revoked', 'radiologist')
   const victim = await start(home, [p2pAddr(site), p2pAddr(reader)])
   await waitFor(
     'the victim on both members',
@@ -164,7 +145,7 @@ test('a revocation issued while members are connected disconnects the revoked on
     'consortium',
     'revoke',
     '--dir',
-    consortium.dir,
+    nodes.consortium.dir,
     '--peer',
     victim.peerId,
     '--home',
@@ -194,7 +175,7 @@ test('a revocation issued while members are connected disconnects the revoked on
 test(
   'the peer id survives a restart, and a member killed ' + 'with SIGKILL is reconnected without any command',
   async () => {
-    const home = await consortium.member('Dr Restart', 'radiologist')
+    const home = await nodes.member('Dr Restart', 'radiologist')
     const first = await start(home, [p2pAddr(site)])
     await waitFor('the member on the site', async () => await lists(site, first.peerId), 5_000)
     await first.stop()
@@ -219,7 +200,7 @@ test(
 test(
   'a member sending malformed and oversized revocation ' + 'frames is reset and penalised; the node serves on',
   async () => {
-    const home = await consortium.member('Dr Garbage', 'radiologist')
+    const home = await nodes.member('Dr Garbage', 'radiologist')
     const result = await intrude(['garbage', home, p2pAddr(site)])
     assert.is(result.sent, 3)
     assert.ok(result.afterwards)
@@ -240,7 +221,7 @@ test(
 )
 
 test('a member that keeps sending bad data is banned: disconnected, then refused with reason banned', async () => {
-  const home = await consortium.member('Dr Persistent Garbage', 'radiologist')
+  const home = await nodes.member('Dr Persistent Garbage', 'radiologist')
   const result = await intrude(['garbage', home, p2pAddr(site), '8'])
   assert.is(result.afterwards, false, 'the banned member could still open a stream')
   const log = await waitFor(
@@ -263,7 +244,7 @@ test('a member that keeps sending bad data is banned: disconnected, then refused
 })
 
 test('a member whose certificate expires while connected is disconnected at expiry and kept out', async () => {
-  const home = await consortium.member('Dr Short Term', 'radiologist', ['--valid-for', '8s'])
+  const home = await nodes.member('Dr Short Term', 'radiologist', ['--valid-for', '8s'])
   const expiresAt = Date.parse(
     JSON.parse(await fs.readFile(join(home, 'certificate.json'), 'utf8')).expiresAt as string
   )
@@ -306,7 +287,7 @@ test('keys, the API token and the consortium root key are 0600', async () => {
     const mode = (await fs.stat(join(site.home, file))).mode & 0o777
     assert.is(mode.toString(8), '600', file)
   }
-  assert.is(((await fs.stat(join(consortium.dir, 'root.key'))).mode & 0o777).toString(8), '600')
+  assert.is(((await fs.stat(join(nodes.consortium.dir, 'root.key'))).mode & 0o777).toString(8), '600')
 })
 
 test('the API needs the token; health does not', async () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import {
   encodeRevocationList,
@@ -21,20 +22,14 @@ import {
 import type { ConsortiumId, PeerIdString } from '../../protocol/ids.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { BadMember, framed } from '../../scripts/lib/bad-member.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, logOf, p2pAddr } from '../../scripts/lib/node-process.ts'
 import { ROOT } from '../../scripts/lib/cli.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
 const members: BadMember[] = []
-
-test.before(async () => {
-  consortium = await createScratchConsortium('Bad Members')
-})
+const nodes = nodesOfTests(test, 'Bad Members')
 
 test.after(async () => {
   await Promise.all(
@@ -42,17 +37,14 @@ test.after(async () => {
       await member.stop()
     })
   )
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
 })
 
 test('4 lists of 4096 forged revocations at once: a batch of each checked, sender banned, health answers', async () => {
-  const site = await startNode(await consortium.member('Revocation Site', 'site'))
-  started.push(site)
-  const member = await BadMember.admit(consortium.dir, await tempDir(), { name: 'Dr Forger', role: 'radiologist' })
+  const site = await nodes.start(await nodes.member('Revocation Site', 'site'))
+  const member = await BadMember.admit(nodes.consortium.dir, await tempDir(), {
+    name: 'Dr Forger',
+    role: 'radiologist'
+  })
   members.push(member)
   await member.connect(p2pAddr(site))
   const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString() as PeerIdString
@@ -98,18 +90,16 @@ test('4 lists of 4096 forged revocations at once: a batch of each checked, sende
 })
 
 test('a holder that sends frames of another chunk than asked: bad-chunk-frame, counted, not asked again', async () => {
-  const siteHome = await consortium.member('Fetch Site', 'site')
-  const site = await startNode(siteHome, { dicom: true })
-  started.push(site)
-  const reader = await startNode(await consortium.member('Dr Careful', 'radiologist'), { peers: [p2pAddr(site)] })
-  started.push(reader)
+  const siteHome = await nodes.member('Fetch Site', 'site')
+  const site = await nodes.start(siteHome, { dicom: true })
+  const reader = await nodes.start(await nodes.member('Dr Careful', 'radiologist'), { peers: [p2pAddr(site)] })
   await connected(site, reader)
   const dir = await tempDir()
   const study = await generateCt({ out: dir, slices: 4, rows: 64, columns: 64, seed: 41 })
   assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
   const studyUid = study.studyInstanceUid
   assert.is((await site.api('POST', `/api/studies/${studyUid}/share`, { peerIds: [reader.peerId] })).status, 200)
-  const holderHome = await consortium.member('Disorderly Holder', 'radiologist')
+  const holderHome = await nodes.member('Disorderly Holder', 'radiologist')
   const script = join(ROOT, 'test/helpers/bad-holder.ts')
   const args = [script, holderHome, p2pAddr(site), studyUid, p2pAddr(reader), 'disorder']
   const bad = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })

@@ -6,6 +6,7 @@
  * (A step 2 is never larger than a reader's read buffer: test/collab/sync.test.ts.)
  */
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
 import { encodeLength } from '../../node/p2p/wire.ts'
@@ -17,18 +18,12 @@ import {
   SYNC_PROTOCOL
 } from '../../protocol/collab/sync.ts'
 import { BadMember, framed } from '../../scripts/lib/bad-member.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
 const members: BadMember[] = []
-
-test.before(async () => {
-  consortium = await createScratchConsortium('Sync Abuse')
-})
+const nodes = nodesOfTests(test, 'Sync Abuse')
 
 test.after(async () => {
   await Promise.all(
@@ -36,17 +31,14 @@ test.after(async () => {
       await member.stop()
     })
   )
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
 })
 
 async function siteAndMember(name: string): Promise<{ site: StartedNode; member: BadMember }> {
-  const site = await startNode(await consortium.member(name, 'site'))
-  started.push(site)
-  const member = await BadMember.admit(consortium.dir, await tempDir(), { name: `${name} Member`, role: 'radiologist' })
+  const site = await nodes.start(await nodes.member(name, 'site'))
+  const member = await BadMember.admit(nodes.consortium.dir, await tempDir(), {
+    name: `${name} Member`,
+    role: 'radiologist'
+  })
   members.push(member)
   await member.connect(p2pAddr(site))
   return { site, member }

@@ -1,13 +1,13 @@
 /**
- * For workflow.test.ts and workflow-waiting.test.ts: the worklist and report as the API returns them, nodes
- * started for the tests, and the checks of what the site makes of a FINAL report (a DICOM SR, a FHIR report).
+ * For workflow.test.ts and workflow-waiting.test.ts: the worklist and report as the API returns them, and the
+ * checks of what the site makes of a FINAL report (a DICOM SR, a FHIR report).
  */
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import * as assert from 'uvu/assert'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import { runTool } from '../../scripts/lib/dcmtk.ts'
-import { type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import type { StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
@@ -32,17 +32,6 @@ export interface Report {
   authors: Array<{ peerId: string }>
   signatures: Array<{ peerId: string; status: string; verified: boolean }>
   addenda: Array<{ text: string }>
-}
-
-/** Starts nodes that settle a study after 1 s, each pushed to `started` (to be killed after the tests). */
-export function starter(
-  started: StartedNode[]
-): (home: string, extra?: Parameters<typeof startNode>[1]) => Promise<StartedNode> {
-  return async (home, extra = {}) => {
-    const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
-    started.push(node)
-    return node
-  }
 }
 
 export async function worklist(node: StartedNode): Promise<Entry[]> {

@@ -3,35 +3,22 @@
  * that becomes stable waits, and its case is published when the first reader connects.
  */
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
+import { logOf, p2pAddr } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
-import { starter, worklist } from './workflow-helpers.ts'
+import { worklist } from './workflow-helpers.ts'
 
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
-const start = starter(started)
-
-test.before(async () => {
-  consortium = await createScratchConsortium('Workflow')
-})
-
-test.after(async () => {
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
-})
+const nodes = nodesOfTests(test, 'Workflow', { extraArgs: ['--stable-after', '1s'] })
+const { start } = nodes
 
 test(
   'a study that becomes stable before any radiologist is ' + 'known waits, and its case is published when one connects',
   async () => {
-    const lonely = await start(await consortium.member('Island Clinic', 'site'), { dicom: true })
+    const lonely = await start(await nodes.member('Island Clinic', 'site'), { dicom: true })
     const dir = await tempDir()
     const study = await generateCt({
       out: dir,
@@ -49,7 +36,7 @@ test(
       15_000
     )
     assert.equal(await worklist(lonely), [])
-    const reader = await start(await consortium.member('Dr First Reader', 'radiologist'), { peers: [p2pAddr(lonely)] })
+    const reader = await start(await nodes.member('Dr First Reader', 'radiologist'), { peers: [p2pAddr(lonely)] })
     const published = await waitFor(
       "the case on the first reader's worklist",
       async () => (await worklist(reader)).find(e => e.studyInstanceUid === study.studyInstanceUid),

@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
 import { connected, logOf, p2pAddr, peersOf, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { ROOT } from '../../scripts/lib/cli.ts'
@@ -23,46 +23,32 @@ import {
   type Report,
   report,
   srAtSite,
-  starter,
   worklist
 } from './workflow-helpers.ts'
 
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
+const nodes = nodesOfTests(test, 'Workflow', { extraArgs: ['--stable-after', '1s'] })
+const { start } = nodes
+
 /** the first test's site and holder, reused by the next tests */
 let site: StartedNode
 let alice: StartedNode
-
-const start = starter(started)
-
-test.before(async () => {
-  consortium = await createScratchConsortium('Workflow')
-})
-
-test.after(async () => {
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
-})
 
 test(
   'storescu -> case on two worklists -> claim (409 for the other) -> ' +
     'fetch -> co-written report -> FINAL -> SR and FHIR at the site',
   async () => {
-    site = await start(await consortium.member('County Hospital', 'site'), { dicom: true })
-    alice = await start(await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
+    site = await start(await nodes.member('County Hospital', 'site'), { dicom: true })
+    alice = await start(await nodes.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
       peers: [p2pAddr(site)]
     })
-    const bob = await start(await consortium.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
+    const bob = await start(await nodes.member('Dr Bob Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
       peers: [p2pAddr(site), p2pAddr(alice)]
     })
     // Carol's periodic resync is an hour: what she gets of the report, she gets because she was invited.
-    const carol = await start(
-      await consortium.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']),
-      { peers: [p2pAddr(site), p2pAddr(alice)], extraArgs: ['--resync', '1h'] }
-    )
+    const carol = await start(await nodes.member('Dr Carol Consult', 'radiologist', [], ['--subspecialty', 'msk']), {
+      peers: [p2pAddr(site), p2pAddr(alice)],
+      extraArgs: ['--resync', '1h']
+    })
     await connected(site, alice)
     await connected(site, bob)
     await connected(alice, carol)
@@ -317,7 +303,7 @@ test(
     )) as Entry
     assert.is((await alice.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
 
-    const malloryHome = await consortium.member('Dr Mallory', 'radiologist')
+    const malloryHome = await nodes.member('Dr Mallory', 'radiologist')
     const mallory = spawn(
       process.execPath,
       [join(ROOT, 'test/helpers/bad-editor.ts'), malloryHome, p2pAddr(alice), entry.caseId, alice.peerId],
