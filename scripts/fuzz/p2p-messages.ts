@@ -31,6 +31,7 @@ import {
   encodeManifestRequest,
   MANIFEST_PROTOCOL
 } from '../../protocol/exchange/messages.ts'
+import { CHUNKS_PROTOCOL_2 } from '../../protocol/exchange/chunks.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 import { encodeRevocationList, REVOCATIONS_PROTOCOL } from '../../protocol/membership/revocations.ts'
 import { type BadMember, makeVersion } from '../lib/bad-member.ts'
@@ -55,6 +56,7 @@ export const pick = <T>(random: Random, list: readonly T[]): T => list[below(ran
 export type Protocol =
   | typeof MANIFEST_PROTOCOL
   | typeof CHUNKS_PROTOCOL
+  | typeof CHUNKS_PROTOCOL_2
   | typeof ANNOUNCE_PROTOCOL
   | typeof SYNC_PROTOCOL
   | typeof REVOCATIONS_PROTOCOL
@@ -68,7 +70,8 @@ export interface Valid {
 export function errorAnswer(protocol: Protocol, reply: Uint8Array): boolean {
   const body = firstMessage(reply)
   if (body === undefined || body.byteLength === 0) return false
-  if (protocol === CHUNKS_PROTOCOL) return body[0] !== 0
+  // Both chunks protocols answer in frames whose first byte is the status (0: data).
+  if (protocol === CHUNKS_PROTOCOL || protocol === CHUNKS_PROTOCOL_2) return body[0] !== 0
   return /"status":"(unknown-study|refused)"/.test(Buffer.from(body).toString('utf8'))
 }
 
@@ -87,6 +90,7 @@ export async function validMessages(site: Site, member: BadMember, random: Rando
   const chunks = manifest.chunkHashes.length
   const versionId = manifest.versionId
   const chunk = (index: number, offset = 0): Uint8Array => encodeChunkRequest({ studyUid, versionId, index, offset })
+  const chunksProtocol = (): Protocol => pick(random, [CHUNKS_PROTOCOL, CHUNKS_PROTOCOL_2])
   const announce = async (name: string, uid: string): Promise<Valid> => {
     const { consortiumId } = manifest
     const recipient = site.node.peerId
@@ -102,14 +106,15 @@ export async function validMessages(site: Site, member: BadMember, random: Rando
       const messages = [encodeManifestRequest({ studyUid, knownVersion: versionId })]
       return { protocol: MANIFEST_PROTOCOL, name: 'manifest request, version known', messages }
     },
-    async () => ({ protocol: CHUNKS_PROTOCOL, name: 'one chunk', messages: [chunk(below(random, chunks))] }),
+    // The same requests on either chunks protocol: 2.0.0 answers in frames that also say the chunk's form.
+    async () => ({ protocol: chunksProtocol(), name: 'one chunk', messages: [chunk(below(random, chunks))] }),
     async () => {
       const messages = Array.from({ length: chunks }, (_, i) => chunk(i))
-      return { protocol: CHUNKS_PROTOCOL, name: 'every chunk', messages }
+      return { protocol: chunksProtocol(), name: 'every chunk', messages }
     },
     async () => {
       const messages = [chunk(chunks - 1, below(random, manifest.chunkSizes[chunks - 1] ?? 1))]
-      return { protocol: CHUNKS_PROTOCOL, name: 'chunk from an offset', messages }
+      return { protocol: chunksProtocol(), name: 'chunk from an offset', messages }
     },
     async () => await announce('announcement of a study of its own', `${studyUid}.${below(random, 1e6)}`),
     async () => await announce("announcement of the site's study", studyUid),

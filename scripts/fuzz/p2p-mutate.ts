@@ -11,6 +11,7 @@ import {
   EXCHANGE_TIMEOUT_MS,
   MANIFEST_PROTOCOL
 } from '../../protocol/exchange/messages.ts'
+import { CHUNKS_PROTOCOL_2 } from '../../protocol/exchange/chunks.ts'
 import { REVOCATIONS_PROTOCOL, REVOCATIONS_TIMEOUT_MS } from '../../protocol/membership/revocations.ts'
 import { framed } from '../lib/bad-member.ts'
 import { below, type Protocol, pick, type Random, type Valid } from './p2p-messages.ts'
@@ -29,6 +30,7 @@ interface Mutated {
 export const STALL_LIMIT_MS: Record<Protocol, number> = {
   [MANIFEST_PROTOCOL]: EXCHANGE_TIMEOUT_MS,
   [CHUNKS_PROTOCOL]: EXCHANGE_TIMEOUT_MS,
+  [CHUNKS_PROTOCOL_2]: EXCHANGE_TIMEOUT_MS,
   [ANNOUNCE_PROTOCOL]: EXCHANGE_TIMEOUT_MS,
   [SYNC_PROTOCOL]: SYNC_MESSAGE_TIMEOUT_MS,
   [REVOCATIONS_PROTOCOL]: REVOCATIONS_TIMEOUT_MS
@@ -38,6 +40,7 @@ export const STALL_LIMIT_MS: Record<Protocol, number> = {
 const LIMIT_OF: Record<Protocol, number> = {
   [MANIFEST_PROTOCOL]: 512,
   [CHUNKS_PROTOCOL]: 512,
+  [CHUNKS_PROTOCOL_2]: 512,
   [ANNOUNCE_PROTOCOL]: 4 * 1024 * 1024,
   [SYNC_PROTOCOL]: 256 * 1024,
   [REVOCATIONS_PROTOCOL]: 2 * 1024 * 1024
