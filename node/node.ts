@@ -40,6 +40,7 @@ import { DocStore } from './crdt/store.ts'
 import { Presence } from './crdt/presence.ts'
 import { SyncService } from './crdt/sync.ts'
 import { ReadingWorkflow } from './workflow/workflow.ts'
+import { CasePriorsService } from './workflow/priors.ts'
 import { Worklist } from './worklist/worklist.ts'
 import { openDatabase, type Database } from './store/database.ts'
 import { startDicom } from './node-dicom.ts'
@@ -214,7 +215,22 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     })
     const reports = new Reports({ documents, identity: member.identity, worklist, audit, log })
     await reports.openLive()
+    const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
+    const priors = new CasePriorsService({
+      home: member.paths.home,
+      pacs: options.pacs ?? routing.pacs,
+      rule: routing.priors,
+      aeTitle,
+      archive,
+      exchange,
+      worklist,
+      identity: member.identity,
+      registry,
+      onDuty: (peerId: string): boolean => workflow.onDuty(peerId),
+      log
+    })
     const workflow = new ReadingWorkflow({
+      isPrior: (studyUid: string): boolean => priors.isPrior(studyUid),
       documents,
       identity: member.identity,
       registry,
@@ -229,6 +245,10 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     workflow.start()
     cleanups.push(() => {
       workflow.stop()
+    })
+    await priors.start()
+    cleanups.push(() => {
+      priors.stop()
     })
     const critical = new CriticalResults({
       peerId: member.identity.peerId,
@@ -319,7 +339,6 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     const connectedMembers = (): ConnectedMember[] => linksOf(host, registry)
 
     const sessions = new Sessions(apiToken, options.sessionIdleMs)
-    const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
     let dicomPort: number | undefined
     if (options.dicomPort !== undefined) {
       const scp = await startDicom(options, options.dicomPort, {
@@ -359,7 +378,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     const deidMappings = new DeidMappings(db, storageKey)
     const self = { peerId: member.identity.peerId, certificate: member.certificate }
     const { app, httpUrl } = await serveHttp(
-      { ...services, self, live, access, deidMappings, critical },
+      { ...services, self, live, access, deidMappings, priors, critical },
       sessions,
       log,
       options.corsOrigins ?? [],

@@ -211,6 +211,7 @@ const ATTRIBUTES: readonly AttributeEntry[] = [
   { tag: '00081190', keyword: 'RetrieveURL', vr: 'UR', qido: ALL },
   { tag: '00100010', keyword: 'PatientName', vr: 'PN', indexed: 'study', qido: STUDY },
   { tag: '00100020', keyword: 'PatientID', vr: 'LO', indexed: 'study', qido: STUDY },
+  { tag: '00100021', keyword: 'IssuerOfPatientID', vr: 'LO', indexed: 'study' },
   { tag: '00100030', keyword: 'PatientBirthDate', vr: 'DA', indexed: 'study', qido: STUDY },
   { tag: '00100040', keyword: 'PatientSex', vr: 'CS', indexed: 'study', qido: STUDY },
   { tag: '00180015', keyword: 'BodyPartExamined', vr: 'CS', indexed: 'series', qido: SERIES },

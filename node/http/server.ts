@@ -16,6 +16,7 @@ import { type CriticalRoutesOptions, criticalRoutes } from './api/critical.ts'
 import { type HealthRoutesOptions, healthRoutes } from './api/health.ts'
 import { type MembershipRoutesOptions, membershipRoutes } from './api/membership.ts'
 import { type PeerRoutesOptions, peerRoutes } from './api/peers.ts'
+import { type PriorRoutesOptions, priorRoutes } from './api/priors.ts'
 import { type ReportLiveRoutesOptions, reportLiveRoutes } from './api/report-live.ts'
 import { type ReportRoutesOptions, reportRoutes } from './api/reports.ts'
 import { type StudyRoutesOptions, studyRoutes } from './api/studies.ts'
@@ -64,6 +65,7 @@ export interface HttpComponents {
   delivery: ReportRoutesOptions['delivery']
   live: ReportLiveRoutesOptions['live']
   critical: CriticalRoutesOptions['critical']
+  priors: PriorRoutesOptions['priors']
 }
 
 /**
@@ -125,6 +127,7 @@ export async function createHttpServer(
   await app.register(reportRoutes, { reports: node.reports, delivery: node.delivery, workflow, worklist })
   await app.register(reportLiveRoutes, { live: node.live, sessions })
   await app.register(criticalRoutes, { critical: node.critical })
+  await app.register(priorRoutes, { priors: node.priors })
   await app.register(qidoRoutes, { archive, access: node.access })
   await app.register(wadoRoutes, { archive, access: node.access })
   await app.register(stowRoutes, { archive })

@@ -35,6 +35,8 @@ export interface WorkflowOptions {
   worklist: Worklist
   reports: Reports
   routing: RoutingConfig
+  /** a study this site retrieved from its PACS as a prior of a case (priors.ts): never a case of its own */
+  isPrior?: (studyUid: string) => boolean
   log: Logger
 }
 
@@ -123,6 +125,10 @@ export class ReadingWorkflow {
     if (study === undefined) return undefined
     const caseId = caseIdFor(identity.peerId, studyUid)
     let state = await worklist.ensureCase(caseId)
+    if (state === undefined && this.o.isPrior?.(studyUid) === true) {
+      log.info({ event: 'prior-not-a-case', study: studyUid }, 'a study retrieved as a prior is no case of its own')
+      return undefined
+    }
     if (state === undefined) {
       if (this.radiologists().length === 0) {
         // A case names its readers once and for all: it waits until the first radiologist is known.

@@ -26,6 +26,7 @@ import type {
   SignedRecord,
   WorklistRecord
 } from '../../protocol/collab/records.ts'
+import type { PriorEntry, PriorsRecord } from '../../protocol/collab/records.ts'
 import { recordKey } from '../../protocol/collab/records.ts'
 import { type CriticalFact, deriveCriticalFacts } from './critical.ts'
 
@@ -60,6 +61,8 @@ export interface CaseState {
   finalReportHash: string | null
   /** its critical results (critical.ts); absent when it has none, and in states indexed before there were any */
   critical?: CriticalFact[]
+  /** the priors its site listed (its latest `priors` record); absent until it lists them */
+  priors?: PriorEntry[]
 }
 
 interface CaseRecords {
@@ -72,6 +75,7 @@ interface CaseRecords {
   critical: CriticalRecord[]
   acks: CriticalAckRecord[]
   calls: CriticalCallRecord[]
+  priors?: PriorsRecord[]
 }
 
 const byTime = <T extends { at: string; signature: string }>(a: T, b: T): number =>
@@ -130,6 +134,11 @@ export function deriveCases(
       case 'critical-call':
         group(record.caseId).calls.push(record)
         break
+      case 'priors': {
+        const entry = group(record.caseId)
+        entry.priors = [...(entry.priors ?? []), record]
+        break
+      }
       default:
         break
     }
@@ -185,6 +194,11 @@ function deriveCase(entry: CaseRecords, revoked: (peerId: string) => boolean): C
   const preliminary = signed.find(record => record.status === 'PRELIMINARY')
   const cancel = entry.cancels.filter(record => record.by === published.site).sort(byTime)[0]
 
+  // The site's latest list of priors replaces its earlier ones.
+  const priors = (entry.priors ?? [])
+    .filter(record => record.by === published.site)
+    .sort(byTime)
+    .at(-1)?.priors
   const criticalReaders = new Set([...readers, ...consultants].filter(peer => !revoked(peer)))
   const critical = deriveCriticalFacts(entry, published.site, criticalReaders)
 
@@ -219,7 +233,8 @@ function deriveCase(entry: CaseRecords, revoked: (peerId: string) => boolean): C
     finalAt: final?.at ?? null,
     canceledAt: final === undefined ? (cancel?.at ?? null) : null,
     finalReportHash: final?.reportHash ?? null,
-    ...(critical.length > 0 ? { critical } : {})
+    ...(critical.length > 0 ? { critical } : {}),
+    ...(priors === undefined ? {} : { priors })
   }
 }
 

@@ -26,7 +26,8 @@ const AUTHOR_ROLE: Record<AuthoredWorklistRecord['kind'], 'site' | 'radiologist'
   duty: 'radiologist',
   critical: 'radiologist',
   'critical-ack': 'site',
-  'critical-call': 'radiologist'
+  'critical-call': 'radiologist',
+  priors: 'site'
 }
 
 export interface WorklistCheck {
@@ -84,6 +85,9 @@ export async function checkWorklistUpdate(doc: Y.Doc, update: InspectedUpdate, c
   if (kind.kind === 'case') {
     const state = checkConcerned(kind.caseId, [...check.held(), ...verified], check.me)
     checkCriticalAuthors(state, verified)
+    const foreign = verified.find(record => record.kind === 'priors' && record.by !== state.site)
+    if (foreign !== undefined)
+      throw new UpdateRefusedError(`the priors of case ${state.caseId} are listed by its site only`, 5)
   }
 }
 

@@ -17,6 +17,7 @@
  *   critical       a reader flags a finding of the case as critical, urgent or unexpected, with a short text
  *   critical-ack   the case's site acknowledges a critical result: the name (and role) of the person who took it
  *   critical-call  a reader records a phone call about a critical result (an escalation's way back to the reader)
+ *   priors    the case's site lists the patient's earlier studies it shared with the readers (prior-records.ts)
  *   duty      a radiologist's on-duty shifts (the latest record of an author replaces its earlier ones)
  *   member    a member's certificate (signed by the consortium root, not by `by`): every node publishes its
  *             own, so every member can check the role of an author it has never been connected to
@@ -29,6 +30,7 @@ import type { PeerIdString } from '../ids.ts'
 import { asObject, integerField, signingBytes, stringField, timeField } from '../json.ts'
 import { peerIdField, uidField } from '../exchange/manifest.ts'
 import { decodeCertificate, type MemberCertificate } from '../membership/certificate.ts'
+import { decodePriorsFields, type PriorsRecord } from './prior-records.ts'
 import {
   CASE_ID,
   caseIdField,
@@ -43,6 +45,7 @@ import {
 } from './record-fields.ts'
 
 export { RECORD_VERSION } from './record-fields.ts'
+export type { PriorEntry, PriorsRecord } from './prior-records.ts'
 
 export const SIGNING_CONTEXT_WORKLIST_RECORD = 'radmesh/worklist-record/v1\n'
 export const SIGNING_CONTEXT_REPORT_RECORD = 'radmesh/report-record/v1\n'
@@ -164,6 +167,7 @@ export type AuthoredWorklistRecord =
   | SignedRecord
   | DutyRecord
   | CriticalRecords
+  | PriorsRecord
 export type WorklistRecord = AuthoredWorklistRecord | MemberRecord
 
 export interface BindingRecord extends Signed {
@@ -292,6 +296,8 @@ function decodeWorklistFields(value: unknown): WorklistRecord {
     case 'critical-ack':
     case 'critical-call':
       return { ...signed, ...decodeCriticalFields(kind, object) } as CriticalRecords
+    case 'priors':
+      return { ...signed, ...decodePriorsFields(object) }
     case 'duty':
       return {
         ...signed,

@@ -25,12 +25,14 @@ export interface OrthancOptions {
   plugins?: string[]
   /** Orthanc peers it may store to: name -> { Url } (OrthancPeers) */
   peers?: Record<string, { Url: string }>
+  /** its DICOM port (a free one unless given: a test that starts it late names the port it was told of) */
+  dicomPort?: number
 }
 
 export async function startOrthanc(options: OrthancOptions = {}): Promise<OrthancServer> {
   const dir = await tempDir('orthanc-')
   const httpPort = await freePort()
-  let dicomPort = await freePort()
+  let dicomPort = options.dicomPort ?? (await freePort())
   // Two free ports in a row can be the same one; Orthanc then fails to start.
   while (dicomPort === httpPort) dicomPort = await freePort()
   const config = {

@@ -1,0 +1,182 @@
+/**
+ * A case's priors end to end, with Debian's Orthanc as the hospital's PACS: a site that names it
+ * (`start --pacs`) searches it when a case is published, retrieves the priors the rule picks (C-GET), and
+ * shares them with the case's reader, who fetches them after the case's images (a STAT case, on duty). The
+ * PACS is down when the first case goes out: the case reaches its reader at once, the search is retried (its
+ * state visible on the case), and the prior follows once the PACS is up.
+ */
+import { promises as fs } from 'node:fs'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { CasePriors } from '../../protocol/api/priors.ts'
+import { generateCt } from '../../scripts/generate-ct.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
+import { logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
+import { type OrthancServer, startOrthanc } from '../../scripts/lib/orthanc.ts'
+import { freePort } from '../../scripts/lib/ports.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
+import { nodesOfTests } from '../helpers/nodes.ts'
+import { worklist } from './workflow-helpers.ts'
+
+const nodes = nodesOfTests(test, 'Priors', { extraArgs: ['--stable-after', '1s'] })
+let orthanc: OrthancServer | undefined
+let site: StartedNode
+let reader: StartedNode
+let pacsPort: number
+
+test.after(async () => {
+  await orthanc?.stop()
+})
+
+const YEAR_MS = 365.25 * 86_400_000
+const yearsAgo = (years: number): Date => new Date(Date.now() - years * YEAR_MS)
+
+/** A small CT study of a patient, written to a folder of its own. */
+async function study(
+  patientId: string,
+  seed: number,
+  options: { bodyPart: string; description: string; date: Date }
+): Promise<{ uid: string; dir: string; files: string[] }> {
+  const dir = await tempDir('priors-')
+  const generated = await generateCt({
+    out: dir,
+    slices: 2,
+    rows: 16,
+    columns: 16,
+    seed,
+    patientId,
+    issuerOfPatientId: 'RADMESH-TEST-HOSPITAL',
+    bodyPart: options.bodyPart,
+    studyDescription: options.description,
+    studyDate: options.date
+  })
+  return { uid: generated.studyInstanceUid, dir, files: generated.files }
+}
+
+async function intoPacs(server: OrthancServer, files: string[]): Promise<void> {
+  for (const file of files) await server.request('POST', '/instances', await fs.readFile(file))
+}
+
+async function priorsOf(node: StartedNode, caseId: string): Promise<CasePriors> {
+  const { status, body } = await node.api<CasePriors>('GET', `/api/cases/${caseId}/priors`)
+  assert.is(status, 200, JSON.stringify(body))
+  return body
+}
+
+/** Pushes a study to the site; the case on the reader's worklist, which it reaches without waiting for priors. */
+async function caseAtReader(dir: string, uid: string): Promise<string> {
+  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+  const entry = await waitFor(
+    "the case on the reader's worklist",
+    async () => (await worklist(reader)).find(e => e.studyInstanceUid === uid),
+    20_000
+  )
+  return entry?.caseId as string
+}
+
+test.before(async () => {
+  pacsPort = await freePort()
+  site = await nodes.start(await nodes.member('Priors General', 'site'), {
+    dicom: true,
+    extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`]
+  })
+  reader = await nodes.start(await nodes.member('Dr Prior Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+})
+
+test('with the PACS down the case goes out at once, and its prior follows once the PACS is up', async () => {
+  const prior = await study('PRIORS-DOWN', 41, { bodyPart: 'HEAD', description: 'CT HEAD', date: yearsAgo(1) })
+  const current = await study('PRIORS-DOWN', 42, {
+    bodyPart: 'HEAD',
+    description: 'CT HEAD STROKE',
+    date: new Date()
+  })
+  const caseId = await caseAtReader(current.dir, current.uid)
+  const retrying = await waitFor(
+    'the site to retry the search',
+    async () => {
+      const answer = await priorsOf(site, caseId)
+      return answer.search.state === 'retrying' ? answer : undefined
+    },
+    15_000
+  )
+  assert.is(retrying.search.pacs, `ORTHANC@127.0.0.1:${pacsPort}`)
+  assert.ok(retrying.search.attempts >= 1)
+  assert.match(retrying.search.lastError ?? '', /ECONNREFUSED/)
+  assert.ok(Date.parse(retrying.search.nextAttemptAt ?? '') > Date.now() - 1000)
+  assert.equal(retrying.priors, [])
+  assert.is((await priorsOf(reader, caseId)).search.state, 'pending')
+  assert.ok((await logOf(site.home)).some(line => line['event'] === 'prior-search-retry'))
+
+  orthanc = await startOrthanc({
+    dicomPort: pacsPort,
+    // The PACS answers the AE titles it knows; with C-GET it never connects to the node, so no port is asked.
+    modalities: { radmesh: ['RADMESH', '127.0.0.1', site.dicomPort] }
+  })
+  await intoPacs(orthanc, prior.files)
+  const arrived = await waitFor(
+    "the prior at the reader, fetched (first retries 5 s, 10 s, 20 s after the first attempt's failure)",
+    async () => {
+      const answer = await priorsOf(reader, caseId)
+      return answer.priors[0]?.local === true ? answer : undefined
+    },
+    60_000,
+    500
+  )
+  assert.equal(
+    arrived.priors.map(p => [p.studyInstanceUid, p.state, p.instances]),
+    [[prior.uid, 'shared', 2]]
+  )
+  const atSite = await priorsOf(site, caseId)
+  assert.is(atSite.search.state, 'done')
+  assert.ok(atSite.search.attempts >= 2)
+})
+
+test('a case reaches its reader with exactly the two relevant of the patient’s three earlier studies', async () => {
+  const server = orthanc as OrthancServer
+  const headLastYear = await study('PRIORS-3', 51, { bodyPart: 'HEAD', description: 'CT HEAD', date: yearsAgo(1) })
+  const headThreeYears = await study('PRIORS-3', 52, {
+    bodyPart: 'HEAD',
+    description: 'CT HEAD WO',
+    date: yearsAgo(3)
+  })
+  const chest = await study('PRIORS-3', 53, { bodyPart: 'CHEST', description: 'CT CHEST', date: yearsAgo(2) })
+  for (const s of [headLastYear, headThreeYears, chest]) await intoPacs(server, s.files)
+  const current = await study('PRIORS-3', 54, { bodyPart: 'HEAD', description: 'CT HEAD STROKE', date: new Date() })
+
+  const caseId = await caseAtReader(current.dir, current.uid)
+  const answer = await waitFor(
+    'both priors fetched at the reader',
+    async () => {
+      const priors = await priorsOf(reader, caseId)
+      return priors.priors.length === 2 && priors.priors.every(p => p.local) ? priors : undefined
+    },
+    30_000,
+    500
+  )
+  assert.is(answer.search.state, 'done')
+  // Newest first; the chest CT is of another body part.
+  assert.equal(
+    answer.priors.map(p => p.studyInstanceUid),
+    [headLastYear.uid, headThreeYears.uid]
+  )
+  const first = answer.priors[0]
+  assert.is(first?.studyDescription, 'CT HEAD')
+  assert.equal(first?.modalities, ['CT'])
+  assert.is(first?.bodyPart, 'HEAD')
+  assert.match(first?.studyDate ?? '', /^\d{8}$/)
+  const availability = await reader.api<{ complete: boolean; instancesLocal: number }>(
+    'GET',
+    `/api/studies/${headThreeYears.uid}/availability`
+  )
+  assert.equal([availability.body.complete, availability.body.instancesLocal], [true, 2])
+
+  // The priors the site retrieved are no cases of their own: the site's worklist holds the two cases only.
+  await new Promise(resolve => setTimeout(resolve, 2_000))
+  const cases = (await worklist(site)).map(e => e.studyInstanceUid).sort()
+  assert.equal(cases, [current.uid, cases.find(uid => uid !== current.uid)].sort())
+  assert.is(cases.length, 2)
+  assert.ok((await logOf(site.home)).some(line => line['event'] === 'prior-not-a-case'))
+})
+
+test.run()
