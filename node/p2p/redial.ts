@@ -95,8 +95,9 @@ export class Redialer {
 
   /**
    * A newer address record of a member is in the peer store: a target not connected is dialled now. One
-   * connected only by links this node dialled to addresses the record no longer names has moved (those links
-   * are dead, or soon will be): it is dialled afresh at its new addresses.
+   * connected only by links this node dialled to addresses the record no longer names, other than its
+   * `--peer` address, has moved (those links are dead, or soon will be): it is dialled afresh at its new
+   * addresses.
    */
   learnt(peerId: PeerId, addrs: Multiaddr[]): void {
     const target = this.targets.get(peerId.toString())
@@ -109,12 +110,18 @@ export class Redialer {
       return
     }
     const named = new Set(addrs.map(a => a.toString()))
-    const moved = open.every(
-      c =>
+    // The address the administrator gave (`--peer`) is never one a member moved away from: it may be a port
+    // forward, a proxy or a tunnel the member does not know of and so never names in its record.
+    const configured = target?.addr?.decapsulateCode(421).toString()
+    const moved = open.every(c => {
+      const dialled = c.remoteAddr.decapsulateCode(421).toString()
+      return (
         c.direction === 'outbound' &&
         !c.remoteAddr.getComponents().some(x => x.name === 'p2p-circuit') &&
-        !named.has(c.remoteAddr.decapsulateCode(421).toString())
-    )
+        !named.has(dialled) &&
+        dialled !== configured
+      )
+    })
     if (!moved || addrs.length === 0) return
     this.log.info(
       { event: 'member-moved', peer: peerId.toString() },

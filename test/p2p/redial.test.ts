@@ -1,7 +1,13 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { pino } from 'pino'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import type { MembershipRegistry } from '../../node/membership/registry.ts'
 import { REDIAL_POLICY } from '../../node/p2p/limits.ts'
-import { backoffDelay } from '../../node/p2p/redial.ts'
+import { backoffDelay, Redialer } from '../../node/p2p/redial.ts'
 import { BAN_MS, PeerPenalties, PENALTY_DECAY_MS, PENALTY_THRESHOLD } from '../../node/p2p/penalties.ts'
 
 test('redial backoff doubles from 1 s, is capped at 30 s, and jitters within ±20 %', () => {
@@ -45,6 +51,49 @@ test('penalties ban a peer once at the threshold, for the cool-down, and are for
   assert.not.ok(penalties.isBanned('p', 1 + BAN_MS))
   assert.is(penalties.penalise('p', 'malformed-message', 1, PENALTY_DECAY_MS + BAN_MS), 1)
   assert.not.ok(penalties.isBanned('q', 2))
+})
+
+/**
+ * A Redialer over a stand-in libp2p (the boundary it dials through): one open outbound link to `member` at
+ * `linkedAt`; every dial is recorded and fails.
+ */
+async function redialerLinkedAt(linkedAt: string, bootstrap: string[]) {
+  const me = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+  const member = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+  const dials: string[][] = []
+  const link = { status: 'open', direction: 'outbound', remoteAddr: multiaddr(`${linkedAt}/p2p/${member}`) }
+  const libp2p = {
+    peerId: me,
+    addEventListener: () => undefined,
+    removeEventListener: () => undefined,
+    getConnections: (peer?: { toString(): string }) => (peer?.toString() === member.toString() ? [link] : []),
+    dial: async (addrs: Multiaddr | Multiaddr[]) => {
+      dials.push((Array.isArray(addrs) ? addrs : [addrs]).map(String))
+      throw new Error('not dialled in this test')
+    },
+    peerStore: { all: async () => [] }
+  } as unknown as Libp2p
+  const registry = { isRevoked: () => false, onRevoked: () => () => undefined } as unknown as MembershipRegistry
+  const redialer = new Redialer(libp2p, registry, pino({ level: 'silent' }))
+  redialer.start(bootstrap.map(addr => multiaddr(`${addr}/p2p/${member}`)))
+  await new Promise(resolve => setTimeout(resolve, 10))
+  dials.length = 0
+  return { redialer, member, dials }
+}
+
+test("a member's newer address record: one reached at an address it no longer names is dialled at the new ones", async () => {
+  const { redialer, member, dials } = await redialerLinkedAt('/ip4/10.0.0.5/tcp/7400', [])
+  redialer.learnt(member, [multiaddr('/ip4/203.0.113.7/tcp/7400')])
+  assert.equal(dials, [[`/ip4/203.0.113.7/tcp/7400/p2p/${member}`]])
+  redialer.stop()
+})
+
+test('one reached at its --peer address (a port forward or proxy it cannot name) has not moved', async () => {
+  const forward = '/ip4/198.51.100.9/tcp/17400'
+  const { redialer, member, dials } = await redialerLinkedAt(forward, [forward])
+  redialer.learnt(member, [multiaddr('/ip4/10.0.0.5/tcp/7400')])
+  assert.equal(dials, [])
+  redialer.stop()
 })
 
 test.run()
