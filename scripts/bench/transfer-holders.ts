@@ -8,8 +8,6 @@
  * carried, and peak RSS (VmHWM) of every process at both ends. Each reader is checked afterwards: every
  * instance listed by QIDO-RS, a random sample byte-identical by WADO-RS.
  */
-import { createHash } from 'node:crypto'
-import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import type { GeneratedStudy } from '../generate-ct.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
@@ -17,76 +15,7 @@ import { p2pAddr, peersOf, type StartedNode, startNode } from '../lib/node-proce
 import { freePort } from '../lib/ports.ts'
 import { waitFor } from '../lib/wait.ts'
 import { type Contender, peakRss, type Run, runRounds, type Summary, timeStorescu } from './common.ts'
-
-/** how often a reader's availability is polled while it fetches */
-const POLL_MS = 20
-/** instances whose bytes are compared between site and reader after each run */
-const VERIFY_SAMPLE = 10
-
-interface Availability {
-  instancesLocal: number
-  instancesTotal: number
-  complete: boolean
-  state?: string
-  error?: string
-}
-
-/** The SOP Instance UIDs a node lists for the study (QIDO-RS, series by series), with their series. */
-async function instancesOf(node: StartedNode, study: GeneratedStudy): Promise<Map<string, string>> {
-  const instances = new Map<string, string>()
-  for (const series of study.series) {
-    const path = `/dicom-web/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}/instances`
-    const response = await node.fetch(path)
-    if (!response.ok) throw new Error(`QIDO of series ${series.seriesInstanceUid} answered ${response.status}`)
-    const list = (await response.json()) as Array<Record<string, { Value?: string[] }>>
-    for (const instance of list) instances.set(instance['00080018']?.Value?.[0] ?? '', series.seriesInstanceUid)
-  }
-  return instances
-}
-
-async function instanceHash(node: StartedNode, study: GeneratedStudy, series: string, sop: string): Promise<string> {
-  const path = `/dicom-web/studies/${study.studyInstanceUid}/series/${series}/instances/${sop}`
-  const response = await node.fetch(path, { headers: { accept: 'multipart/related; type="application/dicom"' } })
-  if (!response.ok) throw new Error(`WADO-RS ${sop} answered ${response.status}`)
-  const body = new Uint8Array(await response.arrayBuffer())
-  const parts = parseMultipartRelated(body, response.headers.get('content-type') ?? '')
-  if (parts.length !== 1) throw new Error(`WADO-RS ${sop} returned ${parts.length} parts`)
-  return createHash('sha256')
-    .update((parts[0] as { body: Uint8Array }).body)
-    .digest('hex')
-}
-
-/** The reader lists every instance the site lists, and a random sample of them is byte-identical on both. */
-export async function verifyCopy(site: StartedNode, reader: StartedNode, study: GeneratedStudy): Promise<void> {
-  const [onSite, onReader] = await Promise.all([instancesOf(site, study), instancesOf(reader, study)])
-  if (onSite.size !== study.files.length) throw new Error(`the site lists ${onSite.size} of ${study.files.length}`)
-  const missing = [...onSite.keys()].filter(sop => !onReader.has(sop)).length
-  if (onReader.size !== onSite.size || missing > 0) {
-    throw new Error(`the reader lists ${onReader.size} instances, ${missing} of the site's missing`)
-  }
-  const pool = [...onSite]
-  for (let n = 0; n < VERIFY_SAMPLE && pool.length > 0; n++) {
-    const [sop, series] = pool.splice(Math.floor(Math.random() * pool.length), 1)[0] as [string, string]
-    const [a, b] = await Promise.all([instanceHash(site, study, series, sop), instanceHash(reader, study, series, sop)])
-    if (a !== b) throw new Error(`instance ${sop} differs between site and reader`)
-  }
-}
-
-/** Asks `reader` to fetch the study and waits until it is complete; seconds. */
-async function fetchStudy(reader: StartedNode, studyUid: string): Promise<number> {
-  const started = performance.now()
-  const fetched = await reader.api('POST', `/api/studies/${studyUid}/fetch`)
-  if (fetched.status !== 202) throw new Error(`POST fetch answered ${fetched.status}: ${JSON.stringify(fetched.body)}`)
-  const deadline = Date.now() + 600_000
-  for (;;) {
-    const { status, body } = await reader.api<Availability>('GET', `/api/studies/${studyUid}/availability`)
-    if (status !== 200) throw new Error(`GET availability answered ${status}: ${JSON.stringify(body)}`)
-    if (body.state === 'failed') throw new Error(`the fetch failed: ${body.error ?? 'no reason given'}`)
-    if (body.complete) return (performance.now() - started) / 1000
-    if (Date.now() > deadline) throw new Error(`not complete after 600 s: ${body.instancesLocal} instances in`)
-    await new Promise(resolve => setTimeout(resolve, POLL_MS))
-  }
-}
+import { fetchStudy, verify } from './transfer-verify.ts'
 
 const linkTo = async (node: StartedNode, mbit: number): Promise<FaultProxy> =>
   await startFaultProxy({ target: { host: '127.0.0.1', port: node.p2pPort }, bitsPerSecond: mbit * 1e6 })
@@ -130,7 +59,7 @@ export async function benchHolders(
       links.set('one holder: site link', proxy.bytesFromTarget)
       await noteRss('one holder: site (sending)', site)
       await noteRss('one holder: reader (receiving)', reader)
-      await verifyCopy(site, reader, study)
+      await verify(study, site, reader)
       return { seconds, rssMb: Math.max(...rss.values()) }
     } finally {
       await Promise.all([site.stop(), reader.stop()])
@@ -169,7 +98,7 @@ export async function benchHolders(
       await noteRss('two holders: site (sending)', site)
       await noteRss('two holders: first reader (sending)', first)
       await noteRss('two holders: second reader (receiving)', second)
-      await verifyCopy(site, second, study)
+      await verify(study, site, second)
       return { seconds, rssMb: Math.max(...rss.values()) }
     } finally {
       await Promise.all([site.stop(), first.stop(), second.stop()])
@@ -187,7 +116,7 @@ export async function benchHolders(
   for (const row of [one, two]) {
     const spread = row.runs === 0 ? 'no successful run' : `(${row.min.toFixed(2)}-${row.max.toFixed(2)})`
     const rate = row.runs === 0 ? '-' : (study.bytes / 1e6 / row.seconds).toFixed(0)
-    const seconds = row.seconds.toFixed(2).padStart(7)
+    const seconds = (row.runs === 0 ? '-' : row.seconds.toFixed(2)).padStart(7)
     process.stdout.write(`${row.name.padEnd(28)} ${seconds} ${spread.padEnd(13)}  ${rate.padStart(5)}\n`)
   }
   if (one.runs > 0 && two.runs > 0) {

@@ -1,14 +1,20 @@
 /**
- * Checks of a radmesh transfer for the transfer benchmark (transfer.ts): the reader lists every instance the
- * site lists and a sample of them is byte-identical on both; and what an unexpected API answer means.
+ * A radmesh transfer for the benchmarks that time one (transfer, its two-holder run, relay): a reader's fetch
+ * waited for until complete, the check that the reader lists every instance the site lists and a sample of
+ * them is byte-identical on both, and what an unexpected API answer means.
  */
 import { createHash } from 'node:crypto'
+import type { Availability } from '../../protocol/api/studies.ts'
 import { parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
 import type { GeneratedStudy } from '../generate-ct.ts'
 import type { StartedNode } from '../lib/node-process.ts'
 
 /** instances whose bytes are compared between site and reader after each radmesh run */
 export const VERIFY_SAMPLE = 10
+/** how often a reader's availability is polled while it fetches */
+const POLL_MS = 20
+/** a fetch not complete by then has failed */
+const FETCH_TIMEOUT_MS = 600_000
 
 /** A radmesh API answer that is not the expected status: a 404 "no route" means the API is not there yet. */
 export function unexpected(what: string, status: number, body: unknown): Error {
@@ -64,5 +70,23 @@ export async function verify(study: GeneratedStudy, site: StartedNode, reader: S
       instanceHash(study.studyInstanceUid, reader, series, sop)
     ])
     if (a !== b) throw new Error(`instance ${sop} differs between site and reader`)
+  }
+}
+
+/** Asks `reader` to fetch the study and waits until it is complete; seconds from the ask. */
+export async function fetchStudy(reader: StartedNode, studyUid: string): Promise<number> {
+  const started = performance.now()
+  const fetched = await reader.api('POST', `/api/studies/${studyUid}/fetch`)
+  if (fetched.status !== 202) throw unexpected('POST fetch on the reader', fetched.status, fetched.body)
+  const deadline = Date.now() + FETCH_TIMEOUT_MS
+  for (;;) {
+    const { status, body } = await reader.api<Availability>('GET', `/api/studies/${studyUid}/availability`)
+    if (status !== 200) throw unexpected('GET availability on the reader', status, body)
+    if (body.state === 'failed') throw new Error(`the fetch failed: ${body.error ?? 'no reason given'}`)
+    if (body.complete) return (performance.now() - started) / 1000
+    if (Date.now() > deadline) {
+      throw new Error(`not complete after ${FETCH_TIMEOUT_MS / 1000} s: ${body.instancesLocal} instances in`)
+    }
+    await new Promise(resolve => setTimeout(resolve, POLL_MS))
   }
 }

@@ -22,6 +22,7 @@ import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import type { Availability } from '../../protocol/api/studies.ts'
 import { generateCt } from '../generate-ct.ts'
 import { runTool } from '../lib/dcmtk.ts'
 import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
@@ -68,16 +69,6 @@ function recordEnds(way: string, sending: number, receiving: number): void {
 }
 /** how often the reader's availability is polled while it fetches */
 const POLL_MS = 20
-
-interface Availability {
-  instancesTotal: number
-  instancesLocal: number
-  bytesTotal: number
-  bytesLocal: number
-  complete: boolean
-  state?: string
-  error?: string
-}
 
 const work = await tempDir('radmesh-bench-')
 process.stdout.write(`transfer benchmark: ${slices} slices 512x512 16-bit CT between two processes over ${linkName}\n`)
