@@ -103,6 +103,9 @@ test('the search line: a PACS that is down says when it is tried again and why i
   )
   assert.is(searchText(search({ state: 'retrying', attempts: 1 }), 0), 'PACS unreachable, retrying soon (1 attempt)')
   assert.is(searchText(search(), 2), '2 priors from HOSPITAL_PACS@127.0.0.1:4242')
+  assert.is(searchText(search({ pacs: null }), 1), "1 prior from the site's PACS", 'at a reader, whose node names none')
+  assert.is(searchText(search({ state: 'pending', pacs: null }), 0), "Waiting for the site's search of its PACS…")
+  assert.is(searchText(search({ state: 'pending' }), 0), 'Waiting to ask HOSPITAL_PACS@127.0.0.1:4242 for priors…')
   assert.is(searchText(search(), 0), 'No relevant priors in HOSPITAL_PACS@127.0.0.1:4242.')
   assert.match(searchText(search({ state: 'none', pacs: null }), 0), 'names no PACS')
   assert.is(

@@ -76,14 +76,17 @@ export function clockTime(iso: string, timeZone?: string): string {
   return at.toLocaleTimeString('en-GB', { hour12: false, ...(timeZone === undefined ? {} : { timeZone }) })
 }
 
-/** How the search of the site's PACS for this case's priors stands, in one line. */
+/**
+ * How the search of the site's PACS for this case's priors stands, in one line. A reader's node names no PACS
+ * (`pacs` null): the site searches its own, and the reader waits for its list.
+ */
 export function searchText(search: CasePriors['search'], count: number, timeZone?: string): string {
-  const pacs = search.pacs ?? 'the PACS'
+  const pacs = search.pacs ?? "the site's PACS"
   switch (search.state) {
     case 'none':
       return "The case's site names no PACS: no priors were looked for."
     case 'pending':
-      return `Waiting to ask ${pacs} for priors…`
+      return search.pacs === null ? "Waiting for the site's search of its PACS…" : `Waiting to ask ${pacs} for priors…`
     case 'querying':
       return `Asking ${pacs} for priors…`
     case 'retrying': {

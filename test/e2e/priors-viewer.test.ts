@@ -1,0 +1,233 @@
+/**
+ * Priors in the viewer, in a real headless Chromium against real nodes in separate processes and a real Orthanc
+ * as the hospital's PACS: the patient's earlier CT HEAD is in Orthanc; the current CT reaches the site by DCMTK
+ * storescu; the site finds the prior in its PACS and shares it with the reader. On the reader's case page: the
+ * priors list shows it (date, name, modality, local); it opens beside the current study; scrolling either
+ * moves the other (by relative index: two visits have two Frames of Reference); window/level is shared; L unlinks
+ * (the indicator says so, and the prior stays where it was); the COMPARISON offer puts "Compared with CT HEAD of
+ * YYYY-MM-DD." (the prior's date) into the co-edited report, read back from the node's report route.
+ */
+import type { Browser, Page } from 'playwright-core'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { CasePriors, ReportView } from '../../protocol/api/index.ts'
+import { generateCt } from '../../scripts/generate-ct.ts'
+import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scripts/lib/browser.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
+import { connected, p2pAddr } from '../../scripts/lib/node-process.ts'
+import { type OrthancServer, startOrthanc } from '../../scripts/lib/orthanc.ts'
+import { freePort } from '../../scripts/lib/ports.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
+import { nodesOfTests } from '../helpers/nodes.ts'
+
+const nodes = nodesOfTests(test, 'PriorsViewer', { extraArgs: ['--stable-after', '1s'] })
+let browser: Browser
+let pacs: OrthancServer | undefined
+
+test.before(async () => {
+  browser = await launchBrowser()
+})
+
+test.after(async () => {
+  await browser?.close()
+  await pacs?.stop()
+})
+
+const PATIENT = { patientName: 'PRIOR^CANARY', patientId: 'PV0001', issuerOfPatientId: 'HILLTOP' }
+/** Two years ago, at 09:00 UTC (the date the files say), within the default prior rule's 5 years. */
+const PRIOR_DATE = new Date(Math.floor(Date.now() / 86_400_000 - 730) * 86_400_000 + 9 * 3_600_000)
+const SENTENCE = `Compared with CT HEAD of ${PRIOR_DATE.toISOString().slice(0, 10)}.`
+
+interface Indexes {
+  current: number
+  prior: number
+  linked: boolean
+  method: string | undefined
+  windows: Array<{ center: number; width: number } | undefined>
+}
+
+const indexes = async (page: Page): Promise<Indexes> =>
+  await page.evaluate(() => {
+    const radmesh = window.radmesh
+    const comparison = radmesh?.comparison
+    if (radmesh === undefined || comparison === undefined) throw new Error('no prior beside the current study')
+    return {
+      current: radmesh.viewport.state().index,
+      prior: comparison.viewport.state().index,
+      linked: comparison.state().linked,
+      method: comparison.state().method,
+      windows: [radmesh.viewport.state().window, comparison.viewport.state().window]
+    }
+  })
+
+/** Waits until the viewports show these images (0-based). */
+async function showing(page: Page, current: number, prior: number): Promise<void> {
+  await page
+    .waitForFunction(
+      ([c, p]) =>
+        window.radmesh?.viewport.state().index === c && window.radmesh?.comparison?.viewport.state().index === p,
+      [current, prior] as const,
+      { timeout: 10_000 }
+    )
+    .catch(async () => {
+      throw new Error(`expected current ${current} and prior ${prior}, shown: ${JSON.stringify(await indexes(page))}`)
+    })
+}
+
+test("a reader's case with a prior from the PACS: listed, side by side, linked, unlinked, offered for COMPARISON", async () => {
+  const pacsPort = await freePort()
+  const site = await nodes.start(await nodes.member('Hilltop Hospital', 'site'), {
+    dicom: true,
+    extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`]
+  })
+  // The PACS answers the AE titles it knows (the site retrieves by C-GET: Orthanc never connects to it).
+  const server = await startOrthanc({
+    dicomPort: pacsPort,
+    modalities: { radmesh: ['RADMESH', '127.0.0.1', site.dicomPort] }
+  })
+  pacs = server
+  const reader = await nodes.start(
+    await nodes.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']),
+    { peers: [p2pAddr(site)] }
+  )
+  await connected(site, reader)
+  await waitFor(
+    'the site to know the reader',
+    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
+    15_000
+  )
+
+  // The prior is in the PACS only: 6 slices where the current study has 12.
+  const priorDir = await tempDir()
+  const prior = await generateCt({
+    out: priorDir,
+    slices: 6,
+    rows: 64,
+    columns: 64,
+    seed: 301,
+    ...PATIENT,
+    studyDescription: 'CT HEAD',
+    bodyPart: 'HEAD',
+    studyDate: PRIOR_DATE
+  })
+  const intoPacs = await storescu(server.dicomPort, server.aeTitle, ['+sd', '+r', priorDir])
+  assert.is(intoPacs.code, 0, intoPacs.stderr)
+  const currentDir = await tempDir()
+  await generateCt({
+    out: currentDir,
+    slices: 12,
+    rows: 64,
+    columns: 64,
+    seed: 302,
+    ...PATIENT,
+    studyDescription: 'CT HEAD STROKE',
+    bodyPart: 'HEAD',
+    studyDate: new Date()
+  })
+  const intoSite = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', currentDir])
+  assert.is(intoSite.code, 0, intoSite.stderr)
+  const caseId = await waitFor(
+    "the case on the reader's worklist",
+    async () => (await reader.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body[0]?.caseId,
+    20_000
+  )
+  assert.is((await reader.api('POST', `/api/worklist/${caseId}/claim`)).status, 200)
+  await waitFor(
+    "the prior shared with the reader and on the reader's node",
+    async () => {
+      const { status, body } = await reader.api<CasePriors>('GET', `/api/cases/${caseId}/priors`)
+      return status === 200 && body.priors.some(p => p.studyInstanceUid === prior.studyInstanceUid && p.local)
+    },
+    45_000
+  )
+
+  // The priors list on the case page.
+  const page = await signedInPage(browser, reader)
+  await page.goto(`${new URL(page.url()).origin}/#/case/${caseId}`)
+  const item = page.locator(`#priors-list li.prior[data-prior="${prior.studyInstanceUid}"][data-state="local"]`)
+  await item.waitFor({ timeout: 15_000 })
+  const listed = (await item.textContent()) ?? ''
+  for (const part of [PRIOR_DATE.toISOString().slice(0, 10), 'CT HEAD', 'local']) assert.match(listed, part)
+  assert.match((await page.locator('#priors-search').textContent()) ?? '', "1 prior from the site's PACS")
+
+  // Side by side.
+  await page.waitForSelector('#viewport[data-drawn]', { timeout: 15_000 })
+  await item.locator('button.open-prior').click()
+  await page.waitForSelector('#prior-viewport[data-drawn]', { timeout: 15_000 })
+  assert.match(
+    (await page.locator('#prior-title').textContent()) ?? '',
+    `${PRIOR_DATE.toISOString().slice(0, 10)} CT HEAD`
+  )
+  const link = page.locator('#link-state')
+  await page.waitForSelector('#link-state[data-method="index"]', { timeout: 10_000 })
+  assert.is(await link.getAttribute('data-linked'), 'true')
+  assert.match((await link.textContent()) ?? '', 'Linked by index')
+  assert.equal((await indexes(page)).method, 'index', 'two visits, two frames of reference: linked by relative index')
+
+  // Scrolling the current study moves the prior: 12 slices against 6, first to first and last to last.
+  await page.locator('#viewport').focus()
+  await page.keyboard.press('End')
+  await showing(page, 11, 5)
+  await page.keyboard.press('Home')
+  await showing(page, 0, 0)
+  for (let i = 0; i < 6; i++) await page.keyboard.press('ArrowDown')
+  await showing(page, 6, 3) // 6 / 11 of the way: 2.7 of 5
+  // And scrolling the prior moves the current study.
+  await page.locator('#prior-viewport').focus()
+  await page.keyboard.press('ArrowDown')
+  await showing(page, 9, 4) // 4 / 5 of the way: 8.8 of 11
+
+  // Window/level is shared: a preset in either applies to both.
+  await page.keyboard.press('4') // lung, in the prior
+  await page.waitForFunction(() => window.radmesh?.viewport.state().window?.width === 1500, undefined, {
+    timeout: 5_000
+  })
+  assert.equal((await indexes(page)).windows, [
+    { center: -600, width: 1500 },
+    { center: -600, width: 1500 }
+  ])
+  await screenshot(page, 'priors-side-by-side')
+
+  // L unlinks: the indicator says so, and the prior stays where it is while the current study moves.
+  await page.locator('#viewport').focus()
+  await page.keyboard.press('l')
+  await page.waitForSelector('#link-state[data-linked="false"]', { timeout: 5_000 })
+  assert.match((await link.textContent()) ?? '', 'Unlinked')
+  await page.keyboard.press('Home')
+  await page.keyboard.press('1') // brain, in the current study only
+  await page.waitForFunction(() => window.radmesh?.viewport.state().index === 0, undefined, { timeout: 5_000 })
+  await page.waitForTimeout(500) // what a linked prior would have needed to follow (it follows within one frame)
+  const unlinked = await indexes(page)
+  assert.equal([unlinked.current, unlinked.prior, unlinked.linked], [0, 4, false])
+  assert.equal(unlinked.windows, [
+    { center: 40, width: 80 },
+    { center: -600, width: 1500 }
+  ])
+  // L again links them: the prior comes to the current slice and window.
+  await page.keyboard.press('L')
+  await showing(page, 0, 0)
+  assert.equal((await indexes(page)).windows[1], { center: 40, width: 80 })
+
+  // The COMPARISON section offers the prior; one click puts the sentence into the co-edited report.
+  const offer = page.locator(`#comparison-offers button[data-key="${prior.studyInstanceUid}"]`)
+  await page.waitForSelector(`#comparison-offers button[data-key="${prior.studyInstanceUid}"]:not([disabled])`, {
+    timeout: 10_000
+  })
+  assert.match((await offer.textContent()) ?? '', SENTENCE)
+  await offer.click()
+  await waitFor(
+    "the sentence in the reader's node's report",
+    async () =>
+      (await reader.api<ReportView>('GET', `/api/cases/${caseId}/report`)).body.sections.comparison === SENTENCE,
+    10_000
+  )
+  assert.is(await page.locator('#section-comparison').inputValue(), SENTENCE)
+  await page.waitForSelector(`#comparison-offers button.added[data-key="${prior.studyInstanceUid}"]`, {
+    timeout: 5_000
+  })
+  await screenshot(page, 'priors-comparison')
+  assert.equal(pageErrors(page), [])
+})
+
+test.run()
