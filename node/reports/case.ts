@@ -3,6 +3,7 @@
  * (node/worklist/) fits these shapes and node.ts hands it over, so reports never import the worklist.
  */
 import type { SignatureStatus, WorklistRecord } from '../../protocol/collab/records.ts'
+import type { ReportPrior } from './compared.ts'
 
 /** The fields of a case (node/worklist/cases.ts derives them) that say who holds and writes its report. */
 export interface ReportCase {
@@ -15,6 +16,8 @@ export interface ReportCase {
   claimers: string[]
   consultants: string[]
   finalAt: string | null
+  /** the priors its site listed (worklist/cases.ts): the report references those it compared with */
+  priors?: ReportPrior[]
 }
 
 export interface CaseSource {

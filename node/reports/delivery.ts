@@ -15,6 +15,7 @@ import { CaseError } from '../errors.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { Documents } from '../crdt/documents.ts'
 import type { CaseSource } from './case.ts'
+import { comparedPriors } from './compared.ts'
 import { diagnosticReport } from './fhir.ts'
 import { CONTROL_ID_LENGTH, oruR01 } from './hl7/oru.ts'
 import { type OutboxEntry, outboxKey } from './hl7/outbox.ts'
@@ -206,6 +207,21 @@ export class ReportDelivery {
         })
       }
     }
+    // The priors the COMPARISON section names, as held here (the site retrieved them from its PACS).
+    const compared: StudyForReport[] = []
+    for (const prior of comparedPriors(signed.final.sections.comparison, state.priors ?? [])) {
+      const held = await archive.study(prior.studyUid)
+      if (held === undefined) continue
+      const priorInstances: StudyForReport['instances'] = []
+      for await (const instance of archive.instancesOf(prior.studyUid)) {
+        priorInstances.push({
+          seriesInstanceUid: instance.seriesUid,
+          sopClassUid: instance.sopClassUid,
+          sopInstanceUid: instance.sopUid
+        })
+      }
+      compared.push({ studyInstanceUid: prior.studyUid, attributes: held.attributes, instances: priorInstances })
+    }
     return {
       study: { studyInstanceUid: state.studyUid, attributes: record.attributes, instances },
       report: {
@@ -226,7 +242,8 @@ export class ReportDelivery {
           signedAt: addendum.at
         })),
         finalAt: signed.final.at,
-        institutionName: state.siteName
+        institutionName: state.siteName,
+        ...(compared.length === 0 ? {} : { compared })
       }
     }
   }

@@ -4,7 +4,9 @@
  * (radmesh holds no Patient or ServiceRequest resource, so these are logical references), the study by its
  * DICOM UID, the FINAL signers as results interpreters, the impression as `conclusion`, and the whole report
  * as plain UTF-8 text in `presentedForm` (and as the narrative). The DICOM SR of the same report, when there
- * is one, is named among the identifiers.
+ * is one, is named among the identifiers. The prior studies the report compared with (compared.ts) are its
+ * supporting information of type "comparison": DiagnosticReport.supportingInfo of FHIR R5, which was added for
+ * exactly this, carried in R4 by its cross-version extension, each an ImagingStudy by its DICOM UID.
  */
 import { RadmeshError } from '../errors.ts'
 import type { FinalReport, ReportSections, StudyForReport } from './sr.ts'
@@ -56,6 +58,40 @@ function studyDateTime(study: StudyForReport): string | undefined {
   const offset = /^([+-]\d{2})(\d{2})$/.exec(first(study, '00080201'))
   if (time === null || offset === null) return day
   return `${day}T${time[1]}:${time[2] ?? '00'}:${time[3] ?? '00'}${time[4] ?? ''}${offset[1]}:${offset[2]}`
+}
+
+/** R5 DiagnosticReport.supportingInfo in R4 (https://hl7.org/fhir/extensions/5.0.0/). */
+export const SUPPORTING_INFO_EXTENSION =
+  'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.supportingInfo'
+
+function comparisonExtension(compared: StudyForReport[]): { extension?: Array<Record<string, unknown>> } {
+  if (compared.length === 0) return {}
+  return {
+    extension: compared.map(prior => {
+      const description = first(prior, '00081030')
+      const date = first(prior, '00080020')
+      const display = [
+        description,
+        /^\d{8}$/.test(date) ? `of ${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6)}` : ''
+      ]
+        .filter(part => part !== '')
+        .join(' ')
+      return {
+        url: SUPPORTING_INFO_EXTENSION,
+        extension: [
+          { url: 'type', valueCodeableConcept: { text: 'comparison' } },
+          {
+            url: 'reference',
+            valueReference: {
+              type: 'ImagingStudy',
+              identifier: { system: 'urn:dicom:uid', value: `urn:oid:${prior.studyInstanceUid}` },
+              display: display === '' ? prior.studyInstanceUid : display
+            }
+          }
+        ]
+      }
+    })
+  }
 }
 
 const escapeXml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
@@ -141,6 +177,7 @@ export function diagnosticReport(
       }
     ],
     ...(impression === '' ? {} : { conclusion: impression }),
+    ...comparisonExtension(report.compared ?? []),
     presentedForm: [
       {
         contentType: 'text/plain; charset=utf-8',

@@ -65,6 +65,11 @@ export interface FinalReport {
   institutionName: string
   /** BCP 47 tag of the language the report is written in (TID 1204 requires one); 'en' when absent */
   language?: string
+  /**
+   * The prior studies the report compared with (compared.ts), as held at the site: the SR's Pertinent Other
+   * Evidence, the FHIR report's supporting information of type comparison.
+   */
+  compared?: StudyForReport[]
 }
 export interface SrIdentity {
   seriesInstanceUid: string
@@ -304,6 +309,7 @@ export function basicTextSr(report: FinalReport, study: StudyForReport, ids: SrI
   const institution = oneLine(report.institutionName, 64)
   const description = attribute(study, '00081030')
   const evidenceItems = evidence(study, ids.sopInstanceUid)
+  const comparedItems = (report.compared ?? []).flatMap(prior => evidence(prior, ids.sopInstanceUid))
   const dataset: Dataset = [
     // SOP Common
     el('00080016', 'UI', BASIC_TEXT_SR),
@@ -369,6 +375,8 @@ export function basicTextSr(report: FinalReport, study: StudyForReport, ids: SrI
     el('0040A372', 'SQ', []),
     // type 1C: only when there is evidence to list (an empty type 1 sequence is an error)
     ...(evidenceItems.length === 0 ? [] : [el('0040A375', 'SQ', evidenceItems)]),
+    // Pertinent Other Evidence (type 1C): the priors the report compared with, by the same references.
+    ...(comparedItems.length === 0 ? [] : [el('0040A385', 'SQ', comparedItems)]),
     // SR Document Content: the root item
     el('0040A040', 'CS', 'CONTAINER'),
     el('0040A043', 'SQ', [codeItem(REPORT_TITLE)]),

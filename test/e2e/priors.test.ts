@@ -171,6 +171,33 @@ test('a case reaches its reader with exactly the two relevant of the patient’s
   )
   assert.equal([availability.body.complete, availability.body.instancesLocal], [true, 2])
 
+  // The report compares with last year's head CT: the site's FHIR report names it (and not the other prior).
+  const compared = `${first?.studyDate.slice(0, 4)}-${first?.studyDate.slice(4, 6)}-${first?.studyDate.slice(6)}`
+  assert.is((await reader.api('POST', `/api/worklist/${caseId}/claim`)).status, 200)
+  const sections = {
+    comparison: `Compared with CT HEAD of ${compared}.`,
+    findings: 'Stable.',
+    impression: 'No change.'
+  }
+  assert.is((await reader.api('PUT', `/api/cases/${caseId}/report`, { sections })).status, 200)
+  assert.is((await reader.api('POST', `/api/cases/${caseId}/report/sign`, { status: 'FINAL' })).status, 200)
+  const fhir = await waitFor(
+    'the FINAL report as FHIR at the site',
+    async () => {
+      const answer = await site.api<{ extension?: Array<{ extension: Array<Record<string, unknown>> }> }>(
+        'GET',
+        `/api/cases/${caseId}/report/fhir`
+      )
+      return answer.status === 200 ? answer.body : undefined
+    },
+    20_000
+  )
+  const references = (fhir.extension ?? []).map(e => {
+    const reference = e.extension.find(x => x['url'] === 'reference')?.['valueReference']
+    return (reference as { identifier?: { value?: string } } | undefined)?.identifier?.value
+  })
+  assert.equal(references, [`urn:oid:${headLastYear.uid}`])
+
   // The priors the site retrieved are no cases of their own: the site's worklist holds the two cases only.
   await new Promise(resolve => setTimeout(resolve, 2_000))
   const cases = (await worklist(site)).map(e => e.studyInstanceUid).sort()
