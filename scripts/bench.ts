@@ -5,13 +5,17 @@
  *   ingest    a synthetic 400-slice CT by storescu into radmesh, Orthanc and DCMTK storescp
  *   transfer  the same CT from one process to another: radmesh site -> reader, storescu -> storescp, Orthanc peers
  *   viewer    click to first image while the study arrives, and scrolling, in headless Chromium
+ *   tat       a STAT head CT at scanner pace: streamed to the reader behind a thin link vs store-and-forward
  *   scale     a year of cases, a hundred members, convergence with many nodes (issue 14)
+ *   relay     a study direct and through a member relay; readers behind NAT holding reservations on one relay
  */
 const benches: Record<string, string> = {
   ingest: './bench/ingest.ts',
   transfer: './bench/transfer.ts',
   viewer: './bench/viewer.ts',
-  scale: './bench/scale.ts'
+  tat: './bench/tat.ts',
+  scale: './bench/scale.ts',
+  relay: './bench/relay.ts'
 }
 const [name, ...rest] = process.argv.slice(2)
 const module = name === undefined ? undefined : benches[name]
