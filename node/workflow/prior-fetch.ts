@@ -14,6 +14,30 @@ const POLL_MS = 1_000
 const FETCH_ATTEMPTS = 5
 const FETCH_RETRY_MS = 10_000
 
+export interface PriorShareOptions {
+  exchange: Pick<Exchange, 'share'>
+  log: Logger
+  actor: AuditActor
+}
+
+/** A consultant a reader invited gets the keys of the case's shared priors too (the workflow gives the case's). */
+export async function sharePriorsWith(
+  state: Pick<CaseState, 'caseId' | 'priors'> | undefined,
+  consultant: string,
+  { exchange, log, actor }: PriorShareOptions
+): Promise<void> {
+  for (const prior of (state?.priors ?? []).filter(p => p.state === 'shared')) {
+    try {
+      await exchange.share(prior.studyUid, [consultant], actor)
+    } catch (error) {
+      log.warn(
+        { event: 'prior-share-failed', case: state?.caseId, study: prior.studyUid, err: error },
+        `could not give the consultant the key of prior ${prior.studyUid}: ${(error as Error).message}`
+      )
+    }
+  }
+}
+
 export interface PriorFetchOptions {
   exchange: Pick<Exchange, 'fetch' | 'availability'>
   log: Logger

@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
 import type { CasePriors, PriorStudy } from '../../protocol/api/priors.ts'
-import { isCaseId } from '../../protocol/collab/records.ts'
+import { isCaseId, type PriorEntry } from '../../protocol/collab/records.ts'
 import { toJsonText, writeFileAtomic } from '../files.ts'
 import type { Logger } from '../log.ts'
 
@@ -79,4 +79,21 @@ export class PriorSearches {
     await fs.mkdir(this.#dir, { recursive: true })
     await writeFileAtomic(join(this.#dir, `${search.caseId}.json`), toJsonText(search))
   }
+}
+
+/** The entries of a case's `priors` record: the priors shared with its readers, or given up on, with why. */
+export function recordEntries(search: PriorSearch): PriorEntry[] {
+  return search.priors
+    .filter(p => p.state === 'shared' || p.state === 'failed')
+    .map(p => ({
+      studyUid: p.studyInstanceUid,
+      studyDate: /^\d{8}$/.test(p.studyDate) ? p.studyDate : '',
+      studyDescription: p.studyDescription.slice(0, 64),
+      modalities: p.modalities,
+      bodyPart: p.bodyPart.slice(0, 64),
+      accessionNumber: p.accessionNumber.slice(0, 16),
+      instances: p.instances,
+      state: p.state === 'shared' ? 'shared' : 'failed',
+      error: (p.error ?? '').slice(0, 256)
+    }))
 }

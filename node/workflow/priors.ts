@@ -26,8 +26,8 @@ import type { CaseState } from '../worklist/cases.ts'
 import type { PriorRule } from '../worklist/prior-rule.ts'
 import type { Worklist } from '../worklist/worklist.ts'
 import { findPriors, pacsText, retrievePrior, subjectOf } from './prior-search.ts'
-import { fetchCasePriors } from './prior-fetch.ts'
-import { type PriorSearch, PriorSearches } from './prior-state.ts'
+import { fetchCasePriors, sharePriorsWith } from './prior-fetch.ts'
+import { type PriorSearch, PriorSearches, recordEntries } from './prior-state.ts'
 
 export interface PriorRetry {
   /** the first retry after this long; each next one twice as long */
@@ -188,9 +188,16 @@ export class CasePriorsService {
               r.kind === 'case' && r.site === me ? (this.#o.worklist.caseState(r.caseId) ?? []) : []
             )
       for (const state of published) {
+        // A de-identified copy's case (a second opinion) names no patient the PACS knows: nothing to search.
+        if ((state as { purpose?: string }).purpose !== undefined) continue
         if (this.#searches.get(state.caseId) === undefined && !this.#running.has(state.caseId)) this.#begin(state)
       }
       return
+    }
+    for (const record of changed ?? []) {
+      if (record.kind !== 'consult' || record.by !== me) continue
+      const state = this.#o.worklist.caseState(record.caseId)
+      void sharePriorsWith(state, record.consultant, { ...this.#o, actor: this.#actor })
     }
     const states =
       changed === undefined || changed.some(r => !('caseId' in r))
@@ -371,19 +378,7 @@ export class CasePriorsService {
   async #publish(search: PriorSearch): Promise<void> {
     if (search.published) return
     const me = this.#o.identity.peerId as PeerIdString
-    const priors: PriorEntry[] = search.priors
-      .filter(p => p.state === 'shared' || p.state === 'failed')
-      .map(p => ({
-        studyUid: p.studyInstanceUid,
-        studyDate: /^\d{8}$/.test(p.studyDate) ? p.studyDate : '',
-        studyDescription: p.studyDescription.slice(0, 64),
-        modalities: p.modalities,
-        bodyPart: p.bodyPart.slice(0, 64),
-        accessionNumber: p.accessionNumber.slice(0, 16),
-        instances: p.instances,
-        state: p.state === 'shared' ? 'shared' : 'failed',
-        error: (p.error ?? '').slice(0, 256)
-      }))
+    const priors = recordEntries(search)
     await this.#o.worklist.add({
       v: 1,
       kind: 'priors',

@@ -3,7 +3,8 @@
  * (`start --pacs`) searches it when a case is published, retrieves the priors the rule picks (C-GET), and
  * shares them with the case's reader, who fetches them after the case's images (a STAT case, on duty). The
  * PACS is down when the first case goes out: the case reaches its reader at once, the search is retried (its
- * state visible on the case), and the prior follows once the PACS is up.
+ * state visible on the case), resumed after the site is killed and restarted, and the prior follows once the
+ * PACS is up.
  */
 import { promises as fs } from 'node:fs'
 import { test } from 'uvu'
@@ -107,6 +108,19 @@ test('with the PACS down the case goes out at once, and its prior follows once t
   assert.equal(retrying.priors, [])
   assert.is((await priorsOf(reader, caseId)).search.state, 'pending')
   assert.ok((await logOf(site.home)).some(line => line['event'] === 'prior-search-retry'))
+
+  // The site goes down hard and comes back: the search resumes from what it kept on disk.
+  await site.kill()
+  site = await nodes.start(site.home, {
+    dicom: site.dicomPort,
+    p2pPort: site.p2pPort,
+    wsPort: site.wsPort,
+    httpPort: site.httpPort,
+    extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`]
+  })
+  const resumed = await priorsOf(site, caseId)
+  assert.ok(['retrying', 'querying'].includes(resumed.search.state), resumed.search.state)
+  assert.ok(resumed.search.attempts >= retrying.search.attempts)
 
   orthanc = await startOrthanc({
     dicomPort: pacsPort,
