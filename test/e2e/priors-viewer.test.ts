@@ -121,7 +121,8 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     columns: 64,
     seed: 302,
     ...PATIENT,
-    studyDescription: 'CT HEAD STROKE',
+    // Not a stroke: a ROUTINE case, whose priors the reader's node fetches only once it is claimed.
+    studyDescription: 'CT HEAD FOLLOW-UP',
     bodyPart: 'HEAD',
     studyDate: new Date()
   })
@@ -132,24 +133,36 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     async () => (await reader.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body[0]?.caseId,
     20_000
   )
-  assert.is((await reader.api('POST', `/api/worklist/${caseId}/claim`)).status, 200)
   await waitFor(
-    "the prior shared with the reader and on the reader's node",
+    'the prior shared with the reader',
     async () => {
       const { status, body } = await reader.api<CasePriors>('GET', `/api/cases/${caseId}/priors`)
-      return status === 200 && body.priors.some(p => p.studyInstanceUid === prior.studyInstanceUid && p.local)
+      return status === 200 && body.priors.some(p => p.studyInstanceUid === prior.studyInstanceUid)
     },
     45_000
   )
 
-  // The priors list on the case page.
+  // The priors list on the case page, before the case is claimed: the prior is shared, not here; Fetch brings it,
+  // and the list shows it local without a reload.
   const page = await signedInPage(browser, reader)
-  await page.goto(`${new URL(page.url()).origin}/#/case/${caseId}`)
-  const item = page.locator(`#priors-list li.prior[data-prior="${prior.studyInstanceUid}"][data-state="local"]`)
-  await item.waitFor({ timeout: 15_000 })
+  const caseUrl = `${new URL(page.url()).origin}/#/case/${caseId}`
+  await page.goto(caseUrl)
+  const entry = `#priors-list li.prior[data-prior="${prior.studyInstanceUid}"]`
+  await page.locator(`${entry}[data-state="shared"]`).waitFor({ timeout: 15_000 })
+  assert.match((await page.locator(entry).textContent()) ?? '', 'shared, arriving on this node')
+  assert.is(await page.locator(`${entry} button.open-prior`).count(), 0, 'nothing to open yet')
+  await page.locator(`${entry} button.fetch-prior`).click()
+  const item = page.locator(`${entry}[data-state="local"]`)
+  await item.waitFor({ timeout: 30_000 })
   const listed = (await item.textContent()) ?? ''
   for (const part of [PRIOR_DATE.toISOString().slice(0, 10), 'CT HEAD', 'local']) assert.match(listed, part)
   assert.match((await page.locator('#priors-search').textContent()) ?? '', "1 prior from the site's PACS")
+
+  // Claimed, the case's report can be written here; the page is opened again to bind to it.
+  assert.is((await reader.api('POST', `/api/worklist/${caseId}/claim`)).status, 200)
+  await page.goto(`${new URL(page.url()).origin}/#/`)
+  await page.goto(caseUrl)
+  await item.waitFor({ timeout: 15_000 })
 
   // Side by side.
   await page.waitForSelector('#viewport[data-drawn]', { timeout: 15_000 })

@@ -2,8 +2,9 @@
  * A case's priors on its page (GET /api/cases/:caseId/priors): each with its date, modality, name and where it
  * stands (found, retrieving, shared, local, failed), and how the search of the site's PACS goes ("PACS
  * unreachable, retrying at …"). Asked again every 2 s until the search has ended and every prior is on this node
- * or failed. A prior on this node opens beside the current study (study/compare.ts); the page also hands the
- * priors to the report, whose COMPARISON section offers them.
+ * or failed. A prior on this node opens beside the current study (study/compare.ts); one shared with this reader
+ * but not here yet (the node fetches a STAT or claimed case's priors by itself) can be fetched now. The page also
+ * hands the priors to the report, whose COMPARISON section offers them.
  */
 import type { CasePriors, PriorStudy } from '../../../protocol/api/index.ts'
 import { ApiError, json } from '../api.ts'
@@ -58,18 +59,39 @@ export function openPriorsPanel(
           ),
           h('div', { class: 'prior-name' }, studyName(prior)),
           h('div', { class: `prior-state ${standing}` }, standingText(prior)),
-          h(
-            'button',
-            {
-              class: 'open-prior',
-              disabled: !prior.local || standing === 'failed',
-              title: prior.local ? 'Show it beside the current study' : 'Not on this node yet',
-              onclick: () => {
-                handlers.onOpen(prior)
-              }
-            },
-            'Open beside'
-          )
+          standing === 'shared'
+            ? h(
+                'button',
+                {
+                  class: 'fetch-prior',
+                  title: 'Fetch it to this node now',
+                  onclick: (event: Event) => {
+                    const button = event.currentTarget as HTMLButtonElement
+                    button.disabled = true
+                    json(`/api/studies/${encodeURIComponent(prior.studyInstanceUid)}/fetch`, { method: 'POST' })
+                      .then(() => {
+                        button.textContent = 'Fetching…'
+                      })
+                      .catch((error: unknown) => {
+                        button.disabled = false
+                        button.title = `Not fetched: ${error instanceof Error ? error.message : String(error)}`
+                      })
+                  }
+                },
+                'Fetch'
+              )
+            : h(
+                'button',
+                {
+                  class: 'open-prior',
+                  disabled: standing !== 'local',
+                  title: standing === 'local' ? 'Show it beside the current study' : 'Not on this node',
+                  onclick: () => {
+                    handlers.onOpen(prior)
+                  }
+                },
+                'Open beside'
+              )
         )
       })
     )
