@@ -50,12 +50,32 @@ export function dialableAddrs(record: Pick<AddressRecord, 'peerId' | 'addrs'>): 
   return out
 }
 
+/**
+ * The addresses this node's transports listen on, confirmed or not. libp2p announces (in identify and
+ * `getMultiaddrs()`) a public address only once AutoNAT has confirmed it, and AutoNAT cannot run among members
+ * (see direct-upgrade.ts): a site with a public address would never tell anyone. Its members try it instead.
+ */
+function transportAddrs(libp2p: Libp2p): Multiaddr[] {
+  const node = libp2p as unknown as { components?: { transportManager?: { getAddrs(): Multiaddr[] } } }
+  try {
+    return node.components?.transportManager?.getAddrs() ?? []
+  } catch {
+    return []
+  }
+}
+
+export interface AddressSpreadOptions {
+  /** put the transports' own addresses in this node's record (not when `--announce` stands in for them) */
+  listenAddrs: boolean
+}
+
 export class AddressSpreader {
   private readonly libp2p: Libp2p
   private readonly book: AddressBook
   private readonly log: Logger
   private readonly flood: Flood<AddressEntry>
   private readonly onLearnt: (peerId: PeerId, record: AddressRecord) => void
+  private readonly options: AddressSpreadOptions
   private timer: NodeJS.Timeout | undefined
   private issuing: Promise<void> = Promise.resolve()
   private unsubscribe = (): void => {}
@@ -66,8 +86,10 @@ export class AddressSpreader {
     book: AddressBook,
     penalties: PeerPenalties,
     log: Logger,
-    onLearnt: (peerId: PeerId, record: AddressRecord) => void = () => {}
+    onLearnt: (peerId: PeerId, record: AddressRecord) => void = () => {},
+    options: AddressSpreadOptions = { listenAddrs: true }
   ) {
+    this.options = options
     this.libp2p = libp2p
     this.book = book
     this.log = log
@@ -125,11 +147,13 @@ export class AddressSpreader {
   /** Issues a new own record when the addresses differ from the current one, or it is half way to expiry. */
   private readonly check = (): void => {
     this.issuing = this.issuing.then(async () => {
-      const addrs = this.libp2p.getMultiaddrs().map(String).sort()
-      const own = this.book.own()
+      const self = this.libp2p.peerId.toString()
+      const own = this.options.listenAddrs ? transportAddrs(this.libp2p).map(a => `${a.toString()}/p2p/${self}`) : []
+      const addrs = [...new Set([...this.libp2p.getMultiaddrs().map(String), ...own])].sort()
+      const current = this.book.own()
       const now = Date.now()
-      const same = own !== undefined && JSON.stringify([...own.addrs].sort()) === JSON.stringify(addrs)
-      const fresh = own !== undefined && Date.parse(own.expiresAt) - now > ADDRESS_RECORD_LIFETIME_MS / 2
+      const same = current !== undefined && JSON.stringify([...current.addrs].sort()) === JSON.stringify(addrs)
+      const fresh = current !== undefined && Date.parse(current.expiresAt) - now > ADDRESS_RECORD_LIFETIME_MS / 2
       if (same && fresh) return
       try {
         const record = await this.book.issue(addrs, now)

@@ -5,6 +5,7 @@
  */
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { identify } from '@libp2p/identify'
 import type { Libp2p } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
@@ -41,7 +42,7 @@ export interface HostOptions {
   log: Logger
 }
 
-export type RadmeshHost = Libp2p<{ identify: unknown; ping: Ping; relay?: CircuitRelayService }>
+export type RadmeshHost = Libp2p<{ identify: unknown; ping: Ping; dcutr: unknown; relay?: CircuitRelayService }>
 
 export async function createHost(options: HostOptions): Promise<RadmeshHost> {
   const { registry, penalties, log } = options
@@ -91,6 +92,8 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
     services: {
       identify: identify(),
       ping: ping(),
+      // Direct Connection Upgrade through Relay: a relayed link is replaced by a direct one where one can be had.
+      dcutr: dcutr(),
       ...(options.relay === undefined ? {} : { relay: relayService(options.relay) })
     }
   })) as RadmeshHost

@@ -3,7 +3,7 @@
  * root, `ip` and `nft` (scripts/system-deps.ts installs nftables). The topology:
  *
  *                         WAN 10.99.0.0/24 (bridge in namespace "wan"; the relay member is 10.99.0.1)
- *              10.99.0.2 /                          \ 10.99.0.3
+ *              10.99.0.2 /                          \ 10.99.0.3      (another WAN prefix: TopologyOptions)
  *          "nat-a" masquerade                 "nat-b" masquerade
  *      192.168.1.1 |                                | 192.168.2.1
  *      "site" 192.168.1.2                     "reader" 192.168.2.2
@@ -36,11 +36,19 @@ export interface Namespaces {
   teardown(): void
 }
 
+/**
+ * How a NAT maps its LAN's connections. `cone`: Linux's own masquerade, which keeps a connection's source port
+ * when it is free, whatever the destination (endpoint-independent mapping: what hole punching needs).
+ * `symmetric`: a random port for every new connection (`fully-random`), so the port a third party sees is not
+ * the one a peer would see: hole punching cannot work through it.
+ */
+export type NatKind = 'cone' | 'symmetric'
+
 /** Masquerade what the LAN opens to the WAN; forward nothing the WAN opens. */
-const NAT_RULES = `table ip nat {
+const natRules = (kind: NatKind): string => `table ip nat {
   chain postrouting {
     type nat hook postrouting priority 100; policy accept;
-    oifname "wan0" masquerade
+    oifname "wan0" masquerade${kind === 'symmetric' ? ' fully-random' : ' persistent'}
   }
 }
 table ip filter {
@@ -51,6 +59,18 @@ table ip filter {
   }
 }
 `
+
+export interface TopologyOptions {
+  /**
+   * The WAN's first three octets: 10.99.0 by default. libp2p treats private ranges (10/8, TEST-NETs …) as
+   * undialable for a direct-connection upgrade, so a test of one needs a WAN outside them; the namespaces have
+   * no route out, so such an address reaches nothing real.
+   */
+  wan?: string
+  /** each NAT's kind, A (the site's) and B (the reader's): `cone` by default */
+  natA?: NatKind
+  natB?: NatKind
+}
 
 const onPath = (command: string): boolean =>
   spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
@@ -69,7 +89,8 @@ const run = (args: string[], input?: string): void => {
 }
 
 /** Builds the topology above under a prefix of this process's own (names stay within 15 characters). */
-export function buildNatTopology(): Namespaces {
+export function buildNatTopology(options: TopologyOptions = {}): Namespaces {
+  const wan = options.wan ?? '10.99.0'
   const p = `rm${process.pid % 100_000}`
   const ns = { wan: `${p}-wan`, natA: `${p}-nata`, natB: `${p}-natb`, site: `${p}-site`, reader: `${p}-rdr` }
   const created: string[] = []
@@ -90,13 +111,13 @@ export function buildNatTopology(): Namespaces {
       inNs(name, 'link', 'set', 'lo', 'up')
     }
     inNs(ns.wan, 'link', 'add', 'br0', 'type', 'bridge')
-    inNs(ns.wan, 'addr', 'add', '10.99.0.1/24', 'dev', 'br0')
+    inNs(ns.wan, 'addr', 'add', `${wan}.1/24`, 'dev', 'br0')
     inNs(ns.wan, 'link', 'set', 'br0', 'up')
     const nats = [
-      [ns.natA, ns.site, '10.99.0.2', '192.168.1'],
-      [ns.natB, ns.reader, '10.99.0.3', '192.168.2']
+      [ns.natA, ns.site, `${wan}.2`, '192.168.1', options.natA ?? 'cone'],
+      [ns.natB, ns.reader, `${wan}.3`, '192.168.2', options.natB ?? 'cone']
     ] as const
-    for (const [i, [nat, lan, wanAddr, subnet]] of nats.entries()) {
+    for (const [i, [nat, lan, wanAddr, subnet, kind]] of nats.entries()) {
       veth(`wan${i}`, ns.wan, 'wan0', nat)
       inNs(ns.wan, 'link', 'set', `wan${i}`, 'master', 'br0', 'up')
       inNs(nat, 'addr', 'add', `${wanAddr}/24`, 'dev', 'wan0')
@@ -108,7 +129,7 @@ export function buildNatTopology(): Namespaces {
       inNs(lan, 'link', 'set', 'eth0', 'up')
       inNs(lan, 'route', 'add', 'default', 'via', `${subnet}.1`)
       run(['ip', 'netns', 'exec', nat, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])
-      run(['ip', 'netns', 'exec', nat, 'nft', '-f', '-'], NAT_RULES)
+      run(['ip', 'netns', 'exec', nat, 'nft', '-f', '-'], natRules(kind))
     }
     const mgmt = { wan: '', site: '', reader: '' }
     for (const [i, role] of (['wan', 'site', 'reader'] as const).entries()) {
@@ -139,7 +160,7 @@ export function buildNatTopology(): Namespaces {
       inNs(name, 'link', 'set', 'mgmt0', 'up')
       return { ns: name, mgmt: `172.31.${i}.2` }
     }
-    const addr = { relay: '10.99.0.1', site: '192.168.1.2', reader: '192.168.2.2' }
+    const addr = { relay: `${wan}.1`, site: '192.168.1.2', reader: '192.168.2.2' }
     return { ns, addr, mgmt, addWanHost, teardown }
   } catch (error) {
     teardown()

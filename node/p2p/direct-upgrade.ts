@@ -1,0 +1,118 @@
+/**
+ * Replaces a relayed link by a direct one when either side can be dialled: a member reached only through a
+ * relay is dialled at the direct addresses of its newest address record (and those identify reported), and
+ * once a direct link is up the relayed one is closed, so studies move straight between the two.
+ *
+ * libp2p's DCUtR (also installed, see host.ts) is meant to do this and more, but over TCP in js-libp2p it
+ * cannot: identify drops every observed TCP address (js-libp2p issue 2620: a dial's source port is not the
+ * listen port), so a node behind NAT offers only its private LAN address and DCUtR finds nothing to dial; and
+ * when the dialler has a public address, DCUtR tries it once, at the moment the relayed link opens, before
+ * identify or the address book has told the other side any address. This module tries again when they have.
+ * Two members both behind NAT stay relayed: TCP hole punching would need a dial from the listen port itself
+ * (SO_REUSEPORT), which Node's sockets do not offer.
+ */
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import type { AddressBook } from './address-book.ts'
+import { dialableAddrs } from './address-spread.ts'
+import { REDIAL_POLICY } from './limits.ts'
+import { linkOf } from './relay.ts'
+
+/** A relayed link is looked at this long after it opens: by then identify and the address book have run. */
+export const UPGRADE_DELAY_MS = 1_000
+/** The same addresses of a member are not tried again within this (a dial that failed will fail again). */
+export const UPGRADE_RETRY_MS = 5 * 60_000
+
+const isRelayed = (connection: Pick<Connection, 'remoteAddr'>): boolean => linkOf(connection).link === 'relayed'
+
+export class DirectUpgrader {
+  private readonly libp2p: Libp2p
+  private readonly book: Pick<AddressBook, 'recordOf'>
+  private readonly log: Logger
+  /** per member, the addresses last tried and when */
+  private readonly tried = new Map<string, { addrs: string; at: number }>()
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private stopped = false
+
+  constructor(libp2p: Libp2p, book: Pick<AddressBook, 'recordOf'>, log: Logger) {
+    this.libp2p = libp2p
+    this.book = book
+    this.log = log
+  }
+
+  start(): void {
+    this.libp2p.addEventListener('connection:open', this.onConnection)
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.libp2p.removeEventListener('connection:open', this.onConnection)
+    for (const timer of this.timers) clearTimeout(timer)
+  }
+
+  /** A newer address record of `peerId` arrived: worth a try if it is reached only through a relay. */
+  learnt(peerId: PeerId): void {
+    void this.attempt(peerId)
+  }
+
+  private readonly onConnection = (event: CustomEvent<Connection>): void => {
+    const connection = event.detail
+    if (!isRelayed(connection)) return
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      void this.attempt(connection.remotePeer)
+    }, UPGRADE_DELAY_MS)
+    timer.unref()
+    this.timers.add(timer)
+  }
+
+  /** The direct addresses this node knows of `peerId`: its address record's, then identify's. */
+  private async directAddrs(peerId: PeerId): Promise<Multiaddr[]> {
+    const record = this.book.recordOf(peerId.toString())
+    const fromRecord = record === undefined ? [] : dialableAddrs(record)
+    const fromIdentify = await this.libp2p.peerStore.get(peerId).then(
+      peer => peer.addresses.map(a => a.multiaddr),
+      () => []
+    )
+    const seen = new Set<string>()
+    return [...fromRecord, ...fromIdentify].filter(a => {
+      const text = a.toString()
+      if (seen.has(text) || isRelayed({ remoteAddr: a })) return false
+      seen.add(text)
+      return true
+    })
+  }
+
+  private async attempt(peerId: PeerId): Promise<void> {
+    if (this.stopped) return
+    const open = this.libp2p.getConnections(peerId).filter(c => c.status === 'open')
+    if (open.length === 0 || open.some(c => !isRelayed(c))) return
+    const addrs = await this.directAddrs(peerId)
+    if (addrs.length === 0) return
+    const key = peerId.toString()
+    const text = addrs.map(String).sort().join(' ')
+    const last = this.tried.get(key)
+    if (last !== undefined && last.addrs === text && Date.now() - last.at < UPGRADE_RETRY_MS) return
+    this.tried.set(key, { addrs: text, at: Date.now() })
+    try {
+      const direct = await this.libp2p.dial(
+        addrs.map(a => (a.toString().endsWith(`/p2p/${key}`) ? a : multiaddr(`${a.toString()}/p2p/${key}`))),
+        { force: true, signal: AbortSignal.timeout(REDIAL_POLICY.dialTimeoutMs) }
+      )
+      if (isRelayed(direct)) return
+      this.log.info(
+        { event: 'link-upgraded', peer: key, addr: direct.remoteAddr.toString() },
+        `direct link to ${key}; closing the relayed one`
+      )
+      for (const relayed of this.libp2p.getConnections(peerId).filter(isRelayed)) {
+        void relayed.close().catch(() => relayed.abort(new Error('replaced by a direct link')))
+      }
+    } catch (error) {
+      this.log.info(
+        { event: 'link-upgrade-failed', peer: key, error: (error as Error).message },
+        'no direct link; staying relayed'
+      )
+    }
+  }
+}
