@@ -44,6 +44,7 @@ interface Indexes {
   prior: number
   linked: boolean
   method: string | undefined
+  reason: string | undefined
   windows: Array<{ center: number; width: number } | undefined>
 }
 
@@ -57,6 +58,7 @@ const indexes = async (page: Page): Promise<Indexes> =>
       prior: comparison.viewport.state().index,
       linked: comparison.state().linked,
       method: comparison.state().method,
+      reason: comparison.state().reason,
       windows: [radmesh.viewport.state().window, comparison.viewport.state().window]
     }
   })
@@ -176,7 +178,13 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
   await page.waitForSelector('#link-state[data-method="index"]', { timeout: 10_000 })
   assert.is(await link.getAttribute('data-linked'), 'true')
   assert.match((await link.textContent()) ?? '', 'Linked by index')
-  assert.equal((await indexes(page)).method, 'index', 'two visits, two frames of reference: linked by relative index')
+  // Both stacks were read as placed and axial (from WADO-RS series metadata); only their frames differ.
+  const linked = await indexes(page)
+  assert.equal(
+    [linked.method, linked.reason],
+    ['index', 'different frames of reference'],
+    'two visits, two frames of reference: linked by relative index'
+  )
 
   // Scrolling the current study moves the prior: 12 slices against 6, first to first and last to last.
   await page.locator('#viewport').focus()
