@@ -40,7 +40,7 @@ import { DocStore } from './crdt/store.ts'
 import { Presence } from './crdt/presence.ts'
 import { SyncService } from './crdt/sync.ts'
 import { ReadingWorkflow } from './workflow/workflow.ts'
-import { CasePriorsService } from './workflow/priors.ts'
+import { SecondOpinions } from './workflow/second-opinions.ts'
 import { Worklist } from './worklist/worklist.ts'
 import { openDatabase, type Database } from './store/database.ts'
 import { startDicom } from './node-dicom.ts'
@@ -215,22 +215,8 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     })
     const reports = new Reports({ documents, identity: member.identity, worklist, audit, log })
     await reports.openLive()
-    const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
-    const priors = new CasePriorsService({
-      home: member.paths.home,
-      pacs: options.pacs ?? routing.pacs,
-      rule: routing.priors,
-      aeTitle,
-      archive,
-      exchange,
-      worklist,
-      identity: member.identity,
-      registry,
-      onDuty: (peerId: string): boolean => workflow.onDuty(peerId),
-      log
-    })
+    const deidMappings = new DeidMappings(db, storageKey)
     const workflow = new ReadingWorkflow({
-      isPrior: (studyUid: string): boolean => priors.isPrior(studyUid),
       documents,
       identity: member.identity,
       registry,
@@ -240,15 +226,26 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       worklist,
       reports,
       routing,
+      copies: deidMappings,
       log
     })
     workflow.start()
     cleanups.push(() => {
       workflow.stop()
     })
-    await priors.start()
-    cleanups.push(() => {
-      priors.stop()
+    const secondOpinions = new SecondOpinions({
+      peerId: member.identity.peerId,
+      mappings: deidMappings,
+      reports,
+      worklist,
+      documents,
+      audit,
+      log
+    })
+    secondOpinions.start()
+    cleanups.push(async () => {
+      secondOpinions.stop()
+      await secondOpinions.settled()
     })
     const critical = new CriticalResults({
       peerId: member.identity.peerId,
@@ -339,6 +336,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     const connectedMembers = (): ConnectedMember[] => linksOf(host, registry)
 
     const sessions = new Sessions(apiToken, options.sessionIdleMs)
+    const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
     let dicomPort: number | undefined
     if (options.dicomPort !== undefined) {
       const scp = await startDicom(options, options.dicomPort, {
@@ -375,10 +373,9 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     }
     const live = new LiveReports({ reports, worklist, documents, presence, sync })
     const access = new StudyAccess({ archive, audit })
-    const deidMappings = new DeidMappings(db, storageKey)
     const self = { peerId: member.identity.peerId, certificate: member.certificate }
     const { app, httpUrl } = await serveHttp(
-      { ...services, self, live, access, deidMappings, priors, critical },
+      { ...services, self, live, access, deidMappings, critical, secondOpinions },
       sessions,
       log,
       options.corsOrigins ?? [],

@@ -20,6 +20,8 @@ export interface DeidMapping {
   dateOffsetDays: number
   /** ISO 8601 time the copy was made */
   madeAt: string
+  /** the members the copy was shared with: its case's only readers (absent in mappings made before there were any) */
+  sharedWith?: string[]
 }
 
 export class DeidMappings {
@@ -42,6 +44,23 @@ export class DeidMappings {
   async get(copyStudyUid: string): Promise<DeidMapping | undefined> {
     const sealed = await this.store.get(copyStudyUid)
     if (sealed === undefined) return undefined
+    return this.open(copyStudyUid, sealed)
+  }
+
+  /**
+   * Every copy this node made of `originalStudyUid`, oldest first. Reads every mapping: a site makes a handful
+   * of copies a week, not thousands; an index by original would be the next step if that changes.
+   */
+  async copiesOf(originalStudyUid: string): Promise<DeidMapping[]> {
+    const found: DeidMapping[] = []
+    for await (const [key, sealed] of this.store.iterator()) {
+      const mapping = this.open(key, sealed)
+      if (mapping.originalStudyUid === originalStudyUid) found.push(mapping)
+    }
+    return found.sort((a, b) => a.madeAt.localeCompare(b.madeAt))
+  }
+
+  private open(copyStudyUid: string, sealed: Uint8Array): DeidMapping {
     return JSON.parse(this.key.open(sealed, `${DEID_SUBLEVEL}:${copyStudyUid}`).toString('utf8')) as DeidMapping
   }
 }

@@ -3,8 +3,10 @@
  * in the site's own archive as a new study (through `store`, so it is validated, sealed and audited like any
  * object that comes in), then shared with the readers named, as any study is. Every instance is de-identified
  * before the first is stored: a study with one refused instance (burned-in annotation, say) leaves nothing
- * behind. The mapping back to the original (`uidMap`) is returned to the site's caller and kept sealed at the
- * site (mappings.ts) before the copy is shared; it is never shared.
+ * behind. The mapping back to the original (`uidMap`), with the members the copy is for, is returned to the
+ * site's caller and kept sealed at the site (mappings.ts) before the copy is stored, so the site's workflow knows
+ * the copy for what it is when it settles (a second-opinion case for those members only, never one routed by
+ * the site's rules); it is never shared.
  */
 import type { Archive } from '../archive/archive.ts'
 import type { AuditActor } from '../audit/log.ts'
@@ -45,15 +47,16 @@ export async function shareDeidentified(
   }
   const copy = copies[0]
   if (copy === undefined) throw new RadmeshError('RADMESH_NOT_FOUND', `this node's archive holds no study ${studyUid}`)
-  for (const instance of copies) await archive.store(instance.bytes, actor)
   const dateOffsetDays = options.retainDates === 'modified' ? deidentifier.dateOffsetDays : 0
   await mappings?.keep({
     copyStudyUid: copy.studyInstanceUid,
     originalStudyUid: studyUid,
     uidMap: [...deidentifier.uidMap],
     dateOffsetDays,
-    madeAt: new Date().toISOString()
+    madeAt: new Date().toISOString(),
+    sharedWith: [...peerIds].sort()
   })
+  for (const instance of copies) await archive.store(instance.bytes, actor)
   const shared = await share(copy.studyInstanceUid, peerIds, actor)
   return { ...shared, originalStudyUid: studyUid, uidMap: deidentifier.uidMap, dateOffsetDays }
 }

@@ -19,6 +19,7 @@ import { type PeerRoutesOptions, peerRoutes } from './api/peers.ts'
 import { type PriorRoutesOptions, priorRoutes } from './api/priors.ts'
 import { type ReportLiveRoutesOptions, reportLiveRoutes } from './api/report-live.ts'
 import { type ReportRoutesOptions, reportRoutes } from './api/reports.ts'
+import { type SecondOpinionRoutesOptions, secondOpinionRoutes } from './api/second-opinions.ts'
 import { type StudyRoutesOptions, studyRoutes } from './api/studies.ts'
 import { type WorklistRoutesOptions, worklistRoutes } from './api/worklist.ts'
 import type { Sessions } from './auth.ts'
@@ -66,6 +67,7 @@ export interface HttpComponents {
   live: ReportLiveRoutesOptions['live']
   critical: CriticalRoutesOptions['critical']
   priors: PriorRoutesOptions['priors']
+  secondOpinions: SecondOpinionRoutesOptions['secondOpinions']
 }
 
 /**
@@ -128,6 +130,7 @@ export async function createHttpServer(
   await app.register(reportLiveRoutes, { live: node.live, sessions })
   await app.register(criticalRoutes, { critical: node.critical })
   await app.register(priorRoutes, { priors: node.priors })
+  await app.register(secondOpinionRoutes, { secondOpinions: node.secondOpinions })
   await app.register(qidoRoutes, { archive, access: node.access })
   await app.register(wadoRoutes, { archive, access: node.access })
   await app.register(stowRoutes, { archive })

@@ -2,7 +2,7 @@
  * What reports know of a case, and what they ask of the worklist that holds the cases. The worklist
  * (node/worklist/) fits these shapes and node.ts hands it over, so reports never import the worklist.
  */
-import type { SignatureStatus, WorklistRecord } from '../../protocol/collab/records.ts'
+import type { CasePurpose, SignatureStatus, WorklistRecord } from '../../protocol/collab/records.ts'
 import type { ReportPrior } from './compared.ts'
 
 /** The fields of a case (node/worklist/cases.ts derives them) that say who holds and writes its report. */
@@ -18,6 +18,8 @@ export interface ReportCase {
   finalAt: string | null
   /** the priors its site listed (worklist/cases.ts): the report references those it compared with */
   priors?: ReportPrior[]
+  /** 'second-opinion': a de-identified copy's case, whose report goes back to the original (node/workflow/) */
+  purpose?: CasePurpose
 }
 
 export interface CaseSource {

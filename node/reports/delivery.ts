@@ -4,6 +4,8 @@
  * QIDO-RS/WADO-RS and a PACS that queries the node see it; and it serves the report as a FHIR R4
  * DiagnosticReport. SR UIDs derive from the case (and the number of addenda), so delivering again stores
  * nothing new. With a RIS configured, each version also goes into the HL7 outbox as an ORU^R01 (hl7/), once.
+ * A second opinion on a de-identified copy is none of this: the copy is no patient's study in the site's
+ * systems; its report goes back to the original case instead (node/workflow/second-opinions.ts).
  */
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -86,7 +88,7 @@ export class ReportDelivery {
 
   private schedule(caseId: string): void {
     const state = this.o.worklist.caseState(caseId)
-    if (state?.site !== this.o.identity.peerId) return
+    if (state?.site !== this.o.identity.peerId || state.purpose === 'second-opinion') return
     this.queue = this.queue
       .then(async () => {
         await this.deliver(caseId)

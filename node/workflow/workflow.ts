@@ -2,8 +2,9 @@
  * The reading workflow, modelled on DICOM UPS / IHE RRR-WF: a stable study at a site becomes a case
  * (worklist/routing.ts) published to the eligible readers, whose nodes are given the study key at once (the
  * exchange); STAT cases are prefetched by eligible readers on duty, so the images are local when claimed;
- * claiming fetches the study; a consult gives the consultant the key and the report. Every case and report
- * action is audited. What documents are shared with whom (the sync policy) is decided here too.
+ * claiming fetches the study; a consult gives the consultant the key and the report. A de-identified copy the
+ * site made (node/deid/share.ts) becomes a second-opinion case instead, for the members it was shared with and no
+ * one else. Every case and report action is audited. What documents are shared with whom (the sync policy) is decided here too.
  */
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -14,6 +15,7 @@ import type { PeerIdString } from '../../protocol/ids.ts'
 import type { MemberCertificate } from '../../protocol/membership/index.ts'
 import type { Archive, StudyRecord } from '../archive/archive.ts'
 import type { AuditActor, AuditLog } from '../audit/log.ts'
+import type { DeidMapping, DeidMappings } from '../deid/mappings.ts'
 import { CaseError } from '../errors.ts'
 import type { Exchange } from '../exchange/exchange.ts'
 import type { Identity } from '../identity/keys.ts'
@@ -24,6 +26,8 @@ import type { Reports } from '../reports/reports.ts'
 import type { CaseState } from '../worklist/cases.ts'
 import { dueAt, route, type RoutingConfig } from '../worklist/routing.ts'
 import type { Worklist } from '../worklist/worklist.ts'
+import { StatStreaming } from './streaming.ts'
+import { routeStudy } from './study-route.ts'
 
 export interface WorkflowOptions {
   documents: Documents
@@ -37,6 +41,8 @@ export interface WorkflowOptions {
   routing: RoutingConfig
   /** a study this site retrieved from its PACS as a prior of a case (priors.ts): never a case of its own */
   isPrior?: (studyUid: string) => boolean
+  /** the site's sealed mappings of de-identified copies: a copy's case goes to its recipients only */
+  copies?: Pick<DeidMappings, 'get'>
   log: Logger
 }
 
@@ -59,6 +65,8 @@ export class ReadingWorkflow {
   private readonly prefetched = new Set<string>()
   /** stable studies of this site that wait for a radiologist to be known before their case is published */
   private readonly waitingForReaders = new Set<string>()
+  /** STAT studies of this site streamed to their readers during the acquisition (streaming.ts) */
+  private streaming: StatStreaming | undefined
   private stopped = false
 
   constructor(options: WorkflowOptions) {
@@ -72,9 +80,15 @@ export class ReadingWorkflow {
   start(): void {
     const { archive, worklist, log } = this.o
     if (this.isSite) {
+      const streaming = this.startStreaming()
       this.cleanups.push(
+        archive.onStudyGrew(studyUid => {
+          streaming.grew(studyUid)
+        }),
         archive.onStudyStable(event => {
-          this.caseForStudy(event.studyUid).catch(error => {
+          void (async () => {
+            if (!(await streaming.stable(event))) await this.caseForStudy(event.studyUid)
+          })().catch((error: unknown) => {
             log.error({ err: error, study: event.studyUid }, 'could not publish a case for a stable study')
           })
         })
@@ -91,6 +105,26 @@ export class ReadingWorkflow {
   stop(): void {
     this.stopped = true
     for (const cleanup of this.cleanups.splice(0)) cleanup()
+    this.streaming?.stop()
+  }
+
+  private startStreaming(): StatStreaming {
+    const { archive, worklist, routing, identity, log } = this.o
+    this.streaming = new StatStreaming({
+      archive,
+      worklist,
+      routing,
+      log,
+      caseIdOf: studyUid => caseIdFor(identity.peerId, studyUid),
+      notRouted: async studyUid =>
+        this.o.isPrior?.(studyUid) === true || (await this.o.copies?.get(studyUid)) !== undefined,
+      publish: async studyUid => await this.caseForStudy(studyUid, true),
+      share: async studyUid => {
+        const state = await worklist.ensureCase(caseIdFor(identity.peerId, studyUid))
+        if (state !== undefined) await this.shareWith(studyUid, state.readers)
+      }
+    })
+    return this.streaming
   }
 
   // Sites: cases from stable studies
@@ -117,9 +151,10 @@ export class ReadingWorkflow {
 
   /**
    * Publishes the case of a stable study (once: a study that grows later keeps its case) and shares the
-   * study with the case's readers (again when it grew, so they get the new version).
+   * study with the case's readers (again when it grew, so they get the new version). `acquiring`: the case of
+   * a STAT study published at its first instance, streamed to its readers as it arrives (streaming.ts).
    */
-  async caseForStudy(studyUid: string): Promise<CaseState | undefined> {
+  async caseForStudy(studyUid: string, acquiring = false): Promise<CaseState | undefined> {
     const { archive, worklist, routing, identity, log } = this.o
     const study = await archive.study(studyUid)
     if (study === undefined) return undefined
@@ -129,6 +164,8 @@ export class ReadingWorkflow {
       log.info({ event: 'prior-not-a-case', study: studyUid }, 'a study retrieved as a prior is no case of its own')
       return undefined
     }
+    const copy = await this.o.copies?.get(studyUid)
+    if (state === undefined && copy !== undefined) return await this.secondOpinionCase(caseId, study, copy)
     if (state === undefined) {
       if (this.radiologists().length === 0) {
         // A case names its readers once and for all: it waits until the first radiologist is known.
@@ -139,16 +176,7 @@ export class ReadingWorkflow {
         )
         return undefined
       }
-      const series = []
-      for await (const record of archive.seriesOf(studyUid)) series.push(record)
-      const bodyPart =
-        series
-          .map(s => (typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : ''))
-          .find(part => part !== '') ?? ''
-      const { subspecialty, priority } = route(
-        { modalities: study.modalities, bodyPart, description: text(study, '00081030') },
-        routing
-      )
+      const { bodyPart, subspecialty, priority } = await routeStudy(archive, study, routing)
       const readers = this.eligibleReaders(subspecialty)
       // The readers hold the study key before the case that makes them fetch it reaches them.
       await this.shareWith(studyUid, readers)
@@ -163,7 +191,8 @@ export class ReadingWorkflow {
         bodyPart: bodyPart.slice(0, 64),
         readers: readers as PeerIdString[],
         createdAt: created.toISOString(),
-        dueAt: dueAt(created, priority, routing.dueMinutes)
+        dueAt: dueAt(created, priority, routing.dueMinutes),
+        ...(acquiring ? { acquiring: true as const } : {})
       })
       await this.audit(
         'C',
@@ -178,6 +207,65 @@ export class ReadingWorkflow {
     } else {
       await this.shareWith(studyUid, state.readers)
     }
+    return state
+  }
+
+  /**
+   * The case of a de-identified copy: for the radiologists it was shared with, and no one else (the site's
+   * routing rules choose its priority and subspecialty, never its readers). No case when it was shared with no
+   * radiologist (a teaching file handed to a site, say). Its records name the copy only: the original stays
+   * in the sealed mapping.
+   */
+  private async secondOpinionCase(
+    caseId: string,
+    study: StudyRecord,
+    copy: DeidMapping
+  ): Promise<CaseState | undefined> {
+    const { worklist, routing, registry, identity, log } = this.o
+    const now = Date.now()
+    const readers = (copy.sharedWith ?? [])
+      .filter(peer => {
+        const certificate = registry.certificateOf(peer)
+        return (
+          certificate?.role === 'radiologist' && !registry.isRevoked(peer) && Date.parse(certificate.expiresAt) > now
+        )
+      })
+      .sort()
+    if (readers.length === 0) {
+      log.info(
+        { event: 'second-opinion-no-case', study: study.studyUid },
+        'a de-identified copy shared with no radiologist: no case is published for it'
+      )
+      return undefined
+    }
+    const { subspecialty, priority } = route(
+      { modalities: study.modalities, bodyPart: '', description: text(study, '00081030') },
+      routing
+    )
+    const created = new Date(now)
+    const state = await worklist.publishCase({
+      caseId,
+      studyUid: study.studyUid,
+      siteName: registry.self.name,
+      priority,
+      subspecialty,
+      modalities: study.modalities.filter(m => /^[A-Z0-9]{1,16}$/.test(m)).slice(0, 16),
+      bodyPart: '',
+      readers: readers as PeerIdString[],
+      createdAt: created.toISOString(),
+      dueAt: dueAt(created, priority, routing.dueMinutes),
+      purpose: 'second-opinion'
+    })
+    await this.audit(
+      'C',
+      { type: 'peer', id: identity.peerId },
+      state,
+      `second-opinion case published for a de-identified copy: ${readers.length} reader(s)`
+    )
+    log.info(
+      { event: 'second-opinion-published', case: caseId, study: study.studyUid, readers: readers.length },
+      `second-opinion case ${caseId} published for ${readers.length} reader(s)`
+    )
     return state
   }
 

@@ -8,7 +8,12 @@
  * overwritten or deleted, so the worklist is a grow-only set of records that every node reads the same way.
  *
  * Worklist records (all members hold them; no patient data, only UIDs, codes, names of members and times):
- *   case      a site publishes a case for a stable study: priority, subspecialty, modality, eligible readers
+ *   case      a site publishes a case for a stable study: priority, subspecialty, modality, eligible readers;
+ *             `purpose: 'second-opinion'` marks a de-identified copy's case, whose readers are the members it was
+ *             shared with (the link to the original stays sealed at the site: never in a record)
+ *             `acquiring: true` marks a case published at its study's first instance (a STAT study streamed
+ *             to its readers while the modality still sends it)
+ *   acquired  the site says an acquiring case's study is complete (stable): how many instances it holds
  *   claim     a reader takes a case (IN PROGRESS); `seq` orders it after every claim/release its author saw
  *   release   the holder gives a case back (SCHEDULED again)
  *   consult   a reader invites a second reader onto the case's report
@@ -74,6 +79,9 @@ export const MAX_CRITICAL_TEXT = 500
 /** A person's name (who acknowledged) and role at the site ("ED attending"). */
 export const MAX_PERSON_NAME = 128
 export const MAX_PERSON_ROLE = 64
+/** Why a case exists beyond reading the study it names: a second opinion on a de-identified copy. */
+export const CASE_PURPOSES = ['second-opinion'] as const
+export type CasePurpose = (typeof CASE_PURPOSES)[number]
 
 /** Readers a case can name: a whole department, not more. */
 export const MAX_CASE_READERS = 256
@@ -96,6 +104,17 @@ export interface CaseRecord extends Signed {
   readers: PeerIdString[]
   createdAt: string
   dueAt: string
+  /** absent for a case routed by the site's rules */
+  purpose?: CasePurpose
+  /** published at the study's first instance, while it was still arriving (an `acquired` record completes it) */
+  acquiring?: true
+}
+/** The study of an acquiring case is complete: no new instance for the site's `--stable-after`. */
+export interface AcquiredRecord extends Signed {
+  kind: 'acquired'
+  caseId: string
+  /** the study's instances when it became stable */
+  instances: number
 }
 export interface ClaimRecord extends Signed {
   kind: 'claim'
@@ -160,6 +179,7 @@ export interface MemberRecord {
 }
 export type AuthoredWorklistRecord =
   | CaseRecord
+  | AcquiredRecord
   | ClaimRecord
   | ReleaseRecord
   | ConsultRecord
@@ -249,8 +269,15 @@ function decodeWorklistFields(value: unknown): WorklistRecord {
           peerIdField({ peer: entry }, 'peer', at)
         ),
         createdAt: timeField(object, 'createdAt', w),
-        dueAt: timeField(object, 'dueAt', w)
+        dueAt: timeField(object, 'dueAt', w),
+        ...(object['purpose'] === undefined ? {} : { purpose: oneOf(object, 'purpose', CASE_PURPOSES, w) }),
+        ...(object['acquiring'] === undefined ? {} : { acquiring: acquiringField(object['acquiring'], w) })
       }
+    }
+    case 'acquired': {
+      const instances = integerField(object, 'instances', 'acquired record')
+      if (instances < 1) throw new MalformedMessageError('acquired record.instances must be 1 or more')
+      return { ...signed, kind, caseId: caseIdField(object, 'acquired record'), instances }
     }
     case 'claim':
       return { ...signed, kind, caseId: caseIdField(object, 'claim record'), seq: seqField(object, 'claim record') }
@@ -313,6 +340,11 @@ function decodeWorklistFields(value: unknown): WorklistRecord {
     default:
       throw new MalformedMessageError(`worklist record kind "${kind}" is not one this radmesh knows`)
   }
+}
+
+function acquiringField(value: unknown, what: string): true {
+  if (value !== true) throw new MalformedMessageError(`${what}.acquiring must be true when present`)
+  return true
 }
 
 type Fields<T> = T extends Signed ? Omit<T, keyof Signed> : never

@@ -82,7 +82,9 @@ export function worklistEntry(
     claimedAt: state.claimedAt,
     preliminaryAt: state.preliminaryAt,
     finalAt: state.finalAt,
-    overdue: state.finalAt === null && state.status !== 'CANCELED' && Date.parse(state.dueAt) < now
+    overdue: state.finalAt === null && state.status !== 'CANCELED' && Date.parse(state.dueAt) < now,
+    purpose: state.purpose ?? 'reading',
+    complete: state.arriving !== true
   }
 }
 

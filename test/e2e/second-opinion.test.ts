@@ -1,0 +1,163 @@
+/**
+ * A de-identified second opinion, there and back, in separate processes over real libp2p: the site's stroke CT
+ * (a canary patient) is routed to its neuro reader; `radmesh share --deidentify` sends a copy to an msk consultant,
+ * whose node gets a second-opinion case for the copy alone, with nothing of the patient in what it sees; the
+ * consultant signs a FINAL report on it, and the site shows that report on the original case, beside (never in
+ * place of) the primary reader's report. The primary reader never gets the copy's case, and the consultant never
+ * gets the original's.
+ */
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { SecondOpinion } from '../../protocol/api/second-opinions.ts'
+import { generateCt } from '../../scripts/generate-ct.ts'
+import { radmesh } from '../../scripts/lib/cli.ts'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { storescu } from '../../scripts/lib/dcmtk.ts'
+import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
+import { type Entry, report, worklist } from './workflow-helpers.ts'
+
+const CANARY_NAME = 'CANARY^ZEBEDEE'
+const CANARY_ID = 'CANARY-4711'
+const OPINION = 'Second opinion: no haemorrhage; agree with acute right MCA infarct.'
+
+const started: StartedNode[] = []
+
+/** A node that settles a study after 1 s. */
+async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
+  const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
+  started.push(node)
+  return node
+}
+
+test.after(async () => {
+  await Promise.all(
+    started.map(async node => {
+      await node.kill()
+    })
+  )
+})
+
+test('a second opinion on a de-identified copy: only the consultant reads it, and the report comes back to the original case', async () => {
+  const consortium = await createScratchConsortium('Second Opinion')
+  const site = await start(await consortium.member('Opinion Site', 'site'), { dicom: true })
+  const primary = await start(
+    await consortium.member('Dr Primary Neuro', 'radiologist', [], ['--subspecialty', 'neuro']),
+    { peers: [p2pAddr(site)] }
+  )
+  const consultant = await start(
+    await consortium.member('Dr Outside Consultant', 'radiologist', [], ['--subspecialty', 'msk']),
+    { peers: [p2pAddr(site)] }
+  )
+  await connected(site, primary)
+  await connected(site, consultant)
+  await waitFor(
+    'the site to know both radiologists',
+    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 2,
+    15_000
+  )
+
+  const dir = await tempDir()
+  const study = await generateCt({
+    out: join(dir, 'ct'),
+    slices: 4,
+    series: 1,
+    rows: 32,
+    columns: 32,
+    seed: 23,
+    studyDescription: 'CT HEAD STROKE PROTOCOL',
+    bodyPart: 'HEAD',
+    patientName: CANARY_NAME,
+    patientId: CANARY_ID
+  })
+  const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', join(dir, 'ct')])
+  assert.is(sent.code, 0, sent.stderr)
+  const original = (await waitFor(
+    "the original case on the primary reader's worklist",
+    async () => (await worklist(primary)).find(e => e.studyInstanceUid === study.studyInstanceUid),
+    20_000
+  )) as Entry & { purpose: string }
+  assert.is(original.purpose, 'reading')
+
+  const shared = await radmesh([
+    'share',
+    '--home',
+    site.home,
+    study.studyInstanceUid,
+    '--to',
+    consultant.peerId,
+    '--deidentify',
+    '--retain-patient-characteristics'
+  ])
+  assert.is(shared.code, 0, shared.stderr)
+  const copyUid = /^de-identified copy of [0-9.]+: ([0-9.]+)$/m.exec(shared.stdout)?.[1] as string
+  assert.ok(copyUid !== undefined, shared.stdout)
+
+  // The consultant's worklist: the copy's second-opinion case, and nothing else; no trace of the patient.
+  const copyCase = (await waitFor(
+    "the copy's case on the consultant's worklist",
+    async () => (await worklist(consultant)).find(e => e.studyInstanceUid === copyUid),
+    20_000
+  )) as Entry & { purpose: string; readers: string[] }
+  assert.is(copyCase.purpose, 'second-opinion')
+  assert.equal(copyCase.readers, [consultant.peerId], 'the copy is for the consultant only')
+  const consultantSees = JSON.stringify(await worklist(consultant))
+  for (const canary of ['CANARY', CANARY_ID, study.studyInstanceUid, original.caseId]) {
+    assert.not.ok(consultantSees.includes(canary), `${canary} is on the consultant's worklist`)
+  }
+  const originalThere = await consultant.api('GET', `/api/cases/${original.caseId}/report`)
+  assert.is(originalThere.status, 404, "the consultant knows nothing of the original's case")
+
+  assert.is((await consultant.api('POST', `/api/worklist/${copyCase.caseId}/claim`)).status, 200)
+  const edited = await consultant.api('PUT', `/api/cases/${copyCase.caseId}/report`, {
+    sections: { findings: 'No intracranial haemorrhage.', impression: OPINION }
+  })
+  assert.is(edited.status, 200, JSON.stringify(edited.body))
+  const signed = await consultant.api<{ status: string }>('POST', `/api/cases/${copyCase.caseId}/report/sign`, {
+    status: 'FINAL'
+  })
+  assert.is(signed.status, 200, JSON.stringify(signed.body))
+  assert.is(signed.body.status, 'FINAL')
+
+  // The site joins the copy's FINAL report to the original case, by the sealed mapping.
+  const [opinion] = (await waitFor(
+    'the second opinion on the original case at the site',
+    async () => {
+      const { status, body } = await site.api<SecondOpinion[]>('GET', `/api/cases/${original.caseId}/second-opinions`)
+      assert.is(status, 200, JSON.stringify(body))
+      return body[0]?.report === null || body[0] === undefined ? undefined : body
+    },
+    20_000
+  )) as SecondOpinion[]
+  assert.is(opinion?.copyCaseId, copyCase.caseId)
+  assert.is(opinion?.copyStudyInstanceUid, copyUid)
+  assert.is(opinion?.status, 'COMPLETED')
+  assert.equal(opinion?.sharedWith, [{ peerId: consultant.peerId, name: 'Dr Outside Consultant' }])
+  assert.is(opinion?.report?.status, 'FINAL')
+  assert.is(opinion?.report?.sections.impression, OPINION)
+  assert.is(opinion?.report?.signedBy, consultant.peerId)
+  assert.is(opinion?.report?.signedByName, 'Dr Outside Consultant')
+  // The primary reader's report is untouched.
+  assert.is((await report(site, original.caseId)).status, 'DRAFT')
+  const audit = await radmesh(['audit', '--home', site.home])
+  assert.match(audit.stdout, `second opinion FINAL by Dr Outside Consultant on de-identified copy ${copyUid}`)
+
+  // No other reader got the copy's case: the primary reader's node holds neither it nor its report.
+  await waitFor(
+    'the primary reader to see the original still open',
+    async () => (await worklist(primary)).some(e => e.caseId === original.caseId),
+    5_000
+  )
+  assert.not.ok(
+    (await worklist(primary)).some(e => e.studyInstanceUid === copyUid || e.caseId === copyCase.caseId),
+    'the primary reader was routed the copy'
+  )
+  assert.is((await primary.api('GET', `/api/cases/${copyCase.caseId}/report`)).status, 404)
+  assert.is((await primary.api('GET', `/api/studies/${copyUid}/availability`)).status, 404)
+  // Only the site answers the way back.
+  assert.equal((await primary.api('GET', `/api/cases/${original.caseId}/second-opinions`)).body, [])
+})
+
+test.run()
