@@ -8,7 +8,9 @@
  * worklists; the STAT CT is prefetched, claimed (the other reader is refused), co-written by two readers,
  * flagged as a critical result (escalated by the site's call list, acknowledged by name), signed FINAL, and lands
  * back at the site as a DICOM SR, a FHIR report and an HL7 ORU^R01 to its RIS (python3-hl7, when installed); a
- * PACS finds the study by C-FIND. The knee case stays open, and a de-identified copy goes to a second reader.
+ * PACS finds the study by C-FIND. The stroke patient's head CT of 2023 comes from the hospital's PACS (Orthanc,
+ * when installed) as the case's prior, and the report compares with it. The knee case stays open, and a
+ * de-identified copy goes to a second reader.
  *
  * Every run on the same DIR sends new studies (run N has its own seeds), so the scenario plays again on the
  * cases of that run (its studies in DIR/incoming/run-N) while the earlier ones stay in the archives and
@@ -25,11 +27,13 @@ import { stopChildren } from './lib/children.ts'
 import { radmeshOk } from './lib/cli.ts'
 import { runTool } from './lib/dcmtk.ts'
 import type { Hl7Receiver } from './lib/hl7-receiver.ts'
+import type { OrthancServer } from './lib/orthanc.ts'
 import { NodeStartError, p2pAddr, peersOf, startNode } from './lib/node-process.ts'
 import { waitFor } from './lib/wait.ts'
 import { deidentifiedShare, queryStudy } from './demo/archive.ts'
 import { AE_TITLE, type Case, caseOf, MEMBERS, type Running, say, until } from './demo/common.ts'
 import { criticalResult, writeSiteRouting } from './demo/critical.ts'
+import { loadPrior, pacsArgs, priorAtReader, STROKE_PATIENT_ID, startPacs } from './demo/priors.ts'
 import { reportToRis, startRis } from './demo/ris.ts'
 
 const exists = async (path: string): Promise<boolean> =>
@@ -155,6 +159,7 @@ async function scenario(
   state: string,
   run: number,
   ris: Hl7Receiver | string,
+  pacs: OrthancServer | string,
   [site, ada, hawk]: Running[]
 ): Promise<void> {
   if (site === undefined || ada === undefined || hawk === undefined) throw new Error('three nodes expected')
@@ -175,6 +180,7 @@ async function scenario(
     rows: 256,
     columns: 256,
     patientName: 'DEMO^STROKE',
+    patientId: STROKE_PATIENT_ID,
     studyDescription: 'CT HEAD STROKE PROTOCOL',
     bodyPart: 'HEAD',
     seed
@@ -190,6 +196,7 @@ async function scenario(
     modality: 'MR',
     seed: seed + 1
   })
+  await loadPrior(pacs, incoming)
   await send(site, join(incoming, 'ct'), 'a CT head (stroke protocol)')
   await send(site, join(incoming, 'mr'), 'an MR knee')
 
@@ -215,6 +222,9 @@ async function scenario(
     )
   }
 
+  // The patient's earlier head CT, from the hospital's PACS, follows the case's images to its readers.
+  const comparison = await priorAtReader(pacs, ada, stroke.caseId)
+
   // Reading: Ada claims, Night Hawk is refused, Ada writes, consults Night Hawk, both write, Ada signs.
   const caseApi = `/api/cases/${stroke.caseId}`
   const claimed = await ada.api<Case>('POST', `/api/worklist/${stroke.caseId}/claim`)
@@ -230,7 +240,7 @@ async function scenario(
     sections: {
       indication: 'Sudden left-sided weakness, onset 02:10.',
       technique: 'Non-contrast CT of the head, 5 mm axial.',
-      comparison: 'None.',
+      comparison,
       findings: 'No intracranial haemorrhage.'
     }
   })
@@ -349,9 +359,9 @@ async function main(): Promise<void> {
   const run = await runNumber(state)
   // The site's critical-result settings and its RIS, before its node starts (it reads both at start).
   await writeSiteRouting(join(state, 'site'))
-  const ris = await startRis()
-  const siteArgs = typeof ris === 'string' ? [] : ['--ris', `127.0.0.1:${ris.port}`]
-  await scenario(state, run, ris, await startNodes(state, siteArgs))
+  const [ris, pacs] = await Promise.all([startRis(), startPacs()])
+  const siteArgs = [...(typeof ris === 'string' ? [] : ['--ris', `127.0.0.1:${ris.port}`]), ...pacsArgs(pacs)]
+  await scenario(state, run, ris, pacs, await startNodes(state, siteArgs))
 }
 
 main().catch(fail)
