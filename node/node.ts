@@ -41,6 +41,7 @@ import { Presence } from './crdt/presence.ts'
 import { SyncService } from './crdt/sync.ts'
 import { ReadingWorkflow } from './workflow/workflow.ts'
 import { SecondOpinions } from './workflow/second-opinions.ts'
+import { CasePriorsService } from './workflow/priors.ts'
 import { Worklist } from './worklist/worklist.ts'
 import { openDatabase, type Database } from './store/database.ts'
 import { startDicom } from './node-dicom.ts'
@@ -215,8 +216,23 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     })
     const reports = new Reports({ documents, identity: member.identity, worklist, audit, log })
     await reports.openLive()
+    const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
+    const priors = new CasePriorsService({
+      home: member.paths.home,
+      pacs: options.pacs ?? routing.pacs,
+      rule: routing.priors,
+      aeTitle,
+      archive,
+      exchange,
+      worklist,
+      identity: member.identity,
+      registry,
+      onDuty: (peerId: string): boolean => workflow.onDuty(peerId),
+      log
+    })
     const deidMappings = new DeidMappings(db, storageKey)
     const workflow = new ReadingWorkflow({
+      isPrior: (studyUid: string): boolean => priors.isPrior(studyUid),
       documents,
       identity: member.identity,
       registry,
@@ -246,6 +262,10 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     cleanups.push(async () => {
       secondOpinions.stop()
       await secondOpinions.settled()
+    })
+    await priors.start()
+    cleanups.push(() => {
+      priors.stop()
     })
     const critical = new CriticalResults({
       peerId: member.identity.peerId,
@@ -336,7 +356,6 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     const connectedMembers = (): ConnectedMember[] => linksOf(host, registry)
 
     const sessions = new Sessions(apiToken, options.sessionIdleMs)
-    const aeTitle = options.aeTitle ?? DEFAULT_AE_TITLE
     let dicomPort: number | undefined
     if (options.dicomPort !== undefined) {
       const scp = await startDicom(options, options.dicomPort, {
@@ -375,7 +394,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     const access = new StudyAccess({ archive, audit })
     const self = { peerId: member.identity.peerId, certificate: member.certificate }
     const { app, httpUrl } = await serveHttp(
-      { ...services, self, live, access, deidMappings, critical, secondOpinions },
+      { ...services, self, live, access, deidMappings, priors, critical, secondOpinions },
       sessions,
       log,
       options.corsOrigins ?? [],

@@ -4,7 +4,8 @@
  * exchange); STAT cases are prefetched by eligible readers on duty, so the images are local when claimed;
  * claiming fetches the study; a consult gives the consultant the key and the report. A de-identified copy the
  * site made (node/deid/share.ts) becomes a second-opinion case instead, for the members it was shared with and no
- * one else. Every case and report action is audited. What documents are shared with whom (the sync policy) is decided here too.
+ * one else. Every case and report action is audited. What documents are shared with whom (the sync policy) is
+ * decided here too.
  */
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -26,8 +27,6 @@ import type { Reports } from '../reports/reports.ts'
 import type { CaseState } from '../worklist/cases.ts'
 import { dueAt, route, type RoutingConfig } from '../worklist/routing.ts'
 import type { Worklist } from '../worklist/worklist.ts'
-import { StatStreaming } from './streaming.ts'
-import { routeStudy } from './study-route.ts'
 
 export interface WorkflowOptions {
   documents: Documents
@@ -39,10 +38,10 @@ export interface WorkflowOptions {
   worklist: Worklist
   reports: Reports
   routing: RoutingConfig
-  /** a study this site retrieved from its PACS as a prior of a case (priors.ts): never a case of its own */
-  isPrior?: (studyUid: string) => boolean
   /** the site's sealed mappings of de-identified copies: a copy's case goes to its recipients only */
   copies?: Pick<DeidMappings, 'get'>
+  /** a study this site retrieved from its PACS as a prior of a case (priors.ts): never a case of its own */
+  isPrior?: (studyUid: string) => boolean
   log: Logger
 }
 
@@ -65,8 +64,6 @@ export class ReadingWorkflow {
   private readonly prefetched = new Set<string>()
   /** stable studies of this site that wait for a radiologist to be known before their case is published */
   private readonly waitingForReaders = new Set<string>()
-  /** STAT studies of this site streamed to their readers during the acquisition (streaming.ts) */
-  private streaming: StatStreaming | undefined
   private stopped = false
 
   constructor(options: WorkflowOptions) {
@@ -80,15 +77,9 @@ export class ReadingWorkflow {
   start(): void {
     const { archive, worklist, log } = this.o
     if (this.isSite) {
-      const streaming = this.startStreaming()
       this.cleanups.push(
-        archive.onStudyGrew(studyUid => {
-          streaming.grew(studyUid)
-        }),
         archive.onStudyStable(event => {
-          void (async () => {
-            if (!(await streaming.stable(event))) await this.caseForStudy(event.studyUid)
-          })().catch((error: unknown) => {
+          this.caseForStudy(event.studyUid).catch(error => {
             log.error({ err: error, study: event.studyUid }, 'could not publish a case for a stable study')
           })
         })
@@ -105,26 +96,6 @@ export class ReadingWorkflow {
   stop(): void {
     this.stopped = true
     for (const cleanup of this.cleanups.splice(0)) cleanup()
-    this.streaming?.stop()
-  }
-
-  private startStreaming(): StatStreaming {
-    const { archive, worklist, routing, identity, log } = this.o
-    this.streaming = new StatStreaming({
-      archive,
-      worklist,
-      routing,
-      log,
-      caseIdOf: studyUid => caseIdFor(identity.peerId, studyUid),
-      notRouted: async studyUid =>
-        this.o.isPrior?.(studyUid) === true || (await this.o.copies?.get(studyUid)) !== undefined,
-      publish: async studyUid => await this.caseForStudy(studyUid, true),
-      share: async studyUid => {
-        const state = await worklist.ensureCase(caseIdFor(identity.peerId, studyUid))
-        if (state !== undefined) await this.shareWith(studyUid, state.readers)
-      }
-    })
-    return this.streaming
   }
 
   // Sites: cases from stable studies
@@ -151,10 +122,9 @@ export class ReadingWorkflow {
 
   /**
    * Publishes the case of a stable study (once: a study that grows later keeps its case) and shares the
-   * study with the case's readers (again when it grew, so they get the new version). `acquiring`: the case of
-   * a STAT study published at its first instance, streamed to its readers as it arrives (streaming.ts).
+   * study with the case's readers (again when it grew, so they get the new version).
    */
-  async caseForStudy(studyUid: string, acquiring = false): Promise<CaseState | undefined> {
+  async caseForStudy(studyUid: string): Promise<CaseState | undefined> {
     const { archive, worklist, routing, identity, log } = this.o
     const study = await archive.study(studyUid)
     if (study === undefined) return undefined
@@ -176,7 +146,16 @@ export class ReadingWorkflow {
         )
         return undefined
       }
-      const { bodyPart, subspecialty, priority } = await routeStudy(archive, study, routing)
+      const series = []
+      for await (const record of archive.seriesOf(studyUid)) series.push(record)
+      const bodyPart =
+        series
+          .map(s => (typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : ''))
+          .find(part => part !== '') ?? ''
+      const { subspecialty, priority } = route(
+        { modalities: study.modalities, bodyPart, description: text(study, '00081030') },
+        routing
+      )
       const readers = this.eligibleReaders(subspecialty)
       // The readers hold the study key before the case that makes them fetch it reaches them.
       await this.shareWith(studyUid, readers)
@@ -191,8 +170,7 @@ export class ReadingWorkflow {
         bodyPart: bodyPart.slice(0, 64),
         readers: readers as PeerIdString[],
         createdAt: created.toISOString(),
-        dueAt: dueAt(created, priority, routing.dueMinutes),
-        ...(acquiring ? { acquiring: true as const } : {})
+        dueAt: dueAt(created, priority, routing.dueMinutes)
       })
       await this.audit(
         'C',
