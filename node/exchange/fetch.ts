@@ -224,7 +224,17 @@ export class StudyFetch {
     const seconds = (performance.now() - started) / 1000
     const { versionId, instanceCount, bytes } = manifest
     const tail = { ...schedule.tail, wastedBytes: this.wastedBytes }
-    const complete = { version: versionId, instances: instanceCount, bytes, seconds, sources: this.sources, tail }
+    // Instances this fetch moved (the rest were here already: a study that grew is fetched version by version).
+    const fetched = assembly.instancesLocal - resumed
+    const complete = {
+      version: versionId,
+      instances: instanceCount,
+      fetched,
+      bytes,
+      seconds,
+      sources: this.sources,
+      tail
+    }
     const took = `${instanceCount} instances in ${seconds.toFixed(1)} s`
     this.log.info({ event: 'fetch-complete', ...complete }, `study ${manifest.studyUid} complete: ${took}`)
     const from = Object.keys(this.sources).join(', ') || 'the local archive'

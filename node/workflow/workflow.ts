@@ -27,6 +27,8 @@ import type { Reports } from '../reports/reports.ts'
 import type { CaseState } from '../worklist/cases.ts'
 import { dueAt, route, type RoutingConfig } from '../worklist/routing.ts'
 import type { Worklist } from '../worklist/worklist.ts'
+import { StatStreaming } from './streaming.ts'
+import { routeStudy } from './study-route.ts'
 
 export interface WorkflowOptions {
   documents: Documents
@@ -64,6 +66,8 @@ export class ReadingWorkflow {
   private readonly prefetched = new Set<string>()
   /** stable studies of this site that wait for a radiologist to be known before their case is published */
   private readonly waitingForReaders = new Set<string>()
+  /** STAT studies of this site streamed to their readers during the acquisition (streaming.ts) */
+  private streaming: StatStreaming | undefined
   private stopped = false
 
   constructor(options: WorkflowOptions) {
@@ -77,9 +81,15 @@ export class ReadingWorkflow {
   start(): void {
     const { archive, worklist, log } = this.o
     if (this.isSite) {
+      const streaming = this.startStreaming()
       this.cleanups.push(
+        archive.onStudyGrew(studyUid => {
+          streaming.grew(studyUid)
+        }),
         archive.onStudyStable(event => {
-          this.caseForStudy(event.studyUid).catch(error => {
+          void (async () => {
+            if (!(await streaming.stable(event))) await this.caseForStudy(event.studyUid)
+          })().catch((error: unknown) => {
             log.error({ err: error, study: event.studyUid }, 'could not publish a case for a stable study')
           })
         })
@@ -96,6 +106,26 @@ export class ReadingWorkflow {
   stop(): void {
     this.stopped = true
     for (const cleanup of this.cleanups.splice(0)) cleanup()
+    this.streaming?.stop()
+  }
+
+  private startStreaming(): StatStreaming {
+    const { archive, worklist, routing, identity, log } = this.o
+    this.streaming = new StatStreaming({
+      archive,
+      worklist,
+      routing,
+      log,
+      caseIdOf: studyUid => caseIdFor(identity.peerId, studyUid),
+      notRouted: async studyUid =>
+        this.o.isPrior?.(studyUid) === true || (await this.o.copies?.get(studyUid)) !== undefined,
+      publish: async studyUid => await this.caseForStudy(studyUid, true),
+      share: async studyUid => {
+        const state = await worklist.ensureCase(caseIdFor(identity.peerId, studyUid))
+        if (state !== undefined) await this.shareWith(studyUid, state.readers)
+      }
+    })
+    return this.streaming
   }
 
   // Sites: cases from stable studies
@@ -122,9 +152,10 @@ export class ReadingWorkflow {
 
   /**
    * Publishes the case of a stable study (once: a study that grows later keeps its case) and shares the
-   * study with the case's readers (again when it grew, so they get the new version).
+   * study with the case's readers (again when it grew, so they get the new version). `acquiring`: the case of
+   * a STAT study published at its first instance, streamed to its readers as it arrives (streaming.ts).
    */
-  async caseForStudy(studyUid: string): Promise<CaseState | undefined> {
+  async caseForStudy(studyUid: string, acquiring = false): Promise<CaseState | undefined> {
     const { archive, worklist, routing, identity, log } = this.o
     const study = await archive.study(studyUid)
     if (study === undefined) return undefined
@@ -146,16 +177,7 @@ export class ReadingWorkflow {
         )
         return undefined
       }
-      const series = []
-      for await (const record of archive.seriesOf(studyUid)) series.push(record)
-      const bodyPart =
-        series
-          .map(s => (typeof s.attributes['00180015'] === 'string' ? s.attributes['00180015'] : ''))
-          .find(part => part !== '') ?? ''
-      const { subspecialty, priority } = route(
-        { modalities: study.modalities, bodyPart, description: text(study, '00081030') },
-        routing
-      )
+      const { bodyPart, subspecialty, priority } = await routeStudy(archive, study, routing)
       const readers = this.eligibleReaders(subspecialty)
       // The readers hold the study key before the case that makes them fetch it reaches them.
       await this.shareWith(studyUid, readers)
@@ -170,7 +192,8 @@ export class ReadingWorkflow {
         bodyPart: bodyPart.slice(0, 64),
         readers: readers as PeerIdString[],
         createdAt: created.toISOString(),
-        dueAt: dueAt(created, priority, routing.dueMinutes)
+        dueAt: dueAt(created, priority, routing.dueMinutes),
+        ...(acquiring ? { acquiring: true as const } : {})
       })
       await this.audit(
         'C',

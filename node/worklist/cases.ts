@@ -13,6 +13,7 @@
  * signature completes a case (COMPLETED) even if a cancel crossed it; a cancel by the case's site cancels it.
  */
 import type {
+  AcquiredRecord,
   CancelRecord,
   CasePurpose,
   CaseRecord,
@@ -66,10 +67,16 @@ export interface CaseState {
   priors?: PriorEntry[]
   /** 'second-opinion': a de-identified copy's case, read only by the members it was shared with */
   purpose?: CasePurpose
+  /**
+   * Present while the study is still arriving: the case was published at its first instance (a STAT study
+   * streamed during its acquisition) and its site has not yet said the study is complete (`acquired`).
+   */
+  arriving?: true
 }
 
 interface CaseRecords {
   cases: CaseRecord[]
+  acquired: AcquiredRecord[]
   claims: ClaimRecord[]
   releases: ReleaseRecord[]
   consults: ConsultRecord[]
@@ -95,6 +102,7 @@ export function deriveCases(
     if (entry === undefined) {
       entry = {
         cases: [],
+        acquired: [],
         claims: [],
         releases: [],
         consults: [],
@@ -112,6 +120,9 @@ export function deriveCases(
     switch (record.kind) {
       case 'case':
         group(record.caseId).cases.push(record)
+        break
+      case 'acquired':
+        group(record.caseId).acquired.push(record)
         break
       case 'claim':
         group(record.caseId).claims.push(record)
@@ -205,6 +216,8 @@ function deriveCase(entry: CaseRecords, revoked: (peerId: string) => boolean): C
   const criticalReaders = new Set([...readers, ...consultants].filter(peer => !revoked(peer)))
   const critical = deriveCriticalFacts(entry, published.site, criticalReaders)
 
+  const arriving = published.acquiring === true && !entry.acquired.some(record => record.by === published.site)
+
   const status: CaseStatus =
     final !== undefined
       ? 'COMPLETED'
@@ -238,7 +251,8 @@ function deriveCase(entry: CaseRecords, revoked: (peerId: string) => boolean): C
     finalReportHash: final?.reportHash ?? null,
     ...(critical.length > 0 ? { critical } : {}),
     ...(priors === undefined ? {} : { priors }),
-    ...(published.purpose === undefined ? {} : { purpose: published.purpose })
+    ...(published.purpose === undefined ? {} : { purpose: published.purpose }),
+    ...(arriving ? { arriving: true as const } : {})
   }
 }
 

@@ -18,6 +18,7 @@ import { RECORDS_MAP, verifiedWorklistRecord } from './records.ts'
 /** Which role may author each kind of record. */
 const AUTHOR_ROLE: Record<AuthoredWorklistRecord['kind'], 'site' | 'radiologist'> = {
   case: 'site',
+  acquired: 'site',
   cancel: 'site',
   claim: 'radiologist',
   release: 'radiologist',

@@ -309,6 +309,18 @@ export class Worklist {
     return this.caseState(fields.caseId) as CaseState
   }
 
+  /**
+   * This site says the study of one of its acquiring cases is complete (stable, with `instances` instances);
+   * nothing is written for a case that is not acquiring or already complete.
+   */
+  async markAcquired(caseId: string, instances: number): Promise<CaseState | undefined> {
+    const state = this.caseState(caseId)
+    const me = this.options.identity.peerId
+    if (state === undefined || state.arriving !== true || state.site !== me) return state
+    await this.add({ v: 1, kind: 'acquired', caseId, instances, by: me, at: new Date().toISOString() })
+    return this.caseState(caseId)
+  }
+
   /** The case, or a 404 error naming it. */
   requireCase(caseId: string): CaseState {
     const state = this.caseState(caseId)

@@ -56,7 +56,12 @@ export const WorklistEntry = Type.Object({
   /** open and past its due time */
   overdue: Type.Boolean(),
   /** 'second-opinion': a de-identified copy's case, for the members it was shared with only */
-  purpose: Type.Enum(['reading', 'second-opinion'])
+  purpose: Type.Enum(['reading', 'second-opinion']),
+  /**
+   * Whether the study is complete: false while it is still arriving (a STAT case published at the study's first
+   * instance and streamed to its readers as it grows), true once the site has seen it stable
+   */
+  complete: Type.Boolean()
 })
 export type WorklistEntry = Static<typeof WorklistEntry>
 

@@ -11,6 +11,9 @@
  *   case      a site publishes a case for a stable study: priority, subspecialty, modality, eligible readers;
  *             `purpose: 'second-opinion'` marks a de-identified copy's case, whose readers are the members it was
  *             shared with (the link to the original stays sealed at the site: never in a record)
+ *             `acquiring: true` marks a case published at its study's first instance (a STAT study streamed
+ *             to its readers while the modality still sends it)
+ *   acquired  the site says an acquiring case's study is complete (stable): how many instances it holds
  *   claim     a reader takes a case (IN PROGRESS); `seq` orders it after every claim/release its author saw
  *   release   the holder gives a case back (SCHEDULED again)
  *   consult   a reader invites a second reader onto the case's report
@@ -103,6 +106,15 @@ export interface CaseRecord extends Signed {
   dueAt: string
   /** absent for a case routed by the site's rules */
   purpose?: CasePurpose
+  /** published at the study's first instance, while it was still arriving (an `acquired` record completes it) */
+  acquiring?: true
+}
+/** The study of an acquiring case is complete: no new instance for the site's `--stable-after`. */
+export interface AcquiredRecord extends Signed {
+  kind: 'acquired'
+  caseId: string
+  /** the study's instances when it became stable */
+  instances: number
 }
 export interface ClaimRecord extends Signed {
   kind: 'claim'
@@ -167,6 +179,7 @@ export interface MemberRecord {
 }
 export type AuthoredWorklistRecord =
   | CaseRecord
+  | AcquiredRecord
   | ClaimRecord
   | ReleaseRecord
   | ConsultRecord
@@ -257,8 +270,14 @@ function decodeWorklistFields(value: unknown): WorklistRecord {
         ),
         createdAt: timeField(object, 'createdAt', w),
         dueAt: timeField(object, 'dueAt', w),
-        ...(object['purpose'] === undefined ? {} : { purpose: oneOf(object, 'purpose', CASE_PURPOSES, w) })
+        ...(object['purpose'] === undefined ? {} : { purpose: oneOf(object, 'purpose', CASE_PURPOSES, w) }),
+        ...(object['acquiring'] === undefined ? {} : { acquiring: acquiringField(object['acquiring'], w) })
       }
+    }
+    case 'acquired': {
+      const instances = integerField(object, 'instances', 'acquired record')
+      if (instances < 1) throw new MalformedMessageError('acquired record.instances must be 1 or more')
+      return { ...signed, kind, caseId: caseIdField(object, 'acquired record'), instances }
     }
     case 'claim':
       return { ...signed, kind, caseId: caseIdField(object, 'claim record'), seq: seqField(object, 'claim record') }
@@ -321,6 +340,11 @@ function decodeWorklistFields(value: unknown): WorklistRecord {
     default:
       throw new MalformedMessageError(`worklist record kind "${kind}" is not one this radmesh knows`)
   }
+}
+
+function acquiringField(value: unknown, what: string): true {
+  if (value !== true) throw new MalformedMessageError(`${what}.acquiring must be true when present`)
+  return true
 }
 
 type Fields<T> = T extends Signed ? Omit<T, keyof Signed> : never

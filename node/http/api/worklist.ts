@@ -83,7 +83,8 @@ export function worklistEntry(
     preliminaryAt: state.preliminaryAt,
     finalAt: state.finalAt,
     overdue: state.finalAt === null && state.status !== 'CANCELED' && Date.parse(state.dueAt) < now,
-    purpose: state.purpose ?? 'reading'
+    purpose: state.purpose ?? 'reading',
+    complete: state.arriving !== true
   }
 }
 
