@@ -5,6 +5,8 @@
  */
 import { parentPort } from 'node:worker_threads'
 import * as Y from 'yjs'
+import { decodeWorklistRecord, worklistSigningBytes } from '../../protocol/collab/records.ts'
+import { signedByEd25519PeerId } from '../membership/peer-key.ts'
 import type { InspectedItem, InspectedUpdate } from './inspect.ts'
 
 function contentKind(content: Y.Item['content']): InspectedItem['kind'] {
@@ -17,6 +19,21 @@ function contentKind(content: Y.Item['content']): InspectedItem['kind'] {
   if (content instanceof Y.ContentJSON) return 'json'
   if (content instanceof Y.ContentBinary) return 'binary'
   return 'doc'
+}
+
+/**
+ * Whether `value` is an authored worklist record signed by its author. Checked here, beside the node's thread, so
+ * a new reader taking a site's thousand cases verifies their signatures on two cores (the node's thread still
+ * checks everything else of each record: its shape, its key, its author's role).
+ */
+function signedRecord(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || !('signature' in value)) return false
+  try {
+    const record = decodeWorklistRecord(value)
+    return record.kind !== 'member' && signedByEd25519PeerId(record.by, worklistSigningBytes(record), record.signature)
+  } catch {
+    return false
+  }
 }
 
 function inspect(update: Uint8Array): InspectedUpdate {
@@ -40,6 +57,8 @@ function inspect(update: Uint8Array): InspectedUpdate {
       kind,
       ...(kind === 'any' ? { values: (struct.content as Y.ContentAny).arr } : {})
     })
+    const values = kind === 'any' ? (struct.content as Y.ContentAny).arr : []
+    if (values.length === 1 && signedRecord(values[0])) (items.at(-1) as InspectedItem).signed = true
   }
   const deletes: InspectedUpdate['deletes'] = []
   for (const [client, ranges] of ds.clients) {
@@ -48,10 +67,13 @@ function inspect(update: Uint8Array): InspectedUpdate {
   return { items, deletes, otherStructs: skipped }
 }
 
-parentPort?.on('message', ({ id, update }: { id: number; update: Uint8Array }) => {
-  try {
-    parentPort?.postMessage({ id, result: inspect(update) })
-  } catch (error) {
-    parentPort?.postMessage({ id, error: (error as Error).message ?? String(error) })
+// Updates come several to a message; each one's answer goes back as soon as it is opened (its deadline is its own).
+parentPort?.on('message', (updates: Array<{ id: number; update: Uint8Array }>) => {
+  for (const { id, update } of updates) {
+    try {
+      parentPort?.postMessage({ id, result: inspect(update) })
+    } catch (error) {
+      parentPort?.postMessage({ id, error: (error as Error).message ?? String(error) })
+    }
   }
 })

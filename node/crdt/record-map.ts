@@ -20,6 +20,8 @@ const MAX_DELETED_PER_UPDATE = 10_000
 export interface IncomingEntry {
   key: string
   value: unknown
+  /** the inspector's worker found the value a worklist record signed by its author (InspectedItem.signed) */
+  signed: boolean
 }
 
 const same = (a: unknown, b: unknown): boolean => {
@@ -75,7 +77,7 @@ export function newEntries(doc: Y.Doc, root: string, update: InspectedUpdate, wh
       throw new UpdateRefusedError(`the update sets ${what} record ${key} twice, to different values`, 5)
     }
     arriving.set(key, value)
-    if (existing === undefined) incoming.push({ key, value })
+    if (existing === undefined) incoming.push({ key, value, signed: item.signed === true })
   }
   let deleted = 0
   for (const range of update.deletes) {

@@ -99,6 +99,8 @@ export class Channel {
   private async write(): Promise<void> {
     if (!(await this.ready) || this.lp === undefined) return
     while (this.outbox.length > 0 && !this.closed) {
+      // What this turn queues goes in the same write (answers to a page of step 1s: one frame, not one each).
+      await new Promise(resolve => setImmediate(resolve))
       let bytes = 0
       let count = 0
       const fits = (at: number): boolean => bytes + (this.outbox[at]?.bytes.byteLength ?? 0) <= WRITE_BATCH_BYTES

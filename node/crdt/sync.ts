@@ -146,7 +146,10 @@ export class SyncService {
   }
 
   private readonly onConnect = (event: CustomEvent<PeerId>): void => {
-    this.digests.sendDigest(event.detail.toString())
+    const peer = event.detail.toString()
+    // Its updates come next: the inspector's worker starts now, not when the first of them waits for it.
+    if (this.o.registry.isMember(peer)) this.o.inspector.warm()
+    this.digests.sendDigest(peer)
   }
 
   /** One round: a digest to each of the next RESYNC_PEERS connected members, in turn. */

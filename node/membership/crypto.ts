@@ -1,19 +1,11 @@
 /**
  * Ed25519 and X25519 with `node:crypto`, on raw 32-byte keys carried as base64url (as in JWK).
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  sign,
-  verify,
-  createHash
-} from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync, type KeyObject, sign, createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { ed25519PublicKey, fromBase64url, toBase64url, verifyEd25519 } from './peer-key.ts'
 
-export const toBase64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url')
-export const fromBase64url = (text: string): Buffer => Buffer.from(text, 'base64url')
+export { ed25519PublicKey, fromBase64url, toBase64url, verifyEd25519 }
 
 export function generateEd25519(): { privateKey: KeyObject; publicKeyRaw: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
@@ -31,22 +23,12 @@ export function rawPublicKey(publicKey: KeyObject): string {
   return jwk.x
 }
 
-export function ed25519PublicKey(raw: string): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw }, format: 'jwk' })
-}
-
 export const exportPrivateKeyDer = (key: KeyObject): Buffer => key.export({ format: 'der', type: 'pkcs8' })
 export const importPrivateKeyDer = (der: Uint8Array): KeyObject =>
   createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' })
 
 export const signEd25519 = (privateKey: KeyObject, message: Uint8Array): string =>
   toBase64url(sign(null, message, privateKey))
-
-export function verifyEd25519(publicKey: KeyObject, message: Uint8Array, signature: string): boolean {
-  const bytes = fromBase64url(signature)
-  if (bytes.byteLength !== 64) return false
-  return verify(null, message, publicKey, bytes)
-}
 
 /** A consortium id is the SHA-256 of its raw root public key. */
 export const consortiumIdOf = (rootPublicKeyRaw: string): string =>

@@ -49,9 +49,9 @@ export async function checkWorklistUpdate(doc: Y.Doc, update: InspectedUpdate, c
   const what = kind.kind === 'members' ? 'members' : `case ${kind.caseId}`
   const incoming = newEntries(doc, RECORDS_MAP, update, what)
   const verified: WorklistRecord[] = []
-  for (const { key, value } of incoming) {
+  for (const { key, value, signed } of incoming) {
     try {
-      verified.push(await verifiedWorklistRecord(key, value, check.trust))
+      verified.push(await verifiedWorklistRecord(key, value, check.trust, signed))
     } catch (error) {
       throw new UpdateRefusedError((error as Error).message, 5)
     }

@@ -6,7 +6,11 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PeerIdString } from '../../protocol/ids.ts'
 import { UpdateInspector, UpdateRefusedError } from '../../node/crdt/inspect.ts'
+import { signWorklistRecord } from '../../node/worklist/records.ts'
 
 function sampleUpdate(): Uint8Array {
   const doc = new Y.Doc()
@@ -51,6 +55,38 @@ test('describes map entries, text insertions (with origins) and deletions', asyn
       deletes.reduce((sum, d) => sum + d.length, 0),
       1
     )
+  } finally {
+    await inspector.close()
+  }
+})
+
+test('a worklist record signed by its author is marked signed; changed, forged or unsigned values are not', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const by = peerIdFromPrivateKey(key).toString() as PeerIdString
+  const caseId = '0123456789abcdef01234567'
+  const claim = await signWorklistRecord(key, {
+    v: 1,
+    kind: 'claim',
+    caseId,
+    seq: 1,
+    by,
+    at: '2026-12-07T03:00:00.000Z'
+  })
+  const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+  const values: Record<string, unknown> = {
+    good: claim,
+    changed: { ...claim, seq: 2 },
+    forged: { ...claim, by: stranger },
+    unsigned: Object.fromEntries(Object.entries(claim).filter(([field]) => field !== 'signature')),
+    other: { kind: 'claim' }
+  }
+  const doc = new Y.Doc()
+  for (const [name, value] of Object.entries(values)) doc.getMap('records').set(name, value)
+  const inspector = new UpdateInspector()
+  try {
+    const { items } = await inspector.inspect(Y.encodeStateAsUpdate(doc))
+    const signed = Object.fromEntries(items.map(item => [item.parentSub, item.signed === true]))
+    assert.equal(signed, { good: true, changed: false, forged: false, unsigned: false, other: false })
   } finally {
     await inspector.close()
   }
