@@ -48,7 +48,7 @@ export interface CasePriorsOptions {
   aeTitle: string
   archive: Archive
   exchange: Pick<Exchange, 'share' | 'fetch' | 'availability'>
-  worklist: Pick<Worklist, 'onChange' | 'caseState' | 'requireCase' | 'add' | 'liveCases'>
+  worklist: Pick<Worklist, 'onChange' | 'caseState' | 'requireCase' | 'ensureCase' | 'add' | 'liveCases'>
   identity: Pick<Identity, 'peerId'>
   registry: Pick<MembershipRegistry, 'isMember' | 'self'>
   /** whether a radiologist is on duty now (the workflow's shifts) */
@@ -264,7 +264,12 @@ export class CasePriorsService {
     this.#running.add(search.caseId)
     const caseId = search.caseId
     try {
-      const state = worklist.requireCase(caseId)
+      // A search resumed after a restart may be of a case no longer live: it is loaded from disk.
+      const state = await worklist.ensureCase(caseId)
+      if (state === undefined) {
+        await this.#finish(search, 'failed', `case ${caseId} is not on this node's worklist any more`)
+        return
+      }
       if (search.state !== 'done') {
         await this.#searches.save({ ...search, state: 'querying', attempts: search.attempts + 1 })
         Object.assign(search, this.#searches.get(caseId))
