@@ -40,6 +40,10 @@ export interface NodeOptions {
   /** serve as a relay for members (`--relay`), with these limits; relays to keep a reservation on (`--relay-via`) */
   relay?: RelayServeOptions
   relayVia?: string[]
+  /** reservations to keep on member relays (`--relay-reservations`; by default see p2p/relay.ts reservationsWanted) */
+  relayReservations?: number
+  /** ask the home router for port forwarding by UPnP / NAT-PMP (`--upnp`) */
+  upnp?: boolean
   http?: string
   mdns?: boolean
   sessionIdleMs?: number

@@ -12,7 +12,8 @@ const START =
   '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… [--pacs AE@HOST:PORT] ' +
   '[--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
   '[--preallocate MIB] [--ris HOST:PORT] [--ris-retry 5s] [--no-mdns] ' +
-  '[--relay [--relay-data-limit SIZE] [--relay-duration-limit 1h]] [--relay-via MULTIADDR]…'
+  '[--relay [--relay-data-limit SIZE] [--relay-duration-limit 1h]] [--relay-via MULTIADDR]… ' +
+  '[--relay-reservations N] [--upnp]'
 
 export async function startCommand(argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -36,6 +37,8 @@ export async function startCommand(argv: string[], print: (line: string) => void
       'relay-via': { type: 'string', multiple: true },
       'relay-data-limit': { type: 'string' },
       'relay-duration-limit': { type: 'string' },
+      'relay-reservations': { type: 'string' },
+      upnp: { type: 'boolean' },
       'session-idle': { type: 'string' },
       'stable-after': { type: 'string' },
       resync: { type: 'string' },
@@ -91,6 +94,8 @@ export async function startCommand(argv: string[], print: (line: string) => void
     announce: list(values, 'announce'),
     peers: list(values, 'peer'),
     ...relayOf(values),
+    ...reservationsOf(optional(values, 'relay-reservations')),
+    upnp: values['upnp'] === true,
     ...(http === undefined ? {} : { http }),
     mdns: values['no-mdns'] !== true,
     ...(dicomPort === undefined ? {} : { dicomPort }),
@@ -172,6 +177,18 @@ function relayOf(values: Record<string, unknown>): Pick<NodeOptions, 'relay' | '
     ...(durationLimitMs === undefined ? {} : { durationLimitMs })
   }
   return { relay, relayVia }
+}
+
+/** --relay-reservations N: how many member relays to keep a reservation on (0 to 8). */
+function reservationsOf(value: string | undefined): Pick<NodeOptions, 'relayReservations'> {
+  if (value === undefined) return {}
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || n > 8)
+    throw new UsageError(
+      `--relay-reservations ${value}: give how many member relays to hold a reservation on, 0 to 8 ` +
+        '(0: none; by default 2 when every address of this node is private, else none)'
+    )
+  return { relayReservations: n }
 }
 
 /** --pacs AE@HOST:PORT: the site's PACS, queried (C-FIND) and retrieved from (C-GET) for each case's priors. */

@@ -12,8 +12,11 @@
  * A relay for members is unlimited unless it says otherwise: a study is hundreds of megabytes, and libp2p's
  * default limits (2 minutes, 128 KiB) are made for a public relay that strangers use to find a direct path.
  */
+import { networkInterfaces } from 'node:os'
 import { circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { Connection, ConnectionGater, Libp2p, PeerId } from '@libp2p/interface'
+import { isPrivate } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import type { PeerPenalties } from './penalties.ts'
@@ -108,4 +111,51 @@ export function relayPeers(libp2p: Pick<Libp2p, 'getMultiaddrs'>, server?: Circu
   }
   for (const peer of server?.reservations.keys() ?? []) peers.add(peer.toString())
   return peers
+}
+
+/** Reservations a node with no public address keeps on member relays it is connected to, unless told otherwise. */
+export const AUTO_RESERVATIONS = 2
+
+/**
+ * Whether this node listens on an address others could dial from the internet: a listen address, or (for a
+ * wildcard one) an address of a network interface, outside the private, loopback and link-local ranges.
+ */
+export function hasPublicAddress(
+  listen: string[],
+  interfaces: Record<
+    string,
+    Array<{ address: string; family: string; internal: boolean }> | undefined
+  > = networkInterfaces()
+): boolean {
+  const local = Object.values(interfaces)
+    .flatMap(list => list ?? [])
+    .filter(i => !i.internal)
+    .map(i => (i.family === 'IPv4' ? `/ip4/${i.address}` : `/ip6/${i.address}`))
+  for (const text of listen) {
+    const ip = multiaddr(text).getComponents()[0]
+    if (ip === undefined || (ip.name !== 'ip4' && ip.name !== 'ip6')) continue
+    const wildcard = ip.value === '0.0.0.0' || ip.value === '::'
+    const candidates = wildcard ? local.filter(a => a.startsWith(`/${ip.name}/`)) : [`/${ip.name}/${ip.value}`]
+    if (candidates.some(a => isPrivate(multiaddr(`${a}/tcp/1`)) === false)) return true
+  }
+  return false
+}
+
+/**
+ * How many relay reservations to keep: what `--relay-reservations` says; else none on a node that is a relay
+ * or can be dialled (a public listen address, or `--announce`), and `AUTO_RESERVATIONS` on one that cannot be
+ * (every address private: behind NAT or on a LAN), so members elsewhere reach it through a member relay; at least
+ * one with `--relay-via`.
+ */
+export function reservationsWanted(o: {
+  explicit?: number
+  serving: boolean
+  announced: boolean
+  listen: string[]
+  relayVia: number
+}): number {
+  const floor = o.relayVia > 0 ? 1 : 0
+  if (o.explicit !== undefined) return Math.max(o.explicit, floor)
+  if (o.serving || o.announced || hasPublicAddress(o.listen)) return floor
+  return Math.max(AUTO_RESERVATIONS, floor)
 }
