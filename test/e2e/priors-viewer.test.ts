@@ -1,16 +1,19 @@
 /**
  * Priors in the viewer, in a real headless Chromium against real nodes in separate processes and a real Orthanc
- * as the hospital's PACS: the patient's earlier CT HEAD is in Orthanc; the current CT reaches the site by DCMTK
- * storescu; the site finds the prior in its PACS and shares it with the reader. On the reader's case page: the
- * priors list shows it (date, name, modality, local); it opens beside the current study; scrolling either
- * moves the other (by relative index: two visits have two Frames of Reference); window/level is shared; L unlinks
- * (the indicator says so, and the prior stays where it was); the COMPARISON offer puts "Compared with CT HEAD of
- * YYYY-MM-DD." (the prior's date) into the co-edited report, read back from the node's report route.
+ * as the hospital's PACS. The PACS is down when the current CT reaches the site (DCMTK storescu): the site's case
+ * page says "PACS unreachable, retrying at HH:MM:SS (…)", the reader's waits for the site. The PACS comes up with
+ * the patient's earlier CT HEAD; the site's next attempt finds it and shares it, and both lists show it without a
+ * reload. On the reader's (ROUTINE, unclaimed) case, Fetch brings it; then, claimed: it opens beside the current
+ * study; scrolling either moves the other (by relative index: two visits have two Frames of Reference);
+ * window/level is shared; L unlinks (the indicator says so, and the prior stays where it was) and links again; the
+ * COMPARISON offer puts "Compared with CT HEAD of YYYY-MM-DD." (the prior's date) into the co-edited report, read
+ * back from the node's report route.
  */
+import { promises as fs } from 'node:fs'
 import type { Browser, Page } from 'playwright-core'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import type { CasePriors, ReportView } from '../../protocol/api/index.ts'
+import type { ReportView } from '../../protocol/api/index.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scripts/lib/browser.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
@@ -83,12 +86,6 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     dicom: true,
     extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`]
   })
-  // The PACS answers the AE titles it knows (the site retrieves by C-GET: Orthanc never connects to it).
-  const server = await startOrthanc({
-    dicomPort: pacsPort,
-    modalities: { radmesh: ['RADMESH', '127.0.0.1', site.dicomPort] }
-  })
-  pacs = server
   const reader = await nodes.start(
     await nodes.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro']),
     { peers: [p2pAddr(site)] }
@@ -99,8 +96,10 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
     15_000
   )
+  // Both signed in while the studies are made.
+  const [page, sitePage] = await Promise.all([signedInPage(browser, reader), signedInPage(browser, site)])
 
-  // The prior is in the PACS only: 6 slices where the current study has 12.
+  // The prior will be in the PACS only: 6 slices where the current study has 12.
   const priorDir = await tempDir()
   const prior = await generateCt({
     out: priorDir,
@@ -113,8 +112,6 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     bodyPart: 'HEAD',
     studyDate: PRIOR_DATE
   })
-  const intoPacs = await storescu(server.dicomPort, server.aeTitle, ['+sd', '+r', priorDir])
-  assert.is(intoPacs.code, 0, intoPacs.stderr)
   const currentDir = await tempDir()
   await generateCt({
     out: currentDir,
@@ -128,6 +125,8 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     bodyPart: 'HEAD',
     studyDate: new Date()
   })
+
+  // The PACS is down when the case goes out: the site's case page says so, with the time of the next attempt.
   const intoSite = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', currentDir])
   assert.is(intoSite.code, 0, intoSite.stderr)
   const caseId = await waitFor(
@@ -135,22 +134,35 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     async () => (await reader.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body[0]?.caseId,
     20_000
   )
-  await waitFor(
-    'the prior shared with the reader',
-    async () => {
-      const { status, body } = await reader.api<CasePriors>('GET', `/api/cases/${caseId}/priors`)
-      return status === 200 && body.priors.some(p => p.studyInstanceUid === prior.studyInstanceUid)
-    },
-    45_000
+  await sitePage.goto(`${new URL(sitePage.url()).origin}/#/case/${caseId}`)
+  const siteSearch = sitePage.locator('#priors-search[data-state="retrying"]')
+  await siteSearch.waitFor({ timeout: 15_000 })
+  assert.match(
+    (await siteSearch.textContent()) ?? '',
+    /^PACS unreachable, retrying at \d\d:\d\d:\d\d \(\d+ attempts?: .*ECONNREFUSED.*\)$/
   )
-
-  // The priors list on the case page, before the case is claimed: the prior is shared, not here; Fetch brings it,
-  // and the list shows it local without a reload.
-  const page = await signedInPage(browser, reader)
   const caseUrl = `${new URL(page.url()).origin}/#/case/${caseId}`
   await page.goto(caseUrl)
+  await page.locator('#priors-search[data-state="pending"]').waitFor({ timeout: 15_000 })
+  assert.is(await page.locator('#priors-search').textContent(), "Waiting for the site's search of its PACS…")
+
+  // The PACS comes up with the prior (it answers the AE titles it knows; the site retrieves by C-GET, so Orthanc
+  // never connects to it). The site's next attempt finds it; both pages show it without a reload.
+  const server = await startOrthanc({
+    dicomPort: pacsPort,
+    modalities: { radmesh: ['RADMESH', '127.0.0.1', site.dicomPort] }
+  })
+  pacs = server
+  for (const file of prior.files) await server.request('POST', '/instances', await fs.readFile(file))
   const entry = `#priors-list li.prior[data-prior="${prior.studyInstanceUid}"]`
-  await page.locator(`${entry}[data-state="shared"]`).waitFor({ timeout: 15_000 })
+  // The site retries 5 s after the first failure, then 10 s after that: within 20 s.
+  await page.locator(`${entry}[data-state="shared"]`).waitFor({ timeout: 30_000 })
+  await sitePage.locator(`${entry}[data-state="local"]`).waitFor({ timeout: 15_000 })
+  assert.is(await sitePage.locator('#priors-search').textContent(), `1 prior from ORTHANC@127.0.0.1:${pacsPort}`)
+  assert.equal(pageErrors(sitePage), [])
+
+  // The reader's case is not claimed yet: the prior is shared, not here; Fetch brings it, and the list shows it
+  // local without a reload.
   assert.match((await page.locator(entry).textContent()) ?? '', 'shared, arriving on this node')
   assert.is(await page.locator(`${entry} button.open-prior`).count(), 0, 'nothing to open yet')
   await page.locator(`${entry} button.fetch-prior`).click()
