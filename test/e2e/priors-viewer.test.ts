@@ -155,8 +155,9 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
   pacs = server
   for (const file of prior.files) await server.request('POST', '/instances', await fs.readFile(file))
   const entry = `#priors-list li.prior[data-prior="${prior.studyInstanceUid}"]`
-  // The site retries 5 s after the first failure, then 10 s after that: within 20 s.
-  await page.locator(`${entry}[data-state="shared"]`).waitFor({ timeout: 30_000 })
+  // The site retries 5, 10, then 20 s apart: its next attempt after the PACS is up comes within 20 s (40 s if the
+  // PACS took longer to start than the gap before it), and the reader's list asks every 2 s.
+  await page.locator(`${entry}[data-state="shared"]`).waitFor({ timeout: 50_000 })
   await sitePage.locator(`${entry}[data-state="local"]`).waitFor({ timeout: 15_000 })
   assert.is(await sitePage.locator('#priors-search').textContent(), `1 prior from ORTHANC@127.0.0.1:${pacsPort}`)
   assert.equal(pageErrors(sitePage), [])
