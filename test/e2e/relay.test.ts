@@ -1,8 +1,9 @@
 /**
  * Relays among members, with real node processes on one host: a relay member R (`--relay`), a site S that
  * keeps a reservation on R (`--relay-via`) and a reader D that knows S only by its relayed address. They
- * connect through R, /api/peers says so, the worklist syncs and a study transfers. A non-member gets neither a
- * reservation nor a relayed stream. (Behind real NATs, in network namespaces: test/e2e/relay-nat.test.ts.)
+ * connect through R, /api/peers says so (and the reader's viewer marks the site "via relay"), the worklist syncs
+ * and a study transfers. A non-member gets neither a reservation nor a relayed stream. (Behind real NATs, in
+ * network namespaces: test/e2e/relay-nat.test.ts.)
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -12,6 +13,7 @@ import * as assert from 'uvu/assert'
 import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { ownChild } from '../../scripts/lib/children.ts'
+import { launchBrowser, pageErrors, signedInPage } from '../../scripts/lib/browser.ts'
 import { ROOT } from '../../scripts/lib/cli.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
@@ -105,6 +107,17 @@ test('a site and a reader that cannot dial each other connect through a member r
       (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
     30_000
   )
+  // The reader's viewer marks the site, reached only through the relay, where the worklist names it.
+  const browser = await launchBrowser()
+  try {
+    const page = await signedInPage(browser, reader)
+    const mark = page.locator(`tr[data-case="${entry.caseId}"] .via-relay`)
+    await mark.first().waitFor({ timeout: 15_000 })
+    assert.match((await mark.first().getAttribute('title')) ?? '', /reached only through Hub Relay since /)
+    assert.equal(pageErrors(page), [])
+  } finally {
+    await browser.close()
+  }
   assert.is((await reader.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
   const availability = `/api/studies/${study.studyInstanceUid}/availability`
   await waitFor(

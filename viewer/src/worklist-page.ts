@@ -1,8 +1,9 @@
 /**
  * The worklist: this node's cases, live (polled every 2 s), sorted by priority then due time, with a TAT
  * countdown that turns red when overdue, each study's availability on this node, filters, claim and
- * release, and this reader's on-duty status. Critical results: the site sees a banner of those not acknowledged
- * yet (critical/banner.ts); every case with one is marked, acknowledged or not.
+ * release, and this reader's on-duty status; a member reached only through a relay is marked "via relay".
+ * Critical results: the site sees a banner of those not acknowledged yet (critical/banner.ts); every case with
+ * one is marked, acknowledged or not.
  */
 import {
   ApiError,
@@ -16,6 +17,7 @@ import {
 import { createCriticalBanner } from './critical/banner.ts'
 import { listCritical } from './critical/common.ts'
 import { clear, h, relative } from './dom.ts'
+import { RelayedMembers } from './relayed-members.ts'
 import type { View } from './view.ts'
 
 const POLL_MS = 2_000
@@ -33,6 +35,7 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
   let cases: WorklistEntry[] = []
   const availability = new Map<string, Availability>()
   let duty: DutyEntry | undefined
+  const relayed = new RelayedMembers()
   const banner = createCriticalBanner()
   /** the cases with a critical result: 'open' while one of them is not acknowledged */
   let critical = new Map<string, 'open' | 'acknowledged'>()
@@ -154,14 +157,15 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
         h('td', { class: 'status' }, entry.status),
         h('td', {}, `${entry.modalities.join('/')} ${entry.bodyPart}`.trim() || entry.studyInstanceUid.slice(-12)),
         h('td', {}, entry.subspecialty),
-        h('td', {}, entry.siteName || entry.site.slice(-8)),
+        h('td', {}, entry.siteName || entry.site.slice(-8), relayed.mark(entry.site)),
         h(
           'td',
           {},
           entry.claimedBy === null
             ? ''
             : (entry.claimedByName ?? entry.claimedBy.slice(-8)) +
-                (entry.consultants.length > 0 ? ` +${entry.consultants.length}` : '')
+                (entry.consultants.length > 0 ? ` +${entry.consultants.length}` : ''),
+          relayed.mark(entry.claimedBy)
         ),
         h(
           'td',
@@ -228,6 +232,7 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
       lastSeen.clear()
       for (const entry of cases) lastSeen.set(entry.caseId, entry)
       const critically = listCritical().catch(() => undefined)
+      const links = relayed.refresh()
       await Promise.all(
         cases.map(async entry => {
           try {
@@ -242,6 +247,7 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
       )
       // A failed poll leaves the banner as it was: it goes only when the node says the result is acknowledged.
       const results = await critically
+      await links
       if (results !== undefined) {
         critical = criticalMarks(results)
         if (session.role === 'site')
