@@ -157,7 +157,7 @@ export class Exchange {
         await marked
         const { state } = await fetch.availability()
         if (state === 'complete' || state === 'failed') await this.versions.fetchDone(studyUid)
-        if (state === 'complete') this.followNewer(studyUid)
+        if (state === 'complete' || fetch.superseded) this.followNewer(studyUid)
       })
       .catch(() => {})
     return fetch
@@ -176,12 +176,8 @@ export class Exchange {
       const latest = (await this.versions.manifest(studyUid)) ?? fetched
       const { origin, actor } = last.request
       const newer = Date.parse(latest.createdAt) > Date.parse(fetched.createdAt)
-      if (
-        !newer ||
-        (origin !== undefined && latest.origin !== origin) ||
-        (await last.availability()).state !== 'complete'
-      )
-        return
+      const done = last.superseded || (await last.availability()).state === 'complete'
+      if (!newer || (origin !== undefined && latest.origin !== origin) || !done) return
       if (this.fetches.get(studyUid) !== last || this.stopped) return
       const detail = { study: studyUid, version: latest.versionId, instances: latest.instanceCount }
       this.log.info({ event: 'fetch-newer-version', ...detail }, `study ${studyUid} grew; fetching what is new`)

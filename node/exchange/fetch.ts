@@ -86,6 +86,12 @@ export class StudyFetch {
   private run: Promise<void> = Promise.resolve()
   private wake: () => void = () => {}
   finished = false
+  /**
+   * A holder no longer serves this fetch's version and offered a newer one of the same origin, opened with
+   * this node's wrap and kept: the fetch ends, and the exchange fetches the newer (what is here is not moved
+   * again; only chunks of an instance part way through are).
+   */
+  superseded = false
 
   constructor(components: StudyFetchComponents, init: StudyFetchInit) {
     this.components = components
@@ -219,6 +225,15 @@ export class StudyFetch {
     await Promise.allSettled([...this.workers.values()])
     await assembly.settled()
     if (this.abort.signal.aborted && !assembly.complete()) return
+    if (this.superseded && !assembly.complete()) {
+      this.state = 'stopped'
+      const left = { version: manifest.versionId, local: assembly.instancesLocal, instances: manifest.instanceCount }
+      this.log.info(
+        { event: 'fetch-superseded', ...left },
+        `a newer version of study ${manifest.studyUid} replaces this one`
+      )
+      return
+    }
     if (!assembly.complete()) throw new Error('the fetch ended before every instance was stored')
     this.state = 'complete'
     const seconds = (performance.now() - started) / 1000
@@ -246,7 +261,7 @@ export class StudyFetch {
 
   /** Starts a puller for every connected holder, again whenever one ends or a member connects, until done. */
   private async pullUntilComplete(assembly: InstanceAssembly): Promise<void> {
-    while (!assembly.complete() && !this.abort.signal.aborted) {
+    while (!assembly.complete() && !this.abort.signal.aborted && !this.superseded) {
       const now = Date.now()
       for (const peer of this.members()) {
         if (this.workers.has(peer) || this.excluded.has(peer) || (this.retryAt.get(peer)?.at ?? 0) > now) continue
@@ -316,6 +331,22 @@ export class StudyFetch {
     throw new Error('stopped')
   }
 
+  /**
+   * Whether a holder's version, other than the one fetched, supersedes it: of the same origin, later, acceptable,
+   * and opened with a wrap for this node (then kept, so it is the study's latest here).
+   */
+  private async takeNewer(manifest: StudyManifest, wraps: KeyWrap[], peer: string): Promise<boolean> {
+    const { check } = this.components
+    const current = (this.fetching as Fetching).version.manifest
+    if (manifest.origin !== current.origin || Date.parse(manifest.createdAt) <= Date.parse(current.createdAt))
+      return false
+    if ((await check.versionRefusal(manifest)) !== undefined) return false
+    for (const wrap of wraps) {
+      if ((await check.openWithWrap(manifest, wrap, { peer, protocol: MANIFEST_PROTOCOL })) !== undefined) return true
+    }
+    return false
+  }
+
   /** A peer that has nothing for this fetch now (another version, or no chunk it needs) is asked again later. */
   private askLater(peer: string): void {
     this.retryAt.set(peer, { at: Date.now() + BACKOFF_MIN_MS, delay: BACKOFF_MIN_MS })
@@ -332,6 +363,11 @@ export class StudyFetch {
       const { studyUid } = this.init
       const answer = await askManifest(libp2p, peer, studyUid, this.abort.signal, version.manifest)
       const another = answer.status === 'ok' && answer.manifest.versionId !== version.manifest.versionId
+      if (answer.status === 'ok' && another && (await this.takeNewer(answer.manifest, answer.wraps, peer))) {
+        this.superseded = true
+        this.pulls.abort(new Error('a newer version of the study replaces this one'))
+        return
+      }
       if (answer.status === 'unknown-study' || another) {
         this.askLater(peer)
         return
