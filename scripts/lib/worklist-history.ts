@@ -6,7 +6,7 @@
  *
  * Every record is signed by its real author: the site's key for the cases, a reader's for its claims and
  * signatures (the readers' HOMEs are read for their keys). Closed cases end more than a week before now, so
- * they are not live.
+ * they are not live, and their documents are at rest, as a site that retired them keeps them.
  */
 import { join } from 'node:path'
 import * as Y from 'yjs'
@@ -131,7 +131,10 @@ export async function writeWorklistHistory(options: HistoryOptions): Promise<His
       const state = deriveCases(records).get(caseId)
       if (state === undefined) throw new Error(`generated case ${caseId} does not derive`)
       const changedAt = records.at(-1)?.kind === 'member' ? createdAt : (records.at(-1) as { at: string }).at
-      index.put(state, changedAt, isLive(state, changedAt, now))
+      const live = isLive(state, changedAt, now)
+      index.put(state, changedAt, live)
+      // A site lets go of a case that is no longer live: its document is moved at rest (crdt/store.ts).
+      if (!live) await store.putAtRest(caseDocId(caseId))
       history.caseIds.push(caseId)
       if (open) {
         history.open++
