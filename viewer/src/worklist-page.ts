@@ -174,7 +174,15 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
               local === undefined ? 'not on this node' : `${local.instancesLocal} / ${local.instancesTotal} images here`
           },
           h('span', { class: 'bar' }, h('span', { style: `width:${Math.round(share * 100)}%` })),
-          ` ${local === undefined ? '' : `${local.instancesLocal}/${local.instancesTotal}`}`
+          ` ${local === undefined ? '' : `${local.instancesLocal}/${local.instancesTotal}`}`,
+          // A STAT study streamed as it is acquired: more images will come until the site sees it stable.
+          entry.complete
+            ? null
+            : h(
+                'span',
+                { class: 'arriving', title: 'the study is still being acquired: more images will come' },
+                ' arriving'
+              )
         ),
         h(
           'td',
