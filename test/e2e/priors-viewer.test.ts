@@ -243,7 +243,11 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
   await showing(page, 0, 0)
   assert.equal((await indexes(page)).windows[1], { center: 40, width: 80 })
 
-  // The COMPARISON section offers the prior; one click puts the sentence into the co-edited report.
+  // The COMPARISON section offers the prior; one click puts the sentence into the co-edited report, and another
+  // client of the report (a second window) sees it arrive as it would a co-author's typing.
+  const other = await signedInPage(browser, reader)
+  await other.goto(caseUrl)
+  await other.waitForSelector('#section-comparison:not([readonly])', { timeout: 15_000 })
   const offer = page.locator(`#comparison-offers button[data-key="${prior.studyInstanceUid}"]`)
   await page.waitForSelector(`#comparison-offers button[data-key="${prior.studyInstanceUid}"]:not([disabled])`, {
     timeout: 10_000
@@ -260,6 +264,15 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
   await page.waitForSelector(`#comparison-offers button.added[data-key="${prior.studyInstanceUid}"]`, {
     timeout: 5_000
   })
+  await other.waitForFunction(
+    sentence => (document.querySelector('#section-comparison') as HTMLTextAreaElement | null)?.value === sentence,
+    SENTENCE,
+    { timeout: 10_000 }
+  )
+  await other.waitForSelector(`#comparison-offers button.added[data-key="${prior.studyInstanceUid}"]`, {
+    timeout: 5_000
+  })
+  assert.equal(pageErrors(other), [])
   await screenshot(page, 'priors-comparison')
   assert.equal(pageErrors(page), [])
 })
