@@ -1,8 +1,8 @@
 /**
  * `createNode()`: the one place where a radmesh node is wired together and started, in order:
  * HOME (identity, certificate) -> database -> archive -> membership registry -> libp2p host (handshake,
- * gater) -> revocation spreading -> exchange -> documents, worklist, reports, workflow, sync -> redial ->
- * DICOM -> HTTP. `stop()` undoes it in reverse.
+ * gater) -> revocation spreading -> address book -> exchange -> documents, worklist, reports, workflow, sync ->
+ * redial -> DICOM -> HTTP. `stop()` undoes it in reverse.
  */
 import { promises as fs } from 'node:fs'
 import { ListenError } from './errors.ts'
@@ -19,9 +19,16 @@ import { loadMember, type Member } from './identity/member.ts'
 import { createLogger, type Logger } from './log.ts'
 import { MembershipRegistry } from './membership/registry.ts'
 import { RevocationSpreader } from './membership/revocation-spread.ts'
+import { AddressBook } from './p2p/address-book.ts'
+import { AddressSpreader, dialableAddrs } from './p2p/address-spread.ts'
+import { DirectUpgrader } from './p2p/direct-upgrade.ts'
+import { ReachWatch } from './p2p/reach.ts'
+import type { Reach } from '../protocol/api/peers.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { AddressRecord } from '../protocol/membership/index.ts'
 import { createHost, type RadmeshHost } from './p2p/host.ts'
 import { connectedMembers as linksOf, logMemberLinks } from './p2p/links.ts'
-import { relayPeers } from './p2p/relay.ts'
+import { relayPeers, reservationsWanted } from './p2p/relay.ts'
 import { BAN_MS, PeerPenalties } from './p2p/penalties.ts'
 import { MembershipEnforcer } from './membership/enforcer.ts'
 import { DEFAULT_PREALLOCATE_READER, DEFAULT_PREALLOCATE_SITE, openArchive, StorageKey } from './archive/index.ts'
@@ -88,6 +95,7 @@ export interface NodeServices {
   delivery: ReportDelivery
   audit: AuditLog
   connectedMembers(): ConnectedMember[]
+  reach(): Reach
 }
 
 export interface RunningNode extends NodeServices {
@@ -146,6 +154,13 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     await takePendingRevocations(member.paths, registry, log)
 
     const penalties = new PeerPenalties()
+    const reservations = reservationsWanted({
+      ...(options.relayReservations === undefined ? {} : { explicit: options.relayReservations }),
+      serving: options.relay !== undefined,
+      announced: (options.announce ?? []).length > 0,
+      listen: listen.map(String),
+      relayVia: relayVia.length
+    })
     const host: RadmeshHost = await createHost({
       identity: member.identity,
       registry,
@@ -154,7 +169,8 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       announce: parseMultiaddrs(options.announce ?? [], '--announce').map(String),
       mdns: options.mdns ?? true,
       ...(options.relay === undefined ? {} : { relay: options.relay }),
-      reserve: relayVia.length > 0,
+      reservations,
+      upnp: options.upnp === true,
       agentName: member.certificate.name,
       log
     })
@@ -178,6 +194,27 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     await revocations.start()
     cleanups.push(async () => {
       await revocations.stop()
+    })
+    const addressBook = new AddressBook(registry, member.identity, db)
+    await addressBook.load()
+    const redialer = new Redialer(host, registry, log)
+    const upgrader = new DirectUpgrader(host, addressBook, log)
+    const learnt = (peer: PeerId, record: AddressRecord): void => {
+      redialer.learnt(peer, dialableAddrs(record))
+      upgrader.learnt(peer)
+    }
+    const addresses = new AddressSpreader(host, addressBook, penalties, log, learnt, {
+      listenAddrs: (options.announce ?? []).length === 0
+    })
+    await addresses.start()
+    upgrader.start()
+    const reach = new ReachWatch(host, registry, addressBook, reservations)
+    reach.start()
+    cleanups.push(async () => {
+      reach.stop()
+      upgrader.stop()
+      await addresses.stop()
+      addressBook.close()
     })
 
     cleanups.push(logMemberLinks(host, registry, log))
@@ -329,8 +366,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       presence.stop()
     })
 
-    const redialer = new Redialer(host, registry, log)
-    redialer.start(peers)
+    redialer.start(peers, addressBook.members())
     cleanups.push(() => {
       redialer.stop()
     })
@@ -388,7 +424,8 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       workflow,
       delivery,
       audit,
-      connectedMembers
+      connectedMembers,
+      reach: () => reach.summary()
     }
     const live = new LiveReports({ reports, worklist, documents, presence, sync })
     const access = new StudyAccess({ archive, audit })

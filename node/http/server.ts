@@ -48,6 +48,7 @@ export interface HttpComponents {
   self: Self
   host: HealthRoutesOptions['host']
   connectedMembers: PeerRoutesOptions['connectedMembers']
+  reach: PeerRoutesOptions['reach']
   registry: MembershipRoutesOptions['registry']
   revocations: MembershipRoutesOptions['revocations']
   archive: ArchiveRoutesOptions['archive'] &
@@ -120,7 +121,7 @@ export async function createHttpServer(
   })
   const { self, archive, worklist, workflow } = node
   await app.register(healthRoutes, { self, host: node.host })
-  await app.register(peerRoutes, { connectedMembers: node.connectedMembers })
+  await app.register(peerRoutes, { connectedMembers: node.connectedMembers, reach: node.reach })
   await app.register(membershipRoutes, { self, registry: node.registry, revocations: node.revocations })
   await app.register(viewerRoutes, { self, sessions })
   await app.register(archiveApiRoutes, { archive, audit: node.audit })

@@ -11,6 +11,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webSockets } from '@libp2p/websockets'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -36,8 +37,10 @@ export interface HostOptions {
   mdns: boolean
   /** serve as a relay for members (`--relay`), with these limits */
   relay?: RelayServeOptions
-  /** keep a reservation on a member relay and advertise the relayed address (`--relay-via`) */
-  reserve?: boolean
+  /** reservations to keep on member relays, each advertised as a relayed address (see relay.ts) */
+  reservations?: number
+  /** ask the home router to forward the listen ports (UPnP IGD / NAT-PMP, `--upnp`) */
+  upnp?: boolean
   agentName: string
   log: Logger
 }
@@ -46,8 +49,8 @@ export type RadmeshHost = Libp2p<{ identify: unknown; ping: Ping; dcutr: unknown
 
 export async function createHost(options: HostOptions): Promise<RadmeshHost> {
   const { registry, penalties, log } = options
-  // `/p2p-circuit`: hold a reservation on a relay among the connected members that serve one.
-  const listen = options.reserve === true ? [...options.listen, '/p2p-circuit'] : options.listen
+  // Each `/p2p-circuit`: hold a reservation on one more relay among the connected members that serve one.
+  const listen = [...options.listen, ...Array.from({ length: options.reservations ?? 0 }, () => '/p2p-circuit')]
   // Announced addresses stand in for the listen addresses, and the relay addresses of a reservation are kept
   // beside them (libp2p's own `announce` would drop those too: a member behind NAT would not advertise them).
   const announced = new Set(options.announce ?? [])
@@ -94,7 +97,9 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
       ping: ping(),
       // Direct Connection Upgrade through Relay: a relayed link is replaced by a direct one where one can be had.
       dcutr: dcutr(),
-      ...(options.relay === undefined ? {} : { relay: relayService(options.relay) })
+      ...(options.relay === undefined ? {} : { relay: relayService(options.relay) }),
+      // The router's word is taken for the mapped address (no AutoNAT among members: see direct-upgrade.ts).
+      ...(options.upnp === true ? { upnp: uPnPNAT({ autoConfirmAddress: true }) } : {})
     }
   })) as RadmeshHost
 }

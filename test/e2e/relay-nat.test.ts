@@ -1,12 +1,15 @@
 /**
  * Relays among members behind real NATs (network namespaces, nftables masquerade; scripts/lib/netns.ts): a
  * site and a reader each behind its own NAT, a relay member on the shared segment. They connect through the
- * relay; the worklist and a report sync; a study transfers and verifies. Skipped (with the reason) only when
- * not run as root; as root (CI) a missing `nft` fails it.
+ * relay; the worklist and a report sync; a study transfers and verifies. The reader, given no --relay-via, keeps
+ * a reservation on the relay by itself (its addresses are all private). With two NATs that would allow hole
+ * punching the link still stays relayed: TCP hole punching is not possible in js-libp2p (see
+ * node/p2p/direct-upgrade.ts). Skipped (with the reason) only when not run as root; as root (CI) a missing
+ * `nft` fails it.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import type { ConnectedMember } from '../../protocol/api/peers.ts'
+import type { ConnectedMember, Reach } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { runTool } from '../../scripts/lib/dcmtk.ts'
@@ -75,6 +78,19 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
   )
   assert.is(seen.link, 'relayed', JSON.stringify(seen))
   assert.is(seen.relay?.peerId, relay.peerId)
+  // The reader was given no --relay-via: its addresses are all private, so it holds a reservation on the member
+  // relay it is connected to by itself, and says members reach it only through relays.
+  const reach = await waitFor(
+    "the reader's own reservation",
+    async () => {
+      const body = (await reader.api<Reach>('GET', '/api/reach')).body
+      return body.relays.some(r => r.peerId === relay.peerId) ? body : undefined
+    },
+    20_000
+  )
+  assert.is(reach.reachable, 'relays-only', JSON.stringify(reach))
+  assert.equal(reach.publicAddrs, [])
+  assert.is(reach.reservationsWanted, 2)
   // The relay saw each of them from its NAT's public address, not from its LAN address.
   const atRelay = await peers(relay)
   const siteAtRelay = atRelay.find(p => p.peerId === site.peerId)
