@@ -127,17 +127,19 @@ test('the list stops asking once the search has ended and every prior is here or
   assert.is(priorsSettled(priors({ state: 'none', pacs: null }, [])), true)
 })
 
-test('an offered sentence goes at the end of the section on its own line, once', () => {
+test('an offered sentence goes at the end of the section on its own line, unless a line already begins with it', () => {
   const s = 'Compared with CT HEAD of 2024-03-01.'
   assert.equal(sentenceInsertion('', s), { index: 0, insert: s })
   assert.equal(sentenceInsertion('None.', s), { index: 5, insert: `\n${s}` })
   assert.equal(sentenceInsertion('None.\n', s), { index: 6, insert: s })
   assert.is(sentenceInsertion(`None.\n${s}`, s), undefined, 'a second click adds nothing')
   assert.is(sentenceInsertion(`  ${s}  `, s), undefined)
+  assert.is(sentenceInsertion(`${s} Stable.`, s), undefined, 'the reader took it and went on')
+  assert.is(sentenceInsertion('Compared with CT HEAD of 2024-03-01: no change.', s), undefined)
   assert.equal(
-    sentenceInsertion(`${s} Stable.`, s),
-    { index: s.length + 8, insert: `\n${s}` },
-    'only a whole line counts'
+    sentenceInsertion(`Also ${s}`, s),
+    { index: s.length + 5, insert: `\n${s}` },
+    'only a line that begins with it counts'
   )
   assert.is(sentenceInsertion('x', '  '), undefined)
 })

@@ -14,11 +14,13 @@ export interface Offer {
 
 /**
  * Where `sentence` goes in a section holding `existing`: at the end, on a line of its own; undefined when the
- * section already says it (a second click, or a co-author's click, adds nothing).
+ * section already says it: a line that begins with it, its final full stop aside (a second click, a co-author's
+ * click, or a reader who took it and went on: "Compared with CT HEAD of 2024-03-01: no change." adds nothing).
  */
 export function sentenceInsertion(existing: string, sentence: string): { index: number; insert: string } | undefined {
   const wanted = sentence.trim()
-  if (wanted === '' || existing.split('\n').some(line => line.trim() === wanted)) return undefined
+  const stem = wanted.replace(/\.$/, '')
+  if (wanted === '' || existing.split('\n').some(line => line.trim().startsWith(stem))) return undefined
   const separator = existing.endsWith('\n') || existing.trim() === '' ? '' : '\n'
   return { index: existing.length, insert: `${separator}${wanted}` }
 }
