@@ -76,6 +76,8 @@ export interface Archive {
   onStudyStable(listener: (event: StudyStableEvent) => void): () => void
   /** Calls `listener` with the study's UID whenever a new instance of a study is stored; returns the unsubscribe. */
   onStudyGrew(listener: (studyUid: string) => void): () => void
+  /** The study's stable event is due `--stable-after` from now (after a restart, for a study still arriving). */
+  rearmStable(studyUid: string): void
 
   // Reading a stored file, verified: whole, a chunk at a time, or a range.
   read(instance: InstanceRecord): Promise<Buffer>
@@ -308,6 +310,10 @@ export class ArchiveService implements Archive {
 
   onStudyGrew(listener: (studyUid: string) => void): () => void {
     return this.stable.onGrew(listener)
+  }
+
+  rearmStable(studyUid: string): void {
+    this.stable.rearm(studyUid)
   }
 
   stop(): void {

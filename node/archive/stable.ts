@@ -32,8 +32,16 @@ export class StableStudies {
 
   /** A study got a new instance: its event is due `stableAfterMs` from now. */
   touch(studyUid: string): void {
-    const { records, log } = this.components
     for (const listener of this.growth) listener(studyUid)
+    this.rearm(studyUid)
+  }
+
+  /**
+   * The study's event is due `stableAfterMs` from now, with no new instance: a site that restarted while a study
+   * was still arriving waits for it to be stable again (the timers are not kept across a restart).
+   */
+  rearm(studyUid: string): void {
+    const { records, log } = this.components
     clearTimeout(this.timers.get(studyUid))
     const timer = setTimeout(() => {
       this.timers.delete(studyUid)

@@ -18,8 +18,8 @@ import { GrowingShares } from './growing.ts'
 import { routeStudy } from './study-route.ts'
 
 export interface StatStreamingComponents {
-  archive: Pick<Archive, 'study' | 'seriesOf'>
-  worklist: Pick<Worklist, 'ensureCase' | 'markAcquired'>
+  archive: Pick<Archive, 'study' | 'seriesOf' | 'rearmStable'>
+  worklist: Pick<Worklist, 'ensureCase' | 'markAcquired' | 'liveCases'>
   routing: RoutingConfig
   log: Logger
   /** the case id of a study of this site */
@@ -78,7 +78,9 @@ export class StatStreaming {
     const { studyUid } = event
     const known = this.streamed.get(studyUid)
     this.streamed.delete(studyUid)
-    const state = known !== undefined && (await known) ? await worklist.ensureCase(caseIdOf(studyUid)) : undefined
+    if (known !== undefined) await known
+    // Asked even with no decision in memory: a case published acquiring before this node restarted.
+    const state = await worklist.ensureCase(caseIdOf(studyUid))
     if (state?.arriving !== true) return false
     await this.shares.flush(studyUid)
     await worklist.markAcquired(state.caseId, event.instanceCount)
@@ -87,6 +89,17 @@ export class StatStreaming {
       `case ${state.caseId}: study complete (${event.instanceCount} instances)`
     )
     return true
+  }
+
+  /**
+   * After a start: the studies of this site's cases still arriving wait `--stable-after` again (a study that
+   * arrived whole before a restart is then marked complete; one still arriving goes on streaming).
+   */
+  resume(site: string): void {
+    const { worklist, archive } = this.components
+    for (const state of worklist.liveCases()) {
+      if (state.site === site && state.arriving === true) archive.rearmStable(state.studyUid)
+    }
   }
 
   stop(): void {

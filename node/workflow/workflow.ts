@@ -82,6 +82,7 @@ export class ReadingWorkflow {
     const { archive, worklist, log } = this.o
     if (this.isSite) {
       const streaming = this.startStreaming()
+      streaming.resume(this.o.identity.peerId)
       this.cleanups.push(
         archive.onStudyGrew(studyUid => {
           streaming.grew(studyUid)
