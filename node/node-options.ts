@@ -55,6 +55,8 @@ export interface NodeOptions {
   preallocateBytes?: number
   /** the site's PACS, queried for each case's priors (wins over `pacs` in routing.json) */
   pacs?: DicomDestination
+  /** the first wait after a failed search of the PACS (doubling up to 5 minutes); 5 s unless given */
+  pacsRetryMs?: number
   /** the site's RIS for HL7 ORU^R01 over MLLP (wins over `ris` in routing.json); first retry after `risRetryMs` */
   ris?: RisAddress
   risRetryMs?: number

@@ -48,7 +48,7 @@ import { Presence } from './crdt/presence.ts'
 import { SyncService } from './crdt/sync.ts'
 import { ReadingWorkflow } from './workflow/workflow.ts'
 import { SecondOpinions } from './workflow/second-opinions.ts'
-import { CasePriorsService } from './workflow/priors.ts'
+import { CasePriorsService, DEFAULT_PRIOR_RETRY } from './workflow/priors.ts'
 import { Worklist } from './worklist/worklist.ts'
 import { openDatabase, type Database } from './store/database.ts'
 import { startDicom } from './node-dicom.ts'
@@ -265,7 +265,9 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       identity: member.identity,
       registry,
       onDuty: (peerId: string): boolean => workflow.onDuty(peerId),
-      log
+      audit,
+      log,
+      ...(options.pacsRetryMs === undefined ? {} : { retry: { ...DEFAULT_PRIOR_RETRY, firstMs: options.pacsRetryMs } })
     })
     const deidMappings = new DeidMappings(db, storageKey)
     const workflow = new ReadingWorkflow({

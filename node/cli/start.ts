@@ -9,7 +9,7 @@ import type { DicomLimits } from '../dicom/scp.ts'
 const START =
   'radmesh start --home HOME [--listen MULTIADDR]… [--announce MULTIADDR]… [--peer MULTIADDR]… ' +
   '[--http HOST:PORT] [--dicom PORT] [--ae TITLE] [--max-associations 16] [--pdu-timeout 60s] ' +
-  '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… [--pacs AE@HOST:PORT] ' +
+  '[--allow-ae AE@HOST]… [--dicom-peer AE=HOST:PORT]… [--pacs AE@HOST:PORT [--pacs-retry 5s]] ' +
   '[--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
   '[--preallocate MIB] [--ris HOST:PORT] [--ris-retry 5s] [--no-mdns] ' +
   '[--relay [--relay-data-limit SIZE] [--relay-duration-limit 1h]] [--relay-via MULTIADDR]… ' +
@@ -32,6 +32,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
       'allow-ae': { type: 'string', multiple: true },
       'dicom-peer': { type: 'string', multiple: true },
       pacs: { type: 'string' },
+      'pacs-retry': { type: 'string' },
       'no-mdns': { type: 'boolean' },
       relay: { type: 'boolean' },
       'relay-via': { type: 'string', multiple: true },
@@ -82,6 +83,11 @@ export async function startCommand(argv: string[], print: (line: string) => void
     throw new UsageError('--dicom-peer: C-MOVE destinations of the DICOM port, which only listens with --dicom PORT')
   }
   const pacs = pacsOf(optional(values, 'pacs'))
+  const pacsRetry = optional(values, 'pacs-retry')
+  const pacsRetryMs = pacsRetry === undefined ? undefined : duration(pacsRetry, '--pacs-retry')
+  if (pacsRetryMs !== undefined && (pacsRetryMs < 100 || pacsRetryMs > 3_600_000)) {
+    throw new UsageError(`--pacs-retry ${pacsRetry}: from 100ms to 1h (default 5s, doubling to 5m)`)
+  }
   const ris = risOf(optional(values, 'ris'))
   const risRetry = optional(values, 'ris-retry')
   const risRetryMs = risRetry === undefined ? undefined : duration(risRetry, '--ris-retry')
@@ -107,6 +113,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
     ...(resyncIntervalMs === undefined ? {} : { resyncIntervalMs }),
     ...(preallocateMib === undefined ? {} : { preallocateBytes: preallocateMib * 1024 * 1024 }),
     ...(pacs === undefined ? {} : { pacs }),
+    ...(pacsRetryMs === undefined ? {} : { pacsRetryMs }),
     ...(ris === undefined ? {} : { ris }),
     ...(risRetryMs === undefined ? {} : { risRetryMs }),
     corsOrigins: list(values, 'cors').map(origin => {

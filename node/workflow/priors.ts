@@ -12,9 +12,9 @@
  * At a reader, the list is the site's record; a reader that fetches the case's study (a STAT case while on
  * duty, a case it claimed or consults on) fetches its shared priors once the case's own images are whole.
  */
-import type { AuditActor } from '../audit/log.ts'
-import type { CasePriors, PriorStudy } from '../../protocol/api/priors.ts'
-import type { PriorEntry, WorklistRecord } from '../../protocol/collab/records.ts'
+import type { AuditActor, AuditLog } from '../audit/log.ts'
+import type { CasePriors } from '../../protocol/api/priors.ts'
+import type { WorklistRecord } from '../../protocol/collab/records.ts'
 import type { PeerIdString } from '../../protocol/ids.ts'
 import type { Archive } from '../archive/archive.ts'
 import type { DicomDestination } from '../dicom/peers.ts'
@@ -26,6 +26,7 @@ import type { CaseState } from '../worklist/cases.ts'
 import type { PriorRule } from '../worklist/prior-rule.ts'
 import type { Worklist } from '../worklist/worklist.ts'
 import { findPriors, pacsText, retrievePrior, subjectOf } from './prior-search.ts'
+import { answerFromRecord, answerFromSearch } from './prior-answer.ts'
 import { fetchCasePriors, sharePriorsWith } from './prior-fetch.ts'
 import { type PriorSearch, PriorSearches, recordEntries } from './prior-state.ts'
 
@@ -53,6 +54,8 @@ export interface CasePriorsOptions {
   registry: Pick<MembershipRegistry, 'isMember' | 'self'>
   /** whether a radiologist is on duty now (the workflow's shifts) */
   onDuty: (peerId: string) => boolean
+  /** each query of the PACS about a patient is audited (110112 Query) */
+  audit?: Pick<AuditLog, 'append'>
   log: Logger
   retry?: PriorRetry
 }
@@ -114,58 +117,17 @@ export class CasePriorsService {
 
   async casePriors(caseId: string): Promise<CasePriors> {
     const state = this.#o.worklist.requireCase(caseId)
-    const search = this.#isSite && state.site === this.#o.identity.peerId ? this.#searches.get(caseId) : undefined
+    const mine = state.site === this.#o.identity.peerId
+    const search = this.#isSite && mine ? this.#searches.get(caseId) : undefined
     if (search !== undefined) {
-      const priors = await Promise.all(
-        search.priors.map(async prior => ({
-          ...prior,
-          local: prior.state === 'shared' && (await this.#heldHere(prior.studyInstanceUid, prior.instances))
-        }))
+      return await answerFromSearch(
+        state,
+        search,
+        async prior => await this.#heldHere(prior.studyInstanceUid, prior.instances)
       )
-      return {
-        caseId,
-        studyInstanceUid: state.studyUid,
-        search: {
-          state: search.state,
-          pacs: search.pacs,
-          attempts: search.attempts,
-          lastError: search.lastError,
-          nextAttemptAt: search.nextAttemptAt
-        },
-        priors
-      }
     }
-    const listed = state.priors
-    const pacs = state.site === this.#o.identity.peerId && this.#o.pacs !== undefined ? pacsText(this.#o.pacs) : null
-    return {
-      caseId,
-      studyInstanceUid: state.studyUid,
-      search: {
-        state:
-          listed !== undefined ? 'done' : state.site === this.#o.identity.peerId && pacs === null ? 'none' : 'pending',
-        pacs,
-        attempts: 0,
-        lastError: null,
-        nextAttemptAt: null
-      },
-      priors: await Promise.all((listed ?? []).map(async entry => await this.#fromRecord(entry)))
-    }
-  }
-
-  async #fromRecord(entry: PriorEntry): Promise<PriorStudy> {
-    const availability = entry.state === 'shared' ? await this.#o.exchange.availability(entry.studyUid) : undefined
-    return {
-      studyInstanceUid: entry.studyUid,
-      studyDate: entry.studyDate,
-      studyDescription: entry.studyDescription,
-      modalities: entry.modalities,
-      bodyPart: entry.bodyPart,
-      accessionNumber: entry.accessionNumber,
-      instances: entry.instances,
-      state: entry.state,
-      local: availability?.complete === true,
-      error: entry.error === '' ? null : entry.error
-    }
+    const pacs = mine && this.#o.pacs !== undefined ? pacsText(this.#o.pacs) : null
+    return await answerFromRecord(state, { mine, pacs }, async uid => await this.#o.exchange.availability(uid))
   }
 
   async #heldHere(studyUid: string, instances: number): Promise<boolean> {
@@ -284,7 +246,11 @@ export class CasePriorsService {
           await this.#finish(search, 'failed', subject)
           return
         }
-        const chosen = await findPriors(pacs, this.#o.aeTitle, subject, this.#o.rule)
+        const chosen = await findPriors(pacs, this.#o.aeTitle, subject, this.#o.rule).catch(async (error: unknown) => {
+          await this.#audited(search, state.studyUid, 8, `failed: ${(error as Error).message}`)
+          throw error
+        })
+        await this.#audited(search, state.studyUid, 0, `${chosen.length} prior(s) chosen`)
         search.priors = chosen.map(c => ({
           studyInstanceUid: c.studyInstanceUid,
           studyDate: c.studyDate,
@@ -342,6 +308,18 @@ export class CasePriorsService {
     prior.state = 'shared'
     prior.error = null
     await this.#searches.save(search)
+  }
+
+  /** The PACS was asked about the case's patient: 110112 Query, by this node, naming the case's study. */
+  async #audited(search: PriorSearch, studyUid: string, outcome: 0 | 8, detail: string): Promise<void> {
+    await this.#o.audit?.append({
+      event: 'query',
+      action: 'E',
+      outcome,
+      actor: this.#actor,
+      study: studyUid,
+      detail: `C-FIND of ${search.pacs} for the priors of case ${search.caseId}: ${detail}`.slice(0, 300)
+    })
   }
 
   async #finish(search: PriorSearch, state: 'done' | 'failed', error: string | null): Promise<void> {

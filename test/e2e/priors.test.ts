@@ -7,6 +7,7 @@
  * PACS is up.
  */
 import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { CasePriors } from '../../protocol/api/priors.ts'
@@ -80,7 +81,7 @@ test.before(async () => {
   pacsPort = await freePort()
   site = await nodes.start(await nodes.member('Priors General', 'site'), {
     dicom: true,
-    extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`]
+    extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`, '--pacs-retry', '1s']
   })
   reader = await nodes.start(await nodes.member('Dr Prior Reader', 'radiologist'), { peers: [p2pAddr(site)] })
 })
@@ -116,14 +117,14 @@ test('with the PACS down the case goes out at once, and its prior follows once t
     p2pPort: site.p2pPort,
     wsPort: site.wsPort,
     httpPort: site.httpPort,
-    extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`]
+    extraArgs: ['--pacs', `ORTHANC@127.0.0.1:${pacsPort}`, '--pacs-retry', '1s']
   })
   const resumed = await priorsOf(site, caseId)
   assert.ok(['retrying', 'querying'].includes(resumed.search.state), resumed.search.state)
   assert.ok(resumed.search.attempts >= retrying.search.attempts)
 
-  // The search is tried 5 s, then 10, 20, 40 s after each failure: an Orthanc up within ~15 s is asked within
-  // ~40 s, then the C-GET and the reader's fetch (a few seconds): 90 s leaves twice that.
+  // With --pacs-retry 1s the search is tried 1 s, then 2, 4, 8, 16 s after each failure: an Orthanc up within
+  // ~15 s is asked within ~30 s, then the C-GET and the reader's fetch (a few seconds): 90 s leaves twice that.
   orthanc = await startOrthanc({
     dicomPort: pacsPort,
     // The PACS answers the AE titles it knows; with C-GET it never connects to the node, so no port is asked.
@@ -214,12 +215,25 @@ test('a case reaches its reader with exactly the two relevant of the patient’s
   })
   assert.equal(references, [`urn:oid:${headLastYear.uid}`])
 
-  // The priors the site retrieved are no cases of their own: the site's worklist holds the two cases only.
-  await new Promise(resolve => setTimeout(resolve, 2_000))
-  const cases = (await worklist(site)).map(e => e.studyInstanceUid).sort()
-  assert.equal(cases, [current.uid, cases.find(uid => uid !== current.uid)].sort())
+  // The priors the site retrieved are no cases of their own: each became stable and was passed over (three:
+  // this test's two and the first test's one), and the site's worklist holds the two cases only.
+  await waitFor(
+    'the site to pass over the three priors as they became stable',
+    async () => (await logOf(site.home)).filter(line => line['event'] === 'prior-not-a-case').length >= 3,
+    15_000
+  )
+  const cases = (await worklist(site)).map(e => e.studyInstanceUid)
   assert.is(cases.length, 2)
-  assert.ok((await logOf(site.home)).some(line => line['event'] === 'prior-not-a-case'))
+  assert.ok(cases.includes(current.uid))
+  for (const prior of [headLastYear, headThreeYears]) assert.not.ok(cases.includes(prior.uid))
+
+  // Each query of the PACS about a patient is in the site's audit trail (110112 Query), failed ones too.
+  const audit = (await fs.readFile(join(site.home, 'audit.log'), 'utf8'))
+    .split('\n')
+    .filter(line => line.includes('for the priors of case'))
+    .map(line => JSON.parse(line) as { eventCode: string; outcome: number; detail: string; study: string })
+  assert.ok(audit.some(r => r.eventCode === '110112' && r.outcome === 0 && r.study === current.uid))
+  assert.ok(audit.some(r => r.eventCode === '110112' && r.outcome === 8 && /ECONNREFUSED/.test(r.detail)))
 })
 
 test.run()
