@@ -22,6 +22,7 @@ import type {
   ConsultRecord,
   CriticalAckRecord,
   CriticalCallRecord,
+  CriticalEscalationRecord,
   CriticalRecord,
   Priority,
   ReleaseRecord,
@@ -85,6 +86,7 @@ interface CaseRecords {
   critical: CriticalRecord[]
   acks: CriticalAckRecord[]
   calls: CriticalCallRecord[]
+  escalations: CriticalEscalationRecord[]
   priors?: PriorsRecord[]
 }
 
@@ -110,7 +112,8 @@ export function deriveCases(
         signed: [],
         critical: [],
         acks: [],
-        calls: []
+        calls: [],
+        escalations: []
       }
       grouped.set(caseId, entry)
     }
@@ -147,6 +150,9 @@ export function deriveCases(
         break
       case 'critical-call':
         group(record.caseId).calls.push(record)
+        break
+      case 'critical-escalation':
+        group(record.caseId).escalations.push(record)
         break
       case 'priors': {
         const entry = group(record.caseId)

@@ -28,6 +28,7 @@ const AUTHOR_ROLE: Record<AuthoredWorklistRecord['kind'], 'site' | 'radiologist'
   critical: 'radiologist',
   'critical-ack': 'site',
   'critical-call': 'radiologist',
+  'critical-escalation': 'site',
   priors: 'site'
 }
 

@@ -1,6 +1,7 @@
 /**
  * Who may write the records of a critical result (beyond the role check.ts asks of every kind): a reader of the
- * case (routed to it, or a consultant) raises one and records calls about it; only the case's site acknowledges.
+ * case (routed to it, or a consultant) raises one and records calls about it; only the case's site acknowledges
+ * and records its escalations.
  */
 import type { WorklistRecord } from '../../protocol/collab/records.ts'
 import { UpdateRefusedError } from '../crdt/inspect.ts'
@@ -19,8 +20,11 @@ export function checkCriticalAuthors(state: CaseState, records: Iterable<Worklis
         5
       )
     }
-    if (record.kind === 'critical-ack' && record.by !== state.site) {
-      throw new UpdateRefusedError(`a critical result of case ${state.caseId} is acknowledged by its site only`, 5)
+    if ((record.kind === 'critical-ack' || record.kind === 'critical-escalation') && record.by !== state.site) {
+      throw new UpdateRefusedError(
+        `a critical result of case ${state.caseId} is acknowledged and escalated by its site only`,
+        5
+      )
     }
   }
 }

@@ -4,6 +4,12 @@
  * they replicate and survive a partition like the rest of the worklist. The case's site raises each at once: a
  * notice to its call list (critical-notice.ts) and an audit entry; a timer escalates the unacknowledged ones as
  * their level's deadline passes (routing.json `critical`), telling the next person on the list.
+ *
+ * Each step the site tells its call list of (0: the raise, then each escalation) is first written as a signed
+ * `critical-escalation` record of the case, then told: the reader sees the escalations as the site made them,
+ * whatever its own settings, and a restarted site tells exactly the steps it has no record of. Only the case's
+ * site writes them (check.ts refuses anyone else's), and of two records of one step the earliest counts, so a
+ * record replayed or written twice changes nothing.
  */
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -13,14 +19,14 @@ import type { PeerIdString } from '../../protocol/ids.ts'
 import type { AuditActor, AuditLog } from '../audit/log.ts'
 import { CaseError } from '../errors.ts'
 import type { CaseState } from './cases.ts'
-import { type CriticalFact, type CriticalSettings, escalationOf, webhooksOf } from './critical.ts'
+import { type CriticalFact, type CriticalSettings, type EscalationStep, escalationOf, webhooksOf } from './critical.ts'
 import { mayRaiseCritical } from './critical-check.ts'
 import { type CriticalNotice, type CriticalNoticeSink, postWebhook } from './critical-notice.ts'
 import type { Worklist } from './worklist.ts'
 
 /** The escalation timer never sleeps longer than this (clock changes, settings with long deadlines). */
 const MAX_TIMER_MS = 60_000
-const CRITICAL_KINDS = new Set(['critical', 'critical-ack', 'critical-call'])
+const CRITICAL_KINDS = new Set(['critical', 'critical-ack', 'critical-call', 'critical-escalation'])
 
 export interface CriticalResultsOptions {
   peerId: string
@@ -37,34 +43,38 @@ export interface CriticalResultsOptions {
 export class CriticalResults {
   private readonly o: CriticalResultsOptions
   private readonly now: () => number
-  /** the highest step this site has told its call list of, per critical result */
-  private readonly told = new Map<string, number>()
+  /** `id:step` of the escalation records being written now (so a check meanwhile does not write them again) */
+  private readonly writing = new Set<string>()
   private readonly sending = new Set<Promise<unknown>>()
+  private readonly sinks: CriticalNoticeSink[]
   private timer: NodeJS.Timeout | undefined
   private unsubscribe: (() => void) | undefined
 
   constructor(options: CriticalResultsOptions) {
     this.o = options
     this.now = options.now ?? Date.now
+    this.sinks = [...(options.sinks ?? [])]
   }
 
-  /** Results already raised when the node starts were told of before: only later steps are sent. */
+  /** One more way to tell the call list (HL7 to the RIS, wired once the report delivery exists); before `start`. */
+  addSink(sink: CriticalNoticeSink): void {
+    this.sinks.push(sink)
+  }
+
+  /** Steps reached while the node was down, and not recorded as told, are told now (`check`). */
   start(): void {
-    for (const { state, fact } of this.mine()) {
-      if (state.site !== this.o.peerId) continue
-      this.told.set(fact.id, escalationOf(fact, this.o.settings, this.now()).steps.length - 1)
-    }
     this.unsubscribe = this.o.worklist.onChange(changed => {
       this.onChange(changed)
     })
-    this.schedule()
+    this.check()
   }
 
   async stop(): Promise<void> {
     this.unsubscribe?.()
     clearTimeout(this.timer)
     this.timer = undefined
-    await Promise.allSettled([...this.sending])
+    // An escalation being written tells its call list once written: wait for those notices too.
+    while (this.sending.size > 0) await Promise.allSettled([...this.sending])
   }
 
   /** The critical results of the cases this node is on, the unacknowledged and most pressing first. */
@@ -141,33 +151,58 @@ export class CriticalResults {
     return this.require(id)
   }
 
-  /** Tells the call list of every step reached that it has not been told of yet; sets the timer for the next. */
+  /**
+   * At the case's site: records and tells the call list of every step reached that has no record yet (none once
+   * acknowledged: a result acknowledged before this node saw a step needs no one else told); sets the timer.
+   */
   check(): void {
     const now = this.now()
     for (const { state, fact } of this.mine()) {
-      if (state.site !== this.o.peerId) continue
-      const { steps } = escalationOf(fact, this.o.settings, now)
-      const told = this.told.get(fact.id) ?? -1
-      for (const step of steps.filter(s => s.step > told)) {
-        this.told.set(fact.id, step.step)
-        if (fact.ack !== null && step.step > 0) continue
-        this.tell(
-          {
-            event: step.step === 0 ? 'critical-raised' : 'critical-escalated',
-            step: step.step,
-            notify: step.notify,
-            critical: this.view(state, fact, now)
-          },
-          state
+      if (state.site !== this.o.peerId || fact.ack !== null) continue
+      const recorded = new Set((fact.told ?? []).map(step => step.step))
+      for (const step of escalationOf(fact, this.o.settings, now).steps) {
+        const key = `${fact.id}:${step.step}`
+        if (recorded.has(step.step) || this.writing.has(key)) continue
+        this.writing.add(key)
+        this.track(
+          this.escalate(state, fact, step, now).finally(() => {
+            this.writing.delete(key)
+          }),
+          fact.id
         )
       }
     }
     this.schedule()
   }
 
+  /** Writes the step's record, then tells the call list of it. */
+  private async escalate(state: CaseState, fact: CriticalFact, step: EscalationStep, now: number): Promise<void> {
+    await this.o.worklist.add({
+      v: 1,
+      kind: 'critical-escalation',
+      caseId: state.caseId,
+      criticalId: fact.id,
+      step: step.step,
+      notify: step.notify ?? '',
+      by: this.o.peerId as PeerIdString,
+      at: new Date(now).toISOString()
+    })
+    const current = this.mine().find(found => found.fact.id === fact.id)
+    this.tell(
+      {
+        event: step.step === 0 ? 'critical-raised' : 'critical-escalated',
+        step: step.step,
+        notify: step.notify,
+        critical: this.view(current?.state ?? state, current?.fact ?? fact, now)
+      },
+      state
+    )
+  }
+
   /** Sends a notice to every webhook and sink, in the background, and audits it. */
   private tell(notice: CriticalNotice, state: CaseState): void {
-    const { log, settings, sinks = [] } = this.o
+    const { log, settings } = this.o
+    const { sinks } = this
     const { id, level } = notice.critical
     const who = notice.notify === null ? '' : ` (${notice.notify})`
     log.warn(
@@ -188,20 +223,34 @@ export class CriticalResults {
         await sink(notice)
       })
     ]
-    for (const promise of work) {
-      const tracked = promise
-        .catch(error => {
-          log.error({ err: error, critical: id }, 'a critical result notice failed')
-        })
-        .finally(() => {
-          this.sending.delete(tracked)
-        })
-      this.sending.add(tracked)
-    }
+    for (const promise of work) this.track(promise, id)
+  }
+
+  private track(promise: Promise<unknown>, id: string): void {
+    const tracked = promise
+      .catch(error => {
+        this.o.log.error({ err: error, critical: id }, 'a critical result notice failed')
+      })
+      .finally(() => {
+        this.sending.delete(tracked)
+      })
+    this.sending.add(tracked)
   }
 
   private onChange(changed: WorklistRecord[]): void {
-    if (changed.some(record => CRITICAL_KINDS.has(record.kind))) this.check()
+    if (!changed.some(record => CRITICAL_KINDS.has(record.kind))) return
+    this.check()
+    // The reader who raised a result hears of its escalations from the site's records.
+    for (const record of changed) {
+      if (record.kind !== 'critical-escalation' || record.step === 0) continue
+      const found = this.mine().find(({ fact }) => fact.id === record.criticalId)
+      if (found === undefined || found.fact.by !== this.o.peerId || found.fact.ack !== null) continue
+      this.o.log.warn(
+        { event: 'critical-escalated-seen', critical: record.criticalId, step: record.step, notify: record.notify },
+        `critical result ${record.criticalId} you raised is unacknowledged: the site escalated it to step ` +
+          `${record.step}${record.notify === '' ? '' : ` (${record.notify})`}; phone and record the call`
+      )
+    }
   }
 
   private schedule(): void {
@@ -244,8 +293,19 @@ export class CriticalResults {
     return this.view(state, fact, this.now())
   }
 
+  /**
+   * The steps are the site's records of them (as its call list was told, on every node alike); the next step and
+   * whether it is overdue are this node's reckoning, under the site's settings at the site. Elsewhere a result is
+   * overdue too once the site recorded an escalation of it.
+   */
   private view(state: CaseState, fact: CriticalFact, now: number): CriticalResult {
-    const escalation = escalationOf(fact, this.o.settings, now)
+    const computed = escalationOf(fact, this.o.settings, now)
+    const told = fact.told ?? []
+    const escalation = {
+      steps: fact.told ?? computed.steps,
+      nextAt: computed.nextAt,
+      overdue: fact.ack === null && (computed.overdue || told.some(step => step.step > 0))
+    }
     return {
       id: fact.id,
       caseId: state.caseId,

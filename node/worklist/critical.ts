@@ -6,6 +6,8 @@
  *     the same id, the earlier wins.
  *   - Its acknowledgement is the earliest `critical-ack` naming it written by the case's site.
  *   - Calls are the `critical-call` records naming it written by a reader of the case, in time order.
+ *   - Escalations told are the `critical-escalation` records naming it written by the case's site, the earliest
+ *     per step (a record written twice, or replayed, counts once).
  *   - Escalation: step 0 is the raise (the first person of the call list is told); each time the level's
  *     deadline passes without an acknowledgement the next step is reached (the next person on the list is told,
  *     and the reader sees it), up to the end of the list.
@@ -14,6 +16,7 @@ import {
   CRITICAL_LEVELS,
   type CriticalAckRecord,
   type CriticalCallRecord,
+  type CriticalEscalationRecord,
   type CriticalLevel,
   type CriticalRecord
 } from '../../protocol/collab/records.ts'
@@ -40,6 +43,8 @@ export interface CriticalFact {
   at: string
   ack: CriticalAck | null
   calls: CriticalCall[]
+  /** the steps the site recorded telling its call list of, by step (absent in states indexed before there were any) */
+  told?: EscalationStep[]
 }
 
 /** A site's settings (routing.json `critical`). */
@@ -83,7 +88,12 @@ const byTime = <T extends { at: string; signature: string }>(a: T, b: T): number
 
 /** The critical results of one case, from its records; `readers` may raise and call, `site` acknowledges. */
 export function deriveCriticalFacts(
-  records: { critical: CriticalRecord[]; acks: CriticalAckRecord[]; calls: CriticalCallRecord[] },
+  records: {
+    critical: CriticalRecord[]
+    acks: CriticalAckRecord[]
+    calls: CriticalCallRecord[]
+    escalations?: CriticalEscalationRecord[]
+  },
   site: string,
   readers: ReadonlySet<string>
 ): CriticalFact[] {
@@ -98,7 +108,8 @@ export function deriveCriticalFacts(
       by: record.by,
       at: record.at,
       ack: null,
-      calls: []
+      calls: [],
+      told: []
     })
   }
   for (const ack of records.acks.filter(r => r.by === site).sort(byTime)) {
@@ -108,6 +119,12 @@ export function deriveCriticalFacts(
   for (const call of records.calls.filter(r => readers.has(r.by)).sort(byTime)) {
     facts.get(call.criticalId)?.calls.push({ by: call.by, note: call.note, at: call.at })
   }
+  for (const escalation of (records.escalations ?? []).filter(r => r.by === site).sort(byTime)) {
+    const told = facts.get(escalation.criticalId)?.told
+    if (told === undefined || told.some(s => s.step === escalation.step)) continue
+    told.push({ step: escalation.step, at: escalation.at, notify: escalation.notify === '' ? null : escalation.notify })
+  }
+  for (const fact of facts.values()) fact.told?.sort((a, b) => a.step - b.step)
   return [...facts.values()]
 }
 

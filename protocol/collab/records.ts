@@ -22,6 +22,8 @@
  *   critical       a reader flags a finding of the case as critical, urgent or unexpected, with a short text
  *   critical-ack   the case's site acknowledges a critical result: the name (and role) of the person who took it
  *   critical-call  a reader records a phone call about a critical result (an escalation's way back to the reader)
+ *   critical-escalation  the case's site told the next person on its call list of an unacknowledged critical
+ *             result (step 1 and on; step 0: it told the first of the raise): one per step, the earliest counts
  *   priors    the case's site lists the patient's earlier studies it shared with the readers (prior-records.ts)
  *   duty      a radiologist's on-duty shifts (the latest record of an author replaces its earlier ones)
  *   member    a member's certificate (signed by the consortium root, not by `by`): every node publishes its
@@ -164,7 +166,17 @@ export interface CriticalCallRecord extends Signed {
   criticalId: string
   note: string
 }
-export type CriticalRecords = CriticalRecord | CriticalAckRecord | CriticalCallRecord
+/** `step` 0 is the raise told to the call list; each later step one escalation. `notify` may be empty. */
+export interface CriticalEscalationRecord extends Signed {
+  kind: 'critical-escalation'
+  caseId: string
+  criticalId: string
+  step: number
+  notify: string
+}
+/** A call list is short: a step past this is not one any site reaches. */
+export const MAX_ESCALATION_STEP = 64
+export type CriticalRecords = CriticalRecord | CriticalAckRecord | CriticalCallRecord | CriticalEscalationRecord
 export interface Shift {
   start: string
   end: string
@@ -240,7 +252,7 @@ export function decodeWorklistRecord(value: unknown): WorklistRecord {
 function decodeWorklistFields(value: unknown): WorklistRecord {
   const what = 'worklist record'
   const object = asObject(value, what)
-  const kind = stringField(object, 'kind', what, 16)
+  const kind = stringField(object, 'kind', what, 20)
   if (kind === 'member') {
     if (Object.keys(object).length !== 2)
       throw new MalformedMessageError('member record must hold only kind and certificate')
@@ -322,6 +334,7 @@ function decodeWorklistFields(value: unknown): WorklistRecord {
     case 'critical':
     case 'critical-ack':
     case 'critical-call':
+    case 'critical-escalation':
       return { ...signed, ...decodeCriticalFields(kind, object) } as CriticalRecords
     case 'priors':
       return { ...signed, ...decodePriorsFields(object) }
@@ -361,6 +374,12 @@ function decodeCriticalFields(kind: CriticalRecords['kind'], object: Record<stri
   const criticalId = criticalIdField(object, 'criticalId', w)
   if (kind === 'critical-call') {
     return { kind, caseId, criticalId, note: stringField(object, 'note', w, MAX_CRITICAL_TEXT) }
+  }
+  if (kind === 'critical-escalation') {
+    const step = integerField(object, 'step', w)
+    if (step < 0 || step > MAX_ESCALATION_STEP)
+      throw new MalformedMessageError(`${w}.step must be 0 to ${MAX_ESCALATION_STEP}`)
+    return { kind, caseId, criticalId, step, notify: stringField(object, 'notify', w, MAX_PERSON_NAME) }
   }
   const name = stringField(object, 'name', w, MAX_PERSON_NAME)
   if (name.trim() === '') throw new MalformedMessageError(`${w}.name must name who acknowledged`)

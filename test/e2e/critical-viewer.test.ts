@@ -8,20 +8,10 @@
 import type { Browser, Page } from 'playwright-core'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { generateCt } from '../../scripts/generate-ct.ts'
 import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scripts/lib/browser.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
-import { tempDir } from '../../scripts/lib/temp.ts'
-import { waitFor } from '../../scripts/lib/wait.ts'
-
-interface Critical {
-  id: string
-  caseId: string
-  text: string
-  acknowledged: { by: string; role: string } | null
-}
+import type { StartedNode } from '../../scripts/lib/node-process.ts'
+import { type Critical, claimedCriticalCase } from './critical-helpers.ts'
 
 let consortium: ScratchConsortium
 let browser: Browser
@@ -42,45 +32,12 @@ test.after(async () => {
   )
 })
 
-async function start(home: string, peers: StartedNode[] = [], dicom = false): Promise<StartedNode> {
-  const node = await startNode(home, { dicom, peers: peers.map(p2pAddr), extraArgs: ['--stable-after', '1s'] })
-  started.push(node)
-  return node
-}
-
 const FINDING = 'Acute right subdural haematoma with 6 mm midline shift.'
 
 test(
   "flagged in the reader's panel -> banner at the site -> " + 'acknowledged there by name -> the reader sees who',
   async () => {
-    const site = await start(await consortium.member('County Hospital', 'site'), [], true)
-    const readerHome = await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro'])
-    const reader = await start(readerHome, [site])
-    await connected(site, reader)
-    await waitFor(
-      'the site to know the reader',
-      async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-      15_000
-    )
-    const dir = await tempDir()
-    await generateCt({
-      out: dir,
-      slices: 4,
-      series: 1,
-      rows: 32,
-      columns: 32,
-      seed: 23,
-      studyDescription: 'CT HEAD STROKE',
-      bodyPart: 'HEAD'
-    })
-    const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])
-    assert.is(sent.code, 0, sent.stderr)
-    const caseId = await waitFor(
-      "the case on the reader's worklist",
-      async () => (await reader.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body[0]?.caseId,
-      20_000
-    )
-    assert.is((await reader.api('POST', `/api/worklist/${caseId}/claim`)).status, 200)
+    const { site, reader, caseId } = await claimedCriticalCase(consortium, started, { seed: 23 })
 
     const readerPage = await signedInPage(browser, reader)
     const sitePage = await signedInPage(browser, site)

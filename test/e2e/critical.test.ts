@@ -3,33 +3,18 @@
  * to it -> the site lists it at /api/critical within seconds and its webhook gets the notice -> unacknowledged
  * past its deadline (seconds here, from routing.json) it escalates to the next person on the call list -> the
  * reader records a call -> the site acknowledges it by name -> the reader sees the acknowledgement; /api/tat
- * counts it.
+ * counts it. The reader sees each escalation as the site's signed record of it (its own settings know nothing of
+ * the site's deadlines).
  */
-import { promises as fs } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
-import { tempDir } from '../../scripts/lib/temp.ts'
+import type { StartedNode } from '../../scripts/lib/node-process.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
+import { type Critical, claimedCriticalCase } from './critical-helpers.ts'
 
-interface Critical {
-  id: string
-  caseId: string
-  level: string
-  text: string
-  by: string
-  byName: string | null
-  acknowledged: { by: string; role: string; at: string } | null
-  escalations: Array<{ step: number; at: string; notify: string | null }>
-  overdue: boolean
-  calls: Array<{ by: string; note: string; at: string }>
-}
 interface Notice {
   event: string
   step: number
@@ -66,49 +51,12 @@ test.after(async () => {
   receiver.close()
 })
 
-async function start(home: string, peers: StartedNode[] = [], dicom = false): Promise<StartedNode> {
-  const node = await startNode(home, { dicom, peers: peers.map(p2pAddr), extraArgs: ['--stable-after', '1s'] })
-  started.push(node)
-  return node
-}
-
 test('flagged -> listed at the site, webhook told -> escalated -> call recorded -> acknowledged by name', async () => {
   const webhook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/critical`
   // Three seconds to acknowledge a critical result: the deadline passes within the test.
   const critical = { deadlines: { critical: 0.05 }, callList: ['Dr Ward', webhook, 'Dr Chief'] }
-  const siteHome = await consortium.member('County Hospital', 'site')
-  await fs.writeFile(join(siteHome, 'routing.json'), JSON.stringify({ critical }))
-  const readerHome = await consortium.member('Dr Alice Neuro', 'radiologist', [], ['--subspecialty', 'neuro'])
-  // The reader's node derives escalations with the same deadlines (the consortium's policy).
-  await fs.writeFile(join(readerHome, 'routing.json'), JSON.stringify({ critical: { deadlines: critical.deadlines } }))
-  const site = await start(siteHome, [], true)
-  const reader = await start(readerHome, [site])
-  await connected(site, reader)
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    15_000
-  )
-
-  const dir = await tempDir()
-  await generateCt({
-    out: dir,
-    slices: 4,
-    series: 1,
-    rows: 32,
-    columns: 32,
-    seed: 19,
-    studyDescription: 'CT HEAD STROKE',
-    bodyPart: 'HEAD'
-  })
-  const sent = await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])
-  assert.is(sent.code, 0, sent.stderr)
-  const caseId = await waitFor(
-    "the case on the reader's worklist",
-    async () => (await reader.api<Array<{ caseId: string }>>('GET', '/api/worklist')).body[0]?.caseId,
-    20_000
-  )
-  assert.is((await reader.api('POST', `/api/worklist/${caseId}/claim`)).status, 200)
+  // Only the site has these settings: the reader knows the escalations from the site's records of them.
+  const { site, reader, caseId } = await claimedCriticalCase(consortium, started, { routing: { critical }, seed: 19 })
 
   const refused = await site.api<{ error: { code: string } }>('POST', `/api/cases/${caseId}/critical`, {
     level: 'critical',
@@ -156,6 +104,13 @@ test('flagged -> listed at the site, webhook told -> escalated -> call recorded 
     10_000
   )
   assert.is(onReader.overdue, true)
+  assert.equal(
+    onReader.escalations.map(e => [e.step, e.notify]),
+    [
+      [0, 'Dr Ward'],
+      [1, 'Dr Chief']
+    ]
+  )
 
   const call = await reader.api<Critical>('POST', `/api/critical/${id}/call`, { note: 'Phoned Dr Chief, ED.' })
   assert.is(call.status, 200, JSON.stringify(call.body))
@@ -176,6 +131,10 @@ test('flagged -> listed at the site, webhook told -> escalated -> call recorded 
     10_000
   )
   assert.is(seen?.by, 'Dr Ward')
+  const [onSite, onReaderNow] = await Promise.all(
+    [site, reader].map(async node => (await node.api<Critical[]>('GET', '/api/critical')).body.find(c => c.id === id))
+  )
+  assert.equal(onReaderNow?.escalations, onSite?.escalations, "both show the site's records of its steps")
   assert.is((await site.api<Critical[]>('GET', '/api/critical?open=true')).body.length, 0)
   const missing = await site.api('POST', `/api/critical/${'0'.repeat(24)}/ack`, { by: 'X' })
   assert.is(missing.status, 404)

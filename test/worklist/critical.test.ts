@@ -121,6 +121,38 @@ test('a critical result by a non-reader, or an ack not by the site, counts for n
   )
 })
 
+const escalation = async (who: Member, minute: number, step: number, notify: string): Promise<WorklistRecord> =>
+  await sign(who, { kind: 'critical-escalation', caseId: CASE, criticalId: ID, step, notify, at: at(minute) })
+
+test("escalations are the site's records, one per step: a replay, a second record of a step or a reader's count for nothing", async () => {
+  const first = await escalation(site, 61, 1, 'Chief')
+  assert.equal(decodeWorklistRecord(first), first)
+  assert.throws(() => decodeWorklistRecord({ ...first, step: -1 }), /step must be 0/)
+  const state = deriveCases([
+    await caseRecord(),
+    await flag(reader),
+    await escalation(site, 1, 0, 'Ward'),
+    first,
+    first,
+    await escalation(site, 62, 1, 'Someone else'),
+    await escalation(reader, 63, 2, 'Forged')
+  ]).get(CASE) as CaseState
+  assert.equal(
+    state.critical?.[0]?.told?.map(s => [s.step, s.notify, s.at]),
+    [
+      [0, 'Ward', at(1)],
+      [1, 'Chief', at(61)]
+    ]
+  )
+  let refused: unknown
+  try {
+    checkCriticalAuthors(state, [await escalation(reader, 63, 2, 'Forged')])
+  } catch (error) {
+    refused = error
+  }
+  assert.instance(refused, UpdateRefusedError, 'only the site escalates')
+})
+
 test('the update check refuses a flag by a non-reader and an acknowledgement by anyone but the site', async () => {
   const state = deriveCases([await caseRecord()]).get(CASE) as CaseState
   checkCriticalAuthors(state, [await flag(reader), await ack(site, 2)])
@@ -207,8 +239,12 @@ test('the site tells its webhook at once and when the deadline passes; nothing m
       requireCase: () => {
         throw new Error('unused')
       },
-      add: async () => {
-        throw new Error('unused')
+      // The site's escalation records come back as the worklist would hand them on.
+      add: async <R extends UnsignedWorklistRecord>(record: R) => {
+        assert.is(record.kind, 'critical-escalation', 'the site writes escalation records only')
+        const signed = await sign(site, record as unknown as Record<string, unknown>)
+        arrive(signed)
+        return signed as unknown as R & { signature: string }
       },
       nameOf: peer => (peer === reader.id ? 'Dr Reader' : peer)
     },
@@ -251,6 +287,22 @@ test('the site tells its webhook at once and when the deadline passes; nothing m
     assert.is(notices.length, 2)
     assert.equal(service.list()[0]?.acknowledged, { by: 'Dr Ward', role: 'ED attending', at: at(63) })
     assert.ok(audited.some(detail => detail.includes('escalated to step 1')))
+    // Each step told is a record of the site's; a restart (settled) told nothing twice.
+    const escalations = records.filter(r => r.kind === 'critical-escalation')
+    assert.equal(
+      escalations.map(r => [r.by, (r as { step: number }).step, (r as { notify: string }).notify]),
+      [
+        [site.id, 0, 'Ward'],
+        [site.id, 1, 'Chief']
+      ]
+    )
+    assert.equal(
+      service.list()[0]?.escalations.map(s => [s.step, s.notify]),
+      [
+        [0, 'Ward'],
+        [1, 'Chief']
+      ]
+    )
   } finally {
     await service.stop()
     receiver.close()
