@@ -313,10 +313,6 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       settings: routing.critical,
       log
     })
-    critical.start()
-    cleanups.push(async () => {
-      await critical.stop()
-    })
     const outbox = new Hl7Outbox(db, storageKey)
     const ris = options.ris ?? (routing.ris === undefined ? undefined : parseHostPort(routing.ris))
     const retry = options.risRetryMs === undefined ? {} : { retryMs: options.risRetryMs }
@@ -342,6 +338,14 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     cleanups.push(async () => {
       delivery.stop()
       await delivery.settled()
+    })
+    // With a RIS, a critical result goes there too (hl7/critical.ts), through the reports' outbox.
+    critical.addSink(async notice => {
+      await delivery.criticalNotice(notice.critical, notice.step)
+    })
+    critical.start()
+    cleanups.push(async () => {
+      await critical.stop()
     })
     const inspector = new UpdateInspector()
     cleanups.push(async () => {

@@ -44,6 +44,9 @@ export interface CtOptions {
   studyDate?: Date
   /** Issuer of Patient ID (0010,0021), when the patient id is qualified by one */
   issuerOfPatientId?: string
+  /** the RIS's order numbers (0040,2016) and (0040,2017), as a modality copies them from the worklist */
+  placerOrderNumber?: string
+  fillerOrderNumber?: string
 }
 
 export interface GeneratedStudy {
@@ -287,7 +290,9 @@ export async function generateCt(options: CtOptions): Promise<GeneratedStudy> {
           text(0x00281052, 'DS', ds(RESCALE_INTERCEPT)),
           text(0x00281053, 'DS', '1'),
           text(0x00281054, 'LO', 'HU'),
-          text(0x00281055, 'LO', recon.explanation)
+          text(0x00281055, 'LO', recon.explanation),
+          ...(options.placerOrderNumber === undefined ? [] : [text(0x00402016, 'LO', options.placerOrderNumber)]),
+          ...(options.fillerOrderNumber === undefined ? [] : [text(0x00402017, 'LO', options.fillerOrderNumber)])
         ]
         const head = Buffer.concat([
           part10Header({

@@ -230,7 +230,10 @@ const ATTRIBUTES: readonly AttributeEntry[] = [
   { tag: '00280011', keyword: 'Columns', vr: 'US', indexed: 'instance', qido: INSTANCE },
   { tag: '00280100', keyword: 'BitsAllocated', vr: 'US', indexed: 'instance', qido: INSTANCE },
   { tag: '00280103', keyword: 'PixelRepresentation', vr: 'US', indexed: 'instance' },
-  { tag: '00400244', keyword: 'PerformedProcedureStepStartDate', vr: 'DA', indexed: 'series', qido: SERIES }
+  { tag: '00400244', keyword: 'PerformedProcedureStepStartDate', vr: 'DA', indexed: 'series', qido: SERIES },
+  // The RIS's order numbers, for the HL7 result (ORC-2/3, OBR-2/3) to name the order it answers.
+  { tag: '00402016', keyword: 'PlacerOrderNumberImagingServiceRequest', vr: 'LO', indexed: 'study' },
+  { tag: '00402017', keyword: 'FillerOrderNumberImagingServiceRequest', vr: 'LO', indexed: 'study' }
 ]
 
 const attribute = ({ tag, keyword, vr }: DicomAttribute): DicomAttribute => ({ tag, keyword, vr })

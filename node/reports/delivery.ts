@@ -19,6 +19,8 @@ import type { Documents } from '../crdt/documents.ts'
 import type { CaseSource } from './case.ts'
 import { comparedPriors } from './compared.ts'
 import { diagnosticReport } from './fhir.ts'
+import type { CriticalResult } from '../../protocol/api/critical.ts'
+import { criticalControlId, criticalOru } from './hl7/critical.ts'
 import { CONTROL_ID_LENGTH, oruR01 } from './hl7/oru.ts'
 import { type OutboxEntry, outboxKey } from './hl7/outbox.ts'
 import type { Hl7Sender } from './hl7/sender.ts'
@@ -38,10 +40,10 @@ export interface DeliveryOptions {
   outbox?: { ofCase: (caseId: string) => Promise<OutboxEntry[]> }
 }
 
-/** What a case shows of its report's HL7 messages to the RIS. */
+/** What a case shows of its report's (and critical results') HL7 messages to the RIS. */
 export interface Hl7Status {
   controlId: string
-  resultStatus: 'F' | 'C'
+  resultStatus: 'F' | 'C' | 'P'
   ris: string
   state: OutboxEntry['state']
   attempts: number
@@ -149,6 +151,31 @@ export class ReportDelivery {
       { event: 'report-delivered', case: caseId, study: report.caseId, status: report.status, outcome },
       `the ${report.status} report of case ${caseId} is in the archive as a DICOM SR`
     )
+  }
+
+  /**
+   * A critical result's raise (step 0) as an ORU^R01 to the RIS (hl7/critical.ts), once per result, through the
+   * same outbox as the reports; nothing without a RIS. Not for a second opinion's copy: the RIS knows no such
+   * patient (the site's call list still hears of it).
+   */
+  async criticalNotice(critical: CriticalResult, step: number): Promise<void> {
+    const { hl7, archive, worklist } = this.o
+    if (hl7 === undefined || step !== 0) return
+    const state = worklist.requireCase(critical.caseId)
+    if (state.site !== this.o.identity.peerId || state.purpose === 'second-opinion') return
+    const record = await archive.study(state.studyUid)
+    if (record === undefined) {
+      throw new CaseError('RADMESH_NOT_FOUND', `study ${state.studyUid} of case ${state.caseId} is not in this archive`)
+    }
+    const study: StudyForReport = { studyInstanceUid: state.studyUid, attributes: record.attributes, instances: [] }
+    await hl7.enqueue({
+      key: `${state.caseId}:critical-${critical.id}`,
+      caseId: state.caseId,
+      studyUid: state.studyUid,
+      controlId: criticalControlId(critical.id),
+      resultStatus: 'P',
+      message: criticalOru(critical, study, { sentAt: new Date().toISOString(), sendingFacility: state.siteName })
+    })
   }
 
   /** The report's messages to the RIS, oldest first (none without a RIS). */

@@ -66,7 +66,8 @@ export const ReportView = Type.Object({
       hl7: Type.Array(
         Type.Object({
           controlId: Type.String(),
-          resultStatus: Type.Enum(['F', 'C']),
+          /** F a FINAL report, C one with an addendum, P a critical result told on its raise */
+          resultStatus: Type.Enum(['F', 'C', 'P']),
           ris: Type.String(),
           state: Type.Enum(['pending', 'delivered', 'rejected']),
           attempts: Type.Integer(),

@@ -1,7 +1,8 @@
 """A RIS's HL7 listener for the tests and the demo, built on Debian's python3-hl7 (not on anything radmesh wrote).
 
 Listens for MLLP on 127.0.0.1:PORT, parses each message with hl7.parse, checks that it is an ORU^R01 v2.5.1
-laid out as MSH PID ORC OBR OBX..., prints one JSON line per message and answers AA; AE (with a reason) for
+laid out as MSH PID ORC OBR OBX... (result status F, C, or P for a critical result told before the report),
+prints one JSON line per message and answers AA; AE (with a reason) for
 a patient ID given with --reject, or for a message that fails the checks.
 
     /usr/bin/python3 scripts/lib/hl7-receiver.py PORT [--reject PATIENT_ID]...
@@ -31,7 +32,7 @@ def check(message):
     if field(msh, 10) == '':
         problems.append('MSH-10 is empty')
     obr = message.segment('OBR')
-    if field(obr, 25) not in ('F', 'C'):
+    if field(obr, 25) not in ('F', 'C', 'P'):
         problems.append('OBR-25 is ' + field(obr, 25))
     for obx in message.segments('OBX'):
         if field(obx, 2) != 'FT' or field(obx, 11) != field(obr, 25):
@@ -46,9 +47,10 @@ def summary(message, problems):
         'sendingFacility': message.unescape(field(msh, 4)),
         'patientId': str(pid(3)(1)(1)), 'patientName': field(pid, 5),
         'placer': field(orc, 2), 'filler': field(orc, 3), 'orderStatus': field(orc, 5),
+        'obrPlacer': field(obr, 2), 'obrFiller': field(obr, 3),
         'procedure': message.unescape(field(obr, 4)), 'accession': field(obr, 18), 'caseId': field(obr, 20),
         'resultStatus': field(obr, 25), 'interpreter': field(obr, 32),
-        'obx': [{'code': str(obx(3)(1)(1)), 'type': field(obx, 2), 'status': field(obx, 11),
+        'obx': [{'code': str(obx(3)(1)(1)), 'type': field(obx, 2), 'status': field(obx, 11), 'abnormal': field(obx, 8),
                  'text': message.unescape(field(obx, 5))} for obx in message.segments('OBX')],
         'problems': problems,
     }

@@ -21,13 +21,17 @@ export interface ReceivedOru {
   patientName: string
   placer: string
   filler: string
+  /** OBR-2 and OBR-3: the order numbers again */
+  obrPlacer: string
+  obrFiller: string
   orderStatus: string
   procedure: string
   accession: string
   caseId: string
   resultStatus: string
   interpreter: string
-  obx: Array<{ code: string; type: string; status: string; text: string }>
+  /** OBX-3's code, OBX-2, OBX-11, OBX-8 (the abnormal flag, table 0078), OBX-5 unescaped */
+  obx: Array<{ code: string; type: string; status: string; abnormal: string; text: string }>
   /** what the receiver's checks found wrong; empty when the message is a well-formed ORU^R01 v2.5.1 */
   problems: string[]
 }

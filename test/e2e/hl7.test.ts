@@ -2,7 +2,9 @@
  * Reports into the site's RIS over HL7 v2, with real processes: a site started with `--ris`, a reader, DCMTK as
  * the modality and Debian's python3-hl7 as the RIS (an MLLP listener that parses and checks each message).
  * A FINAL report reaches a RIS that was down at first, across a restart of the site, as an ORU^R01 v2.5.1 with
- * status F; its addendum follows with status C; an AE from the RIS shows on the case.
+ * status F; its addendum follows with status C; a critical result flagged on the case follows as an ORU^R01 of
+ * its own (status P, OBX-8 AA); an AE from the RIS shows on the case; the RIS's placer and filler order numbers
+ * in a study go into ORC-2/3 and OBR-2/3.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -46,9 +48,16 @@ test.after(async () => {
 })
 
 /** A study from the modality, through the case on the reader's worklist, to a FINAL report; its case id. */
-async function finalReport(site: StartedNode, reader: StartedNode, patientId: string, seed: number): Promise<string> {
+async function finalReport(
+  site: StartedNode,
+  reader: StartedNode,
+  patientId: string,
+  seed: number,
+  orders: { placerOrderNumber?: string; fillerOrderNumber?: string } = {}
+): Promise<string> {
   const dir = await tempDir()
   const study = await generateCt({
+    ...orders,
     out: dir,
     slices: 4,
     rows: 32,
@@ -132,10 +141,12 @@ test('FINAL -> ORU^R01 F to a RIS down at first, kept across a restart; addendum
   const accession = ((await qido.json()) as Array<Record<string, { Value?: string[] }>>)[0]?.['00080050']?.Value?.[0]
   assert.ok(accession !== undefined && accession !== '')
   assert.equal(oru.problems, [], 'python3-hl7 finds the message well formed')
+  // No order numbers in this study: the accession number stands for both, in ORC and OBR alike.
   assert.equal(
     [oru.type, oru.version, oru.resultStatus, oru.accession, oru.placer, oru.filler, oru.caseId, oru.patientId],
     ['ORU^R01^ORU_R01', '2.5.1', 'F', accession, accession, accession, caseId, 'PID-1']
   )
+  assert.equal([oru.obrPlacer, oru.obrFiller], [accession, accession])
   assert.equal([oru.sendingFacility, oru.procedure, oru.orderStatus], ['County Hospital', '^CT HEAD STROKE', 'CM'])
   assert.is(oru.patientName, "O'BRIEN^MARY\\F\\ANN")
   assert.ok(oru.interpreter.startsWith(`${reader.peerId}&`), oru.interpreter)
@@ -171,18 +182,60 @@ test('FINAL -> ORU^R01 F to a RIS down at first, kept across a restart; addendum
   )
   assert.not.equal(corrected?.controlId, oru.controlId)
 
-  // The RIS refuses the next one: AE, with its reason, on the case.
-  const refusedCase = await finalReport(site, reader, 'PID-2', 12)
+  // A critical result: to the RIS as well as the call list, through the same outbox, its AA on the case.
+  const finding = 'Acute SDH | 9 mm ^ midline shift.'
+  const flagged = await reader.api<{ id: string }>('POST', `/api/cases/${caseId}/critical`, {
+    level: 'critical',
+    text: finding
+  })
+  assert.is(flagged.status, 200, JSON.stringify(flagged.body))
+  const notice = await waitFor(
+    'the critical result at the RIS',
+    () => receiver?.received.find(m => m.resultStatus === 'P'),
+    30_000
+  )
+  assert.equal(notice.problems, [], 'python3-hl7 finds the critical result well formed')
+  assert.equal(
+    [notice.type, notice.patientId, notice.caseId, notice.placer, notice.accession, notice.orderStatus],
+    ['ORU^R01^ORU_R01', 'PID-1', caseId, accession, accession, 'IP']
+  )
+  assert.equal(notice.obx, [
+    { code: 'RADMESH-CRITICAL', type: 'FT', status: 'P', abnormal: 'AA', text: `CRITICAL: ${finding}` }
+  ])
+  assert.ok(notice.interpreter.startsWith(`${reader.peerId}&`), notice.interpreter)
+  const toldRis = await waitFor(
+    "the critical result's AA on the case",
+    async () => (await hl7Of(site, caseId)).find(s => s.resultStatus === 'P' && s.state === 'delivered'),
+    10_000
+  )
+  assert.is(toldRis.controlId, notice.controlId)
+
+  // The RIS refuses the next one: AE, with its reason, on the case. Its study names the RIS's order numbers
+  // (0040,2016/2017), indexed at ingest: ORC-2/3 and OBR-2/3 carry them.
+  const refusedCase = await finalReport(site, reader, 'PID-2', 12, {
+    placerOrderNumber: 'PL-2026-0042',
+    fillerOrderNumber: 'FL-0077'
+  })
   const refused = await waitFor(
     'the AE on the case',
     async () => (await hl7Of(site, refusedCase)).find(s => s.state === 'rejected'),
     30_000
   )
   assert.equal([refused.ack?.code, refused.ack?.text, refused.attempts], ['AE', 'no such order here', 1])
+  const ordered = receiver?.received.find(m => m.patientId === 'PID-2')
+  assert.equal(
+    [ordered?.placer, ordered?.filler, ordered?.obrPlacer, ordered?.obrFiller],
+    ['PL-2026-0042', 'FL-0077', 'PL-2026-0042', 'FL-0077']
+  )
+  assert.is.not(ordered?.accession, 'PL-2026-0042', 'the accession number stays in OBR-18')
   type Audit = { records: Array<{ event: string; outcome: number; detail?: string }> }
   const audit = await site.api<Audit>('GET', '/api/audit?limit=1000')
   const exports = audit.body.records?.filter(r => r.event === 'export' && /HL7/.test(r.detail ?? '')) ?? []
-  assert.equal(exports.map(r => r.outcome).sort(), [0, 0, 8], JSON.stringify(exports))
+  assert.equal(exports.map(r => r.outcome).sort(), [0, 0, 0, 8], JSON.stringify(exports))
+  assert.ok(
+    exports.some(r => /critical result of case .* \(P\)/.test(r.detail ?? '')),
+    JSON.stringify(exports)
+  )
 })
 
 test.run()

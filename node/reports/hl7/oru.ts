@@ -19,8 +19,11 @@ export const SENDING_APPLICATION = 'RADMESH'
 /** MSH-10 is ST, but many receivers keep only 20 characters of it. */
 export const CONTROL_ID_LENGTH = 20
 
-/** HL7 result status (table 0123) of one message: F the first FINAL report, C a correction of it. */
-export type ResultStatus = 'F' | 'C'
+/**
+ * HL7 result status (table 0123) of one message: F the first FINAL report, C a correction of it, P a critical
+ * result told before (or beside) the report (critical.ts).
+ */
+export type ResultStatus = 'F' | 'C' | 'P'
 
 /** LOINC codes of the sections (as the SR headings, CID 7001), and of an addendum. */
 export const SECTION_CODES: Array<[keyof ReportSections, string, string]> = [
@@ -64,14 +67,14 @@ export function hl7Time(iso: string): string {
 }
 
 /** A study attribute's first value, or ''. */
-function first(study: StudyForReport, tag: string): string {
+export function first(study: StudyForReport, tag: string): string {
   const value = study.attributes[tag]
   const one = Array.isArray(value) ? value[0] : value
   return typeof one === 'string' ? one.trim() : ''
 }
 
 /** A DICOM PN (family^given^middle^prefix^suffix) as XPN (family^given^middle^suffix^prefix), escaped. */
-function personName(pn: string): string {
+export function personName(pn: string): string {
   const [family = '', given = '', middle = '', prefix = '', suffix = ''] = (pn.split('=')[0] ?? '').split('^')
   return trimComponents(
     [family, given, middle, suffix, prefix].map(c => escapeText(c.trim())),
@@ -80,59 +83,39 @@ function personName(pn: string): string {
 }
 
 /** Components joined, the empty ones at the end left out (HL7 allows and most receivers prefer it). */
-function trimComponents(parts: string[], separator: string): string {
+export function trimComponents(parts: string[], separator: string): string {
   let end = parts.length
   while (end > 0 && parts[end - 1] === '') end--
   return parts.slice(0, end).join(separator)
 }
 
 /** One segment: its name and its fields from field 1 on, empty ones at the end left out. */
-function segment(name: string, fields: string[]): string {
+export function segment(name: string, fields: string[]): string {
   return trimComponents([name, ...fields], '|')
 }
 
 /** Fields 1..n from a sparse map of field number to value. */
-function fields(values: Record<number, string>): string[] {
+export function fields(values: Record<number, string>): string[] {
   const last = Math.max(...Object.keys(values).map(Number))
   return Array.from({ length: last }, (_, i) => values[i + 1] ?? '')
 }
 
 /** DICOM date and time (local, no zone) as HL7 DTM: the day, and the time to the second when there is one. */
-function studyTime(study: StudyForReport): string {
+export function studyTime(study: StudyForReport): string {
   const date = first(study, '00080020')
   if (!/^\d{8}$/.test(date)) return ''
   const time = /^(\d{2,6})/.exec(first(study, '00080030'))?.[1] ?? ''
   return `${date}${time.length % 2 === 0 ? time : ''}`
 }
 
-export interface OruOptions {
-  /** MSH-10, the same on every attempt of this message */
-  controlId: string
-  /** MSH-7 */
-  sentAt: string
-  /** MSH-4: the site that sends it */
-  sendingFacility: string
-  /** which message of the report this is: F the first FINAL, C one with an addendum */
-  resultStatus: ResultStatus
-}
-
-/** The ORU^R01 of `report` on `study`, segments separated by CR (no MLLP framing). */
-export function oruR01(report: FinalReport, study: StudyForReport, o: OruOptions): string {
-  const signer = report.signers.find(s => s.status === 'FINAL')
-  const accession = escapeText(first(study, '00080050'))
-  // The RIS's own order numbers when the modality put them in the study; else the accession number, which is
-  // what radiology departments file orders under (IHE SWF keeps it in OBR-18 too).
-  const placer = escapeText(first(study, '00402016')) || accession
-  const filler = escapeText(first(study, '00402017')) || accession
-  const changedAt = report.addenda.at(-1)?.signedAt ?? report.finalAt
-  const observed = studyTime(study)
-  const referring = personName(first(study, '00080090'))
-  const ordering = referring === '' ? '' : `^${referring}`
-  const interpreter =
-    signer === undefined ? '' : trimComponents([escapeText(signer.peerId), escapeText(signer.name)], '&')
+/** MSH and PID of a result message on `study` (PID from the study's patient). */
+export function header(
+  study: StudyForReport,
+  o: { controlId: string; sentAt: string; sendingFacility: string; messageType: string }
+): string[] {
   const sex = first(study, '00100040').toUpperCase()
   const birth = first(study, '00100030')
-  const segments = [
+  return [
     segment('MSH', [
       '^~\\&',
       SENDING_APPLICATION,
@@ -141,7 +124,7 @@ export function oruR01(report: FinalReport, study: StudyForReport, o: OruOptions
       '',
       hl7Time(o.sentAt),
       '',
-      'ORU^R01^ORU_R01',
+      o.messageType,
       o.controlId,
       'P',
       HL7_VERSION,
@@ -161,7 +144,47 @@ export function oruR01(report: FinalReport, study: StudyForReport, o: OruOptions
         7: /^\d{8}$/.test(birth) ? birth : '',
         8: ['M', 'F', 'O'].includes(sex) ? sex : ''
       })
-    ),
+    )
+  ]
+}
+
+/**
+ * The order a result answers: the accession number, and the RIS's own placer and filler order numbers when the
+ * modality put them in the study (indexed at ingest); else the accession number stands for both, as radiology
+ * departments file orders under it (IHE SWF keeps it in OBR-18 too).
+ */
+export function orderNumbers(study: StudyForReport): { accession: string; placer: string; filler: string } {
+  const accession = escapeText(first(study, '00080050'))
+  return {
+    accession,
+    placer: escapeText(first(study, '00402016')) || accession,
+    filler: escapeText(first(study, '00402017')) || accession
+  }
+}
+
+export interface OruOptions {
+  /** MSH-10, the same on every attempt of this message */
+  controlId: string
+  /** MSH-7 */
+  sentAt: string
+  /** MSH-4: the site that sends it */
+  sendingFacility: string
+  /** which message of the report this is: F the first FINAL, C one with an addendum */
+  resultStatus: ResultStatus
+}
+
+/** The ORU^R01 of `report` on `study`, segments separated by CR (no MLLP framing). */
+export function oruR01(report: FinalReport, study: StudyForReport, o: OruOptions): string {
+  const signer = report.signers.find(s => s.status === 'FINAL')
+  const { accession, placer, filler } = orderNumbers(study)
+  const changedAt = report.addenda.at(-1)?.signedAt ?? report.finalAt
+  const observed = studyTime(study)
+  const referring = personName(first(study, '00080090'))
+  const ordering = referring === '' ? '' : `^${referring}`
+  const interpreter =
+    signer === undefined ? '' : trimComponents([escapeText(signer.peerId), escapeText(signer.name)], '&')
+  const segments = [
+    ...header(study, { ...o, messageType: 'ORU^R01^ORU_R01' }),
     segment('ORC', fields({ 1: 'RE', 2: placer, 3: filler, 5: 'CM', 9: hl7Time(changedAt), 12: ordering })),
     segment(
       'OBR',

@@ -152,7 +152,8 @@ export class Hl7Sender {
     entry.state = isAccept(ack.code) ? 'delivered' : 'rejected'
     delete entry.lastError
     await this.o.outbox.put(entry)
-    const what = `report of case ${entry.caseId} as HL7 ORU^R01 (${entry.resultStatus}) to the RIS at ${this.ris}`
+    const about = entry.resultStatus === 'P' ? 'critical result' : 'report'
+    const what = `${about} of case ${entry.caseId} as HL7 ORU^R01 (${entry.resultStatus}) to the RIS at ${this.ris}`
     await this.o.audit.append({
       event: 'export',
       action: 'R',
