@@ -99,11 +99,13 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
   // Both signed in while the studies are made.
   const [page, sitePage] = await Promise.all([signedInPage(browser, reader), signedInPage(browser, site)])
 
-  // The prior will be in the PACS only: 6 slices where the current study has 12.
+  // The prior will be in the PACS only: 6 slices where the current study has 12; each has a soft tissue and a bone
+  // series.
   const priorDir = await tempDir()
   const prior = await generateCt({
     out: priorDir,
     slices: 6,
+    series: 2,
     rows: 64,
     columns: 64,
     seed: 301,
@@ -113,9 +115,10 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     studyDate: PRIOR_DATE
   })
   const currentDir = await tempDir()
-  await generateCt({
+  const current = await generateCt({
     out: currentDir,
     slices: 12,
+    series: 2,
     rows: 64,
     columns: 64,
     seed: 302,
@@ -187,6 +190,11 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     (await page.locator('#prior-title').textContent()) ?? '',
     `${PRIOR_DATE.toISOString().slice(0, 10)} CT HEAD`
   )
+  assert.is(
+    await page.locator('#prior-series').inputValue(),
+    prior.series[0]?.seriesInstanceUid,
+    "the prior's series that goes with the current one: the soft tissue series"
+  )
   const link = page.locator('#link-state')
   await page.waitForSelector('#link-state[data-method="index"]', { timeout: 10_000 })
   assert.is(await link.getAttribute('data-linked'), 'true')
@@ -242,6 +250,22 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
   await page.keyboard.press('L')
   await showing(page, 0, 0)
   assert.equal((await indexes(page)).windows[1], { center: 40, width: 80 })
+
+  // Another series of the current study: the prior shows its series of that kind, linked again from the start.
+  await page.locator(`button.thumb[data-series="${current.series[1]?.seriesInstanceUid}"]`).click()
+  await page.waitForFunction(
+    uid => (document.querySelector('#prior-series') as HTMLSelectElement | null)?.value === uid,
+    prior.series[1]?.seriesInstanceUid,
+    { timeout: 10_000 }
+  )
+  await page.waitForFunction(
+    () => /PRIOR CT AXIAL BONE/.test(document.querySelector('#prior-viewport-overlay-tl')?.textContent ?? ''),
+    undefined,
+    { timeout: 10_000 }
+  )
+  await page.locator('#viewport').focus()
+  await page.keyboard.press('End')
+  await showing(page, 11, 5)
 
   // The COMPARISON section offers the prior; one click puts the sentence into the co-edited report, and another
   // client of the report (a second window) sees it arrive as it would a co-author's typing.

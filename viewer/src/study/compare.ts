@@ -7,6 +7,8 @@
  *   window      a window/level change in either (drag, preset, reset) is applied to both
  *   L           in either viewport: unlink / link again (linking again brings the prior to the current slice and
  *               window)
+ *   series      the prior shows the series that goes with the current one (same description, else modality), and
+ *               follows when the reader picks another current series, until the reader picks a prior series
  *
  * The prior is asked for again every second while it is still arriving, as the current study is.
  */
@@ -43,6 +45,10 @@ export class Comparison {
   private following = false
   private link: { key: string; value: Promise<SliceLink>; resolved?: SliceLink } | undefined
   private activeSeries: string | undefined
+  /** the current study's series the prior's was chosen for */
+  private mainSeries: string | undefined
+  /** the reader chose the prior's series: it no longer follows the current one */
+  private seriesChosen = false
   private closed = false
   private timer: ReturnType<typeof setTimeout> | undefined
   private readonly keys = (event: KeyboardEvent): void => {
@@ -60,7 +66,9 @@ export class Comparison {
     this.seriesSelect = h('select', { id: 'prior-series', title: "The prior's series" })
     this.seriesSelect.addEventListener('change', () => {
       const series = this.loader.series.find(s => s.uid === this.seriesSelect.value)
-      if (series !== undefined) this.showSeries(series)
+      if (series === undefined) return
+      this.seriesChosen = true
+      this.showSeries(series)
     })
     this.indicator = h('button', {
       class: 'link-state',
@@ -85,7 +93,9 @@ export class Comparison {
       ),
       this.viewport.element
     )
+    this.mainSeries = main.stack()[0]?.seriesUid
     main.onIndexChange = index => {
+      this.followSeries()
       void this.follow('current', index)
     }
     this.viewport.onIndexChange = index => {
@@ -213,8 +223,24 @@ export class Comparison {
   private showSeries(series: SeriesEntry): void {
     this.activeSeries = series.uid
     this.seriesSelect.value = series.uid
-    this.viewport.setImages(series.images, `PRIOR ${series.modality} ${series.description}`.trim())
+    // The prior's new stack starts at its first image: the current study does not follow that, the prior follows it.
+    this.following = true
+    try {
+      this.viewport.setImages(series.images, `PRIOR ${series.modality} ${series.description}`.trim())
+    } finally {
+      this.following = false
+    }
     if (this.linked) this.setLinked(true)
+  }
+
+  /** After the reader picks another series of the current study: the prior's that goes with it. */
+  private followSeries(): void {
+    const uid = this.main.stack()[0]?.seriesUid
+    if (uid === this.mainSeries) return
+    this.mainSeries = uid
+    if (this.seriesChosen) return
+    const best = this.bestSeries()
+    if (best !== undefined && best.uid !== this.activeSeries) this.showSeries(best)
   }
 
   /** The prior series that goes with the current one: the same description, else the same modality, else the first. */

@@ -109,6 +109,7 @@ export class Viewport {
       this.window = undefined
       this.zoom = 1
       this.pan = [0, 0]
+      this.onIndexChange(0)
     } else if (current !== undefined) {
       this.index = Math.max(
         0,
