@@ -7,10 +7,12 @@
  * gets the original's.
  */
 import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { SecondOpinion } from '../../protocol/api/second-opinions.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
+import { launchBrowser, pageErrors, signedInPage } from '../../scripts/lib/browser.ts'
 import { radmesh } from '../../scripts/lib/cli.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
@@ -24,6 +26,7 @@ const CANARY_ID = 'CANARY-4711'
 const OPINION = 'Second opinion: no haemorrhage; agree with acute right MCA infarct.'
 
 const started: StartedNode[] = []
+let browser: Browser | undefined
 
 /** A node that settles a study after 1 s. */
 async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
@@ -33,6 +36,7 @@ async function start(home: string, extra: Parameters<typeof startNode>[1] = {}):
 }
 
 test.after(async () => {
+  await browser?.close()
   await Promise.all(
     started.map(async node => {
       await node.kill()
@@ -139,6 +143,15 @@ test('a second opinion on a de-identified copy: only the consultant reads it, an
   assert.is(opinion?.report?.sections.impression, OPINION)
   assert.is(opinion?.report?.signedBy, consultant.peerId)
   assert.is(opinion?.report?.signedByName, 'Dr Outside Consultant')
+  // The site's case page shows it beside the case's own report, in a real Chromium.
+  browser = await launchBrowser()
+  const page = await signedInPage(browser, site)
+  await page.goto(`${new URL(page.url()).origin}/#/case/${original.caseId}`)
+  const shown = page.locator(`#second-opinions li[data-copy-case="${copyCase.caseId}"][data-state="FINAL"]`)
+  await shown.waitFor({ timeout: 15_000 })
+  const text = (await shown.textContent()) ?? ''
+  for (const part of ['Dr Outside Consultant', 'FINAL by Dr Outside Consultant', OPINION]) assert.match(text, part)
+  assert.equal(pageErrors(page), [])
   // The primary reader's report is untouched.
   assert.is((await report(site, original.caseId)).status, 'DRAFT')
   const audit = await radmesh(['audit', '--home', site.home])

@@ -11,6 +11,7 @@ import * as Y from 'yjs'
 import { SECTION_NAMES } from '../../../protocol/collab/records.ts'
 import { ApiError, type DutyEntry, json, request, type ReportView, type Session, type WorklistEntry } from '../api.ts'
 import { openCriticalSection } from '../critical/case-section.ts'
+import { openSecondOpinions } from './second-opinions.ts'
 import { clear, h } from '../dom.ts'
 import type { View } from '../view.ts'
 import { caretPoint } from './caret.ts'
@@ -78,6 +79,7 @@ export async function openReportPanel(
   const comparisonOffers = new SectionOffers(doc.getText('comparison'), OFFERED, 'comparison-offers')
   const signatures = h('ul', { class: 'signatures', id: 'report-signatures' })
   const criticalSlot = h('div', { class: 'critical', id: 'critical' })
+  const secondOpinionsSlot = h('div', { class: 'second-opinions-section' })
   const addendumText = h('textarea', { id: 'addendum-text', rows: 3, placeholder: 'Addendum to the FINAL report' })
   const consultSelect = h('select', { id: 'consult-peer' })
   const templateSelect = h(
@@ -164,10 +166,12 @@ export async function openReportPanel(
     h('div', { class: 'actions', id: 'addendum-box' }, addendumText, addendumButton),
     message,
     criticalSlot,
+    secondOpinionsSlot,
     h('h3', { style: 'font-size:13px;margin:.8rem 0 0' }, 'Signatures'),
     signatures
   )
   const critical = openCriticalSection(criticalSlot, entry, session)
+  const secondOpinions = openSecondOpinions(secondOpinionsSlot, entry, session)
 
   // Changes typed here go to the node one at a time, in order: the node checks each against the document
   // it holds, so an update must not overtake the one before it.
@@ -386,6 +390,7 @@ export async function openReportPanel(
       awareness.destroy()
       closed = true
       critical.close()
+      secondOpinions.close()
       events.close()
       for (const u of unbind) u()
       doc.destroy()
