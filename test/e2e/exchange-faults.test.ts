@@ -20,7 +20,7 @@ import {
 } from '../../protocol/exchange/chunks.ts'
 import type { Availability } from '../../protocol/api/studies.ts'
 import { CHUNK_TAG_BYTES, TRANSFER_CHUNK_MAX, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
-import { WINDOW_BYTES } from '../../protocol/exchange/messages.ts'
+import { CHUNK_FRAME_BYTES, WINDOW_BYTES } from '../../protocol/exchange/messages.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
@@ -289,17 +289,23 @@ async function overBadLink(name: string, seed: number, env: NodeJS.ProcessEnv): 
   return { moved: bytesThrough(proxy) - connectionBytes, cuts, study, connectionBytes }
 }
 
-test('a 20 Mbit/s link, 100 ms delay, cut every 3 s, sealed chunks: arrives intact, at most 1.05x moved', async () => {
-  const {
-    moved,
-    cuts,
-    study: { bytes }
-  } = await overBadLink('Rural', 22, { RADMESH_CHUNK_PACKING: '0' })
-  const ratio = (moved / bytes).toFixed(3)
+/**
+ * Sealed, a chunk cut short is asked for again from the byte the reader has (`o`), so a cut costs a new
+ * connection (`connectionBytes`) and at most the frame it cut; how many cuts there are depends on how fast the
+ * machine moves the study (15 on a quiet one, 40 under load), so the bound counts them. Refetching an instance
+ * (half a megabyte here) or a whole chunk at each cut would pass it.
+ */
+test('a 20 Mbit/s link, 100 ms delay, cut every 3 s, sealed chunks: arrives intact, resumed where each cut left it', async () => {
+  const { moved, cuts, study, connectionBytes } = await overBadLink('Rural', 22, { RADMESH_CHUNK_PACKING: '0' })
+  const { bytes } = study
+  // Margins as in the kill test: 2 % for framing, 25 % on what each cut may cost.
+  const bound = 1.02 * bytes + cuts * 1.25 * (connectionBytes + CHUNK_FRAME_BYTES)
   const mb = (n: number): string => (n / 1e6).toFixed(2)
-  const figures = `study ${mb(bytes)} MB, moved ${mb(moved)} MB (${ratio}x), ${cuts} cuts`
+  const figures =
+    `study ${mb(bytes)} MB, moved ${mb(moved)} MB (${(moved / bytes).toFixed(3)}x), ${cuts} cuts, ` +
+    `bound ${mb(bound)} MB (${(bound / bytes).toFixed(3)}x)`
   process.stdout.write(`\n    [bad link, sealed] ${figures}\n`)
-  assert.ok(moved <= 1.05 * bytes, `moved ${moved} bytes for a ${bytes}-byte study (${ratio}x)`)
+  assert.ok(moved <= bound, `moved ${moved} bytes for a ${bytes}-byte study: more than ${cuts} cuts can cost`)
 })
 
 /**
