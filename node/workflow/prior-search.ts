@@ -19,7 +19,13 @@ import type { Archive, StudyRecord } from '../archive/archive.ts'
 import { openNetworkDataset, storeFromNetwork } from '../archive/index.ts'
 import { type Identifier, keyText } from '../dicom/identifier.ts'
 import type { DicomDestination } from '../dicom/peers.ts'
-import { findStudyRoot, getStudyRoot, keysOf, type RetrieveOutcome } from '../dicom/scu/query-retrieve.ts'
+import {
+  findStudyRoot,
+  getStudyRoot,
+  keysOf,
+  moveStudyRoot,
+  type RetrieveOutcome
+} from '../dicom/scu/query-retrieve.ts'
 import {
   choosePriors,
   type CurrentStudy,
@@ -136,14 +142,20 @@ export async function findPriors(
   }))
 }
 
-/** Step 3: a study retrieved from the PACS into the archive by C-GET. */
+/**
+ * Step 3: a study retrieved from the PACS into the archive by C-GET, or by C-MOVE to the node's own AE title
+ * (`method` "move": the PACS sends it to the node's DICOM port, whose C-STOREs go into the same archive).
+ */
 export async function retrievePrior(
   pacs: DicomDestination,
   aeTitle: string,
   studyUid: string,
-  archive: Archive
+  archive: Archive,
+  method: PriorRule['retrieve'] = 'get'
 ): Promise<RetrieveOutcome> {
-  return await getStudyRoot(pacs, aeTitle, keysOf({ '00080052': ['CS', 'STUDY'], '0020000D': ['UI', studyUid] }), {
+  const keys = keysOf({ '00080052': ['CS', 'STUDY'], '0020000D': ['UI', studyUid] })
+  if (method === 'move') return await moveStudyRoot(pacs, aeTitle, keys, aeTitle)
+  return await getStudyRoot(pacs, aeTitle, keys, {
     open: header => openNetworkDataset(archive, { ...header, callingAeTitle: pacs.aeTitle }),
     store: async request => await storeFromNetwork(archive, request)
   })

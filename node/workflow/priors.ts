@@ -290,7 +290,7 @@ export class CasePriorsService {
     if (!(await this.#heldHere(prior.studyInstanceUid, prior.instances))) {
       prior.state = 'retrieving'
       await this.#searches.save(search)
-      const outcome = await retrievePrior(pacs, this.#o.aeTitle, prior.studyInstanceUid, archive)
+      const outcome = await retrievePrior(pacs, this.#o.aeTitle, prior.studyInstanceUid, archive, this.#o.rule.retrieve)
       log.info(
         { event: 'prior-retrieved', case: search.caseId, study: prior.studyInstanceUid, ...outcome },
         `prior ${prior.studyInstanceUid} of case ${search.caseId}: ${outcome.completed} instance(s) retrieved`

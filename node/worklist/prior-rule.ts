@@ -2,13 +2,14 @@
  * Which of a patient's earlier studies in the site's PACS are priors of a new case: the rule a site sets in
  * HOME/routing.json under "priors", and the choice it makes.
  *
- *   "priors": { "sameModality": true, "sameBodyPart": true, "max": 3, "withinYears": 5 }
+ *   "priors": { "sameModality": true, "sameBodyPart": true, "max": 3, "withinYears": 5, "retrieve": "get" }
  *
  * A study is a prior when it is not the case's study, is dated on or before it and no more than `withinYears`
  * before it (a study without a date cannot be placed, so it is left out), shares a modality with it
  * (`sameModality`) and was of the same body part (`sameBodyPart`: Body Part Examined of any of its series,
  * compared without case; a case whose study names no body part compares modality and date only). The newest
- * `max` are taken, newest first.
+ * `max` are taken, newest first. They are retrieved by C-GET, or by C-MOVE to the node's own AE title
+ * (`"retrieve": "move"`) from a PACS that offers no C-GET: it must know the node's DICOM port (`--dicom`).
  */
 
 export interface PriorRule {
@@ -18,10 +19,18 @@ export interface PriorRule {
   max: number
   /** how far back a prior may be, in years before the case's study */
   withinYears: number
+  /** how the priors are retrieved: C-GET on the node's own association, or C-MOVE to the node's DICOM port */
+  retrieve: 'get' | 'move'
 }
 
 /** Three priors of up to five years: what a radiologist compares a follow-up CT or MR with. */
-export const DEFAULT_PRIOR_RULE: PriorRule = { sameModality: true, sameBodyPart: true, max: 3, withinYears: 5 }
+export const DEFAULT_PRIOR_RULE: PriorRule = {
+  sameModality: true,
+  sameBodyPart: true,
+  max: 3,
+  withinYears: 5,
+  retrieve: 'get'
+}
 /** A case carries at most this many priors, whatever the rule asks (each is a study the readers fetch). */
 export const MAX_PRIORS = 20
 
@@ -108,7 +117,7 @@ export function priorRuleOf(value: unknown): PriorRule | string {
   const given = value as Record<string, unknown>
   const unknown = Object.keys(given).filter(key => !(key in DEFAULT_PRIOR_RULE))
   if (unknown.length > 0)
-    return `"priors" has ${unknown.map(k => `"${k}"`).join(', ')}, which it does not know (it takes sameModality, sameBodyPart, max, withinYears)`
+    return `"priors" has ${unknown.map(k => `"${k}"`).join(', ')}, which it does not know (it takes sameModality, sameBodyPart, max, withinYears, retrieve)`
   const rule = { ...DEFAULT_PRIOR_RULE, ...given } as PriorRule
   for (const key of ['sameModality', 'sameBodyPart'] as const)
     if (typeof rule[key] !== 'boolean') return `priors.${key} must be true or false`
@@ -116,5 +125,7 @@ export function priorRuleOf(value: unknown): PriorRule | string {
     return `priors.max must be a whole number from 0 (no priors) to ${MAX_PRIORS}`
   if (typeof rule.withinYears !== 'number' || !(rule.withinYears > 0) || rule.withinYears > 100)
     return 'priors.withinYears must be a number of years above 0 and at most 100'
+  if (rule.retrieve !== 'get' && rule.retrieve !== 'move')
+    return 'priors.retrieve must be "get" (C-GET, the default) or "move" (C-MOVE to this node\'s --dicom port)'
   return rule
 }

@@ -4,7 +4,7 @@
  * shares them with the case's reader, who fetches them after the case's images (a STAT case, on duty). The
  * PACS is down when the first case goes out: the case reaches its reader at once, the search is retried (its
  * state visible on the case), resumed after the site is killed and restarted, and the prior follows once the
- * PACS is up.
+ * PACS is up. A second site names the PACS in routing.json and retrieves by C-MOVE to its own DICOM port.
  */
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
@@ -234,6 +234,54 @@ test('a case reaches its reader with exactly the two relevant of the patient’s
     .map(line => JSON.parse(line) as { eventCode: string; outcome: number; detail: string; study: string })
   assert.ok(audit.some(r => r.eventCode === '110112' && r.outcome === 0 && r.study === current.uid))
   assert.ok(audit.some(r => r.eventCode === '110112' && r.outcome === 8 && /ECONNREFUSED/.test(r.detail)))
+})
+
+test('a site that names its PACS in routing.json, retrieving by C-MOVE, gives its case the newest prior only', async () => {
+  const server = orthanc as OrthancServer
+  const home = await nodes.member('Priors Move Hospital', 'site')
+  await fs.writeFile(
+    join(home, 'routing.json'),
+    JSON.stringify({ pacs: `ORTHANC@127.0.0.1:${pacsPort}`, priors: { retrieve: 'move', max: 1 } })
+  )
+  const moving = await nodes.start(home, { dicom: true, extraArgs: ['--ae', 'MOVESITE'], peers: [p2pAddr(reader)] })
+  // A C-MOVE goes to an AE title the PACS knows at an address: this site's DICOM port.
+  const registered = await fetch(`${server.http}/modalities/movesite`, {
+    method: 'PUT',
+    body: JSON.stringify({ AET: 'MOVESITE', Host: '127.0.0.1', Port: moving.dicomPort })
+  })
+  assert.ok(registered.ok, `Orthanc PUT /modalities: ${registered.status}`)
+  const older = await study('PRIORS-MOVE', 61, { bodyPart: 'HEAD', description: 'CT HEAD', date: yearsAgo(2) })
+  const newer = await study('PRIORS-MOVE', 62, { bodyPart: 'HEAD', description: 'CT HEAD', date: yearsAgo(1) })
+  for (const s of [older, newer]) await intoPacs(server, s.files)
+  const current = await study('PRIORS-MOVE', 63, { bodyPart: 'HEAD', description: 'CT HEAD STROKE', date: new Date() })
+
+  assert.is((await storescu(moving.dicomPort, 'MOVESITE', ['+sd', '+r', current.dir])).code, 0)
+  const entry = await waitFor(
+    "the case on the reader's worklist",
+    async () => (await worklist(reader)).find(e => e.studyInstanceUid === current.uid),
+    20_000
+  )
+  const answer = await waitFor(
+    'the prior fetched at the reader',
+    async () => {
+      const priors = await priorsOf(reader, entry?.caseId as string)
+      return priors.priors.length > 0 && priors.priors.every(p => p.local) ? priors : undefined
+    },
+    30_000,
+    500
+  )
+  assert.equal(
+    answer.priors.map(p => p.studyInstanceUid),
+    [newer.uid]
+  )
+  const atSite = await priorsOf(moving, entry?.caseId as string)
+  assert.equal(
+    [atSite.search.state, atSite.search.pacs, atSite.priors[0]?.state],
+    ['done', `ORTHANC@127.0.0.1:${pacsPort}`, 'shared']
+  )
+  // It came in on the site's DICOM port, from the PACS's AE title.
+  assert.ok((await logOf(moving.home)).some(line => line['event'] === 'prior-retrieved' && line['completed'] === 2))
+  assert.not.ok((await worklist(moving)).some(e => e.studyInstanceUid === newer.uid))
 })
 
 test.run()

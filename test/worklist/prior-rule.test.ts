@@ -75,6 +75,11 @@ test('"priors" in routing.json is checked', () => {
   assert.match(String(priorRuleOf({ withinYears: 0 })), /priors.withinYears must be a number of years above 0/)
   assert.match(String(priorRuleOf({ sameModality: 'yes' })), /priors.sameModality must be true or false/)
   assert.match(String(priorRuleOf({ years: 3 })), /"years", which it does not know/)
+  assert.equal(priorRuleOf({ retrieve: 'move' }), { ...DEFAULT_PRIOR_RULE, retrieve: 'move' })
+  assert.match(
+    String(priorRuleOf({ retrieve: 'ftp' })),
+    /priors.retrieve must be "get" \(C-GET, the default\) or "move"/
+  )
   assert.match(String(priorRuleOf([])), /"priors" must be an object/)
 })
 
