@@ -155,4 +155,31 @@ test('a non-member gets no reservation on a member relay and no relayed stream t
   assert.not.ok((await peers(site)).some(p => p.peerId === result.peerId))
 })
 
+test('a member with only private addresses holds reservations on two member relays without --relay-via', async () => {
+  const second = await start(await consortium.member('Second Relay', 'site'), { extraArgs: ['--relay'] })
+  const home = await start(await consortium.member('Dr Two Relays', 'radiologist'), {
+    peers: [p2pAddr(relay), p2pAddr(second)]
+  })
+  type Reach = { relays: Array<{ peerId: string }>; reservationsWanted: number; addrs: string[] }
+  const reach = await waitFor(
+    'reservations on both relays',
+    async () => {
+      const body = (await home.api<Reach>('GET', '/api/reach')).body
+      return body.relays.length === 2 ? body : undefined
+    },
+    20_000
+  )
+  assert.equal(reach.relays.map(r => r.peerId).sort(), [relay.peerId, second.peerId].sort())
+  assert.is(reach.reservationsWanted, 2)
+  // Both relay addresses are in its signed address record, for the other members.
+  await waitFor(
+    'both relay addresses in its record',
+    async () => {
+      const { addrs } = (await home.api<Reach>('GET', '/api/reach')).body
+      return [relay.peerId, second.peerId].every(r => addrs.some(a => a.includes(`/p2p/${r}/p2p-circuit`)))
+    },
+    10_000
+  )
+})
+
 test.run()
