@@ -10,8 +10,9 @@
  *
  * A NAT forwards what its LAN opens and drops what the WAN opens, and the WAN has no route to either LAN: the
  * site and the reader cannot dial each other, and both reach the relay. Each namespace that runs a node also
- * has a management link to this (root) namespace, 172.31.N.2 seen from 172.31.N.1, on which its HTTP API and
- * DICOM port listen: the test talks to every node, and the nodes cannot use it to reach each other.
+ * has a management link to this (root) namespace, a /30 of a 172.31.B.0/24 no other test process uses, on which
+ * its HTTP API and DICOM port listen: the test talks to every node, and the nodes cannot use it to reach each
+ * other.
  * `teardown()` deletes every namespace (and with them their links); it runs on exit too, whatever happened.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
@@ -88,6 +89,20 @@ const run = (args: string[], input?: string): void => {
   execFileSync(args[0] as string, args.slice(1), { stdio, ...(input === undefined ? {} : { input }) })
 }
 
+/**
+ * The first three octets of a /24 for this process's management links (172.31.B), one no other address of
+ * this (root) namespace is in: test files run side by side, each with its own topology, and two management
+ * links on one subnet would send one test's API calls into the other's namespace.
+ */
+function managementBlock(): string {
+  const inUse = execFileSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' })
+  for (let n = 0; n < 254; n++) {
+    const block = `172.31.${1 + ((process.pid + n) % 254)}`
+    if (!inUse.includes(` ${block}.`)) return block
+  }
+  throw new Error('no free 172.31.B.0/24 for the management links: delete the namespaces of earlier runs (ip netns)')
+}
+
 /** Builds the topology above under a prefix of this process's own (names stay within 15 characters). */
 export function buildNatTopology(options: TopologyOptions = {}): Namespaces {
   const wan = options.wan ?? '10.99.0'
@@ -131,16 +146,20 @@ export function buildNatTopology(options: TopologyOptions = {}): Namespaces {
       run(['ip', 'netns', 'exec', nat, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])
       run(['ip', 'netns', 'exec', nat, 'nft', '-f', '-'], natRules(kind))
     }
-    const mgmt = { wan: '', site: '', reader: '' }
-    for (const [i, role] of (['wan', 'site', 'reader'] as const).entries()) {
+    const block = managementBlock()
+    /** The management link of namespace `name`, the `i`th of this topology: its address in the namespace. */
+    const managementLink = (name: string, i: number): string => {
       const host = `${p}m${i}`
-      run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', ns[role]])
-      run(['ip', 'addr', 'add', `172.31.${i + 1}.1/30`, 'dev', host])
+      const [here, there] = [`${block}.${4 * i + 1}`, `${block}.${4 * i + 2}`]
+      run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', name])
+      run(['ip', 'addr', 'add', `${here}/30`, 'dev', host])
       run(['ip', 'link', 'set', host, 'up'])
-      inNs(ns[role], 'addr', 'add', `172.31.${i + 1}.2/30`, 'dev', 'mgmt0')
-      inNs(ns[role], 'link', 'set', 'mgmt0', 'up')
-      mgmt[role] = `172.31.${i + 1}.2`
+      inNs(name, 'addr', 'add', `${there}/30`, 'dev', 'mgmt0')
+      inNs(name, 'link', 'set', 'mgmt0', 'up')
+      return there
     }
+    const mgmt = { wan: '', site: '', reader: '' }
+    for (const [i, role] of (['wan', 'site', 'reader'] as const).entries()) mgmt[role] = managementLink(ns[role], i)
     let hosts = 0
     const addWanHost = (role: string, addr: string): { ns: string; mgmt: string } => {
       const name = `${p}-${role}`.slice(0, 15)
@@ -152,13 +171,7 @@ export function buildNatTopology(options: TopologyOptions = {}): Namespaces {
       inNs(ns.wan, 'link', 'set', `wanh${hosts}`, 'master', 'br0', 'up')
       inNs(name, 'addr', 'add', `${addr}/24`, 'dev', 'eth0')
       inNs(name, 'link', 'set', 'eth0', 'up')
-      const host = `${p}m${i}`
-      run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', name])
-      run(['ip', 'addr', 'add', `172.31.${i}.1/30`, 'dev', host])
-      run(['ip', 'link', 'set', host, 'up'])
-      inNs(name, 'addr', 'add', `172.31.${i}.2/30`, 'dev', 'mgmt0')
-      inNs(name, 'link', 'set', 'mgmt0', 'up')
-      return { ns: name, mgmt: `172.31.${i}.2` }
+      return { ns: name, mgmt: managementLink(name, i) }
     }
     const addr = { relay: `${wan}.1`, site: '192.168.1.2', reader: '192.168.2.2' }
     return { ns, addr, mgmt, addWanHost, teardown }
