@@ -303,7 +303,7 @@ async function scenario(
     `the knee MR is a ${knee.priority} msk case waiting on ${hawk.member.name}'s worklist; ${site.member.name} ` +
       `also asks ${ada.member.name} for a second opinion by hand ("radmesh share --deidentify")`
   )
-  await deidentifiedShare(site, ada, knee.studyInstanceUid, 'DEMO^KNEE', 'the knee MR')
+  await deidentifiedShare(site, ada, knee.studyInstanceUid, 'DEMO^KNEE', 'the knee MR', knee.caseId)
   await writeNodesJson(state, [site, ada, hawk])
   await summary(state, [site, ada, hawk], studyUid, knee)
 }

@@ -4,7 +4,7 @@
  */
 import { radmeshOk } from '../lib/cli.ts'
 import { runTool } from '../lib/dcmtk.ts'
-import { AE_TITLE, type Running, say } from './common.ts'
+import { AE_TITLE, type Running, say, until } from './common.ts'
 
 /** findscu (Study Root, STUDY level) for one study at the site; prints what it found. */
 export async function queryStudy(site: Running, studyUid: string): Promise<void> {
@@ -45,13 +45,18 @@ export async function queryStudy(site: Running, studyUid: string): Promise<void>
   )
 }
 
-/** `radmesh share --deidentify`: the reader fetches the copy, and the demo looks for the patient's name in it. */
+/**
+ * `radmesh share --deidentify`: the reader fetches the copy, and the demo looks for the patient's name in it;
+ * the copy is a second-opinion case on the reader's worklist alone; the reader signs a report on it, and the
+ * site sees it come back to the original case (`originalCaseId`).
+ */
 export async function deidentifiedShare(
   site: Running,
   reader: Running,
   studyUid: string,
   patientName: string,
-  description: string
+  description: string,
+  originalCaseId: string
 ): Promise<void> {
   const printed = await radmeshOk([
     'share',
@@ -74,5 +79,28 @@ export async function deidentifiedShare(
   say(
     `de-identified copy ${copyUid} of ${description} shared with ${reader.member.name} for a second opinion: ` +
       `no patient name in it (${body.length} images, PS3.15 Basic Profile, patient characteristics kept, new UIDs)`
+  )
+  const copyCase = await until("the second-opinion case on the reader's worklist", async () => {
+    const { body: list } = await reader.api<Array<{ caseId: string; studyInstanceUid: string; purpose: string }>>(
+      'GET',
+      '/api/worklist'
+    )
+    return list.find(entry => entry.studyInstanceUid === copyUid && entry.purpose === 'second-opinion')
+  })
+  const caseApi = `/api/cases/${copyCase.caseId}`
+  await reader.api('POST', `/api/worklist/${copyCase.caseId}/claim`)
+  await reader.api('PUT', `${caseApi}/report`, {
+    sections: { impression: 'Second opinion: intact menisci and cruciate ligaments; agree no surgical lesion.' }
+  })
+  const signed = await reader.api<{ status: string }>('POST', `${caseApi}/report/sign`, { status: 'FINAL' })
+  if (signed.status !== 200) throw new Error(`the second opinion could not be signed: ${JSON.stringify(signed.body)}`)
+  type Opinion = { report: { signedByName: string; sections: { impression: string } } | null }
+  const back = await until('the second opinion back on the original case', async () => {
+    const { body: opinions } = await site.api<Opinion[]>('GET', `/api/cases/${originalCaseId}/second-opinions`)
+    return opinions.find(opinion => opinion.report !== null)?.report ?? undefined
+  })
+  say(
+    `${reader.member.name} signed the second opinion on the copy's own case (no one else was given it); it came ` +
+      `back to ${site.member.name}'s original case ${originalCaseId}, beside its report: "${back.sections.impression}"`
   )
 }

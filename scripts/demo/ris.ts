@@ -1,7 +1,8 @@
 /**
  * The site's RIS in the demo: Debian's python3-hl7 listening for MLLP (scripts/lib/hl7-receiver.py), the
  * `--ris` of the site's node; a FINAL report reaches it as an ORU^R01 and the site shows the RIS's ACK on the
- * case. Without python3-hl7 the step is skipped, saying why.
+ * case; so does the critical result flagged before it (an ORU^R01 of its own, status P, OBX-8 AA). Without
+ * python3-hl7 the step is skipped, saying why.
  */
 import { existsSync } from 'node:fs'
 import { type Hl7Receiver, startHl7Receiver } from '../lib/hl7-receiver.ts'
@@ -22,6 +23,7 @@ export async function startRis(): Promise<Hl7Receiver | string> {
 }
 
 interface Delivery {
+  resultStatus: string
   controlId: string
   state: string
   ack?: { code: string; text: string }
@@ -35,7 +37,7 @@ export async function reportToRis(site: Running, ris: Hl7Receiver | string, case
   }
   const delivery = await until('the RIS to acknowledge the ORU^R01', async () => {
     const { body } = await site.api<{ delivery?: { hl7: Delivery[] } }>('GET', `/api/cases/${caseId}/report`)
-    return body.delivery?.hl7.find(entry => entry.state !== 'pending')
+    return body.delivery?.hl7.find(entry => entry.resultStatus !== 'P' && entry.state !== 'pending')
   })
   if (delivery.state !== 'delivered') {
     throw new Error(`the RIS refused the ORU^R01: ${delivery.ack?.code ?? ''} ${delivery.ack?.text ?? ''}`)
@@ -48,4 +50,13 @@ export async function reportToRis(site: Running, ris: Hl7Receiver | string, case
         ? `, parsed by python3-hl7: ${parsed.type} v${parsed.version}, ` + `${parsed.obx.length} OBX`
         : `, with problems: ${parsed.problems.join('; ')}`
   say(`ORU^R01 accepted by the RIS (${delivery.ack?.code ?? '?'}) at 127.0.0.1:${ris.port} over MLLP${checks}`)
+  const critical = await until('the RIS to acknowledge the critical result', async () => {
+    const { body } = await site.api<{ delivery?: { hl7: Delivery[] } }>('GET', `/api/cases/${caseId}/report`)
+    return body.delivery?.hl7.find(entry => entry.resultStatus === 'P' && entry.state !== 'pending')
+  })
+  const flagged = ris.received.find(message => message.controlId === critical.controlId)?.obx[0]
+  say(
+    `the critical result went to the RIS too: ORU^R01 status P, OBX-8 ${flagged?.abnormal ?? '?'}, ` +
+      `${critical.state} (${critical.ack?.code ?? '?'})`
+  )
 }

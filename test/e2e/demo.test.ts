@@ -49,6 +49,8 @@ function assertLaterSteps(output: string): void {
   const copy = shared.exec(output)?.[1]
   assert.ok(copy !== undefined, 'the de-identified share is shown')
   assert.match(output, new RegExp(`^• de-identified copy ${copy} .*: no patient name in it`, 'm'))
+  assert.match(output, /^• the critical result went to the RIS too: ORU\^R01 status P, OBX-8 AA, delivered \(AA\)/m)
+  assert.match(output, /^• Dr Ada Neuro signed the second opinion on the copy's own case .*came back to/m)
   copies.push(copy)
 }
 
@@ -191,11 +193,14 @@ test(
         critical.map(c => [c.acknowledged?.by, c.escalations.length]),
         [['Dr Sam Chief', 2]]
       )
-      type Delivered = { delivery: { hl7: Array<{ state: string; ack?: { code: string } }> } }
+      type Delivered = { delivery: { hl7: Array<{ resultStatus: string; state: string; ack?: { code: string } }> } }
       const { delivery } = await get<Delivered>(site, `/api/cases/${stroke?.caseId}/report`)
       assert.equal(
-        delivery.hl7.map(d => [d.state, d.ack?.code]),
-        [['delivered', 'AA']]
+        delivery.hl7.map(d => [d.resultStatus, d.state, d.ack?.code]),
+        [
+          ['F', 'delivered', 'AA'],
+          ['P', 'delivered', 'AA']
+        ]
       )
       const copy = await get<Studies>(ada, `/dicom-web/studies/${copies[0]}/metadata`)
       assert.is(copy.length, 12, 'Dr Ada holds the de-identified copy of the knee MR')
