@@ -108,6 +108,13 @@ test('with the PACS down the case goes out at once, and its prior follows once t
   assert.ok(Date.parse(retrying.search.nextAttemptAt ?? '') > Date.now() - 1000)
   assert.equal(retrying.priors, [])
   assert.is((await priorsOf(reader, caseId)).search.state, 'pending')
+  for (const [path, status, code] of [
+    [`/api/cases/${'0'.repeat(24)}/priors`, 404, 'RADMESH_NOT_FOUND'],
+    ['/api/cases/not-a-case/priors', 400, 'RADMESH_BAD_REQUEST']
+  ] as const) {
+    const answer = await site.api<{ error: { code: string } }>('GET', path)
+    assert.equal([answer.status, answer.body.error?.code], [status, code], path)
+  }
   assert.ok((await logOf(site.home)).some(line => line['event'] === 'prior-search-retry'))
 
   // The site goes down hard and comes back: the search resumes from what it kept on disk.
