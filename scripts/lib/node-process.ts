@@ -50,6 +50,8 @@ export interface StartOptions {
    * nodes, so 4 unless given; `null` leaves radmesh's default (256 with --dicom, 64 without), as benchmarks do.
    */
   preallocateMib?: number | null
+  /** how long the node may take to print its viewer line (20 s unless given; many nodes on 2 cores take longer) */
+  startTimeoutMs?: number
 }
 
 /** The node did not print its viewer line: it exited first (`exitCode`), or it took too long (null). */
@@ -58,8 +60,8 @@ export class NodeStartError extends Error {
   readonly exitCode: number | null
   /** what the node printed, its own error message among it */
   readonly output: string
-  constructor(home: string, exitCode: number | null, output: string) {
-    const what = exitCode === null ? `did not start within ${START_TIMEOUT_MS / 1000} s` : `exited ${exitCode}`
+  constructor(home: string, exitCode: number | null, output: string, timeoutMs = START_TIMEOUT_MS) {
+    const what = exitCode === null ? `did not start within ${timeoutMs / 1000} s` : `exited ${exitCode}`
     super(`the node on ${home} ${what}:\n${output.trimEnd()}`)
     this.name = 'NodeStartError'
     this.home = home
@@ -110,13 +112,13 @@ export async function startNode(home: string, options: StartOptions = {}): Promi
       if (child.exitCode !== null) return null
       return /^viewer: (\S+)$/m.exec(output)?.[1]
     },
-    START_TIMEOUT_MS,
+    options.startTimeoutMs ?? START_TIMEOUT_MS,
     50
   ).catch(() => null)
   if (viewerUrl === null) {
     const exitCode = child.exitCode
     await stopChild(child)
-    throw new NodeStartError(home, exitCode, output)
+    throw new NodeStartError(home, exitCode, output, options.startTimeoutMs)
   }
   const peerId = /peer (12D3\S+)/.exec(output)?.[1] ?? ''
   const token = (await fs.readFile(join(home, 'api-token'), 'utf8')).trim()

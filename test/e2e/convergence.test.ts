@@ -79,9 +79,12 @@ const say = (line: string): void => {
   log.push(line)
 }
 
-async function restart(member: Member): Promise<void> {
+/** Starts a member's node again; how long its start took, for the log (it grows with the load on the cores). */
+async function restart(member: Member): Promise<string> {
+  const begun = performance.now()
   member.node = await startNode(member.home, member.options)
   member.up = true
+  return `${((performance.now() - begun) / 1000).toFixed(1)} s`
 }
 
 test.after(async () => {
@@ -124,7 +127,9 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
     }
     const peers = links.filter(l => l.a === i).map(l => `/ip4/127.0.0.1/tcp/${l.proxy.port}/p2p/${peerIds[l.b]}`)
     const extraArgs = ['--announce', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--stable-after', '1s']
-    const options = { ...ports, dicom: i === 0 ? await freePort() : false, peers, extraArgs }
+    // A node starting among many others on 2 cores waits for the CPU: its start may take WAIT_SCALE times longer.
+    const startTimeoutMs = 20_000 * WAIT_SCALE
+    const options = { ...ports, dicom: i === 0 ? await freePort() : false, peers, extraArgs, startTimeoutMs }
     const home = homes[i] as string
     members[i] = { name: i === 0 ? 'site' : `R${i}`, home, options, node: await startNode(home, options), up: true }
   }
@@ -215,14 +220,12 @@ test(`randomized claims, edits and signatures under partitions and kill -9 conve
         victim.up = false
         say(`${step}: kill -9 ${victim.name}`)
         if (rng() < 0.6) {
-          await restart(victim)
-          say(`${step}: restart ${victim.name}`)
+          say(`${step}: restart ${victim.name} (${await restart(victim)})`)
         }
       }
     } else if (!reader.up) {
       if (rng() < 0.5) {
-        await restart(reader)
-        say(`${step}: restart ${reader.name}`)
+        say(`${step}: restart ${reader.name} (${await restart(reader)})`)
       }
     } else if (roll < 0.34) {
       const { status } = await api(reader, 'POST', `/api/worklist/${caseId}/claim`)
