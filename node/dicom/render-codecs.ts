@@ -8,9 +8,10 @@
  *   JPEG 2000                    @cornerstonejs/codec-openjpeg
  *   RLE lossless                 below
  *
- * JPEG extended (12 bit) is not rendered (RADMESH_NOT_ACCEPTABLE, naming …/frames/N instead). Answers are PNG
- * only: the encoder of codec-libjpeg-turbo-8bit 1.2.8 was measured unfit to serve (deleting one corrupts its
- * module's memory, small greyscale and some colour images come out with an empty scan and no EOI).
+ * JPEG extended (12 bit) is not rendered (RADMESH_NOT_ACCEPTABLE, naming …/frames/N instead). Rendered JPEG is
+ * written by render-jpeg.ts, not by the encoder of codec-libjpeg-turbo-8bit 1.2.8, measured unfit to serve
+ * (deleting one corrupts its module's memory, small greyscale and some colour images come out with an empty
+ * scan and no EOI).
  */
 import { createRequire } from 'node:module'
 import { TRANSFER_SYNTAX } from './dictionary.ts'

@@ -54,12 +54,13 @@ export type RenderedParams = Static<typeof RenderedParams>
 
 /**
  * Rendered resources' query (PS3.18 8.3.5.1): `viewport` vw,vh[,sx,sy,sw,sh] (the size to fit, and the region
- * of the image to show), `window` center,width[,linear]. Other parameters (`accept`, `quality`, `annotation`, …)
- * are taken and not acted on.
+ * of the image to show), `window` center,width[,linear], `quality` 1 to 100 (JPEG only; PNG is lossless). Other
+ * parameters (`accept` is the content negotiation's, `annotation`, …) are taken and not acted on.
  */
 export const RenderedQuery = Type.Object({
   viewport: Type.Optional(Type.String({ maxLength: 100 })),
-  window: Type.Optional(Type.String({ maxLength: 100 }))
+  window: Type.Optional(Type.String({ maxLength: 100 })),
+  quality: Type.Optional(Type.String({ maxLength: 10 }))
 })
 export type RenderedQuery = Static<typeof RenderedQuery>
 

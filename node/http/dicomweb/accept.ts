@@ -12,7 +12,8 @@
  *                                                   an image type for compressed frames (image/jpeg, image/jls,
  *                                                   image/jp2, image/x-dicom-rle)
  *   …/bulk/…                                        multipart/related; type="application/octet-stream"
- *   …/rendered, …/thumbnail (rendered resources)    image/png
+ *   …/rendered, …/thumbnail (rendered resources)    image/jpeg or image/png (renderedMediaType: the one the
+ *                                                   Accept weighs more, image/jpeg on a tie, PS3.18 8.3.5.1)
  *
  * Ranges follow RFC 9110 12.5.1: `*` wildcards, `q` weights (q=0: not acceptable), and the most specific range
  * decides for each media type. A multipart range matches on its `type` parameter (none: any part type);
@@ -48,7 +49,9 @@ const BULK_OFFERS = [offer('multipart/related', 'application/octet-stream')]
 const IMAGE_TYPES = ['image/jpeg', 'image/jls', 'image/x-jls', 'image/jp2', 'image/x-dicom-rle']
 const FRAME_OFFERS = [...BULK_OFFERS, ...IMAGE_TYPES.map(part => offer('multipart/related', part))]
 
-const IMAGE_OFFERS = [offer('image/png')]
+const JPEG = offer('image/jpeg')
+const PNG = offer('image/png')
+const IMAGE_OFFERS = [JPEG, PNG]
 
 export type DicomwebResource = 'search' | 'instances' | 'metadata' | 'frames' | 'bulk' | 'rendered'
 
@@ -67,7 +70,7 @@ const ANSWERS: Record<DicomwebResource, string> = {
   metadata: 'application/dicom+json',
   frames: 'multipart/related; type="application/octet-stream" or an image type (image/jpeg, image/jls, …)',
   bulk: 'multipart/related; type="application/octet-stream"',
-  rendered: 'image/png'
+  rendered: 'image/jpeg or image/png'
 }
 
 /**
@@ -200,6 +203,18 @@ function acceptOf(request: FastifyRequest): string | undefined {
   const parameter = Object.entries(query ?? {}).find(([name]) => name.toLowerCase() === 'accept')?.[1]
   if (parameter !== undefined) return Array.isArray(parameter) ? parameter.join(',') : parameter
   return request.headers.accept
+}
+
+/**
+ * The media type a rendered resource is answered as: the one its Accept weighs more, image/jpeg on a tie (the
+ * default of PS3.18 8.3.5.1, and what a browser's image Accept gets). The hook below has refused an Accept
+ * that takes neither.
+ */
+export function renderedMediaType(request: FastifyRequest): 'image/jpeg' | 'image/png' {
+  const accept = acceptOf(request)
+  const ranges = accept === undefined ? [] : parseAccept(accept)
+  if (ranges.length === 0) return 'image/jpeg'
+  return weightOf(ranges, PNG) > weightOf(ranges, JPEG) ? 'image/png' : 'image/jpeg'
 }
 
 /**

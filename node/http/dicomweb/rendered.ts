@@ -1,20 +1,23 @@
 /**
- * Rendered resources (PS3.18 8.3.5, 10.4.1.1.3): an instance or frame drawn as PNG with its default
+ * Rendered resources (PS3.18 8.3.5, 10.4.1.1.3): an instance or frame drawn as JPEG or PNG with its default
  * presentation (dicom/render.ts), and thumbnails of a study, series, instance or frame. A study or series is
  * represented by the middle instance (by Instance Number) of its first series with pixel data; a multi-frame
  * instance by its middle frame for a thumbnail and its first frame for `…/rendered`. Thumbnails fit 128 x 128
  * unless `viewport` says otherwise. Only the instance drawn is read and audited (110103, instances accessed).
- * PNG only: an Accept of image/jpeg alone is answered 406 (render-codecs.ts says why there is no JPEG).
+ * JPEG (`quality` 1 to 100, DEFAULT_JPEG_QUALITY otherwise) unless the Accept weighs PNG more (accept.ts);
+ * an Accept that takes neither is answered 406.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { RenderedParams, RenderedQuery } from '../../../protocol/api/dicomweb.ts'
 import type { Retrieval, StudyAccess } from '../../archive/access.ts'
 import type { Archive, InstanceRecord } from '../../archive/archive.ts'
 import { dicomJsonOf } from '../../dicom/json.ts'
+import { DEFAULT_JPEG_QUALITY, encodeJpeg } from '../../dicom/render-jpeg.ts'
 import { encodePng } from '../../dicom/render-png.ts'
 import { decodeForRendering } from '../../dicom/render-codecs.ts'
 import { fitTo, type Rendered, renderFrame, renderInfoOf, type Window } from '../../dicom/render.ts'
 import { BadRequestError, RadmeshError } from '../../errors.ts'
+import { renderedMediaType } from './accept.ts'
 import { frameCount, piecesOf, planFrames } from './frames.ts'
 
 /** A thumbnail's default size (PS3.18 leaves it to the server): what OHIF's study browser draws. */
@@ -63,6 +66,14 @@ export function parseWindow(text: string): Window {
   return { center: c, width: w }
 }
 
+export function parseQuality(text: string): number {
+  const quality = Number(text.trim())
+  if (text.trim() === '' || !Number.isInteger(quality) || quality < 1 || quality > 100) {
+    throw new BadRequestError(`quality "${text.slice(0, 20)}": give an integer from 1 to 100`)
+  }
+  return quality
+}
+
 function crop(image: Rendered, region: NonNullable<Viewport['region']>): Rendered {
   const x0 = Math.min(region.x, image.width - 1)
   const y0 = Math.min(region.y, image.height - 1)
@@ -104,6 +115,8 @@ export const renderedRoutes: FastifyPluginAsync<RenderedRoutesOptions> = async (
             : undefined
           : parseViewport(query.viewport)
       const window = query.window === undefined ? undefined : parseWindow(query.window)
+      const quality = query.quality === undefined ? DEFAULT_JPEG_QUALITY : parseQuality(query.quality)
+      const mediaType = renderedMediaType(request)
       const frameAsked = params.frame === undefined ? undefined : (integers(params.frame, 'frame', [1])[0] as number)
 
       // The instance drawn, found first: only it is read and audited.
@@ -130,7 +143,12 @@ export const renderedRoutes: FastifyPluginAsync<RenderedRoutesOptions> = async (
       })
       const shown = viewport?.region === undefined ? image : crop(image, viewport.region)
       const fitted = viewport === undefined ? shown : fitTo(shown, viewport.width, viewport.height)
-      return await reply.type('image/png').send(encodePng(fitted.data, fitted.width, fitted.height, fitted.channels))
+      const { data, width, height, channels } = fitted
+      const body =
+        mediaType === 'image/jpeg'
+          ? encodeJpeg(data, width, height, channels, quality)
+          : encodePng(data, width, height, channels)
+      return await reply.type(mediaType).header('vary', 'accept').send(body)
     }
 
   const schema = { schema: { params: RenderedParams, querystring: RenderedQuery } }
