@@ -12,6 +12,7 @@ import {
   SYNC_PROTOCOL,
   type SyncMessage
 } from '../../protocol/collab/sync.ts'
+import { openStreamAnyLink } from '../p2p/open-stream.ts'
 import { type MessageStream, messageStream } from '../p2p/wire.ts'
 
 /** Messages queued to one member before its channel is dropped as too slow (the next resync catches up). */
@@ -47,7 +48,10 @@ export class Channel {
     this.onEnd = onEnd
     this.ready = (async () => {
       try {
-        this.stream = await libp2p.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+        // Over whatever link is open, a relay's limited one included (see p2p/open-stream.ts).
+        this.stream = await openStreamAnyLink(libp2p, peer, SYNC_PROTOCOL, {
+          signal: AbortSignal.timeout(DIAL_TIMEOUT_MS)
+        })
         // Nothing is read on this stream: the member answers on its own.
         this.lp = messageStream(this.stream, { maxDataLength: 0, maxBufferSize: 1, messageTimeoutMs: DIAL_TIMEOUT_MS })
         this.stream.addEventListener('close', (event: Event) => {

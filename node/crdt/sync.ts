@@ -94,7 +94,13 @@ export class SyncService {
 
   async start(): Promise<void> {
     const { libp2p, documents } = this.o
-    await libp2p.handle(SYNC_PROTOCOL, this.onStream, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    // Also over a relay with limits (a member behind NAT whose relay set --relay-data-limit): documents are small
+    // next to studies, and the worklist and reports must reach it however it is connected.
+    await libp2p.handle(SYNC_PROTOCOL, this.onStream, {
+      maxInboundStreams: 4,
+      maxOutboundStreams: 4,
+      runOnLimitedConnection: true
+    })
     this.unsubscribe = documents.onUpdate(this.relay)
     this.unsubscribePresence = this.o.presence?.onUpdate(this.relayPresence)
     this.unsubscribeSharing = this.o.policy.onSharingChange?.(docIds => {
