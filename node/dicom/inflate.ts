@@ -9,6 +9,15 @@ import type { DatasetReader } from './reader.ts'
 
 /** Inflated pieces the data set reader takes at a time. */
 const INFLATE_CHUNK = 256 * 1024
+/**
+ * Past BOMB_FLOOR inflated bytes, a data set that has inflated to more than BOMB_RATIO times the deflated bytes
+ * zlib took in is refused as a deflate bomb, before the size limit: a bomb inflates about 1000 to 1, so without
+ * this a few megabytes kept the thread pool inflating 2 GiB of zeros (seconds on a loaded machine) before the
+ * limit refused them. Real data sets deflate a few times, not two hundred (it takes a data set almost all of one
+ * byte); one refused can be sent again uncompressed.
+ */
+export const BOMB_FLOOR = 64 * 1024 * 1024
+export const BOMB_RATIO = 200
 
 /** Where a data set's bytes go: straight to the reader, or through an inflater first. */
 export interface DatasetFeed {
@@ -21,6 +30,12 @@ const tooLarge = (limit: number): InvalidDicomError =>
   new InvalidDicomError(
     'too-large',
     `the deflated data set inflates to more than ${limit} bytes, over the size limit for one object`
+  )
+const bomb = (inflated: number, deflated: number): InvalidDicomError =>
+  new InvalidDicomError(
+    'too-large',
+    `the deflated data set inflated ${inflated} bytes from ${deflated}, over ${BOMB_RATIO} to 1: refused as a ` +
+      'deflate bomb; send it in an uncompressed transfer syntax'
   )
 
 /** Keeps the deflated bytes, and inflates them at once at the end, within the bound. */
@@ -58,6 +73,10 @@ export function asyncInflater(reader: DatasetReader, end: () => void, limit: num
       inflated += piece.byteLength
       try {
         if (inflated > limit) throw tooLarge(limit)
+        // bytesWritten: the deflated bytes handed to zlib so far (at most one write ahead of what it inflated).
+        if (inflated > BOMB_FLOOR && inflated > BOMB_RATIO * inflater.bytesWritten) {
+          throw bomb(inflated, inflater.bytesWritten)
+        }
         reader.push(piece)
       } catch (error) {
         failure = error as Error

@@ -11,6 +11,7 @@ import type { InstanceRecord } from '../../node/archive/archive.ts'
 import { CHUNK_SIZE } from '../../node/archive/index.ts'
 import { MAX_IN_FLIGHT } from '../../node/archive/incoming.ts'
 import { InvalidDicomError } from '../../node/dicom/errors.ts'
+import { BOMB_FLOOR, BOMB_RATIO } from '../../node/dicom/inflate.ts'
 import { dicomJsonOf } from '../../node/dicom/json.ts'
 import { InstanceParser, part10Header } from '../../node/dicom/part10.ts'
 import { frameCount, planFrames } from '../../node/http/dicomweb/frames.ts'
@@ -180,6 +181,7 @@ test(
       )
       assert.instance(refused, InvalidDicomError)
       assert.is((refused as InvalidDicomError).reason, 'too-large')
+      assert.match((refused as Error).message, 'deflate bomb', 'refused by its ratio, before the size limit')
     } finally {
       clearInterval(ticker)
       clearInterval(sampler)
@@ -190,6 +192,26 @@ test(
     assert.ok(peak - rssBefore < 128 * 1024 * 1024, `RSS grew ${((peak - rssBefore) / 1e6).toFixed(0)} MB`)
   }
 )
+
+test(`a deflated data set past ${BOMB_FLOOR / 2 ** 20} MiB that inflates 26 to 1 (not a bomb) is taken whole`, async () => {
+  const sop = uid()
+  const frames = 35
+  const pixels = Buffer.alloc(frames * 1024 * 1024 * 2)
+  const noise = randomBytes(pixels.byteLength / 64)
+  for (let i = 0; i < noise.byteLength; i++) pixels[i * 64] = noise[i] as number
+  const dataset = Buffer.concat([
+    writeDataset(image({ sop, frames: String(frames), rows: 1024, columns: 1024 }), false),
+    pixelDataHeader(pixels.byteLength),
+    pixels
+  ])
+  assert.ok(dataset.byteLength > BOMB_FLOOR)
+  const deflated = deflateRawSync(dataset, { level: 1 })
+  assert.ok(dataset.byteLength / deflated.byteLength < BOMB_RATIO / 4, 'well under the ratio')
+  const parser = new InstanceParser({ inflate: 'async', maxInflatedBytes: 512 * 1024 * 1024 })
+  const whole = file(sop, deflated, DEFLATED)
+  for (let at = 0; at < whole.byteLength; at += 65_536) parser.write(whole.subarray(at, at + 65_536))
+  await parser.finish()
+})
 
 test(
   'a large object spills to disk as it arrives (writes wait ' + 'for drain), and comes back whole, a chunk at a time',
