@@ -311,6 +311,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       worklist,
       audit,
       settings: routing.critical,
+      originalCaseOf: copyCaseId => secondOpinions.originalCaseOf(copyCaseId),
       log
     })
     const outbox = new Hl7Outbox(db, storageKey)

@@ -155,14 +155,17 @@ export class ReportDelivery {
 
   /**
    * A critical result's raise (step 0) as an ORU^R01 to the RIS (hl7/critical.ts), once per result, through the
-   * same outbox as the reports; nothing without a RIS. Not for a second opinion's copy: the RIS knows no such
-   * patient (the site's call list still hears of it).
+   * same outbox as the reports; nothing without a RIS. One flagged on a second opinion's copy goes as a result of
+   * the original case (`originalCaseId`, known at the site only): the RIS knows no copy's patient.
    */
   async criticalNotice(critical: CriticalResult, step: number): Promise<void> {
     const { hl7, archive, worklist } = this.o
     if (hl7 === undefined || step !== 0) return
-    const state = worklist.requireCase(critical.caseId)
-    if (state.site !== this.o.identity.peerId || state.purpose === 'second-opinion') return
+    const flaggedOn = worklist.requireCase(critical.caseId)
+    if (flaggedOn.site !== this.o.identity.peerId) return
+    const original = flaggedOn.purpose === 'second-opinion' ? critical.originalCaseId : flaggedOn.caseId
+    if (original === undefined) return
+    const state = worklist.requireCase(original)
     const record = await archive.study(state.studyUid)
     if (record === undefined) {
       throw new CaseError('RADMESH_NOT_FOUND', `study ${state.studyUid} of case ${state.caseId} is not in this archive`)
@@ -174,7 +177,10 @@ export class ReportDelivery {
       studyUid: state.studyUid,
       controlId: criticalControlId(critical.id),
       resultStatus: 'P',
-      message: criticalOru(critical, study, { sentAt: new Date().toISOString(), sendingFacility: state.siteName })
+      message: criticalOru({ ...critical, caseId: state.caseId }, study, {
+        sentAt: new Date().toISOString(),
+        sendingFacility: state.siteName
+      })
     })
   }
 

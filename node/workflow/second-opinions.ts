@@ -35,6 +35,8 @@ export class SecondOpinions {
   private readonly cleanups: Array<() => void> = []
   /** the version (FINAL signature and number of addenda) last joined to its original, per copy case */
   private readonly joined = new Map<string, string>()
+  /** copy case -> original case, for this site's second-opinion cases it has looked at */
+  private readonly originals = new Map<string, string>()
   private queue: Promise<void> = Promise.resolve()
 
   constructor(options: SecondOpinionsOptions) {
@@ -64,6 +66,11 @@ export class SecondOpinions {
 
   async settled(): Promise<void> {
     await this.queue
+  }
+
+  /** The original case of this site's second-opinion case `copyCaseId`, once known (a critical result names it). */
+  originalCaseOf(copyCaseId: string): string | undefined {
+    return this.originals.get(copyCaseId)
   }
 
   /** The second opinions asked for on `caseId`'s study by this site, oldest first; none on another node. */
@@ -122,10 +129,6 @@ export class SecondOpinions {
   private async join(copyCaseId: string): Promise<void> {
     const { worklist, mappings, reports, audit, log, peerId } = this.o
     const copy = worklist.requireCase(copyCaseId)
-    const signed = await reports.finalSignature(copyCaseId)
-    if (signed === undefined) return
-    const version = `${signed.final.signature}:${signed.addenda.length}`
-    if (this.joined.get(copyCaseId) === version) return
     const mapping = await mappings.get(copy.studyUid)
     if (mapping === undefined) {
       log.warn(
@@ -135,6 +138,11 @@ export class SecondOpinions {
       return
     }
     const originalCaseId = caseIdFor(peerId, mapping.originalStudyUid)
+    this.originals.set(copyCaseId, originalCaseId)
+    const signed = await reports.finalSignature(copyCaseId)
+    if (signed === undefined) return
+    const version = `${signed.final.signature}:${signed.addenda.length}`
+    if (this.joined.get(copyCaseId) === version) return
     const by = signed.addenda.at(-1)?.by ?? signed.final.by
     await audit.append({
       event: 'patientRecord',

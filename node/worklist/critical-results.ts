@@ -36,6 +36,8 @@ export interface CriticalResultsOptions {
   log: Logger
   /** more ways to tell the call list than its webhooks (HL7, say) */
   sinks?: CriticalNoticeSink[]
+  /** at the site: the original case of a second opinion's copy, so a result flagged on the copy names its patient */
+  originalCaseOf?: (copyCaseId: string) => string | undefined
   /** the clock (tests) */
   now?: () => number
 }
@@ -321,8 +323,15 @@ export class CriticalResults {
       escalations: escalation.steps,
       nextEscalationAt: escalation.nextAt,
       overdue: escalation.overdue,
-      calls: fact.calls.map(call => ({ by: call.by, note: call.note, at: call.at }))
+      calls: fact.calls.map(call => ({ by: call.by, note: call.note, at: call.at })),
+      ...this.original(state)
     }
+  }
+
+  private original(state: CaseState): { originalCaseId?: string } {
+    if (state.purpose !== 'second-opinion' || state.site !== this.o.peerId) return {}
+    const originalCaseId = this.o.originalCaseOf?.(state.caseId)
+    return originalCaseId === undefined ? {} : { originalCaseId }
   }
 
   private async audit(actor: AuditActor, state: CaseState, detail: string, action: 'C' | 'U' = 'U'): Promise<void> {

@@ -65,7 +65,12 @@ export const CriticalResult = Type.Object({
   nextEscalationAt: Nullable(Type.String()),
   /** unacknowledged past its level's deadline */
   overdue: Type.Boolean(),
-  calls: Type.Array(Type.Object({ by: Type.String(), note: Type.String(), at: Type.String() }))
+  calls: Type.Array(Type.Object({ by: Type.String(), note: Type.String(), at: Type.String() })),
+  /**
+   * At the site only, for a result flagged on a second opinion's de-identified copy: the original case, whose
+   * patient it is about (found through the sealed mapping; never sent to any other node)
+   */
+  originalCaseId: Type.Optional(Type.String())
 })
 export type CriticalResult = Static<typeof CriticalResult>
 

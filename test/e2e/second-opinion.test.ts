@@ -125,6 +125,24 @@ test('a second opinion on a de-identified copy: only the consultant reads it, an
   assert.is(signed.status, 200, JSON.stringify(signed.body))
   assert.is(signed.body.status, 'FINAL')
 
+  // A critical finding on the copy: the site's list names the patient's case, which only the site can know.
+  const flagged = await consultant.api<{ id: string; originalCaseId?: string }>(
+    'POST',
+    `/api/cases/${copyCase.caseId}/critical`,
+    { level: 'urgent', text: 'Small subdural collection the primary read did not mention.' }
+  )
+  assert.is(flagged.status, 200, JSON.stringify(flagged.body))
+  assert.is(flagged.body.originalCaseId, undefined, "the consultant's node knows no original")
+  const atSite = await waitFor(
+    'the critical result at the site',
+    async () =>
+      (await site.api<Array<{ id: string; originalCaseId?: string }>>('GET', '/api/critical')).body.find(
+        c => c.id === flagged.body.id
+      ),
+    15_000
+  )
+  assert.is(atSite.originalCaseId, original.caseId)
+
   // The site joins the copy's FINAL report to the original case, by the sealed mapping.
   const [opinion] = (await waitFor(
     'the second opinion on the original case at the site',

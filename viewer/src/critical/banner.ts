@@ -71,6 +71,13 @@ export function createCriticalBanner(): CriticalBanner {
         clear(
           item.details,
           h('a', { href: `#/case/${result.caseId}` }, caseLabel(result, cases.get(result.caseId))),
+          result.originalCaseId === undefined
+            ? null
+            : h(
+                'a',
+                { href: `#/case/${result.originalCaseId}`, class: 'original-case' },
+                " (a second opinion: the patient's case)"
+              ),
           ` ${result.text} `,
           h('span', { class: 'muted' }, `raised by ${reader} at ${at(result.raisedAt)}; ${escalationStep(result)}`),
           result.overdue ? h('span', { class: 'overdue' }, ' overdue') : null
