@@ -12,7 +12,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { SecondOpinion } from '../../protocol/api/second-opinions.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { launchBrowser, pageErrors, signedInPage } from '../../scripts/lib/browser.ts'
+import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scripts/lib/browser.ts'
 import { radmesh } from '../../scripts/lib/cli.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
@@ -170,6 +170,8 @@ test('a second opinion on a de-identified copy: only the consultant reads it, an
   const text = (await shown.textContent()) ?? ''
   for (const part of ['Dr Outside Consultant', 'FINAL by Dr Outside Consultant', OPINION]) assert.match(text, part)
   assert.equal(pageErrors(page), [])
+  await shown.scrollIntoViewIfNeeded()
+  await screenshot(page, 'second-opinion')
   // The primary reader's report is untouched.
   assert.is((await report(site, original.caseId)).status, 'DRAFT')
   const audit = await radmesh(['audit', '--home', site.home])

@@ -26,7 +26,7 @@ export function openSecondOpinions(root: HTMLElement, entry: WorklistEntry, sess
     }
     clear(
       root,
-      h('h3', {}, 'Second opinions'),
+      h('h3', { style: 'font-size:13px;margin:.8rem 0 0' }, 'Second opinions'),
       h(
         'ul',
         { class: 'second-opinions', id: 'second-opinions' },
