@@ -18,7 +18,7 @@
  */
 import type { Logger } from 'pino'
 import type { AuditActor, AuditEntry, AuditLog } from '../audit/log.ts'
-import { INDEXED_TAGS } from '../dicom/dictionary.ts'
+import { INDEXED_SEQUENCES, INDEXED_TAGS, type IndexLevel } from '../dicom/dictionary.ts'
 import { InvalidDicomError } from '../dicom/errors.ts'
 import { type AttributeValue, type DicomInstance, InstanceParser } from '../dicom/part10.ts'
 import type { Database } from '../store/database.ts'
@@ -27,7 +27,14 @@ import { StudyCommits } from './commit.ts'
 import { type IdentifiedObject, IncomingObject, type SealedObject } from './incoming.ts'
 import type { SealedChunk, SealedPieces, StagedChunk, StagedWrite } from './pack/index.ts'
 import { chunksOf, readRange, readWhole } from './read.ts'
-import { type Attributes, type InstanceRecord, RecordIndex, type SeriesRecord, type StudyRecord } from './records.ts'
+import {
+  type Attributes,
+  type InstanceRecord,
+  RecordIndex,
+  type Sequences,
+  type SeriesRecord,
+  type StudyRecord
+} from './records.ts'
 import type { StorageKey } from './sealing.ts'
 import { StableStudies, type StudyStableEvent } from './stable.ts'
 
@@ -113,6 +120,15 @@ const pick = (attributes: Attributes, tags: string[]): Attributes =>
   Object.fromEntries(
     tags.filter(tag => attributes[tag] !== undefined).map(tag => [tag, attributes[tag] as AttributeValue])
   )
+/** The indexed sequences an instance has that belong to `level`'s record. */
+function sequencesOf(parsed: DicomInstance, level: IndexLevel): Sequences {
+  const sequences: Sequences = {}
+  for (const { tag } of INDEXED_SEQUENCES.filter(s => s.level === level)) {
+    const items = parsed.sequences[tag]
+    if (items !== undefined) sequences[tag] = items
+  }
+  return sequences
+}
 
 interface Prefetched {
   sopUid: string
@@ -297,6 +313,8 @@ export class ArchiveService implements Archive {
       record,
       studyAttributes: pick(parsed.attributes, STUDY_TAGS),
       seriesAttributes: pick(parsed.attributes, SERIES_TAGS),
+      studySequences: sequencesOf(parsed, 'study'),
+      seriesSequences: sequencesOf(parsed, 'series'),
       modality: typeof modality === 'string' && modality !== '' ? modality : undefined,
       chunks,
       actor

@@ -10,7 +10,7 @@ import type { Json } from '../../protocol/json.ts'
 import type { AuditActor, AuditEntry, AuditLog } from '../audit/log.ts'
 import type { ChunkStore } from './chunks.ts'
 import type { IndexPut, SealedChunk, StagedChunk } from './pack/index.ts'
-import type { Attributes, InstanceRecord, RecordIndex, SeriesRecord, StudyRecord } from './records.ts'
+import type { Attributes, InstanceRecord, RecordIndex, Sequences, SeriesRecord, StudyRecord } from './records.ts'
 
 /** studies whose aggregates stay in memory after their last commit (enough for the associations of a busy site) */
 const AGGREGATES_CACHED = 64
@@ -21,6 +21,9 @@ export interface NewInstance {
   /** the study's and the series' attributes, kept if this instance is the first of its study or series */
   studyAttributes: Attributes
   seriesAttributes: Attributes
+  /** the study's and the series' indexed sequences, kept likewise */
+  studySequences: Sequences
+  seriesSequences: Sequences
   modality: string | undefined
   chunks: Array<SealedChunk | StagedChunk>
   actor: AuditActor
@@ -95,13 +98,14 @@ export class StudyCommits {
     let study = cached?.study ?? (await records.study(studyUid))
     const series = new Map<string, SeriesRecord | undefined>(cached?.series)
     const puts: IndexPut[] = []
-    for (const { record, studyAttributes, seriesAttributes, modality } of batch) {
+    for (const { record, studyAttributes, seriesAttributes, studySequences, seriesSequences, modality } of batch) {
       if (!series.has(record.seriesUid)) series.set(record.seriesUid, await records.series(studyUid, record.seriesUid))
       const before = series.get(record.seriesUid)
       series.set(record.seriesUid, {
         studyUid,
         seriesUid: record.seriesUid,
         attributes: before?.attributes ?? seriesAttributes,
+        sequences: before === undefined ? seriesSequences : (before.sequences ?? {}),
         instanceCount: (before?.instanceCount ?? 0) + 1,
         bytes: (before?.bytes ?? 0) + record.size,
         updatedAt: now
@@ -109,6 +113,7 @@ export class StudyCommits {
       study = {
         studyUid,
         attributes: study?.attributes ?? studyAttributes,
+        sequences: study === undefined ? studySequences : (study.sequences ?? {}),
         modalities: [...new Set([...(study?.modalities ?? []), ...(modality === undefined ? [] : [modality])])],
         seriesCount: (study?.seriesCount ?? 0) + (before === undefined ? 1 : 0),
         instanceCount: (study?.instanceCount ?? 0) + 1,

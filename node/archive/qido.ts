@@ -295,6 +295,13 @@ function filterMatcher(attribute: IndexedAttribute, value: string, fuzzy: boolea
   return v => alternatives.some(m => m(v))
 }
 
+/**
+ * The matcher of one matching key value for an attribute (a sequence's item key, say): whether a value of the
+ * record matches it; undefined when the key is universal (empty, or `*` outside UIDs).
+ */
+export const keyMatcher = (attribute: IndexedAttribute, value: string): ((value: string) => boolean) | undefined =>
+  filterMatcher(attribute, value, false)
+
 const compiled = new WeakMap<QidoQuery, Array<{ tag: string; match: Matcher }>>()
 
 function compile(query: QidoQuery): Array<{ tag: string; match: Matcher }> {

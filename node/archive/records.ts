@@ -9,12 +9,14 @@
  * Records are written only through the pack log's commits (see commit.ts); every read waits until the index
  * holds every commit made durable so far.
  */
-import type { AttributeValue, PixelDataLocation } from '../dicom/part10.ts'
+import type { AttributeValue, PixelDataLocation, SequenceItems } from '../dicom/part10.ts'
 import type { BinarySublevel, Database } from '../store/database.ts'
 import type { IndexPut } from './pack/index.ts'
 import type { StorageKey } from './sealing.ts'
 
 export type Attributes = Record<string, AttributeValue>
+/** The indexed sequences of a level (dictionary.ts INDEXED_SEQUENCES) by 8-hex tag; absent in older records. */
+export type Sequences = Record<string, SequenceItems>
 
 export interface InstanceRecord {
   studyUid: string
@@ -36,6 +38,7 @@ export interface SeriesRecord {
   studyUid: string
   seriesUid: string
   attributes: Attributes
+  sequences?: Sequences
   instanceCount: number
   bytes: number
   updatedAt: string
@@ -44,6 +47,7 @@ export interface SeriesRecord {
 export interface StudyRecord {
   studyUid: string
   attributes: Attributes
+  sequences?: Sequences
   modalities: string[]
   seriesCount: number
   instanceCount: number

@@ -256,6 +256,44 @@ export const INDEXED_TAGS: Readonly<Record<IndexLevel, string[]>> = byLevel(leve
   ATTRIBUTES.filter(a => a.indexed === level).map(a => a.tag)
 )
 
+/**
+ * Top-level sequences collected from every instance stored and kept on the index record of their level, with
+ * the attributes of their items kept (the first MAX_SEQUENCE_ITEMS items; nested sequences are not kept):
+ * what C-FIND sequence matching (PS3.4 C.2.2.2.6) matches on and returns.
+ */
+export interface IndexedSequence extends DicomAttribute {
+  level: IndexLevel
+  items: readonly DicomAttribute[]
+}
+
+export const MAX_SEQUENCE_ITEMS = 16
+
+const CODE_ITEM: readonly DicomAttribute[] = [
+  { tag: '00080100', keyword: 'CodeValue', vr: 'SH' },
+  { tag: '00080102', keyword: 'CodingSchemeDesignator', vr: 'SH' },
+  { tag: '00080103', keyword: 'CodingSchemeVersion', vr: 'SH' },
+  { tag: '00080104', keyword: 'CodeMeaning', vr: 'LO' }
+]
+
+export const INDEXED_SEQUENCES: readonly IndexedSequence[] = [
+  // General Study (PS3.3 C.7.2.1): the procedure performed, as codes (what a PACS's priors rule keys on).
+  { tag: '00081032', keyword: 'ProcedureCodeSequence', vr: 'SQ', level: 'study', items: CODE_ITEM },
+  // General Series, Request Attributes Macro (PS3.3 C.7.3.1, 10.13): the order the series answers.
+  {
+    tag: '00400275',
+    keyword: 'RequestAttributesSequence',
+    vr: 'SQ',
+    level: 'series',
+    items: [
+      { tag: '00080050', keyword: 'AccessionNumber', vr: 'SH' },
+      { tag: '00321060', keyword: 'RequestedProcedureDescription', vr: 'LO' },
+      { tag: '00400007', keyword: 'ScheduledProcedureStepDescription', vr: 'LO' },
+      { tag: '00400009', keyword: 'ScheduledProcedureStepID', vr: 'SH' },
+      { tag: '00401001', keyword: 'RequestedProcedureID', vr: 'SH' }
+    ]
+  }
+]
+
 /** What each QIDO-RS level returns by default, and (with the levels above it) what it can match on. */
 export const QIDO_ATTRIBUTES: Readonly<Record<IndexLevel, DicomAttribute[]>> = byLevel(level =>
   ATTRIBUTES.filter(a => a.qido?.includes(level) === true).map(attribute)

@@ -4,6 +4,8 @@
  */
 
 export type AttributeValue = string | string[]
+/** The items of a collected sequence, each its collected attributes by 8-hex tag. */
+export type SequenceItems = Array<Record<string, AttributeValue>>
 
 export type PixelDataLocation =
   | { encapsulated: false; offset: number; length: number }
@@ -19,6 +21,8 @@ export interface DicomInstance {
   datasetOffset: number
   /** top-level attributes from COLLECTED_ATTRIBUTES, keyed by 8-hex tag */
   attributes: Record<string, AttributeValue>
+  /** top-level sequences from INDEXED_SEQUENCES that the instance has, keyed by 8-hex tag */
+  sequences: Record<string, SequenceItems>
   /** offsets are from the start of the data set (of the inflated data set, for deflate) */
   pixelData?: PixelDataLocation
   /** the preamble starts like a Windows or ELF executable (CVE-2019-11687) */

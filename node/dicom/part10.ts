@@ -13,6 +13,8 @@ import {
   COLLECTED_ATTRIBUTES,
   ENCAPSULATED_SYNTAXES,
   hex8,
+  INDEXED_SEQUENCES,
+  MAX_SEQUENCE_ITEMS,
   PIXEL_DATA,
   PREAMBLE_LENGTH,
   SPECIFIC_CHARACTER_SET,
@@ -23,23 +25,43 @@ import {
 import { InvalidDicomError } from './errors.ts'
 import { type FileMeta, isExecutable, Part10Reader } from './file.ts'
 import { frameGeometry } from './geometry.ts'
-import type { AttributeValue, DicomInstance, PixelDataLocation } from './instance.ts'
+import type { AttributeValue, DicomInstance, PixelDataLocation, SequenceItems } from './instance.ts'
 import { withoutTrailingPadding } from './padding.ts'
 import { uidProblem } from './uids.ts'
 import type { DatasetVisitor, ElementHeader } from './visitor.ts'
 
 /** What a parse gives (instance.ts). */
-export type { AttributeValue, DicomInstance, PixelDataLocation }
+export type { AttributeValue, DicomInstance, PixelDataLocation, SequenceItems }
 /** Its callers in node/archive and test/ import it from here until they take it from writer.ts. */
 export { part10Header } from './writer.ts'
 
 /** The collected attributes are short; one over this is not what it says it is. */
 const MAX_COLLECTED_BYTES = 64 * 1024
 
-/** Reads the top level into attributes and a pixel data location (see DicomInstance). */
+/** The item attributes kept of each indexed sequence, with their VRs, by the sequence's 8-hex tag. */
+const SEQUENCE_ITEM_VRS: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map(
+  INDEXED_SEQUENCES.map(sequence => [sequence.tag, new Map(sequence.items.map(item => [item.tag, item.vr]))])
+)
+
+function tooLong(el: ElementHeader): InvalidDicomError {
+  return new InvalidDicomError(
+    'bad-structure',
+    `element ${tagName(el.tag)} declares ${el.length} bytes, far more than such an attribute holds: ` +
+      'the data is damaged'
+  )
+}
+
+/**
+ * Reads the top level into attributes and a pixel data location, and the items of the indexed sequences
+ * (see DicomInstance).
+ */
 class IndexVisitor implements DatasetVisitor {
   readonly attributes: Record<string, AttributeValue> = {}
+  readonly sequences: Record<string, SequenceItems> = {}
   pixelData: PixelDataLocation | undefined
+  /** the indexed sequence being read, and its item being read (undefined past MAX_SEQUENCE_ITEMS) */
+  #sequence: { items: SequenceItems; vrs: ReadonlyMap<string, string> } | undefined
+  #item: Record<string, AttributeValue> | undefined
   #utf8 = false
   #encapsulated: { offsetTable: number[]; fragments: Array<{ offset: number; length: number }> } | undefined
   readonly #little: boolean
@@ -48,20 +70,47 @@ class IndexVisitor implements DatasetVisitor {
     this.#little = little
   }
 
+  /** In implicit VR, an indexed sequence of defined length is read as one only if the reader is told. */
+  implicitVr(el: ElementHeader): string | undefined {
+    return el.depth === 0 && SEQUENCE_ITEM_VRS.has(hex8(el.tag)) ? 'SQ' : undefined
+  }
+
+  sequenceStart(el: ElementHeader): void {
+    if (el.depth !== 0) return
+    const vrs = SEQUENCE_ITEM_VRS.get(hex8(el.tag))
+    if (vrs === undefined) return
+    const items: SequenceItems = []
+    this.sequences[hex8(el.tag)] = items
+    this.#sequence = { items, vrs }
+  }
+
+  sequenceEnd(el: ElementHeader): void {
+    if (el.depth !== 0) return
+    this.#sequence = undefined
+    this.#item = undefined
+  }
+
+  itemStart(_offset: number, _length: number, depth: number): void {
+    const sequence = this.#sequence
+    if (depth !== 1 || sequence === undefined) return
+    this.#item = undefined
+    if (sequence.items.length === MAX_SEQUENCE_ITEMS) return
+    this.#item = {}
+    sequence.items.push(this.#item)
+  }
+
   element(el: ElementHeader): 'skip' | 'collect' {
+    if (el.depth === 1 && this.#item !== undefined && this.#sequence?.vrs.has(hex8(el.tag)) === true) {
+      if (el.length > MAX_COLLECTED_BYTES) throw tooLong(el)
+      return 'collect'
+    }
     if (el.depth !== 0) return 'skip'
     if (el.tag === PIXEL_DATA) {
       this.pixelData = { encapsulated: false, offset: el.valueOffset, length: el.length }
       return 'skip'
     }
     if (!(hex8(el.tag) in COLLECTED_ATTRIBUTES)) return 'skip'
-    if (el.length > MAX_COLLECTED_BYTES) {
-      throw new InvalidDicomError(
-        'bad-structure',
-        `element ${tagName(el.tag)} declares ${el.length} bytes, far more than such an attribute holds: ` +
-          'the data is damaged'
-      )
-    }
+    if (el.length > MAX_COLLECTED_BYTES) throw tooLong(el)
     return 'collect'
   }
 
@@ -71,6 +120,11 @@ class IndexVisitor implements DatasetVisitor {
       return
     }
     const key = hex8(el.tag)
+    if (el.depth === 1) {
+      const vr = el.vr ?? (this.#sequence?.vrs.get(key) as string)
+      if (this.#item !== undefined) this.#item[key] = decodeValue(value, vr, this.#utf8, this.#little)
+      return
+    }
     const vr = el.vr ?? (COLLECTED_ATTRIBUTES[key] as string)
     if (el.tag === SPECIFIC_CHARACTER_SET) this.#utf8 = namesUtf8(value)
     this.attributes[key] = decodeValue(value, vr, this.#utf8, this.#little)
@@ -184,7 +238,7 @@ export class InstanceParser {
 
   #result(): DicomInstance {
     const meta = this.#reader.meta as FileMeta
-    const { attributes, pixelData } = this.#visitor as IndexVisitor
+    const { attributes, sequences, pixelData } = this.#visitor as IndexVisitor
     if (pixelData?.encapsulated === true && !ENCAPSULATED_SYNTAXES.has(meta.transferSyntaxUid)) {
       throw new InvalidDicomError(
         'bad-structure',
@@ -208,6 +262,7 @@ export class InstanceParser {
       seriesInstanceUid: requiredUid(attributes, '0020000E', 'Series Instance UID'),
       datasetOffset: meta.datasetOffset,
       attributes,
+      sequences,
       ...(pixelData === undefined ? {} : { pixelData }),
       executablePreamble: meta.executablePreamble
     }
