@@ -22,6 +22,8 @@ export interface DeidMapping {
   madeAt: string
   /** the members the copy was shared with: its case's only readers (absent in mappings made before there were any) */
   sharedWith?: string[]
+  /** the version of the copy's report (its FINAL signature and number of addenda) last joined to the original */
+  returned?: string
 }
 
 export class DeidMappings {

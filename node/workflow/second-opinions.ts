@@ -4,7 +4,8 @@
  * to the original case through the sealed mapping (node/deid/mappings.ts). Nothing is written into the original
  * case's records or report: the link would then travel to the original's readers in the clear, and a second
  * opinion must never stand in for the primary reader's report. The site's node opens the copy's report (so it
- * syncs here), audits each version's arrival against the original study, and answers the original case's second
+ * syncs here), audits each version's arrival against the original study once (the version is kept in the sealed
+ * mapping, so a restart does not audit it again), and answers the original case's second
  * opinions from the mapping and the copy's signed report on demand, the patient's identity being the original
  * case's own. The copy's report goes to no RIS and into no archive: it is no patient's study in the site's
  * systems (delivery.ts leaves it alone); the primary reader can cite it in an addendum, which does.
@@ -22,7 +23,7 @@ import { caseIdFor } from './workflow.ts'
 
 export interface SecondOpinionsOptions {
   peerId: string
-  mappings: Pick<DeidMappings, 'get' | 'copiesOf'>
+  mappings: Pick<DeidMappings, 'get' | 'copiesOf' | 'keep'>
   reports: Pick<Reports, 'finalSignature'>
   worklist: Pick<Worklist, 'caseState' | 'ensureCase' | 'requireCase' | 'nameOf' | 'onChange' | 'allCases'>
   documents: Pick<Documents, 'onUpdate'>
@@ -142,7 +143,10 @@ export class SecondOpinions {
     const signed = await reports.finalSignature(copyCaseId)
     if (signed === undefined) return
     const version = `${signed.final.signature}:${signed.addenda.length}`
-    if (this.joined.get(copyCaseId) === version) return
+    if (this.joined.get(copyCaseId) === version || mapping.returned === version) {
+      this.joined.set(copyCaseId, version)
+      return
+    }
     const by = signed.addenda.at(-1)?.by ?? signed.final.by
     await audit.append({
       event: 'patientRecord',
@@ -154,6 +158,7 @@ export class SecondOpinions {
         `case ${originalCaseId}: second opinion ${signed.addenda.length === 0 ? 'FINAL' : 'amended'} by ` +
         `${worklist.nameOf(by)} on de-identified copy ${mapping.copyStudyUid} (case ${copyCaseId})`
     })
+    await mappings.keep({ ...mapping, returned: version })
     this.joined.set(copyCaseId, version)
     log.info(
       { event: 'second-opinion-returned', case: originalCaseId, copyCase: copyCaseId, by },
