@@ -24,7 +24,16 @@ interface Target {
   dialing: boolean
   /** found by mDNS and never connected: tried once, not for ever (it may belong to another consortium) */
   once?: boolean
+  /**
+   * from the stored address book and never connected in this run: given up after `BOOK_ATTEMPTS` failures once
+   * this node reaches some member (then its network works, and that member's addresses are stale or behind a
+   * NAT: it comes back when it dials in, or through what the two share); tried for ever while it reaches none
+   */
+  book?: boolean
 }
+
+/** Failures after which a member from the stored book, never reached in this run, is let go of (about 30 s). */
+export const BOOK_ATTEMPTS = 5
 
 export function backoffDelay(attempt: number, random = Math.random): number {
   const base = Math.min(REDIAL_POLICY.maxDelayMs, REDIAL_POLICY.initialDelayMs * REDIAL_POLICY.factor ** attempt)
@@ -59,7 +68,8 @@ export class Redialer {
       })
     }
     for (const key of known) {
-      if (!this.registry.isRevoked(key)) this.add({ key, peerId: peerIdFromString(key), attempt: 0, dialing: false })
+      if (!this.registry.isRevoked(key))
+        this.add({ key, peerId: peerIdFromString(key), attempt: 0, dialing: false, book: true })
     }
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
@@ -183,6 +193,7 @@ export class Redialer {
     const target = this.add({ key, peerId, attempt: 0, dialing: false })
     target.attempt = 0
     delete target.once
+    delete target.book
     clearTimeout(target.timer)
   }
 
@@ -247,7 +258,8 @@ export class Redialer {
       if (failure !== undefined) throw failure
       target.attempt = 0
     } catch (error) {
-      if (target.once === true) {
+      const reachesSome = this.libp2p.getConnections().length > 0
+      if (target.once === true || (target.book === true && target.attempt + 1 >= BOOK_ATTEMPTS && reachesSome)) {
         this.targets.delete(target.key)
         return
       }

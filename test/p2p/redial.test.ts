@@ -7,7 +7,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { MembershipRegistry } from '../../node/membership/registry.ts'
 import { REDIAL_POLICY } from '../../node/p2p/limits.ts'
-import { backoffDelay, Redialer } from '../../node/p2p/redial.ts'
+import { BOOK_ATTEMPTS, backoffDelay, Redialer } from '../../node/p2p/redial.ts'
 import { BAN_MS, PeerPenalties, PENALTY_DECAY_MS, PENALTY_THRESHOLD } from '../../node/p2p/penalties.ts'
 
 test('redial backoff doubles from 1 s, is capped at 30 s, and jitters within ±20 %', () => {
@@ -94,6 +94,37 @@ test('one reached at its --peer address (a port forward or proxy it cannot name)
   redialer.learnt(member, [multiaddr('/ip4/10.0.0.5/tcp/7400')])
   assert.equal(dials, [])
   redialer.stop()
+})
+
+test('a member from the stored book never reached is let go of after its attempts, once some member is reached', async () => {
+  for (const reachesSome of [true, false]) {
+    const me = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const member = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const other = { status: 'open', direction: 'outbound', remoteAddr: multiaddr('/ip4/10.0.0.9/tcp/7400') }
+    const libp2p = {
+      peerId: me,
+      addEventListener: () => undefined,
+      removeEventListener: () => undefined,
+      getConnections: (peer?: unknown) => (peer === undefined && reachesSome ? [other] : []),
+      dial: async () => {
+        throw new Error('unreachable in this test')
+      },
+      peerStore: { all: async () => [], get: async () => ({ addresses: [] }) }
+    } as unknown as Libp2p
+    const registry = { isRevoked: () => false, onRevoked: () => () => undefined } as unknown as MembershipRegistry
+    const redialer = new Redialer(libp2p, registry, pino({ level: 'silent' }))
+    redialer.start([], [member.toString()])
+    const internals = redialer as unknown as {
+      targets: Map<string, unknown>
+      dial(target: unknown): Promise<void>
+    }
+    for (let i = 0; i < BOOK_ATTEMPTS; i++) {
+      const target = internals.targets.get(member.toString())
+      if (target !== undefined) await internals.dial(target)
+    }
+    assert.is(internals.targets.has(member.toString()), !reachesSome, `reaches some member: ${reachesSome}`)
+    redialer.stop()
+  }
 })
 
 test.run()
