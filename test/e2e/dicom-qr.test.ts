@@ -1,7 +1,7 @@
 /**
  * Query/Retrieve on a real node process (`radmesh start --dicom --dicom-peer`), driven by DCMTK's own tools in
  * processes of their own: findscu at every level of both models (wildcards, date and time ranges, UID lists,
- * character sets), getscu, and movescu to itself and to a storescp, each object compared byte for byte with
+ * character sets, sequence matching), getscu, and movescu to itself and to a storescp, each object compared byte for byte with
  * what was stored; C-CANCEL, an unknown destination, a destination that takes none of the stored syntaxes,
  * and the audit trail (110112 Query, 110106 Export). Then a real Orthanc queries the node from its
  * /modalities API and retrieves a study into itself by C-MOVE.
@@ -42,6 +42,17 @@ const PATIENTS = [
   { patientName: 'MÜLLER^HANS', patientId: 'P3', date: '20230711', time: '101010', series: 1 }
 ]
 
+/**
+ * Sequences dcmodify puts in each study: A two procedure codes, B none, C one and an order in
+ * RequestAttributesSequence. B is retrieved by getscu, storescp and Orthanc, which compare bytes and each
+ * rewrite sequence lengths their own way (getscu undefined, the others explicit); A, moved to movescu, keeps them.
+ */
+const SEQUENCES = [
+  ['(0008,1032)[0].(0008,0100)=CTHEAD', '(0008,1032)[0].(0008,0104)=CT head', '(0008,1032)[1].(0008,0100)=CTNECK'],
+  [],
+  ['(0008,1032)[0].(0008,0100)=CTCHEST', '(0040,0275)[0].(0040,1001)=RP77', '(0040,0275)[0].(0040,0009)=SPS7']
+].map(keys => keys.flatMap(k => (k.startsWith('-') ? [k] : ['-i', k])))
+
 async function listen(command: string, args: string[], port: number): Promise<void> {
   const child = ownChild(spawn(command, args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' }))
   children.push(child)
@@ -63,7 +74,7 @@ test.before(async () => {
     })
     for (const file of study.files) {
       const dates = ['-m', `StudyDate=${p.date}`, '-m', `StudyTime=${p.time}`]
-      const modified = await runTool('dcmodify', ['-nb', ...dates, file])
+      const modified = await runTool('dcmodify', ['-nb', ...dates, ...(SEQUENCES[i] ?? []), file])
       assert.is(modified.code, 0, modified.stderr)
     }
     studies.push(study)
@@ -188,6 +199,39 @@ test('C-FIND PATIENT (Patient Root), SERIES and IMAGE: the unique keys above, co
   assert.is(images.length, 1)
   assert.is(images[0]?.get('0008,0016'), '=CTImageStorage', 'DCMTK prints a UID it knows by name')
   assert.is(images[0]?.get('0020,0013'), '2')
+})
+
+test('C-FIND sequence matching: an item key matches any item; matching items come back; other sequences empty', async () => {
+  const codes = (value: string) => [
+    'QueryRetrieveLevel=STUDY',
+    'PatientID',
+    `(0008,1032)[0].(0008,0100)=${value}`,
+    '(0008,1032)[0].(0008,0104)'
+  ]
+  const neck = await findscu('-S', codes('CTNECK'))
+  assert.equal(ids(neck), ['P1'])
+  // Only the item that matched comes back, with the item keys asked for.
+  assert.is(neck[0]?.get('0008,0100'), 'CTNECK')
+  assert.is(neck[0]?.get('0008,0104'), '')
+  const head = await findscu('-S', codes('CTHEAD'))
+  assert.is(head[0]?.get('0008,0104'), 'CT head')
+  assert.equal(ids(await findscu('-S', codes('CT*'))), ['P1', 'P3'])
+  assert.equal(ids(await findscu('-S', codes('MRHEAD'))), [])
+  // An empty item key: universal matching, every study.
+  assert.equal(ids(await findscu('-S', codes(''))), ['P1', 'P2', 'P3'])
+  // At SERIES level, the series' RequestAttributesSequence.
+  const order = [
+    'QueryRetrieveLevel=SERIES',
+    'PatientID',
+    '(0040,0275)[0].(0040,1001)=RP77',
+    '(0040,0275)[0].(0040,0009)'
+  ]
+  const series = await findscu('-S', order)
+  assert.equal(ids(series), ['P3'])
+  assert.is(series[0]?.get('0040,0009'), 'SPS7')
+  // A sequence the index does not keep: universal, answered with no item.
+  const other = ['QueryRetrieveLevel=STUDY', 'PatientID', '(0008,1110)[0].(0008,1155)=1.2.3']
+  assert.equal(ids(await findscu('-S', other)), ['P1', 'P2', 'P3'])
 })
 
 test('C-FIND, character sets: UTF-8 keys match; names go back in a character set that holds them', async () => {
