@@ -1,8 +1,9 @@
 /**
  * The DICOMweb requests OHIF v3 makes, as it makes them (its DicomWebDataSource: QIDO-RS with its default
- * parameters, series metadata, and frames as Cornerstone's WADO-RS image loader asks for them), answered
- * as OHIF reads them; and cross-origin access for an OHIF served from elsewhere (`--cors ORIGIN`).
+ * parameters, series metadata, frames as Cornerstone's WADO-RS image loader asks for them, thumbnails as its
+ * default `thumbnailRendering: 'thumbnail'` asks for them), answered as OHIF reads them; and cross-origin access for an OHIF served from elsewhere (`--cors ORIGIN`).
  */
+import { decode as decodeJpeg } from 'jpeg-js'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { parseContentType, parseMultipartRelated } from '../../protocol/dicomweb/multipart.ts'
@@ -130,6 +131,29 @@ test('series list and series metadata, as OHIF loads a study', async () => {
   )
   assert.is(parseContentType(part?.headers['content-type'] ?? '').params['transfer-syntax'], '1.2.840.10008.1.2.1')
   assert.is(part?.body.byteLength, 64 * 64 * 2)
+})
+
+test("thumbnails as OHIF's default rendering asks for them (image/jpeg) and as a browser's <img> does", async () => {
+  const series = (await (await get(`/dicom-web/studies/${studyUid}/series`)).json()) as DicomJson[]
+  const seriesUid = series[0]?.['0020000E']?.Value?.[0] as string
+  const instances = (await (
+    await get(`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances`)
+  ).json()) as DicomJson[]
+  const sopUid = instances[0]?.['00080018']?.Value?.[0] as string
+  const browser = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8'
+  for (const [path, accept] of [
+    [`/dicom-web/studies/${studyUid}/series/${seriesUid}/instances/${sopUid}/thumbnail`, 'image/jpeg'],
+    [`/dicom-web/studies/${studyUid}/series/${seriesUid}/thumbnail`, browser]
+  ] as const) {
+    const response = await get(path, accept)
+    assert.is(response.status, 200, path)
+    assert.is(response.headers.get('content-type'), 'image/jpeg')
+    const image = decodeJpeg(new Uint8Array(await response.arrayBuffer()), { useTArray: true })
+    assert.equal([image.width, image.height], [128, 128])
+    // A CT slice through its window: dark air and bright tissue both drawn.
+    const reds = Array.from({ length: image.width * image.height }, (_, i) => image.data[i * 4] as number)
+    assert.ok(Math.min(...reds) < 32 && Math.max(...reds) > 160, `${Math.min(...reds)}..${Math.max(...reds)}`)
+  }
 })
 
 test(
