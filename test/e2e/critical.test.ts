@@ -4,14 +4,14 @@
  * past its deadline (seconds here, from routing.json) it escalates to the next person on the call list -> the
  * reader records a call -> the site acknowledges it by name -> the reader sees the acknowledgement; /api/tat
  * counts it. The reader sees each escalation as the site's signed record of it (its own settings know nothing of
- * the site's deadlines).
+ * the site's deadlines), even one made while it was cut off (killed, then started again).
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
-import type { StartedNode } from '../../scripts/lib/node-process.ts'
+import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 import { type Critical, claimedCriticalCase } from './critical-helpers.ts'
 
@@ -56,7 +56,9 @@ test('flagged -> listed at the site, webhook told -> escalated -> call recorded 
   // Three seconds to acknowledge a critical result: the deadline passes within the test.
   const critical = { deadlines: { critical: 0.05 }, callList: ['Dr Ward', webhook, 'Dr Chief'] }
   // Only the site has these settings: the reader knows the escalations from the site's records of them.
-  const { site, reader, caseId } = await claimedCriticalCase(consortium, started, { routing: { critical }, seed: 19 })
+  const claimed = await claimedCriticalCase(consortium, started, { routing: { critical }, seed: 19 })
+  const { site, caseId } = claimed
+  let reader = claimed.reader
 
   const refused = await site.api<{ error: { code: string } }>('POST', `/api/cases/${caseId}/critical`, {
     level: 'critical',
@@ -91,12 +93,25 @@ test('flagged -> listed at the site, webhook told -> escalated -> call recorded 
   )
   assert.equal([raised.step, raised.notify, raised.critical.text], [0, 'Dr Ward', flagged.body.text])
 
+  // The reader is cut off (killed) while the site escalates; back, it learns the escalation from the site's record.
+  const escalatedBefore = notices.some(n => n.event === 'critical-escalated' && n.critical.id === id)
+  await reader.kill()
   const escalated = await waitFor(
     'the escalation to the next person on the list',
     async () => notices.find(n => n.event === 'critical-escalated' && n.critical.id === id),
     20_000
   )
   assert.equal([escalated.step, escalated.notify], [1, 'Dr Chief'])
+  if (escalatedBefore) console.log('(the escalation came before the reader was cut off: a slow machine)')
+  reader = await startNode(reader.home, {
+    p2pPort: reader.p2pPort,
+    wsPort: reader.wsPort,
+    httpPort: reader.httpPort,
+    peers: [p2pAddr(site)],
+    extraArgs: ['--stable-after', '1s']
+  })
+  started.push(reader)
+  await connected(site, reader, 20_000)
   const onReader = await waitFor(
     'the reader to see it escalated',
     async () =>
