@@ -29,6 +29,8 @@ const CT_WINDOW = { center: 40, width: 80 }
 const INTERCEPT = -1024
 /** JPEG at quality 95 of this 8-bit grey phantom: measured 0.3 levels of error on average; 2 leaves margin */
 const JPEG_95_MEAN_ERROR = 2
+/** JPEG at quality 100 of the colour instance: rounding in the colour transform and DCT (measured 2 levels at most) */
+const JPEG_100_COLOUR_ERROR = 8
 
 const YBR = { study: '2.25.4220001', series: '2.25.4220002', sop: '2.25.4220003', rows: 2, columns: 4 }
 /** Y1 Y2 Cb Cr for each pair of pixels, PS3.3 C.7.6.3.1.2 */
@@ -298,6 +300,14 @@ test(
       [...drawn.data.subarray(0, 3)],
       rgb.map(v => Math.max(0, Math.min(255, Math.round(v))))
     )
+    // As JPEG (4:4:4, quality 100): the same colours within a few levels.
+    const colour = await jpeg(`${instance}/rendered?quality=100`)
+    assert.equal([colour.width, colour.height], [YBR.columns, YBR.rows])
+    let worst = 0
+    for (let i = 0; i < drawn.data.length; i++) {
+      worst = Math.max(worst, Math.abs((drawn.data[i] as number) - (colour.data[i] as number)))
+    }
+    assert.ok(worst <= JPEG_100_COLOUR_ERROR, `${worst} levels`)
   }
 )
 
