@@ -172,6 +172,12 @@ test('a second opinion on a de-identified copy: only the consultant reads it, an
   assert.equal(pageErrors(page), [])
   await shown.scrollIntoViewIfNeeded()
   await screenshot(page, 'second-opinion')
+  // The consultant's worklist page shows the copy's case, marked, though it is not of the consultant's subspecialty.
+  const consultantPage = await signedInPage(browser, consultant)
+  const row = consultantPage.locator(`tr[data-case="${copyCase.caseId}"]`)
+  await row.waitFor({ timeout: 15_000 })
+  assert.match((await row.textContent()) ?? '', 'second opinion')
+  assert.is(await consultantPage.locator(`tr[data-case="${original.caseId}"]`).count(), 0)
   // The primary reader's report is untouched.
   assert.is((await report(site, original.caseId)).status, 'DRAFT')
   const audit = await radmesh(['audit', '--home', site.home])

@@ -117,7 +117,9 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
           (!filters.mine || entry.claimedBy === session.peerId || entry.consultants.includes(session.peerId)) &&
           (!filters.subspecialty ||
             session.subspecialties.length === 0 ||
-            session.subspecialties.includes(entry.subspecialty))
+            session.subspecialties.includes(entry.subspecialty) ||
+            // A second opinion was asked of this reader by name, whatever its subspecialty.
+            entry.purpose === 'second-opinion')
       )
     )
   }
@@ -156,7 +158,12 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
         ),
         h('td', { class: 'status' }, entry.status),
         h('td', {}, `${entry.modalities.join('/')} ${entry.bodyPart}`.trim() || entry.studyInstanceUid.slice(-12)),
-        h('td', {}, entry.subspecialty),
+        h(
+          'td',
+          {},
+          entry.subspecialty,
+          entry.purpose === 'second-opinion' ? h('span', { class: 'muted second-opinion' }, ' · second opinion') : null
+        ),
         h('td', {}, entry.siteName || entry.site.slice(-8), relayed.mark(entry.site)),
         h(
           'td',
