@@ -10,7 +10,6 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ReportSignatureRecord } from '../../protocol/collab/records.ts'
-import { caseOfDoc } from '../../protocol/collab/sync.ts'
 import type { Archive } from '../archive/archive.ts'
 import type { AuditActor } from '../audit/log.ts'
 import { CaseError } from '../errors.ts'
@@ -24,6 +23,7 @@ import { criticalControlId, criticalOru } from './hl7/critical.ts'
 import { CONTROL_ID_LENGTH, oruR01 } from './hl7/oru.ts'
 import { type OutboxEntry, outboxKey } from './hl7/outbox.ts'
 import type { Hl7Sender } from './hl7/sender.ts'
+import { ReportWatch } from './report-watch.ts'
 import type { Reports } from './reports.ts'
 import { BASIC_TEXT_SR, basicTextSr, type FinalReport, reportUid, type StudyForReport } from './sr.ts'
 
@@ -57,47 +57,35 @@ export class ReportDelivery {
   private readonly o: DeliveryOptions
   /** what was last delivered per case: the FINAL signature and the number of addenda */
   private readonly delivered = new Map<string, string>()
-  private readonly cleanups: Array<() => void> = []
-  private queue: Promise<void> = Promise.resolve()
+  private readonly watch: ReportWatch
 
   constructor(options: DeliveryOptions) {
     this.o = options
+    this.watch = new ReportWatch({
+      documents: options.documents,
+      worklist: options.worklist,
+      kinds: ['signed'],
+      wants: caseId => {
+        const state = options.worklist.caseState(caseId)
+        return state?.site === options.identity.peerId && state.purpose !== 'second-opinion'
+      },
+      work: async caseId => await this.deliver(caseId),
+      failure: 'could not deliver a signed report into the archive',
+      log: options.log
+    })
   }
 
   start(): void {
-    const { documents, worklist } = this.o
-    this.cleanups.push(
-      documents.onUpdate(docId => {
-        const caseId = caseOfDoc(docId)
-        if (caseId !== undefined) this.schedule(caseId)
-      })
-    )
-    this.cleanups.push(
-      worklist.onChange(records => {
-        for (const record of records) if (record.kind === 'signed') this.schedule(record.caseId)
-      })
-    )
-    for (const state of worklist.allCases()) if (state.finalAt !== null) this.schedule(state.caseId)
+    this.watch.start()
+    for (const state of this.o.worklist.allCases()) if (state.finalAt !== null) this.watch.touch(state.caseId)
   }
 
   stop(): void {
-    for (const cleanup of this.cleanups.splice(0)) cleanup()
+    this.watch.stop()
   }
 
   async settled(): Promise<void> {
-    await this.queue
-  }
-
-  private schedule(caseId: string): void {
-    const state = this.o.worklist.caseState(caseId)
-    if (state?.site !== this.o.identity.peerId || state.purpose === 'second-opinion') return
-    this.queue = this.queue
-      .then(async () => {
-        await this.deliver(caseId)
-      })
-      .catch(error => {
-        this.o.log.error({ err: error, case: caseId }, 'could not deliver a signed report into the archive')
-      })
+    await this.watch.settled()
   }
 
   /** Writes the report's SR into the archive, if it is FINAL and this version is not there yet. */

@@ -12,10 +12,10 @@
  */
 import type { Logger } from 'pino'
 import type { SecondOpinion } from '../../protocol/api/second-opinions.ts'
-import { caseOfDoc } from '../../protocol/collab/sync.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { Documents } from '../crdt/documents.ts'
 import type { DeidMappings } from '../deid/mappings.ts'
+import { ReportWatch } from '../reports/report-watch.ts'
 import type { Reports } from '../reports/reports.ts'
 import type { CaseState } from '../worklist/cases.ts'
 import type { Worklist } from '../worklist/worklist.ts'
@@ -33,40 +33,40 @@ export interface SecondOpinionsOptions {
 
 export class SecondOpinions {
   private readonly o: SecondOpinionsOptions
-  private readonly cleanups: Array<() => void> = []
   /** the version (FINAL signature and number of addenda) last joined to its original, per copy case */
   private readonly joined = new Map<string, string>()
   /** copy case -> original case, for this site's second-opinion cases it has looked at */
   private readonly originals = new Map<string, string>()
-  private queue: Promise<void> = Promise.resolve()
+  private readonly watch: ReportWatch
 
   constructor(options: SecondOpinionsOptions) {
     this.o = options
+    this.watch = new ReportWatch({
+      documents: options.documents,
+      worklist: options.worklist,
+      kinds: ['signed', 'case'],
+      wants: caseId => {
+        const state = options.worklist.caseState(caseId)
+        return state?.site === options.peerId && state.purpose === 'second-opinion'
+      },
+      work: async caseId => await this.join(caseId),
+      failure: 'could not join a second opinion to its original case',
+      log: options.log
+    })
   }
 
   start(): void {
-    const { documents, worklist } = this.o
-    this.cleanups.push(
-      documents.onUpdate(docId => {
-        const caseId = caseOfDoc(docId)
-        if (caseId !== undefined) this.schedule(caseId)
-      }),
-      worklist.onChange(records => {
-        for (const record of records) {
-          if (record.kind === 'signed' || record.kind === 'case') this.schedule(record.caseId)
-        }
-      })
-    )
+    this.watch.start()
     // Open the reports of this site's second-opinion cases, so those signed while it was away sync here.
-    for (const state of worklist.allCases()) this.schedule(state.caseId)
+    for (const state of this.o.worklist.allCases()) this.watch.touch(state.caseId)
   }
 
   stop(): void {
-    for (const cleanup of this.cleanups.splice(0)) cleanup()
+    this.watch.stop()
   }
 
   async settled(): Promise<void> {
-    await this.queue
+    await this.watch.settled()
   }
 
   /** The original case of this site's second-opinion case `copyCaseId`, once known (a critical result names it). */
@@ -112,18 +112,6 @@ export class SecondOpinions {
         at: addendum.at
       }))
     }
-  }
-
-  private schedule(caseId: string): void {
-    const state = this.o.worklist.caseState(caseId)
-    if (state?.site !== this.o.peerId || state.purpose !== 'second-opinion') return
-    this.queue = this.queue
-      .then(async () => {
-        await this.join(state.caseId)
-      })
-      .catch(error => {
-        this.o.log.error({ err: error, case: caseId }, 'could not join a second opinion to its original case')
-      })
   }
 
   /** Opens the copy's report; once FINAL (or amended), audits its arrival against the original study, once. */
