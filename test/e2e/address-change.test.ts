@@ -7,27 +7,13 @@
  */
 import { execFileSync } from 'node:child_process'
 import { test } from 'uvu'
+import { netnsTests, peers } from '../helpers/netns-tests.ts'
 import * as assert from 'uvu/assert'
-import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { buildNatTopology, type NamespacedNode, netnsUnavailable, startInNamespace } from '../../scripts/lib/netns.ts'
+import { startInNamespace } from '../../scripts/lib/netns.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-const unavailable = netnsUnavailable()
-const nodes: NamespacedNode[] = []
-let teardown = (): void => {}
-
-test.after(async () => {
-  await Promise.all(
-    nodes.map(async node => {
-      await node.kill()
-    })
-  )
-  teardown()
-})
-
-const peers = async (node: NamespacedNode): Promise<ConnectedMember[]> =>
-  (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
+const netns = netnsTests(test)
 
 /**
  * A dead link is noticed by the connection monitor within 10 s (ping interval) + 20 s (ping timeout), the
@@ -37,20 +23,15 @@ const peers = async (node: NamespacedNode): Promise<ConnectedMember[]> =>
 const FOUND_AGAIN_MS = 60_000
 
 test('a member whose address changes is found again within one minute; a restarted node finds all from its book', async () => {
-  if (unavailable !== undefined) {
-    if (process.getuid?.() === 0) assert.unreachable(`network namespaces unavailable as root: ${unavailable}`)
-    process.stdout.write(`skipped: network namespaces unavailable (${unavailable})\n`)
-    return
-  }
-  const net = buildNatTopology()
-  teardown = net.teardown
+  if (netns.skipped()) return
+  const net = netns.build()
   const roam = net.addWanHost('roam', '10.99.0.5')
   const consortium = await createScratchConsortium('Roaming')
   const c = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('Hub C', 'site'), [
     '--listen',
     `/ip4/${net.addr.relay}/tcp/7400`
   ])
-  nodes.push(c)
+  netns.track(c)
   const cAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${c.peerId}`
   // A listens on every interface, so an address its interface gets later is one it listens on.
   const a = await startInNamespace(roam.ns, roam.mgmt, await consortium.member('Roaming A', 'site'), [
@@ -59,7 +40,7 @@ test('a member whose address changes is found again within one minute; a restart
     '--peer',
     cAddr
   ])
-  nodes.push(a)
+  netns.track(a)
   const bHome = await consortium.member('Dr B behind NAT', 'radiologist')
   const bArgs = ['--listen', `/ip4/${net.addr.reader}/tcp/7400`]
   let b = await startInNamespace(net.ns.reader, net.mgmt.reader, bHome, [
@@ -69,7 +50,7 @@ test('a member whose address changes is found again within one minute; a restart
     '--peer',
     `/ip4/10.99.0.5/tcp/7400/p2p/${a.peerId}`
   ])
-  nodes.push(b)
+  netns.track(b)
   await waitFor('B connected to A and C', async () => (await peers(b)).length === 2, 30_000)
 
   execFileSync('ip', ['-n', roam.ns, 'addr', 'del', '10.99.0.5/24', 'dev', 'eth0'])
@@ -89,9 +70,7 @@ test('a member whose address changes is found again within one minute; a restart
 
   // Restarted with no --peer at all: the stored book has A's new address and C's.
   await b.kill()
-  nodes.splice(nodes.indexOf(b), 1)
-  b = await startInNamespace(net.ns.reader, net.mgmt.reader, bHome, bArgs)
-  nodes.push(b)
+  b = netns.track(await startInNamespace(net.ns.reader, net.mgmt.reader, bHome, bArgs))
   await waitFor(
     'B, restarted without --peer, connected to A and C from its book',
     async () => {

@@ -11,40 +11,21 @@
  * `nft` fails it.
  */
 import { test } from 'uvu'
+import { netnsTests, peers } from '../helpers/netns-tests.ts'
 import * as assert from 'uvu/assert'
-import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { runTool } from '../../scripts/lib/dcmtk.ts'
-import { buildNatTopology, type NamespacedNode, netnsUnavailable, startInNamespace } from '../../scripts/lib/netns.ts'
+import { startInNamespace } from '../../scripts/lib/netns.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-const unavailable = netnsUnavailable()
-const nodes: NamespacedNode[] = []
-let teardown = (): void => {}
-
-test.after(async () => {
-  await Promise.all(
-    nodes.map(async node => {
-      await node.kill()
-    })
-  )
-  teardown()
-})
-
-const peers = async (node: NamespacedNode): Promise<ConnectedMember[]> =>
-  (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
+const netns = netnsTests(test)
 
 test('a site with a public address and a reader behind a symmetric NAT: the relayed link becomes direct', async () => {
-  if (unavailable !== undefined) {
-    if (process.getuid?.() === 0) assert.unreachable(`network namespaces unavailable as root: ${unavailable}`)
-    process.stdout.write(`skipped: network namespaces unavailable (${unavailable})\n`)
-    return
-  }
+  if (netns.skipped()) return
   const wan = '11.99.0'
-  const net = buildNatTopology({ wan, natB: 'symmetric' })
-  teardown = net.teardown
+  const net = netns.build({ wan, natB: 'symmetric' })
   const pub = net.addWanHost('pub', `${wan}.9`)
   const consortium = await createScratchConsortium('Direct')
   const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('Relay', 'site'), [
@@ -52,7 +33,7 @@ test('a site with a public address and a reader behind a symmetric NAT: the rela
     `/ip4/${net.addr.relay}/tcp/7400`,
     '--relay'
   ])
-  nodes.push(relay)
+  netns.track(relay)
   const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
   const readerHome = await consortium.member('Dr Symmetric', 'radiologist', [], ['--subspecialty', 'neuro'])
   const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, readerHome, [
@@ -61,7 +42,7 @@ test('a site with a public address and a reader behind a symmetric NAT: the rela
     '--relay-via',
     relayAddr
   ])
-  nodes.push(reader)
+  netns.track(reader)
   await waitFor(
     'the reader at the relay',
     async () => (await peers(relay)).some(p => p.peerId === reader.peerId),
@@ -77,7 +58,7 @@ test('a site with a public address and a reader behind a symmetric NAT: the rela
     '--stable-after',
     '1s'
   ])
-  nodes.push(site)
+  netns.track(site)
   const started = Date.now()
   const link = await waitFor(
     'a direct link between the site and the reader, and no relayed one',

@@ -8,47 +8,28 @@
  * `nft` fails it.
  */
 import { test } from 'uvu'
+import { netnsTests, peers } from '../helpers/netns-tests.ts'
 import * as assert from 'uvu/assert'
-import type { ConnectedMember, Reach } from '../../protocol/api/peers.ts'
+import type { Reach } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { runTool } from '../../scripts/lib/dcmtk.ts'
-import { buildNatTopology, type NamespacedNode, netnsUnavailable, startInNamespace } from '../../scripts/lib/netns.ts'
+import { startInNamespace } from '../../scripts/lib/netns.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-const unavailable = netnsUnavailable()
-const nodes: NamespacedNode[] = []
-let teardown = (): void => {}
-
-test.after(async () => {
-  await Promise.all(
-    nodes.map(async node => {
-      await node.kill()
-    })
-  )
-  teardown()
-})
-
-const peers = async (node: NamespacedNode): Promise<ConnectedMember[]> =>
-  (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
+const netns = netnsTests(test)
 
 test('a site and a reader behind their own NATs: via the relay, worklist, report and a verified study', async () => {
-  if (unavailable !== undefined) {
-    // CI runs as root with nftables installed (scripts/system-deps.ts): there a missing piece is a failure.
-    if (process.getuid?.() === 0) assert.unreachable(`network namespaces unavailable as root: ${unavailable}`)
-    process.stdout.write(`skipped: network namespaces unavailable (${unavailable})\n`)
-    return
-  }
-  const net = buildNatTopology()
-  teardown = net.teardown
+  if (netns.skipped()) return
+  const net = netns.build()
   const consortium = await createScratchConsortium('Behind NAT')
   const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('WAN Relay', 'site'), [
     '--listen',
     `/ip4/${net.addr.relay}/tcp/7400`,
     '--relay'
   ])
-  nodes.push(relay)
+  netns.track(relay)
   const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
   const site = await startInNamespace(net.ns.site, net.mgmt.site, await consortium.member('NAT Site', 'site'), [
     '--listen',
@@ -60,7 +41,7 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
     '--stable-after',
     '1s'
   ])
-  nodes.push(site)
+  netns.track(site)
   await waitFor('the site at the relay', async () => (await peers(relay)).some(p => p.peerId === site.peerId), 20_000)
   const readerHome = await consortium.member('Dr NAT Reader', 'radiologist', [], ['--subspecialty', 'neuro'])
   const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, readerHome, [
@@ -69,7 +50,7 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
     '--peer',
     `${relayAddr}/p2p-circuit/p2p/${site.peerId}`
   ])
-  nodes.push(reader)
+  netns.track(reader)
 
   const seen = await waitFor(
     'the reader connected to the site',

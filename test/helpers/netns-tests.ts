@@ -1,0 +1,55 @@
+/**
+ * What the network-namespace tests share (scripts/lib/netns.ts): whether namespaces can be made (as root, as CI
+ * runs, a missing piece is a failure; otherwise the test says why it is skipped), the topology built and torn
+ * down after the file's tests, the nodes started in it killed, and a node's `/api/peers`.
+ */
+import type { Test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { ConnectedMember } from '../../protocol/api/peers.ts'
+import {
+  buildNatTopology,
+  type NamespacedNode,
+  type Namespaces,
+  netnsUnavailable,
+  type TopologyOptions
+} from '../../scripts/lib/netns.ts'
+
+export interface NetnsTests {
+  /** true when this test must be skipped (the reason printed); fails the test as root */
+  skipped(): boolean
+  /** the NAT topology, torn down after the file's tests */
+  build(options?: TopologyOptions): Namespaces
+  /** a node started in the topology, killed after the file's tests */
+  track(node: NamespacedNode): NamespacedNode
+}
+
+export function netnsTests(suite: Test): NetnsTests {
+  const unavailable = netnsUnavailable()
+  const nodes: NamespacedNode[] = []
+  const topologies: Namespaces[] = []
+  suite.after(async () => {
+    await Promise.all(nodes.map(async node => await node.kill()))
+    for (const net of topologies) net.teardown()
+  })
+  return {
+    skipped: () => {
+      if (unavailable === undefined) return false
+      // CI runs as root with nftables installed (scripts/system-deps.ts): there a missing piece is a failure.
+      if (process.getuid?.() === 0) assert.unreachable(`network namespaces unavailable as root: ${unavailable}`)
+      process.stdout.write(`skipped: network namespaces unavailable (${unavailable})\n`)
+      return true
+    },
+    build: options => {
+      const net = buildNatTopology(options)
+      topologies.push(net)
+      return net
+    },
+    track: node => {
+      nodes.push(node)
+      return node
+    }
+  }
+}
+
+export const peers = async (node: NamespacedNode): Promise<ConnectedMember[]> =>
+  (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
