@@ -24,7 +24,7 @@ import { generateCt } from '../generate-ct.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { runTool } from '../lib/dcmtk.ts'
 import { startFaultProxy } from '../lib/fault-proxy.ts'
-import { logOf, peersOf, startNode } from '../lib/node-process.ts'
+import { connected, logOf, startNode } from '../lib/node-process.ts'
 import { pushPaced } from '../lib/paced-push.ts'
 import { freePort } from '../lib/ports.ts'
 import { tempDir } from '../lib/temp.ts'
@@ -95,13 +95,7 @@ async function radmeshRun(): Promise<Turnaround> {
     }
   )
   try {
-    await waitFor(
-      'site and reader to list each other',
-      async () =>
-        (await peersOf(site)).some(p => p.peerId === reader.peerId) &&
-        (await peersOf(reader)).some(p => p.peerId === site.peerId),
-      15_000
-    )
+    await connected(site, reader, 15_000)
     await waitFor(
       'the site to know the radiologist',
       async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,

@@ -11,9 +11,8 @@
 import type { GeneratedStudy } from '../generate-ct.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
-import { p2pAddr, peersOf, type StartedNode, startNode } from '../lib/node-process.ts'
+import { connected, p2pAddr, type StartedNode, startNode } from '../lib/node-process.ts'
 import { freePort } from '../lib/ports.ts'
-import { waitFor } from '../lib/wait.ts'
 import { type Contender, peakRss, type Run, runRounds, type Summary, timeStorescu } from './common.ts'
 import { fetchStudy, verify } from './transfer-verify.ts'
 
@@ -22,9 +21,6 @@ const linkTo = async (node: StartedNode, mbit: number): Promise<FaultProxy> =>
 const via = (proxy: FaultProxy, node: StartedNode): string => `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${node.peerId}`
 /** A reader that cannot be dialled (it announces a port nobody listens on): every byte it gets crosses a proxy. */
 const undialable = async (): Promise<string[]> => ['--announce', `/ip4/127.0.0.1/tcp/${await freePort()}`]
-
-const listed = async (a: StartedNode, b: StartedNode): Promise<boolean> =>
-  (await peersOf(a)).some(p => p.peerId === b.peerId) && (await peersOf(b)).some(p => p.peerId === a.peerId)
 
 /** Peak RSS of each process, the highest over the rounds, MB; and the bytes each link carried, last run. */
 const rss = new Map<string, number>()
@@ -51,7 +47,7 @@ export async function benchHolders(
       extraArgs: await undialable()
     })
     try {
-      await waitFor('site and reader to list each other', async () => await listed(site, reader), 15_000)
+      await connected(site, reader, 15_000)
       await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
       const shared = await site.api('POST', `/api/studies/${studyUid}/share`, { peerIds: [reader.peerId] })
       if (shared.status !== 200) throw new Error(`POST share answered ${shared.status}`)
@@ -81,11 +77,11 @@ export async function benchHolders(
       extraArgs: await undialable()
     })
     try {
-      await waitFor(
-        'the three nodes to list each other',
-        async () => (await listed(site, first)) && (await listed(site, second)) && (await listed(first, second)),
-        15_000
-      )
+      await Promise.all([
+        connected(site, first, 15_000),
+        connected(site, second, 15_000),
+        connected(first, second, 15_000)
+      ])
       await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
       const peerIds = [first.peerId, second.peerId]
       const shared = await site.api('POST', `/api/studies/${studyUid}/share`, { peerIds })

@@ -29,7 +29,7 @@ import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
 import { freePort } from '../lib/ports.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { startOrthanc } from '../lib/orthanc.ts'
-import { p2pAddr, peersOf, startNode } from '../lib/node-process.ts'
+import { connected, p2pAddr, startNode } from '../lib/node-process.ts'
 import { tempDir } from '../lib/temp.ts'
 import { waitFor } from '../lib/wait.ts'
 import { type Contender, peakRss, type Run, runRounds, timeStorescu } from './common.ts'
@@ -121,13 +121,7 @@ async function radmeshRun(): Promise<Run> {
     ...undialable
   })
   try {
-    await waitFor(
-      'site and reader to list each other',
-      async () =>
-        (await peersOf(site)).some(p => p.peerId === reader.peerId) &&
-        (await peersOf(reader)).some(p => p.peerId === site.peerId),
-      15_000
-    )
+    await connected(site, reader, 15_000)
     await timeStorescu(site.dicomPort, 'RADMESH', studyDir)
     const shared = await site.api('POST', `/api/studies/${studyUid}/share`, { peerIds: [reader.peerId] })
     if (shared.status !== 200) throw unexpected('POST share on the site', shared.status, shared.body)
