@@ -5,50 +5,32 @@
  * Studies (the exchange) do not: they wait for a direct or unlimited link (README, "NAT and relays").
  */
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
-
-async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
-  const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
-  started.push(node)
-  return node
-}
+const nodes = nodesOfTests(test, 'Limited', { extraArgs: ['--stable-after', '1s'] })
+const { start } = nodes
 
 const peers = async (node: StartedNode): Promise<ConnectedMember[]> =>
   (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
 
-test.before(async () => {
-  consortium = await createScratchConsortium('Limited')
-})
-
-test.after(async () => {
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
-})
-
 test('through a relay with limits, the worklist still reaches a reader the site cannot dial', async () => {
-  const relay = await start(await consortium.member('Limited Relay', 'site'), {
+  const relay = await start(await nodes.member('Limited Relay', 'site'), {
     extraArgs: ['--relay', '--relay-data-limit', '64MiB', '--relay-duration-limit', '10m']
   })
   // Both announce only addresses no one can reach (TEST-NET-1): they meet only through the relay.
-  const site = await start(await consortium.member('Limited Site', 'site'), {
+  const site = await start(await nodes.member('Limited Site', 'site'), {
     dicom: true,
     extraArgs: ['--relay-via', p2pAddr(relay), '--announce', '/ip4/192.0.2.1/tcp/9']
   })
   await waitFor('the site at the relay', async () => (await peers(relay)).some(p => p.peerId === site.peerId), 15_000)
-  const reader = await start(await consortium.member('Dr Limited', 'radiologist', [], ['--subspecialty', 'neuro']), {
+  const reader = await start(await nodes.member('Dr Limited', 'radiologist', [], ['--subspecialty', 'neuro']), {
     peers: [`${p2pAddr(relay)}/p2p-circuit/p2p/${site.peerId}`],
     extraArgs: ['--announce', '/ip4/192.0.2.2/tcp/9']
   })

@@ -9,48 +9,31 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { ownChild } from '../../scripts/lib/children.ts'
 import { launchBrowser, pageErrors, signedInPage } from '../../scripts/lib/browser.ts'
 import { ROOT } from '../../scripts/lib/cli.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
+const nodes = nodesOfTests(test, 'Relayed', { extraArgs: ['--stable-after', '1s'] })
+const { start } = nodes
+
 let relay: StartedNode
 let site: StartedNode
-
-async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
-  const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
-  started.push(node)
-  return node
-}
 
 const peers = async (node: StartedNode): Promise<ConnectedMember[]> =>
   (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
 
-test.before(async () => {
-  consortium = await createScratchConsortium('Relayed')
-})
-
-test.after(async () => {
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
-})
-
 test('a site and a reader that cannot dial each other connect through a member relay: worklist and study', async () => {
-  relay = await start(await consortium.member('Hub Relay', 'site'), { extraArgs: ['--relay'] })
+  relay = await start(await nodes.member('Hub Relay', 'site'), { extraArgs: ['--relay'] })
   // The site announces an address no one can reach (TEST-NET-1): members reach it only through the relay.
-  site = await start(await consortium.member('Rural Site', 'site'), {
+  site = await start(await nodes.member('Rural Site', 'site'), {
     dicom: true,
     extraArgs: ['--relay-via', p2pAddr(relay), '--announce', '/ip4/192.0.2.1/tcp/9']
   })
@@ -59,7 +42,7 @@ test('a site and a reader that cannot dial each other connect through a member r
     async () => (await peers(relay)).some(p => p.peerId === site.peerId),
     15_000
   )
-  const readerHome = await consortium.member('Dr Home Reader', 'radiologist', [], ['--subspecialty', 'neuro'])
+  const readerHome = await nodes.member('Dr Home Reader', 'radiologist', [], ['--subspecialty', 'neuro'])
   // The reader too announces only an address no one can reach: with a dialable one, the site would upgrade the
   // relayed link to a direct one (libp2p dials a direct address it learns of a peer it reaches only by relay).
   const reader = await start(readerHome, {
@@ -156,8 +139,8 @@ test('a non-member gets no reservation on a member relay and no relayed stream t
 })
 
 test('a member with only private addresses holds reservations on two member relays without --relay-via', async () => {
-  const second = await start(await consortium.member('Second Relay', 'site'), { extraArgs: ['--relay'] })
-  const home = await start(await consortium.member('Dr Two Relays', 'radiologist'), {
+  const second = await start(await nodes.member('Second Relay', 'site'), { extraArgs: ['--relay'] })
+  const home = await start(await nodes.member('Dr Two Relays', 'radiologist'), {
     peers: [p2pAddr(relay), p2pAddr(second)]
   })
   type Reach = { relays: Array<{ peerId: string }>; reservationsWanted: number; addrs: string[] }
