@@ -1,50 +1,23 @@
-/**
- * A case published while its study still arrives (a STAT study streamed during its acquisition): the case
- * record says `acquiring`, the site's `acquired` record completes it, and no one else can complete it.
- */
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { test } from 'uvu'
+import { type Member, member, signedCase } from './records-helpers.ts'
 import * as assert from 'uvu/assert'
 import { deriveCases } from '../../node/worklist/cases.ts'
 import { signWorklistRecord } from '../../node/worklist/records.ts'
 import { decodeWorklistRecord, type WorklistRecord } from '../../protocol/collab/records.ts'
-import type { PeerIdString } from '../../protocol/ids.ts'
 
 const CASE = 'b'.repeat(24)
 const STUDY = '1.2.826.0.1.3680043.8.498.8'
 const at = (second: number): string => new Date(Date.UTC(2026, 11, 7, 3, 0, second)).toISOString()
 
-interface Member {
-  key: PrivateKey
-  id: PeerIdString
-}
-async function member(): Promise<Member> {
-  const key = await generateKeyPair('Ed25519')
-  return { key, id: peerIdFromPrivateKey(key).toString() as PeerIdString }
-}
-
-async function caseRecord(site: Member, reader: Member, acquiring: boolean): Promise<WorklistRecord> {
-  return await signWorklistRecord(site.key, {
-    v: 1,
-    kind: 'case',
+const caseRecord = async (site: Member, reader: Member, acquiring: boolean): Promise<WorklistRecord> =>
+  await signedCase(site, {
     caseId: CASE,
     studyUid: STUDY,
-    site: site.id,
-    siteName: 'County',
-    priority: 'STAT',
-    subspecialty: 'neuro',
-    modalities: ['CT'],
-    bodyPart: 'HEAD',
-    readers: [reader.id],
+    readers: [reader],
     createdAt: at(0),
     dueAt: at(3600),
-    ...(acquiring ? { acquiring: true as const } : {}),
-    by: site.id,
-    at: at(0)
+    acquiring
   })
-}
 const acquired = async (by: Member, instances: number): Promise<WorklistRecord> =>
   await signWorklistRecord(by.key, { v: 1, kind: 'acquired', caseId: CASE, instances, by: by.id, at: at(30) })
 

@@ -1,52 +1,25 @@
-/**
- * The worklist's derivation: every node that holds the same records shows the same cases, whatever order
- * the records arrived in; concurrent claims are decided by the documented rule; TAT is summarised right.
- */
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { test } from 'uvu'
+import { type Member, member, signedCase } from './records-helpers.ts'
 import * as assert from 'uvu/assert'
 import { deriveCases, summariseTat } from '../../node/worklist/cases.ts'
 import { signWorklistRecord } from '../../node/worklist/records.ts'
 import { DEFAULT_ROUTING, route } from '../../node/worklist/routing.ts'
 import { recordKey, type WorklistRecord } from '../../protocol/collab/records.ts'
-import type { PeerIdString } from '../../protocol/ids.ts'
 
 const CASE = 'a'.repeat(24)
 const STUDY = '1.2.826.0.1.3680043.8.498.7'
 
-interface Member {
-  key: PrivateKey
-  id: PeerIdString
-}
-async function member(): Promise<Member> {
-  const key = await generateKeyPair('Ed25519')
-  return { key, id: peerIdFromPrivateKey(key).toString() as PeerIdString }
-}
-
 let site: Member, alice: Member, bob: Member, carol: Member
 const at = (minute: number): string => new Date(Date.UTC(2026, 10, 28, 3, minute)).toISOString()
 
-async function caseRecord(readers: Member[], createdMinute = 0): Promise<WorklistRecord> {
-  return await signWorklistRecord(site.key, {
-    v: 1,
-    kind: 'case',
+const caseRecord = async (readers: Member[], createdMinute = 0): Promise<WorklistRecord> =>
+  await signedCase(site, {
     caseId: CASE,
     studyUid: STUDY,
-    site: site.id,
-    siteName: 'County',
-    priority: 'STAT',
-    subspecialty: 'neuro',
-    modalities: ['CT'],
-    bodyPart: 'HEAD',
-    readers: readers.map(r => r.id),
+    readers,
     createdAt: at(createdMinute),
-    dueAt: at(createdMinute + 60),
-    by: site.id,
-    at: at(createdMinute)
+    dueAt: at(createdMinute + 60)
   })
-}
 const claim = async (who: Member, seq: number, minute: number): Promise<WorklistRecord> =>
   await signWorklistRecord(who.key, { v: 1, kind: 'claim', caseId: CASE, seq, by: who.id, at: at(minute) })
 

@@ -4,11 +4,9 @@
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { test } from 'uvu'
+import { type Member, member, signedCase } from './records-helpers.ts'
 import * as assert from 'uvu/assert'
 import { UpdateRefusedError } from '../../node/crdt/inspect.ts'
 import { type CaseState, deriveCases } from '../../node/worklist/cases.ts'
@@ -27,7 +25,6 @@ import {
   type UnsignedWorklistRecord,
   type WorklistRecord
 } from '../../protocol/collab/records.ts'
-import type { PeerIdString } from '../../protocol/ids.ts'
 
 const CASE = 'c'.repeat(24)
 const ID = '1'.repeat(24)
@@ -35,14 +32,6 @@ const STUDY = '1.2.826.0.1.3680043.8.498.9'
 const T0 = Date.UTC(2026, 10, 28, 3, 0)
 const at = (minute: number): string => new Date(T0 + minute * 60_000).toISOString()
 
-interface Member {
-  key: PrivateKey
-  id: PeerIdString
-}
-async function member(): Promise<Member> {
-  const key = await generateKeyPair('Ed25519')
-  return { key, id: peerIdFromPrivateKey(key).toString() as PeerIdString }
-}
 let site: Member, reader: Member, stranger: Member
 test.before(async () => {
   ;[site, reader, stranger] = await Promise.all([member(), member(), member()])
@@ -51,21 +40,7 @@ test.before(async () => {
 const sign = async (who: Member, record: Record<string, unknown>): Promise<WorklistRecord> =>
   await signWorklistRecord(who.key, { ...record, v: 1, by: who.id } as unknown as UnsignedWorklistRecord)
 const caseRecord = async (): Promise<WorklistRecord> =>
-  await sign(site, {
-    kind: 'case',
-    caseId: CASE,
-    studyUid: STUDY,
-    site: site.id,
-    siteName: 'County',
-    priority: 'STAT',
-    subspecialty: 'neuro',
-    modalities: ['CT'],
-    bodyPart: 'HEAD',
-    readers: [reader.id],
-    createdAt: at(0),
-    dueAt: at(60),
-    at: at(0)
-  })
+  await signedCase(site, { caseId: CASE, studyUid: STUDY, readers: [reader], createdAt: at(0), dueAt: at(60) })
 const flag = async (who: Member, minute = 1, id = ID): Promise<WorklistRecord> =>
   await sign(who, {
     kind: 'critical',
