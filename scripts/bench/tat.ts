@@ -24,7 +24,7 @@ import { generateCt } from '../generate-ct.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
 import { runTool } from '../lib/dcmtk.ts'
 import { startFaultProxy } from '../lib/fault-proxy.ts'
-import { connected, logOf, startNode } from '../lib/node-process.ts'
+import { connected, knowsRadiologists, logOf, startNode } from '../lib/node-process.ts'
 import { pushPaced } from '../lib/paced-push.ts'
 import { freePort } from '../lib/ports.ts'
 import { tempDir } from '../lib/temp.ts'
@@ -96,11 +96,7 @@ async function radmeshRun(): Promise<Turnaround> {
   )
   try {
     await connected(site, reader, 15_000)
-    await waitFor(
-      'the site to know the radiologist',
-      async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-      15_000
-    )
+    await knowsRadiologists(site, 1, 15_000)
     let firstImageAt: number | undefined
     let allAt: number | undefined
     let polling = true

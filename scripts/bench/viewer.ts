@@ -22,7 +22,7 @@ import { createScratchConsortium } from '../lib/consortium.ts'
 import { runTool, storescu } from '../lib/dcmtk.ts'
 import { startFaultProxy } from '../lib/fault-proxy.ts'
 import { freePort } from '../lib/ports.ts'
-import { peersOf, type StartedNode, startNode } from '../lib/node-process.ts'
+import { knowsRadiologists, peersOf, type StartedNode, startNode } from '../lib/node-process.ts'
 import { tempDir } from '../lib/temp.ts'
 import { waitFor } from '../lib/wait.ts'
 import { spawn } from 'node:child_process'
@@ -90,11 +90,7 @@ try {
     async () => (await peersOf(reader)).some(p => p.peerId === site.peerId),
     15_000
   )
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    15_000
-  )
+  await knowsRadiologists(site, 1, 15_000)
   const page = await signedInPage(browser, reader)
 
   for (const study of studies) {

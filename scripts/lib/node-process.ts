@@ -185,6 +185,22 @@ export async function connected(a: StartedNode, b: StartedNode, timeoutMs = 10_0
   )
 }
 
+/**
+ * Waits until a site knows `count` radiologists (`GET /api/duty`), so the routing of its next case reaches them:
+ * a radiologist is known once its duty record has synced, a moment after the two connect.
+ */
+export async function knowsRadiologists(
+  site: Pick<StartedNode, 'api'>,
+  count: number,
+  timeoutMs = 15_000
+): Promise<void> {
+  await waitFor(
+    `the site to know ${count} radiologist${count === 1 ? '' : 's'}`,
+    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === count,
+    timeoutMs
+  )
+}
+
 /** Reads HOME/node.log as parsed JSON lines: whole lines only (the node may be writing the last one). */
 export async function logOf(home: string): Promise<Array<Record<string, unknown>>> {
   const text = await fs.readFile(join(home, 'node.log'), 'utf8').catch(() => '')

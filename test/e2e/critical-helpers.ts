@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import type { ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, knowsRadiologists, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
@@ -56,11 +56,7 @@ export async function claimedCriticalCase(
   const site = await start(siteHome, [], true)
   const reader = await start(readerHome, [site], false)
   await connected(site, reader)
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    15_000
-  )
+  await knowsRadiologists(site, 1, 15_000)
   const dir = await tempDir()
   await generateCt({
     out: dir,

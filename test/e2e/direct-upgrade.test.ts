@@ -17,6 +17,7 @@ import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { runTool } from '../../scripts/lib/dcmtk.ts'
 import { startInNamespace } from '../../scripts/lib/netns.ts'
+import { knowsRadiologists } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
@@ -74,11 +75,7 @@ test('a site with a public address and a reader behind a symmetric NAT: the rela
     `the reader seen from its NAT: ${link.addrs}`
   )
 
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    20_000
-  )
+  await knowsRadiologists(site, 1, 20_000)
   const dir = await tempDir()
   const study = await generateCt({
     out: dir,

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, knowsRadiologists, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 import { freePort } from '../../scripts/lib/ports.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
@@ -104,11 +104,7 @@ test('FINAL -> ORU^R01 F to a RIS down at first, kept across a restart; addendum
   const reader = await startNode(readerHome, { peers: [p2pAddr(site)], extraArgs: ['--stable-after', '1s'] })
   nodes.push(reader)
   await connected(site, reader)
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    15_000
-  )
+  await knowsRadiologists(site, 1, 15_000)
 
   // The RIS is down: the message waits in the outbox, attempted and pending.
   const caseId = await finalReport(site, reader, 'PID-1', 11)

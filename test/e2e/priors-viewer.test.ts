@@ -17,7 +17,7 @@ import type { ReportView } from '../../protocol/api/index.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scripts/lib/browser.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr } from '../../scripts/lib/node-process.ts'
+import { connected, knowsRadiologists, p2pAddr } from '../../scripts/lib/node-process.ts'
 import { type OrthancServer, startOrthanc } from '../../scripts/lib/orthanc.ts'
 import { freePort } from '../../scripts/lib/ports.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
@@ -91,11 +91,7 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     { peers: [p2pAddr(site)] }
   )
   await connected(site, reader)
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    15_000
-  )
+  await knowsRadiologists(site, 1, 15_000)
   // Both signed in while the studies are made.
   const [page, sitePage] = await Promise.all([signedInPage(browser, reader), signedInPage(browser, site)])
 

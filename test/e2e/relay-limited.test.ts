@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert'
 import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
+import { knowsRadiologists, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
@@ -41,11 +41,7 @@ test('through a relay with limits, the worklist still reaches a reader the site 
   )
   assert.is(link.link, 'relayed')
   assert.ok(link.limited !== undefined, `the relayed link runs under the relay's limits: ${JSON.stringify(link)}`)
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    20_000
-  )
+  await knowsRadiologists(site, 1, 20_000)
   const dir = await tempDir()
   const study = await generateCt({
     out: dir,

@@ -15,6 +15,7 @@ import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { runTool } from '../../scripts/lib/dcmtk.ts'
 import { startInNamespace } from '../../scripts/lib/netns.ts'
+import { knowsRadiologists } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
@@ -80,11 +81,7 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
     JSON.stringify(atRelay)
   )
 
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    20_000
-  )
+  await knowsRadiologists(site, 1, 20_000)
   const dir = await tempDir()
   const study = await generateCt({
     out: dir,

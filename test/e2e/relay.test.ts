@@ -17,7 +17,7 @@ import { ownChild } from '../../scripts/lib/children.ts'
 import { launchBrowser, pageErrors, signedInPage } from '../../scripts/lib/browser.ts'
 import { ROOT } from '../../scripts/lib/cli.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
+import { connected, knowsRadiologists, logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
@@ -66,11 +66,7 @@ test('a site and a reader that cannot dial each other connect through a member r
   assert.is(atSite?.link, 'relayed')
   assert.is((await peers(relay)).find(p => p.peerId === site.peerId)?.link, 'direct')
 
-  await waitFor(
-    'the site to know the reader',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    15_000
-  )
+  await knowsRadiologists(site, 1, 15_000)
   const dir = await tempDir()
   const study = await generateCt({
     out: dir,

@@ -16,7 +16,7 @@ import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scrip
 import { radmesh } from '../../scripts/lib/cli.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, knowsRadiologists, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 import { type Entry, report, worklist } from './workflow-helpers.ts'
@@ -57,11 +57,7 @@ test('a second opinion on a de-identified copy: only the consultant reads it, an
   )
   await connected(site, primary)
   await connected(site, consultant)
-  await waitFor(
-    'the site to know both radiologists',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 2,
-    15_000
-  )
+  await knowsRadiologists(site, 2, 15_000)
 
   const dir = await tempDir()
   const study = await generateCt({

@@ -11,7 +11,14 @@ import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { connected, logOf, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import {
+  connected,
+  knowsRadiologists,
+  logOf,
+  p2pAddr,
+  type StartedNode,
+  startNode
+} from '../../scripts/lib/node-process.ts'
 import { pushPaced } from '../../scripts/lib/paced-push.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
@@ -67,11 +74,7 @@ test('a STAT study reaches its on-duty reader as it is acquired, each instance o
   )
   started.push(reader)
   await connected(site, reader)
-  await waitFor(
-    'the site to know the radiologist',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 1,
-    15_000
-  )
+  await knowsRadiologists(site, 1, 15_000)
 
   const dir = await tempDir()
   const stat = await generateCt({

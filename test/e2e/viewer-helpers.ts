@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import type { ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { runTool, storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, knowsRadiologists, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
@@ -94,11 +94,7 @@ export async function startViewerNetwork(
   await connected(site, alice)
   await connected(site, bob)
   await connected(alice, bob)
-  await waitFor(
-    'the site to know both radiologists',
-    async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 2,
-    15_000
-  )
+  await knowsRadiologists(site, 2, 15_000)
   const dir = await tempDir()
   const study = await generateCt({
     out: dir,

@@ -12,7 +12,14 @@ import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, logOf, p2pAddr, peersOf, type StartedNode } from '../../scripts/lib/node-process.ts'
+import {
+  connected,
+  knowsRadiologists,
+  logOf,
+  p2pAddr,
+  peersOf,
+  type StartedNode
+} from '../../scripts/lib/node-process.ts'
 import { ROOT } from '../../scripts/lib/cli.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
@@ -53,11 +60,7 @@ test(
     await connected(site, bob)
     await connected(alice, carol)
     // Every member's certificate reaches the site through the worklist before the study is stable.
-    await waitFor(
-      'the site to know the three radiologists',
-      async () => (await site.api<unknown[]>('GET', '/api/duty')).body.length === 3,
-      15_000
-    )
+    await knowsRadiologists(site, 3, 15_000)
 
     // Bob's only shift is over: he is off duty, so he does not prefetch STAT studies.
     const offDuty = await bob.api<{ onDuty: boolean }>('PUT', '/api/duty', {
