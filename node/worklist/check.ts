@@ -87,9 +87,15 @@ export async function checkWorklistUpdate(doc: Y.Doc, update: InspectedUpdate, c
   if (kind.kind === 'case') {
     const state = checkConcerned(kind.caseId, [...check.held(), ...verified], check.me)
     checkCriticalAuthors(state, verified)
-    const foreign = verified.find(record => record.kind === 'priors' && record.by !== state.site)
-    if (foreign !== undefined)
-      throw new UpdateRefusedError(`the priors of case ${state.caseId} are listed by its site only`, 5)
+    checkPriorsAuthor(state, verified)
+  }
+}
+
+/** A case's priors are listed by its own site: another site (a site by role, so it passes that check) is refused. */
+export function checkPriorsAuthor(state: Pick<CaseState, 'caseId' | 'site'>, records: WorklistRecord[]): void {
+  const foreign = records.find(record => record.kind === 'priors' && record.by !== state.site)
+  if (foreign !== undefined) {
+    throw new UpdateRefusedError(`the priors of case ${state.caseId} are listed by its site only`, 5)
   }
 }
 

@@ -1,14 +1,16 @@
 /**
  * The `priors` record of a case document: a signed one round-trips and verifies under its own key; a prior with
  * a field too many, a bad date, UID, modality or state, or a list past its bound is refused as malformed; in a
- * case, only the site's latest record counts.
+ * case, only the site's latest record counts, and the update check takes none from another site.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { UpdateRefusedError } from '../../node/crdt/inspect.ts'
 import type { ConsortiumTrust } from '../../node/membership/trust.ts'
 import { deriveCases } from '../../node/worklist/cases.ts'
+import { checkPriorsAuthor } from '../../node/worklist/check.ts'
 import { signWorklistRecord, verifiedWorklistRecord } from '../../node/worklist/records.ts'
 import { MAX_CASE_PRIORS, type PriorEntry } from '../../protocol/collab/prior-records.ts'
 import { decodeWorklistRecord, recordKey } from '../../protocol/collab/records.ts'
@@ -117,6 +119,26 @@ test("a case's priors are its site's latest record; one by anyone else is not ta
   })
   assert.equal(deriveCases([caseRecord, latest, forged, first]).get(CASE)?.priors, [prior])
   assert.is(deriveCases([caseRecord]).get(CASE)?.priors, undefined)
+})
+
+test("a priors record is taken from the case's site only: another site's is refused by the update check", async () => {
+  const [site, other] = [await signer(), await signer()]
+  const listedBy = async (who: Awaited<ReturnType<typeof signer>>) =>
+    await signWorklistRecord(who.key, {
+      v: 1,
+      kind: 'priors',
+      caseId: CASE,
+      priors: [prior],
+      by: who.by,
+      at: '2026-12-01T03:00:00.000Z'
+    })
+  const state = { caseId: CASE, site: site.by }
+  checkPriorsAuthor(state, [await listedBy(site)])
+  const foreign = await listedBy(other)
+  assert.throws(
+    () => checkPriorsAuthor(state, [foreign]),
+    (error: unknown) => error instanceof UpdateRefusedError && /listed by its site only/.test(String(error))
+  )
 })
 
 test.run()
