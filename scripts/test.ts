@@ -54,19 +54,53 @@ if (pattern === undefined) {
   }
 }
 
-let output = ''
-const testPattern = pattern === undefined ? '\\.test\\.ts$' : `${pattern}.*\\.test\\.ts$|${pattern}`
-const testsExit = await run(
-  'tests (uvu)',
-  process.execPath,
-  [bin('uvu'), '--no-color', 'test', testPattern, '-i', 'helpers'],
-  text => {
-    output += text
-  }
-)
-const total = Number(/Total:\s+(\d+)/.exec(output)?.[1] ?? 0)
-const passed = Number(/Passed:\s+(\d+)/.exec(output)?.[1] ?? 0)
-const skipped = Number(/Skipped:\s+(\d+)/.exec(output)?.[1] ?? 0)
-const failed = total - passed - skipped + failedChecks + (testsExit !== 0 && total === passed + skipped ? 1 : 0)
+/**
+ * The whole suite runs in two lanes side by side: the end-to-end tests (test/e2e: real node processes, DCMTK,
+ * Orthanc, Chromium, mostly waiting on them) one file at a time, and every other test file beside them, one at
+ * a time and at a lower CPU priority, so the end-to-end tests' timings are what they would be alone. The e2e
+ * lane's output is shown as it comes; the other lane's once both are done. With a PATTERN, one lane.
+ */
+interface Lane {
+  title: string
+  pattern: string
+  /** the lane's output is shown once the suite is done, not as it comes */
+  quiet?: boolean
+  nice?: boolean
+}
+const lanes: Lane[] =
+  pattern === undefined
+    ? [
+        { title: 'end-to-end tests (uvu, test/e2e)', pattern: '^e2e/.*\\.test\\.ts$' },
+        {
+          title: 'unit tests (uvu, every other test file)',
+          pattern: '^(?!e2e/).*\\.test\\.ts$',
+          quiet: true,
+          nice: true
+        }
+      ]
+    : [{ title: 'tests (uvu)', pattern: `${pattern}.*\\.test\\.ts$|${pattern}` }]
+
+async function runLane(lane: Lane): Promise<{ output: string; code: number }> {
+  let output = ''
+  const uvu = [bin('uvu'), '--no-color', 'test', lane.pattern, '-i', 'helpers']
+  const [command, args] = lane.nice ? ['nice', ['-n', '10', process.execPath, ...uvu]] : [process.execPath, uvu]
+  if (!lane.quiet) return { code: await run(lane.title, command, args, text => (output += text)), output }
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: plainEnv })
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  return { code: code ?? 1, output }
+}
+
+const results = await Promise.all(lanes.map(runLane))
+for (const [i, lane] of lanes.entries()) {
+  if (lane.quiet) process.stdout.write(`\n== ${lane.title}\n${results[i]?.output ?? ''}`)
+}
+const sum = (field: string): number =>
+  results.reduce((n, { output }) => n + Number(new RegExp(`${field}:\\s+(\\d+)`).exec(output)?.[1] ?? 0), 0)
+const [total, passed, skipped] = [sum('Total'), sum('Passed'), sum('Skipped')]
+// A lane that exited non-zero with every test counted as passed still failed (a file that did not load, say).
+const crashed = results.filter(({ code, output }) => code !== 0 && !/\bFAIL\b/.test(output)).length
+const failed = total - passed - skipped + failedChecks + crashed
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`)
 process.exit(failed > 0 || total === 0 ? 1 : 0)
