@@ -13,6 +13,21 @@ const site = await member()
 
 const later = (ms: number): string => new Date(Date.now() + ms).toISOString()
 
+/**
+ * A holder whose first manifest answer is `before`'s and every later one `after`'s, serving `after`'s chunks:
+ * a holder that moved on to a newer version after the fetch found the older (a restart of the site, say).
+ */
+function switchingAfterFirst(before: Record<string, Handler>, after: Record<string, Handler>): Record<string, Handler> {
+  let asked = 0
+  return {
+    ...after,
+    [MANIFEST_PROTOCOL]: async (stream, connection) => {
+      asked++
+      await ((asked === 1 ? before : after)[MANIFEST_PROTOCOL] as Handler)(stream, connection)
+    }
+  }
+}
+
 test('a holder that serves only a newer version of the study ends the fetch of the older: superseded, kept', async () => {
   const files = [randomBytes(40_000), randomBytes(40_000), randomBytes(40_000)]
   const older = await version(site, files.slice(0, 2), { createdAt: later(-2000) })
@@ -20,15 +35,8 @@ test('a holder that serves only a newer version of the study ends the fetch of t
   const before = holder(older, files.slice(0, 2), { wraps: [await wrapFor(older, me, site)] })
   const after = holder(newer, files, { wraps: [await wrapFor(newer, me, site)] })
   // The first manifest answer (the fetch finding its version) is the older; from then on the holder has moved on
-  // and no longer holds the older open (a restart of the site, say).
-  let asked = 0
-  const switching: Record<string, Handler> = {
-    ...after,
-    [MANIFEST_PROTOCOL]: async (stream, connection) => {
-      asked++
-      await ((asked === 1 ? before : after)[MANIFEST_PROTOCOL] as Handler)(stream, connection)
-    }
-  }
+  // and no longer holds the older open.
+  const switching = switchingAfterFirst(before, after)
   const fetching = reader(me, { [site.peerId]: switching }, [older], { origin: site.peerId })
   fetching.fetch.start()
   await within(15_000, 'the fetch', fetching.fetch.settled())
@@ -46,14 +54,7 @@ test('a newer version of another origin, or without a wrap for this node, supers
   const foreign = await version(other, files, { createdAt: later(-1000) })
   const before = holder(older, files, { wraps: [await wrapFor(older, me, site)] })
   const after = holder(foreign, files, { wraps: [await wrapFor(foreign, me, other)] })
-  let asked = 0
-  const switching: Record<string, Handler> = {
-    ...after,
-    [MANIFEST_PROTOCOL]: async (stream, connection) => {
-      asked++
-      await ((asked === 1 ? before : after)[MANIFEST_PROTOCOL] as Handler)(stream, connection)
-    }
-  }
+  const switching = switchingAfterFirst(before, after)
   const fetching = reader(me, { [site.peerId]: switching }, [older], { origin: site.peerId })
   fetching.fetch.start()
   await new Promise(resolve => setTimeout(resolve, 1500))
