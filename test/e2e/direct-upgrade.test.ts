@@ -11,14 +11,10 @@
  * `nft` fails it.
  */
 import { test } from 'uvu'
-import { netnsTests, peers } from '../helpers/netns-tests.ts'
+import { claimedHeadCt, netnsTests, peers } from '../helpers/netns-tests.ts'
 import * as assert from 'uvu/assert'
-import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { runTool } from '../../scripts/lib/dcmtk.ts'
 import { startInNamespace } from '../../scripts/lib/netns.ts'
-import { knowsRadiologists } from '../../scripts/lib/node-process.ts'
-import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
 const netns = netnsTests(test)
@@ -75,28 +71,7 @@ test('a site with a public address and a reader behind a symmetric NAT: the rela
     `the reader seen from its NAT: ${link.addrs}`
   )
 
-  await knowsRadiologists(site, 1, 20_000)
-  const dir = await tempDir()
-  const study = await generateCt({
-    out: dir,
-    slices: 8,
-    series: 1,
-    rows: 64,
-    columns: 64,
-    seed: 1819,
-    studyDescription: 'CT HEAD STROKE PROTOCOL',
-    bodyPart: 'HEAD'
-  })
-  const sent = await runTool('storescu', ['-aec', 'RADMESH', '-aet', 'TESTSCU', '+sd', '+r', pub.mgmt, '11112', dir])
-  assert.is(sent.code, 0, sent.stderr)
-  type Entry = { caseId: string; studyInstanceUid: string }
-  const entry = await waitFor(
-    "the case on the reader's worklist",
-    async () =>
-      (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
-    40_000
-  )
-  assert.is((await reader.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
+  const { study } = await claimedHeadCt(site, pub.mgmt, reader, { slices: 8, seed: 1819 })
   await waitFor(
     'the study transferred and verified',
     async () =>

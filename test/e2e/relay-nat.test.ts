@@ -8,15 +8,11 @@
  * `nft` fails it.
  */
 import { test } from 'uvu'
-import { netnsTests, peers } from '../helpers/netns-tests.ts'
+import { claimedHeadCt, netnsTests, peers } from '../helpers/netns-tests.ts'
 import * as assert from 'uvu/assert'
 import type { Reach } from '../../protocol/api/peers.ts'
-import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { runTool } from '../../scripts/lib/dcmtk.ts'
 import { startInNamespace } from '../../scripts/lib/netns.ts'
-import { knowsRadiologists } from '../../scripts/lib/node-process.ts'
-import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
 const netns = netnsTests(test)
@@ -81,38 +77,7 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
     JSON.stringify(atRelay)
   )
 
-  await knowsRadiologists(site, 1, 20_000)
-  const dir = await tempDir()
-  const study = await generateCt({
-    out: dir,
-    slices: 16,
-    series: 1,
-    rows: 64,
-    columns: 64,
-    seed: 1818,
-    studyDescription: 'CT HEAD STROKE PROTOCOL',
-    bodyPart: 'HEAD'
-  })
-  const sent = await runTool('storescu', [
-    '-aec',
-    'RADMESH',
-    '-aet',
-    'TESTSCU',
-    '+sd',
-    '+r',
-    net.mgmt.site,
-    '11112',
-    dir
-  ])
-  assert.is(sent.code, 0, sent.stderr)
-  type Entry = { caseId: string; studyInstanceUid: string }
-  const entry = await waitFor(
-    "the case on the reader's worklist",
-    async () =>
-      (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
-    40_000
-  )
-  assert.is((await reader.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
+  const { study, caseId } = await claimedHeadCt(site, net.mgmt.site, reader, { slices: 16, seed: 1818 })
   const availability = `/api/studies/${study.studyInstanceUid}/availability`
   await waitFor(
     'the study transferred (every chunk verified) through the relay',
@@ -121,12 +86,12 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
   )
 
   const findings = 'No haemorrhage. Read behind two NATs.'
-  const written = await reader.api('PUT', `/api/cases/${entry.caseId}/report`, { sections: { findings } })
+  const written = await reader.api('PUT', `/api/cases/${caseId}/report`, { sections: { findings } })
   assert.is(written.status, 200, JSON.stringify(written.body))
   await waitFor(
     'the report at the site',
     async () =>
-      (await site.api<{ sections?: { findings?: string } }>('GET', `/api/cases/${entry.caseId}/report`)).body.sections
+      (await site.api<{ sections?: { findings?: string } }>('GET', `/api/cases/${caseId}/report`)).body.sections
         ?.findings === findings,
     20_000
   )

@@ -6,6 +6,8 @@
 import type { Test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { ConnectedMember } from '../../protocol/api/peers.ts'
+import { type GeneratedStudy, generateCt } from '../../scripts/generate-ct.ts'
+import { runTool } from '../../scripts/lib/dcmtk.ts'
 import {
   buildNatTopology,
   type NamespacedNode,
@@ -13,6 +15,9 @@ import {
   netnsUnavailable,
   type TopologyOptions
 } from '../../scripts/lib/netns.ts'
+import { knowsRadiologists } from '../../scripts/lib/node-process.ts'
+import { tempDir } from '../../scripts/lib/temp.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
 
 export interface NetnsTests {
   /** true when this test must be skipped (the reason printed); fails the test as root */
@@ -53,3 +58,38 @@ export function netnsTests(suite: Test): NetnsTests {
 
 export const peers = async (node: NamespacedNode): Promise<ConnectedMember[]> =>
   (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
+
+/**
+ * A STAT head CT of `slices` pushed by storescu to the site's DICOM port (11112 on its management address), once
+ * the site knows the reader; its case waited for on the reader's worklist and claimed (so the reader fetches it).
+ */
+export async function claimedHeadCt(
+  site: NamespacedNode,
+  siteMgmt: string,
+  reader: NamespacedNode,
+  { slices, seed }: { slices: number; seed: number }
+): Promise<{ study: GeneratedStudy; caseId: string }> {
+  await knowsRadiologists(site, 1, 20_000)
+  const dir = await tempDir()
+  const study = await generateCt({
+    out: dir,
+    slices,
+    series: 1,
+    rows: 64,
+    columns: 64,
+    seed,
+    studyDescription: 'CT HEAD STROKE PROTOCOL',
+    bodyPart: 'HEAD'
+  })
+  const sent = await runTool('storescu', ['-aec', 'RADMESH', '-aet', 'TESTSCU', '+sd', '+r', siteMgmt, '11112', dir])
+  assert.is(sent.code, 0, sent.stderr)
+  type Entry = { caseId: string; studyInstanceUid: string }
+  const entry = await waitFor(
+    "the case on the reader's worklist",
+    async () =>
+      (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
+    40_000
+  )
+  assert.is((await reader.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
+  return { study, caseId: entry.caseId }
+}
