@@ -5,27 +5,21 @@
  */
 import { join } from 'node:path'
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { radmesh } from '../../scripts/lib/cli.ts'
-import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
+
+const nodes = nodesOfTests(test, 'Deid')
+const { start } = nodes
 
 type DicomJson = Array<Record<string, { Value?: unknown[] }>>
 
 const CANARY_NAME = 'CANARY^ZEBEDEE'
 const CANARY_ID = 'CANARY-4711'
-
-let consortium: ScratchConsortium
-const started: StartedNode[] = []
-
-async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
-  const node = await startNode(home, extra)
-  started.push(node)
-  return node
-}
 
 /** The DICOM JSON a DICOMweb path answers, as text (to look for canaries) and parsed. */
 async function dicomweb(node: StartedNode, path: string): Promise<{ text: string; json: DicomJson }> {
@@ -36,21 +30,9 @@ async function dicomweb(node: StartedNode, path: string): Promise<{ text: string
   return { text, json: JSON.parse(text) as DicomJson }
 }
 
-test.before(async () => {
-  consortium = await createScratchConsortium('Deid')
-})
-
-test.after(async () => {
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
-})
-
 test("radmesh share --deidentify: the reader gets a copy under a new UID without the patient's identity", async () => {
-  const site = await start(await consortium.member('Deid Site', 'site'), { dicom: true })
-  const reader = await start(await consortium.member('Deid Reader', 'radiologist'), { peers: [p2pAddr(site)] })
+  const site = await start(await nodes.member('Deid Site', 'site'), { dicom: true })
+  const reader = await start(await nodes.member('Deid Reader', 'radiologist'), { peers: [p2pAddr(site)] })
   await connected(site, reader)
   const dir = await tempDir()
   const study = await generateCt({
@@ -111,7 +93,7 @@ test("radmesh share --deidentify: the reader gets a copy under a new UID without
 })
 
 test('the de-identification options need --deidentify, and a study not in the archive is not copied', async () => {
-  const site = started[0] as StartedNode
+  const site = nodes.started[0] as StartedNode
   const usage = await radmesh(['share', '--home', site.home, '1.2.3', '--to', 'x', '--retain-dates', 'full'])
   assert.is(usage.code, 2, usage.stderr)
   const missing = await radmesh(['share', '--home', site.home, '1.2.3', '--to', site.peerId, '--deidentify'])

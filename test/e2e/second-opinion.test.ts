@@ -9,14 +9,14 @@
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { test } from 'uvu'
+import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import type { SecondOpinion } from '../../protocol/api/second-opinions.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { launchBrowser, pageErrors, screenshot, signedInPage } from '../../scripts/lib/browser.ts'
 import { radmesh } from '../../scripts/lib/cli.ts'
-import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
-import { connected, knowsRadiologists, p2pAddr, type StartedNode, startNode } from '../../scripts/lib/node-process.ts'
+import { connected, knowsRadiologists, p2pAddr } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 import { type Entry, report, worklist } from './workflow-helpers.ts'
@@ -25,34 +25,22 @@ const CANARY_NAME = 'CANARY^ZEBEDEE'
 const CANARY_ID = 'CANARY-4711'
 const OPINION = 'Second opinion: no haemorrhage; agree with acute right MCA infarct.'
 
-const started: StartedNode[] = []
+/** Nodes that settle a study after 1 s. */
+const nodes = nodesOfTests(test, 'Second Opinion', { extraArgs: ['--stable-after', '1s'] })
+const { start } = nodes
 let browser: Browser | undefined
-
-/** A node that settles a study after 1 s. */
-async function start(home: string, extra: Parameters<typeof startNode>[1] = {}): Promise<StartedNode> {
-  const node = await startNode(home, { ...extra, extraArgs: ['--stable-after', '1s', ...(extra.extraArgs ?? [])] })
-  started.push(node)
-  return node
-}
 
 test.after(async () => {
   await browser?.close()
-  await Promise.all(
-    started.map(async node => {
-      await node.kill()
-    })
-  )
 })
 
 test('a second opinion on a de-identified copy: only the consultant reads it, and the report comes back to the original case', async () => {
-  const consortium = await createScratchConsortium('Second Opinion')
-  const site = await start(await consortium.member('Opinion Site', 'site'), { dicom: true })
-  const primary = await start(
-    await consortium.member('Dr Primary Neuro', 'radiologist', [], ['--subspecialty', 'neuro']),
-    { peers: [p2pAddr(site)] }
-  )
+  const site = await start(await nodes.member('Opinion Site', 'site'), { dicom: true })
+  const primary = await start(await nodes.member('Dr Primary Neuro', 'radiologist', [], ['--subspecialty', 'neuro']), {
+    peers: [p2pAddr(site)]
+  })
   const consultant = await start(
-    await consortium.member('Dr Outside Consultant', 'radiologist', [], ['--subspecialty', 'msk']),
+    await nodes.member('Dr Outside Consultant', 'radiologist', [], ['--subspecialty', 'msk']),
     { peers: [p2pAddr(site)] }
   )
   await connected(site, primary)
