@@ -17,6 +17,7 @@ import {
 import { createCriticalBanner } from './critical/banner.ts'
 import { listCritical } from './critical/common.ts'
 import { clear, h, relative } from './dom.ts'
+import { pollEvery } from './polling.ts'
 import { RelayedMembers } from './relayed-members.ts'
 import type { View } from './view.ts'
 
@@ -279,15 +280,12 @@ export function openWorklistPage(root: HTMLElement, session: Session): View {
     }
   }
 
-  void poll()
-  const polling = setInterval(() => {
-    void poll()
-  }, POLL_MS)
+  const stop = pollEvery(POLL_MS, poll)
   const ticking = setInterval(render, 1_000)
   return {
     close: () => {
       closed = true
-      clearInterval(polling)
+      stop()
       clearInterval(ticking)
     }
   }

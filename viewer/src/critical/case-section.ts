@@ -7,6 +7,7 @@
 import { MAX_CRITICAL_TEXT } from '../../../protocol/collab/records.ts'
 import { ApiError, type CriticalResult, json, type Session, type WorklistEntry } from '../api.ts'
 import { clear, h } from '../dom.ts'
+import { pollEvery } from '../polling.ts'
 import type { View } from '../view.ts'
 import { ackForm, history, LEVEL_LABELS, LEVELS, listCritical } from './common.ts'
 
@@ -102,14 +103,11 @@ export function openCriticalSection(root: HTMLElement, entry: WorklistEntry, ses
     reader ? h('div', { class: 'actions critical-form', id: 'critical-form' }, level, text, flag) : null,
     message
   )
-  void refresh()
-  const polling = setInterval(() => {
-    void refresh()
-  }, POLL_MS)
+  const stop = pollEvery(POLL_MS, refresh)
   return {
     close: () => {
       closed = true
-      clearInterval(polling)
+      stop()
     }
   }
 }

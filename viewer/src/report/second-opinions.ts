@@ -7,6 +7,7 @@
 import type { SecondOpinion } from '../../../protocol/api/second-opinions.ts'
 import { json, type Session, type WorklistEntry } from '../api.ts'
 import { clear, h } from '../dom.ts'
+import { pollEvery } from '../polling.ts'
 import type { View } from '../view.ts'
 
 const POLL_MS = 5_000
@@ -64,14 +65,11 @@ export function openSecondOpinions(root: HTMLElement, entry: WorklistEntry, sess
       // A poll that fails is tried again at the next one.
     }
   }
-  void refresh()
-  const polling = setInterval(() => {
-    void refresh()
-  }, POLL_MS)
+  const stop = pollEvery(POLL_MS, refresh)
   return {
     close: () => {
       closed = true
-      clearInterval(polling)
+      stop()
     }
   }
 }
