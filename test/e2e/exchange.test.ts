@@ -10,7 +10,7 @@ import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import type { Availability } from '../../protocol/api/studies.ts'
 import { ANNOUNCE_PROTOCOL, CHUNKS_PROTOCOL, MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
-import { generateCt } from '../../scripts/generate-ct.ts'
+import { type GeneratedStudy, generateCt } from '../../scripts/generate-ct.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
 import { intrude } from '../helpers/intrude.ts'
 import { connected, logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
@@ -47,6 +47,28 @@ async function instanceHashes(node: StartedNode, studyUid: string): Promise<Map<
     }
   }
   return hashes
+}
+
+/**
+ * A 5-slice study pushed to the site by storescu, shared with the reader and fetched by it: waited for (`what`)
+ * until complete at the reader.
+ */
+async function fetchedByReader(
+  site: StartedNode,
+  reader: StartedNode,
+  seed: number,
+  what: string
+): Promise<GeneratedStudy> {
+  const dir = await tempDir()
+  const study = await generateCt({ out: dir, slices: 5, rows: 64, columns: 64, seed })
+  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
+  assert.is(
+    (await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })).status,
+    200
+  )
+  assert.is((await reader.api('POST', `/api/studies/${study.studyInstanceUid}/fetch`)).status, 202)
+  await waitFor(what, async () => (await availability(reader, study.studyInstanceUid)).complete, 30_000)
+  return study
 }
 
 async function availability(node: StartedNode, studyUid: string): Promise<Availability> {
@@ -156,19 +178,7 @@ test('a member that is not a recipient cannot read the study: its fetch fails, n
   })
   await connected(site, reader)
   await connected(site, outsider)
-  const dir = await tempDir()
-  const study = await generateCt({ out: dir, slices: 5, rows: 64, columns: 64, seed: 13 })
-  assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
-  assert.is(
-    (await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })).status,
-    200
-  )
-  assert.is((await reader.api('POST', `/api/studies/${study.studyInstanceUid}/fetch`)).status, 202)
-  await waitFor(
-    'the reader to have the study',
-    async () => (await availability(reader, study.studyInstanceUid)).complete,
-    30_000
-  )
+  const study = await fetchedByReader(site, reader, 13, 'the reader to have the study')
 
   const refused = await radmesh(['fetch', '--home', outsider.home, study.studyInstanceUid, '--timeout', '30'])
   assert.is(refused.code, 1)
@@ -200,19 +210,7 @@ test(
       'each protocol refused the garbage'
     )
 
-    const dir = await tempDir()
-    const study = await generateCt({ out: dir, slices: 5, rows: 64, columns: 64, seed: 15 })
-    assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
-    assert.is(
-      (await site.api('POST', `/api/studies/${study.studyInstanceUid}/share`, { peerIds: [reader.peerId] })).status,
-      200
-    )
-    assert.is((await reader.api('POST', `/api/studies/${study.studyInstanceUid}/fetch`)).status, 202)
-    await waitFor(
-      'the study to arrive after the garbage',
-      async () => (await availability(reader, study.studyInstanceUid)).complete,
-      30_000
-    )
+    await fetchedByReader(site, reader, 15, 'the study to arrive after the garbage')
   }
 )
 

@@ -1,21 +1,10 @@
-/**
- * Relays among members, with real node processes on one host: a relay member R (`--relay`), a site S that
- * keeps a reservation on R (`--relay-via`) and a reader D that knows S only by its relayed address. They
- * connect through R, /api/peers says so (and the reader's viewer marks the site "via relay"), the worklist syncs
- * and a study transfers. A non-member gets neither a reservation nor a relayed stream. (Behind real NATs, in
- * network namespaces: test/e2e/relay-nat.test.ts.)
- */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { join } from 'node:path'
 import { test } from 'uvu'
+import { lastJsonLineOf } from '../helpers/intrude.ts'
 import { nodesOfTests } from '../helpers/nodes.ts'
 import * as assert from 'uvu/assert'
 import type { ConnectedMember } from '../../protocol/api/peers.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
-import { ownChild } from '../../scripts/lib/children.ts'
 import { launchBrowser, pageErrors, signedInPage } from '../../scripts/lib/browser.ts'
-import { ROOT } from '../../scripts/lib/cli.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
 import { connected, knowsRadiologists, logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
@@ -109,24 +98,10 @@ test('a site and a reader that cannot dial each other connect through a member r
 })
 
 test('a non-member gets no reservation on a member relay and no relayed stream to a member', async () => {
-  const script = join(ROOT, 'test/p2p/relay-intruder.ts')
-  const child = ownChild(
-    spawn(process.execPath, [script, p2pAddr(relay), site.peerId], { stdio: ['ignore', 'pipe', 'pipe'] })
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString()
-  })
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString()
-  })
-  const [code] = (await once(child, 'exit')) as [number | null]
-  assert.is(code, 0, stderr)
   type Attempt = { peerId: string; reserved: boolean; streamOpened: boolean }
-  const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Attempt
-  assert.is(result.reserved, false, stdout)
-  assert.is(result.streamOpened, false, stdout)
+  const result = await lastJsonLineOf<Attempt>('test/p2p/relay-intruder.ts', [p2pAddr(relay), site.peerId])
+  assert.is(result.reserved, false, JSON.stringify(result))
+  assert.is(result.streamOpened, false, JSON.stringify(result))
   const refused = (await logOf(relay.home)).filter(
     line => line['event'] === 'member-refused' && line['remotePeer'] === result.peerId
   )

@@ -1,4 +1,4 @@
-/** Runs the would-be intruder (`test/helpers/intruder.ts`) in its own process, for the membership tests. */
+/** Runs a would-be intruder (`test/helpers/intruder.ts`, or another script) in its own process, for the membership and relay tests. */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
@@ -17,8 +17,15 @@ export interface IntrusionResult {
 
 /** Runs `test/helpers/intruder.ts ARGS…` and returns the JSON line it printed last. */
 export async function intrude(args: string[]): Promise<IntrusionResult> {
-  const script = join(ROOT, 'test/helpers/intruder.ts')
-  const child = ownChild(spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  return await lastJsonLineOf<IntrusionResult>('test/helpers/intruder.ts', args)
+}
+
+/**
+ * Runs a would-be intruder script (a path under the repository) in its own process and returns the JSON line it
+ * printed last; a non-zero exit or no line is an error with what it printed on stderr.
+ */
+export async function lastJsonLineOf<T>(script: string, args: string[]): Promise<T> {
+  const child = ownChild(spawn(process.execPath, [join(ROOT, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }))
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => {
@@ -29,6 +36,6 @@ export async function intrude(args: string[]): Promise<IntrusionResult> {
   })
   const [code] = (await once(child, 'exit')) as [number | null]
   const line = stdout.trim().split('\n').pop()
-  if (code !== 0 || line === undefined || line === '') throw new Error(`intruder exited ${code}: ${stderr}`)
-  return JSON.parse(line) as IntrusionResult
+  if (code !== 0 || line === undefined || line === '') throw new Error(`${script} exited ${code}: ${stderr}`)
+  return JSON.parse(line) as T
 }
