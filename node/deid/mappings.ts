@@ -6,7 +6,8 @@
  * written on the copy finds the original case through it.
  */
 import type { StorageKey } from '../archive/sealing.ts'
-import { type BinarySublevel, type Database, SYNCED_WRITE } from '../store/database.ts'
+import { SealedRecords } from '../archive/sealed-records.ts'
+import type { Database } from '../store/database.ts'
 
 export const DEID_SUBLEVEL = 'deid'
 
@@ -27,26 +28,20 @@ export interface DeidMapping {
 }
 
 export class DeidMappings {
-  private readonly store: BinarySublevel
-  private readonly key: StorageKey
+  private readonly records: SealedRecords<DeidMapping>
 
   constructor(db: Database, key: StorageKey) {
-    this.store = db.sublevel<string, Uint8Array>(DEID_SUBLEVEL, { valueEncoding: 'view' })
-    this.key = key
+    this.records = new SealedRecords(db, DEID_SUBLEVEL, key)
   }
 
   /** Keeps `mapping` durably (fsync'd) before the copy is shared. */
   async keep(mapping: DeidMapping): Promise<void> {
-    const key = mapping.copyStudyUid
-    const sealed = this.key.seal(Buffer.from(JSON.stringify(mapping)), `${DEID_SUBLEVEL}:${key}`)
-    await this.store.put(key, sealed, SYNCED_WRITE)
+    await this.records.put(mapping.copyStudyUid, mapping)
   }
 
   /** The way back from the copy `copyStudyUid`, if this node made it. */
   async get(copyStudyUid: string): Promise<DeidMapping | undefined> {
-    const sealed = await this.store.get(copyStudyUid)
-    if (sealed === undefined) return undefined
-    return this.open(copyStudyUid, sealed)
+    return await this.records.get(copyStudyUid)
   }
 
   /**
@@ -55,14 +50,9 @@ export class DeidMappings {
    */
   async copiesOf(originalStudyUid: string): Promise<DeidMapping[]> {
     const found: DeidMapping[] = []
-    for await (const [key, sealed] of this.store.iterator()) {
-      const mapping = this.open(key, sealed)
+    for await (const mapping of this.records.entries()) {
       if (mapping.originalStudyUid === originalStudyUid) found.push(mapping)
     }
     return found.sort((a, b) => a.madeAt.localeCompare(b.madeAt))
-  }
-
-  private open(copyStudyUid: string, sealed: Uint8Array): DeidMapping {
-    return JSON.parse(this.key.open(sealed, `${DEID_SUBLEVEL}:${copyStudyUid}`).toString('utf8')) as DeidMapping
   }
 }

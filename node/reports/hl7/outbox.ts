@@ -6,7 +6,8 @@
  * status the case shows (state, attempts, the last ACK).
  */
 import type { StorageKey } from '../../archive/sealing.ts'
-import { type BinarySublevel, type Database, SYNCED_WRITE } from '../../store/database.ts'
+import { SealedRecords } from '../../archive/sealed-records.ts'
+import type { Database } from '../../store/database.ts'
 import type { ResultStatus } from './oru.ts'
 
 export const OUTBOX_SUBLEVEL = 'hl7-outbox'
@@ -42,45 +43,29 @@ export interface OutboxEntry {
 export const outboxKey = (caseId: string, addenda: number): string => `${caseId}:${String(addenda).padStart(4, '0')}`
 
 export class Hl7Outbox {
-  private readonly store: BinarySublevel
-  private readonly key: StorageKey
+  private readonly records: SealedRecords<OutboxEntry>
 
   constructor(db: Database, key: StorageKey) {
-    this.store = db.sublevel<string, Uint8Array>(OUTBOX_SUBLEVEL, { valueEncoding: 'view' })
-    this.key = key
+    this.records = new SealedRecords(db, OUTBOX_SUBLEVEL, key)
   }
 
   /** Keeps `entry` durably (fsync'd): a new one, or a changed state. */
   async put(entry: OutboxEntry): Promise<void> {
-    const sealed = this.key.seal(Buffer.from(JSON.stringify(entry)), `${OUTBOX_SUBLEVEL}:${entry.key}`)
-    await this.store.put(entry.key, sealed, SYNCED_WRITE)
+    await this.records.put(entry.key, entry)
   }
 
   async get(key: string): Promise<OutboxEntry | undefined> {
-    const sealed = await this.store.get(key)
-    return sealed === undefined ? undefined : this.opened(key, sealed)
+    return await this.records.get(key)
   }
 
   /** The entries of one case, oldest version first. */
   async ofCase(caseId: string): Promise<OutboxEntry[]> {
-    const entries: OutboxEntry[] = []
-    for await (const [key, sealed] of this.store.iterator({ gt: `${caseId}:`, lt: `${caseId}:~` })) {
-      entries.push(this.opened(key, sealed))
-    }
-    return entries
+    return await this.records.all({ gt: `${caseId}:`, lt: `${caseId}:~` })
   }
 
   /** Every pending entry, oldest first: what a restart picks up. */
   async pending(): Promise<OutboxEntry[]> {
-    const entries: OutboxEntry[] = []
-    for await (const [key, sealed] of this.store.iterator()) {
-      const entry = this.opened(key, sealed)
-      if (entry.state === 'pending') entries.push(entry)
-    }
+    const entries = (await this.records.all()).filter(entry => entry.state === 'pending')
     return entries.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0))
-  }
-
-  private opened(key: string, sealed: Uint8Array): OutboxEntry {
-    return JSON.parse(this.key.open(sealed, `${OUTBOX_SUBLEVEL}:${key}`).toString('utf8')) as OutboxEntry
   }
 }
