@@ -203,7 +203,13 @@ test("a reader's case with a prior from the PACS: listed, side by side, linked, 
     'two visits, two frames of reference: linked by relative index'
   )
 
-  // Scrolling the current study moves the prior: 12 slices against 6, first to first and last to last.
+  // Scrolling the current study moves the prior: 12 slices against 6, first to first and last to last. The
+  // current study is fetched from the claim on, so its stack grows while the page is open: both whole first.
+  await page.waitForFunction(
+    () => window.radmesh?.viewport.state().count === 12 && window.radmesh?.comparison?.viewport.state().count === 6,
+    undefined,
+    { timeout: 30_000 }
+  )
   await page.locator('#viewport').focus()
   await page.keyboard.press('End')
   await showing(page, 11, 5)
