@@ -138,7 +138,11 @@ test(
     const dragged = await alicePage.evaluate(() => window.radmesh?.viewport.state().window)
     assert.ok((dragged?.width ?? 0) > 1500, `dragging right widened the window: ${JSON.stringify(dragged)}`)
 
-    // Scrolling moves through the stack; a measurement reads in mm.
+    // Scrolling moves through the stack; a measurement reads in mm. The claimed study is fetched from the claim
+    // on, so its stack may still be growing: all 12 slices first, or PageDown stops at the last one there.
+    await alicePage.waitForFunction(() => window.radmesh?.viewport.state().count === 12, undefined, {
+      timeout: 30_000
+    })
     await alicePage.keyboard.press('ArrowDown')
     await alicePage.keyboard.press('PageDown')
     await waitFor(
