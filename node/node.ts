@@ -204,7 +204,10 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       upgrader.learnt(peer)
     }
     const addresses = new AddressSpreader(host, addressBook, penalties, log, learnt, {
-      listenAddrs: (options.announce ?? []).length === 0
+      listenAddrs: (options.announce ?? []).length === 0,
+      storing: peer => {
+        redialer.storingRecord(peer)
+      }
     })
     await addresses.start()
     upgrader.start()

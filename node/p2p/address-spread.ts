@@ -67,6 +67,11 @@ function transportAddrs(libp2p: Libp2p): Multiaddr[] {
 export interface AddressSpreadOptions {
   /** put the transports' own addresses in this node's record (not when `--announce` stands in for them) */
   listenAddrs: boolean
+  /**
+   * told of a member's record just before it goes into the peer store, where a member new to it is announced
+   * as discovered (libp2p's `peer:discovery`): the redialer does not take that for a member found on the LAN
+   */
+  storing?: (peerId: PeerId) => void
 }
 
 export class AddressSpreader {
@@ -180,6 +185,7 @@ export class AddressSpreader {
   private async intoPeerStore(record: AddressRecord): Promise<PeerId | undefined> {
     try {
       const peerId = peerIdFromString(record.peerId)
+      this.options.storing?.(peerId)
       await this.libp2p.peerStore.patch(peerId, { multiaddrs: dialableAddrs(record) })
       return peerId
     } catch (error) {

@@ -47,6 +47,27 @@ export interface HostOptions {
 
 export type RadmeshHost = Libp2p<{ identify: unknown; ping: Ping; dcutr: unknown; relay?: CircuitRelayService }>
 
+/**
+ * libp2p's circuit relay transport, which holds the reservations, without its search of the whole network:
+ * while it has fewer than it wants, it dials every peer that lands in the peer store to see whether it is a
+ * relay (made for public networks with no peer routing). Here every member's address record lands there
+ * (address-spread.ts), so a node with no public address linked to every member of the consortium. Relays
+ * are still found among the members it is connected to (identify names the hop protocol), and in the peer
+ * store among those it was ever connected to.
+ */
+function memberRelayTransport(): ReturnType<typeof circuitRelayTransport> {
+  const make = circuitRelayTransport()
+  return components => {
+    const transport = make(components)
+    const discovery = (transport as unknown as { discovery?: { onPeer?: unknown } }).discovery
+    if (typeof discovery?.onPeer !== 'function') {
+      throw new Error('@libp2p/circuit-relay-v2 changed: its relay discovery has no onPeer to turn off (host.ts)')
+    }
+    discovery.onPeer = () => {}
+    return transport
+  }
+}
+
 export async function createHost(options: HostOptions): Promise<RadmeshHost> {
   const { registry, penalties, log } = options
   // Each `/p2p-circuit`: hold a reservation on one more relay among the connected members that serve one.
@@ -67,7 +88,7 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
     privateKey: options.identity.privateKey,
     nodeInfo: { userAgent: `radmesh/0.1.0 (${options.agentName})` },
     addresses: { listen, ...announce },
-    transports: [tcp(), webSockets(), circuitRelayTransport()],
+    transports: [tcp(), webSockets(), memberRelayTransport()],
     connectionEncrypters: memberHandshake(registry, penalties, log),
     streamMuxers: [
       yamux({

@@ -3,7 +3,9 @@
  *
  * Targets are the `--peer` addresses, members discovered by mDNS, every member this node has been
  * connected to during this run, and the members in its address book when it starts (a node that was away
- * finds the others at the addresses they last announced). When a target is not connected, it is dialled again
+ * finds the others at the addresses they last announced). A member whose address record arrives while this
+ * node runs is not dialled for that alone: it is connected when something needs it (a site sharing a study
+ * dials its readers), as a hundred members would otherwise make a hundred links each. When a target is not connected, it is dialled again
  * with exponential backoff, for ever, until it connects or is revoked: a rural site's link may be down for
  * hours. A newer address record of a target (address-spread.ts puts it in the peer store first) is dialled at
  * once, without waiting out the backoff.
@@ -32,6 +34,9 @@ interface Target {
   book?: boolean
 }
 
+/** Members at most whose records are remembered as not discoveries (a consortium's size, with room). */
+const MAX_FROM_ADDRESS_BOOK = 4_096
+
 /** Failures after which a member from the stored book, never reached in this run, is let go of (about 30 s). */
 export const BOOK_ATTEMPTS = 5
 
@@ -42,6 +47,12 @@ export function backoffDelay(attempt: number, random = Math.random): number {
 
 export class Redialer {
   private readonly targets = new Map<string, Target>()
+  /**
+   * Members whose address record went into the peer store before they were ever seen there: the peer store
+   * announces them as discovered, as it does a member found by mDNS, but knowing a member's addresses is no
+   * reason to link to it (links cost keepalives both ways; see prune.ts). It is dialled when something needs it.
+   */
+  private readonly fromAddressBook = new Set<string>()
   private readonly libp2p: Libp2p
   private readonly registry: MembershipRegistry
   private readonly log: Logger
@@ -153,6 +164,12 @@ export class Redialer {
       })
   }
 
+  /** A member's address record is going into the peer store (address-spread.ts): not a discovery to dial. */
+  storingRecord(peerId: PeerId): void {
+    const key = peerId.toString()
+    if (!this.targets.has(key) && this.fromAddressBook.size < MAX_FROM_ADDRESS_BOOK) this.fromAddressBook.add(key)
+  }
+
   /** Whether a member is a target given on the command line (`--peer`). */
   configured(peerId: string): boolean {
     return this.targets.get(peerId)?.addr !== undefined
@@ -207,7 +224,7 @@ export class Redialer {
 
   private readonly onDiscovery = (event: CustomEvent<{ id: PeerId }>): void => {
     const key = event.detail.id.toString()
-    if (this.targets.has(key) || this.registry.isRevoked(key)) return
+    if (this.fromAddressBook.delete(key) || this.targets.has(key) || this.registry.isRevoked(key)) return
     this.schedule(this.add({ key, peerId: event.detail.id, attempt: 0, dialing: false, once: true }), 0)
   }
 
