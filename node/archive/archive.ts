@@ -59,17 +59,27 @@ export interface Announced {
 }
 
 /**
+ * What an object must be to be stored: as its sender announced it (a C-STORE request names its UIDs), or the
+ * SHA-256 a signed manifest lists for it (the archive hashes every object anyway, so the exchange does not
+ * hash it a second time).
+ */
+export type Expected = Partial<Announced> & { sha256?: string }
+
+/**
  * What other capabilities may ask of the archive. Each takes only the slice it uses
  * (`Pick<Archive, 'instance' | 'read'>`), so a test can stand in for the archive with a few functions.
  */
 export interface Archive {
   // Storing: every way DICOM comes in.
-  /** Validates and stores one Part 10 file; InvalidDicomError (with the reason) for a file it refuses. */
-  store(file: Uint8Array, actor: AuditActor): Promise<StoreResult>
+  /**
+   * Validates and stores one Part 10 file; InvalidDicomError (with the reason) for a file it refuses, an
+   * error for one that is not what `expected` says.
+   */
+  store(file: Uint8Array, actor: AuditActor, expected?: Expected): Promise<StoreResult>
   /** An object to write a Part 10 file into as it arrives, then give to `storeIncoming`. */
   incoming(sopUid?: string): IncomingObject
-  /** `store` for a file written into `incoming()`; `expected`: the UIDs a C-STORE request announced. */
-  storeIncoming(incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult>
+  /** `store` for a file written into `incoming()`; `expected`: e.g. the UIDs a C-STORE request announced. */
+  storeIncoming(incoming: IncomingObject, actor: AuditActor, expected?: Expected): Promise<StoreResult>
 
   // Listing.
   instance(sopUid: string): Promise<InstanceRecord | undefined>
@@ -203,10 +213,10 @@ export class ArchiveService implements Archive {
    * Validates and stores one Part 10 file. Throws InvalidDicomError (with the reason) for a file it
    * refuses; every outcome, refusals included, is audited.
    */
-  async store(file: Uint8Array, actor: AuditActor): Promise<StoreResult> {
+  async store(file: Uint8Array, actor: AuditActor, expected?: Expected): Promise<StoreResult> {
     const incoming = this.incoming()
     incoming.write(file)
-    return await this.storeIncoming(incoming, actor)
+    return await this.storeIncoming(incoming, actor, expected)
   }
 
   /**
@@ -214,7 +224,7 @@ export class ArchiveService implements Archive {
    * the sender announced (a C-STORE request names them): an object whose data set names others is refused
    * ('not-as-announced') before anything of it is stored.
    */
-  async storeIncoming(incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult> {
+  async storeIncoming(incoming: IncomingObject, actor: AuditActor, expected?: Expected): Promise<StoreResult> {
     try {
       return await this.storeReceived(incoming, actor, expected)
     } finally {
@@ -222,7 +232,7 @@ export class ArchiveService implements Archive {
     }
   }
 
-  private async storeReceived(incoming: IncomingObject, actor: AuditActor, expected?: Announced): Promise<StoreResult> {
+  private async storeReceived(incoming: IncomingObject, actor: AuditActor, expected?: Expected): Promise<StoreResult> {
     let sealed: SealedObject
     let parsed: DicomInstance
     try {
@@ -231,13 +241,16 @@ export class ArchiveService implements Archive {
       }
       // Parsed as it arrived; for the deflated syntax this waits for the data set to inflate (off the event loop).
       parsed = await incoming.parsed()
-      if (expected !== undefined && parsed.sopInstanceUid !== expected.sopInstanceUid) {
+      if (expected?.sopInstanceUid !== undefined && parsed.sopInstanceUid !== expected.sopInstanceUid) {
         throw new InvalidDicomError('not-as-announced', 'SOP Instance UID in data set differs from the request')
       }
-      if (expected !== undefined && parsed.sopClassUid !== expected.sopClassUid) {
+      if (expected?.sopClassUid !== undefined && parsed.sopClassUid !== expected.sopClassUid) {
         throw new InvalidDicomError('not-as-announced', 'SOP Class UID in data set differs from the request')
       }
       sealed = incoming.seal()
+      if (expected?.sha256 !== undefined && incoming.identify().sha256 !== expected.sha256) {
+        throw new Error(`the object's SHA-256 is not ${expected.sha256}, which its sender signed: nothing of it is kept`)
+      }
     } catch (error) {
       // Not synced: a refusal stored nothing, and losing its record to a power cut loses no access to patient
       // data; a sender of thousands of bad parts is not held at one disk sync each (0.45 ms).

@@ -10,7 +10,6 @@ import type { Archive } from '../archive/archive.ts'
 import { offHeapGarbage } from '../heap.ts'
 import { decryptChunk } from './crypto.ts'
 import type { ChunkSchedule } from './schedule.ts'
-import { instanceMatches } from './verify.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
 /**
@@ -144,10 +143,11 @@ export class InstanceAssembly {
       pieces.push(decryptChunk(key, manifest.studyUid, manifest.versionId, c, last, sealed))
     }
     const file = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces)
-    if (!instanceMatches(instance, file)) {
-      throw new Error(`instance ${instance.sopUid} does not match the manifest's size and SHA-256`)
+    if (file.byteLength !== instance.size) {
+      throw new Error(`instance ${instance.sopUid} is ${file.byteLength} bytes, not the manifest's ${instance.size}`)
     }
-    await archive.store(file, { type: 'peer', id: peer })
+    // The archive hashes what it stores, and refuses it unless that is the manifest's SHA-256.
+    await archive.store(file, { type: 'peer', id: peer }, { sha256: instance.sha256 })
     // The received frames and the decrypted file are garbage now (heap.ts); the store counted its own.
     offHeapGarbage(2 * file.byteLength)
     for (const c of chunks) this.verified.delete(c)

@@ -6,11 +6,11 @@
  *   dated no later than clocks drift, and not a version of a study whose versions come from another origin;
  * - a key wrap: made for this node, signed by a member, and it opens; then the version's sealed index is
  *   checked against its manifest (`StudyVersions.adopt`) before anything of the version is kept;
- * - a chunk: its SHA-256 is the manifest's; an instance rebuilt from chunks: its size and SHA-256 are the
- *   sealed index's.
+ * - a chunk: its SHA-256 is the manifest's; an instance rebuilt from chunks: its size is the sealed index's,
+ *   and the archive stores it only if its SHA-256 is (assemble.ts).
  */
 import type { Logger } from 'pino'
-import type { KeyWrap, ManifestInstance, StudyManifest } from '../../protocol/exchange/manifest.ts'
+import type { KeyWrap, StudyManifest } from '../../protocol/exchange/manifest.ts'
 import { sha256Hex } from '../hash.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
@@ -111,7 +111,3 @@ export class VersionCheck {
 /** Whether a chunk's sealed bytes are the ones the manifest lists at `index`. */
 export const chunkMatches = (manifest: StudyManifest, index: number, sealed: Uint8Array): boolean =>
   sha256Hex(sealed) === manifest.chunkHashes[index]
-
-/** Whether a file rebuilt from a version's chunks is the instance its sealed index describes. */
-export const instanceMatches = (instance: ManifestInstance, file: Uint8Array): boolean =>
-  file.byteLength === instance.size && sha256Hex(file) === instance.sha256

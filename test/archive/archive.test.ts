@@ -63,6 +63,23 @@ test('every corpus file is stored and read back byte-identical, or refused with 
   await close()
 })
 
+test("an object expected to have a SHA-256 (a signed manifest's) is stored only when it has it", async () => {
+  const home = await tempDir()
+  const { archive, close } = await openArchive(home)
+  const bytes = await fs.readFile(join(PYDICOM_CORPUS, 'CT_small.dcm'))
+  const other = sha256Hex(Buffer.concat([bytes, Buffer.from('x')]))
+  const refused = await archive.store(bytes, actor, { sha256: other }).then(
+    () => undefined,
+    (error: unknown) => error as Error
+  )
+  assert.match(refused?.message ?? 'stored', /SHA-256 is not/)
+  // Nothing of it was kept: the same bytes with their own hash are stored anew, not a duplicate.
+  const stored = await archive.store(bytes, actor, { sha256: sha256Hex(bytes) })
+  assert.is(stored.outcome, 'stored')
+  assert.is(stored.instance.sha256, sha256Hex(bytes))
+  await close()
+})
+
 test('the same file twice is a duplicate; study and series aggregates count it once', async () => {
   const home = await tempDir()
   const { archive, close } = await openArchive(home)
