@@ -20,7 +20,7 @@ import {
   type ChunkFrame2,
   CHUNKS_PROTOCOL_2,
   decodeChunkFrame2,
-  MAX_CHUNK_FRAME_2_MESSAGE_BYTES
+  maxChunkFrame2MessageBytes
 } from '../../protocol/exchange/chunks.ts'
 import type { StudyManifest } from '../../protocol/exchange/manifest.ts'
 import {
@@ -30,6 +30,7 @@ import {
   encodeChunkRequest,
   EXCHANGE_TIMEOUT_MS,
   FRAME_STATUS,
+  MAX_ASKED_FRAME_BYTES,
   MAX_CHUNK_FRAME_MESSAGE_BYTES
 } from '../../protocol/exchange/messages.ts'
 import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
@@ -82,9 +83,16 @@ export interface Lane {
 /** The chunks protocols an asker proposes, the newest first (libp2p settles on the first the holder speaks). */
 export const CHUNKS_PROTOCOLS = [CHUNKS_PROTOCOL_2, CHUNKS_PROTOCOL]
 
+/**
+ * The frame body a lane asks for on `/radmesh/chunks/2.0.0`: a frame costs the same work at both ends whatever
+ * its size, and 32 KiB frames held a loopback fetch to a fraction of the link (docs/PERFORMANCE.md); a link
+ * dropped mid-frame loses at most this much of a sealed chunk.
+ */
+export const LANE_FRAME_BYTES = MAX_ASKED_FRAME_BYTES
+
 /** A frame of either protocol; one of 1.0.0 is the sealed form, its length the manifest's. */
 function decodeFrame(protocol: string, bytes: Uint8Array, manifest: StudyManifest): ChunkFrame2 {
-  if (protocol === CHUNKS_PROTOCOL_2) return decodeChunkFrame2(bytes)
+  if (protocol === CHUNKS_PROTOCOL_2) return decodeChunkFrame2(bytes, LANE_FRAME_BYTES)
   const frame = decodeChunkFrame(bytes)
   const length = frame.status === FRAME_STATUS.data ? (manifest.chunkSizes[frame.index] ?? 0) : 0
   return { ...frame, form: CHUNK_FORM.sealed, length }
@@ -133,7 +141,8 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
     signal.addEventListener('abort', onAbort, { once: true })
     if (signal.aborted) onAbort()
     const lp = lpStream(stream, {
-      maxDataLength: protocol === CHUNKS_PROTOCOL_2 ? MAX_CHUNK_FRAME_2_MESSAGE_BYTES : MAX_CHUNK_FRAME_MESSAGE_BYTES,
+      maxDataLength:
+        protocol === CHUNKS_PROTOCOL_2 ? maxChunkFrame2MessageBytes(LANE_FRAME_BYTES) : MAX_CHUNK_FRAME_MESSAGE_BYTES,
       maxBufferSize: CHUNKS_READ_BUFFER_BYTES
     })
     // Bytes asked for and not received, counted as the manifest's sizes: a packed chunk only frees more.
@@ -149,7 +158,13 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
         const pending = (manifest.chunkSizes[index] as number) - wanted.offset
         inFlight.push({ wanted, pending, duplicate })
         outstanding += pending
-        const request = { studyUid: manifest.studyUid, versionId: manifest.versionId, index, offset: wanted.offset }
+        const request = {
+          studyUid: manifest.studyUid,
+          versionId: manifest.versionId,
+          index,
+          offset: wanted.offset,
+          ...(protocol === CHUNKS_PROTOCOL_2 ? { frameBytes: LANE_FRAME_BYTES } : {})
+        }
         await lp.write(encodeChunkRequest(request), { signal })
       }
     }

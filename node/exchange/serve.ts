@@ -1,7 +1,8 @@
 /**
  * Serving the exchange: answering `/radmesh/manifest/1.0.0` (the latest version this node knows of a study,
  * the key wrap it holds for the asker, which chunks it can serve) and `/radmesh/chunks/2.0.0` and `1.0.0`
- * (chunk bytes in frames, requests answered in order; 2.0.0 packs chunks where that saves). Chunks are
+ * (chunk bytes in frames, requests answered in order; 2.0.0 packs chunks where that saves, in frames of the
+ * size the asker asked for). Chunks are
  * served to any member: they are ciphertext, and only chunks of versions this node can read itself (see
  * holdings.ts). Every stream is held to the limits in
  * protocol/exchange/messages.ts; a peer that breaks them is refused and counted against.
@@ -57,6 +58,8 @@ interface ChunksDialect {
   protocol: string
   prepare(request: ChunkRequest): Promise<WireChunk | undefined>
   header(request: ChunkRequest, wire: WireChunk | undefined, offset: number): Uint8Array
+  /** a frame's body at most */
+  frameBytes(request: ChunkRequest): number
 }
 
 export class ExchangeServer {
@@ -119,7 +122,8 @@ export class ExchangeServer {
         return sealed === undefined ? undefined : { form: CHUNK_FORM.sealed, bytes: sealed }
       },
       header: (request, wire, offset) =>
-        encodeChunkFrameHeader(wire === undefined ? FRAME_STATUS.notHeld : FRAME_STATUS.data, request.index, offset)
+        encodeChunkFrameHeader(wire === undefined ? FRAME_STATUS.notHeld : FRAME_STATUS.data, request.index, offset),
+      frameBytes: () => CHUNK_FRAME_BYTES
     })
   }
 
@@ -140,7 +144,8 @@ export class ExchangeServer {
                 form: wire.form,
                 length: wire.bytes.byteLength
               }
-        )
+        ),
+      frameBytes: request => request.frameBytes ?? CHUNK_FRAME_BYTES
     })
   }
 
@@ -207,9 +212,10 @@ export class ExchangeServer {
           await audit.append({ event: 'instancesTransferred', action: 'R', outcome: 0, actor, ...served })
         }
         const { bytes } = wire
-        for (let offset = request.offset; offset < bytes.byteLength; offset += CHUNK_FRAME_BYTES) {
+        const frameBytes = dialect.frameBytes(request)
+        for (let offset = request.offset; offset < bytes.byteLength; offset += frameBytes) {
           const header = dialect.header(request, wire, offset)
-          await write(new Uint8ArrayList(header, bytes.subarray(offset, offset + CHUNK_FRAME_BYTES)))
+          await write(new Uint8ArrayList(header, bytes.subarray(offset, offset + frameBytes)))
         }
         // The archive read, the cipher (or zstd) output and the Noise frames are garbage soon (heap.ts).
         offHeapGarbage(3 * (bytes.byteLength - request.offset))

@@ -1,7 +1,10 @@
 /**
  * `/radmesh/chunks/2.0.0`: the chunks protocol of messages.ts, with chunks compressed on the wire where that
- * saves. Requests are the same `{ s, v, i, o }`; the server answers each in frames as in 1.0.0, and says in
- * every frame in which form it sends the chunk and how long the chunk is in that form:
+ * saves. Requests are the same `{ s, v, i, o }`, and may say `f`, the largest frame body the asker takes (up
+ * to MAX_ASKED_FRAME_BYTES; a frame costs the same work at both ends whatever its size, so larger frames
+ * move more per unit of work on a fast link). The server answers each in frames as in 1.0.0, of `f` bytes
+ * (CHUNK_FRAME_BYTES without it), and says in every frame in which form it sends the chunk and how long the
+ * chunk is in that form:
  *
  * - `sealed`: the chunk as the manifest lists it (AES-256-GCM of the plaintext under the content key);
  * - `packed`: nonce (12 random bytes) || AES-256-GCM, under the version's wire key, of the plaintext
@@ -60,7 +63,10 @@ export const packedKeyInfo = (studyUid: string, versionId: string): Uint8Array =
  * then the bytes of the chunk in that form from `offset` (none unless data). A not-held frame: form 0, length 0.
  */
 export const CHUNK_FRAME_2_HEADER_BYTES = 14
-export const MAX_CHUNK_FRAME_2_MESSAGE_BYTES = CHUNK_FRAME_2_HEADER_BYTES + CHUNK_FRAME_BYTES
+/** A frame of 2.0.0 at most, given the frame body the asker asked for (`f`, messages.ts). */
+export const maxChunkFrame2MessageBytes = (frameBytes = CHUNK_FRAME_BYTES): number =>
+  CHUNK_FRAME_2_HEADER_BYTES + frameBytes
+export const MAX_CHUNK_FRAME_2_MESSAGE_BYTES = maxChunkFrame2MessageBytes()
 
 export interface ChunkFrame2 {
   status: FrameStatus
@@ -81,9 +87,11 @@ export function encodeChunkFrame2Header(frame: Omit<ChunkFrame2, 'bytes'>): Uint
   return header
 }
 
-export function decodeChunkFrame2(bytes: Uint8Array): ChunkFrame2 {
-  if (bytes.byteLength < CHUNK_FRAME_2_HEADER_BYTES || bytes.byteLength > MAX_CHUNK_FRAME_2_MESSAGE_BYTES) {
-    const range = `${CHUNK_FRAME_2_HEADER_BYTES} to ${MAX_CHUNK_FRAME_2_MESSAGE_BYTES} bytes`
+/** A frame of 2.0.0; `frameBytes`: the largest frame body the asker asked for. */
+export function decodeChunkFrame2(bytes: Uint8Array, frameBytes = CHUNK_FRAME_BYTES): ChunkFrame2 {
+  const most = maxChunkFrame2MessageBytes(frameBytes)
+  if (bytes.byteLength < CHUNK_FRAME_2_HEADER_BYTES || bytes.byteLength > most) {
+    const range = `${CHUNK_FRAME_2_HEADER_BYTES} to ${most} bytes`
     throw new MalformedMessageError(`a chunk frame is ${range}, not ${bytes.byteLength}`)
   }
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)

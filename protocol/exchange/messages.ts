@@ -158,10 +158,25 @@ export interface ChunkRequest {
   versionId: string
   index: number
   offset: number
+  /**
+   * `f`: the largest frame body the asker takes, CHUNK_FRAME_BYTES to MAX_ASKED_FRAME_BYTES. Only servers of
+   * `/radmesh/chunks/2.0.0` honour it (chunks.ts); without it, and on 1.0.0, frames are CHUNK_FRAME_BYTES.
+   * A server that predates it ignores it, as it ignores every field it does not know.
+   */
+  frameBytes?: number
 }
 
+/** The largest frame body an asker may ask for (`f`): a dropped link loses at most one frame of a sealed chunk. */
+export const MAX_ASKED_FRAME_BYTES = 256 * 1024
+
 export const encodeChunkRequest = (request: ChunkRequest): Uint8Array =>
-  json({ s: request.studyUid, v: request.versionId, i: request.index, o: request.offset })
+  json({
+    s: request.studyUid,
+    v: request.versionId,
+    i: request.index,
+    o: request.offset,
+    ...(request.frameBytes === undefined ? {} : { f: request.frameBytes })
+  })
 
 export function decodeChunkRequest(bytes: Uint8Array): ChunkRequest {
   const what = 'chunk request'
@@ -172,7 +187,12 @@ export function decodeChunkRequest(bytes: Uint8Array): ChunkRequest {
   if (offset < 0 || offset >= TRANSFER_CHUNK_MAX) {
     throw new MalformedMessageError(`${what}.o must be an offset inside a chunk`)
   }
-  return { studyUid: uidField(object, 's', what), versionId: versionIdField(object, 'v', what), index, offset }
+  const frameBytes = object['f'] === undefined ? undefined : integerField(object, 'f', what)
+  if (frameBytes !== undefined && (frameBytes < CHUNK_FRAME_BYTES || frameBytes > MAX_ASKED_FRAME_BYTES)) {
+    throw new MalformedMessageError(`${what}.f must be ${CHUNK_FRAME_BYTES} to ${MAX_ASKED_FRAME_BYTES} bytes`)
+  }
+  const request = { studyUid: uidField(object, 's', what), versionId: versionIdField(object, 'v', what), index, offset }
+  return frameBytes === undefined ? request : { ...request, frameBytes }
 }
 
 export const FRAME_STATUS = { data: 0, notHeld: 1 } as const

@@ -162,6 +162,25 @@ test(
   }
 )
 
+test('on 2.0.0, frames are as large as the asker asked (f); on 1.0.0 they stay CHUNK_FRAME_BYTES', async () => {
+  const chunk = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251))
+  const wire = { form: CHUNK_FORM.sealed, bytes: chunk }
+  const served = serving({ requested: async () => chunk, requestedOnWire: async () => wire })
+  const asked = { ...request(2), frameBytes: 128 * 1024 }
+  const frames = await askChunksOf(served, [asked], 2, bytes => decodeChunkFrame2(bytes, asked.frameBytes))
+  assert.equal(
+    frames.map(frame => [frame.offset, frame.bytes.byteLength]),
+    [
+      [0, 128 * 1024],
+      [128 * 1024, 128 * 1024],
+      [256 * 1024, 300_000 - 256 * 1024]
+    ]
+  )
+  assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(chunk))
+  const old = await askChunks(served, [asked])
+  assert.is(old.length, Math.ceil(300_000 / CHUNK_FRAME_BYTES), 'a 1.0.0 asker gets the frames it can read')
+})
+
 test('requests are answered in the order asked, however long each takes to prepare', async () => {
   const delays = [60, 0, 30, 0]
   const served = serving({

@@ -30,6 +30,7 @@ import {
 } from '../../protocol/exchange/manifest.ts'
 import {
   CHUNK_FRAME_BYTES,
+  MAX_ASKED_FRAME_BYTES,
   decodeAnnouncement,
   decodeChunkFrame,
   decodeChunkRequest,
@@ -207,6 +208,16 @@ test('manifests, indexes and messages: malformed or oversized input is refused',
     () => decodeChunkRequest(encodeChunkRequest({ ...request, offset: 2 ** 21 })),
     'an offset past any chunk'
   )
+  // `f`, the frame body the asker takes: kept when within bounds; a request without it has none.
+  const framed = { ...request, frameBytes: MAX_ASKED_FRAME_BYTES }
+  assert.equal(decodeChunkRequest(encodeChunkRequest(framed)), framed)
+  assert.not.ok('frameBytes' in decodeChunkRequest(encodeChunkRequest(request)))
+  for (const frameBytes of [CHUNK_FRAME_BYTES - 1, MAX_ASKED_FRAME_BYTES + 1, 0.5]) {
+    throwsMalformed(
+      () => decodeChunkRequest(encodeChunkRequest({ ...request, frameBytes })),
+      `a frame size of ${frameBytes}`
+    )
+  }
   const frame = Buffer.concat([encodeChunkFrameHeader(FRAME_STATUS.data, 7, 65536), Buffer.alloc(100, 1)])
   assert.equal(
     { ...decodeChunkFrame(frame), bytes: undefined },
