@@ -40,8 +40,11 @@ export class InstanceAssembly {
   private readonly init: InstanceAssemblyInit
   /** per instance (manifest order): whole in the archive */
   private readonly instanceDone: Uint8Array
-  /** verified chunks (sealed) of instances not yet whole */
-  private readonly verified = new Map<number, Buffer>()
+  /**
+   * verified chunks of instances not yet whole: the plaintext when the chunk came packed (unpacking made it,
+   * so it is not decrypted again) and its instance is that one chunk, else the sealed chunk
+   */
+  private readonly verified = new Map<number, { sealed: Buffer } | { plaintext: Buffer }>()
   private readonly verifiedCount = new Map<number, number>()
   private readonly imports = new Set<Promise<void>>()
   instancesLocal = 0
@@ -92,7 +95,7 @@ export class InstanceAssembly {
   }
 
   /** A verified chunk: kept (if its instance spans several) and, once its instance is whole, stored. */
-  async accept(index: number, sealed: Buffer, peer: string): Promise<void> {
+  async accept(index: number, sealed: Buffer, peer: string, plaintext?: Buffer): Promise<void> {
     const { archive, versions } = this.components
     const { version, schedule } = this.init
     const { studyUid, versionId } = version.manifest
@@ -104,7 +107,7 @@ export class InstanceAssembly {
       const id = await archive.keepChunk(sealed)
       await versions.keepPartial(studyUid, versionId, index, id)
     }
-    this.verified.set(index, sealed)
+    this.verified.set(index, plaintext !== undefined && instance.chunkCount === 1 ? { plaintext } : { sealed })
     const count = (this.verifiedCount.get(instanceIndex) ?? 0) + 1
     this.verifiedCount.set(instanceIndex, count)
     if (count === instance.chunkCount) {
@@ -138,9 +141,13 @@ export class InstanceAssembly {
     const pieces: Buffer[] = []
     const chunks = Array.from({ length: instance.chunkCount }, (_, c) => instance.firstChunk + c)
     for (const c of chunks) {
-      const sealed = this.verified.get(c) ?? (await archive.readChunk(manifest.chunkHashes[c] as string))
+      const verified = this.verified.get(c) ?? { sealed: await archive.readChunk(manifest.chunkHashes[c] as string) }
+      if ('plaintext' in verified) {
+        pieces.push(verified.plaintext)
+        continue
+      }
       const last = c === manifest.chunkHashes.length - 1
-      pieces.push(decryptChunk(key, manifest.studyUid, manifest.versionId, c, last, sealed))
+      pieces.push(decryptChunk(key, manifest.studyUid, manifest.versionId, c, last, verified.sealed))
     }
     const file = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces)
     if (file.byteLength !== instance.size) {

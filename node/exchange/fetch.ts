@@ -379,8 +379,8 @@ export class StudyFetch {
         schedule,
         window: WINDOW_BYTES / CHUNKS_STREAMS_PER_PEER,
         signal,
-        accept: async (index: number, sealed: Buffer) => {
-          await assembly.accept(index, sealed, peer)
+        accept: async (index: number, sealed: Buffer, plaintext?: Buffer) => {
+          await assembly.accept(index, sealed, peer, plaintext)
         },
         unpack: async (index: number, packed: Buffer) =>
           await resealPacked(version.key, version.manifest, index, packed),

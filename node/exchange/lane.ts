@@ -34,6 +34,7 @@ import {
   MAX_CHUNK_FRAME_MESSAGE_BYTES
 } from '../../protocol/exchange/messages.ts'
 import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
+import type { Resealed } from './packing.ts'
 import type { ChunkSchedule, Wanted } from './schedule.ts'
 import { chunkMatches } from './verify.ts'
 
@@ -64,10 +65,13 @@ export interface Lane {
   window: number
   /** ends the lane, resetting its stream */
   signal: AbortSignal
-  /** a chunk whose frames all came and whose SHA-256 is the manifest's */
-  accept(index: number, sealed: Buffer): Promise<void>
+  /**
+   * a chunk whose frames all came and whose SHA-256 is the manifest's (with its plaintext when it came packed:
+   * unpacking made it)
+   */
+  accept(index: number, sealed: Buffer, plaintext?: Buffer): Promise<void>
   /** a packed chunk, unpacked and sealed as in the manifest; throws when it does not unpack */
-  unpack(index: number, packed: Buffer): Promise<Buffer>
+  unpack(index: number, packed: Buffer): Promise<Resealed>
   /** bytes that came from the holder */
   received(bytes: number): void
   /** bytes of a tail duplicate received after the other copy was verified (wasted) */
@@ -220,8 +224,9 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
         continue
       }
       const whole = Buffer.concat(head.received)
-      const sealed =
-        head.form === CHUNK_FORM.packed ? await lane.unpack(head.index, whole).catch(() => undefined) : whole
+      const unpacked =
+        head.form === CHUNK_FORM.packed ? await lane.unpack(head.index, whole).catch(() => undefined) : undefined
+      const sealed = head.form === CHUNK_FORM.packed ? unpacked?.sealed : whole
       if (sealed === undefined || !chunkMatches(manifest, head.index, sealed)) {
         schedule.release(head.index, slot)
         lane.exclude()
@@ -240,7 +245,7 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
       // Checked again after unpacking (which waits): the other copy may have been verified meanwhile.
       const first = !schedule.isVerified(head.index)
       schedule.done(head.index, slot)
-      if (first) await lane.accept(head.index, sealed)
+      if (first) await lane.accept(head.index, sealed, unpacked?.plaintext)
       else lane.wasted?.(head.offset)
       await pump()
     }

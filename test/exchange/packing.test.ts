@@ -71,8 +71,9 @@ test("a compressible chunk is packed smaller; unpacked and sealed again it is th
   const packed = await packChunk(key, place, file)
   assert.ok(packed !== undefined && packed.byteLength < (1 - PACK_MIN_SAVING) * file.byteLength, 'packed smaller')
   assert.ok((await unpackChunk(key, place, packed, file.byteLength)).equals(file))
-  const sealed = await resealPacked(key, manifest, 0, packed)
+  const { sealed, plaintext } = await resealPacked(key, manifest, 0, packed)
   assert.ok(sealed.equals(encryptChunk(key, STUDY, manifest.versionId, 0, true, file)), "the manifest's sealed chunk")
+  assert.ok(plaintext.equals(file), 'and the plaintext it was sealed from')
 })
 
 test('an incompressible chunk is not packed', async () => {
