@@ -102,7 +102,8 @@ export class StudyFetch {
   start(): void {
     this.run = this.main()
       .catch((error: unknown) => {
-        this.fail((error as Error).message)
+        // A fetch stopped (the node stopping, the study withdrawn) has not failed: stop() said so already.
+        if (!this.abort.signal.aborted) this.fail((error as Error).message)
       })
       .finally(() => {
         this.finished = true
