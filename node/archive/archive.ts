@@ -249,7 +249,9 @@ export class ArchiveService implements Archive {
       }
       sealed = incoming.seal()
       if (expected?.sha256 !== undefined && incoming.identify().sha256 !== expected.sha256) {
-        throw new Error(`the object's SHA-256 is not ${expected.sha256}, which its sender signed: nothing of it is kept`)
+        throw new Error(
+          `the object's SHA-256 is not ${expected.sha256}, which its sender signed: nothing of it is kept`
+        )
       }
     } catch (error) {
       // Not synced: a refusal stored nothing, and losing its record to a power cut loses no access to patient
