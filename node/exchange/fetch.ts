@@ -32,6 +32,7 @@ import type { PeerPenalties } from '../p2p/penalties.ts'
 import type { Availability, FetchState } from './availability.ts'
 import { InstanceAssembly } from './assemble.ts'
 import { pullLane } from './lane.ts'
+import { PackChoice } from './pack-choice.ts'
 import { askManifest, refusedManifestAnswer } from './manifest-ask.ts'
 import { resealPacked } from './packing.ts'
 import { ChunkSchedule } from './schedule.ts'
@@ -59,6 +60,8 @@ export interface StudyFetchInit {
   origin?: string | undefined
   /** the chunks protocols to propose, newest first (lane.ts CHUNKS_PROTOCOLS unless told) */
   chunkProtocols?: string[] | undefined
+  /** whether to ask for chunks packed: as the fetch's pace says (pack-choice.ts) unless told */
+  packing?: PackChoice | undefined
 }
 
 /** The version being fetched, with what is known of it so far. */
@@ -76,6 +79,7 @@ export class StudyFetch {
   /** ends every lane once the study is complete (a tail duplicate still coming is not waited for) */
   private readonly pulls = new AbortController()
   private wastedBytes = 0
+  private readonly packing: PackChoice
   private state: FetchState = 'idle'
   private error: string | undefined
   private fetching: Fetching | undefined
@@ -97,6 +101,7 @@ export class StudyFetch {
     this.components = components
     this.init = init
     this.log = components.log.child({ study: init.studyUid })
+    this.packing = init.packing ?? new PackChoice()
   }
 
   start(): void {
@@ -381,11 +386,13 @@ export class StudyFetch {
         window: WINDOW_BYTES / CHUNKS_STREAMS_PER_PEER,
         signal,
         accept: async (index: number, sealed: Buffer, plaintext?: Buffer) => {
+          this.packing.moved(sealed.byteLength)
           await assembly.accept(index, sealed, peer, plaintext)
         },
         unpack: async (index: number, packed: Buffer) =>
           await resealPacked(version.key, version.manifest, index, packed),
         ...(this.init.chunkProtocols === undefined ? {} : { protocols: this.init.chunkProtocols }),
+        packing: this.packing,
         received: (bytes: number) => {
           this.sources[peer] = (this.sources[peer] ?? 0) + bytes
         },

@@ -24,6 +24,7 @@ import {
 } from '../../protocol/exchange/chunks.ts'
 import type { StudyManifest } from '../../protocol/exchange/manifest.ts'
 import {
+  CHUNK_FRAME_BYTES,
   CHUNKS_PROTOCOL,
   CHUNKS_READ_BUFFER_BYTES,
   decodeChunkFrame,
@@ -34,6 +35,7 @@ import {
   MAX_CHUNK_FRAME_MESSAGE_BYTES
 } from '../../protocol/exchange/messages.ts'
 import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
+import type { PackChoice } from './pack-choice.ts'
 import type { Resealed } from './packing.ts'
 import type { ChunkSchedule, Wanted } from './schedule.ts'
 import { chunkMatches } from './verify.ts'
@@ -82,17 +84,31 @@ export interface Lane {
   progress: { made: boolean }
   /** the chunks protocols to propose (CHUNKS_PROTOCOLS unless told: a test speaks only 1.0.0) */
   protocols?: string[]
+  /** whether to ask for chunks packed (on 2.0.0); packed unless told */
+  packing?: Pick<PackChoice, 'wantPacked'>
 }
 
 /** The chunks protocols an asker proposes, the newest first (libp2p settles on the first the holder speaks). */
 export const CHUNKS_PROTOCOLS = [CHUNKS_PROTOCOL_2, CHUNKS_PROTOCOL]
 
 /**
- * The frame body a lane asks for on `/radmesh/chunks/2.0.0`: a frame costs the same work at both ends whatever
- * its size, and 32 KiB frames held a loopback fetch to a fraction of the link (docs/PERFORMANCE.md); a link
- * dropped mid-frame loses at most this much of a sealed chunk.
+ * The largest frame body a lane asks for on `/radmesh/chunks/2.0.0`. A frame costs the same work at both ends
+ * whatever its size, so a fast link wants large ones; a link dropped mid-frame loses the frame, so a thin link
+ * that drops wants small ones (a 20 Mbit/s link cut every 3 s made no progress on 256 KiB frames).
  */
 export const LANE_FRAME_BYTES = MAX_ASKED_FRAME_BYTES
+/** A frame asked for is about this much of the lane's measured rate. */
+const FRAME_MS = 10
+
+/**
+ * The frame body to ask for at a lane's measured rate (bytes a second; undefined while the lane is young): about
+ * FRAME_MS of it, from CHUNK_FRAME_BYTES (a 100 Mbit/s link gets about 128 KiB) to LANE_FRAME_BYTES.
+ */
+export function frameBytesFor(rate: number | undefined): number {
+  if (rate === undefined) return CHUNK_FRAME_BYTES
+  const wanted = Math.round((rate * FRAME_MS) / 1000)
+  return Math.min(LANE_FRAME_BYTES, Math.max(CHUNK_FRAME_BYTES, wanted))
+}
 
 /** A frame of either protocol; one of 1.0.0 is the sealed form, its length the manifest's. */
 function decodeFrame(protocol: string, bytes: Uint8Array, manifest: StudyManifest): ChunkFrame2 {
@@ -167,7 +183,8 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
           versionId: manifest.versionId,
           index,
           offset: wanted.offset,
-          ...(protocol === CHUNKS_PROTOCOL_2 ? { frameBytes: LANE_FRAME_BYTES } : {})
+          ...(protocol === CHUNKS_PROTOCOL_2 ? { frameBytes: frameBytesFor(slot.rate()) } : {}),
+          ...(protocol === CHUNKS_PROTOCOL_2 && lane.packing?.wantPacked() === false ? { pack: false as const } : {})
         }
         await lp.write(encodeChunkRequest(request), { signal })
       }
@@ -207,7 +224,9 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
       }
       checkForm(peer, head, frame, size)
       const n = frame.bytes.byteLength
-      head.received.push(Buffer.from(frame.bytes))
+      // Kept as it came, not copied: a frame read whole off the stream is bytes no one else holds (libp2p hands
+      // each message over once), and the chunk's frames are joined once it is whole.
+      head.received.push(Buffer.from(frame.bytes.buffer, frame.bytes.byteOffset, frame.bytes.byteLength))
       head.offset += n
       current.pending -= n
       outstanding -= n

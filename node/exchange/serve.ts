@@ -132,7 +132,7 @@ export class ExchangeServer {
     const { holdings } = this.components
     await this.serveChunks(stream, connection, {
       protocol: CHUNKS_PROTOCOL_2,
-      prepare: async request => await holdings.requestedOnWire(request, this.pack),
+      prepare: async request => await holdings.requestedOnWire(request, this.pack && request.pack !== false),
       header: (request, wire, offset) =>
         encodeChunkFrame2Header(
           wire === undefined

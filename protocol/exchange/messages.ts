@@ -164,6 +164,11 @@ export interface ChunkRequest {
    * A server that predates it ignores it, as it ignores every field it does not know.
    */
   frameBytes?: number
+  /**
+   * `p: 0`: the asker wants this chunk sealed, not packed (its own CPU, not the link, sets its pace; see
+   * node/exchange/pack-choice.ts). Only servers of 2.0.0 honour it; one that predates it packs as it would.
+   */
+  pack?: false
 }
 
 /** The largest frame body an asker may ask for (`f`): a dropped link loses at most one frame of a sealed chunk. */
@@ -175,7 +180,8 @@ export const encodeChunkRequest = (request: ChunkRequest): Uint8Array =>
     v: request.versionId,
     i: request.index,
     o: request.offset,
-    ...(request.frameBytes === undefined ? {} : { f: request.frameBytes })
+    ...(request.frameBytes === undefined ? {} : { f: request.frameBytes }),
+    ...(request.pack === false ? { p: 0 } : {})
   })
 
 export function decodeChunkRequest(bytes: Uint8Array): ChunkRequest {
@@ -191,8 +197,16 @@ export function decodeChunkRequest(bytes: Uint8Array): ChunkRequest {
   if (frameBytes !== undefined && (frameBytes < CHUNK_FRAME_BYTES || frameBytes > MAX_ASKED_FRAME_BYTES)) {
     throw new MalformedMessageError(`${what}.f must be ${CHUNK_FRAME_BYTES} to ${MAX_ASKED_FRAME_BYTES} bytes`)
   }
-  const request = { studyUid: uidField(object, 's', what), versionId: versionIdField(object, 'v', what), index, offset }
-  return frameBytes === undefined ? request : { ...request, frameBytes }
+  const pack = object['p'] === undefined ? undefined : integerField(object, 'p', what)
+  if (pack !== undefined && pack !== 0 && pack !== 1) throw new MalformedMessageError(`${what}.p must be 0 or 1`)
+  return {
+    studyUid: uidField(object, 's', what),
+    versionId: versionIdField(object, 'v', what),
+    index,
+    offset,
+    ...(frameBytes === undefined ? {} : { frameBytes }),
+    ...(pack === 0 ? { pack: false as const } : {})
+  }
 }
 
 export const FRAME_STATUS = { data: 0, notHeld: 1 } as const

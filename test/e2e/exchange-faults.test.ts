@@ -20,7 +20,8 @@ import {
 } from '../../protocol/exchange/chunks.ts'
 import type { Availability } from '../../protocol/api/studies.ts'
 import { CHUNK_TAG_BYTES, TRANSFER_CHUNK_MAX, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
-import { CHUNK_FRAME_BYTES, WINDOW_BYTES } from '../../protocol/exchange/messages.ts'
+import { WINDOW_BYTES } from '../../protocol/exchange/messages.ts'
+import { LANE_FRAME_BYTES } from '../../node/exchange/lane.ts'
 import { generateCt } from '../../scripts/generate-ct.ts'
 import { createScratchConsortium, type ScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { storescu } from '../../scripts/lib/dcmtk.ts'
@@ -243,7 +244,7 @@ test(
       "every instance identical to the site's"
     )
     const moved = bytesThrough(proxy)
-    // Margins: 2 % on the study for framing (a 9-byte header per 32 KiB frame, lpStream, Yamux and Noise: under
+    // Margins: 2 % on the study for framing (a 14-byte header per frame of up to 256 KiB, lpStream, Yamux and Noise: under
     // 0.5 % measured), 25 % on what a kill may cost (the members' sync grows a little with each restart). A
     // reader that fetched whole instances again, or chunks it had stored, would pass the bound in a few kills.
     const perKill = resentPerKill(largestChunk, connectionBytes)
@@ -291,7 +292,7 @@ async function overBadLink(name: string, seed: number, env: NodeJS.ProcessEnv): 
 
 /**
  * Sealed, a chunk cut short is asked for again from the byte the reader has (`o`), so a cut costs a new
- * connection (`connectionBytes`) and at most the frame it cut; how many cuts there are depends on how fast the
+ * connection (`connectionBytes`) and at most the frame it cut (the frame size the reader asks for); how many cuts there are depends on how fast the
  * machine moves the study (15 on a quiet one, 40 under load), so the bound counts them. Refetching an instance
  * (half a megabyte here) or a whole chunk at each cut would pass it.
  */
@@ -299,7 +300,7 @@ test('a 20 Mbit/s link, 100 ms delay, cut every 3 s, sealed chunks: arrives inta
   const { moved, cuts, study, connectionBytes } = await overBadLink('Rural', 22, { RADMESH_CHUNK_PACKING: '0' })
   const { bytes } = study
   // Margins as in the kill test: 2 % for framing, 25 % on what each cut may cost.
-  const bound = 1.02 * bytes + cuts * 1.25 * (connectionBytes + CHUNK_FRAME_BYTES)
+  const bound = 1.02 * bytes + cuts * 1.25 * (connectionBytes + LANE_FRAME_BYTES)
   const mb = (n: number): string => (n / 1e6).toFixed(2)
   const figures =
     `study ${mb(bytes)} MB, moved ${mb(moved)} MB (${(moved / bytes).toFixed(3)}x), ${cuts} cuts, ` +

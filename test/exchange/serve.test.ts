@@ -49,7 +49,7 @@ interface Stubs {
   /** the chunk a request is answered with (256 KiB of 1s unless given) */
   requested?: (request: ChunkRequest) => Promise<Buffer | undefined>
   /** the same on `/radmesh/chunks/2.0.0` */
-  requestedOnWire?: (request: ChunkRequest) => Promise<WireChunk | undefined>
+  requestedOnWire?: (request: ChunkRequest, pack: boolean) => Promise<WireChunk | undefined>
   latest?: OpenVersion
   wrap?: unknown
   have?: Uint8Array
@@ -179,6 +179,19 @@ test('on 2.0.0, frames are as large as the asker asked (f); on 1.0.0 they stay C
   assert.ok(Buffer.concat(frames.map(frame => frame.bytes)).equals(chunk))
   const old = await askChunks(served, [asked])
   assert.is(old.length, Math.ceil(300_000 / CHUNK_FRAME_BYTES), 'a 1.0.0 asker gets the frames it can read')
+})
+
+test('on 2.0.0 a chunk asked for sealed (p: 0) is not packed; one asked for as usual may be', async () => {
+  const packs: boolean[] = []
+  const chunk = Buffer.alloc(50_000, 3)
+  const served = serving({
+    requestedOnWire: async (_request, pack) => {
+      packs.push(pack)
+      return { form: CHUNK_FORM.sealed, bytes: chunk }
+    }
+  })
+  await askChunks2(served, [{ ...request(0), pack: false }, request(1)])
+  assert.equal(packs, [false, true])
 })
 
 test('requests are answered in the order asked, however long each takes to prepare', async () => {

@@ -9,6 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { pino } from 'pino'
 import * as assert from 'uvu/assert'
+import type { PackChoice } from '../../node/exchange/pack-choice.ts'
 import { StudyFetch } from '../../node/exchange/fetch.ts'
 import { Holdings } from '../../node/exchange/holdings.ts'
 import { ExchangeServer } from '../../node/exchange/serve.ts'
@@ -95,7 +96,7 @@ export async function holderBehindProxy(
 export async function fetchFromHolders(
   served: ServedStudy,
   holders: Holder[],
-  options: { chunkProtocols?: string[]; timeoutMs?: number } = {}
+  options: { chunkProtocols?: string[]; timeoutMs?: number; packing?: PackChoice } = {}
 ): Promise<{ fetch: StudyFetch; availability: Awaited<ReturnType<StudyFetch['availability']>> }> {
   const reader = await tcpHost(served.reader, false)
   try {
@@ -119,7 +120,8 @@ export async function fetchFromHolders(
       {
         studyUid: STUDY,
         actor: { type: 'peer', id: served.reader.peerId },
-        chunkProtocols: options.chunkProtocols
+        chunkProtocols: options.chunkProtocols,
+        packing: options.packing
       }
     )
     fetch.start()

@@ -211,6 +211,11 @@ test('manifests, indexes and messages: malformed or oversized input is refused',
   // `f`, the frame body the asker takes: kept when within bounds; a request without it has none.
   const framed = { ...request, frameBytes: MAX_ASKED_FRAME_BYTES }
   assert.equal(decodeChunkRequest(encodeChunkRequest(framed)), framed)
+  // `p: 0`, sealed wanted: kept; `p: 1` is the default, as is no `p`.
+  const sealedOnly = { ...request, pack: false as const }
+  assert.equal(decodeChunkRequest(encodeChunkRequest(sealedOnly)), sealedOnly)
+  assert.equal(decodeChunkRequest(utf8(JSON.stringify({ s: STUDY, v: VERSION, i: 7, o: 65536, p: 1 }))), request)
+  throwsMalformed(() => decodeChunkRequest(utf8(JSON.stringify({ s: STUDY, v: VERSION, i: 7, o: 0, p: 2 }))), 'p: 2')
   assert.not.ok('frameBytes' in decodeChunkRequest(encodeChunkRequest(request)))
   for (const frameBytes of [CHUNK_FRAME_BYTES - 1, MAX_ASKED_FRAME_BYTES + 1, 0.5]) {
     throwsMalformed(
