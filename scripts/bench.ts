@@ -4,6 +4,7 @@
  *
  *   ingest    a synthetic 400-slice CT by storescu into radmesh, Orthanc and DCMTK storescp
  *   transfer  the same CT from one process to another: radmesh site -> reader, storescu -> storescp, Orthanc peers
+ *   transfer-profile  one radmesh fetch of that CT with both nodes profiled: where each main thread's time goes
  *   viewer    click to first image while the study arrives, and scrolling, in headless Chromium
  *   tat       a STAT head CT at scanner pace: streamed to the reader behind a thin link vs store-and-forward
  *   scale     a year of cases, a hundred members, convergence with many nodes (issue 14)
@@ -12,6 +13,7 @@
 const benches: Record<string, string> = {
   ingest: './bench/ingest.ts',
   transfer: './bench/transfer.ts',
+  'transfer-profile': './bench/transfer-profile.ts',
   viewer: './bench/viewer.ts',
   tat: './bench/tat.ts',
   scale: './bench/scale.ts',
