@@ -5,10 +5,10 @@
  * connected to during this run, and the members in its address book when it starts (a node that was away
  * finds the others at the addresses they last announced). A member whose address record arrives while this
  * node runs is not dialled for that alone: it is connected when something needs it (a site sharing a study
- * dials its readers), as a hundred members would otherwise make a hundred links each. When a target is not connected, it is dialled again
- * with exponential backoff, for ever, until it connects or is revoked: a rural site's link may be down for
- * hours. A newer address record of a target (address-spread.ts puts it in the peer store first) is dialled at
- * once, without waiting out the backoff.
+ * dials its readers), as a hundred members would otherwise make a hundred links each. When a target is not
+ * connected, it is dialled again with exponential backoff, for ever, until it connects or is revoked: a rural
+ * site's link may be down for hours. A newer address record of a target (address-spread.ts puts it in the peer
+ * store first) is dialled at once, without waiting out the backoff.
  */
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'

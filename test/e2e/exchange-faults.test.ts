@@ -292,8 +292,9 @@ async function overBadLink(name: string, seed: number, env: NodeJS.ProcessEnv): 
 
 /**
  * Sealed, a chunk cut short is asked for again from the byte the reader has (`o`), so a cut costs a new
- * connection (`connectionBytes`) and at most the frame it cut (the frame size the reader asks for); how many cuts there are depends on how fast the
- * machine moves the study (15 on a quiet one, 40 under load), so the bound counts them. Refetching an instance
+ * connection (`connectionBytes`) and at most the frame it cut (at most LANE_FRAME_BYTES: the reader asks for
+ * frames by its link's rate); how many cuts there are depends on how fast the machine moves the study (15 on a
+ * quiet one, 40 under load), so the bound counts them. Refetching an instance
  * (half a megabyte here) or a whole chunk at each cut would pass it.
  */
 test('a 20 Mbit/s link, 100 ms delay, cut every 3 s, sealed chunks: arrives intact, resumed where each cut left it', async () => {
