@@ -9,6 +9,7 @@ import { storescu } from '../../scripts/lib/dcmtk.ts'
 import { connected, knowsRadiologists, logOf, p2pAddr, type StartedNode } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
+import { caseOnWorklist } from '../helpers/worklist.ts'
 
 const nodes = nodesOfTests(test, 'Relayed', { extraArgs: ['--stable-after', '1s'] })
 const { start } = nodes
@@ -68,13 +69,7 @@ test('a site and a reader that cannot dial each other connect through a member r
     bodyPart: 'HEAD'
   })
   assert.is((await storescu(site.dicomPort, 'RADMESH', ['+sd', '+r', dir])).code, 0)
-  type Entry = { caseId: string; studyInstanceUid: string }
-  const entry = await waitFor(
-    "the case on the reader's worklist",
-    async () =>
-      (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
-    30_000
-  )
+  const entry = await caseOnWorklist(reader, study.studyInstanceUid, 30_000)
   // The reader's viewer marks the site, reached only through the relay, where the worklist names it.
   const browser = await launchBrowser()
   try {

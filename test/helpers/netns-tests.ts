@@ -17,7 +17,7 @@ import {
 } from '../../scripts/lib/netns.ts'
 import { knowsRadiologists } from '../../scripts/lib/node-process.ts'
 import { tempDir } from '../../scripts/lib/temp.ts'
-import { waitFor } from '../../scripts/lib/wait.ts'
+import { caseOnWorklist } from './worklist.ts'
 
 export interface NetnsTests {
   /** true when this test must be skipped (the reason printed); fails the test as root */
@@ -83,13 +83,7 @@ export async function claimedHeadCt(
   })
   const sent = await runTool('storescu', ['-aec', 'RADMESH', '-aet', 'TESTSCU', '+sd', '+r', siteMgmt, '11112', dir])
   assert.is(sent.code, 0, sent.stderr)
-  type Entry = { caseId: string; studyInstanceUid: string }
-  const entry = await waitFor(
-    "the case on the reader's worklist",
-    async () =>
-      (await reader.api<Entry[]>('GET', '/api/worklist')).body.find(e => e.studyInstanceUid === study.studyInstanceUid),
-    40_000
-  )
+  const entry = await caseOnWorklist(reader, study.studyInstanceUid, 40_000)
   assert.is((await reader.api('POST', `/api/worklist/${entry.caseId}/claim`)).status, 200)
   return { study, caseId: entry.caseId }
 }
