@@ -65,7 +65,9 @@ export class Hl7Outbox {
 
   /** Every pending entry, oldest first: what a restart picks up. */
   async pending(): Promise<OutboxEntry[]> {
-    const entries = (await this.records.all()).filter(entry => entry.state === 'pending')
+    // Read one at a time: a site keeps every report it ever sent, and only the pending ones are wanted.
+    const entries: OutboxEntry[] = []
+    for await (const entry of this.records.entries()) if (entry.state === 'pending') entries.push(entry)
     return entries.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0))
   }
 }
