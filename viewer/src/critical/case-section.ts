@@ -30,40 +30,58 @@ export function openCriticalSection(root: HTMLElement, entry: WorklistEntry, ses
   const flag = h('button', { id: 'critical-flag', class: 'critical-flag' }, 'Flag critical result')
   const message = h('div', { class: 'error', id: 'critical-message' })
 
+  // Items are kept by id and only their text is redrawn, so a poll (or a change at the site) does not wipe a
+  // name being typed into an acknowledgement form or a call note being written.
+  const items = new Map<string, { element: HTMLElement; details: HTMLElement; ack: HTMLElement | null }>()
+  const none = h('li', { class: 'muted' }, 'None flagged.')
   const render = (results: CriticalResult[]): void => {
-    // Only when something changed: a poll must not wipe a name being typed into an acknowledgement form.
     const seen = JSON.stringify(results)
     if (closed || seen === shown) return
     shown = seen
-    clear(
-      list,
-      ...(results.length === 0
-        ? [h('li', { class: 'muted' }, 'None flagged.')]
-        : results.map(result =>
-            h(
-              'li',
-              {
-                class: `critical-item ${result.level}`,
-                'data-critical-id': result.id,
-                'data-state': result.acknowledged === null ? 'open' : 'acknowledged'
-              },
-              h('span', { class: `critical-level ${result.level}` }, LEVEL_LABELS[result.level]),
-              ' ',
-              result.text,
-              h('ul', { class: 'critical-history' }, ...history(result).map(line => h('li', {}, line))),
-              session.role === 'site' && result.acknowledged === null
-                ? ackForm(result, () => {
-                    void refresh()
-                  })
-                : null,
-              reader
-                ? callForm(result, () => {
-                    void refresh()
-                  })
-                : null
-            )
-          ))
-    )
+    const ids = new Set(results.map(result => result.id))
+    for (const [id, item] of items) {
+      if (ids.has(id)) continue
+      item.element.remove()
+      items.delete(id)
+    }
+    if (results.length === 0) list.append(none)
+    else none.remove()
+    for (const result of results) {
+      let item = items.get(result.id)
+      if (item === undefined) {
+        const details = h('span', { class: 'critical-details' })
+        const ack =
+          session.role === 'site'
+            ? ackForm(result, () => {
+                void refresh()
+              })
+            : null
+        const element = h(
+          'li',
+          { class: `critical-item ${result.level}`, 'data-critical-id': result.id },
+          h('span', { class: `critical-level ${result.level}` }, LEVEL_LABELS[result.level]),
+          details,
+          ack,
+          reader
+            ? callForm(result, () => {
+                void refresh()
+              })
+            : null
+        )
+        item = { element, details, ack }
+        items.set(result.id, item)
+        list.append(element)
+      }
+      const acknowledged = result.acknowledged !== null
+      item.element.dataset.state = acknowledged ? 'acknowledged' : 'open'
+      if (acknowledged) item.ack?.remove()
+      clear(
+        item.details,
+        ' ',
+        result.text,
+        h('ul', { class: 'critical-history' }, ...history(result).map(line => h('li', {}, line)))
+      )
+    }
   }
 
   const refresh = async (): Promise<void> => {
