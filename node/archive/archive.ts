@@ -61,9 +61,11 @@ export interface Announced {
 /**
  * What an object must be to be stored: as its sender announced it (a C-STORE request names its UIDs), or the
  * SHA-256 a signed manifest lists for it (the archive hashes every object anyway, so the exchange does not
- * hash it a second time).
+ * hash it a second time). `sha256Checked`: the caller hashed these very bytes and found `sha256` (the exchange,
+ * checking a chunk that is a whole instance), so the archive takes that hash for an object of one chunk
+ * instead of hashing it again.
  */
-export type Expected = Partial<Announced> & { sha256?: string }
+export type Expected = Partial<Announced> & { sha256?: string; sha256Checked?: boolean }
 
 /**
  * What other capabilities may ask of the archive. Each takes only the slice it uses
@@ -248,6 +250,7 @@ export class ArchiveService implements Archive {
         throw new InvalidDicomError('not-as-announced', 'SOP Class UID in data set differs from the request')
       }
       sealed = incoming.seal()
+      if (expected?.sha256 !== undefined && expected.sha256Checked === true) incoming.hashedAs(expected.sha256)
       if (expected?.sha256 !== undefined && incoming.identify().sha256 !== expected.sha256) {
         throw new Error(
           `the object's SHA-256 is not ${expected.sha256}, which its sender signed: nothing of it is kept`

@@ -200,6 +200,18 @@ export class IncomingObject {
     return this.#identified
   }
 
+  /**
+   * After `seal()`, before `identify()`: the object's SHA-256 as its caller computed it over these very bytes.
+   * An object of one chunk held in memory takes it as its hash and its chunk's id, and is not hashed again; any
+   * other is hashed as it was written.
+   */
+  hashedAs(sha256: string): void {
+    if (!this.#sealed) throw new Error('hashedAs before seal')
+    if (this.#spilling || this.#identified !== undefined || this.#chunks.length !== 1) return
+    const only = this.#chunks[0] as ClosedChunk
+    only.id ??= sha256
+  }
+
   /** `seal()` and `identify()` at once, for an object held in memory. */
   finish(): ReceivedObject {
     this.seal()

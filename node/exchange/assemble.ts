@@ -10,6 +10,7 @@ import type { Archive } from '../archive/archive.ts'
 import { offHeapGarbage } from '../heap.ts'
 import { decryptChunk } from './crypto.ts'
 import type { ChunkSchedule } from './schedule.ts'
+import type { CheckedChunk } from './verify.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
 /**
@@ -41,10 +42,10 @@ export class InstanceAssembly {
   /** per instance (manifest order): whole in the archive */
   private readonly instanceDone: Uint8Array
   /**
-   * verified chunks of instances not yet whole: the plaintext when the chunk came packed (unpacking made it,
-   * so it is not decrypted again) and its instance is that one chunk, else the sealed chunk
+   * checked chunks of instances not stored yet: a chunk that is a whole instance as that instance, opened and
+   * hashed by the check; a chunk of an instance that spans several sealed
    */
-  private readonly verified = new Map<number, { sealed: Buffer } | { plaintext: Buffer }>()
+  private readonly verified = new Map<number, CheckedChunk>()
   private readonly verifiedCount = new Map<number, number>()
   private readonly imports = new Set<Promise<void>>()
   instancesLocal = 0
@@ -94,20 +95,20 @@ export class InstanceAssembly {
     }
   }
 
-  /** A verified chunk: kept (if its instance spans several) and, once its instance is whole, stored. */
-  async accept(index: number, sealed: Buffer, peer: string, plaintext?: Buffer): Promise<void> {
+  /** A checked chunk: kept (if its instance spans several) and, once its instance is whole, stored. */
+  async accept(index: number, chunk: CheckedChunk, peer: string): Promise<void> {
     const { archive, versions } = this.components
     const { version, schedule } = this.init
     const { studyUid, versionId } = version.manifest
     const instanceIndex = version.instanceOfChunk[index] as number
     const instance = version.index.instances[instanceIndex] as ManifestInstance
     schedule.verify(index)
-    if (instance.chunkCount > 1) {
+    if ('sealed' in chunk) {
       // Kept, then named: a chunk kept and not named (a crash in between) is only space.
-      const id = await archive.keepChunk(sealed)
+      const id = await archive.keepChunk(chunk.sealed)
       await versions.keepPartial(studyUid, versionId, index, id)
     }
-    this.verified.set(index, plaintext !== undefined && instance.chunkCount === 1 ? { plaintext } : { sealed })
+    this.verified.set(index, chunk)
     const count = (this.verifiedCount.get(instanceIndex) ?? 0) + 1
     this.verifiedCount.set(instanceIndex, count)
     if (count === instance.chunkCount) {
@@ -140,10 +141,12 @@ export class InstanceAssembly {
     const instance = version.index.instances[instanceIndex] as ManifestInstance
     const pieces: Buffer[] = []
     const chunks = Array.from({ length: instance.chunkCount }, (_, c) => instance.firstChunk + c)
+    let hashed = false
     for (const c of chunks) {
       const verified = this.verified.get(c) ?? { sealed: await archive.readChunk(manifest.chunkHashes[c] as string) }
-      if ('plaintext' in verified) {
-        pieces.push(verified.plaintext)
+      if ('instance' in verified) {
+        pieces.push(verified.instance)
+        hashed = true
         continue
       }
       const last = c === manifest.chunkHashes.length - 1
@@ -153,8 +156,9 @@ export class InstanceAssembly {
     if (file.byteLength !== instance.size) {
       throw new Error(`instance ${instance.sopUid} is ${file.byteLength} bytes, not the manifest's ${instance.size}`)
     }
-    // The archive hashes what it stores, and refuses it unless that is the manifest's SHA-256.
-    await archive.store(file, { type: 'peer', id: peer }, { sha256: instance.sha256 })
+    // The archive refuses the file unless its SHA-256 is the manifest's: it hashes it, or takes the check's hash
+    // of these very bytes (a chunk that is a whole instance).
+    await archive.store(file, { type: 'peer', id: peer }, { sha256: instance.sha256, sha256Checked: hashed })
     // The received frames and the decrypted file are garbage now (heap.ts); the store counted its own.
     offHeapGarbage(2 * file.byteLength)
     for (const c of chunks) this.verified.delete(c)

@@ -21,6 +21,7 @@
  *   when it connects again (the redialer has waited out the link's own backoff); peers are asked again
  *   which chunks they hold; the fetch goes on until every instance is in or it is stopped.
  */
+import type { ChunkForm } from '../../protocol/exchange/chunks.ts'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { KeyWrap, StudyManifest } from '../../protocol/exchange/manifest.ts'
@@ -34,9 +35,8 @@ import { InstanceAssembly } from './assemble.ts'
 import { pullLane } from './lane.ts'
 import { PackChoice } from './pack-choice.ts'
 import { askManifest, refusedManifestAnswer } from './manifest-ask.ts'
-import { resealPacked } from './packing.ts'
 import { ChunkSchedule } from './schedule.ts'
-import type { VersionCheck } from './verify.ts'
+import { type CheckedChunk, checkChunk, type VersionCheck } from './verify.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
 const BACKOFF_MIN_MS = 1_000
@@ -385,12 +385,11 @@ export class StudyFetch {
         schedule,
         window: WINDOW_BYTES / CHUNKS_STREAMS_PER_PEER,
         signal,
-        accept: async (index: number, sealed: Buffer, plaintext?: Buffer) => {
-          this.packing.moved(sealed.byteLength)
-          await assembly.accept(index, sealed, peer, plaintext)
+        check: async (index: number, form: ChunkForm, bytes: Buffer) => await checkChunk(version, index, form, bytes),
+        accept: async (index: number, chunk: CheckedChunk) => {
+          this.packing.moved(version.manifest.chunkSizes[index] as number)
+          await assembly.accept(index, chunk, peer)
         },
-        unpack: async (index: number, packed: Buffer) =>
-          await resealPacked(version.key, version.manifest, index, packed),
         ...(this.init.chunkProtocols === undefined ? {} : { protocols: this.init.chunkProtocols }),
         packing: this.packing,
         received: (bytes: number) => {

@@ -2,7 +2,7 @@
  * One chunks stream to a holder (the asker's side of `/radmesh/chunks/2.0.0`, or of `1.0.0` with a holder
  * that speaks only that): requests sent while the bytes asked for and not yet received stay under the lane's
  * window, frames checked in order against what was asked, each chunk checked against the manifest once
- * whole (a packed chunk unpacked and sealed again first). A frame that breaks the protocol, or a chunk that
+ * whole (verify.ts `checkChunk`). A frame that breaks the protocol, or a chunk that
  * is not the manifest's, leaves the holder out of the fetch and counts against it; a link that drops does not
  * (the frames of a sealed chunk are kept: it is asked for again from the offset reached; a packed chunk cut
  * short is asked for again from its start). How much the lane keeps asked for, and which chunk it asks for
@@ -17,6 +17,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import {
   CHUNK_FORM,
+  type ChunkForm,
   type ChunkFrame2,
   CHUNKS_PROTOCOL_2,
   decodeChunkFrame2,
@@ -36,9 +37,8 @@ import {
 } from '../../protocol/exchange/messages.ts'
 import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
 import type { PackChoice } from './pack-choice.ts'
-import type { Resealed } from './packing.ts'
 import type { ChunkSchedule, Wanted } from './schedule.ts'
-import { chunkMatches } from './verify.ts'
+import type { CheckedChunk } from './verify.ts'
 
 /** How often a lane that has run dry looks again for a chunk given back or a tail duplicate worth asking for. */
 const DRY_POLL_MS = 100
@@ -67,13 +67,10 @@ export interface Lane {
   window: number
   /** ends the lane, resetting its stream */
   signal: AbortSignal
-  /**
-   * a chunk whose frames all came and whose SHA-256 is the manifest's (with its plaintext when it came packed:
-   * unpacking made it)
-   */
-  accept(index: number, sealed: Buffer, plaintext?: Buffer): Promise<void>
-  /** a packed chunk, unpacked and sealed as in the manifest; throws when it does not unpack */
-  unpack(index: number, packed: Buffer): Promise<Resealed>
+  /** a chunk whose frames all came, in the form it came, checked against the version (verify.ts `checkChunk`) */
+  check(index: number, form: ChunkForm, bytes: Buffer): Promise<CheckedChunk | undefined>
+  /** a chunk that passed `check` */
+  accept(index: number, chunk: CheckedChunk): Promise<void>
   /** bytes that came from the holder */
   received(bytes: number): void
   /** bytes of a tail duplicate received after the other copy was verified (wasted) */
@@ -242,29 +239,26 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
         await pump()
         continue
       }
-      const whole = Buffer.concat(head.received)
-      const unpacked =
-        head.form === CHUNK_FORM.packed ? await lane.unpack(head.index, whole).catch(() => undefined) : undefined
-      const sealed = head.form === CHUNK_FORM.packed ? unpacked?.sealed : whole
-      if (sealed === undefined || !chunkMatches(manifest, head.index, sealed)) {
+      const whole = head.received.length === 1 ? (head.received[0] as Buffer) : Buffer.concat(head.received)
+      const checked = await lane.check(head.index, head.form ?? CHUNK_FORM.sealed, whole)
+      if (checked === undefined) {
         schedule.release(head.index, slot)
         lane.exclude()
-        const what = sealed === undefined ? 'does not unpack' : 'has the wrong SHA-256'
         penalties.refuse(log, {
           peer,
           protocol,
           code: 'corrupt-chunk',
           event: 'corrupt-chunk',
-          error: `chunk ${head.index} ${what}: dropped, asked of another holder; the peer is left out`,
+          error: `chunk ${head.index} is not the manifest's: dropped, asked of another holder; the peer is left out`,
           detail: { chunk: head.index }
         })
         throw new Error(`corrupt chunk ${head.index} from ${peer}`)
       }
       lane.progress.made = true
-      // Checked again after unpacking (which waits): the other copy may have been verified meanwhile.
+      // Checked again after the check (which may wait, unpacking): the other copy may have been verified meanwhile.
       const first = !schedule.isVerified(head.index)
       schedule.done(head.index, slot)
-      if (first) await lane.accept(head.index, sealed, unpacked?.plaintext)
+      if (first) await lane.accept(head.index, checked)
       else lane.wasted?.(head.offset)
       await pump()
     }

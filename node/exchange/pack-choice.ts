@@ -1,8 +1,8 @@
 /**
  * Whether a fetch asks its holders for chunks packed (`/radmesh/chunks/2.0.0`: zstd on the wire, see
  * protocol/exchange/chunks.ts). Packing spends CPU at both ends to put fewer bytes on the link, which pays while
- * the link is what holds a fetch back. On a fast link the asker's own event loop does (every chunk is checked,
- * unpacked, sealed again and stored on it), and unpacking only adds to that: on loopback, a 400-slice CT took
+ * the link is what holds a fetch back. On a fast link the asker's own event loop does (every chunk is checked
+ * and stored on it, a packed one unpacked first), and unpacking only adds to that: on loopback, a 400-slice CT took
  * 3.34-3.41 s sealed against 3.73-3.92 s packed, and 3.35-3.43 s choosing so (docs/PERFORMANCE.md).
  *
  * So a fetch asks for sealed chunks (request field `p: 0`) while, over the last CHOICE_WINDOW_MS, its node's

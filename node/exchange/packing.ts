@@ -13,8 +13,6 @@ import {
   packedChunkAssociatedData,
   packedKeyInfo
 } from '../../protocol/exchange/chunks.ts'
-import { CHUNK_TAG_BYTES, type StudyManifest } from '../../protocol/exchange/manifest.ts'
-import { encryptChunk } from './crypto.ts'
 import { Recent } from './recent.ts'
 
 /** Where a chunk sits in its version, as its associated data binds it. */
@@ -99,29 +97,4 @@ export async function unpackChunk(
     throw new Error(`packed chunk ${place.index} unpacks to ${plaintext.byteLength} bytes, not ${plaintextSize}`)
   }
   return plaintext
-}
-
-/** A packed chunk sealed again as the manifest lists it, and the plaintext it was sealed from. */
-export interface Resealed {
-  sealed: Buffer
-  plaintext: Buffer
-}
-
-/**
- * A packed chunk of `manifest`'s version unpacked and sealed again under the content key: the bytes the
- * manifest lists at `index` if the holder was honest, to be checked against its SHA-256 like any other. The
- * plaintext comes with it, so the chunk need not be decrypted again to store its instance.
- */
-export async function resealPacked(
-  contentKey: Uint8Array,
-  manifest: StudyManifest,
-  index: number,
-  packed: Uint8Array
-): Promise<Resealed> {
-  const { studyUid, versionId } = manifest
-  const last = index === manifest.chunkHashes.length - 1
-  const size = manifest.chunkSizes[index]
-  if (size === undefined) throw new Error(`the manifest has no chunk ${index}`)
-  const plaintext = await unpackChunk(contentKey, { studyUid, versionId, index, last }, packed, size - CHUNK_TAG_BYTES)
-  return { sealed: encryptChunk(contentKey, studyUid, versionId, index, last, plaintext), plaintext }
 }

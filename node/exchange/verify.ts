@@ -10,13 +10,15 @@
  *   and the archive stores it only if its SHA-256 is (assemble.ts).
  */
 import type { Logger } from 'pino'
-import type { KeyWrap, StudyManifest } from '../../protocol/exchange/manifest.ts'
+import { CHUNK_FORM, type ChunkForm } from '../../protocol/exchange/chunks.ts'
+import { CHUNK_TAG_BYTES, type KeyWrap, type StudyManifest } from '../../protocol/exchange/manifest.ts'
 import { sha256Hex } from '../hash.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { CLOCK_SKEW_MS } from '../membership/trust.ts'
 import type { PeerPenalties, RefusalCode } from '../p2p/penalties.ts'
-import { keyWrapVerifies, manifestVerifies, unwrapContentKey } from './crypto.ts'
+import { decryptChunk, encryptChunk, keyWrapVerifies, manifestVerifies, unwrapContentKey } from './crypto.ts'
+import { unpackChunk } from './packing.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
 /** Who sent something, and on which protocol: what a refusal of it is logged and counted against. */
@@ -111,3 +113,50 @@ export class VersionCheck {
 /** Whether a chunk's sealed bytes are the ones the manifest lists at `index`. */
 export const chunkMatches = (manifest: StudyManifest, index: number, sealed: Uint8Array): boolean =>
   sha256Hex(sealed) === manifest.chunkHashes[index]
+
+/**
+ * A chunk checked against its version: the sealed bytes the manifest lists, or, for a chunk that is a whole
+ * instance, the instance itself with its SHA-256 (the sealed index's, which the manifest vouches for), so that
+ * nothing hashes it again on its way into the archive.
+ */
+export type CheckedChunk = { sealed: Buffer } | { instance: Buffer; sha256: string }
+
+/**
+ * Checks a chunk that came whole from a holder, in the form it came (`CHUNK_FORM`): undefined when it is not
+ * what the version lists at `index` (altered, for another place or key, or it does not unpack).
+ *
+ * A chunk that is a whole instance (most images) is opened (AES-GCM: its tag fails for any altered byte) and its
+ * plaintext hashed once against the instance's SHA-256; the bytes are hashed once on the asker, not three times
+ * (sealed, then the file, then the stored chunk). A chunk of an instance that spans several is checked sealed,
+ * against the manifest's hash, as it is kept sealed until its instance is whole.
+ */
+export async function checkChunk(
+  version: OpenVersion,
+  index: number,
+  form: ChunkForm,
+  bytes: Buffer
+): Promise<CheckedChunk | undefined> {
+  const { manifest, key } = version
+  const { studyUid, versionId } = manifest
+  const instance = version.index.instances[version.instanceOfChunk[index] as number]
+  const size = manifest.chunkSizes[index]
+  if (instance === undefined || size === undefined) return undefined
+  const last = index === manifest.chunkHashes.length - 1
+  let plaintext: Buffer
+  try {
+    plaintext =
+      form === CHUNK_FORM.packed
+        ? await unpackChunk(key, { studyUid, versionId, index, last }, bytes, size - CHUNK_TAG_BYTES)
+        : instance.chunkCount === 1
+          ? decryptChunk(key, studyUid, versionId, index, last, bytes)
+          : Buffer.alloc(0)
+  } catch {
+    return undefined
+  }
+  if (instance.chunkCount === 1) {
+    if (plaintext.byteLength !== instance.size || sha256Hex(plaintext) !== instance.sha256) return undefined
+    return { instance: plaintext, sha256: instance.sha256 }
+  }
+  const sealed = form === CHUNK_FORM.packed ? encryptChunk(key, studyUid, versionId, index, last, plaintext) : bytes
+  return chunkMatches(manifest, index, sealed) ? { sealed } : undefined
+}

@@ -8,12 +8,14 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { encryptChunk, signKeyWrap, signManifest, wrapContentKey } from '../../node/exchange/crypto.ts'
-import { chunkMatches, VersionCheck } from '../../node/exchange/verify.ts'
+import { packChunk } from '../../node/exchange/packing.ts'
+import { checkChunk, chunkMatches, VersionCheck } from '../../node/exchange/verify.ts'
+import { CHUNK_FORM } from '../../protocol/exchange/chunks.ts'
 import type { OpenVersion } from '../../node/exchange/versions.ts'
 import type { Identity } from '../../node/identity/keys.ts'
 import { CLOCK_SKEW_MS } from '../../node/membership/trust.ts'
 import { PeerPenalties } from '../../node/p2p/penalties.ts'
-import type { KeyWrap, StudyManifest } from '../../protocol/exchange/manifest.ts'
+import { type KeyWrap, type StudyManifest, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
 import { MANIFEST_PROTOCOL } from '../../protocol/exchange/messages.ts'
 import { CONSORTIUM, MemoryVersions, member, readableLog, version, wrapFor } from './helpers.ts'
 
@@ -153,6 +155,45 @@ test("a chunk matches only the manifest's hash at its index", async () => {
   assert.ok(chunkMatches(study.manifest, 0, sealed))
   assert.not.ok(chunkMatches(study.manifest, 1, sealed), 'the right bytes at another index')
   assert.not.ok(chunkMatches(study.manifest, 0, randomBytes(sealed.byteLength)))
+})
+
+test('a chunk that is a whole instance is checked opened: the instance and its hash, or nothing when altered', async () => {
+  const study = await version(site, files)
+  const { studyUid, versionId } = study.manifest
+  const sealed = encryptChunk(study.key, studyUid, versionId, 1, true, files[1] as Buffer)
+  const checked = await checkChunk(study, 1, CHUNK_FORM.sealed, sealed)
+  assert.ok(checked !== undefined && 'instance' in checked, 'taken as the instance')
+  assert.ok(checked.instance.equals(files[1] as Buffer))
+  assert.is(checked.sha256, study.index.instances[1]?.sha256)
+  const altered = Buffer.from(sealed)
+  altered[100] = (altered[100] as number) ^ 1
+  assert.is(await checkChunk(study, 1, CHUNK_FORM.sealed, altered), undefined, 'one bit flipped')
+  assert.is(await checkChunk(study, 0, CHUNK_FORM.sealed, sealed), undefined, 'the right bytes at another index')
+  const otherKey = encryptChunk(randomBytes(32), studyUid, versionId, 1, true, files[1] as Buffer)
+  assert.is(await checkChunk(study, 1, CHUNK_FORM.sealed, otherKey), undefined, 'sealed under another key')
+  const packed = await packChunk(study.key, { studyUid, versionId, index: 1, last: true }, Buffer.alloc(70_000, 7))
+  assert.ok(packed !== undefined)
+  assert.is(await checkChunk(study, 1, CHUNK_FORM.packed, packed), undefined, 'packed from other bytes: wrong hash')
+})
+
+test("a chunk of an instance that spans several is checked sealed, against the manifest's hash", async () => {
+  const large = randomBytes(1_500_000)
+  const study = await version(site, [large])
+  const { studyUid, versionId } = study.manifest
+  const first = large.subarray(0, TRANSFER_CHUNK_PLAINTEXT)
+  const sealed = encryptChunk(study.key, studyUid, versionId, 0, false, first)
+  const checked = await checkChunk(study, 0, CHUNK_FORM.sealed, sealed)
+  assert.ok(checked !== undefined && 'sealed' in checked && checked.sealed.equals(sealed))
+  const packed = await packChunk(
+    study.key,
+    { studyUid, versionId, index: 0, last: false },
+    Buffer.alloc(first.byteLength)
+  )
+  assert.ok(packed !== undefined)
+  assert.is(await checkChunk(study, 0, CHUNK_FORM.packed, packed), undefined, 'packed from other bytes')
+  const altered = Buffer.from(sealed)
+  altered[7] = (altered[7] as number) ^ 1
+  assert.is(await checkChunk(study, 0, CHUNK_FORM.sealed, altered), undefined)
 })
 
 test.run()
