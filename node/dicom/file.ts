@@ -143,6 +143,17 @@ export class Part10Reader {
 
   /** Keeps bytes of the prefix and meta information until the meta information ends. */
   #gather(piece: Uint8Array): void {
+    if (this.#headLength === 0) {
+      // Most files come whole, or with their meta information in the first piece: read it in place, not copied
+      // (a copy of every image received cost as much as reading its data set).
+      this.#head = piece
+      this.#headLength = piece.byteLength
+      this.#metaEnds(false)
+      // Not ended yet: kept as a copy, for the caller may reuse its buffer once `push` returns (a copy: a
+      // Buffer's slice() is a view).
+      if (this.#meta === undefined) this.#head = new Uint8Array(piece)
+      return
+    }
     const needed = this.#headLength + piece.byteLength
     if (needed > this.#head.byteLength) {
       // Bounded: the meta information ends, or is refused, within MAX_META_BYTES of complete elements.
@@ -273,7 +284,8 @@ export class Part10Reader {
       elements,
       executablePreamble: isExecutable(head)
     }
-    const rest = head.slice(at)
+    // A view, as any piece pushed is: #head is never written again.
+    const rest = head.subarray(at)
     this.#head = new Uint8Array(0)
     this.#headLength = 0
     this.#startDataset(rest, final)
@@ -313,7 +325,11 @@ export class Part10Reader {
       this.#lead.push(bytes)
       this.#leadLength += bytes.byteLength
     }
-    if (this.#leadLength < 6 && !final) return
+    if (this.#leadLength < 6 && !final) {
+      // Kept past this call: a copy, as the caller may reuse its buffer.
+      this.#lead = [Buffer.concat(this.#lead)]
+      return
+    }
     const meta = this.#meta as FileMeta
     const lead = Buffer.concat(this.#lead)
     this.#lead = []
