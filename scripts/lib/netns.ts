@@ -58,6 +58,10 @@ table ip filter {
     ct state established,related accept
     iifname "lan0" oifname "wan0" accept
   }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    iifname "wan0" ct state new drop
+  }
 }
 `
 
