@@ -44,6 +44,8 @@ export interface NodeOptions {
   relayReservations?: number
   /** ask the home router for port forwarding by UPnP / NAT-PMP (`--upnp`) */
   upnp?: boolean
+  /** WebRTC links hole punched through NATs; on a relay, STUN answered on UDP 3478 too (`--webrtc`) */
+  webrtc?: boolean
   http?: string
   mdns?: boolean
   sessionIdleMs?: number

@@ -35,6 +35,7 @@ import { DEFAULT_PREALLOCATE_READER, DEFAULT_PREALLOCATE_SITE, openArchive, Stor
 import { Exchange, StudyVersions } from './exchange/index.ts'
 import { ConnectionPruner } from './p2p/prune.ts'
 import { Redialer } from './p2p/redial.ts'
+import { STUN_PORT, startStunServer } from './p2p/stun.ts'
 import { ReportDelivery } from './reports/delivery.ts'
 import { Hl7Outbox, Hl7Sender } from './reports/hl7/index.ts'
 import { CaseIndex } from './worklist/case-index.ts'
@@ -171,6 +172,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       ...(options.relay === undefined ? {} : { relay: options.relay }),
       reservations,
       upnp: options.upnp === true,
+      webrtc: options.webrtc === true,
       agentName: member.certificate.name,
       log
     })
@@ -191,6 +193,17 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
     cleanups.push(async () => {
       await host.stop()
     })
+    if (options.webrtc === true && options.relay !== undefined) {
+      // A relay member tells the members behind NAT their public address and port (WebRTC hole punching).
+      try {
+        const stun = await startStunServer('0.0.0.0', STUN_PORT)
+        cleanups.push(async () => {
+          await stun.close()
+        })
+      } catch (error) {
+        log.warn({ event: 'stun-unavailable', err: error }, `no STUN on UDP ${STUN_PORT}: ${(error as Error).message}`)
+      }
+    }
     await revocations.start()
     cleanups.push(async () => {
       await revocations.stop()

@@ -25,10 +25,14 @@ const events: Array<Record<string, unknown>> = []
 const t0 = Date.now()
 
 function start(ns: string, role: string): ChildProcessWithoutNullStreams {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, script, role, `${wan}.1`, relayPeer, listenerPeer], {
-    env: { ...process.env },
-    stdio: ['pipe', 'pipe', 'pipe']
-  })
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, script, role, `${wan}.1`, relayPeer, listenerPeer],
+    {
+      env: { ...process.env },
+      stdio: ['pipe', 'pipe', 'pipe']
+    }
+  )
   children.push(child)
   let buffer = ''
   child.stdout.on('data', (chunk: Buffer) => {

@@ -13,7 +13,7 @@ const START =
   '[--stable-after 30s] [--session-idle 15m] [--resync 5s] [--cors ORIGIN]… ' +
   '[--preallocate MIB] [--ris HOST:PORT] [--ris-retry 5s] [--no-mdns] ' +
   '[--relay [--relay-data-limit SIZE] [--relay-duration-limit 1h]] [--relay-via MULTIADDR]… ' +
-  '[--relay-reservations N] [--upnp]'
+  '[--relay-reservations N] [--upnp] [--webrtc]'
 
 export async function startCommand(argv: string[], print: (line: string) => void): Promise<void> {
   tuneHeap()
@@ -40,6 +40,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
       'relay-duration-limit': { type: 'string' },
       'relay-reservations': { type: 'string' },
       upnp: { type: 'boolean' },
+      webrtc: { type: 'boolean' },
       'session-idle': { type: 'string' },
       'stable-after': { type: 'string' },
       resync: { type: 'string' },
@@ -102,6 +103,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
     ...relayOf(values),
     ...reservationsOf(optional(values, 'relay-reservations')),
     upnp: values['upnp'] === true,
+    webrtc: values['webrtc'] === true,
     ...(http === undefined ? {} : { http }),
     mdns: values['no-mdns'] !== true,
     ...(dicomPort === undefined ? {} : { dicomPort }),

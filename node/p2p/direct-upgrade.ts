@@ -8,16 +8,22 @@
  * listen port), so a node behind NAT offers only its private LAN address and DCUtR finds nothing to dial; and
  * when the dialler has a public address, DCUtR tries it once, at the moment the relayed link opens, before
  * identify or the address book has told the other side any address. This module tries again when they have.
- * Two members both behind NAT stay relayed: TCP hole punching would need a dial from the listen port itself
- * (SO_REUSEPORT), which Node's sockets do not offer.
+ * Two members both behind NAT cannot hole punch over TCP: that would need a dial from the listen port itself
+ * (SO_REUSEPORT), which Node's sockets do not offer. They can over UDP with WebRTC (`--webrtc`, see host.ts):
+ * when no TCP address works and the member speaks WebRTC signalling, the one of the two with the smaller peer id
+ * (one dial, not two crossing) dials its `/p2p-circuit/webrtc` address through the relayed link; the WebRTC link
+ * replaces the relayed one like a TCP one would.
  */
-import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+import type { Connection, IdentifyResult, Libp2p, PeerId } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { AddressBook } from './address-book.ts'
 import { dialableAddrs } from './address-spread.ts'
 import { REDIAL_POLICY } from './limits.ts'
-import { linkOf } from './relay.ts'
+import { isWebRTC, linkOf } from './relay.ts'
+
+/** The protocol of WebRTC signalling (@libp2p/webrtc's): a member that speaks it can be dialled over WebRTC. */
+const WEBRTC_SIGNALLING = '/webrtc-signaling/0.0.1'
 
 /** A relayed link is looked at this long after it opens: by then identify and the address book have run. */
 export const UPGRADE_DELAY_MS = 1_000
@@ -43,11 +49,13 @@ export class DirectUpgrader {
 
   start(): void {
     this.libp2p.addEventListener('connection:open', this.onConnection)
+    this.libp2p.addEventListener('peer:identify', this.onIdentify)
   }
 
   stop(): void {
     this.stopped = true
     this.libp2p.removeEventListener('connection:open', this.onConnection)
+    this.libp2p.removeEventListener('peer:identify', this.onIdentify)
     for (const timer of this.timers) clearTimeout(timer)
   }
 
@@ -67,6 +75,11 @@ export class DirectUpgrader {
     this.timers.add(timer)
   }
 
+  /** Identify names the protocols a member speaks (WebRTC signalling among them): worth a try if relayed. */
+  private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {
+    if (isRelayed(event.detail.connection)) void this.attempt(event.detail.peerId)
+  }
+
   /** The direct addresses this node knows of `peerId`: its address record's, then identify's. */
   private async directAddrs(peerId: PeerId): Promise<Multiaddr[]> {
     const record = this.book.recordOf(peerId.toString())
@@ -78,41 +91,81 @@ export class DirectUpgrader {
     const seen = new Set<string>()
     return [...fromRecord, ...fromIdentify].filter(a => {
       const text = a.toString()
-      if (seen.has(text) || isRelayed({ remoteAddr: a })) return false
+      if (seen.has(text) || isRelayed({ remoteAddr: a }) || isWebRTC(a)) return false
       seen.add(text)
       return true
     })
   }
 
+  /**
+   * The WebRTC address of `peerId` through the relayed link `via`, when this node dials WebRTC links to it: it
+   * speaks WebRTC signalling (identify said so), and this node's peer id is the smaller of the two.
+   */
+  private async webRTCAddr(peerId: PeerId, via: Connection): Promise<Multiaddr | undefined> {
+    const self = this.libp2p.peerId.toString()
+    if (self >= peerId.toString() || !this.libp2p.getProtocols().includes(WEBRTC_SIGNALLING)) return undefined
+    const protocols = await this.libp2p.peerStore.get(peerId).then(
+      peer => peer.protocols,
+      (): string[] => []
+    )
+    if (!protocols.includes(WEBRTC_SIGNALLING)) return undefined
+    const circuit = via.remoteAddr.toString().replace(/\/p2p\/[^/]+$/, '')
+    return multiaddr(`${circuit}/webrtc/p2p/${peerId.toString()}`)
+  }
+
   private async attempt(peerId: PeerId): Promise<void> {
     if (this.stopped) return
     const open = this.libp2p.getConnections(peerId).filter(c => c.status === 'open')
-    if (open.length === 0 || open.some(c => !isRelayed(c))) return
-    const addrs = await this.directAddrs(peerId)
-    if (addrs.length === 0) return
+    const relayed = open.find(isRelayed)
+    if (relayed === undefined || open.some(c => !isRelayed(c))) return
+    const direct = await this.directAddrs(peerId)
+    const webrtc = await this.webRTCAddr(peerId, relayed)
     const key = peerId.toString()
-    const text = addrs.map(String).sort().join(' ')
+    const text = [...direct.map(String).sort(), ...(webrtc === undefined ? [] : [webrtc.toString()])].join(' ')
+    if (text === '') return
     const last = this.tried.get(key)
     if (last !== undefined && last.addrs === text && Date.now() - last.at < UPGRADE_RETRY_MS) return
     this.tried.set(key, { addrs: text, at: Date.now() })
+    // TCP first (a member with a public address), then WebRTC (both behind NAT).
+    const dials = [
+      direct.map(a => (a.toString().endsWith(`/p2p/${key}`) ? a : multiaddr(`${a.toString()}/p2p/${key}`))),
+      webrtc === undefined ? [] : [webrtc]
+    ].filter(addrs => addrs.length > 0)
+    for (const [i, addrs] of dials.entries()) {
+      if (await this.upgradeBy(peerId, addrs, i === dials.length - 1)) return
+    }
+  }
+
+  /** Dials `addrs` of `peerId` for a direct link; on success closes its relayed links. */
+  private async upgradeBy(peerId: PeerId, addrs: Multiaddr[], last: boolean): Promise<boolean> {
+    const key = peerId.toString()
+    const started = Date.now()
     try {
-      const direct = await this.libp2p.dial(
-        addrs.map(a => (a.toString().endsWith(`/p2p/${key}`) ? a : multiaddr(`${a.toString()}/p2p/${key}`))),
-        { force: true, signal: AbortSignal.timeout(REDIAL_POLICY.dialTimeoutMs) }
-      )
-      if (isRelayed(direct)) return
+      const direct = await this.libp2p.dial(addrs, {
+        force: true,
+        signal: AbortSignal.timeout(REDIAL_POLICY.dialTimeoutMs)
+      })
+      if (isRelayed(direct)) return false
       this.log.info(
-        { event: 'link-upgraded', peer: key, addr: direct.remoteAddr.toString() },
+        { event: 'link-upgraded', peer: key, addr: direct.remoteAddr.toString(), ms: Date.now() - started },
         `direct link to ${key}; closing the relayed one`
       )
       for (const relayed of this.libp2p.getConnections(peerId).filter(isRelayed)) {
         void relayed.close().catch(() => relayed.abort(new Error('replaced by a direct link')))
       }
+      return true
     } catch (error) {
       this.log.info(
-        { event: 'link-upgrade-failed', peer: key, error: (error as Error).message },
-        'no direct link; staying relayed'
+        {
+          event: 'link-upgrade-failed',
+          peer: key,
+          addrs: addrs.map(String),
+          ms: Date.now() - started,
+          error: (error as Error).message
+        },
+        last ? 'no direct link; staying relayed' : 'no direct link by these addresses'
       )
+      return false
     }
   }
 }

@@ -1,7 +1,17 @@
 /**
  * The libp2p host of a radmesh node: TCP, WebSockets and circuit relay, the member handshake (Noise +
  * certificates) in place of bare Noise, Yamux, identify, ping, optional mDNS, the membership gater, and the
- * relay service on a node that serves one (see relay.ts).
+ * relay service on a node that serves one (see relay.ts), and with `--webrtc` WebRTC (see below).
+ *
+ * WebRTC (`@libp2p/webrtc`, private-to-private): two members both behind NAT cannot hole punch over TCP in
+ * js-libp2p (direct-upgrade.ts), but can over UDP. One dials the other's `/p2p-circuit/webrtc` address: the SDP
+ * offer, answer and ICE candidates go over their relayed link (already through the member handshake), ICE punches
+ * through both NATs, and the WebRTC link (DTLS, SCTP data channels; its certificate fingerprints were exchanged
+ * over the member-handshaked relayed link) replaces the relayed one. libp2p skips the connection encrypter on
+ * it, so the member handshake does not run again, but the gater's encrypted and upgraded hooks do (with the peer
+ * of the relayed link). Each member finds its NAT's public address and port with STUN, asked of the member
+ * relays it holds a reservation on (node/p2p/stun.ts): no server outside the consortium, and never libp2p's
+ * default STUN servers (Google's, Twilio's, Cloudflare's, Mozilla's).
  */
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
@@ -22,7 +32,8 @@ import { memberHandshake } from '../membership/handshake.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { P2P_LIMITS } from './limits.ts'
 import type { PeerPenalties } from './penalties.ts'
-import { linkOf, relayGate, relayService, type RelayServeOptions } from './relay.ts'
+import { linkOf, relayGate, relayPeers, relayService, type RelayServeOptions, throughRelay } from './relay.ts'
+import { STUN_PORT } from './stun.ts'
 
 /** A multiaddr as text without its trailing `/p2p/PEERID`. */
 const withoutPeerId = (addr: Multiaddr): string => addr.toString().replace(/\/p2p\/[^/]+$/, '')
@@ -41,6 +52,8 @@ export interface HostOptions {
   reservations?: number
   /** ask the home router to forward the listen ports (UPnP IGD / NAT-PMP, `--upnp`) */
   upnp?: boolean
+  /** WebRTC links, hole punched through NATs with the STUN of member relays (`--webrtc`) */
+  webrtc?: boolean
   agentName: string
   log: Logger
 }
@@ -68,10 +81,48 @@ function memberRelayTransport(): ReturnType<typeof circuitRelayTransport> {
   }
 }
 
+/**
+ * The STUN servers of a member: those of the member relays it holds a reservation on, at the address it reaches
+ * each one (a relay started with `--webrtc` answers STUN on UDP STUN_PORT of every interface).
+ */
+export function memberStunServers(libp2p: Pick<Libp2p, 'getMultiaddrs' | 'getConnections'>): string[] {
+  const servers = new Set<string>()
+  for (const relay of relayPeers(libp2p)) {
+    for (const connection of libp2p.getConnections()) {
+      if (connection.remotePeer.toString() !== relay || linkOf(connection).link !== 'direct') continue
+      const host = connection.remoteAddr.getComponents()[0]
+      if (host?.name === 'ip4' || host?.name === 'dns4' || host?.name === 'dns')
+        servers.add(`stun:${host.value}:${STUN_PORT}`)
+      if (host?.name === 'ip6') servers.add(`stun:[${host.value}]:${STUN_PORT}`)
+    }
+  }
+  return [...servers]
+}
+
+/** The WebRTC transport, loaded only when asked for (its native module, node-datachannel, with it). */
+async function webRTCTransport(host: () => Libp2p | undefined): Promise<ReturnType<typeof tcp>> {
+  const { webRTC } = await import('@libp2p/webrtc')
+  return webRTC({
+    // Asked at each WebRTC dial and answer: the member relays held now. An empty list, not undefined, which
+    // would mean libp2p's default (public) STUN servers.
+    rtcConfiguration: () => {
+      const libp2p = host()
+      return { iceServers: libp2p === undefined ? [] : memberStunServers(libp2p).map(urls => ({ urls })) }
+    }
+  }) as unknown as ReturnType<typeof tcp>
+}
+
 export async function createHost(options: HostOptions): Promise<RadmeshHost> {
   const { registry, penalties, log } = options
   // Each `/p2p-circuit`: hold a reservation on one more relay among the connected members that serve one.
-  const listen = [...options.listen, ...Array.from({ length: options.reservations ?? 0 }, () => '/p2p-circuit')]
+  // `/webrtc`: answer WebRTC dials, and advertise a `/p2p-circuit/webrtc` address beside each relayed one.
+  const listen = [
+    ...options.listen,
+    ...Array.from({ length: options.reservations ?? 0 }, () => '/p2p-circuit'),
+    ...(options.webrtc === true ? ['/webrtc'] : [])
+  ]
+  let node: Libp2p | undefined
+  const webrtc = options.webrtc === true ? [await webRTCTransport(() => node)] : []
   // Announced addresses stand in for the listen addresses, and the relay addresses of a reservation are kept
   // beside them (libp2p's own `announce` would drop those too: a member behind NAT would not advertise them).
   const announced = new Set(options.announce ?? [])
@@ -81,14 +132,14 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
       : {
           appendAnnounce: [...announced],
           announceFilter: (addrs: Multiaddr[]): Multiaddr[] =>
-            addrs.filter(a => linkOf({ remoteAddr: a }).link === 'relayed' || announced.has(withoutPeerId(a)))
+            addrs.filter(a => throughRelay(a) || announced.has(withoutPeerId(a)))
         }
-  return (await createLibp2p({
+  node = await createLibp2p({
     start: false,
     privateKey: options.identity.privateKey,
     nodeInfo: { userAgent: `radmesh/0.1.0 (${options.agentName})` },
     addresses: { listen, ...announce },
-    transports: [tcp(), webSockets(), memberRelayTransport()],
+    transports: [tcp(), webSockets(), memberRelayTransport(), ...webrtc],
     connectionEncrypters: memberHandshake(registry, penalties, log),
     streamMuxers: [
       yamux({
@@ -122,5 +173,6 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
       // The router's word is taken for the mapped address (no AutoNAT among members: see direct-upgrade.ts).
       ...(options.upnp === true ? { upnp: uPnPNAT({ autoConfirmAddress: true }) } : {})
     }
-  })) as RadmeshHost
+  })
+  return node as RadmeshHost
 }

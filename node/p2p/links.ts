@@ -34,7 +34,7 @@ function describe(
       Number(linkOf(a).link === 'relayed') - Number(linkOf(b).link === 'relayed') || a.timeline.open - b.timeline.open
   )
   const chosen = ordered[0] as Connection
-  const { link, relay } = linkOf(chosen)
+  const { link, relay, transport } = linkOf(chosen)
   const relayName = relay === undefined ? undefined : registry.certificateOf(relay)?.name
   const limits = chosen.limits
   return {
@@ -44,6 +44,7 @@ function describe(
     subspecialties: certificate?.subspecialties ?? [],
     addrs: connections.map(c => c.remoteAddr.toString()),
     link,
+    ...(transport === undefined ? {} : { transport }),
     ...(relay === undefined
       ? {}
       : { relay: { peerId: relay, ...(relayName === undefined ? {} : { name: relayName }) } }),

@@ -10,13 +10,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Reach } from '../../protocol/api/peers.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import type { AddressBook } from './address-book.ts'
-import { linkOf, relayPeers } from './relay.ts'
+import { isWebRTC, linkOf, relayPeers, throughRelay } from './relay.ts'
 
 /** Whether an address is outside private ranges and not through a relay (false for what does not parse). */
 export function isPublicDirect(text: string): boolean {
   try {
     const addr = multiaddr(text)
-    return linkOf({ remoteAddr: addr }).link === 'direct' && isPrivate(addr) === false
+    return !throughRelay(addr) && !isWebRTC(addr) && isPrivate(addr) === false
   } catch {
     return false
   }
@@ -52,7 +52,9 @@ export class ReachWatch {
   private readonly onConnection = (event: CustomEvent<Connection>): void => {
     const connection = event.detail
     const peerId = connection.remotePeer.toString()
-    if (connection.direction !== 'inbound' || linkOf(connection).link !== 'direct') return
+    // a WebRTC link was hole punched from both sides: no proof that members can dial this node
+    const { link, transport } = linkOf(connection)
+    if (connection.direction !== 'inbound' || link !== 'direct' || transport === 'webrtc') return
     if (this.registry.isMember(peerId)) this.dialledIn = { peerId, at: Date.now() }
   }
 

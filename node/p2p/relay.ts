@@ -16,7 +16,7 @@ import { networkInterfaces } from 'node:os'
 import { circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { Connection, ConnectionGater, Libp2p, PeerId } from '@libp2p/interface'
 import { isPrivate } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import type { PeerPenalties } from './penalties.ts'
@@ -89,9 +89,20 @@ export function relayGate(
 export interface LinkKind {
   link: 'direct' | 'relayed'
   relay?: string
+  /** a direct link over WebRTC (UDP, hole punched through both NATs; see host.ts) */
+  transport?: 'webrtc'
 }
 
+/** Whether `addr` names a WebRTC link or address (`…/p2p-circuit/webrtc/p2p/PEER`, or `/webrtc/p2p/PEER`). */
+export const isWebRTC = (addr: Multiaddr): boolean => addr.getComponents().some(c => c.name === 'webrtc')
+
+/** Whether `addr` goes through a relay: a relayed address, or the signalling address of a WebRTC one. */
+export const throughRelay = (addr: Multiaddr): boolean => addr.getComponents().some(c => c.name === 'p2p-circuit')
+
 export function linkOf(connection: Pick<Connection, 'remoteAddr'>): LinkKind {
+  // A WebRTC link is signalled through a relay (the dialler's remote address keeps `/p2p-circuit/webrtc`),
+  // but its data flows straight between the two members.
+  if (isWebRTC(connection.remoteAddr)) return { link: 'direct', transport: 'webrtc' }
   const components = connection.remoteAddr.getComponents()
   const circuit = components.findIndex(c => c.name === 'p2p-circuit')
   if (circuit < 0) return { link: 'direct' }

@@ -9,6 +9,9 @@ import { createSocket, type Socket } from 'node:dgram'
 import { isIPv4 } from 'node:net'
 import { crc32 } from 'node:zlib'
 
+/** The UDP port a relay member answers STUN on (`--relay --webrtc`), on every interface: STUN's own. */
+export const STUN_PORT = 3478
+
 const MAGIC_COOKIE = 0x2112a442
 const BINDING_REQUEST = 0x0001
 const BINDING_SUCCESS = 0x0101

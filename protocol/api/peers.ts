@@ -12,6 +12,8 @@ export const ConnectedMember = Type.Object({
   addrs: Type.Array(Type.String()),
   /** `direct` while any connection to the member is direct; `relayed` when every one goes through a relay */
   link: Type.Union([Type.Literal('direct'), Type.Literal('relayed')]),
+  /** `webrtc` when the link that gives `link` is a WebRTC one (UDP, hole punched through both NATs) */
+  transport: Type.Optional(Type.Literal('webrtc')),
   /** the relay of a relayed link: its peer id, and its name when it is a known member */
   relay: Type.Optional(Type.Object({ peerId: Type.String(), name: Type.Optional(Type.String()) })),
   /** when the connection that gives `link` opened (ISO 8601) */

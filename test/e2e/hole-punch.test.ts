@@ -1,0 +1,178 @@
+/**
+ * UDP hole punching with WebRTC (`--webrtc`), in network namespaces (scripts/lib/netns.ts): a site and a reader
+ * each behind its own NAT, a relay member on the WAN that also answers STUN. They first connect through the
+ * relay; the reader or the site (the smaller peer id) dials the other's `/p2p-circuit/webrtc` address, the SDP
+ * and ICE candidates go over the relayed link, ICE punches through both NATs, and the WebRTC link replaces the
+ * relayed one: /api/peers says `direct` over `webrtc` on both sides, and a study transfers over it. Behind a
+ * symmetric NAT hole punching cannot work: the attempt fails within the dial timeout and the members stay
+ * relayed (the study still transfers). Skipped (with the reason) only when not run as root; as root (CI) a
+ * missing `nft` fails it.
+ */
+import { promises as fs } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
+import { type NamespacedNode, type NatKind, startInNamespace } from '../../scripts/lib/netns.ts'
+import { waitFor } from '../../scripts/lib/wait.ts'
+import { claimedHeadCt, netnsTests, peers } from '../helpers/netns-tests.ts'
+
+const netns = netnsTests(test)
+
+/** The relay, the site (a reservation on it) and the reader (dials the site through it), all with --webrtc. */
+async function threeMembers(natB: NatKind): Promise<{
+  relay: NamespacedNode
+  site: NamespacedNode
+  reader: NamespacedNode
+  siteMgmt: string
+  /** the lines of the site's and the reader's node.log that match `pattern` */
+  logged(pattern: RegExp): Promise<string[]>
+  stop(): Promise<void>
+}> {
+  const net = netns.build({ natB })
+  const consortium = await createScratchConsortium('Hole punch')
+  const siteHome = await consortium.member('NAT Site', 'site')
+  const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('WAN Relay', 'site'), [
+    '--listen',
+    `/ip4/${net.addr.relay}/tcp/7400`,
+    '--relay',
+    '--webrtc'
+  ])
+  const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
+  const site = await startInNamespace(net.ns.site, net.mgmt.site, siteHome, [
+    '--listen',
+    `/ip4/${net.addr.site}/tcp/7400`,
+    '--relay-via',
+    relayAddr,
+    '--webrtc',
+    '--dicom',
+    '11112',
+    '--stable-after',
+    '1s'
+  ])
+  await waitFor('the site at the relay', async () => (await peers(relay)).some(p => p.peerId === site.peerId), 20_000)
+  const readerHome = await consortium.member('Dr Punch', 'radiologist', [], ['--subspecialty', 'neuro'])
+  const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, readerHome, [
+    '--listen',
+    `/ip4/${net.addr.reader}/tcp/7400`,
+    '--peer',
+    `${relayAddr}/p2p-circuit/p2p/${site.peerId}`,
+    '--webrtc'
+  ])
+  const nodes = [relay, site, reader]
+  for (const node of nodes) netns.track(node)
+  return {
+    relay,
+    site,
+    reader,
+    siteMgmt: net.mgmt.site,
+    logged: async pattern => {
+      const logs = await Promise.all([siteHome, readerHome].map(home => fs.readFile(join(home, 'node.log'), 'utf8')))
+      return logs.flatMap(text => text.split('\n')).filter(line => pattern.test(line))
+    },
+    stop: async () => {
+      await Promise.all(nodes.map(async node => await node.kill()))
+      net.teardown()
+    }
+  }
+}
+
+const transferred = async (reader: NamespacedNode, studyUid: string): Promise<number> => {
+  const started = Date.now()
+  await waitFor(
+    'the study transferred (every chunk verified)',
+    async () => (await reader.api<{ complete: boolean }>('GET', `/api/studies/${studyUid}/availability`)).body.complete,
+    90_000,
+    50
+  )
+  return Date.now() - started
+}
+
+test('two members behind their own NATs: the relayed link becomes a direct WebRTC one, and a study moves over it', async () => {
+  if (netns.skipped()) return
+  const { site, reader, siteMgmt, relay, logged, stop } = await threeMembers('cone')
+  try {
+    const started = Date.now()
+    const relayed = await waitFor(
+      'the reader connected to the site',
+      async () => (await peers(reader)).find(p => p.peerId === site.peerId),
+      40_000,
+      50
+    )
+    const firstLink = Date.now() - started
+    const direct = async (node: NamespacedNode, peerId: string) => {
+      const seen = (await peers(node)).find(p => p.peerId === peerId)
+      return seen?.link === 'direct' && seen.transport === 'webrtc' && seen.addrs.every(a => a.includes('/webrtc'))
+        ? seen
+        : undefined
+    }
+    const atReader = await waitFor(
+      'a WebRTC link and no relayed one, at the reader',
+      () => direct(reader, site.peerId),
+      30_000,
+      50
+    )
+    const webrtcAfter = Date.now() - started
+    const atSite = await waitFor(
+      'a WebRTC link and no relayed one, at the site',
+      () => direct(site, reader.peerId),
+      10_000
+    )
+    process.stdout.write(
+      `    [hole punch] first link ${firstLink} ms (${relayed.link}), WebRTC only ${webrtcAfter} ms after the reader started\n` +
+        `    reader sees ${atReader.addrs}\n    site sees ${atSite.addrs}\n`
+    )
+    const [upgraded] = await logged(/"event":"link-upgraded"/)
+    assert.ok(upgraded?.includes('/webrtc/'), `logged: ${upgraded}`)
+    process.stdout.write(`    ${upgraded}\n`)
+
+    const { study } = await claimedHeadCt(site, siteMgmt, reader, { slices: 32, seed: 1820 })
+    process.stdout.write(
+      `    [hole punch] study of 32 slices over WebRTC in ${await transferred(reader, study.studyInstanceUid)} ms\n`
+    )
+    for (const [node, peerId] of [
+      [reader, site.peerId],
+      [site, reader.peerId]
+    ] as const) {
+      const after = (await peers(node)).find(p => p.peerId === peerId)
+      assert.is(after?.transport, 'webrtc', JSON.stringify(after))
+      assert.ok(
+        after?.addrs.every(a => a.includes('/webrtc')),
+        `no relayed link was reopened for the transfer: ${after?.addrs}`
+      )
+    }
+    // The relay still has both (their reservations and links), but carries none of their traffic.
+    assert.ok((await peers(relay)).length >= 2)
+  } finally {
+    await stop()
+  }
+})
+
+test('behind a symmetric NAT: the WebRTC attempt fails quickly and cleanly, and the members stay relayed', async () => {
+  if (netns.skipped()) return
+  const { site, reader, siteMgmt, logged, stop } = await threeMembers('symmetric')
+  try {
+    await waitFor(
+      'the reader connected to the site',
+      async () => (await peers(reader)).find(p => p.peerId === site.peerId),
+      40_000
+    )
+    const failed = await waitFor(
+      'the WebRTC attempt to fail',
+      async () => (await logged(/"event":"link-upgrade-failed".*\/webrtc\//))[0],
+      30_000
+    )
+    process.stdout.write(`    ${failed}\n`)
+    const seen = (await peers(reader)).find(p => p.peerId === site.peerId)
+    assert.is(seen?.link, 'relayed', JSON.stringify(seen))
+    const { study } = await claimedHeadCt(site, siteMgmt, reader, { slices: 32, seed: 1821 })
+    process.stdout.write(
+      `    [symmetric] study of 32 slices through the relay in ${await transferred(reader, study.studyInstanceUid)} ms\n`
+    )
+    assert.is((await peers(reader)).find(p => p.peerId === site.peerId)?.link, 'relayed')
+  } finally {
+    await stop()
+  }
+})
+
+test.run()
