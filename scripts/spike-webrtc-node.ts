@@ -35,6 +35,27 @@ const node = await createLibp2p({
   },
   transports: [tcp(), circuitRelayTransport(), ...(role === 'relay' ? [] : [webRTC({ rtcConfiguration })])],
   connectionEncrypters: [noise()],
+  // Which gater hooks a WebRTC connection goes through; SPIKE_DENY_WEBRTC=1 makes the listener refuse it at the
+  // upgraded stage (as radmesh's membership gater would refuse a non-member).
+  connectionGater: Object.fromEntries(
+    (
+      [
+        'denyInboundEncryptedConnection',
+        'denyOutboundEncryptedConnection',
+        'denyInboundUpgradedConnection',
+        'denyOutboundUpgradedConnection'
+      ] as const
+    ).map(hook => [
+      hook,
+      (peer: { toString(): string }, maConn: { remoteAddr: { toString(): string } }) => {
+        const addr = maConn.remoteAddr.toString()
+        if (!addr.includes('/webrtc')) return false
+        const deny = process.env.SPIKE_DENY_WEBRTC === '1' && hook === 'denyInboundUpgradedConnection'
+        out({ event: 'gater', hook, peer: peer.toString(), addr, deny })
+        return deny
+      }
+    ])
+  ),
   streamMuxers: [yamux()],
   connectionManager: {
     dialTimeout: Number(process.env.SPIKE_DIAL_MS ?? 30_000),

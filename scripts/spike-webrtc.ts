@@ -7,6 +7,7 @@
  *   node scripts/spike-webrtc.ts [cone|symmetric] [cone|symmetric]     (NAT A, NAT B; root)
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -23,6 +24,23 @@ const script = join(import.meta.dirname, 'spike-webrtc-node.ts')
 const children: ChildProcessWithoutNullStreams[] = []
 const events: Array<Record<string, unknown>> = []
 const t0 = Date.now()
+const roles: string[] = []
+
+/** CPU seconds (user + system) each child has used so far, from /proc (`ip netns exec` execs node in place). */
+const cpuOf = (child: ChildProcessWithoutNullStreams): number => {
+  const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+let lastCpu: number[] = []
+/** CPU each process used since the last mark: the relay, the listener, the dialer. */
+const cpuMark = (label: string): void => {
+  const now = children.map(cpuOf)
+  if (lastCpu.length > 0) {
+    const used = now.map((n, i) => `${roles[i]} ${(n - (lastCpu[i] ?? 0)).toFixed(2)}s`).join(', ')
+    process.stdout.write(`  CPU during ${label}: ${used}\n`)
+  }
+  lastCpu = now
+}
 
 function start(ns: string, role: string): ChildProcessWithoutNullStreams {
   const child = spawn(
@@ -34,6 +52,7 @@ function start(ns: string, role: string): ChildProcessWithoutNullStreams {
     }
   )
   children.push(child)
+  roles.push(role)
   let buffer = ''
   child.stdout.on('data', (chunk: Buffer) => {
     buffer += chunk.toString()
@@ -43,6 +62,8 @@ function start(ns: string, role: string): ChildProcessWithoutNullStreams {
       try {
         const event = JSON.parse(line) as Record<string, unknown>
         events.push(event)
+        if (event.event === 'dialed' || event.event === 'dial-failed') cpuMark('the dial')
+        if (event.event === 'throughput') cpuMark(`the ${String(event.kind)} transfer`)
         process.stdout.write(`+${((Number(event.t) - t0) / 1000).toFixed(2)}s ${line}\n`)
       } catch {
         process.stdout.write(`[${role}] ${line}\n`)
@@ -71,6 +92,7 @@ try {
   const dialer = start(net.ns.site, 'dialer')
   await waitEvent('listener', 'ready', 30_000)
   await waitEvent('dialer', 'ready', 30_000)
+  cpuMark('start')
   dialer.stdin.write('go\n')
   await waitEvent('dialer', 'done', 180_000)
   await new Promise(r => setTimeout(r, Number(process.env.SPIKE_LINGER_MS ?? 0)))
