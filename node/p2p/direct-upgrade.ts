@@ -27,6 +27,15 @@ const WEBRTC_SIGNALLING = '/webrtc-signaling/0.0.1'
 
 /** A relayed link is looked at this long after it opens: by then identify and the address book have run. */
 export const UPGRADE_DELAY_MS = 1_000
+/**
+ * An inbound WebRTC link must carry a stream within this, or it is aborted: when the dialler gives up before ICE
+ * completes, @libp2p/webrtc 6.0.33's answering side swallows the reset of the signalling stream and upgrades a
+ * connection that never connected (it showed as a direct link for many seconds, and streams opened on it hung).
+ */
+export const WEBRTC_PROBE_MS = 3_000
+/** The protocol the probe opens (libp2p's ping: every member serves it). */
+const PROBE_PROTOCOL = '/ipfs/ping/1.0.0'
+
 /** The same addresses of a member are not tried again within this (a dial that failed will fail again). */
 export const UPGRADE_RETRY_MS = 5 * 60_000
 
@@ -66,6 +75,7 @@ export class DirectUpgrader {
 
   private readonly onConnection = (event: CustomEvent<Connection>): void => {
     const connection = event.detail
+    if (connection.direction === 'inbound' && linkOf(connection).transport === 'webrtc') void this.probe(connection)
     if (!isRelayed(connection)) return
     const timer = setTimeout(() => {
       this.timers.delete(timer)
@@ -73,6 +83,21 @@ export class DirectUpgrader {
     }, UPGRADE_DELAY_MS)
     timer.unref()
     this.timers.add(timer)
+  }
+
+  /** Aborts an inbound WebRTC link on which no stream opens within WEBRTC_PROBE_MS (see there). */
+  private async probe(connection: Connection): Promise<void> {
+    try {
+      const stream = await connection.newStream(PROBE_PROTOCOL, { signal: AbortSignal.timeout(WEBRTC_PROBE_MS) })
+      await stream.close().catch(() => stream.abort(new Error('probe done')))
+    } catch (error) {
+      if (connection.status !== 'open') return
+      this.log.info(
+        { event: 'webrtc-link-dead', peer: connection.remotePeer.toString(), error: (error as Error).message },
+        'an inbound WebRTC link carried no stream; aborting it'
+      )
+      connection.abort(new Error('WebRTC link never connected'))
+    }
   }
 
   /** Identify names the protocols a member speaks (WebRTC signalling among them): worth a try if relayed. */

@@ -32,7 +32,7 @@ import { memberHandshake } from '../membership/handshake.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { P2P_LIMITS } from './limits.ts'
 import type { PeerPenalties } from './penalties.ts'
-import { linkOf, relayGate, relayPeers, relayService, type RelayServeOptions, throughRelay } from './relay.ts'
+import { isWebRTC, linkOf, relayGate, relayPeers, relayService, type RelayServeOptions, throughRelay } from './relay.ts'
 import { STUN_PORT } from './stun.ts'
 
 /** A multiaddr as text without its trailing `/p2p/PEERID`. */
@@ -82,19 +82,22 @@ function memberRelayTransport(): ReturnType<typeof circuitRelayTransport> {
 }
 
 /**
- * The STUN servers of a member: those of the member relays it holds a reservation on, at the address it reaches
- * each one (a relay started with `--webrtc` answers STUN on UDP STUN_PORT of every interface).
+ * The STUN servers of a member: the member relays its relayed links go through (the one a WebRTC link is
+ * signalled over among them) and those it holds a reservation on, each at the address it reaches it by (a relay
+ * started with `--webrtc` answers STUN on UDP STUN_PORT of every interface). A member that holds no reservation
+ * yet (a reader that found its relay by itself) still learns its public port from the relay of the link.
  */
 export function memberStunServers(libp2p: Pick<Libp2p, 'getMultiaddrs' | 'getConnections'>): string[] {
   const servers = new Set<string>()
-  for (const relay of relayPeers(libp2p)) {
-    for (const connection of libp2p.getConnections()) {
-      if (connection.remotePeer.toString() !== relay || linkOf(connection).link !== 'direct') continue
-      const host = connection.remoteAddr.getComponents()[0]
-      if (host?.name === 'ip4' || host?.name === 'dns4' || host?.name === 'dns')
-        servers.add(`stun:${host.value}:${STUN_PORT}`)
-      if (host?.name === 'ip6') servers.add(`stun:[${host.value}]:${STUN_PORT}`)
-    }
+  const relays = relayPeers(libp2p)
+  for (const connection of libp2p.getConnections()) {
+    if (connection.status !== 'open' || isWebRTC(connection.remoteAddr)) continue
+    if (linkOf(connection).link !== 'relayed' && !relays.has(connection.remotePeer.toString())) continue
+    // the relay's own address: the first component of a relayed link's remote address, or of a link to it
+    const host = connection.remoteAddr.getComponents()[0]
+    if (host?.name === 'ip4' || host?.name === 'dns4' || host?.name === 'dns')
+      servers.add(`stun:${host.value}:${STUN_PORT}`)
+    if (host?.name === 'ip6') servers.add(`stun:[${host.value}]:${STUN_PORT}`)
   }
   return [...servers]
 }

@@ -163,6 +163,24 @@ test('behind a symmetric NAT: the WebRTC attempt fails quickly and cleanly, and 
       30_000
     )
     process.stdout.write(`    ${failed}\n`)
+    // Neither side ever shows a direct link: @libp2p/webrtc's answering side upgrades a WebRTC connection whose
+    // ICE never completed when the dialler gives up (see DirectUpgrader's probe); it must not count.
+    const seenLinks = new Set<string>()
+    for (const until = Date.now() + 8_000; Date.now() < until; ) {
+      for (const [node, peerId] of [
+        [reader, site.peerId],
+        [site, reader.peerId]
+      ] as const) {
+        const link = (await peers(node)).find(p => p.peerId === peerId)
+        seenLinks.add(`${node === site ? 'site' : 'reader'} ${link?.link} ${link?.transport ?? ''} ${link?.addrs}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    process.stdout.write(`    links seen after the failure:\n      ${[...seenLinks].join('\n      ')}\n`)
+    const lastSeen = [...seenLinks].at(-1)
+    assert.ok(lastSeen?.includes(' relayed '), `the answering side's dead WebRTC link was aborted: ${lastSeen}`)
+    const dead = await logged(/"event":"webrtc-link-dead"/)
+    process.stdout.write(`    ${dead[0] ?? 'no dead WebRTC link to abort'}\n`)
     const seen = (await peers(reader)).find(p => p.peerId === site.peerId)
     assert.is(seen?.link, 'relayed', JSON.stringify(seen))
     const { study } = await claimedHeadCt(site, siteMgmt, reader, { slices: 32, seed: 1821 })
