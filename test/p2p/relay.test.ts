@@ -32,6 +32,18 @@ test('a link is direct, or relayed through the relay its address names', async (
   assert.equal([...relayPeers({ getMultiaddrs: () => [own, multiaddr('/ip4/10.0.0.2/tcp/1')] })], [relay.toString()])
 })
 
+test('a WebRTC link is direct, though the remote address of the dialler names the relay it was signalled through', async () => {
+  const [relay, member] = [await newPeer(), await newPeer()]
+  const dialled = multiaddr(`/ip4/10.0.0.1/tcp/7400/p2p/${relay}/p2p-circuit/webrtc/p2p/${member}`)
+  assert.equal(linkOf({ remoteAddr: dialled }), { link: 'direct', transport: 'webrtc' })
+  assert.equal(linkOf({ remoteAddr: multiaddr(`/webrtc/p2p/${member}`) }), { link: 'direct', transport: 'webrtc' })
+  // its own WebRTC address still names the relay it holds a reservation on, and is not a public direct address
+  const own = multiaddr(`/ip4/11.0.0.1/tcp/7400/p2p/${relay}/p2p-circuit/webrtc`)
+  const plain = multiaddr(`/ip4/11.0.0.1/tcp/7400/p2p/${relay}/p2p-circuit`)
+  assert.equal([...relayPeers({ getMultiaddrs: () => [own, plain] })], [relay.toString()])
+  assert.is(isPublicDirect(own.toString()), false)
+})
+
 test('the relay gate lets current members through and refuses everyone else at every relay decision', async () => {
   const [member, stranger, banned] = [await newPeer(), await newPeer(), await newPeer()]
   const registry = { isMember: (peer: string) => peer !== stranger.toString() }
