@@ -77,15 +77,30 @@ async function threeMembers(natB: NatKind): Promise<{
   }
 }
 
-const transferred = async (reader: NamespacedNode, studyUid: string): Promise<number> => {
-  const started = Date.now()
-  await waitFor(
-    'the study transferred (every chunk verified)',
-    async () => (await reader.api<{ complete: boolean }>('GET', `/api/studies/${studyUid}/availability`)).body.complete,
+/**
+ * Waits for all `instances` of the study at the reader (every chunk verified); its fetches, summed. A STAT study
+ * is fetched while the site still receives it: one fetch per version, each of what is new.
+ */
+const transferred = async (
+  reader: NamespacedNode,
+  studyUid: string,
+  instances: number,
+  logged: (pattern: RegExp) => Promise<string[]>
+): Promise<string> => {
+  const fetches = await waitFor(
+    'the whole study at the reader (every chunk verified)',
+    async () => {
+      const all = (await logged(/"event":"fetch-complete"/))
+        .filter(l => l.includes(studyUid))
+        .map(l => JSON.parse(l) as { bytes: number; seconds: number; fetched: number })
+      return all.reduce((n, f) => n + f.fetched, 0) >= instances ? all : undefined
+    },
     90_000,
-    50
+    100
   )
-  return Date.now() - started
+  const seconds = fetches.reduce((t, f) => t + f.seconds, 0)
+  const mb = Math.max(...fetches.map(f => f.bytes)) / 1048576
+  return `${mb.toFixed(1)} MB in ${fetches.length} fetch(es), ${seconds.toFixed(2)} s fetching (${(mb / seconds).toFixed(1)} MB/s)`
 }
 
 test('two members behind their own NATs: the relayed link becomes a direct WebRTC one, and a study moves over it', async () => {
@@ -126,9 +141,9 @@ test('two members behind their own NATs: the relayed link becomes a direct WebRT
     assert.ok(upgraded?.includes('/webrtc/'), `logged: ${upgraded}`)
     process.stdout.write(`    ${upgraded}\n`)
 
-    const { study } = await claimedHeadCt(site, siteMgmt, reader, { slices: 32, seed: 1820 })
+    const { study } = await claimedHeadCt(site, siteMgmt, reader, { slices: 100, seed: 1820, size: 512 })
     process.stdout.write(
-      `    [hole punch] study of 32 slices over WebRTC in ${await transferred(reader, study.studyInstanceUid)} ms\n`
+      `    [hole punch] study of 100 slices of 512² over WebRTC : ${await transferred(reader, study.studyInstanceUid, 100, logged)}\n`
     )
     for (const [node, peerId] of [
       [reader, site.peerId],
@@ -183,9 +198,9 @@ test('behind a symmetric NAT: the WebRTC attempt fails quickly and cleanly, and 
     process.stdout.write(`    ${dead[0] ?? 'no dead WebRTC link to abort'}\n`)
     const seen = (await peers(reader)).find(p => p.peerId === site.peerId)
     assert.is(seen?.link, 'relayed', JSON.stringify(seen))
-    const { study } = await claimedHeadCt(site, siteMgmt, reader, { slices: 32, seed: 1821 })
+    const { study } = await claimedHeadCt(site, siteMgmt, reader, { slices: 100, seed: 1821, size: 512 })
     process.stdout.write(
-      `    [symmetric] study of 32 slices through the relay in ${await transferred(reader, study.studyInstanceUid)} ms\n`
+      `    [symmetric] study of 100 slices of 512² through the relay : ${await transferred(reader, study.studyInstanceUid, 100, logged)}\n`
     )
     assert.is((await peers(reader)).find(p => p.peerId === site.peerId)?.link, 'relayed')
   } finally {

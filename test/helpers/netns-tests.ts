@@ -60,14 +60,14 @@ export const peers = async (node: NamespacedNode): Promise<ConnectedMember[]> =>
   (await node.api<ConnectedMember[]>('GET', '/api/peers')).body
 
 /**
- * A STAT head CT of `slices` pushed by storescu to the site's DICOM port (11112 on its management address), once
+ * A STAT head CT of `slices` (of `size`² pixels, 64 by default) pushed by storescu to the site's DICOM port (11112 on its management address), once
  * the site knows the reader; its case waited for on the reader's worklist and claimed (so the reader fetches it).
  */
 export async function claimedHeadCt(
   site: NamespacedNode,
   siteMgmt: string,
   reader: NamespacedNode,
-  { slices, seed }: { slices: number; seed: number }
+  { slices, seed, size = 64 }: { slices: number; seed: number; size?: number }
 ): Promise<{ study: GeneratedStudy; caseId: string }> {
   await knowsRadiologists(site, 1, 20_000)
   const dir = await tempDir()
@@ -75,8 +75,8 @@ export async function claimedHeadCt(
     out: dir,
     slices,
     series: 1,
-    rows: 64,
-    columns: 64,
+    rows: size,
+    columns: size,
     seed,
     studyDescription: 'CT HEAD STROKE PROTOCOL',
     bodyPart: 'HEAD'
