@@ -119,13 +119,20 @@ export async function createHost(options: HostOptions): Promise<RadmeshHost> {
   const { registry, penalties, log } = options
   // Each `/p2p-circuit`: hold a reservation on one more relay among the connected members that serve one.
   // `/webrtc`: answer WebRTC dials, and advertise a `/p2p-circuit/webrtc` address beside each relayed one.
-  const listen = [
-    ...options.listen,
-    ...Array.from({ length: options.reservations ?? 0 }, () => '/p2p-circuit'),
-    ...(options.webrtc === true ? ['/webrtc'] : [])
-  ]
+  const listen = [...options.listen, ...Array.from({ length: options.reservations ?? 0 }, () => '/p2p-circuit')]
   let node: Libp2p | undefined
-  const webrtc = options.webrtc === true ? [await webRTCTransport(() => node)] : []
+  const webrtc =
+    options.webrtc === true
+      ? await webRTCTransport(() => node).then(
+          transport => [transport],
+          (error: unknown) => {
+            // its native module (node-datachannel) is an optional dependency, per platform: without it, TCP only
+            log.warn({ event: 'webrtc-unavailable', err: error }, `no WebRTC: ${(error as Error).message}`)
+            return []
+          }
+        )
+      : []
+  if (webrtc.length > 0) listen.push('/webrtc')
   // Announced addresses stand in for the listen addresses, and the relay addresses of a reservation are kept
   // beside them (libp2p's own `announce` would drop those too: a member behind NAT would not advertise them).
   const announced = new Set(options.announce ?? [])
