@@ -9,6 +9,7 @@
  *   tat       a STAT head CT at scanner pace: streamed to the reader behind a thin link vs store-and-forward
  *   scale     a year of cases, a hundred members, convergence with many nodes (issue 14)
  *   relay     a study direct and through a member relay; readers behind NAT holding reservations on one relay
+ *   hole-punch  a study direct, relayed and over a hole-punched WebRTC link, between real NATs (root)
  */
 const benches: Record<string, string> = {
   ingest: './bench/ingest.ts',
@@ -17,7 +18,8 @@ const benches: Record<string, string> = {
   viewer: './bench/viewer.ts',
   tat: './bench/tat.ts',
   scale: './bench/scale.ts',
-  relay: './bench/relay.ts'
+  relay: './bench/relay.ts',
+  'hole-punch': './bench/hole-punch.ts'
 }
 const [name, ...rest] = process.argv.slice(2)
 const module = name === undefined ? undefined : benches[name]

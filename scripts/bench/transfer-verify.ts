@@ -74,7 +74,7 @@ export async function verify(study: GeneratedStudy, site: StartedNode, reader: S
 }
 
 /** Asks `reader` to fetch the study and waits until it is complete; seconds from the ask. */
-export async function fetchStudy(reader: StartedNode, studyUid: string): Promise<number> {
+export async function fetchStudy(reader: Pick<StartedNode, 'api'>, studyUid: string): Promise<number> {
   const started = performance.now()
   const fetched = await reader.api('POST', `/api/studies/${studyUid}/fetch`)
   if (fetched.status !== 202) throw unexpected('POST fetch on the reader', fetched.status, fetched.body)

@@ -188,6 +188,8 @@ export function buildNatTopology(options: TopologyOptions = {}): Namespaces {
 /** A radmesh node run inside a namespace: its HTTP API (on the management link) and its output. */
 export interface NamespacedNode {
   peerId: string
+  /** the node's process id (`ip netns exec` execs the node in its own process) */
+  pid: number | undefined
   http: string
   output: () => string
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>
@@ -243,6 +245,7 @@ export async function startInNamespace(
   const token = (await fs.readFile(join(home, 'api-token'), 'utf8')).trim()
   return {
     peerId: /peer (12D3\S+)/.exec(output)?.[1] ?? '',
+    pid: child.pid,
     http: `http://${http}`,
     output: () => output,
     async api<T>(method: string, path: string, body?: unknown) {
