@@ -44,14 +44,15 @@ function reachText(reach: Reach): string {
   return `reach: ${how}; ${via}; ${pub}`
 }
 
-/** "direct since …" or "relayed via NAME (PEER) since …", then the addresses. */
+/** "direct since …", "direct (webrtc) since …" or "relayed via NAME (PEER) since …", then the addresses. */
 function linkText(peer: ConnectedMember): string {
   const relay = peer.relay === undefined ? '' : ` via ${peer.relay.name ?? 'relay'} (${peer.relay.peerId})`
   const limits =
     peer.limited === undefined
       ? ''
       : ` [relay limits: ${peer.limited.bytes ?? 'no'} bytes, ${peer.limited.seconds ?? 'no'} s left]`
-  return `${peer.link}${relay} since ${peer.since}${limits}: ${peer.addrs.join(', ')}`
+  const transport = peer.transport === undefined ? '' : ` (${peer.transport})`
+  return `${peer.link}${transport}${relay} since ${peer.since}${limits}: ${peer.addrs.join(', ')}`
 }
 
 const VIEWER = 'radmesh viewer --home HOME'
