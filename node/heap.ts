@@ -11,6 +11,9 @@
  *   runs one, as the heap itself barely grows. `offHeapGarbage` asks for one after every 16 MB, which
  *   keeps the peak RSS of a 2 GB ingest flat and leaves no full collection during a 400-image ingest.
  *
+ * - The young generation is 8 MB a semi-space (V8 sizes it up to 32 MB from the machine's memory): set by the
+ *   launcher, bin/radmesh, which replaces its process with itself and the flag, as V8 takes it only at start.
+ *
  * The figures behind each choice are in docs/PERFORMANCE.md. `RADMESH_HEAP_TUNING=0` leaves V8's
  * defaults, for comparison.
  */
