@@ -141,22 +141,24 @@ export async function checkChunk(
   const instance = version.index.instances[version.instanceOfChunk[index] as number]
   const size = manifest.chunkSizes[index]
   if (instance === undefined || size === undefined) return undefined
+  if (instance.chunkCount > 1 && form === CHUNK_FORM.sealed) {
+    return chunkMatches(manifest, index, bytes) ? { sealed: bytes } : undefined
+  }
   const last = index === manifest.chunkHashes.length - 1
   let plaintext: Buffer
   try {
     plaintext =
       form === CHUNK_FORM.packed
         ? await unpackChunk(key, { studyUid, versionId, index, last }, bytes, size - CHUNK_TAG_BYTES)
-        : instance.chunkCount === 1
-          ? decryptChunk(key, studyUid, versionId, index, last, bytes)
-          : Buffer.alloc(0)
+        : decryptChunk(key, studyUid, versionId, index, last, bytes)
   } catch {
     return undefined
   }
-  if (instance.chunkCount === 1) {
-    if (plaintext.byteLength !== instance.size || sha256Hex(plaintext) !== instance.sha256) return undefined
-    return { instance: plaintext, sha256: instance.sha256 }
+  if (instance.chunkCount > 1) {
+    // Packed: sealed again as the manifest lists it, to be kept sealed until its instance is whole.
+    const sealed = encryptChunk(key, studyUid, versionId, index, last, plaintext)
+    return chunkMatches(manifest, index, sealed) ? { sealed } : undefined
   }
-  const sealed = form === CHUNK_FORM.packed ? encryptChunk(key, studyUid, versionId, index, last, plaintext) : bytes
-  return chunkMatches(manifest, index, sealed) ? { sealed } : undefined
+  if (plaintext.byteLength !== instance.size || sha256Hex(plaintext) !== instance.sha256) return undefined
+  return { instance: plaintext, sha256: instance.sha256 }
 }
