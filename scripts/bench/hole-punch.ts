@@ -25,6 +25,7 @@ import {
   type NamespacedNode,
   type Namespaces,
   netnsUnavailable,
+  startBehindNats,
   startInNamespace
 } from '../lib/netns.ts'
 import { tempDir } from '../lib/temp.ts'
@@ -159,31 +160,19 @@ async function direct(): Promise<Run> {
 async function behindTwoNats(way: string, webrtc: boolean): Promise<Run> {
   return await inTopology(async (net, started) => {
     const flag = webrtc ? ['--webrtc'] : []
-    const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('Relay', 'site'), [
-      '--listen',
-      `/ip4/${net.addr.relay}/tcp/7400`,
-      '--relay',
-      ...flag
-    ])
-    started.push(relay)
-    const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
-    const site = await startInNamespace(net.ns.site, net.mgmt.site, await consortium.member('NAT Site', 'site'), [
-      '--listen',
-      `/ip4/${net.addr.site}/tcp/7400`,
-      '--relay-via',
-      relayAddr,
-      ...SITE_ARGS,
-      ...flag
-    ])
-    started.push(site)
-    await waitFor('the site at the relay', async () => (await linkOf(relay, site)) !== undefined, CONNECT_TIMEOUT_MS)
-    const reader = await startInNamespace(
-      net.ns.reader,
-      net.mgmt.reader,
-      await consortium.member('Reader', 'radiologist'),
-      ['--listen', `/ip4/${net.addr.reader}/tcp/7400`, '--peer', `${relayAddr}/p2p-circuit/p2p/${site.peerId}`, ...flag]
+    const { relay, site, reader } = await startBehindNats(
+      net,
+      {
+        relay: await consortium.member('Relay', 'site'),
+        site: await consortium.member('NAT Site', 'site'),
+        reader: await consortium.member('Reader', 'radiologist')
+      },
+      {
+        args: { relay: flag, site: [...SITE_ARGS, ...flag], reader: flag },
+        timeoutMs: CONNECT_TIMEOUT_MS,
+        started: node => started.push(node)
+      }
     )
-    started.push(reader)
     const wanted = webrtc
       ? (l: ConnectedMember | undefined) => l?.transport === 'webrtc' && l.addrs.every(a => a.includes('/webrtc'))
       : (l: ConnectedMember | undefined) => l?.link === 'relayed'

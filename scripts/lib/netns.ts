@@ -264,3 +264,61 @@ export async function startInNamespace(
     }
   }
 }
+
+/** A relay member on the WAN, a site behind NAT A and a reader behind NAT B (`startBehindNats`). */
+export interface MembersBehindNats {
+  relay: NamespacedNode
+  site: NamespacedNode
+  reader: NamespacedNode
+  /** the relay's address (`/ip4/…/tcp/7400/p2p/RELAY`) */
+  relayAddr: string
+}
+
+/**
+ * Starts, in `net`, a relay member on the WAN (`--relay`), a site behind NAT A that holds a reservation on it
+ * (`--relay-via`), waited for at the relay, and a reader behind NAT B that dials the site through it; each with
+ * `args[role]` added. Each node goes to `started` as soon as it runs, to be killed after whatever happens next.
+ */
+export async function startBehindNats(
+  net: Namespaces,
+  homes: Record<'relay' | 'site' | 'reader', string>,
+  options: {
+    args?: Partial<Record<'relay' | 'site' | 'reader', string[]>>
+    /** how long the site may take to reach the relay */
+    timeoutMs: number
+    started(node: NamespacedNode): void
+  }
+): Promise<MembersBehindNats> {
+  const args = options.args ?? {}
+  const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, homes.relay, [
+    '--listen',
+    `/ip4/${net.addr.relay}/tcp/7400`,
+    '--relay',
+    ...(args.relay ?? [])
+  ])
+  options.started(relay)
+  const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
+  const site = await startInNamespace(net.ns.site, net.mgmt.site, homes.site, [
+    '--listen',
+    `/ip4/${net.addr.site}/tcp/7400`,
+    '--relay-via',
+    relayAddr,
+    ...(args.site ?? [])
+  ])
+  options.started(site)
+  await waitFor(
+    'the site at the relay',
+    async () =>
+      (await relay.api<Array<{ peerId: string }>>('GET', '/api/peers')).body.some(p => p.peerId === site.peerId),
+    options.timeoutMs
+  )
+  const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, homes.reader, [
+    '--listen',
+    `/ip4/${net.addr.reader}/tcp/7400`,
+    '--peer',
+    `${relayAddr}/p2p-circuit/p2p/${site.peerId}`,
+    ...(args.reader ?? [])
+  ])
+  options.started(reader)
+  return { relay, site, reader, relayAddr }
+}

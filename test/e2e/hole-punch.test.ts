@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { type NamespacedNode, type NatKind, startInNamespace } from '../../scripts/lib/netns.ts'
+import { type NamespacedNode, type NatKind, startBehindNats } from '../../scripts/lib/netns.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 import { claimedHeadCt, netnsTests, peers } from '../helpers/netns-tests.ts'
 
@@ -32,35 +32,23 @@ async function threeMembers(natB: NatKind): Promise<{
   const net = netns.build({ natB })
   const consortium = await createScratchConsortium('Hole punch')
   const siteHome = await consortium.member('NAT Site', 'site')
-  const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('WAN Relay', 'site'), [
-    '--listen',
-    `/ip4/${net.addr.relay}/tcp/7400`,
-    '--relay',
-    '--webrtc'
-  ])
-  const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
-  const site = await startInNamespace(net.ns.site, net.mgmt.site, siteHome, [
-    '--listen',
-    `/ip4/${net.addr.site}/tcp/7400`,
-    '--relay-via',
-    relayAddr,
-    '--webrtc',
-    '--dicom',
-    '11112',
-    '--stable-after',
-    '1s'
-  ])
-  await waitFor('the site at the relay', async () => (await peers(relay)).some(p => p.peerId === site.peerId), 20_000)
   const readerHome = await consortium.member('Dr Punch', 'radiologist', [], ['--subspecialty', 'neuro'])
-  const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, readerHome, [
-    '--listen',
-    `/ip4/${net.addr.reader}/tcp/7400`,
-    '--peer',
-    `${relayAddr}/p2p-circuit/p2p/${site.peerId}`,
-    '--webrtc'
-  ])
-  const nodes = [relay, site, reader]
-  for (const node of nodes) netns.track(node)
+  const nodes: NamespacedNode[] = []
+  const { relay, site, reader } = await startBehindNats(
+    net,
+    { relay: await consortium.member('WAN Relay', 'site'), site: siteHome, reader: readerHome },
+    {
+      args: {
+        relay: ['--webrtc'],
+        site: ['--webrtc', '--dicom', '11112', '--stable-after', '1s'],
+        reader: ['--webrtc']
+      },
+      timeoutMs: 20_000,
+      started: node => {
+        nodes.push(netns.track(node))
+      }
+    }
+  )
   return {
     relay,
     site,

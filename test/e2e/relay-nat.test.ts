@@ -12,7 +12,7 @@ import { claimedHeadCt, netnsTests, peers } from '../helpers/netns-tests.ts'
 import * as assert from 'uvu/assert'
 import type { Reach } from '../../protocol/api/peers.ts'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
-import { startInNamespace } from '../../scripts/lib/netns.ts'
+import { startBehindNats } from '../../scripts/lib/netns.ts'
 import { waitFor } from '../../scripts/lib/wait.ts'
 
 const netns = netnsTests(test)
@@ -21,33 +21,15 @@ test('a site and a reader behind their own NATs: via the relay, worklist, report
   if (netns.skipped()) return
   const net = netns.build()
   const consortium = await createScratchConsortium('Behind NAT')
-  const relay = await startInNamespace(net.ns.wan, net.mgmt.wan, await consortium.member('WAN Relay', 'site'), [
-    '--listen',
-    `/ip4/${net.addr.relay}/tcp/7400`,
-    '--relay'
-  ])
-  netns.track(relay)
-  const relayAddr = `/ip4/${net.addr.relay}/tcp/7400/p2p/${relay.peerId}`
-  const site = await startInNamespace(net.ns.site, net.mgmt.site, await consortium.member('NAT Site', 'site'), [
-    '--listen',
-    `/ip4/${net.addr.site}/tcp/7400`,
-    '--relay-via',
-    relayAddr,
-    '--dicom',
-    '11112',
-    '--stable-after',
-    '1s'
-  ])
-  netns.track(site)
-  await waitFor('the site at the relay', async () => (await peers(relay)).some(p => p.peerId === site.peerId), 20_000)
-  const readerHome = await consortium.member('Dr NAT Reader', 'radiologist', [], ['--subspecialty', 'neuro'])
-  const reader = await startInNamespace(net.ns.reader, net.mgmt.reader, readerHome, [
-    '--listen',
-    `/ip4/${net.addr.reader}/tcp/7400`,
-    '--peer',
-    `${relayAddr}/p2p-circuit/p2p/${site.peerId}`
-  ])
-  netns.track(reader)
+  const { relay, site, reader } = await startBehindNats(
+    net,
+    {
+      relay: await consortium.member('WAN Relay', 'site'),
+      site: await consortium.member('NAT Site', 'site'),
+      reader: await consortium.member('Dr NAT Reader', 'radiologist', [], ['--subspecialty', 'neuro'])
+    },
+    { args: { site: ['--dicom', '11112', '--stable-after', '1s'] }, timeoutMs: 20_000, started: netns.track }
+  )
 
   const seen = await waitFor(
     'the reader connected to the site',
