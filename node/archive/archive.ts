@@ -213,7 +213,8 @@ export class ArchiveService implements Archive {
 
   /**
    * Validates and stores one Part 10 file. Throws InvalidDicomError (with the reason) for a file it
-   * refuses; every outcome, refusals included, is audited.
+   * refuses; every outcome, refusals included, is audited. The archive keeps no reference to `file`: once this
+   * settles, the caller may reuse or release it.
    */
   async store(file: Uint8Array, actor: AuditActor, expected?: Expected): Promise<StoreResult> {
     const incoming = this.incoming()
@@ -388,6 +389,7 @@ export class ArchiveService implements Archive {
     return await readRange(this.chunks, instance, start, end)
   }
 
+  /** The instance's bytes, in a buffer of the caller's own: nothing else holds it, so it may be released (heap.ts). */
   async read(instance: InstanceRecord): Promise<Buffer> {
     return await readWhole(this.chunks, instance)
   }
@@ -411,6 +413,7 @@ export class ArchiveService implements Archive {
     return await this.chunks.has(id)
   }
 
+  /** A kept chunk's bytes, in a buffer of the caller's own (as `read`). */
   async readChunk(id: string): Promise<Buffer> {
     return await this.chunks.get(id)
   }

@@ -17,6 +17,7 @@ import { promises as fs } from 'node:fs'
 import type { AbstractBatchPutOperation } from 'abstract-level'
 import type { Json } from '../../protocol/json.ts'
 import { sha256Hex } from '../hash.ts'
+import { release } from '../heap.ts'
 import { type BinarySublevel, type Database, type SublevelOf, SYNCED_WRITE } from '../store/database.ts'
 import { compareRefs } from '../store/pack-ref.ts'
 import {
@@ -284,12 +285,17 @@ export class ChunkStore {
     const sealed = await this.readers.read(location)
     if (sealed === undefined) throw new Error(`chunk ${id}: pack ${location.pack} is shorter than its index says`)
     const plaintext = this.key.open(sealed, CHUNK_ASSOCIATED_DATA)
+    release(sealed)
     if (sha256Hex(plaintext) !== id) throw new Error(`chunk ${id} does not match its hash`)
     return plaintext
   }
 
-  /** The chunks' plaintexts, joined. */
+  /** The chunks' plaintexts, joined (one chunk's is returned as it is, not copied). */
   async read(ids: string[]): Promise<Buffer> {
-    return Buffer.concat(await Promise.all(ids.map(async id => await this.get(id))))
+    const pieces = await Promise.all(ids.map(async id => await this.get(id)))
+    if (pieces.length === 1) return pieces[0] as Buffer
+    const joined = Buffer.concat(pieces)
+    for (const piece of pieces) release(piece)
+    return joined
   }
 }

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino'
 import type { ManifestInstance } from '../../protocol/exchange/manifest.ts'
 import type { Archive } from '../archive/archive.ts'
-import { offHeapGarbage } from '../heap.ts'
+import { offHeapGarbage, release } from '../heap.ts'
 import { decryptChunk } from './crypto.ts'
 import type { ChunkSchedule } from './schedule.ts'
 import type { CheckedChunk } from './verify.ts'
@@ -151,16 +151,19 @@ export class InstanceAssembly {
       }
       const last = c === manifest.chunkHashes.length - 1
       pieces.push(decryptChunk(key, manifest.studyUid, manifest.versionId, c, last, verified.sealed))
+      release(verified.sealed)
     }
     const file = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces)
+    if (pieces.length > 1) for (const piece of pieces) release(piece)
     if (file.byteLength !== instance.size) {
       throw new Error(`instance ${instance.sopUid} is ${file.byteLength} bytes, not the manifest's ${instance.size}`)
     }
     // The archive refuses the file unless its SHA-256 is the manifest's: it hashes it, or takes the check's hash
     // of these very bytes (a chunk that is a whole instance).
     await archive.store(file, { type: 'peer', id: peer }, { sha256: instance.sha256, sha256Checked: hashed })
-    // The received frames and the decrypted file are garbage now (heap.ts); the store counted its own.
-    offHeapGarbage(2 * file.byteLength)
+    // The store took a copy; what is left of the received frames is garbage (heap.ts).
+    release(file)
+    offHeapGarbage(instance.size)
     for (const c of chunks) this.verified.delete(c)
     if (instance.chunkCount > 1) await versions.forgetPartial(manifest.studyUid, manifest.versionId, chunks)
     this.markInstanceDone(instanceIndex, instance)

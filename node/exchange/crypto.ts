@@ -28,6 +28,7 @@ import {
 } from '../../protocol/exchange/manifest.ts'
 import { parseJsonBytes, utf8 } from '../../protocol/json.ts'
 import { MalformedMessageError } from '../../protocol/errors.ts'
+import { release } from '../heap.ts'
 import { fromBase64url, rawPublicKey, signedByPeer, toBase64url } from '../membership/crypto.ts'
 
 const TAG = 16
@@ -69,7 +70,9 @@ export function encryptChunk(
   cipher.setAAD(chunkAssociatedData(studyUid, versionId, index, last))
   const body = cipher.update(plaintext)
   cipher.final()
-  return Buffer.concat([body, cipher.getAuthTag()])
+  const sealed = Buffer.concat([body, cipher.getAuthTag()])
+  release(body)
+  return sealed
 }
 
 /** Throws when the chunk was altered, or belongs to another study, version, place or key. */

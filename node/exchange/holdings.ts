@@ -9,8 +9,9 @@ import { CHUNK_FORM, type ChunkForm } from '../../protocol/exchange/chunks.ts'
 import type { ChunkRequest } from '../../protocol/exchange/messages.ts'
 import { CHUNK_TAG_BYTES, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
 import type { Archive } from '../archive/archive.ts'
+import { release } from '../heap.ts'
 import { encryptChunk } from './crypto.ts'
-import { packChunk } from './packing.ts'
+import { type ChunkPlace, packChunk } from './packing.ts'
 import { Recent } from './recent.ts'
 import type { OpenVersion, StudyVersions } from './versions.ts'
 
@@ -27,9 +28,15 @@ export interface HoldingsComponents {
 
 export class Holdings {
   private readonly components: HoldingsComponents
-  /** ciphertext chunks and files recently used to serve, so frames of one chunk do not repeat the work */
-  private readonly sealedChunks = new Recent<string, Buffer>(16)
-  private readonly packedChunks = new Recent<string, WireChunk>(16)
+  /**
+   * Chunks as last sent, so a chunk asked for again at once (from the offset a dropped link reached, or by a
+   * second asker) is not read and encrypted again. Two each: a chunk kept longer outlives the minor
+   * collections and waits for a full one (heap.ts); with sixteen, the holder's peak RSS over a 400-image fetch
+   * was 15 MB higher (docs/PERFORMANCE.md).
+   */
+  private readonly sealedChunks = new Recent<string, Buffer>(2)
+  private readonly packedChunks = new Recent<string, WireChunk>(2)
+  /** instances of several chunks, read once for all of them */
   private readonly files = new Recent<string, Buffer>(4)
 
   constructor(components: HoldingsComponents) {
@@ -81,66 +88,80 @@ export class Holdings {
 
   /** Chunk `index` packed when that saves, else sealed; undefined when this node does not hold it. */
   async packedChunk(version: OpenVersion, index: number): Promise<WireChunk | undefined> {
-    const { manifest, key } = version
-    const id = `${manifest.versionId}/${index}`
+    const id = `${version.manifest.versionId}/${index}`
     const cached = this.packedChunks.get(id)
     if (cached !== undefined) return cached
-    const plaintext = await this.plaintextChunk(version, index)
-    let wire: WireChunk | undefined
-    if (plaintext !== undefined) {
-      const last = index === manifest.chunkHashes.length - 1
-      const place = { studyUid: manifest.studyUid, versionId: manifest.versionId, index, last }
-      const packed = await packChunk(key, place, plaintext)
-      if (packed !== undefined) wire = { form: CHUNK_FORM.packed, bytes: packed }
-    }
+    const wire = await this.withPlaintext(version, index, async (plaintext, place) => {
+      const packed = await packChunk(version.key, place, plaintext)
+      if (packed !== undefined) return { form: CHUNK_FORM.packed, bytes: packed }
+      // Incompressible.
+      return { form: CHUNK_FORM.sealed, bytes: this.sealed(version, place, plaintext) }
+    })
     if (wire === undefined) {
-      // Incompressible, or held only as the sealed chunk a fetch in progress keeps.
-      const sealed = await this.sealedChunk(version, index)
-      if (sealed === undefined) return undefined
-      wire = { form: CHUNK_FORM.sealed, bytes: sealed }
+      // Held only as the sealed chunk a fetch in progress keeps.
+      const kept = await this.keptChunk(version, index)
+      return kept === undefined ? undefined : { form: CHUNK_FORM.sealed, bytes: kept }
     }
     this.packedChunks.set(id, wire)
     return wire
   }
 
-  /** The plaintext of chunk `index`, from its instance in the archive; undefined when that is not here. */
-  private async plaintextChunk(version: OpenVersion, index: number): Promise<Buffer | undefined> {
+  /** Chunk `index` of a version, sealed as in the manifest, or undefined when this node does not hold it. */
+  async sealedChunk(version: OpenVersion, index: number): Promise<Buffer | undefined> {
+    const id = `${version.manifest.versionId}/${index}`
+    const cached = this.sealedChunks.get(id)
+    if (cached !== undefined) return cached
+    const sealed =
+      (await this.withPlaintext(version, index, async (plaintext, place) => this.sealed(version, place, plaintext))) ??
+      (await this.keptChunk(version, index))
+    if (sealed !== undefined) this.sealedChunks.set(id, sealed)
+    return sealed
+  }
+
+  /** Chunk `index` sealed as in the manifest (chunk ciphertext is deterministic: every holder's is the same). */
+  private sealed(version: OpenVersion, place: ChunkPlace, plaintext: Uint8Array): Buffer {
+    return encryptChunk(version.key, place.studyUid, place.versionId, place.index, place.last, plaintext)
+  }
+
+  /**
+   * `use` of the plaintext of chunk `index`, read from its instance in the archive; undefined when that is not
+   * here. An instance of one chunk (most images) is read for that chunk alone and released once used (heap.ts);
+   * one of several is kept for its next chunks.
+   */
+  private async withPlaintext<T>(
+    version: OpenVersion,
+    index: number,
+    use: (plaintext: Buffer, place: ChunkPlace) => Promise<T>
+  ): Promise<T | undefined> {
     const { archive } = this.components
     const { manifest, index: manifestIndex } = version
     const instance = manifestIndex.instances[version.instanceOfChunk[index] as number]
     if (instance === undefined) return undefined
     let file = this.files.get(instance.sopUid)
+    const own = file === undefined && instance.chunkCount === 1
     if (file === undefined) {
       const record = await archive.instance(instance.sopUid)
       if (record === undefined || record.sha256 !== instance.sha256) return undefined
       file = await archive.read(record)
-      this.files.set(instance.sopUid, file)
+      if (!own) this.files.set(instance.sopUid, file)
     }
     // Every chunk of an instance but its last holds TRANSFER_CHUNK_PLAINTEXT bytes (see versions.ts publish).
     const start = (index - instance.firstChunk) * TRANSFER_CHUNK_PLAINTEXT
     const plaintextSize = (manifest.chunkSizes[index] as number) - CHUNK_TAG_BYTES
-    return file.subarray(start, start + plaintextSize)
+    const last = index === manifest.chunkHashes.length - 1
+    const place = { studyUid: manifest.studyUid, versionId: manifest.versionId, index, last }
+    try {
+      return await use(file.subarray(start, start + plaintextSize), place)
+    } finally {
+      if (own) release(file)
+    }
   }
 
-  /** Chunk `index` of a version, sealed as in the manifest, or undefined when this node does not hold it. */
-  async sealedChunk(version: OpenVersion, index: number): Promise<Buffer | undefined> {
+  /** Chunk `index` as a fetch in progress keeps it (a reader part way through a large instance), if it does. */
+  private async keptChunk(version: OpenVersion, index: number): Promise<Buffer | undefined> {
     const { archive } = this.components
-    const { manifest, key } = version
-    const id = `${manifest.versionId}/${index}`
-    const cached = this.sealedChunks.get(id)
-    if (cached !== undefined) return cached
-    let sealed: Buffer | undefined
-    const plaintext = await this.plaintextChunk(version, index)
-    if (plaintext !== undefined) {
-      const last = index === manifest.chunkHashes.length - 1
-      sealed = encryptChunk(key, manifest.studyUid, manifest.versionId, index, last, plaintext)
-    } else {
-      // A reader part way through a large instance holds some of its chunks as they came.
-      const hash = manifest.chunkHashes[index] as string
-      if (!(await archive.hasChunk(hash))) return undefined
-      sealed = await archive.readChunk(hash)
-    }
-    this.sealedChunks.set(id, sealed)
-    return sealed
+    const hash = version.manifest.chunkHashes[index] as string
+    if (!(await archive.hasChunk(hash))) return undefined
+    return await archive.readChunk(hash)
   }
 }

@@ -35,6 +35,7 @@ import {
   MAX_ASKED_FRAME_BYTES,
   MAX_CHUNK_FRAME_MESSAGE_BYTES
 } from '../../protocol/exchange/messages.ts'
+import { release } from '../heap.ts'
 import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
 import type { PackChoice } from './pack-choice.ts'
 import type { ChunkSchedule, Wanted } from './schedule.ts'
@@ -164,6 +165,12 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
     })
     // Bytes asked for and not received, counted as the manifest's sizes: a packed chunk only frees more.
     let outstanding = 0
+    // Frame messages libp2p joined from pieces into buffers of their own: their memory is released once the
+    // chunk's frames are joined in turn (heap.ts), not left for a full collection.
+    const ownBuffers = new WeakSet<ArrayBufferLike>()
+    const releaseOwn = (piece: Buffer): void => {
+      if (ownBuffers.delete(piece.buffer)) release(new Uint8Array(piece.buffer))
+    }
     const pump = async (): Promise<void> => {
       while (outstanding < schedule.window(slot, lane.window) && !signal.aborted) {
         let index = schedule.take(have, slot)
@@ -205,7 +212,9 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
     await pump()
     while (!signal.aborted && (inFlight.length > 0 || (await stayDry()))) {
       const readSignal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal])
-      const frame = decodeFrame(protocol, (await lp.read({ signal: readSignal })).subarray(), manifest)
+      const message = (await lp.read({ signal: readSignal })).subarray()
+      if (message.byteOffset === 0 && message.buffer.byteLength === message.byteLength) ownBuffers.add(message.buffer)
+      const frame = decodeFrame(protocol, message, manifest)
       const current = inFlight[0] as { wanted: Wanted; pending: number; duplicate: boolean }
       const head = current.wanted
       if (frame.index !== head.index || frame.offset !== head.offset) {
@@ -239,8 +248,15 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
         await pump()
         continue
       }
-      const whole = head.received.length === 1 ? (head.received[0] as Buffer) : Buffer.concat(head.received)
+      const joined = head.received.length > 1
+      const whole = joined ? Buffer.concat(head.received) : (head.received[0] as Buffer)
+      if (joined) for (const piece of head.received) releaseOwn(piece)
       const checked = await lane.check(head.index, head.form ?? CHUNK_FORM.sealed, whole)
+      // What came is garbage once checked, unless it is kept as it came (a chunk of a large instance).
+      if (checked === undefined || !('sealed' in checked) || checked.sealed !== whole) {
+        if (joined) release(whole)
+        else releaseOwn(whole)
+      }
       if (checked === undefined) {
         schedule.release(head.index, slot)
         lane.exclude()

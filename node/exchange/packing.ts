@@ -13,6 +13,7 @@ import {
   packedChunkAssociatedData,
   packedKeyInfo
 } from '../../protocol/exchange/chunks.ts'
+import { release } from '../heap.ts'
 import { Recent } from './recent.ts'
 
 /** Where a chunk sits in its version, as its associated data binds it. */
@@ -68,7 +69,10 @@ export async function packChunk(
   cipher.setAAD(packedChunkAssociatedData(place.studyUid, place.versionId, place.index, place.last))
   const body = cipher.update(compressed)
   cipher.final()
-  return Buffer.concat([nonce, body, cipher.getAuthTag()])
+  release(compressed)
+  const packed = Buffer.concat([nonce, body, cipher.getAuthTag()])
+  release(body)
+  return packed
 }
 
 /**
@@ -92,7 +96,9 @@ export async function unpackChunk(
   const compressed = decipher.update(packed.subarray(PACKED_NONCE_BYTES, packed.byteLength - PACKED_TAG_BYTES))
   decipher.final()
   const limit = Math.max(64, plaintextSize)
-  const plaintext = await decompress(compressed, { maxOutputLength: limit, chunkSize: limit })
+  const plaintext = await decompress(compressed, { maxOutputLength: limit, chunkSize: limit }).finally(() => {
+    release(compressed)
+  })
   if (plaintext.byteLength !== plaintextSize) {
     throw new Error(`packed chunk ${place.index} unpacks to ${plaintext.byteLength} bytes, not ${plaintextSize}`)
   }

@@ -217,7 +217,8 @@ export class ExchangeServer {
           const header = dialect.header(request, wire, offset)
           await write(new Uint8ArrayList(header, bytes.subarray(offset, offset + frameBytes)))
         }
-        // The archive read, the cipher (or zstd) output and the Noise frames are garbage soon (heap.ts).
+        // The chunk as sent and Noise's copies of it are garbage soon (heap.ts); the archive read and the
+        // cipher's own output were released already (holdings.ts).
         offHeapGarbage(3 * (bytes.byteLength - request.offset))
       }
       await reader

@@ -13,6 +13,7 @@ import type { Logger } from 'pino'
 import { CHUNK_FORM, type ChunkForm } from '../../protocol/exchange/chunks.ts'
 import { CHUNK_TAG_BYTES, type KeyWrap, type StudyManifest } from '../../protocol/exchange/manifest.ts'
 import { sha256Hex } from '../hash.ts'
+import { release } from '../heap.ts'
 import type { Identity } from '../identity/keys.ts'
 import type { MembershipRegistry } from '../membership/registry.ts'
 import { CLOCK_SKEW_MS } from '../membership/trust.ts'
@@ -157,6 +158,7 @@ export async function checkChunk(
   if (instance.chunkCount > 1) {
     // Packed: sealed again as the manifest lists it, to be kept sealed until its instance is whole.
     const sealed = encryptChunk(key, studyUid, versionId, index, last, plaintext)
+    release(plaintext)
     return chunkMatches(manifest, index, sealed) ? { sealed } : undefined
   }
   if (plaintext.byteLength !== instance.size || sha256Hex(plaintext) !== instance.sha256) return undefined

@@ -56,8 +56,9 @@ export class MemoryArchive implements ArchiveForExchange {
     return file === undefined ? undefined : record(this.versions, sha256Hex(file))
   }
 
+  /** A copy, as the archive's read is: the caller owns it, and may release it (heap.ts). */
   async read(instance: InstanceRecord): Promise<Buffer> {
-    return this.files.get(instance.sopUid) as Buffer
+    return Buffer.from(this.files.get(instance.sopUid) as Buffer)
   }
 
   async store(file: Uint8Array, actor: unknown): Promise<Awaited<ReturnType<Archive['store']>>> {
@@ -79,7 +80,7 @@ export class MemoryArchive implements ArchiveForExchange {
   async readChunk(id: string): Promise<Buffer> {
     const chunk = this.kept.get(id)
     if (chunk === undefined) throw new Error(`chunk ${id} is not kept`)
-    return chunk
+    return Buffer.from(chunk)
   }
 }
 

@@ -26,6 +26,7 @@ import {
   type StagedChunk,
   type StagedWrite
 } from './format.ts'
+import { release } from '../../heap.ts'
 import { zeroFrom } from './read.ts'
 
 /** zero-filling ahead waits until no append came for this long, and goes in steps of this size */
@@ -345,6 +346,8 @@ export class PackWriter<A extends PackAppend = PackAppend> {
       bytesWritten += written
       i += group.length
     }
+    // On disk: the sealed pieces are garbage (a failed write keeps them; nothing writes them again).
+    for (const piece of pieces) release(piece)
   }
 
   /** Opens the pack being written; its entries end at `size` (past it: zero-filled space, or nothing). */
