@@ -26,7 +26,7 @@ import {
 import type { PeerIdString } from '../../protocol/ids.ts'
 import type { Archive, InstanceRecord, StorageKey } from '../archive/index.ts'
 import { sha256Hex } from '../hash.ts'
-import { offHeapGarbage } from '../heap.ts'
+import { offHeapGarbage, release } from '../heap.ts'
 import { type BinarySublevel, type Database, SYNCED_WRITE } from '../store/database.ts'
 import { encryptChunk, newContentKey, openIndex, sealIndex, signManifest } from './crypto.ts'
 import { Recent } from './recent.ts'
@@ -271,12 +271,16 @@ export class StudyVersions {
         const sealed = encryptChunk(key, studyUid, versionId, index, index === total - 1, piece)
         chunkHashes.push(sha256Hex(sealed))
         chunkSizes.push(sealed.byteLength)
+        release(sealed)
       }
       const { sopUid, seriesUid, sha256 } = record
-      instances.push({ sopUid, seriesUid, size: file.byteLength, sha256, firstChunk, chunkCount: count })
-      // Garbage now: the sealed chunks read, their plaintexts, the file joined from them, its transfer chunks.
-      offHeapGarbage(4 * file.byteLength)
-      bytes += file.byteLength
+      const size = file.byteLength
+      instances.push({ sopUid, seriesUid, size, sha256, firstChunk, chunkCount: count })
+      // The file is this loop's own (the archive's read), its transfer chunks too; what is left of the read is
+      // garbage (heap.ts).
+      release(file)
+      offHeapGarbage(size)
+      bytes += size
       onProgress?.(n + 1, ordered.length)
     }
     const index: ManifestIndex = { instances }
