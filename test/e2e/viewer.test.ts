@@ -297,7 +297,12 @@ test(
         ).body.sections.findings.includes('No haemorrhage.'),
       5_000
     )
-    assert.match((await alicePage.locator('#report-authors').textContent()) ?? '', 'Dr Bob Neuro')
+    // The authors line follows the report's document, which may reach the page a moment after the node has it.
+    await alicePage.waitForFunction(
+      () => /Dr Bob Neuro/.test(document.querySelector('#report-authors')?.textContent ?? ''),
+      undefined,
+      { timeout: 5_000 }
+    )
 
     await alicePage.locator('#section-impression').click()
     await alicePage.keyboard.type('Right MCA infarct.')
