@@ -13,7 +13,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import {
   CHUNK_FORM,
@@ -37,6 +36,7 @@ import {
 } from '../../protocol/exchange/messages.ts'
 import { release } from '../heap.ts'
 import { type PeerPenalties, refusalCodeOf } from '../p2p/penalties.ts'
+import { messageStream } from '../p2p/wire.ts'
 import type { PackChoice } from './pack-choice.ts'
 import type { ChunkSchedule, Wanted } from './schedule.ts'
 import type { CheckedChunk } from './verify.ts'
@@ -158,10 +158,13 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
     }
     signal.addEventListener('abort', onAbort, { once: true })
     if (signal.aborted) onAbort()
-    const lp = lpStream(stream, {
+    // Every wait on the stream is bounded by a timer cleared when the wait ends (p2p/wire.ts): a frame read with
+    // AbortSignal.timeout left a 30 s timer and its signal alive per frame, 12,000 of them in a 2 GB fetch.
+    const lp = messageStream(stream, {
       maxDataLength:
         protocol === CHUNKS_PROTOCOL_2 ? maxChunkFrame2MessageBytes(LANE_FRAME_BYTES) : MAX_CHUNK_FRAME_MESSAGE_BYTES,
-      maxBufferSize: CHUNKS_READ_BUFFER_BYTES
+      maxBufferSize: CHUNKS_READ_BUFFER_BYTES,
+      messageTimeoutMs: EXCHANGE_TIMEOUT_MS
     })
     // Bytes asked for and not received, counted as the manifest's sizes: a packed chunk only frees more.
     let outstanding = 0
@@ -190,7 +193,7 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
           ...(protocol === CHUNKS_PROTOCOL_2 ? { frameBytes: frameBytesFor(slot.rate()) } : {}),
           ...(protocol === CHUNKS_PROTOCOL_2 && lane.packing?.wantPacked() === false ? { pack: false as const } : {})
         }
-        await lp.write(encodeChunkRequest(request), { signal })
+        await lp.write(encodeChunkRequest(request), signal, EXCHANGE_TIMEOUT_MS)
       }
     }
     /** The chunk at the head is done with (whole, or not held): what it still counted is freed. */
@@ -211,8 +214,8 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
     }
     await pump()
     while (!signal.aborted && (inFlight.length > 0 || (await stayDry()))) {
-      const readSignal = AbortSignal.any([AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), signal])
-      const message = (await lp.read({ signal: readSignal })).subarray()
+      const message = await lp.read(signal, EXCHANGE_TIMEOUT_MS)
+      if (message === undefined) throw new Error('the holder ended the chunks stream with chunks still asked for')
       if (message.byteOffset === 0 && message.buffer.byteLength === message.byteLength) ownBuffers.add(message.buffer)
       const frame = decodeFrame(protocol, message, manifest)
       const current = inFlight[0] as { wanted: Wanted; pending: number; duplicate: boolean }
