@@ -1,7 +1,7 @@
 /**
  * The launcher (`bin/radmesh`): `radmesh start` runs in the process it was started as (same pid), with V8's young
- * generation set to 8 MB a semi-space; `RADMESH_HEAP_TUNING=0`, or a `--max-semi-space-size` of one's own in
- * NODE_OPTIONS, leaves it as it is.
+ * generation set to 8 MB a semi-space and glibc's mmap threshold fixed at 256 KiB; `RADMESH_HEAP_TUNING=0`, or a
+ * setting of one's own, leaves each as it is.
  */
 import { readFileSync } from 'node:fs'
 import { test } from 'uvu'
@@ -11,15 +11,20 @@ import { startNode } from '../../scripts/lib/node-process.ts'
 
 const consortium = await createScratchConsortium('Launcher')
 
-/** The running node's command line, from /proc (the pid is the one spawned: the launcher replaced itself). */
-async function commandLine(env: NodeJS.ProcessEnv): Promise<string[]> {
+/**
+ * The running node's command line and environment, from /proc (the pid is the one spawned: the launcher replaced
+ * itself).
+ */
+async function running(env: NodeJS.ProcessEnv): Promise<{ args: string[]; environment: string[] }> {
   const node = await startNode(await consortium.member('Launcher Site', 'site'), { env })
   try {
-    return readFileSync(`/proc/${node.process.pid}/cmdline`, 'utf8').split('\0')
+    const read = (file: string): string[] => readFileSync(`/proc/${node.process.pid}/${file}`, 'utf8').split('\0')
+    return { args: read('cmdline'), environment: read('environ') }
   } finally {
     await node.stop()
   }
 }
+const commandLine = async (env: NodeJS.ProcessEnv): Promise<string[]> => (await running(env)).args
 
 test('radmesh start runs with 8 MB semi-spaces, in the process spawned', async () => {
   const args = await commandLine({})
@@ -37,6 +42,23 @@ test("RADMESH_HEAP_TUNING=0, or one's own --max-semi-space-size, leaves V8's you
   assert.not.ok(
     own.some(a => a.startsWith('--max-semi-space-size')),
     'not added to the command line'
+  )
+})
+
+test("radmesh start runs with glibc's mmap threshold at 256 KiB, unless one's own is set or tuning is off", async () => {
+  const threshold = (environment: string[]): string | undefined =>
+    environment.find(entry => entry.startsWith('MALLOC_MMAP_THRESHOLD_='))
+  assert.is(threshold((await running({})).environment), 'MALLOC_MMAP_THRESHOLD_=262144')
+  assert.is(
+    threshold((await running({ MALLOC_MMAP_THRESHOLD_: '1048576' })).environment),
+    'MALLOC_MMAP_THRESHOLD_=1048576'
+  )
+  assert.is(threshold((await running({ RADMESH_HEAP_TUNING: '0' })).environment), undefined)
+  const own = await running({ NODE_OPTIONS: '--max-semi-space-size=16' })
+  assert.is(threshold(own.environment), 'MALLOC_MMAP_THRESHOLD_=262144', 'with a semi-space of its own')
+  assert.not.ok(
+    own.args.some(a => a.startsWith('--max-semi-space-size')),
+    own.args.join(' ')
   )
 })
 
