@@ -168,8 +168,9 @@ export async function pullLane(components: LaneComponents, lane: Lane): Promise<
     })
     // Bytes asked for and not received, counted as the manifest's sizes: a packed chunk only frees more.
     let outstanding = 0
-    // Frame messages libp2p joined from pieces into buffers of their own: their memory is released once the
-    // chunk's frames are joined in turn (heap.ts), not left for a full collection.
+    // Frame messages that came in several of libp2p's pieces, which `read` joined into buffers of their own
+    // (nothing else holds them): their memory is released once the chunk's frames are joined in turn, or the
+    // chunk is checked (heap.ts), not left for a full collection.
     const ownBuffers = new WeakSet<ArrayBufferLike>()
     const releaseOwn = (piece: Buffer): void => {
       if (ownBuffers.delete(piece.buffer)) release(new Uint8Array(piece.buffer))
