@@ -4,7 +4,7 @@
  * storage. The transfer benchmark runs it on the study's byte count to show what radmesh's wire alone costs.
  *
  *   node scripts/bench/libp2p-pipe.ts serve              prints its multiaddr, then serves /bench/pipe/1
- *   node scripts/bench/libp2p-pipe.ts pull ADDR BYTES N   pulls BYTES over N streams, prints {"seconds":…}
+ *   node scripts/bench/libp2p-pipe.ts pull ADDR BYTES N   pulls BYTES over N streams, prints {"seconds":…,"rssMb":…}
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -57,7 +57,9 @@ if (mode === 'serve') {
   const seconds = (performance.now() - started) / 1000
   const got = received.reduce((sum, n) => sum + n, 0)
   if (got !== total) throw new Error(`pulled ${got} of ${total} bytes`)
-  process.stdout.write(`${JSON.stringify({ seconds })}\n`)
+  // Peak RSS of this end in MiB, as the benchmarks print it (resourceUsage's maxRSS is in KiB).
+  const rssMb = process.resourceUsage().maxRSS / 1024
+  process.stdout.write(`${JSON.stringify({ seconds, rssMb })}\n`)
   await node.stop()
 } else {
   process.stderr.write('usage: libp2p-pipe.ts serve | pull ADDR BYTES STREAMS\n')

@@ -11,10 +11,13 @@
  * N Mbit/s each way; the radmesh reader announces a closed port, so the site cannot dial it around the proxy.
  * Without it, loopback.
  *
+ * With `--big`, the study is the ingest benchmark's 2.10 GB one (4000 slices), one round unless `--rounds` says
+ * otherwise: every way moves ten times the bytes, so memory that grows with a transfer's length shows.
+ *
  * With `--holders 2`, radmesh alone: a reader fetching from one holder, then from two, each behind its own
  * `--mbit` link (20 unless told); see transfer-holders.ts.
  *
- *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N] [--holders 2]
+ *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N] [--holders 2] [--big]
  */
 import { spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
@@ -38,14 +41,16 @@ import { unexpected, VERIFY_SAMPLE, verify } from './transfer-verify.ts'
 
 const { values } = parseArgs({
   options: {
-    slices: { type: 'string', default: '400' },
-    rounds: { type: 'string', default: '3' },
+    slices: { type: 'string' },
+    rounds: { type: 'string' },
     mbit: { type: 'string' },
-    holders: { type: 'string', default: '1' }
+    holders: { type: 'string', default: '1' },
+    big: { type: 'boolean', default: false }
   }
 })
-const slices = Number(values.slices)
-const rounds = Number(values.rounds)
+/** `--big`: the ingest benchmark's 2.10 GB study (4000 slices), one round unless told */
+const slices = Number(values.slices ?? (values.big ? '4000' : '400'))
+const rounds = Number(values.rounds ?? (values.big ? '1' : '3'))
 /** the link's rate each way, Mbit/s; undefined = loopback, no proxy */
 const mbit = values.mbit === undefined ? undefined : Number(values.mbit)
 const linkName = mbit === undefined ? 'loopback' : `a ${mbit} Mbit/s link (userland proxy)`
@@ -239,13 +244,27 @@ async function orthancRun(): Promise<Run> {
 /** streams the bare libp2p pipe pulls over (the fastest of 1, 2, 4 and 8 measured here) */
 const PIPE_STREAMS = 4
 const PIPE = join(import.meta.dirname, 'libp2p-pipe.ts')
+/**
+ * The pipe runs with the runtime settings `radmesh start` gives a node (bin/radmesh: the young generation and
+ * glibc's mmap threshold; node/heap.ts: the heap's growth and off-heap accounting), so that its peak RSS is the
+ * floor under a node's too, not V8's and glibc's defaults.
+ */
+const PIPE_NODE_FLAGS = [
+  '--max-semi-space-size=8',
+  '--heap-growing-percent=50',
+  '--external-memory-accounted-in-global-limit'
+]
+const PIPE_ENV = { ...process.env, MALLOC_MMAP_THRESHOLD_: '262144' }
 
 /**
  * The study's byte count over bare libp2p (TCP + Noise + Yamux) between two processes: no content encryption,
  * no verification, no storage. Any libp2p transfer, radmesh's included, takes at least this long here.
  */
 async function libp2pPipeRun(): Promise<Run> {
-  const server = spawn(process.execPath, [PIPE, 'serve'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const server = spawn(process.execPath, [...PIPE_NODE_FLAGS, PIPE, 'serve'], {
+    env: PIPE_ENV,
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
   try {
     const lines = createInterface({ input: server.stdout })
     const address = await new Promise<string>((resolve, reject) => {
@@ -255,20 +274,24 @@ async function libp2pPipeRun(): Promise<Run> {
       })
     })
     const port = Number(/\/tcp\/(\d+)/.exec(address)?.[1])
-    const seconds = await throughLink(port, async linkPort => {
+    const pulled = await throughLink(port, async linkPort => {
       const through = address.replace(`/tcp/${port}/`, `/tcp/${linkPort}/`)
-      const client = spawn(process.execPath, [PIPE, 'pull', through, String(study.bytes), String(PIPE_STREAMS)], {
-        stdio: ['ignore', 'pipe', 'inherit']
-      })
+      const client = spawn(
+        process.execPath,
+        [...PIPE_NODE_FLAGS, PIPE, 'pull', through, String(study.bytes), String(PIPE_STREAMS)],
+        { env: PIPE_ENV, stdio: ['ignore', 'pipe', 'inherit'] }
+      )
       let output = ''
       client.stdout.on('data', (data: Buffer) => {
         output += data.toString()
       })
       const code = await new Promise<number | null>(resolve => client.once('exit', resolve))
       if (code !== 0) throw new Error(`the libp2p pipe client exited with ${code}`)
-      return (JSON.parse(output) as { seconds: number }).seconds
+      return JSON.parse(output) as { seconds: number; rssMb: number }
     })
-    return { seconds, rssMb: await peakRss(server.pid) }
+    const serverRss = await peakRss(server.pid)
+    recordEnds('bare libp2p pipe (floor)', serverRss, pulled.rssMb)
+    return { seconds: pulled.seconds, rssMb: Math.max(serverRss, pulled.rssMb) }
   } finally {
     server.kill('SIGTERM')
   }
