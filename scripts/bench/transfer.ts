@@ -333,7 +333,7 @@ if (radmesh.runs > 0) {
       `${Math.min(VERIFY_SAMPLE, study.files.length)} random ones byte-identical by WADO-RS)\n`
   )
   const dcmtk = summary.find(row => row.name.startsWith('DCMTK'))
-  if (dcmtk !== undefined && dcmtk.runs > 0) {
+  if (mbit !== undefined && dcmtk !== undefined && dcmtk.runs > 0) {
     process.stdout.write(
       `radmesh's time / DCMTK's: ${(radmesh.seconds / dcmtk.seconds).toFixed(2)} (goal at 20 Mbit/s: at most 0.5)\n`
     )
