@@ -28,14 +28,11 @@ export interface HoldingsComponents {
 
 export class Holdings {
   private readonly components: HoldingsComponents
-  /**
-   * Chunks as last sent, so a chunk asked for again at once (from the offset a dropped link reached, or by a
-   * second asker) is not read and encrypted again. Two each: a chunk kept longer outlives the minor
-   * collections and waits for a full one (heap.ts); with sixteen, the holder's peak RSS over a 400-image fetch
-   * was 15 MB higher (docs/PERFORMANCE.md).
-   */
-  private readonly sealedChunks = new Recent<string, Buffer>(2)
-  private readonly packedChunks = new Recent<string, WireChunk>(2)
+  // No chunk is kept once made: one kept even for the next two chunks' time outlived the minor collections
+  // and waited for a full one (heap.ts). With the last two kept, one fetch of a 400-image CT cost the holder
+  // 2.75-2.85 CPU seconds and peaked at 227-241 MB; with none, 2.18-2.31 s and 214-218 MB; over 2.10 GB, 21.5
+  // s and 261 MB against 15.5-16.7 s and 241-242 MB (docs/PERFORMANCE.md). A chunk asked for again (a
+  // dropped link's resume, a second asker) is read and encrypted again: a millisecond or two.
   /** instances of several chunks, read once for all of them */
   private readonly files = new Recent<string, Buffer>(4)
 
@@ -88,34 +85,24 @@ export class Holdings {
 
   /** Chunk `index` packed when that saves, else sealed; undefined when this node does not hold it. */
   async packedChunk(version: OpenVersion, index: number): Promise<WireChunk | undefined> {
-    const id = `${version.manifest.versionId}/${index}`
-    const cached = this.packedChunks.get(id)
-    if (cached !== undefined) return cached
     const wire = await this.withPlaintext(version, index, async (plaintext, place) => {
       const packed = await packChunk(version.key, place, plaintext)
       if (packed !== undefined) return { form: CHUNK_FORM.packed, bytes: packed }
       // Incompressible.
       return { form: CHUNK_FORM.sealed, bytes: this.sealed(version, place, plaintext) }
     })
-    if (wire === undefined) {
-      // Held only as the sealed chunk a fetch in progress keeps.
-      const kept = await this.keptChunk(version, index)
-      return kept === undefined ? undefined : { form: CHUNK_FORM.sealed, bytes: kept }
-    }
-    this.packedChunks.set(id, wire)
-    return wire
+    if (wire !== undefined) return wire
+    // Held only as the sealed chunk a fetch in progress keeps.
+    const kept = await this.keptChunk(version, index)
+    return kept === undefined ? undefined : { form: CHUNK_FORM.sealed, bytes: kept }
   }
 
   /** Chunk `index` of a version, sealed as in the manifest, or undefined when this node does not hold it. */
   async sealedChunk(version: OpenVersion, index: number): Promise<Buffer | undefined> {
-    const id = `${version.manifest.versionId}/${index}`
-    const cached = this.sealedChunks.get(id)
-    if (cached !== undefined) return cached
-    const sealed =
+    return (
       (await this.withPlaintext(version, index, async (plaintext, place) => this.sealed(version, place, plaintext))) ??
       (await this.keptChunk(version, index))
-    if (sealed !== undefined) this.sealedChunks.set(id, sealed)
-    return sealed
+    )
   }
 
   /** Chunk `index` sealed as in the manifest (chunk ciphertext is deterministic: every holder's is the same). */
