@@ -51,6 +51,10 @@ function selfTimes(profile: CpuProfile, from: number, to: number): Map<string, n
 
 const work = await tempDir('radmesh-profile-')
 const profiles = values.keep ?? join(work, 'profiles')
+// Profiles of an earlier run kept in the same place would be taken for this one's.
+await Promise.all(
+  ['site', 'reader'].map(async name => await fs.rm(join(profiles, name), { recursive: true, force: true }))
+)
 const study = await generateCt({
   out: join(work, 'study'),
   slices: Number(values.slices),
@@ -101,10 +105,13 @@ try {
 }
 for (const name of ['site', 'reader']) {
   const dir = join(profiles, name)
-  // The main thread's profile is the first one the process wrote (workers write theirs after it).
-  const [first] = (await fs.readdir(dir)).filter(file => file.endsWith('.cpuprofile')).sort()
-  if (first === undefined) throw new Error(`no profile from the ${name} in ${dir}`)
-  const profile = JSON.parse(await fs.readFile(join(dir, first), 'utf8')) as CpuProfile
+  // The main thread's profile is the largest: workers write smaller ones, and so does the launcher, which
+  // replaces itself with the node under the same pid (bin/radmesh).
+  const files = (await fs.readdir(dir)).filter(file => file.endsWith('.cpuprofile'))
+  const sizes = await Promise.all(files.map(async file => ({ file, size: (await fs.stat(join(dir, file))).size })))
+  const [main] = sizes.sort((a, b) => b.size - a.size)
+  if (main === undefined) throw new Error(`no profile from the ${name} in ${dir}`)
+  const profile = JSON.parse(await fs.readFile(join(dir, main.file), 'utf8')) as CpuProfile
   const times = [...selfTimes(profile, window.from, window.to)].sort((a, b) => b[1] - a[1])
   const total = times.reduce((sum, [, ms]) => sum + ms, 0)
   process.stdout.write(`\n${name}: main thread over the fetch, ${total.toFixed(0)} ms sampled; self time, ms:\n`)
