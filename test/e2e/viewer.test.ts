@@ -262,7 +262,13 @@ test(
       },
       5_000,
       25
-    )
+    ).catch(async (error: unknown) => {
+      // Slow, or two texts that will never agree: the texts and the node's say which.
+      const [a, b] = await both()
+      const { body } = await alice.api<{ sections: { findings: string } }>('GET', `/api/cases/${caseId}/report`)
+      const texts = JSON.stringify({ alicePage: a, bobPage: b, aliceNode: body.sections.findings })
+      throw new Error(`${(error as Error).message}: ${texts}`)
+    })
     const converged = Date.now() - typed
     assert.ok(converged <= 1_000, `the two pages agreed ${converged} ms after the last keystroke`)
     // Each sees where the other is writing.
