@@ -21,10 +21,9 @@ import { type EventLoopUtilization, performance } from 'node:perf_hooks'
 export const CHOICE_WINDOW_MS = 500
 /**
  * The first window starts with the first chunk (not with the fetch, whose first moments go to finding holders
- * and the manifest) and is shorter: on loopback, first windows of 500 ms from the fetch's start had 52 to 83 of
- * a 400-image study's chunks packed, and the fetch took 8 % more time and CPU at each end than with 20 packed
- * (docs/PERFORMANCE.md). It still spans a packed 1 MiB chunk on a 20 Mbit/s link, so a thin link is measured
- * as thin.
+ * and the manifest) and is shorter. On loopback, with first windows of 500 ms from the fetch's start, 52 to 150
+ * of a 400-image study's chunks went packed; with this and the trial below, 17 to 20 (docs/PERFORMANCE.md). It
+ * still spans a packed 1 MiB chunk on a 20 Mbit/s link, so a thin link is measured as thin.
  */
 export const FIRST_CHOICE_MS = 150
 /** An event loop this busy (a fraction of the window) leaves no room for unpacking. */
