@@ -251,7 +251,7 @@ const PIPE = join(import.meta.dirname, 'libp2p-pipe.ts')
  */
 const PIPE_NODE_FLAGS = [
   '--max-semi-space-size=8',
-  '--heap-growing-percent=50',
+  '--heap-growing-percent=30',
   '--external-memory-accounted-in-global-limit'
 ]
 const PIPE_ENV = { ...process.env, MALLOC_MMAP_THRESHOLD_: '262144' }
