@@ -26,6 +26,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import type { Availability } from '../../protocol/api/studies.ts'
+import { HEAP_FLAGS } from '../../node/heap.ts'
 import { generateCt } from '../generate-ct.ts'
 import { runTool } from '../lib/dcmtk.ts'
 import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
@@ -249,11 +250,7 @@ const PIPE = join(import.meta.dirname, 'libp2p-pipe.ts')
  * glibc's mmap threshold; node/heap.ts: the heap's growth and off-heap accounting), so that its peak RSS is the
  * floor under a node's too, not V8's and glibc's defaults.
  */
-const PIPE_NODE_FLAGS = [
-  '--max-semi-space-size=8',
-  '--heap-growing-percent=30',
-  '--external-memory-accounted-in-global-limit'
-]
+const PIPE_NODE_FLAGS = ['--max-semi-space-size=8', ...HEAP_FLAGS]
 const PIPE_ENV = { ...process.env, MALLOC_MMAP_THRESHOLD_: '262144' }
 
 /**
