@@ -25,6 +25,7 @@ import {
   type MemberCertificate,
   type Verdict
 } from '../../protocol/membership/index.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 import type { PeerPenalties } from '../p2p/penalties.ts'
 import type { MembershipRegistry } from './registry.ts'
 
@@ -186,7 +187,8 @@ export function memberHandshake(
   log: Logger
 ): Array<(components: MemberHandshakeComponents) => ConnectionEncrypter> {
   return [
-    components => new MemberHandshake(noise()(components as NoiseComponents), registry, penalties, log),
-    components => new PlainNoiseRefusal(noise()(components as NoiseComponents), log)
+    components =>
+      new MemberHandshake(noise({ crypto: noiseCrypto })(components as NoiseComponents), registry, penalties, log),
+    components => new PlainNoiseRefusal(noise({ crypto: noiseCrypto })(components as NoiseComponents), log)
   ]
 }

@@ -1,7 +1,7 @@
 /**
- * The floor under any libp2p transfer on this machine: bytes moved between two processes over stock libp2p
- * (TCP + Noise + Yamux, the stack radmesh nodes use), with no content encryption, no verification and no
- * storage. The transfer benchmark runs it on the study's byte count to show what radmesh's wire alone costs.
+ * The floor under any libp2p transfer on this machine: bytes moved between two processes over libp2p as radmesh
+ * nodes run it (TCP + Noise, with radmesh's transport cipher, node/membership/noise-crypto.ts, + Yamux), with no
+ * content encryption, no verification and no storage. The transfer benchmark runs it on the study's byte count to show what radmesh's wire alone costs.
  *
  *   node scripts/bench/libp2p-pipe.ts serve              prints its multiaddr, then serves /bench/pipe/1
  *   node scripts/bench/libp2p-pipe.ts pull ADDR BYTES N   pulls BYTES over N streams, prints {"seconds":…,"rssMb":…}
@@ -12,6 +12,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { P2P_LIMITS } from '../../node/p2p/limits.ts'
+import { noiseCrypto } from '../../node/membership/noise-crypto.ts'
 
 const PROTOCOL = '/bench/pipe/1'
 /** the size of each send, as a chunk server's frames would be batched */
@@ -21,7 +22,7 @@ const [mode, address, bytesArgument, streamsArgument] = process.argv.slice(2)
 const node = await createLibp2p({
   addresses: { listen: mode === 'serve' ? ['/ip4/127.0.0.1/tcp/0'] : [] },
   transports: [tcp()],
-  connectionEncrypters: [noise()],
+  connectionEncrypters: [noise({ crypto: noiseCrypto })],
   streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: P2P_LIMITS.maxStreamWindowSize } })]
 })
 
