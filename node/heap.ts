@@ -19,6 +19,7 @@
  *
  * - The young generation is 8 MB a semi-space (V8 sizes it up to 32 MB from the machine's memory): set by the
  *   launcher, bin/radmesh, which replaces its process with itself and the flag, as V8 takes it only at start.
+ * - glibc's allocator gets `MALLOC_ENV` from the launcher too (see there).
  *
  * The figures behind each choice are in docs/PERFORMANCE.md. `RADMESH_HEAP_TUNING=0` leaves V8's
  * defaults, for comparison.
@@ -33,6 +34,26 @@ export const HEAP_FLAGS = [
   `--heap-growing-percent=${HEAP_GROWING_PERCENT}`,
   '--external-memory-accounted-in-global-limit'
 ]
+
+/**
+ * glibc's allocator settings the launcher (bin/radmesh) gives `radmesh start`, which the benchmarks give the
+ * processes they compare a node with:
+ *
+ * - Buffers up to 4 MiB (an image's, a chunk's, a cipher's output) come from the allocator's heaps, which reuse
+ *   freed pages; larger ones are mapped. Mapping every buffer of 256 KiB and more (the setting before) gave its
+ *   pages back at once, but each new one then cost a page fault per 4 KiB page, and on a virtual machine whose
+ *   host backs guest memory lazily that was most of a fetch's CPU: a 2.10 GB fetch took 59.5 s (site 52 CPU
+ *   seconds, 1.98 million minor faults) against 23-29 s.
+ * - Two arenas: glibc gives each thread that allocates (libuv's pool, LevelDB's) an arena of its own, up to 8
+ *   a core, each keeping its freed pages. With two, the 2.10 GB fetch peaked at 236-237 MB at both ends against
+ *   246-251 MB with as many as glibc likes (docs/PERFORMANCE.md).
+ *
+ * A value of one's own for either is kept; `RADMESH_HEAP_TUNING=0` leaves glibc's defaults.
+ */
+export const MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(4 * 1024 * 1024),
+  MALLOC_ARENA_MAX: '2'
+}
 
 type Collect = (options: { type: 'minor' | 'major' }) => void
 

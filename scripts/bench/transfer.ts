@@ -26,7 +26,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import type { Availability } from '../../protocol/api/studies.ts'
-import { HEAP_FLAGS } from '../../node/heap.ts'
+import { HEAP_FLAGS, MALLOC_ENV } from '../../node/heap.ts'
 import { generateCt } from '../generate-ct.ts'
 import { runTool } from '../lib/dcmtk.ts'
 import { type FaultProxy, startFaultProxy } from '../lib/fault-proxy.ts'
@@ -247,11 +247,11 @@ const PIPE_STREAMS = 4
 const PIPE = join(import.meta.dirname, 'libp2p-pipe.ts')
 /**
  * The pipe runs with the runtime settings `radmesh start` gives a node (bin/radmesh: the young generation and
- * glibc's mmap threshold; node/heap.ts: the heap's growth and off-heap accounting), so that its peak RSS is the
- * floor under a node's too, not V8's and glibc's defaults.
+ * glibc's allocator settings, MALLOC_ENV; node/heap.ts: the heap's growth and off-heap accounting), so that its
+ * time and peak RSS are the floor under a node's too, not V8's and glibc's defaults.
  */
 const PIPE_NODE_FLAGS = ['--max-semi-space-size=8', ...HEAP_FLAGS]
-const PIPE_ENV = { ...process.env, MALLOC_MMAP_THRESHOLD_: '262144' }
+const PIPE_ENV = { ...process.env, ...MALLOC_ENV }
 
 /**
  * The study's byte count over bare libp2p (TCP + Noise + Yamux) between two processes: no content encryption,

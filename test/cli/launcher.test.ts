@@ -1,13 +1,14 @@
 /**
  * The launcher (`bin/radmesh`): `radmesh start` runs in the process it was started as (same pid), with V8's young
- * generation set to 8 MB a semi-space and glibc's mmap threshold fixed at 256 KiB; `RADMESH_HEAP_TUNING=0`, or a
- * setting of one's own, leaves each as it is.
+ * generation set to 8 MB a semi-space and glibc's allocator settings (node/heap.ts `MALLOC_ENV`);
+ * `RADMESH_HEAP_TUNING=0`, or a setting of one's own, leaves each as it is.
  */
 import { readFileSync } from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
 import { startNode } from '../../scripts/lib/node-process.ts'
+import { MALLOC_ENV } from '../../node/heap.ts'
 
 const consortium = await createScratchConsortium('Launcher')
 
@@ -45,17 +46,22 @@ test("RADMESH_HEAP_TUNING=0, or one's own --max-semi-space-size, leaves V8's you
   )
 })
 
-test("radmesh start runs with glibc's mmap threshold at 256 KiB, unless one's own is set or tuning is off", async () => {
-  const threshold = (environment: string[]): string | undefined =>
-    environment.find(entry => entry.startsWith('MALLOC_MMAP_THRESHOLD_='))
-  assert.is(threshold((await running({})).environment), 'MALLOC_MMAP_THRESHOLD_=262144')
-  assert.is(
-    threshold((await running({ MALLOC_MMAP_THRESHOLD_: '1048576' })).environment),
-    'MALLOC_MMAP_THRESHOLD_=1048576'
-  )
-  assert.is(threshold((await running({ RADMESH_HEAP_TUNING: '0' })).environment), undefined)
+test("radmesh start runs with glibc's allocator settings, each unless one's own is set or tuning is off", async () => {
+  const settings = (environment: string[]): Record<string, string> =>
+    Object.fromEntries(
+      environment
+        .filter(entry => entry.startsWith('MALLOC_'))
+        .map(entry => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)])
+    )
+  assert.equal(MALLOC_ENV, { MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_ARENA_MAX: '2' })
+  assert.equal(settings((await running({})).environment), MALLOC_ENV)
+  assert.equal(settings((await running({ MALLOC_MMAP_THRESHOLD_: '1048576' })).environment), {
+    MALLOC_MMAP_THRESHOLD_: '1048576',
+    MALLOC_ARENA_MAX: '2'
+  })
+  assert.equal(settings((await running({ RADMESH_HEAP_TUNING: '0' })).environment), {})
   const own = await running({ NODE_OPTIONS: '--max-semi-space-size=16' })
-  assert.is(threshold(own.environment), 'MALLOC_MMAP_THRESHOLD_=262144', 'with a semi-space of its own')
+  assert.equal(settings(own.environment), MALLOC_ENV, 'with a semi-space of its own')
   assert.not.ok(
     own.args.some(a => a.startsWith('--max-semi-space-size')),
     own.args.join(' ')
