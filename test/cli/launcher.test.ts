@@ -53,11 +53,15 @@ test("radmesh start runs with glibc's allocator settings, each unless one's own 
         .filter(entry => entry.startsWith('MALLOC_'))
         .map(entry => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)])
     )
-  assert.equal(MALLOC_ENV, { MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_ARENA_MAX: '2' })
+  assert.equal(MALLOC_ENV, {
+    MALLOC_MMAP_THRESHOLD_: '4194304',
+    MALLOC_ARENA_MAX: '2',
+    MALLOC_TRIM_THRESHOLD_: '16777216'
+  })
   assert.equal(settings((await running({})).environment), MALLOC_ENV)
   assert.equal(settings((await running({ MALLOC_MMAP_THRESHOLD_: '1048576' })).environment), {
-    MALLOC_MMAP_THRESHOLD_: '1048576',
-    MALLOC_ARENA_MAX: '2'
+    ...MALLOC_ENV,
+    MALLOC_MMAP_THRESHOLD_: '1048576'
   })
   assert.equal(settings((await running({ RADMESH_HEAP_TUNING: '0' })).environment), {})
   const own = await running({ NODE_OPTIONS: '--max-semi-space-size=16' })
