@@ -50,9 +50,10 @@ export const HEAP_FLAGS = [
  * - Up to 16 MiB free at the top of an arena stay with it (glibc's default gives back all over 128 KiB): an
  *   image's buffers freed there and allocated again a moment later had each page faulted in anew. The site's
  *   minor faults over a 400-image fetch fell from 17,000 to 1,400-2,100 and the fetch from 3.08-3.12 s to
- *   2.49-2.84 s; the 2.10 GB fetch took 22.7-24.1 s and peaked at 243-245 / 242-248 MB (two runs) against 236-240.
+ *   2.49-2.84 s; the 2.10 GB fetch took 22.7-24.1 s and peaked at 243-245 / 242-248 MB (two runs) against
+ *   236-240.
  *
- * A value of one's own for either is kept; `RADMESH_HEAP_TUNING=0` leaves glibc's defaults.
+ * A value of one's own for any of them is kept; `RADMESH_HEAP_TUNING=0` leaves glibc's defaults.
  */
 export const MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: String(4 * 1024 * 1024),

@@ -18,7 +18,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 
 const CHACHA_POLY1305 = 'chacha20-poly1305'
 const TAG_BYTES = 16
-/** Below this the stock implementation (WebAssembly) is faster than `node:crypto`, as it measured. */
+/** Below this the stock implementation's WebAssembly cipher is faster than `node:crypto`, as its authors measured. */
 const SMALL_MESSAGE_BYTES = 1200
 
 type Sealed = ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>

@@ -1,7 +1,8 @@
 /**
  * The floor under any libp2p transfer on this machine: bytes moved between two processes over libp2p as radmesh
  * nodes run it (TCP + Noise, with radmesh's transport cipher, node/membership/noise-crypto.ts, + Yamux), with no
- * content encryption, no verification and no storage. The transfer benchmark runs it on the study's byte count to show what radmesh's wire alone costs.
+ * content encryption, no verification and no storage. The transfer benchmark runs it on the study's byte count
+ * to show what radmesh's wire alone costs.
  *
  *   node scripts/bench/libp2p-pipe.ts serve              prints its multiaddr, then serves /bench/pipe/1
  *   node scripts/bench/libp2p-pipe.ts pull ADDR BYTES N   pulls BYTES over N streams, prints {"seconds":…,"rssMb":…}
