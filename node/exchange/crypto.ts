@@ -7,7 +7,6 @@ import {
   createCipheriv,
   createDecipheriv,
   createPublicKey,
-  createSecretKey,
   diffieHellman,
   generateKeyPairSync,
   hkdfSync,
@@ -29,6 +28,7 @@ import {
 import { parseJsonBytes, utf8 } from '../../protocol/json.ts'
 import { MalformedMessageError } from '../../protocol/errors.ts'
 import { release } from '../heap.ts'
+import { secretKeyObject } from '../key-objects.ts'
 import { fromBase64url, rawPublicKey, signedByPeer, toBase64url } from '../membership/crypto.ts'
 
 const TAG = 16
@@ -36,20 +36,6 @@ const INDEX_NONCE = Buffer.alloc(12, 0xff)
 const WRAP_NONCE = Buffer.alloc(12)
 
 export const newContentKey = (): Buffer => randomBytes(32)
-
-/**
- * Content keys as key objects, made once per key: a cipher given raw key bytes builds a key object on every
- * call (10 us here). Keyed by the key's buffer, which an open version holds for as long as it is used.
- */
-const keyObjects = new WeakMap<Uint8Array, KeyObject>()
-function contentKeyObject(key: Uint8Array): KeyObject {
-  let object = keyObjects.get(key)
-  if (object === undefined) {
-    object = createSecretKey(key)
-    keyObjects.set(key, object)
-  }
-  return object
-}
 
 function chunkNonce(index: number): Buffer {
   const nonce = Buffer.alloc(12)
@@ -66,7 +52,7 @@ export function encryptChunk(
   last: boolean,
   plaintext: Uint8Array
 ): Buffer {
-  const cipher = createCipheriv('aes-256-gcm', contentKeyObject(key), chunkNonce(index))
+  const cipher = createCipheriv('aes-256-gcm', secretKeyObject(key), chunkNonce(index))
   cipher.setAAD(chunkAssociatedData(studyUid, versionId, index, last))
   const body = cipher.update(plaintext)
   cipher.final()
@@ -85,7 +71,7 @@ export function decryptChunk(
   sealed: Uint8Array
 ): Buffer {
   if (sealed.byteLength < TAG) throw new Error(`chunk ${index} is shorter than its tag`)
-  const decipher = createDecipheriv('aes-256-gcm', contentKeyObject(key), chunkNonce(index))
+  const decipher = createDecipheriv('aes-256-gcm', secretKeyObject(key), chunkNonce(index))
   decipher.setAAD(chunkAssociatedData(studyUid, versionId, index, last))
   decipher.setAuthTag(sealed.subarray(sealed.byteLength - TAG))
   const body = decipher.update(sealed.subarray(0, sealed.byteLength - TAG))

@@ -4,17 +4,18 @@
  *
  * - A cipher given raw key bytes builds a key object on every call: 21 µs a message here against 5 µs for a key
  *   object made once. A session's key (`k`) is one array for its whole life (Noise never changes it in place),
- *   so its key object is made once and kept for as long as the array is (a WeakMap).
+ *   so its key object is made once (node/key-objects.ts).
  * - Encrypting a message joined its ciphertext and tag into a new buffer: they go on as a list instead, which
  *   the stream writes as it is.
  *
  * Same bytes on the wire; everything else (the handshake's hashing, key agreement, small messages) is the stock
  * implementation's.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
+import { createCipheriv, createDecipheriv } from 'node:crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { secretKeyObject } from '../key-objects.ts'
 
 const CHACHA_POLY1305 = 'chacha20-poly1305'
 const TAG_BYTES = 16
@@ -29,23 +30,12 @@ type Sealed = ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>
  */
 const asNoiseList = (list: Uint8ArrayList): Sealed => list as unknown as Sealed
 
-const keyObjects = new WeakMap<Uint8Array, KeyObject>()
-
-function keyObject(k: Uint8Array): KeyObject {
-  let key = keyObjects.get(k)
-  if (key === undefined) {
-    key = createSecretKey(k)
-    keyObjects.set(k, key)
-  }
-  return key
-}
-
 export const noiseCrypto: ICryptoInterface = {
   ...defaultCrypto,
   chaCha20Poly1305Encrypt(plaintext, nonce, ad, k) {
     if (plaintext.byteLength < SMALL_MESSAGE_BYTES)
       return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
-    const cipher = createCipheriv(CHACHA_POLY1305, keyObject(k), nonce, { authTagLength: TAG_BYTES })
+    const cipher = createCipheriv(CHACHA_POLY1305, secretKeyObject(k), nonce, { authTagLength: TAG_BYTES })
     cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
     const output = new Uint8ArrayList()
     if (plaintext instanceof Uint8Array) output.append(cipher.update(plaintext))
@@ -60,7 +50,7 @@ export const noiseCrypto: ICryptoInterface = {
       return defaultCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
     }
     const textBytes = ciphertext.byteLength - TAG_BYTES
-    const decipher = createDecipheriv(CHACHA_POLY1305, keyObject(k), nonce, { authTagLength: TAG_BYTES })
+    const decipher = createDecipheriv(CHACHA_POLY1305, secretKeyObject(k), nonce, { authTagLength: TAG_BYTES })
     decipher.setAAD(ad, { plaintextLength: textBytes })
     decipher.setAuthTag(ciphertext.subarray(textBytes))
     if (ciphertext instanceof Uint8Array) {
