@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -55,51 +56,92 @@ if (pattern === undefined) {
 }
 
 /**
- * The whole suite runs in two lanes side by side: the end-to-end tests (test/e2e: real node processes, DCMTK,
- * Orthanc, Chromium, mostly waiting on them) one file at a time, and every other test file beside them, one at
- * a time and at a lower CPU priority, so the end-to-end tests' timings are what they would be alone. The e2e
- * lane's output is shown as it comes; the other lane's once both are done. With a PATTERN, one lane.
+ * The whole suite runs as jobs on two workers side by side: each end-to-end test file (test/e2e: real node
+ * processes, DCMTK, Orthanc, Chromium, mostly waiting on them) is a job of its own, and every other test file
+ * together is one more, run at a lower CPU priority so the end-to-end tests' timings are what they would be
+ * alone. One worker starts with that job, the other with the slowest end-to-end files; both then take the next
+ * end-to-end file from one queue, the slowest first (E2E_SLOWEST), so the two finish at about the same time. A
+ * job's output is shown once it ends, with its time; the times, longest first, close the run. With a PATTERN,
+ * one job, its output shown as it comes.
  */
-interface Lane {
+interface Job {
   title: string
   pattern: string
-  /** the lane's output is shown once the suite is done, not as it comes */
-  quiet?: boolean
   nice?: boolean
 }
-const lanes: Lane[] =
-  pattern === undefined
-    ? [
-        { title: 'end-to-end tests (uvu, test/e2e)', pattern: '^e2e/.*\\.test\\.ts$' },
-        {
-          title: 'unit tests (uvu, every other test file)',
-          pattern: '^(?!e2e/).*\\.test\\.ts$',
-          quiet: true,
-          nice: true
-        }
-      ]
-    : [{ title: 'tests (uvu)', pattern: `${pattern}.*\\.test\\.ts$|${pattern}` }]
 
-async function runLane(lane: Lane): Promise<{ output: string; code: number }> {
-  let output = ''
-  const uvu = [bin('uvu'), '--no-color', 'test', lane.pattern, '-i', 'helpers']
-  const [command, args] = lane.nice ? ['nice', ['-n', '10', process.execPath, ...uvu]] : [process.execPath, uvu]
-  if (!lane.quiet) return { code: await run(lane.title, command, args, text => (output += text)), output }
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: plainEnv })
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code: code ?? 1, output }
+/**
+ * End-to-end files that take the longest, longest first (seconds on 2 EPYC cores, 2026-12-08, two at a time):
+ * started first, so that no long file starts last. Files not listed follow in name order.
+ */
+const E2E_SLOWEST: string[] = []
+
+function e2eJobs(): Job[] {
+  const files = readdirSync(join(ROOT, 'test/e2e'))
+    .filter(name => name.endsWith('.test.ts'))
+    .sort()
+  const rank = (name: string): number => {
+    const at = E2E_SLOWEST.indexOf(name)
+    return at < 0 ? E2E_SLOWEST.length : at
+  }
+  return files
+    .sort((a, b) => rank(a) - rank(b))
+    .map(name => ({ title: `e2e/${name}`, pattern: `^e2e/${name.replaceAll('.', '\\.')}$` }))
 }
 
-const results = await Promise.all(lanes.map(runLane))
-for (const [i, lane] of lanes.entries()) {
-  if (lane.quiet) process.stdout.write(`\n== ${lane.title}\n${results[i]?.output ?? ''}`)
+interface JobResult {
+  job: Job
+  output: string
+  code: number
+  seconds: number
+}
+
+async function runJob(job: Job, streamed: boolean): Promise<JobResult> {
+  const started = performance.now()
+  const uvu = [bin('uvu'), '--no-color', 'test', job.pattern, '-i', 'helpers']
+  const [command, args] = job.nice ? ['nice', ['-n', '10', process.execPath, ...uvu]] : [process.execPath, uvu]
+  let output = ''
+  let code: number
+  if (streamed) {
+    code = await run(job.title, command, args, text => (output += text))
+  } else {
+    const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: plainEnv })
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    code = ((await once(child, 'exit')) as [number | null])[0] ?? 1
+  }
+  const seconds = (performance.now() - started) / 1000
+  if (!streamed) process.stdout.write(`\n== ${job.title} (${seconds.toFixed(0)} s)\n${output}`)
+  return { job, output, code, seconds }
+}
+
+let results: JobResult[]
+if (pattern !== undefined) {
+  results = [await runJob({ title: 'tests (uvu)', pattern: `${pattern}.*\\.test\\.ts$|${pattern}` }, true)]
+} else {
+  const queue = e2eJobs()
+  const unit: Job = {
+    title: 'unit tests (uvu, every test file outside test/e2e)',
+    pattern: '^(?!e2e/).*\\.test\\.ts$',
+    nice: true
+  }
+  results = []
+  const worker = async (first?: Job): Promise<void> => {
+    if (first !== undefined) results.push(await runJob(first, false))
+    for (let job = queue.shift(); job !== undefined; job = queue.shift()) results.push(await runJob(job, false))
+  }
+  const started = performance.now()
+  await Promise.all([worker(), worker(unit)])
+  const wall = (performance.now() - started) / 1000
+  process.stdout.write(`\n== time per job, longest first (the jobs took ${wall.toFixed(0)} s on two workers)\n`)
+  for (const { job, seconds } of [...results].sort((a, b) => b.seconds - a.seconds)) {
+    process.stdout.write(`${seconds.toFixed(0).padStart(5)} s  ${job.title}\n`)
+  }
 }
 const sum = (field: string): number =>
   results.reduce((n, { output }) => n + Number(new RegExp(`${field}:\\s+(\\d+)`).exec(output)?.[1] ?? 0), 0)
 const [total, passed, skipped] = [sum('Total'), sum('Passed'), sum('Skipped')]
-// A lane that exited non-zero with every test counted as passed still failed (a file that did not load, say).
+// A job that exited non-zero with every test counted as passed still failed (a file that did not load, say).
 const crashed = results.filter(({ code, output }) => code !== 0 && !/\bFAIL\b/.test(output)).length
 const failed = total - passed - skipped + failedChecks + crashed
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`)
