@@ -26,7 +26,7 @@ import { CHUNK_SIZE, type ChunkStore } from './chunks.ts'
 import { StudyCommits } from './commit.ts'
 import { type IdentifiedObject, IncomingObject, type SealedObject } from './incoming.ts'
 import type { SealedChunk, SealedPieces, StagedChunk, StagedWrite } from './pack/index.ts'
-import { chunksOf, readRange, readWhole } from './read.ts'
+import { chunksOf, readRange, readWhole, type StoredFile } from './read.ts'
 import {
   type Attributes,
   type InstanceRecord,
@@ -38,6 +38,7 @@ import {
 import type { StorageKey } from './sealing.ts'
 import { StableStudies, type StudyStableEvent } from './stable.ts'
 
+export type { StoredFile } from './read.ts'
 export type { Attributes, InstanceRecord, SeriesRecord, StudyRecord } from './records.ts'
 export type { StudyStableEvent } from './stable.ts'
 
@@ -99,7 +100,7 @@ export interface Archive {
   rearmStable(studyUid: string): void
 
   // Reading a stored file, verified: whole, a chunk at a time, or a range.
-  read(instance: InstanceRecord): Promise<Buffer>
+  read(instance: StoredFile): Promise<Buffer>
   /** The file's chunks in order (CHUNK_SIZE bytes each but the last): one in memory at a time. */
   chunksOf(instance: InstanceRecord): AsyncGenerator<Buffer>
   /** Bytes `start` to `end` (exclusive), reading only the chunks that hold them. */
@@ -390,7 +391,7 @@ export class ArchiveService implements Archive {
   }
 
   /** The instance's bytes, in a buffer of the caller's own: nothing else holds it, so it may be released (heap.ts). */
-  async read(instance: InstanceRecord): Promise<Buffer> {
+  async read(instance: StoredFile): Promise<Buffer> {
     return await readWhole(this.chunks, instance)
   }
 

@@ -7,10 +7,11 @@ import { sha256Hex } from '../hash.ts'
 import { CHUNK_SIZE, type ChunkStore } from './chunks.ts'
 import type { InstanceRecord } from './records.ts'
 
-type Stored = Pick<InstanceRecord, 'sopUid' | 'size' | 'sha256' | 'chunks'>
+/** What reading a stored file needs of its instance record. */
+export type StoredFile = Pick<InstanceRecord, 'sopUid' | 'size' | 'sha256' | 'chunks'>
 
 /** The file's chunks in order (CHUNK_SIZE bytes each but the last): one in memory at a time. */
-export async function* chunksOf(chunks: Pick<ChunkStore, 'get'>, instance: Stored): AsyncGenerator<Buffer> {
+export async function* chunksOf(chunks: Pick<ChunkStore, 'get'>, instance: StoredFile): AsyncGenerator<Buffer> {
   let length = 0
   for (const id of instance.chunks) {
     const chunk = await chunks.get(id)
@@ -25,7 +26,7 @@ export async function* chunksOf(chunks: Pick<ChunkStore, 'get'>, instance: Store
 /** Bytes `start` to `end` (exclusive) of the file, reading only the chunks that hold them. */
 export async function readRange(
   chunks: Pick<ChunkStore, 'get'>,
-  instance: Stored,
+  instance: StoredFile,
   start: number,
   end: number
 ): Promise<Buffer> {
@@ -42,7 +43,7 @@ export async function readRange(
 }
 
 /** The file, exactly as received, verified chunk by chunk and as a whole. */
-export async function readWhole(chunks: Pick<ChunkStore, 'read'>, instance: Stored): Promise<Buffer> {
+export async function readWhole(chunks: Pick<ChunkStore, 'read'>, instance: StoredFile): Promise<Buffer> {
   const file = await chunks.read(instance.chunks)
   // A one-chunk object was verified whole by its chunk id, which is its SHA-256.
   const verified = instance.chunks.length === 1 && instance.chunks[0] === instance.sha256

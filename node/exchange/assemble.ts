@@ -22,7 +22,7 @@ import type { OpenVersion, StudyVersions } from './versions.ts'
 export const IMPORTS_IN_FLIGHT = 8
 
 export interface InstanceAssemblyComponents {
-  archive: Pick<Archive, 'instance' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
+  archive: Pick<Archive, 'instancesOf' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
   versions: Pick<StudyVersions, 'partialChunks' | 'keepPartial' | 'forgetPartial'>
   log: Logger
 }
@@ -70,9 +70,12 @@ export class InstanceAssembly {
     const { archive, versions } = this.components
     const { version, schedule } = this.init
     const { manifest, index } = version
+    // The study's instances here, listed once: a first fetch finds none, with one read of the index, not one
+    // per instance.
+    const local = new Map<string, string>()
+    for await (const record of archive.instancesOf(manifest.studyUid)) local.set(record.sopUid, record.sha256)
     for (const [i, instance] of index.instances.entries()) {
-      const record = await archive.instance(instance.sopUid)
-      if (record !== undefined && record.sha256 === instance.sha256) {
+      if (local.get(instance.sopUid) === instance.sha256) {
         this.markInstanceDone(i, instance)
         schedule.verify(instance.firstChunk, instance.chunkCount)
       }

@@ -46,7 +46,7 @@ export interface StudyFetchComponents {
   libp2p: Pick<Libp2p, 'peerId' | 'getConnections' | 'dialProtocol' | 'addEventListener' | 'removeEventListener'>
   registry: Pick<MembershipRegistry, 'isMember'>
   penalties: Pick<PeerPenalties, 'refuse' | 'isBanned'>
-  archive: Pick<Archive, 'instance' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
+  archive: Pick<Archive, 'instancesOf' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
   versions: Pick<StudyVersions, 'openLatest' | 'partialChunks' | 'keepPartial' | 'forgetPartial'>
   check: Pick<VersionCheck, 'versionRefusal' | 'openWithWrap'>
   audit: Pick<AuditLog, 'append'>

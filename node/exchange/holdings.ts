@@ -8,7 +8,7 @@
 import { CHUNK_FORM, type ChunkForm } from '../../protocol/exchange/chunks.ts'
 import type { ChunkRequest } from '../../protocol/exchange/messages.ts'
 import { CHUNK_TAG_BYTES, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
-import type { Archive } from '../archive/archive.ts'
+import type { Archive, InstanceRecord, StoredFile } from '../archive/archive.ts'
 import { release } from '../heap.ts'
 import { encryptChunk } from './crypto.ts'
 import { type ChunkPlace, packChunk } from './packing.ts'
@@ -20,6 +20,14 @@ export interface WireChunk {
   form: ChunkForm
   bytes: Buffer
 }
+
+/** What the archive's `read` needs of an instance record, without its attributes. */
+const storedFile = ({ sopUid, size, sha256, chunks }: InstanceRecord): StoredFile => ({
+  sopUid,
+  size,
+  sha256,
+  chunks
+})
 
 export interface HoldingsComponents {
   archive: Pick<Archive, 'instance' | 'read' | 'hasChunk' | 'readChunk'>
@@ -35,6 +43,12 @@ export class Holdings {
   // dropped link's resume, a second asker) is read and encrypted again: a millisecond or two.
   /** instances of several chunks, read once for all of them */
   private readonly files = new Recent<string, Buffer>(4)
+  /**
+   * Per version lately asked about (`have`), what the archive's read needs of each of its instances found whole
+   * here: the archive's index is asked once per instance, not again for every chunk served. An archive never
+   * drops or changes an instance it stored, so an instance found whole stays so; one not found is asked again.
+   */
+  private readonly stored = new Recent<string, Map<string, StoredFile>>(4)
 
   constructor(components: HoldingsComponents) {
     this.components = components
@@ -48,9 +62,15 @@ export class Holdings {
     const set = (i: number): void => {
       bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7))
     }
+    const stored = this.storedOf(version)
     for (const instance of index.instances) {
+      if (stored.has(instance.sopUid)) {
+        for (let c = 0; c < instance.chunkCount; c++) set(instance.firstChunk + c)
+        continue
+      }
       const record = await archive.instance(instance.sopUid)
       if (record !== undefined && record.sha256 === instance.sha256) {
+        stored.set(instance.sopUid, storedFile(record))
         for (let c = 0; c < instance.chunkCount; c++) set(instance.firstChunk + c)
       }
     }
@@ -127,8 +147,14 @@ export class Holdings {
     let file = this.files.get(instance.sopUid)
     const own = file === undefined && instance.chunkCount === 1
     if (file === undefined) {
-      const record = await archive.instance(instance.sopUid)
-      if (record === undefined || record.sha256 !== instance.sha256) return undefined
+      const stored = this.storedOf(version)
+      let record = stored.get(instance.sopUid)
+      if (record === undefined) {
+        const found = await archive.instance(instance.sopUid)
+        if (found === undefined || found.sha256 !== instance.sha256) return undefined
+        record = storedFile(found)
+        stored.set(instance.sopUid, record)
+      }
       file = await archive.read(record)
       if (!own) this.files.set(instance.sopUid, file)
     }
@@ -142,6 +168,17 @@ export class Holdings {
     } finally {
       if (own) release(file)
     }
+  }
+
+  /** The instances of a version found whole in the archive so far, by SOP Instance UID. */
+  private storedOf(version: OpenVersion): Map<string, StoredFile> {
+    const key = `${version.manifest.studyUid}/${version.manifest.versionId}`
+    let stored = this.stored.get(key)
+    if (stored === undefined) {
+      stored = new Map()
+      this.stored.set(key, stored)
+    }
+    return stored
   }
 
   /** Chunk `index` as a fetch in progress keeps it (a reader part way through a large instance), if it does. */

@@ -45,6 +45,28 @@ test('every chunk of a whole instance is served sealed exactly as the manifest l
   }
 })
 
+test('the archive index is asked once per instance found whole, not again for each chunk or each answer', async () => {
+  const archive = new MemoryArchive(study, [files[0] as Buffer, files[1] as Buffer])
+  const asked: string[] = []
+  const lookup = archive.instance.bind(archive)
+  archive.instance = async (sopUid: string) => {
+    asked.push(sopUid)
+    return await lookup(sopUid)
+  }
+  const holdings = new Holdings({ archive, versions: new MemoryVersions(study) })
+  const { versionId } = study.manifest
+  await holdings.have(study)
+  await holdings.have(study)
+  for (let index = 0; index < 4; index++) {
+    const sealed = await holdings.requested({ studyUid: STUDY, versionId, index, offset: 0 })
+    assert.ok(sealed !== undefined && chunkMatches(study.manifest, index, sealed), `chunk ${index}`)
+  }
+  const [first, second, third] = study.index.instances.map(instance => instance.sopUid)
+  // The third instance is not here: asked again each time, as it may have come meanwhile.
+  assert.equal(asked.sort(), [first, second, third, third].sort())
+  assert.is(await holdings.requested({ studyUid: STUDY, versionId, index: 4, offset: 0 }), undefined)
+})
+
 test("a chunk kept by a fetch is served from the archive's kept chunks while its instance is not whole", async () => {
   const archive = new MemoryArchive(study)
   const holdings = new Holdings({ archive, versions: new MemoryVersions(study) })

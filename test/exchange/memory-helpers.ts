@@ -30,7 +30,10 @@ const record = (versions: OpenVersion[], sha256: string): InstanceRecord | undef
 }
 
 /** An archive in memory: files stored whole (known by the version whose instances they are), chunks kept. */
-type ArchiveForExchange = Pick<Archive, 'instance' | 'read' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'>
+type ArchiveForExchange = Pick<
+  Archive,
+  'instance' | 'instancesOf' | 'read' | 'store' | 'keepChunk' | 'hasChunk' | 'readChunk'
+>
 
 export class MemoryArchive implements ArchiveForExchange {
   readonly files = new Map<string, Buffer>()
@@ -54,6 +57,13 @@ export class MemoryArchive implements ArchiveForExchange {
   async instance(sopUid: string): Promise<InstanceRecord | undefined> {
     const file = this.files.get(sopUid)
     return file === undefined ? undefined : record(this.versions, sha256Hex(file))
+  }
+
+  async *instancesOf(studyUid: string): AsyncGenerator<InstanceRecord> {
+    for (const file of this.files.values()) {
+      const found = record(this.versions, sha256Hex(file))
+      if (found?.studyUid === studyUid) yield found
+    }
   }
 
   /** A copy, as the archive's read is: the caller owns it, and may release it (heap.ts). */
