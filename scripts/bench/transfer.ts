@@ -9,7 +9,7 @@
  * With `--mbit N`, every way's one link (radmesh reader -> site, storescu -> storescp, Orthanc -> its peer's
  * HTTP, the bare pipe) goes through the same userland rate-limiting proxy (scripts/lib/fault-proxy.ts),
  * N Mbit/s each way; the radmesh reader announces a closed port, so the site cannot dial it around the proxy.
- * Without it, loopback.
+ * `--latency-ms M` adds M ms each way to that link (a round trip of 2M ms). Without `--mbit`, loopback.
  *
  * With `--big`, the study is the ingest benchmark's 2.10 GB one (4000 slices), one round unless `--rounds` says
  * otherwise: every way moves ten times the bytes, so memory that grows with a transfer's length shows.
@@ -17,7 +17,7 @@
  * With `--holders 2`, radmesh alone: a reader fetching from one holder, then from two, each behind its own
  * `--mbit` link (20 unless told); see transfer-holders.ts.
  *
- *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N] [--holders 2] [--big]
+ *   npm run bench -- transfer [--slices 400] [--rounds 3] [--mbit N [--latency-ms M]] [--holders 2] [--big]
  */
 import { spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
@@ -45,6 +45,7 @@ const { values } = parseArgs({
     slices: { type: 'string' },
     rounds: { type: 'string' },
     mbit: { type: 'string' },
+    'latency-ms': { type: 'string', default: '0' },
     holders: { type: 'string', default: '1' },
     big: { type: 'boolean', default: false }
   }
@@ -54,12 +55,24 @@ const slices = Number(values.slices ?? (values.big ? '4000' : '400'))
 const rounds = Number(values.rounds ?? (values.big ? '1' : '3'))
 /** the link's rate each way, Mbit/s; undefined = loopback, no proxy */
 const mbit = values.mbit === undefined ? undefined : Number(values.mbit)
-const linkName = mbit === undefined ? 'loopback' : `a ${mbit} Mbit/s link (userland proxy)`
+/** one-way delay the link adds, ms (with `--mbit`) */
+const latencyMs = Number(values['latency-ms'])
+if (mbit === undefined && latencyMs !== 0) throw new Error('--latency-ms is a property of a link: give --mbit too')
+const linkName =
+  mbit === undefined
+    ? 'loopback'
+    : `a ${mbit} Mbit/s link${latencyMs > 0 ? ` with ${latencyMs} ms each way` : ''} (userland proxy)`
+/** The proxy's settings for the link in front of `port`. */
+const link = (port: number) => ({
+  target: { host: '127.0.0.1', port },
+  bitsPerSecond: (mbit as number) * 1e6,
+  ...(latencyMs > 0 ? { latencyMs } : {})
+})
 
 /** A rate-limited proxy in front of `port` for the length of `run`, or no proxy on loopback. */
 async function throughLink<T>(port: number, run: (port: number) => Promise<T>): Promise<T> {
   if (mbit === undefined) return await run(port)
-  const proxy: FaultProxy = await startFaultProxy({ target: { host: '127.0.0.1', port }, bitsPerSecond: mbit * 1e6 })
+  const proxy: FaultProxy = await startFaultProxy(link(port))
   try {
     return await run(proxy.port)
   } finally {
@@ -113,10 +126,7 @@ const radmeshRss = { site: 0, reader: 0 }
 async function radmeshRun(): Promise<Run> {
   const consortium = await createScratchConsortium('Bench')
   const site = await startNode(await consortium.member('Bench Site', 'site'), { dicom: true, preallocateMib: null })
-  const proxy =
-    mbit === undefined
-      ? undefined
-      : await startFaultProxy({ target: { host: '127.0.0.1', port: site.p2pPort }, bitsPerSecond: mbit * 1e6 })
+  const proxy = mbit === undefined ? undefined : await startFaultProxy(link(site.p2pPort))
   const siteAddr = proxy === undefined ? p2pAddr(site) : `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${site.peerId}`
   // Behind the proxy, the reader cannot be dialled (it announces a port nobody listens on): every byte crosses
   // the link.
@@ -210,10 +220,7 @@ async function dcmtkRun(): Promise<Run> {
 async function orthancRun(): Promise<Run> {
   const target = await startOrthanc()
   const targetPort = Number(new URL(target.http).port)
-  const proxy =
-    mbit === undefined
-      ? undefined
-      : await startFaultProxy({ target: { host: '127.0.0.1', port: targetPort }, bitsPerSecond: mbit * 1e6 })
+  const proxy = mbit === undefined ? undefined : await startFaultProxy(link(targetPort))
   const url = proxy === undefined ? `${target.http}/` : `http://127.0.0.1:${proxy.port}/`
   const origin = await startOrthanc({ peers: { target: { Url: url } } })
   try {
