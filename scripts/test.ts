@@ -83,7 +83,6 @@ interface Job {
  */
 const E2E_ALONE = new Set([
   'membership.test.ts',
-  'viewer.test.ts',
   'workflow.test.ts',
   'worklist-scale.test.ts',
   'second-opinion.test.ts',
@@ -101,6 +100,11 @@ const E2E_ALONE = new Set([
  * within 1 s of the last keystroke, agreed after 1094 ms in one run of three.
  */
 const E2E_EXCLUSIVE = new Set(['viewer.test.ts'])
+
+for (const name of E2E_EXCLUSIVE) {
+  if (E2E_ALONE.has(name))
+    throw new Error(`${name} is in both E2E_ALONE and E2E_EXCLUSIVE: an exclusive file runs alone`)
+}
 
 /**
  * End-to-end files by their time, longest first (2 EPYC cores, 2026-12-08, with another beside them): started
