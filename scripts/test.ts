@@ -76,10 +76,10 @@ interface Job {
 }
 
 /**
- * End-to-end files that hold a node to a real-time bound a busy machine can break (two pages agree within 1 s,
- * `/api/health` answers within 1 s while a node is under attack, a consult's report within 2 s, an expired member
- * dropped within 5 s, an association aborted at 2 s) or drive Chromium: with two end-to-end files at once on 2
- * cores, the viewer's pages agreed after 1.5 s.
+ * End-to-end files that hold a node to a real-time bound a busy machine can break (`/api/health` answers within 1 s
+ * while a node is under attack, a consult's report within 2 s, an expired member dropped within 5 s, an association
+ * aborted at 2 s) or drive Chromium: with two end-to-end files at once on 2 cores, the viewer's pages agreed after
+ * 1.5 s against their 1 s (that file is in E2E_EXCLUSIVE).
  */
 const E2E_ALONE = new Set([
   'membership.test.ts',
