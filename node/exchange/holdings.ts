@@ -7,7 +7,7 @@
  */
 import { CHUNK_FORM, type ChunkForm } from '../../protocol/exchange/chunks.ts'
 import type { ChunkRequest } from '../../protocol/exchange/messages.ts'
-import { CHUNK_TAG_BYTES, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
+import { CHUNK_TAG_BYTES, type ManifestInstance, TRANSFER_CHUNK_PLAINTEXT } from '../../protocol/exchange/manifest.ts'
 import type { Archive, InstanceRecord, StoredFile } from '../archive/archive.ts'
 import { release } from '../heap.ts'
 import { encryptChunk } from './crypto.ts'
@@ -56,23 +56,15 @@ export class Holdings {
 
   /** Which chunks this node can serve: those of instances whole in its archive, and chunks it keeps. */
   async have(version: OpenVersion): Promise<Uint8Array> {
-    const { archive, versions } = this.components
+    const { versions } = this.components
     const { manifest, index } = version
     const bits = new Uint8Array(Math.ceil(manifest.chunkHashes.length / 8))
     const set = (i: number): void => {
       bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7))
     }
-    const stored = this.storedOf(version)
     for (const instance of index.instances) {
-      if (stored.has(instance.sopUid)) {
-        for (let c = 0; c < instance.chunkCount; c++) set(instance.firstChunk + c)
-        continue
-      }
-      const record = await archive.instance(instance.sopUid)
-      if (record !== undefined && record.sha256 === instance.sha256) {
-        stored.set(instance.sopUid, storedFile(record))
-        for (let c = 0; c < instance.chunkCount; c++) set(instance.firstChunk + c)
-      }
+      if ((await this.storedInstance(version, instance)) === undefined) continue
+      for (let c = 0; c < instance.chunkCount; c++) set(instance.firstChunk + c)
     }
     const kept = await versions.partialChunks(manifest.studyUid, manifest.versionId)
     for (const chunkIndex of kept.keys()) set(chunkIndex)
@@ -147,14 +139,8 @@ export class Holdings {
     let file = this.files.get(instance.sopUid)
     const own = file === undefined && instance.chunkCount === 1
     if (file === undefined) {
-      const stored = this.storedOf(version)
-      let record = stored.get(instance.sopUid)
-      if (record === undefined) {
-        const found = await archive.instance(instance.sopUid)
-        if (found === undefined || found.sha256 !== instance.sha256) return undefined
-        record = storedFile(found)
-        stored.set(instance.sopUid, record)
-      }
+      const record = await this.storedInstance(version, instance)
+      if (record === undefined) return undefined
       file = await archive.read(record)
       if (!own) this.files.set(instance.sopUid, file)
     }
@@ -170,15 +156,24 @@ export class Holdings {
     }
   }
 
-  /** The instances of a version found whole in the archive so far, by SOP Instance UID. */
-  private storedOf(version: OpenVersion): Map<string, StoredFile> {
+  /**
+   * What the archive's read needs of an instance of `version`, when it is whole in the archive (its SHA-256 the
+   * version's): from the version's instances found so far, or asked of the archive's index once and kept.
+   */
+  private async storedInstance(version: OpenVersion, instance: ManifestInstance): Promise<StoredFile | undefined> {
     const key = `${version.manifest.studyUid}/${version.manifest.versionId}`
     let stored = this.stored.get(key)
     if (stored === undefined) {
       stored = new Map()
       this.stored.set(key, stored)
     }
-    return stored
+    const known = stored.get(instance.sopUid)
+    if (known !== undefined) return known
+    const record = await this.components.archive.instance(instance.sopUid)
+    if (record === undefined || record.sha256 !== instance.sha256) return undefined
+    const file = storedFile(record)
+    stored.set(instance.sopUid, file)
+    return file
   }
 
   /** Chunk `index` as a fetch in progress keeps it (a reader part way through a large instance), if it does. */
