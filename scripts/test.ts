@@ -191,6 +191,9 @@ if (pattern !== undefined) {
   let exclusiveRunning = false
   let exclusiveWaiting = 0
   const waiting: Array<() => void> = []
+  const wakeAll = (): void => {
+    for (const wake of waiting.splice(0)) wake()
+  }
   const mayStart = (job: Job): boolean =>
     job.exclusive === true
       ? running === 0 && !unitRunning
@@ -210,7 +213,7 @@ if (pattern !== undefined) {
       running--
       if (job.alone) aloneRunning = false
       if (job.exclusive) exclusiveRunning = false
-      for (const wake of waiting.splice(0)) wake()
+      wakeAll()
     }
   }
   const worker = async (first?: Job): Promise<void> => {
@@ -219,7 +222,7 @@ if (pattern !== undefined) {
         results.push(await runJob(first, false))
       } finally {
         unitRunning = false
-        for (const wake of waiting.splice(0)) wake()
+        wakeAll()
       }
     }
     for (let job = queue.shift(); job !== undefined; job = queue.shift()) await runE2e(job)
