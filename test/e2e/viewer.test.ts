@@ -241,13 +241,25 @@ test(
     for (const page of [alicePage, bobPage])
       await page.waitForSelector('#section-findings:not([readonly])', { timeout: 15_000 })
 
+    // Alice starts the section; once Bob's page shows her line, both write in it at once, Alice at its end and Bob
+    // at its start. (Two carets at one place in an empty box would interleave their keystrokes, as any shared
+    // editor does: each sees the other's first letter before their own second.)
+    await alicePage.locator('#section-findings').click()
+    await alicePage.keyboard.type('Hyperdense right MCA.')
+    await bobPage.waitForFunction(
+      () =>
+        (document.querySelector('#section-findings') as HTMLTextAreaElement | null)?.value === 'Hyperdense right MCA.',
+      undefined,
+      { timeout: 5_000 }
+    )
     await Promise.all([
       (async () => {
-        await alicePage.locator('#section-findings').click()
-        await alicePage.keyboard.type('Hyperdense right MCA. ', { delay: 15 })
+        await alicePage.keyboard.press('Control+End')
+        await alicePage.keyboard.type(' Dense MCA sign.', { delay: 15 })
       })(),
       (async () => {
         await bobPage.locator('#section-findings').click()
+        await bobPage.keyboard.press('Control+Home')
         await bobPage.keyboard.type('No haemorrhage. ', { delay: 15 })
       })()
     ])
@@ -258,7 +270,7 @@ test(
       'both pages to show both edits',
       async () => {
         const [a, b] = await both()
-        return a === b && a?.includes('Hyperdense right MCA. ') && a.includes('No haemorrhage. ')
+        return a === b && a === 'No haemorrhage. Hyperdense right MCA. Dense MCA sign.'
       },
       5_000,
       25
