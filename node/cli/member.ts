@@ -1,7 +1,7 @@
 /** `radmesh init` and `radmesh join`: a member's own set-up. */
 import { homePaths } from '../identity/home.ts'
 import { initHome, joinHome, readCertificateFile, readConsortiumFile } from '../identity/member.ts'
-import { ensureApiToken } from '../node.ts'
+import { ensureApiToken } from '../node-options.ts'
 import { list, parse, required, role } from './args.ts'
 
 const INIT = 'radmesh init --home HOME --name NAME --role site|radiologist [--subspecialty neuro,msk,…]'
