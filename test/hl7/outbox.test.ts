@@ -1,9 +1,11 @@
 /**
  * The HL7 outbox and its sender against a RIS listener no one here wrote (Debian's python3-hl7): what is kept
  * survives a restart, a RIS that is down gets the message once it is up (backoff doubling, capped), AE is kept
- * as the answer and not sent again.
+ * as the answer and not sent again, a RIS that takes the message and never answers is tried again.
  */
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { test } from 'uvu'
@@ -168,6 +170,44 @@ test('an AE is kept as the answer with its reason, not sent again, and the next 
       )
     } finally {
       await receiver.stop()
+    }
+  })
+})
+
+test('a RIS that never acknowledges: the attempt ends at the ACK deadline and the message stays pending', async () => {
+  await withDb(async (db, key) => {
+    // Takes every byte and answers nothing.
+    const sockets: Socket[] = []
+    const silent = createServer(socket => {
+      sockets.push(socket)
+      socket.resume()
+    })
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const outbox = new Hl7Outbox(db, key)
+    const sender = new Hl7Sender({
+      outbox,
+      ris: { host: '127.0.0.1', port: (silent.address() as { port: number }).port },
+      log,
+      peerId: 'site',
+      audit: { append: async () => {} },
+      ackTimeoutMs: 300,
+      retryMs: 60_000
+    })
+    try {
+      const started = Date.now()
+      await sender.start()
+      await sender.enqueue(entry('quiet', 'ACC-Q'))
+      await waitFor('the attempt to end', async () => ((await outbox.get(outboxKey('quiet', 0)))?.attempts ?? 0) >= 1)
+      await waitFor('its error to be kept', async () => (await outbox.get(outboxKey('quiet', 0)))?.lastError)
+      const kept = await outbox.get(outboxKey('quiet', 0))
+      assert.is(kept?.state, 'pending')
+      assert.match(kept?.lastError ?? '', /no ACK within 300 ms/)
+      assert.ok(Date.now() - started < 5_000, `the attempt ended ${Date.now() - started} ms after it began`)
+    } finally {
+      await sender.stop()
+      for (const socket of sockets) socket.destroy()
+      silent.close()
     }
   })
 })

@@ -131,10 +131,18 @@ export class Hl7Sender {
     let reply: string
     try {
       this.client ??= new Hl7Client({ ...this.o.ris, connectTimeout: CONNECT_TIMEOUT_MS })
-      const answer = await this.client.sendAndWait(Hl7Message.parse(entry.message), {
-        timeoutMs: this.o.ackTimeoutMs ?? ACK_TIMEOUT_MS
+      // The ACK's deadline is kept here, not by the client's `timeoutMs`, whose timer @medplum/hl7 leaves running
+      // after the answer came: every message sent held the process up for its 30 s.
+      const timeoutMs = this.o.ackTimeoutMs ?? ACK_TIMEOUT_MS
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no ACK within ${timeoutMs} ms`)), timeoutMs)
       })
-      reply = answer.toString()
+      try {
+        reply = (await Promise.race([this.client.sendAndWait(Hl7Message.parse(entry.message)), late])).toString()
+      } finally {
+        clearTimeout(timer)
+      }
     } catch (error) {
       await this.disconnect()
       const wait = backoff(entry.attempts, this.o.retryMs ?? RETRY_MS, this.o.maxRetryMs ?? MAX_RETRY_MS)
