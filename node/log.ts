@@ -7,17 +7,26 @@ import { pino, type Logger } from 'pino'
 
 export type { Logger }
 
+export interface NodeLog {
+  log: Logger
+  /** Resolves once every line logged so far is in the file (stderr, a pipe or a file, is written at once). */
+  flushed(): Promise<void>
+}
+
 export function createLogger(
   path: string,
   bindings: { peerId: string; name: string },
   level = process.env['RADMESH_LOG_LEVEL'] ?? 'info'
-): Logger {
+): NodeLog {
   const file = createWriteStream(path, { flags: 'a', mode: 0o600 })
-  return pino(
+  const log = pino(
     { level, base: bindings, timestamp: pino.stdTimeFunctions.isoTime },
     pino.multistream([
       { level: level as pino.Level, stream: file },
       { level: 'warn', stream: process.stderr }
     ])
   )
+  // A write's callback comes once it and every write before it are done.
+  const flushed = async (): Promise<void> => await new Promise<void>(resolve => file.write('', () => resolve()))
+  return { log, flushed }
 }

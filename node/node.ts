@@ -107,6 +107,7 @@ export interface RunningNode extends NodeServices {
   aeTitle: string
   listenAddrs(): string[]
   signInUrl(): string
+  /** Stops every part in reverse order of start; resolves once all are closed and the log is written. */
   stop(): Promise<void>
 }
 
@@ -117,7 +118,10 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
   const peers = [...parseMultiaddrs(options.peers ?? [], '--peer'), ...relayVia]
   const http = parseHostPort(options.http ?? DEFAULT_HTTP)
   const apiToken = await ensureApiToken(member.paths)
-  const log = createLogger(member.paths.log, { peerId: member.identity.peerId, name: member.certificate.name })
+  const { log, flushed: logFlushed } = createLogger(member.paths.log, {
+    peerId: member.identity.peerId,
+    name: member.certificate.name
+  })
 
   const cleanups: Array<() => Promise<void> | void> = []
   const stop = async (): Promise<void> => {
@@ -125,6 +129,7 @@ export async function createNode(options: NodeOptions): Promise<RunningNode> {
       await Promise.resolve(cleanup()).catch(error => log.error({ err: error }, 'stop step failed'))
     cleanups.length = 0
     await fs.rm(member.paths.running, { force: true })
+    await logFlushed()
   }
 
   try {

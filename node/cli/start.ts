@@ -1,6 +1,7 @@
 /** `radmesh start`: runs the node until SIGINT/SIGTERM. */
+import { flushCompileCache } from 'node:module'
 import { tuneHeap } from '../heap.ts'
-import { createNode, type NodeOptions } from '../node.ts'
+import type { NodeOptions } from '../node.ts'
 import { ListenError, UsageError } from '../errors.ts'
 import { duration, list, optional, parse, required } from './args.ts'
 import { parseAllowAe, parseDestination, parseDicomPeers } from '../dicom/peers.ts'
@@ -95,8 +96,16 @@ export async function startCommand(argv: string[], print: (line: string) => void
   if (risRetryMs !== undefined && risRetryMs > 3_600_000) {
     throw new UsageError(`--ris-retry ${risRetry}: at most 1h (default 5s, doubling to 5m)`)
   }
+  const corsOrigins = list(values, 'cors').map(origin => {
+    if (!/^https?:\/\/[^/\s]+\/?$/.test(origin))
+      throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
+    return origin
+  })
+  const home = required(values, 'home', START)
+  // The node's code (libp2p, the archive, the HTTP server: about a second to load) only once the arguments hold.
+  const { createNode } = await import('../node.ts')
   const node = await createNode({
-    home: required(values, 'home', START),
+    home,
     ...(listen.length > 0 ? { listen } : {}),
     announce: list(values, 'announce'),
     peers: list(values, 'peer'),
@@ -118,11 +127,7 @@ export async function startCommand(argv: string[], print: (line: string) => void
     ...(pacsRetryMs === undefined ? {} : { pacsRetryMs }),
     ...(ris === undefined ? {} : { ris }),
     ...(risRetryMs === undefined ? {} : { risRetryMs }),
-    corsOrigins: list(values, 'cors').map(origin => {
-      if (!/^https?:\/\/[^/\s]+\/?$/.test(origin))
-        throw new UsageError(`--cors ${origin}: give an origin, e.g. http://localhost:3000`)
-      return origin
-    })
+    corsOrigins
   }).catch((error: unknown) => {
     throw addressNotHere(error) ?? error
   })
@@ -131,6 +136,9 @@ export async function startCommand(argv: string[], print: (line: string) => void
   print(`http: ${node.httpUrl}`)
   if (node.dicomPort !== undefined) print(`dicom: ${node.aeTitle}@${node.dicomPort}`)
   print(`viewer: ${node.signInUrl()}`)
+  // The code loaded to start is written to Node's compile cache now (bin/radmesh turns it on): Node writes it at a
+  // normal exit, and a node may end by SIGKILL or a power cut.
+  flushCompileCache?.()
 
   await new Promise<void>(resolve => {
     // Ctrl-C in a terminal reaches the whole process group, so a node run by a script (the demo) gets SIGINT
@@ -140,7 +148,12 @@ export async function startCommand(argv: string[], print: (line: string) => void
       if (stopping) return
       stopping = true
       node.log.info({ event: 'node-stopping', signal }, 'stopping')
-      void node.stop().finally(resolve)
+      void node.stop().finally(() => {
+        // Everything of the node is closed and its log written: the process ends once this command has returned,
+        // without waiting for timers libraries leave behind (libp2p's address manager keeps a 1 s one after stop).
+        setImmediate(() => process.exit())
+        resolve()
+      })
     }
     process.once('SIGINT', () => {
       shutdown('SIGINT')
