@@ -131,16 +131,8 @@ export async function startCommand(argv: string[], print: (line: string) => void
   }).catch((error: unknown) => {
     throw addressNotHere(error) ?? error
   })
-  print(`radmesh node "${node.certificate.name}" (${node.certificate.role}) peer ${node.peerId}`)
-  for (const addr of node.listenAddrs()) print(`listening: ${addr}`)
-  print(`http: ${node.httpUrl}`)
-  if (node.dicomPort !== undefined) print(`dicom: ${node.aeTitle}@${node.dicomPort}`)
-  print(`viewer: ${node.signInUrl()}`)
-  // The code loaded to start is written to Node's compile cache now (bin/radmesh turns it on): Node writes it at a
-  // normal exit, and a node may end by SIGKILL or a power cut.
-  flushCompileCache?.()
-
-  await new Promise<void>(resolve => {
+  // The signals are handled before the node says it is up: whoever waits for "viewer:" may stop it at once.
+  const stopped = new Promise<void>(resolve => {
     // Ctrl-C in a terminal reaches the whole process group, so a node run by a script (the demo) gets SIGINT
     // and then the script's SIGTERM: the second signal must not start a second stop.
     let stopping = false
@@ -162,6 +154,15 @@ export async function startCommand(argv: string[], print: (line: string) => void
       shutdown('SIGTERM')
     })
   })
+  print(`radmesh node "${node.certificate.name}" (${node.certificate.role}) peer ${node.peerId}`)
+  for (const addr of node.listenAddrs()) print(`listening: ${addr}`)
+  print(`http: ${node.httpUrl}`)
+  if (node.dicomPort !== undefined) print(`dicom: ${node.aeTitle}@${node.dicomPort}`)
+  print(`viewer: ${node.signInUrl()}`)
+  // The code loaded to start is written to Node's compile cache now (bin/radmesh turns it on): Node writes it at a
+  // normal exit, and a node may end by SIGKILL or a power cut.
+  flushCompileCache?.()
+  await stopped
 }
 
 /** --relay (with its limits) and --relay-via, checked: a relay for members is unlimited unless limits are given. */

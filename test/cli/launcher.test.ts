@@ -3,7 +3,8 @@
  * generation set to 8 MB a semi-space and glibc's allocator settings (node/heap.ts `MALLOC_ENV`);
  * `RADMESH_HEAP_TUNING=0`, or a setting of one's own, leaves each as it is.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createScratchConsortium } from '../../scripts/lib/consortium.ts'
@@ -70,6 +71,17 @@ test("radmesh start runs with glibc's allocator settings, each unless one's own 
     own.args.some(a => a.startsWith('--max-semi-space-size')),
     own.args.join(' ')
   )
+})
+
+test('SIGTERM the moment the node says it is up: it stops cleanly, exit code 0, its HOME free again', async () => {
+  const home = await consortium.member('Launcher Stop', 'site')
+  for (let round = 0; round < 2; round++) {
+    // startNode resolves as soon as the node prints its viewer line; stop() sends SIGTERM at once.
+    const node = await startNode(home)
+    await node.stop()
+    assert.equal([node.process.exitCode, node.process.signalCode], [0, null], node.output())
+    assert.not.ok(existsSync(join(home, 'running.json')), 'the running marker is gone')
+  }
 })
 
 test.run()
