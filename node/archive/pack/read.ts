@@ -26,15 +26,18 @@ export async function isFramed(root: string, pack: number): Promise<boolean> {
   }
 }
 
+const ZEROS = Buffer.alloc(1024 * 1024)
+
 /** Whether a pack holds nothing but zeros from `offset` to its end. */
 export async function zeroFrom(root: string, pack: number, offset: number): Promise<boolean> {
   const handle = await fs.open(join(root, packName(pack)), constants.O_RDONLY)
   try {
-    const block = Buffer.alloc(1024 * 1024)
+    const block = Buffer.alloc(ZEROS.byteLength)
     for (let at = offset; ; ) {
       const { bytesRead } = await handle.read(block, 0, block.byteLength, at)
       if (bytesRead === 0) return true
-      if (block.subarray(0, bytesRead).some(byte => byte !== 0)) return false
+      // memcmp, not a callback per byte: a site's 256 MiB of zero-filled space is read at every start.
+      if (!block.subarray(0, bytesRead).equals(ZEROS.subarray(0, bytesRead))) return false
       at += bytesRead
     }
   } finally {
