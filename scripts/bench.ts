@@ -10,6 +10,7 @@
  *   scale     a year of cases, a hundred members, convergence with many nodes (issue 14)
  *   relay     a study direct and through a member relay; readers behind NAT holding reservations on one relay
  *   hole-punch  a study direct, relayed and over a hole-punched WebRTC link, between real NATs (root)
+ *   start     a site's node up and down again, against Orthanc; the CLI's most run commands
  */
 const benches: Record<string, string> = {
   ingest: './bench/ingest.ts',
@@ -19,7 +20,8 @@ const benches: Record<string, string> = {
   tat: './bench/tat.ts',
   scale: './bench/scale.ts',
   relay: './bench/relay.ts',
-  'hole-punch': './bench/hole-punch.ts'
+  'hole-punch': './bench/hole-punch.ts',
+  start: './bench/start.ts'
 }
 const [name, ...rest] = process.argv.slice(2)
 const module = name === undefined ? undefined : benches[name]
