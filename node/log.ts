@@ -9,7 +9,7 @@ export type { Logger }
 
 export interface NodeLog {
   log: Logger
-  /** Resolves once every line logged so far is in the file (stderr, a pipe or a file, is written at once). */
+  /** Resolves once every line logged so far is in the file (on Linux stderr is written at once, as the line comes). */
   flushed(): Promise<void>
 }
 

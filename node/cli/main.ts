@@ -27,7 +27,8 @@ const HELP = `radmesh: peer-to-peer teleradiology reading network
 type Command = (argv: string[], print: (line: string) => void) => Promise<number> | Promise<void>
 /**
  * Each command's module is loaded when it runs: `radmesh init` or `status` need not load the node's whole code
- * (libp2p, the archive, the HTTP server), which `start` does (about 1.5 s of a 2 s start, measured).
+ * (libp2p, the archive, the HTTP server), which `start` does: about 1 s of a site's 1.8 s start (`npm run bench --
+ * start`).
  */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   consortium: async () => (await import('./consortium.ts')).consortiumCommand,
