@@ -7,22 +7,21 @@
  * - radmesh: a site (`--dicom`), its HOME kept from the last run and its pack's zero-filled space in place (256
  *   MiB, as a site that has been running has); up is when it prints its viewer line (every listener open);
  * - radmesh with Node's compile cache off (`NODE_DISABLE_COMPILE_CACHE=1`), the same HOME;
- * - Orthanc (Debian's, its storage kept between runs); up is when its REST API answers (`/system`, asked every 10 ms).
+ * - Orthanc (Debian's, `startOrthanc`, its storage kept between runs); up is when its REST API answers (`/system`,
+ *   asked every 10 ms).
  * Down is from SIGTERM to the process's exit. Also timed: `radmesh status` (no node running: it answers so) and
  * `radmesh --version`, the commands a script or an operator runs most.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { promises as fs } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DEFAULT_PREALLOCATE_SITE } from '../../node/archive/index.ts'
 import { CLI } from '../lib/cli.ts'
 import { createScratchConsortium } from '../lib/consortium.ts'
+import { startOrthanc } from '../lib/orthanc.ts'
 import { freePort } from '../lib/ports.ts'
 import { tempDir } from '../lib/temp.ts'
-import { waitFor } from '../lib/wait.ts'
 import { packSpaceReady, peakRss } from './common.ts'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } })
@@ -43,7 +42,8 @@ async function stop(child: ChildProcess): Promise<number> {
   return performance.now() - started
 }
 
-async function radmeshSite(home: string, env: NodeJS.ProcessEnv = {}): Promise<Timing> {
+/** `radmesh start` of a site on `home`, resolved once it prints its viewer line (every listener open). */
+async function launchSite(home: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; upMs: number }> {
   const args = [
     CLI,
     'start',
@@ -60,7 +60,7 @@ async function radmeshSite(home: string, env: NodeJS.ProcessEnv = {}): Promise<T
   const started = performance.now()
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
-  const up = new Promise<number>((resolve, reject) => {
+  const upMs = await new Promise<number>((resolve, reject) => {
     const seen = (chunk: Buffer): void => {
       output += chunk.toString()
       if (/^viewer: /m.test(output)) resolve(performance.now() - started)
@@ -69,39 +69,21 @@ async function radmeshSite(home: string, env: NodeJS.ProcessEnv = {}): Promise<T
     child.stderr.on('data', seen)
     child.once('exit', code => reject(new Error(`radmesh start exited ${code}: ${output}`)))
   })
-  const upMs = await up
+  return { child, upMs }
+}
+
+async function radmeshSite(home: string, env: NodeJS.ProcessEnv = {}): Promise<Timing> {
+  const { child, upMs } = await launchSite(home, env)
   const rssMb = await peakRss(child.pid)
   return { upMs, rssMb, downMs: await stop(child) }
 }
 
 async function orthanc(dir: string): Promise<Timing> {
-  const httpPort = await freePort()
-  const config = {
-    Name: 'radmesh-bench-orthanc',
-    StorageDirectory: join(dir, 'storage'),
-    IndexDirectory: join(dir, 'index'),
-    HttpPort: httpPort,
-    DicomPort: await freePort(),
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
-    Plugins: []
-  }
-  const configPath = join(dir, 'orthanc.json')
-  await fs.writeFile(configPath, JSON.stringify(config))
   const started = performance.now()
-  const child = spawn('Orthanc', [configPath], { stdio: 'ignore' })
-  await waitFor(
-    'Orthanc to answer',
-    async () => {
-      if (child.exitCode !== null) throw new Error(`Orthanc exited ${child.exitCode}`)
-      return (await fetch(`http://127.0.0.1:${httpPort}/system`)).ok
-    },
-    30_000,
-    10
-  )
+  const server = await startOrthanc({ dir, readyPollMs: 10 })
   const upMs = performance.now() - started
-  const rssMb = await peakRss(child.pid)
-  return { upMs, rssMb, downMs: await stop(child) }
+  const rssMb = await peakRss(server.process.pid)
+  return { upMs, rssMb, downMs: await stop(server.process) }
 }
 
 async function commandMs(args: string[]): Promise<number> {
@@ -120,16 +102,9 @@ const home = await consortium.member('Start Site', 'site')
 // A first start makes the site's pack and fills its space with zeros (in the background), as a running site has.
 {
   const started = performance.now()
-  const args = [CLI, 'start', '--home', home, '--no-mdns', '--dicom', String(await freePort())]
-  const ports = ['--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--http', `127.0.0.1:${await freePort()}`]
-  const first = spawn(process.execPath, [...args, ...ports], { stdio: ['ignore', 'pipe', 'ignore'] })
-  let output = ''
-  first.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
-  })
-  await waitFor('the first start', () => /^viewer: /m.test(output), 60_000, 10)
+  const { child } = await launchSite(home)
   await packSpaceReady(home, DEFAULT_PREALLOCATE_SITE)
-  await stop(first)
+  await stop(child)
   process.stdout.write(
     `first start, its pack's ${DEFAULT_PREALLOCATE_SITE / 2 ** 20} MiB zero-filled: ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s\n\n`

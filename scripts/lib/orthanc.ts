@@ -27,10 +27,14 @@ export interface OrthancOptions {
   peers?: Record<string, { Url: string }>
   /** its DICOM port (a free one unless given: a test that starts it late names the port it was told of) */
   dicomPort?: number
+  /** the folder of its storage and configuration, kept between starts (a new temporary one unless given) */
+  dir?: string
+  /** how often its REST API is asked whether it is up, in ms (200 unless given) */
+  readyPollMs?: number
 }
 
 export async function startOrthanc(options: OrthancOptions = {}): Promise<OrthancServer> {
-  const dir = await tempDir('orthanc-')
+  const dir = options.dir ?? (await tempDir('orthanc-'))
   const httpPort = await freePort()
   let dicomPort = options.dicomPort ?? (await freePort())
   // Two free ports in a row can be the same one; Orthanc then fails to start.
@@ -68,7 +72,7 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
       return (await fetch(`${http}/system`)).ok
     },
     30_000,
-    200
+    options.readyPollMs ?? 200
   )
   return {
     http,

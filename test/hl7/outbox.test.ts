@@ -198,8 +198,11 @@ test('a RIS that never acknowledges: the attempt ends at the ACK deadline and th
       const started = Date.now()
       await sender.start()
       await sender.enqueue(entry('quiet', 'ACC-Q'))
-      await waitFor('the attempt to end', async () => ((await outbox.get(outboxKey('quiet', 0)))?.attempts ?? 0) >= 1)
-      await waitFor('its error to be kept', async () => (await outbox.get(outboxKey('quiet', 0)))?.lastError)
+      // The sender keeps an attempt's error in the outbox once the attempt has ended.
+      await waitFor(
+        'the attempt to end with its error kept',
+        async () => (await outbox.get(outboxKey('quiet', 0)))?.lastError
+      )
       const kept = await outbox.get(outboxKey('quiet', 0))
       assert.is(kept?.state, 'pending')
       assert.match(kept?.lastError ?? '', /no ACK within 300 ms/)
